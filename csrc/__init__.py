@@ -1,0 +1,1 @@
+"""The native core: meter counters and sandbox spawn, built with cffi."""

@@ -1,0 +1,1 @@
+"""The gateway: Lambda API, data plane, scheduler."""

@@ -1,0 +1,296 @@
+"""The `lambdalet` command line.
+
+Every subcommand but `serve` is a client of the server's Lambda API through
+boto3, so the CLI exercises exactly what users' own tools do. User errors
+print one line and exit non-zero; tracebacks are for bugs only.
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import io
+import json
+import os
+import pathlib
+import sys
+import zipfile
+
+from .config import DEFAULT_PORT, DEFAULT_REGION, ServerConfig, default_data_dir
+
+
+class UserError(Exception):
+    """A mistake the user can fix; printed as one line."""
+
+
+# -- client plumbing ---------------------------------------------------------
+
+
+def _endpoint(args) -> str:
+    return args.endpoint or os.environ.get("LAMBDALET_ENDPOINT") or f"http://127.0.0.1:{DEFAULT_PORT}"
+
+
+def _data_dir(args) -> pathlib.Path:
+    return pathlib.Path(args.data_dir) if args.data_dir else default_data_dir()
+
+
+def _client(args):
+    import boto3
+    import botocore.config
+    import configparser
+
+    creds_file = _data_dir(args) / "credentials"
+    key = os.environ.get("AWS_ACCESS_KEY_ID")
+    secret = os.environ.get("AWS_SECRET_ACCESS_KEY")
+    if not (key and secret):
+        if not creds_file.exists():
+            raise UserError(f"no credentials: {creds_file} does not exist (start `lambdalet serve` first, or pass --data-dir)")
+        parser = configparser.ConfigParser()
+        try:
+            parser.read(creds_file)
+            key = parser["default"]["aws_access_key_id"]
+            secret = parser["default"]["aws_secret_access_key"]
+        except (KeyError, configparser.Error, PermissionError) as exc:
+            raise UserError(f"cannot read credentials from {creds_file}: {exc}") from None
+    return boto3.client(
+        "lambda",
+        endpoint_url=_endpoint(args),
+        region_name=os.environ.get("AWS_REGION", DEFAULT_REGION),
+        aws_access_key_id=key,
+        aws_secret_access_key=secret,
+        config=botocore.config.Config(retries={"max_attempts": 1}, read_timeout=960, connect_timeout=5),
+    )
+
+
+def _call(fn, **kwargs):
+    import botocore.exceptions
+
+    try:
+        return fn(**kwargs)
+    except botocore.exceptions.ClientError as exc:
+        err = exc.response.get("Error", {})
+        raise UserError(f"{err.get('Code', 'Error')}: {err.get('Message', str(exc))}") from None
+    except botocore.exceptions.EndpointConnectionError as exc:
+        raise UserError(f"cannot reach the server: {exc}") from None
+    except botocore.exceptions.BotoCoreError as exc:
+        raise UserError(str(exc)) from None
+
+
+# -- packaging ---------------------------------------------------------------
+
+
+def zip_directory(path: pathlib.Path) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for file in sorted(path.rglob("*")):
+            rel = file.relative_to(path)
+            if any(part in ("__pycache__", ".git") for part in rel.parts):
+                continue
+            if file.is_file() and not file.is_symlink():
+                info = zipfile.ZipInfo(str(rel), date_time=(1980, 1, 1, 0, 0, 0))
+                info.external_attr = (file.stat().st_mode & 0o777 | 0o100000) << 16
+                info.compress_type = zipfile.ZIP_DEFLATED
+                zf.writestr(info, file.read_bytes())
+    return buf.getvalue()
+
+
+def _package(source: str) -> bytes:
+    path = pathlib.Path(source)
+    if path.is_dir():
+        return zip_directory(path)
+    if path.is_file():
+        data = path.read_bytes()
+        if not zipfile.is_zipfile(io.BytesIO(data)):
+            raise UserError(f"{source} is not a .zip file or a directory")
+        return data
+    raise UserError(f"{source}: no such file or directory")
+
+
+def _guess_handler(path: pathlib.Path) -> str:
+    if path.is_dir():
+        for candidate in ("lambda_function.py", "app.py", "handler.py", "main.py"):
+            if (path / candidate).exists():
+                name = candidate[:-3]
+                return f"{name}.lambda_handler" if name == "lambda_function" else f"{name}.handler"
+    return "lambda_function.lambda_handler"
+
+
+# -- commands ----------------------------------------------------------------
+
+
+def cmd_serve(args) -> int:
+    from .server import serve
+
+    config = ServerConfig(
+        host=args.host,
+        port=args.port,
+        data_dir=str(_data_dir(args)),
+        auth=not args.no_auth,
+        concurrency_limit=args.concurrency_limit,
+        idle_timeout_s=args.idle_timeout,
+        sandbox=args.sandbox,
+    )
+    return serve(config)
+
+
+def _parse_env(pairs: list[str]) -> dict[str, str]:
+    env = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UserError(f"--env expects KEY=VALUE, got {pair!r}")
+        env[key] = value
+    return env
+
+
+def cmd_deploy(args) -> int:
+    client = _client(args)
+    code = _package(args.source)
+    handler = args.handler or _guess_handler(pathlib.Path(args.source))
+    runtime = args.runtime or f"python{sys.version_info[0]}.{sys.version_info[1]}"
+    config: dict = {"Handler": handler, "Runtime": runtime}
+    if args.memory is not None:
+        config["MemorySize"] = args.memory
+    if args.timeout is not None:
+        config["Timeout"] = args.timeout
+    if args.env:
+        config["Environment"] = {"Variables": _parse_env(args.env)}
+    import botocore.exceptions
+
+    try:
+        client.get_function_configuration(FunctionName=args.name)
+        exists = True
+    except botocore.exceptions.ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
+            raise UserError(f"{exc.response['Error'].get('Code')}: {exc.response['Error'].get('Message')}") from None
+        exists = False
+    except botocore.exceptions.EndpointConnectionError as exc:
+        raise UserError(f"cannot reach the server: {exc}") from None
+    if exists:
+        _call(client.update_function_code, FunctionName=args.name, ZipFile=code)
+        _call(client.get_waiter("function_updated_v2").wait, FunctionName=args.name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+        conf = _call(client.update_function_configuration, FunctionName=args.name, **config)
+        verb = "updated"
+    else:
+        conf = _call(client.create_function, FunctionName=args.name, Role="arn:aws:iam::000000000000:role/lambdalet", Code={"ZipFile": code}, **config)
+        verb = "created"
+    _call(client.get_waiter("function_active_v2").wait, FunctionName=args.name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+    print(f"{verb} {conf['FunctionName']} ({conf['Runtime']}, {conf['Handler']}, {conf['MemorySize']} MB, {conf['Timeout']} s) sha256={conf['CodeSha256']}")
+    return 0
+
+
+def cmd_invoke(args) -> int:
+    client = _client(args)
+    payload = args.payload or "{}"
+    if payload.startswith("@"):
+        try:
+            payload = pathlib.Path(payload[1:]).read_text()
+        except OSError as exc:
+            raise UserError(f"cannot read payload file: {exc.strerror}: {payload[1:]}") from None
+    try:
+        json.loads(payload)
+    except ValueError as exc:
+        raise UserError(f"--payload is not valid JSON: {exc}") from None
+    kwargs = {"FunctionName": args.name, "Payload": payload.encode()}
+    if args.tail:
+        kwargs["LogType"] = "Tail"
+    resp = _call(client.invoke, **kwargs)
+    body = resp["Payload"].read().decode(errors="replace")
+    if args.tail and resp.get("LogResult"):
+        sys.stderr.write(base64.b64decode(resp["LogResult"]).decode(errors="replace"))
+    print(body)
+    return 1 if resp.get("FunctionError") else 0
+
+
+def cmd_ls(args) -> int:
+    client = _client(args)
+    paginator = client.get_paginator("list_functions")
+    rows = []
+    try:
+        for page in _call(lambda: list(paginator.paginate())):
+            for f in page["Functions"]:
+                rows.append((f["FunctionName"], f["Runtime"], f["Handler"], str(f["MemorySize"]), f["LastModified"]))
+    except UserError:
+        raise
+    if args.json:
+        print(json.dumps([dict(zip(("name", "runtime", "handler", "memory", "last_modified"), r)) for r in rows], indent=2))
+        return 0
+    header = ("NAME", "RUNTIME", "HANDLER", "MEMORY", "LAST MODIFIED")
+    widths = [max(len(x) for x in col) for col in zip(header, *rows)] if rows else [len(h) for h in header]
+    for row in [header, *rows]:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+    return 0
+
+
+def cmd_rm(args) -> int:
+    client = _client(args)
+    _call(client.delete_function, FunctionName=args.name)
+    print(f"deleted {args.name}")
+    return 0
+
+
+def cmd_doctor(args) -> int:
+    from .doctor import report
+
+    print(report(_data_dir(args)))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lambdalet", description="A self-hosted AWS Lambda for Linux hosts.")
+    parser.add_argument("--endpoint", help="server URL (default $LAMBDALET_ENDPOINT or http://127.0.0.1:9000)")
+    parser.add_argument("--data-dir", help="data directory (default $LAMBDALET_DATA_DIR or ~/.local/share/lambdalet)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("serve", help="run the server in the foreground")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=DEFAULT_PORT)
+    p.add_argument("--data-dir", dest="data_dir", default=argparse.SUPPRESS)
+    p.add_argument("--no-auth", action="store_true", help="accept unsigned requests (loopback binds only)")
+    p.add_argument("--concurrency-limit", type=int, default=1000, help="account-wide concurrent executions")
+    p.add_argument("--idle-timeout", type=float, default=300.0, help="seconds an idle warm instance is kept")
+    p.add_argument("--sandbox", choices=("auto", "namespaced", "process"), default="auto")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("deploy", help="create a function, or update it if it exists")
+    p.add_argument("source", metavar="DIR|ZIP")
+    p.add_argument("--name", required=True)
+    p.add_argument("--handler")
+    p.add_argument("--runtime")
+    p.add_argument("--memory", type=int)
+    p.add_argument("--timeout", type=int)
+    p.add_argument("--env", action="append", metavar="K=V")
+    p.set_defaults(func=cmd_deploy)
+
+    p = sub.add_parser("invoke", help="call a function and print its response")
+    p.add_argument("name")
+    p.add_argument("--payload", help="JSON, or @file")
+    p.add_argument("--tail", action="store_true", help="print the call's log to stderr")
+    p.set_defaults(func=cmd_invoke)
+
+    p = sub.add_parser("ls", help="list functions")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_ls)
+
+    p = sub.add_parser("rm", help="delete a function")
+    p.add_argument("name")
+    p.set_defaults(func=cmd_rm)
+
+    p = sub.add_parser("doctor", help="what this host supports and what is active")
+    p.set_defaults(func=cmd_doctor)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except UserError as exc:
+        print(f"lambdalet: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

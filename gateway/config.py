@@ -1,0 +1,31 @@
+"""Server settings, and where the data directory lives by default."""
+from __future__ import annotations
+
+import os
+import pathlib
+
+import msgspec
+
+DEFAULT_PORT = 9000
+DEFAULT_REGION = "us-east-1"
+DEFAULT_ACCOUNT = "000000000000"
+
+
+def default_data_dir() -> pathlib.Path:
+    env = os.environ.get("LAMBDALET_DATA_DIR")
+    if env:
+        return pathlib.Path(env)
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return pathlib.Path(base) / "lambdalet"
+
+
+class ServerConfig(msgspec.Struct, kw_only=True):
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    data_dir: str
+    auth: bool = True
+    region: str = DEFAULT_REGION
+    account: str = DEFAULT_ACCOUNT
+    concurrency_limit: int = 1000
+    idle_timeout_s: float = 300.0
+    sandbox: str = "auto"  # auto | namespaced | process

@@ -1,0 +1,130 @@
+"""The control plane: Lambda's management API on quart-trio.
+
+Only HTTP lives here. Each route decodes its JSON, calls FunctionService and
+encodes the answer; LambdaError becomes Lambda's error shape in one handler.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+import urllib.parse
+
+import msgspec
+import trio
+from quart import Response, request
+from quart_trio import QuartTrio
+
+from .errors import LambdaError
+from .functions import FunctionService
+from .model import FunctionRecord
+
+CODE_URL_TTL_S = 600
+
+
+def _json(doc: object, status: int = 200) -> Response:
+    return Response(msgspec.json.encode(doc), status=status, content_type="application/json")
+
+
+class CodeLinks:
+    """Short-lived signed download links, standing in for S3 presigned URLs."""
+
+    def __init__(self, secret: bytes, base_url: str) -> None:
+        self._secret = secret
+        self.base_url = base_url
+
+    def _sign(self, name: str, sha: str, expires: int) -> str:
+        msg = f"{name}\n{sha}\n{expires}".encode()
+        return hmac.new(self._secret, msg, hashlib.sha256).hexdigest()
+
+    def url(self, rec: FunctionRecord) -> str:
+        expires = int(time.time()) + CODE_URL_TTL_S
+        query = urllib.parse.urlencode({"expires": expires, "signature": self._sign(rec.name, rec.code_sha256_hex, expires)})
+        return f"{self.base_url}/_lambdalet/code/{rec.name}/{rec.code_sha256_hex}.zip?{query}"
+
+    def check(self, name: str, sha: str, expires: str, signature: str) -> bool:
+        try:
+            exp = int(expires)
+        except ValueError:
+            return False
+        if exp < time.time():
+            return False
+        return hmac.compare_digest(self._sign(name, sha, exp), signature)
+
+
+async def _body() -> dict:
+    raw = await request.get_data()
+    if not raw:
+        return {}
+    try:
+        doc = msgspec.json.decode(raw)
+    except msgspec.DecodeError as exc:
+        raise LambdaError("InvalidRequestContentException", f"Could not parse request body into json: {exc}") from None
+    if not isinstance(doc, dict):
+        raise LambdaError("InvalidRequestContentException", "Could not parse request body into json: expected an object")
+    return doc
+
+
+def create_app(service: FunctionService, links: CodeLinks) -> QuartTrio:
+    app = QuartTrio(__name__)
+    app.url_map.strict_slashes = False
+
+    @app.errorhandler(LambdaError)
+    async def _lambda_error(exc: LambdaError):
+        return Response(exc.body(), status=exc.status, headers=dict(exc.headers()))
+
+    @app.errorhandler(404)
+    async def _unknown(_exc):
+        err = LambdaError("UnknownOperationException", f"Unknown operation {request.method} {request.path}")
+        return Response(err.body(), status=err.status, headers=dict(err.headers()))
+
+    @app.errorhandler(405)
+    async def _method(_exc):
+        err = LambdaError("MethodNotAllowedException", f"Method {request.method} is not allowed on {request.path}")
+        return Response(err.body(), status=err.status, headers=dict(err.headers()))
+
+    @app.post("/2015-03-31/functions")
+    async def create_function():
+        return _json(await service.create(await _body()), 201)
+
+    @app.get("/2015-03-31/functions")
+    async def list_functions():
+        return _json(service.list(request.args.get("Marker"), request.args.get("MaxItems")))
+
+    @app.get("/2015-03-31/functions/<name>")
+    async def get_function(name: str):
+        return _json(await service.get(name, request.args.get("Qualifier"), links.url))
+
+    @app.delete("/2015-03-31/functions/<name>")
+    async def delete_function(name: str):
+        await service.delete(name, request.args.get("Qualifier"))
+        return Response(b"", status=204)
+
+    @app.get("/2015-03-31/functions/<name>/configuration")
+    async def get_configuration(name: str):
+        return _json(service.configuration(service.resolve(name, request.args.get("Qualifier"))))
+
+    @app.put("/2015-03-31/functions/<name>/configuration")
+    async def update_configuration(name: str):
+        return _json(await service.update_configuration(name, await _body()))
+
+    @app.put("/2015-03-31/functions/<name>/code")
+    async def update_code(name: str):
+        return _json(await service.update_code(name, await _body()))
+
+    @app.get("/2016-08-19/account-settings")
+    async def account_settings():
+        return _json(service.account_settings())
+
+    @app.get("/_lambdalet/code/<name>/<sha>.zip")
+    async def download_code(name: str, sha: str):
+        if not links.check(name, sha, request.args.get("expires", ""), request.args.get("signature", "")):
+            err = LambdaError("AccessDeniedException", "Request has expired or its signature does not match.")
+            return Response(err.body(), status=err.status, headers=dict(err.headers()))
+        rec = service.registry.get(name)
+        if rec is None or rec.code_sha256_hex != sha or not service.codes.has(sha):
+            raise LambdaError("ResourceNotFoundException", f"Code not found for {name}")
+        data = await trio.to_thread.run_sync(service.codes.blob_path(sha).read_bytes)
+        return Response(data, status=200, content_type="application/zip")
+
+    return app

@@ -1,0 +1,50 @@
+"""`lambdalet doctor`: what this host supports, and what a server would use."""
+from __future__ import annotations
+
+import os
+import pathlib
+import platform
+import sys
+
+
+def _cgroup_mode() -> str:
+    if os.path.exists("/sys/fs/cgroup/cgroup.controllers"):
+        return "v2 (unified)"
+    if os.path.isdir("/sys/fs/cgroup/memory"):
+        return "v1"
+    return "none"
+
+
+def _own_cgroups() -> list[str]:
+    try:
+        return pathlib.Path("/proc/self/cgroup").read_text().split()
+    except OSError:
+        return []
+
+
+def report(data_dir: pathlib.Path) -> str:
+    from lambdalet.sandbox.runtime_root import RuntimeRoot
+
+    from .config import ServerConfig
+    from .server import choose_backend
+
+    lines = [
+        f"host: {platform.system()} {platform.release()} {platform.machine()}",
+        f"python: {sys.version.split()[0]} at {os.path.realpath(sys.executable)}",
+        f"running as uid {os.getuid()}",
+        f"cgroups: {_cgroup_mode()}; this process: {', '.join(_own_cgroups()) or 'unknown'}",
+        f"data dir: {data_dir}",
+    ]
+    root = RuntimeRoot(data_dir / "runtime")
+    try:
+        backend, warnings = choose_backend(ServerConfig(data_dir=str(data_dir)), root, data_dir)
+    except Exception as exc:  # doctor reports; it never crashes on a bad host
+        lines.append(f"sandbox: unavailable ({exc})")
+        return "\n".join(lines)
+    lines.append(f"sandbox backend: {backend.name}")
+    for name, on in backend.protections().items():
+        lines.append(f"  {'on ' if on else 'OFF'}  {name}")
+    for w in warnings:
+        lines.append(f"WARNING {w}")
+    backend.close()
+    return "\n".join(lines)

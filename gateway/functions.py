@@ -1,0 +1,286 @@
+"""The control plane's operations on functions, independent of HTTP.
+
+Each method takes the decoded request (a dict shaped as botocore's model
+gives it) and returns the response document, or raises LambdaError. The
+in-memory registry is the invoke path's source of truth; SQLite and the
+code store make it durable before any method returns.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import bisect
+import datetime
+import time
+import uuid
+from typing import Callable
+
+import msgspec
+import trio
+
+from . import validation as v
+from .codestore import CodeError, CodeStore
+from .errors import LambdaError, invalid, not_found
+from .model import FunctionRecord, configuration, function_arn
+from .storage import Storage
+
+ACCOUNT_LIMITS = {
+    "TotalCodeSize": 80_530_636_800,
+    "CodeSizeUnzipped": 262_144_000,
+    "CodeSizeZipped": 52_428_800,
+}
+ZIP_MAX = ACCOUNT_LIMITS["CodeSizeZipped"]
+
+
+def _now_iso() -> str:
+    # Lambda's LastModified format: 2024-01-02T03:04:05.678+0000
+    now = datetime.datetime.now(datetime.timezone.utc)
+    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}+0000"
+
+
+class FunctionService:
+    def __init__(
+        self,
+        storage: Storage,
+        codes: CodeStore,
+        *,
+        region: str,
+        account: str,
+        concurrency_limit: int,
+        on_change: Callable[[str], None] = lambda name: None,
+    ) -> None:
+        self.storage = storage
+        self.codes = codes
+        self.region = region
+        self.account = account
+        self.concurrency_limit = concurrency_limit
+        self.registry: dict[str, FunctionRecord] = {r.name: r for r in storage.load_functions()}
+        self._on_change = on_change
+        self._lock = trio.Lock()
+        self._db = trio.CapacityLimiter(1)
+
+    # -- lookups -----------------------------------------------------------
+
+    def arn(self, name: str, qualifier: str | None = None) -> str:
+        return function_arn(self.region, self.account, name, qualifier)
+
+    def resolve(self, ref: str, qualifier: str | None = None) -> FunctionRecord:
+        """FunctionName (+ Qualifier) to the record that serves it."""
+        name, embedded = v.function_ref(ref)
+        qualifier = v.qualifier(qualifier)
+        if embedded and qualifier and embedded != qualifier:
+            raise invalid("The derived qualifier from the function name does not match the specified qualifier.")
+        qualifier = qualifier or embedded
+        rec = self.registry.get(name)
+        if rec is None or (qualifier is not None and qualifier != "$LATEST"):
+            raise not_found(self.arn(name, qualifier))
+        return rec
+
+    def configuration(self, rec: FunctionRecord) -> dict:
+        return configuration(rec, self.region, self.account)
+
+    # -- operations --------------------------------------------------------
+
+    async def create(self, body: dict) -> dict:
+        name = v.new_function_name(body.get("FunctionName"))
+        runtime = v.runtime(body.get("Runtime"))
+        role = v.role(body.get("Role"))
+        handler = v.handler(body.get("Handler"), runtime)
+        if body.get("PackageType", "Zip") != "Zip":
+            raise invalid("PackageType Image is not supported by this server; deploy a .zip package.")
+        zip_bytes = self._zip_from(body.get("Code"))
+        fields = self._config_fields(body)
+        tags = body.get("Tags") or {}
+        if not isinstance(tags, dict):
+            raise invalid("Tags must be a map of strings")
+        async with self._lock:
+            if name in self.registry:
+                raise LambdaError("ResourceConflictException", f"Function already exist: {name}")
+            stored = await self._store_code(zip_bytes)
+            rec = FunctionRecord(
+                name=name,
+                runtime=runtime,
+                role=role,
+                handler=handler,
+                code_sha256_hex=stored.sha256_hex,
+                code_sha256_b64=stored.sha256_b64,
+                code_size=stored.size,
+                tags=dict(tags),
+                revision_id=str(uuid.uuid4()),
+                last_modified=_now_iso(),
+                created_ns=time.time_ns(),
+                **fields,
+            )
+            await self._persist(rec)
+        conf = self.configuration(rec)
+        # AWS answers Pending and turns Active once the code is ready. Ours is
+        # ready before we answer, so the next read already says Active.
+        conf.update(State="Pending", StateReason="The function is being created.", StateReasonCode="Creating")
+        return conf
+
+    async def get(self, ref: str, qualifier: str | None, code_url: Callable[[FunctionRecord], str]) -> dict:
+        rec = self.resolve(ref, qualifier)
+        out = {
+            "Configuration": self.configuration(rec),
+            "Code": {"RepositoryType": "S3", "Location": code_url(rec)},
+        }
+        if rec.tags:
+            out["Tags"] = dict(rec.tags)
+        return out
+
+    def list(self, marker: str | None, max_items: str | None) -> dict:
+        limit = 50
+        if max_items is not None:
+            try:
+                limit = int(max_items)
+            except ValueError:
+                raise invalid(f"Value '{max_items}' at 'maxItems' failed to satisfy constraint: Member must be a number") from None
+            v.int_range(limit, "maxItems", 1, 10000)
+        names = sorted(self.registry)
+        start = 0
+        if marker:
+            try:
+                after = base64.urlsafe_b64decode(marker.encode()).decode()
+            except (binascii.Error, UnicodeDecodeError, ValueError):
+                raise invalid("Invalid marker.") from None
+            start = bisect.bisect_right(names, after)
+        page = names[start : start + limit]
+        out: dict = {"Functions": [self.configuration(self.registry[n]) for n in page]}
+        if start + limit < len(names):
+            out["NextMarker"] = base64.urlsafe_b64encode(page[-1].encode()).decode()
+        return out
+
+    async def update_code(self, ref: str, body: dict) -> dict:
+        zip_bytes = self._zip_from(body)
+        arch = v.architectures(body["Architectures"]) if "Architectures" in body else None
+        async with self._lock:
+            rec = self._for_update(ref, body.get("RevisionId"))
+            stored = await self._store_code(zip_bytes)
+            if body.get("DryRun"):
+                return self.configuration(rec)
+            rec = msgspec_replace(
+                rec,
+                code_sha256_hex=stored.sha256_hex,
+                code_sha256_b64=stored.sha256_b64,
+                code_size=stored.size,
+                architectures=arch or rec.architectures,
+            )
+            await self._persist(rec)
+        return self._in_progress(rec)
+
+    async def update_configuration(self, ref: str, body: dict) -> dict:
+        async with self._lock:
+            rec = self._for_update(ref, body.get("RevisionId"))
+            changes = self._config_fields(body, partial=True)
+            if "Runtime" in body:
+                changes["runtime"] = v.runtime(body["Runtime"])
+            if "Role" in body:
+                changes["role"] = v.role(body["Role"])
+            if "Handler" in body or "runtime" in changes:
+                changes["handler"] = v.handler(body.get("Handler", rec.handler), changes.get("runtime", rec.runtime))
+            rec = msgspec_replace(rec, **changes)
+            await self._persist(rec)
+        return self._in_progress(rec)
+
+    async def delete(self, ref: str, qualifier: str | None) -> None:
+        async with self._lock:
+            name, embedded = v.function_ref(ref)
+            qualifier = v.qualifier(qualifier) or embedded
+            if name not in self.registry:
+                raise not_found(self.arn(name))
+            if qualifier == "$LATEST":
+                raise invalid("$LATEST version cannot be deleted without deleting the function.")
+            if qualifier is not None:
+                raise not_found(self.arn(name, qualifier))
+            async with self._db:
+                await trio.to_thread.run_sync(self.storage.delete_function, name)
+            del self.registry[name]
+        self._on_change(name)
+
+    def account_settings(self) -> dict:
+        total = sum(r.code_size for r in self.registry.values())
+        return {
+            "AccountLimit": {
+                **ACCOUNT_LIMITS,
+                "ConcurrentExecutions": self.concurrency_limit,
+                "UnreservedConcurrentExecutions": self.concurrency_limit,
+            },
+            "AccountUsage": {"TotalCodeSize": total, "FunctionCount": len(self.registry)},
+        }
+
+    # -- helpers -----------------------------------------------------------
+
+    def _for_update(self, ref: str, revision_id: object) -> FunctionRecord:
+        rec = self.resolve(ref)
+        if revision_id is not None and revision_id != rec.revision_id:
+            raise LambdaError(
+                "PreconditionFailedException",
+                "The Revision Id provided does not match the latest Revision Id. "
+                "Call the GetFunction/GetAlias API to retrieve the latest Revision Id",
+            )
+        return rec
+
+    def _in_progress(self, rec: FunctionRecord) -> dict:
+        conf = self.configuration(rec)
+        conf.update(
+            LastUpdateStatus="InProgress",
+            LastUpdateStatusReason="The function is being created.",
+            LastUpdateStatusReasonCode="Creating",
+        )
+        return conf
+
+    async def _persist(self, rec: FunctionRecord) -> None:
+        rec.revision_id = str(uuid.uuid4()) if rec.name in self.registry else rec.revision_id
+        rec.last_modified = _now_iso()
+        async with self._db:
+            await trio.to_thread.run_sync(self.storage.put_function, rec)
+        self.registry[rec.name] = rec
+        self._on_change(rec.name)
+
+    async def _store_code(self, data: bytes):
+        try:
+            return await trio.to_thread.run_sync(self.codes.put, data)
+        except CodeError as exc:
+            raise invalid(str(exc)) from None
+
+    @staticmethod
+    def _zip_from(code: object) -> bytes:
+        if not isinstance(code, dict):
+            raise invalid("Code is required and must contain ZipFile")
+        if "ZipFile" not in code:
+            if code.get("S3Bucket") or code.get("ImageUri"):
+                raise invalid("Only Code.ZipFile is supported by this server; upload the .zip directly.")
+            raise invalid("Please provide a source for function code.")
+        raw = code["ZipFile"]
+        if not isinstance(raw, str):
+            raise invalid("Code.ZipFile must be base64-encoded bytes")
+        try:
+            data = base64.b64decode(raw, validate=True)
+        except (binascii.Error, ValueError):
+            raise invalid("Could not unzip uploaded file. Please check your file, then try to upload again.") from None
+        if len(data) > ZIP_MAX:
+            raise LambdaError("RequestTooLargeException", f"Request must be smaller than {ZIP_MAX} bytes for the CreateFunction operation")
+        return data
+
+    @staticmethod
+    def _config_fields(body: dict, partial: bool = False) -> dict:
+        out: dict = {}
+        if "Description" in body:
+            out["description"] = v.description(body["Description"])
+        if "Timeout" in body:
+            out["timeout"] = v.timeout(body["Timeout"])
+        if "MemorySize" in body:
+            out["memory_size"] = v.memory(body["MemorySize"])
+        if "Environment" in body:
+            out["environment"] = v.environment(body["Environment"])
+        if "EphemeralStorage" in body:
+            out["ephemeral_storage"] = v.ephemeral(body["EphemeralStorage"])
+        if "Architectures" in body and not partial:
+            out["architectures"] = v.architectures(body["Architectures"])
+        if "LoggingConfig" in body:
+            out["logging_config"] = v.logging_config(body["LoggingConfig"])
+        return out
+
+
+def msgspec_replace(rec: FunctionRecord, **changes) -> FunctionRecord:
+    return msgspec.structs.replace(rec, **changes)

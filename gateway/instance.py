@@ -1,0 +1,98 @@
+"""One warm worker as the gateway sees it: a sandbox plus its control channel."""
+from __future__ import annotations
+
+import os
+import socket
+import sys
+
+import trio
+
+from lambdalet.runtime.protocol import FrameReader, Init, InitError, InitOk, Invoke, Result, encode
+from lambdalet.sandbox.spec import Sandbox
+
+MAX_TAKE_LOG = 1 << 20
+
+
+class WorkerGone(Exception):
+    """The worker closed its channel: it exited, crashed or was killed."""
+
+
+class Instance:
+    __slots__ = ("id", "sandbox", "revision", "sock", "reader", "log_fd", "init_ns", "used", "last_used", "busy", "dead")
+
+    def __init__(self, instance_id: str, sandbox: Sandbox, revision: str) -> None:
+        self.id = instance_id
+        self.sandbox = sandbox
+        self.revision = revision
+        self.sock = trio.socket.from_stdlib_socket(sandbox.control)
+        self.reader = FrameReader("from_worker")
+        self.log_fd: int | None = None
+        self.init_ns = 0
+        self.used = False  # True after its first call: REPORT shows Init Duration only before
+        self.last_used = 0.0
+        self.busy = False
+        self.dead = False
+
+    async def init(self, init: Init) -> InitOk | InitError:
+        await self._send(encode(init))
+        # The worker attaches its log memfd to the init reply (SCM_RIGHTS).
+        while True:
+            data, ancdata, _flags, _addr = await self.sock.recvmsg(65536, socket.CMSG_SPACE(4))
+            for level, kind, payload in ancdata:
+                if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                    fds = [int.from_bytes(payload[i : i + 4], sys.byteorder, signed=True) for i in range(0, len(payload) - len(payload) % 4, 4)]
+                    for fd in fds:
+                        if self.log_fd is None:
+                            self.log_fd = fd
+                        else:
+                            os.close(fd)
+            if not data:
+                raise WorkerGone()
+            msgs = self.reader.feed(data)
+            if msgs:
+                reply = msgs[0]
+                if not isinstance(reply, (InitOk, InitError)):
+                    raise WorkerGone()
+                return reply
+
+    async def call(self, invoke: Invoke) -> Result:
+        await self._send(encode(invoke))
+        while True:
+            data = await self.sock.recv(1 << 20)
+            if not data:
+                raise WorkerGone()
+            msgs = self.reader.feed(data)
+            if msgs:
+                reply = msgs[0]
+                if not isinstance(reply, Result) or reply.request_id != invoke.request_id:
+                    raise WorkerGone()
+                return reply
+
+    async def _send(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            n = await self.sock.send(view)
+            view = view[n:]
+
+    def take_log(self) -> bytes:
+        """What the worker wrote since its last call, read from our memfd copy.
+        Used after a kill, when the worker can no longer send it."""
+        if self.log_fd is None:
+            return b""
+        try:
+            size = os.fstat(self.log_fd).st_size
+            start = max(0, size - MAX_TAKE_LOG)
+            data = os.pread(self.log_fd, size - start, start)
+            os.ftruncate(self.log_fd, 0)
+            return data
+        except OSError:
+            return b""
+
+    def destroy(self) -> int | None:
+        """Blocking: kill and reap. Call from a thread."""
+        self.dead = True
+        status = self.sandbox.destroy()
+        if self.log_fd is not None:
+            os.close(self.log_fd)
+            self.log_fd = None
+        return status

@@ -1,0 +1,143 @@
+"""The Invoke operation on the fast path: no framework between the socket
+and the pool."""
+from __future__ import annotations
+
+import base64
+import binascii
+import urllib.parse
+import uuid
+
+import msgspec
+import trio
+
+from .errors import LambdaError, invalid
+from .functions import FunctionService
+from .http1 import Head
+from .model import FunctionRecord
+from .pool import FunctionSpec, Pool
+
+SYNC_PAYLOAD_MAX = 6 * 1024 * 1024
+ASYNC_PAYLOAD_MAX = 1024 * 1024
+INVOCATION_TYPES = ("RequestResponse", "Event", "DryRun")
+
+Reply = tuple[int, list[tuple[str, str]], bytes]
+
+
+def body_limit(head: Head) -> int:
+    kind = head.header("x-amz-invocation-type", "RequestResponse")
+    return ASYNC_PAYLOAD_MAX if kind == "Event" else SYNC_PAYLOAD_MAX
+
+
+def too_large(head: Head) -> LambdaError:
+    kind = head.header("x-amz-invocation-type", "RequestResponse")
+    limit = body_limit(head)
+    op = "InvokeAsync" if kind == "Event" else "Invoke"
+    return LambdaError("RequestTooLargeException", f"Request must be smaller than {limit} bytes for the {op} operation")
+
+
+class Invoker:
+    def __init__(self, service: FunctionService, pool: Pool, nursery: trio.Nursery) -> None:
+        self.service = service
+        self.pool = pool
+        self.nursery = nursery
+        self._specs: dict[str, FunctionSpec] = {}  # revision id -> spec
+
+    def forget(self, name: str) -> None:
+        for rev, spec in list(self._specs.items()):
+            if spec.record.name == name:
+                del self._specs[rev]
+
+    def spec_for(self, rec: FunctionRecord) -> FunctionSpec:
+        spec = self._specs.get(rec.revision_id)
+        if spec is None:
+            spec = FunctionSpec(
+                record=rec,
+                code_dir=str(self.service.codes.tree_path(rec.code_sha256_hex)),
+                arn=self.service.arn(rec.name),
+                env=lambda_environment(rec, self.service.region),
+                log_group=rec.logging_config.get("LogGroup", f"/aws/lambda/{rec.name}"),
+            )
+            self._specs[rec.revision_id] = spec
+        return spec
+
+    async def handle(self, head: Head, function_ref: str, body: bytes) -> Reply:
+        query = urllib.parse.parse_qs(head.query) if head.query else {}
+        qualifier = query.get("Qualifier", [None])[0]
+        rec = self.service.resolve(urllib.parse.unquote(function_ref), qualifier)
+        kind = head.header("x-amz-invocation-type", "RequestResponse")
+        if kind not in INVOCATION_TYPES:
+            raise invalid(f"1 validation error detected: Value '{kind}' at 'invocationType' failed to satisfy constraint: Member must satisfy enum value set: [Event, RequestResponse, DryRun]")
+        log_type = head.header("x-amz-log-type", "None")
+        if log_type not in ("None", "Tail"):
+            raise invalid(f"1 validation error detected: Value '{log_type}' at 'logType' failed to satisfy constraint: Member must satisfy enum value set: [None, Tail]")
+        if len(body) > body_limit(head):
+            raise too_large(head)
+        if body.strip():
+            try:
+                msgspec.json.decode(body)
+            except msgspec.DecodeError as exc:
+                raise LambdaError("InvalidRequestContentException", f"Could not parse request body into json: Could not parse payload into json: {exc}") from None
+        client_context = _client_context(head.header("x-amz-client-context"))
+        spec = self.spec_for(rec)
+        if kind == "DryRun":
+            return 204, [("x-amzn-RequestId", str(uuid.uuid4()))], b""
+        if kind == "Event":
+            request_id = str(uuid.uuid4())
+            # Durable queueing arrives with the async issue; until then the
+            # event runs in the background on the server's nursery.
+            self.nursery.start_soon(self._run_event, spec, body, client_context, request_id)
+            return 202, [("x-amzn-RequestId", request_id)], b""
+        outcome = await self.pool.invoke(spec, body, client_context)
+        headers = [
+            ("Content-Type", "application/json"),
+            ("x-amzn-RequestId", outcome.request_id),
+            ("X-Amz-Executed-Version", "$LATEST"),
+        ]
+        if outcome.function_error:
+            headers.append(("X-Amz-Function-Error", outcome.function_error))
+        if log_type == "Tail":
+            headers.append(("X-Amz-Log-Result", base64.b64encode(outcome.log[-4096:]).decode()))
+        return 200, headers, outcome.payload
+
+    async def _run_event(self, spec: FunctionSpec, body: bytes, client_context: str | None, request_id: str) -> None:
+        try:
+            await self.pool.invoke(spec, body, client_context, request_id)
+        except LambdaError:
+            pass  # throttled: dropped until the durable queue lands (issue 6)
+
+
+def _client_context(raw: str | None) -> str | None:
+    if not raw:
+        return None
+    try:
+        text = base64.b64decode(raw, validate=True).decode()
+        msgspec.json.decode(text)
+    except (binascii.Error, UnicodeDecodeError, msgspec.DecodeError):
+        raise invalid("Client context must be a valid Base64-encoded JSON object.") from None
+    if len(raw) > 3583:
+        raise invalid("Client context must be no longer than 3583 bytes")
+    return text
+
+
+def lambda_environment(rec: FunctionRecord, region: str) -> dict[str, str]:
+    env = {
+        "PATH": "/var/lang/bin:/usr/local/bin:/usr/bin:/bin:/opt/bin",
+        "LANG": "en_US.UTF-8",
+        "TZ": ":UTC",
+        "LD_LIBRARY_PATH": "/var/lang/lib:/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:/var/task/lib:/opt/lib",
+        "AWS_REGION": region,
+        "AWS_DEFAULT_REGION": region,
+        "AWS_EXECUTION_ENV": f"AWS_Lambda_{rec.runtime}",
+        "AWS_LAMBDA_FUNCTION_NAME": rec.name,
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(rec.memory_size),
+        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+        "AWS_LAMBDA_LOG_GROUP_NAME": rec.logging_config.get("LogGroup", f"/aws/lambda/{rec.name}"),
+        "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+        "LAMBDA_RUNTIME_DIR": "/var/runtime",
+        "_HANDLER": rec.handler,
+        "PYTHONIOENCODING": "utf-8",
+    }
+    env.update(rec.environment)
+    return env
+
+

@@ -1,0 +1,113 @@
+"""The socket loop: one trio task per connection, HTTP/1.1 keep-alive.
+
+This is the only module that reads or writes the client's socket. Parsing
+lives in http1 and answers in the router.
+"""
+from __future__ import annotations
+
+import errno
+import logging
+
+import trio
+
+from . import http1
+from .router import Router
+
+log = logging.getLogger("lambdalet.listener")
+
+HEAD_TIMEOUT_S = 30.0  # a client that trickles its request head is cut off
+IDLE_TIMEOUT_S = 75.0  # keep-alive connections idle longer than this are closed
+RECV = 65536
+
+
+async def _send_all(sock: trio.socket.SocketType, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        n = await sock.send(view)
+        view = view[n:]
+
+
+async def serve_connection(sock: trio.socket.SocketType, router: Router) -> None:
+    try:
+        peer = sock.getpeername()
+        client = (peer[0], peer[1])
+    except OSError:
+        client = ("", 0)
+    parser = http1.RequestParser()
+    with sock:
+        while True:
+            try:
+                head = parser.read_head()
+                if head is None:
+                    # Idle between requests gets the long timeout; a started
+                    # head must finish quickly.
+                    timeout = HEAD_TIMEOUT_S if parser.buffered else IDLE_TIMEOUT_S
+                    with trio.move_on_after(timeout):
+                        while head is None:
+                            data = await sock.recv(RECV)
+                            if not data:
+                                return
+                            parser.feed(data)
+                            head = parser.read_head()
+                    if head is None:
+                        return
+                try:
+                    parser.set_body_limit(router.body_limit(head))
+                except http1.BodyTooLarge:
+                    status, headers, payload = router.too_large(head)
+                    await _send_all(sock, http1.render_response(status, headers, payload, keep_alive=False))
+                    return
+                body = parser.read_body()
+                if body is None:
+                    if head.expect_continue:
+                        await _send_all(sock, http1.CONTINUE)
+                    with trio.move_on_after(HEAD_TIMEOUT_S):
+                        while body is None:
+                            data = await sock.recv(RECV)
+                            if not data:
+                                return
+                            parser.feed(data)
+                            body = parser.read_body()
+                    if body is None:
+                        return
+            except http1.BodyTooLarge:
+                status, headers, payload = router.too_large(head)
+                await _send_all(sock, http1.render_response(status, headers, payload, keep_alive=False))
+                return
+            except http1.ProtocolError as exc:
+                payload = exc.message.encode()
+                await _send_all(sock, http1.render_response(exc.status, [("Content-Type", "text/plain")], payload, keep_alive=False))
+                return
+            except OSError as exc:
+                if exc.errno in (errno.ECONNRESET, errno.EPIPE):
+                    return
+                raise
+            try:
+                status, headers, payload = await router.handle(head, body, client)
+            except Exception:
+                log.exception("unhandled error serving %s %s", head.method, head.path)
+                status, headers, payload = 500, [("x-amzn-ErrorType", "ServiceException"), ("Content-Type", "application/json")], b'{"Type":"Service","Message":"Internal error"}'
+            try:
+                await _send_all(sock, http1.render_response(status, headers, payload, head.keep_alive, head_only=head.method == "HEAD"))
+            except OSError:
+                return
+            if not head.keep_alive:
+                return
+
+
+async def serve(listen_sock: trio.socket.SocketType, router: Router, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+    async with trio.open_nursery() as nursery:
+        task_status.started()
+        while True:
+            try:
+                conn, _ = await listen_sock.accept()
+            except OSError as exc:
+                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    log.warning("accept: %s; backing off", exc)
+                    await trio.sleep(0.1)
+                    continue
+                if exc.errno in (errno.ECONNABORTED, errno.EPROTO):
+                    continue
+                raise
+            conn.setsockopt(trio.socket.IPPROTO_TCP, trio.socket.TCP_NODELAY, 1)
+            nursery.start_soon(serve_connection, conn, router)

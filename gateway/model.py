@@ -1,0 +1,66 @@
+"""A function as Lambdalet stores it, and its Lambda wire shape."""
+from __future__ import annotations
+
+import msgspec
+
+
+class FunctionRecord(msgspec.Struct, kw_only=True):
+    name: str
+    runtime: str
+    role: str
+    handler: str
+    code_sha256_hex: str
+    code_sha256_b64: str
+    code_size: int
+    description: str = ""
+    timeout: int = 3
+    memory_size: int = 128
+    environment: dict[str, str] = {}
+    ephemeral_storage: int = 512
+    architectures: list[str] = msgspec.field(default_factory=lambda: ["x86_64"])
+    logging_config: dict[str, str] = {}
+    tags: dict[str, str] = {}
+    revision_id: str
+    last_modified: str
+    created_ns: int
+    state: str = "Active"
+    last_update_status: str = "Successful"
+
+
+def function_arn(region: str, account: str, name: str, qualifier: str | None = None) -> str:
+    arn = f"arn:aws:lambda:{region}:{account}:function:{name}"
+    return f"{arn}:{qualifier}" if qualifier else arn
+
+
+def configuration(rec: FunctionRecord, region: str, account: str) -> dict:
+    """FunctionConfiguration as botocore's model shapes it."""
+    conf = {
+        "FunctionName": rec.name,
+        "FunctionArn": function_arn(region, account, rec.name),
+        "Runtime": rec.runtime,
+        "Role": rec.role,
+        "Handler": rec.handler,
+        "CodeSize": rec.code_size,
+        "Description": rec.description,
+        "Timeout": rec.timeout,
+        "MemorySize": rec.memory_size,
+        "LastModified": rec.last_modified,
+        "CodeSha256": rec.code_sha256_b64,
+        "Version": "$LATEST",
+        "TracingConfig": {"Mode": "PassThrough"},
+        "RevisionId": rec.revision_id,
+        "State": rec.state,
+        "LastUpdateStatus": rec.last_update_status,
+        "PackageType": "Zip",
+        "Architectures": list(rec.architectures),
+        "EphemeralStorage": {"Size": rec.ephemeral_storage},
+        "SnapStart": {"ApplyOn": "None", "OptimizationStatus": "Off"},
+        "LoggingConfig": {
+            "LogFormat": rec.logging_config.get("LogFormat", "Text"),
+            "LogGroup": rec.logging_config.get("LogGroup", f"/aws/lambda/{rec.name}"),
+            **{k: v for k, v in rec.logging_config.items() if k in ("ApplicationLogLevel", "SystemLogLevel")},
+        },
+    }
+    if rec.environment:
+        conf["Environment"] = {"Variables": dict(rec.environment)}
+    return conf

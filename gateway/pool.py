@@ -1,0 +1,323 @@
+"""Warm instances per function revision, and the one call each runs at a time.
+
+A function that is never called has no instance. Instances are created on
+demand, reused LIFO (the most recently used is the warmest), reclaimed after
+an idle period, and destroyed the moment they crash, time out or run out of
+memory. Concurrency is bounded account-wide; past the bound a caller gets
+TooManyRequestsException at once rather than waiting.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import time
+import uuid
+from typing import Callable
+
+import msgspec
+import trio
+
+from lambdalet.runtime import errors as function_errors
+from lambdalet.runtime.protocol import Init, InitError, Invoke
+from lambdalet.sandbox.spec import SandboxBackend, SandboxSpec
+
+from . import logs
+from .errors import LambdaError
+from .instance import Instance, WorkerGone
+from .model import FunctionRecord
+
+
+class CallOutcome(msgspec.Struct):
+    request_id: str
+    payload: bytes
+    function_error: str | None  # "Unhandled" when the function failed
+    error_type: str | None
+    log: bytes  # START .. REPORT, as the call's log stream holds it
+    duration_ns: int
+    init_ns: int | None
+    cold: bool
+
+
+class FunctionSpec(msgspec.Struct, frozen=True):
+    """What the pool needs to start and call one revision of a function."""
+
+    record: FunctionRecord
+    code_dir: str
+    arn: str
+    env: dict[str, str]
+    log_group: str
+
+
+class Pool:
+    def __init__(
+        self,
+        backend: SandboxBackend,
+        *,
+        concurrency_limit: int,
+        idle_timeout_s: float = 300.0,
+        init_timeout_s: float = 10.0,
+        on_call: Callable[[FunctionSpec, CallOutcome], None] = lambda spec, outcome: None,
+    ) -> None:
+        self.backend = backend
+        self.concurrency_limit = concurrency_limit
+        self.idle_timeout_s = idle_timeout_s
+        self.init_timeout_s = init_timeout_s
+        self._on_call = on_call
+        self._idle: dict[str, list[Instance]] = {}  # function name -> idle instances
+        self._busy: set[Instance] = set()
+        self._in_flight = 0
+        self._nursery: trio.Nursery | None = None
+
+    # -- lifecycle ---------------------------------------------------------
+
+    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        """Reaps idle instances until cancelled, then destroys every instance."""
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                task_status.started()
+                while True:
+                    await trio.sleep(min(1.0, self.idle_timeout_s / 2))
+                    await self.reap_idle()
+        finally:
+            with trio.CancelScope(shield=True):
+                await self.close()
+
+    async def reap_idle(self) -> None:
+        cutoff = trio.current_time() - self.idle_timeout_s
+        stale: list[Instance] = []
+        for name, idle in list(self._idle.items()):
+            keep = [i for i in idle if i.last_used >= cutoff]
+            stale.extend(i for i in idle if i.last_used < cutoff)
+            if keep:
+                self._idle[name] = keep
+            else:
+                del self._idle[name]
+        for inst in stale:
+            await self._destroy(inst)
+
+    async def close(self) -> None:
+        everything = [i for idle in self._idle.values() for i in idle] + list(self._busy)
+        self._idle.clear()
+        for inst in everything:
+            inst.sandbox.kill()
+        for inst in everything:
+            await trio.to_thread.run_sync(inst.destroy)
+
+    def drop(self, name: str) -> None:
+        """The function changed or was deleted: its idle instances go now,
+        busy ones when their call ends (their revision no longer matches)."""
+        idle = self._idle.pop(name, [])
+        for inst in idle:
+            inst.sandbox.kill()
+            if self._nursery is not None:
+                self._nursery.start_soon(self._destroy, inst)
+
+    def statistics(self) -> dict[str, int]:
+        return {
+            "idle": sum(len(v) for v in self._idle.values()),
+            "busy": len(self._busy),
+            "in_flight": self._in_flight,
+        }
+
+    # -- calls -------------------------------------------------------------
+
+    async def invoke(self, spec: FunctionSpec, payload: bytes, client_context: str | None = None, request_id: str | None = None) -> CallOutcome:
+        if self._in_flight >= self.concurrency_limit:
+            raise LambdaError("TooManyRequestsException", "Rate Exceeded.", Reason="ConcurrentInvocationLimitExceeded")
+        self._in_flight += 1
+        try:
+            return await self._invoke(spec, payload, client_context, request_id or str(uuid.uuid4()))
+        finally:
+            self._in_flight -= 1
+
+    async def _invoke(self, spec: FunctionSpec, payload: bytes, client_context: str | None, request_id: str) -> CallOutcome:
+        rec = spec.record
+        inst = self._take_idle(rec)
+        init_log = b""
+        if inst is None:
+            inst, init_reply = await self._start(spec)
+            init_log = init_reply.log
+            if isinstance(init_reply, InitError):
+                await self._destroy(inst)
+                return self._init_failed(spec, request_id, init_reply)
+        cold = not inst.used
+        inst.used = True
+        inst.busy = True
+        self._busy.add(inst)
+        deadline_ms = int(time.time() * 1000) + rec.timeout * 1000
+        call = Invoke(request_id, payload, deadline_ms, spec.arn, client_context)
+        result = None
+        with trio.move_on_after(rec.timeout) as scope:
+            try:
+                result = await inst.call(call)
+            except WorkerGone:
+                result = None
+        self._busy.discard(inst)
+        inst.busy = False
+        init_ns = inst.init_ns if cold else None
+        if result is not None:
+            max_mb = self._max_memory_mb(inst)
+            outcome = CallOutcome(
+                request_id=request_id,
+                payload=result.payload,
+                function_error="Unhandled" if result.error_type else None,
+                error_type=result.error_type,
+                log=self._wrap(rec, request_id, init_log, result.log, result.duration_ns, max_mb, init_ns),
+                duration_ns=result.duration_ns,
+                init_ns=init_ns,
+                cold=cold,
+            )
+            self._release(inst, rec)
+        else:
+            outcome = await self._failed(spec, inst, request_id, init_log, init_ns, cold, timed_out=scope.cancelled_caught)
+        self._on_call(spec, outcome)
+        return outcome
+
+    async def _failed(self, spec: FunctionSpec, inst: Instance, request_id: str, init_log: bytes, init_ns: int | None, cold: bool, *, timed_out: bool) -> CallOutcome:
+        """The call produced no result: it timed out, or the worker died."""
+        rec = spec.record
+        inst.sandbox.kill()
+        elapsed_ns = rec.timeout * 1_000_000_000
+        output = inst.take_log()
+        oom = inst.sandbox.oom_killed()
+        max_mb = self._max_memory_mb(inst)
+        status = await self._destroy(inst)
+        if timed_out:
+            error_type = "Sandbox.Timedout"
+            detail = f"Task timed out after {rec.timeout:.2f} seconds"
+            output += logs.timeout_line(request_id, rec.timeout)
+        elif oom:
+            error_type = "Runtime.OutOfMemory"
+            detail = "Runtime exited with error: signal: killed"
+            output += f"{logs.timestamp()} RequestId: {request_id} Error: {detail}\n{error_type}\n".encode()
+        else:
+            error_type = "Runtime.ExitError"
+            detail = "Runtime exited with error: " + _describe_status(status)
+            output += f"{logs.timestamp()} RequestId: {request_id} Error: {detail}\n{error_type}\n".encode()
+        return CallOutcome(
+            request_id=request_id,
+            payload=function_errors.platform(error_type, request_id, detail),
+            function_error="Unhandled",
+            error_type=error_type,
+            log=self._wrap(rec, request_id, init_log, output, elapsed_ns if timed_out else 0, max_mb, init_ns),
+            duration_ns=elapsed_ns if timed_out else 0,
+            init_ns=init_ns,
+            cold=cold,
+        )
+
+    def _init_failed(self, spec: FunctionSpec, request_id: str, reply: InitError) -> CallOutcome:
+        rec = spec.record
+        return CallOutcome(
+            request_id=request_id,
+            payload=reply.payload,
+            function_error="Unhandled",
+            error_type=reply.error_type,
+            log=self._wrap(rec, request_id, b"", reply.log, 0, 0, reply.init_ns),
+            duration_ns=0,
+            init_ns=reply.init_ns,
+            cold=True,
+        )
+
+    def _wrap(self, rec: FunctionRecord, request_id: str, init_log: bytes, output: bytes, duration_ns: int, max_mb: int, init_ns: int | None) -> bytes:
+        return b"".join(
+            (
+                init_log,
+                logs.start_line(request_id, "$LATEST"),
+                output,
+                logs.end_line(request_id),
+                logs.report_line(request_id, duration_ns, rec.memory_size, max_mb, init_ns),
+            )
+        )
+
+    @staticmethod
+    def _max_memory_mb(inst: Instance) -> int:
+        peak = inst.sandbox.peak_memory_bytes()
+        return round(peak / 1048576) if peak else 0
+
+    def _take_idle(self, rec: FunctionRecord) -> Instance | None:
+        idle = self._idle.get(rec.name)
+        while idle:
+            inst = idle.pop()
+            if inst.revision == rec.revision_id:
+                return inst
+            self._retire(inst)
+        return None
+
+    def _release(self, inst: Instance, rec: FunctionRecord) -> None:
+        inst.last_used = trio.current_time()
+        self._idle.setdefault(rec.name, []).append(inst)
+
+    def _retire(self, inst: Instance) -> None:
+        inst.sandbox.kill()
+        if self._nursery is not None:
+            self._nursery.start_soon(self._destroy, inst)
+
+    async def _start(self, spec: FunctionSpec) -> tuple[Instance, object]:
+        rec = spec.record
+        instance_id = uuid.uuid4().hex
+        sandbox_spec = SandboxSpec(
+            instance_id=instance_id,
+            function_name=rec.name,
+            code_dir=spec.code_dir,
+            memory_mb=rec.memory_size,
+            ephemeral_mb=rec.ephemeral_storage,
+            timeout_s=float(rec.timeout),
+        )
+        started = time.monotonic_ns()
+        try:
+            sandbox = self.backend.spawn(sandbox_spec)
+        except OSError as exc:
+            raise LambdaError("ServiceException", f"Could not start a sandbox: {exc}") from exc
+        inst = Instance(instance_id, sandbox, rec.revision_id)
+        stream = log_stream_name(instance_id)
+        env = dict(spec.env)
+        env["LAMBDA_TASK_ROOT"] = sandbox.task_root
+        env["AWS_LAMBDA_LOG_STREAM_NAME"] = stream
+        init = Init(
+            handler=rec.handler,
+            task_root=sandbox.task_root,
+            env=env,
+            function_name=rec.name,
+            function_version="$LATEST",
+            memory_mb=rec.memory_size,
+            log_group=spec.log_group,
+            log_stream=stream,
+        )
+        reply = None
+        with trio.move_on_after(self.init_timeout_s):
+            try:
+                reply = await inst.init(init)
+            except WorkerGone:
+                reply = None
+        # Init Duration covers the runtime's start as well as the handler's
+        # import, as AWS's does.
+        inst.init_ns = time.monotonic_ns() - started
+        if reply is None:
+            output = inst.take_log()
+            status = await self._destroy(inst)
+            detail = "Runtime exited with error: " + _describe_status(status)
+            reply = InitError("Runtime.ExitError", function_errors.platform("Runtime.ExitError", "", detail), 0, output)
+        return inst, reply
+
+    async def _destroy(self, inst: Instance) -> int | None:
+        if inst.dead:
+            return None
+        return await trio.to_thread.run_sync(inst.destroy)
+
+
+def log_stream_name(instance_id: str) -> str:
+    day = time.strftime("%Y/%m/%d", time.gmtime())
+    return f"{day}/[$LATEST]{instance_id}"
+
+
+def _describe_status(status: int | None) -> str:
+    if status is None:
+        return "Runtime exited without providing a reason"
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        name = signal.Signals(sig).name[3:].lower() if sig in signal.Signals._value2member_map_ else str(sig)
+        return f"signal: {'killed' if sig == signal.SIGKILL else name}"
+    if os.WIFEXITED(status):
+        return f"exit status {os.WEXITSTATUS(status)}"
+    return "Runtime exited without providing a reason"

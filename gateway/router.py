@@ -1,0 +1,70 @@
+"""Which code answers a request, and the single place auth is checked.
+
+The data plane (Invoke, health) is answered directly; everything else goes
+to the control-plane ASGI app.
+"""
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Mapping
+
+import msgspec
+
+from .asgi import call_asgi
+from .errors import LambdaError
+from .http1 import Head
+from .invoke import Invoker, body_limit as invoke_body_limit, too_large as invoke_too_large
+from .sigv4 import AuthError, verify
+
+INVOKE_RE = re.compile(r"^/2015-03-31/functions/([^/?]+)/invocations/?$")
+CONTROL_BODY_MAX = 80 * 1024 * 1024  # a 50 MB zip, base64-encoded, inside JSON
+_HEALTH = msgspec.json.encode({"status": "ok"})
+
+Reply = tuple[int, list[tuple[str, str]], bytes]
+
+
+def error_reply(exc: LambdaError, request_id: str | None = None) -> Reply:
+    headers = exc.headers()
+    headers.append(("x-amzn-RequestId", request_id or str(uuid.uuid4())))
+    return exc.status, headers, exc.body()
+
+
+class Router:
+    def __init__(self, invoker: Invoker, control_app, secrets: Mapping[str, str] | None, server_addr: tuple[str, int]) -> None:
+        self.invoker = invoker
+        self.control_app = control_app
+        self.secrets = secrets  # None: --no-auth
+        self.server_addr = server_addr
+
+    def body_limit(self, head: Head) -> int:
+        if head.method == "POST" and INVOKE_RE.match(head.path):
+            return invoke_body_limit(head)
+        return CONTROL_BODY_MAX
+
+    def too_large(self, head: Head) -> Reply:
+        if INVOKE_RE.match(head.path):
+            return error_reply(invoke_too_large(head))
+        return error_reply(LambdaError("RequestTooLargeException", f"Request must be smaller than {CONTROL_BODY_MAX} bytes"))
+
+    async def handle(self, head: Head, body: bytes, client: tuple[str, int]) -> Reply:
+        path = head.path
+        if path == "/health":
+            return 200, [("Content-Type", "application/json")], _HEALTH
+        try:
+            if self.secrets is not None and not path.startswith("/_lambdalet/code/"):
+                try:
+                    verify(head.method, head.target, head.headers, body, self.secrets)
+                except AuthError as exc:
+                    return 403, [("x-amzn-ErrorType", exc.code), ("Content-Type", "application/json"), ("x-amzn-RequestId", str(uuid.uuid4()))], msgspec.json.encode({"message": exc.message})
+            m = INVOKE_RE.match(path)
+            if m is not None:
+                if head.method != "POST":
+                    raise LambdaError("MethodNotAllowedException", f"Method {head.method} is not allowed on {path}")
+                return await self.invoker.handle(head, m.group(1), body)
+        except LambdaError as exc:
+            return error_reply(exc)
+        status, headers, payload = await call_asgi(self.control_app, head, body, client, self.server_addr)
+        if not any(k.lower() == "x-amzn-requestid" for k, _ in headers):
+            headers.append(("x-amzn-RequestId", str(uuid.uuid4())))
+        return status, headers, payload

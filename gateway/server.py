@@ -1,0 +1,144 @@
+"""`lambdalet serve`: assemble the parts, print how to connect, run until
+SIGTERM or SIGINT, then stop every worker."""
+from __future__ import annotations
+
+import ipaddress
+import pathlib
+import secrets as secrets_mod
+import signal
+import sys
+
+import trio
+
+from lambdalet.sandbox.process import ProcessBackend
+from lambdalet.sandbox.runtime_root import RuntimeRoot
+
+from . import listener
+from .codestore import CodeStore
+from .config import ServerConfig
+from .control import CodeLinks, create_app
+from .functions import FunctionService
+from .invoke import Invoker
+from .pool import Pool
+from .router import Router
+from .sigv4 import load_or_create_credentials
+from .storage import SQLiteStorage
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class ConfigError(Exception):
+    """A setting the server refuses to start with."""
+
+
+def choose_backend(config: ServerConfig, root: RuntimeRoot, data_dir: pathlib.Path):
+    """Returns (backend, warnings). The namespaced backend arrives with the
+    sandbox issue; until then every worker is a plain process and we say so."""
+    if config.sandbox in ("auto", "namespaced"):
+        try:
+            from lambdalet.sandbox import select  # type: ignore[attr-defined]
+        except ImportError:
+            select = None
+        if select is not None:
+            return select.choose_backend(root, data_dir, required=config.sandbox == "namespaced")
+        if config.sandbox == "namespaced":
+            raise ConfigError("the namespaced sandbox is not available in this build")
+    backend = ProcessBackend(root)
+    return backend, ["sandbox: plain processes — functions are NOT isolated from this host"]
+
+
+def _banner(config: ServerConfig, data_dir: pathlib.Path, backend, warnings: list[str], port: int) -> str:
+    host = config.host if ":" not in config.host else f"[{config.host}]"
+    url = f"http://{host}:{port}"
+    lines = [f"lambdalet serving the Lambda API on {url}", f"  data dir: {data_dir}", f"  sandbox backend: {backend.name}"]
+    protections = backend.protections()
+    on = [k for k, v in protections.items() if v]
+    off = [k for k, v in protections.items() if not v]
+    lines.append(f"  protections on: {', '.join(on) or 'none'}")
+    if off:
+        lines.append(f"  WARNING protections OFF: {', '.join(off)}")
+    for w in warnings:
+        lines.append(f"  WARNING {w}")
+    if not config.auth:
+        lines.append("  WARNING authentication is OFF (--no-auth)")
+    lines.append("Use it from boto3 or the aws CLI:")
+    creds = data_dir / "credentials"
+    lines.append(
+        f"  export AWS_ENDPOINT_URL={url} AWS_SHARED_CREDENTIALS_FILE={creds} "
+        f"AWS_REGION={config.region} AWS_DEFAULT_REGION={config.region}"
+    )
+    return "\n".join(lines)
+
+
+async def run(config: ServerConfig, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+    if not config.auth and not is_loopback(config.host):
+        raise ConfigError("--no-auth is only allowed with a loopback --host")
+    data_dir = pathlib.Path(config.data_dir).resolve()
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    keys = load_or_create_credentials(data_dir)
+    storage = SQLiteStorage(data_dir / "lambdalet.db")
+    codes = CodeStore(data_dir / "code")
+    root = RuntimeRoot.create(data_dir / "runtime")
+    backend, warnings = choose_backend(config, root, data_dir)
+
+    listen = trio.socket.socket(trio.socket.AF_INET6 if ":" in config.host else trio.socket.AF_INET)
+    listen.setsockopt(trio.socket.SOL_SOCKET, trio.socket.SO_REUSEADDR, 1)
+    try:
+        await listen.bind((config.host, config.port))
+    except OSError as exc:
+        listen.close()
+        raise ConfigError(f"cannot listen on {config.host}:{config.port}: {exc.strerror}") from None
+    listen.listen(1024)
+    port = listen.getsockname()[1]
+
+    try:
+        async with trio.open_nursery() as nursery:
+            pool = Pool(backend, concurrency_limit=config.concurrency_limit, idle_timeout_s=config.idle_timeout_s)
+            invoker_box: list[Invoker] = []
+
+            def on_change(name: str) -> None:
+                pool.drop(name)
+                if invoker_box:
+                    invoker_box[0].forget(name)
+
+            service = FunctionService(storage, codes, region=config.region, account=config.account, concurrency_limit=config.concurrency_limit, on_change=on_change)
+            invoker = Invoker(service, pool, nursery)
+            invoker_box.append(invoker)
+            host = config.host if ":" not in config.host else f"[{config.host}]"
+            links = CodeLinks(secrets_mod.token_bytes(32), f"http://{host}:{port}")
+            app = create_app(service, links)
+            router = Router(invoker, app, keys if config.auth else None, (config.host, port))
+            await nursery.start(pool.run)
+            await nursery.start(listener.serve, listen, router)
+            print(_banner(config, data_dir, backend, warnings, port), flush=True)
+            task_status.started(port)
+            with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+                async for signum in signals:
+                    print(f"lambdalet: {signal.Signals(signum).name} received, stopping", flush=True)
+                    nursery.cancel_scope.cancel()
+                    break
+    finally:
+        listen.close()
+        backend.close()
+        storage.close()
+
+
+def serve(config: ServerConfig) -> int:
+    try:
+        trio.run(run, config)
+    except ConfigError as exc:
+        print(f"lambdalet: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    print("lambdalet: stopped", flush=True)
+    return 0
+
+

@@ -1,0 +1,71 @@
+"""Durable state behind one typing.Protocol, with SQLite (WAL) as the default.
+
+Every method is synchronous and may block on fsync; the gateway calls them
+from a worker thread, one at a time, and never on the invoke path (which
+reads the in-memory registry instead).
+"""
+from __future__ import annotations
+
+import pathlib
+import sqlite3
+import threading
+from typing import Iterable, Protocol
+
+import msgspec
+
+from .model import FunctionRecord
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS functions (
+    name TEXT PRIMARY KEY,
+    record BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS settings (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"""
+
+
+class Storage(Protocol):
+    def load_functions(self) -> Iterable[FunctionRecord]: ...
+    def put_function(self, rec: FunctionRecord) -> None: ...
+    def delete_function(self, name: str) -> None: ...
+    def close(self) -> None: ...
+
+
+class SQLiteStorage:
+    def __init__(self, path: pathlib.Path) -> None:
+        # check_same_thread=False: calls come from trio's thread pool, always
+        # serialised by self._lock.
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._lock = threading.Lock()
+        with self._lock:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            # FULL: an answered CreateFunction must survive power loss, not
+            # just a crash of this process.
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(_SCHEMA)
+        self._enc = msgspec.json.Encoder()
+        self._dec = msgspec.json.Decoder(FunctionRecord)
+
+    def load_functions(self) -> list[FunctionRecord]:
+        with self._lock:
+            rows = self._db.execute("SELECT record FROM functions ORDER BY name").fetchall()
+        return [self._dec.decode(r[0]) for r in rows]
+
+    def put_function(self, rec: FunctionRecord) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO functions(name, record) VALUES(?, ?) "
+                "ON CONFLICT(name) DO UPDATE SET record=excluded.record",
+                (rec.name, self._enc.encode(rec)),
+            )
+
+    def delete_function(self, name: str) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM functions WHERE name=?", (name,))
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

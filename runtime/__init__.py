@@ -1,0 +1,1 @@
+"""The in-sandbox runtime. Imports nothing outside the stdlib and msgspec."""

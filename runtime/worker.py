@@ -1,0 +1,195 @@
+"""The Python runtime's main loop, run inside the sandbox.
+
+Started as `python -I -S` with the control socket on a known fd. It imports
+only the stdlib, msgspec and this package before the user's code, so that a
+function shipping its own runtime.py, gateway.py or sandbox.py still works.
+
+Logs: fd 1 and 2 point at an in-memory file (memfd) in append mode. After
+each call the worker flushes, reads what the call wrote and truncates, so
+logs split per call without a pipe that could fill and block the handler.
+The gateway holds a duplicate of the memfd to recover the output of a call
+it had to kill.
+"""
+from __future__ import annotations
+
+import fcntl
+import importlib
+import json
+import logging
+import os
+import socket
+import sys
+import time
+
+from . import errors
+from .lambda_context import LambdaContext
+from .protocol import Init, InitError, InitOk, Invoke, FrameReader, Result, encode
+
+MAX_CALL_LOG = 1 << 20  # keep the last MiB of a call's output; Tail needs only 4 KB
+
+
+class _LogCapture:
+    def __init__(self) -> None:
+        self.fd = os.memfd_create("lambdalet-log", os.MFD_CLOEXEC)
+        # O_APPEND lets us truncate between calls while writers keep appending.
+        fcntl.fcntl(self.fd, fcntl.F_SETFL, fcntl.fcntl(self.fd, fcntl.F_GETFL) | os.O_APPEND)
+        os.dup2(self.fd, 1)
+        os.dup2(self.fd, 2)
+        # The interpreter opened stdout before the redirect with block
+        # buffering; line buffering keeps output visible up to a kill.
+        sys.stdout.reconfigure(line_buffering=True)
+        sys.stderr.reconfigure(line_buffering=True)
+
+    def take(self) -> bytes:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        size = os.fstat(self.fd).st_size
+        if not size:
+            return b""
+        start = max(0, size - MAX_CALL_LOG)
+        data = os.pread(self.fd, size - start, start)
+        os.ftruncate(self.fd, 0)
+        return data
+
+
+class _RequestIdFilter(logging.Filter):
+    request_id = ""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.aws_request_id = _RequestIdFilter.request_id
+        return True
+
+
+def _install_logging() -> None:
+    # AWS's runtime gives the root logger this handler and format, at WARNING.
+    handler = logging.StreamHandler(sys.stdout)
+    handler.addFilter(_RequestIdFilter())
+    formatter = logging.Formatter(
+        "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s",
+        "%Y-%m-%dT%H:%M:%S",
+    )
+    formatter.converter = time.gmtime
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING)
+
+
+class _Loaded:
+    __slots__ = ("handler", "init")
+
+    def __init__(self, handler, init: Init) -> None:
+        self.handler = handler
+        self.init = init
+
+
+def _load_handler(init: Init):
+    """Returns the handler callable, or raises _Fault."""
+    try:
+        modname, fname = init.handler.rsplit(".", 1)
+    except ValueError as exc:
+        raise _Fault("Runtime.MalformedHandlerName", f"Bad handler '{init.handler}': {exc}") from None
+    modname = modname.replace("/", ".")
+    try:
+        module = importlib.import_module(modname)
+    except ImportError as exc:
+        raise _Fault("Runtime.ImportModuleError", f"Unable to import module '{modname}': {exc}") from None
+    except SyntaxError as exc:
+        raise _Fault("Runtime.UserCodeSyntaxError", f"Syntax error in module '{modname}': {exc}") from None
+    handler = getattr(module, fname, None)
+    if handler is None:
+        raise _Fault("Runtime.HandlerNotFound", f"Handler '{fname}' missing on module '{modname}'")
+    return handler
+
+
+class _Fault(Exception):
+    def __init__(self, error_type: str, message: str) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+        self.message = message
+
+
+def _init(init: Init, capture: _LogCapture):
+    started = time.monotonic_ns()
+    os.environ.update(init.env)
+    sys.path[:0] = [init.task_root, "/opt/python", f"/opt/python/lib/python{sys.version_info[0]}.{sys.version_info[1]}/site-packages"]
+    try:
+        os.chdir(init.task_root)
+    except OSError:
+        pass
+    try:
+        handler = _load_handler(init)
+    except _Fault as fault:
+        log = f"[ERROR] {fault.error_type}: {fault.message}\n".encode()
+        return None, InitError(fault.error_type, errors.fault(fault.error_type, fault.message), time.monotonic_ns() - started, capture.take() + log)
+    except Exception as exc:  # the module raised while importing
+        error_type, payload, text = errors.from_exception(exc, "")
+        return None, InitError(error_type, payload, time.monotonic_ns() - started, capture.take() + text.encode())
+    return handler, InitOk(time.monotonic_ns() - started, capture.take())
+
+
+def _invoke(handler, init: Init, call: Invoke, capture: _LogCapture) -> Result:
+    _RequestIdFilter.request_id = call.request_id
+    client_context = None
+    if call.client_context:
+        try:
+            client_context = json.loads(call.client_context)
+        except ValueError:
+            client_context = None
+    context = LambdaContext(
+        aws_request_id=call.request_id,
+        function_name=init.function_name,
+        function_version=init.function_version,
+        invoked_function_arn=call.invoked_arn,
+        memory_limit_in_mb=str(init.memory_mb),
+        log_group_name=init.log_group,
+        log_stream_name=init.log_stream,
+        deadline_ms=call.deadline_ms,
+        client_context=client_context,
+    )
+    started = time.monotonic_ns()
+    error_type = None
+    try:
+        event = json.loads(call.payload) if call.payload else {}
+        result = handler(event, context)
+        duration = time.monotonic_ns() - started
+        try:
+            payload = json.dumps(result).encode()
+        except (TypeError, ValueError) as exc:
+            error_type = "Runtime.MarshalError"
+            payload = errors.fault(error_type, f"Unable to marshal response: {exc}", call.request_id)
+            print(f"[ERROR] {error_type}: Unable to marshal response: {exc}")
+    except Exception as exc:
+        duration = time.monotonic_ns() - started
+        error_type, payload, text = errors.from_exception(exc, call.request_id)
+        print(text)
+    return Result(call.request_id, payload, duration, error_type, capture.take())
+
+
+def main(control_fd: int) -> None:
+    sock = socket.socket(fileno=control_fd)
+    capture = _LogCapture()
+    _install_logging()
+    reader = FrameReader("to_worker")
+    handler = None
+    init: Init | None = None
+    while True:
+        data = sock.recv(1 << 20)
+        if not data:
+            return
+        for msg in reader.feed(data):
+            if isinstance(msg, Init):
+                init = msg
+                handler, reply = _init(msg, capture)
+                # The memfd rides along with the init reply so the gateway can
+                # read the log of a call it had to kill.
+                frame = encode(reply)
+                sent = socket.send_fds(sock, [frame], [capture.fd])
+                if sent < len(frame):
+                    sock.sendall(frame[sent:])
+                if handler is None:
+                    return
+            elif isinstance(msg, Invoke):
+                if handler is None or init is None:
+                    return
+                sock.sendall(encode(_invoke(handler, init, msg, capture)))

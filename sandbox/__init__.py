@@ -1,0 +1,1 @@
+"""Sandboxes: how a worker process starts and is contained."""

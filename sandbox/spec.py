@@ -1,0 +1,62 @@
+"""What the gateway asks of a sandbox backend, as typing.Protocols.
+
+The pool only ever talks to these two protocols, so a new way of starting
+workers (namespaces as root, user namespaces without root, zygote forks)
+is a new backend and nothing else changes.
+"""
+from __future__ import annotations
+
+import socket
+from typing import Protocol
+
+import msgspec
+
+
+class SandboxSpec(msgspec.Struct, frozen=True):
+    """Everything a backend needs to start one instance of a function."""
+
+    instance_id: str
+    function_name: str
+    code_dir: str  # host path of the unpacked code; the worker sees it at task_root
+    memory_mb: int = 128
+    ephemeral_mb: int = 512
+    timeout_s: float = 3.0
+    layers: tuple[str, ...] = ()  # host paths, seen under /opt in order
+    network: str = "none"  # "none": loopback only; "egress": NAT to the outside
+
+
+class Sandbox(Protocol):
+    """One running instance. The pool owns it from spawn to destroy."""
+
+    pid: int
+    control: socket.socket  # the gateway's end of the control socketpair
+    task_root: str  # where the worker sees the function's code
+
+    def kill(self) -> None:
+        """SIGKILL every process of this sandbox, daemonised ones included."""
+
+    def oom_killed(self) -> bool:
+        """True if the kernel OOM-killed something in this sandbox."""
+
+    def peak_memory_bytes(self) -> int | None:
+        """High-water mark of memory use, or None where it cannot be read."""
+
+    def destroy(self) -> int | None:
+        """Kill, reap and release every resource. Idempotent; may block briefly.
+
+        Returns the worker's raw wait status (as os.waitpid gives it) the
+        first time it is reaped, so the pool can tell "exit status 1" from
+        "signal: killed"; None when unknown or already reaped."""
+
+
+class SandboxBackend(Protocol):
+    name: str
+
+    def spawn(self, spec: SandboxSpec) -> Sandbox:
+        """Start a worker. Raises OSError naming the step that failed."""
+
+    def protections(self) -> dict[str, bool]:
+        """Each isolation feature and whether this backend enforces it."""
+
+    def close(self) -> None:
+        """Release backend-wide resources (cgroup roots, pooled netns)."""
