@@ -1,0 +1,140 @@
+"""Shared test helpers: a real server process on loopback, and clients for it."""
+from __future__ import annotations
+
+import configparser
+import io
+import os
+import pathlib
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import zipfile
+
+import boto3
+import botocore.config
+import requests
+
+_URL_RE = re.compile(r"serving the Lambda API on (http://\S+)")
+
+
+def make_zip(files: dict[str, str | bytes], modes: dict[str, int] | None = None) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, content in files.items():
+            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            info.external_attr = ((modes or {}).get(name, 0o644) | 0o100000) << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            zf.writestr(info, content)
+    return buf.getvalue()
+
+
+def lambdalet_argv(*args: str) -> list[str]:
+    # The interpreter's real path: PATH's python3 may be a slow shim.
+    return [os.path.realpath(sys.executable), "-m", "lambdalet.gateway.cli", *args]
+
+
+class ServerProcess:
+    """`lambdalet serve` in a subprocess, stopped with SIGTERM (or SIGKILL)."""
+
+    def __init__(self, data_dir: pathlib.Path, *extra: str) -> None:
+        self.data_dir = data_dir
+        self.extra = extra
+        self.proc: subprocess.Popen | None = None
+        self.url = ""
+        self.output: list[str] = []
+        self._drainer: threading.Thread | None = None
+
+    def start(self, timeout: float = 30.0) -> "ServerProcess":
+        self.proc = subprocess.Popen(
+            lambdalet_argv("serve", "--port", "0", "--data-dir", str(self.data_dir), *self.extra),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        deadline = time.monotonic() + timeout
+        assert self.proc.stdout is not None
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                raise RuntimeError("server exited during start-up:\n" + "".join(self.output))
+            self.output.append(line)
+            m = _URL_RE.search(line)
+            if m:
+                self.url = m.group(1)
+            if line.startswith("  export AWS_ENDPOINT_URL="):
+                break
+        else:
+            raise RuntimeError("server did not start:\n" + "".join(self.output))
+        # Drain the rest of the output in the background so the pipe never fills.
+        self._drainer = threading.Thread(target=self._drain, daemon=True)
+        self._drainer.start()
+        r = requests.get(self.url + "/health", timeout=5)
+        assert r.status_code == 200
+        return self
+
+    def _drain(self) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.output.append(line)
+
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1])
+
+    def credentials(self) -> tuple[str, str]:
+        parser = configparser.ConfigParser()
+        parser.read(self.data_dir / "credentials")
+        return parser["default"]["aws_access_key_id"], parser["default"]["aws_secret_access_key"]
+
+    def client(self, **config):
+        key, secret = self.credentials()
+        return boto3.client(
+            "lambda",
+            endpoint_url=self.url,
+            region_name="us-east-1",
+            aws_access_key_id=key,
+            aws_secret_access_key=secret,
+            config=botocore.config.Config(retries={"max_attempts": 1}, read_timeout=60, **config),
+        )
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        code = self.proc.wait(timeout=timeout)
+        if self._drainer is not None:
+            self._drainer.join(timeout=5)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        return code
+
+    def worker_pids(self) -> list[int]:
+        """Processes whose command line mentions this server's data dir: its workers."""
+        needle = str(self.data_dir).encode()
+        pids = []
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit() or (self.proc and int(entry) == self.proc.pid):
+                continue
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    if needle in f.read():
+                        pids.append(int(entry))
+            except OSError:
+                continue
+        return pids
+
+
+def wait_for(predicate, timeout: float = 10.0, interval: float = 0.02):
+    """Polls a condition (not a clock) until it holds; fails loudly if it never does."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s: {predicate}")
+
+
