@@ -1,0 +1,45 @@
+#ifndef LAMBDALET_MOUNTS_H
+#define LAMBDALET_MOUNTS_H
+/* Building the sandbox's root file system.
+ *
+ * The sequence is: ll_mounts_begin (private propagation, a staging tmpfs
+ * holding the host at OLDROOT and an empty root at NEWROOT), one
+ * ll_mount_apply per planned operation, then ll_mounts_finish (read-only
+ * root, pivot_root, old root detached). Every function returns 0 or -errno
+ * and names the failed step. Destinations are paths inside the sandbox;
+ * sources are host paths, opened up front. */
+
+#define LL_OLDROOT "/oldroot"
+#define LL_NEWROOT "/newroot"
+
+enum ll_mount_kind {
+    LL_MKDIR = 1,      /* dst, mode */
+    LL_BIND_RO = 2,    /* src -> dst, read-only, nosuid, nodev */
+    LL_BIND_DEV = 3,   /* src device node -> dst, noexec, nosuid */
+    LL_TMPFS = 4,      /* dst, data = tmpfs options, mode = 0 or MS_RDONLY later */
+    LL_PROC = 5,       /* dst: a fresh procfs of the sandbox's pid namespace */
+    LL_SYMLINK = 6,    /* dst -> data (the link's text) */
+    LL_WRITE_FILE = 7, /* dst, data = contents, mode */
+    LL_MASK = 8,       /* dst hidden: /dev/null over a file, empty tmpfs over a dir */
+    LL_READONLY = 9,   /* dst made read-only in place */
+    LL_OVERLAY_RO = 10,/* dst, data = "lowerdir=..." with host paths under OLDROOT */
+};
+
+struct ll_mount_op {
+    int kind;
+    const char *src;
+    const char *dst;
+    const char *data;
+    unsigned int mode;
+};
+
+/* Open every bind source (O_PATH) while the process still has the host's
+ * view and credentials: after the switch to the sandbox's setup uid, host
+ * directories such as a 0700 /root can no longer be traversed. src_fds[i]
+ * is -1 for operations without a source. */
+int ll_mounts_open_sources(const struct ll_mount_op *ops, int n_ops, int *src_fds,
+                           const char **step);
+int ll_mounts_begin(const char **step);
+int ll_mount_apply(const struct ll_mount_op *op, int src_fd, const char **step);
+int ll_mounts_finish(const char **step);
+#endif

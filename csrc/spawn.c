@@ -1,0 +1,355 @@
+/* Spawning a sandbox: clone, handshake, the child's set-up sequence and a
+ * tiny PID 1. The set-up reads top to bottom in child_main.
+ *
+ * The child is a copy of a multithreaded server (the calling thread only),
+ * so until exec it uses raw system calls and stack buffers: a lock held by
+ * a vanished thread (malloc, stdio) would never be released. */
+#include "spawn.h"
+#include "caps.h"
+#include "mounts.h"
+#include "net.h"
+#include "seccomp.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/sched.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifndef CLONE_INTO_CGROUP
+#define CLONE_INTO_CGROUP 0x200000000ULL
+#endif
+
+struct report {
+    int32_t err;
+    char step[156];
+};
+
+/* --- child side ------------------------------------------------------- */
+
+static void copy_step(char *out, size_t cap, const char *a, const char *b)
+{
+    size_t n = 0;
+    for (; a && *a && n + 1 < cap; a++)
+        out[n++] = *a;
+    if (b && *b && n + 2 < cap) {
+        out[n++] = ' ';
+        for (; *b && n + 1 < cap; b++)
+            out[n++] = *b;
+    }
+    out[n] = '\0';
+}
+
+static void __attribute__((noreturn)) fail_child(int sync_fd, int err, const char *step, const char *detail)
+{
+    struct report r;
+    memset(&r, 0, sizeof r);
+    r.err = err < 0 ? -err : err;
+    copy_step(r.step, sizeof r.step, step, detail);
+    (void)send(sync_fd, &r, sizeof r, MSG_NOSIGNAL);
+    _exit(127);
+}
+
+#define CHECK(expr, name) do { if ((expr) < 0) fail_child(sync_fd, errno, (name), NULL); } while (0)
+#define CHECK_RC(rc, name, detail) do { int _rc = (rc); if (_rc < 0) fail_child(sync_fd, _rc, (name), (detail)); } while (0)
+
+static void reset_signal_handlers(void)
+{
+    /* The server's handlers are meaningless here and would, for instance,
+     * write to the server's wakeup fd. */
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = SIG_DFL;
+    for (int sig = 1; sig < NSIG; sig++)
+        if (sig != SIGKILL && sig != SIGSTOP)
+            (void)sigaction(sig, &sa, NULL);
+}
+
+/* PID 1: reap every child, forward termination signals to the worker, and
+ * leave with the worker's status. When PID 1 exits the kernel kills every
+ * other process in the namespace, daemonised ones included. */
+static void __attribute__((noreturn)) init_loop(pid_t worker)
+{
+    sigset_t all;
+    sigfillset(&all);
+    for (;;) {
+        siginfo_t info;
+        int sig = sigwaitinfo(&all, &info);
+        if (sig < 0)
+            continue;
+        if (sig != SIGCHLD) {
+            (void)kill(worker, sig);
+            continue;
+        }
+        for (;;) {
+            int status;
+            pid_t p = waitpid(-1, &status, WNOHANG);
+            if (p <= 0)
+                break;
+            if (p == worker) {
+                if (WIFEXITED(status))
+                    _exit(WEXITSTATUS(status));
+                _exit(128 + WTERMSIG(status));
+            }
+        }
+    }
+}
+
+static void __attribute__((noreturn)) exec_worker(const struct ll_spawn_config *cfg, int sync_fd,
+                                                   int control_fd, int null_fd)
+{
+    /* Only PID 1 may outlive us; if it dies, so do we. */
+    (void)prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    /* Move the fds out of the way of 0-4 before placing them. */
+    int ctl = fcntl(control_fd, F_DUPFD_CLOEXEC, 10);
+    int syn = fcntl(sync_fd, F_DUPFD_CLOEXEC, 10);
+    int nul = fcntl(null_fd, F_DUPFD_CLOEXEC, 10);
+    if (ctl < 0 || syn < 0 || nul < 0)
+        fail_child(sync_fd, errno, "worker: dup fds", NULL);
+    if (dup2(nul, 0) < 0 || dup2(nul, 1) < 0 || dup2(nul, 2) < 0 || dup2(ctl, 3) < 0 ||
+        dup3(syn, 4, O_CLOEXEC) < 0)
+        fail_child(syn, errno, "worker: place fds", NULL);
+    sync_fd = 4;
+    if (syscall(SYS_close_range, 5, ~0U, 0) < 0)
+        fail_child(sync_fd, errno, "worker: close fds", NULL);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    execve(cfg->path, cfg->argv, cfg->envp);
+    fail_child(sync_fd, errno, "exec worker", cfg->path);
+}
+
+static void __attribute__((noreturn)) child_main(const struct ll_spawn_config *cfg, int sync_fd)
+{
+    int control_fd = cfg->control_fd;
+    const char *step = NULL;
+    char go;
+
+    reset_signal_handlers();
+    /* Keep only the handshake and the control channel of the server's fds. */
+    int keep[2] = { sync_fd, control_fd };
+    CHECK_RC(ll_caps_close_fds_except(keep, 2), "close inherited fds", NULL);
+
+    /* Wait until the parent has placed us in our cgroups and written our
+     * id maps: nothing may run unlimited or as an unmapped id. */
+    ssize_t n;
+    do
+        n = read(sync_fd, &go, 1);
+    while (n < 0 && errno == EINTR);
+    if (n != 1)
+        _exit(127); /* the parent gave up; it reaps us */
+
+    /* A VLA: no malloc in this process (see the top of this file). */
+    int src_fds[cfg->n_ops > 0 ? cfg->n_ops : 1];
+    if (cfg->n_ops > 0)
+        CHECK_RC(ll_mounts_open_sources(cfg->ops, cfg->n_ops, src_fds, &step), step, NULL);
+
+    if (cfg->setup_uid != LL_NO_ID) {
+        CHECK(setresgid(cfg->setup_gid, cfg->setup_gid, cfg->setup_gid), "setresgid (setup)");
+        CHECK(setresuid(cfg->setup_uid, cfg->setup_uid, cfg->setup_uid), "setresuid (setup)");
+    }
+    if (cfg->unshare_cgroup_late)
+        CHECK(unshare(CLONE_NEWCGROUP), "unshare cgroup namespace");
+    if (cfg->hostname)
+        CHECK(sethostname(cfg->hostname, strlen(cfg->hostname)), "sethostname");
+    if (cfg->loopback_up)
+        CHECK_RC(ll_net_loopback_up(), "bring up lo", NULL);
+
+    if (cfg->n_ops > 0) {
+        CHECK_RC(ll_mounts_begin(&step), step, NULL);
+        for (int i = 0; i < cfg->n_ops; i++)
+            CHECK_RC(ll_mount_apply(&cfg->ops[i], src_fds[i], &step), step, cfg->ops[i].dst);
+        CHECK_RC(ll_mounts_finish(&step), step, NULL);
+        for (int i = 0; i < cfg->n_ops; i++)
+            if (src_fds[i] >= 0)
+                close(src_fds[i]);
+    }
+    int null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+    CHECK(null_fd, "open /dev/null");
+
+    CHECK_RC(ll_caps_set_rlimits(cfg->nofile, &step), step, NULL);
+    CHECK_RC(ll_caps_drop_all(cfg->sandbox_uid, cfg->sandbox_gid,
+                              !cfg->deny_setgroups, &step), step, NULL);
+    /* Set after the id change, which would clear it. */
+    if (cfg->pdeathsig)
+        CHECK(prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0), "pdeathsig");
+    /* PID 1 still holds a copy of the server's memory: keep it unreadable
+     * through /proc even to the sandbox's own uid. */
+    CHECK(prctl(PR_SET_DUMPABLE, 0, 0, 0, 0), "set not dumpable");
+    if (cfg->seccomp)
+        CHECK_RC(ll_seccomp_install(), "install seccomp filter", NULL);
+    if (cfg->cwd)
+        CHECK(chdir(cfg->cwd), "chdir");
+
+    /* Plain fork semantics (no CLONE_* flags) pass the seccomp filter. */
+    pid_t worker = (pid_t)syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0);
+    CHECK(worker, "fork worker");
+    if (worker == 0)
+        exec_worker(cfg, sync_fd, control_fd, null_fd);
+
+    /* The parent sees end-of-file once the worker's exec closes the last
+     * copy of the handshake socket. */
+    (void)syscall(SYS_close_range, 0, ~0U, 0);
+    init_loop(worker);
+}
+
+/* --- parent side ------------------------------------------------------ */
+
+static int fail(struct ll_spawn_result *res, int err, const char *step)
+{
+    res->err = err < 0 ? -err : err;
+    copy_step(res->step, sizeof res->step, step, NULL);
+    return -res->err;
+}
+
+static int write_all(int fd, const char *buf, size_t len)
+{
+    while (len > 0) {
+        ssize_t w = write(fd, buf, len);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        buf += w;
+        len -= (size_t)w;
+    }
+    return 0;
+}
+
+static int write_proc_file(pid_t pid, const char *name, const char *text)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/%s", (int)pid, name);
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    int rc = write_all(fd, text, strlen(text));
+    close(fd);
+    return rc;
+}
+
+static pid_t do_clone(const struct ll_spawn_config *cfg, int *used_clone3, int *into_cgroup)
+{
+    struct clone_args args;
+    memset(&args, 0, sizeof args);
+    args.flags = cfg->namespaces;
+    args.exit_signal = SIGCHLD;
+    size_t size = CLONE_ARGS_SIZE_VER0;
+    if (cfg->cgroup_v2_fd >= 0) {
+        args.flags |= CLONE_INTO_CGROUP;
+        args.cgroup = (uint64_t)cfg->cgroup_v2_fd;
+        size = CLONE_ARGS_SIZE_VER2;
+    }
+    long pid = syscall(SYS_clone3, &args, size);
+    if (pid >= 0) {
+        *used_clone3 = 1;
+        *into_cgroup = cfg->cgroup_v2_fd >= 0;
+        return (pid_t)pid;
+    }
+    /* Older kernels, or seccomp profiles (Docker's) that answer ENOSYS. */
+    if (errno != ENOSYS && errno != E2BIG && errno != EPERM)
+        return -1;
+    *used_clone3 = 0;
+    *into_cgroup = 0;
+    return (pid_t)syscall(SYS_clone, (unsigned long)cfg->namespaces | SIGCHLD, 0, 0, 0, 0);
+}
+
+static int wait_for_child(int fd, int timeout_ms, struct ll_spawn_result *res)
+{
+    struct pollfd p = { fd, POLLIN, 0 };
+    for (;;) {
+        int rc = poll(&p, 1, timeout_ms);
+        if (rc < 0 && errno == EINTR)
+            continue;
+        if (rc < 0)
+            return fail(res, errno, "handshake: poll");
+        if (rc == 0)
+            return fail(res, ETIMEDOUT, "handshake: the sandbox did not start in time");
+        break;
+    }
+    struct report r;
+    ssize_t n;
+    do
+        n = recv(fd, &r, sizeof r, 0);
+    while (n < 0 && errno == EINTR);
+    if (n == 0)
+        return 0; /* every copy closed by exec: the worker is running */
+    if (n < 0)
+        return fail(res, errno, "handshake: recv");
+    if (n != (ssize_t)sizeof r)
+        return fail(res, EPROTO, "handshake: short report");
+    r.step[sizeof r.step - 1] = '\0';
+    return fail(res, r.err ? r.err : EPROTO, r.step);
+}
+
+int ll_spawn(const struct ll_spawn_config *cfg, struct ll_spawn_result *res)
+{
+    memset(res, 0, sizeof *res);
+    int sv[2];
+    /* SEQPACKET keeps the error report one message. */
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+        return fail(res, errno, "socketpair");
+
+    /* No signal may run a server handler in the child before it resets them. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int used_clone3 = 0, into_cgroup = 0;
+    pid_t pid = do_clone(cfg, &used_clone3, &into_cgroup);
+    if (pid == 0) {
+        close(sv[0]);
+        child_main(cfg, sv[1]);
+    }
+    int clone_errno = errno;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    close(sv[1]);
+    if (pid < 0) {
+        close(sv[0]);
+        return fail(res, clone_errno, "clone");
+    }
+    res->pid = pid;
+    res->used_clone3 = used_clone3;
+
+    char pidtext[24];
+    snprintf(pidtext, sizeof pidtext, "%d", (int)pid);
+    int rc = 0;
+    for (int i = 0; i < cfg->n_cgroup_procs_fds && rc == 0; i++)
+        if ((rc = write_all(cfg->cgroup_procs_fds[i], pidtext, strlen(pidtext))) < 0)
+            rc = fail(res, rc, "attach to cgroup");
+    if (rc == 0 && cfg->cgroup_v2_fd >= 0 && !into_cgroup) {
+        int fd = openat(cfg->cgroup_v2_fd, "cgroup.procs", O_WRONLY | O_CLOEXEC);
+        if (fd < 0 || (rc = write_all(fd, pidtext, strlen(pidtext))) < 0)
+            rc = fail(res, fd < 0 ? errno : rc, "attach to cgroup (v2)");
+        if (fd >= 0)
+            close(fd);
+    }
+    if (rc == 0 && (cfg->namespaces & CLONE_NEWUSER)) {
+        if (cfg->deny_setgroups && (rc = write_proc_file(pid, "setgroups", "deny")) < 0)
+            rc = fail(res, rc, "write setgroups");
+        else if (cfg->uid_map && (rc = write_proc_file(pid, "uid_map", cfg->uid_map)) < 0)
+            rc = fail(res, rc, "write uid_map");
+        else if (cfg->gid_map && (rc = write_proc_file(pid, "gid_map", cfg->gid_map)) < 0)
+            rc = fail(res, rc, "write gid_map");
+    }
+    if (rc == 0 && send(sv[0], "g", 1, MSG_NOSIGNAL) != 1)
+        rc = fail(res, errno, "handshake: release");
+    if (rc == 0)
+        rc = wait_for_child(sv[0], cfg->handshake_timeout_ms > 0 ? cfg->handshake_timeout_ms : 10000, res);
+    close(sv[0]);
+    if (rc < 0) {
+        kill(pid, SIGKILL);
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+        res->pid = 0;
+    }
+    return rc;
+}

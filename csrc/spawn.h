@@ -1,0 +1,55 @@
+#ifndef LAMBDALET_SPAWN_H
+#define LAMBDALET_SPAWN_H
+#include <stdint.h>
+#include "mounts.h"
+
+/* Starting a sandbox: clone into new namespaces, let the parent place the
+ * child in its cgroups and write its id maps, then release it over a
+ * socketpair. The child builds its root, drops privileges, installs the
+ * seccomp filter and becomes a tiny PID 1 that forks and execs the worker,
+ * reaps zombies and forwards signals.
+ *
+ * The handshake message is "go" one way and, the other way, either an
+ * error (errno and the step that failed) or end-of-file once every copy of
+ * the child's end has been closed by a successful exec. */
+
+#define LL_NO_ID 0xffffffffu
+
+struct ll_spawn_config {
+    const char *path;            /* worker executable, as seen in the sandbox */
+    char *const *argv;
+    char *const *envp;
+    const char *cwd;             /* NULL: stay at / */
+    const char *hostname;        /* NULL: leave the uts name alone */
+    const struct ll_mount_op *ops;
+    int n_ops;                   /* 0: keep the host's file system view */
+    int control_fd;              /* becomes fd 3 in the worker */
+    int cgroup_v2_fd;            /* -1, or a cgroup2 directory for CLONE_INTO_CGROUP */
+    const int *cgroup_procs_fds; /* v1: cgroup.procs files written before release */
+    int n_cgroup_procs_fds;
+    uint64_t namespaces;         /* CLONE_NEW* flags for the clone */
+    int unshare_cgroup_late;     /* v1: new cgroup ns only once placed */
+    const char *uid_map;         /* with CLONE_NEWUSER: written by the parent */
+    const char *gid_map;
+    int deny_setgroups;          /* unprivileged maps need setgroups denied */
+    uint32_t setup_uid;          /* ids inside the sandbox while it builds its */
+    uint32_t setup_gid;          /*   root, or LL_NO_ID to keep the current ones */
+    uint32_t sandbox_uid;        /* ids the worker runs as */
+    uint32_t sandbox_gid;
+    int loopback_up;
+    int seccomp;
+    int nofile;
+    int pdeathsig;               /* SIGKILL PID 1 when the spawning thread dies */
+    int handshake_timeout_ms;
+};
+
+struct ll_spawn_result {
+    int pid;                     /* PID 1 of the sandbox, in the caller's pid ns */
+    int err;                     /* 0, or a positive errno */
+    int used_clone3;
+    char step[160];              /* which step failed, with its path if any */
+};
+
+/* Returns 0 or -errno; on failure nothing is left running. */
+int ll_spawn(const struct ll_spawn_config *cfg, struct ll_spawn_result *res);
+#endif

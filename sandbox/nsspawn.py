@@ -1,0 +1,149 @@
+"""The thin Python side of csrc/spawn.c.
+
+It turns a `SpawnConfig` into the C structs, calls `ll_spawn` with the GIL
+released (cffi does that for every call), and turns a failure into an
+`OSError` whose message names the step that failed. Nothing here knows
+about functions, pools or cgroup policy; namespaced.py decides those.
+"""
+from __future__ import annotations
+
+import os
+
+import msgspec
+
+from lambdalet.csrc._native import ffi, lib
+
+# os.CLONE_* only exist from Python 3.12; the values are the kernel's ABI.
+CLONE_NEWNS = 0x00020000
+CLONE_NEWCGROUP = 0x02000000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+
+NO_ID = 0xFFFFFFFF
+
+# Mount operation kinds, mirrored from csrc/mounts.h.
+MKDIR = lib.LL_MKDIR
+BIND_RO = lib.LL_BIND_RO
+BIND_DEV = lib.LL_BIND_DEV
+TMPFS = lib.LL_TMPFS
+PROC = lib.LL_PROC
+SYMLINK = lib.LL_SYMLINK
+WRITE_FILE = lib.LL_WRITE_FILE
+MASK = lib.LL_MASK
+READONLY = lib.LL_READONLY
+OVERLAY_RO = lib.LL_OVERLAY_RO
+
+# Where the host's tree sits while the new root is assembled (mounts.h).
+OLDROOT = "/oldroot"
+
+
+class MountOp(msgspec.Struct, frozen=True):
+    """One step of building the new root. dst is a path inside the sandbox;
+    src a host path; data a tmpfs option string, a link's text or a file's
+    contents, depending on kind."""
+
+    kind: int
+    dst: str
+    src: str | None = None
+    data: str | None = None
+    mode: int = 0
+
+
+class SpawnConfig(msgspec.Struct, frozen=True):
+    path: str
+    argv: list[str]
+    env: dict[str, str]
+    control_fd: int
+    ops: list[MountOp] = []
+    cwd: str | None = None
+    hostname: str | None = None
+    namespaces: int = 0
+    unshare_cgroup_late: bool = False
+    cgroup_v2_fd: int = -1
+    cgroup_procs_fds: list[int] = []
+    uid_map: str | None = None
+    gid_map: str | None = None
+    deny_setgroups: bool = False
+    setup_uid: int = NO_ID
+    setup_gid: int = NO_ID
+    sandbox_uid: int = 993
+    sandbox_gid: int = 990
+    loopback_up: bool = False
+    seccomp: bool = True
+    nofile: int = 1024
+    pdeathsig: bool = False
+    handshake_timeout_ms: int = 10_000
+
+
+class SpawnResult(msgspec.Struct, frozen=True):
+    pid: int
+    used_clone3: bool
+
+
+def _cstr(keep: list, text: str | None):
+    if text is None:
+        return ffi.NULL
+    buf = ffi.new("char[]", os.fsencode(text))
+    keep.append(buf)
+    return buf
+
+
+def _cstr_array(keep: list, items: list[str]):
+    bufs = [_cstr(keep, s) for s in items]
+    arr = ffi.new("char *[]", bufs + [ffi.NULL])
+    keep.append(arr)
+    return arr
+
+
+def spawn(cfg: SpawnConfig) -> SpawnResult:
+    """Start a sandbox; returns PID 1's pid. Blocks until the worker has
+    exec'd or a step failed (about a millisecond), with the GIL released."""
+    keep: list = []
+    c = ffi.new("struct ll_spawn_config *")
+    c.path = _cstr(keep, cfg.path)
+    c.argv = _cstr_array(keep, cfg.argv)
+    c.envp = _cstr_array(keep, [f"{k}={v}" for k, v in cfg.env.items()])
+    c.cwd = _cstr(keep, cfg.cwd)
+    c.hostname = _cstr(keep, cfg.hostname)
+    ops = ffi.new("struct ll_mount_op[]", max(1, len(cfg.ops)))
+    for i, op in enumerate(cfg.ops):
+        ops[i].kind = op.kind
+        ops[i].dst = _cstr(keep, op.dst)
+        ops[i].src = _cstr(keep, op.src)
+        ops[i].data = _cstr(keep, op.data)
+        ops[i].mode = op.mode
+    c.ops = ops
+    c.n_ops = len(cfg.ops)
+    c.control_fd = cfg.control_fd
+    c.cgroup_v2_fd = cfg.cgroup_v2_fd
+    procs = ffi.new("int[]", list(cfg.cgroup_procs_fds) or [0])
+    c.cgroup_procs_fds = procs
+    c.n_cgroup_procs_fds = len(cfg.cgroup_procs_fds)
+    c.namespaces = cfg.namespaces
+    c.unshare_cgroup_late = cfg.unshare_cgroup_late
+    c.uid_map = _cstr(keep, cfg.uid_map)
+    c.gid_map = _cstr(keep, cfg.gid_map)
+    c.deny_setgroups = cfg.deny_setgroups
+    c.setup_uid = cfg.setup_uid
+    c.setup_gid = cfg.setup_gid
+    c.sandbox_uid = cfg.sandbox_uid
+    c.sandbox_gid = cfg.sandbox_gid
+    c.loopback_up = cfg.loopback_up
+    c.seccomp = cfg.seccomp
+    c.nofile = cfg.nofile
+    c.pdeathsig = cfg.pdeathsig
+    c.handshake_timeout_ms = cfg.handshake_timeout_ms
+    res = ffi.new("struct ll_spawn_result *")
+    rc = lib.ll_spawn(c, res)
+    if rc < 0:
+        err = -rc
+        step = ffi.string(res.step).decode("utf-8", "replace")
+        raise OSError(err, f"{step}: {os.strerror(err)}")
+    return SpawnResult(pid=res.pid, used_clone3=bool(res.used_clone3))
+
+
+def seccomp_filter_length() -> int:
+    return lib.ll_seccomp_filter_length()

@@ -1,0 +1,153 @@
+"""The plan of a sandbox's root file system, as a list of mount operations.
+
+Pure: it reads nothing but the host paths it is given (to tell symlinks
+from directories) and returns `MountOp`s that csrc/mounts.c applies in
+order inside the new mount namespace. Keeping the plan here makes it easy
+to read, test and print (`lambdalet doctor`).
+
+The layout follows Lambda's: code at /var/task, the runtime at
+/var/runtime, layers at /opt, a writable /tmp sized by EphemeralStorage,
+and nothing else writable. The host's /etc, /root, /home, the data
+directory and other functions' code are simply never bound.
+"""
+from __future__ import annotations
+
+import glob
+import os
+
+import msgspec
+
+from .nsspawn import (BIND_DEV, BIND_RO, MASK, MKDIR, OLDROOT, OVERLAY_RO, PROC, READONLY,
+                      SYMLINK, TMPFS, WRITE_FILE, MountOp)
+
+SANDBOX_USER = "sbx_user1051"  # Lambda's own names and ids for the function's user
+SANDBOX_UID = 993
+SANDBOX_GID = 990
+HOSTNAME = "lambdalet"
+
+TASK_ROOT = "/var/task"
+RUNTIME_DIR = "/var/runtime"
+LAYERS_DIR = "/opt"
+
+# The top-level entries of a merged-/usr system; each is recreated as the
+# same symlink, or bound read-only when it is a real directory.
+SYSTEM_DIRS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+DEVICES = ("null", "zero", "full", "random", "urandom")
+# runc's defaults: what a process may not read from /proc, and what it may
+# read but never write.
+PROC_MASKED = (
+    "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+    "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",
+)
+PROC_READONLY = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
+ETC_BINDS = ("/etc/ld.so.cache", "/etc/ssl/certs", "/etc/ca-certificates.conf",
+             "/etc/ssl/openssl.cnf", "/etc/pki/tls/certs", "/etc/pki/ca-trust")
+
+
+class RootLayout(msgspec.Struct, frozen=True):
+    """What one sandbox's root is made of, as host paths."""
+
+    python_prefix: str  # bound at the same path, so the interpreter finds itself
+    runtime_sources: dict[str, str]  # path under /var/runtime -> host directory
+    code_dir: str
+    layers: tuple[str, ...] = ()
+    ephemeral_mb: int = 512
+    hidden_dirs: tuple[str, ...] = ()  # inside bound trees; site-packages
+    resolv_conf: str = ""
+    hostname: str = HOSTNAME
+
+
+def host_site_dirs(python_prefix: str) -> tuple[str, ...]:
+    """Every site-packages the bound trees would otherwise expose. Only the
+    worker's own dependencies, bound under /var/runtime, stay importable."""
+    patterns = (
+        f"{python_prefix}/lib/python3*/site-packages",
+        f"{python_prefix}/lib/python3*/dist-packages",
+        "/usr/lib/python3/dist-packages",
+        "/usr/lib/python3*/site-packages",
+        "/usr/lib/python3*/dist-packages",
+        "/usr/local/lib/python3*/site-packages",
+        "/usr/local/lib/python3*/dist-packages",
+    )
+    found: list[str] = []
+    for pattern in patterns:
+        for path in sorted(glob.glob(pattern)):
+            if os.path.isdir(path) and not os.path.islink(path) and path not in found:
+                found.append(path)
+    return tuple(found)
+
+
+def _etc_files(layout: RootLayout) -> dict[str, str]:
+    return {
+        "/etc/passwd": (
+            "root:x:0:0:root:/root:/sbin/nologin\n"
+            f"{SANDBOX_USER}:x:{SANDBOX_UID}:{SANDBOX_GID}::/tmp:/sbin/nologin\n"
+            "nobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\n"
+        ),
+        "/etc/group": (
+            "root:x:0:\n"
+            f"{SANDBOX_USER}:x:{SANDBOX_GID}:\n"
+            "nobody:x:65534:\n"
+        ),
+        "/etc/hosts": (
+            "127.0.0.1\tlocalhost\n"
+            "::1\tlocalhost ip6-localhost ip6-loopback\n"
+            f"127.0.1.1\t{layout.hostname}\n"
+        ),
+        "/etc/resolv.conf": layout.resolv_conf or "# no network: loopback only\n",
+        "/etc/nsswitch.conf": "passwd: files\ngroup: files\nhosts: files dns\n",
+    }
+
+
+def plan(layout: RootLayout) -> list[MountOp]:
+    ops: list[MountOp] = [MountOp(BIND_RO, "/usr", src="/usr")]
+    for path in SYSTEM_DIRS:
+        if os.path.islink(path):
+            ops.append(MountOp(SYMLINK, path, data=os.readlink(path)))
+        elif os.path.isdir(path):
+            ops.append(MountOp(BIND_RO, path, src=path))
+    prefix = layout.python_prefix
+    if not any(prefix == d or prefix.startswith(d + "/") for d in ("/usr", *SYSTEM_DIRS)):
+        ops.append(MountOp(BIND_RO, prefix, src=prefix))
+    for hidden in layout.hidden_dirs:
+        ops.append(MountOp(MASK, hidden))
+
+    # /etc: synthesised, plus the few host files the loader and TLS need.
+    for path, text in _etc_files(layout).items():
+        ops.append(MountOp(WRITE_FILE, path, data=text, mode=0o644))
+    for path in ETC_BINDS:
+        if os.path.islink(path):
+            ops.append(MountOp(SYMLINK, path, data=os.readlink(path)))
+        elif os.path.exists(path):
+            ops.append(MountOp(BIND_RO, path, src=path))
+    if os.path.islink("/etc/localtime"):
+        ops.append(MountOp(SYMLINK, "/etc/localtime", data=os.readlink("/etc/localtime")))
+
+    # /dev before /proc: masking /proc binds /dev/null over files.
+    ops.append(MountOp(TMPFS, "/dev", data="mode=0755,size=16k,nr_inodes=64"))
+    for dev in DEVICES:
+        ops.append(MountOp(BIND_DEV, f"/dev/{dev}", src=f"/dev/{dev}"))
+    for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
+                         ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):
+        ops.append(MountOp(SYMLINK, f"/dev/{name}", data=target))
+    ops.append(MountOp(READONLY, "/dev"))
+
+    ops.append(MountOp(PROC, "/proc"))
+    ops.extend(MountOp(MASK, p) for p in PROC_MASKED)
+    ops.extend(MountOp(READONLY, p) for p in PROC_READONLY)
+
+    ops.append(MountOp(TMPFS, "/tmp", data=f"mode=1777,size={max(1, layout.ephemeral_mb)}m"))
+
+    ops.append(MountOp(BIND_RO, TASK_ROOT, src=layout.code_dir))
+    for rel, src in sorted(layout.runtime_sources.items()):
+        ops.append(MountOp(BIND_RO, f"{RUNTIME_DIR}/{rel}", src=src))
+    if len(layout.layers) == 1:
+        ops.append(MountOp(BIND_RO, LAYERS_DIR, src=layout.layers[0]))
+    elif layout.layers:
+        # Lambda extracts layers in order, later ones overwriting earlier
+        # ones; overlayfs lists the uppermost lower directory first.
+        lower = ":".join(OLDROOT + p for p in reversed(layout.layers))
+        ops.append(MountOp(OVERLAY_RO, LAYERS_DIR, data=f"lowerdir={lower}"))
+    else:
+        ops.append(MountOp(MKDIR, LAYERS_DIR, mode=0o755))
+    return ops
