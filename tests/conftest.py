@@ -8,7 +8,7 @@ import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 
-from helpers import ServerProcess, make_zip  # noqa: E402
+from helpers import ServerProcess, make_zip, still_running  # noqa: E402
 
 _names = itertools.count()
 
@@ -17,9 +17,10 @@ _names = itertools.count()
 def server(tmp_path_factory):
     srv = ServerProcess(tmp_path_factory.mktemp("data")).start()
     yield srv
+    procs = srv.descendants()
     code = srv.stop()
     assert code == 0, "".join(srv.output)
-    assert srv.worker_pids() == [], "workers outlived the server"
+    assert still_running(procs) == set(), "workers outlived the server"
 
 
 @pytest.fixture(scope="session")

@@ -111,20 +111,56 @@ class ServerProcess:
             self.proc.stdout.close()
         return code
 
-    def worker_pids(self) -> list[int]:
-        """Processes whose command line mentions this server's data dir: its workers."""
-        needle = str(self.data_dir).encode()
-        pids = []
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit() or (self.proc and int(entry) == self.proc.pid):
-                continue
+    def descendants(self) -> set[tuple[int, int]]:
+        """Every live process below the server, as (pid, start time) so a
+        reused pid is never mistaken for a survivor."""
+        assert self.proc is not None
+        return descendants_of(self.proc.pid)
+
+
+def _stat(pid: int) -> tuple[int, int] | None:
+    """(ppid, starttime) from /proc/<pid>/stat, or None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    # The command name may hold spaces and parentheses; fields follow the last ')'.
+    fields = data[data.rindex(b")") + 2 :].split()
+    return int(fields[1]), int(fields[19])
+
+
+def descendants_of(root: int) -> set[tuple[int, int]]:
+    children: dict[int, list[int]] = {}
+    starts: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            st = _stat(int(entry))
+            if st is not None:
+                children.setdefault(st[0], []).append(int(entry))
+                starts[int(entry)] = st[1]
+    out: set[tuple[int, int]] = set()
+    todo = [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.add((child, starts[child]))
+            todo.append(child)
+    return out
+
+
+def still_running(procs: set[tuple[int, int]]) -> set[tuple[int, int]]:
+    alive = set()
+    for pid, start in procs:
+        st = _stat(pid)
+        if st is not None and st[1] == start:
             try:
-                with open(f"/proc/{entry}/cmdline", "rb") as f:
-                    if needle in f.read():
-                        pids.append(int(entry))
+                with open(f"/proc/{pid}/status", "rb") as f:
+                    if b"State:\tZ" in f.read():
+                        continue  # a zombie has exited; only its parent's wait is missing
             except OSError:
                 continue
-        return pids
+            alive.add((pid, start))
+    return alive
 
 
 def wait_for(predicate, timeout: float = 10.0, interval: float = 0.02):
