@@ -18,7 +18,7 @@ class WorkerGone(Exception):
 
 
 class Instance:
-    __slots__ = ("id", "sandbox", "revision", "sock", "reader", "log_fd", "init_ns", "used", "last_used", "busy", "dead")
+    __slots__ = ("id", "sandbox", "revision", "sock", "reader", "log_fd", "init_ns", "used", "last_used", "busy", "dead", "log_stream")
 
     def __init__(self, instance_id: str, sandbox: Sandbox, revision: str) -> None:
         self.id = instance_id
@@ -32,6 +32,7 @@ class Instance:
         self.last_used = 0.0
         self.busy = False
         self.dead = False
+        self.log_stream = ""
 
     async def init(self, init: Init) -> InitOk | InitError:
         await self._send(encode(init))

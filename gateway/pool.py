@@ -36,6 +36,11 @@ class CallOutcome(msgspec.Struct):
     duration_ns: int
     init_ns: int | None
     cold: bool
+    started_ns: int = 0  # wall clock (time.time_ns) when the call was dispatched
+    memory_mb: int = 0  # configured MemorySize
+    max_memory_mb: int = 0  # peak seen by the sandbox, 0 when unknown
+    instance_id: str = ""
+    log_stream: str = ""
 
 
 class FunctionSpec(msgspec.Struct, frozen=True):
@@ -133,6 +138,7 @@ class Pool:
 
     async def _invoke(self, spec: FunctionSpec, payload: bytes, client_context: str | None, request_id: str) -> CallOutcome:
         rec = spec.record
+        started_ns = time.time_ns()
         inst = self._take_idle(rec)
         init_log = b""
         if inst is None:
@@ -140,7 +146,10 @@ class Pool:
             init_log = init_reply.log
             if isinstance(init_reply, InitError):
                 await self._destroy(inst)
-                return self._init_failed(spec, request_id, init_reply)
+                outcome = self._init_failed(spec, request_id, init_reply)
+                self._stamp(outcome, inst, rec, started_ns, 0)
+                self._on_call(spec, outcome)
+                return outcome
         cold = not inst.used
         inst.used = True
         inst.busy = True
@@ -156,6 +165,7 @@ class Pool:
         self._busy.discard(inst)
         inst.busy = False
         init_ns = inst.init_ns if cold else None
+        max_mb = 0
         if result is not None:
             max_mb = self._max_memory_mb(inst)
             outcome = CallOutcome(
@@ -171,8 +181,18 @@ class Pool:
             self._release(inst, rec)
         else:
             outcome = await self._failed(spec, inst, request_id, init_log, init_ns, cold, timed_out=scope.cancelled_caught)
+            max_mb = outcome.max_memory_mb
+        self._stamp(outcome, inst, rec, started_ns, max_mb)
         self._on_call(spec, outcome)
         return outcome
+
+    @staticmethod
+    def _stamp(outcome: CallOutcome, inst: Instance, rec: FunctionRecord, started_ns: int, max_mb: int) -> None:
+        outcome.started_ns = started_ns
+        outcome.memory_mb = rec.memory_size
+        outcome.max_memory_mb = max_mb
+        outcome.instance_id = inst.id
+        outcome.log_stream = inst.log_stream
 
     async def _failed(self, spec: FunctionSpec, inst: Instance, request_id: str, init_log: bytes, init_ns: int | None, cold: bool, *, timed_out: bool) -> CallOutcome:
         """The call produced no result: it timed out, or the worker died."""
@@ -204,6 +224,7 @@ class Pool:
             duration_ns=elapsed_ns if timed_out else 0,
             init_ns=init_ns,
             cold=cold,
+            max_memory_mb=max_mb,
         )
 
     def _init_failed(self, spec: FunctionSpec, request_id: str, reply: InitError) -> CallOutcome:
@@ -271,6 +292,7 @@ class Pool:
             raise LambdaError("ServiceException", f"Could not start a sandbox: {exc}") from exc
         inst = Instance(instance_id, sandbox, rec.revision_id)
         stream = log_stream_name(instance_id)
+        inst.log_stream = stream
         env = dict(spec.env)
         env["LAMBDA_TASK_ROOT"] = sandbox.task_root
         env["AWS_LAMBDA_LOG_STREAM_NAME"] = stream
