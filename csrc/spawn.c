@@ -73,8 +73,8 @@ static void reset_signal_handlers(void)
             (void)sigaction(sig, &sa, NULL);
 }
 
-/* PID 1: reap every child, forward termination signals to the worker, and
- * leave with the worker's status. When PID 1 exits the kernel kills every
+/* PID 1: reap every child, forward termination signals to the worker, kill
+ * everything else on LL_SIG_KILL_ALL, and leave with the worker's status. When PID 1 exits the kernel kills every
  * other process in the namespace, daemonised ones included. */
 static void __attribute__((noreturn)) init_loop(pid_t worker)
 {
@@ -85,6 +85,12 @@ static void __attribute__((noreturn)) init_loop(pid_t worker)
         int sig = sigwaitinfo(&all, &info);
         if (sig < 0)
             continue;
+        if (sig == LL_SIG_KILL_ALL) {
+            /* The server's kill: everything but PID 1, which stays to
+             * report how the worker ended (it may have exited already). */
+            (void)kill(-1, SIGKILL);
+            continue;
+        }
         if (sig != SIGCHLD) {
             (void)kill(worker, sig);
             continue;

@@ -14,6 +14,10 @@
  * the child's end has been closed by a successful exec. */
 
 #define LL_NO_ID 0xffffffffu
+/* Sent by the server to PID 1: SIGKILL every other process in the sandbox.
+ * PID 1 then exits with the worker's own status, so an exit(3) that raced
+ * with the kill is still reported as exit status 3. */
+#define LL_SIG_KILL_ALL SIGRTMAX
 
 struct ll_spawn_config {
     const char *path;            /* worker executable, as seen in the sandbox */

@@ -1,0 +1,195 @@
+"""cgroup v2: one unified directory per sandbox.
+
+The child is born inside its cgroup through clone3's CLONE_INTO_CGROUP
+(csrc/spawn.c), so there is no window in which it runs unlimited. v2 forbids
+processes in a cgroup that hands controllers to its children, so when the
+server's own cgroup holds the server itself, the server first moves into a
+leaf beside its sandboxes (what systemd's delegation documentation asks).
+"""
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import time
+
+from . import cgroups
+from .cgroups import read_text, write_text
+
+WANTED = ("memory", "pids", "cpu")
+
+
+def _read_keyed(path: str) -> dict[str, int]:
+    out: dict[str, int] = {}
+    try:
+        for line in read_text(path).splitlines():
+            key, _, value = line.partition(" ")
+            if value.strip().isdigit():
+                out[key] = int(value)
+    except OSError:
+        pass
+    return out
+
+
+class CgroupV2:
+    def __init__(self, name: str, path: str) -> None:
+        self.name = name
+        self.path = path
+
+    def attach_handles(self) -> tuple[list[int], int]:
+        return [], os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+
+    def oom_kill_count(self) -> int:
+        return _read_keyed(os.path.join(self.path, "memory.events")).get("oom_kill", 0)
+
+    def peak_memory_bytes(self) -> int | None:
+        try:  # memory.peak exists from Linux 5.19
+            return int(read_text(os.path.join(self.path, "memory.peak")))
+        except OSError:
+            return None
+
+    def pids(self) -> list[int]:
+        try:
+            return sorted(int(p) for p in read_text(os.path.join(self.path, "cgroup.procs")).split())
+        except FileNotFoundError:
+            return []
+
+    def kill_all(self) -> None:
+        try:
+            write_text(os.path.join(self.path, "cgroup.kill"), "1")  # Linux 5.14+
+            return
+        except FileNotFoundError:
+            if not os.path.isdir(self.path):
+                return
+        except OSError:
+            pass
+        freeze = os.path.join(self.path, "cgroup.freeze")
+        try:
+            write_text(freeze, "1")
+            deadline = time.monotonic() + 1.0
+            while "frozen 1" not in read_text(os.path.join(self.path, "cgroup.events")):
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.0005)
+            for pid in self.pids():
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        finally:
+            try:
+                write_text(freeze, "0")
+            except OSError:
+                pass
+
+    def remove(self) -> None:
+        if os.path.isdir(self.path):
+            cgroups.rmdir_retrying(self.path, self.kill_all)
+
+
+class CgroupV2Manager:
+    version = 2
+
+    def __init__(self, root: str, controllers: set[str], cpu_limit: bool) -> None:
+        self.root = root
+        self.root_paths = [root]
+        self.controllers = controllers
+        self.cpu_limit = cpu_limit and "cpu" in controllers
+
+    @classmethod
+    def open(cls, *, cpu_limit: bool = True) -> "CgroupV2Manager":
+        _v1, mount = cgroups.mountinfo_cgroups()
+        _own_v1, own = cgroups.own_cgroups()
+        if mount is None or own is None:
+            raise OSError(errno.ENOENT, "no cgroup2 mount")
+        parent = os.path.join(mount, own.lstrip("/"))
+        available = set(read_text(os.path.join(parent, "cgroup.controllers")).split())
+        if "memory" not in available or "pids" not in available:
+            raise OSError(errno.ENOTSUP, f"memory and pids controllers not delegated to {parent}")
+        cleanup_stale(parent)
+        wanted = [c for c in WANTED if c in available]
+        _enable(parent, wanted)
+        root = os.path.join(parent, cgroups.root_name())
+        os.makedirs(root, exist_ok=True)
+        try:
+            _enable(root, wanted)
+        except OSError:
+            remove_tree(root)
+            raise
+        return cls(root, set(wanted), cpu_limit)
+
+    def create(self, name: str, memory_mb: int) -> CgroupV2:
+        path = os.path.join(self.root, name)
+        group = CgroupV2(name, path)
+        os.mkdir(path)
+        try:
+            limit = str(memory_mb * 1024 * 1024)
+            write_text(os.path.join(path, "memory.max"), limit)
+            if os.path.exists(os.path.join(path, "memory.swap.max")):
+                write_text(os.path.join(path, "memory.swap.max"), "0")
+            # One OOM kill takes the whole sandbox, as Lambda ends the instance.
+            if os.path.exists(os.path.join(path, "memory.oom.group")):
+                write_text(os.path.join(path, "memory.oom.group"), "1")
+            write_text(os.path.join(path, "pids.max"), str(cgroups.PIDS_MAX))
+            if self.cpu_limit:
+                quota = cgroups.cpu_quota_us(memory_mb)
+                write_text(os.path.join(path, "cpu.max"), f"{quota} {cgroups.CPU_PERIOD_US}")
+                if os.path.exists(os.path.join(path, "cpu.max.burst")):
+                    write_text(os.path.join(path, "cpu.max.burst"), str(quota))
+        except OSError as exc:
+            try:
+                group.remove()
+            except OSError:
+                pass
+            raise OSError(exc.errno, f"configure cgroup {name}: {exc.strerror}") from exc
+        return group
+
+    def enforced(self) -> dict[str, bool]:
+        return {"memory_limit": True, "cpu_limit": self.cpu_limit, "pids_limit": True}
+
+    def close(self) -> None:
+        remove_tree(self.root)
+
+
+def _enable(path: str, controllers: list[str]) -> None:
+    control = os.path.join(path, "cgroup.subtree_control")
+    enabled = set(read_text(control).split())
+    missing = [c for c in controllers if c not in enabled]
+    if not missing:
+        return
+    try:
+        write_text(control, " ".join("+" + c for c in missing))
+    except OSError as exc:
+        if exc.errno != errno.EBUSY:
+            raise
+        # "No internal processes": move this server into a leaf first.
+        leaf = os.path.join(path, "lambdalet.server")
+        os.makedirs(leaf, exist_ok=True)
+        write_text(os.path.join(leaf, "cgroup.procs"), str(os.getpid()))
+        write_text(control, " ".join("+" + c for c in missing))
+
+
+def remove_tree(root: str) -> None:
+    if not os.path.isdir(root):
+        return
+    for entry in os.scandir(root):
+        if entry.is_dir(follow_symlinks=False):
+            remove_tree(entry.path)
+    group = CgroupV2(os.path.basename(root), root)
+    cgroups.rmdir_retrying(root, group.kill_all)
+
+
+def cleanup_stale(parent: str) -> list[str]:
+    removed: list[str] = []
+    try:
+        entries = list(os.scandir(parent))
+    except OSError:
+        return removed
+    for entry in entries:
+        if entry.is_dir(follow_symlinks=False) and cgroups.is_stale_root(entry.name):
+            try:
+                remove_tree(entry.path)
+                removed.append(entry.path)
+            except OSError:
+                pass
+    return removed

@@ -1,0 +1,184 @@
+"""Resource limits for sandboxes: one interface, a module per cgroup version.
+
+A `CgroupManager` owns a directory created beneath the server's own cgroup
+(never beside it: that is what systemd delegation and containers expect)
+and creates one `Cgroup` per sandbox under it. The names embed the server's
+pid and start time, so a restarted server can tell its own leftovers from
+those of a server that is still running and remove only the former.
+
+Limits follow Lambda: memory is MemorySize with no swap, CPU is
+proportional to memory (1,769 MB = 1 vCPU), and pids.max is 1024.
+"""
+from __future__ import annotations
+
+import os
+import time
+from typing import Protocol
+
+PIDS_MAX = 1024
+MB_PER_VCPU = 1769
+CPU_PERIOD_US = 100_000
+ROOT_PREFIX = "lambdalet."
+
+
+class Cgroup(Protocol):
+    """The cgroup(s) of one sandbox."""
+
+    name: str
+
+    def attach_handles(self) -> tuple[list[int], int]:
+        """Fresh fds for placing a process before it runs: cgroup.procs files
+        to write its pid to (v1), and a directory fd for CLONE_INTO_CGROUP
+        (v2, else -1). The caller closes them."""
+
+    def oom_kill_count(self) -> int:
+        """How many processes the kernel OOM-killed in this cgroup."""
+
+    def peak_memory_bytes(self) -> int | None:
+        """High-water mark of memory use, or None where the kernel has none."""
+
+    def pids(self) -> list[int]:
+        """Every live process in the cgroup, as host pids."""
+
+    def kill_all(self) -> None:
+        """SIGKILL every process, including ones forking as we go."""
+
+    def remove(self) -> None:
+        """Kill what is left and remove the directories, retrying EBUSY."""
+
+
+class CgroupManager(Protocol):
+    version: int
+    root_paths: list[str]
+
+    def create(self, name: str, memory_mb: int) -> Cgroup:
+        """A new cgroup with the limits for memory_mb applied."""
+
+    def enforced(self) -> dict[str, bool]:
+        """memory_limit, cpu_limit and pids_limit, each on or off."""
+
+    def close(self) -> None:
+        """Remove this server's root (and anything left in it)."""
+
+
+def cpu_quota_us(memory_mb: int) -> int:
+    """CPU time per CPU_PERIOD_US that memory_mb buys, as on Lambda."""
+    return max(1000, CPU_PERIOD_US * memory_mb // MB_PER_VCPU)
+
+
+def cpu_shares(memory_mb: int) -> int:
+    return max(2, 1024 * memory_mb // MB_PER_VCPU)
+
+
+def process_start_time(pid: int) -> int | None:
+    """Field 22 of /proc/<pid>/stat: tells a pid apart from its reuse."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    # The command name may contain spaces and parentheses; skip past its end.
+    fields = data[data.rindex(b")") + 2 :].split()
+    return int(fields[19])
+
+
+def root_name() -> str:
+    pid = os.getpid()
+    return f"{ROOT_PREFIX}{pid}.{process_start_time(pid)}"
+
+
+def is_stale_root(name: str) -> bool:
+    """True for a root left behind by a server process that no longer runs."""
+    if not name.startswith(ROOT_PREFIX):
+        return False
+    try:
+        pid_s, start_s = name[len(ROOT_PREFIX) :].split(".", 1)
+        pid, start = int(pid_s), int(start_s)
+    except ValueError:
+        return False
+    return process_start_time(pid) != start
+
+
+def read_text(path: str) -> str:
+    with open(path) as f:
+        return f.read()
+
+
+def write_text(path: str, value: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        os.write(fd, value.encode())
+    finally:
+        os.close(fd)
+
+
+def rmdir_retrying(path: str, kill, timeout_s: float = 5.0) -> None:
+    """rmdir a cgroup. EBUSY means processes are still exiting (or were
+    just forked); kill again and retry with a short back-off."""
+    deadline = time.monotonic() + timeout_s
+    delay = 0.0005
+    while True:
+        try:
+            os.rmdir(path)
+            return
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            if exc.errno != 16 or time.monotonic() > deadline:  # EBUSY
+                raise OSError(exc.errno, f"remove cgroup {path}: {exc.strerror}") from exc
+        kill()
+        time.sleep(delay)
+        delay = min(delay * 2, 0.05)
+
+
+def mountinfo_cgroups() -> tuple[dict[str, str], str | None]:
+    """v1 controller -> mount point, and the cgroup2 mount point if any."""
+    v1: dict[str, str] = {}
+    v2: str | None = None
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, _, right = line.partition(" - ")
+            fields = left.split()
+            fstype, _source, super_opts = (right.split() + ["", "", ""])[:3]
+            mount_point = fields[4].replace("\\040", " ")
+            if fstype == "cgroup2" and v2 is None:
+                v2 = mount_point
+            elif fstype == "cgroup":
+                for opt in super_opts.split(","):
+                    if opt in ("memory", "cpu", "cpuacct", "pids", "freezer", "cpuset", "devices", "blkio"):
+                        v1.setdefault(opt, mount_point)
+    return v1, v2
+
+
+def own_cgroups() -> tuple[dict[str, str], str | None]:
+    """The server's own cgroup path per v1 controller, and its v2 path."""
+    v1: dict[str, str] = {}
+    v2: str | None = None
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            _hid, controllers, path = line.rstrip("\n").split(":", 2)
+            if controllers == "":
+                v2 = path
+            for c in controllers.split(","):
+                if c:
+                    v1[c] = path
+    return v1, v2
+
+
+def detect(*, cpu_limit: bool = True) -> tuple[CgroupManager | None, list[str]]:
+    """The best cgroup manager this host allows, and why anything is missing.
+
+    v1 wins where its memory controller is mounted (as on this project's
+    machines); v2 is used where it holds the controllers itself."""
+    from . import cgroup_v1, cgroup_v2
+
+    reasons: list[str] = []
+    try:
+        return cgroup_v1.CgroupV1Manager.open(cpu_limit=cpu_limit), []
+    except OSError as exc:
+        reasons.append(f"cgroup v1: {exc.strerror or exc}")
+    try:
+        return cgroup_v2.CgroupV2Manager.open(cpu_limit=cpu_limit), []
+    except OSError as exc:
+        reasons.append(f"cgroup v2: {exc.strerror or exc}")
+    return None, reasons

@@ -1,0 +1,251 @@
+"""The isolating backend: each worker in its own namespaces, cgroup and root.
+
+As root: user, pid, mount, net (lo only), uts, ipc and cgroup namespaces; a
+read-only root assembled from binds (rootfs.py); cgroup limits; no
+capabilities, no_new_privs and seccomp. Without root the same sandbox runs
+through an unprivileged user namespace, with cgroup limits only where a
+delegated subtree is writable.
+
+spawn() blocks for about a millisecond with the GIL released; call it from
+the thread that should own the sandbox (see `pdeathsig` below).
+"""
+from __future__ import annotations
+
+import errno
+import os
+import select
+import signal
+import socket
+import threading
+
+from . import cgroups as cgroups_mod
+from . import nsspawn, rootfs
+from .runtime_root import RuntimeRoot, worker_argv
+from .spec import SandboxSpec
+
+CONTROL_FD = 3
+KILL_ALL_SIGNAL = signal.SIGRTMAX  # LL_SIG_KILL_ALL in csrc/spawn.h
+INIT_EXIT_TIMEOUT_S = 2.0
+# Host ids the sandbox's ids map to. Far above any real account, so that a
+# sandboxed process that somehow reached the host would own nothing there.
+HOST_ID_BASE = 2_000_000_000
+
+BASE_ENV = {
+    "PATH": "/usr/local/bin:/usr/bin:/bin:/opt/bin",
+    "LANG": "C.UTF-8",
+    "LAMBDA_TASK_ROOT": rootfs.TASK_ROOT,
+    "LAMBDA_RUNTIME_DIR": rootfs.RUNTIME_DIR,
+}
+
+ALL_NAMESPACES = (nsspawn.CLONE_NEWUSER | nsspawn.CLONE_NEWPID | nsspawn.CLONE_NEWNS
+                  | nsspawn.CLONE_NEWNET | nsspawn.CLONE_NEWUTS | nsspawn.CLONE_NEWIPC)
+
+
+class NamespacedSandbox:
+    task_root = rootfs.TASK_ROOT
+
+    def __init__(self, pid: int, control: socket.socket, cgroup: cgroups_mod.Cgroup | None) -> None:
+        self.pid = pid  # PID 1 of the sandbox, a child of this process
+        self.control = control
+        self.cgroup = cgroup
+        self._reaped = False
+
+    def kill(self) -> None:
+        if self._reaped:
+            return
+        # PID 1 SIGKILLs every other process (none can leave the pid
+        # namespace, daemonised or not) and exits with the worker's status;
+        # destroy() falls back to SIGKILL on PID 1, which ends them all too.
+        try:
+            os.kill(self.pid, KILL_ALL_SIGNAL)
+        except ProcessLookupError:
+            pass
+
+    def oom_killed(self) -> bool:
+        return self.cgroup is not None and self.cgroup.oom_kill_count() > 0
+
+    def peak_memory_bytes(self) -> int | None:
+        return None if self.cgroup is None else self.cgroup.peak_memory_bytes()
+
+    def destroy(self) -> int | None:
+        status = None
+        if not self._reaped:
+            try:
+                pid, raw = os.waitpid(self.pid, os.WNOHANG)
+                if pid == 0:
+                    self.kill()
+                    raw = self._wait(INIT_EXIT_TIMEOUT_S)
+                status = worker_status(raw)
+            except ChildProcessError:
+                status = None
+            self._reaped = True
+        if self.cgroup is not None:
+            self.cgroup.remove()
+            self.cgroup = None
+        self.control.close()
+        return status
+
+    def _wait(self, timeout_s: float) -> int:
+        """Reap PID 1, SIGKILLing it if it has not exited within timeout_s."""
+        try:
+            pidfd = os.pidfd_open(self.pid)
+        except OSError:
+            pidfd = -1
+        if pidfd >= 0:
+            try:
+                poller = select.poll()
+                poller.register(pidfd, select.POLLIN)
+                if not poller.poll(int(timeout_s * 1000)):
+                    os.kill(self.pid, signal.SIGKILL)
+            finally:
+                os.close(pidfd)
+        else:
+            os.kill(self.pid, signal.SIGKILL)
+        return os.waitpid(self.pid, 0)[1]
+
+
+def worker_status(init_status: int) -> int:
+    """The worker's wait status, from PID 1's. PID 1 exits with the worker's
+    exit code, or 128 + the signal that killed it (csrc/spawn.c)."""
+    if os.WIFEXITED(init_status):
+        code = os.WEXITSTATUS(init_status)
+        if 128 < code < 128 + 65:
+            return code - 128  # a raw status whose WTERMSIG is that signal
+    return init_status
+
+
+class NamespacedBackend:
+    name = "namespaced"
+
+    def __init__(self, runtime_root: RuntimeRoot, *, cgroups: cgroups_mod.CgroupManager | None | str = "auto",
+                 seccomp: bool = True, host_id_base: int = HOST_ID_BASE) -> None:
+        self._root = runtime_root
+        self._seccomp = seccomp
+        self._privileged = os.geteuid() == 0
+        self.warnings: list[str] = []
+        if cgroups == "auto":
+            manager, reasons = cgroups_mod.detect()
+            self.warnings.extend(reasons)
+            self._cgroups = manager
+        else:
+            self._cgroups = cgroups  # type: ignore[assignment]
+        self._python_prefix = os.path.realpath(_python_prefix(runtime_root.python))
+        self._hidden = rootfs.host_site_dirs(self._python_prefix)
+        self._runtime_sources = {rel: os.path.realpath(src) for rel, src in runtime_root.sources.items()}
+        if self._privileged:
+            base = host_id_base
+            self._uid_map = f"0 {base} 1\n{rootfs.SANDBOX_UID} {base + 1} 1\n"
+            self._gid_map = f"0 {base} 1\n{rootfs.SANDBOX_GID} {base + 1} 1\n"
+        else:
+            # An unprivileged process may map exactly one id: its own.
+            self._uid_map = f"{rootfs.SANDBOX_UID} {os.geteuid()} 1\n"
+            self._gid_map = f"{rootfs.SANDBOX_GID} {os.getegid()} 1\n"
+
+    @property
+    def cgroups(self) -> cgroups_mod.CgroupManager | None:
+        return self._cgroups
+
+    def layout(self, spec: SandboxSpec) -> rootfs.RootLayout:
+        return rootfs.RootLayout(
+            python_prefix=self._python_prefix,
+            runtime_sources=self._runtime_sources,
+            code_dir=spec.code_dir,
+            layers=spec.layers,
+            ephemeral_mb=spec.ephemeral_mb,
+            hidden_dirs=self._hidden,
+        )
+
+    def spawn(self, spec: SandboxSpec) -> NamespacedSandbox:
+        argv = worker_argv(self._root.python, rootfs.RUNTIME_DIR, CONTROL_FD)
+        return self.spawn_command(spec, argv)
+
+    def spawn_command(self, spec: SandboxSpec, argv: list[str], env: dict[str, str] | None = None,
+                      path: str | None = None) -> NamespacedSandbox:
+        """Run any program in a sandbox built for spec, with the control
+        socket on fd 3 and /dev/null on 0-2. Tests and the hostile suite use
+        it to run probes; spawn() uses it to run the worker."""
+        if spec.network != "none":
+            raise OSError(errno.ENOTSUP, f"network {spec.network!r}: only 'none' (loopback) is available")
+        cgroup = self._cgroups.create(spec.instance_id, spec.memory_mb) if self._cgroups else None
+        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            procs_fds, v2_fd = cgroup.attach_handles() if cgroup else ([], -1)
+            try:
+                result = nsspawn.spawn(self._config(spec, argv, env, path, child.fileno(), procs_fds, v2_fd))
+            finally:
+                for fd in procs_fds + ([v2_fd] if v2_fd >= 0 else []):
+                    os.close(fd)
+        except BaseException:
+            parent.close()
+            if cgroup is not None:
+                cgroup.remove()
+            raise
+        finally:
+            child.close()
+        return NamespacedSandbox(result.pid, parent, cgroup)
+
+    def _config(self, spec: SandboxSpec, argv: list[str], env: dict[str, str] | None, path: str | None,
+                control_fd: int, procs_fds: list[int], v2_fd: int) -> nsspawn.SpawnConfig:
+        namespaces = ALL_NAMESPACES
+        late_cgroup_ns = v2_fd < 0
+        if not late_cgroup_ns:
+            # Born in its cgroup, so the new cgroup namespace is rooted there.
+            namespaces |= nsspawn.CLONE_NEWCGROUP
+        return nsspawn.SpawnConfig(
+            path=path or argv[0],
+            argv=argv,
+            env={**BASE_ENV, **(env or {})},
+            control_fd=control_fd,
+            ops=rootfs.plan(self.layout(spec)),
+            cwd=rootfs.TASK_ROOT,
+            hostname=rootfs.HOSTNAME,
+            namespaces=namespaces,
+            # v1 places the child after the clone: only then may it create
+            # its cgroup namespace, which is rooted wherever it stands.
+            unshare_cgroup_late=late_cgroup_ns,
+            cgroup_v2_fd=v2_fd,
+            cgroup_procs_fds=procs_fds,
+            uid_map=self._uid_map,
+            gid_map=self._gid_map,
+            deny_setgroups=not self._privileged,
+            setup_uid=0 if self._privileged else nsspawn.NO_ID,
+            setup_gid=0 if self._privileged else nsspawn.NO_ID,
+            sandbox_uid=rootfs.SANDBOX_UID,
+            sandbox_gid=rootfs.SANDBOX_GID,
+            loopback_up=True,
+            seccomp=self._seccomp,
+            nofile=1024,
+            # PR_SET_PDEATHSIG fires when the *thread* that spawned the
+            # sandbox exits. Only the main thread lives as long as the server;
+            # from other threads the control socket's EOF ends the worker.
+            pdeathsig=threading.current_thread() is threading.main_thread(),
+        )
+
+    def protections(self) -> dict[str, bool]:
+        limits = self._cgroups.enforced() if self._cgroups else {}
+        return {
+            "user_namespace": True,
+            "pid_namespace": True,
+            "mount_namespace": True,
+            "network_namespace": True,
+            "uts_namespace": True,
+            "ipc_namespace": True,
+            "cgroup_namespace": True,
+            "private_root": True,
+            "seccomp": self._seccomp,
+            "no_capabilities": True,
+            "no_new_privs": True,
+            "memory_limit": limits.get("memory_limit", False),
+            "cpu_limit": limits.get("cpu_limit", False),
+            "pids_limit": limits.get("pids_limit", False),
+        }
+
+    def close(self) -> None:
+        if self._cgroups is not None:
+            self._cgroups.close()
+            self._cgroups = None
+
+
+def _python_prefix(python: str) -> str:
+    """The installation directory: <prefix>/bin/python3.x -> <prefix>."""
+    return os.path.dirname(os.path.dirname(os.path.realpath(python)))
