@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import os
+import pathlib
+import sys
+
+import pytest
+
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
+
+from lambdalet.sandbox.namespaced import NamespacedBackend  # noqa: E402
+from lambdalet.sandbox.runtime_root import RuntimeRoot  # noqa: E402
+
+
+def _require_root():
+    if os.geteuid() != 0:
+        pytest.skip("the namespaced backend's full isolation tests run as root")
+
+
+@pytest.fixture(scope="module")
+def runtime_root(tmp_path_factory) -> RuntimeRoot:
+    return RuntimeRoot.create(tmp_path_factory.mktemp("runtime"))
+
+
+@pytest.fixture(scope="module")
+def code_dir(tmp_path_factory) -> str:
+    path = tmp_path_factory.mktemp("code")
+    (path / "app.py").write_text("def handler(event, context):\n    return {'echo': event}\n")
+    # The sandbox user is "other" to the host: the tree must be world-readable.
+    os.chmod(path, 0o755)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def backend(runtime_root):
+    """One backend per module; at the end nothing of it may be left: no
+    child processes and no cgroup directories."""
+    _require_root()
+    be = NamespacedBackend(runtime_root)
+    roots = list(be.cgroups.root_paths) if be.cgroups else []
+    yield be
+    be.close()
+    assert [p for p in roots if os.path.exists(p)] == [], "cgroup roots left behind"
+    assert _children() == [], "sandbox processes outlived their sandboxes"
+
+
+def _children() -> list[int]:
+    me = str(os.getpid())
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", "rb") as f:
+                    data = f.read()
+            except OSError:
+                continue
+            fields = data[data.rindex(b")") + 2 :].split()
+            if fields[1].decode() == me and fields[0] != b"Z":
+                out.append(int(entry))
+    return out
+
+
+@pytest.fixture
+def python(runtime_root) -> str:
+    return runtime_root.python

@@ -1,0 +1,211 @@
+"""The hostile-function table: what a malicious function tries, and the
+safe outcome. Each row's snippet uses `report`, `try_syscall`, `NR` and
+`event` (see sandbox_probe.py) and runs unchanged either straight in a
+sandbox (test_sandbox_hostile.py) or deployed as a function through the
+Lambda API (`sandbox_probe.as_handler`), whose payload is the report list.
+
+`check(reports)` asserts the safe outcome from the reports alone. Rows
+whose outcome is seen only from outside (an OOM kill, a timeout, the host
+surviving) live in test_sandbox_limits.py, which uses the same runner.
+"""
+from __future__ import annotations
+
+import errno
+from typing import Callable, NamedTuple
+
+EPERM, ENOENT, EROFS, EACCES, ENOSYS = errno.EPERM, errno.ENOENT, errno.EROFS, errno.EACCES, errno.ENOSYS
+
+
+class Row(NamedTuple):
+    id: str
+    snippet: str
+    check: Callable[[list[dict]], None]
+    event: dict | None = None
+    x86_64_only: bool = False
+
+
+def _last(reports: list[dict]) -> dict:
+    assert reports, "the snippet reported nothing"
+    return reports[-1]
+
+
+def errno_is(*allowed: int) -> Callable[[list[dict]], None]:
+    def check(reports: list[dict]) -> None:
+        got = _last(reports).get("errno")
+        assert got in allowed, f"errno {got}, expected one of {allowed}: {reports}"
+    return check
+
+
+def every_errno_is(allowed: int) -> Callable[[list[dict]], None]:
+    def check(reports: list[dict]) -> None:
+        results = _last(reports)["errnos"]
+        bad = {k: v for k, v in results.items() if v != allowed}
+        assert not bad, f"expected errno {allowed} for every call, got {bad}"
+    return check
+
+
+def field_is(name: str, expected) -> Callable[[list[dict]], None]:
+    def check(reports: list[dict]) -> None:
+        assert _last(reports).get(name) == expected, reports
+    return check
+
+
+def holds(predicate: Callable[[dict], bool]) -> Callable[[list[dict]], None]:
+    """A check that predicate(last report) is true."""
+    def check(reports: list[dict]) -> None:
+        assert predicate(_last(reports)), reports
+    return check
+
+
+def _syscalls(*names: str, args: tuple = ()) -> str:
+    return f"report(errnos={{n: try_syscall(NR[n], *{args!r}) for n in {names!r} if n in NR}})"
+
+
+def _open_fails(path: str, mode: str = "r") -> str:
+    return f"""
+try:
+    with open({path!r}, {mode!r}) as f:
+        data = f.read(64) if {mode!r} == "r" else f.write("x")
+    report(errno=0, data=repr(data))
+except OSError as e:
+    report(errno=e.errno)
+"""
+
+
+def _status_zero(reports: list[dict]) -> None:
+    status = _last(reports)["status"]
+    for key in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"):
+        assert int(status[key], 16) == 0, (key, status[key])
+    assert status["NoNewPrivs"] == "1"
+    assert status["Seccomp"] == "2"
+
+
+def _own_pids_only(reports: list[dict]) -> None:
+    r = _last(reports)
+    assert set(r["alive"]) <= set(r["listed"]), r
+    assert 1 in r["listed"] and len(r["listed"]) <= 4, r
+
+
+def _empty_or_missing(reports: list[dict]) -> None:
+    r = _last(reports)
+    assert r["errno"] in (ENOENT, EACCES, EPERM) or r.get("data") in ("''", "b''"), r
+
+
+ROWS: list[Row] = [
+    # --- files -----------------------------------------------------------
+    Row("read-etc-shadow", _open_fails("/etc/shadow"), errno_is(ENOENT)),
+    Row("list-root-home", "report(root=sorted(os.listdir('/root')), home=os.path.exists('/home'), work=os.path.exists('/work'))",
+        holds(lambda last: (last["root"] in ([], [".pyenv"])) and not last["home"] and not last["work"])),
+    Row("read-data-dir", "report(exists=os.path.exists(event['data_dir']))", field_is("exists", False),
+        event={"data_dir": "/root/.local/share/lambdalet"}),
+    Row("write-usr", _open_fails("/usr/evil", "w"), errno_is(EROFS)),
+    Row("write-root-dir", _open_fails("/evil", "w"), errno_is(EROFS)),
+    Row("write-var-task", _open_fails("/var/task/evil", "w"), errno_is(EROFS)),
+    Row("read-proc-kcore", _open_fails("/proc/kcore"), _empty_or_missing),
+    Row("read-proc-keys", _open_fails("/proc/keys"), _empty_or_missing),
+    Row("write-sysrq-trigger", _open_fails("/proc/sysrq-trigger", "w"), errno_is(ENOENT, EROFS, EACCES)),
+    Row("write-proc-sys", _open_fails("/proc/sys/kernel/hostname", "w"), errno_is(EROFS, EACCES)),
+    Row("open-dev-mem", _open_fails("/dev/mem"), errno_is(ENOENT)),
+    Row("mknod", """
+try:
+    os.mknod('/tmp/mem', 0o20600, os.makedev(1, 1))
+    report(errno=0)
+except OSError as e:
+    report(errno=e.errno)
+""", errno_is(EPERM)),
+    Row("site-packages-hidden", """
+import sysconfig
+site = sysconfig.get_paths()['purelib']
+report(listing=sorted(os.listdir(site)) if os.path.isdir(site) else [])
+""", field_is("listing", [])),
+    # --- processes ---------------------------------------------------------
+    Row("list-proc", """
+listed = sorted(int(p) for p in os.listdir('/proc') if p.isdigit())
+alive = []
+for pid in range(1, 32768):
+    try:
+        os.kill(pid, 0)
+        alive.append(pid)
+    except ProcessLookupError:
+        pass
+    except PermissionError:
+        alive.append(pid)
+report(listed=listed, alive=alive)
+""", _own_pids_only),
+    Row("ptrace-attach-init", "report(errno=try_syscall(NR['ptrace'], 16, 1, 0, 0))", errno_is(EPERM)),
+    Row("ptrace-traceme", "report(errno=try_syscall(NR['ptrace'], 0, 0, 0, 0))", errno_is(EPERM)),
+    Row("process-vm-kcmp", _syscalls("process_vm_readv", "process_vm_writev", "kcmp"), every_errno_is(EPERM)),
+    # --- mounts and namespaces -----------------------------------------------
+    Row("mount-umount", _syscalls("mount", "umount2", "pivot_root", "chroot"), every_errno_is(EPERM)),
+    Row("unshare-each-namespace", """
+flags = dict(user=0x10000000, pid=0x20000000, net=0x40000000, mnt=0x00020000, uts=0x04000000,
+             ipc=0x08000000, cgroup=0x02000000)
+report(errnos={k: try_syscall(NR['unshare'], v) for k, v in flags.items()})
+""", every_errno_is(EPERM)),
+    Row("setns", "report(errno=try_syscall(NR['setns'], os.open('/proc/self/ns/user', os.O_RDONLY), 0))", errno_is(EPERM)),
+    Row("clone-new-user", "report(errno=try_syscall(NR['clone'], 0x10000000 | 17, 0, 0, 0, 0))", errno_is(EPERM)),
+    Row("clone3", "report(errno=try_syscall(NR['clone3'], 0, 0))", errno_is(ENOSYS)),
+    Row("nested-user-namespace-tool", """
+import subprocess
+p = subprocess.run(['unshare', '-Ur', 'id', '-u'], capture_output=True, text=True)
+report(code=p.returncode, out=p.stdout.strip())
+""", holds(lambda last: last["code"] != 0)),
+    # --- syscalls ----------------------------------------------------------
+    Row("kernel-facing-syscalls", _syscalls(
+        "keyctl", "add_key", "request_key", "bpf", "perf_event_open", "userfaultfd", "init_module",
+        "finit_module", "delete_module", "syslog", "kexec_load", "reboot", "swapon", "swapoff",
+        "acct", "iopl", "ioperm", "open_by_handle_at"), every_errno_is(EPERM)),
+    Row("x32-abi", "report(errno=try_syscall(NR['getpid'] | 0x40000000))", errno_is(ENOSYS), x86_64_only=True),
+    Row("int-0x80", """
+import mmap
+# mov eax, 20 (i386 getpid); int 0x80; ret  -- the result comes back in eax
+code = bytes([0xb8, 20, 0, 0, 0, 0xcd, 0x80, 0xc3])
+m = mmap.mmap(-1, 4096, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
+m.write(code)
+addr = ctypes.addressof(ctypes.c_char.from_buffer(m))
+fn = ctypes.CFUNCTYPE(ctypes.c_int)(addr)
+rc = fn()
+report(errno=-rc if rc < 0 else 0)
+""", errno_is(ENOSYS), x86_64_only=True),
+    Row("tiocsti", "report(errno=try_syscall(NR['ioctl'], 0, 0x5412, ctypes.addressof(ctypes.c_char(b'x'))))", errno_is(EPERM)),
+    # --- privileges --------------------------------------------------------
+    Row("capabilities-and-seccomp", """
+status = dict(line.split(':', 1) for line in open('/proc/self/status').read().splitlines())
+report(status={k: v.strip() for k, v in status.items()})
+""", _status_zero),
+    Row("identity", "report(ids=[os.getuid(), os.geteuid(), os.getgid(), os.getegid()], groups=os.getgroups())",
+        holds(lambda last: last["ids"] == [993, 993, 990, 990] and last["groups"] == [])),
+    Row("setuid-binary", """
+import subprocess
+p = subprocess.run(['su', '-c', 'id -u'], capture_output=True, text=True, stdin=subprocess.DEVNULL)
+report(code=p.returncode, out=p.stdout.strip())
+""", holds(lambda last: last["out"] != "0")),
+    # --- leaks -------------------------------------------------------------
+    Row("inherited-fds", """
+fds = sorted(int(fd) for fd in os.listdir('/proc/self/fd'))
+report(fds=[fd for fd in fds if os.path.exists(f'/proc/self/fd/{fd}')])
+""", holds(lambda last: set(last["fds"]) <= {0, 1, 2, 3})),
+    Row("sethostname", """
+import socket
+report(errno=try_syscall(NR['sethostname'], ctypes.addressof(ctypes.create_string_buffer(b'evil')), 4),
+       hostname=socket.gethostname())
+""", holds(lambda last: last["errno"] == EPERM and last["hostname"] == "lambdalet")),
+    # --- network -----------------------------------------------------------
+    Row("interfaces", "import socket\nreport(names=sorted(n for _, n in socket.if_nameindex()))", field_is("names", ["lo"])),
+    Row("connect-host-services", """
+import socket
+results = {}
+for host, port in [('127.0.0.1', event['port']), ('169.254.169.254', 80), ('10.0.0.1', 80)]:
+    s = socket.socket()
+    s.settimeout(2)
+    try:
+        s.connect((host, port))
+        results[f'{host}:{port}'] = 0
+    except OSError as e:
+        results[f'{host}:{port}'] = e.errno or -1
+    finally:
+        s.close()
+report(results=results)
+""", holds(lambda last: all(v != 0 for v in last["results"].values())),
+        event={"port": 9000}),
+]
