@@ -127,6 +127,7 @@ def cmd_serve(args) -> int:
         auth=not args.no_auth,
         concurrency_limit=args.concurrency_limit,
         idle_timeout_s=args.idle_timeout,
+        retry_delay_s=args.retry_delay_s,
         sandbox=args.sandbox,
     )
     return serve(config)
@@ -235,6 +236,16 @@ def cmd_doctor(args) -> int:
     return 0
 
 
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 < value <= 3600:
+        raise argparse.ArgumentTypeError("must be more than 0 and at most 3600 seconds")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lambdalet", description="A self-hosted AWS Lambda for Linux hosts.")
     parser.add_argument("--endpoint", help="server URL (default $LAMBDALET_ENDPOINT or http://127.0.0.1:9000)")
@@ -248,6 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-auth", action="store_true", help="accept unsigned requests (loopback binds only)")
     p.add_argument("--concurrency-limit", type=int, default=1000, help="account-wide concurrent executions")
     p.add_argument("--idle-timeout", type=float, default=300.0, help="seconds an idle warm instance is kept")
+    p.add_argument("--retry-delay-s", type=_positive_seconds, default=60.0, help="async retry base delay: retries wait this, then twice this (default 60, as AWS)")
     p.add_argument("--sandbox", choices=("auto", "namespaced", "process"), default="auto")
     p.set_defaults(func=cmd_serve)
 
@@ -277,6 +289,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("doctor", help="what this host supports and what is active")
     p.set_defaults(func=cmd_doctor)
+
+    from .async_cli import add_commands as add_async_commands
+
+    add_async_commands(sub)
     return parser
 
 

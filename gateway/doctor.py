@@ -22,6 +22,21 @@ def _own_cgroups() -> list[str]:
         return []
 
 
+def _async_lines(data_dir: pathlib.Path) -> list[str]:
+    import time
+
+    from .async_store import read_statistics
+
+    stats = read_statistics(data_dir / "queue.db", time.time())
+    if stats is None:
+        return ["async queue: none yet (no queue.db)"]
+    queues = ", ".join(f"{q} {n}" for q, n in stats["queues"].items()) or "empty"
+    return [
+        f"async queue: {stats['depth']} event(s) waiting, oldest {stats['oldest_age_s']:.0f} s old, {stats['retries']} retries so far",
+        f"  destination queues: {queues}; schedules: {stats['schedules']}",
+    ]
+
+
 def report(data_dir: pathlib.Path) -> str:
     from lambdalet.sandbox.runtime_root import RuntimeRoot
 
@@ -35,6 +50,7 @@ def report(data_dir: pathlib.Path) -> str:
         f"cgroups: {_cgroup_mode()}; this process: {', '.join(_own_cgroups()) or 'unknown'}",
         f"data dir: {data_dir}",
     ]
+    lines.extend(_async_lines(data_dir))
     root = RuntimeRoot(data_dir / "runtime")
     try:
         backend, warnings = choose_backend(ServerConfig(data_dir=str(data_dir)), root, data_dir)

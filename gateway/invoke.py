@@ -41,6 +41,7 @@ class Invoker:
         self.pool = pool
         self.nursery = nursery
         self._specs: dict[str, FunctionSpec] = {}  # revision id -> spec
+        self.async_queue = None  # AsyncQueue, set by the server: Event invokes go through it
 
     def forget(self, name: str) -> None:
         for rev, spec in list(self._specs.items()):
@@ -82,10 +83,10 @@ class Invoker:
         if kind == "DryRun":
             return 204, [("x-amzn-RequestId", str(uuid.uuid4()))], b""
         if kind == "Event":
-            request_id = str(uuid.uuid4())
-            # Durable queueing arrives with the async issue; until then the
-            # event runs in the background on the server's nursery.
-            self.nursery.start_soon(self._run_event, spec, body, client_context, request_id)
+            if self.async_queue is None:
+                raise LambdaError("ServiceException", "The asynchronous queue is not running.")
+            # 202 only once the event is committed to queue.db.
+            request_id = await self.async_queue.enqueue(rec, body)
             return 202, [("x-amzn-RequestId", request_id)], b""
         outcome = await self.pool.invoke(spec, body, client_context)
         headers = [
@@ -98,12 +99,6 @@ class Invoker:
         if log_type == "Tail":
             headers.append(("X-Amz-Log-Result", base64.b64encode(outcome.log[-4096:]).decode()))
         return 200, headers, outcome.payload
-
-    async def _run_event(self, spec: FunctionSpec, body: bytes, client_context: str | None, request_id: str) -> None:
-        try:
-            await self.pool.invoke(spec, body, client_context, request_id)
-        except LambdaError:
-            pass  # throttled: dropped until the durable queue lands (issue 6)
 
 
 def _client_context(raw: str | None) -> str | None:

@@ -13,14 +13,18 @@ import trio
 from lambdalet.sandbox.process import ProcessBackend
 from lambdalet.sandbox.runtime_root import RuntimeRoot
 
-from . import listener
+from . import async_api, async_metrics, listener
+from .async_queue import AsyncQueue
+from .async_store import AsyncStore
 from .codestore import CodeStore
 from .config import ServerConfig
 from .control import CodeLinks, create_app
+from .event_config import EventConfigs
 from .functions import FunctionService
 from .invoke import Invoker
 from .pool import Pool
 from .router import Router
+from .scheduler import Scheduler
 from .sigv4 import load_or_create_credentials
 from .storage import SQLiteStorage
 
@@ -84,6 +88,7 @@ async def run(config: ServerConfig, *, task_status=trio.TASK_STATUS_IGNORED) -> 
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     keys = load_or_create_credentials(data_dir)
     storage = SQLiteStorage(data_dir / "lambdalet.db")
+    async_store = AsyncStore(data_dir / "queue.db")
     codes = CodeStore(data_dir / "code")
     root = RuntimeRoot.create(data_dir / "runtime")
     backend, warnings = choose_backend(config, root, data_dir)
@@ -105,17 +110,27 @@ async def run(config: ServerConfig, *, task_status=trio.TASK_STATUS_IGNORED) -> 
 
             def on_change(name: str) -> None:
                 pool.drop(name)
+                if name not in service.registry:
+                    nursery.start_soon(event_configs.forget, name)
                 if invoker_box:
                     invoker_box[0].forget(name)
 
             service = FunctionService(storage, codes, region=config.region, account=config.account, concurrency_limit=config.concurrency_limit, on_change=on_change)
             invoker = Invoker(service, pool, nursery)
             invoker_box.append(invoker)
+            event_configs = EventConfigs(async_store, service)
+            async_queue = AsyncQueue(async_store, service, event_configs, pool, invoker.spec_for, retry_delay_s=config.retry_delay_s)
+            invoker.async_queue = async_queue
+            scheduler = Scheduler(async_store, async_queue, service)
+            async_metrics.register(async_queue)
             host = config.host if ":" not in config.host else f"[{config.host}]"
             links = CodeLinks(secrets_mod.token_bytes(32), f"http://{host}:{port}")
             app = create_app(service, links)
             router = Router(invoker, app, keys if config.auth else None, (config.host, port))
+            async_api.register(app, event_configs, async_queue, scheduler)
             await nursery.start(pool.run)
+            await nursery.start(async_queue.run)
+            await nursery.start(scheduler.run)
             await nursery.start(listener.serve, listen, router)
             print(_banner(config, data_dir, backend, warnings, port), flush=True)
             task_status.started(port)
@@ -128,6 +143,7 @@ async def run(config: ServerConfig, *, task_status=trio.TASK_STATUS_IGNORED) -> 
         listen.close()
         backend.close()
         storage.close()
+        async_store.close()
 
 
 def serve(config: ServerConfig) -> int:

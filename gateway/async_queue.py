@@ -1,0 +1,270 @@
+"""The durable asynchronous-invocation queue and its trio dispatcher.
+
+An Event invoke is answered 202 only after its row is committed to queue.db.
+The dispatcher runs each event through the pool, within the pool's
+concurrency limits, and deletes the row only when the event is finished, in
+the same commit that hands its record to a destination. A crash before that
+commit leaves the row in place, so the event runs again after a restart: at
+least once, never lost.
+
+Retries follow Lambda's rules (invocation-async-error-handling):
+- a function error (raised, timed out, out of memory) is retried
+  MaximumRetryAttempts times (default 2), waiting one base delay before the
+  first retry and two before the second (AWS: one minute, then two);
+- a throttle or a platform error puts the event back with a delay that grows
+  from one second to five minutes (scaled with the base delay), until the
+  event is older than MaximumEventAgeInSeconds. A throttle is not an
+  attempt, so reserved concurrency 0 holds events queued instead of failing
+  them.
+"""
+from __future__ import annotations
+
+import heapq
+import math
+import time
+import uuid
+from typing import Callable
+
+import msgspec
+import trio
+
+from . import destinations
+from .async_store import AsyncStore, NewEvent, NewMessage
+from .errors import LambdaError
+from .event_config import EventConfigs
+from .functions import FunctionService
+from .model import FunctionRecord
+from .pool import CallOutcome, FunctionSpec, Pool
+
+AWS_RETRY_DELAY_S = 60.0
+# AWS: throttled events wait from 1 s, doubling, up to 5 min. Both scale with
+# the base delay so that `--retry-delay-s` shortens every wait alike.
+_THROTTLE_FIRST = 1.0 / AWS_RETRY_DELAY_S
+_THROTTLE_CAP = 300.0 / AWS_RETRY_DELAY_S
+
+
+class QueueStatistics(msgspec.Struct, frozen=True):
+    depth: int  # events accepted and not yet finished
+    oldest_age_s: float  # age of the oldest of them, 0 when empty
+    in_flight: int
+    retries: int  # function-error retries scheduled, since the data dir was made
+    throttles: int  # throttled or platform-failed attempts, since this server started
+    succeeded: int
+    failed: int  # events whose retries ran out or whose age exceeded the maximum
+    dead_letters: int  # records waiting in the built-in queues
+
+
+class _Pending:
+    __slots__ = ("function", "enqueued_s", "attempts", "throttles", "last")
+
+    def __init__(self, function: str, enqueued_s: float, attempts: int) -> None:
+        self.function = function
+        self.enqueued_s = enqueued_s
+        self.attempts = attempts
+        self.throttles = 0
+        self.last: CallOutcome | None = None
+
+
+class AsyncQueue:
+    def __init__(
+        self,
+        store: AsyncStore,
+        service: FunctionService,
+        configs: EventConfigs,
+        pool: Pool,
+        spec_for: Callable[[FunctionRecord], FunctionSpec],
+        *,
+        retry_delay_s: float = AWS_RETRY_DELAY_S,
+        max_parallel: int = 64,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.service = service
+        self.configs = configs
+        self.pool = pool
+        self.spec_for = spec_for
+        self.retry_delay_s = retry_delay_s
+        self.wall = wall
+        self._limiter = trio.CapacityLimiter(max(1, max_parallel))
+        self._db = trio.CapacityLimiter(1)
+        self._pending: dict[str, _Pending] = {}
+        self._heap: list[tuple[float, int, str]] = []  # (due, trio clock; seq; event id)
+        self._seq = 0
+        self._wakeup = trio.Event()
+        self._in_flight = 0
+        self._throttles = 0
+        counters = store.counters()
+        self._retries = counters.get("retries", 0)
+        self._succeeded = 0
+        self._failed = 0
+        self._dead_letters = sum(store.queue_depths().values())
+
+    # -- accepting events -----------------------------------------------------
+
+    async def enqueue(self, rec: FunctionRecord, payload: bytes) -> str:
+        """Durably queues an event; returns its request id once committed."""
+        event = NewEvent(str(uuid.uuid4()), rec.name, payload, self.wall())
+        async with self._db:
+            await trio.to_thread.run_sync(self.store.add_event, event)
+        self.adopt(event)
+        return event.id
+
+    def adopt(self, event: NewEvent, not_before_s: float = 0.0, attempts: int = 0) -> None:
+        """Starts dispatching an event that is already committed."""
+        if event.id in self._pending:
+            return
+        self._pending[event.id] = _Pending(event.function, event.enqueued_s, attempts)
+        self._push(event.id, max(0.0, not_before_s - self.wall()))
+
+    def _push(self, event_id: str, delay_s: float) -> None:
+        self._seq += 1
+        heapq.heappush(self._heap, (trio.current_time() + delay_s, self._seq, event_id))
+        self._wakeup.set()
+
+    def statistics(self) -> QueueStatistics:
+        now = self.wall()
+        oldest = min((p.enqueued_s for p in self._pending.values()), default=None)
+        return QueueStatistics(
+            depth=len(self._pending),
+            oldest_age_s=max(0.0, now - oldest) if oldest is not None else 0.0,
+            in_flight=self._in_flight,
+            retries=self._retries,
+            throttles=self._throttles,
+            succeeded=self._succeeded,
+            failed=self._failed,
+            dead_letters=self._dead_letters,
+        )
+
+    # -- dispatching ----------------------------------------------------------
+
+    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        """Loads what a previous run left queued (events in flight at a crash
+        included) and dispatches until cancelled."""
+        for ev in await trio.to_thread.run_sync(self.store.pending_events):
+            self.adopt(NewEvent(ev.id, ev.function, b"", ev.enqueued_s), ev.not_before_s, ev.attempts)
+        async with trio.open_nursery() as nursery:
+            task_status.started()
+            while True:
+                now = trio.current_time()
+                while self._heap and self._heap[0][0] <= now:
+                    _, _, event_id = heapq.heappop(self._heap)
+                    nursery.start_soon(self._attempt, event_id)
+                timeout = self._heap[0][0] - now if self._heap else math.inf
+                with trio.move_on_after(timeout):
+                    await self._wakeup.wait()
+                self._wakeup = trio.Event()
+
+    async def _attempt(self, event_id: str) -> None:
+        async with self._limiter:
+            p = self._pending.get(event_id)
+            if p is None:
+                return
+            self._in_flight += 1
+            try:
+                await self._run_once(event_id, p)
+            finally:
+                self._in_flight -= 1
+
+    async def _run_once(self, event_id: str, p: _Pending) -> None:
+        rec = self.service.registry.get(p.function)
+        if rec is None:
+            # Deleted while its events waited: keep them where a person can see.
+            await self._finish(event_id, p, "RetriesExhausted", status_code=404, function_error="ResourceNotFoundException")
+            return
+        cfg = self.configs.effective(p.function)
+        if self.wall() - p.enqueued_s > cfg.max_age_s:
+            await self._finish(event_id, p, "EventAgeExceeded")
+            return
+        async with self._db:
+            payload = await trio.to_thread.run_sync(self.store.event_payload, event_id)
+        if payload is None:
+            self._pending.pop(event_id, None)
+            return
+        try:
+            outcome = await self.pool.invoke(self.spec_for(rec), payload, None, event_id)
+        except LambdaError:
+            # Throttled (429) or the platform failed (5xx): not an attempt.
+            p.throttles += 1
+            self._throttles += 1
+            first = _THROTTLE_FIRST * self.retry_delay_s
+            delay = min(_THROTTLE_CAP * self.retry_delay_s, first * 2 ** min(p.throttles - 1, 30))
+            self._push(event_id, delay)
+            return
+        p.attempts += 1
+        p.last = outcome
+        if outcome.function_error is None:
+            await self._finish(event_id, p, "Success", payload=payload)
+        elif p.attempts > cfg.max_retries:
+            await self._finish(event_id, p, "RetriesExhausted", payload=payload)
+        else:
+            # One base delay before the first retry, two before the second.
+            delay = self.retry_delay_s * p.attempts
+            async with self._db:
+                await trio.to_thread.run_sync(self.store.record_retry, event_id, p.attempts, self.wall() + delay)
+            self._retries += 1
+            self._push(event_id, delay)
+
+    async def _finish(self, event_id: str, p: _Pending, condition: str, *, payload: bytes | None = None, status_code: int | None = None, function_error: str | None = None) -> None:
+        cfg = self.configs.effective(p.function)
+        target = cfg.on_success if condition == "Success" else cfg.on_failure
+        then_event = then_message = None
+        counter = "succeeded" if condition == "Success" else "failed"
+        if target is not None:
+            if payload is None:
+                async with self._db:
+                    payload = await trio.to_thread.run_sync(self.store.event_payload, event_id) or b""
+            last = p.last
+            if status_code is None:
+                # Never ran (only throttled): report the throttle.
+                status_code = 200 if last is not None else 429
+            if last is not None and function_error is None:
+                function_error = last.function_error
+            body = msgspec.json.encode(
+                destinations.record(
+                    wall_s=self.wall(),
+                    request_id=event_id,
+                    function_arn=self.service.arn(p.function, "$LATEST"),
+                    condition=condition,
+                    invoke_count=p.attempts,
+                    request_payload=payload,
+                    status_code=status_code,
+                    function_error=function_error,
+                    response_payload=last.payload if last is not None else None,
+                )
+            )
+            if isinstance(target, destinations.FunctionTarget) and target.name in self.service.registry:
+                then_event = NewEvent(str(uuid.uuid4()), target.name, body, self.wall())
+            else:
+                # A queue, or a destination function that no longer exists:
+                # the record is kept rather than lost.
+                queue = target.name if isinstance(target, destinations.QueueTarget) else destinations.DEFAULT_DLQ
+                then_message = NewMessage(str(uuid.uuid4()), queue, p.function, body, payload, self.wall())
+        async with self._db:
+            await trio.to_thread.run_sync(lambda: self.store.finish_event(event_id, then_event=then_event, then_message=then_message, counter=counter))
+        self._pending.pop(event_id, None)
+        if condition == "Success":
+            self._succeeded += 1
+        else:
+            self._failed += 1
+        if then_event is not None:
+            self.adopt(then_event)
+        if then_message is not None:
+            self._dead_letters += 1
+
+    # -- redrive --------------------------------------------------------------
+
+    async def redrive(self, queue: str, message_ids: list[str] | None = None) -> int:
+        """Sends records in a built-in queue back to the functions they came
+        from, as new events carrying the original payload."""
+        async with self._db:
+            messages = await trio.to_thread.run_sync(lambda: self.store.messages(queue, limit=100000))
+        if message_ids is not None:
+            wanted = set(message_ids)
+            messages = [m for m in messages if m.id in wanted]
+        moves = [(m.id, NewEvent(str(uuid.uuid4()), m.function, m.payload, self.wall())) for m in messages]
+        async with self._db:
+            moved = await trio.to_thread.run_sync(self.store.redrive, moves)
+        self._dead_letters = max(0, self._dead_letters - len(moved))
+        for event in moved:
+            self.adopt(event)
+        return len(moved)

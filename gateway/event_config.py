@@ -1,0 +1,178 @@
+"""Put/Get/Update/Delete/ListFunctionEventInvokeConfig(s): how a function's
+asynchronous events are retried and where their records go.
+
+Independent of HTTP: each method takes the decoded request and returns the
+response document, or raises LambdaError. Configs live in queue.db beside the
+events they govern; this server runs $LATEST only, so a function has at most
+one config.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import time
+from typing import Callable
+
+import msgspec
+import trio
+
+from . import validation as v
+from .async_store import AsyncStore
+from .destinations import DEFAULT_DLQ, FunctionTarget, QueueTarget, Target, parse_target
+from .errors import LambdaError, invalid
+from .functions import FunctionService
+
+DEFAULT_MAX_RETRIES = 2
+DEFAULT_MAX_AGE_S = 21600
+
+
+class EventInvokeConfig(msgspec.Struct, frozen=True):
+    """What the user set; None means 'not set' (the default applies)."""
+
+    last_modified: float
+    maximum_retry_attempts: int | None = None
+    maximum_event_age_s: int | None = None
+    on_success: str | None = None
+    on_failure: str | None = None
+
+
+class Effective(msgspec.Struct, frozen=True):
+    """What the dispatcher obeys."""
+
+    max_retries: int
+    max_age_s: int
+    on_success: Target | None
+    on_failure: Target
+
+
+class EventConfigs:
+    def __init__(self, store: AsyncStore, service: FunctionService, wall: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.service = service
+        self.wall = wall
+        dec = msgspec.json.Decoder(EventInvokeConfig)
+        self._configs: dict[str, EventInvokeConfig] = {name: dec.decode(blob) for name, blob in store.load_configs().items()}
+        self._db = trio.CapacityLimiter(1)
+
+    # -- for the dispatcher ---------------------------------------------------
+
+    def effective(self, function: str) -> Effective:
+        cfg = self._configs.get(function)
+        if cfg is None:
+            return Effective(DEFAULT_MAX_RETRIES, DEFAULT_MAX_AGE_S, None, QueueTarget(DEFAULT_DLQ))
+        return Effective(
+            DEFAULT_MAX_RETRIES if cfg.maximum_retry_attempts is None else cfg.maximum_retry_attempts,
+            DEFAULT_MAX_AGE_S if cfg.maximum_event_age_s is None else cfg.maximum_event_age_s,
+            parse_target(cfg.on_success, "onSuccess") if cfg.on_success else None,
+            # No OnFailure: the event is not discarded, as AWS would, but kept
+            # in the built-in dead-letter queue, where a person can see it.
+            parse_target(cfg.on_failure, "onFailure") if cfg.on_failure else QueueTarget(DEFAULT_DLQ),
+        )
+
+    # -- operations -----------------------------------------------------------
+
+    async def put(self, ref: str, qualifier: str | None, body: dict) -> dict:
+        name = self._function(ref, qualifier)
+        cfg = self._from_body(body, EventInvokeConfig(last_modified=self.wall()), replace=True)
+        await self._store(name, cfg)
+        return self._document(name, cfg)
+
+    async def update(self, ref: str, qualifier: str | None, body: dict) -> dict:
+        name = self._function(ref, qualifier)
+        current = self._configs.get(name)
+        if current is None:
+            raise self._missing(name)
+        cfg = self._from_body(body, current, replace=False)
+        await self._store(name, cfg)
+        return self._document(name, cfg)
+
+    def get(self, ref: str, qualifier: str | None) -> dict:
+        name = self._function(ref, qualifier)
+        cfg = self._configs.get(name)
+        if cfg is None:
+            raise self._missing(name)
+        return self._document(name, cfg)
+
+    async def delete(self, ref: str, qualifier: str | None) -> None:
+        name = self._function(ref, qualifier)
+        if name not in self._configs:
+            raise self._missing(name)
+        await self.forget(name)
+
+    def list(self, ref: str, marker: str | None, max_items: str | None) -> dict:
+        name = self._function(ref, None)
+        limit = 50
+        if max_items is not None:
+            try:
+                limit = int(max_items)
+            except ValueError:
+                raise invalid(f"1 validation error detected: Value '{max_items}' at 'maxItems' failed to satisfy constraint: Member must be a number") from None
+            v.int_range(limit, "maxItems", 1, 50)
+        items = [self._document(name, self._configs[name])] if name in self._configs else []
+        start = 0
+        if marker:
+            try:
+                start = int(base64.urlsafe_b64decode(marker.encode()).decode())
+            except (binascii.Error, UnicodeDecodeError, ValueError):
+                raise invalid("Invalid marker.") from None
+        page = items[start : start + limit]
+        out: dict = {"FunctionEventInvokeConfigs": page}
+        if start + limit < len(items):
+            out["NextMarker"] = base64.urlsafe_b64encode(str(start + limit).encode()).decode()
+        return out
+
+    async def forget(self, name: str) -> None:
+        """The function is gone, or its config was deleted."""
+        async with self._db:
+            await trio.to_thread.run_sync(self.store.delete_config, name)
+        self._configs.pop(name, None)
+
+    # -- helpers --------------------------------------------------------------
+
+    def _function(self, ref: str, qualifier: str | None) -> str:
+        return self.service.resolve(ref, qualifier).name
+
+    def _missing(self, name: str) -> LambdaError:
+        return LambdaError("ResourceNotFoundException", f"The function {self.service.arn(name, '$LATEST')} doesn't have an EventInvokeConfig")
+
+    async def _store(self, name: str, cfg: EventInvokeConfig) -> None:
+        async with self._db:
+            await trio.to_thread.run_sync(self.store.put_config, name, msgspec.json.encode(cfg))
+        self._configs[name] = cfg
+
+    def _from_body(self, body: dict, base: EventInvokeConfig, *, replace: bool) -> EventInvokeConfig:
+        """Put replaces every field (an omitted one returns to its default);
+        Update changes only the fields it names."""
+        changes: dict = {"last_modified": self.wall()}
+        if replace:
+            changes.update(maximum_retry_attempts=None, maximum_event_age_s=None, on_success=None, on_failure=None)
+        if "MaximumRetryAttempts" in body:
+            changes["maximum_retry_attempts"] = v.int_range(body["MaximumRetryAttempts"], "maximumRetryAttempts", 0, 2)
+        if "MaximumEventAgeInSeconds" in body:
+            changes["maximum_event_age_s"] = v.int_range(body["MaximumEventAgeInSeconds"], "maximumEventAgeInSeconds", 60, 21600)
+        if "DestinationConfig" in body:
+            dc = body["DestinationConfig"]
+            if not isinstance(dc, dict):
+                raise invalid("DestinationConfig must be an object with OnSuccess and/or OnFailure")
+            for key, attr in (("OnSuccess", "on_success"), ("OnFailure", "on_failure")):
+                if key not in dc:
+                    continue
+                arn = (dc[key] or {}).get("Destination") if isinstance(dc[key], dict) else None
+                if arn:
+                    target = parse_target(arn, f"destinationConfig.{key[0].lower()}{key[1:]}.destination")
+                    if isinstance(target, FunctionTarget) and target.name not in self.service.registry:
+                        raise invalid(f"The destination function {arn} does not exist.")
+                changes[attr] = arn or None
+        return msgspec.structs.replace(base, **changes)
+
+    def _document(self, name: str, cfg: EventInvokeConfig) -> dict:
+        doc: dict = {"LastModified": cfg.last_modified, "FunctionArn": self.service.arn(name, "$LATEST")}
+        if cfg.maximum_retry_attempts is not None:
+            doc["MaximumRetryAttempts"] = cfg.maximum_retry_attempts
+        if cfg.maximum_event_age_s is not None:
+            doc["MaximumEventAgeInSeconds"] = cfg.maximum_event_age_s
+        doc["DestinationConfig"] = {
+            "OnSuccess": {"Destination": cfg.on_success} if cfg.on_success else {},
+            "OnFailure": {"Destination": cfg.on_failure} if cfg.on_failure else {},
+        }
+        return doc
