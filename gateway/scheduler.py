@@ -14,7 +14,7 @@ import math
 import re
 import time
 import uuid
-from typing import Callable
+from typing import Awaitable, Callable
 
 import msgspec
 import trio
@@ -65,8 +65,19 @@ def scheduled_event(*, rule_arn: str, account: str, region: str, fire_s: float) 
 
 
 class Scheduler:
-    def __init__(self, store: AsyncStore, queue: AsyncQueue, service: FunctionService, *, wall: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        store: AsyncStore,
+        queue: AsyncQueue,
+        service: FunctionService,
+        *,
+        wall: Callable[[], float] = time.time,
+        run_sync: Callable[..., Awaitable] = trio.to_thread.run_sync,
+    ) -> None:
         self.store = store
+        # How blocking store calls run: a worker thread, or inline in tests
+        # on a mock clock (a thread would let the clock jump mid-write).
+        self._run_sync = run_sync
         self.queue = queue
         self.service = service
         self.wall = wall
@@ -119,7 +130,7 @@ class Scheduler:
             last_fire_s=previous.last_fire_s if keep else None,
         )
         async with self._db:
-            await trio.to_thread.run_sync(self.store.put_schedule, name, msgspec.json.encode(sched))
+            await self._run_sync(self.store.put_schedule, name, msgspec.json.encode(sched))
         self._schedules[name] = sched
         self._parsed[name] = parsed
         self._changed.set()
@@ -138,7 +149,7 @@ class Scheduler:
         if name not in self._schedules:
             raise LambdaError("ResourceNotFoundException", f"Schedule {name} does not exist.")
         async with self._db:
-            await trio.to_thread.run_sync(self.store.delete_schedule, name)
+            await self._run_sync(self.store.delete_schedule, name)
         self._schedules.pop(name, None)
         self._parsed.pop(name, None)
         self._changed.set()
@@ -200,7 +211,7 @@ class Scheduler:
         fired = msgspec.structs.replace(sched, last_fire_s=max(due_s, now_s))
         event = NewEvent(str(uuid.uuid4()), sched.function, payload, now_s) if rec is not None else None
         async with self._db:
-            await trio.to_thread.run_sync(lambda: self.store.put_schedule(sched.name, msgspec.json.encode(fired), fire=event))
+            await self._run_sync(lambda: self.store.put_schedule(sched.name, msgspec.json.encode(fired), fire=event))
         if self._schedules.get(sched.name) is sched:
             self._schedules[sched.name] = fired
         if event is not None:
