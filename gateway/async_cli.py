@@ -7,13 +7,33 @@ as boto3 would sign them.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
+import sys
 import urllib.error
 import urllib.parse
 import urllib.request
 
 from .config import DEFAULT_REGION
+
+
+def _guarded(cmd):
+    """User errors print one line. The guard is here, not only in cli.main,
+    because `python -m lambdalet.gateway.cli` runs cli as __main__, whose
+    UserError is a different class from the one imported here."""
+
+    @functools.wraps(cmd)
+    def run(args) -> int:
+        from .cli import UserError
+
+        try:
+            return cmd(args)
+        except UserError as exc:
+            print(f"lambdalet: {exc}", file=sys.stderr)
+            return 1
+
+    return run
 
 
 def _request(args, method: str, path: str, body: dict | None = None) -> dict | None:
@@ -120,21 +140,21 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--function", required=True)
     q.add_argument("--input", help="constant JSON payload instead of the Scheduled Event")
     q.add_argument("--disabled", action="store_true")
-    q.set_defaults(func=cmd_schedule_add)
+    q.set_defaults(func=_guarded(cmd_schedule_add))
     q = ssub.add_parser("ls", help="list schedules")
     q.add_argument("--json", action="store_true")
-    q.set_defaults(func=cmd_schedule_ls)
+    q.set_defaults(func=_guarded(cmd_schedule_ls))
     q = ssub.add_parser("rm", help="delete a schedule")
     q.add_argument("name")
-    q.set_defaults(func=cmd_schedule_rm)
+    q.set_defaults(func=_guarded(cmd_schedule_rm))
 
     p = sub.add_parser("dlq", help="read and redrive the built-in dead-letter (destination) queues")
     dsub = p.add_subparsers(dest="dlq_command", required=True)
     q = dsub.add_parser("ls", help="list records in a queue")
     q.add_argument("--queue", default=DEFAULT_DLQ)
     q.add_argument("--json", action="store_true")
-    q.set_defaults(func=cmd_dlq_ls)
+    q.set_defaults(func=_guarded(cmd_dlq_ls))
     q = dsub.add_parser("redrive", help="send records back to their functions as new events")
     q.add_argument("ids", nargs="*", metavar="MESSAGE_ID", help="only these (default: all)")
     q.add_argument("--queue", default=DEFAULT_DLQ)
-    q.set_defaults(func=cmd_dlq_redrive)
+    q.set_defaults(func=_guarded(cmd_dlq_redrive))
