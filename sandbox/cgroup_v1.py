@@ -62,7 +62,16 @@ class CgroupV1:
                 pass
         return sorted(pids)
 
+    def unthrottle(self) -> None:
+        cpu = self.dirs.get("cpu")
+        if cpu is not None:
+            try:
+                write_text(os.path.join(cpu, "cpu.cfs_quota_us"), "-1")
+            except OSError:
+                pass
+
     def kill_all(self) -> None:
+        self.unthrottle()
         # Freezing first stops a fork bomb from outrunning the kill loop;
         # SIGKILL is delivered to frozen tasks once they are thawed.
         freezer = self.dirs.get("freezer")

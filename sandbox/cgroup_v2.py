@@ -54,7 +54,14 @@ class CgroupV2:
         except FileNotFoundError:
             return []
 
+    def unthrottle(self) -> None:
+        try:
+            write_text(os.path.join(self.path, "cpu.max"), "max")
+        except OSError:
+            pass
+
     def kill_all(self) -> None:
+        self.unthrottle()
         try:
             write_text(os.path.join(self.path, "cgroup.kill"), "1")  # Linux 5.14+
             return

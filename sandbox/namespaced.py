@@ -56,6 +56,8 @@ class NamespacedSandbox:
         # PID 1 SIGKILLs every other process (none can leave the pid
         # namespace, daemonised or not) and exits with the worker's status;
         # destroy() falls back to SIGKILL on PID 1, which ends them all too.
+        if self.cgroup is not None:
+            self.cgroup.unthrottle()
         try:
             os.kill(self.pid, KILL_ALL_SIGNAL)
         except ProcessLookupError:

@@ -1,0 +1,298 @@
+"""Limits and lifecycle of namespaced sandboxes: what is seen from outside.
+
+Resource rows of the hostile table (fork bomb, memory, /tmp, fds, CPU) plus
+the backend's own contract: kill-all, exit statuses, signal forwarding,
+zombie reaping, cgroup removal and start-up cleanup, errors naming a step.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import signal
+
+import pytest
+
+import sandbox_probe
+from lambdalet.runtime import protocol
+from lambdalet.sandbox import cgroup_v1, cgroups, namespaced
+
+
+def test_fork_bomb_stops_at_pids_max(backend, python, code_dir):
+    # Enough memory that the pids limit, not the OOM killer, stops it.
+    outcome = sandbox_probe.run(backend, python, code_dir, """
+import signal
+children = 0
+try:
+    while True:
+        pid = os.fork()
+        if pid == 0:
+            try:
+                signal.pause()  # stay alive so every process counts
+            finally:
+                os._exit(0)
+        children += 1
+except OSError as e:
+    report(children=children, errno=e.errno)
+""", memory_mb=1024)
+    assert outcome.last["errno"] == errno.EAGAIN
+    assert outcome.last["children"] < cgroups.PIDS_MAX
+
+
+def test_twice_the_memory_limit_is_an_oom_kill(backend, python, code_dir):
+    outcome = sandbox_probe.run(backend, python, code_dir, """
+report(started=True)
+hog = bytearray(128 * 1024 * 1024)
+for i in range(0, len(hog), 4096):
+    hog[i] = 1
+report(survived=True)
+""", memory_mb=64)
+    assert outcome.reports == [{"started": True}]
+    assert outcome.oom_killed
+    assert outcome.signal == signal.SIGKILL
+    assert outcome.peak_memory_bytes is not None and outcome.peak_memory_bytes <= 64 * 1024 * 1024
+
+
+def test_neighbour_unharmed_by_an_oom_kill(backend, python, code_dir):
+    neighbour = sandbox_probe.start(backend, python, code_dir,
+                                    "report(up=True)\nos.read(3, 1)\nreport(still=True)")
+    try:
+        sandbox_probe.run(backend, python, code_dir, "bytearray(256 * 1024 * 1024)", memory_mb=64)
+        assert not neighbour.oom_killed()
+        neighbour.control.sendall(b"x")
+        reports, timed_out = sandbox_probe.read_reports(neighbour, 20)
+        assert reports == [{"up": True}, {"still": True}] and not timed_out
+    finally:
+        neighbour.destroy()
+
+
+def test_filling_tmp_hits_enospc_at_the_size_cap(backend, python, code_dir):
+    outcome = sandbox_probe.run(backend, python, code_dir, """
+written = 0
+try:
+    with open('/tmp/fill', 'wb') as f:
+        while True:
+            f.write(b'x' * 65536)
+            f.flush()
+            written += 65536
+except OSError as e:
+    report(errno=e.errno, written=written)
+""", ephemeral_mb=8, memory_mb=128)
+    assert outcome.last["errno"] == errno.ENOSPC
+    assert outcome.last["written"] <= 8 * 1024 * 1024
+
+
+def test_many_fds_hit_emfile(backend, python, code_dir):
+    outcome = sandbox_probe.run(backend, python, code_dir, """
+import resource
+fds = []
+try:
+    for _ in range(100_000):
+        fds.append(os.open('/dev/null', os.O_RDONLY))
+except OSError as e:
+    report(errno=e.errno, opened=len(fds), limits=resource.getrlimit(resource.RLIMIT_NOFILE),
+           core=resource.getrlimit(resource.RLIMIT_CORE))
+""")
+    assert outcome.last["errno"] == errno.EMFILE
+    assert outcome.last["opened"] < 1024
+    assert outcome.last["limits"] == [1024, 1024]
+    assert outcome.last["core"] == [0, 0]
+
+
+def test_cpu_spin_is_killed_at_the_deadline(backend, python, code_dir):
+    outcome = sandbox_probe.run(backend, python, code_dir, "report(spinning=True)\nwhile True: pass",
+                                timeout_s=0.5)
+    assert outcome.timed_out
+    assert outcome.signal == signal.SIGKILL
+
+
+def test_kill_takes_daemonised_children(backend, python, code_dir):
+    sandbox = sandbox_probe.start(backend, python, code_dir, """
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        os.closerange(0, 64)
+        os.execv('/bin/sleep', ['sleep', '300'])
+    os._exit(0)
+os.wait()
+report(daemonised=True)
+os.read(3, 1)
+""")
+    try:
+        assert _read_one(sandbox) == {"daemonised": True}
+        pids = sandbox.cgroup.pids()
+        assert len(pids) >= 3  # PID 1, the worker and the daemon
+        sandbox.kill()
+        status = sandbox.destroy()
+        assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+        assert [p for p in pids if os.path.exists(f"/proc/{p}")] == []
+    finally:
+        sandbox.destroy()
+
+
+def test_exit_status_survives_a_racing_kill(backend, python, code_dir):
+    sandbox = sandbox_probe.start(backend, python, code_dir, "os._exit(3)")
+    sandbox_probe.read_reports(sandbox, 20)
+    sandbox.kill()  # what the pool does as soon as the control socket closes
+    status = sandbox.destroy()
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 3
+
+
+def test_pid1_forwards_sigterm_to_the_worker(backend, python, code_dir):
+    sandbox = sandbox_probe.start(backend, python, code_dir, """
+import signal
+signal.signal(signal.SIGTERM, lambda *a: (report(got='SIGTERM'), os._exit(0)))
+report(ready=True)
+signal.pause()
+""")
+    try:
+        first = _read_one(sandbox)
+        assert first == {"ready": True}
+        os.kill(sandbox.pid, signal.SIGTERM)
+        reports, timed_out = sandbox_probe.read_reports(sandbox, 20)
+        assert reports == [{"got": "SIGTERM"}] and not timed_out
+    finally:
+        status = sandbox.destroy()
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+
+
+def test_pid1_reaps_orphans(backend, python, code_dir):
+    outcome = sandbox_probe.run(backend, python, code_dir, """
+import time
+pid = os.fork()
+if pid == 0:
+    if os.fork() == 0:
+        os._exit(0)  # an orphan: PID 1 must reap it
+    os._exit(0)
+os.waitpid(pid, 0)
+def zombies():
+    out = []
+    for p in os.listdir('/proc'):
+        if p.isdigit():
+            try:
+                state = open(f'/proc/{p}/stat').read().rsplit(')', 1)[1].split()[0]
+            except OSError:
+                continue
+            if state == 'Z':
+                out.append(int(p))
+    return out
+deadline = time.monotonic() + 10
+while zombies() and time.monotonic() < deadline:
+    os.sched_yield()
+report(zombies=zombies())
+""")
+    assert outcome.last == {"zombies": []}
+
+
+def test_two_sandboxes_share_neither_tmp_nor_processes(backend, python, code_dir):
+    first = sandbox_probe.start(backend, python, code_dir,
+                                "open('/tmp/secret', 'w').write('a')\nreport(pid=os.getpid(), ok=True)\nos.read(3, 1)")
+    try:
+        assert _read_one(first)["ok"]
+        second = sandbox_probe.run(backend, python, code_dir, """
+report(tmp=sorted(os.listdir('/tmp')), pids=sorted(int(p) for p in os.listdir('/proc') if p.isdigit()))
+""")
+        assert second.last["tmp"] == []
+        assert len(second.last["pids"]) <= 2
+    finally:
+        first.destroy()
+
+
+def test_kill_minus_one_only_ends_the_sandbox(backend, python, code_dir):
+    neighbour = sandbox_probe.start(backend, python, code_dir, "report(up=True)\nos.read(3, 1)\nreport(alive=True)")
+    try:
+        assert _read_one(neighbour) == {"up": True}
+        outcome = sandbox_probe.run(backend, python, code_dir, "report(before=True)\nos.kill(-1, 9)\nreport(after=True)")
+        assert outcome.reports[0] == {"before": True}
+        neighbour.control.sendall(b"x")
+        assert sandbox_probe.read_reports(neighbour, 20)[0] == [{"alive": True}]
+    finally:
+        neighbour.destroy()
+
+
+def test_namespaces_differ_from_the_host(backend, python, code_dir):
+    outcome = sandbox_probe.run(backend, python, code_dir, """
+report(ns={n: os.readlink(f'/proc/self/ns/{n}') for n in ('user', 'pid', 'mnt', 'net', 'uts', 'ipc', 'cgroup')},
+       cgroup=open('/proc/self/cgroup').read())
+""")
+    inside = outcome.last["ns"]
+    for name, link in inside.items():
+        assert link != os.readlink(f"/proc/self/ns/{name}"), name
+    # The cgroup namespace is rooted at the sandbox's own cgroup.
+    assert all(line.endswith(":/") for line in outcome.last["cgroup"].splitlines())
+
+
+def test_worker_speaks_the_protocol(backend, code_dir):
+    from lambdalet.sandbox.spec import SandboxSpec
+
+    sandbox = backend.spawn(SandboxSpec(instance_id="proto-test", function_name="echo", code_dir=code_dir))
+    try:
+        assert sandbox.task_root == "/var/task"
+        init = protocol.Init(handler="app.handler", task_root=sandbox.task_root, env={},
+                             function_name="echo", function_version="$LATEST", memory_mb=128,
+                             log_group="/aws/lambda/echo", log_stream="s")
+        sandbox.control.sendall(protocol.encode(init))
+        assert isinstance(_read_frame(sandbox), protocol.InitOk)
+        sandbox.control.sendall(protocol.encode(protocol.Invoke(
+            request_id="r1", payload=b'{"a": 1}', deadline_ms=2**41, invoked_arn="arn")))
+        result = _read_frame(sandbox)
+        assert isinstance(result, protocol.Result) and result.error_type is None
+        assert result.payload.replace(b" ", b"") == b'{"echo":{"a":1}}'
+    finally:
+        sandbox.destroy()
+
+
+def test_cgroups_are_removed_with_the_sandbox(backend, python, code_dir):
+    sandbox = sandbox_probe.start(backend, python, code_dir, "report(ok=True)")
+    dirs = list(sandbox.cgroup.dirs.values()) if hasattr(sandbox.cgroup, "dirs") else [sandbox.cgroup.path]
+    assert all(os.path.isdir(d) for d in dirs)
+    sandbox.destroy()
+    assert [d for d in dirs if os.path.exists(d)] == []
+    assert sandbox.destroy() is None  # idempotent
+
+
+def test_stale_roots_of_dead_servers_are_removed(backend):
+    if not isinstance(backend.cgroups, cgroup_v1.CgroupV1Manager):
+        pytest.skip("cgroup v1 host")
+    parent = os.path.dirname(backend.cgroups.roots["pids"])
+    stale = os.path.join(parent, "lambdalet.999999999.1")  # no such pid
+    os.makedirs(os.path.join(stale, "leftover"))
+    live = backend.cgroups.roots["pids"]
+    removed = cgroup_v1.cleanup_stale(parent)
+    assert removed == [stale] and not os.path.exists(stale)
+    assert os.path.isdir(live)  # a running server's root is left alone
+
+
+def test_a_failing_step_is_named(backend, python, code_dir, tmp_path):
+    with pytest.raises(FileNotFoundError) as info:
+        sandbox_probe.start(backend, python, str(tmp_path / "missing"), "pass")
+    assert "bind: open source" in str(info.value)
+    with pytest.raises(FileNotFoundError) as info:
+        backend.spawn_command(sandbox_probe.make_spec(code_dir), ["/no/such/program"])
+    assert "exec worker /no/such/program" in str(info.value)
+
+
+def test_worker_status_translation():
+    assert namespaced.worker_status(3 << 8) == 3 << 8
+    assert namespaced.worker_status((128 + 9) << 8) == 9
+    assert namespaced.worker_status(9) == 9
+
+
+def _read_one(sandbox) -> dict:
+    import json
+
+    buf = b""
+    while not buf.endswith(b"\n"):
+        chunk = sandbox.control.recv(4096)
+        assert chunk, "the sandbox closed its control socket"
+        buf += chunk
+    return json.loads(buf)
+
+
+def _read_frame(sandbox):
+    reader = protocol.FrameReader("from_worker")
+    while True:
+        data = sandbox.control.recv(1 << 20)
+        assert data, "worker closed the control socket"
+        msgs = reader.feed(data)
+        if msgs:
+            return msgs[0]
