@@ -18,11 +18,19 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#if defined(__has_include)
+#if __has_include("init_image.h")
+#include "init_image.h"
+#define HAVE_INIT_IMAGE 1
+#endif
+#endif
 
 #ifndef CLONE_INTO_CGROUP
 #define CLONE_INTO_CGROUP 0x200000000ULL
@@ -109,6 +117,29 @@ static void __attribute__((noreturn)) init_loop(pid_t worker)
     }
 }
 
+/* Replace this copy of the server with init.c's program; returns only if
+ * the exec failed. */
+static void exec_init(int init_fd, pid_t worker)
+{
+    char pidtext[16];
+    int n = 0;
+    char digits[16];
+    long v = worker;
+    do
+        digits[n++] = (char)('0' + v % 10);
+    while ((v /= 10) > 0);
+    int len = 0;
+    while (n > 0)
+        pidtext[len++] = digits[--n];
+    pidtext[len] = '\0';
+    char *argv[] = { "init", pidtext, NULL };
+    char *envp[] = { NULL };
+    if (init_fd > 0)
+        (void)syscall(SYS_close_range, 0, (unsigned)init_fd - 1, 0);
+    (void)syscall(SYS_close_range, (unsigned)init_fd + 1, ~0U, 0);
+    (void)syscall(SYS_execveat, init_fd, "", argv, envp, AT_EMPTY_PATH);
+}
+
 static void __attribute__((noreturn)) exec_worker(const struct ll_spawn_config *cfg, int sync_fd,
                                                    int control_fd, int null_fd)
 {
@@ -141,8 +172,8 @@ static void __attribute__((noreturn)) child_main(const struct ll_spawn_config *c
 
     reset_signal_handlers();
     /* Keep only the handshake and the control channel of the server's fds. */
-    int keep[2] = { sync_fd, control_fd };
-    CHECK_RC(ll_caps_close_fds_except(keep, 2), "close inherited fds", NULL);
+    int keep[3] = { sync_fd, control_fd, cfg->init_fd };
+    CHECK_RC(ll_caps_close_fds_except(keep, 3), "close inherited fds", NULL);
 
     /* Wait until the parent has placed us in our cgroups and written our
      * id maps: nothing may run unlimited or as an unmapped id. */
@@ -202,7 +233,11 @@ static void __attribute__((noreturn)) child_main(const struct ll_spawn_config *c
         exec_worker(cfg, sync_fd, control_fd, null_fd);
 
     /* The parent sees end-of-file once the worker's exec closes the last
-     * copy of the handshake socket. */
+     * copy of the handshake socket (and ours, by close or by exec). */
+    if (cfg->init_fd >= 0) {
+        exec_init(cfg->init_fd, worker);
+        /* Could not exec (memfd exec forbidden by vm.memfd_noexec?): stay. */
+    }
     (void)syscall(SYS_close_range, 0, ~0U, 0);
     init_loop(worker);
 }
@@ -358,4 +393,32 @@ int ll_spawn(const struct ll_spawn_config *cfg, struct ll_spawn_result *res)
         res->pid = 0;
     }
     return rc;
+}
+
+int ll_init_memfd(void)
+{
+#ifdef HAVE_INIT_IMAGE
+    if (ll_init_image_len == 0)
+        return -ENOENT;
+#ifndef MFD_EXEC
+#define MFD_EXEC 0x0010U
+#endif
+    /* MFD_EXEC states the intent on kernels with vm.memfd_noexec (6.3+);
+     * older kernels reject the unknown flag and need none. */
+    int fd = memfd_create("lambdalet-init", MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_EXEC);
+    if (fd < 0 && errno == EINVAL)
+        fd = memfd_create("lambdalet-init", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (fd < 0)
+        return -errno;
+    int rc = write_all(fd, (const char *)ll_init_image, ll_init_image_len);
+    if (rc == 0 && fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0)
+        rc = -errno;
+    if (rc < 0) {
+        close(fd);
+        return rc;
+    }
+    return fd;
+#else
+    return -ENOENT;
+#endif
 }

@@ -45,6 +45,7 @@ struct ll_spawn_config {
     int nofile;
     int pdeathsig;               /* SIGKILL PID 1 when the spawning thread dies */
     int handshake_timeout_ms;
+    int init_fd;                 /* -1, or ll_init_memfd(): PID 1's program */
 };
 
 struct ll_spawn_result {
@@ -56,4 +57,8 @@ struct ll_spawn_result {
 
 /* Returns 0 or -errno; on failure nothing is left running. */
 int ll_spawn(const struct ll_spawn_config *cfg, struct ll_spawn_result *res);
+
+/* A sealed memfd holding init.c's program, for cfg->init_fd. Returns the
+ * fd, or -errno (-ENOENT when the build could not compile the program). */
+int ll_init_memfd(void);
 #endif

@@ -131,6 +131,12 @@ class NamespacedBackend:
             self._cgroups = manager
         else:
             self._cgroups = cgroups  # type: ignore[assignment]
+        try:
+            self._init_fd = nsspawn.init_memfd()
+        except OSError as exc:
+            # Still isolated, but PID 1 stays a copy of the server process.
+            self._init_fd = -1
+            self.warnings.append(f"PID 1 runs in a copy of the server: {exc.strerror}")
         self._python_prefix = os.path.realpath(_python_prefix(runtime_root.python))
         self._hidden = rootfs.host_site_dirs(self._python_prefix)
         self._runtime_sources = {rel: os.path.realpath(src) for rel, src in runtime_root.sources.items()}
@@ -221,6 +227,7 @@ class NamespacedBackend:
             # sandbox exits. Only the main thread lives as long as the server;
             # from other threads the control socket's EOF ends the worker.
             pdeathsig=threading.current_thread() is threading.main_thread(),
+            init_fd=self._init_fd,
         )
 
     def protections(self) -> dict[str, bool]:
@@ -243,6 +250,9 @@ class NamespacedBackend:
         }
 
     def close(self) -> None:
+        if self._init_fd >= 0:
+            os.close(self._init_fd)
+            self._init_fd = -1
         if self._cgroups is not None:
             self._cgroups.close()
             self._cgroups = None

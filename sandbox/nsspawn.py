@@ -76,6 +76,7 @@ class SpawnConfig(msgspec.Struct, frozen=True):
     nofile: int = 1024
     pdeathsig: bool = False
     handshake_timeout_ms: int = 10_000
+    init_fd: int = -1  # init_memfd(): PID 1 execs it; -1 keeps PID 1 in-process
 
 
 class SpawnResult(msgspec.Struct, frozen=True):
@@ -136,6 +137,7 @@ def spawn(cfg: SpawnConfig) -> SpawnResult:
     c.nofile = cfg.nofile
     c.pdeathsig = cfg.pdeathsig
     c.handshake_timeout_ms = cfg.handshake_timeout_ms
+    c.init_fd = cfg.init_fd
     res = ffi.new("struct ll_spawn_result *")
     rc = lib.ll_spawn(c, res)
     if rc < 0:
@@ -143,6 +145,15 @@ def spawn(cfg: SpawnConfig) -> SpawnResult:
         step = ffi.string(res.step).decode("utf-8", "replace")
         raise OSError(err, f"{step}: {os.strerror(err)}")
     return SpawnResult(pid=res.pid, used_clone3=bool(res.used_clone3))
+
+
+def init_memfd() -> int:
+    """A sealed memfd holding the tiny PID 1 program (csrc/init.c). The
+    caller owns the fd. Raises OSError when this build has no image."""
+    fd = lib.ll_init_memfd()
+    if fd < 0:
+        raise OSError(-fd, f"init image: {os.strerror(-fd)}")
+    return fd
 
 
 def seccomp_filter_length() -> int:

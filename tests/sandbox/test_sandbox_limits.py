@@ -296,3 +296,18 @@ def _read_frame(sandbox):
         msgs = reader.feed(data)
         if msgs:
             return msgs[0]
+
+
+def test_pid1_is_the_tiny_init_not_a_copy_of_the_server(backend, python, code_dir):
+    sandbox = sandbox_probe.start(backend, python, code_dir, "report(ok=True)\nos.read(3, 1)")
+    try:
+        assert _read_one(sandbox) == {"ok": True}
+        with open(f"/proc/{sandbox.pid}/cmdline", "rb") as f:
+            assert f.read() == b"init\x002\x00"
+        assert "lambdalet-init" in os.readlink(f"/proc/{sandbox.pid}/exe")
+        with open(f"/proc/{sandbox.pid}/status") as f:
+            status = dict(line.split(":", 1) for line in f.read().splitlines())
+        assert int(status["VmRSS"].split()[0]) < 256  # kB: a few pages, none of the server's
+        assert status["Seccomp"].strip() == "2" and int(status["CapEff"], 16) == 0
+    finally:
+        sandbox.destroy()

@@ -1,0 +1,114 @@
+/* lambdalet-init: the sandbox's PID 1 after set-up, as a freestanding
+ * static program (no libc) of a few kilobytes.
+ *
+ * Why a separate program: the process that builds the sandbox is a copy of
+ * the server (its memory holds keys and every other function's state). It
+ * execs this image from a sealed memfd so that nothing of the server stays
+ * inside the sandbox, and PID 1 costs a few pages instead of a share of
+ * the server.
+ *
+ * Usage: init <worker pid>. It reaps every child, forwards catchable
+ * signals to the worker, SIGKILLs every other process on SIGRTMAX (the
+ * server's kill; see LL_SIG_KILL_ALL in spawn.h) and exits with the
+ * worker's exit code, or 128 + the signal that killed it.
+ *
+ * Built by build_native.py with -nostdlib -static and embedded in the
+ * extension; spawn.c falls back to an in-process loop if it cannot exec. */
+
+typedef unsigned long u64;
+
+#if defined(__x86_64__)
+#define NR_KILL 62
+#define NR_WAIT4 61
+#define NR_EXIT_GROUP 231
+#define NR_RT_SIGPROCMASK 14
+#define NR_RT_SIGTIMEDWAIT 128
+#define NR_PRCTL 157
+static long sys6(long n, long a, long b, long c, long d)
+{
+    long ret;
+    register long r10 __asm__("r10") = d;
+    __asm__ volatile("syscall" : "=a"(ret) : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10)
+                     : "rcx", "r11", "memory");
+    return ret;
+}
+__asm__(".text\n.global _start\n_start:\n"
+        "  mov %rsp, %rdi\n  and $-16, %rsp\n  call init_main\n  hlt\n");
+#elif defined(__aarch64__)
+#define NR_KILL 129
+#define NR_WAIT4 260
+#define NR_EXIT_GROUP 94
+#define NR_RT_SIGPROCMASK 135
+#define NR_RT_SIGTIMEDWAIT 137
+#define NR_PRCTL 167
+static long sys6(long n, long a, long b, long c, long d)
+{
+    register long x8 __asm__("x8") = n;
+    register long x0 __asm__("x0") = a;
+    register long x1 __asm__("x1") = b;
+    register long x2 __asm__("x2") = c;
+    register long x3 __asm__("x3") = d;
+    __asm__ volatile("svc 0" : "+r"(x0) : "r"(x8), "r"(x1), "r"(x2), "r"(x3) : "memory");
+    return x0;
+}
+__asm__(".text\n.global _start\n_start:\n  mov x0, sp\n  bl init_main\n  brk #0\n");
+#else
+#error "lambdalet-init: x86_64 and aarch64 only"
+#endif
+
+#define SIGKILL 9
+#define SIGCHLD 17
+#define SIGRTMAX 64
+#define WNOHANG 1
+#define PR_SET_DUMPABLE 4
+#define EINTR 4
+
+static void __attribute__((noreturn)) leave(int code)
+{
+    for (;;)
+        sys6(NR_EXIT_GROUP, code, 0, 0, 0);
+}
+
+__attribute__((used, noreturn)) void init_main(long *sp)
+{
+    long argc = sp[0];
+    char **argv = (char **)(sp + 1);
+    if (argc < 2)
+        leave(127);
+    long worker = 0;
+    for (const char *p = argv[1]; *p >= '0' && *p <= '9'; p++)
+        worker = worker * 10 + (*p - '0');
+    if (worker <= 1)
+        leave(127);
+
+    /* The sandbox's own uid may not read or write this process's memory. */
+    sys6(NR_PRCTL, PR_SET_DUMPABLE, 0, 0, 0);
+    /* Every signal waits in the queue for sigtimedwait; a pid namespace's
+     * init drops unhandled ones, but blocked signals are always queued. */
+    u64 all = ~0UL;
+    sys6(NR_RT_SIGPROCMASK, 2 /* SIG_SETMASK */, (long)&all, 0, 8);
+
+    /* The worker may have exited before this image started: reap first. */
+    int sig = SIGCHLD;
+    unsigned char info[128];
+    for (;;) {
+        if (sig == SIGRTMAX) {
+            sys6(NR_KILL, -1, SIGKILL, 0, 0);
+        } else if (sig == SIGCHLD) {
+            for (;;) {
+                int status = 0;
+                long pid = sys6(NR_WAIT4, -1, (long)&status, WNOHANG, 0);
+                if (pid <= 0)
+                    break;
+                if (pid == worker) {
+                    if ((status & 0x7f) == 0)
+                        leave((status >> 8) & 0xff);
+                    leave(128 + (status & 0x7f));
+                }
+            }
+        } else if (sig > 0) {
+            sys6(NR_KILL, worker, sig, 0, 0);
+        }
+        sig = (int)sys6(NR_RT_SIGTIMEDWAIT, (long)&all, (long)info, 0, 8);
+    }
+}
