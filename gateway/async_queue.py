@@ -23,7 +23,7 @@ import heapq
 import math
 import time
 import uuid
-from typing import Callable
+from typing import Awaitable, Callable
 
 import msgspec
 import trio
@@ -77,8 +77,12 @@ class AsyncQueue:
         retry_delay_s: float = AWS_RETRY_DELAY_S,
         max_parallel: int = 64,
         wall: Callable[[], float] = time.time,
+        run_sync: Callable[..., Awaitable] = trio.to_thread.run_sync,
     ) -> None:
         self.store = store
+        # How blocking store calls run: a worker thread, or inline in tests
+        # on a mock clock (a thread would let the clock jump mid-write).
+        self._run_sync = run_sync
         self.service = service
         self.configs = configs
         self.pool = pool
@@ -105,7 +109,7 @@ class AsyncQueue:
         """Durably queues an event; returns its request id once committed."""
         event = NewEvent(str(uuid.uuid4()), rec.name, payload, self.wall())
         async with self._db:
-            await trio.to_thread.run_sync(self.store.add_event, event)
+            await self._run_sync(self.store.add_event, event)
         self.adopt(event)
         return event.id
 
@@ -140,7 +144,7 @@ class AsyncQueue:
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         """Loads what a previous run left queued (events in flight at a crash
         included) and dispatches until cancelled."""
-        for ev in await trio.to_thread.run_sync(self.store.pending_events):
+        for ev in await self._run_sync(self.store.pending_events):
             self.adopt(NewEvent(ev.id, ev.function, b"", ev.enqueued_s), ev.not_before_s, ev.attempts)
         async with trio.open_nursery() as nursery:
             task_status.started()
@@ -176,7 +180,7 @@ class AsyncQueue:
             await self._finish(event_id, p, "EventAgeExceeded")
             return
         async with self._db:
-            payload = await trio.to_thread.run_sync(self.store.event_payload, event_id)
+            payload = await self._run_sync(self.store.event_payload, event_id)
         if payload is None:
             self._pending.pop(event_id, None)
             return
@@ -200,7 +204,7 @@ class AsyncQueue:
             # One base delay before the first retry, two before the second.
             delay = self.retry_delay_s * p.attempts
             async with self._db:
-                await trio.to_thread.run_sync(self.store.record_retry, event_id, p.attempts, self.wall() + delay)
+                await self._run_sync(self.store.record_retry, event_id, p.attempts, self.wall() + delay)
             self._retries += 1
             self._push(event_id, delay)
 
@@ -212,7 +216,7 @@ class AsyncQueue:
         if target is not None:
             if payload is None:
                 async with self._db:
-                    payload = await trio.to_thread.run_sync(self.store.event_payload, event_id) or b""
+                    payload = await self._run_sync(self.store.event_payload, event_id) or b""
             last = p.last
             if status_code is None:
                 # Never ran (only throttled): report the throttle.
@@ -240,7 +244,7 @@ class AsyncQueue:
                 queue = target.name if isinstance(target, destinations.QueueTarget) else destinations.DEFAULT_DLQ
                 then_message = NewMessage(str(uuid.uuid4()), queue, p.function, body, payload, self.wall())
         async with self._db:
-            await trio.to_thread.run_sync(lambda: self.store.finish_event(event_id, then_event=then_event, then_message=then_message, counter=counter))
+            await self._run_sync(lambda: self.store.finish_event(event_id, then_event=then_event, then_message=then_message, counter=counter))
         self._pending.pop(event_id, None)
         if condition == "Success":
             self._succeeded += 1
@@ -257,13 +261,13 @@ class AsyncQueue:
         """Sends records in a built-in queue back to the functions they came
         from, as new events carrying the original payload."""
         async with self._db:
-            messages = await trio.to_thread.run_sync(lambda: self.store.messages(queue, limit=100000))
+            messages = await self._run_sync(lambda: self.store.messages(queue, limit=100000))
         if message_ids is not None:
             wanted = set(message_ids)
             messages = [m for m in messages if m.id in wanted]
         moves = [(m.id, NewEvent(str(uuid.uuid4()), m.function, m.payload, self.wall())) for m in messages]
         async with self._db:
-            moved = await trio.to_thread.run_sync(self.store.redrive, moves)
+            moved = await self._run_sync(self.store.redrive, moves)
         self._dead_letters = max(0, self._dead_letters - len(moved))
         for event in moved:
             self.adopt(event)
