@@ -335,6 +335,26 @@ def test_schedules_over_http_and_cli(fast, flam):
     assert again.returncode == 1 and "ResourceNotFoundException" in again.stderr
 
 
+def test_reserved_concurrency_zero_holds_events_until_lifted(fast, flam):
+    name = unique("reserved0")
+    arn = create(flam, name, OK)
+    try:
+        flam.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=0)
+    except botocore.exceptions.ClientError as exc:
+        if exc.response["Error"]["Code"] == "UnknownOperationException":
+            pytest.skip("this build has no PutFunctionConcurrency yet")
+        raise
+    q = unique("held")
+    flam.put_function_event_invoke_config(FunctionName=name, DestinationConfig={"OnSuccess": {"Destination": queue_arn(q)}, "OnFailure": {"Destination": queue_arn(q)}})
+    before = stats(fast)["throttles"]
+    request_id = invoke_event(flam, name, {"wait": True})
+    wait_for(lambda: stats(fast)["throttles"] >= before + 3)
+    assert messages(fast, q) == []  # held: neither run nor failed
+    flam.delete_function_concurrency(FunctionName=name)
+    [msg] = wait_messages(fast, q, 1)
+    check_record(msg["Body"], request_id=request_id, function_arn=arn, condition="Success", count=1, request_payload={"wait": True}, function_error=None)
+
+
 # -- kill -9 ------------------------------------------------------------------
 
 def test_accepted_event_survives_kill_9_while_throttled(tmp_path):
