@@ -3,6 +3,7 @@
 Lambda's own operations use botocore's paths exactly:
     PUT|GET|POST|DELETE /2019-09-25/functions/{FunctionName}/event-invoke-config
     GET /2019-09-25/functions/{FunctionName}/event-invoke-config/list
+    POST /2014-11-13/functions/{FunctionName}/invoke-async   (InvokeAsync, deprecated)
 Lambdalet's additions (SigV4-signed like everything else) live under
 /_lambdalet/:
     GET  /_lambdalet/queues                          queues and their depths
@@ -23,8 +24,9 @@ from quart import Response, request
 from .async_queue import AsyncQueue
 from .control import _body, _json
 from .destinations import QUEUE_NAME_RE, queue_arn
-from .errors import invalid
+from .errors import LambdaError, invalid
 from .event_config import EventConfigs
+from .invoke import ASYNC_PAYLOAD_MAX
 from .scheduler import Scheduler
 
 
@@ -69,6 +71,21 @@ def register(app, configs: EventConfigs, queue: AsyncQueue, scheduler: Scheduler
     @app.get(base + "/list", endpoint="list_event_invoke_configs")
     async def list_event_invoke_configs(name: str):
         return _json(configs.list(name, request.args.get("Marker"), request.args.get("MaxItems")))
+
+    @app.post("/2014-11-13/functions/<name>/invoke-async", endpoint="invoke_async")
+    async def invoke_async(name: str):
+        # The deprecated InvokeAsync: the same durable queue as Event invokes.
+        rec = service.resolve(name)
+        raw = await request.get_data()
+        if len(raw) > ASYNC_PAYLOAD_MAX:
+            raise LambdaError("RequestTooLargeException", f"Request must be smaller than {ASYNC_PAYLOAD_MAX} bytes for the InvokeAsync operation")
+        if raw.strip():
+            try:
+                msgspec.json.decode(raw)
+            except msgspec.DecodeError as exc:
+                raise LambdaError("InvalidRequestContentException", f"Could not parse request body into json: {exc}") from None
+        request_id = await queue.enqueue(rec, raw)
+        return Response(msgspec.json.encode({"Status": 202}), status=202, content_type="application/json", headers={"x-amzn-RequestId": request_id})
 
     @app.get("/_lambdalet/async", endpoint="async_statistics")
     async def async_statistics():

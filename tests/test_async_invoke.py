@@ -143,6 +143,17 @@ def test_async_payload_over_1mb_is_413_and_1mb_is_accepted(fast, flam):
     invoke_event(flam, name, exactly)
 
 
+def test_deprecated_invoke_async_uses_the_same_queue(fast, flam):
+    name = unique("legacy")
+    arn = create(flam, name, OK)
+    q = unique("legacy-q")
+    flam.put_function_event_invoke_config(FunctionName=name, DestinationConfig={"OnSuccess": {"Destination": queue_arn(q)}})
+    resp = flam.invoke_async(FunctionName=name, InvokeArgs=b'{"old": "api"}')
+    assert resp["Status"] == 202
+    [msg] = wait_messages(fast, q, 1)
+    check_record(msg["Body"], request_id=resp["ResponseMetadata"]["RequestId"], function_arn=arn, condition="Success", count=1, request_payload={"old": "api"}, function_error=None)
+
+
 # -- retries ------------------------------------------------------------------
 
 @pytest.mark.parametrize("retries", [0, 1, 2])
