@@ -128,6 +128,7 @@ def cmd_serve(args) -> int:
         concurrency_limit=args.concurrency_limit,
         idle_timeout_s=args.idle_timeout,
         retry_delay_s=args.retry_delay_s,
+        memory_budget_mb=args.memory_budget_mb,
         sandbox=args.sandbox,
     )
     return serve(config)
@@ -260,6 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--concurrency-limit", type=int, default=1000, help="account-wide concurrent executions")
     p.add_argument("--idle-timeout", type=float, default=300.0, help="seconds an idle warm instance is kept")
     p.add_argument("--retry-delay-s", type=_positive_seconds, default=60.0, help="async retry base delay: retries wait this, then twice this (default 60, as AWS)")
+    p.add_argument("--memory-budget-mb", type=int, default=None, help="MemorySize the pool may give instances in all (default: what the host has free)")
     p.add_argument("--sandbox", choices=("auto", "namespaced", "process"), default="auto")
     p.set_defaults(func=cmd_serve)
 

@@ -29,4 +29,5 @@ class ServerConfig(msgspec.Struct, kw_only=True):
     concurrency_limit: int = 1000
     idle_timeout_s: float = 300.0
     retry_delay_s: float = 60.0  # async retries wait this, then twice this (AWS: 1 min, 2 min)
+    memory_budget_mb: int | None = None  # None: MemAvailable at start, less a reserve
     sandbox: str = "auto"  # auto | namespaced | process

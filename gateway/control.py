@@ -16,6 +16,7 @@ from quart import Response, request
 from quart_trio import QuartTrio
 
 from .errors import LambdaError
+from .function_settings import FunctionSettings
 from .functions import FunctionService
 from .model import FunctionRecord
 
@@ -65,7 +66,7 @@ async def _body() -> dict:
     return doc
 
 
-def create_app(service: FunctionService, links: CodeLinks) -> QuartTrio:
+def create_app(service: FunctionService, links: CodeLinks, settings: FunctionSettings | None = None) -> QuartTrio:
     app = QuartTrio(__name__)
     app.url_map.strict_slashes = False
 
@@ -127,4 +128,42 @@ def create_app(service: FunctionService, links: CodeLinks) -> QuartTrio:
         data = await trio.to_thread.run_sync(service.codes.blob_path(sha).read_bytes)
         return Response(data, status=200, content_type="application/zip")
 
+    if settings is not None:
+        _settings_routes(app, settings)
     return app
+
+
+def _settings_routes(app: QuartTrio, settings: FunctionSettings) -> None:
+    @app.post("/2021-10-31/functions/<name>/url")
+    async def create_url(name: str):
+        return _json(await settings.create_url(name, request.args.get("Qualifier"), await _body()), 201)
+
+    @app.get("/2021-10-31/functions/<name>/url")
+    async def get_url(name: str):
+        return _json(settings.get_url(name, request.args.get("Qualifier")))
+
+    @app.put("/2021-10-31/functions/<name>/url")
+    async def update_url(name: str):
+        return _json(await settings.update_url(name, request.args.get("Qualifier"), await _body()))
+
+    @app.delete("/2021-10-31/functions/<name>/url")
+    async def delete_url(name: str):
+        await settings.delete_url(name, request.args.get("Qualifier"))
+        return Response(b"", status=204)
+
+    @app.get("/2021-10-31/functions/<name>/urls")
+    async def list_urls(name: str):
+        return _json(settings.list_urls(name))
+
+    @app.put("/2017-10-31/functions/<name>/concurrency")
+    async def put_concurrency(name: str):
+        return _json(await settings.put_concurrency(name, await _body()))
+
+    @app.get("/2019-09-30/functions/<name>/concurrency")
+    async def get_concurrency(name: str):
+        return _json(settings.get_concurrency(name))
+
+    @app.delete("/2017-10-31/functions/<name>/concurrency")
+    async def delete_concurrency(name: str):
+        await settings.delete_concurrency(name)
+        return Response(b"", status=204)

@@ -197,13 +197,16 @@ class FunctionService:
             del self.registry[name]
         self._on_change(name)
 
+    def reserved_total(self) -> int:
+        return sum(r.reserved_concurrency or 0 for r in self.registry.values())
+
     def account_settings(self) -> dict:
         total = sum(r.code_size for r in self.registry.values())
         return {
             "AccountLimit": {
                 **ACCOUNT_LIMITS,
                 "ConcurrentExecutions": self.concurrency_limit,
-                "UnreservedConcurrentExecutions": self.concurrency_limit,
+                "UnreservedConcurrentExecutions": self.concurrency_limit - self.reserved_total(),
             },
             "AccountUsage": {"TotalCodeSize": total, "FunctionCount": len(self.registry)},
         }

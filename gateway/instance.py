@@ -18,7 +18,7 @@ class WorkerGone(Exception):
 
 
 class Instance:
-    __slots__ = ("id", "sandbox", "revision", "sock", "reader", "log_fd", "init_ns", "used", "last_used", "busy", "dead", "log_stream")
+    __slots__ = ("id", "sandbox", "revision", "sock", "reader", "log_fd", "init_ns", "used", "last_used", "busy", "dead", "log_stream", "function", "memory_mb")
 
     def __init__(self, instance_id: str, sandbox: Sandbox, revision: str) -> None:
         self.id = instance_id
@@ -33,6 +33,8 @@ class Instance:
         self.busy = False
         self.dead = False
         self.log_stream = ""
+        self.function = ""
+        self.memory_mb = 0
 
     async def init(self, init: Init) -> InitOk | InitError:
         await self._send(encode(init))
@@ -91,7 +93,6 @@ class Instance:
 
     def destroy(self) -> int | None:
         """Blocking: kill and reap. Call from a thread."""
-        self.dead = True
         status = self.sandbox.destroy()
         if self.log_fd is not None:
             os.close(self.log_fd)

@@ -25,6 +25,10 @@ class FunctionRecord(msgspec.Struct, kw_only=True):
     created_ns: int
     state: str = "Active"
     last_update_status: str = "Successful"
+    # Settings that do not change the code or configuration, so they leave
+    # RevisionId (and warm instances) alone.
+    url_config: dict | None = None  # {"UrlId", "AuthType", "Cors", "InvokeMode", "CreationTime", "LastModifiedTime"}
+    reserved_concurrency: int | None = None
 
 
 def function_arn(region: str, account: str, name: str, qualifier: str | None = None) -> str:

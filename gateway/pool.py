@@ -62,9 +62,19 @@ class Pool:
         idle_timeout_s: float = 300.0,
         init_timeout_s: float = 10.0,
         on_call: Callable[[FunctionSpec, CallOutcome], None] = lambda spec, outcome: None,
+        reserved_for: Callable[[str], int | None] = lambda name: None,
+        memory_budget_mb: int | None = None,
     ) -> None:
         self.backend = backend
         self.concurrency_limit = concurrency_limit
+        # Reserved concurrency is read live at each call (it changes without
+        # a new revision); the unreserved functions share what is left.
+        self._reserved_for = reserved_for
+        self._fn_in_flight: dict[str, int] = {}
+        self._unreserved_in_flight = 0
+        self._reserved_total = 0
+        self.memory_budget_mb = memory_budget_mb if memory_budget_mb is not None else default_memory_budget_mb()
+        self._memory_mb = 0  # MemorySize summed over every live or starting instance
         self.idle_timeout_s = idle_timeout_s
         self.init_timeout_s = init_timeout_s
         self._on_call = on_call
@@ -107,7 +117,7 @@ class Pool:
         for inst in everything:
             inst.sandbox.kill()
         for inst in everything:
-            await trio.to_thread.run_sync(inst.destroy)
+            await self._destroy(inst)
 
     def drop(self, name: str) -> None:
         """The function changed or was deleted: its idle instances go now,
@@ -127,14 +137,49 @@ class Pool:
 
     # -- calls -------------------------------------------------------------
 
-    async def invoke(self, spec: FunctionSpec, payload: bytes, client_context: str | None = None, request_id: str | None = None) -> CallOutcome:
-        if self._in_flight >= self.concurrency_limit:
-            raise LambdaError("TooManyRequestsException", "Rate Exceeded.", Reason="ConcurrentInvocationLimitExceeded")
+    def set_reserved_total(self, total: int) -> None:
+        """Sum of every function's reserved concurrency; the rest is shared."""
+        self._reserved_total = total
+
+    def _admit(self, name: str) -> bool:
+        """Takes a concurrency slot for one call, or raises 429. Returns
+        whether the slot came from the shared (unreserved) pool."""
+        reserved = self._reserved_for(name)
+        running = self._fn_in_flight.get(name, 0)
+        if reserved is not None:
+            if running >= reserved:
+                raise LambdaError("TooManyRequestsException", "Rate Exceeded.", Reason="ReservedFunctionConcurrentInvocationLimitExceeded")
+            shared = False
+        else:
+            if self._unreserved_in_flight >= self.concurrency_limit - self._reserved_total:
+                raise LambdaError("TooManyRequestsException", "Rate Exceeded.", Reason="ConcurrentInvocationLimitExceeded")
+            self._unreserved_in_flight += 1
+            shared = True
+        self._fn_in_flight[name] = running + 1
         self._in_flight += 1
+        return shared
+
+    def _leave(self, name: str, shared: bool) -> None:
+        self._in_flight -= 1
+        if shared:
+            self._unreserved_in_flight -= 1
+        left = self._fn_in_flight[name] - 1
+        if left:
+            self._fn_in_flight[name] = left
+        else:
+            del self._fn_in_flight[name]
+
+    def concurrent(self, name: str | None = None) -> int:
+        """Calls running now, for one function or for the account."""
+        return self._in_flight if name is None else self._fn_in_flight.get(name, 0)
+
+    async def invoke(self, spec: FunctionSpec, payload: bytes, client_context: str | None = None, request_id: str | None = None) -> CallOutcome:
+        name = spec.record.name
+        shared = self._admit(name)
         try:
             return await self._invoke(spec, payload, client_context, request_id or str(uuid.uuid4()))
         finally:
-            self._in_flight -= 1
+            self._leave(name, shared)
 
     async def _invoke(self, spec: FunctionSpec, payload: bytes, client_context: str | None, request_id: str) -> CallOutcome:
         rec = spec.record
@@ -274,8 +319,30 @@ class Pool:
         if self._nursery is not None:
             self._nursery.start_soon(self._destroy, inst)
 
+    async def _make_room(self, memory_mb: int) -> None:
+        """Evicts idle instances (least recently used first) until a new
+        instance of memory_mb fits the host's budget, or raises 429."""
+        if self._memory_mb + memory_mb <= self.memory_budget_mb:
+            return
+        idle = sorted((i for insts in self._idle.values() for i in insts), key=lambda i: i.last_used)
+        for inst in idle:
+            if self._memory_mb + memory_mb <= self.memory_budget_mb:
+                break
+            self._idle[inst.function].remove(inst)
+            if not self._idle[inst.function]:
+                del self._idle[inst.function]
+            await self._destroy(inst)
+        if self._memory_mb + memory_mb > self.memory_budget_mb:
+            raise LambdaError(
+                "TooManyRequestsException",
+                f"Rate Exceeded. This host has no memory for another {memory_mb} MB instance "
+                f"({self._memory_mb} of {self.memory_budget_mb} MB in use).",
+                Reason="ConcurrentInvocationLimitExceeded",
+            )
+
     async def _start(self, spec: FunctionSpec) -> tuple[Instance, object]:
         rec = spec.record
+        await self._make_room(rec.memory_size)
         instance_id = uuid.uuid4().hex
         sandbox_spec = SandboxSpec(
             instance_id=instance_id,
@@ -291,6 +358,9 @@ class Pool:
         except OSError as exc:
             raise LambdaError("ServiceException", f"Could not start a sandbox: {exc}") from exc
         inst = Instance(instance_id, sandbox, rec.revision_id)
+        inst.function = rec.name
+        inst.memory_mb = rec.memory_size
+        self._memory_mb += rec.memory_size
         stream = log_stream_name(instance_id)
         inst.log_stream = stream
         env = dict(spec.env)
@@ -325,7 +395,22 @@ class Pool:
     async def _destroy(self, inst: Instance) -> int | None:
         if inst.dead:
             return None
+        inst.dead = True
+        self._memory_mb -= inst.memory_mb
         return await trio.to_thread.run_sync(inst.destroy)
+
+
+def default_memory_budget_mb() -> int:
+    """What the host can give instances: MemAvailable at start-up, less a
+    reserve for the server and the rest of the system."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return max(256, int(line.split()[1]) // 1024 - 512)
+    except (OSError, ValueError):
+        pass
+    return 4096
 
 
 def log_stream_name(instance_id: str) -> str:

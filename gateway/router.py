@@ -16,6 +16,7 @@ from .errors import LambdaError
 from .http1 import Head
 from .invoke import Invoker, body_limit as invoke_body_limit, too_large as invoke_too_large
 from .sigv4 import AuthError, verify
+from . import url_handler
 
 INVOKE_RE = re.compile(r"^/2015-03-31/functions/([^/?]+)/invocations/?$")
 CONTROL_BODY_MAX = 80 * 1024 * 1024  # a 50 MB zip, base64-encoded, inside JSON
@@ -31,18 +32,23 @@ def error_reply(exc: LambdaError, request_id: str | None = None) -> Reply:
 
 
 class Router:
-    def __init__(self, invoker: Invoker, control_app, secrets: Mapping[str, str] | None, server_addr: tuple[str, int]) -> None:
+    def __init__(self, invoker: Invoker, control_app, secrets: Mapping[str, str] | None, server_addr: tuple[str, int], urls: url_handler.UrlHandler | None = None) -> None:
         self.invoker = invoker
+        self.urls = urls
         self.control_app = control_app
         self.secrets = secrets  # None: --no-auth
         self.server_addr = server_addr
 
     def body_limit(self, head: Head) -> int:
+        if self.urls is not None and url_handler.match(head) is not None:
+            return url_handler.BODY_MAX
         if head.method == "POST" and INVOKE_RE.match(head.path):
             return invoke_body_limit(head)
         return CONTROL_BODY_MAX
 
     def too_large(self, head: Head) -> Reply:
+        if self.urls is not None and url_handler.match(head) is not None:
+            return 413, [("Content-Type", "application/json")], msgspec.json.encode({"Message": "Request must be smaller than 6291456 bytes"})
         if INVOKE_RE.match(head.path):
             return error_reply(invoke_too_large(head))
         return error_reply(LambdaError("RequestTooLargeException", f"Request must be smaller than {CONTROL_BODY_MAX} bytes"))
@@ -51,6 +57,11 @@ class Router:
         path = head.path
         if path == "/health":
             return 200, [("Content-Type", "application/json")], _HEALTH
+        if self.urls is not None:
+            # Function URLs carry their own auth type (NONE or AWS_IAM).
+            url = url_handler.match(head)
+            if url is not None:
+                return await self.urls.handle(head, body, client, *url)
         try:
             if self.secrets is not None and not path.startswith("/_lambdalet/code/"):
                 try:

@@ -20,6 +20,7 @@ from .codestore import CodeStore
 from .config import ServerConfig
 from .control import CodeLinks, create_app
 from .event_config import EventConfigs
+from .function_settings import FunctionSettings
 from .functions import FunctionService
 from .invoke import Invoker
 from .pool import Pool
@@ -27,6 +28,7 @@ from .router import Router
 from .scheduler import Scheduler
 from .sigv4 import load_or_create_credentials
 from .storage import SQLiteStorage
+from .url_handler import UrlHandler
 
 
 def is_loopback(host: str) -> bool:
@@ -105,7 +107,11 @@ async def run(config: ServerConfig, *, task_status=trio.TASK_STATUS_IGNORED) -> 
 
     try:
         async with trio.open_nursery() as nursery:
-            pool = Pool(backend, concurrency_limit=config.concurrency_limit, idle_timeout_s=config.idle_timeout_s)
+            def reserved_for(name: str) -> int | None:
+                rec = service.registry.get(name)
+                return rec.reserved_concurrency if rec is not None else None
+
+            pool = Pool(backend, concurrency_limit=config.concurrency_limit, idle_timeout_s=config.idle_timeout_s, reserved_for=reserved_for, memory_budget_mb=config.memory_budget_mb)
             invoker_box: list[Invoker] = []
 
             def on_change(name: str) -> None:
@@ -124,9 +130,12 @@ async def run(config: ServerConfig, *, task_status=trio.TASK_STATUS_IGNORED) -> 
             scheduler = Scheduler(async_store, async_queue, service)
             async_metrics.register(async_queue)
             host = config.host if ":" not in config.host else f"[{config.host}]"
-            links = CodeLinks(secrets_mod.token_bytes(32), f"http://{host}:{port}")
-            app = create_app(service, links)
-            router = Router(invoker, app, keys if config.auth else None, (config.host, port))
+            base_url = f"http://{host}:{port}"
+            links = CodeLinks(secrets_mod.token_bytes(32), base_url)
+            settings = FunctionSettings(service, base_url, on_reserved_change=pool.set_reserved_total)
+            pool.set_reserved_total(service.reserved_total())
+            app = create_app(service, links, settings)
+            router = Router(invoker, app, keys if config.auth else None, (config.host, port), UrlHandler(settings, invoker, keys))
             async_api.register(app, event_configs, async_queue, scheduler)
             await nursery.start(pool.run)
             await nursery.start(async_queue.run)

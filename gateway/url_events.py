@@ -1,0 +1,202 @@
+"""Function URL requests and responses, mapped as AWS maps them. Sans-IO.
+
+A request becomes the API Gateway HTTP API payload v2.0 event; the
+function's return value becomes an HTTP response: a dict with statusCode is
+taken field by field, anything else is a 200 JSON answer. CORS preflights are
+answered here without calling the function.
+"""
+from __future__ import annotations
+
+import base64
+import time
+import urllib.parse
+
+import msgspec
+
+_TEXT_TYPES = ("text/", "application/json", "application/xml", "application/javascript", "application/x-www-form-urlencoded", "application/graphql")
+
+
+def _is_text(content_type: str | None, body: bytes) -> bool:
+    if content_type is None:
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError:
+            return False
+        return True
+    ct = content_type.split(";", 1)[0].strip().lower()
+    return ct.startswith(_TEXT_TYPES) or ct.endswith("+json") or ct.endswith("+xml")
+
+
+def _clf_time(epoch_ms: int) -> str:
+    # 12/Mar/2020:19:03:58 +0000, as requestContext.time is written
+    return time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(epoch_ms / 1000))
+
+
+def request_event(
+    *,
+    method: str,
+    raw_path: str,
+    raw_query: str,
+    headers: list[tuple[str, str]],
+    body: bytes,
+    source_ip: str,
+    url_id: str,
+    region: str,
+    account: str,
+    request_id: str,
+    authorizer: dict | None = None,
+) -> bytes:
+    joined: dict[str, str] = {}
+    cookies: list[str] = []
+    for name, value in headers:
+        if name == "cookie":
+            cookies.extend(c.strip() for c in value.split(";") if c.strip())
+            continue
+        joined[name] = f"{joined[name]},{value}" if name in joined else value
+    now_ms = int(time.time() * 1000)
+    domain = f"{url_id}.lambda-url.{region}.on.aws"
+    event: dict = {
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": raw_path,
+        "rawQueryString": raw_query,
+        "headers": joined,
+    }
+    if cookies:
+        event["cookies"] = cookies
+    if raw_query:
+        params: dict[str, str] = {}
+        for key, value in urllib.parse.parse_qsl(raw_query, keep_blank_values=True):
+            params[key] = f"{params[key]},{value}" if key in params else value
+        event["queryStringParameters"] = params
+    context: dict = {
+        "accountId": "anonymous" if authorizer is None else account,
+        "apiId": url_id,
+        "domainName": domain,
+        "domainPrefix": url_id,
+        "http": {
+            "method": method,
+            "path": event["rawPath"],
+            "protocol": "HTTP/1.1",
+            "sourceIp": source_ip,
+            "userAgent": joined.get("user-agent", ""),
+        },
+        "requestId": request_id,
+        "routeKey": "$default",
+        "stage": "$default",
+        "time": _clf_time(now_ms),
+        "timeEpoch": now_ms,
+    }
+    if authorizer is not None:
+        context["authorizer"] = {"iam": authorizer}
+    event["requestContext"] = context
+    if body:
+        if _is_text(joined.get("content-type"), body):
+            event["body"] = body.decode("utf-8", errors="replace")
+            event["isBase64Encoded"] = False
+        else:
+            event["body"] = base64.b64encode(body).decode()
+            event["isBase64Encoded"] = True
+    else:
+        event["isBase64Encoded"] = False
+    return msgspec.json.encode(event)
+
+
+class BadResponse(ValueError):
+    """The function returned something a URL cannot turn into HTTP."""
+
+
+def response_from_result(payload: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
+    """Maps a function's JSON result to (status, headers, body)."""
+    try:
+        value = msgspec.json.decode(payload) if payload else None
+    except msgspec.DecodeError as exc:
+        raise BadResponse(str(exc)) from None
+    if isinstance(value, dict) and "statusCode" in value:
+        status = value.get("statusCode")
+        if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:
+            raise BadResponse(f"invalid statusCode {status!r}")
+        headers: list[tuple[str, str]] = []
+        for k, v in (value.get("headers") or {}).items():
+            headers.append((str(k), _header_value(v)))
+        for k, vs in (value.get("multiValueHeaders") or {}).items():
+            for v in vs if isinstance(vs, list) else [vs]:
+                headers.append((str(k), _header_value(v)))
+        for cookie in value.get("cookies") or []:
+            headers.append(("Set-Cookie", str(cookie)))
+        body = value.get("body")
+        if body is None:
+            raw = b""
+        elif isinstance(body, str):
+            if value.get("isBase64Encoded"):
+                try:
+                    raw = base64.b64decode(body, validate=True)
+                except ValueError:
+                    raise BadResponse("body is not valid base64") from None
+            else:
+                raw = body.encode()
+        else:
+            raw = msgspec.json.encode(body)
+        if not any(k.lower() == "content-type" for k, _ in headers):
+            headers.append(("Content-Type", "application/json"))
+        return status, headers, raw
+    if isinstance(value, str):
+        return 200, [("Content-Type", "application/json")], value.encode()
+    return 200, [("Content-Type", "application/json")], payload
+
+
+def _header_value(v: object) -> str:
+    text = v if isinstance(v, str) else msgspec.json.encode(v).decode() if not isinstance(v, (int, float)) else str(v)
+    if "\r" in text or "\n" in text:
+        raise BadResponse("header values must not contain line breaks")
+    return text
+
+
+# -- CORS --------------------------------------------------------------------
+
+
+def _origin_allowed(cors: dict, origin: str) -> str | None:
+    origins = cors.get("AllowOrigins") or []
+    if "*" in origins:
+        return "*" if not cors.get("AllowCredentials") else origin
+    return origin if origin in origins else None
+
+
+def preflight(cors: dict | None, origin: str | None, method: str | None) -> tuple[int, list[tuple[str, str]], bytes] | None:
+    """Answer for an OPTIONS preflight, or None to pass the request on."""
+    if not cors or origin is None or method is None:
+        return None
+    allowed = _origin_allowed(cors, origin)
+    headers: list[tuple[str, str]] = []
+    methods = [m.upper() for m in cors.get("AllowMethods") or []]
+    if allowed and ("*" in methods or method.upper() in methods):
+        headers.append(("Access-Control-Allow-Origin", allowed))
+        headers.append(("Access-Control-Allow-Methods", ",".join(methods)))
+        if cors.get("AllowHeaders"):
+            headers.append(("Access-Control-Allow-Headers", ",".join(cors["AllowHeaders"])))
+        if cors.get("AllowCredentials"):
+            headers.append(("Access-Control-Allow-Credentials", "true"))
+        if cors.get("MaxAge") is not None:
+            headers.append(("Access-Control-Max-Age", str(cors["MaxAge"])))
+        if allowed != "*":
+            headers.append(("Vary", "Origin"))
+    return 200, headers, b""
+
+
+def cors_headers(cors: dict | None, origin: str | None) -> list[tuple[str, str]]:
+    """Headers added to an ordinary response for a cross-origin caller."""
+    if not cors or origin is None:
+        return []
+    allowed = _origin_allowed(cors, origin)
+    if not allowed:
+        return []
+    out = [("Access-Control-Allow-Origin", allowed)]
+    if cors.get("ExposeHeaders"):
+        out.append(("Access-Control-Expose-Headers", ",".join(cors["ExposeHeaders"])))
+    if cors.get("AllowCredentials"):
+        out.append(("Access-Control-Allow-Credentials", "true"))
+    if allowed != "*":
+        out.append(("Vary", "Origin"))
+    return out
+
+

@@ -1,0 +1,112 @@
+"""Function URLs on the fast path: HTTP in, payload v2 event to the pool,
+HTTP out. Reached at /lambda-url/<url-id>/... on the server's own port, or
+by Host <url-id>.lambda-url.<region>.localhost."""
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Mapping
+
+import msgspec
+
+from . import url_events
+from .errors import LambdaError
+from .function_settings import FunctionSettings
+from .http1 import Head
+from .invoke import Invoker
+from .sigv4 import AuthError, verify
+
+URL_PATH_RE = re.compile(r"^/lambda-url/([a-z0-9]{32})(/.*)?$")
+URL_HOST_RE = re.compile(r"^([a-z0-9]{32})\.lambda-url\.[a-z0-9-]+\.(?:localhost|on\.aws)(?::\d+)?$")
+BODY_MAX = 6 * 1024 * 1024
+
+Reply = tuple[int, list[tuple[str, str]], bytes]
+
+_FORBIDDEN = msgspec.json.encode({"Message": "Forbidden"})
+_NOT_FOUND = msgspec.json.encode({"Message": "Not Found"})
+_INTERNAL = b"Internal Server Error"
+
+
+def match(head: Head) -> tuple[str, str, str] | None:
+    """(url_id, path the function sees, query) when this request is for a URL."""
+    target = head.target
+    if target.startswith("/lambda-url/"):
+        path, _, query = target.partition("?")
+        m = URL_PATH_RE.match(path)
+        if m:
+            return m.group(1), m.group(2) or "/", query
+        return None
+    host = head.header("host")
+    if host and ".lambda-url." in host:
+        m = URL_HOST_RE.match(host)
+        if m:
+            path, _, query = target.partition("?")
+            return m.group(1), path, query
+    return None
+
+
+class UrlHandler:
+    def __init__(self, settings: FunctionSettings, invoker: Invoker, secrets: Mapping[str, str]) -> None:
+        self.settings = settings
+        self.invoker = invoker
+        self.secrets = secrets
+
+    async def handle(self, head: Head, body: bytes, client: tuple[str, int], url_id: str, path: str, query: str) -> Reply:
+        request_id = str(uuid.uuid4())
+        rec = self.settings.lookup_url(url_id)
+        if rec is None or not rec.url_config:
+            return 404, [("Content-Type", "application/json"), ("x-amzn-RequestId", request_id)], _NOT_FOUND
+        config = rec.url_config
+        cors = config.get("Cors")
+        origin = head.header("origin")
+        if head.method == "OPTIONS":
+            answer = url_events.preflight(cors, origin, head.header("access-control-request-method"))
+            if answer is not None:
+                status, headers, payload = answer
+                headers.append(("x-amzn-RequestId", request_id))
+                return status, headers, payload
+        authorizer = None
+        if config["AuthType"] == "AWS_IAM":
+            try:
+                key = verify(head.method, head.target, head.headers, body, self.secrets)
+            except AuthError:
+                return 403, [("Content-Type", "application/json"), ("x-amzn-ErrorType", "AccessDeniedException"), ("x-amzn-RequestId", request_id)], _FORBIDDEN
+            account = self.settings.service.account
+            authorizer = {
+                "accessKey": key,
+                "accountId": account,
+                "callerId": key,
+                "cognitoIdentity": None,
+                "principalOrgId": None,
+                "userArn": f"arn:aws:iam::{account}:user/{key}",
+                "userId": key,
+            }
+        service = self.settings.service
+        event = url_events.request_event(
+            method=head.method,
+            raw_path=path,
+            raw_query=query,
+            headers=head.headers,
+            body=body,
+            source_ip=client[0],
+            url_id=url_id,
+            region=service.region,
+            account=service.account,
+            request_id=request_id,
+            authorizer=authorizer,
+        )
+        extra = url_events.cors_headers(cors, origin)
+        try:
+            outcome = await self.invoker.pool.invoke(self.invoker.spec_for(rec), event, None, request_id)
+        except LambdaError as exc:
+            headers = [("Content-Type", "application/json"), ("x-amzn-ErrorType", exc.error_type), ("x-amzn-RequestId", request_id), *extra]
+            return exc.status, headers, msgspec.json.encode({"Message": exc.message})
+        if outcome.function_error:
+            return 502, [("Content-Type", "text/plain"), ("x-amzn-RequestId", request_id), *extra], _INTERNAL
+        try:
+            status, headers, payload = url_events.response_from_result(outcome.payload)
+        except url_events.BadResponse:
+            return 502, [("Content-Type", "text/plain"), ("x-amzn-RequestId", request_id), *extra], _INTERNAL
+        headers.append(("x-amzn-RequestId", request_id))
+        headers.extend(extra)
+        return status, headers, payload
