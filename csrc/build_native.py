@@ -54,7 +54,7 @@ build_init_image()
 
 # The sandbox: one file per kernel concern (spawn.c reads top to bottom).
 SOURCES += ["spawn.c", "mounts.c", "caps.c", "seccomp.c", "net.c"]
-SANDBOX_INCLUDES = '#include "spawn.h"\n#include "seccomp.h"\n'
+SANDBOX_INCLUDES = '#include "spawn.h"\n#include "seccomp.h"\n#include "net.h"\n'
 CDEF += """
 enum ll_mount_kind {
     LL_MKDIR = 1, LL_BIND_RO = 2, LL_BIND_DEV = 3, LL_TMPFS = 4, LL_PROC = 5,
@@ -94,6 +94,7 @@ struct ll_spawn_config {
     int pdeathsig;
     int handshake_timeout_ms;
     int init_fd;
+    int netns_fd;
 };
 struct ll_spawn_result {
     int pid;
@@ -103,6 +104,7 @@ struct ll_spawn_result {
 };
 int ll_spawn(const struct ll_spawn_config *cfg, struct ll_spawn_result *res);
 int ll_init_memfd(void);
+int ll_netns_create(void);
 int ll_seccomp_filter_length(void);
 """
 

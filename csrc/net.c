@@ -1,9 +1,14 @@
-/* Network namespace set-up done from inside the sandbox. Egress through a
- * veth pair is configured by the server with pyroute2, not here. */
+/* Network namespaces: lo inside a new one, and a pool's worth of them made
+ * ahead of time by the server (creating one costs 0.4-0.7 ms, with a p99 of
+ * several ms, which a cold start should not pay). A pooled namespace is
+ * owned by the host's user namespace, so a sandbox, root only in its own
+ * user namespace, cannot reconfigure it at all. */
 #include "net.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <net/if.h>
+#include <sched.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -27,4 +32,55 @@ int ll_net_loopback_up(void)
     }
     close(fd);
     return rc;
+}
+
+int ll_netns_enter(int netns_fd, int *saved_fd)
+{
+    /* thread-self: a namespace switch is per thread, and other threads of
+     * the server keep using the host's network meanwhile. */
+    int saved = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+    if (saved < 0)
+        return -errno;
+    if (setns(netns_fd, CLONE_NEWNET) < 0) {
+        int err = errno;
+        close(saved);
+        return -err;
+    }
+    *saved_fd = saved;
+    return 0;
+}
+
+int ll_netns_leave(int saved_fd)
+{
+    int rc = setns(saved_fd, CLONE_NEWNET) < 0 ? -errno : 0;
+    close(saved_fd);
+    return rc;
+}
+
+int ll_netns_create(void)
+{
+    int saved = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+    if (saved < 0)
+        return -errno;
+    if (unshare(CLONE_NEWNET) < 0) {
+        int err = errno;
+        close(saved);
+        return -err;
+    }
+    int fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+    int rc = fd < 0 ? -errno : ll_net_loopback_up();
+    int back = ll_netns_leave(saved);
+    if (back < 0) {
+        /* This thread is stranded in the new namespace; nothing safe is
+         * left to do but report it. */
+        if (fd >= 0)
+            close(fd);
+        return back;
+    }
+    if (rc < 0) {
+        if (fd >= 0)
+            close(fd);
+        return rc;
+    }
+    return fd;
 }

@@ -361,17 +361,36 @@ int ll_spawn(const struct ll_spawn_config *cfg, struct ll_spawn_result *res)
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
     int used_clone3 = 0, into_cgroup = 0;
+    int saved_netns = -1;
+    if (cfg->netns_fd >= 0) {
+        int rc = ll_netns_enter(cfg->netns_fd, &saved_netns);
+        if (rc < 0) {
+            pthread_sigmask(SIG_SETMASK, &old, NULL);
+            close(sv[0]);
+            close(sv[1]);
+            return fail(res, rc, "enter pooled network namespace");
+        }
+    }
     pid_t pid = do_clone(cfg, &used_clone3, &into_cgroup);
     if (pid == 0) {
         close(sv[0]);
         child_main(cfg, sv[1]);
     }
     int clone_errno = errno;
+    int leave_rc = saved_netns >= 0 ? ll_netns_leave(saved_netns) : 0;
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     close(sv[1]);
     if (pid < 0) {
         close(sv[0]);
         return fail(res, clone_errno, "clone");
+    }
+    if (leave_rc < 0) {
+        /* The child is fine, but this thread did not get back home. */
+        close(sv[0]);
+        kill(pid, SIGKILL);
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+        return fail(res, leave_rc, "leave pooled network namespace");
     }
     res->pid = pid;
     res->used_clone3 = used_clone3;

@@ -46,6 +46,8 @@ struct ll_spawn_config {
     int pdeathsig;               /* SIGKILL PID 1 when the spawning thread dies */
     int handshake_timeout_ms;
     int init_fd;                 /* -1, or ll_init_memfd(): PID 1's program */
+    int netns_fd;                /* -1, or a ready namespace (ll_netns_create) to
+                                    clone into instead of CLONE_NEWNET */
 };
 
 struct ll_spawn_result {

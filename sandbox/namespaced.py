@@ -20,6 +20,7 @@ import threading
 
 from . import cgroups as cgroups_mod
 from . import nsspawn, rootfs
+from .netns_pool import NetnsPool
 from .runtime_root import RuntimeRoot, worker_argv
 from .spec import SandboxSpec
 
@@ -120,7 +121,7 @@ class NamespacedBackend:
     name = "namespaced"
 
     def __init__(self, runtime_root: RuntimeRoot, *, cgroups: cgroups_mod.CgroupManager | None | str = "auto",
-                 seccomp: bool = True, host_id_base: int = HOST_ID_BASE) -> None:
+                 seccomp: bool = True, host_id_base: int = HOST_ID_BASE, netns_pool: int = 8) -> None:
         self._root = runtime_root
         self._seccomp = seccomp
         self._privileged = os.geteuid() == 0
@@ -137,6 +138,9 @@ class NamespacedBackend:
             # Still isolated, but PID 1 stays a copy of the server process.
             self._init_fd = -1
             self.warnings.append(f"PID 1 runs in a copy of the server: {exc.strerror}")
+        # Only root can make namespaces the sandbox's user namespace does
+        # not own; without root every sandbox creates its own.
+        self._netns_pool = NetnsPool(netns_pool) if netns_pool > 0 and self._privileged else None
         self._python_prefix = os.path.realpath(_python_prefix(runtime_root.python))
         self._hidden = rootfs.host_site_dirs(self._python_prefix)
         self._runtime_sources = {rel: os.path.realpath(src) for rel, src in runtime_root.sources.items()}
@@ -176,13 +180,17 @@ class NamespacedBackend:
             raise OSError(errno.ENOTSUP, f"network {spec.network!r}: only 'none' (loopback) is available")
         cgroup = self._cgroups.create(spec.instance_id, spec.memory_mb) if self._cgroups else None
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        netns_fd = self._netns_pool.take() if self._netns_pool else None
         try:
             procs_fds, v2_fd = cgroup.attach_handles() if cgroup else ([], -1)
             try:
-                result = nsspawn.spawn(self._config(spec, argv, env, path, child.fileno(), procs_fds, v2_fd))
+                cfg = self._config(spec, argv, env, path, child.fileno(), procs_fds, v2_fd, netns_fd)
+                result = nsspawn.spawn(cfg)
             finally:
                 for fd in procs_fds + ([v2_fd] if v2_fd >= 0 else []):
                     os.close(fd)
+                if netns_fd is not None:
+                    os.close(netns_fd)  # the sandbox's processes keep it alive
         except BaseException:
             parent.close()
             if cgroup is not None:
@@ -193,8 +201,11 @@ class NamespacedBackend:
         return NamespacedSandbox(result.pid, parent, cgroup)
 
     def _config(self, spec: SandboxSpec, argv: list[str], env: dict[str, str] | None, path: str | None,
-                control_fd: int, procs_fds: list[int], v2_fd: int) -> nsspawn.SpawnConfig:
+                control_fd: int, procs_fds: list[int], v2_fd: int,
+                netns_fd: int | None = None) -> nsspawn.SpawnConfig:
         namespaces = ALL_NAMESPACES
+        if netns_fd is not None:
+            namespaces &= ~nsspawn.CLONE_NEWNET  # cloned into the pooled one
         late_cgroup_ns = v2_fd < 0
         if not late_cgroup_ns:
             # Born in its cgroup, so the new cgroup namespace is rooted there.
@@ -220,7 +231,7 @@ class NamespacedBackend:
             setup_gid=0 if self._privileged else nsspawn.NO_ID,
             sandbox_uid=rootfs.SANDBOX_UID,
             sandbox_gid=rootfs.SANDBOX_GID,
-            loopback_up=True,
+            loopback_up=netns_fd is None,  # a pooled namespace comes with lo up
             seccomp=self._seccomp,
             nofile=1024,
             # PR_SET_PDEATHSIG fires when the *thread* that spawned the
@@ -228,6 +239,7 @@ class NamespacedBackend:
             # from other threads the control socket's EOF ends the worker.
             pdeathsig=threading.current_thread() is threading.main_thread(),
             init_fd=self._init_fd,
+            netns_fd=-1 if netns_fd is None else netns_fd,
         )
 
     def protections(self) -> dict[str, bool]:
@@ -249,7 +261,14 @@ class NamespacedBackend:
             "pids_limit": limits.get("pids_limit", False),
         }
 
+    @property
+    def netns_pool(self) -> NetnsPool | None:
+        return self._netns_pool
+
     def close(self) -> None:
+        if self._netns_pool is not None:
+            self._netns_pool.close()
+            self._netns_pool = None
         if self._init_fd >= 0:
             os.close(self._init_fd)
             self._init_fd = -1

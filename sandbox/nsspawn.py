@@ -77,6 +77,7 @@ class SpawnConfig(msgspec.Struct, frozen=True):
     pdeathsig: bool = False
     handshake_timeout_ms: int = 10_000
     init_fd: int = -1  # init_memfd(): PID 1 execs it; -1 keeps PID 1 in-process
+    netns_fd: int = -1  # a pooled network namespace to clone into, instead of CLONE_NEWNET
 
 
 class SpawnResult(msgspec.Struct, frozen=True):
@@ -138,6 +139,7 @@ def spawn(cfg: SpawnConfig) -> SpawnResult:
     c.pdeathsig = cfg.pdeathsig
     c.handshake_timeout_ms = cfg.handshake_timeout_ms
     c.init_fd = cfg.init_fd
+    c.netns_fd = cfg.netns_fd
     res = ffi.new("struct ll_spawn_result *")
     rc = lib.ll_spawn(c, res)
     if rc < 0:
