@@ -113,9 +113,10 @@ static int remount_readonly(const char *path, unsigned long extra)
 }
 
 int ll_mounts_open_sources(const struct ll_mount_op *ops, int n_ops, int *src_fds,
-                           const char **step)
+                           int *failed, const char **step)
 {
     for (int i = 0; i < n_ops; i++) {
+        *failed = i;
         src_fds[i] = -1;
         if (ops[i].kind != LL_BIND_RO && ops[i].kind != LL_BIND_DEV)
             continue;

@@ -36,9 +36,9 @@ struct ll_mount_op {
 /* Open every bind source (O_PATH) while the process still has the host's
  * view and credentials: after the switch to the sandbox's setup uid, host
  * directories such as a 0700 /root can no longer be traversed. src_fds[i]
- * is -1 for operations without a source. */
+ * is -1 for operations without a source; *failed is the index that failed. */
 int ll_mounts_open_sources(const struct ll_mount_op *ops, int n_ops, int *src_fds,
-                           const char **step);
+                           int *failed, const char **step);
 int ll_mounts_begin(const char **step);
 int ll_mount_apply(const struct ll_mount_op *op, int src_fd, const char **step);
 int ll_mounts_finish(const char **step);

@@ -198,8 +198,10 @@ static void __attribute__((noreturn)) child_main(const struct ll_spawn_config *c
 
     /* A VLA: no malloc in this process (see the top of this file). */
     int src_fds[cfg->n_ops > 0 ? cfg->n_ops : 1];
+    int failed = 0;
     if (cfg->n_ops > 0)
-        CHECK_RC(ll_mounts_open_sources(cfg->ops, cfg->n_ops, src_fds, &step), step, NULL);
+        CHECK_RC(ll_mounts_open_sources(cfg->ops, cfg->n_ops, src_fds, &failed, &step), step,
+                 cfg->ops[failed].src);
 
     if (cfg->setup_uid != LL_NO_ID) {
         CHECK(setresgid(cfg->setup_gid, cfg->setup_gid, cfg->setup_gid), "setresgid (setup)");

@@ -265,7 +265,7 @@ def test_stale_roots_of_dead_servers_are_removed(backend):
 def test_a_failing_step_is_named(backend, python, code_dir, tmp_path):
     with pytest.raises(FileNotFoundError) as info:
         sandbox_probe.start(backend, python, str(tmp_path / "missing"), "pass")
-    assert "bind: open source" in str(info.value)
+    assert f"bind: open source {tmp_path / 'missing'}" in str(info.value)
     with pytest.raises(FileNotFoundError) as info:
         backend.spawn_command(sandbox_probe.make_spec(code_dir), ["/no/such/program"])
     assert "exec worker /no/such/program" in str(info.value)
