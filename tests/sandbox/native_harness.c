@@ -2,7 +2,9 @@
  * -fsanitize=address,undefined and run by test_sandbox_sanitized.py: three
  * full sandboxes (user, pid, mount, uts, ipc namespaces, a pooled network
  * namespace, a private root, seccomp, the exec'd init) and one that fails
- * at a named step. Prints what it saw; the test checks the lines. */
+ * at a named step. Prints what it saw; the test checks the lines.
+ * With "unprivileged" as argv[1] it runs as a non-root user would: one
+ * mapped id, setgroups denied, its own network namespace, no cgroups. */
 #include "spawn.h"
 #include "seccomp.h"
 #include "net.h"
@@ -12,7 +14,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <string.h>
-int main(void) {
+int main(int argc, char **argv_main) {
+    int unprivileged = argc > 1 && strcmp(argv_main[1], "unprivileged") == 0;
     int sv[2]; socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
     static const struct ll_mount_op ops[] = {
         { LL_BIND_RO, "/usr", "/usr", NULL, 0 },
@@ -29,7 +32,10 @@ int main(void) {
     };
     char *argv[] = { "sh", "-c", "echo uid=$(id -u) >&3; grep Seccomp: /proc/self/status >&3", NULL };
     char *envp[] = { "PATH=/usr/bin:/bin", NULL };
-    int nsfd = ll_netns_create();
+    int nsfd = unprivileged ? -1 : ll_netns_create();
+    char uid_map[64], gid_map[64];
+    snprintf(uid_map, sizeof uid_map, "993 %u 1\n", (unsigned)getuid());
+    snprintf(gid_map, sizeof gid_map, "990 %u 1\n", (unsigned)getgid());
     struct ll_spawn_config cfg;
     memset(&cfg, 0, sizeof cfg);
     cfg.path = "/bin/sh"; cfg.argv = argv; cfg.envp = envp; cfg.hostname = "h";
@@ -40,6 +46,14 @@ int main(void) {
     cfg.uid_map = "0 2000000000 1\n993 2000000001 1\n"; cfg.gid_map = "0 2000000000 1\n990 2000000001 1\n";
     cfg.setup_uid = 0; cfg.setup_gid = 0; cfg.sandbox_uid = 993; cfg.sandbox_gid = 990;
     cfg.seccomp = 1; cfg.nofile = 1024; cfg.init_fd = ll_init_memfd(); cfg.netns_fd = nsfd;
+    if (unprivileged) {
+        cfg.namespaces |= CLONE_NEWNET;
+        cfg.loopback_up = 1;
+        cfg.uid_map = uid_map;
+        cfg.gid_map = gid_map;
+        cfg.deny_setgroups = 1;
+        cfg.setup_uid = cfg.setup_gid = LL_NO_ID;
+    }
     struct ll_spawn_result res;
     for (int i = 0; i < 3; i++) {
         int rc = ll_spawn(&cfg, &res);

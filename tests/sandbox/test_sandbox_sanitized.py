@@ -11,6 +11,7 @@ import os
 import pathlib
 import shutil
 import subprocess
+import tempfile
 
 import pytest
 
@@ -18,9 +19,7 @@ CSRC = pathlib.Path(__file__).resolve().parents[2] / "csrc"
 SOURCES = ["spawn.c", "mounts.c", "caps.c", "seccomp.c", "net.c"]
 
 
-def test_spawn_under_address_and_undefined_sanitizers(tmp_path):
-    if os.geteuid() != 0:
-        pytest.skip("needs root")
+def _build(tmp_path) -> pathlib.Path:
     cc = shutil.which("cc") or shutil.which("gcc")
     if cc is None:
         pytest.skip("no C compiler")
@@ -35,7 +34,11 @@ def test_spawn_under_address_and_undefined_sanitizers(tmp_path):
     if build.returncode != 0 and "asan" in build.stderr.lower():
         pytest.skip("no sanitizer runtime: " + build.stderr[-200:])
     assert build.returncode == 0, build.stderr
-    run = subprocess.run([str(exe)], capture_output=True, text=True, timeout=60,
+    return exe
+
+
+def _run(argv: list[str]) -> list[str]:
+    run = subprocess.run(argv, capture_output=True, text=True, timeout=60,
                          env={"ASAN_OPTIONS": "detect_leaks=0", "UBSAN_OPTIONS": "print_stacktrace=1"})
     assert "Sanitizer" not in run.stderr and "runtime error" not in run.stderr, run.stderr
     assert run.returncode == 0, run.stdout + run.stderr
@@ -44,3 +47,27 @@ def test_spawn_under_address_and_undefined_sanitizers(tmp_path):
     assert lines.count("status=0") == 3, lines
     assert lines.count("uid=993") == 3 and lines.count("Seccomp:\t2") == 3, lines
     assert "bad rc=-2 step=bind: open source /nonexistent" in lines, lines
+    return lines
+
+
+def test_spawn_under_address_and_undefined_sanitizers(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("the privileged path needs root")
+    _run([str(_build(tmp_path))])
+
+
+def test_unprivileged_user_namespace_path(tmp_path):
+    """Without root: one mapped id, setgroups denied, no pooled namespace."""
+    setpriv = shutil.which("setpriv")
+    if os.geteuid() != 0 or setpriv is None:
+        pytest.skip("needs setpriv to drop to an ordinary user")
+    exe = _build(tmp_path)
+    # An ordinary user must be able to reach and run the program.
+    shared = pathlib.Path(tempfile.mkdtemp(prefix="lambdalet-harness-"))
+    try:
+        os.chmod(shared, 0o755)
+        shutil.copy(exe, shared / "harness")
+        _run([setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all",
+              "--bounding-set=-all", str(shared / "harness"), "unprivileged"])
+    finally:
+        shutil.rmtree(shared)
