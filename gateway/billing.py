@@ -143,6 +143,21 @@ def report(month: str, granularity_ms: int, usage: list[Usage], prices: Prices =
     }
 
 
+def report_json(doc: object) -> str:
+    """JSON as json.dumps writes it, except that numbers are plain decimals
+    (0.0000052917, not 5.2917e-06), as the usage report shows money."""
+    import json
+
+    if isinstance(doc, dict):
+        return "{" + ", ".join(f"{json.dumps(k)}: {report_json(v)}" for k, v in doc.items()) + "}"
+    if isinstance(doc, list):
+        return "[" + ", ".join(report_json(v) for v in doc) + "]"
+    if isinstance(doc, float):
+        text = repr(doc)
+        return _fmt(doc) if "e" in text else text
+    return json.dumps(doc)
+
+
 def report_csv(doc: dict) -> str:
     """The same report as CSV: one row per function, then a TOTAL row."""
     import csv
@@ -160,5 +175,11 @@ def report_csv(doc: dict) -> str:
 
 def _fmt(value: float) -> str:
     # Plain decimals, never 5.2917e-06: spreadsheets read these as numbers.
-    text = f"{value:.10f}".rstrip("0")
-    return text + "0" if text.endswith(".") else text
+    # Money and GB-s are already rounded to 10 places.
+    text = format(Decimal(repr(value)), "f")
+    if "." in text:
+        text = text.rstrip("0")
+        text = text + "0" if text.endswith(".") else text
+    else:
+        text += ".0"
+    return text

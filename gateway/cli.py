@@ -117,6 +117,16 @@ def _guess_handler(path: pathlib.Path) -> str:
 # -- commands ----------------------------------------------------------------
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return value
+
+
 def cmd_serve(args) -> int:
     from .server import serve
 
@@ -130,6 +140,8 @@ def cmd_serve(args) -> int:
         retry_delay_s=args.retry_delay_s,
         memory_budget_mb=args.memory_budget_mb,
         sandbox=args.sandbox,
+        billing_granularity_ms=args.billing_granularity_ms,
+        log_retention_days=args.log_retention_days,
     )
     return serve(config)
 
@@ -263,7 +275,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--retry-delay-s", type=_positive_seconds, default=60.0, help="async retry base delay: retries wait this, then twice this (default 60, as AWS)")
     p.add_argument("--memory-budget-mb", type=int, default=None, help="MemorySize the pool may give instances in all (default: what the host has free)")
     p.add_argument("--sandbox", choices=("auto", "namespaced", "process"), default="auto")
+    p.add_argument("--billing-granularity-ms", type=_positive_int, default=1, metavar="N", help="round billed duration up to N ms (1, as AWS today; 100, as AWS once did)")
+    p.add_argument("--log-retention-days", type=int, default=0, metavar="D", help="delete function logs older than D days (default 0: keep forever)")
     p.set_defaults(func=cmd_serve)
+
+    from .usage_cli import add_parsers as add_usage_parsers
+
+    add_usage_parsers(sub)
 
     p = sub.add_parser("deploy", help="create a function, or update it if it exists")
     p.add_argument("source", metavar="DIR|ZIP")

@@ -31,3 +31,5 @@ class ServerConfig(msgspec.Struct, kw_only=True):
     retry_delay_s: float = 60.0  # async retries wait this, then twice this (AWS: 1 min, 2 min)
     memory_budget_mb: int | None = None  # None: MemAvailable at start, less a reserve
     sandbox: str = "auto"  # auto | namespaced | process
+    billing_granularity_ms: int = 1  # 1 as AWS bills today, 100 as it once did
+    log_retention_days: int = 0  # 0 keeps function logs forever

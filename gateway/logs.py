@@ -6,7 +6,9 @@ followed by a tab, Init Duration only on a cold start.
 from __future__ import annotations
 
 import datetime
-import math
+import json
+
+from . import billing
 
 
 def start_line(request_id: str, version: str) -> bytes:
@@ -19,8 +21,7 @@ def end_line(request_id: str) -> bytes:
 
 def billed_ms(duration_ns: int, granularity_ms: int = 1) -> int:
     """Billed duration: rounded up to the granularity, at least one unit."""
-    unit = granularity_ms * 1_000_000
-    return max(1, math.ceil(duration_ns / unit)) * granularity_ms
+    return billing.billed_ms(duration_ns, granularity_ms)
 
 
 def report_line(
@@ -55,3 +56,84 @@ def timeout_line(request_id: str, timeout_s: float) -> bytes:
 def tail(log: bytes, limit: int = 4096) -> bytes:
     """The last 4 KB, as X-Amz-Log-Result carries them."""
     return log[-limit:]
+
+
+# -- one call's log, in the function's LoggingConfig format -------------------
+
+_LEVELS = {"TRACE": 0, "DEBUG": 10, "INFO": 20, "WARN": 30, "ERROR": 40, "FATAL": 50}
+
+
+def wrap_call(
+    request_id: str,
+    version: str,
+    init_log: bytes,
+    output: bytes,
+    *,
+    duration_ns: int,
+    memory_mb: int,
+    max_memory_mb: int,
+    init_ns: int | None,
+    granularity_ms: int = 1,
+    logging_config: dict[str, str] | None = None,
+    error_type: str | None = None,
+) -> bytes:
+    """What the call's log stream receives: the worker's output between the
+    platform's lines. With LogFormat Text those are START, END and REPORT;
+    with JSON they are the platform.start and platform.report events that
+    Lambda writes at INFO, dropped when SystemLogLevel is WARN or above."""
+    config = logging_config or {}
+    if config.get("LogFormat", "Text") != "JSON":
+        return b"".join(
+            (
+                init_log,
+                start_line(request_id, version),
+                output,
+                end_line(request_id),
+                report_line(request_id, duration_ns, memory_mb, max_memory_mb, init_ns, granularity_ms),
+            )
+        )
+    if _LEVELS.get(config.get("SystemLogLevel", "INFO").upper(), 20) > _LEVELS["INFO"]:
+        return init_log + output
+    return b"".join(
+        (
+            init_log,
+            platform_start(request_id, version),
+            output,
+            platform_report(request_id, duration_ns, memory_mb, max_memory_mb, init_ns, granularity_ms, error_type),
+        )
+    )
+
+
+def _event(kind: str, record: dict) -> bytes:
+    return json.dumps({"time": timestamp(), "type": kind, "record": record}, separators=(",", ":")).encode() + b"\n"
+
+
+def platform_start(request_id: str, version: str) -> bytes:
+    return _event("platform.start", {"requestId": request_id, "version": version})
+
+
+def platform_report(
+    request_id: str,
+    duration_ns: int,
+    memory_mb: int,
+    max_memory_mb: int,
+    init_ns: int | None = None,
+    granularity_ms: int = 1,
+    error_type: str | None = None,
+) -> bytes:
+    """The JSON form of REPORT (the Telemetry API's platform.report record)."""
+    metrics: dict = {
+        "durationMs": round(duration_ns / 1e6, 3),
+        "billedDurationMs": billed_ms(duration_ns, granularity_ms),
+        "memorySizeMB": memory_mb,
+        "maxMemoryUsedMB": max_memory_mb,
+    }
+    if init_ns is not None:
+        metrics["initDurationMs"] = round(init_ns / 1e6, 3)
+    record: dict = {"requestId": request_id, "metrics": metrics}
+    if error_type is None:
+        record["status"] = "success"
+    else:
+        record["status"] = "timeout" if error_type == "Sandbox.Timedout" else "error"
+        record["errorType"] = error_type
+    return _event("platform.report", record)

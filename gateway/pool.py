@@ -54,6 +54,8 @@ class FunctionSpec(msgspec.Struct, frozen=True):
 
 
 class Pool:
+    billing_granularity_ms = 1  # REPORT's Billed Duration; `serve --billing-granularity-ms`
+
     def __init__(
         self,
         backend: SandboxBackend,
@@ -218,7 +220,7 @@ class Pool:
                 payload=result.payload,
                 function_error="Unhandled" if result.error_type else None,
                 error_type=result.error_type,
-                log=self._wrap(rec, request_id, init_log, result.log, result.duration_ns, max_mb, init_ns),
+                log=self._wrap(rec, request_id, init_log, result.log, result.duration_ns, max_mb, init_ns, result.error_type),
                 duration_ns=result.duration_ns,
                 init_ns=init_ns,
                 cold=cold,
@@ -265,7 +267,7 @@ class Pool:
             payload=function_errors.platform(error_type, request_id, detail),
             function_error="Unhandled",
             error_type=error_type,
-            log=self._wrap(rec, request_id, init_log, output, elapsed_ns if timed_out else 0, max_mb, init_ns),
+            log=self._wrap(rec, request_id, init_log, output, elapsed_ns if timed_out else 0, max_mb, init_ns, error_type),
             duration_ns=elapsed_ns if timed_out else 0,
             init_ns=init_ns,
             cold=cold,
@@ -279,21 +281,18 @@ class Pool:
             payload=reply.payload,
             function_error="Unhandled",
             error_type=reply.error_type,
-            log=self._wrap(rec, request_id, b"", reply.log, 0, 0, reply.init_ns),
+            log=self._wrap(rec, request_id, b"", reply.log, 0, 0, reply.init_ns, reply.error_type),
             duration_ns=0,
             init_ns=reply.init_ns,
             cold=True,
         )
 
-    def _wrap(self, rec: FunctionRecord, request_id: str, init_log: bytes, output: bytes, duration_ns: int, max_mb: int, init_ns: int | None) -> bytes:
-        return b"".join(
-            (
-                init_log,
-                logs.start_line(request_id, "$LATEST"),
-                output,
-                logs.end_line(request_id),
-                logs.report_line(request_id, duration_ns, rec.memory_size, max_mb, init_ns),
-            )
+    def _wrap(self, rec: FunctionRecord, request_id: str, init_log: bytes, output: bytes, duration_ns: int, max_mb: int, init_ns: int | None, error_type: str | None = None) -> bytes:
+        # START/END/REPORT, or JSON platform events, per the LoggingConfig.
+        return logs.wrap_call(
+            request_id, "$LATEST", init_log, output,
+            duration_ns=duration_ns, memory_mb=rec.memory_size, max_memory_mb=max_mb, init_ns=init_ns,
+            granularity_ms=self.billing_granularity_ms, logging_config=rec.logging_config, error_type=error_type,
         )
 
     @staticmethod

@@ -63,7 +63,10 @@ class Router:
             if url is not None:
                 return await self.urls.handle(head, body, client, *url)
         try:
-            if self.secrets is not None and not path.startswith("/_lambdalet/code/"):
+            # /metrics is unsigned: Prometheus scrapers cannot sign SigV4. It
+            # holds counts per function name, no payloads or logs, and the
+            # server binds loopback unless told otherwise.
+            if self.secrets is not None and not path.startswith("/_lambdalet/code/") and not (path == "/metrics" and head.method == "GET"):
                 try:
                     verify(head.method, head.target, head.headers, body, self.secrets)
                 except AuthError as exc:

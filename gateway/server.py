@@ -13,7 +13,7 @@ import trio
 from lambdalet.sandbox.process import ProcessBackend
 from lambdalet.sandbox.runtime_root import RuntimeRoot
 
-from . import async_api, async_metrics, listener
+from . import accounting, async_api, async_metrics, listener, metrics, usage_api
 from .async_queue import AsyncQueue
 from .async_store import AsyncStore
 from .codestore import CodeStore
@@ -23,6 +23,9 @@ from .event_config import EventConfigs
 from .function_settings import FunctionSettings
 from .functions import FunctionService
 from .invoke import Invoker
+from .ledger import Ledger
+from .logstore import LogStore
+from .meter import Meter
 from .pool import Pool
 from .router import Router
 from .scheduler import Scheduler
@@ -91,6 +94,13 @@ async def run(config: ServerConfig, *, task_status=trio.TASK_STATUS_IGNORED) -> 
     keys = load_or_create_credentials(data_dir)
     storage = SQLiteStorage(data_dir / "lambdalet.db")
     async_store = AsyncStore(data_dir / "queue.db")
+    # Metering: counters in a shared mapping, the usage ledger and the logs,
+    # each journaled before a call is answered (ledger.py says how).
+    meter = Meter(data_dir / "meter.bin")
+    meter.recover()
+    ledger = Ledger(data_dir)
+    logstore = LogStore(data_dir, retention_days=config.log_retention_days)
+    accountant = accounting.Accounting(meter, ledger, logstore, granularity_ms=config.billing_granularity_ms, account=config.account)
     codes = CodeStore(data_dir / "code")
     root = RuntimeRoot.create(data_dir / "runtime")
     backend, warnings = choose_backend(config, root, data_dir)
@@ -111,7 +121,7 @@ async def run(config: ServerConfig, *, task_status=trio.TASK_STATUS_IGNORED) -> 
                 rec = service.registry.get(name)
                 return rec.reserved_concurrency if rec is not None else None
 
-            pool = Pool(backend, concurrency_limit=config.concurrency_limit, idle_timeout_s=config.idle_timeout_s, reserved_for=reserved_for, memory_budget_mb=config.memory_budget_mb)
+            pool = accounting.MeteredPool(backend, meter=meter, billing_granularity_ms=config.billing_granularity_ms, on_call=accountant.on_call, concurrency_limit=config.concurrency_limit, idle_timeout_s=config.idle_timeout_s, reserved_for=reserved_for, memory_budget_mb=config.memory_budget_mb)
             invoker_box: list[Invoker] = []
 
             def on_change(name: str) -> None:
@@ -137,6 +147,10 @@ async def run(config: ServerConfig, *, task_status=trio.TASK_STATUS_IGNORED) -> 
             app = create_app(service, links, settings)
             router = Router(invoker, app, keys if config.auth else None, (config.host, port), UrlHandler(settings, invoker, keys))
             async_api.register(app, event_configs, async_queue, scheduler)
+            usage_api.register(app, service, ledger, logstore, granularity_ms=config.billing_granularity_ms)
+            metrics.register(meter)
+            await nursery.start(ledger.run)
+            await nursery.start(logstore.run)
             await nursery.start(pool.run)
             await nursery.start(async_queue.run)
             await nursery.start(scheduler.run)
@@ -153,6 +167,9 @@ async def run(config: ServerConfig, *, task_status=trio.TASK_STATUS_IGNORED) -> 
         backend.close()
         storage.close()
         async_store.close()
+        ledger.close()
+        logstore.close()
+        meter.close()
 
 
 def serve(config: ServerConfig) -> int:

@@ -104,3 +104,12 @@ def test_csv_has_plain_decimals():
     assert lines[0].startswith("month,function,requests")
     assert lines[1] == "2026-11,f,20,612.3,620,0.0775,0.0"
     assert lines[2] == "2026-11,TOTAL,20,,,0.0775,0.0"
+
+
+def test_json_text_is_the_issue_example_to_the_character():
+    doc = report("2026-11", 1, [Usage(function="f", requests=20, duration_ns=612_300_000, billed_ms=620, mb_ms=128 * 620)])
+    assert billing.report_json(doc) == (
+        '{"month": "2026-11", "granularity_ms": 1, "functions": [{"function": "f", "requests": 20, "duration_ms": 612.3, '
+        '"billed_duration_ms": 620, "gb_seconds": 0.0775, "cost_usd": 0.0}], "totals": {"requests": 20, "gb_seconds": 0.0775, '
+        '"cost_usd_before_free_tier": 0.0000052917, "cost_usd": 0.0}}'
+    )

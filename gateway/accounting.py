@@ -1,0 +1,120 @@
+"""Where each call is counted, billed and logged: the pool's on_call hook.
+
+For every call the pool finishes (success, function error, timeout, OOM,
+crash, failed init) Accounting.on_call, still before the caller is
+answered:
+  - adds the call to its function version's counters (one C call),
+  - appends its usage row to the ledger journal (one write(2)),
+  - appends its log to the log store journal (one write(2)).
+If a journal cannot be written the exception propagates and the call is
+answered with an error instead of being answered unbilled.
+
+MeteredPool adds what the pool cannot see from a finished call: how many
+calls are in flight per function, and the calls refused as throttled.
+"""
+from __future__ import annotations
+
+import time
+
+from . import billing
+from .errors import LambdaError
+from .ledger import Ledger, UsageRecord
+from .logstore import CallLog, LogStore
+from .meter import OUTCOME_INDEX, Meter
+from .pool import CallOutcome, FunctionSpec, Pool
+
+# Errors raised while loading the handler, as the worker reports them.
+_INIT_ERRORS = frozenset(
+    {"Runtime.ImportModuleError", "Runtime.HandlerNotFound", "Runtime.UserCodeSyntaxError", "Runtime.MalformedHandlerName", "Runtime.HandlerError"}
+)
+
+
+def classify(outcome: CallOutcome) -> str:
+    """The outcome label of a call: success, error, timeout, oom, crash or init_error."""
+    if outcome.function_error is None:
+        return "success"
+    kind = outcome.error_type or ""
+    if kind == "Sandbox.Timedout":
+        return "timeout"
+    if kind == "Runtime.OutOfMemory":
+        return "oom"
+    if kind in _INIT_ERRORS:
+        return "init_error"
+    if kind == "Runtime.ExitError":
+        return "crash"  # the runtime exited, during init or the call
+    return "error"
+
+
+def version_of(spec: FunctionSpec) -> str:
+    # Published versions arrive with their own issue; until then every call
+    # runs $LATEST. A spec that carries a version is counted under it.
+    return getattr(spec, "version", None) or "$LATEST"
+
+
+class Accounting:
+    def __init__(self, meter: Meter, ledger: Ledger, logstore: LogStore, *, granularity_ms: int = 1, account: str = "") -> None:
+        self.meter = meter
+        self.ledger = ledger
+        self.logstore = logstore
+        self.granularity_ms = granularity_ms
+        self.account = account
+
+    def on_call(self, spec: FunctionSpec, outcome: CallOutcome) -> None:
+        rec = spec.record
+        version = version_of(spec)
+        name = classify(outcome)
+        billed = billing.billed_ms(outcome.duration_ns, self.granularity_ms)
+        memory_mb = outcome.memory_mb or rec.memory_size
+        init_ns = outcome.init_ns or 0
+        self.meter.record(self.meter.slot(rec.name, version), outcome.duration_ns, billed, memory_mb, init_ns, OUTCOME_INDEX[name], outcome.cold)
+        started_ns = outcome.started_ns or time.time_ns()
+        self.ledger.record(
+            UsageRecord(
+                request_id=outcome.request_id,
+                function=rec.name,
+                version=version,
+                architecture=(rec.architectures or ["x86_64"])[0],
+                started_ns=started_ns,
+                duration_ns=outcome.duration_ns,
+                init_ns=init_ns,
+                billed_ms=billed,
+                granularity_ms=self.granularity_ms,
+                memory_mb=memory_mb,
+                max_memory_mb=outcome.max_memory_mb,
+                cold=outcome.cold,
+                outcome=name,
+                account=self.account,
+            )
+        )
+        if outcome.log:
+            self.logstore.record(
+                CallLog(
+                    log_group=spec.log_group,
+                    log_stream=outcome.log_stream or "unknown",
+                    request_id=outcome.request_id,
+                    started_ns=started_ns,
+                    ended_ns=time.time_ns(),
+                    log=outcome.log,
+                )
+            )
+
+
+class MeteredPool(Pool):
+    """The pool, plus per-function concurrency and throttle counts."""
+
+    def __init__(self, *args, meter: Meter, billing_granularity_ms: int = 1, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.meter = meter
+        self.billing_granularity_ms = billing_granularity_ms
+
+    async def invoke(self, spec: FunctionSpec, *args, **kwargs) -> CallOutcome:
+        slot = self.meter.slot(spec.record.name, version_of(spec))
+        self.meter.enter(slot)
+        try:
+            return await super().invoke(spec, *args, **kwargs)
+        except LambdaError as exc:
+            if exc.error_type == "TooManyRequestsException":
+                self.meter.throttle(slot)
+            raise
+        finally:
+            self.meter.leave(slot)

@@ -1,0 +1,124 @@
+"""Function logs, kept as CloudWatch Logs keeps them, in <data-dir>/logs.db.
+
+Each call's log (its START..REPORT lines, or the JSON platform events) is
+stored under the log group `/aws/lambda/<function>` (or the function's
+LoggingConfig.LogGroup), in the instance's stream
+`YYYY/MM/DD/[$LATEST]<instance-id>`, one event per line. Writes take the
+same path as the usage ledger (ledger.BatchedStore): a journal write(2)
+before the call is answered, batched into SQLite in the background, so a
+call's log survives `kill -9` of the server as its bill does.
+
+Retention: events older than `retention_days` are deleted (0 keeps them
+forever, CloudWatch's default).
+"""
+from __future__ import annotations
+
+import pathlib
+import sqlite3
+import time
+
+import msgspec
+
+from .ledger import BatchedStore
+
+RETENTION_CHECK_S = 60.0
+
+
+class CallLog(msgspec.Struct, array_like=True, kw_only=True):
+    """The log a call produced, as the journal carries it."""
+
+    log_group: str
+    log_stream: str
+    request_id: str
+    started_ns: int
+    ended_ns: int
+    log: bytes
+
+
+class LogEvent(msgspec.Struct, frozen=True, kw_only=True):
+    id: int
+    timestamp_ms: int
+    log_group: str
+    log_stream: str
+    message: str
+
+
+def split_events(call: CallLog) -> list[tuple[int, str]]:
+    """(timestamp ms, message) per line. Lines before the last two platform
+    lines (END and REPORT, or platform.report) are stamped with the start of
+    the call, the rest with its end: the worker does not time each line."""
+    text = call.log.decode("utf-8", errors="replace")
+    lines = text.splitlines()
+    start_ms = call.started_ns // 1_000_000
+    end_ms = max(start_ms, call.ended_ns // 1_000_000)
+    out = []
+    for i, line in enumerate(lines):
+        tail = line.startswith(("END RequestId:", "REPORT RequestId:")) or '"type":"platform.report"' in line
+        out.append((end_ms if tail else start_ms, line))
+    return out
+
+
+class LogStore(BatchedStore):
+    record_type = CallLog
+
+    def __init__(self, data_dir: pathlib.Path, *, retention_days: int = 0, fsync: bool = False) -> None:
+        self.retention_days = retention_days
+        self._next_retention = 0.0
+        super().__init__(data_dir / "logs.db", data_dir / "logs-journal", fsync=fsync)
+
+    def _create(self, db: sqlite3.Connection) -> None:
+        db.executescript(
+            """
+            CREATE TABLE IF NOT EXISTS events (
+                id INTEGER PRIMARY KEY,
+                log_group TEXT NOT NULL,
+                log_stream TEXT NOT NULL,
+                timestamp_ms INTEGER NOT NULL,
+                call_key TEXT NOT NULL,
+                seq INTEGER NOT NULL,
+                message TEXT NOT NULL,
+                UNIQUE (call_key, seq)
+            );
+            CREATE INDEX IF NOT EXISTS events_by_group ON events (log_group, timestamp_ms);
+            """
+        )
+
+    def _insert(self, db: sqlite3.Connection, records: list[CallLog]) -> None:
+        rows = []
+        for call in records:
+            key = f"{call.request_id}:{call.started_ns}"
+            for seq, (ts, message) in enumerate(split_events(call)):
+                rows.append((call.log_group, call.log_stream, ts, key, seq, message))
+        db.executemany(
+            "INSERT OR IGNORE INTO events (log_group, log_stream, timestamp_ms, call_key, seq, message) VALUES (?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+
+    def maintain(self) -> None:
+        now = time.monotonic()
+        if self.retention_days > 0 and now >= self._next_retention:
+            self._next_retention = now + RETENTION_CHECK_S
+            self.expire()
+
+    def expire(self, now_ms: int | None = None) -> int:
+        """Deletes events past retention; returns how many."""
+        if self.retention_days <= 0:
+            return 0
+        now_ms = now_ms if now_ms is not None else time.time_ns() // 1_000_000
+        cutoff = now_ms - self.retention_days * 86_400_000
+        with self._db_lock:
+            return self._db.execute("DELETE FROM events WHERE timestamp_ms < ?", (cutoff,)).rowcount
+
+    def events(self, log_group: str, *, since_ms: int = 0, after_id: int = 0, contains: str | None = None, limit: int = 10_000) -> list[LogEvent]:
+        """Events of one group in time order; `contains` is a plain substring."""
+        sql = "SELECT id, timestamp_ms, log_group, log_stream, message FROM events WHERE log_group = ? AND timestamp_ms >= ? AND id > ?"
+        params: tuple = (log_group, since_ms, after_id)
+        if contains:
+            sql += " AND instr(message, ?) > 0"
+            params += (contains,)
+        sql += " ORDER BY id LIMIT ?"
+        params += (limit,)
+        return [LogEvent(id=i, timestamp_ms=t, log_group=g, log_stream=s, message=m) for i, t, g, s, m in self.query(sql, params)]
+
+    def streams(self, log_group: str) -> list[str]:
+        return [row[0] for row in self.query("SELECT DISTINCT log_stream FROM events WHERE log_group = ? ORDER BY log_stream", (log_group,))]

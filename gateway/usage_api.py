@@ -1,0 +1,90 @@
+"""HTTP for usage, logs and metrics, on the control-plane app.
+
+    GET /_lambdalet/usage?month=YYYY-MM&function=F&format=json|csv
+        the monthly bill, in exactly the shape `lambdalet usage --json` prints
+    GET /_lambdalet/logs?function=F&since_ms=N&after_id=N&filter=TEXT&limit=N
+        the function's log events, oldest first: {"logGroupName", "events":
+        [{"id", "timestamp", "logStreamName", "message"}], "nextAfterId"}
+    GET /metrics
+        Prometheus text (see metrics.py)
+
+/_lambdalet/usage and /_lambdalet/logs are SigV4-signed like the Lambda
+API. /metrics is exempt in router.py: Prometheus scrapers do not sign.
+"""
+from __future__ import annotations
+
+import time
+
+from quart import Response, request
+
+from . import billing, metrics
+from .control import _json
+from .errors import invalid
+from .functions import FunctionService
+from .ledger import Ledger
+from .logstore import LogStore
+
+MAX_EVENTS = 10_000
+
+
+def log_group_for(service: FunctionService, name: str) -> str:
+    rec = service.registry.get(name)
+    if rec is not None:
+        return rec.logging_config.get("LogGroup", f"/aws/lambda/{name}")
+    return f"/aws/lambda/{name}"  # a deleted function's logs stay readable
+
+
+def _int_arg(name: str, default: int) -> int:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise invalid(f"{name} must be an integer, got {raw!r}") from None
+
+
+def register(app, service: FunctionService, ledger: Ledger, logstore: LogStore, *, granularity_ms: int, prices: billing.Prices = billing.DEFAULT_PRICES) -> None:
+    @app.get("/_lambdalet/usage", endpoint="lambdalet_usage")
+    async def usage():
+        month = request.args.get("month") or billing.month_of(time.time_ns())
+        try:
+            billing.month_bounds_ns(month)
+        except ValueError as exc:
+            raise invalid(str(exc)) from None
+        function = request.args.get("function") or None
+        # Calls recorded since the last batch are in the journal only: move
+        # them into SQLite first so the report holds every answered call.
+        await ledger.flush()
+        doc = billing.report(month, granularity_ms, ledger.usage(month, function), prices)
+        if request.args.get("format") == "csv":
+            return Response(billing.report_csv(doc), content_type="text/csv")
+        return Response(billing.report_json(doc), content_type="application/json")
+
+    @app.get("/_lambdalet/logs", endpoint="lambdalet_logs")
+    async def logs():
+        function = request.args.get("function")
+        if not function:
+            raise invalid("function is required")
+        group = log_group_for(service, function)
+        await logstore.flush()
+        events = logstore.events(
+            group,
+            since_ms=_int_arg("since_ms", 0),
+            after_id=_int_arg("after_id", 0),
+            contains=request.args.get("filter") or None,
+            limit=min(max(1, _int_arg("limit", MAX_EVENTS)), MAX_EVENTS),
+        )
+        return _json(
+            {
+                "logGroupName": group,
+                "events": [{"id": e.id, "timestamp": e.timestamp_ms, "logStreamName": e.log_stream, "message": e.message} for e in events],
+                "nextAfterId": events[-1].id if events else _int_arg("after_id", 0),
+            }
+        )
+
+    @app.get("/metrics", endpoint="lambdalet_metrics")
+    async def prometheus():
+        body, content_type = metrics.render()
+        return Response(body, content_type=content_type)
+

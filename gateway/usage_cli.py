@@ -1,0 +1,133 @@
+"""`lambdalet usage` and `lambdalet logs`: clients of the running server.
+
+Both read over HTTP (GET /_lambdalet/usage, GET /_lambdalet/logs), signed
+with SigV4 by botocore with the same credentials the other subcommands use.
+Reading through the server rather than the data directory means the report
+includes calls still in the ledger's journal, and never races the server's
+writer.
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import re
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+from .billing import report_json
+
+_SINCE_RE = re.compile(r"^(\d+)([smhdw])$")
+_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+FOLLOW_POLL_S = 1.0
+
+
+def parse_since(text: str, now_ms: int | None = None) -> int:
+    """'10m', '2h', '3d' ago, or an ISO 8601 time: epoch milliseconds."""
+    from .cli import UserError
+
+    now_ms = now_ms if now_ms is not None else time.time_ns() // 1_000_000
+    m = _SINCE_RE.match(text.strip())
+    if m:
+        return now_ms - int(m.group(1)) * _UNIT_S[m.group(2)] * 1000
+    try:
+        when = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise UserError(f"--since expects 10m, 2h, 3d or an ISO 8601 time, got {text!r}") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.timezone.utc)
+    return int(when.timestamp() * 1000)
+
+
+def _get(args, path: str, params: dict) -> bytes:
+    """A SigV4-signed GET to the server; returns the body or raises UserError."""
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+
+    from .cli import UserError, _client, _endpoint
+
+    client = _client(args)
+    creds = client._request_signer._credentials.get_frozen_credentials()
+    query = urllib.parse.urlencode({k: v for k, v in params.items() if v is not None})
+    url = f"{_endpoint(args).rstrip('/')}{path}" + (f"?{query}" if query else "")
+    req = AWSRequest(method="GET", url=url)
+    SigV4Auth(creds, "lambda", client.meta.region_name).add_auth(req)
+    prepared = urllib.request.Request(url, headers=dict(req.headers.items()), method="GET")
+    try:
+        with urllib.request.urlopen(prepared, timeout=60) as resp:
+            return resp.read()
+    except urllib.error.HTTPError as exc:
+        body = exc.read().decode(errors="replace")
+        try:
+            doc = json.loads(body)
+            message = doc.get("message") or doc.get("Message") or body
+        except ValueError:
+            message = body
+        raise UserError(f"{exc.headers.get('x-amzn-ErrorType', exc.code)}: {message}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        raise UserError(f"cannot reach the server at {_endpoint(args)}: {getattr(exc, 'reason', exc)}") from None
+
+
+def cmd_usage(args) -> int:
+    from .cli import UserError
+
+    if args.month and not re.fullmatch(r"\d{4}-\d{2}", args.month):
+        raise UserError(f"--month expects YYYY-MM, got {args.month!r}")
+    fmt = "csv" if args.csv else "json"
+    body = _get(args, "/_lambdalet/usage", {"month": args.month, "function": args.function, "format": fmt})
+    if args.csv:
+        sys.stdout.write(body.decode())
+        return 0
+    doc = json.loads(body)
+    if args.json:
+        print(report_json(doc))
+        return 0
+    print(f"usage for {doc['month']} (billed per {doc['granularity_ms']} ms)")
+    rows = [("FUNCTION", "REQUESTS", "DURATION MS", "BILLED MS", "GB-S", "COST USD")]
+    for f in doc["functions"]:
+        rows.append((f["function"], str(f["requests"]), f"{f['duration_ms']:.3f}", str(f["billed_duration_ms"]), f"{f['gb_seconds']:.4f}", f"{f['cost_usd']:.6f}"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+    t = doc["totals"]
+    print(f"total: {t['requests']} requests, {t['gb_seconds']:.4f} GB-s, ${t['cost_usd_before_free_tier']:.6f} before the free tier, ${t['cost_usd']:.6f} due")
+    return 0
+
+
+def _print_events(events: list[dict]) -> None:
+    for e in events:
+        ts = datetime.datetime.fromtimestamp(e["timestamp"] / 1000, datetime.timezone.utc)
+        stamp = ts.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z"
+        print(f"{stamp} {e['logStreamName']} {e['message']}", flush=True)
+
+
+def cmd_logs(args) -> int:
+    since_ms = parse_since(args.since) if args.since else 0
+    after_id = 0
+    while True:
+        doc = json.loads(_get(args, "/_lambdalet/logs", {"function": args.name, "since_ms": since_ms, "after_id": after_id, "filter": args.filter}))
+        _print_events(doc["events"])
+        after_id = doc["nextAfterId"]
+        if not args.follow:
+            return 0
+        if not doc["events"]:
+            time.sleep(FOLLOW_POLL_S)
+
+
+def add_parsers(sub) -> None:
+    p = sub.add_parser("usage", help="requests, GB-s and cost for a month, per function")
+    p.add_argument("--month", help="YYYY-MM (default: this month, UTC)")
+    p.add_argument("--function", help="only this function")
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true")
+    out.add_argument("--csv", action="store_true")
+    p.set_defaults(func=cmd_usage)
+
+    p = sub.add_parser("logs", help="print a function's logs")
+    p.add_argument("name")
+    p.add_argument("--follow", "-f", action="store_true", help="keep printing new events")
+    p.add_argument("--since", help="how far back: 10m, 2h, 3d, or an ISO 8601 time (default: everything)")
+    p.add_argument("--filter", help="only events containing this text")
+    p.set_defaults(func=cmd_logs)
