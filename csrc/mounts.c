@@ -118,7 +118,7 @@ int ll_mounts_open_sources(const struct ll_mount_op *ops, int n_ops, int *src_fd
     for (int i = 0; i < n_ops; i++) {
         *failed = i;
         src_fds[i] = -1;
-        if (ops[i].kind != LL_BIND_RO && ops[i].kind != LL_BIND_DEV)
+        if (ops[i].kind != LL_BIND_RO && ops[i].kind != LL_BIND_DEV && ops[i].kind != LL_STAGE_BIND)
             continue;
         if (ops[i].src == NULL) {
             errno = EINVAL;
@@ -178,7 +178,8 @@ int ll_mount_apply(const struct ll_mount_op *op, int src_fd, const char **step)
         errno = EINVAL;
         FAIL("mount op: destination must be absolute");
     }
-    if (join(dst, LL_NEWROOT, op->dst) < 0)
+    /* Staged binds live in the staging root, which pivot_root leaves behind. */
+    if (join(dst, op->kind == LL_STAGE_BIND ? "" : LL_NEWROOT, op->dst) < 0)
         FAIL("mount op: destination too long");
 
     switch (op->kind) {
@@ -192,6 +193,7 @@ int ll_mount_apply(const struct ll_mount_op *op, int src_fd, const char **step)
 
     case LL_BIND_RO:
     case LL_BIND_DEV:
+    case LL_STAGE_BIND:
         if (src_fd < 0) {
             errno = EBADF;
             FAIL("bind: source not opened");
@@ -203,7 +205,7 @@ int ll_mount_apply(const struct ll_mount_op *op, int src_fd, const char **step)
             FAIL("bind: create mountpoint");
         if (mount(src, dst, NULL, MS_BIND | MS_REC, NULL) < 0)
             FAIL("bind");
-        if (op->kind == LL_BIND_RO) {
+        if (op->kind != LL_BIND_DEV) {
             if (remount_readonly(dst, MS_NOSUID | MS_NODEV) < 0)
                 FAIL("bind: remount read-only");
         } else if (mount(NULL, dst, NULL,

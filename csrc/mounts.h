@@ -22,7 +22,9 @@ enum ll_mount_kind {
     LL_WRITE_FILE = 7, /* dst, data = contents, mode */
     LL_MASK = 8,       /* dst hidden: /dev/null over a file, empty tmpfs over a dir */
     LL_READONLY = 9,   /* dst made read-only in place */
-    LL_OVERLAY_RO = 10,/* dst, data = "lowerdir=..." with host paths under OLDROOT */
+    LL_OVERLAY_RO = 10,/* dst, data = "lowerdir=..." naming LL_STAGE_BIND paths */
+    LL_STAGE_BIND = 11,/* src -> dst in the staging root, outside the new root:
+                          a layer for an overlay, gone after pivot_root */
 };
 
 struct ll_mount_op {

@@ -35,9 +35,8 @@ WRITE_FILE = lib.LL_WRITE_FILE
 MASK = lib.LL_MASK
 READONLY = lib.LL_READONLY
 OVERLAY_RO = lib.LL_OVERLAY_RO
+STAGE_BIND = lib.LL_STAGE_BIND
 
-# Where the host's tree sits while the new root is assembled (mounts.h).
-OLDROOT = "/oldroot"
 
 
 class MountOp(msgspec.Struct, frozen=True):

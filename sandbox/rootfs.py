@@ -17,7 +17,7 @@ import os
 
 import msgspec
 
-from .nsspawn import (BIND_DEV, BIND_RO, MASK, MKDIR, OLDROOT, OVERLAY_RO, PROC, READONLY,
+from .nsspawn import (BIND_DEV, BIND_RO, MASK, MKDIR, OVERLAY_RO, PROC, READONLY, STAGE_BIND,
                       SYMLINK, TMPFS, WRITE_FILE, MountOp)
 
 SANDBOX_USER = "sbx_user1051"  # Lambda's own names and ids for the function's user
@@ -145,8 +145,13 @@ def plan(layout: RootLayout) -> list[MountOp]:
         ops.append(MountOp(BIND_RO, LAYERS_DIR, src=layout.layers[0]))
     elif layout.layers:
         # Lambda extracts layers in order, later ones overwriting earlier
-        # ones; overlayfs lists the uppermost lower directory first.
-        lower = ":".join(OLDROOT + p for p in reversed(layout.layers))
+        # ones; overlayfs lists the uppermost lower directory first. Each
+        # layer is staged outside the new root first: the overlay's paths are
+        # resolved with the sandbox's credentials, which cannot traverse a
+        # private host directory (csrc/mounts.c opens bind sources early).
+        staged = [f"/layers/{i}" for i in range(len(layout.layers))]
+        ops.extend(MountOp(STAGE_BIND, dst, src=src) for dst, src in zip(staged, layout.layers))
+        lower = ":".join(reversed(staged))
         ops.append(MountOp(OVERLAY_RO, LAYERS_DIR, data=f"lowerdir={lower}"))
     else:
         ops.append(MountOp(MKDIR, LAYERS_DIR, mode=0o755))

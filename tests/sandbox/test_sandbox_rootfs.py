@@ -1,0 +1,53 @@
+"""The root file system: the plan (pure) and layers at /opt (real)."""
+from __future__ import annotations
+
+import os
+
+import sandbox_probe
+from lambdalet.sandbox import nsspawn, rootfs
+
+
+def _layout(**kw) -> rootfs.RootLayout:
+    fields = dict(python_prefix="/opt/python", runtime_sources={"lambdalet/runtime": "/src/runtime"},
+                  code_dir="/data/code/abc")
+    fields.update(kw)
+    return rootfs.RootLayout(**fields)
+
+
+def test_plan_binds_only_what_the_runtime_needs():
+    ops = rootfs.plan(_layout())
+    sources = {op.src for op in ops if op.kind in (nsspawn.BIND_RO, nsspawn.BIND_DEV)}
+    assert "/data/code/abc" in sources and "/src/runtime" in sources and "/opt/python" in sources
+    for forbidden in ("/etc", "/etc/shadow", "/root", "/home", "/data", "/proc", "/sys", "/dev"):
+        assert forbidden not in sources
+    dests = [op.dst for op in ops]
+    assert dests.index("/dev/null") < dests.index("/proc/keys")  # masks bind /dev/null
+    tmp = [op for op in ops if op.dst == "/tmp"][0]
+    assert tmp.kind == nsspawn.TMPFS and "size=512m" in tmp.data and "mode=1777" in tmp.data
+
+
+def test_plan_sizes_tmp_by_ephemeral_storage_and_stacks_layers():
+    ops = rootfs.plan(_layout(ephemeral_mb=10240, layers=("/l/one", "/l/two")))
+    assert "size=10240m" in [op for op in ops if op.dst == "/tmp"][0].data
+    opt = [op for op in ops if op.dst == "/opt"][0]
+    # The last layer wins, as when Lambda extracts them in order.
+    assert opt.kind == nsspawn.OVERLAY_RO and opt.data == "lowerdir=/layers/1:/layers/0"
+    staged = {op.dst: op.src for op in ops if op.kind == nsspawn.STAGE_BIND}
+    assert staged == {"/layers/0": "/l/one", "/layers/1": "/l/two"}
+
+
+def test_layers_at_opt_later_ones_win(backend, python, code_dir, tmp_path):
+    for name, files in (("one", {"a": "1", "shared": "one"}), ("two", {"shared": "two"})):
+        layer = tmp_path / name
+        layer.mkdir()
+        for fname, text in files.items():
+            (layer / fname).write_text(text)
+    os.chmod(tmp_path, 0o755)
+    for path in (tmp_path / "one", tmp_path / "two"):
+        os.chmod(path, 0o755)
+    snippet = "report(ls=sorted(os.listdir('/opt')), shared=open('/opt/shared').read())"
+    single = sandbox_probe.run(backend, python, code_dir, snippet, layers=(str(tmp_path / "one"),))
+    assert single.last == {"ls": ["a", "shared"], "shared": "one"}
+    both = sandbox_probe.run(backend, python, code_dir, snippet,
+                             layers=(str(tmp_path / "one"), str(tmp_path / "two")))
+    assert both.last == {"ls": ["a", "shared"], "shared": "two"}
