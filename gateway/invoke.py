@@ -132,6 +132,10 @@ def lambda_environment(rec: FunctionRecord, region: str) -> dict[str, str]:
         "_HANDLER": rec.handler,
         "PYTHONIOENCODING": "utf-8",
     }
+    if rec.logging_config.get("LogFormat") == "JSON":
+        # As on AWS: the runtime reads these to write JSON records at this level.
+        env["AWS_LAMBDA_LOG_FORMAT"] = "JSON"
+        env["AWS_LAMBDA_LOG_LEVEL"] = rec.logging_config.get("ApplicationLogLevel", "INFO")
     env.update(rec.environment)
     return env
 

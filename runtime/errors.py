@@ -13,9 +13,12 @@ import traceback
 _RUNTIME_MARKER = "/lambdalet/runtime/"
 
 
-def _user_frames(tb) -> list[str]:
+def user_frames(tb) -> list[str]:
     frames = [f for f in traceback.extract_tb(tb) if _RUNTIME_MARKER not in f.filename]
     return traceback.format_list(frames)
+
+
+_user_frames = user_frames
 
 
 def from_exception(exc: BaseException, request_id: str) -> tuple[str, bytes, str]:

@@ -75,6 +75,62 @@ def _install_logging() -> None:
     root.setLevel(logging.WARNING)
 
 
+class _JsonFormatter(logging.Formatter):
+    """LogFormat JSON: one object per record, as AWS's Python runtime
+    (awslambdaric) writes them: timestamp, level, message, logger,
+    requestId, the exception fields when there is one, and any `extra`."""
+
+    _RESERVED = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"aws_request_id", "message", "asctime"}
+
+    def __init__(self) -> None:
+        super().__init__(datefmt="%Y-%m-%dT%H:%M:%SZ")
+        self.converter = time.gmtime
+
+    def format(self, record: logging.LogRecord) -> str:
+        level = min(50, max(0, record.levelno)) // 10 * 10
+        doc = {
+            "timestamp": self.formatTime(record, self.datefmt),
+            "level": logging.getLevelName(level),
+            "message": record.getMessage(),
+            "logger": record.name,
+            "requestId": getattr(record, "aws_request_id", None) or None,
+        }
+        if record.exc_info:
+            doc["errorType"] = record.exc_info[0].__name__
+            doc["errorMessage"] = str(record.exc_info[1])
+            doc["stackTrace"] = errors.user_frames(record.exc_info[2])
+            doc["location"] = f"{record.pathname}:{record.funcName}:{record.lineno}"
+        doc.update((k, v) for k, v in vars(record).items() if k not in self._RESERVED and k not in doc)
+        return json.dumps({k: v for k, v in doc.items() if v is not None}, default=str, ensure_ascii=False)
+
+
+_JSON_LOGS = False
+
+
+def _configure_log_format(env: dict[str, str]) -> None:
+    """Lambda sets AWS_LAMBDA_LOG_FORMAT=JSON and AWS_LAMBDA_LOG_LEVEL (the
+    ApplicationLogLevel) for a function whose LoggingConfig says JSON."""
+    global _JSON_LOGS
+    if env.get("AWS_LAMBDA_LOG_FORMAT", "").upper() != "JSON":
+        return
+    _JSON_LOGS = True
+    root = logging.getLogger()
+    for handler in root.handlers:
+        handler.setFormatter(_JsonFormatter())
+    level = {"TRACE": "DEBUG", "WARN": "WARNING", "FATAL": "CRITICAL"}.get(env.get("AWS_LAMBDA_LOG_LEVEL", "INFO").upper(), env.get("AWS_LAMBDA_LOG_LEVEL", "INFO").upper())
+    if isinstance(logging.getLevelName(level), int):
+        root.setLevel(level)
+
+
+def _error_log(text: str, payload: bytes) -> str:
+    """An unhandled error's log entry: AWS's text lines, or with JSON logs
+    the error document stamped with a timestamp and log_level."""
+    if not _JSON_LOGS:
+        return text
+    doc = {"timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "log_level": "ERROR", **json.loads(payload)}
+    return json.dumps(doc, ensure_ascii=False)
+
+
 class _Loaded:
     __slots__ = ("handler", "init")
 
@@ -112,6 +168,7 @@ class _Fault(Exception):
 def _init(init: Init, capture: _LogCapture):
     started = time.monotonic_ns()
     os.environ.update(init.env)
+    _configure_log_format(init.env)
     sys.path[:0] = [init.task_root, "/opt/python", f"/opt/python/lib/python{sys.version_info[0]}.{sys.version_info[1]}/site-packages"]
     try:
         os.chdir(init.task_root)
@@ -162,7 +219,7 @@ def _invoke(handler, init: Init, call: Invoke, capture: _LogCapture) -> Result:
     except Exception as exc:
         duration = time.monotonic_ns() - started
         error_type, payload, text = errors.from_exception(exc, call.request_id)
-        print(text)
+        print(_error_log(text, payload))
     return Result(call.request_id, payload, duration, error_type, capture.take())
 
 
