@@ -92,6 +92,8 @@ struct ll_spawn_config {
     int loopback_up;
     int seccomp;
     int nofile;
+    unsigned long rlimit_data_bytes;
+    int rlimit_nproc;
     int pdeathsig;
     int handshake_timeout_ms;
     int init_fd;

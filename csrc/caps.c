@@ -16,7 +16,7 @@
 
 #define FAIL(name) do { *step = (name); return -errno; } while (0)
 
-int ll_caps_set_rlimits(int nofile, const char **step)
+int ll_caps_set_rlimits(int nofile, unsigned long data_bytes, int nproc, const char **step)
 {
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
@@ -32,6 +32,19 @@ int ll_caps_set_rlimits(int nofile, const char **step)
     rl.rlim_cur = rl.rlim_max = 0;
     if (setrlimit(RLIMIT_CORE, &rl) < 0)
         FAIL("setrlimit CORE");
+    /* RLIMIT_DATA counts private writable mappings (Linux 4.7+): the
+     * closest an rlimit comes to a memory limit without cgroups. */
+    if (data_bytes > 0) {
+        rl.rlim_cur = rl.rlim_max = data_bytes;
+        if (setrlimit(RLIMIT_DATA, &rl) < 0)
+            FAIL("setrlimit DATA");
+    }
+    /* Counted per user namespace (Linux 5.14+), so per sandbox. */
+    if (nproc > 0) {
+        rl.rlim_cur = rl.rlim_max = (rlim_t)nproc;
+        if (setrlimit(RLIMIT_NPROC, &rl) < 0)
+            FAIL("setrlimit NPROC");
+    }
     return 0;
 }
 

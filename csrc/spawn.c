@@ -226,7 +226,7 @@ static void __attribute__((noreturn)) child_main(const struct ll_spawn_config *c
     int null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
     CHECK(null_fd, "open /dev/null");
 
-    CHECK_RC(ll_caps_set_rlimits(cfg->nofile, &step), step, NULL);
+    CHECK_RC(ll_caps_set_rlimits(cfg->nofile, cfg->rlimit_data_bytes, cfg->rlimit_nproc, &step), step, NULL);
     CHECK_RC(ll_caps_drop_all(cfg->sandbox_uid, cfg->sandbox_gid,
                               !cfg->deny_setgroups, &step), step, NULL);
     /* Set after the id change, which would clear it. */

@@ -43,6 +43,8 @@ struct ll_spawn_config {
     int loopback_up;
     int seccomp;
     int nofile;
+    unsigned long rlimit_data_bytes; /* 0, or RLIMIT_DATA where no memory cgroup */
+    int rlimit_nproc;            /* 0, or RLIMIT_NPROC where no pids cgroup */
     int pdeathsig;               /* SIGKILL PID 1 when the spawning thread dies */
     int handshake_timeout_ms;
     int init_fd;                 /* -1, or ll_init_memfd(): PID 1's program */

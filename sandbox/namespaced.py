@@ -132,6 +132,9 @@ class NamespacedBackend:
             self._cgroups = manager
         else:
             self._cgroups = cgroups  # type: ignore[assignment]
+        if self._cgroups is None:
+            self.warnings.append("no cgroups: memory and processes bounded by RLIMIT_DATA and "
+                                 "RLIMIT_NPROC only, CPU unlimited, OOM kills not detected")
         try:
             self._init_fd = nsspawn.init_memfd()
         except OSError as exc:
@@ -234,6 +237,9 @@ class NamespacedBackend:
             loopback_up=netns_fd is None,  # a pooled namespace comes with lo up
             seccomp=self._seccomp,
             nofile=1024,
+            # Without cgroups, rlimits bound what they can (DESIGN.md).
+            rlimit_data_bytes=0 if self._cgroups else spec.memory_mb * 1024 * 1024,
+            rlimit_nproc=0 if self._cgroups else cgroups_mod.PIDS_MAX,
             # PR_SET_PDEATHSIG fires when the *thread* that spawned the
             # sandbox exits. Only the main thread lives as long as the server;
             # from other threads the control socket's EOF ends the worker.
@@ -256,6 +262,8 @@ class NamespacedBackend:
             "seccomp": self._seccomp,
             "no_capabilities": True,
             "no_new_privs": True,
+            # Without cgroups these are approximated by RLIMIT_DATA and
+            # RLIMIT_NPROC, which is weaker and so reported as off.
             "memory_limit": limits.get("memory_limit", False),
             "cpu_limit": limits.get("cpu_limit", False),
             "pids_limit": limits.get("pids_limit", False),

@@ -73,6 +73,8 @@ class SpawnConfig(msgspec.Struct, frozen=True):
     loopback_up: bool = False
     seccomp: bool = True
     nofile: int = 1024
+    rlimit_data_bytes: int = 0  # where no memory cgroup can be used
+    rlimit_nproc: int = 0  # where no pids cgroup can be used
     pdeathsig: bool = False
     handshake_timeout_ms: int = 10_000
     init_fd: int = -1  # init_memfd(): PID 1 execs it; -1 keeps PID 1 in-process
@@ -135,6 +137,8 @@ def spawn(cfg: SpawnConfig) -> SpawnResult:
     c.loopback_up = cfg.loopback_up
     c.seccomp = cfg.seccomp
     c.nofile = cfg.nofile
+    c.rlimit_data_bytes = cfg.rlimit_data_bytes
+    c.rlimit_nproc = cfg.rlimit_nproc
     c.pdeathsig = cfg.pdeathsig
     c.handshake_timeout_ms = cfg.handshake_timeout_ms
     c.init_fd = cfg.init_fd

@@ -311,3 +311,25 @@ def test_pid1_is_the_tiny_init_not_a_copy_of_the_server(backend, python, code_di
         assert status["Seccomp"].strip() == "2" and int(status["CapEff"], 16) == 0
     finally:
         sandbox.destroy()
+
+
+def test_without_cgroups_rlimits_bound_memory_and_processes(runtime_root, python, code_dir):
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    backend = namespaced.NamespacedBackend(runtime_root, cgroups=None, netns_pool=0)
+    try:
+        assert not backend.protections()["memory_limit"]
+        assert any("RLIMIT_DATA" in w for w in backend.warnings)
+        outcome = sandbox_probe.run(backend, python, code_dir, """
+import resource
+try:
+    bytearray(256 * 1024 * 1024)
+    report(allocated=True)
+except MemoryError:
+    report(allocated=False, data=resource.getrlimit(resource.RLIMIT_DATA),
+           nproc=resource.getrlimit(resource.RLIMIT_NPROC))
+""", memory_mb=128)
+        assert outcome.last == {"allocated": False, "data": [128 << 20, 128 << 20],
+                                "nproc": [cgroups.PIDS_MAX, cgroups.PIDS_MAX]}
+    finally:
+        backend.close()
