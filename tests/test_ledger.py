@@ -1,0 +1,160 @@
+"""The usage ledger: an answered call is billed even after `kill -9`."""
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import msgspec
+
+from helpers import ServerProcess, lambdalet_argv, make_zip
+from lambdalet.gateway import billing
+from lambdalet.gateway.ledger import Journal, Ledger, UsageRecord
+
+ROLE = "arn:aws:iam::123456789012:role/lambdalet-test"
+
+
+def _row(i: int, started_ns: int | None = None, function: str = "f") -> UsageRecord:
+    return UsageRecord(
+        request_id=f"req-{i}",
+        function=function,
+        version="$LATEST",
+        architecture="x86_64",
+        started_ns=started_ns if started_ns is not None else time.time_ns(),
+        duration_ns=12_340_000,
+        init_ns=0,
+        billed_ms=13,
+        granularity_ms=1,
+        memory_mb=128,
+        max_memory_mb=40,
+        cold=i == 0,
+        outcome="success",
+    )
+
+
+def _record_then_die(data_dir: str, n: int) -> None:
+    ledger = Ledger(pathlib.Path(data_dir))
+    for i in range(n):
+        ledger.record(_row(i))
+    # No flush, no close: the process dies the hard way.
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_recorded_rows_survive_sigkill_before_any_flush(tmp_path):
+    ctx = multiprocessing.get_context("fork")
+    child = ctx.Process(target=_record_then_die, args=(str(tmp_path), 250))
+    child.start()
+    child.join()
+    assert child.exitcode == -signal.SIGKILL
+    ledger = Ledger(tmp_path)
+    try:
+        assert ledger.replayed == 250
+        (usage,) = ledger.usage(billing.month_of(time.time_ns()))
+        assert (usage.requests, usage.billed_ms, usage.mb_ms) == (250, 250 * 13, 250 * 13 * 128)
+    finally:
+        ledger.close()
+
+
+def test_replay_is_idempotent_and_skips_a_torn_tail(tmp_path):
+    ledger = Ledger(tmp_path)
+    for i in range(10):
+        ledger.record(_row(i))
+    ledger.flush_sync()  # committed to SQLite ...
+    journal_dir = tmp_path / "usage-journal"
+    # ... and, as if killed between the commit and the unlink, the same rows
+    # are still in a journal, followed by a frame cut short mid-write.
+    replay = Journal(journal_dir)
+    replay.open_next()
+    enc = msgspec.msgpack.Encoder()
+    for i in range(10):
+        replay.append(enc.encode(_row(i, started_ns=ledger.calls(limit=100)[9 - i].started_ns)))
+    replay.append(enc.encode(_row(99)))
+    replay.close()
+    last = replay.files()[-1]
+    last.write_bytes(last.read_bytes()[:-5])
+    ledger.journal.close()
+    ledger2 = Ledger(tmp_path)
+    try:
+        assert ledger2.replayed == 10
+        (usage,) = ledger2.usage(billing.month_of(time.time_ns()))
+        assert usage.requests == 10
+        assert not any(r.request_id == "req-99" for r in ledger2.calls(limit=100))
+        assert [p.name for p in journal_dir.glob("*.journal")] == [ledger2.journal._path.name]
+    finally:
+        ledger2.close()
+
+
+def test_usage_filters_by_month_and_function(tmp_path):
+    ledger = Ledger(tmp_path)
+    try:
+        nov, _ = billing.month_bounds_ns("2026-11")
+        dec, _ = billing.month_bounds_ns("2026-12")
+        ledger.record(_row(1, nov + 1, "a"))
+        ledger.record(_row(2, nov + 2, "b"))
+        ledger.record(_row(3, dec - 1, "b"))
+        ledger.record(_row(4, dec, "a"))
+        ledger.flush_sync()
+        assert [(u.function, u.requests) for u in ledger.usage("2026-11")] == [("a", 1), ("b", 2)]
+        assert [(u.function, u.requests) for u in ledger.usage("2026-11", "b")] == [("b", 2)]
+        assert [(u.function, u.requests) for u in ledger.usage("2026-12")] == [("a", 1)]
+        row = ledger.calls("b", limit=1)[0]
+        assert (row.request_id, row.billed_ms, row.memory_mb, row.max_memory_mb, row.outcome) == ("req-3", 13, 128, 40, "success")
+    finally:
+        ledger.close()
+
+
+def _usage_json(srv: ServerProcess, *extra: str) -> dict:
+    env = dict(os.environ, LAMBDALET_ENDPOINT=srv.url, LAMBDALET_DATA_DIR=str(srv.data_dir))
+    proc = subprocess.run(lambdalet_argv("usage", "--json", *extra), capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def test_usage_survives_kill_9_of_the_server(tmp_path):
+    srv = ServerProcess(tmp_path, "--billing-granularity-ms", "100").start()
+    try:
+        lam = srv.client()
+        lam.create_function(
+            FunctionName="billed",
+            Role=ROLE,
+            Runtime=f"python{sys.version_info[0]}.{sys.version_info[1]}",
+            Handler="app.handler",
+            MemorySize=256,
+            Code={"ZipFile": make_zip({"app.py": "def handler(e, c):\n    return e\n"})},
+        )
+        lam.get_waiter("function_active_v2").wait(FunctionName="billed", WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+        answered = [lam.invoke(FunctionName="billed", Payload=b'{"n": %d}' % i)["ResponseMetadata"]["HTTPHeaders"]["x-amzn-requestid"] for i in range(20)]
+        assert len(set(answered)) == 20
+    finally:
+        # Straight after the last answer: the ledger's batch may not have
+        # reached SQLite; the journal must carry it.
+        assert srv.stop(signal.SIGKILL) == -signal.SIGKILL
+    restarted = ServerProcess(tmp_path, "--billing-granularity-ms", "100").start()
+    try:
+        doc = _usage_json(restarted)
+        assert list(doc) == ["month", "granularity_ms", "functions", "totals"]
+        assert doc["month"] == billing.month_of(time.time_ns())
+        assert doc["granularity_ms"] == 100
+        (fn,) = doc["functions"]
+        assert list(fn) == ["function", "requests", "duration_ms", "billed_duration_ms", "gb_seconds", "cost_usd"]
+        assert fn["function"] == "billed"
+        assert fn["requests"] == 20
+        assert fn["billed_duration_ms"] % 100 == 0 and fn["billed_duration_ms"] >= 2000
+        assert fn["gb_seconds"] == fn["billed_duration_ms"] / 1000 * 0.25
+        assert fn["cost_usd"] == 0.0  # inside the free tier
+        assert list(doc["totals"]) == ["requests", "gb_seconds", "cost_usd_before_free_tier", "cost_usd"]
+        assert doc["totals"]["requests"] == 20
+        assert doc["totals"]["cost_usd_before_free_tier"] > 0
+        # The same report over HTTP, with --function and --csv.
+        assert _usage_json(restarted, "--function", "billed") == doc
+        assert _usage_json(restarted, "--function", "nothing")["functions"] == []
+        env = dict(os.environ, LAMBDALET_ENDPOINT=restarted.url, LAMBDALET_DATA_DIR=str(tmp_path))
+        csv_out = subprocess.run(lambdalet_argv("usage", "--csv"), capture_output=True, text=True, env=env, timeout=120)
+        assert csv_out.returncode == 0 and csv_out.stdout.splitlines()[1].startswith(f"{doc['month']},billed,20,")
+    finally:
+        assert restarted.stop() == 0
