@@ -281,7 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .usage_cli import add_parsers as add_usage_parsers
 
-    add_usage_parsers(sub)
+    add_usage_parsers(sub, UserError, _client, _endpoint)
 
     p = sub.add_parser("deploy", help="create a function, or update it if it exists")
     p.add_argument("source", metavar="DIR|ZIP")

@@ -24,10 +24,8 @@ _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 FOLLOW_POLL_S = 1.0
 
 
-def parse_since(text: str, now_ms: int | None = None) -> int:
+def parse_since(text: str, now_ms: int | None = None, user_error: type[Exception] = ValueError) -> int:
     """'10m', '2h', '3d' ago, or an ISO 8601 time: epoch milliseconds."""
-    from .cli import UserError
-
     now_ms = now_ms if now_ms is not None else time.time_ns() // 1_000_000
     m = _SINCE_RE.match(text.strip())
     if m:
@@ -35,7 +33,7 @@ def parse_since(text: str, now_ms: int | None = None) -> int:
     try:
         when = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise UserError(f"--since expects 10m, 2h, 3d or an ISO 8601 time, got {text!r}") from None
+        raise user_error(f"--since expects 10m, 2h, 3d or an ISO 8601 time, got {text!r}") from None
     if when.tzinfo is None:
         when = when.replace(tzinfo=datetime.timezone.utc)
     return int(when.timestamp() * 1000)
@@ -46,17 +44,17 @@ def _get(args, path: str, params: dict) -> bytes:
     from botocore.auth import SigV4Auth
     from botocore.awsrequest import AWSRequest
 
-    from .cli import UserError, _client, _endpoint
-
-    client = _client(args)
+    user_error, make_client, endpoint = args.cli_helpers
+    client = make_client(args)
     creds = client._request_signer._credentials.get_frozen_credentials()
-    query = urllib.parse.urlencode({k: v for k, v in params.items() if v is not None})
-    url = f"{_endpoint(args).rstrip('/')}{path}" + (f"?{query}" if query else "")
+    # Escape the query strictly (%20, never +), as SigV4's canonical form
+    # does, so that what is signed is byte for byte what is sent.
+    query = "&".join(f"{urllib.parse.quote(k, safe='-_.~')}={urllib.parse.quote(str(v), safe='-_.~')}" for k, v in params.items() if v is not None)
+    url = f"{endpoint(args).rstrip('/')}{path}" + (f"?{query}" if query else "")
     req = AWSRequest(method="GET", url=url)
     SigV4Auth(creds, "lambda", client.meta.region_name).add_auth(req)
-    prepared = urllib.request.Request(url, headers=dict(req.headers.items()), method="GET")
     try:
-        with urllib.request.urlopen(prepared, timeout=60) as resp:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=dict(req.headers.items()), method="GET"), timeout=60) as resp:
             return resp.read()
     except urllib.error.HTTPError as exc:
         body = exc.read().decode(errors="replace")
@@ -65,16 +63,14 @@ def _get(args, path: str, params: dict) -> bytes:
             message = doc.get("message") or doc.get("Message") or body
         except ValueError:
             message = body
-        raise UserError(f"{exc.headers.get('x-amzn-ErrorType', exc.code)}: {message}") from None
+        raise user_error(f"{exc.headers.get('x-amzn-ErrorType', exc.code)}: {message}") from None
     except (urllib.error.URLError, OSError) as exc:
-        raise UserError(f"cannot reach the server at {_endpoint(args)}: {getattr(exc, 'reason', exc)}") from None
+        raise user_error(f"cannot reach the server at {endpoint(args)}: {getattr(exc, 'reason', exc)}") from None
 
 
 def cmd_usage(args) -> int:
-    from .cli import UserError
-
     if args.month and not re.fullmatch(r"\d{4}-\d{2}", args.month):
-        raise UserError(f"--month expects YYYY-MM, got {args.month!r}")
+        raise args.cli_helpers[0](f"--month expects YYYY-MM, got {args.month!r}")
     fmt = "csv" if args.csv else "json"
     body = _get(args, "/_lambdalet/usage", {"month": args.month, "function": args.function, "format": fmt})
     if args.csv:
@@ -104,7 +100,7 @@ def _print_events(events: list[dict]) -> None:
 
 
 def cmd_logs(args) -> int:
-    since_ms = parse_since(args.since) if args.since else 0
+    since_ms = parse_since(args.since, user_error=args.cli_helpers[0]) if args.since else 0
     after_id = 0
     while True:
         doc = json.loads(_get(args, "/_lambdalet/logs", {"function": args.name, "since_ms": since_ms, "after_id": after_id, "filter": args.filter}))
@@ -116,18 +112,22 @@ def cmd_logs(args) -> int:
             time.sleep(FOLLOW_POLL_S)
 
 
-def add_parsers(sub) -> None:
+def add_parsers(sub, user_error: type[Exception], make_client, endpoint) -> None:
+    """The subcommands, given cli.py's UserError, client factory and endpoint
+    lookup (passed in, not imported: under `python -m` cli.py is __main__,
+    and its UserError is the one main() catches)."""
+    helpers = (user_error, make_client, endpoint)
     p = sub.add_parser("usage", help="requests, GB-s and cost for a month, per function")
     p.add_argument("--month", help="YYYY-MM (default: this month, UTC)")
     p.add_argument("--function", help="only this function")
     out = p.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true")
     out.add_argument("--csv", action="store_true")
-    p.set_defaults(func=cmd_usage)
+    p.set_defaults(func=cmd_usage, cli_helpers=helpers)
 
     p = sub.add_parser("logs", help="print a function's logs")
     p.add_argument("name")
     p.add_argument("--follow", "-f", action="store_true", help="keep printing new events")
     p.add_argument("--since", help="how far back: 10m, 2h, 3d, or an ISO 8601 time (default: everything)")
     p.add_argument("--filter", help="only events containing this text")
-    p.set_defaults(func=cmd_logs)
+    p.set_defaults(func=cmd_logs, cli_helpers=helpers)

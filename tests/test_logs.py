@@ -1,0 +1,149 @@
+"""Log lines as AWS writes them, stored per group and stream, and read back
+with `lambdalet logs`."""
+from __future__ import annotations
+
+import base64
+import json
+import re
+import time
+
+import pytest
+import requests
+
+from lambdalet.gateway import logs
+from lambdalet.gateway.logstore import CallLog, LogStore, split_events
+from test_cli import run_cli
+
+UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+REPORT_RE = re.compile(
+    rf"^REPORT RequestId: ({UUID})\tDuration: \d+\.\d\d ms\tBilled Duration: (\d+) ms\t"
+    rf"Memory Size: (\d+) MB\tMax Memory Used: \d+ MB\t(Init Duration: \d+\.\d\d ms\t)?$"
+)
+STREAM_RE = re.compile(r"^\d{4}/\d{2}/\d{2}/\[\$LATEST\][0-9a-f]{32}$")
+
+
+def test_report_line_is_aws_format_to_the_character():
+    line = logs.report_line("8f507cfc-xmpl-4697-b07a-ac58fc914c95", 12_340_000, 128, 41)
+    assert line == b"REPORT RequestId: 8f507cfc-xmpl-4697-b07a-ac58fc914c95\tDuration: 12.34 ms\tBilled Duration: 13 ms\tMemory Size: 128 MB\tMax Memory Used: 41 MB\t\n"
+    cold = logs.report_line("r", 12_340_000, 128, 41, init_ns=130_490_000, granularity_ms=100)
+    assert cold == b"REPORT RequestId: r\tDuration: 12.34 ms\tBilled Duration: 100 ms\tMemory Size: 128 MB\tMax Memory Used: 41 MB\tInit Duration: 130.49 ms\t\n"
+
+
+def test_json_platform_events():
+    start = json.loads(logs.platform_start("r", "$LATEST"))
+    assert start["type"] == "platform.start" and start["record"] == {"requestId": "r", "version": "$LATEST"}
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", start["time"])
+    report = json.loads(logs.platform_report("r", 12_340_000, 128, 41, init_ns=5_000_000, granularity_ms=100, error_type="Sandbox.Timedout"))
+    assert report["type"] == "platform.report"
+    assert report["record"] == {
+        "requestId": "r",
+        "metrics": {"durationMs": 12.34, "billedDurationMs": 100, "memorySizeMB": 128, "maxMemoryUsedMB": 41, "initDurationMs": 5.0},
+        "status": "timeout",
+        "errorType": "Sandbox.Timedout",
+    }
+    quiet = logs.wrap_call("r", "$LATEST", b"", b"out\n", duration_ns=1, memory_mb=128, max_memory_mb=1, init_ns=None, logging_config={"LogFormat": "JSON", "SystemLogLevel": "WARN"})
+    assert quiet == b"out\n"
+
+
+def test_report_lines_through_a_real_server(lam, deploy):
+    name = deploy({"app.py": "def handler(e, c):\n    print('from the handler')\n    return 1\n"}, MemorySize=192)
+    tails = []
+    for _ in range(2):
+        resp = lam.invoke(FunctionName=name, LogType="Tail")
+        tails.append(base64.b64decode(resp["LogResult"]).decode())
+    for i, tail in enumerate(tails):
+        lines = tail.splitlines()
+        assert lines[0].startswith("START RequestId: ") and lines[0].endswith(" Version: $LATEST")
+        assert "from the handler" in lines
+        assert re.fullmatch(rf"END RequestId: {UUID}", lines[-2])
+        m = REPORT_RE.match(lines[-1])
+        assert m, repr(lines[-1])
+        assert m.group(3) == "192"
+        # Init Duration on the cold start only.
+        assert (m.group(4) is not None) == (i == 0), lines[-1]
+
+
+def test_json_log_format(lam, deploy):
+    src = (
+        "import logging\nlog = logging.getLogger('app')\n"
+        "def handler(e, c):\n    print('plain')\n    log.info('hi %s', 'there', extra={'k': 1})\n    log.debug('hidden')\n"
+        "    if e.get('fail'):\n        raise ValueError('boom')\n    return 1\n"
+    )
+    name = deploy({"app.py": src}, LoggingConfig={"LogFormat": "JSON"})
+    assert lam.get_function_configuration(FunctionName=name)["LoggingConfig"]["LogFormat"] == "JSON"
+    resp = lam.invoke(FunctionName=name, LogType="Tail")
+    lines = base64.b64decode(resp["LogResult"]).decode().splitlines()
+    start, report = json.loads(lines[0]), json.loads(lines[-1])
+    assert start["type"] == "platform.start" and start["record"]["requestId"] == resp["ResponseMetadata"]["RequestId"]
+    assert report["type"] == "platform.report" and report["record"]["status"] == "success"
+    assert set(report["record"]["metrics"]) >= {"durationMs", "billedDurationMs", "memorySizeMB", "maxMemoryUsedMB", "initDurationMs"}
+    assert "plain" in lines  # print() stays plain text, as on AWS
+    records = [json.loads(line) for line in lines[1:-1] if line.startswith("{")]
+    (info,) = records
+    assert {k: info[k] for k in ("level", "message", "logger", "requestId", "k")} == {
+        "level": "INFO", "message": "hi there", "logger": "app", "requestId": start["record"]["requestId"], "k": 1
+    }
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", info["timestamp"])
+    failed = lam.invoke(FunctionName=name, Payload=b'{"fail": true}', LogType="Tail")
+    lines = base64.b64decode(failed["LogResult"]).decode().splitlines()
+    error = next(json.loads(line) for line in lines if '"log_level"' in line)
+    assert (error["errorType"], error["errorMessage"], error["log_level"]) == ("ValueError", "boom", "ERROR")
+    report = json.loads(lines[-1])
+    assert (report["record"]["status"], report["record"]["errorType"]) == ("error", "ValueError")
+    assert "initDurationMs" not in report["record"]["metrics"]
+
+
+def test_lambdalet_logs_prints_stored_events(server, lam, deploy):
+    name = deploy({"app.py": "def handler(e, c):\n    print('needle', e.get('n'))\n    return 1\n"})
+    for n in range(3):
+        lam.invoke(FunctionName=name, Payload=json.dumps({"n": n}).encode())
+    out = run_cli(server, "logs", name).stdout.splitlines()
+    assert sum(1 for line in out if " START RequestId: " in line) == 3
+    assert sum(1 for line in out if " REPORT RequestId: " in line) == 3
+    stamp, stream, _ = out[0].split(" ", 2)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", stamp)
+    assert STREAM_RE.match(stream), stream
+    filtered = run_cli(server, "logs", name, "--filter", "needle 2").stdout.splitlines()
+    assert len(filtered) == 1 and filtered[0].endswith("needle 2")
+    assert run_cli(server, "logs", name, "--since", "10m").stdout.splitlines() == out
+    assert run_cli(server, "logs", "never-called-fn").stdout == ""
+    bad = run_cli(server, "logs", name, "--since", "yesterday-ish", check=False)
+    assert bad.returncode == 1 and "--since" in bad.stderr
+    # The endpoint behind it is signed like the rest of the API.
+    assert requests.get(f"{server.url}/_lambdalet/logs?function={name}", timeout=10).status_code == 403
+
+
+def _call(i: int, started_ns: int, log: bytes, stream: str = "2026/11/29/[$LATEST]abc") -> CallLog:
+    return CallLog(log_group="/aws/lambda/f", log_stream=stream, request_id=f"r{i}", started_ns=started_ns, ended_ns=started_ns + 5_000_000, log=log)
+
+
+def test_store_splits_calls_into_events_and_expires_them(tmp_path):
+    store = LogStore(tmp_path, retention_days=1)
+    try:
+        now = time.time_ns()
+        old = now - 3 * 86_400 * 10**9
+        body = logs.wrap_call("r1", "$LATEST", b"", b"line one\nline two\n", duration_ns=1_000_000, memory_mb=128, max_memory_mb=1, init_ns=None)
+        assert [t for t, _ in split_events(_call(1, now, body))] == [now // 10**6] * 3 + [(now + 5_000_000) // 10**6] * 2
+        store.record(_call(1, now, body))
+        store.record(_call(2, old, b"ancient\n", stream="2026/11/26/[$LATEST]def"))
+        store.flush_sync()
+        assert len(store.events("/aws/lambda/f")) == 6
+        assert [e.message for e in store.events("/aws/lambda/f", contains="two")] == ["line two"]
+        assert len(store.events("/aws/lambda/f", since_ms=now // 10**6)) == 5
+        assert store.streams("/aws/lambda/f") == ["2026/11/26/[$LATEST]def", "2026/11/29/[$LATEST]abc"]
+        assert store.expire() == 1
+        assert all(e.message != "ancient" for e in store.events("/aws/lambda/f"))
+    finally:
+        store.close()
+    # Reopened, without the journal replaying anything twice.
+    store = LogStore(tmp_path)
+    try:
+        assert store.replayed == 0 and len(store.events("/aws/lambda/f")) == 5
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("level", ["WARN", "ERROR"])
+def test_system_log_level_above_info_drops_platform_events(level):
+    out = logs.wrap_call("r", "$LATEST", b"", b"x\n", duration_ns=1, memory_mb=128, max_memory_mb=1, init_ns=None, logging_config={"LogFormat": "JSON", "SystemLogLevel": level})
+    assert out == b"x\n"
