@@ -10,6 +10,7 @@ grow across a restart as they are.
 from __future__ import annotations
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.utils import floatToGoString
 from prometheus_client.core import REGISTRY, CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
 from .meter import OUTCOMES, Meter, hist_upper_bounds_ns
@@ -21,7 +22,8 @@ _EXPOSED_NS = [m * 10**e for e in range(3, 13) for m in (1, 2, 5) if m * 10**e <
 
 
 def _le(ns: int) -> str:
-    return f"{ns / 1e9:.9g}"
+    # As prometheus_client's own histograms write bounds: 5.0, 0.001, 1e-06.
+    return floatToGoString(ns / 1e9)
 
 
 class MeterCollector:
