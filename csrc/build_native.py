@@ -53,8 +53,8 @@ def build_init_image() -> None:
 build_init_image()
 
 # The sandbox: one file per kernel concern (spawn.c reads top to bottom).
-SOURCES += ["spawn.c", "mounts.c", "caps.c", "seccomp.c", "net.c"]
-SANDBOX_INCLUDES = '#include "spawn.h"\n#include "seccomp.h"\n#include "net.h"\n'
+SOURCES += ["spawn.c", "mounts.c", "caps.c", "seccomp.c", "net.c", "attach.c"]
+SANDBOX_INCLUDES = '#include "spawn.h"\n#include "seccomp.h"\n#include "net.h"\n#include "attach.h"\n'
 CDEF += """
 enum ll_mount_kind {
     LL_MKDIR = 1, LL_BIND_RO = 2, LL_BIND_DEV = 3, LL_TMPFS = 4, LL_PROC = 5,
@@ -108,7 +108,10 @@ struct ll_spawn_result {
 int ll_spawn(const struct ll_spawn_config *cfg, struct ll_spawn_result *res);
 int ll_init_memfd(void);
 int ll_netns_create(void);
+int ll_netns_enter(int netns_fd, int *saved_fd);
+int ll_netns_leave(int saved_fd);
 int ll_seccomp_filter_length(void);
+int ll_attach_tree(int pid, const char *src, const char *dst, const char **step);
 """
 
 ffibuilder = FFI()

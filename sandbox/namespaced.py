@@ -20,7 +20,9 @@ import threading
 
 from . import cgroups as cgroups_mod
 from . import nsspawn, rootfs
+from .egress import Egress, host_nameservers
 from .netns_pool import NetnsPool
+from .netns_pool import create as netns_create
 from .runtime_root import RuntimeRoot, worker_argv
 from .spec import SandboxSpec
 
@@ -45,10 +47,12 @@ ALL_NAMESPACES = (nsspawn.CLONE_NEWUSER | nsspawn.CLONE_NEWPID | nsspawn.CLONE_N
 class NamespacedSandbox:
     task_root = rootfs.TASK_ROOT
 
-    def __init__(self, pid: int, control: socket.socket, cgroup: cgroups_mod.Cgroup | None) -> None:
+    def __init__(self, pid: int, control: socket.socket, cgroup: cgroups_mod.Cgroup | None,
+                 release=None) -> None:
         self.pid = pid  # PID 1 of the sandbox, a child of this process
         self.control = control
         self.cgroup = cgroup
+        self._release = release  # frees what outlives the processes (an egress lease)
         self._reaped = False
 
     def kill(self) -> None:
@@ -85,6 +89,9 @@ class NamespacedSandbox:
         if self.cgroup is not None:
             self.cgroup.remove()
             self.cgroup = None
+        if self._release is not None:
+            release, self._release = self._release, None
+            release()
         self.control.close()
         return status
 
@@ -144,6 +151,8 @@ class NamespacedBackend:
         # Only root can make namespaces the sandbox's user namespace does
         # not own; without root every sandbox creates its own.
         self._netns_pool = NetnsPool(netns_pool) if netns_pool > 0 and self._privileged else None
+        self._egress: Egress | None = None
+        self._resolv_conf = ""
         self._python_prefix = os.path.realpath(_python_prefix(runtime_root.python))
         self._hidden = rootfs.host_site_dirs(self._python_prefix)
         self._runtime_sources = {rel: os.path.realpath(src) for rel, src in runtime_root.sources.items()}
@@ -160,7 +169,7 @@ class NamespacedBackend:
     def cgroups(self) -> cgroups_mod.CgroupManager | None:
         return self._cgroups
 
-    def layout(self, spec: SandboxSpec) -> rootfs.RootLayout:
+    def layout(self, spec: SandboxSpec, resolv_conf: str = "") -> rootfs.RootLayout:
         return rootfs.RootLayout(
             python_prefix=self._python_prefix,
             runtime_sources=self._runtime_sources,
@@ -168,6 +177,7 @@ class NamespacedBackend:
             layers=spec.layers,
             ephemeral_mb=spec.ephemeral_mb,
             hidden_dirs=self._hidden,
+            resolv_conf=resolv_conf,
         )
 
     def spawn(self, spec: SandboxSpec) -> NamespacedSandbox:
@@ -179,11 +189,29 @@ class NamespacedBackend:
         """Run any program in a sandbox built for spec, with the control
         socket on fd 3 and /dev/null on 0-2. Tests and the hostile suite use
         it to run probes; spawn() uses it to run the worker."""
-        if spec.network != "none":
-            raise OSError(errno.ENOTSUP, f"network {spec.network!r}: only 'none' (loopback) is available")
-        cgroup = self._cgroups.create(spec.instance_id, spec.memory_mb) if self._cgroups else None
-        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        if spec.network not in ("none", "egress"):
+            raise OSError(errno.EINVAL, f"network {spec.network!r}: expected 'none' or 'egress'")
+        lease = None
         netns_fd = self._netns_pool.take() if self._netns_pool else None
+        if spec.network == "egress":
+            if not self._privileged:
+                raise OSError(errno.ENOTSUP, "network 'egress' needs root (a veth pair and NAT)")
+            if netns_fd is None:
+                netns_fd = netns_create()
+            try:
+                lease = self._egress_for_spawn().attach(netns_fd)
+            except BaseException:
+                os.close(netns_fd)
+                raise
+        try:
+            cgroup = self._cgroups.create(spec.instance_id, spec.memory_mb) if self._cgroups else None
+        except BaseException:
+            if netns_fd is not None:
+                os.close(netns_fd)
+            if lease is not None:
+                self._egress.release(lease)
+            raise
+        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             procs_fds, v2_fd = cgroup.attach_handles() if cgroup else ([], -1)
             try:
@@ -198,10 +226,23 @@ class NamespacedBackend:
             parent.close()
             if cgroup is not None:
                 cgroup.remove()
+            if lease is not None:
+                self._egress.release(lease)
             raise
         finally:
             child.close()
-        return NamespacedSandbox(result.pid, parent, cgroup)
+        release = None
+        if lease is not None:
+            egress = self._egress
+            release = lambda: egress.release(lease)  # noqa: E731
+        return NamespacedSandbox(result.pid, parent, cgroup, release)
+
+    def _egress_for_spawn(self) -> Egress:
+        # Created on first use: it changes the host (nftables, ip_forward).
+        if self._egress is None:
+            self._egress = Egress()
+            self._resolv_conf = host_nameservers()
+        return self._egress
 
     def _config(self, spec: SandboxSpec, argv: list[str], env: dict[str, str] | None, path: str | None,
                 control_fd: int, procs_fds: list[int], v2_fd: int,
@@ -218,7 +259,7 @@ class NamespacedBackend:
             argv=argv,
             env={**BASE_ENV, **(env or {})},
             control_fd=control_fd,
-            ops=rootfs.plan(self.layout(spec)),
+            ops=rootfs.plan(self.layout(spec, resolv_conf=self._resolv_conf if spec.network == "egress" else "")),
             cwd=rootfs.TASK_ROOT,
             hostname=rootfs.HOSTNAME,
             namespaces=namespaces,
@@ -274,6 +315,9 @@ class NamespacedBackend:
         return self._netns_pool
 
     def close(self) -> None:
+        if self._egress is not None:
+            self._egress.close()
+            self._egress = None
         if self._netns_pool is not None:
             self._netns_pool.close()
             self._netns_pool = None
