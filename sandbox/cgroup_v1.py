@@ -97,6 +97,41 @@ class CgroupV1:
             except ProcessLookupError:
                 pass
 
+    def set_limits(self, memory_mb: int, cpu_limit: bool = True) -> None:
+        """Memory = memory_mb with no swap, CPU in proportion. Also used to
+        resize a spare sandbox when it is handed to a function."""
+        mem = self.dirs["memory"]
+        limit = str(memory_mb * 1024 * 1024)
+        limit_file = os.path.join(mem, "memory.limit_in_bytes")
+        memsw_file = os.path.join(mem, "memory.memsw.limit_in_bytes")
+        # memsw may never be below the memory limit: raise it first when
+        # growing, lower it last when shrinking.
+        has_memsw = os.path.exists(memsw_file)
+        try:
+            write_text(limit_file, limit)
+            if has_memsw:
+                write_text(memsw_file, limit)
+        except OSError:
+            if not has_memsw:
+                raise
+            write_text(memsw_file, limit)
+            write_text(limit_file, limit)
+        try:
+            write_text(os.path.join(mem, "memory.swappiness"), "0")
+        except OSError:
+            pass
+        if cpu_limit and "cpu" in self.dirs:
+            cpu = self.dirs["cpu"]
+            write_text(os.path.join(cpu, "cpu.shares"), str(cgroups.cpu_shares(memory_mb)))
+            write_text(os.path.join(cpu, "cpu.cfs_period_us"), str(cgroups.CPU_PERIOD_US))
+            quota = cgroups.cpu_quota_us(memory_mb)
+            write_text(os.path.join(cpu, "cpu.cfs_quota_us"), str(quota))
+            # Unused quota carries over up to one period's worth, so a
+            # small function's short bursts (a cold start) are not cut
+            # into 100 ms slices.
+            if os.path.exists(os.path.join(cpu, "cpu.cfs_burst_us")):
+                write_text(os.path.join(cpu, "cpu.cfs_burst_us"), str(quota))
+
     def remove(self) -> None:
         for path in dict.fromkeys(self.dirs.values()):
             if os.path.isdir(path):
@@ -140,29 +175,8 @@ class CgroupV1Manager:
         try:
             for path in dict.fromkeys(dirs.values()):
                 os.mkdir(path)
-            mem = dirs["memory"]
-            limit = str(memory_mb * 1024 * 1024)
-            write_text(os.path.join(mem, "memory.limit_in_bytes"), limit)
-            # No swap: memory+swap capped at the memory limit, where the
-            # kernel accounts swap at all.
-            if os.path.exists(os.path.join(mem, "memory.memsw.limit_in_bytes")):
-                write_text(os.path.join(mem, "memory.memsw.limit_in_bytes"), limit)
-            try:
-                write_text(os.path.join(mem, "memory.swappiness"), "0")
-            except OSError:
-                pass
             write_text(os.path.join(dirs["pids"], "pids.max"), str(cgroups.PIDS_MAX))
-            if self.cpu_limit:
-                cpu = dirs["cpu"]
-                write_text(os.path.join(cpu, "cpu.shares"), str(cgroups.cpu_shares(memory_mb)))
-                write_text(os.path.join(cpu, "cpu.cfs_period_us"), str(cgroups.CPU_PERIOD_US))
-                quota = cgroups.cpu_quota_us(memory_mb)
-                write_text(os.path.join(cpu, "cpu.cfs_quota_us"), str(quota))
-                # Unused quota carries over up to one period's worth, so a
-                # small function's short bursts (a cold start) are not cut
-                # into 100 ms slices.
-                if os.path.exists(os.path.join(cpu, "cpu.cfs_burst_us")):
-                    write_text(os.path.join(cpu, "cpu.cfs_burst_us"), str(quota))
+            group.set_limits(memory_mb, self.cpu_limit)
         except OSError as exc:
             try:
                 group.remove()

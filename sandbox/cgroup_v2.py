@@ -89,6 +89,18 @@ class CgroupV2:
             except OSError:
                 pass
 
+    def set_limits(self, memory_mb: int, cpu_limit: bool = True) -> None:
+        """Memory = memory_mb with no swap, CPU in proportion. Also used to
+        resize a spare sandbox when it is handed to a function."""
+        write_text(os.path.join(self.path, "memory.max"), str(memory_mb * 1024 * 1024))
+        if os.path.exists(os.path.join(self.path, "memory.swap.max")):
+            write_text(os.path.join(self.path, "memory.swap.max"), "0")
+        if cpu_limit:
+            quota = cgroups.cpu_quota_us(memory_mb)
+            write_text(os.path.join(self.path, "cpu.max"), f"{quota} {cgroups.CPU_PERIOD_US}")
+            if os.path.exists(os.path.join(self.path, "cpu.max.burst")):
+                write_text(os.path.join(self.path, "cpu.max.burst"), str(quota))
+
     def remove(self) -> None:
         if os.path.isdir(self.path):
             cgroups.rmdir_retrying(self.path, self.kill_all)
@@ -130,19 +142,11 @@ class CgroupV2Manager:
         group = CgroupV2(name, path)
         os.mkdir(path)
         try:
-            limit = str(memory_mb * 1024 * 1024)
-            write_text(os.path.join(path, "memory.max"), limit)
-            if os.path.exists(os.path.join(path, "memory.swap.max")):
-                write_text(os.path.join(path, "memory.swap.max"), "0")
             # One OOM kill takes the whole sandbox, as Lambda ends the instance.
             if os.path.exists(os.path.join(path, "memory.oom.group")):
                 write_text(os.path.join(path, "memory.oom.group"), "1")
             write_text(os.path.join(path, "pids.max"), str(cgroups.PIDS_MAX))
-            if self.cpu_limit:
-                quota = cgroups.cpu_quota_us(memory_mb)
-                write_text(os.path.join(path, "cpu.max"), f"{quota} {cgroups.CPU_PERIOD_US}")
-                if os.path.exists(os.path.join(path, "cpu.max.burst")):
-                    write_text(os.path.join(path, "cpu.max.burst"), str(quota))
+            group.set_limits(memory_mb, self.cpu_limit)
         except OSError as exc:
             try:
                 group.remove()

@@ -1,0 +1,138 @@
+/* Attaching a function's code to a sandbox that is already running.
+ *
+ * Spare sandboxes are started before anyone knows which function they will
+ * serve, with an empty /var/task. When one is handed to a function, its code
+ * is mounted there from outside:
+ *
+ *   1. open_tree(OPEN_TREE_CLONE) makes a detached copy of the code tree in
+ *      the server's own mount namespace, and mount_setattr makes it
+ *      read-only. Doing this before entering the sandbox means the host path
+ *      never has to be visible inside it.
+ *   2. A short-lived child, created with CLONE_VM|CLONE_VFORK so that no
+ *      page tables are copied, joins the sandbox's mount namespace (setns
+ *      refuses a task that shares its fs_struct with another, so the child
+ *      has its own) and move_mount()s the detached tree onto dst.
+ *
+ * The parent waits for the child and returns its verdict. The server is
+ * multithreaded, which is why it cannot call setns(CLONE_NEWNS) itself.
+ */
+#define _GNU_SOURCE
+#include "attach.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifndef OPEN_TREE_CLONE
+#define OPEN_TREE_CLONE 1
+#endif
+#ifndef OPEN_TREE_CLOEXEC
+#define OPEN_TREE_CLOEXEC O_CLOEXEC
+#endif
+#ifndef MOVE_MOUNT_F_EMPTY_PATH
+#define MOVE_MOUNT_F_EMPTY_PATH 0x00000004
+#endif
+#ifndef AT_RECURSIVE
+#define AT_RECURSIVE 0x8000
+#endif
+
+struct attach_job {
+    int ns_fd;
+    int tree_fd;
+    const char *dst;
+    int err;            /* written by the child: 0 or an errno */
+    const char *step;   /* written by the child */
+};
+
+static int attach_child(void *arg)
+{
+    struct attach_job *job = arg;
+    if (setns(job->ns_fd, CLONE_NEWNS) < 0) {
+        job->err = errno;
+        job->step = "setns into the sandbox's mount namespace";
+        _exit(1);
+    }
+    if (syscall(SYS_move_mount, job->tree_fd, "", AT_FDCWD, job->dst, MOVE_MOUNT_F_EMPTY_PATH) < 0) {
+        job->err = errno;
+        job->step = "move_mount onto the task root";
+        _exit(1);
+    }
+    job->err = 0;
+    _exit(0);
+}
+
+int ll_attach_tree(int pid, const char *src, const char *dst, const char **step)
+{
+    char path[64];
+    int err = 0;
+    int tree_fd = -1, ns_fd = -1;
+    void *stack = MAP_FAILED;
+    const size_t stack_size = 64 * 1024;
+    struct attach_job job = {0};
+
+    *step = "open_tree on the code directory";
+    tree_fd = (int)syscall(SYS_open_tree, AT_FDCWD, src, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+    if (tree_fd < 0) {
+        err = errno;
+        goto out;
+    }
+    struct mount_attr attr = {.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV};
+    *step = "mount_setattr read-only";
+    if (syscall(SYS_mount_setattr, tree_fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr) < 0) {
+        err = errno;
+        goto out;
+    }
+    snprintf(path, sizeof path, "/proc/%d/ns/mnt", pid);
+    *step = "open the sandbox's mount namespace";
+    ns_fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (ns_fd < 0) {
+        err = errno;
+        goto out;
+    }
+    *step = "mmap a stack for the attaching child";
+    stack = mmap(NULL, stack_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (stack == MAP_FAILED) {
+        err = errno;
+        goto out;
+    }
+    job.ns_fd = ns_fd;
+    job.tree_fd = tree_fd;
+    job.dst = dst;
+    job.err = EINTR;
+    job.step = "the attaching child did not report";
+    *step = "clone the attaching child";
+    int child = clone(attach_child, (char *)stack + stack_size, CLONE_VM | CLONE_VFORK | SIGCHLD, &job);
+    if (child < 0) {
+        err = errno;
+        goto out;
+    }
+    int status;
+    while (waitpid(child, &status, 0) < 0) {
+        if (errno != EINTR) {
+            err = errno;
+            *step = "wait for the attaching child";
+            goto out;
+        }
+    }
+    if (job.err) {
+        err = job.err;
+        *step = job.step;
+    }
+out:
+    if (stack != MAP_FAILED)
+        munmap(stack, stack_size);
+    if (ns_fd >= 0)
+        close(ns_fd);
+    if (tree_fd >= 0)
+        close(tree_fd);
+    return err ? -err : 0;
+}
