@@ -117,6 +117,7 @@ def _usage_json(srv: ServerProcess, *extra: str) -> dict:
 
 def test_usage_survives_kill_9_of_the_server(tmp_path):
     srv = ServerProcess(tmp_path, "--billing-granularity-ms", "100").start()
+    answered: list[str] = []
     try:
         lam = srv.client()
         lam.create_function(
@@ -128,7 +129,7 @@ def test_usage_survives_kill_9_of_the_server(tmp_path):
             Code={"ZipFile": make_zip({"app.py": "def handler(e, c):\n    return e\n"})},
         )
         lam.get_waiter("function_active_v2").wait(FunctionName="billed", WaiterConfig={"Delay": 1, "MaxAttempts": 30})
-        answered = [lam.invoke(FunctionName="billed", Payload=b'{"n": %d}' % i)["ResponseMetadata"]["HTTPHeaders"]["x-amzn-requestid"] for i in range(20)]
+        answered += [lam.invoke(FunctionName="billed", Payload=b'{"n": %d}' % i)["ResponseMetadata"]["HTTPHeaders"]["x-amzn-requestid"] for i in range(20)]
         assert len(set(answered)) == 20
     finally:
         # Straight after the last answer: the ledger's batch may not have
@@ -156,5 +157,11 @@ def test_usage_survives_kill_9_of_the_server(tmp_path):
         env = dict(os.environ, LAMBDALET_ENDPOINT=restarted.url, LAMBDALET_DATA_DIR=str(tmp_path))
         csv_out = subprocess.run(lambdalet_argv("usage", "--csv"), capture_output=True, text=True, env=env, timeout=120)
         assert csv_out.returncode == 0 and csv_out.stdout.splitlines()[1].startswith(f"{doc['month']},billed,20,")
+        # The calls' logs took the same journal: all 20 REPORT lines are back,
+        # billed at the server's 100 ms granularity.
+        logs_out = subprocess.run(lambdalet_argv("logs", "billed", "--filter", "REPORT RequestId"), capture_output=True, text=True, env=env, timeout=120)
+        reports = logs_out.stdout.splitlines()
+        assert len(reports) == 20 and all("\tBilled Duration: 100 ms\t" in line for line in reports), logs_out.stdout
+        assert {line.split("REPORT RequestId: ")[1].split("\t")[0] for line in reports} == set(answered)
     finally:
         assert restarted.stop() == 0
