@@ -128,9 +128,16 @@ class NamespacedBackend:
     name = "namespaced"
 
     def __init__(self, runtime_root: RuntimeRoot, *, cgroups: cgroups_mod.CgroupManager | None | str = "auto",
-                 seccomp: bool = True, host_id_base: int = HOST_ID_BASE, netns_pool: int = 8) -> None:
+                 seccomp: bool = True, host_id_base: int = HOST_ID_BASE, netns_pool: int = 8,
+                 pdeathsig: bool | None = None) -> None:
         self._root = runtime_root
         self._seccomp = seccomp
+        # PR_SET_PDEATHSIG fires when the *thread* that spawned a sandbox
+        # exits, not the process. None: only sandboxes spawned on the main
+        # thread get it; True: the caller promises a thread that lives as
+        # long as the server (a dedicated spawner thread). Either way a dead
+        # server's control sockets close and the workers exit.
+        self.pdeathsig = pdeathsig
         self._privileged = os.geteuid() == 0
         self.warnings: list[str] = []
         if cgroups == "auto":
@@ -281,10 +288,8 @@ class NamespacedBackend:
             # Without cgroups, rlimits bound what they can (DESIGN.md).
             rlimit_data_bytes=0 if self._cgroups else spec.memory_mb * 1024 * 1024,
             rlimit_nproc=0 if self._cgroups else cgroups_mod.PIDS_MAX,
-            # PR_SET_PDEATHSIG fires when the *thread* that spawned the
-            # sandbox exits. Only the main thread lives as long as the server;
-            # from other threads the control socket's EOF ends the worker.
-            pdeathsig=threading.current_thread() is threading.main_thread(),
+            pdeathsig=(threading.current_thread() is threading.main_thread()
+                       if self.pdeathsig is None else self.pdeathsig),
             init_fd=self._init_fd,
             netns_fd=-1 if netns_fd is None else netns_fd,
         )

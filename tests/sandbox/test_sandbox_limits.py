@@ -333,3 +333,27 @@ except MemoryError:
                                 "nproc": [cgroups.PIDS_MAX, cgroups.PIDS_MAX]}
     finally:
         backend.close()
+
+
+def test_pdeathsig_follows_the_spawning_thread(runtime_root, python, code_dir):
+    """With pdeathsig=True, a sandbox spawned on a thread dies with that
+    thread: the reason the gateway spawns from one long-lived thread."""
+    import threading
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    backend = namespaced.NamespacedBackend(runtime_root, netns_pool=0, pdeathsig=True)
+    box = {}
+    try:
+        thread = threading.Thread(target=lambda: box.update(
+            sb=sandbox_probe.start(backend, python, code_dir, "report(up=True)\nos.read(3, 1)")))
+        thread.start()
+        thread.join()
+        sandbox = box["sb"]
+        # The thread is gone, so PID 1 got SIGKILL and took the worker along.
+        reports, timed_out = sandbox_probe.read_reports(sandbox, 20)
+        assert not timed_out
+        status = sandbox.destroy()
+        assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+    finally:
+        backend.close()
