@@ -230,6 +230,8 @@ def test_worker_speaks_the_protocol(backend, code_dir):
         init = protocol.Init(handler="app.handler", task_root=sandbox.task_root, env={},
                              function_name="echo", function_version="$LATEST", memory_mb=128,
                              log_group="/aws/lambda/echo", log_stream="s")
+        # The runtime announces itself before it is told what to load.
+        assert isinstance(_read_frame(sandbox), protocol.Ready)
         sandbox.control.sendall(protocol.encode(init))
         assert isinstance(_read_frame(sandbox), protocol.InitOk)
         sandbox.control.sendall(protocol.encode(protocol.Invoke(
@@ -289,13 +291,18 @@ def _read_one(sandbox) -> dict:
 
 
 def _read_frame(sandbox):
+    """The next frame from the worker, past any Ready announcement."""
+    ready = getattr(protocol, "Ready", ())
     reader = protocol.FrameReader("from_worker")
+    pending: list = []
     while True:
+        while pending:
+            msg = pending.pop(0)
+            if not (ready and isinstance(msg, ready)):
+                return msg
         data = sandbox.control.recv(1 << 20)
         assert data, "worker closed the control socket"
-        msgs = reader.feed(data)
-        if msgs:
-            return msgs[0]
+        pending.extend(reader.feed(data))
 
 
 def test_pid1_is_the_tiny_init_not_a_copy_of_the_server(backend, python, code_dir):
