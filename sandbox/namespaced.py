@@ -129,7 +129,7 @@ class NamespacedBackend:
 
     def __init__(self, runtime_root: RuntimeRoot, *, cgroups: cgroups_mod.CgroupManager | None | str = "auto",
                  seccomp: bool = True, host_id_base: int = HOST_ID_BASE, netns_pool: int = 8,
-                 pdeathsig: bool | None = None) -> None:
+                 pdeathsig: bool | None = None, cpu_limit: bool = True) -> None:
         self._root = runtime_root
         self._seccomp = seccomp
         # PR_SET_PDEATHSIG fires when the *thread* that spawned a sandbox
@@ -141,7 +141,7 @@ class NamespacedBackend:
         self._privileged = os.geteuid() == 0
         self.warnings: list[str] = []
         if cgroups == "auto":
-            manager, reasons = cgroups_mod.detect()
+            manager, reasons = cgroups_mod.detect(cpu_limit=cpu_limit)
             self.warnings.extend(reasons)
             self._cgroups = manager
         else:
