@@ -96,7 +96,10 @@ class Journal:
     def append(self, body: bytes) -> None:
         data = _FRAME.pack(len(body), zlib.crc32(body)) + body
         view = memoryview(data)
-        while view:  # a regular file takes it all at once; loop for the rule's sake
+        # One write(2) for a regular file in practice; the loop covers a
+        # short write (a signal, a nearly full disk) without tearing a frame
+        # in a way replay would not detect.
+        while view:
             view = view[os.write(self._fd, view) :]
         if self.fsync:
             os.fdatasync(self._fd)
@@ -211,7 +214,7 @@ class BatchedStore:
                 await trio.sleep(interval_s)
                 if self._pending:
                     await self.flush()
-                self.maintain()
+                await trio.to_thread.run_sync(self.maintain)
         finally:
             with trio.CancelScope(shield=True):
                 await self.flush()

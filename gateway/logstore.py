@@ -52,7 +52,7 @@ def split_events(call: CallLog) -> list[tuple[int, str]]:
     start_ms = call.started_ns // 1_000_000
     end_ms = max(start_ms, call.ended_ns // 1_000_000)
     out = []
-    for i, line in enumerate(lines):
+    for line in lines:
         tail = line.startswith(("END RequestId:", "REPORT RequestId:")) or '"type":"platform.report"' in line
         out.append((end_ms if tail else start_ms, line))
     return out
