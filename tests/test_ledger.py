@@ -165,3 +165,13 @@ def test_usage_survives_kill_9_of_the_server(tmp_path):
         assert {line.split("REPORT RequestId: ")[1].split("\t")[0] for line in reports} == set(answered)
     finally:
         assert restarted.stop() == 0
+
+
+def test_usage_without_a_server_is_one_line(tmp_path):
+    (tmp_path / "credentials").write_text("[default]\naws_access_key_id = AKIDEXAMPLE\naws_secret_access_key = secret\n")
+    env = dict(os.environ, LAMBDALET_ENDPOINT="http://127.0.0.1:9", LAMBDALET_DATA_DIR=str(tmp_path))
+    proc = subprocess.run(lambdalet_argv("usage", "--json"), capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("lambdalet: cannot reach the server") and proc.stderr.count("\n") == 1
+    bad = subprocess.run(lambdalet_argv("usage", "--month", "11-2026"), capture_output=True, text=True, env=env, timeout=120)
+    assert bad.returncode == 1 and "--month expects YYYY-MM" in bad.stderr

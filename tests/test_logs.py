@@ -147,3 +147,30 @@ def test_store_splits_calls_into_events_and_expires_them(tmp_path):
 def test_system_log_level_above_info_drops_platform_events(level):
     out = logs.wrap_call("r", "$LATEST", b"", b"x\n", duration_ns=1, memory_mb=128, max_memory_mb=1, init_ns=None, logging_config={"LogFormat": "JSON", "SystemLogLevel": level})
     assert out == b"x\n"
+
+
+def test_lambdalet_logs_follow_prints_new_calls(server, lam, deploy):
+    import os
+    import subprocess
+    import threading
+
+    from helpers import lambdalet_argv, wait_for
+
+    name = deploy({"app.py": "def handler(e, c):\n    print('follow', e.get('n'))\n    return 1\n"})
+    lam.invoke(FunctionName=name, Payload=b'{"n": 1}')
+    env = dict(os.environ, LAMBDALET_ENDPOINT=server.url, LAMBDALET_DATA_DIR=str(server.data_dir))
+    proc = subprocess.Popen(lambdalet_argv("logs", name, "--follow"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
+    reader.start()
+    try:
+        wait_for(lambda: any(line.rstrip().endswith("follow 1") for line in list(lines)), timeout=30)
+        lam.invoke(FunctionName=name, Payload=b'{"n": 2}')
+        wait_for(lambda: any(line.rstrip().endswith("follow 2") for line in list(lines)), timeout=30)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        reader.join(timeout=5)
+        proc.stdout.close()
+        proc.stderr.close()
+    assert sum(1 for line in lines if line.rstrip().endswith("follow 1")) == 1  # printed once, not per poll
