@@ -42,10 +42,16 @@ KEY_BYTES = KEY_WORDS * 8
 COUNTER_BASE = 1 + KEY_WORDS  # word index of the first counter in a slot
 DEFAULT_SLOTS = 4096  # 4 MiB of sparse file; a never-called function takes none
 SNAPSHOT_TRIES = 1000
+# When every slot is taken, further functions share one overflow slot kept
+# in the header page (words 128..252), so a call is never refused for want
+# of a counter. Lambda names cannot hold parentheses: the key cannot clash.
+OVERFLOW_BASE = 128
+OVERFLOW_FUNCTION = "(overflow)"
 
 SLOT_WORDS = lib.LL_SLOT_WORDS
 HIST_BUCKETS = lib.LL_HIST_BUCKETS
 assert COUNTER_BASE + SLOT_WORDS <= SLOT_BYTES // 8
+assert OVERFLOW_BASE + COUNTER_BASE + SLOT_WORDS <= HEADER_BYTES // 8
 
 # Word offsets, mirrored from csrc/meter.h.
 W_THROTTLES, W_CONCURRENT, W_COLD, W_DURATION_NS, W_BILLED_MS, W_MB_MS, W_INIT_NS, W_OUTCOMES = 2, 3, 4, 5, 6, 7, 8, 9
@@ -185,7 +191,20 @@ class Meter:
                 state = self._wait_ready(state_ptr)
             if state == _READY and self._key_at(base) == key:
                 return words + base + COUNTER_BASE
-        raise MeterError(f"{self.path}: all {self.slot_count} slots are in use")
+        return self._overflow() if claim else None
+
+    def _overflow(self):
+        state_ptr = self._words + OVERFLOW_BASE
+        if lib.ll_counter_cas(state_ptr, _FREE, _CLAIMING):
+            self._map[OVERFLOW_BASE * 8 + 8 : OVERFLOW_BASE * 8 + 8 + KEY_BYTES] = _encode_key(OVERFLOW_FUNCTION, "$LATEST")
+            lib.ll_counter_store(state_ptr, _READY)
+        else:
+            self._wait_ready(state_ptr)
+        return state_ptr + COUNTER_BASE
+
+    def _bases(self) -> list[int]:
+        """Word index of every slot: the table's, then the overflow slot."""
+        return [self._base(i) for i in range(self.slot_count)] + [OVERFLOW_BASE]
 
     @staticmethod
     def _wait_ready(state_ptr) -> int:
@@ -234,8 +253,7 @@ class Meter:
         """Every slot in use, each copied consistently."""
         out = []
         words = self._words
-        for index in range(self.slot_count):
-            base = self._base(index)
+        for base in self._bases():
             if lib.ll_counter_load(words + base) != _READY:
                 continue
             function, _, version = self._key_at(base).rstrip(b"\0").partition(b"\0")
@@ -253,8 +271,7 @@ class Meter:
         is in flight; a half-claimed slot is freed. Returns slots repaired."""
         repaired = 0
         words = self._words
-        for index in range(self.slot_count):
-            base = self._base(index)
+        for base in self._bases():
             state_ptr = words + base
             state = lib.ll_counter_load(state_ptr)
             if state == _CLAIMING:

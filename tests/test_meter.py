@@ -116,3 +116,13 @@ def test_snapshot_refuses_bad_arguments(tmp_path):
     with Meter(tmp_path / "meter.bin") as m:
         s = m.slot("f")
         assert lib.ll_meter_snapshot(s, m._snap, 1, 1) == -22  # EINVAL
+
+
+def test_a_full_table_spills_into_the_overflow_slot(tmp_path):
+    with Meter(tmp_path / "meter.bin", slots=2) as m:
+        a, b, c, d = m.slot("a"), m.slot("b"), m.slot("c"), m.slot("d")
+        assert c == d  # both past the table: one shared slot
+        for s in (a, b, c, d):
+            m.record(s, 1000, 1, 128, 0, OUTCOME_INDEX["success"], False)
+        snaps = {s.function: s.invocations for s in m.snapshot()}
+    assert snaps == {"a": 1, "b": 1, meter_mod.OVERFLOW_FUNCTION: 2}
