@@ -13,8 +13,10 @@ API. /metrics is exempt in router.py: Prometheus scrapers do not sign.
 """
 from __future__ import annotations
 
+import functools
 import time
 
+import trio
 from quart import Response, request
 
 from . import billing, metrics
@@ -56,7 +58,10 @@ def register(app, service: FunctionService, ledger: Ledger, logstore: LogStore, 
         # Calls recorded since the last batch are in the journal only: move
         # them into SQLite first so the report holds every answered call.
         await ledger.flush()
-        doc = billing.report(month, granularity_ms, ledger.usage(month, function), prices)
+        # Queries run in a thread: the store's connection may be busy with a
+        # batch commit (an fsync), and the event loop must not wait on it.
+        usage = await trio.to_thread.run_sync(ledger.usage, month, function)
+        doc = billing.report(month, granularity_ms, usage, prices)
         if request.args.get("format") == "csv":
             return Response(billing.report_csv(doc), content_type="text/csv")
         return Response(billing.report_json(doc), content_type="application/json")
@@ -68,13 +73,15 @@ def register(app, service: FunctionService, ledger: Ledger, logstore: LogStore, 
             raise invalid("function is required")
         group = log_group_for(service, function)
         await logstore.flush()
-        events = logstore.events(
+        query = functools.partial(
+            logstore.events,
             group,
             since_ms=_int_arg("since_ms", 0),
             after_id=_int_arg("after_id", 0),
             contains=request.args.get("filter") or None,
             limit=min(max(1, _int_arg("limit", MAX_EVENTS)), MAX_EVENTS),
         )
+        events = await trio.to_thread.run_sync(query)
         return _json(
             {
                 "logGroupName": group,
