@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import heapq
 import math
+import sys
 import time
 import uuid
 from typing import Awaitable, Callable
@@ -166,6 +167,12 @@ class AsyncQueue:
             self._in_flight += 1
             try:
                 await self._run_once(event_id, p)
+            except Exception as exc:  # noqa: BLE001 - one event must not stop the dispatcher
+                # A bug or a store error (disk full): the row is still in
+                # queue.db, so the event is kept and tried again later.
+                print(f"lambdalet: async event {event_id} for {p.function}: {exc!r}; will retry", file=sys.stderr, flush=True)
+                if event_id in self._pending:
+                    self._push(event_id, self._backoff(p))
             finally:
                 self._in_flight -= 1
 
@@ -188,11 +195,8 @@ class AsyncQueue:
             outcome = await self.pool.invoke(self.spec_for(rec), payload, None, event_id)
         except LambdaError:
             # Throttled (429) or the platform failed (5xx): not an attempt.
-            p.throttles += 1
             self._throttles += 1
-            first = _THROTTLE_FIRST * self.retry_delay_s
-            delay = min(_THROTTLE_CAP * self.retry_delay_s, first * 2 ** min(p.throttles - 1, 30))
-            self._push(event_id, delay)
+            self._push(event_id, self._backoff(p))
             return
         p.attempts += 1
         p.last = outcome
@@ -207,6 +211,12 @@ class AsyncQueue:
                 await self._run_sync(self.store.record_retry, event_id, p.attempts, self.wall() + delay)
             self._retries += 1
             self._push(event_id, delay)
+
+    def _backoff(self, p: _Pending) -> float:
+        """1 s, 2 s, 4 s, ... up to 5 min (at the default base delay)."""
+        p.throttles += 1
+        first = _THROTTLE_FIRST * self.retry_delay_s
+        return min(_THROTTLE_CAP * self.retry_delay_s, first * 2 ** min(p.throttles - 1, 30))
 
     async def _finish(self, event_id: str, p: _Pending, condition: str, *, payload: bytes | None = None, status_code: int | None = None, function_error: str | None = None) -> None:
         cfg = self.configs.effective(p.function)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime
 import math
 import re
+import sys
 import time
 import uuid
 from typing import Awaitable, Callable
@@ -189,7 +190,13 @@ class Scheduler:
                 if due is None:
                     continue
                 if due <= now:
-                    await self._fire(sched, due, now)
+                    try:
+                        await self._fire(sched, due, now)
+                    except Exception as exc:  # noqa: BLE001 - one schedule must not stop the others
+                        # Not recorded as fired, so it is tried again.
+                        print(f"lambdalet: schedule {name} could not fire: {exc!r}; retrying", file=sys.stderr, flush=True)
+                        soonest = min(soonest, now + 5.0)
+                        continue
                     due = self._due(self._schedules.get(name, sched)) if name in self._schedules else None
                     if due is None:
                         continue

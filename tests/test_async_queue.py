@@ -53,6 +53,8 @@ class ScriptedPool:
         self.payloads.append(payload)
         if step == "throttle":
             raise LambdaError("TooManyRequestsException", "Rate Exceeded.")
+        if step == "crash":
+            raise RuntimeError("a bug in the platform")
         error = "Unhandled" if step == "error" else None
         body = b'{"errorMessage": "no", "errorType": "E"}' if error else b'"fine"'
         return CallOutcome(request_id=request_id, payload=body, function_error=error, error_type="E" if error else None, log=b"", duration_ns=1, init_ns=None, cold=False)
@@ -212,4 +214,15 @@ async def test_events_of_a_deleted_function_go_to_the_dlq(tmp_path, autojump_clo
     assert pool.calls == []
     [msg] = store.messages("lambdalet-dlq")
     assert msgspec.json.decode(msg.body)["requestPayload"] == {"orphan": 1}
+    store.close()
+
+
+@pytest.mark.trio
+async def test_a_platform_bug_keeps_the_event_and_the_dispatcher(tmp_path, autojump_clock, capsys):
+    pool = ScriptedPool("crash", "ok")
+    store, service, queue = make(tmp_path, pool)
+    await queue.enqueue(service.registry["f"], b"{}")
+    await run_until(queue, lambda: queue.statistics().succeeded == 1)
+    assert gaps(pool.calls) == [1.0]
+    assert "RuntimeError('a bug in the platform'); will retry" in capsys.readouterr().err
     store.close()
