@@ -33,24 +33,30 @@ def _data_dir(args) -> pathlib.Path:
     return pathlib.Path(args.data_dir) if args.data_dir else default_data_dir()
 
 
+def _credentials(args) -> tuple[str, str]:
+    """The access key pair: from the environment, else <data-dir>/credentials."""
+    import configparser
+
+    key = os.environ.get("AWS_ACCESS_KEY_ID")
+    secret = os.environ.get("AWS_SECRET_ACCESS_KEY")
+    if key and secret:
+        return key, secret
+    creds_file = _data_dir(args) / "credentials"
+    if not creds_file.exists():
+        raise UserError(f"no credentials: {creds_file} does not exist (start `lambdalet serve` first, or pass --data-dir)")
+    parser = configparser.ConfigParser()
+    try:
+        parser.read(creds_file)
+        return parser["default"]["aws_access_key_id"], parser["default"]["aws_secret_access_key"]
+    except (KeyError, configparser.Error, PermissionError) as exc:
+        raise UserError(f"cannot read credentials from {creds_file}: {exc}") from None
+
+
 def _client(args):
     import boto3
     import botocore.config
-    import configparser
 
-    creds_file = _data_dir(args) / "credentials"
-    key = os.environ.get("AWS_ACCESS_KEY_ID")
-    secret = os.environ.get("AWS_SECRET_ACCESS_KEY")
-    if not (key and secret):
-        if not creds_file.exists():
-            raise UserError(f"no credentials: {creds_file} does not exist (start `lambdalet serve` first, or pass --data-dir)")
-        parser = configparser.ConfigParser()
-        try:
-            parser.read(creds_file)
-            key = parser["default"]["aws_access_key_id"]
-            secret = parser["default"]["aws_secret_access_key"]
-        except (KeyError, configparser.Error, PermissionError) as exc:
-            raise UserError(f"cannot read credentials from {creds_file}: {exc}") from None
+    key, secret = _credentials(args)
     return boto3.client(
         "lambda",
         endpoint_url=_endpoint(args),
@@ -139,6 +145,7 @@ def cmd_serve(args) -> int:
         idle_timeout_s=args.idle_timeout,
         retry_delay_s=args.retry_delay_s,
         memory_budget_mb=args.memory_budget_mb,
+        spare_sandboxes=args.spare_sandboxes,
         sandbox=args.sandbox,
         billing_granularity_ms=args.billing_granularity_ms,
         log_retention_days=args.log_retention_days,
@@ -242,6 +249,19 @@ def cmd_rm(args) -> int:
     return 0
 
 
+def cmd_bench(args) -> int:
+    from .loadgen import main_bench
+
+    if args.connections < 1 or args.duration <= 0 or (args.rate is not None and args.rate <= 0):
+        raise UserError("-c must be at least 1, and -d and --rate must be positive")
+    payload = (args.payload or "").encode()
+
+    try:
+        return main_bench(args.target, args.connections, args.duration, args.rate, args.json, payload, _endpoint(args), lambda: _credentials(args))
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+
+
 def cmd_doctor(args) -> int:
     from .doctor import report
 
@@ -273,6 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--concurrency-limit", type=int, default=1000, help="account-wide concurrent executions")
     p.add_argument("--idle-timeout", type=float, default=300.0, help="seconds an idle warm instance is kept")
     p.add_argument("--retry-delay-s", type=_positive_seconds, default=60.0, help="async retry base delay: retries wait this, then twice this (default 60, as AWS)")
+    p.add_argument("--spare-sandboxes", type=int, default=2, help="sandboxes kept started ahead of cold starts while the server is in use (0: none)")
     p.add_argument("--memory-budget-mb", type=int, default=None, help="MemorySize the pool may give instances in all (default: what the host has free)")
     p.add_argument("--sandbox", choices=("auto", "namespaced", "process"), default="auto")
     p.add_argument("--billing-granularity-ms", type=_positive_int, default=1, metavar="N", help="round billed duration up to N ms (1, as AWS today; 100, as AWS once did)")
@@ -306,6 +327,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("rm", help="delete a function")
     p.add_argument("name")
     p.set_defaults(func=cmd_rm)
+
+    p = sub.add_parser("bench", help="load-test a function (by name) or a URL")
+    p.add_argument("target", metavar="TARGET", help="function name, or http:// URL (e.g. a function URL)")
+    p.add_argument("-c", "--connections", type=int, default=16)
+    p.add_argument("-d", "--duration", type=float, default=10.0, help="seconds")
+    p.add_argument("--rate", type=float, default=None, help="requests/s, open loop (safe from coordinated omission)")
+    p.add_argument("--payload", help="request body (JSON for a function name)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("doctor", help="what this host supports and what is active")
     p.set_defaults(func=cmd_doctor)

@@ -29,6 +29,7 @@ class ServerConfig(msgspec.Struct, kw_only=True):
     concurrency_limit: int = 1000
     idle_timeout_s: float = 300.0
     retry_delay_s: float = 60.0  # async retries wait this, then twice this (AWS: 1 min, 2 min)
+    spare_sandboxes: int = 2  # pre-started sandboxes for cold starts (only while in use)
     memory_budget_mb: int | None = None  # None: MemAvailable at start, less a reserve
     sandbox: str = "auto"  # auto | namespaced | process
     billing_granularity_ms: int = 1  # 1 as AWS bills today, 100 as it once did

@@ -5,10 +5,10 @@ import os
 import socket
 import sys
 
-import trio
-
-from lambdalet.runtime.protocol import FrameReader, Init, InitError, InitOk, Invoke, Result, encode
+from lambdalet.runtime.protocol import FrameReader, Init, InitError, InitOk, Invoke, Ready, Result, encode
 from lambdalet.sandbox.spec import Sandbox
+
+from . import rawio
 
 MAX_TAKE_LOG = 1 << 20
 
@@ -24,7 +24,8 @@ class Instance:
         self.id = instance_id
         self.sandbox = sandbox
         self.revision = revision
-        self.sock = trio.socket.from_stdlib_socket(sandbox.control)
+        self.sock = sandbox.control
+        self.sock.setblocking(False)
         self.reader = FrameReader("from_worker")
         self.log_fd: int | None = None
         self.init_ns = 0
@@ -36,11 +37,22 @@ class Instance:
         self.function = ""
         self.memory_mb = 0
 
+    async def wait_ready(self) -> None:
+        """Waits for the runtime's Ready frame (spare sandboxes)."""
+        while True:
+            data = await rawio.recv(self.sock, 65536)
+            if not data:
+                raise WorkerGone()
+            for msg in self.reader.feed(data):
+                if isinstance(msg, Ready):
+                    return
+                raise WorkerGone()
+
     async def init(self, init: Init) -> InitOk | InitError:
         await self._send(encode(init))
         # The worker attaches its log memfd to the init reply (SCM_RIGHTS).
         while True:
-            data, ancdata, _flags, _addr = await self.sock.recvmsg(65536, socket.CMSG_SPACE(4))
+            data, ancdata, _flags, _addr = await rawio.recvmsg(self.sock, 65536, socket.CMSG_SPACE(4))
             for level, kind, payload in ancdata:
                 if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
                     fds = [int.from_bytes(payload[i : i + 4], sys.byteorder, signed=True) for i in range(0, len(payload) - len(payload) % 4, 4)]
@@ -51,9 +63,9 @@ class Instance:
                             os.close(fd)
             if not data:
                 raise WorkerGone()
-            msgs = self.reader.feed(data)
-            if msgs:
-                reply = msgs[0]
+            for reply in self.reader.feed(data):
+                if isinstance(reply, Ready):
+                    continue
                 if not isinstance(reply, (InitOk, InitError)):
                     raise WorkerGone()
                 return reply
@@ -61,7 +73,7 @@ class Instance:
     async def call(self, invoke: Invoke) -> Result:
         await self._send(encode(invoke))
         while True:
-            data = await self.sock.recv(1 << 20)
+            data = await rawio.recv(self.sock, 1 << 20)
             if not data:
                 raise WorkerGone()
             msgs = self.reader.feed(data)
@@ -72,10 +84,7 @@ class Instance:
                 return reply
 
     async def _send(self, data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            n = await self.sock.send(view)
-            view = view[n:]
+        await rawio.send_all(self.sock, data)
 
     def take_log(self) -> bytes:
         """What the worker wrote since its last call, read from our memfd copy.

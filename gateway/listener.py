@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import errno
 import logging
+import socket
 
 import trio
 
-from . import http1
+from . import http1, rawio
 from .router import Router
 
 log = logging.getLogger("lambdalet.listener")
@@ -20,21 +21,18 @@ IDLE_TIMEOUT_S = 75.0  # keep-alive connections idle longer than this are closed
 RECV = 65536
 
 
-async def _send_all(sock: trio.socket.SocketType, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        n = await sock.send(view)
-        view = view[n:]
+_send_all = rawio.send_all
 
 
-async def serve_connection(sock: trio.socket.SocketType, router: Router) -> None:
+async def serve_connection(sock: socket.socket, router: Router) -> None:
     try:
         peer = sock.getpeername()
         client = (peer[0], peer[1])
     except OSError:
         client = ("", 0)
     parser = http1.RequestParser()
-    with sock:
+    served = 0
+    try:
         while True:
             try:
                 head = parser.read_head()
@@ -44,7 +42,7 @@ async def serve_connection(sock: trio.socket.SocketType, router: Router) -> None
                     timeout = HEAD_TIMEOUT_S if parser.buffered else IDLE_TIMEOUT_S
                     with trio.move_on_after(timeout):
                         while head is None:
-                            data = await sock.recv(RECV)
+                            data = await rawio.recv(sock, RECV)
                             if not data:
                                 return
                             parser.feed(data)
@@ -63,7 +61,7 @@ async def serve_connection(sock: trio.socket.SocketType, router: Router) -> None
                         await _send_all(sock, http1.CONTINUE)
                     with trio.move_on_after(HEAD_TIMEOUT_S):
                         while body is None:
-                            data = await sock.recv(RECV)
+                            data = await rawio.recv(sock, RECV)
                             if not data:
                                 return
                             parser.feed(data)
@@ -93,14 +91,22 @@ async def serve_connection(sock: trio.socket.SocketType, router: Router) -> None
                 return
             if not head.keep_alive:
                 return
+            served += 1
+            if served % 64 == 0:
+                # A client pipelining without pause never makes us wait on
+                # the socket; give other connections their turn.
+                await trio.lowlevel.checkpoint()
+    finally:
+        rawio.close(sock)
 
 
-async def serve(listen_sock: trio.socket.SocketType, router: Router, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+async def serve(listen_sock: socket.socket, router: Router, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+    listen_sock.setblocking(False)
     async with trio.open_nursery() as nursery:
         task_status.started()
         while True:
             try:
-                conn, _ = await listen_sock.accept()
+                conn, _ = await rawio.accept(listen_sock)
             except OSError as exc:
                 if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
                     log.warning("accept: %s; backing off", exc)
@@ -109,5 +115,6 @@ async def serve(listen_sock: trio.socket.SocketType, router: Router, *, task_sta
                 if exc.errno in (errno.ECONNABORTED, errno.EPROTO):
                     continue
                 raise
-            conn.setsockopt(trio.socket.IPPROTO_TCP, trio.socket.TCP_NODELAY, 1)
+            if conn.family in (socket.AF_INET, socket.AF_INET6):
+                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             nursery.start_soon(serve_connection, conn, router)

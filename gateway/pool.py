@@ -8,6 +8,7 @@ TooManyRequestsException at once rather than waiting.
 """
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import time
@@ -19,12 +20,17 @@ import trio
 
 from lambdalet.runtime import errors as function_errors
 from lambdalet.runtime.protocol import Init, InitError, Invoke
+from lambdalet.sandbox.attach import attach_tree
 from lambdalet.sandbox.spec import SandboxBackend, SandboxSpec
 
 from . import logs
 from .errors import LambdaError
 from .instance import Instance, WorkerGone
+from .spares import SparePool
+from .spawner import SpawnerThread
 from .model import FunctionRecord
+
+log = logging.getLogger("lambdalet.pool")
 
 
 class CallOutcome(msgspec.Struct):
@@ -66,7 +72,11 @@ class Pool:
         on_call: Callable[[FunctionSpec, CallOutcome], None] = lambda spec, outcome: None,
         reserved_for: Callable[[str], int | None] = lambda name: None,
         memory_budget_mb: int | None = None,
+        spawner: SpawnerThread | None = None,
+        spares: SparePool | None = None,
     ) -> None:
+        self.spawner = spawner
+        self.spares = spares
         self.backend = backend
         self.concurrency_limit = concurrency_limit
         # Reserved concurrency is read live at each call (it changes without
@@ -214,7 +224,7 @@ class Pool:
         init_ns = inst.init_ns if cold else None
         max_mb = 0
         if result is not None:
-            max_mb = self._max_memory_mb(inst)
+            max_mb = round(result.max_rss_kb / 1024) if result.max_rss_kb else self._max_memory_mb(inst)
             outcome = CallOutcome(
                 request_id=request_id,
                 payload=result.payload,
@@ -322,6 +332,7 @@ class Pool:
         """Evicts idle instances (least recently used first) until a new
         instance of memory_mb fits the host's budget, or raises 429."""
         if self._memory_mb + memory_mb <= self.memory_budget_mb:
+            self._memory_mb += memory_mb
             return
         idle = sorted((i for insts in self._idle.values() for i in insts), key=lambda i: i.last_used)
         for inst in idle:
@@ -338,6 +349,33 @@ class Pool:
                 f"({self._memory_mb} of {self.memory_budget_mb} MB in use).",
                 Reason="ConcurrentInvocationLimitExceeded",
             )
+        # Reserved now, not when the sandbox exists: spawns overlap, and
+        # each must see the memory the others are about to take.
+        self._memory_mb += memory_mb
+
+    def _from_spare(self, spec: FunctionSpec) -> Instance | None:
+        """A spare sandbox made ready for this function, or None."""
+        rec = spec.record
+        if self.spares is None or not self.spares.eligible(rec.ephemeral_storage):
+            return None
+        inst = self.spares.take()
+        if inst is None:
+            return None
+        sandbox = inst.sandbox
+        try:
+            cgroup = getattr(sandbox, "cgroup", None)
+            if cgroup is not None:
+                cgroup.set_limits(rec.memory_size, getattr(getattr(self.backend, "cgroups", None), "cpu_limit", True))
+            attach_tree(sandbox.pid, spec.code_dir, sandbox.task_root)
+        except OSError as exc:
+            log.warning("could not hand a spare sandbox to %s: %s", rec.name, exc)
+            inst.dead = True
+            trio.lowlevel.notify_closing(inst.sock)
+            if self._nursery is not None:
+                self._nursery.start_soon(trio.to_thread.run_sync, inst.destroy)
+            return None
+        inst.revision = rec.revision_id
+        return inst
 
     async def _start(self, spec: FunctionSpec) -> tuple[Instance, object]:
         rec = spec.record
@@ -353,13 +391,23 @@ class Pool:
         )
         started = time.monotonic_ns()
         try:
-            sandbox = self.backend.spawn(sandbox_spec)
-        except OSError as exc:
-            raise LambdaError("ServiceException", f"Could not start a sandbox: {exc}") from exc
-        inst = Instance(instance_id, sandbox, rec.revision_id)
+            inst = self._from_spare(spec)
+            if inst is None:
+                try:
+                    if self.spawner is not None:
+                        sandbox = await self.spawner.run(lambda: self.backend.spawn(sandbox_spec), on_abandoned=lambda sb: sb.destroy())
+                    else:
+                        sandbox = self.backend.spawn(sandbox_spec)
+                except OSError as exc:
+                    raise LambdaError("ServiceException", f"Could not start a sandbox: {exc}") from exc
+                inst = Instance(instance_id, sandbox, rec.revision_id)
+        except BaseException:
+            self._memory_mb -= rec.memory_size  # the reservation _make_room took
+            raise
+        instance_id = inst.id
+        sandbox = inst.sandbox
         inst.function = rec.name
         inst.memory_mb = rec.memory_size
-        self._memory_mb += rec.memory_size
         stream = log_stream_name(instance_id)
         inst.log_stream = stream
         env = dict(spec.env)
@@ -396,6 +444,9 @@ class Pool:
             return None
         inst.dead = True
         self._memory_mb -= inst.memory_mb
+        # Wake (with an error) anything still waiting on the channel before
+        # another thread closes it.
+        trio.lowlevel.notify_closing(inst.sock)
         return await trio.to_thread.run_sync(inst.destroy)
 
 

@@ -6,6 +6,7 @@ import ipaddress
 import pathlib
 import secrets as secrets_mod
 import signal
+import socket
 import sys
 
 import trio
@@ -30,6 +31,8 @@ from .pool import Pool
 from .router import Router
 from .scheduler import Scheduler
 from .sigv4 import load_or_create_credentials
+from .spares import SparePool
+from .spawner import SpawnerThread
 from .storage import SQLiteStorage
 from .url_handler import UrlHandler
 
@@ -105,10 +108,10 @@ async def run(config: ServerConfig, *, task_status=trio.TASK_STATUS_IGNORED) -> 
     root = RuntimeRoot.create(data_dir / "runtime")
     backend, warnings = choose_backend(config, root, data_dir)
 
-    listen = trio.socket.socket(trio.socket.AF_INET6 if ":" in config.host else trio.socket.AF_INET)
-    listen.setsockopt(trio.socket.SOL_SOCKET, trio.socket.SO_REUSEADDR, 1)
+    listen = socket.socket(socket.AF_INET6 if ":" in config.host else socket.AF_INET)
+    listen.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        await listen.bind((config.host, config.port))
+        listen.bind((config.host, config.port))
     except OSError as exc:
         listen.close()
         raise ConfigError(f"cannot listen on {config.host}:{config.port}: {exc.strerror}") from None
@@ -121,7 +124,11 @@ async def run(config: ServerConfig, *, task_status=trio.TASK_STATUS_IGNORED) -> 
                 rec = service.registry.get(name)
                 return rec.reserved_concurrency if rec is not None else None
 
-            pool = accounting.MeteredPool(backend, meter=meter, billing_granularity_ms=config.billing_granularity_ms, on_call=accountant.on_call, concurrency_limit=config.concurrency_limit, idle_timeout_s=config.idle_timeout_s, reserved_for=reserved_for, memory_budget_mb=config.memory_budget_mb)
+            spawner = SpawnerThread()
+            spares = None
+            if config.spare_sandboxes > 0 and getattr(backend, "name", "") == "namespaced":
+                spares = SparePool(backend, spawner, data_dir / "empty-task", size=config.spare_sandboxes, idle_timeout_s=config.idle_timeout_s)
+            pool = accounting.MeteredPool(backend, meter=meter, billing_granularity_ms=config.billing_granularity_ms, on_call=accountant.on_call, concurrency_limit=config.concurrency_limit, idle_timeout_s=config.idle_timeout_s, reserved_for=reserved_for, memory_budget_mb=config.memory_budget_mb, spawner=spawner, spares=spares)
             invoker_box: list[Invoker] = []
 
             def on_change(name: str) -> None:
@@ -152,6 +159,8 @@ async def run(config: ServerConfig, *, task_status=trio.TASK_STATUS_IGNORED) -> 
             await nursery.start(ledger.run)
             await nursery.start(logstore.run)
             await nursery.start(pool.run)
+            if spares is not None:
+                await nursery.start(spares.run)
             await nursery.start(async_queue.run)
             await nursery.start(scheduler.run)
             await nursery.start(listener.serve, listen, router)

@@ -27,6 +27,11 @@ class Init(msgspec.Struct, tag="init", array_like=True):
     log_stream: str
 
 
+class Ready(msgspec.Struct, tag="ready", array_like=True):
+    """Sent once at start: the runtime is loaded and waits for Init. Lets a
+    pre-started (spare) sandbox be known ready before it is needed."""
+
+
 class InitOk(msgspec.Struct, tag="init_ok", array_like=True):
     init_ns: int
     log: bytes = b""
@@ -58,10 +63,11 @@ class Result(msgspec.Struct, tag="result", array_like=True):
     duration_ns: int
     error_type: str | None = None
     log: bytes = b""
+    max_rss_kb: int = 0  # the instance's peak resident memory, itself and reaped children
 
 
 ToWorker = Init | Invoke
-FromWorker = InitOk | InitError | Result
+FromWorker = Ready | InitOk | InitError | Result
 
 _encoder = msgspec.msgpack.Encoder()
 _to_worker = msgspec.msgpack.Decoder(ToWorker)

@@ -17,13 +17,14 @@ import importlib
 import json
 import logging
 import os
+import resource
 import socket
 import sys
 import time
 
 from . import errors
 from .lambda_context import LambdaContext
-from .protocol import Init, InitError, InitOk, Invoke, FrameReader, Result, encode
+from .protocol import FrameReader, Init, InitError, InitOk, Invoke, Ready, Result, encode
 
 MAX_CALL_LOG = 1 << 20  # keep the last MiB of a call's output; Tail needs only 4 KB
 
@@ -223,7 +224,11 @@ def _invoke(handler, init: Init, call: Invoke, capture: _LogCapture) -> Result:
         duration = time.monotonic_ns() - started
         error_type, payload, text = errors.from_exception(exc, call.request_id)
         print(_error_log(text, payload))
-    return Result(call.request_id, payload, duration, error_type, capture.take())
+    # ru_maxrss is the instance's high-water mark, which is what REPORT's
+    # Max Memory Used shows; asking costs one syscall on the worker's side
+    # instead of a cgroup file read on the gateway's.
+    peak = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+    return Result(call.request_id, payload, duration, error_type, capture.take(), peak)
 
 
 def main(control_fd: int) -> None:
@@ -231,6 +236,7 @@ def main(control_fd: int) -> None:
     capture = _LogCapture()
     _install_logging()
     reader = FrameReader("to_worker")
+    sock.sendall(encode(Ready()))
     handler = None
     init: Init | None = None
     while True:

@@ -123,14 +123,20 @@ class CgroupV1:
         if cpu_limit and "cpu" in self.dirs:
             cpu = self.dirs["cpu"]
             write_text(os.path.join(cpu, "cpu.shares"), str(cgroups.cpu_shares(memory_mb)))
-            write_text(os.path.join(cpu, "cpu.cfs_period_us"), str(cgroups.CPU_PERIOD_US))
             quota = cgroups.cpu_quota_us(memory_mb)
+            burst = os.path.join(cpu, "cpu.cfs_burst_us")
+            has_burst = os.path.exists(burst)
+            # The kernel refuses a burst above the quota, so a resize clears
+            # the burst before changing the quota.
+            if has_burst:
+                write_text(burst, "0")
+            write_text(os.path.join(cpu, "cpu.cfs_period_us"), str(cgroups.CPU_PERIOD_US))
             write_text(os.path.join(cpu, "cpu.cfs_quota_us"), str(quota))
             # Unused quota carries over up to one period's worth, so a
             # small function's short bursts (a cold start) are not cut
             # into 100 ms slices.
-            if os.path.exists(os.path.join(cpu, "cpu.cfs_burst_us")):
-                write_text(os.path.join(cpu, "cpu.cfs_burst_us"), str(quota))
+            if has_burst:
+                write_text(burst, str(quota))
 
     def remove(self) -> None:
         for path in dict.fromkeys(self.dirs.values()):

@@ -97,9 +97,14 @@ class CgroupV2:
             write_text(os.path.join(self.path, "memory.swap.max"), "0")
         if cpu_limit:
             quota = cgroups.cpu_quota_us(memory_mb)
+            burst = os.path.join(self.path, "cpu.max.burst")
+            has_burst = os.path.exists(burst)
+            # The kernel refuses a burst above the quota: clear it first.
+            if has_burst:
+                write_text(burst, "0")
             write_text(os.path.join(self.path, "cpu.max"), f"{quota} {cgroups.CPU_PERIOD_US}")
-            if os.path.exists(os.path.join(self.path, "cpu.max.burst")):
-                write_text(os.path.join(self.path, "cpu.max.burst"), str(quota))
+            if has_burst:
+                write_text(burst, str(quota))
 
     def remove(self) -> None:
         if os.path.isdir(self.path):

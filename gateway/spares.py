@@ -1,0 +1,120 @@
+"""Spare sandboxes: started before anyone asks, handed to the first caller.
+
+A cold start that has to build a sandbox and start Python inside it costs
+tens of milliseconds. A spare is a sandbox whose runtime has already
+started, with an empty task root; handing it to a function takes a cgroup
+resize, mounting the function's code into it (sandbox/attach.py) and the
+handler's import. That brings a cold start under the time of a bare
+`python3 -I -S -c pass`.
+
+Spares exist only while the server is being used: the pool is filled on the
+first call and emptied after an idle period, so a server whose functions
+are never called runs no process at all. A spare never ran user code, and is
+used once: a sandbox is never shared by two functions.
+"""
+from __future__ import annotations
+
+import logging
+import pathlib
+import uuid
+
+import trio
+
+from lambdalet.sandbox.spec import SandboxBackend, SandboxSpec
+
+from .instance import Instance, WorkerGone
+from .spawner import SpawnerThread
+
+log = logging.getLogger("lambdalet.spares")
+
+SPARE_EPHEMERAL_MB = 512  # functions asking for more /tmp get a sandbox of their own
+READY_TIMEOUT_S = 10.0
+SPARE_START_MEMORY_MB = 1769
+
+
+class SparePool:
+    def __init__(self, backend: SandboxBackend, spawner: SpawnerThread, empty_dir: pathlib.Path, *, size: int = 2, idle_timeout_s: float = 300.0) -> None:
+        self.backend = backend
+        self.spawner = spawner
+        self.empty_dir = empty_dir
+        empty_dir.mkdir(parents=True, exist_ok=True)
+        self.size = size
+        self.idle_timeout_s = idle_timeout_s
+        self._ready: list[Instance] = []
+        self._starting = 0
+        self._wanted = trio.Event()
+        self._last_demand = -float("inf")
+        self.handed_out = 0
+        self.failures = 0
+
+    def eligible(self, ephemeral_mb: int, network: str = "none", layers: tuple = ()) -> bool:
+        return self.size > 0 and ephemeral_mb == SPARE_EPHEMERAL_MB and network == "none" and not layers
+
+    def take(self) -> Instance | None:
+        """A ready spare, or None. Either way the pool refills behind it."""
+        self._last_demand = trio.current_time()
+        self._wanted.set()
+        if not self._ready:
+            return None
+        self.handed_out += 1
+        return self._ready.pop()
+
+    def statistics(self) -> dict[str, int]:
+        return {"ready": len(self._ready), "starting": self._starting, "handed_out": self.handed_out, "failures": self.failures}
+
+    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        try:
+            while True:
+                await self._wanted.wait()
+                self._wanted = trio.Event()
+                while trio.current_time() - self._last_demand < self.idle_timeout_s:
+                    if len(self._ready) + self._starting < self.size:
+                        await self._start_one()
+                        continue
+                    with trio.move_on_after(max(0.0, self._last_demand + self.idle_timeout_s - trio.current_time())):
+                        await self._wanted.wait()
+                        self._wanted = trio.Event()
+                # Nobody has asked for a while: scale to zero.
+                await self._drain()
+        finally:
+            with trio.CancelScope(shield=True):
+                await self._drain()
+
+    async def _start_one(self) -> None:
+        spec = SandboxSpec(
+            instance_id=f"spare-{uuid.uuid4().hex}",
+            function_name="",
+            code_dir=str(self.empty_dir),
+            # One full vCPU while Python starts (CPU follows memory); the
+            # limits are cut to the function's MemorySize when handed out.
+            memory_mb=SPARE_START_MEMORY_MB,
+            ephemeral_mb=SPARE_EPHEMERAL_MB,
+        )
+        self._starting += 1
+        try:
+            try:
+                sandbox = await self.spawner.run(lambda: self.backend.spawn(spec), on_abandoned=lambda s: s.destroy())
+            except OSError as exc:
+                self.failures += 1
+                log.warning("could not start a spare sandbox: %s", exc)
+                await trio.sleep(1.0)
+                return
+            inst = Instance(uuid.uuid4().hex, sandbox, "")
+            try:
+                with trio.fail_after(READY_TIMEOUT_S):
+                    await inst.wait_ready()
+            except (WorkerGone, trio.TooSlowError):
+                self.failures += 1
+                trio.lowlevel.notify_closing(inst.sock)
+                await trio.to_thread.run_sync(inst.destroy)
+                return
+            self._ready.append(inst)
+        finally:
+            self._starting -= 1
+
+    async def _drain(self) -> None:
+        spares, self._ready = self._ready, []
+        for inst in spares:
+            trio.lowlevel.notify_closing(inst.sock)
+            await trio.to_thread.run_sync(inst.destroy)
