@@ -1,0 +1,257 @@
+"""`python -m bench [--quick] [--only a,b,c,d,e,m] [--json FILE]`
+
+Runs lambdalet and its peers side by side and prints one table:
+(a) warm invoke through a function URL against serverless-offline and a
+trio+h11 floor, (b) cold start against `python3 -I -S -c pass`, (c) sandbox
+churn against a bare namespaced clone, (d) PSS per idle warm instance, (e)
+10,000 never-called functions, (m) the metering cost. Medians throughout.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+
+from . import harness, peers
+from .harness import Lambdalet, http_get_once, load, median, percentile
+
+
+def section_a(quick: bool) -> dict:
+    seconds = 3 if quick else 5
+    runs = 1 if quick else 3
+    out: dict = {}
+    targets = []
+    lam = Lambdalet()
+    try:
+        url = lam.function("hello", memory=1024)
+        http_get_once(url)
+        targets.append(("lambdalet", url, lam))
+        floor = peers.TrioH11Floor()
+        targets.append(("trio+h11 floor", floor.url, floor))
+        try:
+            home = peers.install_serverless_offline()
+            sls = peers.ServerlessOffline(home, harness.RUNTIME) if home else None
+        except (RuntimeError, subprocess.SubprocessError, OSError) as exc:
+            sls = None
+            out["serverless_offline_error"] = str(exc)
+        if sls is not None:
+            targets.append(("serverless-offline", sls.url, sls))
+        for name, target_url, _ in targets:
+            load(target_url, 16, 1)  # warm every instance the run will use
+            out[name] = {
+                "c1": harness.best_of([load(target_url, 1, seconds) for _ in range(runs)]),
+                "c16": harness.best_of([load(target_url, 16, seconds) for _ in range(runs)]),
+            }
+        out["sandbox_backend"] = lam.backend
+    finally:
+        for _, _, owner in reversed(targets):
+            owner.stop()
+        if not targets:
+            lam.stop()
+    return out
+
+
+def section_b(quick: bool) -> dict:
+    n = 15 if quick else 40
+    floor = peers.python_start_ms(30)
+    out = {"python -I -S -c pass": {"p50_ms": median(floor), "p99_ms": percentile(floor, 99)}}
+    for label, args in (("spare sandbox", ()), ("no spare (full spawn)", ("--spare-sandboxes", "0"))):
+        lam = Lambdalet(*args)
+        try:
+            warm = lam.function("warmup")
+            http_get_once(warm)  # the first call wakes the spare pool
+            urls = [lam.function(f"cold-{i}") for i in range(n if args == () else max(5, n // 4))]
+            times = []
+            for url in urls:
+                time.sleep(0.25)  # let the spare pool refill: this measures a cold start, not a burst
+                times.append(http_get_once(url) * 1000)
+            out[label] = {"p50_ms": median(times), "p99_ms": percentile(times, 99), "n": len(times)}
+        finally:
+            lam.stop()
+    return out
+
+
+def section_c(quick: bool) -> dict:
+    import pathlib
+    import tempfile
+
+    from lambdalet.sandbox.runtime_root import RuntimeRoot
+    from lambdalet.sandbox.select import choose_backend
+    from lambdalet.sandbox.spec import SandboxSpec
+
+    seconds = 3 if quick else 6
+    out: dict = {}
+    unshare = shutil.which("unshare")
+    if unshare:
+        argv = [unshare, "--pid", "--fork", "--mount", "--uts", "--ipc", "--net", "/bin/true"]
+        count, started = 0, time.perf_counter()
+        while time.perf_counter() - started < seconds:
+            pid = os.posix_spawn(unshare, argv, {})
+            os.waitpid(pid, 0)
+            count += 1
+        out["floor: unshare -pmuin --fork true"] = {"per_s": count / (time.perf_counter() - started)}
+    tmp = pathlib.Path(tempfile.mkdtemp(prefix="lambdalet-churn-"))
+    root = RuntimeRoot.create(tmp / "runtime")
+    backend, reasons = choose_backend(root, tmp)
+    empty = tmp / "task"
+    empty.mkdir()
+    try:
+        count, started = 0, time.perf_counter()
+        while time.perf_counter() - started < seconds:
+            spec = SandboxSpec(instance_id=f"churn-{uuid.uuid4().hex[:12]}", function_name="churn", code_dir=str(empty))
+            sandbox = backend.spawn_command(spec, ["/bin/true"]) if hasattr(backend, "spawn_command") else backend.spawn(spec)
+            sandbox.destroy()
+            count += 1
+        out["lambdalet sandbox create+destroy"] = {"per_s": count / (time.perf_counter() - started), "backend": backend.name}
+    finally:
+        backend.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def _pss_kb(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def _descendants(root: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", "rb") as f:
+                    data = f.read()
+                ppid = int(data[data.rindex(b")") + 2 :].split()[1])
+            except (OSError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def section_d(quick: bool) -> dict:
+    import concurrent.futures
+
+    n = 20 if quick else 100
+    lam = Lambdalet("--spare-sandboxes", "0")
+    try:
+        url = lam.function("idle", source="import time\ndef handler(e, c):\n    time.sleep(2)\n    return {'statusCode': 200, 'body': 'ok'}\n", memory=128)
+        with concurrent.futures.ThreadPoolExecutor(n) as ex:
+            list(ex.map(lambda _: http_get_once(url), range(n)))
+        time.sleep(1.0)
+        pids = _descendants(lam.proc.pid)
+        total = sum(_pss_kb(p) for p in pids)
+        return {"instances": n, "processes": len(pids), "pss_mb_per_instance": total / 1024 / n}
+    finally:
+        lam.stop()
+
+
+def section_e(quick: bool) -> dict:
+    import concurrent.futures
+
+    n = 1000 if quick else 10_000
+    lam = Lambdalet("--spare-sandboxes", "2")
+    try:
+        code = harness.zip_of({"app.py": harness.HELLO})
+        started = time.perf_counter()
+
+        def create(i: int) -> None:
+            lam.client.create_function(FunctionName=f"idle-{i}", Runtime=harness.RUNTIME, Role=harness.ROLE, Handler="app.handler", Code={"ZipFile": code})
+
+        with concurrent.futures.ThreadPoolExecutor(16) as ex:
+            list(ex.map(create, range(n)))
+        elapsed = time.perf_counter() - started
+        with open(f"/proc/{lam.proc.pid}/status") as f:
+            rss_kb = next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+        return {"functions": n, "processes": len(_descendants(lam.proc.pid)), "server_rss_mb": rss_kb / 1024, "create_per_s": n / elapsed}
+    finally:
+        lam.stop()
+
+
+def section_m(quick: bool) -> dict:
+    try:
+        from . import metering
+    except ImportError as exc:
+        return {"error": str(exc)}
+    return metering.run()
+
+
+def render(results: dict) -> str:
+    rows = ["| measure | lambdalet | peer / floor | ratio |", "|---|---|---|---|"]
+    a = results.get("a", {})
+    lam = a.get("lambdalet")
+    for peer in ("serverless-offline", "trio+h11 floor"):
+        other = a.get(peer)
+        if lam and other:
+            rows.append(f"| warm URL req/s, c=16 (vs {peer}) | {lam['c16']['rps']:.0f} | {other['c16']['rps']:.0f} | {lam['c16']['rps'] / other['c16']['rps']:.2f}× |")
+            rows.append(f"| warm URL p50 ms, c=1 (vs {peer}) | {lam['c1']['p50_ms']:.3f} | {other['c1']['p50_ms']:.3f} | {lam['c1']['p50_ms'] / other['c1']['p50_ms']:.2f}× |")
+    if lam:
+        rows.append(f"| warm URL p99 ms, c=1 / c=16 | {lam['c1']['p99_ms']:.2f} / {lam['c16']['p99_ms']:.2f} | | |")
+    b = results.get("b", {})
+    floor = b.get("python -I -S -c pass")
+    for label in ("spare sandbox", "no spare (full spawn)"):
+        if floor and label in b:
+            rows.append(f"| cold start p50 ms ({label}) | {b[label]['p50_ms']:.2f} | {floor['p50_ms']:.2f} (python -I -S) | {b[label]['p50_ms'] / floor['p50_ms']:.2f}× |")
+            rows.append(f"| cold start p99 ms ({label}) | {b[label]['p99_ms']:.2f} | {floor['p99_ms']:.2f} | {b[label]['p99_ms'] / floor['p99_ms']:.2f}× |")
+    c = results.get("c", {})
+    mine = c.get("lambdalet sandbox create+destroy")
+    fl = c.get("floor: unshare -pmuin --fork true")
+    if mine:
+        rows.append(f"| sandbox churn /s | {mine['per_s']:.0f} | {fl['per_s']:.0f} (unshare) | {mine['per_s'] / fl['per_s']:.2f}× |" if fl else f"| sandbox churn /s | {mine['per_s']:.0f} | | |")
+    d = results.get("d", {})
+    if "pss_mb_per_instance" in d:
+        rows.append(f"| PSS per idle warm instance, {d['instances']} instances | {d['pss_mb_per_instance']:.2f} MB | target ≤ 3 MB | |")
+    e = results.get("e", {})
+    if "functions" in e:
+        rows.append(f"| {e['functions']} never-called functions: processes / server RSS | {e['processes']} / {e['server_rss_mb']:.0f} MB | target 0 / < 150 MB | |")
+    m = results.get("m", {})
+    for key, value in m.items():
+        if isinstance(value, (int, float)):
+            rows.append(f"| metering: {key} | {value:.3f} | | |")
+    return "\n".join(rows)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser.add_argument("--quick", action="store_true", help="shorter runs, fewer samples")
+    parser.add_argument("--only", default="a,b,c,d,e,m", help="sections to run, e.g. a,b")
+    parser.add_argument("--json", help="also write the raw figures to this file")
+    args = parser.parse_args()
+    sections = {"a": section_a, "b": section_b, "c": section_c, "d": section_d, "e": section_e, "m": section_m}
+    results: dict = {"host": f"{platform.node()} {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}", "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
+    for key in args.only.split(","):
+        key = key.strip()
+        print(f"running ({key}) ...", file=sys.stderr, flush=True)
+        try:
+            results[key] = sections[key](args.quick)
+        except Exception as exc:  # one broken section must not hide the others
+            results[key] = {"error": f"{type(exc).__name__}: {exc}"}
+            print(f"  ({key}) failed: {exc}", file=sys.stderr)
+    print(f"lambdalet bench — {results['host']} — {results['started']}")
+    print(f"command: python -m bench {' '.join(sys.argv[1:])}".rstrip())
+    print()
+    print(render(results))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

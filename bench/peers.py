@@ -1,0 +1,167 @@
+"""The peers and floors lambdalet is measured against, started in the same run.
+
+- serverless-offline (serverless@3 + serverless-offline@13, pinned below),
+  serving the same Python handler through an httpApi route, warm.
+- a bare trio + h11 hello-world server: what a trio HTTP server costs
+  before any function runs.
+- `python3 -I -S -c pass`: the cold-start floor.
+"""
+from __future__ import annotations
+
+import os
+import pathlib
+import shutil
+import subprocess
+import tempfile
+import time
+
+from .harness import PY, free_port, http_get_once
+
+SERVERLESS = "serverless@3.40.0"
+SERVERLESS_OFFLINE = "serverless-offline@13.10.1"
+CACHE = pathlib.Path(os.environ.get("LAMBDALET_BENCH_CACHE", pathlib.Path.home() / ".cache" / "lambdalet-bench"))
+
+SLS_YML = """service: peer
+frameworkVersion: '3'
+provider:
+  name: aws
+  runtime: {runtime}
+plugins:
+  - serverless-offline
+functions:
+  hello:
+    handler: handler.hello
+    events:
+      - httpApi:
+          path: /hello
+          method: get
+custom:
+  serverless-offline:
+    noPrependStageInUrl: true
+"""
+SLS_HANDLER = "def hello(event, context):\n    return {'statusCode': 200, 'body': 'hello'}\n"
+
+
+def install_serverless_offline() -> pathlib.Path | None:
+    """npm-installs the pinned peer once into a cache; None without npm."""
+    npm = shutil.which("npm")
+    if npm is None:
+        return None
+    home = CACHE / "serverless-offline"
+    marker = home / ".installed"
+    want = f"{SERVERLESS} {SERVERLESS_OFFLINE}"
+    if marker.exists() and marker.read_text() == want:
+        return home
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "package.json").write_text('{"name": "lambdalet-bench-peer", "private": true}\n')
+    subprocess.run([npm, "install", "--no-audit", "--no-fund", "--loglevel=error", SERVERLESS, SERVERLESS_OFFLINE],
+                   cwd=home, check=True, timeout=900, stdout=subprocess.DEVNULL)
+    marker.write_text(want)
+    return home
+
+
+class ServerlessOffline:
+    def __init__(self, home: pathlib.Path, runtime: str) -> None:
+        self.dir = pathlib.Path(tempfile.mkdtemp(prefix="sls-peer-"))
+        (self.dir / "serverless.yml").write_text(SLS_YML.format(runtime=runtime))
+        (self.dir / "handler.py").write_text(SLS_HANDLER)
+        (self.dir / "node_modules").symlink_to(home / "node_modules")
+        self.port = free_port()
+        env = dict(os.environ, SLS_TELEMETRY_DISABLED="1", SLS_NOTIFICATIONS_MODE="off", SLS_DEPRECATION_DISABLE="*")
+        # serverless-offline runs the handler with the first python3 on PATH;
+        # give it the same interpreter lambdalet uses.
+        bindir = self.dir / "bin"
+        bindir.mkdir()
+        (bindir / "python3").symlink_to(PY)
+        (bindir / "python").symlink_to(PY)
+        env["PATH"] = f"{bindir}:{env.get('PATH', '')}"
+        self.proc = subprocess.Popen(
+            ["node", str(home / "node_modules" / "serverless" / "bin" / "serverless.js"), "offline", "start",
+             "--httpPort", str(self.port), "--lambdaPort", str(free_port())],
+            cwd=self.dir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        self.url = f"http://127.0.0.1:{self.port}/hello"
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                http_get_once(self.url)
+                break
+            except (OSError, RuntimeError):
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("serverless-offline did not start")
+                time.sleep(0.5)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+H11_SERVER = r'''
+import sys, trio, h11
+BODY = b"hello"
+async def conn(stream):
+    try:
+        await serve(stream)
+    except (trio.BrokenResourceError, h11.RemoteProtocolError):
+        pass  # the load tool hung up mid-response at the end of its run
+async def serve(stream):
+    c = h11.Connection(h11.SERVER)
+    while True:
+        while True:
+            ev = c.next_event()
+            if ev is h11.NEED_DATA:
+                data = await stream.receive_some(65536)
+                c.receive_data(data)
+                if not data:
+                    return
+                continue
+            break
+        if isinstance(ev, h11.Request):
+            while not isinstance(c.next_event(), (h11.EndOfMessage,)):
+                pass
+            await stream.send_all(c.send(h11.Response(status_code=200, headers=[("content-length", str(len(BODY)))])))
+            await stream.send_all(c.send(h11.Data(data=BODY)) + c.send(h11.EndOfMessage()))
+            if c.our_state is h11.MUST_CLOSE:
+                return
+            c.start_next_cycle()
+        elif isinstance(ev, h11.ConnectionClosed):
+            return
+trio.run(lambda: trio.serve_tcp(conn, int(sys.argv[1]), host="127.0.0.1"))
+'''
+
+
+class TrioH11Floor:
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.proc = subprocess.Popen([PY, "-c", H11_SERVER, str(self.port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.url = f"http://127.0.0.1:{self.port}/"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                http_get_once(self.url)
+                break
+            except OSError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the trio+h11 floor server did not start") from None
+                time.sleep(0.1)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+def python_start_ms(runs: int = 30) -> list[float]:
+    """Wall time of `python3 -I -S -c pass` by its resolved path, spawned
+    without a shell."""
+    out = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        pid = os.posix_spawn(PY, [PY, "-I", "-S", "-c", "pass"], os.environ)
+        os.waitpid(pid, 0)
+        out.append((time.perf_counter() - started) * 1000)
+    return out
