@@ -45,6 +45,9 @@ def backend(runtime_root):
 
 
 def _children() -> list[int]:
+    """Live children of this process that are a sandbox's PID 1 (they sit
+    in a pid namespace of their own). Other children, such as the session's
+    server, are not ours to count."""
     me = str(os.getpid())
     out = []
     for entry in os.listdir("/proc"):
@@ -52,10 +55,13 @@ def _children() -> list[int]:
             try:
                 with open(f"/proc/{entry}/stat", "rb") as f:
                     data = f.read()
+                with open(f"/proc/{entry}/status") as f:
+                    nspid = [ln for ln in f if ln.startswith("NSpid:")]
             except OSError:
                 continue
             fields = data[data.rindex(b")") + 2 :].split()
-            if fields[1].decode() == me and fields[0] != b"Z":
+            nested = bool(nspid) and len(nspid[0].split()) > 2
+            if fields[1].decode() == me and fields[0] != b"Z" and nested:
                 out.append(int(entry))
     return out
 

@@ -1,0 +1,113 @@
+"""The hostile-function table through the real server and the Lambda API.
+
+Each row of hostile_rows.py is deployed as a function (its snippet wrapped
+by sandbox_probe.as_handler) and invoked with boto3; the payload is the
+row's report list, checked by the same check as the direct run. Resource
+rows check Lambda's own outcome (Runtime.OutOfMemory, a timeout). The
+server must keep serving a bystander function throughout.
+
+The server is the session's (tests/conftest.py), with the default sandbox:
+namespaced on this machine, as `lambdalet doctor` reports."""
+from __future__ import annotations
+
+import json
+import platform
+
+import pytest
+
+import sandbox_probe
+from hostile_rows import ROWS
+
+BYSTANDER = "def handler(event, context):\n    return 'still here'\n"
+
+
+@pytest.fixture(scope="module")
+def bystander(lam, server):
+    import sys
+
+    from helpers import make_zip
+
+    name = "hostile-bystander"
+    lam.create_function(FunctionName=name, Role="arn:aws:iam::123456789012:role/lambdalet-test", Handler="app.handler",
+                        Runtime=f"python{sys.version_info[0]}.{sys.version_info[1]}",
+                        Code={"ZipFile": make_zip({"app.py": BYSTANDER})})
+    lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+    return name
+
+
+def _invoke(lam, name: str, event=None) -> tuple[dict, object]:
+    resp = lam.invoke(FunctionName=name, Payload=json.dumps(event).encode())
+    return resp, json.loads(resp["Payload"].read())
+
+
+def _still_serving(lam, bystander: str) -> None:
+    resp, body = _invoke(lam, bystander)
+    assert "FunctionError" not in resp and body == "still here"
+
+
+@pytest.mark.parametrize("row", ROWS, ids=[r.id for r in ROWS])
+def test_hostile_row_through_the_api(row, lam, server, deploy, bystander):
+    if row.x86_64_only and platform.machine() != "x86_64":
+        pytest.skip("x86_64 ABI row")
+    event = dict(row.event or {})
+    if "port" in event:
+        event["port"] = server.port  # the server's own port
+    if "data_dir" in event:
+        event["data_dir"] = str(server.data_dir)
+    name = deploy({"app.py": sandbox_probe.as_handler(row.snippet)}, Timeout=30)
+    resp, reports = _invoke(lam, name, event)
+    assert "FunctionError" not in resp, reports
+    assert reports and "exception" not in reports[-1], reports
+    row.check(reports)
+    _still_serving(lam, bystander)
+
+
+def test_memory_hog_is_runtime_out_of_memory(lam, deploy, bystander):
+    name = deploy({"app.py": "def handler(event, context):\n"
+                             "    hog = bytearray(256 * 1024 * 1024)\n"
+                             "    for i in range(0, len(hog), 4096):\n"
+                             "        hog[i] = 1\n"
+                             "    return 'survived'\n"}, MemorySize=128)
+    resp, body = _invoke(lam, name)
+    assert resp.get("FunctionError") == "Unhandled"
+    assert body["errorType"] == "Runtime.OutOfMemory"
+    _still_serving(lam, bystander)
+
+
+def test_cpu_spin_times_out_and_the_next_call_gets_a_fresh_instance(lam, deploy, bystander):
+    name = deploy({"app.py": "import os\n"
+                             "def handler(event, context):\n"
+                             "    if event == 'spin':\n"
+                             "        open('/tmp/marker', 'w').write('x')\n"
+                             "        while True:\n"
+                             "            pass\n"
+                             "    return os.path.exists('/tmp/marker')\n"}, Timeout=1)
+    resp, body = _invoke(lam, name, "spin")
+    assert resp.get("FunctionError") == "Unhandled"
+    assert "timed out" in body["errorMessage"]
+    # A fresh instance: the previous tenant's /tmp is gone.
+    resp, body = _invoke(lam, name, "look")
+    assert "FunctionError" not in resp and body is False
+    _still_serving(lam, bystander)
+
+
+def test_fork_bomb_is_contained(lam, deploy, bystander):
+    name = deploy({"app.py": sandbox_probe.as_handler("""
+import signal
+children = 0
+try:
+    while True:
+        pid = os.fork()
+        if pid == 0:
+            try:
+                signal.pause()
+            finally:
+                os._exit(0)
+        children += 1
+except OSError as e:
+    report(children=children, errno=e.errno)
+""")}, MemorySize=1024, Timeout=30)
+    resp, reports = _invoke(lam, name)
+    assert "FunctionError" not in resp, reports
+    assert reports[-1]["errno"] == 11 and reports[-1]["children"] < 1024
+    _still_serving(lam, bystander)
