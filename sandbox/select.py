@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import tempfile
 import uuid
 
 from .namespaced import NamespacedBackend
@@ -20,13 +21,20 @@ from .spec import SandboxBackend, SandboxSpec
 def probe(backend: NamespacedBackend, runtime_root: RuntimeRoot) -> None:
     """Start one sandbox that runs the interpreter to completion. Raises
     OSError naming the step that failed."""
-    spec = SandboxSpec(instance_id=f"probe-{uuid.uuid4().hex[:12]}", function_name="probe",
-                       code_dir=runtime_root.path, memory_mb=128, ephemeral_mb=1)
-    sandbox = backend.spawn_command(spec, [runtime_root.python, "-I", "-S", "-c", "import os;os.write(3,b'ok')"])
+    # An empty task root of its own: the sandbox's uid must be able to enter
+    # it, whatever the modes of the server's directories.
+    task_root = tempfile.mkdtemp(prefix="lambdalet-probe-")
     try:
-        reply = sandbox.control.recv(16)
+        os.chmod(task_root, 0o755)
+        spec = SandboxSpec(instance_id=f"probe-{uuid.uuid4().hex[:12]}", function_name="probe",
+                           code_dir=task_root, memory_mb=128, ephemeral_mb=1)
+        sandbox = backend.spawn_command(spec, [runtime_root.python, "-I", "-S", "-c", "import os;os.write(3,b'ok')"])
+        try:
+            reply = sandbox.control.recv(16)
+        finally:
+            sandbox.destroy()
     finally:
-        sandbox.destroy()
+        os.rmdir(task_root)
     if reply != b"ok":
         raise OSError(0, "probe: the interpreter did not run inside the sandbox")
 

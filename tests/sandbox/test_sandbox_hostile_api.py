@@ -111,3 +111,62 @@ except OSError as e:
     assert "FunctionError" not in resp, reports
     assert reports[-1]["errno"] == 11 and reports[-1]["children"] < 1024
     _still_serving(lam, bystander)
+
+
+def test_kill_minus_one_only_reaches_its_own_sandbox(lam, deploy, bystander):
+    # kill(-1) spares the caller and PID 1: only the function's own child dies.
+    name = deploy({"app.py": sandbox_probe.as_handler("""
+import subprocess
+child = subprocess.Popen(['sleep', '3600'])
+os.kill(-1, 9)
+report(child_status=child.wait())
+""")})
+    resp, reports = _invoke(lam, name)
+    assert "FunctionError" not in resp, reports
+    assert reports == [{"child_status": -9}]
+    _still_serving(lam, bystander)
+
+
+def test_a_daemonised_child_dies_with_its_sandbox(lam, deploy, bystander):
+    import os
+    import time
+
+    name = deploy({"app.py": sandbox_probe.as_handler("""
+import subprocess
+p = subprocess.Popen(['sleep', '3600'], start_new_session=True,
+                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+report(pid=p.pid, ns=os.readlink('/proc/self/ns/pid'))
+""")})
+    resp, reports = _invoke(lam, name)
+    assert "FunctionError" not in resp, reports
+    ns = reports[-1]["ns"]
+    daemons = [pid for pid in _pids_in_pid_namespace(ns) if _comm(pid) == "sleep"]
+    assert daemons, "the daemon should be running while its sandbox lives"
+    lam.delete_function(FunctionName=name)
+    deadline = time.monotonic() + 30
+    while any(os.path.exists(f"/proc/{pid}") and _comm(pid) == "sleep" for pid in daemons):
+        assert time.monotonic() < deadline, "a daemonised child outlived its sandbox"
+        time.sleep(0.05)
+    _still_serving(lam, bystander)
+
+
+def _pids_in_pid_namespace(ns_link: str) -> list[int]:
+    import os
+
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if os.readlink(f"/proc/{entry}/ns/pid") == ns_link:
+                    out.append(int(entry))
+            except OSError:
+                pass
+    return out
+
+
+def _comm(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
