@@ -36,12 +36,26 @@ def backend(runtime_root):
     """One backend per module; at the end nothing of it may be left: no
     child processes and no cgroup directories."""
     _require_root()
+    fds_before = _open_fds()
     be = NamespacedBackend(runtime_root)
     roots = list(be.cgroups.root_paths) if be.cgroups else []
     yield be
     be.close()
     assert [p for p in roots if os.path.exists(p)] == [], "cgroup roots left behind"
     assert _children() == [], "sandbox processes outlived their sandboxes"
+    assert _open_fds() - fds_before == set(), "fds leaked by the backend"
+
+
+def _open_fds() -> set[str]:
+    """This process's fds with what they point at, so a reused number that
+    now points elsewhere still shows."""
+    out = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            out.add(f"{fd}->{os.readlink(f'/proc/self/fd/{fd}')}")
+        except OSError:
+            pass
+    return out
 
 
 def _children() -> list[int]:
