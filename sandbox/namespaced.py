@@ -29,6 +29,7 @@ from .spec import SandboxSpec
 CONTROL_FD = 3
 KILL_ALL_SIGNAL = signal.SIGRTMAX  # LL_SIG_KILL_ALL in csrc/spawn.h
 INIT_EXIT_TIMEOUT_S = 2.0
+PLAN_CACHE_SIZE = 1024  # distinct (code, layers, /tmp size) combinations kept compiled
 # Host ids the sandbox's ids map to. Far above any real account, so that a
 # sandboxed process that somehow reached the host would own nothing there.
 HOST_ID_BASE = 2_000_000_000
@@ -159,6 +160,7 @@ class NamespacedBackend:
         # not own; without root every sandbox creates its own.
         self._netns_pool = NetnsPool(netns_pool) if netns_pool > 0 and self._privileged else None
         self._egress: Egress | None = None
+        self._plans: dict[tuple, nsspawn.CompiledOps] = {}
         self._resolv_conf = ""
         self._python_prefix = os.path.realpath(_python_prefix(runtime_root.python))
         self._hidden = rootfs.host_site_dirs(self._python_prefix)
@@ -223,7 +225,7 @@ class NamespacedBackend:
             procs_fds, v2_fd = cgroup.attach_handles() if cgroup else ([], -1)
             try:
                 cfg = self._config(spec, argv, env, path, child.fileno(), procs_fds, v2_fd, netns_fd)
-                result = nsspawn.spawn(cfg)
+                result = nsspawn.spawn(cfg, self._compiled_plan(spec))
             finally:
                 for fd in procs_fds + ([v2_fd] if v2_fd >= 0 else []):
                     os.close(fd)
@@ -243,6 +245,18 @@ class NamespacedBackend:
             egress = self._egress
             release = lambda: egress.release(lease)  # noqa: E731
         return NamespacedSandbox(result.pid, parent, cgroup, release)
+
+    def _compiled_plan(self, spec: SandboxSpec) -> nsspawn.CompiledOps:
+        """The root's mount plan in C form, built once per distinct plan."""
+        resolv = self._resolv_conf if spec.network == "egress" else ""
+        key = (spec.code_dir, spec.layers, spec.ephemeral_mb, resolv)
+        compiled = self._plans.get(key)
+        if compiled is None:
+            compiled = nsspawn.CompiledOps(rootfs.plan(self.layout(spec, resolv_conf=resolv)))
+            if len(self._plans) >= PLAN_CACHE_SIZE:
+                self._plans.pop(next(iter(self._plans)))  # the oldest
+            self._plans[key] = compiled
+        return compiled
 
     def _egress_for_spawn(self) -> Egress:
         # Created on first use: it changes the host (nftables, ip_forward).
@@ -266,7 +280,7 @@ class NamespacedBackend:
             argv=argv,
             env={**BASE_ENV, **(env or {})},
             control_fd=control_fd,
-            ops=rootfs.plan(self.layout(spec, resolv_conf=self._resolv_conf if spec.network == "egress" else "")),
+            ops=[],  # passed compiled, see _compiled_plan
             cwd=rootfs.TASK_ROOT,
             hostname=rootfs.HOSTNAME,
             namespaces=namespaces,

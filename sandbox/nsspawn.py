@@ -101,9 +101,30 @@ def _cstr_array(keep: list, items: list[str]):
     return arr
 
 
-def spawn(cfg: SpawnConfig) -> SpawnResult:
+class CompiledOps:
+    """Mount operations converted to C structs once. Converting ~50 of them
+    costs ~0.3 ms of Python, a tenth of a spawn; every sandbox of a function
+    shares the same plan, so the backend keeps these per plan and passes
+    them to spawn(). Read-only once built, so threads may share one."""
+
+    __slots__ = ("array", "count", "_keep")
+
+    def __init__(self, ops: list[MountOp]) -> None:
+        self._keep: list = []
+        self.count = len(ops)
+        self.array = ffi.new("struct ll_mount_op[]", max(1, len(ops)))
+        for i, op in enumerate(ops):
+            self.array[i].kind = op.kind
+            self.array[i].dst = _cstr(self._keep, op.dst)
+            self.array[i].src = _cstr(self._keep, op.src)
+            self.array[i].data = _cstr(self._keep, op.data)
+            self.array[i].mode = op.mode
+
+
+def spawn(cfg: SpawnConfig, compiled: CompiledOps | None = None) -> SpawnResult:
     """Start a sandbox; returns PID 1's pid. Blocks until the worker has
-    exec'd or a step failed (about a millisecond), with the GIL released."""
+    exec'd or a step failed (a few milliseconds), with the GIL released.
+    compiled, when given, replaces cfg.ops."""
     keep: list = []
     c = ffi.new("struct ll_spawn_config *")
     c.path = _cstr(keep, cfg.path)
@@ -111,15 +132,9 @@ def spawn(cfg: SpawnConfig) -> SpawnResult:
     c.envp = _cstr_array(keep, [f"{k}={v}" for k, v in cfg.env.items()])
     c.cwd = _cstr(keep, cfg.cwd)
     c.hostname = _cstr(keep, cfg.hostname)
-    ops = ffi.new("struct ll_mount_op[]", max(1, len(cfg.ops)))
-    for i, op in enumerate(cfg.ops):
-        ops[i].kind = op.kind
-        ops[i].dst = _cstr(keep, op.dst)
-        ops[i].src = _cstr(keep, op.src)
-        ops[i].data = _cstr(keep, op.data)
-        ops[i].mode = op.mode
-    c.ops = ops
-    c.n_ops = len(cfg.ops)
+    plan = compiled if compiled is not None else CompiledOps(cfg.ops)
+    c.ops = plan.array
+    c.n_ops = plan.count
     c.control_fd = cfg.control_fd
     c.cgroup_v2_fd = cfg.cgroup_v2_fd
     procs = ffi.new("int[]", list(cfg.cgroup_procs_fds) or [0])
