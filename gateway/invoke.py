@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import binascii
 import urllib.parse
-import uuid
 
 import msgspec
 import trio
@@ -15,6 +14,7 @@ from .functions import FunctionService
 from .http1 import Head
 from .model import FunctionRecord
 from .pool import FunctionSpec, Pool
+from .ids import request_id as new_request_id
 
 SYNC_PAYLOAD_MAX = 6 * 1024 * 1024
 ASYNC_PAYLOAD_MAX = 1024 * 1024
@@ -81,7 +81,7 @@ class Invoker:
         client_context = _client_context(head.header("x-amz-client-context"))
         spec = self.spec_for(rec)
         if kind == "DryRun":
-            return 204, [("x-amzn-RequestId", str(uuid.uuid4()))], b""
+            return 204, [("x-amzn-RequestId", new_request_id())], b""
         if kind == "Event":
             if self.async_queue is None:
                 raise LambdaError("ServiceException", "The asynchronous queue is not running.")

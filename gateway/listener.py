@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import math
 import socket
 
 import trio
@@ -24,12 +25,56 @@ RECV = 65536
 _send_all = rawio.send_all
 
 
-async def serve_connection(sock: socket.socket, router: Router) -> None:
+class _Watched:
+    """A connection's cancel scope and the time it must next make progress by."""
+
+    __slots__ = ("scope", "deadline")
+
+    def __init__(self, scope: trio.CancelScope) -> None:
+        self.scope = scope
+        self.deadline = math.inf
+
+
+class Watchdog:
+    """Closes connections that stay silent past their deadline.
+
+    One task checks every connection once a second, instead of each request
+    opening its own timeout scope: on the invoke path a cancel scope per
+    request costs more than the rest of the request's framing.
+    """
+
+    def __init__(self) -> None:
+        self.watched: set[_Watched] = set()
+
+    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        while True:
+            await trio.sleep(1.0)
+            now = trio.current_time()
+            for w in list(self.watched):
+                if w.deadline < now:
+                    w.scope.cancel()
+
+
+async def serve_connection(sock: socket.socket, router: Router, watchdog: Watchdog | None = None) -> None:
+    with trio.CancelScope() as scope:
+        watched = _Watched(scope)
+        if watchdog is not None:
+            watchdog.watched.add(watched)
+        try:
+            await _serve(sock, router, watched)
+        finally:
+            if watchdog is not None:
+                watchdog.watched.discard(watched)
+
+
+async def _serve(sock: socket.socket, router: Router, watched: _Watched) -> None:
     try:
         peer = sock.getpeername()
-        client = (peer[0], peer[1])
     except OSError:
-        client = ("", 0)
+        peer = None
+    # A unix-socket peer has no address; only TCP peers have (host, port).
+    client = (peer[0], peer[1]) if isinstance(peer, tuple) else ("", 0)
     parser = http1.RequestParser()
     served = 0
     try:
@@ -39,16 +84,17 @@ async def serve_connection(sock: socket.socket, router: Router) -> None:
                 if head is None:
                     # Idle between requests gets the long timeout; a started
                     # head must finish quickly.
-                    timeout = HEAD_TIMEOUT_S if parser.buffered else IDLE_TIMEOUT_S
-                    with trio.move_on_after(timeout):
-                        while head is None:
-                            data = await rawio.recv(sock, RECV)
-                            if not data:
-                                return
-                            parser.feed(data)
-                            head = parser.read_head()
-                    if head is None:
-                        return
+                    now = trio.current_time()
+                    watched.deadline = now + (HEAD_TIMEOUT_S if parser.buffered else IDLE_TIMEOUT_S)
+                    while head is None:
+                        data = await rawio.recv(sock, RECV)
+                        if not data:
+                            return
+                        parser.feed(data)
+                        head = parser.read_head()
+                        if head is None:
+                            # Part of a head arrived: the rest is due soon.
+                            watched.deadline = min(watched.deadline, trio.current_time() + HEAD_TIMEOUT_S)
                 try:
                     parser.set_body_limit(router.body_limit(head))
                 except http1.BodyTooLarge:
@@ -59,15 +105,13 @@ async def serve_connection(sock: socket.socket, router: Router) -> None:
                 if body is None:
                     if head.expect_continue:
                         await _send_all(sock, http1.CONTINUE)
-                    with trio.move_on_after(HEAD_TIMEOUT_S):
-                        while body is None:
-                            data = await rawio.recv(sock, RECV)
-                            if not data:
-                                return
-                            parser.feed(data)
-                            body = parser.read_body()
-                    if body is None:
-                        return
+                    watched.deadline = trio.current_time() + HEAD_TIMEOUT_S
+                    while body is None:
+                        data = await rawio.recv(sock, RECV)
+                        if not data:
+                            return
+                        parser.feed(data)
+                        body = parser.read_body()
             except http1.BodyTooLarge:
                 status, headers, payload = router.too_large(head)
                 await _send_all(sock, http1.render_response(status, headers, payload, keep_alive=False))
@@ -80,6 +124,8 @@ async def serve_connection(sock: socket.socket, router: Router) -> None:
                 if exc.errno in (errno.ECONNRESET, errno.EPIPE):
                     return
                 raise
+            # The handler enforces its own limits (a function's Timeout).
+            watched.deadline = math.inf
             try:
                 status, headers, payload = await router.handle(head, body, client)
             except Exception:
@@ -102,7 +148,9 @@ async def serve_connection(sock: socket.socket, router: Router) -> None:
 
 async def serve(listen_sock: socket.socket, router: Router, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
     listen_sock.setblocking(False)
+    watchdog = Watchdog()
     async with trio.open_nursery() as nursery:
+        await nursery.start(watchdog.run)
         task_status.started()
         while True:
             try:
@@ -117,4 +165,4 @@ async def serve(listen_sock: socket.socket, router: Router, *, task_status=trio.
                 raise
             if conn.family in (socket.AF_INET, socket.AF_INET6):
                 conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            nursery.start_soon(serve_connection, conn, router)
+            nursery.start_soon(serve_connection, conn, router, watchdog)

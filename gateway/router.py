@@ -6,7 +6,6 @@ to the control-plane ASGI app.
 from __future__ import annotations
 
 import re
-import uuid
 from typing import Mapping
 
 import msgspec
@@ -17,6 +16,7 @@ from .http1 import Head
 from .invoke import Invoker, body_limit as invoke_body_limit, too_large as invoke_too_large
 from .sigv4 import AuthError, verify
 from . import url_handler
+from .ids import request_id as new_request_id
 
 INVOKE_RE = re.compile(r"^/2015-03-31/functions/([^/?]+)/invocations/?$")
 CONTROL_BODY_MAX = 80 * 1024 * 1024  # a 50 MB zip, base64-encoded, inside JSON
@@ -27,7 +27,7 @@ Reply = tuple[int, list[tuple[str, str]], bytes]
 
 def error_reply(exc: LambdaError, request_id: str | None = None) -> Reply:
     headers = exc.headers()
-    headers.append(("x-amzn-RequestId", request_id or str(uuid.uuid4())))
+    headers.append(("x-amzn-RequestId", request_id or new_request_id()))
     return exc.status, headers, exc.body()
 
 
@@ -70,7 +70,7 @@ class Router:
                 try:
                     verify(head.method, head.target, head.headers, body, self.secrets)
                 except AuthError as exc:
-                    return 403, [("x-amzn-ErrorType", exc.code), ("Content-Type", "application/json"), ("x-amzn-RequestId", str(uuid.uuid4()))], msgspec.json.encode({"message": exc.message})
+                    return 403, [("x-amzn-ErrorType", exc.code), ("Content-Type", "application/json"), ("x-amzn-RequestId", new_request_id())], msgspec.json.encode({"message": exc.message})
             m = INVOKE_RE.match(path)
             if m is not None:
                 if head.method != "POST":
@@ -80,5 +80,5 @@ class Router:
             return error_reply(exc)
         status, headers, payload = await call_asgi(self.control_app, head, body, client, self.server_addr)
         if not any(k.lower() == "x-amzn-requestid" for k, _ in headers):
-            headers.append(("x-amzn-RequestId", str(uuid.uuid4())))
+            headers.append(("x-amzn-RequestId", new_request_id()))
         return status, headers, payload

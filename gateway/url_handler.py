@@ -4,7 +4,6 @@ by Host <url-id>.lambda-url.<region>.localhost."""
 from __future__ import annotations
 
 import re
-import uuid
 from typing import Mapping
 
 import msgspec
@@ -15,6 +14,7 @@ from .function_settings import FunctionSettings
 from .http1 import Head
 from .invoke import Invoker
 from .sigv4 import AuthError, verify
+from .ids import request_id as new_request_id
 
 URL_PATH_RE = re.compile(r"^/lambda-url/([a-z0-9]{32})(/.*)?$")
 URL_HOST_RE = re.compile(r"^([a-z0-9]{32})\.lambda-url\.[a-z0-9-]+\.(?:localhost|on\.aws)(?::\d+)?$")
@@ -52,7 +52,7 @@ class UrlHandler:
         self.secrets = secrets
 
     async def handle(self, head: Head, body: bytes, client: tuple[str, int], url_id: str, path: str, query: str) -> Reply:
-        request_id = str(uuid.uuid4())
+        request_id = new_request_id()
         rec = self.settings.lookup_url(url_id)
         if rec is None or not rec.url_config:
             return 404, [("Content-Type", "application/json"), ("x-amzn-RequestId", request_id)], _NOT_FOUND
