@@ -40,14 +40,16 @@ def probe(backend: NamespacedBackend, runtime_root: RuntimeRoot) -> None:
 
 
 def choose_backend(runtime_root: RuntimeRoot, data_dir: pathlib.Path | str | None = None, *,
-                   required: bool = False) -> tuple[SandboxBackend, list[str]]:
+                   required: bool = False, **options) -> tuple[SandboxBackend, list[str]]:
     """(backend, reasons). reasons lists everything weaker than full
     isolation; it is empty on a root host with cgroups. With required=True a
-    failing namespaced backend raises OSError instead of falling back."""
+    failing namespaced backend raises OSError instead of falling back.
+    options go to NamespacedBackend (pdeathsig=True for a caller that spawns
+    from one long-lived thread, cpu_limit, netns_pool)."""
     reasons: list[str] = []
     backend: NamespacedBackend | None = None
     try:
-        backend = NamespacedBackend(runtime_root)
+        backend = NamespacedBackend(runtime_root, **options)
         probe(backend, runtime_root)
     except OSError as exc:
         if backend is not None:
