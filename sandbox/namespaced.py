@@ -12,6 +12,7 @@ the thread that should own the sandbox (see `pdeathsig` below).
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import select
 import signal
@@ -25,6 +26,8 @@ from .netns_pool import NetnsPool
 from .netns_pool import create as netns_create
 from .runtime_root import RuntimeRoot, worker_argv
 from .spec import SandboxSpec
+
+log = logging.getLogger("lambdalet.sandbox")
 
 CONTROL_FD = 3
 KILL_ALL_SIGNAL = signal.SIGRTMAX  # LL_SIG_KILL_ALL in csrc/spawn.h
@@ -88,8 +91,14 @@ class NamespacedSandbox:
                 status = None
             self._reaped = True
         if self.cgroup is not None:
-            self.cgroup.remove()
-            self.cgroup = None
+            cgroup, self.cgroup = self.cgroup, None
+            try:
+                cgroup.remove()
+            except OSError as exc:
+                # Every process is gone (PID 1 was reaped), so this is the
+                # kernel still tearing down; the manager's close() removes
+                # whatever is left under its root. Not the caller's problem.
+                log.warning("sandbox %s: %s", cgroup.name, exc)
         if self._release is not None:
             release, self._release = self._release, None
             release()
