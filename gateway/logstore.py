@@ -19,7 +19,7 @@ import time
 
 import msgspec
 
-from .ledger import BatchedStore
+from .ledger import BatchedStore, insert_rows
 
 RETENTION_CHECK_S = 60.0
 
@@ -89,10 +89,7 @@ class LogStore(BatchedStore):
             key = f"{call.request_id}:{call.started_ns}"
             for seq, (ts, message) in enumerate(split_events(call)):
                 rows.append((call.log_group, call.log_stream, ts, key, seq, message))
-        db.executemany(
-            "INSERT OR IGNORE INTO events (log_group, log_stream, timestamp_ms, call_key, seq, message) VALUES (?, ?, ?, ?, ?, ?)",
-            rows,
-        )
+        insert_rows(db, "INSERT OR IGNORE INTO events (log_group, log_stream, timestamp_ms, call_key, seq, message) VALUES ", 6, rows)
 
     def maintain(self) -> None:
         now = time.monotonic()
