@@ -1,1 +1,20 @@
-"""Sandboxes: how a worker process starts and is contained."""
+"""Sandboxes: how a worker process starts and is contained.
+
+Start with spec.py, the seam the gateway's pool uses (SandboxSpec, Sandbox,
+SandboxBackend), and select.py, which picks a backend once at start-up and
+says why anything is weaker than full isolation.
+
+Backends:
+- namespaced.py   user, pid, mount, net, uts, ipc and cgroup namespaces, a
+                  private read-only root, cgroup limits, no capabilities,
+                  no_new_privs and seccomp; the default wherever it works.
+- process.py      plain child processes; the loud fallback.
+
+What namespaced.py is made of:
+- nsspawn.py      the thin wrapper over csrc/spawn.c (OSError names the step)
+- rootfs.py       the root file system as a plan of mount operations (pure)
+- cgroups.py      the limits interface; cgroup_v1.py and cgroup_v2.py
+- netns_pool.py   network namespaces made ahead of time, one per sandbox
+- egress.py       opt-in egress: a veth pair and nftables NAT (pyroute2)
+- attach.py       mounting code into an already running (spare) sandbox
+"""
