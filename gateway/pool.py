@@ -216,11 +216,20 @@ class Pool:
         call = Invoke(request_id, payload, deadline_ms, spec.arn, client_context)
         result = None
         # A bare CancelScope: move_on_after's generator costs more per call.
-        with trio.CancelScope(deadline=trio.current_time() + rec.timeout) as scope:
-            try:
-                result = await inst.call(call)
-            except WorkerGone:
-                result = None
+        try:
+            with trio.CancelScope(deadline=trio.current_time() + rec.timeout) as scope:
+                try:
+                    result = await inst.call(call)
+                except WorkerGone:
+                    result = None
+        except BaseException:
+            # The caller went away mid-call (shutdown, a cancelled task): the
+            # instance is in an unknown state and is not reused.
+            self._busy.discard(inst)
+            inst.sandbox.kill()
+            with trio.CancelScope(shield=True):
+                await self._destroy(inst)
+            raise
         self._busy.discard(inst)
         inst.busy = False
         init_ns = inst.init_ns if cold else None
@@ -426,11 +435,17 @@ class Pool:
             log_stream=stream,
         )
         reply = None
-        with trio.move_on_after(self.init_timeout_s):
-            try:
-                reply = await inst.init(init)
-            except WorkerGone:
-                reply = None
+        try:
+            with trio.move_on_after(self.init_timeout_s):
+                try:
+                    reply = await inst.init(init)
+                except WorkerGone:
+                    reply = None
+        except BaseException:
+            inst.sandbox.kill()
+            with trio.CancelScope(shield=True):
+                await self._destroy(inst)
+            raise
         # Init Duration covers the runtime's start as well as the handler's
         # import, as AWS's does.
         inst.init_ns = time.monotonic_ns() - started

@@ -1,0 +1,140 @@
+"""The pool on its own, with plain-process workers and a mock clock."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+import pytest
+import trio
+import trio.testing
+
+from lambdalet.gateway.errors import LambdaError
+from lambdalet.gateway.model import FunctionRecord
+from lambdalet.gateway.pool import FunctionSpec, Pool
+from lambdalet.sandbox.process import ProcessBackend
+from lambdalet.sandbox.runtime_root import RuntimeRoot
+
+APP = """
+import os, time
+calls = 0
+def handler(event, context):
+    global calls
+    calls += 1
+    time.sleep(event.get('sleep', 0))
+    if event.get('exit'):
+        os._exit(1)
+    return {'pid': os.getpid(), 'calls': calls}
+"""
+
+
+@pytest.fixture
+def spec(tmp_path):
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "app.py").write_text(APP)
+    rec = FunctionRecord(
+        name="fn", runtime=f"python{sys.version_info[0]}.{sys.version_info[1]}", role="r", handler="app.handler",
+        code_sha256_hex="0" * 64, code_sha256_b64="", code_size=1, revision_id="rev-1", last_modified="", created_ns=0, timeout=30,
+    )
+    return FunctionSpec(record=rec, code_dir=str(code), arn="arn:fn", env={}, log_group="/aws/lambda/fn")
+
+
+@pytest.fixture
+def backend(tmp_path):
+    return ProcessBackend(RuntimeRoot.create(tmp_path / "runtime"))
+
+
+async def _until(predicate, limit_s: float = 10.0) -> None:
+    """Waits for a condition that a worker thread will make true."""
+    deadline = time.monotonic() + limit_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached")
+        await trio.lowlevel.checkpoint()
+        time.sleep(0.001)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+async def call(pool: Pool, spec: FunctionSpec, event: dict | None = None) -> dict:
+    outcome = await pool.invoke(spec, json.dumps(event or {}).encode())
+    return json.loads(outcome.payload)
+
+
+def test_idle_instances_are_reclaimed_then_the_function_scales_to_zero(spec, backend):
+    clock = trio.testing.MockClock()
+
+    async def main():
+        pool = Pool(backend, concurrency_limit=10, idle_timeout_s=60)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(pool.run)
+            first = await call(pool, spec)
+            second = await call(pool, spec)
+            # One warm instance, reused: same process, globals kept.
+            assert first["pid"] == second["pid"] and second["calls"] == 2
+            assert pool.statistics()["idle"] == 1
+            clock.jump(30)
+            await trio.testing.wait_all_tasks_blocked()
+            assert pool.statistics()["idle"] == 1  # not idle long enough yet
+            clock.jump(31)
+            await _until(lambda: pool.statistics()["idle"] == 0)
+            await _until(lambda: not _alive(first["pid"]))
+            third = await call(pool, spec)
+            assert third["pid"] != first["pid"] and third["calls"] == 1  # a fresh instance
+            nursery.cancel_scope.cancel()
+
+    trio.run(main, clock=clock)
+
+
+@pytest.mark.trio
+async def test_one_call_at_a_time_per_instance(spec, backend):
+    pool = Pool(backend, concurrency_limit=10)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(pool.run)
+        results: list[dict] = []
+
+        async def slow():
+            results.append(await call(pool, spec, {"sleep": 0.3}))
+
+        async with trio.open_nursery() as calls:
+            calls.start_soon(slow)
+            calls.start_soon(slow)
+        assert len({r["pid"] for r in results}) == 2
+        assert pool.statistics()["idle"] == 2
+        nursery.cancel_scope.cancel()
+
+
+@pytest.mark.trio
+async def test_a_crashed_instance_is_replaced(spec, backend):
+    pool = Pool(backend, concurrency_limit=10)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(pool.run)
+        before = await call(pool, spec)
+        outcome = await pool.invoke(spec, b'{"exit": true}')
+        assert outcome.error_type == "Runtime.ExitError" and outcome.function_error == "Unhandled"
+        assert pool.statistics()["idle"] == 0
+        after = await call(pool, spec)
+        assert after["pid"] != before["pid"] and after["calls"] == 1
+        nursery.cancel_scope.cancel()
+
+
+@pytest.mark.trio
+async def test_throttling_is_immediate_never_a_wait(spec, backend):
+    pool = Pool(backend, concurrency_limit=1)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(pool.run)
+        nursery.start_soon(call, pool, spec, {"sleep": 0.5})
+        await _until(lambda: pool.concurrent() == 1)
+        with pytest.raises(LambdaError) as exc:
+            await pool.invoke(spec, b"{}")
+        assert exc.value.error_type == "TooManyRequestsException"
+        assert exc.value.extra["Reason"] == "ConcurrentInvocationLimitExceeded"
+        nursery.cancel_scope.cancel()
