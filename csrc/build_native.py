@@ -107,6 +107,7 @@ struct ll_spawn_result {
 };
 int ll_spawn(const struct ll_spawn_config *cfg, struct ll_spawn_result *res);
 int ll_init_memfd(void);
+int ll_clone_floor(uint64_t namespaces);
 int ll_netns_create(void);
 int ll_netns_enter(int netns_fd, int *saved_fd);
 int ll_netns_leave(int saved_fd);

@@ -459,3 +459,17 @@ int ll_init_memfd(void)
     return -ENOENT;
 #endif
 }
+
+int ll_clone_floor(uint64_t namespaces)
+{
+    pid_t pid = (pid_t)syscall(SYS_clone, (unsigned long)namespaces | SIGCHLD, 0, 0, 0, 0);
+    if (pid < 0)
+        return -errno;
+    if (pid == 0)
+        _exit(0);
+    int status;
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR)
+            return -errno;
+    return 0;
+}

@@ -62,6 +62,10 @@ struct ll_spawn_result {
 /* Returns 0 or -errno; on failure nothing is left running. */
 int ll_spawn(const struct ll_spawn_config *cfg, struct ll_spawn_result *res);
 
+/* The floor a sandbox's start is measured against: clone into the given
+ * namespaces, have the child exit at once, and reap it. Returns 0 or -errno. */
+int ll_clone_floor(uint64_t namespaces);
+
 /* A sealed memfd holding init.c's program, for cfg->init_fd. Returns the
  * fd, or -errno (-ENOENT when the build could not compile the program). */
 int ll_init_memfd(void);

@@ -338,6 +338,16 @@ class NamespacedBackend:
             "pids_limit": limits.get("pids_limit", False),
         }
 
+    def statistics(self) -> dict[str, int]:
+        """A snapshot for doctor, bench and /metrics."""
+        pool = self._netns_pool
+        return {
+            "netns_ready": pool.ready() if pool else 0,
+            "netns_created": pool.created if pool else 0,
+            "netns_pool_misses": pool.misses if pool else 0,
+            "compiled_plans": len(self._plans),
+        }
+
     @property
     def netns_pool(self) -> NetnsPool | None:
         return self._netns_pool

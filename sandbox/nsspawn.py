@@ -167,6 +167,14 @@ def spawn(cfg: SpawnConfig, compiled: CompiledOps | None = None) -> SpawnResult:
     return SpawnResult(pid=res.pid, used_clone3=bool(res.used_clone3))
 
 
+def clone_floor(namespaces: int) -> None:
+    """Clone into namespaces and reap a child that exits at once: the floor
+    bench/ sets a sandbox's create+destroy against."""
+    rc = lib.ll_clone_floor(namespaces)
+    if rc < 0:
+        raise OSError(-rc, f"clone: {os.strerror(-rc)}")
+
+
 def init_memfd() -> int:
     """A sealed memfd holding the tiny PID 1 program (csrc/init.c). The
     caller owns the fd. Raises OSError when this build has no image."""
