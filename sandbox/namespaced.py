@@ -170,6 +170,7 @@ class NamespacedBackend:
         self._netns_pool = NetnsPool(netns_pool) if netns_pool > 0 and self._privileged else None
         self._egress: Egress | None = None
         self._plans: dict[tuple, nsspawn.CompiledOps] = {}
+        self._plans_lock = threading.Lock()
         self._resolv_conf = ""
         self._python_prefix = os.path.realpath(_python_prefix(runtime_root.python))
         self._hidden = rootfs.host_site_dirs(self._python_prefix)
@@ -262,9 +263,10 @@ class NamespacedBackend:
         compiled = self._plans.get(key)
         if compiled is None:
             compiled = nsspawn.CompiledOps(rootfs.plan(self.layout(spec, resolv_conf=resolv)))
-            if len(self._plans) >= PLAN_CACHE_SIZE:
-                self._plans.pop(next(iter(self._plans)))  # the oldest
-            self._plans[key] = compiled
+            with self._plans_lock:  # spawns may run on several threads
+                if len(self._plans) >= PLAN_CACHE_SIZE:
+                    self._plans.pop(next(iter(self._plans)))  # the oldest
+                self._plans[key] = compiled
         return compiled
 
     def _egress_for_spawn(self) -> Egress:

@@ -364,3 +364,24 @@ def test_pdeathsig_follows_the_spawning_thread(runtime_root, python, code_dir):
         assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
     finally:
         backend.close()
+
+
+def test_spawns_from_several_threads_at_once(backend, python, code_dir):
+    import threading
+
+    outcomes, errors = [], []
+
+    def run_some():
+        for _ in range(5):
+            try:
+                outcomes.append(sandbox_probe.run(backend, python, code_dir, "report(pid=os.getpid())").last)
+            except Exception as exc:  # reported below; a thread cannot fail the test itself
+                errors.append(exc)
+
+    threads = [threading.Thread(target=run_some) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert outcomes == [{"pid": 2}] * 20  # each its own pid namespace, worker after PID 1
