@@ -6,8 +6,11 @@ capabilities, no_new_privs and seccomp. Without root the same sandbox runs
 through an unprivileged user namespace, with cgroup limits only where a
 delegated subtree is writable.
 
-spawn() blocks for about a millisecond with the GIL released; call it from
-the thread that should own the sandbox (see `pdeathsig` below).
+spawn() blocks for a few milliseconds with the GIL released (it returns
+once the worker has exec'd, not once it is ready) and is safe to call from
+several threads. PR_SET_PDEATHSIG follows the spawning thread: see the
+pdeathsig argument. destroy() blocks until PID 1 is reaped (about a
+millisecond, at most INIT_EXIT_TIMEOUT_S); call it off the event loop.
 """
 from __future__ import annotations
 
