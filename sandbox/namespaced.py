@@ -142,7 +142,7 @@ class NamespacedBackend:
 
     def __init__(self, runtime_root: RuntimeRoot, *, cgroups: cgroups_mod.CgroupManager | None | str = "auto",
                  seccomp: bool = True, host_id_base: int = HOST_ID_BASE, netns_pool: int = 8,
-                 pdeathsig: bool | None = None, cpu_limit: bool = True) -> None:
+                 pdeathsig: bool | None = None, cpu_limit: bool = True, exec_init: bool = True) -> None:
         self._root = runtime_root
         self._seccomp = seccomp
         # PR_SET_PDEATHSIG fires when the *thread* that spawned a sandbox
@@ -163,6 +163,8 @@ class NamespacedBackend:
             self.warnings.append("no cgroups: memory and processes bounded by RLIMIT_DATA and "
                                  "RLIMIT_NPROC only, CPU unlimited, OOM kills not detected")
         try:
+            if not exec_init:
+                raise OSError(errno.ENOENT, "turned off by the caller")
             self._init_fd = nsspawn.init_memfd()
         except OSError as exc:
             # Still isolated, but PID 1 stays a copy of the server process.

@@ -385,3 +385,35 @@ def test_spawns_from_several_threads_at_once(backend, python, code_dir):
         t.join()
     assert errors == []
     assert outcomes == [{"pid": 2}] * 20  # each its own pid namespace, worker after PID 1
+
+
+def test_the_in_process_init_fallback_behaves_the_same(runtime_root, python, code_dir):
+    """Where the init image cannot be exec'd, PID 1 stays a copy of the
+    server running the same loop: statuses, forwarding and kill-all hold."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    backend = namespaced.NamespacedBackend(runtime_root, netns_pool=0, exec_init=False)
+    try:
+        assert any("PID 1 runs in a copy of the server" in w for w in backend.warnings)
+        exited = sandbox_probe.start(backend, python, code_dir, "os._exit(3)")
+        sandbox_probe.read_reports(exited, 20)
+        exited.kill()
+        status = exited.destroy()
+        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 3
+
+        sandbox = sandbox_probe.start(backend, python, code_dir, """
+import signal
+signal.signal(signal.SIGTERM, lambda *a: (report(got='SIGTERM'), os._exit(0)))
+report(ready=True)
+signal.pause()
+""")
+        try:
+            assert _read_one(sandbox) == {"ready": True}
+            with open(f"/proc/{sandbox.pid}/status") as f:
+                assert "NoNewPrivs:\t1" in f.read()
+            os.kill(sandbox.pid, signal.SIGTERM)
+            assert sandbox_probe.read_reports(sandbox, 20)[0] == [{"got": "SIGTERM"}]
+        finally:
+            sandbox.destroy()
+    finally:
+        backend.close()
