@@ -40,8 +40,11 @@ PROC_MASKED = (
     "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",
 )
 PROC_READONLY = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
+# Public host files the loader, TLS and name lookups read (getaddrinfo with
+# a service name such as "https" needs /etc/services). Nothing private.
 ETC_BINDS = ("/etc/ld.so.cache", "/etc/ssl/certs", "/etc/ca-certificates.conf",
-             "/etc/ssl/openssl.cnf", "/etc/pki/tls/certs", "/etc/pki/ca-trust")
+             "/etc/ssl/openssl.cnf", "/etc/pki/tls/certs", "/etc/pki/ca-trust",
+             "/etc/services", "/etc/protocols", "/etc/mime.types")
 
 
 class RootLayout(msgspec.Struct, frozen=True):

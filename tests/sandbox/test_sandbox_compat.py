@@ -18,10 +18,12 @@ cli = socket.create_connection(srv.getsockname()); conn, _ = srv.accept(); cli.s
 report(thread=seen, pool=doubled, sh=sh, loopback=conn.recv(1).decode(),
        ca_certs=ssl.create_default_context().cert_store_stats()['x509_ca'] > 0,
        user=getpass.getuser(), tmp=tempfile.gettempdir(), cwd=os.getcwd(), host=platform.node(),
-       env={k: os.environ.get(k) for k in ('LAMBDA_TASK_ROOT', 'LAMBDA_RUNTIME_DIR')})
+       env={k: os.environ.get(k) for k in ('LAMBDA_TASK_ROOT', 'LAMBDA_RUNTIME_DIR')},
+       https_port=socket.getaddrinfo('127.0.0.1', 'https')[0][4][1])
 """)
     assert outcome.last == {
         "thread": [1], "pool": [0, 2, 4, 6], "sh": "hi\nsbx_user1051\n", "loopback": "x",
         "ca_certs": True, "user": "sbx_user1051", "tmp": "/tmp", "cwd": "/var/task", "host": "lambdalet",
         "env": {"LAMBDA_TASK_ROOT": "/var/task", "LAMBDA_RUNTIME_DIR": "/var/runtime"},
+        "https_port": 443,
     }
