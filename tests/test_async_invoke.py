@@ -426,3 +426,14 @@ def test_doctor_reports_the_queue(fast, flam):
     assert out.returncode == 0, out.stderr
     assert re.search(r"async queue: \d+ event\(s\) waiting, oldest \d+ s old, \d+ retries so far", out.stdout)
     assert "lambdalet-dlq" in out.stdout or "destination queues:" in out.stdout
+
+
+def test_metrics_show_the_queue(fast, flam):
+    r = requests.get(fast.url + "/metrics", timeout=10)
+    assert r.status_code == 200
+    values = {m.group(1): float(m.group(2)) for m in re.finditer(r"^(lambdalet_async_\w+) (\S+)$", r.text, re.M)}
+    s = stats(fast)
+    assert values["lambdalet_async_queue_depth"] >= 0
+    assert values["lambdalet_async_queue_oldest_age_seconds"] >= 0
+    assert values["lambdalet_async_retries_total"] == s["retries"]
+    assert "lambdalet_async_throttles_total" in values and "lambdalet_async_dead_letters" in values
