@@ -183,7 +183,8 @@ static void __attribute__((noreturn)) child_main(const struct ll_spawn_config *c
     char go;
 
     reset_signal_handlers();
-    /* Keep only the handshake and the control channel of the server's fds. */
+    /* Of the server's fds keep only the handshake, the control channel and
+     * the init program; the rest (listening sockets, the database) go now. */
     int keep[3] = { sync_fd, control_fd, cfg->init_fd };
     CHECK_RC(ll_caps_close_fds_except(keep, 3), "close inherited fds", NULL);
 
