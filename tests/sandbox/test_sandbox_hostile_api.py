@@ -32,7 +32,27 @@ def bystander(lam, server):
                         Runtime=f"python{sys.version_info[0]}.{sys.version_info[1]}",
                         Code={"ZipFile": make_zip({"app.py": BYSTANDER})})
     lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
-    return name
+    yield name
+    lam.delete_function(FunctionName=name)
+
+
+@pytest.fixture
+def deploy(deploy, lam):
+    """The session's deploy, deleting what it made afterwards: these tests
+    share the session's server with the rest of the suite."""
+    made: list[str] = []
+
+    def _deploy(*args, **kwargs):
+        name = deploy(*args, **kwargs)
+        made.append(name)
+        return name
+
+    yield _deploy
+    for name in made:
+        try:
+            lam.delete_function(FunctionName=name)
+        except lam.exceptions.ResourceNotFoundException:
+            pass
 
 
 def _invoke(lam, name: str, event=None) -> tuple[dict, object]:
