@@ -66,6 +66,15 @@ class _Pending:
         self.last: CallOutcome | None = None
 
 
+class _Ticket:
+    __slots__ = ("event", "done", "error")
+
+    def __init__(self, event: NewEvent) -> None:
+        self.event = event
+        self.done = trio.Event()
+        self.error: Exception | None = None
+
+
 class AsyncQueue:
     def __init__(
         self,
@@ -96,6 +105,9 @@ class AsyncQueue:
         self._heap: list[tuple[float, int, str]] = []  # (due, trio clock; seq; event id)
         self._seq = 0
         self._wakeup = trio.Event()
+        self._intake: list[_Ticket] = []
+        self._intake_ready = trio.Event()
+        self._committing = False
         self._in_flight = 0
         self._throttles = 0
         counters = store.counters()
@@ -107,12 +119,44 @@ class AsyncQueue:
     # -- accepting events -----------------------------------------------------
 
     async def enqueue(self, rec: FunctionRecord, payload: bytes) -> str:
-        """Durably queues an event; returns its request id once committed."""
+        """Durably queues an event; returns its request id once committed.
+
+        Events that arrive while a commit is under way wait for the next
+        one and share its fsync, so concurrent Event invokes are not
+        serialised behind one fsync each."""
         event = NewEvent(str(uuid.uuid4()), rec.name, payload, self.wall())
-        async with self._db:
-            await self._run_sync(self.store.add_event, event)
-        self.adopt(event)
+        if not self._committing:
+            # No dispatcher yet (embedding, tests): commit on our own.
+            async with self._db:
+                await self._run_sync(self.store.add_events, [event])
+            self.adopt(event)
+            return event.id
+        ticket = _Ticket(event)
+        self._intake.append(ticket)
+        self._intake_ready.set()
+        await ticket.done.wait()
+        if ticket.error is not None:
+            raise LambdaError("ServiceException", f"The event could not be queued: {ticket.error}")
         return event.id
+
+    async def _commit_intake(self) -> None:
+        while True:
+            await self._intake_ready.wait()
+            self._intake_ready = trio.Event()
+            batch, self._intake = self._intake, []
+            try:
+                async with self._db:
+                    await self._run_sync(self.store.add_events, [t.event for t in batch])
+            except Exception as exc:  # noqa: BLE001 - each waiter gets the error as a 500
+                for t in batch:
+                    t.error = exc
+                    t.done.set()
+                continue
+            for t in batch:
+                # Adopted here, not by the waiter: a committed event is
+                # dispatched even if its caller has gone away.
+                self.adopt(t.event)
+                t.done.set()
 
     def adopt(self, event: NewEvent, not_before_s: float = 0.0, attempts: int = 0) -> None:
         """Starts dispatching an event that is already committed."""
@@ -147,17 +191,22 @@ class AsyncQueue:
         included) and dispatches until cancelled."""
         for ev in await self._run_sync(self.store.pending_events):
             self.adopt(NewEvent(ev.id, ev.function, b"", ev.enqueued_s), ev.not_before_s, ev.attempts)
-        async with trio.open_nursery() as nursery:
-            task_status.started()
-            while True:
-                now = trio.current_time()
-                while self._heap and self._heap[0][0] <= now:
-                    _, _, event_id = heapq.heappop(self._heap)
-                    nursery.start_soon(self._attempt, event_id)
-                timeout = self._heap[0][0] - now if self._heap else math.inf
-                with trio.move_on_after(timeout):
-                    await self._wakeup.wait()
-                self._wakeup = trio.Event()
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._commit_intake)
+                self._committing = True
+                task_status.started()
+                while True:
+                    now = trio.current_time()
+                    while self._heap and self._heap[0][0] <= now:
+                        _, _, event_id = heapq.heappop(self._heap)
+                        nursery.start_soon(self._attempt, event_id)
+                    timeout = self._heap[0][0] - now if self._heap else math.inf
+                    with trio.move_on_after(timeout):
+                        await self._wakeup.wait()
+                    self._wakeup = trio.Event()
+        finally:
+            self._committing = False
 
     async def _attempt(self, event_id: str) -> None:
         async with self._limiter:

@@ -118,11 +118,12 @@ class AsyncStore:
 
     # -- events ---------------------------------------------------------------
 
-    def add_event(self, event: NewEvent) -> None:
-        with self._lock:
-            self._db.execute(
+    def add_events(self, events: list[NewEvent]) -> None:
+        """Commits a batch of new events with one fsync (group commit)."""
+        with self._transaction():
+            self._db.executemany(
                 "INSERT INTO events(id, function, payload, enqueued_s, attempts, not_before_s) VALUES(?, ?, ?, ?, 0, 0)",
-                (event.id, event.function, event.payload, event.enqueued_s),
+                [(e.id, e.function, e.payload, e.enqueued_s) for e in events],
             )
 
     def pending_events(self) -> list[StoredEvent]:

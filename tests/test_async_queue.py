@@ -226,3 +226,31 @@ async def test_a_platform_bug_keeps_the_event_and_the_dispatcher(tmp_path, autoj
     assert gaps(pool.calls) == [1.0]
     assert "RuntimeError('a bug in the platform'); will retry" in capsys.readouterr().err
     store.close()
+
+
+@pytest.mark.trio
+async def test_concurrent_enqueues_share_one_commit(tmp_path, autojump_clock):
+    pool = ScriptedPool("throttle")
+    store, service, queue = make(tmp_path, pool)
+    commits = []
+    real = store.add_events
+
+    def counting(events):
+        commits.append(len(events))
+        real(events)
+
+    store.add_events = counting
+    ids = []
+    async with trio.open_nursery() as nursery:
+        await nursery.start(queue.run)
+
+        async def one():
+            ids.append(await queue.enqueue(service.registry["f"], b"{}"))
+
+        async with trio.open_nursery() as callers:
+            for _ in range(50):
+                callers.start_soon(one)
+        nursery.cancel_scope.cancel()
+    assert sum(commits) == 50 and len(commits) < 50
+    assert {e.id for e in store.pending_events()} == set(ids)
+    store.close()
