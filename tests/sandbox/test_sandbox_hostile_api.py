@@ -60,6 +60,35 @@ def _invoke(lam, name: str, event=None) -> tuple[dict, object]:
     return resp, json.loads(resp["Payload"].read())
 
 
+@pytest.fixture(scope="module", autouse=True)
+def bystander_traffic(server, bystander):
+    """Calls the bystander over and over on its own connection while the
+    rows run; at the end every one of those calls must have succeeded."""
+    import threading
+
+    client = server.client()
+    stop = threading.Event()
+    results: list[object] = []
+
+    def loop():
+        while not stop.is_set():
+            try:
+                resp = client.invoke(FunctionName=bystander, Payload=b"null")
+                body = json.loads(resp["Payload"].read())
+                results.append(body if "FunctionError" not in resp else resp["FunctionError"])
+            except Exception as exc:  # collected and asserted below
+                results.append(repr(exc))
+            stop.wait(0.05)
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    yield
+    stop.set()
+    thread.join(timeout=60)
+    assert results, "the bystander was never called"
+    assert all(r == "still here" for r in results), [r for r in results if r != "still here"][:5]
+
+
 def _still_serving(lam, bystander: str) -> None:
     resp, body = _invoke(lam, bystander)
     assert "FunctionError" not in resp and body == "still here"
