@@ -42,6 +42,10 @@ AWS_RETRY_DELAY_S = 60.0
 # the base delay so that `--retry-delay-s` shortens every wait alike.
 _THROTTLE_FIRST = 1.0 / AWS_RETRY_DELAY_S
 _THROTTLE_CAP = 300.0 / AWS_RETRY_DELAY_S
+# Records that trigger records (A's destination is B, B's is A) stop after
+# this many hops and go to the dead-letter queue, as AWS's recursive-loop
+# detection stops a chain after about 16 invocations.
+MAX_CHAIN = 16
 
 
 class QueueStatistics(msgspec.Struct, frozen=True):
@@ -56,10 +60,11 @@ class QueueStatistics(msgspec.Struct, frozen=True):
 
 
 class _Pending:
-    __slots__ = ("function", "enqueued_s", "attempts", "throttles", "last")
+    __slots__ = ("function", "enqueued_s", "attempts", "throttles", "last", "chain")
 
-    def __init__(self, function: str, enqueued_s: float, attempts: int) -> None:
+    def __init__(self, function: str, enqueued_s: float, attempts: int, chain: int) -> None:
         self.function = function
+        self.chain = chain
         self.enqueued_s = enqueued_s
         self.attempts = attempts
         self.throttles = 0
@@ -162,7 +167,7 @@ class AsyncQueue:
         """Starts dispatching an event that is already committed."""
         if event.id in self._pending:
             return
-        self._pending[event.id] = _Pending(event.function, event.enqueued_s, attempts)
+        self._pending[event.id] = _Pending(event.function, event.enqueued_s, attempts, event.chain)
         self._push(event.id, max(0.0, not_before_s - self.wall()))
 
     def _push(self, event_id: str, delay_s: float) -> None:
@@ -190,7 +195,7 @@ class AsyncQueue:
         """Loads what a previous run left queued (events in flight at a crash
         included) and dispatches until cancelled."""
         for ev in await self._run_sync(self.store.pending_events):
-            self.adopt(NewEvent(ev.id, ev.function, b"", ev.enqueued_s), ev.not_before_s, ev.attempts)
+            self.adopt(NewEvent(ev.id, ev.function, b"", ev.enqueued_s, ev.chain), ev.not_before_s, ev.attempts)
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._commit_intake)
@@ -295,11 +300,11 @@ class AsyncQueue:
                     response_payload=last.payload if last is not None else None,
                 )
             )
-            if isinstance(target, destinations.FunctionTarget) and target.name in self.service.registry:
-                then_event = NewEvent(str(uuid.uuid4()), target.name, body, self.wall())
+            if isinstance(target, destinations.FunctionTarget) and target.name in self.service.registry and p.chain < MAX_CHAIN:
+                then_event = NewEvent(str(uuid.uuid4()), target.name, body, self.wall(), p.chain + 1)
             else:
-                # A queue, or a destination function that no longer exists:
-                # the record is kept rather than lost.
+                # A queue, a destination function that no longer exists, or
+                # a loop of destinations: the record is kept rather than lost.
                 queue = target.name if isinstance(target, destinations.QueueTarget) else destinations.DEFAULT_DLQ
                 then_message = NewMessage(str(uuid.uuid4()), queue, p.function, body, payload, self.wall())
         async with self._db:

@@ -25,7 +25,8 @@ CREATE TABLE IF NOT EXISTS events (
     payload BLOB NOT NULL,
     enqueued_s REAL NOT NULL,       -- wall clock: the event's age counts from here
     attempts INTEGER NOT NULL,      -- calls that ran and returned an outcome
-    not_before_s REAL NOT NULL      -- wall clock: a function-error retry waits until then
+    not_before_s REAL NOT NULL,     -- wall clock: a function-error retry waits until then
+    chain INTEGER NOT NULL DEFAULT 0 -- destination hops that led here, to stop loops
 );
 CREATE INDEX IF NOT EXISTS events_function ON events(function);
 CREATE TABLE IF NOT EXISTS event_configs (
@@ -59,6 +60,7 @@ class StoredEvent(msgspec.Struct, frozen=True):
     enqueued_s: float
     attempts: int
     not_before_s: float
+    chain: int
 
 
 class Message(msgspec.Struct, frozen=True):
@@ -75,6 +77,7 @@ class NewEvent(msgspec.Struct, frozen=True):
     function: str
     payload: bytes
     enqueued_s: float
+    chain: int = 0  # 0 for a caller's event; n for a record n destination hops on
 
 
 class NewMessage(msgspec.Struct, frozen=True):
@@ -122,13 +125,13 @@ class AsyncStore:
         """Commits a batch of new events with one fsync (group commit)."""
         with self._transaction():
             self._db.executemany(
-                "INSERT INTO events(id, function, payload, enqueued_s, attempts, not_before_s) VALUES(?, ?, ?, ?, 0, 0)",
-                [(e.id, e.function, e.payload, e.enqueued_s) for e in events],
+                "INSERT INTO events(id, function, payload, enqueued_s, attempts, not_before_s, chain) VALUES(?, ?, ?, ?, 0, 0, ?)",
+                [(e.id, e.function, e.payload, e.enqueued_s, e.chain) for e in events],
             )
 
     def pending_events(self) -> list[StoredEvent]:
         with self._lock:
-            rows = self._db.execute("SELECT id, function, enqueued_s, attempts, not_before_s FROM events ORDER BY enqueued_s").fetchall()
+            rows = self._db.execute("SELECT id, function, enqueued_s, attempts, not_before_s, chain FROM events ORDER BY enqueued_s").fetchall()
         return [StoredEvent(*r) for r in rows]
 
     def event_payload(self, event_id: str) -> bytes | None:
@@ -154,8 +157,8 @@ class AsyncStore:
 
     def _insert_event(self, event: NewEvent) -> None:
         self._db.execute(
-            "INSERT OR IGNORE INTO events(id, function, payload, enqueued_s, attempts, not_before_s) VALUES(?, ?, ?, ?, 0, 0)",
-            (event.id, event.function, event.payload, event.enqueued_s),
+            "INSERT OR IGNORE INTO events(id, function, payload, enqueued_s, attempts, not_before_s, chain) VALUES(?, ?, ?, ?, 0, 0, ?)",
+            (event.id, event.function, event.payload, event.enqueued_s, event.chain),
         )
 
     def _insert_message(self, msg: NewMessage) -> None:

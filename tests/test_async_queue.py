@@ -254,3 +254,17 @@ async def test_concurrent_enqueues_share_one_commit(tmp_path, autojump_clock):
     assert sum(commits) == 50 and len(commits) < 50
     assert {e.id for e in store.pending_events()} == set(ids)
     store.close()
+
+
+@pytest.mark.trio
+async def test_a_loop_of_destinations_stops_after_16_hops(tmp_path, autojump_clock):
+    # f's successes go to f itself: each record makes another record.
+    pool = ScriptedPool("ok")
+    store, service, queue = make(tmp_path, pool, EventInvokeConfig(last_modified=0, on_success="arn:aws:lambda:us-east-1:000000000000:function:f"))
+    await queue.enqueue(service.registry["f"], b'{"start": 1}')
+    await run_until(queue, lambda: queue.statistics().dead_letters == 1)
+    assert len(pool.calls) == 17  # the event, then 16 records
+    [msg] = store.messages("lambdalet-dlq")
+    assert msgspec.json.decode(msg.body)["requestContext"]["condition"] == "Success"
+    assert store.pending_events() == []
+    store.close()
