@@ -349,12 +349,7 @@ def test_schedules_over_http_and_cli(fast, flam):
 def test_reserved_concurrency_zero_holds_events_until_lifted(fast, flam):
     name = unique("reserved0")
     arn = create(flam, name, OK)
-    try:
-        flam.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=0)
-    except botocore.exceptions.ClientError as exc:
-        if exc.response["Error"]["Code"] == "UnknownOperationException":
-            pytest.skip("this build has no PutFunctionConcurrency yet")
-        raise
+    flam.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=0)
     q = unique("held")
     flam.put_function_event_invoke_config(FunctionName=name, DestinationConfig={"OnSuccess": {"Destination": queue_arn(q)}, "OnFailure": {"Destination": queue_arn(q)}})
     before = stats(fast)["throttles"]
@@ -368,17 +363,21 @@ def test_reserved_concurrency_zero_holds_events_until_lifted(fast, flam):
 
 # -- kill -9 ------------------------------------------------------------------
 
-def test_accepted_event_survives_kill_9_while_throttled(tmp_path):
+@pytest.mark.parametrize("throttle", ["reserved-concurrency-0", "account-limit-0"])
+def test_accepted_event_survives_kill_9_while_throttled(tmp_path, throttle):
     data = tmp_path / "data"
-    # Concurrency 0: every call is throttled, so the event can only wait.
-    srv = ServerProcess(data, "--retry-delay-s", "0.2", "--concurrency-limit", "0").start()
+    limit = ("--concurrency-limit", "0") if throttle == "account-limit-0" else ()
+    srv = ServerProcess(data, "--retry-delay-s", "0.2", *limit).start()
     try:
         lam = srv.client()
         name = unique("held")
         arn = create(lam, name, OK)
+        if throttle == "reserved-concurrency-0":
+            lam.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=0)
         q = unique("after-crash")
         lam.put_function_event_invoke_config(FunctionName=name, DestinationConfig={"OnSuccess": {"Destination": queue_arn(q)}})
         request_id = invoke_event(lam, name, {"keep": "me"})
+        # Every call is throttled, so the event can only wait.
         wait_for(lambda: stats(srv)["throttles"] >= 2)
         held = stats(srv)
         assert held["depth"] == 1 and held["succeeded"] == 0 and held["failed"] == 0
@@ -388,6 +387,12 @@ def test_accepted_event_survives_kill_9_while_throttled(tmp_path):
 
     srv = ServerProcess(data, "--retry-delay-s", "0.2").start()
     try:
+        lam = srv.client()
+        if throttle == "reserved-concurrency-0":
+            # Still throttled after the restart: still held, not dropped.
+            wait_for(lambda: stats(srv)["throttles"] >= 2)
+            assert stats(srv)["depth"] == 1 and messages(srv, q) == []
+            lam.delete_function_concurrency(FunctionName=name)
         [msg] = wait_messages(srv, q, 1)
         # Throttles are not attempts: the one call that ran is the first.
         check_record(msg["Body"], request_id=request_id, function_arn=arn, condition="Success", count=1, request_payload={"keep": "me"}, function_error=None)
