@@ -18,6 +18,7 @@ from quart_trio import QuartTrio
 from .errors import LambdaError
 from .function_settings import FunctionSettings
 from .functions import FunctionService
+from .versions import Versions
 from .model import FunctionRecord
 
 CODE_URL_TTL_S = 600
@@ -66,7 +67,7 @@ async def _body() -> dict:
     return doc
 
 
-def create_app(service: FunctionService, links: CodeLinks, settings: FunctionSettings | None = None) -> QuartTrio:
+def create_app(service: FunctionService, links: CodeLinks, settings: FunctionSettings | None = None, versions: Versions | None = None, provisioned_ready=None) -> QuartTrio:
     app = QuartTrio(__name__)
     app.url_map.strict_slashes = False
 
@@ -86,7 +87,11 @@ def create_app(service: FunctionService, links: CodeLinks, settings: FunctionSet
 
     @app.post("/2015-03-31/functions")
     async def create_function():
-        return _json(await service.create(await _body()), 201)
+        body = await _body()
+        conf = await service.create(body)
+        if body.get("Publish") and versions is not None:
+            conf = await versions.publish(conf["FunctionName"], {})
+        return _json(conf, 201)
 
     @app.get("/2015-03-31/functions")
     async def list_functions():
@@ -111,7 +116,11 @@ def create_app(service: FunctionService, links: CodeLinks, settings: FunctionSet
 
     @app.put("/2015-03-31/functions/<name>/code")
     async def update_code(name: str):
-        return _json(await service.update_code(name, await _body()))
+        body = await _body()
+        conf = await service.update_code(name, body)
+        if body.get("Publish") and not body.get("DryRun") and versions is not None:
+            conf = await versions.publish(name, {})
+        return _json(conf)
 
     @app.get("/2016-08-19/account-settings")
     async def account_settings():
@@ -130,7 +139,57 @@ def create_app(service: FunctionService, links: CodeLinks, settings: FunctionSet
 
     if settings is not None:
         _settings_routes(app, settings)
+    if versions is not None:
+        _version_routes(app, versions, provisioned_ready or (lambda name, qualifier: 0))
     return app
+
+
+def _version_routes(app: QuartTrio, versions: Versions, ready) -> None:
+    @app.post("/2015-03-31/functions/<name>/versions")
+    async def publish_version(name: str):
+        return _json(await versions.publish(name, await _body()), 201)
+
+    @app.get("/2015-03-31/functions/<name>/versions")
+    async def list_versions(name: str):
+        return _json(versions.list_versions(name, request.args.get("Marker"), request.args.get("MaxItems")))
+
+    @app.post("/2015-03-31/functions/<name>/aliases")
+    async def create_alias(name: str):
+        return _json(await versions.create_alias(name, await _body()), 201)
+
+    @app.get("/2015-03-31/functions/<name>/aliases")
+    async def list_aliases(name: str):
+        return _json(versions.list_aliases(name, request.args.get("FunctionVersion")))
+
+    @app.get("/2015-03-31/functions/<name>/aliases/<alias>")
+    async def get_alias(name: str, alias: str):
+        return _json(versions.get_alias(name, alias))
+
+    @app.put("/2015-03-31/functions/<name>/aliases/<alias>")
+    async def update_alias(name: str, alias: str):
+        return _json(await versions.update_alias(name, alias, await _body()))
+
+    @app.delete("/2015-03-31/functions/<name>/aliases/<alias>")
+    async def delete_alias(name: str, alias: str):
+        await versions.delete_alias(name, alias)
+        return Response(b"", status=204)
+
+    @app.put("/2019-09-30/functions/<name>/provisioned-concurrency")
+    async def put_provisioned(name: str):
+        doc = await versions.put_provisioned(name, request.args.get("Qualifier"), await _body(), ready)
+        doc.pop("FunctionArn", None)
+        return _json(doc, 202)
+
+    @app.get("/2019-09-30/functions/<name>/provisioned-concurrency")
+    async def get_provisioned(name: str):
+        if request.args.get("List") == "ALL":
+            return _json(versions.list_provisioned(name, ready))
+        return _json(versions.get_provisioned(name, request.args.get("Qualifier"), ready))
+
+    @app.delete("/2019-09-30/functions/<name>/provisioned-concurrency")
+    async def delete_provisioned(name: str):
+        await versions.delete_provisioned(name, request.args.get("Qualifier"))
+        return Response(b"", status=204)
 
 
 def _settings_routes(app: QuartTrio, settings: FunctionSettings) -> None:

@@ -18,6 +18,7 @@ ERROR_TABLE: dict[str, tuple[int, str]] = {
     "RequestTooLargeException": (413, "message"),
     "TooManyRequestsException": (429, "message"),
     "ServiceException": (500, "Message"),
+    "ProvisionedConcurrencyConfigNotFoundException": (404, "message"),
     "ResourceNotReadyException": (502, "message"),
     "InvalidRuntimeException": (502, "Message"),
     "CodeStorageExceededException": (400, "message"),

@@ -11,6 +11,7 @@ import base64
 import binascii
 import bisect
 import datetime
+import random
 import time
 import uuid
 from typing import Callable
@@ -55,6 +56,10 @@ class FunctionService:
         self.account = account
         self.concurrency_limit = concurrency_limit
         self.registry: dict[str, FunctionRecord] = {r.name: r for r in storage.load_functions()}
+        # Published versions: name -> version number (as a string) -> record.
+        self.versions: dict[str, dict[str, FunctionRecord]] = {}
+        for rec in storage.load_versions():
+            self.versions.setdefault(rec.name, {})[rec.version] = rec
         self._on_change = on_change
         self._lock = trio.Lock()
         self._db = trio.CapacityLimiter(1)
@@ -72,9 +77,21 @@ class FunctionService:
             raise invalid("The derived qualifier from the function name does not match the specified qualifier.")
         qualifier = qualifier or embedded
         rec = self.registry.get(name)
-        if rec is None or (qualifier is not None and qualifier != "$LATEST"):
+        if rec is None:
             raise not_found(self.arn(name, qualifier))
-        return rec
+        if qualifier is None or qualifier == "$LATEST":
+            return rec
+        if not qualifier.isdigit():
+            alias = rec.aliases.get(qualifier)
+            if alias is None:
+                raise not_found(self.arn(name, qualifier))
+            qualifier = pick_version(alias)
+            if qualifier == "$LATEST":
+                return rec
+        version = self.versions.get(name, {}).get(qualifier)
+        if version is None:
+            raise not_found(self.arn(name, qualifier))
+        return version
 
     def configuration(self, rec: FunctionRecord) -> dict:
         return configuration(rec, self.region, self.account)
@@ -191,10 +208,23 @@ class FunctionService:
             if qualifier == "$LATEST":
                 raise invalid("$LATEST version cannot be deleted without deleting the function.")
             if qualifier is not None:
-                raise not_found(self.arn(name, qualifier))
+                await self._delete_version(name, qualifier)
+                return
             async with self._db:
                 await trio.to_thread.run_sync(self.storage.delete_function, name)
             del self.registry[name]
+            self.versions.pop(name, None)
+        self._on_change(name)
+
+    async def _delete_version(self, name: str, version: str) -> None:
+        if version not in self.versions.get(name, {}):
+            raise not_found(self.arn(name, version))
+        users = sorted(a for a, cfg in self.registry[name].aliases.items() if cfg["FunctionVersion"] == version or version in (cfg.get("RoutingConfig") or {}).get("AdditionalVersionWeights", {}))
+        if users:
+            raise LambdaError("ResourceConflictException", f"Unable to delete version because the following aliases reference it: {users}")
+        async with self._db:
+            await trio.to_thread.run_sync(self.storage.delete_version, name, version)
+        del self.versions[name][version]
         self._on_change(name)
 
     def reserved_total(self) -> int:
@@ -283,6 +313,17 @@ class FunctionService:
         if "LoggingConfig" in body:
             out["logging_config"] = v.logging_config(body["LoggingConfig"])
         return out
+
+
+def pick_version(alias: dict) -> str:
+    """The version an alias sends this call to, honouring its weights."""
+    weights = (alias.get("RoutingConfig") or {}).get("AdditionalVersionWeights") or {}
+    roll = random.random()
+    for version, weight in weights.items():
+        if roll < weight:
+            return version
+        roll -= weight
+    return alias["FunctionVersion"]
 
 
 def msgspec_replace(rec: FunctionRecord, **changes) -> FunctionRecord:

@@ -18,7 +18,7 @@ class WorkerGone(Exception):
 
 
 class Instance:
-    __slots__ = ("id", "sandbox", "revision", "sock", "reader", "log_fd", "init_ns", "used", "last_used", "busy", "dead", "log_stream", "function", "memory_mb")
+    __slots__ = ("id", "sandbox", "revision", "sock", "reader", "log_fd", "init_ns", "used", "last_used", "busy", "dead", "log_stream", "function", "memory_mb", "provisioned")
 
     def __init__(self, instance_id: str, sandbox: Sandbox, revision: str) -> None:
         self.id = instance_id
@@ -36,6 +36,7 @@ class Instance:
         self.log_stream = ""
         self.function = ""
         self.memory_mb = 0
+        self.provisioned = False  # kept initialised by provisioned concurrency
 
     async def wait_ready(self) -> None:
         """Waits for the runtime's Ready frame (spare sandboxes)."""

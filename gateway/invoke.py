@@ -54,7 +54,8 @@ class Invoker:
             spec = FunctionSpec(
                 record=rec,
                 code_dir=str(self.service.codes.tree_path(rec.code_sha256_hex)),
-                arn=self.service.arn(rec.name),
+                arn=self.service.arn(rec.name, None if rec.version == "$LATEST" else rec.version),
+                version=rec.version,
                 env=lambda_environment(rec, self.service.region),
                 log_group=rec.logging_config.get("LogGroup", f"/aws/lambda/{rec.name}"),
             )
@@ -92,7 +93,7 @@ class Invoker:
         headers = [
             ("Content-Type", "application/json"),
             ("x-amzn-RequestId", outcome.request_id),
-            ("X-Amz-Executed-Version", "$LATEST"),
+            ("X-Amz-Executed-Version", rec.version),
         ]
         if outcome.function_error:
             headers.append(("X-Amz-Function-Error", outcome.function_error))

@@ -29,6 +29,15 @@ class FunctionRecord(msgspec.Struct, kw_only=True):
     # RevisionId (and warm instances) alone.
     url_config: dict | None = None  # {"UrlId", "AuthType", "Cors", "InvokeMode", "CreationTime", "LastModifiedTime"}
     reserved_concurrency: int | None = None
+    # "$LATEST", or the number of a published (immutable) version.
+    version: str = "$LATEST"
+    # Kept on the $LATEST record only: the next version number, the
+    # aliases (name -> {"FunctionVersion", "Description", "RevisionId",
+    # "RoutingConfig"}) and provisioned concurrency (qualifier ->
+    # {"Requested", "LastModified"}).
+    next_version: int = 1
+    aliases: dict[str, dict] = {}
+    provisioned: dict[str, dict] = {}
 
 
 def function_arn(region: str, account: str, name: str, qualifier: str | None = None) -> str:
@@ -40,7 +49,7 @@ def configuration(rec: FunctionRecord, region: str, account: str) -> dict:
     """FunctionConfiguration as botocore's model shapes it."""
     conf = {
         "FunctionName": rec.name,
-        "FunctionArn": function_arn(region, account, rec.name),
+        "FunctionArn": function_arn(region, account, rec.name, None if rec.version == "$LATEST" else rec.version),
         "Runtime": rec.runtime,
         "Role": rec.role,
         "Handler": rec.handler,
@@ -50,7 +59,7 @@ def configuration(rec: FunctionRecord, region: str, account: str) -> dict:
         "MemorySize": rec.memory_size,
         "LastModified": rec.last_modified,
         "CodeSha256": rec.code_sha256_b64,
-        "Version": "$LATEST",
+        "Version": rec.version,
         "TracingConfig": {"Mode": "PassThrough"},
         "RevisionId": rec.revision_id,
         "State": rec.state,

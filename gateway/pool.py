@@ -58,6 +58,7 @@ class FunctionSpec(msgspec.Struct, frozen=True):
     arn: str
     env: dict[str, str]
     log_group: str
+    version: str = "$LATEST"
 
 
 class Pool:
@@ -91,7 +92,11 @@ class Pool:
         self.idle_timeout_s = idle_timeout_s
         self.init_timeout_s = init_timeout_s
         self._on_call = on_call
-        self._idle: dict[str, list[Instance]] = {}  # function name -> idle instances
+        self._idle: dict[str, list[Instance]] = {}  # revision id -> idle instances
+        self._stale: set[str] = set()  # revisions replaced while some of their calls ran
+        # Provisioned concurrency: revision id -> (spec, instances to keep initialised).
+        self._provisioned: dict[str, tuple[FunctionSpec, int]] = {}
+        self._provisioning = trio.Event()
         self._busy: set[Instance] = set()
         self._in_flight = 0
         self._nursery: trio.Nursery | None = None
@@ -103,6 +108,7 @@ class Pool:
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
+                nursery.start_soon(self._keep_provisioned)
                 task_status.started()
                 while True:
                     await trio.sleep(min(1.0, self.idle_timeout_s / 2))
@@ -114,13 +120,14 @@ class Pool:
     async def reap_idle(self) -> None:
         cutoff = trio.current_time() - self.idle_timeout_s
         stale: list[Instance] = []
-        for name, idle in list(self._idle.items()):
-            keep = [i for i in idle if i.last_used >= cutoff]
-            stale.extend(i for i in idle if i.last_used < cutoff)
+        for revision, idle in list(self._idle.items()):
+            # Provisioned instances stay initialised however long they idle.
+            keep = [i for i in idle if i.last_used >= cutoff or i.provisioned]
+            stale.extend(i for i in idle if i.last_used < cutoff and not i.provisioned)
             if keep:
-                self._idle[name] = keep
+                self._idle[revision] = keep
             else:
-                del self._idle[name]
+                del self._idle[revision]
         for inst in stale:
             await self._destroy(inst)
 
@@ -132,14 +139,67 @@ class Pool:
         for inst in everything:
             await self._destroy(inst)
 
-    def drop(self, name: str) -> None:
-        """The function changed or was deleted: its idle instances go now,
-        busy ones when their call ends (their revision no longer matches)."""
-        idle = self._idle.pop(name, [])
-        for inst in idle:
-            inst.sandbox.kill()
-            if self._nursery is not None:
-                self._nursery.start_soon(self._destroy, inst)
+    def drop(self, name: str, live_revisions: set[str] = frozenset()) -> None:
+        """The function changed or was deleted: idle instances of its revisions
+        that are no longer live go now, busy ones when their call ends."""
+        for revision, idle in list(self._idle.items()):
+            if not idle or idle[0].function != name or revision in live_revisions:
+                continue
+            del self._idle[revision]
+            for inst in idle:
+                self._retire(inst)
+        for inst in self._busy:
+            if inst.function == name and inst.revision not in live_revisions:
+                self._stale.add(inst.revision)
+
+    # -- provisioned concurrency ---------------------------------------------
+
+    def set_provisioned(self, targets: list[tuple[FunctionSpec, int]]) -> None:
+        """The complete set of provisioned configs, as (spec, instances)."""
+        self._provisioned = {spec.record.revision_id: (spec, n) for spec, n in targets}
+        for idle in self._idle.values():
+            for inst in idle:
+                if inst.revision not in self._provisioned:
+                    inst.provisioned = False
+        self._provisioning.set()
+
+    def provisioned_ready(self, revision: str) -> int:
+        """Initialised provisioned instances of a revision, busy or idle."""
+        idle = sum(1 for i in self._idle.get(revision, []) if i.provisioned)
+        return idle + sum(1 for i in self._busy if i.provisioned and i.revision == revision)
+
+    async def _keep_provisioned(self) -> None:
+        while True:
+            for revision, (spec, wanted) in list(self._provisioned.items()):
+                have = [i for i in self._idle.get(revision, []) + [b for b in self._busy if b.revision == revision]]
+                flagged = [i for i in have if i.provisioned]
+                # Warm on-demand instances count first; start the rest.
+                for inst in have:
+                    if len(flagged) >= wanted:
+                        break
+                    if not inst.provisioned:
+                        inst.provisioned = True
+                        flagged.append(inst)
+                for inst in flagged[wanted:]:
+                    inst.provisioned = False
+                while len(flagged) < wanted and revision in self._provisioned:
+                    try:
+                        inst, reply = await self._start(spec, initialization_type="provisioned-concurrency")
+                    except LambdaError as exc:
+                        log.warning("provisioned concurrency for %s: %s", spec.record.name, exc.message)
+                        break
+                    if isinstance(reply, InitError):
+                        await self._destroy(inst)
+                        log.warning("provisioned concurrency for %s: init failed: %s", spec.record.name, reply.error_type)
+                        break
+                    inst.provisioned = True
+                    # Initialised ahead of any call: no call reports its Init Duration.
+                    inst.used = True
+                    self._release(inst, spec.record)
+                    flagged.append(inst)
+            self._provisioning = trio.Event()
+            with trio.move_on_after(1.0):
+                await self._provisioning.wait()
 
     def statistics(self) -> dict[str, int]:
         return {
@@ -311,7 +371,7 @@ class Pool:
     def _wrap(self, rec: FunctionRecord, request_id: str, init_log: bytes, output: bytes, duration_ns: int, max_mb: int, init_ns: int | None, error_type: str | None = None) -> bytes:
         # START/END/REPORT, or JSON platform events, per the LoggingConfig.
         return logs.wrap_call(
-            request_id, "$LATEST", init_log, output,
+            request_id, rec.version, init_log, output,
             duration_ns=duration_ns, memory_mb=rec.memory_size, max_memory_mb=max_mb, init_ns=init_ns,
             granularity_ms=self.billing_granularity_ms, logging_config=rec.logging_config, error_type=error_type,
         )
@@ -322,17 +382,17 @@ class Pool:
         return round(peak / 1048576) if peak else 0
 
     def _take_idle(self, rec: FunctionRecord) -> Instance | None:
-        idle = self._idle.get(rec.name)
-        while idle:
-            inst = idle.pop()
-            if inst.revision == rec.revision_id:
-                return inst
-            self._retire(inst)
+        idle = self._idle.get(rec.revision_id)
+        if idle:
+            return idle.pop()
         return None
 
     def _release(self, inst: Instance, rec: FunctionRecord) -> None:
+        if inst.revision in self._stale:
+            self._retire(inst)
+            return
         inst.last_used = trio.current_time()
-        self._idle.setdefault(rec.name, []).append(inst)
+        self._idle.setdefault(inst.revision, []).append(inst)
 
     def _retire(self, inst: Instance) -> None:
         inst.sandbox.kill()
@@ -349,9 +409,9 @@ class Pool:
         for inst in idle:
             if self._memory_mb + memory_mb <= self.memory_budget_mb:
                 break
-            self._idle[inst.function].remove(inst)
-            if not self._idle[inst.function]:
-                del self._idle[inst.function]
+            self._idle[inst.revision].remove(inst)
+            if not self._idle[inst.revision]:
+                del self._idle[inst.revision]
             await self._destroy(inst)
         if self._memory_mb + memory_mb > self.memory_budget_mb:
             raise LambdaError(
@@ -388,7 +448,7 @@ class Pool:
         inst.revision = rec.revision_id
         return inst
 
-    async def _start(self, spec: FunctionSpec) -> tuple[Instance, object]:
+    async def _start(self, spec: FunctionSpec, initialization_type: str = "on-demand") -> tuple[Instance, object]:
         rec = spec.record
         await self._make_room(rec.memory_size)
         instance_id = uuid.uuid4().hex
@@ -419,17 +479,19 @@ class Pool:
         sandbox = inst.sandbox
         inst.function = rec.name
         inst.memory_mb = rec.memory_size
-        stream = log_stream_name(instance_id)
+        stream = log_stream_name(instance_id, spec.version)
         inst.log_stream = stream
         env = dict(spec.env)
         env["LAMBDA_TASK_ROOT"] = sandbox.task_root
         env["AWS_LAMBDA_LOG_STREAM_NAME"] = stream
+        env["AWS_LAMBDA_INITIALIZATION_TYPE"] = initialization_type
+        env["AWS_LAMBDA_FUNCTION_VERSION"] = spec.version
         init = Init(
             handler=rec.handler,
             task_root=sandbox.task_root,
             env=env,
             function_name=rec.name,
-            function_version="$LATEST",
+            function_version=spec.version,
             memory_mb=rec.memory_size,
             log_group=spec.log_group,
             log_stream=stream,
@@ -480,9 +542,9 @@ def default_memory_budget_mb() -> int:
     return 4096
 
 
-def log_stream_name(instance_id: str) -> str:
+def log_stream_name(instance_id: str, version: str = "$LATEST") -> str:
     day = time.strftime("%Y/%m/%d", time.gmtime())
-    return f"{day}/[$LATEST]{instance_id}"
+    return f"{day}/[{version}]{instance_id}"
 
 
 def _describe_status(status: int | None) -> str:

@@ -22,7 +22,9 @@ from .config import ServerConfig
 from .control import CodeLinks, create_app
 from .event_config import EventConfigs
 from .function_settings import FunctionSettings
+from .errors import LambdaError
 from .functions import FunctionService
+from .versions import Versions
 from .invoke import Invoker
 from .ledger import Ledger
 from .logstore import LogStore
@@ -132,11 +134,25 @@ async def run(config: ServerConfig, *, task_status=trio.TASK_STATUS_IGNORED) -> 
             invoker_box: list[Invoker] = []
 
             def on_change(name: str) -> None:
-                pool.drop(name)
+                latest = service.registry.get(name)
+                live = {r.revision_id for r in service.versions.get(name, {}).values()}
+                if latest is not None:
+                    live.add(latest.revision_id)
+                pool.drop(name, live)
                 if name not in service.registry:
                     nursery.start_soon(event_configs.forget, name)
                 if invoker_box:
                     invoker_box[0].forget(name)
+                    sync_provisioned()
+
+            def sync_provisioned() -> None:
+                pool.set_provisioned([(invoker.spec_for(rec), n) for rec, _q, n in versions.provisioned_targets()])
+
+            def provisioned_ready(name: str, qualifier: str) -> int:
+                try:
+                    return pool.provisioned_ready(service.resolve(name, qualifier).revision_id)
+                except LambdaError:
+                    return 0
 
             service = FunctionService(storage, codes, region=config.region, account=config.account, concurrency_limit=config.concurrency_limit, on_change=on_change)
             invoker = Invoker(service, pool, nursery)
@@ -151,7 +167,9 @@ async def run(config: ServerConfig, *, task_status=trio.TASK_STATUS_IGNORED) -> 
             links = CodeLinks(secrets_mod.token_bytes(32), base_url)
             settings = FunctionSettings(service, base_url, on_reserved_change=pool.set_reserved_total)
             pool.set_reserved_total(service.reserved_total())
-            app = create_app(service, links, settings)
+            versions = Versions(service, on_provisioned=sync_provisioned)
+            sync_provisioned()
+            app = create_app(service, links, settings, versions, provisioned_ready)
             router = Router(invoker, app, keys if config.auth else None, (config.host, port), UrlHandler(settings, invoker, keys))
             async_api.register(app, event_configs, async_queue, scheduler)
             usage_api.register(app, service, ledger, logstore, granularity_ms=config.billing_granularity_ms)

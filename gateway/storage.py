@@ -20,6 +20,12 @@ CREATE TABLE IF NOT EXISTS functions (
     name TEXT PRIMARY KEY,
     record BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS versions (
+    name TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    record BLOB NOT NULL,
+    PRIMARY KEY (name, version)
+);
 CREATE TABLE IF NOT EXISTS settings (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -31,6 +37,9 @@ class Storage(Protocol):
     def load_functions(self) -> Iterable[FunctionRecord]: ...
     def put_function(self, rec: FunctionRecord) -> None: ...
     def delete_function(self, name: str) -> None: ...
+    def load_versions(self) -> Iterable[FunctionRecord]: ...
+    def put_version(self, rec: FunctionRecord) -> None: ...
+    def delete_version(self, name: str, version: str) -> None: ...
     def close(self) -> None: ...
 
 
@@ -64,7 +73,27 @@ class SQLiteStorage:
 
     def delete_function(self, name: str) -> None:
         with self._lock:
+            self._db.execute("BEGIN")
             self._db.execute("DELETE FROM functions WHERE name=?", (name,))
+            self._db.execute("DELETE FROM versions WHERE name=?", (name,))
+            self._db.execute("COMMIT")
+
+    def load_versions(self) -> list[FunctionRecord]:
+        with self._lock:
+            rows = self._db.execute("SELECT record FROM versions ORDER BY name, version").fetchall()
+        return [self._dec.decode(r[0]) for r in rows]
+
+    def put_version(self, rec: FunctionRecord) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO versions(name, version, record) VALUES(?, ?, ?) "
+                "ON CONFLICT(name, version) DO UPDATE SET record=excluded.record",
+                (rec.name, int(rec.version), self._enc.encode(rec)),
+            )
+
+    def delete_version(self, name: str, version: str) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM versions WHERE name=? AND version=?", (name, int(version)))
 
     def close(self) -> None:
         with self._lock:
