@@ -130,10 +130,12 @@ class Scheduler:
             input=payload,
             last_fire_s=previous.last_fire_s if keep else None,
         )
+        # Store and memory change together under the lock, so a fire that
+        # is being written cannot overwrite a newer version of the schedule.
         async with self._db:
             await self._run_sync(self.store.put_schedule, name, msgspec.json.encode(sched))
-        self._schedules[name] = sched
-        self._parsed[name] = parsed
+            self._schedules[name] = sched
+            self._parsed[name] = parsed
         self._changed.set()
         return self.describe(sched)
 
@@ -151,8 +153,8 @@ class Scheduler:
             raise LambdaError("ResourceNotFoundException", f"Schedule {name} does not exist.")
         async with self._db:
             await self._run_sync(self.store.delete_schedule, name)
-        self._schedules.pop(name, None)
-        self._parsed.pop(name, None)
+            self._schedules.pop(name, None)
+            self._parsed.pop(name, None)
         self._changed.set()
 
     def describe(self, sched: Schedule) -> dict:
@@ -218,8 +220,9 @@ class Scheduler:
         fired = msgspec.structs.replace(sched, last_fire_s=max(due_s, now_s))
         event = NewEvent(str(uuid.uuid4()), sched.function, payload, now_s) if rec is not None else None
         async with self._db:
+            if self._schedules.get(sched.name) is not sched:
+                return  # replaced or deleted meanwhile: the new version decides
             await self._run_sync(lambda: self.store.put_schedule(sched.name, msgspec.json.encode(fired), fire=event))
-        if self._schedules.get(sched.name) is sched:
             self._schedules[sched.name] = fired
         if event is not None:
             self.queue.adopt(event)

@@ -175,3 +175,21 @@ async def test_put_validates(tmp_path, autojump_clock):
         scheduler.get("nope")
     assert info.value.error_type == "ResourceNotFoundException"
     store.close()
+
+
+@pytest.mark.trio
+async def test_replacing_a_schedule_restarts_its_count(tmp_path, autojump_clock):
+    store, queue, scheduler = make(tmp_path, "f")
+    await scheduler.put("s", {"ScheduleExpression": "rate(10 minutes)", "FunctionName": "f"})
+    async with trio.open_nursery() as nursery:
+        await nursery.start(scheduler.run)
+        await trio.sleep(11 * 60)  # fired once, at +10 min
+        await scheduler.put("s", {"ScheduleExpression": "rate(1 hour)", "FunctionName": "f"})
+        await trio.sleep(59 * 60)  # the new expression counts from its own creation
+        assert len(queue.events) == 1
+        await trio.sleep(2 * 60)
+        nursery.cancel_scope.cancel()
+    assert len(queue.events) == 2
+    saved = msgspec.json.decode(store.load_schedules()["s"], type=Schedule)
+    assert saved.expression == "rate(1 hour)" and saved.last_fire_s is not None
+    store.close()
