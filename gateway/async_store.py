@@ -101,6 +101,10 @@ class AsyncStore:
             # FULL: a 202 promises the event survives power loss.
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
+            # queue.db files from before destination-loop counting lack it.
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(events)")}
+            if "chain" not in columns:
+                self._db.execute("ALTER TABLE events ADD COLUMN chain INTEGER NOT NULL DEFAULT 0")
 
     def close(self) -> None:
         with self._lock:
