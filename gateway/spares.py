@@ -30,6 +30,7 @@ log = logging.getLogger("lambdalet.spares")
 SPARE_EPHEMERAL_MB = 512  # functions asking for more /tmp get a sandbox of their own
 READY_TIMEOUT_S = 10.0
 SPARE_START_MEMORY_MB = 1769
+REFILL_DELAY_S = 0.05
 
 
 class SparePool:
@@ -70,6 +71,9 @@ class SparePool:
                 self._wanted = trio.Event()
                 while trio.current_time() - self._last_demand < self.idle_timeout_s:
                     if len(self._ready) + self._starting < self.size:
+                        # Building a sandbox takes a core for tens of ms; let
+                        # the cold start that took the spare finish first.
+                        await trio.sleep_until(self._last_demand + REFILL_DELAY_S)
                         await self._start_one()
                         continue
                     with trio.move_on_after(max(0.0, self._last_demand + self.idle_timeout_s - trio.current_time())):
