@@ -11,6 +11,7 @@ proportional to memory (1,769 MB = 1 vCPU), and pids.max is 1024.
 """
 from __future__ import annotations
 
+import itertools
 import os
 import time
 from typing import Protocol
@@ -92,9 +93,15 @@ def process_start_time(pid: int) -> int | None:
     return int(fields[19])
 
 
+_root_seq = itertools.count()
+
+
 def root_name() -> str:
+    """lambdalet.<pid>.<start time>.<n>: the process that owns the root, and
+    which of its managers (doctor, a probe and the server may each hold one
+    in the same process; closing one must not remove another's)."""
     pid = os.getpid()
-    return f"{ROOT_PREFIX}{pid}.{process_start_time(pid)}"
+    return f"{ROOT_PREFIX}{pid}.{process_start_time(pid)}.{next(_root_seq)}"
 
 
 def is_stale_root(name: str) -> bool:
@@ -102,7 +109,7 @@ def is_stale_root(name: str) -> bool:
     if not name.startswith(ROOT_PREFIX):
         return False
     try:
-        pid_s, start_s = name[len(ROOT_PREFIX) :].split(".", 1)
+        pid_s, start_s = name[len(ROOT_PREFIX) :].split(".")[:2]
         pid, start = int(pid_s), int(start_s)
     except ValueError:
         return False

@@ -417,3 +417,11 @@ signal.pause()
             sandbox.destroy()
     finally:
         backend.close()
+
+
+def test_closing_one_backend_leaves_another_in_the_same_process_working(backend, runtime_root, python, code_dir):
+    other = namespaced.NamespacedBackend(runtime_root, netns_pool=0)
+    assert set(other.cgroups.root_paths).isdisjoint(backend.cgroups.root_paths)
+    other.close()
+    assert all(os.path.isdir(p) for p in backend.cgroups.root_paths)
+    assert sandbox_probe.run(backend, python, code_dir, "report(ok=True)").last == {"ok": True}
