@@ -9,6 +9,7 @@ Lambdalet's additions (SigV4-signed like everything else) live under
     GET  /_lambdalet/queues                          queues and their depths
     GET  /_lambdalet/queues/{queue}/messages         records, oldest first
     POST /_lambdalet/queues/{queue}/redrive          {"MessageIds": [...]} or all
+    DELETE /_lambdalet/queues/{queue}/messages       {"MessageIds": [...]} or {"All": true}
     GET  /_lambdalet/async                           the queue's statistics
     GET  /_lambdalet/schedules                       every schedule
     PUT|GET|DELETE /_lambdalet/schedules/{name}      {"ScheduleExpression", "FunctionName", "Input"?, "State"?}
@@ -112,6 +113,16 @@ def register(app, configs: EventConfigs, queue: AsyncQueue, scheduler: Scheduler
             raise invalid("MessageIds must be a list of strings")
         moved = await queue.redrive(_queue_name(qname), ids)
         return _json({"Redriven": moved})
+
+    @app.delete("/_lambdalet/queues/<qname>/messages", endpoint="delete_queue_messages")
+    async def delete_queue_messages(qname: str):
+        body = await _body()
+        ids = body.get("MessageIds")
+        if ids is None and body.get("All") is not True:
+            raise invalid('Name the records to delete with "MessageIds", or delete every one with "All": true')
+        if ids is not None and (not isinstance(ids, list) or not all(isinstance(i, str) for i in ids)):
+            raise invalid("MessageIds must be a list of strings")
+        return _json({"Deleted": await queue.delete_messages(_queue_name(qname), ids)})
 
     @app.get("/_lambdalet/schedules", endpoint="list_schedules")
     async def list_schedules():

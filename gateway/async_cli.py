@@ -1,4 +1,4 @@
-"""`lambdalet schedule add|ls|rm` and `lambdalet dlq ls|redrive`.
+"""`lambdalet schedule add|ls|rm` and `lambdalet dlq ls|redrive|rm`.
 
 These talk to Lambdalet's own routes (/_lambdalet/...), which boto3 has no
 model for, so requests are signed here with botocore's SigV4 signer, exactly
@@ -51,7 +51,7 @@ def _request(args, method: str, path: str, body: dict | None = None) -> dict | N
     region = os.environ.get("AWS_REGION", DEFAULT_REGION)
     botocore.auth.SigV4Auth(creds, "lambda", region).add_auth(req)
     prepared = req.prepare()
-    http = urllib.request.Request(prepared.url, data=data if method in ("PUT", "POST") else None, method=method, headers=dict(prepared.headers))
+    http = urllib.request.Request(prepared.url, data=data or None, method=method, headers=dict(prepared.headers))
     try:
         with urllib.request.urlopen(http, timeout=60) as resp:
             raw = resp.read()
@@ -129,6 +129,17 @@ def cmd_dlq_redrive(args) -> int:
     return 0
 
 
+def cmd_dlq_rm(args) -> int:
+    from .cli import UserError
+
+    if not args.ids and not args.all:
+        raise UserError("name the MESSAGE_IDs to delete, or pass --all")
+    body = {"MessageIds": args.ids} if args.ids else {"All": True}
+    doc = _request(args, "DELETE", f"/_lambdalet/queues/{urllib.parse.quote(args.queue, safe='')}/messages", body)
+    print(f"deleted {doc['Deleted']} record(s) from {args.queue}")
+    return 0
+
+
 def add_commands(sub: argparse._SubParsersAction) -> None:
     from .destinations import DEFAULT_DLQ
 
@@ -158,3 +169,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     q.add_argument("ids", nargs="*", metavar="MESSAGE_ID", help="only these (default: all)")
     q.add_argument("--queue", default=DEFAULT_DLQ)
     q.set_defaults(func=_guarded(cmd_dlq_redrive))
+    q = dsub.add_parser("rm", help="delete records for good")
+    q.add_argument("ids", nargs="*", metavar="MESSAGE_ID")
+    q.add_argument("--all", action="store_true", help="every record in the queue")
+    q.add_argument("--queue", default=DEFAULT_DLQ)
+    q.set_defaults(func=_guarded(cmd_dlq_rm))

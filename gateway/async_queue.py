@@ -336,3 +336,10 @@ class AsyncQueue:
         for event in moved:
             self.adopt(event)
         return len(moved)
+
+    async def delete_messages(self, queue: str, message_ids: list[str] | None = None) -> int:
+        """Removes records from a built-in queue for good."""
+        async with self._db:
+            deleted = await self._run_sync(self.store.delete_messages, queue, message_ids)
+        self._dead_letters = max(0, self._dead_letters - deleted)
+        return deleted

@@ -217,6 +217,12 @@ class AsyncStore:
         with self._lock:
             return dict(self._db.execute("SELECT queue, COUNT(*) FROM messages GROUP BY queue ORDER BY queue").fetchall())
 
+    def delete_messages(self, queue: str, message_ids: list[str] | None) -> int:
+        with self._transaction():
+            if message_ids is None:
+                return self._db.execute("DELETE FROM messages WHERE queue=?", (queue,)).rowcount
+            return sum(self._db.execute("DELETE FROM messages WHERE queue=? AND id=?", (queue, i)).rowcount for i in message_ids)
+
     def redrive(self, moves: Iterable[tuple[str, NewEvent]]) -> list[NewEvent]:
         """Each (message id, event): the message leaves its queue and the
         event joins the async queue, all in one commit. Returns the events

@@ -249,6 +249,25 @@ def test_dead_letter_queue_read_and_redrive(fast, flam):
     assert status == 200 and doc == {"Redriven": 0}
 
 
+def test_dead_letters_can_be_deleted(fast, flam):
+    name = unique("purge")
+    create(flam, name, FAILS)
+    q = unique("trash")
+    flam.put_function_event_invoke_config(FunctionName=name, MaximumRetryAttempts=0, DestinationConfig={"OnFailure": {"Destination": queue_arn(q)}})
+    for i in range(3):
+        invoke_event(flam, name, {"i": i})
+    first, *rest = wait_messages(fast, q, 3)
+    cli = [*lambdalet_argv("--endpoint", fast.url, "--data-dir", str(fast.data_dir))]
+    refused = subprocess.run([*cli, "dlq", "rm", "--queue", q], capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 1 and "--all" in refused.stderr and "Traceback" not in refused.stderr
+    one = subprocess.run([*cli, "dlq", "rm", "--queue", q, first["MessageId"]], capture_output=True, text=True, timeout=60)
+    assert one.returncode == 0 and "deleted 1 record(s)" in one.stdout, one.stderr
+    assert {m["MessageId"] for m in messages(fast, q)} == {m["MessageId"] for m in rest}
+    every = subprocess.run([*cli, "dlq", "rm", "--queue", q, "--all"], capture_output=True, text=True, timeout=60)
+    assert every.returncode == 0 and "deleted 2 record(s)" in every.stdout, every.stderr
+    assert messages(fast, q) == []
+
+
 # -- event-invoke config API --------------------------------------------------
 
 def test_event_invoke_config_api(fast, flam):
