@@ -9,7 +9,9 @@ every wait is on a condition (a record arriving), never on a clock.
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -461,3 +463,37 @@ def test_metrics_show_the_queue(fast, flam):
     assert values["lambdalet_async_queue_oldest_age_seconds"] >= 0
     assert values["lambdalet_async_retries_total"] == s["retries"]
     assert "lambdalet_async_throttles_total" in values and "lambdalet_async_dead_letters" in values
+
+
+@pytest.mark.cli
+@pytest.mark.skipif(shutil.which("aws") is None, reason="the aws CLI is not installed")
+def test_aws_cli_event_invoke_config_and_event_invoke(fast, flam, tmp_path):
+    name = unique("awscli")
+    create(flam, name, OK)
+    env = dict(
+        os.environ,
+        AWS_ENDPOINT_URL=fast.url,
+        AWS_SHARED_CREDENTIALS_FILE=str(fast.data_dir / "credentials"),
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_REGION="us-east-1",
+        AWS_PAGER="",
+    )
+    env.pop("AWS_PROFILE", None)
+
+    def aws(*args):
+        proc = subprocess.run([shutil.which("aws"), "lambda", *args], capture_output=True, text=True, env=env, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        return json.loads(proc.stdout) if proc.stdout.strip() else None
+
+    q = unique("awscli-q")
+    put = aws("put-function-event-invoke-config", "--function-name", name, "--maximum-retry-attempts", "0",
+              "--destination-config", json.dumps({"OnSuccess": {"Destination": queue_arn(q)}}))
+    assert put["MaximumRetryAttempts"] == 0
+    assert aws("get-function-event-invoke-config", "--function-name", name)["DestinationConfig"]["OnSuccess"]["Destination"] == queue_arn(q)
+    out = tmp_path / "out"
+    meta = aws("invoke", "--function-name", name, "--invocation-type", "Event", "--payload", '{"via": "aws"}', str(out))
+    assert meta["StatusCode"] == 202
+    [msg] = wait_messages(fast, q, 1)
+    assert msg["Body"]["requestPayload"] == {"via": "aws"}
+    aws("delete-function-event-invoke-config", "--function-name", name)
+    assert aws("list-function-event-invoke-configs", "--function-name", name)["FunctionEventInvokeConfigs"] == []
