@@ -3,6 +3,7 @@ SIGTERM or SIGINT, then stop every worker."""
 from __future__ import annotations
 
 import ipaddress
+import os
 import pathlib
 import secrets as secrets_mod
 import signal
@@ -128,7 +129,9 @@ async def run(config: ServerConfig, *, task_status=trio.TASK_STATUS_IGNORED) -> 
 
             spawner = SpawnerThread()
             spares = None
-            if config.spare_sandboxes > 0 and getattr(backend, "name", "") == "namespaced":
+            # Handing a spare to a function mounts its code from outside the
+            # sandbox (setns + move_mount), which takes root.
+            if config.spare_sandboxes > 0 and getattr(backend, "name", "") == "namespaced" and os.geteuid() == 0:
                 spares = SparePool(backend, spawner, data_dir / "empty-task", size=config.spare_sandboxes, idle_timeout_s=config.idle_timeout_s)
             pool = accounting.MeteredPool(backend, meter=meter, billing_granularity_ms=config.billing_granularity_ms, on_call=accountant.on_call, concurrency_limit=config.concurrency_limit, idle_timeout_s=config.idle_timeout_s, reserved_for=reserved_for, memory_budget_mb=config.memory_budget_mb, spawner=spawner, spares=spares)
             invoker_box: list[Invoker] = []
