@@ -19,6 +19,7 @@ Retries follow Lambda's rules (invocation-async-error-handling):
 """
 from __future__ import annotations
 
+import collections
 import heapq
 import math
 import sys
@@ -60,11 +61,13 @@ class QueueStatistics(msgspec.Struct, frozen=True):
 
 
 class _Pending:
-    __slots__ = ("function", "enqueued_s", "attempts", "throttles", "last", "chain")
+    __slots__ = ("function", "enqueued_s", "attempts", "throttles", "last", "chain", "turn", "throttled")
 
     def __init__(self, function: str, enqueued_s: float, attempts: int, chain: int) -> None:
         self.function = function
         self.chain = chain
+        self.turn = 0  # only the newest heap entry for an event may dispatch it
+        self.throttled = False  # waiting out a throttle backoff
         self.enqueued_s = enqueued_s
         self.attempts = attempts
         self.throttles = 0
@@ -107,7 +110,11 @@ class AsyncQueue:
         self._limiter = trio.CapacityLimiter(max(1, max_parallel))
         self._db = trio.CapacityLimiter(1)
         self._pending: dict[str, _Pending] = {}
-        self._heap: list[tuple[float, int, str]] = []  # (due, trio clock; seq; event id)
+        self._heap: list[tuple[float, int, str, int]] = []  # (due, trio clock; seq; event id; turn)
+        # Per function, events waiting out a throttle: when a call of that
+        # function ends, its slot goes to the first of them at once instead
+        # of idling until some backoff expires.
+        self._throttled: dict[str, collections.deque[str]] = {}
         self._seq = 0
         self._wakeup = trio.Event()
         self._intake: list[_Ticket] = []
@@ -171,9 +178,23 @@ class AsyncQueue:
         self._push(event.id, max(0.0, not_before_s - self.wall()))
 
     def _push(self, event_id: str, delay_s: float) -> None:
+        p = self._pending[event_id]
+        p.turn += 1
         self._seq += 1
-        heapq.heappush(self._heap, (trio.current_time() + delay_s, self._seq, event_id))
+        heapq.heappush(self._heap, (trio.current_time() + delay_s, self._seq, event_id, p.turn))
         self._wakeup.set()
+
+    def _wake_throttled(self, function: str) -> None:
+        waiting = self._throttled.get(function)
+        while waiting:
+            event_id = waiting.popleft()
+            p = self._pending.get(event_id)
+            if p is not None and p.throttled:
+                p.throttled = False
+                self._push(event_id, 0.0)
+                break
+        if not waiting:
+            self._throttled.pop(function, None)
 
     def statistics(self) -> QueueStatistics:
         now = self.wall()
@@ -204,8 +225,11 @@ class AsyncQueue:
                 while True:
                     now = trio.current_time()
                     while self._heap and self._heap[0][0] <= now:
-                        _, _, event_id = heapq.heappop(self._heap)
-                        nursery.start_soon(self._attempt, event_id)
+                        _, _, event_id, turn = heapq.heappop(self._heap)
+                        p = self._pending.get(event_id)
+                        if p is not None and p.turn == turn:
+                            p.throttled = False
+                            nursery.start_soon(self._attempt, event_id)
                     timeout = self._heap[0][0] - now if self._heap else math.inf
                     with trio.move_on_after(timeout):
                         await self._wakeup.wait()
@@ -251,7 +275,10 @@ class AsyncQueue:
             # Throttled (429) or the platform failed (5xx): not an attempt.
             self._throttles += 1
             self._push(event_id, self._backoff(p))
+            p.throttled = True
+            self._throttled.setdefault(p.function, collections.deque()).append(event_id)
             return
+        self._wake_throttled(p.function)
         p.attempts += 1
         p.last = outcome
         if outcome.function_error is None:

@@ -268,3 +268,34 @@ async def test_a_loop_of_destinations_stops_after_16_hops(tmp_path, autojump_clo
     assert msgspec.json.decode(msg.body)["requestContext"]["condition"] == "Success"
     assert store.pending_events() == []
     store.close()
+
+
+class NarrowPool:
+    """One call at a time (reserved concurrency 1); each takes ten seconds."""
+
+    def __init__(self) -> None:
+        self.busy = False
+        self.starts: list[float] = []
+
+    async def invoke(self, spec, payload, client_context, request_id):
+        if self.busy:
+            raise LambdaError("TooManyRequestsException", "Rate Exceeded.")
+        self.busy = True
+        self.starts.append(trio.current_time())
+        try:
+            await trio.sleep(10)
+        finally:
+            self.busy = False
+        return CallOutcome(request_id=request_id, payload=b"1", function_error=None, error_type=None, log=b"", duration_ns=1, init_ns=None, cold=False)
+
+
+@pytest.mark.trio
+async def test_a_freed_slot_goes_to_a_throttled_event_at_once(tmp_path, autojump_clock):
+    pool = NarrowPool()
+    store, service, queue = make(tmp_path, pool)
+    for _ in range(5):
+        await queue.enqueue(service.registry["f"], b"{}")
+    await run_until(queue, lambda: queue.statistics().succeeded == 5)
+    # Back to back, not spaced out by throttle backoffs that reach minutes.
+    assert [round(t - pool.starts[0], 6) for t in pool.starts] == [0.0, 10.0, 20.0, 30.0, 40.0]
+    store.close()
