@@ -138,6 +138,18 @@ for pid in range(1, 32768):
         alive.append(pid)
 report(listed=listed, alive=alive)
 """, _own_pids_only),
+    Row("tamper-with-pid1", """
+import signal, time
+try:
+    open('/proc/1/mem', 'r+b')
+    mem = 0
+except OSError as e:
+    mem = e.errno
+os.kill(1, signal.SIGKILL)  # PID 1 of a pid namespace ignores this from inside
+os.kill(1, signal.SIGSTOP)
+report(mem=mem, pid1_alive=os.path.exists('/proc/1/stat'),
+       pid1_state=open('/proc/1/stat').read().rsplit(')', 1)[1].split()[0])
+""", holds(lambda last: last["mem"] in (EACCES, EPERM) and last["pid1_alive"] and last["pid1_state"] != "T")),
     Row("ptrace-attach-init", "report(errno=try_syscall(NR['ptrace'], 16, 1, 0, 0))", errno_is(EPERM)),
     Row("ptrace-traceme", "report(errno=try_syscall(NR['ptrace'], 0, 0, 0, 0))", errno_is(EPERM)),
     Row("process-vm-kcmp", _syscalls("process_vm_readv", "process_vm_writev", "kcmp"), every_errno_is(EPERM)),
