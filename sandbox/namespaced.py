@@ -267,7 +267,11 @@ class NamespacedBackend:
         key = (spec.code_dir, spec.layers, spec.ephemeral_mb, resolv)
         compiled = self._plans.get(key)
         if compiled is None:
-            compiled = nsspawn.CompiledOps(rootfs.plan(self.layout(spec, resolv_conf=resolv)))
+            try:
+                ops = rootfs.plan(self.layout(spec, resolv_conf=resolv))
+            except ValueError as exc:
+                raise OSError(errno.ENOTSUP, f"root plan: {exc}") from exc
+            compiled = nsspawn.CompiledOps(ops)
             with self._plans_lock:  # spawns may run on several threads
                 if len(self._plans) >= PLAN_CACHE_SIZE:
                     self._plans.pop(next(iter(self._plans)))  # the oldest

@@ -102,14 +102,26 @@ def _etc_files(layout: RootLayout) -> dict[str, str]:
     }
 
 
+RESERVED = (TASK_ROOT, RUNTIME_DIR, "/tmp", "/proc", "/dev", "/etc")
+
+
 def plan(layout: RootLayout) -> list[MountOp]:
+    """The mount operations, in order. Raises ValueError for a layout that
+    cannot be honoured (an interpreter that the sandbox's own mounts would
+    hide)."""
+    prefix = layout.python_prefix
+    # The interpreter is bound at its own path (its libraries are found by
+    # absolute paths baked in at build time), so that path must stay visible.
+    if any(prefix == r or prefix.startswith(r + "/") for r in RESERVED):
+        raise ValueError(f"the interpreter at {prefix} would be hidden by the sandbox's {prefix}")
+    if layout.layers and (prefix == LAYERS_DIR or prefix.startswith(LAYERS_DIR + "/")):
+        raise ValueError(f"the interpreter at {prefix} would be hidden by the function's layers at /opt")
     ops: list[MountOp] = [MountOp(BIND_RO, "/usr", src="/usr")]
     for path in SYSTEM_DIRS:
         if os.path.islink(path):
             ops.append(MountOp(SYMLINK, path, data=os.readlink(path)))
         elif os.path.isdir(path):
             ops.append(MountOp(BIND_RO, path, src=path))
-    prefix = layout.python_prefix
     if not any(prefix == d or prefix.startswith(d + "/") for d in ("/usr", *SYSTEM_DIRS)):
         ops.append(MountOp(BIND_RO, prefix, src=prefix))
     for hidden in layout.hidden_dirs:

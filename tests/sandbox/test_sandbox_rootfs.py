@@ -8,7 +8,7 @@ from lambdalet.sandbox import nsspawn, rootfs
 
 
 def _layout(**kw) -> rootfs.RootLayout:
-    fields = dict(python_prefix="/opt/python", runtime_sources={"lambdalet/runtime": "/src/runtime"},
+    fields = dict(python_prefix="/srv/python", runtime_sources={"lambdalet/runtime": "/src/runtime"},
                   code_dir="/data/code/abc")
     fields.update(kw)
     return rootfs.RootLayout(**fields)
@@ -17,7 +17,7 @@ def _layout(**kw) -> rootfs.RootLayout:
 def test_plan_binds_only_what_the_runtime_needs():
     ops = rootfs.plan(_layout())
     sources = {op.src for op in ops if op.kind in (nsspawn.BIND_RO, nsspawn.BIND_DEV)}
-    assert "/data/code/abc" in sources and "/src/runtime" in sources and "/opt/python" in sources
+    assert "/data/code/abc" in sources and "/src/runtime" in sources and "/srv/python" in sources
     for forbidden in ("/etc", "/etc/shadow", "/root", "/home", "/data", "/proc", "/sys", "/dev"):
         assert forbidden not in sources
     dests = [op.dst for op in ops]
@@ -51,3 +51,13 @@ def test_layers_at_opt_later_ones_win(backend, python, code_dir, tmp_path):
     both = sandbox_probe.run(backend, python, code_dir, snippet,
                              layers=(str(tmp_path / "one"), str(tmp_path / "two")))
     assert both.last == {"ls": ["a", "shared"], "shared": "two"}
+
+
+def test_an_interpreter_the_sandbox_would_hide_is_refused():
+    import pytest
+
+    assert rootfs.plan(_layout(python_prefix="/opt/python"))  # no layers: /opt stays as bound
+    with pytest.raises(ValueError, match="layers"):
+        rootfs.plan(_layout(python_prefix="/opt/python", layers=("/l/one",)))
+    with pytest.raises(ValueError, match="hidden"):
+        rootfs.plan(_layout(python_prefix="/tmp/venv"))
