@@ -11,7 +11,6 @@
 """
 from __future__ import annotations
 
-import io
 import json
 import os
 import pathlib
@@ -23,7 +22,8 @@ import subprocess
 import sys
 import tempfile
 import time
-import zipfile
+
+from .harness import zip_of
 
 CALLS = 200_000
 SERVER_CALLS = 300
@@ -91,14 +91,6 @@ def metering_cost(calls: int = CALLS) -> dict:
     return {"meter_record_ns": round(record_ns, 1), "on_call_hook_ns": round(on_call_ns, 1), "batch_flush_ns_per_call": round(flush_ns, 1)}
 
 
-def _zip(files: dict[str, str]) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        for name, text in files.items():
-            zf.writestr(name, text)
-    return buf.getvalue()
-
-
 _HANDLER = """\
 import time
 def handler(event, context):
@@ -139,7 +131,7 @@ def duration_agreement(calls: int = SERVER_CALLS) -> dict:
             )
             lam.create_function(
                 FunctionName="clock", Role="arn:aws:iam::123456789012:role/bench", Runtime=f"python{sys.version_info[0]}.{sys.version_info[1]}",
-                Handler="app.handler", Code={"ZipFile": _zip({"app.py": _HANDLER})},
+                Handler="app.handler", Code={"ZipFile": zip_of({"app.py": _HANDLER})},
             )
             lam.get_waiter("function_active_v2").wait(FunctionName="clock", WaiterConfig={"Delay": 1, "MaxAttempts": 60})
             own: dict[str, int] = {}

@@ -34,11 +34,16 @@ async def _read_response(sock: socket.socket) -> bytes:
     return head + b"\r\n\r\n" + rest
 
 
-@pytest.mark.trio
-async def test_keep_alive_then_idle_timeout(autojump_clock):
+def _pair() -> tuple[socket.socket, socket.socket]:
     server_end, client = socket.socketpair()
     server_end.setblocking(False)
     client.setblocking(False)
+    return server_end, client
+
+
+@pytest.mark.trio
+async def test_keep_alive_then_idle_timeout(autojump_clock):
+    server_end, client = _pair()
     watchdog = listener.Watchdog()
     async with trio.open_nursery() as nursery:
         await nursery.start(watchdog.run)
@@ -58,9 +63,7 @@ async def test_keep_alive_then_idle_timeout(autojump_clock):
 
 @pytest.mark.trio
 async def test_a_trickled_head_is_cut_off_at_the_head_timeout(autojump_clock):
-    server_end, client = socket.socketpair()
-    server_end.setblocking(False)
-    client.setblocking(False)
+    server_end, client = _pair()
     watchdog = listener.Watchdog()
     async with trio.open_nursery() as nursery:
         await nursery.start(watchdog.run)
@@ -75,9 +78,7 @@ async def test_a_trickled_head_is_cut_off_at_the_head_timeout(autojump_clock):
 
 @pytest.mark.trio
 async def test_body_over_the_limit_gets_the_routes_answer_and_a_close(autojump_clock):
-    server_end, client = socket.socketpair()
-    server_end.setblocking(False)
-    client.setblocking(False)
+    server_end, client = _pair()
     async with trio.open_nursery() as nursery:
         nursery.start_soon(listener.serve_connection, server_end, EchoRouter(), None)
         await rawio.send_all(client, b"POST /big HTTP/1.1\r\nContent-Length: 5000\r\n\r\n")
