@@ -296,7 +296,31 @@ class FunctionService:
         return data
 
     @staticmethod
+    def _refuse_unsupported(body: dict) -> None:
+        """Settings this server cannot honour are refused, not dropped: a
+        function that silently ran without its VPC or layers would be worse
+        than an error."""
+        unsupported = {
+            "Layers": "Layers are not supported by this server yet; vendor the layer's files into the .zip.",
+            "FileSystemConfigs": "FileSystemConfigs (EFS) are not supported by this server.",
+            "ImageConfig": "Container images are not supported by this server; deploy a .zip package.",
+            "CodeSigningConfigArn": "Code signing is not supported by this server.",
+            "SnapStart": "SnapStart applies to Java runtimes, which this server does not run yet.",
+        }
+        for key, message in unsupported.items():
+            value = body.get(key)
+            if value and not (key == "SnapStart" and value == {"ApplyOn": "None"}):
+                raise invalid(message)
+        vpc = body.get("VpcConfig") or {}
+        if vpc.get("SubnetIds") or vpc.get("SecurityGroupIds"):
+            raise invalid("VpcConfig is not supported by this server; sandboxes have their own network namespace.")
+        dlq = body.get("DeadLetterConfig") or {}
+        if dlq.get("TargetArn"):
+            raise invalid("DeadLetterConfig targets (SQS/SNS) are not reachable from this server; use an OnFailure destination instead.")
+
+    @staticmethod
     def _config_fields(body: dict, partial: bool = False) -> dict:
+        FunctionService._refuse_unsupported(body)
         out: dict = {}
         if "Description" in body:
             out["description"] = v.description(body["Description"])
