@@ -95,7 +95,7 @@ def create_app(service: FunctionService, links: CodeLinks, settings: FunctionSet
 
     @app.get("/2015-03-31/functions")
     async def list_functions():
-        return _json(service.list(request.args.get("Marker"), request.args.get("MaxItems")))
+        return _json(service.list(request.args.get("Marker"), request.args.get("MaxItems"), request.args.get("FunctionVersion")))
 
     @app.get("/2015-03-31/functions/<name>")
     async def get_function(name: str):

@@ -145,7 +145,7 @@ class FunctionService:
             out["Tags"] = dict(rec.tags)
         return out
 
-    def list(self, marker: str | None, max_items: str | None) -> dict:
+    def list(self, marker: str | None, max_items: str | None, function_version: str | None = None) -> dict:
         limit = 50
         if max_items is not None:
             try:
@@ -162,7 +162,14 @@ class FunctionService:
                 raise invalid("Invalid marker.") from None
             start = bisect.bisect_right(names, after)
         page = names[start : start + limit]
-        out: dict = {"Functions": [self.configuration(self.registry[n]) for n in page]}
+        if function_version not in (None, "ALL"):
+            raise invalid(f"1 validation error detected: Value '{function_version}' at 'functionVersion' failed to satisfy constraint: Member must satisfy enum value set: [ALL]")
+        records = []
+        for n in page:
+            records.append(self.registry[n])
+            if function_version == "ALL":
+                records.extend(self.versions.get(n, {})[k] for k in sorted(self.versions.get(n, {}), key=int))
+        out: dict = {"Functions": [self.configuration(r) for r in records]}
         if start + limit < len(names):
             out["NextMarker"] = base64.urlsafe_b64encode(page[-1].encode()).decode()
         return out

@@ -40,6 +40,8 @@ def test_publish_invoke_and_delete_versions(lam, deploy):
     v2 = lam.publish_version(FunctionName=name)
     assert v2["Version"] == "2"
     assert [v["Version"] for v in lam.list_versions_by_function(FunctionName=name)["Versions"]] == ["$LATEST", "1", "2"]
+    every = [(f["FunctionName"], f["Version"]) for p in lam.get_paginator("list_functions").paginate(FunctionVersion="ALL") for f in p["Functions"]]
+    assert [(name, "$LATEST"), (name, "1"), (name, "2")] == [e for e in every if e[0] == name]
 
     resp, out = invoke(lam, name, "1")
     assert out["says"] == "one" and out["version"] == "1" and out["env_version"] == "1"
