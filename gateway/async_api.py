@@ -85,7 +85,7 @@ def register(app, configs: EventConfigs, queue: AsyncQueue, scheduler: Scheduler
                 msgspec.json.decode(raw)
             except msgspec.DecodeError as exc:
                 raise LambdaError("InvalidRequestContentException", f"Could not parse request body into json: {exc}") from None
-        request_id = await queue.enqueue(rec, raw)
+        request_id = await queue.enqueue(rec, raw, ref=name)
         return Response(msgspec.json.encode({"Status": 202}), status=202, content_type="application/json", headers={"x-amzn-RequestId": request_id})
 
     @app.get("/_lambdalet/async", endpoint="async_statistics")

@@ -37,6 +37,7 @@ from .event_config import EventConfigs
 from .functions import FunctionService
 from .model import FunctionRecord
 from .pool import CallOutcome, FunctionSpec, Pool
+from .validation import function_ref
 
 AWS_RETRY_DELAY_S = 60.0
 # AWS: throttled events wait from 1 s, doubling, up to 5 min. Both scale with
@@ -61,14 +62,16 @@ class QueueStatistics(msgspec.Struct, frozen=True):
 
 
 class _Pending:
-    __slots__ = ("function", "enqueued_s", "attempts", "throttles", "last", "chain", "turn", "throttled")
+    __slots__ = ("function", "qualifier", "version", "enqueued_s", "attempts", "throttles", "last", "chain", "turn", "throttled")
 
-    def __init__(self, function: str, enqueued_s: float, attempts: int, chain: int) -> None:
-        self.function = function
-        self.chain = chain
+    def __init__(self, event: NewEvent, attempts: int) -> None:
+        self.function = event.function
+        self.qualifier = event.qualifier
+        self.version = event.version
+        self.enqueued_s = event.enqueued_s
+        self.chain = event.chain
         self.turn = 0  # only the newest heap entry for an event may dispatch it
         self.throttled = False  # waiting out a throttle backoff
-        self.enqueued_s = enqueued_s
         self.attempts = attempts
         self.throttles = 0
         self.last: CallOutcome | None = None
@@ -130,13 +133,17 @@ class AsyncQueue:
 
     # -- accepting events -----------------------------------------------------
 
-    async def enqueue(self, rec: FunctionRecord, payload: bytes) -> str:
+    async def enqueue(self, rec: FunctionRecord, payload: bytes, *, ref: str | None = None, qualifier: str | None = None) -> str:
         """Durably queues an event; returns its request id once committed.
 
         Events that arrive while a commit is under way wait for the next
         one and share its fsync, so concurrent Event invokes are not
         serialised behind one fsync each."""
-        event = NewEvent(str(uuid.uuid4()), rec.name, payload, self.wall())
+        invoked = "$LATEST"
+        if ref is not None:
+            invoked = qualifier or function_ref(ref)[1] or "$LATEST"
+        version = getattr(rec, "version", "$LATEST")
+        event = NewEvent(str(uuid.uuid4()), rec.name, payload, self.wall(), qualifier=invoked, version=version)
         if not self._committing:
             # No dispatcher yet (embedding, tests): commit on our own.
             async with self._db:
@@ -174,7 +181,7 @@ class AsyncQueue:
         """Starts dispatching an event that is already committed."""
         if event.id in self._pending:
             return
-        self._pending[event.id] = _Pending(event.function, event.enqueued_s, attempts, event.chain)
+        self._pending[event.id] = _Pending(event, attempts)
         self._push(event.id, max(0.0, not_before_s - self.wall()))
 
     def _push(self, event_id: str, delay_s: float) -> None:
@@ -216,7 +223,7 @@ class AsyncQueue:
         """Loads what a previous run left queued (events in flight at a crash
         included) and dispatches until cancelled."""
         for ev in await self._run_sync(self.store.pending_events):
-            self.adopt(NewEvent(ev.id, ev.function, b"", ev.enqueued_s, ev.chain), ev.not_before_s, ev.attempts)
+            self.adopt(NewEvent(ev.id, ev.function, b"", ev.enqueued_s, ev.chain, ev.qualifier, ev.version), ev.not_before_s, ev.attempts)
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._commit_intake)
@@ -254,13 +261,20 @@ class AsyncQueue:
             finally:
                 self._in_flight -= 1
 
+    def _record(self, p: _Pending) -> FunctionRecord | None:
+        """What runs the event: $LATEST as it is now, or the published
+        version the event was invoked on (an alias was resolved on arrival)."""
+        if p.version == "$LATEST":
+            return self.service.registry.get(p.function)
+        return getattr(self.service, "versions", {}).get(p.function, {}).get(p.version)
+
     async def _run_once(self, event_id: str, p: _Pending) -> None:
-        rec = self.service.registry.get(p.function)
+        rec = self._record(p)
         if rec is None:
             # Deleted while its events waited: keep them where a person can see.
             await self._finish(event_id, p, "RetriesExhausted", status_code=404, function_error="ResourceNotFoundException")
             return
-        cfg = self.configs.effective(p.function)
+        cfg = self.configs.effective(p.function, p.qualifier)
         if self.wall() - p.enqueued_s > cfg.max_age_s:
             await self._finish(event_id, p, "EventAgeExceeded")
             return
@@ -299,8 +313,16 @@ class AsyncQueue:
         first = _THROTTLE_FIRST * self.retry_delay_s
         return min(_THROTTLE_CAP * self.retry_delay_s, first * 2 ** min(p.throttles - 1, 30))
 
+    def _destination_record(self, target: destinations.FunctionTarget) -> FunctionRecord | None:
+        if target.qualifier == "$LATEST":
+            return self.service.registry.get(target.name)
+        try:
+            return self.service.resolve(target.name, target.qualifier)
+        except LambdaError:
+            return None
+
     async def _finish(self, event_id: str, p: _Pending, condition: str, *, payload: bytes | None = None, status_code: int | None = None, function_error: str | None = None) -> None:
-        cfg = self.configs.effective(p.function)
+        cfg = self.configs.effective(p.function, p.qualifier)
         target = cfg.on_success if condition == "Success" else cfg.on_failure
         then_event = then_message = None
         counter = "succeeded" if condition == "Success" else "failed"
@@ -318,7 +340,8 @@ class AsyncQueue:
                 destinations.record(
                     wall_s=self.wall(),
                     request_id=event_id,
-                    function_arn=self.service.arn(p.function, "$LATEST"),
+                    function_arn=self.service.arn(p.function, p.qualifier),
+                    executed_version=p.version,
                     condition=condition,
                     invoke_count=p.attempts,
                     request_payload=payload,
@@ -327,8 +350,9 @@ class AsyncQueue:
                     response_payload=last.payload if last is not None else None,
                 )
             )
-            if isinstance(target, destinations.FunctionTarget) and target.name in self.service.registry and p.chain < MAX_CHAIN:
-                then_event = NewEvent(str(uuid.uuid4()), target.name, body, self.wall(), p.chain + 1)
+            dest = self._destination_record(target) if isinstance(target, destinations.FunctionTarget) else None
+            if dest is not None and p.chain < MAX_CHAIN:
+                then_event = NewEvent(str(uuid.uuid4()), dest.name, body, self.wall(), p.chain + 1, target.qualifier, getattr(dest, "version", "$LATEST"))
             else:
                 # A queue, a destination function that no longer exists, or
                 # a loop of destinations: the record is kept rather than lost.

@@ -26,7 +26,9 @@ CREATE TABLE IF NOT EXISTS events (
     enqueued_s REAL NOT NULL,       -- wall clock: the event's age counts from here
     attempts INTEGER NOT NULL,      -- calls that ran and returned an outcome
     not_before_s REAL NOT NULL,     -- wall clock: a function-error retry waits until then
-    chain INTEGER NOT NULL DEFAULT 0 -- destination hops that led here, to stop loops
+    chain INTEGER NOT NULL DEFAULT 0, -- destination hops that led here, to stop loops
+    qualifier TEXT NOT NULL DEFAULT '$LATEST', -- as invoked: $LATEST, a version or an alias
+    version TEXT NOT NULL DEFAULT '$LATEST'    -- the version that runs
 );
 CREATE INDEX IF NOT EXISTS events_function ON events(function);
 CREATE TABLE IF NOT EXISTS event_configs (
@@ -61,6 +63,8 @@ class StoredEvent(msgspec.Struct, frozen=True):
     attempts: int
     not_before_s: float
     chain: int
+    qualifier: str
+    version: str
 
 
 class Message(msgspec.Struct, frozen=True):
@@ -78,6 +82,8 @@ class NewEvent(msgspec.Struct, frozen=True):
     payload: bytes
     enqueued_s: float
     chain: int = 0  # 0 for a caller's event; n for a record n destination hops on
+    qualifier: str = "$LATEST"  # as invoked: $LATEST, a version number or an alias
+    version: str = "$LATEST"  # the version that runs
 
 
 class NewMessage(msgspec.Struct, frozen=True):
@@ -101,10 +107,11 @@ class AsyncStore:
             # FULL: a 202 promises the event survives power loss.
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
-            # queue.db files from before destination-loop counting lack it.
+            # queue.db files made before these columns existed lack them.
             columns = {row[1] for row in self._db.execute("PRAGMA table_info(events)")}
-            if "chain" not in columns:
-                self._db.execute("ALTER TABLE events ADD COLUMN chain INTEGER NOT NULL DEFAULT 0")
+            for column, decl in (("chain", "INTEGER NOT NULL DEFAULT 0"), ("qualifier", "TEXT NOT NULL DEFAULT '$LATEST'"), ("version", "TEXT NOT NULL DEFAULT '$LATEST'")):
+                if column not in columns:
+                    self._db.execute(f"ALTER TABLE events ADD COLUMN {column} {decl}")
 
     def close(self) -> None:
         with self._lock:
@@ -129,13 +136,13 @@ class AsyncStore:
         """Commits a batch of new events with one fsync (group commit)."""
         with self._transaction():
             self._db.executemany(
-                "INSERT INTO events(id, function, payload, enqueued_s, attempts, not_before_s, chain) VALUES(?, ?, ?, ?, 0, 0, ?)",
-                [(e.id, e.function, e.payload, e.enqueued_s, e.chain) for e in events],
+                "INSERT INTO events(id, function, payload, enqueued_s, attempts, not_before_s, chain, qualifier, version) VALUES(?, ?, ?, ?, 0, 0, ?, ?, ?)",
+                [(e.id, e.function, e.payload, e.enqueued_s, e.chain, e.qualifier, e.version) for e in events],
             )
 
     def pending_events(self) -> list[StoredEvent]:
         with self._lock:
-            rows = self._db.execute("SELECT id, function, enqueued_s, attempts, not_before_s, chain FROM events ORDER BY enqueued_s").fetchall()
+            rows = self._db.execute("SELECT id, function, enqueued_s, attempts, not_before_s, chain, qualifier, version FROM events ORDER BY enqueued_s").fetchall()
         return [StoredEvent(*r) for r in rows]
 
     def event_payload(self, event_id: str) -> bytes | None:
@@ -161,8 +168,8 @@ class AsyncStore:
 
     def _insert_event(self, event: NewEvent) -> None:
         self._db.execute(
-            "INSERT OR IGNORE INTO events(id, function, payload, enqueued_s, attempts, not_before_s, chain) VALUES(?, ?, ?, ?, 0, 0, ?)",
-            (event.id, event.function, event.payload, event.enqueued_s, event.chain),
+            "INSERT OR IGNORE INTO events(id, function, payload, enqueued_s, attempts, not_before_s, chain, qualifier, version) VALUES(?, ?, ?, ?, 0, 0, ?, ?, ?)",
+            (event.id, event.function, event.payload, event.enqueued_s, event.chain, event.qualifier, event.version),
         )
 
     def _insert_message(self, msg: NewMessage) -> None:

@@ -28,6 +28,7 @@ _SQS_RE = re.compile(r"^arn:aws[a-zA-Z-]*:sqs:[a-z0-9-]*:\d{0,12}:(?P<name>[^:]+
 
 class FunctionTarget(msgspec.Struct, frozen=True):
     name: str
+    qualifier: str = "$LATEST"  # or a version number or an alias
 
 
 class QueueTarget(msgspec.Struct, frozen=True):
@@ -48,9 +49,7 @@ def parse_target(arn: object, field: str) -> Target:
         raise invalid(f"1 validation error detected: Value '{arn}' at '{field}' failed to satisfy constraint: Member must have length less than or equal to 350")
     m = _LAMBDA_RE.match(arn)
     if m:
-        if m.group("qualifier") not in (None, "$LATEST"):
-            raise invalid(f"The destination {arn} names a version or alias; this server runs $LATEST only.")
-        return FunctionTarget(m.group("name"))
+        return FunctionTarget(m.group("name"), m.group("qualifier") or "$LATEST")
     m = _SQS_RE.match(arn)
     if m:
         if not QUEUE_NAME_RE.match(m.group("name")):
@@ -82,6 +81,7 @@ def record(
     wall_s: float,
     request_id: str,
     function_arn: str,
+    executed_version: str = "$LATEST",
     condition: str,
     invoke_count: int,
     request_payload: bytes,
@@ -91,7 +91,7 @@ def record(
 ) -> dict:
     """Lambda's invocation record. condition is Success, RetriesExhausted or
     EventAgeExceeded; responsePayload is present when the function ran."""
-    response_context: dict = {"statusCode": status_code, "executedVersion": "$LATEST"}
+    response_context: dict = {"statusCode": status_code, "executedVersion": executed_version}
     if function_error:
         response_context["functionError"] = function_error
     doc = {

@@ -3,8 +3,9 @@ asynchronous events are retried and where their records go.
 
 Independent of HTTP: each method takes the decoded request and returns the
 response document, or raises LambdaError. Configs live in queue.db beside the
-events they govern; this server runs $LATEST only, so a function has at most
-one config.
+events they govern, one per function and qualifier ($LATEST, a version or
+an alias), as on AWS; an event obeys the config of the qualifier it was
+invoked with.
 """
 from __future__ import annotations
 
@@ -56,8 +57,8 @@ class EventConfigs:
 
     # -- for the dispatcher ---------------------------------------------------
 
-    def effective(self, function: str) -> Effective:
-        cfg = self._configs.get(function)
+    def effective(self, function: str, qualifier: str = "$LATEST") -> Effective:
+        cfg = self._configs.get(_key(function, qualifier))
         if cfg is None:
             return Effective(DEFAULT_MAX_RETRIES, DEFAULT_MAX_AGE_S, None, QueueTarget(DEFAULT_DLQ))
         return Effective(
@@ -72,35 +73,37 @@ class EventConfigs:
     # -- operations -----------------------------------------------------------
 
     async def put(self, ref: str, qualifier: str | None, body: dict) -> dict:
-        name = self._function(ref, qualifier)
+        key = self._function(ref, qualifier)
         cfg = self._from_body(body, EventInvokeConfig(last_modified=self.wall()), replace=True)
-        await self._store(name, cfg)
-        return self._document(name, cfg)
+        await self._store(key, cfg)
+        return self._document(key, cfg)
 
     async def update(self, ref: str, qualifier: str | None, body: dict) -> dict:
-        name = self._function(ref, qualifier)
-        current = self._configs.get(name)
+        key = self._function(ref, qualifier)
+        current = self._configs.get(key)
         if current is None:
-            raise self._missing(name)
+            raise self._missing(key)
         cfg = self._from_body(body, current, replace=False)
-        await self._store(name, cfg)
-        return self._document(name, cfg)
+        await self._store(key, cfg)
+        return self._document(key, cfg)
 
     def get(self, ref: str, qualifier: str | None) -> dict:
-        name = self._function(ref, qualifier)
-        cfg = self._configs.get(name)
+        key = self._function(ref, qualifier)
+        cfg = self._configs.get(key)
         if cfg is None:
-            raise self._missing(name)
-        return self._document(name, cfg)
+            raise self._missing(key)
+        return self._document(key, cfg)
 
     async def delete(self, ref: str, qualifier: str | None) -> None:
-        name = self._function(ref, qualifier)
-        if name not in self._configs:
-            raise self._missing(name)
-        await self.forget(name)
+        key = self._function(ref, qualifier)
+        if key not in self._configs:
+            raise self._missing(key)
+        async with self._db:
+            await trio.to_thread.run_sync(self.store.delete_config, key)
+        self._configs.pop(key, None)
 
     def list(self, ref: str, marker: str | None, max_items: str | None) -> dict:
-        name = self._function(ref, None)
+        name = self.service.resolve(ref).name
         limit = 50
         if max_items is not None:
             try:
@@ -108,7 +111,8 @@ class EventConfigs:
             except ValueError:
                 raise invalid(f"1 validation error detected: Value '{max_items}' at 'maxItems' failed to satisfy constraint: Member must be a number") from None
             v.int_range(limit, "maxItems", 1, 50)
-        items = [self._document(name, self._configs[name])] if name in self._configs else []
+        keys = sorted(k for k in self._configs if k == name or k.startswith(name + ":"))
+        items = [self._document(k, self._configs[k]) for k in keys]
         start = 0
         if marker:
             try:
@@ -122,18 +126,28 @@ class EventConfigs:
         return out
 
     async def forget(self, name: str) -> None:
-        """The function is gone, or its config was deleted."""
+        """The function is gone: so are its configs, for every qualifier."""
+        keys = [k for k in self._configs if k == name or k.startswith(name + ":")]
         async with self._db:
-            await trio.to_thread.run_sync(self.store.delete_config, name)
-        self._configs.pop(name, None)
+            for key in keys:
+                await trio.to_thread.run_sync(self.store.delete_config, key)
+        for key in keys:
+            self._configs.pop(key, None)
 
     # -- helpers --------------------------------------------------------------
 
     def _function(self, ref: str, qualifier: str | None) -> str:
-        return self.service.resolve(ref, qualifier).name
+        """The config's key: the function, and the qualifier as given."""
+        rec = self.service.resolve(ref, qualifier)  # 404 for a missing version or alias
+        given = v.qualifier(qualifier) or v.function_ref(ref)[1] or "$LATEST"
+        return _key(rec.name, given)
 
-    def _missing(self, name: str) -> LambdaError:
-        return LambdaError("ResourceNotFoundException", f"The function {self.service.arn(name, '$LATEST')} doesn't have an EventInvokeConfig")
+    def _missing(self, key: str) -> LambdaError:
+        return LambdaError("ResourceNotFoundException", f"The function {self._arn(key)} doesn't have an EventInvokeConfig")
+
+    def _arn(self, key: str) -> str:
+        name, _, qualifier = key.partition(":")
+        return self.service.arn(name, qualifier or "$LATEST")
 
     async def _store(self, name: str, cfg: EventInvokeConfig) -> None:
         async with self._db:
@@ -160,13 +174,16 @@ class EventConfigs:
                 arn = (dc[key] or {}).get("Destination") if isinstance(dc[key], dict) else None
                 if arn:
                     target = parse_target(arn, f"destinationConfig.{key[0].lower()}{key[1:]}.destination")
-                    if isinstance(target, FunctionTarget) and target.name not in self.service.registry:
-                        raise invalid(f"The destination function {arn} does not exist.")
+                    if isinstance(target, FunctionTarget):
+                        try:
+                            self.service.resolve(target.name, target.qualifier)
+                        except LambdaError:
+                            raise invalid(f"The destination function {arn} does not exist.") from None
                 changes[attr] = arn or None
         return msgspec.structs.replace(base, **changes)
 
-    def _document(self, name: str, cfg: EventInvokeConfig) -> dict:
-        doc: dict = {"LastModified": cfg.last_modified, "FunctionArn": self.service.arn(name, "$LATEST")}
+    def _document(self, key: str, cfg: EventInvokeConfig) -> dict:
+        doc: dict = {"LastModified": cfg.last_modified, "FunctionArn": self._arn(key)}
         if cfg.maximum_retry_attempts is not None:
             doc["MaximumRetryAttempts"] = cfg.maximum_retry_attempts
         if cfg.maximum_event_age_s is not None:
@@ -176,3 +193,9 @@ class EventConfigs:
             "OnFailure": {"Destination": cfg.on_failure} if cfg.on_failure else {},
         }
         return doc
+
+
+def _key(function: str, qualifier: str) -> str:
+    # $LATEST keeps the bare name, so configs stored before versions existed
+    # still apply.
+    return function if qualifier == "$LATEST" else f"{function}:{qualifier}"

@@ -87,7 +87,7 @@ class Invoker:
             if self.async_queue is None:
                 raise LambdaError("ServiceException", "The asynchronous queue is not running.")
             # 202 only once the event is committed to queue.db.
-            request_id = await self.async_queue.enqueue(rec, body)
+            request_id = await self.async_queue.enqueue(rec, body, ref=urllib.parse.unquote(function_ref), qualifier=qualifier)
             return 202, [("x-amzn-RequestId", request_id)], b""
         outcome = await self.pool.invoke(spec, body, client_context)
         headers = [

@@ -497,3 +497,26 @@ def test_aws_cli_event_invoke_config_and_event_invoke(fast, flam, tmp_path):
     assert msg["Body"]["requestPayload"] == {"via": "aws"}
     aws("delete-function-event-invoke-config", "--function-name", name)
     assert aws("list-function-event-invoke-configs", "--function-name", name)["FunctionEventInvokeConfigs"] == []
+
+
+def test_events_run_the_version_they_were_invoked_on_with_that_qualifiers_config(fast, flam):
+    name = unique("versioned")
+    arn = create(flam, name, "def handler(event, context):\n    return 'v1'\n")
+    flam.publish_version(FunctionName=name)
+    flam.update_function_code(FunctionName=name, ZipFile=make_zip({"app.py": "def handler(event, context):\n    return 'latest'\n"}))
+    flam.get_waiter("function_updated_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+    flam.create_alias(FunctionName=name, Name="live", FunctionVersion="1")
+    queues = {q: unique(f"v-{q.strip('$').lower()}") for q in ("$LATEST", "1", "live")}
+    for qualifier, q in queues.items():
+        flam.put_function_event_invoke_config(FunctionName=name, Qualifier=qualifier, DestinationConfig={"OnSuccess": {"Destination": queue_arn(q)}})
+    listed = flam.list_function_event_invoke_configs(FunctionName=name)["FunctionEventInvokeConfigs"]
+    assert sorted(c["FunctionArn"] for c in listed) == sorted(f"{arn}:{q}" for q in queues)
+
+    ids = {qualifier: flam.invoke(FunctionName=name, Qualifier=qualifier, InvocationType="Event", Payload=b"{}")["ResponseMetadata"]["RequestId"] for qualifier in queues}
+    expected = {"$LATEST": ("$LATEST", "latest"), "1": ("1", "v1"), "live": ("1", "v1")}
+    for qualifier, q in queues.items():
+        [msg] = wait_messages(fast, q, 1)
+        rec = msg["Body"]
+        assert rec["requestContext"]["requestId"] == ids[qualifier]
+        assert rec["requestContext"]["functionArn"] == f"{arn}:{qualifier}"
+        assert (rec["responseContext"]["executedVersion"], rec["responsePayload"]) == expected[qualifier]
