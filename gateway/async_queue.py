@@ -313,6 +313,16 @@ class AsyncQueue:
         first = _THROTTLE_FIRST * self.retry_delay_s
         return min(_THROTTLE_CAP * self.retry_delay_s, first * 2 ** min(p.throttles - 1, 30))
 
+    def _version_now(self, function: str, qualifier: str) -> str:
+        """The version a qualifier names now. A version or alias that is gone
+        stays as given, so the redriven event fails visibly, into the DLQ."""
+        if qualifier == "$LATEST":
+            return qualifier
+        try:
+            return getattr(self.service.resolve(function, qualifier), "version", "$LATEST")
+        except LambdaError:
+            return qualifier
+
     def _destination_record(self, target: destinations.FunctionTarget) -> FunctionRecord | None:
         if target.qualifier == "$LATEST":
             return self.service.registry.get(target.name)
@@ -357,7 +367,7 @@ class AsyncQueue:
                 # A queue, a destination function that no longer exists, or
                 # a loop of destinations: the record is kept rather than lost.
                 queue = target.name if isinstance(target, destinations.QueueTarget) else destinations.DEFAULT_DLQ
-                then_message = NewMessage(str(uuid.uuid4()), queue, p.function, body, payload, self.wall())
+                then_message = NewMessage(str(uuid.uuid4()), queue, p.function, body, payload, self.wall(), p.qualifier)
         async with self._db:
             await self._run_sync(lambda: self.store.finish_event(event_id, then_event=then_event, then_message=then_message, counter=counter))
         self._pending.pop(event_id, None)
@@ -380,7 +390,7 @@ class AsyncQueue:
         if message_ids is not None:
             wanted = set(message_ids)
             messages = [m for m in messages if m.id in wanted]
-        moves = [(m.id, NewEvent(str(uuid.uuid4()), m.function, m.payload, self.wall())) for m in messages]
+        moves = [(m.id, NewEvent(str(uuid.uuid4()), m.function, m.payload, self.wall(), 0, m.qualifier, self._version_now(m.function, m.qualifier))) for m in messages]
         async with self._db:
             moved = await self._run_sync(self.store.redrive, moves)
         self._dead_letters = max(0, self._dead_letters - len(moved))

@@ -42,7 +42,8 @@ CREATE TABLE IF NOT EXISTS messages (
     function TEXT NOT NULL,         -- whose event this record is about
     body BLOB NOT NULL,             -- the destination record, as JSON
     payload BLOB NOT NULL,          -- the original event, for redrive
-    sent_s REAL NOT NULL
+    sent_s REAL NOT NULL,
+    qualifier TEXT NOT NULL DEFAULT '$LATEST' -- as the event was invoked, for redrive
 );
 CREATE INDEX IF NOT EXISTS messages_queue ON messages(queue, seq);
 CREATE TABLE IF NOT EXISTS schedules (
@@ -74,6 +75,7 @@ class Message(msgspec.Struct, frozen=True):
     body: bytes
     payload: bytes
     sent_s: float
+    qualifier: str = "$LATEST"
 
 
 class NewEvent(msgspec.Struct, frozen=True):
@@ -93,6 +95,7 @@ class NewMessage(msgspec.Struct, frozen=True):
     body: bytes
     payload: bytes
     sent_s: float
+    qualifier: str = "$LATEST"
 
 
 class AsyncStore:
@@ -112,6 +115,8 @@ class AsyncStore:
             for column, decl in (("chain", "INTEGER NOT NULL DEFAULT 0"), ("qualifier", "TEXT NOT NULL DEFAULT '$LATEST'"), ("version", "TEXT NOT NULL DEFAULT '$LATEST'")):
                 if column not in columns:
                     self._db.execute(f"ALTER TABLE events ADD COLUMN {column} {decl}")
+            if "qualifier" not in {row[1] for row in self._db.execute("PRAGMA table_info(messages)")}:
+                self._db.execute("ALTER TABLE messages ADD COLUMN qualifier TEXT NOT NULL DEFAULT '$LATEST'")
 
     def close(self) -> None:
         with self._lock:
@@ -174,8 +179,8 @@ class AsyncStore:
 
     def _insert_message(self, msg: NewMessage) -> None:
         self._db.execute(
-            "INSERT INTO messages(id, queue, function, body, payload, sent_s) VALUES(?, ?, ?, ?, ?, ?)",
-            (msg.id, msg.queue, msg.function, msg.body, msg.payload, msg.sent_s),
+            "INSERT INTO messages(id, queue, function, body, payload, sent_s, qualifier) VALUES(?, ?, ?, ?, ?, ?, ?)",
+            (msg.id, msg.queue, msg.function, msg.body, msg.payload, msg.sent_s, msg.qualifier),
         )
 
     # -- counters -------------------------------------------------------------
@@ -210,7 +215,7 @@ class AsyncStore:
     # -- destination queues ---------------------------------------------------
 
     def messages(self, queue: str | None = None, limit: int = 1000) -> list[Message]:
-        sql = "SELECT id, queue, function, body, payload, sent_s FROM messages"
+        sql = "SELECT id, queue, function, body, payload, sent_s, qualifier FROM messages"
         args: tuple = ()
         if queue is not None:
             sql += " WHERE queue=?"
@@ -218,7 +223,7 @@ class AsyncStore:
         sql += " ORDER BY seq LIMIT ?"
         with self._lock:
             rows = self._db.execute(sql, (*args, limit)).fetchall()
-        return [Message(r[0], r[1], r[2], bytes(r[3]), bytes(r[4]), r[5]) for r in rows]
+        return [Message(r[0], r[1], r[2], bytes(r[3]), bytes(r[4]), r[5], r[6]) for r in rows]
 
     def queue_depths(self) -> dict[str, int]:
         with self._lock:

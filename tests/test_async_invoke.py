@@ -520,3 +520,19 @@ def test_events_run_the_version_they_were_invoked_on_with_that_qualifiers_config
         assert rec["requestContext"]["requestId"] == ids[qualifier]
         assert rec["requestContext"]["functionArn"] == f"{arn}:{qualifier}"
         assert (rec["responseContext"]["executedVersion"], rec["responsePayload"]) == expected[qualifier]
+    # A redriven record runs the qualifier it was invoked with, as it stands now.
+    fails = unique("v-dlq")
+    flam.put_function_event_invoke_config(FunctionName=name, Qualifier="live", MaximumRetryAttempts=0, DestinationConfig={"OnSuccess": {"Destination": queue_arn(queues["live"])}, "OnFailure": {"Destination": queue_arn(fails)}})
+    flam.update_function_code(FunctionName=name, ZipFile=make_zip({"app.py": "def handler(event, context):\n    raise ValueError('v2 is broken')\n"}))
+    flam.get_waiter("function_updated_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+    flam.publish_version(FunctionName=name)
+    flam.update_alias(FunctionName=name, Name="live", FunctionVersion="2")
+    flam.invoke(FunctionName=name, Qualifier="live", InvocationType="Event", Payload=b'{"again": 1}')
+    [dead] = wait_messages(fast, fails, 1)
+    assert dead["Body"]["responseContext"]["executedVersion"] == "2"
+    flam.update_alias(FunctionName=name, Name="live", FunctionVersion="1")
+    status, doc = api(fast, "POST", f"/_lambdalet/queues/{fails}/redrive", {})
+    assert status == 200 and doc == {"Redriven": 1}
+    got = wait_messages(fast, queues["live"], 2)
+    assert got[-1]["Body"]["requestPayload"] == {"again": 1}
+    assert (got[-1]["Body"]["responseContext"]["executedVersion"], got[-1]["Body"]["responsePayload"]) == ("1", "v1")
