@@ -98,6 +98,7 @@ struct ll_spawn_config {
     int handshake_timeout_ms;
     int init_fd;
     int netns_fd;
+    int lifeline_fd;
 };
 struct ll_spawn_result {
     int pid;

@@ -7,10 +7,13 @@
  * inside the sandbox, and PID 1 costs a few pages instead of a share of
  * the server.
  *
- * Usage: init <worker pid>. It reaps every child, forwards catchable
- * signals to the worker, SIGKILLs every other process on SIGRTMAX (the
- * server's kill; see LL_SIG_KILL_ALL in spawn.h) and exits with the
- * worker's exit code, or 128 + the signal that killed it.
+ * Usage: init <worker pid> [<lifeline fd>]. It reaps every child, forwards
+ * catchable signals to the worker, SIGKILLs every other process on SIGRTMAX
+ * (the server's kill; see LL_SIG_KILL_ALL in spawn.h) and exits with the
+ * worker's exit code, or 128 + the signal that killed it. The lifeline is
+ * the read end of a pipe whose write end only the server holds: when the
+ * server process dies, however it dies and whichever thread spawned the
+ * sandbox, the pipe hangs up and init takes the whole sandbox down.
  *
  * Built by build_native.py with -nostdlib -static and embedded in the
  * extension; spawn.c falls back to an in-process loop if it cannot exec. */
@@ -24,11 +27,23 @@ typedef unsigned long u64;
 #define NR_RT_SIGPROCMASK 14
 #define NR_RT_SIGTIMEDWAIT 128
 #define NR_PRCTL 157
+#define NR_READ 0
+#define NR_PPOLL 271
+#define NR_SIGNALFD4 289
 static long sys6(long n, long a, long b, long c, long d)
 {
     long ret;
     register long r10 __asm__("r10") = d;
     __asm__ volatile("syscall" : "=a"(ret) : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10)
+                     : "rcx", "r11", "memory");
+    return ret;
+}
+static long sys5(long n, long a, long b, long c, long d, long e)
+{
+    long ret;
+    register long r10 __asm__("r10") = d;
+    register long r8 __asm__("r8") = e;
+    __asm__ volatile("syscall" : "=a"(ret) : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8)
                      : "rcx", "r11", "memory");
     return ret;
 }
@@ -41,6 +56,9 @@ __asm__(".text\n.global _start\n_start:\n"
 #define NR_RT_SIGPROCMASK 135
 #define NR_RT_SIGTIMEDWAIT 137
 #define NR_PRCTL 167
+#define NR_READ 63
+#define NR_PPOLL 73
+#define NR_SIGNALFD4 74
 static long sys6(long n, long a, long b, long c, long d)
 {
     register long x8 __asm__("x8") = n;
@@ -49,6 +67,17 @@ static long sys6(long n, long a, long b, long c, long d)
     register long x2 __asm__("x2") = c;
     register long x3 __asm__("x3") = d;
     __asm__ volatile("svc 0" : "+r"(x0) : "r"(x8), "r"(x1), "r"(x2), "r"(x3) : "memory");
+    return x0;
+}
+static long sys5(long n, long a, long b, long c, long d, long e)
+{
+    register long x8 __asm__("x8") = n;
+    register long x0 __asm__("x0") = a;
+    register long x1 __asm__("x1") = b;
+    register long x2 __asm__("x2") = c;
+    register long x3 __asm__("x3") = d;
+    register long x4 __asm__("x4") = e;
+    __asm__ volatile("svc 0" : "+r"(x0) : "r"(x8), "r"(x1), "r"(x2), "r"(x3), "r"(x4) : "memory");
     return x0;
 }
 __asm__(".text\n.global _start\n_start:\n  mov x0, sp\n  bl init_main\n  brk #0\n");
@@ -62,6 +91,22 @@ __asm__(".text\n.global _start\n_start:\n  mov x0, sp\n  bl init_main\n  brk #0\
 #define WNOHANG 1
 #define PR_SET_DUMPABLE 4
 #define EINTR 4
+#define POLLIN 0x001
+#define POLLERR 0x008
+#define POLLHUP 0x010
+
+struct pollfd_k {
+    int fd;
+    short events, revents;
+};
+
+static long parse(const char *p)
+{
+    long v = 0;
+    for (; *p >= '0' && *p <= '9'; p++)
+        v = v * 10 + (*p - '0');
+    return v;
+}
 
 static void __attribute__((noreturn)) leave(int code)
 {
@@ -75,11 +120,10 @@ __attribute__((used, noreturn)) void init_main(long *sp)
     char **argv = (char **)(sp + 1);
     if (argc < 2)
         leave(127);
-    long worker = 0;
-    for (const char *p = argv[1]; *p >= '0' && *p <= '9'; p++)
-        worker = worker * 10 + (*p - '0');
+    long worker = parse(argv[1]);
     if (worker <= 1)
         leave(127);
+    long lifeline = argc >= 3 ? parse(argv[2]) : -1;
 
     /* The sandbox's own uid may not read or write this process's memory. */
     sys6(NR_PRCTL, PR_SET_DUMPABLE, 0, 0, 0);
@@ -87,6 +131,12 @@ __attribute__((used, noreturn)) void init_main(long *sp)
      * init drops unhandled ones, but blocked signals are always queued. */
     u64 all = ~0UL;
     sys6(NR_RT_SIGPROCMASK, 2 /* SIG_SETMASK */, (long)&all, 0, 8);
+
+    /* With a lifeline, signals arrive through a signalfd so that one wait
+     * covers both them and the pipe. */
+    long sfd = lifeline >= 0 ? sys6(NR_SIGNALFD4, -1, (long)&all, 8, 0) : -1;
+    if (lifeline >= 0 && sfd < 0)
+        leave(127);
 
     /* The worker may have exited before this image started: reap first. */
     int sig = SIGCHLD;
@@ -109,6 +159,20 @@ __attribute__((used, noreturn)) void init_main(long *sp)
         } else if (sig > 0) {
             sys6(NR_KILL, worker, sig, 0, 0);
         }
-        sig = (int)sys6(NR_RT_SIGTIMEDWAIT, (long)&all, (long)info, 0, 8);
+        if (sfd < 0) {
+            sig = (int)sys6(NR_RT_SIGTIMEDWAIT, (long)&all, (long)info, 0, 8);
+            continue;
+        }
+        struct pollfd_k fds[2] = { { (int)sfd, POLLIN, 0 }, { (int)lifeline, POLLIN, 0 } };
+        sig = 0;
+        if (sys5(NR_PPOLL, (long)fds, 2, 0, 0, 8) <= 0)
+            continue;
+        if (fds[1].revents & (POLLIN | POLLHUP | POLLERR)) {
+            /* The server is gone: nobody is left to enforce a deadline. */
+            sys6(NR_KILL, -1, SIGKILL, 0, 0);
+            leave(128 + SIGKILL);
+        }
+        if ((fds[0].revents & POLLIN) && sys6(NR_READ, sfd, (long)info, sizeof info, 0) == (long)sizeof info)
+            sig = (int)*(unsigned int *)info; /* ssi_signo comes first */
     }
 }

@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -85,13 +86,33 @@ static void reset_signal_handlers(void)
 /* PID 1: reap every child, forward termination signals to the worker, kill
  * everything else on LL_SIG_KILL_ALL, and leave with the worker's status. When PID 1 exits the kernel kills every
  * other process in the namespace, daemonised ones included. */
-static void __attribute__((noreturn)) init_loop(pid_t worker)
+static int next_signal(const sigset_t *all, int sfd, int lifeline)
+{
+    if (sfd < 0) {
+        siginfo_t info;
+        return sigwaitinfo(all, &info);
+    }
+    struct pollfd fds[2] = { { sfd, POLLIN, 0 }, { lifeline, POLLIN, 0 } };
+    if (poll(fds, 2, -1) <= 0)
+        return -1;
+    if (fds[1].revents & (POLLIN | POLLHUP | POLLERR)) {
+        /* The server is gone: nobody is left to enforce a deadline. */
+        (void)kill(-1, SIGKILL);
+        _exit(128 + SIGKILL);
+    }
+    struct signalfd_siginfo si;
+    if ((fds[0].revents & POLLIN) && read(sfd, &si, sizeof si) == (ssize_t)sizeof si)
+        return (int)si.ssi_signo;
+    return -1;
+}
+
+static void __attribute__((noreturn)) init_loop(pid_t worker, int lifeline)
 {
     sigset_t all;
     sigfillset(&all);
+    int sfd = lifeline >= 0 ? signalfd(-1, &all, SFD_CLOEXEC) : -1;
     for (;;) {
-        siginfo_t info;
-        int sig = sigwaitinfo(&all, &info);
+        int sig = next_signal(&all, sfd, lifeline);
         if (sig < 0)
             continue;
         if (sig == LL_SIG_KILL_ALL) {
@@ -120,24 +141,27 @@ static void __attribute__((noreturn)) init_loop(pid_t worker)
 
 /* Replace this copy of the server with init.c's program; returns only if
  * the exec failed. */
-static void exec_init(int init_fd, pid_t worker)
+static void decimal(char *out, long v)
 {
-    char pidtext[16];
+    char digits[24];
     int n = 0;
-    char digits[16];
-    long v = worker;
     do
         digits[n++] = (char)('0' + v % 10);
     while ((v /= 10) > 0);
-    int len = 0;
     while (n > 0)
-        pidtext[len++] = digits[--n];
-    pidtext[len] = '\0';
-    char *argv[] = { "init", pidtext, NULL };
+        *out++ = digits[--n];
+    *out = '\0';
+}
+
+static void exec_init(int init_fd, pid_t worker, int lifeline)
+{
+    char pidtext[24], lifetext[24];
+    decimal(pidtext, worker);
+    decimal(lifetext, lifeline);
+    char *argv[] = { "init", pidtext, lifeline >= 0 ? lifetext : NULL, NULL };
     char *envp[] = { NULL };
-    if (init_fd > 0)
-        (void)syscall(SYS_close_range, 0, (unsigned)init_fd - 1, 0);
-    (void)syscall(SYS_close_range, (unsigned)init_fd + 1, ~0U, 0);
+    int keep[2] = { init_fd, lifeline };
+    (void)ll_caps_close_fds_except(keep, 2);
     (void)syscall(SYS_execveat, init_fd, "", argv, envp, AT_EMPTY_PATH);
 }
 
@@ -185,8 +209,11 @@ static void __attribute__((noreturn)) child_main(const struct ll_spawn_config *c
     reset_signal_handlers();
     /* Of the server's fds keep only the handshake, the control channel and
      * the init program; the rest (listening sockets, the database) go now. */
-    int keep[3] = { sync_fd, control_fd, cfg->init_fd };
-    CHECK_RC(ll_caps_close_fds_except(keep, 3), "close inherited fds", NULL);
+    int keep[4] = { sync_fd, control_fd, cfg->init_fd, cfg->lifeline_fd };
+    CHECK_RC(ll_caps_close_fds_except(keep, 4), "close inherited fds", NULL);
+    /* The lifeline must outlive PID 1's exec of the init program. */
+    if (cfg->lifeline_fd >= 0)
+        CHECK(fcntl(cfg->lifeline_fd, F_SETFD, 0), "keep lifeline");
 
     /* Wait until the parent has placed us in our cgroups and written our
      * id maps: nothing may run unlimited or as an unmapped id. */
@@ -254,11 +281,12 @@ static void __attribute__((noreturn)) child_main(const struct ll_spawn_config *c
     /* The parent sees end-of-file once the worker's exec closes the last
      * copy of the handshake socket (and ours, by close or by exec). */
     if (cfg->init_fd >= 0) {
-        exec_init(cfg->init_fd, worker);
+        exec_init(cfg->init_fd, worker, cfg->lifeline_fd);
         /* Could not exec (memfd exec forbidden by vm.memfd_noexec?): stay. */
     }
-    (void)syscall(SYS_close_range, 0, ~0U, 0);
-    init_loop(worker);
+    int keep_life[1] = { cfg->lifeline_fd };
+    (void)ll_caps_close_fds_except(keep_life, 1);
+    init_loop(worker, cfg->lifeline_fd);
 }
 
 /* --- parent side ------------------------------------------------------ */

@@ -50,6 +50,9 @@ struct ll_spawn_config {
     int init_fd;                 /* -1, or ll_init_memfd(): PID 1's program */
     int netns_fd;                /* -1, or a ready namespace (ll_netns_create) to
                                     clone into instead of CLONE_NEWNET */
+    int lifeline_fd;             /* -1, or the read end of a pipe whose write end
+                                    only the server holds: PID 1 ends the sandbox
+                                    when it hangs up (the server died) */
 };
 
 struct ll_spawn_result {

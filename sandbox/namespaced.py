@@ -173,6 +173,12 @@ class NamespacedBackend:
         # Only root can make namespaces the sandbox's user namespace does
         # not own; without root every sandbox creates its own.
         self._netns_pool = NetnsPool(netns_pool) if netns_pool > 0 and self._privileged else None
+        # The lifeline: every sandbox's PID 1 holds the read end, only this
+        # process the write end (close-on-exec, so no child inherits it).
+        # When this process dies, by kill -9 or any other way, the pipe hangs
+        # up and each PID 1 ends its sandbox: unlike PR_SET_PDEATHSIG this
+        # does not depend on which thread spawned the sandbox.
+        self._lifeline_r, self._lifeline_w = os.pipe()
         self._egress: Egress | None = None
         self._plans: dict[tuple, nsspawn.CompiledOps] = {}
         self._plans_lock = threading.Lock()
@@ -326,6 +332,7 @@ class NamespacedBackend:
                        if self.pdeathsig is None else self.pdeathsig),
             init_fd=self._init_fd,
             netns_fd=-1 if netns_fd is None else netns_fd,
+            lifeline_fd=self._lifeline_r,
         )
 
     def protections(self) -> dict[str, bool]:
@@ -373,6 +380,11 @@ class NamespacedBackend:
         if self._init_fd >= 0:
             os.close(self._init_fd)
             self._init_fd = -1
+        if self._lifeline_w >= 0:
+            # Any sandbox still running ends with it.
+            os.close(self._lifeline_w)
+            os.close(self._lifeline_r)
+            self._lifeline_w = self._lifeline_r = -1
         if self._cgroups is not None:
             self._cgroups.close()
             self._cgroups = None

@@ -79,6 +79,7 @@ class SpawnConfig(msgspec.Struct, frozen=True):
     handshake_timeout_ms: int = 10_000
     init_fd: int = -1  # init_memfd(): PID 1 execs it; -1 keeps PID 1 in-process
     netns_fd: int = -1  # a pooled network namespace to clone into, instead of CLONE_NEWNET
+    lifeline_fd: int = -1  # read end of the server's lifeline pipe (see NamespacedBackend)
 
 
 class SpawnResult(msgspec.Struct, frozen=True):
@@ -158,6 +159,7 @@ def spawn(cfg: SpawnConfig, compiled: CompiledOps | None = None) -> SpawnResult:
     c.handshake_timeout_ms = cfg.handshake_timeout_ms
     c.init_fd = cfg.init_fd
     c.netns_fd = cfg.netns_fd
+    c.lifeline_fd = cfg.lifeline_fd
     res = ffi.new("struct ll_spawn_result *")
     rc = lib.ll_spawn(c, res)
     if rc < 0:

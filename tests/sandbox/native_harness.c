@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <string.h>
+#include <fcntl.h>
 int main(int argc, char **argv_main) {
     int unprivileged = argc > 1 && strcmp(argv_main[1], "unprivileged") == 0;
     int sv[2]; socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
@@ -46,6 +47,9 @@ int main(int argc, char **argv_main) {
     cfg.uid_map = "0 2000000000 1\n993 2000000001 1\n"; cfg.gid_map = "0 2000000000 1\n990 2000000001 1\n";
     cfg.setup_uid = 0; cfg.setup_gid = 0; cfg.sandbox_uid = 993; cfg.sandbox_gid = 990;
     cfg.seccomp = 1; cfg.nofile = 1024; cfg.init_fd = ll_init_memfd(); cfg.netns_fd = nsfd;
+    int lifeline[2];
+    pipe2(lifeline, O_CLOEXEC); /* the write end stays open: "the server" lives */
+    cfg.lifeline_fd = lifeline[0];
     if (unprivileged) {
         cfg.namespaces |= CLONE_NEWNET;
         cfg.loopback_up = 1;

@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import os
 import signal
+import sys
 
 import pytest
 
@@ -310,7 +311,7 @@ def test_pid1_is_the_tiny_init_not_a_copy_of_the_server(backend, python, code_di
     try:
         assert _read_one(sandbox) == {"ok": True}
         with open(f"/proc/{sandbox.pid}/cmdline", "rb") as f:
-            assert f.read() == b"init\x002\x00"
+            assert f.read().split(b"\x00")[:2] == [b"init", b"2"]  # then the lifeline fd
         assert "lambdalet-init" in os.readlink(f"/proc/{sandbox.pid}/exe")
         with open(f"/proc/{sandbox.pid}/status") as f:
             status = dict(line.split(":", 1) for line in f.read().splitlines())
@@ -425,3 +426,48 @@ def test_closing_one_backend_leaves_another_in_the_same_process_working(backend,
     other.close()
     assert all(os.path.isdir(p) for p in backend.cgroups.root_paths)
     assert sandbox_probe.run(backend, python, code_dir, "report(ok=True)").last == {"ok": True}
+
+
+SERVER_THAT_DIES = r'''
+import os, pathlib, signal, sys, tempfile, threading
+sys.path.insert(0, sys.argv[1])
+import sandbox_probe
+from lambdalet.sandbox.namespaced import NamespacedBackend
+from lambdalet.sandbox.runtime_root import RuntimeRoot
+rr = RuntimeRoot.create(pathlib.Path(tempfile.mkdtemp()) / "rt")
+backend = NamespacedBackend(rr, netns_pool=0, pdeathsig=False)
+box = {}
+# From a thread, without pdeathsig: only the lifeline can end this sandbox.
+t = threading.Thread(target=lambda: box.update(sb=sandbox_probe.start(
+    backend, rr.python, sys.argv[2], "report(spinning=True)\nwhile True: pass")))
+t.start(); t.join()
+assert box["sb"].control.recv(100)
+print(box["sb"].pid, flush=True)
+os.kill(os.getpid(), signal.SIGKILL)
+'''
+
+
+def test_a_sandbox_dies_with_the_server_whatever_thread_spawned_it(tmp_path, python, code_dir):
+    """kill -9 of the server: the lifeline pipe hangs up and PID 1 ends the
+    sandbox, even a spinning one spawned on a thread without pdeathsig."""
+    import subprocess
+    import time
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    run = subprocess.run([sys.executable, "-c", SERVER_THAT_DIES, os.path.dirname(__file__), code_dir],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == -signal.SIGKILL, run.stderr
+    pid1 = int(run.stdout.split()[0])
+    deadline = time.monotonic() + 20
+    while _alive(pid1):
+        assert time.monotonic() < deadline, "the sandbox outlived its server"
+        time.sleep(0.02)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
