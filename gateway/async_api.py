@@ -42,6 +42,7 @@ def _message_doc(m, region: str, account: str) -> dict:
         "MessageId": m.id,
         "QueueArn": queue_arn(region, account, m.queue),
         "FunctionName": m.function,
+        "Qualifier": m.qualifier,
         "SentTimestamp": m.sent_s,
         "Body": msgspec.json.decode(m.body),
         "EventPayload": base64.b64encode(m.payload).decode(),
