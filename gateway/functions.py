@@ -232,6 +232,13 @@ class FunctionService:
         async with self._db:
             await trio.to_thread.run_sync(self.storage.delete_version, name, version)
         del self.versions[name][version]
+        latest = self.registry[name]
+        if version in latest.provisioned:
+            # Its provisioned concurrency goes with it, as on AWS.
+            latest = msgspec_replace(latest, provisioned={q: c for q, c in latest.provisioned.items() if q != version})
+            async with self._db:
+                await trio.to_thread.run_sync(self.storage.put_function, latest)
+            self.registry[name] = latest
         self._on_change(name)
 
     def reserved_total(self) -> int:
@@ -251,7 +258,13 @@ class FunctionService:
     # -- helpers -----------------------------------------------------------
 
     def _for_update(self, ref: str, revision_id: object) -> FunctionRecord:
-        rec = self.resolve(ref)
+        # Only $LATEST changes; published versions are immutable.
+        name, qualifier = v.function_ref(ref)
+        if qualifier not in (None, "$LATEST"):
+            raise invalid(f"Updates apply to $LATEST only; {self.arn(name, qualifier)} is a published version or alias and cannot change.")
+        rec = self.registry.get(name)
+        if rec is None:
+            raise not_found(self.arn(name))
         if revision_id is not None and revision_id != rec.revision_id:
             raise LambdaError(
                 "PreconditionFailedException",

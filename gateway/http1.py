@@ -10,9 +10,11 @@ conflicting lengths, obsolete line folding, unknown transfer codings.
 from __future__ import annotations
 
 import email.utils
+import re
 import time
 
 MAX_HEAD = 64 * 1024
+_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
 MAX_HEADERS = 100
 _TOKEN = frozenset(b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
@@ -77,7 +79,7 @@ def _parse_head(raw: bytes) -> Head:
         keep_alive = False
     else:
         raise ProtocolError(505, "unsupported HTTP version")
-    if not target.startswith("/") or any(c in target for c in " \t\x00"):
+    if not target.startswith("/") or any(c <= " " or c == "\x7f" for c in target):
         if not (method == "OPTIONS" and target == "*"):
             raise ProtocolError(400, "malformed request target")
     if len(lines) - 1 > MAX_HEADERS:
@@ -101,7 +103,8 @@ def _parse_head(raw: bytes) -> Head:
             raise ProtocolError(400, "malformed header value")
         headers.append((name, value))
         if name == "content-length":
-            if not value.isdigit() or len(value) > 18:
+            # isascii(): str.isdigit() also accepts superscripts int() refuses.
+            if not (value.isascii() and value.isdigit()) or len(value) > 18:
                 raise ProtocolError(400, "malformed Content-Length")
             n = int(value)
             if content_length is not None and content_length != n:
@@ -209,13 +212,12 @@ class RequestParser:
                     if len(buf) > 1024:
                         raise ProtocolError(400, "malformed chunk size")
                     return False
-                size_text = bytes(buf[:end]).split(b";", 1)[0].strip()
-                try:
-                    size = int(size_text, 16)
-                except ValueError:
-                    raise ProtocolError(400, "malformed chunk size") from None
-                if size < 0 or len(size_text) > 16:
+                size_text = bytes(buf[:end]).split(b";", 1)[0]
+                # Hex digits only: int() would also take "0x10", "1_0" and
+                # signs, which a proxy in front may read differently.
+                if not _CHUNK_SIZE.fullmatch(size_text):
                     raise ProtocolError(400, "malformed chunk size")
+                size = int(size_text, 16)
                 del buf[: end + 2]
                 if size == 0:
                     self._chunk_state = "trailers"
@@ -284,7 +286,8 @@ def render_response(status: int, headers: list[tuple[str, str]], body: bytes, ke
     if not keep_alive:
         parts.append(b"Connection: close\r\n")
     parts.append(b"\r\n")
-    if not head_only:
+    # 204, 304 and 1xx never carry a body, whatever the handler returned.
+    if not head_only and status not in (204, 304) and status >= 200:
         parts.append(body)
     return b"".join(parts)
 

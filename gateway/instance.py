@@ -5,7 +5,7 @@ import os
 import socket
 import sys
 
-from lambdalet.runtime.protocol import FrameReader, Init, InitError, InitOk, Invoke, Ready, Result, encode
+from lambdalet.runtime.protocol import FrameError, FrameReader, Init, InitError, InitOk, Invoke, Ready, Result, encode
 from lambdalet.sandbox.spec import Sandbox
 
 from . import rawio
@@ -44,7 +44,7 @@ class Instance:
             data = await rawio.recv(self.sock, 65536)
             if not data:
                 raise WorkerGone()
-            for msg in self.reader.feed(data):
+            for msg in self._feed(data):
                 if isinstance(msg, Ready):
                     return
                 raise WorkerGone()
@@ -64,7 +64,7 @@ class Instance:
                             os.close(fd)
             if not data:
                 raise WorkerGone()
-            for reply in self.reader.feed(data):
+            for reply in self._feed(data):
                 if isinstance(reply, Ready):
                     continue
                 if not isinstance(reply, (InitOk, InitError)):
@@ -77,12 +77,20 @@ class Instance:
             data = await rawio.recv(self.sock, 1 << 20)
             if not data:
                 raise WorkerGone()
-            msgs = self.reader.feed(data)
+            msgs = self._feed(data)
             if msgs:
                 reply = msgs[0]
                 if not isinstance(reply, Result) or reply.request_id != invoke.request_id:
                     raise WorkerGone()
                 return reply
+
+    def _feed(self, data: bytes) -> list:
+        # Garbage on the channel means the worker (or the user code that owns
+        # its process) broke the protocol: the instance is finished, not the server.
+        try:
+            return self.reader.feed(data)
+        except FrameError:
+            raise WorkerGone() from None
 
     async def _send(self, data: bytes) -> None:
         await rawio.send_all(self.sock, data)

@@ -63,9 +63,20 @@ async def serve_connection(sock: socket.socket, router: Router, watchdog: Watchd
             watchdog.watched.add(watched)
         try:
             await _serve(sock, router, watched)
+        except Exception:
+            # Whatever one connection did, it ends that connection only:
+            # an exception escaping here would take the server down with it.
+            log.exception("connection from %s failed", _peer(sock))
         finally:
             if watchdog is not None:
                 watchdog.watched.discard(watched)
+
+
+def _peer(sock: socket.socket) -> str:
+    try:
+        return str(sock.getpeername())
+    except OSError:
+        return "?"
 
 
 async def _serve(sock: socket.socket, router: Router, watched: _Watched) -> None:
@@ -105,8 +116,10 @@ async def _serve(sock: socket.socket, router: Router, watched: _Watched) -> None
                 if body is None:
                     if head.expect_continue:
                         await _send_all(sock, http1.CONTINUE)
-                    watched.deadline = trio.current_time() + HEAD_TIMEOUT_S
                     while body is None:
+                        # A progress timeout: a large upload on a slow link
+                        # is fine as long as bytes keep coming.
+                        watched.deadline = trio.current_time() + HEAD_TIMEOUT_S
                         data = await rawio.recv(sock, RECV)
                         if not data:
                             return
@@ -132,7 +145,14 @@ async def _serve(sock: socket.socket, router: Router, watched: _Watched) -> None
                 log.exception("unhandled error serving %s %s", head.method, head.path)
                 status, headers, payload = 500, [("x-amzn-ErrorType", "ServiceException"), ("Content-Type", "application/json")], b'{"Type":"Service","Message":"Internal error"}'
             try:
-                await _send_all(sock, http1.render_response(status, headers, payload, head.keep_alive, head_only=head.method == "HEAD"))
+                response = http1.render_response(status, headers, payload, head.keep_alive, head_only=head.method == "HEAD")
+            except ValueError:
+                log.exception("unrenderable response to %s %s", head.method, head.path)
+                response = http1.render_response(500, [("Content-Type", "application/json")], b'{"Type":"Service","Message":"Internal error"}', keep_alive=False)
+            # A client that stops reading cannot hold the response forever.
+            watched.deadline = trio.current_time() + HEAD_TIMEOUT_S
+            try:
+                await _send_all(sock, response)
             except OSError:
                 return
             if not head.keep_alive:

@@ -157,10 +157,9 @@ class Pool:
     def set_provisioned(self, targets: list[tuple[FunctionSpec, int]]) -> None:
         """The complete set of provisioned configs, as (spec, instances)."""
         self._provisioned = {spec.record.revision_id: (spec, n) for spec, n in targets}
-        for idle in self._idle.values():
-            for inst in idle:
-                if inst.revision not in self._provisioned:
-                    inst.provisioned = False
+        for inst in [i for idle in self._idle.values() for i in idle] + list(self._busy):
+            if inst.revision not in self._provisioned:
+                inst.provisioned = False
         self._provisioning.set()
 
     def provisioned_ready(self, revision: str) -> int:
@@ -170,36 +169,43 @@ class Pool:
 
     async def _keep_provisioned(self) -> None:
         while True:
-            for revision, (spec, wanted) in list(self._provisioned.items()):
-                have = [i for i in self._idle.get(revision, []) + [b for b in self._busy if b.revision == revision]]
-                flagged = [i for i in have if i.provisioned]
-                # Warm on-demand instances count first; start the rest.
-                for inst in have:
-                    if len(flagged) >= wanted:
-                        break
-                    if not inst.provisioned:
-                        inst.provisioned = True
-                        flagged.append(inst)
-                for inst in flagged[wanted:]:
-                    inst.provisioned = False
-                while len(flagged) < wanted and revision in self._provisioned:
-                    try:
-                        inst, reply = await self._start(spec, initialization_type="provisioned-concurrency")
-                    except LambdaError as exc:
-                        log.warning("provisioned concurrency for %s: %s", spec.record.name, exc.message)
-                        break
-                    if isinstance(reply, InitError):
-                        await self._destroy(inst)
-                        log.warning("provisioned concurrency for %s: init failed: %s", spec.record.name, reply.error_type)
-                        break
-                    inst.provisioned = True
-                    # Initialised ahead of any call: no call reports its Init Duration.
-                    inst.used = True
-                    self._release(inst, spec.record)
-                    flagged.append(inst)
+            try:
+                await self._provision_once()
+            except Exception:
+                # One function's broken init must not stop the pool.
+                log.exception("provisioned concurrency")
             self._provisioning = trio.Event()
             with trio.move_on_after(1.0):
                 await self._provisioning.wait()
+
+    async def _provision_once(self) -> None:
+        for revision, (spec, wanted) in list(self._provisioned.items()):
+            have = [i for i in self._idle.get(revision, []) + [b for b in self._busy if b.revision == revision]]
+            flagged = [i for i in have if i.provisioned]
+            # Warm on-demand instances count first; start the rest.
+            for inst in have:
+                if len(flagged) >= wanted:
+                    break
+                if not inst.provisioned:
+                    inst.provisioned = True
+                    flagged.append(inst)
+            for inst in flagged[wanted:]:
+                inst.provisioned = False
+            while len(flagged) < wanted and revision in self._provisioned:
+                try:
+                    inst, reply = await self._start(spec, initialization_type="provisioned-concurrency")
+                except LambdaError as exc:
+                    log.warning("provisioned concurrency for %s: %s", spec.record.name, exc.message)
+                    break
+                if isinstance(reply, InitError):
+                    await self._destroy(inst)
+                    log.warning("provisioned concurrency for %s: init failed: %s", spec.record.name, reply.error_type)
+                    break
+                inst.provisioned = True
+                # Initialised ahead of any call: no call reports its Init Duration.
+                inst.used = True
+                self._release(inst, spec.record)
+                flagged.append(inst)
 
     def statistics(self) -> dict[str, int]:
         return {
@@ -409,8 +415,13 @@ class Pool:
         for inst in idle:
             if self._memory_mb + memory_mb <= self.memory_budget_mb:
                 break
-            self._idle[inst.revision].remove(inst)
-            if not self._idle[inst.revision]:
+            # The snapshot goes stale across each await: a call may have
+            # taken this instance, or the reaper removed it.
+            siblings = self._idle.get(inst.revision)
+            if not siblings or inst not in siblings:
+                continue
+            siblings.remove(inst)
+            if not siblings:
                 del self._idle[inst.revision]
             await self._destroy(inst)
         if self._memory_mb + memory_mb > self.memory_budget_mb:
@@ -526,7 +537,9 @@ class Pool:
         # Wake (with an error) anything still waiting on the channel before
         # another thread closes it.
         trio.lowlevel.notify_closing(inst.sock)
-        return await trio.to_thread.run_sync(inst.destroy)
+        # Shielded: once marked dead nothing else would ever destroy it.
+        with trio.CancelScope(shield=True):
+            return await trio.to_thread.run_sync(inst.destroy)
 
 
 def default_memory_budget_mb() -> int:

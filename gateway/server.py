@@ -142,6 +142,8 @@ async def run(config: ServerConfig, *, task_status=trio.TASK_STATUS_IGNORED) -> 
                 if latest is not None:
                     live.add(latest.revision_id)
                 pool.drop(name, live)
+                # A deleted function's reservation returns to the shared pool.
+                pool.set_reserved_total(service.reserved_total())
                 if name not in service.registry:
                     nursery.start_soon(event_configs.forget, name)
                 if invoker_box:

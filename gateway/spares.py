@@ -108,11 +108,17 @@ class SparePool:
             try:
                 with trio.fail_after(READY_TIMEOUT_S):
                     await inst.wait_ready()
-            except (WorkerGone, trio.TooSlowError):
-                self.failures += 1
+            except BaseException as exc:
+                # Not ready (or shutting down): this spare is nobody's, so it
+                # is destroyed here whatever interrupted it.
+                if isinstance(exc, (WorkerGone, trio.TooSlowError)):
+                    self.failures += 1
                 trio.lowlevel.notify_closing(inst.sock)
-                await trio.to_thread.run_sync(inst.destroy)
-                return
+                with trio.CancelScope(shield=True):
+                    await trio.to_thread.run_sync(inst.destroy)
+                if isinstance(exc, (WorkerGone, trio.TooSlowError)):
+                    return
+                raise
             self._ready.append(inst)
         finally:
             self._starting -= 1

@@ -36,8 +36,14 @@ class SpawnerThread:
         token = trio.lowlevel.current_trio_token()
         done = trio.Event()
         box: dict = {}
-        state = {"abandoned": False}
+        # Who cleans up what fn made if the caller goes away: decided under
+        # the lock, by whichever side gets there second.
+        state = {"finished": False, "abandoned": False}
         lock = threading.Lock()
+
+        def cleanup() -> None:
+            if "value" in box and on_abandoned is not None:
+                on_abandoned(box["value"])
 
         def job() -> None:
             try:
@@ -45,25 +51,25 @@ class SpawnerThread:
             except BaseException as exc:  # handed back to the caller
                 box["error"] = exc
             with lock:
+                state["finished"] = True
                 abandoned = state["abandoned"]
             if abandoned:
-                if "value" in box and on_abandoned is not None:
-                    on_abandoned(box["value"])
+                cleanup()
                 return
             try:
                 token.run_sync_soon(done.set)
             except trio.RunFinishedError:
-                if "value" in box and on_abandoned is not None:
-                    on_abandoned(box["value"])
+                cleanup()
 
         self._jobs.put(job)
         try:
             await done.wait()
         except BaseException:
             with lock:
-                state["abandoned"] = not done.is_set()
-            if done.is_set() and "value" in box and on_abandoned is not None:
-                on_abandoned(box["value"])
+                finished = state["finished"]
+                state["abandoned"] = True
+            if finished:
+                cleanup()  # the job is done and will not clean up itself
             raise
         if "error" in box:
             raise box["error"]

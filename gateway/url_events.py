@@ -8,6 +8,7 @@ answered here without calling the function.
 from __future__ import annotations
 
 import base64
+import re
 import time
 import urllib.parse
 
@@ -114,14 +115,16 @@ def response_from_result(payload: bytes) -> tuple[int, list[tuple[str, str]], by
         raise BadResponse(str(exc)) from None
     if isinstance(value, dict) and "statusCode" in value:
         status = value.get("statusCode")
-        if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:
+        if isinstance(status, bool) or not isinstance(status, int) or not 200 <= status <= 599:
             raise BadResponse(f"invalid statusCode {status!r}")
         headers: list[tuple[str, str]] = []
         for k, v in (value.get("headers") or {}).items():
-            headers.append((str(k), _header_value(v)))
+            if _header_name(k):
+                headers.append((k, _header_value(v)))
         for k, vs in (value.get("multiValueHeaders") or {}).items():
-            for v in vs if isinstance(vs, list) else [vs]:
-                headers.append((str(k), _header_value(v)))
+            if _header_name(k):
+                for v in vs if isinstance(vs, list) else [vs]:
+                    headers.append((k, _header_value(v)))
         for cookie in value.get("cookies") or []:
             headers.append(("Set-Cookie", str(cookie)))
         body = value.get("body")
@@ -143,6 +146,18 @@ def response_from_result(payload: bytes) -> tuple[int, list[tuple[str, str]], by
     if isinstance(value, str):
         return 200, [("Content-Type", "application/json")], value.encode()
     return 200, [("Content-Type", "application/json")], payload
+
+
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+# Framing belongs to the server: a function cannot set these.
+_HOP_BY_HOP = frozenset({"content-length", "transfer-encoding", "connection", "keep-alive", "upgrade", "te", "trailer", "proxy-connection"})
+
+
+def _header_name(name: object) -> bool:
+    """True for a header the response may carry; raises for a malformed name."""
+    if not isinstance(name, str) or not _TOKEN.fullmatch(name):
+        raise BadResponse(f"invalid header name {name!r}")
+    return name.lower() not in _HOP_BY_HOP
 
 
 def _header_value(v: object) -> str:

@@ -125,19 +125,20 @@ class Versions:
         return {"AdditionalVersionWeights": {k: float(w) for k, w in weights.items()}}
 
     async def create_alias(self, ref: str, body: dict) -> dict:
-        latest = self._latest(ref)
-        alias = body.get("Name")
-        if not isinstance(alias, str) or not ALIAS_RE.match(alias) or alias == "$LATEST":
-            raise invalid(f"1 validation error detected: Value '{alias}' at 'name' failed to satisfy constraint: Member must satisfy regular expression pattern: (?!^[0-9]+$)([a-zA-Z0-9-_]+)")
-        if alias in latest.aliases:
-            raise LambdaError("ResourceConflictException", f"Alias already exists: {self.service.arn(latest.name, alias)}")
-        version = self._check_version(latest.name, body.get("FunctionVersion"))
-        cfg = {"FunctionVersion": version, "Description": v.description(body.get("Description", "")), "RevisionId": str(uuid.uuid4())}
-        routing = self._routing(latest.name, version, body.get("RoutingConfig"))
-        if routing:
-            cfg["RoutingConfig"] = routing
-        await self._save_latest(msgspec.structs.replace(latest, aliases={**latest.aliases, alias: cfg}))
-        return self._alias_doc(latest.name, alias, cfg)
+        async with self.service._lock:
+            latest = self._latest(ref)
+            alias = body.get("Name")
+            if not isinstance(alias, str) or not ALIAS_RE.match(alias) or alias == "$LATEST":
+                raise invalid(f"1 validation error detected: Value '{alias}' at 'name' failed to satisfy constraint: Member must satisfy regular expression pattern: (?!^[0-9]+$)([a-zA-Z0-9-_]+)")
+            if alias in latest.aliases:
+                raise LambdaError("ResourceConflictException", f"Alias already exists: {self.service.arn(latest.name, alias)}")
+            version = self._check_version(latest.name, body.get("FunctionVersion"))
+            cfg = {"FunctionVersion": version, "Description": v.description(body.get("Description", "")), "RevisionId": str(uuid.uuid4())}
+            routing = self._routing(latest.name, version, body.get("RoutingConfig"))
+            if routing:
+                cfg["RoutingConfig"] = routing
+            await self._save_latest(msgspec.structs.replace(latest, aliases={**latest.aliases, alias: cfg}))
+            return self._alias_doc(latest.name, alias, cfg)
 
     def get_alias(self, ref: str, alias: str) -> dict:
         latest = self._latest(ref)
@@ -147,35 +148,37 @@ class Versions:
         return self._alias_doc(latest.name, alias, cfg)
 
     async def update_alias(self, ref: str, alias: str, body: dict) -> dict:
-        latest = self._latest(ref)
-        cfg = latest.aliases.get(alias)
-        if cfg is None:
-            raise not_found(self.service.arn(latest.name, alias))
-        if body.get("RevisionId") is not None and body["RevisionId"] != cfg["RevisionId"]:
-            raise LambdaError("PreconditionFailedException", "The Revision Id provided does not match the latest Revision Id. Call the GetFunction/GetAlias API to retrieve the latest Revision Id")
-        cfg = dict(cfg)
-        if "FunctionVersion" in body:
-            cfg["FunctionVersion"] = self._check_version(latest.name, body["FunctionVersion"])
-        if "Description" in body:
-            cfg["Description"] = v.description(body["Description"])
-        if "RoutingConfig" in body:
-            routing = self._routing(latest.name, cfg["FunctionVersion"], body["RoutingConfig"])
-            cfg.pop("RoutingConfig", None)
-            if routing:
-                cfg["RoutingConfig"] = routing
-        cfg["RevisionId"] = str(uuid.uuid4())
-        await self._save_latest(msgspec.structs.replace(latest, aliases={**latest.aliases, alias: cfg}))
-        self._on_provisioned()
-        return self._alias_doc(latest.name, alias, cfg)
+        async with self.service._lock:
+            latest = self._latest(ref)
+            cfg = latest.aliases.get(alias)
+            if cfg is None:
+                raise not_found(self.service.arn(latest.name, alias))
+            if body.get("RevisionId") is not None and body["RevisionId"] != cfg["RevisionId"]:
+                raise LambdaError("PreconditionFailedException", "The Revision Id provided does not match the latest Revision Id. Call the GetFunction/GetAlias API to retrieve the latest Revision Id")
+            cfg = dict(cfg)
+            if "FunctionVersion" in body:
+                cfg["FunctionVersion"] = self._check_version(latest.name, body["FunctionVersion"])
+            if "Description" in body:
+                cfg["Description"] = v.description(body["Description"])
+            if "RoutingConfig" in body:
+                routing = self._routing(latest.name, cfg["FunctionVersion"], body["RoutingConfig"])
+                cfg.pop("RoutingConfig", None)
+                if routing:
+                    cfg["RoutingConfig"] = routing
+            cfg["RevisionId"] = str(uuid.uuid4())
+            await self._save_latest(msgspec.structs.replace(latest, aliases={**latest.aliases, alias: cfg}))
+            self._on_provisioned()
+            return self._alias_doc(latest.name, alias, cfg)
 
     async def delete_alias(self, ref: str, alias: str) -> None:
-        latest = self._latest(ref)
-        if alias not in latest.aliases:
-            raise not_found(self.service.arn(latest.name, alias))
-        aliases = {k: c for k, c in latest.aliases.items() if k != alias}
-        provisioned = {k: c for k, c in latest.provisioned.items() if k != alias}
-        await self._save_latest(msgspec.structs.replace(latest, aliases=aliases, provisioned=provisioned))
-        self._on_provisioned()
+        async with self.service._lock:
+            latest = self._latest(ref)
+            if alias not in latest.aliases:
+                raise not_found(self.service.arn(latest.name, alias))
+            aliases = {k: c for k, c in latest.aliases.items() if k != alias}
+            provisioned = {k: c for k, c in latest.provisioned.items() if k != alias}
+            await self._save_latest(msgspec.structs.replace(latest, aliases=aliases, provisioned=provisioned))
+            self._on_provisioned()
 
     def list_aliases(self, ref: str, function_version: str | None) -> dict:
         latest = self._latest(ref)
@@ -205,18 +208,19 @@ class Versions:
         return qualifier
 
     async def put_provisioned(self, ref: str, qualifier: str | None, body: dict, available: Callable[[str, str], int]) -> dict:
-        latest = self._latest(ref)
-        qualifier = self._qualifier(latest, qualifier)
-        n = body.get("ProvisionedConcurrentExecutions")
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise invalid(f"1 validation error detected: Value '{n}' at 'provisionedConcurrentExecutions' failed to satisfy constraint: Member must have value greater than or equal to 1")
-        others = sum(c["Requested"] for q, c in latest.provisioned.items() if q != qualifier)
-        if latest.reserved_concurrency is not None and others + n > latest.reserved_concurrency:
-            raise invalid("Requested Provisioned Concurrency should not be greater than the reservedConcurrentExecution for function")
-        cfg = {"Requested": n, "LastModified": _now()}
-        await self._save_latest(msgspec.structs.replace(latest, provisioned={**latest.provisioned, qualifier: cfg}))
-        self._on_provisioned()
-        return self._provisioned_doc(latest.name, qualifier, cfg, available(latest.name, qualifier))
+        async with self.service._lock:
+            latest = self._latest(ref)
+            qualifier = self._qualifier(latest, qualifier)
+            n = body.get("ProvisionedConcurrentExecutions")
+            if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+                raise invalid(f"1 validation error detected: Value '{n}' at 'provisionedConcurrentExecutions' failed to satisfy constraint: Member must have value greater than or equal to 1")
+            others = sum(c["Requested"] for q, c in latest.provisioned.items() if q != qualifier)
+            if latest.reserved_concurrency is not None and others + n > latest.reserved_concurrency:
+                raise invalid("Requested Provisioned Concurrency should not be greater than the reservedConcurrentExecution for function")
+            cfg = {"Requested": n, "LastModified": _now()}
+            await self._save_latest(msgspec.structs.replace(latest, provisioned={**latest.provisioned, qualifier: cfg}))
+            self._on_provisioned()
+            return self._provisioned_doc(latest.name, qualifier, cfg, available(latest.name, qualifier))
 
     def _provisioned_doc(self, name: str, qualifier: str, cfg: dict, ready: int) -> dict:
         requested = cfg["Requested"]
@@ -241,12 +245,13 @@ class Versions:
         return doc
 
     async def delete_provisioned(self, ref: str, qualifier: str | None) -> None:
-        latest = self._latest(ref)
-        qualifier = self._qualifier(latest, qualifier)
-        if qualifier not in latest.provisioned:
-            raise LambdaError("ProvisionedConcurrencyConfigNotFoundException", f"No Provisioned Concurrency Config found for this function: {self.service.arn(latest.name, qualifier)}")
-        await self._save_latest(msgspec.structs.replace(latest, provisioned={k: c for k, c in latest.provisioned.items() if k != qualifier}))
-        self._on_provisioned()
+        async with self.service._lock:
+            latest = self._latest(ref)
+            qualifier = self._qualifier(latest, qualifier)
+            if qualifier not in latest.provisioned:
+                raise LambdaError("ProvisionedConcurrencyConfigNotFoundException", f"No Provisioned Concurrency Config found for this function: {self.service.arn(latest.name, qualifier)}")
+            await self._save_latest(msgspec.structs.replace(latest, provisioned={k: c for k, c in latest.provisioned.items() if k != qualifier}))
+            self._on_provisioned()
 
     def list_provisioned(self, ref: str, available: Callable[[str, str], int]) -> dict:
         latest = self._latest(ref)

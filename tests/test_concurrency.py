@@ -51,6 +51,23 @@ def _burst(client, name: str, n: int, payload: dict) -> list:
         return list(ex.map(call, range(n)))
 
 
+def test_deleting_a_function_returns_its_reservation(tmp_path):
+    srv = ServerProcess(tmp_path / "d", "--concurrency-limit", "20").start()
+    try:
+        lam = srv.client(max_pool_connections=20)
+        for name in ("hog", "other"):
+            lam.create_function(FunctionName=name, Runtime=PY, Role=ROLE, Handler="app.handler", Code={"ZipFile": make_zip(SLOW)})
+        lam.put_function_concurrency(FunctionName="hog", ReservedConcurrentExecutions=18)
+        results = _burst(lam, "other", 4, {"sleep": 1})
+        assert sum(r[0] == "err" for r in results) >= 2  # only 2 unreserved
+        lam.delete_function(FunctionName="hog")
+        assert lam.get_account_settings()["AccountLimit"]["UnreservedConcurrentExecutions"] == 20
+        results = _burst(lam, "other", 4, {"sleep": 1})
+        assert [r for r in results if r[0] != "ok"] == []
+    finally:
+        assert srv.stop() == 0
+
+
 def test_account_limit_throttles_with_reason_and_never_hangs(tmp_path):
     srv = ServerProcess(tmp_path / "d", "--concurrency-limit", "2").start()
     try:

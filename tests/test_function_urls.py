@@ -186,7 +186,29 @@ def test_response_mapping(payload, expected):
     assert (status, body) == expected
 
 
-@pytest.mark.parametrize("payload", [b'{"statusCode": "200"}', b'{"statusCode": 99}', b'{"statusCode": 200, "headers": {"x": "a\\r\\nb"}}', b'{"statusCode": 200, "body": "%%", "isBase64Encoded": true}'])
+@pytest.mark.parametrize("payload", [
+    b'{"statusCode": "200"}', b'{"statusCode": 99}', b'{"statusCode": 101}',
+    b'{"statusCode": 200, "headers": {"x": "a\\r\\nb"}}',
+    b'{"statusCode": 200, "headers": {"a\\r\\nb": "x"}}',
+    b'{"statusCode": 200, "body": "%%", "isBase64Encoded": true}',
+])
 def test_bad_responses_are_refused(payload):
+    """Each becomes a 502 at the URL; none may reach the HTTP layer."""
     with pytest.raises(url_events.BadResponse):
         url_events.response_from_result(payload)
+
+
+def test_functions_cannot_set_framing_headers():
+    status, headers, body = url_events.response_from_result(
+        b'{"statusCode": 200, "headers": {"Content-Length": "0", "Transfer-Encoding": "chunked", "Connection": "close", "X-Ok": "1"}, "body": "abc"}'
+    )
+    assert (status, body) == (200, b"abc")
+    assert [k for k, _ in headers if k.lower() != "content-type"] == ["X-Ok"]
+
+
+def test_a_bad_header_from_the_function_is_a_502_and_the_server_lives_on(server, lam, deploy):
+    name = deploy({"app.py": "def handler(e, c):\n    return {'statusCode': 200, 'headers': {'a\\r\\nb': 'x'}, 'body': 'no'}\n"})
+    url = lam.create_function_url_config(FunctionName=name, AuthType="NONE")["FunctionUrl"]
+    r = requests.get(url, timeout=10)
+    assert r.status_code == 502
+    assert requests.get(server.url + "/health", timeout=5).status_code == 200

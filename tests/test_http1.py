@@ -82,6 +82,13 @@ def test_expect_continue_is_reported():
         (b"GET / HTTP/1.1\r\nBad Name: x\r\n\r\n", 400),
         (b"GET / HTTP/1.1\r\nExpect: magic\r\n\r\n", 417),
         (b"GET / HTTP/1.1\r\n" + b"X: y\r\n" * 200 + b"\r\n", 431),
+        # str.isdigit() is true for superscripts; int() is not.
+        (b"POST / HTTP/1.1\r\nContent-Length: \xb2\r\n\r\n", 400),
+        (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0x10\r\n", 400),
+        (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1_0\r\n", 400),
+        (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n+a\r\n", 400),
+        (b"GET /a\x01b HTTP/1.1\r\n\r\n", 400),
+        (b"GET /a\nb HTTP/1.1\r\n\r\n", 400),
     ],
 )
 def test_protocol_errors(raw, status):
@@ -118,6 +125,8 @@ def test_render_response():
     assert b"Content-Length" not in http1.render_response(204, [], b"", keep_alive=True)
     with pytest.raises(ValueError):
         http1.render_response(200, [("X", "a\r\nInjected: 1")], b"", keep_alive=True)
+    # A 204 or 304 never carries a body, whatever the handler returned.
+    assert http1.render_response(204, [], b"HTTP/1.1 200 OK\r\n\r\nsmuggled", keep_alive=True).endswith(b"\r\n\r\n")
 
 
 def test_fuzz_garbage_gives_requests_or_protocol_errors():

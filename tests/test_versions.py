@@ -134,3 +134,19 @@ def test_provisioned_concurrency_keeps_instances_initialised(lam, deploy):
     with pytest.raises(ClientError) as exc:
         lam.get_provisioned_concurrency_config(FunctionName=name, Qualifier="live")
     assert exc.value.response["Error"]["Code"] == "ProvisionedConcurrencyConfigNotFoundException"
+
+
+def test_versions_are_immutable_and_alias_writes_do_not_race(lam, deploy):
+    import concurrent.futures
+
+    name = deploy({"app.py": SOURCE % "one"})
+    lam.publish_version(FunctionName=name)
+    for ref in (f"{name}:1",):
+        with pytest.raises(ClientError) as exc:
+            lam.update_function_configuration(FunctionName=ref, Timeout=9)
+        assert exc.value.response["Error"]["Code"] == "InvalidParameterValueException"
+    assert lam.get_function_configuration(FunctionName=name, Qualifier="1")["Timeout"] == 3
+    assert lam.get_function_configuration(FunctionName=name)["Version"] == "$LATEST"
+    with concurrent.futures.ThreadPoolExecutor(4) as ex:
+        list(ex.map(lambda a: lam.create_alias(FunctionName=name, Name=a, FunctionVersion="1"), ["a", "b", "c", "d"]))
+    assert [a["Name"] for a in lam.list_aliases(FunctionName=name)["Aliases"]] == ["a", "b", "c", "d"]
