@@ -1,6 +1,6 @@
 /* Dropping privileges: rlimits, capabilities, ids and inherited fds.
  *
- * Runs in the sandbox's first process after the clone, so only raw system
+ * Runs in the sandbox's first process after the clone, so only plain system
  * calls are used here: the process is a copy of a multithreaded server and
  * malloc or stdio locks may be held by threads that no longer exist. */
 #include "caps.h"
@@ -66,11 +66,15 @@ int ll_caps_drop_all(uint32_t uid, uint32_t gid, int may_setgroups, const char *
               SECBIT_NOROOT | SECBIT_NOROOT_LOCKED |
               SECBIT_NO_SETUID_FIXUP_LOCKED | SECBIT_KEEP_CAPS_LOCKED, 0, 0, 0) < 0)
         FAIL("set securebits");
-    if (may_setgroups && setgroups(0, NULL) < 0)
+    /* Raw system calls, not libc's: in a multithreaded program glibc's
+     * setresuid and friends signal every thread it knows of and take its
+     * thread-list lock, and this copy of the server has only one thread
+     * but the others' bookkeeping, possibly with that lock held. */
+    if (may_setgroups && syscall(SYS_setgroups, 0, NULL) < 0)
         FAIL("setgroups");
-    if (setresgid(gid, gid, gid) < 0)
+    if (syscall(SYS_setresgid, gid, gid, gid) < 0)
         FAIL("setresgid");
-    if (setresuid(uid, uid, uid) < 0)
+    if (syscall(SYS_setresuid, uid, uid, uid) < 0)
         FAIL("setresuid");
     /* With SECBIT_NO_SETUID_FIXUP unset the uid change already emptied the
      * permitted and effective sets; clear inheritable explicitly too. */

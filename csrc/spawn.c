@@ -232,8 +232,9 @@ static void __attribute__((noreturn)) child_main(const struct ll_spawn_config *c
                  cfg->ops[failed].src);
 
     if (cfg->setup_uid != LL_NO_ID) {
-        CHECK(setresgid(cfg->setup_gid, cfg->setup_gid, cfg->setup_gid), "setresgid (setup)");
-        CHECK(setresuid(cfg->setup_uid, cfg->setup_uid, cfg->setup_uid), "setresuid (setup)");
+        /* Raw, like every id change here: see ll_caps_drop_all. */
+        CHECK(syscall(SYS_setresgid, cfg->setup_gid, cfg->setup_gid, cfg->setup_gid), "setresgid (setup)");
+        CHECK(syscall(SYS_setresuid, cfg->setup_uid, cfg->setup_uid, cfg->setup_uid), "setresuid (setup)");
     }
     if (cfg->unshare_cgroup_late)
         CHECK(unshare(CLONE_NEWCGROUP), "unshare cgroup namespace");
