@@ -113,7 +113,13 @@ class LogStore(BatchedStore):
         if contains:
             sql += " AND instr(message, ?) > 0"
             params += (contains,)
-        sql += " ORDER BY id LIMIT ?"
+        if after_id:
+            # Following: everything after the last event seen, oldest first.
+            sql += " ORDER BY id LIMIT ?"
+        else:
+            # A first look: the newest `limit` events, printed oldest first,
+            # as `aws logs tail` shows the end of a stream.
+            sql = f"SELECT * FROM ({sql} ORDER BY id DESC LIMIT ?) ORDER BY id"
         params += (limit,)
         return [LogEvent(id=i, timestamp_ms=t, log_group=g, log_stream=s, message=m) for i, t, g, s, m in self.query(sql, params)]
 
