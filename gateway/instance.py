@@ -74,7 +74,7 @@ class Instance:
     async def call(self, invoke: Invoke) -> Result:
         await self._send(encode(invoke))
         while True:
-            data = await rawio.recv(self.sock, 1 << 20)
+            data = await rawio.recv(self.sock, 65536)  # 1 MiB would mmap a buffer per call
             if not data:
                 raise WorkerGone()
             msgs = self._feed(data)

@@ -26,6 +26,7 @@ from . import errors
 from .lambda_context import LambdaContext
 from .protocol import FrameReader, Init, InitError, InitOk, Invoke, Ready, Result, encode
 
+RECV_SIZE = 65536
 MAX_CALL_LOG = 1 << 20  # keep the last MiB of a call's output; Tail needs only 4 KB
 
 
@@ -247,7 +248,9 @@ def main(control_fd: int) -> None:
     handler = None
     init: Init | None = None
     while True:
-        data = sock.recv(1 << 20)
+        # 64 KiB: a 1 MiB request makes the allocator mmap and unmap a fresh
+        # buffer on every call; frames larger than this simply take several reads.
+        data = sock.recv(RECV_SIZE)
         if not data:
             return
         for msg in reader.feed(data):
