@@ -15,6 +15,7 @@ import time
 
 MAX_HEAD = 64 * 1024
 _CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
+_CONTROL_OR_SPACE = re.compile(r"[\x00-\x20\x7f]")
 MAX_HEADERS = 100
 _TOKEN = frozenset(b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
@@ -79,7 +80,7 @@ def _parse_head(raw: bytes) -> Head:
         keep_alive = False
     else:
         raise ProtocolError(505, "unsupported HTTP version")
-    if not target.startswith("/") or any(c <= " " or c == "\x7f" for c in target):
+    if not target.startswith("/") or _CONTROL_OR_SPACE.search(target):
         if not (method == "OPTIONS" and target == "*"):
             raise ProtocolError(400, "malformed request target")
     if len(lines) - 1 > MAX_HEADERS:
