@@ -214,6 +214,20 @@ def _settings_routes(app: QuartTrio, settings: FunctionSettings) -> None:
     async def list_urls(name: str):
         return _json(settings.list_urls(name))
 
+    @app.get("/2017-03-31/tags/<resource>")
+    async def list_tags(resource: str):
+        return _json(settings.list_tags(resource))
+
+    @app.post("/2017-03-31/tags/<resource>")
+    async def tag_resource(resource: str):
+        await settings.tag(resource, await _body())
+        return Response(b"", status=204)
+
+    @app.delete("/2017-03-31/tags/<resource>")
+    async def untag_resource(resource: str):
+        await settings.untag(resource, request.args.getlist("tagKeys"))
+        return Response(b"", status=204)
+
     @app.put("/2017-10-31/functions/<name>/concurrency")
     async def put_concurrency(name: str):
         return _json(await settings.put_concurrency(name, await _body()))

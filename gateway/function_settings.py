@@ -13,6 +13,8 @@ from . import validation as v
 from .errors import LambdaError, invalid
 from .functions import FunctionService
 from .model import FunctionRecord
+from .validation import NETWORK_TAG, validate_tags
+
 
 _URL_ALPHABET = string.ascii_lowercase + string.digits
 AUTH_TYPES = ("NONE", "AWS_IAM")
@@ -155,6 +157,41 @@ class FunctionSettings:
     def list_urls(self, ref: str) -> dict:
         rec = self.service.resolve(ref)
         return {"FunctionUrlConfigs": [self._url_doc(rec)] if rec.url_config else []}
+
+    # -- tags --------------------------------------------------------------
+
+    def _tagged(self, resource: str) -> FunctionRecord:
+        # Tags belong to the function: a qualified ARN is refused, as on AWS.
+        name, qualifier = v.function_ref(resource)
+        if qualifier is not None:
+            raise invalid("Tags apply to a function, not to a version or alias: use the unqualified function ARN.")
+        return self.service.resolve(name)
+
+    def list_tags(self, resource: str) -> dict:
+        return {"Tags": dict(self._tagged(resource).tags)}
+
+    async def tag(self, resource: str, body: dict) -> None:
+        rec = self._tagged(resource)
+        tags = body.get("Tags")
+        if not isinstance(tags, dict) or not tags:
+            raise invalid("Tags must be a non-empty map of strings")
+        await self._set_tags(rec, {**rec.tags, **validate_tags(tags)})
+
+    async def untag(self, resource: str, keys: list[str]) -> None:
+        rec = self._tagged(resource)
+        if not keys:
+            raise invalid("TagKeys is required")
+        await self._set_tags(rec, {k: val for k, val in rec.tags.items() if k not in keys})
+
+    async def _set_tags(self, rec: FunctionRecord, tags: dict[str, str]) -> None:
+        if tags.get(NETWORK_TAG, "none") != rec.tags.get(NETWORK_TAG, "none"):
+            # The network is part of how an instance is built: a change is a
+            # new revision, so running instances are replaced.
+            async with self.service._lock:
+                current = self.service.registry[rec.name]
+                await self.service._persist(msgspec.structs.replace(current, tags=tags))
+            return
+        await self._save(rec, tags=tags)
 
     # -- reserved concurrency ----------------------------------------------
 

@@ -107,9 +107,7 @@ class FunctionService:
             raise invalid("PackageType Image is not supported by this server; deploy a .zip package.")
         zip_bytes = self._zip_from(body.get("Code"))
         fields = self._config_fields(body)
-        tags = body.get("Tags") or {}
-        if not isinstance(tags, dict):
-            raise invalid("Tags must be a map of strings")
+        tags = v.validate_tags(body.get("Tags") or {})
         async with self._lock:
             if name in self.registry:
                 raise LambdaError("ResourceConflictException", f"Function already exist: {name}")

@@ -29,6 +29,7 @@ from .instance import Instance, WorkerGone
 from .spares import SparePool
 from .spawner import SpawnerThread
 from .model import FunctionRecord
+from .validation import NETWORK_TAG
 from .ids import request_id as new_request_id
 
 log = logging.getLogger("lambdalet.pool")
@@ -438,7 +439,7 @@ class Pool:
     def _from_spare(self, spec: FunctionSpec) -> Instance | None:
         """A spare sandbox made ready for this function, or None."""
         rec = spec.record
-        if self.spares is None or not self.spares.eligible(rec.ephemeral_storage):
+        if self.spares is None or not self.spares.eligible(rec.ephemeral_storage, network_of(rec)):
             return None
         inst = self.spares.take()
         if inst is None:
@@ -470,6 +471,7 @@ class Pool:
             memory_mb=rec.memory_size,
             ephemeral_mb=rec.ephemeral_storage,
             timeout_s=float(rec.timeout),
+            network=network_of(rec),
         )
         started = time.monotonic_ns()
         try:
@@ -540,6 +542,12 @@ class Pool:
         # Shielded: once marked dead nothing else would ever destroy it.
         with trio.CancelScope(shield=True):
             return await trio.to_thread.run_sync(inst.destroy)
+
+
+def network_of(rec: FunctionRecord) -> str:
+    """A function's network: "none" (loopback only, the default) or
+    "egress" (NAT to the outside), chosen with the lambdalet:network tag."""
+    return rec.tags.get(NETWORK_TAG, "none")
 
 
 def default_memory_budget_mb() -> int:

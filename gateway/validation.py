@@ -169,3 +169,20 @@ def logging_config(value: object) -> dict[str, str]:
             raise invalid(f"Value {group} at 'loggingConfig.logGroup' failed to satisfy constraint")
         out["LogGroup"] = group
     return out
+
+
+NETWORK_TAG = "lambdalet:network"
+NETWORKS = ("none", "egress")
+
+
+def validate_tags(tags: object) -> dict[str, str]:
+    """Tags as AWS allows them, and lambdalet:network as this server reads it:
+    "none" (the default: loopback only) or "egress" (NAT to the outside)."""
+    if not isinstance(tags, dict) or not all(isinstance(k, str) and isinstance(val, str) for k, val in tags.items()):
+        raise invalid("Tags must be a map of strings")
+    for key, value in tags.items():
+        if not 1 <= len(key) <= 128 or len(value) > 256 or key.lower().startswith("aws:"):
+            raise invalid(f"Invalid tag: {key!r}")
+    if tags.get(NETWORK_TAG, "none") not in NETWORKS:
+        raise invalid(f"Tag {NETWORK_TAG} must be one of: {', '.join(NETWORKS)}")
+    return dict(tags)
