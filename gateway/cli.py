@@ -146,6 +146,9 @@ def cmd_serve(args) -> int:
         retry_delay_s=args.retry_delay_s,
         memory_budget_mb=args.memory_budget_mb,
         spare_sandboxes=args.spare_sandboxes,
+        tls_port=args.tls_port,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
         sandbox=args.sandbox,
         billing_granularity_ms=args.billing_granularity_ms,
         log_retention_days=args.log_retention_days,
@@ -293,6 +296,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--concurrency-limit", type=int, default=1000, help="account-wide concurrent executions")
     p.add_argument("--idle-timeout", type=float, default=300.0, help="seconds an idle warm instance is kept")
     p.add_argument("--retry-delay-s", type=_positive_seconds, default=60.0, help="async retry base delay: retries wait this, then twice this (default 60, as AWS)")
+    p.add_argument("--tls-port", type=int, help="also serve the API over TLS and HTTP/2 (hypercorn) on this port")
+    p.add_argument("--tls-cert", help="PEM certificate for --tls-port")
+    p.add_argument("--tls-key", help="PEM private key for --tls-port")
     p.add_argument("--spare-sandboxes", type=int, default=2, help="sandboxes kept started ahead of cold starts while the server is in use (0: none)")
     p.add_argument("--memory-budget-mb", type=int, default=None, help="MemorySize the pool may give instances in all (default: what the host has free)")
     p.add_argument("--sandbox", choices=("auto", "namespaced", "process"), default="auto")

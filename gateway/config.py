@@ -31,6 +31,10 @@ class ServerConfig(msgspec.Struct, kw_only=True):
     retry_delay_s: float = 60.0  # async retries wait this, then twice this (AWS: 1 min, 2 min)
     spare_sandboxes: int = 2  # pre-started sandboxes for cold starts (only while in use)
     memory_budget_mb: int | None = None  # None: MemAvailable at start, less a reserve
-    sandbox: str = "auto"  # auto | namespaced | process
+    sandbox: str = "auto"
+    # TLS + HTTP/2 through hypercorn, on a port of its own, when given a certificate.
+    tls_port: int | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None  # auto | namespaced | process
     billing_granularity_ms: int = 1  # 1 as AWS bills today, 100 as it once did
     log_retention_days: int = 0  # 0 keeps function logs forever

@@ -37,6 +37,7 @@ from .sigv4 import load_or_create_credentials
 from .spares import SparePool
 from .spawner import SpawnerThread
 from .storage import SQLiteStorage
+from .tls_front import serve_tls
 from .url_handler import UrlHandler
 
 
@@ -72,7 +73,10 @@ def choose_backend(config: ServerConfig, root: RuntimeRoot, data_dir: pathlib.Pa
 def _banner(config: ServerConfig, data_dir: pathlib.Path, backend, warnings: list[str], port: int) -> str:
     host = config.host if ":" not in config.host else f"[{config.host}]"
     url = f"http://{host}:{port}"
-    lines = [f"lambdalet serving the Lambda API on {url}", f"  data dir: {data_dir}", f"  sandbox backend: {backend.name}"]
+    lines = [f"lambdalet serving the Lambda API on {url}"]
+    if config.tls_port is not None:
+        lines.append(f"  and over TLS + HTTP/2 on https://{host}:{config.tls_port}")
+    lines += [f"  data dir: {data_dir}", f"  sandbox backend: {backend.name}"]
     protections = backend.protections()
     on = [k for k, v in protections.items() if v]
     off = [k for k, v in protections.items() if not v]
@@ -95,6 +99,11 @@ def _banner(config: ServerConfig, data_dir: pathlib.Path, backend, warnings: lis
 async def run(config: ServerConfig, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
     if not config.auth and not is_loopback(config.host):
         raise ConfigError("--no-auth is only allowed with a loopback --host")
+    if (config.tls_port is None) != (config.tls_cert is None) or (config.tls_cert is None) != (config.tls_key is None):
+        raise ConfigError("--tls-port, --tls-cert and --tls-key go together")
+    for pem in (config.tls_cert, config.tls_key):
+        if pem is not None and not os.access(pem, os.R_OK):
+            raise ConfigError(f"cannot read {pem}")
     data_dir = pathlib.Path(config.data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     keys = load_or_create_credentials(data_dir)
@@ -187,6 +196,11 @@ async def run(config: ServerConfig, *, task_status=trio.TASK_STATUS_IGNORED) -> 
             await nursery.start(async_queue.run)
             await nursery.start(scheduler.run)
             await nursery.start(listener.serve, listen, router)
+            if config.tls_port is not None:
+                try:
+                    await nursery.start(serve_tls, router, config.host, config.tls_port, config.tls_cert, config.tls_key)
+                except (OSError, ValueError) as exc:
+                    raise ConfigError(f"cannot serve TLS on {config.host}:{config.tls_port}: {exc}") from None
             print(_banner(config, data_dir, backend, warnings, port), flush=True)
             task_status.started(port)
             with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
