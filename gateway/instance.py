@@ -18,7 +18,7 @@ class WorkerGone(Exception):
 
 
 class Instance:
-    __slots__ = ("id", "sandbox", "revision", "sock", "reader", "log_fd", "init_ns", "used", "last_used", "busy", "dead", "log_stream", "function", "memory_mb", "provisioned")
+    __slots__ = ("id", "sandbox", "revision", "sock", "reader", "log_fd", "init_ns", "used", "last_used", "busy", "dead", "log_stream", "function", "memory_mb", "provisioned", "deadline", "timed_out")
 
     def __init__(self, instance_id: str, sandbox: Sandbox, revision: str) -> None:
         self.id = instance_id
@@ -37,6 +37,8 @@ class Instance:
         self.function = ""
         self.memory_mb = 0
         self.provisioned = False  # kept initialised by provisioned concurrency
+        self.deadline = 0.0  # trio clock time the current call must end by
+        self.timed_out = False
 
     async def wait_ready(self) -> None:
         """Waits for the runtime's Ready frame (spare sandboxes)."""

@@ -34,6 +34,8 @@ from .ids import request_id as new_request_id
 
 log = logging.getLogger("lambdalet.pool")
 
+DEADLINE_TICK_S = 0.02
+
 
 class CallOutcome(msgspec.Struct):
     request_id: str
@@ -98,6 +100,7 @@ class Pool:
         # Provisioned concurrency: revision id -> (spec, instances to keep initialised).
         self._provisioned: dict[str, tuple[FunctionSpec, int]] = {}
         self._provisioning = trio.Event()
+        self._busy_changed = trio.Event()
         self._busy: set[Instance] = set()
         self._in_flight = 0
         self._nursery: trio.Nursery | None = None
@@ -110,6 +113,7 @@ class Pool:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 nursery.start_soon(self._keep_provisioned)
+                nursery.start_soon(self._enforce_deadlines)
                 task_status.started()
                 while True:
                     await trio.sleep(min(1.0, self.idle_timeout_s / 2))
@@ -152,6 +156,24 @@ class Pool:
         for inst in self._busy:
             if inst.function == name and inst.revision not in live_revisions:
                 self._stale.add(inst.revision)
+
+    async def _enforce_deadlines(self) -> None:
+        """Kills each call that outlives its function's Timeout.
+
+        One task checks the busy instances every DEADLINE_TICK_S while any
+        exist, and sleeps otherwise; a cancel scope per call cost more than
+        the rest of the call's bookkeeping. Timeouts therefore land up to one
+        tick after the deadline, and REPORT says the configured Timeout."""
+        while True:
+            if not self._busy:
+                self._busy_changed = trio.Event()
+                await self._busy_changed.wait()
+            await trio.sleep(DEADLINE_TICK_S)
+            now = trio.current_time()
+            for inst in list(self._busy):
+                if inst.deadline <= now and not inst.timed_out:
+                    inst.timed_out = True
+                    inst.sandbox.kill()
 
     # -- provisioned concurrency ---------------------------------------------
 
@@ -282,13 +304,19 @@ class Pool:
         deadline_ms = int(time.time() * 1000) + rec.timeout * 1000
         call = Invoke(request_id, payload, deadline_ms, spec.arn, client_context)
         result = None
-        # A bare CancelScope: move_on_after's generator costs more per call.
+        # The deadline watcher (not a cancel scope per call) kills the
+        # sandbox if the call outlives its Timeout; the call then sees EOF.
+        inst.timed_out = False
+        inst.deadline = trio.current_time() + rec.timeout
+        if not self._busy_changed.is_set():
+            self._busy_changed.set()
         try:
-            with trio.CancelScope(deadline=trio.current_time() + rec.timeout) as scope:
-                try:
-                    result = await inst.call(call)
-                except WorkerGone:
-                    result = None
+            try:
+                result = await inst.call(call)
+            except WorkerGone:
+                result = None
+            if inst.timed_out:
+                result = None  # killed at its deadline, even if an answer raced the kill
         except BaseException:
             # The caller went away mid-call (shutdown, a cancelled task): the
             # instance is in an unknown state and is not reused.
@@ -315,7 +343,7 @@ class Pool:
             )
             self._release(inst, rec)
         else:
-            outcome = await self._failed(spec, inst, request_id, init_log, init_ns, cold, timed_out=scope.cancelled_caught)
+            outcome = await self._failed(spec, inst, request_id, init_log, init_ns, cold, timed_out=inst.timed_out)
             max_mb = outcome.max_memory_mb
         self._stamp(outcome, inst, rec, started_ns, max_mb)
         self._on_call(spec, outcome)
