@@ -196,11 +196,8 @@ def remove_tree(root: str) -> None:
 
 
 def cleanup_stale(parent: str) -> list[str]:
-    removed: list[str] = []
-    try:
-        entries = list(os.scandir(parent))
-    except OSError:
-        return removed
+    """Remove roots left by servers that no longer run (a kill -9, a crash)."""
+    return cgroups.remove_stale_roots(parent, remove_tree)
     for entry in entries:
         if entry.is_dir(follow_symlinks=False) and cgroups.is_stale_root(entry.name):
             try:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import itertools
 import os
 import time
-from typing import Protocol
+from typing import Callable, Protocol
 
 PIDS_MAX = 1024
 MB_PER_VCPU = 1769
@@ -199,3 +199,21 @@ def detect(*, cpu_limit: bool = True) -> tuple[CgroupManager | None, list[str]]:
     except OSError as exc:
         reasons.append(f"cgroup v2: {exc.strerror or exc}")
     return None, reasons
+
+
+def remove_stale_roots(parent: str, remove_tree: Callable[[str], None]) -> list[str]:
+    """Remove roots under parent left by servers that no longer run (a kill
+    -9, a crash), with the version-specific remove_tree."""
+    removed: list[str] = []
+    try:
+        entries = list(os.scandir(parent))
+    except OSError:
+        return removed
+    for entry in entries:
+        if entry.is_dir(follow_symlinks=False) and is_stale_root(entry.name):
+            try:
+                remove_tree(entry.path)
+                removed.append(entry.path)
+            except OSError:
+                pass
+    return removed
