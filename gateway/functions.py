@@ -180,7 +180,7 @@ class FunctionService:
             stored = await self._store_code(zip_bytes)
             if body.get("DryRun"):
                 return self.configuration(rec)
-            rec = msgspec_replace(
+            rec = msgspec.structs.replace(
                 rec,
                 code_sha256_hex=stored.sha256_hex,
                 code_sha256_b64=stored.sha256_b64,
@@ -200,7 +200,7 @@ class FunctionService:
                 changes["role"] = v.role(body["Role"])
             if "Handler" in body or "runtime" in changes:
                 changes["handler"] = v.handler(body.get("Handler", rec.handler), changes.get("runtime", rec.runtime))
-            rec = msgspec_replace(rec, **changes)
+            rec = msgspec.structs.replace(rec, **changes)
             await self._persist(rec)
         return self._in_progress(rec)
 
@@ -233,7 +233,7 @@ class FunctionService:
         latest = self.registry[name]
         if version in latest.provisioned:
             # Its provisioned concurrency goes with it, as on AWS.
-            latest = msgspec_replace(latest, provisioned={q: c for q, c in latest.provisioned.items() if q != version})
+            latest = msgspec.structs.replace(latest, provisioned={q: c for q, c in latest.provisioned.items() if q != version})
             async with self._db:
                 await trio.to_thread.run_sync(self.storage.put_function, latest)
             self.registry[name] = latest
@@ -366,7 +366,3 @@ def pick_version(alias: dict) -> str:
             return version
         roll -= weight
     return alias["FunctionVersion"]
-
-
-def msgspec_replace(rec: FunctionRecord, **changes) -> FunctionRecord:
-    return msgspec.structs.replace(rec, **changes)

@@ -201,13 +201,7 @@ class CgroupV1Manager:
 
 def remove_tree(root: str) -> None:
     """Kill and remove every cgroup beneath root, then root itself."""
-    if not os.path.isdir(root):
-        return
-    for entry in os.scandir(root):
-        if entry.is_dir(follow_symlinks=False):
-            remove_tree(entry.path)
-    group = CgroupV1(os.path.basename(root), {"any": root})
-    cgroups.rmdir_retrying(root, group._kill_listed)
+    cgroups.remove_tree(root, lambda path: CgroupV1(os.path.basename(path), {"any": path})._kill_listed())
 
 
 def cleanup_stale(parent: str) -> list[str]:

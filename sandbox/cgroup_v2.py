@@ -186,13 +186,8 @@ def _enable(path: str, controllers: list[str]) -> None:
 
 
 def remove_tree(root: str) -> None:
-    if not os.path.isdir(root):
-        return
-    for entry in os.scandir(root):
-        if entry.is_dir(follow_symlinks=False):
-            remove_tree(entry.path)
-    group = CgroupV2(os.path.basename(root), root)
-    cgroups.rmdir_retrying(root, group.kill_all)
+    """Kill and remove every cgroup beneath root, then root itself."""
+    cgroups.remove_tree(root, lambda path: CgroupV2(os.path.basename(path), path).kill_all())
 
 
 def cleanup_stale(parent: str) -> list[str]:

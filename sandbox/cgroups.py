@@ -217,3 +217,14 @@ def remove_stale_roots(parent: str, remove_tree: Callable[[str], None]) -> list[
             except OSError:
                 pass
     return removed
+
+
+def remove_tree(root: str, kill_in: Callable[[str], None]) -> None:
+    """Kill and remove every cgroup beneath root, then root itself, deepest
+    first; kill_in(path) empties one directory the version's way."""
+    if not os.path.isdir(root):
+        return
+    for entry in os.scandir(root):
+        if entry.is_dir(follow_symlinks=False):
+            remove_tree(entry.path, kill_in)
+    rmdir_retrying(root, lambda: kill_in(root))

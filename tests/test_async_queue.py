@@ -17,25 +17,9 @@ from lambdalet.gateway.async_store import AsyncStore
 from lambdalet.gateway.errors import LambdaError
 from lambdalet.gateway.event_config import EventConfigs, EventInvokeConfig
 from lambdalet.gateway.pool import CallOutcome
+from fake_service import FakeService
 
 EPOCH = 1_780_000_000.0
-
-
-class _Rec:
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-
-class FakeService:
-    region = "us-east-1"
-    account = "000000000000"
-
-    def __init__(self, *names: str) -> None:
-        self.registry = {n: _Rec(n) for n in names}
-
-    def arn(self, name: str, qualifier: str | None = None) -> str:
-        arn = f"arn:aws:lambda:{self.region}:{self.account}:function:{name}"
-        return f"{arn}:{qualifier}" if qualifier else arn
 
 
 class ScriptedPool:

@@ -17,30 +17,9 @@ import trio.testing
 from lambdalet.gateway.async_store import AsyncStore
 from lambdalet.gateway.errors import LambdaError
 from lambdalet.gateway.scheduler import Schedule, Scheduler
+from fake_service import FakeService
 
 EPOCH = datetime.datetime(2026, 5, 4, 9, 58, 30, tzinfo=datetime.timezone.utc).timestamp()
-
-
-class _Rec:
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-
-class FakeService:
-    region = "us-east-1"
-    account = "000000000000"
-
-    def __init__(self, *names: str) -> None:
-        self.registry = {n: _Rec(n) for n in names}
-
-    def arn(self, name: str, qualifier: str | None = None) -> str:
-        arn = f"arn:aws:lambda:{self.region}:{self.account}:function:{name}"
-        return f"{arn}:{qualifier}" if qualifier else arn
-
-    def resolve(self, ref: str, qualifier: str | None = None):
-        if ref not in self.registry:
-            raise LambdaError("ResourceNotFoundException", f"Function not found: {self.arn(ref)}")
-        return self.registry[ref]
 
 
 class CollectingQueue:
