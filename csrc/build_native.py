@@ -99,6 +99,7 @@ struct ll_spawn_config {
     int init_fd;
     int netns_fd;
     int lifeline_fd;
+    int fork_worker;
 };
 struct ll_spawn_result {
     int pid;
@@ -106,6 +107,7 @@ struct ll_spawn_result {
     int used_clone3;
     char step[160];
 };
+#define LL_SPAWN_IN_WORKER 1
 int ll_spawn(const struct ll_spawn_config *cfg, struct ll_spawn_result *res);
 int ll_init_memfd(void);
 int ll_clone_floor(uint64_t namespaces);

@@ -165,8 +165,10 @@ static void exec_init(int init_fd, pid_t worker, int lifeline)
     (void)syscall(SYS_execveat, init_fd, "", argv, envp, AT_EMPTY_PATH);
 }
 
-static void __attribute__((noreturn)) exec_worker(const struct ll_spawn_config *cfg, int sync_fd,
-                                                   int control_fd, int null_fd)
+/* The worker's fds as every worker finds them: /dev/null on 0-2, the
+ * control socket on 3, nothing else but the handshake socket, returned on
+ * 4 and close-on-exec. */
+static int place_worker_fds(int sync_fd, int control_fd, int null_fd)
 {
     /* Only PID 1 may outlive us; if it dies, so do we. */
     (void)prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
@@ -185,6 +187,13 @@ static void __attribute__((noreturn)) exec_worker(const struct ll_spawn_config *
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
+    return sync_fd;
+}
+
+static void __attribute__((noreturn)) exec_worker(const struct ll_spawn_config *cfg, int sync_fd,
+                                                   int control_fd, int null_fd)
+{
+    sync_fd = place_worker_fds(sync_fd, control_fd, null_fd);
     execve(cfg->path, cfg->argv, cfg->envp);
     fail_child(sync_fd, errno, "exec worker", cfg->path);
 }
@@ -200,7 +209,9 @@ static int worker_main(void *arg)
     exec_worker(wa->cfg, wa->sync_fd, wa->control_fd, wa->null_fd);
 }
 
-static void __attribute__((noreturn)) child_main(const struct ll_spawn_config *cfg, int sync_fd)
+/* Never returns, except in fork_worker mode in the worker, with
+ * LL_SPAWN_IN_WORKER. */
+static int child_main(const struct ll_spawn_config *cfg, int sync_fd)
 {
     int control_fd = cfg->control_fd;
     const char *step = NULL;
@@ -269,15 +280,31 @@ static void __attribute__((noreturn)) child_main(const struct ll_spawn_config *c
     if (cfg->cwd)
         CHECK(chdir(cfg->cwd), "chdir");
 
-    /* vfork semantics: the worker borrows this address space until its
-     * exec instead of copying the server's page tables a second time.
-     * CLONE_VM and CLONE_VFORK carry no namespace flag, so the seccomp
-     * filter lets them through. */
-    struct worker_args wa = { cfg, sync_fd, control_fd, null_fd };
-    _Alignas(16) char worker_stack[32768];
-    pid_t worker = clone(worker_main, worker_stack + sizeof worker_stack,
-                         CLONE_VM | CLONE_VFORK | SIGCHLD, &wa);
-    CHECK(worker, "fork worker");
+    pid_t worker;
+    if (cfg->fork_worker) {
+        /* A zygote's worker: a real fork that goes back into the caller,
+         * whose memory (an interpreter with the runtime imported) it shares
+         * copy-on-write. libc's fork, not a raw clone, so that libc's own
+         * state (the cached thread id, its locks) is right in the child. */
+        worker = fork();
+        CHECK(worker, "fork worker");
+        if (worker == 0) {
+            int syn = place_worker_fds(sync_fd, control_fd, null_fd);
+            /* Closing the last copy tells the parent the worker runs. */
+            close(syn);
+            return LL_SPAWN_IN_WORKER;
+        }
+    } else {
+        /* vfork semantics: the worker borrows this address space until its
+         * exec instead of copying the server's page tables a second time.
+         * CLONE_VM and CLONE_VFORK carry no namespace flag, so the seccomp
+         * filter lets them through. */
+        struct worker_args wa = { cfg, sync_fd, control_fd, null_fd };
+        _Alignas(16) char worker_stack[32768];
+        worker = clone(worker_main, worker_stack + sizeof worker_stack,
+                       CLONE_VM | CLONE_VFORK | SIGCHLD, &wa);
+        CHECK(worker, "fork worker");
+    }
 
     /* The parent sees end-of-file once the worker's exec closes the last
      * copy of the handshake socket (and ours, by close or by exec). */
@@ -406,7 +433,8 @@ int ll_spawn(const struct ll_spawn_config *cfg, struct ll_spawn_result *res)
     pid_t pid = do_clone(cfg, &used_clone3, &into_cgroup);
     if (pid == 0) {
         close(sv[0]);
-        child_main(cfg, sv[1]);
+        /* Returns only in a forked worker (fork_worker mode). */
+        return child_main(cfg, sv[1]);
     }
     int clone_errno = errno;
     int leave_rc = saved_netns >= 0 ? ll_netns_leave(saved_netns) : 0;

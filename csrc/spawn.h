@@ -53,6 +53,11 @@ struct ll_spawn_config {
     int lifeline_fd;             /* -1, or the read end of a pipe whose write end
                                     only the server holds: PID 1 ends the sandbox
                                     when it hangs up (the server died) */
+    int fork_worker;             /* 0: PID 1 execs path as the worker. 1: the
+                                    worker is a fork of the caller that returns
+                                    from ll_spawn with LL_SPAWN_IN_WORKER, fds
+                                    placed as for an exec (a zygote's mode; the
+                                    caller must be single-threaded) */
 };
 
 struct ll_spawn_result {
@@ -62,7 +67,11 @@ struct ll_spawn_result {
     char step[160];              /* which step failed, with its path if any */
 };
 
-/* Returns 0 or -errno; on failure nothing is left running. */
+/* ll_spawn's return value in the forked worker (fork_worker mode only). */
+#define LL_SPAWN_IN_WORKER 1
+
+/* Returns 0 or -errno; on failure nothing is left running. With
+ * fork_worker it also returns LL_SPAWN_IN_WORKER, in the worker. */
 int ll_spawn(const struct ll_spawn_config *cfg, struct ll_spawn_result *res);
 
 /* The floor a sandbox's start is measured against: clone into the given

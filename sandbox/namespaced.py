@@ -29,6 +29,7 @@ from .netns_pool import NetnsPool
 from .netns_pool import create as netns_create
 from .runtime_root import RuntimeRoot, worker_argv
 from .spec import SandboxSpec
+from .zygote_client import ZygoteClient, ZygoteGone
 
 log = logging.getLogger("lambdalet.sandbox")
 
@@ -55,11 +56,15 @@ class NamespacedSandbox:
     task_root = rootfs.TASK_ROOT
 
     def __init__(self, pid: int, control: socket.socket, cgroup: cgroups_mod.Cgroup | None,
-                 release=None) -> None:
-        self.pid = pid  # PID 1 of the sandbox, a child of this process
+                 release=None, zygote: ZygoteClient | None = None, pidfd: int = -1) -> None:
+        # PID 1 of the sandbox: a child of this process, or of the zygote
+        # (then pidfd refers to it and the zygote reports its exit status).
+        self.pid = pid
         self.control = control
         self.cgroup = cgroup
         self._release = release  # frees what outlives the processes (an egress lease)
+        self._zygote = zygote
+        self._pidfd = pidfd
         self._reaped = False
 
     def kill(self) -> None:
@@ -70,8 +75,15 @@ class NamespacedSandbox:
         # destroy() falls back to SIGKILL on PID 1, which ends them all too.
         if self.cgroup is not None:
             self.cgroup.unthrottle()
+        self._signal(KILL_ALL_SIGNAL)
+
+    def _signal(self, sig: int) -> None:
         try:
-            os.kill(self.pid, KILL_ALL_SIGNAL)
+            if self._pidfd >= 0:
+                # Not our child: only the pidfd is safe from pid reuse.
+                signal.pidfd_send_signal(self._pidfd, sig)
+            else:
+                os.kill(self.pid, sig)
         except ProcessLookupError:
             pass
 
@@ -83,7 +95,9 @@ class NamespacedSandbox:
 
     def destroy(self) -> int | None:
         status = None
-        if not self._reaped:
+        if not self._reaped and self._zygote is not None:
+            status = self._reap_zygote_child()
+        elif not self._reaped:
             try:
                 pid, raw = os.waitpid(self.pid, os.WNOHANG)
                 if pid == 0:
@@ -107,6 +121,19 @@ class NamespacedSandbox:
             release()
         self.control.close()
         return status
+
+    def _reap_zygote_child(self) -> int | None:
+        raw = self._zygote.wait_exit(self.pid, 0)
+        if raw is None:
+            self.kill()
+            raw = self._zygote.wait_exit(self.pid, INIT_EXIT_TIMEOUT_S)
+            if raw is None:
+                self._signal(signal.SIGKILL)
+                raw = self._zygote.wait_exit(self.pid, INIT_EXIT_TIMEOUT_S)
+        os.close(self._pidfd)
+        self._pidfd = -1
+        self._reaped = True
+        return None if raw is None else worker_status(raw)
 
     def _wait(self, timeout_s: float) -> int:
         """Reap PID 1, SIGKILLing it if it has not exited within timeout_s."""
@@ -142,7 +169,8 @@ class NamespacedBackend:
 
     def __init__(self, runtime_root: RuntimeRoot, *, cgroups: cgroups_mod.CgroupManager | None | str = "auto",
                  seccomp: bool = True, host_id_base: int = HOST_ID_BASE, netns_pool: int = 8,
-                 pdeathsig: bool | None = None, cpu_limit: bool = True, exec_init: bool = True) -> None:
+                 pdeathsig: bool | None = None, cpu_limit: bool = True, exec_init: bool = True,
+                 zygote: bool = True) -> None:
         self._root = runtime_root
         self._seccomp = seccomp
         # PR_SET_PDEATHSIG fires when the *thread* that spawned a sandbox
@@ -179,8 +207,14 @@ class NamespacedBackend:
         # up and each PID 1 ends its sandbox: unlike PR_SET_PDEATHSIG this
         # does not depend on which thread spawned the sandbox.
         self._lifeline_r, self._lifeline_w = os.pipe()
+        # Python workers fork from a runtime zygote instead of starting an
+        # interpreter each (zygote.py); without one they are exec'd. It is
+        # started by the first spawn: a server nobody calls runs no process.
+        self._zygote: ZygoteClient | None = None
+        self._zygote_wanted = zygote
+        self._zygote_lock = threading.Lock()
         self._egress: Egress | None = None
-        self._plans: dict[tuple, nsspawn.CompiledOps] = {}
+        self._plans: dict[tuple, tuple[str, list[nsspawn.MountOp], nsspawn.CompiledOps | None]] = {}
         self._plans_lock = threading.Lock()
         self._resolv_conf = ""
         self._python_prefix = os.path.realpath(_python_prefix(runtime_root.python))
@@ -210,15 +244,32 @@ class NamespacedBackend:
             resolv_conf=resolv_conf,
         )
 
+    @property
+    def zygote(self) -> ZygoteClient | None:
+        return self._zygote
+
+    def _started_zygote(self) -> ZygoteClient | None:
+        if self._zygote is None and self._zygote_wanted:
+            with self._zygote_lock:
+                if self._zygote is None and self._zygote_wanted:
+                    try:
+                        self._zygote = ZygoteClient(self._root.python, self._root.zygote_root(), self._lifeline_r,
+                                                    BASE_ENV)
+                    except OSError as exc:
+                        self._zygote_wanted = False
+                        log.warning("no runtime zygote, each sandbox starts its own interpreter: %s", exc)
+        return self._zygote
+
     def spawn(self, spec: SandboxSpec) -> NamespacedSandbox:
         argv = worker_argv(self._root.python, rootfs.RUNTIME_DIR, CONTROL_FD)
-        return self.spawn_command(spec, argv)
+        return self.spawn_command(spec, argv, _from_zygote=self._started_zygote() is not None)
 
     def spawn_command(self, spec: SandboxSpec, argv: list[str], env: dict[str, str] | None = None,
-                      path: str | None = None) -> NamespacedSandbox:
+                      path: str | None = None, *, _from_zygote: bool = False) -> NamespacedSandbox:
         """Run any program in a sandbox built for spec, with the control
         socket on fd 3 and /dev/null on 0-2. Tests and the hostile suite use
-        it to run probes; spawn() uses it to run the worker."""
+        it to run probes; spawn() uses it to run the worker, forked from the
+        zygote when there is one."""
         if spec.network not in ("none", "egress"):
             raise OSError(errno.EINVAL, f"network {spec.network!r}: expected 'none' or 'egress'")
         lease = None
@@ -242,11 +293,16 @@ class NamespacedBackend:
                 self._egress.release(lease)
             raise
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        zygote, pidfd = None, -1
         try:
             procs_fds, v2_fd = cgroup.attach_handles() if cgroup else ([], -1)
             try:
                 cfg = self._config(spec, argv, env, path, child.fileno(), procs_fds, v2_fd, netns_fd)
-                result = nsspawn.spawn(cfg, self._compiled_plan(spec))
+                pid = self._spawn_zygote(spec, cfg) if _from_zygote else None
+                if pid is None:
+                    pid = nsspawn.spawn(cfg, self._compiled_plan(spec)).pid
+                else:
+                    (pid, pidfd), zygote = pid, self._zygote
             finally:
                 for fd in procs_fds + ([v2_fd] if v2_fd >= 0 else []):
                     os.close(fd)
@@ -265,24 +321,52 @@ class NamespacedBackend:
         if lease is not None:
             egress = self._egress
             release = lambda: egress.release(lease)  # noqa: E731
-        return NamespacedSandbox(result.pid, parent, cgroup, release)
+        return NamespacedSandbox(pid, parent, cgroup, release, zygote, pidfd)
 
-    def _compiled_plan(self, spec: SandboxSpec) -> nsspawn.CompiledOps:
-        """The root's mount plan in C form, built once per distinct plan."""
+    def _spawn_zygote(self, spec: SandboxSpec, cfg: nsspawn.SpawnConfig) -> tuple[int, int] | None:
+        """(pid, pidfd) of a sandbox whose worker the zygote forked, or None
+        when the zygote has gone (the caller execs a worker instead)."""
+        zygote = self._zygote
+        if zygote is None:
+            return None
+        key, ops, _ = self._plan(spec)
+        try:
+            return zygote.spawn(cfg, key, ops)
+        except ZygoteGone as exc:
+            log.warning("runtime zygote gone, sandboxes now start their own interpreter: %s", exc)
+            self._zygote, self._zygote_wanted = None, False
+            zygote.close()
+            return None
+
+    def _plan(self, spec: SandboxSpec) -> tuple[str, list[nsspawn.MountOp], nsspawn.CompiledOps | None]:
+        """The root's mount plan, built once per distinct plan: a key the
+        zygote caches it under, the ops, and their C form once compiled."""
         resolv = self._resolv_conf if spec.network == "egress" else ""
         key = (spec.code_dir, spec.layers, spec.ephemeral_mb, resolv)
-        compiled = self._plans.get(key)
-        if compiled is None:
+        plan = self._plans.get(key)
+        if plan is None:
             try:
                 ops = rootfs.plan(self.layout(spec, resolv_conf=resolv))
             except ValueError as exc:
                 raise OSError(errno.ENOTSUP, f"root plan: {exc}") from exc
+            plan = self._remember_plan(key, (repr(key), ops, None))
+        return plan
+
+    def _compiled_plan(self, spec: SandboxSpec) -> nsspawn.CompiledOps:
+        """The root's mount plan in C form."""
+        key_text, ops, compiled = self._plan(spec)
+        if compiled is None:
             compiled = nsspawn.CompiledOps(ops)
-            with self._plans_lock:  # spawns may run on several threads
-                if len(self._plans) >= PLAN_CACHE_SIZE:
-                    self._plans.pop(next(iter(self._plans)))  # the oldest
-                self._plans[key] = compiled
+            resolv = self._resolv_conf if spec.network == "egress" else ""
+            self._remember_plan((spec.code_dir, spec.layers, spec.ephemeral_mb, resolv), (key_text, ops, compiled))
         return compiled
+
+    def _remember_plan(self, key: tuple, plan: tuple) -> tuple:
+        with self._plans_lock:  # spawns may run on several threads
+            if key not in self._plans and len(self._plans) >= PLAN_CACHE_SIZE:
+                self._plans.pop(next(iter(self._plans)))  # the oldest
+            self._plans[key] = plan
+        return plan
 
     def _egress_for_spawn(self) -> Egress:
         # Created on first use: it changes the host (nftables, ip_forward).
@@ -364,6 +448,7 @@ class NamespacedBackend:
             "netns_created": pool.created if pool else 0,
             "netns_pool_misses": pool.misses if pool else 0,
             "compiled_plans": len(self._plans),
+            "zygote": int(self._zygote is not None),
         }
 
     @property
@@ -371,6 +456,11 @@ class NamespacedBackend:
         return self._netns_pool
 
     def close(self) -> None:
+        self._zygote_wanted = False
+        if self._zygote is not None:
+            # Its sandboxes' PID 1s die with it (parent-death signal).
+            self._zygote.close()
+            self._zygote = None
         if self._egress is not None:
             self._egress.close()
             self._egress = None

@@ -80,6 +80,10 @@ class SpawnConfig(msgspec.Struct, frozen=True):
     init_fd: int = -1  # init_memfd(): PID 1 execs it; -1 keeps PID 1 in-process
     netns_fd: int = -1  # a pooled network namespace to clone into, instead of CLONE_NEWNET
     lifeline_fd: int = -1  # read end of the server's lifeline pipe (see NamespacedBackend)
+    # The worker is a fork of the caller rather than an exec of path: spawn()
+    # then also returns, with pid 0, in the worker (zygote.py; the caller
+    # must be single-threaded).
+    fork_worker: bool = False
 
 
 class SpawnResult(msgspec.Struct, frozen=True):
@@ -125,7 +129,8 @@ class CompiledOps:
 def spawn(cfg: SpawnConfig, compiled: CompiledOps | None = None) -> SpawnResult:
     """Start a sandbox; returns PID 1's pid. Blocks until the worker has
     exec'd or a step failed (a few milliseconds), with the GIL released.
-    compiled, when given, replaces cfg.ops."""
+    compiled, when given, replaces cfg.ops. With cfg.fork_worker it returns
+    a second time, in the worker, with pid 0."""
     keep: list = []
     c = ffi.new("struct ll_spawn_config *")
     c.path = _cstr(keep, cfg.path)
@@ -160,8 +165,11 @@ def spawn(cfg: SpawnConfig, compiled: CompiledOps | None = None) -> SpawnResult:
     c.init_fd = cfg.init_fd
     c.netns_fd = cfg.netns_fd
     c.lifeline_fd = cfg.lifeline_fd
+    c.fork_worker = cfg.fork_worker
     res = ffi.new("struct ll_spawn_result *")
     rc = lib.ll_spawn(c, res)
+    if rc == lib.LL_SPAWN_IN_WORKER:
+        return SpawnResult(pid=0, used_clone3=bool(res.used_clone3))
     if rc < 0:
         err = -rc
         step = ffi.string(res.step).decode("utf-8", "replace")

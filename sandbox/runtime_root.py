@@ -12,8 +12,10 @@ import os
 import pathlib
 import sys
 
+import _cffi_backend
 import msgspec
 
+import lambdalet.csrc
 import lambdalet.runtime
 
 
@@ -42,12 +44,30 @@ class RuntimeRoot:
     @classmethod
     def create(cls, path: pathlib.Path) -> "RuntimeRoot":
         root = cls(path)
-        for rel, src in root.sources.items():
-            link = path / rel
-            link.parent.mkdir(parents=True, exist_ok=True)
-            if link.is_symlink() or link.exists():
-                if link.is_symlink() and os.readlink(link) == str(src):
-                    continue
-                link.unlink()
-            link.symlink_to(src, target_is_directory=True)
+        _link_tree(path, root.sources)
         return root
+
+    def zygote_root(self) -> str:
+        """A directory to put first on the zygote's sys.path (sandbox/
+        zygote.py): the runtime's sources plus what starting sandboxes
+        needs — nsspawn and the native module. Never mounted in a sandbox."""
+        path = pathlib.Path(self.path + ".zygote")
+        backend = pathlib.Path(_cffi_backend.__file__)
+        _link_tree(path, {
+            **self.sources,
+            "lambdalet/sandbox": pathlib.Path(__file__).parent,
+            "lambdalet/csrc": pathlib.Path(lambdalet.csrc.__file__).parent,
+            backend.name: backend,
+        })
+        return str(path)
+
+
+def _link_tree(path: pathlib.Path, sources: dict[str, pathlib.Path]) -> None:
+    for rel, src in sources.items():
+        link = path / rel
+        link.parent.mkdir(parents=True, exist_ok=True)
+        if link.is_symlink() or link.exists():
+            if link.is_symlink() and os.readlink(link) == str(src):
+                continue
+            link.unlink()
+        link.symlink_to(src, target_is_directory=src.is_dir())

@@ -1,0 +1,133 @@
+"""The server's side of the runtime zygote (zygote.py explains the zygote).
+
+One zygote process per backend. Spawns are sent one at a time (the zygote
+is single-threaded and answers in order); a reader thread takes the
+replies and the zygote's reports of reaped PID 1s, so that a sandbox's
+destroy() can wait for its exit status from any thread.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import queue
+import socket
+import subprocess
+import threading
+
+from . import nsspawn, zygote
+
+START_TIMEOUT_S = 10.0
+
+
+class ZygoteGone(OSError):
+    """The zygote process is not running any more."""
+
+
+class ZygoteClient:
+    def __init__(self, python: str, zygote_root: str, lifeline_fd: int, env: dict[str, str]) -> None:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            self._proc = subprocess.Popen(
+                [python, "-I", "-S", "-B", "-c", zygote.boot_code(zygote_root, theirs.fileno(), lifeline_fd)],
+                pass_fds=(theirs.fileno(), lifeline_fd), stdin=subprocess.DEVNULL,
+                # The workers' environment, so that a fork need not rebuild it.
+                env=env,
+            )
+        except BaseException:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
+        self._sock = ours
+        self._spawn_lock = threading.Lock()
+        self._replies: queue.SimpleQueue = queue.SimpleQueue()
+        self._exits: dict[int, int] = {}
+        self._exits_changed = threading.Condition()
+        self._gone = False
+        self._sock.settimeout(START_TIMEOUT_S)
+        try:
+            hello = zygote.decode(self._sock.recv(zygote.MAX_MESSAGE))
+        except (OSError, ValueError) as exc:
+            self.close()
+            raise ZygoteGone(errno.EPIPE, f"zygote did not start: {exc}") from None
+        if not isinstance(hello, zygote.Hello):
+            self.close()
+            raise ZygoteGone(errno.EPROTO, "zygote did not start: no hello")
+        self._sock.settimeout(None)
+        self.pid = hello.pid
+        self._reader = threading.Thread(target=self._read, name="lambdalet-zygote", daemon=True)
+        self._reader.start()
+
+    @property
+    def alive(self) -> bool:
+        return not self._gone
+
+    def spawn(self, cfg: nsspawn.SpawnConfig, plan_key: str, ops: list[nsspawn.MountOp]) -> tuple[int, int]:
+        """Start a sandbox from cfg (its fds are sent, not closed); returns
+        (PID 1's pid, a pidfd for it). Raises OSError naming the failed step,
+        or ZygoteGone."""
+        fds = [cfg.control_fd, *cfg.cgroup_procs_fds]
+        if cfg.cgroup_v2_fd >= 0:
+            fds.append(cfg.cgroup_v2_fd)
+        if cfg.netns_fd >= 0:
+            fds.append(cfg.netns_fd)
+        request = zygote.Spawn(cfg=cfg, plan_key=plan_key, ops=ops, n_procs=len(cfg.cgroup_procs_fds),
+                               has_v2=cfg.cgroup_v2_fd >= 0, has_netns=cfg.netns_fd >= 0)
+        with self._spawn_lock:
+            if self._gone:
+                raise ZygoteGone(errno.EPIPE, "zygote is not running")
+            try:
+                socket.send_fds(self._sock, [zygote.encode(request)], fds)
+            except OSError as exc:
+                raise ZygoteGone(exc.errno or errno.EPIPE, f"zygote: {exc.strerror}") from None
+            reply, pidfd = self._replies.get()
+        if isinstance(reply, zygote.Spawned):
+            return reply.pid, pidfd
+        if isinstance(reply, zygote.Failed):
+            raise OSError(reply.errno, reply.message)
+        raise ZygoteGone(errno.EPIPE, "zygote exited")
+
+    def wait_exit(self, pid: int, timeout_s: float) -> int | None:
+        """PID 1's raw wait status once the zygote has reaped it, or None
+        after timeout_s (or when the zygote is gone)."""
+        with self._exits_changed:
+            self._exits_changed.wait_for(lambda: pid in self._exits or self._gone, timeout_s)
+            return self._exits.pop(pid, None)
+
+    def _read(self) -> None:
+        while True:
+            try:
+                data, fds, _, _ = socket.recv_fds(self._sock, zygote.MAX_MESSAGE, 1)
+            except OSError:
+                data, fds = b"", []
+            if not data:
+                break
+            msg = zygote.decode(data)
+            if isinstance(msg, zygote.Exited):
+                with self._exits_changed:
+                    self._exits[msg.pid] = msg.status
+                    self._exits_changed.notify_all()
+                continue
+            if isinstance(msg, zygote.Spawned):
+                with self._exits_changed:
+                    # A status left by an earlier holder of this pid (whose
+                    # waiter gave up) must not be taken for this one's.
+                    self._exits.pop(msg.pid, None)
+            self._replies.put((msg, fds[0] if fds else -1))
+        with self._exits_changed:
+            self._gone = True
+            self._exits_changed.notify_all()
+        self._replies.put((None, -1))
+
+    def close(self) -> None:
+        self._gone = True
+        try:
+            self._sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        try:
+            self._proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+        self._sock.close()

@@ -1,0 +1,184 @@
+"""The runtime zygote: workers forked from one interpreter with the runtime
+imported (sandbox/zygote.py), each still in a sandbox of its own, and
+indistinguishable from an exec'd `python -I -S` worker to the handler."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+
+import pytest
+
+from lambdalet.runtime import protocol
+from lambdalet.sandbox.spec import SandboxSpec
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+from helpers import make_zip, still_running, wait_for  # noqa: E402
+
+PROBE = """\
+import json, os, random, sys
+def handler(event, context):
+    try:
+        import _cffi_backend  # the zygote has it; a worker must not
+        cffi = True
+    except ImportError:
+        cffi = False
+    return {
+        "pid": os.getpid(), "ppid": os.getppid(), "uid": os.getuid(),
+        "random": random.random(), "urandom": os.urandom(8).hex(),
+        "env": dict(os.environ), "path": sys.path, "cffi": cffi,
+        "zygote_modules": [m for m in sys.modules if m.startswith(("lambdalet.sandbox", "lambdalet.csrc"))],
+        "tmp": os.listdir("/tmp"),
+    }
+def write_tmp(event, context):
+    open("/tmp/mine", "w").write(event["v"])
+    return os.listdir("/tmp")
+def exit7(event, context):
+    os._exit(7)
+"""
+
+
+@pytest.fixture(scope="module")
+def probe_dir(tmp_path_factory) -> str:
+    path = tmp_path_factory.mktemp("zygote-code")
+    (path / "app.py").write_text(PROBE)
+    os.chmod(path, 0o755)
+    os.chmod(path / "app.py", 0o644)
+    return str(path)
+
+
+def _frame(sandbox):
+    reader = protocol.FrameReader("from_worker")
+    while True:
+        data = sandbox.control.recv(1 << 20)
+        assert data, "the worker hung up"
+        msgs = reader.feed(data)
+        if msgs:
+            return msgs[0]
+
+
+def _started(backend, probe_dir, name: str, handler: str = "app.handler"):
+    sandbox = backend.spawn(SandboxSpec(instance_id=name, function_name="zy", code_dir=probe_dir))
+    assert isinstance(_frame(sandbox), protocol.Ready)
+    sandbox.control.sendall(protocol.encode(protocol.Init(
+        handler=handler, task_root=sandbox.task_root, env={"AWS_LAMBDA_FUNCTION_NAME": "zy"},
+        function_name="zy", function_version="$LATEST", memory_mb=128, log_group="g", log_stream="s")))
+    assert isinstance(_frame(sandbox), protocol.InitOk)
+    return sandbox
+
+
+def _call(sandbox, event=None) -> protocol.Result:
+    sandbox.control.sendall(protocol.encode(protocol.Invoke(
+        request_id="r", payload=json.dumps(event or {}).encode(), deadline_ms=2**41, invoked_arn="arn")))
+    return _frame(sandbox)
+
+
+def test_workers_are_forks_of_one_zygote_each_in_its_own_sandbox(backend, probe_dir):
+    a = _started(backend, probe_dir, "zy-a")
+    b = _started(backend, probe_dir, "zy-b")
+    try:
+        zygote = backend.zygote
+        assert zygote is not None and backend.statistics()["zygote"] == 1
+        for sandbox in (a, b):
+            # PID 1 of each sandbox is a child of the zygote, not of this process.
+            with open(f"/proc/{sandbox.pid}/stat") as f:
+                assert int(f.read().rsplit(")", 1)[1].split()[1]) == zygote.pid
+        ra, rb = (json.loads(_call(s).payload) for s in (a, b))
+        # Inside: PID 2 under its own PID 1, the sandbox's uid, its own /tmp.
+        assert ra["pid"] == rb["pid"] == 2 and ra["ppid"] == 1
+        assert ra["uid"] == 993
+        # Forks must not share random state (the at-fork hooks ran).
+        assert ra["random"] != rb["random"] and ra["urandom"] != rb["urandom"]
+        # Nothing of the zygote shows: imports, path and environment are an
+        # exec'd worker's.
+        assert ra["cffi"] is False and ra["zygote_modules"] == []
+        assert ra["path"][:2] == ["/var/task", "/opt/python"] and "/var/runtime" in ra["path"]
+        assert not any(".zygote" in p for p in ra["path"])
+        assert ra["env"]["AWS_LAMBDA_FUNCTION_NAME"] == "zy" and ra["env"]["LAMBDA_TASK_ROOT"] == "/var/task"
+        assert not {"HOME", "PYTHONPATH", "PWD"} & set(ra["env"])
+    finally:
+        a.destroy()
+        b.destroy()
+
+
+def test_instances_forked_from_the_zygote_do_not_share_tmp(backend, probe_dir):
+    a = _started(backend, probe_dir, "zy-tmp-a", "app.write_tmp")
+    b = _started(backend, probe_dir, "zy-tmp-b", "app.write_tmp")
+    try:
+        assert json.loads(_call(a, {"v": "a"}).payload) == ["mine"]
+        assert json.loads(_call(b, {"v": "b"}).payload) == ["mine"]
+    finally:
+        a.destroy()
+        b.destroy()
+    c = _started(backend, probe_dir, "zy-tmp-c")
+    try:
+        assert json.loads(_call(c).payload)["tmp"] == []
+    finally:
+        c.destroy()
+
+
+def test_the_exit_status_comes_back_through_the_zygote(backend, probe_dir):
+    sandbox = _started(backend, probe_dir, "zy-exit", "app.exit7")
+    sandbox.control.sendall(protocol.encode(protocol.Invoke(
+        request_id="r", payload=b"{}", deadline_ms=2**41, invoked_arn="arn")))
+    assert sandbox.control.recv(16) == b""  # the worker is gone
+    status = sandbox.destroy()
+    assert status is not None and os.WIFEXITED(status) and os.WEXITSTATUS(status) == 7
+    assert sandbox.destroy() is None
+
+
+def test_a_killed_worker_is_reported_as_killed(backend, probe_dir):
+    sandbox = _started(backend, probe_dir, "zy-kill")
+    status = sandbox.destroy()  # kills a live worker
+    assert status is not None and os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+
+
+def test_sandboxes_start_without_the_zygote_once_it_is_gone(runtime_root, probe_dir):
+    from lambdalet.sandbox.namespaced import NamespacedBackend
+
+    if os.geteuid() != 0:
+        pytest.skip("runs the namespaced backend as root")
+    backend = NamespacedBackend(runtime_root)
+    try:
+        first = _started(backend, probe_dir, "zy-gone-1")
+        zygote_pid = backend.zygote.pid
+        os.kill(zygote_pid, signal.SIGKILL)
+        # Its sandboxes end with it (their PID 1 has a parent-death signal).
+        wait_for(lambda: not still_running({(first.pid, _start_time(first.pid))}))
+        first.destroy()
+        second = _started(backend, probe_dir, "zy-gone-2")
+        try:
+            assert backend.zygote is None and backend.statistics()["zygote"] == 0
+            assert json.loads(_call(second).payload)["pid"] == 2
+        finally:
+            second.destroy()
+    finally:
+        backend.close()
+
+
+def _start_time(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return int(f.read().rsplit(b")", 1)[1].split()[19])
+    except OSError:
+        return -1
+
+
+def test_kill_9_of_the_server_takes_the_zygote_and_every_sandbox_with_it(tmp_path):
+    from helpers import ServerProcess
+
+    if os.geteuid() != 0:
+        pytest.skip("runs the namespaced backend as root")
+    srv = ServerProcess(tmp_path, "--spare-sandboxes", "0").start()
+    try:
+        lam = srv.client()
+        lam.create_function(FunctionName="f", Runtime=f"python{sys.version_info[0]}.{sys.version_info[1]}",
+                            Role="arn:aws:iam::123456789012:role/r", Handler="app.handler",
+                            Code={"ZipFile": make_zip({"app.py": "def handler(e, c):\n    return 1\n"})})
+        assert lam.invoke(FunctionName="f")["Payload"].read() == b"1"
+        procs = srv.descendants()
+        assert len(procs) >= 3  # the zygote, PID 1 and the worker
+    finally:
+        srv.stop(signal.SIGKILL)
+    wait_for(lambda: not still_running(procs), timeout=10)
