@@ -232,6 +232,27 @@ def _invoke(handler, init: Init, call: Invoke, capture: _LogCapture) -> Result:
     return Result(call.request_id, payload, duration, error_type, capture.take(), peak)
 
 
+_prepared = False
+
+
+def prepare() -> None:
+    """Everything a worker sets up before it knows its function, done once
+    in the zygote (sandbox/zygote.py) so that its forks share the result
+    instead of each building (and writing) its own copy: the log handler,
+    and the lazily built parts of the codecs and clocks every call uses."""
+    global _prepared
+    _install_logging()
+    json.loads(json.dumps({"warm": [1, 2.5, "x", None, True]}))
+    FrameReader("to_worker").feed(encode(Invoke("r", b"{}", 0, "arn")))
+    encode(Result("r", b"{}", 0, None, b"", 0))
+    time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
+    resource.getrusage(resource.RUSAGE_SELF)
+    LambdaContext(aws_request_id="r", function_name="f", function_version="$LATEST", invoked_function_arn="arn",
+                  memory_limit_in_mb="128", log_group_name="g", log_stream_name="s", deadline_ms=0,
+                  client_context=None)
+    _prepared = True
+
+
 def main(control_fd: int) -> None:
     # SCHED_BATCH: a worker woken by a new call does not preempt the
     # gateway mid-request on the same CPU; it runs when the gateway yields.
@@ -242,7 +263,8 @@ def main(control_fd: int) -> None:
         pass
     sock = socket.socket(fileno=control_fd)
     capture = _LogCapture()
-    _install_logging()
+    if not _prepared:
+        _install_logging()
     reader = FrameReader("to_worker")
     sock.sendall(encode(Ready()))
     handler = None

@@ -236,8 +236,10 @@ def main(sock_fd: int, lifeline_fd: int) -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     sock = socket.socket(fileno=sock_fd)
     zygote = _Zygote(sock, lifeline_fd)
-    # Imported now so every worker shares these pages instead of loading them.
-    import lambdalet.runtime.worker  # noqa: F401
+    # Imported and set up now, so every worker shares these pages instead of
+    # building its own.
+    from lambdalet.runtime import worker
+    worker.prepare()
     # Anything the zygote allocated is never freed: keep the collector from
     # touching (and so un-sharing) those pages in every fork.
     gc.collect()
