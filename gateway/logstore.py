@@ -67,6 +67,11 @@ class LogStore(BatchedStore):
         super().__init__(data_dir / "logs.db", data_dir / "logs-journal", fsync=fsync)
 
     def _create(self, db: sqlite3.Connection) -> None:
+        # timestamp_ms leads the unique key for the reason ledger.Ledger's
+        # key leads with started_ns: a call_key starts with a random request
+        # id. A call's events get the same timestamps on every replay, so
+        # the key still tells a replayed event from a new one. A logs.db
+        # made before this kept UNIQUE (call_key, seq) and is left as it is.
         db.executescript(
             """
             CREATE TABLE IF NOT EXISTS events (
@@ -77,7 +82,7 @@ class LogStore(BatchedStore):
                 call_key TEXT NOT NULL,
                 seq INTEGER NOT NULL,
                 message TEXT NOT NULL,
-                UNIQUE (call_key, seq)
+                UNIQUE (timestamp_ms, call_key, seq)
             );
             CREATE INDEX IF NOT EXISTS events_by_group ON events (log_group, timestamp_ms);
             """

@@ -175,3 +175,63 @@ def test_usage_without_a_server_is_one_line(tmp_path):
     assert proc.stderr.startswith("lambdalet: cannot reach the server") and proc.stderr.count("\n") == 1
     bad = subprocess.run(lambdalet_argv("usage", "--month", "11-2026"), capture_output=True, text=True, env=env, timeout=120)
     assert bad.returncode == 1 and "--month expects YYYY-MM" in bad.stderr
+
+
+OLD_USAGE_TABLE = """
+CREATE TABLE usage (
+    id INTEGER PRIMARY KEY, request_id TEXT NOT NULL, account TEXT NOT NULL, function TEXT NOT NULL,
+    version TEXT NOT NULL, architecture TEXT NOT NULL, started_ns INTEGER NOT NULL, duration_ns INTEGER NOT NULL,
+    init_ns INTEGER NOT NULL, billed_ms INTEGER NOT NULL, granularity_ms INTEGER NOT NULL, memory_mb INTEGER NOT NULL,
+    max_memory_mb INTEGER NOT NULL, cold INTEGER NOT NULL, outcome TEXT NOT NULL,
+    UNIQUE (request_id, started_ns)
+);
+CREATE INDEX usage_by_time ON usage (started_ns);
+"""
+
+
+def _unique_columns(db_path: pathlib.Path, table: str) -> list[list[str]]:
+    import sqlite3
+
+    with sqlite3.connect(db_path) as db:
+        return [
+            [col for _, _, col in db.execute(f"PRAGMA index_info('{name}')")]
+            for _, name, unique, *_ in db.execute(f"PRAGMA index_list('{table}')")
+            if unique
+        ]
+
+
+def _replay_twice(tmp_path: pathlib.Path) -> None:
+    """Records 10 rows, commits them, and leaves the same rows in a journal
+    as a kill between commit and unlink would; reopening must not add them again."""
+    started = time.time_ns()
+    ledger = Ledger(tmp_path)
+    for i in range(10):
+        ledger.record(_row(i, started_ns=started + i))
+    ledger.flush_sync()
+    ledger.journal.close()
+    replay = Journal(tmp_path / "usage-journal")
+    replay.open_next()
+    enc = msgspec.msgpack.Encoder()
+    for i in range(10):
+        replay.append(enc.encode(_row(i, started_ns=started + i)))
+    replay.close()
+    ledger2 = Ledger(tmp_path)
+    try:
+        assert ledger2.replayed == 10
+        assert len(ledger2.calls(limit=100)) == 10
+    finally:
+        ledger2.close()
+
+
+def test_a_new_ledger_keys_rows_by_time_first(tmp_path):
+    _replay_twice(tmp_path)
+    assert _unique_columns(tmp_path / "usage.db", "usage") == [["started_ns", "request_id"]]
+
+
+def test_a_ledger_made_with_the_old_key_order_keeps_it(tmp_path):
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "usage.db") as db:
+        db.executescript(OLD_USAGE_TABLE)
+    _replay_twice(tmp_path)
+    assert _unique_columns(tmp_path / "usage.db", "usage") == [["request_id", "started_ns"]]

@@ -7,6 +7,7 @@ import json
 import re
 import time
 
+import msgspec
 import pytest
 import requests
 
@@ -192,3 +193,49 @@ def test_a_first_look_shows_the_newest_events_and_follow_goes_on_from_there(tmp_
         assert store.events("/aws/lambda/f", after_id=newest[-1].id) == []
     finally:
         store.close()
+
+
+OLD_EVENTS_TABLE = """
+CREATE TABLE events (
+    id INTEGER PRIMARY KEY, log_group TEXT NOT NULL, log_stream TEXT NOT NULL, timestamp_ms INTEGER NOT NULL,
+    call_key TEXT NOT NULL, seq INTEGER NOT NULL, message TEXT NOT NULL,
+    UNIQUE (call_key, seq)
+);
+CREATE INDEX events_by_group ON events (log_group, timestamp_ms);
+"""
+
+
+@pytest.mark.parametrize("layout", ["new", "old"])
+def test_a_replayed_call_adds_no_events_twice(tmp_path, layout):
+    import sqlite3
+
+    from lambdalet.gateway.ledger import Journal
+
+    if layout == "old":
+        # A logs.db made before the unique key led with the timestamp.
+        with sqlite3.connect(tmp_path / "logs.db") as db:
+            db.executescript(OLD_EVENTS_TABLE)
+    now = time.time_ns()
+    body = logs.wrap_call("r1", "$LATEST", b"", b"hello\n", duration_ns=1_000_000, memory_mb=128, max_memory_mb=1, init_ns=None)
+    calls = [_call(i, now + i * 1_000_000, body) for i in range(3)]
+    store = LogStore(tmp_path)
+    for call in calls:
+        store.record(call)
+    store.flush_sync()
+    store.journal.close()
+    # Killed between the commit and the journal's unlink: the same calls again.
+    replay = Journal(tmp_path / "logs-journal")
+    replay.open_next()
+    enc = msgspec.msgpack.Encoder()
+    for call in calls:
+        replay.append(enc.encode(call))
+    replay.close()
+    store = LogStore(tmp_path)
+    try:
+        assert store.replayed == 3
+        assert len(store.events("/aws/lambda/f")) == 3 * 4  # START, hello, END, REPORT
+    finally:
+        store.close()
+    with sqlite3.connect(tmp_path / "logs.db") as db:
+        (ddl,) = db.execute("SELECT sql FROM sqlite_master WHERE name = 'events'").fetchone()
+    assert ("UNIQUE (timestamp_ms, call_key, seq)" in ddl) == (layout == "new")
