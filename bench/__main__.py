@@ -108,6 +108,18 @@ def section_c(quick: bool) -> dict:
             sandbox.destroy()
             count += 1
         out["lambdalet sandbox create+destroy"] = {"per_s": count / (time.perf_counter() - started), "backend": backend.name}
+        # The same with the Python worker each sandbox really runs, forked
+        # from the runtime zygote, up to its Ready message.
+        count, started = 0, time.perf_counter()
+        while time.perf_counter() - started < seconds:
+            spec = SandboxSpec(instance_id=f"churn-{uuid.uuid4().hex[:12]}", function_name="churn", code_dir=str(empty))
+            sandbox = backend.spawn(spec)
+            sandbox.control.recv(64)  # Ready
+            sandbox.destroy()
+            count += 1
+        out["lambdalet python sandbox create+ready+destroy"] = {
+            "per_s": count / (time.perf_counter() - started),
+            "zygote": bool(getattr(backend, "zygote", None))}
     finally:
         backend.close()
         shutil.rmtree(tmp, ignore_errors=True)
@@ -213,6 +225,10 @@ def render(results: dict) -> str:
     fl = c.get("floor: bare namespaced clone")
     if mine:
         rows.append(f"| sandbox churn /s (create + destroy) | {mine['per_s']:.0f} | {fl['per_s']:.0f} (bare namespaced clone) | {mine['per_s'] / fl['per_s']:.2f}× |" if fl else f"| sandbox churn /s | {mine['per_s']:.0f} | | |")
+    py = c.get("lambdalet python sandbox create+ready+destroy")
+    if py and fl:
+        how = "zygote fork" if py.get("zygote") else "exec'd interpreter"
+        rows.append(f"| sandbox churn /s (Python worker, {how}, to Ready) | {py['per_s']:.0f} | {fl['per_s']:.0f} (bare namespaced clone) | {py['per_s'] / fl['per_s']:.2f}× |")
     d = results.get("d", {})
     if "pss_mb_per_instance" in d:
         rows.append(f"| PSS per idle warm instance, {d['instances']} instances | {d['pss_mb_per_instance']:.2f} MB | target ≤ 3 MB | |")
