@@ -17,4 +17,7 @@ What namespaced.py is made of:
 - netns_pool.py   network namespaces made ahead of time, one per sandbox
 - egress.py       opt-in egress: a veth pair and nftables NAT (pyroute2)
 - attach.py       mounting code into an already running (spare) sandbox
+- zygote.py       the runtime zygote: one interpreter with the runtime imported,
+                  forked into each new sandbox instead of an interpreter start
+                  (zygote_client.py is the server's side)
 """

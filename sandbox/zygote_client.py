@@ -8,7 +8,7 @@ destroy() can wait for its exit status from any thread.
 from __future__ import annotations
 
 import errno
-import os
+import logging
 import queue
 import socket
 import subprocess
@@ -16,7 +16,10 @@ import threading
 
 from . import nsspawn, zygote
 
+log = logging.getLogger("lambdalet.sandbox")
+
 START_TIMEOUT_S = 10.0
+REPLY_SLACK_S = 5.0
 
 
 class ZygoteGone(OSError):
@@ -80,7 +83,14 @@ class ZygoteClient:
                 socket.send_fds(self._sock, [zygote.encode(request)], fds)
             except OSError as exc:
                 raise ZygoteGone(exc.errno or errno.EPIPE, f"zygote: {exc.strerror}") from None
-            reply, pidfd = self._replies.get()
+            try:
+                # The zygote gives up on a sandbox after the handshake timeout;
+                # past that (plus slack) it is stuck, and a late reply would
+                # be taken for the next request's: stop it.
+                reply, pidfd = self._replies.get(timeout=cfg.handshake_timeout_ms / 1000 + REPLY_SLACK_S)
+            except queue.Empty:
+                self._proc.kill()
+                raise ZygoteGone(errno.ETIMEDOUT, "zygote did not answer") from None
         if isinstance(reply, zygote.Spawned):
             return reply.pid, pidfd
         if isinstance(reply, zygote.Failed):
@@ -102,7 +112,12 @@ class ZygoteClient:
                 data, fds = b"", []
             if not data:
                 break
-            msg = zygote.decode(data)
+            try:
+                msg = zygote.decode(data)
+            except (ValueError, TypeError):  # msgspec's errors derive from ValueError
+                log.error("zygote: undecodable message; stopping it")
+                self._proc.kill()
+                break
             if isinstance(msg, zygote.Exited):
                 with self._exits_changed:
                     self._exits[msg.pid] = msg.status

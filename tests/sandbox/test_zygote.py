@@ -182,3 +182,16 @@ def test_kill_9_of_the_server_takes_the_zygote_and_every_sandbox_with_it(tmp_pat
     finally:
         srv.stop(signal.SIGKILL)
     wait_for(lambda: not still_running(procs), timeout=10)
+
+
+def test_a_failed_spawn_names_its_step_and_the_zygote_carries_on(backend, probe_dir, tmp_path):
+    missing = str(tmp_path / "no-such-code")
+    with pytest.raises(OSError) as info:
+        backend.spawn(SandboxSpec(instance_id="zy-missing", function_name="zy", code_dir=missing))
+    assert "no-such-code" in str(info.value) and info.value.errno != 0
+    assert backend.zygote is not None  # a sandbox failed, not the zygote
+    sandbox = _started(backend, probe_dir, "zy-after-failure")
+    try:
+        assert json.loads(_call(sandbox).payload)["pid"] == 2
+    finally:
+        sandbox.destroy()
