@@ -22,6 +22,8 @@ import socket
 import sys
 import time
 
+import msgspec
+
 from . import errors
 from .lambda_context import LambdaContext
 from .protocol import FrameReader, Init, InitError, InitOk, Invoke, Ready, Result, encode
@@ -187,6 +189,19 @@ def _init(init: Init, capture: _LogCapture):
     return handler, InitOk(time.monotonic_ns() - started, capture.take())
 
 
+_decode_json = msgspec.json.Decoder().decode
+
+
+def _parse_event(payload: bytes):
+    """The event, as json.loads gives it. msgspec's strict UTF-8 parser takes
+    a third of the time for the common case; whatever it refuses (NaN,
+    UTF-16, a BOM, huge integers) goes to json.loads, which decides."""
+    try:
+        return _decode_json(payload)
+    except msgspec.DecodeError:
+        return json.loads(payload)
+
+
 def _invoke(handler, init: Init, call: Invoke, capture: _LogCapture) -> Result:
     _RequestIdFilter.request_id = call.request_id
     client_context = None
@@ -209,7 +224,7 @@ def _invoke(handler, init: Init, call: Invoke, capture: _LogCapture) -> Result:
     started = time.monotonic_ns()
     error_type = None
     try:
-        event = json.loads(call.payload) if call.payload else {}
+        event = _parse_event(call.payload) if call.payload else {}
         # Restart the clock so that it brackets the handler alone: Duration
         # then agrees with the handler's own clock (DESIGN.md: within 50 us).
         started = time.monotonic_ns()
