@@ -38,8 +38,14 @@ sandbox = backend.spawn_command(
     [rr.python, "-I", "-S", "-c", probe])
 inside = json.loads(sandbox.control.recv(4096))
 sandbox.destroy()
+# A Python worker, forked from the zygote (started by this first spawn).
+worker = backend.spawn(SandboxSpec(instance_id="unpriv-worker", function_name="f", code_dir=sys.argv[2], memory_mb=64))
+ready = worker.control.recv(64)
+forked = backend.zygote is not None
+worker.destroy()
 print(json.dumps({"uid": os.getuid(), "backend": backend.name, "reasons": reasons,
-                  "protections": backend.protections(), "inside": inside}))
+                  "protections": backend.protections(), "inside": inside,
+                  "worker_ready": ready.hex(), "zygote": forked}))
 backend.close()
 '''
 
@@ -74,6 +80,7 @@ def test_without_root_through_an_unprivileged_user_namespace(tmp_path):
     assert seen["uid"] == 65534 and seen["backend"] == "namespaced"
     uid, seccomp, cap_eff, data_limit, task = seen["inside"]
     assert (uid, seccomp, cap_eff, data_limit, task) == (993, "2", 0, 64 << 20, ["app.py"])
+    assert seen["zygote"] is True and seen["worker_ready"] != ""  # a Ready frame arrived
     off = {k for k, v in seen["protections"].items() if not v}
     assert off == {"memory_limit", "cpu_limit", "pids_limit"}
     assert any("without root" in r for r in seen["reasons"])
