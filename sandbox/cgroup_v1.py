@@ -20,9 +20,12 @@ OPTIONAL = ("cpu",)
 
 
 class CgroupV1:
-    def __init__(self, name: str, dirs: dict[str, str]) -> None:
+    def __init__(self, name: str, dirs: dict[str, str], spared: set[int] | frozenset[int] = frozenset()) -> None:
         self.name = name
         self.dirs = dirs  # controller -> directory
+        # Processes that may pass through but are not the sandbox's: never
+        # killed here (cgroup_stager.py's zygote).
+        self._spared = spared
 
     def attach_handles(self) -> tuple[list[int], int]:
         fds: list[int] = []
@@ -92,6 +95,8 @@ class CgroupV1:
 
     def _kill_listed(self) -> None:
         for pid in self.pids():
+            if pid in self._spared:
+                continue
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
@@ -151,6 +156,7 @@ class CgroupV1Manager:
         self.roots = roots  # controller -> this server's root directory
         self.root_paths = list(dict.fromkeys(roots.values()))
         self.cpu_limit = cpu_limit and "cpu" in roots
+        self.spared_pids: set[int] = set()  # see CgroupV1._spared
 
     @classmethod
     def open(cls, *, cpu_limit: bool = True) -> "CgroupV1Manager":
@@ -177,7 +183,7 @@ class CgroupV1Manager:
 
     def create(self, name: str, memory_mb: int) -> CgroupV1:
         dirs = {c: os.path.join(root, name) for c, root in self.roots.items()}
-        group = CgroupV1(name, dirs)
+        group = CgroupV1(name, dirs, self.spared_pids)
         try:
             for path in dict.fromkeys(dirs.values()):
                 os.mkdir(path)

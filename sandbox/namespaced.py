@@ -14,6 +14,7 @@ millisecond, at most INIT_EXIT_TIMEOUT_S); call it off the event loop.
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
@@ -23,6 +24,8 @@ import socket
 import threading
 
 from . import cgroups as cgroups_mod
+from .cgroup_stager import CgroupStager
+from .cgroup_v1 import CgroupV1Manager
 from . import nsspawn, rootfs
 from .egress import Egress, host_nameservers
 from .netns_pool import NetnsPool
@@ -213,6 +216,7 @@ class NamespacedBackend:
         self._zygote: ZygoteClient | None = None
         self._zygote_wanted = zygote
         self._zygote_lock = threading.Lock()
+        self._stager: CgroupStager | None = None  # v1 only: see cgroup_stager.py
         self._egress: Egress | None = None
         self._plans: dict[tuple, tuple[str, list[nsspawn.MountOp], nsspawn.CompiledOps | None]] = {}
         self._plans_lock = threading.Lock()
@@ -249,6 +253,8 @@ class NamespacedBackend:
         return self._zygote
 
     def _started_zygote(self) -> ZygoteClient | None:
+        if self._zygote is not None and not self._zygote.alive:
+            self._drop_zygote("it exited")
         if self._zygote is None and self._zygote_wanted:
             with self._zygote_lock:
                 if self._zygote is None and self._zygote_wanted:
@@ -258,7 +264,17 @@ class NamespacedBackend:
                     except OSError as exc:
                         self._zygote_wanted = False
                         log.warning("no runtime zygote, each sandbox starts its own interpreter: %s", exc)
+                    else:
+                        if isinstance(self._cgroups, CgroupV1Manager) and self._privileged:
+                            self._stager = CgroupStager(self._cgroups, self._zygote.pid)
         return self._zygote
+
+    def _drop_zygote(self, why: str) -> None:
+        """From now on every sandbox execs its own interpreter."""
+        log.warning("runtime zygote gone (%s): sandboxes now start their own interpreter", why)
+        zygote, self._zygote, self._zygote_wanted = self._zygote, None, False
+        if zygote is not None:
+            zygote.close()
 
     def spawn(self, spec: SandboxSpec) -> NamespacedSandbox:
         argv = worker_argv(self._root.python, rootfs.RUNTIME_DIR, CONTROL_FD)
@@ -284,8 +300,19 @@ class NamespacedBackend:
             except BaseException:
                 os.close(netns_fd)
                 raise
+        stager = self._stager if _from_zygote else None
+        with stager.spawning(spec.memory_mb) if stager else contextlib.nullcontext() as staged:
+            return self._spawn_placed(spec, argv, env, path, _from_zygote, netns_fd, lease, staged)
+
+    def _spawn_placed(self, spec: SandboxSpec, argv: list[str], env: dict[str, str] | None, path: str | None,
+                      from_zygote: bool, netns_fd: int | None, lease, staged) -> NamespacedSandbox:
+        """spawn_command, once the network is chosen. staged: a cgroup the
+        zygote sits in, to be born in, or None to create and attach one."""
         try:
-            cgroup = self._cgroups.create(spec.instance_id, spec.memory_mb) if self._cgroups else None
+            if staged is not None:
+                cgroup = staged
+            else:
+                cgroup = self._cgroups.create(spec.instance_id, spec.memory_mb) if self._cgroups else None
         except BaseException:
             if netns_fd is not None:
                 os.close(netns_fd)
@@ -295,10 +322,16 @@ class NamespacedBackend:
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         zygote, pidfd = None, -1
         try:
-            procs_fds, v2_fd = cgroup.attach_handles() if cgroup else ([], -1)
+            # Born in a staged cgroup: nothing to attach.
+            procs_fds, v2_fd = cgroup.attach_handles() if cgroup and staged is None else ([], -1)
             try:
                 cfg = self._config(spec, argv, env, path, child.fileno(), procs_fds, v2_fd, netns_fd)
-                pid = self._spawn_zygote(spec, cfg) if _from_zygote else None
+                pid = self._spawn_zygote(spec, cfg) if from_zygote else None
+                if pid is None and staged is not None:
+                    # The zygote died during this very spawn: an exec'd worker
+                    # would not be born in the stage. This call fails; the
+                    # next spawn execs (spawn() sees the zygote gone).
+                    raise OSError(errno.EPIPE, "runtime zygote gone during the spawn")
                 if pid is None:
                     pid = nsspawn.spawn(cfg, self._compiled_plan(spec)).pid
                 else:
@@ -310,8 +343,8 @@ class NamespacedBackend:
                     os.close(netns_fd)  # the sandbox's processes keep it alive
         except BaseException:
             parent.close()
-            if cgroup is not None:
-                cgroup.remove()
+            if cgroup is not None and staged is None:
+                cgroup.remove()  # a stage is the stager's to remove
             if lease is not None:
                 self._egress.release(lease)
             raise
@@ -333,9 +366,7 @@ class NamespacedBackend:
         try:
             return zygote.spawn(cfg, key, ops)
         except ZygoteGone as exc:
-            log.warning("runtime zygote gone, sandboxes now start their own interpreter: %s", exc)
-            self._zygote, self._zygote_wanted = None, False
-            zygote.close()
+            self._drop_zygote(str(exc))
             return None
 
     def _plan(self, spec: SandboxSpec) -> tuple[str, list[nsspawn.MountOp], nsspawn.CompiledOps | None]:
@@ -449,6 +480,7 @@ class NamespacedBackend:
             "netns_pool_misses": pool.misses if pool else 0,
             "compiled_plans": len(self._plans),
             "zygote": int(self._zygote is not None),
+            "cgroup_stage_ready": int(self._stager is not None and self._stager.ready),
         }
 
     @property
@@ -461,6 +493,9 @@ class NamespacedBackend:
             # Its sandboxes' PID 1s die with it (parent-death signal).
             self._zygote.close()
             self._zygote = None
+        if self._stager is not None:
+            self._stager.close()
+            self._stager = None
         if self._egress is not None:
             self._egress.close()
             self._egress = None

@@ -195,3 +195,38 @@ def test_a_failed_spawn_names_its_step_and_the_zygote_carries_on(backend, probe_
         assert json.loads(_call(sandbox).payload)["pid"] == 2
     finally:
         sandbox.destroy()
+
+
+def test_on_cgroup_v1_a_sandbox_is_born_in_its_own_cgroup_with_its_limits(backend, probe_dir):
+    from lambdalet.sandbox.cgroup_v1 import CgroupV1Manager
+
+    if not isinstance(backend.cgroups, CgroupV1Manager):
+        pytest.skip("cgroup v1 host")
+    first = _started(backend, probe_dir, "zy-cg-warm")  # starts the zygote and its stager
+    first.destroy()
+    wait_for(lambda: backend.statistics()["cgroup_stage_ready"] == 1)
+    sandbox = backend.spawn(SandboxSpec(instance_id="zy-cg", function_name="zy", code_dir=probe_dir, memory_mb=256))
+    try:
+        memory = sandbox.cgroup.dirs["memory"]
+        with open(os.path.join(memory, "memory.limit_in_bytes")) as f:
+            assert int(f.read()) == 256 << 20
+        with open(f"/proc/{sandbox.pid}/task/{sandbox.pid}/children") as f:
+            worker = int(f.read().split()[0])
+        # The sandbox's processes are in its cgroup; the zygote leaves it.
+        wait_for(lambda: set(sandbox.cgroup.pids()) == {sandbox.pid, worker})
+    finally:
+        sandbox.destroy()
+
+
+def test_destroying_a_sandbox_at_once_never_harms_the_zygote(backend, probe_dir):
+    zygote_pid = None
+    for i in range(5):
+        sandbox = backend.spawn(SandboxSpec(instance_id=f"zy-quick-{i}", function_name="zy", code_dir=probe_dir))
+        zygote_pid = backend.zygote.pid
+        sandbox.destroy()  # while the zygote may still sit in its cgroup
+    assert backend.zygote is not None and backend.zygote.pid == zygote_pid and backend.zygote.alive
+    sandbox = _started(backend, probe_dir, "zy-after-quick")
+    try:
+        assert json.loads(_call(sandbox).payload)["pid"] == 2
+    finally:
+        sandbox.destroy()

@@ -1,0 +1,126 @@
+"""Sandboxes born in their cgroup on cgroup v1, with no migration on the way.
+
+On v1 a new process is placed by writing its pid to cgroup.procs. That
+takes the kernel's cgroup_threadgroup_rwsem for writing, and when no such
+write happened in the last few milliseconds the kernel first waits for an
+RCU grace period: 8-15 ms on these hosts, most of a cold start. (v2 has
+CLONE_INTO_CGROUP instead and never migrates; the mount option
+favordynmods also avoids the wait.)
+
+A child is born in its parent's cgroups. So the zygote waits in a fresh,
+empty cgroup ahead of time: a spawn gives that cgroup the function's limits
+and clones the sandbox into it, and the zygote then moves on to the next
+fresh cgroup in the background, off the cold start's path. Until it has
+left, the sandbox's cgroup holds the zygote too; the manager's spared_pids
+keeps kills of that cgroup away from it, and removal waits for it to leave.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+import uuid
+from typing import Iterator
+
+from .cgroup_v1 import CgroupV1, CgroupV1Manager
+
+log = logging.getLogger("lambdalet.sandbox")
+
+STAGE_MEMORY_MB = 128  # limits while nobody is born there; a spawn resizes
+
+
+class CgroupStager:
+    def __init__(self, manager: CgroupV1Manager, pid: int) -> None:
+        self._manager = manager
+        self._pid = pid
+        manager.spared_pids.add(pid)
+        # Held by a spawn from taking the stage until its clone is done, and
+        # by the background move: the zygote never moves during a clone.
+        self._lock = threading.Lock()
+        self._ready: CgroupV1 | None = None
+        self._dirty: list[CgroupV1] = []  # stages of failed spawns, to remove once left
+        self._wake = threading.Event()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="lambdalet-cgroup-stager", daemon=True)
+        self._thread.start()
+        self._wake.set()
+
+    @property
+    def ready(self) -> bool:
+        return self._ready is not None
+
+    @contextlib.contextmanager
+    def spawning(self, memory_mb: int) -> Iterator[CgroupV1 | None]:
+        """For one spawn: the cgroup the zygote sits in, with memory_mb's
+        limits, or None when no stage is ready (then place as usual). The
+        clone must happen inside the with block."""
+        with self._lock:
+            stage, self._ready = self._ready, None
+            if stage is not None:
+                try:
+                    stage.set_limits(memory_mb, self._manager.cpu_limit)
+                except OSError as exc:
+                    log.warning("cgroup stage %s: %s", stage.name, exc)
+                    self._dirty.append(stage)
+                    stage = None
+            try:
+                yield stage
+            except BaseException:
+                if stage is not None:
+                    # Whatever the failed spawn left there dies with it,
+                    # once the zygote has moved out.
+                    self._dirty.append(stage)
+                raise
+            finally:
+                self._wake.set()
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            with self._lock:
+                if self._closed:
+                    return
+                if self._ready is None:
+                    try:
+                        self._ready = self._stage()
+                    except OSError as exc:
+                        log.warning("cannot stage a cgroup for the next sandbox: %s", exc)
+                dirty, self._dirty = self._dirty, []
+            for stage in dirty:
+                self._remove(stage)
+
+    def _stage(self) -> CgroupV1:
+        stage = self._manager.create(f"stage-{uuid.uuid4().hex[:12]}", STAGE_MEMORY_MB)
+        try:
+            fds, _ = stage.attach_handles()
+            try:
+                for fd in fds:
+                    os.write(fd, str(self._pid).encode())
+            finally:
+                for fd in fds:
+                    os.close(fd)
+        except OSError:
+            self._remove(stage)
+            raise
+        return stage
+
+    def _remove(self, stage: CgroupV1) -> None:
+        try:
+            stage.remove()
+        except OSError as exc:
+            log.warning("cgroup stage %s: %s", stage.name, exc)
+
+    def close(self) -> None:
+        """Stop staging. The caller stops the zygote first: its last stage
+        is removed here, or with the manager's root."""
+        with self._lock:
+            self._closed = True
+            ready, self._ready = self._ready, None
+            dirty, self._dirty = self._dirty, []
+        self._wake.set()
+        self._thread.join(timeout=5)
+        for stage in ([ready] if ready else []) + dirty:
+            self._remove(stage)
+        self._manager.spared_pids.discard(self._pid)
