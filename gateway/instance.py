@@ -75,8 +75,12 @@ class Instance:
 
     async def call(self, invoke: Invoke) -> Result:
         await self._send(encode(invoke))
+        # The worker takes tens of microseconds at least to answer: wait
+        # before the first read instead of trying one that must fail.
+        receive = rawio.recv_after_wait
         while True:
-            data = await rawio.recv(self.sock, 65536)  # 1 MiB would mmap a buffer per call
+            data = await receive(self.sock, 65536)  # 1 MiB would mmap a buffer per call
+            receive = rawio.recv
             if not data:
                 raise WorkerGone()
             msgs = self._feed(data)

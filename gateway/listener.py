@@ -88,6 +88,8 @@ async def _serve(sock: socket.socket, router: Router, watched: _Watched) -> None
     client = (peer[0], peer[1]) if isinstance(peer, tuple) else ("", 0)
     parser = http1.RequestParser()
     served = 0
+    # A new connection's first request is usually in the socket already.
+    receive = rawio.recv
     try:
         while True:
             try:
@@ -98,7 +100,8 @@ async def _serve(sock: socket.socket, router: Router, watched: _Watched) -> None
                     now = trio.current_time()
                     watched.deadline = now + (HEAD_TIMEOUT_S if parser.buffered else IDLE_TIMEOUT_S)
                     while head is None:
-                        data = await rawio.recv(sock, RECV)
+                        data = await receive(sock, RECV)
+                        receive = rawio.recv
                         if not data:
                             return
                         parser.feed(data)
@@ -157,6 +160,10 @@ async def _serve(sock: socket.socket, router: Router, watched: _Watched) -> None
                 return
             if not head.keep_alive:
                 return
+            # The client reads this response before it sends the next
+            # request (unless it pipelines, and then the request is in the
+            # parser's buffer already): a read now would only fail.
+            receive = rawio.recv_after_wait
             served += 1
             if served % 64 == 0:
                 # A client pipelining without pause never makes us wait on

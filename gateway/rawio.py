@@ -21,6 +21,19 @@ async def recv(sock: socket.socket, size: int = 65536) -> bytes:
             await trio.lowlevel.wait_readable(sock)
 
 
+async def recv_after_wait(sock: socket.socket, size: int = 65536) -> bytes:
+    """recv() for a socket whose data cannot be there yet: the peer has only
+    just been sent a request (a worker) or a response (a client). Waiting
+    first skips a recv() that would fail with EAGAIN, and the exception it
+    raises, on every call."""
+    while True:
+        await trio.lowlevel.wait_readable(sock)
+        try:
+            return sock.recv(size)
+        except BlockingIOError:
+            pass
+
+
 async def recvmsg(sock: socket.socket, size: int, ancsize: int):
     while True:
         try:
