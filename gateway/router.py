@@ -38,10 +38,25 @@ class Router:
         self.control_app = control_app
         self.secrets = secrets  # None: --no-auth
         self.server_addr = server_addr
+        # The function URL match body_limit() made, kept for handle() of the
+        # same head: the listener asks for the limit, then, usually without
+        # yielding in between, for the answer. Holding the head makes the
+        # identity check safe; any other head is matched afresh.
+        self._last_match: tuple[Head, tuple[str, str, str] | None] | None = None
+
+    def _url_match(self, head: Head) -> tuple[str, str, str] | None:
+        last = self._last_match
+        if last is not None and last[0] is head:
+            self._last_match = None
+            return last[1]
+        return url_handler.match(head)
 
     def body_limit(self, head: Head) -> int:
-        if self.urls is not None and url_handler.match(head) is not None:
-            return url_handler.BODY_MAX
+        if self.urls is not None:
+            url = url_handler.match(head)
+            self._last_match = (head, url)
+            if url is not None:
+                return url_handler.BODY_MAX
         if head.method == "POST" and INVOKE_RE.match(head.path):
             return invoke_body_limit(head)
         return CONTROL_BODY_MAX
@@ -59,7 +74,7 @@ class Router:
             return 200, [("Content-Type", "application/json")], _HEALTH
         if self.urls is not None:
             # Function URLs carry their own auth type (NONE or AWS_IAM).
-            url = url_handler.match(head)
+            url = self._url_match(head)
             if url is not None:
                 return await self.urls.handle(head, body, client, *url)
         try:
