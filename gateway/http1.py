@@ -19,6 +19,13 @@ _CONTROL_OR_SPACE = re.compile(r"[\x00-\x20\x7f]")
 MAX_HEADERS = 100
 # RFC 9110 token characters, matched in C rather than a Python loop per character.
 _TOKEN_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# Methods that need no token check.
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"})
+# Header names already seen to be tokens, with their lower-case form: clients
+# send the same few names on every request, and one dict lookup replaces a
+# regex match and a lower(). Bounded, so random names cannot grow it.
+_NAMES: dict[str, str] = {}
+_NAMES_MAX = 512
 
 
 class ProtocolError(Exception):
@@ -62,7 +69,7 @@ class Head:
         return parts[1] if len(parts) == 2 else ""
 
 
-def _parse_head(raw: bytes) -> Head:
+def _parse_head(raw: bytes | bytearray) -> Head:
     try:
         text = raw.decode("latin-1")
     except UnicodeDecodeError:  # pragma: no cover - latin-1 decodes anything
@@ -73,7 +80,7 @@ def _parse_head(raw: bytes) -> Head:
     if len(parts) != 3:
         raise ProtocolError(400, "malformed request line")
     method, target, version = parts
-    if not _TOKEN_RE.fullmatch(method):
+    if method not in _METHODS and not _TOKEN_RE.fullmatch(method):
         raise ProtocolError(400, "malformed method")
     if version == "HTTP/1.1":
         keep_alive = True
@@ -97,9 +104,16 @@ def _parse_head(raw: bytes) -> Head:
         if line[0] in " \t":
             raise ProtocolError(400, "obsolete line folding")
         name, sep, value = line.partition(":")
-        if not sep or not _TOKEN_RE.fullmatch(name):
+        if not sep:
             raise ProtocolError(400, "malformed header")
-        name = name.lower()
+        lowered = _NAMES.get(name)
+        if lowered is None:
+            if not _TOKEN_RE.fullmatch(name):
+                raise ProtocolError(400, "malformed header")
+            lowered = name.lower()
+            if len(_NAMES) < _NAMES_MAX:
+                _NAMES[name] = lowered
+        name = lowered
         value = value.strip(" \t")
         if "\x00" in value or "\r" in value or "\n" in value:
             raise ProtocolError(400, "malformed header value")
@@ -164,7 +178,7 @@ class RequestParser:
             raise RuntimeError("read the body of the previous request first")
         buf = self._buf
         # Tolerate empty lines between pipelined requests (RFC 9112 2.2).
-        while buf[:2] == b"\r\n":
+        while buf.startswith(b"\r\n"):
             del buf[:2]
         end = buf.find(b"\r\n\r\n")
         if end < 0:
@@ -173,7 +187,7 @@ class RequestParser:
             return None
         if end > MAX_HEAD:
             raise ProtocolError(431, "request head too large")
-        head = _parse_head(bytes(buf[:end]))
+        head = _parse_head(buf[:end])
         del buf[: end + 4]
         self._head = head
         self._body = bytearray()

@@ -80,6 +80,8 @@ def test_expect_continue_is_reported():
         (b"GET http://x/ HTTP/1.1\r\n\r\n", 400),
         (b"G(T / HTTP/1.1\r\n\r\n", 400),
         (b"GET / HTTP/1.1\r\nBad Name: x\r\n\r\n", 400),
+        # A name seen (and remembered as valid) before is still refused without its colon.
+        (b"GET / HTTP/1.1\r\nHost: a\r\nHost\r\n\r\n", 400),
         (b"GET / HTTP/1.1\r\nExpect: magic\r\n\r\n", 417),
         (b"GET / HTTP/1.1\r\n" + b"X: y\r\n" * 200 + b"\r\n", 431),
         # str.isdigit() is true for superscripts; int() is not.
@@ -95,6 +97,13 @@ def test_protocol_errors(raw, status):
     with pytest.raises(http1.ProtocolError) as exc:
         parse_all(raw)
     assert exc.value.status == status
+
+
+def test_remembered_header_names_are_bounded():
+    for i in range(2 * http1._NAMES_MAX):
+        ((head, _body),) = parse_all(f"GET / HTTP/1.1\r\nX-Name-{i}: v\r\n\r\n".encode())
+        assert head.headers == [(f"x-name-{i}", "v")]
+    assert len(http1._NAMES) <= http1._NAMES_MAX
 
 
 def test_oversized_head_is_refused_before_its_end():
