@@ -70,7 +70,7 @@ static int attach_child(void *arg)
     _exit(0);
 }
 
-int ll_attach_tree(int pid, const char *src, const char *dst, const char **step)
+int ll_attach_tree(int pid, int pidfd, const char *src, const char *dst, const char **step)
 {
     char path[64];
     int err = 0;
@@ -95,6 +95,14 @@ int ll_attach_tree(int pid, const char *src, const char *dst, const char **step)
     *step = "open the sandbox's mount namespace";
     ns_fd = open(path, O_RDONLY | O_CLOEXEC);
     if (ns_fd < 0) {
+        err = errno;
+        goto out;
+    }
+    /* A pid is only safe while its process (or zombie) exists: if pidfd's
+     * process is still alive now, the namespace just opened is its own and
+     * not that of a process that reused the pid. */
+    *step = "the sandbox exited";
+    if (pidfd >= 0 && syscall(SYS_pidfd_send_signal, pidfd, 0, NULL, 0) < 0) {
         err = errno;
         goto out;
     }

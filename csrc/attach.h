@@ -4,7 +4,9 @@
 
 /* Mounts the host directory src, read-only, at dst inside the mount
  * namespace of process pid (a sandbox that is already running), on top of
- * whatever dst holds. Returns 0 or -errno; *step names what failed. */
-int ll_attach_tree(int pid, const char *src, const char *dst, const char **step);
+ * whatever dst holds. pidfd, unless -1, refers to pid and proves it was not
+ * reused (for a process that is not the caller's child). Returns 0 or
+ * -errno; *step names what failed. */
+int ll_attach_tree(int pid, int pidfd, const char *src, const char *dst, const char **step);
 
 #endif

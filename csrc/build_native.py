@@ -115,7 +115,7 @@ int ll_netns_create(void);
 int ll_netns_enter(int netns_fd, int *saved_fd);
 int ll_netns_leave(int saved_fd);
 int ll_seccomp_filter_length(void);
-int ll_attach_tree(int pid, const char *src, const char *dst, const char **step);
+int ll_attach_tree(int pid, int pidfd, const char *src, const char *dst, const char **step);
 """
 
 ffibuilder = FFI()

@@ -270,8 +270,15 @@ static int child_main(const struct ll_spawn_config *cfg, int sync_fd)
     CHECK_RC(ll_caps_drop_all(cfg->sandbox_uid, cfg->sandbox_gid,
                               !cfg->deny_setgroups, &step), step, NULL);
     /* Set after the id change, which would clear it. */
-    if (cfg->pdeathsig)
+    if (cfg->pdeathsig) {
         CHECK(prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0), "pdeathsig");
+        /* A parent that died before the prctl sent no signal. It holds its
+         * end of the handshake until we are done, so a hang-up there means
+         * it is gone (getppid() is 0 outside our pid namespace). */
+        struct pollfd gone = { sync_fd, POLLRDHUP, 0 };
+        if (poll(&gone, 1, 0) > 0 && (gone.revents & (POLLHUP | POLLRDHUP)))
+            _exit(127);
+    }
     /* PID 1 still holds a copy of the server's memory: keep it unreadable
      * through /proc even to the sandbox's own uid. */
     CHECK(prctl(PR_SET_DUMPABLE, 0, 0, 0, 0), "set not dumpable");
@@ -290,6 +297,12 @@ static int child_main(const struct ll_spawn_config *cfg, int sync_fd)
         CHECK(worker, "fork worker");
         if (worker == 0) {
             int syn = place_worker_fds(sync_fd, control_fd, null_fd);
+            /* An exec would have made the worker dumpable again (PID 1 is
+             * not, see above); without it /proc/self/environ and friends
+             * refuse the worker's own reads. ptrace stays refused by the
+             * seccomp filter. */
+            if (prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) < 0)
+                fail_child(syn, errno, "worker: set dumpable", NULL);
             /* Closing the last copy tells the parent the worker runs. */
             close(syn);
             return LL_SPAWN_IN_WORKER;

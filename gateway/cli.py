@@ -146,6 +146,7 @@ def cmd_serve(args) -> int:
         retry_delay_s=args.retry_delay_s,
         memory_budget_mb=args.memory_budget_mb,
         spare_sandboxes=args.spare_sandboxes,
+        zygote=not args.no_zygote,
         tls_port=args.tls_port,
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
@@ -300,6 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tls-cert", help="PEM certificate for --tls-port")
     p.add_argument("--tls-key", help="PEM private key for --tls-port")
     p.add_argument("--spare-sandboxes", type=int, default=2, help="sandboxes kept started ahead of cold starts while the server is in use (0: none)")
+    p.add_argument("--no-zygote", action="store_true", help="start an interpreter in every sandbox instead of forking workers from one runtime zygote (slower, more memory; forks share ASLR layout and hash keys)")
     p.add_argument("--memory-budget-mb", type=int, default=None, help="MemorySize the pool may give instances in all (default: what the host has free)")
     p.add_argument("--sandbox", choices=("auto", "namespaced", "process"), default="auto")
     p.add_argument("--billing-granularity-ms", type=_positive_int, default=1, metavar="N", help="round billed duration up to N ms (1, as AWS today; 100, as AWS once did)")

@@ -30,6 +30,9 @@ class ServerConfig(msgspec.Struct, kw_only=True):
     idle_timeout_s: float = 300.0
     retry_delay_s: float = 60.0  # async retries wait this, then twice this (AWS: 1 min, 2 min)
     spare_sandboxes: int = 2  # pre-started sandboxes for cold starts (only while in use)
+    # Fork Python workers from one runtime zygote (False: an interpreter per
+    # sandbox, for hosts whose tenants must not share ASLR layout or hash keys).
+    zygote: bool = True
     memory_budget_mb: int | None = None  # None: MemAvailable at start, less a reserve
     sandbox: str = "auto"
     # TLS + HTTP/2 through hypercorn, on a port of its own, when given a certificate.

@@ -477,7 +477,7 @@ class Pool:
             cgroup = getattr(sandbox, "cgroup", None)
             if cgroup is not None:
                 cgroup.set_limits(rec.memory_size, getattr(getattr(self.backend, "cgroups", None), "cpu_limit", True))
-            attach_tree(sandbox.pid, spec.code_dir, sandbox.task_root)
+            attach_tree(sandbox.pid, spec.code_dir, sandbox.task_root, getattr(sandbox, "pidfd", -1))
         except OSError as exc:
             log.warning("could not hand a spare sandbox to %s: %s", rec.name, exc)
             inst.dead = True

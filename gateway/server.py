@@ -63,7 +63,8 @@ def choose_backend(config: ServerConfig, root: RuntimeRoot, data_dir: pathlib.Pa
         except ImportError:
             select = None
         if select is not None:
-            return select.choose_backend(root, data_dir, required=config.sandbox == "namespaced")
+            return select.choose_backend(root, data_dir, required=config.sandbox == "namespaced",
+                                         zygote=config.zygote)
         if config.sandbox == "namespaced":
             raise ConfigError("the namespaced sandbox is not available in this build")
     backend = ProcessBackend(root)

@@ -11,11 +11,12 @@ import os
 from lambdalet.csrc._native import ffi, lib
 
 
-def attach_tree(pid: int, src: str, dst: str) -> None:
-    """Bind src read-only over dst inside pid's mount namespace. Raises
-    OSError naming the step that failed."""
+def attach_tree(pid: int, src: str, dst: str, pidfd: int = -1) -> None:
+    """Bind src read-only over dst inside pid's mount namespace. pidfd (a
+    pidfd for pid) is required when pid is not this process's child, whose
+    pid could be reused. Raises OSError naming the step that failed."""
     step = ffi.new("const char **")
-    rc = lib.ll_attach_tree(pid, os.fsencode(src), os.fsencode(dst), step)
+    rc = lib.ll_attach_tree(pid, pidfd, os.fsencode(src), os.fsencode(dst), step)
     if rc < 0:
         what = ffi.string(step[0]).decode() if step[0] != ffi.NULL else "attach"
         raise OSError(-rc, f"attach {src} at {dst}: {what}: {os.strerror(-rc)}")

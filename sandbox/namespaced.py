@@ -59,7 +59,7 @@ class NamespacedSandbox:
     task_root = rootfs.TASK_ROOT
 
     def __init__(self, pid: int, control: socket.socket, cgroup: cgroups_mod.Cgroup | None,
-                 release=None, zygote: ZygoteClient | None = None, pidfd: int = -1) -> None:
+                 release=None, zygote: ZygoteClient | None = None, pidfd: int = -1, serial: int = 0) -> None:
         # PID 1 of the sandbox: a child of this process, or of the zygote
         # (then pidfd refers to it and the zygote reports its exit status).
         self.pid = pid
@@ -68,7 +68,14 @@ class NamespacedSandbox:
         self._release = release  # frees what outlives the processes (an egress lease)
         self._zygote = zygote
         self._pidfd = pidfd
+        self._serial = serial  # the zygote's name for this spawn
         self._reaped = False
+
+    @property
+    def pidfd(self) -> int:
+        """A pidfd for PID 1 when it is not our child (else -1): a zombie
+        child keeps its pid; a process the zygote reaped does not."""
+        return self._pidfd
 
     def kill(self) -> None:
         if self._reaped:
@@ -81,14 +88,16 @@ class NamespacedSandbox:
         self._signal(KILL_ALL_SIGNAL)
 
     def _signal(self, sig: int) -> None:
+        pidfd = self._pidfd
         try:
-            if self._pidfd >= 0:
+            if self._zygote is not None:
                 # Not our child: only the pidfd is safe from pid reuse.
-                signal.pidfd_send_signal(self._pidfd, sig)
+                if pidfd >= 0:
+                    signal.pidfd_send_signal(pidfd, sig)
             else:
                 os.kill(self.pid, sig)
-        except ProcessLookupError:
-            pass
+        except (ProcessLookupError, OSError):
+            pass  # gone already (or, for a pidfd, reaped and closed)
 
     def oom_killed(self) -> bool:
         return self.cgroup is not None and self.cgroup.oom_kill_count() > 0
@@ -126,15 +135,15 @@ class NamespacedSandbox:
         return status
 
     def _reap_zygote_child(self) -> int | None:
-        raw = self._zygote.wait_exit(self.pid, 0)
+        raw = self._zygote.wait_exit(self._serial, 0)
         if raw is None:
             self.kill()
-            raw = self._zygote.wait_exit(self.pid, INIT_EXIT_TIMEOUT_S)
+            raw = self._zygote.wait_exit(self._serial, INIT_EXIT_TIMEOUT_S)
             if raw is None:
                 self._signal(signal.SIGKILL)
-                raw = self._zygote.wait_exit(self.pid, INIT_EXIT_TIMEOUT_S)
-        os.close(self._pidfd)
-        self._pidfd = -1
+                raw = self._zygote.wait_exit(self._serial, INIT_EXIT_TIMEOUT_S)
+        pidfd, self._pidfd = self._pidfd, -1
+        os.close(pidfd)
         self._reaped = True
         return None if raw is None else worker_status(raw)
 
@@ -218,7 +227,7 @@ class NamespacedBackend:
         self._zygote_lock = threading.Lock()
         self._stager: CgroupStager | None = None  # v1 only: see cgroup_stager.py
         self._egress: Egress | None = None
-        self._plans: dict[tuple, tuple[str, list[nsspawn.MountOp], nsspawn.CompiledOps | None]] = {}
+        self._plans: dict[tuple, tuple[list[nsspawn.MountOp], nsspawn.CompiledOps | None]] = {}
         self._plans_lock = threading.Lock()
         self._resolv_conf = ""
         self._python_prefix = os.path.realpath(_python_prefix(runtime_root.python))
@@ -326,16 +335,10 @@ class NamespacedBackend:
             procs_fds, v2_fd = cgroup.attach_handles() if cgroup and staged is None else ([], -1)
             try:
                 cfg = self._config(spec, argv, env, path, child.fileno(), procs_fds, v2_fd, netns_fd)
-                pid = self._spawn_zygote(spec, cfg) if from_zygote else None
-                if pid is None and staged is not None:
-                    # The zygote died during this very spawn: an exec'd worker
-                    # would not be born in the stage. This call fails; the
-                    # next spawn execs (spawn() sees the zygote gone).
-                    raise OSError(errno.EPIPE, "runtime zygote gone during the spawn")
-                if pid is None:
-                    pid = nsspawn.spawn(cfg, self._compiled_plan(spec)).pid
+                if from_zygote:
+                    zygote, (serial, pid, pidfd) = self._spawn_zygote(spec, cfg)
                 else:
-                    (pid, pidfd), zygote = pid, self._zygote
+                    serial, pid = 0, nsspawn.spawn(cfg, self._compiled_plan(spec)).pid
             finally:
                 for fd in procs_fds + ([v2_fd] if v2_fd >= 0 else []):
                     os.close(fd)
@@ -354,42 +357,46 @@ class NamespacedBackend:
         if lease is not None:
             egress = self._egress
             release = lambda: egress.release(lease)  # noqa: E731
-        return NamespacedSandbox(pid, parent, cgroup, release, zygote, pidfd)
+        return NamespacedSandbox(pid, parent, cgroup, release, zygote, pidfd, serial)
 
-    def _spawn_zygote(self, spec: SandboxSpec, cfg: nsspawn.SpawnConfig) -> tuple[int, int] | None:
-        """(pid, pidfd) of a sandbox whose worker the zygote forked, or None
-        when the zygote has gone (the caller execs a worker instead)."""
+    def _spawn_zygote(self, spec: SandboxSpec, cfg: nsspawn.SpawnConfig) -> tuple[ZygoteClient, tuple[int, int, int]]:
+        """The zygote, and (serial, pid, pidfd) of a sandbox whose worker it
+        forked. If the zygote has gone this spawn fails (its socket, cgroup
+        and namespace may already be in use) and later ones exec."""
         zygote = self._zygote
         if zygote is None:
-            return None
-        key, ops, _ = self._plan(spec)
+            raise OSError(errno.EPIPE, "runtime zygote gone")
+        ops, _ = self._plan(spec)
         try:
-            return zygote.spawn(cfg, key, ops)
+            return zygote, zygote.spawn(cfg, ops)
         except ZygoteGone as exc:
             self._drop_zygote(str(exc))
-            return None
+            raise
 
-    def _plan(self, spec: SandboxSpec) -> tuple[str, list[nsspawn.MountOp], nsspawn.CompiledOps | None]:
-        """The root's mount plan, built once per distinct plan: a key the
-        zygote caches it under, the ops, and their C form once compiled."""
-        resolv = self._resolv_conf if spec.network == "egress" else ""
-        key = (spec.code_dir, spec.layers, spec.ephemeral_mb, resolv)
+    def _plan(self, spec: SandboxSpec) -> tuple[list[nsspawn.MountOp], nsspawn.CompiledOps | None]:
+        """The root's mount plan, built once per distinct plan: the ops, and
+        their C form once compiled (the zygote compiles its own)."""
+        key = self._plan_key(spec)
         plan = self._plans.get(key)
         if plan is None:
+            resolv = key[-1]
             try:
                 ops = rootfs.plan(self.layout(spec, resolv_conf=resolv))
             except ValueError as exc:
                 raise OSError(errno.ENOTSUP, f"root plan: {exc}") from exc
-            plan = self._remember_plan(key, (repr(key), ops, None))
+            plan = self._remember_plan(key, (ops, None))
         return plan
+
+    def _plan_key(self, spec: SandboxSpec) -> tuple:
+        resolv = self._resolv_conf if spec.network == "egress" else ""
+        return (spec.code_dir, spec.layers, spec.ephemeral_mb, resolv)
 
     def _compiled_plan(self, spec: SandboxSpec) -> nsspawn.CompiledOps:
         """The root's mount plan in C form."""
-        key_text, ops, compiled = self._plan(spec)
+        ops, compiled = self._plan(spec)
         if compiled is None:
             compiled = nsspawn.CompiledOps(ops)
-            resolv = self._resolv_conf if spec.network == "egress" else ""
-            self._remember_plan((spec.code_dir, spec.layers, spec.ephemeral_mb, resolv), (key_text, ops, compiled))
+            self._remember_plan(self._plan_key(spec), (ops, compiled))
         return compiled
 
     def _remember_plan(self, key: tuple, plan: tuple) -> tuple:

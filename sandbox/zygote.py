@@ -31,7 +31,6 @@ import signal
 import socket
 import sys
 import threading
-import traceback
 
 import msgspec
 
@@ -39,7 +38,6 @@ from lambdalet.sandbox import nsspawn
 
 MAX_MESSAGE = 1 << 20
 MAX_FDS = 64
-PLAN_CACHE_SIZE = 1024
 RUNTIME_DIR = "/var/runtime"  # rootfs.RUNTIME_DIR; rootfs is not imported here
 # Modules only the zygote needs; a worker forgets them so that its imports
 # resolve exactly as in an exec'd `python -I -S` worker.
@@ -55,11 +53,11 @@ class Hello(msgspec.Struct, tag="hello", array_like=True):
 class Spawn(msgspec.Struct, tag="spawn", array_like=True):
     """Start a sandbox. The fds arrive in this order: the control socket,
     n_procs cgroup.procs files, then the cgroup2 directory if has_v2, then
-    the network namespace if has_netns. ops is sent with a plan_key; the
-    zygote keeps each plan compiled."""
+    the network namespace if has_netns. serial names this spawn in the
+    replies: pids are reused, serials are not."""
 
+    serial: int
     cfg: nsspawn.SpawnConfig
-    plan_key: str
     ops: list[nsspawn.MountOp]
     n_procs: int = 0
     has_v2: bool = False
@@ -69,10 +67,12 @@ class Spawn(msgspec.Struct, tag="spawn", array_like=True):
 class Spawned(msgspec.Struct, tag="spawned", array_like=True):
     """PID 1's pid; a pidfd for it rides along."""
 
+    serial: int
     pid: int
 
 
 class Failed(msgspec.Struct, tag="failed", array_like=True):
+    serial: int
     errno: int
     message: str
 
@@ -80,7 +80,7 @@ class Failed(msgspec.Struct, tag="failed", array_like=True):
 class Exited(msgspec.Struct, tag="exited", array_like=True):
     """PID 1 was reaped; status is its raw wait status."""
 
-    pid: int
+    serial: int
     status: int
 
 
@@ -105,6 +105,15 @@ def _with_fds(req: Spawn, fds: list[int], lifeline_fd: int, init_fd: int) -> nss
         pdeathsig=True)
 
 
+class _Forked(BaseException):
+    """Raised in the forked worker to unwind out of the zygote's loop, so
+    that none of its frames (and what they hold) stay reachable beneath the
+    handler's."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env  # all the worker needs from its spawn request
+
+
 class _Zygote:
     def __init__(self, sock: socket.socket, lifeline_fd: int) -> None:
         self.sock = sock
@@ -113,71 +122,116 @@ class _Zygote:
             self.init_fd = nsspawn.init_memfd()
         except OSError:
             self.init_fd = -1  # PID 1 then stays a copy of the zygote
-        self.plans: dict[str, nsspawn.CompiledOps] = {}
-        self.children: dict[int, int] = {}  # pidfd -> PID 1's pid
+        self.children: dict[int, tuple[int, int]] = {}  # pidfd -> (serial, PID 1's pid)
         self.poller = select.poll()
         self.poller.register(sock.fileno(), select.POLLIN)
 
     def serve(self) -> None:
+        """Returns only when the server has gone; raises _Forked in a worker."""
         while True:
             for fd, _ in self.poller.poll():
-                if fd == self.sock.fileno():
-                    self._request()
-                else:
+                if fd != self.sock.fileno():
                     self._reap(fd)
+                elif not self._request():
+                    return
 
-    def _request(self) -> None:
-        data, fds, _, _ = socket.recv_fds(self.sock, MAX_MESSAGE, MAX_FDS)
+    def _request(self) -> bool:
+        data, fds, _, _ = socket.recv_fds(self.sock, MAX_MESSAGE, MAX_FDS, socket.MSG_CMSG_CLOEXEC)
         if not data:
-            os._exit(0)  # the server is gone; PID 1s follow by pdeathsig
+            return False
+        serial = -1
         try:
             req = decode(data)
             if not isinstance(req, Spawn):
                 raise OSError(22, f"unexpected message {type(req).__name__}")
-            cfg = _with_fds(req, fds, self.lifeline_fd, self.init_fd)
-            result = nsspawn.spawn(cfg, self._plan(req))
-        except (OSError, msgspec.ValidationError, msgspec.DecodeError) as exc:
+            serial = req.serial
+            pid, pidfd = self._spawn(req, fds)
+        except Exception as exc:  # one bad request must not end every sandbox
             for fd in fds:
                 os.close(fd)
-            self.sock.send(encode(Failed(getattr(exc, "errno", None) or 22, str(exc))))
-            return
-        if result.pid == 0:
-            _become_worker(self.sock, cfg)  # never returns
+            self.sock.send(encode(Failed(serial, getattr(exc, "errno", None) or 22, str(exc))))
+            return True
         for fd in fds:
             os.close(fd)
-        # Opened before PID 1 can be reaped (only this loop reaps), so the
-        # pid in it cannot have been reused.
-        pidfd = os.pidfd_open(result.pid)
-        self.children[pidfd] = result.pid
+        self.children[pidfd] = (req.serial, pid)
         self.poller.register(pidfd, select.POLLIN)
-        socket.send_fds(self.sock, [encode(Spawned(result.pid))], [pidfd])
+        socket.send_fds(self.sock, [encode(Spawned(req.serial, pid))], [pidfd])
+        return True
 
-    def _plan(self, req: Spawn) -> nsspawn.CompiledOps:
-        plan = self.plans.get(req.plan_key)
-        if plan is None:
-            if len(self.plans) >= PLAN_CACHE_SIZE:
-                self.plans.pop(next(iter(self.plans)))
-            plan = self.plans[req.plan_key] = nsspawn.CompiledOps(req.ops)
-        return plan
+    def _spawn(self, req: Spawn, fds: list[int]) -> tuple[int, int]:
+        if threading.active_count() != 1:
+            raise OSError(35, "zygote: not single-threaded, cannot fork a worker")  # EDEADLK
+        cfg = _with_fds(req, fds, self.lifeline_fd, self.init_fd)
+        # No plan cache: whatever the zygote keeps, every later fork can read.
+        plan = nsspawn.CompiledOps(req.ops)
+        # Nothing buffered may be written again by each fork.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        _python.PyOS_BeforeFork()
+        try:
+            result = nsspawn.spawn(cfg, plan)
+        except BaseException:
+            _python.PyOS_AfterFork_Parent()
+            raise
+        if result.pid == 0:
+            _python.PyOS_AfterFork_Child()
+            raise _Forked(cfg.env)
+        _python.PyOS_AfterFork_Parent()
+        try:
+            # Opened before PID 1 can be reaped (only this loop reaps), so
+            # the pid in it cannot have been reused.
+            return result.pid, os.pidfd_open(result.pid)
+        except OSError:
+            os.kill(result.pid, signal.SIGKILL)
+            os.waitpid(result.pid, 0)
+            raise
 
     def _reap(self, pidfd: int) -> None:
-        pid = self.children.pop(pidfd)
+        serial, pid = self.children.pop(pidfd)
         self.poller.unregister(pidfd)
         os.close(pidfd)
         _, status = os.waitpid(pid, 0)
-        self.sock.send(encode(Exited(pid, status)))
+        self.sock.send(encode(Exited(serial, status)))
 
 
-def _become_worker(zygote_sock: socket.socket, cfg: nsspawn.SpawnConfig) -> None:
+# The interpreter's fork hooks, called as os.fork() calls them (with the
+# GIL held: ctypes.pythonapi does not release it).
+_python = ctypes.pythonapi
+
+
+def _become_worker(env: dict[str, str]) -> None:
     """In the forked worker, inside its sandbox: look like a freshly exec'd
-    `python -I -S` worker and run the worker's loop. Never returns: the
-    zygote's frames below this one must not unwind here."""
-    # spawn.c closed every fd but 0-3; the zygote's socket object must not
-    # close fd number N again later, when N may be the worker's own.
-    zygote_sock.detach()
-    # What os.fork() does after a fork (thread ids, locks, at-fork hooks);
-    # ctypes.pythonapi calls it with the GIL held, as it must be.
-    ctypes.pythonapi.PyOS_AfterFork_Child()
+    `python -I -S` worker and run the worker's loop. Never returns."""
+    code = 1
+    try:
+        _forget_the_zygote(env)
+        from lambdalet.runtime.worker import main
+        main(3)
+        code = 0
+    except SystemExit as exc:
+        code = _exit_code(exc.code)
+    except KeyboardInterrupt:
+        # As the interpreter does: die by the signal itself.
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGINT)
+    except BaseException:
+        sys.excepthook(*sys.exc_info())
+    finally:
+        # What the interpreter does on its way out (no unwinding into the
+        # zygote's main below us), then C stdio's buffers, which os._exit
+        # would drop.
+        try:
+            threading._shutdown()  # type: ignore[attr-defined]
+            atexit._run_exitfuncs()
+            sys.stdout.flush()
+            sys.stderr.flush()
+            ctypes.CDLL(None).fflush(None)
+        finally:
+            os._exit(code)
+
+
+def _forget_the_zygote(env: dict[str, str]) -> None:
+    """Leave nothing of the zygote reachable from the worker's Python."""
     # spawn.c reset every handler; restore what an interpreter starts with.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
@@ -185,33 +239,40 @@ def _become_worker(zygote_sock: socket.socket, cfg: nsspawn.SpawnConfig) -> None
     # Every write here un-shares a page from the zygote: touch only what
     # differs. The zygote starts with the workers' environment, so this is
     # usually a no-op.
-    if os.environ != cfg.env:
+    if os.environ != env:
         os.environ.clear()
-        os.environ.update(cfg.env)
+        os.environ.update(env)
     sys.argv[:] = ["-c"]
-    # [0] is the zygote's root. The importer cache may stay: its other
-    # entries (the stdlib) look the same inside the sandbox.
-    sys.path[0] = RUNTIME_DIR
+    sys.orig_argv[:] = [sys.orig_argv[0], "-I", "-S", "-B", "-c", "<lambdalet worker>"]
+    # [0] is the zygote's root; the rest (the stdlib) looks the same inside.
+    zygote_root, sys.path[0] = sys.path[0], RUNTIME_DIR
+    for key in [k for k in sys.path_importer_cache if k.startswith(zygote_root)]:
+        del sys.path_importer_cache[key]
+    import lambdalet
+    import lambdalet.runtime
+    import msgspec as msgspec_pkg
+    # The runtime's own modules name the paths the worker sees them at.
+    for module in list(sys.modules.values()):
+        for attr in ("__file__", "__cached__"):
+            value = getattr(module, attr, None)
+            if isinstance(value, str) and value.startswith(zygote_root):
+                setattr(module, attr, RUNTIME_DIR + value[len(zygote_root):])
+        spec = getattr(module, "__spec__", None)
+        if spec is not None and isinstance(spec.origin, str) and spec.origin.startswith(zygote_root):
+            spec.origin = RUNTIME_DIR + spec.origin[len(zygote_root):]
+    for pkg in (lambdalet.runtime, msgspec_pkg):
+        pkg.__path__[:] = [RUNTIME_DIR + p[len(zygote_root):] if p.startswith(zygote_root) else p
+                           for p in pkg.__path__]
     for name in list(sys.modules):
         if name.startswith(ZYGOTE_ONLY) or name == __name__:
             del sys.modules[name]
-    code = 0
-    try:
-        from lambdalet.runtime.worker import main
-        main(3)
-    except SystemExit as exc:
-        code = _exit_code(exc.code)
-    except BaseException:
-        traceback.print_exc()
-        code = 1
-    # What the interpreter does on its way out, minus unwinding our caller.
-    try:
-        threading._shutdown()  # type: ignore[attr-defined]
-        atexit._run_exitfuncs()
-        sys.stdout.flush()
-        sys.stderr.flush()
-    finally:
-        os._exit(code)
+    for attr in ("sandbox", "csrc"):
+        if hasattr(lambdalet, attr):
+            delattr(lambdalet, attr)
+    import __main__
+    from lambdalet.runtime import worker
+    __main__.__dict__.pop("main", None)
+    __main__.main = worker.main  # what the exec'd worker's -c program imported
 
 
 def _exit_code(code) -> int:
@@ -223,17 +284,26 @@ def _exit_code(code) -> int:
     return 1
 
 
-def boot_code(zygote_root: str, sock_fd: int, lifeline_fd: int) -> str:
-    """The -c program that starts a zygote (zygote_client.py runs it)."""
-    return (f"import sys;sys.path.insert(0,{zygote_root!r});"
+def boot_code(sock_fd: int, lifeline_fd: int) -> str:
+    """The -c program that starts a zygote (zygote_client.py runs it). The
+    zygote's root arrives on stdin, not in argv: every worker's
+    /proc/self/cmdline shows the zygote's, and host paths have no business
+    there."""
+    return ("import sys;sys.path.insert(0,sys.stdin.readline().rstrip('\\n'));"
             f"from lambdalet.sandbox.zygote import main;main({sock_fd},{lifeline_fd})")
 
 
 def main(sock_fd: int, lifeline_fd: int) -> None:
+    # The server stops the zygote by closing its socket; a Ctrl-C meant for
+    # the server must not take every sandbox down first.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     # A pidfd per live sandbox: take the whole allowance (PID 1 sets each
     # sandbox's own limit).
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)  # stdin brought the root; nothing else comes that way
+    os.close(null)
     sock = socket.socket(fileno=sock_fd)
     zygote = _Zygote(sock, lifeline_fd)
     # Imported and set up now, so every worker shares these pages instead of
@@ -245,4 +315,15 @@ def main(sock_fd: int, lifeline_fd: int) -> None:
     gc.collect()
     gc.freeze()
     sock.send(encode(Hello(os.getpid())))
-    zygote.serve()
+    try:
+        zygote.serve()
+    except _Forked as forked:
+        env = forked.env
+    else:
+        return
+    # In a worker. spawn.c closed every fd but 0-3: the zygote's socket
+    # object must not close fd number N again later, when N may be the
+    # worker's own; the rest of the zygote goes with its frames.
+    sock.detach()
+    del zygote, sock
+    _become_worker(env)

@@ -8,6 +8,7 @@ destroy() can wait for its exit status from any thread.
 from __future__ import annotations
 
 import errno
+import itertools
 import logging
 import queue
 import socket
@@ -20,6 +21,8 @@ log = logging.getLogger("lambdalet.sandbox")
 
 START_TIMEOUT_S = 10.0
 REPLY_SLACK_S = 5.0
+MAX_REPLY = 4096  # the zygote's messages are a few dozen bytes
+MAX_UNCLAIMED_EXITS = 10_000
 
 
 class ZygoteGone(OSError):
@@ -31,11 +34,16 @@ class ZygoteClient:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             self._proc = subprocess.Popen(
-                [python, "-I", "-S", "-B", "-c", zygote.boot_code(zygote_root, theirs.fileno(), lifeline_fd)],
-                pass_fds=(theirs.fileno(), lifeline_fd), stdin=subprocess.DEVNULL,
+                [python, "-I", "-S", "-B", "-c", zygote.boot_code(theirs.fileno(), lifeline_fd)],
+                pass_fds=(theirs.fileno(), lifeline_fd), stdin=subprocess.PIPE,
                 # The workers' environment, so that a fork need not rebuild it.
                 env=env,
+                # Out of the terminal's process group: a Ctrl-C is the
+                # server's to handle (it stops the zygote last).
+                start_new_session=True,
             )
+            self._proc.stdin.write(zygote_root.encode() + b"\n")
+            self._proc.stdin.close()
         except BaseException:
             ours.close()
             raise
@@ -44,12 +52,13 @@ class ZygoteClient:
         self._sock = ours
         self._spawn_lock = threading.Lock()
         self._replies: queue.SimpleQueue = queue.SimpleQueue()
-        self._exits: dict[int, int] = {}
+        self._exits: dict[int, int] = {}  # spawn serial -> PID 1's raw wait status
+        self._serials = itertools.count(1)
         self._exits_changed = threading.Condition()
         self._gone = False
         self._sock.settimeout(START_TIMEOUT_S)
         try:
-            hello = zygote.decode(self._sock.recv(zygote.MAX_MESSAGE))
+            hello = zygote.decode(self._sock.recv(MAX_REPLY))
         except (OSError, ValueError) as exc:
             self.close()
             raise ZygoteGone(errno.EPIPE, f"zygote did not start: {exc}") from None
@@ -65,16 +74,17 @@ class ZygoteClient:
     def alive(self) -> bool:
         return not self._gone
 
-    def spawn(self, cfg: nsspawn.SpawnConfig, plan_key: str, ops: list[nsspawn.MountOp]) -> tuple[int, int]:
+    def spawn(self, cfg: nsspawn.SpawnConfig, ops: list[nsspawn.MountOp]) -> tuple[int, int, int]:
         """Start a sandbox from cfg (its fds are sent, not closed); returns
-        (PID 1's pid, a pidfd for it). Raises OSError naming the failed step,
-        or ZygoteGone."""
+        (serial, PID 1's pid, a pidfd for it); wait_exit takes the serial.
+        Raises OSError naming the failed step, or ZygoteGone."""
         fds = [cfg.control_fd, *cfg.cgroup_procs_fds]
         if cfg.cgroup_v2_fd >= 0:
             fds.append(cfg.cgroup_v2_fd)
         if cfg.netns_fd >= 0:
             fds.append(cfg.netns_fd)
-        request = zygote.Spawn(cfg=cfg, plan_key=plan_key, ops=ops, n_procs=len(cfg.cgroup_procs_fds),
+        serial = next(self._serials)
+        request = zygote.Spawn(serial=serial, cfg=cfg, ops=ops, n_procs=len(cfg.cgroup_procs_fds),
                                has_v2=cfg.cgroup_v2_fd >= 0, has_netns=cfg.netns_fd >= 0)
         with self._spawn_lock:
             if self._gone:
@@ -91,23 +101,24 @@ class ZygoteClient:
             except queue.Empty:
                 self._proc.kill()
                 raise ZygoteGone(errno.ETIMEDOUT, "zygote did not answer") from None
-        if isinstance(reply, zygote.Spawned):
-            return reply.pid, pidfd
-        if isinstance(reply, zygote.Failed):
+        if isinstance(reply, zygote.Spawned) and reply.serial == serial:
+            return serial, reply.pid, pidfd
+        if isinstance(reply, zygote.Failed) and reply.serial in (serial, -1):
             raise OSError(reply.errno, reply.message)
         raise ZygoteGone(errno.EPIPE, "zygote exited")
 
-    def wait_exit(self, pid: int, timeout_s: float) -> int | None:
-        """PID 1's raw wait status once the zygote has reaped it, or None
-        after timeout_s (or when the zygote is gone)."""
+    def wait_exit(self, serial: int, timeout_s: float) -> int | None:
+        """The raw wait status of the PID 1 that spawn `serial` started,
+        once the zygote has reaped it, or None after timeout_s (or when the
+        zygote is gone)."""
         with self._exits_changed:
-            self._exits_changed.wait_for(lambda: pid in self._exits or self._gone, timeout_s)
-            return self._exits.pop(pid, None)
+            self._exits_changed.wait_for(lambda: serial in self._exits or self._gone, timeout_s)
+            return self._exits.pop(serial, None)
 
     def _read(self) -> None:
         while True:
             try:
-                data, fds, _, _ = socket.recv_fds(self._sock, zygote.MAX_MESSAGE, 1)
+                data, fds, _, _ = socket.recv_fds(self._sock, MAX_REPLY, 1, socket.MSG_CMSG_CLOEXEC)
             except OSError:
                 data, fds = b"", []
             if not data:
@@ -120,14 +131,11 @@ class ZygoteClient:
                 break
             if isinstance(msg, zygote.Exited):
                 with self._exits_changed:
-                    self._exits[msg.pid] = msg.status
+                    self._exits[msg.serial] = msg.status
+                    if len(self._exits) > MAX_UNCLAIMED_EXITS:  # waiters that gave up
+                        self._exits.pop(next(iter(self._exits)))
                     self._exits_changed.notify_all()
                 continue
-            if isinstance(msg, zygote.Spawned):
-                with self._exits_changed:
-                    # A status left by an earlier holder of this pid (whose
-                    # waiter gave up) must not be taken for this one's.
-                    self._exits.pop(msg.pid, None)
             self._replies.put((msg, fds[0] if fds else -1))
         with self._exits_changed:
             self._gone = True
