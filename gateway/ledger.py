@@ -95,12 +95,14 @@ class Journal:
 
     def append(self, body: bytes) -> None:
         data = _FRAME.pack(len(body), zlib.crc32(body)) + body
-        view = memoryview(data)
         # One write(2) for a regular file in practice; the loop covers a
         # short write (a signal, a nearly full disk) without tearing a frame
         # in a way replay would not detect.
-        while view:
-            view = view[os.write(self._fd, view) :]
+        written = os.write(self._fd, data)
+        if written != len(data):
+            view = memoryview(data)[written:]
+            while view:
+                view = view[os.write(self._fd, view) :]
         if self.fsync:
             os.fdatasync(self._fd)
 
