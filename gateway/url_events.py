@@ -41,6 +41,48 @@ def _clf_time(epoch_ms: int) -> str:
     return _clf_cache[1]  # type: ignore[return-value]
 
 
+# The event as typed structs: msgspec encodes a Struct's pre-encoded field
+# names faster than a dict's keys, and the call path builds one per request.
+# Field order is the payload's key order; omitted defaults are keys AWS
+# leaves out.
+class _Http(msgspec.Struct):
+    method: str
+    path: str
+    protocol: str
+    sourceIp: str
+    userAgent: str
+
+
+class _RequestContext(msgspec.Struct, omit_defaults=True):
+    accountId: str
+    apiId: str
+    domainName: str
+    domainPrefix: str
+    http: _Http
+    requestId: str
+    routeKey: str
+    stage: str
+    time: str
+    timeEpoch: int
+    authorizer: dict | None = None
+
+
+class _Event(msgspec.Struct, kw_only=True, omit_defaults=True):
+    version: str
+    routeKey: str
+    rawPath: str
+    rawQueryString: str
+    headers: dict[str, str]
+    cookies: list[str] | None = None
+    queryStringParameters: dict[str, str] | None = None
+    requestContext: _RequestContext
+    body: str | None = None
+    isBase64Encoded: bool
+
+
+_encode = msgspec.json.Encoder().encode
+
+
 def request_event(
     *,
     method: str,
@@ -62,53 +104,47 @@ def request_event(
             cookies.extend(c.strip() for c in value.split(";") if c.strip())
             continue
         joined[name] = f"{joined[name]},{value}" if name in joined else value
-    now_ms = int(time.time() * 1000)
-    domain = f"{url_id}.lambda-url.{region}.on.aws"
-    event: dict = {
-        "version": "2.0",
-        "routeKey": "$default",
-        "rawPath": raw_path,
-        "rawQueryString": raw_query,
-        "headers": joined,
-    }
-    if cookies:
-        event["cookies"] = cookies
+    params: dict[str, str] | None = None
     if raw_query:
-        params: dict[str, str] = {}
+        params = {}
         for key, value in urllib.parse.parse_qsl(raw_query, keep_blank_values=True):
             params[key] = f"{params[key]},{value}" if key in params else value
-        event["queryStringParameters"] = params
-    context: dict = {
-        "accountId": "anonymous" if authorizer is None else account,
-        "apiId": url_id,
-        "domainName": domain,
-        "domainPrefix": url_id,
-        "http": {
-            "method": method,
-            "path": event["rawPath"],
-            "protocol": "HTTP/1.1",
-            "sourceIp": source_ip,
-            "userAgent": joined.get("user-agent", ""),
-        },
-        "requestId": request_id,
-        "routeKey": "$default",
-        "stage": "$default",
-        "time": _clf_time(now_ms),
-        "timeEpoch": now_ms,
-    }
-    if authorizer is not None:
-        context["authorizer"] = {"iam": authorizer}
-    event["requestContext"] = context
+    now_ms = int(time.time() * 1000)
+    context = _RequestContext(
+        accountId="anonymous" if authorizer is None else account,
+        apiId=url_id,
+        domainName=f"{url_id}.lambda-url.{region}.on.aws",
+        domainPrefix=url_id,
+        http=_Http(method, raw_path, "HTTP/1.1", source_ip, joined.get("user-agent", "")),
+        requestId=request_id,
+        routeKey="$default",
+        stage="$default",
+        time=_clf_time(now_ms),
+        timeEpoch=now_ms,
+        authorizer=None if authorizer is None else {"iam": authorizer},
+    )
+    text: str | None = None
+    is_base64 = False
     if body:
         if _is_text(joined.get("content-type"), body):
-            event["body"] = body.decode("utf-8", errors="replace")
-            event["isBase64Encoded"] = False
+            text = body.decode("utf-8", errors="replace")
         else:
-            event["body"] = base64.b64encode(body).decode()
-            event["isBase64Encoded"] = True
-    else:
-        event["isBase64Encoded"] = False
-    return msgspec.json.encode(event)
+            text = base64.b64encode(body).decode()
+            is_base64 = True
+    return _encode(
+        _Event(
+            version="2.0",
+            routeKey="$default",
+            rawPath=raw_path,
+            rawQueryString=raw_query,
+            headers=joined,
+            cookies=cookies or None,
+            queryStringParameters=params,
+            requestContext=context,
+            body=text,
+            isBase64Encoded=is_base64,
+        )
+    )
 
 
 class BadResponse(ValueError):
@@ -126,15 +162,23 @@ def response_from_result(payload: bytes) -> tuple[int, list[tuple[str, str]], by
         if isinstance(status, bool) or not isinstance(status, int) or not 200 <= status <= 599:
             raise BadResponse(f"invalid statusCode {status!r}")
         headers: list[tuple[str, str]] = []
-        for k, v in (value.get("headers") or {}).items():
-            if _header_name(k):
-                headers.append((k, _header_value(v)))
-        for k, vs in (value.get("multiValueHeaders") or {}).items():
-            if _header_name(k):
-                for v in vs if isinstance(vs, list) else [vs]:
+        # Each optional field is looked at only when present: most results
+        # carry a statusCode and a body and nothing else.
+        single = value.get("headers")
+        if single:
+            for k, v in single.items():
+                if _header_name(k):
                     headers.append((k, _header_value(v)))
-        for cookie in value.get("cookies") or []:
-            headers.append(("Set-Cookie", str(cookie)))
+        multi = value.get("multiValueHeaders")
+        if multi:
+            for k, vs in multi.items():
+                if _header_name(k):
+                    for v in vs if isinstance(vs, list) else [vs]:
+                        headers.append((k, _header_value(v)))
+        cookies = value.get("cookies")
+        if cookies:
+            for cookie in cookies:
+                headers.append(("Set-Cookie", str(cookie)))
         body = value.get("body")
         if body is None:
             raw = b""
@@ -148,7 +192,7 @@ def response_from_result(payload: bytes) -> tuple[int, list[tuple[str, str]], by
                 raw = body.encode()
         else:
             raw = msgspec.json.encode(body)
-        if not any(k.lower() == "content-type" for k, _ in headers):
+        if not headers or not any(k.lower() == "content-type" for k, _ in headers):
             headers.append(("Content-Type", "application/json"))
         return status, headers, raw
     if isinstance(value, str):
