@@ -58,7 +58,9 @@ class UrlHandler:
             return 404, [("Content-Type", "application/json"), ("x-amzn-RequestId", request_id)], _NOT_FOUND
         config = rec.url_config
         cors = config.get("Cors")
-        origin = head.header("origin")
+        # Without a CORS config the Origin header changes nothing: skip the
+        # search through the headers.
+        origin = head.header("origin") if cors else None
         if head.method == "OPTIONS":
             answer = url_events.preflight(cors, origin, head.header("access-control-request-method"))
             if answer is not None:
