@@ -31,6 +31,8 @@ import signal
 import socket
 import sys
 import threading
+from types import ModuleType
+from typing import NamedTuple
 
 import msgspec
 
@@ -230,42 +232,74 @@ def _become_worker(env: dict[str, str]) -> None:
             os._exit(code)
 
 
+class _Forgetting(NamedTuple):
+    """What a worker must drop to leave nothing of the zygote reachable,
+    worked out once in the zygote: a fork that walks every module itself
+    writes to (and so un-shares) every page those modules live on."""
+
+    zygote_root: str
+    modules: tuple[str, ...]  # sys.modules entries only the zygote needs
+    importer_keys: tuple[str, ...]  # sys.path_importer_cache entries under the root
+    packages: tuple[ModuleType, ...]  # whose __path__ lists the root beside RUNTIME_DIR
+
+
+_forgetting: _Forgetting | None = None
+
+
+def _present_as_worker_paths(zygote_root: str) -> None:
+    """In the zygote: make the runtime's modules name the paths a worker
+    sees them at (under RUNTIME_DIR), as an exec'd worker's do. Packages
+    keep the root as a second search path until the fork, so the zygote
+    itself can still import."""
+    global _forgetting
+    n = len(zygote_root)
+    packages = []
+    for module in list(sys.modules.values()):
+        for attr in ("__file__", "__cached__"):
+            value = getattr(module, attr, None)
+            if isinstance(value, str) and value.startswith(zygote_root):
+                setattr(module, attr, RUNTIME_DIR + value[n:])
+        spec = getattr(module, "__spec__", None)
+        if spec is not None and isinstance(spec.origin, str) and spec.origin.startswith(zygote_root):
+            spec.origin = RUNTIME_DIR + spec.origin[n:]
+        path = getattr(module, "__path__", None)
+        if isinstance(path, list) and any(p.startswith(zygote_root) for p in path):
+            path[:0] = [RUNTIME_DIR + p[n:] for p in path if p.startswith(zygote_root)]
+            packages.append(module)
+    _forgetting = _Forgetting(
+        zygote_root=zygote_root,
+        modules=tuple(name for name in sys.modules if name.startswith(ZYGOTE_ONLY) or name == __name__),
+        importer_keys=tuple(k for k in sys.path_importer_cache if k.startswith(zygote_root)),
+        packages=tuple(packages),
+    )
+
+
 def _forget_the_zygote(env: dict[str, str]) -> None:
-    """Leave nothing of the zygote reachable from the worker's Python."""
+    """In the worker: leave nothing of the zygote reachable from Python.
+    Every write here un-shares a page from the zygote, so it touches only
+    what _present_as_worker_paths listed."""
+    forgetting = _forgetting
     # spawn.c reset every handler; restore what an interpreter starts with.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    # Every write here un-shares a page from the zygote: touch only what
-    # differs. The zygote starts with the workers' environment, so this is
-    # usually a no-op.
+    # The zygote starts with the workers' environment: usually a no-op.
     if os.environ != env:
         os.environ.clear()
         os.environ.update(env)
     sys.argv[:] = ["-c"]
     sys.orig_argv[:] = [sys.orig_argv[0], "-I", "-S", "-B", "-c", "<lambdalet worker>"]
     # [0] is the zygote's root; the rest (the stdlib) looks the same inside.
-    zygote_root, sys.path[0] = sys.path[0], RUNTIME_DIR
-    for key in [k for k in sys.path_importer_cache if k.startswith(zygote_root)]:
-        del sys.path_importer_cache[key]
-    import lambdalet
-    import lambdalet.runtime
-    import msgspec as msgspec_pkg
-    # The runtime's own modules name the paths the worker sees them at.
-    for module in list(sys.modules.values()):
-        for attr in ("__file__", "__cached__"):
-            value = getattr(module, attr, None)
-            if isinstance(value, str) and value.startswith(zygote_root):
-                setattr(module, attr, RUNTIME_DIR + value[len(zygote_root):])
-        spec = getattr(module, "__spec__", None)
-        if spec is not None and isinstance(spec.origin, str) and spec.origin.startswith(zygote_root):
-            spec.origin = RUNTIME_DIR + spec.origin[len(zygote_root):]
-    for pkg in (lambdalet.runtime, msgspec_pkg):
-        pkg.__path__[:] = [RUNTIME_DIR + p[len(zygote_root):] if p.startswith(zygote_root) else p
-                           for p in pkg.__path__]
-    for name in list(sys.modules):
-        if name.startswith(ZYGOTE_ONLY) or name == __name__:
-            del sys.modules[name]
+    sys.path[0] = RUNTIME_DIR
+    if forgetting is not None:
+        root = forgetting.zygote_root
+        for key in forgetting.importer_keys:
+            sys.path_importer_cache.pop(key, None)
+        for pkg in forgetting.packages:
+            pkg.__path__[:] = [p for p in pkg.__path__ if not p.startswith(root)]
+        for name in forgetting.modules:
+            sys.modules.pop(name, None)
+    lambdalet = sys.modules["lambdalet"]
     for attr in ("sandbox", "csrc"):
         if hasattr(lambdalet, attr):
             delattr(lambdalet, attr)
@@ -310,6 +344,7 @@ def main(sock_fd: int, lifeline_fd: int) -> None:
     # building its own.
     from lambdalet.runtime import worker
     worker.prepare()
+    _present_as_worker_paths(sys.path[0])
     # Anything the zygote allocated is never freed: keep the collector from
     # touching (and so un-sharing) those pages in every fork.
     gc.collect()
