@@ -62,20 +62,24 @@ class Accounting:
     def on_call(self, spec: FunctionSpec, outcome: CallOutcome) -> None:
         rec = spec.record
         version = version_of(spec)
-        name = classify(outcome)
-        billed = billing.billed_ms(outcome.duration_ns, self.granularity_ms)
+        # A successful call, the common case, needs no classification.
+        name = "success" if outcome.function_error is None else classify(outcome)
+        duration_ns = outcome.duration_ns
+        billed = billing.billed_ms(duration_ns, self.granularity_ms)
         memory_mb = outcome.memory_mb or rec.memory_size
         init_ns = outcome.init_ns or 0
-        self.meter.record(self.meter.slot(rec.name, version), outcome.duration_ns, billed, memory_mb, init_ns, OUTCOME_INDEX[name], outcome.cold)
+        meter = self.meter
+        meter.record(meter.slot(rec.name, version), duration_ns, billed, memory_mb, init_ns, OUTCOME_INDEX[name], outcome.cold)
         started_ns = outcome.started_ns or time.time_ns()
+        architectures = rec.architectures
         self.ledger.record(
             UsageRecord(
                 request_id=outcome.request_id,
                 function=rec.name,
                 version=version,
-                architecture=(rec.architectures or ["x86_64"])[0],
+                architecture=architectures[0] if architectures else "x86_64",
                 started_ns=started_ns,
-                duration_ns=outcome.duration_ns,
+                duration_ns=duration_ns,
                 init_ns=init_ns,
                 billed_ms=billed,
                 granularity_ms=self.granularity_ms,
@@ -107,14 +111,15 @@ class MeteredPool(Pool):
         self.meter = meter
         self.billing_granularity_ms = billing_granularity_ms
 
-    async def invoke(self, spec: FunctionSpec, *args, **kwargs) -> CallOutcome:
-        slot = self.meter.slot(spec.record.name, version_of(spec))
-        self.meter.enter(slot)
+    async def invoke(self, spec: FunctionSpec, payload: bytes, client_context: str | None = None, request_id: str | None = None) -> CallOutcome:
+        meter = self.meter
+        slot = meter.slot(spec.record.name, version_of(spec))
+        meter.enter(slot)
         try:
-            return await super().invoke(spec, *args, **kwargs)
+            return await Pool.invoke(self, spec, payload, client_context, request_id)
         except LambdaError as exc:
             if exc.error_type == "TooManyRequestsException":
-                self.meter.throttle(slot)
+                meter.throttle(slot)
             raise
         finally:
-            self.meter.leave(slot)
+            meter.leave(slot)
