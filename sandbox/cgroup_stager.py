@@ -39,7 +39,10 @@ class CgroupStager:
         # by the background move: the zygote never moves during a clone.
         self._lock = threading.Lock()
         self._ready: CgroupV1 | None = None
-        self._dirty: list[CgroupV1] = []  # stages of failed spawns, to remove once left
+        # Stages to remove once the zygote has left them: those of failed
+        # spawns, and those of destroyed sandboxes (retire()).
+        self._dirty: list[CgroupV1] = []
+        self._dirty_lock = threading.Lock()
         self._wake = threading.Event()
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="lambdalet-cgroup-stager", daemon=True)
@@ -62,7 +65,7 @@ class CgroupStager:
                     stage.set_limits(memory_mb, self._manager.cpu_limit)
                 except OSError as exc:
                     log.warning("cgroup stage %s: %s", stage.name, exc)
-                    self._dirty.append(stage)
+                    self.retire(stage)
                     stage = None
             try:
                 yield stage
@@ -70,10 +73,18 @@ class CgroupStager:
                 if stage is not None:
                     # Whatever the failed spawn left there dies with it,
                     # once the zygote has moved out.
-                    self._dirty.append(stage)
+                    self.retire(stage)
                 raise
             finally:
                 self._wake.set()
+
+    def retire(self, stage: CgroupV1) -> None:
+        """Remove a sandbox's cgroup that began as a stage, in the
+        background: the zygote may not have left it yet, and a destroy
+        should not wait for that."""
+        with self._dirty_lock:
+            self._dirty.append(stage)
+        self._wake.set()
 
     def _run(self) -> None:
         while True:
@@ -85,8 +96,12 @@ class CgroupStager:
                 if self._ready is None:
                     try:
                         self._ready = self._stage()
+                    except ProcessLookupError:
+                        self._closed = True  # the zygote is gone: nothing left to stage
+                        return
                     except OSError as exc:
                         log.warning("cannot stage a cgroup for the next sandbox: %s", exc)
+            with self._dirty_lock:
                 dirty, self._dirty = self._dirty, []
             for stage in dirty:
                 self._remove(stage)
@@ -112,15 +127,21 @@ class CgroupStager:
         except OSError as exc:
             log.warning("cgroup stage %s: %s", stage.name, exc)
 
-    def close(self) -> None:
-        """Stop staging. The caller stops the zygote first: its last stage
-        is removed here, or with the manager's root."""
+    def stop(self) -> None:
+        """Stop moving the zygote; call before stopping it."""
         with self._lock:
             self._closed = True
-            ready, self._ready = self._ready, None
-            dirty, self._dirty = self._dirty, []
         self._wake.set()
         self._thread.join(timeout=5)
+
+    def close(self) -> None:
+        """Stop staging and remove what is left; call once the zygote has
+        exited (it may sit in the last stage)."""
+        self.stop()
+        with self._lock:
+            ready, self._ready = self._ready, None
+        with self._dirty_lock:
+            dirty, self._dirty = self._dirty, []
         for stage in ([ready] if ready else []) + dirty:
             self._remove(stage)
         self._manager.spared_pids.discard(self._pid)

@@ -59,7 +59,8 @@ class NamespacedSandbox:
     task_root = rootfs.TASK_ROOT
 
     def __init__(self, pid: int, control: socket.socket, cgroup: cgroups_mod.Cgroup | None,
-                 release=None, zygote: ZygoteClient | None = None, pidfd: int = -1, serial: int = 0) -> None:
+                 release=None, zygote: ZygoteClient | None = None, pidfd: int = -1, serial: int = 0,
+                 remove_cgroup=None) -> None:
         # PID 1 of the sandbox: a child of this process, or of the zygote
         # (then pidfd refers to it and the zygote reports its exit status).
         self.pid = pid
@@ -69,6 +70,7 @@ class NamespacedSandbox:
         self._zygote = zygote
         self._pidfd = pidfd
         self._serial = serial  # the zygote's name for this spawn
+        self._remove_cgroup = remove_cgroup  # instead of cgroup.remove() (a stage: the stager's)
         self._reaped = False
 
     @property
@@ -122,7 +124,10 @@ class NamespacedSandbox:
         if self.cgroup is not None:
             cgroup, self.cgroup = self.cgroup, None
             try:
-                cgroup.remove()
+                if self._remove_cgroup is not None:
+                    self._remove_cgroup(cgroup)
+                else:
+                    cgroup.remove()
             except OSError as exc:
                 # Every process is gone (PID 1 was reaped), so this is the
                 # kernel still tearing down; the manager's close() removes
@@ -357,7 +362,8 @@ class NamespacedBackend:
         if lease is not None:
             egress = self._egress
             release = lambda: egress.release(lease)  # noqa: E731
-        return NamespacedSandbox(pid, parent, cgroup, release, zygote, pidfd, serial)
+        return NamespacedSandbox(pid, parent, cgroup, release, zygote, pidfd, serial,
+                                 self._stager.retire if staged is not None else None)
 
     def _spawn_zygote(self, spec: SandboxSpec, cfg: nsspawn.SpawnConfig) -> tuple[ZygoteClient, tuple[int, int, int]]:
         """The zygote, and (serial, pid, pidfd) of a sandbox whose worker it
@@ -496,6 +502,8 @@ class NamespacedBackend:
 
     def close(self) -> None:
         self._zygote_wanted = False
+        if self._stager is not None:
+            self._stager.stop()
         if self._zygote is not None:
             # Its sandboxes' PID 1s die with it (parent-death signal).
             self._zygote.close()
