@@ -62,5 +62,41 @@ def report(data_dir: pathlib.Path) -> str:
         lines.append(f"  {'on ' if on else 'OFF'}  {name}")
     for w in warnings:
         lines.append(f"WARNING {w}")
-    backend.close()
+    try:
+        lines.append(_worker_start(backend))
+    finally:
+        backend.close()
     return "\n".join(lines)
+
+
+def _worker_start(backend) -> str:
+    """Start one Python worker the way a cold start does and say how it
+    came to be: forked from the runtime zygote, or an interpreter of its own."""
+    import tempfile
+    import time
+    import uuid
+
+    from lambdalet.sandbox.spec import SandboxSpec
+
+    with tempfile.TemporaryDirectory(prefix="lambdalet-doctor-") as task:
+        os.chmod(task, 0o755)
+        spec = SandboxSpec(instance_id=f"doctor-{uuid.uuid4().hex[:12]}", function_name="doctor", code_dir=task)
+        started = time.perf_counter()
+        try:
+            sandbox = backend.spawn(spec)
+        except OSError as exc:
+            return f"workers: could not start one ({exc})"
+        try:
+            sandbox.control.settimeout(10)
+            ready = sandbox.control.recv(64)
+        except OSError:
+            ready = b""
+        finally:
+            sandbox.destroy()
+    if not ready:
+        return "workers: a worker started but never reported ready"
+    ms = (time.perf_counter() - started) * 1000
+    zygote = getattr(backend, "zygote", None)
+    how = "forked from the runtime zygote" if zygote is not None else "an interpreter started per sandbox"
+    return f"workers: {how}; the first one was ready in {ms:.0f} ms"
+
