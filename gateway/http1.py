@@ -23,9 +23,12 @@ _TOKEN_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"})
 # Header names already seen to be tokens, with their lower-case form: clients
 # send the same few names on every request, and one dict lookup replaces a
-# regex match and a lower(). Bounded, so random names cannot grow it.
+# regex match and a lower(). Bounded in count and in name length, and
+# emptied when full, so an unauthenticated client sending made-up names can
+# neither pin memory nor keep the common names out for good.
 _NAMES: dict[str, str] = {}
 _NAMES_MAX = 512
+_NAME_MAX_LEN = 64
 
 
 class ProtocolError(Exception):
@@ -111,7 +114,9 @@ def _parse_head(raw: bytes | bytearray) -> Head:
             if not _TOKEN_RE.fullmatch(name):
                 raise ProtocolError(400, "malformed header")
             lowered = name.lower()
-            if len(_NAMES) < _NAMES_MAX:
+            if len(name) <= _NAME_MAX_LEN:
+                if len(_NAMES) >= _NAMES_MAX:
+                    _NAMES.clear()
                 _NAMES[name] = lowered
         name = lowered
         value = value.strip(" \t")

@@ -99,11 +99,28 @@ def test_protocol_errors(raw, status):
     assert exc.value.status == status
 
 
-def test_remembered_header_names_are_bounded():
+@pytest.fixture
+def fresh_names(monkeypatch):
+    # The table is process-wide: leave it as other tests expect it.
+    monkeypatch.setattr(http1, "_NAMES", {})
+
+
+def test_remembered_header_names_are_bounded(fresh_names):
     for i in range(2 * http1._NAMES_MAX):
         ((head, _body),) = parse_all(f"GET / HTTP/1.1\r\nX-Name-{i}: v\r\n\r\n".encode())
         assert head.headers == [(f"x-name-{i}", "v")]
     assert len(http1._NAMES) <= http1._NAMES_MAX
+    # Full tables are emptied, so a common name is learned again.
+    ((head, _body),) = parse_all(b"GET / HTTP/1.1\r\nX-Amz-Date: v\r\n\r\n")
+    assert head.headers == [("x-amz-date", "v")] and http1._NAMES.get("X-Amz-Date") == "x-amz-date"
+
+
+def test_long_header_names_are_parsed_but_never_remembered(fresh_names):
+    name = "X-" + "a" * 60_000
+    for _ in range(3):
+        ((head, _body),) = parse_all(f"GET / HTTP/1.1\r\n{name}: v\r\n\r\n".encode())
+        assert head.headers == [(name.lower(), "v")]
+    assert name not in http1._NAMES
 
 
 def test_oversized_head_is_refused_before_its_end():
