@@ -76,6 +76,7 @@ class Journal:
         self._fd = -1
         self._path: pathlib.Path | None = None
         self._seq = max((_seq_of(p) for p in self.files()), default=0)
+        self._torn: list[pathlib.Path] = []  # files left after a failed append
 
     def files(self) -> list[pathlib.Path]:
         """Journal files on disk, oldest first (the open one included)."""
@@ -98,13 +99,29 @@ class Journal:
         # One write(2) for a regular file in practice; the loop covers a
         # short write (a signal, a nearly full disk) without tearing a frame
         # in a way replay would not detect.
-        written = os.write(self._fd, data)
-        if written != len(data):
-            view = memoryview(data)[written:]
-            while view:
-                view = view[os.write(self._fd, view) :]
-        if self.fsync:
-            os.fdatasync(self._fd)
+        try:
+            written = os.write(self._fd, data)
+            if written != len(data):
+                view = memoryview(data)[written:]
+                while view:
+                    view = view[os.write(self._fd, view) :]
+            if self.fsync:
+                os.fdatasync(self._fd)
+        except OSError:
+            # Part of a frame may be on disk now, and replay stops at a torn
+            # frame: anything appended after it would be lost to a kill.
+            # Later frames go to a fresh file; this one is replayed up to
+            # the tear, which is where its good frames end.
+            torn = self.open_next()
+            if torn is not None:
+                self._torn.append(torn)
+            raise
+
+    def take_torn(self) -> list[pathlib.Path]:
+        """Files set aside by failed appends since the last call: their
+        good frames are in the batch that flushes with them."""
+        torn, self._torn = self._torn, []
+        return torn
 
     def close(self) -> None:
         if self._fd >= 0:
@@ -211,20 +228,22 @@ class BatchedStore:
     def flush_sync(self) -> None:
         """Moves everything recorded so far into SQLite (tests, shutdown)."""
         previous = self.journal.open_next()
+        done = self.journal.take_torn() + ([previous] if previous is not None else [])
         batch, self._pending = self._pending, []
         self._commit(batch)
-        if previous is not None:
-            previous.unlink(missing_ok=True)
+        for path in done:
+            path.unlink(missing_ok=True)
 
     async def flush(self) -> None:
         async with self._flush_lock:
             # Switch files and take the batch in the trio thread, where
             # record() runs, so no record falls between the two.
             previous = self.journal.open_next()
+            done = self.journal.take_torn() + ([previous] if previous is not None else [])
             batch, self._pending = self._pending, []
             await trio.to_thread.run_sync(self._commit, batch)
-            if previous is not None:
-                previous.unlink(missing_ok=True)
+            for path in done:
+                path.unlink(missing_ok=True)
 
     async def run(self, *, interval_s: float = FLUSH_INTERVAL_S, task_status=trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
@@ -269,7 +288,8 @@ class Ledger(BatchedStore):
         # instead of dirtying a random leaf page apiece; that halves the
         # flush's CPU and keeps it flat as the table grows. A usage.db made
         # before this kept (request_id, started_ns): the same constraint,
-        # only slower, so it is left as it is.
+        # only slower, so it is left as it is, with the usage_by_time index
+        # it made for time-range queries (the new key serves those itself).
         db.executescript(
             """
             CREATE TABLE IF NOT EXISTS usage (
@@ -290,7 +310,6 @@ class Ledger(BatchedStore):
                 outcome TEXT NOT NULL,
                 UNIQUE (started_ns, request_id)
             );
-            CREATE INDEX IF NOT EXISTS usage_by_time ON usage (started_ns);
             """
         )
 

@@ -89,6 +89,48 @@ def test_replay_is_idempotent_and_skips_a_torn_tail(tmp_path):
         ledger2.close()
 
 
+def _record_torn_then_more_then_die(data_dir: str) -> None:
+    import errno
+
+    ledger = Ledger(pathlib.Path(data_dir))
+    for i in range(5):
+        ledger.record(_row(i))
+    real_write = os.write
+    calls = {"n": 0}
+
+    def short_then_full(fd, data):
+        # Half a frame reaches the file, then the disk is full.
+        calls["n"] += 1
+        if calls["n"] == 1:
+            return real_write(fd, bytes(data[: len(data) // 2]))
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    os.write = short_then_full
+    try:
+        ledger.record(_row(5))
+    except OSError:
+        pass
+    finally:
+        os.write = real_write
+    for i in range(6, 10):
+        ledger.record(_row(i))  # answered after the failed one: must survive
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_a_failed_append_does_not_hide_later_records_from_replay(tmp_path):
+    ctx = multiprocessing.get_context("fork")
+    child = ctx.Process(target=_record_torn_then_more_then_die, args=(str(tmp_path),))
+    child.start()
+    child.join()
+    assert child.exitcode == -signal.SIGKILL
+    ledger = Ledger(tmp_path)
+    try:
+        ids = {r.request_id for r in ledger.calls(limit=100)}
+        assert ids == {f"req-{i}" for i in range(10) if i != 5}
+    finally:
+        ledger.close()
+
+
 def test_usage_filters_by_month_and_function(tmp_path):
     ledger = Ledger(tmp_path)
     try:
