@@ -116,7 +116,7 @@ class MeteredPool(Pool):
         slot = meter.slot(spec.record.name, version_of(spec))
         meter.enter(slot)
         try:
-            return await Pool.invoke(self, spec, payload, client_context, request_id)
+            return await super().invoke(spec, payload, client_context, request_id)
         except LambdaError as exc:
             if exc.error_type == "TooManyRequestsException":
                 meter.throttle(slot)

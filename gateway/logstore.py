@@ -82,6 +82,10 @@ class LogStore(BatchedStore):
                 call_key TEXT NOT NULL,
                 seq INTEGER NOT NULL,
                 message TEXT NOT NULL,
+                -- A replayed journal adds nothing twice only because
+                -- split_events() stamps each line from the started_ns and
+                -- ended_ns stored in the record, the same way every time;
+                -- keep it so (timestamp_ms leads the key for insert speed).
                 UNIQUE (timestamp_ms, call_key, seq)
             );
             CREATE INDEX IF NOT EXISTS events_by_group ON events (log_group, timestamp_ms);
