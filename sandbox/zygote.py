@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import atexit
 import ctypes
+import errno
 import gc
 import os
 import resource
@@ -95,7 +96,7 @@ def _with_fds(req: Spawn, fds: list[int], lifeline_fd: int, init_fd: int) -> nss
     """The request's config with the server's fd numbers replaced by ours."""
     want = 1 + req.n_procs + int(req.has_v2) + int(req.has_netns)
     if len(fds) != want:
-        raise OSError(22, f"spawn request: expected {want} fds, got {len(fds)}")
+        raise OSError(errno.EINVAL, f"spawn request: expected {want} fds, got {len(fds)}")
     procs = fds[1:1 + req.n_procs]
     rest = fds[1 + req.n_procs:]
     v2 = rest.pop(0) if req.has_v2 else -1
@@ -145,13 +146,13 @@ class _Zygote:
         try:
             req = decode(data)
             if not isinstance(req, Spawn):
-                raise OSError(22, f"unexpected message {type(req).__name__}")
+                raise OSError(errno.EINVAL, f"unexpected message {type(req).__name__}")
             serial = req.serial
             pid, pidfd = self._spawn(req, fds)
         except Exception as exc:  # one bad request must not end every sandbox
             for fd in fds:
                 os.close(fd)
-            self.sock.send(encode(Failed(serial, getattr(exc, "errno", None) or 22, str(exc))))
+            self.sock.send(encode(Failed(serial, getattr(exc, "errno", None) or errno.EINVAL, str(exc))))
             return True
         for fd in fds:
             os.close(fd)
@@ -162,7 +163,7 @@ class _Zygote:
 
     def _spawn(self, req: Spawn, fds: list[int]) -> tuple[int, int]:
         if threading.active_count() != 1:
-            raise OSError(35, "zygote: not single-threaded, cannot fork a worker")  # EDEADLK
+            raise OSError(errno.EDEADLK, "zygote: not single-threaded, cannot fork a worker")
         cfg = _with_fds(req, fds, self.lifeline_fd, self.init_fd)
         # No plan cache: whatever the zygote keeps, every later fork can read.
         plan = nsspawn.CompiledOps(req.ops)
