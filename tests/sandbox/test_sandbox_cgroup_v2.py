@@ -78,3 +78,25 @@ os.read(3, 1)
         assert not os.path.exists(path)
     finally:
         sandbox.destroy()
+
+
+def test_a_worker_forked_by_the_zygote_is_born_in_its_v2_cgroup(v2_backend, code_dir):
+    from lambdalet.sandbox.spec import SandboxSpec
+
+    backend, manager = v2_backend
+    sandbox = backend.spawn(SandboxSpec(instance_id="v2-zygote", function_name="f", code_dir=code_dir))
+    try:
+        assert backend.zygote is not None
+        assert sandbox.control.recv(64)  # the worker's Ready frame
+        with open(f"/proc/{sandbox.pid}/task/{sandbox.pid}/children") as f:
+            worker = int(f.read().split()[0])
+        # Both PID 1 and the forked worker are in the sandbox's cgroup, and
+        # the zygote is not: CLONE_INTO_CGROUP placed PID 1 at birth.
+        assert {sandbox.pid, worker} <= set(sandbox.cgroup.pids())
+        assert backend.zygote.pid not in sandbox.cgroup.pids()
+        path = sandbox.cgroup.path
+        sandbox.cgroup.kill_all()
+        assert sandbox.destroy() is not None
+        assert not os.path.exists(path)
+    finally:
+        sandbox.destroy()
