@@ -101,6 +101,12 @@ def section_c(quick: bool) -> dict:
     empty = tmp / "task"
     empty.mkdir()
     try:
+        if getattr(backend, "zygote", "n/a") is None:
+            # As in a server that has started workers: sandboxes are then
+            # cloned from the small zygote rather than from this process.
+            warm = backend.spawn(SandboxSpec(instance_id=f"churn-{uuid.uuid4().hex[:12]}", function_name="churn",
+                                             code_dir=str(empty)))
+            warm.destroy()
         count, started = 0, time.perf_counter()
         while time.perf_counter() - started < seconds:
             spec = SandboxSpec(instance_id=f"churn-{uuid.uuid4().hex[:12]}", function_name="churn", code_dir=str(empty))

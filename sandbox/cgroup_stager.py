@@ -28,6 +28,7 @@ from .cgroup_v1 import CgroupV1, CgroupV1Manager
 log = logging.getLogger("lambdalet.sandbox")
 
 STAGE_MEMORY_MB = 128  # limits while nobody is born there; a spawn resizes
+RETIRE_WAIT_S = 2.0  # a move takes one RCU grace period, ~10 ms
 
 
 class CgroupStager:
@@ -39,10 +40,12 @@ class CgroupStager:
         # by the background move: the zygote never moves during a clone.
         self._lock = threading.Lock()
         self._ready: CgroupV1 | None = None
+        self._holding: CgroupV1 | None = None  # the stage the zygote sits in now
         # Stages to remove once the zygote has left them: those of failed
         # spawns, and those of destroyed sandboxes (retire()).
         self._dirty: list[CgroupV1] = []
         self._dirty_lock = threading.Lock()
+        self._moved = threading.Condition(self._dirty_lock)  # _holding changed
         self._wake = threading.Event()
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="lambdalet-cgroup-stager", daemon=True)
@@ -65,26 +68,35 @@ class CgroupStager:
                     stage.set_limits(memory_mb, self._manager.cpu_limit)
                 except OSError as exc:
                     log.warning("cgroup stage %s: %s", stage.name, exc)
-                    self.retire(stage)
+                    self._defer(stage)
                     stage = None
             try:
                 yield stage
             except BaseException:
                 if stage is not None:
                     # Whatever the failed spawn left there dies with it,
-                    # once the zygote has moved out.
-                    self.retire(stage)
+                    # once the zygote has moved out. Not retire(): the move
+                    # needs the lock this spawn holds.
+                    self._defer(stage)
                 raise
             finally:
                 self._wake.set()
 
-    def retire(self, stage: CgroupV1) -> None:
-        """Remove a sandbox's cgroup that began as a stage, in the
-        background: the zygote may not have left it yet, and a destroy
-        should not wait for that."""
-        with self._dirty_lock:
+    def _defer(self, stage: CgroupV1) -> None:
+        with self._moved:
             self._dirty.append(stage)
         self._wake.set()
+
+    def retire(self, stage: CgroupV1) -> None:
+        """Remove a sandbox's cgroup that began as a stage. The zygote has
+        usually moved on long before; a sandbox destroyed right after its
+        spawn waits the few milliseconds until it has, so that a destroy
+        still returns with its cgroup gone."""
+        self._wake.set()
+        with self._moved:
+            left = self._moved.wait_for(lambda: stage is not self._holding or self._closed, RETIRE_WAIT_S)
+            if not left or not self._remove(stage):
+                self._dirty.append(stage)  # the stager removes it once it can
 
     def _run(self) -> None:
         while True:
@@ -96,6 +108,9 @@ class CgroupStager:
                 if self._ready is None:
                     try:
                         self._ready = self._stage()
+                        with self._moved:
+                            self._holding = self._ready
+                            self._moved.notify_all()
                     except ProcessLookupError:
                         self._closed = True  # the zygote is gone: nothing left to stage
                         return
@@ -109,6 +124,10 @@ class CgroupStager:
     def _stage(self) -> CgroupV1:
         stage = self._manager.create(f"stage-{uuid.uuid4().hex[:12]}", STAGE_MEMORY_MB)
         try:
+            # The zygote works here between spawns: no CPU quota (128 MB's
+            # would be 72 ms a second, which its spawns use up in a burst).
+            # A spawn sets the function's limits before the clone.
+            stage.unthrottle()
             fds, _ = stage.attach_handles()
             try:
                 for fd in fds:
@@ -121,16 +140,20 @@ class CgroupStager:
             raise
         return stage
 
-    def _remove(self, stage: CgroupV1) -> None:
+    def _remove(self, stage: CgroupV1) -> bool:
         try:
             stage.remove()
+            return True
         except OSError as exc:
             log.warning("cgroup stage %s: %s", stage.name, exc)
+            return False
 
     def stop(self) -> None:
         """Stop moving the zygote; call before stopping it."""
         with self._lock:
             self._closed = True
+        with self._moved:
+            self._moved.notify_all()
         self._wake.set()
         self._thread.join(timeout=5)
 

@@ -292,14 +292,20 @@ class NamespacedBackend:
 
     def spawn(self, spec: SandboxSpec) -> NamespacedSandbox:
         argv = worker_argv(self._root.python, rootfs.RUNTIME_DIR, CONTROL_FD)
-        return self.spawn_command(spec, argv, _from_zygote=self._started_zygote() is not None)
+        zygote = self._started_zygote()
+        return self._spawn(spec, argv, None, None, via_zygote=zygote is not None, fork=True)
 
     def spawn_command(self, spec: SandboxSpec, argv: list[str], env: dict[str, str] | None = None,
-                      path: str | None = None, *, _from_zygote: bool = False) -> NamespacedSandbox:
+                      path: str | None = None) -> NamespacedSandbox:
         """Run any program in a sandbox built for spec, with the control
-        socket on fd 3 and /dev/null on 0-2. Tests and the hostile suite use
-        it to run probes; spawn() uses it to run the worker, forked from the
-        zygote when there is one."""
+        socket on fd 3 and /dev/null on 0-2. Tests, doctor and the hostile
+        suite use it to run probes. Cloned from the zygote when one is
+        running (a smaller process to copy than this one), never starting it."""
+        zygote = self._zygote
+        return self._spawn(spec, argv, env, path, via_zygote=zygote is not None and zygote.alive, fork=False)
+
+    def _spawn(self, spec: SandboxSpec, argv: list[str], env: dict[str, str] | None, path: str | None, *,
+               via_zygote: bool, fork: bool) -> NamespacedSandbox:
         if spec.network not in ("none", "egress"):
             raise OSError(errno.EINVAL, f"network {spec.network!r}: expected 'none' or 'egress'")
         lease = None
@@ -314,12 +320,14 @@ class NamespacedBackend:
             except BaseException:
                 os.close(netns_fd)
                 raise
-        stager = self._stager if _from_zygote else None
+        # Staged cgroups for workers only: a probe's sandbox is placed the
+        # usual way (attached after the clone) and so removed at once.
+        stager = self._stager if via_zygote and fork else None
         with stager.spawning(spec.memory_mb) if stager else contextlib.nullcontext() as staged:
-            return self._spawn_placed(spec, argv, env, path, _from_zygote, netns_fd, lease, staged)
+            return self._spawn_placed(spec, argv, env, path, via_zygote, fork, netns_fd, lease, staged)
 
     def _spawn_placed(self, spec: SandboxSpec, argv: list[str], env: dict[str, str] | None, path: str | None,
-                      from_zygote: bool, netns_fd: int | None, lease, staged) -> NamespacedSandbox:
+                      via_zygote: bool, fork: bool, netns_fd: int | None, lease, staged) -> NamespacedSandbox:
         """spawn_command, once the network is chosen. staged: a cgroup the
         zygote sits in, to be born in, or None to create and attach one."""
         try:
@@ -340,8 +348,8 @@ class NamespacedBackend:
             procs_fds, v2_fd = cgroup.attach_handles() if cgroup and staged is None else ([], -1)
             try:
                 cfg = self._config(spec, argv, env, path, child.fileno(), procs_fds, v2_fd, netns_fd)
-                if from_zygote:
-                    zygote, (serial, pid, pidfd) = self._spawn_zygote(spec, cfg)
+                if via_zygote:
+                    zygote, (serial, pid, pidfd) = self._spawn_zygote(spec, cfg, fork)
                 else:
                     serial, pid = 0, nsspawn.spawn(cfg, self._compiled_plan(spec)).pid
             finally:
@@ -365,7 +373,8 @@ class NamespacedBackend:
         return NamespacedSandbox(pid, parent, cgroup, release, zygote, pidfd, serial,
                                  self._stager.retire if staged is not None else None)
 
-    def _spawn_zygote(self, spec: SandboxSpec, cfg: nsspawn.SpawnConfig) -> tuple[ZygoteClient, tuple[int, int, int]]:
+    def _spawn_zygote(self, spec: SandboxSpec, cfg: nsspawn.SpawnConfig,
+                      fork: bool) -> tuple[ZygoteClient, tuple[int, int, int]]:
         """The zygote, and (serial, pid, pidfd) of a sandbox whose worker it
         forked. If the zygote has gone this spawn fails (its socket, cgroup
         and namespace may already be in use) and later ones exec."""
@@ -374,7 +383,7 @@ class NamespacedBackend:
             raise OSError(errno.EPIPE, "runtime zygote gone")
         ops, _ = self._plan(spec)
         try:
-            return zygote, zygote.spawn(cfg, ops)
+            return zygote, zygote.spawn(cfg, ops, fork=fork)
         except ZygoteGone as exc:
             self._drop_zygote(str(exc))
             raise

@@ -62,6 +62,10 @@ class Spawn(msgspec.Struct, tag="spawn", array_like=True):
     serial: int
     cfg: nsspawn.SpawnConfig
     ops: list[nsspawn.MountOp]
+    # True: PID 1 forks a Python worker from the zygote. False: PID 1 execs
+    # cfg.path as spawn.c always did; the zygote is then only a small
+    # process to clone from (a clone copies the page tables of its parent).
+    fork: bool = True
     n_procs: int = 0
     has_v2: bool = False
     has_netns: bool = False
@@ -103,7 +107,7 @@ def _with_fds(req: Spawn, fds: list[int], lifeline_fd: int, init_fd: int) -> nss
     netns = rest.pop(0) if req.has_netns else -1
     return msgspec.structs.replace(
         req.cfg, control_fd=fds[0], cgroup_procs_fds=procs, cgroup_v2_fd=v2, netns_fd=netns,
-        lifeline_fd=lifeline_fd, init_fd=init_fd, fork_worker=True,
+        lifeline_fd=lifeline_fd, init_fd=init_fd, fork_worker=req.fork,
         # PID 1 dies with the zygote, whose main thread is the process.
         pdeathsig=True)
 

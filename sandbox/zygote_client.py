@@ -74,9 +74,10 @@ class ZygoteClient:
     def alive(self) -> bool:
         return not self._gone
 
-    def spawn(self, cfg: nsspawn.SpawnConfig, ops: list[nsspawn.MountOp]) -> tuple[int, int, int]:
+    def spawn(self, cfg: nsspawn.SpawnConfig, ops: list[nsspawn.MountOp], *, fork: bool = True) -> tuple[int, int, int]:
         """Start a sandbox from cfg (its fds are sent, not closed); returns
         (serial, PID 1's pid, a pidfd for it); wait_exit takes the serial.
+        fork: a Python worker forked from the zygote, else cfg.path exec'd.
         Raises OSError naming the failed step, or ZygoteGone."""
         fds = [cfg.control_fd, *cfg.cgroup_procs_fds]
         if cfg.cgroup_v2_fd >= 0:
@@ -84,7 +85,7 @@ class ZygoteClient:
         if cfg.netns_fd >= 0:
             fds.append(cfg.netns_fd)
         serial = next(self._serials)
-        request = zygote.Spawn(serial=serial, cfg=cfg, ops=ops, n_procs=len(cfg.cgroup_procs_fds),
+        request = zygote.Spawn(serial=serial, cfg=cfg, ops=ops, fork=fork, n_procs=len(cfg.cgroup_procs_fds),
                                has_v2=cfg.cgroup_v2_fd >= 0, has_netns=cfg.netns_fd >= 0)
         with self._spawn_lock:
             if self._gone:

@@ -258,3 +258,25 @@ def test_code_is_never_attached_to_a_sandbox_that_has_exited(backend, probe_dir)
             attach_tree(pid, probe_dir, "/var/task", pidfd)
     finally:
         os.close(pidfd)
+
+
+def test_the_zygote_waits_in_its_next_cgroup_without_a_cpu_quota(backend, probe_dir):
+    """Between spawns the zygote works in the stage it waits in: a 128 MB
+    quota there (72 ms a second) once stalled a burst of spawns for most of
+    a second. A spawn gives the stage its function's limits."""
+    from lambdalet.sandbox.cgroup_v1 import CgroupV1Manager
+
+    if not isinstance(backend.cgroups, CgroupV1Manager) or "cpu" not in backend.cgroups.roots:
+        pytest.skip("cgroup v1 with the cpu controller")
+    _started(backend, probe_dir, "zy-quota-warm").destroy()
+    wait_for(lambda: backend.statistics()["cgroup_stage_ready"] == 1)
+    stage = backend._stager._ready
+    with open(os.path.join(stage.dirs["cpu"], "cpu.cfs_quota_us")) as f:
+        assert int(f.read()) == -1
+    sandbox = backend.spawn(SandboxSpec(instance_id="zy-quota", function_name="zy", code_dir=probe_dir, memory_mb=128))
+    try:
+        assert sandbox.cgroup is stage  # born in it
+        with open(os.path.join(stage.dirs["cpu"], "cpu.cfs_quota_us")) as f:
+            assert int(f.read()) > 0  # the function's quota, set before the clone
+    finally:
+        sandbox.destroy()
