@@ -117,7 +117,10 @@ class CgroupStager:
                     except OSError as exc:
                         log.warning("cannot stage a cgroup for the next sandbox: %s", exc)
             with self._dirty_lock:
-                dirty, self._dirty = self._dirty, []
+                # Never the stage the zygote still sits in (its move failed):
+                # removal would freeze it along with the sandbox's leftovers.
+                dirty = [st for st in self._dirty if st is not self._holding]
+                self._dirty = [st for st in self._dirty if st is self._holding]
             for stage in dirty:
                 self._remove(stage)
 
