@@ -124,6 +124,16 @@ def start(backend, python: str, code_dir: str, snippet: str, *, event=None, **sp
     return backend.spawn_command(spec, [python, "-I", "-S", "-c", script(snippet)], env)
 
 
+def read_one(sandbox) -> dict:
+    """The next report() line, waiting as long as it takes."""
+    buf = b""
+    while not buf.endswith(b"\n"):
+        chunk = sandbox.control.recv(4096)
+        assert chunk, "the sandbox closed its control socket"
+        buf += chunk
+    return json.loads(buf)
+
+
 def read_reports(sandbox, timeout_s: float) -> tuple[list[dict], bool]:
     """JSON lines until the sandbox closes its control socket, or timeout."""
     buf = b""

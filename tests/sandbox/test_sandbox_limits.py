@@ -119,7 +119,7 @@ report(daemonised=True)
 os.read(3, 1)
 """)
     try:
-        assert _read_one(sandbox) == {"daemonised": True}
+        assert sandbox_probe.read_one(sandbox) == {"daemonised": True}
         pids = sandbox.cgroup.pids()
         assert len(pids) >= 3  # PID 1, the worker and the daemon
         sandbox.kill()
@@ -146,7 +146,7 @@ report(ready=True)
 signal.pause()
 """)
     try:
-        first = _read_one(sandbox)
+        first = sandbox_probe.read_one(sandbox)
         assert first == {"ready": True}
         os.kill(sandbox.pid, signal.SIGTERM)
         reports, timed_out = sandbox_probe.read_reports(sandbox, 20)
@@ -188,7 +188,7 @@ def test_two_sandboxes_share_neither_tmp_nor_processes(backend, python, code_dir
     first = sandbox_probe.start(backend, python, code_dir,
                                 "open('/tmp/secret', 'w').write('a')\nreport(pid=os.getpid(), ok=True)\nos.read(3, 1)")
     try:
-        assert _read_one(first)["ok"]
+        assert sandbox_probe.read_one(first)["ok"]
         second = sandbox_probe.run(backend, python, code_dir, """
 report(tmp=sorted(os.listdir('/tmp')), pids=sorted(int(p) for p in os.listdir('/proc') if p.isdigit()))
 """)
@@ -201,7 +201,7 @@ report(tmp=sorted(os.listdir('/tmp')), pids=sorted(int(p) for p in os.listdir('/
 def test_kill_minus_one_only_ends_the_sandbox(backend, python, code_dir):
     neighbour = sandbox_probe.start(backend, python, code_dir, "report(up=True)\nos.read(3, 1)\nreport(alive=True)")
     try:
-        assert _read_one(neighbour) == {"up": True}
+        assert sandbox_probe.read_one(neighbour) == {"up": True}
         outcome = sandbox_probe.run(backend, python, code_dir, "report(before=True)\nos.kill(-1, 9)\nreport(after=True)")
         assert outcome.reports[0] == {"before": True}
         neighbour.control.sendall(b"x")
@@ -280,17 +280,6 @@ def test_worker_status_translation():
     assert namespaced.worker_status(9) == 9
 
 
-def _read_one(sandbox) -> dict:
-    import json
-
-    buf = b""
-    while not buf.endswith(b"\n"):
-        chunk = sandbox.control.recv(4096)
-        assert chunk, "the sandbox closed its control socket"
-        buf += chunk
-    return json.loads(buf)
-
-
 def _read_frame(sandbox):
     """The next frame from the worker, past any Ready announcement."""
     ready = getattr(protocol, "Ready", ())
@@ -309,7 +298,7 @@ def _read_frame(sandbox):
 def test_pid1_is_the_tiny_init_not_a_copy_of_the_server(backend, python, code_dir):
     sandbox = sandbox_probe.start(backend, python, code_dir, "report(ok=True)\nos.read(3, 1)")
     try:
-        assert _read_one(sandbox) == {"ok": True}
+        assert sandbox_probe.read_one(sandbox) == {"ok": True}
         with open(f"/proc/{sandbox.pid}/cmdline", "rb") as f:
             assert f.read().split(b"\x00")[:2] == [b"init", b"2"]  # then the lifeline fd
         assert "lambdalet-init" in os.readlink(f"/proc/{sandbox.pid}/exe")
@@ -409,7 +398,7 @@ report(ready=True)
 signal.pause()
 """)
         try:
-            assert _read_one(sandbox) == {"ready": True}
+            assert sandbox_probe.read_one(sandbox) == {"ready": True}
             with open(f"/proc/{sandbox.pid}/status") as f:
                 assert "NoNewPrivs:\t1" in f.read()
             os.kill(sandbox.pid, signal.SIGTERM)

@@ -29,8 +29,8 @@ def test_pool_fills_and_sandboxes_get_distinct_fresh_namespaces(backend, python,
     first = sandbox_probe.start(backend, python, code_dir, NET_SNIPPET)
     second = sandbox_probe.start(backend, python, code_dir, NET_SNIPPET)
     try:
-        a = _read_one(first)
-        b = _read_one(second)
+        a = sandbox_probe.read_one(first)
+        b = sandbox_probe.read_one(second)
     finally:
         first.destroy()
         second.destroy()
@@ -55,17 +55,6 @@ def test_a_namespace_is_never_handed_out_twice():
             os.close(fd)
     finally:
         pool.close()
-
-
-def _read_one(sandbox) -> dict:
-    import json
-
-    buf = b""
-    while not buf.endswith(b"\n"):
-        chunk = sandbox.control.recv(4096)
-        assert chunk, "the sandbox closed its control socket"
-        buf += chunk
-    return json.loads(buf)
 
 
 def test_statistics_and_the_clone_floor(backend):
