@@ -184,18 +184,14 @@ class CgroupV1Manager:
     def create(self, name: str, memory_mb: int) -> CgroupV1:
         dirs = {c: os.path.join(root, name) for c, root in self.roots.items()}
         group = CgroupV1(name, dirs, self.spared_pids)
-        try:
+
+        def configure() -> None:
             for path in dict.fromkeys(dirs.values()):
                 os.mkdir(path)
             write_text(os.path.join(dirs["pids"], "pids.max"), str(cgroups.PIDS_MAX))
             group.set_limits(memory_mb, self.cpu_limit)
-        except OSError as exc:
-            try:
-                group.remove()
-            except OSError:
-                pass
-            raise OSError(exc.errno, f"configure cgroup {name}: {exc.strerror}") from exc
-        return group
+
+        return cgroups.configure_or_remove(group, name, configure)
 
     def enforced(self) -> dict[str, bool]:
         return {"memory_limit": True, "cpu_limit": self.cpu_limit, "pids_limit": True}

@@ -146,19 +146,15 @@ class CgroupV2Manager:
         path = os.path.join(self.root, name)
         group = CgroupV2(name, path)
         os.mkdir(path)
-        try:
+
+        def configure() -> None:
             # One OOM kill takes the whole sandbox, as Lambda ends the instance.
             if os.path.exists(os.path.join(path, "memory.oom.group")):
                 write_text(os.path.join(path, "memory.oom.group"), "1")
             write_text(os.path.join(path, "pids.max"), str(cgroups.PIDS_MAX))
             group.set_limits(memory_mb, self.cpu_limit)
-        except OSError as exc:
-            try:
-                group.remove()
-            except OSError:
-                pass
-            raise OSError(exc.errno, f"configure cgroup {name}: {exc.strerror}") from exc
-        return group
+
+        return cgroups.configure_or_remove(group, name, configure)
 
     def enforced(self) -> dict[str, bool]:
         return {"memory_limit": True, "cpu_limit": self.cpu_limit, "pids_limit": True}

@@ -129,6 +129,20 @@ def write_text(path: str, value: str) -> None:
         os.close(fd)
 
 
+def configure_or_remove(group, name: str, configure: Callable[[], None]):
+    """Runs configure() on a new cgroup; if it fails, removes the cgroup and
+    raises an OSError naming it. Returns group."""
+    try:
+        configure()
+    except OSError as exc:
+        try:
+            group.remove()
+        except OSError:
+            pass
+        raise OSError(exc.errno, f"configure cgroup {name}: {exc.strerror}") from exc
+    return group
+
+
 def rmdir_retrying(path: str, kill, timeout_s: float = 5.0) -> None:
     """rmdir a cgroup. EBUSY means processes are still exiting (or were
     just forked); kill again and retry with a short back-off."""
