@@ -18,7 +18,9 @@ import zipfile
 import boto3
 import botocore.config
 
-PY = os.path.realpath(sys.executable)
+# Not realpath: a venv's interpreter is a symlink whose target cannot see
+# the venv's packages (DESIGN.md, host facts).
+PY = sys.executable
 RUNTIME = f"python{sys.version_info[0]}.{sys.version_info[1]}"
 ROLE = "arn:aws:iam::123456789012:role/bench"
 HELLO = "def handler(event, context):\n    return {'statusCode': 200, 'body': 'hello'}\n"

@@ -107,7 +107,7 @@ def duration_agreement(calls: int = SERVER_CALLS) -> dict:
     import botocore.config
 
     with tempfile.TemporaryDirectory() as tmp:
-        argv = [os.path.realpath(sys.executable), "-m", "lambdalet.gateway.cli", "serve", "--port", "0", "--data-dir", tmp]
+        argv = [sys.executable, "-m", "lambdalet.gateway.cli", "serve", "--port", "0", "--data-dir", tmp]
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         try:
             url = ""

@@ -32,8 +32,10 @@ def make_zip(files: dict[str, str | bytes], modes: dict[str, int] | None = None)
 
 
 def lambdalet_argv(*args: str) -> list[str]:
-    # The interpreter's real path: PATH's python3 may be a slow shim.
-    return [os.path.realpath(sys.executable), "-m", "lambdalet.gateway.cli", *args]
+    # sys.executable as it is, not its realpath: in a venv the symlink's
+    # target is the base interpreter, which cannot see the venv's packages.
+    # (It is already an absolute path, so PATH's slow python3 shim is skipped.)
+    return [sys.executable, "-m", "lambdalet.gateway.cli", *args]
 
 
 class ServerProcess:
