@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import select
 import socket
 import sys
 
@@ -14,11 +15,22 @@ MAX_TAKE_LOG = 1 << 20
 
 
 class WorkerGone(Exception):
-    """The worker closed its channel: it exited, crashed or was killed."""
+    """The worker closed its channel: it exited, crashed or was killed.
+    delivered is False when the request never reached it (the send failed):
+    the function cannot have seen that call."""
+
+    def __init__(self, delivered: bool = True) -> None:
+        super().__init__()
+        self.delivered = delivered
+
+
+# What an idle worker's channel or its sandbox's pidfd report once it has
+# gone: a hang-up, or bytes nobody asked for (a protocol breach, as bad).
+_GONE = select.POLLIN | select.POLLPRI | select.POLLRDHUP | select.POLLHUP | select.POLLERR
 
 
 class Instance:
-    __slots__ = ("id", "sandbox", "revision", "sock", "reader", "log_fd", "init_ns", "used", "last_used", "busy", "dead", "log_stream", "function", "memory_mb", "provisioned", "deadline", "timed_out")
+    __slots__ = ("id", "sandbox", "revision", "sock", "reader", "log_fd", "init_ns", "used", "last_used", "busy", "dead", "log_stream", "function", "memory_mb", "provisioned", "deadline", "timed_out", "_watch")
 
     def __init__(self, instance_id: str, sandbox: Sandbox, revision: str) -> None:
         self.id = instance_id
@@ -39,11 +51,23 @@ class Instance:
         self.provisioned = False  # kept initialised by provisioned concurrency
         self.deadline = 0.0  # trio clock time the current call must end by
         self.timed_out = False
+        # One poll(2) over the channel and PID 1's pidfd tells whether an
+        # idle worker has gone; the set is built once per instance.
+        self._watch = select.poll()
+        self._watch.register(self.sock, _GONE)
+        pidfd = getattr(sandbox, "pidfd", -1)
+        if pidfd >= 0:
+            self._watch.register(pidfd, select.POLLIN)
+
+    def exited(self) -> bool:
+        """True once the worker is gone (or broke the protocol) while idle:
+        one non-blocking poll(2), cheap enough to make before every call."""
+        return bool(self._watch.poll(0))
 
     async def wait_ready(self) -> None:
         """Waits for the runtime's Ready frame (spare sandboxes)."""
         while True:
-            data = await rawio.recv(self.sock, 65536)
+            data = await self._recv(rawio.recv)
             if not data:
                 raise WorkerGone()
             for msg in self._feed(data):
@@ -55,7 +79,10 @@ class Instance:
         await self._send(encode(init))
         # The worker attaches its log memfd to the init reply (SCM_RIGHTS).
         while True:
-            data, ancdata, _flags, _addr = await rawio.recvmsg(self.sock, 65536, socket.CMSG_SPACE(4))
+            try:
+                data, ancdata, _flags, _addr = await rawio.recvmsg(self.sock, 65536, socket.CMSG_SPACE(4))
+            except OSError:  # ECONNRESET: it died with our request unread
+                raise WorkerGone() from None
             for level, kind, payload in ancdata:
                 if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
                     fds = [int.from_bytes(payload[i : i + 4], sys.byteorder, signed=True) for i in range(0, len(payload) - len(payload) % 4, 4)]
@@ -79,7 +106,7 @@ class Instance:
         # before the first read instead of trying one that must fail.
         receive = rawio.recv_after_wait
         while True:
-            data = await receive(self.sock, 65536)  # 1 MiB would mmap a buffer per call
+            data = await self._recv(receive)
             receive = rawio.recv
             if not data:
                 raise WorkerGone()
@@ -98,8 +125,20 @@ class Instance:
         except FrameError:
             raise WorkerGone() from None
 
+    async def _recv(self, receive) -> bytes:
+        try:
+            return await receive(self.sock, 65536)  # 1 MiB would mmap a buffer per call
+        except OSError:  # ECONNRESET: it died with our request unread
+            raise WorkerGone() from None
+
     async def _send(self, data: bytes) -> None:
-        await rawio.send_all(self.sock, data)
+        try:
+            await rawio.send_all(self.sock, data)
+        except OSError:
+            # EPIPE or ECONNRESET: gone before the request reached it. (A
+            # partial send that then fails may have been read in part; the
+            # worker cannot act on half a frame.)
+            raise WorkerGone(delivered=False) from None
 
     def take_log(self) -> bytes:
         """What the worker wrote since its last call, read from our memfd copy.

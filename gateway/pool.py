@@ -8,6 +8,7 @@ TooManyRequestsException at once rather than waiting.
 """
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import signal
@@ -35,6 +36,9 @@ from .ids import request_id as new_request_id
 log = logging.getLogger("lambdalet.pool")
 
 DEADLINE_TICK_S = 0.02
+# A call that never reached its worker (it had just died) goes to a fresh
+# instance, transparently, as on AWS; this many times at most.
+UNDELIVERED_RETRIES = 2
 
 
 class CallOutcome(msgspec.Struct):
@@ -126,9 +130,12 @@ class Pool:
         cutoff = trio.current_time() - self.idle_timeout_s
         stale: list[Instance] = []
         for revision, idle in list(self._idle.items()):
-            # Provisioned instances stay initialised however long they idle.
-            keep = [i for i in idle if i.last_used >= cutoff or i.provisioned]
-            stale.extend(i for i in idle if i.last_used < cutoff and not i.provisioned)
+            # Provisioned instances stay initialised however long they idle;
+            # an instance whose worker has exited goes whatever its age (its
+            # sandbox is a zombie holding a cgroup, and a provisioned one is
+            # then replaced).
+            keep = [i for i in idle if (i.last_used >= cutoff or i.provisioned) and not i.exited()]
+            stale.extend(i for i in idle if i not in keep)
             if keep:
                 self._idle[revision] = keep
             else:
@@ -283,7 +290,8 @@ class Pool:
         finally:
             self._leave(name, shared)
 
-    async def _invoke(self, spec: FunctionSpec, payload: bytes, client_context: str | None, request_id: str) -> CallOutcome:
+    async def _invoke(self, spec: FunctionSpec, payload: bytes, client_context: str | None, request_id: str,
+                      retries: int = UNDELIVERED_RETRIES) -> CallOutcome:
         rec = spec.record
         started_ns = time.time_ns()
         inst = self._take_idle(rec)
@@ -310,11 +318,13 @@ class Pool:
         inst.deadline = trio.current_time() + rec.timeout
         if not self._busy_changed.is_set():
             self._busy_changed.set()
+        undelivered = False
         try:
             try:
                 result = await inst.call(call)
-            except WorkerGone:
+            except WorkerGone as gone:
                 result = None
+                undelivered = not gone.delivered
             if inst.timed_out:
                 result = None  # killed at its deadline, even if an answer raced the kill
         except BaseException:
@@ -327,6 +337,12 @@ class Pool:
             raise
         self._busy.discard(inst)
         inst.busy = False
+        if undelivered and not inst.timed_out and retries > 0:
+            # It died before the call reached it: nothing of this call ran,
+            # so a fresh instance takes it and the caller never knows.
+            inst.sandbox.kill()
+            await self._destroy(inst)
+            return await self._invoke(spec, payload, client_context, request_id, retries - 1)
         init_ns = inst.init_ns if cold else None
         max_mb = 0
         if result is not None:
@@ -418,8 +434,13 @@ class Pool:
 
     def _take_idle(self, rec: FunctionRecord) -> Instance | None:
         idle = self._idle.get(rec.revision_id)
-        if idle:
-            return idle.pop()
+        while idle:
+            inst = idle.pop()
+            if not inst.exited():
+                return inst
+            # Gone while idle (it exited after answering, say): replaced
+            # before a call is given to it.
+            self._retire(inst)
         return None
 
     def _release(self, inst: Instance, rec: FunctionRecord) -> None:
@@ -474,6 +495,8 @@ class Pool:
             return None
         sandbox = inst.sandbox
         try:
+            if inst.exited():
+                raise OSError(errno.ECHILD, "its worker has exited")
             cgroup = getattr(sandbox, "cgroup", None)
             if cgroup is not None:
                 cgroup.set_limits(rec.memory_size, getattr(getattr(self.backend, "cgroups", None), "cpu_limit", True))

@@ -232,3 +232,31 @@ report(results=results)
 """, holds(lambda last: all(v != 0 for v in last["results"].values())),
         event={"port": 9000}),
 ]
+
+# Handler modules whose outcome only the pool or the server can see.
+
+# A handler module whose worker exits (status 1) right after it has answered
+# event "exit-after": a thread waits until the main thread is back in
+# recvfrom() on the control socket, waiting for the next call, then exits.
+EXIT_AFTER_RETURNING = """
+import os, threading, time
+calls = 0
+RECVFROM = {'45', '207'}  # x86_64, aarch64
+
+def _exit_once_idle():
+    me = os.getpid()
+    while True:
+        with open(f'/proc/self/task/{me}/syscall') as f:
+            if f.read().split()[0] in RECVFROM:
+                os._exit(1)
+        time.sleep(0.001)
+
+def handler(event, context):
+    global calls
+    calls += 1
+    if event == 'exit-after':
+        threading.Thread(target=_exit_once_idle, daemon=True).start()
+    if event == 'exit-now':
+        os._exit(1)
+    return {'calls': calls, 'pid_ns': os.readlink('/proc/self/ns/pid')}
+"""

@@ -57,6 +57,8 @@ def deploy(deploy, lam):
 
 def _invoke(lam, name: str, event=None) -> tuple[dict, object]:
     resp = lam.invoke(FunctionName=name, Payload=json.dumps(event).encode())
+    # botocore quietly retries a 500; a function's behaviour must never cause one.
+    assert resp["ResponseMetadata"]["RetryAttempts"] == 0, resp["ResponseMetadata"]
     return resp, json.loads(resp["Payload"].read())
 
 
@@ -219,3 +221,36 @@ def _comm(pid: int) -> str:
             return f.read().strip()
     except OSError:
         return ""
+
+
+def test_a_worker_that_exits_after_returning_is_replaced_before_the_next_call(lam, deploy, bystander):
+    from hostile_rows import EXIT_AFTER_RETURNING
+
+    from helpers import wait_for
+
+    name = deploy({"app.py": EXIT_AFTER_RETURNING})
+    resp, first = _invoke(lam, name, "exit-after")
+    assert "FunctionError" not in resp and first["calls"] == 1, first
+    # The worker is gone, and with it its sandbox (its PID 1 leaves with it).
+    wait_for(lambda: not _pids_in_pid_namespace(first["pid_ns"]))
+    # The next call goes to a fresh instance, as on AWS: no error at all.
+    resp, second = _invoke(lam, name, "again")
+    assert "FunctionError" not in resp, second
+    assert second["calls"] == 1 and second["pid_ns"] != first["pid_ns"]
+    _still_serving(lam, bystander)
+
+
+def test_a_worker_that_exits_during_a_call_is_a_runtime_exit_error(lam, deploy, bystander):
+    from hostile_rows import EXIT_AFTER_RETURNING
+
+    name = deploy({"app.py": EXIT_AFTER_RETURNING})
+    _invoke(lam, name, "warm")
+    resp, body = _invoke(lam, name, "exit-now")
+    request_id = resp["ResponseMetadata"]["RequestId"]
+    assert resp["FunctionError"] == "Unhandled"
+    assert body == {"errorType": "Runtime.ExitError",
+                    "errorMessage": f"RequestId: {request_id} Error: Runtime exited with error: exit status 1"}
+    resp, body = _invoke(lam, name, "again")
+    assert "FunctionError" not in resp and body["calls"] == 1
+    _still_serving(lam, bystander)
+
