@@ -269,8 +269,7 @@ class AsyncQueue:
         return getattr(self.service, "versions", {}).get(p.function, {}).get(p.version)
 
     async def _run_once(self, event_id: str, p: _Pending) -> None:
-        rec = self._record(p)
-        if rec is None:
+        if self._record(p) is None:
             # Deleted while its events waited: keep them where a person can see.
             await self._finish(event_id, p, "RetriesExhausted", status_code=404, function_error="ResourceNotFoundException")
             return
@@ -282,6 +281,12 @@ class AsyncQueue:
             payload = await self._run_sync(self.store.event_payload, event_id)
         if payload is None:
             self._pending.pop(event_id, None)
+            return
+        # Looked up again after the wait, with no wait until the pool holds
+        # its code: a record taken earlier may name code since collected.
+        rec = self._record(p)
+        if rec is None:
+            await self._finish(event_id, p, "RetriesExhausted", status_code=404, function_error="ResourceNotFoundException")
             return
         try:
             outcome = await self.pool.invoke(self.spec_for(rec), payload, None, event_id)

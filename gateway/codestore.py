@@ -26,6 +26,8 @@ import zlib
 
 import msgspec
 
+from . import crashpoints
+
 __all__ = ["CodeError", "CodeStore", "StoredCode", "validate_zip", "MAX_UNZIPPED_BYTES"]
 
 # Lambda's own limit for a function's unzipped code (250 MiB).
@@ -346,9 +348,9 @@ def _regular_size(entries: list[_Entry]) -> int:
 class CodeStore:
     """Content-addressed function code under one directory.
 
-    ``delete_unreferenced`` must not run concurrently with a ``put`` whose
-    result is not yet referenced, or it may collect it; the caller serialises
-    the two.
+    ``detach`` and ``delete_unreferenced`` must not run concurrently with a
+    ``put`` whose result is not yet referenced, or they may take it away;
+    the caller serialises them (code_gc.py says how).
     """
 
     def __init__(self, root: pathlib.Path, *, max_unzipped: int = MAX_UNZIPPED_BYTES) -> None:
@@ -404,6 +406,7 @@ class CodeStore:
                 raise
             if staged is not None:
                 self._publish_tree(staged, tree)
+        crashpoints.reach("code-put:stored")
         return StoredCode(
             sha256_hex=hex_,
             sha256_b64=base64.b64encode(digest).decode(),
@@ -424,25 +427,49 @@ class CodeStore:
             self._publish_tree(self._stage_tree(zf, entries, sha256_hex), tree)
         return tree
 
-    def delete_unreferenced(self, keep: set[str]) -> list[str]:
-        """Remove every blob and tree whose digest is not in ``keep``."""
-        removed: set[str] = set()
-        for blob in self._blobs.glob("*.zip"):
-            if _HEX_RE.fullmatch(blob.stem) and blob.stem not in keep:
-                blob.unlink(missing_ok=True)
-                removed.add(blob.stem)
-        for tree in self._trees.iterdir():
-            if _HEX_RE.fullmatch(tree.name) and tree.name not in keep:
-                # Rename first, so a tree is either whole or absent, even if
-                # we die half-way through rmtree.
-                doomed = self._trees / f"{_TMP_PREFIX}del-{tree.name}-{secrets.token_hex(4)}"
-                os.rename(tree, doomed)
-                _remove(doomed)
-                removed.add(tree.name)
-        if removed:
+    def stored(self) -> set[str]:
+        """Digests with a blob or a tree on disk."""
+        out = {b.stem for b in self._blobs.glob("*.zip") if _HEX_RE.fullmatch(b.stem)}
+        out.update(t.name for t in self._trees.iterdir() if _HEX_RE.fullmatch(t.name))
+        return out
+
+    def detach(self, digests: list[str]) -> list[pathlib.Path]:
+        """Takes each digest's blob and tree out of the store, durably, and
+        returns what is left to remove (see ``purge``).
+
+        The blob goes first: a tree without its blob is never mistaken for
+        stored code (``has`` looks at blobs). Each is renamed to a temporary
+        name, which ``_remove_leftovers`` deletes at the next start if we die
+        before ``purge``; so a tree is always whole or absent.
+        """
+        doomed: list[pathlib.Path] = []
+        for hex_ in digests:
+            for path in (self.blob_path(hex_), self.tree_path(hex_)):
+                parent = path.parent
+                moved = parent / f"{_TMP_PREFIX}del-{path.name}-{secrets.token_hex(4)}"
+                try:
+                    os.rename(path, moved)
+                except FileNotFoundError:
+                    continue
+                doomed.append(moved)
+                crashpoints.reach(f"code-detach:{parent.name}")
+        if doomed:
             _fsync_dir(self._blobs)
             _fsync_dir(self._trees)
-        return sorted(removed)
+        return doomed
+
+    @staticmethod
+    def purge(doomed: list[pathlib.Path]) -> None:
+        """Deletes what ``detach`` returned; slow for a big tree, so it runs
+        outside any lock."""
+        for path in doomed:
+            _remove(path)
+
+    def delete_unreferenced(self, keep: set[str]) -> list[str]:
+        """Remove every blob and tree whose digest is not in ``keep``."""
+        removed = sorted(self.stored() - keep)
+        self.purge(self.detach(removed))
+        return removed
 
     def _write_blob(self, blob: pathlib.Path, data: bytes) -> None:
         tmp = self._blobs / f"{_TMP_PREFIX}{blob.stem}-{secrets.token_hex(4)}"

@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import time
 import urllib.parse
+from typing import Callable
 
 import msgspec
 import trio
@@ -31,9 +32,12 @@ def _json(doc: object, status: int = 200) -> Response:
 class CodeLinks:
     """Short-lived signed download links, standing in for S3 presigned URLs."""
 
-    def __init__(self, secret: bytes, base_url: str) -> None:
+    def __init__(self, secret: bytes, base_url: str, on_issue: Callable[[str, str, int], None] = lambda name, sha, expires: None) -> None:
         self._secret = secret
         self.base_url = base_url
+        # Told (function, code digest, expiry) for each link, so that the
+        # code stays downloadable as long as the link is valid.
+        self._on_issue = on_issue
 
     def _sign(self, name: str, sha: str, expires: int) -> str:
         msg = f"{name}\n{sha}\n{expires}".encode()
@@ -41,6 +45,7 @@ class CodeLinks:
 
     def url(self, rec: FunctionRecord) -> str:
         expires = int(time.time()) + CODE_URL_TTL_S
+        self._on_issue(rec.name, rec.code_sha256_hex, expires)
         query = urllib.parse.urlencode({"expires": expires, "signature": self._sign(rec.name, rec.code_sha256_hex, expires)})
         return f"{self.base_url}/_lambdalet/code/{rec.name}/{rec.code_sha256_hex}.zip?{query}"
 
@@ -131,10 +136,16 @@ def create_app(service: FunctionService, links: CodeLinks, settings: FunctionSet
         if not links.check(name, sha, request.args.get("expires", ""), request.args.get("signature", "")):
             err = LambdaError("AccessDeniedException", "Request has expired or its signature does not match.")
             return Response(err.body(), status=err.status, headers=dict(err.headers()))
-        rec = service.registry.get(name)
-        if rec is None or rec.code_sha256_hex != sha or not service.codes.has(sha):
+        # A valid link serves the code it was issued for, even once a newer
+        # upload replaced it (its hold keeps it until the link expires), or
+        # when it names a published version's code. A deleted function's
+        # links end with it.
+        if name not in service.registry or not service.codes.has(sha):
             raise LambdaError("ResourceNotFoundException", f"Code not found for {name}")
-        data = await trio.to_thread.run_sync(service.codes.blob_path(sha).read_bytes)
+        try:
+            data = await trio.to_thread.run_sync(service.codes.blob_path(sha).read_bytes)
+        except FileNotFoundError:
+            raise LambdaError("ResourceNotFoundException", f"Code not found for {name}") from None
         return Response(data, status=200, content_type="application/zip")
 
     if settings is not None:

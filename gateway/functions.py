@@ -19,6 +19,7 @@ from typing import Callable
 import msgspec
 import trio
 
+from . import crashpoints
 from . import validation as v
 from .codestore import CodeError, CodeStore
 from .errors import LambdaError, invalid, not_found
@@ -49,6 +50,7 @@ class FunctionService:
         account: str,
         concurrency_limit: int,
         on_change: Callable[[str], None] = lambda name: None,
+        on_code_unneeded: Callable[..., None] = lambda *digests: None,
     ) -> None:
         self.storage = storage
         self.codes = codes
@@ -61,6 +63,9 @@ class FunctionService:
         for rec in storage.load_versions():
             self.versions.setdefault(rec.name, {})[rec.version] = rec
         self._on_change = on_change
+        # Told the digests of code that may no longer be named by any record
+        # (code_gc.CodeCollector.suspect); it checks, so telling too often is safe.
+        self._on_code_unneeded = on_code_unneeded
         self._lock = trio.Lock()
         self._db = trio.CapacityLimiter(1)
 
@@ -96,6 +101,15 @@ class FunctionService:
     def configuration(self, rec: FunctionRecord) -> dict:
         return configuration(rec, self.region, self.account)
 
+    def referenced_code(self) -> set[str]:
+        """Digests of the code every durable record names: $LATEST and each
+        published version. Equal to what lambdalet.db names whenever _lock
+        is free, since each change commits before the registry changes."""
+        out = {rec.code_sha256_hex for rec in self.registry.values()}
+        for versions in self.versions.values():
+            out.update(rec.code_sha256_hex for rec in versions.values())
+        return out
+
     # -- operations --------------------------------------------------------
 
     async def create(self, body: dict) -> dict:
@@ -112,6 +126,8 @@ class FunctionService:
             if name in self.registry:
                 raise LambdaError("ResourceConflictException", f"Function already exist: {name}")
             stored = await self._store_code(zip_bytes)
+            # Collected if the record below never commits.
+            self._on_code_unneeded(stored.sha256_hex)
             rec = FunctionRecord(
                 name=name,
                 runtime=runtime,
@@ -178,6 +194,9 @@ class FunctionService:
         async with self._lock:
             rec = self._for_update(ref, body.get("RevisionId"))
             stored = await self._store_code(zip_bytes)
+            # The new code, if this never commits (or is a dry run), and the
+            # code it replaces, once nothing runs it.
+            self._on_code_unneeded(stored.sha256_hex, rec.code_sha256_hex)
             if body.get("DryRun"):
                 return self.configuration(rec)
             rec = msgspec.structs.replace(
@@ -217,8 +236,10 @@ class FunctionService:
                 return
             async with self._db:
                 await trio.to_thread.run_sync(self.storage.delete_function, name)
-            del self.registry[name]
-            self.versions.pop(name, None)
+            crashpoints.reach("function-delete:committed")
+            gone = self.registry.pop(name)
+            versions = self.versions.pop(name, {})
+            self._on_code_unneeded(gone.code_sha256_hex, *(r.code_sha256_hex for r in versions.values()))
         self._on_change(name)
 
     async def _delete_version(self, name: str, version: str) -> None:
@@ -229,7 +250,8 @@ class FunctionService:
             raise LambdaError("ResourceConflictException", f"Unable to delete version because the following aliases reference it: {users}")
         async with self._db:
             await trio.to_thread.run_sync(self.storage.delete_version, name, version)
-        del self.versions[name][version]
+        gone = self.versions[name].pop(version)
+        self._on_code_unneeded(gone.code_sha256_hex)
         latest = self.registry[name]
         if version in latest.provisioned:
             # Its provisioned concurrency goes with it, as on AWS.

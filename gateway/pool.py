@@ -25,6 +25,7 @@ from lambdalet.sandbox.attach import attach_tree
 from lambdalet.sandbox.spec import SandboxBackend, SandboxSpec
 
 from . import logs
+from .code_gc import CodeHolds
 from .errors import LambdaError
 from .instance import Instance, WorkerGone
 from .spares import SparePool
@@ -83,7 +84,11 @@ class Pool:
         memory_budget_mb: int | None = None,
         spawner: SpawnerThread | None = None,
         spares: SparePool | None = None,
+        code_holds: CodeHolds | None = None,
     ) -> None:
+        # Each call and each instance holds its code tree (by code_dir), so
+        # that code replaced or deleted meanwhile stays until they are done.
+        self.code_holds = code_holds if code_holds is not None else CodeHolds()
         self.spawner = spawner
         self.spares = spares
         self.backend = backend
@@ -100,7 +105,8 @@ class Pool:
         self.init_timeout_s = init_timeout_s
         self._on_call = on_call
         self._idle: dict[str, list[Instance]] = {}  # revision id -> idle instances
-        self._stale: set[str] = set()  # revisions replaced while some of their calls ran
+        self._stale: set[str] = set()  # revisions replaced while some of their calls ran or instances started
+        self._starting: dict[str, tuple[str, int]] = {}  # revision -> (function, starts in progress)
         # Provisioned concurrency: revision id -> (spec, instances to keep initialised).
         self._provisioned: dict[str, tuple[FunctionSpec, int]] = {}
         self._provisioning = trio.Event()
@@ -163,6 +169,9 @@ class Pool:
         for inst in self._busy:
             if inst.function == name and inst.revision not in live_revisions:
                 self._stale.add(inst.revision)
+        for revision, (function, _n) in self._starting.items():
+            if function == name and revision not in live_revisions:
+                self._stale.add(revision)
 
     async def _enforce_deadlines(self) -> None:
         """Kills each call that outlives its function's Timeout.
@@ -241,6 +250,7 @@ class Pool:
         return {
             "idle": sum(len(v) for v in self._idle.values()),
             "busy": len(self._busy),
+            "starting": sum(n for _fn, n in self._starting.values()),
             "in_flight": self._in_flight,
         }
 
@@ -285,9 +295,12 @@ class Pool:
     async def invoke(self, spec: FunctionSpec, payload: bytes, client_context: str | None = None, request_id: str | None = None) -> CallOutcome:
         name = spec.record.name
         shared = self._admit(name)
+        holds = self.code_holds
+        holds.hold(spec.code_dir)
         try:
             return await self._invoke(spec, payload, client_context, request_id or new_request_id())
         finally:
+            holds.release(spec.code_dir)
             self._leave(name, shared)
 
     async def _invoke(self, spec: FunctionSpec, payload: bytes, client_context: str | None, request_id: str,
@@ -512,8 +525,30 @@ class Pool:
         return inst
 
     async def _start(self, spec: FunctionSpec, initialization_type: str = "on-demand") -> tuple[Instance, object]:
+        # Counted while it runs, so that drop() can mark an instance whose
+        # revision is replaced before it has started.
+        revision = spec.record.revision_id
+        function, n = self._starting.get(revision, (spec.record.name, 0))
+        self._starting[revision] = (function, n + 1)
+        try:
+            return await self._start_instance(spec, initialization_type)
+        finally:
+            function, n = self._starting[revision]
+            if n > 1:
+                self._starting[revision] = (function, n - 1)
+            else:
+                del self._starting[revision]
+
+    async def _start_instance(self, spec: FunctionSpec, initialization_type: str) -> tuple[Instance, object]:
         rec = spec.record
-        await self._make_room(rec.memory_size)
+        # Held from here until _destroy: the tree is mounted (or the cwd) of
+        # the sandbox from spawn, or attach, to its end.
+        self.code_holds.hold(spec.code_dir)
+        try:
+            await self._make_room(rec.memory_size)
+        except BaseException:
+            self.code_holds.release(spec.code_dir)
+            raise
         instance_id = uuid.uuid4().hex
         sandbox_spec = SandboxSpec(
             instance_id=instance_id,
@@ -538,7 +573,9 @@ class Pool:
                 inst = Instance(instance_id, sandbox, rec.revision_id)
         except BaseException:
             self._memory_mb -= rec.memory_size  # the reservation _make_room took
+            self.code_holds.release(spec.code_dir)
             raise
+        inst.code_dir = spec.code_dir
         instance_id = inst.id
         sandbox = inst.sandbox
         inst.function = rec.name
@@ -587,12 +624,20 @@ class Pool:
             return None
         inst.dead = True
         self._memory_mb -= inst.memory_mb
+        if inst.revision in self._stale and inst.revision not in self._starting and not any(b.revision == inst.revision for b in self._busy):
+            self._stale.discard(inst.revision)  # its last instance: nothing left to mark
         # Wake (with an error) anything still waiting on the channel before
         # another thread closes it.
         trio.lowlevel.notify_closing(inst.sock)
         # Shielded: once marked dead nothing else would ever destroy it.
         with trio.CancelScope(shield=True):
-            return await trio.to_thread.run_sync(inst.destroy)
+            try:
+                return await trio.to_thread.run_sync(inst.destroy)
+            finally:
+                # Only now is the tree unmounted and no process runs in it.
+                if inst.code_dir:
+                    self.code_holds.release(inst.code_dir)
+                    inst.code_dir = ""
 
 
 def network_of(rec: FunctionRecord) -> str:

@@ -19,6 +19,7 @@ from lambdalet.sandbox.runtime_root import RuntimeRoot
 from . import accounting, async_api, async_metrics, listener, metrics, usage_api
 from .async_queue import AsyncQueue
 from .async_store import AsyncStore
+from .code_gc import CodeCollector, CodeHolds
 from .codestore import CodeStore
 from .config import ServerConfig
 from .control import CodeLinks, create_app
@@ -139,12 +140,13 @@ async def run(config: ServerConfig, *, task_status=trio.TASK_STATUS_IGNORED) -> 
                 return rec.reserved_concurrency if rec is not None else None
 
             spawner = SpawnerThread()
+            code_holds = CodeHolds()
             spares = None
             # Handing a spare to a function mounts its code from outside the
             # sandbox (setns + move_mount), which takes root.
             if config.spare_sandboxes > 0 and getattr(backend, "name", "") == "namespaced" and os.geteuid() == 0:
                 spares = SparePool(backend, spawner, data_dir / "empty-task", size=config.spare_sandboxes, idle_timeout_s=config.idle_timeout_s)
-            pool = accounting.MeteredPool(backend, meter=meter, billing_granularity_ms=config.billing_granularity_ms, on_call=accountant.on_call, concurrency_limit=config.concurrency_limit, idle_timeout_s=config.idle_timeout_s, reserved_for=reserved_for, memory_budget_mb=config.memory_budget_mb, spawner=spawner, spares=spares)
+            pool = accounting.MeteredPool(backend, meter=meter, billing_granularity_ms=config.billing_granularity_ms, on_call=accountant.on_call, concurrency_limit=config.concurrency_limit, idle_timeout_s=config.idle_timeout_s, reserved_for=reserved_for, memory_budget_mb=config.memory_budget_mb, spawner=spawner, spares=spares, code_holds=code_holds)
             invoker_box: list[Invoker] = []
 
             def on_change(name: str) -> None:
@@ -157,6 +159,7 @@ async def run(config: ServerConfig, *, task_status=trio.TASK_STATUS_IGNORED) -> 
                 pool.set_reserved_total(service.reserved_total())
                 if name not in service.registry:
                     nursery.start_soon(event_configs.forget, name)
+                    code_holds.revoke(name)  # its download links end with it
                 if invoker_box:
                     invoker_box[0].forget(name)
                     sync_provisioned()
@@ -170,7 +173,12 @@ async def run(config: ServerConfig, *, task_status=trio.TASK_STATUS_IGNORED) -> 
                 except LambdaError:
                     return 0
 
-            service = FunctionService(storage, codes, region=config.region, account=config.account, concurrency_limit=config.concurrency_limit, on_change=on_change)
+            service = FunctionService(storage, codes, region=config.region, account=config.account, concurrency_limit=config.concurrency_limit, on_change=on_change,
+                                      on_code_unneeded=lambda *digests: collector.suspect(*digests))
+            collector = CodeCollector(codes, code_holds, service.referenced_code, service._lock)
+            # Before any call: what a kill left behind (code stored for a
+            # create that never committed, code of a committed delete).
+            collector.sweep()
             invoker = Invoker(service, pool, nursery)
             invoker_box.append(invoker)
             event_configs = EventConfigs(async_store, service)
@@ -180,7 +188,8 @@ async def run(config: ServerConfig, *, task_status=trio.TASK_STATUS_IGNORED) -> 
             async_metrics.register(async_queue)
             host = config.host if ":" not in config.host else f"[{config.host}]"
             base_url = f"http://{host}:{port}"
-            links = CodeLinks(secrets_mod.token_bytes(32), base_url)
+            links = CodeLinks(secrets_mod.token_bytes(32), base_url,
+                              on_issue=lambda name, sha, expires: code_holds.hold_until(collector.path(sha), expires + 1, name))
             settings = FunctionSettings(service, base_url, on_reserved_change=pool.set_reserved_total)
             pool.set_reserved_total(service.reserved_total())
             versions = Versions(service, on_provisioned=sync_provisioned)
@@ -193,6 +202,7 @@ async def run(config: ServerConfig, *, task_status=trio.TASK_STATUS_IGNORED) -> 
             await nursery.start(ledger.run)
             await nursery.start(logstore.run)
             await nursery.start(pool.run)
+            await nursery.start(collector.run)
             if spares is not None:
                 await nursery.start(spares.run)
             await nursery.start(async_queue.run)

@@ -41,9 +41,10 @@ def lambdalet_argv(*args: str) -> list[str]:
 class ServerProcess:
     """`lambdalet serve` in a subprocess, stopped with SIGTERM (or SIGKILL)."""
 
-    def __init__(self, data_dir: pathlib.Path, *extra: str) -> None:
+    def __init__(self, data_dir: pathlib.Path, *extra: str, env: dict[str, str] | None = None) -> None:
         self.data_dir = data_dir
         self.extra = extra
+        self.env = env  # added to this process's environment
         self.proc: subprocess.Popen | None = None
         self.url = ""
         self.output: list[str] = []
@@ -55,6 +56,7 @@ class ServerProcess:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
+            env=None if self.env is None else {**os.environ, **self.env},
         )
         deadline = time.monotonic() + timeout
         assert self.proc.stdout is not None

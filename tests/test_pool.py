@@ -215,3 +215,44 @@ async def test_throttling_is_immediate_never_a_wait(spec, backend):
         assert exc.value.error_type == "TooManyRequestsException"
         assert exc.value.extra["Reason"] == "ConcurrentInvocationLimitExceeded"
         nursery.cancel_scope.cancel()
+
+
+@pytest.mark.trio
+async def test_calls_and_instances_hold_their_code_until_they_end(spec, backend):
+    pool = Pool(backend, concurrency_limit=10)
+    holds = pool.code_holds
+    async with trio.open_nursery() as nursery:
+        await nursery.start(pool.run)
+        nursery.start_soon(call, pool, spec, {"sleep": 0.3})
+        await _until(lambda: pool.statistics()["busy"] == 1)
+        assert holds.count(spec.code_dir) == 2  # the call and its instance
+        await _until(lambda: pool.statistics()["idle"] == 1)
+        assert holds.count(spec.code_dir) == 1  # the idle instance still has it
+        pool.drop("fn", set())
+        await _until(lambda: holds.count(spec.code_dir) == 0)
+        nursery.cancel_scope.cancel()
+
+
+@pytest.mark.trio
+async def test_an_instance_started_for_a_replaced_revision_is_not_kept(tmp_path, spec, backend):
+    # Its init is slow enough that the function changes while it starts.
+    slow_code = tmp_path / "slow"
+    slow_code.mkdir()
+    (slow_code / "app.py").write_text("import time\ntime.sleep(0.5)\n" + APP)
+    slow = FunctionSpec(record=spec.record, code_dir=str(slow_code), arn=spec.arn, env={}, log_group=spec.log_group)
+    pool = Pool(backend, concurrency_limit=10)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(pool.run)
+        results: list[dict] = []
+
+        async def first():
+            results.append(await call(pool, slow))
+
+        nursery.start_soon(first)
+        await _until(lambda: pool.statistics()["starting"] == 1)
+        pool.drop("fn", set())  # rev-1 is no longer live
+        await _until(lambda: bool(results))
+        # The call it started for is answered, then the instance goes.
+        assert results[0]["calls"] == 1 and pool.statistics()["idle"] == 0
+        await _until(lambda: pool.code_holds.count(str(slow_code)) == 0)
+        nursery.cancel_scope.cancel()
