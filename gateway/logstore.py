@@ -22,6 +22,8 @@ import msgspec
 from .ledger import BatchedStore, insert_rows
 
 RETENTION_CHECK_S = 60.0
+# Rows a filtered page may examine (see LogStore.page); ~20 ms of SQLite.
+PAGE_SCAN_ROWS = 100_000
 
 
 class CallLog(msgspec.Struct, array_like=True, kw_only=True):
@@ -41,6 +43,12 @@ class LogEvent(msgspec.Struct, frozen=True, kw_only=True):
     log_group: str
     log_stream: str
     message: str
+
+
+class LogPage(msgspec.Struct, frozen=True, kw_only=True):
+    events: list[LogEvent]
+    next: tuple[int, int] | None  # cursor (timestamp_ms, id) of the next page; None at the end
+    upto_id: int  # the newest id paging covers; following goes on after it
 
 
 def split_events(call: CallLog) -> list[tuple[int, str]]:
@@ -116,21 +124,53 @@ class LogStore(BatchedStore):
             return self._db.execute("DELETE FROM events WHERE timestamp_ms < ?", (cutoff,)).rowcount
 
     def events(self, log_group: str, *, since_ms: int = 0, after_id: int = 0, contains: str | None = None, limit: int = 10_000) -> list[LogEvent]:
-        """Events of one group in time order; `contains` is a plain substring."""
-        sql = "SELECT id, timestamp_ms, log_group, log_stream, message FROM events WHERE log_group = ? AND timestamp_ms >= ? AND id > ?"
+        """Events of one group stored after event ``after_id``, in the order
+        they were stored: what `lambdalet logs --follow` prints next."""
+        # The unary + keeps SQLite off the group index here: from a recent
+        # after_id, walking the new rows by id beats sorting a whole group.
+        sql = "SELECT id, timestamp_ms, log_group, log_stream, message FROM events WHERE +log_group = ? AND +timestamp_ms >= ? AND id > ?"
         params: tuple = (log_group, since_ms, after_id)
         if contains:
             sql += " AND instr(message, ?) > 0"
             params += (contains,)
-        if after_id:
-            # Following: everything after the last event seen, oldest first.
-            sql += " ORDER BY id LIMIT ?"
-        else:
-            # A first look: the newest `limit` events, printed oldest first,
-            # as `aws logs tail` shows the end of a stream.
-            sql = f"SELECT * FROM ({sql} ORDER BY id DESC LIMIT ?) ORDER BY id"
+        sql += " ORDER BY id LIMIT ?"
         params += (limit,)
         return [LogEvent(id=i, timestamp_ms=t, log_group=g, log_stream=s, message=m) for i, t, g, s, m in self.query(sql, params)]
+
+    def page(self, log_group: str, *, since_ms: int = 0, after: tuple[int, int] | None = None, upto_id: int | None = None,
+             contains: str | None = None, limit: int = 10_000, scan: int = PAGE_SCAN_ROWS) -> LogPage:
+        """One page of a group's events in time order (timestamp, then id),
+        as CloudWatch's FilterLogEvents pages them.
+
+        ``after`` is the cursor a previous page returned; ``upto_id`` bounds
+        the ids seen (the newest id when paging began, so that paging ends
+        while calls keep logging: what comes later is for ``events``).
+        With ``contains`` at most ``scan`` rows are examined per page, so a
+        rare match cannot hold the database for long: a page may then hold
+        fewer than ``limit`` events, or none, and still have a ``next``.
+        """
+        if upto_id is None:
+            upto_id = self.query("SELECT coalesce(max(id), 0) FROM events")[0][0]
+        ts, last_id = after if after is not None else (since_ms, 0)
+        where = "FROM events WHERE log_group = ? AND (timestamp_ms, id) > (?, ?) AND id <= ?"
+        params: tuple = (log_group, max(ts, since_ms), last_id if ts >= since_ms else 0, upto_id)
+        cols = "id, timestamp_ms, log_group, log_stream, message"
+        if contains:
+            sql = f"SELECT {cols} FROM (SELECT {cols} {where} ORDER BY timestamp_ms, id LIMIT ?) WHERE instr(message, ?) > 0 ORDER BY timestamp_ms, id LIMIT ?"
+            rows = self.query(sql, params + (scan, contains, limit + 1))
+        else:
+            rows = self.query(f"SELECT {cols} {where} ORDER BY timestamp_ms, id LIMIT ?", params + (limit + 1,))
+        found = [LogEvent(id=i, timestamp_ms=t, log_group=g, log_stream=s, message=m) for i, t, g, s, m in rows[:limit]]
+        if len(rows) > limit:
+            cursor: tuple[int, int] | None = (found[-1].timestamp_ms, found[-1].id)
+        elif contains:
+            # Fewer matches than asked: the end, unless the scan stopped
+            # short of it (then go on after the last row it examined).
+            edge = self.query(f"SELECT timestamp_ms, id {where} ORDER BY timestamp_ms, id LIMIT 2 OFFSET ?", params + (scan - 1,))
+            cursor = (edge[0][0], edge[0][1]) if len(edge) == 2 else None
+        else:
+            cursor = None
+        return LogPage(events=found, next=cursor, upto_id=upto_id)
 
     def streams(self, log_group: str) -> list[str]:
         return [row[0] for row in self.query("SELECT DISTINCT log_stream FROM events WHERE log_group = ? ORDER BY log_stream", (log_group,))]

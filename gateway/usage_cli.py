@@ -100,16 +100,40 @@ def _print_events(events: list[dict]) -> None:
 
 
 def cmd_logs(args) -> int:
-    since_ms = parse_since(args.since, user_error=args.cli_helpers[0]) if args.since else 0
-    after_id = 0
+    user_error = args.cli_helpers[0]
+    if args.max_events is not None and args.max_events < 1:
+        raise user_error("--max-events must be at least 1")
+    since_ms = parse_since(args.since, user_error=user_error) if args.since else 0
+    query = {"function": args.name, "since_ms": since_ms, "filter": args.filter}
+    printed = 0
+    token = None
+    # Every page of what is stored, then (--follow) what comes after.
     while True:
-        doc = json.loads(_get(args, "/_lambdalet/logs", {"function": args.name, "since_ms": since_ms, "after_id": after_id, "filter": args.filter}))
+        try:
+            doc = json.loads(_get(args, "/_lambdalet/logs", {**query, "nextToken": token}))
+        except user_error as exc:
+            if printed:
+                raise user_error(f"stopped early, after {printed} events: {exc}") from None
+            raise
+        events = doc["events"]
+        token = doc.get("nextToken")
+        if args.max_events is not None and (len(events) > args.max_events - printed or (token and printed + len(events) >= args.max_events)):
+            events = events[: args.max_events - printed]
+            _print_events(events)
+            print(f"lambdalet logs: stopped after {printed + len(events)} events (--max-events), before the end", file=sys.stderr)
+            return 0
+        _print_events(events)
+        printed += len(events)
+        if token is None:
+            break
+    after_id = doc["nextAfterId"]
+    while args.follow:
+        doc = json.loads(_get(args, "/_lambdalet/logs", {**query, "after_id": after_id}))
         _print_events(doc["events"])
         after_id = doc["nextAfterId"]
-        if not args.follow:
-            return 0
         if not doc["events"]:
             time.sleep(FOLLOW_POLL_S)
+    return 0
 
 
 def add_parsers(sub, user_error: type[Exception], make_client, endpoint) -> None:
@@ -130,4 +154,5 @@ def add_parsers(sub, user_error: type[Exception], make_client, endpoint) -> None
     p.add_argument("--follow", "-f", action="store_true", help="keep printing new events")
     p.add_argument("--since", help="how far back: 10m, 2h, 3d, or an ISO 8601 time (default: everything)")
     p.add_argument("--filter", help="only events containing this text")
+    p.add_argument("--max-events", type=int, metavar="N", help="print at most N stored events, and say so if more remain (default: all)")
     p.set_defaults(func=cmd_logs, cli_helpers=helpers)
