@@ -100,11 +100,13 @@ struct ll_spawn_config {
     int netns_fd;
     int lifeline_fd;
     int fork_worker;
+    int clone_parent;
 };
 struct ll_spawn_result {
     int pid;
     int err;
     int used_clone3;
+    int pidfd;
     char step[160];
 };
 #define LL_SPAWN_IN_WORKER 1

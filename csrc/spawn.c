@@ -37,6 +37,9 @@
 #ifndef CLONE_INTO_CGROUP
 #define CLONE_INTO_CGROUP 0x200000000ULL
 #endif
+#ifndef CLONE_PIDFD
+#define CLONE_PIDFD 0x00001000
+#endif
 
 struct report {
     int32_t err;
@@ -366,12 +369,18 @@ static int write_proc_file(pid_t pid, const char *name, const char *text)
     return rc;
 }
 
-static pid_t do_clone(const struct ll_spawn_config *cfg, int *used_clone3, int *into_cgroup)
+/* The pidfd comes with the clone, so it names this child and no other
+ * even if it is reaped at once (with clone_parent, by another process). */
+static pid_t do_clone(const struct ll_spawn_config *cfg, int *used_clone3, int *into_cgroup, int *pidfd)
 {
+    uint64_t flags = cfg->namespaces | CLONE_PIDFD | (cfg->clone_parent ? CLONE_PARENT : 0);
     struct clone_args args;
     memset(&args, 0, sizeof args);
-    args.flags = cfg->namespaces;
-    args.exit_signal = SIGCHLD;
+    args.flags = flags;
+    args.pidfd = (uint64_t)(uintptr_t)pidfd;
+    /* A CLONE_PARENT child signals its parent as the caller does; clone3
+     * insists on 0 here. */
+    args.exit_signal = cfg->clone_parent ? 0 : SIGCHLD;
     size_t size = CLONE_ARGS_SIZE_VER0;
     if (cfg->cgroup_v2_fd >= 0) {
         args.flags |= CLONE_INTO_CGROUP;
@@ -389,7 +398,9 @@ static pid_t do_clone(const struct ll_spawn_config *cfg, int *used_clone3, int *
         return -1;
     *used_clone3 = 0;
     *into_cgroup = 0;
-    return (pid_t)syscall(SYS_clone, (unsigned long)cfg->namespaces | SIGCHLD, 0, 0, 0, 0);
+    /* The parent's pidfd goes where parent_tid would (the third argument on
+     * every architecture). */
+    return (pid_t)syscall(SYS_clone, (unsigned long)flags | SIGCHLD, 0, pidfd, 0, 0);
 }
 
 static int wait_for_child(int fd, int timeout_ms, struct ll_spawn_result *res)
@@ -417,12 +428,39 @@ static int wait_for_child(int fd, int timeout_ms, struct ll_spawn_result *res)
     if (n != (ssize_t)sizeof r)
         return fail(res, EPROTO, "handshake: short report");
     r.step[sizeof r.step - 1] = '\0';
-    return fail(res, r.err ? r.err : EPROTO, r.step);
+    int rc = fail(res, r.err ? r.err : EPROTO, r.step);
+    /* The step may name a function's host path: a zygote must not keep it
+     * on a stack that later forks copy. */
+    explicit_bzero(&r, sizeof r);
+    return rc;
+}
+
+/* A PID 1 that failed to start: killed, and reaped here unless it is the
+ * caller's parent's child (clone_parent), which reaps it through the pidfd
+ * left in res. */
+static void abandon_child(const struct ll_spawn_config *cfg, pid_t pid, int pidfd, struct ll_spawn_result *res)
+{
+    if (pidfd >= 0)
+        (void)syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
+    else
+        (void)kill(pid, SIGKILL);
+    res->pid = 0;
+    if (cfg->clone_parent) {
+        res->pidfd = pidfd;
+        return;
+    }
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+        ;
+    if (pidfd >= 0)
+        close(pidfd);
 }
 
 int ll_spawn(const struct ll_spawn_config *cfg, struct ll_spawn_result *res)
 {
     memset(res, 0, sizeof *res);
+    res->pidfd = -1;
+    if (cfg->clone_parent && cfg->pdeathsig)
+        return fail(res, EINVAL, "clone_parent with pdeathsig: the signal would follow the caller's parent");
     int sv[2];
     /* SEQPACKET keeps the error report one message. */
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
@@ -434,6 +472,7 @@ int ll_spawn(const struct ll_spawn_config *cfg, struct ll_spawn_result *res)
     pthread_sigmask(SIG_SETMASK, &all, &old);
     int used_clone3 = 0, into_cgroup = 0;
     int saved_netns = -1;
+    int pidfd = -1;
     if (cfg->netns_fd >= 0) {
         int rc = ll_netns_enter(cfg->netns_fd, &saved_netns);
         if (rc < 0) {
@@ -443,7 +482,7 @@ int ll_spawn(const struct ll_spawn_config *cfg, struct ll_spawn_result *res)
             return fail(res, rc, "enter pooled network namespace");
         }
     }
-    pid_t pid = do_clone(cfg, &used_clone3, &into_cgroup);
+    pid_t pid = do_clone(cfg, &used_clone3, &into_cgroup, &pidfd);
     if (pid == 0) {
         close(sv[0]);
         /* Returns only in a forked worker (fork_worker mode). */
@@ -460,9 +499,7 @@ int ll_spawn(const struct ll_spawn_config *cfg, struct ll_spawn_result *res)
     if (leave_rc < 0) {
         /* The child is fine, but this thread did not get back home. */
         close(sv[0]);
-        kill(pid, SIGKILL);
-        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-            ;
+        abandon_child(cfg, pid, pidfd, res);
         return fail(res, leave_rc, "leave pooled network namespace");
     }
     res->pid = pid;
@@ -494,12 +531,10 @@ int ll_spawn(const struct ll_spawn_config *cfg, struct ll_spawn_result *res)
     if (rc == 0)
         rc = wait_for_child(sv[0], cfg->handshake_timeout_ms > 0 ? cfg->handshake_timeout_ms : 10000, res);
     close(sv[0]);
-    if (rc < 0) {
-        kill(pid, SIGKILL);
-        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-            ;
-        res->pid = 0;
-    }
+    if (rc < 0)
+        abandon_child(cfg, pid, pidfd, res);
+    else
+        res->pidfd = pidfd;
     return rc;
 }
 

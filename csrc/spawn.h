@@ -58,20 +58,30 @@ struct ll_spawn_config {
                                     from ll_spawn with LL_SPAWN_IN_WORKER, fds
                                     placed as for an exec (a zygote's mode; the
                                     caller must be single-threaded) */
+    int clone_parent;            /* 1: PID 1 is born the caller's parent's child
+                                    (CLONE_PARENT), so it outlives the caller (a
+                                    zygote) and its parent reaps it through the
+                                    pidfd; pdeathsig must then be 0 */
 };
 
 struct ll_spawn_result {
     int pid;                     /* PID 1 of the sandbox, in the caller's pid ns */
     int err;                     /* 0, or a positive errno */
     int used_clone3;
+    int pidfd;                   /* -1, or a pidfd for PID 1 (CLONE_PIDFD), the
+                                    caller's to close; with clone_parent also
+                                    after a failure, for the parent to reap the
+                                    killed PID 1 through it */
     char step[160];              /* which step failed, with its path if any */
 };
 
 /* ll_spawn's return value in the forked worker (fork_worker mode only). */
 #define LL_SPAWN_IN_WORKER 1
 
-/* Returns 0 or -errno; on failure nothing is left running. With
- * fork_worker it also returns LL_SPAWN_IN_WORKER, in the worker. */
+/* Returns 0 or -errno; on failure nothing is left running (with
+ * clone_parent a killed PID 1 may be left for the parent to reap, see
+ * res->pidfd). With fork_worker it also returns LL_SPAWN_IN_WORKER, in the
+ * worker. */
 int ll_spawn(const struct ll_spawn_config *cfg, struct ll_spawn_result *res);
 
 /* The floor a sandbox's start is measured against: clone into the given

@@ -11,9 +11,16 @@ once the worker has exec'd, not once it is ready) and is safe to call from
 several threads. PR_SET_PDEATHSIG follows the spawning thread: see the
 pdeathsig argument. destroy() blocks until PID 1 is reaped (about a
 millisecond, at most INIT_EXIT_TIMEOUT_S); call it off the event loop.
+
+Every sandbox's PID 1 is this process's child, whether spawned here or by
+the runtime zygote (which clones it with CLONE_PARENT), and is signalled and
+reaped through a pidfd that came with its clone: a sandbox depends on
+nothing but this process, and a zygote that dies is simply started again by
+the next spawn.
 """
 from __future__ import annotations
 
+import collections
 import contextlib
 import errno
 import logging
@@ -22,6 +29,7 @@ import select
 import signal
 import socket
 import threading
+import time
 
 from . import cgroups as cgroups_mod
 from .cgroup_stager import CgroupStager
@@ -39,6 +47,10 @@ log = logging.getLogger("lambdalet.sandbox")
 CONTROL_FD = 3
 KILL_ALL_SIGNAL = signal.SIGRTMAX  # LL_SIG_KILL_ALL in csrc/spawn.h
 INIT_EXIT_TIMEOUT_S = 2.0
+# A zygote that keeps dying is not started again for a while: at most this
+# many starts per window, then sandboxes exec their own interpreter.
+ZYGOTE_STARTS_PER_WINDOW = 5
+ZYGOTE_START_WINDOW_S = 60.0
 PLAN_CACHE_SIZE = 1024  # distinct (code, layers, /tmp size) combinations kept compiled
 # Host ids the sandbox's ids map to. Far above any real account, so that a
 # sandboxed process that somehow reached the host would own nothing there.
@@ -59,24 +71,22 @@ class NamespacedSandbox:
     task_root = rootfs.TASK_ROOT
 
     def __init__(self, pid: int, control: socket.socket, cgroup: cgroups_mod.Cgroup | None,
-                 release=None, zygote: ZygoteClient | None = None, pidfd: int = -1, serial: int = 0,
-                 remove_cgroup=None) -> None:
-        # PID 1 of the sandbox: a child of this process, or of the zygote
-        # (then pidfd refers to it and the zygote reports its exit status).
+                 release=None, pidfd: int = -1, remove_cgroup=None, forget=None) -> None:
+        # PID 1 of the sandbox, this process's child, and a pidfd for it
+        # (owned here): signals and the reaping go through the pidfd, which
+        # no reused pid can redirect.
         self.pid = pid
         self.control = control
         self.cgroup = cgroup
         self._release = release  # frees what outlives the processes (an egress lease)
-        self._zygote = zygote
         self._pidfd = pidfd
-        self._serial = serial  # the zygote's name for this spawn
         self._remove_cgroup = remove_cgroup  # instead of cgroup.remove() (a stage: the stager's)
+        self._forget = forget  # tells the backend PID 1 has been reaped
         self._reaped = False
 
     @property
     def pidfd(self) -> int:
-        """A pidfd for PID 1 when it is not our child (else -1): a zombie
-        child keeps its pid; a process the zygote reaped does not."""
+        """A pidfd for PID 1 until destroy() (then -1)."""
         return self._pidfd
 
     def kill(self) -> None:
@@ -90,16 +100,10 @@ class NamespacedSandbox:
         self._signal(KILL_ALL_SIGNAL)
 
     def _signal(self, sig: int) -> None:
-        pidfd = self._pidfd
         try:
-            if self._zygote is not None:
-                # Not our child: only the pidfd is safe from pid reuse.
-                if pidfd >= 0:
-                    signal.pidfd_send_signal(pidfd, sig)
-            else:
-                os.kill(self.pid, sig)
-        except (ProcessLookupError, OSError):
-            pass  # gone already (or, for a pidfd, reaped and closed)
+            signal.pidfd_send_signal(self._pidfd, sig)
+        except OSError:
+            pass  # gone already (or reaped, the pidfd closed)
 
     def oom_killed(self) -> bool:
         return self.cgroup is not None and self.cgroup.oom_kill_count() > 0
@@ -109,18 +113,21 @@ class NamespacedSandbox:
 
     def destroy(self) -> int | None:
         status = None
-        if not self._reaped and self._zygote is not None:
-            status = self._reap_zygote_child()
-        elif not self._reaped:
-            try:
-                pid, raw = os.waitpid(self.pid, os.WNOHANG)
-                if pid == 0:
-                    self.kill()
-                    raw = self._wait(INIT_EXIT_TIMEOUT_S)
-                status = worker_status(raw)
-            except ChildProcessError:
-                status = None
+        if not self._reaped:
+            raw = self._reap(0)
+            if raw is None:
+                self.kill()
+                raw = self._reap(INIT_EXIT_TIMEOUT_S)
+                if raw is None:
+                    self._signal(signal.SIGKILL)
+                    raw = self._reap(None)
+            status = None if raw is None else worker_status(raw)
             self._reaped = True
+            if self._forget is not None:
+                self._forget(self.pid)
+            if self._pidfd >= 0:
+                pidfd, self._pidfd = self._pidfd, -1
+                os.close(pidfd)
         if self.cgroup is not None:
             cgroup, self.cgroup = self.cgroup, None
             try:
@@ -139,36 +146,29 @@ class NamespacedSandbox:
         self.control.close()
         return status
 
-    def _reap_zygote_child(self) -> int | None:
-        raw = self._zygote.wait_exit(self._serial, 0)
-        if raw is None:
-            self.kill()
-            raw = self._zygote.wait_exit(self._serial, INIT_EXIT_TIMEOUT_S)
-            if raw is None:
-                self._signal(signal.SIGKILL)
-                raw = self._zygote.wait_exit(self._serial, INIT_EXIT_TIMEOUT_S)
-        pidfd, self._pidfd = self._pidfd, -1
-        os.close(pidfd)
-        self._reaped = True
-        return None if raw is None else worker_status(raw)
-
-    def _wait(self, timeout_s: float) -> int:
-        """Reap PID 1, SIGKILLing it if it has not exited within timeout_s."""
+    def _reap(self, timeout_s: float | None) -> int | None:
+        """PID 1's raw wait status once it has exited (waiting up to
+        timeout_s; None: as long as it takes), else None. None too if it was
+        reaped elsewhere (it never should be)."""
         try:
-            pidfd = os.pidfd_open(self.pid)
-        except OSError:
-            pidfd = -1
-        if pidfd >= 0:
-            try:
+            if timeout_s:
                 poller = select.poll()
-                poller.register(pidfd, select.POLLIN)
+                poller.register(self._pidfd, select.POLLIN)
                 if not poller.poll(int(timeout_s * 1000)):
-                    os.kill(self.pid, signal.SIGKILL)
-            finally:
-                os.close(pidfd)
-        else:
-            os.kill(self.pid, signal.SIGKILL)
-        return os.waitpid(self.pid, 0)[1]
+                    return None
+            info = os.waitid(os.P_PIDFD, self._pidfd, os.WEXITED | (0 if timeout_s is None else os.WNOHANG))
+        except ChildProcessError:
+            return None
+        return None if info is None else _raw_status(info)
+
+
+def _raw_status(info: os.waitid_result) -> int:
+    """os.waitid's answer as the raw status os.waitpid would give."""
+    if info.si_code == os.CLD_EXITED:
+        return (info.si_status & 0xFF) << 8
+    if info.si_code == os.CLD_DUMPED:
+        return info.si_status | 0x80
+    return info.si_status  # CLD_KILLED
 
 
 def worker_status(init_status: int) -> int:
@@ -230,6 +230,11 @@ class NamespacedBackend:
         self._zygote: ZygoteClient | None = None
         self._zygote_wanted = zygote
         self._zygote_lock = threading.Lock()
+        self._zygote_starts: collections.deque[float] = collections.deque(maxlen=ZYGOTE_STARTS_PER_WINDOW)
+        self.zygote_restarts = 0
+        # PID 1s of live sandboxes: any other child of ours in a pid
+        # namespace of its own is a stray (see _reap_strays).
+        self._pid1s: set[int] = set()
         self._stager: CgroupStager | None = None  # v1 only: see cgroup_stager.py
         self._egress: Egress | None = None
         self._plans: dict[tuple, tuple[list[nsspawn.MountOp], nsspawn.CompiledOps | None]] = {}
@@ -267,33 +272,82 @@ class NamespacedBackend:
         return self._zygote
 
     def _started_zygote(self) -> ZygoteClient | None:
-        if self._zygote is not None and not self._zygote.alive:
-            self._drop_zygote("it exited")
-        if self._zygote is None and self._zygote_wanted:
-            with self._zygote_lock:
-                if self._zygote is None and self._zygote_wanted:
-                    try:
-                        self._zygote = ZygoteClient(self._root.python, self._root.zygote_root(), self._lifeline_r,
-                                                    BASE_ENV)
-                    except OSError as exc:
-                        self._zygote_wanted = False
-                        log.warning("no runtime zygote, each sandbox starts its own interpreter: %s", exc)
-                    else:
-                        if isinstance(self._cgroups, CgroupV1Manager) and self._privileged:
-                            self._stager = CgroupStager(self._cgroups, self._zygote.pid)
-        return self._zygote
+        """The running zygote, started (or started again) if need be; None
+        when sandboxes exec their own interpreter."""
+        zygote = self._zygote
+        if zygote is not None and zygote.alive:
+            return zygote
+        if not self._zygote_wanted:
+            return None
+        with self._zygote_lock:
+            if self._zygote is not None and not self._zygote.alive:
+                self._retire_zygote()
+            if self._zygote is None and self._zygote_wanted:
+                self._start_zygote()
+            return self._zygote
 
-    def _drop_zygote(self, why: str) -> None:
-        """From now on every sandbox execs its own interpreter."""
-        log.warning("runtime zygote gone (%s): sandboxes now start their own interpreter", why)
-        zygote, self._zygote, self._zygote_wanted = self._zygote, None, False
+    def _start_zygote(self) -> None:
+        now = time.monotonic()
+        starts = self._zygote_starts
+        if len(starts) == starts.maxlen and now - starts[0] < ZYGOTE_START_WINDOW_S:
+            self._zygote_wanted = False
+            log.warning("runtime zygote died %d times within %.0f s: sandboxes now start their own interpreter",
+                        len(starts), ZYGOTE_START_WINDOW_S)
+            return
+        restart = bool(starts)
+        starts.append(now)
+        try:
+            self._zygote = ZygoteClient(self._root.python, self._root.zygote_root(), self._lifeline_r, BASE_ENV)
+        except OSError as exc:
+            self._zygote_wanted = False
+            log.warning("no runtime zygote, each sandbox starts its own interpreter: %s", exc)
+            return
+        if restart:
+            self.zygote_restarts += 1
+            log.warning("runtime zygote started again (pid %d); running sandboxes were not affected", self._zygote.pid)
+        if isinstance(self._cgroups, CgroupV1Manager) and self._privileged:
+            self._stager = CgroupStager(self._cgroups, self._zygote.pid)
+
+    def _retire_zygote(self) -> None:
+        """A zygote that has gone: its stager and client go too. Sandboxes it
+        forked do not depend on it; a stage that still holds a sandbox is
+        removed when that sandbox is destroyed (CgroupStager.retire)."""
+        zygote, self._zygote = self._zygote, None
+        stager, self._stager = self._stager, None
+        if stager is not None:
+            stager.stop()
         if zygote is not None:
+            log.warning("runtime zygote (pid %d) is gone; the next spawn starts another", zygote.pid)
             zygote.close()
+        if stager is not None:
+            stager.close()
+        self._reap_strays()
+
+    def _reap_strays(self) -> None:
+        """Reap sandbox PID 1s nobody owns: a zygote that died in the middle
+        of a spawn leaves its clone (our child, by CLONE_PARENT) without a
+        pidfd here. Such a stray exits at once (its handshake hangs up) or as
+        soon as its worker finds its control socket closed; only exited
+        ones (zombies) are reaped, so no pid here can have been reused."""
+        for pid in _zombie_children_in_own_pid_namespace():
+            if pid not in self._pid1s:
+                try:
+                    os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG)
+                except ChildProcessError:
+                    pass
 
     def spawn(self, spec: SandboxSpec) -> NamespacedSandbox:
         argv = worker_argv(self._root.python, rootfs.RUNTIME_DIR, CONTROL_FD)
-        zygote = self._started_zygote()
-        return self._spawn(spec, argv, None, None, via_zygote=zygote is not None, fork=True)
+        for attempt in range(2):
+            zygote = self._started_zygote()
+            try:
+                return self._spawn(spec, argv, None, None, zygote=zygote, fork=True)
+            except ZygoteGone:
+                # It died under this spawn (killed, say): a new one (or an
+                # exec'd interpreter) serves the retry, with fresh resources.
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
 
     def spawn_command(self, spec: SandboxSpec, argv: list[str], env: dict[str, str] | None = None,
                       path: str | None = None) -> NamespacedSandbox:
@@ -302,10 +356,11 @@ class NamespacedBackend:
         suite use it to run probes. Cloned from the zygote when one is
         running (a smaller process to copy than this one), never starting it."""
         zygote = self._zygote
-        return self._spawn(spec, argv, env, path, via_zygote=zygote is not None and zygote.alive, fork=False)
+        return self._spawn(spec, argv, env, path, zygote=zygote if zygote is not None and zygote.alive else None,
+                           fork=False)
 
     def _spawn(self, spec: SandboxSpec, argv: list[str], env: dict[str, str] | None, path: str | None, *,
-               via_zygote: bool, fork: bool) -> NamespacedSandbox:
+               zygote: ZygoteClient | None, fork: bool) -> NamespacedSandbox:
         if spec.network not in ("none", "egress"):
             raise OSError(errno.EINVAL, f"network {spec.network!r}: expected 'none' or 'egress'")
         lease = None
@@ -322,12 +377,13 @@ class NamespacedBackend:
                 raise
         # Staged cgroups for workers only: a probe's sandbox is placed the
         # usual way (attached after the clone) and so removed at once.
-        stager = self._stager if via_zygote and fork else None
+        stager = self._stager if zygote is not None and fork else None
         with stager.spawning(spec.memory_mb) if stager else contextlib.nullcontext() as staged:
-            return self._spawn_placed(spec, argv, env, path, via_zygote, fork, netns_fd, lease, staged)
+            return self._spawn_placed(spec, argv, env, path, zygote, fork, netns_fd, lease, staged, stager)
 
     def _spawn_placed(self, spec: SandboxSpec, argv: list[str], env: dict[str, str] | None, path: str | None,
-                      via_zygote: bool, fork: bool, netns_fd: int | None, lease, staged) -> NamespacedSandbox:
+                      zygote: ZygoteClient | None, fork: bool, netns_fd: int | None, lease, staged,
+                      stager: CgroupStager | None) -> NamespacedSandbox:
         """spawn_command, once the network is chosen. staged: a cgroup the
         zygote sits in, to be born in, or None to create and attach one."""
         try:
@@ -342,16 +398,17 @@ class NamespacedBackend:
                 self._egress.release(lease)
             raise
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        zygote, pidfd = None, -1
         try:
             # Born in a staged cgroup: nothing to attach.
             procs_fds, v2_fd = cgroup.attach_handles() if cgroup and staged is None else ([], -1)
             try:
                 cfg = self._config(spec, argv, env, path, child.fileno(), procs_fds, v2_fd, netns_fd)
-                if via_zygote:
-                    zygote, (serial, pid, pidfd) = self._spawn_zygote(spec, cfg, fork)
+                if zygote is not None:
+                    pid, pidfd = self._spawn_zygote(zygote, spec, cfg, fork)
                 else:
-                    serial, pid = 0, nsspawn.spawn(cfg, self._compiled_plan(spec)).pid
+                    result = nsspawn.spawn(cfg, self._compiled_plan(spec))
+                    pid, pidfd = result.pid, result.pidfd
+                self._pid1s.add(pid)
             finally:
                 for fd in procs_fds + ([v2_fd] if v2_fd >= 0 else []):
                     os.close(fd)
@@ -370,22 +427,20 @@ class NamespacedBackend:
         if lease is not None:
             egress = self._egress
             release = lambda: egress.release(lease)  # noqa: E731
-        return NamespacedSandbox(pid, parent, cgroup, release, zygote, pidfd, serial,
-                                 self._stager.retire if staged is not None else None)
+        return NamespacedSandbox(pid, parent, cgroup, release, pidfd,
+                                 stager.retire if staged is not None else None, self._pid1s.discard)
 
-    def _spawn_zygote(self, spec: SandboxSpec, cfg: nsspawn.SpawnConfig,
-                      fork: bool) -> tuple[ZygoteClient, tuple[int, int, int]]:
-        """The zygote, and (serial, pid, pidfd) of a sandbox whose worker it
-        forked. If the zygote has gone this spawn fails (its socket, cgroup
-        and namespace may already be in use) and later ones exec."""
-        zygote = self._zygote
-        if zygote is None:
-            raise OSError(errno.EPIPE, "runtime zygote gone")
+    def _spawn_zygote(self, zygote: ZygoteClient, spec: SandboxSpec, cfg: nsspawn.SpawnConfig,
+                      fork: bool) -> tuple[int, int]:
+        """(pid, pidfd) of a sandbox whose worker the zygote forked. If the
+        zygote goes during the spawn, the spawn fails with ZygoteGone (its
+        socket, cgroup and namespace may already be in a stray clone's
+        hands, so a retry starts from fresh ones)."""
         ops, _ = self._plan(spec)
         try:
-            return zygote, zygote.spawn(cfg, ops, fork=fork)
+            return zygote.spawn(cfg, ops, fork=fork)
         except ZygoteGone as exc:
-            self._drop_zygote(str(exc))
+            log.warning("runtime zygote gone during a spawn: %s", exc)
             raise
 
     def _plan(self, spec: SandboxSpec) -> tuple[list[nsspawn.MountOp], nsspawn.CompiledOps | None]:
@@ -501,7 +556,8 @@ class NamespacedBackend:
             "netns_created": pool.created if pool else 0,
             "netns_pool_misses": pool.misses if pool else 0,
             "compiled_plans": len(self._plans),
-            "zygote": int(self._zygote is not None),
+            "zygote": int(self._zygote is not None and self._zygote.alive),
+            "zygote_restarts": self.zygote_restarts,
             "cgroup_stage_ready": int(self._stager is not None and self._stager.ready),
         }
 
@@ -514,7 +570,7 @@ class NamespacedBackend:
         if self._stager is not None:
             self._stager.stop()
         if self._zygote is not None:
-            # Its sandboxes' PID 1s die with it (parent-death signal).
+            # Its sandboxes are not its children: they end with the lifeline.
             self._zygote.close()
             self._zygote = None
         if self._stager is not None:
@@ -537,6 +593,32 @@ class NamespacedBackend:
         if self._cgroups is not None:
             self._cgroups.close()
             self._cgroups = None
+
+
+def _zombie_children_in_own_pid_namespace() -> list[int]:
+    """This process's exited children that were a pid namespace's PID 1:
+    the only children of the server that live in a nested pid namespace
+    are sandboxes'."""
+    found = []
+    try:
+        tasks = os.listdir("/proc/self/task")
+    except OSError:
+        return found
+    for tid in tasks:
+        try:
+            with open(f"/proc/self/task/{tid}/children") as f:
+                children = f.read().split()
+        except OSError:
+            continue
+        for child in children:
+            try:
+                with open(f"/proc/{child}/status") as f:
+                    status = dict(line.split(":", 1) for line in f if ":" in line)
+            except OSError:
+                continue
+            if status.get("State", "").strip().startswith("Z") and len(status.get("NSpid", "").split()) > 1:
+                found.append(int(child))
+    return found
 
 
 def _python_prefix(python: str) -> str:

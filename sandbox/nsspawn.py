@@ -84,11 +84,22 @@ class SpawnConfig(msgspec.Struct, frozen=True):
     # then also returns, with pid 0, in the worker (zygote.py; the caller
     # must be single-threaded).
     fork_worker: bool = False
+    # PID 1 is born the caller's parent's child (zygote.py): it outlives the
+    # caller, and the parent reaps it. Not with pdeathsig.
+    clone_parent: bool = False
 
 
 class SpawnResult(msgspec.Struct, frozen=True):
     pid: int
     used_clone3: bool
+    pidfd: int = -1  # for PID 1, the caller's to close; -1 in a forked worker
+
+
+class SpawnError(OSError):
+    """A spawn failed. With clone_parent, pidfd (or -1) refers to the killed
+    PID 1, which the caller's parent must reap; the caller owns the fd."""
+
+    pidfd = -1
 
 
 def _cstr(keep: list, text: str | None):
@@ -166,6 +177,7 @@ def spawn(cfg: SpawnConfig, compiled: CompiledOps | None = None) -> SpawnResult:
     c.netns_fd = cfg.netns_fd
     c.lifeline_fd = cfg.lifeline_fd
     c.fork_worker = cfg.fork_worker
+    c.clone_parent = cfg.clone_parent
     res = ffi.new("struct ll_spawn_result *")
     rc = lib.ll_spawn(c, res)
     if rc == lib.LL_SPAWN_IN_WORKER:
@@ -173,8 +185,10 @@ def spawn(cfg: SpawnConfig, compiled: CompiledOps | None = None) -> SpawnResult:
     if rc < 0:
         err = -rc
         step = ffi.string(res.step).decode("utf-8", "replace")
-        raise OSError(err, f"{step}: {os.strerror(err)}")
-    return SpawnResult(pid=res.pid, used_clone3=bool(res.used_clone3))
+        exc = SpawnError(err, f"{step}: {os.strerror(err)}")
+        exc.pidfd = res.pidfd
+        raise exc
+    return SpawnResult(pid=res.pid, used_clone3=bool(res.used_clone3), pidfd=res.pidfd)
 
 
 def clone_floor(namespaces: int) -> None:

@@ -14,6 +14,15 @@ sandbox: Lambda runs init per execution environment, and instances of one
 function must not share /tmp, processes or a network namespace, which forks
 of a function-level zygote inside one sandbox would.
 
+Sandboxes outlive the zygote: each PID 1 is cloned with CLONE_PARENT, so
+it is born the server's child, not the zygote's. The server holds a pidfd
+for it from the start (CLONE_PIDFD, passed back over the socket), signals
+and reaps it through that, and needs nothing from the zygote once a spawn
+has returned; a zygote that dies (or is killed) takes no sandbox and no
+call in flight with it, and the next spawn starts another (namespaced.py).
+PID 1 is tied to the server's life by the lifeline pipe, not by a
+parent-death signal, which would follow the zygote.
+
 This module runs in the zygote process, single-threaded (fork_worker mode
 requires it), and imports only the stdlib, msgspec, nsspawn and the runtime.
 The server side is zygote_client.py. The wire: SOCK_SEQPACKET, one msgspec
@@ -26,8 +35,6 @@ import ctypes
 import errno
 import gc
 import os
-import resource
-import select
 import signal
 import socket
 import sys
@@ -72,26 +79,22 @@ class Spawn(msgspec.Struct, tag="spawn", array_like=True):
 
 
 class Spawned(msgspec.Struct, tag="spawned", array_like=True):
-    """PID 1's pid; a pidfd for it rides along."""
+    """PID 1's pid; a pidfd for it rides along. PID 1 is the server's child."""
 
     serial: int
     pid: int
 
 
 class Failed(msgspec.Struct, tag="failed", array_like=True):
+    """A pidfd rides along when a PID 1 was started and killed: the server's
+    child, for the server to reap."""
+
     serial: int
     errno: int
     message: str
 
 
-class Exited(msgspec.Struct, tag="exited", array_like=True):
-    """PID 1 was reaped; status is its raw wait status."""
-
-    serial: int
-    status: int
-
-
-Message = Hello | Spawn | Spawned | Failed | Exited
+Message = Hello | Spawn | Spawned | Failed
 encode = msgspec.msgpack.Encoder().encode
 decode = msgspec.msgpack.Decoder(Message).decode
 
@@ -108,8 +111,9 @@ def _with_fds(req: Spawn, fds: list[int], lifeline_fd: int, init_fd: int) -> nss
     return msgspec.structs.replace(
         req.cfg, control_fd=fds[0], cgroup_procs_fds=procs, cgroup_v2_fd=v2, netns_fd=netns,
         lifeline_fd=lifeline_fd, init_fd=init_fd, fork_worker=req.fork,
-        # PID 1 dies with the zygote, whose main thread is the process.
-        pdeathsig=True)
+        # PID 1 is the server's child and lives as long as the server (the
+        # lifeline), however long the zygote does.
+        clone_parent=True, pdeathsig=False)
 
 
 class _Forked(BaseException):
@@ -129,18 +133,11 @@ class _Zygote:
             self.init_fd = nsspawn.init_memfd()
         except OSError:
             self.init_fd = -1  # PID 1 then stays a copy of the zygote
-        self.children: dict[int, tuple[int, int]] = {}  # pidfd -> (serial, PID 1's pid)
-        self.poller = select.poll()
-        self.poller.register(sock.fileno(), select.POLLIN)
 
     def serve(self) -> None:
         """Returns only when the server has gone; raises _Forked in a worker."""
-        while True:
-            for fd, _ in self.poller.poll():
-                if fd != self.sock.fileno():
-                    self._reap(fd)
-                elif not self._request():
-                    return
+        while self._request():
+            pass
 
     def _request(self) -> bool:
         data, fds, _, _ = socket.recv_fds(self.sock, MAX_MESSAGE, MAX_FDS, socket.MSG_CMSG_CLOEXEC)
@@ -156,13 +153,22 @@ class _Zygote:
         except Exception as exc:  # one bad request must not end every sandbox
             for fd in fds:
                 os.close(fd)
-            self.sock.send(encode(Failed(serial, getattr(exc, "errno", None) or errno.EINVAL, str(exc))))
+            reply = encode(Failed(serial, getattr(exc, "errno", None) or errno.EINVAL, str(exc)))
+            orphan = getattr(exc, "pidfd", -1)
+            if orphan >= 0:
+                try:
+                    socket.send_fds(self.sock, [reply], [orphan])
+                finally:
+                    os.close(orphan)
+            else:
+                self.sock.send(reply)
             return True
         for fd in fds:
             os.close(fd)
-        self.children[pidfd] = (req.serial, pid)
-        self.poller.register(pidfd, select.POLLIN)
-        socket.send_fds(self.sock, [encode(Spawned(req.serial, pid))], [pidfd])
+        try:
+            socket.send_fds(self.sock, [encode(Spawned(req.serial, pid))], [pidfd])
+        finally:
+            os.close(pidfd)
         return True
 
     def _spawn(self, req: Spawn, fds: list[int]) -> tuple[int, int]:
@@ -184,21 +190,7 @@ class _Zygote:
             _python.PyOS_AfterFork_Child()
             raise _Forked(cfg.env)
         _python.PyOS_AfterFork_Parent()
-        try:
-            # Opened before PID 1 can be reaped (only this loop reaps), so
-            # the pid in it cannot have been reused.
-            return result.pid, os.pidfd_open(result.pid)
-        except OSError:
-            os.kill(result.pid, signal.SIGKILL)
-            os.waitpid(result.pid, 0)
-            raise
-
-    def _reap(self, pidfd: int) -> None:
-        serial, pid = self.children.pop(pidfd)
-        self.poller.unregister(pidfd)
-        os.close(pidfd)
-        _, status = os.waitpid(pid, 0)
-        self.sock.send(encode(Exited(serial, status)))
+        return result.pid, result.pidfd
 
 
 # The interpreter's fork hooks, called as os.fork() calls them (with the
@@ -336,10 +328,6 @@ def main(sock_fd: int, lifeline_fd: int) -> None:
     # The server stops the zygote by closing its socket; a Ctrl-C meant for
     # the server must not take every sandbox down first.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # A pidfd per live sandbox: take the whole allowance (PID 1 sets each
-    # sandbox's own limit).
-    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)  # stdin brought the root; nothing else comes that way
     os.close(null)

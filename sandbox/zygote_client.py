@@ -2,14 +2,16 @@
 
 One zygote process per backend. Spawns are sent one at a time (the zygote
 is single-threaded and answers in order); a reader thread takes the
-replies and the zygote's reports of reaped PID 1s, so that a sandbox's
-destroy() can wait for its exit status from any thread.
+replies, and reaps the zygote as soon as it has gone. What a spawn returns
+(PID 1's pid and a pidfd for it, this process's child) needs nothing more
+from the zygote: sandboxes outlive it.
 """
 from __future__ import annotations
 
 import errno
 import itertools
 import logging
+import os
 import queue
 import socket
 import subprocess
@@ -22,7 +24,6 @@ log = logging.getLogger("lambdalet.sandbox")
 START_TIMEOUT_S = 10.0
 REPLY_SLACK_S = 5.0
 MAX_REPLY = 4096  # the zygote's messages are a few dozen bytes
-MAX_UNCLAIMED_EXITS = 10_000
 
 
 class ZygoteGone(OSError):
@@ -52,9 +53,7 @@ class ZygoteClient:
         self._sock = ours
         self._spawn_lock = threading.Lock()
         self._replies: queue.SimpleQueue = queue.SimpleQueue()
-        self._exits: dict[int, int] = {}  # spawn serial -> PID 1's raw wait status
         self._serials = itertools.count(1)
-        self._exits_changed = threading.Condition()
         self._gone = False
         self._sock.settimeout(START_TIMEOUT_S)
         try:
@@ -74,9 +73,10 @@ class ZygoteClient:
     def alive(self) -> bool:
         return not self._gone
 
-    def spawn(self, cfg: nsspawn.SpawnConfig, ops: list[nsspawn.MountOp], *, fork: bool = True) -> tuple[int, int, int]:
+    def spawn(self, cfg: nsspawn.SpawnConfig, ops: list[nsspawn.MountOp], *, fork: bool = True) -> tuple[int, int]:
         """Start a sandbox from cfg (its fds are sent, not closed); returns
-        (serial, PID 1's pid, a pidfd for it); wait_exit takes the serial.
+        (PID 1's pid, a pidfd for it). PID 1 is this process's child: the
+        caller reaps it through the pidfd (os.waitid with P_PIDFD).
         fork: a Python worker forked from the zygote, else cfg.path exec'd.
         Raises OSError naming the failed step, or ZygoteGone."""
         fds = [cfg.control_fd, *cfg.cgroup_procs_fds]
@@ -102,19 +102,20 @@ class ZygoteClient:
             except queue.Empty:
                 self._proc.kill()
                 raise ZygoteGone(errno.ETIMEDOUT, "zygote did not answer") from None
-        if isinstance(reply, zygote.Spawned) and reply.serial == serial:
-            return serial, reply.pid, pidfd
+        if isinstance(reply, zygote.Spawned) and reply.serial == serial and pidfd >= 0:
+            return reply.pid, pidfd
+        if pidfd >= 0:
+            # A PID 1 the zygote started and killed (a failed set-up): ours
+            # to reap. It is dead or about to be, so this does not wait long.
+            try:
+                os.waitid(os.P_PIDFD, pidfd, os.WEXITED)
+            except ChildProcessError:
+                pass
+            finally:
+                os.close(pidfd)
         if isinstance(reply, zygote.Failed) and reply.serial in (serial, -1):
             raise OSError(reply.errno, reply.message)
         raise ZygoteGone(errno.EPIPE, "zygote exited")
-
-    def wait_exit(self, serial: int, timeout_s: float) -> int | None:
-        """The raw wait status of the PID 1 that spawn `serial` started,
-        once the zygote has reaped it, or None after timeout_s (or when the
-        zygote is gone)."""
-        with self._exits_changed:
-            self._exits_changed.wait_for(lambda: serial in self._exits or self._gone, timeout_s)
-            return self._exits.pop(serial, None)
 
     def _read(self) -> None:
         while True:
@@ -128,20 +129,17 @@ class ZygoteClient:
                 msg = zygote.decode(data)
             except (ValueError, TypeError):  # msgspec's errors derive from ValueError
                 log.error("zygote: undecodable message; stopping it")
+                for fd in fds:
+                    os.close(fd)
                 self._proc.kill()
                 break
-            if isinstance(msg, zygote.Exited):
-                with self._exits_changed:
-                    self._exits[msg.serial] = msg.status
-                    if len(self._exits) > MAX_UNCLAIMED_EXITS:  # waiters that gave up
-                        self._exits.pop(next(iter(self._exits)))
-                    self._exits_changed.notify_all()
-                continue
+            for fd in fds[1:]:
+                os.close(fd)
             self._replies.put((msg, fds[0] if fds else -1))
-        with self._exits_changed:
-            self._gone = True
-            self._exits_changed.notify_all()
+        self._gone = True
         self._replies.put((None, -1))
+        # Its socket closes only when it exits: reap it now, not at close().
+        self._proc.wait()
 
     def close(self) -> None:
         self._gone = True

@@ -231,6 +231,29 @@ for host, port in [('127.0.0.1', event['port']), ('169.254.169.254', 80), ('10.0
 report(results=results)
 """, holds(lambda last: all(v != 0 for v in last["results"].values())),
         event={"port": 9000}),
+    # --- the platform's own processes ------------------------------------------
+    # The runtime zygote forks every worker; killing it once took every
+    # sandbox down. A function must not even see it (the tests then kill it
+    # from outside, by its pid: test_zygote.py, test_zygote_server.py).
+    Row("kill-the-zygote", """
+import signal
+seen = []
+for p in os.listdir('/proc'):
+    if not p.isdigit() or int(p) in (1, os.getpid()):
+        continue
+    try:
+        with open(f'/proc/{p}/cmdline', 'rb') as f:
+            cmdline = f.read()
+    except OSError:
+        continue
+    if b'zygote' in cmdline:
+        seen.append(int(p))
+        try:
+            os.kill(int(p), signal.SIGKILL)
+        except OSError:
+            pass
+report(seen=seen)
+""", field_is("seen", [])),
 ]
 
 # Handler modules whose outcome only the pool or the server can see.

@@ -14,7 +14,7 @@ from lambdalet.runtime import protocol
 from lambdalet.sandbox.spec import SandboxSpec
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from helpers import still_running, wait_for  # noqa: E402
+from helpers import wait_for  # noqa: E402
 
 PROBE = """\
 import json, os, random, sys
@@ -48,6 +48,10 @@ def write_tmp(event, context):
     return os.listdir("/tmp")
 def exit7(event, context):
     os._exit(7)
+def sleep(event, context):
+    import time
+    time.sleep(event)
+    return "slept"
 """
 
 
@@ -93,9 +97,14 @@ def test_workers_are_forks_of_one_zygote_each_in_its_own_sandbox(backend, probe_
         zygote = backend.zygote
         assert zygote is not None and backend.statistics()["zygote"] == 1
         for sandbox in (a, b):
-            # PID 1 of each sandbox is a child of the zygote, not of this process.
+            # PID 1 of each sandbox was cloned by the zygote (CLONE_PARENT)
+            # as this process's child: it does not depend on the zygote.
             with open(f"/proc/{sandbox.pid}/stat") as f:
-                assert int(f.read().rsplit(")", 1)[1].split()[1]) == zygote.pid
+                assert int(f.read().rsplit(")", 1)[1].split()[1]) == os.getpid()
+            with open(f"/proc/{sandbox.pid}/task/{sandbox.pid}/children") as f:
+                worker = int(f.read().split()[0])
+            with open(f"/proc/{worker}/cmdline", "rb") as f:
+                assert b"lambdalet.sandbox.zygote" in f.read()  # a fork of the zygote
         ra, rb = (json.loads(_call(s).payload) for s in (a, b))
         # Inside: PID 2 under its own PID 1, the sandbox's uid, its own /tmp.
         assert ra["pid"] == rb["pid"] == 2 and ra["ppid"] == 1
@@ -156,27 +165,53 @@ def test_a_killed_worker_is_reported_as_killed(backend, probe_dir):
     assert status is not None and os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
 
 
-def test_sandboxes_start_without_the_zygote_once_it_is_gone(runtime_root, probe_dir):
+def test_sandboxes_outlive_their_zygote_and_the_next_spawn_starts_another(runtime_root, probe_dir):
+    """The zygote is a single point of failure no more: killing it (from
+    outside: a function cannot see it, see hostile_rows.py) ends no sandbox
+    and fails no call, and the next spawn starts a fresh zygote."""
     from lambdalet.sandbox.namespaced import NamespacedBackend
 
     if os.geteuid() != 0:
         pytest.skip("runs the namespaced backend as root")
     backend = NamespacedBackend(runtime_root)
     try:
-        first = _started(backend, probe_dir, "zy-gone-1")
-        zygote_pid = backend.zygote.pid
-        os.kill(zygote_pid, signal.SIGKILL)
-        # Its sandboxes end with it (their PID 1 has a parent-death signal).
-        wait_for(lambda: not still_running({(first.pid, _start_time(first.pid))}))
-        first.destroy()
-        second = _started(backend, probe_dir, "zy-gone-2")
+        busy = _started(backend, probe_dir, "zy-orphan-busy", "app.sleep")
+        idle = _started(backend, probe_dir, "zy-orphan-idle")
+        old = backend.zygote.pid
+        busy.control.sendall(protocol.encode(protocol.Invoke(
+            request_id="r", payload=b"0.5", deadline_ms=2**41, invoked_arn="arn")))
+        os.kill(old, signal.SIGKILL)
+        # The call in flight ends as the handler meant it to.
+        result = _frame(busy)
+        assert result.error_type is None and json.loads(result.payload) == "slept"
+        # An idle instance still serves, in the same sandbox.
+        assert json.loads(_call(idle).payload)["pid"] == 2
+        # The dead zygote was reaped, not left a zombie.
+        wait_for(lambda: _state(old) is None)
+        third = _started(backend, probe_dir, "zy-orphan-third")
         try:
-            assert backend.zygote is None and backend.statistics()["zygote"] == 0
-            assert json.loads(_call(second).payload)["pid"] == 2
+            assert backend.zygote is not None and backend.zygote.pid != old
+            assert backend.statistics()["zygote"] == 1
+            # Every sandbox's PID 1 is this process's child, whichever zygote forked it.
+            for sandbox in (busy, idle, third):
+                with open(f"/proc/{sandbox.pid}/stat") as f:
+                    assert int(f.read().rsplit(")", 1)[1].split()[1]) == os.getpid()
+            assert json.loads(_call(third).payload)["pid"] == 2
         finally:
-            second.destroy()
+            third.destroy()
+        for sandbox in (busy, idle):
+            status = sandbox.destroy()
+            assert status is not None and os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
     finally:
         backend.close()
+
+
+def _state(pid: int) -> str | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0].decode()
+    except OSError:
+        return None
 
 
 def _start_time(pid: int) -> int:
@@ -280,3 +315,4 @@ def test_the_zygote_waits_in_its_next_cgroup_without_a_cpu_quota(backend, probe_
             assert int(f.read()) > 0  # the function's quota, set before the clone
     finally:
         sandbox.destroy()
+
