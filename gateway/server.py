@@ -23,6 +23,7 @@ from .code_gc import CodeCollector, CodeHolds
 from .codestore import CodeStore
 from .config import ServerConfig
 from .control import CodeLinks, create_app
+from .datadir import DataDirBusy, DataDirLock, make_private
 from .event_config import EventConfigs
 from .function_settings import FunctionSettings
 from .errors import LambdaError
@@ -108,7 +109,22 @@ async def run(config: ServerConfig, *, task_status=trio.TASK_STATUS_IGNORED) -> 
         if pem is not None and not os.access(pem, os.R_OK):
             raise ConfigError(f"cannot read {pem}")
     data_dir = pathlib.Path(config.data_dir).resolve()
-    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # Before anything is written in it, whatever mode it had.
+        os.chmod(data_dir, 0o700)
+        lock = DataDirLock(data_dir).acquire()
+    except DataDirBusy as exc:
+        raise ConfigError(str(exc)) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot use the data dir {data_dir}: {exc.strerror}") from None
+    try:
+        await _run(config, data_dir, lock, task_status)
+    finally:
+        lock.close()
+
+
+async def _run(config: ServerConfig, data_dir: pathlib.Path, lock: DataDirLock, task_status) -> None:
     keys = load_or_create_credentials(data_dir)
     storage = SQLiteStorage(data_dir / "lambdalet.db")
     async_store = AsyncStore(data_dir / "queue.db")
@@ -121,6 +137,8 @@ async def run(config: ServerConfig, *, task_status=trio.TASK_STATUS_IGNORED) -> 
     accountant = accounting.Accounting(meter, ledger, logstore, granularity_ms=config.billing_granularity_ms, account=config.account)
     codes = CodeStore(data_dir / "code")
     root = RuntimeRoot.create(data_dir / "runtime")
+    # What the stores just created, and what earlier versions left.
+    make_private(data_dir)
     backend, warnings = choose_backend(config, root, data_dir)
 
     listen = socket.socket(socket.AF_INET6 if ":" in config.host else socket.AF_INET)
@@ -213,6 +231,7 @@ async def run(config: ServerConfig, *, task_status=trio.TASK_STATUS_IGNORED) -> 
                     await nursery.start(serve_tls, router, config.host, config.tls_port, config.tls_cert, config.tls_key)
                 except (OSError, ValueError) as exc:
                     raise ConfigError(f"cannot serve TLS on {config.host}:{config.tls_port}: {exc}") from None
+            lock.announce(base_url)
             print(_banner(config, data_dir, backend, warnings, port), flush=True)
             # What start-up built lives as long as the server: keep the
             # collector's full passes from walking it again and again (one
