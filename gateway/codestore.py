@@ -172,6 +172,8 @@ def _read_link_target(zf: zipfile.ZipFile, entry: _Entry) -> str:
 
 def _check_entries(zf: zipfile.ZipFile, max_unzipped: int) -> list[_Entry]:
     infos = zf.infolist()
+    if not infos:
+        raise CodeError("Uploaded file must be a non-empty zip")
     if len(infos) > MAX_ENTRIES:
         raise CodeError(f"Zip has {len(infos)} entries; at most {MAX_ENTRIES} are allowed.")
     if sum(i.file_size for i in infos) > max_unzipped:
@@ -473,7 +475,8 @@ class CodeStore:
 
     def _write_blob(self, blob: pathlib.Path, data: bytes) -> None:
         tmp = self._blobs / f"{_TMP_PREFIX}{blob.stem}-{secrets.token_hex(4)}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        # 0600: a blob is served only by the server; sandboxes read trees.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         try:
             view = memoryview(data)
             while view:

@@ -114,11 +114,14 @@ class FunctionService:
 
     async def create(self, body: dict) -> dict:
         name = v.new_function_name(body.get("FunctionName"))
+        if body.get("PackageType", "Zip") != "Zip":
+            raise invalid("PackageType Image is not supported by this server; deploy a .zip package.")
+        if body.get("Runtime") is None or body.get("Handler") is None:
+            # AWS's words for a .zip function created without either.
+            raise invalid("Runtime and Handler are mandatory parameters for functions created with deployment packages.")
         runtime = v.runtime(body.get("Runtime"))
         role = v.role(body.get("Role"))
         handler = v.handler(body.get("Handler"), runtime)
-        if body.get("PackageType", "Zip") != "Zip":
-            raise invalid("PackageType Image is not supported by this server; deploy a .zip package.")
         zip_bytes = self._zip_from(body.get("Code"))
         fields = self._config_fields(body)
         tags = v.validate_tags(body.get("Tags") or {})
