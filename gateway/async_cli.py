@@ -7,10 +7,8 @@ as boto3 would sign them.
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import os
-import sys
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -18,30 +16,12 @@ import urllib.request
 from .config import DEFAULT_REGION
 
 
-def _guarded(cmd):
-    """User errors print one line. The guard is here, not only in cli.main,
-    because `python -m lambdalet.gateway.cli` runs cli as __main__, whose
-    UserError is a different class from the one imported here."""
-
-    @functools.wraps(cmd)
-    def run(args) -> int:
-        from .cli import UserError
-
-        try:
-            return cmd(args)
-        except UserError as exc:
-            print(f"lambdalet: {exc}", file=sys.stderr)
-            return 1
-
-    return run
-
-
 def _request(args, method: str, path: str, body: dict | None = None) -> dict | None:
     import botocore.auth
     import botocore.awsrequest
     import botocore.credentials
 
-    from .cli import UserError, _client, _endpoint
+    from .cli import UserError, _client, _endpoint, http_error
 
     # _client finds the credentials the same way every other command does.
     creds = _client(args)._request_signer._credentials
@@ -62,7 +42,7 @@ def _request(args, method: str, path: str, body: dict | None = None) -> dict | N
             message = doc.get("message") or doc.get("Message") or raw.decode(errors="replace")
         except ValueError:
             message = raw.decode(errors="replace")
-        raise UserError(f"{exc.headers.get('x-amzn-ErrorType', exc.code)}: {message}") from None
+        raise http_error(str(exc.headers.get("x-amzn-ErrorType", exc.code)), message) from None
     except urllib.error.URLError as exc:
         raise UserError(f"cannot reach the server: {exc.reason}") from None
     return json.loads(raw) if raw else None
@@ -140,37 +120,39 @@ def cmd_dlq_rm(args) -> int:
     return 0
 
 
-def add_commands(sub: argparse._SubParsersAction) -> None:
+def add_commands(sub: argparse._SubParsersAction, parents: list | None = None) -> None:
     from .destinations import DEFAULT_DLQ
 
-    p = sub.add_parser("schedule", help="invoke functions on a rate(...) or cron(...) schedule")
-    ssub = p.add_subparsers(dest="schedule_command", required=True)
-    q = ssub.add_parser("add", help="create or replace a schedule")
-    q.add_argument("name")
-    q.add_argument("expression", help="rate(5 minutes) or cron(0 12 * * ? *), as EventBridge defines them (UTC)")
-    q.add_argument("--function", required=True)
-    q.add_argument("--input", help="constant JSON payload instead of the Scheduled Event")
-    q.add_argument("--disabled", action="store_true")
-    q.set_defaults(func=_guarded(cmd_schedule_add))
-    q = ssub.add_parser("ls", help="list schedules")
-    q.add_argument("--json", action="store_true")
-    q.set_defaults(func=_guarded(cmd_schedule_ls))
-    q = ssub.add_parser("rm", help="delete a schedule")
-    q.add_argument("name")
-    q.set_defaults(func=_guarded(cmd_schedule_rm))
+    parents = parents or []
 
-    p = sub.add_parser("dlq", help="read and redrive the built-in dead-letter (destination) queues")
+    p = sub.add_parser("schedule", help="invoke functions on a rate(...) or cron(...) schedule", parents=parents)
+    ssub = p.add_subparsers(dest="schedule_command", required=True)
+    q = ssub.add_parser("add", help="create or replace a schedule", parents=parents)
+    q.add_argument("name", help="the schedule's name")
+    q.add_argument("expression", help="rate(5 minutes) or cron(0 12 * * ? *), as EventBridge defines them (UTC)")
+    q.add_argument("--function", required=True, help="the function to invoke")
+    q.add_argument("--input", help="constant JSON payload instead of the Scheduled Event")
+    q.add_argument("--disabled", action="store_true", help="create it switched off")
+    q.set_defaults(func=cmd_schedule_add)
+    q = ssub.add_parser("ls", help="list schedules", parents=parents)
+    q.add_argument("--json", action="store_true", help="print JSON")
+    q.set_defaults(func=cmd_schedule_ls)
+    q = ssub.add_parser("rm", help="delete a schedule", parents=parents)
+    q.add_argument("name", help="the schedule's name")
+    q.set_defaults(func=cmd_schedule_rm)
+
+    p = sub.add_parser("dlq", help="read and redrive the built-in dead-letter (destination) queues", parents=parents)
     dsub = p.add_subparsers(dest="dlq_command", required=True)
-    q = dsub.add_parser("ls", help="list records in a queue")
-    q.add_argument("--queue", default=DEFAULT_DLQ)
-    q.add_argument("--json", action="store_true")
-    q.set_defaults(func=_guarded(cmd_dlq_ls))
-    q = dsub.add_parser("redrive", help="send records back to their functions as new events")
+    q = dsub.add_parser("ls", help="list records in a queue", parents=parents)
+    q.add_argument("--queue", default=DEFAULT_DLQ, help="the built-in queue to use")
+    q.add_argument("--json", action="store_true", help="print JSON")
+    q.set_defaults(func=cmd_dlq_ls)
+    q = dsub.add_parser("redrive", help="send records back to their functions as new events", parents=parents)
     q.add_argument("ids", nargs="*", metavar="MESSAGE_ID", help="only these (default: all)")
-    q.add_argument("--queue", default=DEFAULT_DLQ)
-    q.set_defaults(func=_guarded(cmd_dlq_redrive))
-    q = dsub.add_parser("rm", help="delete records for good")
-    q.add_argument("ids", nargs="*", metavar="MESSAGE_ID")
+    q.add_argument("--queue", default=DEFAULT_DLQ, help="the built-in queue to use")
+    q.set_defaults(func=cmd_dlq_redrive)
+    q = dsub.add_parser("rm", help="delete records for good", parents=parents)
+    q.add_argument("ids", nargs="*", metavar="MESSAGE_ID", help="the records to delete")
     q.add_argument("--all", action="store_true", help="every record in the queue")
-    q.add_argument("--queue", default=DEFAULT_DLQ)
-    q.set_defaults(func=_guarded(cmd_dlq_rm))
+    q.add_argument("--queue", default=DEFAULT_DLQ, help="the built-in queue to use")
+    q.set_defaults(func=cmd_dlq_rm)

@@ -12,6 +12,7 @@ import io
 import json
 import os
 import pathlib
+import signal
 import sys
 import zipfile
 
@@ -22,42 +23,99 @@ class UserError(Exception):
     """A mistake the user can fix; printed as one line."""
 
 
+class SignatureRefused(UserError):
+    """The server did not accept the request's signature; main() adds what
+    the CLI signed with and how to fix it."""
+
+    def __init__(self, message: str, *, clock: bool = False) -> None:
+        super().__init__(message)
+        self.clock = clock
+
+
+# The errors a SigV4 verifier answers with (403), AWS's names for them.
+SIGNATURE_ERRORS = frozenset(
+    {"UnrecognizedClientException", "InvalidSignatureException", "IncompleteSignatureException",
+     "MissingAuthenticationTokenException", "InvalidClientTokenId", "SignatureDoesNotMatch"}
+)
+
+
+def http_error(code: str, message: str) -> UserError:
+    """The UserError for a refused request, told apart when it is the signature."""
+    if code in SIGNATURE_ERRORS:
+        return SignatureRefused(f"{code}: {message}", clock="Signature expired" in message or "not yet current" in message)
+    return UserError(f"{code}: {message}")
+
+
 # -- client plumbing ---------------------------------------------------------
 
 
 def _endpoint(args) -> str:
-    return args.endpoint or os.environ.get("LAMBDALET_ENDPOINT") or f"http://127.0.0.1:{DEFAULT_PORT}"
+    return getattr(args, "endpoint", None) or os.environ.get("LAMBDALET_ENDPOINT") or f"http://127.0.0.1:{DEFAULT_PORT}"
 
 
 def _data_dir(args) -> pathlib.Path:
-    return pathlib.Path(args.data_dir) if args.data_dir else default_data_dir()
+    data_dir = getattr(args, "data_dir", None)
+    return pathlib.Path(data_dir) if data_dir else default_data_dir()
 
 
-def _credentials(args) -> tuple[str, str]:
-    """The access key pair: from the environment, else <data-dir>/credentials."""
+def _credentials_with_source(args) -> tuple[str, str, str]:
+    """(access key, secret, where they came from). The server's own keys,
+    from <data-dir>/credentials, unless $LAMBDALET_ACCESS_KEY_ID and
+    $LAMBDALET_SECRET_ACCESS_KEY say otherwise. AWS_ACCESS_KEY_ID,
+    AWS_PROFILE and the rest are for AWS and are not used: keys for AWS
+    mean nothing to this server."""
     import configparser
 
-    key = os.environ.get("AWS_ACCESS_KEY_ID")
-    secret = os.environ.get("AWS_SECRET_ACCESS_KEY")
+    key = os.environ.get("LAMBDALET_ACCESS_KEY_ID")
+    secret = os.environ.get("LAMBDALET_SECRET_ACCESS_KEY")
     if key and secret:
-        return key, secret
+        return key, secret, "$LAMBDALET_ACCESS_KEY_ID"
     creds_file = _data_dir(args) / "credentials"
     if not creds_file.exists():
-        raise UserError(f"no credentials: {creds_file} does not exist (start `lambdalet serve` first, or pass --data-dir)")
+        raise UserError(
+            f"no credentials: {creds_file} does not exist (start `lambdalet serve` first, pass --data-dir, "
+            "or set LAMBDALET_ACCESS_KEY_ID and LAMBDALET_SECRET_ACCESS_KEY)"
+        )
     parser = configparser.ConfigParser()
     try:
         parser.read(creds_file)
-        return parser["default"]["aws_access_key_id"], parser["default"]["aws_secret_access_key"]
+        return parser["default"]["aws_access_key_id"], parser["default"]["aws_secret_access_key"], str(creds_file)
     except (KeyError, configparser.Error, PermissionError) as exc:
         raise UserError(f"cannot read credentials from {creds_file}: {exc}") from None
 
 
+def _credentials(args) -> tuple[str, str]:
+    key, secret, _source = _credentials_with_source(args)
+    return key, secret
+
+
+def _refusal_hint(args, exc: SignatureRefused) -> str:
+    if exc.clock:
+        return "  this machine's clock and the server's differ by more than 5 minutes; set the clocks right"
+    try:
+        key, _secret, source = _credentials_with_source(args)
+    except UserError:
+        return ""
+    return (
+        f"  the server at {_endpoint(args)} does not know the key lambdalet signed with ({key}, from {source}).\n"
+        "  Point --data-dir (or $LAMBDALET_DATA_DIR) at the data dir that server printed when it started, or set\n"
+        "  LAMBDALET_ACCESS_KEY_ID and LAMBDALET_SECRET_ACCESS_KEY to its keys. (AWS_ACCESS_KEY_ID, AWS_PROFILE\n"
+        "  and other AWS settings are not used by lambdalet.)"
+    )
+
+
 def _client(args):
-    import boto3
     import botocore.config
+    import botocore.session
 
     key, secret = _credentials(args)
-    return boto3.client(
+    # A session of our own that reads no AWS config or credentials files and
+    # no AWS_PROFILE: a profile the user has for AWS (or lacks) must not
+    # stop a command aimed at this server.
+    session = botocore.session.Session(session_vars={"profile": (None, None, None, None)})
+    session.set_config_variable("config_file", os.devnull)
+    session.set_config_variable("credentials_file", os.devnull)
+    return session.create_client(
         "lambda",
         endpoint_url=_endpoint(args),
         region_name=os.environ.get("AWS_REGION", DEFAULT_REGION),
@@ -74,7 +132,7 @@ def _call(fn, **kwargs):
         return fn(**kwargs)
     except botocore.exceptions.ClientError as exc:
         err = exc.response.get("Error", {})
-        raise UserError(f"{err.get('Code', 'Error')}: {err.get('Message', str(exc))}") from None
+        raise http_error(err.get("Code", "Error"), err.get("Message", str(exc))) from None
     except botocore.exceptions.EndpointConnectionError as exc:
         raise UserError(f"cannot reach the server: {exc}") from None
     except botocore.exceptions.BotoCoreError as exc:
@@ -102,13 +160,26 @@ def zip_directory(path: pathlib.Path) -> bytes:
 def _package(source: str) -> bytes:
     path = pathlib.Path(source)
     if path.is_dir():
-        return zip_directory(path)
+        data = zip_directory(path)
+        if not _zip_entries(data):
+            raise UserError(f"{source} holds no files to deploy (__pycache__ and .git are left out)")
+        return data
     if path.is_file():
         data = path.read_bytes()
         if not zipfile.is_zipfile(io.BytesIO(data)):
             raise UserError(f"{source} is not a .zip file or a directory")
+        if not _zip_entries(data):
+            raise UserError(f"{source} is an empty .zip file")
         return data
     raise UserError(f"{source}: no such file or directory")
+
+
+def _zip_entries(data: bytes) -> int:
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            return len(zf.infolist())
+    except zipfile.BadZipFile:
+        return 1  # not ours to judge: the server explains what is wrong with it
 
 
 def _guess_handler(path: pathlib.Path) -> str:
@@ -170,15 +241,19 @@ def _parse_env(pairs: list[str]) -> dict[str, str]:
 def cmd_deploy(args) -> int:
     client = _client(args)
     code = _package(args.source)
-    handler = args.handler or _guess_handler(pathlib.Path(args.source))
-    runtime = args.runtime or f"python{sys.version_info[0]}.{sys.version_info[1]}"
-    config: dict = {"Handler": handler, "Runtime": runtime}
+    # Only what the user gave: an update keeps the function's other settings
+    # (its handler and runtime above all), as UpdateFunctionConfiguration does.
+    given: dict = {}
+    if args.handler is not None:
+        given["Handler"] = args.handler
+    if args.runtime is not None:
+        given["Runtime"] = args.runtime
     if args.memory is not None:
-        config["MemorySize"] = args.memory
+        given["MemorySize"] = args.memory
     if args.timeout is not None:
-        config["Timeout"] = args.timeout
+        given["Timeout"] = args.timeout
     if args.env:
-        config["Environment"] = {"Variables": _parse_env(args.env)}
+        given["Environment"] = {"Variables": _parse_env(args.env)}
     import botocore.exceptions
 
     try:
@@ -186,19 +261,26 @@ def cmd_deploy(args) -> int:
         exists = True
     except botocore.exceptions.ClientError as exc:
         if exc.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
-            raise UserError(f"{exc.response['Error'].get('Code')}: {exc.response['Error'].get('Message')}") from None
+            err = exc.response.get("Error", {})
+            raise http_error(err.get("Code", "Error"), err.get("Message", str(exc))) from None
         exists = False
     except botocore.exceptions.EndpointConnectionError as exc:
         raise UserError(f"cannot reach the server: {exc}") from None
+    wait = {"FunctionName": args.name, "WaiterConfig": {"Delay": 1, "MaxAttempts": 60}}
     if exists:
-        _call(client.update_function_code, FunctionName=args.name, ZipFile=code)
-        _call(client.get_waiter("function_updated_v2").wait, FunctionName=args.name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
-        conf = _call(client.update_function_configuration, FunctionName=args.name, **config)
+        conf = _call(client.update_function_code, FunctionName=args.name, ZipFile=code)
+        if given:
+            _call(client.get_waiter("function_updated_v2").wait, **wait)
+            conf = _call(client.update_function_configuration, FunctionName=args.name, **given)
         verb = "updated"
     else:
-        conf = _call(client.create_function, FunctionName=args.name, Role="arn:aws:iam::000000000000:role/lambdalet", Code={"ZipFile": code}, **config)
+        given.setdefault("Handler", _guess_handler(pathlib.Path(args.source)))
+        given.setdefault("Runtime", f"python{sys.version_info[0]}.{sys.version_info[1]}")
+        conf = _call(client.create_function, FunctionName=args.name, Role="arn:aws:iam::000000000000:role/lambdalet", Code={"ZipFile": code}, **given)
         verb = "created"
-    _call(client.get_waiter("function_active_v2").wait, FunctionName=args.name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+    _call(client.get_waiter("function_active_v2").wait, **wait)
+    if exists:
+        _call(client.get_waiter("function_updated_v2").wait, **wait)
     print(f"{verb} {conf['FunctionName']} ({conf['Runtime']}, {conf['Handler']}, {conf['MemorySize']} MB, {conf['Timeout']} s) sha256={conf['CodeSha256']}")
     return 0
 
@@ -259,6 +341,10 @@ def cmd_bench(args) -> int:
     if args.connections < 1 or args.duration <= 0 or (args.rate is not None and args.rate <= 0):
         raise UserError("-c must be at least 1, and -d and --rate must be positive")
     payload = (args.payload or "").encode()
+    if not args.target.startswith(("http://", "https://")):
+        # A missing function, a dead server or keys it does not know: say so
+        # now, not after a whole run of errors.
+        _call(_client(args).get_function_configuration, FunctionName=args.target)
 
     try:
         return main_bench(args.target, args.connections, args.duration, args.rate, args.json, payload, _endpoint(args), lambda: _credentials(args))
@@ -283,74 +369,112 @@ def _positive_seconds(text: str) -> float:
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lambdalet", description="A self-hosted AWS Lambda for Linux hosts.")
-    parser.add_argument("--endpoint", help="server URL (default $LAMBDALET_ENDPOINT or http://127.0.0.1:9000)")
-    parser.add_argument("--data-dir", help="data directory (default $LAMBDALET_DATA_DIR or ~/.local/share/lambdalet)")
-    sub = parser.add_subparsers(dest="command", required=True)
+class _HelpFormatter(argparse.HelpFormatter):
+    """Shows each option's default, unless it has none worth showing."""
 
-    p = sub.add_parser("serve", help="run the server in the foreground")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=DEFAULT_PORT)
-    p.add_argument("--data-dir", dest="data_dir", default=argparse.SUPPRESS)
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if "%(default)" in text or not action.option_strings or default is None or default is False or default == argparse.SUPPRESS:
+            return text
+        return f"{text} (default: %(default)s)" if text else "(default: %(default)s)"
+
+
+class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("lambdalet")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _common_options() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
+    """--data-dir and --endpoint, accepted after a subcommand as well as
+    before it. SUPPRESS: a subcommand that was not given one keeps the value
+    given before it (or the top-level default)."""
+    data = _Parser(add_help=False)
+    data.add_argument("--data-dir", default=argparse.SUPPRESS, help="data directory (default: $LAMBDALET_DATA_DIR or ~/.local/share/lambdalet)")
+    client = _Parser(add_help=False, parents=[data])
+    client.add_argument("--endpoint", default=argparse.SUPPRESS, help="server URL (default: $LAMBDALET_ENDPOINT or http://127.0.0.1:9000)")
+    return data, client
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="lambdalet", description="A self-hosted AWS Lambda for Linux hosts.")
+    parser.add_argument("--version", action="version", version=f"lambdalet {_version()}")
+    parser.add_argument("--endpoint", help="server URL (default: $LAMBDALET_ENDPOINT or http://127.0.0.1:9000)")
+    parser.add_argument("--data-dir", help="data directory (default: $LAMBDALET_DATA_DIR or ~/.local/share/lambdalet)")
+    data_opt, client_opts = _common_options()
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("serve", help="run the server in the foreground", parents=[data_opt])
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (a non-loopback address needs authentication on)")
+    p.add_argument("--port", type=int, default=DEFAULT_PORT, help="port to listen on (0: any free port)")
     p.add_argument("--no-auth", action="store_true", help="accept unsigned requests (loopback binds only)")
     p.add_argument("--concurrency-limit", type=int, default=1000, help="account-wide concurrent executions")
     p.add_argument("--idle-timeout", type=float, default=300.0, help="seconds an idle warm instance is kept")
-    p.add_argument("--retry-delay-s", type=_positive_seconds, default=60.0, help="async retry base delay: retries wait this, then twice this (default 60, as AWS)")
+    p.add_argument("--retry-delay-s", type=_positive_seconds, default=60.0, help="async retry base delay: retries wait this, then twice this (60, as AWS)")
     p.add_argument("--tls-port", type=int, help="also serve the API over TLS and HTTP/2 (hypercorn) on this port")
     p.add_argument("--tls-cert", help="PEM certificate for --tls-port")
     p.add_argument("--tls-key", help="PEM private key for --tls-port")
     p.add_argument("--spare-sandboxes", type=int, default=2, help="sandboxes kept started ahead of cold starts while the server is in use (0: none)")
     p.add_argument("--no-zygote", action="store_true", help="start an interpreter in every sandbox instead of forking workers from one runtime zygote (slower, more memory; forks share ASLR layout and hash keys)")
-    p.add_argument("--memory-budget-mb", type=int, default=None, help="MemorySize the pool may give instances in all (default: what the host has free)")
-    p.add_argument("--sandbox", choices=("auto", "namespaced", "process"), default="auto")
+    p.add_argument("--memory-budget-mb", type=int, default=None, help="MemorySize the pool may give instances in all (default: what the host has free, less 512 MB)")
+    p.add_argument("--sandbox", choices=("auto", "namespaced", "process"), default="auto", help="how workers are isolated")
     p.add_argument("--billing-granularity-ms", type=_positive_int, default=1, metavar="N", help="round billed duration up to N ms (1, as AWS today; 100, as AWS once did)")
-    p.add_argument("--log-retention-days", type=int, default=0, metavar="D", help="delete function logs older than D days (default 0: keep forever)")
+    p.add_argument("--log-retention-days", type=int, default=0, metavar="D", help="delete function logs older than D days (0: keep forever)")
     p.set_defaults(func=cmd_serve)
 
     from .usage_cli import add_parsers as add_usage_parsers
 
-    add_usage_parsers(sub, UserError, _client, _endpoint)
+    add_usage_parsers(sub, UserError, _client, _endpoint, parents=[client_opts])
 
-    p = sub.add_parser("deploy", help="create a function, or update it if it exists")
-    p.add_argument("source", metavar="DIR|ZIP")
-    p.add_argument("--name", required=True)
-    p.add_argument("--handler")
-    p.add_argument("--runtime")
-    p.add_argument("--memory", type=int)
-    p.add_argument("--timeout", type=int)
-    p.add_argument("--env", action="append", metavar="K=V")
+    p = sub.add_parser("deploy", help="create a function, or update it if it exists", parents=[client_opts])
+    p.add_argument("source", metavar="DIR|ZIP", help="a directory (zipped for you) or a .zip file")
+    p.add_argument("--name", required=True, help="the function's name")
+    p.add_argument("--handler", help="module.function (default when creating: guessed from lambda_function.py, app.py, handler.py or main.py; an update keeps the function's)")
+    p.add_argument("--runtime", help="e.g. python3.11 (default when creating: this Python's version; an update keeps the function's)")
+    p.add_argument("--memory", type=int, help="MemorySize in MB (default when creating: 128; an update keeps the function's)")
+    p.add_argument("--timeout", type=int, help="Timeout in seconds (default when creating: 3; an update keeps the function's)")
+    p.add_argument("--env", action="append", metavar="K=V", help="an environment variable; repeat for more (replaces all of them on an update)")
     p.set_defaults(func=cmd_deploy)
 
-    p = sub.add_parser("invoke", help="call a function and print its response")
-    p.add_argument("name")
-    p.add_argument("--payload", help="JSON, or @file")
+    p = sub.add_parser("invoke", help="call a function and print its response", parents=[client_opts])
+    p.add_argument("name", help="function name, optionally with :version or :alias")
+    p.add_argument("--payload", help="JSON, or @file (default: {})")
     p.add_argument("--tail", action="store_true", help="print the call's log to stderr")
     p.set_defaults(func=cmd_invoke)
 
-    p = sub.add_parser("ls", help="list functions")
-    p.add_argument("--json", action="store_true")
+    p = sub.add_parser("ls", help="list functions", parents=[client_opts])
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_ls)
 
-    p = sub.add_parser("rm", help="delete a function")
-    p.add_argument("name")
+    p = sub.add_parser("rm", help="delete a function", parents=[client_opts])
+    p.add_argument("name", help="function name")
     p.set_defaults(func=cmd_rm)
 
-    p = sub.add_parser("bench", help="load-test a function (by name) or a URL")
+    p = sub.add_parser("bench", help="load-test a function (by name) or a URL", parents=[client_opts])
     p.add_argument("target", metavar="TARGET", help="function name, or http:// URL (e.g. a function URL)")
-    p.add_argument("-c", "--connections", type=int, default=16)
+    p.add_argument("-c", "--connections", type=int, default=16, help="concurrent connections")
     p.add_argument("-d", "--duration", type=float, default=10.0, help="seconds")
-    p.add_argument("--rate", type=float, default=None, help="requests/s, open loop (safe from coordinated omission)")
+    p.add_argument("--rate", type=float, default=None, help="requests/s, open loop (safe from coordinated omission; default: closed loop)")
     p.add_argument("--payload", help="request body (JSON for a function name)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=cmd_bench)
 
-    p = sub.add_parser("doctor", help="what this host supports and what is active")
+    p = sub.add_parser("doctor", help="what this host supports, what is active, and whether a server runs", parents=[data_opt])
     p.set_defaults(func=cmd_doctor)
 
     from .async_cli import add_commands as add_async_commands
 
-    add_async_commands(sub)
+    add_async_commands(sub, parents=[client_opts])
     return parser
 
 
@@ -358,13 +482,32 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return args.func(args)
+        code = args.func(args)
+        # Flushed here, not at exit, so that a reader gone away is caught below.
+        sys.stdout.flush()
+        return code
+    except SignatureRefused as exc:
+        hint = _refusal_hint(args, exc)
+        print(f"lambdalet: {exc}" + (f"\n{hint}" if hint else ""), file=sys.stderr)
+        return 1
     except UserError as exc:
         print(f"lambdalet: {exc}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        # `lambdalet ls | head`: the reader has what it wanted. Point stdout
+        # at /dev/null so the interpreter's last flush cannot fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return 128 + signal.SIGPIPE
     except KeyboardInterrupt:
         return 130
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run the package's own module, not this __main__ copy of it: the
+    # subcommand modules import UserError from lambdalet.gateway.cli, and
+    # main() must catch that class, not a twin.
+    from lambdalet.gateway.cli import main as _main
+
+    sys.exit(_main())

@@ -5,6 +5,7 @@ import os
 import pathlib
 import platform
 import sys
+import tempfile
 
 
 def _cgroup_mode() -> str:
@@ -38,25 +39,46 @@ def _async_lines(data_dir: pathlib.Path) -> list[str]:
 
 
 def report(data_dir: pathlib.Path) -> str:
-    from lambdalet.sandbox.runtime_root import RuntimeRoot
-
-    from .config import ServerConfig
-    from .server import choose_backend
-
     lines = [
         f"host: {platform.system()} {platform.release()} {platform.machine()}",
         f"python: {sys.version.split()[0]} at {os.path.realpath(sys.executable)}",
         f"running as uid {os.getuid()}",
         f"cgroups: {_cgroup_mode()}; this process: {', '.join(_own_cgroups()) or 'unknown'}",
-        f"data dir: {data_dir}",
     ]
+    if not data_dir.is_dir():
+        # Looking must not create it: `lambdalet serve` does, with its modes.
+        lines.append(f"data dir: {data_dir} (does not exist yet; `lambdalet serve` creates it)")
+        lines.append("server: none (no data dir)")
+        with tempfile.TemporaryDirectory(prefix="lambdalet-doctor-") as scratch:
+            return "\n".join(lines + _sandbox_lines(pathlib.Path(scratch)))
+    lines.append(f"data dir: {data_dir}")
+    lines.append(_server_line(data_dir))
     lines.extend(_async_lines(data_dir))
+    return "\n".join(lines + _sandbox_lines(data_dir))
+
+
+def _server_line(data_dir: pathlib.Path) -> str:
+    from .datadir import running_server
+
+    holder = running_server(data_dir)
+    if holder is None:
+        return "server: none running on this data dir"
+    return f"server: running, pid {holder.pid}" + (f", serving {holder.url}" if holder.url else "")
+
+
+def _sandbox_lines(data_dir: pathlib.Path) -> list[str]:
+    from lambdalet.sandbox.runtime_root import RuntimeRoot
+
+    from .config import ServerConfig
+    from .server import choose_backend
+
+    lines: list[str] = []
     root = RuntimeRoot(data_dir / "runtime")
     try:
         backend, warnings = choose_backend(ServerConfig(data_dir=str(data_dir)), root, data_dir)
     except Exception as exc:  # doctor reports; it never crashes on a bad host
         lines.append(f"sandbox: unavailable ({exc})")
-        return "\n".join(lines)
+        return lines
     lines.append(f"sandbox backend: {backend.name}")
     for name, on in backend.protections().items():
         lines.append(f"  {'on ' if on else 'OFF'}  {name}")
@@ -66,13 +88,12 @@ def report(data_dir: pathlib.Path) -> str:
         lines.append(_worker_start(backend))
     finally:
         backend.close()
-    return "\n".join(lines)
+    return lines
 
 
 def _worker_start(backend) -> str:
     """Start one Python worker the way a cold start does and say how it
     came to be: forked from the runtime zygote, or an interpreter of its own."""
-    import tempfile
     import time
     import uuid
 

@@ -26,6 +26,7 @@ class ResponseReader:
 
     def __init__(self) -> None:
         self.buf = bytearray()
+        self.error_type = ""  # the last response's x-amzn-ErrorType: a platform error
 
     def feed(self, data: bytes) -> None:
         self.buf += data
@@ -39,11 +40,14 @@ class ResponseReader:
         status = int(head[0].split(" ", 2)[1])
         length = None
         chunked = False
+        self.error_type = ""
         for line in head[1:]:
             name, _, value = line.partition(":")
             name = name.strip().lower()
             if name == "content-length":
                 length = int(value.strip())
+            elif name == "x-amzn-errortype":
+                self.error_type = value.strip()
             elif name == "transfer-encoding" and "chunked" in value.lower():
                 chunked = True
         start = end + 4
@@ -77,6 +81,8 @@ class Results:
         self.statuses: dict[int, int] = {}
         self.started = 0.0
         self.finished = 0.0
+        self.fatal = ""  # why the run stopped early (nothing listens, nothing to call)
+        self.stop: Callable[[], None] = lambda: None
 
     def summary(self) -> dict:
         lat = sorted(self.latencies)
@@ -109,43 +115,59 @@ class Results:
 async def _connection(host: str, port: int, make_request: RequestFactory, results: Results, deadline: float, due: "trio.MemoryReceiveChannel | None") -> None:
     sock = None
     reader = ResponseReader()
-    while trio.current_time() < deadline:
-        if due is not None:
+    try:
+        while trio.current_time() < deadline:
+            if due is not None:
+                try:
+                    with trio.move_on_at(deadline):
+                        intended = await due.receive()
+                except trio.EndOfChannel:
+                    return
+                if trio.current_time() >= deadline:
+                    return
             try:
-                with trio.move_on_at(deadline):
-                    intended = await due.receive()
-            except trio.EndOfChannel:
+                if sock is None:
+                    sock = trio.socket.socket()
+                    await sock.connect((host, port))
+                    sock.setsockopt(trio.socket.IPPROTO_TCP, trio.socket.TCP_NODELAY, 1)
+                    reader = ResponseReader()
+                sent_at = trio.current_time()
+                await sock.send(make_request())
+                response = None
+                while response is None:
+                    data = await sock.recv(65536)
+                    if not data:
+                        raise ConnectionError("server closed the connection")
+                    reader.feed(data)
+                    response = reader.next_response()
+                done = trio.current_time()
+                start = intended if due is not None else sent_at
+                results.latencies.append(done - start)
+                status = response[0]
+                results.statuses[status] = results.statuses.get(status, 0) + 1
+                if status in (403, 404) and reader.error_type:
+                    # The platform refused (no such function, a signature or
+                    # keys it does not accept): every request would get the
+                    # same. A function's own 404 carries no error type.
+                    results.fatal = f"{reader.error_type}: {response[1][:300].decode(errors='replace')}"
+                    results.stop()
+                    return
+            except ConnectionRefusedError as exc:
+                # Nothing listens any more: every later request would fail the
+                # same way, so the run ends now with the reason.
+                results.fatal = f"the server at {host}:{port} refused the connection ({exc.strerror}); is it running?"
+                results.stop()
                 return
-            if trio.current_time() >= deadline:
-                return
-        try:
-            if sock is None:
-                sock = trio.socket.socket()
-                await sock.connect((host, port))
-                sock.setsockopt(trio.socket.IPPROTO_TCP, trio.socket.TCP_NODELAY, 1)
-                reader = ResponseReader()
-            sent_at = trio.current_time()
-            await sock.send(make_request())
-            response = None
-            while response is None:
-                data = await sock.recv(65536)
-                if not data:
-                    raise ConnectionError("server closed the connection")
-                reader.feed(data)
-                response = reader.next_response()
-            done = trio.current_time()
-            start = intended if due is not None else sent_at
-            results.latencies.append(done - start)
-            status = response[0]
-            results.statuses[status] = results.statuses.get(status, 0) + 1
-        except (OSError, ConnectionError, ValueError):
-            results.errors += 1
-            if sock is not None:
-                sock.close()
-            sock = None
-            await trio.sleep(0.01)
-    if sock is not None:
-        sock.close()
+            except (OSError, ConnectionError, ValueError):
+                results.errors += 1
+                if sock is not None:
+                    sock.close()
+                sock = None
+                await trio.sleep(0.01)
+    finally:
+        # Also when the run is cut short (cancelled) mid-request.
+        if sock is not None:
+            sock.close()
 
 
 async def _pacer(rate: float, send: "trio.MemorySendChannel", deadline: float) -> None:
@@ -182,6 +204,7 @@ async def run_load(url: str, make_request: RequestFactory, connections: int, dur
     results.started = trio.current_time()
     deadline = results.started + duration
     async with trio.open_nursery() as nursery:
+        results.stop = nursery.cancel_scope.cancel
         due_recv = None
         if rate:
             send, due_recv = trio.open_memory_channel(math.inf)
@@ -191,8 +214,8 @@ async def run_load(url: str, make_request: RequestFactory, connections: int, dur
         async with trio.open_nursery() as workers:
             for _ in range(connections):
                 workers.start_soon(_connection, host, port, make_request, results, deadline, due_recv.clone() if due_recv else None)
-        results.finished = trio.current_time()
         nursery.cancel_scope.cancel()
+    results.finished = trio.current_time()
     return results
 
 
@@ -251,6 +274,8 @@ def main_bench(target: str, connections: int, duration: float, rate: float | Non
         make = signed_invoke_request(endpoint, target, payload, key, secret)
         url = endpoint
     results = trio.run(run_load, url, make, connections, duration, rate, None if as_json else sys.stderr)
+    if results.fatal:
+        raise ValueError(results.fatal)
     summary = results.summary()
     summary.update(target=target, connections=connections, rate=rate)
     print(json.dumps(summary) if as_json else format_summary(target, summary))

@@ -63,7 +63,9 @@ def _get(args, path: str, params: dict) -> bytes:
             message = doc.get("message") or doc.get("Message") or body
         except ValueError:
             message = body
-        raise user_error(f"{exc.headers.get('x-amzn-ErrorType', exc.code)}: {message}") from None
+        from .cli import http_error
+
+        raise http_error(str(exc.headers.get("x-amzn-ErrorType", exc.code)), message) from None
     except (urllib.error.URLError, OSError) as exc:
         raise user_error(f"cannot reach the server at {endpoint(args)}: {getattr(exc, 'reason', exc)}") from None
 
@@ -126,6 +128,8 @@ def cmd_logs(args) -> int:
         printed += len(events)
         if token is None:
             break
+    if not printed:
+        _say_why_empty(args, doc["logGroupName"])
     after_id = doc["nextAfterId"]
     while args.follow:
         doc = json.loads(_get(args, "/_lambdalet/logs", {**query, "after_id": after_id}))
@@ -136,21 +140,43 @@ def cmd_logs(args) -> int:
     return 0
 
 
-def add_parsers(sub, user_error: type[Exception], make_client, endpoint) -> None:
+def _say_why_empty(args, group: str) -> None:
+    """Nothing to print: a function that does not exist is an error (unless
+    it left logs behind, which stay readable after it is deleted); one
+    that exists but has no events yet gets a note on stderr."""
+    user_error, make_client, _endpoint = args.cli_helpers
+    import botocore.exceptions
+
+    try:
+        make_client(args).get_function_configuration(FunctionName=args.name)
+    except botocore.exceptions.ClientError as exc:
+        err = exc.response.get("Error", {})
+        if err.get("Code") == "ResourceNotFoundException":
+            raise user_error(f"ResourceNotFoundException: no function named {args.name}, and no logs in {group}") from None
+        from .cli import http_error
+
+        raise http_error(err.get("Code", "Error"), err.get("Message", str(exc))) from None
+    except botocore.exceptions.BotoCoreError as exc:
+        raise user_error(str(exc)) from None
+    filters = [f for f in (args.since and f"since {args.since}", args.filter and f"matching {args.filter!r}") if f]
+    print(f"lambdalet: no log events in {group}{' ' + ' '.join(filters) if filters else ''} yet", file=sys.stderr)
+
+
+def add_parsers(sub, user_error: type[Exception], make_client, endpoint, parents: list | None = None) -> None:
     """The subcommands, given cli.py's UserError, client factory and endpoint
     lookup (passed in, not imported: under `python -m` cli.py is __main__,
     and its UserError is the one main() catches)."""
     helpers = (user_error, make_client, endpoint)
-    p = sub.add_parser("usage", help="requests, GB-s and cost for a month, per function")
+    p = sub.add_parser("usage", help="requests, GB-s and cost for a month, per function", parents=parents or [])
     p.add_argument("--month", help="YYYY-MM (default: this month, UTC)")
     p.add_argument("--function", help="only this function")
     out = p.add_mutually_exclusive_group()
-    out.add_argument("--json", action="store_true")
-    out.add_argument("--csv", action="store_true")
+    out.add_argument("--json", action="store_true", help="print JSON")
+    out.add_argument("--csv", action="store_true", help="print CSV")
     p.set_defaults(func=cmd_usage, cli_helpers=helpers)
 
-    p = sub.add_parser("logs", help="print a function's logs")
-    p.add_argument("name")
+    p = sub.add_parser("logs", help="print a function's logs", parents=parents or [])
+    p.add_argument("name", help="function name")
     p.add_argument("--follow", "-f", action="store_true", help="keep printing new events")
     p.add_argument("--since", help="how far back: 10m, 2h, 3d, or an ISO 8601 time (default: everything)")
     p.add_argument("--filter", help="only events containing this text")

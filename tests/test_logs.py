@@ -107,7 +107,8 @@ def test_lambdalet_logs_prints_stored_events(server, lam, deploy):
     filtered = run_cli(server, "logs", name, "--filter", "needle 2").stdout.splitlines()
     assert len(filtered) == 1 and filtered[0].endswith("needle 2")
     assert run_cli(server, "logs", name, "--since", "10m").stdout.splitlines() == out
-    assert run_cli(server, "logs", "never-called-fn").stdout == ""
+    never = run_cli(server, "logs", "never-called-fn", check=False)
+    assert never.returncode == 1 and never.stdout == "" and "ResourceNotFoundException" in never.stderr
     bad = run_cli(server, "logs", name, "--since", "yesterday-ish", check=False)
     assert bad.returncode == 1 and "--since" in bad.stderr
     # The endpoint behind it is signed like the rest of the API.
