@@ -9,8 +9,9 @@ import sys
 
 import pytest
 
-from conftest import ROLE
 from helpers import ServerProcess, lambdalet_argv, make_zip, still_running, wait_for
+
+ROLE = "arn:aws:iam::123456789012:role/lambdalet-test"
 
 
 def _serve_fails(data_dir) -> subprocess.CompletedProcess:
