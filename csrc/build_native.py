@@ -111,6 +111,7 @@ struct ll_spawn_result {
 };
 #define LL_SPAWN_IN_WORKER 1
 int ll_spawn(const struct ll_spawn_config *cfg, struct ll_spawn_result *res);
+int ll_mount_ops_from_table(struct ll_mount_op *out, const int *refs, int n, const char *table, int table_len);
 int ll_init_memfd(void);
 int ll_clone_floor(uint64_t namespaces);
 int ll_netns_create(void);

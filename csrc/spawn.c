@@ -538,6 +538,34 @@ int ll_spawn(const struct ll_spawn_config *cfg, struct ll_spawn_result *res)
     return rc;
 }
 
+static int table_ref(const char *table, int table_len, int ref, const char **out)
+{
+    if (ref == -1) {
+        *out = NULL;
+        return 0;
+    }
+    if (ref < 0 || ref >= table_len)
+        return -EINVAL;
+    *out = table + ref;
+    return 0;
+}
+
+int ll_mount_ops_from_table(struct ll_mount_op *out, const int *refs, int n, const char *table, int table_len)
+{
+    if (n < 0 || table_len < 0 || (table_len > 0 && table[table_len - 1] != '\0'))
+        return -EINVAL;
+    for (int i = 0; i < n; i++) {
+        const int *r = refs + 5 * i;
+        out[i].kind = r[0];
+        out[i].mode = (unsigned int)r[4];
+        if (table_ref(table, table_len, r[1], &out[i].dst) < 0 || out[i].dst == NULL ||
+            table_ref(table, table_len, r[2], &out[i].src) < 0 ||
+            table_ref(table, table_len, r[3], &out[i].data) < 0)
+            return -EINVAL;
+    }
+    return 0;
+}
+
 int ll_init_memfd(void)
 {
 #ifdef HAVE_INIT_IMAGE

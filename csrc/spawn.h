@@ -84,6 +84,13 @@ struct ll_spawn_result {
  * worker. */
 int ll_spawn(const struct ll_spawn_config *cfg, struct ll_spawn_result *res);
 
+/* Fill out[0..n) from refs, n groups of (kind, dst, src, data, mode) whose
+ * strings are offsets into table (-1: none): a zygote's request arrives as
+ * numbers and a string table, and its ops point into the table instead of
+ * being copied (sandbox/spawn_wire.py). The table must end with a NUL.
+ * Returns 0, or -EINVAL for an offset outside the table. */
+int ll_mount_ops_from_table(struct ll_mount_op *out, const int *refs, int n, const char *table, int table_len);
+
 /* The floor a sandbox's start is measured against: clone into the given
  * namespaces, have the child exit at once, and reap it. Returns 0 or -errno. */
 int ll_clone_floor(uint64_t namespaces);

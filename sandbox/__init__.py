@@ -19,5 +19,6 @@ What namespaced.py is made of:
 - attach.py       mounting code into an already running (spare) sandbox
 - zygote.py       the runtime zygote: one interpreter with the runtime imported,
                   forked into each new sandbox instead of an interpreter start
-                  (zygote_client.py is the server's side)
+                  (zygote_client.py is the server's side, spawn_wire.py the
+                  requests, kept out of the zygote's heap)
 """

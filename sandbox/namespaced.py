@@ -34,7 +34,7 @@ import time
 from . import cgroups as cgroups_mod
 from .cgroup_stager import CgroupStager
 from .cgroup_v1 import CgroupV1Manager
-from . import nsspawn, rootfs
+from . import nsspawn, rootfs, spawn_wire
 from .egress import Egress, host_nameservers
 from .netns_pool import NetnsPool
 from .netns_pool import create as netns_create
@@ -237,7 +237,11 @@ class NamespacedBackend:
         self._pid1s: set[int] = set()
         self._stager: CgroupStager | None = None  # v1 only: see cgroup_stager.py
         self._egress: Egress | None = None
-        self._plans: dict[tuple, tuple[list[nsspawn.MountOp], nsspawn.CompiledOps | None]] = {}
+        # The root's mount plan per distinct (code, layers, /tmp size, resolv.conf):
+        # the ops, and their C form (for spawns here) or wire form (for the
+        # zygote), each built on first use.
+        self._plans: dict[tuple, tuple[list[nsspawn.MountOp], nsspawn.CompiledOps | None,
+                                       spawn_wire.PackedOps | None]] = {}
         self._plans_lock = threading.Lock()
         self._resolv_conf = ""
         self._python_prefix = os.path.realpath(_python_prefix(runtime_root.python))
@@ -436,16 +440,14 @@ class NamespacedBackend:
         zygote goes during the spawn, the spawn fails with ZygoteGone (its
         socket, cgroup and namespace may already be in a stray clone's
         hands, so a retry starts from fresh ones)."""
-        ops, _ = self._plan(spec)
         try:
-            return zygote.spawn(cfg, ops, fork=fork)
+            return zygote.spawn(cfg, self._packed_plan(spec), fork=fork)
         except ZygoteGone as exc:
             log.warning("runtime zygote gone during a spawn: %s", exc)
             raise
 
-    def _plan(self, spec: SandboxSpec) -> tuple[list[nsspawn.MountOp], nsspawn.CompiledOps | None]:
-        """The root's mount plan, built once per distinct plan: the ops, and
-        their C form once compiled (the zygote compiles its own)."""
+    def _plan(self, spec: SandboxSpec) -> tuple:
+        """The root's mount plan, built once per distinct plan (see _plans)."""
         key = self._plan_key(spec)
         plan = self._plans.get(key)
         if plan is None:
@@ -454,7 +456,7 @@ class NamespacedBackend:
                 ops = rootfs.plan(self.layout(spec, resolv_conf=resolv))
             except ValueError as exc:
                 raise OSError(errno.ENOTSUP, f"root plan: {exc}") from exc
-            plan = self._remember_plan(key, (ops, None))
+            plan = self._remember_plan(key, (ops, None, None))
         return plan
 
     def _plan_key(self, spec: SandboxSpec) -> tuple:
@@ -463,11 +465,19 @@ class NamespacedBackend:
 
     def _compiled_plan(self, spec: SandboxSpec) -> nsspawn.CompiledOps:
         """The root's mount plan in C form."""
-        ops, compiled = self._plan(spec)
+        ops, compiled, packed = self._plan(spec)
         if compiled is None:
             compiled = nsspawn.CompiledOps(ops)
-            self._remember_plan(self._plan_key(spec), (ops, compiled))
+            self._remember_plan(self._plan_key(spec), (ops, compiled, packed))
         return compiled
+
+    def _packed_plan(self, spec: SandboxSpec) -> spawn_wire.PackedOps:
+        """The root's mount plan in the zygote's wire form."""
+        ops, compiled, packed = self._plan(spec)
+        if packed is None:
+            packed = spawn_wire.PackedOps(ops)
+            self._remember_plan(self._plan_key(spec), (ops, compiled, packed))
+        return packed
 
     def _remember_plan(self, key: tuple, plan: tuple) -> tuple:
         with self._plans_lock:  # spawns may run on several threads

@@ -23,10 +23,14 @@ call in flight with it, and the next spawn starts another (namespaced.py).
 PID 1 is tied to the server's life by the lifeline pipe, not by a
 parent-death signal, which would follow the zygote.
 
+Nothing of one spawn request stays in the zygote for a later fork (another
+function's worker) to read: requests arrive as numbers plus a string table
+in one buffer, the C config points into it, and it is zeroed after each
+spawn (spawn_wire.py explains how).
+
 This module runs in the zygote process, single-threaded (fork_worker mode
-requires it), and imports only the stdlib, msgspec, nsspawn and the runtime.
-The server side is zygote_client.py. The wire: SOCK_SEQPACKET, one msgspec
-message per packet, fds as SCM_RIGHTS.
+requires it), and imports only the stdlib, msgspec, nsspawn, spawn_wire and
+the runtime. The server side is zygote_client.py.
 """
 from __future__ import annotations
 
@@ -42,78 +46,12 @@ import threading
 from types import ModuleType
 from typing import NamedTuple
 
-import msgspec
+from lambdalet.sandbox import nsspawn, spawn_wire
 
-from lambdalet.sandbox import nsspawn
-
-MAX_MESSAGE = 1 << 20
-MAX_FDS = 64
 RUNTIME_DIR = "/var/runtime"  # rootfs.RUNTIME_DIR; rootfs is not imported here
 # Modules only the zygote needs; a worker forgets them so that its imports
 # resolve exactly as in an exec'd `python -I -S` worker.
 ZYGOTE_ONLY = ("lambdalet.sandbox", "lambdalet.csrc", "_cffi_backend")
-
-
-class Hello(msgspec.Struct, tag="hello", array_like=True):
-    """The zygote is up and has imported the runtime."""
-
-    pid: int
-
-
-class Spawn(msgspec.Struct, tag="spawn", array_like=True):
-    """Start a sandbox. The fds arrive in this order: the control socket,
-    n_procs cgroup.procs files, then the cgroup2 directory if has_v2, then
-    the network namespace if has_netns. serial names this spawn in the
-    replies: pids are reused, serials are not."""
-
-    serial: int
-    cfg: nsspawn.SpawnConfig
-    ops: list[nsspawn.MountOp]
-    # True: PID 1 forks a Python worker from the zygote. False: PID 1 execs
-    # cfg.path as spawn.c always did; the zygote is then only a small
-    # process to clone from (a clone copies the page tables of its parent).
-    fork: bool = True
-    n_procs: int = 0
-    has_v2: bool = False
-    has_netns: bool = False
-
-
-class Spawned(msgspec.Struct, tag="spawned", array_like=True):
-    """PID 1's pid; a pidfd for it rides along. PID 1 is the server's child."""
-
-    serial: int
-    pid: int
-
-
-class Failed(msgspec.Struct, tag="failed", array_like=True):
-    """A pidfd rides along when a PID 1 was started and killed: the server's
-    child, for the server to reap."""
-
-    serial: int
-    errno: int
-    message: str
-
-
-Message = Hello | Spawn | Spawned | Failed
-encode = msgspec.msgpack.Encoder().encode
-decode = msgspec.msgpack.Decoder(Message).decode
-
-
-def _with_fds(req: Spawn, fds: list[int], lifeline_fd: int, init_fd: int) -> nsspawn.SpawnConfig:
-    """The request's config with the server's fd numbers replaced by ours."""
-    want = 1 + req.n_procs + int(req.has_v2) + int(req.has_netns)
-    if len(fds) != want:
-        raise OSError(errno.EINVAL, f"spawn request: expected {want} fds, got {len(fds)}")
-    procs = fds[1:1 + req.n_procs]
-    rest = fds[1 + req.n_procs:]
-    v2 = rest.pop(0) if req.has_v2 else -1
-    netns = rest.pop(0) if req.has_netns else -1
-    return msgspec.structs.replace(
-        req.cfg, control_fd=fds[0], cgroup_procs_fds=procs, cgroup_v2_fd=v2, netns_fd=netns,
-        lifeline_fd=lifeline_fd, init_fd=init_fd, fork_worker=req.fork,
-        # PID 1 is the server's child and lives as long as the server (the
-        # lifeline), however long the zygote does.
-        clone_parent=True, pdeathsig=False)
 
 
 class _Forked(BaseException):
@@ -133,6 +71,7 @@ class _Zygote:
             self.init_fd = nsspawn.init_memfd()
         except OSError:
             self.init_fd = -1  # PID 1 then stays a copy of the zygote
+        self.requests = spawn_wire.RequestBuffer()
 
     def serve(self) -> None:
         """Returns only when the server has gone; raises _Forked in a worker."""
@@ -140,57 +79,69 @@ class _Zygote:
             pass
 
     def _request(self) -> bool:
-        data, fds, _, _ = socket.recv_fds(self.sock, MAX_MESSAGE, MAX_FDS, socket.MSG_CMSG_CLOEXEC)
-        if not data:
-            return False
-        serial = -1
+        requests = self.requests
         try:
-            req = decode(data)
-            if not isinstance(req, Spawn):
-                raise OSError(errno.EINVAL, f"unexpected message {type(req).__name__}")
-            serial = req.serial
-            pid, pidfd = self._spawn(req, fds)
-        except Exception as exc:  # one bad request must not end every sandbox
-            for fd in fds:
-                os.close(fd)
-            reply = encode(Failed(serial, getattr(exc, "errno", None) or errno.EINVAL, str(exc)))
-            orphan = getattr(exc, "pidfd", -1)
-            if orphan >= 0:
-                try:
-                    socket.send_fds(self.sock, [reply], [orphan])
-                finally:
-                    os.close(orphan)
-            else:
-                self.sock.send(reply)
+            req, fds = requests.receive(self.sock)
+        except OSError as exc:  # malformed (its fds are closed): say so, carry on
+            requests.wipe()
+            self._failed(-1, exc.errno or errno.EPROTO, str(exc).encode())
             return True
+        if req is None:
+            return False
+        failure = None
+        try:
+            rc = self._spawn(req, fds)  # raises _Forked in the worker
+        except Exception as exc:  # one bad request must not end every sandbox
+            rc, failure = -(getattr(exc, "errno", None) or errno.EINVAL), exc
         for fd in fds:
             os.close(fd)
+        result = requests.result
         try:
-            socket.send_fds(self.sock, [encode(Spawned(req.serial, pid))], [pidfd])
+            if failure is not None:
+                self._failed(req.serial, -rc, str(failure).encode())
+            elif rc < 0:
+                self._failed(req.serial, -rc, requests.failure_text(), result.pidfd)
+            else:
+                try:
+                    socket.send_fds(self.sock, [spawn_wire.spawned(req.serial, result.pid)], [result.pidfd])
+                finally:
+                    os.close(result.pidfd)
         finally:
-            os.close(pidfd)
+            requests.wipe()
         return True
 
-    def _spawn(self, req: Spawn, fds: list[int]) -> tuple[int, int]:
+    def _failed(self, serial: int, err: int, message, pidfd: int = -1) -> None:
+        """A Failed reply; the message goes out as it is (see spawn_wire).
+        pidfd: a killed PID 1 for the server, our child's parent, to reap."""
+        ancillary = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, pidfd.to_bytes(4, sys.byteorder))] if pidfd >= 0 else []
+        try:
+            self.sock.sendmsg([spawn_wire.failed_header(serial, err), message], ancillary)
+        finally:
+            if pidfd >= 0:
+                os.close(pidfd)
+
+    def _spawn(self, req: spawn_wire.Spawn, fds: list[int]) -> int:
         if threading.active_count() != 1:
             raise OSError(errno.EDEADLK, "zygote: not single-threaded, cannot fork a worker")
-        cfg = _with_fds(req, fds, self.lifeline_fd, self.init_fd)
-        # No plan cache: whatever the zygote keeps, every later fork can read.
-        plan = nsspawn.CompiledOps(req.ops)
+        requests = self.requests
+        c, keep = requests.config(req, fds, lifeline_fd=self.lifeline_fd, init_fd=self.init_fd)
         # Nothing buffered may be written again by each fork.
         sys.stdout.flush()
         sys.stderr.flush()
         _python.PyOS_BeforeFork()
         try:
-            result = nsspawn.spawn(cfg, plan)
+            rc = requests.spawn(c)
         except BaseException:
             _python.PyOS_AfterFork_Parent()
             raise
-        if result.pid == 0:
+        if rc == spawn_wire.IN_WORKER:
             _python.PyOS_AfterFork_Child()
-            raise _Forked(cfg.env)
+            env = requests.env(req)
+            requests.wipe()  # its own request: host paths it has no need of
+            raise _Forked(env)
         _python.PyOS_AfterFork_Parent()
-        return result.pid, result.pidfd
+        del keep  # the C config's arrays, alive until ll_spawn returned
+        return rc
 
 
 # The interpreter's fork hooks, called as os.fork() calls them (with the
@@ -342,7 +293,7 @@ def main(sock_fd: int, lifeline_fd: int) -> None:
     # touching (and so un-sharing) those pages in every fork.
     gc.collect()
     gc.freeze()
-    sock.send(encode(Hello(os.getpid())))
+    sock.send(spawn_wire.hello(os.getpid()))
     try:
         zygote.serve()
     except _Forked as forked:

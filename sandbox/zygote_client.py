@@ -13,17 +13,18 @@ import itertools
 import logging
 import os
 import queue
+import signal
 import socket
 import subprocess
 import threading
 
-from . import nsspawn, zygote
+from . import nsspawn, spawn_wire, zygote
 
 log = logging.getLogger("lambdalet.sandbox")
 
 START_TIMEOUT_S = 10.0
 REPLY_SLACK_S = 5.0
-MAX_REPLY = 4096  # the zygote's messages are a few dozen bytes
+MAX_REPLY = 4096  # a header of a few dozen bytes and at most a step's text
 
 
 class ZygoteGone(OSError):
@@ -57,11 +58,11 @@ class ZygoteClient:
         self._gone = False
         self._sock.settimeout(START_TIMEOUT_S)
         try:
-            hello = zygote.decode(self._sock.recv(MAX_REPLY))
+            hello, _ = spawn_wire.decode_reply(self._sock.recv(MAX_REPLY))
         except (OSError, ValueError) as exc:
             self.close()
             raise ZygoteGone(errno.EPIPE, f"zygote did not start: {exc}") from None
-        if not isinstance(hello, zygote.Hello):
+        if not isinstance(hello, spawn_wire.Hello):
             self.close()
             raise ZygoteGone(errno.EPROTO, "zygote did not start: no hello")
         self._sock.settimeout(None)
@@ -73,8 +74,9 @@ class ZygoteClient:
     def alive(self) -> bool:
         return not self._gone
 
-    def spawn(self, cfg: nsspawn.SpawnConfig, ops: list[nsspawn.MountOp], *, fork: bool = True) -> tuple[int, int]:
-        """Start a sandbox from cfg (its fds are sent, not closed); returns
+    def spawn(self, cfg: nsspawn.SpawnConfig, plan: spawn_wire.PackedOps, *, fork: bool = True) -> tuple[int, int]:
+        """Start a sandbox from cfg and the root's mount plan (its fds are
+        sent, not closed); returns
         (PID 1's pid, a pidfd for it). PID 1 is this process's child: the
         caller reaps it through the pidfd (os.waitid with P_PIDFD).
         fork: a Python worker forked from the zygote, else cfg.path exec'd.
@@ -85,36 +87,36 @@ class ZygoteClient:
         if cfg.netns_fd >= 0:
             fds.append(cfg.netns_fd)
         serial = next(self._serials)
-        request = zygote.Spawn(serial=serial, cfg=cfg, ops=ops, fork=fork, n_procs=len(cfg.cgroup_procs_fds),
-                               has_v2=cfg.cgroup_v2_fd >= 0, has_netns=cfg.netns_fd >= 0)
+        request = spawn_wire.pack_spawn(serial, cfg, plan, fork=fork)
         with self._spawn_lock:
             if self._gone:
                 raise ZygoteGone(errno.EPIPE, "zygote is not running")
             try:
-                socket.send_fds(self._sock, [zygote.encode(request)], fds)
+                socket.send_fds(self._sock, [request], fds)
             except OSError as exc:
                 raise ZygoteGone(exc.errno or errno.EPIPE, f"zygote: {exc.strerror}") from None
             try:
                 # The zygote gives up on a sandbox after the handshake timeout;
                 # past that (plus slack) it is stuck, and a late reply would
                 # be taken for the next request's: stop it.
-                reply, pidfd = self._replies.get(timeout=cfg.handshake_timeout_ms / 1000 + REPLY_SLACK_S)
+                reply, message, pidfd = self._replies.get(timeout=cfg.handshake_timeout_ms / 1000 + REPLY_SLACK_S)
             except queue.Empty:
                 self._proc.kill()
                 raise ZygoteGone(errno.ETIMEDOUT, "zygote did not answer") from None
-        if isinstance(reply, zygote.Spawned) and reply.serial == serial and pidfd >= 0:
+        if isinstance(reply, spawn_wire.Spawned) and reply.serial == serial and pidfd >= 0:
             return reply.pid, pidfd
         if pidfd >= 0:
             # A PID 1 the zygote started and killed (a failed set-up): ours
             # to reap. It is dead or about to be, so this does not wait long.
             try:
+                signal.pidfd_send_signal(pidfd, signal.SIGKILL)
                 os.waitid(os.P_PIDFD, pidfd, os.WEXITED)
-            except ChildProcessError:
+            except (ChildProcessError, ProcessLookupError):
                 pass
             finally:
                 os.close(pidfd)
-        if isinstance(reply, zygote.Failed) and reply.serial in (serial, -1):
-            raise OSError(reply.errno, reply.message)
+        if isinstance(reply, spawn_wire.Failed) and reply.serial in (serial, -1):
+            raise OSError(reply.errno or errno.EPROTO, message)
         raise ZygoteGone(errno.EPIPE, "zygote exited")
 
     def _read(self) -> None:
@@ -126,7 +128,7 @@ class ZygoteClient:
             if not data:
                 break
             try:
-                msg = zygote.decode(data)
+                msg, message = spawn_wire.decode_reply(data)
             except (ValueError, TypeError):  # msgspec's errors derive from ValueError
                 log.error("zygote: undecodable message; stopping it")
                 for fd in fds:
@@ -135,9 +137,9 @@ class ZygoteClient:
                 break
             for fd in fds[1:]:
                 os.close(fd)
-            self._replies.put((msg, fds[0] if fds else -1))
+            self._replies.put((msg, message, fds[0] if fds else -1))
         self._gone = True
-        self._replies.put((None, -1))
+        self._replies.put((None, "", -1))
         # Its socket closes only when it exits: reap it now, not at close().
         self._proc.wait()
 

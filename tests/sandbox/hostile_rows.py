@@ -256,7 +256,48 @@ report(seen=seen)
 """, field_is("seen", [])),
 ]
 
-# Handler modules whose outcome only the pool or the server can see.
+# Handler snippets and modules for what only a forked worker (not an exec'd
+# probe) can show, and whose outcome only the pool or the server can see.
+
+# Scans the function's own memory for a string that only another function's
+# spawn could have put there (its code digest or code path). The needle
+# arrives in two halves, event["a"] and event["b"], and is never built
+# whole here, so the only whole copy the scan can meet is a leaked one.
+SCAN_MEMORY = """
+a, b = event['a'].encode(), event['b'].encode()
+found, regions = [], 0
+CHUNK = 1 << 20
+mem = os.open('/proc/self/mem', os.O_RDONLY)
+try:
+    with open('/proc/self/maps') as f:
+        maps = f.read().splitlines()
+    for line in maps:
+        fields = line.split(None, 5)
+        if fields[1][0] != 'r':
+            continue
+        start, end = (int(x, 16) for x in fields[0].split('-'))
+        regions += 1
+        for at in range(start, end, CHUNK):
+            try:
+                data = os.pread(mem, min(CHUNK + len(a) + len(b), end - at), at)
+            except OSError:
+                break  # [vvar] and the like
+            i = data.find(a)
+            while i >= 0:
+                if data[i + len(a):i + len(a) + len(b)] == b:
+                    found.append(fields[5] if len(fields) > 5 else 'anonymous')
+                i = data.find(a, i + 1)
+finally:
+    os.close(mem)
+report(found=found, regions=regions)
+"""
+
+
+def needle_halves(needle: str) -> dict[str, str]:
+    """SCAN_MEMORY's event for needle."""
+    half = len(needle) // 2
+    return {"a": needle[:half], "b": needle[half:]}
+
 
 # A handler module whose worker exits (status 1) right after it has answered
 # event "exit-after": a thread waits until the main thread is back in

@@ -254,3 +254,27 @@ def test_a_worker_that_exits_during_a_call_is_a_runtime_exit_error(lam, deploy, 
     assert "FunctionError" not in resp and body["calls"] == 1
     _still_serving(lam, bystander)
 
+
+def test_a_function_finds_no_other_functions_code_digest_in_its_memory(lam, deploy, bystander):
+    import base64
+
+    from hostile_rows import SCAN_MEMORY
+
+    # Sandboxes of their own (no spare: /tmp sizes a spare does not have),
+    # so the zygote handles each spawn request with its code path in it.
+    digests = []
+    for i in range(8):
+        other = deploy({"app.py": f"def handler(event, context):\n    return {i}\n"}, name=f"digest-other-{i}",
+                       EphemeralStorage={"Size": 600 + 97 * i})
+        _invoke(lam, other)
+        code = lam.get_function(FunctionName=other)["Configuration"]["CodeSha256"]
+        digests.append(base64.b64decode(code).hex())
+    scanner = deploy({"app.py": sandbox_probe.as_handler(SCAN_MEMORY)}, name="digest-scanner",
+                     EphemeralStorage={"Size": 1024}, MemorySize=256)
+    _, mine = _invoke(lam, scanner, {"a": "lambdalet.runtime", "b": ".worker"})
+    assert mine[-1]["found"], mine  # the scan works
+    for digest in digests:
+        resp, reports = _invoke(lam, scanner, {"a": digest[:32], "b": digest[32:]})
+        assert "FunctionError" not in resp, reports
+        assert reports[-1]["found"] == [], (digest, reports)
+    _still_serving(lam, bystander)

@@ -37,6 +37,7 @@ def handler(event, context):
         "cmdline": open("/proc/self/cmdline", "rb").read().decode("utf-8", "replace"),
         "runtime_file": sys.modules["lambdalet.runtime.worker"].__file__,
         "environ_readable": len(open("/proc/self/environ", "rb").read()) > 0,
+        "shared_writable": [m for m in open("/proc/self/maps").read().splitlines() if m.split()[1][1::2] == "ws"],
     }
 def _frames():
     f = sys._getframe()
@@ -128,6 +129,8 @@ def test_workers_are_forks_of_one_zygote_each_in_its_own_sandbox(backend, probe_
         assert not any(host in a for a in ra["orig_argv"]) and host not in ra["cmdline"]
         assert ra["runtime_file"] == "/var/runtime/lambdalet/runtime/worker.py"
         assert ra["environ_readable"] is True  # dumpable, as after an exec
+        # No memory written by the zygote or another worker shows up here.
+        assert ra["shared_writable"] == []
     finally:
         a.destroy()
         b.destroy()
@@ -316,3 +319,39 @@ def test_the_zygote_waits_in_its_next_cgroup_without_a_cpu_quota(backend, probe_
     finally:
         sandbox.destroy()
 
+
+def test_a_fork_carries_nothing_of_an_earlier_spawn(backend, tmp_path_factory):
+    """The zygote handled other functions' spawn requests (their code paths)
+    before forking this worker; nothing of them may be left in memory the
+    worker can read: the zygote's heap, freed or not, its stack, its buffers."""
+    import uuid
+
+    import sandbox_probe
+    from hostile_rows import SCAN_MEMORY, needle_halves
+
+    marker = uuid.uuid4().hex
+    # Paths of many lengths: a later request of the same shape reuses (and
+    # so overwrites) the blocks an earlier one freed; these it cannot all.
+    for i in range(12):
+        other = tmp_path_factory.mktemp(f"other-{marker}-{'x' * 16 * i}")
+        (other / "app.py").write_text("def handler(event, context):\n    return 'other'\n")
+        os.chmod(other, 0o755)
+        os.chmod(other / "app.py", 0o644)
+        _started(backend, str(other), f"zy-other-{i}").destroy()
+    # A failed spawn's message names the path too.
+    with pytest.raises(OSError, match=f"other-{marker}-missing"):
+        backend.spawn(SandboxSpec(instance_id="zy-other-missing", function_name="zy",
+                                  code_dir=str(tmp_path_factory.getbasetemp() / f"other-{marker}-missing")))
+    scanner = tmp_path_factory.mktemp("scanner")
+    (scanner / "app.py").write_text(sandbox_probe.as_handler(SCAN_MEMORY))
+    os.chmod(scanner, 0o755)
+    os.chmod(scanner / "app.py", 0o644)
+    sandbox = _started(backend, str(scanner), "zy-scan")
+    try:
+        # The scan works: it finds what every worker holds.
+        (mine,) = json.loads(_call(sandbox, needle_halves("lambdalet.runtime.worker")).payload)
+        assert mine["found"] and mine["regions"] > 10
+        (last,) = json.loads(_call(sandbox, needle_halves(f"other-{marker}")).payload)
+        assert last["found"] == [], last
+    finally:
+        sandbox.destroy()
