@@ -99,6 +99,7 @@ class Accounting:
                     started_ns=started_ns,
                     ended_ns=time.time_ns(),
                     log=outcome.log,
+                    marks=outcome.log_marks,
                 )
             )
 

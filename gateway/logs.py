@@ -62,11 +62,9 @@ _NO_CONFIG: dict[str, str] = {}
 _LEVELS = {"TRACE": 0, "DEBUG": 10, "INFO": 20, "WARN": 30, "ERROR": 40, "FATAL": 50}
 
 
-def wrap_call(
+def call_frame(
     request_id: str,
     version: str,
-    init_log: bytes,
-    output: bytes,
     *,
     duration_ns: int,
     memory_mb: int,
@@ -75,32 +73,62 @@ def wrap_call(
     granularity_ms: int = 1,
     logging_config: dict[str, str] | None = None,
     error_type: str | None = None,
-) -> bytes:
-    """What the call's log stream receives: the worker's output between the
-    platform's lines. With LogFormat Text those are START, END and REPORT;
-    with JSON they are the platform.start and platform.report events that
-    Lambda writes at INFO, dropped when SystemLogLevel is WARN or above."""
+) -> tuple[bytes, bytes]:
+    """The platform's lines before and after a call's output. With LogFormat
+    Text those are START, and END and REPORT; with JSON they are the
+    platform.start and platform.report events that Lambda writes at INFO,
+    dropped when SystemLogLevel is WARN or above."""
     config = logging_config or _NO_CONFIG
     if config.get("LogFormat", "Text") != "JSON":
-        return b"".join(
-            (
-                init_log,
-                start_line(request_id, version),
-                output,
-                end_line(request_id),
-                report_line(request_id, duration_ns, memory_mb, max_memory_mb, init_ns, granularity_ms),
-            )
-        )
+        return start_line(request_id, version), end_line(request_id) + report_line(request_id, duration_ns, memory_mb, max_memory_mb, init_ns, granularity_ms)
     if _LEVELS.get(config.get("SystemLogLevel", "INFO").upper(), 20) > _LEVELS["INFO"]:
-        return init_log + output
-    return b"".join(
-        (
-            init_log,
-            platform_start(request_id, version),
-            output,
-            platform_report(request_id, duration_ns, memory_mb, max_memory_mb, init_ns, granularity_ms, error_type),
-        )
+        return b"", b""
+    return (
+        platform_start(request_id, version),
+        platform_report(request_id, duration_ns, memory_mb, max_memory_mb, init_ns, granularity_ms, error_type),
     )
+
+
+def wrap_call(request_id: str, version: str, init_log: bytes, output: bytes, **frame) -> bytes:
+    """What the call's log stream receives: the init's output, then the
+    worker's output between the platform's lines (call_frame)."""
+    head, tail = call_frame(request_id, version, **frame)
+    return b"".join((init_log, head, output, tail))
+
+
+# -- when each line was written -------------------------------------------------
+#
+# A mark (offset, ms) says: the bytes of the log before `offset` had been
+# written by wall-clock time `ms`. The worker marks each write it makes to
+# stdout or stderr; the gateway marks the START line with the time the call
+# was handed over. A line is stamped with the first mark at or after its
+# end, and lines after the last mark (END, REPORT, what a killed call left)
+# with the time the call ended. Marks come from inside the sandbox, so they
+# are input from the function: they are counted, ordered and clamped here
+# and in logstore.split_events, never trusted.
+
+MAX_MARKS = 4096
+Marks = list[tuple[int, int]]
+
+
+def call_marks(init_log: bytes, init_marks: Marks, head: bytes, output: bytes, output_marks: Marks, call_ms: int) -> Marks:
+    """The marks of wrap_call's result, from the worker's marks of its init
+    output and of its call output (offsets within each)."""
+    marks: Marks = []
+    _shifted(marks, init_marks, 0, len(init_log))
+    base = len(init_log) + len(head)
+    marks.append((base, call_ms))
+    _shifted(marks, output_marks, base, len(output))
+    return marks
+
+
+def _shifted(into: Marks, marks: Marks, base: int, size: int) -> None:
+    last = 0
+    for offset, ms in marks[:MAX_MARKS]:
+        if not (isinstance(offset, int) and isinstance(ms, int)) or offset <= last or offset > size:
+            continue  # out of order or out of range: a line takes a later mark instead
+        into.append((base + offset, ms))
+        last = offset
 
 
 def _event(kind: str, record: dict) -> bytes:

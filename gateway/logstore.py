@@ -20,6 +20,7 @@ import time
 import msgspec
 
 from .ledger import BatchedStore, insert_rows
+from .logs import MAX_MARKS
 
 RETENTION_CHECK_S = 60.0
 # Rows a filtered page may examine (see LogStore.page); ~20 ms of SQLite.
@@ -35,6 +36,9 @@ class CallLog(msgspec.Struct, array_like=True, kw_only=True):
     started_ns: int
     ended_ns: int
     log: bytes
+    # (offset, ms) pairs: when the bytes before each offset had been written
+    # (logs.call_marks). Records journaled before marks existed have none.
+    marks: list[tuple[int, int]] = []
 
 
 class LogEvent(msgspec.Struct, frozen=True, kw_only=True):
@@ -52,15 +56,41 @@ class LogPage(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def split_events(call: CallLog) -> list[tuple[int, str]]:
-    """(timestamp ms, message) per line. Lines before the last two platform
-    lines (END and REPORT, or platform.report) are stamped with the start of
-    the call, the rest with its end: the worker does not time each line."""
-    text = call.log.decode("utf-8", errors="replace")
-    lines = text.splitlines()
+    """(timestamp ms, message) per line. Each line is stamped with the time
+    it was written, as the call's marks tell it (logs.call_marks): the first
+    mark at or after the line's end, clamped into the call's span and never
+    earlier than a line before it. Lines after the last mark (END, REPORT,
+    what a killed worker left) take the end of the call. The stamps depend
+    only on the record, so a replayed journal stamps alike."""
     start_ms = call.started_ns // 1_000_000
     end_ms = max(start_ms, call.ended_ns // 1_000_000)
+    if not call.marks:
+        return _split_unmarked(call, start_ms, end_ms)
+    log = call.log
+    size = len(log)
+    out: list[tuple[int, str]] = []
+    pos = 0
+    floor = start_ms
+    for offset, ms in call.marks[:MAX_MARKS + 1]:
+        # Lines that end at or before the mark: up to its last newline, or
+        # to the end of the log when the mark reaches it.
+        cut = size if offset >= size else log.rfind(b"\n", pos, offset) + 1
+        if cut <= pos:
+            continue
+        floor = min(max(floor, ms), end_ms)
+        out.extend((floor, line) for line in log[pos:cut].decode("utf-8", errors="replace").splitlines())
+        pos = cut
+    if pos < size:
+        out.extend((end_ms, line) for line in log[pos:].decode("utf-8", errors="replace").splitlines())
+    return out
+
+
+def _split_unmarked(call: CallLog, start_ms: int, end_ms: int) -> list[tuple[int, str]]:
+    # As such records were always stamped (a replay must stamp them alike):
+    # the last two platform lines (END and REPORT, or platform.report) at
+    # the end of the call, every other line at its start.
     out = []
-    for line in lines:
+    for line in call.log.decode("utf-8", errors="replace").splitlines():
         tail = line.startswith(("END RequestId:", "REPORT RequestId:")) or '"type":"platform.report"' in line
         out.append((end_ms if tail else start_ms, line))
     return out

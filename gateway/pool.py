@@ -56,6 +56,7 @@ class CallOutcome(msgspec.Struct):
     max_memory_mb: int = 0  # peak seen by the sandbox, 0 when unknown
     instance_id: str = ""
     log_stream: str = ""
+    log_marks: list[tuple[int, int]] = []  # when each part of log was written (logs.call_marks)
 
 
 class FunctionSpec(msgspec.Struct, frozen=True):
@@ -309,12 +310,14 @@ class Pool:
         started_ns = time.time_ns()
         inst = self._take_idle(rec)
         init_log = b""
+        init_marks: list = []
         if inst is None:
             inst, init_reply = await self._start(spec)
             init_log = init_reply.log
+            init_marks = init_reply.log_marks
             if isinstance(init_reply, InitError):
                 await self._destroy(inst)
-                outcome = self._init_failed(spec, request_id, init_reply)
+                outcome = self._init_failed(spec, request_id, init_reply, started_ns)
                 self._stamp(outcome, inst, rec, started_ns, 0)
                 self._on_call(spec, outcome)
                 return outcome
@@ -322,7 +325,8 @@ class Pool:
         inst.used = True
         inst.busy = True
         self._busy.add(inst)
-        deadline_ms = int(time.time() * 1000) + rec.timeout * 1000
+        call_ms = int(time.time() * 1000)
+        deadline_ms = call_ms + rec.timeout * 1000
         call = Invoke(request_id, payload, deadline_ms, spec.arn, client_context)
         result = None
         # The deadline watcher (not a cancel scope per call) kills the
@@ -360,19 +364,22 @@ class Pool:
         max_mb = 0
         if result is not None:
             max_mb = round(result.max_rss_kb / 1024) if result.max_rss_kb else self._max_memory_mb(inst)
+            log, marks = self._wrap(rec, request_id, init_log, result.log, result.duration_ns, max_mb, init_ns, result.error_type,
+                                   init_marks=init_marks, call_ms=call_ms, output_marks=result.log_marks)
             outcome = CallOutcome(
                 request_id=request_id,
                 payload=result.payload,
                 function_error="Unhandled" if result.error_type else None,
                 error_type=result.error_type,
-                log=self._wrap(rec, request_id, init_log, result.log, result.duration_ns, max_mb, init_ns, result.error_type),
+                log=log,
                 duration_ns=result.duration_ns,
                 init_ns=init_ns,
                 cold=cold,
+                log_marks=marks,
             )
             self._release(inst, rec)
         else:
-            outcome = await self._failed(spec, inst, request_id, init_log, init_ns, cold, timed_out=inst.timed_out)
+            outcome = await self._failed(spec, inst, request_id, init_log, init_ns, cold, timed_out=inst.timed_out, init_marks=init_marks, call_ms=call_ms)
             max_mb = outcome.max_memory_mb
         self._stamp(outcome, inst, rec, started_ns, max_mb)
         self._on_call(spec, outcome)
@@ -386,7 +393,7 @@ class Pool:
         outcome.instance_id = inst.id
         outcome.log_stream = inst.log_stream
 
-    async def _failed(self, spec: FunctionSpec, inst: Instance, request_id: str, init_log: bytes, init_ns: int | None, cold: bool, *, timed_out: bool) -> CallOutcome:
+    async def _failed(self, spec: FunctionSpec, inst: Instance, request_id: str, init_log: bytes, init_ns: int | None, cold: bool, *, timed_out: bool, init_marks: list, call_ms: int) -> CallOutcome:
         """The call produced no result: it timed out, or the worker died."""
         rec = spec.record
         inst.sandbox.kill()
@@ -407,38 +414,50 @@ class Pool:
             error_type = "Runtime.ExitError"
             detail = "Runtime exited with error: " + _describe_status(status)
             output += f"{logs.timestamp()} RequestId: {request_id} Error: {detail}\n{error_type}\n".encode()
+        # What a killed worker wrote carries no marks: it is stamped with the
+        # end of the call, the first time it is known to have been written.
+        log, marks = self._wrap(rec, request_id, init_log, output, elapsed_ns if timed_out else 0, max_mb, init_ns, error_type,
+                                 init_marks=init_marks, call_ms=call_ms, output_marks=[])
         return CallOutcome(
             request_id=request_id,
             payload=function_errors.platform(error_type, request_id, detail),
             function_error="Unhandled",
             error_type=error_type,
-            log=self._wrap(rec, request_id, init_log, output, elapsed_ns if timed_out else 0, max_mb, init_ns, error_type),
+            log=log,
             duration_ns=elapsed_ns if timed_out else 0,
             init_ns=init_ns,
             cold=cold,
             max_memory_mb=max_mb,
+            log_marks=marks,
         )
 
-    def _init_failed(self, spec: FunctionSpec, request_id: str, reply: InitError) -> CallOutcome:
+    def _init_failed(self, spec: FunctionSpec, request_id: str, reply: InitError, started_ns: int) -> CallOutcome:
         rec = spec.record
+        log, marks = self._wrap(rec, request_id, b"", reply.log, 0, 0, reply.init_ns, reply.error_type,
+                                 init_marks=[], call_ms=started_ns // 1_000_000, output_marks=reply.log_marks)
         return CallOutcome(
             request_id=request_id,
             payload=reply.payload,
             function_error="Unhandled",
             error_type=reply.error_type,
-            log=self._wrap(rec, request_id, b"", reply.log, 0, 0, reply.init_ns, reply.error_type),
+            log=log,
             duration_ns=0,
             init_ns=reply.init_ns,
             cold=True,
+            log_marks=marks,
         )
 
-    def _wrap(self, rec: FunctionRecord, request_id: str, init_log: bytes, output: bytes, duration_ns: int, max_mb: int, init_ns: int | None, error_type: str | None = None) -> bytes:
-        # START/END/REPORT, or JSON platform events, per the LoggingConfig.
-        return logs.wrap_call(
-            request_id, rec.version, init_log, output,
+    def _wrap(self, rec: FunctionRecord, request_id: str, init_log: bytes, output: bytes, duration_ns: int, max_mb: int, init_ns: int | None,
+              error_type: str | None, *, init_marks: list, call_ms: int, output_marks: list) -> tuple[bytes, list[tuple[int, int]]]:
+        """The call's log with START/END/REPORT, or JSON platform events, per
+        the LoggingConfig, and its marks (logs.call_marks); call_ms is when
+        the call was handed to the worker (epoch ms)."""
+        head, tail = logs.call_frame(
+            request_id, rec.version,
             duration_ns=duration_ns, memory_mb=rec.memory_size, max_memory_mb=max_mb, init_ns=init_ns,
             granularity_ms=self.billing_granularity_ms, logging_config=rec.logging_config, error_type=error_type,
         )
+        return b"".join((init_log, head, output, tail)), logs.call_marks(init_log, init_marks, head, output, output_marks, call_ms)
 
     @staticmethod
     def _max_memory_mb(inst: Instance) -> int:

@@ -32,9 +32,14 @@ class Ready(msgspec.Struct, tag="ready", array_like=True):
     pre-started (spare) sandbox be known ready before it is needed."""
 
 
+# log_marks: (offset in log, epoch ms) pairs, the bytes before each offset
+# written by then (gateway/logs.py says how they are used, and checked).
+
+
 class InitOk(msgspec.Struct, tag="init_ok", array_like=True):
     init_ns: int
     log: bytes = b""
+    log_marks: list[tuple[int, int]] = []
 
 
 class InitError(msgspec.Struct, tag="init_error", array_like=True):
@@ -44,6 +49,7 @@ class InitError(msgspec.Struct, tag="init_error", array_like=True):
     payload: bytes
     init_ns: int
     log: bytes = b""
+    log_marks: list[tuple[int, int]] = []
 
 
 class Invoke(msgspec.Struct, tag="invoke", array_like=True):
@@ -64,6 +70,7 @@ class Result(msgspec.Struct, tag="result", array_like=True):
     error_type: str | None = None
     log: bytes = b""
     max_rss_kb: int = 0  # the instance's peak resident memory, itself and reaped children
+    log_marks: list[tuple[int, int]] = []
 
 
 ToWorker = Init | Invoke

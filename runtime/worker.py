@@ -8,12 +8,15 @@ Logs: fd 1 and 2 point at an in-memory file (memfd) in append mode. After
 each call the worker flushes, reads what the call wrote and truncates, so
 logs split per call without a pipe that could fill and block the handler.
 The gateway holds a duplicate of the memfd to recover the output of a call
-it had to kill.
+it had to kill. Each write through sys.stdout or sys.stderr also notes how
+far the file had grown and when (a mark), so that every line of the log is
+stamped with the time it was written, not the time the call began.
 """
 from __future__ import annotations
 
 import fcntl
 import importlib
+import io
 import json
 import logging
 import os
@@ -32,6 +35,45 @@ RECV_SIZE = 65536
 MAX_CALL_LOG = 1 << 20  # keep the last MiB of a call's output; Tail needs only 4 KB
 
 
+MAX_MARKS = 4096  # the gateway reads no more (gateway/logs.py)
+
+
+class _MarkedWriter(io.RawIOBase):
+    """fd 1 or 2 under sys.stdout or sys.stderr. After each write it marks
+    (size of the log so far, epoch ms): the bytes before that offset were
+    written by then. Writes within one millisecond share a mark, and a call
+    that writes in more milliseconds than MAX_MARKS keeps every other mark,
+    so the list stays small whatever the handler prints."""
+
+    def __init__(self, fd: int, marks: list) -> None:
+        super().__init__()
+        self._fd = fd
+        self._marks = marks
+
+    def writable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def write(self, data) -> int:
+        view = memoryview(data)
+        size = len(view)
+        while view:
+            view = view[os.write(self._fd, view):]
+        # fd 1 and 2 share one open file in append mode: its offset after
+        # our write is the size of the log (since the last truncation).
+        mark = (os.lseek(self._fd, 0, os.SEEK_CUR), time.time_ns() // 1_000_000)
+        marks = self._marks
+        if marks and marks[-1][1] == mark[1]:
+            marks[-1] = mark
+        else:
+            marks.append(mark)
+            if len(marks) > MAX_MARKS:
+                del marks[::2]
+        return size
+
+
 class _LogCapture:
     def __init__(self) -> None:
         self.fd = os.memfd_create("lambdalet-log", os.MFD_CLOEXEC)
@@ -39,21 +81,35 @@ class _LogCapture:
         fcntl.fcntl(self.fd, fcntl.F_SETFL, fcntl.fcntl(self.fd, fcntl.F_GETFL) | os.O_APPEND)
         os.dup2(self.fd, 1)
         os.dup2(self.fd, 2)
-        # The interpreter opened stdout before the redirect with block
-        # buffering; line buffering keeps output visible up to a kill.
-        sys.stdout.reconfigure(line_buffering=True)
-        sys.stderr.reconfigure(line_buffering=True)
+        self.marks: list[tuple[int, int]] = []
+        # New text streams over marking writers, layered as the interpreter
+        # layers its own. Line buffering: a line reaches the file (and gets
+        # its mark) as it is printed, and stays visible up to a kill.
+        old = self._previous = (sys.stdout, sys.stderr)  # kept: closing them would close fd 1 and 2
+        for stream in old:
+            stream.flush()
+        sys.stdout, sys.stderr = (
+            io.TextIOWrapper(io.BufferedWriter(_MarkedWriter(fd, self.marks)), encoding=stream.encoding, errors=stream.errors, line_buffering=True)
+            for fd, stream in ((1, old[0]), (2, old[1]))
+        )
+        for handler in logging.getLogger().handlers:
+            if isinstance(handler, logging.StreamHandler) and handler.stream in old:
+                handler.setStream(sys.stdout if handler.stream is old[0] else sys.stderr)
 
-    def take(self) -> bytes:
+    def take(self) -> tuple[bytes, list[tuple[int, int]]]:
+        """What was written since the last take (its last MiB), with the
+        marks of that part of it, offsets relative to what is returned."""
         sys.stdout.flush()
         sys.stderr.flush()
         size = os.fstat(self.fd).st_size
+        marks = self.marks[:]
+        self.marks.clear()
         if not size:
-            return b""
+            return b"", []
         start = max(0, size - MAX_CALL_LOG)
         data = os.pread(self.fd, size - start, start)
         os.ftruncate(self.fd, 0)
-        return data
+        return data, [(offset - start, ms) for offset, ms in marks if start < offset <= size]
 
 
 class _RequestIdFilter(logging.Filter):
@@ -181,12 +237,15 @@ def _init(init: Init, capture: _LogCapture):
     try:
         handler = _load_handler(init)
     except _Fault as fault:
-        log = f"[ERROR] {fault.error_type}: {fault.message}\n".encode()
-        return None, InitError(fault.error_type, errors.fault(fault.error_type, fault.message), time.monotonic_ns() - started, capture.take() + log)
+        log, marks = capture.take()
+        log += f"[ERROR] {fault.error_type}: {fault.message}\n".encode()
+        return None, InitError(fault.error_type, errors.fault(fault.error_type, fault.message), time.monotonic_ns() - started, log, marks)
     except Exception as exc:  # the module raised while importing
         error_type, payload, text = errors.from_exception(exc, "")
-        return None, InitError(error_type, payload, time.monotonic_ns() - started, capture.take() + text.encode())
-    return handler, InitOk(time.monotonic_ns() - started, capture.take())
+        log, marks = capture.take()
+        return None, InitError(error_type, payload, time.monotonic_ns() - started, log + text.encode(), marks)
+    log, marks = capture.take()
+    return handler, InitOk(time.monotonic_ns() - started, log, marks)
 
 
 _decode_json = msgspec.json.Decoder().decode
@@ -244,7 +303,8 @@ def _invoke(handler, init: Init, call: Invoke, capture: _LogCapture) -> Result:
     # Max Memory Used shows; asking costs one syscall on the worker's side
     # instead of a cgroup file read on the gateway's.
     peak = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
-    return Result(call.request_id, payload, duration, error_type, capture.take(), peak)
+    log, marks = capture.take()
+    return Result(call.request_id, payload, duration, error_type, log, peak, marks)
 
 
 _prepared = False
