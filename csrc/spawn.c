@@ -461,6 +461,12 @@ int ll_spawn(const struct ll_spawn_config *cfg, struct ll_spawn_result *res)
     res->pidfd = -1;
     if (cfg->clone_parent && cfg->pdeathsig)
         return fail(res, EINVAL, "clone_parent with pdeathsig: the signal would follow the caller's parent");
+    if (cfg->seccomp) {
+        /* Built here, where qsort may allocate; the child installs it. */
+        int rc = ll_seccomp_prepare();
+        if (rc < 0)
+            return fail(res, rc, "build seccomp filter");
+    }
     int sv[2];
     /* SEQPACKET keeps the error report one message. */
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)

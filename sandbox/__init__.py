@@ -13,6 +13,8 @@ Backends:
 What namespaced.py is made of:
 - nsspawn.py      the thin wrapper over csrc/spawn.c (OSError names the step)
 - rootfs.py       the root file system as a plan of mount operations (pure)
+- seccomp.py      what the seccomp allow-list (csrc/seccomp.c) decides, read
+                  from the filter itself (doctor and the tests)
 - cgroups.py      the limits interface; cgroup_v1.py and cgroup_v2.py
 - netns_pool.py   network namespaces made ahead of time, one per sandbox
 - egress.py       opt-in egress: a veth pair and nftables NAT (pyroute2)

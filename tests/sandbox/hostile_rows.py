@@ -14,6 +14,7 @@ import errno
 from typing import Callable, NamedTuple
 
 EPERM, ENOENT, EROFS, EACCES, ENOSYS = errno.EPERM, errno.ENOENT, errno.EROFS, errno.EACCES, errno.ENOSYS
+EINVAL, EAFNOSUPPORT, EPROTONOSUPPORT = errno.EINVAL, errno.EAFNOSUPPORT, errno.EPROTONOSUPPORT
 
 
 class Row(NamedTuple):
@@ -41,6 +42,14 @@ def every_errno_is(allowed: int) -> Callable[[list[dict]], None]:
         results = _last(reports)["errnos"]
         bad = {k: v for k, v in results.items() if v != allowed}
         assert not bad, f"expected errno {allowed} for every call, got {bad}"
+    return check
+
+
+def every_errno_in(*allowed: int) -> Callable[[list[dict]], None]:
+    def check(reports: list[dict]) -> None:
+        results = _last(reports)["errnos"]
+        bad = {k: v for k, v in results.items() if v not in allowed}
+        assert results and not bad, f"expected one of {allowed} for every call, got {bad}"
     return check
 
 
@@ -90,6 +99,21 @@ def _own_pids_only(reports: list[dict]) -> None:
     r = _last(reports)
     assert set(r["alive"]) <= set(r["listed"]), r
     assert 1 in r["listed"] and len(r["listed"]) <= 4, r
+
+
+def _sockets(*triples: tuple[int, int, int]) -> str:
+    """Open each (family, type, protocol); report the errno per triple."""
+    return f"""
+import socket
+errnos = {{}}
+for family, kind, proto in {triples!r}:
+    try:
+        socket.socket(family, kind, proto).close()
+        errnos[f'{{family}}/{{proto}}'] = 0
+    except OSError as e:
+        errnos[f'{{family}}/{{proto}}'] = e.errno
+report(errnos=errnos)
+"""
 
 
 def _empty_or_missing(reports: list[dict]) -> None:
@@ -185,7 +209,15 @@ fn = ctypes.CFUNCTYPE(ctypes.c_int)(addr)
 rc = fn()
 report(errno=-rc if rc < 0 else 0)
 """, errno_is(ENOSYS), x86_64_only=True),
+    Row("tioclinux-tiocsetd", "report(errnos={hex(cmd): try_syscall(NR['ioctl'], 0, cmd, 0) for cmd in (0x541C, 0x5423)})",
+        every_errno_is(EPERM)),
     Row("tiocsti", "report(errno=try_syscall(NR['ioctl'], 0, 0x5412, ctypes.addressof(ctypes.c_char(b'x'))))", errno_is(EPERM)),
+    # The allow-list: calls nobody listed are refused, new ones included.
+    Row("new-mount-syscalls", _syscalls("listmount", "statmount", "open_tree_attr"), every_errno_in(EPERM, ENOSYS)),
+    Row("unlisted-syscalls", _syscalls("memfd_secret", "cachestat", "lsm_get_self_attr", "lsm_list_modules",
+                                       "getxattrat", "file_getattr"), every_errno_is(ENOSYS)),
+    Row("ksm-page-merging", "report(errno=try_syscall(NR['prctl'], 67, 1, 0, 0, 0))", errno_is(EINVAL)),
+    Row("personality-read-implies-exec", "report(errno=try_syscall(NR['personality'], 0x0400000))", errno_is(EPERM)),
     # --- privileges --------------------------------------------------------
     Row("capabilities-and-seccomp", """
 status = dict(line.split(':', 1) for line in open('/proc/self/status').read().splitlines())
@@ -214,6 +246,16 @@ report(errno=try_syscall(NR['sethostname'], ctypes.addressof(ctypes.create_strin
        hostname=socket.gethostname())
 """, holds(lambda last: last["errno"] == EPERM and last["hostname"] == "lambdalet")),
     # --- network -----------------------------------------------------------
+    # AF_VSOCK reaches the hypervisor's sockets (the VM's own vsock here).
+    Row("vsock-socket", _sockets((40, 1, 0), (40, 2, 0)), every_errno_in(EPERM, EAFNOSUPPORT)),
+    Row("other-socket-families", _sockets((17, 3, 0), (38, 5, 0), (15, 3, 2), (30, 2, 0), (29, 3, 1),
+                                          (21, 5, 0), (44, 3, 0), (31, 1, 0)),
+        every_errno_is(EAFNOSUPPORT)),
+    # Netlink uevents carry the host's device events; only NETLINK_ROUTE
+    # (the sandbox's own interfaces) stays.
+    Row("uevent-netlink", _sockets((16, 2, 15)), every_errno_in(EPERM, EPROTONOSUPPORT, EAFNOSUPPORT)),
+    Row("other-netlink", _sockets((16, 3, 4), (16, 3, 9), (16, 3, 12), (16, 3, 16), (16, 3, 6)),
+        every_errno_is(EPROTONOSUPPORT)),
     Row("interfaces", "import socket\nreport(names=sorted(n for _, n in socket.if_nameindex()))", field_is("names", ["lo"])),
     Row("connect-host-services", """
 import socket
