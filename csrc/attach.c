@@ -5,9 +5,12 @@
  * is mounted there from outside:
  *
  *   1. open_tree(OPEN_TREE_CLONE) makes a detached copy of the code tree in
- *      the server's own mount namespace, and mount_setattr makes it
- *      read-only. Doing this before entering the sandbox means the host path
- *      never has to be visible inside it.
+ *      the server's own mount namespace, and a read-only overlay is made of
+ *      it (plus an empty tmpfs: overlayfs wants two lower layers without an
+ *      upper one), its layers named by this process's fds. Doing this before
+ *      entering the sandbox means the host path never has to be visible
+ *      inside it, not even in /proc/self/mountinfo, where a bind would name
+ *      its source's path on the host and the overlay names two fds.
  *   2. A short-lived child, created with CLONE_VM|CLONE_VFORK so that no
  *      page tables are copied, joins the sandbox's mount namespace (setns
  *      refuses a task that shares its fs_struct with another, so the child
@@ -44,6 +47,29 @@
 #ifndef AT_RECURSIVE
 #define AT_RECURSIVE 0x8000
 #endif
+#ifndef FSOPEN_CLOEXEC
+#define FSOPEN_CLOEXEC 0x00000001
+#define FSMOUNT_CLOEXEC 0x00000001
+#define FSCONFIG_SET_STRING 1
+#define FSCONFIG_CMD_CREATE 6
+#endif
+
+/* A detached mount of a new file system of type, with one string option
+ * (or none), or -1 with errno set. */
+static int detached_mount(const char *type, const char *key, const char *value, unsigned int attrs)
+{
+    int fs = (int)syscall(SYS_fsopen, type, FSOPEN_CLOEXEC);
+    if (fs < 0)
+        return -1;
+    int mnt = -1;
+    if ((key == NULL || syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, key, value, 0) == 0) &&
+        syscall(SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) == 0)
+        mnt = (int)syscall(SYS_fsmount, fs, FSMOUNT_CLOEXEC, attrs);
+    int saved = errno;
+    close(fs);
+    errno = saved;
+    return mnt;
+}
 
 struct attach_job {
     int ns_fd;
@@ -74,7 +100,7 @@ int ll_attach_tree(int pid, int pidfd, const char *src, const char *dst, const c
 {
     char path[64];
     int err = 0;
-    int tree_fd = -1, ns_fd = -1;
+    int tree_fd = -1, ns_fd = -1, empty_fd = -1, view_fd = -1;
     void *stack = MAP_FAILED;
     const size_t stack_size = 64 * 1024;
     struct attach_job job = {0};
@@ -85,9 +111,18 @@ int ll_attach_tree(int pid, int pidfd, const char *src, const char *dst, const c
         err = errno;
         goto out;
     }
-    struct mount_attr attr = {.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV};
-    *step = "mount_setattr read-only";
-    if (syscall(SYS_mount_setattr, tree_fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr) < 0) {
+    const unsigned int attrs = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
+    *step = "an empty tmpfs for the overlay";
+    empty_fd = detached_mount("tmpfs", "mode", "0555", attrs);
+    if (empty_fd < 0) {
+        err = errno;
+        goto out;
+    }
+    char lower[64];
+    snprintf(lower, sizeof lower, "/proc/self/fd/%d:/proc/self/fd/%d", tree_fd, empty_fd);
+    *step = "a read-only overlay of the code directory";
+    view_fd = detached_mount("overlay", "lowerdir", lower, attrs);
+    if (view_fd < 0) {
         err = errno;
         goto out;
     }
@@ -113,7 +148,7 @@ int ll_attach_tree(int pid, int pidfd, const char *src, const char *dst, const c
         goto out;
     }
     job.ns_fd = ns_fd;
-    job.tree_fd = tree_fd;
+    job.tree_fd = view_fd;
     job.dst = dst;
     job.err = EINTR;
     job.step = "the attaching child did not report";
@@ -140,6 +175,10 @@ out:
         munmap(stack, stack_size);
     if (ns_fd >= 0)
         close(ns_fd);
+    if (view_fd >= 0)
+        close(view_fd);
+    if (empty_fd >= 0)
+        close(empty_fd);
     if (tree_fd >= 0)
         close(tree_fd);
     return err ? -err : 0;

@@ -59,7 +59,7 @@ CDEF += """
 enum ll_mount_kind {
     LL_MKDIR = 1, LL_BIND_RO = 2, LL_BIND_DEV = 3, LL_TMPFS = 4, LL_PROC = 5,
     LL_SYMLINK = 6, LL_WRITE_FILE = 7, LL_MASK = 8, LL_READONLY = 9, LL_OVERLAY_RO = 10,
-    LL_STAGE_BIND = 11,
+    LL_STAGE_BIND = 11, LL_VIEW_RO = 12, LL_FIXED_FILE = 13,
 };
 struct ll_mount_op {
     int kind;

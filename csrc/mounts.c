@@ -112,13 +112,41 @@ static int remount_readonly(const char *path, unsigned long extra)
                  MS_REMOUNT | MS_BIND | MS_RDONLY | extra | kept_flags(path), NULL);
 }
 
+static int write_text(const char *path, const char *text, mode_t mode)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
+    if (fd < 0)
+        return -1;
+    size_t left = strlen(text);
+    while (left > 0) {
+        ssize_t w = write(fd, text, left);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            int saved = errno;
+            close(fd);
+            errno = saved;
+            return -1;
+        }
+        text += w;
+        left -= (size_t)w;
+    }
+    close(fd);
+    return 0;
+}
+
+static int takes_source(int kind)
+{
+    return kind == LL_BIND_RO || kind == LL_BIND_DEV || kind == LL_STAGE_BIND || kind == LL_VIEW_RO;
+}
+
 int ll_mounts_open_sources(const struct ll_mount_op *ops, int n_ops, int *src_fds,
                            int *failed, const char **step)
 {
     for (int i = 0; i < n_ops; i++) {
         *failed = i;
         src_fds[i] = -1;
-        if (ops[i].kind != LL_BIND_RO && ops[i].kind != LL_BIND_DEV && ops[i].kind != LL_STAGE_BIND)
+        if (!takes_source(ops[i].kind))
             continue;
         if (ops[i].src == NULL) {
             errno = EINVAL;
@@ -140,7 +168,7 @@ int ll_mounts_begin(const char **step)
         FAIL("mount staging tmpfs");
     if (chdir("/tmp") < 0)
         FAIL("chdir staging");
-    if (mkdir("newroot", 0755) < 0 || mkdir("oldroot", 0755) < 0)
+    if (mkdir("newroot", 0755) < 0 || mkdir("oldroot", 0755) < 0 || mkdir("empty", 0555) < 0)
         FAIL("mkdir staging");
     if (syscall(SYS_pivot_root, "/tmp", "/tmp/oldroot") < 0)
         FAIL("pivot_root staging");
@@ -235,33 +263,14 @@ int ll_mount_apply(const struct ll_mount_op *op, int src_fd, const char **step)
             FAIL("symlink");
         return 0;
 
-    case LL_WRITE_FILE: {
+    case LL_WRITE_FILE:
         if (op->data == NULL || parent_dirs(dst) < 0)
             FAIL("write file: parent");
-        int fd = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
-                      op->mode ? op->mode : 0644);
-        if (fd < 0)
-            FAIL("write file: open");
-        size_t left = strlen(op->data);
-        const char *p = op->data;
-        while (left > 0) {
-            ssize_t w = write(fd, p, left);
-            if (w < 0) {
-                if (errno == EINTR)
-                    continue;
-                int saved = errno;
-                close(fd);
-                errno = saved;
-                FAIL("write file");
-            }
-            p += w;
-            left -= (size_t)w;
-        }
-        close(fd);
+        if (write_text(dst, op->data, op->mode ? op->mode : 0644) < 0)
+            FAIL("write file");
         if (fchmodat(AT_FDCWD, dst, op->mode ? op->mode : 0644, 0) < 0)
             FAIL("write file: chmod");
         return 0;
-    }
 
     case LL_MASK:
         /* Absent paths differ between kernels; nothing to hide then. */
@@ -293,6 +302,57 @@ int ll_mount_apply(const struct ll_mount_op *op, int src_fd, const char **step)
         if (remount_readonly(dst, MS_NOSUID | MS_NODEV) < 0)
             FAIL("read-only: remount");
         return 0;
+
+    case LL_VIEW_RO: {
+        /* A bind shows its source's path inside the host's file system in
+         * /proc/self/mountinfo (the data directory, the server's install).
+         * An overlay shows only its lowerdir strings: here the source's fd
+         * as the host's procfs named it, meaningless once the host root is
+         * gone, and the empty staging directory (overlayfs wants two lower
+         * layers when it has no upper one). */
+        if (src_fd < 0) {
+            errno = EBADF;
+            FAIL("view: source not opened");
+        }
+        if (fstat(src_fd, &st) < 0)
+            FAIL("view: stat source");
+        if (!S_ISDIR(st.st_mode)) {
+            errno = ENOTDIR;
+            FAIL("view: source is not a directory");
+        }
+        fd_path(src, src_fd);
+        char lower[PATH_BUF], opts[PATH_BUF];
+        if (join(lower, src, ":" LL_EMPTY_DIR) < 0 || join(opts, "lowerdir=", lower) < 0)
+            FAIL("view: options too long");
+        if (mkdirs(dst, 0755) < 0)
+            FAIL("view: mkdir");
+        if (mount("overlay", dst, "overlay", MS_RDONLY | MS_NOSUID | MS_NODEV, opts) < 0)
+            FAIL("view: mount overlay");
+        return 0;
+    }
+
+    case LL_FIXED_FILE: {
+        /* The file lives in the staging root, which stays alive after the
+         * pivot for as long as this bind refers to it. */
+        if (op->data == NULL) {
+            errno = EINVAL;
+            FAIL("fixed file: no contents");
+        }
+        if (lstat(dst, &st) < 0)
+            return errno == ENOENT ? 0 : (*step = "fixed file: stat", -errno);
+        char staged[PATH_BUF];
+        if (join(staged, LL_FIXED_DIR, op->dst) < 0)
+            FAIL("fixed file: path too long");
+        if (parent_dirs(staged) < 0)
+            FAIL("fixed file: staging directory");
+        if (write_text(staged, op->data, 0444) < 0)
+            FAIL("fixed file: write");
+        if (mount(staged, dst, NULL, MS_BIND, NULL) < 0)
+            FAIL("fixed file: bind");
+        if (remount_readonly(dst, MS_NOSUID | MS_NODEV | MS_NOEXEC) < 0)
+            FAIL("fixed file: read-only");
+        return 0;
+    }
 
     case LL_OVERLAY_RO:
         if (mkdirs(dst, 0755) < 0)

@@ -11,6 +11,8 @@
 
 #define LL_OLDROOT "/oldroot"
 #define LL_NEWROOT "/newroot"
+#define LL_EMPTY_DIR "/empty"  /* in the staging root: an overlay's second layer */
+#define LL_FIXED_DIR "/fixed"  /* in the staging root: LL_FIXED_FILE's files */
 
 enum ll_mount_kind {
     LL_MKDIR = 1,      /* dst, mode */
@@ -25,6 +27,10 @@ enum ll_mount_kind {
     LL_OVERLAY_RO = 10,/* dst, data = "lowerdir=..." naming LL_STAGE_BIND paths */
     LL_STAGE_BIND = 11,/* src -> dst in the staging root, outside the new root:
                           a layer for an overlay, gone after pivot_root */
+    LL_VIEW_RO = 12,   /* src directory -> dst, read-only, like LL_BIND_RO, but
+                          /proc/self/mountinfo does not name the host path */
+    LL_FIXED_FILE = 13,/* dst (an existing file, e.g. under /proc) covered,
+                          read-only, by a file holding data */
 };
 
 struct ll_mount_op {

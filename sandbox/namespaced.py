@@ -30,6 +30,7 @@ import signal
 import socket
 import threading
 import time
+import uuid
 
 from . import cgroups as cgroups_mod
 from .cgroup_stager import CgroupStager
@@ -244,6 +245,7 @@ class NamespacedBackend:
                                        spawn_wire.PackedOps | None]] = {}
         self._plans_lock = threading.Lock()
         self._resolv_conf = ""
+        self._boot_id = str(uuid.uuid4())  # what /proc/sys/kernel/random/boot_id says inside
         self._python_prefix = os.path.realpath(_python_prefix(runtime_root.python))
         self._hidden = rootfs.host_site_dirs(self._python_prefix)
         self._runtime_sources = {rel: os.path.realpath(src) for rel, src in runtime_root.sources.items()}
@@ -269,6 +271,7 @@ class NamespacedBackend:
             ephemeral_mb=spec.ephemeral_mb,
             hidden_dirs=self._hidden,
             resolv_conf=resolv_conf,
+            boot_id=self._boot_id,
         )
 
     @property

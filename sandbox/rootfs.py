@@ -17,8 +17,8 @@ import os
 
 import msgspec
 
-from .nsspawn import (BIND_DEV, BIND_RO, MASK, MKDIR, OVERLAY_RO, PROC, READONLY, STAGE_BIND,
-                      SYMLINK, TMPFS, WRITE_FILE, MountOp)
+from .nsspawn import (BIND_DEV, BIND_RO, FIXED_FILE, MASK, MKDIR, OVERLAY_RO, PROC, READONLY,
+                      STAGE_BIND, SYMLINK, TMPFS, VIEW_RO, WRITE_FILE, MountOp)
 
 SANDBOX_USER = "sbx_user1051"  # Lambda's own names and ids for the function's user
 SANDBOX_UID = 993
@@ -40,6 +40,15 @@ PROC_MASKED = (
     "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",
 )
 PROC_READONLY = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
+# Host facts a function has no business reading, covered by fixed text that
+# still parses: the host's kernel command line (its boot configuration),
+# and the load and thread count of the whole host. The boot id is one per
+# server (RootLayout.boot_id), not the host's.
+PROC_FIXED = {
+    "/proc/cmdline": "ro quiet\n",
+    "/proc/loadavg": "0.00 0.00 0.00 1/1 1\n",
+}
+BOOT_ID = "/proc/sys/kernel/random/boot_id"
 # Public host files the loader, TLS and name lookups read (getaddrinfo with
 # a service name such as "https" needs /etc/services). Nothing private.
 ETC_BINDS = ("/etc/ld.so.cache", "/etc/ssl/certs", "/etc/ca-certificates.conf",
@@ -58,6 +67,7 @@ class RootLayout(msgspec.Struct, frozen=True):
     hidden_dirs: tuple[str, ...] = ()  # inside bound trees; site-packages
     resolv_conf: str = ""
     hostname: str = HOSTNAME
+    boot_id: str = "00000000-0000-4000-8000-000000000000"
 
 
 def host_site_dirs(python_prefix: str) -> tuple[str, ...]:
@@ -150,14 +160,19 @@ def plan(layout: RootLayout) -> list[MountOp]:
     ops.append(MountOp(PROC, "/proc"))
     ops.extend(MountOp(MASK, p) for p in PROC_MASKED)
     ops.extend(MountOp(READONLY, p) for p in PROC_READONLY)
+    ops.extend(MountOp(FIXED_FILE, p, data=text) for p, text in PROC_FIXED.items())
+    ops.append(MountOp(FIXED_FILE, BOOT_ID, data=layout.boot_id + "\n"))
 
     ops.append(MountOp(TMPFS, "/tmp", data=f"mode=1777,size={max(1, layout.ephemeral_mb)}m"))
 
-    ops.append(MountOp(BIND_RO, TASK_ROOT, src=layout.code_dir))
+    # Views, not binds, wherever the host path differs from the sandbox's:
+    # a bind would name the data directory and the server's install in
+    # /proc/self/mountinfo.
+    ops.append(MountOp(VIEW_RO, TASK_ROOT, src=layout.code_dir))
     for rel, src in sorted(layout.runtime_sources.items()):
-        ops.append(MountOp(BIND_RO, f"{RUNTIME_DIR}/{rel}", src=src))
+        ops.append(MountOp(VIEW_RO, f"{RUNTIME_DIR}/{rel}", src=src))
     if len(layout.layers) == 1:
-        ops.append(MountOp(BIND_RO, LAYERS_DIR, src=layout.layers[0]))
+        ops.append(MountOp(VIEW_RO, LAYERS_DIR, src=layout.layers[0]))
     elif layout.layers:
         # Lambda extracts layers in order, later ones overwriting earlier
         # ones; overlayfs lists the uppermost lower directory first. Each

@@ -10,8 +10,11 @@ surviving) live in test_sandbox_limits.py, which uses the same runner.
 """
 from __future__ import annotations
 
+import ast
 import errno
 from typing import Callable, NamedTuple
+
+from lambdalet.sandbox.rootfs import PROC_FIXED
 
 EPERM, ENOENT, EROFS, EACCES, ENOSYS = errno.EPERM, errno.ENOENT, errno.EROFS, errno.EACCES, errno.ENOSYS
 EINVAL, EAFNOSUPPORT, EPROTONOSUPPORT = errno.EINVAL, errno.EAFNOSUPPORT, errno.EPROTONOSUPPORT
@@ -101,6 +104,21 @@ def _own_pids_only(reports: list[dict]) -> None:
     assert 1 in r["listed"] and len(r["listed"]) <= 4, r
 
 
+def _host_file(path: str) -> str:
+    with open(path) as f:
+        return f.read()
+
+
+def _not_the_hosts(path: str) -> Callable[[list[dict]], None]:
+    """The sandbox read path and got something, but not what the host has."""
+    def check(reports: list[dict]) -> None:
+        last = _last(reports)
+        assert last.get("errno") == 0, reports
+        inside = ast.literal_eval(last["data"])
+        assert inside.strip() and inside != _host_file(path), reports
+    return check
+
+
 def _sockets(*triples: tuple[int, int, int]) -> str:
     """Open each (family, type, protocol); report the errno per triple."""
     return f"""
@@ -114,6 +132,24 @@ for family, kind, proto in {triples!r}:
         errnos[f'{{family}}/{{proto}}'] = e.errno
 report(errnos=errnos)
 """
+
+
+# Disk file systems whose mounts name a path of the host inside them.
+_HOST_FS = {"ext2", "ext3", "ext4", "xfs", "btrfs", "zfs", "f2fs", "vfat", "nfs", "nfs4", "fuse", "9p", "virtiofs"}
+
+
+def _mountinfo_reveals_no_host_path(reports: list[dict]) -> None:
+    """A bind of a host directory shows that directory's path on the host
+    (mountinfo's fourth field). Allowed only where the sandbox sees it at the
+    same path anyway (/usr, the interpreter's prefix, /etc/ssl/certs)."""
+    leaks = []
+    for line in _last(reports)["mountinfo"].splitlines():
+        fields = line.split()
+        fstype = fields[fields.index("-") + 1]
+        root, mount_point = fields[3], fields[4]
+        if fstype in _HOST_FS and root != mount_point:
+            leaks.append(f"{mount_point} <- {root}")
+    assert not leaks, leaks
 
 
 def _empty_or_missing(reports: list[dict]) -> None:
@@ -245,6 +281,13 @@ import socket
 report(errno=try_syscall(NR['sethostname'], ctypes.addressof(ctypes.create_string_buffer(b'evil')), 4),
        hostname=socket.gethostname())
 """, holds(lambda last: last["errno"] == EPERM and last["hostname"] == "lambdalet")),
+    Row("read-proc-cmdline", _open_fails("/proc/cmdline").replace("f.read(64)", "f.read()"),
+        _not_the_hosts("/proc/cmdline")),
+    Row("read-boot-id", _open_fails("/proc/sys/kernel/random/boot_id").replace("f.read(64)", "f.read()"),
+        _not_the_hosts("/proc/sys/kernel/random/boot_id")),
+    Row("read-loadavg", _open_fails("/proc/loadavg").replace("f.read(64)", "f.read()"),
+        field_is("data", repr(PROC_FIXED["/proc/loadavg"]))),
+    Row("mountinfo-host-paths", "report(mountinfo=open('/proc/self/mountinfo').read())", _mountinfo_reveals_no_host_path),
     # --- network -----------------------------------------------------------
     # AF_VSOCK reaches the hypervisor's sockets (the VM's own vsock here).
     Row("vsock-socket", _sockets((40, 1, 0), (40, 2, 0)), every_errno_in(EPERM, EAFNOSUPPORT)),

@@ -16,14 +16,22 @@ def _layout(**kw) -> rootfs.RootLayout:
 
 def test_plan_binds_only_what_the_runtime_needs():
     ops = rootfs.plan(_layout())
-    sources = {op.src for op in ops if op.kind in (nsspawn.BIND_RO, nsspawn.BIND_DEV)}
+    sources = {op.src for op in ops if op.kind in (nsspawn.BIND_RO, nsspawn.BIND_DEV, nsspawn.VIEW_RO)}
     assert "/data/code/abc" in sources and "/src/runtime" in sources and "/srv/python" in sources
+    # Where the sandbox's path differs from the host's, a view that does not
+    # name the host path in /proc/self/mountinfo (the data dir, the install).
+    views = {op.dst: op.src for op in ops if op.kind == nsspawn.VIEW_RO}
+    assert views == {"/var/task": "/data/code/abc", "/var/runtime/lambdalet/runtime": "/src/runtime"}
     for forbidden in ("/etc", "/etc/shadow", "/root", "/home", "/data", "/proc", "/sys", "/dev"):
         assert forbidden not in sources
     dests = [op.dst for op in ops]
     assert dests.index("/dev/null") < dests.index("/proc/keys")  # masks bind /dev/null
     tmp = [op for op in ops if op.dst == "/tmp"][0]
     assert tmp.kind == nsspawn.TMPFS and "size=512m" in tmp.data and "mode=1777" in tmp.data
+    fixed = {op.dst: op.data for op in ops if op.kind == nsspawn.FIXED_FILE}
+    assert fixed == {**rootfs.PROC_FIXED, rootfs.BOOT_ID: _layout().boot_id + "\n"}
+    # Fixed files go over /proc's entries after /proc/sys is made read-only.
+    assert dests.index("/proc/sys") < dests.index(rootfs.BOOT_ID)
 
 
 def test_plan_sizes_tmp_by_ephemeral_storage_and_stacks_layers():
