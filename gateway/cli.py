@@ -427,7 +427,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--spare-sandboxes", type=int, default=2, help="sandboxes kept started ahead of cold starts while the server is in use (0: none)")
     p.add_argument("--no-zygote", action="store_true", help="start an interpreter in every sandbox instead of forking workers from one runtime zygote (slower, more memory; forks share ASLR layout and hash keys)")
     p.add_argument("--memory-budget-mb", type=int, default=None, help="MemorySize the pool may give instances in all (default: what the host has free, less 512 MB)")
-    p.add_argument("--sandbox", choices=("auto", "namespaced", "process"), default="auto", help="how workers are isolated")
+    p.add_argument("--sandbox", choices=("auto", "namespaced", "process"), default="auto",
+                   help="auto and namespaced: isolate every function, and refuse to start where no sandbox "
+                        "can (the error says why); process: run functions as plain processes with this "
+                        "server's privileges, not isolated at all")
     p.add_argument("--billing-granularity-ms", type=_positive_int, default=1, metavar="N", help="round billed duration up to N ms (1, as AWS today; 100, as AWS once did)")
     p.add_argument("--log-retention-days", type=int, default=0, metavar="D", help="delete function logs older than D days (0: keep forever)")
     p.set_defaults(func=cmd_serve)

@@ -34,10 +34,12 @@ class ServerConfig(msgspec.Struct, kw_only=True):
     # sandbox, for hosts whose tenants must not share ASLR layout or hash keys).
     zygote: bool = True
     memory_budget_mb: int | None = None  # None: MemAvailable at start, less a reserve
+    # auto | namespaced: isolate every function or refuse to start;
+    # process: plain, unisolated processes, only when asked for.
     sandbox: str = "auto"
     # TLS + HTTP/2 through hypercorn, on a port of its own, when given a certificate.
     tls_port: int | None = None
     tls_cert: str | None = None
-    tls_key: str | None = None  # auto | namespaced | process
+    tls_key: str | None = None
     billing_granularity_ms: int = 1  # 1 as AWS bills today, 100 as it once did
     log_retention_days: int = 0  # 0 keeps function logs forever

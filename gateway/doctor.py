@@ -70,12 +70,16 @@ def _sandbox_lines(data_dir: pathlib.Path) -> list[str]:
     from lambdalet.sandbox.runtime_root import RuntimeRoot
 
     from .config import ServerConfig
-    from .server import choose_backend
+    from .server import ConfigError, choose_backend
 
     lines: list[str] = []
     root = RuntimeRoot(data_dir / "runtime")
     try:
         backend, warnings = choose_backend(ServerConfig(data_dir=str(data_dir)), root, data_dir)
+    except ConfigError as exc:
+        lines.append("sandbox: NONE — `lambdalet serve` refuses to start here")
+        lines.extend(f"  {line.strip()}" for line in str(exc).splitlines())
+        return lines
     except Exception as exc:  # doctor reports; it never crashes on a bad host
         lines.append(f"sandbox: unavailable ({exc})")
         return lines
@@ -85,9 +89,29 @@ def _sandbox_lines(data_dir: pathlib.Path) -> list[str]:
     for w in warnings:
         lines.append(f"WARNING {w}")
     try:
+        lines.extend(_walls(backend, root))
         lines.append(_worker_start(backend))
     finally:
         backend.close()
+    return lines
+
+
+def _walls(backend, root) -> list[str]:
+    """The filter's policy, read from the filter, and what a probe sandbox
+    saw of the walls from inside just now."""
+    from lambdalet.sandbox import rootfs, seccomp, select
+
+    if not backend.protections().get("seccomp_allow_list"):
+        return []
+    lines = [seccomp.summary(),
+             f"/proc: hidden {', '.join(rootfs.PROC_MASKED)}; fixed text over "
+             f"{', '.join([*rootfs.PROC_FIXED, rootfs.BOOT_ID])}; no host path in /proc/self/mountinfo"]
+    try:
+        checks = select.probe(backend, root)
+    except OSError as exc:
+        return [*lines, f"checked inside a sandbox: could not start one ({exc})"]
+    lines.append("checked inside a sandbox just now:")
+    lines.extend(f"  {'ok ' if c.ok else 'NOT'}  {c.name} ({c.seen})" for c in checks)
     return lines
 
 

@@ -13,6 +13,7 @@ import sys
 
 import trio
 
+from lambdalet.sandbox import select as sandbox_select
 from lambdalet.sandbox.process import ProcessBackend
 from lambdalet.sandbox.runtime_root import RuntimeRoot
 
@@ -58,20 +59,16 @@ class ConfigError(Exception):
 
 
 def choose_backend(config: ServerConfig, root: RuntimeRoot, data_dir: pathlib.Path):
-    """Returns (backend, warnings). The namespaced backend arrives with the
-    sandbox issue; until then every worker is a plain process and we say so."""
-    if config.sandbox in ("auto", "namespaced"):
-        try:
-            from lambdalet.sandbox import select  # type: ignore[attr-defined]
-        except ImportError:
-            select = None
-        if select is not None:
-            return select.choose_backend(root, data_dir, required=config.sandbox == "namespaced",
-                                         zygote=config.zygote)
-        if config.sandbox == "namespaced":
-            raise ConfigError("the namespaced sandbox is not available in this build")
-    backend = ProcessBackend(root)
-    return backend, ["sandbox: plain processes — functions are NOT isolated from this host"]
+    """Returns (backend, warnings). Functions run unisolated only when the
+    operator asked for it (--sandbox process); a host where no sandbox can
+    start is a ConfigError that says why and how to fix it."""
+    if config.sandbox == "process":
+        return ProcessBackend(root), [
+            f"sandbox: plain processes ({sandbox_select.UNISOLATED_OPTION}) — functions are NOT isolated from this host"]
+    try:
+        return sandbox_select.choose_backend(root, data_dir, zygote=config.zygote)
+    except sandbox_select.SandboxUnavailable as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _banner(config: ServerConfig, data_dir: pathlib.Path, backend, warnings: list[str], port: int) -> str:
@@ -85,6 +82,10 @@ def _banner(config: ServerConfig, data_dir: pathlib.Path, backend, warnings: lis
     on = [k for k, v in protections.items() if v]
     off = [k for k, v in protections.items() if not v]
     lines.append(f"  protections on: {', '.join(on) or 'none'}")
+    if protections.get("seccomp_allow_list"):
+        from lambdalet.sandbox import seccomp
+
+        lines.append(f"  {seccomp.summary()}")
     if off:
         lines.append(f"  WARNING protections OFF: {', '.join(off)}")
     for w in warnings:

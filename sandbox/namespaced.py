@@ -551,7 +551,13 @@ class NamespacedBackend:
             "ipc_namespace": True,
             "cgroup_namespace": True,
             "private_root": True,
-            "seccomp": self._seccomp,
+            # csrc/seccomp.c: calls nobody listed are refused, and sockets
+            # only of the families the runtimes use.
+            "seccomp_allow_list": self._seccomp,
+            "socket_family_filter": self._seccomp,
+            # rootfs.py: /proc's host facts masked or fixed, and no host path
+            # named in /proc/self/mountinfo.
+            "proc_host_info_masked": True,
             "no_capabilities": True,
             "no_new_privs": True,
             # Without cgroups these are approximated by RLIMIT_DATA and

@@ -122,8 +122,9 @@ def plan(layout: RootLayout) -> list[MountOp]:
     prefix = layout.python_prefix
     # The interpreter is bound at its own path (its libraries are found by
     # absolute paths baked in at build time), so that path must stay visible.
-    if any(prefix == r or prefix.startswith(r + "/") for r in RESERVED):
-        raise ValueError(f"the interpreter at {prefix} would be hidden by the sandbox's {prefix}")
+    for reserved in RESERVED:
+        if prefix == reserved or prefix.startswith(reserved + "/"):
+            raise ValueError(f"the interpreter at {prefix} would be hidden by the sandbox's {reserved}")
     if layout.layers and (prefix == LAYERS_DIR or prefix.startswith(LAYERS_DIR + "/")):
         raise ValueError(f"the interpreter at {prefix} would be hidden by the function's layers at /opt")
     ops: list[MountOp] = [MountOp(BIND_RO, "/usr", src="/usr")]

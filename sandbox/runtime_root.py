@@ -20,8 +20,14 @@ import lambdalet.runtime
 
 
 def python_executable() -> str:
-    # PATH's python3 may be a shim costing ~100 ms a start (DESIGN.md).
-    return os.path.realpath(sys.executable)
+    """The interpreter workers run: the one this process's venv was made
+    from. Workers import nothing from the venv (they run -I -S, with the
+    runtime's sources bound at /var/runtime), and a `venv --copies` has its
+    own copy of the binary, which may sit where no sandbox can mount it
+    (under /tmp). Resolved, since PATH's python3 may be a shim costing
+    ~100 ms a start (DESIGN.md)."""
+    base = getattr(sys, "_base_executable", "") or sys.executable
+    return os.path.realpath(base if os.access(base, os.X_OK) else sys.executable)
 
 
 def worker_argv(python: str, root: str, control_fd: int) -> list[str]:

@@ -94,3 +94,30 @@ def allowed_count() -> int:
     if n < 0:
         raise OSError(-n, "seccomp filter cannot be built")
     return n
+
+
+# Socket families and netlink protocols worth naming, and socket(2)'s number.
+FAMILIES = {1: "AF_UNIX", 2: "AF_INET", 10: "AF_INET6", 16: "AF_NETLINK", 17: "AF_PACKET", 38: "AF_ALG",
+            40: "AF_VSOCK", 15: "AF_KEY", 29: "AF_CAN", 30: "AF_TIPC", 31: "AF_BLUETOOTH", 44: "AF_XDP"}
+NETLINK_PROTOCOLS = {0: "route", 4: "sock_diag", 6: "xfrm", 9: "audit", 12: "netfilter", 15: "uevent",
+                     16: "generic"}
+SOCKET_NR = {"x86_64": 41, "aarch64": 198}
+
+
+def socket_policy(insns: list[tuple[int, int, int, int]] | None = None) -> tuple[list[str], list[str]]:
+    """(families a sandbox may open, netlink protocols it may use), as the
+    filter decides them."""
+    insns = program() if insns is None else insns
+    nr = SOCKET_NR[platform.machine()]
+    families = [name for fam, name in sorted(FAMILIES.items()) if run(insns, nr, (fam, 1, 0)).allowed]
+    netlink = [name for proto, name in sorted(NETLINK_PROTOCOLS.items()) if run(insns, nr, (16, 3, proto)).allowed]
+    return families, netlink
+
+
+def summary() -> str:
+    """One line for the server's start-up and `lambdalet doctor`."""
+    insns = program()
+    families, netlink = socket_policy(insns)
+    named = ", ".join(f"{f} ({', '.join(netlink)} only)" if f == "AF_NETLINK" else f for f in families)
+    return (f"seccomp allow-list: {allowed_count()} system calls, a few more by their arguments, every other "
+            f"one refused (known ones EPERM, the rest ENOSYS); sockets: {named}")
