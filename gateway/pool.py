@@ -141,8 +141,9 @@ class Pool:
             # an instance whose worker has exited goes whatever its age (its
             # sandbox is a zombie holding a cgroup, and a provisioned one is
             # then replaced).
-            keep = [i for i in idle if (i.last_used >= cutoff or i.provisioned) and not i.exited()]
-            stale.extend(i for i in idle if i not in keep)
+            keep: list[Instance] = []
+            for i in idle:
+                (keep if (i.last_used >= cutoff or i.provisioned) and not i.exited() else stale).append(i)
             if keep:
                 self._idle[revision] = keep
             else:

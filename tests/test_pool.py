@@ -167,6 +167,21 @@ async def test_a_worker_that_exits_after_returning_is_replaced_before_the_next_c
 
 
 @pytest.mark.trio
+async def test_an_instance_whose_worker_exited_is_reaped_without_waiting_for_a_call(exit_after_spec, backend):
+    spec = exit_after_spec
+    pool = Pool(backend, concurrency_limit=10, idle_timeout_s=3600)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(pool.run)
+        await pool.invoke(spec, b'"exit-after"')
+        (inst,) = pool._idle[spec.record.revision_id]
+        await _until(lambda: _gone(inst.sandbox.pid))
+        await pool.reap_idle()  # long before its idle timeout
+        assert pool.statistics()["idle"] == 0 and inst.dead
+        assert not os.path.exists(f"/proc/{inst.sandbox.pid}")  # reaped, no zombie left
+        nursery.cancel_scope.cancel()
+
+
+@pytest.mark.trio
 async def test_a_call_that_could_not_be_delivered_goes_to_a_fresh_instance(exit_after_spec, backend, monkeypatch):
     """The worker dies between the pool's check and the call's send (a race
     that cannot be produced on demand: the check is made to miss it)."""
