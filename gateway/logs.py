@@ -114,9 +114,11 @@ Marks = list[tuple[int, int]]
 def call_marks(init_log: bytes, init_marks: Marks, head: bytes, output: bytes, output_marks: Marks, call_ms: int) -> Marks:
     """The marks of wrap_call's result, from the worker's marks of its init
     output and of its call output (offsets within each)."""
+    base = len(init_log) + len(head)
+    if not init_marks and not output_marks:
+        return [(base, call_ms)]  # a call that printed nothing: every call pays this
     marks: Marks = []
     _shifted(marks, init_marks, 0, len(init_log))
-    base = len(init_log) + len(head)
     marks.append((base, call_ms))
     _shifted(marks, output_marks, base, len(output))
     return marks
