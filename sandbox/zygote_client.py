@@ -94,6 +94,7 @@ class ZygoteClient:
             try:
                 socket.send_fds(self._sock, [request], fds)
             except OSError as exc:
+                self._gone = True  # whether or not the reader has seen it yet
                 raise ZygoteGone(exc.errno or errno.EPIPE, f"zygote: {exc.strerror}") from None
             try:
                 # The zygote gives up on a sandbox after the handshake timeout;
@@ -101,6 +102,7 @@ class ZygoteClient:
                 # be taken for the next request's: stop it.
                 reply, message, pidfd = self._replies.get(timeout=cfg.handshake_timeout_ms / 1000 + REPLY_SLACK_S)
             except queue.Empty:
+                self._gone = True
                 self._proc.kill()
                 raise ZygoteGone(errno.ETIMEDOUT, "zygote did not answer") from None
         if isinstance(reply, spawn_wire.Spawned) and reply.serial == serial and pidfd >= 0:

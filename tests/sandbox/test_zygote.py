@@ -209,6 +209,31 @@ def test_sandboxes_outlive_their_zygote_and_the_next_spawn_starts_another(runtim
         backend.close()
 
 
+def test_a_spawn_that_meets_a_dead_zygote_is_served_by_a_new_one(runtime_root, probe_dir):
+    """The zygote died, and the spawn reached it before anything noticed:
+    the spawn is retried, with fresh resources, through a new zygote."""
+    from lambdalet.sandbox.namespaced import NamespacedBackend
+
+    if os.geteuid() != 0:
+        pytest.skip("runs the namespaced backend as root")
+    backend = NamespacedBackend(runtime_root)
+    try:
+        _started(backend, probe_dir, "zy-retry-1").destroy()
+        dead = backend.zygote
+        os.kill(dead.pid, signal.SIGKILL)
+        wait_for(lambda: not dead.alive and _state(dead.pid) is None)
+        dead._gone = False  # as if its end had not been seen yet
+        sandbox = _started(backend, probe_dir, "zy-retry-2")
+        try:
+            assert backend.zygote is not dead and backend.zygote.pid != dead.pid
+            assert backend.statistics()["zygote_restarts"] == 1
+            assert json.loads(_call(sandbox).payload)["pid"] == 2
+        finally:
+            sandbox.destroy()
+    finally:
+        backend.close()
+
+
 def _state(pid: int) -> str | None:
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
