@@ -1,10 +1,11 @@
-"""`python -m bench [--quick] [--only a,b,c,d,e,m] [--json FILE]`
+"""`python -m bench [--quick] [--only a,b,c,d,e,m,w] [--json FILE]`
 
 Runs lambdalet and its peers side by side and prints one table:
 (a) warm invoke through a function URL against serverless-offline and a
 trio+h11 floor, (b) cold start against `python3 -I -S -c pass`, (c) sandbox
 churn against a bare namespaced clone, (d) PSS per idle warm instance, (e)
-10,000 never-called functions, (m) the metering cost. Medians throughout.
+10,000 never-called functions, (m) the metering cost, (w) the seccomp
+allow-list against no filter. Medians throughout.
 """
 from __future__ import annotations
 
@@ -209,6 +210,22 @@ def section_m(quick: bool) -> dict:
     return metering.run()
 
 
+def section_w(quick: bool) -> dict:
+    from . import walls
+
+    return walls.run(quick)
+
+
+_WALLS_ROWS = (
+    ("getppid", "ns, getppid (allowed outright)"),
+    ("ioctl", "ns, ioctl FIONREAD (decided by its arguments)"),
+    ("socket_close", "ns, socket + close (decided by its arguments)"),
+    ("unlisted", "ns, a call nobody listed (refused)"),
+    ("python_file_ops_us", "µs, Python stat + open + read + close"),
+    ("spawn_ms", "ms, sandbox start + end (/bin/true)"),
+)
+
+
 def render(results: dict) -> str:
     rows = ["| measure | lambdalet | peer / floor | ratio |", "|---|---|---|---|"]
     a = results.get("a", {})
@@ -241,6 +258,11 @@ def render(results: dict) -> str:
     e = results.get("e", {})
     if "functions" in e:
         rows.append(f"| {e['functions']} never-called functions: processes / server RSS | {e['processes']} / {e['server_rss_mb']:.0f} MB | target 0 / < 150 MB | |")
+    w = results.get("w", {})
+    mine, none = w.get("allow-list", {}), w.get("no filter", {})
+    for key, label in _WALLS_ROWS:
+        if key in mine and key in none:
+            rows.append(f"| seccomp allow-list: {label} | {mine[key]:.2f} | {none[key]:.2f} (no filter) | {mine[key] / none[key]:.2f}× |")
     m = results.get("m", {})
     for key, value in m.items():
         if isinstance(value, (int, float)):
@@ -251,10 +273,11 @@ def render(results: dict) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--quick", action="store_true", help="shorter runs, fewer samples")
-    parser.add_argument("--only", default="a,b,c,d,e,m", help="sections to run, e.g. a,b")
+    parser.add_argument("--only", default="a,b,c,d,e,m,w", help="sections to run, e.g. a,b")
     parser.add_argument("--json", help="also write the raw figures to this file")
     args = parser.parse_args()
-    sections = {"a": section_a, "b": section_b, "c": section_c, "d": section_d, "e": section_e, "m": section_m}
+    sections = {"a": section_a, "b": section_b, "c": section_c, "d": section_d, "e": section_e, "m": section_m,
+                "w": section_w}
     results: dict = {"host": f"{platform.node()} {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}", "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
     for key in args.only.split(","):
         key = key.strip()

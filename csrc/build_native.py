@@ -119,6 +119,7 @@ int ll_netns_enter(int netns_fd, int *saved_fd);
 int ll_netns_leave(int saved_fd);
 int ll_seccomp_filter_length(void);
 int ll_seccomp_allowed_count(void);
+int ll_seccomp_install(void);
 int ll_seccomp_program(const unsigned char **insns);
 int ll_attach_tree(int pid, int pidfd, const char *src, const char *dst, const char **step);
 """
