@@ -7,6 +7,7 @@ runtimes' tests (test_sandbox_runtimes.py) show what must keep working."""
 from __future__ import annotations
 
 import errno
+import os
 import platform
 
 import pytest
@@ -120,3 +121,58 @@ report(errnos={nr: try_syscall(nr, 0, 0, 0, 0, 0, 0) for nr in event['numbers']}
     assert "exception" not in outcome.last and not outcome.timed_out, (outcome.reports, outcome.status)
     got = {int(nr): err for nr, err in outcome.last["errnos"].items()}
     assert got == refusals
+
+
+DUMP = r"""
+#include "seccomp.h"
+#include <stdio.h>
+int main(void) {
+    const unsigned char *p;
+    int n = ll_seccomp_program(&p);
+    if (n < 0)
+        return 1;
+    fwrite(p, 8, (size_t)n, stdout);
+    return 0;
+}
+"""
+
+
+def _names(header: str) -> dict[str, int]:
+    import re
+
+    with open(header) as f:
+        return {m.group(2): int(m.group(3)) for m in re.finditer(r"#define __NR(3264)?_(\w+) (\d+)", f.read())}
+
+
+def test_the_aarch64_filter_decides_as_the_x86_64_one(tmp_path):
+    """The other architecture's build of csrc/seccomp.c (its own numbers,
+    none of the legacy calls), run under qemu: for every call both have, the
+    same verdict. Needs a cross compiler and qemu-user from Debian."""
+    import shutil
+    import struct
+    import subprocess
+
+    import lambdalet.csrc
+
+    if ARCH != "x86_64":
+        pytest.skip("compares an aarch64 build with the native x86_64 one")
+    cc, qemu = shutil.which("aarch64-linux-gnu-gcc"), shutil.which("qemu-aarch64")
+    x86_h, arm_h = "/usr/include/x86_64-linux-gnu/asm/unistd_64.h", "/usr/aarch64-linux-gnu/include/asm-generic/unistd.h"
+    if not (cc and qemu and os.path.exists(arm_h)):
+        pytest.skip("needs aarch64-linux-gnu-gcc and qemu-aarch64 (apt-get install gcc-aarch64-linux-gnu qemu-user)")
+    csrc = os.path.dirname(lambdalet.csrc.__file__)
+    (tmp_path / "dump.c").write_text(DUMP)
+    subprocess.run([cc, "-static", "-O2", "-std=gnu11", "-D_GNU_SOURCE", "-I", csrc, "-o", str(tmp_path / "dump"),
+                    str(tmp_path / "dump.c"), os.path.join(csrc, "seccomp.c"), "-lpthread"], check=True)
+    raw = subprocess.run([qemu, str(tmp_path / "dump")], check=True, capture_output=True).stdout
+    arm = [struct.unpack_from("=HBBI", raw, i * 8) for i in range(len(raw) // 8)]
+    native = seccomp.program()
+    x86, aarch64 = _names(x86_h), _names(arm_h)
+    aarch64["newfstatat"] = aarch64.pop("fstatat")  # the same call, named apart
+    shared = sorted(set(x86) & set(aarch64))
+    assert len(shared) > 250
+    differ = {n: (str(seccomp.run(native, x86[n])), str(seccomp.run(arm, aarch64[n], arch=seccomp.AUDIT_ARCH["aarch64"])))
+              for n in shared}
+    assert {n: v for n, v in differ.items() if v[0] != v[1]} == {}
+    # Its own ABI only: a 32-bit ARM call is not implemented, whatever its number.
+    assert seccomp.run(arm, aarch64["read"], arch=0x40000028) == refused(errno.ENOSYS)
