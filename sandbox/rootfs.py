@@ -38,6 +38,11 @@ DEVICES = ("null", "zero", "full", "random", "urandom")
 PROC_MASKED = (
     "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
     "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",
+    # and the whole host's activity and hardware, which no runtime reads:
+    # interrupt, softirq and pressure-stall counts (a view of other
+    # tenants' work), disks, swap devices, consoles and kernel modules.
+    "/proc/interrupts", "/proc/softirqs", "/proc/pressure", "/proc/diskstats", "/proc/partitions",
+    "/proc/swaps", "/proc/consoles", "/proc/modules",
 )
 PROC_READONLY = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
 # Host facts a function has no business reading, covered by fixed text that

@@ -287,6 +287,17 @@ report(errno=try_syscall(NR['sethostname'], ctypes.addressof(ctypes.create_strin
         _not_the_hosts("/proc/sys/kernel/random/boot_id")),
     Row("read-loadavg", _open_fails("/proc/loadavg").replace("f.read(64)", "f.read()"),
         field_is("data", repr(PROC_FIXED["/proc/loadavg"]))),
+    Row("read-host-activity", """
+seen = {}
+for path in ('/proc/interrupts', '/proc/softirqs', '/proc/pressure/cpu', '/proc/diskstats', '/proc/partitions',
+             '/proc/swaps', '/proc/consoles', '/proc/modules'):
+    try:
+        with open(path) as f:
+            seen[path] = f.read()
+    except OSError as e:
+        seen[path] = e.errno
+report(seen=seen)
+""", holds(lambda last: all(v in ("", ENOENT) for v in last["seen"].values()))),
     Row("mountinfo-host-paths", "report(mountinfo=open('/proc/self/mountinfo').read())", _mountinfo_reveals_no_host_path),
     # --- network -----------------------------------------------------------
     # AF_VSOCK reaches the hypervisor's sockets (the VM's own vsock here).
