@@ -87,6 +87,12 @@ class CgroupStager:
             self._dirty.append(stage)
         self._wake.set()
 
+    def holds(self, stage: CgroupV1) -> bool:
+        """True while the zygote may still sit in stage. Once it has left,
+        it never returns (it only ever moves into a fresh stage); once the
+        stager is closed (the zygote gone), it is nowhere."""
+        return stage is self._holding and not self._closed
+
     def retire(self, stage: CgroupV1) -> None:
         """Remove a sandbox's cgroup that began as a stage. The zygote has
         usually moved on long before; a sandbox destroyed right after its

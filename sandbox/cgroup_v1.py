@@ -14,18 +14,23 @@ import time
 
 from . import cgroups
 from .cgroups import read_text, write_text
+from .thaw_guard import ThawGuard
 
 REQUIRED = ("memory", "pids", "freezer")
 OPTIONAL = ("cpu",)
+FREEZER_ANCHOR = "keep-frozen"  # see CgroupV1Manager._keep_freezer_on
 
 
 class CgroupV1:
-    def __init__(self, name: str, dirs: dict[str, str], spared: set[int] | frozenset[int] = frozenset()) -> None:
+    def __init__(self, name: str, dirs: dict[str, str], spared: set[int] | frozenset[int] = frozenset(),
+                 guard: ThawGuard | None = None) -> None:
         self.name = name
         self.dirs = dirs  # controller -> directory
+        self._guard = guard  # started before the first freeze: see thaw_guard.py
         # Processes that may pass through but are not the sandbox's: never
         # killed here (cgroup_stager.py's zygote).
         self._spared = spared
+        self._cpu_limit = False  # set_limits() decides
 
     def attach_handles(self) -> tuple[list[int], int]:
         fds: list[int] = []
@@ -65,6 +70,20 @@ class CgroupV1:
                 pass
         return sorted(pids)
 
+    def task_count(self) -> int:
+        return cgroups.read_int(os.path.join(self.dirs["pids"], "pids.current"))
+
+    def freeze(self) -> None:
+        # The legacy freezer stops each task at its next return to user
+        # space (a spinning thread is interrupted); the state reads FREEZING
+        # until the last one has stopped. Nothing here needs to wait for it.
+        if self._guard is not None:
+            self._guard.ensure_started()
+        write_text(os.path.join(self.dirs["freezer"], "freezer.state"), "FROZEN")
+
+    def thaw(self) -> None:
+        write_text(os.path.join(self.dirs["freezer"], "freezer.state"), "THAWED")
+
     def unthrottle(self) -> None:
         cpu = self.dirs.get("cpu")
         if cpu is not None:
@@ -76,7 +95,8 @@ class CgroupV1:
     def kill_all(self) -> None:
         self.unthrottle()
         # Freezing first stops a fork bomb from outrunning the kill loop;
-        # SIGKILL is delivered to frozen tasks once they are thawed.
+        # SIGKILL is delivered to frozen tasks once they are thawed. The
+        # same steps kill a sandbox frozen between calls.
         freezer = self.dirs.get("freezer")
         if freezer is None or not os.path.isdir(freezer):
             return self._kill_listed()
@@ -103,7 +123,8 @@ class CgroupV1:
                 pass
 
     def set_limits(self, memory_mb: int, cpu_limit: bool = True) -> None:
-        """Memory = memory_mb with no swap, CPU in proportion. Also used to
+        """Memory = memory_mb with no swap; CPU weighted by memory_mb, with
+        at least START_CPU_MB's quota until set_cpu_share(). Also used to
         resize a spare sandbox when it is handed to a function."""
         mem = self.dirs["memory"]
         limit = str(memory_mb * 1024 * 1024)
@@ -125,23 +146,30 @@ class CgroupV1:
             write_text(os.path.join(mem, "memory.swappiness"), "0")
         except OSError:
             pass
-        if cpu_limit and "cpu" in self.dirs:
-            cpu = self.dirs["cpu"]
-            write_text(os.path.join(cpu, "cpu.shares"), str(cgroups.cpu_shares(memory_mb)))
-            quota = cgroups.cpu_quota_us(memory_mb)
-            burst = os.path.join(cpu, "cpu.cfs_burst_us")
-            has_burst = os.path.exists(burst)
-            # The kernel refuses a burst above the quota, so a resize clears
-            # the burst before changing the quota.
-            if has_burst:
-                write_text(burst, "0")
-            write_text(os.path.join(cpu, "cpu.cfs_period_us"), str(cgroups.CPU_PERIOD_US))
-            write_text(os.path.join(cpu, "cpu.cfs_quota_us"), str(quota))
-            # Unused quota carries over up to one period's worth, so a
-            # small function's short bursts (a cold start) are not cut
-            # into 100 ms slices.
-            if has_burst:
-                write_text(burst, str(quota))
+        self._cpu_limit = cpu_limit and "cpu" in self.dirs
+        if self._cpu_limit:
+            write_text(os.path.join(self.dirs["cpu"], "cpu.shares"), str(cgroups.cpu_shares(memory_mb)))
+            self._set_quota(max(memory_mb, cgroups.START_CPU_MB))
+
+    def set_cpu_share(self, memory_mb: int) -> None:
+        if self._cpu_limit:
+            self._set_quota(memory_mb)
+
+    def _set_quota(self, memory_mb: int) -> None:
+        cpu = self.dirs["cpu"]
+        quota = cgroups.cpu_quota_us(memory_mb)
+        burst = os.path.join(cpu, "cpu.cfs_burst_us")
+        has_burst = os.path.exists(burst)
+        # The kernel refuses a burst above the quota, so a resize clears
+        # the burst before changing the quota.
+        if has_burst:
+            write_text(burst, "0")
+        write_text(os.path.join(cpu, "cpu.cfs_period_us"), str(cgroups.CPU_PERIOD_US))
+        write_text(os.path.join(cpu, "cpu.cfs_quota_us"), str(quota))
+        # Unused quota carries over up to one quota's worth, so the first
+        # call after a quiet spell may use twice the share in one period.
+        if has_burst:
+            write_text(burst, str(quota))
 
     def remove(self) -> None:
         for path in dict.fromkeys(self.dirs.values()):
@@ -157,9 +185,11 @@ class CgroupV1Manager:
         self.root_paths = list(dict.fromkeys(roots.values()))
         self.cpu_limit = cpu_limit and "cpu" in roots
         self.spared_pids: set[int] = set()  # see CgroupV1._spared
+        self.tasks_max: int | None = None
+        self.thaw_guard = ThawGuard(roots["freezer"])
 
     @classmethod
-    def open(cls, *, cpu_limit: bool = True) -> "CgroupV1Manager":
+    def open(cls, *, cpu_limit: bool = True, tasks_max: int | None = None) -> "CgroupV1Manager":
         mounts, _v2 = cgroups.mountinfo_cgroups()
         own, _own_v2 = cgroups.own_cgroups()
         missing = [c for c in REQUIRED if c not in mounts or c not in own]
@@ -167,7 +197,9 @@ class CgroupV1Manager:
             raise OSError(errno.ENOENT, f"controllers not mounted: {', '.join(missing)}")
         name = cgroups.root_name()
         roots: dict[str, str] = {}
-        for c in REQUIRED + OPTIONAL:
+        # The freezer's first: a dead server's frozen sandboxes die only
+        # once thawed (if its thaw guard did not get to it).
+        for c in sorted(REQUIRED + OPTIONAL, key=lambda c: c != "freezer"):
             if c in mounts and c in own:
                 parent = os.path.join(mounts[c], own[c].lstrip("/"))
                 cleanup_stale(parent)
@@ -179,11 +211,36 @@ class CgroupV1Manager:
         except OSError as exc:
             manager.close()
             raise OSError(exc.errno, f"create cgroup root {exc.filename}: {exc.strerror}") from exc
+        try:
+            manager.set_tasks_max(cgroups.default_tasks_max() if tasks_max is None else tasks_max)
+        except OSError as exc:
+            manager.close()
+            raise OSError(exc.errno, f"cap the tasks of {roots['pids']}: {exc.strerror}") from exc
+        manager._keep_freezer_on()
         return manager
+
+    def _keep_freezer_on(self) -> None:
+        """The kernel patches its code (a static key, ~50 us) whenever the
+        first v1 cgroup starts freezing or the last one thaws, so thawing
+        the only frozen instance cost twice what it does with another one
+        frozen. An empty cgroup kept frozen under the root keeps the key on."""
+        anchor = os.path.join(self.roots["freezer"], FREEZER_ANCHOR)
+        try:
+            os.mkdir(anchor)
+            write_text(os.path.join(anchor, "freezer.state"), "FROZEN")
+        except OSError:
+            pass  # only slower
+
+    def set_tasks_max(self, tasks_max: int) -> None:
+        write_text(os.path.join(self.roots["pids"], "pids.max"), str(tasks_max))
+        self.tasks_max = tasks_max
+
+    def tasks_in_use(self) -> int:
+        return cgroups.read_int(os.path.join(self.roots["pids"], "pids.current"))
 
     def create(self, name: str, memory_mb: int) -> CgroupV1:
         dirs = {c: os.path.join(root, name) for c, root in self.roots.items()}
-        group = CgroupV1(name, dirs, self.spared_pids)
+        group = CgroupV1(name, dirs, self.spared_pids, self.thaw_guard)
 
         def configure() -> None:
             for path in dict.fromkeys(dirs.values()):
@@ -194,26 +251,35 @@ class CgroupV1Manager:
         return cgroups.configure_or_remove(group, name, configure)
 
     def enforced(self) -> dict[str, bool]:
-        return {"memory_limit": True, "cpu_limit": self.cpu_limit, "pids_limit": True}
+        return {"memory_limit": True, "cpu_limit": self.cpu_limit, "pids_limit": True,
+                "host_pids_cap": self.tasks_max is not None, "idle_freeze": True}
 
     def close(self) -> None:
-        for path in self.root_paths:
+        # The freezer's tree first: a frozen sandbox's processes die only
+        # once thawed, and the other hierarchies cannot be removed before.
+        freezer = self.roots.get("freezer")
+        for path in sorted(self.root_paths, key=lambda p: p != freezer):
             remove_tree(path)
+        self.thaw_guard.close()
 
 
 def remove_tree(root: str) -> None:
     """Kill and remove every cgroup beneath root, then root itself."""
-    cgroups.remove_tree(root, lambda path: CgroupV1(os.path.basename(path), {"any": path})._kill_listed())
+    cgroups.remove_tree(root, _kill_in)
+
+
+def _kill_in(path: str) -> None:
+    """SIGKILL what is in one directory of any hierarchy; in the freezer's,
+    thaw it too, or killed processes of a frozen sandbox never die."""
+    CgroupV1(os.path.basename(path), {"any": path})._kill_listed()
+    state = os.path.join(path, "freezer.state")
+    if os.path.exists(state):
+        try:
+            write_text(state, "THAWED")
+        except OSError:
+            pass
 
 
 def cleanup_stale(parent: str) -> list[str]:
     """Remove roots left by servers that no longer run (a kill -9, a crash)."""
     return cgroups.remove_stale_roots(parent, remove_tree)
-    for entry in entries:
-        if entry.is_dir(follow_symlinks=False) and cgroups.is_stale_root(entry.name):
-            try:
-                remove_tree(entry.path)
-                removed.append(entry.path)
-            except OSError:
-                pass
-    return removed

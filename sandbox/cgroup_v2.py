@@ -15,6 +15,7 @@ import time
 
 from . import cgroups
 from .cgroups import read_text, write_text
+from .thaw_guard import ThawGuard
 
 WANTED = ("memory", "pids", "cpu")
 
@@ -32,9 +33,11 @@ def _read_keyed(path: str) -> dict[str, int]:
 
 
 class CgroupV2:
-    def __init__(self, name: str, path: str) -> None:
+    def __init__(self, name: str, path: str, guard: ThawGuard | None = None) -> None:
         self.name = name
         self.path = path
+        self._guard = guard  # started before the first freeze: see thaw_guard.py
+        self._cpu_limit = False  # set_limits() decides
 
     def attach_handles(self) -> tuple[list[int], int]:
         return [], os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -54,6 +57,23 @@ class CgroupV2:
         except FileNotFoundError:
             return []
 
+    def task_count(self) -> int:
+        try:
+            return cgroups.read_int(os.path.join(self.path, "pids.current"))
+        except FileNotFoundError:  # no pids controller here: count them
+            return len(read_text(os.path.join(self.path, "cgroup.threads")).split())
+
+    def freeze(self) -> None:
+        # Every cgroup but the root has cgroup.freeze (Linux 5.2+), with or
+        # without controllers. cgroup.events says "frozen 1" once the last
+        # task has stopped; nothing here needs to wait for it.
+        if self._guard is not None:
+            self._guard.ensure_started()
+        write_text(os.path.join(self.path, "cgroup.freeze"), "1")
+
+    def thaw(self) -> None:
+        write_text(os.path.join(self.path, "cgroup.freeze"), "0")
+
     def unthrottle(self) -> None:
         try:
             write_text(os.path.join(self.path, "cpu.max"), "max")
@@ -63,6 +83,7 @@ class CgroupV2:
     def kill_all(self) -> None:
         self.unthrottle()
         try:
+            # Frozen processes die too: v2 lets a fatal signal through.
             write_text(os.path.join(self.path, "cgroup.kill"), "1")  # Linux 5.14+
             return
         except FileNotFoundError:
@@ -90,21 +111,30 @@ class CgroupV2:
                 pass
 
     def set_limits(self, memory_mb: int, cpu_limit: bool = True) -> None:
-        """Memory = memory_mb with no swap, CPU in proportion. Also used to
-        resize a spare sandbox when it is handed to a function."""
+        """Memory = memory_mb with no swap; CPU at least START_CPU_MB's
+        until set_cpu_share(). Also used to resize a spare sandbox when it
+        is handed to a function."""
         write_text(os.path.join(self.path, "memory.max"), str(memory_mb * 1024 * 1024))
         if os.path.exists(os.path.join(self.path, "memory.swap.max")):
             write_text(os.path.join(self.path, "memory.swap.max"), "0")
+        self._cpu_limit = cpu_limit
         if cpu_limit:
-            quota = cgroups.cpu_quota_us(memory_mb)
-            burst = os.path.join(self.path, "cpu.max.burst")
-            has_burst = os.path.exists(burst)
-            # The kernel refuses a burst above the quota: clear it first.
-            if has_burst:
-                write_text(burst, "0")
-            write_text(os.path.join(self.path, "cpu.max"), f"{quota} {cgroups.CPU_PERIOD_US}")
-            if has_burst:
-                write_text(burst, str(quota))
+            self._set_quota(max(memory_mb, cgroups.START_CPU_MB))
+
+    def set_cpu_share(self, memory_mb: int) -> None:
+        if self._cpu_limit:
+            self._set_quota(memory_mb)
+
+    def _set_quota(self, memory_mb: int) -> None:
+        quota = cgroups.cpu_quota_us(memory_mb)
+        burst = os.path.join(self.path, "cpu.max.burst")
+        has_burst = os.path.exists(burst)
+        # The kernel refuses a burst above the quota: clear it first.
+        if has_burst:
+            write_text(burst, "0")
+        write_text(os.path.join(self.path, "cpu.max"), f"{quota} {cgroups.CPU_PERIOD_US}")
+        if has_burst:
+            write_text(burst, str(quota))
 
     def remove(self) -> None:
         if os.path.isdir(self.path):
@@ -119,9 +149,11 @@ class CgroupV2Manager:
         self.root_paths = [root]
         self.controllers = controllers
         self.cpu_limit = cpu_limit and "cpu" in controllers
+        self.tasks_max: int | None = None
+        self.thaw_guard = ThawGuard(root)
 
     @classmethod
-    def open(cls, *, cpu_limit: bool = True) -> "CgroupV2Manager":
+    def open(cls, *, cpu_limit: bool = True, tasks_max: int | None = None) -> "CgroupV2Manager":
         _v1, mount = cgroups.mountinfo_cgroups()
         _own_v1, own = cgroups.own_cgroups()
         if mount is None or own is None:
@@ -135,16 +167,25 @@ class CgroupV2Manager:
         _enable(parent, wanted)
         root = os.path.join(parent, cgroups.root_name())
         os.makedirs(root, exist_ok=True)
+        manager = cls(root, set(wanted), cpu_limit)
         try:
             _enable(root, wanted)
-        except OSError:
+            manager.set_tasks_max(cgroups.default_tasks_max() if tasks_max is None else tasks_max)
+        except OSError as exc:
             remove_tree(root)
-            raise
-        return cls(root, set(wanted), cpu_limit)
+            raise OSError(exc.errno, f"set up cgroup root {root}: {exc.strerror}") from exc
+        return manager
+
+    def set_tasks_max(self, tasks_max: int) -> None:
+        write_text(os.path.join(self.root, "pids.max"), str(tasks_max))
+        self.tasks_max = tasks_max
+
+    def tasks_in_use(self) -> int:
+        return cgroups.read_int(os.path.join(self.root, "pids.current"))
 
     def create(self, name: str, memory_mb: int) -> CgroupV2:
         path = os.path.join(self.root, name)
-        group = CgroupV2(name, path)
+        group = CgroupV2(name, path, self.thaw_guard)
         os.mkdir(path)
 
         def configure() -> None:
@@ -157,10 +198,13 @@ class CgroupV2Manager:
         return cgroups.configure_or_remove(group, name, configure)
 
     def enforced(self) -> dict[str, bool]:
-        return {"memory_limit": True, "cpu_limit": self.cpu_limit, "pids_limit": True}
+        return {"memory_limit": True, "cpu_limit": self.cpu_limit, "pids_limit": True,
+                "host_pids_cap": self.tasks_max is not None,
+                "idle_freeze": os.path.exists(os.path.join(self.root, "cgroup.freeze"))}
 
     def close(self) -> None:
         remove_tree(self.root)
+        self.thaw_guard.close()
 
 
 def _enable(path: str, controllers: list[str]) -> None:
@@ -189,11 +233,3 @@ def remove_tree(root: str) -> None:
 def cleanup_stale(parent: str) -> list[str]:
     """Remove roots left by servers that no longer run (a kill -9, a crash)."""
     return cgroups.remove_stale_roots(parent, remove_tree)
-    for entry in entries:
-        if entry.is_dir(follow_symlinks=False) and cgroups.is_stale_root(entry.name):
-            try:
-                remove_tree(entry.path)
-                removed.append(entry.path)
-            except OSError:
-                pass
-    return removed

@@ -72,7 +72,8 @@ class NamespacedSandbox:
     task_root = rootfs.TASK_ROOT
 
     def __init__(self, pid: int, control: socket.socket, cgroup: cgroups_mod.Cgroup | None,
-                 release=None, pidfd: int = -1, remove_cgroup=None, forget=None) -> None:
+                 release=None, pidfd: int = -1, remove_cgroup=None, forget=None,
+                 shares_cgroup=None) -> None:
         # PID 1 of the sandbox, this process's child, and a pidfd for it
         # (owned here): signals and the reaping go through the pidfd, which
         # no reused pid can redirect.
@@ -83,6 +84,10 @@ class NamespacedSandbox:
         self._pidfd = pidfd
         self._remove_cgroup = remove_cgroup  # instead of cgroup.remove() (a stage: the stager's)
         self._forget = forget  # tells the backend PID 1 has been reaped
+        # True while a process that is not the sandbox's (the zygote, in a
+        # stage) may still be in its cgroup: freezing would stop it too.
+        self._shares_cgroup = shares_cgroup
+        self._frozen = False
         self._reaped = False
 
     @property
@@ -92,6 +97,13 @@ class NamespacedSandbox:
 
     def kill(self) -> None:
         if self._reaped:
+            return
+        if self._frozen and self.cgroup is not None:
+            # A frozen PID 1 would act on the kill signal only once thawed,
+            # and the function's threads would run meanwhile: SIGKILL every
+            # process while frozen, then thaw (kill_all does both).
+            self.cgroup.kill_all()
+            self._frozen = False
             return
         # PID 1 SIGKILLs every other process (none can leave the pid
         # namespace, daemonised or not) and exits with the worker's status;
@@ -111,6 +123,36 @@ class NamespacedSandbox:
 
     def peak_memory_bytes(self) -> int | None:
         return None if self.cgroup is None else self.cgroup.peak_memory_bytes()
+
+    def task_count(self) -> int:
+        if self.cgroup is None:
+            return 0
+        try:
+            return self.cgroup.task_count()
+        except OSError:
+            return 0
+
+    def freeze(self) -> bool:
+        if self._frozen:
+            return True
+        if self.cgroup is None or self._reaped or (self._shares_cgroup is not None and self._shares_cgroup()):
+            return False
+        try:
+            self.cgroup.freeze()
+        except OSError as exc:
+            log.warning("sandbox %s: cannot freeze: %s", self.cgroup.name, exc)
+            return False
+        self._frozen = True
+        return True
+
+    def thaw(self) -> None:
+        if self._frozen and self.cgroup is not None:
+            self.cgroup.thaw()
+            self._frozen = False
+
+    def limit_cpu(self, memory_mb: int) -> None:
+        if self.cgroup is not None:
+            self.cgroup.set_cpu_share(memory_mb)
 
     def destroy(self) -> int | None:
         status = None
@@ -188,7 +230,7 @@ class NamespacedBackend:
     def __init__(self, runtime_root: RuntimeRoot, *, cgroups: cgroups_mod.CgroupManager | None | str = "auto",
                  seccomp: bool = True, host_id_base: int = HOST_ID_BASE, netns_pool: int = 8,
                  pdeathsig: bool | None = None, cpu_limit: bool = True, exec_init: bool = True,
-                 zygote: bool = True) -> None:
+                 zygote: bool = True, tasks_max: int | None = None) -> None:
         self._root = runtime_root
         self._seccomp = seccomp
         # PR_SET_PDEATHSIG fires when the *thread* that spawned a sandbox
@@ -200,7 +242,7 @@ class NamespacedBackend:
         self._privileged = os.geteuid() == 0
         self.warnings: list[str] = []
         if cgroups == "auto":
-            manager, reasons = cgroups_mod.detect(cpu_limit=cpu_limit)
+            manager, reasons = cgroups_mod.detect(cpu_limit=cpu_limit, tasks_max=tasks_max)
             self.warnings.extend(reasons)
             self._cgroups = manager
         else:
@@ -435,7 +477,8 @@ class NamespacedBackend:
             egress = self._egress
             release = lambda: egress.release(lease)  # noqa: E731
         return NamespacedSandbox(pid, parent, cgroup, release, pidfd,
-                                 stager.retire if staged is not None else None, self._pid1s.discard)
+                                 stager.retire if staged is not None else None, self._pid1s.discard,
+                                 (lambda: stager.holds(staged)) if staged is not None else None)
 
     def _spawn_zygote(self, zygote: ZygoteClient, spec: SandboxSpec, cfg: nsspawn.SpawnConfig,
                       fork: bool) -> tuple[int, int]:
@@ -565,7 +608,15 @@ class NamespacedBackend:
             "memory_limit": limits.get("memory_limit", False),
             "cpu_limit": limits.get("cpu_limit", False),
             "pids_limit": limits.get("pids_limit", False),
+            "host_pids_cap": limits.get("host_pids_cap", False),
+            "idle_freeze": limits.get("idle_freeze", False),
         }
+
+    def task_usage(self) -> tuple[int, int] | None:
+        manager = self._cgroups
+        if manager is None or manager.tasks_max is None:
+            return None
+        return manager.tasks_in_use(), manager.tasks_max
 
     def statistics(self) -> dict[str, int]:
         """A snapshot for doctor, bench and /metrics."""

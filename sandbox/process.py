@@ -44,6 +44,18 @@ class ProcessSandbox:
             pass
         return None
 
+    def task_count(self) -> int:
+        return 0
+
+    def freeze(self) -> bool:
+        return False  # SIGSTOP would be visible to the worker and its children
+
+    def thaw(self) -> None:
+        pass
+
+    def limit_cpu(self, memory_mb: int) -> None:
+        pass
+
     def destroy(self) -> int | None:
         status = None
         if not self._reaped:
@@ -95,6 +107,9 @@ class ProcessBackend:
     def protections(self) -> dict[str, bool]:
         return {name: False for name in PROTECTIONS}
 
+    def task_usage(self) -> tuple[int, int] | None:
+        return None
+
     def close(self) -> None:
         pass
 
@@ -116,4 +131,6 @@ PROTECTIONS = (
     "memory_limit",
     "cpu_limit",
     "pids_limit",
+    "host_pids_cap",
+    "idle_freeze",
 )

@@ -41,6 +41,26 @@ class Sandbox(Protocol):
     def peak_memory_bytes(self) -> int | None:
         """High-water mark of memory use, or None where it cannot be read."""
 
+    def task_count(self) -> int:
+        """Processes and threads in this sandbox now; 0 where not counted."""
+
+    def freeze(self) -> bool:
+        """Stop every process of this sandbox where it stands, until thaw():
+        between calls, as Lambda freezes an idle execution environment.
+        False (and nothing stopped) where it cannot be frozen now: no
+        freezer, or a process that is not the sandbox's still shares its
+        cgroup. kill() and destroy() work on a frozen sandbox."""
+
+    def thaw(self) -> None:
+        """Let a frozen sandbox run again; its processes are runnable when
+        this returns. A no-op when not frozen. Raises OSError if it cannot."""
+
+    def limit_cpu(self, memory_mb: int) -> None:
+        """Cut CPU to the share memory_mb buys. A sandbox starts with at
+        least one vCPU, so that the runtime's start and the handler's
+        import are not stretched by a small function's share; the pool
+        calls this once init is over (or has run too long)."""
+
     def destroy(self) -> int | None:
         """Kill, reap and release every resource. Idempotent; may block briefly.
 
@@ -53,7 +73,12 @@ class SandboxBackend(Protocol):
     name: str
 
     def spawn(self, spec: SandboxSpec) -> Sandbox:
-        """Start a worker. Raises OSError naming the step that failed."""
+        """Start a worker. Raises OSError naming the step that failed
+        (EAGAIN: the cap on all sandboxes' tasks is reached)."""
+
+    def task_usage(self) -> tuple[int, int] | None:
+        """(tasks in use, cap) over every sandbox together, or None where
+        this backend does not cap them."""
 
     def protections(self) -> dict[str, bool]:
         """Each isolation feature and whether this backend enforces it."""

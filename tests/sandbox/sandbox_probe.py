@@ -174,3 +174,60 @@ def run(backend, python: str, code_dir: str, snippet: str, *, timeout_s: float =
         status = sandbox.destroy()
     return Outcome(reports=reports, status=status, oom_killed=oom, timed_out=timed_out,
                    peak_memory_bytes=peak)
+
+
+SPINNER = """
+import threading
+spins = 0
+def spin():
+    global spins
+    while True:
+        spins += 1
+threading.Thread(target=spin, daemon=True).start()
+while True:
+    report(spins=spins)
+    if not os.read(3, 1):
+        break
+"""
+
+
+def cpu_ns(pids: list[int]) -> int:
+    """Time on CPU of every thread of these processes (schedstat, in ns)."""
+    total = 0
+    for pid in pids:
+        try:
+            for tid in os.listdir(f"/proc/{pid}/task"):
+                with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                    total += int(f.read().split()[0])
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+    return total
+
+
+def fully_frozen(sandbox) -> bool:
+    """Every task of the sandbox has stopped (freezing takes a moment)."""
+    group = sandbox.cgroup
+    if hasattr(group, "dirs"):  # v1
+        with open(os.path.join(group.dirs["freezer"], "freezer.state")) as f:
+            return f.read().strip() == "FROZEN"
+    with open(os.path.join(group.path, "cgroup.events")) as f:
+        return "frozen 1" in f.read().split("\n")
+
+
+def check_freeze_stops_a_spinner_and_thaw_resumes_it(sandbox) -> None:
+    """A sandbox running SPINNER: frozen, it gets no CPU at all; thawed, it
+    goes on from where it stood (cgroup v1 and v2 alike)."""
+    from helpers import wait_for
+
+    first = read_one(sandbox)["spins"]
+    pids = sandbox.cgroup.pids()
+    assert sandbox.freeze() is True
+    wait_for(lambda: fully_frozen(sandbox))
+    before = cpu_ns(pids)
+    time.sleep(0.3)  # time passes; what is checked is that the spinner gets none of it
+    assert cpu_ns(pids) == before  # not a nanosecond on CPU while frozen
+    sandbox.thaw()
+    sandbox.control.sendall(b"x")
+    # Runnable again: the spinner goes on from where it stood.
+    wait_for(lambda: cpu_ns(pids) > before)
+    assert read_one(sandbox)["spins"] > first

@@ -1,12 +1,14 @@
 """cgroup v2 paths that work on any cgroup2 mount, even one without
 controllers (this project's machines mount an empty one beside v1): the
 child is born in its cgroup (CLONE_INTO_CGROUP), its cgroup namespace is
-rooted there, and cgroup.kill plus removal leave nothing behind.
+rooted there, cgroup.freeze stops it between calls, and cgroup.kill plus
+removal leave nothing behind, frozen or not.
 The memory, pids and cpu limits of cgroup_v2.py need a host whose v2
 hierarchy holds those controllers and are covered by its own checks there."""
 from __future__ import annotations
 
 import os
+import signal
 
 import pytest
 
@@ -19,11 +21,15 @@ class _V2WithoutControllers:
     """A CgroupManager over a bare cgroup2 directory: placement only."""
 
     version = 2
+    tasks_max = None  # no pids controller to cap them
 
     def __init__(self, root: str) -> None:
         self.root = root
         self.root_paths = [root]
         os.makedirs(root)
+
+    def tasks_in_use(self) -> int:
+        return len(cgroups.read_text(os.path.join(self.root, "cgroup.threads")).split())
 
     def create(self, name: str, memory_mb: int) -> cgroup_v2.CgroupV2:
         path = os.path.join(self.root, name)
@@ -31,7 +37,8 @@ class _V2WithoutControllers:
         return cgroup_v2.CgroupV2(name, path)
 
     def enforced(self) -> dict[str, bool]:
-        return {"memory_limit": False, "cpu_limit": False, "pids_limit": False}
+        return {"memory_limit": False, "cpu_limit": False, "pids_limit": False, "host_pids_cap": False,
+                "idle_freeze": True}
 
     def close(self) -> None:
         cgroup_v2.remove_tree(self.root)
@@ -100,3 +107,65 @@ def test_a_worker_forked_by_the_zygote_is_born_in_its_v2_cgroup(v2_backend, code
         assert not os.path.exists(path)
     finally:
         sandbox.destroy()
+
+
+def test_a_v2_sandbox_is_frozen_between_calls_and_thawed(v2_backend, python, code_dir):
+    backend, manager = v2_backend
+    sandbox = sandbox_probe.start(backend, python, code_dir, sandbox_probe.SPINNER)
+    try:
+        sandbox_probe.check_freeze_stops_a_spinner_and_thaw_resumes_it(sandbox)
+    finally:
+        sandbox.destroy()
+
+
+def test_a_frozen_v2_sandbox_is_killed_and_removed(v2_backend, python, code_dir):
+    from helpers import wait_for
+
+    backend, manager = v2_backend
+    sandbox = sandbox_probe.start(backend, python, code_dir, sandbox_probe.SPINNER)
+    try:
+        sandbox_probe.read_one(sandbox)
+        pids, path = sandbox.cgroup.pids(), sandbox.cgroup.path
+        assert sandbox.freeze()
+        wait_for(lambda: sandbox_probe.fully_frozen(sandbox))
+        sandbox.kill()
+        status = sandbox.destroy()
+        assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+        assert [p for p in pids if os.path.exists(f"/proc/{p}")] == []
+        assert not os.path.exists(path)
+    finally:
+        sandbox.destroy()
+
+
+def test_a_frozen_v2_sandbox_left_at_close_is_removed(runtime_root, python, code_dir):
+    """A server stopping with frozen instances: the manager's close() kills
+    and removes them (the v2 fixture checks the root is gone)."""
+    from helpers import wait_for
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    _v1, mount = cgroups.mountinfo_cgroups()
+    _own_v1, own = cgroups.own_cgroups()
+    if mount is None or own is None:
+        pytest.skip("no cgroup2 mount")
+    root = os.path.join(mount, own.lstrip("/"), cgroups.root_name() + ".v2close")
+    manager = _V2WithoutControllers(root)
+    backend = NamespacedBackend(runtime_root, cgroups=manager)
+    sandbox = sandbox_probe.start(backend, python, code_dir, sandbox_probe.SPINNER)
+    sandbox_probe.read_one(sandbox)
+    pids = sandbox.cgroup.pids()
+    assert sandbox.freeze()
+    wait_for(lambda: sandbox_probe.fully_frozen(sandbox))
+    manager.close()
+    assert not os.path.exists(root)
+    assert [p for p in pids if os.path.exists(f"/proc/{p}") and not _zombie(p)] == []
+    sandbox.destroy()
+    backend.close()
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True

@@ -10,6 +10,7 @@ import errno
 import os
 import signal
 import sys
+import time
 
 import pytest
 
@@ -454,9 +455,207 @@ def test_a_sandbox_dies_with_the_server_whatever_thread_spawned_it(tmp_path, pyt
         time.sleep(0.02)
 
 
+SERVER_THAT_DIES_FROZEN = SERVER_THAT_DIES.replace(
+    'print(box["sb"].pid, flush=True)',
+    'assert box["sb"].freeze()\nprint(box["sb"].pid, flush=True)')
+
+
+def test_a_frozen_sandbox_dies_with_the_server(tmp_path, python, code_dir):
+    """A frozen PID 1 cannot see its lifeline hang up, and on v1 even
+    SIGKILL waits for a thaw: the thaw guard thaws it once the server is
+    gone, and it ends as any other."""
+    import subprocess
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    run = subprocess.run([sys.executable, "-c", SERVER_THAT_DIES_FROZEN, os.path.dirname(__file__), code_dir],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == -signal.SIGKILL, run.stderr
+    pid1 = int(run.stdout.split()[0])
+    deadline = time.monotonic() + 20
+    while _alive(pid1):
+        assert time.monotonic() < deadline, "a frozen sandbox outlived its server"
+        time.sleep(0.02)
+
+
 def _alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as f:
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
+
+
+# --- the host's share: a cap on all sandboxes' tasks (issue 10, hostile 6) ---
+
+THREADS_UNTIL_REFUSED = """
+import threading
+stop = threading.Event()
+started = 0
+try:
+    while True:
+        threading.Thread(target=stop.wait, daemon=True).start()
+        started += 1
+except RuntimeError as e:  # "can't start new thread": clone() said EAGAIN
+    report(threads=started, refused=str(e))
+os.read(3, 1)  # hold every thread until the test is done
+"""
+
+
+def test_the_tasks_of_all_sandboxes_stop_at_the_cap_and_the_host_still_forks(runtime_root, python, code_dir):
+    """Each sandbox may have 1,024 tasks; a few dozen would take the host's
+    whole pid space. The backend caps them all together (pids.max on its
+    root): a sandbox threading until refused is stopped at the cap, not at
+    its own 1,024; another sandbox cannot start until it is gone (EAGAIN,
+    which the pool's admission turns into 429); this process, outside the
+    cap, still forks."""
+    import subprocess
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    backend = namespaced.NamespacedBackend(runtime_root, netns_pool=0, tasks_max=240)
+    try:
+        assert backend.protections()["host_pids_cap"]
+        hog = sandbox_probe.start(backend, python, code_dir, THREADS_UNTIL_REFUSED, memory_mb=256)
+        try:
+            assert "can't start new thread" in sandbox_probe.read_one(hog)["refused"]
+            in_use, cap = backend.task_usage()
+            assert cap == 240 and in_use <= 240 and 200 < hog.task_count() <= 240
+            with pytest.raises(BlockingIOError):
+                sandbox_probe.start(backend, python, code_dir, "report(up=True)")
+            assert subprocess.run(["/bin/true"]).returncode == 0
+        finally:
+            hog.destroy()
+        assert sandbox_probe.run(backend, python, code_dir, "report(up=True)").last == {"up": True}
+    finally:
+        backend.close()
+
+
+def test_by_default_all_sandboxes_together_get_half_the_hosts_pids(backend):
+    with open("/proc/sys/kernel/pid_max") as f:
+        pid_max = int(f.read())
+    in_use, cap = backend.task_usage()
+    assert cap == cgroups.default_tasks_max() <= max(cgroups.PIDS_MAX, pid_max // 2)
+    root = backend.cgroups.roots["pids"] if isinstance(backend.cgroups, cgroup_v1.CgroupV1Manager) else backend.cgroups.root
+    with open(os.path.join(root, "pids.max")) as f:
+        assert int(f.read()) == cap
+
+
+# --- frozen between calls (issue 10, hostile 7) -----------------------------
+
+def test_a_frozen_sandbox_uses_no_cpu_and_a_thawed_one_goes_on(backend, python, code_dir):
+    sandbox = sandbox_probe.start(backend, python, code_dir, sandbox_probe.SPINNER, memory_mb=1769)
+    try:
+        sandbox_probe.check_freeze_stops_a_spinner_and_thaw_resumes_it(sandbox)
+    finally:
+        sandbox.destroy()
+
+
+def test_a_frozen_sandbox_is_killed_and_removed(backend, python, code_dir):
+    """What the pool does to an idle instance it reclaims: kill and destroy
+    while frozen. Nothing of it may run again, and nothing is left."""
+    from helpers import wait_for
+
+    sandbox = sandbox_probe.start(backend, python, code_dir, sandbox_probe.SPINNER, memory_mb=1769)
+    try:
+        sandbox_probe.read_one(sandbox)
+        pids = sandbox.cgroup.pids()
+        dirs = list(sandbox.cgroup.dirs.values())
+        assert sandbox.freeze()
+        wait_for(lambda: sandbox_probe.fully_frozen(sandbox))
+        sandbox.kill()
+        status = sandbox.destroy()
+        assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+        assert [p for p in pids if os.path.exists(f"/proc/{p}")] == []
+        assert [d for d in dirs if os.path.exists(d)] == []
+    finally:
+        sandbox.destroy()
+
+
+def test_a_zygote_forked_worker_is_frozen_once_the_zygote_has_left(backend, code_dir):
+    """A worker is born in the cgroup the zygote waits in (v1): the sandbox
+    is not frozen while the zygote may still be there, and freezing it never
+    stops the zygote (the next spawn works)."""
+    from helpers import wait_for
+    from lambdalet.sandbox.spec import SandboxSpec
+
+    sandbox = backend.spawn(SandboxSpec(instance_id="freeze-zygote", function_name="f", code_dir=code_dir))
+    try:
+        assert sandbox.control.recv(64)  # Ready
+        if backend._stager is not None:
+            wait_for(lambda: not backend._stager.holds(sandbox.cgroup))
+        assert sandbox.freeze()
+        wait_for(lambda: sandbox_probe.fully_frozen(sandbox))
+        assert backend.zygote.pid not in sandbox.cgroup.pids()
+        other = backend.spawn(SandboxSpec(instance_id="freeze-zygote-2", function_name="f", code_dir=code_dir))
+        try:
+            assert other.control.recv(64)
+        finally:
+            other.destroy()
+        sandbox.thaw()
+    finally:
+        sandbox.destroy()
+
+
+def test_freezing_waits_while_the_zygote_shares_the_cgroup(backend, code_dir):
+    from lambdalet.sandbox.spec import SandboxSpec
+
+    sandbox = backend.spawn(SandboxSpec(instance_id="freeze-shared", function_name="f", code_dir=code_dir))
+    try:
+        if backend._stager is None:
+            pytest.skip("no cgroup stage (not v1 with the zygote)")
+        sandbox._shares_cgroup = lambda: True  # as if the stager had not moved the zygote yet
+        assert sandbox.freeze() is False
+        assert not sandbox_probe.fully_frozen(sandbox)
+    finally:
+        sandbox.destroy()
+
+
+# --- CPU without a cliff (issue 11, item 6) -----------------------------------
+
+def _quota(sandbox) -> tuple[int, int]:
+    cpu = sandbox.cgroup.dirs["cpu"]
+    with open(os.path.join(cpu, "cpu.cfs_quota_us")) as f, open(os.path.join(cpu, "cpu.cfs_period_us")) as g:
+        return int(f.read()), int(g.read())
+
+
+def test_a_sandbox_starts_with_a_vcpu_and_then_gets_its_share_in_short_periods(backend, python, code_dir):
+    """With a 1 s period a 128 MB function that had used its 72 ms waited up
+    to 0.93 s; the period is 20 ms now. Start-up runs with one vCPU so that
+    the short period does not stretch a cold start; limit_cpu() then gives
+    the function its share."""
+    if not isinstance(backend.cgroups, cgroup_v1.CgroupV1Manager) or "cpu" not in backend.cgroups.roots:
+        pytest.skip("cgroup v1 with the cpu controller")
+    sandbox = sandbox_probe.start(backend, python, code_dir, "report(up=True)\nos.read(3, 1)", memory_mb=128)
+    try:
+        assert sandbox_probe.read_one(sandbox) == {"up": True}
+        assert _quota(sandbox) == (20_000, 20_000)  # a whole CPU per period while starting
+        sandbox.limit_cpu(128)
+        assert _quota(sandbox) == (20_000 * 128 // 1769, 20_000)  # 1.447 ms per 20 ms: 128 MB's share
+        sandbox.limit_cpu(3538)
+        assert _quota(sandbox) == (40_000, 20_000)  # two vCPUs
+    finally:
+        sandbox.destroy()
+
+
+def test_a_frozen_sandbox_left_at_close_is_removed(runtime_root, python, code_dir):
+    """A server stopping with frozen instances: the manager's close() kills
+    them (thawing them on v1, or they never die) and removes every cgroup."""
+    from helpers import wait_for
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    backend = namespaced.NamespacedBackend(runtime_root, netns_pool=0)
+    roots = list(backend.cgroups.root_paths)
+    sandbox = sandbox_probe.start(backend, python, code_dir, sandbox_probe.SPINNER)
+    try:
+        sandbox_probe.read_one(sandbox)
+        pids = sandbox.cgroup.pids()
+        assert sandbox.freeze()
+        wait_for(lambda: sandbox_probe.fully_frozen(sandbox))
+        backend.cgroups.close()
+        assert [p for p in roots if os.path.exists(p)] == []
+        assert [p for p in pids if _alive(p)] == []
+    finally:
+        sandbox.destroy()
+        backend.close()

@@ -82,6 +82,7 @@ def test_without_root_through_an_unprivileged_user_namespace(tmp_path):
     assert (uid, seccomp, cap_eff, data_limit, task) == (993, "2", 0, 64 << 20, ["app.py"])
     assert seen["zygote"] is True and seen["worker_ready"] != ""  # a Ready frame arrived
     off = {k for k, v in seen["protections"].items() if not v}
-    assert off == {"memory_limit", "cpu_limit", "pids_limit"}
+    assert off == {"memory_limit", "cpu_limit", "pids_limit", "host_pids_cap", "idle_freeze"}
     assert any("without root" in r for r in seen["reasons"])
-    assert any("protections off: memory_limit, cpu_limit, pids_limit" in r for r in seen["reasons"])
+    assert any("protections off: memory_limit, cpu_limit, pids_limit, host_pids_cap, idle_freeze" in r
+               for r in seen["reasons"])
