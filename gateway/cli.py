@@ -204,6 +204,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected a number of at least 0, got {text!r}")
+    return value
+
+
 def cmd_serve(args) -> int:
     from .server import serve
 
@@ -216,6 +226,8 @@ def cmd_serve(args) -> int:
         idle_timeout_s=args.idle_timeout,
         retry_delay_s=args.retry_delay_s,
         memory_budget_mb=args.memory_budget_mb,
+        tasks_max=args.tasks_max,
+        freeze_idle_ms=args.freeze_idle_ms,
         spare_sandboxes=args.spare_sandboxes,
         zygote=not args.no_zygote,
         tls_port=args.tls_port,
@@ -427,6 +439,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--spare-sandboxes", type=int, default=2, help="sandboxes kept started ahead of cold starts while the server is in use (0: none)")
     p.add_argument("--no-zygote", action="store_true", help="start an interpreter in every sandbox instead of forking workers from one runtime zygote (slower, more memory; forks share ASLR layout and hash keys)")
     p.add_argument("--memory-budget-mb", type=int, default=None, help="MemorySize the pool may give instances in all (default: what the host has free, less 512 MB)")
+    p.add_argument("--tasks-max", type=_positive_int, default=None, metavar="N", help="processes and threads all functions may have together, a pids limit on Lambdalet's cgroup (default: half the host's pid limit)")
+    p.add_argument("--freeze-idle-ms", type=_non_negative_float, default=5.0, metavar="MS", help="freeze an instance once it has been idle this long, thaw it for its next call, as Lambda does (0: never freeze)")
     p.add_argument("--sandbox", choices=("auto", "namespaced", "process"), default="auto",
                    help="auto and namespaced: isolate every function, and refuse to start where no sandbox "
                         "can (the error says why); process: run functions as plain processes with this "

@@ -34,6 +34,8 @@ class ServerConfig(msgspec.Struct, kw_only=True):
     # sandbox, for hosts whose tenants must not share ASLR layout or hash keys).
     zygote: bool = True
     memory_budget_mb: int | None = None  # None: MemAvailable at start, less a reserve
+    tasks_max: int | None = None  # processes + threads of all sandboxes; None: half the host's
+    freeze_idle_ms: float = 5.0  # freeze an instance idle this long; 0: never
     # auto | namespaced: isolate every function or refuse to start;
     # process: plain, unisolated processes, only when asked for.
     sandbox: str = "auto"

@@ -30,7 +30,7 @@ _GONE = select.POLLIN | select.POLLPRI | select.POLLRDHUP | select.POLLHUP | sel
 
 
 class Instance:
-    __slots__ = ("id", "sandbox", "revision", "sock", "reader", "log_fd", "init_ns", "used", "last_used", "busy", "dead", "log_stream", "function", "memory_mb", "provisioned", "deadline", "timed_out", "_watch", "code_dir")
+    __slots__ = ("id", "sandbox", "revision", "sock", "reader", "log_fd", "init_ns", "used", "last_used", "busy", "dead", "log_stream", "function", "memory_mb", "provisioned", "deadline", "timed_out", "_watch", "code_dir", "frozen")
 
     def __init__(self, instance_id: str, sandbox: Sandbox, revision: str) -> None:
         self.id = instance_id
@@ -52,6 +52,7 @@ class Instance:
         self.deadline = 0.0  # trio clock time the current call must end by
         self.timed_out = False
         self.code_dir = ""  # the tree the pool holds for this instance, until destroyed
+        self.frozen = False  # stopped by the pool's IdleFreezer; thawed before its next call
         # One poll(2) over the channel and PID 1's pidfd tells whether an
         # idle worker has gone; the set is built once per instance.
         self._watch = select.poll()

@@ -24,9 +24,10 @@ from lambdalet.runtime.protocol import Init, InitError, Invoke
 from lambdalet.sandbox.attach import attach_tree
 from lambdalet.sandbox.spec import SandboxBackend, SandboxSpec
 
-from . import logs
+from . import admission, logs
 from .code_gc import CodeHolds
 from .errors import LambdaError
+from .idle_freezer import IdleFreezer
 from .instance import Instance, WorkerGone
 from .spares import SparePool
 from .spawner import SpawnerThread
@@ -40,6 +41,12 @@ DEADLINE_TICK_S = 0.02
 # A call that never reached its worker (it had just died) goes to a fresh
 # instance, transparently, as on AWS; this many times at most.
 UNDELIVERED_RETRIES = 2
+FREEZE_AFTER_S = 0.005  # idle this long and an instance is frozen (`serve --freeze-idle-ms`)
+# A sandbox starts with a vCPU at least (sandbox/cgroups.py) so that a small
+# function's share does not stretch its cold start; its own share applies
+# once init is over, or after this long, so that an init that fails on
+# purpose call after call gets little CPU for nothing.
+CPU_BOOST_S = 0.5
 
 
 class CallOutcome(msgspec.Struct):
@@ -86,6 +93,7 @@ class Pool:
         spawner: SpawnerThread | None = None,
         spares: SparePool | None = None,
         code_holds: CodeHolds | None = None,
+        freeze_after_s: float | None = FREEZE_AFTER_S,
     ) -> None:
         # Each call and each instance holds its code tree (by code_dir), so
         # that code replaced or deleted meanwhile stays until they are done.
@@ -102,6 +110,9 @@ class Pool:
         self._reserved_total = 0
         self.memory_budget_mb = memory_budget_mb if memory_budget_mb is not None else default_memory_budget_mb()
         self._memory_mb = 0  # MemorySize summed over every live or starting instance
+        self._starting_tasks = 0  # tasks reserved for spawns under way (admission.TASKS_PER_START each)
+        # None: idle instances keep running (no freezer, or turned off).
+        self.freezer = IdleFreezer(freeze_after_s) if freeze_after_s and _can_freeze(backend) else None
         self.idle_timeout_s = idle_timeout_s
         self.init_timeout_s = init_timeout_s
         self._on_call = on_call
@@ -125,6 +136,8 @@ class Pool:
                 self._nursery = nursery
                 nursery.start_soon(self._keep_provisioned)
                 nursery.start_soon(self._enforce_deadlines)
+                if self.freezer is not None:
+                    nursery.start_soon(self.freezer.run)
                 task_status.started()
                 while True:
                     await trio.sleep(min(1.0, self.idle_timeout_s / 2))
@@ -251,6 +264,7 @@ class Pool:
     def statistics(self) -> dict[str, int]:
         return {
             "idle": sum(len(v) for v in self._idle.values()),
+            "frozen": sum(i.frozen for v in self._idle.values() for i in v),
             "busy": len(self._busy),
             "starting": sum(n for _fn, n in self._starting.values()),
             "in_flight": self._in_flight,
@@ -469,6 +483,8 @@ class Pool:
         idle = self._idle.get(rec.revision_id)
         while idle:
             inst = idle.pop()
+            if inst.frozen and not self._thawed(inst):
+                continue
             if not inst.exited():
                 return inst
             # Gone while idle (it exited after answering, say): replaced
@@ -476,27 +492,51 @@ class Pool:
             self._retire(inst)
         return None
 
+    def _thawed(self, inst: Instance) -> bool:
+        """Thaws a frozen instance before its call (a cgroup write); one
+        that cannot be thawed is retired."""
+        try:
+            inst.sandbox.thaw()
+        except OSError as exc:
+            log.warning("instance %s: cannot thaw: %s", inst.id, exc)
+            self._retire(inst)
+            return False
+        inst.frozen = False
+        return True
+
     def _release(self, inst: Instance, rec: FunctionRecord) -> None:
         if inst.revision in self._stale:
             self._retire(inst)
             return
         inst.last_used = trio.current_time()
         self._idle.setdefault(inst.revision, []).append(inst)
+        if self.freezer is not None:
+            self.freezer.released(inst)
 
     def _retire(self, inst: Instance) -> None:
         inst.sandbox.kill()
         if self._nursery is not None:
             self._nursery.start_soon(self._destroy, inst)
 
+    def _usage(self) -> admission.Usage:
+        tasks = self.backend.task_usage()
+        if tasks is None:
+            return admission.Usage(self._memory_mb, self.memory_budget_mb)
+        return admission.Usage(self._memory_mb, self.memory_budget_mb, tasks[0] + self._starting_tasks, tasks[1])
+
     async def _make_room(self, memory_mb: int) -> None:
-        """Evicts idle instances (least recently used first) until a new
-        instance of memory_mb fits the host's budget, or raises 429."""
-        if self._memory_mb + memory_mb <= self.memory_budget_mb:
+        """Evicts idle instances until a new instance of memory_mb fits the
+        host's memory budget and its cap on tasks (admission.py says in
+        which order), or raises 429."""
+        short = admission.shortfall(memory_mb, self._usage())
+        if short is None:
             self._memory_mb += memory_mb
+            self._starting_tasks += admission.TASKS_PER_START
             return
-        idle = sorted((i for insts in self._idle.values() for i in insts), key=lambda i: i.last_used)
+        idle = admission.eviction_order((i for insts in self._idle.values() for i in insts), short,
+                                        lambda i: i.sandbox.task_count())
         for inst in idle:
-            if self._memory_mb + memory_mb <= self.memory_budget_mb:
+            if admission.shortfall(memory_mb, self._usage()) is None:
                 break
             # The snapshot goes stale across each await: a call may have
             # taken this instance, or the reaper removed it.
@@ -507,16 +547,14 @@ class Pool:
             if not siblings:
                 del self._idle[inst.revision]
             await self._destroy(inst)
-        if self._memory_mb + memory_mb > self.memory_budget_mb:
-            raise LambdaError(
-                "TooManyRequestsException",
-                f"Rate Exceeded. This host has no memory for another {memory_mb} MB instance "
-                f"({self._memory_mb} of {self.memory_budget_mb} MB in use).",
-                Reason="ConcurrentInvocationLimitExceeded",
-            )
+        usage = self._usage()
+        short = admission.shortfall(memory_mb, usage)
+        if short is not None:
+            raise admission.refusal(short, memory_mb, usage)
         # Reserved now, not when the sandbox exists: spawns overlap, and
-        # each must see the memory the others are about to take.
+        # each must see the memory (and tasks) the others are about to take.
         self._memory_mb += memory_mb
+        self._starting_tasks += admission.TASKS_PER_START
 
     def _from_spare(self, spec: FunctionSpec) -> Instance | None:
         """A spare sandbox made ready for this function, or None."""
@@ -589,12 +627,16 @@ class Pool:
                     else:
                         sandbox = self.backend.spawn(sandbox_spec)
                 except OSError as exc:
+                    if exc.errno == errno.EAGAIN:  # the tasks cap, reached since _make_room looked
+                        raise admission.refusal("tasks", rec.memory_size, self._usage()) from exc
                     raise LambdaError("ServiceException", f"Could not start a sandbox: {exc}") from exc
                 inst = Instance(instance_id, sandbox, rec.revision_id)
         except BaseException:
             self._memory_mb -= rec.memory_size  # the reservation _make_room took
             self.code_holds.release(spec.code_dir)
             raise
+        finally:
+            self._starting_tasks -= admission.TASKS_PER_START  # now counted by the backend, or never
         inst.code_dir = spec.code_dir
         instance_id = inst.id
         sandbox = inst.sandbox
@@ -620,10 +662,14 @@ class Pool:
         reply = None
         try:
             with trio.move_on_after(self.init_timeout_s):
-                try:
-                    reply = await inst.init(init)
-                except WorkerGone:
-                    reply = None
+                async with trio.open_nursery() as boost:
+                    boost.start_soon(self._limit_cpu_after, inst, CPU_BOOST_S)
+                    try:
+                        reply = await inst.init(init)
+                    except WorkerGone:
+                        reply = None
+                    boost.cancel_scope.cancel()
+            self._limit_cpu(inst)
         except BaseException:
             inst.sandbox.kill()
             with trio.CancelScope(shield=True):
@@ -638,6 +684,19 @@ class Pool:
             detail = "Runtime exited with error: " + _describe_status(status)
             reply = InitError("Runtime.ExitError", function_errors.platform("Runtime.ExitError", "", detail), 0, output)
         return inst, reply
+
+    async def _limit_cpu_after(self, inst: Instance, delay_s: float) -> None:
+        await trio.sleep(delay_s)
+        self._limit_cpu(inst)
+
+    @staticmethod
+    def _limit_cpu(inst: Instance) -> None:
+        """The start-up boost is over: CPU as the function's memory buys."""
+        try:
+            inst.sandbox.limit_cpu(inst.memory_mb)
+        except OSError as exc:
+            # Its cgroup is gone: the worker is dead, and init says so.
+            log.warning("instance %s: cannot set its CPU share: %s", inst.id, exc)
 
     async def _destroy(self, inst: Instance) -> int | None:
         if inst.dead:
@@ -658,6 +717,10 @@ class Pool:
                 if inst.code_dir:
                     self.code_holds.release(inst.code_dir)
                     inst.code_dir = ""
+
+
+def _can_freeze(backend: SandboxBackend) -> bool:
+    return backend.protections().get("idle_freeze", False)
 
 
 def network_of(rec: FunctionRecord) -> str:

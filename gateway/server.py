@@ -66,7 +66,7 @@ def choose_backend(config: ServerConfig, root: RuntimeRoot, data_dir: pathlib.Pa
         return ProcessBackend(root), [
             f"sandbox: plain processes ({sandbox_select.UNISOLATED_OPTION}) — functions are NOT isolated from this host"]
     try:
-        return sandbox_select.choose_backend(root, data_dir, zygote=config.zygote)
+        return sandbox_select.choose_backend(root, data_dir, zygote=config.zygote, tasks_max=config.tasks_max)
     except sandbox_select.SandboxUnavailable as exc:
         raise ConfigError(str(exc)) from None
 
@@ -165,7 +165,7 @@ async def _run(config: ServerConfig, data_dir: pathlib.Path, lock: DataDirLock, 
             # sandbox (setns + move_mount), which takes root.
             if config.spare_sandboxes > 0 and getattr(backend, "name", "") == "namespaced" and os.geteuid() == 0:
                 spares = SparePool(backend, spawner, data_dir / "empty-task", size=config.spare_sandboxes, idle_timeout_s=config.idle_timeout_s)
-            pool = accounting.MeteredPool(backend, meter=meter, billing_granularity_ms=config.billing_granularity_ms, on_call=accountant.on_call, concurrency_limit=config.concurrency_limit, idle_timeout_s=config.idle_timeout_s, reserved_for=reserved_for, memory_budget_mb=config.memory_budget_mb, spawner=spawner, spares=spares, code_holds=code_holds)
+            pool = accounting.MeteredPool(backend, meter=meter, billing_granularity_ms=config.billing_granularity_ms, on_call=accountant.on_call, concurrency_limit=config.concurrency_limit, idle_timeout_s=config.idle_timeout_s, reserved_for=reserved_for, memory_budget_mb=config.memory_budget_mb, spawner=spawner, spares=spares, code_holds=code_holds, freeze_after_s=config.freeze_idle_ms / 1000)
             invoker_box: list[Invoker] = []
 
             def on_change(name: str) -> None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import time
 
@@ -270,4 +271,192 @@ async def test_an_instance_started_for_a_replaced_revision_is_not_kept(tmp_path,
         # The call it started for is answered, then the instance goes.
         assert results[0]["calls"] == 1 and pool.statistics()["idle"] == 0
         await _until(lambda: pool.code_holds.count(str(slow_code)) == 0)
+        nursery.cancel_scope.cancel()
+
+
+# --- admission that counts the tasks cap, and idle freezing, with fake backends ---
+
+class CountingBackend(ProcessBackend):
+    """Plain-process workers, each counted as holding as many tasks as
+    the `tasks` map says for its function, against a cap: the pool's
+    admission sees what a cgroup's pids.current would say."""
+
+    def __init__(self, root: RuntimeRoot, cap: int, tasks: dict[str, int]) -> None:
+        super().__init__(root)
+        self.cap = cap
+        self.tasks = tasks
+        self.live: list[CountedSandbox] = []
+        self.refuse_spawn = False
+
+    def spawn(self, spec):
+        if self.refuse_spawn:
+            raise BlockingIOError(11, "fork worker: Resource temporarily unavailable")
+        sandbox = CountedSandbox(super().spawn(spec), self.tasks.get(spec.function_name, 2))
+        self.live.append(sandbox)
+        return sandbox
+
+    def task_usage(self):
+        return sum(s.tasks for s in self.live if not s.destroyed), self.cap
+
+
+class CountedSandbox:
+    def __init__(self, inner, tasks: int) -> None:
+        self.inner = inner
+        self.pid, self.control, self.task_root = inner.pid, inner.control, inner.task_root
+        self.tasks = tasks
+        self.destroyed = False
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def task_count(self) -> int:
+        return self.tasks
+
+    def destroy(self):
+        self.destroyed = True
+        return self.inner.destroy()
+
+
+def _spec_named(spec: FunctionSpec, name: str) -> FunctionSpec:
+    import msgspec
+
+    rec = msgspec.structs.replace(spec.record, name=name, revision_id=f"rev-{name}")
+    return msgspec.structs.replace(spec, record=rec)
+
+
+@pytest.mark.trio
+async def test_past_the_tasks_cap_the_idle_instance_holding_most_makes_room(spec, tmp_path):
+    backend = CountingBackend(RuntimeRoot.create(tmp_path / "rt"), cap=115, tasks={"hog": 100, "small": 10})
+    pool = Pool(backend, concurrency_limit=10)
+    hog, small, other = (_spec_named(spec, n) for n in ("hog", "small", "other"))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(pool.run)
+        small_pid = (await call(pool, small))["pid"]
+        hog_pid = (await call(pool, hog))["pid"]  # used last: the LRU order would keep it
+        # 110 tasks in use: a new instance (8 to start) does not fit under 115.
+        assert (await call(pool, other))["calls"] == 1
+        await _until(lambda: not _alive(hog_pid))
+        assert _alive(small_pid) and (await call(pool, small))["pid"] == small_pid
+        nursery.cancel_scope.cancel()
+
+
+@pytest.mark.trio
+async def test_past_the_tasks_cap_with_nothing_idle_a_new_instance_is_throttled(spec, tmp_path):
+    backend = CountingBackend(RuntimeRoot.create(tmp_path / "rt"), cap=115, tasks={"hog": 110})
+    pool = Pool(backend, concurrency_limit=10)
+    hog, other = _spec_named(spec, "hog"), _spec_named(spec, "other")
+    async with trio.open_nursery() as nursery:
+        await nursery.start(pool.run)
+        nursery.start_soon(call, pool, hog, {"sleep": 1.0})
+        await _until(lambda: pool.concurrent("hog") == 1 and pool.statistics()["busy"] == 1)
+        with pytest.raises(LambdaError) as exc:
+            await pool.invoke(other, b"{}")
+        assert exc.value.error_type == "TooManyRequestsException" and exc.value.status == 429
+        assert exc.value.extra["Reason"] == "ConcurrentInvocationLimitExceeded"
+        assert "110 of the 115 tasks" in exc.value.message
+        # A spawn the kernel refuses (the cap reached since the pool looked)
+        # is the same throttle, not a ServiceException.
+        backend.cap, backend.refuse_spawn = 10_000, True
+        with pytest.raises(LambdaError) as exc:
+            await pool.invoke(other, b"{}")
+        assert exc.value.error_type == "TooManyRequestsException"
+        nursery.cancel_scope.cancel()
+
+
+class FreezingBackend(ProcessBackend):
+    """Plain-process workers that 'freeze' by SIGSTOP of their process
+    group, so a call given to a worker the pool forgot to thaw would hang."""
+
+    def __init__(self, root: RuntimeRoot) -> None:
+        super().__init__(root)
+        self.events: list[tuple[str, float]] = []
+
+    def protections(self):
+        return {**super().protections(), "idle_freeze": True}
+
+    def spawn(self, spec):
+        return StoppableSandbox(super().spawn(spec), self.events)
+
+
+class StoppableSandbox(CountedSandbox):
+    def __init__(self, inner, events) -> None:
+        super().__init__(inner, 2)
+        self.events = events
+        self.frozen = False
+
+    def freeze(self) -> bool:
+        os.killpg(self.pid, signal.SIGSTOP)
+        self.frozen = True
+        self.events.append(("freeze", time.monotonic()))
+        return True
+
+    def thaw(self) -> None:
+        os.killpg(self.pid, signal.SIGCONT)
+        self.frozen = False
+        self.events.append(("thaw", time.monotonic()))
+
+    def limit_cpu(self, memory_mb: int) -> None:
+        self.events.append(("limit_cpu", time.monotonic()))
+
+    def kill(self) -> None:
+        self.inner.kill()
+        if self.frozen:
+            os.killpg(self.pid, signal.SIGCONT)
+
+
+def _state(pid: int) -> str:
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0]
+
+
+@pytest.mark.trio
+async def test_an_idle_instance_is_frozen_and_thawed_for_its_next_call(spec, tmp_path):
+    backend = FreezingBackend(RuntimeRoot.create(tmp_path / "rt"))
+    pool = Pool(backend, concurrency_limit=10, freeze_after_s=0.01)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(pool.run)
+        first = await call(pool, spec)
+        await _until(lambda: pool.statistics()["frozen"] == 1)
+        assert _state(first["pid"]) == "T"
+        # Frozen longer than the function's Timeout: frozen time is not the
+        # call's, which is given its whole Timeout once thawed.
+        timeout = msgspec.structs.replace(spec, record=msgspec.structs.replace(spec.record, timeout=1))
+        await trio.sleep(1.2)
+        second = await call(pool, timeout)
+        assert second == {"pid": first["pid"], "calls": 2}  # the same warm instance, thawed
+        assert [e for e, _ in backend.events].count("thaw") == 1
+        await _until(lambda: pool.statistics()["frozen"] == 1)  # and frozen again
+        nursery.cancel_scope.cancel()
+    # Reclaimed at shutdown while frozen: nothing survives.
+    await _until(lambda: not _alive(first["pid"]))
+
+
+@pytest.mark.trio
+async def test_a_backend_that_cannot_freeze_gets_no_freezer(spec, backend):
+    assert Pool(backend, concurrency_limit=1).freezer is None
+    assert Pool(FreezingBackend(backend._root), concurrency_limit=1, freeze_after_s=None).freezer is None
+
+
+@pytest.mark.trio
+async def test_the_start_up_cpu_boost_ends_with_init_or_after_a_while(spec, tmp_path, monkeypatch):
+    from lambdalet.gateway import pool as pool_mod
+
+    monkeypatch.setattr(pool_mod, "CPU_BOOST_S", 0.05)
+    slow = tmp_path / "slow"
+    slow.mkdir()
+    (slow / "app.py").write_text("import time\ntime.sleep(0.6)\n" + APP)
+    slow_spec = msgspec.structs.replace(spec, code_dir=str(slow))
+    backend = FreezingBackend(RuntimeRoot.create(tmp_path / "rt"))
+    pool = Pool(backend, concurrency_limit=10, freeze_after_s=None)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(pool.run)
+        started = time.monotonic()
+        await call(pool, slow_spec)
+        limits = [t - started for e, t in backend.events if e == "limit_cpu"]
+        # Once while the handler's import still ran, once when init ended.
+        assert len(limits) == 2 and limits[0] < 0.4 <= limits[1]
+        backend.events.clear()
+        monkeypatch.setattr(pool_mod, "CPU_BOOST_S", 30.0)
+        await call(pool, _spec_named(spec, "quick"))
+        assert [e for e, _ in backend.events] == ["limit_cpu"]  # a quick init: only at its end
         nursery.cancel_scope.cancel()

@@ -1,0 +1,76 @@
+"""Whether one more instance fits this host, and which idle ones make room.
+
+Pure policy, no I/O: the pool measures (MemorySize it has handed out, the
+tasks of all sandboxes from the backend's cgroup) and acts (evicts, spawns,
+refuses). Two resources are admitted:
+  - memory: the MemorySize of every live or starting instance, against the
+    budget (what the host had free at start-up);
+  - tasks: processes and threads of all sandboxes together, against the cap
+    on Lambdalet's cgroup (pids.max of its root). Each sandbox may have
+    1,024, so a few dozen busy ones would otherwise take the host's whole
+    pid space and stop it from forking.
+
+Past either bound a call that needs a new instance is refused with 429
+TooManyRequestsException, Reason ConcurrentInvocationLimitExceeded: what
+AWS answers when no more concurrent execution environments can be had. It
+is a throttle (the SDKs retry it with back-off, the async queue retries it)
+and nothing is wrong with the function or its state, which a 409
+ResourceConflictException would say; a call that can use a warm instance is
+never refused by it.
+"""
+from __future__ import annotations
+
+from typing import Callable, Iterable, NamedTuple, Protocol, TypeVar
+
+from .errors import LambdaError
+
+# Tasks a new instance needs to start: PID 1, the worker, and a few threads
+# a runtime may start. Less than this left under the cap and a spawn would
+# fail half-way.
+TASKS_PER_START = 8
+
+
+class Usage(NamedTuple):
+    memory_mb: int  # MemorySize of every live or starting instance
+    memory_budget_mb: int
+    tasks: int = 0  # tasks of all sandboxes now, plus what starting ones will need
+    tasks_max: int | None = None  # None: not capped by this backend
+
+
+class IdleInstance(Protocol):
+    last_used: float
+
+
+I = TypeVar("I", bound=IdleInstance)
+
+
+def shortfall(memory_mb: int, usage: Usage) -> str | None:
+    """What a new instance of memory_mb lacks: "memory", "tasks" or None."""
+    if usage.memory_mb + memory_mb > usage.memory_budget_mb:
+        return "memory"
+    if usage.tasks_max is not None and usage.tasks + TASKS_PER_START > usage.tasks_max:
+        return "tasks"
+    return None
+
+
+def eviction_order(idle: Iterable[I], short: str, tasks_of: Callable[[I], int]) -> list[I]:
+    """Idle instances in the order they should go to make room: short of
+    tasks, those holding the most first (a function that left a thousand
+    threads behind goes before a hundred that left none); short of memory,
+    the least recently used first."""
+    if short == "tasks":
+        counted = [(tasks_of(inst), inst) for inst in idle]
+        counted.sort(key=lambda pair: (-pair[0], pair[1].last_used))
+        return [inst for _, inst in counted]
+    return sorted(idle, key=lambda inst: inst.last_used)
+
+
+def refusal(short: str, memory_mb: int, usage: Usage) -> LambdaError:
+    if short == "tasks":
+        detail = (f"This host has no room for another instance's processes "
+                  f"({usage.tasks} of the {usage.tasks_max} tasks allowed to all functions are in use).")
+    else:
+        detail = (f"This host has no memory for another {memory_mb} MB instance "
+                  f"({usage.memory_mb} of {usage.memory_budget_mb} MB in use).")
+    return LambdaError("TooManyRequestsException", f"Rate Exceeded. {detail}",
+                       Reason="ConcurrentInvocationLimitExceeded")
