@@ -39,6 +39,7 @@ class Usage(NamedTuple):
 
 class IdleInstance(Protocol):
     last_used: float
+    memory_mb: int
 
 
 I = TypeVar("I", bound=IdleInstance)
@@ -53,16 +54,32 @@ def shortfall(memory_mb: int, usage: Usage) -> str | None:
     return None
 
 
-def eviction_order(idle: Iterable[I], short: str, tasks_of: Callable[[I], int]) -> list[I]:
-    """Idle instances in the order they should go to make room: short of
-    tasks, those holding the most first (a function that left a thousand
-    threads behind goes before a hundred that left none); short of memory,
-    the least recently used first."""
-    if short == "tasks":
+def make_room(memory_mb: int, usage: Usage, idle: Iterable[I], tasks_of: Callable[[I], int]) -> list[I] | None:
+    """The idle instances to evict, in order, so that a new instance of
+    memory_mb fits; [] when it fits already, None when evicting every idle
+    instance would not be enough (then none is evicted for nothing).
+
+    Short of tasks, those holding the most go first (a function that left a
+    thousand threads behind goes before a hundred that left none); short of
+    memory only, the least recently used first. tasks_of is called only
+    when tasks are short."""
+    memory_over = usage.memory_mb + memory_mb - usage.memory_budget_mb
+    tasks_over = 0 if usage.tasks_max is None else usage.tasks + TASKS_PER_START - usage.tasks_max
+    if memory_over <= 0 and tasks_over <= 0:
+        return []
+    if tasks_over > 0:
         counted = [(tasks_of(inst), inst) for inst in idle]
         counted.sort(key=lambda pair: (-pair[0], pair[1].last_used))
-        return [inst for _, inst in counted]
-    return sorted(idle, key=lambda inst: inst.last_used)
+    else:
+        counted = [(0, inst) for inst in sorted(idle, key=lambda inst: inst.last_used)]
+    chosen: list[I] = []
+    for tasks, inst in counted:
+        if memory_over <= 0 and tasks_over <= 0:
+            break
+        chosen.append(inst)
+        memory_over -= inst.memory_mb
+        tasks_over -= tasks
+    return chosen if memory_over <= 0 and tasks_over <= 0 else None
 
 
 def refusal(short: str, memory_mb: int, usage: Usage) -> LambdaError:

@@ -526,20 +526,17 @@ class Pool:
 
     async def _make_room(self, memory_mb: int) -> None:
         """Evicts idle instances until a new instance of memory_mb fits the
-        host's memory budget and its cap on tasks (admission.py says in
-        which order), or raises 429."""
-        short = admission.shortfall(memory_mb, self._usage())
-        if short is None:
-            self._memory_mb += memory_mb
-            self._starting_tasks += admission.TASKS_PER_START
-            return
-        idle = admission.eviction_order((i for insts in self._idle.values() for i in insts), short,
-                                        lambda i: i.sandbox.task_count())
-        for inst in idle:
-            if admission.shortfall(memory_mb, self._usage()) is None:
-                break
-            # The snapshot goes stale across each await: a call may have
-            # taken this instance, or the reaper removed it.
+        host's memory budget and its cap on tasks (admission.py says which
+        go first), or raises 429 without evicting any when that cannot be
+        done."""
+        usage = self._usage()
+        idle = [i for insts in self._idle.values() for i in insts]
+        evict = admission.make_room(memory_mb, usage, idle, lambda i: i.sandbox.task_count())
+        if evict is None:
+            raise admission.refusal(admission.shortfall(memory_mb, usage) or "memory", memory_mb, usage)
+        for inst in evict:
+            # The list goes stale across each await: a call may have taken
+            # this instance, or the reaper removed it.
             siblings = self._idle.get(inst.revision)
             if not siblings or inst not in siblings:
                 continue
@@ -547,10 +544,11 @@ class Pool:
             if not siblings:
                 del self._idle[inst.revision]
             await self._destroy(inst)
-        usage = self._usage()
-        short = admission.shortfall(memory_mb, usage)
-        if short is not None:
-            raise admission.refusal(short, memory_mb, usage)
+        if evict:
+            usage = self._usage()
+            short = admission.shortfall(memory_mb, usage)
+            if short is not None:
+                raise admission.refusal(short, memory_mb, usage)
         # Reserved now, not when the sandbox exists: spawns overlap, and
         # each must see the memory (and tasks) the others are about to take.
         self._memory_mb += memory_mb

@@ -16,15 +16,34 @@ def test_memory_then_tasks_are_what_a_new_instance_can_lack():
     assert admission.shortfall(128, Usage(0, 1024, tasks=10**6, tasks_max=None)) is None
 
 
-def test_short_of_tasks_the_instance_holding_most_goes_first():
-    old_small = SimpleNamespace(last_used=1.0, tasks=3)
-    new_hog = SimpleNamespace(last_used=9.0, tasks=900)
-    mid = SimpleNamespace(last_used=5.0, tasks=40)
-    tie_older = SimpleNamespace(last_used=2.0, tasks=40)
+def _idle(last_used: float, tasks: int, memory_mb: int = 128):
+    return SimpleNamespace(last_used=last_used, tasks=tasks, memory_mb=memory_mb)
+
+
+def test_short_of_tasks_the_instances_holding_most_go_first_and_only_as_many_as_needed():
+    old_small, new_hog, mid, tie_older = _idle(1.0, 3), _idle(9.0, 900), _idle(5.0, 40), _idle(2.0, 40)
     idle = [old_small, new_hog, mid, tie_older]
-    assert admission.eviction_order(idle, "tasks", lambda i: i.tasks) == [new_hog, tie_older, mid, old_small]
-    # Short of memory: least recently used first, whatever the tasks.
-    assert admission.eviction_order(idle, "memory", lambda i: i.tasks) == [old_small, tie_older, mid, new_hog]
+    usage = Usage(0, 4096, tasks=1000, tasks_max=1000)
+    assert admission.make_room(128, usage, idle, lambda i: i.tasks) == [new_hog]
+    usage = Usage(0, 4096, tasks=1000, tasks_max=100)  # 908 over: the hog and the older of the tied
+    assert admission.make_room(128, usage, idle, lambda i: i.tasks) == [new_hog, tie_older]
+    assert admission.make_room(128, Usage(0, 4096, tasks=10, tasks_max=100), idle, lambda i: i.tasks) == []
+
+
+def test_short_of_memory_the_least_recently_used_go_first_and_tasks_are_not_read():
+    a, b, c = _idle(3.0, 0, 256), _idle(1.0, 0, 128), _idle(2.0, 0, 512)
+
+    def unread(inst):
+        raise AssertionError("tasks read though only memory is short")
+
+    assert admission.make_room(256, Usage(1000, 1024, tasks=5, tasks_max=100), [a, b, c], unread) == [b, c]
+
+
+def test_when_evicting_every_idle_instance_is_not_enough_none_is_evicted():
+    idle = [_idle(1.0, 3), _idle(2.0, 5)]
+    # Busy calls hold the tasks (or the memory): refuse, keep the warm ones.
+    assert admission.make_room(128, Usage(0, 4096, tasks=300, tasks_max=295), idle, lambda i: i.tasks) is None  # 13 over, 8 idle
+    assert admission.make_room(512, Usage(4000, 4096), idle, lambda i: i.tasks) is None  # 416 MB over, 256 idle
 
 
 def test_a_refusal_is_a_throttle_in_lambdas_shape():
