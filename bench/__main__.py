@@ -1,11 +1,13 @@
-"""`python -m bench [--quick] [--only a,b,c,d,e,m,w] [--json FILE]`
+"""`python -m bench [--quick] [--only a,b,c,d,e,f,p,m,w] [--json FILE]`
 
 Runs lambdalet and its peers side by side and prints one table:
 (a) warm invoke through a function URL against serverless-offline and a
 trio+h11 floor, (b) cold start against `python3 -I -S -c pass`, (c) sandbox
 churn against a bare namespaced clone, (d) PSS per idle warm instance, (e)
-10,000 never-called functions, (m) the metering cost, (w) the seccomp
-allow-list against no filter. Medians throughout.
+10,000 never-called functions, (f) what freezing idle instances costs (the
+warm path with and without it, and a call that finds its instance frozen),
+(p) p99 at 128 MB against 1024 MB under the same load, (m) the metering
+cost, (w) the seccomp allow-list against no filter. Medians throughout.
 """
 from __future__ import annotations
 
@@ -202,6 +204,51 @@ def section_e(quick: bool) -> dict:
         lam.stop()
 
 
+def section_f(quick: bool) -> dict:
+    """The warm path with idle freezing on (the default) and off, and calls
+    spaced wider than the freeze delay, each of which thaws its instance."""
+    seconds = 3 if quick else 5
+    runs = 1 if quick else 3
+    spaced = 40 if quick else 150
+    out: dict = {}
+    for label, args in (("freezing", ()), ("no freezing", ("--freeze-idle-ms", "0"))):
+        lam = Lambdalet(*args)
+        try:
+            url = lam.function("hello", memory=1024)
+            load(url, 16, 1)
+            row = {
+                "c1": harness.best_of([load(url, 1, seconds) for _ in range(runs)]),
+                "c16": harness.best_of([load(url, 16, seconds) for _ in range(runs)]),
+            }
+            times = []
+            for _ in range(spaced):
+                time.sleep(0.03)  # 30 ms idle: frozen (after 5 ms) when freezing is on
+                times.append(http_get_once(url) * 1000)
+            row["spaced"] = {"p50_ms": median(times), "p99_ms": percentile(times, 99), "n": len(times)}
+            out[label] = row
+        finally:
+            lam.stop()
+    return out
+
+
+def section_p(quick: bool) -> dict:
+    """p99 of a small function against a large one under the same sustained
+    load (16 connections, closed loop), each on its own: CPU is proportional
+    to memory, and the CFS period decides whether a small function slows
+    down smoothly or stalls for most of a period once it has used its share."""
+    seconds = 5 if quick else 15
+    out: dict = {}
+    lam = Lambdalet("--spare-sandboxes", "0")
+    try:
+        for memory in (128, 1024):
+            url = lam.function(f"hello-{memory}", memory=memory)
+            load(url, 16, 1)  # start the instances the run will use
+            out[f"{memory} MB"] = load(url, 16, seconds)
+    finally:
+        lam.stop()
+    return out
+
+
 def section_m(quick: bool) -> dict:
     try:
         from . import metering
@@ -263,6 +310,17 @@ def render(results: dict) -> str:
     for key, label in _WALLS_ROWS:
         if key in mine and key in none:
             rows.append(f"| seccomp allow-list: {label} | {mine[key]:.2f} | {none[key]:.2f} (no filter) | {mine[key] / none[key]:.2f}× |")
+    f = results.get("f", {})
+    on, off = f.get("freezing"), f.get("no freezing")
+    if on and off:
+        rows.append(f"| warm URL req/s, c=16, idle freezing on (vs off) | {on['c16']['rps']:.0f} | {off['c16']['rps']:.0f} | {on['c16']['rps'] / off['c16']['rps']:.2f}× |")
+        rows.append(f"| warm URL p50 ms, c=1, idle freezing on (vs off) | {on['c1']['p50_ms']:.3f} | {off['c1']['p50_ms']:.3f} | {on['c1']['p50_ms'] / off['c1']['p50_ms']:.2f}× |")
+        rows.append(f"| call after 30 ms idle, p50 ms: thawed (vs never frozen) | {on['spaced']['p50_ms']:.3f} | {off['spaced']['p50_ms']:.3f} | {on['spaced']['p50_ms'] / off['spaced']['p50_ms']:.2f}× |")
+    p = results.get("p", {})
+    small, large = p.get("128 MB"), p.get("1024 MB")
+    if small and large:
+        rows.append(f"| warm URL p99 ms, c=16: 128 MB (vs 1024 MB) | {small['p99_ms']:.2f} | {large['p99_ms']:.2f} | {small['p99_ms'] / large['p99_ms']:.2f}× |")
+        rows.append(f"| warm URL req/s, c=16: 128 MB (vs 1024 MB) | {small['rps']:.0f} | {large['rps']:.0f} | {small['rps'] / large['rps']:.2f}× |")
     m = results.get("m", {})
     for key, value in m.items():
         if isinstance(value, (int, float)):
@@ -273,11 +331,11 @@ def render(results: dict) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--quick", action="store_true", help="shorter runs, fewer samples")
-    parser.add_argument("--only", default="a,b,c,d,e,m,w", help="sections to run, e.g. a,b")
+    parser.add_argument("--only", default="a,b,c,d,e,f,p,m,w", help="sections to run, e.g. a,b")
     parser.add_argument("--json", help="also write the raw figures to this file")
     args = parser.parse_args()
-    sections = {"a": section_a, "b": section_b, "c": section_c, "d": section_d, "e": section_e, "m": section_m,
-                "w": section_w}
+    sections = {"a": section_a, "b": section_b, "c": section_c, "d": section_d, "e": section_e, "f": section_f,
+                "p": section_p, "m": section_m, "w": section_w}
     results: dict = {"host": f"{platform.node()} {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}", "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
     for key in args.only.split(","):
         key = key.strip()
