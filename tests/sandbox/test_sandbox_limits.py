@@ -521,8 +521,9 @@ def test_the_tasks_of_all_sandboxes_stop_at_the_cap_and_the_host_still_forks(run
             assert "can't start new thread" in sandbox_probe.read_one(hog)["refused"]
             in_use, cap = backend.task_usage()
             assert cap == 240 and in_use <= 240 and 200 < hog.task_count() <= 240
-            with pytest.raises(BlockingIOError):
+            with pytest.raises(OSError) as refused:
                 sandbox_probe.start(backend, python, code_dir, "report(up=True)")
+            assert refused.value.errno == errno.EAGAIN
             assert subprocess.run(["/bin/true"]).returncode == 0
         finally:
             hog.destroy()
