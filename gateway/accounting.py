@@ -2,7 +2,8 @@
 
 For every call the pool finishes (success, function error, timeout, OOM,
 crash, failed init) Accounting.on_call, still before the caller is
-answered:
+answered, takes the pool's own figures (the gateway's clock, the sandbox's
+cgroup; nothing the worker reported), clamps them, and:
   - adds the call to its function version's counters (one C call),
   - appends its usage row to the ledger journal (one write(2)),
   - appends its log to the log store journal (one write(2)).
@@ -17,32 +18,12 @@ from __future__ import annotations
 import time
 
 from . import billing
+from .billing import MAX_CALL_NS, MAX_MEMORY_MB
 from .errors import LambdaError
 from .ledger import Ledger, UsageRecord
 from .logstore import CallLog, LogStore
 from .meter import OUTCOME_INDEX, Meter
 from .pool import CallOutcome, FunctionSpec, Pool
-
-# Errors raised while loading the handler, as the worker reports them.
-_INIT_ERRORS = frozenset(
-    {"Runtime.ImportModuleError", "Runtime.HandlerNotFound", "Runtime.UserCodeSyntaxError", "Runtime.MalformedHandlerName", "Runtime.HandlerError"}
-)
-
-
-def classify(outcome: CallOutcome) -> str:
-    """The outcome label of a call: success, error, timeout, oom, crash or init_error."""
-    if outcome.function_error is None:
-        return "success"
-    kind = outcome.error_type or ""
-    if kind == "Sandbox.Timedout":
-        return "timeout"
-    if kind == "Runtime.OutOfMemory":
-        return "oom"
-    if kind in _INIT_ERRORS:
-        return "init_error"
-    if kind == "Runtime.ExitError":
-        return "crash"  # the runtime exited, during init or the call
-    return "error"
 
 
 def version_of(spec: FunctionSpec) -> str:
@@ -62,12 +43,24 @@ class Accounting:
     def on_call(self, spec: FunctionSpec, outcome: CallOutcome) -> None:
         rec = spec.record
         version = version_of(spec)
-        # A successful call, the common case, needs no classification.
-        name = "success" if outcome.function_error is None else classify(outcome)
+        # The pool says what happened; the function's errorType never does.
+        name = outcome.kind or ("success" if outcome.function_error is None else "error")
+        # The pool's figures are its own measurements, but nothing outside
+        # these bounds may reach a counter or a sum (chained comparisons:
+        # this runs on every call).
         duration_ns = outcome.duration_ns
-        billed = billing.billed_ms(duration_ns, self.granularity_ms)
-        memory_mb = outcome.memory_mb or rec.memory_size
+        if not 0 <= duration_ns <= MAX_CALL_NS:
+            duration_ns = billing.clamp(duration_ns, MAX_CALL_NS)
         init_ns = outcome.init_ns or 0
+        if not 0 <= init_ns <= MAX_CALL_NS:
+            init_ns = billing.clamp(init_ns, MAX_CALL_NS)
+        memory_mb = outcome.memory_mb or rec.memory_size
+        if not 0 < memory_mb <= MAX_MEMORY_MB:
+            memory_mb = billing.clamp(memory_mb, MAX_MEMORY_MB)
+        max_memory_mb = outcome.max_memory_mb
+        if not 0 <= max_memory_mb <= MAX_MEMORY_MB:
+            max_memory_mb = billing.clamp(max_memory_mb, MAX_MEMORY_MB)
+        billed = billing.billed_ms(duration_ns, self.granularity_ms)
         meter = self.meter
         meter.record(meter.slot(rec.name, version), duration_ns, billed, memory_mb, init_ns, OUTCOME_INDEX[name], outcome.cold)
         started_ns = outcome.started_ns or time.time_ns()
@@ -84,7 +77,7 @@ class Accounting:
                 billed_ms=billed,
                 granularity_ms=self.granularity_ms,
                 memory_mb=memory_mb,
-                max_memory_mb=outcome.max_memory_mb,
+                max_memory_mb=max_memory_mb,
                 cold=outcome.cold,
                 outcome=name,
                 account=self.account,

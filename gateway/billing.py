@@ -36,6 +36,15 @@ class Prices(msgspec.Struct, frozen=True, kw_only=True):
 
 DEFAULT_PRICES = Prices()
 
+# Bounds of what one call can honestly be. Numbers outside them are clamped
+# wherever they enter the account (the per-call hook, the ledger's insert)
+# and wherever sums are read, so no row, however it got there, can make a
+# sum overflow or go negative. A call cannot outlive Lambda's 15-minute
+# Timeout; the minute of slack only keeps a slow kill's few ms.
+MAX_CALL_NS = 16 * 60 * 1_000_000_000
+MAX_BILLED_MS = 2 * MAX_CALL_NS // 1_000_000  # room for any billing granularity
+MAX_MEMORY_MB = 10_240
+
 
 def billed_ms(duration_ns: int, granularity_ms: int = 1) -> int:
     """Duration rounded up to the granularity; at least one unit is billed."""
@@ -43,6 +52,11 @@ def billed_ms(duration_ns: int, granularity_ms: int = 1) -> int:
         raise ValueError("granularity_ms must be at least 1")
     unit = granularity_ms * 1_000_000
     return max(1, -(-duration_ns // unit)) * granularity_ms
+
+
+def clamp(value: int, high: int) -> int:
+    """value within [0, high]."""
+    return 0 if value < 0 else high if value > high else value
 
 
 def mb_ms(memory_mb: int, billed: int) -> int:

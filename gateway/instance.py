@@ -1,17 +1,23 @@
-"""One warm worker as the gateway sees it: a sandbox plus its control channel."""
+"""One warm worker as the gateway sees it: a sandbox plus its control channel.
+
+Everything that arrives on the channel is untrusted: the function runs in
+the worker's process and can write frames itself. So the gateway keeps its
+own clock on each call (call_started_ns to last_heard_ns, monotonic), and
+refuses a frame whose header declares more than an answer may hold before
+reading any of it.
+"""
 from __future__ import annotations
 
 import os
 import select
 import socket
 import sys
+import time
 
-from lambdalet.runtime.protocol import FrameError, FrameReader, Init, InitError, InitOk, Invoke, Ready, Result, encode
+from lambdalet.runtime.protocol import MAX_CALL_LOG, FrameError, FrameReader, FrameTooLarge, Init, InitError, InitOk, Invoke, Ready, Result, encode
 from lambdalet.sandbox.spec import Sandbox
 
 from . import rawio
-
-MAX_TAKE_LOG = 1 << 20
 
 
 class WorkerGone(Exception):
@@ -29,8 +35,13 @@ class WorkerGone(Exception):
 _GONE = select.POLLIN | select.POLLPRI | select.POLLRDHUP | select.POLLHUP | select.POLLERR
 
 
+class AnswerTooLarge(WorkerGone):
+    """The worker declared a frame larger than any answer may be; it was
+    refused from its header, unread, and the worker can no longer be used."""
+
+
 class Instance:
-    __slots__ = ("id", "sandbox", "revision", "sock", "reader", "log_fd", "init_ns", "used", "last_used", "busy", "dead", "log_stream", "function", "memory_mb", "provisioned", "deadline", "timed_out", "_watch", "code_dir", "frozen")
+    __slots__ = ("id", "sandbox", "revision", "sock", "reader", "log_fd", "init_ns", "used", "last_used", "busy", "dead", "log_stream", "function", "memory_mb", "provisioned", "deadline", "timed_out", "_watch", "code_dir", "frozen", "call_started_ns", "last_heard_ns")
 
     def __init__(self, instance_id: str, sandbox: Sandbox, revision: str) -> None:
         self.id = instance_id
@@ -51,6 +62,10 @@ class Instance:
         self.provisioned = False  # kept initialised by provisioned concurrency
         self.deadline = 0.0  # trio clock time the current call must end by
         self.timed_out = False
+        # The gateway's clock on the current call: when its Invoke went out,
+        # and when the worker was last heard from (its answer, or its EOF).
+        self.call_started_ns = 0
+        self.last_heard_ns = 0
         self.code_dir = ""  # the tree the pool holds for this instance, until destroyed
         self.frozen = False  # stopped by the pool's IdleFreezer; thawed before its next call
         # One poll(2) over the channel and PID 1's pidfd tells whether an
@@ -103,7 +118,12 @@ class Instance:
                 return reply
 
     async def call(self, invoke: Invoke) -> Result:
-        await self._send(encode(invoke))
+        """Sends one call and returns its answer. The call's duration is
+        last_heard_ns - call_started_ns, whatever the answer claims."""
+        frame = encode(invoke)
+        self.sandbox.reset_peak_memory()
+        self.call_started_ns = time.monotonic_ns()
+        await self._send(frame)
         # The worker takes tens of microseconds at least to answer: wait
         # before the first read instead of trying one that must fail.
         receive = rawio.recv_after_wait
@@ -124,14 +144,19 @@ class Instance:
         # its process) broke the protocol: the instance is finished, not the server.
         try:
             return self.reader.feed(data)
+        except FrameTooLarge:
+            raise AnswerTooLarge() from None
         except FrameError:
             raise WorkerGone() from None
 
     async def _recv(self, receive) -> bytes:
         try:
-            return await receive(self.sock, 65536)  # 1 MiB would mmap a buffer per call
+            data = await receive(self.sock, 65536)  # 1 MiB would mmap a buffer per call
         except OSError:  # ECONNRESET: it died with our request unread
+            self.last_heard_ns = time.monotonic_ns()
             raise WorkerGone() from None
+        self.last_heard_ns = time.monotonic_ns()
+        return data
 
     async def _send(self, data: bytes) -> None:
         try:
@@ -142,19 +167,21 @@ class Instance:
             # worker cannot act on half a frame.)
             raise WorkerGone(delivered=False) from None
 
-    def take_log(self) -> bytes:
-        """What the worker wrote since its last call, read from our memfd copy.
-        Used after a kill, when the worker can no longer send it."""
+    def take_log(self) -> tuple[bytes, int]:
+        """What the worker wrote since its last call, read from our memfd
+        copy, at most its last MAX_CALL_LOG bytes, and how many bytes before
+        those were dropped. Used after a kill, when the worker can no longer
+        send it."""
         if self.log_fd is None:
-            return b""
+            return b"", 0
         try:
             size = os.fstat(self.log_fd).st_size
-            start = max(0, size - MAX_TAKE_LOG)
+            start = max(0, size - MAX_CALL_LOG)
             data = os.pread(self.log_fd, size - start, start)
             os.ftruncate(self.log_fd, 0)
-            return data
+            return data, start
         except OSError:
-            return b""
+            return b"", 0
 
     def destroy(self) -> int | None:
         """Blocking: kill and reap. Call from a thread."""

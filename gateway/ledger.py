@@ -38,6 +38,7 @@ import msgspec
 import trio
 
 from . import billing
+from .billing import MAX_BILLED_MS, MAX_CALL_NS, MAX_MEMORY_MB
 
 FLUSH_INTERVAL_S = 0.25
 _FRAME = struct.Struct("<II")  # body length, crc32 of body
@@ -325,34 +326,64 @@ class Ledger(BatchedStore):
         )
 
     def _insert(self, db: sqlite3.Connection, records: list[UsageRecord]) -> None:
+        # Every number is clamped on its way in (live or replayed), so no
+        # stored row can break a sum; usage() clamps again on the way out
+        # for rows stored before this did.
         insert_rows(
             db,
             "INSERT OR IGNORE INTO usage (request_id, account, function, version, architecture, started_ns, duration_ns,"
             " init_ns, billed_ms, granularity_ms, memory_mb, max_memory_mb, cold, outcome) VALUES ",
             14,
             [
-                (r.request_id, r.account, r.function, r.version, r.architecture, r.started_ns, r.duration_ns, r.init_ns,
-                 r.billed_ms, r.granularity_ms, r.memory_mb, r.max_memory_mb, int(r.cold), r.outcome)
+                (r.request_id, r.account, r.function, r.version, r.architecture, _clamp(r.started_ns, _MAX_EPOCH_NS),
+                 _clamp(r.duration_ns, MAX_CALL_NS), _clamp(r.init_ns, MAX_CALL_NS), _clamp(r.billed_ms, MAX_BILLED_MS),
+                 _clamp(r.granularity_ms, MAX_BILLED_MS), _clamp(r.memory_mb, MAX_MEMORY_MB),
+                 _clamp(r.max_memory_mb, MAX_MEMORY_MB), int(r.cold), r.outcome)
                 for r in records
             ],
         )
 
     def usage(self, month: str, function: str | None = None) -> list[billing.Usage]:
-        """Sums per function and architecture for one calendar month (UTC)."""
+        """Sums per function and architecture for one calendar month (UTC).
+
+        Each row's numbers are clamped as they are summed, whatever the
+        table holds; if a sum still leaves SQLite's 64-bit range, the
+        month is summed again here in Python's unbounded integers."""
         start, end = billing.month_bounds_ns(month)
-        sql = (
-            "SELECT function, architecture, COUNT(*), SUM(duration_ns), SUM(billed_ms), SUM(memory_mb * billed_ms)"
-            " FROM usage WHERE started_ns >= ? AND started_ns < ?"
-        )
+        where = " FROM usage WHERE started_ns >= ? AND started_ns < ?"
         params: tuple = (start, end)
         if function:
-            sql += " AND function = ?"
+            where += " AND function = ?"
             params += (function,)
-        sql += " GROUP BY function, architecture ORDER BY function, architecture"
+        duration = f"MIN(MAX(duration_ns, 0), {MAX_CALL_NS})"
+        billed = f"MIN(MAX(billed_ms, 0), {MAX_BILLED_MS})"
+        memory = f"MIN(MAX(memory_mb, 0), {MAX_MEMORY_MB})"
+        try:
+            rows = self.query(
+                f"SELECT function, architecture, COUNT(*), SUM({duration}), SUM({billed}), SUM({memory} * {billed})"
+                + where + " GROUP BY function, architecture ORDER BY function, architecture",
+                params,
+            )
+        except (sqlite3.OperationalError, OverflowError) as exc:
+            if "overflow" not in str(exc):
+                raise
+            rows = self._usage_in_python(where, params, duration, billed, memory)
         return [
             billing.Usage(function=f, architecture=a, requests=n, duration_ns=d, billed_ms=b, mb_ms=m)
-            for f, a, n, d, b, m in self.query(sql, params)
+            for f, a, n, d, b, m in rows
         ]
+
+    def _usage_in_python(self, where: str, params: tuple, duration: str, billed: str, memory: str) -> list[tuple]:
+        sums: dict[tuple[str, str], list[int]] = {}
+        with self._db_lock:
+            cursor = self._db.execute(f"SELECT function, architecture, {duration}, {billed}, {memory}" + where, params)
+            for f, a, d, b, m in cursor:
+                acc = sums.setdefault((f, a), [0, 0, 0, 0])
+                acc[0] += 1
+                acc[1] += d
+                acc[2] += b
+                acc[3] += m * b
+        return [(f, a, *acc) for (f, a), acc in sorted(sums.items())]
 
     def calls(self, function: str | None = None, limit: int = 100) -> list[UsageRecord]:
         sql = (
@@ -367,3 +398,11 @@ class Ledger(BatchedStore):
         params += (limit,)
         fields = UsageRecord.__struct_fields__
         return [UsageRecord(**dict(zip(fields, (*row[:11], bool(row[11]), *row[12:])))) for row in self.query(sql, params)]
+
+
+# started_ns is a wall-clock time: anything past the year 2262 (2**63 ns) is not one.
+_MAX_EPOCH_NS = 2**63 - 1
+
+
+def _clamp(value: int, high: int) -> int:
+    return 0 if value < 0 else high if value > high else value

@@ -51,6 +51,30 @@ def timeout_line(request_id: str, timeout_s: float) -> bytes:
     return f"{timestamp()} {request_id} Task timed out after {timeout_s:.2f} seconds\n".encode()
 
 
+def cap(output: bytes, limit: int) -> tuple[bytes, int]:
+    """The last `limit` bytes of a worker's output, from the start of a
+    line where one begins near the cut, and how many bytes were dropped."""
+    if len(output) <= limit:
+        return output, 0
+    kept = output[-limit:]
+    newline = kept.find(b"\n", 0, 4096)
+    if newline >= 0:
+        kept = kept[newline + 1 :]
+    return kept, len(output) - len(kept)
+
+
+def dropped_notice(request_id: str | None, dropped: int, limit: int, logging_config: dict[str, str] | None = None) -> bytes:
+    """Says in the log that `dropped` bytes of output were cut (request_id
+    None: output of the init phase), as a platform line in the Text format
+    and as a platform.logsDropped event in the JSON one."""
+    phase = "invocation" if request_id else "init phase"
+    reason = f"{dropped} bytes of log output were dropped: at most {limit} bytes are kept per {phase}"
+    if (logging_config or _NO_CONFIG).get("LogFormat", "Text") == "JSON":
+        return _event("platform.logsDropped", {"reason": reason, "droppedBytes": dropped})
+    prefix = f"RequestId: {request_id} " if request_id else ""
+    return f"{timestamp()} {prefix}Warning: {reason}\n".encode()
+
+
 def tail(log: bytes, limit: int = 4096) -> bytes:
     """The last 4 KB, as X-Amz-Log-Result carries them."""
     return log[-limit:]

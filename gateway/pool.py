@@ -20,7 +20,7 @@ import msgspec
 import trio
 
 from lambdalet.runtime import errors as function_errors
-from lambdalet.runtime.protocol import Init, InitError, Invoke
+from lambdalet.runtime.protocol import MAX_CALL_LOG, MAX_RESPONSE, Init, InitError, Invoke
 from lambdalet.sandbox.attach import attach_tree
 from lambdalet.sandbox.spec import SandboxBackend, SandboxSpec
 
@@ -28,7 +28,7 @@ from . import admission, logs
 from .code_gc import CodeHolds
 from .errors import LambdaError
 from .idle_freezer import IdleFreezer
-from .instance import Instance, WorkerGone
+from .instance import AnswerTooLarge, Instance, WorkerGone
 from .spares import SparePool
 from .spawner import SpawnerThread
 from .model import FunctionRecord
@@ -50,6 +50,10 @@ CPU_BOOST_S = 0.5
 
 
 class CallOutcome(msgspec.Struct):
+    """A finished call. Its figures are the platform's own: durations from
+    the gateway's clock, memory from the sandbox's cgroup, never what the
+    worker said."""
+
     request_id: str
     payload: bytes
     function_error: str | None  # "Unhandled" when the function failed
@@ -64,6 +68,9 @@ class CallOutcome(msgspec.Struct):
     instance_id: str = ""
     log_stream: str = ""
     log_marks: list[tuple[int, int]] = []  # when each part of log was written (logs.call_marks)
+    # What the platform saw happen: success, error, timeout, oom, crash or
+    # init_error. Never read from error_type, which the function chooses.
+    kind: str = ""
 
 
 class FunctionSpec(msgspec.Struct, frozen=True):
@@ -331,9 +338,11 @@ class Pool:
             init_log = init_reply.log
             init_marks = init_reply.log_marks
             if isinstance(init_reply, InitError):
+                died = inst.dead  # _start has reaped a worker that died during init
+                max_mb = 0 if died else self._max_memory_mb(inst)
                 await self._destroy(inst)
-                outcome = self._init_failed(spec, request_id, init_reply, started_ns)
-                self._stamp(outcome, inst, rec, started_ns, 0)
+                outcome = self._init_failed(spec, request_id, init_reply, inst.init_ns, max_mb, started_ns, died=died)
+                self._stamp(outcome, inst, rec, started_ns, max_mb)
                 self._on_call(spec, outcome)
                 return outcome
         cold = not inst.used
@@ -344,6 +353,7 @@ class Pool:
         deadline_ms = call_ms + rec.timeout * 1000
         call = Invoke(request_id, payload, deadline_ms, spec.arn, client_context)
         result = None
+        too_large = False
         # The deadline watcher (not a cancel scope per call) kills the
         # sandbox if the call outlives its Timeout; the call then sees EOF.
         inst.timed_out = False
@@ -354,11 +364,14 @@ class Pool:
         try:
             try:
                 result = await inst.call(call)
+            except AnswerTooLarge:
+                too_large = True
             except WorkerGone as gone:
                 result = None
                 undelivered = not gone.delivered
             if inst.timed_out:
                 result = None  # killed at its deadline, even if an answer raced the kill
+                too_large = False
         except BaseException:
             # The caller went away mid-call (shutdown, a cancelled task): the
             # instance is in an unknown state and is not reused.
@@ -376,25 +389,34 @@ class Pool:
             await self._destroy(inst)
             return await self._invoke(spec, payload, client_context, request_id, retries - 1)
         init_ns = inst.init_ns if cold else None
-        max_mb = 0
         if result is not None:
-            max_mb = round(result.max_rss_kb / 1024) if result.max_rss_kb else self._max_memory_mb(inst)
-            log, marks = self._wrap(rec, request_id, init_log, result.log, result.duration_ns, max_mb, init_ns, result.error_type,
-                                   init_marks=init_marks, call_ms=call_ms, output_marks=result.log_marks)
+            duration_ns = inst.last_heard_ns - inst.call_started_ns
+            max_mb = self._max_memory_mb(inst)
+            error_type = result.error_type
+            answer = result.payload
+            if len(answer) > MAX_RESPONSE:
+                error_type, answer = "Function.ResponseSizeTooLarge", function_errors.response_too_large()
+            elif error_type:
+                error_type = _printable(error_type)
+            output, output_marks = self._capped(result.log, result.log_marks, request_id, rec)
+            log, marks = self._wrap(rec, request_id, init_log, output, duration_ns, max_mb, init_ns, error_type,
+                                    init_marks=init_marks, call_ms=call_ms, output_marks=output_marks)
             outcome = CallOutcome(
                 request_id=request_id,
-                payload=result.payload,
-                function_error="Unhandled" if result.error_type else None,
-                error_type=result.error_type,
+                payload=answer,
+                function_error="Unhandled" if error_type else None,
+                error_type=error_type,
                 log=log,
-                duration_ns=result.duration_ns,
+                duration_ns=duration_ns,
                 init_ns=init_ns,
                 cold=cold,
                 log_marks=marks,
+                kind="error" if error_type else "success",
             )
             self._release(inst, rec)
         else:
-            outcome = await self._failed(spec, inst, request_id, init_log, init_ns, cold, timed_out=inst.timed_out, init_marks=init_marks, call_ms=call_ms)
+            outcome = await self._failed(spec, inst, request_id, init_log, init_ns, cold, timed_out=inst.timed_out, too_large=too_large,
+                                         init_marks=init_marks, call_ms=call_ms)
             max_mb = outcome.max_memory_mb
         self._stamp(outcome, inst, rec, started_ns, max_mb)
         self._on_call(spec, outcome)
@@ -408,59 +430,90 @@ class Pool:
         outcome.instance_id = inst.id
         outcome.log_stream = inst.log_stream
 
-    async def _failed(self, spec: FunctionSpec, inst: Instance, request_id: str, init_log: bytes, init_ns: int | None, cold: bool, *, timed_out: bool, init_marks: list, call_ms: int) -> CallOutcome:
-        """The call produced no result: it timed out, or the worker died."""
+    async def _failed(self, spec: FunctionSpec, inst: Instance, request_id: str, init_log: bytes, init_ns: int | None, cold: bool, *,
+                      timed_out: bool, too_large: bool = False, init_marks: list, call_ms: int) -> CallOutcome:
+        """The call produced no usable result: it timed out, its worker
+        died, or its answer was refused as too large (and the worker with it)."""
         rec = spec.record
         inst.sandbox.kill()
-        elapsed_ns = rec.timeout * 1_000_000_000
-        output = inst.take_log()
+        # Billed as the gateway timed it: to the configured Timeout for a
+        # timeout (as AWS reports it), else to the last word from the worker.
+        duration_ns = rec.timeout * 1_000_000_000 if timed_out else max(0, inst.last_heard_ns - inst.call_started_ns)
+        output, dropped = inst.take_log()
+        output, _ = self._capped(output, [], request_id, rec, dropped)
         oom = inst.sandbox.oom_killed()
         max_mb = self._max_memory_mb(inst)
         status = await self._destroy(inst)
         if timed_out:
-            error_type = "Sandbox.Timedout"
-            detail = f"Task timed out after {rec.timeout:.2f} seconds"
+            error_type, kind = "Sandbox.Timedout", "timeout"
+            payload = function_errors.platform(error_type, request_id, f"Task timed out after {rec.timeout:.2f} seconds")
             output += logs.timeout_line(request_id, rec.timeout)
+        elif too_large:
+            error_type, kind = "Function.ResponseSizeTooLarge", "error"
+            payload = function_errors.response_too_large()
+            output += f"{logs.timestamp()} RequestId: {request_id} Error: {function_errors.RESPONSE_TOO_LARGE}\n{error_type}\n".encode()
         elif oom:
-            error_type = "Runtime.OutOfMemory"
+            error_type, kind = "Runtime.OutOfMemory", "oom"
             detail = "Runtime exited with error: signal: killed"
+            payload = function_errors.platform(error_type, request_id, detail)
             output += f"{logs.timestamp()} RequestId: {request_id} Error: {detail}\n{error_type}\n".encode()
         else:
-            error_type = "Runtime.ExitError"
+            error_type, kind = "Runtime.ExitError", "crash"
             detail = "Runtime exited with error: " + _describe_status(status)
+            payload = function_errors.platform(error_type, request_id, detail)
             output += f"{logs.timestamp()} RequestId: {request_id} Error: {detail}\n{error_type}\n".encode()
         # What a killed worker wrote carries no marks: it is stamped with the
         # end of the call, the first time it is known to have been written.
-        log, marks = self._wrap(rec, request_id, init_log, output, elapsed_ns if timed_out else 0, max_mb, init_ns, error_type,
-                                 init_marks=init_marks, call_ms=call_ms, output_marks=[])
+        log, marks = self._wrap(rec, request_id, init_log, output, duration_ns, max_mb, init_ns, error_type,
+                                init_marks=init_marks, call_ms=call_ms, output_marks=[])
         return CallOutcome(
             request_id=request_id,
-            payload=function_errors.platform(error_type, request_id, detail),
+            payload=payload,
             function_error="Unhandled",
             error_type=error_type,
             log=log,
-            duration_ns=elapsed_ns if timed_out else 0,
+            duration_ns=duration_ns,
             init_ns=init_ns,
             cold=cold,
             max_memory_mb=max_mb,
             log_marks=marks,
+            kind=kind,
         )
 
-    def _init_failed(self, spec: FunctionSpec, request_id: str, reply: InitError, started_ns: int) -> CallOutcome:
+    def _init_failed(self, spec: FunctionSpec, request_id: str, reply: InitError, init_ns: int, max_mb: int, started_ns: int, *,
+                     died: bool) -> CallOutcome:
+        """The first call of an instance whose init failed. The worker's own
+        error type is shown, but the outcome is the platform's: init_error
+        when the worker reported the failure, crash when it died."""
         rec = spec.record
-        log, marks = self._wrap(rec, request_id, b"", reply.log, 0, 0, reply.init_ns, reply.error_type,
-                                 init_marks=[], call_ms=started_ns // 1_000_000, output_marks=reply.log_marks)
+        error_type = _printable(reply.error_type) or "Runtime.Unknown"
+        payload = reply.payload if len(reply.payload) <= MAX_RESPONSE else function_errors.response_too_large()
+        log, marks = self._wrap(rec, request_id, b"", reply.log, 0, max_mb, init_ns, error_type,
+                                init_marks=[], call_ms=started_ns // 1_000_000, output_marks=reply.log_marks)
         return CallOutcome(
             request_id=request_id,
-            payload=reply.payload,
+            payload=payload,
             function_error="Unhandled",
-            error_type=reply.error_type,
+            error_type=error_type,
             log=log,
             duration_ns=0,
-            init_ns=reply.init_ns,
+            init_ns=init_ns,
             cold=True,
             log_marks=marks,
+            kind="crash" if died else "init_error",
         )
+
+    def _capped(self, output: bytes, marks: list, request_id: str | None, rec: FunctionRecord, dropped: int = 0) -> tuple[bytes, list]:
+        """A worker's output within MAX_CALL_LOG bytes, saying what was cut,
+        and its marks moved to match. The worker honours the same cap, but
+        the function can bypass it."""
+        kept, cut = logs.cap(output, MAX_CALL_LOG)
+        dropped += cut
+        if not dropped:
+            return kept, marks
+        notice = logs.dropped_notice(request_id, dropped, MAX_CALL_LOG, rec.logging_config)
+        shift = len(notice) - cut
+        return notice + kept, [(offset + shift, ms) for offset, ms in marks if offset > cut]
 
     def _wrap(self, rec: FunctionRecord, request_id: str, init_log: bytes, output: bytes, duration_ns: int, max_mb: int, init_ns: int | None,
               error_type: str | None, *, init_marks: list, call_ms: int, output_marks: list) -> tuple[bytes, list[tuple[int, int]]]:
@@ -676,11 +729,13 @@ class Pool:
         # Init Duration covers the runtime's start as well as the handler's
         # import, as AWS's does.
         inst.init_ns = time.monotonic_ns() - started
+        dropped = 0
         if reply is None:
-            output = inst.take_log()
+            output, dropped = inst.take_log()
             status = await self._destroy(inst)
             detail = "Runtime exited with error: " + _describe_status(status)
-            reply = InitError("Runtime.ExitError", function_errors.platform("Runtime.ExitError", "", detail), 0, output)
+            reply = InitError("Runtime.ExitError", function_errors.platform("Runtime.ExitError", "", detail), output)
+        reply.log, reply.log_marks = self._capped(reply.log, reply.log_marks, None, rec, dropped)
         return inst, reply
 
     async def _limit_cpu_after(self, inst: Instance, delay_s: float) -> None:
@@ -743,6 +798,13 @@ def default_memory_budget_mb() -> int:
 def log_stream_name(instance_id: str, version: str = "$LATEST") -> str:
     day = time.strftime("%Y/%m/%d", time.gmtime())
     return f"{day}/[{version}]{instance_id}"
+
+
+def _printable(error_type: str) -> str:
+    """A worker's errorType as the platform shows it: it lands in log lines
+    and platform events, so no control characters and no novels."""
+    text = error_type[:256]
+    return text if text.isprintable() else "".join(c if c.isprintable() else "?" for c in text)
 
 
 def _describe_status(status: int | None) -> str:

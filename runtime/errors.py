@@ -52,3 +52,11 @@ def platform(error_type: str, request_id: str, detail: str) -> bytes:
     return json.dumps(
         {"errorType": error_type, "errorMessage": f"RequestId: {request_id} Error: {detail}"}
     ).encode()
+
+
+RESPONSE_TOO_LARGE = "Response payload size exceeded maximum allowed payload size (6291556 bytes)."
+
+
+def response_too_large() -> bytes:
+    """What Invoke returns, as AWS words it, for a response over 6291556 bytes."""
+    return json.dumps({"errorMessage": RESPONSE_TOO_LARGE, "errorType": "Function.ResponseSizeTooLarge"}).encode()

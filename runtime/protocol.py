@@ -10,7 +10,18 @@ import struct
 
 import msgspec
 
-MAX_FRAME = 64 * 1024 * 1024  # a 6 MB payload plus its log fits with room to spare
+# What a worker may send back. Everything it sends is untrusted (the function
+# runs in the worker's process and can write on the channel itself), so the
+# gateway measures durations and memory itself and enforces these limits.
+MAX_RESPONSE = 6_291_556  # bytes of a synchronous response, as AWS allows
+MAX_CALL_LOG = 1 << 20  # bytes of log one call (or one init) may leave
+# A frame from a worker holds one response and one log, plus a request id
+# and an error type; a bigger declared length is refused from its header
+# alone, so a function cannot make the gateway buffer more than this.
+MAX_FRAME_FROM_WORKER = MAX_RESPONSE + MAX_CALL_LOG + 256 * 1024  # + ids and up to 4096 log marks
+# Frames to a worker come from the gateway: a 6 MB request grows to ~8 MB
+# as a function URL's base64 event; this only stops a corrupt length.
+MAX_FRAME_TO_WORKER = 64 * 1024 * 1024
 _LEN = struct.Struct("<I")
 
 
@@ -37,7 +48,6 @@ class Ready(msgspec.Struct, tag="ready", array_like=True):
 
 
 class InitOk(msgspec.Struct, tag="init_ok", array_like=True):
-    init_ns: int
     log: bytes = b""
     log_marks: list[tuple[int, int]] = []
 
@@ -47,7 +57,6 @@ class InitError(msgspec.Struct, tag="init_error", array_like=True):
 
     error_type: str
     payload: bytes
-    init_ns: int
     log: bytes = b""
     log_marks: list[tuple[int, int]] = []
 
@@ -62,14 +71,13 @@ class Invoke(msgspec.Struct, tag="invoke", array_like=True):
 
 class Result(msgspec.Struct, tag="result", array_like=True):
     """One call's outcome. error_type is None on success; otherwise payload
-    holds Lambda's {"errorMessage", "errorType", ...} document."""
+    holds Lambda's {"errorMessage", "errorType", ...} document. It carries no
+    duration or memory figure: what is billed, the gateway measures."""
 
     request_id: str
     payload: bytes
-    duration_ns: int
     error_type: str | None = None
     log: bytes = b""
-    max_rss_kb: int = 0  # the instance's peak resident memory, itself and reaped children
     log_marks: list[tuple[int, int]] = []
 
 
@@ -85,21 +93,33 @@ class FrameError(ValueError):
     """The peer sent bytes that are not a valid frame."""
 
 
+class FrameTooLarge(FrameError):
+    """A frame's header declares more bytes than the reader accepts."""
+
+    def __init__(self, length: int, limit: int) -> None:
+        super().__init__(f"frame of {length} bytes exceeds {limit}")
+        self.length = length
+        self.limit = limit
+
+
 def encode(msg: msgspec.Struct) -> bytes:
     body = _encoder.encode(msg)
     return _LEN.pack(len(body)) + body
 
 
 class FrameReader:
-    """Accumulates bytes and yields whole decoded messages."""
+    """Accumulates bytes and yields whole decoded messages. A length over
+    the direction's limit raises FrameTooLarge as soon as its 4-byte header
+    is in, before any of the body is kept."""
 
-    __slots__ = ("_buf", "_decoder")
+    __slots__ = ("_buf", "_decoder", "_limit")
 
     def __init__(self, direction: str) -> None:
         if direction not in ("to_worker", "from_worker"):
             raise ValueError(direction)
         self._buf = bytearray()
         self._decoder = _to_worker if direction == "to_worker" else _from_worker
+        self._limit = MAX_FRAME_TO_WORKER if direction == "to_worker" else MAX_FRAME_FROM_WORKER
 
     def feed(self, data: bytes) -> list:
         self._buf += data
@@ -107,12 +127,16 @@ class FrameReader:
         buf = self._buf
         while len(buf) >= 4:
             (n,) = _LEN.unpack_from(buf)
-            if n > MAX_FRAME:
-                raise FrameError(f"frame of {n} bytes exceeds {MAX_FRAME}")
+            if n > self._limit:
+                raise FrameTooLarge(n, self._limit)
             if len(buf) < 4 + n:
                 break
             body = bytes(buf[4 : 4 + n])
             del buf[: 4 + n]
+            if n > 1 << 20 and not buf:
+                # Deleting from the front keeps the buffer's allocation: let
+                # a large frame's go rather than hold it for the instance's life.
+                self._buf = buf = bytearray()
             try:
                 out.append(self._decoder.decode(body))
             except msgspec.DecodeError as exc:

@@ -20,7 +20,6 @@ import io
 import json
 import logging
 import os
-import resource
 import socket
 import sys
 import time
@@ -29,10 +28,12 @@ import msgspec
 
 from . import errors
 from .lambda_context import LambdaContext
-from .protocol import FrameReader, Init, InitError, InitOk, Invoke, Ready, Result, encode
+from .protocol import MAX_CALL_LOG, MAX_RESPONSE, FrameReader, Init, InitError, InitOk, Invoke, Ready, Result, encode
 
 RECV_SIZE = 65536
-MAX_CALL_LOG = 1 << 20  # keep the last MiB of a call's output; Tail needs only 4 KB
+# MAX_CALL_LOG: keep the last MiB of a call's output (Tail needs only 4 KB).
+# The gateway enforces the same caps; honouring them here keeps an honest
+# worker's frames within what the gateway accepts, so it is never killed.
 
 
 MAX_MARKS = 4096  # the gateway reads no more (gateway/logs.py)
@@ -96,20 +97,21 @@ class _LogCapture:
             if isinstance(handler, logging.StreamHandler) and handler.stream in old:
                 handler.setStream(sys.stdout if handler.stream is old[0] else sys.stderr)
 
-    def take(self) -> tuple[bytes, list[tuple[int, int]]]:
-        """What was written since the last take (its last MiB), with the
-        marks of that part of it, offsets relative to what is returned."""
+    def take(self, extra: bytes = b"") -> tuple[bytes, list[tuple[int, int]]]:
+        """What was written since the last take, then `extra`, at most the
+        last MAX_CALL_LOG bytes of the two, with the marks of the part read
+        from the file, offsets relative to what is returned."""
         sys.stdout.flush()
         sys.stderr.flush()
         size = os.fstat(self.fd).st_size
         marks = self.marks[:]
         self.marks.clear()
         if not size:
-            return b"", []
-        start = max(0, size - MAX_CALL_LOG)
-        data = os.pread(self.fd, size - start, start)
+            return extra[-MAX_CALL_LOG:], []
+        start = max(0, size + len(extra) - MAX_CALL_LOG)
+        data = os.pread(self.fd, size - start, start) if start < size else b""
         os.ftruncate(self.fd, 0)
-        return data, [(offset - start, ms) for offset, ms in marks if start < offset <= size]
+        return data + extra[-MAX_CALL_LOG:], [(offset - start, ms) for offset, ms in marks if start < offset <= size]
 
 
 class _RequestIdFilter(logging.Filter):
@@ -226,7 +228,6 @@ class _Fault(Exception):
 
 
 def _init(init: Init, capture: _LogCapture):
-    started = time.monotonic_ns()
     os.environ.update(init.env)
     _configure_log_format(init.env)
     sys.path[:0] = [init.task_root, "/opt/python", f"/opt/python/lib/python{sys.version_info[0]}.{sys.version_info[1]}/site-packages"]
@@ -237,15 +238,20 @@ def _init(init: Init, capture: _LogCapture):
     try:
         handler = _load_handler(init)
     except _Fault as fault:
-        log, marks = capture.take()
-        log += f"[ERROR] {fault.error_type}: {fault.message}\n".encode()
-        return None, InitError(fault.error_type, errors.fault(fault.error_type, fault.message), time.monotonic_ns() - started, log, marks)
+        log = f"[ERROR] {fault.error_type}: {fault.message}\n".encode()
+        return None, InitError(*_fitting(fault.error_type, errors.fault(fault.error_type, fault.message)), *capture.take(log))
     except Exception as exc:  # the module raised while importing
         error_type, payload, text = errors.from_exception(exc, "")
-        log, marks = capture.take()
-        return None, InitError(error_type, payload, time.monotonic_ns() - started, log + text.encode(), marks)
-    log, marks = capture.take()
-    return handler, InitOk(time.monotonic_ns() - started, log, marks)
+        return None, InitError(*_fitting(error_type, payload), *capture.take(text.encode()))
+    return handler, InitOk(*capture.take())
+
+
+def _fitting(error_type: str | None, payload: bytes) -> tuple[str | None, bytes]:
+    """The response as the gateway will accept it: one over MAX_RESPONSE
+    bytes is Function.ResponseSizeTooLarge instead, as on AWS."""
+    if len(payload) <= MAX_RESPONSE:
+        return error_type, payload
+    return "Function.ResponseSizeTooLarge", errors.response_too_large()
 
 
 _decode_json = msgspec.json.Decoder().decode
@@ -280,15 +286,10 @@ def _invoke(handler, init: Init, call: Invoke, capture: _LogCapture) -> Result:
         deadline_ms=call.deadline_ms,
         client_context=client_context,
     )
-    started = time.monotonic_ns()
     error_type = None
     try:
         event = _parse_event(call.payload) if call.payload else {}
-        # Restart the clock so that it brackets the handler alone: Duration
-        # then agrees with the handler's own clock (DESIGN.md: within 50 us).
-        started = time.monotonic_ns()
         result = handler(event, context)
-        duration = time.monotonic_ns() - started
         try:
             payload = json.dumps(result).encode()
         except (TypeError, ValueError) as exc:
@@ -296,15 +297,10 @@ def _invoke(handler, init: Init, call: Invoke, capture: _LogCapture) -> Result:
             payload = errors.fault(error_type, f"Unable to marshal response: {exc}", call.request_id)
             print(f"[ERROR] {error_type}: Unable to marshal response: {exc}")
     except Exception as exc:
-        duration = time.monotonic_ns() - started
         error_type, payload, text = errors.from_exception(exc, call.request_id)
         print(_error_log(text, payload))
-    # ru_maxrss is the instance's high-water mark, which is what REPORT's
-    # Max Memory Used shows; asking costs one syscall on the worker's side
-    # instead of a cgroup file read on the gateway's.
-    peak = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
-    log, marks = capture.take()
-    return Result(call.request_id, payload, duration, error_type, log, peak, marks)
+    error_type, payload = _fitting(error_type, payload)
+    return Result(call.request_id, payload, error_type, *capture.take())
 
 
 _prepared = False
@@ -319,9 +315,8 @@ def prepare() -> None:
     _install_logging()
     json.loads(json.dumps({"warm": [1, 2.5, "x", None, True]}))
     FrameReader("to_worker").feed(encode(Invoke("r", b"{}", 0, "arn")))
-    encode(Result("r", b"{}", 0, None, b"", 0))
+    encode(Result("r", b"{}", None, b""))
     time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
-    resource.getrusage(resource.RUSAGE_SELF)
     LambdaContext(aws_request_id="r", function_name="f", function_version="$LATEST", invoked_function_arn="arn",
                   memory_limit_in_mb="128", log_group_name="g", log_stream_name="s", deadline_ms=0,
                   client_context=None)

@@ -14,6 +14,7 @@ import time
 
 from . import cgroups
 from .cgroups import read_text, write_text
+from .memory_peak import PeakCounter
 from .thaw_guard import ThawGuard
 
 REQUIRED = ("memory", "pids", "freezer")
@@ -60,6 +61,9 @@ class CgroupV1:
             return int(read_text(os.path.join(self.dirs["memory"], "memory.max_usage_in_bytes")))
         except OSError:
             return None
+
+    def peak_counter(self) -> PeakCounter | None:
+        return PeakCounter.open(os.path.join(self.dirs["memory"], "memory.max_usage_in_bytes"), b"0")
 
     def pids(self) -> list[int]:
         pids: set[int] = set()

@@ -15,6 +15,7 @@ import time
 
 from . import cgroups
 from .cgroups import read_text, write_text
+from .memory_peak import PeakCounter
 from .thaw_guard import ThawGuard
 
 WANTED = ("memory", "pids", "cpu")
@@ -50,6 +51,9 @@ class CgroupV2:
             return int(read_text(os.path.join(self.path, "memory.peak")))
         except OSError:
             return None
+
+    def peak_counter(self) -> PeakCounter | None:
+        return PeakCounter.open(os.path.join(self.path, "memory.peak"), b"reset\n")
 
     def pids(self) -> list[int]:
         try:

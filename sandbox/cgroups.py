@@ -17,7 +17,10 @@ from __future__ import annotations
 import itertools
 import os
 import time
-from typing import Callable, Protocol
+from typing import TYPE_CHECKING, Callable, Protocol
+
+if TYPE_CHECKING:
+    from .memory_peak import PeakCounter
 
 PIDS_MAX = 1024
 MB_PER_VCPU = 1769
@@ -50,6 +53,10 @@ class Cgroup(Protocol):
 
     def peak_memory_bytes(self) -> int | None:
         """High-water mark of memory use, or None where the kernel has none."""
+
+    def peak_counter(self) -> PeakCounter | None:
+        """A held descriptor on the high-water mark that can be reset per
+        call where the kernel allows it (memory_peak.py); the caller closes it."""
 
     def pids(self) -> list[int]:
         """Every live process in the cgroup, as host pids."""

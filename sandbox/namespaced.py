@@ -37,6 +37,8 @@ from .cgroup_stager import CgroupStager
 from .cgroup_v1 import CgroupV1Manager
 from . import nsspawn, rootfs, spawn_wire
 from .egress import Egress, host_nameservers
+from . import memory_peak
+from .memory_peak import PeakCounter
 from .netns_pool import NetnsPool
 from .netns_pool import create as netns_create
 from .runtime_root import RuntimeRoot, worker_argv
@@ -89,6 +91,7 @@ class NamespacedSandbox:
         self._shares_cgroup = shares_cgroup
         self._frozen = False
         self._reaped = False
+        self._peak: PeakCounter | None = None  # opened on the first call's reset
 
     @property
     def pidfd(self) -> int:
@@ -121,7 +124,18 @@ class NamespacedSandbox:
     def oom_killed(self) -> bool:
         return self.cgroup is not None and self.cgroup.oom_kill_count() > 0
 
+    def reset_peak_memory(self) -> None:
+        if self._peak is None:
+            if self.cgroup is None:
+                return
+            self._peak = self.cgroup.peak_counter()
+            if self._peak is None:
+                return
+        self._peak.reset()
+
     def peak_memory_bytes(self) -> int | None:
+        if self._peak is not None:
+            return self._peak.read()
         return None if self.cgroup is None else self.cgroup.peak_memory_bytes()
 
     def task_count(self) -> int:
@@ -171,6 +185,9 @@ class NamespacedSandbox:
             if self._pidfd >= 0:
                 pidfd, self._pidfd = self._pidfd, -1
                 os.close(pidfd)
+        if self._peak is not None:
+            self._peak.close()
+            self._peak = None
         if self.cgroup is not None:
             cgroup, self.cgroup = self.cgroup, None
             try:
@@ -250,6 +267,9 @@ class NamespacedBackend:
         if self._cgroups is None:
             self.warnings.append("no cgroups: memory and processes bounded by RLIMIT_DATA and "
                                  "RLIMIT_NPROC only, CPU unlimited, OOM kills not detected")
+        elif not memory_peak.per_call_peak(self._cgroups.version):
+            self.warnings.append("Max Memory Used is each instance's peak since it started, not each "
+                                 "call's: memory.peak cannot be reset before Linux 6.12")
         try:
             if not exec_init:
                 raise OSError(errno.ENOENT, "turned off by the caller")

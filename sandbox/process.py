@@ -33,6 +33,14 @@ class ProcessSandbox:
     def oom_killed(self) -> bool:
         return False
 
+    def reset_peak_memory(self) -> None:
+        # "5" resets the process's VmHWM to its current RSS (Linux 4.0+).
+        try:
+            with open(f"/proc/{self.pid}/clear_refs", "w") as f:
+                f.write("5")
+        except OSError:
+            pass
+
     def peak_memory_bytes(self) -> int | None:
         # Without a cgroup, the worker's own high-water mark is the best we have.
         try:

@@ -38,8 +38,13 @@ class Sandbox(Protocol):
     def oom_killed(self) -> bool:
         """True if the kernel OOM-killed something in this sandbox."""
 
+    def reset_peak_memory(self) -> None:
+        """Starts a new window for peak_memory_bytes: the next call's own,
+        where the kernel can reset the counter (see memory_peak.py)."""
+
     def peak_memory_bytes(self) -> int | None:
-        """High-water mark of memory use, or None where it cannot be read."""
+        """High-water mark of memory use since the last reset, or None
+        where it cannot be read."""
 
     def task_count(self) -> int:
         """Processes and threads in this sandbox now; 0 where not counted."""

@@ -277,3 +277,56 @@ def test_a_ledger_made_with_the_old_key_order_keeps_it(tmp_path):
         db.executescript(OLD_USAGE_TABLE)
     _replay_twice(tmp_path)
     assert _unique_columns(tmp_path / "usage.db", "usage") == [["request_id", "started_ns"]]
+
+
+def test_numbers_are_clamped_on_the_way_in_and_on_the_way_out(tmp_path):
+    ledger = Ledger(tmp_path)
+    try:
+        now = time.time_ns()
+        absurd = [
+            msgspec.structs.replace(_row(1, now), duration_ns=2**63 - 1, billed_ms=2**63 - 1, memory_mb=2**40, max_memory_mb=-3, init_ns=-1),
+            msgspec.structs.replace(_row(2, now + 1), duration_ns=-5, billed_ms=-5),
+            _row(3, now + 2),
+        ]
+        for rec in absurd:
+            ledger.record(rec)
+        ledger.flush_sync()
+        stored = {r.request_id: r for r in ledger.calls(limit=10)}
+        assert (stored["req-1"].duration_ns, stored["req-1"].billed_ms, stored["req-1"].memory_mb, stored["req-1"].max_memory_mb, stored["req-1"].init_ns) == (
+            billing.MAX_CALL_NS, billing.MAX_BILLED_MS, billing.MAX_MEMORY_MB, 0, 0)
+        assert (stored["req-2"].duration_ns, stored["req-2"].billed_ms) == (0, 0)
+        (usage,) = ledger.usage(billing.month_of(now))
+        assert usage.requests == 3
+        assert usage.duration_ns == billing.MAX_CALL_NS + 0 + 12_340_000
+        assert usage.billed_ms == billing.MAX_BILLED_MS + 0 + 13
+        assert usage.mb_ms == billing.MAX_MEMORY_MB * billing.MAX_BILLED_MS + 128 * 13
+    finally:
+        ledger.close()
+
+
+def test_usage_summed_in_python_agrees_with_sqlite(tmp_path):
+    """The fallback for sums past SQLite's 64-bit range gives what SQLite
+    gives where both can (rows as an older server stored them, unclamped)."""
+    ledger = Ledger(tmp_path)
+    try:
+        now = time.time_ns()
+        with ledger._db_lock:
+            for i, (fn, arch, duration, billed, memory) in enumerate([
+                ("a", "x86_64", 5_000_000, 5, 128), ("a", "x86_64", -1, -1, 128), ("a", "arm64", 2**62, 2**62, 2**20),
+                ("b", "x86_64", 1_000_001, 2, 256),
+            ]):
+                ledger._db.execute(
+                    "INSERT INTO usage (request_id, account, function, version, architecture, started_ns, duration_ns, init_ns,"
+                    " billed_ms, granularity_ms, memory_mb, max_memory_mb, cold, outcome) VALUES (?, '', ?, '$LATEST', ?, ?, ?, 0, ?, 1, ?, 0, 0, 'success')",
+                    (f"r{i}", fn, arch, now + i, duration, billed, memory))
+        month = billing.month_of(now)
+        start, end = billing.month_bounds_ns(month)
+        in_sqlite = ledger.usage(month)
+        in_python = ledger._usage_in_python(
+            " FROM usage WHERE started_ns >= ? AND started_ns < ?", (start, end),
+            f"MIN(MAX(duration_ns, 0), {billing.MAX_CALL_NS})", f"MIN(MAX(billed_ms, 0), {billing.MAX_BILLED_MS})",
+            f"MIN(MAX(memory_mb, 0), {billing.MAX_MEMORY_MB})")
+        assert [(u.function, u.architecture, u.requests, u.duration_ns, u.billed_ms, u.mb_ms) for u in in_sqlite] == in_python
+        assert in_python[0] == ("a", "arm64", 1, billing.MAX_CALL_NS, billing.MAX_BILLED_MS, billing.MAX_MEMORY_MB * billing.MAX_BILLED_MS)
+    finally:
+        ledger.close()

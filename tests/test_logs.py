@@ -240,3 +240,22 @@ def test_a_replayed_call_adds_no_events_twice(tmp_path, layout):
     with sqlite3.connect(tmp_path / "logs.db") as db:
         (ddl,) = db.execute("SELECT sql FROM sqlite_master WHERE name = 'events'").fetchone()
     assert ("UNIQUE (timestamp_ms, call_key, seq)" in ddl) == (layout == "new")
+
+
+def test_a_cap_keeps_the_last_whole_lines_and_counts_what_it_dropped():
+    output = b"".join(b"line %05d\n" % i for i in range(1000))  # 11 bytes a line
+    kept, dropped = logs.cap(output, 100)
+    assert kept == b"".join(b"line %05d\n" % i for i in range(991, 1000))  # 99 bytes, from a line's start
+    assert dropped == len(output) - len(kept)
+    assert logs.cap(b"short\n", 100) == (b"short\n", 0)
+
+
+def test_a_dropped_notice_in_either_log_format():
+    text = logs.dropped_notice("r1", 5000, 1 << 20)
+    assert re.fullmatch(
+        rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z RequestId: r1 Warning: 5000 bytes of log output were dropped: "
+        rb"at most 1048576 bytes are kept per invocation\n", text), text
+    assert b"RequestId" not in logs.dropped_notice(None, 7, 1 << 20) and b"per init phase" in logs.dropped_notice(None, 7, 1 << 20)
+    event = json.loads(logs.dropped_notice("r1", 5000, 1 << 20, {"LogFormat": "JSON"}))
+    assert event["type"] == "platform.logsDropped"
+    assert event["record"] == {"reason": "5000 bytes of log output were dropped: at most 1048576 bytes are kept per invocation", "droppedBytes": 5000}

@@ -1,0 +1,130 @@
+"""The hostile-channel table (channel_rows.py), run straight against the
+gateway's pool on real namespaced sandboxes, with the server's accounting
+(meter, usage ledger, log store) in a scratch data dir. No HTTP: what is
+checked is what the pool answered, the REPORT line it wrote, the log the
+log store kept and the usage the ledger bills."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+import pytest
+import trio
+
+import channel_rows
+from channel_rows import ROWS, Seen
+from lambdalet.gateway import billing
+from lambdalet.gateway.accounting import Accounting, MeteredPool
+from lambdalet.gateway.ledger import Ledger
+from lambdalet.gateway.logstore import LogStore
+from lambdalet.gateway.meter import Meter
+from lambdalet.gateway.model import FunctionRecord
+from lambdalet.gateway.pool import FunctionSpec
+from lambdalet.sandbox import memory_peak
+
+
+def _spec(code_dir: str, row) -> FunctionSpec:
+    name = f"ch-{row.id}"[:64]
+    rec = FunctionRecord(
+        name=name, runtime=f"python{sys.version_info[0]}.{sys.version_info[1]}", role="r", handler="app.handler",
+        code_sha256_hex="0" * 64, code_sha256_b64="", code_size=1, revision_id=f"rev-{row.id}", last_modified="",
+        created_ns=0, timeout=row.timeout, memory_size=row.memory_mb,
+    )
+    return FunctionSpec(record=rec, code_dir=code_dir, arn=f"arn:aws:lambda:us-east-1:123456789012:function:{name}", env={},
+                        log_group=f"/aws/lambda/{name}")
+
+
+class Run:
+    """A row's calls through a MeteredPool on `backend`, accounted in a
+    scratch data dir as the server accounts them."""
+
+    def __init__(self, backend, tmp_path, row) -> None:
+        code = tmp_path / "code"
+        code.mkdir()
+        (code / "app.py").write_text(channel_rows.module(row.source))
+        # The sandbox user is "other" to the host: the tree must be world-readable.
+        os.chmod(tmp_path, 0o755)
+        os.chmod(code, 0o755)
+        data = tmp_path / "data"
+        data.mkdir()
+        self.spec = _spec(str(code), row)
+        self.meter, self.ledger, self.logstore = Meter(data / "meter.bin"), Ledger(data), LogStore(data)
+        accounting = Accounting(self.meter, self.ledger, self.logstore)
+        self.outcomes = []
+
+        async def main():
+            pool = MeteredPool(backend, meter=self.meter, on_call=accounting.on_call, concurrency_limit=4, memory_budget_mb=4096)
+            async with trio.open_nursery() as nursery:
+                await nursery.start(pool.run)
+                for event in row.events:
+                    self.outcomes.append(await pool.invoke(self.spec, json.dumps(event).encode()))
+                nursery.cancel_scope.cancel()
+
+        try:
+            trio.run(main)
+            self.ledger.flush_sync()
+            self.logstore.flush_sync()
+        except BaseException:
+            self.close()
+            raise
+
+    def seen(self) -> list[Seen]:
+        out = []
+        for outcome in self.outcomes:
+            stored = [e.message for e in self.logstore.events(self.spec.log_group) if _call_of(self.logstore, e, outcome.request_id)]
+            out.append(Seen(200, outcome.function_error, outcome.payload, channel_rows.parse_report(outcome.log.decode(errors="replace")), "\n".join(stored)))
+        return out
+
+    def usage(self) -> dict:
+        month = billing.month_of(time.time_ns())
+        (fn,) = billing.report(month, 1, self.ledger.usage(month, self.spec.record.name))["functions"]
+        return fn
+
+    def close(self) -> None:
+        self.ledger.close()
+        self.logstore.close()
+        self.meter.close()
+
+
+@pytest.mark.parametrize("row", ROWS, ids=[r.id for r in ROWS])
+def test_channel_row_straight(row, backend, tmp_path):
+    run = Run(backend, tmp_path, row)
+    try:
+        row.check(run.seen(), run.usage())
+    finally:
+        run.close()
+
+
+def test_max_memory_used_is_each_calls_own_peak(backend, tmp_path):
+    version = getattr(backend.cgroups, "version", None)
+    if not memory_peak.per_call_peak(version):
+        pytest.skip(f"cgroup v{version} on Linux {os.uname().release}: the peak cannot be reset per call")
+    row = channel_rows.Row("peak-per-call", """
+def handler(event, context):
+    if event == "big":
+        hog = bytearray(100 << 20)
+        for i in range(0, len(hog), 4096):
+            hog[i] = 1
+        del hog
+    return event
+""", check=None, events=("big", "small"), memory_mb=256)
+    run = Run(backend, tmp_path, row)
+    try:
+        big, small = (s.report["max_memory_mb"] for s in run.seen())
+        assert big >= 100 and small < big - 50, (big, small)
+    finally:
+        run.close()
+
+
+def _call_of(logstore: LogStore, event, request_id: str) -> bool:
+    (key,) = logstore.query("SELECT call_key FROM events WHERE id = ?", (event.id,))[0]
+    return key.startswith(request_id + ":")
+
+
+def test_which_hosts_can_report_each_calls_own_peak():
+    assert memory_peak.per_call_peak(1)
+    assert memory_peak.per_call_peak(2, "6.12.0-rc1") and memory_peak.per_call_peak(2, "6.18.44-fc")
+    assert not memory_peak.per_call_peak(2, "6.11.9") and not memory_peak.per_call_peak(2, "5.19.0")
+    assert not memory_peak.per_call_peak(None)
