@@ -63,6 +63,20 @@ def cap(output: bytes, limit: int) -> tuple[bytes, int]:
     return kept, len(output) - len(kept)
 
 
+def capped(output: bytes, marks: list[tuple[int, int]], limit: int, request_id: str | None,
+           logging_config: dict[str, str] | None = None, dropped: int = 0) -> tuple[bytes, list[tuple[int, int]]]:
+    """A worker's output within `limit` bytes (cap), led by a notice of
+    what was cut (`dropped` bytes were cut before this already), with its
+    marks moved to match and those of the cut part left out."""
+    kept, cut = cap(output, limit)
+    dropped += cut
+    if not dropped:
+        return kept, marks
+    notice = dropped_notice(request_id, dropped, limit, logging_config)
+    shift = len(notice) - cut
+    return notice + kept, [(offset + shift, ms) for offset, ms in marks if offset > cut]
+
+
 def dropped_notice(request_id: str | None, dropped: int, limit: int, logging_config: dict[str, str] | None = None) -> bytes:
     """Says in the log that `dropped` bytes of output were cut (request_id
     None: output of the init phase), as a platform line in the Text format

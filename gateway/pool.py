@@ -504,16 +504,8 @@ class Pool:
         )
 
     def _capped(self, output: bytes, marks: list, request_id: str | None, rec: FunctionRecord, dropped: int = 0) -> tuple[bytes, list]:
-        """A worker's output within MAX_CALL_LOG bytes, saying what was cut,
-        and its marks moved to match. The worker honours the same cap, but
-        the function can bypass it."""
-        kept, cut = logs.cap(output, MAX_CALL_LOG)
-        dropped += cut
-        if not dropped:
-            return kept, marks
-        notice = logs.dropped_notice(request_id, dropped, MAX_CALL_LOG, rec.logging_config)
-        shift = len(notice) - cut
-        return notice + kept, [(offset + shift, ms) for offset, ms in marks if offset > cut]
+        # The worker honours the same cap, but the function can bypass it.
+        return logs.capped(output, marks, MAX_CALL_LOG, request_id, rec.logging_config, dropped)
 
     def _wrap(self, rec: FunctionRecord, request_id: str, init_log: bytes, output: bytes, duration_ns: int, max_mb: int, init_ns: int | None,
               error_type: str | None, *, init_marks: list, call_ms: int, output_marks: list) -> tuple[bytes, list[tuple[int, int]]]:

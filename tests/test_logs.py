@@ -259,3 +259,18 @@ def test_a_dropped_notice_in_either_log_format():
     event = json.loads(logs.dropped_notice("r1", 5000, 1 << 20, {"LogFormat": "JSON"}))
     assert event["type"] == "platform.logsDropped"
     assert event["record"] == {"reason": "5000 bytes of log output were dropped: at most 1048576 bytes are kept per invocation", "droppedBytes": 5000}
+
+
+def test_capped_output_keeps_its_marks_in_step():
+    output = b"".join(b"line %05d\n" % i for i in range(1000))  # 11 bytes a line
+    marks = [(11 * (i + 1), 1000 + i) for i in range(1000)]  # each line marked as it ended
+    log, moved = logs.capped(output, marks, 100, "r1")
+    assert log.startswith(b"20") and b"RequestId: r1 Warning: 10901 bytes of log output were dropped" in log
+    # Each kept line's mark still points at its end.
+    for offset, ms in moved:
+        assert log[:offset].endswith(b"line %05d\n" % (ms - 1000)), (offset, ms)
+    assert [ms for _, ms in moved] == list(range(1991, 2000))
+    assert logs.capped(b"short\n", [(6, 5)], 100, "r1") == (b"short\n", [(6, 5)])
+    # Bytes dropped earlier (a killed call's memfd read) are counted in the notice too.
+    log, _ = logs.capped(b"tail\n", [], 100, None, dropped=7)
+    assert b"7 bytes of log output were dropped: at most 100 bytes are kept per init phase\n" in log and log.endswith(b"tail\n")

@@ -18,7 +18,8 @@ def test_a_frame_too_large_is_refused_from_its_header_alone():
 
 
 def test_the_largest_answer_an_honest_worker_sends_fits():
-    frame = protocol.encode(Result("r" * 36, b"x" * protocol.MAX_RESPONSE, "Some.ErrorType", b"y" * protocol.MAX_CALL_LOG))
+    marks = [(i * 256, 1_800_000_000_000 + i) for i in range(4096)]  # as many as a worker keeps
+    frame = protocol.encode(Result("r" * 36, b"x" * protocol.MAX_RESPONSE, "Some.ErrorType", b"y" * protocol.MAX_CALL_LOG, marks))
     assert len(frame) - 4 <= protocol.MAX_FRAME_FROM_WORKER
     reader = FrameReader("from_worker")
     got = []
@@ -36,5 +37,6 @@ def test_the_gateway_may_send_more_than_a_worker_may_answer():
 
 
 def test_a_result_carries_no_figure_to_bill():
-    assert set(Result.__struct_fields__) == {"request_id", "payload", "error_type", "log"}
-    assert set(protocol.InitOk.__struct_fields__) == {"log"}
+    # (log_marks are when lines were written: they stamp log lines, never a bill.)
+    assert set(Result.__struct_fields__) == {"request_id", "payload", "error_type", "log", "log_marks"}
+    assert set(protocol.InitOk.__struct_fields__) == {"log", "log_marks"}
