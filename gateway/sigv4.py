@@ -28,7 +28,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.compat import HTTPHeaders
 from botocore.credentials import Credentials
 
-__all__ = ["AuthError", "verify", "load_or_create_credentials", "ALGORITHM", "MAX_SKEW"]
+__all__ = ["AuthError", "Claim", "check_head", "verify", "load_or_create_credentials", "ALGORITHM", "MAX_SKEW"]
 
 ALGORITHM = "AWS4-HMAC-SHA256"
 # AWS accepts a request signed up to five minutes either side of its clock.
@@ -43,6 +43,8 @@ _BAD_SIGNATURE = (
 )
 _HEX_SHA256 = re.compile(r"[0-9a-f]{64}")
 _ISO_BASIC = re.compile(r"\d{8}T\d{6}Z")
+# Shape only (us-east-1, eu-west-3, and names local tools use, such as "local").
+_REGION = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
 _QUERY_AUTH = (
     "X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-SignedHeaders",
     "X-Amz-Signature", "X-Amz-Date", "X-Amz-Expires",
@@ -207,27 +209,58 @@ class _Verifier(SigV4Auth):
         return request.headers
 
 
-def verify(
+class Claim:
+    """A request whose signature passed every check the head alone allows:
+    present and well formed, a known access key, the credential scope, the
+    clock. Only the signature itself, which covers the body's hash, is left."""
+
+    __slots__ = ("access_key", "secret", "_signed", "_timestamp", "_path", "_pairs", "_by_name", "_method")
+
+    def __init__(self, method: str, signed: _Signed, secret: str, timestamp: str, path: str,
+                 pairs: list[tuple[str, str]], by_name: dict[str, list[str]]) -> None:
+        self.access_key = signed.access_key
+        self.secret = secret
+        self._method = method
+        self._signed = signed
+        self._timestamp = timestamp
+        self._path = path
+        self._pairs = pairs
+        self._by_name = by_name
+
+    def verify_body(self, body: bytes, allow_unsigned_payload: bool = False) -> str:
+        """Check the signature over the whole request; return the access key id."""
+        signed = self._signed
+        request = AWSRequest(method=self._method.upper(), url=f"http://lambdalet{self._path}?{_canonical_query(self._pairs)}", data=body)
+        request.headers = HTTPHeaders()
+        for name in signed.signed_headers:
+            for value in self._by_name.get(name, ()):
+                request.headers[name] = value
+        request.context["timestamp"] = self._timestamp
+        _check_payload_hash(request, body, allow_unsigned_payload)
+
+        signer = _Verifier(Credentials(signed.access_key, self.secret), signed.service, signed.region)
+        canonical = signer.canonical_request(request)
+        expected = signer.signature(signer.string_to_sign(request, canonical), request)
+        if not hmac.compare_digest(expected.encode(), signed.signature.encode()):
+            raise AuthError("InvalidSignatureException", _BAD_SIGNATURE)
+        return signed.access_key
+
+
+def check_head(
     method: str,
     raw_target: str,
     headers: list[tuple[str, str]],
-    body: bytes,
     secrets: Mapping[str, str],
     now: dt.datetime | None = None,
     *,
     service: str | None = "lambda",
+    region: str | None = None,
     allow_unsigned_payload: bool = False,
-) -> str:
-    """Check a request's SigV4 signature and return its access key id.
-
-    ``raw_target`` is the request-target as received (percent-encoded path
-    and optional ``?query``); it must not be decoded first, since the
-    signature covers the client's encoding. ``secrets`` maps access key ids
-    to secret keys. ``service``, unless None, is the only signing service
-    accepted. ``X-Amz-Content-SHA256: UNSIGNED-PAYLOAD`` leaves the body
-    unauthenticated, so it is refused unless ``allow_unsigned_payload``.
-    Raises AuthError.
-    """
+) -> Claim:
+    """Every check that needs no body, so that a request that cannot be
+    authentic is refused before the server holds its body. ``region``,
+    unless None, is the only region accepted; any region must be well formed.
+    Raises AuthError."""
     now = (now or dt.datetime.now(dt.timezone.utc))
     if now.tzinfo is None:
         now = now.replace(tzinfo=dt.timezone.utc)
@@ -274,27 +307,49 @@ def verify(
             f"'{signed.scope_date}' != '{timestamp[:8]}', from '{signed.timestamp}'.",
         )
     _check_clock(signed, when, now)
+    if not _REGION.fullmatch(signed.region) or (region is not None and signed.region != region):
+        raise AuthError("InvalidSignatureException", f"Credential should be scoped to a valid region, not '{signed.region[:64]}'.")
     if service is not None and signed.service != service:
         raise AuthError("InvalidSignatureException", f"Credential should be scoped to correct service: '{service}'.")
+    if "x-amz-content-sha256" in signed.signed_headers:
+        claimed = (by_name.get("x-amz-content-sha256") or [""])[0]
+        if not (_HEX_SHA256.fullmatch(claimed) or (allow_unsigned_payload and claimed == UNSIGNED_PAYLOAD)):
+            raise AuthError(
+                "InvalidSignatureException",
+                "The provided 'x-amz-content-sha256' header does not match what was computed.",
+            )
 
     secret = secrets.get(signed.access_key)
     if secret is None:
         raise AuthError("UnrecognizedClientException", "The security token included in the request is invalid.")
+    return Claim(method, signed, secret, timestamp, path, pairs, by_name)
 
-    request = AWSRequest(method=method.upper(), url=f"http://lambdalet{path}?{_canonical_query(pairs)}", data=body)
-    request.headers = HTTPHeaders()
-    for name in signed.signed_headers:
-        for value in by_name.get(name, ()):
-            request.headers[name] = value
-    request.context["timestamp"] = timestamp
-    _check_payload_hash(request, body, allow_unsigned_payload)
 
-    signer = _Verifier(Credentials(signed.access_key, secret), signed.service, signed.region)
-    canonical = signer.canonical_request(request)
-    expected = signer.signature(signer.string_to_sign(request, canonical), request)
-    if not hmac.compare_digest(expected.encode(), signed.signature.encode()):
-        raise AuthError("InvalidSignatureException", _BAD_SIGNATURE)
-    return signed.access_key
+def verify(
+    method: str,
+    raw_target: str,
+    headers: list[tuple[str, str]],
+    body: bytes,
+    secrets: Mapping[str, str],
+    now: dt.datetime | None = None,
+    *,
+    service: str | None = "lambda",
+    region: str | None = None,
+    allow_unsigned_payload: bool = False,
+) -> str:
+    """Check a request's SigV4 signature and return its access key id.
+
+    ``raw_target`` is the request-target as received (percent-encoded path
+    and optional ``?query``); it must not be decoded first, since the
+    signature covers the client's encoding. ``secrets`` maps access key ids
+    to secret keys. ``service``, unless None, is the only signing service
+    accepted. ``X-Amz-Content-SHA256: UNSIGNED-PAYLOAD`` leaves the body
+    unauthenticated, so it is refused unless ``allow_unsigned_payload``.
+    Raises AuthError.
+    """
+    claim = check_head(method, raw_target, headers, secrets, now, service=service, region=region,
+                       allow_unsigned_payload=allow_unsigned_payload)
+    return claim.verify_body(body, allow_unsigned_payload)
 
 
 def _check_payload_hash(request: AWSRequest, body: bytes, allow_unsigned: bool) -> None:
