@@ -17,6 +17,9 @@ ERROR_TABLE: dict[str, tuple[int, str]] = {
     "PreconditionFailedException": (412, "message"),
     "RequestTooLargeException": (413, "message"),
     "TooManyRequestsException": (429, "message"),
+    # Not in Lambda's model: AWS's front ends send it for a request that
+    # arrived too slowly, and botocore retries it as a transient error.
+    "RequestTimeoutException": (408, "message"),
     "ServiceException": (500, "Message"),
     "ProvisionedConcurrencyConfigNotFoundException": (404, "message"),
     "ResourceNotReadyException": (502, "message"),

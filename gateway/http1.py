@@ -173,7 +173,8 @@ class RequestParser:
 
     @property
     def buffered(self) -> int:
-        return len(self._buf)
+        """Bytes received and not yet returned as a head or a body."""
+        return len(self._buf) + len(self._body)
 
     def feed(self, data: bytes) -> None:
         self._buf += data
@@ -215,12 +216,21 @@ class RequestParser:
             if not done:
                 return None
             body = bytes(self._body)
+            self._body = bytearray()
         else:
             n = head.content_length
-            if len(self._buf) < n:
+            buf = self._buf
+            if len(buf) < n:
                 return None
-            body = bytes(self._buf[:n])
-            del self._buf[:n]
+            if n == len(buf):
+                # The usual case, and the one large bodies take: one copy,
+                # and the buffer's memory goes back at once.
+                body = bytes(buf)
+                buf.clear()
+            else:
+                with memoryview(buf) as view:
+                    body = bytes(view[:n])
+                del buf[:n]
         self._head = None
         return body
 

@@ -1,7 +1,29 @@
 """The socket loop: one trio task per connection, HTTP/1.1 keep-alive.
 
 This is the only module that reads or writes the client's socket. Parsing
-lives in http1 and answers in the router.
+lives in http1, answers in the router, and the limits in http_limits.
+
+What a slow or greedy client meets, and what it is told:
+- an idle keep-alive connection (no byte of a next request) is closed
+  silently after ``idle_timeout_s`` (a new connection that has sent
+  nothing, after ``head_timeout_s``), or sooner when the server is at its
+  connection cap and a new client is waiting;
+- a head that is not complete ``head_timeout_s`` after its first byte gets
+  408 and a close;
+- a body that is silent for ``head_timeout_s``, or not complete within
+  ``body_timeout_s``, gets the route's 408 RequestTimeoutException and a
+  close; the 408s are sent without waiting, so a client that is not
+  reading may see only the close;
+- a response the client does not take within ``send_timeout_s`` is dropped
+  with the connection.
+A request refused from its head (a signature that cannot be valid, too
+large, no room in the unauthenticated byte budget) is answered before its
+body is read, and the connection is closed after a short linger that reads
+and drops the rest, holding no memory.
+
+The fast path (a request whose body arrived with its head) does none of
+this beyond a few attribute stores: the checks run only when the server
+would otherwise wait for more bytes.
 """
 from __future__ import annotations
 
@@ -13,26 +35,41 @@ import socket
 import trio
 
 from . import http1, rawio
+from .http_limits import ByteBudget, ConnectionSlots, HttpLimits
 from .router import Router
 
 log = logging.getLogger("lambdalet.listener")
 
-HEAD_TIMEOUT_S = 30.0  # a client that trickles its request head is cut off
-IDLE_TIMEOUT_S = 75.0  # keep-alive connections idle longer than this are closed
+DEFAULT_LIMITS = HttpLimits()
+# Kept for readers of the old names (tests, bench); the limits hold the values.
+HEAD_TIMEOUT_S = DEFAULT_LIMITS.head_timeout_s
+IDLE_TIMEOUT_S = DEFAULT_LIMITS.idle_timeout_s
 RECV = 65536
 
+Reply = tuple[int, list[tuple[str, str]], bytes]
+
+_HEAD_TIMED_OUT: Reply = (408, [("Content-Type", "text/plain")], b"Request head not received in time")
+_NO_ROOM: Reply = (503, [("Content-Type", "text/plain"), ("Retry-After", "1")], b"Too many requests are arriving at once; retry shortly")
+# Where a refused request's remaining bytes go: one buffer for every
+# connection, since a recv_into() completes without yielding.
+_DISCARD = bytearray(65536)
 
 _send_all = rawio.send_all
 
 
 class _Watched:
-    """A connection's cancel scope and the time it must next make progress by."""
+    """A connection as the watchdog sees it: its cancel scope, the time it
+    must next make progress by, what to tell the client if it does not,
+    and whether it sits idle between requests."""
 
-    __slots__ = ("scope", "deadline")
+    __slots__ = ("scope", "deadline", "timeout_reply", "idle", "sock")
 
-    def __init__(self, scope: trio.CancelScope) -> None:
-        self.scope = scope
+    def __init__(self, sock: socket.socket) -> None:
+        self.scope = trio.CancelScope()
         self.deadline = math.inf
+        self.timeout_reply: Reply | None = None
+        self.idle = False
+        self.sock = sock
 
 
 class Watchdog:
@@ -55,21 +92,44 @@ class Watchdog:
                 if w.deadline < now:
                     w.scope.cancel()
 
+    def reclaim_idle(self) -> bool:
+        """Closes an idle keep-alive connection to make room for a new one:
+        the one whose idle timeout would close it first (a new connection
+        that has sent nothing comes before one that has been served).
+        False when every connection is in the middle of a request."""
+        for w in sorted((w for w in self.watched if w.idle), key=lambda w: w.deadline):
+            # A request may have arrived that its task has not read yet.
+            if rawio.has_pending(w.sock):
+                continue
+            w.idle = False
+            w.scope.cancel()
+            return True
+        return False
 
-async def serve_connection(sock: socket.socket, router: Router, watchdog: Watchdog | None = None) -> None:
-    with trio.CancelScope() as scope:
-        watched = _Watched(scope)
-        if watchdog is not None:
-            watchdog.watched.add(watched)
-        try:
-            await _serve(sock, router, watched)
-        except Exception:
-            # Whatever one connection did, it ends that connection only:
-            # an exception escaping here would take the server down with it.
-            log.exception("connection from %s failed", _peer(sock))
-        finally:
+
+async def serve_connection(sock: socket.socket, router: Router, watchdog: Watchdog | None = None,
+                           limits: HttpLimits = DEFAULT_LIMITS, budget: ByteBudget | None = None) -> None:
+    if budget is None:
+        budget = ByteBudget(limits.unauthenticated_buffer_bytes)
+    watched = _Watched(sock)
+    try:
+        with watched.scope:
             if watchdog is not None:
-                watchdog.watched.discard(watched)
+                watchdog.watched.add(watched)
+            try:
+                await _serve(sock, router, watched, limits, budget)
+            except Exception:
+                # Whatever one connection did, it ends that connection only:
+                # an exception escaping here would take the server down with it.
+                log.exception("connection from %s failed", _peer(sock))
+            finally:
+                if watchdog is not None:
+                    watchdog.watched.discard(watched)
+        if watched.scope.cancelled_caught and watched.timeout_reply is not None:
+            status, headers, payload = watched.timeout_reply
+            rawio.send_nowait(sock, http1.render_response(status, headers, payload, keep_alive=False))
+    finally:
+        rawio.close(sock)
 
 
 def _peer(sock: socket.socket) -> str:
@@ -79,7 +139,7 @@ def _peer(sock: socket.socket) -> str:
         return "?"
 
 
-async def _serve(sock: socket.socket, router: Router, watched: _Watched) -> None:
+async def _serve(sock: socket.socket, router: Router, watched: _Watched, limits: HttpLimits, budget: ByteBudget) -> None:
     try:
         peer = sock.getpeername()
     except OSError:
@@ -88,6 +148,10 @@ async def _serve(sock: socket.socket, router: Router, watched: _Watched) -> None
     client = (peer[0], peer[1]) if isinstance(peer, tuple) else ("", 0)
     parser = http1.RequestParser()
     served = 0
+    held = 0  # bytes of a partial head counted against the budget
+    # A new connection must send its first request promptly; only a
+    # connection that has been served may sit idle for the long timeout.
+    idle_timeout = limits.head_timeout_s
     # A new connection's first request is usually in the socket already.
     receive = rawio.recv
     try:
@@ -98,39 +162,47 @@ async def _serve(sock: socket.socket, router: Router, watched: _Watched) -> None
                     # Idle between requests gets the long timeout; a started
                     # head must finish quickly.
                     now = trio.current_time()
-                    watched.deadline = now + (HEAD_TIMEOUT_S if parser.buffered else IDLE_TIMEOUT_S)
+                    if parser.buffered:
+                        watched.deadline = now + limits.head_timeout_s
+                        watched.timeout_reply = _HEAD_TIMED_OUT
+                    else:
+                        watched.deadline = now + idle_timeout
+                        watched.idle = True
                     while head is None:
                         data = await receive(sock, RECV)
+                        watched.idle = False
                         receive = rawio.recv
                         if not data:
                             return
                         parser.feed(data)
                         head = parser.read_head()
                         if head is None:
-                            # Part of a head arrived: the rest is due soon.
-                            watched.deadline = min(watched.deadline, trio.current_time() + HEAD_TIMEOUT_S)
+                            # Part of a head arrived: the rest is due soon,
+                            # and until then its bytes are unauthenticated.
+                            watched.deadline = min(watched.deadline, trio.current_time() + limits.head_timeout_s)
+                            watched.timeout_reply = _HEAD_TIMED_OUT
+                            want = parser.buffered
+                            if want > held:
+                                if not budget.try_take(want - held):
+                                    await _refuse(sock, _NO_ROOM, watched, limits)
+                                    return
+                                held = want
+                    if held:
+                        budget.give_back(held)
+                        held = 0
+                        watched.timeout_reply = None
                 try:
                     parser.set_body_limit(router.body_limit(head))
                 except http1.BodyTooLarge:
-                    status, headers, payload = router.too_large(head)
-                    await _send_all(sock, http1.render_response(status, headers, payload, keep_alive=False))
+                    await _refuse(sock, router.too_large(head), watched, limits)
                     return
                 body = parser.read_body()
                 if body is None:
-                    if head.expect_continue:
-                        await _send_all(sock, http1.CONTINUE)
-                    while body is None:
-                        # A progress timeout: a large upload on a slow link
-                        # is fine as long as bytes keep coming.
-                        watched.deadline = trio.current_time() + HEAD_TIMEOUT_S
-                        data = await rawio.recv(sock, RECV)
-                        if not data:
-                            return
-                        parser.feed(data)
-                        body = parser.read_body()
+                    body = await _receive_body(sock, parser, head, router, watched, limits, budget)
+                    if body is None:
+                        return
             except http1.BodyTooLarge:
-                status, headers, payload = router.too_large(head)
-                await _send_all(sock, http1.render_response(status, headers, payload, keep_alive=False))
+                await _refuse(sock, router.too_large(head), watched, limits)
                 return
             except http1.ProtocolError as exc:
                 payload = exc.message.encode()
@@ -153,7 +225,7 @@ async def _serve(sock: socket.socket, router: Router, watched: _Watched) -> None
                 log.exception("unrenderable response to %s %s", head.method, head.path)
                 response = http1.render_response(500, [("Content-Type", "application/json")], b'{"Type":"Service","Message":"Internal error"}', keep_alive=False)
             # A client that stops reading cannot hold the response forever.
-            watched.deadline = trio.current_time() + HEAD_TIMEOUT_S
+            watched.deadline = trio.current_time() + limits.send_timeout_s
             try:
                 await _send_all(sock, response)
             except OSError:
@@ -164,18 +236,107 @@ async def _serve(sock: socket.socket, router: Router, watched: _Watched) -> None
             # request (unless it pipelines, and then the request is in the
             # parser's buffer already): a read now would only fail.
             receive = rawio.recv_after_wait
+            idle_timeout = limits.idle_timeout_s
             served += 1
             if served % 64 == 0:
                 # A client pipelining without pause never makes us wait on
                 # the socket; give other connections their turn.
                 await trio.lowlevel.checkpoint()
     finally:
-        rawio.close(sock)
+        if held:
+            budget.give_back(held)
 
 
-async def serve(listen_sock: socket.socket, router: Router, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
-    listen_sock.setblocking(False)
+async def _receive_body(sock: socket.socket, parser: http1.RequestParser, head: http1.Head, router: Router,
+                        watched: _Watched, limits: HttpLimits, budget: ByteBudget) -> bytes | None:
+    """The rest of a body that did not come with its head. None when the
+    request was refused or the client went away (the connection is done)."""
+    refusal = router.precheck(head)
+    if refusal is not None:
+        await _refuse(sock, refusal, watched, limits)
+        return None
+    # A declared length counts whole before a byte of it is read, so that a
+    # request past the budget is refused unread; a chunked body counts as
+    # it grows.
+    held = parser.buffered if head.chunked else head.content_length
+    if not budget.try_take(held):
+        await _refuse(sock, router.busy(head), watched, limits)
+        return None
+    try:
+        if head.expect_continue:
+            watched.deadline = trio.current_time() + limits.send_timeout_s
+            await _send_all(sock, http1.CONTINUE)
+        watched.timeout_reply = router.timed_out(head)
+        # A total deadline, and within it a progress timeout: a large upload
+        # on a slow link is fine as long as bytes keep coming, but not forever.
+        body_deadline = trio.current_time() + limits.body_timeout_s
+        body = None
+        while body is None:
+            watched.deadline = min(body_deadline, trio.current_time() + limits.head_timeout_s)
+            data = await rawio.recv(sock, RECV)
+            if not data:
+                return None
+            parser.feed(data)
+            if head.chunked:
+                grown = parser.buffered
+                if grown > held:
+                    if not budget.try_take(grown - held):
+                        await _refuse(sock, router.busy(head), watched, limits)
+                        return None
+                    held = grown
+            body = parser.read_body()
+        watched.timeout_reply = None
+        return body
+    finally:
+        # From here the handler authenticates the request (or, for a URL with
+        # AuthType NONE, runs it under the concurrency limit).
+        budget.give_back(held)
+
+
+async def _refuse(sock: socket.socket, reply: Reply, watched: _Watched, limits: HttpLimits) -> None:
+    """Answers a request whose body will not be read, then reads and drops
+    whatever the client still sends for up to ``linger_s``.
+
+    Closing a socket that has unread bytes sends a reset, which can destroy
+    the answer before the client reads it; a client still uploading would
+    see "connection reset" instead of the 403 or 413 it was sent.
+    """
+    status, headers, payload = reply
+    watched.timeout_reply = None
+    watched.deadline = trio.current_time() + limits.send_timeout_s
+    await _send_all(sock, http1.render_response(status, headers, payload, keep_alive=False))
+    try:
+        sock.shutdown(socket.SHUT_WR)
+    except OSError:
+        return
+    # Its own timer, not the watchdog's: the linger must end even for a
+    # connection served without one.
+    watched.deadline = math.inf
+    with trio.move_on_after(limits.linger_s):
+        while await rawio.recv_into(sock, _DISCARD):
+            pass
+
+
+async def _serve_counted(sock: socket.socket, router: Router, watchdog: Watchdog, limits: HttpLimits,
+                         budget: ByteBudget, slots: ConnectionSlots) -> None:
+    try:
+        await serve_connection(sock, router, watchdog, limits, budget)
+    finally:
+        slots.release()
+
+
+async def serve(listen_sock: socket.socket, router: Router, *, limits: HttpLimits = DEFAULT_LIMITS,
+                budget: ByteBudget | None = None, slots: ConnectionSlots | None = None,
+                task_status=trio.TASK_STATUS_IGNORED) -> None:
+    """Accepts connections until cancelled. ``budget`` and ``slots`` may be
+    shared with the TLS front; by default they are this listener's own."""
+    if budget is None:
+        budget = ByteBudget(limits.unauthenticated_buffer_bytes)
     watchdog = Watchdog()
+    if slots is None:
+        slots = ConnectionSlots(limits.max_connections)
+    slots.reclaim = watchdog.reclaim_idle
+    listen_sock.setblocking(False)
     async with trio.open_nursery() as nursery:
         await nursery.start(watchdog.run)
         task_status.started()
@@ -190,6 +351,14 @@ async def serve(listen_sock: socket.socket, router: Router, *, task_status=trio.
                 if exc.errno in (errno.ECONNABORTED, errno.EPROTO):
                     continue
                 raise
+            try:
+                # At the cap this waits, holding the one connection just
+                # accepted (unread) and accepting no other: the rest wait in
+                # the kernel's backlog (http_limits.ConnectionSlots says why).
+                await slots.acquire()
+            except BaseException:
+                conn.close()
+                raise
             if conn.family in (socket.AF_INET, socket.AF_INET6):
                 conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            nursery.start_soon(serve_connection, conn, router, watchdog)
+            nursery.start_soon(_serve_counted, conn, router, watchdog, limits, budget, slots)

@@ -34,6 +34,14 @@ async def recv_after_wait(sock: socket.socket, size: int = 65536) -> bytes:
             pass
 
 
+async def recv_into(sock: socket.socket, buffer: bytearray) -> int:
+    while True:
+        try:
+            return sock.recv_into(buffer)
+        except BlockingIOError:
+            await trio.lowlevel.wait_readable(sock)
+
+
 async def recvmsg(sock: socket.socket, size: int, ancsize: int):
     while True:
         try:
@@ -57,6 +65,26 @@ async def send_all(sock: socket.socket, data: bytes) -> None:
         except BlockingIOError:
             continue
         view = view[sent:]
+
+
+def send_nowait(sock: socket.socket, data: bytes) -> None:
+    """Sends what the socket takes now, without waiting; for a last word to
+    a client that may no longer be reading."""
+    try:
+        sock.send(data)
+    except OSError:
+        pass
+
+
+def has_pending(sock: socket.socket) -> bool:
+    """Whether the peer has sent something not read yet (or closed)."""
+    try:
+        sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+    return True
 
 
 async def accept(sock: socket.socket) -> tuple[socket.socket, object]:

@@ -14,7 +14,7 @@ from .asgi import call_asgi
 from .errors import LambdaError
 from .http1 import Head
 from .invoke import Invoker, body_limit as invoke_body_limit, too_large as invoke_too_large
-from .sigv4 import AuthError, verify
+from .sigv4 import AuthError, check_head, verify
 from . import url_handler
 from .ids import request_id as new_request_id
 
@@ -29,6 +29,20 @@ def error_reply(exc: LambdaError, request_id: str | None = None) -> Reply:
     headers = exc.headers()
     headers.append(("x-amzn-RequestId", request_id or new_request_id()))
     return exc.status, headers, exc.body()
+
+
+def auth_reply(exc: AuthError) -> Reply:
+    """A refused signature, in the shape botocore parses (type in a header,
+    ``message`` in the body)."""
+    return 403, [("x-amzn-ErrorType", exc.code), ("Content-Type", "application/json"), ("x-amzn-RequestId", new_request_id())], msgspec.json.encode({"message": exc.message})
+
+
+def _is_unsigned(method: str, path: str) -> bool:
+    """Paths answered without a signature. None of them takes a body."""
+    # /metrics is unsigned: Prometheus scrapers cannot sign SigV4. It holds
+    # counts per function name, no payloads or logs, and the server binds
+    # loopback unless told otherwise. Code links carry their own token.
+    return path == "/health" or path.startswith("/_lambdalet/code/") or (path == "/metrics" and method == "GET")
 
 
 class Router:
@@ -59,14 +73,59 @@ class Router:
                 return url_handler.BODY_MAX
         if head.method == "POST" and INVOKE_RE.match(head.path):
             return invoke_body_limit(head)
+        if _is_unsigned(head.method, head.path):
+            return 0
         return CONTROL_BODY_MAX
 
+    def _is_url(self, head: Head) -> bool:
+        return self.urls is not None and url_handler.match(head) is not None
+
+    # The answers below come before a request's body has been read (or
+    # instead of reading the rest of it); the listener closes the
+    # connection after sending them.
+
     def too_large(self, head: Head) -> Reply:
-        if self.urls is not None and url_handler.match(head) is not None:
-            return 413, [("Content-Type", "application/json")], msgspec.json.encode({"Message": "Request must be smaller than 6291456 bytes"})
+        if self._is_url(head):
+            return 413, [("Content-Type", "application/json"), ("x-amzn-ErrorType", "RequestTooLargeException")], msgspec.json.encode({"Message": f"Request must be smaller than {url_handler.BODY_MAX} bytes"})
         if INVOKE_RE.match(head.path):
             return error_reply(invoke_too_large(head))
+        if _is_unsigned(head.method, head.path):
+            return error_reply(LambdaError("RequestTooLargeException", f"{head.method} {head.path} takes no request body"))
         return error_reply(LambdaError("RequestTooLargeException", f"Request must be smaller than {CONTROL_BODY_MAX} bytes"))
+
+    def precheck(self, head: Head) -> Reply | None:
+        """The refusal a request gets from its head alone, before its body
+        is read: a signature that cannot be valid (missing, malformed, an
+        unknown key, out of scope or out of date), or a function URL that
+        does not exist. None when only the body can decide."""
+        if self.urls is not None:
+            last = self._last_match
+            url = last[1] if last is not None and last[0] is head else url_handler.match(head)
+            if url is not None:
+                return self.urls.precheck(head, url[0])
+        if self.secrets is None or _is_unsigned(head.method, head.path):
+            return None
+        try:
+            check_head(head.method, head.target, head.headers, self.secrets)
+        except AuthError as exc:
+            return auth_reply(exc)
+        return None
+
+    def busy(self, head: Head) -> Reply:
+        """The server holds as many unauthenticated bytes as it may."""
+        message = "Too many request bodies are arriving at once; retry shortly."
+        if self._is_url(head):
+            return 429, [("Content-Type", "application/json"), ("x-amzn-ErrorType", "TooManyRequestsException"), ("Retry-After", "1")], msgspec.json.encode({"Message": message})
+        status, headers, payload = error_reply(LambdaError("TooManyRequestsException", message))
+        headers.append(("Retry-After", "1"))
+        return status, headers, payload
+
+    def timed_out(self, head: Head) -> Reply:
+        """The request body did not arrive in time."""
+        message = "The request body was not received in time."
+        if self._is_url(head):
+            return 408, [("Content-Type", "application/json"), ("x-amzn-ErrorType", "RequestTimeoutException")], msgspec.json.encode({"Message": message})
+        return error_reply(LambdaError("RequestTimeoutException", message))
 
     async def handle(self, head: Head, body: bytes, client: tuple[str, int]) -> Reply:
         path = head.path
@@ -78,14 +137,11 @@ class Router:
             if url is not None:
                 return await self.urls.handle(head, body, client, *url)
         try:
-            # /metrics is unsigned: Prometheus scrapers cannot sign SigV4. It
-            # holds counts per function name, no payloads or logs, and the
-            # server binds loopback unless told otherwise.
-            if self.secrets is not None and not path.startswith("/_lambdalet/code/") and not (path == "/metrics" and head.method == "GET"):
+            if self.secrets is not None and not _is_unsigned(head.method, path):
                 try:
                     verify(head.method, head.target, head.headers, body, self.secrets)
                 except AuthError as exc:
-                    return 403, [("x-amzn-ErrorType", exc.code), ("Content-Type", "application/json"), ("x-amzn-RequestId", new_request_id())], msgspec.json.encode({"message": exc.message})
+                    return auth_reply(exc)
             m = INVOKE_RE.match(path)
             if m is not None:
                 if head.method != "POST":

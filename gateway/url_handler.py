@@ -13,7 +13,7 @@ from .errors import LambdaError
 from .function_settings import FunctionSettings
 from .http1 import Head
 from .invoke import Invoker
-from .sigv4 import AuthError, verify
+from .sigv4 import AuthError, check_head, verify
 from .ids import request_id as new_request_id
 
 URL_PATH_RE = re.compile(r"^/lambda-url/([a-z0-9]{32})(/.*)?$")
@@ -50,6 +50,21 @@ class UrlHandler:
         self.settings = settings
         self.invoker = invoker
         self.secrets = secrets
+
+    def precheck(self, head: Head, url_id: str) -> Reply | None:
+        """The answer this URL gives from the head alone, before the body is
+        read: 404 for no such URL, 403 for an AWS_IAM URL whose signature
+        cannot be valid. None: the body is needed (AuthType NONE needs
+        nothing more)."""
+        rec = self.settings.lookup_url(url_id)
+        if rec is None or not rec.url_config:
+            return 404, [("Content-Type", "application/json"), ("x-amzn-RequestId", new_request_id())], _NOT_FOUND
+        if rec.url_config["AuthType"] == "AWS_IAM":
+            try:
+                check_head(head.method, head.target, head.headers, self.secrets)
+            except AuthError:
+                return 403, [("Content-Type", "application/json"), ("x-amzn-ErrorType", "AccessDeniedException"), ("x-amzn-RequestId", new_request_id())], _FORBIDDEN
+        return None
 
     async def handle(self, head: Head, body: bytes, client: tuple[str, int], url_id: str, path: str, query: str) -> Reply:
         request_id = new_request_id()
