@@ -8,16 +8,29 @@ URLs and the control plane behave identically on both ports.
 """
 from __future__ import annotations
 
+import errno
+import logging
+
 import trio
 from hypercorn.config import Config
-from hypercorn.trio import serve
+from hypercorn.trio.tcp_server import TCPServer
+from hypercorn.trio.worker_context import WorkerContext
+from hypercorn.utils import wrap_app
 
+from . import http1
 from .http1 import Head
-from .router import Router
+from .http_limits import ByteBudget, ConnectionSlots, HttpLimits
+from .router import Reply, Router
+
+log = logging.getLogger("lambdalet.tls")
+
+DEFAULT_LIMITS = HttpLimits()
 
 
-def asgi_front(router: Router):
+def asgi_front(router: Router, limits: HttpLimits = DEFAULT_LIMITS, budget: ByteBudget | None = None):
     """An ASGI app that answers each request with router.handle()."""
+    if budget is None:
+        budget = ByteBudget(limits.unauthenticated_buffer_bytes)
 
     async def app(scope, receive, send):
         if scope["type"] == "lifespan":
@@ -42,23 +55,64 @@ def asgi_front(router: Router):
         length = next((int(v) for k, v in headers if k == "content-length" and v.isascii() and v.isdigit()), 0)
         head = Head(scope["method"], target, headers, length, False, True, False)
         limit = router.body_limit(head)
-        body = bytearray()
-        more = True
-        while more:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            body += message.get("body", b"")
-            more = message.get("more_body", False)
-            if len(body) > limit:
-                status, out_headers, payload = router.too_large(head)
-                await _respond(send, status, out_headers, payload)
-                return
+        if length > limit:
+            await _respond(send, *router.too_large(head))
+            return
+        # What the head alone refuses, it refuses before the body is read
+        # (the lean listener's rule; here hypercorn has no fast path to keep).
+        refusal = router.precheck(head)
+        if refusal is not None:
+            await _respond(send, *refusal)
+            return
+        body = await _read_body(receive, head, router, limit, limits, budget)
+        if body is None:
+            return
+        if not isinstance(body, bytes):
+            await _respond(send, *body)
+            return
         client = scope.get("client") or ("", 0)
-        status, out_headers, payload = await router.handle(head, bytes(body), (client[0], client[1]))
+        status, out_headers, payload = await router.handle(head, body, (client[0], client[1]))
         await _respond(send, status, out_headers, payload)
 
     return app
+
+
+async def _read_body(receive, head: Head, router: Router, limit: int, limits: HttpLimits,
+                     budget: ByteBudget) -> bytes | Reply | None:
+    """The body, or the refusal to send instead, or None if the client left.
+    The same budget and deadlines as the lean listener's."""
+    # A declared length counts whole before a byte is read; beyond it (or
+    # without one, as HTTP/2 allows) the body counts as it grows.
+    held = head.content_length
+    if not budget.try_take(held):
+        return router.busy(head)
+    try:
+        body = bytearray()
+        more = True
+        with trio.move_on_after(limits.body_timeout_s):
+            while more:
+                message = None
+                with trio.move_on_after(limits.head_timeout_s):
+                    message = await receive()
+                if message is None:
+                    break
+                if message["type"] == "http.disconnect":
+                    return None
+                chunk = message.get("body", b"")
+                if len(body) + len(chunk) > limit:
+                    return router.too_large(head)
+                if len(body) + len(chunk) > held:
+                    extra = len(body) + len(chunk) - held
+                    if not budget.try_take(extra):
+                        return router.busy(head)
+                    held += extra
+                body += chunk
+                more = message.get("more_body", False)
+        if more:
+            return router.timed_out(head)
+        return bytes(body)
+    finally:
+        budget.give_back(held)
 
 
 async def _respond(send, status: int, headers: list[tuple[str, str]], payload: bytes) -> None:
@@ -68,7 +122,7 @@ async def _respond(send, status: int, headers: list[tuple[str, str]], payload: b
     await send({"type": "http.response.body", "body": payload})
 
 
-async def serve_tls(router: Router, host: str, port: int, certfile: str, keyfile: str, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+def hypercorn_config(host: str, port: int, certfile: str, keyfile: str, limits: HttpLimits) -> Config:
     config = Config()
     config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
     config.certfile = certfile
@@ -76,4 +130,78 @@ async def serve_tls(router: Router, host: str, port: int, certfile: str, keyfile
     config.alpn_protocols = ["h2", "http/1.1"]
     config.accesslog = None
     config.errorlog = None
-    await serve(asgi_front(router), config, task_status=task_status)
+    config.backlog = 1024
+    # hypercorn's own limits, matched to the lean listener's. Its idle timer
+    # runs from the end of one response until the next request's head is
+    # complete, so keep_alive_timeout also bounds a trickled head (HTTP/1.1
+    # and HTTP/2 alike); read_timeout stays off, since it would also cut a
+    # client that waits quietly for a long Invoke. Bodies are bounded in
+    # asgi_front, which reads them.
+    config.keep_alive_timeout = limits.head_timeout_s
+    config.ssl_handshake_timeout = limits.head_timeout_s
+    config.h11_max_incomplete_size = http1.MAX_HEAD
+    config.h2_max_header_list_size = http1.MAX_HEAD
+    config.h2_max_concurrent_streams = 100
+    config.max_app_queue_size = 10
+    return config
+
+
+async def _serve_one(app, config: Config, context: WorkerContext, stream, slots: ConnectionSlots) -> None:
+    try:
+        await TCPServer(app, config, context, {}, stream)
+    finally:
+        # hypercorn returns from a timed-out TLS handshake without closing
+        # the stream, leaving the socket to the garbage collector (and the
+        # slot-holder's fd open meanwhile). Closing twice is harmless.
+        await trio.aclose_forcefully(stream)
+        slots.release()
+
+
+async def serve_tls(router: Router, host: str, port: int, certfile: str, keyfile: str, *,
+                    limits: HttpLimits = DEFAULT_LIMITS, budget: ByteBudget | None = None,
+                    slots: ConnectionSlots | None = None, task_status=trio.TASK_STATUS_IGNORED) -> None:
+    """hypercorn's connection handling behind our own accept loop: hypercorn
+    has no connection cap, and this one shares the lean listener's slots."""
+    config = hypercorn_config(host, port, certfile, keyfile, limits)
+    if budget is None:
+        budget = ByteBudget(limits.unauthenticated_buffer_bytes)
+    if slots is None:
+        slots = ConnectionSlots(limits.max_connections)
+    ssl_context = config.create_ssl_context()
+    sockets = config.create_sockets().secure_sockets
+    try:
+        for sock in sockets:
+            sock.listen(config.backlog)
+        listeners = [trio.SSLListener(trio.SocketListener(trio.socket.from_stdlib_socket(sock)), ssl_context, https_compatible=True)
+                     for sock in sockets]
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
+    app = wrap_app(asgi_front(router, limits, budget), config.wsgi_max_body_size, "asgi")
+    context = WorkerContext(None)
+    async with trio.open_nursery() as nursery:
+        for listener in listeners:
+            nursery.start_soon(_accept_loop, listener, app, config, context, slots, nursery)
+        task_status.started()
+
+
+async def _accept_loop(listener, app, config: Config, context: WorkerContext, slots: ConnectionSlots, nursery) -> None:
+    async with listener:
+        while True:
+            try:
+                stream = await listener.accept()
+            except OSError as exc:
+                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    log.warning("accept: %s; backing off", exc)
+                    await trio.sleep(0.1)
+                    continue
+                raise
+            try:
+                # Past the cap: wait with this one connection, as the lean
+                # listener does (http_limits.ConnectionSlots says why).
+                await slots.acquire()
+            except BaseException:
+                await trio.aclose_forcefully(stream)
+                raise
+            nursery.start_soon(_serve_one, app, config, context, stream, slots)
