@@ -236,6 +236,10 @@ def cmd_serve(args) -> int:
         sandbox=args.sandbox,
         billing_granularity_ms=args.billing_granularity_ms,
         log_retention_days=args.log_retention_days,
+        max_connections=args.max_connections,
+        unauthenticated_buffer_mb=args.unauthenticated_buffer_mb,
+        head_timeout_s=args.head_timeout,
+        body_timeout_s=args.body_timeout,
     )
     return serve(config)
 
@@ -447,6 +451,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "server's privileges, not isolated at all")
     p.add_argument("--billing-granularity-ms", type=_positive_int, default=1, metavar="N", help="round billed duration up to N ms (1, as AWS today; 100, as AWS once did)")
     p.add_argument("--log-retention-days", type=int, default=0, metavar="D", help="delete function logs older than D days (0: keep forever)")
+    p.add_argument("--max-connections", type=_positive_int, default=1024, metavar="N", help="open connections on both ports together; past it the server stops accepting (new clients wait in the listen backlog) after closing an idle keep-alive connection")
+    p.add_argument("--unauthenticated-buffer-mb", type=_positive_int, default=128, metavar="MB", help="memory for request heads and bodies not yet authenticated, all connections together; past it requests get 429 before their body is read")
+    p.add_argument("--head-timeout", type=_positive_seconds, default=30.0, metavar="S", help="a request head must arrive within S seconds of its first byte, and a body must make progress every S seconds")
+    p.add_argument("--body-timeout", type=_positive_seconds, default=60.0, metavar="S", help="a request body must arrive in full within S seconds; raise it for large deploys over slow links")
     p.set_defaults(func=cmd_serve)
 
     from .usage_cli import add_parsers as add_usage_parsers

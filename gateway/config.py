@@ -45,3 +45,8 @@ class ServerConfig(msgspec.Struct, kw_only=True):
     tls_key: str | None = None
     billing_granularity_ms: int = 1  # 1 as AWS bills today, 100 as it once did
     log_retention_days: int = 0  # 0 keeps function logs forever
+    # HTTP limits on both ports (http_limits.HttpLimits holds the reasons).
+    max_connections: int = 1024
+    unauthenticated_buffer_mb: int = 128
+    head_timeout_s: float = 30.0
+    body_timeout_s: float = 60.0

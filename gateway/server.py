@@ -2,6 +2,7 @@
 SIGTERM or SIGINT, then stop every worker."""
 from __future__ import annotations
 
+import functools
 import gc
 import ipaddress
 import os
@@ -27,6 +28,7 @@ from .control import CodeLinks, create_app
 from .datadir import DataDirBusy, DataDirLock, make_private
 from .event_config import EventConfigs
 from .function_settings import FunctionSettings
+from .http_limits import ByteBudget, ConnectionSlots, HttpLimits, MiB
 from .errors import LambdaError
 from .functions import FunctionService
 from .versions import Versions
@@ -109,6 +111,12 @@ async def run(config: ServerConfig, *, task_status=trio.TASK_STATUS_IGNORED) -> 
     for pem in (config.tls_cert, config.tls_key):
         if pem is not None and not os.access(pem, os.R_OK):
             raise ConfigError(f"cannot read {pem}")
+    try:
+        limits = HttpLimits(max_connections=config.max_connections,
+                            unauthenticated_buffer_bytes=config.unauthenticated_buffer_mb * MiB,
+                            head_timeout_s=config.head_timeout_s, body_timeout_s=config.body_timeout_s)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     data_dir = pathlib.Path(config.data_dir).resolve()
     try:
         data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -226,10 +234,14 @@ async def _run(config: ServerConfig, data_dir: pathlib.Path, lock: DataDirLock, 
                 await nursery.start(spares.run)
             await nursery.start(async_queue.run)
             await nursery.start(scheduler.run)
-            await nursery.start(listener.serve, listen, router)
+            # One budget and one connection cap for both ports.
+            budget = ByteBudget(limits.unauthenticated_buffer_bytes)
+            slots = ConnectionSlots(limits.max_connections)
+            await nursery.start(functools.partial(listener.serve, listen, router, limits=limits, budget=budget, slots=slots))
             if config.tls_port is not None:
                 try:
-                    await nursery.start(serve_tls, router, config.host, config.tls_port, config.tls_cert, config.tls_key)
+                    await nursery.start(functools.partial(serve_tls, router, config.host, config.tls_port, config.tls_cert, config.tls_key,
+                                                          limits=limits, budget=budget, slots=slots))
                 except (OSError, ValueError) as exc:
                     raise ConfigError(f"cannot serve TLS on {config.host}:{config.tls_port}: {exc}") from None
             lock.announce(base_url)
