@@ -18,7 +18,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.config import Config
 from botocore.credentials import Credentials
 
-from lambdalet.gateway.sigv4 import AuthError, load_or_create_credentials, verify
+from lambdalet.gateway.sigv4 import AuthError, check_head, load_or_create_credentials, verify
 
 ENDPOINT = "http://127.0.0.1:9000"
 KEY = "LLAKTESTTESTTEST0001"
@@ -511,3 +511,47 @@ def test_generated_credentials_verify(tmp_path):
     prepared = request.prepare()
     sent = Sent("GET", prepared.url, list(prepared.headers.items()), b"")
     assert verify(sent.method, sent.target, sent.headers, sent.body, keys) == access_key
+
+
+# --- what the head alone decides (before a body is read) ----------------------------
+
+def test_check_head_refuses_without_a_body(client):
+    sent = send(client.invoke, FunctionName="my-fn", Payload=b'{"big": true}')
+    # Every failure a head shows is found with no body at all...
+    for name, value, code in [
+        ("Authorization", None, "MissingAuthenticationTokenException"),
+        ("Authorization", "AWS4-HMAC-SHA256 Credential=x", "IncompleteSignatureException"),
+        ("X-Amz-Date", "20000101T000000Z", "InvalidSignatureException"),
+    ]:
+        bad = Sent(sent.method, ENDPOINT + sent.target, [(k, v) for k, v in sent.headers if k != "Host"], b"")
+        bad.replace_header(name, value)
+        with pytest.raises(AuthError) as info:
+            check_head(bad.method, bad.target, bad.headers, SECRETS)
+        assert info.value.code == code
+    with pytest.raises(AuthError) as info:
+        check_head(sent.method, sent.target, sent.headers, {"LLAKSOMEONEELSE00001": SECRET})
+    assert info.value.code == "UnrecognizedClientException"
+    # ...and a good head leaves only the body to check.
+    claim = check_head(sent.method, sent.target, sent.headers, SECRETS)
+    assert claim.access_key == KEY
+    assert claim.verify_body(sent.body) == KEY
+    with pytest.raises(AuthError):
+        claim.verify_body(b'{"big": false}')
+
+
+def test_region_must_be_well_formed_and_may_be_pinned(client):
+    sent = send(client.get_function, FunctionName="my-fn")  # signed for eu-west-3
+    assert check_head(sent.method, sent.target, sent.headers, SECRETS).access_key == KEY
+    assert sent.verify(region="eu-west-3") == KEY
+    err = reject(sent, "InvalidSignatureException", region="us-east-1")
+    assert err.message == "Credential should be scoped to a valid region, not 'eu-west-3'."
+    garbage = sign_directly("GET", "/2015-03-31/functions/fn")
+    garbage.replace_header("Authorization", garbage.header("Authorization").replace("/us-east-1/", "/US East!/"))
+    reject(garbage, "InvalidSignatureException")
+
+
+def test_a_malformed_signed_payload_hash_is_refused_from_the_head():
+    sent = sign_directly("POST", "/x", body=b"{}", headers={"X-Amz-Content-SHA256": "not-a-hash"})
+    with pytest.raises(AuthError) as info:
+        check_head(sent.method, sent.target, sent.headers, SECRETS)
+    assert info.value.code == "InvalidSignatureException"
