@@ -111,12 +111,7 @@ async def run(config: ServerConfig, *, task_status=trio.TASK_STATUS_IGNORED) -> 
     for pem in (config.tls_cert, config.tls_key):
         if pem is not None and not os.access(pem, os.R_OK):
             raise ConfigError(f"cannot read {pem}")
-    try:
-        limits = HttpLimits(max_connections=config.max_connections,
-                            unauthenticated_buffer_bytes=config.unauthenticated_buffer_mb * MiB,
-                            head_timeout_s=config.head_timeout_s, body_timeout_s=config.body_timeout_s)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
+    http_limits(config)  # refused before anything is created
     data_dir = pathlib.Path(config.data_dir).resolve()
     try:
         data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -133,7 +128,17 @@ async def run(config: ServerConfig, *, task_status=trio.TASK_STATUS_IGNORED) -> 
         lock.close()
 
 
+def http_limits(config: ServerConfig) -> HttpLimits:
+    try:
+        return HttpLimits(max_connections=config.max_connections,
+                          unauthenticated_buffer_bytes=config.unauthenticated_buffer_mb * MiB,
+                          head_timeout_s=config.head_timeout_s, body_timeout_s=config.body_timeout_s)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 async def _run(config: ServerConfig, data_dir: pathlib.Path, lock: DataDirLock, task_status) -> None:
+    limits = http_limits(config)
     keys = load_or_create_credentials(data_dir)
     storage = SQLiteStorage(data_dir / "lambdalet.db")
     async_store = AsyncStore(data_dir / "queue.db")
