@@ -215,8 +215,14 @@ def _non_negative_float(text: str) -> float:
 
 
 def cmd_serve(args) -> int:
+    from .runtimes import RuntimeConfigError, parse_pairs
     from .server import serve
 
+    try:
+        pythons = parse_pairs(args.python, "--python")
+        runtime_map = parse_pairs(args.runtime_map, "--runtime-map")
+    except RuntimeConfigError as exc:
+        raise UserError(str(exc)) from None
     config = ServerConfig(
         host=args.host,
         port=args.port,
@@ -240,6 +246,8 @@ def cmd_serve(args) -> int:
         unauthenticated_buffer_mb=args.unauthenticated_buffer_mb,
         head_timeout_s=args.head_timeout,
         body_timeout_s=args.body_timeout,
+        pythons=pythons,
+        runtime_map=runtime_map,
     )
     return serve(config)
 
@@ -455,11 +463,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--unauthenticated-buffer-mb", type=_positive_int, default=128, metavar="MB", help="memory for request heads and bodies not yet authenticated, all connections together; past it requests get 429 before their body is read")
     p.add_argument("--head-timeout", type=_positive_seconds, default=30.0, metavar="S", help="a request head must arrive within S seconds of its first byte, and a body must make progress every S seconds")
     p.add_argument("--body-timeout", type=_positive_seconds, default=60.0, metavar="S", help="a request body must arrive in full within S seconds; raise it for large deploys over slow links")
+    p.add_argument("--python", action="append", metavar="RUNTIME=PATH", help="run RUNTIME (e.g. python3.12) on this interpreter; repeatable (default: found on PATH, /usr/local/bin, /usr/bin and pyenv)")
+    p.add_argument("--runtime-map", action="append", metavar="RUNTIME=RUNTIME", help="run functions of a Python version this host lacks on one it has, e.g. python3.14=python3.13 (declared in their logs and doctor); repeatable")
     p.set_defaults(func=cmd_serve)
 
     from .usage_cli import add_parsers as add_usage_parsers
 
     add_usage_parsers(sub, UserError, _client, _endpoint, parents=[client_opts])
+
+    from .runtimes_cli import add_parsers as add_runtimes_parsers
+
+    add_runtimes_parsers(sub, UserError)
 
     p = sub.add_parser("deploy", help="create a function, or update it if it exists", parents=[client_opts])
     p.add_argument("source", metavar="DIR|ZIP", help="a directory (zipped for you) or a .zip file")

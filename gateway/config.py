@@ -19,6 +19,16 @@ def default_data_dir() -> pathlib.Path:
     return pathlib.Path(base) / "lambdalet"
 
 
+def default_cache_dir() -> pathlib.Path:
+    """Where msgspec and cffi built for other Python versions are kept
+    (`lambdalet runtimes install`): shared by every data directory."""
+    env = os.environ.get("LAMBDALET_CACHE_DIR")
+    if env:
+        return pathlib.Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return pathlib.Path(base) / "lambdalet"
+
+
 class ServerConfig(msgspec.Struct, kw_only=True):
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
@@ -50,3 +60,7 @@ class ServerConfig(msgspec.Struct, kw_only=True):
     unauthenticated_buffer_mb: int = 128
     head_timeout_s: float = 30.0
     body_timeout_s: float = 60.0
+    # Interpreters named by the operator (--python python3.12=/path), and
+    # runtimes run on another version (--runtime-map python3.14=python3.13).
+    pythons: dict[str, str] = {}
+    runtime_map: dict[str, str] = {}

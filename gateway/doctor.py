@@ -91,6 +91,7 @@ def _sandbox_lines(data_dir: pathlib.Path) -> list[str]:
     try:
         lines.extend(_walls(backend, root))
         lines.append(_worker_start(backend))
+        lines.extend(_runtime_lines(data_dir, backend))
     finally:
         backend.close()
     return lines
@@ -113,6 +114,18 @@ def _walls(backend, root) -> list[str]:
     lines.append("checked inside a sandbox just now:")
     lines.extend(f"  {'ok ' if c.ok else 'NOT'}  {c.name} ({c.seen})" for c in checks)
     return lines
+
+
+def _runtime_lines(data_dir: pathlib.Path, backend) -> list[str]:
+    """Which Python versions run here, which are mapped onto others, and
+    which functions use each (gateway/runtime_setup.py)."""
+    from .config import default_cache_dir
+    from .runtime_setup import doctor_lines
+
+    try:
+        return doctor_lines(data_dir, default_cache_dir(), backend)
+    except Exception as exc:  # doctor reports; it never crashes on a bad host
+        return [f"runtimes: could not be listed ({exc})"]
 
 
 def _worker_start(backend) -> str:

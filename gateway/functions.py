@@ -24,6 +24,7 @@ from . import validation as v
 from .codestore import CodeError, CodeStore
 from .errors import LambdaError, invalid, not_found
 from .model import FunctionRecord, configuration, function_arn
+from .runtimes import RuntimeCatalog
 from .storage import Storage
 
 ACCOUNT_LIMITS = {
@@ -51,8 +52,11 @@ class FunctionService:
         concurrency_limit: int,
         on_change: Callable[[str], None] = lambda name: None,
         on_code_unneeded: Callable[..., None] = lambda *digests: None,
+        runtimes: RuntimeCatalog | None = None,
     ) -> None:
         self.storage = storage
+        # What each Runtime runs on here; by default only this server's own Python.
+        self.runtimes = runtimes or RuntimeCatalog.own_only()
         self.codes = codes
         self.region = region
         self.account = account
@@ -119,7 +123,7 @@ class FunctionService:
         if body.get("Runtime") is None or body.get("Handler") is None:
             # AWS's words for a .zip function created without either.
             raise invalid("Runtime and Handler are mandatory parameters for functions created with deployment packages.")
-        runtime = v.runtime(body.get("Runtime"))
+        runtime = self.runtimes.check(v.runtime(body.get("Runtime")))
         role = v.role(body.get("Role"))
         handler = v.handler(body.get("Handler"), runtime)
         zip_bytes = self._zip_from(body.get("Code"))
@@ -217,7 +221,7 @@ class FunctionService:
             rec = self._for_update(ref, body.get("RevisionId"))
             changes = self._config_fields(body, partial=True)
             if "Runtime" in body:
-                changes["runtime"] = v.runtime(body["Runtime"])
+                changes["runtime"] = self.runtimes.check(v.runtime(body["Runtime"]))
             if "Role" in body:
                 changes["role"] = v.role(body["Role"])
             if "Handler" in body or "runtime" in changes:

@@ -49,15 +49,21 @@ class Invoker:
                 del self._specs[rev]
 
     def spec_for(self, rec: FunctionRecord) -> FunctionSpec:
+        """Raises InvalidRuntimeException for a function whose runtime this
+        server cannot run (stored before it was started without it)."""
         spec = self._specs.get(rec.revision_id)
         if spec is None:
+            resolved = self.service.runtimes.for_invoke(rec.runtime)
             spec = FunctionSpec(
                 record=rec,
                 code_dir=str(self.service.codes.tree_path(rec.code_sha256_hex)),
                 arn=self.service.arn(rec.name, None if rec.version == "$LATEST" else rec.version),
                 version=rec.version,
-                env=lambda_environment(rec, self.service.region),
+                env=lambda_environment(rec, self.service.region, resolved.execution_env),
                 log_group=rec.logging_config.get("LogGroup", f"/aws/lambda/{rec.name}"),
+                runtime=resolved.interpreter.runtime,
+                runtime_version=resolved.runtime_version,
+                runtime_mapping=resolved.note(),
             )
             self._specs[rec.revision_id] = spec
         return spec
@@ -115,7 +121,9 @@ def _client_context(raw: str | None) -> str | None:
     return text
 
 
-def lambda_environment(rec: FunctionRecord, region: str) -> dict[str, str]:
+def lambda_environment(rec: FunctionRecord, region: str, execution_env: str | None = None) -> dict[str, str]:
+    """execution_env: AWS_EXECUTION_ENV, naming the interpreter that runs
+    (gateway/runtimes.py); by default the Runtime's own name."""
     env = {
         "PATH": "/var/lang/bin:/usr/local/bin:/usr/bin:/bin:/opt/bin",
         "LANG": "en_US.UTF-8",
@@ -123,7 +131,7 @@ def lambda_environment(rec: FunctionRecord, region: str) -> dict[str, str]:
         "LD_LIBRARY_PATH": "/var/lang/lib:/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:/var/task/lib:/opt/lib",
         "AWS_REGION": region,
         "AWS_DEFAULT_REGION": region,
-        "AWS_EXECUTION_ENV": f"AWS_Lambda_{rec.runtime}",
+        "AWS_EXECUTION_ENV": execution_env or f"AWS_Lambda_{rec.runtime}",
         "AWS_LAMBDA_FUNCTION_NAME": rec.name,
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(rec.memory_size),
         "AWS_LAMBDA_LOG_GROUP_NAME": rec.logging_config.get("LogGroup", f"/aws/lambda/{rec.name}"),

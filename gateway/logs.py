@@ -100,6 +100,25 @@ _NO_CONFIG: dict[str, str] = {}
 _LEVELS = {"TRACE": 0, "DEBUG": 10, "INFO": 20, "WARN": 30, "ERROR": 40, "FATAL": 50}
 
 
+def init_start(runtime_version: str, mapping: str = "", *, logging_config: dict[str, str] | None = None,
+               initialization_type: str = "on-demand", function_name: str = "", version: str = "$LATEST") -> bytes:
+    """The line Lambda writes as an environment's init begins, naming the
+    runtime version that runs (AWS: `INIT_START Runtime Version:
+    python:3.13.v14`; here the interpreter's own version). A runtime mapped
+    onto another interpreter says so (gateway/runtimes.py)."""
+    config = logging_config or _NO_CONFIG
+    if config.get("LogFormat", "Text") != "JSON":
+        extra = f"\tRuntime Mapping: {mapping}" if mapping else ""
+        return f"INIT_START Runtime Version: {runtime_version}{extra}\n".encode()
+    if _LEVELS.get(config.get("SystemLogLevel", "INFO").upper(), 20) > _LEVELS["INFO"]:
+        return b""
+    record = {"initializationType": initialization_type, "phase": "init", "runtimeVersion": runtime_version,
+              "functionName": function_name, "functionVersion": version}
+    if mapping:
+        record["runtimeMapping"] = mapping
+    return _event("platform.initStart", record)
+
+
 def call_frame(
     request_id: str,
     version: str,
@@ -160,6 +179,13 @@ def call_marks(init_log: bytes, init_marks: Marks, head: bytes, output: bytes, o
     marks.append((base, call_ms))
     _shifted(marks, output_marks, base, len(output))
     return marks
+
+
+def prefixed(line: bytes, ms: int, log: bytes, marks: Marks) -> tuple[bytes, Marks]:
+    """A platform line (INIT_START) put before a worker's output, stamped
+    ms: the log, and its marks with the worker's moved past the line."""
+    n = len(line)
+    return line + log, [(n, ms), *((offset + n, t) for offset, t in marks[:MAX_MARKS - 1])]
 
 
 def _shifted(into: Marks, marks: Marks, base: int, size: int) -> None:

@@ -82,6 +82,9 @@ class FunctionSpec(msgspec.Struct, frozen=True):
     env: dict[str, str]
     log_group: str
     version: str = "$LATEST"
+    runtime: str = ""  # the interpreter that runs it ("python3.12"); "" the backend's default
+    runtime_version: str = ""  # INIT_START's "python:3.12.1"; "" writes no INIT_START
+    runtime_mapping: str = ""  # how a mapped Runtime runs (gateway/runtimes.py), for INIT_START
 
 
 class Pool:
@@ -604,7 +607,7 @@ class Pool:
         rec = spec.record
         if self.spares is None or not self.spares.eligible(rec.ephemeral_storage, network_of(rec)):
             return None
-        inst = self.spares.take()
+        inst = self.spares.take(spec.runtime)
         if inst is None:
             return None
         sandbox = inst.sandbox
@@ -659,8 +662,10 @@ class Pool:
             ephemeral_mb=rec.ephemeral_storage,
             timeout_s=float(rec.timeout),
             network=network_of(rec),
+            runtime=spec.runtime,
         )
         started = time.monotonic_ns()
+        started_ms = time.time_ns() // 1_000_000  # INIT_START's stamp
         try:
             inst = self._from_spare(spec)
             if inst is None:
@@ -728,6 +733,11 @@ class Pool:
             detail = "Runtime exited with error: " + _describe_status(status)
             reply = InitError("Runtime.ExitError", function_errors.platform("Runtime.ExitError", "", detail), output)
         reply.log, reply.log_marks = self._capped(reply.log, reply.log_marks, None, rec, dropped)
+        if spec.runtime_version:
+            line = logs.init_start(spec.runtime_version, spec.runtime_mapping, logging_config=rec.logging_config,
+                                   initialization_type=initialization_type, function_name=rec.name,
+                                   version=spec.version)
+            reply.log, reply.log_marks = logs.prefixed(line, started_ms, reply.log, reply.log_marks)
         return inst, reply
 
     async def _limit_cpu_after(self, inst: Instance, delay_s: float) -> None:

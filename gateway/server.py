@@ -18,12 +18,12 @@ from lambdalet.sandbox import select as sandbox_select
 from lambdalet.sandbox.process import ProcessBackend
 from lambdalet.sandbox.runtime_root import RuntimeRoot
 
-from . import accounting, async_api, async_metrics, listener, metrics, usage_api
+from . import accounting, async_api, async_metrics, listener, metrics, runtime_setup, usage_api
 from .async_queue import AsyncQueue
 from .async_store import AsyncStore
 from .code_gc import CodeCollector, CodeHolds
 from .codestore import CodeStore
-from .config import ServerConfig
+from .config import ServerConfig, default_cache_dir
 from .control import CodeLinks, create_app
 from .datadir import DataDirBusy, DataDirLock, make_private
 from .event_config import EventConfigs
@@ -60,20 +60,24 @@ class ConfigError(Exception):
     """A setting the server refuses to start with."""
 
 
-def choose_backend(config: ServerConfig, root: RuntimeRoot, data_dir: pathlib.Path):
+def choose_backend(config: ServerConfig, root: RuntimeRoot, data_dir: pathlib.Path,
+                   runtimes: dict[str, RuntimeRoot] | None = None):
     """Returns (backend, warnings). Functions run unisolated only when the
     operator asked for it (--sandbox process); a host where no sandbox can
-    start is a ConfigError that says why and how to fix it."""
+    start is a ConfigError that says why and how to fix it. runtimes: the
+    other interpreters' roots, by runtime name."""
     if config.sandbox == "process":
-        return ProcessBackend(root), [
+        return ProcessBackend(root, runtimes), [
             f"sandbox: plain processes ({sandbox_select.UNISOLATED_OPTION}) — functions are NOT isolated from this host"]
     try:
-        return sandbox_select.choose_backend(root, data_dir, zygote=config.zygote, tasks_max=config.tasks_max)
+        return sandbox_select.choose_backend(root, data_dir, zygote=config.zygote, tasks_max=config.tasks_max,
+                                             runtimes=runtimes)
     except sandbox_select.SandboxUnavailable as exc:
         raise ConfigError(str(exc)) from None
 
 
-def _banner(config: ServerConfig, data_dir: pathlib.Path, backend, warnings: list[str], port: int) -> str:
+def _banner(config: ServerConfig, data_dir: pathlib.Path, backend, warnings: list[str], port: int,
+            runtimes: runtime_setup.ServerRuntimes | None = None) -> str:
     host = config.host if ":" not in config.host else f"[{config.host}]"
     url = f"http://{host}:{port}"
     lines = [f"lambdalet serving the Lambda API on {url}"]
@@ -92,6 +96,8 @@ def _banner(config: ServerConfig, data_dir: pathlib.Path, backend, warnings: lis
         lines.append(f"  WARNING protections OFF: {', '.join(off)}")
     for w in warnings:
         lines.append(f"  WARNING {w}")
+    if runtimes is not None:
+        lines.extend(f"  {line}" for line in runtime_setup.lines(runtimes, backend))
     if not config.auth:
         lines.append("  WARNING authentication is OFF (--no-auth)")
     lines.append("Use it from boto3 or the aws CLI:")
@@ -150,10 +156,14 @@ async def _run(config: ServerConfig, data_dir: pathlib.Path, lock: DataDirLock, 
     logstore = LogStore(data_dir, retention_days=config.log_retention_days)
     accountant = accounting.Accounting(meter, ledger, logstore, granularity_ms=config.billing_granularity_ms, account=config.account)
     codes = CodeStore(data_dir / "code")
-    root = RuntimeRoot.create(data_dir / "runtime")
+    try:
+        runtimes = runtime_setup.prepare(data_dir, default_cache_dir(), config.pythons, config.runtime_map)
+    except ValueError as exc:  # a --python or --runtime-map that cannot be honoured
+        raise ConfigError(str(exc)) from None
     # What the stores just created, and what earlier versions left.
     make_private(data_dir)
-    backend, warnings = choose_backend(config, root, data_dir)
+    backend, warnings = choose_backend(config, runtimes.default, data_dir, runtimes.others)
+    runtime_setup.write_state(data_dir, runtimes)
 
     listen = socket.socket(socket.AF_INET6 if ":" in config.host else socket.AF_INET)
     listen.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -197,7 +207,13 @@ async def _run(config: ServerConfig, data_dir: pathlib.Path, lock: DataDirLock, 
                     sync_provisioned()
 
             def sync_provisioned() -> None:
-                pool.set_provisioned([(invoker.spec_for(rec), n) for rec, _q, n in versions.provisioned_targets()])
+                targets = []
+                for rec, _q, n in versions.provisioned_targets():
+                    try:
+                        targets.append((invoker.spec_for(rec), n))
+                    except LambdaError as exc:  # a runtime this server (as started) cannot run
+                        print(f"lambdalet: provisioned concurrency for {rec.name}: {exc.message}", flush=True)
+                pool.set_provisioned(targets)
 
             def provisioned_ready(name: str, qualifier: str) -> int:
                 try:
@@ -205,7 +221,7 @@ async def _run(config: ServerConfig, data_dir: pathlib.Path, lock: DataDirLock, 
                 except LambdaError:
                     return 0
 
-            service = FunctionService(storage, codes, region=config.region, account=config.account, concurrency_limit=config.concurrency_limit, on_change=on_change,
+            service = FunctionService(storage, codes, region=config.region, account=config.account, concurrency_limit=config.concurrency_limit, on_change=on_change, runtimes=runtimes.catalog,
                                       on_code_unneeded=lambda *digests: collector.suspect(*digests))
             collector = CodeCollector(codes, code_holds, service.referenced_code, service._lock)
             # Before any call: what a kill left behind (code stored for a
@@ -250,7 +266,7 @@ async def _run(config: ServerConfig, data_dir: pathlib.Path, lock: DataDirLock, 
                 except (OSError, ValueError) as exc:
                     raise ConfigError(f"cannot serve TLS on {config.host}:{config.tls_port}: {exc}") from None
             lock.announce(base_url)
-            print(_banner(config, data_dir, backend, warnings, port), flush=True)
+            print(_banner(config, data_dir, backend, warnings, port, runtimes), flush=True)
             # What start-up built lives as long as the server: keep the
             # collector's full passes from walking it again and again (one
             # such pass stalled every request for ~30 ms under load).

@@ -11,6 +11,12 @@ Spares exist only while the server is being used: the pool is filled on the
 first call and emptied after an idle period, so a server whose functions
 are never called runs no process at all. A spare never ran user code, and is
 used once: a sandbox is never shared by two functions.
+
+A spare runs one interpreter, so there are spares per interpreter
+(runtime name), each set filled on its own first demand and emptied after
+its own idle period: a server whose functions all use python3.12 keeps
+python3.12 spares and nothing else; one that also serves python3.13 keeps
+both sets while both are called.
 """
 from __future__ import annotations
 
@@ -41,27 +47,31 @@ class SparePool:
         empty_dir.mkdir(parents=True, exist_ok=True)
         self.size = size
         self.idle_timeout_s = idle_timeout_s
-        self._ready: list[Instance] = []
-        self._starting = 0
+        # By runtime name ("" the backend's default interpreter).
+        self._ready: dict[str, list[Instance]] = {}
+        self._starting: dict[str, int] = {}
+        self._last_demand: dict[str, float] = {}
         self._wanted = trio.Event()
-        self._last_demand = -float("inf")
         self.handed_out = 0
         self.failures = 0
 
     def eligible(self, ephemeral_mb: int, network: str = "none", layers: tuple = ()) -> bool:
         return self.size > 0 and ephemeral_mb == SPARE_EPHEMERAL_MB and network == "none" and not layers
 
-    def take(self) -> Instance | None:
-        """A ready spare, or None. Either way the pool refills behind it."""
-        self._last_demand = trio.current_time()
+    def take(self, runtime: str = "") -> Instance | None:
+        """A ready spare running this interpreter, or None. Either way the
+        pool refills behind it."""
+        self._last_demand[runtime] = trio.current_time()
         self._wanted.set()
-        if not self._ready:
+        ready = self._ready.get(runtime)
+        if not ready:
             return None
         self.handed_out += 1
-        return self._ready.pop()
+        return ready.pop()
 
     def statistics(self) -> dict[str, int]:
-        return {"ready": len(self._ready), "starting": self._starting, "handed_out": self.handed_out, "failures": self.failures}
+        return {"ready": sum(map(len, self._ready.values())), "starting": sum(self._starting.values()),
+                "handed_out": self.handed_out, "failures": self.failures}
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
@@ -69,23 +79,32 @@ class SparePool:
             while True:
                 await self._wanted.wait()
                 self._wanted = trio.Event()
-                while trio.current_time() - self._last_demand < self.idle_timeout_s:
-                    if len(self._ready) + self._starting < self.size:
+                while True:
+                    now = trio.current_time()
+                    wanted = [rt for rt, at in self._last_demand.items() if now - at < self.idle_timeout_s]
+                    for runtime in [rt for rt in {*self._last_demand, *self._ready} if rt not in wanted]:
+                        # Nobody has asked for this interpreter for a while: scale it to zero.
+                        self._last_demand.pop(runtime, None)
+                        await self._drain(runtime)
+                    if not wanted:
+                        break
+                    short = [rt for rt in wanted if len(self._ready.get(rt, ())) + self._starting.get(rt, 0) < self.size]
+                    if short:
                         # Building a sandbox takes a core for tens of ms; let
                         # the cold start that took the spare finish first.
-                        await trio.sleep_until(self._last_demand + REFILL_DELAY_S)
-                        await self._start_one()
+                        await trio.sleep_until(max(self._last_demand.values(), default=now) + REFILL_DELAY_S)
+                        await self._start_one(short[0])
                         continue
-                    with trio.move_on_after(max(0.0, self._last_demand + self.idle_timeout_s - trio.current_time())):
+                    expiry = min(self._last_demand[rt] for rt in wanted) + self.idle_timeout_s
+                    with trio.move_on_after(max(0.0, expiry - trio.current_time())):
                         await self._wanted.wait()
                         self._wanted = trio.Event()
-                # Nobody has asked for a while: scale to zero.
-                await self._drain()
         finally:
             with trio.CancelScope(shield=True):
-                await self._drain()
+                for runtime in list(self._ready):
+                    await self._drain(runtime)
 
-    async def _start_one(self) -> None:
+    async def _start_one(self, runtime: str) -> None:
         spec = SandboxSpec(
             instance_id=f"spare-{uuid.uuid4().hex}",
             function_name="",
@@ -94,8 +113,9 @@ class SparePool:
             # limits are cut to the function's MemorySize when handed out.
             memory_mb=SPARE_START_MEMORY_MB,
             ephemeral_mb=SPARE_EPHEMERAL_MB,
+            runtime=runtime,
         )
-        self._starting += 1
+        self._starting[runtime] = self._starting.get(runtime, 0) + 1
         try:
             try:
                 sandbox = await self.spawner.run(lambda: self.backend.spawn(spec), on_abandoned=lambda s: s.destroy())
@@ -119,12 +139,12 @@ class SparePool:
                 if isinstance(exc, (WorkerGone, trio.TooSlowError)):
                     return
                 raise
-            self._ready.append(inst)
+            self._ready.setdefault(runtime, []).append(inst)
         finally:
-            self._starting -= 1
+            self._starting[runtime] -= 1
 
-    async def _drain(self) -> None:
-        spares, self._ready = self._ready, []
+    async def _drain(self, runtime: str) -> None:
+        spares = self._ready.pop(runtime, [])
         for inst in spares:
             trio.lowlevel.notify_closing(inst.sock)
             await trio.to_thread.run_sync(inst.destroy)

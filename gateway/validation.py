@@ -6,9 +6,9 @@ wording AWS uses for the same mistakes.
 from __future__ import annotations
 
 import re
-import sys
 
 from .errors import invalid
+from .runtimes import MODEL_PYTHON_RUNTIMES
 
 NAME_RE = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 # FunctionName as a name, partial ARN or full ARN, with an optional qualifier.
@@ -22,9 +22,6 @@ ROLE_RE = re.compile(r"^arn:(aws[a-zA-Z-]*)?:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\
 ENV_KEY_RE = re.compile(r"^[a-zA-Z]([a-zA-Z0-9_])+$")
 QUALIFIER_RE = re.compile(r"^(\$LATEST|[a-zA-Z0-9_-]{1,128})$")
 
-PYTHON_RUNTIMES = tuple(f"python3.{minor}" for minor in range(9, 15))
-HOST_PYTHON = f"python{sys.version_info[0]}.{sys.version_info[1]}"
-SUPPORTED_RUNTIMES = tuple(sorted(set(PYTHON_RUNTIMES) | {HOST_PYTHON}))
 
 # Lambda reserves these; setting one is refused, as on AWS.
 RESERVED_ENV = frozenset(
@@ -69,10 +66,12 @@ def qualifier(value: str | None) -> str | None:
 
 
 def runtime(value: object) -> str:
-    if value not in SUPPORTED_RUNTIMES:
+    """A Python runtime name from Lambda's model. Whether this host can run
+    it is the RuntimeCatalog's to say (gateway/runtimes.py)."""
+    if value not in MODEL_PYTHON_RUNTIMES:
         raise invalid(
             f"Value {value} at 'runtime' failed to satisfy constraint: Member must satisfy enum value set: "
-            f"[{', '.join(SUPPORTED_RUNTIMES)}] or be a valid ARN"
+            f"[{', '.join(MODEL_PYTHON_RUNTIMES)}] or be a valid ARN"
         )
     return value  # type: ignore[return-value]
 

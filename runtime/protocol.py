@@ -7,8 +7,12 @@ a msgpack body; msgspec's tagged unions tell the message types apart.
 from __future__ import annotations
 
 import struct
+from typing import Optional, Union
 
-import msgspec
+try:
+    import msgspec
+except ImportError:  # an interpreter with no msgspec build of its own (README: Runtimes)
+    from . import msgspec_fallback as msgspec  # type: ignore[no-redef]
 
 # What a worker may send back. Everything it sends is untrusted (the function
 # runs in the worker's process and can write on the channel itself), so the
@@ -66,7 +70,7 @@ class Invoke(msgspec.Struct, tag="invoke", array_like=True):
     payload: bytes
     deadline_ms: int  # wall-clock epoch milliseconds, as Lambda-Runtime-Deadline-Ms
     invoked_arn: str
-    client_context: str | None = None
+    client_context: Optional[str] = None
 
 
 class Result(msgspec.Struct, tag="result", array_like=True):
@@ -76,13 +80,14 @@ class Result(msgspec.Struct, tag="result", array_like=True):
 
     request_id: str
     payload: bytes
-    error_type: str | None = None
+    error_type: Optional[str] = None
     log: bytes = b""
     log_marks: list[tuple[int, int]] = []
 
 
-ToWorker = Init | Invoke
-FromWorker = Ready | InitOk | InitError | Result
+# typing.Union and Optional above, not `|`: the runtime runs on Python 3.9 too.
+ToWorker = Union[Init, Invoke]
+FromWorker = Union[Ready, InitOk, InitError, Result]
 
 _encoder = msgspec.msgpack.Encoder()
 _to_worker = msgspec.msgpack.Decoder(ToWorker)

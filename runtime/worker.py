@@ -24,7 +24,10 @@ import socket
 import sys
 import time
 
-import msgspec
+try:
+    import msgspec
+except ImportError:  # an interpreter with no msgspec build of its own (README: Runtimes)
+    from . import msgspec_fallback as msgspec  # type: ignore[no-redef]
 
 from . import errors
 from .lambda_context import LambdaContext

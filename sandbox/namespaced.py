@@ -31,6 +31,7 @@ import socket
 import threading
 import time
 import uuid
+from typing import Mapping
 
 from . import cgroups as cgroups_mod
 from .cgroup_stager import CgroupStager
@@ -241,13 +242,36 @@ def worker_status(init_status: int) -> int:
     return init_status
 
 
+class _Interpreter:
+    """One interpreter's part of the backend: what its sandboxes bind, and
+    its own runtime zygote (a fork carries its parent's interpreter, so
+    every Python version needs a zygote of its own), started by its first
+    spawn and started again if it dies."""
+
+    def __init__(self, root: RuntimeRoot, zygote_wanted: bool) -> None:
+        self.root = root
+        self.runtime = root.runtime
+        self.prefix = os.path.realpath(root.interpreter.prefix)
+        self.hidden = rootfs.host_site_dirs(self.prefix)
+        self.sources = {rel: os.path.realpath(src) for rel, src in root.sources.items()}
+        self.zygote: ZygoteClient | None = None
+        # An interpreter that cannot run one (the start-up lines say why)
+        # execs its workers from the start.
+        self.zygote_wanted = zygote_wanted and root.zygote_unavailable() is None
+        self.zygote_starts: collections.deque[float] = collections.deque(maxlen=ZYGOTE_STARTS_PER_WINDOW)
+        self.stager: CgroupStager | None = None  # v1 only: see cgroup_stager.py
+
+
 class NamespacedBackend:
     name = "namespaced"
 
     def __init__(self, runtime_root: RuntimeRoot, *, cgroups: cgroups_mod.CgroupManager | None | str = "auto",
                  seccomp: bool = True, host_id_base: int = HOST_ID_BASE, netns_pool: int = 8,
                  pdeathsig: bool | None = None, cpu_limit: bool = True, exec_init: bool = True,
-                 zygote: bool = True, tasks_max: int | None = None) -> None:
+                 zygote: bool = True, tasks_max: int | None = None,
+                 runtimes: Mapping[str, RuntimeRoot] | None = None) -> None:
+        """runtime_root: the default interpreter's (a spec whose runtime is
+        empty runs there); runtimes: the other interpreters', by runtime name."""
         self._root = runtime_root
         self._seccomp = seccomp
         # PR_SET_PDEATHSIG fires when the *thread* that spawned a sandbox
@@ -288,17 +312,19 @@ class NamespacedBackend:
         # does not depend on which thread spawned the sandbox.
         self._lifeline_r, self._lifeline_w = os.pipe()
         # Python workers fork from a runtime zygote instead of starting an
-        # interpreter each (zygote.py); without one they are exec'd. It is
-        # started by the first spawn: a server nobody calls runs no process.
-        self._zygote: ZygoteClient | None = None
-        self._zygote_wanted = zygote
+        # interpreter each (zygote.py), one per Python version; without one
+        # they are exec'd. Each is started by its interpreter's first spawn:
+        # a server nobody calls runs no process.
+        self.zygote_enabled = zygote
+        self._interpreters: dict[str, _Interpreter] = {}
+        for root in (runtime_root, *(runtimes or {}).values()):
+            self._interpreters.setdefault(root.runtime, _Interpreter(root, zygote))
+        self._default = self._interpreters[runtime_root.runtime]
         self._zygote_lock = threading.Lock()
-        self._zygote_starts: collections.deque[float] = collections.deque(maxlen=ZYGOTE_STARTS_PER_WINDOW)
         self.zygote_restarts = 0
         # PID 1s of live sandboxes: any other child of ours in a pid
         # namespace of its own is a stray (see _reap_strays).
         self._pid1s: set[int] = set()
-        self._stager: CgroupStager | None = None  # v1 only: see cgroup_stager.py
         self._egress: Egress | None = None
         # The root's mount plan per distinct (code, layers, /tmp size, resolv.conf):
         # the ops, and their C form (for spawns here) or wire form (for the
@@ -308,9 +334,6 @@ class NamespacedBackend:
         self._plans_lock = threading.Lock()
         self._resolv_conf = ""
         self._boot_id = str(uuid.uuid4())  # what /proc/sys/kernel/random/boot_id says inside
-        self._python_prefix = os.path.realpath(_python_prefix(runtime_root.python))
-        self._hidden = rootfs.host_site_dirs(self._python_prefix)
-        self._runtime_sources = {rel: os.path.realpath(src) for rel, src in runtime_root.sources.items()}
         if self._privileged:
             base = host_id_base
             self._uid_map = f"0 {base} 1\n{rootfs.SANDBOX_UID} {base + 1} 1\n"
@@ -324,69 +347,94 @@ class NamespacedBackend:
     def cgroups(self) -> cgroups_mod.CgroupManager | None:
         return self._cgroups
 
+    def _interpreter(self, spec: SandboxSpec) -> _Interpreter:
+        if not spec.runtime:
+            return self._default
+        slot = self._interpreters.get(spec.runtime)
+        if slot is None:
+            raise OSError(errno.ENOENT, f"no interpreter for {spec.runtime} "
+                                        f"(this backend runs {', '.join(self._interpreters)})")
+        return slot
+
     def layout(self, spec: SandboxSpec, resolv_conf: str = "") -> rootfs.RootLayout:
+        slot = self._interpreter(spec)
         return rootfs.RootLayout(
-            python_prefix=self._python_prefix,
-            runtime_sources=self._runtime_sources,
+            python_prefix=slot.prefix,
+            runtime_sources=slot.sources,
             code_dir=spec.code_dir,
             layers=spec.layers,
             ephemeral_mb=spec.ephemeral_mb,
-            hidden_dirs=self._hidden,
+            hidden_dirs=slot.hidden,
             resolv_conf=resolv_conf,
             boot_id=self._boot_id,
         )
 
     @property
     def zygote(self) -> ZygoteClient | None:
-        return self._zygote
+        """The default interpreter's zygote, if one was started."""
+        return self._default.zygote
 
-    def _started_zygote(self) -> ZygoteClient | None:
-        """The running zygote, started (or started again) if need be; None
-        when sandboxes exec their own interpreter."""
-        zygote = self._zygote
-        if zygote is not None and zygote.alive:
+    @property
+    def _stager(self) -> CgroupStager | None:
+        return self._default.stager
+
+    def zygotes(self) -> dict[str, ZygoteClient]:
+        """Every running zygote, by runtime name."""
+        return {name: slot.zygote for name, slot in self._interpreters.items()
+                if slot.zygote is not None and slot.zygote.alive}
+
+    def _running_zygote(self, slot: _Interpreter) -> ZygoteClient | None:
+        zygote = slot.zygote
+        return zygote if zygote is not None and zygote.alive else None
+
+    def _started_zygote(self, slot: _Interpreter) -> ZygoteClient | None:
+        """The interpreter's running zygote, started (or started again) if
+        need be; None when its sandboxes exec their own interpreter."""
+        zygote = self._running_zygote(slot)
+        if zygote is not None or not slot.zygote_wanted:
             return zygote
-        if not self._zygote_wanted:
-            return None
         with self._zygote_lock:
-            if self._zygote is not None and not self._zygote.alive:
-                self._retire_zygote()
-            if self._zygote is None and self._zygote_wanted:
-                self._start_zygote()
-            return self._zygote
+            if slot.zygote is not None and not slot.zygote.alive:
+                self._retire_zygote(slot)
+            if slot.zygote is None and slot.zygote_wanted:
+                self._start_zygote(slot)
+            return slot.zygote
 
-    def _start_zygote(self) -> None:
+    def _start_zygote(self, slot: _Interpreter) -> None:
         now = time.monotonic()
-        starts = self._zygote_starts
+        starts = slot.zygote_starts
         if len(starts) == starts.maxlen and now - starts[0] < ZYGOTE_START_WINDOW_S:
-            self._zygote_wanted = False
-            log.warning("runtime zygote died %d times within %.0f s: sandboxes now start their own interpreter",
-                        len(starts), ZYGOTE_START_WINDOW_S)
+            slot.zygote_wanted = False
+            log.warning("runtime zygote for %s died %d times within %.0f s: its sandboxes now start their own "
+                        "interpreter", slot.runtime, len(starts), ZYGOTE_START_WINDOW_S)
             return
         restart = bool(starts)
         starts.append(now)
         try:
-            self._zygote = ZygoteClient(self._root.python, self._root.zygote_root(), self._lifeline_r, BASE_ENV)
+            slot.zygote = ZygoteClient(slot.root.python, slot.root.zygote_root(), self._lifeline_r, BASE_ENV)
         except OSError as exc:
-            self._zygote_wanted = False
-            log.warning("no runtime zygote, each sandbox starts its own interpreter: %s", exc)
+            slot.zygote_wanted = False
+            log.warning("no runtime zygote for %s, each of its sandboxes starts its own interpreter: %s",
+                        slot.runtime, exc.strerror or exc)
             return
         if restart:
             self.zygote_restarts += 1
-            log.warning("runtime zygote started again (pid %d); running sandboxes were not affected", self._zygote.pid)
+            log.warning("runtime zygote for %s started again (pid %d); running sandboxes were not affected",
+                        slot.runtime, slot.zygote.pid)
         if isinstance(self._cgroups, CgroupV1Manager) and self._privileged:
-            self._stager = CgroupStager(self._cgroups, self._zygote.pid)
+            slot.stager = CgroupStager(self._cgroups, slot.zygote.pid)
 
-    def _retire_zygote(self) -> None:
+    def _retire_zygote(self, slot: _Interpreter) -> None:
         """A zygote that has gone: its stager and client go too. Sandboxes it
         forked do not depend on it; a stage that still holds a sandbox is
         removed when that sandbox is destroyed (CgroupStager.retire)."""
-        zygote, self._zygote = self._zygote, None
-        stager, self._stager = self._stager, None
+        zygote, slot.zygote = slot.zygote, None
+        stager, slot.stager = slot.stager, None
         if stager is not None:
             stager.stop()
         if zygote is not None:
-            log.warning("runtime zygote (pid %d) is gone; the next spawn starts another", zygote.pid)
+            log.warning("runtime zygote for %s (pid %d) is gone; the next spawn starts another",
+                        slot.runtime, zygote.pid)
             zygote.close()
         if stager is not None:
             stager.close()
@@ -406,11 +454,17 @@ class NamespacedBackend:
                     pass
 
     def spawn(self, spec: SandboxSpec) -> NamespacedSandbox:
-        argv = worker_argv(self._root.python, rootfs.RUNTIME_DIR, CONTROL_FD)
+        slot = self._interpreter(spec)
+        argv = worker_argv(slot.root.python, rootfs.RUNTIME_DIR, CONTROL_FD)
         for attempt in range(2):
-            zygote = self._started_zygote()
+            zygote = self._started_zygote(slot)
             try:
-                return self._spawn(spec, argv, None, None, zygote=zygote, fork=True)
+                if zygote is not None:
+                    return self._spawn(spec, argv, None, None, zygote=zygote, stager=slot.stager, fork=True)
+                # No zygote of its own: an exec'd interpreter, cloned from
+                # the default one's zygote when that runs (a smaller process
+                # to copy than this one).
+                return self._spawn(spec, argv, None, None, zygote=self._running_zygote(self._default), fork=False)
             except ZygoteGone:
                 # It died under this spawn (killed, say): a new one (or an
                 # exec'd interpreter) serves the retry, with fresh resources.
@@ -422,14 +476,15 @@ class NamespacedBackend:
                       path: str | None = None) -> NamespacedSandbox:
         """Run any program in a sandbox built for spec, with the control
         socket on fd 3 and /dev/null on 0-2. Tests, doctor and the hostile
-        suite use it to run probes. Cloned from the zygote when one is
-        running (a smaller process to copy than this one), never starting it."""
-        zygote = self._zygote
-        return self._spawn(spec, argv, env, path, zygote=zygote if zygote is not None and zygote.alive else None,
-                           fork=False)
+        suite use it to run probes. Cloned from the default interpreter's
+        zygote when it is running (a smaller process to copy than this
+        one), never starting it."""
+        return self._spawn(spec, argv, env, path, zygote=self._running_zygote(self._default), fork=False)
 
     def _spawn(self, spec: SandboxSpec, argv: list[str], env: dict[str, str] | None, path: str | None, *,
-               zygote: ZygoteClient | None, fork: bool) -> NamespacedSandbox:
+               zygote: ZygoteClient | None, fork: bool, stager: CgroupStager | None = None) -> NamespacedSandbox:
+        """zygote: the one that clones the sandbox (fork: and forks its
+        worker; stager: that zygote's), or None to clone from this process."""
         if spec.network not in ("none", "egress"):
             raise OSError(errno.EINVAL, f"network {spec.network!r}: expected 'none' or 'egress'")
         lease = None
@@ -446,7 +501,7 @@ class NamespacedBackend:
                 raise
         # Staged cgroups for workers only: a probe's sandbox is placed the
         # usual way (attached after the clone) and so removed at once.
-        stager = self._stager if zygote is not None and fork else None
+        stager = stager if zygote is not None and fork else None
         with stager.spawning(spec.memory_mb) if stager else contextlib.nullcontext() as staged:
             return self._spawn_placed(spec, argv, env, path, zygote, fork, netns_fd, lease, staged, stager)
 
@@ -527,7 +582,7 @@ class NamespacedBackend:
 
     def _plan_key(self, spec: SandboxSpec) -> tuple:
         resolv = self._resolv_conf if spec.network == "egress" else ""
-        return (spec.code_dir, spec.layers, spec.ephemeral_mb, resolv)
+        return (spec.runtime or self._default.runtime, spec.code_dir, spec.layers, spec.ephemeral_mb, resolv)
 
     def _compiled_plan(self, spec: SandboxSpec) -> nsspawn.CompiledOps:
         """The root's mount plan in C form."""
@@ -646,9 +701,9 @@ class NamespacedBackend:
             "netns_created": pool.created if pool else 0,
             "netns_pool_misses": pool.misses if pool else 0,
             "compiled_plans": len(self._plans),
-            "zygote": int(self._zygote is not None and self._zygote.alive),
+            "zygote": len(self.zygotes()),
             "zygote_restarts": self.zygote_restarts,
-            "cgroup_stage_ready": int(self._stager is not None and self._stager.ready),
+            "cgroup_stage_ready": sum(int(s.stager is not None and s.stager.ready) for s in self._interpreters.values()),
         }
 
     @property
@@ -656,16 +711,20 @@ class NamespacedBackend:
         return self._netns_pool
 
     def close(self) -> None:
-        self._zygote_wanted = False
-        if self._stager is not None:
-            self._stager.stop()
-        if self._zygote is not None:
-            # Its sandboxes are not its children: they end with the lifeline.
-            self._zygote.close()
-            self._zygote = None
-        if self._stager is not None:
-            self._stager.close()
-            self._stager = None
+        slots = list(self._interpreters.values())
+        for slot in slots:
+            slot.zygote_wanted = False
+            if slot.stager is not None:
+                slot.stager.stop()
+        for slot in slots:
+            if slot.zygote is not None:
+                # Its sandboxes are not its children: they end with the lifeline.
+                slot.zygote.close()
+                slot.zygote = None
+        for slot in slots:
+            if slot.stager is not None:
+                slot.stager.close()
+                slot.stager = None
         if self._egress is not None:
             self._egress.close()
             self._egress = None
@@ -710,7 +769,3 @@ def _zombie_children_in_own_pid_namespace() -> list[int]:
                 found.append(int(child))
     return found
 
-
-def _python_prefix(python: str) -> str:
-    """The installation directory: <prefix>/bin/python3.x -> <prefix>."""
-    return os.path.dirname(os.path.dirname(os.path.realpath(python)))

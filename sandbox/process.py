@@ -6,9 +6,11 @@ backends are tested against. The server reports it loudly when in use.
 """
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import socket
+from typing import Mapping
 
 from .runtime_root import RuntimeRoot, worker_argv
 from .spec import SandboxSpec
@@ -85,17 +87,22 @@ class ProcessSandbox:
 class ProcessBackend:
     name = "process"
 
-    def __init__(self, runtime_root: RuntimeRoot) -> None:
+    def __init__(self, runtime_root: RuntimeRoot, runtimes: Mapping[str, RuntimeRoot] | None = None) -> None:
+        """runtime_root: the default interpreter's; runtimes: the others', by runtime name."""
         self._root = runtime_root
+        self._roots = {runtime_root.runtime: runtime_root, **(runtimes or {})}
 
     def spawn(self, spec: SandboxSpec) -> ProcessSandbox:
+        root = self._roots.get(spec.runtime) if spec.runtime else self._root
+        if root is None:
+            raise OSError(errno.ENOENT, f"no interpreter for {spec.runtime} (this backend runs {', '.join(self._roots)})")
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
             try:
                 pid = os.posix_spawn(
-                    self._root.python,
-                    worker_argv(self._root.python, self._root.path, CONTROL_FD),
+                    root.python,
+                    worker_argv(root.python, root.path, CONTROL_FD),
                     {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"},
                     file_actions=[
                         (os.POSIX_SPAWN_DUP2, devnull, 0),

@@ -155,7 +155,8 @@ def choose_backend(runtime_root: RuntimeRoot, data_dir: pathlib.Path | str | Non
     isolation; it is empty on a root host with cgroups. Raises
     SandboxUnavailable when no sandbox can start here. options go to
     NamespacedBackend (pdeathsig=True for a caller that spawns from one
-    long-lived thread, cpu_limit, netns_pool)."""
+    long-lived thread, cpu_limit, netns_pool, runtimes: the
+    other interpreters' roots)."""
     reasons: list[str] = []
     backend: NamespacedBackend | None = None
     try:

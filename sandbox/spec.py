@@ -23,6 +23,7 @@ class SandboxSpec(msgspec.Struct, frozen=True):
     timeout_s: float = 3.0
     layers: tuple[str, ...] = ()  # host paths, seen under /opt in order
     network: str = "none"  # "none": loopback only; "egress": NAT to the outside
+    runtime: str = ""  # the interpreter, by Lambda runtime name ("python3.12"); "" the backend's default
 
 
 class Sandbox(Protocol):

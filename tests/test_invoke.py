@@ -8,7 +8,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 CONTEXT_FN = """
-import os, logging
+import os, logging, sys
 def handler(event, context):
     print("printed line")
     logging.getLogger().warning("logged line")
@@ -23,6 +23,7 @@ def handler(event, context):
         "log_stream_name": context.log_stream_name,
         "remaining": context.get_remaining_time_in_millis(),
         "client_context": context.client_context.custom if context.client_context else None,
+        "python": sys.version.split()[0],
         "env": {k: os.environ.get(k) for k in (
             "AWS_LAMBDA_FUNCTION_NAME", "_HANDLER", "LAMBDA_TASK_ROOT", "AWS_REGION",
             "AWS_DEFAULT_REGION", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "AWS_LAMBDA_FUNCTION_VERSION",
@@ -70,6 +71,8 @@ def test_context_environment_and_logs(lam, deploy):
 
     log = base64.b64decode(resp["LogResult"]).decode()
     lines = log.splitlines()
+    # A cold start: the init names the interpreter that runs, as AWS's INIT_START does.
+    assert lines.pop(0) == f"INIT_START Runtime Version: python:{out['python']}"
     assert lines[0] == f"START RequestId: {request_id} Version: $LATEST"
     assert "printed line" in lines
     assert any(l.startswith("[WARNING]\t") and l.endswith(f"\t{request_id}\tlogged line") for l in lines)

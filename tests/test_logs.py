@@ -54,6 +54,9 @@ def test_report_lines_through_a_real_server(lam, deploy):
         tails.append(base64.b64decode(resp["LogResult"]).decode())
     for i, tail in enumerate(tails):
         lines = tail.splitlines()
+        # The cold start's init comes first, naming the interpreter that runs.
+        assert lines[0].startswith("INIT_START Runtime Version: python:3.") == (i == 0), lines[0]
+        lines = lines[1:] if i == 0 else lines
         assert lines[0].startswith("START RequestId: ") and lines[0].endswith(" Version: $LATEST")
         assert "from the handler" in lines
         assert re.fullmatch(rf"END RequestId: {UUID}", lines[-2])
@@ -74,6 +77,9 @@ def test_json_log_format(lam, deploy):
     assert lam.get_function_configuration(FunctionName=name)["LoggingConfig"]["LogFormat"] == "JSON"
     resp = lam.invoke(FunctionName=name, LogType="Tail")
     lines = base64.b64decode(resp["LogResult"]).decode().splitlines()
+    init = json.loads(lines.pop(0))
+    assert init["type"] == "platform.initStart" and init["record"]["runtimeVersion"].startswith("python:3.")
+    assert (init["record"]["phase"], init["record"]["initializationType"]) == ("init", "on-demand")
     start, report = json.loads(lines[0]), json.loads(lines[-1])
     assert start["type"] == "platform.start" and start["record"]["requestId"] == resp["ResponseMetadata"]["RequestId"]
     assert report["type"] == "platform.report" and report["record"]["status"] == "success"

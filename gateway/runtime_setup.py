@@ -1,0 +1,163 @@
+"""The server's runtimes at start-up: find the interpreters, apply the
+operator's --python and --runtime-map, build a runtime root per interpreter,
+and say what came of it (start-up lines, `<data-dir>/runtimes.json` for
+`lambdalet doctor`)."""
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import sqlite3
+import time
+from typing import NamedTuple
+
+import msgspec
+
+from lambdalet.sandbox import interpreters
+from lambdalet.sandbox.interpreters import Interpreter
+from lambdalet.sandbox.runtime_root import RuntimeRoot
+
+from .runtimes import RuntimeCatalog, RuntimeConfigError
+
+STATE_FILE = "runtimes.json"
+MAX_NAMES = 10  # functions named per runtime in doctor's lines
+
+
+class ServerRuntimes(NamedTuple):
+    catalog: RuntimeCatalog
+    default: RuntimeRoot  # the server's own interpreter's (or what --python put in its place)
+    others: dict[str, RuntimeRoot]  # every other interpreter's, by runtime name
+    notes: list[str]  # candidates passed over, for the start-up lines
+
+
+def prepare(data_dir: pathlib.Path, cache_dir: pathlib.Path, pythons: dict[str, str],
+            runtime_map: dict[str, str]) -> ServerRuntimes:
+    """Raises ValueError (InterpreterError, RuntimeConfigError) for options
+    the server cannot honour."""
+    found, notes = interpreters.discover(pythons)
+    mine = interpreters.own().runtime
+    catalog = RuntimeCatalog(found, runtime_map, default=mine if mine in found else None)
+    default = RuntimeRoot.create(data_dir / "runtime", catalog.interpreters[catalog.default], cache_dir)
+    others = {
+        name: RuntimeRoot.create(data_dir / f"runtime-{name}", interpreter, cache_dir)
+        for name, interpreter in catalog.interpreters.items() if name != catalog.default
+    }
+    return ServerRuntimes(catalog=catalog, default=default, others=others, notes=notes)
+
+
+def roots(runtimes: ServerRuntimes) -> dict[str, RuntimeRoot]:
+    return {runtimes.default.runtime: runtimes.default, **runtimes.others}
+
+
+def how_workers_start(root: RuntimeRoot, backend) -> str:
+    """Forked from the interpreter's zygote, or an interpreter per sandbox."""
+    zygote_on = getattr(backend, "name", "") == "namespaced" and getattr(backend, "zygote_enabled", False)
+    if zygote_on:
+        why = root.zygote_unavailable()
+        start = "forked from its zygote" if why is None else f"an interpreter per sandbox ({why})"
+    else:
+        start = "an interpreter per sandbox"
+    return f"workers: {start}; frames: {root.codec}"
+
+
+def lines(runtimes: ServerRuntimes, backend) -> list[str]:
+    """The start-up lines."""
+    return _lines(runtimes.catalog, roots(runtimes), backend)
+
+
+def _lines(catalog: RuntimeCatalog, by_name: dict[str, RuntimeRoot], backend,
+           users: dict[str, list[str]] | None = None) -> list[str]:
+    def used(runtime: str) -> str:
+        if users is None:
+            return ""
+        names = users.get(runtime, [])
+        return f"; functions: {', '.join(names[:MAX_NAMES])}{' ...' if len(names) > MAX_NAMES else ''}" if names else ""
+
+    out = []
+    for name, interpreter in catalog.interpreters.items():
+        default = ", the default" if name == catalog.default else ""
+        out.append(f"runtime {name}: Python {interpreter.version} at {interpreter.path} ({interpreter.found}{default}); "
+                   f"{how_workers_start(by_name[name], backend)}{used(name)}")
+    for source, target in catalog.mapping.items():
+        out.append(f"runtime {source}: MAPPED onto {target} (Python {catalog.interpreters[target].version}) by "
+                   f"--runtime-map {source}={target}: its functions run on {target} and say so{used(source)}")
+    for runtime in sorted(set(users or {}) - set(catalog.interpreters) - set(catalog.mapping)):
+        out.append(f"runtime {runtime}: CANNOT RUN on this host; their calls fail with InvalidRuntimeException"
+                   f"{used(runtime)}")
+    return out
+
+
+def doctor_lines(data_dir: pathlib.Path, cache_dir: pathlib.Path, backend) -> list[str]:
+    """The runtimes a server on this data dir runs (as the last one started
+    said), or would find now, and which stored functions use each."""
+    state = read_state(data_dir)
+    if state is not None:
+        catalog, raw = state
+        head = f"runtimes, as the server started {raw.get('started', '?')} (pid {raw.get('pid', '?')}) runs them:"
+    else:
+        found, _ = interpreters.discover()
+        catalog = RuntimeCatalog(found, default=interpreters.own().runtime)
+        head = "runtimes a server would find now (none has started on this data dir):"
+    by_name = {name: RuntimeRoot(data_dir / "runtime", i, cache_dir) for name, i in catalog.interpreters.items()}
+    return [head, *(f"  {line}" for line in _lines(catalog, by_name, backend, function_runtimes(data_dir))),
+            "  (`lambdalet runtimes` lists the interpreters on this host; README: Runtimes)"]
+
+
+class _Runtime(msgspec.Struct):
+    name: str
+    runtime: str
+
+
+def function_runtimes(data_dir: pathlib.Path) -> dict[str, list[str]]:
+    """runtime -> the functions (and versions) that use it, read from
+    lambdalet.db without a server (WAL lets a reader in beside one)."""
+    path = data_dir / "lambdalet.db"
+    if not path.exists():
+        return {}
+    decode = msgspec.json.Decoder(_Runtime).decode
+    out: dict[str, set[str]] = {}
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        rows = db.execute("SELECT record FROM functions UNION ALL SELECT record FROM versions").fetchall()
+    except sqlite3.Error:
+        return {}
+    finally:
+        db.close()
+    for (record,) in rows:
+        try:
+            rec = decode(record)
+        except msgspec.DecodeError:
+            continue
+        out.setdefault(rec.runtime, set()).add(rec.name)
+    return {runtime: sorted(names) for runtime, names in out.items()}
+
+
+def write_state(data_dir: pathlib.Path, runtimes: ServerRuntimes) -> None:
+    """What this server runs, for `lambdalet doctor` (it has no other way
+    to learn the server's --python and --runtime-map)."""
+    catalog = runtimes.catalog
+    state = {
+        "pid": os.getpid(),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "default": catalog.default,
+        "interpreters": {name: msgspec.to_builtins(i) for name, i in catalog.interpreters.items()},
+        "runtime_map": dict(catalog.mapping),
+    }
+    path = data_dir / STATE_FILE
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(state, f, indent=1)
+    os.replace(tmp, path)
+
+
+def read_state(data_dir: pathlib.Path) -> tuple[RuntimeCatalog, dict] | None:
+    """The catalog the last server on this data dir started with, and the
+    rest of its state, or None."""
+    try:
+        state = json.loads((data_dir / STATE_FILE).read_text())
+        found = {name: msgspec.convert(i, Interpreter) for name, i in state["interpreters"].items()}
+        return RuntimeCatalog(found, state.get("runtime_map") or {}, default=state.get("default")), state
+    except (OSError, ValueError, KeyError, TypeError, msgspec.ValidationError, RuntimeConfigError):
+        return None
+

@@ -1,0 +1,155 @@
+"""Which Lambda runtimes this server runs, and on which interpreter.
+
+A function runs on the interpreter its Runtime names, or it does not run:
+python3.12 on a Python 3.12, never on another version that reports 3.12.
+For a version the host lacks, CreateFunction and UpdateFunctionConfiguration
+say so (InvalidParameterValueException, listing what the host has), unless
+the operator maps it onto one that is there (`lambdalet serve --runtime-map
+python3.14=python3.13`); a mapped function says what it runs on in its
+environment (AWS_EXECUTION_ENV), the first line of each init in its log, the
+server's start-up lines and `lambdalet doctor`.
+
+Pure: the interpreters come from sandbox/interpreters.py.
+"""
+from __future__ import annotations
+
+import msgspec
+
+from lambdalet.sandbox import interpreters
+from lambdalet.sandbox.interpreters import Interpreter
+
+from .errors import LambdaError, invalid
+
+# Every Python runtime in botocore's Lambda model (shape Runtime), oldest
+# first; tests/test_runtimes.py checks this against the installed model.
+MODEL_PYTHON_RUNTIMES = ("python2.7", "python3.6", "python3.7", "python3.8", "python3.9", "python3.10",
+                         "python3.11", "python3.12", "python3.13", "python3.14", "python3.15")
+# Those AWS no longer lets anyone create or update a function with.
+BLOCKED_BY_AWS = ("python2.7", "python3.6", "python3.7", "python3.8")
+MAP_OPTION = "--runtime-map"
+PYTHON_OPTION = "--python"
+
+
+class Resolved(msgspec.Struct, frozen=True):
+    """What a function's Runtime runs on here."""
+
+    runtime: str  # what the function asked for
+    interpreter: Interpreter  # what runs it
+    mapped: bool  # True when the operator mapped runtime onto interpreter.runtime
+
+    @property
+    def execution_env(self) -> str:
+        """AWS_EXECUTION_ENV: names the interpreter that really runs, so
+        that it always agrees with sys.version inside."""
+        return f"AWS_Lambda_{self.interpreter.runtime}"
+
+    @property
+    def runtime_version(self) -> str:
+        """As INIT_START's `Runtime Version:` shows it (AWS: python:3.13.v14)."""
+        return f"python:{self.interpreter.version}"
+
+    def note(self) -> str:
+        """How a mapped runtime runs, for INIT_START and doctor; else ""."""
+        if not self.mapped:
+            return ""
+        return (f"{self.runtime} -> {self.interpreter.runtime} "
+                f"(lambdalet serve {MAP_OPTION} {self.runtime}={self.interpreter.runtime})")
+
+
+class RuntimeConfigError(ValueError):
+    """A --runtime-map the server cannot honour."""
+
+
+def parse_pairs(values: list[str] | None, option: str) -> dict[str, str]:
+    """`A=B` strings (a repeatable option) into a dict; the last one wins."""
+    out: dict[str, str] = {}
+    for value in values or []:
+        left, sep, right = value.partition("=")
+        if not sep or not left or not right:
+            raise RuntimeConfigError(f"{option} {value}: expected NAME=VALUE")
+        out[left.strip()] = right.strip()
+    return out
+
+
+class RuntimeCatalog:
+    """The interpreters found on this host and the operator's mappings."""
+
+    def __init__(self, interpreters: dict[str, Interpreter], mapping: dict[str, str] | None = None,
+                 default: str | None = None) -> None:
+        if not interpreters:
+            raise RuntimeConfigError("no Python interpreter found")
+        self.interpreters = dict(interpreters)
+        self.default = default or next(iter(self.interpreters))
+        self.mapping: dict[str, str] = {}
+        for source, target in (mapping or {}).items():
+            if source not in MODEL_PYTHON_RUNTIMES:
+                raise RuntimeConfigError(f"{MAP_OPTION} {source}={target}: {source} is not a Lambda Python runtime "
+                                         f"({', '.join(r for r in MODEL_PYTHON_RUNTIMES if r not in BLOCKED_BY_AWS)})")
+            if source in BLOCKED_BY_AWS:
+                raise RuntimeConfigError(f"{MAP_OPTION} {source}={target}: AWS Lambda no longer accepts {source} "
+                                         "for new or updated functions, and neither does this server")
+            if target not in self.interpreters:
+                raise RuntimeConfigError(f"{MAP_OPTION} {source}={target}: this host has no {target} "
+                                         f"(it has {self.available()})")
+            self.mapping[source] = target
+
+    @classmethod
+    def own_only(cls) -> "RuntimeCatalog":
+        """This server's own interpreter and nothing else."""
+        mine = interpreters.own()
+        return cls({mine.runtime: mine})
+
+    def available(self) -> str:
+        """'python3.9 (3.9.18), python3.12 (3.12.1)': what this host runs."""
+        return ", ".join(f"{name} ({i.version})" for name, i in self.interpreters.items())
+
+    def resolve(self, runtime: str) -> Resolved | None:
+        """The interpreter for a runtime name, or None if it cannot run here."""
+        target = self.mapping.get(runtime)
+        if target is not None:
+            return Resolved(runtime=runtime, interpreter=self.interpreters[target], mapped=True)
+        interpreter = self.interpreters.get(runtime)
+        if interpreter is None:
+            return None
+        return Resolved(runtime=runtime, interpreter=interpreter, mapped=False)
+
+    def refusal(self, runtime: str) -> str:
+        """Why a runtime cannot run here, and what the operator can do."""
+        if runtime in BLOCKED_BY_AWS:
+            newest = list(self.interpreters)[-1]
+            return (f"The runtime parameter of {runtime} is no longer supported for creating or updating AWS Lambda "
+                    f"functions. We recommend you use the new runtime ({newest}) while creating or updating functions.")
+        if not runtime.startswith("python"):
+            return (f"The runtime parameter of {runtime} is not supported by this server: it runs Python functions. "
+                    f"This host can run {self.available()}.")
+        return (f"The runtime parameter of {runtime} is not available on this server: no {runtime} interpreter was "
+                f"found on this host. This host can run {self.available()}. Install {runtime} (it is found on PATH, "
+                f"in /usr/local/bin, /usr/bin or pyenv's versions, or named with `lambdalet serve {PYTHON_OPTION} "
+                f"{runtime}=/path/to/{runtime}`), or run it on one of these with `lambdalet serve {MAP_OPTION} "
+                f"{runtime}={list(self.interpreters)[-1]}`.")
+
+    def check(self, runtime: str) -> str:
+        """For CreateFunction and UpdateFunctionConfiguration: the runtime,
+        or InvalidParameterValueException."""
+        if self.resolve(runtime) is None or runtime in BLOCKED_BY_AWS:
+            raise invalid(self.refusal(runtime))
+        return runtime
+
+    def for_invoke(self, runtime: str) -> Resolved:
+        """For a call: a function stored earlier whose runtime this server
+        (as started now) cannot run gets InvalidRuntimeException (502)."""
+        resolved = self.resolve(runtime)
+        if resolved is None:
+            raise LambdaError("InvalidRuntimeException", self.refusal(runtime))
+        return resolved
+
+    def lines(self) -> list[str]:
+        """For the start-up lines and doctor: one per runtime."""
+        out = []
+        for name, i in self.interpreters.items():
+            default = ", the default" if name == self.default else ""
+            out.append(f"{name}: Python {i.version} at {i.path} ({i.found}{default})")
+        for source, target in self.mapping.items():
+            out.append(f"{source}: MAPPED to {target} (Python {self.interpreters[target].version}) by "
+                       f"{MAP_OPTION} {source}={target}")
+        return out
