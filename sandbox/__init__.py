@@ -19,8 +19,13 @@ What namespaced.py is made of:
 - netns_pool.py   network namespaces made ahead of time, one per sandbox
 - egress.py       opt-in egress: a veth pair and nftables NAT (pyroute2)
 - attach.py       mounting code into an already running (spare) sandbox
-- zygote.py       the runtime zygote: one interpreter with the runtime imported,
-                  forked into each new sandbox instead of an interpreter start
-                  (zygote_client.py is the server's side, spawn_wire.py the
-                  requests, kept out of the zygote's heap)
+- zygote.py       the runtime zygote (one per Python version): an interpreter
+                  with the runtime imported, forked into each new sandbox
+                  instead of an interpreter start (zygote_client.py is the
+                  server's side, spawn_wire.py the requests, kept out of the
+                  zygote's heap)
+
+What every backend runs:
+- interpreters.py the host's Python interpreters, one per Lambda runtime name
+- runtime_root.py what a worker of each interpreter imports (/var/runtime)
 """
