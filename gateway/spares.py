@@ -69,6 +69,10 @@ class SparePool:
         self.handed_out += 1
         return ready.pop()
 
+    def ready(self, runtime: str = "") -> int:
+        """Spares of this interpreter ready now."""
+        return len(self._ready.get(runtime, ()))
+
     def statistics(self) -> dict[str, int]:
         return {"ready": sum(map(len, self._ready.values())), "starting": sum(self._starting.values()),
                 "handed_out": self.handed_out, "failures": self.failures}

@@ -25,7 +25,6 @@ import sys
 import tempfile
 
 import _cffi_backend
-import cffi
 import msgspec
 
 import lambdalet.csrc
@@ -138,7 +137,7 @@ def install_deps(interpreter: Interpreter, cache: pathlib.Path, *, find_links: s
     raises OSError with pip's last words."""
     target = deps_dir(cache, interpreter)
     target.parent.mkdir(parents=True, exist_ok=True)
-    pinned = [f"msgspec=={msgspec.__version__}", f"cffi=={cffi.__version__}"]
+    pinned = [f"msgspec=={msgspec.__version__}", f"cffi=={_cffi_backend.__version__}"]
     ranges = ["msgspec>=0.18,<1", "cffi>=1.17,<3"]
     options = ["install", "--quiet", "--disable-pip-version-check", "--no-input", "--only-binary", ":all:"]
     if find_links:

@@ -61,6 +61,45 @@ async def test_a_cold_start_takes_a_spare_and_mounts_the_code(tmp_path):
         backend.close()
 
 
+@pytest.mark.trio
+async def test_spares_are_per_interpreter_and_started_by_its_own_demand(tmp_path):
+    from lambdalet.sandbox import interpreters
+    from lambdalet.sandbox.namespaced import NamespacedBackend
+
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "app.py").write_text("import sys\ndef handler(e, c):\n    return sys.version.split()[0]\n")
+    os.chmod(tmp_path, 0o755)
+    py312 = interpreters.discover()[0]["python3.12"]
+    backend = NamespacedBackend(RuntimeRoot.create(tmp_path / "runtime"),
+                                runtimes={"python3.12": RuntimeRoot.create(tmp_path / "runtime-312", py312)})
+    spawner = SpawnerThread()
+    spares = SparePool(backend, spawner, tmp_path / "empty", size=1)
+    pool = Pool(backend, concurrency_limit=10, spawner=spawner, spares=spares)
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(pool.run)
+            await nursery.start(spares.run)
+
+            def spec(name: str) -> FunctionSpec:
+                return FunctionSpec(record=_record(name), code_dir=str(code), arn=f"arn:{name}", env={},
+                                    log_group="g", runtime="python3.12")
+
+            first = await pool.invoke(spec("first-312"), b"{}")  # no spare yet: it wakes 3.12's
+            assert json.loads(first.payload) == py312.version
+            while spares.ready("python3.12") == 0:
+                await trio.sleep(0.01)
+            outcome = await pool.invoke(spec("second-312"), b"{}")
+            assert json.loads(outcome.payload) == py312.version, outcome.payload
+            assert spares.statistics()["handed_out"] == 1
+            # Nobody asked for the default interpreter: none of its spares exist.
+            assert spares.ready("") == 0 and spares.statistics()["ready"] + spares.statistics()["starting"] <= 1
+            nursery.cancel_scope.cancel()
+    finally:
+        spawner.close()
+        backend.close()
+
+
 def test_spares_do_not_exist_until_the_first_call(tmp_path):
     from helpers import ServerProcess, descendants_of
 
