@@ -94,15 +94,17 @@ def test_lambdalet_logs_prints_more_than_one_page(server, lam, deploy):
     lam.invoke(FunctionName=name)
     out = run_cli(server, "logs", name).stdout.splitlines()
     lines = [line.split(" ", 2)[2] for line in out]
-    assert lines[0].startswith("START RequestId: ") and lines[-1].startswith("REPORT RequestId: ")
+    # A cold start: INIT_START (the runtime version), then the call's lines.
+    assert lines[0].startswith("INIT_START Runtime Version: ") and lines[1].startswith("START RequestId: ")
+    assert lines[-1].startswith("REPORT RequestId: ")
     assert [x for x in lines if x.startswith("line ")] == [f"line {i:05d}" for i in range(10500)]
-    assert len(lines) == 10503
+    assert len(lines) == 10504
 
     capped = run_cli(server, "logs", name, "--max-events", "100")
     assert len(capped.stdout.splitlines()) == 100
     assert "stopped after 100 events (--max-events), before the end" in capped.stderr
-    whole = run_cli(server, "logs", name, "--max-events", "10503")
-    assert len(whole.stdout.splitlines()) == 10503 and whole.stderr == ""
+    whole = run_cli(server, "logs", name, "--max-events", "10504")
+    assert len(whole.stdout.splitlines()) == 10504 and whole.stderr == ""
 
     # The API itself, a page at a time, with a token.
     client = server.client()
@@ -114,7 +116,7 @@ def test_lambdalet_logs_prints_more_than_one_page(server, lam, deploy):
         token = doc.get("nextToken")
         if token is None:
             break
-    assert (seen, pages) == (10503, 3)
+    assert (seen, pages) == (10504, 3)
     bad = requests.get(f"{server.url}/_lambdalet/logs", timeout=10)
     assert bad.status_code == 403
 
