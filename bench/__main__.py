@@ -7,7 +7,9 @@ churn against a bare namespaced clone, (d) PSS per idle warm instance, (e)
 10,000 never-called functions, (f) what freezing idle instances costs (the
 warm path with and without it, and a call that finds its instance frozen),
 (p) p99 at 128 MB against 1024 MB under the same load, (m) the metering
-cost, (w) the seccomp allow-list against no filter. Medians throughout.
+cost, (w) the seccomp allow-list against no filter; and on request (r) the
+other Python versions' cold starts and warm calls, with and without
+their own builds. Medians throughout.
 """
 from __future__ import annotations
 
@@ -15,9 +17,11 @@ import argparse
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 
@@ -80,9 +84,56 @@ def section_b(quick: bool) -> dict:
     return out
 
 
+def section_r(quick: bool) -> dict:
+    """Each Python version other than the server's: a cold start without a
+    spare (a full spawn) beside that interpreter's own bare start, and warm
+    p50 at c=1 beside the server's own version in the same server. Once
+    with msgspec and cffi built for the version (`lambdalet runtimes
+    install`: a zygote of its own), once without (an interpreter per
+    sandbox and the pure-Python frame codec)."""
+    from lambdalet.sandbox import interpreters
+
+    n = 8 if quick else 20
+    seconds = 2 if quick else 4
+    found, _ = interpreters.discover()
+    others = [r for r in ("python3.9", "python3.12", "python3.13") if r in found and r != harness.RUNTIME]
+    out: dict = {"floors": {r: median(peers.python_start_ms(20, found[r].path)) for r in others}}
+    with_builds = tempfile.mkdtemp(prefix="lambdalet-bench-cache-")
+    without = tempfile.mkdtemp(prefix="lambdalet-bench-nocache-")
+    try:
+        install = subprocess.run([harness.PY, "-m", "lambdalet.gateway.cli", "runtimes", "install", *others],
+                                 env=dict(os.environ, LAMBDALET_CACHE_DIR=with_builds), capture_output=True,
+                                 text=True, timeout=900)
+        modes = [("no builds", without)]
+        if install.returncode == 0:
+            modes.insert(0, ("builds", with_builds))
+        else:
+            out["install_error"] = (install.stdout + install.stderr).strip()[-300:]
+        for mode, cache in modes:
+            lam = Lambdalet("--spare-sandboxes", "0", env=dict(os.environ, LAMBDALET_CACHE_DIR=cache))
+            try:
+                own = lam.function("own-warm")
+                load(own, 1, 1)
+                rows = {harness.RUNTIME: {"warm_c1_p50_ms": load(own, 1, seconds)["p50_ms"]}}
+                for runtime in others:
+                    urls = [lam.function(f"cold-{runtime.replace('.', '')}-{i}", runtime=runtime) for i in range(n)]
+                    cold = [http_get_once(url) * 1000 for url in urls]
+                    load(urls[0], 1, 1)
+                    how = re.search(rf"runtime {re.escape(runtime)}: .*?; workers: ([^;]+); frames: (.+)", lam.banner)
+                    rows[runtime] = {"cold_p50_ms": median(cold), "cold_p99_ms": percentile(cold, 99),
+                                     "warm_c1_p50_ms": load(urls[0], 1, seconds)["p50_ms"],
+                                     "how": f"{how.group(1)}, {how.group(2)}" if how else "?"}
+                out[mode] = rows
+            finally:
+                lam.stop()
+    finally:
+        shutil.rmtree(with_builds, ignore_errors=True)
+        shutil.rmtree(without, ignore_errors=True)
+    return out
+
+
 def section_c(quick: bool) -> dict:
     import pathlib
-    import tempfile
 
     from lambdalet.sandbox.runtime_root import RuntimeRoot
     from lambdalet.sandbox.select import choose_backend
@@ -321,6 +372,20 @@ def render(results: dict) -> str:
     if small and large:
         rows.append(f"| warm URL p99 ms, c=16: 128 MB (vs 1024 MB) | {small['p99_ms']:.2f} | {large['p99_ms']:.2f} | {small['p99_ms'] / large['p99_ms']:.2f}× |")
         rows.append(f"| warm URL req/s, c=16: 128 MB (vs 1024 MB) | {small['rps']:.0f} | {large['rps']:.0f} | {small['rps'] / large['rps']:.2f}× |")
+    r = results.get("r", {})
+    floors = r.get("floors", {})
+    for mode in ("builds", "no builds"):
+        rows_r = r.get(mode, {})
+        own = rows_r.get(harness.RUNTIME, {}).get("warm_c1_p50_ms")
+        for runtime, fig in rows_r.items():
+            if runtime == harness.RUNTIME:
+                continue
+            floor_ms = floors.get(runtime)
+            rows.append(f"| {runtime} cold start p50 ms, no spare ({mode}: {fig['how']}) | {fig['cold_p50_ms']:.2f} | "
+                        f"{floor_ms:.2f} ({runtime} -I -S) | {fig['cold_p50_ms'] / floor_ms:.2f}× |")
+            if own:
+                rows.append(f"| {runtime} warm URL p50 ms, c=1 ({mode}) | {fig['warm_c1_p50_ms']:.3f} | "
+                            f"{own:.3f} ({harness.RUNTIME}, same server) | {fig['warm_c1_p50_ms'] / own:.2f}× |")
     m = results.get("m", {})
     for key, value in m.items():
         if isinstance(value, (int, float)):
@@ -331,11 +396,12 @@ def render(results: dict) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--quick", action="store_true", help="shorter runs, fewer samples")
-    parser.add_argument("--only", default="a,b,c,d,e,f,p,m,w", help="sections to run, e.g. a,b")
+    parser.add_argument("--only", default="a,b,c,d,e,f,p,m,w", help="sections to run, e.g. a,b (r: other Python versions, not run by default: it installs their builds with pip)")
     parser.add_argument("--json", help="also write the raw figures to this file")
     args = parser.parse_args()
     sections = {"a": section_a, "b": section_b, "c": section_c, "d": section_d, "e": section_e, "f": section_f,
-                "p": section_p, "m": section_m, "w": section_w}
+                "p": section_p, "m": section_m, "w": section_w,
+                "r": section_r}
     results: dict = {"host": f"{platform.node()} {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}", "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
     for key in args.only.split(","):
         key = key.strip()

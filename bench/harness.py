@@ -43,13 +43,13 @@ def free_port() -> int:
 class Lambdalet:
     """`lambdalet serve` in a subprocess with a throwaway data dir."""
 
-    def __init__(self, *args: str) -> None:
+    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
         self.tmp = tempfile.mkdtemp(prefix="lambdalet-bench-")
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen(
             [PY, "-m", "lambdalet.gateway.cli", "serve", "--port", str(self.port), "--data-dir", self.tmp, *args],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
         )
         banner = []
         while True:
@@ -70,8 +70,9 @@ class Lambdalet:
             config=botocore.config.Config(retries={"max_attempts": 1}, max_pool_connections=32),
         )
 
-    def function(self, name: str, source: str = HELLO, memory: int = 1024, url: bool = True) -> str | None:
-        self.client.create_function(FunctionName=name, Runtime=RUNTIME, Role=ROLE, Handler="app.handler",
+    def function(self, name: str, source: str = HELLO, memory: int = 1024, url: bool = True,
+                 runtime: str = RUNTIME) -> str | None:
+        self.client.create_function(FunctionName=name, Runtime=runtime, Role=ROLE, Handler="app.handler",
                                     Code={"ZipFile": zip_of({"app.py": source})}, MemorySize=memory)
         if url:
             return self.client.create_function_url_config(FunctionName=name, AuthType="NONE")["FunctionUrl"]

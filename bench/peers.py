@@ -155,13 +155,14 @@ class TrioH11Floor:
         self.proc.wait(timeout=10)
 
 
-def python_start_ms(runs: int = 30) -> list[float]:
-    """Wall time of `python3 -I -S -c pass` by its resolved path, spawned
-    without a shell."""
+def python_start_ms(runs: int = 30, python: str | None = None) -> list[float]:
+    """Wall time of `python3 -I -S -c pass` (or of another interpreter) by
+    its resolved path, spawned without a shell."""
+    python = python or PY
     out = []
     for _ in range(runs):
         started = time.perf_counter()
-        pid = os.posix_spawn(PY, [PY, "-I", "-S", "-c", "pass"], os.environ)
+        pid = os.posix_spawn(python, [python, "-I", "-S", "-c", "pass"], os.environ)
         os.waitpid(pid, 0)
         out.append((time.perf_counter() - started) * 1000)
     return out
