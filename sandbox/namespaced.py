@@ -42,6 +42,7 @@ from . import memory_peak
 from .memory_peak import PeakCounter
 from .netns_pool import NetnsPool
 from .netns_pool import create as netns_create
+from . import interpreters
 from .runtime_root import RuntimeRoot, worker_argv
 from .spec import SandboxSpec
 from .zygote_client import ZygoteClient, ZygoteGone
@@ -251,7 +252,8 @@ class _Interpreter:
     def __init__(self, root: RuntimeRoot, zygote_wanted: bool) -> None:
         self.root = root
         self.runtime = root.runtime
-        self.prefix = os.path.realpath(root.interpreter.prefix)
+        # From the executable a worker runs: <prefix>/bin/python3.X.
+        self.prefix = interpreters.install_prefix(root.python)
         self.hidden = rootfs.host_site_dirs(self.prefix)
         self.sources = {rel: os.path.realpath(src) for rel, src in root.sources.items()}
         self.zygote: ZygoteClient | None = None
