@@ -155,6 +155,13 @@ def _parse_head(raw: bytes | bytearray) -> Head:
     return Head(method, target, headers, content_length or 0, chunked, keep_alive, expect_continue)
 
 
+def parse_head(raw: bytes | bytearray) -> Head:
+    """One request head (the bytes before its blank line), parsed as strictly
+    as RequestParser parses it; for codecs that read bodies their own way
+    (the Runtime API's streamed, trailer-carrying responses)."""
+    return _parse_head(raw)
+
+
 class RequestParser:
     """Feed bytes; read a head, then its body, then the next head.
 
