@@ -1,7 +1,7 @@
 """Metering's two figures (DESIGN.md targets):
 
 1. what metering adds to each call: the counters' one C call (target
-   <= 1 us), and beside it the whole on_call hook, journals included;
+   <= 1 us), and beside it the whole on_call hook, its journal append included;
 2. how far the duration Lambdalet records strays from the handler's own
    clock (target +-50 us): a real server runs a handler that times itself
    with time.monotonic_ns() and returns that; the ledger's duration_ns for
@@ -46,6 +46,7 @@ def _per_call_ns(fn, n: int) -> float:
 
 def metering_cost(calls: int = CALLS) -> dict:
     from lambdalet.gateway.accounting import Accounting
+    from lambdalet.gateway.calls import CallJournal
     from lambdalet.gateway.ledger import Ledger
     from lambdalet.gateway.logstore import LogStore
     from lambdalet.gateway.meter import OUTCOME_INDEX, Meter
@@ -71,7 +72,8 @@ def metering_cost(calls: int = CALLS) -> dict:
         record_ns = _per_call_ns(record, calls) - loop_ns
 
         ledger, logstore = Ledger(data), LogStore(data)
-        accounting = Accounting(meter, ledger, logstore)
+        calls = CallJournal(data, ledger, logstore)
+        accounting = Accounting(meter, calls)
         rec = FunctionRecord(name="bench", runtime="python3.11", role="r", handler="app.handler", code_sha256_hex="", code_sha256_b64="", code_size=0, revision_id="r", last_modified="", created_ns=0)
         spec = FunctionSpec(record=rec, code_dir="/", arn="arn", env={}, log_group="/aws/lambda/bench")
         log = b"START RequestId: x Version: $LATEST\nEND RequestId: x\nREPORT RequestId: x\tDuration: 1.23 ms\t...\n"
@@ -86,10 +88,10 @@ def metering_cost(calls: int = CALLS) -> dict:
         on_call_ns = _per_call_ns(on_call, hook_calls) - loop_ns
         # Off the call path: the background batch into SQLite, per call.
         t0 = time.perf_counter_ns()
-        pending = len(ledger._pending)
-        ledger.flush_sync()
-        logstore.flush_sync()
+        pending = len(calls._pending)
+        calls.flush_sync()
         flush_ns = (time.perf_counter_ns() - t0) / max(1, pending)
+        calls.close()
         ledger.close()
         logstore.close()
         meter.close()
@@ -179,7 +181,7 @@ def run() -> dict:
 def main() -> int:
     figures = run()
     print(f"metering: counters per call            {figures['meter_record_ns']:8.1f} ns  (target <= 1000 ns)")
-    print(f"metering: whole on_call hook per call  {figures['on_call_hook_ns']:8.1f} ns  (counters + ledger and log journals, one write(2) each)")
+    print(f"metering: whole on_call hook per call  {figures['on_call_hook_ns']:8.1f} ns  (counters + the call journal: usage and log in one write(2))")
     print(f"metering: SQLite batch, per call       {figures['batch_flush_ns_per_call']:8.1f} ns  (background thread, off the call path)")
     print(
         f"duration: recorded - handler's clock   p50 {figures['duration_delta_us_p50']:+.2f} us, p99 {figures['duration_delta_us_p99']:+.2f} us, "

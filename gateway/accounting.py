@@ -4,11 +4,11 @@ For every call the pool finishes (success, function error, timeout, OOM,
 crash, failed init) Accounting.on_call, still before the caller is
 answered, takes the pool's own figures (the gateway's clock, the sandbox's
 cgroup; nothing the worker reported), clamps them, and:
-  - adds the call to its function version's counters (one C call),
-  - appends its usage row to the ledger journal (one write(2)),
-  - appends its log to the log store journal (one write(2)).
-If a journal cannot be written the exception propagates and the call is
-answered with an error instead of being answered unbilled.
+  - appends the call's usage row and its log to the call journal, in one
+    write(2) (calls.py),
+  - then adds the call to its function version's counters (one C call).
+If the journal cannot be written the call is answered with a
+ServiceException instead, and nothing of it is billed, logged or counted.
 
 MeteredPool adds what the pool cannot see from a finished call: how many
 calls are in flight per function, and the calls refused as throttled.
@@ -20,8 +20,9 @@ import time
 from . import billing
 from .billing import MAX_CALL_NS, MAX_MEMORY_MB
 from .errors import LambdaError
-from .ledger import Ledger, UsageRecord
-from .logstore import CallLog, LogStore
+from .calls import CallJournal
+from .ledger import UsageRecord
+from .logstore import CallLog
 from .meter import OUTCOME_INDEX, Meter
 from .pool import CallOutcome, FunctionSpec, Pool
 
@@ -33,10 +34,9 @@ def version_of(spec: FunctionSpec) -> str:
 
 
 class Accounting:
-    def __init__(self, meter: Meter, ledger: Ledger, logstore: LogStore, *, granularity_ms: int = 1, account: str = "") -> None:
+    def __init__(self, meter: Meter, calls: CallJournal, *, granularity_ms: int = 1, account: str = "") -> None:
         self.meter = meter
-        self.ledger = ledger
-        self.logstore = logstore
+        self.calls = calls
         self.granularity_ms = granularity_ms
         self.account = account
 
@@ -61,40 +61,43 @@ class Accounting:
         if not 0 <= max_memory_mb <= MAX_MEMORY_MB:
             max_memory_mb = billing.clamp(max_memory_mb, MAX_MEMORY_MB)
         billed = billing.billed_ms(duration_ns, self.granularity_ms)
-        meter = self.meter
-        meter.record(meter.slot(rec.name, version), duration_ns, billed, memory_mb, init_ns, OUTCOME_INDEX[name], outcome.cold)
         started_ns = outcome.started_ns or time.time_ns()
         architectures = rec.architectures
-        self.ledger.record(
-            UsageRecord(
-                request_id=outcome.request_id,
-                function=rec.name,
-                version=version,
-                architecture=architectures[0] if architectures else "x86_64",
-                started_ns=started_ns,
-                duration_ns=duration_ns,
-                init_ns=init_ns,
-                billed_ms=billed,
-                granularity_ms=self.granularity_ms,
-                memory_mb=memory_mb,
-                max_memory_mb=max_memory_mb,
-                cold=outcome.cold,
-                outcome=name,
-                account=self.account,
-            )
+        usage = UsageRecord(
+            request_id=outcome.request_id,
+            function=rec.name,
+            version=version,
+            architecture=architectures[0] if architectures else "x86_64",
+            started_ns=started_ns,
+            duration_ns=duration_ns,
+            init_ns=init_ns,
+            billed_ms=billed,
+            granularity_ms=self.granularity_ms,
+            memory_mb=memory_mb,
+            max_memory_mb=max_memory_mb,
+            cold=outcome.cold,
+            outcome=name,
+            account=self.account,
         )
+        log = None
         if outcome.log:
-            self.logstore.record(
-                CallLog(
-                    log_group=spec.log_group,
-                    log_stream=outcome.log_stream or "unknown",
-                    request_id=outcome.request_id,
-                    started_ns=started_ns,
-                    ended_ns=time.time_ns(),
-                    log=outcome.log,
-                    marks=outcome.log_marks,
-                )
+            log = CallLog(
+                log_group=spec.log_group,
+                log_stream=outcome.log_stream or "unknown",
+                request_id=outcome.request_id,
+                started_ns=started_ns,
+                ended_ns=time.time_ns(),
+                log=outcome.log,
+                marks=outcome.log_marks,
             )
+        try:
+            self.calls.record(usage, log)
+        except OSError as exc:
+            # Not recorded, so not answered: the caller gets this error and
+            # the call is neither billed, nor logged, nor counted.
+            raise LambdaError("ServiceException", f"The call could not be recorded: {exc.strerror or exc}") from None
+        meter = self.meter
+        meter.record(meter.slot(rec.name, version), duration_ns, billed, memory_mb, init_ns, OUTCOME_INDEX[name], outcome.cold)
 
 
 class MeteredPool(Pool):

@@ -1,47 +1,20 @@
-"""The durable usage ledger: one row per call, in <data-dir>/usage.db.
+"""The usage ledger: one row per answered call, in <data-dir>/usage.db,
+and what it and the log store share: SQLite files written in batches.
 
-How an answered call survives `kill -9` of the server:
-
-1. Before the gateway answers a call, the pool hands its outcome to
-   Ledger.record(), which appends one framed record to an append-only
-   journal file (<data-dir>/usage-journal/<seq>.journal) with a single
-   write(2). Once write(2) has returned, the bytes are in the kernel's page
-   cache and belong to the file: killing the process, even with SIGKILL, no
-   longer loses them. Only then does the HTTP response go out.
-2. Every FLUSH_INTERVAL_S a background task switches recording to a new
-   journal file, inserts the rows of the old one into SQLite in one
-   transaction (WAL, synchronous=FULL, so the commit is fsynced), and only
-   after the commit deletes the old journal file. That is the batching.
-3. On start, every journal file left behind is replayed into SQLite before
-   the server accepts calls. Rows are keyed by (started_ns, request_id) and
-   inserted with INSERT OR IGNORE, so replaying a journal whose rows were
-   already committed (a kill between commit and unlink) adds nothing twice.
-   A record torn by the kill (a short last frame, or a bad CRC) is the
-   only thing skipped, and it cannot belong to an answered call.
-
-A power cut (not a process kill) can lose what sat in the page cache for
-less than one flush interval; `fsync=True` closes that gap at the cost of
-one fdatasync per call.
+Rows reach SQLite through calls.CallJournal, which journals each call
+before it is answered; calls.py says how that survives `kill -9`.
 """
 from __future__ import annotations
 
-import os
 import pathlib
 import sqlite3
-import struct
 import threading
 import time
-import zlib
-from typing import Iterator
 
 import msgspec
-import trio
 
 from . import billing
 from .billing import MAX_BILLED_MS, MAX_CALL_NS, MAX_MEMORY_MB
-
-FLUSH_INTERVAL_S = 0.25
-_FRAME = struct.Struct("<II")  # body length, crc32 of body
 
 
 class UsageRecord(msgspec.Struct, array_like=True, kw_only=True):
@@ -63,91 +36,8 @@ class UsageRecord(msgspec.Struct, array_like=True, kw_only=True):
     account: str = ""
 
 
-class Journal:
-    """Append-only files of framed records: <dir>/<seq>.journal.
-
-    Each frame is an 8-byte header (length, CRC32) and the body, written
-    with one write(2) on an O_APPEND descriptor. Readers stop at the first
-    frame that is short or fails its CRC: the tail a kill can tear.
-    """
-
-    def __init__(self, directory: pathlib.Path, *, fsync: bool = False) -> None:
-        self.directory = directory
-        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self.fsync = fsync
-        self._fd = -1
-        self._path: pathlib.Path | None = None
-        self._seq = max((_seq_of(p) for p in self.files()), default=0)
-        self._torn: list[pathlib.Path] = []  # files left after a failed append
-
-    def files(self) -> list[pathlib.Path]:
-        """Journal files on disk, oldest first (the open one included)."""
-        return sorted((p for p in self.directory.glob("*.journal") if _seq_of(p) >= 0), key=_seq_of)
-
-    def open_next(self) -> pathlib.Path | None:
-        """Starts a new file for appends; returns the one it replaces."""
-        previous = self._path
-        old_fd = self._fd
-        self._seq += 1
-        path = self.directory / f"{self._seq:012d}.journal"
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
-        self._path = path
-        if old_fd >= 0:
-            os.close(old_fd)
-        return previous
-
-    def append(self, body: bytes) -> None:
-        data = _FRAME.pack(len(body), zlib.crc32(body)) + body
-        # One write(2) for a regular file in practice; the loop covers a
-        # short write (a signal, a nearly full disk) without tearing a frame
-        # in a way replay would not detect.
-        try:
-            written = os.write(self._fd, data)
-            if written != len(data):
-                view = memoryview(data)[written:]
-                while view:
-                    view = view[os.write(self._fd, view) :]
-            if self.fsync:
-                os.fdatasync(self._fd)
-        except OSError:
-            # Part of a frame may be on disk now, and replay stops at a torn
-            # frame: anything appended after it would be lost to a kill.
-            # Later frames go to a fresh file; this one is replayed up to
-            # the tear, which is where its good frames end.
-            torn = self.open_next()
-            if torn is not None:
-                self._torn.append(torn)
-            raise
-
-    def take_torn(self) -> list[pathlib.Path]:
-        """Files set aside by failed appends since the last call: their
-        good frames are in the batch that flushes with them."""
-        torn, self._torn = self._torn, []
-        return torn
-
-    def close(self) -> None:
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
-
-    @staticmethod
-    def read(path: pathlib.Path) -> Iterator[bytes]:
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            return
-        pos = 0
-        while pos + _FRAME.size <= len(data):
-            length, crc = _FRAME.unpack_from(data, pos)
-            body = data[pos + _FRAME.size : pos + _FRAME.size + length]
-            if len(body) < length or zlib.crc32(body) != crc:
-                return  # torn by a kill mid-write: nothing after it was answered
-            yield body
-            pos += _FRAME.size + length
-
-
 ROWS_PER_STATEMENT = 200
-RECORDS_PER_SLICE = 200  # see BatchedStore._commit
+RECORDS_PER_SLICE = 200  # see SqliteStore.commit
 
 
 def insert_rows(db: sqlite3.Connection, prefix: str, columns: int, rows: list[tuple]) -> None:
@@ -164,33 +54,17 @@ def insert_rows(db: sqlite3.Connection, prefix: str, columns: int, rows: list[tu
         db.execute(prefix + ", ".join([one] * len(chunk)), [value for row in chunk for value in row])
 
 
-def _seq_of(path: pathlib.Path) -> int:
-    try:
-        return int(path.stem)
-    except ValueError:
-        return -1
+class SqliteStore:
+    """One SQLite file whose rows arrive in batches (calls.CallJournal
+    commits them); subclasses say how rows are stored and read."""
 
-
-class BatchedStore:
-    """A journal in front of a SQLite file: record() is a write(2); a task
-    moves batches into SQLite. Subclasses say how rows are stored."""
-
-    record_type: type
-
-    def __init__(self, db_path: pathlib.Path, journal_dir: pathlib.Path, *, fsync: bool = False) -> None:
+    def __init__(self, db_path: pathlib.Path) -> None:
         self.db_path = db_path
         self._db = sqlite3.connect(db_path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db_lock = threading.Lock()  # one connection, used from worker threads one at a time
         self._create(self._db)
-        self._encoder = msgspec.msgpack.Encoder()
-        self._decoder = msgspec.msgpack.Decoder(self.record_type)
-        self.journal = Journal(journal_dir, fsync=fsync)
-        self.replayed = self._replay()
-        self.journal.open_next()
-        self._pending: list = []
-        self._flush_lock = trio.Lock()
 
     # -- subclass hooks ----------------------------------------------------
 
@@ -200,23 +74,13 @@ class BatchedStore:
     def _insert(self, db: sqlite3.Connection, records: list) -> None:
         raise NotImplementedError
 
-    # -- writes --------------------------------------------------------------
+    def maintain(self) -> None:
+        """Periodic upkeep between batches; nothing by default."""
 
-    def record(self, rec) -> None:
-        """Durable against a process kill when this returns (see module doc)."""
-        self.journal.append(self._encoder.encode(rec))
-        self._pending.append(rec)
+    # -- use -----------------------------------------------------------------
 
-    def _replay(self) -> int:
-        count = 0
-        for path in self.journal.files():
-            records = [self._decoder.decode(body) for body in Journal.read(path)]
-            self._commit(records)
-            path.unlink()
-            count += len(records)
-        return count
-
-    def _commit(self, records: list) -> None:
+    def commit(self, records: list) -> None:
+        """Stores a batch in one transaction (fsynced when it returns)."""
         if not records:
             return
         with self._db_lock:
@@ -237,62 +101,20 @@ class BatchedStore:
                 raise
             self._db.execute("COMMIT")
 
-    def flush_sync(self) -> None:
-        """Moves everything recorded so far into SQLite (tests, shutdown)."""
-        previous = self.journal.open_next()
-        done = self.journal.take_torn() + ([previous] if previous is not None else [])
-        batch, self._pending = self._pending, []
-        self._commit(batch)
-        for path in done:
-            path.unlink(missing_ok=True)
-
-    async def flush(self) -> None:
-        async with self._flush_lock:
-            # Switch files and take the batch in the trio thread, where
-            # record() runs, so no record falls between the two.
-            previous = self.journal.open_next()
-            done = self.journal.take_torn() + ([previous] if previous is not None else [])
-            batch, self._pending = self._pending, []
-            await trio.to_thread.run_sync(self._commit, batch)
-            for path in done:
-                path.unlink(missing_ok=True)
-
-    async def run(self, *, interval_s: float = FLUSH_INTERVAL_S, task_status=trio.TASK_STATUS_IGNORED) -> None:
-        task_status.started()
-        try:
-            while True:
-                await trio.sleep(interval_s)
-                if self._pending:
-                    await self.flush()
-                await trio.to_thread.run_sync(self.maintain)
-        finally:
-            with trio.CancelScope(shield=True):
-                await self.flush()
-
-    def maintain(self) -> None:
-        """Periodic upkeep between flushes; nothing by default."""
-
     def query(self, sql: str, params: tuple = ()) -> list[tuple]:
         with self._db_lock:
             return self._db.execute(sql, params).fetchall()
 
     def close(self) -> None:
-        if self._pending:
-            self.flush_sync()
-        self.journal.close()
-        # Everything is in SQLite now: the last, empty journal can go.
-        for path in self.journal.files():
-            if not any(True for _ in Journal.read(path)):
-                path.unlink(missing_ok=True)
         with self._db_lock:
             self._db.close()
 
 
-class Ledger(BatchedStore):
-    record_type = UsageRecord
+class Ledger(SqliteStore):
+    """Usage rows, one per answered call, in <data-dir>/usage.db."""
 
-    def __init__(self, data_dir: pathlib.Path, *, fsync: bool = False) -> None:
-        super().__init__(data_dir / "usage.db", data_dir / "usage-journal", fsync=fsync)
+    def __init__(self, data_dir: pathlib.Path) -> None:
+        super().__init__(data_dir / "usage.db")
 
     def _create(self, db: sqlite3.Connection) -> None:
         # The key leads with the time, not the random request id, so each

@@ -3,10 +3,10 @@
 Each call's log (its START..REPORT lines, or the JSON platform events) is
 stored under the log group `/aws/lambda/<function>` (or the function's
 LoggingConfig.LogGroup), in the instance's stream
-`YYYY/MM/DD/[$LATEST]<instance-id>`, one event per line. Writes take the
-same path as the usage ledger (ledger.BatchedStore): a journal write(2)
-before the call is answered, batched into SQLite in the background, so a
-call's log survives `kill -9` of the server as its bill does.
+`YYYY/MM/DD/[$LATEST]<instance-id>`, one event per line. A call's log is
+journaled with its usage row in one write(2) before the call is answered
+(calls.CallJournal) and batched into SQLite in the background, so it
+survives `kill -9` of the server as its bill does.
 
 Retention: events older than `retention_days` are deleted (0 keeps them
 forever, CloudWatch's default).
@@ -19,7 +19,7 @@ import time
 
 import msgspec
 
-from .ledger import BatchedStore, insert_rows
+from .ledger import SqliteStore, insert_rows
 from .logs import MAX_MARKS
 
 RETENTION_CHECK_S = 60.0
@@ -96,13 +96,11 @@ def _split_unmarked(call: CallLog, start_ms: int, end_ms: int) -> list[tuple[int
     return out
 
 
-class LogStore(BatchedStore):
-    record_type = CallLog
-
-    def __init__(self, data_dir: pathlib.Path, *, retention_days: int = 0, fsync: bool = False) -> None:
+class LogStore(SqliteStore):
+    def __init__(self, data_dir: pathlib.Path, *, retention_days: int = 0) -> None:
         self.retention_days = retention_days
         self._next_retention = 0.0
-        super().__init__(data_dir / "logs.db", data_dir / "logs-journal", fsync=fsync)
+        super().__init__(data_dir / "logs.db")
 
     def _create(self, db: sqlite3.Connection) -> None:
         # timestamp_ms leads the unique key for the reason ledger.Ledger's

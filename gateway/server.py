@@ -33,6 +33,7 @@ from .errors import LambdaError
 from .functions import FunctionService
 from .versions import Versions
 from .invoke import Invoker
+from .calls import CallJournal
 from .ledger import Ledger
 from .logstore import LogStore
 from .meter import Meter
@@ -149,12 +150,14 @@ async def _run(config: ServerConfig, data_dir: pathlib.Path, lock: DataDirLock, 
     storage = SQLiteStorage(data_dir / "lambdalet.db")
     async_store = AsyncStore(data_dir / "queue.db")
     # Metering: counters in a shared mapping, the usage ledger and the logs,
-    # each journaled before a call is answered (ledger.py says how).
+    # a call's usage row and log journaled together before it is answered
+    # (calls.py says how).
     meter = Meter(data_dir / "meter.bin")
     meter.recover()
     ledger = Ledger(data_dir)
     logstore = LogStore(data_dir, retention_days=config.log_retention_days)
-    accountant = accounting.Accounting(meter, ledger, logstore, granularity_ms=config.billing_granularity_ms, account=config.account)
+    calls = CallJournal(data_dir, ledger, logstore)
+    accountant = accounting.Accounting(meter, calls, granularity_ms=config.billing_granularity_ms, account=config.account)
     codes = CodeStore(data_dir / "code")
     try:
         runtimes = runtime_setup.prepare(data_dir, default_cache_dir(), config.pythons, config.runtime_map)
@@ -245,10 +248,9 @@ async def _run(config: ServerConfig, data_dir: pathlib.Path, lock: DataDirLock, 
             app = create_app(service, links, settings, versions, provisioned_ready)
             router = Router(invoker, app, keys if config.auth else None, (config.host, port), UrlHandler(settings, invoker, keys))
             async_api.register(app, event_configs, async_queue, scheduler)
-            usage_api.register(app, service, ledger, logstore, granularity_ms=config.billing_granularity_ms)
+            usage_api.register(app, service, calls, granularity_ms=config.billing_granularity_ms)
             metrics.register(meter)
-            await nursery.start(ledger.run)
-            await nursery.start(logstore.run)
+            await nursery.start(calls.run)
             await nursery.start(pool.run)
             await nursery.start(collector.run)
             if spares is not None:
@@ -282,6 +284,7 @@ async def _run(config: ServerConfig, data_dir: pathlib.Path, lock: DataDirLock, 
         backend.close()
         storage.close()
         async_store.close()
+        calls.close()
         ledger.close()
         logstore.close()
         meter.close()

@@ -31,8 +31,7 @@ from . import billing, metrics
 from .control import _json
 from .errors import invalid
 from .functions import FunctionService
-from .ledger import Ledger
-from .logstore import LogStore
+from .calls import CallJournal
 
 MAX_EVENTS = 10_000
 
@@ -67,7 +66,9 @@ def _int_arg(name: str, default: int) -> int:
         raise invalid(f"{name} must be an integer, got {raw!r}") from None
 
 
-def register(app, service: FunctionService, ledger: Ledger, logstore: LogStore, *, granularity_ms: int, prices: billing.Prices = billing.DEFAULT_PRICES) -> None:
+def register(app, service: FunctionService, calls: CallJournal, *, granularity_ms: int, prices: billing.Prices = billing.DEFAULT_PRICES) -> None:
+    ledger, logstore = calls.ledger, calls.logstore
+
     @app.get("/_lambdalet/usage", endpoint="lambdalet_usage")
     async def usage():
         month = request.args.get("month") or billing.month_of(time.time_ns())
@@ -78,7 +79,7 @@ def register(app, service: FunctionService, ledger: Ledger, logstore: LogStore, 
         function = request.args.get("function") or None
         # Calls recorded since the last batch are in the journal only: move
         # them into SQLite first so the report holds every answered call.
-        await ledger.flush()
+        await calls.flush()
         # Queries run in a thread: the store's connection may be busy with a
         # batch commit (an fsync), and the event loop must not wait on it.
         usage = await trio.to_thread.run_sync(ledger.usage, month, function)
@@ -96,7 +97,7 @@ def register(app, service: FunctionService, ledger: Ledger, logstore: LogStore, 
         since_ms = _int_arg("since_ms", 0)
         contains = request.args.get("filter") or None
         limit = min(max(1, _int_arg("limit", MAX_EVENTS)), MAX_EVENTS)
-        await logstore.flush()
+        await calls.flush()
         doc: dict = {"logGroupName": group}
         if request.args.get("after_id"):
             after_id = _int_arg("after_id", 0)

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import configparser
+import contextlib
+import errno
 import io
 import os
 import pathlib
@@ -186,3 +188,52 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+class Books:
+    """The usage ledger and the log store behind their call journal,
+    opened in a data dir as the server opens them."""
+
+    def __init__(self, data_dir: pathlib.Path, *, retention_days: int = 0) -> None:
+        from lambdalet.gateway.calls import CallJournal
+        from lambdalet.gateway.ledger import Ledger
+        from lambdalet.gateway.logstore import LogStore
+
+        self.ledger = Ledger(data_dir)
+        self.logstore = LogStore(data_dir, retention_days=retention_days)
+        self.journal = CallJournal(data_dir, self.ledger, self.logstore)
+
+    def close(self) -> None:
+        self.journal.close()
+        self.ledger.close()
+        self.logstore.close()
+
+
+@contextlib.contextmanager
+def small_tmpfs(path: pathlib.Path, size_kb: int):
+    """A tmpfs of size_kb mounted at path (a new directory) for the block:
+    a disk that fills up for real. Needs root; unmounted afterwards (a
+    busy mount fails the test: something kept a file open)."""
+    path.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_kb}k,mode=0700", "tmpfs", str(path)], check=True)
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", str(path)], check=True)
+
+
+def fill_disk(directory: pathlib.Path, name: str = "filler") -> pathlib.Path:
+    """Writes a file in directory until the file system is full; returns it
+    (truncate or remove it to make room again)."""
+    path = directory / name
+    chunk = b"\0" * 65536
+    with open(path, "ab", buffering=0) as f:
+        while True:
+            try:
+                f.write(chunk)
+            except OSError as exc:
+                if exc.errno != errno.ENOSPC:
+                    raise
+                if len(chunk) == 1:
+                    return path
+                chunk = chunk[: len(chunk) // 2]

@@ -107,7 +107,7 @@ def test_the_data_dir_is_0700_and_every_file_in_it_0600(tmp_path, history):
         for must in ("lambdalet.db", "lambdalet.db-wal", "lambdalet.db-shm", "queue.db", "queue.db-wal", "meter.bin", "credentials", "server.lock"):
             assert must in names, sorted(names)
         assert list((data / "code" / "blobs").iterdir())
-        assert list((data / "usage-journal").iterdir()) or (data / "usage.db").exists()
+        assert list((data / "calls-journal").iterdir()) or (data / "usage.db").exists()
         assert _loose(data) == []
     finally:
         assert srv.stop() == 0

@@ -11,10 +11,13 @@ import sys
 import time
 
 import msgspec
+import pytest
 
-from helpers import ServerProcess, lambdalet_argv, make_zip
+from helpers import Books, ServerProcess, lambdalet_argv, make_zip
 from lambdalet.gateway import billing
-from lambdalet.gateway.ledger import Journal, Ledger, UsageRecord
+from lambdalet.gateway.calls import CallRecord
+from lambdalet.gateway.journal import Journal
+from lambdalet.gateway.ledger import UsageRecord
 
 ROLE = "arn:aws:iam::123456789012:role/lambdalet-test"
 
@@ -38,9 +41,9 @@ def _row(i: int, started_ns: int | None = None, function: str = "f") -> UsageRec
 
 
 def _record_then_die(data_dir: str, n: int) -> None:
-    ledger = Ledger(pathlib.Path(data_dir))
+    books = Books(pathlib.Path(data_dir))
     for i in range(n):
-        ledger.record(_row(i))
+        books.journal.record(_row(i))
     # No flush, no close: the process dies the hard way.
     os.kill(os.getpid(), signal.SIGKILL)
 
@@ -51,50 +54,63 @@ def test_recorded_rows_survive_sigkill_before_any_flush(tmp_path):
     child.start()
     child.join()
     assert child.exitcode == -signal.SIGKILL
-    ledger = Ledger(tmp_path)
+    books = Books(tmp_path)
+    ledger = books.ledger
     try:
-        assert ledger.replayed == 250
+        assert books.journal.replayed == 250
         (usage,) = ledger.usage(billing.month_of(time.time_ns()))
         assert (usage.requests, usage.billed_ms, usage.mb_ms) == (250, 250 * 13, 250 * 13 * 128)
     finally:
-        ledger.close()
+        books.close()
 
 
-def test_replay_is_idempotent_and_skips_a_torn_tail(tmp_path):
-    ledger = Ledger(tmp_path)
+# A journal as this version writes it (one record per call), and as earlier
+# versions left it (usage rows alone): both are replayed, alike.
+JOURNALS = {"calls-journal": CallRecord, "usage-journal": lambda row: row}
+
+
+@pytest.mark.parametrize("journal_name", JOURNALS)
+def test_replay_is_idempotent_and_skips_a_torn_tail(tmp_path, journal_name):
+    books = Books(tmp_path)
     for i in range(10):
-        ledger.record(_row(i))
-    ledger.flush_sync()  # committed to SQLite ...
-    journal_dir = tmp_path / "usage-journal"
+        books.journal.record(_row(i))
+    books.journal.flush_sync()  # committed to SQLite ...
+    started = {r.request_id: r.started_ns for r in books.ledger.calls(limit=100)}
+    books.close()
+    journal_dir = tmp_path / journal_name
     # ... and, as if killed between the commit and the unlink, the same rows
     # are still in a journal, followed by a frame cut short mid-write.
     replay = Journal(journal_dir)
     replay.open_next()
     enc = msgspec.msgpack.Encoder()
+    frame = JOURNALS[journal_name]
     for i in range(10):
-        replay.append(enc.encode(_row(i, started_ns=ledger.calls(limit=100)[9 - i].started_ns)))
-    replay.append(enc.encode(_row(99)))
+        replay.append(enc.encode(frame(_row(i, started_ns=started[f"req-{i}"]))))
+    replay.append(enc.encode(frame(_row(99))))
     replay.close()
     last = replay.files()[-1]
     last.write_bytes(last.read_bytes()[:-5])
-    ledger.journal.close()
-    ledger2 = Ledger(tmp_path)
+    books2 = Books(tmp_path)
+    ledger2 = books2.ledger
     try:
-        assert ledger2.replayed == 10
+        assert books2.journal.replayed == 10
         (usage,) = ledger2.usage(billing.month_of(time.time_ns()))
         assert usage.requests == 10
         assert not any(r.request_id == "req-99" for r in ledger2.calls(limit=100))
-        assert [p.name for p in journal_dir.glob("*.journal")] == [ledger2.journal._path.name]
+        if journal_name == "calls-journal":
+            assert [p.name for p in journal_dir.glob("*.journal")] == [books2.journal.journal._path.name]
+        else:
+            assert not journal_dir.exists()  # an earlier version's journal, replayed once
     finally:
-        ledger2.close()
+        books2.close()
 
 
 def _record_torn_then_more_then_die(data_dir: str) -> None:
     import errno
 
-    ledger = Ledger(pathlib.Path(data_dir))
+    books = Books(pathlib.Path(data_dir))
     for i in range(5):
-        ledger.record(_row(i))
+        books.journal.record(_row(i))
     real_write = os.write
     calls = {"n": 0}
 
@@ -107,13 +123,13 @@ def _record_torn_then_more_then_die(data_dir: str) -> None:
 
     os.write = short_then_full
     try:
-        ledger.record(_row(5))
+        books.journal.record(_row(5))
     except OSError:
         pass
     finally:
         os.write = real_write
     for i in range(6, 10):
-        ledger.record(_row(i))  # answered after the failed one: must survive
+        books.journal.record(_row(i))  # answered after the failed one: must survive
     os.kill(os.getpid(), signal.SIGKILL)
 
 
@@ -123,31 +139,33 @@ def test_a_failed_append_does_not_hide_later_records_from_replay(tmp_path):
     child.start()
     child.join()
     assert child.exitcode == -signal.SIGKILL
-    ledger = Ledger(tmp_path)
+    books = Books(tmp_path)
+    ledger = books.ledger
     try:
         ids = {r.request_id for r in ledger.calls(limit=100)}
         assert ids == {f"req-{i}" for i in range(10) if i != 5}
     finally:
-        ledger.close()
+        books.close()
 
 
 def test_usage_filters_by_month_and_function(tmp_path):
-    ledger = Ledger(tmp_path)
+    books = Books(tmp_path)
+    ledger = books.ledger
     try:
         nov, _ = billing.month_bounds_ns("2026-11")
         dec, _ = billing.month_bounds_ns("2026-12")
-        ledger.record(_row(1, nov + 1, "a"))
-        ledger.record(_row(2, nov + 2, "b"))
-        ledger.record(_row(3, dec - 1, "b"))
-        ledger.record(_row(4, dec, "a"))
-        ledger.flush_sync()
+        books.journal.record(_row(1, nov + 1, "a"))
+        books.journal.record(_row(2, nov + 2, "b"))
+        books.journal.record(_row(3, dec - 1, "b"))
+        books.journal.record(_row(4, dec, "a"))
+        books.journal.flush_sync()
         assert [(u.function, u.requests) for u in ledger.usage("2026-11")] == [("a", 1), ("b", 2)]
         assert [(u.function, u.requests) for u in ledger.usage("2026-11", "b")] == [("b", 2)]
         assert [(u.function, u.requests) for u in ledger.usage("2026-12")] == [("a", 1)]
         row = ledger.calls("b", limit=1)[0]
         assert (row.request_id, row.billed_ms, row.memory_mb, row.max_memory_mb, row.outcome) == ("req-3", 13, 128, 40, "success")
     finally:
-        ledger.close()
+        books.close()
 
 
 def _usage_json(srv: ServerProcess, *extra: str) -> dict:
@@ -246,23 +264,23 @@ def _replay_twice(tmp_path: pathlib.Path) -> None:
     """Records 10 rows, commits them, and leaves the same rows in a journal
     as a kill between commit and unlink would; reopening must not add them again."""
     started = time.time_ns()
-    ledger = Ledger(tmp_path)
+    books = Books(tmp_path)
     for i in range(10):
-        ledger.record(_row(i, started_ns=started + i))
-    ledger.flush_sync()
-    ledger.journal.close()
-    replay = Journal(tmp_path / "usage-journal")
+        books.journal.record(_row(i, started_ns=started + i))
+    books.journal.flush_sync()
+    books.close()
+    replay = Journal(tmp_path / "calls-journal")
     replay.open_next()
     enc = msgspec.msgpack.Encoder()
     for i in range(10):
-        replay.append(enc.encode(_row(i, started_ns=started + i)))
+        replay.append(enc.encode(CallRecord(_row(i, started_ns=started + i))))
     replay.close()
-    ledger2 = Ledger(tmp_path)
+    books2 = Books(tmp_path)
     try:
-        assert ledger2.replayed == 10
-        assert len(ledger2.calls(limit=100)) == 10
+        assert books2.journal.replayed == 10
+        assert len(books2.ledger.calls(limit=100)) == 10
     finally:
-        ledger2.close()
+        books2.close()
 
 
 def test_a_new_ledger_keys_rows_by_time_first(tmp_path):
@@ -280,7 +298,8 @@ def test_a_ledger_made_with_the_old_key_order_keeps_it(tmp_path):
 
 
 def test_numbers_are_clamped_on_the_way_in_and_on_the_way_out(tmp_path):
-    ledger = Ledger(tmp_path)
+    books = Books(tmp_path)
+    ledger = books.ledger
     try:
         now = time.time_ns()
         absurd = [
@@ -289,8 +308,8 @@ def test_numbers_are_clamped_on_the_way_in_and_on_the_way_out(tmp_path):
             _row(3, now + 2),
         ]
         for rec in absurd:
-            ledger.record(rec)
-        ledger.flush_sync()
+            books.journal.record(rec)
+        books.journal.flush_sync()
         stored = {r.request_id: r for r in ledger.calls(limit=10)}
         assert (stored["req-1"].duration_ns, stored["req-1"].billed_ms, stored["req-1"].memory_mb, stored["req-1"].max_memory_mb, stored["req-1"].init_ns) == (
             billing.MAX_CALL_NS, billing.MAX_BILLED_MS, billing.MAX_MEMORY_MB, 0, 0)
@@ -301,13 +320,14 @@ def test_numbers_are_clamped_on_the_way_in_and_on_the_way_out(tmp_path):
         assert usage.billed_ms == billing.MAX_BILLED_MS + 0 + 13
         assert usage.mb_ms == billing.MAX_MEMORY_MB * billing.MAX_BILLED_MS + 128 * 13
     finally:
-        ledger.close()
+        books.close()
 
 
 def test_usage_summed_in_python_agrees_with_sqlite(tmp_path):
     """The fallback for sums past SQLite's 64-bit range gives what SQLite
     gives where both can (rows as an older server stored them, unclamped)."""
-    ledger = Ledger(tmp_path)
+    books = Books(tmp_path)
+    ledger = books.ledger
     try:
         now = time.time_ns()
         with ledger._db_lock:
@@ -329,4 +349,75 @@ def test_usage_summed_in_python_agrees_with_sqlite(tmp_path):
         assert [(u.function, u.architecture, u.requests, u.duration_ns, u.billed_ms, u.mb_ms) for u in in_sqlite] == in_python
         assert in_python[0] == ("a", "arm64", 1, billing.MAX_CALL_NS, billing.MAX_BILLED_MS, billing.MAX_MEMORY_MB * billing.MAX_BILLED_MS)
     finally:
-        ledger.close()
+        books.close()
+
+
+def _log(i: int, started_ns: int):
+    from lambdalet.gateway.logstore import CallLog
+
+    return CallLog(log_group="/aws/lambda/f", log_stream="s", request_id=f"req-{i}", started_ns=started_ns,
+                   ended_ns=started_ns + 1_000_000, log=b"START RequestId: req-%d Version: $LATEST\nhello\n" % i)
+
+
+def test_a_call_is_one_append_holding_its_usage_and_its_log(tmp_path):
+    books = Books(tmp_path)
+    try:
+        now = time.time_ns()
+        books.journal.record(_row(1, now), _log(1, now))
+        (frame,) = Journal.read(books.journal.journal.files()[-1])
+        rec = msgspec.msgpack.decode(frame, type=CallRecord)
+        assert rec.usage.request_id == rec.log.request_id == "req-1"
+        books.journal.flush_sync()
+        assert [r.request_id for r in books.ledger.calls()] == ["req-1"]
+        assert [e.message for e in books.logstore.events("/aws/lambda/f")] == ["START RequestId: req-1 Version: $LATEST", "hello"]
+    finally:
+        books.close()
+
+
+def _root_only() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs (a disk that really fills) takes root")
+
+
+def test_a_call_that_cannot_be_recorded_is_an_error_and_neither_billed_nor_logged(tmp_path):
+    """On a full disk the call's one append fails: the caller gets a
+    ServiceException and nothing of the call is billed, logged or counted
+    (two appends once billed calls whose log append failed)."""
+    from helpers import fill_disk, small_tmpfs
+    from lambdalet.gateway.accounting import Accounting
+    from lambdalet.gateway.errors import LambdaError
+    from lambdalet.gateway.meter import Meter
+    from lambdalet.gateway.model import FunctionRecord
+    from lambdalet.gateway.pool import CallOutcome, FunctionSpec
+
+    _root_only()
+    with small_tmpfs(tmp_path / "disk", 512) as disk:
+        meter, books = Meter(tmp_path / "meter.bin"), Books(disk)
+        try:
+            accounting = Accounting(meter, books.journal)
+            rec = FunctionRecord(name="f", runtime="python3.11", role="r", handler="app.handler", code_sha256_hex="", code_sha256_b64="",
+                                 code_size=0, revision_id="r", last_modified="", created_ns=0)
+            spec = FunctionSpec(record=rec, code_dir="/", arn="arn", env={}, log_group="/aws/lambda/f")
+
+            def outcome(i: int) -> CallOutcome:
+                return CallOutcome(request_id=f"req-{i}", payload=b"1", function_error=None, error_type=None, log=b"line\n" * 2000,
+                                   duration_ns=2_000_000, init_ns=None, cold=False, started_ns=time.time_ns(), memory_mb=128,
+                                   log_stream="s", kind="success")
+
+            filler = fill_disk(disk)
+            # Room for a usage row but not for a 10 KB log: two appends (usage,
+            # then log) would bill a call that then failed.
+            os.truncate(filler, filler.stat().st_size - 8192)
+            with pytest.raises(LambdaError) as refused:
+                accounting.on_call(spec, outcome(1))
+            assert refused.value.error_type == "ServiceException" and "No space left" in refused.value.message
+            filler.unlink()  # room again
+            accounting.on_call(spec, outcome(2))
+            books.journal.flush_sync()
+            assert [r.request_id for r in books.ledger.calls()] == ["req-2"]
+            assert [e.message for e in books.logstore.events("/aws/lambda/f")] == ["line"] * 2000  # req-2's alone
+            (counted,) = meter.snapshot()
+            assert counted.invocations == 1
+        finally:
+            books.close()
+            meter.close()

@@ -132,9 +132,7 @@ def test_store_splits_calls_into_events_and_expires_them(tmp_path):
         old = now - 3 * 86_400 * 10**9
         body = logs.wrap_call("r1", "$LATEST", b"", b"line one\nline two\n", duration_ns=1_000_000, memory_mb=128, max_memory_mb=1, init_ns=None)
         assert [t for t, _ in split_events(_call(1, now, body))] == [now // 10**6] * 3 + [(now + 5_000_000) // 10**6] * 2
-        store.record(_call(1, now, body))
-        store.record(_call(2, old, b"ancient\n", stream="2026/11/26/[$LATEST]def"))
-        store.flush_sync()
+        store.commit([_call(1, now, body), _call(2, old, b"ancient\n", stream="2026/11/26/[$LATEST]def")])
         assert len(store.events("/aws/lambda/f")) == 6
         assert [e.message for e in store.events("/aws/lambda/f", contains="two")] == ["line two"]
         assert len(store.events("/aws/lambda/f", since_ms=now // 10**6)) == 5
@@ -143,10 +141,9 @@ def test_store_splits_calls_into_events_and_expires_them(tmp_path):
         assert all(e.message != "ancient" for e in store.events("/aws/lambda/f"))
     finally:
         store.close()
-    # Reopened, without the journal replaying anything twice.
-    store = LogStore(tmp_path)
+    store = LogStore(tmp_path)  # reopened, as it was left
     try:
-        assert store.replayed == 0 and len(store.events("/aws/lambda/f")) == 5
+        assert len(store.events("/aws/lambda/f")) == 5
     finally:
         store.close()
 
@@ -189,10 +186,9 @@ def test_pages_cover_what_is_stored_and_follow_goes_on_from_there(tmp_path):
 
     store = LogStore(tmp_path)
     try:
-        for i in range(30):
-            store.record(CallLog(log_group="/aws/lambda/f", log_stream="s", request_id=f"r{i}", started_ns=1_000_000 * (i + 1),
-                                 ended_ns=1_000_000 * (i + 1), log=f"START RequestId: r{i} Version: $LATEST\nline {i}\nEND RequestId: r{i}\n".encode()))
-        store.flush_sync()
+        store.commit([CallLog(log_group="/aws/lambda/f", log_stream="s", request_id=f"r{i}", started_ns=1_000_000 * (i + 1),
+                              ended_ns=1_000_000 * (i + 1), log=f"START RequestId: r{i} Version: $LATEST\nline {i}\nEND RequestId: r{i}\n".encode())
+                      for i in range(30)])
         first = store.page("/aws/lambda/f", limit=6)
         assert [e.message for e in first.events][:2] == ["START RequestId: r0 Version: $LATEST", "line 0"]
         assert first.next is not None
@@ -212,11 +208,17 @@ CREATE INDEX events_by_group ON events (log_group, timestamp_ms);
 """
 
 
+@pytest.mark.parametrize("journal_name", ["calls-journal", "logs-journal"])
 @pytest.mark.parametrize("layout", ["new", "old"])
-def test_a_replayed_call_adds_no_events_twice(tmp_path, layout):
+def test_a_replayed_call_adds_no_events_twice(tmp_path, layout, journal_name):
+    """Replayed from this version's call journal, or from the log journal an
+    earlier version left, into either layout of logs.db."""
     import sqlite3
 
-    from lambdalet.gateway.ledger import Journal
+    from helpers import Books
+    from lambdalet.gateway.calls import CallRecord
+    from lambdalet.gateway.journal import Journal
+    from lambdalet.gateway.ledger import UsageRecord
 
     if layout == "old":
         # A logs.db made before the unique key led with the timestamp.
@@ -225,24 +227,28 @@ def test_a_replayed_call_adds_no_events_twice(tmp_path, layout):
     now = time.time_ns()
     body = logs.wrap_call("r1", "$LATEST", b"", b"hello\n", duration_ns=1_000_000, memory_mb=128, max_memory_mb=1, init_ns=None)
     calls = [_call(i, now + i * 1_000_000, body) for i in range(3)]
-    store = LogStore(tmp_path)
-    for call in calls:
-        store.record(call)
-    store.flush_sync()
-    store.journal.close()
+    usage = [UsageRecord(request_id=c.request_id, function="f", version="$LATEST", architecture="x86_64", started_ns=c.started_ns,
+                         duration_ns=1_000_000, init_ns=0, billed_ms=1, granularity_ms=1, memory_mb=128, max_memory_mb=1, cold=False,
+                         outcome="success") for c in calls]
+    books = Books(tmp_path)
+    for row, call in zip(usage, calls):
+        books.journal.record(row, call)
+    books.journal.flush_sync()
+    books.close()
     # Killed between the commit and the journal's unlink: the same calls again.
-    replay = Journal(tmp_path / "logs-journal")
+    replay = Journal(tmp_path / journal_name)
     replay.open_next()
     enc = msgspec.msgpack.Encoder()
-    for call in calls:
-        replay.append(enc.encode(call))
+    for row, call in zip(usage, calls):
+        replay.append(enc.encode(CallRecord(row, call) if journal_name == "calls-journal" else call))
     replay.close()
-    store = LogStore(tmp_path)
+    books = Books(tmp_path)
     try:
-        assert store.replayed == 3
-        assert len(store.events("/aws/lambda/f")) == 3 * 4  # START, hello, END, REPORT
+        assert books.journal.replayed == 3
+        assert len(books.logstore.events("/aws/lambda/f")) == 3 * 4  # START, hello, END, REPORT
+        assert len(books.ledger.calls()) == 3
     finally:
-        store.close()
+        books.close()
     with sqlite3.connect(tmp_path / "logs.db") as db:
         (ddl,) = db.execute("SELECT sql FROM sqlite_master WHERE name = 'events'").fetchone()
     assert ("UNIQUE (timestamp_ms, call_key, seq)" in ddl) == (layout == "new")

@@ -21,8 +21,8 @@ GROUP = "/aws/lambda/f"
 
 def _record(store: LogStore, i: int, lines: list[str], started_ms: int | None = None) -> None:
     started_ns = (started_ms if started_ms is not None else i + 1) * 1_000_000
-    store.record(CallLog(log_group=GROUP, log_stream="s", request_id=f"r{i}", started_ns=started_ns, ended_ns=started_ns,
-                         log="".join(f"{line}\n" for line in lines).encode()))
+    store.commit([CallLog(log_group=GROUP, log_stream="s", request_id=f"r{i}", started_ns=started_ns, ended_ns=started_ns,
+                          log="".join(f"{line}\n" for line in lines).encode())])
 
 
 def _all_pages(store: LogStore, **kwargs) -> tuple[list[str], int]:
@@ -47,8 +47,7 @@ def store(tmp_path):
 def test_pages_hold_every_event_once_in_time_order(store):
     for i in range(25):
         _record(store, i, [f"a{i}", f"b{i}"])
-    store.record(CallLog(log_group="/aws/lambda/other", log_stream="s", request_id="x", started_ns=5_000_000, ended_ns=5_000_000, log=b"not f\n"))
-    store.flush_sync()
+    store.commit([CallLog(log_group="/aws/lambda/other", log_stream="s", request_id="x", started_ns=5_000_000, ended_ns=5_000_000, log=b"not f\n")])
     messages, pages = _all_pages(store, limit=10)
     assert messages == [m for i in range(25) for m in (f"a{i}", f"b{i}")]
     assert pages == 5  # 50 events, 10 a page, and the last page says it is the last
@@ -59,7 +58,6 @@ def test_pages_hold_every_event_once_in_time_order(store):
 def test_a_filtered_page_examines_a_bounded_number_of_rows(store):
     for i in range(100):
         _record(store, i, ["needle" if i in (3, 97) else "hay"])
-    store.flush_sync()
     page = store.page(GROUP, contains="needle", limit=10, scan=20)
     # Twenty rows looked at: one match, and a cursor to go on from.
     assert [e.message for e in page.events] == ["needle"] and page.next is not None
@@ -70,13 +68,11 @@ def test_a_filtered_page_examines_a_bounded_number_of_rows(store):
 def test_paging_ends_at_what_was_stored_when_it_began_and_following_picks_up_the_rest(store):
     for i in range(10):
         _record(store, i, [f"old{i}"])
-    store.flush_sync()
     first = store.page(GROUP, limit=4)
     # A call logs while we page, stamped earlier than the cursor (a slow call's
     # START): not in this paging (it would be skipped silently otherwise),
     # but the first thing following prints.
     _record(store, 99, ["late"], started_ms=1)
-    store.flush_sync()
     messages = [e.message for e in first.events]
     after = first.next
     while after is not None:

@@ -17,6 +17,7 @@ import channel_rows
 from channel_rows import ROWS, Seen
 from lambdalet.gateway import billing
 from lambdalet.gateway.accounting import Accounting, MeteredPool
+from lambdalet.gateway.calls import CallJournal
 from lambdalet.gateway.ledger import Ledger
 from lambdalet.gateway.logstore import LogStore
 from lambdalet.gateway.meter import Meter
@@ -51,7 +52,8 @@ class Run:
         data.mkdir()
         self.spec = _spec(str(code), row)
         self.meter, self.ledger, self.logstore = Meter(data / "meter.bin"), Ledger(data), LogStore(data)
-        accounting = Accounting(self.meter, self.ledger, self.logstore)
+        self.calls = CallJournal(data, self.ledger, self.logstore)
+        accounting = Accounting(self.meter, self.calls)
         self.outcomes = []
 
         async def main():
@@ -64,8 +66,7 @@ class Run:
 
         try:
             trio.run(main)
-            self.ledger.flush_sync()
-            self.logstore.flush_sync()
+            self.calls.flush_sync()
         except BaseException:
             self.close()
             raise
@@ -83,6 +84,7 @@ class Run:
         return fn
 
     def close(self) -> None:
+        self.calls.close()
         self.ledger.close()
         self.logstore.close()
         self.meter.close()
