@@ -110,12 +110,16 @@ class CodeCollector:
         lock: trio.Lock,
         *,
         wall: Callable[[], float] = time.time,
+        on_removed: Callable[[str], None] = lambda path: None,
     ) -> None:
         self.codes = codes
         self.holds = holds
         self.references = references
         self.lock = lock
         self.wall = wall
+        # Told each removed tree's path, for caches kept per code (the
+        # sandbox backend's mount plans).
+        self.on_removed = on_removed
         self.collected = 0  # digests removed since start, sweep included
         self._suspects: set[str] = set()
         self._wake = trio.Event()
@@ -176,6 +180,8 @@ class CodeCollector:
                 return []
         await trio.to_thread.run_sync(self.codes.purge, detached)
         self.collected += len(doomed)
+        for sha in doomed:
+            self.on_removed(self.path(sha))
         return sorted(doomed)
 
     def _next_expiry(self) -> float:

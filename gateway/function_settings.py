@@ -63,6 +63,11 @@ class FunctionSettings:
     def url_for(self, url_id: str) -> str:
         return f"{self.base_url}/lambda-url/{url_id}/"
 
+    def forget(self, name: str) -> None:
+        """A deleted function's URL ids go with it (they are never reused)."""
+        for url_id in [u for u, n in self.by_url_id.items() if n == name and name not in self.service.registry]:
+            del self.by_url_id[url_id]
+
     def lookup_url(self, url_id: str) -> FunctionRecord | None:
         name = self.by_url_id.get(url_id)
         rec = self.service.registry.get(name) if name else None

@@ -172,6 +172,17 @@ class Meter:
             ptr = self._slots[key] = self._find(_encode_key(function, version), claim=True)
         return ptr
 
+    def statistics(self) -> dict[str, int]:
+        return {"slots_cached": len(self._slots)}
+
+    def forget(self, function: str) -> None:
+        """Drop this process's lookups for a deleted function. Its slot in
+        the file keeps its counters (they are history; /metrics shows them)
+        and a later slot() finds it again; only the cache, which would
+        otherwise grow with every function name ever called, shrinks."""
+        for key in [k for k in self._slots if k[0] == function]:
+            del self._slots[key]
+
     def _find(self, key: bytes, *, claim: bool):
         words = self._words
         start = zlib.crc32(key) % self.slot_count

@@ -205,6 +205,10 @@ async def _run(config: ServerConfig, data_dir: pathlib.Path, lock: DataDirLock, 
                 if name not in service.registry:
                     nursery.start_soon(event_configs.forget, name)
                     code_holds.revoke(name)  # its download links end with it
+                    # Lookups kept per function name, which would grow with
+                    # every function ever deleted.
+                    meter.forget(name)
+                    settings.forget(name)
                 if invoker_box:
                     invoker_box[0].forget(name)
                     sync_provisioned()
@@ -226,7 +230,8 @@ async def _run(config: ServerConfig, data_dir: pathlib.Path, lock: DataDirLock, 
 
             service = FunctionService(storage, codes, region=config.region, account=config.account, concurrency_limit=config.concurrency_limit, on_change=on_change, runtimes=runtimes.catalog,
                                       on_code_unneeded=lambda *digests: collector.suspect(*digests))
-            collector = CodeCollector(codes, code_holds, service.referenced_code, service._lock)
+            collector = CodeCollector(codes, code_holds, service.referenced_code, service._lock,
+                                      on_removed=getattr(backend, "forget_code", lambda path: None))
             # Before any call: what a kill left behind (code stored for a
             # create that never committed, code of a committed delete).
             collector.sweep()

@@ -602,6 +602,12 @@ class NamespacedBackend:
             self._remember_plan(self._plan_key(spec), (ops, compiled, packed))
         return packed
 
+    def forget_code(self, code_dir: str) -> None:
+        """The code at code_dir was removed: its plans can never be used again."""
+        with self._plans_lock:
+            for key in [k for k in self._plans if k[0] == code_dir]:
+                del self._plans[key]
+
     def _remember_plan(self, key: tuple, plan: tuple) -> tuple:
         with self._plans_lock:  # spawns may run on several threads
             if key not in self._plans and len(self._plans) >= PLAN_CACHE_SIZE:
