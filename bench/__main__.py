@@ -1,4 +1,4 @@
-"""`python -m bench [--quick] [--only a,b,c,d,e,f,p,m,w] [--json FILE]`
+"""`python -m bench [--quick] [--only a,b,c,d,e,f,p,m,w,soak] [--soak-minutes N] [--json FILE]`
 
 Runs lambdalet and its peers side by side and prints one table:
 (a) warm invoke through a function URL against serverless-offline and a
@@ -9,7 +9,9 @@ warm path with and without it, and a call that finds its instance frozen),
 (p) p99 at 128 MB against 1024 MB under the same load, (m) the metering
 cost, (w) the seccomp allow-list against no filter; and on request (r) the
 other Python versions' cold starts and warm calls, with and without
-their own builds. Medians throughout.
+their own builds, and (soak) steady load for --soak-minutes (30) with the
+server's RSS slope, fds, errors and bytes on disk per call. Medians
+throughout.
 """
 from __future__ import annotations
 
@@ -386,6 +388,9 @@ def render(results: dict) -> str:
             if own:
                 rows.append(f"| {runtime} warm URL p50 ms, c=1 ({mode}) | {fig['warm_c1_p50_ms']:.3f} | "
                             f"{own:.3f} ({harness.RUNTIME}, same server) | {fig['warm_c1_p50_ms'] / own:.2f}× |")
+    from . import soak
+
+    rows.extend(soak.render(results.get("soak", {})))
     m = results.get("m", {})
     for key, value in m.items():
         if isinstance(value, (int, float)):
@@ -396,12 +401,19 @@ def render(results: dict) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--quick", action="store_true", help="shorter runs, fewer samples")
-    parser.add_argument("--only", default="a,b,c,d,e,f,p,m,w", help="sections to run, e.g. a,b (r: other Python versions, not run by default: it installs their builds with pip)")
+    parser.add_argument("--only", default="a,b,c,d,e,f,p,m,w", help="sections to run, e.g. a,b (not run by default: r, other Python versions, as it installs their builds with pip; soak, as it takes --soak-minutes)")
+    parser.add_argument("--soak-minutes", type=float, default=30.0, help="length of the (soak) section's load (default 30)")
     parser.add_argument("--json", help="also write the raw figures to this file")
     args = parser.parse_args()
+
+    def section_soak(quick: bool) -> dict:
+        from . import soak
+
+        return soak.run(args.soak_minutes)
+
     sections = {"a": section_a, "b": section_b, "c": section_c, "d": section_d, "e": section_e, "f": section_f,
                 "p": section_p, "m": section_m, "w": section_w,
-                "r": section_r}
+                "r": section_r, "soak": section_soak}
     results: dict = {"host": f"{platform.node()} {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}", "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
     for key in args.only.split(","):
         key = key.strip()
