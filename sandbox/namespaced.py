@@ -605,7 +605,7 @@ class NamespacedBackend:
     def forget_code(self, code_dir: str) -> None:
         """The code at code_dir was removed: its plans can never be used again."""
         with self._plans_lock:
-            for key in [k for k in self._plans if k[0] == code_dir]:
+            for key in [k for k in self._plans if code_dir in k]:  # see _plan_key
                 del self._plans[key]
 
     def _remember_plan(self, key: tuple, plan: tuple) -> tuple:
