@@ -230,6 +230,9 @@ async def _serve(sock: socket.socket, router: Router, watched: _Watched, limits:
                 await _send_all(sock, response)
             except OSError:
                 return
+            # Nothing of this request may outlive it: an idle connection
+            # would pin its body and its response until the idle timeout.
+            body = payload = response = None  # type: ignore[assignment]
             if not head.keep_alive:
                 return
             # The client reads this response before it sends the next

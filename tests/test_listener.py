@@ -354,3 +354,34 @@ async def test_at_the_cap_busy_connections_make_new_ones_wait(autojump_clock, li
         nursery.cancel_scope.cancel()
     for s in (*slow, third):
         s.close()
+
+
+class KeepingRouter(EchoRouter):
+    """Keeps what it was given and what it answered, to count who else does."""
+
+    async def handle(self, head, body, client):
+        self.body = body
+        self.payload = b"r" * 100_000
+        return 200, [], self.payload
+
+
+@pytest.mark.trio
+async def test_an_idle_connection_holds_no_request_or_response(autojump_clock):
+    """A client that sends a large body, reads the answer and then idles
+    must not pin either for the keep-alive timeout (a URL with AuthType NONE
+    would let anyone pin 6 MB per connection that way)."""
+    import sys
+
+    router = KeepingRouter(limit=1 << 20)
+    server_end, client = _pair()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(listener.serve_connection, server_end, router, None)
+        await rawio.send_all(client, b"POST /big HTTP/1.1\r\nContent-Length: 200000\r\n\r\n" + b"b" * 200_000)
+        assert (await _read_response(client)).endswith(router.payload)
+        await trio.testing.wait_all_tasks_blocked()
+        # Only the router and getrefcount's argument refer to them now
+        # (counted outside the assert, which pytest rewrites to keep its parts).
+        refs = sys.getrefcount(router.body), sys.getrefcount(router.payload)
+        assert refs == (2, 2)
+        nursery.cancel_scope.cancel()
+    client.close()
