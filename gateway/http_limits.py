@@ -12,8 +12,12 @@ bound on the server's memory holds whichever port an attacker uses.
   access key id, the credential scope, the clock) is checked first, and
   the body still counts against the budget until it is complete. A
   function URL with AuthType NONE is never authenticated: its bodies count
-  too. Past the budget a request is refused with 429 TooManyRequestsException
-  before its body is read; the client retries, as botocore does for 429.
+  too, and so does a response waiting on a client that reads it slowly.
+  Past the budget a request is refused with 429 TooManyRequestsException
+  before its body is read (the client retries, as botocore does for 429),
+  and a slow reader's connection is closed. The budget counts bytes
+  received or waiting to be sent; handing a complete body over costs one
+  more copy of it for a moment, so memory peaks near twice the budget.
 - ``ConnectionSlots`` caps open connections. Past the cap the server stops
   accepting (see ``ConnectionSlots``) after first closing an idle keep-alive
   connection, if there is one.

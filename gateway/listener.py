@@ -15,7 +15,8 @@ What a slow or greedy client meets, and what it is told:
   close; the 408s are sent without waiting, so a client that is not
   reading may see only the close;
 - a response the client does not take within ``send_timeout_s`` is dropped
-  with the connection.
+  with the connection, and so is one the client is slow to take while the
+  budget below is spent (a response waiting on a slow reader counts against it).
 A request refused from its head (a signature that cannot be valid, too
 large, no room in the unauthenticated byte budget) is answered before its
 body is read, and the connection is closed after a short linger that reads
@@ -224,15 +225,18 @@ async def _serve(sock: socket.socket, router: Router, watched: _Watched, limits:
             except ValueError:
                 log.exception("unrenderable response to %s %s", head.method, head.path)
                 response = http1.render_response(500, [("Content-Type", "application/json")], b'{"Type":"Service","Message":"Internal error"}', keep_alive=False)
+            # Nothing of this request may outlive its use: a response waiting
+            # on a slow reader, or an idle connection, would pin them.
+            body = payload = None  # type: ignore[assignment]
             # A client that stops reading cannot hold the response forever.
             watched.deadline = trio.current_time() + limits.send_timeout_s
             try:
-                await _send_all(sock, response)
+                sent = rawio.send_now(sock, response)
+                if sent < len(response) and not await _send_rest(sock, response, sent, budget):
+                    return
             except OSError:
                 return
-            # Nothing of this request may outlive it: an idle connection
-            # would pin its body and its response until the idle timeout.
-            body = payload = response = None  # type: ignore[assignment]
+            response = None  # type: ignore[assignment]
             if not head.keep_alive:
                 return
             # The client reads this response before it sends the next
@@ -294,6 +298,26 @@ async def _receive_body(sock: socket.socket, parser: http1.RequestParser, head: 
         # From here the handler authenticates the request (or, for a URL with
         # AuthType NONE, runs it under the concurrency limit).
         budget.give_back(held)
+
+
+async def _send_rest(sock: socket.socket, response: bytes, sent: int, budget: ByteBudget) -> bool:
+    """The rest of a response the client is not taking as fast as it comes.
+    While it waits, the whole response counts against the budget: a client
+    that reads slowly pins memory as surely as one that writes slowly, and
+    many of them (a function URL with AuthType NONE answers anyone) must
+    not pin more than the budget. False, to close the connection, when the
+    budget has no room for it."""
+    held = len(response)
+    if not budget.try_take(held):
+        return False
+    try:
+        view = memoryview(response)[sent:]
+        while view:
+            await trio.lowlevel.wait_writable(sock)
+            view = view[rawio.send_now(sock, view):]
+    finally:
+        budget.give_back(held)
+    return True
 
 
 async def _refuse(sock: socket.socket, reply: Reply, watched: _Watched, limits: HttpLimits) -> None:

@@ -67,6 +67,14 @@ async def send_all(sock: socket.socket, data: bytes) -> None:
         view = view[sent:]
 
 
+def send_now(sock: socket.socket, data: bytes | memoryview) -> int:
+    """What the socket takes of data without waiting (0 when its buffer is full)."""
+    try:
+        return sock.send(data)
+    except BlockingIOError:
+        return 0
+
+
 def send_nowait(sock: socket.socket, data: bytes) -> None:
     """Sends what the socket takes now, without waiting; for a last word to
     a client that may no longer be reading."""

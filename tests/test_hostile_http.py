@@ -10,14 +10,17 @@ Nothing here times the server; the attacks' own pacing uses socket timeouts.
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import json
 import os
 import re
 import shutil
 import socket
 import ssl
+import struct
 import subprocess
 import sys
+import termios
 import threading
 import time
 
@@ -129,6 +132,10 @@ def hostile(tmp_path_factory):
         name = f"url-{auth.lower().replace('_', '-')}"
         lam.create_function(FunctionName=name, Runtime=f"python{sys.version_info[0]}.{sys.version_info[1]}", Role=ROLE, Handler="app.handler", Code=code)
         urls[auth] = "/" + lam.create_function_url_config(FunctionName=name, AuthType=auth)["FunctionUrl"].split("/", 3)[3]
+    lam.create_function(FunctionName="big-answer", Runtime=f"python{sys.version_info[0]}.{sys.version_info[1]}", Role=ROLE,
+                        Handler="app.handler", MemorySize=256,
+                        Code={"ZipFile": make_zip({"app.py": "BODY = 'x' * 5_000_000\ndef handler(e, c):\n    return {'statusCode': 200, 'body': BODY}\n"})})
+    urls["big"] = "/" + lam.create_function_url_config(FunctionName="big-answer", AuthType="NONE")["FunctionUrl"].split("/", 3)[3]
     srv.urls = urls
     yield srv
     assert srv.stop() == 0, "".join(srv.output)
@@ -503,3 +510,33 @@ def test_tls_connections_are_capped_and_slow_handshakes_cut(tls_server):
     for s in silent:
         assert read_until_closed(s) == b""  # the handshake timeout, or never accepted and then cut
         s.close()
+
+
+def _unread(sock: socket.socket) -> int:
+    return struct.unpack("i", fcntl.ioctl(sock, termios.FIONREAD, b"\0\0\0\0"))[0]
+
+
+def test_slow_readers_of_large_responses_are_held_to_the_budget(hostile):
+    """Anyone may call a URL with AuthType NONE and then not read its 5 MB
+    answer: what waits on such readers counts against the budget, and a
+    reader past it is cut off instead of pinning another 5 MB."""
+    pid = hostile.proc.pid
+    rss_before = memory_kb(pid, "VmRSS")
+    readers = []
+    for _ in range(8):
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a reader that takes little
+        s.settimeout(60)
+        s.connect(("127.0.0.1", hostile.port))
+        s.sendall(f"GET {hostile.urls['big']} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        wait_for(lambda: _unread(s) > 0, timeout=60)  # the answer has started
+        readers.append(s)
+    # 16 MB holds three 5 MB answers; the others were cut off after what the
+    # kernel had taken of them.
+    wait_for(lambda: memory_kb(pid, "VmRSS") - rss_before < (BUDGET_MB + 16) * 1024, timeout=30)
+    lengths = []
+    for s in readers:
+        lengths.append(len(read_reply(s).body))
+        s.close()
+    assert lengths[:3] == [5_000_000] * 3
+    assert all(n < 5_000_000 for n in lengths[3:])

@@ -385,3 +385,42 @@ async def test_an_idle_connection_holds_no_request_or_response(autojump_clock):
         assert refs == (2, 2)
         nursery.cancel_scope.cancel()
     client.close()
+
+
+class BigAnswerRouter(EchoRouter):
+    async def handle(self, head, body, client):
+        return 200, [], b"a" * 1_000_000
+
+
+@pytest.mark.trio
+async def test_a_response_waiting_on_a_slow_reader_counts_against_the_budget(autojump_clock):
+    budget = ByteBudget(4 << 20)
+    server_end, client = _pair()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(listener.serve_connection, server_end, BigAnswerRouter(), None, listener.DEFAULT_LIMITS, budget)
+        await rawio.send_all(client, b"GET /big HTTP/1.1\r\n\r\n")
+        await trio.testing.wait_all_tasks_blocked()
+        # The client has not read: the response waits, counted.
+        assert budget.statistics().used > 1_000_000
+        reply = await _read_response(client)
+        assert reply.endswith(b"a" * 1000) and len(reply) > 1_000_000
+        await trio.testing.wait_all_tasks_blocked()
+        assert budget.statistics().used == 0
+        nursery.cancel_scope.cancel()
+    client.close()
+
+
+@pytest.mark.trio
+async def test_a_slow_reader_past_the_budget_is_cut_off(autojump_clock):
+    budget = ByteBudget(512 << 10)
+    server_end, client = _pair()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(listener.serve_connection, server_end, BigAnswerRouter(), None, listener.DEFAULT_LIMITS, budget)
+        await rawio.send_all(client, b"GET /big HTTP/1.1\r\n\r\n")
+        await trio.testing.wait_all_tasks_blocked()
+        started = trio.current_time()
+        got = await _read_all(client)
+        assert 0 < len(got) < 1_000_000  # what the socket had taken, then the close
+        assert trio.current_time() == started  # not by the send timeout
+        assert budget.statistics() == BudgetStatistics(512 << 10, 0, 1)
+    client.close()
