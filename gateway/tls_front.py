@@ -146,9 +146,42 @@ def hypercorn_config(host: str, port: int, certfile: str, keyfile: str, limits: 
     return config
 
 
-async def _serve_one(app, config: Config, context: WorkerContext, stream, slots: ConnectionSlots) -> None:
+class _GuardedStream:
+    """The TLS stream hypercorn writes to, under the lean listener's rules
+    for responses: what waits to be sent counts against the budget (past it
+    the connection ends), and a send the client does not take within
+    ``send_timeout_s`` ends the connection. hypercorn shields its sends from
+    cancellation, so the deadline must sit inside them, here."""
+
+    def __init__(self, inner, limits: HttpLimits, budget: ByteBudget) -> None:
+        self._inner = inner
+        self._limits = limits
+        self._budget = budget
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+    async def send_all(self, data) -> None:
+        # Until it is sent, the server holds the plaintext and its
+        # encrypted copy (trio's TLS stream encrypts all of it at once).
+        n = 2 * len(data)
+        if not self._budget.try_take(n):
+            await trio.aclose_forcefully(self._inner)
+            raise trio.BrokenResourceError("no room left for a response waiting on its reader")
+        try:
+            with trio.move_on_after(self._limits.send_timeout_s) as scope:
+                await self._inner.send_all(data)
+        finally:
+            self._budget.give_back(n)
+        if scope.cancelled_caught:
+            await trio.aclose_forcefully(self._inner)
+            raise trio.BrokenResourceError("the client did not read its response in time")
+
+
+async def _serve_one(app, config: Config, context: WorkerContext, stream, slots: ConnectionSlots,
+                     limits: HttpLimits, budget: ByteBudget) -> None:
     try:
-        await TCPServer(app, config, context, {}, stream)
+        await TCPServer(app, config, context, {}, _GuardedStream(stream, limits, budget))
     finally:
         # hypercorn returns from a timed-out TLS handshake without closing
         # the stream, leaving the socket to the garbage collector (and the
@@ -182,11 +215,12 @@ async def serve_tls(router: Router, host: str, port: int, certfile: str, keyfile
     context = WorkerContext(None)
     async with trio.open_nursery() as nursery:
         for listener in listeners:
-            nursery.start_soon(_accept_loop, listener, app, config, context, slots, nursery)
+            nursery.start_soon(_accept_loop, listener, app, config, context, slots, nursery, limits, budget)
         task_status.started()
 
 
-async def _accept_loop(listener, app, config: Config, context: WorkerContext, slots: ConnectionSlots, nursery) -> None:
+async def _accept_loop(listener, app, config: Config, context: WorkerContext, slots: ConnectionSlots, nursery,
+                       limits: HttpLimits, budget: ByteBudget) -> None:
     async with listener:
         while True:
             try:
@@ -204,4 +238,4 @@ async def _accept_loop(listener, app, config: Config, context: WorkerContext, sl
             except BaseException:
                 await trio.aclose_forcefully(stream)
                 raise
-            nursery.start_soon(_serve_one, app, config, context, stream, slots)
+            nursery.start_soon(_serve_one, app, config, context, stream, slots, limits, budget)

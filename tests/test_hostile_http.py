@@ -24,6 +24,8 @@ import termios
 import threading
 import time
 
+import boto3
+import botocore.config
 import pytest
 
 from helpers import ServerProcess, free_port, make_zip, wait_for
@@ -442,6 +444,7 @@ def tls_server(tmp_path_factory):
     ).start()
     srv.tls_port = int(re.search(r"https://127\.0\.0\.1:(\d+)", "".join(srv.output)).group(1))
     srv.context = ssl.create_default_context(cafile=str(crt))
+    srv.cafile = str(crt)
     yield srv
     assert srv.stop() == 0, "".join(srv.output)
 
@@ -500,15 +503,65 @@ def test_tls_trickled_body_meets_the_total_deadline(tls_server):
     assert b"requesttimeoutexception" in said.lower()
 
 
-def test_tls_connections_are_capped_and_slow_handshakes_cut(tls_server):
+def test_tls_slow_readers_are_held_to_the_budget(tls_server):
+    lam = boto3.client("lambda", endpoint_url=f"https://127.0.0.1:{tls_server.tls_port}", region_name="us-east-1",
+                       aws_access_key_id=tls_server.credentials()[0], aws_secret_access_key=tls_server.credentials()[1],
+                       verify=tls_server.cafile, config=botocore.config.Config(retries={"max_attempts": 1}))
+    lam.create_function(FunctionName="big-answer", Runtime=f"python{sys.version_info[0]}.{sys.version_info[1]}", Role=ROLE,
+                        Handler="app.handler", MemorySize=256,
+                        Code={"ZipFile": make_zip({"app.py": "BODY = 'x' * 5_000_000\ndef handler(e, c):\n    return {'statusCode': 200, 'body': BODY}\n"})})
+    path = "/" + lam.create_function_url_config(FunctionName="big-answer", AuthType="NONE")["FunctionUrl"].split("/", 3)[3]
     pid = tls_server.proc.pid
-    fds_before = open_fds(pid)
+    rss_before = memory_kb(pid, "VmRSS")
+    readers = []
+    for _ in range(6):
+        raw = socket.socket()
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        raw.settimeout(60)
+        raw.connect(("127.0.0.1", tls_server.tls_port))
+        tls_server.context.set_alpn_protocols(["http/1.1"])
+        s = tls_server.context.wrap_socket(raw, server_hostname="127.0.0.1")
+        readers.append(s)
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        wait_for(lambda: _unread(s) > 0, timeout=60)  # the answer has started
+    # A 5 MB answer waiting over TLS is held with its encrypted copy: 16 MB
+    # holds one; the others were cut off.
+    wait_for(lambda: memory_kb(pid, "VmRSS") - rss_before < (BUDGET_MB + 16) * 1024, timeout=30)
+    lengths = []
+    for s in readers:
+        try:
+            lengths.append(len(read_reply(s).body))
+        except (AssertionError, OSError):
+            lengths.append(0)
+        s.close()
+    assert lengths[0] == 5_000_000 and all(n < 5_000_000 for n in lengths[1:])
+
+
+def _accepted(port: int) -> int:
+    """Connections to this port that the server has accepted (a socket still
+    in the kernel's accept queue has no inode yet)."""
+    n = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as f:
+            next(f)
+            for line in f:
+                fields = line.split()
+                if fields[1].endswith(f":{port:04X}") and fields[3] == "01" and fields[9] != "0":
+                    n += 1
+    return n
+
+
+def test_tls_connections_are_capped_and_slow_handshakes_cut(tls_server):
+    port = tls_server.tls_port
+    wait_for(lambda: _accepted(port) == 0, timeout=30)  # what earlier tests left has timed out
     # TCP connections that never start their TLS handshake.
-    silent = [socket.create_connection(("127.0.0.1", tls_server.tls_port), timeout=60) for _ in range(30)]
-    wait_for(lambda: open_fds(pid) >= fds_before + 8)
-    assert open_fds(pid) <= fds_before + 8 + 2
+    silent = [socket.create_connection(("127.0.0.1", port), timeout=60) for _ in range(30)]
+    # Eight slots, and one more accepted and held until a slot frees.
+    wait_for(lambda: _accepted(port) >= 8)
+    assert _accepted(port) <= 9
     for s in silent:
-        assert read_until_closed(s) == b""  # the handshake timeout, or never accepted and then cut
+        assert read_until_closed(s) == b""  # the handshake timeout, once accepted
+        assert _accepted(port) <= 9
         s.close()
 
 
