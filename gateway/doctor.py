@@ -88,6 +88,13 @@ def _sandbox_lines(data_dir: pathlib.Path) -> list[str]:
         lines.append(f"  {'on ' if on else 'OFF'}  {name}")
     for w in warnings:
         lines.append(f"WARNING {w}")
+    tasks = backend.task_usage()
+    if tasks is not None:
+        from .pool import FREEZE_AFTER_S
+
+        lines.append(f"host share: all functions' processes and threads together capped at {tasks[1]} by default "
+                     f"(`serve --tasks-max`; 1024 per sandbox), idle instances frozen after "
+                     f"{FREEZE_AFTER_S * 1000:g} ms (`serve --freeze-idle-ms`)")
     try:
         lines.extend(_walls(backend, root))
         lines.append(_worker_start(backend))

@@ -99,6 +99,8 @@ def test_doctor_reports_the_host(server):
     out = run_cli(server, "doctor")
     assert "sandbox backend:" in out.stdout
     assert "cgroups:" in out.stdout
+    assert "  on   host_pids_cap" in out.stdout and "  on   idle_freeze" in out.stdout
+    assert "host share: all functions' processes and threads together capped at" in out.stdout
     # doctor starts one worker the way a cold start does.
     assert "workers: forked from the runtime zygote; the first one was ready in" in out.stdout
 
