@@ -121,6 +121,7 @@ class Pool:
         self.memory_budget_mb = memory_budget_mb if memory_budget_mb is not None else default_memory_budget_mb()
         self._memory_mb = 0  # MemorySize summed over every live or starting instance
         self._starting_tasks = 0  # tasks reserved for spawns under way (admission.TASKS_PER_START each)
+        self._boosted: set[Instance] = set()  # started with a vCPU, their own CPU share not yet applied
         # None: idle instances keep running (no freezer, or turned off).
         self.freezer = IdleFreezer(freeze_after_s) if freeze_after_s and _can_freeze(backend) else None
         self.idle_timeout_s = idle_timeout_s
@@ -708,17 +709,18 @@ class Pool:
             log_stream=stream,
         )
         reply = None
+        self._boosted.add(inst)
+        if self._nursery is not None:
+            self._nursery.start_soon(self._limit_cpu_after, inst, CPU_BOOST_S)
         try:
             with trio.move_on_after(self.init_timeout_s):
-                async with trio.open_nursery() as boost:
-                    boost.start_soon(self._limit_cpu_after, inst, CPU_BOOST_S)
-                    try:
-                        reply = await inst.init(init)
-                    except WorkerGone:
-                        reply = None
-                    boost.cancel_scope.cancel()
+                try:
+                    reply = await inst.init(init)
+                except WorkerGone:
+                    reply = None
             self._limit_cpu(inst)
         except BaseException:
+            self._boosted.discard(inst)
             inst.sandbox.kill()
             with trio.CancelScope(shield=True):
                 await self._destroy(inst)
@@ -744,9 +746,14 @@ class Pool:
         await trio.sleep(delay_s)
         self._limit_cpu(inst)
 
-    @staticmethod
-    def _limit_cpu(inst: Instance) -> None:
-        """The start-up boost is over: CPU as the function's memory buys."""
+    def _limit_cpu(self, inst: Instance) -> None:
+        """The start-up boost is over (init ended, or ran CPU_BOOST_S): CPU
+        as the function's memory buys. Once per instance."""
+        if inst not in self._boosted:
+            return
+        self._boosted.discard(inst)
+        if inst.dead:
+            return
         try:
             inst.sandbox.limit_cpu(inst.memory_mb)
         except OSError as exc:

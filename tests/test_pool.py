@@ -453,10 +453,10 @@ async def test_the_start_up_cpu_boost_ends_with_init_or_after_a_while(spec, tmp_
         started = time.monotonic()
         await call(pool, slow_spec)
         limits = [t - started for e, t in backend.events if e == "limit_cpu"]
-        # Once while the handler's import still ran, once when init ended.
-        assert len(limits) == 2 and limits[0] < 0.4 <= limits[1]
+        # Once, while the handler's import still ran (it takes 0.6 s).
+        assert len(limits) == 1 and limits[0] < 0.4
         backend.events.clear()
         monkeypatch.setattr(pool_mod, "CPU_BOOST_S", 30.0)
         await call(pool, _spec_named(spec, "quick"))
-        assert [e for e, _ in backend.events] == ["limit_cpu"]  # a quick init: only at its end
+        assert [e for e, _ in backend.events] == ["limit_cpu"]  # a quick init: once, at its end
         nursery.cancel_scope.cancel()
