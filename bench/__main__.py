@@ -269,6 +269,13 @@ def _keepalive_get(conn, path: str) -> float:
     return elapsed
 
 
+def _cpu_s(pid: int) -> float:
+    """User plus system CPU of a process and all its threads, in seconds."""
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        fields = f.read().rsplit(b")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def section_f(quick: bool) -> dict:
     """The warm path with idle freezing on (the default) and off, and calls
     spaced wider than the freeze delay, each of which thaws its instance.
@@ -288,10 +295,15 @@ def section_f(quick: bool) -> dict:
         urls = {label: lam.function("hello", memory=1024) for label, lam in servers.items()}
         for url in urls.values():
             load(url, 16, 1)
-        runs: dict = {label: {"c1": [], "c16": []} for label in servers}
+        runs: dict = {label: {"c1": [], "c16": [], "cpu_us": []} for label in servers}
         for i in range(rounds):
             for label in (list(servers) if i % 2 == 0 else list(reversed(servers))):
-                runs[label]["c16"].append(load(urls[label], 16, seconds))
+                # The gateway's CPU per request: what the warm path costs,
+                # and less at the mercy of a busy machine than throughput.
+                before = _cpu_s(servers[label].proc.pid)
+                run = load(urls[label], 16, seconds)
+                runs[label]["cpu_us"].append((_cpu_s(servers[label].proc.pid) - before) / (run["rps"] * seconds) * 1e6)
+                runs[label]["c16"].append(run)
                 runs[label]["c1"].append(load(urls[label], 1, seconds))
         # One keep-alive connection each, one call every 30 ms: frozen
         # (5 ms after the last call) each time when freezing is on.
@@ -310,7 +322,8 @@ def section_f(quick: bool) -> dict:
         for label in servers:
             out[label] = {
                 "c16": {"rps": median([r["rps"] for r in runs[label]["c16"]]),
-                        "p99_ms": median([r["p99_ms"] for r in runs[label]["c16"]])},
+                        "p99_ms": median([r["p99_ms"] for r in runs[label]["c16"]]),
+                        "gateway_cpu_us": median(runs[label]["cpu_us"])},
                 "c1": {"p50_ms": median([r["p50_ms"] for r in runs[label]["c1"]])},
                 "spaced": {"p50_ms": median(times[label]), "p99_ms": percentile(times[label], 99),
                            "n": len(times[label])},
@@ -429,6 +442,7 @@ def render(results: dict) -> str:
     if on and off:
         rows.append(f"| warm URL req/s, c=16, idle freezing on (vs off) | {on['c16']['rps']:.0f} | {off['c16']['rps']:.0f} | {on['c16']['rps'] / off['c16']['rps']:.2f}× |")
         rows.append(f"| warm URL p50 ms, c=1, idle freezing on (vs off) | {on['c1']['p50_ms']:.3f} | {off['c1']['p50_ms']:.3f} | {on['c1']['p50_ms'] / off['c1']['p50_ms']:.2f}× |")
+        rows.append(f"| gateway CPU µs per warm request, c=16, idle freezing on (vs off) | {on['c16']['gateway_cpu_us']:.0f} | {off['c16']['gateway_cpu_us']:.0f} | {on['c16']['gateway_cpu_us'] / off['c16']['gateway_cpu_us']:.2f}× |")
         rows.append(f"| call after 30 ms idle, p50 ms: thawed (vs never frozen) | {on['spaced']['p50_ms']:.3f} | {off['spaced']['p50_ms']:.3f} | {on['spaced']['p50_ms'] / off['spaced']['p50_ms']:.2f}× |")
         rows.append(f"| call after 30 ms idle, p99 ms: thawed (vs never frozen) | {on['spaced']['p99_ms']:.3f} | {off['spaced']['p99_ms']:.3f} | {on['spaced']['p99_ms'] / off['spaced']['p99_ms']:.2f}× |")
     for load_name, sizes in results.get("p", {}).items():
