@@ -417,7 +417,7 @@ async def test_an_idle_instance_is_frozen_and_thawed_for_its_next_call(spec, tmp
         await nursery.start(pool.run)
         first = await call(pool, spec)
         await _until(lambda: pool.statistics()["frozen"] == 1)
-        assert _state(first["pid"]) == "T"
+        await _until(lambda: _state(first["pid"]) == "T")  # a stop signal lands a moment later
         # Frozen longer than the function's Timeout: frozen time is not the
         # call's, which is given its whole Timeout once thawed.
         timeout = msgspec.structs.replace(spec, record=msgspec.structs.replace(spec.record, timeout=1))
