@@ -14,6 +14,8 @@ import socket
 import sys
 import time
 
+import trio
+
 from lambdalet.runtime.protocol import MAX_CALL_LOG, FrameError, FrameReader, FrameTooLarge, Init, InitError, InitOk, Invoke, Ready, Result, encode
 from lambdalet.sandbox.spec import Sandbox
 
@@ -41,7 +43,7 @@ class AnswerTooLarge(WorkerGone):
 
 
 class Instance:
-    __slots__ = ("id", "sandbox", "revision", "sock", "reader", "log_fd", "init_ns", "used", "last_used", "busy", "dead", "log_stream", "function", "memory_mb", "provisioned", "deadline", "timed_out", "_watch", "code_dir", "frozen", "call_started_ns", "last_heard_ns")
+    __slots__ = ("id", "sandbox", "revision", "sock", "reader", "log_fd", "init_ns", "used", "last_used", "busy", "dead", "log_stream", "function", "memory_mb", "provisioned", "deadline", "timed_out", "_watch", "code_dir", "frozen", "call_started_ns", "last_heard_ns", "runtime_api")
 
     def __init__(self, instance_id: str, sandbox: Sandbox, revision: str) -> None:
         self.id = instance_id
@@ -68,6 +70,9 @@ class Instance:
         self.last_heard_ns = 0
         self.code_dir = ""  # the tree the pool holds for this instance, until destroyed
         self.frozen = False  # stopped by the pool's IdleFreezer; thawed before its next call
+        # A custom runtime's Runtime API (gateway/execution/runtime_api/
+        # session.py) once its bootstrap is launched; None for Python.
+        self.runtime_api = None
         # One poll(2) over the channel and PID 1's pidfd tells whether an
         # idle worker has gone; the set is built once per instance.
         self._watch = select.poll()
@@ -75,6 +80,12 @@ class Instance:
         pidfd = getattr(sandbox, "pidfd", -1)
         if pidfd >= 0:
             self._watch.register(pidfd, select.POLLIN)
+
+    def watch_exit_only(self, pidfd: int) -> None:
+        """From now on only the process's end says the worker has gone: a
+        custom runtime's channel closes when the worker execs its bootstrap."""
+        self._watch = select.poll()
+        self._watch.register(pidfd, select.POLLIN)
 
     def exited(self) -> bool:
         """True once the worker is gone (or broke the protocol) while idle:
@@ -120,6 +131,8 @@ class Instance:
     async def call(self, invoke: Invoke) -> Result:
         """Sends one call and returns its answer. The call's duration is
         last_heard_ns - call_started_ns, whatever the answer claims."""
+        if self.runtime_api is not None:
+            return await self.runtime_api.call(invoke)
         frame = encode(invoke)
         self.sandbox.reset_peak_memory()
         self.call_started_ns = time.monotonic_ns()
@@ -182,6 +195,13 @@ class Instance:
             return data, start
         except OSError:
             return b"", 0
+
+    def closing(self) -> None:
+        """On the event loop, before destroy() runs on a thread: wakes (with
+        an error) whatever waits on this instance's sockets."""
+        trio.lowlevel.notify_closing(self.sock)
+        if self.runtime_api is not None:
+            self.runtime_api.close()
 
     def destroy(self) -> int | None:
         """Blocking: kill and reap. Call from a thread."""

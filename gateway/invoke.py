@@ -59,11 +59,12 @@ class Invoker:
                 code_dir=str(self.service.codes.tree_path(rec.code_sha256_hex)),
                 arn=self.service.arn(rec.name, None if rec.version == "$LATEST" else rec.version),
                 version=rec.version,
-                env=lambda_environment(rec, self.service.region, resolved.execution_env),
+                env=lambda_environment(rec, self.service.region, resolved.execution_env, custom=resolved.custom),
                 log_group=rec.logging_config.get("LogGroup", f"/aws/lambda/{rec.name}"),
                 runtime=resolved.interpreter.runtime,
                 runtime_version=resolved.runtime_version,
                 runtime_mapping=resolved.note(),
+                custom=resolved.custom,
             )
             self._specs[rec.revision_id] = spec
         return spec
@@ -121,9 +122,13 @@ def _client_context(raw: str | None) -> str | None:
     return text
 
 
-def lambda_environment(rec: FunctionRecord, region: str, execution_env: str | None = None) -> dict[str, str]:
+def lambda_environment(rec: FunctionRecord, region: str, execution_env: str | None = None, *,
+                       custom: bool = False) -> dict[str, str]:
     """execution_env: AWS_EXECUTION_ENV, naming the interpreter that runs
-    (gateway/runtimes.py); by default the Runtime's own name."""
+    (gateway/runtimes.py); by default the Runtime's own name. custom: an
+    OS-only runtime (provided.*), whose bootstrap gets the environment AWS
+    gives one: no AWS_EXECUTION_ENV, no Python settings, its own PATH and
+    LD_LIBRARY_PATH (AWS_LAMBDA_RUNTIME_API is added where it listens)."""
     env = {
         "PATH": "/var/lang/bin:/usr/local/bin:/usr/bin:/bin:/opt/bin",
         "LANG": "en_US.UTF-8",
@@ -135,10 +140,15 @@ def lambda_environment(rec: FunctionRecord, region: str, execution_env: str | No
         "AWS_LAMBDA_FUNCTION_NAME": rec.name,
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(rec.memory_size),
         "AWS_LAMBDA_LOG_GROUP_NAME": rec.logging_config.get("LogGroup", f"/aws/lambda/{rec.name}"),
+        "LAMBDA_TASK_ROOT": "/var/task",
         "LAMBDA_RUNTIME_DIR": "/var/runtime",
         "_HANDLER": rec.handler,
         "PYTHONIOENCODING": "utf-8",
     }
+    if custom:
+        del env["AWS_EXECUTION_ENV"], env["PYTHONIOENCODING"]
+        env["PATH"] = "/usr/local/bin:/usr/bin/:/bin:/opt/bin"
+        env["LD_LIBRARY_PATH"] = "/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:/var/task/lib:/opt/lib"
     if rec.logging_config.get("LogFormat") == "JSON":
         # As on AWS: the runtime reads these to write JSON records at this level.
         env["AWS_LAMBDA_LOG_FORMAT"] = "JSON"

@@ -26,6 +26,7 @@ from lambdalet.sandbox.spec import SandboxBackend, SandboxSpec
 
 from . import admission, logs
 from .code_gc import CodeHolds
+from .execution.runtime_api import session as runtime_api
 from .errors import LambdaError
 from .idle_freezer import IdleFreezer
 from .instance import AnswerTooLarge, Instance, WorkerGone
@@ -85,6 +86,9 @@ class FunctionSpec(msgspec.Struct, frozen=True):
     runtime: str = ""  # the interpreter that runs it ("python3.12"); "" the backend's default
     runtime_version: str = ""  # INIT_START's "python:3.12.1"; "" writes no INIT_START
     runtime_mapping: str = ""  # how a mapped Runtime runs (gateway/runtimes.py), for INIT_START
+    # provided.al2023 / provided.al2: the worker execs the code's bootstrap,
+    # which speaks the Runtime API (gateway/execution/runtime_api).
+    custom: bool = False
 
 
 class Pool:
@@ -715,7 +719,10 @@ class Pool:
         try:
             with trio.move_on_after(self.init_timeout_s):
                 try:
-                    reply = await inst.init(init)
+                    if spec.custom:
+                        reply = await runtime_api.launch(inst, init, self._running_nursery())
+                    else:
+                        reply = await inst.init(init)
                 except WorkerGone:
                     reply = None
             self._limit_cpu(inst)
@@ -741,6 +748,12 @@ class Pool:
                                    version=spec.version)
             reply.log, reply.log_marks = logs.prefixed(line, started_ms, reply.log, reply.log_marks)
         return inst, reply
+
+    def _running_nursery(self) -> trio.Nursery:
+        """Where an instance's own tasks run (a custom runtime's Runtime API)."""
+        if self._nursery is None:
+            raise LambdaError("ServiceException", "The pool is not running")
+        return self._nursery
 
     async def _limit_cpu_after(self, inst: Instance, delay_s: float) -> None:
         await trio.sleep(delay_s)
@@ -769,7 +782,7 @@ class Pool:
             self._stale.discard(inst.revision)  # its last instance: nothing left to mark
         # Wake (with an error) anything still waiting on the channel before
         # another thread closes it.
-        trio.lowlevel.notify_closing(inst.sock)
+        inst.closing()
         # Shielded: once marked dead nothing else would ever destroy it.
         with trio.CancelScope(shield=True):
             try:

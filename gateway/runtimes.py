@@ -24,8 +24,14 @@ from .errors import LambdaError, invalid
 # first; tests/test_runtimes.py checks this against the installed model.
 MODEL_PYTHON_RUNTIMES = ("python2.7", "python3.6", "python3.7", "python3.8", "python3.9", "python3.10",
                          "python3.11", "python3.12", "python3.13", "python3.14", "python3.15")
+# The OS-only runtimes: a `bootstrap` at the code's root (or in a layer at
+# /opt) is exec'd and speaks the Runtime API (gateway/execution/runtime_api).
+# Its sandbox is a Python function's, so it starts on the default interpreter's
+# worker, which becomes the bootstrap (runtime/bootstrap.py).
+CUSTOM_RUNTIMES = ("provided.al2023", "provided.al2")
 # Those AWS no longer lets anyone create or update a function with.
 BLOCKED_BY_AWS = ("python2.7", "python3.6", "python3.7", "python3.8")
+RETIRED_CUSTOM = ("provided",)  # Amazon Linux 1's, gone with it
 MAP_OPTION = "--runtime-map"
 PYTHON_OPTION = "--python"
 
@@ -38,14 +44,23 @@ class Resolved(msgspec.Struct, frozen=True):
     mapped: bool  # True when the operator mapped runtime onto interpreter.runtime
 
     @property
+    def custom(self) -> bool:
+        """provided.al2023 or provided.al2: the code brings its runtime."""
+        return self.runtime in CUSTOM_RUNTIMES
+
+    @property
     def execution_env(self) -> str:
         """AWS_EXECUTION_ENV: names the interpreter that really runs, so
-        that it always agrees with sys.version inside."""
-        return f"AWS_Lambda_{self.interpreter.runtime}"
+        that it always agrees with sys.version inside. AWS sets none for
+        the OS-only runtimes ("")."""
+        return "" if self.custom else f"AWS_Lambda_{self.interpreter.runtime}"
 
     @property
     def runtime_version(self) -> str:
-        """As INIT_START's `Runtime Version:` shows it (AWS: python:3.13.v14)."""
+        """As INIT_START's `Runtime Version:` shows it (AWS: python:3.13.v14,
+        provided:al2023.v57)."""
+        if self.custom:
+            return "provided:" + self.runtime.split(".", 1)[1]
         return f"python:{self.interpreter.version}"
 
     def note(self) -> str:
@@ -105,6 +120,8 @@ class RuntimeCatalog:
 
     def resolve(self, runtime: str) -> Resolved | None:
         """The interpreter for a runtime name, or None if it cannot run here."""
+        if runtime in CUSTOM_RUNTIMES:
+            return Resolved(runtime=runtime, interpreter=self.interpreters[self.default], mapped=False)
         target = self.mapping.get(runtime)
         if target is not None:
             return Resolved(runtime=runtime, interpreter=self.interpreters[target], mapped=True)
@@ -115,13 +132,13 @@ class RuntimeCatalog:
 
     def refusal(self, runtime: str) -> str:
         """Why a runtime cannot run here, and what the operator can do."""
-        if runtime in BLOCKED_BY_AWS:
-            newest = list(self.interpreters)[-1]
+        if runtime in BLOCKED_BY_AWS or runtime in RETIRED_CUSTOM:
+            newest = CUSTOM_RUNTIMES[0] if runtime in RETIRED_CUSTOM else list(self.interpreters)[-1]
             return (f"The runtime parameter of {runtime} is no longer supported for creating or updating AWS Lambda "
                     f"functions. We recommend you use the new runtime ({newest}) while creating or updating functions.")
         if not runtime.startswith("python"):
-            return (f"The runtime parameter of {runtime} is not supported by this server: it runs Python functions. "
-                    f"This host can run {self.available()}.")
+            return (f"The runtime parameter of {runtime} is not supported by this server: it runs Python functions "
+                    f"and custom runtimes ({', '.join(CUSTOM_RUNTIMES)}). This host can run {self.available()}.")
         return (f"The runtime parameter of {runtime} is not available on this server: no {runtime} interpreter was "
                 f"found on this host. This host can run {self.available()}. Install {runtime} (it is found on PATH, "
                 f"in /usr/local/bin, /usr/bin or pyenv's versions, or named with `lambdalet serve {PYTHON_OPTION} "

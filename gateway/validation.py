@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 
 from .errors import invalid
-from .runtimes import MODEL_PYTHON_RUNTIMES
+from .runtimes import CUSTOM_RUNTIMES, MODEL_PYTHON_RUNTIMES
 
 NAME_RE = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 # FunctionName as a name, partial ARN or full ARN, with an optional qualifier.
@@ -65,13 +65,16 @@ def qualifier(value: str | None) -> str | None:
     return value
 
 
+MODEL_RUNTIMES = MODEL_PYTHON_RUNTIMES + ("provided",) + CUSTOM_RUNTIMES
+
+
 def runtime(value: object) -> str:
-    """A Python runtime name from Lambda's model. Whether this host can run
-    it is the RuntimeCatalog's to say (gateway/runtimes.py)."""
-    if value not in MODEL_PYTHON_RUNTIMES:
+    """A Python or OS-only runtime name from Lambda's model. Whether this
+    host can run it is the RuntimeCatalog's to say (gateway/runtimes.py)."""
+    if value not in MODEL_RUNTIMES:
         raise invalid(
             f"Value {value} at 'runtime' failed to satisfy constraint: Member must satisfy enum value set: "
-            f"[{', '.join(MODEL_PYTHON_RUNTIMES)}] or be a valid ARN"
+            f"[{', '.join(MODEL_RUNTIMES)}] or be a valid ARN"
         )
     return value  # type: ignore[return-value]
 

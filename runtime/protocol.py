@@ -85,9 +85,33 @@ class Result(msgspec.Struct, tag="result", array_like=True):
     log_marks: list[tuple[int, int]] = []
 
 
+class Bootstrap(msgspec.Struct, tag="bootstrap", array_like=True):
+    """Sent instead of Init to a custom runtime's worker (provided.al2023,
+    provided.al2): become the function's bootstrap. The worker opens the
+    Runtime API's listening socket at host:port (port 0: any), answers
+    Launched with that socket and its log memfd attached (SCM_RIGHTS), and
+    execs the first of paths that exists, in cwd, with exactly env plus
+    AWS_LAMBDA_RUNTIME_API. When nothing can be exec'd it answers InitError
+    (Runtime.InvalidEntrypoint) instead. From then on the channel is silent:
+    the gateway serves the Runtime API on the socket."""
+
+    paths: list[str]
+    env: dict[str, str]
+    cwd: str
+    host: str
+    port: int
+
+
+class Launched(msgspec.Struct, tag="launched", array_like=True):
+    """The worker is about to exec path; the Runtime API listens on port."""
+
+    path: str
+    port: int
+
+
 # typing.Union and Optional above, not `|`: the runtime runs on Python 3.9 too.
-ToWorker = Union[Init, Invoke]
-FromWorker = Union[Ready, InitOk, InitError, Result]
+ToWorker = Union[Init, Invoke, Bootstrap]
+FromWorker = Union[Ready, InitOk, InitError, Result, Launched]
 
 _encoder = msgspec.msgpack.Encoder()
 _to_worker = msgspec.msgpack.Decoder(ToWorker)

@@ -29,9 +29,9 @@ try:
 except ImportError:  # an interpreter with no msgspec build of its own (README: Runtimes)
     from . import msgspec_fallback as msgspec  # type: ignore[no-redef]
 
-from . import errors
+from . import bootstrap, errors
 from .lambda_context import LambdaContext
-from .protocol import MAX_CALL_LOG, MAX_RESPONSE, FrameReader, Init, InitError, InitOk, Invoke, Ready, Result, encode
+from .protocol import Bootstrap, MAX_CALL_LOG, MAX_RESPONSE, FrameReader, Init, InitError, InitOk, Invoke, Ready, Result, encode
 
 RECV_SIZE = 65536
 # MAX_CALL_LOG: keep the last MiB of a call's output (Tail needs only 4 KB).
@@ -360,6 +360,12 @@ def main(control_fd: int) -> None:
                     sock.sendall(frame[sent:])
                 if handler is None:
                     return
+            elif isinstance(msg, Bootstrap):
+                # A custom runtime: this process becomes its bootstrap, and
+                # comes back only to say why it could not.
+                failure = bootstrap.launch(msg, sock, capture.fd, lambda: capture.take()[0])
+                sock.sendall(encode(failure))
+                return
             elif isinstance(msg, Invoke):
                 if handler is None or init is None:
                     return

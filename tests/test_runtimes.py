@@ -83,9 +83,10 @@ def _messages(p, rng: random.Random) -> list:
         "Optional[str]": lambda: rng.choice((None, text())),
         "dict[str, str]": lambda: {text(): text() for _ in range(rng.choice((0, 3, 20)))},
         "list[tuple[int, int]]": lambda: [(number(), number()) for _ in range(rng.choice((0, 2, 16)))],
+        "list[str]": lambda: [text() for _ in range(rng.choice((0, 2, 16)))],
     }
     out = []
-    for name in ("Init", "Invoke", "Ready", "InitOk", "InitError", "Result"):
+    for name in ("Init", "Invoke", "Bootstrap", "Ready", "InitOk", "InitError", "Result", "Launched"):
         cls = getattr(p, name)
         annotations = getattr(real_protocol, name).__annotations__
         out.append(cls(**{field: makers[annotations[field]]() for field in cls.__struct_fields__}))
@@ -101,7 +102,7 @@ def test_the_pure_python_codec_writes_and_reads_what_msgspec_does():
             real = real_cls(**{f: getattr(mine, f) for f in mine.__struct_fields__})
             assert fallback.encode(mine) == real_protocol.encode(real)
             # The worker reads what goes to it; the gateway (msgspec) reads what comes back.
-            if type(mine).__name__ in ("Init", "Invoke"):
+            if type(mine).__name__ in ("Init", "Invoke", "Bootstrap"):
                 (back,) = fallback.FrameReader("to_worker").feed(real_protocol.encode(real))
                 assert back == mine
             else:

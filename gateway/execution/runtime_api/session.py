@@ -1,0 +1,298 @@
+"""A custom runtime's instance, as the pool drives it.
+
+launch() turns a fresh worker (spawned, or a spare) into the function's
+bootstrap (runtime/bootstrap.py does the worker's side) and waits for init
+to end: the runtime's first `next` (InitOk), its init/error (InitError),
+an exec that failed (Runtime.InvalidEntrypoint) or its exit (WorkerGone).
+The instance then answers Instance.call() through its RuntimeApiSession.
+
+What is billed is the gateway's own measure: a call's Duration runs from
+the moment `next` hands out its event to the moment its answer has been
+read (Instance.call_started_ns and last_heard_ns, which the pool reads);
+Init Duration ends at the first `next`; Max Memory Used is the cgroup's
+peak over the call. Nothing the runtime says about itself is used.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import stat
+import sys
+import time
+
+import trio
+
+from lambdalet.gateway import rawio
+from lambdalet.gateway.instance import Instance, WorkerGone
+from lambdalet.runtime.protocol import Bootstrap, FrameError, Init, InitError, InitOk, Invoke, Launched, Ready, Result, encode
+
+from . import state
+from .server import RuntimeApiServer
+
+HOST = "127.0.0.1"
+PORT = 9001
+SANDBOX_TASK_ROOT = "/var/task"
+LAYER_BOOTSTRAP = "/opt/bootstrap"
+
+
+def bootstrap_paths(task_root: str) -> list[str]:
+    """Where Lambda looks for a bootstrap, in order: the code's root, then
+    the layers'. Layers exist only inside a sandbox."""
+    own = f"{task_root}/bootstrap"
+    return [own, LAYER_BOOTSTRAP] if task_root == SANDBOX_TASK_ROOT else [own]
+
+
+def trace_id() -> str:
+    """A fresh X-Ray trace header for one call (Root, Parent, Sampled=0)."""
+    return f"Root=1-{int(time.time()):08x}-{secrets.token_hex(12)};Parent={secrets.token_hex(8)};Sampled=0"
+
+
+def api_port(task_root: str) -> int:
+    """Lambda's port inside a sandbox, which has a network namespace of its
+    own; any free port for a plain process (`serve --sandbox process`),
+    which shares the host's."""
+    return PORT if task_root == SANDBOX_TASK_ROOT else 0
+
+
+async def launch(inst: Instance, init: Init, nursery: trio.Nursery) -> InitOk | InitError:
+    """Execs the bootstrap in inst's sandbox, serves its Runtime API from
+    nursery, and returns once its init is over. Raises WorkerGone if the
+    runtime exits first."""
+    request = Bootstrap(bootstrap_paths(init.task_root), dict(init.env), init.task_root, HOST, api_port(init.task_root))
+    try:
+        await rawio.send_all(inst.sock, encode(request))
+    except OSError:
+        raise WorkerGone(delivered=False) from None
+    answers, fds = await _answers(inst)
+    reply = answers[0]
+    if isinstance(reply, InitError):
+        _close_all(fds)
+        return reply
+    if not isinstance(reply, Launched):
+        _close_all(fds)
+        raise WorkerGone()
+    listener, log_fd = _handed_over(fds)
+    if inst.log_fd is not None:
+        os.close(inst.log_fd)
+    inst.log_fd = log_fd
+    pidfd = getattr(inst.sandbox, "pidfd", -1)
+    own_pidfd = pidfd < 0
+    if own_pidfd:
+        # A plain-process sandbox: the worker is this process's child and
+        # not yet reaped, so its pid is still its own.
+        pidfd = os.pidfd_open(inst.sandbox.pid)
+    session = RuntimeApiSession(inst, listener, pidfd, own_pidfd)
+    session.control_messages(answers[1:])
+    inst.runtime_api = session
+    inst.watch_exit_only(pidfd)
+    await nursery.start(session.run)
+    return await session.wait_init()
+
+
+async def _answers(inst: Instance) -> tuple[list, list[int]]:
+    """The worker's answer to Bootstrap (past any Ready), perhaps followed
+    by its report that the exec failed, and the fds that came with them.
+    One read may hold Ready and the answer together."""
+    fds: list[int] = []
+    while True:
+        try:
+            data, ancdata, _flags, _addr = await rawio.recvmsg(inst.sock, 65536, socket.CMSG_SPACE(8))
+        except (OSError, trio.ClosedResourceError):
+            _close_all(fds)
+            raise WorkerGone() from None
+        fds += _fds_of(ancdata)
+        if not data:
+            _close_all(fds)
+            raise WorkerGone()
+        try:
+            msgs = [m for m in inst.reader.feed(data) if not isinstance(m, Ready)]
+        except FrameError:
+            _close_all(fds)
+            raise WorkerGone() from None
+        if msgs:
+            return msgs, fds
+
+
+def _fds_of(ancdata) -> list[int]:
+    fds = []
+    for level, kind, payload in ancdata:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds += [int.from_bytes(payload[i:i + 4], sys.byteorder, signed=True)
+                    for i in range(0, len(payload) - len(payload) % 4, 4)]
+    return fds
+
+
+def _close_all(fds: list[int]) -> None:
+    for fd in fds:
+        os.close(fd)
+
+
+def _handed_over(fds: list[int]) -> tuple[socket.socket, int]:
+    """The listening socket and the log memfd, checked to be what they
+    claim before the gateway relies on them."""
+    if len(fds) != 2:
+        _close_all(fds)
+        raise WorkerGone()
+    try:
+        listener = socket.socket(fileno=fds[0])
+    except OSError:
+        _close_all(fds)
+        raise WorkerGone() from None
+    try:
+        listening = listener.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
+        regular = stat.S_ISREG(os.fstat(fds[1]).st_mode)
+    except OSError:
+        listening, regular = 0, False
+    if listener.family != socket.AF_INET or listener.type != socket.SOCK_STREAM or not listening or not regular:
+        listener.close()
+        os.close(fds[1])
+        raise WorkerGone()
+    return listener, fds[1]
+
+
+class RuntimeApiSession:
+    """One custom runtime's API: the state machine, its server, and the
+    call in flight."""
+
+    def __init__(self, inst: Instance, listener: socket.socket, pidfd: int, own_pidfd: bool) -> None:
+        self.inst = inst
+        self.api = state.RuntimeApi()
+        self.server = RuntimeApiServer(listener, self.api, self._sink)
+        self._pidfd = pidfd
+        self._own_pidfd = own_pidfd
+        self._scope = trio.CancelScope()
+        self._wake = trio.Event()
+        self._init: object = None  # InitDone, InitFailed, or the worker's InitError (its exec failed)
+        self._request_id = ""  # the call in flight
+        self._answer: state.Answered | None = None
+        self._handed_out = False
+        self.gone = False  # the runtime's process has exited (or the session was closed)
+        self._closed = False
+
+    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        with self._scope:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(self.server.run)
+                nursery.start_soon(self._watch_exit)
+                nursery.start_soon(self._watch_control)
+                task_status.started()
+
+    async def _watch_exit(self) -> None:
+        try:
+            await trio.lowlevel.wait_readable(self._pidfd)
+        except trio.ClosedResourceError:
+            return
+        self._read_control_nowait()  # an exec failure reported just before the exit
+        self._gone()
+
+    async def _watch_control(self) -> None:
+        """Until the exec closes it, the channel may still bring the
+        worker's InitError: its exec of the bootstrap failed."""
+        sock = self.inst.sock
+        while True:
+            try:
+                data = await rawio.recv(sock, 65536)
+            except (OSError, trio.ClosedResourceError):
+                return
+            if not data or not self._control_data(data):
+                return
+
+    def _read_control_nowait(self) -> None:
+        sock = self.inst.sock
+        while True:
+            try:
+                data = sock.recv(65536)
+            except (BlockingIOError, OSError):
+                return
+            if not data or not self._control_data(data):
+                return
+
+    def _control_data(self, data: bytes) -> bool:
+        try:
+            msgs = self.inst.reader.feed(data)
+        except FrameError:
+            return False
+        self.control_messages(msgs)
+        return True
+
+    def control_messages(self, msgs: list) -> None:
+        for msg in msgs:
+            if isinstance(msg, InitError) and self._init is None:
+                self._init = msg
+                self._wake.set()
+
+    def _gone(self) -> None:
+        self.gone = True
+        self._wake.set()
+
+    def _sink(self, out: object, now_ns: int) -> None:
+        if isinstance(out, state.Answered):
+            if out.request_id == self._request_id and self._answer is None:
+                self.inst.last_heard_ns = now_ns
+                self._answer = out
+                self._wake.set()
+        elif isinstance(out, state.Send):  # a call's event, about to go out
+            if out.delivers == self._request_id:
+                self.inst.call_started_ns = now_ns
+                self._handed_out = True
+        elif isinstance(out, (state.InitDone, state.InitFailed)):
+            if self._init is None:
+                self._init = out
+                self._wake.set()
+        # StreamData: a streamed response's chunks, kept whole by state.py
+        # for a buffered Invoke; a streaming caller would subscribe here.
+
+    async def _until(self, done) -> None:
+        while not done() and not self.gone:
+            self._wake = trio.Event()
+            await self._wake.wait()
+
+    async def wait_init(self) -> InitOk | InitError:
+        await self._until(lambda: self._init is not None)
+        result = self._init
+        if result is None:
+            raise WorkerGone()  # its output stays for the pool to read
+        log, _dropped = self.inst.take_log()
+        if isinstance(result, state.InitDone):
+            return InitOk(log)
+        if isinstance(result, state.InitFailed):
+            return InitError(result.error_type, result.payload, log)
+        assert isinstance(result, InitError)  # the worker's: its exec failed
+        result.log = log + result.log
+        return result
+
+    async def call(self, invoke: Invoke) -> Result:
+        inst = self.inst
+        if self.gone:
+            raise WorkerGone(delivered=False)
+        inst.sandbox.reset_peak_memory()
+        inst.call_started_ns = inst.last_heard_ns = time.monotonic_ns()
+        self._request_id = invoke.request_id
+        self._answer = None
+        self._handed_out = False
+        call = state.Invocation(invoke.request_id, invoke.payload, invoke.deadline_ms, invoke.invoked_arn, trace_id(),
+                                invoke.client_context)
+        try:
+            await self.server.apply(self.api.invoke(call))
+            await self._until(lambda: self._answer is not None)
+        finally:
+            self._request_id = ""
+        answer = self._answer
+        if answer is None:
+            inst.last_heard_ns = time.monotonic_ns()
+            raise WorkerGone(delivered=self._handed_out)
+        output, _dropped = inst.take_log()
+        return Result(answer.request_id, answer.payload, answer.error_type, output)
+
+    def close(self) -> None:
+        """On the event loop, before the sandbox is destroyed."""
+        if self._closed:
+            return
+        self._closed = True
+        self.server.close()
+        trio.lowlevel.notify_closing(self._pidfd)
+        self._scope.cancel()
+        if self._own_pidfd:
+            os.close(self._pidfd)
+        self._gone()
