@@ -61,8 +61,10 @@ def how_workers_start(root: RuntimeRoot, backend) -> str:
 
 
 def lines(runtimes: ServerRuntimes, backend) -> list[str]:
-    """The start-up lines."""
-    return _lines(runtimes.catalog, roots(runtimes), backend)
+    """The start-up lines: each runtime, and the candidates passed over (a
+    python3.X that would not start, or is another version than its name)."""
+    return [*_lines(runtimes.catalog, roots(runtimes), backend),
+            *(f"runtime candidate skipped: {note}" for note in runtimes.notes)]
 
 
 def _lines(catalog: RuntimeCatalog, by_name: dict[str, RuntimeRoot], backend,
@@ -93,7 +95,8 @@ def doctor_lines(data_dir: pathlib.Path, cache_dir: pathlib.Path, backend) -> li
     state = read_state(data_dir)
     if state is not None:
         catalog, raw = state
-        head = f"runtimes, as the server started {raw.get('started', '?')} (pid {raw.get('pid', '?')}) runs them:"
+        head = (f"runtimes, as the last server on this data dir (pid {raw.get('pid', '?')}, started "
+                f"{raw.get('started', '?')}) set them up:")
     else:
         found, _ = interpreters.discover()
         catalog = RuntimeCatalog(found, default=interpreters.own().runtime)

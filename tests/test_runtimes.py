@@ -301,6 +301,25 @@ def test_a_bad_runtime_option_stops_the_server_with_a_reason(tmp_path):
         assert "Traceback" not in proc.stderr
 
 
+def test_a_python3_x_that_is_another_version_is_not_taken_for_it(tmp_path, monkeypatch):
+    """A `python3.14` on PATH that is really a 3.13 (a symlink, a wrapper
+    someone renamed) is passed over, said so at start-up, and python3.14
+    stays refused: never a version reported that is not running."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "python3.14").symlink_to(interpreters.discover()[0]["python3.13"].path)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    srv = ServerProcess(tmp_path / "data").start()
+    try:
+        banner = "".join(srv.output)
+        assert "runtime candidate skipped: " in banner and "is Python 3.13" in banner and "not python3.14" in banner
+        assert "runtime python3.14:" not in banner
+        with pytest.raises(botocore.exceptions.ClientError, match="not available on this server"):
+            _create(srv.client(), "not-really-314", "python3.14")
+    finally:
+        assert srv.stop() == 0
+
+
 def test_plain_process_workers_run_the_named_python_too(tmp_path):
     srv = ServerProcess(tmp_path, "--sandbox", "process").start()
     try:
