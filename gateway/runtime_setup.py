@@ -17,7 +17,7 @@ from lambdalet.sandbox import interpreters
 from lambdalet.sandbox.interpreters import Interpreter
 from lambdalet.sandbox.runtime_root import RuntimeRoot
 
-from .runtimes import RuntimeCatalog, RuntimeConfigError
+from .runtimes import DEPRECATED_BY_AWS, RuntimeCatalog, RuntimeConfigError
 
 STATE_FILE = "runtimes.json"
 MAX_NAMES = 10  # functions named per runtime in doctor's lines
@@ -78,8 +78,9 @@ def _lines(catalog: RuntimeCatalog, by_name: dict[str, RuntimeRoot], backend,
     out = []
     for name, interpreter in catalog.interpreters.items():
         default = ", the default" if name == catalog.default else ""
+        deprecated = "; deprecated by AWS, which no longer takes it for new functions" if name in DEPRECATED_BY_AWS else ""
         out.append(f"runtime {name}: Python {interpreter.version} at {interpreter.path} ({interpreter.found}{default}); "
-                   f"{how_workers_start(by_name[name], backend)}{used(name)}")
+                   f"{how_workers_start(by_name[name], backend)}{deprecated}{used(name)}")
     for source, target in catalog.mapping.items():
         out.append(f"runtime {source}: MAPPED onto {target} (Python {catalog.interpreters[target].version}) by "
                    f"--runtime-map {source}={target}: its functions run on {target} and say so{used(source)}")

@@ -266,7 +266,9 @@ def test_doctor_lists_the_runtimes_and_the_mapped_functions(mapped_server):
     (mapped,) = [l for l in lines if l.strip().startswith("runtime python3.14:")]
     assert "MAPPED onto python3.13" in mapped and "doctor-mapped" in mapped
     (plain,) = [l for l in lines if l.strip().startswith("runtime python3.12:")]
-    assert "doctor-plain" in plain
+    assert "doctor-plain" in plain and "deprecated" not in plain
+    (old,) = [l for l in lines if l.strip().startswith("runtime python3.9:")]
+    assert "deprecated by AWS" in old
 
 
 def test_a_stored_function_whose_runtime_is_gone_fails_as_aws_says(tmp_path):
