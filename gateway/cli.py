@@ -248,6 +248,9 @@ def cmd_serve(args) -> int:
         body_timeout_s=args.body_timeout,
         pythons=pythons,
         runtime_map=runtime_map,
+        s3_max_object_mb=args.s3_max_object_mb,
+        s3_quota_mb=args.s3_quota_mb,
+        s3_hosts=args.s3_host or [],
     )
     return serve(config)
 
@@ -465,6 +468,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--body-timeout", type=_positive_seconds, default=60.0, metavar="S", help="a request body must arrive in full within S seconds; raise it for large deploys over slow links")
     p.add_argument("--python", action="append", metavar="RUNTIME=PATH", help="run RUNTIME (e.g. python3.12) on this interpreter; repeatable (default: found on PATH, /usr/local/bin, /usr/bin and pyenv)")
     p.add_argument("--runtime-map", action="append", metavar="RUNTIME=RUNTIME", help="run functions of a Python version this host lacks on one it has, e.g. python3.14=python3.13 (declared in their logs and doctor); repeatable")
+    p.add_argument("--s3-max-object-mb", type=_positive_int, default=5120, metavar="MB", help="the built-in S3 store's largest object, single PUT or multipart (a single PUT or part is also held in memory until verified, so it is capped by --unauthenticated-buffer-mb too)")
+    p.add_argument("--s3-quota-mb", type=int, default=0, metavar="MB", help="bytes all objects in the built-in S3 store may take together (0: no quota); past it uploads get S3's EntityTooLarge")
+    p.add_argument("--s3-host", action="append", metavar="NAME", help="a host name whose subdomains are buckets (virtual-hosted-style), besides localhost and s3.localhost; repeatable")
     p.set_defaults(func=cmd_serve)
 
     from .usage_cli import add_parsers as add_usage_parsers

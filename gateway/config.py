@@ -64,3 +64,9 @@ class ServerConfig(msgspec.Struct, kw_only=True):
     # runtimes run on another version (--runtime-map python3.14=python3.13).
     pythons: dict[str, str] = {}
     runtime_map: dict[str, str] = {}
+    # The built-in S3-compatible object store: the largest object (a single
+    # PUT or a completed multipart upload), the bytes all objects may take
+    # (0: no quota), and extra host names for virtual-hosted-style buckets.
+    s3_max_object_mb: int = 5120
+    s3_quota_mb: int = 0
+    s3_hosts: list[str] = []

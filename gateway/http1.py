@@ -312,7 +312,10 @@ def _date() -> bytes:
     return _date_cache[1]  # type: ignore[return-value]
 
 
-def render_response(status: int, headers: list[tuple[str, str]], body: bytes, keep_alive: bool, head_only: bool = False) -> bytes:
+def render_response(status: int, headers: list[tuple[str, str]], body: bytes, keep_alive: bool, head_only: bool = False,
+                    content_length: int | None = None) -> bytes:
+    """The response's bytes. ``content_length``: the body is sent apart
+    (streamed after these bytes); ``body`` is then empty."""
     line = _STATUS_LINES.get(status) or f"HTTP/1.1 {status} Status\r\n".encode()
     parts = [line, _date(), b"Server: lambdalet\r\n"]
     for name, value in headers:
@@ -320,7 +323,7 @@ def render_response(status: int, headers: list[tuple[str, str]], body: bytes, ke
             raise ValueError(f"header {name!r} contains a line break")
         parts.append(f"{name}: {value}\r\n".encode("latin-1", "replace"))
     if status != 204 and status != 304 and not 100 <= status < 200:
-        parts.append(b"Content-Length: %d\r\n" % len(body))
+        parts.append(b"Content-Length: %d\r\n" % (len(body) if content_length is None else content_length))
     if not keep_alive:
         parts.append(b"Connection: close\r\n")
     parts.append(b"\r\n")

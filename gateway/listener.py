@@ -220,23 +220,41 @@ async def _serve(sock: socket.socket, router: Router, watched: _Watched, limits:
             except Exception:
                 log.exception("unhandled error serving %s %s", head.method, head.path)
                 status, headers, payload = 500, [("x-amzn-ErrorType", "ServiceException"), ("Content-Type", "application/json")], b'{"Type":"Service","Message":"Internal error"}'
+            stream = None
+            if not isinstance(payload, bytes):
+                # A body streamed from files (an S3 GET): sent after the head.
+                stream, payload = payload, b""
             try:
-                response = http1.render_response(status, headers, payload, head.keep_alive, head_only=head.method == "HEAD")
-            except ValueError:
-                log.exception("unrenderable response to %s %s", head.method, head.path)
-                response = http1.render_response(500, [("Content-Type", "application/json")], b'{"Type":"Service","Message":"Internal error"}', keep_alive=False)
-            # Nothing of this request may outlive its use: a response waiting
-            # on a slow reader, or an idle connection, would pin them.
-            body = payload = None  # type: ignore[assignment]
-            # A client that stops reading cannot hold the response forever.
-            watched.deadline = trio.current_time() + limits.send_timeout_s
-            try:
-                sent = rawio.send_now(sock, response)
-                if sent < len(response) and not await _send_rest(sock, response, sent, budget):
+                try:
+                    response = http1.render_response(status, headers, payload, head.keep_alive, head_only=head.method == "HEAD",
+                                                     content_length=None if stream is None else len(stream))
+                except ValueError:
+                    log.exception("unrenderable response to %s %s", head.method, head.path)
+                    response = http1.render_response(500, [("Content-Type", "application/json")], b'{"Type":"Service","Message":"Internal error"}', keep_alive=False)
+                    if stream is not None:
+                        stream.close()
+                        stream = None
+                # Nothing of this request may outlive its use: a response waiting
+                # on a slow reader, or an idle connection, would pin them.
+                body = payload = None  # type: ignore[assignment]
+                # A client that stops reading cannot hold the response forever.
+                watched.deadline = trio.current_time() + limits.send_timeout_s
+                try:
+                    sent = rawio.send_now(sock, response)
+                    if sent < len(response) and not await _send_rest(sock, response, sent, budget):
+                        return
+                    response = None  # type: ignore[assignment]
+                    if stream is not None and head.method != "HEAD":
+                        async for chunk in stream.chunks():
+                            watched.deadline = trio.current_time() + limits.send_timeout_s
+                            sent = rawio.send_now(sock, chunk)
+                            if sent < len(chunk) and not await _send_rest(sock, chunk, sent, budget):
+                                return
+                except OSError:
                     return
-            except OSError:
-                return
-            response = None  # type: ignore[assignment]
+            finally:
+                if stream is not None:
+                    stream.close()
             if not head.keep_alive:
                 return
             # The client reads this response before it sends the next

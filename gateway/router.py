@@ -1,7 +1,9 @@
 """Which code answers a request, and the single place auth is checked.
 
-The data plane (Invoke, health) is answered directly; everything else goes
-to the control-plane ASGI app.
+The data plane (Invoke, health) is answered directly; requests for the
+other services on this port (the built-in S3 and SQS, told apart by
+api/services.py) go to their surfaces; everything else goes to the
+control-plane ASGI app.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from .invoke import Invoker, body_limit as invoke_body_limit, too_large as invok
 from .sigv4 import AuthError, check_head, verify
 from . import url_handler
 from .ids import request_id as new_request_id
+from .api.services import ServiceRoutes
 
 INVOKE_RE = re.compile(r"^/2015-03-31/functions/([^/?]+)/invocations/?$")
 CONTROL_BODY_MAX = 80 * 1024 * 1024  # a 50 MB zip, base64-encoded, inside JSON
@@ -46,8 +49,10 @@ def _is_unsigned(method: str, path: str) -> bool:
 
 
 class Router:
-    def __init__(self, invoker: Invoker, control_app, secrets: Mapping[str, str] | None, server_addr: tuple[str, int], urls: url_handler.UrlHandler | None = None) -> None:
+    def __init__(self, invoker: Invoker, control_app, secrets: Mapping[str, str] | None, server_addr: tuple[str, int], urls: url_handler.UrlHandler | None = None,
+                 services: ServiceRoutes | None = None) -> None:
         self.invoker = invoker
+        self.services = services
         self.urls = urls
         self.control_app = control_app
         self.secrets = secrets  # None: --no-auth
@@ -73,6 +78,10 @@ class Router:
                 return url_handler.BODY_MAX
         if head.method == "POST" and INVOKE_RE.match(head.path):
             return invoke_body_limit(head)
+        if self.services is not None:
+            surface = self.services.surface_for(head)
+            if surface is not None:
+                return surface.body_limit(head)
         if _is_unsigned(head.method, head.path):
             return 0
         return CONTROL_BODY_MAX
@@ -84,9 +93,17 @@ class Router:
     # instead of reading the rest of it); the listener closes the
     # connection after sending them.
 
+    def _surface(self, head: Head):
+        if self.services is None or (head.method == "POST" and INVOKE_RE.match(head.path)):
+            return None
+        return self.services.surface_for(head)
+
     def too_large(self, head: Head) -> Reply:
         if self._is_url(head):
             return 413, [("Content-Type", "application/json"), ("x-amzn-ErrorType", "RequestTooLargeException")], msgspec.json.encode({"Message": f"Request must be smaller than {url_handler.BODY_MAX} bytes"})
+        surface = self._surface(head)
+        if surface is not None:
+            return surface.too_large(head)
         if INVOKE_RE.match(head.path):
             return error_reply(invoke_too_large(head))
         if _is_unsigned(head.method, head.path):
@@ -103,6 +120,9 @@ class Router:
             url = last[1] if last is not None and last[0] is head else url_handler.match(head)
             if url is not None:
                 return self.urls.precheck(head, url[0])
+        surface = self._surface(head)
+        if surface is not None:
+            return surface.precheck(head)
         if self.secrets is None or _is_unsigned(head.method, head.path):
             return None
         try:
@@ -114,6 +134,9 @@ class Router:
     def busy(self, head: Head) -> Reply:
         """The server holds as many unauthenticated bytes as it may."""
         message = "Too many request bodies are arriving at once; retry shortly."
+        surface = self._surface(head)
+        if surface is not None:
+            return surface.busy(head)
         if self._is_url(head):
             return 429, [("Content-Type", "application/json"), ("x-amzn-ErrorType", "TooManyRequestsException"), ("Retry-After", "1")], msgspec.json.encode({"Message": message})
         status, headers, payload = error_reply(LambdaError("TooManyRequestsException", message))
@@ -123,26 +146,36 @@ class Router:
     def timed_out(self, head: Head) -> Reply:
         """The request body did not arrive in time."""
         message = "The request body was not received in time."
+        surface = self._surface(head)
+        if surface is not None:
+            return surface.timed_out(head)
         if self._is_url(head):
             return 408, [("Content-Type", "application/json"), ("x-amzn-ErrorType", "RequestTimeoutException")], msgspec.json.encode({"Message": message})
         return error_reply(LambdaError("RequestTimeoutException", message))
 
     async def handle(self, head: Head, body: bytes, client: tuple[str, int]) -> Reply:
         path = head.path
-        if path == "/health":
-            return 200, [("Content-Type", "application/json")], _HEALTH
         if self.urls is not None:
             # Function URLs carry their own auth type (NONE or AWS_IAM).
             url = self._url_match(head)
             if url is not None:
                 return await self.urls.handle(head, body, client, *url)
+        invoke = INVOKE_RE.match(path)
+        if self.services is not None and not (invoke is not None and head.method == "POST"):
+            # Before /health and the unsigned paths: a bucket may be named
+            # "health" or "metrics".
+            surface = self.services.surface_for(head)
+            if surface is not None:
+                return await surface.handle(head, body, client)
+        if path == "/health":
+            return 200, [("Content-Type", "application/json")], _HEALTH
         try:
             if self.secrets is not None and not _is_unsigned(head.method, path):
                 try:
                     verify(head.method, head.target, head.headers, body, self.secrets)
                 except AuthError as exc:
                     return auth_reply(exc)
-            m = INVOKE_RE.match(path)
+            m = invoke
             if m is not None:
                 if head.method != "POST":
                     raise LambdaError("MethodNotAllowedException", f"Method {head.method} is not allowed on {path}")

@@ -46,6 +46,11 @@ from .spawner import SpawnerThread
 from .storage import SQLiteStorage
 from .tls_front import serve_tls
 from .url_handler import UrlHandler
+from .api.s3.addressing import default_bases
+from .api.s3.surface import S3Context, S3Surface
+from .api.services import ServiceRoutes
+from .events.policy import NoGrants, s3_invoke_check
+from .events.s3.store import ObjectStore
 
 
 def is_loopback(host: str) -> bool:
@@ -159,6 +164,10 @@ async def _run(config: ServerConfig, data_dir: pathlib.Path, lock: DataDirLock, 
     calls = CallJournal(data_dir, ledger, logstore)
     accountant = accounting.Accounting(meter, calls, granularity_ms=config.billing_granularity_ms, account=config.account)
     codes = CodeStore(data_dir / "code")
+    objects = ObjectStore(data_dir / "s3", max_object_bytes=config.s3_max_object_mb * MiB,
+                          quota_bytes=config.s3_quota_mb * MiB, region=config.region)
+    # What a kill left behind: blobs written for a PUT that never committed.
+    objects.recover()
     try:
         runtimes = runtime_setup.prepare(data_dir, default_cache_dir(), config.pythons, config.runtime_map)
     except ValueError as exc:  # a --python or --runtime-map that cannot be honoured
@@ -236,6 +245,14 @@ async def _run(config: ServerConfig, data_dir: pathlib.Path, lock: DataDirLock, 
             # create that never committed, code of a committed delete).
             collector.sweep()
             invoker = Invoker(service, pool, nursery)
+            invoke_policy = NoGrants()
+
+            def function_exists(name: str, qualifier: str) -> bool:
+                try:
+                    service.resolve(name, None if qualifier == "$LATEST" else qualifier)
+                except LambdaError:
+                    return False
+                return True
             invoker_box.append(invoker)
             event_configs = EventConfigs(async_store, service)
             async_queue = AsyncQueue(async_store, service, event_configs, pool, invoker.spec_for, retry_delay_s=config.retry_delay_s)
@@ -251,7 +268,12 @@ async def _run(config: ServerConfig, data_dir: pathlib.Path, lock: DataDirLock, 
             versions = Versions(service, on_provisioned=sync_provisioned)
             sync_provisioned()
             app = create_app(service, links, settings, versions, provisioned_ready)
-            router = Router(invoker, app, keys if config.auth else None, (config.host, port), UrlHandler(settings, invoker, keys))
+            s3_context = S3Context(objects, region=config.region, account=config.account,
+                                   can_invoke=s3_invoke_check(invoke_policy, function_exists, region=config.region, account=config.account))
+            s3_surface = S3Surface(s3_context, keys if config.auth else None, default_bases(config.region, config.s3_hosts),
+                                   max_request_bytes=limits.unauthenticated_buffer_bytes)
+            services = ServiceRoutes(s3=s3_surface, s3_virtual_host=s3_surface.virtual_bucket)
+            router = Router(invoker, app, keys if config.auth else None, (config.host, port), UrlHandler(settings, invoker, keys), services)
             async_api.register(app, event_configs, async_queue, scheduler)
             usage_api.register(app, service, calls, granularity_ms=config.billing_granularity_ms)
             metrics.register(meter)
@@ -290,6 +312,7 @@ async def _run(config: ServerConfig, data_dir: pathlib.Path, lock: DataDirLock, 
         storage.close()
         async_store.close()
         calls.close()
+        objects.close()
         ledger.close()
         logstore.close()
         meter.close()

@@ -51,6 +51,14 @@ _QUERY_AUTH = (
 )
 # Any of these in the query means the client chose query authentication.
 _QUERY_AUTH_MARKERS = ("X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Signature")
+# S3's aws-chunked uploads: the seed signature covers one of these in place
+# of the body's hash, and each chunk (or only the trailer) is checked as it
+# is decoded (events/s3/chunked.py).
+STREAMING_PAYLOADS = frozenset({
+    "STREAMING-AWS4-HMAC-SHA256-PAYLOAD",
+    "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER",
+    "STREAMING-UNSIGNED-PAYLOAD-TRAILER",
+})
 
 
 class AuthError(Exception):
@@ -209,12 +217,29 @@ class _Verifier(SigV4Auth):
         return request.headers
 
 
+class _S3Verifier(_Verifier):
+    """S3 signs the path as the client encoded it, without normalising it
+    (no dot segments removed, no double encoding). Clients differ only in
+    which safe characters they escape, so the path is decoded and escaped
+    strictly again, as S3 does."""
+
+    def _normalize_url_path(self, path: str) -> str:
+        return quote(unquote_to_bytes(path), safe="/~")
+
+    def payload(self, request: AWSRequest) -> str:
+        # A presigned S3 URL signs no body: its canonical request names
+        # UNSIGNED-PAYLOAD unless the client signed a hash header.
+        if request.context.get("query_auth"):
+            return UNSIGNED_PAYLOAD
+        return super().payload(request)
+
+
 class Claim:
     """A request whose signature passed every check the head alone allows:
     present and well formed, a known access key, the credential scope, the
     clock. Only the signature itself, which covers the body's hash, is left."""
 
-    __slots__ = ("access_key", "secret", "_signed", "_timestamp", "_path", "_pairs", "_by_name", "_method")
+    __slots__ = ("access_key", "secret", "_signed", "_timestamp", "_path", "_pairs", "_by_name", "_method", "query_auth")
 
     def __init__(self, method: str, signed: _Signed, secret: str, timestamp: str, path: str,
                  pairs: list[tuple[str, str]], by_name: dict[str, list[str]]) -> None:
@@ -226,9 +251,42 @@ class Claim:
         self._path = path
         self._pairs = pairs
         self._by_name = by_name
+        self.query_auth = signed.expires is not None
 
-    def verify_body(self, body: bytes, allow_unsigned_payload: bool = False) -> str:
-        """Check the signature over the whole request; return the access key id."""
+    @property
+    def service(self) -> str:
+        return self._signed.service
+
+    @property
+    def region(self) -> str:
+        return self._signed.region
+
+    @property
+    def signature(self) -> str:
+        return self._signed.signature
+
+    @property
+    def timestamp(self) -> str:
+        """The signing time, ISO-8601 basic (20130524T000000Z)."""
+        return self._timestamp
+
+    @property
+    def scope(self) -> str:
+        """date/region/service/aws4_request"""
+        s = self._signed
+        return f"{s.scope_date}/{s.region}/{s.service}/aws4_request"
+
+    def signing_key(self) -> bytes:
+        """The key derived from the secret for this request's scope."""
+        key = f"AWS4{self.secret}".encode()
+        for part in (self._signed.scope_date, self._signed.region, self._signed.service, "aws4_request"):
+            key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+        return key
+
+    def verify_body(self, body: bytes, allow_unsigned_payload: bool = False, *, payload_checked_elsewhere: bool = False) -> str:
+        """Check the signature over the whole request; return the access key id.
+        ``payload_checked_elsewhere``: the signed X-Amz-Content-SHA256 is one
+        of STREAMING_PAYLOADS, and the body is checked as it is decoded."""
         signed = self._signed
         request = AWSRequest(method=self._method.upper(), url=f"http://lambdalet{self._path}?{_canonical_query(self._pairs)}", data=body)
         request.headers = HTTPHeaders()
@@ -236,9 +294,12 @@ class Claim:
             for value in self._by_name.get(name, ()):
                 request.headers[name] = value
         request.context["timestamp"] = self._timestamp
-        _check_payload_hash(request, body, allow_unsigned_payload)
+        request.context["query_auth"] = self.query_auth
+        if not (payload_checked_elsewhere and request.headers.get("x-amz-content-sha256") in STREAMING_PAYLOADS):
+            _check_payload_hash(request, body, allow_unsigned_payload)
 
-        signer = _Verifier(Credentials(signed.access_key, self.secret), signed.service, signed.region)
+        verifier = _S3Verifier if signed.service == "s3" else _Verifier
+        signer = verifier(Credentials(signed.access_key, self.secret), signed.service, signed.region)
         canonical = signer.canonical_request(request)
         expected = signer.signature(signer.string_to_sign(request, canonical), request)
         if not hmac.compare_digest(expected.encode(), signed.signature.encode()):
@@ -256,11 +317,13 @@ def check_head(
     service: str | None = "lambda",
     region: str | None = None,
     allow_unsigned_payload: bool = False,
+    allow_streaming_payload: bool = False,
 ) -> Claim:
     """Every check that needs no body, so that a request that cannot be
     authentic is refused before the server holds its body. ``region``,
     unless None, is the only region accepted; any region must be well formed.
-    Raises AuthError."""
+    ``allow_streaming_payload``: S3's aws-chunked X-Amz-Content-SHA256
+    values (STREAMING_PAYLOADS) are accepted. Raises AuthError."""
     now = (now or dt.datetime.now(dt.timezone.utc))
     if now.tzinfo is None:
         now = now.replace(tzinfo=dt.timezone.utc)
@@ -313,7 +376,8 @@ def check_head(
         raise AuthError("InvalidSignatureException", f"Credential should be scoped to correct service: '{service}'.")
     if "x-amz-content-sha256" in signed.signed_headers:
         claimed = (by_name.get("x-amz-content-sha256") or [""])[0]
-        if not (_HEX_SHA256.fullmatch(claimed) or (allow_unsigned_payload and claimed == UNSIGNED_PAYLOAD)):
+        if not (_HEX_SHA256.fullmatch(claimed) or (allow_unsigned_payload and claimed == UNSIGNED_PAYLOAD)
+                or (allow_streaming_payload and claimed in STREAMING_PAYLOADS)):
             raise AuthError(
                 "InvalidSignatureException",
                 "The provided 'x-amz-content-sha256' header does not match what was computed.",

@@ -72,7 +72,7 @@ def asgi_front(router: Router, limits: HttpLimits = DEFAULT_LIMITS, budget: Byte
             return
         client = scope.get("client") or ("", 0)
         status, out_headers, payload = await router.handle(head, body, (client[0], client[1]))
-        await _respond(send, status, out_headers, payload)
+        await _respond(send, status, out_headers, payload, head_only=scope["method"] == "HEAD")
 
     return app
 
@@ -115,11 +115,24 @@ async def _read_body(receive, head: Head, router: Router, limit: int, limits: Ht
         budget.give_back(held)
 
 
-async def _respond(send, status: int, headers: list[tuple[str, str]], payload: bytes) -> None:
+async def _respond(send, status: int, headers: list[tuple[str, str]], payload, head_only: bool = False) -> None:
+    """payload: bytes, or a body streamed from files (http/body.py)."""
     raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers if k.lower() not in ("connection", "content-length", "transfer-encoding")]
     raw.append((b"content-length", str(len(payload)).encode()))
-    await send({"type": "http.response.start", "status": status, "headers": raw})
-    await send({"type": "http.response.body", "body": payload})
+    if isinstance(payload, bytes):
+        await send({"type": "http.response.start", "status": status, "headers": raw})
+        await send({"type": "http.response.body", "body": payload})
+        return
+    try:
+        await send({"type": "http.response.start", "status": status, "headers": raw})
+        if head_only:
+            await send({"type": "http.response.body", "body": b""})
+            return
+        async for chunk in payload.chunks():
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+    finally:
+        payload.close()
 
 
 def hypercorn_config(host: str, port: int, certfile: str, keyfile: str, limits: HttpLimits) -> Config:

@@ -106,6 +106,18 @@ class ServerProcess:
             config=botocore.config.Config(retries={"max_attempts": 1}, read_timeout=60, **config),
         )
 
+    def aws(self, service: str, *, region: str = "us-east-1", **config):
+        """A boto3 client of another service on the same port (s3, sqs)."""
+        key, secret = self.credentials()
+        return boto3.client(
+            service,
+            endpoint_url=self.url,
+            region_name=region,
+            aws_access_key_id=key,
+            aws_secret_access_key=secret,
+            config=botocore.config.Config(retries={"max_attempts": 1}, read_timeout=60, **config),
+        )
+
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
         assert self.proc is not None
         if self.proc.poll() is None:
