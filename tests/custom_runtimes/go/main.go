@@ -1,7 +1,8 @@
 // A provided.al2023 bootstrap on aws-lambda-go, unmodified. The function's
-// Handler setting picks the handler: echo (the event back, byte for byte),
-// context (what the Lambda context and environment say), error (a returned
-// error), panic, and sleep (echo after {"ms": N} milliseconds).
+// Handler setting picks the handler: echo (the event back), context (what
+// the Lambda context and environment say), error (a returned error), panic,
+// sleep (an answer after {"ms": N} milliseconds) and url (a function URL's
+// request, answered in its response shape).
 package main
 
 import (
@@ -12,6 +13,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-lambda-go/lambdacontext"
 )
@@ -66,6 +68,15 @@ func sleep(ctx context.Context, event struct {
 	return map[string]int{"slept_ms": event.Ms}, nil
 }
 
+// url answers a function URL request through aws-lambda-go's own event types.
+func url(ctx context.Context, req events.LambdaFunctionURLRequest) (events.LambdaFunctionURLResponse, error) {
+	return events.LambdaFunctionURLResponse{
+		StatusCode: 201,
+		Headers:    map[string]string{"Content-Type": "text/plain", "X-From": "aws-lambda-go"},
+		Body:       fmt.Sprintf("%s %s?%s body=%s", req.RequestContext.HTTP.Method, req.RawPath, req.RawQueryString, req.Body),
+	}, nil
+}
+
 func main() {
 	switch os.Getenv("_HANDLER") {
 	case "context":
@@ -76,6 +87,8 @@ func main() {
 		lambda.Start(boom)
 	case "sleep":
 		lambda.Start(sleep)
+	case "url":
+		lambda.Start(url)
 	default:
 		lambda.Start(echo)
 	}
