@@ -158,6 +158,17 @@ class AsyncQueue:
             raise LambdaError("ServiceException", f"The event could not be queued: {ticket.error}")
         return event.id
 
+    async def enqueue_handed_over(self, events: list[NewEvent]) -> list[NewEvent]:
+        """Queues events another store has already committed (S3's outbox),
+        each once however often it is handed over, and starts them at once;
+        returns those not seen before. Their durability here comes with the
+        next ``sync_handed_over`` (see events/s3/outbox.py)."""
+        async with self._db:
+            added = await self._run_sync(self.store.add_handed_over, events)
+        for event in added:
+            self.adopt(event)
+        return added
+
     async def _commit_intake(self) -> None:
         while True:
             await self._intake_ready.wait()

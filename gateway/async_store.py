@@ -54,6 +54,9 @@ CREATE TABLE IF NOT EXISTS counters (
     name TEXT PRIMARY KEY,
     value INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS handed_over (
+    id TEXT PRIMARY KEY             -- an event another store committed first (S3's outbox), queued here
+) WITHOUT ROWID;
 """
 
 
@@ -123,17 +126,26 @@ class AsyncStore:
             self._db.close()
 
     @contextlib.contextmanager
-    def _transaction(self):
+    def _transaction(self, durable: bool = True):
         # isolation_level=None leaves every statement on its own; the steps
         # that must land together get an explicit transaction.
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
+            if not durable:
+                # WAL with synchronous=NORMAL: the commit survives a crash of
+                # this process (it is in the OS's cache) but waits for the next
+                # FULL commit's fsync to survive power loss.
+                self._db.execute("PRAGMA synchronous=NORMAL")
             try:
-                yield
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
+            finally:
+                if not durable:
+                    self._db.execute("PRAGMA synchronous=FULL")
 
     # -- events ---------------------------------------------------------------
 
@@ -144,6 +156,38 @@ class AsyncStore:
                 "INSERT INTO events(id, function, payload, enqueued_s, attempts, not_before_s, chain, qualifier, version) VALUES(?, ?, ?, ?, 0, 0, ?, ?, ?)",
                 [(e.id, e.function, e.payload, e.enqueued_s, e.chain, e.qualifier, e.version) for e in events],
             )
+
+    # -- events another store committed first ---------------------------------
+    # S3 commits an object and its events in s3.db (its outbox); they are
+    # handed over here by id, once: a hand-over repeated after a crash finds
+    # the id in handed_over and adds nothing. outbox.py says in which order
+    # the two files are written and why that order is safe.
+
+    def add_handed_over(self, events: list[NewEvent]) -> list[NewEvent]:
+        """Queues the events not handed over before; returns those. Not
+        fsynced: the giving store still holds them until ``sync_handed_over``."""
+        added: list[NewEvent] = []
+        with self._transaction(durable=False):
+            for event in events:
+                if self._db.execute("INSERT OR IGNORE INTO handed_over(id) VALUES(?)", (event.id,)).rowcount:
+                    self._insert_event(event)
+                    added.append(event)
+        return added
+
+    def sync_handed_over(self, forget: list[str]) -> None:
+        """Makes every hand-over so far durable (one fsync), and forgets the
+        ids the giving store has durably dropped (they cannot come again)."""
+        with self._transaction():
+            self._db.executemany("DELETE FROM handed_over WHERE id=?", [(i,) for i in forget])
+            self._bump("handed_over_syncs", 1)  # a write, so the commit has something to fsync
+
+    def forget_handed_over_except(self, keep: set[str]) -> int:
+        """At start-up: the ids whose giver still holds them are kept."""
+        with self._transaction():
+            ids = [r[0] for r in self._db.execute("SELECT id FROM handed_over")]
+            gone = [(i,) for i in ids if i not in keep]
+            self._db.executemany("DELETE FROM handed_over WHERE id=?", gone)
+        return len(gone)
 
     def pending_events(self) -> list[StoredEvent]:
         with self._lock:

@@ -50,6 +50,8 @@ from .api.s3.addressing import default_bases
 from .api.s3.surface import S3Context, S3Surface
 from .api.services import ServiceRoutes
 from .events.policy import NoGrants, s3_invoke_check
+from .events.s3.notifications import S3_PRINCIPAL
+from .events.s3.outbox import OutboxDrainer
 from .events.s3.store import ObjectStore
 
 
@@ -268,7 +270,17 @@ async def _run(config: ServerConfig, data_dir: pathlib.Path, lock: DataDirLock, 
             versions = Versions(service, on_provisioned=sync_provisioned)
             sync_provisioned()
             app = create_app(service, links, settings, versions, provisioned_ready)
-            s3_context = S3Context(objects, region=config.region, account=config.account,
+            def version_of(name: str, qualifier: str) -> str:
+                try:
+                    return getattr(service.resolve(name, None if qualifier == "$LATEST" else qualifier), "version", "$LATEST")
+                except LambdaError:
+                    return qualifier  # gone: the dispatcher records it in the dead-letter queue
+
+            drainer = OutboxDrainer(
+                objects, async_queue, version_of=version_of,
+                allowed=lambda row: invoke_policy.allows(row.function, row.qualifier, principal=S3_PRINCIPAL, action="lambda:InvokeFunction",
+                                                         source_arn=row.source_arn, source_account=config.account))
+            s3_context = S3Context(objects, region=config.region, account=config.account, on_events=drainer.wake,
                                    can_invoke=s3_invoke_check(invoke_policy, function_exists, region=config.region, account=config.account))
             s3_surface = S3Surface(s3_context, keys if config.auth else None, default_bases(config.region, config.s3_hosts),
                                    max_request_bytes=limits.unauthenticated_buffer_bytes)
@@ -283,6 +295,7 @@ async def _run(config: ServerConfig, data_dir: pathlib.Path, lock: DataDirLock, 
             if spares is not None:
                 await nursery.start(spares.run)
             await nursery.start(async_queue.run)
+            await nursery.start(drainer.run)
             await nursery.start(scheduler.run)
             # One budget and one connection cap for both ports.
             budget = ByteBudget(limits.unauthenticated_buffer_bytes)

@@ -13,6 +13,7 @@ import re
 import zlib
 from urllib.parse import unquote
 
+from ... import crashpoints
 from ...events.s3 import xmlsafe
 from ...events.s3.errors import S3Error
 from ...events.s3.names import check_key
@@ -125,6 +126,7 @@ async def put_object(c, r) -> Reply:
     staged = await c.run(c.store.stage, data)
     info, queued = await c.run(lambda: c.store.put_object(r.bucket, key, staged, content_type, meta, r.event_context(c.account),
                                                           check=condition))
+    crashpoints.reach("s3.put.committed")
     if queued:
         c.on_events()
     headers = [("ETag", info.quoted_etag)]
