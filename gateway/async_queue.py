@@ -130,6 +130,9 @@ class AsyncQueue:
         self._succeeded = 0
         self._failed = 0
         self._dead_letters = sum(store.queue_depths().values())
+        # Told the queue a record was just added to (SQS long polls and
+        # event source mappings wait on it).
+        self.on_message: Callable[[str], None] = lambda queue: None
 
     # -- accepting events -----------------------------------------------------
 
@@ -395,6 +398,7 @@ class AsyncQueue:
             self.adopt(then_event)
         if then_message is not None:
             self._dead_letters += 1
+            self.on_message(then_message.queue)
 
     # -- redrive --------------------------------------------------------------
 

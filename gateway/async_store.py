@@ -54,6 +54,13 @@ CREATE TABLE IF NOT EXISTS counters (
     name TEXT PRIMARY KEY,
     value INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS queues (
+    name TEXT PRIMARY KEY,          -- the built-in queues, as SQS sees them (events/sqs/)
+    attributes BLOB NOT NULL,       -- the attributes set (JSON of strings); defaults are not stored
+    tags BLOB NOT NULL,
+    created_s REAL NOT NULL,
+    modified_s REAL NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS handed_over (
     id TEXT PRIMARY KEY             -- an event another store committed first (S3's outbox), queued here
 ) WITHOUT ROWID;
@@ -118,15 +125,39 @@ class AsyncStore:
             for column, decl in (("chain", "INTEGER NOT NULL DEFAULT 0"), ("qualifier", "TEXT NOT NULL DEFAULT '$LATEST'"), ("version", "TEXT NOT NULL DEFAULT '$LATEST'")):
                 if column not in columns:
                     self._db.execute(f"ALTER TABLE events ADD COLUMN {column} {decl}")
-            if "qualifier" not in {row[1] for row in self._db.execute("PRAGMA table_info(messages)")}:
-                self._db.execute("ALTER TABLE messages ADD COLUMN qualifier TEXT NOT NULL DEFAULT '$LATEST'")
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(messages)")}
+            # What SQS needs of a message, beside a destination record's fields.
+            for column, decl in (("qualifier", "TEXT NOT NULL DEFAULT '$LATEST'"),
+                                 ("visible_s", "REAL NOT NULL DEFAULT 0"),  # wall clock: receivable from then
+                                 ("receive_count", "INTEGER NOT NULL DEFAULT 0"),
+                                 ("first_receive_s", "REAL"),
+                                 ("receipt", "TEXT"),  # the latest receive's token
+                                 ("attributes", "BLOB"),  # SQS message attributes (JSON)
+                                 ("system", "BLOB"),  # SQS message system attributes (JSON)
+                                 ("sender", "TEXT"),
+                                 ("expires_s", "REAL")):  # retention; NULL: kept until deleted
+                if column not in columns:
+                    self._db.execute(f"ALTER TABLE messages ADD COLUMN {column} {decl}")
+            self._db.execute("CREATE INDEX IF NOT EXISTS messages_visible ON messages(queue, visible_s)")
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
 
+    def transaction(self, durable: bool = True):
+        """For the modules that keep their own tables in queue.db (the SQS
+        view of the queues): a transaction on the one connection, holding its
+        lock; yields the connection."""
+        return self._transaction(durable, yield_db=True)
+
     @contextlib.contextmanager
-    def _transaction(self, durable: bool = True):
+    def reading(self):
+        """The connection under its lock, for reads."""
+        with self._lock:
+            yield self._db
+
+    @contextlib.contextmanager
+    def _transaction(self, durable: bool = True, yield_db: bool = False):
         # isolation_level=None leaves every statement on its own; the steps
         # that must land together get an explicit transaction.
         with self._lock:
@@ -138,7 +169,7 @@ class AsyncStore:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
                 try:
-                    yield
+                    yield self._db if yield_db else None
                 except BaseException:
                     self._db.execute("ROLLBACK")
                     raise
@@ -222,6 +253,10 @@ class AsyncStore:
         )
 
     def _insert_message(self, msg: NewMessage) -> None:
+        # A destination names its queue into being, as it always has; SQS
+        # sees it from then on with the default attributes.
+        self._db.execute("INSERT OR IGNORE INTO queues(name, attributes, tags, created_s, modified_s) VALUES(?, '{}', '{}', ?, ?)",
+                         (msg.queue, msg.sent_s, msg.sent_s))
         self._db.execute(
             "INSERT INTO messages(id, queue, function, body, payload, sent_s, qualifier) VALUES(?, ?, ?, ?, ?, ?, ?)",
             (msg.id, msg.queue, msg.function, msg.body, msg.payload, msg.sent_s, msg.qualifier),

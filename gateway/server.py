@@ -49,6 +49,13 @@ from .url_handler import UrlHandler
 from .api.s3.addressing import default_bases
 from .api.s3.surface import S3Context, S3Surface
 from .api.services import ServiceRoutes
+from .api.sqs.surface import SqsSurface
+from .destinations import DEFAULT_DLQ
+from .events.sqs.service import SqsService
+from .events.sqs.store import SqsStore
+from .events.esm.mappings import EventSourceMappings
+from .events.esm.poller import Pollers
+from .api import esm_api
 from .events.policy import NoGrants, s3_invoke_check
 from .events.s3.notifications import S3_PRINCIPAL
 from .events.s3.outbox import OutboxDrainer
@@ -284,9 +291,18 @@ async def _run(config: ServerConfig, data_dir: pathlib.Path, lock: DataDirLock, 
                                    can_invoke=s3_invoke_check(invoke_policy, function_exists, region=config.region, account=config.account))
             s3_surface = S3Surface(s3_context, keys if config.auth else None, default_bases(config.region, config.s3_hosts),
                                    max_request_bytes=limits.unauthenticated_buffer_bytes)
-            services = ServiceRoutes(s3=s3_surface, s3_virtual_host=s3_surface.virtual_bucket)
+            sqs = SqsService(SqsStore(async_store, builtin=(DEFAULT_DLQ,)), region=config.region, account=config.account)
+            async_queue.on_message = sqs.notify
+            pollers = Pollers(sqs, pool, invoker.spec_for)
+            mappings = EventSourceMappings(async_store, sqs, service, region=config.region, account=config.account,
+                                           start_poller=pollers.start, stop_poller=pollers.stop)
+            pollers.mappings = mappings
+            mappings.start_all()
+            services = ServiceRoutes(s3=s3_surface, sqs=SqsSurface(sqs, keys if config.auth else None),
+                                     s3_virtual_host=s3_surface.virtual_bucket)
             router = Router(invoker, app, keys if config.auth else None, (config.host, port), UrlHandler(settings, invoker, keys), services)
             async_api.register(app, event_configs, async_queue, scheduler)
+            esm_api.register(app, mappings)
             usage_api.register(app, service, calls, granularity_ms=config.billing_granularity_ms)
             metrics.register(meter)
             await nursery.start(calls.run)
@@ -296,6 +312,7 @@ async def _run(config: ServerConfig, data_dir: pathlib.Path, lock: DataDirLock, 
                 await nursery.start(spares.run)
             await nursery.start(async_queue.run)
             await nursery.start(drainer.run)
+            await nursery.start(pollers.run)
             await nursery.start(scheduler.run)
             # One budget and one connection cap for both ports.
             budget = ByteBudget(limits.unauthenticated_buffer_bytes)

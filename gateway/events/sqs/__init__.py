@@ -1,0 +1,16 @@
+"""The built-in durable queues as SQS sees them, without HTTP.
+
+The queues are queue.db's (the dead-letter queue and destination queues of
+async invocation, gateway/async_store.py); this package gives them SQS's
+attributes, visibility timeouts, receipt handles and redrive policy.
+
+- errors.py   SqsError: the error shapes of SQS (modeled and not), with
+              the codes its query protocol used.
+- md5.py      SQS's MD5 of a message body and of its attributes.
+- store.py    the SQL of queues and messages in queue.db.
+- service.py  the operations (CreateQueue ... PurgeQueue), validated as
+              SQS validates them, long polling, and the wake-ups event
+              source mappings wait on.
+
+The HTTP surface (JSON and query protocols) lives in gateway/api/sqs/.
+"""

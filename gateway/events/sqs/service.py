@@ -1,0 +1,634 @@
+"""SQS's operations on the built-in queues: validated as SQS validates
+them, answered in the JSON shapes of botocore's model (the query protocol
+renders the same documents as XML).
+
+Long polling waits on the queue itself: a send, a visibility change or a
+message made receivable again wakes the waiters at once, and otherwise
+they sleep until the next invisible message becomes receivable or their
+wait ends. Event source mappings wait the same way.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+import time
+import uuid
+from typing import Awaitable, Callable
+
+import trio
+
+from . import md5
+from .errors import SqsError, invalid, no_queue
+from .store import OutgoingMessage, QueueRow, SqsStore, StoredMessage
+
+QUEUE_NAME_RE = re.compile(r"[A-Za-z0-9_-]{1,80}")
+BATCH_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,80}")
+_ATTRIBUTE_NAME_RE = re.compile(r"[A-Za-z0-9_.-]{1,256}")
+_DATA_TYPE_RE = re.compile(r"(String|Number|Binary)(\.[^\s]{1,248})?")
+# XML 1.0's characters: what a message body and string attributes may hold.
+_INVALID_CHARS = re.compile("[^\x09\x0a\x0d\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+_RECEIPT_RE = re.compile(r"(\d+)\.([0-9a-f]{32})")
+
+DEFAULTS = {
+    "DelaySeconds": "0",
+    "MaximumMessageSize": "1048576",
+    "MessageRetentionPeriod": "345600",
+    "ReceiveMessageWaitTimeSeconds": "0",
+    "VisibilityTimeout": "30",
+}
+# name -> (low, high)
+_RANGES = {
+    "DelaySeconds": (0, 900),
+    "MaximumMessageSize": (1024, 1048576),
+    "MessageRetentionPeriod": (60, 1209600),
+    "ReceiveMessageWaitTimeSeconds": (0, 20),
+    "VisibilityTimeout": (0, 43200),
+}
+SETTABLE = set(_RANGES) | {"Policy", "RedrivePolicy", "RedriveAllowPolicy", "SqsManagedSseEnabled", "KmsMasterKeyId",
+                           "KmsDataKeyReusePeriodSeconds"}
+_COMPUTED = ("ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible", "ApproximateNumberOfMessagesDelayed",
+             "CreatedTimestamp", "LastModifiedTimestamp", "QueueArn")
+_FIFO = {"FifoQueue", "ContentBasedDeduplication", "DeduplicationScope", "FifoThroughputLimit"}
+READABLE = set(_COMPUTED) | SETTABLE | _FIFO
+_SYSTEM_NAMES = {"All", "SenderId", "SentTimestamp", "ApproximateReceiveCount", "ApproximateFirstReceiveTimestamp",
+                 "SequenceNumber", "MessageDeduplicationId", "MessageGroupId", "AWSTraceHeader", "DeadLetterQueueSourceArn"}
+MAX_BATCH = 10
+MAX_WAIT_S = 20
+PURGE_INTERVAL_S = 60
+RECREATE_AFTER_DELETE_S = 60
+
+
+def _int(value, name: str, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, str)) or (isinstance(value, str) and not value.lstrip("-").isdigit()):
+        raise invalid(f"Value {value} for parameter {name} is invalid. Reason: Must be an integer from {low} to {high}.")
+    n = int(value)
+    if not low <= n <= high:
+        raise invalid(f"Value {value} for parameter {name} is invalid. Reason: Must be between {low} and {high}, if provided.")
+    return n
+
+
+def _receipt(handle: object) -> tuple[int, str]:
+    if not isinstance(handle, str):
+        raise SqsError("ReceiptHandleIsInvalid", f'The input receipt handle "{handle}" is not a valid receipt handle.')
+    try:
+        decoded = base64.urlsafe_b64decode(handle.encode("ascii")).decode("ascii")
+    except (ValueError, binascii.Error, UnicodeError):
+        decoded = ""
+    m = _RECEIPT_RE.fullmatch(decoded)
+    if m is None:
+        raise SqsError("ReceiptHandleIsInvalid", f'The input receipt handle "{handle}" is not a valid receipt handle.')
+    return int(m.group(1)), m.group(2)
+
+
+def receipt_handle(msg: StoredMessage) -> str:
+    return base64.urlsafe_b64encode(f"{msg.seq}.{msg.receipt}".encode()).decode()
+
+
+class SqsService:
+    def __init__(self, store: SqsStore, *, region: str, account: str, wall: Callable[[], float] = time.time,
+                 run_sync: Callable[..., Awaitable] | None = None) -> None:
+        self.store = store
+        self.region = region
+        self.account = account
+        self.wall = wall
+        self._run_sync = run_sync
+        self._limiter = trio.CapacityLimiter(4)
+        self._arrivals: dict[str, trio.Event] = {}
+        self._purged: dict[str, float] = {}
+        self._deleted: dict[str, float] = {}
+
+    async def _run(self, fn, *args):
+        if self._run_sync is not None:
+            return await self._run_sync(fn, *args)
+        return await trio.to_thread.run_sync(fn, *args, limiter=self._limiter)
+
+    # -- names --------------------------------------------------------------------
+
+    def arn(self, name: str) -> str:
+        return f"arn:aws:sqs:{self.region}:{self.account}:{name}"
+
+    def url(self, name: str, host: str) -> str:
+        return f"http://{host}/{self.account}/{name}"
+
+    @staticmethod
+    def name_from_url(url: object) -> str:
+        if not isinstance(url, str) or not url:
+            raise SqsError("MissingParameter", "The request must contain the parameter QueueUrl.")
+        name = url.rstrip("/").rsplit("/", 1)[-1]
+        if not QUEUE_NAME_RE.fullmatch(name):
+            raise SqsError("InvalidAddress", f"The address {url} is not valid for this endpoint.")
+        return name
+
+    @staticmethod
+    def name_from_arn(arn: str) -> str | None:
+        parts = arn.split(":")
+        if len(parts) == 6 and parts[0] == "arn" and parts[2] == "sqs" and QUEUE_NAME_RE.fullmatch(parts[5]):
+            return parts[5]
+        return None
+
+    # -- waking waiters -------------------------------------------------------------
+
+    def notify(self, name: str) -> None:
+        """Messages may have become receivable in ``name``."""
+        event = self._arrivals.pop(name, None)
+        if event is not None:
+            event.set()
+
+    async def wait_for_messages(self, name: str, deadline: float) -> None:
+        """Returns when a message may be receivable in ``name`` or at the
+        trio clock's ``deadline``, whichever is first."""
+        # Take the event before looking, so that a send between the look and
+        # the wait still wakes us.
+        event = self._arrivals.get(name)
+        if event is None:
+            event = self._arrivals[name] = trio.Event()
+        now = self.wall()
+        if await self._run(self.store.has_receivable, name, now):
+            return
+        wake = deadline
+        upcoming = await self._run(self.store.next_visible, name, now)
+        if upcoming is not None:
+            wake = min(wake, trio.current_time() + max(0.0, upcoming - self.wall()))
+        with trio.move_on_at(wake):
+            await event.wait()
+
+    # -- queues ---------------------------------------------------------------------
+
+    async def _queue(self, name: str) -> QueueRow:
+        row = await self._run(self.store.queue, name)
+        if row is None:
+            raise no_queue()
+        return row
+
+    def _check_attributes(self, attributes: object, *, creating: bool) -> dict[str, str]:
+        if attributes is None:
+            return {}
+        if not isinstance(attributes, dict):
+            raise invalid("Attributes must be a map of names to values.")
+        out: dict[str, str] = {}
+        for name, value in attributes.items():
+            if name in _FIFO:
+                if str(value).lower() == "false" and name == "FifoQueue":
+                    continue
+                raise SqsError("UnsupportedOperation", "FIFO queues are not supported by this server's built-in queues; they are standard queues.")
+            if name not in SETTABLE:
+                raise SqsError("InvalidAttributeName", f"Unknown Attribute {name}.")
+            value = str(value)
+            if name in _RANGES:
+                low, high = _RANGES[name]
+                if not (value.isdigit() and low <= int(value) <= high):
+                    raise SqsError("InvalidAttributeValue", f"Invalid value for the parameter {name}.")
+            elif name == "RedrivePolicy" and value:
+                value = self._redrive_policy(value)
+            elif name in ("Policy", "RedriveAllowPolicy") and value:
+                try:
+                    json.loads(value)
+                except ValueError:
+                    raise SqsError("InvalidAttributeValue", f"Invalid value for the parameter {name}.") from None
+            out[name] = value
+        return out
+
+    def _redrive_policy(self, value: str) -> str:
+        try:
+            doc = json.loads(value)
+        except ValueError:
+            doc = None
+        if not isinstance(doc, dict) or set(doc) - {"deadLetterTargetArn", "maxReceiveCount"}:
+            raise SqsError("InvalidAttributeValue", f"Value {value} for parameter RedrivePolicy is invalid. Reason: Redrive policy is not a valid JSON map.")
+        target = doc.get("deadLetterTargetArn")
+        count = doc.get("maxReceiveCount")
+        if not isinstance(target, str) or self.name_from_arn(target) is None:
+            raise SqsError("InvalidAttributeValue", f"Value {value} for parameter RedrivePolicy is invalid. Reason: Invalid value for deadLetterTargetArn.")
+        try:
+            n = int(count)
+        except (TypeError, ValueError):
+            n = 0
+        if not 1 <= n <= 1000:
+            raise SqsError("InvalidAttributeValue", f"Value {value} for parameter RedrivePolicy is invalid. Reason: Invalid value for maxReceiveCount: {count}, valid values are from 1 to 1000 both inclusive.")
+        return json.dumps({"deadLetterTargetArn": target, "maxReceiveCount": n}, separators=(",", ":"))
+
+    async def _check_redrive_target(self, name: str, attributes: dict[str, str]) -> None:
+        value = attributes.get("RedrivePolicy")
+        if not value:
+            return
+        target = self.name_from_arn(json.loads(value)["deadLetterTargetArn"])
+        if target == name:
+            raise SqsError("InvalidAttributeValue", f"Value {value} for parameter RedrivePolicy is invalid. Reason: The dead-letter queue can not be the source queue.")
+        if await self._run(self.store.queue, target) is None:
+            raise SqsError("InvalidAttributeValue", f"Value {value} for parameter RedrivePolicy is invalid. Reason: Dead letter target does not exist.")
+
+    async def create_queue(self, req: dict, host: str) -> dict:
+        name = req.get("QueueName")
+        if not isinstance(name, str) or not name:
+            raise SqsError("MissingParameter", "The request must contain the parameter QueueName.")
+        if name.endswith(".fifo"):
+            raise SqsError("UnsupportedOperation", "FIFO queues are not supported by this server's built-in queues; they are standard queues.")
+        if not QUEUE_NAME_RE.fullmatch(name):
+            raise invalid("Can only include alphanumeric characters, hyphens, or underscores. 1 to 80 in length")
+        attributes = self._check_attributes(req.get("Attributes"), creating=True)
+        tags = req.get("tags") or req.get("Tags") or {}
+        if not isinstance(tags, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in tags.items()):
+            raise invalid("Tags must be a map of strings.")
+        deleted = self._deleted.get(name)
+        if deleted is not None and trio.current_time() - deleted < RECREATE_AFTER_DELETE_S:
+            raise SqsError("QueueDeletedRecently", "You must wait 60 seconds after deleting a queue before you can create another with the same name.")
+        await self._check_redrive_target(name, attributes)
+        existing = await self._run(self.store.create_queue, name, attributes, tags, self.wall())
+        if existing is not None:
+            for key in set(attributes) | set(existing.attributes):
+                if attributes.get(key, DEFAULTS.get(key, "")) != existing.attributes.get(key, DEFAULTS.get(key, "")):
+                    raise SqsError("QueueNameExists", f"A queue already exists with the same name and a different value for attribute {key}")
+        return {"QueueUrl": self.url(name, host)}
+
+    async def get_queue_url(self, req: dict, host: str) -> dict:
+        name = req.get("QueueName")
+        if not isinstance(name, str) or not name:
+            raise SqsError("MissingParameter", "The request must contain the parameter QueueName.")
+        await self._queue(name)
+        return {"QueueUrl": self.url(name, host)}
+
+    async def list_queues(self, req: dict, host: str) -> dict:
+        prefix = req.get("QueueNamePrefix") or ""
+        limit = req.get("MaxResults")
+        limit_n = 1000 if limit is None else _int(limit, "MaxResults", 1, 1000)
+        after = ""
+        token = req.get("NextToken")
+        if token is not None:
+            try:
+                after = base64.urlsafe_b64decode(str(token).encode()).decode()
+            except (ValueError, binascii.Error, UnicodeError):
+                raise invalid("Invalid NextToken value.") from None
+        names = await self._run(self.store.list_queues, prefix, after, limit_n + 1)
+        out: dict = {}
+        if names[:limit_n]:
+            out["QueueUrls"] = [self.url(n, host) for n in names[:limit_n]]
+        if limit is not None and len(names) > limit_n:
+            out["NextToken"] = base64.urlsafe_b64encode(names[limit_n - 1].encode()).decode()
+        return out
+
+    async def delete_queue(self, req: dict) -> dict:
+        name = self.name_from_url(req.get("QueueUrl"))
+        if not await self._run(self.store.delete_queue, name):
+            raise no_queue()
+        self._deleted[name] = trio.current_time()
+        self.notify(name)
+        return {}
+
+    async def purge_queue(self, req: dict) -> dict:
+        name = self.name_from_url(req.get("QueueUrl"))
+        await self._queue(name)
+        last = self._purged.get(name)
+        if last is not None and trio.current_time() - last < PURGE_INTERVAL_S:
+            raise SqsError("PurgeQueueInProgress", f"Only one PurgeQueue operation on {name} is allowed every 60 seconds.")
+        self._purged[name] = trio.current_time()
+        await self._run(self.store.purge, name)
+        return {}
+
+    def effective(self, row: QueueRow, key: str) -> str:
+        return row.attributes.get(key, DEFAULTS.get(key, ""))
+
+    async def get_queue_attributes(self, req: dict) -> dict:
+        name = self.name_from_url(req.get("QueueUrl"))
+        wanted = req.get("AttributeNames") or []
+        if not isinstance(wanted, list):
+            raise invalid("AttributeNames must be a list.")
+        for w in wanted:
+            if w != "All" and w not in READABLE:
+                raise SqsError("InvalidAttributeName", f"Unknown Attribute {w}.")
+        row = await self._queue(name)
+        if not wanted:
+            return {}
+        names = READABLE if "All" in wanted else set(wanted)
+        visible, in_flight, delayed = await self._run(self.store.counts, name, self.wall())
+        values: dict[str, str] = {
+            "ApproximateNumberOfMessages": str(visible),
+            "ApproximateNumberOfMessagesNotVisible": str(in_flight),
+            "ApproximateNumberOfMessagesDelayed": str(delayed),
+            "CreatedTimestamp": str(int(row.created_s)),
+            "LastModifiedTimestamp": str(int(row.modified_s)),
+            "QueueArn": self.arn(name),
+            "SqsManagedSseEnabled": "false",
+        }
+        for key in DEFAULTS:
+            values[key] = self.effective(row, key)
+        for key in ("Policy", "RedrivePolicy", "RedriveAllowPolicy", "KmsMasterKeyId", "KmsDataKeyReusePeriodSeconds"):
+            if row.attributes.get(key):
+                values[key] = row.attributes[key]
+        if "SqsManagedSseEnabled" in row.attributes:
+            values["SqsManagedSseEnabled"] = row.attributes["SqsManagedSseEnabled"]
+        return {"Attributes": {k: v for k, v in values.items() if k in names}}
+
+    async def set_queue_attributes(self, req: dict) -> dict:
+        name = self.name_from_url(req.get("QueueUrl"))
+        changes = self._check_attributes(req.get("Attributes"), creating=False)
+        row = await self._queue(name)
+        await self._check_redrive_target(name, changes)
+        merged = dict(row.attributes)
+        for key, value in changes.items():
+            if value == "" and key in ("RedrivePolicy", "Policy", "RedriveAllowPolicy"):
+                merged.pop(key, None)
+            else:
+                merged[key] = value
+        await self._run(self.store.set_attributes, name, merged, self.wall())
+        return {}
+
+    async def list_dead_letter_source_queues(self, req: dict, host: str) -> dict:
+        name = self.name_from_url(req.get("QueueUrl"))
+        await self._queue(name)
+        arn = self.arn(name)
+        sources = []
+        for row in await self._run(self.store.all_queues):
+            policy = row.attributes.get("RedrivePolicy")
+            if policy and json.loads(policy).get("deadLetterTargetArn") == arn:
+                sources.append(self.url(row.name, host))
+        return {"queueUrls": sources}
+
+    async def tag_queue(self, req: dict) -> dict:
+        name = self.name_from_url(req.get("QueueUrl"))
+        row = await self._queue(name)
+        tags = req.get("Tags")
+        if not isinstance(tags, dict) or not tags:
+            raise invalid("Tags must be a non-empty map of strings.")
+        await self._run(self.store.set_tags, name, {**row.tags, **{str(k): str(v) for k, v in tags.items()}})
+        return {}
+
+    async def untag_queue(self, req: dict) -> dict:
+        name = self.name_from_url(req.get("QueueUrl"))
+        row = await self._queue(name)
+        keys = req.get("TagKeys") or []
+        await self._run(self.store.set_tags, name, {k: v for k, v in row.tags.items() if k not in keys})
+        return {}
+
+    async def list_queue_tags(self, req: dict) -> dict:
+        row = await self._queue(self.name_from_url(req.get("QueueUrl")))
+        return {"Tags": row.tags} if row.tags else {}
+
+    # -- sending ----------------------------------------------------------------------
+
+    def _outgoing(self, entry: dict, row: QueueRow, sender: str) -> tuple[OutgoingMessage, int]:
+        body = entry.get("MessageBody")
+        if not isinstance(body, str) or body == "":
+            raise SqsError("MissingParameter", "The request must contain the parameter MessageBody.")
+        if _INVALID_CHARS.search(body):
+            raise SqsError("InvalidMessageContents", "Invalid characters found. Valid unicode characters are #x9 | #xA | #xD | #x20 to #xD7FF | #xE000 to #xFFFD | #x10000 to #x10FFFF")
+        delay = entry.get("DelaySeconds")
+        delay_s = int(self.effective(row, "DelaySeconds")) if delay is None else _int(delay, "DelaySeconds", 0, 900)
+        attributes = self._message_attributes(entry.get("MessageAttributes"))
+        system = {}
+        for name, value in (entry.get("MessageSystemAttributes") or {}).items():
+            if name != "AWSTraceHeader" or not isinstance(value, dict) or value.get("DataType") != "String":
+                raise invalid(f"Message system attribute name '{name}' is invalid.")
+            system[name] = str(value.get("StringValue", ""))
+        size = len(body.encode("utf-8")) + sum(
+            len(n.encode()) + len(v["DataType"].encode()) + len(v.get("StringValue", "").encode()) + len(base64.b64decode(v.get("BinaryValue", "")))
+            for n, v in attributes.items())
+        limit = int(self.effective(row, "MaximumMessageSize"))
+        if size > limit:
+            raise invalid(f"One or more parameters are invalid. Reason: Message must be shorter than {limit} bytes.")
+        return OutgoingMessage(str(uuid.uuid4()), body, attributes, system, delay_s, sender), size
+
+    def _message_attributes(self, raw: object) -> dict[str, dict]:
+        if raw is None:
+            return {}
+        if not isinstance(raw, dict):
+            raise invalid("MessageAttributes must be a map.")
+        if len(raw) > 10:
+            raise invalid(f"Number of message attributes [{len(raw)}] exceeds the allowed maximum [10].")
+        out: dict[str, dict] = {}
+        for name, value in raw.items():
+            if not isinstance(name, str) or not _ATTRIBUTE_NAME_RE.fullmatch(name) or name.lower().startswith(("aws.", "amazon.")) \
+                    or name.startswith(".") or name.endswith(".") or ".." in name:
+                raise invalid(f"Message attribute name '{name}' is invalid.")
+            if not isinstance(value, dict) or not isinstance(value.get("DataType"), str):
+                raise invalid(f"The message attribute '{name}' must contain a non-empty attribute type.")
+            data_type = value["DataType"]
+            if not _DATA_TYPE_RE.fullmatch(data_type):
+                raise invalid(f"The type of message attribute '{name}' is invalid. You must use only the following supported type prefixes: Binary, Number, String.")
+            if data_type.startswith("Binary"):
+                blob = value.get("BinaryValue")
+                if not isinstance(blob, str) or not blob:
+                    raise invalid(f"The message attribute '{name}' with type 'Binary' must use field 'Binary'.")
+                try:
+                    base64.b64decode(blob, validate=True)
+                except (ValueError, binascii.Error):
+                    raise invalid(f"The message attribute '{name}' has an invalid binary value.") from None
+                out[name] = {"DataType": data_type, "BinaryValue": blob}
+            else:
+                text = value.get("StringValue")
+                if not isinstance(text, str) or text == "":
+                    raise invalid(f"The message attribute '{name}' must contain non-empty message attribute value for message attribute type '{data_type.split('.')[0]}'.")
+                if _INVALID_CHARS.search(text):
+                    raise SqsError("InvalidMessageContents", f"The message attribute '{name}' contains invalid characters.")
+                if data_type.startswith("Number"):
+                    try:
+                        float(text)
+                    except ValueError:
+                        raise invalid(f"Could not cast message attribute '{name}' value to number.") from None
+                out[name] = {"DataType": data_type, "StringValue": text}
+        return out
+
+    @staticmethod
+    def _digests(msg: OutgoingMessage) -> dict:
+        doc = {"MD5OfMessageBody": md5.of_body(msg.body), "MessageId": msg.id}
+        attrs = md5.of_attributes({n: attribute_bytes(v) for n, v in msg.attributes.items()})
+        if attrs is not None:
+            doc["MD5OfMessageAttributes"] = attrs
+        if msg.system:
+            doc["MD5OfMessageSystemAttributes"] = md5.of_attributes({n: {"DataType": "String", "StringValue": v} for n, v in msg.system.items()})
+        return doc
+
+    async def send_message(self, req: dict, sender: str) -> dict:
+        name = self.name_from_url(req.get("QueueUrl"))
+        row = await self._queue(name)
+        msg, _ = self._outgoing(req, row, sender)
+        await self._send(row, [msg])
+        return self._digests(msg)
+
+    async def _send(self, row: QueueRow, messages: list[OutgoingMessage]) -> None:
+        retention = float(self.effective(row, "MessageRetentionPeriod"))
+        if not await self._run(self.store.send, row.name, messages, self.wall(), retention):
+            raise no_queue()
+        self.notify(row.name)
+
+    def _entries(self, req: dict, key: str, entry_name: str) -> list[dict]:
+        entries = req.get(key)
+        if not entries:
+            raise SqsError("EmptyBatchRequest", f"There should be at least one {entry_name} in the request.")
+        if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+            raise invalid(f"{key} must be a list of entries.")
+        if len(entries) > MAX_BATCH:
+            raise SqsError("TooManyEntriesInBatchRequest", f"Maximum number of entries per request are {MAX_BATCH}. You have sent {len(entries)}.")
+        ids = [e.get("Id") for e in entries]
+        for i in ids:
+            if not isinstance(i, str) or not BATCH_ID_RE.fullmatch(i):
+                raise SqsError("InvalidBatchEntryId", "A batch entry id can only contain alphanumeric characters, hyphens and underscores. It can be at most 80 letters long.")
+        if len(set(ids)) != len(ids):
+            raise SqsError("BatchEntryIdsNotDistinct", f"Id {next(i for i in ids if ids.count(i) > 1)} repeated.")
+        return entries
+
+    async def send_message_batch(self, req: dict, sender: str) -> dict:
+        name = self.name_from_url(req.get("QueueUrl"))
+        entries = self._entries(req, "Entries", "SendMessageBatchRequestEntry")
+        row = await self._queue(name)
+        ok: list[tuple[dict, OutgoingMessage]] = []
+        failed = []
+        total = 0
+        for entry in entries:
+            try:
+                msg, size = self._outgoing(entry, row, sender)
+            except SqsError as exc:
+                failed.append({"Id": entry["Id"], "SenderFault": True, "Code": exc.query_code, "Message": exc.message})
+                continue
+            total += size
+            ok.append((entry, msg))
+        limit = int(self.effective(row, "MaximumMessageSize"))
+        if total > limit:
+            raise SqsError("BatchRequestTooLong", f"Batch requests cannot be longer than {limit} bytes. You have sent {total} bytes.")
+        if ok:
+            await self._send(row, [m for _, m in ok])
+        return {"Successful": [{"Id": e["Id"], **self._digests(m)} for e, m in ok], "Failed": failed}
+
+    # -- receiving ----------------------------------------------------------------------
+
+    def redrive_of(self, row: QueueRow) -> tuple[str, int] | None:
+        policy = row.attributes.get("RedrivePolicy")
+        if not policy:
+            return None
+        doc = json.loads(policy)
+        target = self.name_from_arn(doc["deadLetterTargetArn"])
+        return (target, int(doc["maxReceiveCount"])) if target else None
+
+    async def receive(self, row: QueueRow, limit: int, visibility_s: float) -> list[StoredMessage]:
+        """One receive, no waiting (event source mappings use it too)."""
+        messages, moved = await self._run(self.store.receive, row.name, limit, visibility_s, self.wall(), self.redrive_of(row))
+        if moved:
+            target = self.redrive_of(row)
+            if target is not None:
+                self.notify(target[0])
+        return messages
+
+    async def receive_message(self, req: dict) -> dict:
+        name = self.name_from_url(req.get("QueueUrl"))
+        limit = 1 if req.get("MaxNumberOfMessages") is None else _int(req["MaxNumberOfMessages"], "MaxNumberOfMessages", 1, MAX_BATCH)
+        row = await self._queue(name)
+        visibility = _int(req["VisibilityTimeout"], "VisibilityTimeout", 0, 43200) if req.get("VisibilityTimeout") is not None \
+            else int(self.effective(row, "VisibilityTimeout"))
+        wait = _int(req["WaitTimeSeconds"], "WaitTimeSeconds", 0, MAX_WAIT_S) if req.get("WaitTimeSeconds") is not None \
+            else int(self.effective(row, "ReceiveMessageWaitTimeSeconds"))
+        system_names = set(req.get("MessageSystemAttributeNames") or []) | set(req.get("AttributeNames") or [])
+        for n in system_names:
+            if n not in _SYSTEM_NAMES and n not in READABLE:
+                raise SqsError("InvalidAttributeName", f"Unknown Attribute {n}.")
+        attribute_names = req.get("MessageAttributeNames") or []
+        deadline = trio.current_time() + wait
+        while True:
+            messages = await self.receive(row, limit, visibility)
+            if messages or trio.current_time() >= deadline:
+                break
+            await self.wait_for_messages(name, deadline)
+            if await self._run(self.store.queue, name) is None:
+                raise no_queue()
+        out = [self.message_doc(m, system_names, attribute_names) for m in messages]
+        return {"Messages": out} if out else {}
+
+    def message_doc(self, m: StoredMessage, system_names: set[str], attribute_names: list[str]) -> dict:
+        doc: dict = {"MessageId": m.id, "ReceiptHandle": receipt_handle(m), "MD5OfBody": md5.of_body(m.body), "Body": m.body}
+        system = self.system_attributes(m)
+        if "All" in system_names:
+            doc["Attributes"] = system
+        elif system_names:
+            picked = {k: v for k, v in system.items() if k in system_names}
+            if picked:
+                doc["Attributes"] = picked
+        wanted = _pick_attributes(m.attributes, attribute_names)
+        if wanted:
+            doc["MD5OfMessageAttributes"] = md5.of_attributes({n: attribute_bytes(v) for n, v in wanted.items()})
+            doc["MessageAttributes"] = wanted
+        return doc
+
+    def system_attributes(self, m: StoredMessage) -> dict[str, str]:
+        out = {
+            "SenderId": m.sender or self.account,
+            "SentTimestamp": str(int(m.sent_s * 1000)),
+            "ApproximateReceiveCount": str(m.receive_count),
+            "ApproximateFirstReceiveTimestamp": str(int((m.first_receive_s or m.sent_s) * 1000)),
+        }
+        out.update(m.system)
+        return out
+
+    # -- deleting and visibility ----------------------------------------------------------
+
+    async def delete_message(self, req: dict) -> dict:
+        name = self.name_from_url(req.get("QueueUrl"))
+        receipt = _receipt(req.get("ReceiptHandle"))
+        await self._queue(name)
+        await self._run(self.store.delete, name, [receipt])
+        return {}
+
+    async def delete_message_batch(self, req: dict) -> dict:
+        name = self.name_from_url(req.get("QueueUrl"))
+        entries = self._entries(req, "Entries", "DeleteMessageBatchRequestEntry")
+        await self._queue(name)
+        failed, receipts = [], []
+        for e in entries:
+            try:
+                receipts.append((e["Id"], _receipt(e.get("ReceiptHandle"))))
+            except SqsError as exc:
+                failed.append({"Id": e["Id"], "SenderFault": True, "Code": exc.query_code, "Message": exc.message})
+        await self._run(self.store.delete, name, [r for _, r in receipts])
+        ok = [{"Id": i} for i, _ in receipts]
+        return {"Successful": ok, "Failed": failed}
+
+    async def _change(self, name: str, handle: object, timeout: object) -> None:
+        seq, token = _receipt(handle)
+        seconds = _int(timeout, "VisibilityTimeout", 0, 43200)
+        now = self.wall()
+        status = await self._run(self.store.change_visibility, name, seq, token, now + seconds, now)
+        if status == "unknown":
+            raise invalid(f"Value {handle} for parameter ReceiptHandle is invalid. Reason: Message does not exist or is not available for visibility timeout change.")
+        if status == "not_in_flight":
+            raise SqsError("MessageNotInflight", "The message referred to isn't in flight.")
+        if seconds == 0:
+            self.notify(name)
+
+    async def change_message_visibility(self, req: dict) -> dict:
+        name = self.name_from_url(req.get("QueueUrl"))
+        await self._queue(name)
+        await self._change(name, req.get("ReceiptHandle"), req.get("VisibilityTimeout"))
+        return {}
+
+    async def change_message_visibility_batch(self, req: dict) -> dict:
+        name = self.name_from_url(req.get("QueueUrl"))
+        entries = self._entries(req, "Entries", "ChangeMessageVisibilityBatchRequestEntry")
+        await self._queue(name)
+        ok, failed = [], []
+        for e in entries:
+            try:
+                await self._change(name, e.get("ReceiptHandle"), e.get("VisibilityTimeout"))
+                ok.append({"Id": e["Id"]})
+            except SqsError as exc:
+                failed.append({"Id": e["Id"], "SenderFault": True, "Code": exc.query_code, "Message": exc.message})
+        return {"Successful": ok, "Failed": failed}
+
+
+def attribute_bytes(value: dict) -> dict:
+    """An attribute as md5.of_attributes takes it (binary values as bytes)."""
+    if "BinaryValue" in value:
+        return {"DataType": value["DataType"], "BinaryValue": base64.b64decode(value["BinaryValue"])}
+    return value
+
+
+def _pick_attributes(attributes: dict[str, dict], names: list[str]) -> dict[str, dict]:
+    if not attributes or not names:
+        return {}
+    if "All" in names or ".*" in names:
+        return dict(attributes)
+    out = {}
+    for n, v in attributes.items():
+        for want in names:
+            if n == want or (want.endswith(".*") and n.startswith(want[:-1])):
+                out[n] = v
+                break
+    return out
