@@ -36,7 +36,8 @@ class Journal:
         return sorted((p for p in self.directory.glob("*.journal") if _seq_of(p) >= 0), key=_seq_of)
 
     def open_next(self) -> pathlib.Path | None:
-        """Starts a new file for appends; returns the one it replaces."""
+        """Starts a new file for appends; returns the one it replaces. If
+        that fails, appends go on to the current file."""
         previous = self._path
         old_fd = self._fd
         self._seq += 1
@@ -48,27 +49,46 @@ class Journal:
         return previous
 
     def append(self, body: bytes) -> None:
+        """Appends one frame, or raises OSError having kept none of it: a
+        frame is either whole in the file or not there at all."""
         data = _FRAME.pack(len(body), zlib.crc32(body)) + body
+        if self._fd < 0:
+            self.open_next()  # the last attempt to open one failed (a full disk)
+        written = 0
         # One write(2) for a regular file in practice; the loop covers a
-        # short write (a signal, a nearly full disk) without tearing a frame
-        # in a way replay would not detect.
+        # short write (a signal, a nearly full disk).
         try:
             written = os.write(self._fd, data)
-            if written != len(data):
-                view = memoryview(data)[written:]
-                while view:
-                    view = view[os.write(self._fd, view) :]
+            while written < len(data):
+                written += os.write(self._fd, memoryview(data)[written:])
             if self.fsync:
                 os.fdatasync(self._fd)
         except OSError:
-            # Part of a frame may be on disk now, and replay stops at a torn
-            # frame: anything appended after it would be lost to a kill.
-            # Later frames go to a fresh file; this one is replayed up to
-            # the tear, which is where its good frames end.
-            torn = self.open_next()
-            if torn is not None:
-                self._torn.append(torn)
+            if written:
+                self._take_back(written)
             raise
+
+    def _take_back(self, written: int) -> None:
+        """Removes the `written` bytes just appended (the start of a frame, or
+        a whole one whose sync failed): the caller is told the record was not
+        kept, so replay must not find it, nor anything after it be hidden
+        behind a torn frame."""
+        try:
+            os.ftruncate(self._fd, os.lseek(self._fd, 0, os.SEEK_END) - written)
+            return
+        except OSError:
+            pass
+        # The file cannot be cut: it is replayed up to the tear, which is
+        # where its good frames end, and later frames go to a fresh file.
+        try:
+            torn = self.open_next()
+        except OSError:
+            # No new file either: the next append tries to open one.
+            torn = self._path
+            os.close(self._fd)
+            self._fd, self._path = -1, None
+        if torn is not None:
+            self._torn.append(torn)
 
     def take_torn(self) -> list[pathlib.Path]:
         """Files set aside by failed appends since the last call: their

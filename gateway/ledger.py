@@ -175,8 +175,9 @@ class Ledger(SqliteStore):
             ],
         )
 
-    def usage(self, month: str, function: str | None = None) -> list[billing.Usage]:
-        """Sums per function and architecture for one calendar month (UTC).
+    def usage(self, month: str, function: str | None = None, *, extra: list[UsageRecord] = ()) -> list[billing.Usage]:
+        """Sums per function and architecture for one calendar month (UTC),
+        of the stored rows and of `extra` (calls not stored yet).
 
         Each row's numbers are clamped as they are summed, whatever the
         table holds; if a sum still leaves SQLite's 64-bit range, the
@@ -200,6 +201,8 @@ class Ledger(SqliteStore):
             if "overflow" not in str(exc):
                 raise
             rows = self._usage_in_python(where, params, duration, billed, memory)
+        if extra:
+            rows = _with_extra(rows, extra, start, end, function)
         return [
             billing.Usage(function=f, architecture=a, requests=n, duration_ns=d, billed_ms=b, mb_ms=m)
             for f, a, n, d, b, m in rows
@@ -234,6 +237,20 @@ class Ledger(SqliteStore):
 
 # started_ns is a wall-clock time: anything past the year 2262 (2**63 ns) is not one.
 _MAX_EPOCH_NS = 2**63 - 1
+
+
+def _with_extra(rows: list[tuple], extra: list[UsageRecord], start: int, end: int, function: str | None) -> list[tuple]:
+    sums = {(f, a): [n, d, b, m] for f, a, n, d, b, m in rows}
+    for r in extra:
+        if not start <= r.started_ns < end or (function and r.function != function):
+            continue
+        billed = _clamp(r.billed_ms, MAX_BILLED_MS)
+        acc = sums.setdefault((r.function, r.architecture), [0, 0, 0, 0])
+        acc[0] += 1
+        acc[1] += _clamp(r.duration_ns, MAX_CALL_NS)
+        acc[2] += billed
+        acc[3] += _clamp(r.memory_mb, MAX_MEMORY_MB) * billed
+    return [(f, a, *acc) for (f, a), acc in sorted(sums.items())]
 
 
 def _clamp(value: int, high: int) -> int:

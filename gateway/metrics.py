@@ -40,7 +40,7 @@ class MeterCollector:
         throttles = CounterMetricFamily("lambdalet_throttles", "Calls refused with TooManyRequestsException.", labels=labels)
         cold = CounterMetricFamily("lambdalet_cold_starts", "Calls that started a new instance.", labels=labels)
         concurrent = GaugeMetricFamily("lambdalet_concurrent_executions", "Calls in flight now.", labels=labels)
-        duration = HistogramMetricFamily("lambdalet_duration_seconds", "Handler duration measured inside the sandbox.", labels=labels)
+        duration = HistogramMetricFamily("lambdalet_duration_seconds", "Call duration, measured by the server from handing the call to its worker to its answer.", labels=labels)
         billed = CounterMetricFamily("lambdalet_billed_duration_seconds", "Billed duration, rounded up to the billing granularity.", labels=labels)
         gb_s = CounterMetricFamily("lambdalet_billed_gb_seconds", "Billed compute: memory GB x billed seconds.", labels=labels)
         init = CounterMetricFamily("lambdalet_init_duration_seconds", "Init Duration of cold starts.", labels=labels)

@@ -18,7 +18,7 @@ from lambdalet.sandbox import select as sandbox_select
 from lambdalet.sandbox.process import ProcessBackend
 from lambdalet.sandbox.runtime_root import RuntimeRoot
 
-from . import accounting, async_api, async_metrics, listener, metrics, runtime_setup, usage_api
+from . import accounting, async_api, async_metrics, calls_metrics, listener, metrics, runtime_setup, usage_api
 from .async_queue import AsyncQueue
 from .async_store import AsyncStore
 from .code_gc import CodeCollector, CodeHolds
@@ -184,7 +184,12 @@ async def _run(config: ServerConfig, data_dir: pathlib.Path, lock: DataDirLock, 
     # What the stores just created, and what earlier versions left.
     make_private(data_dir)
     backend, warnings = choose_backend(config, runtimes.default, data_dir, runtimes.others)
-    runtime_setup.write_state(data_dir, runtimes)
+    try:
+        runtime_setup.write_state(data_dir, runtimes)
+    except OSError as exc:
+        # Only for `lambdalet doctor`; a full disk must not keep the server
+        # (and the API that frees space) from starting.
+        warnings.append(f"cannot write {runtime_setup.STATE_FILE} for `lambdalet doctor`: {exc.strerror}")
 
     listen = socket.socket(socket.AF_INET6 if ":" in config.host else socket.AF_INET)
     listen.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -305,6 +310,7 @@ async def _run(config: ServerConfig, data_dir: pathlib.Path, lock: DataDirLock, 
             esm_api.register(app, mappings)
             usage_api.register(app, service, calls, granularity_ms=config.billing_granularity_ms)
             metrics.register(meter)
+            calls_metrics.register(calls, str(data_dir))
             await nursery.start(calls.run)
             await nursery.start(pool.run)
             await nursery.start(collector.run)

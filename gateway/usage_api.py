@@ -67,7 +67,7 @@ def _int_arg(name: str, default: int) -> int:
 
 
 def register(app, service: FunctionService, calls: CallJournal, *, granularity_ms: int, prices: billing.Prices = billing.DEFAULT_PRICES) -> None:
-    ledger, logstore = calls.ledger, calls.logstore
+    logstore = calls.logstore
 
     @app.get("/_lambdalet/usage", endpoint="lambdalet_usage")
     async def usage():
@@ -77,12 +77,10 @@ def register(app, service: FunctionService, calls: CallJournal, *, granularity_m
         except ValueError as exc:
             raise invalid(str(exc)) from None
         function = request.args.get("function") or None
-        # Calls recorded since the last batch are in the journal only: move
-        # them into SQLite first so the report holds every answered call.
-        await calls.flush()
-        # Queries run in a thread: the store's connection may be busy with a
-        # batch commit (an fsync), and the event loop must not wait on it.
-        usage = await trio.to_thread.run_sync(ledger.usage, month, function)
+        # Every answered call: what the journal holds is moved into SQLite
+        # first, or, on a full disk, counted from the journal as it is
+        # (the query runs in a thread, off the event loop).
+        usage = await calls.usage(month, function)
         doc = billing.report(month, granularity_ms, usage, prices)
         if request.args.get("format") == "csv":
             return Response(billing.report_csv(doc), content_type="text/csv")

@@ -231,7 +231,15 @@ def small_tmpfs(path: pathlib.Path, size_kb: int):
     try:
         yield path
     finally:
-        subprocess.run(["umount", str(path)], check=True)
+        # The server's last sandboxes may take a moment to be gone after it
+        # exits; anything holding the mount longer is a leak.
+        deadline = time.monotonic() + 10
+        while subprocess.run(["umount", str(path)], capture_output=True).returncode != 0:
+            if time.monotonic() > deadline:
+                holders = subprocess.run(["fuser", "-vm", str(path)], capture_output=True, text=True)
+                subprocess.run(["umount", "-l", str(path)], check=True)
+                raise AssertionError(f"{path} stayed busy: {holders.stdout}{holders.stderr}")
+            time.sleep(0.1)
 
 
 def fill_disk(directory: pathlib.Path, name: str = "filler") -> pathlib.Path:
@@ -249,3 +257,15 @@ def fill_disk(directory: pathlib.Path, name: str = "filler") -> pathlib.Path:
                 if len(chunk) == 1:
                     return path
                 chunk = chunk[: len(chunk) // 2]
+
+
+def signed_get(server: "ServerProcess", path: str) -> requests.Response:
+    """A GET on the server's own routes (/_lambdalet/...), SigV4-signed as the CLI signs it."""
+    import botocore.auth
+    import botocore.awsrequest
+    import botocore.credentials
+
+    key, secret = server.credentials()
+    req = botocore.awsrequest.AWSRequest(method="GET", url=server.url + path)
+    botocore.auth.SigV4Auth(botocore.credentials.Credentials(key, secret), "lambda", "us-east-1").add_auth(req)
+    return requests.get(server.url + path, headers=dict(req.headers), timeout=60)

@@ -421,3 +421,31 @@ def test_a_call_that_cannot_be_recorded_is_an_error_and_neither_billed_nor_logge
         finally:
             books.close()
             meter.close()
+
+
+def test_a_failed_append_leaves_no_part_of_its_frame(tmp_path, monkeypatch):
+    """Half a frame reached the file before the disk filled: it is cut off
+    again, so the next append follows the last good frame in the same file."""
+    import errno
+
+    journal = Journal(tmp_path / "j")
+    journal.open_next()
+    journal.append(b"first")
+    real_write = os.write
+    calls = {"n": 0}
+
+    def short_then_full(fd, data):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            return real_write(fd, bytes(data[: len(data) // 2]))
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "write", short_then_full)
+    with pytest.raises(OSError):
+        journal.append(b"second, refused")
+    monkeypatch.setattr(os, "write", real_write)
+    journal.append(b"third")
+    journal.close()
+    (only,) = journal.files()
+    assert list(Journal.read(only)) == [b"first", b"third"]
+    assert journal.take_torn() == []

@@ -13,26 +13,16 @@ import json
 import sys
 import time
 
-import botocore.auth
-import botocore.awsrequest
-import botocore.credentials
 import pytest
 import requests
 
 import channel_rows
 from channel_rows import ROWS, Seen
-from helpers import ServerProcess, make_zip
+from helpers import ServerProcess, make_zip, signed_get
 
 RUNTIME = f"python{sys.version_info[0]}.{sys.version_info[1]}"
 ROLE = "arn:aws:iam::123456789012:role/lambdalet-test"
 BYSTANDER = "def handler(event, context):\n    return 'still here'\n"
-
-
-def signed_get(server, path: str) -> requests.Response:
-    key, secret = server.credentials()
-    req = botocore.awsrequest.AWSRequest(method="GET", url=server.url + path)
-    botocore.auth.SigV4Auth(botocore.credentials.Credentials(key, secret), "lambda", "us-east-1").add_auth(req)
-    return requests.get(server.url + path, headers=dict(req.headers), timeout=60)
 
 
 def create(lam, name: str, source: str, **kwargs) -> str:
