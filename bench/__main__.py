@@ -1,4 +1,4 @@
-"""`python -m bench [--quick] [--only a,b,c,d,e,f,p,m,w,soak] [--soak-minutes N] [--json FILE]`
+"""`python -m bench [--quick] [--only a,b,c,d,e,f,p,m,w,g,soak] [--soak-minutes N] [--json FILE]`
 
 Runs lambdalet and its peers side by side and prints one table:
 (a) warm invoke through a function URL against serverless-offline and a
@@ -7,7 +7,9 @@ churn against a bare namespaced clone, (d) PSS per idle warm instance, (e)
 10,000 never-called functions, (f) what freezing idle instances costs (the
 warm path with and without it, and a call that finds its instance frozen),
 (p) p99 at 128 MB against 1024 MB under the same load, (m) the metering
-cost, (w) the seccomp allow-list against no filter; and on request (r) the
+cost, (w) the seccomp allow-list against no filter, (g) a provided.al2023
+function (aws-lambda-go) beside the Python fast path, warm and cold
+(bench/custom_runtime.py); and on request (r) the
 other Python versions' cold starts and warm calls, with and without
 their own builds, and (soak) steady load for --soak-minutes (30) with the
 server's RSS slope, fds, errors and bytes on disk per call. Medians
@@ -389,6 +391,12 @@ def section_m(quick: bool) -> dict:
     return metering.run()
 
 
+def section_g(quick: bool) -> dict:
+    from . import custom_runtime
+
+    return custom_runtime.run(quick)
+
+
 def section_w(quick: bool) -> dict:
     from . import walls
 
@@ -472,6 +480,10 @@ def render(results: dict) -> str:
     from . import soak
 
     rows.extend(soak.render(results.get("soak", {})))
+    if "g" in results and "error" not in results["g"]:
+        from . import custom_runtime
+
+        rows.extend(custom_runtime.rows(results["g"]))
     m = results.get("m", {})
     for key, value in m.items():
         if isinstance(value, (int, float)):
@@ -482,7 +494,7 @@ def render(results: dict) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--quick", action="store_true", help="shorter runs, fewer samples")
-    parser.add_argument("--only", default="a,b,c,d,e,f,p,m,w", help="sections to run, e.g. a,b (not run by default: r, other Python versions, as it installs their builds with pip; soak, as it takes --soak-minutes)")
+    parser.add_argument("--only", default="a,b,c,d,e,f,p,m,w,g", help="sections to run, e.g. a,b (not run by default: r, other Python versions, as it installs their builds with pip; soak, as it takes --soak-minutes)")
     parser.add_argument("--soak-minutes", type=float, default=30.0, help="length of the (soak) section's load (default 30)")
     parser.add_argument("--json", help="also write the raw figures to this file")
     args = parser.parse_args()
@@ -493,7 +505,7 @@ def main() -> int:
         return soak.run(args.soak_minutes)
 
     sections = {"a": section_a, "b": section_b, "c": section_c, "d": section_d, "e": section_e, "f": section_f,
-                "p": section_p, "m": section_m, "w": section_w,
+                "p": section_p, "m": section_m, "w": section_w, "g": section_g,
                 "r": section_r, "soak": section_soak}
     results: dict = {"host": f"{platform.node()} {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}", "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
     for key in args.only.split(","):

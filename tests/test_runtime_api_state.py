@@ -423,3 +423,24 @@ def test_reader_on_garbage_gives_events_or_protocol_error_only():
 def test_header_injection_through_a_client_context_is_impossible():
     with pytest.raises(ValueError):
         wire.event_reply("r", b"{}", 1, "arn", "t", client_context='{"a":\r\n1}')
+
+
+def test_reader_reuses_header_fields_but_checks_each_request_line():
+    fields = b"Host: h\r\nTransfer-Encoding: chunked\r\nContent-Type: application/json\r\n\r\n0\r\n\r\n"
+    reader = wire.RequestReader()
+    heads = []
+    for line in (b"POST /a HTTP/1.1\r\n", b"POST /b HTTP/1.0\r\n", b"POST /c HTTP/1.1\r\n"):
+        reader.feed(line + fields)
+        event = reader.next_event()
+        assert isinstance(event, wire.Whole) and event.parts == []
+        heads.append(event.head)
+    assert [(h.target, h.keep_alive, h.chunked, h.header("content-type")) for h in heads] == [
+        ("/a", True, True, "application/json"), ("/b", False, True, "application/json"),
+        ("/c", True, True, "application/json")]
+    reader.feed(b"POST bad-target HTTP/1.1\r\n" + fields)
+    with pytest.raises(ProtocolError):
+        reader.next_event()
+    closing = wire.RequestReader()
+    for target in (b"/x", b"/y"):
+        closing.feed(b"POST " + target + b" HTTP/1.1\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
+        assert closing.next_event().head.keep_alive is False

@@ -276,9 +276,19 @@ class RuntimeApi:
 
     def receive(self, conn: int, event) -> list:
         """One wire event from connection conn."""
-        if isinstance(event, wire.Data):
+        kind = type(event)
+        if kind is wire.Whole:
+            out = self._head(conn, event.head)
+            for part in event.parts:
+                if conn not in self._reading:  # closed for sending too much
+                    return out
+                out += self._data(conn, part)
+            if conn in self._reading:
+                out += self._end(conn, event.trailers)
+            return out
+        if kind is wire.Data:
             return self._data(conn, event.data)
-        if isinstance(event, wire.End):
+        if kind is wire.End:
             return self._end(conn, event.trailers)
         return self._head(conn, event.head)
 

@@ -21,6 +21,7 @@ from lambdalet.gateway.http1 import Head, ProtocolError
 MAX_HEAD = http1.MAX_HEAD
 MAX_CHUNK_LINE = 1024  # a chunk-size line with extensions; anything longer is garbage
 MAX_TRAILERS = 64 * 1024
+FIELD_CACHE = 8
 _CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
@@ -51,6 +52,19 @@ class End:
         self.trailers = trailers
 
 
+class Whole:
+    """A request that arrived complete: its head, body (as the chunks it was
+    sent in) and trailers at once; what Request, Data... and End would have
+    said, in one event."""
+
+    __slots__ = ("head", "parts", "trailers")
+
+    def __init__(self, head: Head, parts: list[bytes], trailers: list[tuple[str, str]]) -> None:
+        self.head = head
+        self.parts = parts
+        self.trailers = trailers
+
+
 class _NeedData:
     def __repr__(self) -> str:
         return "NEED_DATA"
@@ -62,16 +76,27 @@ _HEAD, _LENGTH, _CHUNK_LINE, _CHUNK_DATA, _CHUNK_END, _TRAILERS = range(6)
 
 
 class RequestReader:
-    """Feed a connection's bytes; next_event() returns Request, Data, End or
-    NEED_DATA, and raises http1.ProtocolError for bytes that are not HTTP."""
+    """Feed a connection's bytes; next_event() returns Whole (a request
+    complete in what was fed), or Request, Data..., End as a request
+    arrives, or NEED_DATA; it raises http1.ProtocolError for bytes that are
+    not HTTP."""
 
-    __slots__ = ("_buf", "_state", "_left", "_trailers")
+    __slots__ = ("_buf", "_state", "_left", "_trailers", "_last_raw", "_last_head", "_fields")
 
     def __init__(self) -> None:
         self._buf = bytearray()
         self._state = _HEAD
         self._left = 0
         self._trailers: list[tuple[str, str]] = []
+        # A runtime sends the same `GET next` head before every call: the
+        # last head parsed is kept with its bytes, and identical bytes are
+        # not parsed again (Head is never changed once made).
+        self._last_raw = b""
+        self._last_head: Head | None = None
+        # And a runtime's answers differ from one another only in their
+        # request line (the request id) and perhaps Content-Length: the
+        # header fields of the last few heads are kept by their bytes.
+        self._fields: dict[bytes, Head] = {}
 
     @property
     def buffered(self) -> int:
@@ -87,78 +112,111 @@ class RequestReader:
 
     def next_event(self):
         buf = self._buf
-        state = self._state
-        if state == _HEAD:
-            while buf.startswith(b"\r\n"):  # RFC 9112 2.2: empty lines before a request
+        while True:
+            state = self._state
+            if state == _HEAD:
+                return self._head()
+            if state == _LENGTH:
+                if not self._left:
+                    self._state = _HEAD
+                    return End([])
+                if not buf:
+                    return NEED_DATA
+                return Data(self._take(_LENGTH))  # End follows once nothing is left
+            if state == _CHUNK_DATA:
+                if not buf:
+                    return NEED_DATA
+                return Data(self._take(_CHUNK_END))
+            if state == _CHUNK_END:
+                if len(buf) < 2:
+                    return NEED_DATA
+                if buf[:2] != b"\r\n":
+                    raise ProtocolError(400, "malformed chunk")
                 del buf[:2]
-            end = buf.find(b"\r\n\r\n", 0, MAX_HEAD + 4)
-            if end < 0:
-                if len(buf) > MAX_HEAD:
-                    raise ProtocolError(431, "request head too large")
-                return NEED_DATA
-            head = http1.parse_head(buf[:end])
-            del buf[: end + 4]
-            if head.chunked:
                 self._state = _CHUNK_LINE
-                self._trailers = []
-            else:
-                self._state = _LENGTH
-                self._left = head.content_length
-            return Request(head)
-        if state == _LENGTH:
-            if not self._left:
-                self._state = _HEAD
-                return End([])
-            if not buf:
-                return NEED_DATA
-            return Data(self._take(_LENGTH))  # End follows once nothing is left
-        if state == _CHUNK_DATA:
-            if not buf:
-                return NEED_DATA
-            return Data(self._take(_CHUNK_END))
-        if state == _CHUNK_END:
-            if len(buf) < 2:
-                return NEED_DATA
-            if buf[:2] != b"\r\n":
-                raise ProtocolError(400, "malformed chunk")
+            elif state == _CHUNK_LINE:
+                end = buf.find(b"\r\n", 0, MAX_CHUNK_LINE)
+                if end < 0:
+                    if len(buf) >= MAX_CHUNK_LINE:
+                        raise ProtocolError(400, "malformed chunk size")
+                    return NEED_DATA
+                size = _chunk_size(bytes(buf[:end]))
+                del buf[: end + 2]
+                if size == 0:
+                    self._state = _TRAILERS
+                else:
+                    self._state = _CHUNK_DATA
+                    self._left = size
+            else:  # _TRAILERS: fields up to a blank line
+                end = buf.find(b"\r\n", 0, MAX_TRAILERS)
+                if end < 0:
+                    if len(buf) >= MAX_TRAILERS:
+                        raise ProtocolError(431, "trailers too large")
+                    return NEED_DATA
+                line = bytes(buf[:end])
+                del buf[: end + 2]
+                if not line:
+                    self._state = _HEAD
+                    trailers, self._trailers = self._trailers, []
+                    return End(trailers)
+                if len(self._trailers) >= http1.MAX_HEADERS:
+                    raise ProtocolError(400, "malformed trailer")
+                self._trailers.append(_trailer(line))
+
+    def _head(self):
+        buf = self._buf
+        while buf.startswith(b"\r\n"):  # RFC 9112 2.2: empty lines before a request
             del buf[:2]
-            self._state = _CHUNK_LINE
-            return self.next_event()
-        if state == _CHUNK_LINE:
-            end = buf.find(b"\r\n", 0, MAX_CHUNK_LINE)
-            if end < 0:
-                if len(buf) >= MAX_CHUNK_LINE:
-                    raise ProtocolError(400, "malformed chunk size")
-                return NEED_DATA
-            size_text = bytes(buf[:end]).split(b";", 1)[0].strip(b" \t")
-            if not _CHUNK_SIZE.fullmatch(size_text):
-                raise ProtocolError(400, "malformed chunk size")
-            del buf[: end + 2]
-            size = int(size_text, 16)
-            if size == 0:
-                self._state = _TRAILERS
-            else:
-                self._state = _CHUNK_DATA
-                self._left = size
-            return self.next_event()
-        # _TRAILERS: fields up to a blank line
-        end = buf.find(b"\r\n", 0, MAX_TRAILERS)
+        end = buf.find(b"\r\n\r\n", 0, MAX_HEAD + 4)
         if end < 0:
-            if len(buf) >= MAX_TRAILERS:
-                raise ProtocolError(431, "trailers too large")
+            if len(buf) > MAX_HEAD:
+                raise ProtocolError(431, "request head too large")
             return NEED_DATA
-        line = bytes(buf[:end]).decode("latin-1")
-        del buf[: end + 2]
-        if not line:
-            self._state = _HEAD
-            trailers, self._trailers = self._trailers, []
-            return End(trailers)
-        name, sep, value = line.partition(":")
-        value = value.strip(" \t")
-        if not sep or not _TOKEN.fullmatch(name) or "\x00" in value or len(self._trailers) >= http1.MAX_HEADERS:
-            raise ProtocolError(400, "malformed trailer")
-        self._trailers.append((name.lower(), value))
-        return self.next_event()
+        raw = bytes(buf[:end])
+        if raw == self._last_raw and self._last_head is not None:
+            head = self._last_head
+        else:
+            head = self._parse(raw)
+            if head.method == "GET":  # `next`; heads that name a request id never repeat
+                self._last_raw, self._last_head = raw, head
+        start = end + 4
+        if head.chunked:
+            whole = _whole_chunked(buf, start)
+            if whole is not None:
+                parts, trailers, stop = whole
+                del buf[:stop]
+                return Whole(head, parts, trailers)
+            del buf[:start]
+            self._state = _CHUNK_LINE
+            self._trailers = []
+            return Request(head)
+        length = head.content_length
+        if len(buf) >= start + length:
+            body = bytes(buf[start:start + length])
+            del buf[:start + length]
+            return Whole(head, [body] if body else [], [])
+        del buf[:start]
+        self._state = _LENGTH
+        self._left = length
+        return Request(head)
+
+    def _parse(self, raw: bytes) -> Head:
+        line_end = raw.find(b"\r\n")
+        fields = self._fields.get(raw[line_end:]) if line_end > 0 else None
+        if fields is None:
+            head = http1.parse_head(raw)
+            if line_end > 0:
+                if len(self._fields) >= FIELD_CACHE:
+                    self._fields.clear()
+                self._fields[raw[line_end:]] = head
+            return head
+        # Known fields: only the request line is new, and it is parsed (and
+        # checked) as strictly as a whole head.
+        line = http1.parse_head(raw[:line_end])
+        connection = (fields.header("connection") or "").lower()
+        keep_alive = False if "close" in connection else True if "keep-alive" in connection else line.keep_alive
+        return Head(line.method, line.target, fields.headers, fields.content_length, fields.chunked, keep_alive,
+                    fields.expect_continue)
 
     def _take(self, after: int) -> bytes:
         """Up to the rest of the body (or chunk) from the buffer."""
@@ -174,6 +232,54 @@ class RequestReader:
         if not self._left:
             self._state = after
         return data
+
+
+def _chunk_size(line: bytes) -> int:
+    size_text = line.split(b";", 1)[0].strip(b" \t")
+    # Hex digits only: int() would also take "0x10", "1_0" and signs.
+    if not _CHUNK_SIZE.fullmatch(size_text):
+        raise ProtocolError(400, "malformed chunk size")
+    return int(size_text, 16)
+
+
+def _trailer(line: bytes) -> tuple[str, str]:
+    name, sep, value = line.decode("latin-1").partition(":")
+    value = value.strip(" \t")
+    if not sep or not _TOKEN.fullmatch(name) or "\x00" in value:
+        raise ProtocolError(400, "malformed trailer")
+    return name.lower(), value
+
+
+def _whole_chunked(buf: bytearray, pos: int) -> tuple[list[bytes], list[tuple[str, str]], int] | None:
+    """A chunked body already complete in buf from pos: (its chunks,
+    trailers, where it ends); None if more is needed. Malformed input raises as the
+    incremental reader would."""
+    parts = []
+    while True:
+        eol = buf.find(b"\r\n", pos, pos + MAX_CHUNK_LINE)
+        if eol < 0:
+            return None
+        size = _chunk_size(bytes(buf[pos:eol]))
+        pos = eol + 2
+        if size == 0:
+            break
+        if len(buf) < pos + size + 2:
+            return None
+        if buf[pos + size:pos + size + 2] != b"\r\n":
+            raise ProtocolError(400, "malformed chunk")
+        parts.append(bytes(buf[pos:pos + size]))
+        pos += size + 2
+    trailers = []
+    while True:
+        eol = buf.find(b"\r\n", pos, pos + MAX_TRAILERS)
+        if eol < 0:
+            return None
+        if eol == pos:
+            return parts, trailers, pos + 2
+        if len(trailers) >= http1.MAX_HEADERS:
+            raise ProtocolError(400, "malformed trailer")
+        trailers.append(_trailer(bytes(buf[pos:eol])))
+        pos = eol + 2
 
 
 # -- replies ---------------------------------------------------------------

@@ -1,8 +1,8 @@
 // A provided.al2023 bootstrap on aws-lambda-go, unmodified. The function's
 // Handler setting picks the handler: echo (the event back), context (what
 // the Lambda context and environment say), error (a returned error), panic,
-// sleep (an answer after {"ms": N} milliseconds) and url (a function URL's
-// request, answered in its response shape).
+// sleep (an answer after {"ms": N} milliseconds), url (a function URL's
+// request, answered in its response shape) and hello (the benchmark's).
 package main
 
 import (
@@ -77,6 +77,11 @@ func url(ctx context.Context, req events.LambdaFunctionURLRequest) (events.Lambd
 	}, nil
 }
 
+// hello is the benchmark's function: a function URL answered with 200 "hello".
+func hello(ctx context.Context, req events.LambdaFunctionURLRequest) (events.LambdaFunctionURLResponse, error) {
+	return events.LambdaFunctionURLResponse{StatusCode: 200, Body: "hello"}, nil
+}
+
 func main() {
 	switch os.Getenv("_HANDLER") {
 	case "context":
@@ -89,6 +94,8 @@ func main() {
 		lambda.Start(sleep)
 	case "url":
 		lambda.Start(url)
+	case "hello":
+		lambda.Start(hello)
 	default:
 		lambda.Start(echo)
 	}
