@@ -10,6 +10,7 @@ import msgspec
 import trio
 
 from .errors import LambdaError, invalid
+from .execution import languages
 from .functions import FunctionService
 from .http1 import Head
 from .model import FunctionRecord
@@ -54,17 +55,20 @@ class Invoker:
         spec = self._specs.get(rec.revision_id)
         if spec is None:
             resolved = self.service.runtimes.for_invoke(rec.runtime)
+            toolchain = resolved.toolchain
             spec = FunctionSpec(
                 record=rec,
                 code_dir=str(self.service.codes.tree_path(rec.code_sha256_hex)),
                 arn=self.service.arn(rec.name, None if rec.version == "$LATEST" else rec.version),
                 version=rec.version,
-                env=lambda_environment(rec, self.service.region, resolved.execution_env, custom=resolved.custom),
+                env=lambda_environment(rec, self.service.region, resolved.execution_env, custom=resolved.custom,
+                                       python=toolchain is None),
                 log_group=rec.logging_config.get("LogGroup", f"/aws/lambda/{rec.name}"),
                 runtime=resolved.interpreter.runtime,
                 runtime_version=resolved.runtime_version,
                 runtime_mapping=resolved.note(),
                 custom=resolved.custom,
+                launch=None if toolchain is None else languages.launch_for(toolchain, rec.memory_size),
             )
             self._specs[rec.revision_id] = spec
         return spec
@@ -123,12 +127,13 @@ def _client_context(raw: str | None) -> str | None:
 
 
 def lambda_environment(rec: FunctionRecord, region: str, execution_env: str | None = None, *,
-                       custom: bool = False) -> dict[str, str]:
+                       custom: bool = False, python: bool = True) -> dict[str, str]:
     """execution_env: AWS_EXECUTION_ENV, naming the interpreter that runs
     (gateway/runtimes.py); by default the Runtime's own name. custom: an
     OS-only runtime (provided.*), whose bootstrap gets the environment AWS
     gives one: no AWS_EXECUTION_ENV, no Python settings, its own PATH and
-    LD_LIBRARY_PATH (AWS_LAMBDA_RUNTIME_API is added where it listens)."""
+    LD_LIBRARY_PATH (AWS_LAMBDA_RUNTIME_API is added where it listens).
+    python: False for a Node.js, Java or C# function (no Python settings)."""
     env = {
         "PATH": "/var/lang/bin:/usr/local/bin:/usr/bin:/bin:/opt/bin",
         "LANG": "en_US.UTF-8",
@@ -145,8 +150,10 @@ def lambda_environment(rec: FunctionRecord, region: str, execution_env: str | No
         "_HANDLER": rec.handler,
         "PYTHONIOENCODING": "utf-8",
     }
+    if not python or custom:
+        del env["PYTHONIOENCODING"]
     if custom:
-        del env["AWS_EXECUTION_ENV"], env["PYTHONIOENCODING"]
+        del env["AWS_EXECUTION_ENV"]
         env["PATH"] = "/usr/local/bin:/usr/bin/:/bin:/opt/bin"
         env["LD_LIBRARY_PATH"] = "/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:/var/task/lib:/opt/lib"
     if rec.logging_config.get("LogFormat") == "JSON":

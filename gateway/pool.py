@@ -26,6 +26,7 @@ from lambdalet.sandbox.spec import SandboxBackend, SandboxSpec
 
 from . import admission, logs
 from .code_gc import CodeHolds
+from .execution.languages import Launch
 from .execution.runtime_api import session as runtime_api
 from .errors import LambdaError
 from .idle_freezer import IdleFreezer
@@ -89,6 +90,9 @@ class FunctionSpec(msgspec.Struct, frozen=True):
     # provided.al2023 / provided.al2: the worker execs the code's bootstrap,
     # which speaks the Runtime API (gateway/execution/runtime_api).
     custom: bool = False
+    # A Node.js, Java or C# function: the worker execs the language's
+    # runtime, which speaks the Runtime API (gateway/execution/languages.py).
+    launch: Launch | None = None
 
 
 class Pool:
@@ -719,8 +723,8 @@ class Pool:
         try:
             with trio.move_on_after(self.init_timeout_s):
                 try:
-                    if spec.custom:
-                        reply = await runtime_api.launch(inst, init, self._running_nursery())
+                    if spec.custom or spec.launch is not None:
+                        reply = await runtime_api.launch(inst, init, self._running_nursery(), spec.launch)
                     else:
                         reply = await inst.init(init)
                 except WorkerGone:

@@ -13,11 +13,12 @@ from typing import NamedTuple
 
 import msgspec
 
-from lambdalet.sandbox import interpreters
+from lambdalet.sandbox import interpreters, languages
 from lambdalet.sandbox.interpreters import Interpreter
+from lambdalet.sandbox.languages import Toolchain
 from lambdalet.sandbox.runtime_root import RuntimeRoot
 
-from .runtimes import DEPRECATED_BY_AWS, RuntimeCatalog, RuntimeConfigError
+from .runtimes import CUSTOM_RUNTIMES, DEPRECATED_BY_AWS, RuntimeCatalog, RuntimeConfigError
 
 STATE_FILE = "runtimes.json"
 MAX_NAMES = 10  # functions named per runtime in doctor's lines
@@ -35,14 +36,20 @@ def prepare(data_dir: pathlib.Path, cache_dir: pathlib.Path, pythons: dict[str, 
     """Raises ValueError (InterpreterError, RuntimeConfigError) for options
     the server cannot honour."""
     found, notes = interpreters.discover(pythons)
+    toolchains, language_notes = languages.discover()
     mine = interpreters.own().runtime
-    catalog = RuntimeCatalog(found, runtime_map, default=mine if mine in found else None)
+    catalog = RuntimeCatalog(found, runtime_map, default=mine if mine in found else None, toolchains=toolchains)
     default = RuntimeRoot.create(data_dir / "runtime", catalog.interpreters[catalog.default], cache_dir)
     others = {
         name: RuntimeRoot.create(data_dir / f"runtime-{name}", interpreter, cache_dir)
         for name, interpreter in catalog.interpreters.items() if name != catalog.default
     }
-    return ServerRuntimes(catalog=catalog, default=default, others=others, notes=notes)
+    return ServerRuntimes(catalog=catalog, default=default, others=others, notes=notes + language_notes)
+
+
+def language_status(runtime: str) -> str:
+    """What a language runtime still lacks on this host ("" when ready)."""
+    return ""
 
 
 def roots(runtimes: ServerRuntimes) -> dict[str, RuntimeRoot]:
@@ -81,10 +88,20 @@ def _lines(catalog: RuntimeCatalog, by_name: dict[str, RuntimeRoot], backend,
         deprecated = "; deprecated by AWS, which no longer takes it for new functions" if name in DEPRECATED_BY_AWS else ""
         out.append(f"runtime {name}: Python {interpreter.version} at {interpreter.path} ({interpreter.found}{default}); "
                    f"{how_workers_start(by_name[name], backend)}{deprecated}{used(name)}")
+    for name, t in catalog.toolchains.items():
+        out.append(f"runtime {name}: {t.language} {t.version} at {t.path} ({t.found}); over the Runtime API"
+                   f"{language_status(name)}{used(name)}")
+    for name in languages.LANGUAGE_RUNTIMES:
+        if name not in catalog.toolchains and name not in catalog.mapping:
+            out.append(f"runtime {name}: CANNOT RUN here: {languages.missing_reason(name, catalog.toolchains)}"
+                       f"{used(name)}")
     for source, target in catalog.mapping.items():
-        out.append(f"runtime {source}: MAPPED onto {target} (Python {catalog.interpreters[target].version}) by "
+        what = (f"Python {catalog.interpreters[target].version}" if target in catalog.interpreters
+                else f"{catalog.toolchains[target].language} {catalog.toolchains[target].version}")
+        out.append(f"runtime {source}: MAPPED onto {target} ({what}) by "
                    f"--runtime-map {source}={target}: its functions run on {target} and say so{used(source)}")
-    for runtime in sorted(set(users or {}) - set(catalog.interpreters) - set(catalog.mapping)):
+    for runtime in sorted(set(users or {}) - set(catalog.interpreters) - set(catalog.toolchains)
+                          - set(catalog.mapping) - set(languages.LANGUAGE_RUNTIMES) - set(CUSTOM_RUNTIMES)):
         out.append(f"runtime {runtime}: CANNOT RUN on this host; their calls fail with InvalidRuntimeException"
                    f"{used(runtime)}")
     return out
@@ -100,7 +117,8 @@ def doctor_lines(data_dir: pathlib.Path, cache_dir: pathlib.Path, backend) -> li
                 f"{raw.get('started', '?')}) set them up:")
     else:
         found, _ = interpreters.discover()
-        catalog = RuntimeCatalog(found, default=interpreters.own().runtime)
+        toolchains, _ = languages.discover()
+        catalog = RuntimeCatalog(found, default=interpreters.own().runtime, toolchains=toolchains)
         head = "runtimes a server would find now (none has started on this data dir):"
     by_name = {name: RuntimeRoot(data_dir / "runtime", i, cache_dir) for name, i in catalog.interpreters.items()}
     return [head, *(f"  {line}" for line in _lines(catalog, by_name, backend, function_runtimes(data_dir))),
@@ -141,6 +159,7 @@ def write_state(data_dir: pathlib.Path, runtimes: ServerRuntimes) -> None:
     to learn the server's --python and --runtime-map)."""
     catalog = runtimes.catalog
     state = {
+        "toolchains": {name: msgspec.to_builtins(t) for name, t in catalog.toolchains.items()},
         "pid": os.getpid(),
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "default": catalog.default,
@@ -161,7 +180,9 @@ def read_state(data_dir: pathlib.Path) -> tuple[RuntimeCatalog, dict] | None:
     try:
         state = json.loads((data_dir / STATE_FILE).read_text())
         found = {name: msgspec.convert(i, Interpreter) for name, i in state["interpreters"].items()}
-        return RuntimeCatalog(found, state.get("runtime_map") or {}, default=state.get("default")), state
+        toolchains = {name: msgspec.convert(t, Toolchain) for name, t in (state.get("toolchains") or {}).items()}
+        return RuntimeCatalog(found, state.get("runtime_map") or {}, default=state.get("default"),
+                              toolchains=toolchains), state
     except (OSError, ValueError, KeyError, TypeError, msgspec.ValidationError, RuntimeConfigError):
         return None
 

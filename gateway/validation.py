@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 
 from .errors import invalid
-from .runtimes import CUSTOM_RUNTIMES, MODEL_PYTHON_RUNTIMES
+from .runtimes import CUSTOM_RUNTIMES, MODEL_LANGUAGE_RUNTIMES, MODEL_PYTHON_RUNTIMES
 
 NAME_RE = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 # FunctionName as a name, partial ARN or full ARN, with an optional qualifier.
@@ -65,11 +65,11 @@ def qualifier(value: str | None) -> str | None:
     return value
 
 
-MODEL_RUNTIMES = MODEL_PYTHON_RUNTIMES + ("provided",) + CUSTOM_RUNTIMES
+MODEL_RUNTIMES = MODEL_PYTHON_RUNTIMES + MODEL_LANGUAGE_RUNTIMES + ("provided",) + CUSTOM_RUNTIMES
 
 
 def runtime(value: object) -> str:
-    """A Python or OS-only runtime name from Lambda's model. Whether this
+    """A runtime name from Lambda's model (Python, Node.js, Java, .NET, OS-only). Whether this
     host can run it is the RuntimeCatalog's to say (gateway/runtimes.py)."""
     if value not in MODEL_RUNTIMES:
         raise invalid(

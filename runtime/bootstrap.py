@@ -59,14 +59,18 @@ def launch(msg: Bootstrap, sock: socket.socket, log_fd: int, take_log) -> InitEr
     sys.stdout.flush()
     sys.stderr.flush()
     # What the bootstrap inherits: fds 0-2 and nothing else (the control
-    # channel closes on exec), and default signal dispositions rather than
+    # channel closes on exec, unless it becomes fd 0 for a language
+    # runtime's configuration), and default signal dispositions rather than
     # the interpreter's (Python ignores SIGPIPE and SIGXFSZ).
     os.set_inheritable(sock.fileno(), False)
+    if msg.stdin:
+        os.dup2(sock.fileno(), 0)
+        os.set_blocking(0, True)
     for sig in (signal.SIGPIPE, signal.SIGXFSZ):
         signal.signal(sig, signal.SIG_DFL)
     try:
         os.chdir(msg.cwd)
-        os.execve(path, [path], env)
+        os.execve(path, [path, *msg.argv], env)
     except OSError as exc:
         for sig in (signal.SIGPIPE, signal.SIGXFSZ):
             signal.signal(sig, signal.SIG_IGN)

@@ -93,13 +93,21 @@ class Bootstrap(msgspec.Struct, tag="bootstrap", array_like=True):
     execs the first of paths that exists, in cwd, with exactly env plus
     AWS_LAMBDA_RUNTIME_API. When nothing can be exec'd it answers InitError
     (Runtime.InvalidEntrypoint) instead. From then on the channel is silent:
-    the gateway serves the Runtime API on the socket."""
+    the gateway serves the Runtime API on the socket.
+
+    A language runtime (nodejs*, java*, dotnet8) is launched the same way:
+    paths names its program, argv what follows the program's own name,
+    and with stdin the control channel becomes the program's fd 0, on
+    which the gateway sends the function's configuration (one JSON line)
+    once the program has started (gateway/execution/languages.py)."""
 
     paths: list[str]
     env: dict[str, str]
     cwd: str
     host: str
     port: int
+    argv: list[str] = []
+    stdin: bool = False
 
 
 class Launched(msgspec.Struct, tag="launched", array_like=True):

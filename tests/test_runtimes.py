@@ -79,7 +79,7 @@ def _messages(p, rng: random.Random) -> list:
                            -129, -2**31, -2**63))
 
     makers = {
-        "str": text, "bytes": blob, "int": number,
+        "str": text, "bytes": blob, "int": number, "bool": lambda: rng.choice((True, False)),
         "Optional[str]": lambda: rng.choice((None, text())),
         "dict[str, str]": lambda: {text(): text() for _ in range(rng.choice((0, 3, 20)))},
         "list[tuple[int, int]]": lambda: [(number(), number()) for _ in range(rng.choice((0, 2, 16)))],
@@ -132,7 +132,8 @@ def test_a_mapping_must_name_a_runtime_and_an_interpreter_this_host_has():
     assert resolved.execution_env == "AWS_Lambda_python3.13"
     for bad, words in ((("python3.14", "python3.99"), "has no python3.99"),
                        (("python3.8", "python3.13"), "no longer accepts python3.8"),
-                       (("nodejs20.x", "python3.13"), "not a Lambda Python runtime")):
+                       (("nodejs20.x", "python3.13"), "only be mapped onto another version of its language"),
+                           (("ruby3.3", "python3.13"), "not a Lambda Python runtime")):
         with pytest.raises(RuntimeConfigError, match=words):
             RuntimeCatalog(found, dict([bad]))
 

@@ -27,6 +27,8 @@ from lambdalet.gateway import rawio
 from lambdalet.gateway.instance import Instance, WorkerGone
 from lambdalet.runtime.protocol import Bootstrap, FrameError, Init, InitError, InitOk, Invoke, Launched, Ready, Result, encode
 
+from .. import languages
+from ..languages import Launch
 from . import state
 from .server import RuntimeApiServer
 
@@ -57,11 +59,15 @@ def api_port(task_root: str) -> int:
     return PORT if task_root == SANDBOX_TASK_ROOT else 0
 
 
-async def launch(inst: Instance, init: Init, nursery: trio.Nursery) -> InitOk | InitError:
-    """Execs the bootstrap in inst's sandbox, serves its Runtime API from
-    nursery, and returns once its init is over. Raises WorkerGone if the
-    runtime exits first."""
-    request = Bootstrap(bootstrap_paths(init.task_root), dict(init.env), init.task_root, HOST, api_port(init.task_root))
+async def launch(inst: Instance, init: Init, nursery: trio.Nursery, language: Launch | None = None) -> InitOk | InitError:
+    """Execs the bootstrap (or a language's runtime) in inst's sandbox,
+    serves its Runtime API from nursery, and returns once its init is over.
+    Raises WorkerGone if the runtime exits first."""
+    if language is None:
+        request = Bootstrap(bootstrap_paths(init.task_root), dict(init.env), init.task_root, HOST, api_port(init.task_root))
+    else:
+        request = Bootstrap([language.program], languages.exec_env(language, init.env), init.task_root, HOST,
+                            api_port(init.task_root), argv=language.argv, stdin=True)
     try:
         await rawio.send_all(inst.sock, encode(request))
     except OSError:
@@ -89,6 +95,12 @@ async def launch(inst: Instance, init: Init, nursery: trio.Nursery) -> InitOk | 
     inst.runtime_api = session
     inst.watch_exit_only(pidfd)
     await nursery.start(session.run)
+    if language is not None:
+        # The runtime waits for its configuration on its fd 0, the channel.
+        try:
+            await rawio.send_all(inst.sock, languages.config_line(language, init.env, f"{HOST}:{reply.port}"))
+        except OSError:
+            pass  # it has gone: wait_init() says so
     return await session.wait_init()
 
 
