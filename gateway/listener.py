@@ -221,7 +221,7 @@ async def _serve(sock: socket.socket, router: Router, watched: _Watched, limits:
                 log.exception("unhandled error serving %s %s", head.method, head.path)
                 status, headers, payload = 500, [("x-amzn-ErrorType", "ServiceException"), ("Content-Type", "application/json")], b'{"Type":"Service","Message":"Internal error"}'
             stream = None
-            if not isinstance(payload, bytes):
+            if hasattr(payload, "chunks"):
                 # A body streamed from files (an S3 GET): sent after the head.
                 stream, payload = payload, b""
             try:

@@ -119,7 +119,7 @@ async def _respond(send, status: int, headers: list[tuple[str, str]], payload, h
     """payload: bytes, or a body streamed from files (http/body.py)."""
     raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers if k.lower() not in ("connection", "content-length", "transfer-encoding")]
     raw.append((b"content-length", str(len(payload)).encode()))
-    if isinstance(payload, bytes):
+    if not hasattr(payload, "chunks"):
         await send({"type": "http.response.start", "status": status, "headers": raw})
         await send({"type": "http.response.body", "body": payload})
         return
