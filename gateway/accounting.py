@@ -108,12 +108,13 @@ class MeteredPool(Pool):
         self.meter = meter
         self.billing_granularity_ms = billing_granularity_ms
 
-    async def invoke(self, spec: FunctionSpec, payload: bytes, client_context: str | None = None, request_id: str | None = None) -> CallOutcome:
+    async def invoke(self, spec: FunctionSpec, payload: bytes, client_context: str | None = None, request_id: str | None = None,
+                     stream=None) -> CallOutcome:
         meter = self.meter
         slot = meter.slot(spec.record.name, version_of(spec))
         meter.enter(slot)
         try:
-            return await super().invoke(spec, payload, client_context, request_id)
+            return await super().invoke(spec, payload, client_context, request_id, stream)
         except LambdaError as exc:
             if exc.error_type == "TooManyRequestsException":
                 meter.throttle(slot)

@@ -313,16 +313,19 @@ def _date() -> bytes:
 
 
 def render_response(status: int, headers: list[tuple[str, str]], body: bytes, keep_alive: bool, head_only: bool = False,
-                    content_length: int | None = None) -> bytes:
+                    content_length: int | None = None, chunked: bool = False) -> bytes:
     """The response's bytes. ``content_length``: the body is sent apart
-    (streamed after these bytes); ``body`` is then empty."""
+    (streamed after these bytes); ``body`` is then empty. ``chunked``: so
+    is the body, of a length unknown until it ends (sent chunked)."""
     line = _STATUS_LINES.get(status) or f"HTTP/1.1 {status} Status\r\n".encode()
     parts = [line, _date(), b"Server: lambdalet\r\n"]
     for name, value in headers:
         if "\r" in value or "\n" in value or "\r" in name or "\n" in name:
             raise ValueError(f"header {name!r} contains a line break")
         parts.append(f"{name}: {value}\r\n".encode("latin-1", "replace"))
-    if status != 204 and status != 304 and not 100 <= status < 200:
+    if chunked:
+        parts.append(b"Transfer-Encoding: chunked\r\n")
+    elif status != 204 and status != 304 and not 100 <= status < 200:
         parts.append(b"Content-Length: %d\r\n" % (len(body) if content_length is None else content_length))
     if not keep_alive:
         parts.append(b"Connection: close\r\n")

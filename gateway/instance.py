@@ -128,11 +128,13 @@ class Instance:
                     raise WorkerGone()
                 return reply
 
-    async def call(self, invoke: Invoke) -> Result:
+    async def call(self, invoke: Invoke, stream=None) -> Result:
         """Sends one call and returns its answer. The call's duration is
-        last_heard_ns - call_started_ns, whatever the answer claims."""
+        last_heard_ns - call_started_ns, whatever the answer claims.
+        stream: where a streamed answer goes as it arrives (a runtime over
+        the Runtime API; the Python worker answers whole)."""
         if self.runtime_api is not None:
-            return await self.runtime_api.call(invoke)
+            return await self.runtime_api.call(invoke, stream)
         frame = encode(invoke)
         self.sandbox.reset_peak_memory()
         self.call_started_ns = time.monotonic_ns()

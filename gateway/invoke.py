@@ -10,7 +10,9 @@ import msgspec
 import trio
 
 from .errors import LambdaError, invalid
+from .api import streaming
 from .execution import languages
+from .execution.call_stream import CallStream
 from .functions import FunctionService
 from .http1 import Head
 from .model import FunctionRecord
@@ -20,6 +22,7 @@ from .ids import request_id as new_request_id
 SYNC_PAYLOAD_MAX = 6 * 1024 * 1024
 ASYNC_PAYLOAD_MAX = 1024 * 1024
 INVOCATION_TYPES = ("RequestResponse", "Event", "DryRun")
+STREAM_INVOCATION_TYPES = ("RequestResponse", "DryRun")
 
 Reply = tuple[int, list[tuple[str, str]], bytes]
 
@@ -80,17 +83,7 @@ class Invoker:
         kind = head.header("x-amz-invocation-type", "RequestResponse")
         if kind not in INVOCATION_TYPES:
             raise invalid(f"1 validation error detected: Value '{kind}' at 'invocationType' failed to satisfy constraint: Member must satisfy enum value set: [Event, RequestResponse, DryRun]")
-        log_type = head.header("x-amz-log-type", "None")
-        if log_type not in ("None", "Tail"):
-            raise invalid(f"1 validation error detected: Value '{log_type}' at 'logType' failed to satisfy constraint: Member must satisfy enum value set: [None, Tail]")
-        if len(body) > body_limit(head):
-            raise too_large(head)
-        if body.strip():
-            try:
-                msgspec.json.decode(body)
-            except msgspec.DecodeError as exc:
-                raise LambdaError("InvalidRequestContentException", f"Could not parse request body into json: Could not parse payload into json: {exc}") from None
-        client_context = _client_context(head.header("x-amz-client-context"))
+        log_type, client_context = _checked(head, body)
         spec = self.spec_for(rec)
         if kind == "DryRun":
             return 204, [("x-amzn-RequestId", new_request_id())], b""
@@ -111,6 +104,38 @@ class Invoker:
         if log_type == "Tail":
             headers.append(("X-Amz-Log-Result", base64.b64encode(outcome.log[-4096:]).decode()))
         return 200, headers, outcome.payload
+
+    async def handle_stream(self, head: Head, function_ref: str, body: bytes, error_reply) -> Reply:
+        """InvokeWithResponseStream (api/streaming.py)."""
+        query = urllib.parse.parse_qs(head.query) if head.query else {}
+        rec = self.service.resolve(urllib.parse.unquote(function_ref), query.get("Qualifier", [None])[0])
+        kind = head.header("x-amz-invocation-type", "RequestResponse")
+        if kind not in STREAM_INVOCATION_TYPES:
+            raise invalid(f"1 validation error detected: Value '{kind}' at 'invocationType' failed to satisfy constraint: Member must satisfy enum value set: [RequestResponse, DryRun]")
+        log_type, client_context = _checked(head, body)
+        spec = self.spec_for(rec)
+        if kind == "DryRun":
+            return 204, [("x-amzn-RequestId", new_request_id())], b""
+        stream = CallStream()
+        request_id = new_request_id()  # in the head, which leaves before the call ends
+        self.nursery.start_soon(streaming.start, lambda: self.pool.invoke(spec, body, client_context, request_id, stream), stream)
+        return await streaming.answer_invoke(stream, rec.version, log_type == "Tail", request_id, error_reply)
+
+
+def _checked(head: Head, body: bytes) -> tuple[str, str | None]:
+    """The LogType and the client context of an Invoke, with the payload
+    checked: Lambda's validation errors for each."""
+    log_type = head.header("x-amz-log-type", "None")
+    if log_type not in ("None", "Tail"):
+        raise invalid(f"1 validation error detected: Value '{log_type}' at 'logType' failed to satisfy constraint: Member must satisfy enum value set: [None, Tail]")
+    if len(body) > body_limit(head):
+        raise too_large(head)
+    if body.strip():
+        try:
+            msgspec.json.decode(body)
+        except msgspec.DecodeError as exc:
+            raise LambdaError("InvalidRequestContentException", f"Could not parse request body into json: Could not parse payload into json: {exc}") from None
+    return log_type, _client_context(head.header("x-amz-client-context"))
 
 
 def _client_context(raw: str | None) -> str | None:

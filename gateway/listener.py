@@ -36,6 +36,7 @@ import socket
 import trio
 
 from . import http1, rawio
+from .api.streaming import StreamAborted
 from .http_limits import ByteBudget, ConnectionSlots, HttpLimits
 from .router import Router
 
@@ -221,13 +222,17 @@ async def _serve(sock: socket.socket, router: Router, watched: _Watched, limits:
                 log.exception("unhandled error serving %s %s", head.method, head.path)
                 status, headers, payload = 500, [("x-amzn-ErrorType", "ServiceException"), ("Content-Type", "application/json")], b'{"Type":"Service","Message":"Internal error"}'
             stream = None
+            chunked = False
             if hasattr(payload, "chunks"):
-                # A body streamed from files (an S3 GET): sent after the head.
+                # A body streamed from files (an S3 GET), or of unknown
+                # length, sent chunked as it comes (response streaming):
+                # sent after the head.
                 stream, payload = payload, b""
+                chunked = stream.length is None
             try:
                 try:
                     response = http1.render_response(status, headers, payload, head.keep_alive, head_only=head.method == "HEAD",
-                                                     content_length=None if stream is None else len(stream))
+                                                     content_length=None if stream is None else stream.length, chunked=chunked)
                 except ValueError:
                     log.exception("unrenderable response to %s %s", head.method, head.path)
                     response = http1.render_response(500, [("Content-Type", "application/json")], b'{"Type":"Service","Message":"Internal error"}', keep_alive=False)
@@ -245,11 +250,26 @@ async def _serve(sock: socket.socket, router: Router, watched: _Watched, limits:
                         return
                     response = None  # type: ignore[assignment]
                     if stream is not None and head.method != "HEAD":
+                        if chunked:
+                            # Between chunks the wait is on the function (its
+                            # Timeout bounds it), not on the client.
+                            watched.deadline = math.inf
                         async for chunk in stream.chunks():
+                            if chunked:
+                                if not chunk:
+                                    continue
+                                chunk = b"%x\r\n%b\r\n" % (len(chunk), chunk)
                             watched.deadline = trio.current_time() + limits.send_timeout_s
                             sent = rawio.send_now(sock, chunk)
                             if sent < len(chunk) and not await _send_rest(sock, chunk, sent, budget):
                                 return
+                            if chunked:
+                                watched.deadline = math.inf
+                        if chunked:
+                            watched.deadline = trio.current_time() + limits.send_timeout_s
+                            await _send_all(sock, b"0\r\n\r\n")
+                except StreamAborted:
+                    return  # no final chunk: the client sees the body cut short
                 except OSError:
                     return
             finally:

@@ -327,19 +327,22 @@ class Pool:
         """Calls running now, for one function or for the account."""
         return self._in_flight if name is None else self._fn_in_flight.get(name, 0)
 
-    async def invoke(self, spec: FunctionSpec, payload: bytes, client_context: str | None = None, request_id: str | None = None) -> CallOutcome:
+    async def invoke(self, spec: FunctionSpec, payload: bytes, client_context: str | None = None, request_id: str | None = None,
+                     stream=None) -> CallOutcome:
+        """stream: a CallStream (execution/call_stream.py) that gets a
+        streamed answer as it arrives; the outcome holds it whole as well."""
         name = spec.record.name
         shared = self._admit(name)
         holds = self.code_holds
         holds.hold(spec.code_dir)
         try:
-            return await self._invoke(spec, payload, client_context, request_id or new_request_id())
+            return await self._invoke(spec, payload, client_context, request_id or new_request_id(), stream=stream)
         finally:
             holds.release(spec.code_dir)
             self._leave(name, shared)
 
     async def _invoke(self, spec: FunctionSpec, payload: bytes, client_context: str | None, request_id: str,
-                      retries: int = UNDELIVERED_RETRIES) -> CallOutcome:
+                      retries: int = UNDELIVERED_RETRIES, stream=None) -> CallOutcome:
         rec = spec.record
         started_ns = time.time_ns()
         inst = self._take_idle(rec)
@@ -375,7 +378,7 @@ class Pool:
         undelivered = False
         try:
             try:
-                result = await inst.call(call)
+                result = await inst.call(call, stream)
             except AnswerTooLarge:
                 too_large = True
             except WorkerGone as gone:
@@ -399,7 +402,7 @@ class Pool:
             # so a fresh instance takes it and the caller never knows.
             inst.sandbox.kill()
             await self._destroy(inst)
-            return await self._invoke(spec, payload, client_context, request_id, retries - 1)
+            return await self._invoke(spec, payload, client_context, request_id, retries - 1, stream)
         init_ns = inst.init_ns if cold else None
         if result is not None:
             duration_ns = inst.last_heard_ns - inst.call_started_ns

@@ -22,6 +22,7 @@ from .ids import request_id as new_request_id
 from .api.services import ServiceRoutes
 
 INVOKE_RE = re.compile(r"^/2015-03-31/functions/([^/?]+)/invocations/?$")
+STREAM_INVOKE_RE = re.compile(r"^/2021-11-15/functions/([^/?]+)/response-streaming-invocations/?$")
 CONTROL_BODY_MAX = 80 * 1024 * 1024  # a 50 MB zip, base64-encoded, inside JSON
 _HEALTH = msgspec.json.encode({"status": "ok"})
 
@@ -76,7 +77,7 @@ class Router:
             self._last_match = (head, url)
             if url is not None:
                 return url_handler.BODY_MAX
-        if head.method == "POST" and INVOKE_RE.match(head.path):
+        if head.method == "POST" and (INVOKE_RE.match(head.path) or STREAM_INVOKE_RE.match(head.path)):
             return invoke_body_limit(head)
         if self.services is not None:
             surface = self.services.surface_for(head)
@@ -104,7 +105,7 @@ class Router:
         surface = self._surface(head)
         if surface is not None:
             return surface.too_large(head)
-        if INVOKE_RE.match(head.path):
+        if INVOKE_RE.match(head.path) or STREAM_INVOKE_RE.match(head.path):
             return error_reply(invoke_too_large(head))
         if _is_unsigned(head.method, head.path):
             return error_reply(LambdaError("RequestTooLargeException", f"{head.method} {head.path} takes no request body"))
@@ -180,6 +181,11 @@ class Router:
                 if head.method != "POST":
                     raise LambdaError("MethodNotAllowedException", f"Method {head.method} is not allowed on {path}")
                 return await self.invoker.handle(head, m.group(1), body)
+            m = STREAM_INVOKE_RE.match(path)
+            if m is not None:
+                if head.method != "POST":
+                    raise LambdaError("MethodNotAllowedException", f"Method {head.method} is not allowed on {path}")
+                return await self.invoker.handle_stream(head, m.group(1), body, error_reply)
         except LambdaError as exc:
             return error_reply(exc)
         status, headers, payload = await call_asgi(self.control_app, head, body, client, self.server_addr)

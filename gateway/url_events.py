@@ -200,6 +200,30 @@ def response_from_result(payload: bytes) -> tuple[int, list[tuple[str, str]], by
     return 200, [("Content-Type", "application/json")], payload
 
 
+def head_from_prelude(prelude: bytes) -> tuple[int, list[tuple[str, str]]]:
+    """A streamed answer's status and headers, from the prelude a
+    function wrote with awslambda.HttpResponseStream.from() (JSON with
+    statusCode, headers, cookies; all optional)."""
+    try:
+        value = msgspec.json.decode(prelude)
+    except msgspec.DecodeError as exc:
+        raise BadResponse(str(exc)) from None
+    if not isinstance(value, dict):
+        raise BadResponse("the prelude is not a JSON object")
+    status = value.get("statusCode", 200)
+    if isinstance(status, bool) or not isinstance(status, int) or not 200 <= status <= 599:
+        raise BadResponse(f"invalid statusCode {status!r}")
+    headers: list[tuple[str, str]] = []
+    for k, v in (value.get("headers") or {}).items():
+        if _header_name(k):
+            headers.append((k, _header_value(v)))
+    for cookie in value.get("cookies") or []:
+        headers.append(("Set-Cookie", _header_value(cookie)))
+    if not any(k.lower() == "content-type" for k, _ in headers):
+        headers.append(("Content-Type", "application/octet-stream"))
+    return status, headers
+
+
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 # Framing belongs to the server: a function cannot set these.
 _HOP_BY_HOP = frozenset({"content-length", "transfer-encoding", "connection", "keep-alive", "upgrade", "te", "trailer", "proxy-connection"})

@@ -9,6 +9,8 @@ from typing import Mapping
 import msgspec
 
 from . import url_events
+from .api import streaming
+from .execution.call_stream import CallStream
 from .errors import LambdaError
 from .function_settings import FunctionSettings
 from .http1 import Head
@@ -113,11 +115,17 @@ class UrlHandler:
             authorizer=authorizer,
         )
         extra = url_events.cors_headers(cors, origin)
+
+        def refused(exc: LambdaError) -> Reply:
+            headers = [("Content-Type", "application/json"), ("x-amzn-ErrorType", exc.error_type), ("x-amzn-RequestId", request_id), *extra]
+            return exc.status, headers, msgspec.json.encode({"Message": exc.message})
+
+        if config.get("InvokeMode") == "RESPONSE_STREAM":
+            return await self._streamed(rec, event, request_id, extra, refused)
         try:
             outcome = await self.invoker.pool.invoke(self.invoker.spec_for(rec), event, None, request_id)
         except LambdaError as exc:
-            headers = [("Content-Type", "application/json"), ("x-amzn-ErrorType", exc.error_type), ("x-amzn-RequestId", request_id), *extra]
-            return exc.status, headers, msgspec.json.encode({"Message": exc.message})
+            return refused(exc)
         if outcome.function_error:
             return 502, [("Content-Type", "text/plain"), ("x-amzn-RequestId", request_id), *extra], _INTERNAL
         try:
@@ -127,3 +135,21 @@ class UrlHandler:
         headers.append(("x-amzn-RequestId", request_id))
         headers.extend(extra)
         return status, headers, payload
+
+    async def _streamed(self, rec, event: bytes, request_id: str, extra: list[tuple[str, str]], refused) -> Reply:
+        """InvokeMode RESPONSE_STREAM: the answer goes out as the function
+        writes it (api/streaming.py)."""
+        try:
+            spec = self.invoker.spec_for(rec)
+        except LambdaError as exc:
+            return refused(exc)
+        stream = CallStream()
+        pool = self.invoker.pool
+        self.invoker.nursery.start_soon(streaming.start, lambda: pool.invoke(spec, event, None, request_id, stream), stream)
+
+        def failed(exc: LambdaError | None) -> Reply:
+            if exc is not None:
+                return refused(exc)
+            return 502, [("Content-Type", "text/plain"), ("x-amzn-RequestId", request_id), *extra], _INTERNAL
+
+        return await streaming.answer_url(stream, request_id, extra, failed)

@@ -180,6 +180,7 @@ class RuntimeApiSession:
         self._request_id = ""  # the call in flight
         self._answer: state.Answered | None = None
         self._handed_out = False
+        self._stream = None  # the call in flight's CallStream, when its caller streams
         self.gone = False  # the runtime's process has exited (or the session was closed)
         self._closed = False
 
@@ -253,8 +254,14 @@ class RuntimeApiSession:
             if self._init is None:
                 self._init = out
                 self.server.wake()
-        # StreamData: a streamed response's chunks, kept whole by state.py
-        # for a buffered Invoke; a streaming caller would subscribe here.
+        elif isinstance(out, state.StreamData):
+            # Kept whole by state.py too, for the outcome (and a caller
+            # that does not stream).
+            if out.request_id == self._request_id and self._stream is not None:
+                self._stream.feed(out.data)
+        elif isinstance(out, state.StreamOpened):
+            if out.request_id == self._request_id and self._stream is not None:
+                self._stream.open(out.content_type)
 
     async def wait_init(self) -> InitOk | InitError:
         await self.server.wait(lambda: self._init is not None or self.gone)
@@ -270,7 +277,9 @@ class RuntimeApiSession:
         result.log = log + result.log
         return result
 
-    async def call(self, invoke: Invoke) -> Result:
+    async def call(self, invoke: Invoke, stream=None) -> Result:
+        """stream: a CallStream (execution/call_stream.py) that gets a
+        streamed answer as it arrives."""
         inst = self.inst
         if self.gone:
             raise WorkerGone(delivered=False)
@@ -279,12 +288,14 @@ class RuntimeApiSession:
         self._request_id = invoke.request_id
         self._answer = None
         self._handed_out = False
+        self._stream = stream
         call = state.Invocation(invoke.request_id, invoke.payload, invoke.deadline_ms, invoke.invoked_arn, trace_id(),
                                 invoke.client_context)
         try:
             await self.server.serve_call(self.api.invoke(call), lambda: self._answer is not None or self.gone)
         finally:
             self._request_id = ""
+            self._stream = None
         answer = self._answer
         if answer is None:
             inst.last_heard_ns = time.monotonic_ns()

@@ -26,8 +26,9 @@ the service's runtime-facing side), state for state:
   the posted body and the error type from Lambda-Runtime-Function-Error-Type.
 - Lambda-Runtime-Function-Response-Mode: streaming takes a chunked body;
   its trailers Lambda-Runtime-Function-Error-Type and -Error-Body (base64)
-  turn it into an error. Chunks are also passed on as they arrive
-  (StreamData), for a caller that streams.
+  turn it into an error. Its head (StreamOpened, with its content type)
+  and its chunks (StreamData) are also passed on as they arrive, for a
+  caller that streams.
 """
 from __future__ import annotations
 
@@ -159,6 +160,16 @@ class Answered:
 
     def __repr__(self) -> str:
         return f"Answered({self.request_id!r}, {self.payload[:60]!r}, {self.error_type!r})"
+
+
+class StreamOpened:
+    """A streamed response has begun (its head arrived): what it says it is."""
+
+    __slots__ = ("request_id", "content_type")
+
+    def __init__(self, request_id: str, content_type: str) -> None:
+        self.request_id = request_id
+        self.content_type = content_type
 
 
 class StreamData:
@@ -368,6 +379,8 @@ class RuntimeApi:
         self.state = State.RESPONDING
         reading = _Reading(_RESPONSE, head, request_id, limit=self.max_response)
         reading.streaming = mode == "streaming"
+        if reading.streaming:
+            out.append(StreamOpened(request_id, head.header("content-type") or "application/octet-stream"))
         if declared_over and head.content_length > reading.limit:
             reading.over = True
             out.append(self._oversized(reading))
