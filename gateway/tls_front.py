@@ -116,9 +116,13 @@ async def _read_body(receive, head: Head, router: Router, limit: int, limits: Ht
 
 
 async def _respond(send, status: int, headers: list[tuple[str, str]], payload, head_only: bool = False) -> None:
-    """payload: bytes, or a body streamed from files (http/body.py)."""
+    """payload: bytes, a body streamed from files (http/body.py), or one
+    of unknown length (api/streaming.py: no content-length, so hypercorn
+    sends it chunked, or as HTTP/2 data frames)."""
     raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers if k.lower() not in ("connection", "content-length", "transfer-encoding")]
-    raw.append((b"content-length", str(len(payload)).encode()))
+    length = getattr(payload, "length", None) if hasattr(payload, "chunks") else len(payload)
+    if length is not None:
+        raw.append((b"content-length", str(length).encode()))
     if not hasattr(payload, "chunks"):
         await send({"type": "http.response.start", "status": status, "headers": raw})
         await send({"type": "http.response.body", "body": payload})
