@@ -101,6 +101,16 @@ def test_event_context_environment_and_log_lines(lam, deploy_custom):
     assert "Init Duration" not in report(log2) and not log2.startswith("INIT_START")
 
 
+def test_client_context_reaches_the_runtime_as_one_header_line(lam, deploy_custom):
+    name = deploy_custom()
+    context = '{\n  "custom": {"name": "Zoë"},\r\n  "env": {"k": "v"}\n}'
+    resp = lam.invoke(FunctionName=name, Payload=b'{"do": "echo"}',
+                      ClientContext=base64.b64encode(context.encode()).decode())
+    body = json.loads(resp["Payload"].read())
+    assert body["headers"]["lambda-runtime-client-context"] == '{"custom":{"name":"Zo\\u00eb"},"env":{"k":"v"}}'
+    assert json.loads(body["headers"]["lambda-runtime-client-context"]) == json.loads(context)
+
+
 def test_provided_al2_runs_and_provided_is_refused(lam, deploy_custom):
     name = deploy_custom(runtime="provided.al2")
     assert lam.get_function_configuration(FunctionName=name)["Runtime"] == "provided.al2"

@@ -172,6 +172,71 @@ def test_daemonised_child_of_a_shell_bootstrap_dies_with_its_sandbox(lam, deploy
     _still_serving(lam, bystander)
 
 
+# What a runtime can try against the Runtime API itself, from inside its
+# sandbox: the API is the gateway's, so each must stay the runtime's problem.
+API_ABUSE = """
+import errno, os, socket, time
+host, port = os.environ["AWS_LAMBDA_RUNTIME_API"].split(":")
+out = {}
+# Take the port over: it is bound and listening, without SO_REUSEPORT.
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+try:
+    s.bind((host, int(port)))
+    out["bind"] = 0
+except OSError as e:
+    out["bind"] = e.errno
+s.close()
+# Many connections: the gateway keeps a few dozen, closes the rest.
+conns = []
+for _ in range(200):
+    c = socket.create_connection((host, int(port)))
+    conns.append(c)
+time.sleep(0.3)
+closed = 0
+for c in conns:
+    c.settimeout(0.01)
+    try:
+        if c.recv(1) == b"":
+            closed += 1
+    except (socket.timeout, BlockingIOError):
+        pass
+    except OSError:
+        closed += 1
+out["closed_of_200"] = closed
+for c in conns:
+    c.close()
+# A head past 64 KiB, and bytes that are not HTTP.
+big = socket.create_connection((host, int(port)))
+big.sendall(b"GET /2018-06-01/ping HTTP/1.1\\r\\nX: " + b"a" * 70000)
+big.settimeout(5)
+out["big_head"] = big.recv(64).split(b"\\r\\n")[0].decode()
+big.close()
+junk = socket.create_connection((host, int(port)))
+junk.sendall(b"\\x16\\x03\\x01 not http at all\\r\\n\\r\\n")
+junk.settimeout(5)
+out["junk"] = junk.recv(64).split(b"\\r\\n")[0].decode()
+junk.close()
+report(**out)
+"""
+
+
+def test_runtime_api_abuse_stays_the_runtimes_problem(lam, deploy, bystander):
+    bootstrap = f"#!/bin/sh\nexec {PYTHON} -I -S /var/task/probe_runtime.py handler\n"
+    name = deploy({"bootstrap": bootstrap, "probe_runtime.py": PROBE, "app.py": sandbox_probe.as_handler(API_ABUSE)},
+                  Timeout=30)
+    resp, reports = _invoke(lam, name, {})
+    assert "FunctionError" not in resp, reports
+    seen = reports[-1]
+    assert seen["bind"] == 98  # EADDRINUSE
+    assert seen["closed_of_200"] >= 200 - 32
+    assert seen["big_head"] == "HTTP/1.1 431 Request Header Fields Too Large"
+    assert seen["junk"] == "HTTP/1.1 400 Bad Request"
+    resp, reports = _invoke(lam, name, {})  # and the runtime's own connection still serves it
+    assert "FunctionError" not in resp
+    _still_serving(lam, bystander)
+
+
 def _pids_in_pid_namespace(ns_link: str) -> list[int]:
     out = []
     for entry in os.listdir("/proc"):

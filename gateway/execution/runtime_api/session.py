@@ -14,6 +14,7 @@ peak over the call. Nothing the runtime says about itself is used.
 """
 from __future__ import annotations
 
+import json
 import os
 import random
 import socket
@@ -57,6 +58,17 @@ def api_port(task_root: str) -> int:
     own; any free port for a plain process (`serve --sandbox process`),
     which shares the host's."""
     return PORT if task_root == SANDBOX_TASK_ROOT else 0
+
+
+def header_json(text: str | None) -> str | None:
+    """A caller's JSON (the client context) as one header line: compact and
+    ASCII, whatever spacing or characters it came with."""
+    if not text:
+        return None
+    try:
+        return json.dumps(json.loads(text), separators=(",", ":"))
+    except ValueError:
+        return None
 
 
 async def launch(inst: Instance, init: Init, nursery: trio.Nursery, language: Launch | None = None) -> InitOk | InitError:
@@ -290,7 +302,7 @@ class RuntimeApiSession:
         self._handed_out = False
         self._stream = stream
         call = state.Invocation(invoke.request_id, invoke.payload, invoke.deadline_ms, invoke.invoked_arn, trace_id(),
-                                invoke.client_context)
+                                header_json(invoke.client_context))
         try:
             await self.server.serve_call(self.api.invoke(call), lambda: self._answer is not None or self.gone)
         finally:
