@@ -37,6 +37,14 @@ def _queue_name(name: str) -> str:
     return name
 
 
+def _message_body(raw: bytes) -> object:
+    """A destination record (JSON), or a message sent through SQS (any text)."""
+    try:
+        return msgspec.json.decode(raw)
+    except msgspec.DecodeError:
+        return raw.decode("utf-8", "replace")
+
+
 def _message_doc(m, region: str, account: str) -> dict:
     return {
         "MessageId": m.id,
@@ -44,7 +52,7 @@ def _message_doc(m, region: str, account: str) -> dict:
         "FunctionName": m.function,
         "Qualifier": m.qualifier,
         "SentTimestamp": m.sent_s,
-        "Body": msgspec.json.decode(m.body),
+        "Body": _message_body(m.body),
         "EventPayload": base64.b64encode(m.payload).decode(),
     }
 

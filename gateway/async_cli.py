@@ -97,7 +97,8 @@ def cmd_dlq_ls(args) -> int:
     rows = []
     for m in messages:
         ctx = m["Body"].get("requestContext", {}) if isinstance(m["Body"], dict) else {}
-        rows.append((m["MessageId"], m["FunctionName"], str(ctx.get("condition", "")), str(ctx.get("approximateInvokeCount", "")), m["Body"].get("timestamp", "")))
+        stamp = m["Body"].get("timestamp", "") if isinstance(m["Body"], dict) else ""
+        rows.append((m["MessageId"], m["FunctionName"] or "(sent)", str(ctx.get("condition", "")), str(ctx.get("approximateInvokeCount", "")), stamp))
     _table(("MESSAGE ID", "FUNCTION", "CONDITION", "ATTEMPTS", "TIMESTAMP"), rows)
     return 0
 

@@ -410,6 +410,8 @@ class AsyncQueue:
         if message_ids is not None:
             wanted = set(message_ids)
             messages = [m for m in messages if m.id in wanted]
+        # Messages sent through SQS came from no function's event: nothing to send back.
+        messages = [m for m in messages if m.function]
         moves = [(m.id, NewEvent(str(uuid.uuid4()), m.function, m.payload, self.wall(), 0, m.qualifier, self._version_now(m.function, m.qualifier))) for m in messages]
         async with self._db:
             moved = await self._run_sync(self.store.redrive, moves)

@@ -315,3 +315,21 @@ def test_receipt_handles_are_opaque_but_checked():
     for bad in ("", "x", base64.urlsafe_b64encode(b"12.zz").decode(), base64.urlsafe_b64encode(b"-1." + b"a" * 32).decode()):
         with pytest.raises(SqsError):
             _receipt(bad)
+
+
+def test_lambdalets_queue_api_reads_messages_sent_through_sqs(server, sqs):
+    url = _queue(sqs, "mixed-q")
+    sqs.send_message(QueueUrl=url, MessageBody="plain text, not JSON")
+    key, secret = server.credentials()
+
+    def call(method: str, path: str, body: bytes = b""):
+        request = botocore.awsrequest.AWSRequest(method=method, url=f"{server.url}{path}", data=body)
+        botocore.auth.SigV4Auth(botocore.credentials.Credentials(key, secret), "lambda", "us-east-1").add_auth(request)
+        return requests.request(method, f"{server.url}{path}", data=body, headers=dict(request.headers), timeout=10)
+
+    listed = call("GET", "/_lambdalet/queues/mixed-q/messages")
+    assert listed.status_code == 200, listed.text
+    assert listed.json()["Messages"][0]["Body"] == "plain text, not JSON"
+    # It came from no function's event: redrive leaves it where it is.
+    assert call("POST", "/_lambdalet/queues/mixed-q/redrive", b"{}").json() == {"Redriven": 0}
+    assert sqs.receive_message(QueueUrl=url)["Messages"][0]["Body"] == "plain text, not JSON"
