@@ -8,9 +8,11 @@ attributes, visibility timeouts, receipt handles and redrive policy.
               the codes its query protocol used.
 - md5.py      SQS's MD5 of a message body and of its attributes.
 - store.py    the SQL of queues and messages in queue.db.
-- service.py  the operations (CreateQueue ... PurgeQueue), validated as
-              SQS validates them, long polling, and the wake-ups event
-              source mappings wait on.
+- queues.py   the operations on queues (CreateQueue, attributes, purge,
+              redrive policy, tags, ...), validated as SQS validates them.
+- service.py  the operations on messages (send, receive with long polling,
+              delete, visibility), and the wake-ups event source mappings
+              wait on.
 
 The HTTP surface (JSON and query protocols) lives in gateway/api/sqs/.
 """
