@@ -62,7 +62,7 @@ class QueueStatistics(msgspec.Struct, frozen=True):
 
 
 class _Pending:
-    __slots__ = ("function", "qualifier", "version", "enqueued_s", "attempts", "throttles", "last", "chain", "turn", "throttled")
+    __slots__ = ("function", "qualifier", "version", "enqueued_s", "attempts", "throttles", "last", "chain", "turn", "throttled", "payload")
 
     def __init__(self, event: NewEvent, attempts: int) -> None:
         self.function = event.function
@@ -75,6 +75,15 @@ class _Pending:
         self.attempts = attempts
         self.throttles = 0
         self.last: CallOutcome | None = None
+        # The payload, kept from its commit for the first attempt: reading it
+        # back would queue behind whatever fsync the store is doing then.
+        self.payload: bytes | None = None
+
+
+# Payloads kept in memory for their first attempt: small ones only, and
+# no more than this in all (events waiting out a throttle keep theirs).
+KEEP_PAYLOAD_MAX = 64 * 1024
+KEEP_PAYLOADS_TOTAL = 16 * 1024 * 1024
 
 
 class _Ticket:
@@ -122,6 +131,7 @@ class AsyncQueue:
         self._wakeup = trio.Event()
         self._intake: list[_Ticket] = []
         self._intake_ready = trio.Event()
+        self._kept_bytes = 0
         self._committing = False
         self._in_flight = 0
         self._throttles = 0
@@ -169,7 +179,7 @@ class AsyncQueue:
         async with self._db:
             added = await self._run_sync(self.store.add_handed_over, events)
         for event in added:
-            self.adopt(event)
+            self.adopt(event, keep_payload=True)
         return added
 
     async def _commit_intake(self) -> None:
@@ -188,15 +198,25 @@ class AsyncQueue:
             for t in batch:
                 # Adopted here, not by the waiter: a committed event is
                 # dispatched even if its caller has gone away.
-                self.adopt(t.event)
+                self.adopt(t.event, keep_payload=True)
                 t.done.set()
 
-    def adopt(self, event: NewEvent, not_before_s: float = 0.0, attempts: int = 0) -> None:
+    def adopt(self, event: NewEvent, not_before_s: float = 0.0, attempts: int = 0, keep_payload: bool = False) -> None:
         """Starts dispatching an event that is already committed."""
         if event.id in self._pending:
             return
-        self._pending[event.id] = _Pending(event, attempts)
+        p = self._pending[event.id] = _Pending(event, attempts)
+        size = len(event.payload)
+        if keep_payload and size <= KEEP_PAYLOAD_MAX and self._kept_bytes + size <= KEEP_PAYLOADS_TOTAL:
+            p.payload = event.payload
+            self._kept_bytes += size
         self._push(event.id, max(0.0, not_before_s - self.wall()))
+
+    def _forget(self, event_id: str) -> None:
+        p = self._pending.pop(event_id, None)
+        if p is not None and p.payload is not None:
+            self._kept_bytes -= len(p.payload)
+            p.payload = None
 
     def _push(self, event_id: str, delay_s: float) -> None:
         p = self._pending[event_id]
@@ -291,10 +311,12 @@ class AsyncQueue:
         if self.wall() - p.enqueued_s > cfg.max_age_s:
             await self._finish(event_id, p, "EventAgeExceeded")
             return
-        async with self._db:
-            payload = await self._run_sync(self.store.event_payload, event_id)
+        payload = p.payload
         if payload is None:
-            self._pending.pop(event_id, None)
+            async with self._db:
+                payload = await self._run_sync(self.store.event_payload, event_id)
+        if payload is None:
+            self._forget(event_id)
             return
         # Looked up again after the wait, with no wait until the pool holds
         # its code: a record taken earlier may name code since collected.
@@ -389,13 +411,13 @@ class AsyncQueue:
                 then_message = NewMessage(str(uuid.uuid4()), queue, p.function, body, payload, self.wall(), p.qualifier)
         async with self._db:
             await self._run_sync(lambda: self.store.finish_event(event_id, then_event=then_event, then_message=then_message, counter=counter))
-        self._pending.pop(event_id, None)
+        self._forget(event_id)
         if condition == "Success":
             self._succeeded += 1
         else:
             self._failed += 1
         if then_event is not None:
-            self.adopt(then_event)
+            self.adopt(then_event, keep_payload=True)
         if then_message is not None:
             self._dead_letters += 1
             self.on_message(then_message.queue)

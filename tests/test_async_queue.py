@@ -283,3 +283,35 @@ async def test_a_freed_slot_goes_to_a_throttled_event_at_once(tmp_path, autojump
     # Back to back, not spaced out by throttle backoffs that reach minutes.
     assert [round(t - pool.starts[0], 6) for t in pool.starts] == [0.0, 10.0, 20.0, 30.0, 40.0]
     store.close()
+
+
+class CountingStore(AsyncStore):
+    def __init__(self, path) -> None:
+        super().__init__(path)
+        self.payload_reads = 0
+
+    def event_payload(self, event_id):
+        self.payload_reads += 1
+        return super().event_payload(event_id)
+
+
+@pytest.mark.trio
+async def test_a_first_attempt_runs_on_the_payload_it_was_committed_with(tmp_path, autojump_clock):
+    # Reading the payload back would wait behind whatever fsync queue.db is
+    # doing at that moment (S3's hand-over syncs right after its events start).
+    pool = ScriptedPool("ok")
+    service = FakeService("f", "dest")
+    store = CountingStore(tmp_path / "queue.db")
+    queue = AsyncQueue(store, service, EventConfigs(store, service, wall=wall), pool, lambda rec: rec.name, wall=wall, run_sync=inline)
+    big = b'"' + b"x" * (70 * 1024) + b'"'
+    async with trio.open_nursery() as nursery:
+        await nursery.start(queue.run)
+        await queue.enqueue(service.registry["f"], b'{"small": 1}')
+        await queue.enqueue(service.registry["f"], big)
+        while queue.statistics().depth:
+            await trio.sleep(1)
+        nursery.cancel_scope.cancel()
+    assert sorted(pool.payloads, key=len) == [b'{"small": 1}', big]
+    assert store.payload_reads == 1  # only the large one was read back
+    assert queue._kept_bytes == 0  # nothing kept once finished
+    store.close()
