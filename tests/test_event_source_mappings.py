@@ -61,9 +61,12 @@ def _queue(sqs, name: str, **attributes) -> str:
     return sqs.create_queue(QueueName=name, Attributes={k: str(v) for k, v in attributes.items()})["QueueUrl"]
 
 
-def test_messages_run_the_function_in_batches_and_are_deleted(server, lam, sqs, consumer):
+def test_messages_run_the_function_in_batches_and_are_deleted(server, sqs, consumer):
     url = _queue(sqs, f"{consumer}-q")
     seen = {}
+    # A client of its own: the hook reads every answer's body, which must not
+    # happen to the session's client (an Invoke's body is a stream).
+    lam = server.client()
     lam.meta.events.register("after-call.lambda", lambda http_response, model, **_: seen.__setitem__(model.name, http_response.content))
     mapping = lam.create_event_source_mapping(EventSourceArn=_arn(f"{consumer}-q"), FunctionName=consumer, BatchSize=10,
                                               MaximumBatchingWindowInSeconds=1)
