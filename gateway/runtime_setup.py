@@ -18,6 +18,7 @@ from lambdalet.sandbox.interpreters import Interpreter
 from lambdalet.sandbox.languages import Toolchain
 from lambdalet.sandbox.runtime_root import RuntimeRoot
 
+from .execution import java_build
 from .runtimes import CUSTOM_RUNTIMES, DEPRECATED_BY_AWS, RuntimeCatalog, RuntimeConfigError
 
 STATE_FILE = "runtimes.json"
@@ -37,14 +38,41 @@ def prepare(data_dir: pathlib.Path, cache_dir: pathlib.Path, pythons: dict[str, 
     the server cannot honour."""
     found, notes = interpreters.discover(pythons)
     toolchains, language_notes = languages.discover()
+    built, unready = language_files(cache_dir, toolchains)
     mine = interpreters.own().runtime
-    catalog = RuntimeCatalog(found, runtime_map, default=mine if mine in found else None, toolchains=toolchains)
-    default = RuntimeRoot.create(data_dir / "runtime", catalog.interpreters[catalog.default], cache_dir)
+    catalog = RuntimeCatalog(found, runtime_map, default=mine if mine in found else None, toolchains=toolchains,
+                             unready=unready)
+    # Language runtimes run on the default interpreter's worker, which execs
+    # them: their files are mounted beside it, under /var/runtime.
+    default = RuntimeRoot.create(data_dir / "runtime", catalog.interpreters[catalog.default], cache_dir,
+                                 extra_sources=built)
     others = {
         name: RuntimeRoot.create(data_dir / f"runtime-{name}", interpreter, cache_dir)
         for name, interpreter in catalog.interpreters.items() if name != catalog.default
     }
     return ServerRuntimes(catalog=catalog, default=default, others=others, notes=notes + language_notes)
+
+
+JAVA_INSTALL = "`lambdalet runtimes install java` builds them (Maven fetches AWS's runtime interface client)"
+
+
+def language_files(cache_dir: pathlib.Path, toolchains: dict[str, Toolchain]) -> tuple[dict[str, pathlib.Path], dict[str, str]]:
+    """What language runtimes mount under /var/runtime (by name there),
+    and the runtimes that cannot run yet, with what would fix it."""
+    built: dict[str, pathlib.Path] = {}
+    unready: dict[str, str] = {}
+    java = [name for name, t in toolchains.items() if t.language == "java"]
+    if java:
+        path = java_build.ready(cache_dir)
+        if path is None:
+            for name in java:
+                unready[name] = f"the Java runtime's files are not built on this host: {JAVA_INSTALL}"
+        else:
+            built["java"] = path
+    for name, t in toolchains.items():
+        if t.language == "dotnet":
+            unready[name] = "the C# runtime host is not built on this server yet"
+    return built, unready
 
 
 def language_status(runtime: str) -> str:
@@ -93,8 +121,8 @@ def _lines(catalog: RuntimeCatalog, by_name: dict[str, RuntimeRoot], backend,
                    f"{language_status(name)}{used(name)}")
     for name in languages.LANGUAGE_RUNTIMES:
         if name not in catalog.toolchains and name not in catalog.mapping:
-            out.append(f"runtime {name}: CANNOT RUN here: {languages.missing_reason(name, catalog.toolchains)}"
-                       f"{used(name)}")
+            why = catalog.unready.get(name) or languages.missing_reason(name, catalog.toolchains)
+            out.append(f"runtime {name}: CANNOT RUN here: {why}{used(name)}")
     for source, target in catalog.mapping.items():
         what = (f"Python {catalog.interpreters[target].version}" if target in catalog.interpreters
                 else f"{catalog.toolchains[target].language} {catalog.toolchains[target].version}")
@@ -118,7 +146,8 @@ def doctor_lines(data_dir: pathlib.Path, cache_dir: pathlib.Path, backend) -> li
     else:
         found, _ = interpreters.discover()
         toolchains, _ = languages.discover()
-        catalog = RuntimeCatalog(found, default=interpreters.own().runtime, toolchains=toolchains)
+        _built, unready = language_files(cache_dir, toolchains)
+        catalog = RuntimeCatalog(found, default=interpreters.own().runtime, toolchains=toolchains, unready=unready)
         head = "runtimes a server would find now (none has started on this data dir):"
     by_name = {name: RuntimeRoot(data_dir / "runtime", i, cache_dir) for name, i in catalog.interpreters.items()}
     return [head, *(f"  {line}" for line in _lines(catalog, by_name, backend, function_runtimes(data_dir))),
@@ -160,6 +189,7 @@ def write_state(data_dir: pathlib.Path, runtimes: ServerRuntimes) -> None:
     catalog = runtimes.catalog
     state = {
         "toolchains": {name: msgspec.to_builtins(t) for name, t in catalog.toolchains.items()},
+        "unready": dict(catalog.unready),
         "pid": os.getpid(),
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "default": catalog.default,
@@ -182,7 +212,7 @@ def read_state(data_dir: pathlib.Path) -> tuple[RuntimeCatalog, dict] | None:
         found = {name: msgspec.convert(i, Interpreter) for name, i in state["interpreters"].items()}
         toolchains = {name: msgspec.convert(t, Toolchain) for name, t in (state.get("toolchains") or {}).items()}
         return RuntimeCatalog(found, state.get("runtime_map") or {}, default=state.get("default"),
-                              toolchains=toolchains), state
+                              toolchains=toolchains, unready=state.get("unready") or {}), state
     except (OSError, ValueError, KeyError, TypeError, msgspec.ValidationError, RuntimeConfigError):
         return None
 

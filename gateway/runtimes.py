@@ -113,11 +113,15 @@ class RuntimeCatalog:
     """The interpreters found on this host and the operator's mappings."""
 
     def __init__(self, interpreters: dict[str, Interpreter], mapping: dict[str, str] | None = None,
-                 default: str | None = None, toolchains: dict[str, Toolchain] | None = None) -> None:
+                 default: str | None = None, toolchains: dict[str, Toolchain] | None = None,
+                 unready: dict[str, str] | None = None) -> None:
         if not interpreters:
             raise RuntimeConfigError("no Python interpreter found")
         self.interpreters = dict(interpreters)
-        self.toolchains = dict(toolchains or {})
+        # unready: language runtimes whose toolchain is here but whose
+        # runtime files are not built yet, and what builds them.
+        self.unready = dict(unready or {})
+        self.toolchains = {name: t for name, t in (toolchains or {}).items() if name not in self.unready}
         self.default = default or next(iter(self.interpreters))
         self.mapping: dict[str, str] = {}
         for source, target in (mapping or {}).items():
@@ -140,8 +144,8 @@ class RuntimeCatalog:
             raise RuntimeConfigError(f"{MAP_OPTION} {source}={target}: {source} can only be mapped onto another "
                                      f"version of its language")
         if target not in self.toolchains:
-            raise RuntimeConfigError(f"{MAP_OPTION} {source}={target}: this host has no {target} "
-                                     f"({languages.missing_reason(target, self.toolchains)})")
+            why = self.unready.get(target) or languages.missing_reason(target, self.toolchains)
+            raise RuntimeConfigError(f"{MAP_OPTION} {source}={target}: this host cannot run {target} ({why})")
         self.mapping[source] = target
 
     @classmethod
@@ -181,8 +185,8 @@ class RuntimeCatalog:
             return (f"The runtime parameter of {runtime} is no longer supported for creating or updating AWS Lambda "
                     f"functions. We recommend you use the new runtime ({newest}) while creating or updating functions.")
         if runtime in LANGUAGE_RUNTIMES:
-            return (f"The runtime parameter of {runtime} is not available on this server: "
-                    f"{languages.missing_reason(runtime, self.toolchains)}.")
+            why = self.unready.get(self.mapping.get(runtime, runtime)) or languages.missing_reason(runtime, self.toolchains)
+            return f"The runtime parameter of {runtime} is not available on this server: {why}."
         if not runtime.startswith("python"):
             return (f"The runtime parameter of {runtime} is not supported by this server: it runs "
                     f"{', '.join(LANGUAGE_RUNTIMES)}, Python and custom runtimes ({', '.join(CUSTOM_RUNTIMES)}). "

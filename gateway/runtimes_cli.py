@@ -34,7 +34,19 @@ def cmd_ls(args, user_error: type[Exception]) -> int:
         deps = deps_dir(cache, interpreter) if interpreter.found != "this server" else "this server's"
         print(f"{name}\tPython {interpreter.version}\t{interpreter.path} ({interpreter.found})\t"
               f"frames: {root.codec}; workers: {mode}; builds: {deps}")
-    for note in notes:
+    from lambdalet.sandbox import languages
+
+    from .runtime_setup import language_files
+
+    toolchains, language_notes = languages.discover()
+    _built, unready = language_files(cache, toolchains)
+    for name, t in toolchains.items():
+        state = f"NOT READY: {unready[name]}" if name in unready else "over the Runtime API"
+        print(f"{name}	{t.language} {t.version}	{t.path} ({t.found})	{state}")
+    for name in languages.LANGUAGE_RUNTIMES:
+        if name not in toolchains:
+            print(f"{name}	CANNOT RUN: {languages.missing_reason(name, toolchains)}")
+    for note in [*notes, *language_notes]:
         print(f"skipped: {note}")
     return 0
 
@@ -44,8 +56,15 @@ def cmd_install(args, user_error: type[Exception]) -> int:
 
     from lambdalet.sandbox.runtime_root import install_deps
 
+    requested = list(args.runtimes or [])
+    java = [n for n in requested if n == "java" or n.startswith("java")]
+    if java:
+        requested = [n for n in requested if n not in java]
+        status = _install_java(user_error)
+        if not requested:
+            return status
     found, _ = _found(args, user_error)
-    wanted = args.runtimes or [n for n, i in found.items() if i.cache_tag != sys.implementation.cache_tag]
+    wanted = requested or [n for n, i in found.items() if i.cache_tag != sys.implementation.cache_tag]
     missing = [n for n in wanted if n not in found]
     if missing:
         raise user_error(f"no interpreter for {', '.join(missing)} on this host (it has {', '.join(found)})")
@@ -68,6 +87,29 @@ def cmd_install(args, user_error: type[Exception]) -> int:
     return 1 if failed else 0
 
 
+def _install_java(user_error: type[Exception]) -> int:
+    """The Java runtime's files: AWS's runtime interface client from Maven
+    Central, the launcher, a CDS archive per JDK (execution/java_build.py)."""
+    from lambdalet.sandbox import languages
+
+    from .execution import java_build
+
+    toolchains, _ = languages.discover()
+    jdks = [t for t in toolchains.values() if t.language == "java"]
+    if not jdks:
+        raise user_error("no JDK on this host (java17, java21 and java25 look under /usr/lib/jvm)")
+    try:
+        where = java_build.build(default_cache_dir(), toolchains)
+    except java_build.BuildError as exc:
+        print(f"java: FAILED: {exc}")
+        return 1
+    for t in jdks:
+        archive = where / "cds" / java_build.archive_name(t)
+        cds = "class-data sharing archive" if archive.exists() else "NO class-data sharing archive (slower starts)"
+        print(f"{t.runtime}: JDK {t.version} at {t.home}; runtime in {where}; {cds}")
+    return 0
+
+
 def add_parsers(sub, user_error: type[Exception]) -> None:
     p = sub.add_parser("runtimes", help="the Python runtimes this host can run (and `runtimes install`)")
     p.add_argument("--python", action="append", metavar="RUNTIME=PATH",
@@ -75,7 +117,8 @@ def add_parsers(sub, user_error: type[Exception]) -> None:
     p.set_defaults(func=lambda args: cmd_ls(args, user_error))
     ops = p.add_subparsers(dest="runtimes_command")
     i = ops.add_parser("install", help="install msgspec and cffi built for other Python versions (pip, wheels only)")
-    i.add_argument("runtimes", nargs="*", metavar="RUNTIME", help="e.g. python3.12 (default: every version but the server's)")
+    i.add_argument("runtimes", nargs="*", metavar="RUNTIME",
+                   help="e.g. python3.12 (default: every version but the server's), or java (the Java runtime's files)")
     i.add_argument("--python", action="append", metavar="RUNTIME=PATH", default=argparse.SUPPRESS)
     i.add_argument("--find-links", metavar="DIR", help="a directory of wheels (for a host without network)")
     i.add_argument("--offline", action="store_true", help="use only --find-links, never an index")

@@ -22,6 +22,7 @@ parallel, to read its real version.
 """
 from __future__ import annotations
 
+import functools
 import glob
 import os
 import re
@@ -162,9 +163,21 @@ def _toolchain(lang: str, path: str, found: str, out: str) -> Toolchain | str:
                      found=found)
 
 
+@functools.lru_cache(maxsize=1)
+def _discover() -> tuple[tuple[tuple[str, Toolchain], ...], tuple[str, ...]]:
+    chosen, notes = _probe_all()
+    return tuple(chosen.items()), tuple(notes)
+
+
 def discover() -> tuple[dict[str, Toolchain], list[str]]:
     """The toolchain chosen for each language runtime this host can run,
-    and notes on the candidates passed over (first found wins)."""
+    and notes on the candidates passed over (first found wins). Probed
+    once per process."""
+    chosen, notes = _discover()
+    return dict(chosen), list(notes)
+
+
+def _probe_all() -> tuple[dict[str, Toolchain], list[str]]:
     chosen: dict[str, Toolchain] = {}
     notes: list[str] = []
     started = []

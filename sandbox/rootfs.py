@@ -59,6 +59,10 @@ BOOT_ID = "/proc/sys/kernel/random/boot_id"
 ETC_BINDS = ("/etc/ld.so.cache", "/etc/ssl/certs", "/etc/ca-certificates.conf",
              "/etc/ssl/openssl.cnf", "/etc/pki/tls/certs", "/etc/pki/ca-trust",
              "/etc/services", "/etc/protocols", "/etc/mime.types")
+# Language runtimes' own configuration, which Debian keeps in /etc: a JDK's
+# conf/ links into /etc/java-N-openjdk (java.security among it), and Mono
+# reads its dllmap and machine.config from /etc/mono. Public files.
+ETC_GLOBS = ("/etc/java-*", "/etc/mono")
 
 
 class RootLayout(msgspec.Struct, frozen=True):
@@ -146,7 +150,7 @@ def plan(layout: RootLayout) -> list[MountOp]:
     # /etc: synthesised, plus the few host files the loader and TLS need.
     for path, text in _etc_files(layout).items():
         ops.append(MountOp(WRITE_FILE, path, data=text, mode=0o644))
-    for path in ETC_BINDS:
+    for path in (*ETC_BINDS, *(p for pattern in ETC_GLOBS for p in sorted(glob.glob(pattern)))):
         if os.path.islink(path):
             ops.append(MountOp(SYMLINK, path, data=os.readlink(path)))
         elif os.path.exists(path):

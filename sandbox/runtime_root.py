@@ -79,8 +79,12 @@ class RuntimeRoot:
 
     @classmethod
     def create(cls, path: pathlib.Path, interpreter: Interpreter | None = None,
-               deps_cache: pathlib.Path | None = None) -> "RuntimeRoot":
+               deps_cache: pathlib.Path | None = None,
+               extra_sources: dict[str, pathlib.Path] | None = None) -> "RuntimeRoot":
+        """extra_sources: more directories under /var/runtime (a language
+        runtime's built files, gateway/runtime_setup.py)."""
         root = cls(path, interpreter, deps_cache)
+        root.sources.update(extra_sources or {})
         stale = pathlib.Path(path) / "msgspec"
         if "msgspec" not in root.sources and stale.is_symlink():
             stale.unlink()  # its build was removed from the cache since

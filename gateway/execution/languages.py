@@ -44,6 +44,13 @@ START_ONLY = {
     "dotnet": ("MONO_ENV_OPTIONS", "MONO_GC_PARAMS", "MONO_PATH", "AWS_LAMBDA_EXEC_WRAPPER"),
 }
 
+# The same at each start and when the CDS archive is recorded (java_build.py),
+# or the JVM refuses part of the archive. The launcher sets the function's
+# environment, which the JDK keeps in private maps; the RIC loads its native
+# client, which newer JDKs warn about unless allowed.
+JAVA_MODULE_OPTIONS = ("--add-opens=java.base/java.util=ALL-UNNAMED", "--add-opens=java.base/java.lang=ALL-UNNAMED",
+                       "--enable-native-access=ALL-UNNAMED")
+
 _LD_LIBRARY_PATH = "/var/lang/lib:/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:/var/task/lib:/opt/lib"
 _PATH = "/var/lang/bin:/usr/local/bin:/usr/bin/:/bin:/opt/bin"
 
@@ -83,13 +90,14 @@ def _java(toolchain: Toolchain, memory_mb: int) -> Launch:
         # archive made for this JDK with the runtime's classes in it, C1 only.
         f"-XX:SharedArchiveFile={JAVA_DIR}/cds/java{major}.jsa", "-Xshare:auto",
         "-XX:+TieredCompilation", "-XX:TieredStopAtLevel=1",
-        "-XX:+UseSerialGC", f"-Xmx{heap_mb}m", "-XX:+ExitOnOutOfMemoryError",
+        # The function's log is no place for the JVM's notes on the archive.
+        "-Xlog:cds*=off", *(["-Xlog:aot*=off"] if int(major) >= 24 else []),
+        "-XX:+UseSerialGC", f"-Xmx{heap_mb}m",
         "-Djava.net.preferIPv4Stack=true", "-Dfile.encoding=UTF-8",
         # The RIC's native client, unpacked ahead of time instead of into /tmp at each start.
         f"-Dcom.amazonaws.services.lambda.runtime.api.client.runtimeapi.NativeClient.JNI={JAVA_DIR}/jni/libaws-lambda-jni.so",
-        # The launcher sets the function's environment, which the JDK keeps in private maps.
-        "--add-opens=java.base/java.util=ALL-UNNAMED", "--add-opens=java.base/java.lang=ALL-UNNAMED",
-        "-cp", f"{JAVA_DIR}/lib/*", "lambdalet.runtime.Launcher",
+        *JAVA_MODULE_OPTIONS,
+        "-cp", f"{JAVA_DIR}/lib/lambdalet-launcher.jar", "lambdalet.runtime.Launcher",
     ]
     env = {"PATH": _PATH, "LD_LIBRARY_PATH": _LD_LIBRARY_PATH, "JAVA_HOME": toolchain.home}
     return Launch("java", toolchain.path, argv, env)
@@ -99,8 +107,6 @@ def _dotnet(toolchain: Toolchain, memory_mb: int) -> Launch:
     env = {
         "PATH": _PATH,
         "LD_LIBRARY_PATH": _LD_LIBRARY_PATH,
-        # Mono's dllmap and machine.config: /etc/mono is not in the sandbox.
-        "MONO_CFG_DIR": f"{DOTNET_DIR}/etc",
         "DOTNET_ROOT": "/var/lang/bin",
     }
     return Launch("dotnet", toolchain.path, ["--gc=sgen", f"{DOTNET_DIR}/LambdaletRuntime.exe"], env)
