@@ -161,6 +161,7 @@ def test_invocation_type_is_checked(lam, streamer):
         lam.invoke_with_response_stream(FunctionName=streamer["chunks"], InvocationType="Event", Payload=b"{}")
     resp = lam.invoke_with_response_stream(FunctionName=streamer["chunks"], InvocationType="DryRun", Payload=b"{}")
     assert resp["StatusCode"] == 204
+    assert list(resp["EventStream"]) == []  # read to its end: the connection goes back to the pool
 
 
 def _running(server, name: str) -> float:
