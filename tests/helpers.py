@@ -106,6 +106,15 @@ class ServerProcess:
             config=botocore.config.Config(retries={"max_attempts": 1}, read_timeout=60, **config),
         )
 
+    def __enter__(self) -> "ServerProcess":
+        return self if self.proc is not None else self.start()
+
+    def __exit__(self, *exc) -> None:
+        """Stops the server if it still runs (a test that failed half-way
+        must not leave it behind), and reaps it if it was killed."""
+        if self.proc is not None and self.proc.stdout is not None and not self.proc.stdout.closed:
+            self.stop()
+
     def aws(self, service: str, *, region: str = "us-east-1", **config):
         """A boto3 client of another service on the same port (s3, sqs)."""
         key, secret = self.credentials()

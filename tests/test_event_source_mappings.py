@@ -179,14 +179,14 @@ def test_one_mapping_per_queue_and_function(lam, sqs, consumer):
 
 
 def test_mappings_survive_a_restart(tmp_path):
-    srv = ServerProcess(tmp_path / "d").start()
-    lam, sqs = srv.client(), srv.aws("sqs")
-    lam.create_function(FunctionName="keeper", Role=ROLE, Handler="app.handler", Runtime=RUNTIME, Timeout=3,
-                        Code={"ZipFile": make_zip({"app.py": CONSUMER})})
-    lam.get_waiter("function_active_v2").wait(FunctionName="keeper", WaiterConfig={"Delay": 1, "MaxAttempts": 30})
-    _queue(sqs, "keeper-q")
-    mapping = lam.create_event_source_mapping(EventSourceArn=_arn("keeper-q"), FunctionName="keeper")
-    assert srv.stop() == 0
+    with ServerProcess(tmp_path / "d") as srv:
+        lam, sqs = srv.client(), srv.aws("sqs")
+        lam.create_function(FunctionName="keeper", Role=ROLE, Handler="app.handler", Runtime=RUNTIME, Timeout=3,
+                            Code={"ZipFile": make_zip({"app.py": CONSUMER})})
+        lam.get_waiter("function_active_v2").wait(FunctionName="keeper", WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+        _queue(sqs, "keeper-q")
+        mapping = lam.create_event_source_mapping(EventSourceArn=_arn("keeper-q"), FunctionName="keeper")
+        assert srv.stop() == 0
     again = ServerProcess(tmp_path / "d").start()
     try:
         url = again.aws("sqs").get_queue_url(QueueName="keeper-q")["QueueUrl"]

@@ -500,8 +500,7 @@ def test_a_5gb_single_put_is_refused_before_its_body(server, s3):
 
 
 def test_quota_and_max_object_options(tmp_path):
-    srv = ServerProcess(tmp_path / "d", "--s3-quota-mb", "1", "--s3-max-object-mb", "2").start()
-    try:
+    with ServerProcess(tmp_path / "d", "--s3-quota-mb", "1", "--s3-max-object-mb", "2") as srv:
         s3 = srv.aws("s3")
         bkt = _bucket(s3, "quota-bkt")
         s3.put_object(Bucket=bkt, Key="a", Body=b"x" * (700 * 1024))
@@ -510,17 +509,16 @@ def test_quota_and_max_object_options(tmp_path):
         assert _code(e.value) == "EntityTooLarge" and "quota" in e.value.response["Error"]["Message"]
         s3.delete_object(Bucket=bkt, Key="a")
         s3.put_object(Bucket=bkt, Key="b", Body=b"y" * (700 * 1024))
-    finally:
         assert srv.stop() == 0
 
 
 def test_an_object_survives_kill_9_right_after_its_200(tmp_path):
-    srv = ServerProcess(tmp_path / "d").start()
-    s3 = srv.aws("s3")
-    bkt = _bucket(s3, "durable-bkt")
-    data = os.urandom(300_000)
-    s3.put_object(Bucket=bkt, Key="k", Body=data)
-    srv.stop(signal.SIGKILL)
+    with ServerProcess(tmp_path / "d") as srv:
+        s3 = srv.aws("s3")
+        bkt = _bucket(s3, "durable-bkt")
+        data = os.urandom(300_000)
+        s3.put_object(Bucket=bkt, Key="k", Body=data)
+        srv.stop(signal.SIGKILL)
     again = ServerProcess(tmp_path / "d").start()
     try:
         assert again.aws("s3").get_object(Bucket=bkt, Key="k")["Body"].read() == data
@@ -544,8 +542,7 @@ def test_over_tls_botocore_sends_aws_chunked_with_a_trailer(tmp_path):
                     "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
                    check=True, capture_output=True)
     port = free_port()
-    srv = ServerProcess(tmp_path / "d", "--tls-port", str(port), "--tls-cert", str(crt), "--tls-key", str(key)).start()
-    try:
+    with ServerProcess(tmp_path / "d", "--tls-port", str(port), "--tls-cert", str(crt), "--tls-key", str(key)) as srv:
         import boto3
         import botocore.config
 
@@ -561,7 +558,6 @@ def test_over_tls_botocore_sends_aws_chunked_with_a_trailer(tmp_path):
         assert sent == [b"STREAMING-UNSIGNED-PAYLOAD-TRAILER"]
         got = s3.get_object(Bucket="tls-bkt", Key="k", ChecksumMode="ENABLED")
         assert got["Body"].read() == data and got["ChecksumCRC32"]
-    finally:
         assert srv.stop() == 0
 
 

@@ -293,11 +293,11 @@ def test_unsigned_and_badly_signed_requests_are_refused(server):
 
 
 def test_a_sent_message_survives_kill_9(tmp_path):
-    srv = ServerProcess(tmp_path / "d").start()
-    sqs = srv.aws("sqs")
-    url = sqs.create_queue(QueueName="durable-q")["QueueUrl"]
-    sqs.send_message(QueueUrl=url, MessageBody="kept")
-    srv.stop(signal.SIGKILL)
+    with ServerProcess(tmp_path / "d") as srv:
+        sqs = srv.aws("sqs")
+        url = sqs.create_queue(QueueName="durable-q")["QueueUrl"]
+        sqs.send_message(QueueUrl=url, MessageBody="kept")
+        srv.stop(signal.SIGKILL)
     again = ServerProcess(tmp_path / "d").start()
     try:
         got = again.aws("sqs").receive_message(QueueUrl=url.replace(srv.url, again.url))["Messages"]
