@@ -18,7 +18,7 @@ from lambdalet.sandbox.interpreters import Interpreter
 from lambdalet.sandbox.languages import Toolchain
 from lambdalet.sandbox.runtime_root import RuntimeRoot
 
-from .execution import java_build
+from .execution import dotnet_build, java_build
 from .runtimes import CUSTOM_RUNTIMES, DEPRECATED_BY_AWS, RuntimeCatalog, RuntimeConfigError
 
 STATE_FILE = "runtimes.json"
@@ -71,7 +71,10 @@ def language_files(cache_dir: pathlib.Path, toolchains: dict[str, Toolchain]) ->
             built["java"] = path
     for name, t in toolchains.items():
         if t.language == "dotnet":
-            unready[name] = "the C# runtime host is not built on this server yet"
+            try:
+                built["dotnet"] = dotnet_build.build(cache_dir, t.version)
+            except (dotnet_build.BuildError, OSError) as exc:
+                unready[name] = f"the C# runtime host cannot be built here: {exc}"
     return built, unready
 
 

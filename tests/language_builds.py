@@ -115,6 +115,42 @@ def java_runtime() -> pathlib.Path:
     return java_build.build(default_cache_dir(), toolchains, mvn=tool("mvn"))
 
 
+def dotnet_runtime() -> pathlib.Path:
+    """The C# runtime's files in the cache servers read (compiled by a
+    server at start-up; here first, for the sample to compile against)."""
+    from lambdalet.gateway.config import default_cache_dir
+    from lambdalet.gateway.execution import dotnet_build
+    from lambdalet.sandbox import languages
+
+    toolchains, _ = languages.discover()
+    mono = toolchains.get("dotnet8")
+    if mono is None:
+        raise ToolMissing("no Mono: .ci/run installs Debian's mono-runtime and mono-mcs")
+    try:
+        return dotnet_build.build(default_cache_dir(), mono.version)
+    except dotnet_build.BuildError as exc:
+        raise ToolMissing(str(exc)) from None
+
+
+def dotnet_sample() -> bytes:
+    """The C# sample compiled by mcs, zipped as `dotnet lambda package` would
+    (the function's assembly and the Amazon.Lambda.* assemblies it uses)."""
+    runtime = dotnet_runtime()
+    mcs = tool("mcs")
+    key = _digest(SOURCES / "dotnet", _version([mcs, "--version"]), runtime.name)
+
+    def build(work: pathlib.Path, out: pathlib.Path) -> None:
+        _run([mcs, "-nologo", "-target:library", f"-out:{out / 'Sample.dll'}",
+              f"-r:{runtime / 'Amazon.Lambda.Core.dll'}",
+              f"-r:{runtime / 'Amazon.Lambda.Serialization.SystemTextJson.dll'}",
+              str(SOURCES / "dotnet" / "Sample.cs")], work)
+        for name in ("Amazon.Lambda.Core.dll", "Amazon.Lambda.Serialization.SystemTextJson.dll"):
+            shutil.copy(runtime / name, out / name)
+
+    built = _cached_dir("dotnet-sample", key, build)
+    return _zip_tree(built)
+
+
 def aws_lambda_ric() -> dict[str, bytes]:
     """aws-lambda-ric as a function zip carries it: node_modules/aws-lambda-ric/..."""
     npm = tool("npm")
@@ -137,4 +173,5 @@ def aws_lambda_ric() -> dict[str, bytes]:
             for p in sorted(built.rglob("*")) if p.is_file()}
 
 
-__all__ = ["ToolMissing", "java_sample", "java_runtime", "aws_lambda_ric", "runtime_builds"]
+__all__ = ["ToolMissing", "java_sample", "java_runtime", "dotnet_runtime", "dotnet_sample", "aws_lambda_ric",
+           "runtime_builds"]
