@@ -117,6 +117,41 @@ namespace Sample
             return "slept";
         }
 
+        /// <summary>What the sandbox lets this process see and do (tests/test_language_core.py).</summary>
+        public Dictionary<string, object> Probe(Dictionary<string, object> request)
+        {
+            var seen = new Dictionary<string, object>();
+            foreach (var line in File.ReadAllLines("/proc/self/status"))
+            {
+                var kv = line.Split(new[] { ':' }, 2);
+                if (kv.Length == 2 && (kv[0] == "Uid" || kv[0] == "CapEff" || kv[0] == "Seccomp" || kv[0] == "NoNewPrivs"))
+                {
+                    seen[kv[0]] = kv[1].Trim();
+                }
+            }
+            try
+            {
+                File.WriteAllText("/var/task/written", "x");
+                seen["taskWritable"] = true;
+            }
+            catch (Exception)
+            {
+                seen["taskWritable"] = false;
+            }
+            var ifaces = new List<string>();
+            foreach (var line in File.ReadAllLines("/proc/net/dev"))
+            {
+                int colon = line.IndexOf(':');
+                if (colon > 0) ifaces.Add(line.Substring(0, colon).Trim());
+            }
+            seen["interfaces"] = ifaces;
+            seen["hostname"] = File.ReadAllText("/proc/sys/kernel/hostname").Trim();
+            seen["etcShadow"] = File.Exists("/etc/shadow");
+            File.WriteAllText("/tmp/probe", "x");
+            seen["tmpWritable"] = File.Exists("/tmp/probe");
+            return seen;
+        }
+
         public string Hog(Person person)
         {
             var hold = new List<byte[]>();

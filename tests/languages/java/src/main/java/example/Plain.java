@@ -45,6 +45,32 @@ public class Plain {
         }
     }
 
+    /** What the sandbox lets this process see and do (tests/test_language_core.py). */
+    public java.util.Map<String, Object> probe(Object event) throws Exception {
+        java.util.Map<String, Object> out = new java.util.LinkedHashMap<>();
+        for (String line : java.nio.file.Files.readAllLines(java.nio.file.Paths.get("/proc/self/status"))) {
+            String[] kv = line.split(":\\s*", 2);
+            if (kv.length == 2 && java.util.Set.of("Uid", "CapEff", "Seccomp", "NoNewPrivs").contains(kv[0])) {
+                out.put(kv[0], kv[1].trim());
+            }
+        }
+        try {
+            java.nio.file.Files.writeString(java.nio.file.Paths.get("/var/task/written"), "x");
+            out.put("taskWritable", true);
+        } catch (java.io.IOException e) {
+            out.put("taskWritable", false);
+        }
+        java.util.List<String> ifaces = new java.util.ArrayList<>();
+        for (java.net.NetworkInterface ni : java.util.Collections.list(java.net.NetworkInterface.getNetworkInterfaces())) {
+            ifaces.add(ni.getName());
+        }
+        out.put("interfaces", ifaces);
+        out.put("hostname", java.nio.file.Files.readString(java.nio.file.Paths.get("/proc/sys/kernel/hostname")).trim());
+        out.put("etcShadow", java.nio.file.Files.exists(java.nio.file.Paths.get("/etc/shadow")));
+        out.put("tmpWritable", new java.io.File("/tmp").canWrite());
+        return out;
+    }
+
     public static class Person {
         private String name;
         private int age;
