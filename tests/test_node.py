@@ -192,8 +192,11 @@ def test_errors_in_aws_shape(lam, node_fn):
     assert body == {"errorType": "string", "errorMessage": "plain string", "trace": []}
     body, _log = _error(lam, node_fn, "index.circular")
     assert (body["errorType"], body["errorMessage"]) == ("Error", "Unable to stringify response body")
-    body, _log = _error(lam, node_fn, "index.neverSettles")
-    assert body["errorType"] == "Runtime.NodeJsExit" and "Promise that was never settled" in body["errorMessage"]
+    # A promise never settled, and nothing else to wait for: on Node.js 20,
+    # as aws-lambda-ric 3 does, the answer is null (22 and later: NodeJsExit).
+    _use(lam, node_fn, "index.neverSettles")
+    resp, body, _log = _invoke(lam, node_fn)
+    assert body is None and "FunctionError" not in resp
 
 
 @pytest.mark.parametrize("handler, error_type, message", [

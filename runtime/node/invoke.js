@@ -8,7 +8,8 @@
 //   (context.callbackWaitsForEmptyEventLoop, true by default) or at once
 //   when that is false; context.succeed/fail/done answer at once;
 // - a handler that never answers is done when the event loop empties: an
-//   async one fails with Runtime.NodeJsExit, any other answers null.
+//   async one fails with Runtime.NodeJsExit (Node.js 22 and later), any
+//   other answers null.
 //
 // "The event loop is empty" is process 'beforeExit', which fires because
 // the Runtime API's socket is unref'd while the handler runs (rapi.js).
@@ -17,6 +18,7 @@ const errors = require('./errors.js');
 const logging = require('./logging.js');
 const { ResponseStream } = require('./streaming.js');
 
+const NODE_MAJOR = Number(process.versions.node.split('.')[0]);
 let onLoopEmpty = null;
 
 process.on('beforeExit', () => {
@@ -126,8 +128,10 @@ class Invoker {
         fail: (err) => finish(err === undefined || err === null ? 'handled' : err),
         done: (err, result) => (err !== undefined && err !== null ? finish(err) : finish(null, result)),
       };
-      // Never answered: the loop empties with nothing left to wait for.
-      onLoopEmpty = () => (this.meta.isAsync ? finish(new errors.NodeJsExit()) : finish(null, null));
+      // Never answered: the loop empties with nothing left to wait for. AWS's
+      // runtime for Node.js 22 and later fails an async handler then; the
+      // one for Node.js 20 (aws-lambda-ric 3) answers null, as for any other.
+      onLoopEmpty = () => (this.meta.isAsync && NODE_MAJOR >= 22 ? finish(new errors.NodeJsExit()) : finish(null, null));
       try {
         Object.assign(context, contextFields(next.headers));
         const result = this.handler(JSON.parse(next.body.toString('utf8') || 'null'), context, callback);
