@@ -13,7 +13,10 @@ import trio
 from .http1 import Head
 
 
-async def call_asgi(app, head: Head, body: bytes, client: tuple[str, int], server: tuple[str, int]) -> tuple[int, list[tuple[str, str]], bytes]:
+async def call_asgi(app, head: Head, body: bytes, client: tuple[str, int], server: tuple[str, int],
+                    state: dict | None = None) -> tuple[int, list[tuple[str, str]], bytes]:
+    """state: the ASGI scope's "state", where the caller hands the app what
+    it decided before the request got here (the console's session)."""
     path, _, query = head.target.partition("?")
     scope = {
         "type": "http",
@@ -29,7 +32,7 @@ async def call_asgi(app, head: Head, body: bytes, client: tuple[str, int], serve
         "client": client,
         "server": server,
         "extensions": {},
-        "state": {},
+        "state": state if state is not None else {},
     }
     sent_body = False
     status = 500
