@@ -1,0 +1,255 @@
+"""What each function did minute by minute, from the meter's counters.
+
+The meter's counters only grow (meter.py): a minute's calls are the
+difference between a snapshot taken as the minute ends and the one taken as
+it began. This module holds that arithmetic (pure: snapshots in, counts
+out) and the trio task that takes the snapshots and hands each closed
+minute to the store (rollup_store.py).
+
+Nothing is lost across a restart: the snapshot a minute was measured
+against (the baseline) is stored in the same commit as the minute's rows,
+so calls made between the last minute closed and a kill of the server are
+counted in the first minute closed after the restart. The first start ever
+(or an upgrade from a version without the console) takes the meter as it is
+as its baseline: the counters' history before that has no minutes to go in.
+
+Gauges (concurrent executions, the async queue's depth, the dead-letter
+queue) are not counters: concurrency is sampled every SAMPLE_S and a minute
+keeps its highest sample; the queues are read as the minute closes.
+"""
+from __future__ import annotations
+
+import math
+import time
+from typing import Awaitable, Callable, Iterable
+
+import msgspec
+import trio
+
+from ..meter import HIST_BUCKETS, Meter, SlotSnapshot, hist_upper_bounds_ns
+
+MINUTE = 60
+SAMPLE_S = 5.0
+# Every count a minute can hold, however the meter file got its numbers:
+# within a JavaScript number's exact range, so charts show what is stored.
+MAX_COUNT = 2**53 - 1
+_BOUNDS_NS = hist_upper_bounds_ns()
+
+
+class Cumulative(msgspec.Struct, array_like=True, frozen=True):
+    """One meter slot's counters at one instant (the parts the console shows)."""
+
+    invocations: int
+    errors: int
+    throttles: int
+    cold_starts: int
+    duration_ns: int
+    billed_ms: int
+    mb_ms: int
+    hist: tuple[int, ...]
+
+    @classmethod
+    def of(cls, snap: SlotSnapshot) -> "Cumulative":
+        return cls(snap.invocations, snap.errors, snap.throttles, snap.cold_starts, snap.duration_ns,
+                   snap.billed_ms, snap.mb_ms, tuple(snap.histogram))
+
+
+ZERO = Cumulative(0, 0, 0, 0, 0, 0, 0, (0,) * HIST_BUCKETS)
+
+
+class Counts(msgspec.Struct, kw_only=True):
+    """What one function (or the account) did in one period."""
+
+    invocations: int = 0
+    errors: int = 0
+    throttles: int = 0
+    cold_starts: int = 0
+    duration_ns: int = 0
+    billed_ms: int = 0
+    mb_ms: int = 0
+    hist: dict[int, int] = {}  # meter histogram bucket -> calls; only buckets with calls
+    concurrent_max: int = 0
+    async_depth: int = 0
+    dlq: int = 0
+
+    def is_empty(self) -> bool:
+        return not (self.invocations or self.throttles or self.concurrent_max or self.async_depth or self.dlq)
+
+
+_SUMMED = ("invocations", "errors", "throttles", "cold_starts", "duration_ns", "billed_ms", "mb_ms")
+_GAUGES = ("concurrent_max", "async_depth", "dlq")
+
+
+def _clamp(value: int) -> int:
+    return 0 if value < 0 else MAX_COUNT if value > MAX_COUNT else value
+
+
+def delta(before: Cumulative | None, now: Cumulative) -> Counts:
+    """The calls between two snapshots of one slot. A slot with no earlier
+    snapshot is new (every call it holds is new); a counter that went down
+    means the meter file was replaced, and counting starts again from zero."""
+    base = before if before is not None else ZERO
+    fields = [getattr(now, f) - getattr(base, f) for f in _SUMMED]
+    hist = [a - b for a, b in zip(now.hist, base.hist)]
+    if any(x < 0 for x in fields) or any(x < 0 for x in hist) or len(now.hist) != len(base.hist):
+        fields = [getattr(now, f) for f in _SUMMED]
+        hist = list(now.hist)
+    counts = Counts(**{f: _clamp(x) for f, x in zip(_SUMMED, fields)})
+    counts.hist = {i: _clamp(c) for i, c in enumerate(hist) if c > 0}
+    return counts
+
+
+def add_into(total: Counts, part: Counts, *, gauges: str) -> None:
+    """Adds part's counts to total's. gauges: "sum" when adding functions
+    into the account, "max" when adding minutes into a longer period."""
+    for f in _SUMMED:
+        setattr(total, f, _clamp(getattr(total, f) + getattr(part, f)))
+    if part.hist:
+        hist = dict(total.hist)
+        for i, c in part.hist.items():
+            hist[i] = _clamp(hist.get(i, 0) + c)
+        total.hist = hist
+    for f in _GAUGES:
+        mine, theirs = getattr(total, f), getattr(part, f)
+        setattr(total, f, _clamp(mine + theirs) if gauges == "sum" else max(mine, theirs))
+
+
+def by_function(before: dict[tuple[str, str], Cumulative], now: dict[tuple[str, str], Cumulative]) -> dict[str, Counts]:
+    """Each function's calls between two snapshots of the whole meter (its
+    versions' slots added up)."""
+    out: dict[str, Counts] = {}
+    for key, cum in now.items():
+        d = delta(before.get(key), cum)
+        if d.invocations or d.throttles:
+            add_into(out.setdefault(key[0], Counts()), d, gauges="sum")
+    return out
+
+
+def account_total(functions: Iterable[Counts]) -> Counts:
+    total = Counts()
+    for c in functions:
+        add_into(total, c, gauges="sum")
+    return total
+
+
+def quantile_ms(hist: dict[int, int], q: float) -> float | None:
+    """The q-quantile of a period's durations in ms, interpolated within its
+    histogram bucket (as Prometheus' histogram_quantile does); None without calls."""
+    total = sum(hist.values())
+    if total <= 0:
+        return None
+    rank = q * total
+    seen = 0
+    for index in sorted(hist):
+        count = hist[index]
+        if seen + count >= rank and count > 0:
+            lower = _BOUNDS_NS[index - 1] if 0 < index <= len(_BOUNDS_NS) else 0
+            if index >= len(_BOUNDS_NS):
+                return _BOUNDS_NS[-1] / 1e6  # the open last bucket: its lower bound
+            upper = _BOUNDS_NS[index]
+            return (lower + (upper - lower) * max(0.0, rank - seen) / count) / 1e6
+        seen += count
+    return _BOUNDS_NS[-1] / 1e6
+
+
+def snapshot_of(meter: Meter) -> dict[tuple[str, str], Cumulative]:
+    return {(s.function, s.version): Cumulative.of(s) for s in meter.snapshot()}
+
+
+class Gauges(msgspec.Struct, kw_only=True):
+    """The queues as a minute closes, per function."""
+
+    async_depth: dict[str, int] = {}
+    dlq: dict[str, int] = {}
+
+
+class Rollup:
+    """Takes the meter's snapshots and closes each minute into the store.
+
+    store: needs load_baseline() -> dict | None and
+    close_minute(minute_s, rows, baseline) (rollup_store.RollupStore).
+    """
+
+    def __init__(self, meter: Meter, store, *, gauges: Callable[[], Gauges] = Gauges,
+                 wall: Callable[[], float] = time.time, sample_s: float = SAMPLE_S,
+                 run_sync: Callable[..., Awaitable] = trio.to_thread.run_sync) -> None:
+        self.meter = meter
+        self.store = store
+        self.gauges = gauges
+        self.wall = wall
+        self.sample_s = sample_s
+        self._run_sync = run_sync
+        self._baseline: dict[tuple[str, str], Cumulative] = {}
+        self._open_minute = 0
+        self._concurrent: dict[str, int] = {}  # highest sample this minute, per function
+        self.closed = 0  # minutes closed since start (tests wait on it)
+        self._closed_event = trio.Event()
+
+    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        stored = await self._run_sync(self.store.load_baseline)
+        if stored is None:
+            stored = await self._run_sync(snapshot_of, self.meter)
+            await self._run_sync(self.store.save_baseline, stored)
+        self._baseline = stored
+        self._open_minute = _minute_of(self.wall())
+        task_status.started()
+        while True:
+            now = self.wall()
+            next_minute = self._open_minute + MINUTE
+            await trio.sleep(max(0.0, min(self.sample_s, next_minute - now)))
+            if self.wall() >= next_minute:
+                await self.close_minute()
+            else:
+                self._note_concurrency(await self._run_sync(self.meter.snapshot))
+
+    async def close_minute(self) -> None:
+        """Closes the open minute: its counts, gauges and the new baseline
+        go to the store in one commit."""
+        snaps = await self._run_sync(self.meter.snapshot)
+        now = {(s.function, s.version): Cumulative.of(s) for s in snaps}
+        self._note_concurrency(snaps)
+        rows = by_function(self._baseline, now)
+        gauges = await self._run_sync(self.gauges)
+        for name, value in self._concurrent.items():
+            if value:
+                rows.setdefault(name, Counts()).concurrent_max = _clamp(value)
+        for name, value in gauges.async_depth.items():
+            if value:
+                rows.setdefault(name, Counts()).async_depth = _clamp(value)
+        for name, value in gauges.dlq.items():
+            if value:
+                rows.setdefault(name, Counts()).dlq = _clamp(value)
+        minute = self._open_minute
+        await self._run_sync(self.store.close_minute, minute, rows, now)
+        self._baseline = now
+        self._concurrent = {}
+        self._open_minute = max(minute + MINUTE, _minute_of(self.wall()))
+        self.closed += 1
+        self._closed_event.set()
+        self._closed_event = trio.Event()
+
+    def _note_concurrency(self, snaps: list[SlotSnapshot]) -> None:
+        per_fn: dict[str, int] = {}
+        for s in snaps:
+            per_fn[s.function] = per_fn.get(s.function, 0) + s.concurrent
+        for name, value in per_fn.items():
+            if value > self._concurrent.get(name, 0):
+                self._concurrent[name] = value
+
+    def live(self) -> tuple[int, dict[str, Counts]]:
+        """The open minute so far: its start, and each function's counts."""
+        snaps = self.meter.snapshot()
+        now = {(s.function, s.version): Cumulative.of(s) for s in snaps}
+        rows = by_function(self._baseline, now)
+        for s in snaps:
+            if s.concurrent:
+                c = rows.setdefault(s.function, Counts())
+                c.concurrent_max = max(c.concurrent_max, self._concurrent.get(s.function, 0), s.concurrent)
+        for name, value in self._concurrent.items():
+            if value and name in rows:
+                rows[name].concurrent_max = max(rows[name].concurrent_max, value)
+        return self._open_minute, rows
+
+
+def _minute_of(wall_s: float) -> int:
+    return int(math.floor(wall_s / MINUTE)) * MINUTE
