@@ -251,6 +251,7 @@ def cmd_serve(args) -> int:
         s3_max_object_mb=args.s3_max_object_mb,
         s3_quota_mb=args.s3_quota_mb,
         s3_hosts=args.s3_host or [],
+        console=args.console,
     )
     return serve(config)
 
@@ -471,6 +472,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--s3-max-object-mb", type=_positive_int, default=5120, metavar="MB", help="the built-in S3 store's largest object, single PUT or multipart (a single PUT or part is also held in memory until verified, so it is capped by --unauthenticated-buffer-mb too)")
     p.add_argument("--s3-quota-mb", type=int, default=0, metavar="MB", help="bytes all objects in the built-in S3 store may take together (0: no quota); past it uploads get S3's EntityTooLarge")
     p.add_argument("--s3-host", action="append", metavar="NAME", help="a host name whose subdomains are buckets (virtual-hosted-style), besides localhost and s3.localhost; repeatable")
+    p.add_argument("--console", choices=("auto", "on", "off"), default="auto",
+                   help="the web console at /console: auto serves it on a loopback --host, and on any other only over TLS "
+                        "(--tls-port); on serves it over plain HTTP too; off turns it off")
     p.set_defaults(func=cmd_serve)
 
     from .usage_cli import add_parsers as add_usage_parsers
@@ -516,6 +520,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("doctor", help="what this host supports, what is active, and whether a server runs", parents=[data_opt])
     p.set_defaults(func=cmd_doctor)
+
+    from .console_cli import add_parsers as add_console_parsers
+
+    add_console_parsers(sub, UserError, parents=[data_opt])
 
     from .async_cli import add_commands as add_async_commands
 

@@ -70,3 +70,6 @@ class ServerConfig(msgspec.Struct, kw_only=True):
     s3_max_object_mb: int = 5120
     s3_quota_mb: int = 0
     s3_hosts: list[str] = []
+    # The web console at /console (console/policy.py): auto serves it on a
+    # loopback address, and elsewhere only over TLS; on and off force it.
+    console: str = "auto"

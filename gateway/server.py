@@ -60,6 +60,12 @@ from .events.policy import NoGrants, s3_invoke_check
 from .events.s3.notifications import S3_PRINCIPAL
 from .events.s3.outbox import OutboxDrainer
 from .events.s3.store import ObjectStore
+from .console import pages as console_pages, policy as console_policy
+from .console.core import Console, Services as ConsoleServices
+from .console.monitor import Monitor, queue_gauges
+from .console.rollup import Rollup
+from .console.rollup_store import RollupStore
+from .console.test_events import TestEvents
 
 
 def is_loopback(host: str) -> bool:
@@ -92,7 +98,7 @@ def choose_backend(config: ServerConfig, root: RuntimeRoot, data_dir: pathlib.Pa
 
 
 def _banner(config: ServerConfig, data_dir: pathlib.Path, backend, warnings: list[str], port: int,
-            runtimes: runtime_setup.ServerRuntimes | None = None) -> str:
+            runtimes: runtime_setup.ServerRuntimes | None = None, console_lines: list[str] = ()) -> str:
     host = config.host if ":" not in config.host else f"[{config.host}]"
     url = f"http://{host}:{port}"
     lines = [f"lambdalet serving the Lambda API on {url}"]
@@ -115,6 +121,7 @@ def _banner(config: ServerConfig, data_dir: pathlib.Path, backend, warnings: lis
         lines.extend(f"  {line}" for line in runtime_setup.lines(runtimes, backend))
     if not config.auth:
         lines.append("  WARNING authentication is OFF (--no-auth)")
+    lines.extend(f"  {line}" for line in console_lines)
     lines.append("Use it from boto3 or the aws CLI:")
     creds = data_dir / "credentials"
     lines.append(
@@ -177,6 +184,9 @@ async def _run(config: ServerConfig, data_dir: pathlib.Path, lock: DataDirLock, 
                           quota_bytes=config.s3_quota_mb * MiB, region=config.region)
     # What a kill left behind: blobs written for a PUT that never committed.
     objects.recover()
+    # The console's per-minute rollup of the meter, and its saved test events.
+    rollup_store = RollupStore(data_dir / "console.db")
+    test_events = TestEvents(data_dir / "console.db")
     try:
         runtimes = runtime_setup.prepare(data_dir, default_cache_dir(), config.pythons, config.runtime_map)
     except ValueError as exc:  # a --python or --runtime-map that cannot be honoured
@@ -207,6 +217,7 @@ async def _run(config: ServerConfig, data_dir: pathlib.Path, lock: DataDirLock, 
                 rec = service.registry.get(name)
                 return rec.reserved_concurrency if rec is not None else None
 
+            consoles: list[Console] = []
             spawner = SpawnerThread()
             code_holds = CodeHolds()
             spares = None
@@ -232,6 +243,8 @@ async def _run(config: ServerConfig, data_dir: pathlib.Path, lock: DataDirLock, 
                     # every function ever deleted.
                     meter.forget(name)
                     settings.forget(name)
+                    for console in consoles:
+                        console.forget(name)
                 if invoker_box:
                     invoker_box[0].forget(name)
                     sync_provisioned()
@@ -303,12 +316,26 @@ async def _run(config: ServerConfig, data_dir: pathlib.Path, lock: DataDirLock, 
                                            start_poller=pollers.start, stop_poller=pollers.stop)
             pollers.mappings = mappings
             mappings.start_all()
-            services = ServiceRoutes(s3=s3_surface, sqs=SqsSurface(sqs, keys if config.auth else None),
-                                     s3_virtual_host=s3_surface.virtual_bucket)
-            router = Router(invoker, app, keys if config.auth else None, (config.host, port), UrlHandler(settings, invoker, keys), services)
+            rollup = Rollup(meter, rollup_store, gauges=queue_gauges(async_store, DEFAULT_DLQ))
+            tls_url = f"https://{host}:{config.tls_port}" if config.tls_port is not None else None
+            policy = console_policy.decide(config.console, config.host, is_loopback(config.host), tls_url)
+            console = Console(ConsoleServices(service=service, settings=settings, versions=versions, event_configs=event_configs,
+                                              async_queue=async_queue, scheduler=scheduler, calls=calls, invoker=invoker,
+                                              monitor=Monitor(rollup_store, rollup, calls, service), test_events=test_events,
+                                              granularity_ms=config.billing_granularity_ms, dead_letter_queue=DEFAULT_DLQ),
+                              app=app, server_addr=(config.host, port), policy=policy, data_dir=data_dir, keys=keys)
+            consoles.append(console)
+            sqs_surface = SqsSurface(sqs, keys if config.auth else None)
+            url_handler = UrlHandler(settings, invoker, keys)
+
+            def routes(secure: bool) -> ServiceRoutes:
+                return ServiceRoutes(s3=s3_surface, sqs=sqs_surface, s3_virtual_host=s3_surface.virtual_bucket,
+                                     console=console.surface(secure=secure))
+            router = Router(invoker, app, keys if config.auth else None, (config.host, port), url_handler, routes(False))
             async_api.register(app, event_configs, async_queue, scheduler)
             esm_api.register(app, mappings)
             usage_api.register(app, service, calls, granularity_ms=config.billing_granularity_ms)
+            console_pages.register(app, console)
             metrics.register(meter)
             calls_metrics.register(calls, str(data_dir))
             await nursery.start(calls.run)
@@ -320,18 +347,22 @@ async def _run(config: ServerConfig, data_dir: pathlib.Path, lock: DataDirLock, 
             await nursery.start(drainer.run)
             await nursery.start(pollers.run)
             await nursery.start(scheduler.run)
+            await nursery.start(rollup.run)
             # One budget and one connection cap for both ports.
             budget = ByteBudget(limits.unauthenticated_buffer_bytes)
             slots = ConnectionSlots(limits.max_connections)
             await nursery.start(functools.partial(listener.serve, listen, router, limits=limits, budget=budget, slots=slots))
             if config.tls_port is not None:
                 try:
-                    await nursery.start(functools.partial(serve_tls, router, config.host, config.tls_port, config.tls_cert, config.tls_key,
+                    # Its own router: the console on it knows the port is TLS.
+                    tls_router = Router(invoker, app, keys if config.auth else None, (config.host, config.tls_port), url_handler, routes(True))
+                    await nursery.start(functools.partial(serve_tls, tls_router, config.host, config.tls_port, config.tls_cert, config.tls_key,
                                                           limits=limits, budget=budget, slots=slots))
                 except (OSError, ValueError) as exc:
                     raise ConfigError(f"cannot serve TLS on {config.host}:{config.tls_port}: {exc}") from None
             lock.announce(base_url)
-            print(_banner(config, data_dir, backend, warnings, port, runtimes), flush=True)
+            print(_banner(config, data_dir, backend, warnings, port, runtimes,
+                          console_policy.banner_lines(policy, base_url, tls_url)), flush=True)
             # What start-up built lives as long as the server: keep the
             # collector's full passes from walking it again and again (one
             # such pass stalled every request for ~30 ms under load).
@@ -349,6 +380,8 @@ async def _run(config: ServerConfig, data_dir: pathlib.Path, lock: DataDirLock, 
         async_store.close()
         calls.close()
         objects.close()
+        rollup_store.close()
+        test_events.close()
         ledger.close()
         logstore.close()
         meter.close()

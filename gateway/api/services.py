@@ -7,7 +7,8 @@ in the Authorization header or, presigned, in X-Amz-Credential); an
 unsigned request is S3 when its Host is a bucket's virtual host, SQS when
 it carries SQS's X-Amz-Target, and otherwise Lambda's. Looking costs a
 scan of the headers, and the router does it only for requests that are
-not an Invoke, so the data plane's path is unchanged.
+not an Invoke, so the data plane's path is unchanged. An unsigned request
+under /console is the web console's (console/surface.py).
 """
 from __future__ import annotations
 
@@ -64,9 +65,10 @@ class ServiceRoutes:
     """The surfaces other than Lambda's, by service name."""
 
     def __init__(self, *, s3: Surface | None = None, sqs: Surface | None = None,
-                 s3_virtual_host=None) -> None:
+                 s3_virtual_host=None, console: Surface | None = None) -> None:
         self.s3 = s3
         self.sqs = sqs
+        self.console = console
         # head -> bucket name or None, for unsigned requests to a bucket's host
         self._s3_virtual_host = s3_virtual_host
         self._last: tuple[Head, Surface | None] | None = None
@@ -97,4 +99,8 @@ class ServiceRoutes:
                 return self.sqs
         if self.s3 is not None and self._s3_virtual_host is not None and self._s3_virtual_host(head) is not None:
             return self.s3
+        if self.console is not None:
+            path = head.path
+            if path == "/console" or path.startswith("/console/"):
+                return self.console
         return None
