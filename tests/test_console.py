@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -14,7 +15,7 @@ import pytest
 import requests
 
 from console_client import ConsoleUser, csrf_of
-from helpers import ServerProcess, lambdalet_argv, make_zip, wait_for
+from helpers import ServerProcess, free_port, lambdalet_argv, make_zip, wait_for
 
 RUNTIME = f"python{sys.version_info[0]}.{sys.version_info[1]}"
 ROLE = "arn:aws:iam::123456789012:role/console-test"
@@ -477,3 +478,54 @@ def test_console_off_says_why(tmp_path):
 
 def test_the_start_up_lines_print_the_console_url(srv):
     assert any(line.strip() == f"console: {srv.url}/console" for line in srv.output)
+
+
+def test_policy_keeps_the_console_off_a_network_in_clear():
+    from lambdalet.gateway.console.policy import banner_lines, decide
+
+    local = decide("auto", "127.0.0.1", True, None)
+    assert local.plain and not local.tls
+    exposed = decide("auto", "192.0.2.10", False, None)
+    assert not exposed.plain and not exposed.tls
+    assert "not a loopback address, without TLS" in exposed.plain_note and "--console on" in exposed.plain_note
+    assert banner_lines(exposed, "http://192.0.2.10:9000", None) == [f"console: off. {exposed.plain_note}"]
+    tls = decide("auto", "192.0.2.10", False, "https://192.0.2.10:9443")
+    assert tls.tls and not tls.plain and "TLS only: https://192.0.2.10:9443/console" in tls.plain_note
+    forced = decide("on", "192.0.2.10", False, None)
+    assert forced.plain and "cross the network in clear" in forced.plain_note
+    assert banner_lines(forced, "http://192.0.2.10:9000", None)[1].startswith("WARNING ")
+    off = decide("off", "127.0.0.1", True, "https://127.0.0.1:9443")
+    assert not off.plain and not off.tls
+    with pytest.raises(ValueError):
+        decide("maybe", "127.0.0.1", True, None)
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is needed to make a test certificate")
+def test_over_tls_the_session_cookie_is_secure(tmp_path):
+    key, crt = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(crt),
+                    "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True, timeout=60)
+    tls_port = free_port()
+    server = ServerProcess(tmp_path / "d", "--tls-port", str(tls_port), "--tls-cert", str(crt), "--tls-key", str(key)).start()
+    http = requests.Session()
+    http.trust_env = False  # REQUESTS_CA_BUNDLE would take the place of the test's certificate
+    http.verify = str(crt)
+    try:
+        assert any(line.strip() == f"console: https://127.0.0.1:{tls_port}/console" for line in server.output)
+        base = f"https://127.0.0.1:{tls_port}"
+        page = http.get(base + "/console/sign-in", timeout=10)
+        assert page.status_code == 200 and "Secure" in page.headers["Set-Cookie"]
+        key_id, secret = server.credentials()
+        r = http.post(base + "/console/sign-in", data={"csrf": csrf_of(page.text), "method": "key", "access_key_id": key_id,
+                                                       "secret_access_key": secret, "next": ""}, allow_redirects=False, timeout=10)
+        assert r.status_code == 303
+        cookie = next(c for c in r.raw.headers.getlist("Set-Cookie") if c.startswith("lambdalet_console="))
+        assert "Secure" in [a.strip() for a in cookie.split(";")]
+        assert http.get(base + "/console/functions", timeout=10).status_code == 200
+        # The same session means nothing on the plain port's cookie jar (Secure),
+        # and the plain port on loopback serves its own sign-in.
+        assert requests.get(server.url + "/console/functions", allow_redirects=False, timeout=10).status_code == 303
+    finally:
+        http.close()
+        assert server.stop() == 0

@@ -10,7 +10,7 @@ from typing import Mapping
 import jinja2
 import msgspec
 
-from ..http.body import StreamBody
+from ..api.streaming import ChunkedBody
 from ..http1 import Head
 from ..usage_api import log_group_for
 from . import live_tail
@@ -104,5 +104,20 @@ class Console:
             self.tails -= 1
 
         headers = [("Content-Type", "text/event-stream; charset=utf-8"), ("Cache-Control", "no-store"), ("X-Accel-Buffering", "no")]
-        return 200, headers, StreamBody(source, on_close=closed)
+        return 200, headers, _TailBody(source, closed)
+
+
+class _TailBody(ChunkedBody):
+    """The live tail's body: sent chunked as events come; the count of open
+    tails goes down once the listener is done with it, sent or not."""
+
+    def __init__(self, pieces, on_close) -> None:
+        super().__init__(pieces)
+        self._on_close = on_close
+
+    def close(self) -> None:
+        super().close()
+        if self._on_close is not None:
+            self._on_close, on_close = None, self._on_close
+            on_close()
 
