@@ -22,6 +22,15 @@
     return step >= 3600 ? (d.getMonth() + 1) + "/" + d.getDate() + " " + hm : hm;
   }
 
+  function fmtNumber(v) {
+    if (v === null || v === undefined) return "–";
+    if (v === 0) return "0";
+    const a = Math.abs(v);
+    if (a >= 1000) return Math.round(v).toLocaleString();
+    if (a >= 1) return String(Math.round(v * 100) / 100);
+    return String(Number(v.toPrecision(3)));
+  }
+
   function sum(values) {
     let s = 0;
     for (const v of values) if (typeof v === "number") s += v;
@@ -51,7 +60,7 @@
       th.scope = "row";
       th.textContent = fmtTime(doc.t[i], doc.step);
       tr.appendChild(th);
-      for (const v of values) tr.insertCell().textContent = v === null ? "–" : String(v);
+      for (const v of values) tr.insertCell().textContent = fmtNumber(v);
       rows++;
     }
     if (!rows) body.insertRow().insertCell().textContent = "No data in this range.";
@@ -66,7 +75,7 @@
     fig.dataset.total = total === null ? "" : String(total);
     fig.dataset.points = String(doc.t.length);
     const totalEl = fig.querySelector(".total");
-    if (totalEl) totalEl.textContent = total === null ? "" : "· " + (Math.round(total * 1e6) / 1e6).toLocaleString() + " " + spec.unit + " in " + doc.range;
+    if (totalEl) totalEl.textContent = total === null ? "" : "· " + fmtNumber(total) + " " + spec.unit + " in " + doc.range;
     fillTable(fig.querySelector("table.data"), doc, spec);
     if (fig._plot) {
       fig._plot.setData(data);
@@ -74,10 +83,11 @@
     }
     if (typeof uPlot === "undefined") return;
     const scales = { x: { time: true } };
-    const axes = [{}, { size: 56 }];
+    const ticks = (u, splits) => splits.map(fmtNumber);
+    const axes = [{}, { size: 60, values: ticks }];
     if (spec.series.some((s) => s[3] === "usd")) {
       scales.usd = { auto: true };
-      axes.push({ scale: "usd", side: 1, size: 70, grid: { show: false } });
+      axes.push({ scale: "usd", side: 1, size: 70, grid: { show: false }, values: ticks });
     }
     const opts = {
       width: width(plot),
