@@ -163,4 +163,8 @@ def test_doctor_and_the_start_up_lines_report_the_walls(server, tmp_path):
                  "  ok   AF_VSOCK sockets refused (EAFNOSUPPORT)", "  ok   /proc/cmdline is not the host's",
                  "  ok   /proc/self/mountinfo names no host path"):
         assert line in out, out
-    assert "WARNING" not in out and "NOT " not in out, out
+    # No protection off and no wall check failed. (Runtime lines may say a
+    # language CANNOT RUN on this host: that is about toolchains, not walls.)
+    bad = [line for line in out.splitlines()
+           if line.startswith(("WARNING", "  OFF", "  NOT ")) and "runtime" not in line]
+    assert not bad, out
