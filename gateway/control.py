@@ -75,6 +75,10 @@ async def _body() -> dict:
 def create_app(service: FunctionService, links: CodeLinks, settings: FunctionSettings | None = None, versions: Versions | None = None, provisioned_ready=None) -> QuartTrio:
     app = QuartTrio(__name__)
     app.url_map.strict_slashes = False
+    # Every body is bounded before it reaches the app (router.CONTROL_BODY_MAX:
+    # a 50 MB zip, base64, in JSON); quart's own 16 MB default would refuse
+    # a package the router allowed, in HTML instead of Lambda's shape.
+    app.config["MAX_CONTENT_LENGTH"] = None
 
     @app.errorhandler(LambdaError)
     async def _lambda_error(exc: LambdaError):

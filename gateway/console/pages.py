@@ -647,10 +647,8 @@ def lambda_handler(event, context):
 
 def register(app, console) -> None:
     app.register_blueprint(make_blueprint(console))
-    # The router bounds every body before it gets here (surface.body_limit,
-    # router.CONTROL_BODY_MAX); quart's own default of 16 MB would refuse
-    # a console upload the router allowed.
-    from .surface import UPLOAD_MAX
+    # Form fields (the editor's file, a test event) may be as large as the
+    # surface lets a form be; quart's default is 500 kB.
+    from .surface import FORM_BODY_MAX
 
-    app.config["MAX_CONTENT_LENGTH"] = max(app.config.get("MAX_CONTENT_LENGTH") or 0, UPLOAD_MAX)
-    app.config["MAX_FORM_MEMORY_SIZE"] = max(app.config.get("MAX_FORM_MEMORY_SIZE") or 0, 8 * 1024 * 1024)
+    app.config["MAX_FORM_MEMORY_SIZE"] = max(app.config.get("MAX_FORM_MEMORY_SIZE") or 0, FORM_BODY_MAX)
