@@ -208,6 +208,18 @@ def test_a_user_deploys_tests_watches_changes_redrives_and_deletes(srv, page, tm
     # It ran again (and failed again): a new record, not the old one.
     wait_for(lambda: (dead_letter() or first_id) != first_id, timeout=30, interval=0.3)
 
+    # The other main pages: versions, the account's monitor, schedules.
+    page.goto(srv.url + "/console/functions/browser-fn/versions")
+    page.get_by_role("button", name="Publish new version").click()
+    page.wait_for_url("**/versions?done=published")
+    assert lam.list_versions_by_function(FunctionName="browser-fn")["Versions"][-1]["Version"] == "1"
+    shot(page, "versions")
+    page.goto(srv.url + "/console/monitor")
+    until(page, "Number(document.getElementById('chart-calls').dataset.total) >= 3")
+    shot(page, "account-monitor")
+    page.goto(srv.url + "/console/schedules")
+    shot(page, "schedules")
+
     # The list, with the calls of the last hour.
     page.goto(srv.url + "/console/functions")
     row = page.locator("tr[data-name='browser-fn']")

@@ -27,10 +27,10 @@ from quart import Blueprint, Response, request
 from ..errors import LambdaError, invalid
 from ..invoke import SYNC_PAYLOAD_MAX
 from ..usage_api import decode_token, encode_token, log_group_for
-from . import forms, password, test_events as test_events_mod
+from . import forms, password
 from .series import RANGES
 from .sessions import COOKIE, LIFETIME_S, SIGNIN_COOKIE, csrf_ok
-from .surface import SIGN_IN, cookie as head_cookie  # noqa: F401 (cookie: the surface's parser)
+from .surface import SIGN_IN
 
 SORTS = ("name", "runtime", "memory", "modified", "invocations", "errors", "p99")
 INLINE_MAX = 256 * 1024  # the inline editor's one file
