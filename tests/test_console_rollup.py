@@ -5,6 +5,7 @@ series and cost after the free tier."""
 from __future__ import annotations
 
 import pathlib
+import sqlite3
 
 import pytest
 import trio
@@ -189,3 +190,42 @@ def test_series_buckets_and_cost_after_the_free_tier():
     assert cost[-1] == pytest.approx(5 * 0.20 / 1_000_000)
     # Well within the free tier: nothing to pay.
     assert series.costs(filled, series.paid_parts(starts, filled, {month: (5, 2048)}, prices), prices.gb_second_price("x86_64"), prices)[-1] == 0
+
+
+class RefusingStore:
+    """A store on a full disk: refuses every minute."""
+
+    def __init__(self, real: RollupStore) -> None:
+        self.real = real
+        self.refuse = True
+
+    def load_baseline(self):
+        return self.real.load_baseline()
+
+    def save_baseline(self, baseline):
+        self.real.save_baseline(baseline)
+
+    def close_minute(self, minute_s, rows, baseline):
+        if self.refuse:
+            raise sqlite3.OperationalError("database or disk is full")
+        self.real.close_minute(minute_s, rows, baseline)
+
+
+@pytest.mark.trio
+async def test_a_store_that_cannot_write_loses_no_call_and_stops_nothing(parts, capsys):
+    meter, store, _ = parts
+    flaky = RefusingStore(store)
+    clock = Clock(T0 + 1)
+    rollup = Rollup(meter, flaky, wall=clock, run_sync=inline)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(rollup.run)
+        call(meter, "f", 1)
+        clock.t = T0 + 60
+        assert await rollup.close_minute() is False
+        call(meter, "f", 1)
+        flaky.refuse = False
+        clock.t = T0 + 120
+        assert await rollup.close_minute() is True
+        nursery.cancel_scope.cancel()
+    assert [(ts, c.invocations) for ts, _, c in store.rows(60, "f", T0, T0 + 3600)] == [(T0 + 60, 2)]
+    assert "cannot store a minute" in capsys.readouterr().err

@@ -20,6 +20,8 @@ keeps its highest sample; the queues are read as the minute closes.
 from __future__ import annotations
 
 import math
+import sqlite3
+import sys
 import time
 from typing import Awaitable, Callable, Iterable
 
@@ -183,6 +185,7 @@ class Rollup:
         self._open_minute = 0
         self._concurrent: dict[str, int] = {}  # highest sample this minute, per function
         self.closed = 0  # minutes closed since start (tests wait on it)
+        self.failures = 0  # minutes in a row the store refused
         self._closed_event = trio.Event()
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
@@ -202,9 +205,23 @@ class Rollup:
             else:
                 self._note_concurrency(await self._run_sync(self.meter.snapshot))
 
-    async def close_minute(self) -> None:
+    async def close_minute(self) -> bool:
         """Closes the open minute: its counts, gauges and the new baseline
-        go to the store in one commit."""
+        go to the store in one commit. False when the store cannot take
+        them now (a full disk): the baseline stays, so the next minute
+        that closes counts these calls too, and the server goes on."""
+        try:
+            await self._close_minute()
+        except (OSError, sqlite3.Error) as exc:
+            self.failures += 1
+            if self.failures == 1 or self.failures % 60 == 0:
+                print(f"lambdalet: console rollup: cannot store a minute ({exc}); its calls go into the next one", file=sys.stderr, flush=True)
+            self._open_minute = max(self._open_minute + MINUTE, _minute_of(self.wall()))
+            return False
+        self.failures = 0
+        return True
+
+    async def _close_minute(self) -> None:
         snaps = await self._run_sync(self.meter.snapshot)
         now = {(s.function, s.version): Cumulative.of(s) for s in snaps}
         self._note_concurrency(snaps)
