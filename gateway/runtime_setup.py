@@ -120,7 +120,7 @@ def _lines(catalog: RuntimeCatalog, by_name: dict[str, RuntimeRoot], backend,
         out.append(f"runtime {name}: Python {interpreter.version} at {interpreter.path} ({interpreter.found}{default}); "
                    f"{how_workers_start(by_name[name], backend)}{deprecated}{used(name)}")
     for name, t in catalog.toolchains.items():
-        out.append(f"runtime {name}: {t.language} {t.version} at {t.path} ({t.found}); over the Runtime API"
+        out.append(f"runtime {name}: {languages.DISPLAY[t.language]} {t.version} at {t.path} ({t.found}); over the Runtime API"
                    f"{language_status(name)}{used(name)}")
     for name in languages.LANGUAGE_RUNTIMES:
         if name not in catalog.toolchains and name not in catalog.mapping:
@@ -128,7 +128,7 @@ def _lines(catalog: RuntimeCatalog, by_name: dict[str, RuntimeRoot], backend,
             out.append(f"runtime {name}: CANNOT RUN here: {why}{used(name)}")
     for source, target in catalog.mapping.items():
         what = (f"Python {catalog.interpreters[target].version}" if target in catalog.interpreters
-                else f"{catalog.toolchains[target].language} {catalog.toolchains[target].version}")
+                else f"{languages.DISPLAY[catalog.toolchains[target].language]} {catalog.toolchains[target].version}")
         out.append(f"runtime {source}: MAPPED onto {target} ({what}) by "
                    f"--runtime-map {source}={target}: its functions run on {target} and say so{used(source)}")
     for runtime in sorted(set(users or {}) - set(catalog.interpreters) - set(catalog.toolchains)

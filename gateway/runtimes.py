@@ -219,9 +219,9 @@ class RuntimeCatalog:
             default = ", the default" if name == self.default else ""
             out.append(f"{name}: Python {i.version} at {i.path} ({i.found}{default})")
         for name, t in self.toolchains.items():
-            out.append(f"{name}: {t.language} {t.version} at {t.path} ({t.found})")
+            out.append(f"{name}: {languages.DISPLAY[t.language]} {t.version} at {t.path} ({t.found})")
         for source, target in self.mapping.items():
             what = (f"Python {self.interpreters[target].version}" if target in self.interpreters
-                    else f"{self.toolchains[target].language} {self.toolchains[target].version}")
+                    else f"{languages.DISPLAY[self.toolchains[target].language]} {self.toolchains[target].version}")
             out.append(f"{source}: MAPPED to {target} ({what}) by {MAP_OPTION} {source}={target}")
         return out

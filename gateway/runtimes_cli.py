@@ -42,10 +42,10 @@ def cmd_ls(args, user_error: type[Exception]) -> int:
     _built, unready = language_files(cache, toolchains)
     for name, t in toolchains.items():
         state = f"NOT READY: {unready[name]}" if name in unready else "over the Runtime API"
-        print(f"{name}	{t.language} {t.version}	{t.path} ({t.found})	{state}")
+        print(f"{name}\t{languages.DISPLAY[t.language]} {t.version}\t{t.path} ({t.found})\t{state}")
     for name in languages.LANGUAGE_RUNTIMES:
         if name not in toolchains:
-            print(f"{name}	CANNOT RUN: {languages.missing_reason(name, toolchains)}")
+            print(f"{name}\tCANNOT RUN: {languages.missing_reason(name, toolchains)}")
     for note in [*notes, *language_notes]:
         print(f"skipped: {note}")
     return 0

@@ -52,6 +52,9 @@ class Toolchain(msgspec.Struct, frozen=True):
     found: str  # where: "PATH", "/usr/bin", "/usr/lib/jvm"
 
 
+DISPLAY = {"node": "Node.js", "java": "Java", "dotnet": "Mono"}  # what runs each, in doctor's words
+
+
 def language_of(runtime: str) -> str | None:
     if runtime in NODE_RUNTIMES:
         return "node"

@@ -202,3 +202,19 @@ def test_deployed_and_called_with_the_aws_cli(srv, codes, fns, tmp_path):
         assert "cli" in out.read_text()
     finally:
         aws("delete-function", "--function-name", name)
+
+
+def test_doctor_lists_the_language_runtimes_and_why_not(srv):
+    from lambdalet.sandbox import languages as host
+
+    found, _ = host.discover()
+    proc = subprocess.run([sys.executable, "-m", "lambdalet.gateway.cli", "doctor"], capture_output=True, text=True,
+                          env={**os.environ, "LAMBDALET_DATA_DIR": str(srv.data_dir)}, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    for runtime in host.LANGUAGE_RUNTIMES:
+        line = next(line for line in proc.stdout.splitlines() if line.strip().startswith(f"runtime {runtime}:"))
+        if runtime in found:
+            t = found[runtime]
+            assert f"{host.DISPLAY[t.language]} {t.version} at {t.path}" in line, line
+        else:
+            assert "CANNOT RUN here:" in line and ("install" in line or "apt-get" in line), line

@@ -39,7 +39,7 @@ def quick_start_blocks(text: str) -> dict[str, str]:
 
 def test_the_readme_names_its_quick_start_blocks():
     blocks = quick_start_blocks(README.read_text())
-    assert set(blocks) == {"serve", "export", "deploy", "python"}
+    assert set(blocks) == {"serve", "export", "deploy", "python", "node"}
     install, serve = blocks["serve"].strip().split(" && ")
     assert install.startswith("python3 -m pip install") and serve == "lambdalet serve"
 
@@ -118,6 +118,10 @@ def test_the_readme_quick_start_works_as_written(tmp_path):
             out = _sh(f"{readme_export}\n{blocks['deploy']}", env, work).stdout
             assert out.rstrip().endswith('{"hello": {"x": 1}}'), out
             assert (work / "out.json").read_text() == '{"hello": {"x": 1}}'
+
+            # The Node.js function, deployed and called the same way.
+            out = _sh(f"{readme_export}\n{blocks['node']}", env, work).stdout
+            assert out.rstrip().endswith('{"hello":{"x":1}}'), out
 
             # The Python example, with its last expression's value shown.
             *body, last = [line for line in blocks["python"].strip().splitlines()]
