@@ -1,4 +1,4 @@
-"""`python -m bench [--quick] [--only a,b,c,d,e,f,p,m,w,g,soak] [--soak-minutes N] [--json FILE]`
+"""`python -m bench [--quick] [--only a,b,c,d,e,f,p,m,w,g,l,soak] [--soak-minutes N] [--json FILE]`
 
 Runs lambdalet and its peers side by side and prints one table:
 (a) warm invoke through a function URL against serverless-offline and a
@@ -9,7 +9,9 @@ warm path with and without it, and a call that finds its instance frozen),
 (p) p99 at 128 MB against 1024 MB under the same load, (m) the metering
 cost, (w) the seccomp allow-list against no filter, (g) a provided.al2023
 function (aws-lambda-go) beside the Python fast path, warm and cold
-(bench/custom_runtime.py); and on request (r) the
+(bench/custom_runtime.py), (l) a row per language: Python, Node.js, Java,
+C#, provided.al2023, warm, cold and idle (bench/languages.py); and on
+request (r) the
 other Python versions' cold starts and warm calls, with and without
 their own builds, and (soak) steady load for --soak-minutes (30) with the
 server's RSS slope, fds, errors and bytes on disk per call. Medians
@@ -397,6 +399,12 @@ def section_g(quick: bool) -> dict:
     return custom_runtime.run(quick)
 
 
+def section_l(quick: bool) -> dict:
+    from . import languages
+
+    return languages.run(quick)
+
+
 def section_w(quick: bool) -> dict:
     from . import walls
 
@@ -484,6 +492,11 @@ def render(results: dict) -> str:
         from . import custom_runtime
 
         rows.extend(custom_runtime.rows(results["g"]))
+    if "l" in results and "error" not in results["l"]:
+        from . import languages
+
+        rows.append("")
+        rows.extend(languages.rows(results["l"]))
     m = results.get("m", {})
     for key, value in m.items():
         if isinstance(value, (int, float)):
@@ -494,7 +507,7 @@ def render(results: dict) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--quick", action="store_true", help="shorter runs, fewer samples")
-    parser.add_argument("--only", default="a,b,c,d,e,f,p,m,w,g", help="sections to run, e.g. a,b (not run by default: r, other Python versions, as it installs their builds with pip; soak, as it takes --soak-minutes)")
+    parser.add_argument("--only", default="a,b,c,d,e,f,p,m,w,g,l", help="sections to run, e.g. a,b (not run by default: r, other Python versions, as it installs their builds with pip; soak, as it takes --soak-minutes)")
     parser.add_argument("--soak-minutes", type=float, default=30.0, help="length of the (soak) section's load (default 30)")
     parser.add_argument("--json", help="also write the raw figures to this file")
     args = parser.parse_args()
@@ -505,7 +518,7 @@ def main() -> int:
         return soak.run(args.soak_minutes)
 
     sections = {"a": section_a, "b": section_b, "c": section_c, "d": section_d, "e": section_e, "f": section_f,
-                "p": section_p, "m": section_m, "w": section_w, "g": section_g,
+                "p": section_p, "m": section_m, "w": section_w, "g": section_g, "l": section_l,
                 "r": section_r, "soak": section_soak}
     results: dict = {"host": f"{platform.node()} {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}", "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
     for key in args.only.split(","):

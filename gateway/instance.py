@@ -43,7 +43,7 @@ class AnswerTooLarge(WorkerGone):
 
 
 class Instance:
-    __slots__ = ("id", "sandbox", "revision", "sock", "reader", "log_fd", "init_ns", "used", "last_used", "busy", "dead", "log_stream", "function", "memory_mb", "provisioned", "deadline", "timed_out", "_watch", "code_dir", "frozen", "call_started_ns", "last_heard_ns", "runtime_api")
+    __slots__ = ("id", "sandbox", "revision", "sock", "reader", "log_fd", "init_ns", "used", "last_used", "busy", "dead", "log_stream", "function", "memory_mb", "provisioned", "deadline", "timed_out", "_watch", "code_dir", "frozen", "call_started_ns", "last_heard_ns", "runtime_api", "prelaunched")
 
     def __init__(self, instance_id: str, sandbox: Sandbox, revision: str) -> None:
         self.id = instance_id
@@ -73,6 +73,9 @@ class Instance:
         # A custom runtime's Runtime API (gateway/execution/runtime_api/
         # session.py) once its bootstrap is launched; None for Python.
         self.runtime_api = None
+        # A language runtime a spare sandbox started before its function was
+        # known (runtime_api/session.py's Prelaunched), until launch() takes it.
+        self.prelaunched = None
         # One poll(2) over the channel and PID 1's pidfd tells whether an
         # idle worker has gone; the set is built once per instance.
         self._watch = select.poll()
@@ -208,6 +211,9 @@ class Instance:
     def destroy(self) -> int | None:
         """Blocking: kill and reap. Call from a thread."""
         status = self.sandbox.destroy()
+        if self.prelaunched is not None:
+            self.prelaunched.close()
+            self.prelaunched = None
         if self.log_fd is not None:
             os.close(self.log_fd)
             self.log_fd = None

@@ -26,6 +26,7 @@ from lambdalet.sandbox.spec import SandboxBackend, SandboxSpec
 
 from . import admission, logs
 from .code_gc import CodeHolds
+from .execution import languages
 from .execution.languages import Launch
 from .execution.runtime_api import session as runtime_api
 from .errors import LambdaError
@@ -619,7 +620,8 @@ class Pool:
         rec = spec.record
         if self.spares is None or not self.spares.eligible(rec.ephemeral_storage, network_of(rec)):
             return None
-        inst = self.spares.take(spec.runtime)
+        early = spec.launch if spec.launch is not None and languages.prestarts(spec.launch, spec.env) else None
+        inst = self.spares.take(spec.runtime, early)
         if inst is None:
             return None
         sandbox = inst.sandbox

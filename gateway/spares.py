@@ -12,6 +12,11 @@ first call and emptied after an idle period, so a server whose functions
 are never called runs no process at all. A spare never ran user code, and is
 used once: a sandbox is never shared by two functions.
 
+A Node.js function can take a spare whose runtime (node with Lambdalet's
+runtime client loaded) has started already and waits for the function's
+environment: the cold start then skips Node.js's own start. Such spares
+are kept per program, on the first demand for them, like the others.
+
 A spare runs one interpreter, so there are spares per interpreter
 (runtime name), each set filled on its own first demand and emptied after
 its own idle period: a server whose functions all use python3.12 keeps
@@ -28,6 +33,8 @@ import trio
 
 from lambdalet.sandbox.spec import SandboxBackend, SandboxSpec
 
+from .execution.languages import Launch
+from .execution.runtime_api import session as runtime_api
 from .instance import Instance, WorkerGone
 from .spawner import SpawnerThread
 
@@ -51,6 +58,8 @@ class SparePool:
         self._ready: dict[str, list[Instance]] = {}
         self._starting: dict[str, int] = {}
         self._last_demand: dict[str, float] = {}
+        # Keys of spares that start a language runtime: key -> (interpreter, what to start).
+        self._languages: dict[str, tuple[str, Launch]] = {}
         self._wanted = trio.Event()
         self.handed_out = 0
         self.failures = 0
@@ -58,20 +67,30 @@ class SparePool:
     def eligible(self, ephemeral_mb: int, network: str = "none", layers: tuple = ()) -> bool:
         return self.size > 0 and ephemeral_mb == SPARE_EPHEMERAL_MB and network == "none" and not layers
 
-    def take(self, runtime: str = "") -> Instance | None:
-        """A ready spare running this interpreter, or None. Either way the
-        pool refills behind it."""
-        self._last_demand[runtime] = trio.current_time()
+    def take(self, runtime: str = "", language: Launch | None = None) -> Instance | None:
+        """A ready spare running this interpreter (and, with language, that
+        language's runtime started in it already, waiting for its function:
+        execution/languages.py), or None. Either way the pool refills
+        behind it."""
+        key = self._key(runtime, language)
+        self._last_demand[key] = trio.current_time()
         self._wanted.set()
-        ready = self._ready.get(runtime)
+        ready = self._ready.get(key)
         if not ready:
             return None
         self.handed_out += 1
         return ready.pop()
 
-    def ready(self, runtime: str = "") -> int:
-        """Spares of this interpreter ready now."""
-        return len(self._ready.get(runtime, ()))
+    def _key(self, runtime: str, language: Launch | None) -> str:
+        if language is None:
+            return runtime
+        key = f"{runtime}|{language.program}"
+        self._languages[key] = (runtime, language)
+        return key
+
+    def ready(self, runtime: str = "", language: Launch | None = None) -> int:
+        """Spares of this interpreter (and language runtime) ready now."""
+        return len(self._ready.get(self._key(runtime, language), ()))
 
     def statistics(self) -> dict[str, int]:
         return {"ready": sum(map(len, self._ready.values())), "starting": sum(self._starting.values()),
@@ -108,7 +127,8 @@ class SparePool:
                 for runtime in list(self._ready):
                     await self._drain(runtime)
 
-    async def _start_one(self, runtime: str) -> None:
+    async def _start_one(self, key: str) -> None:
+        runtime, language = self._languages.get(key, (key, None))
         spec = SandboxSpec(
             instance_id=f"spare-{uuid.uuid4().hex}",
             function_name="",
@@ -119,7 +139,7 @@ class SparePool:
             ephemeral_mb=SPARE_EPHEMERAL_MB,
             runtime=runtime,
         )
-        self._starting[runtime] = self._starting.get(runtime, 0) + 1
+        self._starting[key] = self._starting.get(key, 0) + 1
         try:
             try:
                 sandbox = await self.spawner.run(lambda: self.backend.spawn(spec), on_abandoned=lambda s: s.destroy())
@@ -132,6 +152,8 @@ class SparePool:
             try:
                 with trio.fail_after(READY_TIMEOUT_S):
                     await inst.wait_ready()
+                    if language is not None:
+                        await runtime_api.prelaunch(inst, sandbox.task_root, language)
             except BaseException as exc:
                 # Not ready (or shutting down): this spare is nobody's, so it
                 # is destroyed here whatever interrupted it.
@@ -143,9 +165,9 @@ class SparePool:
                 if isinstance(exc, (WorkerGone, trio.TooSlowError)):
                     return
                 raise
-            self._ready.setdefault(runtime, []).append(inst)
+            self._ready.setdefault(key, []).append(inst)
         finally:
-            self._starting[runtime] -= 1
+            self._starting[key] -= 1
 
     async def _drain(self, runtime: str) -> None:
         spares = self._ready.pop(runtime, [])

@@ -247,3 +247,44 @@ def test_json_log_format_and_level(lam, node_fn):
         assert isinstance(error["message"]["stackTrace"], list)
     finally:
         _use(lam, node_fn, "index.handler", LoggingConfig={"LogFormat": "Text"})
+
+
+STARTED = """
+exports.handler = async () => ({ startedMs: Date.now() - process.uptime() * 1000, cwd: process.cwd(),
+  mine: process.env.MINE || null, options: process.env.NODE_OPTIONS || null, stdin: require('fs').readFileSync(0).length });
+"""
+
+
+def _first_call_started(lam, name: str, env: dict) -> tuple[float, float, dict]:
+    """(when the test created the function, when its runtime's process started, its answer)."""
+    import time
+
+    created = time.time() * 1000
+    lam.create_function(FunctionName=name, Runtime=RUNTIME, Role=ROLE, Handler="index.handler",
+                        Code={"ZipFile": make_zip({"index.js": STARTED})}, Environment={"Variables": env})
+    try:
+        body = json.loads(lam.invoke(FunctionName=name, Payload=b"{}")["Payload"].read())
+    finally:
+        lam.delete_function(FunctionName=name)
+    return created, body["startedMs"], body
+
+
+def test_a_cold_start_takes_a_node_runtime_a_spare_started_early(lam, fn_name):
+    from helpers import wait_for
+
+    # The first Node.js cold start asks the spare pool for started runtimes;
+    # one that came before its function existed was a spare's.
+    seen = []
+
+    def early() -> bool:
+        created, started, body = _first_call_started(lam, f"{fn_name}-{len(seen)}", {"MINE": "yes"})
+        seen.append(body)
+        return started < created
+
+    wait_for(early, timeout=60, interval=0.5)
+    body = seen[-1]
+    # Given the function's environment and code, as a fresh start would be.
+    assert body["mine"] == "yes" and body["cwd"] == "/var/task" and body["stdin"] == 0
+    # A variable only a start reads keeps a function off the early runtimes.
+    created, started, body = _first_call_started(lam, f"{fn_name}-opts", {"NODE_OPTIONS": "--no-warnings"})
+    assert started > created and body["options"] == "--no-warnings"

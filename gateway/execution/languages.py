@@ -130,6 +130,17 @@ def config_line(launch: Launch, function_env: dict[str, str], runtime_api: str) 
     return json.dumps({"env": env}, separators=(",", ":")).encode() + b"\n"
 
 
+# Languages whose runtime a spare sandbox starts ahead of its function.
+# Java's runtime takes its working directory from the start (its task root
+# is mounted later), and a JVM's heap is sized at its start: not these.
+PRESTARTED = ("node",)
+
+
+def prestarts(launch: Launch, function_env: dict[str, str]) -> bool:
+    """Whether this function may take a runtime a spare started early."""
+    return launch.language in PRESTARTED and starts_early(launch, function_env)
+
+
 def starts_early(launch: Launch, function_env: dict[str, str]) -> bool:
     """Whether a runtime started before its function was known can serve
     this function: not when it sets a variable only a start reads."""

@@ -71,15 +71,30 @@ def header_json(text: str | None) -> str | None:
         return None
 
 
-async def launch(inst: Instance, init: Init, nursery: trio.Nursery, language: Launch | None = None) -> InitOk | InitError:
-    """Execs the bootstrap (or a language's runtime) in inst's sandbox,
-    serves its Runtime API from nursery, and returns once its init is over.
-    Raises WorkerGone if the runtime exits first."""
+class Prelaunched:
+    """A language runtime exec'd before its function was known (a spare):
+    its Runtime API socket and log, waiting for launch() to serve them."""
+
+    __slots__ = ("port", "listener", "answers")
+
+    def __init__(self, port: int, listener: socket.socket, answers: list) -> None:
+        self.port = port
+        self.listener = listener
+        self.answers = answers  # what the worker sent after Launched
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+async def exec_runtime(inst: Instance, task_root: str, env: dict[str, str], language: Launch | None) -> Prelaunched | InitError:
+    """Has inst's worker exec the bootstrap (or a language's runtime, with
+    env as its environment until its configuration comes). Raises
+    WorkerGone if the worker is gone."""
     if language is None:
-        request = Bootstrap(bootstrap_paths(init.task_root), dict(init.env), init.task_root, HOST, api_port(init.task_root))
+        request = Bootstrap(bootstrap_paths(task_root), dict(env), task_root, HOST, api_port(task_root))
     else:
-        request = Bootstrap([language.program], languages.exec_env(language, init.env), init.task_root, HOST,
-                            api_port(init.task_root), argv=language.argv, stdin=True)
+        request = Bootstrap([language.program], languages.exec_env(language, env), task_root, HOST,
+                            api_port(task_root), argv=language.argv, stdin=True)
     try:
         await rawio.send_all(inst.sock, encode(request))
     except OSError:
@@ -96,6 +111,31 @@ async def launch(inst: Instance, init: Init, nursery: trio.Nursery, language: La
     if inst.log_fd is not None:
         os.close(inst.log_fd)
     inst.log_fd = log_fd
+    return Prelaunched(reply.port, listener, answers[1:])
+
+
+async def prelaunch(inst: Instance, task_root: str, language: Launch) -> None:
+    """Starts a language runtime in a spare sandbox, ahead of its function:
+    it loads itself, then waits for its configuration (languages.py)."""
+    env = {"LANG": "en_US.UTF-8", "TZ": ":UTC", "LAMBDA_TASK_ROOT": task_root, "LAMBDA_RUNTIME_DIR": "/var/runtime"}
+    started = await exec_runtime(inst, task_root, env, language)
+    if not isinstance(started, Prelaunched):
+        raise WorkerGone()
+    inst.prelaunched = started
+
+
+async def launch(inst: Instance, init: Init, nursery: trio.Nursery, language: Launch | None = None) -> InitOk | InitError:
+    """Execs the bootstrap (or a language's runtime) in inst's sandbox, or
+    takes the runtime a spare started already, serves its Runtime API from
+    nursery, and returns once its init is over. Raises WorkerGone if the
+    runtime exits first."""
+    started = inst.prelaunched
+    inst.prelaunched = None
+    if started is None:
+        started = await exec_runtime(inst, init.task_root, init.env, language)
+        if isinstance(started, InitError):
+            return started
+    listener, answers = started.listener, started.answers
     pidfd = getattr(inst.sandbox, "pidfd", -1)
     own_pidfd = pidfd < 0
     if own_pidfd:
@@ -103,14 +143,14 @@ async def launch(inst: Instance, init: Init, nursery: trio.Nursery, language: La
         # not yet reaped, so its pid is still its own.
         pidfd = os.pidfd_open(inst.sandbox.pid)
     session = RuntimeApiSession(inst, listener, pidfd, own_pidfd)
-    session.control_messages(answers[1:])
+    session.control_messages(answers)
     inst.runtime_api = session
     inst.watch_exit_only(pidfd)
     await nursery.start(session.run)
     if language is not None:
         # The runtime waits for its configuration on its fd 0, the channel.
         try:
-            await rawio.send_all(inst.sock, languages.config_line(language, init.env, f"{HOST}:{reply.port}"))
+            await rawio.send_all(inst.sock, languages.config_line(language, init.env, f"{HOST}:{started.port}"))
         except OSError:
             pass  # it has gone: wait_init() says so
     return await session.wait_init()
