@@ -56,6 +56,7 @@ assert OVERFLOW_BASE + COUNTER_BASE + SLOT_WORDS <= HEADER_BYTES // 8
 # Word offsets, mirrored from csrc/meter.h.
 W_THROTTLES, W_CONCURRENT, W_COLD, W_DURATION_NS, W_BILLED_MS, W_MB_MS, W_INIT_NS, W_OUTCOMES = 2, 3, 4, 5, 6, 7, 8, 9
 W_HIST = 17
+W_END = 1  # the record sequence's end: it moves with every record()
 
 # Outcomes, indexed as csrc/meter.c counts them. These are also the values
 # of the `outcome` label on lambdalet_invocations_total and in the ledger.
@@ -271,6 +272,31 @@ class Meter:
             counters, consistent = self.read(words + base + COUNTER_BASE)
             out.append(_to_snapshot(function.decode(), version.decode(), counters, consistent))
         return out
+
+    def slots_in_use(self) -> list[tuple[str, str, object]]:
+        """(function, version, counters) of every slot in use; the counters
+        pointer serves read(), read_slot() and word() without a new scan.
+        A slot once in use stays in use (only recover() frees a half-claimed
+        one), so a poller may keep this list and rescan now and then."""
+        out = []
+        words = self._words
+        for base in self._bases():
+            if lib.ll_counter_load(words + base) != _READY:
+                continue
+            function, _, version = self._key_at(base).rstrip(b"\0").partition(b"\0")
+            out.append((function.decode(), version.decode(), words + base + COUNTER_BASE))
+        return out
+
+    def read_slot(self, function: str, version: str, slot) -> SlotSnapshot:
+        """One slot's counters (from slots_in_use), copied consistently."""
+        counters, consistent = self.read(slot)
+        return _to_snapshot(function, version, counters, consistent)
+
+    @staticmethod
+    def word(slot, index: int) -> int:
+        """One counter word, read alone: W_CONCURRENT, W_THROTTLES, or
+        W_END (which each record() moves), to tell a slot that changed."""
+        return lib.ll_counter_load(slot + index)
 
     # -- start-up (the server, before any call) ------------------------------
 

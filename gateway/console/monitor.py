@@ -47,7 +47,7 @@ class Monitor:
             # The current hour is not rolled up yet: its minutes so far.
             current = await self._run_sync(self.store.rows, 60, key, starts[-1], end)
             found += [(ts, c) for ts, _, c in current]
-        found += series.live_rows(self.rollup.live(), function)
+        found += series.live_rows(await self._run_sync(self.rollup.live), function)
         return series.fill(starts, step, found)
 
     async def chart(self, function: str | None, range_name: str) -> dict:
@@ -84,7 +84,7 @@ class Monitor:
         for ts, name, c in rows:
             if name != ACCOUNT:
                 per_fn.setdefault(name, []).append((ts, c))
-        minute, live = self.rollup.live()
+        minute, live = await self._run_sync(self.rollup.live)
         for name, c in live.items():
             per_fn.setdefault(name, []).append((minute, c))
         out = {}

@@ -28,7 +28,7 @@ from typing import Awaitable, Callable, Iterable
 import msgspec
 import trio
 
-from ..meter import HIST_BUCKETS, Meter, SlotSnapshot, hist_upper_bounds_ns
+from ..meter import HIST_BUCKETS, W_CONCURRENT, W_END, W_THROTTLES, Meter, SlotSnapshot, hist_upper_bounds_ns
 
 MINUTE = 60
 SAMPLE_S = 5.0
@@ -117,8 +117,8 @@ def add_into(total: Counts, part: Counts, *, gauges: str) -> None:
 
 
 def by_function(before: dict[tuple[str, str], Cumulative], now: dict[tuple[str, str], Cumulative]) -> dict[str, Counts]:
-    """Each function's calls between two snapshots of the whole meter (its
-    versions' slots added up)."""
+    """Each function's calls between two snapshots of the meter (its
+    versions' slots added up). now may hold only the slots that moved."""
     out: dict[str, Counts] = {}
     for key, cum in now.items():
         d = delta(before.get(key), cum)
@@ -168,8 +168,13 @@ class Gauges(msgspec.Struct, kw_only=True):
 class Rollup:
     """Takes the meter's snapshots and closes each minute into the store.
 
-    store: needs load_baseline() -> dict | None and
-    close_minute(minute_s, rows, baseline) (rollup_store.RollupStore).
+    store: needs load_baseline() -> dict | None, save_baseline(baseline)
+    and close_minute(minute_s, rows, baseline) (rollup_store.RollupStore).
+
+    Reading every slot of the meter costs ~3 us a slot in Python, and the
+    meter has 4096: the slots in use are listed once a minute, a sample
+    reads one word of each, and a minute reads in full only the slots whose
+    record sequence or throttle count moved since the last one.
     """
 
     def __init__(self, meter: Meter, store, *, gauges: Callable[[], Gauges] = Gauges,
@@ -182,11 +187,13 @@ class Rollup:
         self.sample_s = sample_s
         self._run_sync = run_sync
         self._baseline: dict[tuple[str, str], Cumulative] = {}
+        self._marks: dict[tuple[str, str], tuple[int, int]] = {}  # (END, throttles) the baseline was read at
+        self._slots: list[tuple[str, str, object]] = []
+        self._cached = -1  # the meter's count of looked-up slots when they were listed
         self._open_minute = 0
         self._concurrent: dict[str, int] = {}  # highest sample this minute, per function
         self.closed = 0  # minutes closed since start (tests wait on it)
         self.failures = 0  # minutes in a row the store refused
-        self._closed_event = trio.Event()
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         stored = await self._run_sync(self.store.load_baseline)
@@ -194,6 +201,8 @@ class Rollup:
             stored = await self._run_sync(snapshot_of, self.meter)
             await self._run_sync(self.store.save_baseline, stored)
         self._baseline = stored
+        self._cached = self.meter.statistics()["slots_cached"]
+        self._slots = await self._run_sync(self.meter.slots_in_use)
         self._open_minute = _minute_of(self.wall())
         task_status.started()
         while True:
@@ -203,7 +212,35 @@ class Rollup:
             if self.wall() >= next_minute:
                 await self.close_minute()
             else:
-                self._note_concurrency(await self._run_sync(self.meter.snapshot))
+                self._rescan_if_new()
+                self._sample()
+
+    def _sample(self) -> None:
+        """The concurrency gauges now: one word per slot in use."""
+        per_fn: dict[str, int] = {}
+        for function, _, slot in self._slots:
+            value = Meter.word(slot, W_CONCURRENT)
+            if value and value < 1 << 63:  # a leave() seen before its enter() reads as a wrap
+                per_fn[function] = per_fn.get(function, 0) + value
+        for name, value in per_fn.items():
+            if value > self._concurrent.get(name, 0):
+                self._concurrent[name] = value
+
+    def _current(self) -> tuple[dict[tuple[str, str], Cumulative], dict[tuple[str, str], tuple[int, int]]]:
+        """The slots that moved since the baseline, read now, and the marks
+        (END, throttles) of every slot in use."""
+        moved: dict[tuple[str, str], Cumulative] = {}
+        marks: dict[tuple[str, str], tuple[int, int]] = {}
+        baseline, seen = self._baseline, self._marks
+        word = Meter.word
+        for function, version, slot in self._slots:
+            key = (function, version)
+            mark = (word(slot, W_END), word(slot, W_THROTTLES))
+            marks[key] = mark
+            if seen.get(key) == mark and key in baseline:
+                continue
+            moved[key] = Cumulative.of(self.meter.read_slot(function, version, slot))
+        return moved, marks
 
     async def close_minute(self) -> bool:
         """Closes the open minute: its counts, gauges and the new baseline
@@ -222,10 +259,12 @@ class Rollup:
         return True
 
     async def _close_minute(self) -> None:
-        snaps = await self._run_sync(self.meter.snapshot)
-        now = {(s.function, s.version): Cumulative.of(s) for s in snaps}
-        self._note_concurrency(snaps)
-        rows = by_function(self._baseline, now)
+        # New functions' slots, once a minute.
+        self._cached = self.meter.statistics()["slots_cached"]
+        self._slots = await self._run_sync(self.meter.slots_in_use)
+        self._sample()
+        moved, marks = await self._run_sync(self._current)
+        rows = by_function(self._baseline, moved)
         gauges = await self._run_sync(self.gauges)
         for name, value in self._concurrent.items():
             if value:
@@ -237,34 +276,37 @@ class Rollup:
             if value:
                 rows.setdefault(name, Counts()).dlq = _clamp(value)
         minute = self._open_minute
-        await self._run_sync(self.store.close_minute, minute, rows, now)
-        self._baseline = now
+        await self._run_sync(self.store.close_minute, minute, rows, moved)
+        self._baseline.update(moved)
+        self._marks = marks
         self._concurrent = {}
         self._open_minute = max(minute + MINUTE, _minute_of(self.wall()))
         self.closed += 1
-        self._closed_event.set()
-        self._closed_event = trio.Event()
 
-    def _note_concurrency(self, snaps: list[SlotSnapshot]) -> None:
-        per_fn: dict[str, int] = {}
-        for s in snaps:
-            per_fn[s.function] = per_fn.get(s.function, 0) + s.concurrent
-        for name, value in per_fn.items():
-            if value > self._concurrent.get(name, 0):
-                self._concurrent[name] = value
+    def _rescan_if_new(self) -> None:
+        """This process claims a slot for each function version it meters
+        (meter.Meter.slot): when it has looked up new ones, list them, so
+        that a new function's first call shows at once."""
+        cached = self.meter.statistics()["slots_cached"]
+        if cached != self._cached:
+            self._cached = cached
+            self._slots = self.meter.slots_in_use()
 
     def live(self) -> tuple[int, dict[str, Counts]]:
-        """The open minute so far: its start, and each function's counts."""
-        snaps = self.meter.snapshot()
-        now = {(s.function, s.version): Cumulative.of(s) for s in snaps}
-        rows = by_function(self._baseline, now)
-        for s in snaps:
-            if s.concurrent:
-                c = rows.setdefault(s.function, Counts())
-                c.concurrent_max = max(c.concurrent_max, self._concurrent.get(s.function, 0), s.concurrent)
-        for name, value in self._concurrent.items():
-            if value and name in rows:
-                rows[name].concurrent_max = max(rows[name].concurrent_max, value)
+        """The open minute so far: its start, and each function's counts.
+        Reads the meter: call it from a worker thread."""
+        self._rescan_if_new()
+        moved, _ = self._current()
+        rows = by_function(self._baseline, moved)
+        concurrent: dict[str, int] = {}
+        for function, _, slot in self._slots:
+            value = Meter.word(slot, W_CONCURRENT)
+            if value and value < 1 << 63:
+                concurrent[function] = concurrent.get(function, 0) + value
+        for name in set(concurrent) | set(self._concurrent):
+            value = max(concurrent.get(name, 0), self._concurrent.get(name, 0))
+            if value:
+                rows.setdefault(name, Counts()).concurrent_max = value
         return self._open_minute, rows
 
 

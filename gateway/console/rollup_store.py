@@ -88,14 +88,15 @@ class RollupStore:
 
     def close_minute(self, minute_s: int, rows: dict[str, Counts], baseline: dict[tuple[str, str], Cumulative]) -> None:
         """One closed minute: each function's row, the account's, and the
-        baseline the next minute is measured against, in one commit. Hours
-        completed by it are rolled up, and rows past retention go."""
+        baseline the next minute is measured against (the slots that moved;
+        the others' stand), in one commit. Hours completed by it are rolled
+        up, and rows past retention go."""
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 if rows:
                     self._insert(60, minute_s, {**rows, ACCOUNT: account_total(rows.values())})
-                self._write_baseline(baseline)
+                self._write_baseline(baseline, replace_all=False)
                 self._roll_hours(upto_s=(minute_s + 60) // 3600 * 3600)
                 self._db.execute("DELETE FROM rollup WHERE tier = 60 AND ts < ?", (minute_s - MINUTE_RETENTION_S,))
                 self._db.execute("DELETE FROM rollup WHERE tier = 3600 AND ts < ?", (minute_s - HOUR_RETENTION_S,))
@@ -104,9 +105,10 @@ class RollupStore:
                 self._db.execute("ROLLBACK")
                 raise
 
-    def _write_baseline(self, baseline: dict[tuple[str, str], Cumulative]) -> None:
-        self._db.execute("DELETE FROM baseline")
-        self._db.executemany("INSERT INTO baseline (function, version, counters) VALUES (?, ?, ?)",
+    def _write_baseline(self, baseline: dict[tuple[str, str], Cumulative], *, replace_all: bool = True) -> None:
+        if replace_all:
+            self._db.execute("DELETE FROM baseline")
+        self._db.executemany("INSERT OR REPLACE INTO baseline (function, version, counters) VALUES (?, ?, ?)",
                              [(f, v, _base_encode(c)) for (f, v), c in baseline.items()])
         self._db.execute("INSERT OR REPLACE INTO rollup_state (key, value) VALUES ('baseline_saved', 1)")
 
