@@ -43,9 +43,32 @@ worker = backend.spawn(SandboxSpec(instance_id="unpriv-worker", function_name="f
 ready = worker.control.recv(64)
 forked = backend.zygote is not None
 worker.destroy()
+# A custom runtime: the worker opens the Runtime API's listening socket in
+# the sandbox's own network namespace (no setns, which takes root), hands
+# it over, and execs the bootstrap, whose `next` then arrives on it.
+import socket
+from lambdalet.runtime.protocol import Bootstrap, FrameReader, encode
+custom = backend.spawn(SandboxSpec(instance_id="unpriv-custom", function_name="f", code_dir=sys.argv[2], memory_mb=64))
+reader = FrameReader("from_worker")
+custom.control.sendall(encode(Bootstrap(["/var/task/bootstrap"], {"PATH": "/usr/bin:/bin"}, "/var/task", "127.0.0.1", 9001)))
+fds, msgs = [], []
+while not any(type(m).__name__ == "Launched" for m in msgs):
+    data, got, _, _ = socket.recv_fds(custom.control, 65536, 2)
+    fds += got
+    msgs += reader.feed(data)
+listener = socket.socket(fileno=fds[0])
+os.close(fds[1])
+listener.settimeout(30)
+conn, _ = listener.accept()
+conn.settimeout(30)
+request = conn.recv(4096).split(b"\r\n")[0].decode()
+conn.close()
+listener.close()
+custom.destroy()
 print(json.dumps({"uid": os.getuid(), "backend": backend.name, "reasons": reasons,
                   "protections": backend.protections(), "inside": inside,
-                  "worker_ready": ready.hex(), "zygote": forked}))
+                  "worker_ready": ready.hex(), "zygote": forked,
+                  "custom": [m.port for m in msgs if type(m).__name__ == "Launched"] + [request]}))
 backend.close()
 '''
 
@@ -68,8 +91,10 @@ def test_without_root_through_an_unprivileged_user_namespace(tmp_path):
         code = tree / "code"
         code.mkdir()
         (code / "app.py").write_text("def handler(event, context):\n    return 1\n")
+        (code / "bootstrap").write_text('#!/bin/sh\nexec curl -sS "http://$AWS_LAMBDA_RUNTIME_API/2018-06-01/runtime/invocation/next"\n')
         for path in [tree, *tree.rglob("*")]:
-            os.chmod(path, 0o755 if path.is_dir() else 0o644 | (0o111 if path.suffix == ".so" else 0))
+            executable = path.suffix == ".so" or path.name == "bootstrap"
+            os.chmod(path, 0o755 if path.is_dir() else 0o644 | (0o111 if executable else 0))
         run = subprocess.run([setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all",
                               "--bounding-set=-all", system_python, "-I", "-c", SCRIPT, str(tree), str(code)],
                              capture_output=True, text=True, timeout=60, cwd="/")
@@ -79,7 +104,8 @@ def test_without_root_through_an_unprivileged_user_namespace(tmp_path):
         shutil.rmtree(tree)
     assert seen["uid"] == 65534 and seen["backend"] == "namespaced"
     uid, seccomp, cap_eff, data_limit, task = seen["inside"]
-    assert (uid, seccomp, cap_eff, data_limit, task) == (993, "2", 0, 64 << 20, ["app.py"])
+    assert (uid, seccomp, cap_eff, data_limit, task) == (993, "2", 0, 64 << 20, ["app.py", "bootstrap"])
+    assert seen["custom"] == [9001, "GET /2018-06-01/runtime/invocation/next HTTP/1.1"]
     assert seen["zygote"] is True and seen["worker_ready"] != ""  # a Ready frame arrived
     off = {k for k, v in seen["protections"].items() if not v}
     assert off == {"memory_limit", "cpu_limit", "pids_limit", "host_pids_cap", "idle_freeze"}
