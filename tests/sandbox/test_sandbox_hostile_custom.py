@@ -228,6 +228,7 @@ def test_runtime_api_abuse_stays_the_runtimes_problem(lam, deploy, bystander):
     resp, reports = _invoke(lam, name, {})
     assert "FunctionError" not in resp, reports
     seen = reports[-1]
+    assert "exception" not in seen, seen
     assert seen["bind"] == 98  # EADDRINUSE
     assert seen["closed_of_200"] >= 200 - 32
     assert seen["big_head"] == "HTTP/1.1 431 Request Header Fields Too Large"

@@ -44,6 +44,7 @@ log = logging.getLogger("lambdalet.runtime_api")
 
 MAX_CONNECTIONS = 32  # per sandbox; runtime clients use one or two
 RECV = 65536
+MAX_DISCARD = 1 << 20  # read and dropped before closing a connection that broke HTTP
 _READY = select.EPOLLIN | select.EPOLLRDHUP
 
 _FREE, _TASK, _CALLER = range(3)  # who reads a connection
@@ -165,6 +166,7 @@ class RuntimeApiServer:
                 event = reader.next_event()
             except ProtocolError as exc:
                 await self._send(conn, wire.closing(wire.reply(exc.status, exc.message.encode(), "text/plain")))
+                self._discard_unread(conn)
                 self._close_conn(conn)
                 return False
             if event is wire.NEED_DATA:
@@ -205,6 +207,18 @@ class RuntimeApiServer:
             conn.reader.feed(data)
             if len(data) < RECV:
                 return True
+
+    @staticmethod
+    def _discard_unread(conn: _Conn) -> None:
+        """What the peer sent and nobody will read, dropped before the close:
+        a close with unread bytes resets the connection, and the peer could
+        lose the error reply it has not read yet."""
+        for _ in range(MAX_DISCARD // RECV):
+            try:
+                if not conn.sock.recv(RECV):
+                    return
+            except OSError:  # BlockingIOError: nothing more for now
+                return
 
     # -- a call ------------------------------------------------------------
 
