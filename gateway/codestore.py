@@ -429,6 +429,12 @@ class CodeStore:
             self._publish_tree(self._stage_tree(zf, entries, sha256_hex), tree)
         return tree
 
+    def unzipped_size(self, sha256_hex: str) -> int:
+        """A stored zip's unzipped size, from its central directory."""
+        zf, entries = _validate(self.blob_path(sha256_hex).read_bytes(), self.max_unzipped)
+        with zf:
+            return _regular_size(entries)
+
     def stored(self) -> set[str]:
         """Digests with a blob or a tree on disk."""
         out = {b.stem for b in self._blobs.glob("*.zip") if _HEX_RE.fullmatch(b.stem)}

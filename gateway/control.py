@@ -19,6 +19,7 @@ from quart_trio import QuartTrio
 from .errors import LambdaError
 from .function_settings import FunctionSettings
 from .functions import FunctionService
+from .layers import LayerService, LayerVersionRecord
 from .versions import Versions
 from .model import FunctionRecord
 
@@ -49,6 +50,14 @@ class CodeLinks:
         query = urllib.parse.urlencode({"expires": expires, "signature": self._sign(rec.name, rec.code_sha256_hex, expires)})
         return f"{self.base_url}/_lambdalet/code/{rec.name}/{rec.code_sha256_hex}.zip?{query}"
 
+    def layer_url(self, rec: LayerVersionRecord) -> str:
+        """A layer version's content, as GetLayerVersion's Content.Location."""
+        expires = int(time.time()) + CODE_URL_TTL_S
+        owner = layer_owner(rec.name, rec.version)
+        self._on_issue(owner, rec.code_sha256_hex, expires)
+        query = urllib.parse.urlencode({"expires": expires, "signature": self._sign(owner, rec.code_sha256_hex, expires)})
+        return f"{self.base_url}/_lambdalet/code/layers/{rec.name}/{rec.version}/{rec.code_sha256_hex}.zip?{query}"
+
     def check(self, name: str, sha: str, expires: str, signature: str) -> bool:
         try:
             exp = int(expires)
@@ -57,6 +66,12 @@ class CodeLinks:
         if exp < time.time():
             return False
         return hmac.compare_digest(self._sign(name, sha, exp), signature)
+
+
+def layer_owner(name: str, version: int) -> str:
+    """Who a layer version's download links are issued for (CodeHolds'
+    owner; never a function's name, which has no colon)."""
+    return f"layer:{name}:{version}"
 
 
 async def _body() -> dict:
@@ -72,7 +87,8 @@ async def _body() -> dict:
     return doc
 
 
-def create_app(service: FunctionService, links: CodeLinks, settings: FunctionSettings | None = None, versions: Versions | None = None, provisioned_ready=None) -> QuartTrio:
+def create_app(service: FunctionService, links: CodeLinks, settings: FunctionSettings | None = None, versions: Versions | None = None, provisioned_ready=None,
+               layers: LayerService | None = None) -> QuartTrio:
     app = QuartTrio(__name__)
     app.url_map.strict_slashes = False
     # Every body is bounded before it reaches the app (router.CONTROL_BODY_MAX:
@@ -152,11 +168,70 @@ def create_app(service: FunctionService, links: CodeLinks, settings: FunctionSet
             raise LambdaError("ResourceNotFoundException", f"Code not found for {name}") from None
         return Response(data, status=200, content_type="application/zip")
 
+    if layers is not None:
+        _layer_routes(app, layers, links)
     if settings is not None:
         _settings_routes(app, settings)
     if versions is not None:
         _version_routes(app, versions, provisioned_ready or (lambda name, qualifier: 0))
     return app
+
+
+def _layer_routes(app: QuartTrio, layers: LayerService, links: CodeLinks) -> None:
+    @app.post("/2018-10-31/layers/<name>/versions")
+    async def publish_layer_version(name: str):
+        return _json(await layers.publish(name, await _body(), links.layer_url), 201)
+
+    @app.get("/2018-10-31/layers/<name>/versions")
+    async def list_layer_versions(name: str):
+        args = request.args
+        return _json(layers.list_versions(name, args.get("CompatibleRuntime"), args.get("CompatibleArchitecture"),
+                                          args.get("Marker"), args.get("MaxItems")))
+
+    @app.get("/2018-10-31/layers")
+    async def list_layers():
+        args = request.args
+        if args.get("find") == "LayerVersion":  # GetLayerVersionByArn
+            return _json(layers.get_by_arn(args.get("Arn"), links.layer_url))
+        return _json(layers.list_layers(args.get("CompatibleRuntime"), args.get("CompatibleArchitecture"),
+                                        args.get("Marker"), args.get("MaxItems")))
+
+    @app.get("/2018-10-31/layers/<name>/versions/<version>")
+    async def get_layer_version(name: str, version: str):
+        return _json(layers.get(name, version, links.layer_url))
+
+    @app.delete("/2018-10-31/layers/<name>/versions/<version>")
+    async def delete_layer_version(name: str, version: str):
+        await layers.delete(name, version)
+        return Response(b"", status=204)
+
+    @app.post("/2018-10-31/layers/<name>/versions/<version>/policy")
+    async def add_layer_version_permission(name: str, version: str):
+        return _json(await layers.add_permission(name, version, await _body(), request.args.get("RevisionId")), 201)
+
+    @app.get("/2018-10-31/layers/<name>/versions/<version>/policy")
+    async def get_layer_version_policy(name: str, version: str):
+        return _json(layers.get_policy(name, version))
+
+    @app.delete("/2018-10-31/layers/<name>/versions/<version>/policy/<sid>")
+    async def remove_layer_version_permission(name: str, version: str, sid: str):
+        await layers.remove_permission(name, version, sid, request.args.get("RevisionId"))
+        return Response(b"", status=204)
+
+    @app.get("/_lambdalet/code/layers/<name>/<int:version>/<sha>.zip")
+    async def download_layer(name: str, version: int, sha: str):
+        if not links.check(layer_owner(name, version), sha, request.args.get("expires", ""), request.args.get("signature", "")):
+            err = LambdaError("AccessDeniedException", "Request has expired or its signature does not match.")
+            return Response(err.body(), status=err.status, headers=dict(err.headers()))
+        # A deleted version's links end with it.
+        rec = layers.layers.get(name, {}).get(version)
+        if rec is None or rec.code_sha256_hex != sha or not layers.codes.has(sha):
+            raise LambdaError("ResourceNotFoundException", f"Content not found for layer {name} version {version}")
+        try:
+            data = await trio.to_thread.run_sync(layers.codes.blob_path(sha).read_bytes)
+        except FileNotFoundError:
+            raise LambdaError("ResourceNotFoundException", f"Content not found for layer {name} version {version}") from None
+        return Response(data, status=200, content_type="application/zip")
 
 
 def _version_routes(app: QuartTrio, versions: Versions, ready) -> None:

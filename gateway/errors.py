@@ -25,6 +25,7 @@ ERROR_TABLE: dict[str, tuple[int, str]] = {
     "ResourceNotReadyException": (502, "message"),
     "InvalidRuntimeException": (502, "Message"),
     "CodeStorageExceededException": (400, "message"),
+    "PolicyLengthExceededException": (400, "message"),
     # Authentication failures are AWS-wide, not in Lambda's model.
     "MissingAuthenticationTokenException": (403, "message"),
     "UnrecognizedClientException": (403, "message"),

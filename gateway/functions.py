@@ -23,6 +23,7 @@ from . import crashpoints
 from . import validation as v
 from .codestore import CodeError, CodeStore
 from .errors import LambdaError, invalid, not_found
+from .layers import LayerRef, LayerService
 from .model import FunctionRecord, configuration, function_arn
 from .runtimes import RuntimeCatalog
 from .storage import Storage
@@ -72,6 +73,9 @@ class FunctionService:
         self._on_code_unneeded = on_code_unneeded
         self._lock = trio.Lock()
         self._db = trio.CapacityLimiter(1)
+        # Layers (layers.py), which a function's Layers name; set once the
+        # layer service exists (it shares this service's lock).
+        self.layers: LayerService | None = None
 
     # -- lookups -----------------------------------------------------------
 
@@ -112,6 +116,14 @@ class FunctionService:
         out = {rec.code_sha256_hex for rec in self.registry.values()}
         for versions in self.versions.values():
             out.update(rec.code_sha256_hex for rec in versions.values())
+        # A layer's content: while a version of it exists, and while any
+        # function or published version names it (even once deleted).
+        for rec in self.registry.values():
+            out.update(layer.sha256_hex for layer in rec.layers)
+        for versions in self.versions.values():
+            out.update(layer.sha256_hex for rec in versions.values() for layer in rec.layers)
+        if self.layers is not None:
+            out |= self.layers.referenced_code()
         return out
 
     # -- operations --------------------------------------------------------
@@ -132,9 +144,11 @@ class FunctionService:
         async with self._lock:
             if name in self.registry:
                 raise LambdaError("ResourceConflictException", f"Function already exist: {name}")
+            layers = self._layer_refs(body["Layers"]) if "Layers" in body else []
             stored = await self._store_code(zip_bytes)
             # Collected if the record below never commits.
             self._on_code_unneeded(stored.sha256_hex)
+            self._check_unzipped(stored.unzipped_size, layers)
             rec = FunctionRecord(
                 name=name,
                 runtime=runtime,
@@ -143,6 +157,8 @@ class FunctionService:
                 code_sha256_hex=stored.sha256_hex,
                 code_sha256_b64=stored.sha256_b64,
                 code_size=stored.size,
+                code_unzipped_size=stored.unzipped_size,
+                layers=layers,
                 tags=dict(tags),
                 revision_id=str(uuid.uuid4()),
                 last_modified=_now_iso(),
@@ -204,6 +220,7 @@ class FunctionService:
             # The new code, if this never commits (or is a dry run), and the
             # code it replaces, once nothing runs it.
             self._on_code_unneeded(stored.sha256_hex, rec.code_sha256_hex)
+            self._check_unzipped(stored.unzipped_size, rec.layers)
             if body.get("DryRun"):
                 return self.configuration(rec)
             rec = msgspec.structs.replace(
@@ -211,6 +228,7 @@ class FunctionService:
                 code_sha256_hex=stored.sha256_hex,
                 code_sha256_b64=stored.sha256_b64,
                 code_size=stored.size,
+                code_unzipped_size=stored.unzipped_size,
                 architectures=arch or rec.architectures,
             )
             await self._persist(rec)
@@ -226,8 +244,14 @@ class FunctionService:
                 changes["role"] = v.role(body["Role"])
             if "Handler" in body or "runtime" in changes:
                 changes["handler"] = v.handler(body.get("Handler", rec.handler), changes.get("runtime", rec.runtime))
+            if "Layers" in body:
+                changes["layers"] = self._layer_refs(body["Layers"])
+                self._check_unzipped(await self._unzipped(rec), changes["layers"])
+            old = rec
             rec = msgspec.structs.replace(rec, **changes)
             await self._persist(rec)
+            # Layers it no longer names, once nothing else does either.
+            self._on_code_unneeded(*{layer.sha256_hex for layer in old.layers} - {layer.sha256_hex for layer in rec.layers})
         return self._in_progress(rec)
 
     async def delete(self, ref: str, qualifier: str | None) -> None:
@@ -246,7 +270,7 @@ class FunctionService:
             crashpoints.reach("function-delete:committed")
             gone = self.registry.pop(name)
             versions = self.versions.pop(name, {})
-            self._on_code_unneeded(gone.code_sha256_hex, *(r.code_sha256_hex for r in versions.values()))
+            self._on_code_unneeded(*_digests(gone, *versions.values()))
         self._on_change(name)
 
     async def _delete_version(self, name: str, version: str) -> None:
@@ -258,7 +282,7 @@ class FunctionService:
         async with self._db:
             await trio.to_thread.run_sync(self.storage.delete_version, name, version)
         gone = self.versions[name].pop(version)
-        self._on_code_unneeded(gone.code_sha256_hex)
+        self._on_code_unneeded(*_digests(gone))
         latest = self.registry[name]
         if version in latest.provisioned:
             # Its provisioned concurrency goes with it, as on AWS.
@@ -273,6 +297,9 @@ class FunctionService:
 
     def account_settings(self) -> dict:
         total = sum(r.code_size for r in self.registry.values())
+        if self.layers is not None:
+            # AWS counts layer archives in TotalCodeSize too.
+            total += sum(r.code_size for versions in self.layers.layers.values() for r in versions.values())
         return {
             "AccountLimit": {
                 **ACCOUNT_LIMITS,
@@ -283,6 +310,28 @@ class FunctionService:
         }
 
     # -- helpers -----------------------------------------------------------
+
+    def _layer_refs(self, arns: object) -> list[LayerRef]:
+        if self.layers is None:
+            raise invalid("Layers are not available on this server.")
+        return self.layers.refs_for(arns)
+
+    @staticmethod
+    def _check_unzipped(code_bytes: int, layers: list[LayerRef]) -> None:
+        """Lambda's 250 MB limit covers the code and its layers together."""
+        total = code_bytes + sum(layer.unzipped_size for layer in layers)
+        limit = ACCOUNT_LIMITS["CodeSizeUnzipped"]
+        if layers and total > limit:
+            raise invalid(f"Function code combined with layers exceeds the maximum allowed size of {limit} bytes. "
+                          f"The actual size is {total} bytes.")
+
+    async def _unzipped(self, rec: FunctionRecord) -> int:
+        if rec.code_unzipped_size:
+            return rec.code_unzipped_size
+        try:
+            return await trio.to_thread.run_sync(self.codes.unzipped_size, rec.code_sha256_hex)
+        except (OSError, CodeError):
+            return 0
 
     def _for_update(self, ref: str, revision_id: object) -> FunctionRecord:
         # Only $LATEST changes; published versions are immutable.
@@ -345,10 +394,9 @@ class FunctionService:
     @staticmethod
     def _refuse_unsupported(body: dict) -> None:
         """Settings this server cannot honour are refused, not dropped: a
-        function that silently ran without its VPC or layers would be worse
+        function that silently ran without its VPC or EFS would be worse
         than an error."""
         unsupported = {
-            "Layers": "Layers are not supported by this server yet; vendor the layer's files into the .zip.",
             "FileSystemConfigs": "FileSystemConfigs (EFS) are not supported by this server.",
             "ImageConfig": "Container images are not supported by this server; deploy a .zip package.",
             "CodeSigningConfigArn": "Code signing is not supported by this server.",
@@ -384,6 +432,11 @@ class FunctionService:
         if "LoggingConfig" in body:
             out["logging_config"] = v.logging_config(body["LoggingConfig"])
         return out
+
+
+def _digests(*records: FunctionRecord) -> list[str]:
+    """The code and layer content each record names."""
+    return [d for rec in records for d in (rec.code_sha256_hex, *(layer.sha256_hex for layer in rec.layers))]
 
 
 def pick_version(alias: dict) -> str:

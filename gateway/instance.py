@@ -43,7 +43,7 @@ class AnswerTooLarge(WorkerGone):
 
 
 class Instance:
-    __slots__ = ("id", "sandbox", "revision", "sock", "reader", "log_fd", "init_ns", "used", "last_used", "busy", "dead", "log_stream", "function", "memory_mb", "provisioned", "deadline", "timed_out", "_watch", "code_dir", "frozen", "call_started_ns", "last_heard_ns", "runtime_api", "prelaunched")
+    __slots__ = ("id", "sandbox", "revision", "sock", "reader", "log_fd", "init_ns", "used", "last_used", "busy", "dead", "log_stream", "function", "memory_mb", "provisioned", "deadline", "timed_out", "_watch", "code_dir", "frozen", "call_started_ns", "last_heard_ns", "runtime_api", "prelaunched", "layer_dirs")
 
     def __init__(self, instance_id: str, sandbox: Sandbox, revision: str) -> None:
         self.id = instance_id
@@ -69,6 +69,7 @@ class Instance:
         self.call_started_ns = 0
         self.last_heard_ns = 0
         self.code_dir = ""  # the tree the pool holds for this instance, until destroyed
+        self.layer_dirs: tuple[str, ...] = ()  # its layers' trees, held likewise
         self.frozen = False  # stopped by the pool's IdleFreezer; thawed before its next call
         # A custom runtime's Runtime API (gateway/execution/runtime_api/
         # session.py) once its bootstrap is launched; None for Python.

@@ -72,6 +72,7 @@ class Invoker:
                 runtime_mapping=resolved.note(),
                 custom=resolved.custom,
                 launch=None if toolchain is None else languages.launch_for(toolchain, rec.memory_size),
+                layers=tuple(str(self.service.codes.tree_path(layer.sha256_hex)) for layer in rec.layers),
             )
             self._specs[rec.revision_id] = spec
         return spec

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import msgspec
 
+from .layers import LayerRef
+
 
 class FunctionRecord(msgspec.Struct, kw_only=True):
     name: str
@@ -12,6 +14,9 @@ class FunctionRecord(msgspec.Struct, kw_only=True):
     code_sha256_hex: str
     code_sha256_b64: str
     code_size: int
+    # The code's unzipped size, for the 250 MB limit it shares with the
+    # layers; 0 in records stored before it was kept (read from the zip).
+    code_unzipped_size: int = 0
     description: str = ""
     timeout: int = 3
     memory_size: int = 128
@@ -19,6 +24,8 @@ class FunctionRecord(msgspec.Struct, kw_only=True):
     ephemeral_storage: int = 512
     architectures: list[str] = msgspec.field(default_factory=lambda: ["x86_64"])
     logging_config: dict[str, str] = {}
+    # Layers, in order: mounted at /opt, later ones over earlier ones.
+    layers: list[LayerRef] = []
     tags: dict[str, str] = {}
     revision_id: str
     last_modified: str
@@ -76,4 +83,6 @@ def configuration(rec: FunctionRecord, region: str, account: str) -> dict:
     }
     if rec.environment:
         conf["Environment"] = {"Variables": dict(rec.environment)}
+    if rec.layers:
+        conf["Layers"] = [{"Arn": layer.arn, "CodeSize": layer.code_size} for layer in rec.layers]
     return conf

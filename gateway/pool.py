@@ -94,6 +94,12 @@ class FunctionSpec(msgspec.Struct, frozen=True):
     # A Node.js, Java or C# function: the worker execs the language's
     # runtime, which speaks the Runtime API (gateway/execution/languages.py).
     launch: Launch | None = None
+    # The function's layers' trees, in order (mounted at /opt, the last on top).
+    layers: tuple[str, ...] = ()
+
+    def code_paths(self) -> tuple[str, ...]:
+        """Every tree a call or an instance of this function holds."""
+        return (self.code_dir, *self.layers)
 
 
 class Pool:
@@ -335,11 +341,14 @@ class Pool:
         name = spec.record.name
         shared = self._admit(name)
         holds = self.code_holds
-        holds.hold(spec.code_dir)
+        paths = spec.code_paths()
+        for path in paths:
+            holds.hold(path)
         try:
             return await self._invoke(spec, payload, client_context, request_id or new_request_id(), stream=stream)
         finally:
-            holds.release(spec.code_dir)
+            for path in paths:
+                holds.release(path)
             self._leave(name, shared)
 
     async def _invoke(self, spec: FunctionSpec, payload: bytes, client_context: str | None, request_id: str,
@@ -618,7 +627,7 @@ class Pool:
     def _from_spare(self, spec: FunctionSpec) -> Instance | None:
         """A spare sandbox made ready for this function, or None."""
         rec = spec.record
-        if self.spares is None or not self.spares.eligible(rec.ephemeral_storage, network_of(rec)):
+        if self.spares is None or not self.spares.eligible(rec.ephemeral_storage, network_of(rec), spec.layers):
             return None
         early = spec.launch if spec.launch is not None and languages.prestarts(spec.launch, spec.env) else None
         inst = self.spares.take(spec.runtime, early)
@@ -659,13 +668,16 @@ class Pool:
 
     async def _start_instance(self, spec: FunctionSpec, initialization_type: str) -> tuple[Instance, object]:
         rec = spec.record
-        # Held from here until _destroy: the tree is mounted (or the cwd) of
+        # Held from here until _destroy: the trees are mounted (or the cwd) of
         # the sandbox from spawn, or attach, to its end.
-        self.code_holds.hold(spec.code_dir)
+        paths = spec.code_paths()
+        for path in paths:
+            self.code_holds.hold(path)
         try:
             await self._make_room(rec.memory_size)
         except BaseException:
-            self.code_holds.release(spec.code_dir)
+            for path in paths:
+                self.code_holds.release(path)
             raise
         instance_id = uuid.uuid4().hex
         sandbox_spec = SandboxSpec(
@@ -677,6 +689,7 @@ class Pool:
             timeout_s=float(rec.timeout),
             network=network_of(rec),
             runtime=spec.runtime,
+            layers=spec.layers,
         )
         started = time.monotonic_ns()
         started_ms = time.time_ns() // 1_000_000  # INIT_START's stamp
@@ -695,11 +708,13 @@ class Pool:
                 inst = Instance(instance_id, sandbox, rec.revision_id)
         except BaseException:
             self._memory_mb -= rec.memory_size  # the reservation _make_room took
-            self.code_holds.release(spec.code_dir)
+            for path in paths:
+                self.code_holds.release(path)
             raise
         finally:
             self._starting_tasks -= admission.TASKS_PER_START  # now counted by the backend, or never
         inst.code_dir = spec.code_dir
+        inst.layer_dirs = spec.layers
         instance_id = inst.id
         sandbox = inst.sandbox
         inst.function = rec.name
@@ -801,6 +816,9 @@ class Pool:
                 if inst.code_dir:
                     self.code_holds.release(inst.code_dir)
                     inst.code_dir = ""
+                for path in inst.layer_dirs:
+                    self.code_holds.release(path)
+                inst.layer_dirs = ()
 
 
 def _can_freeze(backend: SandboxBackend) -> bool:

@@ -18,19 +18,20 @@ from lambdalet.sandbox import select as sandbox_select
 from lambdalet.sandbox.process import ProcessBackend
 from lambdalet.sandbox.runtime_root import RuntimeRoot
 
-from . import accounting, async_api, async_metrics, calls_metrics, listener, metrics, runtime_setup, usage_api
+from . import accounting, async_api, async_metrics, calls_metrics, listener, metrics, runtime_setup, usage_api, validation
 from .async_queue import AsyncQueue
 from .async_store import AsyncStore
 from .code_gc import CodeCollector, CodeHolds
 from .codestore import CodeStore
 from .config import ServerConfig, default_cache_dir
-from .control import CodeLinks, create_app
+from .control import CodeLinks, create_app, layer_owner
 from .datadir import DataDirBusy, DataDirLock, make_private
 from .event_config import EventConfigs
 from .function_settings import FunctionSettings
 from .http_limits import ByteBudget, ConnectionSlots, HttpLimits, MiB
 from .errors import LambdaError
 from .functions import FunctionService
+from .layers import LayerService
 from .versions import Versions
 from .invoke import Invoker
 from .calls import CallJournal
@@ -266,6 +267,10 @@ async def _run(config: ServerConfig, data_dir: pathlib.Path, lock: DataDirLock, 
 
             service = FunctionService(storage, codes, region=config.region, account=config.account, concurrency_limit=config.concurrency_limit, on_change=on_change, runtimes=runtimes.catalog,
                                       on_code_unneeded=lambda *digests: collector.suspect(*digests))
+            service.layers = LayerService(storage, codes, region=config.region, account=config.account, lock=service._lock,
+                                          runtimes=validation.MODEL_RUNTIMES,
+                                          on_code_unneeded=lambda *digests: collector.suspect(*digests),
+                                          on_version_deleted=lambda name, version: code_holds.revoke(layer_owner(name, version)))
             collector = CodeCollector(codes, code_holds, service.referenced_code, service._lock,
                                       on_removed=getattr(backend, "forget_code", lambda path: None))
             # Before any call: what a kill left behind (code stored for a
@@ -294,7 +299,7 @@ async def _run(config: ServerConfig, data_dir: pathlib.Path, lock: DataDirLock, 
             pool.set_reserved_total(service.reserved_total())
             versions = Versions(service, on_provisioned=sync_provisioned)
             sync_provisioned()
-            app = create_app(service, links, settings, versions, provisioned_ready)
+            app = create_app(service, links, settings, versions, provisioned_ready, layers=service.layers)
             def version_of(name: str, qualifier: str) -> str:
                 try:
                     return getattr(service.resolve(name, None if qualifier == "$LATEST" else qualifier), "version", "$LATEST")

@@ -13,6 +13,7 @@ from typing import Iterable, Protocol
 
 import msgspec
 
+from .layers import LayerVersionRecord
 from .model import FunctionRecord
 
 _SCHEMA = """
@@ -25,6 +26,18 @@ CREATE TABLE IF NOT EXISTS versions (
     version INTEGER NOT NULL,
     record BLOB NOT NULL,
     PRIMARY KEY (name, version)
+);
+CREATE TABLE IF NOT EXISTS layer_versions (
+    name TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    record BLOB NOT NULL,
+    PRIMARY KEY (name, version)
+);
+-- The last version number each layer name used: numbers are never reused,
+-- even once every version of a layer is deleted.
+CREATE TABLE IF NOT EXISTS layer_counters (
+    name TEXT PRIMARY KEY,
+    last_version INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS settings (
     key TEXT PRIMARY KEY,
@@ -40,6 +53,10 @@ class Storage(Protocol):
     def load_versions(self) -> Iterable[FunctionRecord]: ...
     def put_version(self, rec: FunctionRecord) -> None: ...
     def delete_version(self, name: str, version: str) -> None: ...
+    def load_layer_versions(self) -> Iterable[LayerVersionRecord]: ...
+    def load_layer_counters(self) -> Iterable[tuple[str, int]]: ...
+    def put_layer_version(self, rec: LayerVersionRecord, last_version: int) -> None: ...
+    def delete_layer_version(self, name: str, version: int) -> None: ...
     def close(self) -> None: ...
 
 
@@ -57,6 +74,7 @@ class SQLiteStorage:
             self._db.executescript(_SCHEMA)
         self._enc = msgspec.json.Encoder()
         self._dec = msgspec.json.Decoder(FunctionRecord)
+        self._layer_dec = msgspec.json.Decoder(LayerVersionRecord)
 
     def load_functions(self) -> list[FunctionRecord]:
         with self._lock:
@@ -94,6 +112,39 @@ class SQLiteStorage:
     def delete_version(self, name: str, version: str) -> None:
         with self._lock:
             self._db.execute("DELETE FROM versions WHERE name=? AND version=?", (name, int(version)))
+
+    def load_layer_versions(self) -> list[LayerVersionRecord]:
+        with self._lock:
+            rows = self._db.execute("SELECT record FROM layer_versions ORDER BY name, version").fetchall()
+        return [self._layer_dec.decode(r[0]) for r in rows]
+
+    def load_layer_counters(self) -> list[tuple[str, int]]:
+        with self._lock:
+            return [(n, v) for n, v in self._db.execute("SELECT name, last_version FROM layer_counters")]
+
+    def put_layer_version(self, rec: LayerVersionRecord, last_version: int) -> None:
+        """The version and its layer's counter, in one transaction."""
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                self._db.execute(
+                    "INSERT INTO layer_versions(name, version, record) VALUES(?, ?, ?) "
+                    "ON CONFLICT(name, version) DO UPDATE SET record=excluded.record",
+                    (rec.name, rec.version, self._enc.encode(rec)),
+                )
+                self._db.execute(
+                    "INSERT INTO layer_counters(name, last_version) VALUES(?, ?) "
+                    "ON CONFLICT(name) DO UPDATE SET last_version=max(last_version, excluded.last_version)",
+                    (rec.name, last_version),
+                )
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def delete_layer_version(self, name: str, version: int) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM layer_versions WHERE name=? AND version=?", (name, version))
 
     def close(self) -> None:
         with self._lock:

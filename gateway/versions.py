@@ -23,7 +23,7 @@ from .model import FunctionRecord
 ALIAS_RE = re.compile(r"^(?!^[0-9]+$)([a-zA-Z0-9_-]{1,128})$")
 # Fields that make a version differ from the last one published.
 _SNAPSHOT_FIELDS = ("runtime", "role", "handler", "code_sha256_hex", "description", "timeout", "memory_size", "environment",
-                    "ephemeral_storage", "architectures", "logging_config")
+                    "ephemeral_storage", "architectures", "logging_config", "layers")
 
 
 def _now() -> str:

@@ -96,6 +96,11 @@ class ProcessBackend:
         root = self._roots.get(spec.runtime) if spec.runtime else self._root
         if root is None:
             raise OSError(errno.ENOENT, f"no interpreter for {spec.runtime} (this backend runs {', '.join(self._roots)})")
+        if spec.layers:
+            # A plain process sees the host's /opt: running it without its
+            # layers (or with the host's) would be worse than refusing.
+            raise OSError(errno.EOPNOTSUPP, "layers are mounted at /opt only in a namespaced sandbox "
+                                            "(this server runs --sandbox process)")
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)

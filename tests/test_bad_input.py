@@ -53,7 +53,7 @@ def assert_invalid(resp, code="InvalidParameterValueException", status=400):
         pytest.param({"Environment": {"Variables": {"BIG": "x" * 5000}}}, id="env-4kb"),
         pytest.param({"Code": {"S3Bucket": "bucket", "S3Key": "key.zip"}}, id="code-s3"),
         pytest.param({"Code": {"ZipFile": b"this is not a zip"}}, id="not-a-zip"),
-        pytest.param({"Layers": ["arn:aws:lambda:us-east-1:123456789012:layer:l:1"]}, id="layers-unsupported"),
+        pytest.param({"Layers": ["arn:aws:lambda:us-east-1:123456789012:layer:l:1"]}, id="layer-unknown"),
         pytest.param({"VpcConfig": {"SubnetIds": ["subnet-1"], "SecurityGroupIds": ["sg-1"]}}, id="vpc-unsupported"),
         pytest.param({"FileSystemConfigs": [{"Arn": "arn:aws:elasticfilesystem:us-east-1:123456789012:access-point/fsap-1", "LocalMountPath": "/mnt/x"}]}, id="efs-unsupported"),
         pytest.param({"DeadLetterConfig": {"TargetArn": "arn:aws:sqs:us-east-1:123456789012:q"}}, id="dlq-config-unsupported"),
