@@ -75,7 +75,13 @@ class Lambdalet:
         self.client.create_function(FunctionName=name, Runtime=runtime, Role=ROLE, Handler="app.handler",
                                     Code={"ZipFile": zip_of({"app.py": source})}, MemorySize=memory)
         if url:
-            return self.client.create_function_url_config(FunctionName=name, AuthType="NONE")["FunctionUrl"]
+            address = self.client.create_function_url_config(FunctionName=name, AuthType="NONE")["FunctionUrl"]
+            # A public URL needs the policy AWS requires (and lambdalet url create adds).
+            self.client.add_permission(FunctionName=name, StatementId="FunctionURLAllowPublicAccess", Action="lambda:InvokeFunctionUrl",
+                                       Principal="*", FunctionUrlAuthType="NONE")
+            self.client.add_permission(FunctionName=name, StatementId="FunctionURLAllowInvokeAction", Action="lambda:InvokeFunction",
+                                       Principal="*", InvokedViaFunctionUrl=True)
+            return address
         return None
 
     def stop(self) -> None:

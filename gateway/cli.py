@@ -481,6 +481,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_usage_parsers(sub, UserError, _client, _endpoint, parents=[client_opts])
 
+    from .url_cli import add_parsers as add_url_parsers
+
+    add_url_parsers(sub, UserError, _client, _call, parents=[client_opts])
+
     from .runtimes_cli import add_parsers as add_runtimes_parsers
 
     add_runtimes_parsers(sub, UserError)

@@ -16,6 +16,7 @@ import trio
 from quart import Response, request
 from quart_trio import QuartTrio
 
+from .api import operations, unsupported
 from .errors import LambdaError
 from .function_settings import FunctionSettings
 from .functions import FunctionService
@@ -99,6 +100,23 @@ def create_app(service: FunctionService, links: CodeLinks, settings: FunctionSet
     @app.errorhandler(LambdaError)
     async def _lambda_error(exc: LambdaError):
         return Response(exc.body(), status=exc.status, headers=dict(exc.headers()))
+
+    @app.before_request
+    async def _check_against_model():
+        """Lambda's operations: refused here when this server does not do
+        them, or when their input breaks the model's constraints (before
+        any handler looks for a function, as AWS orders it)."""
+        query = request.args.to_dict(flat=False)
+        found = operations.match(request.method, request.path, query)
+        if found is None:
+            return None
+        op, labels = found
+        if request.url_rule is None:
+            raise unsupported.refusal(op.name)
+        payload = await request.get_data() if op.payload else None
+        body = await _body() if op.body and op.payload is None else None
+        operations.check(op, labels, query, {k.lower(): v for k, v in request.headers.items()}, body, payload)
+        return None
 
     @app.errorhandler(404)
     async def _unknown(_exc):

@@ -5,45 +5,56 @@ here: they are results, returned as 200 with X-Amz-Function-Error.
 """
 from __future__ import annotations
 
+import functools
+
 import msgspec
 
-# type -> (HTTP status, name of the message member in botocore's model)
-ERROR_TABLE: dict[str, tuple[int, str]] = {
-    "InvalidParameterValueException": (400, "message"),
-    "InvalidRequestContentException": (400, "message"),
-    "UnsupportedMediaTypeException": (415, "message"),
-    "ResourceNotFoundException": (404, "Message"),
-    "ResourceConflictException": (409, "message"),
-    "PreconditionFailedException": (412, "message"),
-    "RequestTooLargeException": (413, "message"),
-    "TooManyRequestsException": (429, "message"),
-    # Not in Lambda's model: AWS's front ends send it for a request that
-    # arrived too slowly, and botocore retries it as a transient error.
-    "RequestTimeoutException": (408, "message"),
-    "ServiceException": (500, "Message"),
-    "ProvisionedConcurrencyConfigNotFoundException": (404, "message"),
-    "ResourceNotReadyException": (502, "message"),
-    "InvalidRuntimeException": (502, "Message"),
-    "CodeStorageExceededException": (400, "message"),
-    "PolicyLengthExceededException": (400, "message"),
-    # Authentication failures are AWS-wide, not in Lambda's model.
-    "MissingAuthenticationTokenException": (403, "message"),
-    "UnrecognizedClientException": (403, "message"),
-    "InvalidSignatureException": (403, "message"),
-    "IncompleteSignatureException": (403, "message"),
-    "AccessDeniedException": (403, "Message"),
-    "UnknownOperationException": (404, "message"),
-    "MethodNotAllowedException": (405, "message"),
+# Errors AWS sends that Lambda's model does not declare:
+# type -> (HTTP status, name of the message member, whether the body has "Type").
+_NOT_MODELED: dict[str, tuple[int, str, bool]] = {
+    # Request validation against the model (functions/constraints.py).
+    "ValidationException": (400, "message", False),
+    # AWS's front ends send it for a request that arrived too slowly, and
+    # botocore retries it as a transient error.
+    "RequestTimeoutException": (408, "message", True),
+    # Authentication and authorization are AWS-wide, not in Lambda's model.
+    "MissingAuthenticationTokenException": (403, "message", True),
+    "UnrecognizedClientException": (403, "message", True),
+    "InvalidSignatureException": (403, "message", True),
+    "IncompleteSignatureException": (403, "message", True),
+    "AccessDeniedException": (403, "Message", False),
+    "UnknownOperationException": (404, "message", True),
+    "MethodNotAllowedException": (405, "message", True),
 }
 
-_USER_FAULT = {"ServiceException", "ResourceNotReadyException", "InvalidRuntimeException"}
+
+@functools.cache
+def error_table() -> dict[str, tuple[int, str, bool]]:
+    """Every error type this server answers with: Lambda's modeled errors
+    (status, message member and fault from botocore's model), and the
+    AWS-wide ones above."""
+    from .functions.lambda_model import shapes
+
+    table = dict(_NOT_MODELED)
+    for name, shape in shapes().items():
+        if shape.get("exception"):
+            member = "Message" if "Message" in shape["members"] else "message"
+            table[name] = (shape["error"]["httpStatusCode"], member, True)
+    return table
+
+
+@functools.cache
+def _service_faults() -> frozenset[str]:
+    from .functions.lambda_model import shapes
+
+    return frozenset(name for name, shape in shapes().items() if shape.get("exception") and shape.get("fault"))
 
 
 class LambdaError(Exception):
     """A platform error with a Lambda exception type."""
 
     def __init__(self, error_type: str, message: str, **extra: object) -> None:
-        if error_type not in ERROR_TABLE:
+        if error_type not in error_table():
             raise ValueError(f"unknown error type {error_type}")
         super().__init__(message)
         self.error_type = error_type
@@ -52,14 +63,12 @@ class LambdaError(Exception):
 
     @property
     def status(self) -> int:
-        return ERROR_TABLE[self.error_type][0]
+        return error_table()[self.error_type][0]
 
     def body(self) -> bytes:
-        member = ERROR_TABLE[self.error_type][1]
-        doc: dict[str, object] = {
-            "Type": "Service" if self.error_type in _USER_FAULT else "User",
-            member: self.message,
-        }
+        _status, member, typed = error_table()[self.error_type]
+        doc: dict[str, object] = {"Type": "Service" if self.error_type in _service_faults() else "User"} if typed else {}
+        doc[member] = self.message
         doc.update(self.extra)
         return msgspec.json.encode(doc)
 

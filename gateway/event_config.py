@@ -17,12 +17,14 @@ from typing import Callable
 import msgspec
 import trio
 
-from . import validation as v
 from .async_store import AsyncStore
 from .destinations import DEFAULT_DLQ, FunctionTarget, QueueTarget, Target, parse_target
 from .errors import LambdaError, invalid
-from .functions import FunctionService
+from .functions import FunctionService, constraints
 
+# The services AWS delivers asynchronous records to; parse_target says which
+# of them this server can reach.
+_DESTINATION_SERVICES = frozenset({"lambda", "sqs", "sns", "events", "s3"})
 DEFAULT_MAX_RETRIES = 2
 DEFAULT_MAX_AGE_S = 21600
 
@@ -73,29 +75,33 @@ class EventConfigs:
     # -- operations -----------------------------------------------------------
 
     async def put(self, ref: str, qualifier: str | None, body: dict) -> dict:
-        key = self._function(ref, qualifier)
-        cfg = self._from_body(body, EventInvokeConfig(last_modified=self.wall()), replace=True)
+        key = self._existing(ref, qualifier)
+        if not any(k in body for k in ("MaximumRetryAttempts", "MaximumEventAgeInSeconds", "DestinationConfig")):
+            raise invalid("You must specify at least one of error handling or destination setting.")
+        cfg = self._from_body(key, body, EventInvokeConfig(last_modified=self.wall()), replace=True)
         await self._store(key, cfg)
         return self._document(key, cfg)
 
     async def update(self, ref: str, qualifier: str | None, body: dict) -> dict:
-        key = self._function(ref, qualifier)
+        key = self._existing(ref, qualifier)
         current = self._configs.get(key)
         if current is None:
             raise self._missing(key)
-        cfg = self._from_body(body, current, replace=False)
+        cfg = self._from_body(key, body, current, replace=False)
         await self._store(key, cfg)
         return self._document(key, cfg)
 
     def get(self, ref: str, qualifier: str | None) -> dict:
-        key = self._function(ref, qualifier)
+        # AWS answers for the config alone, whether or not the function
+        # (or its version or alias) exists.
+        key = self._named(ref, qualifier)
         cfg = self._configs.get(key)
         if cfg is None:
             raise self._missing(key)
         return self._document(key, cfg)
 
     async def delete(self, ref: str, qualifier: str | None) -> None:
-        key = self._function(ref, qualifier)
+        key = self._named(ref, qualifier)
         if key not in self._configs:
             raise self._missing(key)
         async with self._db:
@@ -103,14 +109,8 @@ class EventConfigs:
         self._configs.pop(key, None)
 
     def list(self, ref: str, marker: str | None, max_items: str | None) -> dict:
-        name = self.service.resolve(ref).name
-        limit = 50
-        if max_items is not None:
-            try:
-                limit = int(max_items)
-            except ValueError:
-                raise invalid(f"1 validation error detected: Value '{max_items}' at 'maxItems' failed to satisfy constraint: Member must be a number") from None
-            v.int_range(limit, "maxItems", 1, 50)
+        name = self.service.latest(ref, missing=lambda _n: _no_function()).name
+        limit = int(max_items) if max_items is not None else 50  # 1-50, by the model
         keys = sorted(k for k in self._configs if k == name or k.startswith(name + ":"))
         items = [self._document(k, self._configs[k]) for k in keys]
         start = 0
@@ -136,11 +136,22 @@ class EventConfigs:
 
     # -- helpers --------------------------------------------------------------
 
-    def _function(self, ref: str, qualifier: str | None) -> str:
+    def _named(self, ref: str, qualifier: str | None) -> str:
         """The config's key: the function, and the qualifier as given."""
-        rec = self.service.resolve(ref, qualifier)  # 404 for a missing version or alias
-        given = v.qualifier(qualifier) or v.function_ref(ref)[1] or "$LATEST"
-        return _key(rec.name, given)
+        name, given = self.service.qualified(ref, qualifier)
+        return _key(name, given or "$LATEST")
+
+    def _existing(self, ref: str, qualifier: str | None) -> str:
+        """The key, for a function (and version or alias) that exists."""
+        key = self._named(ref, qualifier)
+        name, _, given = key.partition(":")
+        try:
+            self.service.resolve(name, given or None)
+        except LambdaError as exc:
+            if exc.error_type == "ResourceNotFoundException":
+                raise _no_function() from None
+            raise
+        return key
 
     def _missing(self, key: str) -> LambdaError:
         return LambdaError("ResourceNotFoundException", f"The function {self._arn(key)} doesn't have an EventInvokeConfig")
@@ -154,33 +165,45 @@ class EventConfigs:
             await trio.to_thread.run_sync(self.store.put_config, name, msgspec.json.encode(cfg))
         self._configs[name] = cfg
 
-    def _from_body(self, body: dict, base: EventInvokeConfig, *, replace: bool) -> EventInvokeConfig:
+    def _from_body(self, key: str, body: dict, base: EventInvokeConfig, *, replace: bool) -> EventInvokeConfig:
         """Put replaces every field (an omitted one returns to its default);
-        Update changes only the fields it names."""
+        Update changes only the fields it names. Ranges and the ARNs'
+        pattern were checked against the model."""
         changes: dict = {"last_modified": self.wall()}
         if replace:
             changes.update(maximum_retry_attempts=None, maximum_event_age_s=None, on_success=None, on_failure=None)
         if "MaximumRetryAttempts" in body:
-            changes["maximum_retry_attempts"] = v.int_range(body["MaximumRetryAttempts"], "maximumRetryAttempts", 0, 2)
+            changes["maximum_retry_attempts"] = body["MaximumRetryAttempts"]
         if "MaximumEventAgeInSeconds" in body:
-            changes["maximum_event_age_s"] = v.int_range(body["MaximumEventAgeInSeconds"], "maximumEventAgeInSeconds", 60, 21600)
+            changes["maximum_event_age_s"] = body["MaximumEventAgeInSeconds"]
         if "DestinationConfig" in body:
-            dc = body["DestinationConfig"]
-            if not isinstance(dc, dict):
-                raise invalid("DestinationConfig must be an object with OnSuccess and/or OnFailure")
-            for key, attr in (("OnSuccess", "on_success"), ("OnFailure", "on_failure")):
-                if key not in dc:
+            dc = body["DestinationConfig"] or {}
+            for part, attr in (("OnSuccess", "on_success"), ("OnFailure", "on_failure")):
+                if part not in dc:
                     continue
-                arn = (dc[key] or {}).get("Destination") if isinstance(dc[key], dict) else None
+                arn = (dc[part] or {}).get("Destination")
                 if arn:
-                    target = parse_target(arn, f"destinationConfig.{key[0].lower()}{key[1:]}.destination")
-                    if isinstance(target, FunctionTarget):
-                        try:
-                            self.service.resolve(target.name, target.qualifier)
-                        except LambdaError:
-                            raise invalid(f"The destination function {arn} does not exist.") from None
+                    self._check_destination(key, arn, dc)
                 changes[attr] = arn or None
         return msgspec.structs.replace(base, **changes)
+
+    def _check_destination(self, key: str, arn: str, config: dict) -> None:
+        """AWS's semantic checks of a destination, in its words, and what
+        this server can deliver to."""
+        service = arn.split(":")[2] if arn.count(":") >= 2 else ""
+        if service not in _DESTINATION_SERVICES:
+            shown = constraints.java_text(config, "DestinationConfig")
+            raise invalid(f"The provided destination config {shown} is invalid.")
+        target = parse_target(arn, "destination")
+        if isinstance(target, FunctionTarget):
+            if target.name == key.partition(":")[0]:
+                raise invalid("You can't specify the function as a destination for itself.")
+            try:
+                self.service.resolve(arn)
+            except LambdaError as exc:
+                if exc.error_type == "ResourceNotFoundException":
+                    raise invalid(f"The destination ARN {arn} is invalid.") from None
+                raise
 
     def _document(self, key: str, cfg: EventInvokeConfig) -> dict:
         doc: dict = {"LastModified": cfg.last_modified, "FunctionArn": self._arn(key)}
@@ -193,6 +216,10 @@ class EventConfigs:
             "OnFailure": {"Destination": cfg.on_failure} if cfg.on_failure else {},
         }
         return doc
+
+
+def _no_function() -> LambdaError:
+    return LambdaError("ResourceNotFoundException", "The function doesn't exist.")
 
 
 def _key(function: str, qualifier: str) -> str:

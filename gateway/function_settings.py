@@ -9,43 +9,42 @@ import string
 import msgspec
 import trio
 
-from . import validation as v
-from .errors import LambdaError, invalid
-from .functions import FunctionService
+from .errors import LambdaError, invalid, not_found
+from .functions import FunctionService, constraints, lambda_model, policy
 from .model import FunctionRecord
 from .validation import NETWORK_TAG, validate_tags
 
 
 _URL_ALPHABET = string.ascii_lowercase + string.digits
-AUTH_TYPES = ("NONE", "AWS_IAM")
-INVOKE_MODES = ("BUFFERED", "RESPONSE_STREAM")
+# AWS's words for a missing function or alias (create, update, list) and for
+# a missing URL config (get, delete, and update's own miss).
+_NO_FUNCTION = "Function does not exist"
+_NO_RESOURCE = "The resource you requested does not exist."
+_METHODS = frozenset({"GET", "PUT", "HEAD", "POST", "PATCH", "DELETE", "OPTIONS", "*"})
+
+
+class UrlTarget(msgspec.Struct, frozen=True):
+    """What a function URL reaches."""
+
+    config: dict  # {"UrlId", "AuthType", "Cors", "InvokeMode", ...}
+    record: FunctionRecord  # the version that runs the call
+    arn: str  # the function's ARN, qualified for an alias's URL
+    # AuthType NONE: whether the resource policy lets anyone call it (AWS's
+    # rule, functions/policy.py); AWS_IAM URLs are for this account's keys.
+    public: bool
 
 
 def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _cors(value: object) -> dict:
-    if not isinstance(value, dict):
-        raise invalid("Cors must be an object")
-    out: dict = {}
-    for key in ("AllowHeaders", "AllowMethods", "AllowOrigins", "ExposeHeaders"):
-        if key in value:
-            items = value[key]
-            if not isinstance(items, list) or not all(isinstance(i, str) for i in items) or len(items) > 100:
-                raise invalid(f"Cors.{key} must be a list of at most 100 strings")
-            out[key] = list(items)
-    if "AllowMethods" in out:
-        allowed = {"GET", "PUT", "HEAD", "POST", "PATCH", "DELETE", "*"}
-        bad = [m for m in out["AllowMethods"] if m.upper() not in allowed]
-        if bad or len(out["AllowMethods"]) > 6:
-            raise invalid(f"1 validation error detected: Value '{bad}' at 'cors.allowMethods' failed to satisfy constraint")
-    if "AllowCredentials" in value:
-        if not isinstance(value["AllowCredentials"], bool):
-            raise invalid("Cors.AllowCredentials must be a boolean")
-        out["AllowCredentials"] = value["AllowCredentials"]
-    if "MaxAge" in value:
-        out["MaxAge"] = v.int_range(value["MaxAge"], "cors.maxAge", 0, 86400)
+def _cors(value: dict) -> dict:
+    """A URL's CORS settings (their types and sizes were checked against the
+    model); methods must be HTTP methods, as AWS requires."""
+    out = {k: value[k] for k in ("AllowCredentials", "AllowHeaders", "AllowMethods", "AllowOrigins", "ExposeHeaders", "MaxAge") if k in value}
+    bad = [m for m in out.get("AllowMethods", ()) if m.upper() not in _METHODS]
+    if bad:
+        raise invalid(f"Invalid CORS method(s): {', '.join(bad)}. Allowed methods are {', '.join(sorted(_METHODS))}.")
     return out
 
 
@@ -54,11 +53,21 @@ class FunctionSettings:
         self.service = service
         self._on_reserved_change = on_reserved_change
         self.base_url = base_url.rstrip("/")
-        self.by_url_id: dict[str, str] = {
-            r.url_config["UrlId"]: r.name for r in service.registry.values() if r.url_config
-        }
+        # url id -> function name, and -> alias for a URL of an alias
+        self.by_url_id: dict[str, str] = {}
+        self._url_alias: dict[str, str] = {}
+        self._public_cache: dict[str, tuple[list[dict] | None, bool]] = {}
+        for rec in service.registry.values():
+            if rec.url_config:
+                self.by_url_id[rec.url_config["UrlId"]] = rec.name
+            for alias, config in rec.alias_urls.items():
+                self.by_url_id[config["UrlId"]] = rec.name
+                self._url_alias[config["UrlId"]] = alias
 
     # -- function URLs -----------------------------------------------------
+    #
+    # A URL belongs to the function (unqualified, running $LATEST) or to one
+    # of its aliases; AWS allows no URL on $LATEST by name or on a version.
 
     def url_for(self, url_id: str) -> str:
         return f"{self.base_url}/lambda-url/{url_id}/"
@@ -67,20 +76,40 @@ class FunctionSettings:
         """A deleted function's URL ids go with it (they are never reused)."""
         for url_id in [u for u, n in self.by_url_id.items() if n == name and name not in self.service.registry]:
             del self.by_url_id[url_id]
+            self._url_alias.pop(url_id, None)
+            self._public_cache.pop(url_id, None)
 
-    def lookup_url(self, url_id: str) -> FunctionRecord | None:
+    def lookup_url(self, url_id: str) -> UrlTarget | None:
+        """What a request to a URL reaches: its config, the record that
+        runs (an alias's version is picked now, by its weights) and
+        whether its policy lets anyone call it."""
         name = self.by_url_id.get(url_id)
-        rec = self.service.registry.get(name) if name else None
-        # A deleted and re-created function keeps its name but not its URL.
-        if rec is None or not rec.url_config or rec.url_config["UrlId"] != url_id:
+        latest = self.service.registry.get(name) if name else None
+        if latest is None:
             return None
-        return rec
+        alias = self._url_alias.get(url_id)
+        config = latest.url_config if alias is None else latest.alias_urls.get(alias)
+        # A deleted and re-created function keeps its name but not its URL.
+        if not config or config["UrlId"] != url_id:
+            return None
+        record = latest if alias is None else self.service.resolve(latest.name, alias)
+        return UrlTarget(config, record, self.service.arn(latest.name, alias), self._public(url_id, latest.policies.get(alias or "")))
 
-    def _url_doc(self, rec: FunctionRecord, with_modified: bool = True) -> dict:
-        cfg = rec.url_config or {}
+    def _public(self, url_id: str, statements: list[dict] | None) -> bool:
+        # Statements lists are replaced, never changed in place, so the
+        # answer holds as long as the same list is the policy.
+        cached = self._public_cache.get(url_id)
+        if cached is not None and cached[0] is statements:
+            return cached[1]
+        name = self.by_url_id[url_id]
+        answer = bool(statements) and policy.public_url_allowed(statements, self.service.arn(name, self._url_alias.get(url_id)))
+        self._public_cache[url_id] = (statements, answer)
+        return answer
+
+    def _url_doc(self, name: str, alias: str | None, cfg: dict, with_modified: bool = True) -> dict:
         doc = {
             "FunctionUrl": self.url_for(cfg["UrlId"]),
-            "FunctionArn": self.service.arn(rec.name),
+            "FunctionArn": self.service.arn(name, alias),
             "AuthType": cfg["AuthType"],
             "CreationTime": cfg["CreationTime"],
             "InvokeMode": cfg.get("InvokeMode", "BUFFERED"),
@@ -91,101 +120,108 @@ class FunctionSettings:
             doc["LastModifiedTime"] = cfg.get("LastModifiedTime", cfg["CreationTime"])
         return doc
 
-    def _check_qualifier(self, rec: FunctionRecord, qualifier: str | None) -> None:
-        if qualifier not in (None, "$LATEST"):
-            raise LambdaError("ResourceNotFoundException", f"Function not found: {self.service.arn(rec.name, qualifier)}")
-        if qualifier == "$LATEST":
-            raise invalid("1 validation error detected: Value '$LATEST' at 'qualifier' failed to satisfy constraint: Member must satisfy regular expression pattern: ((?!^\\d+$)^[0-9a-zA-Z-_]+$)")
+    def _url_owner(self, ref: str, qualifier: str | None, missing: str) -> tuple[FunctionRecord, str | None]:
+        """$LATEST and the alias (None: the function itself) a URL call
+        names; missing: AWS's words when either does not exist (they differ
+        between operations)."""
+        name, alias = self.service.qualified(ref, qualifier)
+        if alias is not None and (alias == "$LATEST" or alias.isdigit()):
+            # Only a qualifier derived from the name gets here: the
+            # Qualifier parameter broke the model's pattern already.
+            raise LambdaError("ValidationException", constraints.message([
+                f"Value '{alias}' at 'qualifier' failed to satisfy constraint: Member must satisfy regular expression pattern: "
+                + lambda_model.shapes()["FunctionUrlQualifier"]["pattern"]]))
+        latest = self.service.registry.get(name)
+        if latest is None or (alias is not None and alias not in latest.aliases):
+            raise LambdaError("ResourceNotFoundException", missing)
+        return latest, alias
 
     @staticmethod
-    def _auth_type(body: dict) -> str:
-        auth = body.get("AuthType")
-        if auth not in AUTH_TYPES:
-            raise invalid(f"1 validation error detected: Value '{auth}' at 'authType' failed to satisfy constraint: Member must satisfy enum value set: [AWS_IAM, NONE]")
-        return auth
+    def _url_config(latest: FunctionRecord, alias: str | None) -> dict | None:
+        return latest.url_config if alias is None else latest.alias_urls.get(alias)
 
-    @staticmethod
-    def _invoke_mode(body: dict) -> str:
-        mode = body.get("InvokeMode", "BUFFERED")
-        if mode not in INVOKE_MODES:
-            raise invalid(f"1 validation error detected: Value '{mode}' at 'invokeMode' failed to satisfy constraint: Member must satisfy enum value set: [BUFFERED, RESPONSE_STREAM]")
-        return mode
+    async def _set_url_config(self, latest: FunctionRecord, alias: str | None, config: dict | None) -> FunctionRecord:
+        if alias is None:
+            return await self._save(latest, url_config=config)
+        urls = {k: c for k, c in latest.alias_urls.items() if k != alias}
+        if config is not None:
+            urls[alias] = config
+        return await self._save(latest, alias_urls=urls)
 
     async def create_url(self, ref: str, qualifier: str | None, body: dict) -> dict:
-        rec = self.service.resolve(ref)
-        self._check_qualifier(rec, qualifier)
-        auth = self._auth_type(body)
-        mode = self._invoke_mode(body)
+        latest, alias = self._url_owner(ref, qualifier, _NO_FUNCTION)
         cors = _cors(body["Cors"]) if "Cors" in body else None
-        if rec.url_config:
-            raise LambdaError("ResourceConflictException", f"Failed to create function url config for [functionArn = {self.service.arn(rec.name)}]. Error message:  FunctionUrlConfig exists for this Lambda function")
+        if self._url_config(latest, alias):
+            raise LambdaError("ResourceConflictException", f"Failed to create function url config for [functionArn = {self.service.arn(latest.name, alias)}]. Error message:  FunctionUrlConfig exists for this Lambda function")
         now = _now()
         url_id = "".join(secrets.choice(_URL_ALPHABET) for _ in range(32))
-        config = {"UrlId": url_id, "AuthType": auth, "InvokeMode": mode, "CreationTime": now, "LastModifiedTime": now}
+        config = {"UrlId": url_id, "AuthType": body["AuthType"], "InvokeMode": body.get("InvokeMode", "BUFFERED"), "CreationTime": now, "LastModifiedTime": now}
         if cors:
             config["Cors"] = cors
-        rec = await self._save(rec, url_config=config)
-        self.by_url_id[url_id] = rec.name
-        return self._url_doc(rec, with_modified=False)
+        await self._set_url_config(latest, alias, config)
+        self.by_url_id[url_id] = latest.name
+        if alias is not None:
+            self._url_alias[url_id] = alias
+        return self._url_doc(latest.name, alias, config, with_modified=False)
 
     def get_url(self, ref: str, qualifier: str | None) -> dict:
-        rec = self.service.resolve(ref)
-        self._check_qualifier(rec, qualifier)
-        if not rec.url_config:
-            raise LambdaError("ResourceNotFoundException", "The resource you requested does not exist.")
-        return self._url_doc(rec)
+        latest, alias = self._url_owner(ref, qualifier, _NO_RESOURCE)
+        config = self._url_config(latest, alias)
+        if not config:
+            raise LambdaError("ResourceNotFoundException", _NO_RESOURCE)
+        return self._url_doc(latest.name, alias, config)
 
     async def update_url(self, ref: str, qualifier: str | None, body: dict) -> dict:
-        rec = self.service.resolve(ref)
-        self._check_qualifier(rec, qualifier)
-        if not rec.url_config:
-            raise LambdaError("ResourceNotFoundException", "The resource you requested does not exist.")
-        config = dict(rec.url_config)
-        if "AuthType" in body:
-            config["AuthType"] = self._auth_type(body)
-        if "InvokeMode" in body:
-            config["InvokeMode"] = self._invoke_mode(body)
+        latest, alias = self._url_owner(ref, qualifier, _NO_FUNCTION)
+        config = self._url_config(latest, alias)
+        if not config:
+            raise LambdaError("ResourceNotFoundException", _NO_RESOURCE)
+        config = dict(config)
+        for key in ("AuthType", "InvokeMode"):
+            if key in body:
+                config[key] = body[key]
         if "Cors" in body:
             config["Cors"] = _cors(body["Cors"])
         config["LastModifiedTime"] = _now()
-        rec = await self._save(rec, url_config=config)
-        return self._url_doc(rec)
+        await self._set_url_config(latest, alias, config)
+        return self._url_doc(latest.name, alias, config)
 
     async def delete_url(self, ref: str, qualifier: str | None) -> None:
-        rec = self.service.resolve(ref)
-        self._check_qualifier(rec, qualifier)
-        if not rec.url_config:
-            raise LambdaError("ResourceNotFoundException", "The resource you requested does not exist.")
-        self.by_url_id.pop(rec.url_config["UrlId"], None)
-        await self._save(rec, url_config=None)
+        latest, alias = self._url_owner(ref, qualifier, _NO_RESOURCE)
+        config = self._url_config(latest, alias)
+        if not config:
+            raise LambdaError("ResourceNotFoundException", _NO_RESOURCE)
+        self.by_url_id.pop(config["UrlId"], None)
+        self._url_alias.pop(config["UrlId"], None)
+        await self._set_url_config(latest, alias, None)
 
     def list_urls(self, ref: str) -> dict:
-        rec = self.service.resolve(ref)
-        return {"FunctionUrlConfigs": [self._url_doc(rec)] if rec.url_config else []}
+        latest = self.service.latest(ref, missing=lambda _name: LambdaError("ResourceNotFoundException", _NO_FUNCTION))
+        docs = [self._url_doc(latest.name, None, latest.url_config)] if latest.url_config else []
+        docs += [self._url_doc(latest.name, a, c) for a, c in sorted(latest.alias_urls.items())]
+        return {"FunctionUrlConfigs": docs}
 
     # -- tags --------------------------------------------------------------
 
     def _tagged(self, resource: str) -> FunctionRecord:
         # Tags belong to the function: a qualified ARN is refused, as on AWS.
-        name, qualifier = v.function_ref(resource)
+        name, qualifier = self.service.parse(resource)
         if qualifier is not None:
-            raise invalid("Tags apply to a function, not to a version or alias: use the unqualified function ARN.")
-        return self.service.resolve(name)
+            raise invalid("Tags on function aliases and versions are not supported. Please specify a function ARN.")
+        return self.service.latest(name)
 
     def list_tags(self, resource: str) -> dict:
         return {"Tags": dict(self._tagged(resource).tags)}
 
     async def tag(self, resource: str, body: dict) -> None:
         rec = self._tagged(resource)
-        tags = body.get("Tags")
-        if not isinstance(tags, dict) or not tags:
-            raise invalid("Tags must be a non-empty map of strings")
-        await self._set_tags(rec, {**rec.tags, **validate_tags(tags)})
+        tags = body["Tags"]
+        if not tags:
+            raise invalid("An error occurred and the request cannot be processed.")
+        await self._set_tags(rec, {**rec.tags, **validate_tags(tags, rec.tags)})
 
     async def untag(self, resource: str, keys: list[str]) -> None:
         rec = self._tagged(resource)
-        if not keys:
-            raise invalid("TagKeys is required")
         await self._set_tags(rec, {k: val for k, val in rec.tags.items() if k not in keys})
 
     async def _set_tags(self, rec: FunctionRecord, tags: dict[str, str]) -> None:
@@ -200,12 +236,18 @@ class FunctionSettings:
 
     # -- reserved concurrency ----------------------------------------------
 
+    def _unqualified(self, ref: str, *, latest_in_message: bool = False) -> FunctionRecord:
+        name, qualifier = self.service.parse(ref)
+        if qualifier is not None:
+            raise invalid("This operation is permitted on Lambda functions only. Aliases and versions do not support this operation. "
+                          "Please specify either a function name or an unqualified function ARN.")
+        # PutFunctionConcurrency names the missing function with :$LATEST.
+        return self.service.latest(name, missing=lambda n: not_found(self.service.arn(n, "$LATEST" if latest_in_message else None)))
+
     async def put_concurrency(self, ref: str, body: dict) -> dict:
-        rec = self.service.resolve(ref)
-        value = body.get("ReservedConcurrentExecutions")
+        rec = self._unqualified(ref, latest_in_message=True)
+        value = body["ReservedConcurrentExecutions"]  # at least 0, by the model
         limit = self.service.concurrency_limit
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise invalid(f"1 validation error detected: Value '{value}' at 'reservedConcurrentExecutions' failed to satisfy constraint: Member must have value greater than or equal to 0")
         others = sum(r.reserved_concurrency or 0 for r in self.service.registry.values() if r.name != rec.name)
         # AWS keeps 100 unreserved for everyone else; on a small host we keep
         # the same rule scaled down, so reserving cannot starve other functions.
@@ -219,11 +261,11 @@ class FunctionSettings:
         return {"ReservedConcurrentExecutions": value}
 
     def get_concurrency(self, ref: str) -> dict:
-        rec = self.service.resolve(ref)
+        rec = self._unqualified(ref)
         return {} if rec.reserved_concurrency is None else {"ReservedConcurrentExecutions": rec.reserved_concurrency}
 
     async def delete_concurrency(self, ref: str) -> None:
-        rec = self.service.resolve(ref)
+        rec = self._unqualified(ref)
         await self._save(rec, reserved_concurrency=None)
         self._on_reserved_change(self.service.reserved_total())
 

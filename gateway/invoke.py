@@ -9,6 +9,7 @@ import urllib.parse
 import msgspec
 import trio
 
+from .api import operations
 from .errors import LambdaError, invalid
 from .api import streaming
 from .execution import languages
@@ -80,10 +81,18 @@ class Invoker:
     async def handle(self, head: Head, function_ref: str, body: bytes) -> Reply:
         query = urllib.parse.parse_qs(head.query) if head.query else {}
         qualifier = query.get("Qualifier", [None])[0]
-        rec = self.service.resolve(urllib.parse.unquote(function_ref), qualifier)
+        ref = urllib.parse.unquote(function_ref)
+        try:
+            rec = self.service.resolve(ref, qualifier)
+        except LambdaError:
+            # AWS validates the request before it looks for the function;
+            # only a request that found nothing can have broken the model
+            # in its name or qualifier, so the fast path skips the check.
+            _check_model("Invoke", head, ref, query)
+            raise
         kind = head.header("x-amz-invocation-type", "RequestResponse")
-        if kind not in INVOCATION_TYPES:
-            raise invalid(f"1 validation error detected: Value '{kind}' at 'invocationType' failed to satisfy constraint: Member must satisfy enum value set: [Event, RequestResponse, DryRun]")
+        if kind not in INVOCATION_TYPES or head.header("x-amz-log-type", "None") not in ("None", "Tail"):
+            _check_model("Invoke", head, ref, query)
         log_type, client_context = _checked(head, body)
         spec = self.spec_for(rec)
         if kind == "DryRun":
@@ -109,10 +118,15 @@ class Invoker:
     async def handle_stream(self, head: Head, function_ref: str, body: bytes, error_reply) -> Reply:
         """InvokeWithResponseStream (api/streaming.py)."""
         query = urllib.parse.parse_qs(head.query) if head.query else {}
-        rec = self.service.resolve(urllib.parse.unquote(function_ref), query.get("Qualifier", [None])[0])
+        ref = urllib.parse.unquote(function_ref)
+        try:
+            rec = self.service.resolve(ref, query.get("Qualifier", [None])[0])
+        except LambdaError:
+            _check_model("InvokeWithResponseStream", head, ref, query)
+            raise
         kind = head.header("x-amz-invocation-type", "RequestResponse")
-        if kind not in STREAM_INVOCATION_TYPES:
-            raise invalid(f"1 validation error detected: Value '{kind}' at 'invocationType' failed to satisfy constraint: Member must satisfy enum value set: [RequestResponse, DryRun]")
+        if kind not in STREAM_INVOCATION_TYPES or head.header("x-amz-log-type", "None") not in ("None", "Tail"):
+            _check_model("InvokeWithResponseStream", head, ref, query)
         log_type, client_context = _checked(head, body)
         spec = self.spec_for(rec)
         if kind == "DryRun":
@@ -137,6 +151,12 @@ def _checked(head: Head, body: bytes) -> tuple[str, str | None]:
         except msgspec.DecodeError as exc:
             raise LambdaError("InvalidRequestContentException", f"Could not parse request body into json: Could not parse payload into json: {exc}") from None
     return log_type, _client_context(head.header("x-amz-client-context"))
+
+
+def _check_model(operation: str, head: Head, ref: str, query: dict[str, list[str]]) -> None:
+    """An invocation's input against the model: ValidationException if it
+    breaks it."""
+    operations.check(operations.by_name(operation), {"FunctionName": ref}, query, dict(head.headers), None)
 
 
 def _client_context(raw: str | None) -> str | None:

@@ -35,6 +35,7 @@ class FunctionRecord(msgspec.Struct, kw_only=True):
     # Settings that do not change the code or configuration, so they leave
     # RevisionId (and warm instances) alone.
     url_config: dict | None = None  # {"UrlId", "AuthType", "Cors", "InvokeMode", "CreationTime", "LastModifiedTime"}
+    alias_urls: dict[str, dict] = {}  # alias -> its URL config, kept on $LATEST
     reserved_concurrency: int | None = None
     # "$LATEST", or the number of a published (immutable) version.
     version: str = "$LATEST"
@@ -45,6 +46,13 @@ class FunctionRecord(msgspec.Struct, kw_only=True):
     next_version: int = 1
     aliases: dict[str, dict] = {}
     provisioned: dict[str, dict] = {}
+    # Resource-based policy statements (AWS's statement JSON, as documents),
+    # kept on $LATEST for the function ("") and each version or alias.
+    policies: dict[str, list[dict]] = {}
+    code_signing_config_arn: str | None = None
+    recursive_loop: str = "Terminate"  # PutFunctionRecursionConfig: Terminate or Allow
+    # PutRuntimeManagementConfig: {"UpdateRuntimeOn": ..., "RuntimeVersionArn": ...}
+    runtime_management: dict[str, str] = {}
 
 
 def function_arn(region: str, account: str, name: str, qualifier: str | None = None) -> str:
@@ -52,11 +60,20 @@ def function_arn(region: str, account: str, name: str, qualifier: str | None = N
     return f"{arn}:{qualifier}" if qualifier else arn
 
 
-def configuration(rec: FunctionRecord, region: str, account: str) -> dict:
-    """FunctionConfiguration as botocore's model shapes it."""
+def configuration(rec: FunctionRecord, region: str, account: str, *, runtime_version_arn: str | None = None,
+                  listed: bool = False, qualify_latest: bool = False) -> dict:
+    """FunctionConfiguration as botocore's model shapes it and AWS fills it.
+
+    listed: an entry of ListFunctions, which AWS gives without State,
+    LastUpdateStatus and RuntimeVersionConfig. qualify_latest: $LATEST's
+    ARN with ":$LATEST", as ListFunctions with FunctionVersion=ALL and
+    ListVersionsByFunction name it."""
+    qualifier = None if rec.version == "$LATEST" else rec.version
+    if qualify_latest:
+        qualifier = rec.version
     conf = {
         "FunctionName": rec.name,
-        "FunctionArn": function_arn(region, account, rec.name, None if rec.version == "$LATEST" else rec.version),
+        "FunctionArn": function_arn(region, account, rec.name, qualifier),
         "Runtime": rec.runtime,
         "Role": rec.role,
         "Handler": rec.handler,
@@ -67,10 +84,10 @@ def configuration(rec: FunctionRecord, region: str, account: str) -> dict:
         "LastModified": rec.last_modified,
         "CodeSha256": rec.code_sha256_b64,
         "Version": rec.version,
+        # AWS includes the (possibly empty) variables in every configuration.
+        "Environment": {"Variables": dict(rec.environment)},
         "TracingConfig": {"Mode": "PassThrough"},
         "RevisionId": rec.revision_id,
-        "State": rec.state,
-        "LastUpdateStatus": rec.last_update_status,
         "PackageType": "Zip",
         "Architectures": list(rec.architectures),
         "EphemeralStorage": {"Size": rec.ephemeral_storage},
@@ -81,8 +98,11 @@ def configuration(rec: FunctionRecord, region: str, account: str) -> dict:
             **{k: v for k, v in rec.logging_config.items() if k in ("ApplicationLogLevel", "SystemLogLevel")},
         },
     }
-    if rec.environment:
-        conf["Environment"] = {"Variables": dict(rec.environment)}
     if rec.layers:
         conf["Layers"] = [{"Arn": layer.arn, "CodeSize": layer.code_size} for layer in rec.layers]
+    if not listed:
+        conf["State"] = rec.state
+        conf["LastUpdateStatus"] = rec.last_update_status
+        if runtime_version_arn is not None:
+            conf["RuntimeVersionConfig"] = {"RuntimeVersionArn": runtime_version_arn}
     return conf

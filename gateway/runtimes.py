@@ -86,6 +86,11 @@ class Resolved(msgspec.Struct, frozen=True):
             return f"{self.toolchain.language}:{self.toolchain.version}"
         return f"python:{self.interpreter.version}"
 
+    def version_arn(self, region: str) -> str:
+        """RuntimeVersionConfig's ARN: AWS's form (arn:aws:lambda:<region>::
+        runtime:<id>), its id naming the interpreter that really runs."""
+        return f"arn:aws:lambda:{region}::runtime:{self.runtime_version}"
+
     def note(self) -> str:
         """How a mapped runtime runs, for INIT_START and doctor; else ""."""
         if not self.mapped:

@@ -18,6 +18,8 @@ from lambdalet.sandbox import select as sandbox_select
 from lambdalet.sandbox.process import ProcessBackend
 from lambdalet.sandbox.runtime_root import RuntimeRoot
 
+from .api import policy_routes
+from .functions.permissions import Permissions
 from . import accounting, async_api, async_metrics, calls_metrics, listener, metrics, runtime_setup, usage_api, validation
 from .async_queue import AsyncQueue
 from .async_store import AsyncStore
@@ -277,7 +279,9 @@ async def _run(config: ServerConfig, data_dir: pathlib.Path, lock: DataDirLock, 
             # create that never committed, code of a committed delete).
             collector.sweep()
             invoker = Invoker(service, pool, nursery)
-            invoke_policy = NoGrants()
+            permissions = Permissions(service)
+            # Event sources ask the functions' resource policies (AddPermission).
+            invoke_policy = permissions
 
             def function_exists(name: str, qualifier: str) -> bool:
                 try:
@@ -339,6 +343,7 @@ async def _run(config: ServerConfig, data_dir: pathlib.Path, lock: DataDirLock, 
             router = Router(invoker, app, keys if config.auth else None, (config.host, port), url_handler, routes(False))
             async_api.register(app, event_configs, async_queue, scheduler)
             esm_api.register(app, mappings)
+            policy_routes.register(app, permissions)
             usage_api.register(app, service, calls, granularity_ms=config.billing_granularity_ms)
             console_pages.register(app, console)
             metrics.register(meter)

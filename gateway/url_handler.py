@@ -25,6 +25,9 @@ BODY_MAX = 6 * 1024 * 1024
 Reply = tuple[int, list[tuple[str, str]], bytes]
 
 _FORBIDDEN = msgspec.json.encode({"Message": "Forbidden"})
+# AWS's answer to a call its resource policy does not allow.
+_NOT_ALLOWED = msgspec.json.encode({"Message": "Forbidden. For troubleshooting Function URL authorization issues, see: "
+                                               "https://docs.aws.amazon.com/lambda/latest/dg/urls-auth.html"})
 _NOT_FOUND = msgspec.json.encode({"Message": "Not Found"})
 _INTERNAL = b"Internal Server Error"
 
@@ -47,6 +50,13 @@ def match(head: Head) -> tuple[str, str, str] | None:
     return None
 
 
+def _not_allowed(request_id: str) -> Reply:
+    """AuthType NONE, but the function's policy does not let everyone call
+    it (both lambda:InvokeFunctionUrl and lambda:InvokeFunction, as AWS
+    requires): AWS's 403."""
+    return 403, [("Content-Type", "application/json"), ("x-amzn-ErrorType", "AccessDeniedException"), ("x-amzn-RequestId", request_id)], _NOT_ALLOWED
+
+
 class UrlHandler:
     def __init__(self, settings: FunctionSettings, invoker: Invoker, secrets: Mapping[str, str]) -> None:
         self.settings = settings
@@ -58,22 +68,26 @@ class UrlHandler:
         read: 404 for no such URL, 403 for an AWS_IAM URL whose signature
         cannot be valid. None: the body is needed (AuthType NONE needs
         nothing more)."""
-        rec = self.settings.lookup_url(url_id)
-        if rec is None or not rec.url_config:
+        target = self.settings.lookup_url(url_id)
+        if target is None:
             return 404, [("Content-Type", "application/json"), ("x-amzn-RequestId", new_request_id())], _NOT_FOUND
-        if rec.url_config["AuthType"] == "AWS_IAM":
+        if target.config["AuthType"] == "AWS_IAM":
             try:
                 check_head(head.method, head.target, head.headers, self.secrets)
             except AuthError:
                 return 403, [("Content-Type", "application/json"), ("x-amzn-ErrorType", "AccessDeniedException"), ("x-amzn-RequestId", new_request_id())], _FORBIDDEN
+        elif not target.public:
+            return _not_allowed(new_request_id())
         return None
 
     async def handle(self, head: Head, body: bytes, client: tuple[str, int], url_id: str, path: str, query: str) -> Reply:
         request_id = new_request_id()
-        rec = self.settings.lookup_url(url_id)
-        if rec is None or not rec.url_config:
+        target = self.settings.lookup_url(url_id)
+        if target is None:
             return 404, [("Content-Type", "application/json"), ("x-amzn-RequestId", request_id)], _NOT_FOUND
-        config = rec.url_config
+        config, rec = target.config, target.record
+        if config["AuthType"] == "NONE" and not target.public:
+            return _not_allowed(request_id)
         cors = config.get("Cors")
         # Without a CORS config the Origin header changes nothing: skip the
         # search through the headers.

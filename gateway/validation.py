@@ -1,27 +1,34 @@
-"""Checks on CreateFunction/UpdateFunctionConfiguration input.
+"""The semantic checks of Lambda's requests: what AWS checks in the
+operation itself, after the model's constraints passed.
 
-Patterns and ranges come from botocore's Lambda model; messages follow the
-wording AWS uses for the same mistakes.
+The model's constraints (patterns, lengths, ranges, enums, required members)
+are checked first, for every request, by functions/constraints.py: a
+ValidationException before any function is looked up. What is here is what
+the model cannot say, in AWS's words for it, usually
+InvalidParameterValueException: a function name longer than 64 when it is
+not an ARN, a Timeout over 900 for a function that is not on a capacity
+provider, reserved environment variables and the 4 KB of their JSON, 50
+tags. Each function also runs its model check, so that a caller other than
+the HTTP API (a stored destination, a test) gets the same answer.
 """
 from __future__ import annotations
 
 import re
 
-from .errors import invalid
+import msgspec
+
+from .errors import LambdaError, invalid
+from .functions import constraints
 from .runtimes import CUSTOM_RUNTIMES, MODEL_LANGUAGE_RUNTIMES, MODEL_PYTHON_RUNTIMES
 
-NAME_RE = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
-# FunctionName as a name, partial ARN or full ARN, with an optional qualifier.
+# FunctionName as a name, partial ARN or full ARN, with an optional
+# qualifier: the model's NamespacedFunctionName, with its parts named.
 FUNCTION_REF_RE = re.compile(
-    r"^(?:arn:(?:aws[a-zA-Z-]*)?:lambda:)?(?:(?P<region>[a-z]{2}(?:-gov)?-[a-z]+-\d):)?"
+    r"^(?:arn:(?P<partition>aws[a-zA-Z-]*)?:lambda:)?(?:(?P<region>(?:eusc-)?[a-z]{2}(?:(?:-gov)|(?:-iso[a-z]?))?-[a-z]+-\d):)?"
     r"(?:(?P<account>\d{12}):)?(?:function:)?(?P<name>[a-zA-Z0-9_.-]+)"
-    r"(?::(?P<qualifier>\$LATEST|[a-zA-Z0-9_-]+))?$"
+    r"(?::(?P<qualifier>\$LATEST(?:\.PUBLISHED)?|[a-zA-Z0-9_-]+))?$"
 )
-HANDLER_RE = re.compile(r"^[^\s]{1,128}$")
-ROLE_RE = re.compile(r"^arn:(aws[a-zA-Z-]*)?:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+$")
-ENV_KEY_RE = re.compile(r"^[a-zA-Z]([a-zA-Z0-9_])+$")
-QUALIFIER_RE = re.compile(r"^(\$LATEST|[a-zA-Z0-9_-]{1,128})$")
-
+NAME_MAX = 64  # a bare name; an ARN may be longer (the model's 140 or 256)
 
 # Lambda reserves these; setting one is refused, as on AWS.
 RESERVED_ENV = frozenset(
@@ -34,25 +41,56 @@ RESERVED_ENV = frozenset(
     }
 )
 ENV_MAX_BYTES = 4096
+TAGS_MAX = 50
+# Limits of a function that runs on Lambda's own fleet; the model allows
+# more for functions on capacity providers, which this server has none of.
+TIMEOUT_MAX = 900
+MEMORY_MAX = 10240
+EPHEMERAL_MAX = 10240
+
+
+def modeled(shape: str, value: object, path: str) -> object:
+    """The model's constraints on one value, as the API checks them."""
+    checker = constraints.Checker()
+    try:
+        checker.value(shape, value, path)
+    except constraints.TypeMismatch as exc:
+        raise LambdaError("InvalidRequestContentException", f"Could not parse request body into json: {exc}") from None
+    if checker.violations:
+        raise LambdaError("ValidationException", constraints.message(checker.violations))
+    return value
+
+
+def semantic_limit(value: object, path: str, constraint: str) -> LambdaError:
+    """AWS words some semantic limits as validation errors, but sends them
+    as InvalidParameterValueException."""
+    return invalid(f"1 validation error detected: Value '{constraints.java_text(value)}' at '{path}' failed to satisfy constraint: {constraint}")
 
 
 def function_ref(value: object) -> tuple[str, str | None]:
-    """Parses a FunctionName path parameter into (name, qualifier)."""
-    if not isinstance(value, str) or not value or len(value) > 170:
-        raise invalid(f"1 validation error detected: Value '{value}' at 'functionName' failed to satisfy constraint: Member must have length less than or equal to 170")
-    m = FUNCTION_REF_RE.match(value)
-    if not m or len(m.group("name")) > 64:
-        raise invalid(
-            f"1 validation error detected: Value '{value}' at 'functionName' failed to satisfy constraint: "
-            "Member must satisfy regular expression pattern: "
-            r"(arn:(aws[a-zA-Z-]*)?:lambda:)?([a-z]{2}(-gov)?-[a-z]+-\d{1}:)?(\d{12}:)?(function:)?([a-zA-Z0-9-_\.]+)(:(\$LATEST|[a-zA-Z0-9-_]+))?"
-        )
+    """A FunctionName (name, partial or full ARN, optional qualifier) as
+    (name, qualifier)."""
+    m = FUNCTION_REF_RE.match(value) if isinstance(value, str) else None
+    if m is None:
+        modeled("NamespacedFunctionName", value, "functionName")
+        raise LambdaError("ValidationException", constraints.message([
+            f"Value '{value}' at 'functionName' failed to satisfy constraint: Member must satisfy regular expression pattern: "
+            + constraints.lambda_model.shapes()["NamespacedFunctionName"]["pattern"]]))
+    if len(m.group("name")) > NAME_MAX:
+        raise semantic_limit(value if m.group("account") is None else m.group("name"), "functionName", f"Member must have length less than or equal to {NAME_MAX}")
     return m.group("name"), m.group("qualifier")
 
 
+def function_scope(value: str) -> tuple[str | None, str | None]:
+    """The region and account a FunctionName names, where it names them."""
+    m = FUNCTION_REF_RE.match(value)
+    return (m.group("region"), m.group("account")) if m else (None, None)
+
+
 def new_function_name(value: object) -> str:
+    modeled("FunctionName", value, "functionName")
     name, qualifier = function_ref(value)
-    if qualifier is not None or not NAME_RE.match(name):
+    if qualifier is not None or "." in name:
         raise invalid(f"1 validation error detected: Value '{value}' at 'functionName' failed to satisfy constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9-_]+")
     return name
 
@@ -60,8 +98,7 @@ def new_function_name(value: object) -> str:
 def qualifier(value: str | None) -> str | None:
     if value is None:
         return None
-    if not QUALIFIER_RE.match(value):
-        raise invalid(f"1 validation error detected: Value '{value}' at 'qualifier' failed to satisfy constraint: Member must satisfy regular expression pattern: (|[a-zA-Z0-9$_-]+)")
+    modeled("Qualifier", value, "qualifier")
     return value
 
 
@@ -80,60 +117,46 @@ def runtime(value: object) -> str:
 
 
 def handler(value: object, runtime_name: str) -> str:
-    if not isinstance(value, str) or not HANDLER_RE.match(value):
-        raise invalid(f"1 validation error detected: Value '{value}' at 'handler' failed to satisfy constraint: Member must satisfy regular expression pattern: [^\\s]+")
-    if runtime_name.startswith("python") and ("." not in value or value.startswith(".") or value.endswith(".")):
+    modeled("Handler", value, "handler")
+    if runtime_name.startswith("python") and ("." not in value or value.startswith(".") or value.endswith(".")):  # type: ignore[operator, union-attr]
         raise invalid(f"Handler '{value}' is not valid for {runtime_name}: expected module.function, e.g. app.handler")
-    return value
+    return value  # type: ignore[return-value]
 
 
 def role(value: object) -> str:
-    if not isinstance(value, str) or not ROLE_RE.match(value):
-        raise invalid(f"1 validation error detected: Value '{value}' at 'role' failed to satisfy constraint: Member must satisfy regular expression pattern: arn:(aws[a-zA-Z-]*)?:iam::\\d{{12}}:role/?[a-zA-Z_0-9+=,.@\\-_/]+")
-    return value
+    return modeled("RoleArn", value, "role")  # type: ignore[return-value]
 
 
-def int_range(value: object, field: str, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise invalid(f"1 validation error detected: Value '{value}' at '{field}' failed to satisfy constraint: Member must have value between {low} and {high}")
+def at_most(value: int, path: str, high: int) -> int:
+    if value > high:
+        raise semantic_limit(value, path, f"Member must have value less than or equal to {high}")
     return value
 
 
 def memory(value: object) -> int:
-    return int_range(value, "memorySize", 128, 10240)
+    return at_most(modeled("MemorySize", value, "memorySize"), "memorySize", MEMORY_MAX)  # type: ignore[arg-type]
 
 
 def timeout(value: object) -> int:
-    return int_range(value, "timeout", 1, 900)
+    return at_most(modeled("Timeout", value, "timeout"), "timeout", TIMEOUT_MAX)  # type: ignore[arg-type]
 
 
 def ephemeral(value: object) -> int:
-    if not isinstance(value, dict):
-        raise invalid("EphemeralStorage must be an object with Size")
-    return int_range(value.get("Size"), "ephemeralStorage.size", 512, 10240)
+    modeled("EphemeralStorage", value, "ephemeralStorage")
+    return at_most(value["Size"], "ephemeralStorage.size", EPHEMERAL_MAX)  # type: ignore[index]
 
 
 def architectures(value: object) -> list[str]:
-    if not isinstance(value, list) or len(value) != 1 or value[0] not in ("x86_64", "arm64"):
-        raise invalid(f"1 validation error detected: Value '{value}' at 'architectures' failed to satisfy constraint: Member must have length less than or equal to 1, and each member must satisfy enum value set: [x86_64, arm64]")
-    return list(value)
+    return list(modeled("ArchitecturesList", value, "architectures"))  # type: ignore[call-overload]
 
 
 def description(value: object) -> str:
-    if not isinstance(value, str) or len(value) > 256:
-        raise invalid("1 validation error detected: Value at 'description' failed to satisfy constraint: Member must have length less than or equal to 256")
-    return value
+    return modeled("Description", value, "description")  # type: ignore[return-value]
 
 
 def environment(value: object) -> dict[str, str]:
-    if not isinstance(value, dict):
-        raise invalid("Environment must be an object with Variables")
-    variables = value.get("Variables", {})
-    if not isinstance(variables, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in variables.items()):
-        raise invalid("Environment.Variables must map strings to strings")
-    bad = [k for k in variables if not ENV_KEY_RE.match(k)]
-    if bad:
-        raise invalid(f"1 validation error detected: Value at 'environment.variables' failed to satisfy constraint: Map keys must satisfy constraint: [Member must satisfy regular expression pattern: [a-zA-Z]([a-zA-Z0-9_])+] ({', '.join(bad)})")
+    modeled("Environment", value, "environment")
+    variables = value.get("Variables") or {}  # type: ignore[union-attr]
     reserved = sorted(k for k in variables if k in RESERVED_ENV)
     if reserved:
         raise invalid(
@@ -141,50 +164,37 @@ def environment(value: object) -> dict[str, str]:
             "provided contains reserved keys that are currently not supported for modification. "
             f"Reserved keys used in this request: {', '.join(reserved)}"
         )
-    size = sum(len(k.encode()) + len(v.encode()) for k, v in variables.items())
-    if size > ENV_MAX_BYTES:
+    # AWS measures the variables' JSON, as it stores them, and shows it.
+    measured = msgspec.json.encode(variables).decode()
+    if len(measured.encode()) > ENV_MAX_BYTES:
         raise invalid(
             "Lambda was unable to configure your environment variables because the environment variables you have "
-            f"provided exceeded the 4KB limit. String measured: {size} bytes"
+            f"provided exceeded the 4KB limit. String measured: {measured}"
         )
     return dict(variables)
 
 
 def logging_config(value: object) -> dict[str, str]:
-    if not isinstance(value, dict):
-        raise invalid("LoggingConfig must be an object")
-    out: dict[str, str] = {}
-    fmt = value.get("LogFormat")
-    if fmt is not None:
-        if fmt not in ("Text", "JSON"):
-            raise invalid(f"Value {fmt} at 'loggingConfig.logFormat' failed to satisfy constraint: Member must satisfy enum value set: [Text, JSON]")
-        out["LogFormat"] = fmt
-    for key, allowed in (("ApplicationLogLevel", ("TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL")), ("SystemLogLevel", ("DEBUG", "INFO", "WARN"))):
-        level = value.get(key)
-        if level is not None:
-            if level not in allowed:
-                raise invalid(f"Value {level} at 'loggingConfig.{key[0].lower() + key[1:]}' failed to satisfy constraint: Member must satisfy enum value set: [{', '.join(allowed)}]")
-            out[key] = level
-    group = value.get("LogGroup")
-    if group is not None:
-        if not isinstance(group, str) or not re.match(r"^[\.\-_/#A-Za-z0-9]{1,512}$", group):
-            raise invalid(f"Value {group} at 'loggingConfig.logGroup' failed to satisfy constraint")
-        out["LogGroup"] = group
-    return out
+    modeled("LoggingConfig", value, "loggingConfig")
+    return {k: value[k] for k in ("LogFormat", "ApplicationLogLevel", "SystemLogLevel", "LogGroup") if value.get(k) is not None}  # type: ignore[union-attr, index]
 
 
 NETWORK_TAG = "lambdalet:network"
 NETWORKS = ("none", "egress")
 
 
-def validate_tags(tags: object) -> dict[str, str]:
-    """Tags as AWS allows them, and lambdalet:network as this server reads it:
-    "none" (the default: loopback only) or "egress" (NAT to the outside)."""
-    if not isinstance(tags, dict) or not all(isinstance(k, str) and isinstance(val, str) for k, val in tags.items()):
-        raise invalid("Tags must be a map of strings")
-    for key, value in tags.items():
-        if not 1 <= len(key) <= 128 or len(value) > 256 or key.lower().startswith("aws:"):
-            raise invalid(f"Invalid tag: {key!r}")
-    if tags.get(NETWORK_TAG, "none") not in NETWORKS:
+def validate_tags(tags: object, existing: dict[str, str] | None = None) -> dict[str, str]:
+    """Tags as AWS allows them (the model's patterns and lengths, at most 50
+    on a resource together with those it has), and lambdalet:network as
+    this server reads it: "none" (the default: loopback only) or "egress"
+    (NAT to the outside)."""
+    modeled("Tags", tags, "tags")
+    merged = {**(existing or {}), **tags}  # type: ignore[dict-item]
+    if len(merged) > TAGS_MAX:
+        raise invalid("Number of tags exceeds resource tag limit.")
+    for key in tags:  # type: ignore[union-attr]
+        if key.lower().startswith("aws:"):
+            raise invalid(f"Tag keys starting with 'aws:' are reserved for AWS use: {key}")
+    if merged.get(NETWORK_TAG, "none") not in NETWORKS:
         raise invalid(f"Tag {NETWORK_TAG} must be one of: {', '.join(NETWORKS)}")
-    return dict(tags)
+    return dict(tags)  # type: ignore[call-overload]

@@ -8,7 +8,6 @@ version or alias initialised; as on AWS it cannot be set on $LATEST.
 from __future__ import annotations
 
 import datetime
-import re
 import uuid
 from typing import Callable
 
@@ -20,7 +19,7 @@ from .errors import LambdaError, invalid, not_found
 from .functions import FunctionService
 from .model import FunctionRecord
 
-ALIAS_RE = re.compile(r"^(?!^[0-9]+$)([a-zA-Z0-9_-]{1,128})$")
+_NOT_PUBLISHED = "The function resource provided must be an alias or a published version."
 # Fields that make a version differ from the last one published.
 _SNAPSHOT_FIELDS = ("runtime", "role", "handler", "code_sha256_hex", "description", "timeout", "memory_size", "environment",
                     "ephemeral_storage", "architectures", "logging_config", "layers")
@@ -41,9 +40,7 @@ class Versions:
     async def publish(self, ref: str, body: dict) -> dict:
         svc = self.service
         async with svc._lock:
-            latest = svc.registry.get(v.function_ref(ref)[0])
-            if latest is None:
-                raise not_found(svc.arn(v.function_ref(ref)[0]))
+            latest = svc.latest(ref)
             if body.get("RevisionId") is not None and body["RevisionId"] != latest.revision_id:
                 raise LambdaError("PreconditionFailedException", "The Revision Id provided does not match the latest Revision Id. Call the GetFunction/GetAlias API to retrieve the latest Revision Id")
             if body.get("CodeSha256") is not None and body["CodeSha256"] != latest.code_sha256_b64:
@@ -61,9 +58,11 @@ class Versions:
                 revision_id=str(uuid.uuid4()),
                 description=body.get("Description", latest.description),
                 url_config=None,
+                alias_urls={},
                 reserved_concurrency=None,
                 aliases={},
                 provisioned={},
+                policies={},  # a version starts with no policy of its own, as on AWS
                 last_modified=_now(),
             )
             async with svc._db:
@@ -74,15 +73,14 @@ class Versions:
 
     def list_versions(self, ref: str, marker: str | None, max_items: str | None) -> dict:
         svc = self.service
-        name = v.function_ref(ref)[0]
-        latest = svc.registry.get(name)
-        if latest is None:
-            raise not_found(svc.arn(name))
+        latest = svc.latest(ref)
+        name = latest.name
         records = [latest] + [svc.versions[name][k] for k in sorted(svc.versions.get(name, {}), key=int)]
         start = int(marker) if marker and marker.isdigit() else 0
-        limit = int(max_items) if max_items and max_items.isdigit() else 50
+        limit = int(max_items) if max_items is not None else 50
         page = records[start : start + limit]
-        out: dict = {"Versions": [svc.configuration(r) for r in page]}
+        # As AWS lists them: $LATEST by its qualified ARN, no state fields.
+        out: dict = {"Versions": [svc.configuration(r, listed=True, qualify_latest=True) for r in page]}
         if start + limit < len(records):
             out["NextMarker"] = str(start + limit)
         return out
@@ -109,42 +107,47 @@ class Versions:
         return version
 
     def _routing(self, name: str, primary: str, value: object) -> dict | None:
-        if value is None:
-            return None
+        """AWS's order: too many weights, a weight's version that does not
+        exist, $LATEST with weights, the primary version among the weights.
+        (Weights out of 0.0-1.0 and keys that are not numbers broke the
+        model already.)"""
         weights = (value or {}).get("AdditionalVersionWeights") if isinstance(value, dict) else None
         if not weights:
             return None
-        if not isinstance(weights, dict) or len(weights) > 1:
-            raise invalid("RoutingConfig.AdditionalVersionWeights may name one version")
-        for version, weight in weights.items():
+        if len(weights) > 1:
+            raise invalid("Number of items in AdditionalVersionWeights cannot be greater than 1")
+        for version in weights:
             self._check_version(name, version)
-            if version == primary or version == "$LATEST" or primary == "$LATEST":
-                raise invalid("Alias routing needs two different published versions")
-            if not isinstance(weight, (int, float)) or not 0.0 <= weight <= 1.0:
-                raise invalid(f"Invalid weight {weight}: must be between 0.0 and 1.0")
+        if primary == "$LATEST":
+            raise invalid("$LATEST is not supported for an alias pointing to more than 1 version")
+        for version in weights:
+            if version == primary:
+                raise invalid(f"Invalid function version {version}. Function version {version} is already included in routing configuration.")
         return {"AdditionalVersionWeights": {k: float(w) for k, w in weights.items()}}
 
     async def create_alias(self, ref: str, body: dict) -> dict:
         async with self.service._lock:
-            latest = self._latest(ref)
-            alias = body.get("Name")
-            if not isinstance(alias, str) or not ALIAS_RE.match(alias) or alias == "$LATEST":
-                raise invalid(f"1 validation error detected: Value '{alias}' at 'name' failed to satisfy constraint: Member must satisfy regular expression pattern: (?!^[0-9]+$)([a-zA-Z0-9-_]+)")
-            if alias in latest.aliases:
-                raise LambdaError("ResourceConflictException", f"Alias already exists: {self.service.arn(latest.name, alias)}")
-            version = self._check_version(latest.name, body.get("FunctionVersion"))
-            cfg = {"FunctionVersion": version, "Description": v.description(body.get("Description", "")), "RevisionId": str(uuid.uuid4())}
+            alias = body["Name"]  # its pattern was checked against the model
+            wanted = body.get("FunctionVersion")
+            latest = self.service.latest(ref, missing=lambda n: not_found(self.service.arn(n, str(wanted))))
+            version = self._check_version(latest.name, wanted)
             routing = self._routing(latest.name, version, body.get("RoutingConfig"))
+            if alias == "$LATEST" or alias in latest.aliases:
+                raise LambdaError("ResourceConflictException", f"Alias already exists: {self.service.arn(latest.name, alias)}")
+            cfg = {"FunctionVersion": version, "Description": v.description(body.get("Description", "")), "RevisionId": str(uuid.uuid4())}
             if routing:
                 cfg["RoutingConfig"] = routing
             await self._save_latest(msgspec.structs.replace(latest, aliases={**latest.aliases, alias: cfg}))
             return self._alias_doc(latest.name, alias, cfg)
 
+    def _no_alias(self, name: str, alias: str) -> LambdaError:
+        return LambdaError("ResourceNotFoundException", f"Cannot find alias arn: {self.service.arn(name, alias)}")
+
     def get_alias(self, ref: str, alias: str) -> dict:
         latest = self._latest(ref)
         cfg = latest.aliases.get(alias)
         if cfg is None:
-            raise not_found(self.service.arn(latest.name, alias))
+            raise self._no_alias(latest.name, alias)
         return self._alias_doc(latest.name, alias, cfg)
 
     async def update_alias(self, ref: str, alias: str, body: dict) -> dict:
@@ -152,7 +155,7 @@ class Versions:
             latest = self._latest(ref)
             cfg = latest.aliases.get(alias)
             if cfg is None:
-                raise not_found(self.service.arn(latest.name, alias))
+                raise LambdaError("ResourceNotFoundException", f"Alias not found: {self.service.arn(latest.name, alias)}")
             if body.get("RevisionId") is not None and body["RevisionId"] != cfg["RevisionId"]:
                 raise LambdaError("PreconditionFailedException", "The Revision Id provided does not match the latest Revision Id. Call the GetFunction/GetAlias API to retrieve the latest Revision Id")
             cfg = dict(cfg)
@@ -174,10 +177,13 @@ class Versions:
         async with self.service._lock:
             latest = self._latest(ref)
             if alias not in latest.aliases:
-                raise not_found(self.service.arn(latest.name, alias))
+                raise self._no_alias(latest.name, alias)
+            # Its provisioned concurrency, URL and policy go with it.
             aliases = {k: c for k, c in latest.aliases.items() if k != alias}
             provisioned = {k: c for k, c in latest.provisioned.items() if k != alias}
-            await self._save_latest(msgspec.structs.replace(latest, aliases=aliases, provisioned=provisioned))
+            urls = {k: c for k, c in latest.alias_urls.items() if k != alias}
+            policies = {k: p for k, p in latest.policies.items() if k != alias}
+            await self._save_latest(msgspec.structs.replace(latest, aliases=aliases, provisioned=provisioned, alias_urls=urls, policies=policies))
             self._on_provisioned()
 
     def list_aliases(self, ref: str, function_version: str | None) -> dict:
@@ -198,22 +204,26 @@ class Versions:
                     out.append((rec, qualifier, cfg["Requested"]))
         return out
 
-    def _qualifier(self, latest: FunctionRecord, qualifier: str | None) -> str:
-        if not qualifier:
-            raise invalid("Qualifier is required: provisioned concurrency applies to a version or an alias")
+    def _target(self, ref: str, qualifier: str, on_latest: str) -> tuple[FunctionRecord, str]:
+        """$LATEST and the version or alias a provisioned config is for,
+        refused as AWS refuses each: $LATEST (on_latest says how), then a
+        missing alias or version (of a function that may not exist)."""
+        name, _ = self.service.parse(ref)
         if qualifier == "$LATEST":
-            raise invalid("Provisioned Concurrency Configs cannot be applied to unpublished function versions.")
-        if qualifier not in latest.aliases and qualifier not in self.service.versions.get(latest.name, {}):
-            raise not_found(self.service.arn(latest.name, qualifier))
-        return qualifier
+            raise invalid(on_latest)
+        latest = self.service.registry.get(name)
+        if qualifier.isdigit():
+            if latest is None or qualifier not in self.service.versions.get(name, {}):
+                raise not_found(self.service.arn(name, qualifier))
+        elif latest is None or qualifier not in latest.aliases:
+            raise self._no_alias(name, qualifier)
+        assert latest is not None
+        return latest, qualifier
 
     async def put_provisioned(self, ref: str, qualifier: str | None, body: dict, available: Callable[[str, str], int]) -> dict:
         async with self.service._lock:
-            latest = self._latest(ref)
-            qualifier = self._qualifier(latest, qualifier)
-            n = body.get("ProvisionedConcurrentExecutions")
-            if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-                raise invalid(f"1 validation error detected: Value '{n}' at 'provisionedConcurrentExecutions' failed to satisfy constraint: Member must have value greater than or equal to 1")
+            latest, qualifier = self._target(ref, qualifier or "", "Provisioned Concurrency Configs cannot be applied to unpublished function versions.")
+            n = body["ProvisionedConcurrentExecutions"]  # at least 1, by the model
             others = sum(c["Requested"] for q, c in latest.provisioned.items() if q != qualifier)
             if latest.reserved_concurrency is not None and others + n > latest.reserved_concurrency:
                 raise invalid("Requested Provisioned Concurrency should not be greater than the reservedConcurrentExecution for function")
@@ -235,21 +245,19 @@ class Versions:
         }
 
     def get_provisioned(self, ref: str, qualifier: str | None, available: Callable[[str, str], int]) -> dict:
-        latest = self._latest(ref)
-        qualifier = self._qualifier(latest, qualifier)
+        latest, qualifier = self._target(ref, qualifier or "", _NOT_PUBLISHED)
         cfg = latest.provisioned.get(qualifier)
         if cfg is None:
-            raise LambdaError("ProvisionedConcurrencyConfigNotFoundException", f"No Provisioned Concurrency Config found for this function: {self.service.arn(latest.name, qualifier)}")
+            raise LambdaError("ProvisionedConcurrencyConfigNotFoundException", "No Provisioned Concurrency Config found for this function")
         doc = self._provisioned_doc(latest.name, qualifier, cfg, available(latest.name, qualifier))
         doc.pop("FunctionArn")
         return doc
 
     async def delete_provisioned(self, ref: str, qualifier: str | None) -> None:
         async with self.service._lock:
-            latest = self._latest(ref)
-            qualifier = self._qualifier(latest, qualifier)
+            latest, qualifier = self._target(ref, qualifier or "", _NOT_PUBLISHED)
             if qualifier not in latest.provisioned:
-                raise LambdaError("ProvisionedConcurrencyConfigNotFoundException", f"No Provisioned Concurrency Config found for this function: {self.service.arn(latest.name, qualifier)}")
+                raise LambdaError("ProvisionedConcurrencyConfigNotFoundException", "No Provisioned Concurrency Config found for this function")
             await self._save_latest(msgspec.structs.replace(latest, provisioned={k: c for k, c in latest.provisioned.items() if k != qualifier}))
             self._on_provisioned()
 
@@ -260,16 +268,7 @@ class Versions:
     # -- helpers -------------------------------------------------------------
 
     def _latest(self, ref: str) -> FunctionRecord:
-        name, _ = v.function_ref(ref)
-        rec = self.service.registry.get(name)
-        if rec is None:
-            raise not_found(self.service.arn(name))
-        return rec
+        return self.service.latest(ref)
 
     async def _save_latest(self, rec: FunctionRecord) -> None:
-        """Persists $LATEST's bookkeeping without a new RevisionId: versions,
-        aliases and provisioned configs leave the code and its instances alone."""
-        svc = self.service
-        async with svc._db:
-            await trio.to_thread.run_sync(svc.storage.put_function, rec)
-        svc.registry[rec.name] = rec
+        await self.service.save_latest(rec)

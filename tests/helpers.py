@@ -278,3 +278,29 @@ def signed_get(server: "ServerProcess", path: str) -> requests.Response:
     req = botocore.awsrequest.AWSRequest(method="GET", url=server.url + path)
     botocore.auth.SigV4Auth(botocore.credentials.Credentials(key, secret), "lambda", "us-east-1").add_auth(req)
     return requests.get(server.url + path, headers=dict(req.headers), timeout=60)
+
+
+def signed_request(server: "ServerProcess", method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None) -> requests.Response:
+    """A SigV4-signed request with whatever body and headers a test wants,
+    for what boto3 would refuse to send."""
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    key, secret = server.credentials()
+    req = AWSRequest(method=method, url=server.url + path, data=body, headers={"Content-Type": "application/json", **(headers or {})})
+    SigV4Auth(Credentials(key, secret), "lambda", "us-east-1").add_auth(req)
+    prepared = req.prepare()
+    return requests.request(method, prepared.url, headers=dict(prepared.headers), data=body, timeout=30)
+
+
+def allow_public_url(lam, name: str, qualifier: str | None = None) -> None:
+    """What an AWS user adds for a function URL with AuthType NONE (and
+    what the AWS console and `lambdalet url create` add): everyone may
+    invoke it through its URL. Since October 2025 AWS wants both
+    statements."""
+    extra = {"Qualifier": qualifier} if qualifier else {}
+    lam.add_permission(FunctionName=name, StatementId="FunctionURLAllowPublicAccess", Action="lambda:InvokeFunctionUrl",
+                       Principal="*", FunctionUrlAuthType="NONE", **extra)
+    lam.add_permission(FunctionName=name, StatementId="FunctionURLAllowInvokeAction", Action="lambda:InvokeFunction",
+                       Principal="*", InvokedViaFunctionUrl=True, **extra)

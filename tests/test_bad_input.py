@@ -33,46 +33,61 @@ def assert_invalid(resp, code="InvalidParameterValueException", status=400):
     assert resp["Error"]["Message"]
 
 
+# What the model's constraints refuse is ValidationException, checked before
+# anything else; what only the operation can judge is
+# InvalidParameterValueException (tests/test_contract_validation.py pins the
+# messages).
+VALIDATION = "ValidationException"
+PARAMETER = "InvalidParameterValueException"
+
+
 @pytest.mark.parametrize(
-    "overrides",
+    "overrides,code",
     [
-        pytest.param({"FunctionName": "has space"}, id="name-space"),
-        pytest.param({"FunctionName": "x" * 65}, id="name-too-long"),
-        pytest.param({"FunctionName": "bad!name"}, id="name-bang"),
-        pytest.param({"Runtime": "python2.7"}, id="runtime-old"),
-        pytest.param({"Runtime": "cobol85"}, id="runtime-unknown"),
-        pytest.param({"Handler": "nodot"}, id="handler-no-dot"),
-        pytest.param({"Handler": "has space.fn"}, id="handler-space"),
-        pytest.param({"Role": "not-an-arn"}, id="role"),
-        pytest.param({"MemorySize": 20000}, id="memory-high"),
-        pytest.param({"Timeout": 901}, id="timeout-high"),
-        pytest.param({"EphemeralStorage": {"Size": 20000}}, id="ephemeral"),
-        pytest.param({"Architectures": ["sparc"]}, id="arch"),
-        pytest.param({"Environment": {"Variables": {"AWS_REGION": "x"}}}, id="env-reserved"),
-        pytest.param({"Environment": {"Variables": {"1BAD": "x"}}}, id="env-key"),
-        pytest.param({"Environment": {"Variables": {"BIG": "x" * 5000}}}, id="env-4kb"),
-        pytest.param({"Code": {"S3Bucket": "bucket", "S3Key": "key.zip"}}, id="code-s3"),
-        pytest.param({"Code": {"ZipFile": b"this is not a zip"}}, id="not-a-zip"),
-        pytest.param({"Layers": ["arn:aws:lambda:us-east-1:123456789012:layer:l:1"]}, id="layer-unknown"),
-        pytest.param({"VpcConfig": {"SubnetIds": ["subnet-1"], "SecurityGroupIds": ["sg-1"]}}, id="vpc-unsupported"),
-        pytest.param({"FileSystemConfigs": [{"Arn": "arn:aws:elasticfilesystem:us-east-1:123456789012:access-point/fsap-1", "LocalMountPath": "/mnt/x"}]}, id="efs-unsupported"),
-        pytest.param({"DeadLetterConfig": {"TargetArn": "arn:aws:sqs:us-east-1:123456789012:q"}}, id="dlq-config-unsupported"),
+        pytest.param({"FunctionName": "has space"}, VALIDATION, id="name-space"),
+        pytest.param({"FunctionName": "x" * 65}, PARAMETER, id="name-too-long"),
+        pytest.param({"FunctionName": "bad!name"}, VALIDATION, id="name-bang"),
+        pytest.param({"Runtime": "python2.7"}, PARAMETER, id="runtime-old"),
+        pytest.param({"Runtime": "cobol85"}, PARAMETER, id="runtime-unknown"),
+        pytest.param({"Handler": "nodot"}, PARAMETER, id="handler-no-dot"),
+        pytest.param({"Handler": "has space.fn"}, VALIDATION, id="handler-space"),
+        pytest.param({"Role": "not-an-arn"}, VALIDATION, id="role"),
+        pytest.param({"MemorySize": 20000}, PARAMETER, id="memory-high"),
+        pytest.param({"Timeout": 901}, PARAMETER, id="timeout-high"),
+        pytest.param({"EphemeralStorage": {"Size": 20000}}, PARAMETER, id="ephemeral"),
+        pytest.param({"Architectures": ["sparc"]}, VALIDATION, id="arch"),
+        pytest.param({"Environment": {"Variables": {"AWS_REGION": "x"}}}, PARAMETER, id="env-reserved"),
+        pytest.param({"Environment": {"Variables": {"1BAD": "x"}}}, VALIDATION, id="env-key"),
+        pytest.param({"Environment": {"Variables": {"BIG": "x" * 5000}}}, PARAMETER, id="env-4kb"),
+        pytest.param({"Code": {"S3Bucket": "bucket", "S3Key": "key.zip"}}, PARAMETER, id="code-s3"),
+        pytest.param({"Code": {"ZipFile": b"this is not a zip"}}, PARAMETER, id="not-a-zip"),
+        pytest.param({"Layers": ["arn:aws:lambda:us-east-1:123456789012:layer:l:1"]}, PARAMETER, id="layer-unknown"),
+        pytest.param({"VpcConfig": {"SubnetIds": ["subnet-1"], "SecurityGroupIds": ["sg-1"]}}, PARAMETER, id="vpc-unsupported"),
+        pytest.param({"FileSystemConfigs": [{"Arn": "arn:aws:elasticfilesystem:us-east-1:123456789012:access-point/fsap-0123456789abcdef0", "LocalMountPath": "/mnt/x"}]}, PARAMETER, id="efs-unsupported"),
+        pytest.param({"DeadLetterConfig": {"TargetArn": "arn:aws:sqs:us-east-1:123456789012:q"}}, PARAMETER, id="dlq-config-unsupported"),
     ],
 )
-def test_create_rejects(lam, overrides):
-    assert_invalid(create_error(lam, **overrides))
+def test_create_rejects(lam, overrides, code):
+    assert_invalid(create_error(lam, **overrides), code)
 
 
 @pytest.mark.parametrize(
-    "field,value",
-    [("MemorySize", 64), ("Timeout", 0), ("EphemeralStorage", {"Size": 100}), ("MemorySize", "lots"), ("Timeout", True)],
+    "field,value,code",
+    [
+        ("MemorySize", 64, VALIDATION),
+        ("Timeout", 0, VALIDATION),
+        ("EphemeralStorage", {"Size": 100}, VALIDATION),
+        # A value of the wrong JSON type cannot even be read.
+        ("MemorySize", "lots", "InvalidRequestContentException"),
+        ("Timeout", True, "InvalidRequestContentException"),
+    ],
 )
-def test_create_rejects_values_boto3_would_not_send(server, field, value):
+def test_create_rejects_values_boto3_would_not_send(server, field, value, code):
     # boto3 validates minimums client-side; other clients do not.
     doc = {"FunctionName": "raw-bad", "Runtime": PY, "Role": ROLE, "Handler": "app.handler", "Code": {"ZipFile": base64.b64encode(make_zip(HELLO)).decode()}, field: value}
     r = _signed(server, "POST", "/2015-03-31/functions", json.dumps(doc).encode())
     assert r.status_code == 400
-    assert r.headers["x-amzn-ErrorType"] == "InvalidParameterValueException"
+    assert r.headers["x-amzn-ErrorType"] == code
 
 
 def _zip_with(entries: list[tuple[zipfile.ZipInfo, bytes]]) -> bytes:
@@ -169,18 +184,18 @@ def test_async_payload_over_1mb_gets_413(lam, deploy):
 
 
 @pytest.mark.parametrize(
-    "kwargs",
+    "kwargs,code",
     [
-        pytest.param({"InvocationType": "Sometimes"}, id="invocation-type"),
-        pytest.param({"LogType": "Everything"}, id="log-type"),
-        pytest.param({"ClientContext": "%%%not base64"}, id="client-context"),
+        pytest.param({"InvocationType": "Sometimes"}, VALIDATION, id="invocation-type"),
+        pytest.param({"LogType": "Everything"}, VALIDATION, id="log-type"),
+        pytest.param({"ClientContext": "%%%not base64"}, PARAMETER, id="client-context"),
     ],
 )
-def test_invoke_rejects_bad_parameters(lam, deploy, kwargs):
+def test_invoke_rejects_bad_parameters(lam, deploy, kwargs, code):
     name = deploy(HELLO)
     with pytest.raises(ClientError) as exc:
         lam.invoke(FunctionName=name, Payload=b"{}", **kwargs)
-    assert exc.value.response["Error"]["Code"] == "InvalidParameterValueException"
+    assert exc.value.response["Error"]["Code"] == code
 
 
 def test_garbage_http_gets_400_and_the_server_keeps_serving(server):

@@ -15,6 +15,8 @@ from botocore.exceptions import ClientError
 
 from lambdalet.gateway import url_events
 
+from helpers import allow_public_url
+
 ECHO = """
 import base64, json
 def handler(event, context):
@@ -35,6 +37,7 @@ def handler(event, context):
 def url_fn(lam, deploy):
     name = deploy({"app.py": ECHO})
     conf = lam.create_function_url_config(FunctionName=name, AuthType="NONE", Cors={"AllowOrigins": ["https://example.com"], "AllowMethods": ["GET", "POST"], "AllowHeaders": ["x-foo"], "MaxAge": 60, "ExposeHeaders": ["x-custom"]})
+    allow_public_url(lam, name)
     return name, conf["FunctionUrl"]
 
 
@@ -59,7 +62,7 @@ def test_url_config_lifecycle(lam, deploy):
     assert requests.get(created["FunctionUrl"], timeout=10).status_code == 404
     with pytest.raises(ClientError) as exc:
         lam.create_function_url_config(FunctionName=name, AuthType="MAGIC")
-    assert exc.value.response["Error"]["Code"] == "InvalidParameterValueException"
+    assert exc.value.response["Error"]["Code"] == "ValidationException"
 
 
 def test_request_maps_to_payload_v2_event(url_fn):
@@ -209,6 +212,7 @@ def test_functions_cannot_set_framing_headers():
 def test_a_bad_header_from_the_function_is_a_502_and_the_server_lives_on(server, lam, deploy):
     name = deploy({"app.py": "def handler(e, c):\n    return {'statusCode': 200, 'headers': {'a\\r\\nb': 'x'}, 'body': 'no'}\n"})
     url = lam.create_function_url_config(FunctionName=name, AuthType="NONE")["FunctionUrl"]
+    allow_public_url(lam, name)
     r = requests.get(url, timeout=10)
     assert r.status_code == 502
     assert requests.get(server.url + "/health", timeout=5).status_code == 200

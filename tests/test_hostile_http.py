@@ -28,7 +28,7 @@ import boto3
 import botocore.config
 import pytest
 
-from helpers import ServerProcess, free_port, make_zip, wait_for
+from helpers import ServerProcess, allow_public_url, free_port, make_zip, wait_for
 
 MB = 1000 * 1000
 ROLE = "arn:aws:iam::123456789012:role/hostile"
@@ -134,10 +134,13 @@ def hostile(tmp_path_factory):
         name = f"url-{auth.lower().replace('_', '-')}"
         lam.create_function(FunctionName=name, Runtime=f"python{sys.version_info[0]}.{sys.version_info[1]}", Role=ROLE, Handler="app.handler", Code=code)
         urls[auth] = "/" + lam.create_function_url_config(FunctionName=name, AuthType=auth)["FunctionUrl"].split("/", 3)[3]
+        if auth == "NONE":
+            allow_public_url(lam, name)
     lam.create_function(FunctionName="big-answer", Runtime=f"python{sys.version_info[0]}.{sys.version_info[1]}", Role=ROLE,
                         Handler="app.handler", MemorySize=256,
                         Code={"ZipFile": make_zip({"app.py": "BODY = 'x' * 5_000_000\ndef handler(e, c):\n    return {'statusCode': 200, 'body': BODY}\n"})})
     urls["big"] = "/" + lam.create_function_url_config(FunctionName="big-answer", AuthType="NONE")["FunctionUrl"].split("/", 3)[3]
+    allow_public_url(lam, "big-answer")
     srv.urls = urls
     yield srv
     assert srv.stop() == 0, "".join(srv.output)
@@ -511,6 +514,7 @@ def test_tls_slow_readers_are_held_to_the_budget(tls_server):
                         Handler="app.handler", MemorySize=256,
                         Code={"ZipFile": make_zip({"app.py": "BODY = 'x' * 5_000_000\ndef handler(e, c):\n    return {'statusCode': 200, 'body': BODY}\n"})})
     path = "/" + lam.create_function_url_config(FunctionName="big-answer", AuthType="NONE")["FunctionUrl"].split("/", 3)[3]
+    allow_public_url(lam, "big-answer")
     pid = tls_server.proc.pid
     rss_before = memory_kb(pid, "VmRSS")
     readers = []

@@ -230,6 +230,11 @@ def test_go_bootstrap_through_the_aws_cli_invoke_and_a_function_url(server, lam,
         aws("update-function-configuration", "--function-name", name, "--handler", "url")
         aws("wait", "function-updated-v2", "--function-name", name)
         url = json.loads(aws("create-function-url-config", "--function-name", name, "--auth-type", "NONE"))["FunctionUrl"]
+        # As on AWS: a public URL needs both statements in the function's policy.
+        aws("add-permission", "--function-name", name, "--statement-id", "FunctionURLAllowPublicAccess", "--action", "lambda:InvokeFunctionUrl",
+            "--principal", "*", "--function-url-auth-type", "NONE")
+        aws("add-permission", "--function-name", name, "--statement-id", "FunctionURLAllowInvokeAction", "--action", "lambda:InvokeFunction",
+            "--principal", "*", "--invoked-via-function-url")
         resp = requests.post(url + "some/path?q=1", data=b"hello", timeout=30)
         assert resp.status_code == 201 and resp.headers["x-from"] == "aws-lambda-go"
         assert resp.text == "POST /some/path?q=1 body=hello"

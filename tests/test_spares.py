@@ -15,7 +15,7 @@ from lambdalet.gateway.spares import SparePool
 from lambdalet.gateway.spawner import SpawnerThread
 from lambdalet.sandbox.runtime_root import RuntimeRoot
 
-from helpers import lambdalet_argv, make_zip
+from helpers import allow_public_url, lambdalet_argv, make_zip
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="spare sandboxes need the namespaced backend (root here)")
 
@@ -118,6 +118,7 @@ def test_spares_do_not_exist_until_the_first_call(tmp_path):
 def test_lambdalet_bench_against_a_url_and_a_function(server, lam, deploy):
     name = deploy({"app.py": "def handler(e, c):\n    return {'statusCode': 200, 'body': 'ok'}\n"})
     url = lam.create_function_url_config(FunctionName=name, AuthType="NONE")["FunctionUrl"]
+    allow_public_url(lam, name)
     env = dict(os.environ, LAMBDALET_ENDPOINT=server.url, LAMBDALET_DATA_DIR=str(server.data_dir))
     for target in (url, name):
         out = subprocess.run(lambdalet_argv("bench", target, "-c", "2", "-d", "1", "--json"), capture_output=True, text=True, env=env, timeout=60)
@@ -133,6 +134,7 @@ def test_lambdalet_bench_against_a_url_and_a_function(server, lam, deploy):
 def test_open_loop_rate_is_accepted(server, lam, deploy):
     name = deploy({"app.py": "def handler(e, c):\n    return {'statusCode': 200, 'body': 'ok'}\n"})
     url = lam.create_function_url_config(FunctionName=name, AuthType="NONE")["FunctionUrl"]
+    allow_public_url(lam, name)
     out = subprocess.run(lambdalet_argv("bench", url, "-c", "2", "-d", "1", "--rate", "50", "--json"), capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     report = json.loads(out.stdout)

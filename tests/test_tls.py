@@ -12,7 +12,7 @@ import boto3
 import botocore.config
 import pytest
 
-from helpers import ServerProcess, free_port, make_zip
+from helpers import ServerProcess, allow_public_url, free_port, make_zip
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is needed to make a test certificate")
 
@@ -41,6 +41,7 @@ def test_boto3_and_http2_over_tls(tmp_path, cert):
                             Code={"ZipFile": make_zip({"app.py": "def handler(e, c):\n    return {'statusCode': 200, 'body': 'secure'}\n"})})
         assert json.loads(lam.invoke(FunctionName="tls", Payload=b"{}")["Payload"].read())["body"] == "secure"
         url = lam.create_function_url_config(FunctionName="tls", AuthType="NONE")["FunctionUrl"]
+        allow_public_url(lam, "tls")
         path = url.split("/", 3)[3]
         # HTTP/2 negotiated by ALPN, against the same function URL.
         import h2.connection

@@ -82,13 +82,34 @@ class FunctionService:
     def arn(self, name: str, qualifier: str | None = None) -> str:
         return function_arn(self.region, self.account, name, qualifier)
 
-    def resolve(self, ref: str, qualifier: str | None = None) -> FunctionRecord:
-        """FunctionName (+ Qualifier) to the record that serves it."""
-        name, embedded = v.function_ref(ref)
+    def parse(self, ref: str) -> tuple[str, str | None]:
+        """FunctionName to (name, qualifier). An ARN of another region or
+        account is refused as AWS refuses it: another region's functions
+        cannot be reached from this one, and another account's are not
+        this server's to serve."""
+        name, qualifier = v.function_ref(ref)
+        region, account = v.function_scope(ref)
+        if region is not None and region != self.region:
+            raise LambdaError("ResourceNotFoundException", f"Functions from '{region}' are not reachable in this region ('{self.region}')")
+        if account is not None and account != self.account:
+            raise LambdaError(
+                "AccessDeniedException",
+                f"You are not authorized to access {ref}: it belongs to account {account}, and this server serves account {self.account}.",
+            )
+        return name, qualifier
+
+    def qualified(self, ref: str, qualifier: str | None) -> tuple[str, str | None]:
+        """(name, qualifier) from a FunctionName that may carry a qualifier
+        and a Qualifier parameter that must then agree with it."""
+        name, embedded = self.parse(ref)
         qualifier = v.qualifier(qualifier)
         if embedded and qualifier and embedded != qualifier:
             raise invalid("The derived qualifier from the function name does not match the specified qualifier.")
-        qualifier = qualifier or embedded
+        return name, qualifier or embedded
+
+    def resolve(self, ref: str, qualifier: str | None = None) -> FunctionRecord:
+        """FunctionName (+ Qualifier) to the record that serves it."""
+        name, qualifier = self.qualified(ref, qualifier)
         rec = self.registry.get(name)
         if rec is None:
             raise not_found(self.arn(name, qualifier))
@@ -106,8 +127,25 @@ class FunctionService:
             raise not_found(self.arn(name, qualifier))
         return version
 
-    def configuration(self, rec: FunctionRecord) -> dict:
-        return configuration(rec, self.region, self.account)
+    def latest(self, ref: str, *, missing: Callable[[str], LambdaError] | None = None) -> FunctionRecord:
+        """The $LATEST record a FunctionName names (its qualifier, if any,
+        is the caller's to judge). missing: the error for a name that
+        exists nowhere, by default AWS's "Function not found: <arn>"."""
+        name, _ = self.parse(ref)
+        rec = self.registry.get(name)
+        if rec is None:
+            raise (missing or (lambda n: not_found(self.arn(n))))(name)
+        return rec
+
+    def configuration(self, rec: FunctionRecord, *, listed: bool = False, qualify_latest: bool = False) -> dict:
+        return configuration(rec, self.region, self.account, runtime_version_arn=self.runtime_version_arn(rec),
+                             listed=listed, qualify_latest=qualify_latest)
+
+    def runtime_version_arn(self, rec: FunctionRecord) -> str | None:
+        """The runtime version a function runs on here; None when this
+        server (as started) cannot run its Runtime."""
+        resolved = self.runtimes.resolve(rec.runtime)
+        return resolved.version_arn(self.region) if resolved is not None else None
 
     def referenced_code(self) -> set[str]:
         """Digests of the code every durable record names: $LATEST and each
@@ -130,6 +168,7 @@ class FunctionService:
 
     async def create(self, body: dict) -> dict:
         name = v.new_function_name(body.get("FunctionName"))
+        self.parse(body["FunctionName"])  # an ARN must name this region and account
         if body.get("PackageType", "Zip") != "Zip":
             raise invalid("PackageType Image is not supported by this server; deploy a .zip package.")
         if body.get("Runtime") is None or body.get("Handler") is None:
@@ -167,8 +206,10 @@ class FunctionService:
             )
             await self._persist(rec)
         conf = self.configuration(rec)
-        # AWS answers Pending and turns Active once the code is ready. Ours is
-        # ready before we answer, so the next read already says Active.
+        # AWS answers Pending, with no LastUpdateStatus yet, and turns Active
+        # once the code is ready. Ours is ready before we answer, so the next
+        # read already says Active.
+        del conf["LastUpdateStatus"]
         conf.update(State="Pending", StateReason="The function is being created.", StateReasonCode="Creating")
         return conf
 
@@ -183,13 +224,8 @@ class FunctionService:
         return out
 
     def list(self, marker: str | None, max_items: str | None, function_version: str | None = None) -> dict:
-        limit = 50
-        if max_items is not None:
-            try:
-                limit = int(max_items)
-            except ValueError:
-                raise invalid(f"Value '{max_items}' at 'maxItems' failed to satisfy constraint: Member must be a number") from None
-            v.int_range(limit, "maxItems", 1, 10000)
+        # MaxItems and FunctionVersion were checked against the model.
+        limit = int(max_items) if max_items is not None else 50
         names = sorted(self.registry)
         start = 0
         if marker:
@@ -199,14 +235,14 @@ class FunctionService:
                 raise invalid("Invalid marker.") from None
             start = bisect.bisect_right(names, after)
         page = names[start : start + limit]
-        if function_version not in (None, "ALL"):
-            raise invalid(f"1 validation error detected: Value '{function_version}' at 'functionVersion' failed to satisfy constraint: Member must satisfy enum value set: [ALL]")
+        every_version = function_version == "ALL"
         records = []
         for n in page:
             records.append(self.registry[n])
-            if function_version == "ALL":
+            if every_version:
                 records.extend(self.versions.get(n, {})[k] for k in sorted(self.versions.get(n, {}), key=int))
-        out: dict = {"Functions": [self.configuration(r) for r in records]}
+        # With every version listed, AWS names $LATEST by its qualified ARN.
+        out: dict = {"Functions": [self.configuration(r, listed=True, qualify_latest=every_version) for r in records]}
         if start + limit < len(names):
             out["NextMarker"] = base64.urlsafe_b64encode(page[-1].encode()).decode()
         return out
@@ -256,8 +292,7 @@ class FunctionService:
 
     async def delete(self, ref: str, qualifier: str | None) -> None:
         async with self._lock:
-            name, embedded = v.function_ref(ref)
-            qualifier = v.qualifier(qualifier) or embedded
+            name, qualifier = self.qualified(ref, qualifier)
             if name not in self.registry:
                 raise not_found(self.arn(name))
             if qualifier == "$LATEST":
@@ -335,7 +370,7 @@ class FunctionService:
 
     def _for_update(self, ref: str, revision_id: object) -> FunctionRecord:
         # Only $LATEST changes; published versions are immutable.
-        name, qualifier = v.function_ref(ref)
+        name, qualifier = self.parse(ref)
         if qualifier not in (None, "$LATEST"):
             raise invalid(f"Updates apply to $LATEST only; {self.arn(name, qualifier)} is a published version or alias and cannot change.")
         rec = self.registry.get(name)
@@ -365,6 +400,14 @@ class FunctionService:
             await trio.to_thread.run_sync(self.storage.put_function, rec)
         self.registry[rec.name] = rec
         self._on_change(rec.name)
+
+    async def save_latest(self, rec: FunctionRecord) -> None:
+        """Persists $LATEST's bookkeeping (versions, aliases, provisioned
+        configs, policies) without a new RevisionId: the code and its
+        instances stay as they are."""
+        async with self._db:
+            await trio.to_thread.run_sync(self.storage.put_function, rec)
+        self.registry[rec.name] = rec
 
     async def _store_code(self, data: bytes):
         try:

@@ -18,7 +18,7 @@ import requests
 
 import channel_rows
 from channel_rows import ROWS, Seen
-from helpers import ServerProcess, make_zip, signed_get
+from helpers import ServerProcess, allow_public_url, make_zip, signed_get
 
 RUNTIME = f"python{sys.version_info[0]}.{sys.version_info[1]}"
 ROLE = "arn:aws:iam::123456789012:role/lambdalet-test"
@@ -110,6 +110,7 @@ def test_concurrent_huge_answers_leave_the_servers_memory_bounded(tmp_path):
         assert grown_mb < 48, f"the server's peak RSS grew by {grown_mb:.0f} MB"
         # A function URL maps the same failure to 502, as AWS does.
         url = lam.create_function_url_config(FunctionName=name, AuthType="NONE")["FunctionUrl"]
+        allow_public_url(lam, name)
         r = requests.get(url, timeout=60)
         assert r.status_code == 502, r.text[:300]
         _still_serving(lam, small)

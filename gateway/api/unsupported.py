@@ -1,0 +1,65 @@
+"""The Lambda operations this server does not perform, and why.
+
+Each answers 400 InvalidParameterValueException (an error every one of
+these operations declares in Lambda's model, so every SDK raises its typed
+exception) with a message saying the operation is not supported by
+Lambdalet and why, never a bare 404 that reads like "not found". README's
+operations table is checked against this table and the routes
+(tests/test_operations_table.py), so neither can drift.
+"""
+from __future__ import annotations
+
+from ..errors import LambdaError
+
+_MANAGED_INSTANCES = "capacity providers and managed-instance scaling place functions on a fleet of EC2 instances; on one host there is no fleet to manage"
+_DURABLE = "durable executions are a service of their own (checkpointed, resumable workflows) that this server does not run"
+_LAYERS = "layers are not built yet; vendor a layer's files into the function's .zip"
+_EVENT_SOURCES = "event source mappings (polling SQS, Kinesis, DynamoDB, Kafka) are not built yet"
+_STREAMING = "response streaming is not built yet; Invoke returns the whole response"
+_RESOURCE_POLICY = "the generic resource-policy operations are not built yet; AddPermission, RemovePermission and GetPolicy manage a function's policy"
+
+REASONS: dict[str, str] = {
+    "CreateCapacityProvider": _MANAGED_INSTANCES,
+    "DeleteCapacityProvider": _MANAGED_INSTANCES,
+    "GetCapacityProvider": _MANAGED_INSTANCES,
+    "ListCapacityProviders": _MANAGED_INSTANCES,
+    "UpdateCapacityProvider": _MANAGED_INSTANCES,
+    "ListFunctionVersionsByCapacityProvider": _MANAGED_INSTANCES,
+    "GetFunctionScalingConfig": _MANAGED_INSTANCES,
+    "PutFunctionScalingConfig": _MANAGED_INSTANCES,
+    "CheckpointDurableExecution": _DURABLE,
+    "DeleteDurableExecution": _DURABLE,
+    "GetDurableExecution": _DURABLE,
+    "GetDurableExecutionHistory": _DURABLE,
+    "GetDurableExecutionState": _DURABLE,
+    "ListDurableExecutionsByFunction": _DURABLE,
+    "PauseDurableExecution": _DURABLE,
+    "ResumeDurableExecution": _DURABLE,
+    "StopDurableExecution": _DURABLE,
+    "SendDurableExecutionCallbackFailure": _DURABLE,
+    "SendDurableExecutionCallbackHeartbeat": _DURABLE,
+    "SendDurableExecutionCallbackSuccess": _DURABLE,
+    "AddLayerVersionPermission": _LAYERS,
+    "DeleteLayerVersion": _LAYERS,
+    "GetLayerVersion": _LAYERS,
+    "GetLayerVersionByArn": _LAYERS,
+    "GetLayerVersionPolicy": _LAYERS,
+    "ListLayerVersions": _LAYERS,
+    "ListLayers": _LAYERS,
+    "PublishLayerVersion": _LAYERS,
+    "RemoveLayerVersionPermission": _LAYERS,
+    "CreateEventSourceMapping": _EVENT_SOURCES,
+    "DeleteEventSourceMapping": _EVENT_SOURCES,
+    "GetEventSourceMapping": _EVENT_SOURCES,
+    "ListEventSourceMappings": _EVENT_SOURCES,
+    "UpdateEventSourceMapping": _EVENT_SOURCES,
+    "InvokeWithResponseStream": _STREAMING,
+    "PutResourcePolicy": _RESOURCE_POLICY,
+    "GetResourcePolicy": _RESOURCE_POLICY,
+    "DeleteResourcePolicy": _RESOURCE_POLICY,
+}
+
+
+def refusal(operation: str) -> LambdaError:
+    reason = REASONS.get(operation, "it is not built yet")
+    return LambdaError("InvalidParameterValueException", f"The {operation} operation is not supported by Lambdalet: {reason}.")
