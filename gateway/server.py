@@ -59,7 +59,7 @@ from .events.sqs.store import SqsStore
 from .events.esm.mappings import EventSourceMappings
 from .events.esm.poller import Pollers
 from .api import esm_api
-from .events.policy import NoGrants, s3_invoke_check
+from .events.policy import s3_invoke_check
 from .events.s3.notifications import S3_PRINCIPAL
 from .events.s3.outbox import OutboxDrainer
 from .events.s3.store import ObjectStore

@@ -210,3 +210,39 @@ def test_cli_url_create_makes_it_public_as_the_console_does(server, lam, fn):
     iam = subprocess.run([*cli, "url", "create", fn, "--auth-type", "AWS_IAM"], capture_output=True, text=True, timeout=60)
     assert iam.returncode == 0, iam.stderr
     assert _refused(lambda: lam.get_policy(FunctionName=fn))[0] == "ResourceNotFoundException"
+
+
+def test_s3_may_invoke_only_what_the_policy_grants_it(server, lam, fn):
+    """The policy is what S3 asks (as on AWS): a notification configuration
+    naming a function is refused ("Unable to validate") until the function
+    lets s3.amazonaws.com invoke it for that bucket."""
+    s3 = server.aws("s3")
+    bucket = fn.lower()
+    s3.create_bucket(Bucket=bucket)
+    config = {"LambdaFunctionConfigurations": [{"LambdaFunctionArn": P + fn, "Events": ["s3:ObjectCreated:*"]}]}
+    with pytest.raises(ClientError) as exc:
+        s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration=config)
+    assert exc.value.response["Error"]["Message"] == "Unable to validate the following destination configurations"
+    # A grant for another bucket does not do.
+    lam.add_permission(FunctionName=fn, StatementId="other", Action="lambda:InvokeFunction", Principal="s3.amazonaws.com",
+                       SourceArn="arn:aws:s3:::another-bucket", SourceAccount=ACCOUNT)
+    with pytest.raises(ClientError):
+        s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration=config)
+    lam.add_permission(FunctionName=fn, StatementId="s3", Action="lambda:InvokeFunction", Principal="s3.amazonaws.com",
+                       SourceArn=f"arn:aws:s3:::{bucket}", SourceAccount=ACCOUNT)
+    s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration=config)
+    assert s3.get_bucket_notification_configuration(Bucket=bucket)["LambdaFunctionConfigurations"][0]["LambdaFunctionArn"] == P + fn
+    s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={})
+    s3.delete_bucket(Bucket=bucket)
+
+
+def test_wildcards_in_a_source_arn(lam, fn):
+    """AddPermission's SourceArn is compared with ArnLike: * and ? match."""
+    from lambdalet.gateway.functions import policy
+
+    lam.add_permission(FunctionName=fn, StatementId="s3", Action="lambda:InvokeFunction", Principal="s3.amazonaws.com",
+                       SourceArn="arn:aws:s3:::logs-*")
+    statements = json.loads(lam.get_policy(FunctionName=fn)["Policy"])["Statement"]
+    assert policy.allows_service(statements, "s3.amazonaws.com", "lambda:InvokeFunction", P + fn, source_arn="arn:aws:s3:::logs-2026", source_account=None)
+    assert not policy.allows_service(statements, "s3.amazonaws.com", "lambda:InvokeFunction", P + fn, source_arn="arn:aws:s3:::data", source_account=None)
+    assert not policy.allows_service(statements, "sqs.amazonaws.com", "lambda:InvokeFunction", P + fn, source_arn="arn:aws:s3:::logs-1", source_account=None)

@@ -91,6 +91,21 @@ class Permissions:
             raise LambdaError("ResourceNotFoundException", _NO_RESOURCE)
         return {"Policy": policy.document(statements), "RevisionId": self.revision(latest, key)}
 
+    def allows(self, function: str, qualifier: str, *, principal: str, action: str,
+               source_arn: str | None, source_account: str | None) -> bool:
+        """For event sources (events/policy.py's InvokePolicy): whether the
+        function's (or the version's or alias's) policy lets the service
+        principal do action for that source."""
+        latest = self.service.registry.get(function)
+        if latest is None:
+            return False
+        key = "" if qualifier in ("", "$LATEST") else qualifier
+        statements = latest.policies.get(key)
+        if not statements:
+            return False
+        return policy.allows_service(statements, principal, action, self.service.arn(function, key or None),
+                                     source_arn=source_arn, source_account=source_account)
+
     async def _save(self, latest: FunctionRecord, key: str, statements: list[dict]) -> None:
         """The new policy, committed with a new RevisionId for its resource."""
         svc = self.service

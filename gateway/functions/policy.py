@@ -104,6 +104,16 @@ def _anyone(value: object) -> bool:
     return False
 
 
+def _names_service(value: object, service: str) -> bool:
+    return _anyone(value) or (isinstance(value, dict) and service in _names(value.get("Service")))
+
+
+def _arn_like(pattern: str, value: str) -> bool:
+    """IAM's ArnLike: * and ? wildcards, compared part by part (':')."""
+    rx = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return re.fullmatch(rx, value, re.DOTALL) is not None
+
+
 def _names(value: object) -> list[str]:
     return [value] if isinstance(value, str) else list(value) if isinstance(value, list) else []
 
@@ -124,7 +134,9 @@ def _conditions_hold(condition: dict, context: dict[str, str]) -> bool:
                 return False
             if operator == "Bool" and have.lower() not in [v.lower() for v in values]:
                 return False
-            if operator not in ("StringEquals", "Bool"):
+            if operator in ("ArnLike", "StringLike") and not any(_arn_like(v, have) for v in values):
+                return False
+            if operator not in ("StringEquals", "Bool", "ArnLike", "StringLike"):
                 return False
     return True
 
@@ -132,8 +144,20 @@ def _conditions_hold(condition: dict, context: dict[str, str]) -> bool:
 def allows_anyone(statements: Iterable[dict], action: str, resource: str, context: dict[str, str]) -> bool:
     """Whether some statement lets anyone (an unauthenticated caller) do
     action on resource, given what the call brings to the conditions."""
+    return _allows(statements, _anyone, action, resource, context)
+
+
+def allows_service(statements: Iterable[dict], service: str, action: str, resource: str, *,
+                   source_arn: str | None, source_account: str | None) -> bool:
+    """Whether some statement lets an AWS service (s3.amazonaws.com) do
+    action on resource for this source: what an event source asks."""
+    context = {k: v for k, v in (("aws:sourcearn", source_arn), ("aws:sourceaccount", source_account)) if v is not None}
+    return _allows(statements, lambda p: _names_service(p, service), action, resource, context)
+
+
+def _allows(statements: Iterable[dict], principal_matches, action: str, resource: str, context: dict[str, str]) -> bool:
     for s in statements:
-        if s.get("Effect") != "Allow" or not _anyone(s.get("Principal")):
+        if s.get("Effect") != "Allow" or not principal_matches(s.get("Principal")):
             continue
         if not any(_action_matches(a, action) for a in _names(s.get("Action"))):
             continue
