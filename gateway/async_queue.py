@@ -402,7 +402,7 @@ class AsyncQueue:
                 )
             )
             dest = self._destination_record(target) if isinstance(target, destinations.FunctionTarget) else None
-            if dest is not None and p.chain < MAX_CHAIN:
+            if dest is not None and (p.chain < MAX_CHAIN or self._loops_allowed(dest.name)):
                 then_event = NewEvent(str(uuid.uuid4()), dest.name, body, self.wall(), p.chain + 1, target.qualifier, getattr(dest, "version", "$LATEST"))
             else:
                 # A queue, a destination function that no longer exists, or
@@ -421,6 +421,12 @@ class AsyncQueue:
         if then_message is not None:
             self._dead_letters += 1
             self.on_message(then_message.queue)
+
+    def _loops_allowed(self, function: str) -> bool:
+        """PutFunctionRecursionConfig: Allow lets a looping chain of
+        destinations go on calling this function."""
+        latest = self.service.registry.get(function)
+        return latest is not None and latest.recursive_loop == "Allow"
 
     # -- redrive --------------------------------------------------------------
 

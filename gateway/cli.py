@@ -485,6 +485,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_url_parsers(sub, UserError, _client, _call, parents=[client_opts])
 
+    from .signing_cli import add_parsers as add_signing_parsers
+
+    add_signing_parsers(sub, parents=[client_opts])
+
     from .runtimes_cli import add_parsers as add_runtimes_parsers
 
     add_runtimes_parsers(sub, UserError)

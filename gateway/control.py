@@ -107,7 +107,9 @@ def create_app(service: FunctionService, links: CodeLinks, settings: FunctionSet
         them, or when their input breaks the model's constraints (before
         any handler looks for a function, as AWS orders it)."""
         query = request.args.to_dict(flat=False)
-        found = operations.match(request.method, request.path, query)
+        # The path as sent: a label may hold an encoded "/" (an ARN).
+        raw = request.scope.get("raw_path")
+        found = operations.match(request.method, raw.decode("latin-1") if raw else request.path, query)
         if found is None:
             return None
         op, labels = found

@@ -57,6 +57,8 @@ class FunctionSettings:
         self.by_url_id: dict[str, str] = {}
         self._url_alias: dict[str, str] = {}
         self._public_cache: dict[str, tuple[list[dict] | None, bool]] = {}
+        # Code signing configs are taggable too; the server sets this.
+        self.code_signing = None
         for rec in service.registry.values():
             if rec.url_config:
                 self.by_url_id[rec.url_config["UrlId"]] = rec.name
@@ -210,17 +212,36 @@ class FunctionSettings:
             raise invalid("Tags on function aliases and versions are not supported. Please specify a function ARN.")
         return self.service.latest(name)
 
+    def _config(self, resource: str):
+        """The code signing config a tag operation names, or None when it
+        names a function."""
+        return self.code_signing if self.code_signing is not None and ":code-signing-config:" in resource else None
+
     def list_tags(self, resource: str) -> dict:
+        configs = self._config(resource)
+        if configs is not None:
+            return {"Tags": configs.tags(resource)}
         return {"Tags": dict(self._tagged(resource).tags)}
 
     async def tag(self, resource: str, body: dict) -> None:
-        rec = self._tagged(resource)
+        configs = self._config(resource)
+        current = configs.tags(resource) if configs is not None else None
+        rec = self._tagged(resource) if configs is None else None
         tags = body["Tags"]
         if not tags:
             raise invalid("An error occurred and the request cannot be processed.")
-        await self._set_tags(rec, {**rec.tags, **validate_tags(tags, rec.tags)})
+        existing = current if rec is None else rec.tags
+        merged = {**existing, **validate_tags(tags, existing)}
+        if configs is not None:
+            await configs.set_tags(resource, merged)
+            return
+        await self._set_tags(rec, merged)
 
     async def untag(self, resource: str, keys: list[str]) -> None:
+        configs = self._config(resource)
+        if configs is not None:
+            await configs.set_tags(resource, {k: val for k, val in configs.tags(resource).items() if k not in keys})
+            return
         rec = self._tagged(resource)
         await self._set_tags(rec, {k: val for k, val in rec.tags.items() if k not in keys})
 

@@ -15,6 +15,7 @@ from .api import streaming
 from .execution import languages
 from .execution.call_stream import CallStream
 from .functions import FunctionService
+from .functions.function_configs import pinned_elsewhere
 from .http1 import Head
 from .model import FunctionRecord
 from .pool import FunctionSpec, Pool
@@ -58,6 +59,9 @@ class Invoker:
         server cannot run (stored before it was started without it)."""
         spec = self._specs.get(rec.revision_id)
         if spec is None:
+            pinned = pinned_elsewhere(rec, self.service.runtime_version_arn(rec))
+            if pinned is not None:
+                raise pinned
             resolved = self.service.runtimes.for_invoke(rec.runtime)
             toolchain = resolved.toolchain
             spec = FunctionSpec(

@@ -50,6 +50,7 @@ class FunctionRecord(msgspec.Struct, kw_only=True):
     # kept on $LATEST for the function ("") and each version or alias.
     policies: dict[str, list[dict]] = {}
     code_signing_config_arn: str | None = None
+    signing_profile_version_arn: str | None = None  # who signed the code, when it passed the checks
     recursive_loop: str = "Terminate"  # PutFunctionRecursionConfig: Terminate or Allow
     # PutRuntimeManagementConfig: {"UpdateRuntimeOn": ..., "RuntimeVersionArn": ...}
     runtime_management: dict[str, str] = {}
@@ -100,6 +101,8 @@ def configuration(rec: FunctionRecord, region: str, account: str, *, runtime_ver
     }
     if rec.layers:
         conf["Layers"] = [{"Arn": layer.arn, "CodeSize": layer.code_size} for layer in rec.layers]
+    if rec.signing_profile_version_arn:
+        conf["SigningProfileVersionArn"] = rec.signing_profile_version_arn
     if not listed:
         conf["State"] = rec.state
         conf["LastUpdateStatus"] = rec.last_update_status

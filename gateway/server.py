@@ -18,7 +18,9 @@ from lambdalet.sandbox import select as sandbox_select
 from lambdalet.sandbox.process import ProcessBackend
 from lambdalet.sandbox.runtime_root import RuntimeRoot
 
-from .api import policy_routes
+from .api import code_signing_routes, function_config_routes, policy_routes
+from .functions.code_signing import CodeSigning, FunctionCodeSigning
+from .functions.function_configs import FunctionConfigs
 from .functions.permissions import Permissions
 from . import accounting, async_api, async_metrics, calls_metrics, listener, metrics, runtime_setup, usage_api, validation
 from .async_queue import AsyncQueue
@@ -344,6 +346,12 @@ async def _run(config: ServerConfig, data_dir: pathlib.Path, lock: DataDirLock, 
             async_api.register(app, event_configs, async_queue, scheduler)
             esm_api.register(app, mappings)
             policy_routes.register(app, permissions)
+            code_signing = CodeSigning(storage, region=config.region, account=config.account,
+                                       warn=lambda message: print(f"lambdalet: {message}", flush=True))
+            service.code_signing = code_signing
+            settings.code_signing = code_signing
+            code_signing_routes.register(app, code_signing, FunctionCodeSigning(service, code_signing))
+            function_config_routes.register(app, FunctionConfigs(service))
             usage_api.register(app, service, calls, granularity_ms=config.billing_granularity_ms)
             console_pages.register(app, console)
             metrics.register(meter)

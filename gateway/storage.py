@@ -57,6 +57,9 @@ class Storage(Protocol):
     def load_layer_counters(self) -> Iterable[tuple[str, int]]: ...
     def put_layer_version(self, rec: LayerVersionRecord, last_version: int) -> None: ...
     def delete_layer_version(self, name: str, version: int) -> None: ...
+    def load_settings(self, prefix: str) -> dict[str, str]: ...
+    def put_setting(self, key: str, value: str) -> None: ...
+    def delete_setting(self, key: str) -> None: ...
     def close(self) -> None: ...
 
 
@@ -145,6 +148,20 @@ class SQLiteStorage:
     def delete_layer_version(self, name: str, version: int) -> None:
         with self._lock:
             self._db.execute("DELETE FROM layer_versions WHERE name=? AND version=?", (name, version))
+    def load_settings(self, prefix: str) -> dict[str, str]:
+        """Settings whose key starts with prefix (code signing configs,
+        signing profiles), by key."""
+        with self._lock:
+            rows = self._db.execute("SELECT key, value FROM settings WHERE substr(key, 1, ?) = ? ORDER BY key", (len(prefix), prefix)).fetchall()
+        return dict(rows)
+
+    def put_setting(self, key: str, value: str) -> None:
+        with self._lock:
+            self._db.execute("INSERT INTO settings(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value", (key, value))
+
+    def delete_setting(self, key: str) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM settings WHERE key=?", (key,))
 
     def close(self) -> None:
         with self._lock:

@@ -7,6 +7,7 @@ from lambdalet.gateway.errors import LambdaError
 class _Rec:
     def __init__(self, name: str) -> None:
         self.name = name
+        self.recursive_loop = "Terminate"  # PutFunctionRecursionConfig's default
 
 
 class FakeService:

@@ -254,6 +254,23 @@ async def test_a_loop_of_destinations_stops_after_16_hops(tmp_path, autojump_clo
     store.close()
 
 
+@pytest.mark.trio
+async def test_recursion_config_allow_lets_the_loop_go_on(tmp_path, autojump_clock):
+    """PutFunctionRecursionConfig(Allow): AWS no longer stops the loop for
+    that function; back to Terminate, the next hop stops it."""
+    pool = ScriptedPool("ok")
+    store, service, queue = make(tmp_path, pool, EventInvokeConfig(last_modified=0, on_success="arn:aws:lambda:us-east-1:000000000000:function:f"))
+    service.registry["f"].recursive_loop = "Allow"
+    await queue.enqueue(service.registry["f"], b'{"start": 1}')
+    await run_until(queue, lambda: len(pool.calls) >= 40)
+    assert queue.statistics().dead_letters == 0
+    service.registry["f"].recursive_loop = "Terminate"
+    calls = len(pool.calls)
+    await run_until(queue, lambda: queue.statistics().dead_letters == 1)
+    assert len(pool.calls) <= calls + 1
+    store.close()
+
+
 class NarrowPool:
     """One call at a time (reserved concurrency 1); each takes ten seconds."""
 

@@ -76,6 +76,9 @@ class FunctionService:
         # Layers (layers.py), which a function's Layers name; set once the
         # layer service exists (it shares this service's lock).
         self.layers: LayerService | None = None
+        # Checks uploads to functions with a code signing config
+        # (code_signing.CodeSigning); the server sets it.
+        self.code_signing = None
 
     # -- lookups -----------------------------------------------------------
 
@@ -180,6 +183,10 @@ class FunctionService:
         zip_bytes = self._zip_from(body.get("Code"))
         fields = self._config_fields(body)
         tags = v.validate_tags(body.get("Tags") or {})
+        config_arn = body.get("CodeSigningConfigArn")
+        if config_arn:
+            fields["code_signing_config_arn"] = config_arn
+            fields["signing_profile_version_arn"] = self._check_signature(name, config_arn, zip_bytes)
         async with self._lock:
             if name in self.registry:
                 raise LambdaError("ResourceConflictException", f"Function already exist: {name}")
@@ -252,6 +259,7 @@ class FunctionService:
         arch = v.architectures(body["Architectures"]) if "Architectures" in body else None
         async with self._lock:
             rec = self._for_update(ref, body.get("RevisionId"))
+            signer = self._check_signature(rec.name, rec.code_signing_config_arn, zip_bytes) if rec.code_signing_config_arn else None
             stored = await self._store_code(zip_bytes)
             # The new code, if this never commits (or is a dry run), and the
             # code it replaces, once nothing runs it.
@@ -266,6 +274,7 @@ class FunctionService:
                 code_size=stored.size,
                 code_unzipped_size=stored.unzipped_size,
                 architectures=arch or rec.architectures,
+                signing_profile_version_arn=signer,
             )
             await self._persist(rec)
         return self._in_progress(rec)
@@ -401,6 +410,11 @@ class FunctionService:
         self.registry[rec.name] = rec
         self._on_change(rec.name)
 
+    def _check_signature(self, name: str, config_arn: str, package: bytes) -> str | None:
+        if self.code_signing is None:
+            raise invalid("Code signing is not available on this server.")
+        return self.code_signing.check(name, config_arn, package)
+
     async def save_latest(self, rec: FunctionRecord) -> None:
         """Persists $LATEST's bookkeeping (versions, aliases, provisioned
         configs, policies) without a new RevisionId: the code and its
@@ -442,7 +456,6 @@ class FunctionService:
         unsupported = {
             "FileSystemConfigs": "FileSystemConfigs (EFS) are not supported by this server.",
             "ImageConfig": "Container images are not supported by this server; deploy a .zip package.",
-            "CodeSigningConfigArn": "Code signing is not supported by this server.",
             "SnapStart": "SnapStart applies to Java runtimes, which this server does not run yet.",
         }
         for key, message in unsupported.items():
