@@ -14,7 +14,6 @@ from ..errors import LambdaError
 _MANAGED_INSTANCES = "capacity providers and managed-instance scaling place functions on a fleet of EC2 instances; on one host there is no fleet to manage"
 _DURABLE = "durable executions are a service of their own (checkpointed, resumable workflows) that this server does not run"
 _LAYERS = "layers are not built yet; vendor a layer's files into the function's .zip"
-_EVENT_SOURCES = "event source mappings (polling SQS, Kinesis, DynamoDB, Kafka) are not built yet"
 _STREAMING = "response streaming is not built yet; Invoke returns the whole response"
 _RESOURCE_POLICY = "the generic resource-policy operations are not built yet; AddPermission, RemovePermission and GetPolicy manage a function's policy"
 
@@ -48,11 +47,6 @@ REASONS: dict[str, str] = {
     "ListLayers": _LAYERS,
     "PublishLayerVersion": _LAYERS,
     "RemoveLayerVersionPermission": _LAYERS,
-    "CreateEventSourceMapping": _EVENT_SOURCES,
-    "DeleteEventSourceMapping": _EVENT_SOURCES,
-    "GetEventSourceMapping": _EVENT_SOURCES,
-    "ListEventSourceMappings": _EVENT_SOURCES,
-    "UpdateEventSourceMapping": _EVENT_SOURCES,
     "InvokeWithResponseStream": _STREAMING,
     "PutResourcePolicy": _RESOURCE_POLICY,
     "GetResourcePolicy": _RESOURCE_POLICY,
