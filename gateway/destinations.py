@@ -72,7 +72,10 @@ def _json_or_text(raw: bytes | None) -> object:
         return None
     try:
         return msgspec.json.decode(raw)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
+        # RecursionError: JSON nested deeper than a decoder goes, as the
+        # records of a long-allowed loop of destinations become (each one
+        # carries the one before): kept as text rather than failing the event.
         return raw.decode(errors="replace")
 
 

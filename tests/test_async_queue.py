@@ -258,17 +258,36 @@ async def test_a_loop_of_destinations_stops_after_16_hops(tmp_path, autojump_clo
 async def test_recursion_config_allow_lets_the_loop_go_on(tmp_path, autojump_clock):
     """PutFunctionRecursionConfig(Allow): AWS no longer stops the loop for
     that function; back to Terminate, the next hop stops it."""
-    pool = ScriptedPool("ok")
+
+    class FlippingPool(ScriptedPool):
+        """Withdraws Allow at the 40th call, well past 16."""
+
+        async def invoke(self, spec, payload, client_context, request_id):
+            if len(self.calls) == 39:
+                self.dead_at_flip = queue.statistics().dead_letters
+                service.registry["f"].recursive_loop = "Terminate"
+            return await super().invoke(spec, payload, client_context, request_id)
+
+    pool = FlippingPool("ok")
     store, service, queue = make(tmp_path, pool, EventInvokeConfig(last_modified=0, on_success="arn:aws:lambda:us-east-1:000000000000:function:f"))
     service.registry["f"].recursive_loop = "Allow"
     await queue.enqueue(service.registry["f"], b'{"start": 1}')
-    await run_until(queue, lambda: len(pool.calls) >= 40)
-    assert queue.statistics().dead_letters == 0
-    service.registry["f"].recursive_loop = "Terminate"
-    calls = len(pool.calls)
     await run_until(queue, lambda: queue.statistics().dead_letters == 1)
-    assert len(pool.calls) <= calls + 1
+    assert pool.dead_at_flip == 0  # 39 calls, past 16: Allow let the loop go on
+    assert len(pool.calls) == 40  # and the next hop after Terminate stopped it
     store.close()
+
+
+def test_records_nested_deeper_than_a_decoder_goes_are_kept_as_text():
+    """A loop allowed for long enough nests each record in the next one;
+    past ~1,000 levels the record still goes out (its requestPayload as
+    text) instead of failing the event for good."""
+    from lambdalet.gateway import destinations
+
+    deep = b'{"a":' * 5000 + b"1" + b"}" * 5000
+    doc = destinations.record(wall_s=0, request_id="r", function_arn="arn", condition="Success", invoke_count=1,
+                              request_payload=deep, status_code=200, function_error=None, response_payload=b'"ok"')
+    assert doc["requestPayload"] == deep.decode()
 
 
 class NarrowPool:
