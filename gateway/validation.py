@@ -72,12 +72,12 @@ def function_ref(value: object) -> tuple[str, str | None]:
     (name, qualifier)."""
     m = FUNCTION_REF_RE.match(value) if isinstance(value, str) else None
     if m is None:
+        # The model's pattern says the same, in AWS's words (FUNCTION_REF_RE
+        # only names its parts); a request broke it before it got here.
         modeled("NamespacedFunctionName", value, "functionName")
-        raise LambdaError("ValidationException", constraints.message([
-            f"Value '{value}' at 'functionName' failed to satisfy constraint: Member must satisfy regular expression pattern: "
-            + constraints.lambda_model.shapes()["NamespacedFunctionName"]["pattern"]]))
+        raise AssertionError(f"FUNCTION_REF_RE and the model disagree on {value!r}")
     if len(m.group("name")) > NAME_MAX:
-        raise semantic_limit(value if m.group("account") is None else m.group("name"), "functionName", f"Member must have length less than or equal to {NAME_MAX}")
+        raise semantic_limit(value, "functionName", f"Member must have length less than or equal to {NAME_MAX}")
     return m.group("name"), m.group("qualifier")
 
 

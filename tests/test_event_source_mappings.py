@@ -146,11 +146,13 @@ def test_disable_and_enable(server, lam, sqs, consumer):
     ({"EventSourceArn": "arn:aws:kinesis:us-east-1:000000000000:stream/s"}, "InvalidParameterValueException", "Unrecognized event source"),
     ({"FunctionName": "no-such-function"}, "ResourceNotFoundException", "Function not found"),
     ({"BatchSize": 11}, "InvalidParameterValueException", "Maximum batch window in seconds must be greater than 0"),
-    ({"BatchSize": 20000, "MaximumBatchingWindowInSeconds": 5}, "InvalidParameterValueException", "less than or equal to 10000"),
-    ({"MaximumBatchingWindowInSeconds": 301}, "InvalidParameterValueException", "less than or equal to 300"),
-    ({"FunctionResponseTypes": ["Everything"]}, "InvalidParameterValueException", "ReportBatchItemFailures"),
+    # What breaks the model's ranges and enums is refused before anything
+    # else, as on AWS: ValidationException.
+    ({"BatchSize": 20000, "MaximumBatchingWindowInSeconds": 5}, "ValidationException", "less than or equal to 10000"),
+    ({"MaximumBatchingWindowInSeconds": 301}, "ValidationException", "less than or equal to 300"),
+    ({"FunctionResponseTypes": ["Everything"]}, "ValidationException", "ReportBatchItemFailures"),
     ({"StartingPosition": "LATEST"}, "InvalidParameterValueException", "not valid for Amazon SQS"),
-    ({"ScalingConfig": {"MaximumConcurrency": 5000}}, "InvalidParameterValueException", "less than or equal to 1000"),
+    ({"ScalingConfig": {"MaximumConcurrency": 5000}}, "ValidationException", "less than or equal to 1000"),
 ])
 def test_bad_mappings_get_lambda_errors(lam, sqs, consumer, kwargs, error, words):
     _queue(sqs, f"{consumer}-q")
