@@ -14,7 +14,6 @@ from ..errors import LambdaError
 _MANAGED_INSTANCES = "capacity providers and managed-instance scaling place functions on a fleet of EC2 instances; on one host there is no fleet to manage"
 _DURABLE = "durable executions are a service of their own (checkpointed, resumable workflows) that this server does not run"
 _LAYERS = "layers are not built yet; vendor a layer's files into the function's .zip"
-_STREAMING = "response streaming is not built yet; Invoke returns the whole response"
 _RESOURCE_POLICY = "the generic resource-policy operations are not built yet; AddPermission, RemovePermission and GetPolicy manage a function's policy"
 
 REASONS: dict[str, str] = {
@@ -47,7 +46,6 @@ REASONS: dict[str, str] = {
     "ListLayers": _LAYERS,
     "PublishLayerVersion": _LAYERS,
     "RemoveLayerVersionPermission": _LAYERS,
-    "InvokeWithResponseStream": _STREAMING,
     "PutResourcePolicy": _RESOURCE_POLICY,
     "GetResourcePolicy": _RESOURCE_POLICY,
     "DeleteResourcePolicy": _RESOURCE_POLICY,
