@@ -28,7 +28,7 @@ def _go_function(lam: Lambdalet, name: str, boot: bytes, memory: int = 1024) -> 
     lam.client.create_function(FunctionName=name, Runtime="provided.al2023", Role=harness.ROLE, Handler="hello",
                                Code={"ZipFile": make_zip({"bootstrap": boot}, {"bootstrap": 0o755})},
                                MemorySize=memory)
-    return lam.client.create_function_url_config(FunctionName=name, AuthType="NONE")["FunctionUrl"]
+    return lam.public_url(name)
 
 
 def run(quick: bool) -> dict:

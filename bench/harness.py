@@ -75,14 +75,18 @@ class Lambdalet:
         self.client.create_function(FunctionName=name, Runtime=runtime, Role=ROLE, Handler="app.handler",
                                     Code={"ZipFile": zip_of({"app.py": source})}, MemorySize=memory)
         if url:
-            address = self.client.create_function_url_config(FunctionName=name, AuthType="NONE")["FunctionUrl"]
-            # A public URL needs the policy AWS requires (and lambdalet url create adds).
-            self.client.add_permission(FunctionName=name, StatementId="FunctionURLAllowPublicAccess", Action="lambda:InvokeFunctionUrl",
-                                       Principal="*", FunctionUrlAuthType="NONE")
-            self.client.add_permission(FunctionName=name, StatementId="FunctionURLAllowInvokeAction", Action="lambda:InvokeFunction",
-                                       Principal="*", InvokedViaFunctionUrl=True)
-            return address
+            return self.public_url(name)
         return None
+
+    def public_url(self, name: str) -> str:
+        """A function URL anyone may call: AuthType NONE and the two policy
+        statements AWS requires (and `lambdalet url create` adds)."""
+        address = self.client.create_function_url_config(FunctionName=name, AuthType="NONE")["FunctionUrl"]
+        self.client.add_permission(FunctionName=name, StatementId="FunctionURLAllowPublicAccess", Action="lambda:InvokeFunctionUrl",
+                                   Principal="*", FunctionUrlAuthType="NONE")
+        self.client.add_permission(FunctionName=name, StatementId="FunctionURLAllowInvokeAction", Action="lambda:InvokeFunction",
+                                   Principal="*", InvokedViaFunctionUrl=True)
+        return address
 
     def stop(self) -> None:
         self.proc.terminate()

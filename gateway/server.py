@@ -333,6 +333,7 @@ async def _run(config: ServerConfig, data_dir: pathlib.Path, lock: DataDirLock, 
             console = Console(ConsoleServices(service=service, settings=settings, versions=versions, event_configs=event_configs,
                                               async_queue=async_queue, scheduler=scheduler, calls=calls, invoker=invoker,
                                               monitor=Monitor(rollup_store, rollup, calls, service), test_events=test_events,
+                                              permissions=permissions,
                                               granularity_ms=config.billing_granularity_ms, dead_letter_queue=DEFAULT_DLQ),
                               app=app, server_addr=(config.host, port), policy=policy, data_dir=data_dir, keys=keys)
             consoles.append(console)

@@ -9,10 +9,7 @@ console's statement ids, and `url rm` removes them with the URL.
 """
 from __future__ import annotations
 
-PUBLIC_STATEMENTS = (
-    {"StatementId": "FunctionURLAllowPublicAccess", "Action": "lambda:InvokeFunctionUrl", "Principal": "*", "FunctionUrlAuthType": "NONE"},
-    {"StatementId": "FunctionURLAllowInvokeAction", "Action": "lambda:InvokeFunction", "Principal": "*", "InvokedViaFunctionUrl": True},
-)
+from .functions.policy import PUBLIC_URL_STATEMENTS as PUBLIC_STATEMENTS
 
 
 def _qualified(args) -> dict:

@@ -276,10 +276,11 @@ def test_bad_input_is_refused_with_lambdas_message_beside_its_field(srv, user, f
     user.get(f"/console/functions/{fn}")
     r = user.post(f"/console/functions/{fn}/config/general", {"memory": "99999", "timeout": "3"})
     assert r.status_code == 400
-    assert re.search(r'id="general-memory-error"[^>]*>1 validation error detected: Value &#39;99999&#39; at &#39;memorySize&#39; failed to satisfy constraint: Member must have value between 128 and 10240', r.text)
+    assert re.search(r'id="general-memory-error"[^>]*>1 validation error detected: Value &#39;99999&#39; at &#39;memorySize&#39; failed to satisfy constraint: Member must have value less than or equal to 32768', r.text)
     assert 'value="99999"' in r.text  # what was typed stays in the field
     r = user.post(f"/console/functions/{fn}/config/general", {"memory": "lots", "timeout": "3"})
-    assert r.status_code == 400 and "Value &#39;lots&#39; at &#39;memorySize&#39;" in r.text
+    # Text where the model wants a number cannot be read (InvalidRequestContentException).
+    assert r.status_code == 400 and 'id="general-memory-error"' in r.text and "at &#39;memorySize&#39; from String &#34;lots&#34;" in r.text
     r = user.post(f"/console/functions/{fn}/config/environment", [("env_key[]", "AWS_REGION"), ("env_value[]", "x")])
     assert r.status_code == 400 and "Reserved keys used in this request: AWS_REGION" in r.text
     r = user.post(f"/console/functions/{fn}/config/concurrency", {"reserved": "-1"})
@@ -307,6 +308,10 @@ def test_configuration_changes_reach_the_function(srv, user, fn):
     assert lam.list_tags(Resource=dest)["Tags"] == {"team": "edge"}
     url = lam.get_function_url_config(FunctionName=fn)
     assert url["AuthType"] == "NONE"
+    # As the AWS console does, a public URL comes with the two statements
+    # AWS requires of it.
+    assert [s["Sid"] for s in json.loads(lam.get_policy(FunctionName=fn)["Policy"])["Statement"]] == [
+        "FunctionURLAllowPublicAccess", "FunctionURLAllowInvokeAction"]
     assert json.loads(requests.post(url["FunctionUrl"], data=b"{}", timeout=30).text)["env"] == "hi"
     assert lam.get_function_event_invoke_config(FunctionName=fn)["MaximumRetryAttempts"] == 1
     page = user.get(f"/console/functions/{fn}").text

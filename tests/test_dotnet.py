@@ -16,6 +16,7 @@ import pytest
 import requests
 
 import language_builds
+from helpers import allow_public_url
 
 ROLE = "arn:aws:iam::123456789012:role/lambdalet-test"
 LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z\t(\S*)\t(trce|dbug|info|warn|fail|crit)\t(.*)$")
@@ -105,6 +106,7 @@ def test_handler_errors(lam, cfn, handler, message):
 def test_function_url(lam, cfn):
     _use(lam, cfn, "Sample::Sample.Functions::Http")
     url = lam.create_function_url_config(FunctionName=cfn, AuthType="NONE")["FunctionUrl"]
+    allow_public_url(lam, cfn)
     try:
         resp = requests.get(url + "from/csharp", timeout=60)
         assert resp.status_code == 203 and resp.headers["x-from"] == "csharp" and resp.text == "csharp saw /from/csharp"

@@ -18,7 +18,7 @@ import pytest
 import requests
 
 import language_builds
-from helpers import ServerProcess
+from helpers import ServerProcess, allow_public_url
 from lambdalet.sandbox import languages
 
 ROLE = "arn:aws:iam::123456789012:role/lambdalet-test"
@@ -131,6 +131,7 @@ def test_function_url_with_api_gateway_v2_classes(jlam, jfn):
     _runtime, name = jfn
     _use(jlam, name, "example.Events$Http")
     url = jlam.create_function_url_config(FunctionName=name, AuthType="NONE")["FunctionUrl"]
+    allow_public_url(jlam, name)
     try:
         resp = requests.post(url + "orders/7?sort=asc", data=b"payload", timeout=60)
         assert resp.status_code == 202 and resp.headers["x-from"] == "java"

@@ -25,7 +25,7 @@ import pytest
 import requests
 
 import language_builds
-from helpers import ServerProcess, make_zip, wait_for
+from helpers import ServerProcess, allow_public_url, make_zip, wait_for
 
 ROLE = "arn:aws:iam::123456789012:role/lambdalet-test"
 
@@ -134,6 +134,7 @@ def test_an_error_a_timeout_and_out_of_memory(clam, fns):
 def test_function_url(clam, fns):
     lang, names = fns
     url = clam.create_function_url_config(FunctionName=names["http"], AuthType="NONE")["FunctionUrl"]
+    allow_public_url(clam, names["http"])
     resp = requests.get(url + "p/q", timeout=60)
     assert resp.status_code in (201, 202, 203), resp.text
     assert "/p/q" in resp.text

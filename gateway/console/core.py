@@ -50,6 +50,7 @@ class Services(msgspec.Struct, kw_only=True):
     invoker: object  # invoke.Invoker (its pool runs test calls)
     monitor: object  # monitor.Monitor
     test_events: object  # test_events.TestEvents
+    permissions: object = None  # functions.permissions.Permissions: a public URL's statements
     granularity_ms: int = 1
     dead_letter_queue: str = "lambdalet-dlq"
 

@@ -305,6 +305,10 @@ def make_blueprint(console) -> Blueprint:
                 else:
                     await s.settings.create_url(name, None, {"AuthType": form.get("auth_type")})
                     done = "url"
+                if action != "delete" and form.get("auth_type") == "NONE" and s.permissions is not None:
+                    # As the AWS console does: a public URL gets the policy
+                    # statements that let everyone call it.
+                    await s.permissions.open_url(name)
             elif section == "async":
                 if action == "delete":
                     await s.event_configs.delete(name, None)

@@ -91,6 +91,15 @@ class Permissions:
             raise LambdaError("ResourceNotFoundException", _NO_RESOURCE)
         return {"Policy": policy.document(statements), "RevisionId": self.revision(latest, key)}
 
+    async def open_url(self, name: str, qualifier: str | None = None) -> None:
+        """Adds what the AWS console adds for a URL with AuthType NONE
+        (those of its statements the policy lacks)."""
+        latest = self.service.latest(name)
+        have = {s["Sid"] for s in latest.policies.get(qualifier or "", [])}
+        for statement in policy.PUBLIC_URL_STATEMENTS:
+            if statement["StatementId"] not in have:
+                await self.add(name, qualifier, dict(statement))
+
     def allows(self, function: str, qualifier: str, *, principal: str, action: str,
                source_arn: str | None, source_account: str | None) -> bool:
         """For event sources (events/policy.py's InvokePolicy): whether the

@@ -39,6 +39,13 @@ _SERVICE = re.compile(r"^[a-z0-9][a-z0-9.-]*\.(amazonaws\.com|amazon\.com)$")
 
 URL_INVOKE = "lambda:InvokeFunctionUrl"
 INVOKE = "lambda:InvokeFunction"
+# What the AWS console adds to a function's policy when it makes a URL with
+# AuthType NONE (AddPermission's parameters); the lambdalet CLI and console
+# add the same.
+PUBLIC_URL_STATEMENTS = (
+    {"StatementId": "FunctionURLAllowPublicAccess", "Action": URL_INVOKE, "Principal": "*", "FunctionUrlAuthType": "NONE"},
+    {"StatementId": "FunctionURLAllowInvokeAction", "Action": INVOKE, "Principal": "*", "InvokedViaFunctionUrl": True},
+)
 # What an anonymous call to a function URL brings to the conditions.
 _URL_CONTEXT = {"lambda:functionurlauthtype": "NONE", "lambda:invokedviafunctionurl": "true"}
 
