@@ -75,6 +75,7 @@ class EventConfigs:
     # -- operations -----------------------------------------------------------
 
     async def put(self, ref: str, qualifier: str | None, body: dict) -> dict:
+        constraints.check_input("PutFunctionEventInvokeConfig", body, FunctionName=ref, Qualifier=qualifier)
         key = self._existing(ref, qualifier)
         if not any(k in body for k in ("MaximumRetryAttempts", "MaximumEventAgeInSeconds", "DestinationConfig")):
             raise invalid("You must specify at least one of error handling or destination setting.")
@@ -83,6 +84,7 @@ class EventConfigs:
         return self._document(key, cfg)
 
     async def update(self, ref: str, qualifier: str | None, body: dict) -> dict:
+        constraints.check_input("UpdateFunctionEventInvokeConfig", body, FunctionName=ref, Qualifier=qualifier)
         key = self._existing(ref, qualifier)
         current = self._configs.get(key)
         if current is None:

@@ -151,6 +151,7 @@ class FunctionSettings:
         return await self._save(latest, alias_urls=urls)
 
     async def create_url(self, ref: str, qualifier: str | None, body: dict) -> dict:
+        constraints.check_input("CreateFunctionUrlConfig", body, FunctionName=ref, Qualifier=qualifier)
         latest, alias = self._url_owner(ref, qualifier, _NO_FUNCTION)
         cors = _cors(body["Cors"]) if "Cors" in body else None
         if self._url_config(latest, alias):
@@ -174,6 +175,7 @@ class FunctionSettings:
         return self._url_doc(latest.name, alias, config)
 
     async def update_url(self, ref: str, qualifier: str | None, body: dict) -> dict:
+        constraints.check_input("UpdateFunctionUrlConfig", body, FunctionName=ref, Qualifier=qualifier)
         latest, alias = self._url_owner(ref, qualifier, _NO_FUNCTION)
         config = self._url_config(latest, alias)
         if not config:
@@ -224,6 +226,7 @@ class FunctionSettings:
         return {"Tags": dict(self._tagged(resource).tags)}
 
     async def tag(self, resource: str, body: dict) -> None:
+        constraints.check_input("TagResource", body, Resource=resource)
         configs = self._config(resource)
         current = configs.tags(resource) if configs is not None else None
         rec = self._tagged(resource) if configs is None else None
@@ -238,6 +241,7 @@ class FunctionSettings:
         await self._set_tags(rec, merged)
 
     async def untag(self, resource: str, keys: list[str]) -> None:
+        constraints.check_input("UntagResource", Resource=resource, TagKeys=keys or None)
         configs = self._config(resource)
         if configs is not None:
             await configs.set_tags(resource, {k: val for k, val in configs.tags(resource).items() if k not in keys})
@@ -266,6 +270,7 @@ class FunctionSettings:
         return self.service.latest(name, missing=lambda n: not_found(self.service.arn(n, "$LATEST" if latest_in_message else None)))
 
     async def put_concurrency(self, ref: str, body: dict) -> dict:
+        constraints.check_input("PutFunctionConcurrency", body, FunctionName=ref)
         rec = self._unqualified(ref, latest_in_message=True)
         value = body["ReservedConcurrentExecutions"]  # at least 0, by the model
         limit = self.service.concurrency_limit

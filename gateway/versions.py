@@ -16,7 +16,7 @@ import trio
 
 from . import validation as v
 from .errors import LambdaError, invalid, not_found
-from .functions import FunctionService
+from .functions import FunctionService, constraints
 from .model import FunctionRecord
 
 _NOT_PUBLISHED = "The function resource provided must be an alias or a published version."
@@ -38,6 +38,7 @@ class Versions:
     # -- versions ----------------------------------------------------------
 
     async def publish(self, ref: str, body: dict) -> dict:
+        constraints.check_input("PublishVersion", body, FunctionName=ref)
         svc = self.service
         async with svc._lock:
             latest = svc.latest(ref)
@@ -126,6 +127,7 @@ class Versions:
         return {"AdditionalVersionWeights": {k: float(w) for k, w in weights.items()}}
 
     async def create_alias(self, ref: str, body: dict) -> dict:
+        constraints.check_input("CreateAlias", body, FunctionName=ref)
         async with self.service._lock:
             alias = body["Name"]  # its pattern was checked against the model
             wanted = body.get("FunctionVersion")
@@ -151,6 +153,7 @@ class Versions:
         return self._alias_doc(latest.name, alias, cfg)
 
     async def update_alias(self, ref: str, alias: str, body: dict) -> dict:
+        constraints.check_input("UpdateAlias", body, FunctionName=ref, Name=alias)
         async with self.service._lock:
             latest = self._latest(ref)
             cfg = latest.aliases.get(alias)
@@ -221,6 +224,7 @@ class Versions:
         return latest, qualifier
 
     async def put_provisioned(self, ref: str, qualifier: str | None, body: dict, available: Callable[[str, str], int]) -> dict:
+        constraints.check_input("PutProvisionedConcurrencyConfig", body, FunctionName=ref, Qualifier=qualifier)
         async with self.service._lock:
             latest, qualifier = self._target(ref, qualifier or "", "Provisioned Concurrency Configs cannot be applied to unpublished function versions.")
             n = body["ProvisionedConcurrentExecutions"]  # at least 1, by the model

@@ -28,7 +28,7 @@ import trio
 from ..errors import LambdaError, invalid, not_found
 from ..model import FunctionRecord
 from ..storage import Storage
-from . import signatures
+from . import constraints, signatures
 from .service import FunctionService
 
 _CONFIG = "code-signing-config:"
@@ -118,6 +118,7 @@ class CodeSigning:
                               f"The code signing configuration cannot be found. Check that the provided configuration is not deleted: {arn}.")
 
     async def create(self, body: dict) -> dict:
+        constraints.check_input("CreateCodeSigningConfig", body)
         config_id = "csc-" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(17))
         config = {
             "CodeSigningConfigId": config_id,
@@ -132,6 +133,7 @@ class CodeSigning:
         return {"CodeSigningConfig": _config_doc(config)}
 
     async def update(self, arn: str, body: dict) -> dict:
+        constraints.check_input("UpdateCodeSigningConfig", body, CodeSigningConfigArn=arn)
         config = dict(self.configs[self._id_of(arn)])
         changed = False
         if "Description" in body:
@@ -264,6 +266,7 @@ class FunctionCodeSigning:
         return self.service.latest(name)
 
     async def put(self, ref: str, body: dict) -> dict:
+        constraints.check_input("PutFunctionCodeSigningConfig", body, FunctionName=ref)
         # AWS looks for the config before the function.
         self.signing.must_exist(body["CodeSigningConfigArn"])
         rec = self._function(ref)

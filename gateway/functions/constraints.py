@@ -280,3 +280,11 @@ def check(operation: str, params: dict) -> None:
         raise LambdaError("InvalidRequestContentException", f"Could not parse request body into json: {exc}") from None
     if found:
         raise LambdaError("ValidationException", message(found))
+
+
+def check_input(operation: str, body: dict | None = None, /, **members: object) -> None:
+    """check() for a caller inside the server (the console, a service
+    calling another): the operation's input, from a request body and the
+    members that travel elsewhere (None meaning absent). The HTTP API has
+    checked the same before any handler ran."""
+    check(operation, {**(body or {}), **{k: v for k, v in members.items() if v is not None}})

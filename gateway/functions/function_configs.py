@@ -22,6 +22,7 @@ import trio
 
 from ..errors import LambdaError, invalid, not_found
 from ..model import FunctionRecord
+from . import constraints
 from .service import FunctionService
 
 
@@ -35,6 +36,7 @@ class FunctionConfigs:
         return {"RecursiveLoop": self.service.latest(ref).recursive_loop}
 
     async def put_recursion(self, ref: str, body: dict) -> dict:
+        constraints.check_input("PutFunctionRecursionConfig", body, FunctionName=ref)
         svc = self.service
         async with svc._lock:
             latest = svc.latest(ref)
@@ -63,6 +65,7 @@ class FunctionConfigs:
         return doc
 
     async def put_runtime_management(self, ref: str, qualifier: str | None, body: dict) -> dict:
+        constraints.check_input("PutRuntimeManagementConfig", body, FunctionName=ref, Qualifier=qualifier)
         svc = self.service
         mode, pinned = body["UpdateRuntimeOn"], body.get("RuntimeVersionArn")
         async with svc._lock:

@@ -15,7 +15,7 @@ import trio
 
 from ..errors import LambdaError, invalid, not_found
 from ..model import FunctionRecord
-from . import policy
+from . import constraints, policy
 from .service import FunctionService
 
 _NO_RESOURCE = "The resource you requested does not exist."
@@ -49,6 +49,7 @@ class Permissions:
         return self.service.versions[latest.name][key].revision_id
 
     async def add(self, ref: str, qualifier: str | None, body: dict) -> dict:
+        constraints.check_input("AddPermission", body, FunctionName=ref, Qualifier=qualifier)
         svc = self.service
         name, given = svc.qualified(ref, qualifier)
         if given == "$LATEST":
@@ -66,6 +67,7 @@ class Permissions:
         return {"Statement": policy.encoded(doc)}
 
     async def remove(self, ref: str, sid: str, qualifier: str | None, revision_id: str | None) -> None:
+        constraints.check_input("RemovePermission", FunctionName=ref, StatementId=sid, Qualifier=qualifier, RevisionId=revision_id)
         svc = self.service
         async with svc._lock:
             latest, key = self._target(ref, qualifier, missing_function=lambda n, q: LambdaError(

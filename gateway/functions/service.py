@@ -20,6 +20,7 @@ import msgspec
 import trio
 
 from .. import crashpoints
+from . import constraints
 from .. import validation as v
 from ..codestore import CodeError, CodeStore
 from ..errors import LambdaError, invalid, not_found
@@ -170,6 +171,7 @@ class FunctionService:
     # -- operations --------------------------------------------------------
 
     async def create(self, body: dict) -> dict:
+        constraints.check_input("CreateFunction", body)
         name = v.new_function_name(body.get("FunctionName"))
         self.parse(body["FunctionName"])  # an ARN must name this region and account
         if body.get("PackageType", "Zip") != "Zip":
@@ -255,6 +257,7 @@ class FunctionService:
         return out
 
     async def update_code(self, ref: str, body: dict) -> dict:
+        constraints.check_input("UpdateFunctionCode", body, FunctionName=ref)
         zip_bytes = self._zip_from(body)
         arch = v.architectures(body["Architectures"]) if "Architectures" in body else None
         async with self._lock:
@@ -280,6 +283,7 @@ class FunctionService:
         return self._in_progress(rec)
 
     async def update_configuration(self, ref: str, body: dict) -> dict:
+        constraints.check_input("UpdateFunctionConfiguration", body, FunctionName=ref)
         async with self._lock:
             rec = self._for_update(ref, body.get("RevisionId"))
             changes = self._config_fields(body, partial=True)
