@@ -21,6 +21,7 @@ from ..functions import constraints, lambda_model
 class Operation(msgspec.Struct, frozen=True):
     name: str
     method: str
+    prefix: str  # the URI's literal text before its first label: a cheap first test
     path_re: re.Pattern
     fixed_query: tuple[tuple[str, str], ...]  # e.g. (("List", "ALL"),) for ListProvisionedConcurrencyConfigs
     uri: dict  # label -> member
@@ -62,7 +63,8 @@ def _compile(name: str, spec: dict) -> Operation:
                 headers[where.lower()] = member
             elif member != payload:
                 body.append(member)
-    return Operation(name, spec["http"]["method"], re.compile(pattern + "/?$"), fixed_query, uri_members, query, headers, tuple(body), payload, input_shape)
+    return Operation(name, spec["http"]["method"], path.split("{", 1)[0], re.compile(pattern + "/?$"), fixed_query, uri_members, query, headers,
+                     tuple(body), payload, input_shape)
 
 
 @functools.cache
@@ -77,7 +79,7 @@ def table() -> tuple[Operation, ...]:
 def match(method: str, path: str, query: Mapping[str, list[str]]) -> tuple[Operation, dict[str, str]] | None:
     """The operation for a request, and its path labels (decoded)."""
     for op in table():
-        if op.method != method:
+        if op.method != method or not path.startswith(op.prefix):
             continue
         m = op.path_re.match(path)
         if m is None or any(query.get(k, [None])[0] != v for k, v in op.fixed_query):
