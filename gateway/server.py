@@ -61,6 +61,7 @@ from .events.sqs.store import SqsStore
 from .events.esm.mappings import EventSourceMappings
 from .events.esm.poller import Pollers
 from .api import esm_api
+from .api.s3_webhook import S3WebhookSurface, load_or_create_token
 from .events.policy import s3_invoke_check
 from .events.s3.notifications import S3_PRINCIPAL
 from .events.s3.outbox import OutboxDrainer
@@ -338,11 +339,16 @@ async def _run(config: ServerConfig, data_dir: pathlib.Path, lock: DataDirLock, 
                               app=app, server_addr=(config.host, port), policy=policy, data_dir=data_dir, keys=keys)
             consoles.append(console)
             sqs_surface = SqsSurface(sqs, keys if config.auth else None)
+            webhook = S3WebhookSurface(
+                load_or_create_token(data_dir), service, async_queue,
+                allowed=lambda name, qualifier, bucket: invoke_policy.allows(
+                    name, qualifier, principal=S3_PRINCIPAL, action="lambda:InvokeFunction",
+                    source_arn=f"arn:aws:s3:::{bucket}", source_account=config.account))
             url_handler = UrlHandler(settings, invoker, keys)
 
             def routes(secure: bool) -> ServiceRoutes:
                 return ServiceRoutes(s3=s3_surface, sqs=sqs_surface, s3_virtual_host=s3_surface.virtual_bucket,
-                                     console=console.surface(secure=secure))
+                                     console=console.surface(secure=secure), s3_webhook=webhook)
             router = Router(invoker, app, keys if config.auth else None, (config.host, port), url_handler, routes(False))
             async_api.register(app, event_configs, async_queue, scheduler)
             esm_api.register(app, mappings)

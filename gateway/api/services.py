@@ -65,10 +65,12 @@ class ServiceRoutes:
     """The surfaces other than Lambda's, by service name."""
 
     def __init__(self, *, s3: Surface | None = None, sqs: Surface | None = None,
-                 s3_virtual_host=None, console: Surface | None = None) -> None:
+                 s3_virtual_host=None, console: Surface | None = None, s3_webhook: Surface | None = None) -> None:
         self.s3 = s3
         self.sqs = sqs
         self.console = console
+        # External stores' notifications: a path of Lambdalet's, bearer-token auth.
+        self.s3_webhook = s3_webhook
         # head -> bucket name or None, for unsigned requests to a bucket's host
         self._s3_virtual_host = s3_virtual_host
         self._last: tuple[Head, Surface | None] | None = None
@@ -83,6 +85,8 @@ class ServiceRoutes:
         return found
 
     def _classify(self, head: Head) -> Surface | None:
+        if self.s3_webhook is not None and head.path.startswith("/_lambdalet/s3-events/"):
+            return self.s3_webhook
         parts = scope_parts(head)
         if parts is not None:
             service = parts[3]

@@ -124,6 +124,7 @@ async def put_object(c, r) -> Reply:
     meta = ObjectMeta(meta.user, meta.headers, checksums)
     condition = _check_put_conditions(r)
     staged = await c.run(c.store.stage, data)
+    crashpoints.reach("s3.put.staged")
     info, queued = await c.run(lambda: c.store.put_object(r.bucket, key, staged, content_type, meta, r.event_context(c.account),
                                                           check=condition))
     crashpoints.reach("s3.put.committed")
