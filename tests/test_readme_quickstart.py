@@ -39,7 +39,7 @@ def quick_start_blocks(text: str) -> dict[str, str]:
 
 def test_the_readme_names_its_quick_start_blocks():
     blocks = quick_start_blocks(README.read_text())
-    assert set(blocks) == {"serve", "export", "deploy", "python", "node"}
+    assert set(blocks) == {"serve", "export", "deploy", "python", "node", "s3", "sqs", "sqs_python"}
     install, serve = blocks["serve"].strip().split(" && ")
     assert install.startswith("python3 -m pip install") and serve == "lambdalet serve"
 
@@ -128,6 +128,18 @@ def test_the_readme_quick_start_works_as_written(tmp_path):
             script = "\n".join(body + [f"print(repr({last.split('  #')[0]}))"])
             out = _sh(f"{readme_export}\npython3 - <<'EOF'\n{script}\nEOF", env, work).stdout
             assert out.strip() == repr(b'{"hello": {"x": 1}}')
+
+            # S3 and SQS on the same port: an upload and a batch of messages
+            # run their functions, as the README shows.
+            out = _sh(f"{readme_export}\n{blocks['s3']}", env, work).stdout
+            if "new object: bucket in/x.csv 8" not in out:
+                wait_for(lambda: "new object: bucket in/x.csv 8" in _sh(f"{readme_export}\nlambdalet logs on-upload", env, work).stdout, timeout=60)
+            _sh(f"{readme_export}\n{blocks['sqs']}", env, work)
+            *body, last = [line for line in blocks["sqs_python"].strip().splitlines()]
+            script = "\n".join(body + [f"print(repr({last}))"])
+            assert _sh(f"{readme_export}\npython3 - <<'EOF'\n{script}\nEOF", env, work).stdout.strip() == "'0'"
+            batch = "batch: ['job 0', 'job 1', 'job 2', 'job 3', 'job 4']"
+            wait_for(lambda: batch in _sh(f"{readme_export}\nlambdalet logs worker --filter batch", env, work).stdout, timeout=60)
             workers = descendants_of(server.pid)
         finally:
             # The README's server runs in the foreground until Ctrl-C: SIGINT

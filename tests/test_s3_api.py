@@ -595,3 +595,27 @@ def test_aws_cli_cp_ls_rm_sync(server, tmp_path):
     run("s3", "rm", "s3://cli-bkt", "--recursive")
     assert run("s3", "ls", "s3://cli-bkt", "--recursive") == ""
     run("s3", "rb", "s3://cli-bkt")
+
+
+def test_a_key_that_is_not_utf8_is_invalid_uri(server, s3):
+    bkt = _bucket(s3, "uri-bkt")
+    request = _signed_request(server, "PUT", f"{server.url}/{bkt}/bad%FFkey", {}, b"x")
+    r = requests.put(f"{server.url}/{bkt}/bad%FFkey", data=b"x", headers=dict(request.headers), timeout=10)
+    assert r.status_code == 400
+    assert_s3_error(r.content, "InvalidURI")
+    assert "Contents" not in s3.list_objects_v2(Bucket=bkt)
+
+
+def test_an_upload_part_cut_short_stores_no_part(server, s3):
+    bkt = _bucket(s3, "cut-part-bkt")
+    upload = s3.create_multipart_upload(Bucket=bkt, Key="k")["UploadId"]
+    path = f"/{bkt}/k?partNumber=1&uploadId={urllib.parse.quote(upload, safe='')}"
+    request = _signed_request(server, "PUT", f"{server.url}{path}", {"Content-Length": str(MiB)}, payload_hash="UNSIGNED-PAYLOAD")
+    head = f"PUT {path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in request.headers.items()) + "\r\n"
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(head.encode() + b"x" * (MiB // 2))  # half the part, then the client goes away
+    assert s3.list_parts(Bucket=bkt, Key="k", UploadId=upload).get("Parts", []) == []
+    # The upload itself is intact: the part can be sent again.
+    etag = s3.upload_part(Bucket=bkt, Key="k", UploadId=upload, PartNumber=1, Body=b"whole")["ETag"]
+    s3.complete_multipart_upload(Bucket=bkt, Key="k", UploadId=upload, MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": etag}]})
+    assert s3.get_object(Bucket=bkt, Key="k")["Body"].read() == b"whole"

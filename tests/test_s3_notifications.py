@@ -164,6 +164,9 @@ def test_destinations_s3_cannot_invoke_are_refused(server):
     assert s3.get_bucket_notification_configuration(Bucket="validate-bkt").get("LambdaFunctionConfigurations") is None
     lam.add_permission(FunctionName="s3-no-grant", StatementId="this-bucket", Action="lambda:InvokeFunction",
                        Principal="s3.amazonaws.com", SourceArn="arn:aws:s3:::validate-bkt")
+    with pytest.raises(lam.exceptions.ResourceConflictException):  # a statement id that exists
+        lam.add_permission(FunctionName="s3-no-grant", StatementId="this-bucket", Action="lambda:InvokeFunction",
+                           Principal="s3.amazonaws.com", SourceArn="arn:aws:s3:::validate-bkt")
     put("s3-no-grant")
     got = s3.get_bucket_notification_configuration(Bucket="validate-bkt")["LambdaFunctionConfigurations"]
     assert got[0]["LambdaFunctionArn"] == _function_arn("s3-no-grant") and got[0]["Events"] == ["s3:ObjectCreated:*"]
