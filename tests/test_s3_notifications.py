@@ -192,14 +192,19 @@ def test_a_permission_removed_later_stops_the_events(server):
 
 # -- one durable step: kill -9 between the two files ---------------------------------------
 
+def running(tmp_path, env=None) -> ServerProcess:
+    """A server on tmp_path/d, stopped whatever the test body does."""
+    return ServerProcess(tmp_path / "d", env=env)
+
+
 def test_kill_9_right_after_the_puts_200_still_delivers_the_event(tmp_path):
-    srv = ServerProcess(tmp_path / "d").start()
-    setup = Setup(srv, "s3-kill-fn", "kill-bkt")
-    # Held (reserved concurrency 0 throttles it), so that the event is
-    # still queued when the server dies, whichever file holds it then.
-    setup.lam.put_function_concurrency(FunctionName="s3-kill-fn", ReservedConcurrentExecutions=0)
-    setup.s3.put_object(Bucket="kill-bkt", Key="in/x.csv", Body=b"committed")
-    srv.stop(signal.SIGKILL)
+    with running(tmp_path) as srv:
+        setup = Setup(srv, "s3-kill-fn", "kill-bkt")
+        # Held (reserved concurrency 0 throttles it), so that the event is
+        # still queued when the server dies, whichever file holds it then.
+        setup.lam.put_function_concurrency(FunctionName="s3-kill-fn", ReservedConcurrentExecutions=0)
+        setup.s3.put_object(Bucket="kill-bkt", Key="in/x.csv", Body=b"committed")
+        srv.stop(signal.SIGKILL)
     again = ServerProcess(tmp_path / "d").start()
     try:
         after = Setup(again, "s3-kill-fn", "kill-bkt", create=False)
@@ -215,16 +220,14 @@ def test_kill_9_right_after_the_puts_200_still_delivers_the_event(tmp_path):
 
 @pytest.mark.parametrize("point", ["s3.put.committed", "s3.outbox.handed_over", "s3.outbox.synced"])
 def test_a_crash_between_the_two_files_neither_loses_nor_doubles_the_event(tmp_path, point):
-    first = ServerProcess(tmp_path / "d").start()
-    Setup(first, "s3-crash-fn", "crash-bkt")
-    assert first.stop() == 0
-    armed = ServerProcess(tmp_path / "d", env={"LAMBDALET_CRASH_AT": point}).start()
-    try:
-        armed.aws("s3").put_object(Bucket="crash-bkt", Key="k", Body=b"v")
-    except (botocore.exceptions.ConnectionClosedError, botocore.exceptions.EndpointConnectionError, requests.ConnectionError):
-        pass  # the server died before its answer: the object is committed all the same
-    assert armed.proc.wait(timeout=30) == -signal.SIGKILL
-    armed.stop()
+    with running(tmp_path) as first:
+        Setup(first, "s3-crash-fn", "crash-bkt")
+    with running(tmp_path, env={"LAMBDALET_CRASH_AT": point}) as armed:
+        try:
+            armed.aws("s3").put_object(Bucket="crash-bkt", Key="k", Body=b"v")
+        except (botocore.exceptions.ConnectionClosedError, botocore.exceptions.EndpointConnectionError, requests.ConnectionError):
+            pass  # the server died before its answer: the object is committed all the same
+        assert armed.proc.wait(timeout=30) == -signal.SIGKILL
     again = ServerProcess(tmp_path / "d").start()
     try:
         setup = Setup(again, "s3-crash-fn", "crash-bkt", create=False)
@@ -238,14 +241,12 @@ def test_a_crash_between_the_two_files_neither_loses_nor_doubles_the_event(tmp_p
 
 
 def test_no_event_for_an_object_that_was_not_stored(tmp_path):
-    first = ServerProcess(tmp_path / "d").start()
-    Setup(first, "s3-unstored-fn", "unstored-bkt")
-    assert first.stop() == 0
-    armed = ServerProcess(tmp_path / "d", env={"LAMBDALET_CRASH_AT": "s3.put.staged"}).start()
-    with pytest.raises((botocore.exceptions.ConnectionClosedError, botocore.exceptions.EndpointConnectionError)):
-        armed.aws("s3").put_object(Bucket="unstored-bkt", Key="lost", Body=b"never committed")
-    assert armed.proc.wait(timeout=30) == -signal.SIGKILL
-    armed.stop()
+    with running(tmp_path) as first:
+        Setup(first, "s3-unstored-fn", "unstored-bkt")
+    with running(tmp_path, env={"LAMBDALET_CRASH_AT": "s3.put.staged"}) as armed:
+        with pytest.raises((botocore.exceptions.ConnectionClosedError, botocore.exceptions.EndpointConnectionError)):
+            armed.aws("s3").put_object(Bucket="unstored-bkt", Key="lost", Body=b"never committed")
+        assert armed.proc.wait(timeout=30) == -signal.SIGKILL
     again = ServerProcess(tmp_path / "d").start()
     try:
         setup = Setup(again, "s3-unstored-fn", "unstored-bkt", create=False)
