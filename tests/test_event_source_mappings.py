@@ -10,6 +10,7 @@ import sys
 import botocore.auth
 import botocore.awsrequest
 import botocore.credentials
+import botocore.exceptions
 import pytest
 import requests
 
@@ -157,8 +158,11 @@ def test_disable_and_enable(server, lam, sqs, consumer):
 def test_bad_mappings_get_lambda_errors(lam, sqs, consumer, kwargs, error, words):
     _queue(sqs, f"{consumer}-q")
     args = {"EventSourceArn": _arn(f"{consumer}-q"), "FunctionName": consumer, **kwargs}
-    with pytest.raises(getattr(lam.exceptions, error)) as e:
+    # ValidationException is not in Lambda's model (botocore has no class
+    # for it): every refusal is matched by its code.
+    with pytest.raises(botocore.exceptions.ClientError) as e:
         lam.create_event_source_mapping(**args)
+    assert e.value.response["Error"]["Code"] == error
     assert words in e.value.response["Error"]["Message"]
 
 
