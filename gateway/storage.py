@@ -148,6 +148,7 @@ class SQLiteStorage:
     def delete_layer_version(self, name: str, version: int) -> None:
         with self._lock:
             self._db.execute("DELETE FROM layer_versions WHERE name=? AND version=?", (name, version))
+
     def load_settings(self, prefix: str) -> dict[str, str]:
         """Settings whose key starts with prefix (code signing configs,
         signing profiles), by key."""
