@@ -174,7 +174,7 @@ def test_a_user_deploys_tests_watches_changes_redrives_and_deletes(srv, page, tm
     page.get_by_role("link", name="Configuration").click()
     page.fill("#general-memory", "99999")
     page.locator("#general").get_by_role("button", name="Save").click()
-    assert "Member must have value between 128 and 10240" in page.locator("#general-memory-error").inner_text()
+    assert "Member must have value less than or equal to 32768" in page.locator("#general-memory-error").inner_text()
     assert page.locator("#general-memory").get_attribute("aria-invalid") == "true"
     page.fill("#general-memory", "512")
     page.locator("#general").get_by_role("button", name="Save").click()

@@ -48,8 +48,9 @@ CASES = [
     pytest.param("put_function_event_invoke_config", {"FunctionName": NOBODY, "MaximumRetryAttempts": 1},
                  ["put-function-event-invoke-config", "--function-name", NOBODY, "--maximum-retry-attempts", "1"],
                  "PutFunctionEventInvokeConfigCommand", 404, "ResourceNotFoundException", "The function doesn't exist.", id="event-config-not-found"),
-    pytest.param("list_layers", {}, ["list-layers"], "ListLayersCommand", 400, "InvalidParameterValueException",
-                 "The ListLayers operation is not supported by Lambdalet: layers are not built yet; vendor a layer's files into the function's .zip.",
+    pytest.param("list_capacity_providers", {}, ["list-capacity-providers"], "ListCapacityProvidersCommand", 400, "InvalidParameterValueException",
+                 "The ListCapacityProviders operation is not supported by Lambdalet: capacity providers and managed-instance scaling place "
+                 "functions on a fleet of EC2 instances; on one host there is no fleet to manage.",
                  id="unsupported-operation"),
 ]
 

@@ -117,13 +117,13 @@ def test_publish_get_list_and_delete_layer_versions(lam, fn_name):
 def test_bad_layer_requests_get_lambdas_errors(lam, fn_name):
     name = f"bad-{fn_name}"[:60]
     ok = {"ZipFile": make_zip({"a.txt": "a"})}
-    refused(lambda: lam.publish_layer_version(LayerName="has space", Content=ok), "InvalidParameterValueException", "layerName")
+    refused(lambda: lam.publish_layer_version(LayerName="has space", Content=ok), "ValidationException", "layerName")
     refused(lambda: lam.publish_layer_version(LayerName=name, Content=ok, CompatibleRuntimes=["cobol9"]),
             "InvalidParameterValueException", "compatibleRuntimes")
     refused(lambda: lam.publish_layer_version(LayerName=name, Content=ok, CompatibleRuntimes=[PY] * 16),
-            "InvalidParameterValueException", "15")
+            "ValidationException", "15")
     refused(lambda: lam.publish_layer_version(LayerName=name, Content=ok, CompatibleArchitectures=["sparc"]),
-            "InvalidParameterValueException", "compatibleArchitectures")
+            "ValidationException", "compatibleArchitectures")
     refused(lambda: lam.publish_layer_version(LayerName=name, Content={"S3Bucket": "bucket", "S3Key": "key.zip"}),
             "InvalidParameterValueException", "ZipFile")
     refused(lambda: lam.publish_layer_version(LayerName=name, Content={"ZipFile": b"not a zip"}),
@@ -131,18 +131,18 @@ def test_bad_layer_requests_get_lambdas_errors(lam, fn_name):
     refused(lambda: lam.publish_layer_version(LayerName=name, Content={"ZipFile": make_zip({"../escape": "x"})}),
             "InvalidParameterValueException", "leaves")
     refused(lambda: lam.publish_layer_version(LayerName=name, Content=ok, Description="d" * 257),
-            "InvalidParameterValueException", "description")
+            "ValidationException", "description")
     # Nothing of the refusals was published.
     assert lam.list_layer_versions(LayerName=name)["LayerVersions"] == []
     refused(lambda: lam.get_layer_version(LayerName=name, VersionNumber=1), "ResourceNotFoundException")
     refused(lambda: lam.get_layer_version_by_arn(Arn="arn:aws:lambda:us-east-1:123:layer:x:1"),
-            "InvalidParameterValueException", "arn")
+            "ValidationException", "arn")
     refused(lambda: lam.get_layer_version_by_arn(Arn=f"arn:aws:lambda:us-east-1:111122223333:layer:{name}:1"),
             "ResourceNotFoundException")
     refused(lambda: lam.get_layer_version(LayerName=f"arn:aws:lambda:eu-west-1:{ACCOUNT}:layer:{name}", VersionNumber=1),
             "ResourceNotFoundException")
     refused(lambda: lam.list_layers(CompatibleRuntime="cobol9"), "InvalidParameterValueException", "compatibleRuntime")
-    refused(lambda: lam.list_layer_versions(LayerName=name, CompatibleArchitecture="sparc"), "InvalidParameterValueException",
+    refused(lambda: lam.list_layer_versions(LayerName=name, CompatibleArchitecture="sparc"), "ValidationException",
             "compatibleArchitecture")
 
 
@@ -168,10 +168,10 @@ def test_layer_version_permissions(lam, fn_name):
             "PreconditionFailedException")
     refused(lambda: lam.add_layer_version_permission(LayerName=name, VersionNumber=1, StatementId="x",
                                                      Action="lambda:InvokeFunction", Principal="*"),
-            "InvalidParameterValueException", "action")
+            "ValidationException", "action")
     refused(lambda: lam.add_layer_version_permission(LayerName=name, VersionNumber=1, StatementId="x",
                                                      Action="lambda:GetLayerVersion", Principal="someone"),
-            "InvalidParameterValueException", "principal")
+            "ValidationException", "principal")
     refused(lambda: lam.add_layer_version_permission(LayerName=name, VersionNumber=9, StatementId="x",
                                                      Action="lambda:GetLayerVersion", Principal="*"),
             "ResourceNotFoundException")
@@ -263,7 +263,7 @@ def test_a_functions_layers_are_checked(lam, fn_name):
     refused(lambda: create(lam, fn_name, src, [arns[0], again]), "InvalidParameterValueException",
             "Two different versions of the same layer are not allowed")
     refused(lambda: create(lam, fn_name, src, [arns[0] + "9"]), "InvalidParameterValueException", "does not exist")
-    refused(lambda: create(lam, fn_name, src, ["arn:aws:lambda:us-east-1:123:layer:x"]), "InvalidParameterValueException",
+    refused(lambda: create(lam, fn_name, src, ["arn:aws:lambda:us-east-1:123:layer:x"]), "ValidationException",
             "regular expression")
     refused(lambda: create(lam, fn_name, src, [f"arn:aws:lambda:us-east-1:111122223333:layer:x:1"]),
             "InvalidParameterValueException", "does not exist")

@@ -51,8 +51,8 @@ def test_each_operation_answers_as_the_table_says(server, name):
 
 def test_boto3_sees_the_modeled_error(lam):
     with pytest.raises(lam.exceptions.InvalidParameterValueException) as exc:
-        lam.list_layers()
-    assert exc.value.response["Error"]["Message"].startswith("The ListLayers operation is not supported by Lambdalet: layers")
+        lam.list_capacity_providers()
+    assert exc.value.response["Error"]["Message"].startswith("The ListCapacityProviders operation is not supported by Lambdalet: capacity providers")
     with pytest.raises(ClientError) as exc:
         lam.get_durable_execution(DurableExecutionArn="arn:aws:lambda:us-east-1:000000000000:function:f/durable-execution/x/y")
     assert exc.value.response["Error"]["Code"] == "InvalidParameterValueException"

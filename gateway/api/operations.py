@@ -121,7 +121,9 @@ def params(op: Operation, labels: Mapping[str, str], query: Mapping[str, list[st
     out: dict = {}
     for label, member in op.uri.items():
         if label in labels:
-            out[member] = labels[label]
+            # A path label is text on the wire; a number in the model
+            # (a layer's VersionNumber) is read as one, as AWS does.
+            out[member] = _from_text(members[member]["shape"], labels[label], label)
     for key, member in op.query.items():
         values = query.get(key)
         if not values:
