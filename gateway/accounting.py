@@ -89,6 +89,7 @@ class Accounting:
                 ended_ns=time.time_ns(),
                 log=outcome.log,
                 marks=outcome.log_marks,
+                frame=outcome.log_frame,
             )
         try:
             self.calls.record(usage, log)

@@ -204,6 +204,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 0, got {text!r}")
+    return value
+
+
 def _non_negative_float(text: str) -> float:
     try:
         value = float(text)
@@ -242,6 +252,8 @@ def cmd_serve(args) -> int:
         sandbox=args.sandbox,
         billing_granularity_ms=args.billing_granularity_ms,
         log_retention_days=args.log_retention_days,
+        log_max_mb=args.log_max_mb,
+        usage_rollup_days=args.usage_rollup_days,
         max_connections=args.max_connections,
         unauthenticated_buffer_mb=args.unauthenticated_buffer_mb,
         head_timeout_s=args.head_timeout,
@@ -463,6 +475,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "server's privileges, not isolated at all")
     p.add_argument("--billing-granularity-ms", type=_positive_int, default=1, metavar="N", help="round billed duration up to N ms (1, as AWS today; 100, as AWS once did)")
     p.add_argument("--log-retention-days", type=int, default=0, metavar="D", help="delete function logs older than D days (0: keep forever)")
+    p.add_argument("--log-max-mb", type=_non_negative_int, default=1024, metavar="MB", help="keep function logs within MB megabytes, deleting the oldest calls' first (0: no cap)")
+    p.add_argument("--usage-rollup-days", type=_non_negative_int, default=7, metavar="D", help="fold usage rows of calls older than D days into per-hour sums (monthly bills unchanged; 0: keep a row per call)")
     p.add_argument("--max-connections", type=_positive_int, default=1024, metavar="N", help="open connections on both ports together; past it the server stops accepting (new clients wait in the listen backlog) after closing an idle keep-alive connection")
     p.add_argument("--unauthenticated-buffer-mb", type=_positive_int, default=128, metavar="MB", help="memory for request heads and bodies not yet authenticated, all connections together; past it requests get 429 before their body is read")
     p.add_argument("--head-timeout", type=_positive_seconds, default=30.0, metavar="S", help="a request head must arrive within S seconds of its first byte, and a body must make progress every S seconds")

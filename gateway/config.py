@@ -55,6 +55,8 @@ class ServerConfig(msgspec.Struct, kw_only=True):
     tls_key: str | None = None
     billing_granularity_ms: int = 1  # 1 as AWS bills today, 100 as it once did
     log_retention_days: int = 0  # 0 keeps function logs forever
+    log_max_mb: int = 1024  # logs.db's lines in use; the oldest calls' go first. 0: no cap
+    usage_rollup_days: int = 7  # per-call usage rows older than this become per-hour sums; 0: never
     # HTTP limits on both ports (http_limits.HttpLimits holds the reasons).
     max_connections: int = 1024
     unauthenticated_buffer_mb: int = 128

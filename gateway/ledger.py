@@ -120,10 +120,23 @@ class SqliteStore:
             self._db.close()
 
 
-class Ledger(SqliteStore):
-    """Usage rows, one per answered call, in <data-dir>/usage.db."""
+HOUR_NS = 3600 * 1_000_000_000
+DEFAULT_ROLLUP_DAYS = 7  # `serve --usage-rollup-days`; 0: keep every call's row
+ROLLUP_CHECK_S = 60.0
 
-    def __init__(self, data_dir: pathlib.Path) -> None:
+
+class Ledger(SqliteStore):
+    """Usage rows, one per answered call, in <data-dir>/usage.db.
+
+    Bills need only a month's sums, so rows of calls older than
+    `rollup_days` are folded into per-hour sums (usage_hourly: one row per
+    hour, function, version, architecture, outcome, memory size and billing
+    granularity) and deleted; usage() adds both. An hour never straddles a
+    month, so monthly reports come out the same before and after."""
+
+    def __init__(self, data_dir: pathlib.Path, *, rollup_days: int = DEFAULT_ROLLUP_DAYS) -> None:
+        self.rollup_days = rollup_days
+        self._next_rollup = 0.0
         super().__init__(data_dir / "usage.db")
 
     def _create(self, db: sqlite3.Connection) -> None:
@@ -154,8 +167,63 @@ class Ledger(SqliteStore):
                 outcome TEXT NOT NULL,
                 UNIQUE (started_ns, request_id)
             );
+            CREATE TABLE IF NOT EXISTS usage_hourly (
+                hour_ns INTEGER NOT NULL,
+                account TEXT NOT NULL,
+                function TEXT NOT NULL,
+                version TEXT NOT NULL,
+                architecture TEXT NOT NULL,
+                outcome TEXT NOT NULL,
+                memory_mb INTEGER NOT NULL,
+                granularity_ms INTEGER NOT NULL,
+                requests INTEGER NOT NULL,
+                cold INTEGER NOT NULL,
+                duration_ns INTEGER NOT NULL,
+                init_ns INTEGER NOT NULL,
+                billed_ms INTEGER NOT NULL,
+                mb_ms INTEGER NOT NULL,
+                max_memory_mb INTEGER NOT NULL,
+                PRIMARY KEY (hour_ns, account, function, version, architecture, outcome, memory_mb, granularity_ms)
+            ) WITHOUT ROWID;
             """
         )
+
+    def maintain(self) -> None:
+        now = time.monotonic()
+        if self.rollup_days > 0 and now >= self._next_rollup:
+            self._next_rollup = now + ROLLUP_CHECK_S
+            self.roll_up(time.time_ns() - self.rollup_days * 24 * HOUR_NS)
+
+    def roll_up(self, before_ns: int) -> int:
+        """Folds the rows of calls started before `before_ns`, rounded down
+        to an hour, into per-hour sums and deletes them; returns how many.
+        Numbers are clamped as usage() clamps them."""
+        cutoff = before_ns - before_ns % HOUR_NS
+        with self._db_lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute(
+                    f"""
+                    INSERT INTO usage_hourly (hour_ns, account, function, version, architecture, outcome, memory_mb, granularity_ms,
+                                              requests, cold, duration_ns, init_ns, billed_ms, mb_ms, max_memory_mb)
+                    SELECT started_ns - started_ns % {HOUR_NS}, account, function, version, architecture, outcome, {_MEMORY}, granularity_ms,
+                           COUNT(*), SUM(cold != 0), SUM({_DURATION}), SUM({_INIT}), SUM({_BILLED}), SUM({_MEMORY} * {_BILLED}),
+                           MAX(MIN(MAX(max_memory_mb, 0), {MAX_MEMORY_MB}))
+                    FROM usage WHERE started_ns < ?
+                    GROUP BY 1, 2, 3, 4, 5, 6, 7, 8
+                    ON CONFLICT DO UPDATE SET requests = requests + excluded.requests, cold = cold + excluded.cold,
+                        duration_ns = duration_ns + excluded.duration_ns, init_ns = init_ns + excluded.init_ns,
+                        billed_ms = billed_ms + excluded.billed_ms, mb_ms = mb_ms + excluded.mb_ms,
+                        max_memory_mb = MAX(max_memory_mb, excluded.max_memory_mb)
+                    """,
+                    (cutoff,),
+                )
+                gone = self._db.execute("DELETE FROM usage WHERE started_ns < ?", (cutoff,)).rowcount
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+        return gone
 
     def _insert(self, db: sqlite3.Connection, records: list[UsageRecord]) -> None:
         # Every number is clamped on its way in (live or replayed), so no
@@ -188,25 +256,36 @@ class Ledger(SqliteStore):
         if function:
             where += " AND function = ?"
             params += (function,)
-        duration = f"MIN(MAX(duration_ns, 0), {MAX_CALL_NS})"
-        billed = f"MIN(MAX(billed_ms, 0), {MAX_BILLED_MS})"
-        memory = f"MIN(MAX(memory_mb, 0), {MAX_MEMORY_MB})"
         try:
             rows = self.query(
-                f"SELECT function, architecture, COUNT(*), SUM({duration}), SUM({billed}), SUM({memory} * {billed})"
+                f"SELECT function, architecture, COUNT(*), SUM({_DURATION}), SUM({_BILLED}), SUM({_MEMORY} * {_BILLED})"
                 + where + " GROUP BY function, architecture ORDER BY function, architecture",
                 params,
             )
         except (sqlite3.OperationalError, OverflowError) as exc:
             if "overflow" not in str(exc):
                 raise
-            rows = self._usage_in_python(where, params, duration, billed, memory)
+            rows = self._usage_in_python(where, params, _DURATION, _BILLED, _MEMORY)
+        rows = _merged(rows, self._hourly(start, end, function))
         if extra:
             rows = _with_extra(rows, extra, start, end, function)
         return [
             billing.Usage(function=f, architecture=a, requests=n, duration_ns=d, billed_ms=b, mb_ms=m)
             for f, a, n, d, b, m in rows
         ]
+
+    def _hourly(self, start: int, end: int, function: str | None) -> list[tuple]:
+        """The rolled-up hours' sums, as usage() sums rows."""
+        where = " FROM usage_hourly WHERE hour_ns >= ? AND hour_ns < ?" + (" AND function = ?" if function else "")
+        params = (start, end, function) if function else (start, end)
+        try:
+            return self.query("SELECT function, architecture, SUM(requests), SUM(duration_ns), SUM(billed_ms), SUM(mb_ms)" + where
+                              + " GROUP BY function, architecture", params)
+        except (sqlite3.OperationalError, OverflowError) as exc:
+            if "overflow" not in str(exc):
+                raise
+            with self._db_lock:
+                return _merged([], self._db.execute("SELECT function, architecture, requests, duration_ns, billed_ms, mb_ms" + where, params).fetchall())
 
     def _usage_in_python(self, where: str, params: tuple, duration: str, billed: str, memory: str) -> list[tuple]:
         sums: dict[tuple[str, str], list[int]] = {}
@@ -237,6 +316,27 @@ class Ledger(SqliteStore):
 
 # started_ns is a wall-clock time: anything past the year 2262 (2**63 ns) is not one.
 _MAX_EPOCH_NS = 2**63 - 1
+
+
+# How usage() and roll_up() clamp a row's numbers.
+_DURATION = f"MIN(MAX(duration_ns, 0), {MAX_CALL_NS})"
+_INIT = f"MIN(MAX(init_ns, 0), {MAX_CALL_NS})"
+_BILLED = f"MIN(MAX(billed_ms, 0), {MAX_BILLED_MS})"
+_MEMORY = f"MIN(MAX(memory_mb, 0), {MAX_MEMORY_MB})"
+
+
+def _merged(rows: list[tuple], more: list[tuple]) -> list[tuple]:
+    """Sums per (function, architecture) of two lists of such sums."""
+    if not more:
+        return rows
+    sums = {(f, a): [n, d, b, m] for f, a, n, d, b, m in rows}
+    for f, a, n, d, b, m in more:
+        acc = sums.setdefault((f, a), [0, 0, 0, 0])
+        acc[0] += n
+        acc[1] += d
+        acc[2] += b
+        acc[3] += m
+    return [(f, a, *acc) for (f, a), acc in sorted(sums.items())]
 
 
 def _with_extra(rows: list[tuple], extra: list[UsageRecord], start: int, end: int, function: str | None) -> list[tuple]:

@@ -8,6 +8,8 @@ from __future__ import annotations
 import datetime
 import json
 
+import msgspec
+
 from . import billing
 
 
@@ -42,9 +44,12 @@ def report_line(
     ).encode()
 
 
-def timestamp() -> str:
-    now = datetime.datetime.now(datetime.timezone.utc)
-    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+def timestamp(ms: int | None = None) -> str:
+    """A log time as Lambda writes them, of now or of epoch ms."""
+    if ms is None:
+        now = datetime.datetime.now(datetime.timezone.utc)
+        ms = int(now.timestamp()) * 1000 + now.microsecond // 1000
+    return datetime.datetime.fromtimestamp(ms // 1000, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
 
 
 def timeout_line(request_id: str, timeout_s: float) -> bytes:
@@ -119,6 +124,44 @@ def init_start(runtime_version: str, mapping: str = "", *, logging_config: dict[
     return _event("platform.initStart", record)
 
 
+class CallFrame(msgspec.Struct, array_like=True, frozen=True):
+    """What a call's platform lines are made of: START, and END and REPORT,
+    or with LogFormat JSON the platform.start and platform.report events
+    (their time is at_ms). The log store keeps this, a call's figures, in
+    place of the lines' text and makes the lines again, to the byte, when
+    they are read (logstore.py). head_at: where START sits in the call's log."""
+
+    request_id: str
+    version: str
+    duration_ns: int
+    memory_mb: int
+    max_memory_mb: int
+    init_ns: int | None
+    granularity_ms: int
+    error_type: str | None
+    json: bool
+    at_ms: int
+    head_at: int = 0
+
+    def head(self) -> bytes:
+        if self.json:
+            return platform_start(self.request_id, self.version, self.at_ms)
+        return start_line(self.request_id, self.version)
+
+    def tail(self) -> bytes:
+        if self.json:
+            return platform_report(self.request_id, self.duration_ns, self.memory_mb, self.max_memory_mb, self.init_ns,
+                                   self.granularity_ms, self.error_type, self.at_ms)
+        return end_line(self.request_id) + report_line(self.request_id, self.duration_ns, self.memory_mb, self.max_memory_mb,
+                                                       self.init_ns, self.granularity_ms)
+
+    def line(self, which: int) -> str:
+        """One of its lines as the log store shows it: 0 the head, 1 and 2
+        the tail's (END, REPORT; a JSON tail has one)."""
+        text = self.head() if which == 0 else self.tail().split(b"\n")[which - 1] + b"\n"
+        return text[:-1].decode()
+
+
 def call_frame(
     request_id: str,
     version: str,
@@ -130,27 +173,32 @@ def call_frame(
     granularity_ms: int = 1,
     logging_config: dict[str, str] | None = None,
     error_type: str | None = None,
-) -> tuple[bytes, bytes]:
+    at_ms: int | None = None,
+) -> CallFrame | None:
     """The platform's lines before and after a call's output. With LogFormat
     Text those are START, and END and REPORT; with JSON they are the
     platform.start and platform.report events that Lambda writes at INFO,
-    dropped when SystemLogLevel is WARN or above."""
+    dropped (None) when SystemLogLevel is WARN or above."""
     config = logging_config or _NO_CONFIG
-    if config.get("LogFormat", "Text") != "JSON":
-        return start_line(request_id, version), end_line(request_id) + report_line(request_id, duration_ns, memory_mb, max_memory_mb, init_ns, granularity_ms)
-    if _LEVELS.get(config.get("SystemLogLevel", "INFO").upper(), 20) > _LEVELS["INFO"]:
-        return b"", b""
-    return (
-        platform_start(request_id, version),
-        platform_report(request_id, duration_ns, memory_mb, max_memory_mb, init_ns, granularity_ms, error_type),
-    )
+    json_format = config.get("LogFormat", "Text") == "JSON"
+    if json_format and _LEVELS.get(config.get("SystemLogLevel", "INFO").upper(), 20) > _LEVELS["INFO"]:
+        return None
+    if at_ms is None:
+        at_ms = 0 if not json_format else _now_ms()
+    return CallFrame(request_id, version, duration_ns, memory_mb, max_memory_mb, init_ns, granularity_ms, error_type, json_format, at_ms)
 
 
-def wrap_call(request_id: str, version: str, init_log: bytes, output: bytes, **frame) -> bytes:
+def _now_ms() -> int:
+    return int(datetime.datetime.now(datetime.timezone.utc).timestamp() * 1000)
+
+
+def wrap_call(request_id: str, version: str, init_log: bytes, output: bytes, **figures) -> bytes:
     """What the call's log stream receives: the init's output, then the
     worker's output between the platform's lines (call_frame)."""
-    head, tail = call_frame(request_id, version, **frame)
-    return b"".join((init_log, head, output, tail))
+    frame = call_frame(request_id, version, **figures)
+    if frame is None:
+        return init_log + output
+    return b"".join((init_log, frame.head(), output, frame.tail()))
 
 
 # -- when each line was written -------------------------------------------------
@@ -197,12 +245,12 @@ def _shifted(into: Marks, marks: Marks, base: int, size: int) -> None:
         last = offset
 
 
-def _event(kind: str, record: dict) -> bytes:
-    return json.dumps({"time": timestamp(), "type": kind, "record": record}, separators=(",", ":")).encode() + b"\n"
+def _event(kind: str, record: dict, at_ms: int | None = None) -> bytes:
+    return json.dumps({"time": timestamp(at_ms), "type": kind, "record": record}, separators=(",", ":")).encode() + b"\n"
 
 
-def platform_start(request_id: str, version: str) -> bytes:
-    return _event("platform.start", {"requestId": request_id, "version": version})
+def platform_start(request_id: str, version: str, at_ms: int | None = None) -> bytes:
+    return _event("platform.start", {"requestId": request_id, "version": version}, at_ms)
 
 
 def platform_report(
@@ -213,6 +261,7 @@ def platform_report(
     init_ns: int | None = None,
     granularity_ms: int = 1,
     error_type: str | None = None,
+    at_ms: int | None = None,
 ) -> bytes:
     """The JSON form of REPORT (the Telemetry API's platform.report record)."""
     metrics: dict = {
@@ -229,4 +278,4 @@ def platform_report(
     else:
         record["status"] = "timeout" if error_type == "Sandbox.Timedout" else "error"
         record["errorType"] = error_type
-    return _event("platform.report", record)
+    return _event("platform.report", record, at_ms)

@@ -71,6 +71,7 @@ class CallOutcome(msgspec.Struct):
     instance_id: str = ""
     log_stream: str = ""
     log_marks: list[tuple[int, int]] = []  # when each part of log was written (logs.call_marks)
+    log_frame: logs.CallFrame | None = None  # what log's platform lines are made of
     # What the platform saw happen: success, error, timeout, oom, crash or
     # init_error. Never read from error_type, which the function chooses.
     kind: str = ""
@@ -424,8 +425,8 @@ class Pool:
             elif error_type:
                 error_type = _printable(error_type)
             output, output_marks = self._capped(result.log, result.log_marks, request_id, rec)
-            log, marks = self._wrap(rec, request_id, init_log, output, duration_ns, max_mb, init_ns, error_type,
-                                    init_marks=init_marks, call_ms=call_ms, output_marks=output_marks)
+            log, marks, frame = self._wrap(rec, request_id, init_log, output, duration_ns, max_mb, init_ns, error_type,
+                                           init_marks=init_marks, call_ms=call_ms, output_marks=output_marks)
             outcome = CallOutcome(
                 request_id=request_id,
                 payload=answer,
@@ -436,6 +437,7 @@ class Pool:
                 init_ns=init_ns,
                 cold=cold,
                 log_marks=marks,
+            log_frame=frame,
                 kind="error" if error_type else "success",
             )
             self._release(inst, rec)
@@ -489,8 +491,8 @@ class Pool:
             output += f"{logs.timestamp()} RequestId: {request_id} Error: {detail}\n{error_type}\n".encode()
         # What a killed worker wrote carries no marks: it is stamped with the
         # end of the call, the first time it is known to have been written.
-        log, marks = self._wrap(rec, request_id, init_log, output, duration_ns, max_mb, init_ns, error_type,
-                                init_marks=init_marks, call_ms=call_ms, output_marks=[])
+        log, marks, frame = self._wrap(rec, request_id, init_log, output, duration_ns, max_mb, init_ns, error_type,
+                                       init_marks=init_marks, call_ms=call_ms, output_marks=[])
         return CallOutcome(
             request_id=request_id,
             payload=payload,
@@ -502,6 +504,7 @@ class Pool:
             cold=cold,
             max_memory_mb=max_mb,
             log_marks=marks,
+            log_frame=frame,
             kind=kind,
         )
 
@@ -513,8 +516,8 @@ class Pool:
         rec = spec.record
         error_type = _printable(reply.error_type) or "Runtime.Unknown"
         payload = reply.payload if len(reply.payload) <= MAX_RESPONSE else function_errors.response_too_large()
-        log, marks = self._wrap(rec, request_id, b"", reply.log, 0, max_mb, init_ns, error_type,
-                                init_marks=[], call_ms=started_ns // 1_000_000, output_marks=reply.log_marks)
+        log, marks, frame = self._wrap(rec, request_id, b"", reply.log, 0, max_mb, init_ns, error_type,
+                                       init_marks=[], call_ms=started_ns // 1_000_000, output_marks=reply.log_marks)
         return CallOutcome(
             request_id=request_id,
             payload=payload,
@@ -525,6 +528,7 @@ class Pool:
             init_ns=init_ns,
             cold=True,
             log_marks=marks,
+            log_frame=frame,
             kind="crash" if died else "init_error",
         )
 
@@ -533,16 +537,30 @@ class Pool:
         return logs.capped(output, marks, MAX_CALL_LOG, request_id, rec.logging_config, dropped)
 
     def _wrap(self, rec: FunctionRecord, request_id: str, init_log: bytes, output: bytes, duration_ns: int, max_mb: int, init_ns: int | None,
-              error_type: str | None, *, init_marks: list, call_ms: int, output_marks: list) -> tuple[bytes, list[tuple[int, int]]]:
+              error_type: str | None, *, init_marks: list, call_ms: int, output_marks: list) -> tuple[bytes, list[tuple[int, int]], logs.CallFrame | None]:
         """The call's log with START/END/REPORT, or JSON platform events, per
-        the LoggingConfig, and its marks (logs.call_marks); call_ms is when
-        the call was handed to the worker (epoch ms)."""
-        head, tail = logs.call_frame(
+        the LoggingConfig, its marks (logs.call_marks; call_ms is when the
+        call was handed to the worker, epoch ms), and what its platform
+        lines are made of (logs.CallFrame), which the log store keeps
+        instead of their text."""
+        frame = logs.call_frame(
             request_id, rec.version,
             duration_ns=duration_ns, memory_mb=rec.memory_size, max_memory_mb=max_mb, init_ns=init_ns,
             granularity_ms=self.billing_granularity_ms, logging_config=rec.logging_config, error_type=error_type,
         )
-        return b"".join((init_log, head, output, tail)), logs.call_marks(init_log, init_marks, head, output, output_marks, call_ms)
+        if frame is None:
+            head = tail = b""
+        else:
+            # The platform's lines are lines of their own, whatever the
+            # worker's output ended with.
+            if init_log and not init_log.endswith(b"\n"):
+                init_log += b"\n"
+            if output and not output.endswith(b"\n"):
+                output += b"\n"
+            head, tail = frame.head(), frame.tail()
+            frame = msgspec.structs.replace(frame, head_at=len(init_log))
+        marks = logs.call_marks(init_log, init_marks, head, output, output_marks, call_ms)
+        return b"".join((init_log, head, output, tail)), marks, frame
 
     @staticmethod
     def _max_memory_mb(inst: Instance) -> int:

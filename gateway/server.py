@@ -181,8 +181,8 @@ async def _run(config: ServerConfig, data_dir: pathlib.Path, lock: DataDirLock, 
     # (calls.py says how).
     meter = Meter(data_dir / "meter.bin")
     meter.recover()
-    ledger = Ledger(data_dir)
-    logstore = LogStore(data_dir, retention_days=config.log_retention_days)
+    ledger = Ledger(data_dir, rollup_days=config.usage_rollup_days)
+    logstore = LogStore(data_dir, retention_days=config.log_retention_days, max_bytes=config.log_max_mb << 20)
     calls = CallJournal(data_dir, ledger, logstore)
     accountant = accounting.Accounting(meter, calls, granularity_ms=config.billing_granularity_ms, account=config.account)
     codes = CodeStore(data_dir / "code")

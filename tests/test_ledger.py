@@ -449,3 +449,34 @@ def test_a_failed_append_leaves_no_part_of_its_frame(tmp_path, monkeypatch):
     (only,) = journal.files()
     assert list(Journal.read(only)) == [b"first", b"third"]
     assert journal.take_torn() == []
+
+
+def test_old_rows_fold_into_hours_and_the_month_bills_the_same(tmp_path):
+    books = Books(tmp_path)
+    try:
+        nov, dec = billing.month_bounds_ns("2026-11")
+        hour = 3600 * 10**9
+        rows = [msgspec.structs.replace(_row(i, nov + (i % 5) * hour + i * 1_000_000, "a" if i % 3 else "b"), duration_ns=1_000_000 * (i + 1),
+                                        billed_ms=i + 1, cold=i % 7 == 0, outcome="success" if i % 4 else "error") for i in range(60)]
+        rows.append(_row(99, dec - 1))  # the month's last nanosecond
+        rows.append(_row(100, dec + 5))  # and the next month's first call
+        for row in rows:
+            books.journal.record(row)
+        books.journal.flush_sync()
+        before = {m: billing.report(m, 1, books.ledger.usage(m)) for m in ("2026-11", "2026-12")}
+        assert books.ledger.roll_up(dec + 3 * hour) == 62
+        assert books.ledger.calls(limit=100) == []
+        (hours,) = books.ledger.query("SELECT count(*) FROM usage_hourly")
+        assert hours[0] < 62  # several calls to a row
+        assert {m: billing.report(m, 1, books.ledger.usage(m)) for m in before} == before
+        assert billing.report("2026-11", 1, books.ledger.usage("2026-11", "b")) == billing.report("2026-11", 1, [u for u in books.ledger.usage("2026-11") if u.function == "b"])
+        # A later call of an hour already folded adds to that hour's row.
+        (f_before,) = [u.requests for u in books.ledger.usage("2026-11") if u.function == "f"]
+        books.journal.record(_row(101, dec - 2))
+        books.journal.flush_sync()
+        books.ledger.roll_up(dec + 3 * hour)
+        (f_after,) = [u.requests for u in books.ledger.usage("2026-11") if u.function == "f"]
+        assert f_after == f_before + 1
+        assert books.ledger.query("SELECT count(*) FROM usage_hourly") == [hours]
+    finally:
+        books.close()

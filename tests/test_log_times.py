@@ -117,7 +117,7 @@ def test_marks_place_each_line_and_the_platform_lines():
     output = b"one\ntwo\nthree\n"
     # "one" by 1100, "two" by 1500; "three" has no mark after it.
     log = logs.wrap_call("r", "$LATEST", b"init\n", output, duration_ns=1, memory_mb=128, max_memory_mb=1, init_ns=None)
-    head, _tail = logs.call_frame("r", "$LATEST", duration_ns=1, memory_mb=128, max_memory_mb=1, init_ns=None)
+    head = logs.call_frame("r", "$LATEST", duration_ns=1, memory_mb=128, max_memory_mb=1, init_ns=None).head()
     marks = logs.call_marks(b"init\n", [(5, 1010)], head, output, [(4, 1100), (8, 1500), (999, 1600), (2, 1700)], 1050)
     call = CallLog(log_group="g", log_stream="s", request_id="r", started_ns=1000 * 10**6, ended_ns=1900 * 10**6, log=log, marks=marks)
     assert split_events(call) == [

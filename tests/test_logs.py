@@ -286,3 +286,126 @@ def test_capped_output_keeps_its_marks_in_step():
     # Bytes dropped earlier (a killed call's memfd read) are counted in the notice too.
     log, _ = logs.capped(b"tail\n", [], 100, None, dropped=7)
     assert b"7 bytes of log output were dropped: at most 100 bytes are kept per init phase\n" in log and log.endswith(b"tail\n")
+
+
+def _framed_call(i: int, started_ms: int, *, init: bytes = b"", output: bytes = b"", json_format: bool = False, error_type: str | None = None,
+                 cold: bool = False) -> CallLog:
+    """A call's log as the pool journals it: text, marks and frame."""
+    config = {"LogFormat": "JSON"} if json_format else {}
+    frame = logs.call_frame(f"r{i}", "$LATEST", duration_ns=1_234_567 * (i + 1), memory_mb=128, max_memory_mb=7, init_ns=250_000_000 if cold else None,
+                            granularity_ms=1, logging_config=config, error_type=error_type, at_ms=started_ms + 3)
+    frame = msgspec.structs.replace(frame, head_at=len(init))
+    head, tail = frame.head(), frame.tail()
+    log = init + head + output + tail
+    marks = logs.call_marks(init, [(len(init), started_ms)] if init else [], head, output, [(len(output), started_ms + 2)] if output else [], started_ms + 1)
+    return CallLog(log_group="/aws/lambda/f", log_stream="s", request_id=f"r{i}", started_ns=started_ms * 1_000_000,
+                   ended_ns=(started_ms + 5) * 1_000_000, log=log, marks=marks, frame=frame)
+
+
+def test_platform_lines_are_kept_as_figures_and_read_back_to_the_byte(tmp_path):
+    calls = [
+        _framed_call(0, 1000, init=b"INIT_START Runtime Version: python:3.11.7\nimporting\n", output=b"hello\n", cold=True),
+        _framed_call(1, 2000),  # printed nothing: three lines, no row of text
+        _framed_call(2, 3000, output=b"a\nb\n", error_type="ValueError"),
+        _framed_call(3, 4000, output=b"{\"level\":\"INFO\"}\n", json_format=True, cold=True),
+        _framed_call(4, 5000, json_format=True, error_type="Sandbox.Timedout"),
+    ]
+    expected = [(ts, line) for call in calls for ts, line in split_events(call)]
+    store = LogStore(tmp_path)
+    try:
+        store.commit(calls)
+        stored_text = [m for (m,) in store.query("SELECT message FROM events")]
+        assert stored_text == ["INIT_START Runtime Version: python:3.11.7", "importing", "hello", "a", "b", '{"level":"INFO"}']
+        assert store.query("SELECT count(*) FROM frames") == [(5,)]
+        # Read back in time order and in stored order, whole or a page at a
+        # time, they are the lines the calls logged, with their stamps.
+        page = store.page("/aws/lambda/f")
+        assert [(e.timestamp_ms, e.message) for e in page.events] == expected and page.next is None
+        assert [(e.timestamp_ms, e.message) for e in store.events("/aws/lambda/f")] == expected
+        paged, after = [], None
+        while True:
+            page = store.page("/aws/lambda/f", after=after, limit=2)
+            paged += [(e.timestamp_ms, e.message) for e in page.events]
+            if page.next is None:
+                break
+            after = page.next
+        assert paged == expected
+        # Following from any line goes on with the next one.
+        ids = [e.id for e in store.events("/aws/lambda/f")]
+        assert ids == sorted(ids) and len(set(ids)) == len(ids)
+        assert [e.message for e in store.events("/aws/lambda/f", after_id=ids[5], limit=2)] == [expected[6][1], expected[7][1]]
+        # Filters and --since see the made-again lines as any other.
+        reports = store.page("/aws/lambda/f", contains="REPORT RequestId").events
+        assert [e.message for e in reports] == [line for _, line in expected if line.startswith("REPORT RequestId")]
+        assert len(reports) == 3
+        assert [e.message for e in store.events("/aws/lambda/f", contains="platform.report")] == [line for _, line in expected if "platform.report" in line]
+        assert store.page("/aws/lambda/f", since_ms=5000).events[0].message.startswith('{"time":"1970-01-01T00:00:05.003Z","type":"platform.start"')
+        assert store.streams("/aws/lambda/f") == ["s"]
+    finally:
+        store.close()
+
+
+def test_a_frame_that_does_not_make_its_lines_again_keeps_them_as_text(tmp_path):
+    call = _framed_call(0, 1000, output=b"hello\n")
+    # A log whose START was changed after the frame was taken (as a bug would).
+    tampered = msgspec.structs.replace(call, log=call.log.replace(b"START RequestId: r0", b"START RequestId: rX"))
+    store = LogStore(tmp_path)
+    try:
+        store.commit([tampered])
+        assert store.query("SELECT count(*) FROM frames") == [(0,)]
+        assert [e.message for e in store.events("/aws/lambda/f")] == [line for _, line in split_events(tampered)]
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("config", [{}, {"LogFormat": "JSON"}], ids=["text", "json"])
+def test_the_stored_log_is_what_the_call_logged_without_platform_text_rows(server, lam, deploy, config):
+    import contextlib
+    import sqlite3
+
+    from helpers import signed_get
+
+    extra = {"LoggingConfig": config} if config else {}
+    name = deploy({"app.py": "print('at import')\ndef handler(e, c):\n    print('in call', e)\n    return e\n"}, **extra)
+    tails = []
+    for i in range(3):
+        resp = lam.invoke(FunctionName=name, Payload=json.dumps(i).encode(), LogType="Tail")
+        tails.append(base64.b64decode(resp["LogResult"]).decode())
+    r = signed_get(server, f"/_lambdalet/logs?function={name}")
+    assert r.status_code == 200
+    stored = "".join(e["message"] + "\n" for e in r.json()["events"])
+    assert stored == "".join(tails)  # to the byte: START, END, REPORT (or their JSON events) made again
+    with contextlib.closing(sqlite3.connect(f"file:{server.data_dir / 'logs.db'}?mode=ro", uri=True)) as db:
+        texts = [m for (m,) in db.execute("SELECT message FROM events WHERE log_group = ?", (f"/aws/lambda/{name}",))]
+        frames = db.execute("SELECT count(*) FROM frames WHERE log_group = ?", (f"/aws/lambda/{name}",)).fetchone()[0]
+    assert frames == 3
+    assert not [t for t in texts if t.startswith(("START RequestId", "END RequestId", "REPORT RequestId")) or '"type":"platform.' in t and "initStart" not in t], texts
+
+
+def test_the_log_store_keeps_within_its_cap_dropping_the_oldest_calls_whole(tmp_path):
+    cap = 256 * 1024
+    store = LogStore(tmp_path, max_bytes=cap)
+    try:
+        for batch in range(30):
+            store.commit([_framed_call(batch * 100 + i, 1000 * (batch * 100 + i + 1), output=b"a line of some length, as functions print\n" * 3)
+                          for i in range(100)])
+            store.trim()
+        assert store.bytes_in_use() <= cap
+        lines = store.events("/aws/lambda/f")
+        # The newest calls are all there, the oldest are gone, and no call is
+        # left in part: the store starts with a call's START.
+        assert lines[-1].message.startswith("REPORT RequestId: r2999\t")
+        assert "START RequestId: r0 Version: $LATEST" not in {e.message for e in lines}
+        assert lines[0].message.startswith("START RequestId: ")
+        kept = {e.message.split()[2] for e in lines if e.message.startswith("START")}
+        assert all(f"END RequestId: {rid}" in {e.message for e in lines} for rid in kept)
+    finally:
+        store.close()
+    # Without a cap nothing goes.
+    (tmp_path / "uncapped").mkdir()
+    store = LogStore(tmp_path / "uncapped", max_bytes=0)
+    try:
+        store.commit([_framed_call(i, 1000 * (i + 1), output=b"x\n") for i in range(500)])
+        assert store.trim() == 0 and len(store.query("SELECT id FROM frames")) == 500
+    finally:
+        store.close()
