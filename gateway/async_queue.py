@@ -34,7 +34,7 @@ from . import destinations
 from .async_store import AsyncStore, NewEvent, NewMessage
 from .errors import LambdaError
 from .event_config import EventConfigs
-from .functions import FunctionService
+from .functions.service import FunctionService
 from .model import FunctionRecord
 from .pool import CallOutcome, FunctionSpec, Pool
 from .validation import function_ref

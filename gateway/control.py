@@ -19,7 +19,7 @@ from quart_trio import QuartTrio
 from .api import operations, unsupported
 from .errors import LambdaError
 from .function_settings import FunctionSettings
-from .functions import FunctionService
+from .functions.service import FunctionService
 from .layers import LayerService, LayerVersionRecord
 from .versions import Versions
 from .model import FunctionRecord

@@ -14,9 +14,9 @@ from .errors import LambdaError, invalid
 from .api import streaming
 from .execution import languages
 from .execution.call_stream import CallStream
-from .functions import FunctionService
+from .functions.service import FunctionService
 from .functions.function_configs import pinned_elsewhere
-from .http1 import Head
+from .http.http1 import Head
 from .model import FunctionRecord
 from .pool import FunctionSpec, Pool
 from .ids import request_id as new_request_id

@@ -12,9 +12,9 @@ from typing import Mapping
 
 import msgspec
 
-from .asgi import call_asgi
+from .http.asgi import call_asgi
 from .errors import LambdaError
-from .http1 import Head
+from .http.http1 import Head
 from .invoke import Invoker, body_limit as invoke_body_limit, too_large as invoke_too_large
 from .sigv4 import AuthError, check_head, verify
 from . import url_handler

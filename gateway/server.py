@@ -22,7 +22,8 @@ from .api import code_signing_routes, function_config_routes, policy_routes
 from .functions.code_signing import CodeSigning, FunctionCodeSigning
 from .functions.function_configs import FunctionConfigs
 from .functions.permissions import Permissions
-from . import accounting, async_api, async_metrics, calls_metrics, listener, metrics, runtime_setup, usage_api, validation
+from . import accounting, async_api, async_metrics, calls_metrics, metrics, runtime_setup, usage_api, validation
+from .http import listener
 from .async_queue import AsyncQueue
 from .async_store import AsyncStore
 from .code_gc import CodeCollector, CodeHolds
@@ -32,9 +33,9 @@ from .control import CodeLinks, create_app, layer_owner
 from .datadir import DataDirBusy, DataDirLock, make_private
 from .event_config import EventConfigs
 from .function_settings import FunctionSettings
-from .http_limits import ByteBudget, ConnectionSlots, HttpLimits, MiB
+from .http.limits import ByteBudget, ConnectionSlots, HttpLimits, MiB
 from .errors import LambdaError
-from .functions import FunctionService
+from .functions.service import FunctionService
 from .layers import LayerService
 from .versions import Versions
 from .invoke import Invoker
@@ -49,7 +50,7 @@ from .sigv4 import load_or_create_credentials
 from .spares import SparePool
 from .spawner import SpawnerThread
 from .storage import SQLiteStorage
-from .tls_front import serve_tls
+from .http.tls_front import serve_tls
 from .url_handler import UrlHandler
 from .api.s3.addressing import default_bases
 from .api.s3.surface import S3Context, S3Surface

@@ -13,7 +13,7 @@ from .api import streaming
 from .execution.call_stream import CallStream
 from .errors import LambdaError
 from .function_settings import FunctionSettings
-from .http1 import Head
+from .http.http1 import Head
 from .invoke import Invoker
 from .sigv4 import AuthError, check_head, verify
 from .ids import request_id as new_request_id

@@ -30,7 +30,7 @@ from quart import Response, request
 from . import billing, metrics
 from .control import _json
 from .errors import invalid
-from .functions import FunctionService
+from .functions.service import FunctionService
 from .calls import CallJournal
 
 MAX_EVENTS = 10_000

@@ -5,7 +5,7 @@ import random
 
 import pytest
 
-from lambdalet.gateway import http1
+from lambdalet.gateway.http import http1
 
 
 def parse_all(data: bytes, limit: int = 1 << 20, step: int | None = None):

@@ -5,8 +5,8 @@ import pytest
 import trio
 import trio.testing
 
-from lambdalet.gateway.http_limits import ByteBudget, ConnectionSlots, HttpLimits
-from lambdalet.gateway.tls_front import asgi_front
+from lambdalet.gateway.http.limits import ByteBudget, ConnectionSlots, HttpLimits
+from lambdalet.gateway.http.tls_front import asgi_front
 
 
 def test_budget_refuses_what_would_pass_the_limit_and_counts_nothing_for_it():

@@ -7,8 +7,8 @@ import socket
 import pytest
 import trio
 
-from lambdalet.gateway import listener, rawio
-from lambdalet.gateway.http_limits import BudgetStatistics, ByteBudget, ConnectionSlots, HttpLimits
+from lambdalet.gateway.http import listener, rawio
+from lambdalet.gateway.http.limits import BudgetStatistics, ByteBudget, ConnectionSlots, HttpLimits
 
 
 class EchoRouter:

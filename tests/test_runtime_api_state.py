@@ -17,7 +17,7 @@ import pytest
 
 from lambdalet.gateway.execution.runtime_api import state as st
 from lambdalet.gateway.execution.runtime_api import wire
-from lambdalet.gateway.http1 import ProtocolError
+from lambdalet.gateway.http.http1 import ProtocolError
 
 NEXT = b"GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nHost: 127.0.0.1:9001\r\n\r\n"
 

@@ -26,7 +26,7 @@ from urllib.parse import parse_qsl, unquote
 import msgspec
 
 from ..errors import LambdaError
-from ..http1 import Head
+from ..http.http1 import Head
 from ..ids import request_id as new_request_id
 from ..invoke import ASYNC_PAYLOAD_MAX
 

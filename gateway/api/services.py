@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Protocol
 from urllib.parse import unquote
 
-from ..http1 import Head
+from ..http.http1 import Head
 
 Reply = tuple[int, list[tuple[str, str]], object]
 

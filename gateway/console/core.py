@@ -11,7 +11,7 @@ import jinja2
 import msgspec
 
 from ..api.streaming import ChunkedBody
-from ..http1 import Head
+from ..http.http1 import Head
 from ..usage_api import log_group_for
 from . import live_tail
 from .assets import Assets

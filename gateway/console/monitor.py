@@ -9,7 +9,7 @@ import trio
 
 from .. import billing
 from ..calls import CallJournal
-from ..functions import FunctionService
+from ..functions.service import FunctionService
 from . import series
 from .rollup import Counts, Rollup, add_into, quantile_ms
 from .rollup_store import ACCOUNT, RollupStore

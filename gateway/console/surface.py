@@ -20,8 +20,8 @@ from __future__ import annotations
 import re
 import urllib.parse
 
-from ..asgi import call_asgi
-from ..http1 import Head
+from ..http.asgi import call_asgi
+from ..http.http1 import Head
 from .assets import PREFIX as STATIC_PREFIX
 from .sessions import COOKIE
 

@@ -13,7 +13,7 @@ import ipaddress
 from urllib.parse import parse_qsl, unquote
 
 from ...events.s3.errors import S3Error
-from ...http1 import Head
+from ...http.http1 import Head
 
 
 class Address:

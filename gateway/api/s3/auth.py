@@ -12,7 +12,7 @@ from typing import Mapping
 
 from ...events.s3 import chunked
 from ...events.s3.errors import S3Error
-from ...http1 import Head
+from ...http.http1 import Head
 from ...sigv4 import AuthError, Claim, check_head
 from . import sigv2
 

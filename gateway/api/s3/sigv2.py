@@ -19,7 +19,7 @@ from botocore.auth import HmacV1Auth
 from botocore.credentials import Credentials
 
 from ...events.s3.errors import S3Error
-from ...http1 import Head
+from ...http.http1 import Head
 
 # Header-signed requests: S3 allows 15 minutes of clock difference.
 MAX_SKEW_S = 900

@@ -35,8 +35,8 @@ from typing import Callable
 
 import trio
 
-from lambdalet.gateway import rawio
-from lambdalet.gateway.http1 import ProtocolError
+from lambdalet.gateway.http import rawio
+from lambdalet.gateway.http.http1 import ProtocolError
 
 from . import state, wire
 

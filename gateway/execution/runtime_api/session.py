@@ -24,7 +24,7 @@ import time
 
 import trio
 
-from lambdalet.gateway import rawio
+from lambdalet.gateway.http import rawio
 from lambdalet.gateway.instance import Instance, WorkerGone
 from lambdalet.runtime.protocol import Bootstrap, FrameError, Init, InitError, InitOk, Invoke, Launched, Ready, Result, encode
 

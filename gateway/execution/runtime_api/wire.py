@@ -15,8 +15,8 @@ from __future__ import annotations
 import json
 import re
 
-from lambdalet.gateway import http1
-from lambdalet.gateway.http1 import Head, ProtocolError
+from lambdalet.gateway.http import http1
+from lambdalet.gateway.http.http1 import Head, ProtocolError
 
 MAX_HEAD = http1.MAX_HEAD
 MAX_CHUNK_LINE = 1024  # a chunk-size line with extensions; anything longer is garbage

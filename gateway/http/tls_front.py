@@ -19,8 +19,8 @@ from hypercorn.utils import wrap_app
 
 from . import http1
 from .http1 import Head
-from .http_limits import ByteBudget, ConnectionSlots, HttpLimits
-from .router import Reply, Router
+from .limits import ByteBudget, ConnectionSlots, HttpLimits
+from ..router import Reply, Router
 
 log = logging.getLogger("lambdalet.tls")
 

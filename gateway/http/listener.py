@@ -36,9 +36,9 @@ import socket
 import trio
 
 from . import http1, rawio
-from .api.streaming import StreamAborted
-from .http_limits import ByteBudget, ConnectionSlots, HttpLimits
-from .router import Router
+from ..api.streaming import StreamAborted
+from .limits import ByteBudget, ConnectionSlots, HttpLimits
+from ..router import Router
 
 log = logging.getLogger("lambdalet.listener")
 
