@@ -46,10 +46,10 @@ def _per_call_ns(fn, n: int) -> float:
 
 def metering_cost(calls: int = CALLS) -> dict:
     from lambdalet.gateway.accounting import Accounting
-    from lambdalet.gateway.calls import CallJournal
-    from lambdalet.gateway.ledger import Ledger
-    from lambdalet.gateway.logstore import LogStore
-    from lambdalet.gateway.meter import OUTCOME_INDEX, Meter
+    from lambdalet.gateway.metering.calls import CallJournal
+    from lambdalet.gateway.metering.ledger import Ledger
+    from lambdalet.gateway.metering.logstore import LogStore
+    from lambdalet.gateway.metering.meter import OUTCOME_INDEX, Meter
     from lambdalet.gateway.model import FunctionRecord
     from lambdalet.gateway.pool import CallOutcome, FunctionSpec
 

@@ -24,7 +24,8 @@ from lambdalet.runtime.protocol import MAX_CALL_LOG, MAX_RESPONSE, Init, InitErr
 from lambdalet.sandbox.attach import attach_tree
 from lambdalet.sandbox.spec import SandboxBackend, SandboxSpec
 
-from . import admission, logs
+from . import admission
+from .metering import log_lines as logs
 from .code_gc import CodeHolds
 from .execution import languages
 from .execution.languages import Launch

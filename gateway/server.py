@@ -22,7 +22,8 @@ from .api import code_signing_routes, function_config_routes, policy_routes
 from .functions.code_signing import CodeSigning, FunctionCodeSigning
 from .functions.function_configs import FunctionConfigs
 from .functions.permissions import Permissions
-from . import accounting, async_api, async_metrics, calls_metrics, metrics, runtime_setup, usage_api, validation
+from . import accounting, async_api, async_metrics, runtime_setup, usage_api, validation
+from .metering import calls_metrics, metrics
 from .http import listener
 from .async_queue import AsyncQueue
 from .async_store import AsyncStore
@@ -39,10 +40,10 @@ from .functions.service import FunctionService
 from .layers import LayerService
 from .versions import Versions
 from .invoke import Invoker
-from .calls import CallJournal
-from .ledger import Ledger
-from .logstore import LogStore
-from .meter import Meter
+from .metering.calls import CallJournal
+from .metering.ledger import Ledger
+from .metering.logstore import LogStore
+from .metering.meter import Meter
 from .pool import Pool
 from .router import Router
 from .scheduler import Scheduler

@@ -216,9 +216,9 @@ class Books:
     opened in a data dir as the server opens them."""
 
     def __init__(self, data_dir: pathlib.Path, *, retention_days: int = 0) -> None:
-        from lambdalet.gateway.calls import CallJournal
-        from lambdalet.gateway.ledger import Ledger
-        from lambdalet.gateway.logstore import LogStore
+        from lambdalet.gateway.metering.calls import CallJournal
+        from lambdalet.gateway.metering.ledger import Ledger
+        from lambdalet.gateway.metering.logstore import LogStore
 
         self.ledger = Ledger(data_dir)
         self.logstore = LogStore(data_dir, retention_days=retention_days)

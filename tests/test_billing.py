@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from lambdalet.gateway import billing
-from lambdalet.gateway.billing import Prices, Usage, billed_ms, report
+from lambdalet.gateway.metering import billing
+from lambdalet.gateway.metering.billing import Prices, Usage, billed_ms, report
 
 MS = 1_000_000
 

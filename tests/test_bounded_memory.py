@@ -12,8 +12,8 @@ from lambdalet.gateway.code_gc import CodeCollector, CodeHolds
 from lambdalet.gateway.codestore import CodeStore
 from lambdalet.gateway.function_settings import FunctionSettings
 from lambdalet.gateway.functions.service import FunctionService
-from lambdalet.gateway.ledger import ROWS_PER_STATEMENT, insert_rows
-from lambdalet.gateway.meter import OUTCOME_INDEX, Meter
+from lambdalet.gateway.metering.ledger import ROWS_PER_STATEMENT, insert_rows
+from lambdalet.gateway.metering.meter import OUTCOME_INDEX, Meter
 from lambdalet.gateway.storage import SQLiteStorage
 from helpers import make_zip
 

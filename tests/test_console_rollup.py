@@ -10,11 +10,11 @@ import sqlite3
 import pytest
 import trio
 
-from lambdalet.gateway import billing
+from lambdalet.gateway.metering import billing
 from lambdalet.gateway.console import series
 from lambdalet.gateway.console.rollup import Counts, Cumulative, Gauges, Rollup, by_function, delta, quantile_ms, snapshot_of
 from lambdalet.gateway.console.rollup_store import ACCOUNT, HOUR_RETENTION_S, MINUTE_RETENTION_S, RollupStore
-from lambdalet.gateway.meter import OUTCOME_INDEX, Meter
+from lambdalet.gateway.metering.meter import OUTCOME_INDEX, Meter
 
 T0 = 1_800_000_000 // 3600 * 3600  # an hour boundary
 
@@ -75,7 +75,7 @@ def test_quantiles_come_from_the_histogram():
     meter_hist = {}
     assert quantile_ms(meter_hist, 0.99) is None
     # 99 calls near 1 ms and one near 100 ms: p50 about 1 ms, p99 at most the slow bucket's bound.
-    from lambdalet.gateway.meter import hist_upper_bounds_ns
+    from lambdalet.gateway.metering.meter import hist_upper_bounds_ns
 
     bounds = hist_upper_bounds_ns()
     fast = bounds.index(2_000_000)  # the bucket [1 ms, 2 ms)

@@ -14,10 +14,10 @@ import msgspec
 import pytest
 
 from helpers import Books, ServerProcess, lambdalet_argv, make_zip
-from lambdalet.gateway import billing
-from lambdalet.gateway.calls import CallRecord
-from lambdalet.gateway.journal import Journal
-from lambdalet.gateway.ledger import UsageRecord
+from lambdalet.gateway.metering import billing
+from lambdalet.gateway.metering.calls import CallRecord
+from lambdalet.gateway.metering.journal import Journal
+from lambdalet.gateway.metering.ledger import UsageRecord
 
 ROLE = "arn:aws:iam::123456789012:role/lambdalet-test"
 
@@ -353,7 +353,7 @@ def test_usage_summed_in_python_agrees_with_sqlite(tmp_path):
 
 
 def _log(i: int, started_ns: int):
-    from lambdalet.gateway.logstore import CallLog
+    from lambdalet.gateway.metering.logstore import CallLog
 
     return CallLog(log_group="/aws/lambda/f", log_stream="s", request_id=f"req-{i}", started_ns=started_ns,
                    ended_ns=started_ns + 1_000_000, log=b"START RequestId: req-%d Version: $LATEST\nhello\n" % i)
@@ -386,7 +386,7 @@ def test_a_call_that_cannot_be_recorded_is_an_error_and_neither_billed_nor_logge
     from helpers import fill_disk, small_tmpfs
     from lambdalet.gateway.accounting import Accounting
     from lambdalet.gateway.errors import LambdaError
-    from lambdalet.gateway.meter import Meter
+    from lambdalet.gateway.metering.meter import Meter
     from lambdalet.gateway.model import FunctionRecord
     from lambdalet.gateway.pool import CallOutcome, FunctionSpec
 

@@ -8,8 +8,8 @@ import random
 
 import pytest
 
-from lambdalet.gateway import logs
-from lambdalet.gateway.logstore import CallLog, split_events
+from lambdalet.gateway.metering import log_lines as logs
+from lambdalet.gateway.metering.logstore import CallLog, split_events
 from test_cli import run_cli
 
 

@@ -11,8 +11,8 @@ import msgspec
 import pytest
 import requests
 
-from lambdalet.gateway import logs
-from lambdalet.gateway.logstore import CallLog, LogStore, split_events
+from lambdalet.gateway.metering import log_lines as logs
+from lambdalet.gateway.metering.logstore import CallLog, LogStore, split_events
 from test_cli import run_cli
 
 UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
@@ -182,7 +182,7 @@ def test_lambdalet_logs_follow_prints_new_calls(server, lam, deploy):
 
 
 def test_pages_cover_what_is_stored_and_follow_goes_on_from_there(tmp_path):
-    from lambdalet.gateway.logstore import CallLog, LogStore
+    from lambdalet.gateway.metering.logstore import CallLog, LogStore
 
     store = LogStore(tmp_path)
     try:
@@ -216,9 +216,9 @@ def test_a_replayed_call_adds_no_events_twice(tmp_path, layout, journal_name):
     import sqlite3
 
     from helpers import Books
-    from lambdalet.gateway.calls import CallRecord
-    from lambdalet.gateway.journal import Journal
-    from lambdalet.gateway.ledger import UsageRecord
+    from lambdalet.gateway.metering.calls import CallRecord
+    from lambdalet.gateway.metering.journal import Journal
+    from lambdalet.gateway.metering.ledger import UsageRecord
 
     if layout == "old":
         # A logs.db made before the unique key led with the timestamp.

@@ -12,7 +12,7 @@ import urllib.parse
 import pytest
 import requests
 
-from lambdalet.gateway.logstore import CallLog, LogStore
+from lambdalet.gateway.metering.logstore import CallLog, LogStore
 from helpers import lambdalet_argv
 from test_cli import run_cli
 

@@ -8,8 +8,8 @@ import os
 import pytest
 
 from lambdalet.csrc._native import lib
-from lambdalet.gateway import meter as meter_mod
-from lambdalet.gateway.meter import OUTCOME_INDEX, Meter, hist_upper_bounds_ns
+from lambdalet.gateway.metering import meter as meter_mod
+from lambdalet.gateway.metering.meter import OUTCOME_INDEX, Meter, hist_upper_bounds_ns
 
 WRITERS = 4
 CALLS_PER_WRITER = 20_000

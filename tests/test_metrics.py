@@ -7,8 +7,8 @@ import requests
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from lambdalet.gateway.meter import OUTCOME_INDEX, Meter
-from lambdalet.gateway.metrics import MeterCollector
+from lambdalet.gateway.metering.meter import OUTCOME_INDEX, Meter
+from lambdalet.gateway.metering.metrics import MeterCollector
 
 
 def _samples(text: str) -> dict[tuple, float]:

@@ -16,7 +16,7 @@ from typing import Awaitable, Callable
 import msgspec
 import trio
 
-from ..logstore import LogEvent, LogStore
+from ..metering.logstore import LogEvent, LogStore
 
 BACKLOG = 100
 POLL_S = 0.5

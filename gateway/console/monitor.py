@@ -7,8 +7,8 @@ from typing import Awaitable, Callable
 
 import trio
 
-from .. import billing
-from ..calls import CallJournal
+from ..metering import billing
+from ..metering.calls import CallJournal
 from ..functions.service import FunctionService
 from . import series
 from .rollup import Counts, Rollup, add_into, quantile_ms

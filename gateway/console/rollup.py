@@ -28,7 +28,7 @@ from typing import Awaitable, Callable, Iterable
 import msgspec
 import trio
 
-from ..meter import HIST_BUCKETS, W_CONCURRENT, W_END, W_THROTTLES, Meter, SlotSnapshot, hist_upper_bounds_ns
+from ..metering.meter import HIST_BUCKETS, W_CONCURRENT, W_END, W_THROTTLES, Meter, SlotSnapshot, hist_upper_bounds_ns
 
 MINUTE = 60
 SAMPLE_S = 5.0

@@ -18,7 +18,7 @@ import datetime
 from decimal import Decimal
 from typing import Iterable
 
-from .. import billing
+from ..metering import billing
 from .rollup import Counts, account_total, add_into, quantile_ms
 
 RANGES: dict[str, tuple[int, int, int]] = {

@@ -15,12 +15,12 @@ import trio
 
 import channel_rows
 from channel_rows import ROWS, Seen
-from lambdalet.gateway import billing
+from lambdalet.gateway.metering import billing
 from lambdalet.gateway.accounting import Accounting, MeteredPool
-from lambdalet.gateway.calls import CallJournal
-from lambdalet.gateway.ledger import Ledger
-from lambdalet.gateway.logstore import LogStore
-from lambdalet.gateway.meter import Meter
+from lambdalet.gateway.metering.calls import CallJournal
+from lambdalet.gateway.metering.ledger import Ledger
+from lambdalet.gateway.metering.logstore import LogStore
+from lambdalet.gateway.metering.meter import Meter
 from lambdalet.gateway.model import FunctionRecord
 from lambdalet.gateway.pool import FunctionSpec
 from lambdalet.sandbox import memory_peak

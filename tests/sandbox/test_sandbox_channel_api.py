@@ -121,8 +121,8 @@ def test_concurrent_huge_answers_leave_the_servers_memory_bounded(tmp_path):
 def test_usage_survives_rows_stored_before_clamping(tmp_path):
     """Rows that an older server stored from forged frames (2**63 - 1 twice,
     a negative duration) must not break the account's usage report."""
-    from lambdalet.gateway import billing
-    from lambdalet.gateway.ledger import Ledger
+    from lambdalet.gateway.metering import billing
+    from lambdalet.gateway.metering.ledger import Ledger
 
     started = time.time_ns()
     ledger = Ledger(tmp_path)

@@ -29,7 +29,7 @@ import time
 import msgspec
 
 from .ledger import SqliteStore, insert_rows
-from .logs import MAX_MARKS, CallFrame
+from .log_lines import MAX_MARKS, CallFrame
 
 RETENTION_CHECK_S = 60.0
 SIZE_CHECK_S = 5.0
