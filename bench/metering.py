@@ -50,7 +50,7 @@ def metering_cost(calls: int = CALLS) -> dict:
     from lambdalet.gateway.metering.ledger import Ledger
     from lambdalet.gateway.metering.logstore import LogStore
     from lambdalet.gateway.metering.meter import OUTCOME_INDEX, Meter
-    from lambdalet.gateway.model import FunctionRecord
+    from lambdalet.gateway.functions.model import FunctionRecord
     from lambdalet.gateway.pool import CallOutcome, FunctionSpec
 
     with tempfile.TemporaryDirectory() as tmp:

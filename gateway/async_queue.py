@@ -35,9 +35,9 @@ from .async_store import AsyncStore, NewEvent, NewMessage
 from .errors import LambdaError
 from .event_config import EventConfigs
 from .functions.service import FunctionService
-from .model import FunctionRecord
+from .functions.model import FunctionRecord
 from .pool import CallOutcome, FunctionSpec, Pool
-from .validation import function_ref
+from .functions.validation import function_ref
 
 AWS_RETRY_DELAY_S = 60.0
 # AWS: throttled events wait from 1 s, doubling, up to 5 min. Both scale with

@@ -225,7 +225,7 @@ def _non_negative_float(text: str) -> float:
 
 
 def cmd_serve(args) -> int:
-    from .runtimes import RuntimeConfigError, parse_pairs
+    from .functions.runtimes import RuntimeConfigError, parse_pairs
     from .server import serve
 
     try:

@@ -18,11 +18,11 @@ from quart_trio import QuartTrio
 
 from .api import operations, unsupported
 from .errors import LambdaError
-from .function_settings import FunctionSettings
+from .functions.function_settings import FunctionSettings
 from .functions.service import FunctionService
-from .layers import LayerService, LayerVersionRecord
-from .versions import Versions
-from .model import FunctionRecord
+from .functions.layers import LayerService, LayerVersionRecord
+from .functions.versions import Versions
+from .functions.model import FunctionRecord
 
 CODE_URL_TTL_S = 600
 

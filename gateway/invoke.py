@@ -17,7 +17,7 @@ from .execution.call_stream import CallStream
 from .functions.service import FunctionService
 from .functions.function_configs import pinned_elsewhere
 from .http.http1 import Head
-from .model import FunctionRecord
+from .functions.model import FunctionRecord
 from .pool import FunctionSpec, Pool
 from .ids import request_id as new_request_id
 

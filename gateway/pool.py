@@ -26,7 +26,7 @@ from lambdalet.sandbox.spec import SandboxBackend, SandboxSpec
 
 from . import admission
 from .metering import log_lines as logs
-from .code_gc import CodeHolds
+from .functions.code_gc import CodeHolds
 from .execution import languages
 from .execution.languages import Launch
 from .execution.runtime_api import session as runtime_api
@@ -35,8 +35,8 @@ from .idle_freezer import IdleFreezer
 from .instance import AnswerTooLarge, Instance, WorkerGone
 from .spares import SparePool
 from .spawner import SpawnerThread
-from .model import FunctionRecord
-from .validation import NETWORK_TAG
+from .functions.model import FunctionRecord
+from .functions.validation import NETWORK_TAG
 from .ids import request_id as new_request_id
 
 log = logging.getLogger("lambdalet.pool")

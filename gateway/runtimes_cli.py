@@ -14,7 +14,7 @@ from .config import default_cache_dir
 def _found(args, user_error: type[Exception]):
     from lambdalet.sandbox import interpreters
 
-    from .runtimes import parse_pairs
+    from .functions.runtimes import parse_pairs
 
     try:
         return interpreters.discover(parse_pairs(args.python, "--python"))

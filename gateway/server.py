@@ -22,23 +22,24 @@ from .api import code_signing_routes, function_config_routes, policy_routes
 from .functions.code_signing import CodeSigning, FunctionCodeSigning
 from .functions.function_configs import FunctionConfigs
 from .functions.permissions import Permissions
-from . import accounting, async_api, async_metrics, runtime_setup, usage_api, validation
+from . import accounting, async_api, async_metrics, runtime_setup, usage_api
+from .functions import validation
 from .metering import calls_metrics, metrics
 from .http import listener
 from .async_queue import AsyncQueue
 from .async_store import AsyncStore
-from .code_gc import CodeCollector, CodeHolds
-from .codestore import CodeStore
+from .functions.code_gc import CodeCollector, CodeHolds
+from .functions.codestore import CodeStore
 from .config import ServerConfig, default_cache_dir
 from .control import CodeLinks, create_app, layer_owner
 from .datadir import DataDirBusy, DataDirLock, make_private
 from .event_config import EventConfigs
-from .function_settings import FunctionSettings
+from .functions.function_settings import FunctionSettings
 from .http.limits import ByteBudget, ConnectionSlots, HttpLimits, MiB
 from .errors import LambdaError
 from .functions.service import FunctionService
-from .layers import LayerService
-from .versions import Versions
+from .functions.layers import LayerService
+from .functions.versions import Versions
 from .invoke import Invoker
 from .metering.calls import CallJournal
 from .metering.ledger import Ledger
@@ -50,7 +51,7 @@ from .scheduler import Scheduler
 from .sigv4 import load_or_create_credentials
 from .spares import SparePool
 from .spawner import SpawnerThread
-from .storage import SQLiteStorage
+from .functions.storage import SQLiteStorage
 from .http.tls_front import serve_tls
 from .url_handler import UrlHandler
 from .api.s3.addressing import default_bases

@@ -12,7 +12,7 @@ from . import url_events
 from .api import streaming
 from .execution.call_stream import CallStream
 from .errors import LambdaError
-from .function_settings import FunctionSettings
+from .functions.function_settings import FunctionSettings
 from .http.http1 import Head
 from .invoke import Invoker
 from .sigv4 import AuthError, check_head, verify

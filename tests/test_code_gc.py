@@ -16,8 +16,8 @@ import requests
 import trio
 import trio.testing
 
-from lambdalet.gateway.code_gc import CodeCollector, CodeHolds
-from lambdalet.gateway.codestore import CodeStore
+from lambdalet.gateway.functions.code_gc import CodeCollector, CodeHolds
+from lambdalet.gateway.functions.codestore import CodeStore
 from helpers import ServerProcess, make_zip, wait_for
 
 PY = f"python{sys.version_info[0]}.{sys.version_info[1]}"

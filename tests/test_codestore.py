@@ -12,8 +12,8 @@ import zipfile
 
 import pytest
 
-from lambdalet.gateway import codestore
-from lambdalet.gateway.codestore import CodeError, CodeStore, validate_zip
+from lambdalet.gateway.functions import codestore
+from lambdalet.gateway.functions.codestore import CodeError, CodeStore, validate_zip
 
 NOT_A_ZIP = "Could not unzip uploaded file. Please check your file, then try to upload again."
 SMALL_LIMIT = 1 << 20

@@ -387,7 +387,7 @@ def test_a_call_that_cannot_be_recorded_is_an_error_and_neither_billed_nor_logge
     from lambdalet.gateway.accounting import Accounting
     from lambdalet.gateway.errors import LambdaError
     from lambdalet.gateway.metering.meter import Meter
-    from lambdalet.gateway.model import FunctionRecord
+    from lambdalet.gateway.functions.model import FunctionRecord
     from lambdalet.gateway.pool import CallOutcome, FunctionSpec
 
     _root_only()

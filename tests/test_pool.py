@@ -13,7 +13,7 @@ import trio
 import trio.testing
 
 from lambdalet.gateway.errors import LambdaError
-from lambdalet.gateway.model import FunctionRecord
+from lambdalet.gateway.functions.model import FunctionRecord
 from lambdalet.gateway.pool import FunctionSpec, Pool
 from lambdalet.sandbox.process import ProcessBackend
 from lambdalet.sandbox.runtime_root import RuntimeRoot

@@ -20,7 +20,9 @@ import botocore.session
 import msgspec
 import pytest
 
-from lambdalet.gateway.runtimes import BLOCKED_BY_AWS, MODEL_PYTHON_RUNTIMES, RuntimeCatalog, RuntimeConfigError
+from lambdalet.gateway.functions.runtimes import (
+    BLOCKED_BY_AWS, MODEL_PYTHON_RUNTIMES, RuntimeCatalog, RuntimeConfigError,
+)
 from lambdalet.runtime import msgspec_fallback
 from lambdalet.runtime import protocol as real_protocol
 from lambdalet.sandbox import interpreters

@@ -9,7 +9,7 @@ import sys
 import pytest
 import trio
 
-from lambdalet.gateway.model import FunctionRecord
+from lambdalet.gateway.functions.model import FunctionRecord
 from lambdalet.gateway.pool import FunctionSpec, Pool
 from lambdalet.gateway.spares import SparePool
 from lambdalet.gateway.spawner import SpawnerThread

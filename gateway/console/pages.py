@@ -628,7 +628,7 @@ def _parse_time(text: str, tz_offset_min: str) -> int | None:
 
 
 def _default_runtimes(service) -> list[str]:
-    from ..validation import MODEL_RUNTIMES
+    from ..functions.validation import MODEL_RUNTIMES
 
     out = []
     for name in MODEL_RUNTIMES:

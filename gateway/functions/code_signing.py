@@ -26,8 +26,8 @@ import msgspec
 import trio
 
 from ..errors import LambdaError, invalid, not_found
-from ..model import FunctionRecord
-from ..storage import Storage
+from .model import FunctionRecord
+from .storage import Storage
 from . import constraints, signatures
 from .service import FunctionService
 

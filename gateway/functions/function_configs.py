@@ -21,7 +21,7 @@ import msgspec
 import trio
 
 from ..errors import LambdaError, invalid, not_found
-from ..model import FunctionRecord
+from .model import FunctionRecord
 from . import constraints
 from .service import FunctionService
 

@@ -14,7 +14,7 @@ import msgspec
 import trio
 
 from ..errors import LambdaError, invalid, not_found
-from ..model import FunctionRecord
+from .model import FunctionRecord
 from . import constraints, policy
 from .service import FunctionService
 

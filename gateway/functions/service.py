@@ -21,13 +21,13 @@ import trio
 
 from .. import crashpoints
 from . import constraints
-from .. import validation as v
-from ..codestore import CodeError, CodeStore
+from . import validation as v
+from .codestore import CodeError, CodeStore
 from ..errors import LambdaError, invalid, not_found
-from ..layers import LayerRef, LayerService
-from ..model import FunctionRecord, configuration, function_arn
-from ..runtimes import RuntimeCatalog
-from ..storage import Storage
+from .layers import LayerRef, LayerService
+from .model import FunctionRecord, configuration, function_arn
+from .runtimes import RuntimeCatalog
+from .storage import Storage
 
 ACCOUNT_LIMITS = {
     "TotalCodeSize": 80_530_636_800,

@@ -21,7 +21,7 @@ from lambdalet.gateway.metering.calls import CallJournal
 from lambdalet.gateway.metering.ledger import Ledger
 from lambdalet.gateway.metering.logstore import LogStore
 from lambdalet.gateway.metering.meter import Meter
-from lambdalet.gateway.model import FunctionRecord
+from lambdalet.gateway.functions.model import FunctionRecord
 from lambdalet.gateway.pool import FunctionSpec
 from lambdalet.sandbox import memory_peak
 

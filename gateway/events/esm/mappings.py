@@ -27,7 +27,7 @@ import trio
 
 from ...async_store import AsyncStore
 from ...errors import LambdaError, invalid
-from ...validation import function_ref
+from ...functions.validation import function_ref
 from ..sqs.service import QUEUE_NAME_RE, SqsService
 
 DEFAULT_BATCH = 10

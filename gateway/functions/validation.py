@@ -17,8 +17,8 @@ import re
 
 import msgspec
 
-from .errors import LambdaError, invalid
-from .functions import constraints
+from ..errors import LambdaError, invalid
+from . import constraints
 from .runtimes import CUSTOM_RUNTIMES, MODEL_LANGUAGE_RUNTIMES, MODEL_PYTHON_RUNTIMES
 
 # FunctionName as a name, partial ARN or full ARN, with an optional

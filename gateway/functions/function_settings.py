@@ -9,8 +9,8 @@ import string
 import msgspec
 import trio
 
-from .errors import LambdaError, invalid, not_found
-from .functions import FunctionService, constraints, lambda_model, policy
+from ..errors import LambdaError, invalid, not_found
+from . import FunctionService, constraints, lambda_model, policy
 from .model import FunctionRecord
 from .validation import NETWORK_TAG, validate_tags
 

@@ -26,7 +26,7 @@ import zlib
 
 import msgspec
 
-from . import crashpoints
+from .. import crashpoints
 
 __all__ = ["CodeError", "CodeStore", "StoredCode", "validate_zip", "MAX_UNZIPPED_BYTES"]
 

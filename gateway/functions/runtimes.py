@@ -26,7 +26,7 @@ from lambdalet.sandbox import interpreters, languages
 from lambdalet.sandbox.interpreters import Interpreter
 from lambdalet.sandbox.languages import LANGUAGE_RUNTIMES, Toolchain
 
-from .errors import LambdaError, invalid
+from ..errors import LambdaError, invalid
 
 # Every Python runtime in botocore's Lambda model (shape Runtime), oldest
 # first; tests/test_runtimes.py checks this against the installed model.

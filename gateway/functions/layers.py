@@ -30,7 +30,7 @@ import msgspec
 import trio
 
 from .codestore import CodeError, CodeStore
-from .errors import LambdaError, invalid
+from ..errors import LambdaError, invalid
 
 LAYER_NAME_RE = re.compile(r"^[a-zA-Z0-9_-]{1,140}$")
 # LayerName in a path: a name, or a layer's ARN (botocore's LayerName pattern).

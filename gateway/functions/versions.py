@@ -15,8 +15,8 @@ import msgspec
 import trio
 
 from . import validation as v
-from .errors import LambdaError, invalid, not_found
-from .functions import FunctionService, constraints
+from ..errors import LambdaError, invalid, not_found
+from . import FunctionService, constraints
 from .model import FunctionRecord
 
 _NOT_PUBLISHED = "The function resource provided must be an alias or a published version."
