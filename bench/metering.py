@@ -45,13 +45,13 @@ def _per_call_ns(fn, n: int) -> float:
 
 
 def metering_cost(calls: int = CALLS) -> dict:
-    from lambdalet.gateway.accounting import Accounting
+    from lambdalet.gateway.execution.accounting import Accounting
     from lambdalet.gateway.metering.calls import CallJournal
     from lambdalet.gateway.metering.ledger import Ledger
     from lambdalet.gateway.metering.logstore import LogStore
     from lambdalet.gateway.metering.meter import OUTCOME_INDEX, Meter
     from lambdalet.gateway.functions.model import FunctionRecord
-    from lambdalet.gateway.pool import CallOutcome, FunctionSpec
+    from lambdalet.gateway.execution.pool import CallOutcome, FunctionSpec
 
     with tempfile.TemporaryDirectory() as tmp:
         data = pathlib.Path(tmp)

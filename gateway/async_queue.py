@@ -36,7 +36,7 @@ from .errors import LambdaError
 from .event_config import EventConfigs
 from .functions.service import FunctionService
 from .functions.model import FunctionRecord
-from .pool import CallOutcome, FunctionSpec, Pool
+from .execution.pool import CallOutcome, FunctionSpec, Pool
 from .functions.validation import function_ref
 
 AWS_RETRY_DELAY_S = 60.0

@@ -90,7 +90,7 @@ def _sandbox_lines(data_dir: pathlib.Path) -> list[str]:
         lines.append(f"WARNING {w}")
     tasks = backend.task_usage()
     if tasks is not None:
-        from .pool import FREEZE_AFTER_S
+        from .execution.pool import FREEZE_AFTER_S
 
         lines.append(f"host share: all functions' processes and threads together capped at {tasks[1]} by default "
                      f"(`serve --tasks-max`; 1024 per sandbox), idle instances frozen after "
@@ -127,7 +127,7 @@ def _runtime_lines(data_dir: pathlib.Path, backend) -> list[str]:
     """Which Python versions run here, which are mapped onto others, and
     which functions use each (gateway/runtime_setup.py)."""
     from .config import default_cache_dir
-    from .runtime_setup import doctor_lines
+    from .execution.runtime_setup import doctor_lines
 
     try:
         return doctor_lines(data_dir, default_cache_dir(), backend)

@@ -18,7 +18,7 @@ from .functions.service import FunctionService
 from .functions.function_configs import pinned_elsewhere
 from .http.http1 import Head
 from .functions.model import FunctionRecord
-from .pool import FunctionSpec, Pool
+from .execution.pool import FunctionSpec, Pool
 from .ids import request_id as new_request_id
 
 SYNC_PAYLOAD_MAX = 6 * 1024 * 1024

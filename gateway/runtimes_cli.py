@@ -36,7 +36,7 @@ def cmd_ls(args, user_error: type[Exception]) -> int:
               f"frames: {root.codec}; workers: {mode}; builds: {deps}")
     from lambdalet.sandbox import languages
 
-    from .runtime_setup import language_files
+    from .execution.runtime_setup import language_files
 
     toolchains, language_notes = languages.discover()
     _built, unready = language_files(cache, toolchains)

@@ -22,7 +22,8 @@ from .api import code_signing_routes, function_config_routes, policy_routes
 from .functions.code_signing import CodeSigning, FunctionCodeSigning
 from .functions.function_configs import FunctionConfigs
 from .functions.permissions import Permissions
-from . import accounting, async_api, async_metrics, runtime_setup, usage_api
+from .execution import accounting, runtime_setup
+from . import async_api, async_metrics, usage_api
 from .functions import validation
 from .metering import calls_metrics, metrics
 from .http import listener
@@ -45,12 +46,12 @@ from .metering.calls import CallJournal
 from .metering.ledger import Ledger
 from .metering.logstore import LogStore
 from .metering.meter import Meter
-from .pool import Pool
+from .execution.pool import Pool
 from .router import Router
 from .scheduler import Scheduler
 from .sigv4 import load_or_create_credentials
-from .spares import SparePool
-from .spawner import SpawnerThread
+from .execution.spares import SparePool
+from .execution.spawner import SpawnerThread
 from .functions.storage import SQLiteStorage
 from .http.tls_front import serve_tls
 from .url_handler import UrlHandler

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from lambdalet.gateway import admission
-from lambdalet.gateway.admission import TASKS_PER_START, Usage
+from lambdalet.gateway.execution import admission
+from lambdalet.gateway.execution.admission import TASKS_PER_START, Usage
 
 
 def test_memory_then_tasks_are_what_a_new_instance_can_lack():

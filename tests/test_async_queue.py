@@ -16,7 +16,7 @@ from lambdalet.gateway.async_queue import AsyncQueue
 from lambdalet.gateway.async_store import AsyncStore
 from lambdalet.gateway.errors import LambdaError
 from lambdalet.gateway.event_config import EventConfigs, EventInvokeConfig
-from lambdalet.gateway.pool import CallOutcome
+from lambdalet.gateway.execution.pool import CallOutcome
 from fake_service import FakeService
 
 EPOCH = 1_780_000_000.0

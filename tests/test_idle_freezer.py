@@ -4,7 +4,7 @@ from __future__ import annotations
 import trio
 import trio.testing
 
-from lambdalet.gateway.idle_freezer import RETRIES, IdleFreezer
+from lambdalet.gateway.execution.idle_freezer import RETRIES, IdleFreezer
 
 AFTER = 0.005
 

@@ -14,7 +14,7 @@ import trio.testing
 
 from lambdalet.gateway.errors import LambdaError
 from lambdalet.gateway.functions.model import FunctionRecord
-from lambdalet.gateway.pool import FunctionSpec, Pool
+from lambdalet.gateway.execution.pool import FunctionSpec, Pool
 from lambdalet.sandbox.process import ProcessBackend
 from lambdalet.sandbox.runtime_root import RuntimeRoot
 
@@ -186,7 +186,7 @@ async def test_an_instance_whose_worker_exited_is_reaped_without_waiting_for_a_c
 async def test_a_call_that_could_not_be_delivered_goes_to_a_fresh_instance(exit_after_spec, backend, monkeypatch):
     """The worker dies between the pool's check and the call's send (a race
     that cannot be produced on demand: the check is made to miss it)."""
-    from lambdalet.gateway.instance import Instance
+    from lambdalet.gateway.execution.instance import Instance
 
     spec = exit_after_spec
     pool = Pool(backend, concurrency_limit=10)
@@ -439,7 +439,7 @@ async def test_a_backend_that_cannot_freeze_gets_no_freezer(spec, backend):
 
 @pytest.mark.trio
 async def test_the_start_up_cpu_boost_ends_with_init_or_after_a_while(spec, tmp_path, monkeypatch):
-    from lambdalet.gateway import pool as pool_mod
+    from lambdalet.gateway.execution import pool as pool_mod
 
     monkeypatch.setattr(pool_mod, "CPU_BOOST_S", 0.05)
     slow = tmp_path / "slow"

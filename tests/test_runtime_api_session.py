@@ -16,7 +16,7 @@ import pytest
 import trio
 
 from lambdalet.gateway.execution.runtime_api import session
-from lambdalet.gateway.instance import Instance, WorkerGone
+from lambdalet.gateway.execution.instance import Instance, WorkerGone
 from lambdalet.runtime.protocol import Bootstrap, FrameReader, Init, InitOk, Invoke, Launched, Ready, encode
 
 

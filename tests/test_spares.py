@@ -10,9 +10,9 @@ import pytest
 import trio
 
 from lambdalet.gateway.functions.model import FunctionRecord
-from lambdalet.gateway.pool import FunctionSpec, Pool
-from lambdalet.gateway.spares import SparePool
-from lambdalet.gateway.spawner import SpawnerThread
+from lambdalet.gateway.execution.pool import FunctionSpec, Pool
+from lambdalet.gateway.execution.spares import SparePool
+from lambdalet.gateway.execution.spawner import SpawnerThread
 from lambdalet.sandbox.runtime_root import RuntimeRoot
 
 from helpers import allow_public_url, lambdalet_argv, make_zip

@@ -25,7 +25,7 @@ import time
 import trio
 
 from lambdalet.gateway.http import rawio
-from lambdalet.gateway.instance import Instance, WorkerGone
+from lambdalet.gateway.execution.instance import Instance, WorkerGone
 from lambdalet.runtime.protocol import Bootstrap, FrameError, Init, InitError, InitOk, Invoke, Launched, Ready, Result, encode
 
 from .. import languages

@@ -19,7 +19,7 @@ import trio
 from lambdalet.runtime.protocol import MAX_CALL_LOG, FrameError, FrameReader, FrameTooLarge, Init, InitError, InitOk, Invoke, Ready, Result, encode
 from lambdalet.sandbox.spec import Sandbox
 
-from .http import rawio
+from ..http import rawio
 
 
 class WorkerGone(Exception):

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Callable, Iterable, NamedTuple, Protocol, TypeVar
 
-from .errors import LambdaError
+from ..errors import LambdaError
 
 # Tasks a new instance needs to start: PID 1, the worker, and a few threads
 # a runtime may start. Less than this left under the cap and a spawn would

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import time
 
-from .metering import billing
-from .metering.billing import MAX_CALL_NS, MAX_MEMORY_MB
-from .errors import LambdaError
-from .metering.calls import CallJournal
-from .metering.ledger import UsageRecord
-from .metering.logstore import CallLog
-from .metering.meter import OUTCOME_INDEX, Meter
+from ..metering import billing
+from ..metering.billing import MAX_CALL_NS, MAX_MEMORY_MB
+from ..errors import LambdaError
+from ..metering.calls import CallJournal
+from ..metering.ledger import UsageRecord
+from ..metering.logstore import CallLog
+from ..metering.meter import OUTCOME_INDEX, Meter
 from .pool import CallOutcome, FunctionSpec, Pool
 
 

@@ -25,19 +25,19 @@ from lambdalet.sandbox.attach import attach_tree
 from lambdalet.sandbox.spec import SandboxBackend, SandboxSpec
 
 from . import admission
-from .metering import log_lines as logs
-from .functions.code_gc import CodeHolds
-from .execution import languages
-from .execution.languages import Launch
-from .execution.runtime_api import session as runtime_api
-from .errors import LambdaError
+from ..metering import log_lines as logs
+from ..functions.code_gc import CodeHolds
+from . import languages
+from .languages import Launch
+from .runtime_api import session as runtime_api
+from ..errors import LambdaError
 from .idle_freezer import IdleFreezer
 from .instance import AnswerTooLarge, Instance, WorkerGone
 from .spares import SparePool
 from .spawner import SpawnerThread
-from .functions.model import FunctionRecord
-from .functions.validation import NETWORK_TAG
-from .ids import request_id as new_request_id
+from ..functions.model import FunctionRecord
+from ..functions.validation import NETWORK_TAG
+from ..ids import request_id as new_request_id
 
 log = logging.getLogger("lambdalet.pool")
 

@@ -33,8 +33,8 @@ import trio
 
 from lambdalet.sandbox.spec import SandboxBackend, SandboxSpec
 
-from .execution.languages import Launch
-from .execution.runtime_api import session as runtime_api
+from .languages import Launch
+from .runtime_api import session as runtime_api
 from .instance import Instance, WorkerGone
 from .spawner import SpawnerThread
 
