@@ -122,7 +122,7 @@ def cmd_dlq_rm(args) -> int:
 
 
 def add_commands(sub: argparse._SubParsersAction, parents: list | None = None) -> None:
-    from .destinations import DEFAULT_DLQ
+    from .events.destinations import DEFAULT_DLQ
 
     parents = parents or []
 

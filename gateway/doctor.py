@@ -26,7 +26,7 @@ def _own_cgroups() -> list[str]:
 def _async_lines(data_dir: pathlib.Path) -> list[str]:
     import time
 
-    from .async_store import read_statistics
+    from .events.async_store import read_statistics
 
     stats = read_statistics(data_dir / "queue.db", time.time())
     if stats is None:

@@ -23,18 +23,19 @@ from .functions.code_signing import CodeSigning, FunctionCodeSigning
 from .functions.function_configs import FunctionConfigs
 from .functions.permissions import Permissions
 from .execution import accounting, runtime_setup
-from . import async_api, async_metrics, usage_api
+from . import async_api, usage_api
+from .events import async_metrics
 from .functions import validation
 from .metering import calls_metrics, metrics
 from .http import listener
-from .async_queue import AsyncQueue
-from .async_store import AsyncStore
+from .events.async_queue import AsyncQueue
+from .events.async_store import AsyncStore
 from .functions.code_gc import CodeCollector, CodeHolds
 from .functions.codestore import CodeStore
 from .config import ServerConfig, default_cache_dir
 from .control import CodeLinks, create_app, layer_owner
 from .datadir import DataDirBusy, DataDirLock, make_private
-from .event_config import EventConfigs
+from .events.event_config import EventConfigs
 from .functions.function_settings import FunctionSettings
 from .http.limits import ByteBudget, ConnectionSlots, HttpLimits, MiB
 from .errors import LambdaError
@@ -48,7 +49,7 @@ from .metering.logstore import LogStore
 from .metering.meter import Meter
 from .execution.pool import Pool
 from .router import Router
-from .scheduler import Scheduler
+from .events.scheduler import Scheduler
 from .sigv4 import load_or_create_credentials
 from .execution.spares import SparePool
 from .execution.spawner import SpawnerThread
@@ -59,7 +60,7 @@ from .api.s3.addressing import default_bases
 from .api.s3.surface import S3Context, S3Surface
 from .api.services import ServiceRoutes
 from .api.sqs.surface import SqsSurface
-from .destinations import DEFAULT_DLQ
+from .events.destinations import DEFAULT_DLQ
 from .events.sqs.service import SqsService
 from .events.sqs.store import SqsStore
 from .events.esm.mappings import EventSourceMappings

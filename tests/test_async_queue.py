@@ -12,10 +12,10 @@ import msgspec
 import pytest
 import trio
 
-from lambdalet.gateway.async_queue import AsyncQueue
-from lambdalet.gateway.async_store import AsyncStore
+from lambdalet.gateway.events.async_queue import AsyncQueue
+from lambdalet.gateway.events.async_store import AsyncStore
 from lambdalet.gateway.errors import LambdaError
-from lambdalet.gateway.event_config import EventConfigs, EventInvokeConfig
+from lambdalet.gateway.events.event_config import EventConfigs, EventInvokeConfig
 from lambdalet.gateway.execution.pool import CallOutcome
 from fake_service import FakeService
 
@@ -282,7 +282,7 @@ def test_records_nested_deeper_than_a_decoder_goes_are_kept_as_text():
     """A loop allowed for long enough nests each record in the next one;
     past ~1,000 levels the record still goes out (its requestPayload as
     text) instead of failing the event for good."""
-    from lambdalet.gateway import destinations
+    from lambdalet.gateway.events import destinations
 
     deep = b'{"a":' * 5000 + b"1" + b"}" * 5000
     doc = destinations.record(wall_s=0, request_id="r", function_arn="arn", condition="Success", invoke_count=1,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import trio
 
-from lambdalet.gateway.async_store import AsyncStore
+from lambdalet.gateway.events.async_store import AsyncStore
 from lambdalet.gateway.events.s3 import notifications, xmlsafe
 from lambdalet.gateway.events.s3.outbox import OutboxDrainer
 from lambdalet.gateway.events.s3.store import ObjectMeta, ObjectStore
@@ -77,7 +77,7 @@ async def test_a_hand_over_repeated_after_a_crash_adds_nothing(stores):
     rows = objects.outbox()
     # The server died after step 2 (queued in queue.db) and before the
     # outbox row went: after a restart the same row is handed over again.
-    from lambdalet.gateway.async_store import NewEvent
+    from lambdalet.gateway.events.async_store import NewEvent
 
     queue.add_handed_over([NewEvent(rows[0].id, rows[0].function, rows[0].payload, rows[0].created_s)])
     queue.close()

@@ -7,7 +7,7 @@ import datetime
 
 import pytest
 
-from lambdalet.gateway.schedule_expr import Cron, Rate, ScheduleExpressionError, parse
+from lambdalet.gateway.events.schedule_expr import Cron, Rate, ScheduleExpressionError, parse
 
 UTC = datetime.timezone.utc
 

@@ -25,7 +25,7 @@ from typing import Callable
 import msgspec
 import trio
 
-from ...async_store import AsyncStore
+from ..async_store import AsyncStore
 from ...errors import LambdaError, invalid
 from ...functions.validation import function_ref
 from ..sqs.service import QUEUE_NAME_RE, SqsService

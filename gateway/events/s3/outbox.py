@@ -36,7 +36,7 @@ from typing import Awaitable, Callable
 import trio
 
 from ... import crashpoints
-from ...async_store import NewEvent
+from ..async_store import NewEvent
 from .store import ObjectStore, OutboxRow
 
 BATCH = 256

@@ -20,7 +20,7 @@ import sqlite3
 
 import msgspec
 
-from ...async_store import AsyncStore
+from ..async_store import AsyncStore
 
 
 class QueueRow(msgspec.Struct, frozen=True):

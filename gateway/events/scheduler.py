@@ -23,8 +23,8 @@ import trio
 from . import schedule_expr
 from .async_queue import AsyncQueue
 from .async_store import AsyncStore, NewEvent
-from .errors import LambdaError, invalid
-from .functions.service import FunctionService
+from ..errors import LambdaError, invalid
+from ..functions.service import FunctionService
 
 NAME_RE = re.compile(r"^[.\-_A-Za-z0-9]{1,64}$")
 # Wake at least this often, so a wall-clock jump is noticed within a minute.

@@ -32,12 +32,12 @@ import trio
 
 from . import destinations
 from .async_store import AsyncStore, NewEvent, NewMessage
-from .errors import LambdaError
+from ..errors import LambdaError
 from .event_config import EventConfigs
-from .functions.service import FunctionService
-from .functions.model import FunctionRecord
-from .execution.pool import CallOutcome, FunctionSpec, Pool
-from .functions.validation import function_ref
+from ..functions.service import FunctionService
+from ..functions.model import FunctionRecord
+from ..execution.pool import CallOutcome, FunctionSpec, Pool
+from ..functions.validation import function_ref
 
 AWS_RETRY_DELAY_S = 60.0
 # AWS: throttled events wait from 1 s, doubling, up to 5 min. Both scale with

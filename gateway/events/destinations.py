@@ -18,7 +18,7 @@ import re
 
 import msgspec
 
-from .errors import invalid
+from ..errors import invalid
 
 DEFAULT_DLQ = "lambdalet-dlq"
 QUEUE_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,80}$")

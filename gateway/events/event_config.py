@@ -19,8 +19,8 @@ import trio
 
 from .async_store import AsyncStore
 from .destinations import DEFAULT_DLQ, FunctionTarget, QueueTarget, Target, parse_target
-from .errors import LambdaError, invalid
-from .functions import FunctionService, constraints
+from ..errors import LambdaError, invalid
+from ..functions import FunctionService, constraints
 
 # The services AWS delivers asynchronous records to; parse_target says which
 # of them this server can reach.
