@@ -23,7 +23,7 @@ from .functions.code_signing import CodeSigning, FunctionCodeSigning
 from .functions.function_configs import FunctionConfigs
 from .functions.permissions import Permissions
 from .execution import accounting, runtime_setup
-from . import async_api, usage_api
+from .api import async_api, usage_api
 from .events import async_metrics
 from .functions import validation
 from .metering import calls_metrics, metrics
@@ -33,7 +33,7 @@ from .events.async_store import AsyncStore
 from .functions.code_gc import CodeCollector, CodeHolds
 from .functions.codestore import CodeStore
 from .config import ServerConfig, default_cache_dir
-from .control import CodeLinks, create_app, layer_owner
+from .api.control import CodeLinks, create_app, layer_owner
 from .datadir import DataDirBusy, DataDirLock, make_private
 from .events.event_config import EventConfigs
 from .functions.function_settings import FunctionSettings
@@ -42,20 +42,20 @@ from .errors import LambdaError
 from .functions.service import FunctionService
 from .functions.layers import LayerService
 from .functions.versions import Versions
-from .invoke import Invoker
+from .api.invoke import Invoker
 from .metering.calls import CallJournal
 from .metering.ledger import Ledger
 from .metering.logstore import LogStore
 from .metering.meter import Meter
 from .execution.pool import Pool
-from .router import Router
+from .api.router import Router
 from .events.scheduler import Scheduler
-from .sigv4 import load_or_create_credentials
+from .api.sigv4 import load_or_create_credentials
 from .execution.spares import SparePool
 from .execution.spawner import SpawnerThread
 from .functions.storage import SQLiteStorage
 from .http.tls_front import serve_tls
-from .url_handler import UrlHandler
+from .api.url_handler import UrlHandler
 from .api.s3.addressing import default_bases
 from .api.s3.surface import S3Context, S3Surface
 from .api.services import ServiceRoutes

@@ -13,7 +13,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
-from lambdalet.gateway import url_events
+from lambdalet.gateway.api import url_events
 
 from helpers import allow_public_url
 

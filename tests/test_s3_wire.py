@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from lambdalet.gateway import sigv4
+from lambdalet.gateway.api import sigv4
 from lambdalet.gateway.events.s3 import chunked, notifications, xmlsafe
 from lambdalet.gateway.events.s3.errors import S3Error
 

@@ -13,7 +13,7 @@ import urllib.parse
 
 from quart import Response, request
 
-from ..control import _body, _json
+from .control import _body, _json
 from ..functions.code_signing import CodeSigning, FunctionCodeSigning
 
 

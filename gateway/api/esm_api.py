@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from quart import request
 
-from ..control import _body, _json
+from .control import _body, _json
 from ..events.esm.mappings import EventSourceMappings
 
 BASE = "/2015-03-31/event-source-mappings"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from quart import request
 
-from ..control import _body, _json
+from .control import _body, _json
 from ..functions.function_configs import FunctionConfigs
 
 

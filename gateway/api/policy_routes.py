@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from quart import Response, request
 
-from ..control import _body, _json
+from .control import _body, _json
 from ..functions.permissions import Permissions
 
 

@@ -28,7 +28,7 @@ import msgspec
 from ..errors import LambdaError
 from ..http.http1 import Head
 from ..ids import request_id as new_request_id
-from ..invoke import ASYNC_PAYLOAD_MAX
+from .invoke import ASYNC_PAYLOAD_MAX
 
 PREFIX = "/_lambdalet/s3-events/"
 TOKEN_FILE = "s3-events-token"

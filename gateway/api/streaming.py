@@ -26,7 +26,7 @@ import base64
 
 import msgspec
 
-from .. import url_events
+from . import url_events
 from ..errors import LambdaError
 from ..execution.call_stream import CallStream
 from . import event_stream

@@ -12,7 +12,7 @@ import msgspec
 
 from ..api.streaming import ChunkedBody
 from ..http.http1 import Head
-from ..usage_api import log_group_for
+from ..api.usage_api import log_group_for
 from . import live_tail
 from .assets import Assets
 from .policy import ConsolePolicy

@@ -25,8 +25,8 @@ import trio
 from quart import Blueprint, Response, request
 
 from ..errors import LambdaError, invalid
-from ..invoke import SYNC_PAYLOAD_MAX
-from ..usage_api import decode_token, encode_token, log_group_for
+from ..api.invoke import SYNC_PAYLOAD_MAX
+from ..api.usage_api import decode_token, encode_token, log_group_for
 from . import forms, password
 from .series import RANGES
 from .sessions import COOKIE, LIFETIME_S, SIGNIN_COOKIE, csrf_ok

@@ -14,7 +14,7 @@ import time
 import msgspec
 
 from ..errors import invalid
-from ..invoke import SYNC_PAYLOAD_MAX
+from ..api.invoke import SYNC_PAYLOAD_MAX
 
 MAX_PER_FUNCTION = 10
 NAME_RE = re.compile(r"^[A-Za-z0-9._-]{1,25}$")

@@ -38,7 +38,7 @@ import trio
 from . import http1, rawio
 from ..api.streaming import StreamAborted
 from .limits import ByteBudget, ConnectionSlots, HttpLimits
-from ..router import Router
+from ..api.router import Router
 
 log = logging.getLogger("lambdalet.listener")
 

@@ -20,7 +20,7 @@ from hypercorn.utils import wrap_app
 from . import http1
 from .http1 import Head
 from .limits import ByteBudget, ConnectionSlots, HttpLimits
-from ..router import Reply, Router
+from ..api.router import Reply, Router
 
 log = logging.getLogger("lambdalet.tls")
 

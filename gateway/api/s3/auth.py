@@ -13,7 +13,7 @@ from typing import Mapping
 from ...events.s3 import chunked
 from ...events.s3.errors import S3Error
 from ...http.http1 import Head
-from ...sigv4 import AuthError, Claim, check_head
+from ..sigv4 import AuthError, Claim, check_head
 from . import sigv2
 
 _INLINE_HASH_MAX = 256 * 1024  # bigger bodies are hashed off the event loop

@@ -18,7 +18,7 @@ from ...events.s3.errors import S3Error
 from ...events.s3.notifications import FunctionConfig, RequestContext
 from ...events.s3.store import ObjectStore
 from ...http.http1 import Head
-from ...sigv4 import Claim
+from ..sigv4 import Claim
 from . import auth, buckets, objects
 from .addressing import Address, address, virtual_bucket
 from .replies import Reply, error_reply, request_ids

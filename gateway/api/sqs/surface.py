@@ -18,7 +18,7 @@ from ...events.sqs.errors import SqsError
 from ...events.sqs.service import SqsService
 from ...http.http1 import Head
 from ...ids import request_id as new_request_id
-from ...sigv4 import AuthError, Claim, check_head
+from ..sigv4 import AuthError, Claim, check_head
 from . import query
 
 log = logging.getLogger("lambdalet.sqs")

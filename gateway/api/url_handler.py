@@ -9,14 +9,14 @@ from typing import Mapping
 import msgspec
 
 from . import url_events
-from .api import streaming
-from .execution.call_stream import CallStream
-from .errors import LambdaError
-from .functions.function_settings import FunctionSettings
-from .http.http1 import Head
+from . import streaming
+from ..execution.call_stream import CallStream
+from ..errors import LambdaError
+from ..functions.function_settings import FunctionSettings
+from ..http.http1 import Head
 from .invoke import Invoker
 from .sigv4 import AuthError, check_head, verify
-from .ids import request_id as new_request_id
+from ..ids import request_id as new_request_id
 
 URL_PATH_RE = re.compile(r"^/lambda-url/([a-z0-9]{32})(/.*)?$")
 URL_HOST_RE = re.compile(r"^([a-z0-9]{32})\.lambda-url\.[a-z0-9-]+\.(?:localhost|on\.aws)(?::\d+)?$")

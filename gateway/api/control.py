@@ -16,13 +16,13 @@ import trio
 from quart import Response, request
 from quart_trio import QuartTrio
 
-from .api import operations, unsupported
-from .errors import LambdaError
-from .functions.function_settings import FunctionSettings
-from .functions.service import FunctionService
-from .functions.layers import LayerService, LayerVersionRecord
-from .functions.versions import Versions
-from .functions.model import FunctionRecord
+from . import operations, unsupported
+from ..errors import LambdaError
+from ..functions.function_settings import FunctionSettings
+from ..functions.service import FunctionService
+from ..functions.layers import LayerService, LayerVersionRecord
+from ..functions.versions import Versions
+from ..functions.model import FunctionRecord
 
 CODE_URL_TTL_S = 600
 

@@ -22,13 +22,13 @@ import msgspec
 import trio
 from quart import Response, request
 
-from .events.async_queue import AsyncQueue
+from ..events.async_queue import AsyncQueue
 from .control import _body, _json
-from .events.destinations import QUEUE_NAME_RE, queue_arn
-from .errors import LambdaError, invalid
-from .events.event_config import EventConfigs
+from ..events.destinations import QUEUE_NAME_RE, queue_arn
+from ..errors import LambdaError, invalid
+from ..events.event_config import EventConfigs
 from .invoke import ASYNC_PAYLOAD_MAX
-from .events.scheduler import Scheduler
+from ..events.scheduler import Scheduler
 
 
 def _queue_name(name: str) -> str:

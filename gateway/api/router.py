@@ -12,14 +12,14 @@ from typing import Mapping
 
 import msgspec
 
-from .http.asgi import call_asgi
-from .errors import LambdaError
-from .http.http1 import Head
+from ..http.asgi import call_asgi
+from ..errors import LambdaError
+from ..http.http1 import Head
 from .invoke import Invoker, body_limit as invoke_body_limit, too_large as invoke_too_large
 from .sigv4 import AuthError, check_head, verify
 from . import url_handler
-from .ids import request_id as new_request_id
-from .api.services import ServiceRoutes
+from ..ids import request_id as new_request_id
+from .services import ServiceRoutes
 
 INVOKE_RE = re.compile(r"^/2015-03-31/functions/([^/?]+)/invocations/?$")
 STREAM_INVOKE_RE = re.compile(r"^/2021-11-15/functions/([^/?]+)/response-streaming-invocations/?$")
