@@ -146,7 +146,7 @@ def load(url: str, connections: int, seconds: float) -> dict:
         return {"tool": "wrk", "rps": rps, "p50_ms": ms("50"), "p99_ms": ms("99"), "errors": n_err}
     import trio
 
-    from lambdalet.gateway.loadgen import plain_request, run_load
+    from lambdalet.gateway.cli.loadgen import plain_request, run_load
 
     results = trio.run(run_load, url, plain_request(url), connections, seconds)
     s = results.summary()

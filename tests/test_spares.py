@@ -142,7 +142,7 @@ def test_open_loop_rate_is_accepted(server, lam, deploy):
 
 
 def test_response_reader_frames_length_and_chunked_bodies():
-    from lambdalet.gateway.loadgen import ResponseReader
+    from lambdalet.gateway.cli.loadgen import ResponseReader
 
     r = ResponseReader()
     r.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabcHTTP/1.1 404 Not Found\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n")

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import argparse
 
-from .config import default_cache_dir
+from ..config import default_cache_dir
 
 
 def _found(args, user_error: type[Exception]):
     from lambdalet.sandbox import interpreters
 
-    from .functions.runtimes import parse_pairs
+    from ..functions.runtimes import parse_pairs
 
     try:
         return interpreters.discover(parse_pairs(args.python, "--python"))
@@ -36,7 +36,7 @@ def cmd_ls(args, user_error: type[Exception]) -> int:
               f"frames: {root.codec}; workers: {mode}; builds: {deps}")
     from lambdalet.sandbox import languages
 
-    from .execution.runtime_setup import language_files
+    from ..execution.runtime_setup import language_files
 
     toolchains, language_notes = languages.discover()
     _built, unready = language_files(cache, toolchains)
@@ -92,7 +92,7 @@ def _install_java(user_error: type[Exception]) -> int:
     Central, the launcher, a CDS archive per JDK (execution/java_build.py)."""
     from lambdalet.sandbox import languages
 
-    from .execution import java_build
+    from ..execution import java_build
 
     toolchains, _ = languages.discover()
     jdks = [t for t in toolchains.values() if t.language == "java"]

@@ -11,11 +11,11 @@ import getpass
 import pathlib
 import sys
 
-from .config import default_data_dir
+from ..config import default_data_dir
 
 
 def cmd_console_password(args, user_error: type[Exception]) -> int:
-    from .console import password
+    from ..console import password
 
     data_dir = pathlib.Path(args.data_dir) if getattr(args, "data_dir", None) else default_data_dir()
     if not data_dir.is_dir():

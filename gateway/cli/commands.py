@@ -16,7 +16,7 @@ import signal
 import sys
 import zipfile
 
-from .config import DEFAULT_PORT, DEFAULT_REGION, ServerConfig, default_data_dir
+from ..config import DEFAULT_PORT, DEFAULT_REGION, ServerConfig, default_data_dir
 
 
 class UserError(Exception):
@@ -225,8 +225,8 @@ def _non_negative_float(text: str) -> float:
 
 
 def cmd_serve(args) -> int:
-    from .functions.runtimes import RuntimeConfigError, parse_pairs
-    from .server import serve
+    from ..functions.runtimes import RuntimeConfigError, parse_pairs
+    from ..server import serve
 
     try:
         pythons = parse_pairs(args.python, "--python")
@@ -583,6 +583,6 @@ if __name__ == "__main__":
     # Run the package's own module, not this __main__ copy of it: the
     # subcommand modules import UserError from lambdalet.gateway.cli, and
     # main() must catch that class, not a twin.
-    from lambdalet.gateway.cli import main as _main
+    from lambdalet.gateway.cli.commands import main as _main
 
     sys.exit(_main())

@@ -17,7 +17,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-from .metering.billing import report_json
+from ..metering.billing import report_json
 
 _SINCE_RE = re.compile(r"^(\d+)([smhdw])$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -63,7 +63,7 @@ def _get(args, path: str, params: dict) -> bytes:
             message = doc.get("message") or doc.get("Message") or body
         except ValueError:
             message = body
-        from .cli import http_error
+        from .commands import http_error
 
         raise http_error(str(exc.headers.get("x-amzn-ErrorType", exc.code)), message) from None
     except (urllib.error.URLError, OSError) as exc:
@@ -153,7 +153,7 @@ def _say_why_empty(args, group: str) -> None:
         err = exc.response.get("Error", {})
         if err.get("Code") == "ResourceNotFoundException":
             raise user_error(f"ResourceNotFoundException: no function named {args.name}, and no logs in {group}") from None
-        from .cli import http_error
+        from .commands import http_error
 
         raise http_error(err.get("Code", "Error"), err.get("Message", str(exc))) from None
     except botocore.exceptions.BotoCoreError as exc:

@@ -26,7 +26,7 @@ def _own_cgroups() -> list[str]:
 def _async_lines(data_dir: pathlib.Path) -> list[str]:
     import time
 
-    from .events.async_store import read_statistics
+    from ..events.async_store import read_statistics
 
     stats = read_statistics(data_dir / "queue.db", time.time())
     if stats is None:
@@ -58,7 +58,7 @@ def report(data_dir: pathlib.Path) -> str:
 
 
 def _server_line(data_dir: pathlib.Path) -> str:
-    from .datadir import running_server
+    from ..datadir import running_server
 
     holder = running_server(data_dir)
     if holder is None:
@@ -69,8 +69,8 @@ def _server_line(data_dir: pathlib.Path) -> str:
 def _sandbox_lines(data_dir: pathlib.Path) -> list[str]:
     from lambdalet.sandbox.runtime_root import RuntimeRoot
 
-    from .config import ServerConfig
-    from .server import ConfigError, choose_backend
+    from ..config import ServerConfig
+    from ..server import ConfigError, choose_backend
 
     lines: list[str] = []
     root = RuntimeRoot(data_dir / "runtime")
@@ -90,7 +90,7 @@ def _sandbox_lines(data_dir: pathlib.Path) -> list[str]:
         lines.append(f"WARNING {w}")
     tasks = backend.task_usage()
     if tasks is not None:
-        from .execution.pool import FREEZE_AFTER_S
+        from ..execution.pool import FREEZE_AFTER_S
 
         lines.append(f"host share: all functions' processes and threads together capped at {tasks[1]} by default "
                      f"(`serve --tasks-max`; 1024 per sandbox), idle instances frozen after "
@@ -126,8 +126,8 @@ def _walls(backend, root) -> list[str]:
 def _runtime_lines(data_dir: pathlib.Path, backend) -> list[str]:
     """Which Python versions run here, which are mapped onto others, and
     which functions use each (gateway/runtime_setup.py)."""
-    from .config import default_cache_dir
-    from .execution.runtime_setup import doctor_lines
+    from ..config import default_cache_dir
+    from ..execution.runtime_setup import doctor_lines
 
     try:
         return doctor_lines(data_dir, default_cache_dir(), backend)

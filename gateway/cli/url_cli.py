@@ -9,7 +9,7 @@ console's statement ids, and `url rm` removes them with the URL.
 """
 from __future__ import annotations
 
-from .functions.policy import PUBLIC_URL_STATEMENTS as PUBLIC_STATEMENTS
+from ..functions.policy import PUBLIC_URL_STATEMENTS as PUBLIC_STATEMENTS
 
 
 def _qualified(args) -> dict:

@@ -13,7 +13,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-from .config import DEFAULT_REGION
+from ..config import DEFAULT_REGION
 
 
 def _request(args, method: str, path: str, body: dict | None = None) -> dict | None:
@@ -21,7 +21,7 @@ def _request(args, method: str, path: str, body: dict | None = None) -> dict | N
     import botocore.awsrequest
     import botocore.credentials
 
-    from .cli import UserError, _client, _endpoint, http_error
+    from .commands import UserError, _client, _endpoint, http_error
 
     # _client finds the credentials the same way every other command does.
     creds = _client(args)._request_signer._credentials
@@ -55,7 +55,7 @@ def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
 
 
 def cmd_schedule_add(args) -> int:
-    from .cli import UserError
+    from .commands import UserError
 
     body = {"ScheduleExpression": args.expression, "FunctionName": args.function}
     if args.input is not None:
@@ -111,7 +111,7 @@ def cmd_dlq_redrive(args) -> int:
 
 
 def cmd_dlq_rm(args) -> int:
-    from .cli import UserError
+    from .commands import UserError
 
     if not args.ids and not args.all:
         raise UserError("name the MESSAGE_IDs to delete, or pass --all")
@@ -122,7 +122,7 @@ def cmd_dlq_rm(args) -> int:
 
 
 def add_commands(sub: argparse._SubParsersAction, parents: list | None = None) -> None:
-    from .events.destinations import DEFAULT_DLQ
+    from ..events.destinations import DEFAULT_DLQ
 
     parents = parents or []
 

@@ -1,0 +1,13 @@
+"""The `lambdalet` command. The server never imports this package.
+
+- commands.py      the parser, `serve`, and the subcommands that are boto3
+                   clients of a running server (deploy, invoke, ls, rm).
+- usage_cli.py     `lambdalet usage` and `lambdalet logs`.
+- async_cli.py     `lambdalet schedule ...` and `lambdalet dlq ...`.
+- runtimes_cli.py  `lambdalet runtimes [install]`.
+- doctor.py        `lambdalet doctor`: what this host supports.
+- loadgen.py       `lambdalet bench`: a closed- or open-loop load generator.
+"""
+from .commands import main
+
+__all__ = ["main"]
