@@ -105,7 +105,7 @@ def java_sample() -> tuple[bytes, bytes]:
 def java_runtime() -> pathlib.Path:
     """The Java runtime's files in the cache servers read (as `lambdalet
     runtimes install java` builds them)."""
-    from lambdalet.gateway.config import default_cache_dir
+    from lambdalet.gateway.app.config import default_cache_dir
     from lambdalet.gateway.execution import java_build
     from lambdalet.sandbox import languages
 
@@ -118,7 +118,7 @@ def java_runtime() -> pathlib.Path:
 def dotnet_runtime() -> pathlib.Path:
     """The C# runtime's files in the cache servers read (compiled by a
     server at start-up; here first, for the sample to compile against)."""
-    from lambdalet.gateway.config import default_cache_dir
+    from lambdalet.gateway.app.config import default_cache_dir
     from lambdalet.gateway.execution import dotnet_build
     from lambdalet.sandbox import languages
 

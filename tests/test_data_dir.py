@@ -53,7 +53,7 @@ def _mode(path) -> int:
 def _loose(data_dir) -> list[str]:
     """Everything in data_dir that is not 0600 (files) or 0700 (directories),
     outside the trees sandboxes mount."""
-    from lambdalet.gateway.datadir import SHARED_WITH_SANDBOXES
+    from lambdalet.gateway.app.datadir import SHARED_WITH_SANDBOXES
 
     bad = []
     for dirpath, dirnames, filenames in os.walk(data_dir):

@@ -13,7 +13,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-from ..config import DEFAULT_REGION
+from ..app.config import DEFAULT_REGION
 
 
 def _request(args, method: str, path: str, body: dict | None = None) -> dict | None:

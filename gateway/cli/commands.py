@@ -16,7 +16,7 @@ import signal
 import sys
 import zipfile
 
-from ..config import DEFAULT_PORT, DEFAULT_REGION, ServerConfig, default_data_dir
+from ..app.config import DEFAULT_PORT, DEFAULT_REGION, ServerConfig, default_data_dir
 
 
 class UserError(Exception):
@@ -226,7 +226,7 @@ def _non_negative_float(text: str) -> float:
 
 def cmd_serve(args) -> int:
     from ..functions.runtimes import RuntimeConfigError, parse_pairs
-    from ..server import serve
+    from ..app.server import serve
 
     try:
         pythons = parse_pairs(args.python, "--python")

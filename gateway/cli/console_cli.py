@@ -11,7 +11,7 @@ import getpass
 import pathlib
 import sys
 
-from ..config import default_data_dir
+from ..app.config import default_data_dir
 
 
 def cmd_console_password(args, user_error: type[Exception]) -> int:

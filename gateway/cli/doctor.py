@@ -58,7 +58,7 @@ def report(data_dir: pathlib.Path) -> str:
 
 
 def _server_line(data_dir: pathlib.Path) -> str:
-    from ..datadir import running_server
+    from ..app.datadir import running_server
 
     holder = running_server(data_dir)
     if holder is None:
@@ -69,8 +69,8 @@ def _server_line(data_dir: pathlib.Path) -> str:
 def _sandbox_lines(data_dir: pathlib.Path) -> list[str]:
     from lambdalet.sandbox.runtime_root import RuntimeRoot
 
-    from ..config import ServerConfig
-    from ..server import ConfigError, choose_backend
+    from ..app.config import ServerConfig
+    from ..app.server import ConfigError, choose_backend
 
     lines: list[str] = []
     root = RuntimeRoot(data_dir / "runtime")
@@ -126,7 +126,7 @@ def _walls(backend, root) -> list[str]:
 def _runtime_lines(data_dir: pathlib.Path, backend) -> list[str]:
     """Which Python versions run here, which are mapped onto others, and
     which functions use each (gateway/runtime_setup.py)."""
-    from ..config import default_cache_dir
+    from ..app.config import default_cache_dir
     from ..execution.runtime_setup import doctor_lines
 
     try:

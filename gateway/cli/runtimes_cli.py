@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..config import default_cache_dir
+from ..app.config import default_cache_dir
 
 
 def _found(args, user_error: type[Exception]):
