@@ -16,6 +16,7 @@ from ..execution import languages
 from ..execution.call_stream import CallStream
 from ..functions.service import FunctionService
 from ..functions.function_configs import pinned_elsewhere
+from ..http.handler import Reply
 from ..http.http1 import Head
 from ..functions.model import FunctionRecord
 from ..execution.pool import FunctionSpec, Pool
@@ -26,7 +27,6 @@ ASYNC_PAYLOAD_MAX = 1024 * 1024
 INVOCATION_TYPES = ("RequestResponse", "Event", "DryRun")
 STREAM_INVOCATION_TYPES = ("RequestResponse", "DryRun")
 
-Reply = tuple[int, list[tuple[str, str]], bytes]
 
 
 def body_limit(head: Head) -> int:

@@ -14,6 +14,7 @@ import msgspec
 
 from ..http.asgi import call_asgi
 from ..errors import LambdaError
+from ..http.handler import Reply
 from ..http.http1 import Head
 from .invoke import Invoker, body_limit as invoke_body_limit, too_large as invoke_too_large
 from .sigv4 import AuthError, check_head, verify
@@ -26,7 +27,6 @@ STREAM_INVOKE_RE = re.compile(r"^/2021-11-15/functions/([^/?]+)/response-streami
 CONTROL_BODY_MAX = 80 * 1024 * 1024  # a 50 MB zip, base64-encoded, inside JSON
 _HEALTH = msgspec.json.encode({"status": "ok"})
 
-Reply = tuple[int, list[tuple[str, str]], bytes]
 
 
 def error_reply(exc: LambdaError, request_id: str | None = None) -> Reply:

@@ -15,21 +15,14 @@ from __future__ import annotations
 from typing import Protocol
 from urllib.parse import unquote
 
+from ..http.handler import Handler
 from ..http.http1 import Head
 
-Reply = tuple[int, list[tuple[str, str]], object]
 
-
-class Surface(Protocol):
-    """A service's HTTP answers, in the router's shape: what a request may
-    send, what it is told before its body is read, and its answer."""
-
-    def body_limit(self, head: Head) -> int: ...
-    def precheck(self, head: Head) -> Reply | None: ...
-    def too_large(self, head: Head) -> Reply: ...
-    def busy(self, head: Head) -> Reply: ...
-    def timed_out(self, head: Head) -> Reply: ...
-    async def handle(self, head: Head, body: bytes, client: tuple[str, int]) -> Reply: ...
+class Surface(Handler, Protocol):
+    """A service's HTTP answers, in the fronts' shape (http/handler.py):
+    what a request may send, what it is told before its body is read, and
+    its answer."""
 
 
 def scope_parts(head: Head) -> list[str] | None:

@@ -13,6 +13,7 @@ from . import streaming
 from ..execution.call_stream import CallStream
 from ..errors import LambdaError
 from ..functions.function_settings import FunctionSettings
+from ..http.handler import Reply
 from ..http.http1 import Head
 from .invoke import Invoker
 from .sigv4 import AuthError, check_head, verify
@@ -22,7 +23,6 @@ URL_PATH_RE = re.compile(r"^/lambda-url/([a-z0-9]{32})(/.*)?$")
 URL_HOST_RE = re.compile(r"^([a-z0-9]{32})\.lambda-url\.[a-z0-9-]+\.(?:localhost|on\.aws)(?::\d+)?$")
 BODY_MAX = 6 * 1024 * 1024
 
-Reply = tuple[int, list[tuple[str, str]], bytes]
 
 _FORBIDDEN = msgspec.json.encode({"Message": "Forbidden"})
 # AWS's answer to a call its resource policy does not allow.

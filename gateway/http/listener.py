@@ -38,7 +38,7 @@ import trio
 from . import http1, rawio
 from ..api.streaming import StreamAborted
 from .limits import ByteBudget, ConnectionSlots, HttpLimits
-from ..api.router import Router
+from .handler import Handler, Reply
 
 log = logging.getLogger("lambdalet.listener")
 
@@ -48,7 +48,6 @@ HEAD_TIMEOUT_S = DEFAULT_LIMITS.head_timeout_s
 IDLE_TIMEOUT_S = DEFAULT_LIMITS.idle_timeout_s
 RECV = 65536
 
-Reply = tuple[int, list[tuple[str, str]], bytes]
 
 _HEAD_TIMED_OUT: Reply = (408, [("Content-Type", "text/plain")], b"Request head not received in time")
 _NO_ROOM: Reply = (503, [("Content-Type", "text/plain"), ("Retry-After", "1")], b"Too many requests are arriving at once; retry shortly")
@@ -109,7 +108,7 @@ class Watchdog:
         return False
 
 
-async def serve_connection(sock: socket.socket, router: Router, watchdog: Watchdog | None = None,
+async def serve_connection(sock: socket.socket, router: Handler, watchdog: Watchdog | None = None,
                            limits: HttpLimits = DEFAULT_LIMITS, budget: ByteBudget | None = None) -> None:
     if budget is None:
         budget = ByteBudget(limits.unauthenticated_buffer_bytes)
@@ -141,7 +140,7 @@ def _peer(sock: socket.socket) -> str:
         return "?"
 
 
-async def _serve(sock: socket.socket, router: Router, watched: _Watched, limits: HttpLimits, budget: ByteBudget) -> None:
+async def _serve(sock: socket.socket, router: Handler, watched: _Watched, limits: HttpLimits, budget: ByteBudget) -> None:
     try:
         peer = sock.getpeername()
     except OSError:
@@ -292,7 +291,7 @@ async def _serve(sock: socket.socket, router: Router, watched: _Watched, limits:
             budget.give_back(held)
 
 
-async def _receive_body(sock: socket.socket, parser: http1.RequestParser, head: http1.Head, router: Router,
+async def _receive_body(sock: socket.socket, parser: http1.RequestParser, head: http1.Head, router: Handler,
                         watched: _Watched, limits: HttpLimits, budget: ByteBudget) -> bytes | None:
     """The rest of a body that did not come with its head. None when the
     request was refused or the client went away (the connection is done)."""
@@ -382,7 +381,7 @@ async def _refuse(sock: socket.socket, reply: Reply, watched: _Watched, limits: 
             pass
 
 
-async def _serve_counted(sock: socket.socket, router: Router, watchdog: Watchdog, limits: HttpLimits,
+async def _serve_counted(sock: socket.socket, router: Handler, watchdog: Watchdog, limits: HttpLimits,
                          budget: ByteBudget, slots: ConnectionSlots) -> None:
     try:
         await serve_connection(sock, router, watchdog, limits, budget)
@@ -390,7 +389,7 @@ async def _serve_counted(sock: socket.socket, router: Router, watchdog: Watchdog
         slots.release()
 
 
-async def serve(listen_sock: socket.socket, router: Router, *, limits: HttpLimits = DEFAULT_LIMITS,
+async def serve(listen_sock: socket.socket, router: Handler, *, limits: HttpLimits = DEFAULT_LIMITS,
                 budget: ByteBudget | None = None, slots: ConnectionSlots | None = None,
                 task_status=trio.TASK_STATUS_IGNORED) -> None:
     """Accepts connections until cancelled. ``budget`` and ``slots`` may be

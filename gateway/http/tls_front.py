@@ -20,14 +20,14 @@ from hypercorn.utils import wrap_app
 from . import http1
 from .http1 import Head
 from .limits import ByteBudget, ConnectionSlots, HttpLimits
-from ..api.router import Reply, Router
+from .handler import Handler, Reply
 
 log = logging.getLogger("lambdalet.tls")
 
 DEFAULT_LIMITS = HttpLimits()
 
 
-def asgi_front(router: Router, limits: HttpLimits = DEFAULT_LIMITS, budget: ByteBudget | None = None):
+def asgi_front(router: Handler, limits: HttpLimits = DEFAULT_LIMITS, budget: ByteBudget | None = None):
     """An ASGI app that answers each request with router.handle()."""
     if budget is None:
         budget = ByteBudget(limits.unauthenticated_buffer_bytes)
@@ -77,7 +77,7 @@ def asgi_front(router: Router, limits: HttpLimits = DEFAULT_LIMITS, budget: Byte
     return app
 
 
-async def _read_body(receive, head: Head, router: Router, limit: int, limits: HttpLimits,
+async def _read_body(receive, head: Head, router: Handler, limit: int, limits: HttpLimits,
                      budget: ByteBudget) -> bytes | Reply | None:
     """The body, or the refusal to send instead, or None if the client left.
     The same budget and deadlines as the lean listener's."""
@@ -207,7 +207,7 @@ async def _serve_one(app, config: Config, context: WorkerContext, stream, slots:
         slots.release()
 
 
-async def serve_tls(router: Router, host: str, port: int, certfile: str, keyfile: str, *,
+async def serve_tls(router: Handler, host: str, port: int, certfile: str, keyfile: str, *,
                     limits: HttpLimits = DEFAULT_LIMITS, budget: ByteBudget | None = None,
                     slots: ConnectionSlots | None = None, task_status=trio.TASK_STATUS_IGNORED) -> None:
     """hypercorn's connection handling behind our own accept loop: hypercorn
