@@ -29,18 +29,14 @@ import msgspec
 from . import url_events
 from ..errors import LambdaError
 from ..execution.call_stream import CallStream
+from ..http.body import StreamAborted
+from ..http.handler import Reply
 from . import event_stream
 
 PRELUDE_CONTENT_TYPE = "application/vnd.awslambda.http-integration-response"
 PRELUDE_DELIMITER = b"\0" * 8
 MAX_PRELUDE = 64 * 1024  # status, headers and cookies; the rest of a prelude this long is a broken one
 
-Reply = tuple[int, list[tuple[str, str]], object]
-
-
-class StreamAborted(Exception):
-    """The body cannot be finished: the listener closes the connection
-    without ending the chunked body."""
 
 
 class ChunkedBody:

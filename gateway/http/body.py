@@ -1,4 +1,4 @@
-"""Response bodies streamed from files instead of held in memory.
+"""Response bodies that are not held in memory.
 
 A handler may answer with a FileBody instead of bytes: the length is
 known up front (it is the Content-Length), and the bytes are read from
@@ -16,6 +16,12 @@ import os
 import trio
 
 CHUNK = 256 * 1024
+
+
+class StreamAborted(Exception):
+    """A body of unknown length (sent chunked) cannot be finished: the
+    sender closes the connection without ending the chunked body, so the
+    client sees it cut short."""
 
 
 class FileBody:

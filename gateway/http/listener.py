@@ -36,7 +36,7 @@ import socket
 import trio
 
 from . import http1, rawio
-from ..api.streaming import StreamAborted
+from .body import StreamAborted
 from .limits import ByteBudget, ConnectionSlots, HttpLimits
 from .handler import Handler, Reply
 
