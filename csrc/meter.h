@@ -3,7 +3,7 @@
 #include <stdint.h>
 
 /* Lock-free counters over a shared, file-backed mapping (see meter.c and
- * gateway/meter.py for the layout). Any number of processes may write the
+ * gateway/metering/meter.py for the layout). Any number of processes may write the
  * same slot at once; readers never block writers. */
 
 /* Single counters. Each returns the new value. */
@@ -13,7 +13,7 @@ void ll_counter_store(uint64_t *slot, uint64_t value);
 /* Compare-and-swap: returns 1 if *slot held expected and now holds desired. */
 int ll_counter_cas(uint64_t *slot, uint64_t expected, uint64_t desired);
 
-/* Word offsets inside one slot. gateway/meter.py mirrors these. */
+/* Word offsets inside one slot. gateway/metering/meter.py mirrors these. */
 enum {
     LL_W_BEGIN = 0,      /* records begun (snapshot guard) */
     LL_W_END = 1,        /* records finished (snapshot guard) */

@@ -48,7 +48,7 @@ class Ready(msgspec.Struct, tag="ready", array_like=True):
 
 
 # log_marks: (offset in log, epoch ms) pairs, the bytes before each offset
-# written by then (gateway/logs.py says how they are used, and checked).
+# written by then (gateway/metering/log_lines.py says how they are used, and checked).
 
 
 class InitOk(msgspec.Struct, tag="init_ok", array_like=True):

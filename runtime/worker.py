@@ -39,7 +39,7 @@ RECV_SIZE = 65536
 # worker's frames within what the gateway accepts, so it is never killed.
 
 
-MAX_MARKS = 4096  # the gateway reads no more (gateway/logs.py)
+MAX_MARKS = 4096  # the gateway reads no more (gateway/metering/log_lines.py)
 
 
 class _MarkedWriter(io.RawIOBase):

@@ -29,7 +29,7 @@ import msgspec
 
 PROBE_TIMEOUT_S = 10.0
 # Runtime names this module looks for: the Python runtimes Lambda still
-# offers (gateway/runtimes.py holds the full list and the deprecated ones).
+# offers (gateway/functions/runtimes.py holds the full list and the deprecated ones).
 OLDEST_MINOR = 9
 NAME_RE = re.compile(r"^python3\.(\d+)$")
 # What a probe prints: major.minor, the full version, the ABI tag.

@@ -1,4 +1,4 @@
-"""Admission policy on its own (gateway/admission.py): pure, no pool."""
+"""Admission policy on its own (gateway/execution/admission.py): pure, no pool."""
 from __future__ import annotations
 
 from types import SimpleNamespace

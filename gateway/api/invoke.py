@@ -179,7 +179,7 @@ def _client_context(raw: str | None) -> str | None:
 def lambda_environment(rec: FunctionRecord, region: str, execution_env: str | None = None, *,
                        custom: bool = False, python: bool = True) -> dict[str, str]:
     """execution_env: AWS_EXECUTION_ENV, naming the interpreter that runs
-    (gateway/runtimes.py); by default the Runtime's own name. custom: an
+    (gateway/functions/runtimes.py); by default the Runtime's own name. custom: an
     OS-only runtime (provided.*), whose bootstrap gets the environment AWS
     gives one: no AWS_EXECUTION_ENV, no Python settings, its own PATH and
     LD_LIBRARY_PATH (AWS_LAMBDA_RUNTIME_API is added where it listens).

@@ -57,7 +57,7 @@ class ServerConfig(msgspec.Struct, kw_only=True):
     log_retention_days: int = 0  # 0 keeps function logs forever
     log_max_mb: int = 1024  # logs.db's lines in use; the oldest calls' go first. 0: no cap
     usage_rollup_days: int = 7  # per-call usage rows older than this become per-hour sums; 0: never
-    # HTTP limits on both ports (http_limits.HttpLimits holds the reasons).
+    # HTTP limits on both ports (http/limits.py, HttpLimits, holds the reasons).
     max_connections: int = 1024
     unauthenticated_buffer_mb: int = 128
     head_timeout_s: float = 30.0

@@ -125,7 +125,7 @@ def _walls(backend, root) -> list[str]:
 
 def _runtime_lines(data_dir: pathlib.Path, backend) -> list[str]:
     """Which Python versions run here, which are mapped onto others, and
-    which functions use each (gateway/runtime_setup.py)."""
+    which functions use each (gateway/execution/runtime_setup.py)."""
     from ..app.config import default_cache_dir
     from ..execution.runtime_setup import doctor_lines
 

@@ -89,7 +89,7 @@ class FunctionSpec(msgspec.Struct, frozen=True):
     version: str = "$LATEST"
     runtime: str = ""  # the interpreter that runs it ("python3.12"); "" the backend's default
     runtime_version: str = ""  # INIT_START's "python:3.12.1"; "" writes no INIT_START
-    runtime_mapping: str = ""  # how a mapped Runtime runs (gateway/runtimes.py), for INIT_START
+    runtime_mapping: str = ""  # how a mapped Runtime runs (gateway/functions/runtimes.py), for INIT_START
     # provided.al2023 / provided.al2: the worker execs the code's bootstrap,
     # which speaks the Runtime API (gateway/execution/runtime_api).
     custom: bool = False

@@ -107,7 +107,7 @@ MODEL_RUNTIMES = MODEL_PYTHON_RUNTIMES + MODEL_LANGUAGE_RUNTIMES + ("provided",)
 
 def runtime(value: object) -> str:
     """A runtime name from Lambda's model (Python, Node.js, Java, .NET, OS-only). Whether this
-    host can run it is the RuntimeCatalog's to say (gateway/runtimes.py)."""
+    host can run it is the RuntimeCatalog's to say (gateway/functions/runtimes.py)."""
     if value not in MODEL_RUNTIMES:
         raise invalid(
             f"Value {value} at 'runtime' failed to satisfy constraint: Member must satisfy enum value set: "

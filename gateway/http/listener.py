@@ -1,7 +1,7 @@
 """The socket loop: one trio task per connection, HTTP/1.1 keep-alive.
 
 This is the only module that reads or writes the client's socket. Parsing
-lives in http1, answers in the router, and the limits in http_limits.
+lives in http1, answers in the handler (handler.py), and the limits in limits.py.
 
 What a slow or greedy client meets, and what it is told:
 - an idle keep-alive connection (no byte of a next request) is closed
@@ -418,7 +418,7 @@ async def serve(listen_sock: socket.socket, router: Handler, *, limits: HttpLimi
             try:
                 # At the cap this waits, holding the one connection just
                 # accepted (unread) and accepting no other: the rest wait in
-                # the kernel's backlog (http_limits.ConnectionSlots says why).
+                # the kernel's backlog (limits.ConnectionSlots says why).
                 await slots.acquire()
             except BaseException:
                 conn.close()

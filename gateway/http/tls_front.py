@@ -250,7 +250,7 @@ async def _accept_loop(listener, app, config: Config, context: WorkerContext, sl
                 raise
             try:
                 # Past the cap: wait with this one connection, as the lean
-                # listener does (http_limits.ConnectionSlots says why).
+                # listener does (limits.ConnectionSlots says why).
                 await slots.acquire()
             except BaseException:
                 await trio.aclose_forcefully(stream)

@@ -110,7 +110,7 @@ def init_start(runtime_version: str, mapping: str = "", *, logging_config: dict[
     """The line Lambda writes as an environment's init begins, naming the
     runtime version that runs (AWS: `INIT_START Runtime Version:
     python:3.13.v14`; here the interpreter's own version). A runtime mapped
-    onto another interpreter says so (gateway/runtimes.py)."""
+    onto another interpreter says so (gateway/functions/runtimes.py)."""
     config = logging_config or _NO_CONFIG
     if config.get("LogFormat", "Text") != "JSON":
         extra = f"\tRuntime Mapping: {mapping}" if mapping else ""

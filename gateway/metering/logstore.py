@@ -53,7 +53,7 @@ class CallLog(msgspec.Struct, array_like=True, kw_only=True):
     ended_ns: int
     log: bytes
     # (offset, ms) pairs: when the bytes before each offset had been written
-    # (logs.call_marks). Records journaled before marks existed have none.
+    # (log_lines.call_marks). Records journaled before marks existed have none.
     marks: list[tuple[int, int]] = []
     # What the log's platform lines (START, END, REPORT) are made of: they
     # are stored as this, not as text. None: every line is kept as text.
@@ -76,7 +76,7 @@ class LogPage(msgspec.Struct, frozen=True, kw_only=True):
 
 def split_events(call: CallLog) -> list[tuple[int, str]]:
     """(timestamp ms, message) per line. Each line is stamped with the time
-    it was written, as the call's marks tell it (logs.call_marks): the first
+    it was written, as the call's marks tell it (log_lines.call_marks): the first
     mark at or after the line's end, clamped into the call's span and never
     earlier than a line before it. Lines after the last mark (END, REPORT,
     what a killed worker left) take the end of the call. The stamps depend

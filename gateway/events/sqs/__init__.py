@@ -1,7 +1,7 @@
 """The built-in durable queues as SQS sees them, without HTTP.
 
 The queues are queue.db's (the dead-letter queue and destination queues of
-async invocation, gateway/async_store.py); this package gives them SQS's
+async invocation, gateway/events/async_store.py); this package gives them SQS's
 attributes, visibility timeouts, receipt handles and redrive policy.
 
 - errors.py   SqsError: the error shapes of SQS (modeled and not), with
