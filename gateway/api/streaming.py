@@ -41,7 +41,7 @@ MAX_PRELUDE = 64 * 1024  # status, headers and cookies; the rest of a prelude th
 
 class ChunkedBody:
     """A response body of unknown length, sent chunked as it arrives
-    (gateway/listener.py)."""
+    (http/listener.py)."""
 
     length = None
 
