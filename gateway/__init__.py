@@ -13,6 +13,7 @@ says why this order):
 - events/     calls that come from elsewhere: the async queue, schedules,
               S3, SQS, event source mappings.
 - api/        Lambda's HTTP surface (and S3's and SQS's) and its auth.
+- console/    the web console at /console, on the control plane's app.
 - app/        the composition root: the server assembled from the above.
 - cli/        the `lambdalet` command; the server never imports it.
 

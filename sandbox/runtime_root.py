@@ -82,7 +82,7 @@ class RuntimeRoot:
                deps_cache: pathlib.Path | None = None,
                extra_sources: dict[str, pathlib.Path] | None = None) -> "RuntimeRoot":
         """extra_sources: more directories under /var/runtime (a language
-        runtime's built files, gateway/runtime_setup.py)."""
+        runtime's built files, gateway/execution/runtime_setup.py)."""
         root = cls(path, interpreter, deps_cache)
         root.sources.update(extra_sources or {})
         stale = pathlib.Path(path) / "msgspec"

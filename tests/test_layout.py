@@ -18,7 +18,7 @@ GATEWAY = ROOT / "gateway"
 # Lowest first: a room may import from rooms before it, never after it.
 # errors, ids and crashpoints (gateway/*.py) are shared by every room and
 # import nothing of the gateway.
-LAYERS = ["http", "metering", "functions", "execution", "events", "api", "app", "cli"]
+LAYERS = ["http", "metering", "functions", "execution", "events", "api", "console", "app", "cli"]
 SHARED = {"errors", "ids", "crashpoints"}
 
 

@@ -5,6 +5,9 @@
 - usage_cli.py     `lambdalet usage` and `lambdalet logs`.
 - async_cli.py     `lambdalet schedule ...` and `lambdalet dlq ...`.
 - runtimes_cli.py  `lambdalet runtimes [install]`.
+- url_cli.py       `lambdalet url create|get|rm`.
+- signing_cli.py   `lambdalet signing-profile ...` and `lambdalet sign`.
+- console_cli.py   `lambdalet console-password`.
 - doctor.py        `lambdalet doctor`: what this host supports.
 - loadgen.py       `lambdalet bench`: a closed- or open-loop load generator.
 """

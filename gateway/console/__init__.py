@@ -2,6 +2,8 @@
 logs, queues and schedules, served by the server itself on the same port.
 
 A map:
+    core.py         the console as the server builds it: the service objects
+                    it works with, sessions, templates, assets, surfaces
     surface.py      where /console meets the router: whether the console is
                     on (and why not), sign-in gate before a body is read,
                     security headers, the live log stream

@@ -1,9 +1,18 @@
 """Events: where a function's calls come from besides Invoke.
 
-Today the async queue, its store, event configs, destinations and the
-scheduler still sit flat in gateway/ (they move here when gateway/ is split
-into rooms); the event sources from other services start here:
+Asynchronous invocation:
+- async_store.py    queue.db: queued events, event-invoke configs, the
+                    built-in destination queues and schedules, one SQLite
+                    file so that what must happen together commits together.
+- async_queue.py    the durable async queue's trio dispatcher: retries,
+                    maximum age, destinations, the dead-letter queue.
+- async_metrics.py  the queue's gauges for /metrics.
+- event_config.py   Put/Get/Update/Delete/ListFunctionEventInvokeConfig(s).
+- destinations.py   where an async call's record goes, and what it says.
+- scheduler.py      rate(...) and cron(...) schedules fired into the queue.
+- schedule_expr.py  EventBridge schedule expressions. Pure.
 
+Event sources from other services:
 - s3/    the built-in S3-compatible object store (buckets, objects, multipart
          uploads, content-addressed blobs), bucket notifications, the S3
          event record, and the outbox that turns a stored object into a

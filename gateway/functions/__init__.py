@@ -1,19 +1,34 @@
 """The control plane's domain: functions and what belongs to them, no HTTP.
 
-- service.py       FunctionService: create, read, update and delete functions
-                   (the in-memory registry backed by SQLite and the code store).
-- lambda_model.py  botocore's Lambda service model, loaded once, and its
-                   Java regular expressions as Python's.
-- constraints.py   the checks that model declares (patterns, lengths,
-                   ranges, enums, required members), worded as AWS's
-                   ValidationException words them.
-- policy.py        resource-based policy statements in AWS's JSON, and
-                   whether one lets anyone call a function URL (pure).
-- permissions.py   AddPermission, RemovePermission, GetPolicy.
-
-validation.py (semantic checks), versions.py, function_settings.py,
-codestore.py and storage.py join this package when gateway/ is split into
-rooms (see the project's layout notes).
+- model.py              FunctionRecord, a function as Lambdalet stores it,
+                        and its Lambda wire shape.
+- lambda_model.py       botocore's Lambda service model, loaded once, and
+                        its Java regular expressions as Python's.
+- constraints.py        the checks that model declares (patterns, lengths,
+                        ranges, enums, required members), worded as AWS's
+                        ValidationException words them.
+- validation.py         the semantic checks on a function's configuration,
+                        in AWS's words (InvalidParameterValueException).
+- runtimes.py           which Lambda runtimes this server runs, and on which
+                        interpreter.
+- service.py            FunctionService: create, read, update and delete
+                        functions (the in-memory registry the invoke path
+                        reads, made durable by storage and the code store).
+- versions.py           published versions, aliases, provisioned concurrency.
+- function_settings.py  function URL configs and reserved concurrency.
+- function_configs.py   recursion and runtime management configs.
+- layers.py             layer versions, their policies, and a function's
+                        Layers.
+- policy.py             resource-based policy statements in AWS's JSON (pure);
+                        permissions.py: AddPermission, RemovePermission,
+                        GetPolicy.
+- code_signing.py       signing profiles, code signing configs and the check
+                        every upload passes; signatures.py signs and checks
+                        a zip (pure).
+- codestore.py          deployment packages, validated and stored by sha256.
+- code_gc.py            removing code nothing needs any more, and the holds
+                        that keep code a call or an instance still uses.
+- storage.py            durable state behind a Protocol (SQLite, WAL).
 """
 from .service import ACCOUNT_LIMITS, ZIP_MAX, FunctionService, pick_version
 
