@@ -19,5 +19,6 @@ says why this order):
 
 Shared by every room, importing none: errors.py (LambdaError, Lambda's
 error shape), ids.py (request ids), crashpoints.py (kill points for the
-durability tests).
+durability tests), lambda_model.py (botocore's Lambda service model, loaded
+once: the errors' table and the requests' constraints both read it).
 """

@@ -33,7 +33,7 @@ def error_table() -> dict[str, tuple[int, str, bool]]:
     """Every error type this server answers with: Lambda's modeled errors
     (status, message member and fault from botocore's model), and the
     AWS-wide ones above."""
-    from .functions.lambda_model import shapes
+    from .lambda_model import shapes
 
     table = dict(_NOT_MODELED)
     for name, shape in shapes().items():
@@ -45,7 +45,7 @@ def error_table() -> dict[str, tuple[int, str, bool]]:
 
 @functools.cache
 def _service_faults() -> frozenset[str]:
-    from .functions.lambda_model import shapes
+    from .lambda_model import shapes
 
     return frozenset(name for name, shape in shapes().items() if shape.get("exception") and shape.get("fault"))
 

@@ -9,7 +9,8 @@ import pytest
 
 from lambdalet.gateway.api import operations
 from lambdalet.gateway.errors import LambdaError, error_table
-from lambdalet.gateway.functions import constraints, lambda_model
+from lambdalet.gateway import lambda_model
+from lambdalet.gateway.functions import constraints
 
 
 def test_every_pattern_of_the_model_compiles():

@@ -13,7 +13,7 @@ from botocore.exceptions import ClientError
 import operations_table
 from helpers import signed_request
 from lambdalet.gateway.api import operations
-from lambdalet.gateway.functions import lambda_model
+from lambdalet.gateway import lambda_model
 
 README = pathlib.Path(__file__).resolve().parent.parent / "README.md"
 

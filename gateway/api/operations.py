@@ -15,7 +15,8 @@ from typing import Mapping
 import msgspec
 
 from ..errors import LambdaError
-from ..functions import constraints, lambda_model
+from .. import lambda_model
+from ..functions import constraints
 
 
 class Operation(msgspec.Struct, frozen=True):

@@ -2,8 +2,6 @@
 
 - model.py              FunctionRecord, a function as Lambdalet stores it,
                         and its Lambda wire shape.
-- lambda_model.py       botocore's Lambda service model, loaded once, and
-                        its Java regular expressions as Python's.
 - constraints.py        the checks that model declares (patterns, lengths,
                         ranges, enums, required members), worded as AWS's
                         ValidationException words them.

@@ -30,8 +30,8 @@ from __future__ import annotations
 from typing import Iterable
 
 from ..errors import LambdaError
-from . import lambda_model
-from .lambda_model import java_pattern, wire_name
+from .. import lambda_model
+from ..lambda_model import java_pattern, wire_name
 
 # Shapes whose model constraints AWS leaves to the operation's own checks.
 _UNCHECKED_ENUMS = frozenset({"Runtime"})

@@ -10,7 +10,8 @@ import msgspec
 import trio
 
 from ..errors import LambdaError, invalid, not_found
-from . import FunctionService, constraints, lambda_model, policy
+from .. import lambda_model
+from . import FunctionService, constraints, policy
 from .model import FunctionRecord
 from .validation import NETWORK_TAG, validate_tags
 

@@ -1,8 +1,17 @@
 """Bytes <-> requests, nothing of Lambda.
 
-- body.py  response bodies that are not held in memory (a file's range),
-           sent by the listener and the TLS front as they read them.
-
-http1, rawio, listener, asgi and tls_front join this package when gateway/
-is split into rooms (see the project's layout notes).
+- handler.py    what both fronts ask of whoever answers requests: one
+                Handler protocol and one Reply (api/router.py implements it).
+- http1.py      a strict HTTP/1.1 server codec (sans-IO): request heads,
+                bodies, responses.
+- rawio.py      non-blocking socket I/O that yields to trio only when the
+                kernel would block (the data plane's hot path).
+- limits.py     what a client may hold before it is authenticated: one byte
+                budget and one connection cap for both ports.
+- listener.py   the lean HTTP/1.1 connection loop (plain port).
+- tls_front.py  hypercorn (TLS, HTTP/2) in front of the same handler.
+- asgi.py       runs an ASGI app for one already-read request, in process.
+- body.py       response bodies that are not held in memory (a file's
+                range), sent by the listener and the TLS front as they read
+                them.
 """
