@@ -43,17 +43,25 @@ def launch(msg: Bootstrap, sock: socket.socket, log_fd: int, take_log) -> InitEr
     path = next((p for p in msg.paths if os.path.exists(p)), None)
     if path is None:
         return _entrypoint_error(f"Couldn't find valid bootstrap(s): [{' '.join(msg.paths)}]", take_log())
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        listener.bind((msg.host, msg.port))
-        listener.listen(LISTEN_BACKLOG)
-        port = listener.getsockname()[1]
+    if msg.api_open:
+        # Opened for the extensions already, and the gateway's since.
+        port = msg.port
         frame = encode(Launched(path, port))
-        sent = socket.send_fds(sock, [frame], [listener.fileno(), log_fd])
+        sent = socket.send_fds(sock, [frame], [log_fd])
         if sent < len(frame):
             sock.sendall(frame[sent:])
-    finally:
-        listener.close()  # the gateway holds it now
+    else:
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            listener.bind((msg.host, msg.port))
+            listener.listen(LISTEN_BACKLOG)
+            port = listener.getsockname()[1]
+            frame = encode(Launched(path, port))
+            sent = socket.send_fds(sock, [frame], [listener.fileno(), log_fd])
+            if sent < len(frame):
+                sock.sendall(frame[sent:])
+        finally:
+            listener.close()  # the gateway holds it now
     env = dict(msg.env)
     env["AWS_LAMBDA_RUNTIME_API"] = f"{msg.host}:{port}"
     sys.stdout.flush()

@@ -108,6 +108,10 @@ class Bootstrap(msgspec.Struct, tag="bootstrap", array_like=True):
     port: int
     argv: list[str] = []
     stdin: bool = False
+    # The API's socket was opened for the extensions already (and is the
+    # gateway's): port is the one it listens on, and only the log memfd
+    # comes with Launched.
+    api_open: bool = False
 
 
 class Launched(msgspec.Struct, tag="launched", array_like=True):
@@ -117,9 +121,31 @@ class Launched(msgspec.Struct, tag="launched", array_like=True):
     port: int
 
 
+class StartExtensions(msgspec.Struct, tag="start_extensions", array_like=True):
+    """Sent before Init or Bootstrap when the function's layers hold
+    /opt/extensions: open the API socket at host:port and start each
+    extension there with env (runtime/extensions.py)."""
+
+    env: dict[str, str]
+    host: str
+    port: int
+    directory: str = "/opt/extensions"
+
+
+class ExtensionsStarted(msgspec.Struct, tag="extensions_started", array_like=True):
+    """The answer to StartExtensions, with the API's listening socket, the
+    extensions' log memfd and a pidfd per started extension attached, in
+    the order of started. failed: [name, why] for each that could not be
+    started."""
+
+    port: int
+    started: list[str]
+    failed: list[list[str]]
+
+
 # typing.Union and Optional above, not `|`: the runtime runs on Python 3.9 too.
-ToWorker = Union[Init, Invoke, Bootstrap]
-FromWorker = Union[Ready, InitOk, InitError, Result, Launched]
+ToWorker = Union[Init, Invoke, Bootstrap, StartExtensions]
+FromWorker = Union[Ready, InitOk, InitError, Result, Launched, ExtensionsStarted]
 
 _encoder = msgspec.msgpack.Encoder()
 _to_worker = msgspec.msgpack.Decoder(ToWorker)

@@ -29,9 +29,10 @@ try:
 except ImportError:  # an interpreter with no msgspec build of its own (README: Runtimes)
     from . import msgspec_fallback as msgspec  # type: ignore[no-redef]
 
-from . import bootstrap, errors
+from . import bootstrap, errors, extensions
 from .lambda_context import LambdaContext
-from .protocol import Bootstrap, MAX_CALL_LOG, MAX_RESPONSE, FrameReader, Init, InitError, InitOk, Invoke, Ready, Result, encode
+from .protocol import (Bootstrap, MAX_CALL_LOG, MAX_RESPONSE, FrameReader, Init, InitError, InitOk, Invoke, Ready, Result,
+                       StartExtensions, encode)
 
 RECV_SIZE = 65536
 # MAX_CALL_LOG: keep the last MiB of a call's output (Tail needs only 4 KB).
@@ -360,6 +361,10 @@ def main(control_fd: int) -> None:
                     sock.sendall(frame[sent:])
                 if handler is None:
                     return
+            elif isinstance(msg, StartExtensions):
+                # Before the runtime: the layers' extensions, which the
+                # gateway waits for until they have registered.
+                extensions.start(msg, sock)
             elif isinstance(msg, Bootstrap):
                 # A custom runtime: this process becomes its bootstrap, and
                 # comes back only to say why it could not.

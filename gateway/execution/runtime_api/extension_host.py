@@ -1,0 +1,359 @@
+"""An execution environment's external extensions, as the pool drives them.
+
+When a function's layers hold /opt/extensions, the pool hands its init to
+init() here instead of running it directly:
+
+1. StartExtensions: the worker (still running only Lambdalet's code)
+   opens the sandbox's API socket, starts each program of /opt/extensions
+   and hands over the socket, the extensions' log memfd and a pidfd per
+   extension (runtime/extensions.py);
+2. the gateway serves the Extensions and Telemetry APIs on that socket
+   (the Runtime API too, for a custom runtime: one port, dispatch.py) and
+   waits until every extension has registered;
+3. the runtime's own init runs (the Python worker's Init, or the
+   bootstrap, which finds the socket open);
+4. init is over once every extension has asked for its first event.
+
+A call (call()) sends INVOKE to the extensions registered for it along
+with the call to the runtime, and ends for the sandbox only once every one
+of them has asked for its next event: that time is part of the call's
+Duration and billed, as AWS bills it (and the answer goes back then).
+When the environment is reclaimed, shutdown() sends SHUTDOWN and gives
+the extensions SHUTDOWN_LIMIT_S to ask for their next event (or exit).
+
+An extension that exits outside SHUTDOWN has crashed: its call (or init)
+fails with Extension.Crash and the environment is not reused;
+init/error and exit/error end it likewise (Extension.InitError,
+Extension.ExitError). Everything the extensions send is untrusted:
+state.py-style caps in extensions.py, the server's connection caps, and
+every wait here bounded by the function's own limits.
+
+Telemetry: platform events, the runtime's log lines (function) and the
+extensions' (extension) go to each subscriber's buffer
+(telemetry_delivery.py).
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import stat
+import time
+from typing import Awaitable, Callable
+
+import trio
+
+from lambdalet.gateway.http import rawio
+from lambdalet.gateway.execution.instance import Instance, WorkerGone
+from lambdalet.runtime import errors as function_errors
+from lambdalet.runtime.protocol import MAX_CALL_LOG, ExtensionsStarted, Init, InitError, InitOk, Invoke, Result, StartExtensions, encode
+
+from . import dispatch, extensions as ex, telemetry as tm, telemetry_delivery
+from .server import RuntimeApiServer
+from .session import HOST, _answers, _close_all, api_port, trace_id
+
+EXTENSIONS_DIR = "extensions"
+SHUTDOWN_LIMIT_S = 2.0  # AWS's, with one or more external extensions registered
+MAX_EXTENSION_LOG = MAX_CALL_LOG  # what the extensions wrote since it was last read, at most
+
+
+def wanted(layer_dirs: tuple[str, ...]) -> bool:
+    """A layer brings /opt/extensions (the trees are merged at /opt)."""
+    for tree in layer_dirs:
+        try:
+            if os.scandir(os.path.join(tree, EXTENSIONS_DIR)).__next__():
+                return True
+        except (OSError, StopIteration):
+            continue
+    return False
+
+
+class Figures:
+    """What the platform's telemetry records name, fixed per environment."""
+
+    def __init__(self, *, function_name: str, version: str, runtime_version: str, initialization_type: str,
+                 memory_mb: int, json_logs: bool, account_id: str, handler: str) -> None:
+        self.function_name = function_name
+        self.version = version
+        self.runtime_version = runtime_version
+        self.initialization_type = initialization_type
+        self.memory_mb = memory_mb
+        self.json_logs = json_logs
+        self.account_id = account_id
+        self.handler = handler
+
+
+def _ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class ExtensionHost:
+    def __init__(self, inst: Instance, listener: socket.socket, port: int, log_fd: int, pidfds: dict[str, int],
+                 failed: list[list[str]], figures: Figures) -> None:
+        self.inst = inst
+        self.port = port
+        self.figures = figures
+        self.api = ex.ExtensionsApi(list(pidfds), function_name=figures.function_name, function_version=figures.version,
+                                    handler=figures.handler, account_id=figures.account_id)
+        self.sandbox_api = dispatch.SandboxApi(None, self.api)
+        self.server = RuntimeApiServer(listener, self.sandbox_api, self._sink)
+        self.runtime_sink: Callable[[object, int], None] | None = None  # a custom runtime's session's
+        pid = getattr(inst.sandbox, "pid", None) if getattr(inst.sandbox, "task_root", "") == "/var/task" else None
+        self.deliveries = telemetry_delivery.Deliveries(lambda p: telemetry_delivery.connect_in(pid, p))
+        self.log_fd = log_fd
+        self._pidfds = pidfds
+        self.start_failures = failed
+        self.crashed: list[str] = []  # exited outside SHUTDOWN
+        self.exited: set[str] = set()
+        self.shutting_down = False
+        self.closed = False
+        self._scope = trio.CancelScope()
+        self._trace = ""
+        self._request_id = ""
+
+    # -- tasks -------------------------------------------------------------
+
+    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        with self._scope:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(self.server.run)
+                await nursery.start(self.deliveries.run)
+                for name, pidfd in self._pidfds.items():
+                    nursery.start_soon(self._watch_exit, name, pidfd)
+                task_status.started()
+
+    async def _watch_exit(self, name: str, pidfd: int) -> None:
+        try:
+            await trio.lowlevel.wait_readable(pidfd)
+        except trio.ClosedResourceError:
+            return
+        self.exited.add(name)
+        if not self.shutting_down and not self.closed:
+            self.crashed.append(name)
+        self.api.forget(name)
+        self.server.wake()
+
+    def _sink(self, out: object, now_ns: int) -> None:
+        if out is ex.PROGRESS:
+            self.server.wake()
+        elif isinstance(out, ex.Registered):
+            self.deliveries.emit([tm.extension(_ms(), out.name, out.events)])
+        elif isinstance(out, ex.Subscribed):
+            self.deliveries.subscribe(out.name, out.subscription)
+            self.deliveries.emit([tm.subscription(_ms(), out.name, out.subscription.types)])
+        elif isinstance(out, ex.AgentFailed):
+            self.server.wake()
+        elif self.runtime_sink is not None:
+            self.runtime_sink(out, now_ns)
+
+    # -- init --------------------------------------------------------------
+
+    def _failure(self) -> tuple[str, str] | None:
+        """(error type, message) once an extension has failed the environment."""
+        if self.crashed:
+            return ex.CRASH, f"Extension {self.crashed[0]} exited before it was done"
+        failure = self.api.failure
+        if failure is not None:
+            return failure.error_type, f"Extension {failure.name} reported {failure.reported}"
+        return None
+
+    async def wait_registered(self) -> None:
+        await self.server.wait(lambda: self.api.registered() or self._failure() is not None or self.closed)
+
+    async def finish_init(self, reply: InitOk | InitError, started_ms: int, init_ns: int) -> InitOk | InitError:
+        """The runtime's init is over: wait for the extensions' first
+        `next`, then close registration and subscriptions."""
+        status = "success" if isinstance(reply, InitOk) else "error"
+        events = tm.log_lines("function", reply.log, reply.log_marks, _ms(), self.figures.json_logs)
+        events.append(tm.init_runtime_done(_ms(), initialization_type=self.figures.initialization_type, status=status,
+                                           error_type=getattr(reply, "error_type", None)))
+        self.deliveries.emit(events)
+        if isinstance(reply, InitOk):
+            await self.server.wait(lambda: self.api.ready() or self._failure() is not None or self.closed)
+        self.api.close_init()
+        self._emit_extension_log()
+        failure = self._failure()
+        if isinstance(reply, InitOk) and failure is not None:
+            reply = InitError(failure[0], function_errors.platform(failure[0], "", failure[1]), reply.log, reply.log_marks)
+            status = "error"
+        self.deliveries.emit([tm.init_report(_ms(), initialization_type=self.figures.initialization_type, status=status,
+                                             duration_ns=time.monotonic_ns() - init_ns,
+                                             error_type=getattr(reply, "error_type", None))])
+        self.deliveries.init_over()
+        await self._pause()
+        return reply
+
+    # -- calls -------------------------------------------------------------
+
+    async def call(self, invoke: Invoke, stream=None) -> Result:
+        """inst.call() with the extensions: INVOKE to them, and the call
+        over for the sandbox once each has asked for its next event."""
+        inst = self.inst
+        self.deliveries.set_active(True)
+        await self.deliveries.flush()  # what the last call left (its platform.report)
+        self._trace = trace_id()
+        self._request_id = invoke.request_id
+        self.deliveries.emit([tm.start(_ms(), invoke.request_id, self.figures.version, self._trace)])
+        await self.server.apply(self.api.invoke(invoke.request_id, invoke.deadline_ms, invoke.invoked_arn, self._trace))
+        started_ms = _ms()
+        result = await inst.call(invoke, stream)  # WorkerGone: the pool kills the sandbox
+        runtime_ns = max(0, inst.last_heard_ns - inst.call_started_ns)
+        output = result.log[-MAX_CALL_LOG:]
+        events = tm.log_lines("function", output, result.log_marks if len(output) == len(result.log) else [], _ms(),
+                              self.figures.json_logs)
+        events.append(tm.runtime_done(_ms(), request_id=invoke.request_id, status="error" if result.error_type else "success",
+                                      error_type=result.error_type, duration_ns=runtime_ns, produced_bytes=len(result.payload),
+                                      started_ms=started_ms, trace_id=self._trace))
+        self.deliveries.emit(events)
+        # The pool's deadline watcher kills the sandbox at the Timeout: an
+        # extension that never asks again ends the wait that way.
+        await self.server.serve_call([], lambda: self.api.ready() or bool(self.crashed) or self.api.failure is not None
+                                     or self.closed)
+        inst.last_heard_ns = max(inst.last_heard_ns, time.monotonic_ns())
+        result.log = result.log + self._emit_extension_log()
+        failure = self._failure()
+        if failure is not None and not inst.timed_out:
+            # The environment cannot be trusted to serve another call.
+            inst.sandbox.kill()
+            self.closed = True
+            error_type, message = failure
+            result = Result(invoke.request_id, function_errors.platform(error_type, invoke.request_id, message), error_type,
+                            result.log + f"RequestId: {invoke.request_id} Error: {message}\n{error_type}\n".encode())
+        return result
+
+    def reported(self, *, request_id: str, error_type: str | None, kind: str, duration_ns: int, billed_ms: int,
+                 max_memory_mb: int, init_ns: int | None) -> None:
+        """The call's figures as the pool billed them: platform.report."""
+        status = {"success": "success", "timeout": "timeout"}.get(kind, "error" if kind == "error" else "failure")
+        self.deliveries.emit([tm.report(_ms(), request_id=request_id, status=status, error_type=error_type,
+                                        duration_ns=duration_ns, billed_ms=billed_ms, memory_mb=self.figures.memory_mb,
+                                        max_memory_mb=max_memory_mb, init_ns=init_ns, trace_id=self._trace or trace_id())])
+
+    async def after_call(self) -> None:
+        await self._pause()
+
+    async def _pause(self) -> None:
+        """The sandbox is about to be frozen: let the POSTs under way end."""
+        self.deliveries.set_active(False)
+        await self.deliveries.quiet()
+
+    # -- the end -------------------------------------------------------------
+
+    def alive(self) -> bool:
+        return not self.closed and len(self.exited) < len(self._pidfds)
+
+    async def shutdown(self, reason: str) -> None:
+        """SHUTDOWN to the extensions registered for it, with
+        SHUTDOWN_LIMIT_S to finish (ask for their next event, or exit);
+        the pool kills the sandbox after."""
+        if not self.alive() or self.shutting_down:
+            return
+        self.shutting_down = True
+        deadline_ms = _ms() + int(SHUTDOWN_LIMIT_S * 1000)
+        with trio.move_on_after(SHUTDOWN_LIMIT_S):
+            self.deliveries.set_active(True)
+            await self.deliveries.flush()
+            outputs = self.api.shutdown(reason, deadline_ms)
+            await self.server.apply(outputs)
+            await self.server.wait(lambda: self.api.ready() or len(self.exited) == len(self._pidfds) or self.closed)
+
+    def take_extension_log(self) -> bytes:
+        try:
+            size = os.fstat(self.log_fd).st_size
+            if not size:
+                return b""
+            start = max(0, size - MAX_EXTENSION_LOG)
+            data = os.pread(self.log_fd, size - start, start)
+            os.ftruncate(self.log_fd, 0)
+            return data
+        except OSError:
+            return b""
+
+    def _emit_extension_log(self) -> bytes:
+        text = self.take_extension_log()
+        if text:
+            self.deliveries.emit(tm.log_lines("extension", text, [], _ms(), self.figures.json_logs))
+        return text
+
+    def close(self) -> None:
+        """On the event loop, before the sandbox is destroyed."""
+        if self._scope.cancel_called:
+            return
+        self.closed = True
+        self.server.close()
+        self.deliveries.close()
+        for pidfd in self._pidfds.values():
+            trio.lowlevel.notify_closing(pidfd)
+        self._scope.cancel()
+
+    def release_fds(self) -> None:
+        """After the sandbox is gone (from destroy, on any thread)."""
+        for pidfd in self._pidfds.values():
+            os.close(pidfd)
+        self._pidfds = {}
+        os.close(self.log_fd)
+        self.log_fd = -1
+
+
+async def start(inst: Instance, init: Init, figures: Figures, nursery: trio.Nursery) -> ExtensionHost:
+    """Starts the extensions in inst's sandbox and serves their API from
+    nursery until they have registered (or one has failed: then
+    finish_init() reports it). Raises WorkerGone if the worker is gone."""
+    env = dict(init.env)
+    request = StartExtensions(env, HOST, api_port(init.task_root))
+    try:
+        await rawio.send_all(inst.sock, encode(request))
+    except OSError:
+        raise WorkerGone(delivered=False) from None
+    answers, fds = await _answers(inst)
+    reply = answers[0]
+    if not isinstance(reply, ExtensionsStarted) or len(answers) > 1 or len(fds) != 2 + len(reply.started):
+        _close_all(fds)
+        raise WorkerGone()
+    listener = _listener(fds[0], fds[1:])
+    if not stat.S_ISREG(os.fstat(fds[1]).st_mode):
+        listener.close()
+        _close_all(fds[1:])
+        raise WorkerGone()
+    pidfds = dict(zip(reply.started, fds[2:]))
+    host = ExtensionHost(inst, listener, reply.port, fds[1], pidfds, reply.failed, figures)
+    inst.extensions = host
+    await nursery.start(host.run)
+    await host.wait_registered()
+    return host
+
+
+def _listener(fd: int, others: list[int]) -> socket.socket:
+    try:
+        listener = socket.socket(fileno=fd)
+        listening = listener.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
+    except OSError:
+        os.close(fd)
+        _close_all(others)
+        raise WorkerGone() from None
+    if listener.family != socket.AF_INET or listener.type != socket.SOCK_STREAM or not listening:
+        listener.close()
+        _close_all(others)
+        raise WorkerGone()
+    return listener
+
+
+async def init_with_extensions(inst: Instance, init: Init, figures: Figures, nursery: trio.Nursery,
+                               run_init: Callable[[], Awaitable[InitOk | InitError]]) -> InitOk | InitError:
+    """The pool's init of an instance whose layers bring extensions."""
+    started_ms = _ms()
+    init_ns = time.monotonic_ns()
+    host = await start(inst, init, figures, nursery)
+    host.deliveries.emit([tm.init_start(started_ms, initialization_type=figures.initialization_type,
+                                        runtime_version=figures.runtime_version or "unknown", function_name=figures.function_name,
+                                        function_version=figures.version, instance_id=inst.id, memory_mb=figures.memory_mb)])
+    failure = host._failure()
+    if failure is None and host.start_failures:
+        name, why = host.start_failures[0]
+        failure = ex.CRASH, f"Extension {name} could not be started: {why}"
+    if failure is not None:
+        reply: InitOk | InitError = InitError(failure[0], function_errors.platform(failure[0], "", failure[1]),
+                                              host._emit_extension_log())
+        return await host.finish_init(reply, started_ms, init_ns)
+    reply = await run_init()
+    return await host.finish_init(reply, started_ms, init_ns)
