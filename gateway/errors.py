@@ -5,7 +5,9 @@ here: they are results, returned as 200 with X-Amz-Function-Error.
 """
 from __future__ import annotations
 
+import errno
 import functools
+import sqlite3
 
 import msgspec
 
@@ -82,3 +84,28 @@ def not_found(arn: str) -> LambdaError:
 
 def invalid(message: str) -> LambdaError:
     return LambdaError("InvalidParameterValueException", message)
+
+
+def disk_full(exc: BaseException) -> bool:
+    """Whether exc is the data disk refusing a write: ENOSPC or EDQUOT from
+    a file, or SQLITE_FULL from a database (wrapped in a group or not)."""
+    if isinstance(exc, BaseExceptionGroup):
+        return any(disk_full(e) for e in exc.exceptions)
+    if isinstance(exc, OSError):
+        return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    if isinstance(exc, sqlite3.OperationalError):
+        return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "disk is full" in str(exc)
+    return False
+
+
+def unexpected(exc: BaseException, *, stores_code: bool) -> LambdaError:
+    """What a request that failed in a way no handler foresaw answers, in
+    Lambda's shape (never an HTML page no SDK can read). A full disk is
+    said as such: for a request that uploads code, AWS's error for code
+    that cannot be stored, otherwise a ServiceException (5xx: SDKs retry)."""
+    if disk_full(exc):
+        why = "the server's data disk is full (No space left on device); delete functions or free space, then retry"
+        if stores_code:
+            return LambdaError("CodeStorageExceededException", f"Code storage limit exceeded: {why}.")
+        return LambdaError("ServiceException", f"The change could not be stored: {why}.")
+    return LambdaError("ServiceException", f"An internal error occurred ({type(exc).__name__}); the server's log has the details.")

@@ -67,10 +67,30 @@ def test_a_full_disk_is_a_state_not_a_crash(disk):
         lam.get_waiter("function_active_v2").wait(FunctionName="f", WaiterConfig={"Delay": 1, "MaxAttempts": 30})
         answered |= {rid for i in range(3) if (rid := _call(lam, i))}
         assert len(answered) == 3
+        # Code that does not compress: deleting it must give its room back.
+        big = make_zip({"app.py": APP, "blob.bin": os.urandom(2 * 1024 * 1024)})
+        lam.create_function(FunctionName="big", Role=ROLE, Runtime=f"python{sys.version_info[0]}.{sys.version_info[1]}",
+                            Handler="app.handler", Code={"ZipFile": big})
         filler = fill_disk(disk)
         results = [_call(lam, i) for i in range(3, 23)]
         answered |= {rid for rid in results if rid}
         assert None in results, "the disk never refused a call"
+        # Writes are refused with Lambda's JSON errors, not an HTML page.
+        for write in (lambda: lam.create_function(FunctionName="g", Role=ROLE, Handler="app.handler",
+                                                  Runtime=f"python{sys.version_info[0]}.{sys.version_info[1]}",
+                                                  Code={"ZipFile": make_zip({"app.py": APP, "pad.bin": os.urandom(256 * 1024)})}),
+                      lambda: lam.update_function_code(FunctionName="f", ZipFile=make_zip({"app.py": APP, "pad.bin": os.urandom(256 * 1024)}))):
+            with pytest.raises(botocore.exceptions.ClientError) as exc:
+                write()
+            err = exc.value.response
+            assert err["ResponseMetadata"]["HTTPHeaders"]["content-type"] == "application/json", err
+            assert err["Error"]["Code"] in ("CodeStorageExceededException", "ServiceException"), err
+            assert "space" in err["Error"]["Message"].lower(), err
+        # Deleting a function frees its code's space, even on the full disk.
+        free = _metric(srv, "lambdalet_data_dir_free_bytes")
+        lam.delete_function(FunctionName="big")
+        wait_for(lambda: _metric(srv, "lambdalet_data_dir_free_bytes") > free + 1024 * 1024)
+        filler = fill_disk(disk, "filler2")  # full again
         # Still serving, reading and reporting: every answered call, and no other, is billed.
         assert requests.get(srv.url + "/health", timeout=10).status_code == 200
         assert _usage_requests(srv) == len(answered)
@@ -88,6 +108,7 @@ def test_a_full_disk_is_a_state_not_a_crash(disk):
         if _metric(srv, "lambdalet_journal_backlog_files"):
             assert _metric(srv, "lambdalet_usage_and_logs_degraded") == 1
         filler.unlink()  # room again: the backlog goes in, calls are recorded again
+        (disk / "filler").unlink(missing_ok=True)
         wait_for(lambda: _metric(srv, "lambdalet_journal_backlog_files") == 0 and _metric(srv, "lambdalet_usage_and_logs_degraded") == 0)
         lam = srv.client()
         rid = _call(lam, 99)

@@ -6,6 +6,7 @@ encodes the answer; LambdaError becomes Lambda's error shape in one handler.
 from __future__ import annotations
 
 import hashlib
+import logging
 import hmac
 import time
 import urllib.parse
@@ -17,7 +18,7 @@ from quart import Response, request
 from quart_trio import QuartTrio
 
 from . import operations, unsupported
-from ..errors import LambdaError
+from ..errors import LambdaError, disk_full, unexpected
 from ..functions.function_settings import FunctionSettings
 from ..functions.service import FunctionService
 from ..functions.layers import LayerService, LayerVersionRecord
@@ -25,6 +26,8 @@ from ..functions.versions import Versions
 from ..functions.model import FunctionRecord
 
 CODE_URL_TTL_S = 600
+
+log = logging.getLogger("lambdalet.control")
 
 
 def _json(doc: object, status: int = 200) -> Response:
@@ -119,6 +122,19 @@ def create_app(service: FunctionService, links: CodeLinks, settings: FunctionSet
         body = await _body() if op.body and op.payload is None else None
         operations.check(op, labels, query, {k.lower(): v for k, v in request.headers.items()}, body, payload)
         return None
+
+    @app.errorhandler(Exception)
+    async def _unexpected(exc: Exception):
+        # Quart's default for an exception no handler foresaw is an HTML
+        # 500 page; SDKs can only read Lambda's JSON shape.
+        stores_code = request.method in ("POST", "PUT") and (
+            request.path.rstrip("/").endswith(("/functions", "/code", "/versions")) or "/layers/" in request.path)
+        err = unexpected(exc, stores_code=stores_code)
+        if err.error_type == "ServiceException" and not disk_full(exc):
+            log.exception("%s %s failed", request.method, request.path)
+        else:
+            log.warning("%s %s: %s", request.method, request.path, exc)
+        return Response(err.body(), status=err.status, headers=dict(err.headers()))
 
     @app.errorhandler(404)
     async def _unknown(_exc):

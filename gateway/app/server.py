@@ -31,6 +31,7 @@ from ..http import listener
 from ..events.async_queue import AsyncQueue
 from ..events.async_store import AsyncStore
 from ..functions.code_gc import CodeCollector, CodeHolds
+from ..functions.disk_reserve import DiskReserve
 from ..functions.codestore import CodeStore
 from .config import ServerConfig, default_cache_dir
 from ..api.control import CodeLinks, create_app, layer_owner
@@ -275,8 +276,11 @@ async def _run(config: ServerConfig, data_dir: pathlib.Path, lock: DataDirLock, 
                 except LambdaError:
                     return 0
 
+            # Room kept back so that deletes work on a full disk.
+            reserve = DiskReserve(data_dir / "disk-reserve")
+            await nursery.start(reserve.run)
             service = FunctionService(storage, codes, region=config.region, account=config.account, concurrency_limit=config.concurrency_limit, on_change=on_change, runtimes=runtimes.catalog,
-                                      on_code_unneeded=lambda *digests: collector.suspect(*digests))
+                                      on_code_unneeded=lambda *digests: collector.suspect(*digests), reserve=reserve)
             service.layers = LayerService(storage, codes, region=config.region, account=config.account, lock=service._lock,
                                           runtimes=validation.MODEL_RUNTIMES,
                                           on_code_unneeded=lambda *digests: collector.suspect(*digests),

@@ -27,6 +27,8 @@
 - code_gc.py            removing code nothing needs any more, and the holds
                         that keep code a call or an instance still uses.
 - storage.py            durable state behind a Protocol (SQLite, WAL).
+- disk_reserve.py       room held back on the data disk so that deletes
+                        (which free room) work on a full disk.
 """
 from .service import ACCOUNT_LIMITS, ZIP_MAX, FunctionService, pick_version
 

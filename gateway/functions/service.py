@@ -23,7 +23,8 @@ from .. import crashpoints
 from . import constraints
 from . import validation as v
 from .codestore import CodeError, CodeStore
-from ..errors import LambdaError, invalid, not_found
+from ..errors import LambdaError, disk_full, invalid, not_found
+from .disk_reserve import DiskReserve
 from .layers import LayerRef, LayerService
 from .model import FunctionRecord, configuration, function_arn
 from .runtimes import RuntimeCatalog
@@ -55,8 +56,10 @@ class FunctionService:
         on_change: Callable[[str], None] = lambda name: None,
         on_code_unneeded: Callable[..., None] = lambda *digests: None,
         runtimes: RuntimeCatalog | None = None,
+        reserve: DiskReserve | None = None,
     ) -> None:
         self.storage = storage
+        self.reserve = reserve
         # What each Runtime runs on here; by default only this server's own Python.
         self.runtimes = runtimes or RuntimeCatalog.own_only()
         self.codes = codes
@@ -314,12 +317,22 @@ class FunctionService:
                 await self._delete_version(name, qualifier)
                 return
             async with self._db:
-                await trio.to_thread.run_sync(self.storage.delete_function, name)
+                await self._freeing_write(self.storage.delete_function, name)
             crashpoints.reach("function-delete:committed")
             gone = self.registry.pop(name)
             versions = self.versions.pop(name, {})
             self._on_code_unneeded(*_digests(gone, *versions.values()))
         self._on_change(name)
+
+    async def _freeing_write(self, write: Callable[..., None], *args: object) -> None:
+        """A write that frees space (a delete): on a full disk it spends
+        the reserve (disk_reserve.py) and tries once more."""
+        try:
+            await trio.to_thread.run_sync(write, *args)
+        except Exception as exc:
+            if not (disk_full(exc) and self.reserve is not None and self.reserve.release()):
+                raise
+            await trio.to_thread.run_sync(write, *args)
 
     async def _delete_version(self, name: str, version: str) -> None:
         if version not in self.versions.get(name, {}):
@@ -328,7 +341,7 @@ class FunctionService:
         if users:
             raise LambdaError("ResourceConflictException", f"Unable to delete version because the following aliases reference it: {users}")
         async with self._db:
-            await trio.to_thread.run_sync(self.storage.delete_version, name, version)
+            await self._freeing_write(self.storage.delete_version, name, version)
         gone = self.versions[name].pop(version)
         self._on_code_unneeded(*_digests(gone))
         latest = self.registry[name]

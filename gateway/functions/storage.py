@@ -95,9 +95,16 @@ class SQLiteStorage:
     def delete_function(self, name: str) -> None:
         with self._lock:
             self._db.execute("BEGIN")
-            self._db.execute("DELETE FROM functions WHERE name=?", (name,))
-            self._db.execute("DELETE FROM versions WHERE name=?", (name,))
-            self._db.execute("COMMIT")
+            try:
+                self._db.execute("DELETE FROM functions WHERE name=?", (name,))
+                self._db.execute("DELETE FROM versions WHERE name=?", (name,))
+                self._db.execute("COMMIT")
+            except BaseException:
+                # SQLite ends some failed transactions itself (SQLITE_FULL
+                # rolls back), not all of them.
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
 
     def load_versions(self) -> list[FunctionRecord]:
         with self._lock:
