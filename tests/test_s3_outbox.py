@@ -9,7 +9,8 @@ import trio
 from lambdalet.gateway.events.async_store import AsyncStore
 from lambdalet.gateway.events.s3 import notifications, xmlsafe
 from lambdalet.gateway.events.s3.outbox import OutboxDrainer
-from lambdalet.gateway.events.s3.store import ObjectMeta, ObjectStore
+from lambdalet.gateway.events.s3.records import ObjectMeta
+from lambdalet.gateway.events.s3.store import ObjectStore
 
 CTX = notifications.RequestContext("REQ", "HOST", "AWS:KEY", "127.0.0.1", "000000000000")
 CONFIG = (b"<NotificationConfiguration><CloudFunctionConfiguration><Id>c</Id>"

@@ -11,7 +11,9 @@ import pytest
 from lambdalet.gateway.events.s3 import notifications, xmlsafe
 from lambdalet.gateway.events.s3.errors import S3Error
 from lambdalet.gateway.events.s3.names import bucket_name_problem, check_key
-from lambdalet.gateway.events.s3.store import MIN_PART_BYTES, ObjectMeta, ObjectStore
+from lambdalet.gateway.events.s3.multipart import MIN_PART_BYTES
+from lambdalet.gateway.events.s3.records import ObjectMeta
+from lambdalet.gateway.events.s3.store import ObjectStore
 
 CTX = notifications.RequestContext("REQ", "HOST", "AWS:KEY", "127.0.0.1", "000000000000")
 MiB = 1024 * 1024

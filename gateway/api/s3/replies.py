@@ -14,7 +14,7 @@ from urllib.parse import quote_plus
 
 from ...events.s3 import xmlsafe
 from ...events.s3.errors import S3Error
-from ...events.s3.store import ObjectInfo
+from ...events.s3.records import ObjectInfo
 from ...http.handler import Reply
 
 XML = ("Content-Type", "application/xml")

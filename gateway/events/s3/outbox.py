@@ -37,7 +37,8 @@ import trio
 
 from ... import crashpoints
 from ..async_store import NewEvent
-from .store import ObjectStore, OutboxRow
+from .records import OutboxRow
+from .store import ObjectStore
 
 BATCH = 256
 
