@@ -1,6 +1,8 @@
-"""AddPermission, RemovePermission and GetPolicy on the control-plane app,
-at botocore's paths."""
+"""AddPermission, RemovePermission and GetPolicy, and Put/Get/
+DeleteResourcePolicy, on the control-plane app at botocore's paths."""
 from __future__ import annotations
+
+import urllib.parse
 
 from quart import Response, request
 
@@ -23,4 +25,20 @@ def register(app, permissions: Permissions) -> None:
     @app.delete(base + "/<sid>", endpoint="remove_permission")
     async def remove_permission(name: str, sid: str):
         await permissions.remove(name, sid, request.args.get("Qualifier"), request.args.get("RevisionId"))
+        return Response(b"", status=204)
+
+    # The ARN is one label; a runtime ARN's "/" arrives encoded.
+    document = "/2026-07-09/resource-policy/<path:arn>"
+
+    @app.put(document, endpoint="put_resource_policy")
+    async def put_resource_policy(arn: str):
+        return _json(await permissions.put_document(urllib.parse.unquote(arn), await _body()))
+
+    @app.get(document, endpoint="get_resource_policy")
+    async def get_resource_policy(arn: str):
+        return _json(permissions.get_document(urllib.parse.unquote(arn)))
+
+    @app.delete(document, endpoint="delete_resource_policy")
+    async def delete_resource_policy(arn: str):
+        await permissions.delete_document(urllib.parse.unquote(arn), request.args.get("RevisionId"))
         return Response(b"", status=204)

@@ -13,7 +13,6 @@ from ..errors import LambdaError
 
 _MANAGED_INSTANCES = "capacity providers and managed-instance scaling place functions on a fleet of EC2 instances; on one host there is no fleet to manage"
 _DURABLE = "durable executions are a service of their own (checkpointed, resumable workflows) that this server does not run"
-_RESOURCE_POLICY = "the generic resource-policy operations are not built yet; AddPermission, RemovePermission and GetPolicy manage a function's policy"
 
 REASONS: dict[str, str] = {
     "CreateCapacityProvider": _MANAGED_INSTANCES,
@@ -36,9 +35,6 @@ REASONS: dict[str, str] = {
     "SendDurableExecutionCallbackFailure": _DURABLE,
     "SendDurableExecutionCallbackHeartbeat": _DURABLE,
     "SendDurableExecutionCallbackSuccess": _DURABLE,
-    "PutResourcePolicy": _RESOURCE_POLICY,
-    "GetResourcePolicy": _RESOURCE_POLICY,
-    "DeleteResourcePolicy": _RESOURCE_POLICY,
 }
 
 

@@ -1,5 +1,8 @@
-"""AddPermission, RemovePermission and GetPolicy: a function's resource-based
-policy, one per function and per version or alias, kept on $LATEST's record.
+"""AddPermission, RemovePermission and GetPolicy, and PutResourcePolicy,
+GetResourcePolicy and DeleteResourcePolicy (the same policy, named by its
+resource's ARN and written as a whole document): a function's
+resource-based policy, one per function and per version or alias, kept on
+$LATEST's record.
 
 As on AWS, a policy's RevisionId is its resource's: the function's for the
 unqualified policy (so adding a statement gives the function a new
@@ -60,9 +63,10 @@ class Permissions:
             if body.get("RevisionId") is not None and body["RevisionId"] != self.revision(latest, key):
                 raise policy.revision_mismatch()
             statements = latest.policies.get(key, [])
-            if any(s["Sid"] == doc["Sid"] for s in statements):
+            if any(s.get("Sid") == doc["Sid"] for s in statements):
                 raise LambdaError("ResourceConflictException", f"The statement id ({doc['Sid']}) provided already exists. "
                                   "Please provide a new statement id, or remove the existing statement.")
+            policy.check_size([*statements, doc])
             await self._save(latest, key, [*statements, doc])
         return {"Statement": policy.encoded(doc)}
 
@@ -75,11 +79,11 @@ class Permissions:
             statements = latest.policies.get(key, [])
             if not statements:
                 raise LambdaError("ResourceNotFoundException", "No policy is associated with the given resource.")
-            if not any(s["Sid"] == sid for s in statements):
+            if not any(s.get("Sid") == sid for s in statements):
                 raise LambdaError("ResourceNotFoundException", f"Statement {sid} is not found in resource policy.")
             if revision_id is not None and revision_id != self.revision(latest, key):
                 raise policy.revision_mismatch()
-            await self._save(latest, key, [s for s in statements if s["Sid"] != sid])
+            await self._save(latest, key, [s for s in statements if s.get("Sid") != sid])
 
     def get(self, ref: str, qualifier: str | None) -> dict:
         try:
@@ -92,6 +96,48 @@ class Permissions:
         if not statements:
             raise LambdaError("ResourceNotFoundException", _NO_RESOURCE)
         return {"Policy": policy.document(statements), "RevisionId": self.revision(latest, key)}
+
+    # -- the policy as a whole document, named by its resource's ARN --------
+
+    def _by_arn(self, arn: str, missing_function) -> tuple[FunctionRecord, str]:
+        """A PolicyResourceArn's $LATEST and policy key. The model also
+        admits runtime ARNs (arn:...:runtime/...): no such resource is
+        kept here, so none is found."""
+        if ":function:" not in arn:
+            raise LambdaError("ResourceNotFoundException", _NO_RESOURCE)
+        return self._target(arn, None, missing_function=missing_function)
+
+    async def put_document(self, arn: str, body: dict) -> dict:
+        constraints.check_input("PutResourcePolicy", body, ResourceArn=arn)
+        svc = self.service
+        if ":function:" in arn and svc.parse(arn)[1] == "$LATEST":
+            raise invalid("We currently do not support adding policies for $LATEST.")
+        async with svc._lock:
+            latest, key = self._by_arn(arn, lambda n, q: not_found(svc.arn(n, q)))
+            statements = policy.statements_of(body["Policy"], svc.arn(latest.name, key or None))
+            if body.get("RevisionId") is not None and body["RevisionId"] != self.revision(latest, key):
+                raise policy.revision_mismatch("GetResourcePolicy")
+            policy.check_size(statements)
+            await self._save(latest, key, statements)
+            return {"Policy": policy.document(statements), "RevisionId": self.revision(svc.registry[latest.name], key)}
+
+    def get_document(self, arn: str) -> dict:
+        latest, key = self._by_arn(arn, lambda n, q: LambdaError("ResourceNotFoundException", _NO_RESOURCE))
+        statements = latest.policies.get(key)
+        if not statements:
+            raise LambdaError("ResourceNotFoundException", _NO_RESOURCE)
+        return {"Policy": policy.document(statements), "RevisionId": self.revision(latest, key)}
+
+    async def delete_document(self, arn: str, revision_id: str | None) -> None:
+        constraints.check_input("DeleteResourcePolicy", ResourceArn=arn, RevisionId=revision_id)
+        svc = self.service
+        async with svc._lock:
+            latest, key = self._by_arn(arn, lambda n, q: not_found(svc.arn(n, q)))
+            if not latest.policies.get(key):
+                raise LambdaError("ResourceNotFoundException", "No policy is associated with the given resource.")
+            if revision_id is not None and revision_id != self.revision(latest, key):
+                raise policy.revision_mismatch("GetResourcePolicy")
+            await self._save(latest, key, [])
 
     async def open_url(self, name: str, qualifier: str | None = None) -> None:
         """Adds what the AWS console adds for a URL with AuthType NONE

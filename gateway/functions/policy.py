@@ -1,6 +1,7 @@
-"""Resource-based policies: AddPermission's statements in AWS's JSON, and
-the one question this server asks of them, whether anyone may call a
-function URL whose AuthType is NONE.
+"""Resource-based policies: AddPermission's statements in AWS's JSON,
+PutResourcePolicy's documents checked statement by statement, and the
+questions this server asks of them: whether anyone may call a function URL
+whose AuthType is NONE, and whether a service may invoke for a source.
 
 Pure: statements in, statements (or a yes/no) out. permissions.py keeps
 them with the functions.
@@ -46,6 +47,14 @@ PUBLIC_URL_STATEMENTS = (
     {"StatementId": "FunctionURLAllowPublicAccess", "Action": URL_INVOKE, "Principal": "*", "FunctionUrlAuthType": "NONE"},
     {"StatementId": "FunctionURLAllowInvokeAction", "Action": INVOKE, "Principal": "*", "InvokedViaFunctionUrl": True},
 )
+# AWS's limit on a function's (or version's, or alias's) policy: the bytes
+# of its JSON, as GetPolicy returns it.
+POLICY_MAX = 20480
+# The condition operators this server evaluates; a policy that uses another
+# is refused when it is put, rather than kept and misread (a Deny whose
+# condition nobody reads would deny nothing).
+OPERATORS = ("StringEquals", "StringLike", "ArnEquals", "ArnLike", "Bool")
+_STATEMENT_KEYS = ("Sid", "Effect", "Principal", "Action", "Resource", "Condition")
 # What an anonymous call to a function URL brings to the conditions.
 _URL_CONTEXT = {"lambda:functionurlauthtype": "NONE", "lambda:invokedviafunctionurl": "true"}
 
@@ -98,6 +107,91 @@ def document(statements: Iterable[dict]) -> str:
     return msgspec.json.encode({"Version": "2012-10-17", "Id": "default", "Statement": list(statements)}).decode()
 
 
+def check_size(statements: Iterable[dict]) -> None:
+    size = len(document(statements).encode())
+    if size > POLICY_MAX:
+        raise LambdaError("PolicyLengthExceededException", f"The final policy size ({size}) is bigger than the limit ({POLICY_MAX}).")
+
+
+def statements_of(text: str, resource: str) -> list[dict]:
+    """PutResourcePolicy's Policy: its statements, each checked as far as
+    this server evaluates policies (Allow and Deny; principals, actions and
+    the resource itself; the condition operators of OPERATORS). Account ids
+    in principals become their root ARNs, as IAM stores them."""
+    try:
+        doc = msgspec.json.decode(text.encode())
+    except msgspec.DecodeError:
+        raise invalid("The policy is not valid JSON.") from None
+    if not isinstance(doc, dict) or "Statement" not in doc:
+        raise invalid("The policy must be a JSON object with a Statement.")
+    if doc.get("Version", "2012-10-17") not in ("2012-10-17", "2008-10-17"):
+        raise invalid(f"The policy's Version {doc['Version']!r} is not a policy language version (2012-10-17 or 2008-10-17).")
+    raw = doc["Statement"]
+    raw = [raw] if isinstance(raw, dict) else raw
+    if not isinstance(raw, list) or not raw or not all(isinstance(s, dict) for s in raw):
+        raise invalid("The policy's Statement must be a statement or a non-empty list of statements.")
+    out = [_checked_statement(s, resource) for s in raw]
+    sids = [s["Sid"] for s in out if "Sid" in s]
+    for sid in sids:
+        if sids.count(sid) > 1:
+            raise invalid(f"The statement id ({sid}) is used by more than one statement of the policy.")
+    return out
+
+
+def _checked_statement(s: dict, resource: str) -> dict:
+    for key in s:
+        if key not in _STATEMENT_KEYS:
+            raise invalid(f"The policy element {key} is not supported by Lambdalet; a statement holds {', '.join(_STATEMENT_KEYS)}.")
+    if "Sid" in s and not (isinstance(s["Sid"], str) and re.fullmatch(r"[a-zA-Z0-9-_]*", s["Sid"])):
+        raise invalid(f"The statement id {s['Sid']!r} must be letters, digits, hyphens and underscores.")
+    if s.get("Effect") not in ("Allow", "Deny"):
+        raise invalid(f"A statement's Effect must be Allow or Deny, not {s.get('Effect')!r}.")
+    out = {k: s[k] for k in ("Sid", "Effect") if k in s}
+    out["Principal"] = _checked_principal(s.get("Principal"))
+    actions = s.get("Action")
+    if not _names(actions) or not all(isinstance(a, str) and (a == "*" or a.lower().startswith("lambda:")) for a in _names(actions)):
+        raise invalid(f"A statement's Action must name Lambda actions (lambda:InvokeFunction, lambda:*), not {actions!r}.")
+    out["Action"] = actions
+    if not _names(s.get("Resource")) or any(r != resource for r in _names(s.get("Resource"))):
+        raise invalid(f"A statement's Resource must be the ARN of the resource the policy is for: {resource}.")
+    out["Resource"] = s["Resource"]
+    if "Condition" in s:
+        condition = s["Condition"]
+        if not isinstance(condition, dict) or not all(isinstance(v, dict) for v in condition.values()):
+            raise invalid("A statement's Condition must map condition operators to keys and values.")
+        for operator, pairs in condition.items():
+            if operator not in OPERATORS:
+                raise invalid(f"The condition operator {operator} is not supported by Lambdalet; it evaluates {', '.join(OPERATORS)}.")
+            for key, value in pairs.items():
+                if not all(isinstance(x, (str, bool, int)) for x in ([value] if not isinstance(value, list) else value)):
+                    raise invalid(f"The value of condition key {key} must be a string or a list of strings.")
+        out["Condition"] = condition
+    return out
+
+
+def _checked_principal(value: object) -> str | dict:
+    if value == "*":
+        return "*"
+    if not isinstance(value, dict) or not value or any(k not in ("AWS", "Service") for k in value):
+        raise invalid('A statement\'s Principal must be "*", {"AWS": ...} or {"Service": ...}.')
+    out: dict = {}
+    for kind, names in value.items():
+        checked = [_checked_name(kind, name) for name in (names if isinstance(names, list) else [names])]
+        out[kind] = checked if isinstance(names, list) else checked[0]
+    return out
+
+
+def _checked_name(kind: str, name: object) -> str:
+    if isinstance(name, str):
+        if kind == "AWS" and name == "*":
+            return "*"
+        if kind == "AWS" and (_ACCOUNT.match(name) or _IAM_ARN.match(name)):
+            return principal(name)["AWS"]
+        if kind == "Service" and _SERVICE.match(name):
+            return name
+    raise invalid("The provided principal was invalid. Please check the principal and try again.")
+
+
 def encoded(doc: dict) -> str:
     return msgspec.json.encode(doc).decode()
 
@@ -126,8 +220,8 @@ def _names(value: object) -> list[str]:
 
 
 def _action_matches(pattern: str, action: str) -> bool:
-    pattern, action = pattern.lower(), action.lower()
-    return pattern in ("*", "lambda:*") or pattern == action
+    # IAM compares actions without regard to case, with * and ? wildcards.
+    return _arn_like(pattern.lower(), action.lower())
 
 
 def _conditions_hold(condition: dict, context: dict[str, str]) -> bool:
@@ -141,9 +235,11 @@ def _conditions_hold(condition: dict, context: dict[str, str]) -> bool:
                 return False
             if operator == "Bool" and have.lower() not in [v.lower() for v in values]:
                 return False
+            if operator == "ArnEquals" and have not in values:
+                return False
             if operator in ("ArnLike", "StringLike") and not any(_arn_like(v, have) for v in values):
                 return False
-            if operator not in ("StringEquals", "Bool", "ArnLike", "StringLike"):
+            if operator not in OPERATORS:
                 return False
     return True
 
@@ -163,16 +259,22 @@ def allows_service(statements: Iterable[dict], service: str, action: str, resour
 
 
 def _allows(statements: Iterable[dict], principal_matches, action: str, resource: str, context: dict[str, str]) -> bool:
+    """IAM's evaluation within one policy: allowed when some statement
+    allows it and none denies it (an explicit Deny wins)."""
+    allowed = False
     for s in statements:
-        if s.get("Effect") != "Allow" or not principal_matches(s.get("Principal")):
+        if not principal_matches(s.get("Principal")):
             continue
         if not any(_action_matches(a, action) for a in _names(s.get("Action"))):
             continue
         if resource not in _names(s.get("Resource")):
             continue
-        if _conditions_hold(s.get("Condition") or {}, context):
-            return True
-    return False
+        if not _conditions_hold(s.get("Condition") or {}, context):
+            continue
+        if s.get("Effect") == "Deny":
+            return False
+        allowed = allowed or s.get("Effect") == "Allow"
+    return allowed
 
 
 def public_url_allowed(statements: Iterable[dict], resource: str) -> bool:
@@ -182,6 +284,6 @@ def public_url_allowed(statements: Iterable[dict], resource: str) -> bool:
             and allows_anyone(statements, INVOKE, resource, _URL_CONTEXT))
 
 
-def revision_mismatch() -> LambdaError:
+def revision_mismatch(getter: str = "GetPolicy") -> LambdaError:
     return LambdaError("PreconditionFailedException",
-                       "The Revision Id provided does not match the latest Revision Id. Call the GetPolicy API to retrieve the latest Revision Id")
+                       f"The Revision Id provided does not match the latest Revision Id. Call the {getter} API to retrieve the latest Revision Id")
