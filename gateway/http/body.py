@@ -35,7 +35,7 @@ class FileBody:
         self._closed = False
 
     @classmethod
-    def declared(cls, length: int) -> "FileBody":
+    def declared(cls, length: int) -> FileBody:
         """No bytes, only a length: the answer to a HEAD request, whose
         Content-Length is the size a GET would send."""
         body = cls([])

@@ -27,7 +27,7 @@ Sans-IO except ``ConnectionSlots.acquire``, which waits.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import msgspec
 import trio

@@ -37,8 +37,8 @@ import trio
 
 from . import http1, rawio
 from .body import StreamAborted
-from .limits import ByteBudget, ConnectionSlots, HttpLimits
 from .handler import Handler, Reply
+from .limits import ByteBudget, ConnectionSlots, HttpLimits
 
 log = logging.getLogger("lambdalet.listener")
 

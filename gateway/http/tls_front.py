@@ -18,9 +18,9 @@ from hypercorn.trio.worker_context import WorkerContext
 from hypercorn.utils import wrap_app
 
 from . import http1
+from .handler import Handler, Reply
 from .http1 import Head
 from .limits import ByteBudget, ConnectionSlots, HttpLimits
-from .handler import Handler, Reply
 
 log = logging.getLogger("lambdalet.tls")
 
