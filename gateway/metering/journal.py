@@ -9,7 +9,7 @@ import os
 import pathlib
 import struct
 import zlib
-from typing import Iterator
+from collections.abc import Iterator
 
 _FRAME = struct.Struct("<II")  # body length, crc32 of body
 

@@ -154,7 +154,7 @@ class Meter:
             self._words = None
             self._map.close()
 
-    def __enter__(self) -> "Meter":
+    def __enter__(self) -> Meter:
         return self
 
     def __exit__(self, *exc) -> None:

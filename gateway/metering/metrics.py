@@ -10,8 +10,8 @@ grow across a restart as they are.
 from __future__ import annotations
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from prometheus_client.utils import floatToGoString
 from prometheus_client.core import REGISTRY, CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.utils import floatToGoString
 
 from .meter import OUTCOMES, Meter, hist_upper_bounds_ns
 
