@@ -20,16 +20,16 @@ import datetime
 import re
 import secrets
 import string
-from typing import Callable
+from collections.abc import Callable
 
 import msgspec
 import trio
 
 from ..errors import LambdaError, invalid, not_found
-from .model import FunctionRecord
-from .storage import Storage
 from . import constraints, signatures
+from .model import FunctionRecord
 from .service import FunctionService
+from .storage import Storage
 
 _CONFIG = "code-signing-config:"
 _PROFILE = "signing-profile:"

@@ -27,10 +27,10 @@ far; gateway/validation.py holds those semantic checks.
 """
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
-from ..errors import LambdaError
 from .. import lambda_model
+from ..errors import LambdaError
 from ..lambda_model import java_pattern, wire_name
 
 # Shapes whose model constraints AWS leaves to the operation's own checks.

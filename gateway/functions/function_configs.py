@@ -21,8 +21,8 @@ import msgspec
 import trio
 
 from ..errors import LambdaError, invalid, not_found
-from .model import FunctionRecord
 from . import constraints
+from .model import FunctionRecord
 from .service import FunctionService
 
 

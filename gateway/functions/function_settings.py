@@ -9,12 +9,11 @@ import string
 import msgspec
 import trio
 
-from ..errors import LambdaError, invalid, not_found
 from .. import lambda_model
+from ..errors import LambdaError, invalid, not_found
 from . import FunctionService, constraints, policy
 from .model import FunctionRecord
 from .validation import NETWORK_TAG, validate_tags
-
 
 _URL_ALPHABET = string.ascii_lowercase + string.digits
 # AWS's words for a missing function or alias (create, update, list) and for

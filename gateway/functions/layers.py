@@ -24,13 +24,13 @@ import datetime
 import json
 import re
 import uuid
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 import msgspec
 import trio
 
-from .codestore import CodeError, CodeStore
 from ..errors import LambdaError, invalid
+from .codestore import CodeError, CodeStore
 
 LAYER_NAME_RE = re.compile(r"^[a-zA-Z0-9_-]{1,140}$")
 # LayerName in a path: a name, or a layer's ARN (botocore's LayerName pattern).

@@ -17,8 +17,8 @@ import msgspec
 import trio
 
 from ..errors import LambdaError, invalid, not_found
-from .model import FunctionRecord
 from . import constraints, policy
+from .model import FunctionRecord
 from .service import FunctionService
 
 _NO_RESOURCE = "The resource you requested does not exist."

@@ -26,7 +26,7 @@ caller does not bring (a source account, an organization) grants nothing.
 from __future__ import annotations
 
 import re
-from typing import Iterable
+from collections.abc import Iterable
 
 import msgspec
 

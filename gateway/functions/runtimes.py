@@ -154,7 +154,7 @@ class RuntimeCatalog:
         self.mapping[source] = target
 
     @classmethod
-    def own_only(cls) -> "RuntimeCatalog":
+    def own_only(cls) -> RuntimeCatalog:
         """This server's own interpreter and nothing else."""
         mine = interpreters.own()
         return cls({mine.runtime: mine})

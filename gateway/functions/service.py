@@ -14,16 +14,16 @@ import datetime
 import random
 import time
 import uuid
-from typing import Callable
+from collections.abc import Callable
 
 import msgspec
 import trio
 
 from .. import crashpoints
+from ..errors import LambdaError, disk_full, invalid, not_found
 from . import constraints
 from . import validation as v
 from .codestore import CodeError, CodeStore
-from ..errors import LambdaError, disk_full, invalid, not_found
 from .disk_reserve import DiskReserve
 from .layers import LayerRef, LayerService
 from .model import FunctionRecord, configuration, function_arn

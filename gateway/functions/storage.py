@@ -9,7 +9,8 @@ from __future__ import annotations
 import pathlib
 import sqlite3
 import threading
-from typing import Iterable, Protocol
+from collections.abc import Iterable
+from typing import Protocol
 
 import msgspec
 

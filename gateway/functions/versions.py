@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import datetime
 import uuid
-from typing import Callable
+from collections.abc import Callable
 
 import msgspec
 import trio
 
-from . import validation as v
 from ..errors import LambdaError, invalid, not_found
 from . import FunctionService, constraints
+from . import validation as v
 from .model import FunctionRecord
 
 _NOT_PUBLISHED = "The function resource provided must be an alias or a published version."
