@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import time
 
+from ..errors import LambdaError
 from ..metering import billing
 from ..metering.billing import MAX_CALL_NS, MAX_MEMORY_MB
-from ..errors import LambdaError
 from ..metering.calls import CallJournal
 from ..metering.ledger import UsageRecord
 from ..metering.logstore import CallLog

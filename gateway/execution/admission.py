@@ -20,7 +20,8 @@ never refused by it.
 """
 from __future__ import annotations
 
-from typing import Callable, Iterable, NamedTuple, Protocol, TypeVar
+from collections.abc import Callable, Iterable
+from typing import NamedTuple, Protocol, TypeVar
 
 from ..errors import LambdaError
 
@@ -42,7 +43,7 @@ class IdleInstance(Protocol):
     memory_mb: int
 
 
-I = TypeVar("I", bound=IdleInstance)
+Idle = TypeVar("Idle", bound=IdleInstance)
 
 
 def shortfall(memory_mb: int, usage: Usage) -> str | None:
@@ -54,7 +55,7 @@ def shortfall(memory_mb: int, usage: Usage) -> str | None:
     return None
 
 
-def make_room(memory_mb: int, usage: Usage, idle: Iterable[I], tasks_of: Callable[[I], int]) -> list[I] | None:
+def make_room(memory_mb: int, usage: Usage, idle: Iterable[Idle], tasks_of: Callable[[Idle], int]) -> list[Idle] | None:
     """The idle instances to evict, in order, so that a new instance of
     memory_mb fits; [] when it fits already, None when evicting every idle
     instance would not be enough (then none is evicted for nothing).
@@ -72,7 +73,7 @@ def make_room(memory_mb: int, usage: Usage, idle: Iterable[I], tasks_of: Callabl
         counted.sort(key=lambda pair: (-pair[0], pair[1].last_used))
     else:
         counted = [(0, inst) for inst in sorted(idle, key=lambda inst: inst.last_used)]
-    chosen: list[I] = []
+    chosen: list[Idle] = []
     for tasks, inst in counted:
         if memory_over <= 0 and tasks_over <= 0:
             break

@@ -16,7 +16,19 @@ import time
 
 import trio
 
-from lambdalet.runtime.protocol import MAX_CALL_LOG, FrameError, FrameReader, FrameTooLarge, Init, InitError, InitOk, Invoke, Ready, Result, encode
+from lambdalet.runtime.protocol import (
+    MAX_CALL_LOG,
+    FrameError,
+    FrameReader,
+    FrameTooLarge,
+    Init,
+    InitError,
+    InitOk,
+    Invoke,
+    Ready,
+    Result,
+    encode,
+)
 from lambdalet.sandbox.spec import Sandbox
 
 from ..http import rawio

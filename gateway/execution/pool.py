@@ -14,7 +14,7 @@ import os
 import signal
 import time
 import uuid
-from typing import Callable
+from collections.abc import Callable
 
 import msgspec
 import trio
@@ -24,20 +24,19 @@ from lambdalet.runtime.protocol import MAX_CALL_LOG, MAX_RESPONSE, Init, InitErr
 from lambdalet.sandbox.attach import attach_tree
 from lambdalet.sandbox.spec import SandboxBackend, SandboxSpec
 
-from . import admission
-from ..metering import log_lines as logs
-from ..functions.code_gc import CodeHolds
-from . import languages
-from .languages import Launch
-from .runtime_api import session as runtime_api
 from ..errors import LambdaError
-from .idle_freezer import IdleFreezer
-from .instance import AnswerTooLarge, Instance, WorkerGone
-from .spares import SparePool
-from .spawner import SpawnerThread
+from ..functions.code_gc import CodeHolds
 from ..functions.model import FunctionRecord
 from ..functions.validation import NETWORK_TAG
 from ..ids import request_id as new_request_id
+from ..metering import log_lines as logs
+from . import admission, languages
+from .idle_freezer import IdleFreezer
+from .instance import AnswerTooLarge, Instance, WorkerGone
+from .languages import Launch
+from .runtime_api import session as runtime_api
+from .spares import SparePool
+from .spawner import SpawnerThread
 
 log = logging.getLogger("lambdalet.pool")
 

@@ -18,8 +18,8 @@ from lambdalet.sandbox.interpreters import Interpreter
 from lambdalet.sandbox.languages import Toolchain
 from lambdalet.sandbox.runtime_root import RuntimeRoot
 
-from . import dotnet_build, java_build
 from ..functions.runtimes import CUSTOM_RUNTIMES, DEPRECATED_BY_AWS, RuntimeCatalog, RuntimeConfigError
+from . import dotnet_build, java_build
 
 STATE_FILE = "runtimes.json"
 MAX_NAMES = 10  # functions named per runtime in doctor's lines

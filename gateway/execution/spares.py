@@ -33,9 +33,9 @@ import trio
 
 from lambdalet.sandbox.spec import SandboxBackend, SandboxSpec
 
+from .instance import Instance, WorkerGone
 from .languages import Launch
 from .runtime_api import session as runtime_api
-from .instance import Instance, WorkerGone
 from .spawner import SpawnerThread
 
 log = logging.getLogger("lambdalet.spares")

@@ -31,7 +31,7 @@ import os
 import select
 import socket
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import trio
 

@@ -24,8 +24,8 @@ import time
 
 import trio
 
-from lambdalet.gateway.http import rawio
 from lambdalet.gateway.execution.instance import Instance, WorkerGone
+from lambdalet.gateway.http import rawio
 from lambdalet.runtime.protocol import Bootstrap, FrameError, Init, InitError, InitOk, Invoke, Launched, Ready, Result, encode
 
 from .. import languages
