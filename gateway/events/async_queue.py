@@ -25,19 +25,19 @@ import math
 import sys
 import time
 import uuid
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import msgspec
 import trio
 
+from ..errors import LambdaError
+from ..execution.pool import CallOutcome, FunctionSpec, Pool
+from ..functions.model import FunctionRecord
+from ..functions.service import FunctionService
+from ..functions.validation import function_ref
 from . import destinations
 from .async_store import AsyncStore, NewEvent, NewMessage
-from ..errors import LambdaError
 from .event_config import EventConfigs
-from ..functions.service import FunctionService
-from ..functions.model import FunctionRecord
-from ..execution.pool import CallOutcome, FunctionSpec, Pool
-from ..functions.validation import function_ref
 
 AWS_RETRY_DELAY_S = 60.0
 # AWS: throttled events wait from 1 s, doubling, up to 5 min. Both scale with

@@ -14,7 +14,7 @@ import contextlib
 import pathlib
 import sqlite3
 import threading
-from typing import Iterable
+from collections.abc import Iterable
 
 import msgspec
 

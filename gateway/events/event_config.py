@@ -12,15 +12,15 @@ from __future__ import annotations
 import base64
 import binascii
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import msgspec
 import trio
 
-from .async_store import AsyncStore
-from .destinations import DEFAULT_DLQ, FunctionTarget, QueueTarget, Target, parse_target
 from ..errors import LambdaError, invalid
 from ..functions import FunctionService, constraints
+from .async_store import AsyncStore
+from .destinations import DEFAULT_DLQ, FunctionTarget, QueueTarget, Target, parse_target
 
 # The services AWS delivers asynchronous records to; parse_target says which
 # of them this server can reach.

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import functools
 import re
-from typing import Callable, Iterable, Protocol
+from collections.abc import Callable, Iterable
+from typing import Protocol
 
 from .s3.notifications import S3_PRINCIPAL, FunctionConfig
 

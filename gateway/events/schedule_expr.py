@@ -12,7 +12,6 @@ from __future__ import annotations
 import calendar
 import datetime
 import re
-from typing import Union
 
 UTC = datetime.timezone.utc
 MONTHS = {name: i for i, name in enumerate(("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"), 1)}
@@ -89,7 +88,7 @@ class Cron:
         return f"Cron({self.text!r})"
 
 
-Schedule = Union[Rate, Cron]
+Schedule = Rate | Cron
 
 
 def parse(text: str) -> Schedule:

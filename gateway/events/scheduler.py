@@ -15,16 +15,16 @@ import re
 import sys
 import time
 import uuid
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import msgspec
 import trio
 
+from ..errors import LambdaError, invalid
+from ..functions.service import FunctionService
 from . import schedule_expr
 from .async_queue import AsyncQueue
 from .async_store import AsyncStore, NewEvent
-from ..errors import LambdaError, invalid
-from ..functions.service import FunctionService
 
 NAME_RE = re.compile(r"^[.\-_A-Za-z0-9]{1,64}$")
 # Wake at least this often, so a wall-clock jump is noticed within a minute.

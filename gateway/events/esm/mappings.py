@@ -20,14 +20,14 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Callable
+from collections.abc import Callable
 
 import msgspec
 import trio
 
-from ..async_store import AsyncStore
 from ...errors import LambdaError, invalid
 from ...functions.validation import function_ref
+from ..async_store import AsyncStore
 from ..sqs.service import QUEUE_NAME_RE, SqsService
 
 DEFAULT_BATCH = 10
@@ -160,7 +160,7 @@ class EventSourceMappings:
         window = _int(body, "MaximumBatchingWindowInSeconds", 0, MAX_WINDOW_S, base.window_s if base else 0)
         if batch > 10 and window < 1:
             raise invalid("Maximum batch window in seconds must be greater than 0 if maximum batch size is greater than 10")
-        types = body.get("FunctionResponseTypes", None)
+        types = body.get("FunctionResponseTypes")
         if types is None:
             report = base.report_failures if base else False
         else:

@@ -17,7 +17,7 @@ import os
 import pathlib
 import re
 import secrets
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 _HEX_RE = re.compile(r"[0-9a-f]{64}")
 _TMP_PREFIX = ".tmp-"

@@ -20,7 +20,7 @@ import datetime
 import re
 import urllib.parse
 import uuid
-from typing import Callable
+from collections.abc import Callable
 
 import msgspec
 

@@ -31,7 +31,7 @@ AWS; the outbox row is dropped and the refusal printed.
 from __future__ import annotations
 
 import sys
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import trio
 

@@ -27,7 +27,7 @@ import pathlib
 import sqlite3
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import msgspec
 

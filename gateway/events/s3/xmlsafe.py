@@ -34,13 +34,13 @@ class Node:
         self.text = ""
         self.children: list[Node] = []
 
-    def find(self, tag: str) -> "Node | None":
+    def find(self, tag: str) -> Node | None:
         for child in self.children:
             if child.tag == tag:
                 return child
         return None
 
-    def find_all(self, tag: str) -> list["Node"]:
+    def find_all(self, tag: str) -> list[Node]:
         return [c for c in self.children if c.tag == tag]
 
     def child_text(self, tag: str) -> str | None:

@@ -16,7 +16,7 @@ import json
 import re
 import time
 import uuid
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import trio
 
