@@ -22,13 +22,13 @@ import msgspec
 import trio
 from quart import Response, request
 
-from ..events.async_queue import AsyncQueue
-from .control import _body, _json
-from ..events.destinations import QUEUE_NAME_RE, queue_arn
 from ..errors import LambdaError, invalid
+from ..events.async_queue import AsyncQueue
+from ..events.destinations import QUEUE_NAME_RE, queue_arn
 from ..events.event_config import EventConfigs
-from .invoke import ASYNC_PAYLOAD_MAX
 from ..events.scheduler import Scheduler
+from .control import _body, _json
+from .invoke import ASYNC_PAYLOAD_MAX
 
 
 def _queue_name(name: str) -> str:

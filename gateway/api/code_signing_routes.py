@@ -13,8 +13,8 @@ import urllib.parse
 
 from quart import Response, request
 
-from .control import _body, _json
 from ..functions.code_signing import CodeSigning, FunctionCodeSigning
+from .control import _body, _json
 
 
 def _max_items() -> int | None:

@@ -6,24 +6,24 @@ encodes the answer; LambdaError becomes Lambda's error shape in one handler.
 from __future__ import annotations
 
 import hashlib
-import logging
 import hmac
+import logging
 import time
 import urllib.parse
-from typing import Callable
+from collections.abc import Callable
 
 import msgspec
 import trio
 from quart import Response, request
 from quart_trio import QuartTrio
 
-from . import operations, unsupported
 from ..errors import LambdaError, disk_full, unexpected
 from ..functions.function_settings import FunctionSettings
-from ..functions.service import FunctionService
 from ..functions.layers import LayerService, LayerVersionRecord
-from ..functions.versions import Versions
 from ..functions.model import FunctionRecord
+from ..functions.service import FunctionService
+from ..functions.versions import Versions
+from . import operations, unsupported
 
 CODE_URL_TTL_S = 600
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from quart import request
 
-from .control import _body, _json
 from ..events.esm.mappings import EventSourceMappings
+from .control import _body, _json
 
 BASE = "/2015-03-31/event-source-mappings"
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from quart import request
 
-from .control import _body, _json
 from ..functions.function_configs import FunctionConfigs
+from .control import _body, _json
 
 
 def register(app, configs: FunctionConfigs) -> None:

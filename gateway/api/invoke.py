@@ -9,18 +9,17 @@ import urllib.parse
 import msgspec
 import trio
 
-from . import operations
 from ..errors import LambdaError, invalid
-from . import streaming
 from ..execution import languages
 from ..execution.call_stream import CallStream
-from ..functions.service import FunctionService
+from ..execution.pool import FunctionSpec, Pool
 from ..functions.function_configs import pinned_elsewhere
+from ..functions.model import FunctionRecord
+from ..functions.service import FunctionService
 from ..http.handler import Reply
 from ..http.http1 import Head
-from ..functions.model import FunctionRecord
-from ..execution.pool import FunctionSpec, Pool
 from ..ids import request_id as new_request_id
+from . import operations, streaming
 
 SYNC_PAYLOAD_MAX = 6 * 1024 * 1024
 ASYNC_PAYLOAD_MAX = 1024 * 1024

@@ -10,12 +10,12 @@ from __future__ import annotations
 import functools
 import re
 import urllib.parse
-from typing import Mapping
+from collections.abc import Mapping
 
 import msgspec
 
-from ..errors import LambdaError
 from .. import lambda_model
+from ..errors import LambdaError
 from ..functions import constraints
 
 

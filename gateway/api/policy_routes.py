@@ -6,8 +6,8 @@ import urllib.parse
 
 from quart import Response, request
 
-from .control import _body, _json
 from ..functions.permissions import Permissions
+from .control import _body, _json
 
 
 def register(app, permissions: Permissions) -> None:

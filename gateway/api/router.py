@@ -8,19 +8,21 @@ control-plane ASGI app.
 from __future__ import annotations
 
 import re
-from typing import Mapping
+from collections.abc import Mapping
 
 import msgspec
 
-from ..http.asgi import call_asgi
 from ..errors import LambdaError
+from ..http.asgi import call_asgi
 from ..http.handler import Reply
 from ..http.http1 import Head
-from .invoke import Invoker, body_limit as invoke_body_limit, too_large as invoke_too_large
-from .sigv4 import AuthError, check_head, verify
-from . import url_handler
 from ..ids import request_id as new_request_id
+from . import url_handler
+from .invoke import Invoker
+from .invoke import body_limit as invoke_body_limit
+from .invoke import too_large as invoke_too_large
 from .services import ServiceRoutes
+from .sigv4 import AuthError, check_head, verify
 
 INVOKE_RE = re.compile(r"^/2015-03-31/functions/([^/?]+)/invocations/?$")
 STREAM_INVOKE_RE = re.compile(r"^/2021-11-15/functions/([^/?]+)/response-streaming-invocations/?$")

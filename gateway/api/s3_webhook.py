@@ -20,7 +20,7 @@ import hmac
 import os
 import pathlib
 import secrets
-from typing import Callable
+from collections.abc import Callable
 from urllib.parse import parse_qsl, unquote
 
 import msgspec

@@ -26,12 +26,11 @@ import base64
 
 import msgspec
 
-from . import url_events
 from ..errors import LambdaError
 from ..execution.call_stream import CallStream
 from ..http.body import StreamAborted
 from ..http.handler import Reply
-from . import event_stream
+from . import event_stream, url_events
 
 PRELUDE_CONTENT_TYPE = "application/vnd.awslambda.http-integration-response"
 PRELUDE_DELIMITER = b"\0" * 8

@@ -4,20 +4,19 @@ by Host <url-id>.lambda-url.<region>.localhost."""
 from __future__ import annotations
 
 import re
-from typing import Mapping
+from collections.abc import Mapping
 
 import msgspec
 
-from . import url_events
-from . import streaming
-from ..execution.call_stream import CallStream
 from ..errors import LambdaError
+from ..execution.call_stream import CallStream
 from ..functions.function_settings import FunctionSettings
 from ..http.handler import Reply
 from ..http.http1 import Head
+from ..ids import request_id as new_request_id
+from . import streaming, url_events
 from .invoke import Invoker
 from .sigv4 import AuthError, check_head, verify
-from ..ids import request_id as new_request_id
 
 URL_PATH_RE = re.compile(r"^/lambda-url/([a-z0-9]{32})(/.*)?$")
 URL_HOST_RE = re.compile(r"^([a-z0-9]{32})\.lambda-url\.[a-z0-9-]+\.(?:localhost|on\.aws)(?::\d+)?$")

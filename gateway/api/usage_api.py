@@ -27,11 +27,11 @@ import time
 import trio
 from quart import Response, request
 
-from ..metering import billing, metrics
-from .control import _json
 from ..errors import invalid
 from ..functions.service import FunctionService
+from ..metering import billing, metrics
 from ..metering.calls import CallJournal
+from .control import _json
 
 MAX_EVENTS = 10_000
 

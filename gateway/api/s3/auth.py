@@ -8,7 +8,7 @@ follows), and the wording of every refusal.
 """
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 from ...events.s3 import chunked
 from ...events.s3.errors import S3Error

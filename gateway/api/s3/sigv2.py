@@ -12,7 +12,7 @@ from __future__ import annotations
 import email.utils
 import hmac
 import time
-from typing import Mapping
+from collections.abc import Mapping
 from urllib.parse import parse_qsl, unquote
 
 from botocore.auth import HmacV1Auth

@@ -9,7 +9,7 @@ SQS's shape name and its query code (see events/sqs/errors.py).
 from __future__ import annotations
 
 import logging
-from typing import Mapping
+from collections.abc import Mapping
 from urllib.parse import parse_qsl
 
 import msgspec
