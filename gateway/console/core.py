@@ -5,19 +5,18 @@ from __future__ import annotations
 import datetime
 import pathlib
 import urllib.parse
-from typing import Mapping
+from collections.abc import Mapping
 
 import jinja2
 import msgspec
 
 from ..api.streaming import ChunkedBody
-from ..http.http1 import Head
 from ..api.usage_api import log_group_for
+from ..http.http1 import Head
 from . import live_tail
 from .assets import Assets
 from .policy import ConsolePolicy
-from .sessions import SessionStore, SignInLimiter
-from .sessions import COOKIE
+from .sessions import COOKIE, SessionStore, SignInLimiter
 from .surface import ConsoleSurface, cookie
 
 TEMPLATES = pathlib.Path(__file__).parent / "templates"

@@ -11,7 +11,8 @@ session it then has.
 """
 from __future__ import annotations
 
-from typing import Awaitable, Callable
+import functools
+from collections.abc import Awaitable, Callable
 
 import msgspec
 import trio
@@ -58,7 +59,7 @@ async def stream(store: LogStore, group: str, *, after_id: int | None, contains:
     deadline = trio.current_time() + max_s
     quiet_since = trio.current_time()
     while trio.current_time() < deadline and alive():
-        events = await run_sync(lambda: store.events(group, after_id=after_id, contains=contains, limit=BATCH))
+        events = await run_sync(functools.partial(store.events, group, after_id=after_id, contains=contains, limit=BATCH))
         if events:
             after_id = events[-1].id
             yield b"".join(event_bytes(e) for e in events)

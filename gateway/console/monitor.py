@@ -3,13 +3,13 @@ the open minute from the meter, and the month's usage from the ledger."""
 from __future__ import annotations
 
 import time
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import trio
 
+from ..functions.service import FunctionService
 from ..metering import billing
 from ..metering.calls import CallJournal
-from ..functions.service import FunctionService
 from . import series
 from .rollup import Counts, Rollup, add_into, quantile_ms
 from .rollup_store import ACCOUNT, RollupStore

@@ -24,9 +24,9 @@ import msgspec
 import trio
 from quart import Blueprint, Response, request
 
-from ..errors import LambdaError, invalid
 from ..api.invoke import SYNC_PAYLOAD_MAX
 from ..api.usage_api import decode_token, encode_token, log_group_for
+from ..errors import LambdaError, invalid
 from . import forms, password
 from .series import RANGES
 from .sessions import COOKIE, LIFETIME_S, SIGNIN_COOKIE, csrf_ok
@@ -270,7 +270,7 @@ def make_blueprint(console) -> Blueprint:
     async def save_config(name: str, section: str):
         function(name)
         form = await request.form
-        submitted = {k: form.getlist(k) if k.endswith("[]") else form.get(k) for k in form.keys()}
+        submitted = {k: form.getlist(k) if k.endswith("[]") else form.get(k) for k in form}
         action = form.get("action", "save")
         try:
             if section == "general":

@@ -23,7 +23,7 @@ import math
 import sqlite3
 import sys
 import time
-from typing import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 
 import msgspec
 import trio
@@ -51,7 +51,7 @@ class Cumulative(msgspec.Struct, array_like=True, frozen=True):
     hist: tuple[int, ...]
 
     @classmethod
-    def of(cls, snap: SlotSnapshot) -> "Cumulative":
+    def of(cls, snap: SlotSnapshot) -> Cumulative:
         return cls(snap.invocations, snap.errors, snap.throttles, snap.cold_starts, snap.duration_ns,
                    snap.billed_ms, snap.mb_ms, tuple(snap.histogram))
 

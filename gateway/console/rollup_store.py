@@ -134,7 +134,7 @@ class RollupStore:
             "SELECT DISTINCT ts / 3600 * 3600 FROM rollup WHERE tier = 60 AND ts >= ? AND ts < ? ORDER BY 1", (start, upto_s))]
         for hour in hours:
             merged: dict[str, Counts] = {}
-            for ts, name, counts in self._rows(60, None, hour, hour + 3600):
+            for _ts, name, counts in self._rows(60, None, hour, hour + 3600):
                 add_into(merged.setdefault(name, Counts()), counts, gauges="max")
             self._insert(3600, hour, merged)
         if upto_s - 3600 >= start:

@@ -15,8 +15,8 @@ share of the account's paid part, as billing.report shares the bill.
 from __future__ import annotations
 
 import datetime
+from collections.abc import Iterable
 from decimal import Decimal
-from typing import Iterable
 
 from ..metering import billing
 from .rollup import Counts, account_total, add_into, quantile_ms

@@ -18,7 +18,7 @@ import hashlib
 import hmac
 import secrets
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import msgspec
 

@@ -13,8 +13,8 @@ import time
 
 import msgspec
 
-from ..errors import invalid
 from ..api.invoke import SYNC_PAYLOAD_MAX
+from ..errors import invalid
 
 MAX_PER_FUNCTION = 10
 NAME_RE = re.compile(r"^[A-Za-z0-9._-]{1,25}$")
