@@ -71,7 +71,7 @@ class DataDirLock:
         self._fd: int | None = None
         self._key: tuple[int, int] | None = None
 
-    def acquire(self) -> "DataDirLock":
+    def acquire(self) -> DataDirLock:
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
         try:
             st = os.fstat(fd)

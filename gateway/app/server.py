@@ -18,66 +18,65 @@ from lambdalet.sandbox import select as sandbox_select
 from lambdalet.sandbox.process import ProcessBackend
 from lambdalet.sandbox.runtime_root import RuntimeRoot
 
-from ..api import code_signing_routes, function_config_routes, policy_routes
-from ..functions.code_signing import CodeSigning, FunctionCodeSigning
-from ..functions.function_configs import FunctionConfigs
-from ..functions.permissions import Permissions
-from ..execution import accounting, runtime_setup
-from ..api import async_api, usage_api
-from ..events import async_metrics
-from ..functions import validation
-from ..metering import calls_metrics, metrics
-from ..http import listener
-from ..events.async_queue import AsyncQueue
-from ..events.async_store import AsyncStore
-from ..functions.code_gc import CodeCollector, CodeHolds
-from ..functions.disk_reserve import DiskReserve
-from ..functions.codestore import CodeStore
-from .config import ServerConfig, default_cache_dir
+from ..api import async_api, code_signing_routes, esm_api, function_config_routes, policy_routes, usage_api
 from ..api.control import CodeLinks, create_app, layer_owner
-from .datadir import DataDirBusy, DataDirLock, make_private
-from ..events.event_config import EventConfigs
-from ..functions.function_settings import FunctionSettings
-from ..http.limits import ByteBudget, ConnectionSlots, HttpLimits, MiB
-from ..errors import LambdaError
-from ..functions.service import FunctionService
-from ..functions.layers import LayerService
-from ..functions.versions import Versions
 from ..api.invoke import Invoker
-from ..metering.calls import CallJournal
-from ..metering.ledger import Ledger
-from ..metering.logstore import LogStore
-from ..metering.meter import Meter
-from ..execution.pool import Pool
 from ..api.router import Router
-from ..events.scheduler import Scheduler
-from ..api.sigv4 import load_or_create_credentials
-from ..execution.spares import SparePool
-from ..execution.spawner import SpawnerThread
-from ..functions.storage import SQLiteStorage
-from ..http.tls_front import serve_tls
-from ..api.url_handler import UrlHandler
 from ..api.s3.addressing import default_bases
 from ..api.s3.surface import S3Context, S3Surface
-from ..api.services import ServiceRoutes
-from ..api.sqs.surface import SqsSurface
-from ..events.destinations import DEFAULT_DLQ
-from ..events.sqs.service import SqsService
-from ..events.sqs.store import SqsStore
-from ..events.esm.mappings import EventSourceMappings
-from ..events.esm.poller import Pollers
-from ..api import esm_api
 from ..api.s3_webhook import S3WebhookSurface, load_or_create_token
-from ..events.policy import s3_invoke_check
-from ..events.s3.notifications import S3_PRINCIPAL
-from ..events.s3.outbox import OutboxDrainer
-from ..events.s3.store import ObjectStore
-from ..console import pages as console_pages, policy as console_policy
-from ..console.core import Console, Services as ConsoleServices
+from ..api.services import ServiceRoutes
+from ..api.sigv4 import load_or_create_credentials
+from ..api.sqs.surface import SqsSurface
+from ..api.url_handler import UrlHandler
+from ..console import pages as console_pages
+from ..console import policy as console_policy
+from ..console.core import Console
+from ..console.core import Services as ConsoleServices
 from ..console.monitor import Monitor, queue_gauges
 from ..console.rollup import Rollup
 from ..console.rollup_store import RollupStore
 from ..console.test_events import TestEvents
+from ..errors import LambdaError
+from ..events import async_metrics
+from ..events.async_queue import AsyncQueue
+from ..events.async_store import AsyncStore
+from ..events.destinations import DEFAULT_DLQ
+from ..events.esm.mappings import EventSourceMappings
+from ..events.esm.poller import Pollers
+from ..events.event_config import EventConfigs
+from ..events.policy import s3_invoke_check
+from ..events.s3.notifications import S3_PRINCIPAL
+from ..events.s3.outbox import OutboxDrainer
+from ..events.s3.store import ObjectStore
+from ..events.scheduler import Scheduler
+from ..events.sqs.service import SqsService
+from ..events.sqs.store import SqsStore
+from ..execution import accounting, runtime_setup
+from ..execution.spares import SparePool
+from ..execution.spawner import SpawnerThread
+from ..functions import validation
+from ..functions.code_gc import CodeCollector, CodeHolds
+from ..functions.code_signing import CodeSigning, FunctionCodeSigning
+from ..functions.codestore import CodeStore
+from ..functions.disk_reserve import DiskReserve
+from ..functions.function_configs import FunctionConfigs
+from ..functions.function_settings import FunctionSettings
+from ..functions.layers import LayerService
+from ..functions.permissions import Permissions
+from ..functions.service import FunctionService
+from ..functions.storage import SQLiteStorage
+from ..functions.versions import Versions
+from ..http import listener
+from ..http.limits import ByteBudget, ConnectionSlots, HttpLimits, MiB
+from ..http.tls_front import serve_tls
+from ..metering import calls_metrics, metrics
+from ..metering.calls import CallJournal
+from ..metering.ledger import Ledger
+from ..metering.logstore import LogStore
+from ..metering.meter import Meter
+from .config import ServerConfig, default_cache_dir
+from .datadir import DataDirBusy, DataDirLock, make_private
 
 
 def is_loopback(host: str) -> bool:
