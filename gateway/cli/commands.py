@@ -225,8 +225,8 @@ def _non_negative_float(text: str) -> float:
 
 
 def cmd_serve(args) -> int:
-    from ..functions.runtimes import RuntimeConfigError, parse_pairs
     from ..app.server import serve
+    from ..functions.runtimes import RuntimeConfigError, parse_pairs
 
     try:
         pythons = parse_pairs(args.python, "--python")

@@ -14,7 +14,7 @@ import sys
 import time
 import urllib.parse
 from array import array
-from typing import Callable
+from collections.abc import Callable
 
 import trio
 
@@ -112,7 +112,7 @@ class Results:
         }
 
 
-async def _connection(host: str, port: int, make_request: RequestFactory, results: Results, deadline: float, due: "trio.MemoryReceiveChannel | None") -> None:
+async def _connection(host: str, port: int, make_request: RequestFactory, results: Results, deadline: float, due: trio.MemoryReceiveChannel | None) -> None:
     sock = None
     reader = ResponseReader()
     try:
@@ -170,7 +170,7 @@ async def _connection(host: str, port: int, make_request: RequestFactory, result
             sock.close()
 
 
-async def _pacer(rate: float, send: "trio.MemorySendChannel", deadline: float) -> None:
+async def _pacer(rate: float, send: trio.MemorySendChannel, deadline: float) -> None:
     interval = 1.0 / rate
     next_due = trio.current_time()
     async with send:

@@ -29,9 +29,9 @@ def _meta_path(key: pathlib.Path) -> pathlib.Path:
 
 
 def cmd_create(args) -> int:
+    from ..functions import signatures
     from .async_cli import _request
     from .commands import UserError
-    from ..functions import signatures
 
     key_path = _key_path(args)
     if key_path.exists():
@@ -68,8 +68,8 @@ def cmd_revoke(args) -> int:
 
 
 def cmd_sign(args) -> int:
-    from .commands import UserError
     from ..functions import signatures
+    from .commands import UserError
 
     args.name = args.profile
     key_path = _key_path(args)
