@@ -21,7 +21,7 @@ import logging
 import os
 import threading
 import uuid
-from typing import Iterator
+from collections.abc import Iterator
 
 from .cgroup_v1 import CgroupV1, CgroupV1Manager
 

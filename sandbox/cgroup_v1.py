@@ -193,7 +193,7 @@ class CgroupV1Manager:
         self.thaw_guard = ThawGuard(roots["freezer"])
 
     @classmethod
-    def open(cls, *, cpu_limit: bool = True, tasks_max: int | None = None) -> "CgroupV1Manager":
+    def open(cls, *, cpu_limit: bool = True, tasks_max: int | None = None) -> CgroupV1Manager:
         mounts, _v2 = cgroups.mountinfo_cgroups()
         own, _own_v2 = cgroups.own_cgroups()
         missing = [c for c in REQUIRED if c not in mounts or c not in own]
@@ -210,7 +210,7 @@ class CgroupV1Manager:
                 roots[c] = os.path.join(parent, name)
         manager = cls(roots, cpu_limit)
         try:
-            for c, path in roots.items():
+            for path in roots.values():
                 os.makedirs(path, exist_ok=True)
         except OSError as exc:
             manager.close()

@@ -157,7 +157,7 @@ class CgroupV2Manager:
         self.thaw_guard = ThawGuard(root)
 
     @classmethod
-    def open(cls, *, cpu_limit: bool = True, tasks_max: int | None = None) -> "CgroupV2Manager":
+    def open(cls, *, cpu_limit: bool = True, tasks_max: int | None = None) -> CgroupV2Manager:
         _v1, mount = cgroups.mountinfo_cgroups()
         _own_v1, own = cgroups.own_cgroups()
         if mount is None or own is None:

@@ -95,8 +95,8 @@ class Egress:
         _write("/proc/sys/net/ipv4/ip_forward", "1")
 
     def _install_rules(self) -> None:
-        from pyroute2.nftables.main import NFTables
         from pyroute2.nftables.expressions import ipv4addr, masq, verdict
+        from pyroute2.nftables.main import NFTables
 
         src = str(SUBNET)
         with NFTables(nfgen_family=2) as nft:  # NFPROTO_IPV4

@@ -23,7 +23,7 @@ import pathlib
 import re
 import subprocess
 import sys
-from typing import Iterable
+from collections.abc import Iterable
 
 import msgspec
 

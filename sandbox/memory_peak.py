@@ -28,7 +28,7 @@ class PeakCounter:
         self.per_call = reset_value is not None  # False once a reset is refused
 
     @classmethod
-    def open(cls, path: str, reset_value: bytes) -> "PeakCounter | None":
+    def open(cls, path: str, reset_value: bytes) -> PeakCounter | None:
         """A counter on `path`, or None when the file cannot be opened."""
         try:
             return cls(os.open(path, os.O_RDWR | os.O_CLOEXEC), reset_value)

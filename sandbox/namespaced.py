@@ -31,18 +31,16 @@ import socket
 import threading
 import time
 import uuid
-from typing import Mapping
+from collections.abc import Mapping
 
 from . import cgroups as cgroups_mod
+from . import interpreters, memory_peak, nsspawn, rootfs, spawn_wire
 from .cgroup_stager import CgroupStager
 from .cgroup_v1 import CgroupV1Manager
-from . import nsspawn, rootfs, spawn_wire
 from .egress import Egress, host_nameservers
-from . import memory_peak
 from .memory_peak import PeakCounter
 from .netns_pool import NetnsPool
 from .netns_pool import create as netns_create
-from . import interpreters
 from .runtime_root import RuntimeRoot, worker_argv
 from .spec import SandboxSpec
 from .zygote_client import ZygoteClient, ZygoteGone

@@ -10,7 +10,7 @@ import errno
 import os
 import signal
 import socket
-from typing import Mapping
+from collections.abc import Mapping
 
 from .runtime_root import RuntimeRoot, worker_argv
 from .spec import SandboxSpec

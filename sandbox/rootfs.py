@@ -17,8 +17,22 @@ import os
 
 import msgspec
 
-from .nsspawn import (BIND_DEV, BIND_RO, FIXED_FILE, MASK, MKDIR, OVERLAY_RO, PROC, READONLY,
-                      STAGE_BIND, SYMLINK, TMPFS, VIEW_RO, WRITE_FILE, MountOp)
+from .nsspawn import (
+    BIND_DEV,
+    BIND_RO,
+    FIXED_FILE,
+    MASK,
+    MKDIR,
+    OVERLAY_RO,
+    PROC,
+    READONLY,
+    STAGE_BIND,
+    SYMLINK,
+    TMPFS,
+    VIEW_RO,
+    WRITE_FILE,
+    MountOp,
+)
 
 SANDBOX_USER = "sbx_user1051"  # Lambda's own names and ids for the function's user
 SANDBOX_UID = 993

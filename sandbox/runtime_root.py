@@ -80,7 +80,7 @@ class RuntimeRoot:
     @classmethod
     def create(cls, path: pathlib.Path, interpreter: Interpreter | None = None,
                deps_cache: pathlib.Path | None = None,
-               extra_sources: dict[str, pathlib.Path] | None = None) -> "RuntimeRoot":
+               extra_sources: dict[str, pathlib.Path] | None = None) -> RuntimeRoot:
         """extra_sources: more directories under /var/runtime (a language
         runtime's built files, gateway/execution/runtime_setup.py)."""
         root = cls(path, interpreter, deps_cache)
