@@ -329,7 +329,7 @@ class _MsgpackDecoder:
                 cls = self._by_tag[value[0]]
                 value = value[1:]
             if not cls.__struct_array_like__:
-                raise DecodeError(f"Expected `object`, got `array`")
+                raise DecodeError("Expected `object`, got `array`")
             args, kwargs = value, {}
         elif isinstance(value, dict):
             if cls is None or cls.__struct_tag__ is not None:

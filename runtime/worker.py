@@ -31,8 +31,20 @@ except ImportError:  # an interpreter with no msgspec build of its own (README: 
 
 from . import bootstrap, errors, extensions
 from .lambda_context import LambdaContext
-from .protocol import (Bootstrap, MAX_CALL_LOG, MAX_RESPONSE, FrameReader, Init, InitError, InitOk, Invoke, Ready, Result,
-                       StartExtensions, encode)
+from .protocol import (
+    MAX_CALL_LOG,
+    MAX_RESPONSE,
+    Bootstrap,
+    FrameReader,
+    Init,
+    InitError,
+    InitOk,
+    Invoke,
+    Ready,
+    Result,
+    StartExtensions,
+    encode,
+)
 
 RECV_SIZE = 65536
 # MAX_CALL_LOG: keep the last MiB of a call's output (Tail needs only 4 KB).
