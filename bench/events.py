@@ -13,11 +13,11 @@ from __future__ import annotations
 import json
 import time
 
+import boto3
 import botocore.auth
 import botocore.awsrequest
-import botocore.credentials
-import boto3
 import botocore.config
+import botocore.credentials
 import requests
 
 from .harness import ROLE, RUNTIME, Lambdalet, median, percentile, zip_of

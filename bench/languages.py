@@ -144,8 +144,8 @@ def rows(d: dict) -> list[str]:
         bare = r.get("bare start")
         cold = r.get("cold", {})
         pss = r.get("pss_mb_per_instance")
-        bare_text = "%.0f ms (`%s`)" % (bare["p50_ms"], bare["argv"]) if bare else "-"
-        pss_text = "%.1f MB" % pss if pss else "-"
+        bare_text = f"{bare['p50_ms']:.0f} ms (`{bare['argv']}`)" if bare else "-"
+        pss_text = f"{pss:.1f} MB" if pss else "-"
         out.append(f"| {label} | {r['c16_rps']:.0f} | {r['c1_p50_ms']:.2f} ms | "
                    f"{cold.get('p50_ms', 0):.0f} / {cold.get('p99_ms', 0):.0f} ms | {bare_text} | {pss_text} |")
     return out

@@ -17,7 +17,6 @@
 from __future__ import annotations
 
 import json
-import os
 import pathlib
 import re
 import signal
@@ -46,12 +45,12 @@ def _per_call_ns(fn, n: int) -> float:
 
 def metering_cost(calls: int = CALLS) -> dict:
     from lambdalet.gateway.execution.accounting import Accounting
+    from lambdalet.gateway.execution.pool import CallOutcome, FunctionSpec
+    from lambdalet.gateway.functions.model import FunctionRecord
     from lambdalet.gateway.metering.calls import CallJournal
     from lambdalet.gateway.metering.ledger import Ledger
     from lambdalet.gateway.metering.logstore import LogStore
     from lambdalet.gateway.metering.meter import OUTCOME_INDEX, Meter
-    from lambdalet.gateway.functions.model import FunctionRecord
-    from lambdalet.gateway.execution.pool import CallOutcome, FunctionSpec
 
     with tempfile.TemporaryDirectory() as tmp:
         data = pathlib.Path(tmp)
@@ -65,7 +64,7 @@ def metering_cost(calls: int = CALLS) -> dict:
                 rec(slot, 1_234_567 + i, 2, 128, 0, ok, False)
 
         def empty(n: int) -> None:
-            for i in range(n):
+            for _ in range(n):
                 pass
 
         loop_ns = _per_call_ns(empty, calls)

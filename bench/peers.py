@@ -88,7 +88,7 @@ class ServerlessOffline:
                 break
             except (OSError, RuntimeError):
                 if self.proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("serverless-offline did not start")
+                    raise RuntimeError("serverless-offline did not start") from None
                 time.sleep(0.5)
 
     def stop(self) -> None:
