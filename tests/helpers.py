@@ -52,7 +52,7 @@ class ServerProcess:
         self.output: list[str] = []
         self._drainer: threading.Thread | None = None
 
-    def start(self, timeout: float = 30.0) -> "ServerProcess":
+    def start(self, timeout: float = 30.0) -> ServerProcess:
         self.proc = subprocess.Popen(
             lambdalet_argv("serve", "--port", "0", "--data-dir", str(self.data_dir), *self.extra),
             stdout=subprocess.PIPE,
@@ -106,7 +106,7 @@ class ServerProcess:
             config=botocore.config.Config(retries={"max_attempts": 1}, read_timeout=60, **config),
         )
 
-    def __enter__(self) -> "ServerProcess":
+    def __enter__(self) -> ServerProcess:
         return self if self.proc is not None else self.start()
 
     def __exit__(self, *exc) -> None:
@@ -268,7 +268,7 @@ def fill_disk(directory: pathlib.Path, name: str = "filler") -> pathlib.Path:
                 chunk = chunk[: len(chunk) // 2]
 
 
-def signed_get(server: "ServerProcess", path: str) -> requests.Response:
+def signed_get(server: ServerProcess, path: str) -> requests.Response:
     """A GET on the server's own routes (/_lambdalet/...), SigV4-signed as the CLI signs it."""
     import botocore.auth
     import botocore.awsrequest
@@ -280,7 +280,7 @@ def signed_get(server: "ServerProcess", path: str) -> requests.Response:
     return requests.get(server.url + path, headers=dict(req.headers), timeout=60)
 
 
-def signed_request(server: "ServerProcess", method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None) -> requests.Response:
+def signed_request(server: ServerProcess, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None) -> requests.Response:
     """A SigV4-signed request with whatever body and headers a test wants,
     for what boto3 would refuse to send."""
     from botocore.auth import SigV4Auth

@@ -8,8 +8,8 @@ table and that every operation answers as the table says.
 """
 from __future__ import annotations
 
-from lambdalet.gateway.api import unsupported
 from lambdalet.gateway import lambda_model
+from lambdalet.gateway.api import unsupported
 
 START = "<!-- operations-table:start (tests/operations_table.py renders it) -->"
 END = "<!-- operations-table:end -->"

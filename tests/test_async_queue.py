@@ -11,13 +11,13 @@ from __future__ import annotations
 import msgspec
 import pytest
 import trio
+from fake_service import FakeService
 
+from lambdalet.gateway.errors import LambdaError
 from lambdalet.gateway.events.async_queue import AsyncQueue
 from lambdalet.gateway.events.async_store import AsyncStore
-from lambdalet.gateway.errors import LambdaError
 from lambdalet.gateway.events.event_config import EventConfigs, EventInvokeConfig
 from lambdalet.gateway.execution.pool import CallOutcome
-from fake_service import FakeService
 
 EPOCH = 1_780_000_000.0
 

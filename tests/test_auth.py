@@ -11,7 +11,6 @@ import pytest
 import requests
 from botocore import UNSIGNED
 from botocore.exceptions import ClientError
-
 from helpers import ServerProcess, lambdalet_argv
 
 

@@ -11,7 +11,6 @@ import zipfile
 import pytest
 import requests
 from botocore.exceptions import ClientError
-
 from helpers import make_zip
 
 PY = f"python{sys.version_info[0]}.{sys.version_info[1]}"

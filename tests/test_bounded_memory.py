@@ -7,15 +7,15 @@ import sqlite3
 import sys
 
 import trio
+from helpers import make_zip
 
 from lambdalet.gateway.functions.code_gc import CodeCollector, CodeHolds
 from lambdalet.gateway.functions.codestore import CodeStore
 from lambdalet.gateway.functions.function_settings import FunctionSettings
 from lambdalet.gateway.functions.service import FunctionService
+from lambdalet.gateway.functions.storage import SQLiteStorage
 from lambdalet.gateway.metering.ledger import ROWS_PER_STATEMENT, insert_rows
 from lambdalet.gateway.metering.meter import OUTCOME_INDEX, Meter
-from lambdalet.gateway.functions.storage import SQLiteStorage
-from helpers import make_zip
 
 
 def test_batches_of_any_size_use_a_few_statements():

@@ -8,7 +8,6 @@ import subprocess
 import sys
 
 import pytest
-
 from helpers import lambdalet_argv, make_zip
 
 

@@ -9,7 +9,6 @@ import subprocess
 import sys
 
 import pytest
-
 from helpers import lambdalet_argv, make_zip, wait_for
 from test_cli import run_cli
 

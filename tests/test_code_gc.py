@@ -15,10 +15,10 @@ import pytest
 import requests
 import trio
 import trio.testing
+from helpers import ServerProcess, make_zip, wait_for
 
 from lambdalet.gateway.functions.code_gc import CodeCollector, CodeHolds
 from lambdalet.gateway.functions.codestore import CodeStore
-from helpers import ServerProcess, make_zip, wait_for
 
 PY = f"python{sys.version_info[0]}.{sys.version_info[1]}"
 ROLE = "arn:aws:iam::123456789012:role/r"

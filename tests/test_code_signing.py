@@ -14,8 +14,8 @@ import zipfile
 
 import pytest
 from botocore.exceptions import ClientError
-
 from helpers import lambdalet_argv, make_zip, wait_for
+
 from lambdalet.gateway.functions import signatures
 
 PY = f"python{sys.version_info[0]}.{sys.version_info[1]}"

@@ -7,7 +7,6 @@ import sys
 
 import pytest
 from botocore.exceptions import ClientError
-
 from helpers import ServerProcess, make_zip
 
 PY = f"python{sys.version_info[0]}.{sys.version_info[1]}"

@@ -13,7 +13,6 @@ import time
 
 import pytest
 import requests
-
 from console_client import ConsoleUser, csrf_of
 from helpers import ServerProcess, free_port, lambdalet_argv, make_zip, wait_for
 

@@ -19,7 +19,6 @@ import time
 
 import pytest
 import requests
-
 from helpers import ServerProcess, make_zip, wait_for
 
 CHROMIUM = "/usr/bin/chromium"

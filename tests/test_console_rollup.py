@@ -10,10 +10,10 @@ import sqlite3
 import pytest
 import trio
 
-from lambdalet.gateway.metering import billing
 from lambdalet.gateway.console import series
 from lambdalet.gateway.console.rollup import Counts, Cumulative, Gauges, Rollup, by_function, delta, quantile_ms, snapshot_of
 from lambdalet.gateway.console.rollup_store import ACCOUNT, HOUR_RETENTION_S, MINUTE_RETENTION_S, RollupStore
+from lambdalet.gateway.metering import billing
 from lambdalet.gateway.metering.meter import OUTCOME_INDEX, Meter
 
 T0 = 1_800_000_000 // 3600 * 3600  # an hour boundary

@@ -7,14 +7,14 @@ import unicodedata
 
 import pytest
 
+from lambdalet.gateway import lambda_model
 from lambdalet.gateway.api import operations
 from lambdalet.gateway.errors import LambdaError, error_table
-from lambdalet.gateway import lambda_model
 from lambdalet.gateway.functions import constraints
 
 
 def test_every_pattern_of_the_model_compiles():
-    for name, shape in lambda_model.shapes().items():
+    for shape in lambda_model.shapes().values():
         if "pattern" in shape:
             lambda_model.java_pattern(shape["pattern"])  # raises for a Java construct left untranslated
 

@@ -8,7 +8,6 @@ import sys
 
 import pytest
 from botocore.exceptions import ClientError
-
 from helpers import make_zip
 
 ACCOUNT = "000000000000"

@@ -11,7 +11,6 @@ import sys
 import pytest
 import requests
 from botocore.exceptions import ClientError
-
 from helpers import allow_public_url, lambdalet_argv, make_zip
 
 ACCOUNT = "000000000000"

@@ -4,7 +4,6 @@ from __future__ import annotations
 import sys
 
 import pytest
-
 from helpers import make_zip
 
 PY = f"python{sys.version_info[0]}.{sys.version_info[1]}"

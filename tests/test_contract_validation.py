@@ -13,7 +13,6 @@ import sys
 
 import pytest
 from botocore.exceptions import ClientError
-
 from helpers import make_zip, signed_request
 
 ACCOUNT = "000000000000"  # the server's default account

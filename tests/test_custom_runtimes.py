@@ -17,8 +17,8 @@ import re
 import time
 
 import pytest
-
 from helpers import make_zip
+
 from lambdalet.sandbox.runtime_root import python_executable
 
 ROLE = "arn:aws:iam::123456789012:role/lambdalet-test"

@@ -8,7 +8,6 @@ import subprocess
 import sys
 
 import pytest
-
 from helpers import ServerProcess, lambdalet_argv, make_zip, still_running, wait_for
 
 ROLE = "arn:aws:iam::123456789012:role/lambdalet-test"

@@ -12,10 +12,9 @@ import base64
 import json
 import re
 
+import language_builds
 import pytest
 import requests
-
-import language_builds
 from helpers import allow_public_url
 
 ROLE = "arn:aws:iam::123456789012:role/lambdalet-test"

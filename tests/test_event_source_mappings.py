@@ -13,7 +13,6 @@ import botocore.credentials
 import botocore.exceptions
 import pytest
 import requests
-
 from helpers import ServerProcess, make_zip, wait_for
 from s3_shapes import assert_json_output
 

@@ -13,7 +13,6 @@ import sys
 import botocore.exceptions
 import pytest
 import requests
-
 from helpers import ServerProcess, fill_disk, make_zip, signed_get, small_tmpfs, wait_for
 
 ROLE = "arn:aws:iam::123456789012:role/lambdalet-test"

@@ -12,10 +12,9 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
+from helpers import allow_public_url
 
 from lambdalet.gateway.api import url_events
-
-from helpers import allow_public_url
 
 ECHO = """
 import base64, json
@@ -114,7 +113,7 @@ def test_responses_map_back(url_fn):
 def test_keep_alive_serves_many_requests_on_one_connection(url_fn):
     _, url = url_fn
     with requests.Session() as s:
-        for i in range(20):
+        for _ in range(20):
             assert s.get(url + "plain", timeout=10).json() == {"just": "data"}
 
 

@@ -15,7 +15,6 @@ import threading
 
 import pytest
 from botocore.exceptions import ClientError
-
 from helpers import ServerProcess, make_zip, wait_for
 
 TASKS_MAX = 300

@@ -27,7 +27,6 @@ import time
 import boto3
 import botocore.config
 import pytest
-
 from helpers import ServerProcess, allow_public_url, free_port, make_zip, wait_for
 
 MB = 1000 * 1000
@@ -262,7 +261,7 @@ def _trickle(sock: socket.socket, head: bytes, seconds_per_byte: float = 2.0, li
             break
         try:
             chunk = sock.recv(65536)
-        except socket.timeout:
+        except TimeoutError:
             continue
         except ConnectionResetError:
             break
@@ -527,7 +526,7 @@ def test_tls_slow_readers_are_held_to_the_budget(tls_server):
         s = tls_server.context.wrap_socket(raw, server_hostname="127.0.0.1")
         readers.append(s)
         s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
-        wait_for(lambda: _unread(s) > 0, timeout=60)  # the answer has started
+        wait_for(lambda s=s: _unread(s) > 0, timeout=60)  # the answer has started
     # A 5 MB answer waiting over TLS is held with its encrypted copy: 16 MB
     # holds one; the others were cut off.
     wait_for(lambda: memory_kb(pid, "VmRSS") - rss_before < (BUDGET_MB + 16) * 1024, timeout=30)
@@ -586,7 +585,7 @@ def test_slow_readers_of_large_responses_are_held_to_the_budget(hostile):
         s.settimeout(60)
         s.connect(("127.0.0.1", hostile.port))
         s.sendall(f"GET {hostile.urls['big']} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
-        wait_for(lambda: _unread(s) > 0, timeout=60)  # the answer has started
+        wait_for(lambda s=s: _unread(s) > 0, timeout=60)  # the answer has started
         readers.append(s)
     # 16 MB holds three 5 MB answers; the others were cut off after what the
     # kernel had taken of them.

@@ -14,11 +14,11 @@ from __future__ import annotations
 import base64
 import json
 
+import language_builds
 import pytest
 import requests
-
-import language_builds
 from helpers import ServerProcess, allow_public_url
+
 from lambdalet.sandbox import languages
 
 ROLE = "arn:aws:iam::123456789012:role/lambdalet-test"

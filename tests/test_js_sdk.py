@@ -16,7 +16,6 @@ import sys
 
 import pytest
 from botocore.exceptions import ClientError
-
 from runtime_builds import cache_dir, tool
 
 JS = pathlib.Path(__file__).parent / "js_sdk"

@@ -21,10 +21,9 @@ import uuid
 import botocore.auth
 import botocore.awsrequest
 import botocore.credentials
+import language_builds
 import pytest
 import requests
-
-import language_builds
 from helpers import ServerProcess, allow_public_url, make_zip, wait_for
 
 ROLE = "arn:aws:iam::123456789012:role/lambdalet-test"

@@ -9,9 +9,8 @@ import os
 import sys
 import zipfile
 
-import botocore.config
 import boto3
-
+import botocore.config
 from helpers import ServerProcess
 
 

@@ -19,7 +19,6 @@ import zipfile
 import pytest
 import requests
 from botocore.exceptions import ClientError
-
 from helpers import ServerProcess, make_zip, wait_for
 
 ROLE = "arn:aws:iam::123456789012:role/lambdalet-test"
@@ -265,7 +264,7 @@ def test_a_functions_layers_are_checked(lam, fn_name):
     refused(lambda: create(lam, fn_name, src, [arns[0] + "9"]), "InvalidParameterValueException", "does not exist")
     refused(lambda: create(lam, fn_name, src, ["arn:aws:lambda:us-east-1:123:layer:x"]), "ValidationException",
             "regular expression")
-    refused(lambda: create(lam, fn_name, src, [f"arn:aws:lambda:us-east-1:111122223333:layer:x:1"]),
+    refused(lambda: create(lam, fn_name, src, ["arn:aws:lambda:us-east-1:111122223333:layer:x:1"]),
             "InvalidParameterValueException", "does not exist")
     with pytest.raises(ClientError):
         lam.get_function(FunctionName=fn_name)  # nothing was created

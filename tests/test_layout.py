@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import ast
 import pathlib
-import tomllib
 
 import pytest
+import tomllib
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 GATEWAY = ROOT / "gateway"

@@ -12,8 +12,8 @@ import time
 
 import msgspec
 import pytest
-
 from helpers import Books, ServerProcess, lambdalet_argv, make_zip
+
 from lambdalet.gateway.metering import billing
 from lambdalet.gateway.metering.calls import CallRecord
 from lambdalet.gateway.metering.journal import Journal
@@ -384,11 +384,12 @@ def test_a_call_that_cannot_be_recorded_is_an_error_and_neither_billed_nor_logge
     ServiceException and nothing of the call is billed, logged or counted
     (two appends once billed calls whose log append failed)."""
     from helpers import fill_disk, small_tmpfs
-    from lambdalet.gateway.execution.accounting import Accounting
+
     from lambdalet.gateway.errors import LambdaError
-    from lambdalet.gateway.metering.meter import Meter
-    from lambdalet.gateway.functions.model import FunctionRecord
+    from lambdalet.gateway.execution.accounting import Accounting
     from lambdalet.gateway.execution.pool import CallOutcome, FunctionSpec
+    from lambdalet.gateway.functions.model import FunctionRecord
+    from lambdalet.gateway.metering.meter import Meter
 
     _root_only()
     with small_tmpfs(tmp_path / "disk", 512) as disk:

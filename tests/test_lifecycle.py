@@ -8,7 +8,6 @@ import sys
 import pytest
 import requests
 from botocore.exceptions import ClientError
-
 from helpers import make_zip
 
 HELLO = {"app.py": "def handler(event, context):\n    return {'ok': True, 'event': event}\n"}

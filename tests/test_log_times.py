@@ -7,10 +7,10 @@ import json
 import random
 
 import pytest
+from test_cli import run_cli
 
 from lambdalet.gateway.metering import log_lines as logs
 from lambdalet.gateway.metering.logstore import CallLog, split_events
-from test_cli import run_cli
 
 
 def _stamps(server, name: str) -> dict[str, int]:

@@ -10,10 +10,10 @@ import time
 import msgspec
 import pytest
 import requests
+from test_cli import run_cli
 
 from lambdalet.gateway.metering import log_lines as logs
 from lambdalet.gateway.metering.logstore import CallLog, LogStore, split_events
-from test_cli import run_cli
 
 UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 REPORT_RE = re.compile(
@@ -216,6 +216,7 @@ def test_a_replayed_call_adds_no_events_twice(tmp_path, layout, journal_name):
     import sqlite3
 
     from helpers import Books
+
     from lambdalet.gateway.metering.calls import CallRecord
     from lambdalet.gateway.metering.journal import Journal
     from lambdalet.gateway.metering.ledger import UsageRecord

@@ -11,10 +11,10 @@ import urllib.parse
 
 import pytest
 import requests
-
-from lambdalet.gateway.metering.logstore import CallLog, LogStore
 from helpers import lambdalet_argv
 from test_cli import run_cli
+
+from lambdalet.gateway.metering.logstore import CallLog, LogStore
 
 GROUP = "/aws/lambda/f"
 

@@ -14,7 +14,6 @@ import json
 import re
 
 import pytest
-
 from helpers import make_zip
 
 ROLE = "arn:aws:iam::123456789012:role/lambdalet-test"

@@ -14,9 +14,8 @@ import base64
 import json
 import re
 
-import pytest
-
 import language_builds
+import pytest
 from helpers import make_zip
 
 ROLE = "arn:aws:iam::123456789012:role/lambdalet-test"

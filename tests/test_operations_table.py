@@ -7,13 +7,13 @@ from __future__ import annotations
 import pathlib
 import re
 
+import operations_table
 import pytest
 from botocore.exceptions import ClientError
-
-import operations_table
 from helpers import signed_request
-from lambdalet.gateway.api import operations
+
 from lambdalet.gateway import lambda_model
+from lambdalet.gateway.api import operations
 
 README = pathlib.Path(__file__).resolve().parent.parent / "README.md"
 

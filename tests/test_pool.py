@@ -13,8 +13,8 @@ import trio
 import trio.testing
 
 from lambdalet.gateway.errors import LambdaError
-from lambdalet.gateway.functions.model import FunctionRecord
 from lambdalet.gateway.execution.pool import FunctionSpec, Pool
+from lambdalet.gateway.functions.model import FunctionRecord
 from lambdalet.sandbox.process import ProcessBackend
 from lambdalet.sandbox.runtime_root import RuntimeRoot
 

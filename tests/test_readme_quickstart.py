@@ -20,7 +20,6 @@ import subprocess
 import sys
 
 import pytest
-
 from helpers import descendants_of, still_running, wait_for
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent

@@ -18,8 +18,8 @@ import sys
 
 import pytest
 import requests
-
 from helpers import allow_public_url, make_zip
+
 from lambdalet.sandbox.runtime_root import python_executable
 
 ROLE = "arn:aws:iam::123456789012:role/lambdalet-test"
@@ -209,7 +209,7 @@ def test_function_url_streams_first_bytes_before_the_end(server, lam, streamer):
         assert _running(server, name) == 1.0
         # At its Timeout the response is cut short: no final chunk.
         with pytest.raises(requests.exceptions.ChunkedEncodingError):
-            resp.content
+            _ = resp.content
 
 
 def test_function_url_stream_of_a_custom_runtime_and_a_failure(lam, streamer):
@@ -221,4 +221,4 @@ def test_function_url_stream_of_a_custom_runtime_and_a_failure(lam, streamer):
     with requests.get(url, stream=True, timeout=30) as resp:
         assert resp.status_code == 200
         with pytest.raises(requests.exceptions.ChunkedEncodingError):
-            resp.content
+            _ = resp.content

@@ -15,8 +15,8 @@ import threading
 import pytest
 import trio
 
-from lambdalet.gateway.execution.runtime_api import session
 from lambdalet.gateway.execution.instance import Instance, WorkerGone
+from lambdalet.gateway.execution.runtime_api import session
 from lambdalet.runtime.protocol import Bootstrap, FrameReader, Init, InitOk, Invoke, Launched, Ready, encode
 
 

@@ -22,9 +22,9 @@ import time
 
 import pytest
 import requests
-
 import runtime_builds
 from helpers import make_zip
+
 from lambdalet.sandbox.runtime_root import python_executable
 
 ROLE = "arn:aws:iam::123456789012:role/lambdalet-test"

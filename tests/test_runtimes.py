@@ -17,17 +17,18 @@ import sys
 
 import botocore.exceptions
 import botocore.session
-import msgspec
 import pytest
+from helpers import ServerProcess, descendants_of, lambdalet_argv, make_zip
 
 from lambdalet.gateway.functions.runtimes import (
-    BLOCKED_BY_AWS, MODEL_PYTHON_RUNTIMES, RuntimeCatalog, RuntimeConfigError,
+    BLOCKED_BY_AWS,
+    MODEL_PYTHON_RUNTIMES,
+    RuntimeCatalog,
+    RuntimeConfigError,
 )
 from lambdalet.runtime import msgspec_fallback
 from lambdalet.runtime import protocol as real_protocol
 from lambdalet.sandbox import interpreters
-
-from helpers import ServerProcess, descendants_of, lambdalet_argv, make_zip
 
 ROLE = "arn:aws:iam::123456789012:role/lambdalet-test"
 OWN = f"python{sys.version_info[0]}.{sys.version_info[1]}"

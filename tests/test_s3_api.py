@@ -23,7 +23,6 @@ import botocore.credentials
 import botocore.exceptions
 import pytest
 import requests
-
 from helpers import ServerProcess
 from s3_shapes import assert_s3_error, assert_s3_output
 
@@ -106,7 +105,7 @@ def test_put_get_head_with_metadata_ranges_and_shapes(s3):
     seen = Captured(s3)
     put = s3.put_object(Bucket=bkt, Key="in/x.csv", Body=b"0123456789", ContentType="text/csv",
                         Metadata={"owner": "me", "Mixed-Case": "V"}, CacheControl="no-cache", ContentDisposition="inline")
-    assert put["ETag"] == '"%s"' % hashlib.md5(b"0123456789").hexdigest()
+    assert put["ETag"] == f'"{hashlib.md5(b"0123456789").hexdigest()}"'
     got = s3.get_object(Bucket=bkt, Key="in/x.csv")
     assert got["Body"].read() == b"0123456789"
     assert got["ContentType"] == "text/csv" and got["Metadata"] == {"owner": "me", "mixed-case": "V"}
@@ -245,7 +244,7 @@ def test_copy_object(s3):
     seen = Captured(s3)
     s3.put_object(Bucket=bkt, Key="src key", Body=b"data", ContentType="text/plain", Metadata={"a": "1"})
     copied = s3.copy_object(Bucket=bkt, Key="dst", CopySource={"Bucket": bkt, "Key": "src key"})
-    assert copied["CopyObjectResult"]["ETag"] == '"%s"' % hashlib.md5(b"data").hexdigest()
+    assert copied["CopyObjectResult"]["ETag"] == f'"{hashlib.md5(b"data").hexdigest()}"'
     assert_s3_output("CopyObject", seen.bodies["CopyObject"])
     dst = s3.get_object(Bucket=bkt, Key="dst")
     assert dst["Body"].read() == b"data" and dst["Metadata"] == {"a": "1"} and dst["ContentType"] == "text/plain"

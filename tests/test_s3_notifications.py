@@ -16,7 +16,6 @@ import sys
 import botocore.exceptions
 import pytest
 import requests
-
 from helpers import ServerProcess, make_zip, wait_for
 
 ACCOUNT = "000000000000"

@@ -13,11 +13,11 @@ import msgspec
 import pytest
 import trio
 import trio.testing
-
-from lambdalet.gateway.events.async_store import AsyncStore
-from lambdalet.gateway.errors import LambdaError
-from lambdalet.gateway.events.scheduler import Schedule, Scheduler
 from fake_service import FakeService
+
+from lambdalet.gateway.errors import LambdaError
+from lambdalet.gateway.events.async_store import AsyncStore
+from lambdalet.gateway.events.scheduler import Schedule, Scheduler
 
 EPOCH = datetime.datetime(2026, 5, 4, 9, 58, 30, tzinfo=datetime.timezone.utc).timestamp()
 

@@ -8,14 +8,13 @@ import sys
 
 import pytest
 import trio
+from helpers import allow_public_url, lambdalet_argv, make_zip
 
-from lambdalet.gateway.functions.model import FunctionRecord
 from lambdalet.gateway.execution.pool import FunctionSpec, Pool
 from lambdalet.gateway.execution.spares import SparePool
 from lambdalet.gateway.execution.spawner import SpawnerThread
+from lambdalet.gateway.functions.model import FunctionRecord
 from lambdalet.sandbox.runtime_root import RuntimeRoot
-
-from helpers import allow_public_url, lambdalet_argv, make_zip
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="spare sandboxes need the namespaced backend (root here)")
 

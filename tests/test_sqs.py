@@ -19,7 +19,6 @@ import botocore.credentials
 import botocore.exceptions
 import pytest
 import requests
-
 from helpers import ServerProcess, wait_for
 from s3_shapes import assert_json_output
 
@@ -307,8 +306,8 @@ def test_a_sent_message_survives_kill_9(tmp_path):
 
 
 def test_receipt_handles_are_opaque_but_checked():
-    from lambdalet.gateway.events.sqs.service import _receipt
     from lambdalet.gateway.events.sqs.errors import SqsError
+    from lambdalet.gateway.events.sqs.service import _receipt
 
     good = base64.urlsafe_b64encode(b"12." + b"a" * 32).decode()
     assert _receipt(good) == (12, "a" * 32)

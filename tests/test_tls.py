@@ -11,7 +11,6 @@ import sys
 import boto3
 import botocore.config
 import pytest
-
 from helpers import ServerProcess, allow_public_url, free_port, make_zip
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is needed to make a test certificate")
@@ -44,9 +43,10 @@ def test_boto3_and_http2_over_tls(tmp_path, cert):
         allow_public_url(lam, "tls")
         path = url.split("/", 3)[3]
         # HTTP/2 negotiated by ALPN, against the same function URL.
+        import socket
+
         import h2.connection
         import h2.events
-        import socket
 
         ctx = ssl.create_default_context(cafile=crt)
         ctx.set_alpn_protocols(["h2"])

@@ -6,7 +6,6 @@ import json
 
 import pytest
 from botocore.exceptions import ClientError
-
 from helpers import make_zip, wait_for
 
 SOURCE = """

@@ -7,7 +7,6 @@ import signal
 import sys
 
 import pytest
-
 from helpers import ServerProcess, make_zip, still_running, wait_for
 
 

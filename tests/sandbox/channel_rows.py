@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 MAX_RESPONSE = 6_291_556  # AWS's limit on a synchronous response, in bytes
 LOG_CAP = 1 << 20  # the log a call may leave, in bytes

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import ast
 import errno
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 from lambdalet.sandbox.rootfs import PROC_FIXED
 

@@ -11,8 +11,8 @@ import os
 import signal
 
 import pytest
-
 import sandbox_probe
+
 from lambdalet.sandbox import cgroup_v2, cgroups
 from lambdalet.sandbox.namespaced import NamespacedBackend
 

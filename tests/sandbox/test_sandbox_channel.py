@@ -10,19 +10,19 @@ import os
 import sys
 import time
 
+import channel_rows
 import pytest
 import trio
-
-import channel_rows
 from channel_rows import ROWS, Seen
-from lambdalet.gateway.metering import billing
+
 from lambdalet.gateway.execution.accounting import Accounting, MeteredPool
+from lambdalet.gateway.execution.pool import FunctionSpec
+from lambdalet.gateway.functions.model import FunctionRecord
+from lambdalet.gateway.metering import billing
 from lambdalet.gateway.metering.calls import CallJournal
 from lambdalet.gateway.metering.ledger import Ledger
 from lambdalet.gateway.metering.logstore import LogStore
 from lambdalet.gateway.metering.meter import Meter
-from lambdalet.gateway.functions.model import FunctionRecord
-from lambdalet.gateway.execution.pool import FunctionSpec
 from lambdalet.sandbox import memory_peak
 
 

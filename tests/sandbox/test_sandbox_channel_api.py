@@ -13,10 +13,9 @@ import json
 import sys
 import time
 
+import channel_rows
 import pytest
 import requests
-
-import channel_rows
 from channel_rows import ROWS, Seen
 from helpers import ServerProcess, allow_public_url, make_zip, signed_get
 

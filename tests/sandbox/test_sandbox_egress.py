@@ -11,8 +11,8 @@ import socket
 import threading
 
 import pytest
-
 import sandbox_probe
+
 from lambdalet.sandbox import egress, netns_pool
 
 OUTSIDE_HOST, OUTSIDE_PEER = "10.201.77.1", "10.201.77.2"

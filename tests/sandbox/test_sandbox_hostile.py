@@ -10,7 +10,6 @@ import platform
 import socket
 
 import pytest
-
 import sandbox_probe
 from hostile_rows import ROWS
 

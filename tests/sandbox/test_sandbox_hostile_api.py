@@ -14,7 +14,6 @@ import json
 import platform
 
 import pytest
-
 import sandbox_probe
 from hostile_rows import ROWS
 
@@ -77,7 +76,7 @@ def bystander_traffic(server, bystander):
             try:
                 resp = client.invoke(FunctionName=bystander, Payload=b"null")
                 body = json.loads(resp["Payload"].read())
-                results.append(body if "FunctionError" not in resp else resp["FunctionError"])
+                results.append(resp.get("FunctionError", body))
             except Exception as exc:  # collected and asserted below
                 results.append(repr(exc))
             stop.wait(0.05)
@@ -224,9 +223,8 @@ def _comm(pid: int) -> str:
 
 
 def test_a_worker_that_exits_after_returning_is_replaced_before_the_next_call(lam, deploy, bystander):
-    from hostile_rows import EXIT_AFTER_RETURNING
-
     from helpers import wait_for
+    from hostile_rows import EXIT_AFTER_RETURNING
 
     name = deploy({"app.py": EXIT_AFTER_RETURNING})
     resp, first = _invoke(lam, name, "exit-after")

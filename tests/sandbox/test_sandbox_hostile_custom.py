@@ -23,10 +23,10 @@ import platform
 import time
 
 import pytest
-
 import sandbox_probe
 from helpers import make_zip, wait_for
 from hostile_rows import ROWS
+
 from lambdalet.sandbox.runtime_root import python_executable
 
 ROLE = "arn:aws:iam::123456789012:role/lambdalet-test"

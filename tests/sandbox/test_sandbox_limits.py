@@ -13,8 +13,8 @@ import sys
 import time
 
 import pytest
-
 import sandbox_probe
+
 from lambdalet.runtime import protocol
 from lambdalet.sandbox import cgroup_v1, cgroups, namespaced
 
@@ -578,6 +578,7 @@ def test_a_zygote_forked_worker_is_frozen_once_the_zygote_has_left(backend, code
     is not frozen while the zygote may still be there, and freezing it never
     stops the zygote (the next spawn works)."""
     from helpers import wait_for
+
     from lambdalet.sandbox.spec import SandboxSpec
 
     sandbox = backend.spawn(SandboxSpec(instance_id="freeze-zygote", function_name="f", code_dir=code_dir))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import sandbox_probe
+
 from lambdalet.sandbox import netns_pool
 
 NET_SNIPPET = """

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 
 import sandbox_probe
+
 from lambdalet.sandbox import nsspawn, rootfs
 
 

@@ -18,8 +18,8 @@ import subprocess
 import sys
 
 import pytest
-
 import sandbox_probe
+
 from lambdalet.sandbox.namespaced import NamespacedBackend
 from lambdalet.sandbox.runtime_root import RuntimeRoot
 

@@ -11,8 +11,8 @@ import os
 import platform
 
 import pytest
-
 import sandbox_probe
+
 from lambdalet.sandbox import seccomp
 
 ARCH = platform.machine()
