@@ -8,8 +8,12 @@ from __future__ import annotations
 import errno
 import functools
 import sqlite3
+import sys
 
 import msgspec
+
+if sys.version_info < (3, 11):  # a builtin from 3.11; trio brings the backport before
+    from exceptiongroup import BaseExceptionGroup
 
 # Errors AWS sends that Lambda's model does not declare:
 # type -> (HTTP status, name of the message member, whether the body has "Type").
