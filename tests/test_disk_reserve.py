@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 
 import pytest
-
 from helpers import fill_disk, small_tmpfs
+
 from lambdalet.gateway.functions.disk_reserve import DiskReserve
 
 MB = 1024 * 1024

@@ -13,7 +13,10 @@ import uuid
 
 import pytest
 
-from lambdalet.gateway.execution.runtime_api import dispatch, extensions as ex, state as st, telemetry as tm, wire
+from lambdalet.gateway.execution.runtime_api import dispatch, wire
+from lambdalet.gateway.execution.runtime_api import extensions as ex
+from lambdalet.gateway.execution.runtime_api import state as st
+from lambdalet.gateway.execution.runtime_api import telemetry as tm
 
 HOST = "Host: 127.0.0.1:9001\r\n"
 

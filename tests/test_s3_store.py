@@ -10,8 +10,8 @@ import pytest
 
 from lambdalet.gateway.events.s3 import notifications, xmlsafe
 from lambdalet.gateway.events.s3.errors import S3Error
-from lambdalet.gateway.events.s3.names import bucket_name_problem, check_key
 from lambdalet.gateway.events.s3.multipart import MIN_PART_BYTES
+from lambdalet.gateway.events.s3.names import bucket_name_problem, check_key
 from lambdalet.gateway.events.s3.records import ObjectMeta
 from lambdalet.gateway.events.s3.store import ObjectStore
 

@@ -16,8 +16,8 @@ from urllib.parse import unquote
 from ... import crashpoints
 from ...events.s3 import xmlsafe
 from ...events.s3.errors import S3Error
-from ...events.s3.names import check_key
 from ...events.s3.multipart import MAX_PARTS
+from ...events.s3.names import check_key
 from ...events.s3.records import ObjectInfo, ObjectMeta
 from ...http.body import FileBody
 from .replies import CHECKSUM_HEADERS, STORED_HEADERS, Reply, iso_time, object_headers, url_encode, xml_reply

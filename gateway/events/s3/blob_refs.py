@@ -17,7 +17,7 @@ import collections
 import hashlib
 import sqlite3
 import threading
-from typing import Iterable
+from collections.abc import Iterable
 
 from .blobs import BlobStore, WrittenBlob
 from .errors import S3Error

@@ -12,7 +12,8 @@ import hashlib
 import secrets
 import sqlite3
 import threading
-from typing import Callable, ContextManager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 
 from . import notifications
 from .blob_refs import BlobRefs, Staged
@@ -34,7 +35,7 @@ class MultipartUploads:
     refs: BlobRefs
     clock: Callable[[], float]
     max_object_bytes: int
-    _transaction: Callable[[], ContextManager[sqlite3.Connection]]
+    _transaction: Callable[[], AbstractContextManager[sqlite3.Connection]]
     _need_bucket: Callable[[sqlite3.Connection, str], bytes | None]
     _write_object: Callable[[sqlite3.Connection, ObjectInfo, list[str]], None]
     _emit: Callable[..., int]

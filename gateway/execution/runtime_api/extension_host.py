@@ -34,21 +34,22 @@ extensions' (extension) go to each subscriber's buffer
 """
 from __future__ import annotations
 
-import json
 import os
 import socket
 import stat
 import time
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import trio
 
-from lambdalet.gateway.http import rawio
 from lambdalet.gateway.execution.instance import Instance, WorkerGone
+from lambdalet.gateway.http import rawio
 from lambdalet.runtime import errors as function_errors
 from lambdalet.runtime.protocol import MAX_CALL_LOG, ExtensionsStarted, Init, InitError, InitOk, Invoke, Result, StartExtensions, encode
 
-from . import dispatch, extensions as ex, telemetry as tm, telemetry_delivery
+from . import dispatch, telemetry_delivery
+from . import extensions as ex
+from . import telemetry as tm
 from .server import RuntimeApiServer
 from .session import HOST, _answers, _close_all, api_port, trace_id
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import socket
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import trio
 
