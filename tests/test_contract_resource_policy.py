@@ -19,7 +19,6 @@ import sys
 import pytest
 import requests
 from botocore.exceptions import ClientError
-
 from helpers import make_zip
 
 ACCOUNT = "000000000000"
