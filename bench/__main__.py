@@ -1,22 +1,30 @@
-"""`python -m bench [--quick] [--only a,b,c,d,e,f,p,m,w,g,l,s,k,soak] [--soak-minutes N] [--json FILE]`
+"""`python -m bench [--quick] [--only a,b,c,d,e,f,i,p,m,w,g,l,s,k,soak] [--soak-minutes N] [--json FILE]`
 
 Runs lambdalet and its peers side by side and prints one table:
 (a) warm invoke through a function URL against serverless-offline and a
-trio+h11 floor, (b) cold start against `python3 -I -S -c pass`, (c) sandbox
-churn against a bare namespaced clone, (d) PSS per idle warm instance, (e)
-10,000 never-called functions, (f) what freezing idle instances costs (the
-warm path with and without it, and a call that finds its instance frozen),
-(p) p99 at 128 MB against 1024 MB under the same load, (m) the metering
-cost, (w) the seccomp allow-list against no filter, (g) a provided.al2023
-function (aws-lambda-go) beside the Python fast path, warm and cold
-(bench/custom_runtime.py), (l) a row per language: Python, Node.js, Java,
-C#, provided.al2023, warm, cold and idle (bench/languages.py), (s) S3
-object-created and SQS message to handler start; (k) bytes on disk per call
-and logs.db under --log-max-mb (bench/growth.py); and on request (r) the
-other Python versions' cold starts and warm calls, with and without
-their own builds, and (soak) steady load for --soak-minutes (30) with the
-server's RSS slope, fds, errors and bytes on disk per call. Medians
-throughout.
+trio+h11 floor, (b) cold start against `python3 -I -S -c pass`, (c)
+sandbox churn against a bare namespaced clone, (d) PSS per idle warm
+instance, (e) 10,000 never-called functions, (f) what freezing idle
+instances costs (the warm path with and without it, and a call that finds
+its instance frozen), (i) the invoke paths in one server: Invoke API
+(SigV4, boto3's path) against a function URL, 1,000 functions round-robin
+against one, p99 at c=16 and the platform's CPU per warm call, gateway and
+worker (bench/paths.py), (p) p99 at 128 MB against 1024 MB under the same
+load, (m) the metering cost, (w) the seccomp allow-list against no filter,
+(g) a provided.al2023 function (aws-lambda-go) beside the Python fast
+path, warm and cold (bench/custom_runtime.py), (l) a row per language:
+Python, Node.js, Java, C#, provided.al2023, warm, cold and idle
+(bench/languages.py), (s) S3 object-created and SQS message to handler
+start; (k) bytes on disk per call and logs.db under --log-max-mb
+(bench/growth.py); and on request (r) the other Python versions' cold
+starts and warm calls, with and without their own builds, and (soak)
+steady load for --soak-minutes (30) with the server's RSS slope, fds,
+errors and bytes on disk per call. Medians throughout.
+
+Above the table: the machine (CPU, cores, kernel, load average at the
+start), the commit (and whether the tree differed from it) and each peer's
+and tool's version; the raw figures go to bench/results/<date>-<sha>.json
+(bench/provenance.py).
 """
 from __future__ import annotations
 
@@ -32,7 +40,7 @@ import tempfile
 import time
 import uuid
 
-from . import events, harness, peers
+from . import events, harness, paths, peers, provenance
 from .harness import Lambdalet, http_get_once, load, median, percentile
 
 
@@ -450,10 +458,11 @@ def render(results: dict) -> str:
         rows.append(f"| sandbox churn /s (Python worker, {how}, to Ready) | {py['per_s']:.0f} | {fl['per_s']:.0f} (bare namespaced clone) | {py['per_s'] / fl['per_s']:.2f}× |")
     d = results.get("d", {})
     if "pss_mb_per_instance" in d:
-        rows.append(f"| PSS per idle warm instance, {d['instances']} instances | {d['pss_mb_per_instance']:.2f} MB | target ≤ 3 MB | |")
+        rows.append(f"| PSS per idle warm instance, {d['instances']} instances | {d['pss_mb_per_instance']:.2f} MB | target ≤ 1.5 MB | {d['pss_mb_per_instance'] / 1.5:.2f}× |")
     e = results.get("e", {})
     if "functions" in e:
         rows.append(f"| {e['functions']} never-called functions: processes / server RSS | {e['processes']} / {e['server_rss_mb']:.0f} MB | target 0 / < 150 MB | |")
+    rows.extend(paths.render(results.get("i", {})))
     w = results.get("w", {})
     mine, none = w.get("allow-list", {}), w.get("no filter", {})
     for key, label in _WALLS_ROWS:
@@ -510,7 +519,7 @@ def render(results: dict) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--quick", action="store_true", help="shorter runs, fewer samples")
-    parser.add_argument("--only", default="a,b,c,d,e,f,p,m,w,g,l,s,k", help="sections to run, e.g. a,b (not run by default: r, other Python versions, as it installs their builds with pip; soak, as it takes --soak-minutes)")
+    parser.add_argument("--only", default="a,b,c,d,e,f,i,p,m,w,g,l,s,k", help="sections to run, e.g. a,b (not run by default: r, other Python versions, as it installs their builds with pip; soak, as it takes --soak-minutes)")
     parser.add_argument("--soak-minutes", type=float, default=30.0, help="length of the (soak) section's load (default 30)")
     parser.add_argument("--json", help="also write the raw figures to this file")
     args = parser.parse_args()
@@ -525,11 +534,13 @@ def main() -> int:
 
         return soak.run(args.soak_minutes)
 
-    sections = {"a": section_a, "b": section_b, "c": section_c, "d": section_d, "e": section_e, "f": section_f,
+    sections = {"a": section_a, "b": section_b, "c": section_c, "d": section_d, "e": section_e, "f": section_f, "i": paths.run,
                 "p": section_p, "m": section_m, "w": section_w, "g": section_g, "l": section_l, "s": events.section_s,
                 "k": section_k,
                 "r": section_r, "soak": section_soak}
     results: dict = {"host": f"{platform.node()} {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}", "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
+    # Before any load: the load average then is the machine's, not the bench's.
+    results["provenance"] = {"machine": provenance.machine(), "commit": provenance.commit(), "peers": provenance.peers()}
     for key in args.only.split(","):
         key = key.strip()
         print(f"running ({key}) ...", file=sys.stderr, flush=True)
@@ -540,11 +551,18 @@ def main() -> int:
             print(f"  ({key}) failed: {exc}", file=sys.stderr)
     print(f"lambdalet bench — {results['host']} — {results['started']}")
     print(f"command: python -m bench {' '.join(sys.argv[1:])}".rstrip())
+    for line in provenance.header_lines(results["provenance"]):
+        print(line)
     print()
     print(render(results))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=2)
+    results["command"] = f"python -m bench {' '.join(sys.argv[1:])}".rstrip()
+    kept = provenance.results_path(results["started"], results["provenance"])
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    for path in (kept, args.json):
+        if path:
+            with open(path, "w") as f:
+                json.dump(results, f, indent=1)
+    print(f"\nraw figures: {kept}")
     return 0
 
 

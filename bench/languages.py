@@ -64,6 +64,18 @@ def _floor_ms(argv: list[str], n: int) -> dict:
     return {"p50_ms": median(times), "p99_ms": percentile(times, 99)}
 
 
+def _warm_up(url: str, limit_s: float = 60.0) -> None:
+    """Load at c=16 until 16 instances are warm: until a second's req/s
+    stops growing (a JVM's or Mono's cold starts take that long)."""
+    deadline = time.monotonic() + limit_s
+    last = 0.0
+    while time.monotonic() < deadline:
+        rps = load(url, 16, 1)["rps"]
+        if last and rps < last * 1.2:
+            return
+        last = rps
+
+
 def _pss_by_program(root: int) -> dict[str, tuple[int, int]]:
     """program -> (processes, PSS kB) among root's descendants."""
     from .__main__ import _descendants, _pss_kb
@@ -97,7 +109,7 @@ def run(quick: bool) -> dict:
         urls = {label: _create(lam, f"warm-{i}", spec) for i, (label, spec) in enumerate(specs.items())}
         for url in urls.values():
             http_get_once(url)
-            load(url, 16, 1)
+            _warm_up(url)
         runs: dict = {label: {"c1": [], "c16": []} for label in urls}
         for i in range(rounds):
             for label in (list(urls) if i % 2 == 0 else list(reversed(urls))):

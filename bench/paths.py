@@ -1,0 +1,163 @@
+"""(i) The invoke paths side by side, in one server and with one load tool:
+a function URL, the same function through the Invoke API signed with SigV4
+(boto3's path), and 1,000 functions called round-robin through their URLs;
+with the platform's CPU per warm call (the gateway and every process under
+it, from /proc) and the server's RSS.
+
+The loads take turns, round after round, so that a busy machine's noise
+falls on each alike; each figure is the median over the rounds.
+"""
+from __future__ import annotations
+
+import concurrent.futures
+import configparser
+import itertools
+import os
+import time
+import urllib.parse
+
+import trio
+
+from . import harness
+from .harness import Lambdalet, median
+
+CONNECTIONS = 16
+
+
+def _ticks(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+    except OSError:
+        return None
+    return int(fields[11]) + int(fields[12])
+
+
+def platform_ticks(root: int) -> dict[int, int]:
+    """utime + stime (clock ticks, all threads) of the server and every
+    process under it: spawner, zygotes, sandboxes, workers."""
+    from .__main__ import _descendants
+
+    out = {}
+    for pid in [root, *_descendants(root)]:
+        ticks = _ticks(pid)
+        if ticks is not None:
+            out[pid] = ticks
+    return out
+
+
+def cpu_seconds_between(before: dict[int, int], after: dict[int, int]) -> float:
+    """CPU the platform spent between two samples. A process that ended in
+    between is lost (a warm run ends none); one that started counts whole."""
+    ticks = sum(t - before.get(pid, 0) for pid, t in after.items())
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:")) / 1024
+
+
+def _run(url: str, make, seconds: float) -> dict:
+    from lambdalet.gateway.cli.loadgen import run_load
+
+    results = trio.run(run_load, url, make, CONNECTIONS, seconds)
+    if results.fatal:
+        raise RuntimeError(results.fatal)
+    s = results.summary()
+    return {"rps": s["rps"], "p50_ms": s["latency_ms"]["p50"], "p99_ms": s["latency_ms"]["p99"],
+            "errors": s["errors"], "requests": s["requests"], "status": s["status"]}
+
+
+def run(quick: bool) -> dict:
+    from lambdalet.gateway.cli.loadgen import plain_request, signed_invoke_request
+
+    n_functions = 200 if quick else 1000
+    rounds = 3 if quick else 5
+    seconds = 3 if quick else 5
+    # MemorySize for every instance the run keeps (each of the many
+    # functions' one, the one function's sixteen): under the default budget
+    # (the host's free memory) starting one evicts another, and this section
+    # measures dispatch, not eviction.
+    lam = Lambdalet("--memory-budget-mb", str(n_functions * 128 + (CONNECTIONS + 4) * 1024))
+    try:
+        one_url = lam.function("hello", memory=1024)
+        parser = configparser.ConfigParser()
+        parser.read(os.path.join(lam.tmp, "credentials"))
+        key, secret = parser["default"]["aws_access_key_id"], parser["default"]["aws_secret_access_key"]
+        code = harness.zip_of({"app.py": harness.HELLO})
+
+        def create(i: int) -> str:
+            name = f"rr-{i}"
+            lam.client.create_function(FunctionName=name, Runtime=harness.RUNTIME, Role=harness.ROLE,
+                                       Handler="app.handler", Code={"ZipFile": code}, MemorySize=128)
+            return lam.public_url(name)
+
+        started = time.perf_counter()
+        with concurrent.futures.ThreadPoolExecutor(8) as ex:
+            rr_urls = list(ex.map(create, range(n_functions)))
+        created_s = time.perf_counter() - started
+        rr_requests = [plain_request(u)() for u in rr_urls]
+        cycle = itertools.cycle(rr_requests)
+        loads = {
+            "function URL": (one_url, plain_request(one_url)),
+            "Invoke API (SigV4)": (lam.url, signed_invoke_request(lam.url, "hello", b"{}", key, secret)),
+            f"{n_functions} functions round-robin": (rr_urls[0], lambda: next(cycle)),
+        }
+        # Every instance the run will use started: each of the many
+        # functions once (a cold start each), and the one function at c=16.
+        started = time.perf_counter()
+        with concurrent.futures.ThreadPoolExecutor(CONNECTIONS) as ex:
+            list(ex.map(harness.http_get_once, rr_urls))
+        warmed_s = time.perf_counter() - started
+        for url, make in loads.values():
+            _run(url, make, 1)
+        runs: dict = {label: [] for label in loads}
+        for i in range(rounds):
+            for label in (list(loads) if i % 2 == 0 else list(reversed(loads))):
+                url, make = loads[label]
+                before = platform_ticks(lam.proc.pid)
+                run_ = _run(url, make, seconds)
+                after = platform_ticks(lam.proc.pid)
+                run_["platform_cpu_us"] = cpu_seconds_between(before, after) / max(run_["requests"], 1) * 1e6
+                gateway = (after.get(lam.proc.pid, 0) - before.get(lam.proc.pid, 0)) / os.sysconf("SC_CLK_TCK")
+                run_["gateway_cpu_us"] = gateway / max(run_["requests"], 1) * 1e6
+                runs[label].append(run_)
+        out: dict = {"functions": n_functions, "rounds": rounds, "seconds": seconds, "connections": CONNECTIONS,
+                     "tool": "lambdalet bench (trio), in the bench's process", "create_s": created_s,
+                     "first_calls_s": warmed_s, "server_rss_mb": rss_mb(lam.proc.pid)}
+        for label, rs in runs.items():
+            out[label] = {key: median([r[key] for r in rs])
+                          for key in ("rps", "p50_ms", "p99_ms", "platform_cpu_us", "gateway_cpu_us")}
+            out[label]["errors"] = sum(r["errors"] for r in rs)
+            statuses: dict = {}
+            for r in rs:
+                for code, count in r["status"].items():
+                    statuses[code] = statuses.get(code, 0) + count
+            out[label]["status"] = statuses
+        return out
+    finally:
+        lam.stop()
+
+
+def render(i: dict) -> list[str]:
+    url = i.get("function URL")
+    if not url:
+        return []
+    rows = []
+    invoke = i.get("Invoke API (SigV4)")
+    if invoke:
+        rows.append(f"| Invoke API (SigV4, boto3's path) req/s, c=16 (vs function URL) | {invoke['rps']:.0f} | "
+                    f"{url['rps']:.0f} | {invoke['rps'] / url['rps']:.2f}× (target ≥ 0.8×) |")
+    rr = i.get(f"{i['functions']} functions round-robin")
+    if rr:
+        rows.append(f"| {i['functions']} functions round-robin req/s, c=16 (vs one function) | {rr['rps']:.0f} | "
+                    f"{url['rps']:.0f} | {rr['rps'] / url['rps']:.2f}× (target ≥ 0.8×) |")
+        rows.append(f"| server RSS after {i['functions']} functions warm | {i['server_rss_mb']:.0f} MB | | |")
+    rows.append(f"| warm URL p99 ms, c=16 | {url['p99_ms']:.2f} | target 3 | {url['p99_ms'] / 3:.2f}× |")
+    rows.append(f"| platform CPU µs per warm URL call, gateway + worker, c=16 | {url['platform_cpu_us']:.0f} "
+                f"(gateway {url['gateway_cpu_us']:.0f}) | target 60 | {url['platform_cpu_us'] / 60:.2f}× |")
+    if invoke:
+        rows.append(f"| platform CPU µs per Invoke API call, gateway + worker, c=16 | {invoke['platform_cpu_us']:.0f} "
+                    f"(gateway {invoke['gateway_cpu_us']:.0f}) | | |")
+    return rows
