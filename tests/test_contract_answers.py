@@ -158,3 +158,42 @@ def test_another_accounts_function_is_access_denied(raw, call):
 def test_this_regions_and_accounts_arn_reaches_the_function(raw):
     assert raw.get_function(FunctionName=P + FN)["Configuration"]["FunctionName"] == FN
     assert raw.get_function(FunctionName=f"{ACCOUNT}:function:{FN}")["Configuration"]["FunctionName"] == FN
+
+
+MANAGED = "capacity providers and managed-instance scaling place functions on a fleet of EC2 instances; on one host there is no fleet to manage"
+SETTINGS = [
+    pytest.param("CapacityProviderConfig", {"LambdaManagedInstancesCapacityProviderConfig": {"CapacityProviderArn": f"arn:aws:lambda:{REGION}:{ACCOUNT}:capacity-provider:cp"}},
+                 MANAGED, id="capacity-provider"),
+    pytest.param("DurableConfig", {"RetentionPeriodInDays": 7}, "durable functions checkpoint and replay their steps", id="durable"),
+    pytest.param("TenancyConfig", {"TenantIsolationMode": "PER_TENANT"}, "tenant isolation gives each tenant id execution environments of its own", id="tenancy"),
+    pytest.param("RuntimeConfig", {"RuntimeArn": f"arn:aws:lambda:{REGION}:{ACCOUNT}:runtime/my-runtime-0123456789", "RuntimeAlias": "live"},
+                 "customer-managed runtimes", id="customer-managed-runtime"),
+    pytest.param("AcceleratorConfig", {"AcceleratorMemorySize": 16}, "no accelerator devices", id="accelerator"),
+    pytest.param("PublishTo", "LATEST_PUBLISHED", MANAGED, id="publish-to-latest-published"),
+]
+
+
+@pytest.mark.parametrize("member,value,why", SETTINGS)
+def test_settings_of_what_lambdalet_does_not_run_are_refused_not_dropped(raw, member, value, why):
+    """AWS accepts these settings; a server that accepted and ignored them
+    would run a function without what it asked for (isolation, a fleet,
+    durability). Lambdalet refuses each with InvalidParameterValueException
+    naming the setting and why, as it answers the operations it does not
+    perform, and nothing is created or changed."""
+    prefix = f"{member} is not supported by Lambdalet: "
+    create = dict(FunctionName=GONE, Runtime=PY, Role=ROLE, Handler="app.handler", Code={"ZipFile": make_zip({"app.py": ""})})
+    with pytest.raises(ClientError) as exc:
+        raw.create_function(**create, **{member: value})
+    code, message = exc.value.response["Error"]["Code"], exc.value.response["Error"]["Message"]
+    assert code == PARAM and message.startswith(prefix) and why in message, message
+    with pytest.raises(ClientError) as exc:
+        raw.get_function(FunctionName=GONE)
+    assert exc.value.response["Error"]["Code"] == NOT_FOUND
+    if member in ("TenancyConfig",):
+        return  # not a member of UpdateFunctionConfiguration: it cannot change after creation
+    before = raw.get_function_configuration(FunctionName=FN)["RevisionId"]
+    change = raw.publish_version if member == "PublishTo" else raw.update_function_configuration
+    with pytest.raises(ClientError) as exc:
+        change(FunctionName=FN, **{member: value})
+    assert (exc.value.response["Error"]["Code"], exc.value.response["Error"]["Message"]) == (code, message)
+    assert raw.get_function_configuration(FunctionName=FN)["RevisionId"] == before

@@ -10,9 +10,8 @@ operations table is checked against this table and the routes
 from __future__ import annotations
 
 from ..errors import LambdaError
-
-_MANAGED_INSTANCES = "capacity providers and managed-instance scaling place functions on a fleet of EC2 instances; on one host there is no fleet to manage"
-_DURABLE = "durable executions are a service of their own (checkpointed, resumable workflows) that this server does not run"
+from ..functions.unsupported_settings import DURABLE as _DURABLE
+from ..functions.unsupported_settings import MANAGED_INSTANCES as _MANAGED_INSTANCES
 
 REASONS: dict[str, str] = {
     "CreateCapacityProvider": _MANAGED_INSTANCES,

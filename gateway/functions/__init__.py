@@ -7,6 +7,9 @@
                         ValidationException words them.
 - validation.py         the semantic checks on a function's configuration,
                         in AWS's words (InvalidParameterValueException).
+- unsupported_settings.py  the settings this server cannot honour (VPC,
+                        EFS, capacity providers, durable functions, ...),
+                        refused with the reason rather than dropped.
 - runtimes.py           which Lambda runtimes this server runs, and on which
                         interpreter.
 - service.py            FunctionService: create, read, update and delete

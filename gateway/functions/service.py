@@ -21,7 +21,7 @@ import trio
 
 from .. import crashpoints
 from ..errors import LambdaError, disk_full, invalid, not_found
-from . import constraints
+from . import constraints, unsupported_settings
 from . import validation as v
 from .codestore import CodeError, CodeStore
 from .disk_reserve import DiskReserve
@@ -466,29 +466,8 @@ class FunctionService:
         return data
 
     @staticmethod
-    def _refuse_unsupported(body: dict) -> None:
-        """Settings this server cannot honour are refused, not dropped: a
-        function that silently ran without its VPC or EFS would be worse
-        than an error."""
-        unsupported = {
-            "FileSystemConfigs": "FileSystemConfigs (EFS) are not supported by this server.",
-            "ImageConfig": "Container images are not supported by this server; deploy a .zip package.",
-            "SnapStart": "SnapStart applies to Java runtimes, which this server does not run yet.",
-        }
-        for key, message in unsupported.items():
-            value = body.get(key)
-            if value and not (key == "SnapStart" and value == {"ApplyOn": "None"}):
-                raise invalid(message)
-        vpc = body.get("VpcConfig") or {}
-        if vpc.get("SubnetIds") or vpc.get("SecurityGroupIds"):
-            raise invalid("VpcConfig is not supported by this server; sandboxes have their own network namespace.")
-        dlq = body.get("DeadLetterConfig") or {}
-        if dlq.get("TargetArn"):
-            raise invalid("DeadLetterConfig targets (SQS/SNS) are not reachable from this server; use an OnFailure destination instead.")
-
-    @staticmethod
     def _config_fields(body: dict, partial: bool = False) -> dict:
-        FunctionService._refuse_unsupported(body)
+        unsupported_settings.refuse(body)
         out: dict = {}
         if "Description" in body:
             out["description"] = v.description(body["Description"])

@@ -15,7 +15,7 @@ import msgspec
 import trio
 
 from ..errors import LambdaError, invalid, not_found
-from . import FunctionService, constraints
+from . import FunctionService, constraints, unsupported_settings
 from . import validation as v
 from .model import FunctionRecord
 
@@ -39,6 +39,7 @@ class Versions:
 
     async def publish(self, ref: str, body: dict) -> dict:
         constraints.check_input("PublishVersion", body, FunctionName=ref)
+        unsupported_settings.refuse(body)
         svc = self.service
         async with svc._lock:
             latest = svc.latest(ref)
