@@ -10,8 +10,18 @@ A map:
     policy.py       whether the console is served on this host and port
     sessions.py     session cookies, CSRF tokens, failed sign-in limits
     password.py     the console password (scrypt), `lambdalet console-password`
-    pages.py        the pages (a quart Blueprint on the control-plane app),
-                    built on the server's own service objects
+    pages.py        the pages' quart Blueprint on the control-plane app:
+                    Lambda's errors as pages, the CSRF check, the 404 page;
+                    the pages themselves, built on the server's own service
+                    objects, are in:
+      page_kit.py       what every page is built with (render, redirect, links)
+      sign_in_pages.py  signing in and out
+      function_pages.py the functions list, creating, configuring, deleting
+      code_pages.py     the code tab (inline editor, .zip upload)
+      invoke_pages.py   the test tab (saved events, invoking)
+      monitor_pages.py  charts, the month's bill, a function's logs
+      version_pages.py  versions and aliases
+      queue_pages.py    the built-in queues and the schedules
     forms.py        form fields to Lambda request bodies, errors to fields
     rollup.py       per-minute rollup of the meter's cumulative counters
     rollup_store.py the rollup's SQLite tables, retention, series queries
