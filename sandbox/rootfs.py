@@ -129,6 +129,9 @@ def _etc_files(layout: RootLayout) -> dict[str, str]:
             "127.0.0.1\tlocalhost\n"
             "::1\tlocalhost ip6-localhost ip6-loopback\n"
             f"127.0.1.1\t{layout.hostname}\n"
+            # Where extensions' Telemetry API listeners bind, as on AWS: the
+            # sandbox's own loopback.
+            "127.0.0.1\tsandbox.localdomain sandbox\n"
         ),
         "/etc/resolv.conf": layout.resolv_conf or "# no network: loopback only\n",
         "/etc/nsswitch.conf": "passwd: files\ngroup: files\nhosts: files dns\n",

@@ -55,7 +55,7 @@ class AnswerTooLarge(WorkerGone):
 
 
 class Instance:
-    __slots__ = ("id", "sandbox", "revision", "sock", "reader", "log_fd", "init_ns", "used", "last_used", "busy", "dead", "log_stream", "function", "memory_mb", "provisioned", "deadline", "timed_out", "_watch", "code_dir", "frozen", "call_started_ns", "last_heard_ns", "runtime_api", "prelaunched", "layer_dirs")
+    __slots__ = ("id", "sandbox", "revision", "sock", "reader", "log_fd", "init_ns", "used", "last_used", "busy", "dead", "log_stream", "function", "memory_mb", "provisioned", "deadline", "timed_out", "_watch", "code_dir", "frozen", "call_started_ns", "last_heard_ns", "runtime_api", "prelaunched", "layer_dirs", "extensions")
 
     def __init__(self, instance_id: str, sandbox: Sandbox, revision: str) -> None:
         self.id = instance_id
@@ -89,6 +89,9 @@ class Instance:
         # A language runtime a spare sandbox started before its function was
         # known (runtime_api/session.py's Prelaunched), until launch() takes it.
         self.prelaunched = None
+        # The external extensions its layers brought (runtime_api/
+        # extension_host.py), once started; None without any.
+        self.extensions = None
         # One poll(2) over the channel and PID 1's pidfd tells whether an
         # idle worker has gone; the set is built once per instance.
         self._watch = select.poll()
@@ -220,6 +223,8 @@ class Instance:
         trio.lowlevel.notify_closing(self.sock)
         if self.runtime_api is not None:
             self.runtime_api.close()
+        if self.extensions is not None:
+            self.extensions.close()
 
     def destroy(self) -> int | None:
         """Blocking: kill and reap. Call from a thread."""
@@ -230,4 +235,6 @@ class Instance:
         if self.log_fd is not None:
             os.close(self.log_fd)
             self.log_fd = None
+        if self.extensions is not None:
+            self.extensions.release_fds()
         return status

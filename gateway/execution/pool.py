@@ -34,6 +34,7 @@ from . import admission, languages
 from .idle_freezer import IdleFreezer
 from .instance import AnswerTooLarge, Instance, WorkerGone
 from .languages import Launch
+from .runtime_api import extension_host
 from .runtime_api import session as runtime_api
 from .spares import SparePool
 from .spawner import SpawnerThread
@@ -389,7 +390,7 @@ class Pool:
         undelivered = False
         try:
             try:
-                result = await inst.call(call, stream)
+                result = await (inst.call(call, stream) if inst.extensions is None else inst.extensions.call(call, stream))
             except AnswerTooLarge:
                 too_large = True
             except WorkerGone as gone:
@@ -446,6 +447,8 @@ class Pool:
                                          init_marks=init_marks, call_ms=call_ms)
             max_mb = outcome.max_memory_mb
         self._stamp(outcome, inst, rec, started_ns, max_mb)
+        if inst.extensions is not None:
+            inst.extensions.reported(outcome, self.billing_granularity_ms)
         self._on_call(spec, outcome)
         return outcome
 
@@ -602,7 +605,8 @@ class Pool:
             self.freezer.released(inst)
 
     def _retire(self, inst: Instance) -> None:
-        inst.sandbox.kill()
+        if inst.extensions is None:  # else _destroy's SHUTDOWN comes first
+            inst.sandbox.kill()
         if self._nursery is not None:
             self._nursery.start_soon(self._destroy, inst)
 
@@ -758,13 +762,21 @@ class Pool:
         self._boosted.add(inst)
         if self._nursery is not None:
             self._nursery.start_soon(self._limit_cpu_after, inst, CPU_BOOST_S)
+
+
+        async def run_init():
+            if spec.custom or spec.launch is not None:
+                return await runtime_api.launch(inst, init, self._running_nursery(), spec.launch)
+            return await inst.init(init)
+
         try:
             with trio.move_on_after(self.init_timeout_s):
                 try:
-                    if spec.custom or spec.launch is not None:
-                        reply = await runtime_api.launch(inst, init, self._running_nursery(), spec.launch)
+                    if spec.layers and extension_host.wanted(spec.layers):
+                        figures = extension_host.Figures.of(spec, initialization_type)
+                        reply = await extension_host.init_with_extensions(inst, init, figures, self._running_nursery(), run_init)
                     else:
-                        reply = await inst.init(init)
+                        reply = await run_init()
                 except WorkerGone:
                     reply = None
             self._limit_cpu(inst)
@@ -822,6 +834,8 @@ class Pool:
         self._memory_mb -= inst.memory_mb
         if inst.revision in self._stale and inst.revision not in self._starting and not any(b.revision == inst.revision for b in self._busy):
             self._stale.discard(inst.revision)  # its last instance: nothing left to mark
+        if inst.extensions is not None:
+            await inst.extensions.shutdown("spindown")
         # Wake (with an error) anything still waiting on the channel before
         # another thread closes it.
         inst.closing()

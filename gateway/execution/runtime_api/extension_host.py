@@ -35,6 +35,7 @@ extensions' (extension) go to each subscriber's buffer
 from __future__ import annotations
 
 import os
+import select
 import socket
 import stat
 import time
@@ -44,7 +45,9 @@ import trio
 
 from lambdalet.gateway.execution.instance import Instance, WorkerGone
 from lambdalet.gateway.http import rawio
+from lambdalet.gateway.metering import billing
 from lambdalet.runtime import errors as function_errors
+from lambdalet.runtime import extensions as extensions_limit
 from lambdalet.runtime.protocol import MAX_CALL_LOG, ExtensionsStarted, Init, InitError, InitOk, Invoke, Result, StartExtensions, encode
 
 from . import dispatch, telemetry_delivery
@@ -56,6 +59,8 @@ from .session import HOST, _answers, _close_all, api_port, trace_id
 EXTENSIONS_DIR = "extensions"
 SHUTDOWN_LIMIT_S = 2.0  # AWS's, with one or more external extensions registered
 MAX_EXTENSION_LOG = MAX_CALL_LOG  # what the extensions wrote since it was last read, at most
+# Room for ExtensionsStarted's fds: the socket, the log and a pidfd each.
+ANCILLARY = socket.CMSG_SPACE(4 * (2 + extensions_limit.MAX_EXTENSIONS))
 
 
 def wanted(layer_dirs: tuple[str, ...]) -> bool:
@@ -82,6 +87,16 @@ class Figures:
         self.json_logs = json_logs
         self.account_id = account_id
         self.handler = handler
+
+    @classmethod
+    def of(cls, spec, initialization_type: str) -> Figures:
+        """From the pool's FunctionSpec."""
+        rec = spec.record
+        parts = spec.arn.split(":")
+        return cls(function_name=rec.name, version=spec.version, runtime_version=spec.runtime_version,
+                   initialization_type=initialization_type, memory_mb=rec.memory_size,
+                   json_logs=rec.logging_config.get("LogFormat") == "JSON",
+                   account_id=parts[4] if len(parts) > 4 else "", handler=rec.handler)
 
 
 def _ms() -> int:
@@ -172,7 +187,7 @@ class ExtensionHost:
         if isinstance(reply, InitOk):
             await self.server.wait(lambda: self.api.ready() or self._failure() is not None or self.closed)
         self.api.close_init()
-        self._emit_extension_log()
+        reply.log += self._emit_extension_log()
         failure = self._failure()
         if isinstance(reply, InitOk) and failure is not None:
             reply = InitError(failure[0], function_errors.platform(failure[0], "", failure[1]), reply.log, reply.log_marks)
@@ -220,18 +235,20 @@ class ExtensionHost:
             error_type, message = failure
             result = Result(invoke.request_id, function_errors.platform(error_type, invoke.request_id, message), error_type,
                             result.log + f"RequestId: {invoke.request_id} Error: {message}\n{error_type}\n".encode())
+        else:
+            await self._pause()
         return result
 
-    def reported(self, *, request_id: str, error_type: str | None, kind: str, duration_ns: int, billed_ms: int,
-                 max_memory_mb: int, init_ns: int | None) -> None:
-        """The call's figures as the pool billed them: platform.report."""
-        status = {"success": "success", "timeout": "timeout"}.get(kind, "error" if kind == "error" else "failure")
-        self.deliveries.emit([tm.report(_ms(), request_id=request_id, status=status, error_type=error_type,
-                                        duration_ns=duration_ns, billed_ms=billed_ms, memory_mb=self.figures.memory_mb,
-                                        max_memory_mb=max_memory_mb, init_ns=init_ns, trace_id=self._trace or trace_id())])
-
-    async def after_call(self) -> None:
-        await self._pause()
+    def reported(self, outcome, granularity_ms: int) -> None:
+        """The call's outcome (pool.CallOutcome) as the pool billed it:
+        platform.report, delivered when the sandbox next runs."""
+        kind = outcome.kind
+        status = "success" if kind == "success" else "timeout" if kind == "timeout" else "error" if kind == "error" else "failure"
+        self.deliveries.emit([tm.report(
+            _ms(), request_id=outcome.request_id, status=status, error_type=outcome.error_type,
+            duration_ns=outcome.duration_ns, billed_ms=billing.billed_ms(outcome.duration_ns, granularity_ms),
+            memory_mb=self.figures.memory_mb, max_memory_mb=outcome.max_memory_mb, init_ns=outcome.init_ns,
+            trace_id=self._trace or trace_id())])
 
     async def _pause(self) -> None:
         """The sandbox is about to be frozen: let the POSTs under way end."""
@@ -241,15 +258,27 @@ class ExtensionHost:
     # -- the end -------------------------------------------------------------
 
     def alive(self) -> bool:
-        return not self.closed and len(self.exited) < len(self._pidfds)
+        """Some extension still runs (its pidfd is not readable yet)."""
+        if self.closed or not self._pidfds:
+            return False
+        poll = select.poll()
+        for pidfd in self._pidfds.values():
+            poll.register(pidfd, select.POLLIN)
+        return len(poll.poll(0)) < len(self._pidfds)
 
     async def shutdown(self, reason: str) -> None:
         """SHUTDOWN to the extensions registered for it, with
         SHUTDOWN_LIMIT_S to finish (ask for their next event, or exit);
         the pool kills the sandbox after."""
-        if not self.alive() or self.shutting_down:
+        if self.shutting_down or self.inst.timed_out or not self.alive():
             return
         self.shutting_down = True
+        if self.inst.frozen:
+            try:
+                self.inst.sandbox.thaw()
+            except OSError:
+                return  # its cgroup is gone: nothing runs to be told
+            self.inst.frozen = False
         deadline_ms = _ms() + int(SHUTDOWN_LIMIT_S * 1000)
         with trio.move_on_after(SHUTDOWN_LIMIT_S):
             self.deliveries.set_active(True)
@@ -292,11 +321,12 @@ class ExtensionHost:
         for pidfd in self._pidfds.values():
             os.close(pidfd)
         self._pidfds = {}
-        os.close(self.log_fd)
-        self.log_fd = -1
+        if self.log_fd >= 0:
+            os.close(self.log_fd)
+            self.log_fd = -1
 
 
-async def start(inst: Instance, init: Init, figures: Figures, nursery: trio.Nursery) -> ExtensionHost:
+async def start(inst: Instance, init: Init, figures: Figures, nursery: trio.Nursery, started_ms: int) -> ExtensionHost:
     """Starts the extensions in inst's sandbox and serves their API from
     nursery until they have registered (or one has failed: then
     finish_init() reports it). Raises WorkerGone if the worker is gone."""
@@ -306,7 +336,7 @@ async def start(inst: Instance, init: Init, figures: Figures, nursery: trio.Nurs
         await rawio.send_all(inst.sock, encode(request))
     except OSError:
         raise WorkerGone(delivered=False) from None
-    answers, fds = await _answers(inst)
+    answers, fds = await _answers(inst, ANCILLARY)
     reply = answers[0]
     if not isinstance(reply, ExtensionsStarted) or len(answers) > 1 or len(fds) != 2 + len(reply.started):
         _close_all(fds)
@@ -319,6 +349,9 @@ async def start(inst: Instance, init: Init, figures: Figures, nursery: trio.Nurs
     pidfds = dict(zip(reply.started, fds[2:]))
     host = ExtensionHost(inst, listener, reply.port, fds[1], pidfds, reply.failed, figures)
     inst.extensions = host
+    host.deliveries.emit([tm.init_start(started_ms, initialization_type=figures.initialization_type,
+                                        runtime_version=figures.runtime_version or "unknown", function_name=figures.function_name,
+                                        function_version=figures.version, instance_id=inst.id, memory_mb=figures.memory_mb)])
     await nursery.start(host.run)
     await host.wait_registered()
     return host
@@ -344,10 +377,7 @@ async def init_with_extensions(inst: Instance, init: Init, figures: Figures, nur
     """The pool's init of an instance whose layers bring extensions."""
     started_ms = _ms()
     init_ns = time.monotonic_ns()
-    host = await start(inst, init, figures, nursery)
-    host.deliveries.emit([tm.init_start(started_ms, initialization_type=figures.initialization_type,
-                                        runtime_version=figures.runtime_version or "unknown", function_name=figures.function_name,
-                                        function_version=figures.version, instance_id=inst.id, memory_mb=figures.memory_mb)])
+    host = await start(inst, init, figures, nursery, started_ms)
     failure = host._failure()
     if failure is None and host.start_failures:
         name, why = host.start_failures[0]

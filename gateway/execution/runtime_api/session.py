@@ -77,24 +77,28 @@ class Prelaunched:
 
     __slots__ = ("port", "listener", "answers")
 
-    def __init__(self, port: int, listener: socket.socket, answers: list) -> None:
+    def __init__(self, port: int, listener: socket.socket | None, answers: list) -> None:
         self.port = port
         self.listener = listener
         self.answers = answers  # what the worker sent after Launched
 
     def close(self) -> None:
-        self.listener.close()
+        if self.listener is not None:
+            self.listener.close()
 
 
 async def exec_runtime(inst: Instance, task_root: str, env: dict[str, str], language: Launch | None) -> Prelaunched | InitError:
     """Has inst's worker exec the bootstrap (or a language's runtime, with
     env as its environment until its configuration comes). Raises
     WorkerGone if the worker is gone."""
+    # With extensions the API's socket is open already (extension_host.py).
+    host = inst.extensions
+    port = api_port(task_root) if host is None else host.port
     if language is None:
-        request = Bootstrap(bootstrap_paths(task_root), dict(env), task_root, HOST, api_port(task_root))
+        request = Bootstrap(bootstrap_paths(task_root), dict(env), task_root, HOST, port, api_open=host is not None)
     else:
         request = Bootstrap([language.program], languages.exec_env(language, env), task_root, HOST,
-                            api_port(task_root), argv=language.argv, stdin=True)
+                            port, argv=language.argv, stdin=True, api_open=host is not None)
     try:
         await rawio.send_all(inst.sock, encode(request))
     except OSError:
@@ -107,7 +111,10 @@ async def exec_runtime(inst: Instance, task_root: str, env: dict[str, str], lang
     if not isinstance(reply, Launched):
         _close_all(fds)
         raise WorkerGone()
-    listener, log_fd = _handed_over(fds)
+    if host is not None:
+        listener, log_fd = None, _log_handed_over(fds)
+    else:
+        listener, log_fd = _handed_over(fds)
     if inst.log_fd is not None:
         os.close(inst.log_fd)
     inst.log_fd = log_fd
@@ -142,7 +149,7 @@ async def launch(inst: Instance, init: Init, nursery: trio.Nursery, language: La
         # A plain-process sandbox: the worker is this process's child and
         # not yet reaped, so its pid is still its own.
         pidfd = os.pidfd_open(inst.sandbox.pid)
-    session = RuntimeApiSession(inst, listener, pidfd, own_pidfd)
+    session = RuntimeApiSession(inst, listener, pidfd, own_pidfd, host=inst.extensions)
     session.control_messages(answers)
     inst.runtime_api = session
     inst.watch_exit_only(pidfd)
@@ -156,14 +163,14 @@ async def launch(inst: Instance, init: Init, nursery: trio.Nursery, language: La
     return await session.wait_init()
 
 
-async def _answers(inst: Instance) -> tuple[list, list[int]]:
+async def _answers(inst: Instance, ancillary: int = socket.CMSG_SPACE(8)) -> tuple[list, list[int]]:
     """The worker's answer to Bootstrap (past any Ready), perhaps followed
     by its report that the exec failed, and the fds that came with them.
     One read may hold Ready and the answer together."""
     fds: list[int] = []
     while True:
         try:
-            data, ancdata, _flags, _addr = await rawio.recvmsg(inst.sock, 65536, socket.CMSG_SPACE(8))
+            data, ancdata, _flags, _addr = await rawio.recvmsg(inst.sock, 65536, ancillary)
         except (OSError, trio.ClosedResourceError):
             _close_all(fds)
             raise WorkerGone() from None
@@ -194,6 +201,18 @@ def _close_all(fds: list[int]) -> None:
         os.close(fd)
 
 
+def _log_handed_over(fds: list[int]) -> int:
+    """The log memfd alone (the API's socket is the extensions' host's)."""
+    try:
+        regular = len(fds) == 1 and stat.S_ISREG(os.fstat(fds[0]).st_mode)
+    except OSError:
+        regular = False
+    if not regular:
+        _close_all(fds)
+        raise WorkerGone()
+    return fds[0]
+
+
 def _handed_over(fds: list[int]) -> tuple[socket.socket, int]:
     """The listening socket and the log memfd, checked to be what they
     claim before the gateway relies on them."""
@@ -221,10 +240,19 @@ class RuntimeApiSession:
     """One custom runtime's API: the state machine, its server, and the
     call in flight."""
 
-    def __init__(self, inst: Instance, listener: socket.socket, pidfd: int, own_pidfd: bool) -> None:
+    def __init__(self, inst: Instance, listener: socket.socket | None, pidfd: int, own_pidfd: bool, host=None) -> None:
+        """host: the instance's ExtensionHost (extension_host.py), whose
+        server serves this API too, on the one port; listener is then None."""
         self.inst = inst
         self.api = state.RuntimeApi()
-        self.server = RuntimeApiServer(listener, self.api, self._sink)
+        self._owns_server = host is None
+        if host is None:
+            assert listener is not None
+            self.server = RuntimeApiServer(listener, self.api, self._sink)
+        else:
+            self.server = host.server
+            host.sandbox_api.runtime = self.api
+            host.runtime_sink = self._sink
         self._pidfd = pidfd
         self._own_pidfd = own_pidfd
         self._scope = trio.CancelScope()
@@ -239,7 +267,8 @@ class RuntimeApiSession:
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         with self._scope:
             async with trio.open_nursery() as nursery:
-                await nursery.start(self.server.run)
+                if self._owns_server:
+                    await nursery.start(self.server.run)
                 nursery.start_soon(self._watch_exit)
                 nursery.start_soon(self._watch_control)
                 task_status.started()
@@ -370,7 +399,8 @@ class RuntimeApiSession:
         if self._closed:
             return
         self._closed = True
-        self.server.close()
+        if self._owns_server:
+            self.server.close()
         trio.lowlevel.notify_closing(self._pidfd)
         self._scope.cancel()
         if self._own_pidfd:

@@ -17,6 +17,7 @@ FLUSH_BUDGET_S per call.
 """
 from __future__ import annotations
 
+import logging
 import math
 import socket
 from collections.abc import Awaitable, Callable
@@ -24,6 +25,8 @@ from collections.abc import Awaitable, Callable
 import trio
 
 from . import telemetry as tm
+
+log = logging.getLogger("lambdalet.telemetry")
 
 DELIVERY_TIMEOUT_S = 1.0
 FLUSH_BUDGET_S = 1.0
@@ -130,6 +133,12 @@ class Deliveries:
                     pass
 
     async def _serve(self, subscriber: Subscriber) -> None:
+        try:
+            await self._serve_one(subscriber)
+        except Exception:  # a fault here must not take the server's loop down with it
+            log.exception("telemetry delivery to %s stopped", subscriber.name)
+
+    async def _serve_one(self, subscriber: Subscriber) -> None:
         buffer = subscriber.buffer
         while not self._closed:
             due = buffer.due_ms()
@@ -173,7 +182,7 @@ class Deliveries:
             subscriber.conn = await self._connect(sub.port)
         conn = subscriber.conn
         try:
-            await conn.sendall(head + batch)
+            await _send_all(conn, head + batch)
             status, keep = await _read_answer(conn)
         except (OSError, DeliveryFailed):
             if not reused:
@@ -181,7 +190,7 @@ class Deliveries:
             # A kept connection the listener closed meanwhile: once more on a new one.
             subscriber.close()
             subscriber.conn = conn = await self._connect(sub.port)
-            await conn.sendall(head + batch)
+            await _send_all(conn, head + batch)
             status, keep = await _read_answer(conn)
         if not keep:
             subscriber.close()
@@ -195,6 +204,12 @@ class Deliveries:
             subscriber.changed.set()
         if self._nursery is not None:
             self._nursery.cancel_scope.cancel()
+
+
+async def _send_all(conn: trio.socket.SocketType, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[await conn.send(view):]
 
 
 async def _read_answer(conn: trio.socket.SocketType) -> tuple[int, bool]:
