@@ -20,7 +20,6 @@ import shutil
 import sys
 
 import pytest
-
 from helpers import make_zip
 
 ROLE = "arn:aws:iam::123456789012:role/lambdalet-test"
