@@ -179,3 +179,53 @@ def test_fuzz_garbage_gives_requests_or_protocol_errors():
             parse_all(bytes(data), limit=1000, step=rng.choice([None, 1, 3]))
         except (http1.ProtocolError, http1.BodyTooLarge):
             pass
+
+
+# Request smuggling: bytes that a proxy in front could frame one way and
+# this parser another. Each is refused, never guessed at.
+@pytest.mark.parametrize(
+    "raw,status",
+    [
+        # Content-Length beside Transfer-Encoding, in either order.
+        (b"POST / HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
+        (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n", 400),
+        # Two lengths, as two fields or as a list in one.
+        (b"POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!", 400),
+        (b"POST / HTTP/1.1\r\nContent-Length: 5, 5\r\n\r\nhello", 400),
+        (b"POST / HTTP/1.1\r\nContent-Length: +5\r\n\r\nhello", 400),
+        # Obsolete line folding: a proxy that unfolds sees a Content-Length here.
+        (b"POST / HTTP/1.1\r\nX: a\r\n Content-Length: 5\r\n\r\nhello", 400),
+        (b"POST / HTTP/1.1\r\nX: a\r\n\tb\r\n\r\n", 400),
+        # Bare LF as a line end, in the request line, a header, a chunk size, after chunk data.
+        (b"GET / HTTP/1.1\nHost: a\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: a\nContent-Length: 5\r\n\r\nhello", 400),
+        (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\nhello\r\n0\r\n\r\n", 400),
+        (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\n0\r\n\r\n", 400),
+        # Transfer-Encoding spelled so that one reader sees it and another does not.
+        (b"POST / HTTP/1.1\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n", 400),
+        (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
+        (b"POST / HTTP/1.1\r\nTransfer-Encoding: xchunked\r\n\r\n0\r\n\r\n", 501),
+    ],
+)
+def test_request_smuggling_is_refused(raw, status):
+    for step in (None, 1):
+        with pytest.raises(http1.ProtocolError) as exc:
+            parse_all(raw, step=step)
+        assert exc.value.status == status
+
+
+def test_identical_content_lengths_are_one_length():
+    """RFC 9112 6.3 lets a recipient take a repeated, identical length as
+    one; the next request is framed after exactly that many bytes."""
+    data = b"POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhelloGET /next HTTP/1.1\r\n\r\n"
+    assert [(h.path, b) for h, b in parse_all(data)] == [("/", b"hello"), ("/next", b"")]
+
+
+@pytest.mark.parametrize("step", [None, 1, 4])
+def test_a_head_with_bare_lf_line_ends_is_refused_at_once(step):
+    """Not held until the head timeout as a head that has not ended: its
+    CRLF CRLF never comes, and a reader that accepts bare LF has framed it
+    already."""
+    with pytest.raises(http1.ProtocolError) as exc:
+        parse_all(b"GET / HTTP/1.1\nHost: a\n\n", step=step)
+    assert exc.value.status == 400
