@@ -75,3 +75,9 @@ class ServerConfig(msgspec.Struct, kw_only=True):
     # The web console at /console (console/policy.py): auto serves it on a
     # loopback address, and elsewhere only over TLS; on and off force it.
     console: str = "auto"
+    # The operator's export of every call's logs and REPORT figures
+    # (metering/export): an OTLP/HTTP base URL, a syslog [tcp://|udp://]HOST:PORT,
+    # and how many calls each destination may hold while its receiver lags.
+    export_otlp: str | None = None
+    export_syslog: str | None = None
+    export_buffer_calls: int = 10_000

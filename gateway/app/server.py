@@ -70,8 +70,9 @@ from ..functions.versions import Versions
 from ..http import listener
 from ..http.limits import ByteBudget, ConnectionSlots, HttpLimits, MiB
 from ..http.tls_front import serve_tls
-from ..metering import calls_metrics, metrics
+from ..metering import calls_metrics, export, metrics
 from ..metering.calls import CallJournal
+from ..metering.export import export_metrics
 from ..metering.ledger import Ledger
 from ..metering.logstore import LogStore
 from ..metering.meter import Meter
@@ -151,6 +152,7 @@ async def run(config: ServerConfig, *, task_status=trio.TASK_STATUS_IGNORED) -> 
         if pem is not None and not os.access(pem, os.R_OK):
             raise ConfigError(f"cannot read {pem}")
     http_limits(config)  # refused before anything is created
+    export_targets(config)
     data_dir = pathlib.Path(config.data_dir).resolve()
     try:
         data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -176,6 +178,13 @@ def http_limits(config: ServerConfig) -> HttpLimits:
         raise ConfigError(str(exc)) from None
 
 
+def export_targets(config: ServerConfig):
+    try:
+        return export.targets(config.export_otlp, config.export_syslog)
+    except export.ExportConfigError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 async def _run(config: ServerConfig, data_dir: pathlib.Path, lock: DataDirLock, task_status) -> None:
     limits = http_limits(config)
     keys = load_or_create_credentials(data_dir)
@@ -189,7 +198,11 @@ async def _run(config: ServerConfig, data_dir: pathlib.Path, lock: DataDirLock, 
     ledger = Ledger(data_dir, rollup_days=config.usage_rollup_days)
     logstore = LogStore(data_dir, retention_days=config.log_retention_days, max_bytes=config.log_max_mb << 20)
     calls = CallJournal(data_dir, ledger, logstore)
-    accountant = accounting.Accounting(meter, calls, granularity_ms=config.billing_granularity_ms, account=config.account)
+    # The operator's export, when asked for: the hook only appends to its buffers.
+    exporter = export.build(*export_targets(config), region=config.region, account=config.account,
+                            max_calls=config.export_buffer_calls)
+    accountant = accounting.Accounting(meter, calls, granularity_ms=config.billing_granularity_ms, account=config.account,
+                                       export=exporter.record if exporter is not None else None)
     codes = CodeStore(data_dir / "code")
     objects = ObjectStore(data_dir / "s3", max_object_bytes=config.s3_max_object_mb * MiB,
                           quota_bytes=config.s3_quota_mb * MiB, region=config.region)
@@ -371,7 +384,10 @@ async def _run(config: ServerConfig, data_dir: pathlib.Path, lock: DataDirLock, 
             console_pages.register(app, console)
             metrics.register(meter)
             calls_metrics.register(calls, str(data_dir))
+            export_metrics.register(exporter)
             await nursery.start(calls.run)
+            if exporter is not None:
+                await nursery.start(exporter.run)
             await nursery.start(pool.run)
             await nursery.start(collector.run)
             if spares is not None:
@@ -395,7 +411,7 @@ async def _run(config: ServerConfig, data_dir: pathlib.Path, lock: DataDirLock, 
                     raise ConfigError(f"cannot serve TLS on {config.host}:{config.tls_port}: {exc}") from None
             lock.announce(base_url)
             print(_banner(config, data_dir, backend, warnings, port, runtimes,
-                          console_policy.banner_lines(policy, base_url, tls_url)), flush=True)
+                          console_policy.banner_lines(policy, base_url, tls_url) + (exporter.describe() if exporter else [])), flush=True)
             # What start-up built lives as long as the server: keep the
             # collector's full passes from walking it again and again (one
             # such pass stalled every request for ~30 ms under load).

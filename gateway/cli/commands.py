@@ -264,6 +264,9 @@ def cmd_serve(args) -> int:
         s3_quota_mb=args.s3_quota_mb,
         s3_hosts=args.s3_host or [],
         console=args.console,
+        export_otlp=args.export_otlp,
+        export_syslog=args.export_syslog,
+        export_buffer_calls=args.export_buffer_calls,
     )
     return serve(config)
 
@@ -489,6 +492,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--console", choices=("auto", "on", "off"), default="auto",
                    help="the web console at /console: auto serves it on a loopback --host, and on any other only over TLS "
                         "(--tls-port); on serves it over plain HTTP too; off turns it off")
+    p.add_argument("--export-otlp", metavar="URL", help="ship every call's log lines and REPORT metrics over OTLP/HTTP "
+                   "(protobuf) to URL/v1/logs and URL/v1/metrics, e.g. http://127.0.0.1:4318 (an OpenTelemetry Collector)")
+    p.add_argument("--export-syslog", metavar="[tcp://|udp://]HOST:PORT", help="ship every call's log lines and REPORT "
+                   "figures as RFC 5424 syslog, over TCP with octet counting (the default) or UDP, e.g. 127.0.0.1:514 (rsyslog)")
+    p.add_argument("--export-buffer-calls", type=_positive_int, default=10_000, metavar="N",
+                   help="calls each export may hold while its receiver is slow or down; past it new calls are dropped "
+                        "from the export (never delayed) and counted in /metrics (default 10000)")
     p.set_defaults(func=cmd_serve)
 
     from .usage_cli import add_parsers as add_usage_parsers

@@ -6,7 +6,9 @@ answered, takes the pool's own figures (the gateway's clock, the sandbox's
 cgroup; nothing the worker reported), clamps them, and:
   - appends the call's usage row and its log to the call journal, in one
     write(2) (calls.py),
-  - then adds the call to its function version's counters (one C call).
+  - then adds the call to its function version's counters (one C call),
+  - and hands it to the operator's export, when one is configured
+    (metering/export: an append to a bounded buffer, nothing more).
 If the journal cannot be written the call is answered with a
 ServiceException instead, and nothing of it is billed, logged or counted.
 
@@ -16,6 +18,7 @@ calls are in flight per function, and the calls refused as throttled.
 from __future__ import annotations
 
 import time
+from typing import Callable
 
 from ..errors import LambdaError
 from ..metering import billing
@@ -34,11 +37,13 @@ def version_of(spec: FunctionSpec) -> str:
 
 
 class Accounting:
-    def __init__(self, meter: Meter, calls: CallJournal, *, granularity_ms: int = 1, account: str = "") -> None:
+    def __init__(self, meter: Meter, calls: CallJournal, *, granularity_ms: int = 1, account: str = "",
+                 export: Callable[[UsageRecord, CallLog | None], None] | None = None) -> None:
         self.meter = meter
         self.calls = calls
         self.granularity_ms = granularity_ms
         self.account = account
+        self.export = export
 
     def on_call(self, spec: FunctionSpec, outcome: CallOutcome) -> None:
         rec = spec.record
@@ -99,6 +104,8 @@ class Accounting:
             raise LambdaError("ServiceException", f"The call could not be recorded: {exc.strerror or exc}") from None
         meter = self.meter
         meter.record(meter.slot(rec.name, version), duration_ns, billed, memory_mb, init_ns, OUTCOME_INDEX[name], outcome.cold)
+        if self.export is not None:
+            self.export(usage, log)
 
 
 class MeteredPool(Pool):

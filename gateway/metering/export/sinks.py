@@ -1,0 +1,168 @@
+"""Where a batch of finished calls goes: the OTLP/HTTP receiver and the
+syslog server. Each sink turns a batch into payloads once (encode, no
+I/O), then delivers each payload, perhaps several times (deliver); the
+channel (channel.py) decides when to try again."""
+from __future__ import annotations
+
+import select
+import socket
+import time
+from typing import Protocol
+
+import trio
+
+from ..logstore import split_events
+from .http_client import HttpClient, HttpError
+from .otlp_encode import Encoder
+from .syslog_format import CallMessages, octet_counted
+from .targets import OtlpTarget, SyslogTarget
+
+# What the hook hands over per finished call: (ledger.UsageRecord, logstore.CallLog or None).
+Call = tuple
+
+
+class Retry(Exception):
+    """The payload was not delivered and may be on a later try (the
+    receiver is down, busy or slow)."""
+
+
+class Rejected(Exception):
+    """The receiver refused the payload for good: trying again would not help."""
+
+
+class Sink(Protocol):
+    name: str
+
+    def encode(self, batch: list[Call], now_ns: int) -> list[object]: ...
+
+    async def deliver(self, payload: object) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
+def _lines(log) -> list[tuple[int, str]]:
+    return split_events(log) if log is not None else []
+
+
+# OTLP/HTTP's answers that ask for a later try (the specification's list).
+RETRYABLE_STATUS = frozenset({429, 502, 503, 504})
+PROTOBUF = "application/x-protobuf"
+
+
+class OtlpSink:
+    name = "otlp"
+
+    def __init__(self, target: OtlpTarget, encoder: Encoder, *, headers: list[tuple[str, str]] = (), timeout_s: float = 10.0) -> None:
+        self.target = target
+        self.encoder = encoder
+        self.headers = list(headers)
+        self.client = HttpClient(target.scheme, target.host, target.port, timeout_s=timeout_s)
+        self._window_start_ns = time.time_ns()
+
+    def encode(self, batch: list[Call], now_ns: int) -> list[object]:
+        calls = [(usage, log.log_group, log.log_stream, _lines(log)) for usage, log in batch if log is not None]
+        start, self._window_start_ns = self._window_start_ns, now_ns
+        payloads: list[object] = []
+        if any(lines for *_, lines in calls):
+            payloads.append((self.target.logs_path, self.encoder.logs(calls, now_ns)))
+        payloads.append((self.target.metrics_path, self.encoder.metrics([usage for usage, _ in batch], start, now_ns)))
+        return payloads
+
+    async def deliver(self, payload: object) -> None:
+        path, body = payload
+        try:
+            status, _ = await self.client.post(path, body, PROTOBUF, self.headers)
+        except HttpError as exc:
+            raise Retry(str(exc)) from None
+        if 200 <= status < 300:
+            return
+        if status in RETRYABLE_STATUS:
+            raise Retry(f"HTTP {status} from {self.target.url(path)}")
+        raise Rejected(f"HTTP {status} from {self.target.url(path)}")
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+
+# A TCP payload is cut into sends of about this size, so that one send of a
+# large batch does not hold the event loop.
+TCP_CHUNK_BYTES = 256 * 1024
+
+
+class SyslogSink:
+    name = "syslog"
+
+    def __init__(self, target: SyslogTarget, hostname: str, *, timeout_s: float = 10.0) -> None:
+        self.target = target
+        self.messages = CallMessages(hostname)
+        self.timeout_s = timeout_s
+        self._stream: trio.SocketStream | None = None
+        self._udp: trio.socket.SocketType | None = None
+        self._udp_addr = None
+
+    def encode(self, batch: list[Call], now_ns: int) -> list[object]:
+        messages: list[bytes] = []
+        for usage, log in batch:
+            messages.extend(self.messages.of_call(usage, _lines(log), log.log_stream if log is not None else None))
+        if self.target.transport == "udp":
+            return [messages]
+        payloads, chunk, size = [], [], 0
+        for msg in messages:
+            framed = octet_counted(msg)
+            chunk.append(framed)
+            size += len(framed)
+            if size >= TCP_CHUNK_BYTES:
+                payloads.append(b"".join(chunk))
+                chunk, size = [], 0
+        if chunk:
+            payloads.append(b"".join(chunk))
+        return payloads
+
+    async def deliver(self, payload: object) -> None:
+        try:
+            with trio.fail_after(self.timeout_s):
+                if self.target.transport == "udp":
+                    await self._send_datagrams(payload)
+                else:
+                    await self._send_stream(payload)
+        except (OSError, trio.BrokenResourceError, trio.ClosedResourceError, trio.TooSlowError) as exc:
+            await self.aclose()
+            raise Retry(f"{self.target.url()}: {exc or type(exc).__name__}") from None
+
+    async def _send_stream(self, data: bytes) -> None:
+        if self._stream is not None and _peer_closed(self._stream.socket.fileno()):
+            # rsyslog never writes on a syslog connection: anything to read
+            # is its close (a restart, an idle timeout). A send now would
+            # still succeed, into a socket whose peer is gone.
+            await self.aclose()
+        if self._stream is None:
+            self._stream = await trio.open_tcp_stream(self.target.host, self.target.port)
+        await self._stream.send_all(data)
+
+    async def _send_datagrams(self, datagrams: list[bytes]) -> None:
+        if self._udp is None:
+            family, kind, proto, _, addr = (await trio.socket.getaddrinfo(self.target.host, self.target.port, type=socket.SOCK_DGRAM))[0]
+            self._udp = trio.socket.socket(family, kind, proto)
+            self._udp_addr = addr
+        sent = 0
+        try:
+            for datagram in datagrams:
+                await self._udp.sendto(datagram, self._udp_addr)
+                sent += 1
+        finally:
+            del datagrams[:sent]  # a later try sends only the rest
+
+    async def aclose(self) -> None:
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            with trio.CancelScope(shield=True):
+                await trio.aclose_forcefully(stream)
+        udp, self._udp = self._udp, None
+        if udp is not None:
+            udp.close()
+
+
+def _peer_closed(fd: int) -> bool:
+    poller = select.poll()
+    poller.register(fd, select.POLLIN | select.POLLRDHUP | select.POLLHUP | select.POLLERR)
+    return bool(poller.poll(0))
