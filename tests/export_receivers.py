@@ -11,13 +11,11 @@ import signal
 import socket
 import subprocess
 import threading
-import time
 
 import pytest
+from helpers import free_port, wait_for
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
-
-from helpers import free_port, wait_for
 
 RSYSLOGD = shutil.which("rsyslogd") or ("/usr/sbin/rsyslogd" if os.path.exists("/usr/sbin/rsyslogd") else None)
 # One line per message, every RFC 5424 field apart; control characters kept
@@ -50,7 +48,7 @@ class Rsyslog:
             f'action(type="omfile" file="{self.out}" template="fields")\n')
         self.proc: subprocess.Popen | None = None
 
-    def start(self) -> "Rsyslog":
+    def start(self) -> Rsyslog:
         with open(self.dir / "rsyslogd.err", "wb") as err:
             self.proc = subprocess.Popen([RSYSLOGD, "-n", "-f", str(self.dir / "rsyslog.conf"), "-i", str(self.pidfile)],
                                      stdout=subprocess.DEVNULL, stderr=err)
@@ -117,7 +115,7 @@ class OtlpReceiver:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> "OtlpReceiver":
+    def start(self) -> OtlpReceiver:
         receiver = self
 
         class Handler(http.server.BaseHTTPRequestHandler):

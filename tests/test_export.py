@@ -12,7 +12,6 @@ import sys
 
 import pytest
 import requests
-
 from export_receivers import OtlpReceiver, Rsyslog
 from helpers import ServerProcess, free_port, lambdalet_argv, make_zip, wait_for
 

@@ -18,7 +18,7 @@ calls are in flight per function, and the calls refused as throttled.
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from ..errors import LambdaError
 from ..metering import billing
