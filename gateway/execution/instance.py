@@ -108,8 +108,9 @@ class Instance:
 
     def exited(self) -> bool:
         """True once the worker is gone (or broke the protocol) while idle:
-        one non-blocking poll(2), cheap enough to make before every call."""
-        return bool(self._watch.poll(0))
+        one non-blocking poll(2), cheap enough to make before every call.
+        An environment an extension failed is gone too (it is being killed)."""
+        return bool(self._watch.poll(0)) or (self.extensions is not None and self.extensions.closed)
 
     async def wait_ready(self) -> None:
         """Waits for the runtime's Ready frame (spare sandboxes)."""

@@ -67,9 +67,10 @@ def wanted(layer_dirs: tuple[str, ...]) -> bool:
     """A layer brings /opt/extensions (the trees are merged at /opt)."""
     for tree in layer_dirs:
         try:
-            if os.scandir(os.path.join(tree, EXTENSIONS_DIR)).__next__():
-                return True
-        except (OSError, StopIteration):
+            with os.scandir(os.path.join(tree, EXTENSIONS_DIR)) as entries:
+                if next(entries, None) is not None:
+                    return True
+        except OSError:
             continue
     return False
 
@@ -122,6 +123,8 @@ class ExtensionHost:
         self.crashed: list[str] = []  # exited outside SHUTDOWN
         self.exited: set[str] = set()
         self.shutting_down = False
+        self.shutdown_log = b""
+        self._running = False  # its tasks run (not yet cancelled with the pool)
         self.closed = False
         self._scope = trio.CancelScope()
         self._trace = ""
@@ -130,13 +133,17 @@ class ExtensionHost:
     # -- tasks -------------------------------------------------------------
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
-        with self._scope:
-            async with trio.open_nursery() as nursery:
-                await nursery.start(self.server.run)
-                await nursery.start(self.deliveries.run)
-                for name, pidfd in self._pidfds.items():
-                    nursery.start_soon(self._watch_exit, name, pidfd)
-                task_status.started()
+        try:
+            with self._scope:
+                async with trio.open_nursery() as nursery:
+                    await nursery.start(self.server.run)
+                    await nursery.start(self.deliveries.run)
+                    for name, pidfd in self._pidfds.items():
+                        nursery.start_soon(self._watch_exit, name, pidfd)
+                    self._running = True
+                    task_status.started()
+        finally:
+            self._running = False
 
     async def _watch_exit(self, name: str, pidfd: int) -> None:
         try:
@@ -259,7 +266,7 @@ class ExtensionHost:
 
     def alive(self) -> bool:
         """Some extension still runs (its pidfd is not readable yet)."""
-        if self.closed or not self._pidfds:
+        if self.closed or not self._running or not self._pidfds:
             return False
         poll = select.poll()
         for pidfd in self._pidfds.values():
@@ -286,6 +293,8 @@ class ExtensionHost:
             outputs = self.api.shutdown(reason, deadline_ms)
             await self.server.apply(outputs)
             await self.server.wait(lambda: self.api.ready() or len(self.exited) == len(self._pidfds) or self.closed)
+        # What they wrote while shutting down (the log dies with the sandbox).
+        self.shutdown_log = self.take_extension_log()
 
     def take_extension_log(self) -> bytes:
         try:
