@@ -48,7 +48,7 @@ def section_a(quick: bool) -> dict:
     seconds = 3 if quick else 5
     runs = 1 if quick else 3
     out: dict = {}
-    targets = []
+    targets: list[tuple[str, str, Lambdalet | peers.TrioH11Floor | peers.ServerlessOffline]] = []
     lam = Lambdalet()
     try:
         url = lam.function("hello", memory=1024)

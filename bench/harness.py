@@ -51,7 +51,8 @@ class Lambdalet:
             [PY, "-m", "lambdalet.gateway.cli", "serve", "--port", str(self.port), "--data-dir", self.tmp, *args],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
         )
-        banner = []
+        assert self.proc.stdout is not None  # stdout=PIPE
+        banner: list[str] = []
         while True:
             line = self.proc.stdout.readline()
             if not line:
@@ -60,7 +61,10 @@ class Lambdalet:
             if line.startswith("  export AWS_ENDPOINT_URL="):
                 break
         self.banner = "".join(banner)
-        self.backend = re.search(r"sandbox backend: (\S+)", self.banner).group(1)
+        found = re.search(r"sandbox backend: (\S+)", self.banner)
+        if found is None:
+            raise RuntimeError("lambdalet's banner names no sandbox backend:\n" + self.banner)
+        self.backend = found.group(1)
         parser = configparser.ConfigParser()
         parser.read(os.path.join(self.tmp, "credentials"))
         self.client = boto3.client(
@@ -70,13 +74,11 @@ class Lambdalet:
             config=botocore.config.Config(retries={"max_attempts": 1}, max_pool_connections=32),
         )
 
-    def function(self, name: str, source: str = HELLO, memory: int = 1024, url: bool = True,
-                 runtime: str = RUNTIME) -> str | None:
+    def function(self, name: str, source: str = HELLO, memory: int = 1024, runtime: str = RUNTIME) -> str:
+        """Deploys a function and returns its public URL."""
         self.client.create_function(FunctionName=name, Runtime=runtime, Role=ROLE, Handler="app.handler",
                                     Code={"ZipFile": zip_of({"app.py": source})}, MemorySize=memory)
-        if url:
-            return self.public_url(name)
-        return None
+        return self.public_url(name)
 
     def public_url(self, name: str) -> str:
         """A function URL anyone may call: AuthType NONE and the two policy
@@ -95,7 +97,8 @@ class Lambdalet:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-        self.proc.stdout.close()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
@@ -106,7 +109,7 @@ def http_get_once(url: str) -> float:
     parts = urlsplit(url)
     request = f"GET {parts.path or '/'} HTTP/1.1\r\nHost: {parts.netloc}\r\nConnection: close\r\n\r\n".encode()
     started = time.perf_counter()
-    with socket.create_connection((parts.hostname, parts.port), timeout=30) as s:
+    with socket.create_connection((parts.hostname, parts.port or 80), timeout=30) as s:
         s.sendall(request)
         data = b""
         while True:

@@ -71,8 +71,8 @@ def metering_cost(calls: int = CALLS) -> dict:
         record_ns = _per_call_ns(record, calls) - loop_ns
 
         ledger, logstore = Ledger(data), LogStore(data)
-        calls = CallJournal(data, ledger, logstore)
-        accounting = Accounting(meter, calls)
+        journal = CallJournal(data, ledger, logstore)
+        accounting = Accounting(meter, journal)
         rec = FunctionRecord(name="bench", runtime="python3.11", role="r", handler="app.handler", code_sha256_hex="", code_sha256_b64="", code_size=0, revision_id="r", last_modified="", created_ns=0)
         spec = FunctionSpec(record=rec, code_dir="/", arn="arn", env={}, log_group="/aws/lambda/bench")
         log = b"START RequestId: x Version: $LATEST\nEND RequestId: x\nREPORT RequestId: x\tDuration: 1.23 ms\t...\n"
@@ -87,10 +87,10 @@ def metering_cost(calls: int = CALLS) -> dict:
         on_call_ns = _per_call_ns(on_call, hook_calls) - loop_ns
         # Off the call path: the background batch into SQLite, per call.
         t0 = time.perf_counter_ns()
-        pending = len(calls._pending)
-        calls.flush_sync()
+        pending = len(journal._pending)
+        journal.flush_sync()
         flush_ns = (time.perf_counter_ns() - t0) / max(1, pending)
-        calls.close()
+        journal.close()
         ledger.close()
         logstore.close()
         meter.close()

@@ -111,6 +111,7 @@ def run(minutes: float) -> dict:
             rss.append((time.monotonic() - started, rss_mib(pid)))
             fds.append(open_fds(pid))
             time.sleep(every)
+        assert load.stdout is not None  # stdout=PIPE
         summary = json.loads(load.stdout.read() or "{}")
         load.stdout.close()
         time.sleep(5)  # let the last batches reach SQLite
