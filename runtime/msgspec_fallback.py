@@ -61,6 +61,7 @@ class Struct:
     __struct_fields__: tuple = ()
     __struct_defaults__: dict = {}
     __struct_tag__: object = None
+    __struct_tag_field__: str = "type"
     __struct_array_like__ = False
 
     def __init_subclass__(cls, tag: object = None, tag_field: str = "type", array_like: bool | None = None,
@@ -104,7 +105,7 @@ class Struct:
             elif name in self.__struct_defaults__:
                 value = self.__struct_defaults__[name]
                 if isinstance(value, (list, dict, set, bytearray)):
-                    value = type(value)(value)
+                    value = value.copy()
             else:
                 raise TypeError(f"missing required argument {name!r}")
             object.__setattr__(self, name, value)
@@ -288,7 +289,7 @@ class _Reader:
         return out
 
 
-def _struct_types(type_: object) -> list[type]:
+def _struct_types(type_: object) -> list[type[Struct]]:
     if isinstance(type_, type) and issubclass(type_, Struct):
         return [type_]
     args = typing.get_args(type_)

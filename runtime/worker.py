@@ -23,6 +23,7 @@ import os
 import socket
 import sys
 import time
+from typing import Optional, TypeVar
 
 try:
     import msgspec
@@ -173,7 +174,8 @@ class _JsonFormatter(logging.Formatter):
             "logger": record.name,
             "requestId": getattr(record, "aws_request_id", None) or None,
         }
-        if record.exc_info:
+        # logger.exception() outside an except block gives (None, None, None).
+        if record.exc_info and record.exc_info[0] is not None:
             doc["errorType"] = record.exc_info[0].__name__
             doc["errorMessage"] = str(record.exc_info[1])
             doc["stackTrace"] = errors.user_frames(record.exc_info[2])
@@ -262,7 +264,12 @@ def _init(init: Init, capture: _LogCapture):
     return handler, InitOk(*capture.take())
 
 
-def _fitting(error_type: str | None, payload: bytes) -> tuple[str | None, bytes]:
+# InitError's type is always named; a call's Result may carry none
+# (typing is loaded already: msgspec and its fallback import it).
+_ErrorType = TypeVar("_ErrorType", str, Optional[str])
+
+
+def _fitting(error_type: _ErrorType, payload: bytes) -> tuple[_ErrorType, bytes]:
     """The response as the gateway will accept it: one over MAX_RESPONSE
     bytes is Function.ResponseSizeTooLarge instead, as on AWS."""
     if len(payload) <= MAX_RESPONSE:

@@ -104,8 +104,8 @@ def candidates(explicit: dict[str, str] | None = None) -> list[tuple[str, str, s
     mine = own()
     out.append((mine.runtime, mine.path, mine.found))
     pyenv = sorted(_pyenv_root().glob("versions/*/bin/python3.*"), key=_version_key, reverse=True)
-    for path in pyenv:
-        out.append((path.name, str(path), "pyenv"))
+    for version in pyenv:
+        out.append((version.name, str(version), "pyenv"))
     path_dirs = [d for d in os.environ.get("PATH", "").split(os.pathsep) if d]
     for where, dirs in (("PATH", path_dirs), ("/usr/local/bin", ["/usr/local/bin"]), ("/usr/bin", ["/usr/bin"])):
         for d in dirs:
@@ -134,7 +134,7 @@ def candidates(explicit: dict[str, str] | None = None) -> list[tuple[str, str, s
 
 def probe(items: Iterable[tuple[str, str, str]]) -> list[Interpreter | str]:
     """Start every candidate at once; for each, the Interpreter or why not."""
-    started = []
+    started: list[tuple[str, str, str, subprocess.Popen[str] | None, str]] = []
     for name, path, found in items:
         real = os.path.realpath(path)
         try:
@@ -145,19 +145,19 @@ def probe(items: Iterable[tuple[str, str, str]]) -> list[Interpreter | str]:
             continue
         started.append((name, real, found, proc, ""))
     results: list[Interpreter | str] = []
-    for name, real, found, proc, error in started:
-        if proc is None:
+    for name, real, found, child, error in started:
+        if child is None:
             results.append(error)
             continue
         try:
-            out, _ = proc.communicate(timeout=PROBE_TIMEOUT_S)
+            out, _ = child.communicate(timeout=PROBE_TIMEOUT_S)
         except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.communicate()
+            child.kill()
+            child.communicate()
             results.append(f"{real}: did not answer within {PROBE_TIMEOUT_S:.0f} s")
             continue
         lines = out.splitlines()
-        if proc.returncode != 0 or len(lines) != 4:
+        if child.returncode != 0 or len(lines) != 4:
             results.append(f"{real}: not a Python 3 interpreter that runs with -I -S")
             continue
         major, minor, version, tag = lines

@@ -23,6 +23,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import errno
+import functools
 import logging
 import os
 import select
@@ -518,8 +519,7 @@ class NamespacedBackend:
         except BaseException:
             if netns_fd is not None:
                 os.close(netns_fd)
-            if lease is not None:
-                self._egress.release(lease)
+            self._release_lease(lease)
             raise
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
@@ -542,18 +542,24 @@ class NamespacedBackend:
             parent.close()
             if cgroup is not None and staged is None:
                 cgroup.remove()  # a stage is the stager's to remove
-            if lease is not None:
-                self._egress.release(lease)
+            self._release_lease(lease)
             raise
         finally:
             child.close()
         release = None
         if lease is not None:
-            egress = self._egress
-            release = lambda: egress.release(lease)  # noqa: E731
+            assert self._egress is not None  # a lease comes from it
+            release = functools.partial(self._egress.release, lease)
+        # A staged cgroup comes from the stager, which retires it.
+        placed_by = stager if staged is not None else None
         return NamespacedSandbox(pid, parent, cgroup, release, pidfd,
-                                 stager.retire if staged is not None else None, self._pid1s.discard,
-                                 (lambda: stager.holds(staged)) if staged is not None else None)
+                                 placed_by.retire if placed_by is not None else None, self._pid1s.discard,
+                                 functools.partial(placed_by.holds, staged) if placed_by is not None else None)
+
+    def _release_lease(self, lease) -> None:
+        if lease is not None:
+            assert self._egress is not None  # a lease comes from it
+            self._egress.release(lease)
 
     def _spawn_zygote(self, zygote: ZygoteClient, spec: SandboxSpec, cfg: nsspawn.SpawnConfig,
                       fork: bool) -> tuple[int, int]:
@@ -754,7 +760,7 @@ def _zombie_children_in_own_pid_namespace() -> list[int]:
     """This process's exited children that were a pid namespace's PID 1:
     the only children of the server that live in a nested pid namespace
     are sandboxes'."""
-    found = []
+    found: list[int] = []
     try:
         tasks = os.listdir("/proc/self/task")
     except OSError:

@@ -97,7 +97,7 @@ def check_walls(seen: dict, host_cmdline: str) -> list[Check]:
         Check("seccomp filter with no_new_privs", status.get("Seccomp") == "2" and status.get("NoNewPrivs") == "1",
               f"Seccomp {status.get('Seccomp')}, NoNewPrivs {status.get('NoNewPrivs')}"),
         Check("AF_VSOCK sockets refused", vsock in (errno.EAFNOSUPPORT, errno.EPERM),
-              "opened" if vsock == 0 else errno.errorcode.get(vsock, str(vsock))),
+              "opened" if vsock == 0 else errno.errorcode.get(vsock or 0, str(vsock))),
         Check("/proc/cmdline is not the host's", seen.get("cmdline") not in (None, host_cmdline),
               "the host's" if seen.get("cmdline") == host_cmdline else "fixed text"),
         Check("/proc/self/mountinfo names no host path", not leaks, "; ".join(leaks) or "none named"),

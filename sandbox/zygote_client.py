@@ -44,6 +44,7 @@ class ZygoteClient:
                 # server's to handle (it stops the zygote last).
                 start_new_session=True,
             )
+            assert self._proc.stdin is not None  # stdin=PIPE
             self._proc.stdin.write(zygote_root.encode() + b"\n")
             self._proc.stdin.close()
         except BaseException:
