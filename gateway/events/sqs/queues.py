@@ -11,11 +11,13 @@ import base64
 import binascii
 import json
 import re
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import trio
 
 from .errors import SqsError, invalid, no_queue
-from .store import QueueRow
+from .store import QueueRow, SqsStore
 
 QUEUE_NAME_RE = re.compile(r"[A-Za-z0-9_-]{1,80}")
 DEFAULTS = {
@@ -53,6 +55,24 @@ def _limit(value, name: str, low: int, high: int) -> int:
 
 
 class QueueOperations:
+    """The queue operations of SqsService (service.py), which it is mixed
+    into; what they use of it is declared here."""
+
+    store: SqsStore
+    wall: Callable[[], float]
+    _purged: dict[str, float]
+    _deleted: dict[str, float]
+
+    if TYPE_CHECKING:
+        async def _run(self, fn: Callable[..., Any], *args: Any) -> Any: ...
+        def arn(self, name: str) -> str: ...
+        def url(self, name: str, host: str) -> str: ...
+        def notify(self, name: str) -> None: ...
+        @staticmethod
+        def name_from_url(url: object) -> str: ...
+        @staticmethod
+        def name_from_arn(arn: str) -> str | None: ...
+
     # -- queues ---------------------------------------------------------------------
 
     async def _queue(self, name: str) -> QueueRow:
@@ -101,7 +121,7 @@ class QueueOperations:
         if not isinstance(target, str) or self.name_from_arn(target) is None:
             raise SqsError("InvalidAttributeValue", f"Value {value} for parameter RedrivePolicy is invalid. Reason: Invalid value for deadLetterTargetArn.")
         try:
-            n = int(count)
+            n = int(count)  # type: ignore[arg-type]  # whatever the JSON held: refused below
         except (TypeError, ValueError):
             n = 0
         if not 1 <= n <= 1000:

@@ -198,7 +198,7 @@ class SqsService(QueueOperations):
 
     @staticmethod
     def _digests(msg: OutgoingMessage) -> dict:
-        doc = {"MD5OfMessageBody": md5.of_body(msg.body), "MessageId": msg.id}
+        doc: dict[str, str | None] = {"MD5OfMessageBody": md5.of_body(msg.body), "MessageId": msg.id}
         attrs = md5.of_attributes({n: attribute_bytes(v) for n, v in msg.attributes.items()})
         if attrs is not None:
             doc["MD5OfMessageAttributes"] = attrs
