@@ -160,16 +160,17 @@ def intact(data: bytes, signature: Signature, public_key_pem: str) -> bool:
     key."""
     from cryptography.exceptions import InvalidSignature
     from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
     if hashlib.sha256(unsigned(data)).hexdigest() != signature.sha256:
         return False
     key = serialization.load_pem_public_key(public_key_pem.encode())
     try:
         raw = base64.b64decode(signature.signature, validate=True)
-        if signature.algorithm == ED25519:
+        # A key of another kind than the signature names does not verify it.
+        if signature.algorithm == ED25519 and isinstance(key, ed25519.Ed25519PublicKey):
             key.verify(raw, signature.message())
-        elif signature.algorithm == ECDSA:
+        elif signature.algorithm == ECDSA and isinstance(key, ec.EllipticCurvePublicKey):
             key.verify(raw, signature.message(), ec.ECDSA(hashes.SHA384()))
         else:
             return False
