@@ -13,7 +13,7 @@ import botocore.credentials
 import botocore.exceptions
 import pytest
 import requests
-from helpers import ServerProcess, make_zip, wait_for
+from helpers import ServerProcess, make_zip, signed_request, wait_for
 from s3_shapes import assert_json_output
 
 ACCOUNT = "000000000000"
@@ -200,3 +200,15 @@ def test_mappings_survive_a_restart(tmp_path):
         wait_for(lambda: any("after restart" in b["bodies"] for b in _batches(again, "keeper")), timeout=60)
     finally:
         assert again.stop() == 0
+
+
+def test_a_null_setting_is_an_absent_one(server, sqs, consumer):
+    # JSON null is how a raw client leaves a member out: the default applies
+    # (BatchSize 10 needs no batching window) instead of a 500.
+    _queue(sqs, f"{consumer}-q")
+    body = json.dumps({"EventSourceArn": _arn(f"{consumer}-q"), "FunctionName": consumer, "BatchSize": None,
+                       "MaximumBatchingWindowInSeconds": None}).encode()
+    resp = signed_request(server, "POST", "/2015-03-31/event-source-mappings/", body, {"Content-Type": "application/json"})
+    assert resp.status_code == 202, resp.text
+    assert resp.json()["BatchSize"] == 10
+    assert resp.json()["MaximumBatchingWindowInSeconds"] == 0

@@ -21,6 +21,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
+from typing import overload
 
 import msgspec
 import trio
@@ -65,10 +66,16 @@ class Mapping(msgspec.Struct, frozen=True):
 _dec = msgspec.json.Decoder(Mapping)
 
 
+@overload
+def _int(body: dict, key: str, low: int, high: int, default: int) -> int: ...
+@overload
+def _int(body: dict, key: str, low: int, high: int, default: None) -> int | None: ...
 def _int(body: dict, key: str, low: int, high: int, default: int | None) -> int | None:
-    value = body.get(key, default)
+    """body[key] in [low, high]; absent or null (how a JSON client leaves a
+    member out), the default."""
+    value = body.get(key)
     if value is None:
-        return None
+        return default
     if isinstance(value, bool) or not isinstance(value, int):
         raise invalid(f"1 validation error detected: Value '{value}' at '{key[0].lower() + key[1:]}' failed to satisfy constraint: Member must be an integer")
     if value < low:
