@@ -10,6 +10,7 @@ import pathlib
 import sqlite3
 import threading
 import time
+from collections.abc import Sequence
 
 import msgspec
 
@@ -111,7 +112,7 @@ class SqliteStore:
                 raise
             self._db.execute("COMMIT")
 
-    def query(self, sql: str, params: tuple = ()) -> list[tuple]:
+    def query(self, sql: str, params: tuple | dict[str, object] = ()) -> list[tuple]:
         with self._db_lock:
             return self._db.execute(sql, params).fetchall()
 
@@ -243,7 +244,7 @@ class Ledger(SqliteStore):
             ],
         )
 
-    def usage(self, month: str, function: str | None = None, *, extra: list[UsageRecord] = ()) -> list[billing.Usage]:
+    def usage(self, month: str, function: str | None = None, *, extra: Sequence[UsageRecord] = ()) -> list[billing.Usage]:
         """Sums per function and architecture for one calendar month (UTC),
         of the stored rows and of `extra` (calls not stored yet).
 
@@ -339,7 +340,7 @@ def _merged(rows: list[tuple], more: list[tuple]) -> list[tuple]:
     return [(f, a, *acc) for (f, a), acc in sorted(sums.items())]
 
 
-def _with_extra(rows: list[tuple], extra: list[UsageRecord], start: int, end: int, function: str | None) -> list[tuple]:
+def _with_extra(rows: list[tuple], extra: Sequence[UsageRecord], start: int, end: int, function: str | None) -> list[tuple]:
     sums = {(f, a): [n, d, b, m] for f, a, n, d, b, m in rows}
     for r in extra:
         if not start <= r.started_ns < end or (function and r.function != function):

@@ -224,8 +224,7 @@ class LogStore(SqliteStore):
             for seq, (ts, message) in enumerate(lines):
                 if seq != head and seq < tail:
                     rows.append((next_id + seq, call.log_group, call.log_stream, ts, key, seq, message))
-            if kept is not None:
-                f = call.frame
+            if kept is not None and (f := call.frame) is not None:  # a call is framed only by its frame
                 frames.append((next_id + head, next_id + tail, call.log_group, call.log_stream, call.started_ns, lines[head][0], lines[tail][0],
                                int(f.json), f.request_id, f.version, f.duration_ns, f.memory_mb, f.max_memory_mb, f.init_ns, f.granularity_ms,
                                f.error_type, f.at_ms))
