@@ -104,7 +104,7 @@ class FunctionSettings:
         if cached is not None and cached[0] is statements:
             return cached[1]
         name = self.by_url_id[url_id]
-        answer = bool(statements) and policy.public_url_allowed(statements, self.service.arn(name, self._url_alias.get(url_id)))
+        answer = statements is not None and bool(statements) and policy.public_url_allowed(statements, self.service.arn(name, self._url_alias.get(url_id)))
         self._public_cache[url_id] = (statements, answer)
         return answer
 
@@ -233,11 +233,12 @@ class FunctionSettings:
         tags = body["Tags"]
         if not tags:
             raise invalid("An error occurred and the request cannot be processed.")
-        existing = current if rec is None else rec.tags
+        existing = (current if rec is None else rec.tags) or {}
         merged = {**existing, **validate_tags(tags, existing)}
         if configs is not None:
             await configs.set_tags(resource, merged)
             return
+        assert rec is not None  # _tagged() raises for an unknown resource
         await self._set_tags(rec, merged)
 
     async def untag(self, resource: str, keys: list[str]) -> None:

@@ -144,7 +144,7 @@ class LayerService:
         if isinstance(value, bool):
             raise invalid(f"1 validation error detected: Value '{value}' at 'versionNumber' failed to satisfy constraint: Member must be a number")
         try:
-            number = int(value)  # type: ignore[arg-type]
+            number = int(value)  # type: ignore[call-overload]
         except (TypeError, ValueError):
             raise invalid(f"1 validation error detected: Value '{value}' at 'versionNumber' failed to satisfy constraint: Member must be a number") from None
         return number

@@ -185,8 +185,8 @@ def _checked_name(kind: str, name: object) -> str:
     if isinstance(name, str):
         if kind == "AWS" and name == "*":
             return "*"
-        if kind == "AWS" and (_ACCOUNT.match(name) or _IAM_ARN.match(name)):
-            return principal(name)["AWS"]
+        if kind == "AWS" and (_ACCOUNT.match(name) or _IAM_ARN.match(name)) and isinstance(found := principal(name), dict):
+            return found["AWS"]
         if kind == "Service" and _SERVICE.match(name):
             return name
     raise invalid("The provided principal was invalid. Please check the principal and try again.")

@@ -175,9 +175,9 @@ class RuntimeCatalog:
                 return None
             return Resolved(runtime=runtime, interpreter=self.interpreters[self.default], mapped=target != runtime,
                             toolchain=toolchain)
-        target = self.mapping.get(runtime)
-        if target is not None:
-            return Resolved(runtime=runtime, interpreter=self.interpreters[target], mapped=True)
+        mapped = self.mapping.get(runtime)
+        if mapped is not None:
+            return Resolved(runtime=runtime, interpreter=self.interpreters[mapped], mapped=True)
         interpreter = self.interpreters.get(runtime)
         if interpreter is None:
             return None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import bisect
+import builtins
 import datetime
 import random
 import time
@@ -372,13 +373,13 @@ class FunctionService:
 
     # -- helpers -----------------------------------------------------------
 
-    def _layer_refs(self, arns: object) -> list[LayerRef]:
+    def _layer_refs(self, arns: object) -> builtins.list[LayerRef]:
         if self.layers is None:
             raise invalid("Layers are not available on this server.")
         return self.layers.refs_for(arns)
 
     @staticmethod
-    def _check_unzipped(code_bytes: int, layers: list[LayerRef]) -> None:
+    def _check_unzipped(code_bytes: int, layers: builtins.list[LayerRef]) -> None:
         """Lambda's 250 MB limit covers the code and its layers together."""
         total = code_bytes + sum(layer.unzipped_size for layer in layers)
         limit = ACCOUNT_LIMITS["CodeSizeUnzipped"]

@@ -113,12 +113,12 @@ def runtime(value: object) -> str:
             f"Value {value} at 'runtime' failed to satisfy constraint: Member must satisfy enum value set: "
             f"[{', '.join(MODEL_RUNTIMES)}] or be a valid ARN"
         )
-    return value  # type: ignore[return-value]
+    return value
 
 
 def handler(value: object, runtime_name: str) -> str:
     modeled("Handler", value, "handler")
-    if runtime_name.startswith("python") and ("." not in value or value.startswith(".") or value.endswith(".")):  # type: ignore[operator, union-attr]
+    if runtime_name.startswith("python") and ("." not in value or value.startswith(".") or value.endswith(".")):  # type: ignore[attr-defined, operator]
         raise invalid(f"Handler '{value}' is not valid for {runtime_name}: expected module.function, e.g. app.handler")
     return value  # type: ignore[return-value]
 
@@ -156,7 +156,7 @@ def description(value: object) -> str:
 
 def environment(value: object) -> dict[str, str]:
     modeled("Environment", value, "environment")
-    variables = value.get("Variables") or {}  # type: ignore[union-attr]
+    variables = value.get("Variables") or {}  # type: ignore[attr-defined]
     reserved = sorted(k for k in variables if k in RESERVED_ENV)
     if reserved:
         raise invalid(
@@ -176,7 +176,7 @@ def environment(value: object) -> dict[str, str]:
 
 def logging_config(value: object) -> dict[str, str]:
     modeled("LoggingConfig", value, "loggingConfig")
-    return {k: value[k] for k in ("LogFormat", "ApplicationLogLevel", "SystemLogLevel", "LogGroup") if value.get(k) is not None}  # type: ignore[union-attr, index]
+    return {k: value[k] for k in ("LogFormat", "ApplicationLogLevel", "SystemLogLevel", "LogGroup") if value.get(k) is not None}  # type: ignore[attr-defined, index]
 
 
 NETWORK_TAG = "lambdalet:network"
@@ -192,7 +192,7 @@ def validate_tags(tags: object, existing: dict[str, str] | None = None) -> dict[
     merged = {**(existing or {}), **tags}  # type: ignore[dict-item]
     if len(merged) > TAGS_MAX:
         raise invalid("Number of tags exceeds resource tag limit.")
-    for key in tags:  # type: ignore[union-attr]
+    for key in tags:  # type: ignore[attr-defined]
         if key.lower().startswith("aws:"):
             raise invalid(f"Tag keys starting with 'aws:' are reserved for AWS use: {key}")
     if merged.get(NETWORK_TAG, "none") not in NETWORKS:

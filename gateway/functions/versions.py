@@ -137,7 +137,7 @@ class Versions:
             routing = self._routing(latest.name, version, body.get("RoutingConfig"))
             if alias == "$LATEST" or alias in latest.aliases:
                 raise LambdaError("ResourceConflictException", f"Alias already exists: {self.service.arn(latest.name, alias)}")
-            cfg = {"FunctionVersion": version, "Description": v.description(body.get("Description", "")), "RevisionId": str(uuid.uuid4())}
+            cfg: dict[str, object] = {"FunctionVersion": version, "Description": v.description(body.get("Description", "")), "RevisionId": str(uuid.uuid4())}
             if routing:
                 cfg["RoutingConfig"] = routing
             await self._save_latest(msgspec.structs.replace(latest, aliases={**latest.aliases, alias: cfg}))
