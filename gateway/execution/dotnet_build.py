@@ -88,6 +88,8 @@ def build(cache: pathlib.Path, mono_version: str) -> pathlib.Path:
         work = pathlib.Path(tempfile.mkdtemp(prefix=".build-", dir=final.parent))
         try:
             compiler = mcs()
+            if compiler is None:  # removed since missing() looked
+                raise BuildError("no C# compiler (apt-get install mono-mcs)")
             json_net = newtonsoft()
             src = {p.name: str(p) for p in SOURCES.glob("*.cs")}
             _compile([compiler, "-nologo", "-target:library", "-out:Amazon.Lambda.Core.dll", src["Amazon.Lambda.Core.cs"]], work)

@@ -117,7 +117,7 @@ def _encoding(query: dict):
 
 
 def _contents(c, listing, enc, with_owner: bool) -> list[tuple[str, object]]:
-    items = []
+    items: list[tuple[str, object]] = []
     for o in listing.objects:
         entry: dict[str, object] = {"Key": enc(o.key), "LastModified": iso_time(o.modified_s), "ETag": o.quoted_etag, "Size": o.size}
         if o.meta.checksums:

@@ -195,7 +195,7 @@ def check_destinations(config: NotificationConfig, others: list[str], can_invoke
         for n, (name, value) in enumerate(failures, 1):
             extra[f"ArgumentName{n}"] = name
             extra[f"ArgumentValue{n}"] = value
-        raise S3Error("InvalidArgument", "Unable to validate the following destination configurations", **extra)
+        raise S3Error("InvalidArgument", "Unable to validate the following destination configurations", **extra)  # type: ignore[arg-type]  # ArgumentName<n>/ArgumentValue<n>, never status
 
 
 def render_config(config: NotificationConfig) -> list[tuple[str, object]]:

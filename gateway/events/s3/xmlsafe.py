@@ -14,6 +14,7 @@ lone surrogates, U+FFFE/U+FFFF) as numeric references, as S3 does for keys.
 from __future__ import annotations
 
 import re
+from typing import NoReturn
 from xml.parsers import expat
 
 from .errors import S3Error
@@ -61,7 +62,7 @@ def parse(data: bytes) -> Node:
     root: list[Node] = []
     count = 0
 
-    def refuse(*_args) -> None:
+    def refuse(*_args: object) -> NoReturn:
         raise _Refused()
 
     def start(name: str, _attrs) -> None:

@@ -10,7 +10,15 @@ frames, and the Runtime API's paths answer 404 there.
 """
 from __future__ import annotations
 
+from typing import Protocol
+
 from . import extensions, state, wire
+
+
+class _Reader(Protocol):
+    """A state machine that reads requests: the Runtime API's, the Extensions API's, or the refusal."""
+
+    def receive(self, conn: int, event) -> list: ...
 
 
 class SandboxApi:
@@ -20,7 +28,7 @@ class SandboxApi:
                  extension_api: extensions.ExtensionsApi | None = None) -> None:
         self.runtime = runtime
         self.extensions = extension_api
-        self._owner: dict[int, object] = {}  # connection -> the state machine reading its request
+        self._owner: dict[int, _Reader] = {}  # connection -> the state machine reading its request
         self._not_here = _NotHere()
 
     def parked(self, conn: int) -> bool:
@@ -52,7 +60,7 @@ class SandboxApi:
             out += self.extensions.closed(conn)
         return out
 
-    def _route(self, head: wire.Head):
+    def _route(self, head: wire.Head) -> _Reader | None:
         if extensions.is_extension_path(head.path):
             return self.extensions
         return self.runtime

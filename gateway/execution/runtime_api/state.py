@@ -489,7 +489,7 @@ def _without_cause(body: bytes) -> bytes:
             raise ValueError
     except ValueError:
         return json.dumps("Invalid error body").encode()
-    out = {"errorMessage": message, "errorType": kind}
+    out: dict[str, object] = {"errorMessage": message, "errorType": kind}
     if stack:
         out["stackTrace"] = stack
     return json.dumps(out, separators=(",", ":")).encode()

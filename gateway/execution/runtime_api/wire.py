@@ -269,7 +269,7 @@ def _whole_chunked(buf: bytearray, pos: int) -> tuple[list[bytes], list[tuple[st
             raise ProtocolError(400, "malformed chunk")
         parts.append(bytes(buf[pos:pos + size]))
         pos += size + 2
-    trailers = []
+    trailers: list[tuple[str, str]] = []
     while True:
         eol = buf.find(b"\r\n", pos, pos + MAX_TRAILERS)
         if eol < 0:
