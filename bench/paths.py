@@ -14,7 +14,6 @@ import configparser
 import itertools
 import os
 import time
-import urllib.parse
 
 import trio
 

@@ -50,7 +50,7 @@ def test_machine_line_names_cpu_cores_kernel_and_load():
     assert machine["cores"] == os.cpu_count() and machine["kernel"] == os.uname().release
     assert len(machine["load_average"]) == 3 and all(x >= 0 for x in machine["load_average"])
     assert info["commit"]["sha"] == _git(ROOT, "rev-parse", "HEAD")
-    assert info["peers"]["trio"] and info["peers"]["python"] == "%d.%d.%d" % sys.version_info[:3]
+    assert info["peers"]["trio"] and info["peers"]["python"] == ".".join(map(str, sys.version_info[:3]))
     assert f"{machine['cores']} cores" in lines[0] and f"kernel {machine['kernel']}" in lines[0]
     assert "load average at start" in lines[0]
     assert lines[1].startswith("commit: ") and info["commit"]["sha"][:12] in lines[1]
