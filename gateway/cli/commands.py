@@ -310,7 +310,11 @@ def cmd_deploy(args) -> int:
     except botocore.exceptions.EndpointConnectionError as exc:
         raise UserError(f"cannot reach the server: {exc}") from None
     wait = {"FunctionName": args.name, "WaiterConfig": {"Delay": 1, "MaxAttempts": 60}}
+    signing = {"CodeSigningConfigArn": args.code_signing_config} if args.code_signing_config else {}
     if exists:
+        if signing:
+            # The config first: the package must then pass it.
+            _call(client.put_function_code_signing_config, FunctionName=args.name, **signing)
         conf = _call(client.update_function_code, FunctionName=args.name, ZipFile=code)
         if given:
             _call(client.get_waiter("function_updated_v2").wait, **wait)
@@ -319,7 +323,8 @@ def cmd_deploy(args) -> int:
     else:
         given.setdefault("Handler", _guess_handler(pathlib.Path(args.source)))
         given.setdefault("Runtime", f"python{sys.version_info[0]}.{sys.version_info[1]}")
-        conf = _call(client.create_function, FunctionName=args.name, Role="arn:aws:iam::000000000000:role/lambdalet", Code={"ZipFile": code}, **given)
+        conf = _call(client.create_function, FunctionName=args.name, Role="arn:aws:iam::000000000000:role/lambdalet", Code={"ZipFile": code},
+                     **given, **signing)
         verb = "created"
     _call(client.get_waiter("function_active_v2").wait, **wait)
     if exists:
@@ -525,6 +530,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--memory", type=int, help="MemorySize in MB (default when creating: 128; an update keeps the function's)")
     p.add_argument("--timeout", type=int, help="Timeout in seconds (default when creating: 3; an update keeps the function's)")
     p.add_argument("--env", action="append", metavar="K=V", help="an environment variable; repeat for more (replaces all of them on an update)")
+    p.add_argument("--code-signing-config", metavar="ARN",
+                   help="the code signing config the function follows (lambdalet signing-config create); the package must pass it")
     p.set_defaults(func=cmd_deploy)
 
     p = sub.add_parser("invoke", help="call a function and print its response", parents=[client_opts])

@@ -1,12 +1,20 @@
-"""`lambdalet signing-profile create|ls|revoke` and `lambdalet sign`: code
-signing with keys of one's own, where AWS has Signer.
+"""`lambdalet signing-profile create|ls|revoke`, `lambdalet sign` and
+`lambdalet signing-config create|ls|rm`: code signing with keys of one's
+own, where AWS has Signer.
 
 A signing profile is a key pair. `create` makes one on this machine (the
 private key stays here, in a 0600 file) and has the server trust its public
 key, which answers with the profile version ARN to list in a code signing
 config's AllowedPublishers. `sign` signs a .zip with it; the signed zip is
 an ordinary zip, deployed as any other (functions/signatures.py says how the
-signature travels).
+signature travels). `signing-config create` makes the code signing config
+that trusts named profiles, and `lambdalet deploy --code-signing-config`
+puts a function under it:
+
+    lambdalet signing-profile create alice
+    lambdalet signing-config create --allow alice --enforce   # prints its ARN
+    lambdalet sign ./app --profile alice                      # ./app.signed.zip
+    lambdalet deploy ./app.signed.zip --name f --code-signing-config ARN
 """
 from __future__ import annotations
 
@@ -69,7 +77,7 @@ def cmd_revoke(args) -> int:
 
 def cmd_sign(args) -> int:
     from ..functions import signatures
-    from .commands import UserError
+    from .commands import UserError, zip_directory
 
     args.name = args.profile
     key_path = _key_path(args)
@@ -80,12 +88,56 @@ def cmd_sign(args) -> int:
         raise UserError(f"no signing profile {args.profile} on this machine ({exc.filename}): create it with `lambdalet signing-profile create {args.profile}`") from None
     source = pathlib.Path(args.zip)
     try:
-        signed = signatures.sign(source.read_bytes(), key, arn)
+        package = zip_directory(source) if source.is_dir() else source.read_bytes()
+        signed = signatures.sign(package, key, arn)
     except (OSError, signatures.SignatureError) as exc:
         raise UserError(f"cannot sign {source}: {exc}") from None
-    out = pathlib.Path(args.output) if args.output else source.with_name(source.stem + ".signed.zip")
+    name = source.resolve().name if source.is_dir() else source.stem
+    out = pathlib.Path(args.output) if args.output else source.resolve().with_name(name + ".signed.zip")
     out.write_bytes(signed)
     print(out)
+    return 0
+
+
+def cmd_config_create(args) -> int:
+    from .async_cli import _request
+    from .commands import UserError, _call, _client
+
+    profiles = _request(args, "GET", "/_lambdalet/signing-profiles")["Profiles"]
+    allowed = []
+    for wanted in args.allow:
+        # A profile by name: each of its versions still trusted; an ARN as given.
+        found = [p["ProfileVersionArn"] for p in profiles if p["ProfileName"] == wanted and p["Status"] == "Active"]
+        if not found and not wanted.startswith("arn:"):
+            raise UserError(f"no active signing profile {wanted} on the server: create it with `lambdalet signing-profile create {wanted}`")
+        allowed += found or [wanted]
+    made = _call(_client(args).create_code_signing_config, Description=args.description or "",
+                 AllowedPublishers={"SigningProfileVersionArns": allowed},
+                 CodeSigningPolicies={"UntrustedArtifactOnDeployment": "Enforce" if args.enforce else "Warn"})
+    print(made["CodeSigningConfig"]["CodeSigningConfigArn"])
+    return 0
+
+
+def cmd_config_ls(args) -> int:
+    from .async_cli import _table
+    from .commands import _call, _client
+
+    client = _client(args)
+    configs = [c for page in _call(lambda: list(client.get_paginator("list_code_signing_configs").paginate())) for c in page["CodeSigningConfigs"]]
+    if args.json:
+        print(json.dumps(configs, indent=2))
+        return 0
+    _table(("CODE SIGNING CONFIG ARN", "POLICY", "ALLOWED PUBLISHERS", "DESCRIPTION"),
+           [(c["CodeSigningConfigArn"], c["CodeSigningPolicies"]["UntrustedArtifactOnDeployment"],
+             " ".join(c["AllowedPublishers"]["SigningProfileVersionArns"]), c.get("Description", "")) for c in configs])
+    return 0
+
+
+def cmd_config_rm(args) -> int:
+    from .commands import _call, _client
+
+    _call(_client(args).delete_code_signing_config, CodeSigningConfigArn=args.arn)
+    print(f"deleted {args.arn}")
     return 0
 
 
@@ -104,8 +156,24 @@ def add_parsers(sub, parents: list | None = None) -> None:
     q.add_argument("name", help="profile name or profile version ARN")
     q.set_defaults(func=cmd_revoke)
 
-    p = sub.add_parser("sign", help="sign a .zip with a signing profile's key")
-    p.add_argument("zip", metavar="ZIP", help="the package")
+    p = sub.add_parser("signing-config", help="code signing configs: which signing profiles a function accepts (create, ls, rm)")
+    configs = p.add_subparsers(dest="config_command", required=True, metavar="ACTION")
+    q = configs.add_parser("create", help="a config trusting the named profiles; prints its ARN for `deploy --code-signing-config`", parents=parents or [])
+    q.add_argument("--allow", action="append", required=True, metavar="PROFILE",
+                   help="a signing profile (name, or profile version ARN) whose signatures pass; repeat for more")
+    q.add_argument("--enforce", action="store_true",
+                   help="refuse untrusted code (CodeVerificationFailedException); without it, untrusted code is deployed with a warning (Warn)")
+    q.add_argument("--description", help="the config's description")
+    q.set_defaults(func=cmd_config_create)
+    q = configs.add_parser("ls", help="the code signing configs", parents=parents or [])
+    q.add_argument("--json", action="store_true", help="print JSON")
+    q.set_defaults(func=cmd_config_ls)
+    q = configs.add_parser("rm", help="delete a config (no function may still follow it)", parents=parents or [])
+    q.add_argument("arn", metavar="ARN", help="the config's ARN")
+    q.set_defaults(func=cmd_config_rm)
+
+    p = sub.add_parser("sign", help="sign a .zip (or a directory, zipped for you) with a signing profile's key")
+    p.add_argument("zip", metavar="ZIP|DIR", help="the package")
     p.add_argument("--profile", required=True, help="the signing profile's name")
     p.add_argument("--key-file", help="its private key (default: ~/.config/lambdalet/signing-profiles/PROFILE.pem)")
     p.add_argument("-o", "--output", help="the signed package (default: ZIP's name with .signed.zip)")
