@@ -8,7 +8,6 @@ import socket
 import trio
 
 from .channel import Channel, ChannelStatistics
-from .otlp_encode import Encoder
 from .sinks import OtlpSink, SyslogSink
 from .targets import OtlpTarget, SyslogTarget, parse_otlp, parse_syslog
 
@@ -56,6 +55,9 @@ def build(otlp: OtlpTarget | None, syslog: SyslogTarget | None, *, region: str, 
     hostname = socket.gethostname()
     channels = []
     if otlp is not None:
+        # Imported here: protobuf's classes load only for a server that exports over OTLP.
+        from .otlp_encode import Encoder
+
         encoder = Encoder(region=region, account=account, host_name=hostname, scope_version=version)
         channels.append(Channel(OtlpSink(otlp, encoder), **channel_options))
     if syslog is not None:

@@ -7,15 +7,17 @@ from __future__ import annotations
 import select
 import socket
 import time
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import trio
 
 from ..logstore import split_events
 from .http_client import HttpClient, HttpError
-from .otlp_encode import Encoder
 from .syslog_format import CallMessages, octet_counted
 from .targets import OtlpTarget, SyslogTarget
+
+if TYPE_CHECKING:
+    from .otlp_encode import Encoder
 
 # What the hook hands over per finished call: (ledger.UsageRecord, logstore.CallLog or None).
 Call = tuple
