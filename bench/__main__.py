@@ -1,4 +1,4 @@
-"""`python -m bench [--quick] [--only a,b,c,d,e,f,i,p,m,w,g,l,s,k,soak] [--soak-minutes N] [--json FILE]`
+"""`python -m bench [--quick] [--only a,b,c,d,e,f,i,p,m,w,g,l,s,k,o,soak] [--soak-minutes N] [--json FILE]`
 
 Runs lambdalet and its peers side by side and prints one table:
 (a) warm invoke through a function URL against serverless-offline and a
@@ -16,7 +16,8 @@ path, warm and cold (bench/custom_runtime.py), (l) a row per language:
 Python, Node.js, Java, C#, provided.al2023, warm, cold and idle
 (bench/languages.py), (s) S3 object-created and SQS message to handler
 start; (k) bytes on disk per call and logs.db under --log-max-mb
-(bench/growth.py); and on request (r) the other Python versions' cold
+(bench/growth.py); (o) warm throughput with the built-in OTLP export on and
+off (bench/export.py); and on request (r) the other Python versions' cold
 starts and warm calls, with and without their own builds, and (soak)
 steady load for --soak-minutes (30) with the server's RSS slope, fds,
 errors and bytes on disk per call. Medians throughout.
@@ -495,10 +496,11 @@ def render(results: dict) -> str:
             own = fig["own_warm_c1_p50_ms"]
             rows.append(f"| {runtime} warm URL p50 ms, c=1 ({fig['how']}) | {fig['warm_c1_p50_ms']:.3f} | "
                         f"{own:.3f} ({harness.RUNTIME}, same server) | {fig['warm_c1_p50_ms'] / own:.2f}× |")
-    from . import growth, soak
+    from . import export, growth, soak
 
     rows.extend(events.render(results.get("s", {})))
     rows.extend(growth.render(results.get("k", {})))
+    rows.extend(export.render(results.get("o", {})))
     rows.extend(soak.render(results.get("soak", {})))
     if "g" in results and "error" not in results["g"]:
         from . import custom_runtime
@@ -519,7 +521,7 @@ def render(results: dict) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--quick", action="store_true", help="shorter runs, fewer samples")
-    parser.add_argument("--only", default="a,b,c,d,e,f,i,p,m,w,g,l,s,k", help="sections to run, e.g. a,b (not run by default: r, other Python versions, as it installs their builds with pip; soak, as it takes --soak-minutes)")
+    parser.add_argument("--only", default="a,b,c,d,e,f,i,p,m,w,g,l,s,k,o", help="sections to run, e.g. a,b (not run by default: r, other Python versions, as it installs their builds with pip; soak, as it takes --soak-minutes)")
     parser.add_argument("--soak-minutes", type=float, default=30.0, help="length of the (soak) section's load (default 30)")
     parser.add_argument("--json", help="also write the raw figures to this file")
     args = parser.parse_args()
@@ -529,6 +531,11 @@ def main() -> int:
 
         return growth.run(quick)
 
+    def section_o(quick: bool) -> dict:
+        from . import export
+
+        return export.run(quick)
+
     def section_soak(quick: bool) -> dict:
         from . import soak
 
@@ -536,7 +543,7 @@ def main() -> int:
 
     sections = {"a": section_a, "b": section_b, "c": section_c, "d": section_d, "e": section_e, "f": section_f, "i": paths.run,
                 "p": section_p, "m": section_m, "w": section_w, "g": section_g, "l": section_l, "s": events.section_s,
-                "k": section_k,
+                "k": section_k, "o": section_o,
                 "r": section_r, "soak": section_soak}
     results: dict = {"host": f"{platform.node()} {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}", "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
     # Before any load: the load average then is the machine's, not the bench's.

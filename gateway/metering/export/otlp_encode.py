@@ -15,11 +15,11 @@ the platform's own measurements (ledger.UsageRecord), never from the log.
 from __future__ import annotations
 
 import bisect
+from typing import Any
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, InstrumentationScope, KeyValue
-from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs, ScopeLogs
 from opentelemetry.proto.metrics.v1.metrics_pb2 import (
     AGGREGATION_TEMPORALITY_DELTA,
     Histogram,
@@ -66,24 +66,32 @@ class Encoder:
         """calls: (usage, log_group, log_stream, lines) per call, lines as
         (ms, text) of logstore.split_events. Calls of one environment share
         a ResourceLogs."""
-        by_env: dict[tuple[str, str, str, str], list[LogRecord]] = {}
-        memory: dict[tuple[str, str, str, str], int] = {}
+        request = ExportLogsServiceRequest()
+        by_env: dict[tuple[str, str, str, str], Any] = {}
         for usage, group, stream, lines in calls:
             if not lines:
                 continue
             key = (usage.function, usage.version, group, stream)
-            memory[key] = usage.memory_mb
-            records = by_env.setdefault(key, [])
-            request = _kv("faas.invocation_id", usage.request_id)
+            records = by_env.get(key)
+            if records is None:
+                resource_logs = request.resource_logs.add()
+                resource_logs.resource.CopyFrom(self._resource(usage.function, usage.version, {
+                    "faas.instance": stream, "faas.max_memory": usage.memory_mb * MiB,
+                    "aws.log.group.names": [group], "aws.log.stream.names": [stream]}))
+                scope_logs = resource_logs.scope_logs.add()
+                scope_logs.scope.CopyFrom(self.scope)
+                records = by_env[key] = scope_logs.log_records
+            invocation = _kv("faas.invocation_id", usage.request_id)
+            # Fields set one by one on added records: building each record
+            # from keyword arguments costs 2-3 times as much (measured:
+            # ~1.4 us against ~3.6 us a record, on a loaded machine).
+            add = records.add
             for ms, text in lines:
-                records.append(LogRecord(time_unix_nano=ms * 1_000_000, observed_time_unix_nano=now_ns,
-                                         body=AnyValue(string_value=text), attributes=[request]))
-        request = ExportLogsServiceRequest(resource_logs=[
-            ResourceLogs(resource=self._resource(function, version, {
-                "faas.instance": stream, "faas.max_memory": memory[key] * MiB,
-                "aws.log.group.names": [group], "aws.log.stream.names": [stream]}),
-                scope_logs=[ScopeLogs(scope=self.scope, log_records=records)])
-            for key, records in by_env.items() for function, version, group, stream in (key,)])
+                record = add()
+                record.time_unix_nano = ms * 1_000_000
+                record.observed_time_unix_nano = now_ns
+                record.body.string_value = text
+                record.attributes.append(invocation)
         return request.SerializeToString()
 
     def metrics(self, usages: list, start_ns: int, now_ns: int) -> bytes:

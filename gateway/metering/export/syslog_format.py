@@ -24,6 +24,7 @@ line's bytes as they are.
 from __future__ import annotations
 
 import datetime
+import functools
 
 from ..log_lines import report_line
 
@@ -42,8 +43,10 @@ _NIL = "-"
 def header_field(text: str, limit: int) -> str:
     """APP-NAME, PROCID, HOSTNAME: printable US-ASCII without spaces, at
     most `limit` characters, `-` when empty."""
-    out = "".join(c if 33 <= ord(c) <= 126 else "_" for c in text[:limit])
-    return out or _NIL
+    text = text[:limit]
+    if not (text.isascii() and text.isprintable() and " " not in text):
+        text = "".join(c if 33 <= ord(c) <= 126 else "_" for c in text)
+    return text or _NIL
 
 
 def sd_value(text: str) -> str:
@@ -55,21 +58,32 @@ def sd_element(sd_id: str, params: dict[str, str]) -> str:
     return "[" + sd_id + "".join(f' {name}="{sd_value(value)}"' for name, value in params.items()) + "]"
 
 
-def timestamp_ms(ms: int) -> str:
+@functools.lru_cache(maxsize=64)
+def _second(seconds: int) -> bytes:
+    # Lines of a batch fall in few seconds: strftime once per second, not per line.
+    return PRI + datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.").encode()
+
+
+def _stamp(ms: int) -> bytes:
+    """PRI, VERSION and TIMESTAMP, as RFC 3339 with milliseconds in UTC."""
     seconds, millis = divmod(ms, 1000)
-    return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{millis:03d}Z"
+    return _second(seconds) + b"%03dZ" % millis
 
 
 def message(ms: int, hostname: str, app_name: str, procid: str, msgid: str, structured_data: str, msg: str,
             limit: int = MAX_MESSAGE_BYTES) -> bytes:
-    head = b"".join((PRI, f"{timestamp_ms(ms)} {hostname} {app_name} {procid} {msgid} {structured_data}".encode()))
+    return _message(_stamp(ms), f" {hostname} {app_name} {procid} {msgid} {structured_data}".encode(), msg, limit)
+
+
+def _message(stamp: bytes, fields: bytes, msg: str, limit: int) -> bytes:
+    head = stamp + fields
     if not msg:
         return head[:limit]
     body = msg.encode("utf-8", errors="replace")
     room = limit - len(head) - 1
     if len(body) > room:
         body = body[:max(room, 0)].decode("utf-8", errors="ignore").encode()
-    return head + b" " + body
+    return b"%b %b" % (head, body)
 
 
 def octet_counted(msg: bytes) -> bytes:
@@ -87,10 +101,12 @@ class CallMessages:
     def of_call(self, usage, lines: list[tuple[int, str]], log_stream: str | None) -> list[bytes]:
         """usage: the call's ledger.UsageRecord; lines: (ms, text) of its log
         (logstore.split_events), log_stream its stream (None: no log)."""
-        app = header_field(usage.function, 48)
-        procid = header_field(log_stream or "", 128)
+        # Every field but the stamp and the text is the call's: made once.
+        fields = f" {self.hostname} {header_field(usage.function, 48)} {header_field(log_stream or '', 128)} "
         call_sd = sd_element(SD_ID, {"function": usage.function, "version": usage.version, "requestId": usage.request_id})
-        out = [message(ms, self.hostname, app, procid, "log", call_sd, text, self.limit) for ms, text in lines]
+        log_fields = f"{fields}log {call_sd}".encode()
+        limit = self.limit
+        out = [_message(_stamp(ms), log_fields, text, limit) for ms, text in lines]
         figures = {
             "durationMs": f"{usage.duration_ns / 1e6:.2f}",
             "billedDurationMs": str(usage.billed_ms),
@@ -104,6 +120,6 @@ class CallMessages:
         report = report_line(usage.request_id, usage.duration_ns, usage.memory_mb, usage.max_memory_mb,
                              usage.init_ns if usage.cold else None, usage.granularity_ms)
         ended_ms = (usage.started_ns + usage.duration_ns) // 1_000_000
-        out.append(message(ended_ms, self.hostname, app, procid, "report", call_sd + sd_element(REPORT_SD_ID, figures),
-                           report.decode().rstrip("\n"), self.limit))
+        report_fields = f"{fields}report {call_sd}{sd_element(REPORT_SD_ID, figures)}".encode()
+        out.append(_message(_stamp(ended_ms), report_fields, report.decode().rstrip("\n"), limit))
         return out

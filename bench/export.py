@@ -1,0 +1,185 @@
+"""(o) What the built-in OTLP export costs warm throughput: req/s at c=16
+and p50 at c=1 through a function URL, with `serve --export-otlp` to a
+receiver on loopback and without, in alternating rounds on one machine
+(target: the export costs <= 5% of req/s at c=16). Beside req/s, the
+server's own CPU time per call over the c=16 run (from /proc, the export's
+last batch included), which a machine shared with other work disturbs less
+than req/s.
+
+The receiver runs in a process of its own and decodes every request with
+opentelemetry-proto's classes, as a collector would; it counts the log
+records and invocations it got, so the row also shows that the export
+kept up (calls exported / calls made, and the calls /metrics says were
+dropped).
+
+`python -m bench.export` prints the figures; run() returns them.
+"""
+from __future__ import annotations
+
+import http.server
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import urllib.request
+
+from .harness import PY, Lambdalet, free_port, http_get_once, load, median
+
+EXPORT_SETTLE_S = 2.0
+SOURCE = "def handler(event, context):\n    print('handled', event.get('rawPath'))\n    return {'statusCode': 200, 'body': 'hello'}\n"
+
+
+def receiver_main(port: int) -> None:
+    """An OTLP/HTTP receiver: decodes each request, answers 200, and tells
+    its counts at GET /counts."""
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+    from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+
+    counts = {"log_records": 0, "invocations": 0, "requests": 0}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            counts["requests"] += 1
+            if self.path == "/v1/logs":
+                request = ExportLogsServiceRequest.FromString(body)
+                counts["log_records"] += sum(len(sl.log_records) for rl in request.resource_logs for sl in rl.scope_logs)
+            elif self.path == "/v1/metrics":
+                request = ExportMetricsServiceRequest.FromString(body)
+                counts["invocations"] += sum(p.as_int for rm in request.resource_metrics for sm in rm.scope_metrics
+                                             for m in sm.metrics if m.name == "faas.invocations" for p in m.sum.data_points)
+            self._answer(b"")
+
+        def do_GET(self):
+            self._answer(json.dumps(counts).encode())
+
+        def _answer(self, body: bytes) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    server.daemon_threads = True
+    server.serve_forever()
+
+
+class Receiver:
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen([PY, "-m", "bench.export", "receiver", str(self.port)], stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                self.counts()
+                return
+            except OSError:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    self.stop()
+                    raise RuntimeError("the OTLP receiver did not start") from None
+                time.sleep(0.05)
+
+    def counts(self) -> dict:
+        with urllib.request.urlopen(self.url + "/counts", timeout=5) as resp:
+            return json.loads(resp.read())
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+
+
+def _server_counts(lam: Lambdalet) -> tuple[int, int]:
+    """(calls the server finished, calls its export dropped), from /metrics."""
+    with urllib.request.urlopen(lam.url + "/metrics", timeout=10) as resp:
+        text = resp.read().decode()
+
+    def total(name: str) -> int:
+        return int(sum(float(v) for v in re.findall(rf"^{name}\{{[^}}]*\}} (\S+)$", text, re.M)))
+
+    return total("lambdalet_invocations_total"), total("lambdalet_export_dropped_calls_total")
+
+
+def _cpu_s(pid: int) -> float:
+    """The server's CPU time so far (user + system, all its threads; its
+    sandboxes are other processes)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run(quick: bool = False) -> dict:
+    seconds = 3 if quick else 5
+    rounds = 2 if quick else 3
+    receiver = Receiver()
+    try:
+        modes = {"no export": (), "otlp export": ("--export-otlp", receiver.url)}
+        figures: dict[str, dict[str, list[float]]] = {mode: {"c16_rps": [], "c1_p50_ms": [], "gateway_cpu_us": []} for mode in modes}
+        exported: dict[str, int] = {"calls_made": 0, "calls_exported": 0, "calls_dropped": 0}
+        for _ in range(rounds):
+            for mode, args in modes.items():
+                before = receiver.counts()["invocations"]
+                lam = Lambdalet(*args)
+                try:
+                    url = lam.function("hello", SOURCE)
+                    http_get_once(url)
+                    load(url, 16, 1)  # warm every instance the run will use
+                    time.sleep(EXPORT_SETTLE_S)
+                    cpu0, (made0, _) = _cpu_s(lam.proc.pid), _server_counts(lam)
+                    c16 = load(url, 16, seconds)
+                    # The export's last batch is encoded and sent up to a
+                    # second after the last call: its CPU belongs to the calls.
+                    time.sleep(EXPORT_SETTLE_S)
+                    cpu1, (made1, _) = _cpu_s(lam.proc.pid), _server_counts(lam)
+                    c1 = load(url, 1, seconds)
+                    figures[mode]["c16_rps"].append(c16["rps"])
+                    figures[mode]["c1_p50_ms"].append(c1["p50_ms"])
+                    figures[mode]["gateway_cpu_us"].append((cpu1 - cpu0) / max(1, made1 - made0) * 1e6)
+                    if args:
+                        made, dropped = _server_counts(lam)
+                        deadline = time.monotonic() + 15
+                        while receiver.counts()["invocations"] - before < made - dropped and time.monotonic() < deadline:
+                            time.sleep(0.2)
+                        exported["calls_made"] += made
+                        exported["calls_exported"] += receiver.counts()["invocations"] - before
+                        exported["calls_dropped"] += dropped
+                finally:
+                    lam.stop()
+        out: dict = {mode: {key: median(values) for key, values in fig.items()} for mode, fig in figures.items()}
+        out["rounds"] = rounds
+        out["seconds"] = seconds
+        out.update(exported)
+        out["ratio_c16_rps"] = out["otlp export"]["c16_rps"] / out["no export"]["c16_rps"]
+        out["ratio_gateway_cpu"] = out["otlp export"]["gateway_cpu_us"] / out["no export"]["gateway_cpu_us"]
+        return out
+    finally:
+        receiver.stop()
+
+
+def render(results: dict) -> list[str]:
+    if "no export" not in results:
+        return []
+    on, off = results["otlp export"], results["no export"]
+    rows = [
+        f"| warm URL req/s, c=16, OTLP export on (vs off; target ≥ 0.95×) | {on['c16_rps']:.0f} | {off['c16_rps']:.0f} | {on['c16_rps'] / off['c16_rps']:.2f}× |",
+        f"| gateway CPU µs per warm call, c=16, OTLP export on (vs off) | {on['gateway_cpu_us']:.1f} | {off['gateway_cpu_us']:.1f} | {on['gateway_cpu_us'] / off['gateway_cpu_us']:.2f}× |",
+        f"| warm URL p50 ms, c=1, OTLP export on (vs off) | {on['c1_p50_ms']:.3f} | {off['c1_p50_ms']:.3f} | {on['c1_p50_ms'] / off['c1_p50_ms']:.2f}× |",
+    ]
+    if results.get("calls_made"):
+        rows.append(f"| calls exported over OTLP / made (dropped) | {results['calls_exported']} / {results['calls_made']} "
+                    f"({results['calls_dropped']}) | | |")
+    return rows
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["receiver"]:
+        receiver_main(int(sys.argv[2]))
+    else:
+        print(json.dumps(run("--quick" in sys.argv), indent=2))
