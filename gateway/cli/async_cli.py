@@ -21,12 +21,12 @@ def _request(args, method: str, path: str, body: dict | None = None) -> dict | N
     import botocore.awsrequest
     import botocore.credentials
 
-    from .commands import UserError, _client, _endpoint, http_error
+    from .client import UserError, client, endpoint, http_error
 
-    # _client finds the credentials the same way every other command does.
-    creds = _client(args)._request_signer._credentials
+    # client() finds the credentials the same way every other command does.
+    creds = client(args)._request_signer._credentials
     data = json.dumps(body).encode() if body is not None else b""
-    url = _endpoint(args).rstrip("/") + path
+    url = endpoint(args).rstrip("/") + path
     req = botocore.awsrequest.AWSRequest(method=method, url=url, data=data, headers={"Content-Type": "application/json"})
     region = os.environ.get("AWS_REGION", DEFAULT_REGION)
     botocore.auth.SigV4Auth(creds, "lambda", region).add_auth(req)
@@ -55,7 +55,7 @@ def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
 
 
 def cmd_schedule_add(args) -> int:
-    from .commands import UserError
+    from .client import UserError
 
     body = {"ScheduleExpression": args.expression, "FunctionName": args.function}
     if args.input is not None:
@@ -111,7 +111,7 @@ def cmd_dlq_redrive(args) -> int:
 
 
 def cmd_dlq_rm(args) -> int:
-    from .commands import UserError
+    from .client import UserError
 
     if not args.ids and not args.all:
         raise UserError("name the MESSAGE_IDs to delete, or pass --all")

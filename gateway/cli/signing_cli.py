@@ -39,7 +39,7 @@ def _meta_path(key: pathlib.Path) -> pathlib.Path:
 def cmd_create(args) -> int:
     from ..functions import signatures
     from .async_cli import _request
-    from .commands import UserError
+    from .client import UserError
 
     key_path = _key_path(args)
     if key_path.exists():
@@ -77,7 +77,8 @@ def cmd_revoke(args) -> int:
 
 def cmd_sign(args) -> int:
     from ..functions import signatures
-    from .commands import UserError, zip_directory
+    from .client import UserError
+    from .packaging import zip_directory
 
     args.name = args.profile
     key_path = _key_path(args)
@@ -101,7 +102,8 @@ def cmd_sign(args) -> int:
 
 def cmd_config_create(args) -> int:
     from .async_cli import _request
-    from .commands import UserError, _call, _client
+    from .client import UserError, call
+    from .client import client as make_client
 
     profiles = _request(args, "GET", "/_lambdalet/signing-profiles")["Profiles"]
     allowed = []
@@ -111,7 +113,7 @@ def cmd_config_create(args) -> int:
         if not found and not wanted.startswith("arn:"):
             raise UserError(f"no active signing profile {wanted} on the server: create it with `lambdalet signing-profile create {wanted}`")
         allowed += found or [wanted]
-    made = _call(_client(args).create_code_signing_config, Description=args.description or "",
+    made = call(make_client(args).create_code_signing_config, Description=args.description or "",
                  AllowedPublishers={"SigningProfileVersionArns": allowed},
                  CodeSigningPolicies={"UntrustedArtifactOnDeployment": "Enforce" if args.enforce else "Warn"})
     print(made["CodeSigningConfig"]["CodeSigningConfigArn"])
@@ -120,10 +122,11 @@ def cmd_config_create(args) -> int:
 
 def cmd_config_ls(args) -> int:
     from .async_cli import _table
-    from .commands import _call, _client
+    from .client import call
+    from .client import client as make_client
 
-    client = _client(args)
-    configs = [c for page in _call(lambda: list(client.get_paginator("list_code_signing_configs").paginate())) for c in page["CodeSigningConfigs"]]
+    client = make_client(args)
+    configs = [c for page in call(lambda: list(client.get_paginator("list_code_signing_configs").paginate())) for c in page["CodeSigningConfigs"]]
     if args.json:
         print(json.dumps(configs, indent=2))
         return 0
@@ -134,9 +137,10 @@ def cmd_config_ls(args) -> int:
 
 
 def cmd_config_rm(args) -> int:
-    from .commands import _call, _client
+    from .client import call
+    from .client import client as make_client
 
-    _call(_client(args).delete_code_signing_config, CodeSigningConfigArn=args.arn)
+    call(make_client(args).delete_code_signing_config, CodeSigningConfigArn=args.arn)
     print(f"deleted {args.arn}")
     return 0
 

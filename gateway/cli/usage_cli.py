@@ -63,7 +63,7 @@ def _get(args, path: str, params: dict) -> bytes:
             message = doc.get("message") or doc.get("Message") or body
         except ValueError:
             message = body
-        from .commands import http_error
+        from .client import http_error
 
         raise http_error(str(exc.headers.get("x-amzn-ErrorType", exc.code)), message) from None
     except (urllib.error.URLError, OSError) as exc:
@@ -153,7 +153,7 @@ def _say_why_empty(args, group: str) -> None:
         err = exc.response.get("Error", {})
         if err.get("Code") == "ResourceNotFoundException":
             raise user_error(f"ResourceNotFoundException: no function named {args.name}, and no logs in {group}") from None
-        from .commands import http_error
+        from .client import http_error
 
         raise http_error(err.get("Code", "Error"), err.get("Message", str(exc))) from None
     except botocore.exceptions.BotoCoreError as exc:
