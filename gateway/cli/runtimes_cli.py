@@ -107,6 +107,7 @@ def _install_java(user_error: type[Exception]) -> int:
         archive = where / "cds" / java_build.archive_name(t)
         cds = "class-data sharing archive" if archive.exists() else "NO class-data sharing archive (slower starts)"
         print(f"{t.runtime}: JDK {t.version} at {t.home}; runtime in {where}; {cds}")
+    print("A server picks the Java runtime up when it starts: restart `lambdalet serve` if one is running.")
     return 0
 
 

@@ -53,7 +53,8 @@ def prepare(data_dir: pathlib.Path, cache_dir: pathlib.Path, pythons: dict[str, 
     return ServerRuntimes(catalog=catalog, default=default, others=others, notes=notes + language_notes)
 
 
-JAVA_INSTALL = "`lambdalet runtimes install java` builds them (Maven fetches AWS's runtime interface client)"
+JAVA_INSTALL = ("`lambdalet runtimes install java` builds them (Maven fetches AWS's runtime interface client); "
+                "a server picks them up when it starts, so restart one that was running")
 
 
 def language_files(cache_dir: pathlib.Path, toolchains: dict[str, Toolchain]) -> tuple[dict[str, pathlib.Path], dict[str, str]]:
@@ -124,7 +125,7 @@ def _lines(catalog: RuntimeCatalog, by_name: dict[str, RuntimeRoot], backend,
                    f"{language_status(name)}{used(name)}")
     for name in languages.LANGUAGE_RUNTIMES:
         if name not in catalog.toolchains and name not in catalog.mapping:
-            why = catalog.unready.get(name) or languages.missing_reason(name, catalog.toolchains)
+            why = catalog.unready.get(name) or languages.missing_reason(name, catalog.host_toolchains)
             out.append(f"runtime {name}: CANNOT RUN here: {why}{used(name)}")
     for source, target in catalog.mapping.items():
         what = (f"Python {catalog.interpreters[target].version}" if target in catalog.interpreters

@@ -126,7 +126,9 @@ class RuntimeCatalog:
         # unready: language runtimes whose toolchain is here but whose
         # runtime files are not built yet, and what builds them.
         self.unready = dict(unready or {})
-        self.toolchains = {name: t for name, t in (toolchains or {}).items() if name not in self.unready}
+        # Every toolchain found, ready or not: what a refusal says the host has.
+        self.host_toolchains = dict(toolchains or {})
+        self.toolchains = {name: t for name, t in self.host_toolchains.items() if name not in self.unready}
         self.default = default or next(iter(self.interpreters))
         self.mapping: dict[str, str] = {}
         for source, target in (mapping or {}).items():
@@ -149,7 +151,7 @@ class RuntimeCatalog:
             raise RuntimeConfigError(f"{MAP_OPTION} {source}={target}: {source} can only be mapped onto another "
                                      f"version of its language")
         if target not in self.toolchains:
-            why = self.unready.get(target) or languages.missing_reason(target, self.toolchains)
+            why = self.unready.get(target) or languages.missing_reason(target, self.host_toolchains)
             raise RuntimeConfigError(f"{MAP_OPTION} {source}={target}: this host cannot run {target} ({why})")
         self.mapping[source] = target
 
@@ -190,7 +192,7 @@ class RuntimeCatalog:
             return (f"The runtime parameter of {runtime} is no longer supported for creating or updating AWS Lambda "
                     f"functions. We recommend you use the new runtime ({newest}) while creating or updating functions.")
         if runtime in LANGUAGE_RUNTIMES:
-            why = self.unready.get(self.mapping.get(runtime, runtime)) or languages.missing_reason(runtime, self.toolchains)
+            why = self.unready.get(self.mapping.get(runtime, runtime)) or languages.missing_reason(runtime, self.host_toolchains)
             return f"The runtime parameter of {runtime} is not available on this server: {why}."
         if not runtime.startswith("python"):
             return (f"The runtime parameter of {runtime} is not supported by this server: it runs "
