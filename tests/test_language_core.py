@@ -176,6 +176,8 @@ def test_core_isolation_rows_from_inside_the_runtime(clam, fns):
 
 
 def test_deployed_and_called_with_the_aws_cli(srv, codes, fns, tmp_path):
+    """The same calls as the boto3 tests above, every one made with the aws
+    CLI: sync and async invoke, a function URL, an error, a timeout, an OOM."""
     lang, _names = fns
     aws_cli = os.path.join(os.path.dirname(sys.executable), "aws")
     env = dict(os.environ, AWS_ENDPOINT_URL=srv.url, AWS_SHARED_CREDENTIALS_FILE=str(srv.data_dir / "credentials"),
@@ -188,6 +190,16 @@ def test_deployed_and_called_with_the_aws_cli(srv, codes, fns, tmp_path):
         assert proc.returncode == 0, proc.stderr
         return proc.stdout
 
+    out = tmp_path / "out.json"
+
+    def invoke(payload: str, *extra: str) -> tuple[dict, str]:
+        meta = json.loads(aws("invoke", "--function-name", name, "--payload", payload, *extra, str(out)))
+        return meta, out.read_text()
+
+    def switch(kind: str, *settings: str) -> None:
+        aws("update-function-configuration", "--function-name", name, "--handler", handlers[kind], *settings)
+        aws("wait", "function-updated-v2", "--function-name", name)
+
     runtime, handlers = LANGUAGES[lang]
     package = tmp_path / "code.zip"
     package.write_bytes(codes[lang])
@@ -196,10 +208,41 @@ def test_deployed_and_called_with_the_aws_cli(srv, codes, fns, tmp_path):
         "--role", ROLE, "--memory-size", "512", "--zip-file", f"fileb://{package}")
     try:
         aws("wait", "function-active-v2", "--function-name", name)
-        out = tmp_path / "out.json"
-        meta = json.loads(aws("invoke", "--function-name", name, "--payload", '{"via": "cli"}', str(out)))
+        meta, body = invoke('{"via": "cli"}')
         assert meta["StatusCode"] == 200 and "FunctionError" not in meta
-        assert "cli" in out.read_text()
+        assert "cli" in body
+
+        queue = f"cli-dest-{lang}-{uuid.uuid4().hex[:8]}"
+        aws("put-function-event-invoke-config", "--function-name", name, "--maximum-retry-attempts", "0",
+            "--destination-config", json.dumps({"OnSuccess": {"Destination": f"arn:aws:sqs:us-east-1:000000000000:{queue}"}}))
+        meta, _ = invoke('{"k": "cli async"}', "--invocation-type", "Event")
+        assert meta["StatusCode"] == 202
+        messages = wait_for(lambda: _signed(srv, "GET", f"/_lambdalet/queues/{queue}/messages")["Messages"] or None, timeout=60)
+        record = messages[0]["Body"]
+        assert record["requestContext"]["condition"] == "Success" and record["requestPayload"] == {"k": "cli async"}
+
+        switch("http")
+        url = json.loads(aws("create-function-url-config", "--function-name", name, "--auth-type", "NONE"))["FunctionUrl"]
+        aws("add-permission", "--function-name", name, "--statement-id", "FunctionURLAllowPublicAccess",
+            "--action", "lambda:InvokeFunctionUrl", "--principal", "*", "--function-url-auth-type", "NONE")
+        aws("add-permission", "--function-name", name, "--statement-id", "FunctionURLAllowInvokeAction",
+            "--action", "lambda:InvokeFunction", "--principal", "*", "--invoked-via-function-url")
+        resp = requests.get(url + "from/cli", timeout=60)
+        assert resp.status_code in (201, 202, 203) and "/from/cli" in resp.text, resp.text
+
+        switch("fails")
+        meta, body = invoke('{"name": "x"}')
+        assert meta["StatusCode"] == 200 and meta["FunctionError"] == "Unhandled"
+        assert json.loads(body)["errorMessage"] in ("node failure", "it went wrong in Java", "it went wrong in C#"), body
+
+        switch("sleeps", "--timeout", "2")
+        meta, body = invoke('{"ms": 10000}')
+        assert meta["FunctionError"] == "Unhandled" and json.loads(body)["errorType"] == "Sandbox.Timedout"
+        assert "Task timed out after 2.00 seconds" in json.loads(body)["errorMessage"]
+
+        switch("hog", "--memory-size", "256", "--timeout", "30")
+        meta, body = invoke('{"name": "x"}')
+        assert meta["FunctionError"] == "Unhandled" and json.loads(body)["errorType"] == "Runtime.OutOfMemory", body
     finally:
         aws("delete-function", "--function-name", name)
 
