@@ -476,26 +476,37 @@ def test_another_region_is_told_the_right_one_and_botocore_follows(server):
     assert root.findtext("Region") == "us-east-1"
 
 
-def test_a_5gb_single_put_is_refused_before_its_body(server, s3):
-    bkt = _bucket(s3, "huge-bkt")
-    url = f"{server.url}/{bkt}/huge"
-    request = _signed_request(server, "PUT", url, {"Content-Length": str(5 * 1024 ** 3)}, payload_hash="UNSIGNED-PAYLOAD")
-    head = f"PUT /{bkt}/huge HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in request.headers.items()) + "\r\n"
+def _put_5gb(server, bkt: str, key: str) -> bytes:
+    """A single PUT that declares 5 GB, sends 64 KiB of it and waits for
+    the answer; the rest never comes."""
+    request = _signed_request(server, "PUT", f"{server.url}/{bkt}/{key}", {"Content-Length": str(5 * 1024 ** 3)},
+                              payload_hash="UNSIGNED-PAYLOAD")
+    head = f"PUT /{bkt}/{key} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in request.headers.items()) + "\r\n"
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
         sock.sendall(head.encode())
-        sock.sendall(b"x" * 65536)  # a little of the body; the rest never comes
+        sock.sendall(b"x" * 65536)
         answer = b""
         while b"</Error>" not in answer:
             chunk = sock.recv(65536)
             if not chunk:
                 break
             answer += chunk
+    return answer
+
+
+def test_a_5gb_single_put_is_refused_before_its_body(server, s3):
+    bkt = _bucket(s3, "huge-bkt")
+    answer = _put_5gb(server, bkt, "huge")
     status_line, _, rest = answer.partition(b"\r\n")
     assert b" 400 " in status_line
     root = assert_s3_error(rest.split(b"\r\n\r\n", 1)[1], "EntityTooLarge")
     assert root.findtext("ProposedSize") == str(5 * 1024 ** 3)
     with pytest.raises(botocore.exceptions.ClientError):
         s3.head_object(Bucket=bkt, Key="huge")
+    # Over an object that exists, the refusal leaves it as it was.
+    s3.put_object(Bucket=bkt, Key="kept", Body=b"stored before")
+    assert b"<Code>EntityTooLarge</Code>" in _put_5gb(server, bkt, "kept")
+    assert s3.get_object(Bucket=bkt, Key="kept")["Body"].read() == b"stored before"
 
 
 def test_quota_and_max_object_options(tmp_path):
