@@ -9,6 +9,7 @@ the other tests' servers.
 """
 from __future__ import annotations
 
+import configparser
 import fcntl
 import os
 import pathlib
@@ -20,6 +21,8 @@ import subprocess
 import sys
 
 import pytest
+import requests
+from console_client import csrf_of
 from helpers import descendants_of, still_running, wait_for
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -112,6 +115,8 @@ def test_the_readme_quick_start_works_as_written(tmp_path):
             # The README's example line is the one the server prints (its ~ being this user's home).
             readme_export = blocks["export"].strip()
             assert readme_export.replace("~", str(home)) == printed
+            console = [line.strip()[len("console: "):] for line in output if line.strip().startswith("console: ")]
+            assert console == [f"http://127.0.0.1:{PORT}/console"], "".join(output)
 
             # A second shell: the README's export line as written, then its commands.
             out = _sh(f"{readme_export}\n{blocks['deploy']}", env, work).stdout
@@ -139,6 +144,10 @@ def test_the_readme_quick_start_works_as_written(tmp_path):
             assert _sh(f"{readme_export}\npython3 - <<'EOF'\n{script}\nEOF", env, work).stdout.strip() == "'0'"
             batch = "batch: ['job 0', 'job 1', 'job 2', 'job 3', 'job 4']"
             wait_for(lambda: batch in _sh(f"{readme_export}\nlambdalet logs worker --filter batch", env, work).stdout, timeout=60)
+            # The console URL the server printed, opened as a browser would:
+            # the sign-in page, then (with the keys) the functions just deployed.
+            _console_shows_the_dashboard(console[0], home / ".local" / "share" / "lambdalet" / "credentials",
+                                         ["hello", "hello-node", "on-upload", "worker"])
             workers = descendants_of(server.pid)
         finally:
             # The README's server runs in the foreground until Ctrl-C: SIGINT
@@ -153,3 +162,18 @@ def test_the_readme_quick_start_works_as_written(tmp_path):
     # Everything it kept is in the README's data directory.
     data = home / ".local" / "share" / "lambdalet"
     assert (data / "credentials").is_file() and (data / "lambdalet.db").is_file()
+
+
+def _console_shows_the_dashboard(url: str, credentials: pathlib.Path, functions: list[str]) -> None:
+    keys = configparser.ConfigParser()
+    keys.read(credentials)
+    with requests.Session() as browser:
+        browser.trust_env = False  # loopback: no proxy from the environment
+        page = browser.get(url, timeout=30)
+        assert page.status_code == 200 and page.url.startswith(url + "/sign-in"), (page.status_code, page.url)
+        form = {"csrf": csrf_of(page.text), "method": "key", "access_key_id": keys["default"]["aws_access_key_id"],
+                "secret_access_key": keys["default"]["aws_secret_access_key"], "next": ""}
+        dashboard = browser.post(url + "/sign-in", data=form, timeout=30)
+        assert dashboard.status_code == 200 and dashboard.url == url + "/functions", (dashboard.status_code, dashboard.url)
+        for name in functions:
+            assert f'href="/console/functions/{name}"' in dashboard.text, name
