@@ -14,8 +14,8 @@ import base64
 import json
 
 import pytest
-
 from helpers import ServerProcess, make_zip
+
 from lambdalet.sandbox import languages
 
 ROLE = "arn:aws:iam::123456789012:role/lambdalet-test"

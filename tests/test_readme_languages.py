@@ -19,7 +19,6 @@ import subprocess
 import sys
 
 import pytest
-
 from helpers import ServerProcess, make_zip
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
