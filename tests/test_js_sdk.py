@@ -16,12 +16,17 @@ import sys
 
 import pytest
 from botocore.exceptions import ClientError
+from helpers import make_zip
+from lambdalet.gateway.functions import unsupported_settings
 from runtime_builds import cache_dir, tool
 
 JS = pathlib.Path(__file__).parent / "js_sdk"
 ACCOUNT = "000000000000"
 P = f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:"
 NOBODY = "contract-js-nobody"
+PRESENT = "contract-js-present"  # made by the test, with an alias "live"
+STALE = "00000000-0000-0000-0000-000000000000"
+CSC = f"arn:aws:lambda:us-east-1:{ACCOUNT}:code-signing-config:csc-0123456789abcdefg"
 URL_QUALIFIER = r"((?!^\d+$)^[0-9a-zA-Z-_]+$)"
 
 CASES = [
@@ -51,6 +56,44 @@ CASES = [
                  "The ListCapacityProviders operation is not supported by Lambdalet: capacity providers and managed-instance scaling place "
                  "functions on a fleet of EC2 instances; on one host there is no fleet to manage.",
                  id="unsupported-operation"),
+    pytest.param("get_function", {"FunctionName": f"arn:aws:lambda:us-east-1:123456789012:function:{NOBODY}"},
+                 ["get-function", "--function-name", f"arn:aws:lambda:us-east-1:123456789012:function:{NOBODY}"],
+                 "GetFunctionCommand", 403, "AccessDeniedException",
+                 f"You are not authorized to access arn:aws:lambda:us-east-1:123456789012:function:{NOBODY}: it belongs to account 123456789012, "
+                 f"and this server serves account {ACCOUNT}.", id="another-account"),
+    pytest.param("get_function", {"FunctionName": f"{P}{NOBODY}:1", "Qualifier": "2"},
+                 ["get-function", "--function-name", f"{P}{NOBODY}:1", "--qualifier", "2"],
+                 "GetFunctionCommand", 400, "InvalidParameterValueException",
+                 "The derived qualifier from the function name does not match the specified qualifier.", id="semantic"),
+    pytest.param("create_alias", {"FunctionName": NOBODY, "Name": "2024", "FunctionVersion": "x"},
+                 ["create-alias", "--function-name", NOBODY, "--name", "2024", "--function-version", "x"],
+                 "CreateAliasCommand", 400, "ValidationException",
+                 "2 validation errors detected: Value '2024' at 'name' failed to satisfy constraint: Member must satisfy regular expression pattern: "
+                 "(?!^[0-9]+$)([a-zA-Z0-9-_]+); Value 'x' at 'functionVersion' failed to satisfy constraint: Member must satisfy regular expression "
+                 r"pattern: (\$LATEST(\.PUBLISHED)?|[0-9]+)", id="two-validation-errors"),
+    pytest.param("create_alias", {"FunctionName": PRESENT, "Name": "live", "FunctionVersion": "1"},
+                 ["create-alias", "--function-name", PRESENT, "--name", "live", "--function-version", "1"],
+                 "CreateAliasCommand", 409, "ResourceConflictException", f"Alias already exists: {P}{PRESENT}:live", id="conflict"),
+    pytest.param("update_function_configuration", {"FunctionName": PRESENT, "Description": "x", "RevisionId": STALE},
+                 ["update-function-configuration", "--function-name", PRESENT, "--description", "x", "--revision-id", STALE],
+                 "UpdateFunctionConfigurationCommand", 412, "PreconditionFailedException",
+                 "The Revision Id provided does not match the latest Revision Id. Call the GetFunction/GetAlias API to retrieve the latest Revision Id",
+                 id="precondition"),
+    pytest.param("update_function_configuration", {"FunctionName": PRESENT, "DurableConfig": {"RetentionPeriodInDays": 7}},
+                 ["update-function-configuration", "--function-name", PRESENT, "--durable-config", "RetentionPeriodInDays=7"],
+                 "UpdateFunctionConfigurationCommand", 400, "InvalidParameterValueException",
+                 f"DurableConfig is not supported by Lambdalet: {unsupported_settings.DURABLE}.", id="unsupported-setting"),
+    pytest.param("put_function_code_signing_config", {"FunctionName": NOBODY, "CodeSigningConfigArn": CSC},
+                 ["put-function-code-signing-config", "--function-name", NOBODY, "--code-signing-config-arn", CSC],
+                 "PutFunctionCodeSigningConfigCommand", 404, "CodeSigningConfigNotFoundException",
+                 f"The code signing configuration cannot be found. Check that the provided configuration is not deleted: {CSC}.", id="code-signing-config-missing"),
+    # The aws CLI v1 in use (its own copy of botocore's data) predates the
+    # resource-policy operations: botocore and the JS SDK only.
+    pytest.param("get_resource_policy", {"ResourceArn": f"arn:aws:lambda:us-east-1:{ACCOUNT}:runtime/my-runtime"}, None,
+                 "GetResourcePolicyCommand", 404, "ResourceNotFoundException", "The resource you requested does not exist.", id="resource-policy-missing"),
+    pytest.param("put_resource_policy", {"ResourceArn": f"{P}{NOBODY}:$LATEST", "Policy": "{}"}, None,
+                 "PutResourcePolicyCommand", 400, "InvalidParameterValueException", "We currently do not support adding policies for $LATEST.",
+                 id="resource-policy-on-latest"),
 ]
 
 
@@ -100,15 +143,23 @@ def _cli(server, args: list[str]) -> tuple[str, str]:
 @pytest.mark.cli
 def test_three_clients_read_the_same_errors(server, js_sdk):
     raw = server.client(parameter_validation=False)
-    js_calls = []
-    expected = []
-    for case in CASES:
-        method, kwargs, cli_args, command, status, code, message = case.values
-        with pytest.raises(ClientError) as exc:
-            getattr(raw, method)(**kwargs)
-        resp = exc.value.response
-        assert (resp["ResponseMetadata"]["HTTPStatusCode"], resp["Error"]["Code"], resp["Error"]["Message"]) == (status, code, message), case.id
-        assert _cli(server, cli_args) == (code, message), case.id
-        js_calls.append({"command": command, "input": kwargs})
-        expected.append({"ok": False, "name": code, "message": message, "status": status})
-    assert _js(server, js_sdk, js_calls) == expected
+    raw.create_function(FunctionName=PRESENT, Runtime=f"python{sys.version_info[0]}.{sys.version_info[1]}", Role="arn:aws:iam::123456789012:role/r",
+                        Handler="app.handler", Code={"ZipFile": make_zip({"app.py": "def handler(e, c):\n    return 1\n"})})
+    try:
+        raw.publish_version(FunctionName=PRESENT)
+        raw.create_alias(FunctionName=PRESENT, Name="live", FunctionVersion="1")
+        js_calls = []
+        expected = []
+        for case in CASES:
+            method, kwargs, cli_args, command, status, code, message = case.values
+            with pytest.raises(ClientError) as exc:
+                getattr(raw, method)(**kwargs)
+            resp = exc.value.response
+            assert (resp["ResponseMetadata"]["HTTPStatusCode"], resp["Error"]["Code"], resp["Error"]["Message"]) == (status, code, message), case.id
+            if cli_args is not None:
+                assert _cli(server, cli_args) == (code, message), case.id
+            js_calls.append({"command": command, "input": kwargs})
+            expected.append({"ok": False, "name": code, "message": message, "status": status})
+        assert _js(server, js_sdk, js_calls) == expected
+    finally:
+        raw.delete_function(FunctionName=PRESENT)
