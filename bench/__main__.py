@@ -1,4 +1,4 @@
-"""`python -m bench [--quick] [--only a,b,c,d,e,f,i,p,m,w,g,l,s,k,o,soak] [--soak-minutes N] [--json FILE]`
+"""`python -m bench [--quick] [--only a,b,c,d,e,f,i,p,m,w,g,l,s,k,o,t,soak] [--soak-minutes N] [--json FILE]`
 
 Runs lambdalet and its peers side by side and prints one table:
 (a) warm invoke through a function URL against serverless-offline and a
@@ -17,7 +17,9 @@ Python, Node.js, Java, C#, provided.al2023, warm, cold and idle
 (bench/languages.py), (s) S3 object-created and SQS message to handler
 start; (k) bytes on disk per call and logs.db under --log-max-mb
 (bench/growth.py); (o) warm throughput with the built-in OTLP export on and
-off (bench/export.py); and on request (r) the other Python versions' cold
+off (bench/export.py); (t) a warm call with an attached extension, plain
+and subscribed to the Telemetry API, against none (bench/extensions.py); and
+on request (r) the other Python versions' cold
 starts and warm calls, with and without their own builds, and (soak)
 steady load for --soak-minutes (30) with the server's RSS slope, fds,
 errors and bytes on disk per call. Medians throughout.
@@ -41,7 +43,7 @@ import tempfile
 import time
 import uuid
 
-from . import events, harness, paths, peers, provenance
+from . import events, extensions, harness, paths, peers, provenance
 from .harness import Lambdalet, http_get_once, load, median, percentile
 
 
@@ -501,6 +503,7 @@ def render(results: dict) -> str:
     rows.extend(events.render(results.get("s", {})))
     rows.extend(growth.render(results.get("k", {})))
     rows.extend(export.render(results.get("o", {})))
+    rows.extend(extensions.render(results.get("t", {})))
     rows.extend(soak.render(results.get("soak", {})))
     if "g" in results and "error" not in results["g"]:
         from . import custom_runtime
@@ -521,7 +524,7 @@ def render(results: dict) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--quick", action="store_true", help="shorter runs, fewer samples")
-    parser.add_argument("--only", default="a,b,c,d,e,f,i,p,m,w,g,l,s,k,o", help="sections to run, e.g. a,b (not run by default: r, other Python versions, as it installs their builds with pip; soak, as it takes --soak-minutes)")
+    parser.add_argument("--only", default="a,b,c,d,e,f,i,p,m,w,g,l,s,k,o,t", help="sections to run, e.g. a,b (not run by default: r, other Python versions, as it installs their builds with pip; soak, as it takes --soak-minutes)")
     parser.add_argument("--soak-minutes", type=float, default=30.0, help="length of the (soak) section's load (default 30)")
     parser.add_argument("--json", help="also write the raw figures to this file")
     args = parser.parse_args()
@@ -543,7 +546,7 @@ def main() -> int:
 
     sections = {"a": section_a, "b": section_b, "c": section_c, "d": section_d, "e": section_e, "f": section_f, "i": paths.run,
                 "p": section_p, "m": section_m, "w": section_w, "g": section_g, "l": section_l, "s": events.section_s,
-                "k": section_k, "o": section_o,
+                "k": section_k, "o": section_o, "t": extensions.run,
                 "r": section_r, "soak": section_soak}
     results: dict = {"host": f"{platform.node()} {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}", "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
     # Before any load: the load average then is the machine's, not the bench's.

@@ -15,8 +15,11 @@ calls before it, in order.
 from __future__ import annotations
 
 import json
+import os
 import pathlib
+import re
 import shutil
+import subprocess
 import sys
 
 import pytest
@@ -153,3 +156,21 @@ def test_json_log_format_gives_function_records_as_objects(lam, fn_name):
     records = [e["record"] for e in call if e["type"] == "function"]
     assert len(records) == 1 and records[0]["message"] == "structured" and records[0]["level"] == "INFO", records
     lam.delete_function(FunctionName=fn_name)
+
+
+@pytest.mark.cli
+@pytest.mark.skipif(shutil.which("aws") is None, reason="the aws CLI is not installed")
+def test_the_readme_s_extension_example_runs_as_written(server, lam, tmp_path):
+    readme = (pathlib.Path(__file__).resolve().parent.parent / "README.md").read_text()
+    block = re.search(r"<!-- extensions example[^>]*-->\n```sh\n(.*?)```", readme, re.S).group(1)
+    env = dict(os.environ, AWS_ENDPOINT_URL=server.url, AWS_SHARED_CREDENTIALS_FILE=str(server.data_dir / "credentials"),
+               AWS_DEFAULT_REGION="us-east-1", AWS_REGION="us-east-1", AWS_PAGER="")
+    env.pop("AWS_PROFILE", None)
+    proc = subprocess.run(["bash", "-e", "-c", block], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    try:
+        assert proc.returncode == 0, proc.stderr
+        printed = [line.split(" ", 2)[1] for line in proc.stdout.splitlines() if line.startswith("telemetry: ")]
+        assert printed[:4] == ["platform.start", "function", "platform.runtimeDone", "platform.report"], proc.stdout
+        assert 'telemetry: function "hello"' in proc.stdout
+    finally:
+        lam.delete_function(FunctionName="watched")
