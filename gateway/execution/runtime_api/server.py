@@ -45,6 +45,7 @@ log = logging.getLogger("lambdalet.runtime_api")
 MAX_CONNECTIONS = 32  # per sandbox; runtime clients use one or two
 RECV = 65536
 MAX_DISCARD = 1 << 20  # read and dropped before closing a connection that broke HTTP
+LINGER_S = 2.0  # how long such a connection may keep sending before it is closed anyway
 _READY = select.EPOLLIN | select.EPOLLRDHUP
 
 _FREE, _TASK, _CALLER = range(3)  # who reads a connection
@@ -107,7 +108,7 @@ class RuntimeApiServer:
                         log.warning("runtime API accept: %s; backing off", exc)
                         await trio.sleep(0.1)
                     continue
-                if len(self._conns) >= MAX_CONNECTIONS:
+                if len(self._conns) >= MAX_CONNECTIONS and not self._reap_closed():
                     sock.close()
                     continue
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -116,6 +117,24 @@ class RuntimeApiServer:
                 self._conns[conn.id] = conn
                 self._by_fd[conn.fd] = conn
                 nursery.start_soon(self._serve, conn)
+
+    def _reap_closed(self) -> int:
+        """Closes the connections whose peer has closed and that nobody
+        has read to the end yet (free connections are read only during a
+        call); how many. So that a runtime that closed many connections is
+        not refused its next one while we have not noticed."""
+        reaped = 0
+        for conn in list(self._conns.values()):
+            try:
+                peeked = conn.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                continue
+            except OSError:
+                peeked = b""
+            if not peeked:
+                self._close_conn(conn)
+                reaped += 1
+        return reaped
 
     def _free(self, conn: _Conn) -> None:
         """No task reads conn: a call will, through the epoll set."""
@@ -166,8 +185,7 @@ class RuntimeApiServer:
                 event = reader.next_event()
             except ProtocolError as exc:
                 await self._send(conn, wire.closing(wire.reply(exc.status, exc.message.encode(), "text/plain")))
-                self._discard_unread(conn)
-                self._close_conn(conn)
+                await self._linger_close(conn)
                 return False
             if event is wire.NEED_DATA:
                 break
@@ -208,17 +226,28 @@ class RuntimeApiServer:
             if len(data) < RECV:
                 return True
 
-    @staticmethod
-    def _discard_unread(conn: _Conn) -> None:
-        """What the peer sent and nobody will read, dropped before the close:
-        a close with unread bytes resets the connection, and the peer could
-        lose the error reply it has not read yet."""
-        for _ in range(MAX_DISCARD // RECV):
-            try:
-                if not conn.sock.recv(RECV):
-                    return
-            except OSError:  # BlockingIOError: nothing more for now
-                return
+    async def _linger_close(self, conn: _Conn) -> None:
+        """Closes a connection that broke HTTP without losing the error reply.
+        A close with unread bytes resets the connection, and a reset can
+        overtake the reply the peer has not read yet; so, as web servers do
+        (a "lingering close"), our side is shut first (the reply, then EOF)
+        and what the peer still sends is read and dropped until it closes,
+        within a byte and a time budget."""
+        try:
+            conn.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+        dropped = 0
+        with trio.move_on_after(LINGER_S):
+            while dropped < MAX_DISCARD:
+                try:
+                    data = await rawio.recv(conn.sock, RECV)
+                except (OSError, trio.ClosedResourceError):
+                    break
+                if not data:
+                    break
+                dropped += len(data)
+        self._close_conn(conn)
 
     # -- a call ------------------------------------------------------------
 
