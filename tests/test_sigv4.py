@@ -305,6 +305,26 @@ def test_wrong_secret(client):
     assert info.value.code == "InvalidSignatureException"
 
 
+def test_a_kept_signing_key_serves_only_its_own_secret(client):
+    """Signing keys are kept per (secret, day, region, service): after the
+    right secret's key is in use, the same access key with another secret
+    is still refused, and the right one still passes, either way round."""
+    sent = send(client.get_function, FunctionName="my-fn")
+    for _ in range(2):
+        assert sent.verify() == KEY
+        with pytest.raises(AuthError) as info:
+            verify(sent.method, sent.target, sent.headers, sent.body, {KEY: SECRET[::-1]})
+        assert info.value.code == "InvalidSignatureException"
+
+
+@pytest.mark.parametrize("stamp", ["20241301T000000Z", "20240431T000000Z", "20240101T240000Z", "20240101T006000Z"])
+def test_a_date_that_does_not_exist_is_refused(client, stamp):
+    sent = send(client.get_function, FunctionName="my-fn")
+    sent.replace_header("X-Amz-Date", stamp)
+    err = reject(sent, "IncompleteSignatureException")
+    assert err.message.startswith(f"Date must be in ISO-8601 'basic format'. Got '{stamp}'.")
+
+
 def test_missing_authorization(client):
     sent = send(client.get_function, FunctionName="my-fn")
     sent.replace_header("Authorization", None)
