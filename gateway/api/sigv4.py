@@ -232,6 +232,14 @@ class _Verifier(SigV4Auth):
         # whichever SDK it was; the request holds only those headers.
         return request.headers
 
+    def payload(self, request: AWSRequest) -> str:
+        # Reached only without a signed X-Amz-Content-SHA256 (so never for a
+        # streaming payload), over http. botocore reads request.body, which
+        # prepares a whole copy of the request (its URL split, its headers
+        # copied) to hand back the bytes held in request.data.
+        data = request.data
+        return hashlib.sha256(data).hexdigest() if data else EMPTY_SHA256_HASH
+
     def signature(self, string_to_sign: str, request: AWSRequest) -> str:
         key = _signing_key(self.credentials.secret_key, request.context["timestamp"][0:8], self._region_name, self._service_name)
         return hmac.new(key, string_to_sign.encode(), hashlib.sha256).hexdigest()
