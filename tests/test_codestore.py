@@ -12,7 +12,7 @@ import zipfile
 
 import pytest
 
-from lambdalet.gateway.functions import codestore
+from lambdalet.gateway.functions import zip_check
 from lambdalet.gateway.functions.codestore import CodeError, CodeStore, validate_zip
 
 NOT_A_ZIP = "Could not unzip uploaded file. Please check your file, then try to upload again."
@@ -195,8 +195,8 @@ def test_extraction_counts_real_bytes(tmp_path, monkeypatch):
     # zipfile itself stops at the declared size, so to see our own counter
     # act we let the headers pass validation against a larger limit.
     data = make_zip(Entry("a", bytes(600_000)), Entry("b", bytes(600_000)))
-    real_validate = codestore._validate
-    monkeypatch.setattr(codestore, "_validate", lambda d, _limit: real_validate(d, 10 * SMALL_LIMIT))
+    real_validate = zip_check.open_checked
+    monkeypatch.setattr(zip_check, "open_checked", lambda d, _limit: real_validate(d, 10 * SMALL_LIMIT))
     store = CodeStore(tmp_path / "store", max_unzipped=SMALL_LIMIT)
     with pytest.raises(CodeError, match="Unzipped size must be smaller than"):
         store.put(data)
@@ -225,7 +225,7 @@ def test_unsupported_compression(world):
 
 
 def test_too_many_entries(world, monkeypatch):
-    monkeypatch.setattr(codestore, "MAX_ENTRIES", 10)
+    monkeypatch.setattr(zip_check, "MAX_ENTRIES", 10)
     refuse(world, make_zip(*(Entry(f"f{i}", b"") for i in range(11))), "entries")
 
 

@@ -27,6 +27,9 @@
                         every upload passes; signatures.py signs and checks
                         a zip (pure).
 - codestore.py          deployment packages, validated and stored by sha256.
+- zip_check.py          what a deployment package must be (names, links, sizes,
+                        methods), checked before a byte is written. Pure.
+- zip_extract.py        writing a checked zip into a fresh tree, counting real bytes.
 - code_gc.py            removing code nothing needs any more, and the holds
                         that keep code a call or an instance still uses.
 - storage.py            durable state behind a Protocol (SQLite, WAL).
