@@ -18,7 +18,8 @@ from botocore.awsrequest import AWSRequest
 from botocore.config import Config
 from botocore.credentials import Credentials
 
-from lambdalet.gateway.api.sigv4 import AuthError, check_head, load_or_create_credentials, verify
+from lambdalet.gateway.api.credentials import load_or_create_credentials
+from lambdalet.gateway.api.sigv4 import AuthError, check_head, verify
 
 ENDPOINT = "http://127.0.0.1:9000"
 KEY = "LLAKTESTTESTTEST0001"

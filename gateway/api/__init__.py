@@ -2,8 +2,11 @@
 
 - router.py       which code answers a request, and the one place auth is
                   checked; implements http/'s Handler for both ports.
-- sigv4.py        SigV4 verification (botocore does the maths) and the
-                  credentials file.
+- sigv4.py        SigV4 verification (botocore does the maths): the checks
+                  a head allows, then the signature over the body.
+- sigv4_parse.py  what a request claims about its signature (header or
+                  presigned query), its signing time and the clock. Pure.
+- credentials.py  the server's keys: <data-dir>/credentials.
 - operations.py   which Lambda operation a request is (method and request
                   URI from botocore's model) and its input by member name;
                   validated there before any handler runs.

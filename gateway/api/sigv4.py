@@ -2,40 +2,43 @@
 
 The request is rebuilt as a botocore ``AWSRequest`` holding exactly what the
 client signed, and botocore's ``SigV4Auth`` computes the canonical request,
-the string to sign and the signature; this module only parses, checks the
-clock and compares. Nothing here does I/O except the credentials file.
+the string to sign and the signature; this module only checks and
+compares (sigv4_parse.py reads what the request claims and checks the
+clock). Nothing here does I/O; the credentials file is credentials.py's.
 
 Every failure is an ``AuthError`` carrying AWS's own error type and wording;
 all of them are HTTP 403.
 """
 from __future__ import annotations
 
-import configparser
 import datetime as dt
-import email.utils
 import functools
 import hashlib
 import hmac
-import os
-import pathlib
 import re
-import secrets
-import string
 from collections.abc import Mapping
 from urllib.parse import quote, unquote, unquote_to_bytes
 
-from botocore.auth import EMPTY_SHA256_HASH, SIGV4_TIMESTAMP, UNSIGNED_PAYLOAD, SigV4Auth
+from botocore.auth import EMPTY_SHA256_HASH, UNSIGNED_PAYLOAD, SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.compat import HTTPHeaders
 from botocore.credentials import Credentials
 
-__all__ = ["AuthError", "Claim", "check_head", "verify", "load_or_create_credentials", "ALGORITHM", "MAX_SKEW"]
+from .sigv4_parse import (
+    QUERY_AUTH,
+    QUERY_AUTH_MARKERS,
+    AuthError,
+    Signed,
+    check_clock,
+    incomplete,
+    parse_authorization,
+    parse_query_auth,
+    parse_timestamp,
+    split_query,
+)
 
-ALGORITHM = "AWS4-HMAC-SHA256"
-# AWS accepts a request signed up to five minutes either side of its clock.
-MAX_SKEW = dt.timedelta(minutes=5)
-# The longest validity AWS allows for a presigned URL: seven days.
-MAX_PRESIGN_EXPIRES = 604_800
+# AuthError is what every caller of check_head and verify catches.
+__all__ = ["AuthError", "Claim", "check_head", "verify", "STREAMING_PAYLOADS"]
 
 _BAD_SIGNATURE = (
     "The request signature we calculated does not match the signature you provided. "
@@ -43,15 +46,8 @@ _BAD_SIGNATURE = (
     "Consult the service documentation for details."
 )
 _HEX_SHA256 = re.compile(r"[0-9a-f]{64}")
-_ISO_BASIC = re.compile(r"\d{8}T\d{6}Z")
 # Shape only (us-east-1, eu-west-3, and names local tools use, such as "local").
 _REGION = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
-_QUERY_AUTH = (
-    "X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-SignedHeaders",
-    "X-Amz-Signature", "X-Amz-Date", "X-Amz-Expires",
-)
-# Any of these in the query means the client chose query authentication.
-_QUERY_AUTH_MARKERS = ("X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Signature")
 # S3's aws-chunked uploads: the seed signature covers one of these in place
 # of the body's hash, and each chunk (or only the trailer) is checked as it
 # is decoded (events/s3/chunked.py).
@@ -60,146 +56,6 @@ STREAMING_PAYLOADS = frozenset({
     "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER",
     "STREAMING-UNSIGNED-PAYLOAD-TRAILER",
 })
-
-
-class AuthError(Exception):
-    """A refused request: ``code`` is the AWS error type, ``message`` its text."""
-
-    status = 403
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
-
-
-def _incomplete(message: str) -> AuthError:
-    return AuthError("IncompleteSignatureException", message)
-
-
-class _Signed:
-    """What a request claims about its own signature, from header or query."""
-
-    __slots__ = ("access_key", "scope_date", "region", "service", "signed_headers",
-                 "signature", "timestamp", "expires")
-
-    def __init__(self, credential: str, signed_headers: str, signature: str,
-                 timestamp: str, expires: int | None) -> None:
-        parts = credential.split("/")
-        if len(parts) != 5 or not all(parts):
-            raise _incomplete(f"Credential should be scoped to a valid region, service and terminator: '{credential}'.")
-        self.access_key, self.scope_date, self.region, self.service, terminator = parts
-        if terminator != "aws4_request":
-            raise _incomplete(f"Credential should be scoped with a valid terminator: 'aws4_request', not '{terminator}'.")
-        names = signed_headers.split(";")
-        if not all(n and n == n.strip().lower() for n in names):
-            raise _incomplete(f"SignedHeaders must be lowercase names separated by ';': '{signed_headers}'.")
-        if "host" not in names:
-            raise _incomplete("'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.")
-        self.signed_headers = names
-        self.signature = signature
-        self.timestamp = timestamp
-        self.expires = expires
-
-
-def _parse_authorization(value: str, amz_date: str | None) -> _Signed:
-    algorithm, _, rest = value.strip().partition(" ")
-    fields: dict[str, str] = {}
-    for item in rest.split(","):
-        key, sep, val = item.strip().partition("=")
-        if sep:
-            fields[key] = val
-    missing = [k for k in ("Credential", "SignedHeaders", "Signature") if k not in fields]
-    if missing or algorithm != ALGORITHM:
-        detail = " ".join(f"Authorization header requires '{k}' parameter." for k in missing)
-        if algorithm != ALGORITHM:
-            detail = f"Unsupported AWS 'algorithm': '{algorithm}'. {detail}".strip()
-        raise _incomplete(f"{detail} Authorization={value}")
-    if amz_date is None:
-        raise _incomplete(
-            "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header. "
-            f"Authorization={value}"
-        )
-    return _Signed(fields["Credential"], fields["SignedHeaders"], fields["Signature"], amz_date, None)
-
-
-def _parse_query_auth(params: dict[str, str]) -> _Signed:
-    missing = [k for k in _QUERY_AUTH if k not in params]
-    if missing:
-        raise _incomplete(
-            " ".join(f"AWS query-string parameters must include '{k}'." for k in missing)
-            + " Re-examine the query-string parameters."
-        )
-    if params["X-Amz-Algorithm"] != ALGORITHM:
-        raise _incomplete(f"Unsupported AWS 'algorithm': '{params['X-Amz-Algorithm']}'.")
-    try:
-        expires = int(params["X-Amz-Expires"])
-    except ValueError:
-        raise _incomplete("X-Amz-Expires should be a number.") from None
-    if not 0 < expires <= MAX_PRESIGN_EXPIRES:
-        raise _incomplete(f"X-Amz-Expires must be between 1 and {MAX_PRESIGN_EXPIRES} seconds.")
-    return _Signed(params["X-Amz-Credential"], params["X-Amz-SignedHeaders"],
-                   params["X-Amz-Signature"], params["X-Amz-Date"], expires)
-
-
-def _timestamp(value: str) -> tuple[dt.datetime, str]:
-    """Parse a signing date; return it and its ISO-8601 basic form."""
-    if _ISO_BASIC.fullmatch(value):
-        # YYYYMMDDTHHMMSSZ, its digits checked by the pattern: read by
-        # position (strptime took a tenth of a signature check's time).
-        try:
-            return dt.datetime(int(value[0:4]), int(value[4:6]), int(value[6:8]), int(value[9:11]), int(value[11:13]),
-                               int(value[13:15]), tzinfo=dt.timezone.utc), value
-        except ValueError:  # a month 13, a 31st of April
-            pass
-    else:
-        try:
-            # The spec also allows a plain HTTP Date header instead of X-Amz-Date.
-            parsed = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            parsed = None
-        if parsed is not None:
-            if parsed.tzinfo is None:
-                parsed = parsed.replace(tzinfo=dt.timezone.utc)
-            parsed = parsed.astimezone(dt.timezone.utc)
-            return parsed, _fmt(parsed)
-    raise _incomplete(
-        f"Date must be in ISO-8601 'basic format'. Got '{value}'. See http://en.wikipedia.org/wiki/ISO_8601"
-    )
-
-
-def _fmt(t: dt.datetime) -> str:
-    return t.strftime(SIGV4_TIMESTAMP)
-
-
-def _check_clock(signed: _Signed, when: dt.datetime, now: dt.datetime) -> None:
-    if signed.expires is not None:
-        deadline = when + dt.timedelta(seconds=signed.expires)
-        if now > deadline:
-            raise AuthError(
-                "InvalidSignatureException",
-                f"Signature expired: {_fmt(when)} is now earlier than "
-                f"{_fmt(now - dt.timedelta(seconds=signed.expires))} ({_fmt(now)} - {signed.expires} sec.)",
-            )
-    elif when < now - MAX_SKEW:
-        raise AuthError(
-            "InvalidSignatureException",
-            f"Signature expired: {_fmt(when)} is now earlier than {_fmt(now - MAX_SKEW)} ({_fmt(now)} - 5 min.)",
-        )
-    if when > now + MAX_SKEW:
-        raise AuthError(
-            "InvalidSignatureException",
-            f"Signature not yet current: {_fmt(when)} is still later than {_fmt(now + MAX_SKEW)} ({_fmt(now)} + 5 min.)",
-        )
-
-
-def _split_query(query: str) -> list[tuple[str, str]]:
-    pairs = []
-    for item in query.split("&"):
-        if item:
-            key, _, value = item.partition("=")
-            pairs.append((key, value))
-    return pairs
 
 
 def _canonical_query(pairs: list[tuple[str, str]]) -> str:
@@ -269,7 +125,7 @@ class Claim:
 
     __slots__ = ("access_key", "secret", "_signed", "_timestamp", "_path", "_pairs", "_by_name", "_method", "query_auth")
 
-    def __init__(self, method: str, signed: _Signed, secret: str, timestamp: str, path: str,
+    def __init__(self, method: str, signed: Signed, secret: str, timestamp: str, path: str,
                  pairs: list[tuple[str, str]], by_name: dict[str, list[str]]) -> None:
         self.access_key = signed.access_key
         self.secret = secret
@@ -359,42 +215,42 @@ def check_head(
         raise AuthError("InvalidSignatureException", _BAD_SIGNATURE)
     path, _, query = raw_target.partition("?")
     if not path.startswith("/"):
-        raise _incomplete(f"Request target must be a path: '{raw_target[:100]}'.")
+        raise incomplete(f"Request target must be a path: '{raw_target[:100]}'.")
 
     by_name: dict[str, list[str]] = {}
     for name, value in headers:
         by_name.setdefault(name.lower(), []).append(value)
-    pairs = _split_query(query)
-    query_auth = {unquote(k): unquote(v) for k, v in pairs if unquote(k) in _QUERY_AUTH}
-    if not any(k in query_auth for k in _QUERY_AUTH_MARKERS):
+    pairs = split_query(query)
+    query_auth = {unquote(k): unquote(v) for k, v in pairs if unquote(k) in QUERY_AUTH}
+    if not any(k in query_auth for k in QUERY_AUTH_MARKERS):
         query_auth = {}
     authorization = by_name.get("authorization")
 
     if authorization and query_auth:
-        raise _incomplete(
+        raise incomplete(
             "Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter "
             "or the Authorization header should be specified"
         )
     if authorization:
         if len(authorization) > 1:
-            raise _incomplete("Only one Authorization header is allowed.")
+            raise incomplete("Only one Authorization header is allowed.")
         amz_date = (by_name.get("x-amz-date") or by_name.get("date") or [None])[0]
-        signed = _parse_authorization(authorization[0], amz_date)
+        signed = parse_authorization(authorization[0], amz_date)
     elif query_auth:
-        signed = _parse_query_auth(query_auth)
+        signed = parse_query_auth(query_auth)
         # The signature cannot sign itself; every other parameter is covered.
         pairs = [(k, v) for k, v in pairs if unquote(k) != "X-Amz-Signature"]
     else:
         raise AuthError("MissingAuthenticationTokenException", "Missing Authentication Token")
 
-    when, timestamp = _timestamp(signed.timestamp)
+    when, timestamp = parse_timestamp(signed.timestamp)
     if signed.scope_date != timestamp[:8]:
         raise AuthError(
             "InvalidSignatureException",
             "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: "
             f"'{signed.scope_date}' != '{timestamp[:8]}', from '{signed.timestamp}'.",
         )
-    _check_clock(signed, when, now)
+    check_clock(signed, when, now)
     if not _REGION.fullmatch(signed.region) or (region is not None and signed.region != region):
         raise AuthError("InvalidSignatureException", f"Credential should be scoped to a valid region, not '{signed.region[:64]}'.")
     if service is not None and signed.service != service:
@@ -455,76 +311,3 @@ def _check_payload_hash(request: AWSRequest, body: bytes, allow_unsigned: bool) 
             "InvalidSignatureException",
             "The provided 'x-amz-content-sha256' header does not match what was computed.",
         )
-
-
-# --- credentials --------------------------------------------------------------
-
-_KEY_ALPHABET = string.ascii_uppercase + string.digits
-_SECRET_ALPHABET = string.ascii_letters + string.digits + "+/"
-
-
-def _new_key_pair() -> tuple[str, str]:
-    # "LLAK" marks a Lambdalet key, much as "AKIA" marks an AWS user key.
-    access_key = "LLAK" + "".join(secrets.choice(_KEY_ALPHABET) for _ in range(16))
-    secret = "".join(secrets.choice(_SECRET_ALPHABET) for _ in range(40))
-    return access_key, secret
-
-
-def _read_credentials(path: pathlib.Path) -> dict[str, str]:
-    parser = configparser.ConfigParser(interpolation=None)
-    parser.read_string(path.read_text(), source=str(path))
-    keys: dict[str, str] = {}
-    for section in parser.sections():
-        access_key = parser.get(section, "aws_access_key_id", fallback="").strip()
-        secret = parser.get(section, "aws_secret_access_key", fallback="").strip()
-        if not (access_key and secret):
-            continue
-        if keys.get(access_key, secret) != secret:
-            raise ValueError(f"{path}: access key {access_key} appears twice with different secrets")
-        keys[access_key] = secret
-    if not keys:
-        raise ValueError(f"{path}: no profile holds both aws_access_key_id and aws_secret_access_key")
-    return keys
-
-
-def load_or_create_credentials(data_dir: pathlib.Path) -> dict[str, str]:
-    """Return {access_key_id: secret} from ``<data_dir>/credentials``.
-
-    On first use a key pair is generated and written as the ``[default]``
-    profile of an AWS shared-credentials file, mode 0600, so that
-    ``AWS_SHARED_CREDENTIALS_FILE`` can point straight at it. Every profile
-    in the file is accepted; a user may add more by hand.
-    """
-    data_dir = pathlib.Path(data_dir)
-    path = data_dir / "credentials"
-    if path.exists():
-        return _read_credentials(path)
-    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    access_key, secret = _new_key_pair()
-    text = f"[default]\naws_access_key_id = {access_key}\naws_secret_access_key = {secret}\n"
-    tmp = data_dir / f".credentials.tmp-{secrets.token_hex(8)}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-    try:
-        # The umask can only narrow the mode; fchmod makes it exactly 0600
-        # before any secret byte exists on disk.
-        os.fchmod(fd, 0o600)
-        os.write(fd, text.encode())
-        os.fsync(fd)
-        os.close(fd)
-        fd = -1
-        try:
-            # link, not rename: if another server raced us here, its key
-            # (perhaps already printed to its user) must win, not ours.
-            os.link(tmp, path)
-        except FileExistsError:
-            return _read_credentials(path)
-    finally:
-        if fd >= 0:
-            os.close(fd)
-        tmp.unlink(missing_ok=True)
-    dir_fd = os.open(data_dir, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-    return {access_key: secret}
