@@ -159,4 +159,9 @@ def render(i: dict) -> list[str]:
     if invoke:
         rows.append(f"| platform CPU µs per Invoke API call, gateway + worker, c=16 | {invoke['platform_cpu_us']:.0f} "
                     f"(gateway {invoke['gateway_cpu_us']:.0f}) | | |")
+        # The gateway's thread is what limits both paths: its CPU per call
+        # says the same as their req/s ratio, less at the mercy of a busy
+        # machine's other load.
+        rows.append(f"| gateway CPU µs per call, c=16: Invoke API (vs function URL) | {invoke['gateway_cpu_us']:.0f} | "
+                    f"{url['gateway_cpu_us']:.0f} | {invoke['gateway_cpu_us'] / url['gateway_cpu_us']:.2f}× |")
     return rows
