@@ -12,11 +12,13 @@ import os
 import urllib.error
 import urllib.parse
 import urllib.request
+from typing import Any
 
 from ..app.config import DEFAULT_REGION
 
 
-def _request(args, method: str, path: str, body: dict | None = None) -> dict | None:
+def _request(args, method: str, path: str, body: dict | None = None) -> dict:
+    """The server's JSON answer ({} for none, as a DELETE gives)."""
     import botocore.auth
     import botocore.awsrequest
     import botocore.credentials
@@ -45,10 +47,11 @@ def _request(args, method: str, path: str, body: dict | None = None) -> dict | N
         raise http_error(str(exc.headers.get("x-amzn-ErrorType", exc.code)), message) from None
     except urllib.error.URLError as exc:
         raise UserError(f"cannot reach the server: {exc.reason}") from None
-    return json.loads(raw) if raw else None
+    return json.loads(raw) if raw else {}
 
 
-def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+def _table(header: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
+    """Columns of text (the server's JSON strings), left-aligned."""
     widths = [max(len(x) for x in col) for col in zip(header, *rows)] if rows else [len(h) for h in header]
     for row in [header, *rows]:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())

@@ -69,9 +69,9 @@ class ResponseReader:
         length = length or 0
         if len(buf) < start + length:
             return None
-        body = bytes(buf[start : start + length])
+        whole = bytes(buf[start : start + length])
         del buf[: start + length]
-        return status, body
+        return status, whole
 
 
 class Results:

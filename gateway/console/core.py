@@ -6,6 +6,7 @@ import datetime
 import pathlib
 import urllib.parse
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import jinja2
 import msgspec
@@ -18,6 +19,19 @@ from .assets import Assets
 from .policy import ConsolePolicy
 from .sessions import COOKIE, SessionStore, SignInLimiter
 from .surface import ConsoleSurface, cookie
+
+if TYPE_CHECKING:  # msgspec reads these annotations only to encode or decode, which Services never is
+    from ..api.invoke import Invoker
+    from ..events.async_queue import AsyncQueue
+    from ..events.event_config import EventConfigs
+    from ..events.scheduler import Scheduler
+    from ..functions.function_settings import FunctionSettings
+    from ..functions.permissions import Permissions
+    from ..functions.service import FunctionService
+    from ..functions.versions import Versions
+    from ..metering.calls import CallJournal
+    from .monitor import Monitor
+    from .test_events import TestEvents
 
 TEMPLATES = pathlib.Path(__file__).parent / "templates"
 
@@ -39,17 +53,17 @@ def _number(value) -> str:
 class Services(msgspec.Struct, kw_only=True):
     """The server's own objects the console works with (never the HTTP API)."""
 
-    service: object  # functions.FunctionService
-    settings: object  # function_settings.FunctionSettings
-    versions: object  # versions.Versions
-    event_configs: object  # event_config.EventConfigs
-    async_queue: object  # async_queue.AsyncQueue
-    scheduler: object  # scheduler.Scheduler
-    calls: object  # calls.CallJournal (the ledger and the log store behind it)
-    invoker: object  # invoke.Invoker (its pool runs test calls)
-    monitor: object  # monitor.Monitor
-    test_events: object  # test_events.TestEvents
-    permissions: object = None  # functions.permissions.Permissions: a public URL's statements
+    service: FunctionService
+    settings: FunctionSettings
+    versions: Versions
+    event_configs: EventConfigs
+    async_queue: AsyncQueue
+    scheduler: Scheduler
+    calls: CallJournal  # the ledger and the log store behind it
+    invoker: Invoker  # its pool runs test calls
+    monitor: Monitor
+    test_events: TestEvents
+    permissions: Permissions | None = None  # a public URL's statements
     granularity_ms: int = 1
     dead_letter_queue: str = "lambdalet-dlq"
 

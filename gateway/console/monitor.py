@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import trio
 
@@ -67,7 +68,7 @@ class Monitor:
             price = series.blended_price(mb_ms, self._architecture, self.prices)
         else:
             price = self.prices.gb_second_price(self._architecture(function))
-        doc = series.shape(starts, step, mine)
+        doc: dict[str, Any] = series.shape(starts, step, mine)
         doc["cost_usd"] = series.costs(mine, paid, price, self.prices)
         doc["step"] = step
         doc["range"] = range_name

@@ -96,7 +96,7 @@ def delta(before: Cumulative | None, now: Cumulative) -> Counts:
     if any(x < 0 for x in fields) or any(x < 0 for x in hist) or len(now.hist) != len(base.hist):
         fields = [getattr(now, f) for f in _SUMMED]
         hist = list(now.hist)
-    counts = Counts(**{f: _clamp(x) for f, x in zip(_SUMMED, fields)})
+    counts = Counts(**{f: _clamp(x) for f, x in zip(_SUMMED, fields)})  # type: ignore[arg-type]  # the summed ints; hist comes next
     counts.hist = {i: _clamp(c) for i, c in enumerate(hist) if c > 0}
     return counts
 

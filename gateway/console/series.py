@@ -121,7 +121,7 @@ def blended_price(mb_ms_by_function: dict[str, int], architecture_of, prices: bi
     total = sum(mb_ms_by_function.values())
     if not total:
         return prices.gb_second_price("x86_64")
-    weighted = sum(Decimal(m) * prices.gb_second_price(architecture_of(f)) for f, m in mb_ms_by_function.items())
+    weighted = sum((Decimal(m) * prices.gb_second_price(architecture_of(f)) for f, m in mb_ms_by_function.items()), Decimal(0))
     return weighted / total
 
 

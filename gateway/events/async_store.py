@@ -15,6 +15,7 @@ import pathlib
 import sqlite3
 import threading
 from collections.abc import Iterable
+from typing import Any
 
 import msgspec
 
@@ -350,7 +351,7 @@ class AsyncStore:
             return self._db.execute("DELETE FROM schedules WHERE name=?", (name,)).rowcount > 0
 
 
-def read_statistics(path: pathlib.Path, now_s: float) -> dict[str, object] | None:
+def read_statistics(path: pathlib.Path, now_s: float) -> dict[str, Any] | None:
     """For `lambdalet doctor`: what queue.db holds, read without a server
     (WAL lets a reader in beside a running one). None if there is no file."""
     if not path.exists():
