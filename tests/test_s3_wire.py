@@ -260,3 +260,19 @@ def test_filters_match_the_key_as_the_record_encodes_it():
     misses = notifications.events_for(config, "ObjectCreated:Put", "b", "my+dir/x.csv", 1, "e", 1, ctx, "us-east-1", 0)
     removed = notifications.events_for(config, "ObjectRemoved:Delete", "b", "my dir/x.csv", None, None, 1, ctx, "us-east-1", 0)
     assert len(hits) == 1 and misses == [] and removed == []
+
+
+def test_a_version_2_signature_with_a_signed_aws_chunked_body_is_refused():
+    # aws-chunked's per-chunk signatures chain from a version 4 signature; a
+    # version 2 one has none to chain from.
+    from lambdalet.gateway.api.s3 import auth
+    from lambdalet.gateway.api.s3.sigv2 import V2Claim
+    from lambdalet.gateway.events.s3.errors import S3Error
+    from lambdalet.gateway.http.http1 import Head
+
+    head = Head("PUT", "/bucket/key", [("host", "localhost"), ("x-amz-content-sha256", "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"),
+                                        ("content-encoding", "aws-chunked"), ("x-amz-decoded-content-length", "1")], 0, False, True, False)
+    body = b"1;chunk-signature=" + b"0" * 64 + b"\r\nx\r\n0;chunk-signature=" + b"0" * 64 + b"\r\n\r\n"
+    with pytest.raises(S3Error) as e:
+        auth.payload(head, V2Claim("AKID", False), body)
+    assert e.value.code == "InvalidRequest"

@@ -80,7 +80,7 @@ def needs_thread(body: bytes) -> bool:
     return len(body) > _INLINE_HASH_MAX
 
 
-def payload(head: Head, claim: Claim | None, body: bytes) -> tuple[bytes, dict[str, str]]:
+def payload(head: Head, claim: Claim | sigv2.V2Claim | None, body: bytes) -> tuple[bytes, dict[str, str]]:
     """The request's payload once its signature holds: the body itself, or
     aws-chunked decoded (with its trailers). Raises S3Error. May hash a
     large body: call it from a thread for those."""
@@ -98,5 +98,8 @@ def payload(head: Head, claim: Claim | None, body: bytes) -> tuple[bytes, dict[s
         raise S3Error("InvalidArgument", "x-amz-decoded-content-length must be a number", ArgumentName="x-amz-decoded-content-length", ArgumentValue=declared[:64])
     signer = None
     if claim is not None and mode != chunked.UNSIGNED_TRAILER:
+        if isinstance(claim, sigv2.V2Claim):
+            # Chunk signatures chain from a version 4 signature's key and seed.
+            raise S3Error("InvalidRequest", "Signed aws-chunked payloads need a version 4 signature (AWS4-HMAC-SHA256).")
         signer = chunked.ChunkSigner(claim.signing_key(), claim.timestamp, claim.scope, claim.signature)
     return chunked.decode(body, mode, signer, int(declared) if declared is not None else None)
