@@ -90,6 +90,9 @@ def invalid(message: str) -> LambdaError:
     return LambdaError("InvalidParameterValueException", message)
 
 
+_SQLITE_FULL = 13  # sqlite3.SQLITE_FULL, which Python names only from 3.11
+
+
 def disk_full(exc: BaseException) -> bool:
     """Whether exc is the data disk refusing a write: ENOSPC or EDQUOT from
     a file, or SQLITE_FULL from a database (wrapped in a group or not)."""
@@ -98,7 +101,7 @@ def disk_full(exc: BaseException) -> bool:
     if isinstance(exc, OSError):
         return exc.errno in (errno.ENOSPC, errno.EDQUOT)
     if isinstance(exc, sqlite3.OperationalError):
-        return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "disk is full" in str(exc)
+        return getattr(exc, "sqlite_errorcode", None) == _SQLITE_FULL or "disk is full" in str(exc)
     return False
 
 

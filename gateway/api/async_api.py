@@ -87,6 +87,7 @@ def register(app, configs: EventConfigs, queue: AsyncQueue, scheduler: Scheduler
         # The deprecated InvokeAsync: the same durable queue as Event invokes.
         rec = service.resolve(name)
         raw = await request.get_data()
+        assert isinstance(raw, bytes)  # as_text is off
         if len(raw) > ASYNC_PAYLOAD_MAX:
             raise LambdaError("RequestTooLargeException", f"Request must be smaller than {ASYNC_PAYLOAD_MAX} bytes for the InvokeAsync operation")
         if raw.strip():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import urllib.parse
+from typing import TYPE_CHECKING
 
 import msgspec
 import trio
@@ -21,11 +22,14 @@ from ..http.http1 import Head
 from ..ids import request_id as new_request_id
 from . import operations, streaming
 
+if TYPE_CHECKING:
+    from ..events.async_queue import AsyncQueue
+
+
 SYNC_PAYLOAD_MAX = 6 * 1024 * 1024
 ASYNC_PAYLOAD_MAX = 1024 * 1024
 INVOCATION_TYPES = ("RequestResponse", "Event", "DryRun")
 STREAM_INVOCATION_TYPES = ("RequestResponse", "DryRun")
-
 
 
 def body_limit(head: Head) -> int:
@@ -46,7 +50,7 @@ class Invoker:
         self.pool = pool
         self.nursery = nursery
         self._specs: dict[str, FunctionSpec] = {}  # revision id -> spec
-        self.async_queue = None  # AsyncQueue, set by the server: Event invokes go through it
+        self.async_queue: AsyncQueue | None = None  # set by the server: Event invokes go through it
 
     def forget(self, name: str) -> None:
         for rev, spec in list(self._specs.items()):

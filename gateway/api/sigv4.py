@@ -234,7 +234,8 @@ def check_head(
     if authorization:
         if len(authorization) > 1:
             raise incomplete("Only one Authorization header is allowed.")
-        amz_date = (by_name.get("x-amz-date") or by_name.get("date") or [None])[0]
+        dates = by_name.get("x-amz-date") or by_name.get("date")
+        amz_date = dates[0] if dates else None
         signed = parse_authorization(authorization[0], amz_date)
     elif query_auth:
         signed = parse_query_auth(query_auth)

@@ -134,6 +134,7 @@ async def answer_url(stream: CallStream, request_id: str, extra: list[tuple[str,
         if stream.error is not None:
             return internal_error(stream.error)
         outcome = stream.outcome
+        assert outcome is not None  # ended without an error: finish() set it
         if outcome.function_error:
             return internal_error(None)
         # An answer that was not streamed goes out as it came.

@@ -11,6 +11,7 @@ import secrets as secrets_mod
 import signal
 import socket
 import sys
+from collections.abc import Sequence
 
 import trio
 
@@ -110,7 +111,7 @@ def choose_backend(config: ServerConfig, root: RuntimeRoot, data_dir: pathlib.Pa
 
 
 def _banner(config: ServerConfig, data_dir: pathlib.Path, backend, warnings: list[str], port: int,
-            runtimes: runtime_setup.ServerRuntimes | None = None, console_lines: list[str] = ()) -> str:
+            runtimes: runtime_setup.ServerRuntimes | None = None, console_lines: Sequence[str] = ()) -> str:
     host = config.host if ":" not in config.host else f"[{config.host}]"
     url = f"http://{host}:{port}"
     lines = [f"lambdalet serving the Lambda API on {url}"]

@@ -139,7 +139,7 @@ async def _respond(send, status: int, headers: list[tuple[str, str]], payload, h
         payload.close()
 
 
-def hypercorn_config(host: str, port: int, certfile: str, keyfile: str, limits: HttpLimits) -> Config:
+def hypercorn_config(host: str, port: int, certfile: str | None, keyfile: str | None, limits: HttpLimits) -> Config:
     config = Config()
     config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
     config.certfile = certfile
@@ -198,7 +198,8 @@ class _GuardedStream:
 async def _serve_one(app, config: Config, context: WorkerContext, stream, slots: ConnectionSlots,
                      limits: HttpLimits, budget: ByteBudget) -> None:
     try:
-        await TCPServer(app, config, context, {}, _GuardedStream(stream, limits, budget))
+        # hypercorn uses only the stream's methods, which the guard passes on.
+        await TCPServer(app, config, context, {}, _GuardedStream(stream, limits, budget))  # type: ignore[arg-type]
     finally:
         # hypercorn returns from a timed-out TLS handshake without closing
         # the stream, leaving the socket to the garbage collector (and the
@@ -207,7 +208,7 @@ async def _serve_one(app, config: Config, context: WorkerContext, stream, slots:
         slots.release()
 
 
-async def serve_tls(router: Handler, host: str, port: int, certfile: str, keyfile: str, *,
+async def serve_tls(router: Handler, host: str, port: int, certfile: str | None, keyfile: str | None, *,
                     limits: HttpLimits = DEFAULT_LIMITS, budget: ByteBudget | None = None,
                     slots: ConnectionSlots | None = None, task_status=trio.TASK_STATUS_IGNORED) -> None:
     """hypercorn's connection handling behind our own accept loop: hypercorn
@@ -218,6 +219,8 @@ async def serve_tls(router: Handler, host: str, port: int, certfile: str, keyfil
     if slots is None:
         slots = ConnectionSlots(limits.max_connections)
     ssl_context = config.create_ssl_context()
+    if ssl_context is None:  # hypercorn makes none without a certificate
+        raise ValueError("TLS needs a certificate and its key")
     sockets = config.create_sockets().secure_sockets
     try:
         for sock in sockets:

@@ -22,6 +22,7 @@ from ..sigv4 import Claim
 from . import auth, buckets, objects
 from .addressing import Address, address, virtual_bucket
 from .replies import Reply, error_reply, request_ids
+from .sigv2 import V2Claim
 
 log = logging.getLogger("lambdalet.s3")
 
@@ -240,5 +241,5 @@ class S3Surface:
         raise S3Error("MethodNotAllowed", Method=method, ResourceType="OBJECT")
 
 
-def _access_key(claim: Claim | None) -> str:
+def _access_key(claim: Claim | V2Claim | None) -> str:
     return claim.access_key if claim is not None else "anonymous"
