@@ -401,9 +401,11 @@ class AsyncQueue:
                     response_payload=last.payload if last is not None else None,
                 )
             )
-            dest = self._destination_record(target) if isinstance(target, destinations.FunctionTarget) else None
-            if dest is not None and (p.chain < MAX_CHAIN or self._loops_allowed(dest.name)):
-                then_event = NewEvent(str(uuid.uuid4()), dest.name, body, self.wall(), p.chain + 1, target.qualifier, getattr(dest, "version", "$LATEST"))
+            function_target = target if isinstance(target, destinations.FunctionTarget) else None
+            dest = self._destination_record(function_target) if function_target is not None else None
+            if function_target is not None and dest is not None and (p.chain < MAX_CHAIN or self._loops_allowed(dest.name)):
+                then_event = NewEvent(str(uuid.uuid4()), dest.name, body, self.wall(), p.chain + 1, function_target.qualifier,
+                                      getattr(dest, "version", "$LATEST"))
             else:
                 # A queue, a destination function that no longer exists, or
                 # a loop of destinations: the record is kept rather than lost.

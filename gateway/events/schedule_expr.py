@@ -91,7 +91,7 @@ class Cron:
 Schedule = Rate | Cron
 
 
-def parse(text: str) -> Schedule:
+def parse(text: object) -> Schedule:
     if not isinstance(text, str):
         raise ScheduleExpressionError("a schedule expression must be a string")
     text = text.strip()

@@ -102,6 +102,7 @@ class Scheduler:
             parsed = schedule_expr.parse(expression)
         except schedule_expr.ScheduleExpressionError as exc:
             raise invalid(f"Parameter ScheduleExpression is not valid: {exc}") from None
+        assert isinstance(expression, str)  # parse() refused anything else
         rec = self.service.resolve(str(body.get("FunctionName") or ""))
         state = body.get("State", "ENABLED")
         if state not in ("ENABLED", "DISABLED"):
@@ -125,10 +126,10 @@ class Scheduler:
             name=name,
             expression=expression,
             function=rec.name,
-            created_s=previous.created_s if keep else now,
+            created_s=previous.created_s if keep and previous is not None else now,
             state=state,
             input=payload,
-            last_fire_s=previous.last_fire_s if keep else None,
+            last_fire_s=previous.last_fire_s if keep and previous is not None else None,
         )
         # Store and memory change together under the lock, so a fire that
         # is being written cannot overwrite a newer version of the schedule.

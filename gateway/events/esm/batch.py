@@ -22,7 +22,7 @@ def record(m: StoredMessage, system: dict[str, str], queue_arn: str, region: str
         else:
             item["stringValue"] = value["StringValue"]
         attributes[name] = item
-    doc = {
+    doc: dict[str, object] = {
         "messageId": m.id,
         "receiptHandle": receipt_handle(m),
         "body": m.body,

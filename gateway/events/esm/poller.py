@@ -94,7 +94,8 @@ class Poller:
                 break
             await self.sqs.wait_for_messages(m.queue, deadline)
         # What would push the event past 6 MB goes back for the next batch.
-        kept, size = [], 0
+        kept: list = []
+        size = 0
         for msg in got:
             size += len(msg.body.encode()) + 1024
             if kept and size > batch_mod.MAX_PAYLOAD:

@@ -179,9 +179,10 @@ class SqsStore:
     def _exists(db: sqlite3.Connection, name: str) -> bool:
         return db.execute("SELECT 1 FROM queues WHERE name=?", (name,)).fetchone() is not None
 
-    def delete(self, queue: str, receipts: list[tuple[int, str]]) -> list[bool]:
+    def delete(self, queue: str, receipts: list[tuple[int, str | None]]) -> list[bool]:
         """For each (seq, token): whether a message was deleted. A receipt
-        that is not the message's latest deletes nothing and is no error,
+        that is not the message's latest (or none: never received) deletes
+        nothing and is no error,
         as SQS answers."""
         with self.store.transaction(durable=False) as db:
             return [db.execute("DELETE FROM messages WHERE queue=? AND seq=? AND receipt=?", (queue, seq, token)).rowcount == 1
@@ -198,7 +199,7 @@ class SqsStore:
             db.execute("UPDATE messages SET visible_s=? WHERE seq=?", (until_s, seq))
             return "ok"
 
-    def release(self, queue: str, receipts: list[tuple[int, str]], visible_s: float) -> None:
+    def release(self, queue: str, receipts: list[tuple[int, str | None]], visible_s: float) -> None:
         """Makes received messages receivable again at visible_s (a batch
         that could not be handed to its function at all)."""
         with self.store.transaction(durable=False) as db:
