@@ -35,7 +35,8 @@ class _Sandbox(Protocol):
 
 
 class Freezable(Protocol):
-    sandbox: _Sandbox
+    @property
+    def sandbox(self) -> _Sandbox: ...  # read only: an instance's sandbox may be any that freezes
     last_used: float  # trio clock time of the release
     busy: bool
     dead: bool

@@ -13,6 +13,7 @@ import select
 import socket
 import sys
 import time
+from typing import TYPE_CHECKING
 
 import trio
 
@@ -32,6 +33,10 @@ from lambdalet.runtime.protocol import (
 from lambdalet.sandbox.spec import Sandbox
 
 from ..http import rawio
+
+if TYPE_CHECKING:
+    from .runtime_api.extension_host import ExtensionHost
+    from .runtime_api.session import Prelaunched, RuntimeApiSession
 
 
 class WorkerGone(Exception):
@@ -85,13 +90,13 @@ class Instance:
         self.frozen = False  # stopped by the pool's IdleFreezer; thawed before its next call
         # A custom runtime's Runtime API (gateway/execution/runtime_api/
         # session.py) once its bootstrap is launched; None for Python.
-        self.runtime_api = None
+        self.runtime_api: RuntimeApiSession | None = None
         # A language runtime a spare sandbox started before its function was
         # known (runtime_api/session.py's Prelaunched), until launch() takes it.
-        self.prelaunched = None
+        self.prelaunched: Prelaunched | None = None
         # The external extensions its layers brought (runtime_api/
         # extension_host.py), once started; None without any.
-        self.extensions = None
+        self.extensions: ExtensionHost | None = None
         # One poll(2) over the channel and PID 1's pidfd tells whether an
         # idle worker has gone; the set is built once per instance.
         self._watch = select.poll()

@@ -15,12 +15,13 @@ import signal
 import time
 import uuid
 from collections.abc import Callable
+from collections.abc import Set as AbstractSet
 
 import msgspec
 import trio
 
 from lambdalet.runtime import errors as function_errors
-from lambdalet.runtime.protocol import MAX_CALL_LOG, MAX_RESPONSE, Init, InitError, Invoke
+from lambdalet.runtime.protocol import MAX_CALL_LOG, MAX_RESPONSE, Init, InitError, InitOk, Invoke
 from lambdalet.sandbox.attach import attach_tree
 from lambdalet.sandbox.spec import SandboxBackend, SandboxSpec
 
@@ -200,7 +201,7 @@ class Pool:
         for inst in everything:
             await self._destroy(inst)
 
-    def drop(self, name: str, live_revisions: set[str] = frozenset()) -> None:
+    def drop(self, name: str, live_revisions: AbstractSet[str] = frozenset()) -> None:
         """The function changed or was deleted: idle instances of its revisions
         that are no longer live go now, busy ones when their call ends."""
         for revision, idle in list(self._idle.items()):
@@ -673,7 +674,7 @@ class Pool:
         inst.revision = rec.revision_id
         return inst
 
-    async def _start(self, spec: FunctionSpec, initialization_type: str = "on-demand") -> tuple[Instance, object]:
+    async def _start(self, spec: FunctionSpec, initialization_type: str = "on-demand") -> tuple[Instance, InitOk | InitError]:
         # Counted while it runs, so that drop() can mark an instance whose
         # revision is replaced before it has started.
         revision = spec.record.revision_id
@@ -688,7 +689,7 @@ class Pool:
             else:
                 del self._starting[revision]
 
-    async def _start_instance(self, spec: FunctionSpec, initialization_type: str) -> tuple[Instance, object]:
+    async def _start_instance(self, spec: FunctionSpec, initialization_type: str) -> tuple[Instance, InitOk | InitError]:
         rec = spec.record
         # Held from here until _destroy: the trees are mounted (or the cwd) of
         # the sandbox from spawn, or attach, to its end.
@@ -851,6 +852,7 @@ class Pool:
                 for path in inst.layer_dirs:
                     self.code_holds.release(path)
                 inst.layer_dirs = ()
+        return None  # mypy's view: a cancel scope may swallow an exception (a shielded one here does not)
 
 
 def _can_freeze(backend: SandboxBackend) -> bool:

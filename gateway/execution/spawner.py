@@ -31,7 +31,7 @@ class SpawnerThread:
                 return
             job()
 
-    async def run(self, fn: Callable[[], T], *, on_abandoned: Callable[[T], None] | None = None) -> T:
+    async def run(self, fn: Callable[[], T], *, on_abandoned: Callable[[T], object] | None = None) -> T:
         """Runs fn on the spawner thread and returns its result. If the caller
         is cancelled meanwhile, on_abandoned(result) cleans up what fn made."""
         token = trio.lowlevel.current_trio_token()

@@ -32,6 +32,7 @@ import select
 import socket
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import trio
 
@@ -39,6 +40,9 @@ from lambdalet.gateway.http import rawio
 from lambdalet.gateway.http.http1 import ProtocolError
 
 from . import state, wire
+
+if TYPE_CHECKING:
+    from .dispatch import SandboxApi
 
 log = logging.getLogger("lambdalet.runtime_api")
 
@@ -68,7 +72,7 @@ class _Conn:
 
 
 class RuntimeApiServer:
-    def __init__(self, listener: socket.socket, api: state.RuntimeApi, sink: Callable[[object, int], None]) -> None:
+    def __init__(self, listener: socket.socket, api: state.RuntimeApi | SandboxApi, sink: Callable[[object, int], None]) -> None:
         """sink(output, now_ns) receives every output that is not sent here
         (InitDone, InitFailed, Answered, StreamData) with the monotonic time
         the bytes that caused it were read, and each Send that hands out a

@@ -139,9 +139,10 @@ async def launch(inst: Instance, init: Init, nursery: trio.Nursery, language: La
     started = inst.prelaunched
     inst.prelaunched = None
     if started is None:
-        started = await exec_runtime(inst, init.task_root, init.env, language)
-        if isinstance(started, InitError):
-            return started
+        executed = await exec_runtime(inst, init.task_root, init.env, language)
+        if isinstance(executed, InitError):
+            return executed
+        started = executed
     listener, answers = started.listener, started.answers
     pidfd = getattr(inst.sandbox, "pidfd", -1)
     own_pidfd = pidfd < 0
