@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import secrets
 import string
+from typing import TYPE_CHECKING
 
 import msgspec
 import trio
@@ -14,6 +15,10 @@ from ..errors import LambdaError, invalid, not_found
 from . import FunctionService, constraints, policy
 from .model import FunctionRecord
 from .validation import NETWORK_TAG, validate_tags
+
+if TYPE_CHECKING:
+    from .code_signing import CodeSigning
+
 
 _URL_ALPHABET = string.ascii_lowercase + string.digits
 # AWS's words for a missing function or alias (create, update, list) and for
@@ -58,7 +63,7 @@ class FunctionSettings:
         self._url_alias: dict[str, str] = {}
         self._public_cache: dict[str, tuple[list[dict] | None, bool]] = {}
         # Code signing configs are taggable too; the server sets this.
-        self.code_signing = None
+        self.code_signing: CodeSigning | None = None
         for rec in service.registry.values():
             if rec.url_config:
                 self.by_url_id[rec.url_config["UrlId"]] = rec.name

@@ -16,6 +16,7 @@ import random
 import time
 import uuid
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import msgspec
 import trio
@@ -30,6 +31,10 @@ from .layers import LayerRef, LayerService
 from .model import FunctionRecord, configuration, function_arn
 from .runtimes import RuntimeCatalog
 from .storage import Storage
+
+if TYPE_CHECKING:
+    from .code_signing import CodeSigning
+
 
 ACCOUNT_LIMITS = {
     "TotalCodeSize": 80_530_636_800,
@@ -83,7 +88,7 @@ class FunctionService:
         self.layers: LayerService | None = None
         # Checks uploads to functions with a code signing config
         # (code_signing.CodeSigning); the server sets it.
-        self.code_signing = None
+        self.code_signing: CodeSigning | None = None
 
     # -- lookups -----------------------------------------------------------
 
