@@ -97,7 +97,7 @@ def run(quick: bool) -> dict:
 
 def render(t: dict) -> list[str]:
     base = t.get("no extension")
-    rows = []
+    rows: list[str] = []
     if not base:
         return rows
     for label in ("extension, next only", "extension subscribed to telemetry"):

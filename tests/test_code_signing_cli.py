@@ -16,8 +16,8 @@ import subprocess
 import zipfile
 
 import pytest
-
 from helpers import lambdalet_argv, make_zip, wait_for
+
 from lambdalet.gateway.functions import signatures
 
 ACCOUNT = "000000000000"

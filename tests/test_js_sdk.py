@@ -17,8 +17,9 @@ import sys
 import pytest
 from botocore.exceptions import ClientError
 from helpers import make_zip
-from lambdalet.gateway.functions import unsupported_settings
 from runtime_builds import cache_dir, tool
+
+from lambdalet.gateway.functions import unsupported_settings
 
 JS = pathlib.Path(__file__).parent / "js_sdk"
 ACCOUNT = "000000000000"

@@ -166,7 +166,7 @@ def _version() -> str:
         return "unknown"
 
 
-def _common_options() -> tuple[_Parser, _Parser]:
+def _common_options() -> tuple[Parser, Parser]:
     """--data-dir and --endpoint, accepted after a subcommand as well as
     before it. SUPPRESS: a subcommand that was not given one keeps the value
     given before it (or the top-level default)."""
