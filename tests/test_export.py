@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import base64
 import re
+import signal
 import subprocess
 import sys
 
 import pytest
 import requests
 from export_receivers import OtlpReceiver, Rsyslog
-from helpers import ServerProcess, free_port, lambdalet_argv, make_zip, wait_for
+from helpers import ServerProcess, free_port, lambdalet_argv, make_zip, still_running, wait_for
 
 ROLE = "arn:aws:iam::123456789012:role/lambdalet-test"
 HANDLER = ("import sys\n"
@@ -195,3 +196,47 @@ def test_bad_export_settings_are_refused_at_start_up(tmp_path, args, says):
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert says in proc.stderr
     assert "serving the Lambda API" not in proc.stdout
+
+
+def _export_workers(srv: ServerProcess) -> set[tuple[int, int]]:
+    found = set()
+    for pid, start in srv.descendants():
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if b"lambdalet.gateway.metering.export.worker" in f.read():
+                    found.add((pid, start))
+        except OSError:
+            pass
+    return found
+
+
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL])
+def test_the_export_worker_ends_with_the_server(tmp_path, otlp, how):
+    srv = ServerProcess(tmp_path / "data", "--export-otlp", otlp.url).start()
+    try:
+        lam = srv.client()
+        name = deploy(lam, "ends")
+        rid, _ = invoke(lam, name, 1)
+        wait_for(lambda: rid in {r.attributes[0].value.string_value for _, r in otlp.log_records()}, timeout=20)
+        workers = _export_workers(srv)
+        assert len(workers) == 1  # the batch went through the worker
+    finally:
+        code = srv.stop(how)
+    assert code == (0 if how == signal.SIGTERM else -signal.SIGKILL)
+    # SIGTERM: the server closes the worker's stdin and waits for it;
+    # SIGKILL: the worker sees its stdin end and leaves by itself.
+    wait_for(lambda: not still_running(workers), timeout=15)
+
+
+def test_a_batch_tried_again_sends_only_what_did_not_go_through(tmp_path, otlp):
+    otlp.answers = [200, 503]  # the logs go through, the metrics are refused once
+    with ServerProcess(tmp_path / "data", "--export-otlp", otlp.url) as srv:
+        lam = srv.client()
+        name = deploy(lam, "resumed")
+        rid, tail = invoke(lam, name, 1)
+        wait_for(lambda: sum(p.as_int for _, _, p in otlp.metric_points("faas.invocations")) == 1, timeout=20)
+        records = [r.body.string_value for _, r in otlp.log_records() if r.attributes[0].value.string_value == rid]
+        assert records == tail  # once, not once per try
+        text = requests.get(srv.url + "/metrics", timeout=10).text
+        assert metric_values(text, "lambdalet_export_failed_tries_total") == {'sink="otlp"': 1.0}
+        assert metric_values(text, "lambdalet_export_sent_calls_total") == {'sink="otlp"': 1.0}

@@ -4,7 +4,9 @@ figures shipped to the operator's own systems, built in (`serve
 
 Accounting hands each answered call to Exporter.record, which only
 appends it to each destination's bounded buffer; a trio task per
-destination does the rest, off the call path.
+destination takes batches from it and hands them to a worker process of
+the destination's own, which encodes and sends them, off the server's
+event loop.
 
 - targets.py        the --export-* values, parsed and checked at start-up.
 - channel.py        one destination's bounded buffer, batches, retries
@@ -15,6 +17,10 @@ destination does the rest, off the call path.
                     classes). Pure.
 - syslog_format.py  RFC 5424 messages and RFC 6587 octet counting. Pure.
 - http_client.py    a small HTTP/1.1 client (h11) for the OTLP sink.
+- process_sink.py   the server's side of a worker: a Sink that hands each
+                    batch over as one msgpack frame and reads the answer.
+- worker.py         the worker process (python -m ...export.worker): the
+                    real sink behind a pipe.
 - exporter.py       the channels as the server assembles them.
 - export_metrics.py the export's collector for GET /metrics.
 """

@@ -8,8 +8,9 @@ import socket
 import trio
 
 from .channel import Channel, ChannelStatistics
-from .sinks import OtlpSink, SyslogSink
+from .process_sink import ProcessSink
 from .targets import OtlpTarget, SyslogTarget, parse_otlp, parse_syslog
+from .worker import SinkSpec
 
 
 class Exporter:
@@ -29,12 +30,12 @@ class Exporter:
     def describe(self) -> list[str]:
         out = []
         for channel in self.channels:
-            sink = channel.sink
-            if isinstance(sink, OtlpSink):
-                out.append(f"exporting logs and REPORT metrics over OTLP/HTTP to {sink.target.url(sink.target.logs_path)} "
-                           f"and {sink.target.url(sink.target.metrics_path)}")
-            elif isinstance(sink, SyslogSink):
-                out.append(f"exporting logs and REPORT lines as RFC 5424 syslog to {sink.target.url()}")
+            spec = channel.sink.spec
+            if spec.otlp is not None:
+                out.append(f"exporting logs and REPORT metrics over OTLP/HTTP to {spec.otlp.url(spec.otlp.logs_path)} "
+                           f"and {spec.otlp.url(spec.otlp.metrics_path)}")
+            elif spec.syslog is not None:
+                out.append(f"exporting logs and REPORT lines as RFC 5424 syslog to {spec.syslog.url()}")
         return out
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
@@ -51,15 +52,12 @@ def targets(otlp: str | None, syslog: str | None) -> tuple[OtlpTarget | None, Sy
 
 def build(otlp: OtlpTarget | None, syslog: SyslogTarget | None, *, region: str, account: str, version: str = "",
           **channel_options) -> Exporter | None:
-    """None when nothing is to be exported."""
+    """None when nothing is to be exported. Each destination's batches are
+    encoded and sent by a worker process of its own (worker.py)."""
     hostname = socket.gethostname()
-    channels = []
+    specs = []
     if otlp is not None:
-        # Imported here: protobuf's classes load only for a server that exports over OTLP.
-        from .otlp_encode import Encoder
-
-        encoder = Encoder(region=region, account=account, host_name=hostname, scope_version=version)
-        channels.append(Channel(OtlpSink(otlp, encoder), **channel_options))
+        specs.append(SinkSpec(otlp=otlp, region=region, account=account, hostname=hostname, version=version))
     if syslog is not None:
-        channels.append(Channel(SyslogSink(syslog, hostname), **channel_options))
-    return Exporter(channels) if channels else None
+        specs.append(SinkSpec(syslog=syslog, hostname=hostname))
+    return Exporter([Channel(ProcessSink(spec), **channel_options) for spec in specs]) if specs else None

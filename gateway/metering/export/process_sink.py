@@ -1,0 +1,85 @@
+"""The server's side of the export worker (worker.py): a Sink whose
+encode only packs the batch into a frame, and whose deliver hands the
+frame to the worker process and reads its answer. The worker is started
+on first use and again after it exits; stopping closes its stdin and
+waits for it (it is killed if it does not end within WORKER_EXIT_S)."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import msgspec
+import trio
+
+from .sinks import Call, Rejected, Retry
+from .worker import Answer, Batch, SinkSpec, frame, read_frame
+
+WORKER_EXIT_S = 5.0
+WORKER_MODULE = "lambdalet.gateway.metering.export.worker"
+
+
+class ProcessSink:
+    def __init__(self, spec: SinkSpec) -> None:
+        self.spec = spec
+        self.name = spec.name
+        self._encode = msgspec.msgpack.Encoder().encode
+        self._decode = msgspec.msgpack.Decoder(Answer).decode
+        self._argv = [sys.executable, "-m", WORKER_MODULE, msgspec.json.encode(spec).decode()]
+        self._seq = 0
+        self._proc: trio.Process | None = None
+        self._pending = bytearray()
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    def encode(self, batch: list[Call], now_ns: int) -> list[object]:
+        self._seq += 1
+        return [(self._seq, frame(self._encode(Batch(self._seq, batch))))]
+
+    async def deliver(self, payload: object) -> None:
+        seq, data = payload  # type: ignore[misc]
+        try:
+            if self._proc is None:
+                self._pending = bytearray()
+                self._proc = await trio.lowlevel.open_process(self._argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+            assert self._proc.stdin is not None and self._proc.stdout is not None
+            await self._proc.stdin.send_all(data)
+            body = await read_frame(self._proc.stdout, self._pending)
+        except (OSError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            await self.aclose()
+            raise Retry(f"the export worker failed: {exc}") from None
+        if body is None:
+            code = await self._reap()
+            raise Retry(f"the export worker exited ({code})")
+        answer = self._decode(body)
+        if answer.seq != seq:
+            await self.aclose()
+            raise Retry(f"the export worker answered batch {answer.seq} for {seq}")
+        if answer.status == "retry":
+            raise Retry(answer.message)
+        if answer.status == "rejected":
+            raise Rejected(answer.message)
+
+    async def _reap(self) -> int | None:
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return None
+        with trio.CancelScope(shield=True):
+            with trio.move_on_after(WORKER_EXIT_S):
+                await proc.wait()
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+            for stream in (proc.stdin, proc.stdout):
+                if stream is not None:
+                    await stream.aclose()
+        return proc.returncode
+
+    async def aclose(self) -> None:
+        proc = self._proc
+        if proc is not None and proc.stdin is not None:
+            with trio.CancelScope(shield=True):
+                await proc.stdin.aclose()  # the worker ends at the end of its stdin
+        await self._reap()
+
