@@ -8,5 +8,9 @@
 - surface.py     the Surface the router hands S3 requests to: limits,
                  refusals before the body, and dispatch to an operation.
 - buckets.py     bucket operations, listings and notification configuration.
-- objects.py     object operations and multipart uploads.
+- objects.py     object operations: PUT, GET and HEAD, DELETE, copy.
+- object_input.py  what an upload says about its object (metadata,
+                 storage class, Content-MD5 and checksums, PUT conditions).
+- conditions.py  a read's preconditions (If-Match, ...) and its range.
+- multipart.py   multipart uploads: create, parts, list, abort, complete.
 """

@@ -19,7 +19,7 @@ from ...events.s3.notifications import FunctionConfig, RequestContext
 from ...events.s3.store import ObjectStore
 from ...http.http1 import Head
 from ..sigv4 import Claim
-from . import auth, buckets, objects
+from . import auth, buckets, multipart, objects
 from .addressing import Address, address, virtual_bucket
 from .replies import Reply, error_reply, request_ids
 from .sigv2 import V2Claim
@@ -208,7 +208,7 @@ class S3Surface:
                 if "versioning" in q:
                     return await buckets.get_versioning(c, r)
                 if "uploads" in q:
-                    return await objects.list_uploads(c, r)
+                    return await multipart.list_uploads(c, r)
                 return await buckets.list_objects(c, r)
             if method == "HEAD":
                 return await buckets.head_bucket(c, r)
@@ -220,24 +220,24 @@ class S3Surface:
         if method == "PUT":
             if "uploadId" in q or "partNumber" in q:
                 if r.header("x-amz-copy-source") is not None:
-                    return await objects.upload_part_copy(c, r)
-                return await objects.upload_part(c, r)
+                    return await multipart.upload_part_copy(c, r)
+                return await multipart.upload_part(c, r)
             if r.header("x-amz-copy-source") is not None:
                 return await objects.copy_object(c, r)
             return await objects.put_object(c, r)
         if method in ("GET", "HEAD"):
             if "uploadId" in q and method == "GET":
-                return await objects.list_parts(c, r)
+                return await multipart.list_parts(c, r)
             return await objects.get_object(c, r, head_only=method == "HEAD")
         if method == "DELETE":
             if "uploadId" in q:
-                return await objects.abort_upload(c, r)
+                return await multipart.abort_upload(c, r)
             return await objects.delete_object(c, r)
         if method == "POST":
             if "uploads" in q:
-                return await objects.create_upload(c, r)
+                return await multipart.create_upload(c, r)
             if "uploadId" in q:
-                return await objects.complete_upload(c, r)
+                return await multipart.complete_upload(c, r)
         raise S3Error("MethodNotAllowed", Method=method, ResourceType="OBJECT")
 
 
