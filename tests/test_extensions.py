@@ -85,11 +85,17 @@ def of_call(events: list[dict], request_id: str) -> list[dict]:
     return events[start:end + 1]
 
 
-def check_calls(events: list[dict], request_ids: list[str]) -> None:
+def check_calls(events: list[dict], request_ids: list[str], prefixed: bool = False) -> None:
+    """prefixed: the runtime writes each line with its own prefix
+    (Node.js: time, request id, level) before the text."""
     for rid in request_ids:
         call = of_call(events, rid)
         assert [e["type"] for e in call] == ["platform.start", "function", "function", "platform.runtimeDone", "platform.report"], call
-        assert [e["record"] for e in call[1:3]] == ["line one", "line two"]
+        lines = [e["record"] for e in call[1:3]]
+        if prefixed:
+            assert [line.split("\t")[1:] for line in lines] == [[rid, "INFO", "line one"], [rid, "INFO", "line two"]], lines
+        else:
+            assert lines == ["line one", "line two"]
         done, report = call[3]["record"], call[4]["record"]
         assert done["requestId"] == rid and done["status"] == "success"
         assert set(done["metrics"]) == {"durationMs", "producedBytes"} and done["metrics"]["producedBytes"] > 0
@@ -138,6 +144,30 @@ def test_a_custom_runtime_s_extension_shares_the_runtime_api_s_port(lam, fn_name
     assert "FunctionError" not in resp, events
     check_init(events)
     check_calls(events, rids)
+    lam.delete_function(FunctionName=fn_name)
+
+
+NODE_HANDLER = """
+exports.handler = async (event, context) => {
+  console.log("line one");
+  console.log("line two");
+  if (event.dump) {
+    const answer = await fetch("http://127.0.0.1:4318/dump");
+    return await answer.json();
+  }
+  return {request: context.awsRequestId};
+};
+"""
+
+
+def test_a_node_function_s_extension_receives_the_same_stream(lam, fn_name):
+    layer = extension_layer(lam, fn_name)
+    create(lam, fn_name, [layer], runtime="nodejs20.x", files={"index.js": NODE_HANDLER}, handler="index.handler")
+    rids = [invoke(lam, fn_name, {})[1]["request"] for _ in range(2)]
+    resp, events = invoke(lam, fn_name, {"dump": True})
+    assert "FunctionError" not in resp, events
+    check_init(events)
+    check_calls(events, rids, prefixed=True)
     lam.delete_function(FunctionName=fn_name)
 
 
