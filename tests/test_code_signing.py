@@ -166,3 +166,48 @@ def test_signatures_bind_package_profile_and_time():
     assert not signatures.intact(out, forged, pem)
     assert not signatures.intact(out, sig, signatures.public_pem(signatures.generate(signatures.ED25519)))
     assert signatures.read(package) is None
+
+
+def test_layers_pass_the_functions_config_too(server, lam, cli, profiles, tmp_path, fn_name):
+    """AWS checks the layer versions a function under a code signing config
+    is given as it checks the function's own code ("The function or layer
+    might be signed ..."), naming the layer version that failed. (erin
+    signs here: the flow above revokes alice.)"""
+    config = lam.create_code_signing_config(AllowedPublishers={"SigningProfileVersionArns": [profiles["erin"]]},
+                                            CodeSigningPolicies={"UntrustedArtifactOnDeployment": "Enforce"})["CodeSigningConfig"]["CodeSigningConfigArn"]
+    layer_zip = make_zip({"python/helper.py": "X = 1\n"})
+
+    def layer(name: str, package: bytes) -> str:
+        return lam.publish_layer_version(LayerName=name, Content={"ZipFile": package})["LayerVersionArn"]
+
+    unsigned_layer = layer(f"{fn_name}-unsigned", layer_zip)
+    mallorys = layer(f"{fn_name}-mallory", signed(cli, tmp_path, "mallory", layer_zip))
+    erins = layer(f"{fn_name}-erin", signed(cli, tmp_path, "erin", layer_zip))
+    genuine = signed(cli, tmp_path, "erin", layer_zip)
+    comment = zipfile.ZipFile(io.BytesIO(genuine)).comment
+    other = make_zip({"python/helper.py": "X = 2\n"})
+    forged = layer(f"{fn_name}-forged", signatures.unsigned(other)[:-2] + len(comment).to_bytes(2, "little") + comment)
+
+    def cannot(arn: str) -> tuple[str, str]:
+        return ("CodeVerificationFailedException", "Lambda cannot deploy the function. The function or layer might be signed using a signature "
+                f"that the client is not configured to accept. Check the provided signature for {arn}.")
+
+    create = dict(FunctionName=fn_name, Runtime=PY, Role=ROLE, Handler="app.handler", CodeSigningConfigArn=config,
+                  Code={"ZipFile": signed(cli, tmp_path, "erin", source("erin"))})
+    assert refusal(lambda: lam.create_function(Layers=[erins, unsigned_layer], **create)) == cannot(unsigned_layer)
+    assert refusal(lambda: lam.get_function(FunctionName=fn_name))[0] == "ResourceNotFoundException"
+    lam.create_function(Layers=[erins], **create)
+    try:
+        lam.get_waiter("function_active_v2").wait(FunctionName=fn_name)
+        assert refusal(lambda: lam.update_function_configuration(FunctionName=fn_name, Layers=[mallorys])) == cannot(mallorys)
+        code, message = refusal(lambda: lam.update_function_configuration(FunctionName=fn_name, Layers=[forged]))
+        assert code == "InvalidCodeSignatureException" and forged in message
+        assert [entry["Arn"] for entry in lam.get_function_configuration(FunctionName=fn_name)["Layers"]] == [erins]
+        # Warn: the layer is taken, and the log names it.
+        lam.update_code_signing_config(CodeSigningConfigArn=config, CodeSigningPolicies={"UntrustedArtifactOnDeployment": "Warn"})
+        lam.update_function_configuration(FunctionName=fn_name, Layers=[unsigned_layer])
+        wait_for(lambda: any(f"code signing: function {fn_name}: layer {unsigned_layer} deployed under Warn although the package is not signed" in line
+                             for line in server.output))
+    finally:
+        lam.delete_function(FunctionName=fn_name)
+        lam.delete_code_signing_config(CodeSigningConfigArn=config)

@@ -175,10 +175,13 @@ class CodeSigning:
 
     # -- the check of an upload -----------------------------------------------
 
-    def check(self, function: str, config_arn: str, package: bytes) -> str | None:
+    def check(self, function: str, config_arn: str, package: bytes, *, layer: str | None = None) -> str | None:
         """Passes or refuses a package deployed to a function whose code
-        signing config is config_arn; the profile version that signed it
-        when it passed every check."""
+        signing config is config_arn (or, with layer, the ARN of a layer
+        version the function is given: AWS checks layers as it checks the
+        function's own code); the profile version that signed it when it
+        passed every check."""
+        what = layer or function
         config = self.configs.get(config_arn.rsplit(":", 1)[-1])
         if config is None:
             raise LambdaError("CodeSigningConfigNotFoundException",
@@ -186,10 +189,10 @@ class CodeSigning:
         try:
             signature = signatures.read(package)
         except signatures.SignatureError:
-            raise _integrity_failure(function) from None
+            raise _integrity_failure(what) from None
         profile = self.profiles.get(signature.profile) if signature is not None else None
         if signature is not None and profile is not None and not signatures.intact(package, signature, profile["PublicKey"]):
-            raise _integrity_failure(function)
+            raise _integrity_failure(what)
         if signature is None:
             why = "the package is not signed"
         elif profile is None:
@@ -203,8 +206,9 @@ class CodeSigning:
         if config["CodeSigningPolicies"]["UntrustedArtifactOnDeployment"] == "Enforce":
             raise LambdaError("CodeVerificationFailedException",
                               "Lambda cannot deploy the function. The function or layer might be signed using a signature that the client "
-                              f"is not configured to accept. Check the provided signature for {function}.")
-        self._warn(f"code signing: function {function}: deployed under Warn although {why} ({config['CodeSigningConfigArn']})")
+                              f"is not configured to accept. Check the provided signature for {what}.")
+        on = f"layer {layer} " if layer else ""
+        self._warn(f"code signing: function {function}: {on}deployed under Warn although {why} ({config['CodeSigningConfigArn']})")
         return None
 
     # -- helpers ------------------------------------------------------------

@@ -202,6 +202,8 @@ class FunctionService:
             if name in self.registry:
                 raise LambdaError("ResourceConflictException", f"Function already exist: {name}")
             layers = self._layer_refs(body["Layers"]) if "Layers" in body else []
+            if config_arn:
+                await self._check_layer_signatures(name, config_arn, layers)
             stored = await self._store_code(zip_bytes)
             # Collected if the record below never commits.
             self._on_code_unneeded(stored.sha256_hex)
@@ -305,6 +307,8 @@ class FunctionService:
             if "Layers" in body:
                 changes["layers"] = self._layer_refs(body["Layers"])
                 self._check_unzipped(await self._unzipped(rec), changes["layers"])
+                if rec.code_signing_config_arn:
+                    await self._check_layer_signatures(rec.name, rec.code_signing_config_arn, changes["layers"])
             old = rec
             rec = msgspec.structs.replace(rec, **changes)
             await self._persist(rec)
@@ -433,10 +437,18 @@ class FunctionService:
         self.registry[rec.name] = rec
         self._on_change(rec.name)
 
-    def _check_signature(self, name: str, config_arn: str, package: bytes) -> str | None:
+    def _check_signature(self, name: str, config_arn: str, package: bytes, *, layer: str | None = None) -> str | None:
         if self.code_signing is None:
             raise invalid("Code signing is not available on this server.")
-        return self.code_signing.check(name, config_arn, package)
+        return self.code_signing.check(name, config_arn, package, layer=layer)
+
+    async def _check_layer_signatures(self, name: str, config_arn: str, layers: builtins.list[LayerRef]) -> None:
+        """Each layer version a function under a code signing config is
+        given passes the config, as its own code does (read from the code
+        store: a layer's blob is the zip as published, signature and all)."""
+        for layer in layers:
+            package = await trio.to_thread.run_sync(self.codes.blob_path(layer.sha256_hex).read_bytes)
+            self._check_signature(name, config_arn, package, layer=layer.arn)
 
     async def save_latest(self, rec: FunctionRecord) -> None:
         """Persists $LATEST's bookkeeping (versions, aliases, provisioned
