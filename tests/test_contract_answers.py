@@ -19,6 +19,10 @@ FN = "contract-present"  # exists, with versions 1 and 2 and an alias "live" -> 
 GONE = "contract-missing"  # never exists
 
 NOT_FOUND = "ResourceNotFoundException"
+# A function URL's FunctionName: a qualifier it carries may be neither a
+# version number nor $LATEST (AWS applies the Qualifier's rule to it).
+URL_NAME_PATTERN = (r"(arn:(aws[a-zA-Z-]*)?:lambda:)?((eusc-)?[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\d{1}:)?(\d{12}:)?(function:)?"
+                    r"([a-zA-Z0-9-_]{1,64})(:((?!\d+$)[0-9a-zA-Z-_]+))?")
 PARAM = "InvalidParameterValueException"
 
 
@@ -78,6 +82,14 @@ ANSWERS = [
     pytest.param(lambda l: l.list_versions_by_function(FunctionName=GONE), NOT_FOUND, f"Function not found: {P}{GONE}", id="versions-missing"),
     # -- semantic refusals ------------------------------------------------------
     pytest.param(lambda l: l.get_function(FunctionName=P + FN + ":1", Qualifier="2"), PARAM, "The derived qualifier from the function name does not match the specified qualifier.", id="derived-qualifier-mismatch"),
+    pytest.param(lambda l: l.create_function_url_config(FunctionName=P + FN + ":live", Qualifier="other", AuthType="NONE"), PARAM,
+                 "The derived qualifier from the function name does not match the specified qualifier.", id="url-derived-qualifier-mismatch"),
+    pytest.param(lambda l: l.get_function_url_config(FunctionName=FN + ":1"), "ValidationException",
+                 f"1 validation error detected: Value '{FN}:1' at 'functionName' failed to satisfy constraint: Member must satisfy regular expression pattern: "
+                 + URL_NAME_PATTERN, id="url-derived-qualifier-cannot-be-a-version"),
+    pytest.param(lambda l: l.get_function_url_config(FunctionName=FN + ":$LATEST"), "ValidationException",
+                 f"1 validation error detected: Value '{FN}:$LATEST' at 'functionName' failed to satisfy constraint: Member must satisfy regular expression pattern: "
+                 + URL_NAME_PATTERN, id="url-derived-qualifier-cannot-be-latest"),
     pytest.param(lambda l: l.delete_function(FunctionName=FN, Qualifier="$LATEST"), PARAM, "$LATEST version cannot be deleted without deleting the function.", id="latest-cannot-be-deleted"),
     pytest.param(lambda l: l.put_function_concurrency(FunctionName=FN + ":1", ReservedConcurrentExecutions=1), PARAM,
                  "This operation is permitted on Lambda functions only. Aliases and versions do not support this operation. Please specify either a function name or an unqualified function ARN.",
