@@ -19,7 +19,8 @@ from quart_trio import QuartTrio
 
 from ..errors import LambdaError, disk_full, unexpected
 from ..functions.function_settings import FunctionSettings
-from ..functions.layers import LayerService, LayerVersionRecord
+from ..functions.layer_records import LayerVersionRecord
+from ..functions.layers import LayerService
 from ..functions.model import FunctionRecord
 from ..functions.service import FunctionService
 from ..functions.versions import Versions

@@ -19,7 +19,9 @@
 - function_settings.py  function URL configs and reserved concurrency.
 - function_configs.py   recursion and runtime management configs.
 - layers.py             layer versions, their policies, and a function's
-                        Layers.
+                        Layers; layer_input.py checks the values given
+                        (pure), layer_policy.py makes the policy's
+                        statements (pure), layer_records.py holds the records.
 - policy.py             resource-based policy statements in AWS's JSON (pure);
                         permissions.py: AddPermission, RemovePermission,
                         GetPolicy.

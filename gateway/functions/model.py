@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import msgspec
 
-from .layers import LayerRef
+from .layer_records import LayerRef
 
 
 class FunctionRecord(msgspec.Struct, kw_only=True):

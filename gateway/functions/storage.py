@@ -14,7 +14,7 @@ from typing import Protocol
 
 import msgspec
 
-from .layers import LayerVersionRecord
+from .layer_records import LayerVersionRecord
 from .model import FunctionRecord
 
 _SCHEMA = """
