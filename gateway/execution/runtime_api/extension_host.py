@@ -216,18 +216,14 @@ class ExtensionHost:
         await self.deliveries.flush()  # what the last call left (its platform.report)
         self._trace = trace_id()
         self._request_id = invoke.request_id
-        self.deliveries.emit([tm.start(_ms(), invoke.request_id, self.figures.version, self._trace)])
+        listening = self.deliveries.listening()  # else no event is built: nobody subscribed
+        if listening:
+            self.deliveries.emit([tm.start(_ms(), invoke.request_id, self.figures.version, self._trace)])
         await self.server.apply(self.api.invoke(invoke.request_id, invoke.deadline_ms, invoke.invoked_arn, self._trace))
         started_ms = _ms()
         result = await inst.call(invoke, stream)  # WorkerGone: the pool kills the sandbox
-        runtime_ns = max(0, inst.last_heard_ns - inst.call_started_ns)
-        output = result.log[-MAX_CALL_LOG:]
-        events = tm.log_lines("function", output, result.log_marks if len(output) == len(result.log) else [], _ms(),
-                              self.figures.json_logs)
-        events.append(tm.runtime_done(_ms(), request_id=invoke.request_id, status="error" if result.error_type else "success",
-                                      error_type=result.error_type, duration_ns=runtime_ns, produced_bytes=len(result.payload),
-                                      started_ms=started_ms, trace_id=self._trace))
-        self.deliveries.emit(events)
+        if listening:
+            self._runtime_done(invoke, result, started_ms)
         # The pool's deadline watcher kills the sandbox at the Timeout: an
         # extension that never asks again ends the wait that way.
         await self.server.serve_call([], lambda: self.api.ready() or bool(self.crashed) or self.api.failure is not None
@@ -246,9 +242,23 @@ class ExtensionHost:
             await self._pause()
         return result
 
+    def _runtime_done(self, invoke: Invoke, result: Result, started_ms: int) -> None:
+        """The runtime's lines and platform.runtimeDone."""
+        inst = self.inst
+        runtime_ns = max(0, inst.last_heard_ns - inst.call_started_ns)
+        output = result.log[-MAX_CALL_LOG:]
+        events = tm.log_lines("function", output, result.log_marks if len(output) == len(result.log) else [], _ms(),
+                              self.figures.json_logs, start_ms=started_ms)
+        events.append(tm.runtime_done(_ms(), request_id=invoke.request_id, status="error" if result.error_type else "success",
+                                      error_type=result.error_type, duration_ns=runtime_ns, produced_bytes=len(result.payload),
+                                      started_ms=started_ms, trace_id=self._trace))
+        self.deliveries.emit(events)
+
     def reported(self, outcome, granularity_ms: int) -> None:
         """The call's outcome (pool.CallOutcome) as the pool billed it:
         platform.report, delivered when the sandbox next runs."""
+        if not self.deliveries.listening():
+            return
         kind = outcome.kind
         status = "success" if kind == "success" else "timeout" if kind == "timeout" else "error" if kind == "error" else "failure"
         self.deliveries.emit([tm.report(
@@ -310,7 +320,7 @@ class ExtensionHost:
 
     def _emit_extension_log(self) -> bytes:
         text = self.take_extension_log()
-        if text:
+        if text and self.deliveries.listening():
             self.deliveries.emit(tm.log_lines("extension", text, [], _ms(), self.figures.json_logs))
         return text
 

@@ -92,6 +92,10 @@ class Deliveries:
         if self._nursery is not None:
             self._nursery.start_soon(self._serve, subscriber)
 
+    def listening(self) -> bool:
+        """Someone subscribed, or may still (init is not over)."""
+        return bool(self.subscribers) or self._backlog is not None
+
     def init_over(self) -> None:
         self._backlog = None
 
