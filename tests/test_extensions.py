@@ -122,9 +122,10 @@ def check_init(events: list[dict]) -> None:
     assert report["status"] == "success" and report["metrics"]["durationMs"] > 0
 
 
-def test_a_python_function_s_extension_receives_every_log_line_and_platform_event_in_order(lam, fn_name):
+@pytest.mark.parametrize("runtime", [PY, "python3.12"], ids=["server-python", "python3.12"])
+def test_a_python_function_s_extension_receives_every_log_line_and_platform_event_in_order(lam, fn_name, runtime):
     layer = extension_layer(lam, fn_name)
-    create(lam, fn_name, [layer])
+    create(lam, fn_name, [layer], runtime=runtime)
     rids = [invoke(lam, fn_name, {})[1]["request"] for _ in range(3)]
     resp, events = invoke(lam, fn_name, {"dump": True})
     assert "FunctionError" not in resp, events
