@@ -76,7 +76,7 @@ class NamespacedSandbox:
 
     def __init__(self, pid: int, control: socket.socket, cgroup: cgroups_mod.Cgroup | None,
                  release=None, pidfd: int = -1, remove_cgroup=None, forget=None,
-                 shares_cgroup=None) -> None:
+                 shares_cgroup=None, cpu_limit: bool = True) -> None:
         # PID 1 of the sandbox, this process's child, and a pidfd for it
         # (owned here): signals and the reaping go through the pidfd, which
         # no reused pid can redirect.
@@ -90,6 +90,7 @@ class NamespacedSandbox:
         # True while a process that is not the sandbox's (the zygote, in a
         # stage) may still be in its cgroup: freezing would stop it too.
         self._shares_cgroup = shares_cgroup
+        self._cpu_limit = cpu_limit  # whether the backend limits CPU at all
         self._frozen = False
         self._reaped = False
         self._peak: PeakCounter | None = None  # opened on the first call's reset
@@ -164,6 +165,10 @@ class NamespacedSandbox:
         if self._frozen and self.cgroup is not None:
             self.cgroup.thaw()
             self._frozen = False
+
+    def fit(self, memory_mb: int) -> None:
+        if self.cgroup is not None:
+            self.cgroup.set_limits(memory_mb, self._cpu_limit)
 
     def limit_cpu(self, memory_mb: int) -> None:
         if self.cgroup is not None:
@@ -554,7 +559,8 @@ class NamespacedBackend:
         placed_by = stager if staged is not None else None
         return NamespacedSandbox(pid, parent, cgroup, release, pidfd,
                                  placed_by.retire if placed_by is not None else None, self._pid1s.discard,
-                                 functools.partial(placed_by.holds, staged) if placed_by is not None else None)
+                                 functools.partial(placed_by.holds, staged) if placed_by is not None else None,
+                                 cpu_limit=self._cgroups.cpu_limit if self._cgroups is not None else True)
 
     def _release_lease(self, lease) -> None:
         if lease is not None:

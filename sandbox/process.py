@@ -19,6 +19,8 @@ CONTROL_FD = 3
 
 
 class ProcessSandbox:
+    pidfd = -1  # the worker is this process's child: its pid stays its own until reaped
+
     def __init__(self, pid: int, control: socket.socket, task_root: str) -> None:
         self.pid = pid
         self.control = control
@@ -61,6 +63,9 @@ class ProcessSandbox:
         return False  # SIGSTOP would be visible to the worker and its children
 
     def thaw(self) -> None:
+        pass
+
+    def fit(self, memory_mb: int) -> None:
         pass
 
     def limit_cpu(self, memory_mb: int) -> None:
@@ -129,6 +134,9 @@ class ProcessBackend:
 
     def task_usage(self) -> tuple[int, int] | None:
         return None
+
+    def forget_code(self, code_dir: str) -> None:
+        pass
 
     def close(self) -> None:
         pass

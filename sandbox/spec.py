@@ -32,6 +32,10 @@ class Sandbox(Protocol):
     pid: int
     control: socket.socket  # the gateway's end of the control socketpair
     task_root: str  # where the worker sees the function's code
+    # A pidfd for PID 1 (owned by the sandbox) until destroy(), then -1; -1
+    # where the backend keeps none (plain processes: the pid is the
+    # gateway's own child, not reaped before destroy()).
+    pidfd: int
 
     def kill(self) -> None:
         """SIGKILL every process of this sandbox, daemonised ones included."""
@@ -61,6 +65,12 @@ class Sandbox(Protocol):
         """Let a frozen sandbox run again; its processes are runnable when
         this returns. A no-op when not frozen. Raises OSError if it cannot."""
 
+    def fit(self, memory_mb: int) -> None:
+        """Give a sandbox started before its function was known (a spare)
+        that function's memory limit, and the start-up CPU a new sandbox
+        has until limit_cpu(). A no-op where there is no cgroup. Raises
+        OSError if the cgroup refuses."""
+
     def limit_cpu(self, memory_mb: int) -> None:
         """Cut CPU to the share memory_mb buys. A sandbox starts with at
         least one vCPU, so that the runtime's start and the handler's
@@ -88,6 +98,10 @@ class SandboxBackend(Protocol):
 
     def protections(self) -> dict[str, bool]:
         """Each isolation feature and whether this backend enforces it."""
+
+    def forget_code(self, code_dir: str) -> None:
+        """The code tree at code_dir was removed: drop what the backend
+        keeps for it (mount plans)."""
 
     def close(self) -> None:
         """Release backend-wide resources (cgroup roots, pooled netns)."""

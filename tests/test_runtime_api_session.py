@@ -25,6 +25,7 @@ class FakeSandbox:
     real child process so that its pidfd says when it has gone."""
 
     task_root = "/tmp/not-a-sandbox"  # a plain process: any free port
+    pidfd = -1  # as a plain-process sandbox: the session opens its own
 
     def __init__(self) -> None:
         self.control, self.worker_end = socket.socketpair()

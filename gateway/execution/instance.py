@@ -101,7 +101,7 @@ class Instance:
         # idle worker has gone; the set is built once per instance.
         self._watch = select.poll()
         self._watch.register(self.sock, _GONE)
-        pidfd = getattr(sandbox, "pidfd", -1)
+        pidfd = sandbox.pidfd
         if pidfd >= 0:
             self._watch.register(pidfd, select.POLLIN)
 

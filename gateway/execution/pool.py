@@ -660,10 +660,8 @@ class Pool:
         try:
             if inst.exited():
                 raise OSError(errno.ECHILD, "its worker has exited")
-            cgroup = getattr(sandbox, "cgroup", None)
-            if cgroup is not None:
-                cgroup.set_limits(rec.memory_size, getattr(getattr(self.backend, "cgroups", None), "cpu_limit", True))
-            attach_tree(sandbox.pid, spec.code_dir, sandbox.task_root, getattr(sandbox, "pidfd", -1))
+            sandbox.fit(rec.memory_size)
+            attach_tree(sandbox.pid, spec.code_dir, sandbox.task_root, sandbox.pidfd)
         except OSError as exc:
             log.warning("could not hand a spare sandbox to %s: %s", rec.name, exc)
             inst.dead = True

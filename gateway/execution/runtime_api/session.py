@@ -144,7 +144,7 @@ async def launch(inst: Instance, init: Init, nursery: trio.Nursery, language: La
             return executed
         started = executed
     listener, answers = started.listener, started.answers
-    pidfd = getattr(inst.sandbox, "pidfd", -1)
+    pidfd = inst.sandbox.pidfd
     own_pidfd = pidfd < 0
     if own_pidfd:
         # A plain-process sandbox: the worker is this process's child and
