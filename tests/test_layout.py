@@ -111,6 +111,23 @@ def test_sandbox_and_runtime_never_import_the_gateway(package):
 def test_every_gateway_package_is_installed():
     """pyproject lists packages one by one: a room left out of it would work
     in an editable install and be missing from a wheel."""
-    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
-    found = {"lambdalet." + ".".join(_module_of(p.parent / "__init__.py")) for p in GATEWAY.rglob("__init__.py")}
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    listed = set(setuptools["packages"])
+    # A folder that package-dir installs under another name (the top-level
+    # `lambdalet` package's, gateway/app/toplevel) is installed as that name.
+    renamed = {ROOT / folder: name for name, folder in setuptools["package-dir"].items()}
+    found = {renamed.get(p.parent, "lambdalet." + ".".join(_module_of(p.parent / "__init__.py"))) for p in GATEWAY.rglob("__init__.py")}
     assert found - listed == set()
+
+
+def test_the_lambdalet_package_is_the_embedding_api():
+    """`import lambdalet` gives the embedding API, and its folder holds
+    nothing else that would be installed twice under two names."""
+    import lambdalet
+    from lambdalet.gateway.app.root import Lambdalet
+
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    folder = ROOT / setuptools["package-dir"]["lambdalet"]
+    assert "lambdalet" in setuptools["packages"]
+    assert [p.name for p in folder.iterdir() if p.name != "__pycache__"] == ["__init__.py"]
+    assert lambdalet.Lambdalet is Lambdalet

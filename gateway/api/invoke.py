@@ -11,11 +11,9 @@ import msgspec
 import trio
 
 from ..errors import LambdaError, invalid
-from ..execution import languages
 from ..execution.call_stream import CallStream
-from ..execution.pool import FunctionSpec, Pool
-from ..functions.function_configs import pinned_elsewhere
-from ..functions.model import FunctionRecord
+from ..execution.pool import Pool
+from ..execution.specs import FunctionSpecs
 from ..functions.service import FunctionService
 from ..http.handler import Reply
 from ..http.http1 import Head
@@ -38,52 +36,25 @@ def body_limit(head: Head) -> int:
 
 
 def too_large(head: Head) -> LambdaError:
-    kind = head.header("x-amz-invocation-type", "RequestResponse")
-    limit = body_limit(head)
+    return too_large_for(head.header("x-amz-invocation-type", "RequestResponse"))
+
+
+def too_large_for(kind: str) -> LambdaError:
+    """The refusal of a payload past the limit of its invocation type."""
+    limit = ASYNC_PAYLOAD_MAX if kind == "Event" else SYNC_PAYLOAD_MAX
     op = "InvokeAsync" if kind == "Event" else "Invoke"
     return LambdaError("RequestTooLargeException", f"Request must be smaller than {limit} bytes for the {op} operation")
 
 
 class Invoker:
-    def __init__(self, service: FunctionService, pool: Pool, nursery: trio.Nursery) -> None:
+    def __init__(self, service: FunctionService, pool: Pool, nursery: trio.Nursery, specs: FunctionSpecs,
+                 async_queue: AsyncQueue | None = None) -> None:
         self.service = service
         self.pool = pool
         self.nursery = nursery
-        self._specs: dict[str, FunctionSpec] = {}  # revision id -> spec
-        self.async_queue: AsyncQueue | None = None  # set by the server: Event invokes go through it
-
-    def forget(self, name: str) -> None:
-        for rev, spec in list(self._specs.items()):
-            if spec.record.name == name:
-                del self._specs[rev]
-
-    def spec_for(self, rec: FunctionRecord) -> FunctionSpec:
-        """Raises InvalidRuntimeException for a function whose runtime this
-        server cannot run (stored before it was started without it)."""
-        spec = self._specs.get(rec.revision_id)
-        if spec is None:
-            pinned = pinned_elsewhere(rec, self.service.runtime_version_arn(rec))
-            if pinned is not None:
-                raise pinned
-            resolved = self.service.runtimes.for_invoke(rec.runtime)
-            toolchain = resolved.toolchain
-            spec = FunctionSpec(
-                record=rec,
-                code_dir=str(self.service.codes.tree_path(rec.code_sha256_hex)),
-                arn=self.service.arn(rec.name, None if rec.version == "$LATEST" else rec.version),
-                version=rec.version,
-                env=lambda_environment(rec, self.service.region, resolved.execution_env, custom=resolved.custom,
-                                       python=toolchain is None),
-                log_group=rec.logging_config.get("LogGroup", f"/aws/lambda/{rec.name}"),
-                runtime=resolved.interpreter.runtime,
-                runtime_version=resolved.runtime_version,
-                runtime_mapping=resolved.note(),
-                custom=resolved.custom,
-                launch=None if toolchain is None else languages.launch_for(toolchain, rec.memory_size),
-                layers=tuple(str(self.service.codes.tree_path(layer.sha256_hex)) for layer in rec.layers),
-            )
-            self._specs[rec.revision_id] = spec
-        return spec
+        self.specs = specs
+        self.spec_for = specs.spec_for
+        self.async_queue = async_queue  # Event invokes go through it; None: refused
 
     async def handle(self, head: Head, function_ref: str, body: bytes) -> Reply:
         query = urllib.parse.parse_qs(head.query) if head.query else {}
@@ -177,43 +148,3 @@ def _client_context(raw: str | None) -> str | None:
     if len(raw) > 3583:
         raise invalid("Client context must be no longer than 3583 bytes")
     return text
-
-
-def lambda_environment(rec: FunctionRecord, region: str, execution_env: str | None = None, *,
-                       custom: bool = False, python: bool = True) -> dict[str, str]:
-    """execution_env: AWS_EXECUTION_ENV, naming the interpreter that runs
-    (gateway/functions/runtimes.py); by default the Runtime's own name. custom: an
-    OS-only runtime (provided.*), whose bootstrap gets the environment AWS
-    gives one: no AWS_EXECUTION_ENV, no Python settings, its own PATH and
-    LD_LIBRARY_PATH (AWS_LAMBDA_RUNTIME_API is added where it listens).
-    python: False for a Node.js, Java or C# function (no Python settings)."""
-    env = {
-        "PATH": "/var/lang/bin:/usr/local/bin:/usr/bin:/bin:/opt/bin",
-        "LANG": "en_US.UTF-8",
-        "TZ": ":UTC",
-        "LD_LIBRARY_PATH": "/var/lang/lib:/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:/var/task/lib:/opt/lib",
-        "AWS_REGION": region,
-        "AWS_DEFAULT_REGION": region,
-        "AWS_EXECUTION_ENV": execution_env or f"AWS_Lambda_{rec.runtime}",
-        "AWS_LAMBDA_FUNCTION_NAME": rec.name,
-        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(rec.memory_size),
-        "AWS_LAMBDA_LOG_GROUP_NAME": rec.logging_config.get("LogGroup", f"/aws/lambda/{rec.name}"),
-        "LAMBDA_TASK_ROOT": "/var/task",
-        "LAMBDA_RUNTIME_DIR": "/var/runtime",
-        "_HANDLER": rec.handler,
-        "PYTHONIOENCODING": "utf-8",
-    }
-    if not python or custom:
-        del env["PYTHONIOENCODING"]
-    if custom:
-        del env["AWS_EXECUTION_ENV"]
-        env["PATH"] = "/usr/local/bin:/usr/bin/:/bin:/opt/bin"
-        env["LD_LIBRARY_PATH"] = "/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:/var/task/lib:/opt/lib"
-    if rec.logging_config.get("LogFormat") == "JSON":
-        # As on AWS: the runtime reads these to write JSON records at this level.
-        env["AWS_LAMBDA_LOG_FORMAT"] = "JSON"
-        env["AWS_LAMBDA_LOG_LEVEL"] = rec.logging_config.get("ApplicationLogLevel", "INFO")
-    env.update(rec.environment)
-    return env
-
-

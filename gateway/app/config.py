@@ -29,6 +29,10 @@ def default_cache_dir() -> pathlib.Path:
     return pathlib.Path(base) / "lambdalet"
 
 
+class ConfigError(Exception):
+    """A setting the server refuses to start with."""
+
+
 class ServerConfig(msgspec.Struct, kw_only=True):
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT

@@ -1,58 +1,17 @@
-"""A deployment package from what the user points at: a directory (zipped
-here, reproducibly) or a .zip file, and a handler guessed from the files."""
+"""A deployment package from what the user points at, for the CLI: the
+packaging itself is functions/packaging.py's (the embedding API's deploy
+uses it too); here its refusals become the CLI's one-line UserError."""
 from __future__ import annotations
 
-import io
-import pathlib
-import zipfile
-
+from ..functions import packaging
+from ..functions.packaging import guess_handler, zip_directory, zip_entries
 from .client import UserError
 
-
-def zip_directory(path: pathlib.Path) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        for file in sorted(path.rglob("*")):
-            rel = file.relative_to(path)
-            if any(part in ("__pycache__", ".git") for part in rel.parts):
-                continue
-            if file.is_file() and not file.is_symlink():
-                info = zipfile.ZipInfo(str(rel), date_time=(1980, 1, 1, 0, 0, 0))
-                info.external_attr = (file.stat().st_mode & 0o777 | 0o100000) << 16
-                info.compress_type = zipfile.ZIP_DEFLATED
-                zf.writestr(info, file.read_bytes())
-    return buf.getvalue()
+__all__ = ["guess_handler", "package", "zip_directory", "zip_entries"]
 
 
 def package(source: str) -> bytes:
-    path = pathlib.Path(source)
-    if path.is_dir():
-        data = zip_directory(path)
-        if not zip_entries(data):
-            raise UserError(f"{source} holds no files to deploy (__pycache__ and .git are left out)")
-        return data
-    if path.is_file():
-        data = path.read_bytes()
-        if not zipfile.is_zipfile(io.BytesIO(data)):
-            raise UserError(f"{source} is not a .zip file or a directory")
-        if not zip_entries(data):
-            raise UserError(f"{source} is an empty .zip file")
-        return data
-    raise UserError(f"{source}: no such file or directory")
-
-
-def zip_entries(data: bytes) -> int:
     try:
-        with zipfile.ZipFile(io.BytesIO(data)) as zf:
-            return len(zf.infolist())
-    except zipfile.BadZipFile:
-        return 1  # not ours to judge: the server explains what is wrong with it
-
-
-def guess_handler(path: pathlib.Path) -> str:
-    if path.is_dir():
-        for candidate in ("lambda_function.py", "app.py", "handler.py", "main.py"):
-            if (path / candidate).exists():
-                name = candidate[:-3]
-                return f"{name}.lambda_handler" if name == "lambda_function" else f"{name}.handler"
-    return "lambda_function.lambda_handler"
+        return packaging.package(source)
+    except packaging.PackageError as exc:
+        raise UserError(str(exc)) from None

@@ -108,6 +108,7 @@ class AsyncQueue:
         max_parallel: int = 64,
         wall: Callable[[], float] = time.time,
         run_sync: Callable[..., Awaitable] = trio.to_thread.run_sync,
+        on_message: Callable[[str], None] = lambda queue: None,
     ) -> None:
         self.store = store
         # How blocking store calls run: a worker thread, or inline in tests
@@ -142,7 +143,7 @@ class AsyncQueue:
         self._dead_letters = sum(store.queue_depths().values())
         # Told the queue a record was just added to (SQS long polls and
         # event source mappings wait on it).
-        self.on_message: Callable[[str], None] = lambda queue: None
+        self.on_message = on_message
 
     # -- accepting events -----------------------------------------------------
 

@@ -10,6 +10,8 @@
 - spares.py         sandboxes started before anyone asks, handed to the
                     first cold start.
 - spawner.py        spawns run on one dedicated thread, off the event loop.
+- specs.py          FunctionSpec per revision (code, environment, runtime),
+                    the one every path that calls a function asks.
 - call_stream.py    a call's answer as it streams out of its runtime
                     (response streaming), filled by the call, read by api/.
 - languages.py      how a Node.js, Java or C# function's runtime program

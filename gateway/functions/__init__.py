@@ -32,6 +32,8 @@
 - zip_check.py          what a deployment package must be (names, links, sizes,
                         methods), checked before a byte is written. Pure.
 - zip_extract.py        writing a checked zip into a fresh tree, counting real bytes.
+- packaging.py          a directory or a .zip file as the .zip Lambda takes
+                        (`lambdalet deploy`, Lambdalet.deploy).
 - code_gc.py            removing code nothing needs any more, and the holds
                         that keep code a call or an instance still uses.
 - storage.py            durable state behind a Protocol (SQLite, WAL).

@@ -54,7 +54,8 @@ def _cors(value: dict) -> dict:
 
 
 class FunctionSettings:
-    def __init__(self, service: FunctionService, base_url: str, on_reserved_change=lambda total: None) -> None:
+    def __init__(self, service: FunctionService, base_url: str, on_reserved_change=lambda total: None,
+                 code_signing=None) -> None:
         self.service = service
         self._on_reserved_change = on_reserved_change
         self.base_url = base_url.rstrip("/")
@@ -62,8 +63,8 @@ class FunctionSettings:
         self.by_url_id: dict[str, str] = {}
         self._url_alias: dict[str, str] = {}
         self._public_cache: dict[str, tuple[list[dict] | None, bool]] = {}
-        # Code signing configs are taggable too; the server sets this.
-        self.code_signing: CodeSigning | None = None
+        # Code signing configs are taggable too.
+        self.code_signing: CodeSigning | None = code_signing
         for rec in service.registry.values():
             if rec.url_config:
                 self.by_url_id[rec.url_config["UrlId"]] = rec.name

@@ -63,7 +63,14 @@ class FunctionService:
         on_code_unneeded: Callable[..., None] = lambda *digests: None,
         runtimes: RuntimeCatalog | None = None,
         reserve: DiskReserve | None = None,
+        lock: trio.Lock | None = None,
+        layers: LayerService | None = None,
+        code_signing: CodeSigning | None = None,
     ) -> None:
+        """lock: the one every store-then-persist of code holds (code_gc.py
+        says why), shared with the layer service. layers: the layers a
+        function's Layers name. code_signing: checks uploads to functions
+        with a code signing config."""
         self.storage = storage
         self.reserve = reserve
         # What each Runtime runs on here; by default only this server's own Python.
@@ -81,14 +88,10 @@ class FunctionService:
         # Told the digests of code that may no longer be named by any record
         # (code_gc.CodeCollector.suspect); it checks, so telling too often is safe.
         self._on_code_unneeded = on_code_unneeded
-        self._lock = trio.Lock()
+        self._lock = lock if lock is not None else trio.Lock()
         self._db = trio.CapacityLimiter(1)
-        # Layers (layers.py), which a function's Layers name; set once the
-        # layer service exists (it shares this service's lock).
-        self.layers: LayerService | None = None
-        # Checks uploads to functions with a code signing config
-        # (code_signing.CodeSigning); the server sets it.
-        self.code_signing: CodeSigning | None = None
+        self.layers = layers
+        self.code_signing = code_signing
 
     # -- lookups -----------------------------------------------------------
 

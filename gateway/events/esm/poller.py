@@ -147,11 +147,11 @@ class Poller:
 class Pollers:
     """The running pollers, one per enabled mapping."""
 
-    def __init__(self, sqs: SqsService, pool, spec_for) -> None:
+    def __init__(self, sqs: SqsService, pool, spec_for, mappings: EventSourceMappings) -> None:
         self.sqs = sqs
         self.pool = pool
         self.spec_for = spec_for
-        self.mappings: EventSourceMappings | None = None
+        self.mappings = mappings
         self._running: dict[str, Poller] = {}
         self._nursery: trio.Nursery | None = None
         self._pending: list[Mapping] = []
@@ -161,7 +161,6 @@ class Pollers:
         if self._nursery is None:
             self._pending.append(mapping)
             return
-        assert self.mappings is not None
         poller = Poller(mapping, self.mappings, self.sqs, self.pool, self.spec_for)
         self._running[mapping.uuid] = poller
         self._nursery.start_soon(self._supervise, poller)
