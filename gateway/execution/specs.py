@@ -89,5 +89,3 @@ def lambda_environment(rec: FunctionRecord, region: str, execution_env: str | No
         env["AWS_LAMBDA_LOG_LEVEL"] = rec.logging_config.get("ApplicationLogLevel", "INFO")
     env.update(rec.environment)
     return env
-
-
