@@ -28,8 +28,10 @@ from ..api.services import ServiceRoutes
 from ..api.credentials import load_or_create_credentials
 from ..api.sqs.surface import SqsSurface
 from ..api.url_handler import UrlHandler
-from ..console import pages as console_pages, policy as console_policy
-from ..console.core import Console, Services as ConsoleServices
+from ..console import pages as console_pages
+from ..console import policy as console_policy
+from ..console.core import Console
+from ..console.core import Services as ConsoleServices
 from ..console.monitor import Monitor
 from ..errors import LambdaError
 from ..events import async_metrics

@@ -12,7 +12,8 @@ until then), so no message can be lost.
 """
 from __future__ import annotations
 
-from typing import Callable, Generic, ParamSpec
+from collections.abc import Callable
+from typing import Generic, ParamSpec
 
 P = ParamSpec("P")
 

@@ -29,8 +29,8 @@ import trio
 
 from ..api.control import layer_owner
 from ..api.invoke import ASYNC_PAYLOAD_MAX, SYNC_PAYLOAD_MAX, Invoker, too_large_for
-from ..console.rollup import Rollup
 from ..console.monitor import queue_gauges
+from ..console.rollup import Rollup
 from ..console.rollup_store import RollupStore
 from ..console.test_events import TestEvents
 from ..errors import LambdaError

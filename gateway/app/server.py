@@ -11,9 +11,9 @@ import sys
 import trio
 
 from ..execution import runtime_setup
+from .backend import choose_backend
 from .config import ConfigError, ServerConfig
 from .http_front import ServingHttp, check
-from .backend import choose_backend
 from .root import Lambdalet
 
 __all__ = ["ConfigError", "choose_backend", "run", "serve"]
@@ -59,21 +59,20 @@ async def run(config: ServerConfig, *, task_status=trio.TASK_STATUS_IGNORED) -> 
     for pem in (config.tls_cert, config.tls_key):
         if pem is not None and not os.access(pem, os.R_OK):
             raise ConfigError(f"cannot read {pem}")
-    async with Lambdalet(config=config) as lam:
-        async with trio.open_nursery() as nursery:
-            serving = await nursery.start(lam.serve_http)
-            print(_banner(config, lam.data_dir, lam.backend, lam.warnings, serving, lam.runtimes,
-                          lam.exporter.describe() if lam.exporter is not None else []), flush=True)
-            # What start-up built lives as long as the server: keep the
-            # collector's full passes from walking it again and again (one
-            # such pass stalled every request for ~30 ms under load).
-            gc.freeze()
-            task_status.started(serving.port)
-            with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-                async for signum in signals:
-                    print(f"lambdalet: {signal.Signals(signum).name} received, stopping", flush=True)
-                    nursery.cancel_scope.cancel()
-                    break
+    async with Lambdalet(config=config) as lam, trio.open_nursery() as nursery:
+        serving = await nursery.start(lam.serve_http)
+        print(_banner(config, lam.data_dir, lam.backend, lam.warnings, serving, lam.runtimes,
+                      lam.exporter.describe() if lam.exporter is not None else []), flush=True)
+        # What start-up built lives as long as the server: keep the
+        # collector's full passes from walking it again and again (one
+        # such pass stalled every request for ~30 ms under load).
+        gc.freeze()
+        task_status.started(serving.port)
+        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            async for signum in signals:
+                print(f"lambdalet: {signal.Signals(signum).name} received, stopping", flush=True)
+                nursery.cancel_scope.cancel()
+                break
 
 
 def _config_error(exc: BaseException) -> ConfigError | None:
