@@ -20,12 +20,12 @@ import trio
 
 from ..api import async_api, code_signing_routes, esm_api, function_config_routes, policy_routes, usage_api
 from ..api.control import CodeLinks, create_app
+from ..api.credentials import load_or_create_credentials
 from ..api.router import Router
 from ..api.s3.addressing import default_bases
 from ..api.s3.surface import S3Context, S3Surface
 from ..api.s3_webhook import S3WebhookSurface, load_or_create_token
 from ..api.services import ServiceRoutes
-from ..api.credentials import load_or_create_credentials
 from ..api.sqs.surface import SqsSurface
 from ..api.url_handler import UrlHandler
 from ..console import pages as console_pages
