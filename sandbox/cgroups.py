@@ -76,6 +76,10 @@ class Cgroup(Protocol):
     def task_count(self) -> int:
         """Processes and threads in the cgroup now."""
 
+    def set_limits(self, memory_mb: int, cpu_limit: bool = True) -> None:
+        """Memory = memory_mb, and CPU weighted by it with START_CPU_MB's
+        quota at least until set_cpu_share(); also resizes a spare."""
+
     def set_cpu_share(self, memory_mb: int) -> None:
         """CPU as memory_mb buys it (set_limits gives START_CPU_MB's at least)."""
 
@@ -91,6 +95,7 @@ class CgroupManager(Protocol):
     version: int
     root_paths: list[str]
     tasks_max: int | None  # the root's pids.max; None: not capped
+    cpu_limit: bool  # whether sandboxes' CPU is limited at all
 
     def create(self, name: str, memory_mb: int) -> Cgroup:
         """A new cgroup with the limits for memory_mb applied."""

@@ -32,10 +32,11 @@ class Sandbox(Protocol):
     pid: int
     control: socket.socket  # the gateway's end of the control socketpair
     task_root: str  # where the worker sees the function's code
-    # A pidfd for PID 1 (owned by the sandbox) until destroy(), then -1; -1
-    # where the backend keeps none (plain processes: the pid is the
-    # gateway's own child, not reaped before destroy()).
-    pidfd: int
+    @property
+    def pidfd(self) -> int:
+        """A pidfd for PID 1 (owned by the sandbox) until destroy(), then
+        -1; -1 where the backend keeps none (plain processes: the pid is
+        the gateway's own child, not reaped before destroy())."""
 
     def kill(self) -> None:
         """SIGKILL every process of this sandbox, daemonised ones included."""

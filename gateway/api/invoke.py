@@ -36,7 +36,7 @@ def body_limit(head: Head) -> int:
 
 
 def too_large(head: Head) -> LambdaError:
-    return too_large_for(head.header("x-amz-invocation-type", "RequestResponse"))
+    return too_large_for(head.header("x-amz-invocation-type") or "RequestResponse")
 
 
 def too_large_for(kind: str) -> LambdaError:

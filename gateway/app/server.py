@@ -7,6 +7,7 @@ import os
 import pathlib
 import signal
 import sys
+from collections.abc import Sequence
 
 import trio
 
@@ -20,7 +21,7 @@ __all__ = ["ConfigError", "choose_backend", "run", "serve"]
 
 
 def _banner(config: ServerConfig, data_dir: pathlib.Path, backend, warnings: list[str], serving: ServingHttp,
-            runtimes: runtime_setup.ServerRuntimes | None = None, export_lines: list[str] = ()) -> str:
+            runtimes: runtime_setup.ServerRuntimes | None = None, export_lines: Sequence[str] = ()) -> str:
     host = config.host if ":" not in config.host else f"[{config.host}]"
     url = serving.base_url
     lines = [f"lambdalet serving the Lambda API on {url}"]
@@ -80,7 +81,7 @@ def _config_error(exc: BaseException) -> ConfigError | None:
     wrapped it in an exception group."""
     if isinstance(exc, ConfigError):
         return exc
-    inner = getattr(exc, "exceptions", ())
+    inner: Sequence[BaseException] = getattr(exc, "exceptions", ())
     return _config_error(inner[0]) if len(inner) == 1 else None
 
 
