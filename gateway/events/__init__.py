@@ -6,6 +6,9 @@ Asynchronous invocation:
                     file so that what must happen together commits together.
 - async_queue.py    the durable async queue's trio dispatcher: retries,
                     maximum age, destinations, the dead-letter queue.
+- async_intake.py   group commit of Event invokes (one fsync for many).
+- async_followup.py where a finished event's record goes next (a function,
+                    a queue, or the dead-letter queue).
 - async_metrics.py  the queue's gauges for /metrics.
 - event_config.py   Put/Get/Update/Delete/ListFunctionEventInvokeConfig(s).
 - destinations.py   where an async call's record goes, and what it says.

@@ -16,6 +16,9 @@ Retries follow Lambda's rules (invocation-async-error-handling):
   event is older than MaximumEventAgeInSeconds. A throttle is not an
   attempt, so reserved concurrency 0 holds events queued instead of failing
   them.
+
+Accepting events is async_intake.py's (group commit); where a finished
+event's record goes, async_followup.py's.
 """
 from __future__ import annotations
 
@@ -35,8 +38,9 @@ from ..execution.pool import CallOutcome, FunctionSpec, Pool
 from ..functions.model import FunctionRecord
 from ..functions.service import FunctionService
 from ..functions.validation import function_ref
-from . import destinations
-from .async_store import AsyncStore, NewEvent, NewMessage
+from . import async_followup, destinations
+from .async_intake import GroupCommit
+from .async_store import AsyncStore, NewEvent
 from .event_config import EventConfigs
 
 AWS_RETRY_DELAY_S = 60.0
@@ -44,10 +48,6 @@ AWS_RETRY_DELAY_S = 60.0
 # the base delay so that `--retry-delay-s` shortens every wait alike.
 _THROTTLE_FIRST = 1.0 / AWS_RETRY_DELAY_S
 _THROTTLE_CAP = 300.0 / AWS_RETRY_DELAY_S
-# Records that trigger records (A's destination is B, B's is A) stop after
-# this many hops and go to the dead-letter queue, as AWS's recursive-loop
-# detection stops a chain after about 16 invocations.
-MAX_CHAIN = 16
 
 
 class QueueStatistics(msgspec.Struct, frozen=True):
@@ -86,15 +86,6 @@ KEEP_PAYLOAD_MAX = 64 * 1024
 KEEP_PAYLOADS_TOTAL = 16 * 1024 * 1024
 
 
-class _Ticket:
-    __slots__ = ("event", "done", "error")
-
-    def __init__(self, event: NewEvent) -> None:
-        self.event = event
-        self.done = trio.Event()
-        self.error: Exception | None = None
-
-
 class AsyncQueue:
     def __init__(
         self,
@@ -130,8 +121,7 @@ class AsyncQueue:
         self._throttled: dict[str, collections.deque[str]] = {}
         self._seq = 0
         self._wakeup = trio.Event()
-        self._intake: list[_Ticket] = []
-        self._intake_ready = trio.Event()
+        self._intake = GroupCommit(store, self._db, run_sync, lambda event: self.adopt(event, keep_payload=True))
         self._kept_bytes = 0
         self._committing = False
         self._in_flight = 0
@@ -148,11 +138,8 @@ class AsyncQueue:
     # -- accepting events -----------------------------------------------------
 
     async def enqueue(self, rec: FunctionRecord, payload: bytes, *, ref: str | None = None, qualifier: str | None = None) -> str:
-        """Durably queues an event; returns its request id once committed.
-
-        Events that arrive while a commit is under way wait for the next
-        one and share its fsync, so concurrent Event invokes are not
-        serialised behind one fsync each."""
+        """Durably queues an event; returns its request id once committed
+        (with others arriving meanwhile: async_intake.py)."""
         invoked = "$LATEST"
         if ref is not None:
             invoked = qualifier or function_ref(ref)[1] or "$LATEST"
@@ -164,12 +151,7 @@ class AsyncQueue:
                 await self._run_sync(self.store.add_events, [event])
             self.adopt(event)
             return event.id
-        ticket = _Ticket(event)
-        self._intake.append(ticket)
-        self._intake_ready.set()
-        await ticket.done.wait()
-        if ticket.error is not None:
-            raise LambdaError("ServiceException", f"The event could not be queued: {ticket.error}")
+        await self._intake.submit(event)
         return event.id
 
     async def enqueue_handed_over(self, events: list[NewEvent]) -> list[NewEvent]:
@@ -182,25 +164,6 @@ class AsyncQueue:
         for event in added:
             self.adopt(event, keep_payload=True)
         return added
-
-    async def _commit_intake(self) -> None:
-        while True:
-            await self._intake_ready.wait()
-            self._intake_ready = trio.Event()
-            batch, self._intake = self._intake, []
-            try:
-                async with self._db:
-                    await self._run_sync(self.store.add_events, [t.event for t in batch])
-            except Exception as exc:  # noqa: BLE001 - each waiter gets the error as a 500
-                for t in batch:
-                    t.error = exc
-                    t.done.set()
-                continue
-            for t in batch:
-                # Adopted here, not by the waiter: a committed event is
-                # dispatched even if its caller has gone away.
-                self.adopt(t.event, keep_payload=True)
-                t.done.set()
 
     def adopt(self, event: NewEvent, not_before_s: float = 0.0, attempts: int = 0, keep_payload: bool = False) -> None:
         """Starts dispatching an event that is already committed."""
@@ -261,7 +224,7 @@ class AsyncQueue:
             self.adopt(NewEvent(ev.id, ev.function, b"", ev.enqueued_s, ev.chain, ev.qualifier, ev.version), ev.not_before_s, ev.attempts)
         try:
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._commit_intake)
+                nursery.start_soon(self._intake.run)
                 self._committing = True
                 task_status.started()
                 while True:
@@ -365,14 +328,6 @@ class AsyncQueue:
         except LambdaError:
             return qualifier
 
-    def _destination_record(self, target: destinations.FunctionTarget) -> FunctionRecord | None:
-        if target.qualifier == "$LATEST":
-            return self.service.registry.get(target.name)
-        try:
-            return self.service.resolve(target.name, target.qualifier)
-        except LambdaError:
-            return None
-
     async def _finish(self, event_id: str, p: _Pending, condition: str, *, payload: bytes | None = None, status_code: int | None = None, function_error: str | None = None) -> None:
         cfg = self.configs.effective(p.function, p.qualifier)
         target = cfg.on_success if condition == "Success" else cfg.on_failure
@@ -402,16 +357,8 @@ class AsyncQueue:
                     response_payload=last.payload if last is not None else None,
                 )
             )
-            function_target = target if isinstance(target, destinations.FunctionTarget) else None
-            dest = self._destination_record(function_target) if function_target is not None else None
-            if function_target is not None and dest is not None and (p.chain < MAX_CHAIN or self._loops_allowed(dest.name)):
-                then_event = NewEvent(str(uuid.uuid4()), dest.name, body, self.wall(), p.chain + 1, function_target.qualifier,
-                                      getattr(dest, "version", "$LATEST"))
-            else:
-                # A queue, a destination function that no longer exists, or
-                # a loop of destinations: the record is kept rather than lost.
-                queue = target.name if isinstance(target, destinations.QueueTarget) else destinations.DEFAULT_DLQ
-                then_message = NewMessage(str(uuid.uuid4()), queue, p.function, body, payload, self.wall(), p.qualifier)
+            then_event, then_message = async_followup.route(self.service, target, body, payload, function=p.function,
+                                                            qualifier=p.qualifier, chain=p.chain, wall=self.wall)
         async with self._db:
             await self._run_sync(lambda: self.store.finish_event(event_id, then_event=then_event, then_message=then_message, counter=counter))
         self._forget(event_id)
@@ -424,12 +371,6 @@ class AsyncQueue:
         if then_message is not None:
             self._dead_letters += 1
             self.on_message(then_message.queue)
-
-    def _loops_allowed(self, function: str) -> bool:
-        """PutFunctionRecursionConfig: Allow lets a looping chain of
-        destinations go on calling this function."""
-        latest = self.service.registry.get(function)
-        return latest is not None and latest.recursive_loop == "Allow"
 
     # -- redrive --------------------------------------------------------------
 
