@@ -9,14 +9,18 @@ the same flows run against real sandboxes in tests/test_extensions.py.
 from __future__ import annotations
 
 import json
+import os
+import socket
 import uuid
 
 import pytest
+import trio
 
 from lambdalet.gateway.execution.runtime_api import dispatch, wire
 from lambdalet.gateway.execution.runtime_api import extensions as ex
 from lambdalet.gateway.execution.runtime_api import state as st
 from lambdalet.gateway.execution.runtime_api import telemetry as tm
+from lambdalet.runtime.protocol import ExtensionsStarted, FrameReader, Init, encode
 
 HOST = "Host: 127.0.0.1:9001\r\n"
 
@@ -341,3 +345,61 @@ def test_a_batch_that_could_not_go_is_first_again():
     batch = buf.take(0)
     buf.put_back(batch)
     assert [e["record"] for e in json.loads(buf.take(0))] == ["l0", "l1", "l2"]
+
+
+# -- a worker that lies in its ExtensionsStarted frame -------------------------------------
+
+
+class _Channel:
+    """What extension_host.start() reads of an instance: the gateway's end
+    of a control channel, here a real socketpair whose other end lies."""
+
+    def __init__(self, sock) -> None:
+        self.sock = sock
+        self.reader = FrameReader("from_worker")
+        self.extensions = None
+        self.id = "lying"
+
+
+def _fds() -> set[str]:
+    return set(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.parametrize("lie", ["fewer-fds-than-names", "a-file-for-a-pidfd", "a-socket-that-does-not-listen", "one-name-twice"])
+def test_a_worker_that_lies_about_the_extensions_it_started_is_gone(lie, tmp_path):
+    from lambdalet.gateway.execution.instance import WorkerGone
+    from lambdalet.gateway.execution.runtime_api import extension_host
+
+    async def main():
+        ours, theirs = socket.socketpair()
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        if lie != "a-socket-that-does-not-listen":
+            listener.listen(1)
+        log = os.memfd_create("log")
+        pidfd = os.pidfd_open(os.getpid())
+        extra = os.open(tmp_path / "f", os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC)
+        names = {"fewer-fds-than-names": ["a", "b"], "one-name-twice": ["a", "a"]}.get(lie, ["a"])
+        fds = [listener.fileno(), log, extra if lie == "a-file-for-a-pidfd" else pidfd]
+        if lie == "one-name-twice":
+            fds.append(pidfd)
+        before = _fds()
+        socket.send_fds(theirs, [encode(ExtensionsStarted(9001, names, []))], fds)
+        ours.setblocking(False)
+        init = Init(handler="h", task_root="/var/task", env={}, function_name="f", function_version="$LATEST", memory_mb=128,
+                    log_group="g", log_stream="s")
+        figures = extension_host.Figures(function_name="f", version="$LATEST", runtime_version="", initialization_type="on-demand",
+                                         memory_mb=128, json_logs=False, account_id="0", handler="h")
+        try:
+            async with trio.open_nursery() as nursery:
+                with pytest.raises(WorkerGone):
+                    await extension_host.start(_Channel(ours), init, figures, nursery, 0)
+            assert _fds() - before == set()  # whatever came with the lie was closed
+        finally:
+            for thing in (ours, theirs, listener):
+                thing.close()
+            os.close(extra)
+            os.close(log)
+            os.close(pidfd)
+
+    trio.run(main)

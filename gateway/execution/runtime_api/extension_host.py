@@ -361,12 +361,16 @@ async def start(inst: Instance, init: Init, figures: Figures, nursery: trio.Nurs
         _close_all(fds)
         raise WorkerGone()
     listener = _listener(fds[0], fds[1:])
-    if not stat.S_ISREG(os.fstat(fds[1]).st_mode):
+    # Each fd checked to be what it claims, and the port read off the
+    # socket, before the gateway relies on them.
+    if (not stat.S_ISREG(os.fstat(fds[1]).st_mode) or not all(_is_pidfd(fd) for fd in fds[2:])
+            or len(set(reply.started)) != len(reply.started)):
         listener.close()
         _close_all(fds[1:])
         raise WorkerGone()
     pidfds = dict(zip(reply.started, fds[2:]))
-    host = ExtensionHost(inst, listener, reply.port, fds[1], pidfds, reply.failed, figures)
+    port = listener.getsockname()[1]
+    host = ExtensionHost(inst, listener, port, fds[1], pidfds, reply.failed, figures)
     inst.extensions = host
     host.deliveries.emit([tm.init_start(started_ms, initialization_type=figures.initialization_type,
                                         runtime_version=figures.runtime_version or "unknown", function_name=figures.function_name,
@@ -374,6 +378,13 @@ async def start(inst: Instance, init: Init, figures: Figures, nursery: trio.Nurs
     await nursery.start(host.run)
     await host.wait_registered()
     return host
+
+
+def _is_pidfd(fd: int) -> bool:
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}") == "anon_inode:[pidfd]"
+    except OSError:
+        return False
 
 
 def _listener(fd: int, others: list[int]) -> socket.socket:
