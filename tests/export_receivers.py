@@ -107,6 +107,7 @@ class OtlpReceiver:
         self.metrics: list[ExportMetricsServiceRequest] = []
         self.answers: list[int] = []
         self.content_types: set[str] = set()
+        self.headers: list[dict[str, str]] = []  # of every request, lower-case names
         self.lock = threading.Lock()
         self._server: http.server.ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -125,6 +126,7 @@ class OtlpReceiver:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 with receiver.lock:
                     status = receiver.answers.pop(0) if receiver.answers else 200
+                    receiver.headers.append({k.lower(): v for k, v in self.headers.items()})
                     if status == 200:
                         receiver.content_types.add(self.headers["Content-Type"])
                         if self.path == "/v1/logs":

@@ -189,6 +189,9 @@ def test_a_receiver_that_refuses_for_good_is_counted_not_retried(tmp_path, otlp)
     (["--export-syslog", "127.0.0.1:syslog"], "the port must be a number from 1 to 65535"),
     (["--export-syslog", "tls://127.0.0.1:6514"], "the transport is tcp:// or udp://"),
     (["--export-buffer-calls", "0"], "expected a whole number of at least 1"),
+    (["--export-otlp", "http://127.0.0.1:4318", "--export-otlp-header", "bad name=1"], "expected NAME=VALUE with a header name"),
+    (["--export-otlp", "http://127.0.0.1:4318", "--export-otlp-header", "Content-Length=1"], "is set by the export itself"),
+    (["--export-otlp-header", "x-api-key=1"], "--export-otlp-header goes with --export-otlp"),
 ])
 def test_bad_export_settings_are_refused_at_start_up(tmp_path, args, says):
     proc = subprocess.run(lambdalet_argv("serve", "--port", "0", "--data-dir", str(tmp_path / "data"), *args),
@@ -240,3 +243,46 @@ def test_a_batch_tried_again_sends_only_what_did_not_go_through(tmp_path, otlp):
         text = requests.get(srv.url + "/metrics", timeout=10).text
         assert metric_values(text, "lambdalet_export_failed_tries_total") == {'sink="otlp"': 1.0}
         assert metric_values(text, "lambdalet_export_sent_calls_total") == {'sink="otlp"': 1.0}
+
+
+HOSTILE = ("def handler(event, context):\n"
+           "    print('x' * 20000)\n"  # past rsyslog's 8 KB: cut, not spilled into a next message
+           "    print('99 <14>1 2020-01-01T00:00:00.000Z forged forged - log - pretend frame')\n"
+           "    print('bell\\x07 nul\\x00 esc\\x1b[31m end')\n"
+           "    return 1\n")
+
+
+def test_what_a_function_prints_cannot_forge_or_break_syslog_messages(tmp_path, rsyslog):
+    with ServerProcess(tmp_path / "data", "--export-syslog", f"127.0.0.1:{rsyslog.tcp_port}") as srv:
+        lam = srv.client()
+        name = deploy(lam, "hostile", HOSTILE)
+        calls = [invoke(lam, name, n) for n in range(2)]
+        wait_for(lambda: sum(1 for m in rsyslog.messages() if m["msgid"] == "report") == 2, timeout=20)
+        messages = rsyslog.messages()
+        assert {m["app-name"] for m in messages} == {name}  # nothing "forged" got its own message
+        for rid, _ in calls:
+            mine = [m for m in messages if f'requestId="{rid}"' in m["structured-data"]]
+            texts = [m["msg"] for m in mine if m["msgid"] == "log"]
+            long = [t for t in texts if t.startswith("xxx")]
+            assert len(long) == 1 and 7000 < len(long[0]) < 8192  # cut to the message limit
+            assert "99 <14>1 2020-01-01T00:00:00.000Z forged forged - log - pretend frame" in texts
+            assert len([m for m in mine if m["msgid"] == "report"]) == 1
+
+
+def test_otlp_headers_from_the_flag_or_the_sdk_variable_and_never_on_a_command_line(tmp_path, otlp):
+    with ServerProcess(tmp_path / "flag", "--export-otlp", otlp.url, "--export-otlp-header", "x-api-key=s3cret",
+                       env={"OTEL_EXPORTER_OTLP_HEADERS": "x-api-key=ignored"}) as srv:
+        lam = srv.client()
+        invoke(lam, deploy(lam, "headers"), 1)
+        wait_for(lambda: otlp.metric_points("faas.invocations"), timeout=20)
+        for pid, _ in srv.descendants():
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                assert b"s3cret" not in f.read()
+    assert {h.get("x-api-key") for h in otlp.headers} == {"s3cret"}
+    otlp.headers.clear()
+    with ServerProcess(tmp_path / "env", "--export-otlp", otlp.url,
+                       env={"OTEL_EXPORTER_OTLP_HEADERS": "x-api-key=from%20env,x-tenant=t1"}) as srv:
+        lam = srv.client()
+        invoke(lam, deploy(lam, "headers"), 1)
+        wait_for(lambda: otlp.headers, timeout=20)
+    assert {(h.get("x-api-key"), h.get("x-tenant")) for h in otlp.headers} == {("from env", "t1")}

@@ -83,5 +83,6 @@ class ServerConfig(msgspec.Struct, kw_only=True):
     # (metering/export): an OTLP/HTTP base URL, a syslog [tcp://|udp://]HOST:PORT,
     # and how many calls each destination may hold while its receiver lags.
     export_otlp: str | None = None
+    export_otlp_headers: list[str] = []  # NAME=VALUE; none: OTEL_EXPORTER_OTLP_HEADERS
     export_syslog: str | None = None
     export_buffer_calls: int = 10_000

@@ -419,7 +419,8 @@ class Lambdalet:
 
 def _export_targets(config: ServerConfig):
     try:
-        return export.targets(config.export_otlp, config.export_syslog)
+        return export.targets(config.export_otlp, config.export_syslog, config.export_otlp_headers,
+                              os.environ.get("OTEL_EXPORTER_OTLP_HEADERS"))
     except export.ExportConfigError as exc:
         raise ConfigError(str(exc)) from None
 

@@ -47,6 +47,8 @@ def add_parser(sub, parents: list[argparse.ArgumentParser]) -> None:
                         "(--tls-port); on serves it over plain HTTP too; off turns it off")
     p.add_argument("--export-otlp", metavar="URL", help="ship every call's log lines and REPORT metrics over OTLP/HTTP "
                    "(protobuf) to URL/v1/logs and URL/v1/metrics, e.g. http://127.0.0.1:4318 (an OpenTelemetry Collector)")
+    p.add_argument("--export-otlp-header", action="append", metavar="NAME=VALUE", help="a header sent with every OTLP "
+                   "request, e.g. a backend's API key; repeatable (default: $OTEL_EXPORTER_OTLP_HEADERS, k1=v1,k2=v2)")
     p.add_argument("--export-syslog", metavar="[tcp://|udp://]HOST:PORT", help="ship every call's log lines and REPORT "
                    "figures as RFC 5424 syslog, over TCP with octet counting (the default) or UDP, e.g. 127.0.0.1:514 (rsyslog)")
     p.add_argument("--export-buffer-calls", type=positive_int, default=10_000, metavar="N",
@@ -96,6 +98,7 @@ def cmd_serve(args) -> int:
         s3_hosts=args.s3_host or [],
         console=args.console,
         export_otlp=args.export_otlp,
+        export_otlp_headers=args.export_otlp_header or [],
         export_syslog=args.export_syslog,
         export_buffer_calls=args.export_buffer_calls,
     )

@@ -9,7 +9,7 @@ import trio
 
 from .channel import Channel, ChannelStatistics
 from .process_sink import ProcessSink
-from .targets import OtlpTarget, SyslogTarget, parse_otlp, parse_syslog
+from .targets import ExportConfigError, OtlpTarget, SyslogTarget, parse_otlp, parse_syslog
 from .worker import SinkSpec
 
 
@@ -45,9 +45,12 @@ class Exporter:
             task_status.started()
 
 
-def targets(otlp: str | None, syslog: str | None) -> tuple[OtlpTarget | None, SyslogTarget | None]:
+def targets(otlp: str | None, syslog: str | None, otlp_headers: list[str] | None = None,
+            env_headers: str | None = None) -> tuple[OtlpTarget | None, SyslogTarget | None]:
     """The --export-* values checked (ExportConfigError says what is wrong)."""
-    return (parse_otlp(otlp) if otlp else None), (parse_syslog(syslog) if syslog else None)
+    if otlp_headers and not otlp:
+        raise ExportConfigError("--export-otlp-header goes with --export-otlp")
+    return (parse_otlp(otlp, otlp_headers, env_headers) if otlp else None), (parse_syslog(syslog) if syslog else None)
 
 
 def build(otlp: OtlpTarget | None, syslog: SyslogTarget | None, *, region: str, account: str, version: str = "",

@@ -24,7 +24,7 @@ class ProcessSink:
         self.name = spec.name
         self._encode = msgspec.msgpack.Encoder().encode
         self._decode = msgspec.msgpack.Decoder(Answer).decode
-        self._argv = [sys.executable, "-m", WORKER_MODULE, msgspec.json.encode(spec).decode()]
+        self._argv = [sys.executable, "-m", WORKER_MODULE]
         self._seq = 0
         self._proc: trio.Process | None = None
         self._pending = bytearray()
@@ -43,6 +43,8 @@ class ProcessSink:
             if self._proc is None:
                 self._pending = bytearray()
                 self._proc = await trio.lowlevel.open_process(self._argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+                assert self._proc.stdin is not None
+                await self._proc.stdin.send_all(frame(self._encode(self.spec)))
             assert self._proc.stdin is not None and self._proc.stdout is not None
             await self._proc.stdin.send_all(data)
             body = await read_frame(self._proc.stdout, self._pending)

@@ -57,7 +57,7 @@ class OtlpSink:
     def __init__(self, target: OtlpTarget, encoder: Encoder, *, headers: list[tuple[str, str]] = (), timeout_s: float = 10.0) -> None:
         self.target = target
         self.encoder = encoder
-        self.headers = list(headers)
+        self.headers = list(headers) or list(target.headers)
         self.client = HttpClient(target.scheme, target.host, target.port, timeout_s=timeout_s)
         self._window_start_ns = time.time_ns()
 

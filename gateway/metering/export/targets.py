@@ -28,6 +28,8 @@ class OtlpTarget(msgspec.Struct, frozen=True):
     host: str
     port: int
     base_path: str  # "" or "/prefix", never ending in "/"
+    # Sent with every request: a hosted backend's API key, a tenant.
+    headers: tuple[tuple[str, str], ...] = ()
 
     @property
     def logs_path(self) -> str:
@@ -52,7 +54,10 @@ class SyslogTarget(msgspec.Struct, frozen=True):
         return f"{self.transport}://{host}:{self.port}"
 
 
-def parse_otlp(value: str) -> OtlpTarget:
+def parse_otlp(value: str, headers: list[str] | None = None, env_headers: str | None = None) -> OtlpTarget:
+    """headers: `--export-otlp-header NAME=VALUE`s; without any, the
+    OTEL_EXPORTER_OTLP_HEADERS value (`k1=v1,k2=v2`, values percent-encoded),
+    as the OpenTelemetry SDKs read it."""
     option = "--export-otlp"
     parts = urllib.parse.urlsplit(value.strip())
     if parts.scheme not in OTLP_SCHEMES:
@@ -62,7 +67,31 @@ def parse_otlp(value: str) -> OtlpTarget:
         raise ExportConfigError(f"{option} {value!r}: a query, a fragment or credentials in the URL are not supported")
     host = _host(option, value, parts.hostname)
     port = _port(option, value, _url_port(option, value, parts), default=OTLP_SCHEMES[parts.scheme])
-    return OtlpTarget(parts.scheme, host, port, parts.path.rstrip("/"))
+    if headers:
+        pairs = tuple(_header("--export-otlp-header", item) for item in headers)
+    elif env_headers:
+        pairs = tuple(_header("OTEL_EXPORTER_OTLP_HEADERS", urllib.parse.unquote(item.strip()))
+                      for item in env_headers.split(",") if item.strip())
+    else:
+        pairs = ()
+    return OtlpTarget(parts.scheme, host, port, parts.path.rstrip("/"), pairs)
+
+
+# RFC 9110's token: what a header's name may be made of.
+_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+_RESERVED = {"host", "content-length", "content-type", "transfer-encoding", "connection"}
+
+
+def _header(option: str, item: str) -> tuple[str, str]:
+    name, sep, value = item.partition("=")
+    name, value = name.strip(), value.strip()
+    if not sep or not _TOKEN.match(name):
+        raise ExportConfigError(f"{option}: expected NAME=VALUE with a header name, got {item.split('=')[0]!r}")
+    if name.lower() in _RESERVED:
+        raise ExportConfigError(f"{option}: {name} is set by the export itself")
+    if any(c in value for c in "\r\n\0"):
+        raise ExportConfigError(f"{option}: the value of {name} holds a line break or a NUL")
+    return name, value
 
 
 def parse_syslog(value: str) -> SyslogTarget:

@@ -12,10 +12,12 @@ backoff and the counts (channel.py); a frame sent again after `retry`
 (same seq) resumes where the last try stopped, so a payload that went
 through is not sent twice.
 
-Frames, both ways: a 4-byte big-endian length, then msgpack. The process
-ends when its stdin does (the server stopped, or died).
+Frames, both ways: a 4-byte big-endian length, then msgpack. The first
+frame is the SinkSpec (on stdin, not on the command line, which any user
+of the host may read: it may hold an API key). The process ends when its
+stdin does (the server stopped, or died).
 
-    python -m lambdalet.gateway.metering.export.worker '<SinkSpec as JSON>'
+    python -m lambdalet.gateway.metering.export.worker
 """
 from __future__ import annotations
 
@@ -97,11 +99,14 @@ def make_sink(spec: SinkSpec):
     return SyslogSink(spec.syslog, spec.hostname)
 
 
-async def serve(spec: SinkSpec, stdin: trio.abc.ReceiveStream, stdout: trio.abc.SendStream) -> None:
-    sink = make_sink(spec)
+async def serve(stdin: trio.abc.ReceiveStream, stdout: trio.abc.SendStream) -> None:
+    pending = bytearray()
+    first = await read_frame(stdin, pending)
+    if first is None:
+        return
+    sink = make_sink(msgspec.msgpack.decode(first, type=SinkSpec))
     decode = msgspec.msgpack.Decoder(Batch).decode
     encode = msgspec.msgpack.Encoder().encode
-    pending = bytearray()
     seq, payloads = None, []
     try:
         while (body := await read_frame(stdin, pending)) is not None:
@@ -124,8 +129,7 @@ async def serve(spec: SinkSpec, stdin: trio.abc.ReceiveStream, stdout: trio.abc.
         await sink.aclose()
 
 
-def main(argv: list[str]) -> int:
-    spec = msgspec.json.decode(argv[0].encode(), type=SinkSpec)
+def main() -> int:
     # A Ctrl-C in the server's terminal reaches this process too: the server
     # stops it, by closing its stdin, once the last batch went out.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -134,7 +138,7 @@ def main(argv: list[str]) -> int:
         stdin = trio.lowlevel.FdStream(os.dup(sys.stdin.fileno()))
         stdout = trio.lowlevel.FdStream(os.dup(sys.stdout.fileno()))
         async with stdin, stdout:
-            await serve(spec, stdin, stdout)
+            await serve(stdin, stdout)
 
     try:
         trio.run(run)
@@ -144,4 +148,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main())
