@@ -9,6 +9,7 @@ import trio
 
 from lambdalet.gateway.http import listener, rawio
 from lambdalet.gateway.http.limits import BudgetStatistics, ByteBudget, ConnectionSlots, HttpLimits
+from lambdalet.gateway.http.watchdog import Watchdog
 
 
 class EchoRouter:
@@ -62,7 +63,7 @@ def _pair() -> tuple[socket.socket, socket.socket]:
 @pytest.mark.trio
 async def test_keep_alive_then_idle_timeout(autojump_clock):
     server_end, client = _pair()
-    watchdog = listener.Watchdog()
+    watchdog = Watchdog()
     async with trio.open_nursery() as nursery:
         await nursery.start(watchdog.run)
         nursery.start_soon(listener.serve_connection, server_end, EchoRouter(), watchdog)
@@ -82,7 +83,7 @@ async def test_keep_alive_then_idle_timeout(autojump_clock):
 @pytest.mark.trio
 async def test_a_trickled_head_is_cut_off_at_the_head_timeout(autojump_clock):
     server_end, client = _pair()
-    watchdog = listener.Watchdog()
+    watchdog = Watchdog()
     async with trio.open_nursery() as nursery:
         await nursery.start(watchdog.run)
         nursery.start_soon(listener.serve_connection, server_end, EchoRouter(), watchdog)
@@ -125,7 +126,7 @@ async def test_a_trickled_body_meets_its_total_deadline(autojump_clock):
     router = EchoRouter(limit=10_000)
     budget = ByteBudget(1 << 20)
     server_end, client = _pair()
-    watchdog = listener.Watchdog()
+    watchdog = Watchdog()
     async with trio.open_nursery() as nursery:
         await nursery.start(watchdog.run)
         nursery.start_soon(listener.serve_connection, server_end, router, watchdog, limits, budget)
@@ -160,7 +161,7 @@ async def test_a_trickled_body_meets_its_total_deadline(autojump_clock):
 async def test_a_stalled_body_meets_its_progress_timeout(autojump_clock):
     limits = HttpLimits(head_timeout_s=10.0, body_timeout_s=1000.0)
     server_end, client = _pair()
-    watchdog = listener.Watchdog()
+    watchdog = Watchdog()
     async with trio.open_nursery() as nursery:
         await nursery.start(watchdog.run)
         nursery.start_soon(listener.serve_connection, server_end, EchoRouter(), watchdog, limits)
@@ -199,7 +200,7 @@ async def test_a_head_that_cannot_be_authentic_is_refused_before_its_body(autoju
 async def test_bodies_past_the_budget_get_429_unread(autojump_clock):
     router = EchoRouter(limit=10_000)
     budget = ByteBudget(2000)
-    watchdog = listener.Watchdog()
+    watchdog = Watchdog()
     a_end, a = _pair()
     b_end, b = _pair()
     c_end, c = _pair()

@@ -1,7 +1,9 @@
 """The socket loop: one trio task per connection, HTTP/1.1 keep-alive.
 
-This is the only module that reads or writes the client's socket. Parsing
-lives in http1, answers in the handler (handler.py), and the limits in limits.py.
+This module and slow_client.py (the waits on a slow or refused client)
+are the only ones that read or write the client's socket. Parsing lives in
+http1, answers in the handler (handler.py), the limits in limits.py, and
+the connections' deadlines in watchdog.py.
 
 What a slow or greedy client meets, and what it is told:
 - an idle keep-alive connection (no byte of a next request) is closed
@@ -39,6 +41,8 @@ from . import http1, rawio
 from .body import StreamAborted
 from .handler import Handler, Reply
 from .limits import ByteBudget, ConnectionSlots, HttpLimits
+from .slow_client import RECV, receive_body, refuse, send_rest
+from .watchdog import Watchdog, Watched
 
 log = logging.getLogger("lambdalet.listener")
 
@@ -46,73 +50,19 @@ DEFAULT_LIMITS = HttpLimits()
 # Kept for readers of the old names (tests, bench); the limits hold the values.
 HEAD_TIMEOUT_S = DEFAULT_LIMITS.head_timeout_s
 IDLE_TIMEOUT_S = DEFAULT_LIMITS.idle_timeout_s
-RECV = 65536
 
 
 _HEAD_TIMED_OUT: Reply = (408, [("Content-Type", "text/plain")], b"Request head not received in time")
 _NO_ROOM: Reply = (503, [("Content-Type", "text/plain"), ("Retry-After", "1")], b"Too many requests are arriving at once; retry shortly")
-# Where a refused request's remaining bytes go: one buffer for every
-# connection, since a recv_into() completes without yielding.
-_DISCARD = bytearray(65536)
 
 _send_all = rawio.send_all
-
-
-class _Watched:
-    """A connection as the watchdog sees it: its cancel scope, the time it
-    must next make progress by, what to tell the client if it does not,
-    and whether it sits idle between requests."""
-
-    __slots__ = ("scope", "deadline", "timeout_reply", "idle", "sock")
-
-    def __init__(self, sock: socket.socket) -> None:
-        self.scope = trio.CancelScope()
-        self.deadline = math.inf
-        self.timeout_reply: Reply | None = None
-        self.idle = False
-        self.sock = sock
-
-
-class Watchdog:
-    """Closes connections that stay silent past their deadline.
-
-    One task checks every connection once a second, instead of each request
-    opening its own timeout scope: on the invoke path a cancel scope per
-    request costs more than the rest of the request's framing.
-    """
-
-    def __init__(self) -> None:
-        self.watched: set[_Watched] = set()
-
-    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
-        task_status.started()
-        while True:
-            await trio.sleep(1.0)
-            now = trio.current_time()
-            for w in list(self.watched):
-                if w.deadline < now:
-                    w.scope.cancel()
-
-    def reclaim_idle(self) -> bool:
-        """Closes an idle keep-alive connection to make room for a new one:
-        the one whose idle timeout would close it first (a new connection
-        that has sent nothing comes before one that has been served).
-        False when every connection is in the middle of a request."""
-        for w in sorted((w for w in self.watched if w.idle), key=lambda w: w.deadline):
-            # A request may have arrived that its task has not read yet.
-            if rawio.has_pending(w.sock):
-                continue
-            w.idle = False
-            w.scope.cancel()
-            return True
-        return False
 
 
 async def serve_connection(sock: socket.socket, router: Handler, watchdog: Watchdog | None = None,
                            limits: HttpLimits = DEFAULT_LIMITS, budget: ByteBudget | None = None) -> None:
     if budget is None:
         budget = ByteBudget(limits.unauthenticated_buffer_bytes)
-    watched = _Watched(sock)
+    watched = Watched(sock)
     try:
         with watched.scope:
             if watchdog is not None:
@@ -140,7 +90,7 @@ def _peer(sock: socket.socket) -> str:
         return "?"
 
 
-async def _serve(sock: socket.socket, router: Handler, watched: _Watched, limits: HttpLimits, budget: ByteBudget) -> None:
+async def _serve(sock: socket.socket, router: Handler, watched: Watched, limits: HttpLimits, budget: ByteBudget) -> None:
     try:
         peer = sock.getpeername()
     except OSError:
@@ -185,7 +135,7 @@ async def _serve(sock: socket.socket, router: Handler, watched: _Watched, limits
                             want = parser.buffered
                             if want > held:
                                 if not budget.try_take(want - held):
-                                    await _refuse(sock, _NO_ROOM, watched, limits)
+                                    await refuse(sock, _NO_ROOM, watched, limits)
                                     return
                                 held = want
                     if held:
@@ -195,15 +145,15 @@ async def _serve(sock: socket.socket, router: Handler, watched: _Watched, limits
                 try:
                     parser.set_body_limit(router.body_limit(head))
                 except http1.BodyTooLarge:
-                    await _refuse(sock, router.too_large(head), watched, limits)
+                    await refuse(sock, router.too_large(head), watched, limits)
                     return
                 body = parser.read_body()
                 if body is None:
-                    body = await _receive_body(sock, parser, head, router, watched, limits, budget)
+                    body = await receive_body(sock, parser, head, router, watched, limits, budget)
                     if body is None:
                         return
             except http1.BodyTooLarge:
-                await _refuse(sock, router.too_large(head), watched, limits)
+                await refuse(sock, router.too_large(head), watched, limits)
                 return
             except http1.ProtocolError as exc:
                 payload = exc.message.encode()
@@ -245,7 +195,7 @@ async def _serve(sock: socket.socket, router: Handler, watched: _Watched, limits
                 watched.deadline = trio.current_time() + limits.send_timeout_s
                 try:
                     sent = rawio.send_now(sock, response)
-                    if sent < len(response) and not await _send_rest(sock, response, sent, budget):
+                    if sent < len(response) and not await send_rest(sock, response, sent, budget):
                         return
                     response = None  # type: ignore[assignment]
                     if stream is not None and head.method != "HEAD":
@@ -260,7 +210,7 @@ async def _serve(sock: socket.socket, router: Handler, watched: _Watched, limits
                                 chunk = b"%x\r\n%b\r\n" % (len(chunk), chunk)
                             watched.deadline = trio.current_time() + limits.send_timeout_s
                             sent = rawio.send_now(sock, chunk)
-                            if sent < len(chunk) and not await _send_rest(sock, chunk, sent, budget):
+                            if sent < len(chunk) and not await send_rest(sock, chunk, sent, budget):
                                 return
                             if chunked:
                                 watched.deadline = math.inf
@@ -289,96 +239,6 @@ async def _serve(sock: socket.socket, router: Handler, watched: _Watched, limits
     finally:
         if held:
             budget.give_back(held)
-
-
-async def _receive_body(sock: socket.socket, parser: http1.RequestParser, head: http1.Head, router: Handler,
-                        watched: _Watched, limits: HttpLimits, budget: ByteBudget) -> bytes | None:
-    """The rest of a body that did not come with its head. None when the
-    request was refused or the client went away (the connection is done)."""
-    refusal = router.precheck(head)
-    if refusal is not None:
-        await _refuse(sock, refusal, watched, limits)
-        return None
-    # A declared length counts whole before a byte of it is read, so that a
-    # request past the budget is refused unread; a chunked body counts as
-    # it grows.
-    held = parser.buffered if head.chunked else head.content_length
-    if not budget.try_take(held):
-        await _refuse(sock, router.busy(head), watched, limits)
-        return None
-    try:
-        if head.expect_continue:
-            watched.deadline = trio.current_time() + limits.send_timeout_s
-            await _send_all(sock, http1.CONTINUE)
-        watched.timeout_reply = router.timed_out(head)
-        # A total deadline, and within it a progress timeout: a large upload
-        # on a slow link is fine as long as bytes keep coming, but not forever.
-        body_deadline = trio.current_time() + limits.body_timeout_s
-        body = None
-        while body is None:
-            watched.deadline = min(body_deadline, trio.current_time() + limits.head_timeout_s)
-            data = await rawio.recv(sock, RECV)
-            if not data:
-                return None
-            parser.feed(data)
-            if head.chunked:
-                grown = parser.buffered
-                if grown > held:
-                    if not budget.try_take(grown - held):
-                        await _refuse(sock, router.busy(head), watched, limits)
-                        return None
-                    held = grown
-            body = parser.read_body()
-        watched.timeout_reply = None
-        return body
-    finally:
-        # From here the handler authenticates the request (or, for a URL with
-        # AuthType NONE, runs it under the concurrency limit).
-        budget.give_back(held)
-
-
-async def _send_rest(sock: socket.socket, response: bytes, sent: int, budget: ByteBudget) -> bool:
-    """The rest of a response the client is not taking as fast as it comes.
-    While it waits, the whole response counts against the budget: a client
-    that reads slowly pins memory as surely as one that writes slowly, and
-    many of them (a function URL with AuthType NONE answers anyone) must
-    not pin more than the budget. False, to close the connection, when the
-    budget has no room for it."""
-    held = len(response)
-    if not budget.try_take(held):
-        return False
-    try:
-        view = memoryview(response)[sent:]
-        while view:
-            await trio.lowlevel.wait_writable(sock)
-            view = view[rawio.send_now(sock, view):]
-    finally:
-        budget.give_back(held)
-    return True
-
-
-async def _refuse(sock: socket.socket, reply: Reply, watched: _Watched, limits: HttpLimits) -> None:
-    """Answers a request whose body will not be read, then reads and drops
-    whatever the client still sends for up to ``linger_s``.
-
-    Closing a socket that has unread bytes sends a reset, which can destroy
-    the answer before the client reads it; a client still uploading would
-    see "connection reset" instead of the 403 or 413 it was sent.
-    """
-    status, headers, payload = reply
-    watched.timeout_reply = None
-    watched.deadline = trio.current_time() + limits.send_timeout_s
-    await _send_all(sock, http1.render_response(status, headers, payload, keep_alive=False))
-    try:
-        sock.shutdown(socket.SHUT_WR)
-    except OSError:
-        return
-    # Its own timer, not the watchdog's: the linger must end even for a
-    # connection served without one.
-    watched.deadline = math.inf
-    with trio.move_on_after(limits.linger_s):
-        while await rawio.recv_into(sock, _DISCARD):
-            pass
 
 
 async def _serve_counted(sock: socket.socket, router: Handler, watchdog: Watchdog, limits: HttpLimits,
