@@ -403,3 +403,20 @@ def test_a_worker_that_lies_about_the_extensions_it_started_is_gone(lie, tmp_pat
             os.close(pidfd)
 
     trio.run(main)
+
+
+def test_an_extension_that_subscribes_again_changes_its_subscription_and_keeps_what_waits():
+    from lambdalet.gateway.execution.runtime_api import telemetry_delivery
+
+    async def main():
+        deliveries = telemetry_delivery.Deliveries(connect=None)
+        deliveries.init_over()
+        deliveries.subscribe("ext-a", _sub(port=1, types=frozenset({"function"})))
+        deliveries.emit(tm.log_lines("function", b"one\n", [], 0, json_format=False))
+        deliveries.subscribe("ext-a", _sub(port=2, types=frozenset({"function"})))
+        deliveries.emit(tm.log_lines("function", b"two\n", [], 0, json_format=False))
+        (subscriber,) = deliveries.subscribers
+        assert subscriber.buffer.sub.port == 2
+        assert [e["record"] for e in json.loads(subscriber.buffer.take(0))] == ["one", "two"]
+
+    trio.run(main)

@@ -834,7 +834,7 @@ class Pool:
         if inst.revision in self._stale and inst.revision not in self._starting and not any(b.revision == inst.revision for b in self._busy):
             self._stale.discard(inst.revision)  # its last instance: nothing left to mark
         if inst.extensions is not None:
-            await inst.extensions.shutdown("spindown")
+            await inst.extensions.shutdown()
         # Wake (with an error) anything still waiting on the channel before
         # another thread closes it.
         inst.closing()

@@ -60,7 +60,7 @@ def extension(before_register: str = "", after_register: str = "", on_invoke: st
 def make_spec(tmp_path, code_dir):
     made = iter(range(1000))
 
-    def _spec(extensions: dict[str, str], timeout: int = 30) -> FunctionSpec:
+    def _spec(extensions: dict[str, str], timeout: int = 30, app: str = APP) -> FunctionSpec:
         n = next(made)
         layer = tmp_path / f"layer-{n}"
         (layer / "extensions").mkdir(parents=True)
@@ -72,7 +72,7 @@ def make_spec(tmp_path, code_dir):
             os.chmod(path, 0o755)
         code = tmp_path / f"code-{n}"
         code.mkdir()
-        (code / "app.py").write_text(APP)
+        (code / "app.py").write_text(app)
         os.chmod(code, 0o755)
         rec = FunctionRecord(
             name=f"fn-{n}", runtime=f"python{sys.version_info[0]}.{sys.version_info[1]}", role="r", handler="app.handler",

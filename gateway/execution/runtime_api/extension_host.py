@@ -283,7 +283,7 @@ class ExtensionHost:
             poll.register(pidfd, select.POLLIN)
         return len(poll.poll(0)) < len(self._pidfds)
 
-    async def shutdown(self, reason: str) -> None:
+    async def shutdown(self, reason: str = "spindown") -> None:
         """SHUTDOWN to the extensions registered for it, with
         SHUTDOWN_LIMIT_S to finish (ask for their next event, or exit);
         the pool kills the sandbox after."""

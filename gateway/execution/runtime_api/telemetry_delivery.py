@@ -84,6 +84,14 @@ class Deliveries:
             await trio.sleep_forever()
 
     def subscribe(self, name: str, sub: tm.Subscription) -> None:
+        """An extension's subscription; one that subscribes again changes
+        its own (what waits for it stays, in order)."""
+        for subscriber in self.subscribers:
+            if subscriber.name == name:
+                subscriber.buffer.sub = sub
+                subscriber.close()  # the listener may have moved
+                subscriber.changed.set()
+                return
         subscriber = Subscriber(name, sub)
         now = now_ms()
         for event in self._backlog or ():
