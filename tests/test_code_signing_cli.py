@@ -3,8 +3,9 @@ signing profile per signer (`signing-profile create`), a code signing
 config that trusts some of them (`signing-config create --enforce`), a
 signed package (`sign DIR`), a function deployed under the config
 (`deploy --code-signing-config`). Then each way a package can fail the
-config, one row each, as the CLI reports it (AWS's error code and
-message) while the function keeps running the code it had.
+config (AWS's integrity, expiry, mismatch and revocation checks), one test
+or row each, as the CLI reports it (AWS's error code and message) while
+the function keeps running the code it had.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import json
 import os
 import pathlib
 import subprocess
+import time
 import zipfile
 
 import pytest
@@ -55,7 +57,8 @@ def flow(cli, lam, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("signing")
     for name, algorithm in (("alice", "ed25519"), ("erin", "ecdsa-p384"), ("mallory", "ed25519"), ("rita", "ed25519")):
         cli.ok("signing-profile", "create", name, "--algorithm", algorithm)
-    config = cli.ok("signing-config", "create", "--allow", "alice", "--allow", "erin", "--allow", "rita", "--enforce",
+    cli.ok("signing-profile", "create", "brief", "--validity-days", "1")
+    config = cli.ok("signing-config", "create", "--allow", "alice", "--allow", "erin", "--allow", "rita", "--allow", "brief", "--enforce",
                     "--description", "trusted").strip()
     assert config.startswith(f"arn:aws:lambda:us-east-1:{ACCOUNT}:code-signing-config:csc-")
     cli.ok("signing-profile", "revoke", "rita")
@@ -126,6 +129,24 @@ def test_each_refusal_as_the_cli_reports_it(cli, lam, flow, package, refusal):
     code, message = refusal(flow["name"])
     assert (done.returncode, done.stderr) == (1, f"lambdalet: {code}: {message}\n")
     assert json.loads(lam.invoke(FunctionName=flow["name"])["Payload"].read()) == "alice"  # nothing was deployed
+
+
+def test_an_expired_signature_is_refused(cli, lam, flow):
+    """AWS's expiry check: a signature older than its profile's signature
+    validity period fails as a mismatch does. brief's signatures last a
+    day: a fresh one deploys, one made two days ago does not."""
+    assert cli.ok("deploy", by("brief")(cli, flow["tmp"]), "--name", flow["name"]).startswith("updated ")
+    assert json.loads(lam.invoke(FunctionName=flow["name"])["Payload"].read()) == "brief"
+    keys = pathlib.Path(cli.home) / "lambdalet" / "signing-profiles"
+    key = signatures.load_private((keys / "brief.pem").read_bytes())
+    arn = json.loads((keys / "brief.json").read_text())["ProfileVersionArn"]
+    old = flow["tmp"] / "expired.zip"
+    old.write_bytes(signatures.sign(make_zip({"app.py": "def handler(e, c):\n    return 'expired'\n"}), key, arn, now=time.time() - 2 * 86400))
+    done = cli("deploy", str(old), "--name", flow["name"])
+    code, message = cannot(flow["name"])
+    assert (done.returncode, done.stderr) == (1, f"lambdalet: {code}: {message}\n")
+    assert json.loads(lam.invoke(FunctionName=flow["name"])["Payload"].read()) == "brief"
+    cli.ok("deploy", by("alice")(cli, flow["tmp"]), "--name", flow["name"])  # back to alice for the other rows
 
 
 def test_a_config_that_does_not_exist_is_refused(cli, flow):

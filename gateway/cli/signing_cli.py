@@ -45,7 +45,8 @@ def cmd_create(args) -> int:
     if key_path.exists():
         raise UserError(f"{key_path} already exists: remove it, or name another file with --key-file")
     key = signatures.generate(_ALGORITHMS[args.algorithm])
-    profile = _request(args, "PUT", f"/_lambdalet/signing-profiles/{args.name}", {"PublicKey": signatures.public_pem(key)})
+    profile = _request(args, "PUT", f"/_lambdalet/signing-profiles/{args.name}",
+                       {"PublicKey": signatures.public_pem(key), "SignatureValidityDays": args.validity_days})
     key_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as f:
@@ -152,6 +153,8 @@ def add_parsers(sub, parents: list | None = None) -> None:
     q.add_argument("name", help="profile name ([a-zA-Z0-9_]{2,64}, as AWS Signer's)")
     q.add_argument("--algorithm", choices=sorted(_ALGORITHMS), default="ed25519", help="the key's algorithm (default: ed25519)")
     q.add_argument("--key-file", help="where the private key goes (default: ~/.config/lambdalet/signing-profiles/NAME.pem, 0600)")
+    q.add_argument("--validity-days", type=int, default=4110, metavar="DAYS",
+                   help="how long its signatures stay valid (default and most: 4110 days, AWS Signer's 135 months); an older one fails the expiry check")
     q.set_defaults(func=cmd_create)
     q = profiles.add_parser("ls", help="the profiles the server trusts", parents=parents or [])
     q.add_argument("--json", action="store_true", help="print JSON")

@@ -6,6 +6,8 @@ What Lambda checks on a deployment (AWS's documentation), and what follows:
 - integrity: the package is what its signer signed. A failure is
   InvalidCodeSignatureException, whatever the policy (AWS blocks it even
   under Warn);
+- expiry: the signature is younger than its profile's signature validity
+  period (AWS Signer's default, 135 months, unless the profile says less);
 - mismatch and revocation: the signer is one of the config's allowed
   profiles and has not been revoked; an unsigned package fails here too.
   Under Enforce that is CodeVerificationFailedException; under Warn the
@@ -20,6 +22,7 @@ import datetime
 import re
 import secrets
 import string
+import time
 from collections.abc import Callable
 
 import msgspec
@@ -35,6 +38,8 @@ _CONFIG = "code-signing-config:"
 _PROFILE = "signing-profile:"
 _ID_ALPHABET = string.ascii_lowercase + string.digits
 _PROFILE_NAME = re.compile(r"^[a-zA-Z0-9_]{2,64}$")  # as AWS Signer's
+# AWS Signer's default signature validity period, 135 months, in days.
+VALIDITY_DAYS = 4110
 
 
 def _now() -> str:
@@ -70,10 +75,13 @@ class CodeSigning:
             algorithm = signatures.algorithm_of(pem)
         except ValueError as exc:
             raise invalid(str(exc)) from None
+        days = body.get("SignatureValidityDays", VALIDITY_DAYS)
+        if type(days) is not int or not 1 <= days <= VALIDITY_DAYS:
+            raise invalid(f"SignatureValidityDays must be a whole number of days from 1 to {VALIDITY_DAYS} (135 months, AWS Signer's most)")
         version_arn = f"{self.profile_arn(name)}/{signatures.profile_version(pem)}"
         profile = self.profiles.get(version_arn) or {
             "ProfileName": name, "ProfileVersion": signatures.profile_version(pem), "ProfileVersionArn": version_arn,
-            "Algorithm": algorithm, "PublicKey": pem, "Status": "Active", "Created": _now()}
+            "Algorithm": algorithm, "PublicKey": pem, "Status": "Active", "Created": _now(), "SignatureValidityDays": days}
         await self._put(_PROFILE + version_arn, profile)
         self.profiles[version_arn] = profile
         return _public(profile)
@@ -175,7 +183,7 @@ class CodeSigning:
 
     # -- the check of an upload -----------------------------------------------
 
-    def check(self, function: str, config_arn: str, package: bytes, *, layer: str | None = None) -> str | None:
+    def check(self, function: str, config_arn: str, package: bytes, *, layer: str | None = None, now: float | None = None) -> str | None:
         """Passes or refuses a package deployed to a function whose code
         signing config is config_arn (or, with layer, the ARN of a layer
         version the function is given: AWS checks layers as it checks the
@@ -197,6 +205,8 @@ class CodeSigning:
             why = "the package is not signed"
         elif profile is None:
             why = f"it is signed by {signature.profile}, a signing profile this server does not know"
+        elif _expired(signature, profile, now):
+            why = f"its signature by {signature.profile} expired (signed {_date(signature.signed_at)}, valid {_validity(profile)} days)"
         elif not _allowed(signature.profile, config["AllowedPublishers"]["SigningProfileVersionArns"]):
             why = f"its signing profile {signature.profile} is not one of the config's allowed publishers"
         elif profile["Status"] != "Active":
@@ -225,6 +235,18 @@ class CodeSigning:
 def _allowed(version_arn: str, allowed: list[str]) -> bool:
     # A profile's ARN (without a version) allows each of its versions.
     return version_arn in allowed or version_arn.rsplit("/", 1)[0] in allowed
+
+
+def _validity(profile: dict) -> int:
+    return profile.get("SignatureValidityDays", VALIDITY_DAYS)
+
+
+def _expired(signature: signatures.Signature, profile: dict, now: float | None) -> bool:
+    return signature.signed_at + _validity(profile) * 86400 < (time.time() if now is None else now)
+
+
+def _date(unix: int) -> str:
+    return datetime.datetime.fromtimestamp(unix, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _integrity_failure(function: str) -> LambdaError:
