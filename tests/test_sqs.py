@@ -307,13 +307,13 @@ def test_a_sent_message_survives_kill_9(tmp_path):
 
 def test_receipt_handles_are_opaque_but_checked():
     from lambdalet.gateway.events.sqs.errors import SqsError
-    from lambdalet.gateway.events.sqs.service import _receipt
+    from lambdalet.gateway.events.sqs.message_checks import parse_receipt
 
     good = base64.urlsafe_b64encode(b"12." + b"a" * 32).decode()
-    assert _receipt(good) == (12, "a" * 32)
+    assert parse_receipt(good) == (12, "a" * 32)
     for bad in ("", "x", base64.urlsafe_b64encode(b"12.zz").decode(), base64.urlsafe_b64encode(b"-1." + b"a" * 32).decode()):
         with pytest.raises(SqsError):
-            _receipt(bad)
+            parse_receipt(bad)
 
 
 def test_lambdalets_queue_api_reads_messages_sent_through_sqs(server, sqs):

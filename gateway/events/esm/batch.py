@@ -5,7 +5,7 @@ from __future__ import annotations
 import msgspec
 
 from ..sqs import md5
-from ..sqs.service import attribute_bytes, receipt_handle
+from ..sqs.message_checks import attribute_bytes, receipt_handle
 from ..sqs.store import StoredMessage
 
 # A synchronous invocation's payload limit: a batch stops growing before it.

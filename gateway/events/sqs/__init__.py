@@ -13,6 +13,8 @@ attributes, visibility timeouts, receipt handles and redrive policy.
 - service.py  the operations on messages (send, receive with long polling,
               delete, visibility), and the wake-ups event source mappings
               wait on.
+- message_checks.py  what a message operation's input must be (integers,
+              receipt handles, bodies, attributes, batch entries). Pure.
 
 The HTTP surface (JSON and query protocols) lives in gateway/api/sqs/.
 """

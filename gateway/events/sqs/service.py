@@ -11,9 +11,7 @@ wait ends. Event source mappings wait the same way.
 from __future__ import annotations
 
 import base64
-import binascii
 import json
-import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -22,46 +20,23 @@ import trio
 
 from . import md5
 from .errors import SqsError, invalid, no_queue
+from .message_checks import (
+    MAX_BATCH,
+    attribute_bytes,
+    batch_entries,
+    check_body,
+    int_param,
+    message_attributes,
+    parse_receipt,
+    pick_attributes,
+    receipt_handle,
+)
 from .queues import QUEUE_NAME_RE, READABLE, QueueOperations
 from .store import OutgoingMessage, QueueRow, SqsStore, StoredMessage
 
-BATCH_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,80}")
-_ATTRIBUTE_NAME_RE = re.compile(r"[A-Za-z0-9_.-]{1,256}")
-_DATA_TYPE_RE = re.compile(r"(String|Number|Binary)(\.[^\s]{1,248})?")
-# XML 1.0's characters: what a message body and string attributes may hold.
-_INVALID_CHARS = re.compile("[^\x09\x0a\x0d\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
-_RECEIPT_RE = re.compile(r"(\d+)\.([0-9a-f]{32})")
-
 _SYSTEM_NAMES = {"All", "SenderId", "SentTimestamp", "ApproximateReceiveCount", "ApproximateFirstReceiveTimestamp",
                  "SequenceNumber", "MessageDeduplicationId", "MessageGroupId", "AWSTraceHeader", "DeadLetterQueueSourceArn"}
-MAX_BATCH = 10
 MAX_WAIT_S = 20
-
-
-def _int(value, name: str, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, str)) or (isinstance(value, str) and not value.lstrip("-").isdigit()):
-        raise invalid(f"Value {value} for parameter {name} is invalid. Reason: Must be an integer from {low} to {high}.")
-    n = int(value)
-    if not low <= n <= high:
-        raise invalid(f"Value {value} for parameter {name} is invalid. Reason: Must be between {low} and {high}, if provided.")
-    return n
-
-
-def _receipt(handle: object) -> tuple[int, str]:
-    if not isinstance(handle, str):
-        raise SqsError("ReceiptHandleIsInvalid", f'The input receipt handle "{handle}" is not a valid receipt handle.')
-    try:
-        decoded = base64.urlsafe_b64decode(handle.encode("ascii")).decode("ascii")
-    except (ValueError, binascii.Error, UnicodeError):
-        decoded = ""
-    m = _RECEIPT_RE.fullmatch(decoded)
-    if m is None:
-        raise SqsError("ReceiptHandleIsInvalid", f'The input receipt handle "{handle}" is not a valid receipt handle.')
-    return int(m.group(1)), m.group(2)
-
-
-def receipt_handle(msg: StoredMessage) -> str:
-    return base64.urlsafe_b64encode(f"{msg.seq}.{msg.receipt}".encode()).decode()
 
 
 class SqsService(QueueOperations):
@@ -135,14 +110,10 @@ class SqsService(QueueOperations):
     # -- sending ----------------------------------------------------------------------
 
     def _outgoing(self, entry: dict, row: QueueRow, sender: str) -> tuple[OutgoingMessage, int]:
-        body = entry.get("MessageBody")
-        if not isinstance(body, str) or body == "":
-            raise SqsError("MissingParameter", "The request must contain the parameter MessageBody.")
-        if _INVALID_CHARS.search(body):
-            raise SqsError("InvalidMessageContents", "Invalid characters found. Valid unicode characters are #x9 | #xA | #xD | #x20 to #xD7FF | #xE000 to #xFFFD | #x10000 to #x10FFFF")
+        body = check_body(entry.get("MessageBody"))
         delay = entry.get("DelaySeconds")
-        delay_s = int(self.effective(row, "DelaySeconds")) if delay is None else _int(delay, "DelaySeconds", 0, 900)
-        attributes = self._message_attributes(entry.get("MessageAttributes"))
+        delay_s = int(self.effective(row, "DelaySeconds")) if delay is None else int_param(delay, "DelaySeconds", 0, 900)
+        attributes = message_attributes(entry.get("MessageAttributes"))
         system = {}
         for name, value in (entry.get("MessageSystemAttributes") or {}).items():
             if name != "AWSTraceHeader" or not isinstance(value, dict) or value.get("DataType") != "String":
@@ -155,46 +126,6 @@ class SqsService(QueueOperations):
         if size > limit:
             raise invalid(f"One or more parameters are invalid. Reason: Message must be shorter than {limit} bytes.")
         return OutgoingMessage(str(uuid.uuid4()), body, attributes, system, delay_s, sender), size
-
-    def _message_attributes(self, raw: object) -> dict[str, dict]:
-        if raw is None:
-            return {}
-        if not isinstance(raw, dict):
-            raise invalid("MessageAttributes must be a map.")
-        if len(raw) > 10:
-            raise invalid(f"Number of message attributes [{len(raw)}] exceeds the allowed maximum [10].")
-        out: dict[str, dict] = {}
-        for name, value in raw.items():
-            if not isinstance(name, str) or not _ATTRIBUTE_NAME_RE.fullmatch(name) or name.lower().startswith(("aws.", "amazon.")) \
-                    or name.startswith(".") or name.endswith(".") or ".." in name:
-                raise invalid(f"Message attribute name '{name}' is invalid.")
-            if not isinstance(value, dict) or not isinstance(value.get("DataType"), str):
-                raise invalid(f"The message attribute '{name}' must contain a non-empty attribute type.")
-            data_type = value["DataType"]
-            if not _DATA_TYPE_RE.fullmatch(data_type):
-                raise invalid(f"The type of message attribute '{name}' is invalid. You must use only the following supported type prefixes: Binary, Number, String.")
-            if data_type.startswith("Binary"):
-                blob = value.get("BinaryValue")
-                if not isinstance(blob, str) or not blob:
-                    raise invalid(f"The message attribute '{name}' with type 'Binary' must use field 'Binary'.")
-                try:
-                    base64.b64decode(blob, validate=True)
-                except (ValueError, binascii.Error):
-                    raise invalid(f"The message attribute '{name}' has an invalid binary value.") from None
-                out[name] = {"DataType": data_type, "BinaryValue": blob}
-            else:
-                text = value.get("StringValue")
-                if not isinstance(text, str) or text == "":
-                    raise invalid(f"The message attribute '{name}' must contain non-empty message attribute value for message attribute type '{data_type.split('.')[0]}'.")
-                if _INVALID_CHARS.search(text):
-                    raise SqsError("InvalidMessageContents", f"The message attribute '{name}' contains invalid characters.")
-                if data_type.startswith("Number"):
-                    try:
-                        float(text)
-                    except ValueError:
-                        raise invalid(f"Could not cast message attribute '{name}' value to number.") from None
-                out[name] = {"DataType": data_type, "StringValue": text}
-        return out
 
     @staticmethod
     def _digests(msg: OutgoingMessage) -> dict:
@@ -219,25 +150,9 @@ class SqsService(QueueOperations):
             raise no_queue()
         self.notify(row.name)
 
-    def _entries(self, req: dict, key: str, entry_name: str) -> list[dict]:
-        entries = req.get(key)
-        if not entries:
-            raise SqsError("EmptyBatchRequest", f"There should be at least one {entry_name} in the request.")
-        if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
-            raise invalid(f"{key} must be a list of entries.")
-        if len(entries) > MAX_BATCH:
-            raise SqsError("TooManyEntriesInBatchRequest", f"Maximum number of entries per request are {MAX_BATCH}. You have sent {len(entries)}.")
-        ids = [e.get("Id") for e in entries]
-        for i in ids:
-            if not isinstance(i, str) or not BATCH_ID_RE.fullmatch(i):
-                raise SqsError("InvalidBatchEntryId", "A batch entry id can only contain alphanumeric characters, hyphens and underscores. It can be at most 80 letters long.")
-        if len(set(ids)) != len(ids):
-            raise SqsError("BatchEntryIdsNotDistinct", f"Id {next(i for i in ids if ids.count(i) > 1)} repeated.")
-        return entries
-
     async def send_message_batch(self, req: dict, sender: str) -> dict:
         name = self.name_from_url(req.get("QueueUrl"))
-        entries = self._entries(req, "Entries", "SendMessageBatchRequestEntry")
+        entries = batch_entries(req, "Entries", "SendMessageBatchRequestEntry")
         row = await self._queue(name)
         ok: list[tuple[dict, OutgoingMessage]] = []
         failed = []
@@ -278,11 +193,11 @@ class SqsService(QueueOperations):
 
     async def receive_message(self, req: dict) -> dict:
         name = self.name_from_url(req.get("QueueUrl"))
-        limit = 1 if req.get("MaxNumberOfMessages") is None else _int(req["MaxNumberOfMessages"], "MaxNumberOfMessages", 1, MAX_BATCH)
+        limit = 1 if req.get("MaxNumberOfMessages") is None else int_param(req["MaxNumberOfMessages"], "MaxNumberOfMessages", 1, MAX_BATCH)
         row = await self._queue(name)
-        visibility = _int(req["VisibilityTimeout"], "VisibilityTimeout", 0, 43200) if req.get("VisibilityTimeout") is not None \
+        visibility = int_param(req["VisibilityTimeout"], "VisibilityTimeout", 0, 43200) if req.get("VisibilityTimeout") is not None \
             else int(self.effective(row, "VisibilityTimeout"))
-        wait = _int(req["WaitTimeSeconds"], "WaitTimeSeconds", 0, MAX_WAIT_S) if req.get("WaitTimeSeconds") is not None \
+        wait = int_param(req["WaitTimeSeconds"], "WaitTimeSeconds", 0, MAX_WAIT_S) if req.get("WaitTimeSeconds") is not None \
             else int(self.effective(row, "ReceiveMessageWaitTimeSeconds"))
         system_names = set(req.get("MessageSystemAttributeNames") or []) | set(req.get("AttributeNames") or [])
         for n in system_names:
@@ -309,7 +224,7 @@ class SqsService(QueueOperations):
             picked = {k: v for k, v in system.items() if k in system_names}
             if picked:
                 doc["Attributes"] = picked
-        wanted = _pick_attributes(m.attributes, attribute_names)
+        wanted = pick_attributes(m.attributes, attribute_names)
         if wanted:
             doc["MD5OfMessageAttributes"] = md5.of_attributes({n: attribute_bytes(v) for n, v in wanted.items()})
             doc["MessageAttributes"] = wanted
@@ -329,19 +244,19 @@ class SqsService(QueueOperations):
 
     async def delete_message(self, req: dict) -> dict:
         name = self.name_from_url(req.get("QueueUrl"))
-        receipt = _receipt(req.get("ReceiptHandle"))
+        receipt = parse_receipt(req.get("ReceiptHandle"))
         await self._queue(name)
         await self._run(self.store.delete, name, [receipt])
         return {}
 
     async def delete_message_batch(self, req: dict) -> dict:
         name = self.name_from_url(req.get("QueueUrl"))
-        entries = self._entries(req, "Entries", "DeleteMessageBatchRequestEntry")
+        entries = batch_entries(req, "Entries", "DeleteMessageBatchRequestEntry")
         await self._queue(name)
         failed, receipts = [], []
         for e in entries:
             try:
-                receipts.append((e["Id"], _receipt(e.get("ReceiptHandle"))))
+                receipts.append((e["Id"], parse_receipt(e.get("ReceiptHandle"))))
             except SqsError as exc:
                 failed.append({"Id": e["Id"], "SenderFault": True, "Code": exc.query_code, "Message": exc.message})
         await self._run(self.store.delete, name, [r for _, r in receipts])
@@ -349,8 +264,8 @@ class SqsService(QueueOperations):
         return {"Successful": ok, "Failed": failed}
 
     async def _change(self, name: str, handle: object, timeout: object) -> None:
-        seq, token = _receipt(handle)
-        seconds = _int(timeout, "VisibilityTimeout", 0, 43200)
+        seq, token = parse_receipt(handle)
+        seconds = int_param(timeout, "VisibilityTimeout", 0, 43200)
         now = self.wall()
         status = await self._run(self.store.change_visibility, name, seq, token, now + seconds, now)
         if status == "unknown":
@@ -368,7 +283,7 @@ class SqsService(QueueOperations):
 
     async def change_message_visibility_batch(self, req: dict) -> dict:
         name = self.name_from_url(req.get("QueueUrl"))
-        entries = self._entries(req, "Entries", "ChangeMessageVisibilityBatchRequestEntry")
+        entries = batch_entries(req, "Entries", "ChangeMessageVisibilityBatchRequestEntry")
         await self._queue(name)
         ok, failed = [], []
         for e in entries:
@@ -378,24 +293,3 @@ class SqsService(QueueOperations):
             except SqsError as exc:
                 failed.append({"Id": e["Id"], "SenderFault": True, "Code": exc.query_code, "Message": exc.message})
         return {"Successful": ok, "Failed": failed}
-
-
-def attribute_bytes(value: dict) -> dict:
-    """An attribute as md5.of_attributes takes it (binary values as bytes)."""
-    if "BinaryValue" in value:
-        return {"DataType": value["DataType"], "BinaryValue": base64.b64decode(value["BinaryValue"])}
-    return value
-
-
-def _pick_attributes(attributes: dict[str, dict], names: list[str]) -> dict[str, dict]:
-    if not attributes or not names:
-        return {}
-    if "All" in names or ".*" in names:
-        return dict(attributes)
-    out = {}
-    for n, v in attributes.items():
-        for want in names:
-            if n == want or (want.endswith(".*") and n.startswith(want[:-1])):
-                out[n] = v
-                break
-    return out
