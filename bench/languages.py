@@ -76,6 +76,23 @@ def _warm_up(url: str, limit_s: float = 60.0) -> None:
         last = rps
 
 
+def _python_worker(pid: int, argv: list[bytes]) -> bool:
+    """A Python instance: a worker started as one, or a fork of the runtime
+    zygote (the zygote's own argv) that is a sandbox's PID 1 (NSpid names a
+    second pid), which the zygote itself is not."""
+    joined = b" ".join(argv)
+    if b"lambdalet.runtime.worker" in joined:
+        return True
+    if b"lambdalet.sandbox.zygote" not in joined:
+        return False
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            nspid = next((line.split()[1:] for line in f if line.startswith("NSpid:")), [])
+    except OSError:
+        return False
+    return len(nspid) > 1
+
+
 def _pss_by_program(root: int) -> dict[str, tuple[int, int]]:
     """program -> (processes, PSS kB) among root's descendants."""
     from .__main__ import _descendants, _pss_kb
@@ -90,7 +107,7 @@ def _pss_by_program(root: int) -> dict[str, tuple[int, int]]:
         exe = os.path.basename(argv[0].decode(errors="replace")) if argv and argv[0] else ""
         kind = next((label for label, program in PROGRAMS.items()
                      if exe == program or (program == "mono" and exe.startswith("mono"))
-                     or (program == "python" and exe.startswith("python") and b"lambdalet.runtime.worker" in b" ".join(argv))),
+                     or (program == "python" and exe.startswith("python") and _python_worker(pid, argv))),
                     None)
         if kind is None:
             continue
@@ -104,7 +121,13 @@ def run(quick: bool) -> dict:
     rounds = 3 if quick else 5
     seconds = 2 if quick else 4
     out: dict = {"rounds": rounds}
-    lam = Lambdalet()
+    # Five functions with 16 warm instances each at 1024 MB add up to 80 GB of
+    # MemorySize: under the default budget (the host's available memory) each
+    # language's load would evict the others' idle instances and measure
+    # their cold starts. MemorySize is a cap, not what they use, so the
+    # budget holds them all; no spares, so every sandbox is an instance.
+    budget_mb = len(specs) * 17 * 1024
+    lam = Lambdalet("--memory-budget-mb", str(budget_mb), "--spare-sandboxes", "0")
     try:
         urls = {label: _create(lam, f"warm-{i}", spec) for i, (label, spec) in enumerate(specs.items())}
         for url in urls.values():
