@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import socket
+from typing import cast
 
 import trio
 
@@ -103,7 +104,8 @@ async def refuse(sock: socket.socket, reply: Reply, watched: Watched, limits: Ht
     status, headers, payload = reply
     watched.timeout_reply = None
     watched.deadline = trio.current_time() + limits.send_timeout_s
-    await _send_all(sock, http1.render_response(status, headers, payload, keep_alive=False))
+    # A refusal's body is always bytes (the handler builds it whole).
+    await _send_all(sock, http1.render_response(status, headers, cast(bytes, payload), keep_alive=False))
     try:
         sock.shutdown(socket.SHUT_WR)
     except OSError:
