@@ -163,9 +163,8 @@ def _say_why_empty(args, group: str) -> None:
 
 
 def add_parsers(sub, user_error: type[Exception], make_client, endpoint, parents: list | None = None) -> None:
-    """The subcommands, given commands.py's UserError, client factory and endpoint
-    lookup (passed in, not imported: under `python -m` commands.py may be __main__,
-    and its UserError is the one main() catches)."""
+    """The subcommands, given the UserError, client factory and endpoint
+    lookup of client.py (passed in by commands.py, which builds the parser)."""
     helpers = (user_error, make_client, endpoint)
     p = sub.add_parser("usage", help="requests, GB-s and cost for a month, per function", parents=parents or [])
     p.add_argument("--month", help="YYYY-MM (default: this month, UTC)")
