@@ -43,6 +43,8 @@ import tempfile
 import time
 import uuid
 
+from lambdalet.sandbox import proc_stat
+
 from . import events, extensions, harness, paths, peers, provenance
 from .harness import Lambdalet, http_get_once, load, median, percentile
 
@@ -224,13 +226,9 @@ def _descendants(root: int) -> list[int]:
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat", "rb") as f:
-                    data = f.read()
-                ppid = int(data[data.rindex(b")") + 2 :].split()[1])
-            except (OSError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry))
+            stat = proc_stat.read(int(entry))
+            if stat is not None:
+                children.setdefault(stat.ppid, []).append(int(entry))
     out, todo = [], [root]
     while todo:
         for child in children.get(todo.pop(), []):
@@ -290,13 +288,6 @@ def _keepalive_get(conn, path: str) -> float:
     return elapsed
 
 
-def _cpu_s(pid: int) -> float:
-    """User plus system CPU of a process and all its threads, in seconds."""
-    with open(f"/proc/{pid}/stat", "rb") as f:
-        fields = f.read().rsplit(b")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def section_f(quick: bool) -> dict:
     """The warm path with idle freezing on (the default) and off, and calls
     spaced wider than the freeze delay, each of which thaws its instance.
@@ -321,9 +312,9 @@ def section_f(quick: bool) -> dict:
             for label in (list(servers) if i % 2 == 0 else list(reversed(servers))):
                 # The gateway's CPU per request: what the warm path costs,
                 # and less at the mercy of a busy machine than throughput.
-                before = _cpu_s(servers[label].proc.pid)
+                before = harness.cpu_seconds(servers[label].proc.pid)
                 run = load(urls[label], 16, seconds)
-                runs[label]["cpu_us"].append((_cpu_s(servers[label].proc.pid) - before) / (run["rps"] * seconds) * 1e6)
+                runs[label]["cpu_us"].append((harness.cpu_seconds(servers[label].proc.pid) - before) / (run["rps"] * seconds) * 1e6)
                 runs[label]["c16"].append(run)
                 runs[label]["c1"].append(load(urls[label], 1, seconds))
         # One keep-alive connection each, one call every 30 ms: frozen

@@ -11,7 +11,6 @@ and a full spawn) beside `python3 -I -S -c pass`.
 """
 from __future__ import annotations
 
-import os
 import pathlib
 import sys
 import time
@@ -45,9 +44,9 @@ def run(quick: bool) -> dict:
         runs: dict = {label: {"c1": [], "c16": [], "cpu_us": []} for label in urls}
         for i in range(rounds):
             for label in (list(urls) if i % 2 == 0 else list(reversed(urls))):
-                before = _cpu_s(lam.proc.pid)
+                before = harness.cpu_seconds(lam.proc.pid)
                 run16 = load(urls[label], 16, seconds)
-                runs[label]["cpu_us"].append((_cpu_s(lam.proc.pid) - before) / (run16["rps"] * seconds) * 1e6)
+                runs[label]["cpu_us"].append((harness.cpu_seconds(lam.proc.pid) - before) / (run16["rps"] * seconds) * 1e6)
                 runs[label]["c16"].append(run16)
                 runs[label]["c1"].append(load(urls[label], 1, seconds))
         for label, r in runs.items():
@@ -72,13 +71,6 @@ def run(quick: bool) -> dict:
         finally:
             lam.stop()
     return out
-
-
-def _cpu_s(pid: int) -> float:
-    """User plus system CPU of a process and all its threads, in seconds."""
-    with open(f"/proc/{pid}/stat", "rb") as f:
-        fields = f.read().rsplit(b")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rows(g: dict) -> list[str]:

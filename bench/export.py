@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import http.server
 import json
-import os
 import re
 import subprocess
 import sys
 import time
 import urllib.request
 
-from .harness import PY, Lambdalet, free_port, http_get_once, load, median
+from .harness import PY, Lambdalet, cpu_seconds, free_port, http_get_once, load, median
 
 EXPORT_SETTLE_S = 2.0
 SOURCE = "def handler(event, context):\n    print('handled', event.get('rawPath'))\n    return {'statusCode': 200, 'body': 'hello'}\n"
@@ -107,14 +106,6 @@ def _server_counts(lam: Lambdalet) -> tuple[int, int]:
     return total("lambdalet_invocations_total"), total("lambdalet_export_dropped_calls_total")
 
 
-def _cpu_s(pid: int) -> float:
-    """The server's CPU time so far (user + system, all its threads; its
-    sandboxes are other processes)."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _worker_pid(server_pid: int) -> int | None:
     """The export worker among the server's children."""
     with open(f"/proc/{server_pid}/task/{server_pid}/children") as f:
@@ -146,12 +137,12 @@ def run(quick: bool = False) -> dict:
                     http_get_once(url)
                     load(url, 16, 1)  # warm every instance the run will use
                     time.sleep(EXPORT_SETTLE_S)
-                    cpu0, (made0, _) = _cpu_s(lam.proc.pid), _server_counts(lam)
+                    cpu0, (made0, _) = cpu_seconds(lam.proc.pid), _server_counts(lam)
                     c16 = load(url, 16, seconds)
                     # The export's last batch is encoded and sent up to a
                     # second after the last call: its CPU belongs to the calls.
                     time.sleep(EXPORT_SETTLE_S)
-                    cpu1, (made1, _) = _cpu_s(lam.proc.pid), _server_counts(lam)
+                    cpu1, (made1, _) = cpu_seconds(lam.proc.pid), _server_counts(lam)
                     c1 = load(url, 1, seconds)
                     figures[mode]["c16_rps"].append(c16["rps"])
                     figures[mode]["c1_p50_ms"].append(c1["p50_ms"])
@@ -164,7 +155,7 @@ def run(quick: bool = False) -> dict:
                         # The worker's CPU over its life (it started with the first batch), per call it exported.
                         worker = _worker_pid(lam.proc.pid)
                         if worker is not None:
-                            figures[mode].setdefault("worker_cpu_us", []).append(_cpu_s(worker) / max(1, made) * 1e6)
+                            figures[mode].setdefault("worker_cpu_us", []).append(cpu_seconds(worker) / max(1, made) * 1e6)
                         exported["calls_made"] += made
                         exported["calls_exported"] += receiver.counts()["invocations"] - before
                         exported["calls_dropped"] += dropped

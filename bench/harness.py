@@ -18,6 +18,8 @@ import zipfile
 import boto3
 import botocore.config
 
+from lambdalet.sandbox import proc_stat
+
 # Not realpath: a venv's interpreter is a symlink whose target cannot see
 # the venv's packages (DESIGN.md, host facts).
 PY = sys.executable
@@ -100,6 +102,15 @@ class Lambdalet:
         if self.proc.stdout is not None:
             self.proc.stdout.close()
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process and all its threads, in
+    seconds (its sandboxes are other processes)."""
+    stat = proc_stat.read(pid)
+    if stat is None:
+        raise ProcessLookupError(pid)
+    return (stat.utime + stat.stime) / os.sysconf("SC_CLK_TCK")
 
 
 def http_get_once(url: str) -> float:

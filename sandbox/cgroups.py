@@ -20,6 +20,8 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
+from . import proc_stat
+
 if TYPE_CHECKING:
     from .memory_peak import PeakCounter
 
@@ -140,15 +142,9 @@ def cpu_shares(memory_mb: int) -> int:
 
 
 def process_start_time(pid: int) -> int | None:
-    """Field 22 of /proc/<pid>/stat: tells a pid apart from its reuse."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-    except OSError:
-        return None
-    # The command name may contain spaces and parentheses; skip past its end.
-    fields = data[data.rindex(b")") + 2 :].split()
-    return int(fields[19])
+    """Tells a pid apart from its reuse (None: the process is gone)."""
+    stat = proc_stat.read(pid)
+    return stat.starttime if stat is not None else None
 
 
 _root_seq = itertools.count()

@@ -19,6 +19,8 @@ import boto3
 import botocore.config
 import requests
 
+from lambdalet.sandbox import proc_stat
+
 _URL_RE = re.compile(r"serving the Lambda API on (http://\S+)")
 
 
@@ -147,14 +149,8 @@ class ServerProcess:
 
 def _stat(pid: int) -> tuple[int, int] | None:
     """(ppid, starttime) from /proc/<pid>/stat, or None if it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-    except OSError:
-        return None
-    # The command name may hold spaces and parentheses; fields follow the last ')'.
-    fields = data[data.rindex(b")") + 2 :].split()
-    return int(fields[1]), int(fields[19])
+    stat = proc_stat.read(pid)
+    return (stat.ppid, stat.starttime) if stat is not None else None
 
 
 def descendants_of(root: int) -> set[tuple[int, int]]:

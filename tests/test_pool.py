@@ -15,6 +15,7 @@ import trio.testing
 from lambdalet.gateway.errors import LambdaError
 from lambdalet.gateway.execution.pool import FunctionSpec, Pool
 from lambdalet.gateway.functions.model import FunctionRecord
+from lambdalet.sandbox import proc_stat
 from lambdalet.sandbox.process import ProcessBackend
 from lambdalet.sandbox.runtime_root import RuntimeRoot
 
@@ -130,11 +131,8 @@ async def test_a_crashed_instance_is_replaced(spec, backend):
 
 def _gone(pid: int) -> bool:
     """Exited: no such process, or a zombie waiting for its parent's wait."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rsplit(b")", 1)[1].split()[0] == b"Z"
-    except FileNotFoundError:
-        return True
+    stat = proc_stat.read(pid)
+    return stat is None or stat.state == "Z"
 
 
 @pytest.fixture
@@ -405,8 +403,9 @@ class StoppableSandbox(CountedSandbox):
 
 
 def _state(pid: int) -> str:
-    with open(f"/proc/{pid}/stat") as f:
-        return f.read().rsplit(")", 1)[1].split()[0]
+    stat = proc_stat.read(pid)
+    assert stat is not None, f"process {pid} is gone"
+    return stat.state
 
 
 @pytest.mark.trio

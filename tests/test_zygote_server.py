@@ -9,6 +9,8 @@ import sys
 import pytest
 from helpers import ServerProcess, make_zip, still_running, wait_for
 
+from lambdalet.sandbox import proc_stat
+
 
 def _zygotes_among(procs) -> list[int]:
     """The zygote and the workers forked from it: they share its argv."""
@@ -74,12 +76,9 @@ def _zygote_of(srv) -> int:
     server = srv.proc.pid
     found = []
     for pid in _zygotes_among(srv.descendants()):
-        try:
-            with open(f"/proc/{pid}/stat", "rb") as f:
-                if int(f.read().rsplit(b")", 1)[1].split()[1]) == server:
-                    found.append(pid)
-        except OSError:
-            pass
+        stat = proc_stat.read(pid)
+        if stat is not None and stat.ppid == server:
+            found.append(pid)
     assert len(found) == 1, found
     return found[0]
 
