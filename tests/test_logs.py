@@ -410,3 +410,13 @@ def test_the_log_store_keeps_within_its_cap_dropping_the_oldest_calls_whole(tmp_
         assert store.trim() == 0 and len(store.query("SELECT id FROM frames")) == 500
     finally:
         store.close()
+
+
+def test_log_result_is_the_last_4_kb_in_base64():
+    import base64
+
+    from lambdalet.gateway.metering.log_lines import log_result
+
+    log = b"a" * 5000 + b"the end\n"
+    assert base64.b64decode(log_result(log)) == log[-4096:]
+    assert base64.b64decode(log_result(b"short\n")) == b"short\n"

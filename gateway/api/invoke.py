@@ -18,6 +18,7 @@ from ..functions.service import FunctionService
 from ..http.handler import Reply
 from ..http.http1 import Head
 from ..ids import request_id as new_request_id
+from ..metering import log_lines
 from . import operations, streaming
 
 if TYPE_CHECKING:
@@ -90,7 +91,7 @@ class Invoker:
         if outcome.function_error:
             headers.append(("X-Amz-Function-Error", outcome.function_error))
         if log_type == "Tail":
-            headers.append(("X-Amz-Log-Result", base64.b64encode(outcome.log[-4096:]).decode()))
+            headers.append(("X-Amz-Log-Result", log_lines.log_result(outcome.log)))
         return 200, headers, outcome.payload
 
     async def handle_stream(self, head: Head, function_ref: str, body: bytes, error_reply) -> Reply:

@@ -22,14 +22,13 @@ the first bytes reach the client before the handler has returned.
 """
 from __future__ import annotations
 
-import base64
-
 import msgspec
 
 from ..errors import LambdaError
 from ..execution.call_stream import CallStream
 from ..http.body import StreamAborted
 from ..http.handler import Reply
+from ..metering import log_lines
 from . import event_stream, url_events
 
 PRELUDE_CONTENT_TYPE = "application/vnd.awslambda.http-integration-response"
@@ -79,7 +78,7 @@ async def _events(stream: CallStream, tail: bool):
         return
     if not stream.opened and outcome.payload and not outcome.function_error:
         yield event_stream.payload_chunk(outcome.payload)
-    log = base64.b64encode(outcome.log[-4096:]).decode() if tail else None
+    log = log_lines.log_result(outcome.log) if tail else None
     if outcome.function_error:
         yield event_stream.invoke_complete(outcome.function_error, outcome.payload.decode("utf-8", "replace"), log)
     else:

@@ -5,6 +5,7 @@ followed by a tab, Init Duration only on a cold start.
 """
 from __future__ import annotations
 
+import base64
 import datetime
 import json
 
@@ -94,9 +95,14 @@ def dropped_notice(request_id: str | None, dropped: int, limit: int, logging_con
     return f"{timestamp()} {prefix}Warning: {reason}\n".encode()
 
 
-def tail(log: bytes, limit: int = 4096) -> bytes:
-    """The last 4 KB, as X-Amz-Log-Result carries them."""
-    return log[-limit:]
+LOG_RESULT_BYTES = 4096
+
+
+def log_result(log: bytes) -> str:
+    """LogType Tail's answer: the call's last 4 KB of log, base64, as
+    Invoke's X-Amz-Log-Result header and a response stream's LogResult
+    carry it."""
+    return base64.b64encode(log[-LOG_RESULT_BYTES:]).decode()
 
 
 # -- one call's log, in the function's LoggingConfig format -------------------
