@@ -12,6 +12,8 @@ import sys
 
 import msgspec
 
+from .ids import request_id as new_request_id
+
 if sys.version_info < (3, 11):  # a builtin from 3.11; trio brings the backport before
     from exceptiongroup import BaseExceptionGroup
 
@@ -80,6 +82,12 @@ class LambdaError(Exception):
 
     def headers(self) -> list[tuple[str, str]]:
         return [("x-amzn-ErrorType", self.error_type), ("Content-Type", "application/json")]
+
+    def reply(self, request_id: str | None = None) -> tuple[int, list[tuple[str, str]], bytes]:
+        """The error as the API answers it: status, headers (with the
+        request's id, a new one if none is given) and body. Every surface
+        that answers a LambdaError in Lambda's shape goes through here."""
+        return self.status, [*self.headers(), ("x-amzn-RequestId", request_id or new_request_id())], self.body()
 
 
 def not_found(arn: str) -> LambdaError:

@@ -31,6 +31,11 @@ CODE_URL_TTL_S = 600
 log = logging.getLogger("lambdalet.control")
 
 
+def _error_response(exc: LambdaError) -> Response:
+    status, headers, body = exc.reply()
+    return Response(body, status=status, headers=dict(headers))
+
+
 def _json(doc: object, status: int = 200) -> Response:
     return Response(msgspec.json.encode(doc), status=status, content_type="application/json")
 
@@ -103,7 +108,7 @@ def create_app(service: FunctionService, links: CodeLinks, settings: FunctionSet
 
     @app.errorhandler(LambdaError)
     async def _lambda_error(exc: LambdaError):
-        return Response(exc.body(), status=exc.status, headers=dict(exc.headers()))
+        return _error_response(exc)
 
     @app.before_request
     async def _check_against_model():
@@ -135,17 +140,17 @@ def create_app(service: FunctionService, links: CodeLinks, settings: FunctionSet
             log.exception("%s %s failed", request.method, request.path)
         else:
             log.warning("%s %s: %s", request.method, request.path, exc)
-        return Response(err.body(), status=err.status, headers=dict(err.headers()))
+        return _error_response(err)
 
     @app.errorhandler(404)
     async def _unknown(_exc):
         err = LambdaError("UnknownOperationException", f"Unknown operation {request.method} {request.path}")
-        return Response(err.body(), status=err.status, headers=dict(err.headers()))
+        return _error_response(err)
 
     @app.errorhandler(405)
     async def _method(_exc):
         err = LambdaError("MethodNotAllowedException", f"Method {request.method} is not allowed on {request.path}")
-        return Response(err.body(), status=err.status, headers=dict(err.headers()))
+        return _error_response(err)
 
     @app.post("/2015-03-31/functions")
     async def create_function():
@@ -192,7 +197,7 @@ def create_app(service: FunctionService, links: CodeLinks, settings: FunctionSet
     async def download_code(name: str, sha: str):
         if not links.check(name, sha, request.args.get("expires", ""), request.args.get("signature", "")):
             err = LambdaError("AccessDeniedException", "Request has expired or its signature does not match.")
-            return Response(err.body(), status=err.status, headers=dict(err.headers()))
+            return _error_response(err)
         # A valid link serves the code it was issued for, even once a newer
         # upload replaced it (its hold keeps it until the link expires), or
         # when it names a published version's code. A deleted function's
@@ -259,7 +264,7 @@ def _layer_routes(app: QuartTrio, layers: LayerService, links: CodeLinks) -> Non
     async def download_layer(name: str, version: int, sha: str):
         if not links.check(layer_owner(name, version), sha, request.args.get("expires", ""), request.args.get("signature", "")):
             err = LambdaError("AccessDeniedException", "Request has expired or its signature does not match.")
-            return Response(err.body(), status=err.status, headers=dict(err.headers()))
+            return _error_response(err)
         # A deleted version's links end with it.
         rec = layers.layers.get(name, {}).get(version)
         if rec is None or rec.code_sha256_hex != sha or not layers.codes.has(sha):

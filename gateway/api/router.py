@@ -32,9 +32,7 @@ _HEALTH = msgspec.json.encode({"status": "ok"})
 
 
 def error_reply(exc: LambdaError, request_id: str | None = None) -> Reply:
-    headers = exc.headers()
-    headers.append(("x-amzn-RequestId", request_id or new_request_id()))
-    return exc.status, headers, exc.body()
+    return exc.reply(request_id)
 
 
 def auth_reply(exc: AuthError) -> Reply:

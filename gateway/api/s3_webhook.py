@@ -27,7 +27,6 @@ import msgspec
 
 from ..errors import LambdaError
 from ..http.http1 import Head
-from ..ids import request_id as new_request_id
 from .invoke import ASYNC_PAYLOAD_MAX
 
 PREFIX = "/_lambdalet/s3-events/"
@@ -57,12 +56,6 @@ def load_or_create_token(data_dir: pathlib.Path) -> str:
     return token
 
 
-def _reply(exc: LambdaError):
-    headers = exc.headers()
-    headers.append(("x-amzn-RequestId", new_request_id()))
-    return exc.status, headers, exc.body()
-
-
 class S3WebhookSurface:
     def __init__(self, token: str, service, queue, allowed: Callable[[str, str, str], bool]) -> None:
         """``allowed(function, qualifier, bucket)``: the function's policy lets
@@ -89,18 +82,18 @@ class S3WebhookSurface:
 
     def precheck(self, head: Head):
         if not self._authorised(head):
-            return _reply(LambdaError("AccessDeniedException", f"A bearer token from the server's data dir ({TOKEN_FILE}) is required."))
+            return LambdaError("AccessDeniedException", f"A bearer token from the server's data dir ({TOKEN_FILE}) is required.").reply()
         return None
 
     def too_large(self, head: Head):
-        return _reply(LambdaError("RequestTooLargeException", f"Request must be smaller than {ASYNC_PAYLOAD_MAX} bytes for an S3 event."))
+        return LambdaError("RequestTooLargeException", f"Request must be smaller than {ASYNC_PAYLOAD_MAX} bytes for an S3 event.").reply()
 
     def busy(self, head: Head):
-        status, headers, body = _reply(LambdaError("TooManyRequestsException", "Too many request bodies are arriving at once; retry shortly."))
+        status, headers, body = LambdaError("TooManyRequestsException", "Too many request bodies are arriving at once; retry shortly.").reply()
         return status, headers + [("Retry-After", "1")], body
 
     def timed_out(self, head: Head):
-        return _reply(LambdaError("RequestTimeoutException", "The request body was not received in time."))
+        return LambdaError("RequestTimeoutException", "The request body was not received in time.").reply()
 
     async def handle(self, head: Head, body: bytes, client: tuple[str, int]):
         try:
@@ -123,7 +116,7 @@ class S3WebhookSurface:
                                       "(aws lambda add-permission --principal s3.amazonaws.com ...).")
             request_id = await self.queue.enqueue(rec, msgspec.json.encode({"Records": records}), ref=name, qualifier=qualifier)
         except LambdaError as exc:
-            return _reply(exc)
+            return exc.reply()
         return 202, [("Content-Type", "application/json"), ("x-amzn-RequestId", request_id)], b'{"Status":202}'
 
     @staticmethod
