@@ -5,7 +5,7 @@ handler of a mapped function. Warm instances, one event at a time.
 The handler reads the wall clock first thing; the client reads it when the
 answer arrives. Both run on this machine, so the difference is the latency
 (it can be a little below zero: the event is on its way to the function
-before the 200 reaches the client). Target (DESIGN.md): p50 ≤ 10 ms and
+before the 200 reaches the client). Target (docs/architecture.md): p50 ≤ 10 ms and
 p99 ≤ 50 ms; AWS documents seconds for S3 notifications.
 """
 from __future__ import annotations

@@ -21,7 +21,7 @@ import botocore.config
 from lambdalet.sandbox import proc_stat
 
 # Not realpath: a venv's interpreter is a symlink whose target cannot see
-# the venv's packages (DESIGN.md, host facts).
+# the venv's packages (docs/architecture.md, host facts).
 PY = sys.executable
 RUNTIME = f"python{sys.version_info[0]}.{sys.version_info[1]}"
 ROLE = "arn:aws:iam::123456789012:role/bench"

@@ -1,4 +1,4 @@
-"""Metering's two figures (DESIGN.md targets):
+"""Metering's two figures (docs/architecture.md targets):
 
 1. what metering adds to each call: the counters' one C call (target
    <= 1 us), and beside it the whole on_call hook, its journal append included;

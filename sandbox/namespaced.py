@@ -666,7 +666,7 @@ class NamespacedBackend:
             loopback_up=netns_fd is None,  # a pooled namespace comes with lo up
             seccomp=self._seccomp,
             nofile=1024,
-            # Without cgroups, rlimits bound what they can (DESIGN.md).
+            # Without cgroups, rlimits bound what they can (docs/architecture.md).
             rlimit_data_bytes=0 if self._cgroups else spec.memory_mb * 1024 * 1024,
             rlimit_nproc=0 if self._cgroups else cgroups_mod.PIDS_MAX,
             pdeathsig=(threading.current_thread() is threading.main_thread()

@@ -44,7 +44,7 @@ def python_executable() -> str:
     runtime's sources bound at /var/runtime), and a `venv --copies` has its
     own copy of the binary, which may sit where no sandbox can mount it
     (under /tmp). Resolved, since PATH's python3 may be a shim costing
-    ~100 ms a start (DESIGN.md)."""
+    ~100 ms a start (docs/architecture.md)."""
     return interpreters.own().path
 
 
@@ -63,7 +63,7 @@ class RuntimeRoot:
         self.interpreter = interpreter or interpreters.own()
         self.runtime = self.interpreter.runtime
         # The interpreter's own path, resolved: PATH's python3 may be a shim
-        # costing ~100 ms a start (DESIGN.md).
+        # costing ~100 ms a start (docs/architecture.md).
         self.python = self.interpreter.path if interpreter is not None else python_executable()
         self.sources = {"lambdalet/runtime": pathlib.Path(lambdalet.runtime.__file__).parent}
         self._cffi_backend: pathlib.Path | None = None

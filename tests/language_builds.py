@@ -12,7 +12,7 @@
 Each result is kept in the test cache (tests/runtime_builds.py's, keyed by
 a hash of the sources and the toolchain), so a run builds each at most
 once and a later run on the same machine not at all. A missing toolchain
-is an error, never a skip: these machines have them (DESIGN.md).
+is an error, never a skip: these machines have them (docs/architecture.md).
 """
 from __future__ import annotations
 
@@ -111,7 +111,7 @@ def java_runtime() -> pathlib.Path:
 
     toolchains, _ = languages.discover()
     if not any(t.language == "java" for t in toolchains.values()):
-        raise ToolMissing("no JDK under /usr/lib/jvm: this project's machines have Java 17 (DESIGN.md)")
+        raise ToolMissing("no JDK under /usr/lib/jvm: this project's machines have Java 17 (docs/architecture.md)")
     return java_build.build(default_cache_dir(), toolchains, mvn=tool("mvn"))
 
 

@@ -44,7 +44,7 @@ def tool(name: str) -> str:
     found = shutil.which(name) or next(
         (f"{d}/{name}" for d in TOOL_DIRS if os.access(f"{d}/{name}", os.X_OK)), None)
     if found is None:
-        raise ToolMissing(f"{name} is not installed: this project's machines have it (DESIGN.md, polyglot kind)")
+        raise ToolMissing(f"{name} is not installed: this project's machines have it (docs/architecture.md, polyglot kind)")
     return found
 
 

@@ -50,7 +50,7 @@ def sample():
 
 
 def test_the_host_has_java17():
-    assert "java17" in JAVA_RUNTIMES, "this project's machines have Java 17 (DESIGN.md)"
+    assert "java17" in JAVA_RUNTIMES, "this project's machines have Java 17 (docs/architecture.md)"
 
 
 @pytest.fixture(scope="module", params=JAVA_RUNTIMES)

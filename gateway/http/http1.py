@@ -1,6 +1,6 @@
 """A small, strict HTTP/1.1 server-side codec. Sans-IO.
 
-Why not h11: DESIGN.md measures trio+h11 at ~8-9k requests/s on these
+Why not h11: docs/architecture.md measures trio+h11 at ~8-9k requests/s on these
 machines against ~40k for a raw trio loop, and the invoke path has to beat a
 peer doing ~5k while also making a round trip to a worker. This codec does
 only what a server needs (request heads, Content-Length and chunked bodies,

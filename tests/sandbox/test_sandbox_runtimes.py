@@ -32,7 +32,7 @@ def _tool(name: str, required: bool = True) -> str:
         (f"{d}/{name}" for d in TOOL_DIRS if os.access(f"{d}/{name}", os.X_OK)), None)
     if found is None:
         if required:
-            pytest.fail(f"{name} is not installed: this host is meant to have it (DESIGN.md)")
+            pytest.fail(f"{name} is not installed: this host is meant to have it (docs/architecture.md)")
         pytest.skip(f"{name} is not installed on this host")
     return found
 
