@@ -211,14 +211,6 @@ def _error_log(text: str, payload: bytes) -> str:
     return json.dumps(doc, ensure_ascii=False)
 
 
-class _Loaded:
-    __slots__ = ("handler", "init")
-
-    def __init__(self, handler, init: Init) -> None:
-        self.handler = handler
-        self.init = init
-
-
 def _load_handler(init: Init):
     """Returns the handler callable, or raises _Fault."""
     try:

@@ -25,16 +25,6 @@ class InvokePolicy(Protocol):
         ...
 
 
-class NoGrants:
-    """A policy store with no statements: every service is refused.
-    Stands in until resource policies exist, so that S3's validation
-    refuses rather than silently allows."""
-
-    def allows(self, function: str, qualifier: str, *, principal: str, action: str,
-               source_arn: str | None, source_account: str | None) -> bool:
-        return False
-
-
 class StatementPolicy:
     """An InvokePolicy over AWS-shaped policy statements (AddPermission's),
     read through ``statements_for(function, qualifier)``: the statements of
