@@ -21,6 +21,7 @@
  */
 #define _GNU_SOURCE
 #include "attach.h"
+#include "retry.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -159,12 +160,10 @@ int ll_attach_tree(int pid, int pidfd, const char *src, const char *dst, const c
         goto out;
     }
     int status;
-    while (waitpid(child, &status, 0) < 0) {
-        if (errno != EINTR) {
-            err = errno;
-            *step = "wait for the attaching child";
-            goto out;
-        }
+    if (LL_RETRY(waitpid(child, &status, 0)) < 0) {
+        err = errno;
+        *step = "wait for the attaching child";
+        goto out;
     }
     if (job.err) {
         err = job.err;

@@ -69,18 +69,12 @@ int ll_netns_create(void)
     }
     int fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
     int rc = fd < 0 ? -errno : ll_net_loopback_up();
+    /* Back home first; a thread stranded in the new namespace has nothing
+     * safe left to do but report it. */
     int back = ll_netns_leave(saved);
-    if (back < 0) {
-        /* This thread is stranded in the new namespace; nothing safe is
-         * left to do but report it. */
-        if (fd >= 0)
-            close(fd);
-        return back;
-    }
-    if (rc < 0) {
-        if (fd >= 0)
-            close(fd);
-        return rc;
-    }
-    return fd;
+    if (back < 0)
+        rc = back;
+    if (rc < 0 && fd >= 0)
+        close(fd);
+    return rc < 0 ? rc : fd;
 }

@@ -568,15 +568,22 @@ int ll_seccomp_program(const unsigned char **insns)
     return program.n;
 }
 
-int ll_seccomp_install(void)
+int ll_seccomp_install_prepared(void)
 {
-    /* Prepared by the parent before the clone (ll_spawn), so in the child
-     * this only reads the copy it inherited. */
-    int rc = ll_seccomp_prepare();
-    if (rc < 0)
-        return rc;
+    /* No pthread_once here: the child of a multithreaded server must not
+     * reach code that may take a lock (tests/test_native_child.py). */
+    if (program_error < 0)
+        return program_error;
+    if (program.n == 0)
+        return -EINVAL; /* ll_seccomp_prepare() was not called */
     struct sock_fprog prog = { (unsigned short)program.n, program.f };
     if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) < 0)
         return -errno;
     return 0;
+}
+
+int ll_seccomp_install(void)
+{
+    int rc = ll_seccomp_prepare();
+    return rc < 0 ? rc : ll_seccomp_install_prepared();
 }

@@ -7,6 +7,10 @@ int ll_seccomp_prepare(void);
 /* Install the sandbox's seccomp-bpf filter on the calling thread.
  * Requires no_new_privs (or CAP_SYS_ADMIN). Returns 0 or -errno. */
 int ll_seccomp_install(void);
+/* The same, for a process that may not build the filter itself (a child of
+ * a multithreaded server): installs what ll_seccomp_prepare() built before
+ * the clone. Returns 0 or -errno (-EINVAL if nothing was prepared). */
+int ll_seccomp_install_prepared(void);
 /* Number of BPF instructions in the filter, for tests and doctor output. */
 int ll_seccomp_filter_length(void);
 /* The filter itself (struct sock_filter[], 8 bytes each) and its length,

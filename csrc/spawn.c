@@ -8,6 +8,7 @@
 #include "caps.h"
 #include "mounts.h"
 #include "net.h"
+#include "retry.h"
 #include "seccomp.h"
 
 #include <errno.h>
@@ -212,39 +213,43 @@ static int worker_main(void *arg)
     exec_worker(wa->cfg, wa->sync_fd, wa->control_fd, wa->null_fd);
 }
 
-/* Never returns, except in fork_worker mode in the worker, with
- * LL_SPAWN_IN_WORKER. */
-static int child_main(const struct ll_spawn_config *cfg, int sync_fd)
-{
-    int control_fd = cfg->control_fd;
-    const char *step = NULL;
-    char go;
+/* The steps of the child's set-up, in the order child_main takes them.
+ * Each one returns only if it succeeded; a failure is reported to the
+ * parent (fail_child) and ends the child. */
 
-    reset_signal_handlers();
-    /* Of the server's fds keep only the handshake, the control channel and
-     * the init program; the rest (listening sockets, the database) go now. */
-    int keep[4] = { sync_fd, control_fd, cfg->init_fd, cfg->lifeline_fd };
+/* Of the server's fds keep only the handshake, the control channel, the
+ * init program and the lifeline; the rest (listening sockets, the
+ * database) go now. */
+static void drop_inherited_fds(const struct ll_spawn_config *cfg, int sync_fd)
+{
+    int keep[4] = { sync_fd, cfg->control_fd, cfg->init_fd, cfg->lifeline_fd };
     CHECK_RC(ll_caps_close_fds_except(keep, 4), "close inherited fds", NULL);
     /* The lifeline must outlive PID 1's exec of the init program. */
     if (cfg->lifeline_fd >= 0)
         CHECK(fcntl(cfg->lifeline_fd, F_SETFD, 0), "keep lifeline");
+}
 
-    /* Wait until the parent has placed us in our cgroups and written our
-     * id maps: nothing may run unlimited or as an unmapped id. */
-    ssize_t n;
-    do
-        n = read(sync_fd, &go, 1);
-    while (n < 0 && errno == EINTR);
-    if (n != 1)
+/* Wait until the parent has placed us in our cgroups and written our id
+ * maps: nothing may run unlimited or as an unmapped id. */
+static void wait_for_release(int sync_fd)
+{
+    char go;
+    if (LL_RETRY(read(sync_fd, &go, 1)) != 1)
         _exit(127); /* the parent gave up; it reaps us */
+}
 
-    /* A VLA: no malloc in this process (see the top of this file). */
-    int src_fds[cfg->n_ops > 0 ? cfg->n_ops : 1];
+/* The binds' sources, opened while the host's tree and ids are still ours. */
+static void open_mount_sources(const struct ll_spawn_config *cfg, int sync_fd, int *src_fds)
+{
+    const char *step = NULL;
     int failed = 0;
     if (cfg->n_ops > 0)
         CHECK_RC(ll_mounts_open_sources(cfg->ops, cfg->n_ops, src_fds, &failed, &step), step,
                  cfg->ops[failed].src);
+}
 
+static void enter_namespaces(const struct ll_spawn_config *cfg, int sync_fd)
+{
     if (cfg->setup_uid != LL_NO_ID) {
         /* Raw, like every id change here: see ll_caps_drop_all. */
         CHECK(syscall(SYS_setresgid, cfg->setup_gid, cfg->setup_gid, cfg->setup_gid), "setresgid (setup)");
@@ -256,19 +261,25 @@ static int child_main(const struct ll_spawn_config *cfg, int sync_fd)
         CHECK(sethostname(cfg->hostname, strlen(cfg->hostname)), "sethostname");
     if (cfg->loopback_up)
         CHECK_RC(ll_net_loopback_up(), "bring up lo", NULL);
+}
 
-    if (cfg->n_ops > 0) {
-        CHECK_RC(ll_mounts_begin(&step), step, NULL);
-        for (int i = 0; i < cfg->n_ops; i++)
-            CHECK_RC(ll_mount_apply(&cfg->ops[i], src_fds[i], &step), step, cfg->ops[i].dst);
-        CHECK_RC(ll_mounts_finish(&step), step, NULL);
-        for (int i = 0; i < cfg->n_ops; i++)
-            if (src_fds[i] >= 0)
-                close(src_fds[i]);
-    }
-    int null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
-    CHECK(null_fd, "open /dev/null");
+static void build_root(const struct ll_spawn_config *cfg, int sync_fd, const int *src_fds)
+{
+    const char *step = NULL;
+    if (cfg->n_ops == 0)
+        return; /* keep the host's file system view */
+    CHECK_RC(ll_mounts_begin(&step), step, NULL);
+    for (int i = 0; i < cfg->n_ops; i++)
+        CHECK_RC(ll_mount_apply(&cfg->ops[i], src_fds[i], &step), step, cfg->ops[i].dst);
+    CHECK_RC(ll_mounts_finish(&step), step, NULL);
+    for (int i = 0; i < cfg->n_ops; i++)
+        if (src_fds[i] >= 0)
+            close(src_fds[i]);
+}
 
+static void drop_privileges(const struct ll_spawn_config *cfg, int sync_fd)
+{
+    const char *step = NULL;
     CHECK_RC(ll_caps_set_rlimits(cfg->nofile, cfg->rlimit_data_bytes, cfg->rlimit_nproc, &step), step, NULL);
     CHECK_RC(ll_caps_drop_all(cfg->sandbox_uid, cfg->sandbox_gid,
                               !cfg->deny_setgroups, &step), step, NULL);
@@ -286,10 +297,16 @@ static int child_main(const struct ll_spawn_config *cfg, int sync_fd)
      * through /proc even to the sandbox's own uid. */
     CHECK(prctl(PR_SET_DUMPABLE, 0, 0, 0, 0), "set not dumpable");
     if (cfg->seccomp)
-        CHECK_RC(ll_seccomp_install(), "install seccomp filter", NULL);
+        CHECK_RC(ll_seccomp_install_prepared(), "install seccomp filter", NULL);
     if (cfg->cwd)
         CHECK(chdir(cfg->cwd), "chdir");
+}
 
+/* The worker: its pid here, or 0 in the worker itself (fork_worker mode,
+ * which returns to the caller; otherwise the worker execs and never gets
+ * here). */
+static pid_t start_worker(const struct ll_spawn_config *cfg, int sync_fd, int null_fd)
+{
     pid_t worker;
     if (cfg->fork_worker) {
         /* A zygote's worker: a real fork that goes back into the caller,
@@ -299,31 +316,34 @@ static int child_main(const struct ll_spawn_config *cfg, int sync_fd)
         worker = fork();
         CHECK(worker, "fork worker");
         if (worker == 0) {
-            int syn = place_worker_fds(sync_fd, control_fd, null_fd);
+            int syn = place_worker_fds(sync_fd, cfg->control_fd, null_fd);
             /* An exec would have made the worker dumpable again (PID 1 is
-             * not, see above); without it /proc/self/environ and friends
-             * refuse the worker's own reads. ptrace stays refused by the
-             * seccomp filter. */
+             * not, see drop_privileges); without it /proc/self/environ and
+             * friends refuse the worker's own reads. ptrace stays refused by
+             * the seccomp filter. */
             if (prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) < 0)
                 fail_child(syn, errno, "worker: set dumpable", NULL);
             /* Closing the last copy tells the parent the worker runs. */
             close(syn);
-            return LL_SPAWN_IN_WORKER;
         }
-    } else {
-        /* vfork semantics: the worker borrows this address space until its
-         * exec instead of copying the server's page tables a second time.
-         * CLONE_VM and CLONE_VFORK carry no namespace flag, so the seccomp
-         * filter lets them through. */
-        struct worker_args wa = { cfg, sync_fd, control_fd, null_fd };
-        _Alignas(16) char worker_stack[32768];
-        worker = clone(worker_main, worker_stack + sizeof worker_stack,
-                       CLONE_VM | CLONE_VFORK | SIGCHLD, &wa);
-        CHECK(worker, "fork worker");
+        return worker;
     }
+    /* vfork semantics: the worker borrows this address space until its
+     * exec instead of copying the server's page tables a second time.
+     * CLONE_VM and CLONE_VFORK carry no namespace flag, so the seccomp
+     * filter lets them through. */
+    struct worker_args wa = { cfg, sync_fd, cfg->control_fd, null_fd };
+    _Alignas(16) char worker_stack[32768];
+    worker = clone(worker_main, worker_stack + sizeof worker_stack, CLONE_VM | CLONE_VFORK | SIGCHLD, &wa);
+    CHECK(worker, "fork worker");
+    return worker;
+}
 
-    /* The parent sees end-of-file once the worker's exec closes the last
-     * copy of the handshake socket (and ours, by close or by exec). */
+/* PID 1 for good: init.c's program if it can be exec'd, else the loop here.
+ * The parent sees end-of-file once the worker's exec closes the last copy
+ * of the handshake socket (and ours, by close or by exec). */
+static void __attribute__((noreturn)) become_init(const struct ll_spawn_config *cfg, pid_t worker)
+{
     if (cfg->init_fd >= 0) {
         exec_init(cfg->init_fd, worker, cfg->lifeline_fd);
         /* Could not exec (memfd exec forbidden by vm.memfd_noexec?): stay. */
@@ -331,6 +351,29 @@ static int child_main(const struct ll_spawn_config *cfg, int sync_fd)
     int keep_life[1] = { cfg->lifeline_fd };
     (void)ll_caps_close_fds_except(keep_life, 1);
     init_loop(worker, cfg->lifeline_fd);
+}
+
+/* The child's whole set-up, top to bottom. Never returns, except in
+ * fork_worker mode in the worker, with LL_SPAWN_IN_WORKER. Kept out of line
+ * so that its code is its own: tests/test_native_child.py checks what it
+ * can reach. */
+static int __attribute__((noinline)) child_main(const struct ll_spawn_config *cfg, int sync_fd)
+{
+    reset_signal_handlers();
+    drop_inherited_fds(cfg, sync_fd);
+    wait_for_release(sync_fd);
+    /* A VLA: no malloc in this process (see the top of this file). */
+    int src_fds[cfg->n_ops > 0 ? cfg->n_ops : 1];
+    open_mount_sources(cfg, sync_fd, src_fds);
+    enter_namespaces(cfg, sync_fd);
+    build_root(cfg, sync_fd, src_fds);
+    int null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+    CHECK(null_fd, "open /dev/null");
+    drop_privileges(cfg, sync_fd);
+    pid_t worker = start_worker(cfg, sync_fd, null_fd);
+    if (worker == 0)
+        return LL_SPAWN_IN_WORKER;
+    become_init(cfg, worker);
 }
 
 /* --- parent side ------------------------------------------------------ */
@@ -345,12 +388,9 @@ static int fail(struct ll_spawn_result *res, int err, const char *step)
 static int write_all(int fd, const char *buf, size_t len)
 {
     while (len > 0) {
-        ssize_t w = write(fd, buf, len);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
+        ssize_t w = LL_RETRY(write(fd, buf, len));
+        if (w < 0)
             return -errno;
-        }
         buf += w;
         len -= (size_t)w;
     }
@@ -406,21 +446,13 @@ static pid_t do_clone(const struct ll_spawn_config *cfg, int *used_clone3, int *
 static int wait_for_child(int fd, int timeout_ms, struct ll_spawn_result *res)
 {
     struct pollfd p = { fd, POLLIN, 0 };
-    for (;;) {
-        int rc = poll(&p, 1, timeout_ms);
-        if (rc < 0 && errno == EINTR)
-            continue;
-        if (rc < 0)
-            return fail(res, errno, "handshake: poll");
-        if (rc == 0)
-            return fail(res, ETIMEDOUT, "handshake: the sandbox did not start in time");
-        break;
-    }
+    long ready = LL_RETRY(poll(&p, 1, timeout_ms));
+    if (ready < 0)
+        return fail(res, errno, "handshake: poll");
+    if (ready == 0)
+        return fail(res, ETIMEDOUT, "handshake: the sandbox did not start in time");
     struct report r;
-    ssize_t n;
-    do
-        n = recv(fd, &r, sizeof r, 0);
-    while (n < 0 && errno == EINTR);
+    ssize_t n = LL_RETRY(recv(fd, &r, sizeof r, 0));
     if (n == 0)
         return 0; /* every copy closed by exec: the worker is running */
     if (n < 0)
@@ -449,68 +481,47 @@ static void abandon_child(const struct ll_spawn_config *cfg, pid_t pid, int pidf
         res->pidfd = pidfd;
         return;
     }
-    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-        ;
+    (void)LL_RETRY(waitpid(pid, NULL, 0));
     if (pidfd >= 0)
         close(pidfd);
 }
 
-int ll_spawn(const struct ll_spawn_config *cfg, struct ll_spawn_result *res)
+/* clone() with every signal blocked (no server handler may run in the
+ * child before it resets them), inside the pooled network namespace if one
+ * is given. Returns the child's pid in the parent and 0 in the child (which
+ * is still in that namespace, with signals blocked), or -1 with res filled;
+ * *pid is the child's pid even then when the child exists (this thread
+ * failed to leave the namespace). */
+static int clone_child(const struct ll_spawn_config *cfg, pid_t *pid, int *pidfd, int *into_cgroup,
+                       struct ll_spawn_result *res)
 {
-    memset(res, 0, sizeof *res);
-    res->pidfd = -1;
-    if (cfg->clone_parent && cfg->pdeathsig)
-        return fail(res, EINVAL, "clone_parent with pdeathsig: the signal would follow the caller's parent");
-    if (cfg->seccomp) {
-        /* Built here, where qsort may allocate; the child installs it. */
-        int rc = ll_seccomp_prepare();
-        if (rc < 0)
-            return fail(res, rc, "build seccomp filter");
-    }
-    int sv[2];
-    /* SEQPACKET keeps the error report one message. */
-    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
-        return fail(res, errno, "socketpair");
-
-    /* No signal may run a server handler in the child before it resets them. */
+    int used_clone3 = 0, saved_netns = -1, rc = 0;
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    int used_clone3 = 0, into_cgroup = 0;
-    int saved_netns = -1;
-    int pidfd = -1;
-    if (cfg->netns_fd >= 0) {
-        int rc = ll_netns_enter(cfg->netns_fd, &saved_netns);
-        if (rc < 0) {
-            pthread_sigmask(SIG_SETMASK, &old, NULL);
-            close(sv[0]);
-            close(sv[1]);
-            return fail(res, rc, "enter pooled network namespace");
-        }
+    if (cfg->netns_fd >= 0 && (rc = ll_netns_enter(cfg->netns_fd, &saved_netns)) < 0) {
+        rc = fail(res, rc, "enter pooled network namespace");
+        goto out;
     }
-    pid_t pid = do_clone(cfg, &used_clone3, &into_cgroup, &pidfd);
-    if (pid == 0) {
-        close(sv[0]);
-        /* Returns only in a forked worker (fork_worker mode). */
-        return child_main(cfg, sv[1]);
-    }
+    *pid = do_clone(cfg, &used_clone3, into_cgroup, pidfd);
+    if (*pid == 0)
+        return 0; /* the child: leaves nothing, restores nothing */
     int clone_errno = errno;
     int leave_rc = saved_netns >= 0 ? ll_netns_leave(saved_netns) : 0;
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    close(sv[1]);
-    if (pid < 0) {
-        close(sv[0]);
-        return fail(res, clone_errno, "clone");
-    }
-    if (leave_rc < 0) {
+    if (*pid < 0)
+        rc = fail(res, clone_errno, "clone");
+    else if (leave_rc < 0)
         /* The child is fine, but this thread did not get back home. */
-        close(sv[0]);
-        abandon_child(cfg, pid, pidfd, res);
-        return fail(res, leave_rc, "leave pooled network namespace");
-    }
-    res->pid = pid;
+        rc = fail(res, leave_rc, "leave pooled network namespace");
     res->used_clone3 = used_clone3;
+out:
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return rc;
+}
 
+/* Put the child in its cgroups and write its id maps, before it runs. */
+static int place_child(const struct ll_spawn_config *cfg, pid_t pid, int into_cgroup, struct ll_spawn_result *res)
+{
     char pidtext[24];
     snprintf(pidtext, sizeof pidtext, "%d", (int)pid);
     int rc = 0;
@@ -532,15 +543,56 @@ int ll_spawn(const struct ll_spawn_config *cfg, struct ll_spawn_result *res)
         else if (cfg->gid_map && (rc = write_proc_file(pid, "gid_map", cfg->gid_map)) < 0)
             rc = fail(res, rc, "write gid_map");
     }
+    return rc;
+}
+
+int ll_spawn(const struct ll_spawn_config *cfg, struct ll_spawn_result *res)
+{
+    int sv[2] = { -1, -1 };
+    int pidfd = -1, into_cgroup = 0, rc = 0;
+    pid_t pid = -1;
+
+    memset(res, 0, sizeof *res);
+    res->pidfd = -1;
+    if (cfg->clone_parent && cfg->pdeathsig) {
+        rc = fail(res, EINVAL, "clone_parent with pdeathsig: the signal would follow the caller's parent");
+        goto out;
+    }
+    /* Built here, where qsort may allocate; the child only installs it. */
+    if (cfg->seccomp && (rc = ll_seccomp_prepare()) < 0) {
+        rc = fail(res, rc, "build seccomp filter");
+        goto out;
+    }
+    /* SEQPACKET keeps the error report one message. */
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+        rc = fail(res, errno, "socketpair");
+        goto out;
+    }
+    rc = clone_child(cfg, &pid, &pidfd, &into_cgroup, res);
+    if (rc == 0 && pid == 0) {
+        close(sv[0]);
+        /* Returns only in a forked worker (fork_worker mode). */
+        return child_main(cfg, sv[1]);
+    }
+    close(sv[1]);
+    sv[1] = -1;
+    if (rc == 0)
+        rc = place_child(cfg, pid, into_cgroup, res);
     if (rc == 0 && send(sv[0], "g", 1, MSG_NOSIGNAL) != 1)
         rc = fail(res, errno, "handshake: release");
     if (rc == 0)
         rc = wait_for_child(sv[0], cfg->handshake_timeout_ms > 0 ? cfg->handshake_timeout_ms : 10000, res);
-    close(sv[0]);
-    if (rc < 0)
+out:
+    if (sv[0] >= 0)
+        close(sv[0]);
+    if (sv[1] >= 0)
+        close(sv[1]);
+    if (rc < 0 && pid > 0) {
         abandon_child(cfg, pid, pidfd, res);
-    else
+    } else if (rc == 0) {
+        res->pid = pid;
         res->pidfd = pidfd;
+    }
     return rc;
 }
 
@@ -590,11 +642,9 @@ int ll_init_memfd(void)
     int rc = write_all(fd, (const char *)ll_init_image, ll_init_image_len);
     if (rc == 0 && fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0)
         rc = -errno;
-    if (rc < 0) {
+    if (rc < 0)
         close(fd);
-        return rc;
-    }
-    return fd;
+    return rc < 0 ? rc : fd;
 #else
     return -ENOENT;
 #endif
@@ -608,8 +658,5 @@ int ll_clone_floor(uint64_t namespaces)
     if (pid == 0)
         _exit(0);
     int status;
-    while (waitpid(pid, &status, 0) < 0)
-        if (errno != EINTR)
-            return -errno;
-    return 0;
+    return LL_RETRY(waitpid(pid, &status, 0)) < 0 ? -errno : 0;
 }
