@@ -5,6 +5,7 @@ Set LAMBDALET_SANITIZE=1 to build with AddressSanitizer and UBSan.
 """
 import os
 import pathlib
+import re
 import shlex
 import subprocess
 import sysconfig
@@ -14,15 +15,40 @@ from cffi import FFI
 
 HERE = pathlib.Path(__file__).resolve().parent
 SOURCES = ["meter.c"]
-CDEF = """
-uint64_t ll_counter_add(uint64_t *slot, uint64_t delta);
-uint64_t ll_counter_load(const uint64_t *slot);
-void ll_counter_store(uint64_t *slot, uint64_t value);
-int ll_counter_cas(uint64_t *slot, uint64_t expected, uint64_t desired);
-int ll_hist_bucket(uint64_t duration_ns);
-void ll_meter_record(uint64_t *slot, uint64_t duration_ns, uint64_t billed_ms,
-                     uint64_t memory_mb, uint64_t init_ns, int outcome, int cold);
-int ll_meter_snapshot(const uint64_t *slot, uint64_t *out, int n, int max_tries);
+
+
+def _strip_comments(text: str) -> str:
+    return re.sub(r"/\*.*?\*/", "", re.sub(r"//[^\n]*", "", text), flags=re.S)
+
+
+def declarations(header: str, *, types: tuple[str, ...] = (), functions: tuple[str, ...] = (),
+                 defines: tuple[str, ...] = ()) -> str:
+    """The named struct and enum definitions ("struct ll_mount_op"), function
+    prototypes and integer #defines of a csrc/ header, as the header writes
+    them: the header is the one definition, and cffi's declarations are read
+    from it. Raises LookupError for a name the header does not declare."""
+    text = _strip_comments((HERE / header).read_text())
+    out = []
+    for name in defines:
+        found = re.search(rf"^#define {re.escape(name)} +(\d+)\s*$", text, flags=re.M)
+        if found is None:
+            raise LookupError(f"{header} defines no integer {name}")
+        out.append(f"#define {name} {found.group(1)}")
+    for name in types:
+        found = re.search(rf"^{re.escape(name)}\s*\{{.*?^\}};", text, flags=re.S | re.M)
+        if found is None:
+            raise LookupError(f"{header} defines no {name}")
+        out.append(found.group(0))
+    for name in functions:
+        found = re.search(rf"^[A-Za-z_][\w \*]*\b{re.escape(name)}\([^;{{}}]*\);", text, flags=re.M)
+        if found is None:
+            raise LookupError(f"{header} declares no function {name}")
+        out.append(" ".join(found.group(0).split()))
+    return "\n".join(out) + "\n"
+
+
+CDEF = declarations("meter.h", functions=("ll_counter_add", "ll_counter_load", "ll_counter_store", "ll_counter_cas",
+                                          "ll_hist_bucket", "ll_meter_record", "ll_meter_snapshot")) + """
 static const int LL_SLOT_WORDS;
 static const int LL_HIST_BUCKETS;
 """
@@ -55,74 +81,16 @@ build_init_image()
 # The sandbox: one file per kernel concern (spawn.c reads top to bottom).
 SOURCES += ["spawn.c", "mounts.c", "caps.c", "seccomp.c", "net.c", "attach.c"]
 SANDBOX_INCLUDES = '#include "spawn.h"\n#include "seccomp.h"\n#include "net.h"\n#include "attach.h"\n'
-CDEF += """
-enum ll_mount_kind {
-    LL_MKDIR = 1, LL_BIND_RO = 2, LL_BIND_DEV = 3, LL_TMPFS = 4, LL_PROC = 5,
-    LL_SYMLINK = 6, LL_WRITE_FILE = 7, LL_MASK = 8, LL_READONLY = 9, LL_OVERLAY_RO = 10,
-    LL_STAGE_BIND = 11, LL_VIEW_RO = 12, LL_FIXED_FILE = 13,
-};
-struct ll_mount_op {
-    int kind;
-    const char *src;
-    const char *dst;
-    const char *data;
-    unsigned int mode;
-};
-struct ll_spawn_config {
-    const char *path;
-    char *const *argv;
-    char *const *envp;
-    const char *cwd;
-    const char *hostname;
-    const struct ll_mount_op *ops;
-    int n_ops;
-    int control_fd;
-    int cgroup_v2_fd;
-    const int *cgroup_procs_fds;
-    int n_cgroup_procs_fds;
-    uint64_t namespaces;
-    int unshare_cgroup_late;
-    const char *uid_map;
-    const char *gid_map;
-    int deny_setgroups;
-    uint32_t setup_uid;
-    uint32_t setup_gid;
-    uint32_t sandbox_uid;
-    uint32_t sandbox_gid;
-    int loopback_up;
-    int seccomp;
-    int nofile;
-    unsigned long rlimit_data_bytes;
-    int rlimit_nproc;
-    int pdeathsig;
-    int handshake_timeout_ms;
-    int init_fd;
-    int netns_fd;
-    int lifeline_fd;
-    int fork_worker;
-    int clone_parent;
-};
-struct ll_spawn_result {
-    int pid;
-    int err;
-    int used_clone3;
-    int pidfd;
-    char step[160];
-};
-#define LL_SPAWN_IN_WORKER 1
-int ll_spawn(const struct ll_spawn_config *cfg, struct ll_spawn_result *res);
-int ll_mount_ops_from_table(struct ll_mount_op *out, const int *refs, int n, const char *table, int table_len);
-int ll_init_memfd(void);
-int ll_clone_floor(uint64_t namespaces);
-int ll_netns_create(void);
-int ll_netns_enter(int netns_fd, int *saved_fd);
-int ll_netns_leave(int saved_fd);
-int ll_seccomp_filter_length(void);
-int ll_seccomp_allowed_count(void);
-int ll_seccomp_install(void);
-int ll_seccomp_program(const unsigned char **insns);
-int ll_attach_tree(int pid, int pidfd, const char *src, const char *dst, const char **step);
-"""
+CDEF += (
+    declarations("mounts.h", types=("enum ll_mount_kind", "struct ll_mount_op"))
+    + declarations("spawn.h", types=("struct ll_spawn_config", "struct ll_spawn_result"),
+                   functions=("ll_spawn", "ll_mount_ops_from_table", "ll_init_memfd", "ll_clone_floor"),
+                   defines=("LL_SPAWN_IN_WORKER",))
+    + declarations("net.h", functions=("ll_netns_create", "ll_netns_enter", "ll_netns_leave"))
+    + declarations("seccomp.h", functions=("ll_seccomp_filter_length", "ll_seccomp_allowed_count", "ll_seccomp_install",
+                                           "ll_seccomp_program"))
+    + declarations("attach.h", functions=("ll_attach_tree",))
+)
 
 ffibuilder = FFI()
 ffibuilder.cdef(CDEF)
