@@ -1,0 +1,1 @@
+../../../gateway/app/toplevel/__init__.py
