@@ -19,6 +19,7 @@ import subprocess
 import sys
 
 import pytest
+import runtime_builds
 from helpers import ServerProcess, make_zip
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -31,7 +32,7 @@ def example_blocks(text: str) -> dict[str, str]:
 
 
 def test_the_readme_names_its_language_examples():
-    assert set(example_blocks(README.read_text())) == {"java_install", "java", "csharp"}
+    assert set(example_blocks(README.read_text())) == {"java_install", "java", "csharp", "go"}
 
 
 @pytest.fixture
@@ -79,6 +80,28 @@ def test_the_java_and_csharp_examples_work_as_written(user, tmp_path):
         assert answer["echo"] == {"x": 1} and answer["functionName"] == "hello-java", answer
         out = _sh(blocks["csharp"], shell, work)
         assert (work / "out.json").read_text() == '"hello you"' and out.rstrip().endswith('"hello you"'), out
+    finally:
+        assert server.stop() == 0, "".join(server.output)
+
+
+def test_the_custom_runtime_example_works_as_written(user, tmp_path):
+    """The Go example, in a copy of the aws-lambda-go sample (its default
+    handler echoes the event). Go's module and build caches are the
+    machine's, as Maven's repository is above."""
+    home, env = user
+    go = runtime_builds.tool("go")
+    for cache in (pathlib.Path.home() / "go", pathlib.Path.home() / ".cache" / "go-build"):
+        if cache.is_dir():
+            link = home / cache.relative_to(pathlib.Path.home())
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(cache)
+    env = dict(env, PATH=f"{env['PATH']}:{os.path.dirname(go)}")
+    work = tmp_path / "go"
+    shutil.copytree(ROOT / "tests" / "custom_runtimes" / "go", work)
+    server, shell = _serve(home, env)
+    try:
+        _sh(example_blocks(README.read_text())["go"], shell, work)
+        assert json.loads((work / "out.json").read_text()) == {"x": 1}
     finally:
         assert server.stop() == 0, "".join(server.output)
 
