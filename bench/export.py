@@ -113,7 +113,7 @@ def _worker_pid(server_pid: int) -> int | None:
     for child in children:
         try:
             with open(f"/proc/{child}/cmdline", "rb") as f:
-                if b"metering.export.worker" in f.read():
+                if f.read().endswith(b"-m\0lambdalet.gateway.metering.export\0"):
                     return int(child)
         except OSError:
             pass

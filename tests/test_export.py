@@ -206,7 +206,7 @@ def _export_workers(srv: ServerProcess) -> set[tuple[int, int]]:
     for pid, start in srv.descendants():
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as f:
-                if b"lambdalet.gateway.metering.export.worker" in f.read():
+                if f.read().endswith(b"-m\0lambdalet.gateway.metering.export\0"):
                     found.add((pid, start))
         except OSError:
             pass

@@ -28,6 +28,9 @@ class ScriptedSink:
         self.delivered: list[int] = []
         self.closed = False
 
+    async def start(self):
+        pass
+
     def encode(self, batch, now_ns):
         return [[usage for usage, _ in batch]]
 

@@ -19,8 +19,8 @@ event loop.
 - http_client.py    a small HTTP/1.1 client (h11) for the OTLP sink.
 - process_sink.py   the server's side of a worker: a Sink that hands each
                     batch over as one msgpack frame and reads the answer.
-- worker.py         the worker process (python -m ...export.worker): the
-                    real sink behind a pipe.
+- worker.py         the worker process: the real sink behind a pipe.
+- __main__.py       its entry point (python -m lambdalet.gateway.metering.export).
 - exporter.py       the channels as the server assembles them.
 - export_metrics.py the export's collector for GET /metrics.
 """

@@ -90,6 +90,7 @@ class Channel:
         return batch
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        await self.sink.start()
         task_status.started()
         try:
             while True:

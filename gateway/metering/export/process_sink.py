@@ -15,7 +15,7 @@ from .sinks import Call, Rejected, Retry
 from .worker import Answer, Batch, SinkSpec, frame, read_frame
 
 WORKER_EXIT_S = 5.0
-WORKER_MODULE = "lambdalet.gateway.metering.export.worker"
+WORKER_MODULE = "lambdalet.gateway.metering.export"  # its __main__.py runs worker.main
 
 
 class ProcessSink:
@@ -33,6 +33,21 @@ class ProcessSink:
     def pid(self) -> int | None:
         return self._proc.pid if self._proc is not None else None
 
+    async def start(self) -> None:
+        """Starts the worker ahead of the first batch (a Python start takes
+        a second or more on a busy host). A failure here is retried by the
+        first delivery."""
+        try:
+            await self._spawn()
+        except OSError:
+            pass
+
+    async def _spawn(self) -> None:
+        self._pending = bytearray()
+        self._proc = await trio.lowlevel.open_process(self._argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        assert self._proc.stdin is not None
+        await self._proc.stdin.send_all(frame(self._encode(self.spec)))
+
     def encode(self, batch: list[Call], now_ns: int) -> list[object]:
         self._seq += 1
         return [(self._seq, frame(self._encode(Batch(self._seq, batch))))]
@@ -41,10 +56,7 @@ class ProcessSink:
         seq, data = payload  # type: ignore[misc]
         try:
             if self._proc is None:
-                self._pending = bytearray()
-                self._proc = await trio.lowlevel.open_process(self._argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-                assert self._proc.stdin is not None
-                await self._proc.stdin.send_all(frame(self._encode(self.spec)))
+                await self._spawn()
             assert self._proc.stdin is not None and self._proc.stdout is not None
             await self._proc.stdin.send_all(data)
             body = await read_frame(self._proc.stdout, self._pending)

@@ -35,6 +35,8 @@ class Rejected(Exception):
 class Sink(Protocol):
     name: str
 
+    async def start(self) -> None: ...
+
     def encode(self, batch: list[Call], now_ns: int) -> list[object]: ...
 
     async def deliver(self, payload: object) -> None: ...
@@ -60,6 +62,9 @@ class OtlpSink:
         self.headers = list(headers) or list(target.headers)
         self.client = HttpClient(target.scheme, target.host, target.port, timeout_s=timeout_s)
         self._window_start_ns = time.time_ns()
+
+    async def start(self) -> None:
+        pass
 
     def encode(self, batch: list[Call], now_ns: int) -> list[object]:
         calls = [(usage, log.log_group, log.log_stream, _lines(log)) for usage, log in batch if log is not None]
@@ -101,6 +106,9 @@ class SyslogSink:
         self._stream: trio.SocketStream | None = None
         self._udp: trio.socket.SocketType | None = None
         self._udp_addr = None
+
+    async def start(self) -> None:
+        pass
 
     def encode(self, batch: list[Call], now_ns: int) -> list[object]:
         messages: list[bytes] = []

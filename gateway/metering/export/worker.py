@@ -17,7 +17,7 @@ frame is the SinkSpec (on stdin, not on the command line, which any user
 of the host may read: it may hold an API key). The process ends when its
 stdin does (the server stopped, or died).
 
-    python -m lambdalet.gateway.metering.export.worker
+    python -m lambdalet.gateway.metering.export   (__main__.py)
 """
 from __future__ import annotations
 
@@ -146,6 +146,3 @@ def main() -> int:
         return 0  # the server went away while we answered
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())
