@@ -153,6 +153,12 @@ def render(i: dict) -> list[str]:
         rows.append(f"| {i['functions']} functions round-robin req/s, c=16 (vs one function) | {rr['rps']:.0f} | "
                     f"{url['rps']:.0f} | {rr['rps'] / url['rps']:.2f}× (target ≥ 0.8×) |")
         rows.append(f"| server RSS after {i['functions']} functions warm | {i['server_rss_mb']:.0f} MB | | |")
+    failed = [f"{label} {fig['errors']} ({', '.join(f'{n}× {code}' for code, n in fig.get('status', {}).items() if code[0] != '2')})"
+              for label, fig in i.items() if isinstance(fig, dict) and fig.get("errors")]
+    if failed:
+        # A throughput that includes refusals (429s when instances do not
+        # fit) is not the figure its row claims.
+        rows.append(f"| (i) requests failed or refused | {'; '.join(failed)} | | |")
     rows.append(f"| warm URL p99 ms, c=16 | {url['p99_ms']:.2f} | target 3 | {url['p99_ms'] / 3:.2f}× |")
     rows.append(f"| platform CPU µs per warm URL call, gateway + worker, c=16 | {url['platform_cpu_us']:.0f} "
                 f"(gateway {url['gateway_cpu_us']:.0f}) | target 60 | {url['platform_cpu_us'] / 60:.2f}× |")
