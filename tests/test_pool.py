@@ -438,7 +438,7 @@ async def test_a_backend_that_cannot_freeze_gets_no_freezer(spec, backend):
 
 @pytest.mark.trio
 async def test_the_start_up_cpu_boost_ends_with_init_or_after_a_while(spec, tmp_path, monkeypatch):
-    from lambdalet.gateway.execution import pool as pool_mod
+    from lambdalet.gateway.execution import lifecycle as pool_mod
 
     monkeypatch.setattr(pool_mod, "CPU_BOOST_S", 0.05)
     slow = tmp_path / "slow"

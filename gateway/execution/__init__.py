@@ -1,11 +1,24 @@
 """Running calls in sandboxes.
 
 - pool.py           warm instances per function revision and the one call
-                    each runs at a time: start, call, reclaim, destroy.
-- instance.py       one warm worker as the gateway sees it: a sandbox and
-                    its control channel (everything on it is untrusted).
+                    each runs at a time: take an idle one or start one, call,
+                    release, reclaim. Its jobs are the modules below it.
+- outcomes.py       FunctionSpec and CallOutcome, and the answer and log of
+                    each way a call ends (success, error, timeout, OOM,
+                    crash, failed init). Pure.
+- concurrency.py    concurrency slots: the account's limit and reserved
+                    concurrency, refused at once past them (429).
+- memory_budget.py  the host's budget as the pool spends it: memory of live
+                    and starting instances, tasks, evictions to make room.
 - admission.py      whether one more instance fits the host (memory budget,
                     tasks cap) and which idle ones make room. Pure policy.
+- lifecycle.py      an instance from spawn (or a spare) and init, with its
+                    INIT_START line, to destroy; replaced revisions' instances.
+- deadlines.py      calls past their Timeout killed, on trio's clock.
+- provisioned.py    provisioned concurrency: instances kept initialised.
+- instance.py       one warm worker as the gateway sees it: a sandbox and
+                    its control channel (everything on it is untrusted), and
+                    its states STARTING -> IDLE <-> BUSY -> DEAD.
 - idle_freezer.py   idle instances frozen between calls.
 - spares.py         sandboxes started before anyone asks, handed to the
                     first cold start.

@@ -38,9 +38,13 @@ class Freezable(Protocol):
     @property
     def sandbox(self) -> _Sandbox: ...  # read only: an instance's sandbox may be any that freezes
     last_used: float  # trio clock time of the release
-    busy: bool
-    dead: bool
     frozen: bool
+
+    @property
+    def busy(self) -> bool: ...
+
+    @property
+    def dead(self) -> bool: ...
 
 
 class IdleFreezer:

@@ -5,9 +5,17 @@ the worker's process and can write frames itself. So the gateway keeps its
 own clock on each call (call_started_ns to last_heard_ns, monotonic), and
 refuses a frame whose header declares more than an answer may hold before
 reading any of it.
+
+An instance's life is a short state machine (State, TRANSITIONS): STARTING
+(spawned or handed a spare, init under way) -> IDLE (initialised, waiting in
+the pool) <-> BUSY (running one call) -> DEAD (killed, being or already
+destroyed; never used again). Whether its sandbox is frozen is kept apart
+(`frozen`): an idle instance may be frozen, and so may one that is being
+destroyed, whose extensions are thawed to be told SHUTDOWN.
 """
 from __future__ import annotations
 
+import enum
 import os
 import select
 import socket
@@ -59,8 +67,30 @@ class AnswerTooLarge(WorkerGone):
     refused from its header, unread, and the worker can no longer be used."""
 
 
+class State(enum.Enum):
+    STARTING = "starting"
+    IDLE = "idle"
+    BUSY = "busy"
+    DEAD = "dead"
+
+
+STARTING, IDLE, BUSY, DEAD = State.STARTING, State.IDLE, State.BUSY, State.DEAD
+
+# Every legal move; anything else is a bug in the pool and raises.
+TRANSITIONS: dict[State, frozenset[State]] = {
+    STARTING: frozenset({IDLE, BUSY, DEAD}),  # provisioned ahead of calls, or started for one
+    IDLE: frozenset({BUSY, DEAD}),
+    BUSY: frozenset({IDLE, DEAD}),
+    DEAD: frozenset(),
+}
+
+
+class IllegalTransition(RuntimeError):
+    pass
+
+
 class Instance:
-    __slots__ = ("id", "sandbox", "revision", "sock", "reader", "log_fd", "init_ns", "used", "last_used", "busy", "dead", "log_stream", "function", "memory_mb", "provisioned", "deadline", "timed_out", "_watch", "code_dir", "frozen", "call_started_ns", "last_heard_ns", "runtime_api", "prelaunched", "layer_dirs", "extensions")
+    __slots__ = ("id", "sandbox", "revision", "sock", "reader", "log_fd", "init_ns", "used", "last_used", "state", "log_stream", "function", "memory_mb", "provisioned", "deadline", "timed_out", "_watch", "code_dir", "frozen", "call_started_ns", "last_heard_ns", "runtime_api", "prelaunched", "layer_dirs", "extensions")
 
     def __init__(self, instance_id: str, sandbox: Sandbox, revision: str) -> None:
         self.id = instance_id
@@ -73,8 +103,7 @@ class Instance:
         self.init_ns = 0
         self.used = False  # True after its first call: REPORT shows Init Duration only before
         self.last_used = 0.0
-        self.busy = False
-        self.dead = False
+        self.state = STARTING
         self.log_stream = ""
         self.function = ""
         self.memory_mb = 0
@@ -104,6 +133,20 @@ class Instance:
         pidfd = sandbox.pidfd
         if pidfd >= 0:
             self._watch.register(pidfd, select.POLLIN)
+
+    def to(self, state: State) -> None:
+        """Moves to state, if TRANSITIONS allows it from the current one."""
+        if state not in TRANSITIONS[self.state]:
+            raise IllegalTransition(f"instance {self.id}: {self.state.value} -> {state.value}")
+        self.state = state
+
+    @property
+    def busy(self) -> bool:
+        return self.state is BUSY
+
+    @property
+    def dead(self) -> bool:
+        return self.state is DEAD
 
     def watch_exit_only(self, pidfd: int) -> None:
         """From now on only the process's end says the worker has gone: a

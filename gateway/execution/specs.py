@@ -11,7 +11,7 @@ from ..functions.function_configs import pinned_elsewhere
 from ..functions.model import FunctionRecord
 from ..functions.service import FunctionService
 from . import languages
-from .pool import FunctionSpec
+from .outcomes import FunctionSpec
 
 
 class FunctionSpecs:
