@@ -45,7 +45,7 @@ def route(service: FunctionService, target: destinations.FunctionTarget | destin
     dest = destination_record(service, function_target) if function_target is not None else None
     if function_target is not None and dest is not None and (chain < MAX_CHAIN or loops_allowed(service, dest.name)):
         return NewEvent(str(uuid.uuid4()), dest.name, body, wall(), chain + 1, function_target.qualifier,
-                        getattr(dest, "version", "$LATEST")), None
+                        dest.version), None
     # A queue, a destination function that no longer exists, or
     # a loop of destinations: the record is kept rather than lost.
     queue = target.name if isinstance(target, destinations.QueueTarget) else destinations.DEFAULT_DLQ

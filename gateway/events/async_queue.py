@@ -143,8 +143,7 @@ class AsyncQueue:
         invoked = "$LATEST"
         if ref is not None:
             invoked = qualifier or function_ref(ref)[1] or "$LATEST"
-        version = getattr(rec, "version", "$LATEST")
-        event = NewEvent(str(uuid.uuid4()), rec.name, payload, self.wall(), qualifier=invoked, version=version)
+        event = NewEvent(str(uuid.uuid4()), rec.name, payload, self.wall(), qualifier=invoked, version=rec.version)
         if not self._committing:
             # No dispatcher yet (embedding, tests): commit on our own.
             async with self._db:
@@ -264,7 +263,7 @@ class AsyncQueue:
         version the event was invoked on (an alias was resolved on arrival)."""
         if p.version == "$LATEST":
             return self.service.registry.get(p.function)
-        return getattr(self.service, "versions", {}).get(p.function, {}).get(p.version)
+        return self.service.versions.get(p.function, {}).get(p.version)
 
     async def _run_once(self, event_id: str, p: _Pending) -> None:
         if self._record(p) is None:
@@ -324,7 +323,7 @@ class AsyncQueue:
         if qualifier == "$LATEST":
             return qualifier
         try:
-            return getattr(self.service.resolve(function, qualifier), "version", "$LATEST")
+            return self.service.resolve(function, qualifier).version
         except LambdaError:
             return qualifier
 

@@ -31,9 +31,8 @@ from .pool import CallOutcome, FunctionSpec, Pool
 
 
 def version_of(spec: FunctionSpec) -> str:
-    # Published versions arrive with their own issue; until then every call
-    # runs $LATEST. A spec that carries a version is counted under it.
-    return getattr(spec, "version", None) or "$LATEST"
+    """The version a call is counted under: its published version, or $LATEST."""
+    return spec.version or "$LATEST"
 
 
 class Accounting:
