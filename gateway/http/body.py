@@ -12,6 +12,8 @@ The sender must call ``close()`` once done, sent or not.
 from __future__ import annotations
 
 import os
+from collections.abc import AsyncIterator
+from typing import Protocol
 
 import trio
 
@@ -22,6 +24,19 @@ class StreamAborted(Exception):
     """A body of unknown length (sent chunked) cannot be finished: the
     sender closes the connection without ending the chunked body, so the
     client sees it cut short."""
+
+
+class StreamedBody(Protocol):
+    """What the fronts need of a reply body that is not bytes (a FileBody,
+    or a call's stream): its length (None: unknown, sent chunked), its
+    chunks as they come, and close()."""
+
+    @property
+    def length(self) -> int | None: ...
+
+    def chunks(self) -> AsyncIterator[bytes]: ...
+
+    def close(self) -> None: ...
 
 
 class FileBody:

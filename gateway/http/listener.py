@@ -34,11 +34,12 @@ import errno
 import logging
 import math
 import socket
+from typing import cast
 
 import trio
 
 from . import http1, rawio
-from .body import StreamAborted
+from .body import StreamAborted, StreamedBody
 from .handler import Handler, Reply
 from .limits import ByteBudget, ConnectionSlots, HttpLimits
 from .slow_client import RECV, receive_body, refuse, send_rest
@@ -78,7 +79,8 @@ async def serve_connection(sock: socket.socket, router: Handler, watchdog: Watch
                     watchdog.watched.discard(watched)
         if watched.scope.cancelled_caught and watched.timeout_reply is not None:
             status, headers, payload = watched.timeout_reply
-            rawio.send_nowait(sock, http1.render_response(status, headers, payload, keep_alive=False))
+            # The connection's own refusals: bytes.
+            rawio.send_nowait(sock, http1.render_response(status, headers, cast(bytes, payload), keep_alive=False))
     finally:
         rawio.close(sock)
 
@@ -153,11 +155,11 @@ async def _serve(sock: socket.socket, router: Handler, watched: Watched, limits:
                     if body is None:
                         return
             except http1.BodyTooLarge:
-                await refuse(sock, router.too_large(head), watched, limits)
+                if head is not None:  # raised reading the body, which comes after its head
+                    await refuse(sock, router.too_large(head), watched, limits)
                 return
             except http1.ProtocolError as exc:
-                payload = exc.message.encode()
-                await _send_all(sock, http1.render_response(exc.status, [("Content-Type", "text/plain")], payload, keep_alive=False))
+                await _send_all(sock, http1.render_response(exc.status, [("Content-Type", "text/plain")], exc.message.encode(), keep_alive=False))
                 return
             except OSError as exc:
                 if exc.errno in (errno.ECONNRESET, errno.EPIPE):
@@ -170,17 +172,17 @@ async def _serve(sock: socket.socket, router: Handler, watched: Watched, limits:
             except Exception:
                 log.exception("unhandled error serving %s %s", head.method, head.path)
                 status, headers, payload = 500, [("x-amzn-ErrorType", "ServiceException"), ("Content-Type", "application/json")], b'{"Type":"Service","Message":"Internal error"}'
-            stream = None
+            stream: StreamedBody | None = None
             chunked = False
             if hasattr(payload, "chunks"):
                 # A body streamed from files (an S3 GET), or of unknown
                 # length, sent chunked as it comes (response streaming):
                 # sent after the head.
-                stream, payload = payload, b""
+                stream, payload = cast(StreamedBody, payload), b""
                 chunked = stream.length is None
             try:
                 try:
-                    response = http1.render_response(status, headers, payload, head.keep_alive, head_only=head.method == "HEAD",
+                    response = http1.render_response(status, headers, cast(bytes, payload), head.keep_alive, head_only=head.method == "HEAD",
                                                      content_length=None if stream is None else stream.length, chunked=chunked)
                 except ValueError:
                     log.exception("unrenderable response to %s %s", head.method, head.path)
@@ -190,7 +192,7 @@ async def _serve(sock: socket.socket, router: Handler, watched: Watched, limits:
                         stream = None
                 # Nothing of this request may outlive its use: a response waiting
                 # on a slow reader, or an idle connection, would pin them.
-                body = payload = None  # type: ignore[assignment]
+                body = payload = None
                 # A client that stops reading cannot hold the response forever.
                 watched.deadline = trio.current_time() + limits.send_timeout_s
                 try:
