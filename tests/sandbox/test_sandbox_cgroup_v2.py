@@ -22,6 +22,7 @@ class _V2WithoutControllers:
 
     version = 2
     tasks_max = None  # no pids controller to cap them
+    cpu_limit = False  # nor a cpu controller
 
     def __init__(self, root: str) -> None:
         self.root = root
