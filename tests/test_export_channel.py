@@ -125,3 +125,24 @@ async def test_on_stop_what_is_buffered_gets_one_last_try(autojump_clock):
         assert sink.tries == []
         nursery.cancel_scope.cancel()
     assert sink.delivered == [0, 1] and sink.closed
+
+
+class SlowSink(ScriptedSink):
+    async def deliver(self, payload):
+        await trio.sleep(0.05)  # a round trip to the receiver
+        await super().deliver(payload)
+
+
+@pytest.mark.trio
+async def test_a_steady_stream_makes_a_batch_per_interval_not_one_per_round_trip(autojump_clock):
+    sink = SlowSink()
+    channel = Channel(sink, batch_calls=512, flush_interval_s=1.0)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(channel.run)
+        for n in range(300):  # 100 calls a second for 3 s
+            channel.offer(n, None)
+            await trio.sleep(0.01)
+        await trio.sleep(1.5)
+        nursery.cancel_scope.cancel()
+    assert sink.delivered == list(range(300))
+    assert len(sink.tries) <= 4  # ~100 calls each, not one try per 50 ms round trip

@@ -80,10 +80,10 @@ class Channel:
         return ChannelStatistics(self.sink.name, len(self._buffer), self._bytes, self.sent_calls, self.dropped_full,
                                  self.dropped_rejected, self.failed_tries, self.last_error)
 
-    def _take(self) -> list[Call]:
+    def _take(self, n: int) -> list[Call]:
         batch = []
         buffer = self._buffer
-        for _ in range(min(self.batch_calls, len(buffer))):
+        for _ in range(min(n, len(buffer))):
             call, size = buffer.popleft()
             self._bytes -= size
             batch.append(call)
@@ -97,13 +97,20 @@ class Channel:
                 with trio.move_on_after(self.flush_interval_s):
                     await self._wake.wait()
                 self._wake = trio.Event()
-                while self._buffer:
-                    await self._send(self._take(), retry=True)
+                # What is buffered now goes, in full batches and a rest; calls
+                # that come meanwhile wait for the next interval or a full
+                # batch, so that a steady stream makes a few large batches a
+                # second and not a small one per round trip.
+                due = len(self._buffer)
+                while due > 0:
+                    batch = self._take(min(due, self.batch_calls))
+                    due -= len(batch)
+                    await self._send(batch, retry=True)
         finally:
             with trio.CancelScope(shield=True) as scope:
                 scope.deadline = trio.current_time() + FINAL_FLUSH_S
                 while self._buffer and not scope.cancel_called:
-                    await self._send(self._take(), retry=False)
+                    await self._send(self._take(self.batch_calls), retry=False)
                 await self.sink.aclose()
 
     async def _send(self, batch: list[Call], *, retry: bool) -> None:
