@@ -146,3 +146,19 @@ async def test_a_steady_stream_makes_a_batch_per_interval_not_one_per_round_trip
         nursery.cancel_scope.cancel()
     assert sink.delivered == list(range(300))
     assert len(sink.tries) <= 4  # ~100 calls each, not one try per 50 ms round trip
+
+
+@pytest.mark.trio
+async def test_the_batch_being_delivered_counts_against_the_bound(autojump_clock):
+    sink = ScriptedSink(["retry"] * 100)  # a receiver that stays down
+    channel = Channel(sink, max_calls=2, flush_interval_s=1.0)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(channel.run)
+        channel.offer(0, Log(10))
+        channel.offer(1, Log(10))
+        await trio.sleep(2)  # taken into a batch, tried, waiting to be tried again
+        for n in range(2, 5):
+            channel.offer(n, None)
+        stats = channel.statistics()
+        assert (stats.queued_calls, stats.queued_bytes, stats.dropped_full) == (2, 20, 3)
+        nursery.cancel_scope.cancel()

@@ -2,9 +2,10 @@
 it: batching, retries with backoff, and the counts /metrics shows.
 
 The call path only appends to a deque (offer): it never waits, never does
-I/O and never encodes. When the buffer holds MAX_CALLS calls or
-MAX_BYTES bytes of logs, a new call is dropped and counted (a receiver
-that is down must cost memory up to a bound, and the calls nothing).
+I/O and never encodes. When the buffer and the batch being delivered
+hold MAX_CALLS calls or MAX_BYTES bytes of logs, a new call is dropped
+and counted (a receiver that is down must cost memory up to a bound, and
+the calls nothing).
 The task takes batches of up to BATCH_CALLS, every FLUSH_INTERVAL_S or as
 soon as a batch is full, encodes each batch once and delivers its payloads
 in order; a payload that fails is tried again after 0.1 s, 0.2 s, ...
@@ -38,7 +39,7 @@ FINAL_FLUSH_S = 2.0
 
 class ChannelStatistics(msgspec.Struct, frozen=True):
     sink: str
-    queued_calls: int
+    queued_calls: int  # waiting in the buffer or being delivered
     queued_bytes: int
     sent_calls: int
     dropped_full: int  # calls dropped because the buffer was full
@@ -58,6 +59,10 @@ class Channel:
         self.max_backoff_s = max_backoff_s
         self._buffer: collections.deque[tuple[Call, int]] = collections.deque()
         self._bytes = 0
+        # The batch being delivered still counts against the bound: it is
+        # held in memory until it goes through.
+        self._flight_calls = 0
+        self._flight_bytes = 0
         self._wake = trio.Event()
         self.sent_calls = 0
         self.dropped_full = 0
@@ -68,7 +73,7 @@ class Channel:
     def offer(self, usage, log) -> None:
         """Called for every answered call: O(1), never blocks."""
         size = len(log.log) if log is not None else 0
-        if len(self._buffer) >= self.max_calls or self._bytes + size > self.max_bytes:
+        if len(self._buffer) + self._flight_calls >= self.max_calls or self._bytes + self._flight_bytes + size > self.max_bytes:
             self.dropped_full += 1
             return
         self._buffer.append(((usage, log), size))
@@ -77,7 +82,8 @@ class Channel:
             self._wake.set()
 
     def statistics(self) -> ChannelStatistics:
-        return ChannelStatistics(self.sink.name, len(self._buffer), self._bytes, self.sent_calls, self.dropped_full,
+        return ChannelStatistics(self.sink.name, len(self._buffer) + self._flight_calls, self._bytes + self._flight_bytes,
+                                 self.sent_calls, self.dropped_full,
                                  self.dropped_rejected, self.failed_tries, self.last_error)
 
     def _take(self, n: int) -> list[Call]:
@@ -86,7 +92,9 @@ class Channel:
         for _ in range(min(n, len(buffer))):
             call, size = buffer.popleft()
             self._bytes -= size
+            self._flight_bytes += size
             batch.append(call)
+        self._flight_calls = len(batch)
         return batch
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
@@ -114,6 +122,12 @@ class Channel:
                 await self.sink.aclose()
 
     async def _send(self, batch: list[Call], *, retry: bool) -> None:
+        try:
+            await self._deliver(batch, retry=retry)
+        finally:
+            self._flight_calls = self._flight_bytes = 0
+
+    async def _deliver(self, batch: list[Call], *, retry: bool) -> None:
         for payload in self.sink.encode(batch, time.time_ns()):
             backoff = FIRST_BACKOFF_S
             while True:
