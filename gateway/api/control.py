@@ -125,6 +125,7 @@ def create_app(service: FunctionService, links: CodeLinks, settings: FunctionSet
         if request.url_rule is None:
             raise unsupported.refusal(op.name)
         payload = await request.get_data() if op.payload else None
+        assert not isinstance(payload, str)  # as_text is off
         body = await _body() if op.body and op.payload is None else None
         operations.check(op, labels, query, {k.lower(): v for k, v in request.headers.items()}, body, payload)
         return None

@@ -105,8 +105,8 @@ def register(app, service: FunctionService, calls: CallJournal, *, granularity_m
         else:
             token = request.args.get("nextToken")
             after, upto_id = decode_token(token) if token else (None, None)
-            query = functools.partial(logstore.page, group, since_ms=since_ms, after=after, upto_id=upto_id, contains=contains, limit=limit)
-            page = await trio.to_thread.run_sync(query)
+            page_query = functools.partial(logstore.page, group, since_ms=since_ms, after=after, upto_id=upto_id, contains=contains, limit=limit)
+            page = await trio.to_thread.run_sync(page_query)
             events = page.events
             if page.next is not None:
                 doc["nextToken"] = encode_token(page.next, page.upto_id)

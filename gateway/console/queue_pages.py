@@ -2,6 +2,8 @@
 delete them) and the schedules (enable, disable, delete)."""
 from __future__ import annotations
 
+import functools
+
 import msgspec
 import trio
 from quart import Blueprint, request
@@ -21,7 +23,7 @@ def add_routes(bp: Blueprint, kit: PageKit) -> None:
         depths.setdefault(s.dead_letter_queue, 0)
         shown = {}
         for queue in sorted(depths):
-            msgs = await trio.to_thread.run_sync(lambda q=queue: store.messages(q, 200))
+            msgs = await trio.to_thread.run_sync(functools.partial(store.messages, queue, 200))
             shown[queue] = [_message_row(m) for m in msgs]
         return kit.page("queues.html", depths=depths, queues=shown, stats=msgspec.structs.asdict(s.async_queue.statistics()), tab="queues")
 
