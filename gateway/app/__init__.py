@@ -1,9 +1,9 @@
 """The composition root: the server assembled from the rooms below it.
 
-- root.py        Lambdalet: every part built in dependency order, their
-                 background tasks, one exit stack that closes what was
-                 opened; also the embedding API (deploy, invoke, serve_http),
-                 exported as `lambdalet.Lambdalet`.
+- assembly.py    Assembly: every part built in dependency order, their
+                 background tasks, one exit stack that closes what was opened.
+- root.py        Lambdalet (an Assembly): the embedding API (deploy, invoke
+                 without HTTP, serve_http), exported as `lambdalet.Lambdalet`.
 - relay.py       Relay: a feedback edge (a part telling one built after it),
                  connected once, in the root.
 - http_front.py  the HTTP surfaces over a Lambdalet (the app and its routes,
