@@ -27,7 +27,8 @@ from . import constraints, unsupported_settings
 from . import validation as v
 from .codestore import CodeError, CodeStore
 from .disk_reserve import DiskReserve
-from .layers import LayerRef, LayerService
+from .layer_records import LayerRef
+from .layers import LayerService
 from .model import FunctionRecord, configuration, function_arn
 from .runtimes import RuntimeCatalog
 from .storage import Storage

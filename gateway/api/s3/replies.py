@@ -15,7 +15,7 @@ from urllib.parse import quote_plus
 from ...events.s3 import xmlsafe
 from ...events.s3.errors import S3Error
 from ...events.s3.records import ObjectInfo
-from ...http.handler import Reply
+from ...http.handler import Reply as Reply  # what S3's surfaces answer
 
 XML = ("Content-Type", "application/xml")
 

@@ -29,7 +29,8 @@ import trio
 from ...errors import LambdaError, invalid
 from ...functions.validation import function_ref
 from ..async_store import AsyncStore
-from ..sqs.service import QUEUE_NAME_RE, SqsService
+from ..sqs.queues import QUEUE_NAME_RE
+from ..sqs.service import SqsService
 
 DEFAULT_BATCH = 10
 MAX_BATCH = 10000

@@ -16,7 +16,8 @@ import json
 import re
 
 from lambdalet.gateway.http import http1
-from lambdalet.gateway.http.http1 import Head, ProtocolError
+from lambdalet.gateway.http.http1 import Head as Head  # the requests this module reads are http1's
+from lambdalet.gateway.http.http1 import ProtocolError
 
 MAX_HEAD = http1.MAX_HEAD
 MAX_CHUNK_LINE = 1024  # a chunk-size line with extensions; anything longer is garbage
