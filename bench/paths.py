@@ -17,6 +17,8 @@ import time
 
 import trio
 
+from lambdalet.sandbox import proc_stat
+
 from . import harness
 from .harness import Lambdalet, median
 
@@ -24,12 +26,8 @@ CONNECTIONS = 16
 
 
 def _ticks(pid: int) -> int | None:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            fields = f.read().rsplit(b")", 1)[1].split()
-    except OSError:
-        return None
-    return int(fields[11]) + int(fields[12])
+    stat = proc_stat.read(pid)
+    return stat.utime + stat.stime if stat is not None else None
 
 
 def platform_ticks(root: int) -> dict[int, int]:

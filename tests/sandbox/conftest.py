@@ -8,6 +8,7 @@ import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 
+from lambdalet.sandbox import proc_stat  # noqa: E402
 from lambdalet.sandbox.namespaced import NamespacedBackend  # noqa: E402
 from lambdalet.sandbox.runtime_root import RuntimeRoot  # noqa: E402
 
@@ -66,16 +67,16 @@ def _children() -> list[int]:
     out = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
+            stat = proc_stat.read(int(entry))
             try:
-                with open(f"/proc/{entry}/stat", "rb") as f:
-                    data = f.read()
                 with open(f"/proc/{entry}/status") as f:
                     nspid = [ln for ln in f if ln.startswith("NSpid:")]
             except OSError:
                 continue
-            fields = data[data.rindex(b")") + 2 :].split()
+            if stat is None:
+                continue
             nested = bool(nspid) and len(nspid[0].split()) > 2
-            if fields[1].decode() == me and fields[0] != b"Z" and nested:
+            if str(stat.ppid) == me and stat.state != "Z" and nested:
                 out.append(int(entry))
     return out
 

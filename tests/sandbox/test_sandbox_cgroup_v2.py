@@ -13,7 +13,7 @@ import signal
 import pytest
 import sandbox_probe
 
-from lambdalet.sandbox import cgroup_v2, cgroups
+from lambdalet.sandbox import cgroup_v2, cgroups, proc_stat
 from lambdalet.sandbox.namespaced import NamespacedBackend
 
 
@@ -165,8 +165,5 @@ def test_a_frozen_v2_sandbox_left_at_close_is_removed(runtime_root, python, code
 
 
 def _zombie(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except OSError:
-        return True
+    stat = proc_stat.read(pid)
+    return stat is None or stat.state == "Z"

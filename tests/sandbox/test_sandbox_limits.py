@@ -16,7 +16,7 @@ import pytest
 import sandbox_probe
 
 from lambdalet.runtime import protocol
-from lambdalet.sandbox import cgroup_v1, cgroups, namespaced
+from lambdalet.sandbox import cgroup_v1, cgroups, namespaced, proc_stat
 
 
 def test_fork_bomb_stops_at_pids_max(backend, python, code_dir):
@@ -479,11 +479,8 @@ def test_a_frozen_sandbox_dies_with_the_server(tmp_path, python, code_dir):
 
 
 def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
+    stat = proc_stat.read(pid)
+    return stat is not None and stat.state != "Z"
 
 
 # --- the host's share: a cap on all sandboxes' tasks (issue 10, hostile 6) ---

@@ -11,6 +11,7 @@ import sys
 import pytest
 
 from lambdalet.runtime import protocol
+from lambdalet.sandbox import proc_stat
 from lambdalet.sandbox.spec import SandboxSpec
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
@@ -100,8 +101,7 @@ def test_workers_are_forks_of_one_zygote_each_in_its_own_sandbox(backend, probe_
         for sandbox in (a, b):
             # PID 1 of each sandbox was cloned by the zygote (CLONE_PARENT)
             # as this process's child: it does not depend on the zygote.
-            with open(f"/proc/{sandbox.pid}/stat") as f:
-                assert int(f.read().rsplit(")", 1)[1].split()[1]) == os.getpid()
+            assert proc_stat.read(sandbox.pid).ppid == os.getpid()
             with open(f"/proc/{sandbox.pid}/task/{sandbox.pid}/children") as f:
                 worker = int(f.read().split()[0])
             with open(f"/proc/{worker}/cmdline", "rb") as f:
@@ -197,8 +197,7 @@ def test_sandboxes_outlive_their_zygote_and_the_next_spawn_starts_another(runtim
             assert backend.statistics()["zygote"] == 1
             # Every sandbox's PID 1 is this process's child, whichever zygote forked it.
             for sandbox in (busy, idle, third):
-                with open(f"/proc/{sandbox.pid}/stat") as f:
-                    assert int(f.read().rsplit(")", 1)[1].split()[1]) == os.getpid()
+                assert proc_stat.read(sandbox.pid).ppid == os.getpid()
             assert json.loads(_call(third).payload)["pid"] == 2
         finally:
             third.destroy()
@@ -235,19 +234,13 @@ def test_a_spawn_that_meets_a_dead_zygote_is_served_by_a_new_one(runtime_root, p
 
 
 def _state(pid: int) -> str | None:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rsplit(b")", 1)[1].split()[0].decode()
-    except OSError:
-        return None
+    stat = proc_stat.read(pid)
+    return stat.state if stat is not None else None
 
 
 def _start_time(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return int(f.read().rsplit(b")", 1)[1].split()[19])
-    except OSError:
-        return -1
+    stat = proc_stat.read(pid)
+    return stat.starttime if stat is not None else -1
 
 
 def test_a_failed_spawn_names_its_step_and_the_zygote_carries_on(backend, probe_dir, tmp_path):
