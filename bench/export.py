@@ -129,6 +129,18 @@ def _worker_pid(server_pid: int) -> int | None:
     return None
 
 
+def _wait_idle(pid: int, timeout_s: float = 30.0) -> None:
+    """Until the process has used no CPU for half a second."""
+    deadline = time.monotonic() + timeout_s
+    last = cpu_seconds(pid)
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        now = cpu_seconds(pid)
+        if now == last:
+            return
+        last = now
+
+
 def _typical_calls(n: int) -> list:
     """n warm calls as the accounting hook hands them over: a usage row and
     a log of START, one printed line, END and REPORT."""
@@ -213,6 +225,8 @@ def run(quick: bool = False) -> dict:
                     load(url, 16, 1)  # warm every instance the run will use
                     time.sleep(EXPORT_SETTLE_S)
                     worker = _worker_pid(lam.proc.pid)  # started with the server, when exporting
+                    if worker is not None:
+                        _wait_idle(worker)  # its start (imports) is not the calls' cost
                     cpu0, (made0, _) = cpu_seconds(lam.proc.pid), _server_counts(lam)
                     worker0 = cpu_seconds(worker) if worker is not None else 0.0
                     c16 = load(url, 16, seconds)
