@@ -34,7 +34,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 # or connect of an AF_INET or AF_INET6 socket in that process is written down.
 AUDIT = """
 import socket, sys
-import lambdalet
+from lambdalet import Lambdalet  # the composition root and all it imports
 def _hook(event, args):
     if event in ("socket.bind", "socket.connect") and args[0].family in (socket.AF_INET, socket.AF_INET6):
         with open({path!r}, "a") as f:
