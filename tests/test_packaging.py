@@ -1,6 +1,7 @@
 """What `pip install .` (not -e) installs: the wheel built from this
-checkout holds every file of the packages it maps (gateway/, sandbox/,
-runtime/, csrc/), not only their Python modules. The Node.js runtime's
+checkout holds every file of the folders pyproject's package-dir maps
+(gateway/, sandbox/, runtime/, csrc/, the lambdalet package's own), not
+only their Python modules. The Node.js runtime's
 JavaScript, the C# runtime's sources, the Java launcher's project and the
 console's templates and assets are read from the installed package at run
 time; a wheel without them installs a server that cannot run those
@@ -13,24 +14,34 @@ import pathlib
 import shutil
 import subprocess
 import sys
+import tomllib
 import zipfile
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-PACKAGES = {"gateway": "lambdalet/gateway", "sandbox": "lambdalet/sandbox", "runtime": "lambdalet/runtime",
-            "csrc": "lambdalet/csrc"}
 # Made by the build, or the build's own inputs: not package contents.
 NOT_SHIPPED = {"csrc/_native.c", "csrc/.gitignore"}
 
 
+def _package_dirs() -> dict[str, str]:
+    """pyproject's package-dir: folder of the checkout -> where it installs."""
+    with open(ROOT / "pyproject.toml", "rb") as f:
+        mapping = tomllib.load(f)["tool"]["setuptools"]["package-dir"]
+    return {folder: package.replace(".", "/") for package, folder in mapping.items()}
+
+
 def _package_files() -> set[str]:
+    dirs = _package_dirs()
     out = set()
-    for top, installed in PACKAGES.items():
+    for top in dirs:
         for path in (ROOT / top).rglob("*"):
             rel = path.relative_to(ROOT).as_posix()
             if (path.is_dir() or "__pycache__" in path.parts or path.suffix in (".so", ".pyc", ".o")
                     or rel in NOT_SHIPPED):
                 continue
-            out.add(installed + rel[len(top):])
+            # The most specific folder that holds it decides where it goes.
+            folder = max((d for d in dirs if rel.startswith(d + "/")), key=len)
+            if folder == top:
+                out.add(dirs[folder] + rel[len(folder):])
     return out
 
 
