@@ -14,8 +14,9 @@ import pathlib
 import shutil
 import subprocess
 import sys
-import tomllib
 import zipfile
+
+import tomllib
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 # Made by the build, or the build's own inputs: not package contents.
