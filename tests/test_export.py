@@ -240,9 +240,11 @@ def test_a_batch_tried_again_sends_only_what_did_not_go_through(tmp_path, otlp):
         wait_for(lambda: sum(p.as_int for _, _, p in otlp.metric_points("faas.invocations")) == 1, timeout=20)
         records = [r.body.string_value for _, r in otlp.log_records() if r.attributes[0].value.string_value == rid]
         assert records == tail  # once, not once per try
+        # The receiver has the metrics a moment before the server has the worker's answer.
+        wait_for(lambda: metric_values(requests.get(srv.url + "/metrics", timeout=10).text,
+                                       "lambdalet_export_sent_calls_total") == {'sink="otlp"': 1.0}, timeout=20)
         text = requests.get(srv.url + "/metrics", timeout=10).text
         assert metric_values(text, "lambdalet_export_failed_tries_total") == {'sink="otlp"': 1.0}
-        assert metric_values(text, "lambdalet_export_sent_calls_total") == {'sink="otlp"': 1.0}
 
 
 HOSTILE = ("def handler(event, context):\n"
