@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from .errors import SqsError, invalid, no_queue
+from .message_checks import int_param
 from .store import QueueRow, SqsStore
 
 QUEUE_NAME_RE = re.compile(r"[A-Za-z0-9_-]{1,80}")
@@ -43,15 +44,6 @@ _FIFO = {"FifoQueue", "ContentBasedDeduplication", "DeduplicationScope", "FifoTh
 READABLE = set(_COMPUTED) | SETTABLE | _FIFO
 PURGE_INTERVAL_S = 60
 RECREATE_AFTER_DELETE_S = 60
-
-
-def _limit(value, name: str, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, str)) or (isinstance(value, str) and not value.lstrip("-").isdigit()):
-        raise invalid(f"Value {value} for parameter {name} is invalid. Reason: Must be an integer from {low} to {high}.")
-    n = int(value)
-    if not low <= n <= high:
-        raise invalid(f"Value {value} for parameter {name} is invalid. Reason: Must be between {low} and {high}, if provided.")
-    return n
 
 
 class QueueOperations:
@@ -171,7 +163,7 @@ class QueueOperations:
     async def list_queues(self, req: dict, host: str) -> dict:
         prefix = req.get("QueueNamePrefix") or ""
         limit = req.get("MaxResults")
-        limit_n = 1000 if limit is None else _limit(limit, "MaxResults", 1, 1000)
+        limit_n = 1000 if limit is None else int_param(limit, "MaxResults", 1, 1000)
         after = ""
         token = req.get("NextToken")
         if token is not None:
