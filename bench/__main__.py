@@ -29,6 +29,7 @@ start), the commit (and whether the tree differed from it) and each peer's
 and tool's version; the raw figures go to bench/results/<date>-<sha>.json
 (bench/provenance.py).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -121,9 +122,13 @@ def section_r(quick: bool) -> dict:
     with_builds = tempfile.mkdtemp(prefix="lambdalet-bench-cache-")
     without = tempfile.mkdtemp(prefix="lambdalet-bench-nocache-")
     try:
-        install = subprocess.run([harness.PY, "-m", "lambdalet.gateway.cli", "runtimes", "install", *others],
-                                 env=dict(os.environ, LAMBDALET_CACHE_DIR=with_builds), capture_output=True,
-                                 text=True, timeout=900)
+        install = subprocess.run(
+            [harness.PY, "-m", "lambdalet.gateway.cli", "runtimes", "install", *others],
+            env=dict(os.environ, LAMBDALET_CACHE_DIR=with_builds),
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
         modes = [("no builds", without)]
         if install.returncode == 0:
             modes.insert(0, ("builds", with_builds))
@@ -140,14 +145,24 @@ def section_r(quick: bool) -> dict:
                     cold = [http_get_once(url) * 1000 for url in urls]
                     load(urls[0], 1, 1)
                     line = re.search(rf"runtime {re.escape(runtime)}: .*?; workers: ([^;]+); frames: (\S+)", lam.banner)
-                    how = "?" if line is None else (
-                        ("zygote" if line.group(1).startswith("forked") else "exec") + ", "
-                        + ("msgspec" if line.group(2) == "msgspec" else "pure-Python frames"))
+                    how = (
+                        "?"
+                        if line is None
+                        else (
+                            ("zygote" if line.group(1).startswith("forked") else "exec")
+                            + ", "
+                            + ("msgspec" if line.group(2) == "msgspec" else "pure-Python frames")
+                        )
+                    )
                     # The server's own version measured right after, in the
                     # same server, so that both see the same machine.
-                    rows[runtime] = {"cold_p50_ms": median(cold), "cold_p99_ms": percentile(cold, 99),
-                                     "warm_c1_p50_ms": load(urls[0], 1, seconds)["p50_ms"],
-                                     "own_warm_c1_p50_ms": load(own, 1, seconds)["p50_ms"], "how": how}
+                    rows[runtime] = {
+                        "cold_p50_ms": median(cold),
+                        "cold_p99_ms": percentile(cold, 99),
+                        "warm_c1_p50_ms": load(urls[0], 1, seconds)["p50_ms"],
+                        "own_warm_c1_p50_ms": load(own, 1, seconds)["p50_ms"],
+                        "how": how,
+                    }
                 out[mode] = rows
             finally:
                 lam.stop()
@@ -183,8 +198,7 @@ def section_c(quick: bool) -> dict:
         if getattr(backend, "zygote", "n/a") is None:
             # As in a server that has started workers: sandboxes are then
             # cloned from the small zygote rather than from this process.
-            warm = backend.spawn(SandboxSpec(instance_id=f"churn-{uuid.uuid4().hex[:12]}", function_name="churn",
-                                             code_dir=str(empty)))
+            warm = backend.spawn(SandboxSpec(instance_id=f"churn-{uuid.uuid4().hex[:12]}", function_name="churn", code_dir=str(empty)))
             warm.destroy()
         count, started = 0, time.perf_counter()
         while time.perf_counter() - started < seconds:
@@ -204,7 +218,8 @@ def section_c(quick: bool) -> dict:
             count += 1
         out["lambdalet python sandbox create+ready+destroy"] = {
             "per_s": count / (time.perf_counter() - started),
-            "zygote": bool(getattr(backend, "zygote", None))}
+            "zygote": bool(getattr(backend, "zygote", None)),
+        }
     finally:
         backend.close()
         shutil.rmtree(tmp, ignore_errors=True)
@@ -243,7 +258,9 @@ def section_d(quick: bool) -> dict:
     n = 20 if quick else 100
     lam = Lambdalet("--spare-sandboxes", "0")
     try:
-        url = lam.function("idle", source="import time\ndef handler(e, c):\n    time.sleep(2)\n    return {'statusCode': 200, 'body': 'ok'}\n", memory=128)
+        url = lam.function(
+            "idle", source="import time\ndef handler(e, c):\n    time.sleep(2)\n    return {'statusCode': 200, 'body': 'ok'}\n", memory=128
+        )
         with concurrent.futures.ThreadPoolExecutor(n) as ex:
             list(ex.map(lambda _: http_get_once(url), range(n)))
         time.sleep(1.0)
@@ -264,7 +281,9 @@ def section_e(quick: bool) -> dict:
         started = time.perf_counter()
 
         def create(i: int) -> None:
-            lam.client.create_function(FunctionName=f"idle-{i}", Runtime=harness.RUNTIME, Role=harness.ROLE, Handler="app.handler", Code={"ZipFile": code})
+            lam.client.create_function(
+                FunctionName=f"idle-{i}", Runtime=harness.RUNTIME, Role=harness.ROLE, Handler="app.handler", Code={"ZipFile": code}
+            )
 
         with concurrent.futures.ThreadPoolExecutor(16) as ex:
             list(ex.map(create, range(n)))
@@ -309,7 +328,7 @@ def section_f(quick: bool) -> dict:
             load(url, 16, 1)
         runs: dict = {label: {"c1": [], "c16": [], "cpu_us": []} for label in servers}
         for i in range(rounds):
-            for label in (list(servers) if i % 2 == 0 else list(reversed(servers))):
+            for label in list(servers) if i % 2 == 0 else list(reversed(servers)):
                 # The gateway's CPU per request: what the warm path costs,
                 # and less at the mercy of a busy machine than throughput.
                 before = harness.cpu_seconds(servers[label].proc.pid)
@@ -319,8 +338,7 @@ def section_f(quick: bool) -> dict:
                 runs[label]["c1"].append(load(urls[label], 1, seconds))
         # One keep-alive connection each, one call every 30 ms: frozen
         # (5 ms after the last call) each time when freezing is on.
-        conns = {label: http.client.HTTPConnection(urlsplit(url).hostname, urlsplit(url).port, timeout=30)
-                 for label, url in urls.items()}
+        conns = {label: http.client.HTTPConnection(urlsplit(url).hostname, urlsplit(url).port, timeout=30) for label, url in urls.items()}
         times: dict = {label: [] for label in servers}
         try:
             for _ in range(spaced):
@@ -333,12 +351,13 @@ def section_f(quick: bool) -> dict:
         out: dict = {"rounds": rounds}
         for label in servers:
             out[label] = {
-                "c16": {"rps": median([r["rps"] for r in runs[label]["c16"]]),
-                        "p99_ms": median([r["p99_ms"] for r in runs[label]["c16"]]),
-                        "gateway_cpu_us": median(runs[label]["cpu_us"])},
+                "c16": {
+                    "rps": median([r["rps"] for r in runs[label]["c16"]]),
+                    "p99_ms": median([r["p99_ms"] for r in runs[label]["c16"]]),
+                    "gateway_cpu_us": median(runs[label]["cpu_us"]),
+                },
                 "c1": {"p50_ms": median([r["p50_ms"] for r in runs[label]["c1"]])},
-                "spaced": {"p50_ms": median(times[label]), "p99_ms": percentile(times[label], 99),
-                           "n": len(times[label])},
+                "spaced": {"p50_ms": median(times[label]), "p99_ms": percentile(times[label], 99), "n": len(times[label])},
             }
         return out
     finally:
@@ -350,9 +369,7 @@ def section_f(quick: bool) -> dict:
 # one instance wants a whole CPU, so its share binds (7% at 128 MB) however
 # fast or busy the machine is, which a hello-world at c=16 does only on a
 # fast, quiet one.
-CPU_WORK = ("def handler(event, context):\n"
-            "    n = sum(i * i for i in range(100000))\n"
-            "    return {'statusCode': 200, 'body': str(n)}\n")
+CPU_WORK = "def handler(event, context):\n    n = sum(i * i for i in range(100000))\n    return {'statusCode': 200, 'body': str(n)}\n"
 
 
 def section_p(quick: bool) -> dict:
@@ -375,14 +392,17 @@ def section_p(quick: bool) -> dict:
             load(url, connections, 1)  # start the instances the run will use
         runs: dict = {key: [] for key in urls}
         for i in range(rounds):
-            for key in (list(urls) if i % 2 == 0 else list(reversed(urls))):
+            for key in list(urls) if i % 2 == 0 else list(reversed(urls)):
                 url, connections = urls[key]
                 runs[key].append(load(url, connections, seconds))
         out: dict = {}
         for (load_name, memory), rs in runs.items():
             out.setdefault(load_name, {})[f"{memory} MB"] = {
-                "rps": median([r["rps"] for r in rs]), "p50_ms": median([r["p50_ms"] for r in rs]),
-                "p99_ms": median([r["p99_ms"] for r in rs]), "rounds": rounds}
+                "rps": median([r["rps"] for r in rs]),
+                "p50_ms": median([r["p50_ms"] for r in rs]),
+                "p99_ms": median([r["p99_ms"] for r in rs]),
+                "rounds": rounds,
+            }
         return out
     finally:
         lam.stop()
@@ -431,31 +451,49 @@ def render(results: dict) -> str:
     for peer in ("serverless-offline", "trio+h11 floor"):
         other = a.get(peer)
         if lam and other:
-            rows.append(f"| warm URL req/s, c=16 (vs {peer}) | {lam['c16']['rps']:.0f} | {other['c16']['rps']:.0f} | {lam['c16']['rps'] / other['c16']['rps']:.2f}× |")
-            rows.append(f"| warm URL p50 ms, c=1 (vs {peer}) | {lam['c1']['p50_ms']:.3f} | {other['c1']['p50_ms']:.3f} | {lam['c1']['p50_ms'] / other['c1']['p50_ms']:.2f}× |")
+            rows.append(
+                f"| warm URL req/s, c=16 (vs {peer}) | {lam['c16']['rps']:.0f} | {other['c16']['rps']:.0f} | {lam['c16']['rps'] / other['c16']['rps']:.2f}× |"
+            )
+            rows.append(
+                f"| warm URL p50 ms, c=1 (vs {peer}) | {lam['c1']['p50_ms']:.3f} | {other['c1']['p50_ms']:.3f} | {lam['c1']['p50_ms'] / other['c1']['p50_ms']:.2f}× |"
+            )
     if lam:
         rows.append(f"| warm URL p99 ms, c=1 / c=16 | {lam['c1']['p99_ms']:.2f} / {lam['c16']['p99_ms']:.2f} | | |")
     b = results.get("b", {})
     floor = b.get("python -I -S -c pass")
     for label in ("spare sandbox", "no spare (full spawn)"):
         if floor and label in b:
-            rows.append(f"| cold start p50 ms ({label}) | {b[label]['p50_ms']:.2f} | {floor['p50_ms']:.2f} (python -I -S) | {b[label]['p50_ms'] / floor['p50_ms']:.2f}× |")
-            rows.append(f"| cold start p99 ms ({label}) | {b[label]['p99_ms']:.2f} | {floor['p99_ms']:.2f} | {b[label]['p99_ms'] / floor['p99_ms']:.2f}× |")
+            rows.append(
+                f"| cold start p50 ms ({label}) | {b[label]['p50_ms']:.2f} | {floor['p50_ms']:.2f} (python -I -S) | {b[label]['p50_ms'] / floor['p50_ms']:.2f}× |"
+            )
+            rows.append(
+                f"| cold start p99 ms ({label}) | {b[label]['p99_ms']:.2f} | {floor['p99_ms']:.2f} | {b[label]['p99_ms'] / floor['p99_ms']:.2f}× |"
+            )
     c = results.get("c", {})
     mine = c.get("lambdalet sandbox create+destroy")
     fl = c.get("floor: bare namespaced clone")
     if mine:
-        rows.append(f"| sandbox churn /s (create + destroy) | {mine['per_s']:.0f} | {fl['per_s']:.0f} (bare namespaced clone) | {mine['per_s'] / fl['per_s']:.2f}× |" if fl else f"| sandbox churn /s | {mine['per_s']:.0f} | | |")
+        rows.append(
+            f"| sandbox churn /s (create + destroy) | {mine['per_s']:.0f} | {fl['per_s']:.0f} (bare namespaced clone) | {mine['per_s'] / fl['per_s']:.2f}× |"
+            if fl
+            else f"| sandbox churn /s | {mine['per_s']:.0f} | | |"
+        )
     py = c.get("lambdalet python sandbox create+ready+destroy")
     if py and fl:
         how = "zygote fork" if py.get("zygote") else "exec'd interpreter"
-        rows.append(f"| sandbox churn /s (Python worker, {how}, to Ready) | {py['per_s']:.0f} | {fl['per_s']:.0f} (bare namespaced clone) | {py['per_s'] / fl['per_s']:.2f}× |")
+        rows.append(
+            f"| sandbox churn /s (Python worker, {how}, to Ready) | {py['per_s']:.0f} | {fl['per_s']:.0f} (bare namespaced clone) | {py['per_s'] / fl['per_s']:.2f}× |"
+        )
     d = results.get("d", {})
     if "pss_mb_per_instance" in d:
-        rows.append(f"| PSS per idle warm instance, {d['instances']} instances | {d['pss_mb_per_instance']:.2f} MB | target ≤ 1.5 MB | {d['pss_mb_per_instance'] / 1.5:.2f}× |")
+        rows.append(
+            f"| PSS per idle warm instance, {d['instances']} instances | {d['pss_mb_per_instance']:.2f} MB | target ≤ 1.5 MB | {d['pss_mb_per_instance'] / 1.5:.2f}× |"
+        )
     e = results.get("e", {})
     if "functions" in e:
-        rows.append(f"| {e['functions']} never-called functions: processes / server RSS | {e['processes']} / {e['server_rss_mb']:.0f} MB | target 0 / < 150 MB | |")
+        rows.append(
+            f"| {e['functions']} never-called functions: processes / server RSS | {e['processes']} / {e['server_rss_mb']:.0f} MB | target 0 / < 150 MB | |"
+        )
     rows.extend(paths.render(results.get("i", {})))
     w = results.get("w", {})
     mine, none = w.get("allow-list", {}), w.get("no filter", {})
@@ -465,11 +503,21 @@ def render(results: dict) -> str:
     f = results.get("f", {})
     on, off = f.get("freezing"), f.get("no freezing")
     if on and off:
-        rows.append(f"| warm URL req/s, c=16, idle freezing on (vs off) | {on['c16']['rps']:.0f} | {off['c16']['rps']:.0f} | {on['c16']['rps'] / off['c16']['rps']:.2f}× |")
-        rows.append(f"| warm URL p50 ms, c=1, idle freezing on (vs off) | {on['c1']['p50_ms']:.3f} | {off['c1']['p50_ms']:.3f} | {on['c1']['p50_ms'] / off['c1']['p50_ms']:.2f}× |")
-        rows.append(f"| gateway CPU µs per warm request, c=16, idle freezing on (vs off) | {on['c16']['gateway_cpu_us']:.0f} | {off['c16']['gateway_cpu_us']:.0f} | {on['c16']['gateway_cpu_us'] / off['c16']['gateway_cpu_us']:.2f}× |")
-        rows.append(f"| call after 30 ms idle, p50 ms: thawed (vs never frozen) | {on['spaced']['p50_ms']:.3f} | {off['spaced']['p50_ms']:.3f} | {on['spaced']['p50_ms'] / off['spaced']['p50_ms']:.2f}× |")
-        rows.append(f"| call after 30 ms idle, p99 ms: thawed (vs never frozen) | {on['spaced']['p99_ms']:.3f} | {off['spaced']['p99_ms']:.3f} | {on['spaced']['p99_ms'] / off['spaced']['p99_ms']:.2f}× |")
+        rows.append(
+            f"| warm URL req/s, c=16, idle freezing on (vs off) | {on['c16']['rps']:.0f} | {off['c16']['rps']:.0f} | {on['c16']['rps'] / off['c16']['rps']:.2f}× |"
+        )
+        rows.append(
+            f"| warm URL p50 ms, c=1, idle freezing on (vs off) | {on['c1']['p50_ms']:.3f} | {off['c1']['p50_ms']:.3f} | {on['c1']['p50_ms'] / off['c1']['p50_ms']:.2f}× |"
+        )
+        rows.append(
+            f"| gateway CPU µs per warm request, c=16, idle freezing on (vs off) | {on['c16']['gateway_cpu_us']:.0f} | {off['c16']['gateway_cpu_us']:.0f} | {on['c16']['gateway_cpu_us'] / off['c16']['gateway_cpu_us']:.2f}× |"
+        )
+        rows.append(
+            f"| call after 30 ms idle, p50 ms: thawed (vs never frozen) | {on['spaced']['p50_ms']:.3f} | {off['spaced']['p50_ms']:.3f} | {on['spaced']['p50_ms'] / off['spaced']['p50_ms']:.2f}× |"
+        )
+        rows.append(
+            f"| call after 30 ms idle, p99 ms: thawed (vs never frozen) | {on['spaced']['p99_ms']:.3f} | {off['spaced']['p99_ms']:.3f} | {on['spaced']['p99_ms'] / off['spaced']['p99_ms']:.2f}× |"
+        )
     for load_name, sizes in results.get("p", {}).items():
         if not isinstance(sizes, dict):
             continue  # the section's error
@@ -477,18 +525,24 @@ def render(results: dict) -> str:
         if small and large:
             for key, unit in (("p50_ms", "p50 ms"), ("p99_ms", "p99 ms"), ("rps", "req/s")):
                 fmt = ".0f" if key == "rps" else ".2f"
-                rows.append(f"| {load_name}: {unit} at 128 MB (vs 1024 MB) | {small[key]:{fmt}} | {large[key]:{fmt}} | {small[key] / large[key]:.2f}× |")
+                rows.append(
+                    f"| {load_name}: {unit} at 128 MB (vs 1024 MB) | {small[key]:{fmt}} | {large[key]:{fmt}} | {small[key] / large[key]:.2f}× |"
+                )
     r = results.get("r", {})
     floors = r.get("floors", {})
     for mode in ("builds", "no builds"):
         for runtime, fig in r.get(mode, {}).items():
             floor_ms = floors.get(runtime)
             if floor_ms:
-                rows.append(f"| {runtime} cold start p50 ms, no spare ({fig['how']}) | {fig['cold_p50_ms']:.2f} | "
-                            f"{floor_ms:.2f} ({runtime} -I -S -c pass) | {fig['cold_p50_ms'] / floor_ms:.2f}× |")
+                rows.append(
+                    f"| {runtime} cold start p50 ms, no spare ({fig['how']}) | {fig['cold_p50_ms']:.2f} | "
+                    f"{floor_ms:.2f} ({runtime} -I -S -c pass) | {fig['cold_p50_ms'] / floor_ms:.2f}× |"
+                )
             own = fig["own_warm_c1_p50_ms"]
-            rows.append(f"| {runtime} warm URL p50 ms, c=1 ({fig['how']}) | {fig['warm_c1_p50_ms']:.3f} | "
-                        f"{own:.3f} ({harness.RUNTIME}, same server) | {fig['warm_c1_p50_ms'] / own:.2f}× |")
+            rows.append(
+                f"| {runtime} warm URL p50 ms, c=1 ({fig['how']}) | {fig['warm_c1_p50_ms']:.3f} | "
+                f"{own:.3f} ({harness.RUNTIME}, same server) | {fig['warm_c1_p50_ms'] / own:.2f}× |"
+            )
     from . import export, growth, soak
 
     rows.extend(events.render(results.get("s", {})))
@@ -515,7 +569,11 @@ def render(results: dict) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--quick", action="store_true", help="shorter runs, fewer samples")
-    parser.add_argument("--only", default="a,b,c,d,e,f,i,p,m,w,g,l,s,k,o,t", help="sections to run, e.g. a,b (not run by default: r, other Python versions, as it installs their builds with pip; soak, as it takes --soak-minutes)")
+    parser.add_argument(
+        "--only",
+        default="a,b,c,d,e,f,i,p,m,w,g,l,s,k,o,t",
+        help="sections to run, e.g. a,b (not run by default: r, other Python versions, as it installs their builds with pip; soak, as it takes --soak-minutes)",
+    )
     parser.add_argument("--soak-minutes", type=float, default=30.0, help="length of the (soak) section's load (default 30)")
     parser.add_argument("--json", help="also write the raw figures to this file")
     args = parser.parse_args()
@@ -535,11 +593,30 @@ def main() -> int:
 
         return soak.run(args.soak_minutes)
 
-    sections = {"a": section_a, "b": section_b, "c": section_c, "d": section_d, "e": section_e, "f": section_f, "i": paths.run,
-                "p": section_p, "m": section_m, "w": section_w, "g": section_g, "l": section_l, "s": events.section_s,
-                "k": section_k, "o": section_o, "t": extensions.run,
-                "r": section_r, "soak": section_soak}
-    results: dict = {"host": f"{platform.node()} {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}", "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
+    sections = {
+        "a": section_a,
+        "b": section_b,
+        "c": section_c,
+        "d": section_d,
+        "e": section_e,
+        "f": section_f,
+        "i": paths.run,
+        "p": section_p,
+        "m": section_m,
+        "w": section_w,
+        "g": section_g,
+        "l": section_l,
+        "s": events.section_s,
+        "k": section_k,
+        "o": section_o,
+        "t": extensions.run,
+        "r": section_r,
+        "soak": section_soak,
+    }
+    results: dict = {
+        "host": f"{platform.node()} {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
+        "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+    }
     # Before any load: the load average then is the machine's, not the bench's.
     results["provenance"] = {"machine": provenance.machine(), "commit": provenance.commit(), "peers": provenance.peers()}
     for key in args.only.split(","):

@@ -8,6 +8,7 @@ answer arrives. Both run on this machine, so the difference is the latency
 before the 200 reaches the client). Target (docs/architecture.md): p50 ≤ 10 ms and
 p99 ≤ 50 ms; AWS documents seconds for S3 notifications.
 """
+
 from __future__ import annotations
 
 import json
@@ -35,9 +36,14 @@ def handler(event, context):
 
 def _client(lam: Lambdalet, service: str):
     creds = lam.client._request_signer._credentials
-    return boto3.client(service, endpoint_url=lam.url, region_name="us-east-1", aws_access_key_id=creds.access_key,
-                        aws_secret_access_key=creds.secret_key,
-                        config=botocore.config.Config(retries={"max_attempts": 1}, max_pool_connections=4))
+    return boto3.client(
+        service,
+        endpoint_url=lam.url,
+        region_name="us-east-1",
+        aws_access_key_id=creds.access_key,
+        aws_secret_access_key=creds.secret_key,
+        config=botocore.config.Config(retries={"max_attempts": 1}, max_pool_connections=4),
+    )
 
 
 def _started(lam: Lambdalet, function: str) -> dict[str, float]:
@@ -48,7 +54,9 @@ def _started(lam: Lambdalet, function: str) -> dict[str, float]:
     while True:
         url = f"{lam.url}/_lambdalet/logs?function={function}&limit=10000" + (f"&nextToken={token}" if token else "")
         request = botocore.awsrequest.AWSRequest(method="GET", url=url)
-        botocore.auth.SigV4Auth(botocore.credentials.Credentials(creds.access_key, creds.secret_key), "lambda", "us-east-1").add_auth(request)
+        botocore.auth.SigV4Auth(botocore.credentials.Credentials(creds.access_key, creds.secret_key), "lambda", "us-east-1").add_auth(
+            request
+        )
         doc = requests.get(url, headers=dict(request.headers), timeout=30).json()
         for e in doc["events"]:
             if "STARTED " in e["message"]:
@@ -74,14 +82,31 @@ def _figures(lat_ms: list[float]) -> dict:
 
 def s3_latency(lam: Lambdalet, n: int) -> dict:
     s3 = _client(lam, "s3")
-    lam.client.create_function(FunctionName="on-object", Runtime=RUNTIME, Role=ROLE, Handler="app.handler",
-                               Code={"ZipFile": zip_of({"app.py": STAMP})}, MemorySize=512)
+    lam.client.create_function(
+        FunctionName="on-object",
+        Runtime=RUNTIME,
+        Role=ROLE,
+        Handler="app.handler",
+        Code={"ZipFile": zip_of({"app.py": STAMP})},
+        MemorySize=512,
+    )
     lam.client.get_waiter("function_active_v2").wait(FunctionName="on-object")
-    lam.client.add_permission(FunctionName="on-object", StatementId="s3", Action="lambda:InvokeFunction",
-                              Principal="s3.amazonaws.com", SourceArn="arn:aws:s3:::bench-bucket")
+    lam.client.add_permission(
+        FunctionName="on-object",
+        StatementId="s3",
+        Action="lambda:InvokeFunction",
+        Principal="s3.amazonaws.com",
+        SourceArn="arn:aws:s3:::bench-bucket",
+    )
     s3.create_bucket(Bucket="bench-bucket")
-    s3.put_bucket_notification_configuration(Bucket="bench-bucket", NotificationConfiguration={"LambdaFunctionConfigurations": [
-        {"LambdaFunctionArn": f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:on-object", "Events": ["s3:ObjectCreated:*"]}]})
+    s3.put_bucket_notification_configuration(
+        Bucket="bench-bucket",
+        NotificationConfiguration={
+            "LambdaFunctionConfigurations": [
+                {"LambdaFunctionArn": f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:on-object", "Events": ["s3:ObjectCreated:*"]}
+            ]
+        },
+    )
     for i in range(3):  # a warm instance before measuring
         s3.put_object(Bucket="bench-bucket", Key=f"warm-{i}", Body=b"w")
     _wait(lam, "on-object", [f"warm-{i}" for i in range(3)])
@@ -101,12 +126,20 @@ def s3_latency(lam: Lambdalet, n: int) -> dict:
 
 def sqs_latency(lam: Lambdalet, n: int) -> dict:
     sqs = _client(lam, "sqs")
-    lam.client.create_function(FunctionName="on-message", Runtime=RUNTIME, Role=ROLE, Handler="app.handler",
-                               Code={"ZipFile": zip_of({"app.py": STAMP})}, MemorySize=512, Timeout=3)
+    lam.client.create_function(
+        FunctionName="on-message",
+        Runtime=RUNTIME,
+        Role=ROLE,
+        Handler="app.handler",
+        Code={"ZipFile": zip_of({"app.py": STAMP})},
+        MemorySize=512,
+        Timeout=3,
+    )
     lam.client.get_waiter("function_active_v2").wait(FunctionName="on-message")
     url = sqs.create_queue(QueueName="bench-queue")["QueueUrl"]
-    lam.client.create_event_source_mapping(EventSourceArn=f"arn:aws:sqs:us-east-1:{ACCOUNT}:bench-queue", FunctionName="on-message",
-                                           BatchSize=1)
+    lam.client.create_event_source_mapping(
+        EventSourceArn=f"arn:aws:sqs:us-east-1:{ACCOUNT}:bench-queue", FunctionName="on-message", BatchSize=1
+    )
     for i in range(3):
         sqs.send_message(QueueUrl=url, MessageBody=f"warm-{i}")
     _wait(lam, "on-message", [f"warm-{i}" for i in range(3)])
@@ -140,13 +173,19 @@ def render(s: dict) -> list[str]:
     s3 = s.get("s3", {})
     if "from_200" in s3:
         f = s3["from_200"]
-        rows.append(f"| S3 object created → handler start, p50 / p99 ms (from put_object's 200, n={f['n']}) | {f['p50_ms']:.2f} / {f['p99_ms']:.2f} | target ≤ 10 / ≤ 50 | {f['p50_ms'] / 10:.2f}× / {f['p99_ms'] / 50:.2f}× of target |")
+        rows.append(
+            f"| S3 object created → handler start, p50 / p99 ms (from put_object's 200, n={f['n']}) | {f['p50_ms']:.2f} / {f['p99_ms']:.2f} | target ≤ 10 / ≤ 50 | {f['p50_ms'] / 10:.2f}× / {f['p99_ms'] / 50:.2f}× of target |"
+        )
         g = s3["from_request"]
-        rows.append(f"| S3 PUT sent → handler start, p50 / p99 ms (the PUT's two fsyncs included) | {g['p50_ms']:.2f} / {g['p99_ms']:.2f} | | |")
+        rows.append(
+            f"| S3 PUT sent → handler start, p50 / p99 ms (the PUT's two fsyncs included) | {g['p50_ms']:.2f} / {g['p99_ms']:.2f} | | |"
+        )
     elif "error" in s3:
         rows.append(f"| S3 object created → handler start | failed: {s3['error'][:80]} | | |")
     q = s.get("sqs", {})
     if "from_200" in q:
         f = q["from_200"]
-        rows.append(f"| SQS message → handler start, p50 / p99 ms (from SendMessage's 200, n={f['n']}) | {f['p50_ms']:.2f} / {f['p99_ms']:.2f} | target ≤ 10 / ≤ 50 | {f['p50_ms'] / 10:.2f}× / {f['p99_ms'] / 50:.2f}× of target |")
+        rows.append(
+            f"| SQS message → handler start, p50 / p99 ms (from SendMessage's 200, n={f['n']}) | {f['p50_ms']:.2f} / {f['p99_ms']:.2f} | target ≤ 10 / ≤ 50 | {f['p50_ms'] / 10:.2f}× / {f['p99_ms'] / 50:.2f}× of target |"
+        )
     return rows

@@ -14,6 +14,7 @@ dropped).
 
 `python -m bench.export` prints the figures; run() returns them.
 """
+
 from __future__ import annotations
 
 import http.server
@@ -50,8 +51,14 @@ def receiver_main(port: int) -> None:
                 counts["log_records"] += sum(len(sl.log_records) for rl in request.resource_logs for sl in rl.scope_logs)
             elif self.path == "/v1/metrics":
                 request = ExportMetricsServiceRequest.FromString(body)
-                counts["invocations"] += sum(p.as_int for rm in request.resource_metrics for sm in rm.scope_metrics
-                                             for m in sm.metrics if m.name == "faas.invocations" for p in m.sum.data_points)
+                counts["invocations"] += sum(
+                    p.as_int
+                    for rm in request.resource_metrics
+                    for sm in rm.scope_metrics
+                    for m in sm.metrics
+                    if m.name == "faas.invocations"
+                    for p in m.sum.data_points
+                )
             self._answer(b"")
 
         def do_GET(self):
@@ -154,16 +161,40 @@ def _typical_calls(n: int) -> list:
     now = time.time_ns()
     for _ in range(n):
         rid = str(uuid.uuid4())
-        usage = UsageRecord(request_id=rid, function="hello", version="$LATEST", architecture="x86_64", started_ns=now,
-                            duration_ns=400_000, init_ns=0, billed_ms=1, granularity_ms=1, memory_mb=1024, max_memory_mb=40,
-                            cold=False, outcome="success")
+        usage = UsageRecord(
+            request_id=rid,
+            function="hello",
+            version="$LATEST",
+            architecture="x86_64",
+            started_ns=now,
+            duration_ns=400_000,
+            init_ns=0,
+            billed_ms=1,
+            granularity_ms=1,
+            memory_mb=1024,
+            max_memory_mb=40,
+            cold=False,
+            outcome="success",
+        )
         frame = log_lines.call_frame(rid, "$LATEST", duration_ns=400_000, memory_mb=1024, max_memory_mb=40, init_ns=None)
         assert frame is not None
         head = frame.head()
         log = head + b"handled /\n" + frame.tail()
-        out.append((usage, CallLog(log_group="/aws/lambda/hello", log_stream="2026/12/05/[$LATEST]" + "0" * 32, request_id=rid,
-                                   started_ns=now, ended_ns=now + 400_000, log=log, marks=[(len(head), now // 1_000_000)],
-                                   frame=frame)))
+        out.append(
+            (
+                usage,
+                CallLog(
+                    log_group="/aws/lambda/hello",
+                    log_stream="2026/12/05/[$LATEST]" + "0" * 32,
+                    request_id=rid,
+                    started_ns=now,
+                    ended_ns=now + 400_000,
+                    log=log,
+                    marks=[(len(head), now // 1_000_000)],
+                    frame=frame,
+                ),
+            )
+        )
     return out
 
 
@@ -269,18 +300,28 @@ def render(results: dict) -> list[str]:
     rows = [
         f"| warm URL req/s, c=16, OTLP export on (vs off; target ≥ 0.95×) | {on['c16_rps']:.0f} | {off['c16_rps']:.0f} | {on['c16_rps'] / off['c16_rps']:.2f}× |",
         f"| gateway CPU µs per warm call, c=16, OTLP export on (vs off) | {on['gateway_cpu_us']:.1f} | {off['gateway_cpu_us']:.1f} | {on['gateway_cpu_us'] / off['gateway_cpu_us']:.2f}× |",
-        *([f"| export worker CPU µs per warm call, c=16 (its own process) | {on['worker_cpu_us']:.1f} | | |"] if "worker_cpu_us" in on else []),
+        *(
+            [f"| export worker CPU µs per warm call, c=16 (its own process) | {on['worker_cpu_us']:.1f} | | |"]
+            if "worker_cpu_us" in on
+            else []
+        ),
         f"| warm URL p50 ms, c=1, OTLP export on (vs off) | {on['c1_p50_ms']:.3f} | {off['c1_p50_ms']:.3f} | {on['c1_p50_ms'] / off['c1_p50_ms']:.2f}× |",
     ]
     cost = results.get("per_call_cpu_us")
     if cost:
-        rows.append(f"| export CPU µs per call on the server's event loop (hook + batch frame) | "
-                    f"{cost['server_hook_us'] + cost['server_frame_us']:.2f} | | |")
-        rows.append(f"| export CPU µs per call in the worker: OTLP / syslog encoding | "
-                    f"{cost['worker_otlp_us']:.2f} / {cost['worker_syslog_us']:.2f} | | |")
+        rows.append(
+            f"| export CPU µs per call on the server's event loop (hook + batch frame) | "
+            f"{cost['server_hook_us'] + cost['server_frame_us']:.2f} | | |"
+        )
+        rows.append(
+            f"| export CPU µs per call in the worker: OTLP / syslog encoding | "
+            f"{cost['worker_otlp_us']:.2f} / {cost['worker_syslog_us']:.2f} | | |"
+        )
     if results.get("calls_made"):
-        rows.append(f"| calls exported over OTLP / made (dropped) | {results['calls_exported']} / {results['calls_made']} "
-                    f"({results['calls_dropped']}) | | |")
+        rows.append(
+            f"| calls exported over OTLP / made (dropped) | {results['calls_exported']} / {results['calls_made']} "
+            f"({results['calls_dropped']}) | | |"
+        )
     return rows
 
 

@@ -10,6 +10,7 @@ next event, so the figures hold the extensions' own round trip through the
 Extensions API, and the telemetry deliveries (a POST into the sandbox per
 batch, and what the last call left before the next one starts).
 """
+
 from __future__ import annotations
 
 import io
@@ -80,8 +81,15 @@ def run(quick: bool) -> dict:
             if program is not None:
                 layer = lam.client.publish_layer_version(LayerName=name, Content={"ZipFile": _layer_zip(program)})
                 layers = [layer["LayerVersionArn"]]
-            lam.client.create_function(FunctionName=name, Runtime=RUNTIME, Role=ROLE, Handler="app.handler",
-                                       Code={"ZipFile": harness.zip_of({"app.py": HELLO})}, MemorySize=1024, Layers=layers)
+            lam.client.create_function(
+                FunctionName=name,
+                Runtime=RUNTIME,
+                Role=ROLE,
+                Handler="app.handler",
+                Code={"ZipFile": harness.zip_of({"app.py": HELLO})},
+                MemorySize=1024,
+                Layers=layers,
+            )
             urls[label] = lam.public_url(name)
         for label, url in urls.items():
             harness.http_get_once(url)
@@ -104,8 +112,12 @@ def render(t: dict) -> list[str]:
         fig = t.get(label)
         if not fig:
             continue
-        rows.append(f"| warm URL req/s, c=16, {label} (vs no extension) | {fig['c16']['rps']:.0f} | {base['c16']['rps']:.0f} | "
-                    f"{fig['c16']['rps'] / base['c16']['rps']:.2f}× |")
-        rows.append(f"| warm URL p50 ms, c=1, {label} (vs no extension) | {fig['c1']['p50_ms']:.3f} | {base['c1']['p50_ms']:.3f} | "
-                    f"{fig['c1']['p50_ms'] / base['c1']['p50_ms']:.2f}× |")
+        rows.append(
+            f"| warm URL req/s, c=16, {label} (vs no extension) | {fig['c16']['rps']:.0f} | {base['c16']['rps']:.0f} | "
+            f"{fig['c16']['rps'] / base['c16']['rps']:.2f}× |"
+        )
+        rows.append(
+            f"| warm URL p50 ms, c=1, {label} (vs no extension) | {fig['c1']['p50_ms']:.3f} | {base['c1']['p50_ms']:.3f} | "
+            f"{fig['c1']['p50_ms'] / base['c1']['p50_ms']:.2f}× |"
+        )
     return rows

@@ -7,6 +7,7 @@ the free list, read through a second connection while the server runs, so
 the -wal file counts too). Then a server started with a small `--log-max-mb`
 takes the same load: logs.db's pages in use at the end against the cap.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -21,9 +22,11 @@ from . import harness
 from .harness import Lambdalet
 
 QUIET = "def handler(event, context):\n    return {'statusCode': 200, 'body': 'hello'}\n"
-CHATTY = ("def handler(event, context):\n"
-          "    print('handled', event['requestContext']['requestId'], 'for', event['rawPath'])\n"
-          "    return {'statusCode': 200, 'body': 'hello'}\n")
+CHATTY = (
+    "def handler(event, context):\n"
+    "    print('handled', event['requestContext']['requestId'], 'for', event['rawPath'])\n"
+    "    return {'statusCode': 200, 'body': 'hello'}\n"
+)
 FLUSH_WAIT_S = 1.5  # a few of the call journal's 0.25 s batches
 TRIM_WAIT_S = 6.5  # past the log store's next size check (every 5 s)
 
@@ -40,8 +43,12 @@ def pages_in_use(path: str) -> int:
 
 
 def _load(url: str, seconds: float) -> dict:
-    proc = subprocess.run([harness.PY, "-m", "lambdalet.gateway.cli", "bench", url, "-c", "8", "-d", str(seconds), "--json"],
-                          capture_output=True, text=True, timeout=seconds + 120)
+    proc = subprocess.run(
+        [harness.PY, "-m", "lambdalet.gateway.cli", "bench", url, "-c", "8", "-d", str(seconds), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 120,
+    )
     return json.loads(proc.stdout or "{}")
 
 
@@ -55,8 +62,11 @@ def _per_call(lam: Lambdalet, name: str, source: str, seconds: float) -> dict:
     time.sleep(FLUSH_WAIT_S)
     calls = summary.get("requests", 0)
     grown = {db: pages_in_use(path) - before[db] for db, path in dbs.items()}
-    return {"calls": calls, "errors": summary.get("errors", -1),
-            **{f"{db}_bytes_per_call": grown[db] / calls if calls else 0.0 for db in dbs}}
+    return {
+        "calls": calls,
+        "errors": summary.get("errors", -1),
+        **{f"{db}_bytes_per_call": grown[db] / calls if calls else 0.0 for db in dbs},
+    }
 
 
 def run(quick: bool) -> dict:
@@ -74,8 +84,11 @@ def run(quick: bool) -> dict:
         url = capped.function("chatty", CHATTY, memory=1024)
         summary = _load(url, seconds * 2)
         time.sleep(TRIM_WAIT_S)
-        out["capped"] = {"log_max_mb": cap_mb, "calls": summary.get("requests", 0),
-                         "logs_db_mb_in_use": pages_in_use(os.path.join(capped.tmp, "logs.db")) / 2**20}
+        out["capped"] = {
+            "log_max_mb": cap_mb,
+            "calls": summary.get("requests", 0),
+            "logs_db_mb_in_use": pages_in_use(os.path.join(capped.tmp, "logs.db")) / 2**20,
+        }
     finally:
         capped.stop()
     return out
@@ -86,12 +99,16 @@ def render(g: dict) -> list[str]:
     for kind, what in (("quiet", "printing nothing"), ("chatty", "printing a line")):
         r = g.get(kind)
         if r:
-            rows.append(f"| growth: bytes per call on disk, a function {what} (usage.db + logs.db) | "
-                        f"{r['usage.db_bytes_per_call']:.0f} + {r['logs.db_bytes_per_call']:.0f} | | {r['calls']} calls |")
+            rows.append(
+                f"| growth: bytes per call on disk, a function {what} (usage.db + logs.db) | "
+                f"{r['usage.db_bytes_per_call']:.0f} + {r['logs.db_bytes_per_call']:.0f} | | {r['calls']} calls |"
+            )
     c = g.get("capped")
     if c:
-        rows.append(f"| growth: logs.db in use after {c['calls']} calls with --log-max-mb {c['log_max_mb']} | "
-                    f"{c['logs_db_mb_in_use']:.2f} MB | <= the cap | |")
+        rows.append(
+            f"| growth: logs.db in use after {c['calls']} calls with --log-max-mb {c['log_max_mb']} | "
+            f"{c['logs_db_mb_in_use']:.2f} MB | <= the cap | |"
+        )
     return rows
 
 

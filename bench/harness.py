@@ -1,5 +1,6 @@
 """Shared plumbing: a lambdalet server under test, functions in it, and
 the load tools."""
+
 from __future__ import annotations
 
 import configparser
@@ -51,7 +52,10 @@ class Lambdalet:
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen(
             [PY, "-m", "lambdalet.gateway.cli", "serve", "--port", str(self.port), "--data-dir", self.tmp, *args],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
         )
         assert self.proc.stdout is not None  # stdout=PIPE
         banner: list[str] = []
@@ -70,7 +74,9 @@ class Lambdalet:
         parser = configparser.ConfigParser()
         parser.read(os.path.join(self.tmp, "credentials"))
         self.client = boto3.client(
-            "lambda", endpoint_url=self.url, region_name="us-east-1",
+            "lambda",
+            endpoint_url=self.url,
+            region_name="us-east-1",
             aws_access_key_id=parser["default"]["aws_access_key_id"],
             aws_secret_access_key=parser["default"]["aws_secret_access_key"],
             config=botocore.config.Config(retries={"max_attempts": 1}, max_pool_connections=32),
@@ -78,18 +84,34 @@ class Lambdalet:
 
     def function(self, name: str, source: str = HELLO, memory: int = 1024, runtime: str = RUNTIME) -> str:
         """Deploys a function and returns its public URL."""
-        self.client.create_function(FunctionName=name, Runtime=runtime, Role=ROLE, Handler="app.handler",
-                                    Code={"ZipFile": zip_of({"app.py": source})}, MemorySize=memory)
+        self.client.create_function(
+            FunctionName=name,
+            Runtime=runtime,
+            Role=ROLE,
+            Handler="app.handler",
+            Code={"ZipFile": zip_of({"app.py": source})},
+            MemorySize=memory,
+        )
         return self.public_url(name)
 
     def public_url(self, name: str) -> str:
         """A function URL anyone may call: AuthType NONE and the two policy
         statements AWS requires (and `lambdalet url create` adds)."""
         address = self.client.create_function_url_config(FunctionName=name, AuthType="NONE")["FunctionUrl"]
-        self.client.add_permission(FunctionName=name, StatementId="FunctionURLAllowPublicAccess", Action="lambda:InvokeFunctionUrl",
-                                   Principal="*", FunctionUrlAuthType="NONE")
-        self.client.add_permission(FunctionName=name, StatementId="FunctionURLAllowInvokeAction", Action="lambda:InvokeFunction",
-                                   Principal="*", InvokedViaFunctionUrl=True)
+        self.client.add_permission(
+            FunctionName=name,
+            StatementId="FunctionURLAllowPublicAccess",
+            Action="lambda:InvokeFunctionUrl",
+            Principal="*",
+            FunctionUrlAuthType="NONE",
+        )
+        self.client.add_permission(
+            FunctionName=name,
+            StatementId="FunctionURLAllowInvokeAction",
+            Action="lambda:InvokeFunction",
+            Principal="*",
+            InvokedViaFunctionUrl=True,
+        )
         return address
 
     def stop(self) -> None:
@@ -139,8 +161,9 @@ def load(url: str, connections: int, seconds: float) -> dict:
     any Python client), otherwise lambdalet's own load generator."""
     wrk = shutil.which("wrk")
     if wrk:
-        proc = subprocess.run([wrk, "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", url],
-                              capture_output=True, text=True, timeout=seconds + 60)
+        proc = subprocess.run(
+            [wrk, "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", url], capture_output=True, text=True, timeout=seconds + 60
+        )
         out = proc.stdout + proc.stderr
         found = re.search(r"Requests/sec:\s+([\d.]+)", out)
         if found is None:
@@ -164,7 +187,13 @@ def load(url: str, connections: int, seconds: float) -> dict:
 
     results = trio.run(run_load, url, plain_request(url), connections, seconds)
     s = results.summary()
-    return {"tool": "lambdalet bench", "rps": s["rps"], "p50_ms": s["latency_ms"]["p50"], "p99_ms": s["latency_ms"]["p99"], "errors": s["errors"]}
+    return {
+        "tool": "lambdalet bench",
+        "rps": s["rps"],
+        "p50_ms": s["latency_ms"]["p50"],
+        "p99_ms": s["latency_ms"]["p99"],
+        "errors": s["errors"],
+    }
 
 
 def best_of(runs: list[dict]) -> dict:

@@ -13,6 +13,7 @@ The Java and C# functions are tests/languages' samples (built once per
 source by tests/language_builds.py); their handlers do a little more than
 hello (Java's logs three lines, C#'s echoes the event back).
 """
+
 from __future__ import annotations
 
 import os
@@ -43,15 +44,20 @@ def _functions() -> dict[str, tuple[str, str, bytes, dict]]:
         "node": ("nodejs20.x", "index.handler", make_zip({"index.js": NODE_HELLO}), {}),
         "java": ("java17", "example.Hello::handleRequest", jar, {}),
         "dotnet": ("dotnet8", "Sample::Sample.Functions::Dict", language_builds.dotnet_sample(), {}),
-        "provided.al2023 (aws-lambda-go)": ("provided.al2023", "hello", make_zip({"bootstrap": go}, {"bootstrap": 0o755}),
-                                            {"bootstrap": 0o755}),
+        "provided.al2023 (aws-lambda-go)": (
+            "provided.al2023",
+            "hello",
+            make_zip({"bootstrap": go}, {"bootstrap": 0o755}),
+            {"bootstrap": 0o755},
+        ),
     }
 
 
 def _create(lam: Lambdalet, name: str, spec: tuple, memory: int = 1024) -> str:
     runtime, handler, code, _modes = spec
-    lam.client.create_function(FunctionName=name, Runtime=runtime, Role=harness.ROLE, Handler=handler,
-                               Code={"ZipFile": code}, MemorySize=memory, Timeout=30)
+    lam.client.create_function(
+        FunctionName=name, Runtime=runtime, Role=harness.ROLE, Handler=handler, Code={"ZipFile": code}, MemorySize=memory, Timeout=30
+    )
     return lam.public_url(name)  # AuthType NONE needs the two public statements, as on AWS
 
 
@@ -105,10 +111,16 @@ def _pss_by_program(root: int) -> dict[str, tuple[int, int]]:
         except OSError:
             continue
         exe = os.path.basename(argv[0].decode(errors="replace")) if argv and argv[0] else ""
-        kind = next((label for label, program in PROGRAMS.items()
-                     if exe == program or (program == "mono" and exe.startswith("mono"))
-                     or (program == "python" and exe.startswith("python") and _python_worker(pid, argv))),
-                    None)
+        kind = next(
+            (
+                label
+                for label, program in PROGRAMS.items()
+                if exe == program
+                or (program == "mono" and exe.startswith("mono"))
+                or (program == "python" and exe.startswith("python") and _python_worker(pid, argv))
+            ),
+            None,
+        )
         if kind is None:
             continue
         n, kb = out.get(kind, (0, 0))
@@ -135,26 +147,39 @@ def run(quick: bool) -> dict:
             _warm_up(url)
         runs: dict = {label: {"c1": [], "c16": []} for label in urls}
         for i in range(rounds):
-            for label in (list(urls) if i % 2 == 0 else list(reversed(urls))):
+            for label in list(urls) if i % 2 == 0 else list(reversed(urls)):
                 runs[label]["c16"].append(load(urls[label], 16, seconds))
                 runs[label]["c1"].append(load(urls[label], 1, seconds))
         time.sleep(1.0)
         pss = _pss_by_program(lam.proc.pid)
         for label, r in runs.items():
             n, kb = pss.get(label, (0, 0))
-            out[label] = {"c16_rps": median([x["rps"] for x in r["c16"]]), "c1_p50_ms": median([x["p50_ms"] for x in r["c1"]]),
-                          "idle_instances": n, "pss_mb_per_instance": kb / 1024 / n if n else None}
+            out[label] = {
+                "c16_rps": median([x["rps"] for x in r["c16"]]),
+                "c1_p50_ms": median([x["p50_ms"] for x in r["c1"]]),
+                "idle_instances": n,
+                "pss_mb_per_instance": kb / 1024 / n if n else None,
+            }
     finally:
         lam.stop()
     n = 8 if quick else 25
-    floors = {"python": ["python3", "-I", "-S", "-c", "pass"], "node": ["node", "-e", "0"], "java": ["java", "-version"],
-              "dotnet": ["mono", "--version"]}
+    floors = {
+        "python": ["python3", "-I", "-S", "-c", "pass"],
+        "node": ["node", "-e", "0"],
+        "java": ["java", "-version"],
+        "dotnet": ["mono", "--version"],
+    }
     for label, argv in floors.items():
-        real = [os.path.realpath(subprocess.run(["sh", "-c", f"command -v {argv[0]}"], capture_output=True,
-                                                text=True).stdout.strip()), *argv[1:]]
+        real = [
+            os.path.realpath(subprocess.run(["sh", "-c", f"command -v {argv[0]}"], capture_output=True, text=True).stdout.strip()),
+            *argv[1:],
+        ]
         out[label]["bare start"] = {"argv": " ".join(argv), **_floor_ms(real, 15)}
-    out["python"]["bare start"] = {"argv": "python3 -I -S -c pass", "p50_ms": median(peers.python_start_ms(15)),
-                                   "p99_ms": percentile(peers.python_start_ms(15), 99)}
+    out["python"]["bare start"] = {
+        "argv": "python3 -I -S -c pass",
+        "p50_ms": median(peers.python_start_ms(15)),
+        "p99_ms": percentile(peers.python_start_ms(15), 99),
+    }
     lam = Lambdalet()
     try:
         for k, (label, spec) in enumerate(specs.items()):
@@ -171,8 +196,7 @@ def run(quick: bool) -> dict:
 
 
 def rows(d: dict) -> list[str]:
-    out = ["| runtime | warm req/s c=16 | p50 c=1 | cold p50 / p99 | bare start p50 | idle PSS / instance |",
-           "|---|---|---|---|---|---|"]
+    out = ["| runtime | warm req/s c=16 | p50 c=1 | cold p50 / p99 | bare start p50 | idle PSS / instance |", "|---|---|---|---|---|---|"]
     for label, r in d.items():
         if not isinstance(r, dict) or "c16_rps" not in r:
             continue
@@ -181,6 +205,8 @@ def rows(d: dict) -> list[str]:
         pss = r.get("pss_mb_per_instance")
         bare_text = f"{bare['p50_ms']:.0f} ms (`{bare['argv']}`)" if bare else "-"
         pss_text = f"{pss:.1f} MB" if pss else "-"
-        out.append(f"| {label} | {r['c16_rps']:.0f} | {r['c1_p50_ms']:.2f} ms | "
-                   f"{cold.get('p50_ms', 0):.0f} / {cold.get('p99_ms', 0):.0f} ms | {bare_text} | {pss_text} |")
+        out.append(
+            f"| {label} | {r['c16_rps']:.0f} | {r['c1_p50_ms']:.2f} ms | "
+            f"{cold.get('p50_ms', 0):.0f} / {cold.get('p99_ms', 0):.0f} ms | {bare_text} | {pss_text} |"
+        )
     return out

@@ -14,6 +14,7 @@
 
 `python -m bench.metering` prints the figures; run() returns them.
 """
+
 from __future__ import annotations
 
 import json
@@ -73,10 +74,35 @@ def metering_cost(calls: int = CALLS) -> dict:
         ledger, logstore = Ledger(data), LogStore(data)
         journal = CallJournal(data, ledger, logstore)
         accounting = Accounting(meter, journal)
-        rec = FunctionRecord(name="bench", runtime="python3.11", role="r", handler="app.handler", code_sha256_hex="", code_sha256_b64="", code_size=0, revision_id="r", last_modified="", created_ns=0)
+        rec = FunctionRecord(
+            name="bench",
+            runtime="python3.11",
+            role="r",
+            handler="app.handler",
+            code_sha256_hex="",
+            code_sha256_b64="",
+            code_size=0,
+            revision_id="r",
+            last_modified="",
+            created_ns=0,
+        )
         spec = FunctionSpec(record=rec, code_dir="/", arn="arn", env={}, log_group="/aws/lambda/bench")
         log = b"START RequestId: x Version: $LATEST\nEND RequestId: x\nREPORT RequestId: x\tDuration: 1.23 ms\t...\n"
-        outcome = CallOutcome(request_id="x", payload=b"", function_error=None, error_type=None, log=log, duration_ns=1_234_567, init_ns=None, cold=False, started_ns=time.time_ns(), memory_mb=128, max_memory_mb=40, instance_id="i", log_stream="s")
+        outcome = CallOutcome(
+            request_id="x",
+            payload=b"",
+            function_error=None,
+            error_type=None,
+            log=log,
+            duration_ns=1_234_567,
+            init_ns=None,
+            cold=False,
+            started_ns=time.time_ns(),
+            memory_mb=128,
+            max_memory_mb=40,
+            instance_id="i",
+            log_stream="s",
+        )
 
         def on_call(n: int) -> None:
             hook = accounting.on_call
@@ -131,13 +157,20 @@ def duration_agreement(calls: int = SERVER_CALLS) -> dict:
             creds = configparser.ConfigParser()
             creds.read(pathlib.Path(tmp) / "credentials")
             lam = boto3.client(
-                "lambda", endpoint_url=url, region_name="us-east-1",
-                aws_access_key_id=creds["default"]["aws_access_key_id"], aws_secret_access_key=creds["default"]["aws_secret_access_key"],
+                "lambda",
+                endpoint_url=url,
+                region_name="us-east-1",
+                aws_access_key_id=creds["default"]["aws_access_key_id"],
+                aws_secret_access_key=creds["default"]["aws_secret_access_key"],
                 config=botocore.config.Config(retries={"max_attempts": 1}),
             )
             lam.create_function(
-                FunctionName="clock", Role="arn:aws:iam::123456789012:role/bench", Runtime=f"python{sys.version_info[0]}.{sys.version_info[1]}",
-                Handler="app.handler", Code={"ZipFile": zip_of({"app.py": _HANDLER})}, MemorySize=1769,
+                FunctionName="clock",
+                Role="arn:aws:iam::123456789012:role/bench",
+                Runtime=f"python{sys.version_info[0]}.{sys.version_info[1]}",
+                Handler="app.handler",
+                Code={"ZipFile": zip_of({"app.py": _HANDLER})},
+                MemorySize=1769,
             )
             lam.get_waiter("function_active_v2").wait(FunctionName="clock", WaiterConfig={"Delay": 1, "MaxAttempts": 60})
             own: dict[str, int] = {}
@@ -180,7 +213,9 @@ def run() -> dict:
 def main() -> int:
     figures = run()
     print(f"metering: counters per call            {figures['meter_record_ns']:8.1f} ns  (target <= 1000 ns)")
-    print(f"metering: whole on_call hook per call  {figures['on_call_hook_ns']:8.1f} ns  (counters + the call journal: usage and log in one write(2))")
+    print(
+        f"metering: whole on_call hook per call  {figures['on_call_hook_ns']:8.1f} ns  (counters + the call journal: usage and log in one write(2))"
+    )
     print(f"metering: SQLite batch, per call       {figures['batch_flush_ns_per_call']:8.1f} ns  (background thread, off the call path)")
     print(
         f"duration: recorded - handler's clock   p50 {figures['duration_delta_us_p50']:+.2f} us, p99 {figures['duration_delta_us_p99']:+.2f} us, "

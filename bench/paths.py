@@ -7,6 +7,7 @@ it, from /proc) and the server's RSS.
 The loads take turns, round after round, so that a busy machine's noise
 falls on each alike; each figure is the median over the rounds.
 """
+
 from __future__ import annotations
 
 import concurrent.futures
@@ -62,8 +63,14 @@ def _run(url: str, make, seconds: float) -> dict:
     if results.fatal:
         raise RuntimeError(results.fatal)
     s = results.summary()
-    return {"rps": s["rps"], "p50_ms": s["latency_ms"]["p50"], "p99_ms": s["latency_ms"]["p99"],
-            "errors": s["errors"], "requests": s["requests"], "status": s["status"]}
+    return {
+        "rps": s["rps"],
+        "p50_ms": s["latency_ms"]["p50"],
+        "p99_ms": s["latency_ms"]["p99"],
+        "errors": s["errors"],
+        "requests": s["requests"],
+        "status": s["status"],
+    }
 
 
 def run(quick: bool) -> dict:
@@ -86,8 +93,9 @@ def run(quick: bool) -> dict:
 
         def create(i: int) -> str:
             name = f"rr-{i}"
-            lam.client.create_function(FunctionName=name, Runtime=harness.RUNTIME, Role=harness.ROLE,
-                                       Handler="app.handler", Code={"ZipFile": code}, MemorySize=128)
+            lam.client.create_function(
+                FunctionName=name, Runtime=harness.RUNTIME, Role=harness.ROLE, Handler="app.handler", Code={"ZipFile": code}, MemorySize=128
+            )
             return lam.public_url(name)
 
         started = time.perf_counter()
@@ -111,7 +119,7 @@ def run(quick: bool) -> dict:
             _run(url, make, 1)
         runs: dict = {label: [] for label in loads}
         for i in range(rounds):
-            for label in (list(loads) if i % 2 == 0 else list(reversed(loads))):
+            for label in list(loads) if i % 2 == 0 else list(reversed(loads)):
                 url, make = loads[label]
                 before = platform_ticks(lam.proc.pid)
                 run_ = _run(url, make, seconds)
@@ -120,12 +128,18 @@ def run(quick: bool) -> dict:
                 gateway = (after.get(lam.proc.pid, 0) - before.get(lam.proc.pid, 0)) / os.sysconf("SC_CLK_TCK")
                 run_["gateway_cpu_us"] = gateway / max(run_["requests"], 1) * 1e6
                 runs[label].append(run_)
-        out: dict = {"functions": n_functions, "rounds": rounds, "seconds": seconds, "connections": CONNECTIONS,
-                     "tool": "lambdalet bench (trio), in the bench's process", "create_s": created_s,
-                     "first_calls_s": warmed_s, "server_rss_mb": rss_mb(lam.proc.pid)}
+        out: dict = {
+            "functions": n_functions,
+            "rounds": rounds,
+            "seconds": seconds,
+            "connections": CONNECTIONS,
+            "tool": "lambdalet bench (trio), in the bench's process",
+            "create_s": created_s,
+            "first_calls_s": warmed_s,
+            "server_rss_mb": rss_mb(lam.proc.pid),
+        }
         for label, rs in runs.items():
-            out[label] = {key: median([r[key] for r in rs])
-                          for key in ("rps", "p50_ms", "p99_ms", "platform_cpu_us", "gateway_cpu_us")}
+            out[label] = {key: median([r[key] for r in rs]) for key in ("rps", "p50_ms", "p99_ms", "platform_cpu_us", "gateway_cpu_us")}
             out[label]["errors"] = sum(r["errors"] for r in rs)
             statuses: dict = {}
             for r in rs:
@@ -144,28 +158,41 @@ def render(i: dict) -> list[str]:
     rows = []
     invoke = i.get("Invoke API (SigV4)")
     if invoke:
-        rows.append(f"| Invoke API (SigV4, boto3's path) req/s, c=16 (vs function URL) | {invoke['rps']:.0f} | "
-                    f"{url['rps']:.0f} | {invoke['rps'] / url['rps']:.2f}× (target ≥ 0.8×) |")
+        rows.append(
+            f"| Invoke API (SigV4, boto3's path) req/s, c=16 (vs function URL) | {invoke['rps']:.0f} | "
+            f"{url['rps']:.0f} | {invoke['rps'] / url['rps']:.2f}× (target ≥ 0.8×) |"
+        )
     rr = i.get(f"{i['functions']} functions round-robin")
     if rr:
-        rows.append(f"| {i['functions']} functions round-robin req/s, c=16 (vs one function) | {rr['rps']:.0f} | "
-                    f"{url['rps']:.0f} | {rr['rps'] / url['rps']:.2f}× (target ≥ 0.8×) |")
+        rows.append(
+            f"| {i['functions']} functions round-robin req/s, c=16 (vs one function) | {rr['rps']:.0f} | "
+            f"{url['rps']:.0f} | {rr['rps'] / url['rps']:.2f}× (target ≥ 0.8×) |"
+        )
         rows.append(f"| server RSS after {i['functions']} functions warm | {i['server_rss_mb']:.0f} MB | | |")
-    failed = [f"{label} {fig['errors']} ({', '.join(f'{n}× {code}' for code, n in fig.get('status', {}).items() if code[0] != '2')})"
-              for label, fig in i.items() if isinstance(fig, dict) and fig.get("errors")]
+    failed = [
+        f"{label} {fig['errors']} ({', '.join(f'{n}× {code}' for code, n in fig.get('status', {}).items() if code[0] != '2')})"
+        for label, fig in i.items()
+        if isinstance(fig, dict) and fig.get("errors")
+    ]
     if failed:
         # A throughput that includes refusals (429s when instances do not
         # fit) is not the figure its row claims.
         rows.append(f"| (i) requests failed or refused | {'; '.join(failed)} | | |")
     rows.append(f"| warm URL p99 ms, c=16 | {url['p99_ms']:.2f} | target 3 | {url['p99_ms'] / 3:.2f}× |")
-    rows.append(f"| platform CPU µs per warm URL call, gateway + worker, c=16 | {url['platform_cpu_us']:.0f} "
-                f"(gateway {url['gateway_cpu_us']:.0f}) | target 60 | {url['platform_cpu_us'] / 60:.2f}× |")
+    rows.append(
+        f"| platform CPU µs per warm URL call, gateway + worker, c=16 | {url['platform_cpu_us']:.0f} "
+        f"(gateway {url['gateway_cpu_us']:.0f}) | target 60 | {url['platform_cpu_us'] / 60:.2f}× |"
+    )
     if invoke:
-        rows.append(f"| platform CPU µs per Invoke API call, gateway + worker, c=16 | {invoke['platform_cpu_us']:.0f} "
-                    f"(gateway {invoke['gateway_cpu_us']:.0f}) | | |")
+        rows.append(
+            f"| platform CPU µs per Invoke API call, gateway + worker, c=16 | {invoke['platform_cpu_us']:.0f} "
+            f"(gateway {invoke['gateway_cpu_us']:.0f}) | | |"
+        )
         # The gateway's thread is what limits both paths: its CPU per call
         # says the same as their req/s ratio, less at the mercy of a busy
         # machine's other load.
-        rows.append(f"| gateway CPU µs per call, c=16: Invoke API (vs function URL) | {invoke['gateway_cpu_us']:.0f} | "
-                    f"{url['gateway_cpu_us']:.0f} | {invoke['gateway_cpu_us'] / url['gateway_cpu_us']:.2f}× |")
+        rows.append(
+            f"| gateway CPU µs per call, c=16: Invoke API (vs function URL) | {invoke['gateway_cpu_us']:.0f} | "
+            f"{url['gateway_cpu_us']:.0f} | {invoke['gateway_cpu_us'] / url['gateway_cpu_us']:.2f}× |"
+        )
     return rows

@@ -6,6 +6,7 @@
   before any function runs.
 - `python3 -I -S -c pass`: the cold-start floor.
 """
+
 from __future__ import annotations
 
 import os
@@ -54,8 +55,13 @@ def install_serverless_offline() -> pathlib.Path | None:
         return home
     home.mkdir(parents=True, exist_ok=True)
     (home / "package.json").write_text('{"name": "lambdalet-bench-peer", "private": true}\n')
-    subprocess.run([npm, "install", "--no-audit", "--no-fund", "--loglevel=error", SERVERLESS, SERVERLESS_OFFLINE],
-                   cwd=home, check=True, timeout=900, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [npm, "install", "--no-audit", "--no-fund", "--loglevel=error", SERVERLESS, SERVERLESS_OFFLINE],
+        cwd=home,
+        check=True,
+        timeout=900,
+        stdout=subprocess.DEVNULL,
+    )
     marker.write_text(want)
     return home
 
@@ -76,9 +82,20 @@ class ServerlessOffline:
         (bindir / "python").symlink_to(PY)
         env["PATH"] = f"{bindir}:{env.get('PATH', '')}"
         self.proc = subprocess.Popen(
-            ["node", str(home / "node_modules" / "serverless" / "bin" / "serverless.js"), "offline", "start",
-             "--httpPort", str(self.port), "--lambdaPort", str(free_port())],
-            cwd=self.dir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                "node",
+                str(home / "node_modules" / "serverless" / "bin" / "serverless.js"),
+                "offline",
+                "start",
+                "--httpPort",
+                str(self.port),
+                "--lambdaPort",
+                str(free_port()),
+            ],
+            cwd=self.dir,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         self.url = f"http://127.0.0.1:{self.port}/hello"
         deadline = time.monotonic() + 120
@@ -101,7 +118,7 @@ class ServerlessOffline:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-H11_SERVER = r'''
+H11_SERVER = r"""
 import sys, trio, h11
 BODY = b"hello"
 async def conn(stream):
@@ -132,7 +149,7 @@ async def serve(stream):
         elif isinstance(ev, h11.ConnectionClosed):
             return
 trio.run(lambda: trio.serve_tcp(conn, int(sys.argv[1]), host="127.0.0.1"))
-'''
+"""
 
 
 class TrioH11Floor:

@@ -3,6 +3,7 @@
 Printed above the table and kept in the run's JSON, so that a figure in the
 README can be traced to the machine and the code that gave it.
 """
+
 from __future__ import annotations
 
 import importlib.metadata
@@ -28,9 +29,15 @@ def machine() -> dict:
                     break
     except OSError:
         pass
-    return {"host": platform.node(), "arch": platform.machine(), "cpu_model": model or platform.processor() or "?",
-            "cores": os.cpu_count(), "kernel": platform.release(), "python": platform.python_version(),
-            "load_average": list(os.getloadavg())}
+    return {
+        "host": platform.node(),
+        "arch": platform.machine(),
+        "cpu_model": model or platform.processor() or "?",
+        "cores": os.cpu_count(),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "load_average": list(os.getloadavg()),
+    }
 
 
 def _git(repo: pathlib.Path, *args: str) -> str:
@@ -45,8 +52,11 @@ def commit(repo: pathlib.Path = REPO) -> dict:
     """The checked-out commit; ``dirty`` when tracked files differ from it
     (the figures then belong to no commit exactly)."""
     sha = _git(repo, "rev-parse", "HEAD")
-    return {"sha": sha or "unknown", "describe": _git(repo, "describe", "--always", "--dirty") or "unknown",
-            "dirty": bool(_git(repo, "status", "--porcelain", "--untracked-files=no"))}
+    return {
+        "sha": sha or "unknown",
+        "describe": _git(repo, "describe", "--always", "--dirty") or "unknown",
+        "dirty": bool(_git(repo, "status", "--porcelain", "--untracked-files=no")),
+    }
 
 
 def _dist(name: str) -> str | None:

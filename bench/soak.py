@@ -10,6 +10,7 @@ start and end, errors, and bytes on disk per call, per file. Then rounds of
 create + invoke + delete functions, with the RSS after each round: what
 churn takes and whether it is given back.
 """
+
 from __future__ import annotations
 
 import json
@@ -74,7 +75,9 @@ def slope_per_min(samples: list[tuple[float, float]]) -> float:
 def _load(url: str, seconds: int) -> subprocess.Popen:
     return subprocess.Popen(
         [harness.PY, "-m", "lambdalet.gateway.cli", "bench", url, "-c", "16", "-d", str(seconds), "--json"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
     )
 
 
@@ -85,7 +88,9 @@ def _churn(lam: Lambdalet) -> list[float]:
     for r in range(CHURN_ROUNDS):
         names = [f"churn-{r}-{i}" for i in range(CHURN_FUNCTIONS)]
         for name in names:
-            lam.client.create_function(FunctionName=name, Runtime=harness.RUNTIME, Role=harness.ROLE, Handler="app.handler", Code={"ZipFile": code})
+            lam.client.create_function(
+                FunctionName=name, Runtime=harness.RUNTIME, Role=harness.ROLE, Handler="app.handler", Code={"ZipFile": code}
+            )
             lam.client.invoke(FunctionName=name)
         for name in names:
             lam.client.delete_function(FunctionName=name)
@@ -120,7 +125,11 @@ def run(minutes: float) -> dict:
         idle_rss = rss_mib(pid)
         second_half = [(t, v) for t, v in rss if t >= seconds / 2]
         churn = _churn(lam)
-        per_call = {k: (disk_after.get(k, 0) - disk_before.get(k, 0)) / calls for k in sorted(set(disk_after) | set(disk_before)) if calls} if calls else {}
+        per_call = (
+            {k: (disk_after.get(k, 0) - disk_before.get(k, 0)) / calls for k in sorted(set(disk_after) | set(disk_before)) if calls}
+            if calls
+            else {}
+        )
         return {
             "minutes": seconds / 60,
             "calls": calls,
@@ -160,8 +169,10 @@ def render(s: dict) -> list[str]:
     rows.append(f"| soak: bytes on disk per call | {s['disk_bytes_per_call_total']:.0f} ({parts}) | | |")
     churn = s["churn_rss_after_rounds_mib"]
     if churn:
-        rows.append(f"| churn: RSS after each round of {s['churn_functions_per_round']} create+invoke+delete, MiB | "
-                    f"{' → '.join(f'{v:.1f}' for v in churn)} | | |")
+        rows.append(
+            f"| churn: RSS after each round of {s['churn_functions_per_round']} create+invoke+delete, MiB | "
+            f"{' → '.join(f'{v:.1f}' for v in churn)} | | |"
+        )
     return rows
 
 

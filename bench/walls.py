@@ -17,6 +17,7 @@ least disturbed round (as metering.py does):
 
 `python -m bench --only w` prints them; run() returns them.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -133,10 +134,24 @@ def run(quick: bool = False) -> dict:
         if cc is None:
             raise RuntimeError("no C compiler for the system-call figures")
         (tmp / "probe.c").write_text(PROGRAM)
-        subprocess.run([cc, "-O2", "-D_GNU_SOURCE", "-I", str(csrc), "-o", str(tmp / "syscalls"),
-                        str(tmp / "probe.c"), str(csrc / "seccomp.c"), "-lpthread"], check=True)
-        lines = subprocess.run([str(tmp / "syscalls"), "50000" if quick else "200000", str(rounds)],
-                               check=True, capture_output=True, text=True).stdout.splitlines()
+        subprocess.run(
+            [
+                cc,
+                "-O2",
+                "-D_GNU_SOURCE",
+                "-I",
+                str(csrc),
+                "-o",
+                str(tmp / "syscalls"),
+                str(tmp / "probe.c"),
+                str(csrc / "seccomp.c"),
+                "-lpthread",
+            ],
+            check=True,
+        )
+        lines = subprocess.run(
+            [str(tmp / "syscalls"), "50000" if quick else "200000", str(rounds)], check=True, capture_output=True, text=True
+        ).stdout.splitlines()
         for line in lines:
             seen = json.loads(line)
             side = mine if seen.pop("filtered") else none
@@ -154,15 +169,13 @@ def run(quick: bool = False) -> dict:
         os.chmod(tmp, 0o755)
         os.chmod(task, 0o755)
         root = RuntimeRoot.create(tmp / "runtime")
-        backends = ((mine, NamespacedBackend(root, netns_pool=2)),
-                    (none, NamespacedBackend(root, netns_pool=2, seccomp=False)))
+        backends = ((mine, NamespacedBackend(root, netns_pool=2)), (none, NamespacedBackend(root, netns_pool=2, seccomp=False)))
         try:
             for _ in range(rounds):
                 for side, backend in backends:
                     started = time.perf_counter()
                     for _ in range(spawns):
-                        spec = SandboxSpec(instance_id=f"walls-{uuid.uuid4().hex[:12]}", function_name="walls",
-                                           code_dir=str(task))
+                        spec = SandboxSpec(instance_id=f"walls-{uuid.uuid4().hex[:12]}", function_name="walls", code_dir=str(task))
                         backend.spawn_command(spec, ["/bin/true"]).destroy()
                     side.setdefault("spawn_ms", []).append((time.perf_counter() - started) * 1000 / spawns)
         finally:
@@ -170,9 +183,7 @@ def run(quick: bool = False) -> dict:
                 backend.close()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return {"allow-list": {k: min(v) for k, v in mine.items()},
-            "no filter": {k: min(v) for k, v in none.items()},
-            "rounds": rounds}
+    return {"allow-list": {k: min(v) for k, v in mine.items()}, "no filter": {k: min(v) for k, v in none.items()}, "rounds": rounds}
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 Each kernel concern lives in its own .c/.h pair; this file only lists them.
 Set LAMBDALET_SANITIZE=1 to build with AddressSanitizer and UBSan.
 """
+
 import os
 import pathlib
 import re
@@ -21,8 +22,7 @@ def _strip_comments(text: str) -> str:
     return re.sub(r"/\*.*?\*/", "", re.sub(r"//[^\n]*", "", text), flags=re.S)
 
 
-def declarations(header: str, *, types: tuple[str, ...] = (), functions: tuple[str, ...] = (),
-                 defines: tuple[str, ...] = ()) -> str:
+def declarations(header: str, *, types: tuple[str, ...] = (), functions: tuple[str, ...] = (), defines: tuple[str, ...] = ()) -> str:
     """The named struct and enum definitions ("struct ll_mount_op"), function
     prototypes and integer #defines of a csrc/ header, as the header writes
     them: the header is the one definition, and cffi's declarations are read
@@ -47,19 +47,42 @@ def declarations(header: str, *, types: tuple[str, ...] = (), functions: tuple[s
     return "\n".join(out) + "\n"
 
 
-CDEF = declarations("meter.h", functions=("ll_counter_add", "ll_counter_load", "ll_counter_store", "ll_counter_cas",
-                                          "ll_hist_bucket", "ll_meter_record", "ll_meter_snapshot")) + """
+CDEF = (
+    declarations(
+        "meter.h",
+        functions=(
+            "ll_counter_add",
+            "ll_counter_load",
+            "ll_counter_store",
+            "ll_counter_cas",
+            "ll_hist_bucket",
+            "ll_meter_record",
+            "ll_meter_snapshot",
+        ),
+    )
+    + """
 static const int LL_SLOT_WORDS;
 static const int LL_HIST_BUCKETS;
 """
+)
+
 
 def build_init_image() -> None:
     """Compile init.c (the sandbox's PID 1) into a static, libc-free program
     and embed it in init_image.h for spawn.c. Without a working compiler for
     it the image is empty and spawn.c keeps PID 1 in-process instead."""
     cc = shlex.split(os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc")
-    flags = ["-static", "-nostdlib", "-O2", "-fno-stack-protector", "-fno-asynchronous-unwind-tables",
-             "-fno-pie", "-no-pie", "-Wl,--build-id=none", "-s"]
+    flags = [
+        "-static",
+        "-nostdlib",
+        "-O2",
+        "-fno-stack-protector",
+        "-fno-asynchronous-unwind-tables",
+        "-fno-pie",
+        "-no-pie",
+        "-Wl,--build-id=none",
+        "-s",
+    ]
     image = b""
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "init")
@@ -83,12 +106,16 @@ SOURCES += ["spawn.c", "mounts.c", "caps.c", "seccomp.c", "net.c", "attach.c"]
 SANDBOX_INCLUDES = '#include "spawn.h"\n#include "seccomp.h"\n#include "net.h"\n#include "attach.h"\n'
 CDEF += (
     declarations("mounts.h", types=("enum ll_mount_kind", "struct ll_mount_op"))
-    + declarations("spawn.h", types=("struct ll_spawn_config", "struct ll_spawn_result"),
-                   functions=("ll_spawn", "ll_mount_ops_from_table", "ll_init_memfd", "ll_clone_floor"),
-                   defines=("LL_SPAWN_IN_WORKER",))
+    + declarations(
+        "spawn.h",
+        types=("struct ll_spawn_config", "struct ll_spawn_result"),
+        functions=("ll_spawn", "ll_mount_ops_from_table", "ll_init_memfd", "ll_clone_floor"),
+        defines=("LL_SPAWN_IN_WORKER",),
+    )
     + declarations("net.h", functions=("ll_netns_create", "ll_netns_enter", "ll_netns_leave"))
-    + declarations("seccomp.h", functions=("ll_seccomp_filter_length", "ll_seccomp_allowed_count", "ll_seccomp_install",
-                                           "ll_seccomp_program"))
+    + declarations(
+        "seccomp.h", functions=("ll_seccomp_filter_length", "ll_seccomp_allowed_count", "ll_seccomp_install", "ll_seccomp_program")
+    )
     + declarations("attach.h", functions=("ll_attach_tree",))
 )
 

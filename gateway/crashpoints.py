@@ -6,6 +6,7 @@ test proves it by starting the server with ``LAMBDALET_CRASH_AT=<name>``
 a restart finds. Unset, as always outside tests, ``reach`` costs one
 comparison with None.
 """
+
 from __future__ import annotations
 
 import os

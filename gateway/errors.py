@@ -3,6 +3,7 @@
 Function errors (the handler raised, timed out, ran out of memory) are not
 here: they are results, returned as 200 with X-Amz-Function-Error.
 """
+
 from __future__ import annotations
 
 import errno

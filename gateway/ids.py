@@ -4,6 +4,7 @@ uuid.uuid4() makes one getrandom call per id; on the invoke path that is a
 syscall per request for 16 bytes. Drawing 8 KiB at a time keeps the ids
 exactly as random and costs one syscall per 512 requests.
 """
+
 from __future__ import annotations
 
 import os

@@ -5,6 +5,7 @@ The model is the one installed with botocore
 (botocore/data/lambda/2015-03-31/service-2.json.gz), so a newer botocore
 brings its new members and constraints with it.
 """
+
 from __future__ import annotations
 
 import functools

@@ -17,6 +17,7 @@ worker, still running only this trusted code:
 The bootstrap cannot take the port over: the socket is bound and
 listening, without SO_REUSEPORT, for the sandbox's whole life.
 """
+
 from __future__ import annotations
 
 import os

@@ -3,6 +3,7 @@
 Pure functions: an exception (or a runtime fault) in, the JSON bytes that
 Invoke returns with X-Amz-Function-Error out.
 """
+
 from __future__ import annotations
 
 import json
@@ -49,9 +50,7 @@ def fault(error_type: str, message: str, request_id: str = "", stack: list[str] 
 
 def platform(error_type: str, request_id: str, detail: str) -> bytes:
     """An error the platform raises on the function's behalf (timeout, OOM, exit)."""
-    return json.dumps(
-        {"errorType": error_type, "errorMessage": f"RequestId: {request_id} Error: {detail}"}
-    ).encode()
+    return json.dumps({"errorType": error_type, "errorMessage": f"RequestId: {request_id} Error: {detail}"}).encode()
 
 
 RESPONSE_TOO_LARGE = "Response payload size exceeded maximum allowed payload size (6291556 bytes)."

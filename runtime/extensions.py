@@ -16,6 +16,7 @@ On StartExtensions the worker, still running only this trusted code:
 The gateway then waits for every extension to register before it starts
 the runtime (Init, or Bootstrap with the socket already open).
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -80,12 +81,18 @@ def start(msg: StartExtensions, sock: socket.socket) -> None:
                 path = os.path.join(msg.directory, name)
                 try:
                     pid = os.posix_spawn(
-                        path, [path], env,
-                        file_actions=[(os.POSIX_SPAWN_DUP2, devnull, 0), (os.POSIX_SPAWN_DUP2, log_fd, 1),
-                                      (os.POSIX_SPAWN_DUP2, log_fd, 2)],
+                        path,
+                        [path],
+                        env,
+                        file_actions=[
+                            (os.POSIX_SPAWN_DUP2, devnull, 0),
+                            (os.POSIX_SPAWN_DUP2, log_fd, 1),
+                            (os.POSIX_SPAWN_DUP2, log_fd, 2),
+                        ],
                         # Default dispositions, not the interpreter's (it
                         # ignores SIGPIPE and SIGXFSZ), and nothing blocked.
-                        setsigdef=(signal.SIGPIPE, signal.SIGXFSZ), setsigmask=(),
+                        setsigdef=(signal.SIGPIPE, signal.SIGXFSZ),
+                        setsigmask=(),
                     )
                 except OSError as exc:
                     failed.append([name, (exc.strerror or str(exc)).lower()])

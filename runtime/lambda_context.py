@@ -1,4 +1,5 @@
 """The context object handed to a Python handler, as AWS's runtime builds it."""
+
 from __future__ import annotations
 
 import time

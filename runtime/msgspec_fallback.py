@@ -16,6 +16,7 @@ Structs are encoded but decoded as plain lists or dicts. Nothing here is on
 the trusted side: the gateway decodes what a worker sends with msgspec
 itself.
 """
+
 from __future__ import annotations
 
 import json as _json
@@ -23,6 +24,7 @@ import struct as _struct
 import typing
 
 __all__ = ["Struct", "Meta", "DecodeError", "EncodeError", "msgpack", "json"]
+
 
 class DecodeError(ValueError):
     """The bytes are not valid msgpack, or not the expected message."""
@@ -64,8 +66,9 @@ class Struct:
     __struct_tag_field__: str = "type"
     __struct_array_like__ = False
 
-    def __init_subclass__(cls, tag: object = None, tag_field: str = "type", array_like: bool | None = None,
-                          frozen: bool = False, **_ignored: object) -> None:
+    def __init_subclass__(
+        cls, tag: object = None, tag_field: str = "type", array_like: bool | None = None, frozen: bool = False, **_ignored: object
+    ) -> None:
         super().__init_subclass__()
         fields = list(cls.__struct_fields__)
         defaults = dict(cls.__struct_defaults__)
@@ -99,7 +102,7 @@ class Struct:
             if name in kwargs:
                 raise TypeError(f"argument {name!r} given by name and position")
             object.__setattr__(self, name, value)
-        for name in fields[len(args):]:
+        for name in fields[len(args) :]:
             if name in kwargs:
                 value = kwargs.pop(name)
             elif name in self.__struct_defaults__:
@@ -125,6 +128,7 @@ class Struct:
 
 
 # -- msgpack ----------------------------------------------------------------
+
 
 def _pack(obj: object, out: bytearray) -> None:
     if obj is None:
@@ -210,11 +214,20 @@ def _pack_int(n: int, out: bytearray) -> None:
 
 
 # Fixed-width items: opcode -> struct format.
-_FIXED = {0xCA: ">f", 0xCB: ">d", 0xCC: ">B", 0xCD: ">H", 0xCE: ">I", 0xCF: ">Q",
-          0xD0: ">b", 0xD1: ">h", 0xD2: ">i", 0xD3: ">q"}
+_FIXED = {0xCA: ">f", 0xCB: ">d", 0xCC: ">B", 0xCD: ">H", 0xCE: ">I", 0xCF: ">Q", 0xD0: ">b", 0xD1: ">h", 0xD2: ">i", 0xD3: ">q"}
 # Sized items: opcode -> (kind, width of the length field).
-_SIZED = {0xC4: ("bin", 1), 0xC5: ("bin", 2), 0xC6: ("bin", 4), 0xD9: ("str", 1), 0xDA: ("str", 2),
-          0xDB: ("str", 4), 0xDC: ("array", 2), 0xDD: ("array", 4), 0xDE: ("map", 2), 0xDF: ("map", 4)}
+_SIZED = {
+    0xC4: ("bin", 1),
+    0xC5: ("bin", 2),
+    0xC6: ("bin", 4),
+    0xD9: ("str", 1),
+    0xDA: ("str", 2),
+    0xDB: ("str", 4),
+    0xDC: ("array", 2),
+    0xDD: ("array", 4),
+    0xDE: ("map", 2),
+    0xDF: ("map", 4),
+}
 _WIDTH = {1: ">B", 2: ">H", 4: ">I"}
 MAX_DEPTH = 64  # what the worker's messages need, with room; deeper input is refused
 
@@ -230,7 +243,7 @@ class _Reader:
         end = self.pos + n
         if end > len(self.buf):
             raise DecodeError("Input data was truncated")
-        chunk = self.buf[self.pos:end]
+        chunk = self.buf[self.pos : end]
         self.pos = end
         return chunk
 

@@ -4,6 +4,7 @@ Sans-IO: this module turns messages into bytes and bytes into messages and
 never touches a socket. A frame is a 4-byte little-endian length followed by
 a msgpack body; msgspec's tagged unions tell the message types apart.
 """
+
 from __future__ import annotations
 
 import struct

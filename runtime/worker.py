@@ -12,6 +12,7 @@ it had to kill. Each write through sys.stdout or sys.stderr also notes how
 far the file had grown and when (a mark), so that every line of the log is
 stamped with the time it was written, not the time the call began.
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -78,7 +79,7 @@ class _MarkedWriter(io.RawIOBase):
         view = memoryview(data)
         size = len(view)
         while view:
-            view = view[os.write(self._fd, view):]
+            view = view[os.write(self._fd, view) :]
         # fd 1 and 2 share one open file in append mode: its offset after
         # our write is the size of the log (since the last truncation).
         mark = (os.lseek(self._fd, 0, os.SEEK_CUR), time.time_ns() // 1_000_000)
@@ -107,7 +108,9 @@ class _LogCapture:
         for stream in old:
             stream.flush()
         sys.stdout, sys.stderr = (
-            io.TextIOWrapper(io.BufferedWriter(_MarkedWriter(fd, self.marks)), encoding=stream.encoding, errors=stream.errors, line_buffering=True)
+            io.TextIOWrapper(
+                io.BufferedWriter(_MarkedWriter(fd, self.marks)), encoding=stream.encoding, errors=stream.errors, line_buffering=True
+            )
             for fd, stream in ((1, old[0]), (2, old[1]))
         )
         for handler in logging.getLogger().handlers:
@@ -197,7 +200,9 @@ def _configure_log_format(env: dict[str, str]) -> None:
     root = logging.getLogger()
     for handler in root.handlers:
         handler.setFormatter(_JsonFormatter())
-    level = {"TRACE": "DEBUG", "WARN": "WARNING", "FATAL": "CRITICAL"}.get(env.get("AWS_LAMBDA_LOG_LEVEL", "INFO").upper(), env.get("AWS_LAMBDA_LOG_LEVEL", "INFO").upper())
+    level = {"TRACE": "DEBUG", "WARN": "WARNING", "FATAL": "CRITICAL"}.get(
+        env.get("AWS_LAMBDA_LOG_LEVEL", "INFO").upper(), env.get("AWS_LAMBDA_LOG_LEVEL", "INFO").upper()
+    )
     if isinstance(logging.getLevelName(level), int):
         root.setLevel(level)
 
@@ -332,9 +337,17 @@ def prepare() -> None:
     FrameReader("to_worker").feed(encode(Invoke("r", b"{}", 0, "arn")))
     encode(Result("r", b"{}", None, b""))
     time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
-    LambdaContext(aws_request_id="r", function_name="f", function_version="$LATEST", invoked_function_arn="arn",
-                  memory_limit_in_mb="128", log_group_name="g", log_stream_name="s", deadline_ms=0,
-                  client_context=None)
+    LambdaContext(
+        aws_request_id="r",
+        function_name="f",
+        function_version="$LATEST",
+        invoked_function_arn="arn",
+        memory_limit_in_mb="128",
+        log_group_name="g",
+        log_stream_name="s",
+        deadline_ms=0,
+        client_context=None,
+    )
     _prepared = True
 
 

@@ -4,6 +4,7 @@ Used to hand a pre-started (spare) sandbox to a function: the sandbox was
 built with an empty task root, and the code arrives at the moment of the
 first call (csrc/attach.c explains how).
 """
+
 from __future__ import annotations
 
 import os

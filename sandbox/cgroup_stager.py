@@ -14,6 +14,7 @@ fresh cgroup in the background, off the cold start's path. Until it has
 left, the sandbox's cgroup holds the zygote too; the manager's spared_pids
 keeps kills of that cgroup away from it, and removal waits for it to leave.
 """
+
 from __future__ import annotations
 
 import contextlib

@@ -5,6 +5,7 @@ Each sandbox gets <controller mount>/<server's own cgroup>/lambdalet.<pid>.
 each cgroup.procs before it releases the child (csrc/spawn.c), so the
 sandbox never runs a single instruction outside its limits.
 """
+
 from __future__ import annotations
 
 import errno
@@ -23,8 +24,9 @@ FREEZER_ANCHOR = "keep-frozen"  # see CgroupV1Manager._keep_freezer_on
 
 
 class CgroupV1:
-    def __init__(self, name: str, dirs: dict[str, str], spared: set[int] | frozenset[int] = frozenset(),
-                 guard: ThawGuard | None = None) -> None:
+    def __init__(
+        self, name: str, dirs: dict[str, str], spared: set[int] | frozenset[int] = frozenset(), guard: ThawGuard | None = None
+    ) -> None:
         self.name = name
         self.dirs = dirs  # controller -> directory
         self._guard = guard  # started before the first freeze: see thaw_guard.py
@@ -255,8 +257,13 @@ class CgroupV1Manager:
         return cgroups.configure_or_remove(group, name, configure)
 
     def enforced(self) -> dict[str, bool]:
-        return {"memory_limit": True, "cpu_limit": self.cpu_limit, "pids_limit": True,
-                "host_pids_cap": self.tasks_max is not None, "idle_freeze": True}
+        return {
+            "memory_limit": True,
+            "cpu_limit": self.cpu_limit,
+            "pids_limit": True,
+            "host_pids_cap": self.tasks_max is not None,
+            "idle_freeze": True,
+        }
 
     def close(self) -> None:
         # The freezer's tree first: a frozen sandbox's processes die only

@@ -6,6 +6,7 @@ processes in a cgroup that hands controllers to its children, so when the
 server's own cgroup holds the server itself, the server first moves into a
 leaf beside its sandboxes (what systemd's delegation documentation asks).
 """
+
 from __future__ import annotations
 
 import errno
@@ -202,9 +203,13 @@ class CgroupV2Manager:
         return cgroups.configure_or_remove(group, name, configure)
 
     def enforced(self) -> dict[str, bool]:
-        return {"memory_limit": True, "cpu_limit": self.cpu_limit, "pids_limit": True,
-                "host_pids_cap": self.tasks_max is not None,
-                "idle_freeze": os.path.exists(os.path.join(self.root, "cgroup.freeze"))}
+        return {
+            "memory_limit": True,
+            "cpu_limit": self.cpu_limit,
+            "pids_limit": True,
+            "host_pids_cap": self.tasks_max is not None,
+            "idle_freeze": os.path.exists(os.path.join(self.root, "cgroup.freeze")),
+        }
 
     def close(self) -> None:
         remove_tree(self.root)

@@ -12,6 +12,7 @@ root itself has a pids.max too (tasks_max): 1,024 tasks per sandbox times
 a few dozen sandboxes is the whole host's pid space, and the host must keep
 forking whatever the functions do.
 """
+
 from __future__ import annotations
 
 import itertools

@@ -19,6 +19,7 @@ inside can change its address, routes or interfaces.
 Turning egress on sets net.ipv4.ip_forward=1 on the host, as any router or
 container runtime must; the server restores the old value when it stops.
 """
+
 from __future__ import annotations
 
 import errno
@@ -106,8 +107,7 @@ class Egress:
             nft.chain("add", table=self.table, name="input", hook="input", type="filter", priority=0)
             nft.rule("add", table=self.table, chain="input", expressions=(ipv4addr(src=src), verdict(NF_DROP)))
             for blocked in ("169.254.0.0/16", "127.0.0.0/8", src):
-                nft.rule("add", table=self.table, chain="forward",
-                         expressions=(ipv4addr(src=src, dst=blocked), verdict(NF_DROP)))
+                nft.rule("add", table=self.table, chain="forward", expressions=(ipv4addr(src=src, dst=blocked), verdict(NF_DROP)))
             nft.rule("add", table=self.table, chain="postrouting", expressions=(ipv4addr(src=src), masq()))
 
     def attach(self, netns_fd: int) -> Lease:
@@ -120,8 +120,7 @@ class Egress:
         lease = Lease(slot, f"llv{slot}", str(base + 1), str(base + 2))
         try:
             with self._IPRoute() as ipr:
-                ipr.link("add", ifname=lease.host_if, kind="veth",
-                         peer={"ifname": "eth0", "net_ns_fd": netns_fd})
+                ipr.link("add", ifname=lease.host_if, kind="veth", peer={"ifname": "eth0", "net_ns_fd": netns_fd})
                 idx = ipr.link_lookup(ifname=lease.host_if)[0]
                 _write(f"/proc/sys/net/ipv6/conf/{lease.host_if}/disable_ipv6", "1")
                 ipr.addr("add", index=idx, address=lease.host_ip, prefixlen=30)
@@ -182,7 +181,7 @@ def remove_stale_tables() -> None:
         return
     for name in names:
         if name and name.startswith(TABLE_PREFIX):
-            pid = name[len(TABLE_PREFIX):]
+            pid = name[len(TABLE_PREFIX) :]
             if pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
                 drop_table(name)
 

@@ -16,6 +16,7 @@ Each candidate is started once, all in parallel (`python -I -S -c ...`,
 ~10 ms), to read its real version and ABI tag (which says which msgspec
 build it can load).
 """
+
 from __future__ import annotations
 
 import os
@@ -138,8 +139,9 @@ def probe(items: Iterable[tuple[str, str, str]]) -> list[Interpreter | str]:
     for name, path, found in items:
         real = os.path.realpath(path)
         try:
-            proc = subprocess.Popen([real, "-I", "-S", "-c", _PROBE], stdin=subprocess.DEVNULL,
-                                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            proc = subprocess.Popen(
+                [real, "-I", "-S", "-c", _PROBE], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+            )
         except OSError as exc:
             started.append((name, real, found, None, f"{path}: {exc.strerror}"))
             continue
@@ -165,8 +167,7 @@ def probe(items: Iterable[tuple[str, str, str]]) -> list[Interpreter | str]:
         if actual != name:
             results.append(f"{real} is Python {version}, not {name}")
             continue
-        results.append(Interpreter(runtime=name, path=real, version=version, prefix=install_prefix(real),
-                                   cache_tag=tag, found=found))
+        results.append(Interpreter(runtime=name, path=real, version=version, prefix=install_prefix(real), cache_tag=tag, found=found))
     return results
 
 
@@ -179,8 +180,7 @@ def discover(explicit: dict[str, str] | None = None) -> tuple[dict[str, Interpre
     for name, path in explicit.items():
         m = NAME_RE.match(name)
         if not m or int(m.group(1)) < OLDEST_MINOR:
-            raise InterpreterError(f"--python {name}={path}: expected a Lambda Python runtime name, "
-                                   f"python3.{OLDEST_MINOR} or later")
+            raise InterpreterError(f"--python {name}={path}: expected a Lambda Python runtime name, python3.{OLDEST_MINOR} or later")
         if not os.path.isabs(path):
             raise InterpreterError(f"--python {name}={path}: give the interpreter's absolute path")
     mine = own()

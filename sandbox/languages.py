@@ -20,6 +20,7 @@ toolchain elsewhere (~/.nvm, /opt/jdk) would not be visible inside one:
 it is passed over, saying why. Each candidate is started once, in
 parallel, to read its real version.
 """
+
 from __future__ import annotations
 
 import functools
@@ -83,8 +84,7 @@ def _visible(path: str) -> bool:
 
 def _run(argv: list[str]) -> subprocess.Popen | str:
     try:
-        return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True)
+        return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     except OSError as exc:
         return f"{argv[0]}: {exc.strerror}"
 
@@ -148,22 +148,21 @@ def _toolchain(lang: str, path: str, found: str, out: str) -> Toolchain | str:
         m = re.match(r"v(\d+)\.(\d+)\.(\d+)", out.strip())
         if m is None:
             return f"{path}: not a Node.js (`--version` said {out.strip()[:40]!r})"
-        return Toolchain(runtime=f"nodejs{m.group(1)}.x", language="node", path=path, version=out.strip()[1:],
-                         home="", found=found)
+        return Toolchain(runtime=f"nodejs{m.group(1)}.x", language="node", path=path, version=out.strip()[1:], home="", found=found)
     if lang == "java":
         parsed = _java_major(out)
         if parsed is None:
             return f"{path}: not a JDK (`-version` said {out.strip()[:60]!r})"
         major, version = parsed
-        return Toolchain(runtime=f"java{major}", language="java", path=path, version=version,
-                         home=os.path.dirname(os.path.dirname(path)), found=found)
+        return Toolchain(
+            runtime=f"java{major}", language="java", path=path, version=version, home=os.path.dirname(os.path.dirname(path)), found=found
+        )
     m = re.search(r"Mono JIT compiler version (\d+)\.([\d.]+)", out)
     if m is None:
         return f"{path}: not Mono (`--version` said {out.strip()[:60]!r})"
     if int(m.group(1)) < 6:
         return f"{path}: Mono {m.group(1)}.{m.group(2)} is too old for netstandard2.0 (Mono 6 or later)"
-    return Toolchain(runtime="dotnet8", language="dotnet", path=path, version=f"{m.group(1)}.{m.group(2)}", home="",
-                     found=found)
+    return Toolchain(runtime="dotnet8", language="dotnet", path=path, version=f"{m.group(1)}.{m.group(2)}", home="", found=found)
 
 
 @functools.lru_cache(maxsize=1)
@@ -198,8 +197,7 @@ def _probe_all() -> tuple[dict[str, Toolchain], list[str]]:
         if isinstance(result, str):
             notes.append(result)
         elif result.runtime not in LANGUAGE_RUNTIMES:
-            notes.append(f"{path}: {result.language} {result.version} serves no Lambda runtime ({result.runtime} "
-                         "is not one)")
+            notes.append(f"{path}: {result.language} {result.version} serves no Lambda runtime ({result.runtime} is not one)")
         elif result.runtime in chosen:
             notes.append(f"{path}: {result.runtime} is served by {chosen[result.runtime].path} already")
         else:
@@ -213,14 +211,18 @@ def missing_reason(runtime: str, found: dict[str, Toolchain]) -> str:
     lang = language_of(runtime)
     if lang == "node":
         have = [t.version for t in found.values() if t.language == "node"]
-        major = runtime[len("nodejs"):-2]
-        return (f"no Node.js {major} on this host (it has {', '.join('Node.js ' + v for v in have) or 'no Node.js'}); "
-                f"install one under /usr (Debian's or NodeSource's nodejs package), or map {runtime} onto a version "
-                "it has with `lambdalet serve --runtime-map`")
+        major = runtime[len("nodejs") : -2]
+        return (
+            f"no Node.js {major} on this host (it has {', '.join('Node.js ' + v for v in have) or 'no Node.js'}); "
+            f"install one under /usr (Debian's or NodeSource's nodejs package), or map {runtime} onto a version "
+            "it has with `lambdalet serve --runtime-map`"
+        )
     if lang == "java":
         have = [f"{t.version} ({t.home})" for t in found.values() if t.language == "java"]
-        return (f"no JDK {runtime[4:]} under /usr/lib/jvm (it has {', '.join(have) or 'none'}); install "
-                f"openjdk-{runtime[4:]}-jdk-headless or a Temurin {runtime[4:]} package")
+        return (
+            f"no JDK {runtime[4:]} under /usr/lib/jvm (it has {', '.join(have) or 'none'}); install "
+            f"openjdk-{runtime[4:]}-jdk-headless or a Temurin {runtime[4:]} package"
+        )
     if lang == "dotnet":
         return "no Mono on this host (apt-get install mono-runtime mono-mcs): dotnet8 functions run on Mono here"
     return f"{runtime} is not a language runtime"

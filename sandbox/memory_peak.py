@@ -13,6 +13,7 @@ time costs ~24 us.
   each call reports its instance's peak since it started, which is never
   below the call's own, and per_call_peak() says so.
 """
+
 from __future__ import annotations
 
 import os

@@ -18,6 +18,7 @@ reaped through a pidfd that came with its clone: a sandbox depends on
 nothing but this process, and a zygote that dies is simply started again by
 the next spawn.
 """
+
 from __future__ import annotations
 
 import collections
@@ -67,16 +68,26 @@ BASE_ENV = {
     "LAMBDA_RUNTIME_DIR": rootfs.RUNTIME_DIR,
 }
 
-ALL_NAMESPACES = (nsspawn.CLONE_NEWUSER | nsspawn.CLONE_NEWPID | nsspawn.CLONE_NEWNS
-                  | nsspawn.CLONE_NEWNET | nsspawn.CLONE_NEWUTS | nsspawn.CLONE_NEWIPC)
+ALL_NAMESPACES = (
+    nsspawn.CLONE_NEWUSER | nsspawn.CLONE_NEWPID | nsspawn.CLONE_NEWNS | nsspawn.CLONE_NEWNET | nsspawn.CLONE_NEWUTS | nsspawn.CLONE_NEWIPC
+)
 
 
 class NamespacedSandbox:
     task_root = rootfs.TASK_ROOT
 
-    def __init__(self, pid: int, control: socket.socket, cgroup: cgroups_mod.Cgroup | None,
-                 release=None, pidfd: int = -1, remove_cgroup=None, forget=None,
-                 shares_cgroup=None, cpu_limit: bool = True) -> None:
+    def __init__(
+        self,
+        pid: int,
+        control: socket.socket,
+        cgroup: cgroups_mod.Cgroup | None,
+        release=None,
+        pidfd: int = -1,
+        remove_cgroup=None,
+        forget=None,
+        shares_cgroup=None,
+        cpu_limit: bool = True,
+    ) -> None:
         # PID 1 of the sandbox, this process's child, and a pidfd for it
         # (owned here): signals and the reaping go through the pidfd, which
         # no reused pid can redirect.
@@ -271,11 +282,21 @@ class _Interpreter:
 class NamespacedBackend:
     name = "namespaced"
 
-    def __init__(self, runtime_root: RuntimeRoot, *, cgroups: cgroups_mod.CgroupManager | None | str = "auto",
-                 seccomp: bool = True, host_id_base: int = HOST_ID_BASE, netns_pool: int = 8,
-                 pdeathsig: bool | None = None, cpu_limit: bool = True, exec_init: bool = True,
-                 zygote: bool = True, tasks_max: int | None = None,
-                 runtimes: Mapping[str, RuntimeRoot] | None = None) -> None:
+    def __init__(
+        self,
+        runtime_root: RuntimeRoot,
+        *,
+        cgroups: cgroups_mod.CgroupManager | None | str = "auto",
+        seccomp: bool = True,
+        host_id_base: int = HOST_ID_BASE,
+        netns_pool: int = 8,
+        pdeathsig: bool | None = None,
+        cpu_limit: bool = True,
+        exec_init: bool = True,
+        zygote: bool = True,
+        tasks_max: int | None = None,
+        runtimes: Mapping[str, RuntimeRoot] | None = None,
+    ) -> None:
         """runtime_root: the default interpreter's (a spec whose runtime is
         empty runs there); runtimes: the other interpreters', by runtime name."""
         self._root = runtime_root
@@ -295,11 +316,13 @@ class NamespacedBackend:
         else:
             self._cgroups = cgroups  # type: ignore[assignment]
         if self._cgroups is None:
-            self.warnings.append("no cgroups: memory and processes bounded by RLIMIT_DATA and "
-                                 "RLIMIT_NPROC only, CPU unlimited, OOM kills not detected")
+            self.warnings.append(
+                "no cgroups: memory and processes bounded by RLIMIT_DATA and RLIMIT_NPROC only, CPU unlimited, OOM kills not detected"
+            )
         elif not memory_peak.per_call_peak(self._cgroups.version):
-            self.warnings.append("Max Memory Used is each instance's peak since it started, not each "
-                                 "call's: memory.peak cannot be reset before Linux 6.12")
+            self.warnings.append(
+                "Max Memory Used is each instance's peak since it started, not each call's: memory.peak cannot be reset before Linux 6.12"
+            )
         try:
             if not exec_init:
                 raise OSError(errno.ENOENT, "turned off by the caller")
@@ -335,8 +358,7 @@ class NamespacedBackend:
         # The root's mount plan per distinct (code, layers, /tmp size, resolv.conf):
         # the ops, and their C form (for spawns here) or wire form (for the
         # zygote), each built on first use.
-        self._plans: dict[tuple, tuple[list[nsspawn.MountOp], nsspawn.CompiledOps | None,
-                                       spawn_wire.PackedOps | None]] = {}
+        self._plans: dict[tuple, tuple[list[nsspawn.MountOp], nsspawn.CompiledOps | None, spawn_wire.PackedOps | None]] = {}
         self._plans_lock = threading.Lock()
         self._resolv_conf = ""
         self._boot_id = str(uuid.uuid4())  # what /proc/sys/kernel/random/boot_id says inside
@@ -358,8 +380,7 @@ class NamespacedBackend:
             return self._default
         slot = self._interpreters.get(spec.runtime)
         if slot is None:
-            raise OSError(errno.ENOENT, f"no interpreter for {spec.runtime} "
-                                        f"(this backend runs {', '.join(self._interpreters)})")
+            raise OSError(errno.ENOENT, f"no interpreter for {spec.runtime} (this backend runs {', '.join(self._interpreters)})")
         return slot
 
     def layout(self, spec: SandboxSpec, resolv_conf: str = "") -> rootfs.RootLayout:
@@ -386,8 +407,7 @@ class NamespacedBackend:
 
     def zygotes(self) -> dict[str, ZygoteClient]:
         """Every running zygote, by runtime name."""
-        return {name: slot.zygote for name, slot in self._interpreters.items()
-                if slot.zygote is not None and slot.zygote.alive}
+        return {name: slot.zygote for name, slot in self._interpreters.items() if slot.zygote is not None and slot.zygote.alive}
 
     def _running_zygote(self, slot: _Interpreter) -> ZygoteClient | None:
         zygote = slot.zygote
@@ -411,8 +431,12 @@ class NamespacedBackend:
         starts = slot.zygote_starts
         if len(starts) == starts.maxlen and now - starts[0] < ZYGOTE_START_WINDOW_S:
             slot.zygote_wanted = False
-            log.warning("runtime zygote for %s died %d times within %.0f s: its sandboxes now start their own "
-                        "interpreter", slot.runtime, len(starts), ZYGOTE_START_WINDOW_S)
+            log.warning(
+                "runtime zygote for %s died %d times within %.0f s: its sandboxes now start their own interpreter",
+                slot.runtime,
+                len(starts),
+                ZYGOTE_START_WINDOW_S,
+            )
             return
         restart = bool(starts)
         starts.append(now)
@@ -420,13 +444,11 @@ class NamespacedBackend:
             slot.zygote = ZygoteClient(slot.root.python, slot.root.zygote_root(), self._lifeline_r, BASE_ENV)
         except OSError as exc:
             slot.zygote_wanted = False
-            log.warning("no runtime zygote for %s, each of its sandboxes starts its own interpreter: %s",
-                        slot.runtime, exc.strerror or exc)
+            log.warning("no runtime zygote for %s, each of its sandboxes starts its own interpreter: %s", slot.runtime, exc.strerror or exc)
             return
         if restart:
             self.zygote_restarts += 1
-            log.warning("runtime zygote for %s started again (pid %d); running sandboxes were not affected",
-                        slot.runtime, slot.zygote.pid)
+            log.warning("runtime zygote for %s started again (pid %d); running sandboxes were not affected", slot.runtime, slot.zygote.pid)
         if isinstance(self._cgroups, CgroupV1Manager) and self._privileged:
             slot.stager = CgroupStager(self._cgroups, slot.zygote.pid)
 
@@ -439,8 +461,7 @@ class NamespacedBackend:
         if stager is not None:
             stager.stop()
         if zygote is not None:
-            log.warning("runtime zygote for %s (pid %d) is gone; the next spawn starts another",
-                        slot.runtime, zygote.pid)
+            log.warning("runtime zygote for %s (pid %d) is gone; the next spawn starts another", slot.runtime, zygote.pid)
             zygote.close()
         if stager is not None:
             stager.close()
@@ -478,8 +499,9 @@ class NamespacedBackend:
                     raise
         raise AssertionError("unreachable")
 
-    def spawn_command(self, spec: SandboxSpec, argv: list[str], env: dict[str, str] | None = None,
-                      path: str | None = None) -> NamespacedSandbox:
+    def spawn_command(
+        self, spec: SandboxSpec, argv: list[str], env: dict[str, str] | None = None, path: str | None = None
+    ) -> NamespacedSandbox:
         """Run any program in a sandbox built for spec, with the control
         socket on fd 3 and /dev/null on 0-2. Tests, doctor and the hostile
         suite use it to run probes. Cloned from the default interpreter's
@@ -487,8 +509,17 @@ class NamespacedBackend:
         one), never starting it."""
         return self._spawn(spec, argv, env, path, zygote=self._running_zygote(self._default), fork=False)
 
-    def _spawn(self, spec: SandboxSpec, argv: list[str], env: dict[str, str] | None, path: str | None, *,
-               zygote: ZygoteClient | None, fork: bool, stager: CgroupStager | None = None) -> NamespacedSandbox:
+    def _spawn(
+        self,
+        spec: SandboxSpec,
+        argv: list[str],
+        env: dict[str, str] | None,
+        path: str | None,
+        *,
+        zygote: ZygoteClient | None,
+        fork: bool,
+        stager: CgroupStager | None = None,
+    ) -> NamespacedSandbox:
         """zygote: the one that clones the sandbox (fork: and forks its
         worker; stager: that zygote's), or None to clone from this process."""
         if spec.network not in ("none", "egress"):
@@ -511,9 +542,19 @@ class NamespacedBackend:
         with stager.spawning(spec.memory_mb) if stager else contextlib.nullcontext() as staged:
             return self._spawn_placed(spec, argv, env, path, zygote, fork, netns_fd, lease, staged, stager)
 
-    def _spawn_placed(self, spec: SandboxSpec, argv: list[str], env: dict[str, str] | None, path: str | None,
-                      zygote: ZygoteClient | None, fork: bool, netns_fd: int | None, lease, staged,
-                      stager: CgroupStager | None) -> NamespacedSandbox:
+    def _spawn_placed(
+        self,
+        spec: SandboxSpec,
+        argv: list[str],
+        env: dict[str, str] | None,
+        path: str | None,
+        zygote: ZygoteClient | None,
+        fork: bool,
+        netns_fd: int | None,
+        lease,
+        staged,
+        stager: CgroupStager | None,
+    ) -> NamespacedSandbox:
         """spawn_command, once the network is chosen. staged: a cgroup the
         zygote sits in, to be born in, or None to create and attach one."""
         try:
@@ -557,18 +598,24 @@ class NamespacedBackend:
             release = functools.partial(self._egress.release, lease)
         # A staged cgroup comes from the stager, which retires it.
         placed_by = stager if staged is not None else None
-        return NamespacedSandbox(pid, parent, cgroup, release, pidfd,
-                                 placed_by.retire if placed_by is not None else None, self._pid1s.discard,
-                                 functools.partial(placed_by.holds, staged) if placed_by is not None else None,
-                                 cpu_limit=self._cgroups.cpu_limit if self._cgroups is not None else True)
+        return NamespacedSandbox(
+            pid,
+            parent,
+            cgroup,
+            release,
+            pidfd,
+            placed_by.retire if placed_by is not None else None,
+            self._pid1s.discard,
+            functools.partial(placed_by.holds, staged) if placed_by is not None else None,
+            cpu_limit=self._cgroups.cpu_limit if self._cgroups is not None else True,
+        )
 
     def _release_lease(self, lease) -> None:
         if lease is not None:
             assert self._egress is not None  # a lease comes from it
             self._egress.release(lease)
 
-    def _spawn_zygote(self, zygote: ZygoteClient, spec: SandboxSpec, cfg: nsspawn.SpawnConfig,
-                      fork: bool) -> tuple[int, int]:
+    def _spawn_zygote(self, zygote: ZygoteClient, spec: SandboxSpec, cfg: nsspawn.SpawnConfig, fork: bool) -> tuple[int, int]:
         """(pid, pidfd) of a sandbox whose worker the zygote forked. If the
         zygote goes during the spawn, the spawn fails with ZygoteGone (its
         socket, cgroup and namespace may already be in a stray clone's
@@ -632,9 +679,17 @@ class NamespacedBackend:
             self._resolv_conf = host_nameservers()
         return self._egress
 
-    def _config(self, spec: SandboxSpec, argv: list[str], env: dict[str, str] | None, path: str | None,
-                control_fd: int, procs_fds: list[int], v2_fd: int,
-                netns_fd: int | None = None) -> nsspawn.SpawnConfig:
+    def _config(
+        self,
+        spec: SandboxSpec,
+        argv: list[str],
+        env: dict[str, str] | None,
+        path: str | None,
+        control_fd: int,
+        procs_fds: list[int],
+        v2_fd: int,
+        netns_fd: int | None = None,
+    ) -> nsspawn.SpawnConfig:
         namespaces = ALL_NAMESPACES
         if netns_fd is not None:
             namespaces &= ~nsspawn.CLONE_NEWNET  # cloned into the pooled one
@@ -669,8 +724,7 @@ class NamespacedBackend:
             # Without cgroups, rlimits bound what they can (docs/architecture.md).
             rlimit_data_bytes=0 if self._cgroups else spec.memory_mb * 1024 * 1024,
             rlimit_nproc=0 if self._cgroups else cgroups_mod.PIDS_MAX,
-            pdeathsig=(threading.current_thread() is threading.main_thread()
-                       if self.pdeathsig is None else self.pdeathsig),
+            pdeathsig=(threading.current_thread() is threading.main_thread() if self.pdeathsig is None else self.pdeathsig),
             init_fd=self._init_fd,
             netns_fd=-1 if netns_fd is None else netns_fd,
             lifeline_fd=self._lifeline_r,
@@ -786,4 +840,3 @@ def _zombie_children_in_own_pid_namespace() -> list[int]:
             if status.get("State", "").strip().startswith("Z") and len(status.get("NSpid", "").split()) > 1:
                 found.append(int(child))
     return found
-

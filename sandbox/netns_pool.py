@@ -11,6 +11,7 @@ CLONE_NEWNET, as without a pool.
 Pooled namespaces belong to the host's user namespace: the sandbox, root
 only in its own user namespace, cannot change their interfaces or routes.
 """
+
 from __future__ import annotations
 
 import collections
@@ -57,8 +58,7 @@ class NetnsPool:
 
     def wait_full(self, timeout_s: float = 10.0) -> bool:
         with self._cond:
-            return self._cond.wait_for(lambda: len(self._ready) >= self.size or self._closed
-                                       or self.error is not None, timeout_s)
+            return self._cond.wait_for(lambda: len(self._ready) >= self.size or self._closed or self.error is not None, timeout_s)
 
     def _refill(self) -> None:
         while True:

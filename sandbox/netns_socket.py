@@ -8,6 +8,7 @@ returns at once (a namespace switch is per thread; csrc/net.c). Joining
 takes CAP_SYS_ADMIN over the namespace, which a server running as root
 has; without root it raises PermissionError, and delivery is refused.
 """
+
 from __future__ import annotations
 
 import os

@@ -5,6 +5,7 @@ released (cffi does that for every call), and turns a failure into an
 `OSError` whose message names the step that failed. Nothing here knows
 about functions, pools or cgroup policy; namespaced.py decides those.
 """
+
 from __future__ import annotations
 
 import os
@@ -38,7 +39,6 @@ OVERLAY_RO = lib.LL_OVERLAY_RO
 STAGE_BIND = lib.LL_STAGE_BIND
 VIEW_RO = lib.LL_VIEW_RO
 FIXED_FILE = lib.LL_FIXED_FILE
-
 
 
 class MountOp(msgspec.Struct, frozen=True):

@@ -3,6 +3,7 @@
 The command name (field 2) may hold spaces and parentheses, so the fields
 after it are counted from the last ")"; proc(5) numbers them from 1.
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple

@@ -4,6 +4,7 @@ No isolation beyond a separate process and session. It exists for hosts
 where namespaces are unavailable, and as the reference the isolating
 backends are tested against. The server reports it loudly when in use.
 """
+
 from __future__ import annotations
 
 import errno
@@ -104,8 +105,7 @@ class ProcessBackend:
         if spec.layers:
             # A plain process sees the host's /opt: running it without its
             # layers (or with the host's) would be worse than refusing.
-            raise OSError(errno.EOPNOTSUPP, "layers are mounted at /opt only in a namespaced sandbox "
-                                            "(this server runs --sandbox process)")
+            raise OSError(errno.EOPNOTSUPP, "layers are mounted at /opt only in a namespaced sandbox (this server runs --sandbox process)")
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)

@@ -10,6 +10,7 @@ The layout follows Lambda's: code at /var/task, the runtime at
 and nothing else writable. The host's /etc, /root, /home, the data
 directory and other functions' code are simply never bound.
 """
+
 from __future__ import annotations
 
 import glob
@@ -50,13 +51,26 @@ DEVICES = ("null", "zero", "full", "random", "urandom")
 # runc's defaults: what a process may not read from /proc, and what it may
 # read but never write.
 PROC_MASKED = (
-    "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
-    "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",
+    "/proc/acpi",
+    "/proc/asound",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
     # and the whole host's activity and hardware, which no runtime reads:
     # interrupt, softirq and pressure-stall counts (a view of other
     # tenants' work), disks, swap devices, consoles and kernel modules.
-    "/proc/interrupts", "/proc/softirqs", "/proc/pressure", "/proc/diskstats", "/proc/partitions",
-    "/proc/swaps", "/proc/consoles", "/proc/modules",
+    "/proc/interrupts",
+    "/proc/softirqs",
+    "/proc/pressure",
+    "/proc/diskstats",
+    "/proc/partitions",
+    "/proc/swaps",
+    "/proc/consoles",
+    "/proc/modules",
 )
 PROC_READONLY = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
 # Host facts a function has no business reading, covered by fixed text that
@@ -70,9 +84,17 @@ PROC_FIXED = {
 BOOT_ID = "/proc/sys/kernel/random/boot_id"
 # Public host files the loader, TLS and name lookups read (getaddrinfo with
 # a service name such as "https" needs /etc/services). Nothing private.
-ETC_BINDS = ("/etc/ld.so.cache", "/etc/ssl/certs", "/etc/ca-certificates.conf",
-             "/etc/ssl/openssl.cnf", "/etc/pki/tls/certs", "/etc/pki/ca-trust",
-             "/etc/services", "/etc/protocols", "/etc/mime.types")
+ETC_BINDS = (
+    "/etc/ld.so.cache",
+    "/etc/ssl/certs",
+    "/etc/ca-certificates.conf",
+    "/etc/ssl/openssl.cnf",
+    "/etc/pki/tls/certs",
+    "/etc/pki/ca-trust",
+    "/etc/services",
+    "/etc/protocols",
+    "/etc/mime.types",
+)
 # Language runtimes' own configuration, which Debian keeps in /etc: a JDK's
 # conf/ links into /etc/java-N-openjdk (java.security among it), and Mono
 # reads its dllmap and machine.config from /etc/mono. Public files.
@@ -120,11 +142,7 @@ def _etc_files(layout: RootLayout) -> dict[str, str]:
             f"{SANDBOX_USER}:x:{SANDBOX_UID}:{SANDBOX_GID}::/tmp:/sbin/nologin\n"
             "nobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\n"
         ),
-        "/etc/group": (
-            "root:x:0:\n"
-            f"{SANDBOX_USER}:x:{SANDBOX_GID}:\n"
-            "nobody:x:65534:\n"
-        ),
+        "/etc/group": (f"root:x:0:\n{SANDBOX_USER}:x:{SANDBOX_GID}:\nnobody:x:65534:\n"),
         "/etc/hosts": (
             "127.0.0.1\tlocalhost\n"
             "::1\tlocalhost ip6-localhost ip6-loopback\n"
@@ -179,8 +197,12 @@ def plan(layout: RootLayout) -> list[MountOp]:
     ops.append(MountOp(TMPFS, "/dev", data="mode=0755,size=16k,nr_inodes=64"))
     for dev in DEVICES:
         ops.append(MountOp(BIND_DEV, f"/dev/{dev}", src=f"/dev/{dev}"))
-    for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
-                         ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):
+    for name, target in (
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+    ):
         ops.append(MountOp(SYMLINK, f"/dev/{name}", data=target))
     ops.append(MountOp(READONLY, "/dev"))
 

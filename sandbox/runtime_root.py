@@ -14,6 +14,7 @@ builds that `lambdalet runtimes install` put in the cache
 workers use the runtime's pure-Python codec (runtime/msgspec_fallback.py)
 and, having no cffi to start sandboxes with, no zygote of their own.
 """
+
 from __future__ import annotations
 
 import errno
@@ -49,16 +50,12 @@ def python_executable() -> str:
 
 
 def worker_argv(python: str, root: str, control_fd: int) -> list[str]:
-    boot = (
-        f"import sys;sys.path.insert(0,{root!r});"
-        f"from lambdalet.runtime.worker import main;main({control_fd})"
-    )
+    boot = f"import sys;sys.path.insert(0,{root!r});from lambdalet.runtime.worker import main;main({control_fd})"
     return [python, "-I", "-S", "-B", "-c", boot]
 
 
 class RuntimeRoot:
-    def __init__(self, path: pathlib.Path, interpreter: Interpreter | None = None,
-                 deps_cache: pathlib.Path | None = None) -> None:
+    def __init__(self, path: pathlib.Path, interpreter: Interpreter | None = None, deps_cache: pathlib.Path | None = None) -> None:
         self.path = str(path)
         self.interpreter = interpreter or interpreters.own()
         self.runtime = self.interpreter.runtime
@@ -78,9 +75,13 @@ class RuntimeRoot:
             self._cffi_backend = next(iter(sorted(deps.glob("_cffi_backend.*.so"))), None)
 
     @classmethod
-    def create(cls, path: pathlib.Path, interpreter: Interpreter | None = None,
-               deps_cache: pathlib.Path | None = None,
-               extra_sources: dict[str, pathlib.Path] | None = None) -> RuntimeRoot:
+    def create(
+        cls,
+        path: pathlib.Path,
+        interpreter: Interpreter | None = None,
+        deps_cache: pathlib.Path | None = None,
+        extra_sources: dict[str, pathlib.Path] | None = None,
+    ) -> RuntimeRoot:
         """extra_sources: more directories under /var/runtime (a language
         runtime's built files, gateway/execution/runtime_setup.py)."""
         root = cls(path, interpreter, deps_cache)
@@ -102,8 +103,9 @@ class RuntimeRoot:
         if version < ZYGOTE_MIN_VERSION:
             return f"Python {self.interpreter.version}: the zygote needs 3.10 or later"
         if "msgspec" not in self.sources or self._cffi_backend is None:
-            return (f"no msgspec and cffi built for Python {self.interpreter.version} "
-                    f"(`lambdalet runtimes install {self.runtime}` adds them)")
+            return (
+                f"no msgspec and cffi built for Python {self.interpreter.version} (`lambdalet runtimes install {self.runtime}` adds them)"
+            )
         return None
 
     def zygote_root(self) -> str:
@@ -116,13 +118,16 @@ class RuntimeRoot:
             raise OSError(errno.ENOENT, why)
         assert self._cffi_backend is not None
         path = pathlib.Path(self.path + ".zygote")
-        _link_tree(path, {
-            **self.sources,
-            "lambdalet/sandbox": pathlib.Path(__file__).parent,
-            # A limited-API (abi3) build: it loads in every version.
-            "lambdalet/csrc": pathlib.Path(lambdalet.csrc.__file__).parent,
-            self._cffi_backend.name: self._cffi_backend,
-        })
+        _link_tree(
+            path,
+            {
+                **self.sources,
+                "lambdalet/sandbox": pathlib.Path(__file__).parent,
+                # A limited-API (abi3) build: it loads in every version.
+                "lambdalet/csrc": pathlib.Path(lambdalet.csrc.__file__).parent,
+                self._cffi_backend.name: self._cffi_backend,
+            },
+        )
         return str(path)
 
 
@@ -131,8 +136,7 @@ def deps_dir(cache: pathlib.Path, interpreter: Interpreter) -> pathlib.Path:
     return pathlib.Path(cache) / "python" / interpreter.cache_tag
 
 
-def install_deps(interpreter: Interpreter, cache: pathlib.Path, *, find_links: str | None = None,
-                 offline: bool = False) -> pathlib.Path:
+def install_deps(interpreter: Interpreter, cache: pathlib.Path, *, find_links: str | None = None, offline: bool = False) -> pathlib.Path:
     """Install msgspec and cffi for this interpreter into the cache with
     pip (its own, or the server's through `pip --python`), wheels only:
     the same versions as the server's where they exist for that Python,
@@ -153,9 +157,13 @@ def install_deps(interpreter: Interpreter, cache: pathlib.Path, *, find_links: s
         for requirements in (pinned, ranges):
             staging = pathlib.Path(tempfile.mkdtemp(prefix=f".{interpreter.cache_tag}-", dir=target.parent))
             try:
-                proc = subprocess.run([*pip, *options, "--target", str(staging), *requirements],
-                                      stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                                      timeout=INSTALL_TIMEOUT_S)
+                proc = subprocess.run(
+                    [*pip, *options, "--target", str(staging), *requirements],
+                    stdin=subprocess.DEVNULL,
+                    capture_output=True,
+                    text=True,
+                    timeout=INSTALL_TIMEOUT_S,
+                )
                 if proc.returncode == 0:
                     old = target.with_name(target.name + ".old")
                     shutil.rmtree(old, ignore_errors=True)

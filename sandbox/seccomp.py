@@ -6,6 +6,7 @@ kernel, so that `lambdalet doctor` and the tests can say what it allows.
 Only the instructions the builder emits are understood (loads of
 seccomp_data words, constant jumps, returns); anything else is an error.
 """
+
 from __future__ import annotations
 
 import errno
@@ -54,8 +55,7 @@ def _seccomp_data(nr: int, arch: int, args: tuple[int, ...]) -> bytes:
     return struct.pack("=iIQ6Q", nr, arch, 0, *(a & 0xFFFFFFFFFFFFFFFF for a in padded))
 
 
-def run(insns: list[tuple[int, int, int, int]], nr: int, args: tuple[int, ...] = (),
-        arch: int | None = None) -> Verdict:
+def run(insns: list[tuple[int, int, int, int]], nr: int, args: tuple[int, ...] = (), arch: int | None = None) -> Verdict:
     """The verdict of the filter for one call, as the kernel would reach it."""
     if arch is None:
         arch = AUDIT_ARCH[platform.machine()]
@@ -97,10 +97,21 @@ def allowed_count() -> int:
 
 
 # Socket families and netlink protocols worth naming, and socket(2)'s number.
-FAMILIES = {1: "AF_UNIX", 2: "AF_INET", 10: "AF_INET6", 16: "AF_NETLINK", 17: "AF_PACKET", 38: "AF_ALG",
-            40: "AF_VSOCK", 15: "AF_KEY", 29: "AF_CAN", 30: "AF_TIPC", 31: "AF_BLUETOOTH", 44: "AF_XDP"}
-NETLINK_PROTOCOLS = {0: "route", 4: "sock_diag", 6: "xfrm", 9: "audit", 12: "netfilter", 15: "uevent",
-                     16: "generic"}
+FAMILIES = {
+    1: "AF_UNIX",
+    2: "AF_INET",
+    10: "AF_INET6",
+    16: "AF_NETLINK",
+    17: "AF_PACKET",
+    38: "AF_ALG",
+    40: "AF_VSOCK",
+    15: "AF_KEY",
+    29: "AF_CAN",
+    30: "AF_TIPC",
+    31: "AF_BLUETOOTH",
+    44: "AF_XDP",
+}
+NETLINK_PROTOCOLS = {0: "route", 4: "sock_diag", 6: "xfrm", 9: "audit", 12: "netfilter", 15: "uevent", 16: "generic"}
 SOCKET_NR = {"x86_64": 41, "aarch64": 198}
 
 
@@ -119,5 +130,7 @@ def summary() -> str:
     insns = program()
     families, netlink = socket_policy(insns)
     named = ", ".join(f"{f} ({', '.join(netlink)} only)" if f == "AF_NETLINK" else f for f in families)
-    return (f"seccomp allow-list: {allowed_count()} system calls, a few more by their arguments, every other "
-            f"one refused (known ones EPERM, the rest ENOSYS); sockets: {named}")
+    return (
+        f"seccomp allow-list: {allowed_count()} system calls, a few more by their arguments, every other "
+        f"one refused (known ones EPERM, the rest ENOSYS); sockets: {named}"
+    )

@@ -9,6 +9,7 @@ and how to fix it: the server then refuses to start. Plain processes
 Every protection that ends up weaker than the default is returned as a
 reason, which the server prints at start-up and `lambdalet doctor` lists.
 """
+
 from __future__ import annotations
 
 import errno
@@ -36,10 +37,12 @@ class SandboxUnavailable(Exception):
         self.fix = fix
 
     def __str__(self) -> str:
-        return (f"functions cannot be isolated on this host, so they will not run: {self.why}\n"
-                f"  to fix it: {self.fix}\n"
-                f"  to run functions anyway as plain processes with this server's privileges (no isolation "
-                f"at all), start with {UNISOLATED_OPTION}")
+        return (
+            f"functions cannot be isolated on this host, so they will not run: {self.why}\n"
+            f"  to fix it: {self.fix}\n"
+            f"  to run functions anyway as plain processes with this server's privileges (no isolation "
+            f"at all), start with {UNISOLATED_OPTION}"
+        )
 
 
 class Check(NamedTuple):
@@ -66,8 +69,7 @@ os.write(3, json.dumps(seen).encode())
 """
 
 # Disk file systems: a mount of one shows a path of the host inside it.
-_HOST_FS = frozenset({"ext2", "ext3", "ext4", "xfs", "btrfs", "zfs", "f2fs", "vfat", "nfs", "nfs4", "fuse",
-                      "9p", "virtiofs"})
+_HOST_FS = frozenset({"ext2", "ext3", "ext4", "xfs", "btrfs", "zfs", "f2fs", "vfat", "nfs", "nfs4", "fuse", "9p", "virtiofs"})
 
 
 def host_paths_in(mountinfo: str) -> list[str]:
@@ -94,12 +96,21 @@ def check_walls(seen: dict, host_cmdline: str) -> list[Check]:
     leaks = host_paths_in(seen.get("mountinfo", ""))
     vsock = seen.get("vsock")
     return [
-        Check("seccomp filter with no_new_privs", status.get("Seccomp") == "2" and status.get("NoNewPrivs") == "1",
-              f"Seccomp {status.get('Seccomp')}, NoNewPrivs {status.get('NoNewPrivs')}"),
-        Check("AF_VSOCK sockets refused", vsock in (errno.EAFNOSUPPORT, errno.EPERM),
-              "opened" if vsock == 0 else errno.errorcode.get(vsock or 0, str(vsock))),
-        Check("/proc/cmdline is not the host's", seen.get("cmdline") not in (None, host_cmdline),
-              "the host's" if seen.get("cmdline") == host_cmdline else "fixed text"),
+        Check(
+            "seccomp filter with no_new_privs",
+            status.get("Seccomp") == "2" and status.get("NoNewPrivs") == "1",
+            f"Seccomp {status.get('Seccomp')}, NoNewPrivs {status.get('NoNewPrivs')}",
+        ),
+        Check(
+            "AF_VSOCK sockets refused",
+            vsock in (errno.EAFNOSUPPORT, errno.EPERM),
+            "opened" if vsock == 0 else errno.errorcode.get(vsock or 0, str(vsock)),
+        ),
+        Check(
+            "/proc/cmdline is not the host's",
+            seen.get("cmdline") not in (None, host_cmdline),
+            "the host's" if seen.get("cmdline") == host_cmdline else "fixed text",
+        ),
         Check("/proc/self/mountinfo names no host path", not leaks, "; ".join(leaks) or "none named"),
     ]
 
@@ -112,8 +123,9 @@ def probe(backend: NamespacedBackend, runtime_root: RuntimeRoot) -> list[Check]:
     task_root = tempfile.mkdtemp(prefix="lambdalet-probe-")
     try:
         os.chmod(task_root, 0o755)
-        spec = SandboxSpec(instance_id=f"probe-{uuid.uuid4().hex[:12]}", function_name="probe",
-                           code_dir=task_root, memory_mb=128, ephemeral_mb=1)
+        spec = SandboxSpec(
+            instance_id=f"probe-{uuid.uuid4().hex[:12]}", function_name="probe", code_dir=task_root, memory_mb=128, ephemeral_mb=1
+        )
         sandbox = backend.spawn_command(spec, [runtime_root.python, "-I", "-S", "-c", _LOOK_INSIDE])
         reply = b""
         try:
@@ -137,20 +149,26 @@ def _fix(exc: OSError, runtime_root: RuntimeRoot) -> str:
     """What to do about a probe that failed, as far as its error tells."""
     text = str(exc)
     if "would be hidden by the sandbox" in text:
-        return (f"the interpreter ({runtime_root.python}) lives under a directory that every sandbox replaces "
-                f"with its own ({', '.join(rootfs.RESERVED)}); install lambdalet into a virtual environment "
-                "elsewhere (for example python3 -m venv ~/lambdalet), or create it without --copies so that "
-                "its python links to an interpreter the sandbox can mount")
-    if exc.errno in (errno.EPERM, errno.EACCES, errno.ENOSPC, errno.EINVAL) and os.geteuid() != 0 and (
-            "clone" in text or "uid_map" in text or "setgroups" in text):
-        return ("this user may not create user namespaces: run the server as root, or allow unprivileged "
-                "user namespaces (sysctl user.max_user_namespaces=15000; on Debian and Ubuntu also "
-                "kernel.unprivileged_userns_clone=1 and kernel.apparmor_restrict_unprivileged_userns=0)")
+        return (
+            f"the interpreter ({runtime_root.python}) lives under a directory that every sandbox replaces "
+            f"with its own ({', '.join(rootfs.RESERVED)}); install lambdalet into a virtual environment "
+            "elsewhere (for example python3 -m venv ~/lambdalet), or create it without --copies so that "
+            "its python links to an interpreter the sandbox can mount"
+        )
+    if (
+        exc.errno in (errno.EPERM, errno.EACCES, errno.ENOSPC, errno.EINVAL)
+        and os.geteuid() != 0
+        and ("clone" in text or "uid_map" in text or "setgroups" in text)
+    ):
+        return (
+            "this user may not create user namespaces: run the server as root, or allow unprivileged "
+            "user namespaces (sysctl user.max_user_namespaces=15000; on Debian and Ubuntu also "
+            "kernel.unprivileged_userns_clone=1 and kernel.apparmor_restrict_unprivileged_userns=0)"
+        )
     return "run `lambdalet doctor` to see what this host supports"
 
 
-def choose_backend(runtime_root: RuntimeRoot, data_dir: pathlib.Path | str | None = None,
-                   **options) -> tuple[SandboxBackend, list[str]]:
+def choose_backend(runtime_root: RuntimeRoot, data_dir: pathlib.Path | str | None = None, **options) -> tuple[SandboxBackend, list[str]]:
     """(backend, reasons). reasons lists everything weaker than full
     isolation; it is empty on a root host with cgroups. Raises
     SandboxUnavailable when no sandbox can start here. options go to

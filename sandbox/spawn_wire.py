@@ -23,6 +23,7 @@ as SCM_RIGHTS.
 The server side is pack_spawn() and decode_reply(); the zygote side is
 RequestBuffer and the reply encoders. Nothing here knows about functions.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -115,6 +116,7 @@ def _packet(header: bytes, tail: bytes | bytearray = b"") -> bytes:
 
 # -- the server's side ---------------------------------------------------------
 
+
 class _Table:
     """A string table being built: NUL-terminated strings, each once."""
 
@@ -159,15 +161,32 @@ def pack_spawn(serial: int, cfg: SpawnConfig, plan: PackedOps, *, fork: bool) ->
     table = _Table(plan.table)
     ref = table.ref
     header = Spawn(
-        serial=serial, fork=fork, n_procs=len(cfg.cgroup_procs_fds), has_v2=cfg.cgroup_v2_fd >= 0,
-        has_netns=cfg.netns_fd >= 0, path=ref(cfg.path), argv=[ref(a) for a in cfg.argv],
-        env=[ref(f"{k}={v}") for k, v in cfg.env.items()], cwd=ref(cfg.cwd), hostname=ref(cfg.hostname),
-        uid_map=ref(cfg.uid_map), gid_map=ref(cfg.gid_map), ops=plan.ops,
-        namespaces=cfg.namespaces, unshare_cgroup_late=cfg.unshare_cgroup_late,
-        deny_setgroups=cfg.deny_setgroups, setup_uid=cfg.setup_uid, setup_gid=cfg.setup_gid,
-        sandbox_uid=cfg.sandbox_uid, sandbox_gid=cfg.sandbox_gid, loopback_up=cfg.loopback_up,
-        seccomp=cfg.seccomp, nofile=cfg.nofile, rlimit_data_bytes=cfg.rlimit_data_bytes,
-        rlimit_nproc=cfg.rlimit_nproc, handshake_timeout_ms=cfg.handshake_timeout_ms,
+        serial=serial,
+        fork=fork,
+        n_procs=len(cfg.cgroup_procs_fds),
+        has_v2=cfg.cgroup_v2_fd >= 0,
+        has_netns=cfg.netns_fd >= 0,
+        path=ref(cfg.path),
+        argv=[ref(a) for a in cfg.argv],
+        env=[ref(f"{k}={v}") for k, v in cfg.env.items()],
+        cwd=ref(cfg.cwd),
+        hostname=ref(cfg.hostname),
+        uid_map=ref(cfg.uid_map),
+        gid_map=ref(cfg.gid_map),
+        ops=plan.ops,
+        namespaces=cfg.namespaces,
+        unshare_cgroup_late=cfg.unshare_cgroup_late,
+        deny_setgroups=cfg.deny_setgroups,
+        setup_uid=cfg.setup_uid,
+        setup_gid=cfg.setup_gid,
+        sandbox_uid=cfg.sandbox_uid,
+        sandbox_gid=cfg.sandbox_gid,
+        loopback_up=cfg.loopback_up,
+        seccomp=cfg.seccomp,
+        nofile=cfg.nofile,
+        rlimit_data_bytes=cfg.rlimit_data_bytes,
+        rlimit_nproc=cfg.rlimit_nproc,
+        handshake_timeout_ms=cfg.handshake_timeout_ms,
     )
     packet = _packet(_encode(header), table.data)
     if len(packet) > MAX_MESSAGE:
@@ -184,11 +203,12 @@ def decode_reply(data: bytes) -> tuple[Hello | Spawned | Failed, str]:
     end = _LENGTH.size + length
     if end > len(data):
         raise ValueError("header longer than the packet")
-    reply = _decode_reply(data[_LENGTH.size:end])
+    reply = _decode_reply(data[_LENGTH.size : end])
     return reply, data[end:].split(b"\0", 1)[0].decode("utf-8", "replace")
 
 
 # -- the zygote's side ---------------------------------------------------------
+
 
 def hello(pid: int) -> bytes:
     return _packet(_encode(Hello(pid)))
@@ -226,14 +246,13 @@ class RequestBuffer:
         """The next request and its fds (close-on-exec), or (None, []) once
         the server has gone. Raises OSError for a malformed request, after
         closing its fds."""
-        n, ancdata, flags, _ = sock.recvmsg_into([self._buf], socket.CMSG_SPACE(MAX_FDS * 4),
-                                                 socket.MSG_CMSG_CLOEXEC)
+        n, ancdata, flags, _ = sock.recvmsg_into([self._buf], socket.CMSG_SPACE(MAX_FDS * 4), socket.MSG_CMSG_CLOEXEC)
         self._used = n
         fds: list[int] = []
         for level, kind, payload in ancdata:
             if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
                 usable = len(payload) - len(payload) % 4
-                fds.extend(int.from_bytes(payload[i:i + 4], "little", signed=True) for i in range(0, usable, 4))
+                fds.extend(int.from_bytes(payload[i : i + 4], "little", signed=True) for i in range(0, usable, 4))
         if n == 0:
             return None, fds
         try:
@@ -246,7 +265,7 @@ class RequestBuffer:
             if self._table > n or (n > self._table and self._buf[n - 1] != 0):
                 raise OSError(errno.EPROTO, "spawn request: malformed packet")
             try:
-                req = _decode_request(memoryview(self._buf)[_LENGTH.size:self._table])
+                req = _decode_request(memoryview(self._buf)[_LENGTH.size : self._table])
             except (ValueError, TypeError) as exc:  # msgspec's errors derive from ValueError
                 raise OSError(errno.EPROTO, f"spawn request: {exc}") from None
             self._check_refs(req, n - self._table)
@@ -283,13 +302,12 @@ class RequestBuffer:
         envp = ffi.new("char *[]", [self._text(r) for r in req.env] + [ffi.NULL])
         n_ops = len(req.ops) // 5
         ops = ffi.new("struct ll_mount_op[]", max(1, n_ops))
-        rc = lib.ll_mount_ops_from_table(ops, ffi.new("int[]", req.ops or [0]), n_ops, self._base + self._table,
-                                         self._used - self._table)
+        rc = lib.ll_mount_ops_from_table(ops, ffi.new("int[]", req.ops or [0]), n_ops, self._base + self._table, self._used - self._table)
         if rc < 0:
             raise OSError(-rc, "spawn request: a mount op's string outside its table")
-        procs = ffi.new("int[]", fds[1:1 + req.n_procs] or [0])
+        procs = ffi.new("int[]", fds[1 : 1 + req.n_procs] or [0])
         keep += (argv, envp, ops, procs)
-        rest = fds[1 + req.n_procs:]
+        rest = fds[1 + req.n_procs :]
         c.argv = argv
         c.envp = envp
         c.cwd = self._text(req.cwd)

@@ -4,6 +4,7 @@ The pool only ever talks to these two protocols, so a new way of starting
 workers (namespaces as root, user namespaces without root, zygote forks)
 is a new backend and nothing else changes.
 """
+
 from __future__ import annotations
 
 import socket
@@ -32,6 +33,7 @@ class Sandbox(Protocol):
     pid: int
     control: socket.socket  # the gateway's end of the control socketpair
     task_root: str  # where the worker sees the function's code
+
     @property
     def pidfd(self) -> int:
         """A pidfd for PID 1 (owned by the sandbox) until destroy(), then

@@ -13,6 +13,7 @@ When the server exits, however it exits, the pipe hangs up and the guard
 thaws every cgroup under the root; the sandboxes then end as usual. It is
 one small process per server, and only once something has been frozen.
 """
+
 from __future__ import annotations
 
 import os
@@ -49,8 +50,11 @@ class ThawGuard:
             try:
                 self._proc = subprocess.Popen(
                     ["/bin/sh", "-c", SCRIPT, "lambdalet-thaw-guard", self.root],
-                    stdin=read_end, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                    start_new_session=True)
+                    stdin=read_end,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    start_new_session=True,
+                )
             except OSError:
                 os.close(write_end)
                 raise

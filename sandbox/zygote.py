@@ -32,6 +32,7 @@ This module runs in the zygote process, single-threaded (fork_worker mode
 requires it), and imports only the stdlib, msgspec, nsspawn, spawn_wire and
 the runtime. The server side is zygote_client.py.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -156,6 +157,7 @@ def _become_worker(env: dict[str, str]) -> None:
     try:
         _forget_the_zygote(env)
         from lambdalet.runtime.worker import main
+
         main(3)
         code = 0
     except SystemExit as exc:
@@ -253,6 +255,7 @@ def _forget_the_zygote(env: dict[str, str]) -> None:
             delattr(lambdalet, attr)
     import __main__
     from lambdalet.runtime import worker
+
     __main__.__dict__.pop("main", None)
     __main__.main = worker.main  # what the exec'd worker's -c program imported
 
@@ -271,8 +274,10 @@ def boot_code(sock_fd: int, lifeline_fd: int) -> str:
     zygote's root arrives on stdin, not in argv: every worker's
     /proc/self/cmdline shows the zygote's, and host paths have no business
     there."""
-    return ("import sys;sys.path.insert(0,sys.stdin.readline().rstrip('\\n'));"
-            f"from lambdalet.sandbox.zygote import main;main({sock_fd},{lifeline_fd})")
+    return (
+        "import sys;sys.path.insert(0,sys.stdin.readline().rstrip('\\n'));"
+        f"from lambdalet.sandbox.zygote import main;main({sock_fd},{lifeline_fd})"
+    )
 
 
 def main(sock_fd: int, lifeline_fd: int) -> None:
@@ -287,6 +292,7 @@ def main(sock_fd: int, lifeline_fd: int) -> None:
     # Imported and set up now, so every worker shares these pages instead of
     # building its own.
     from lambdalet.runtime import worker
+
     worker.prepare()
     _present_as_worker_paths(sys.path[0])
     # Anything the zygote allocated is never freed: keep the collector from

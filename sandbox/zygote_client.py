@@ -6,6 +6,7 @@ replies, and reaps the zygote as soon as it has gone. What a spawn returns
 (PID 1's pid and a pidfd for it, this process's child) needs nothing more
 from the zygote: sandboxes outlive it.
 """
+
 from __future__ import annotations
 
 import errno
@@ -37,7 +38,8 @@ class ZygoteClient:
         try:
             self._proc = subprocess.Popen(
                 [python, "-I", "-S", "-B", "-c", zygote.boot_code(theirs.fileno(), lifeline_fd)],
-                pass_fds=(theirs.fileno(), lifeline_fd), stdin=subprocess.PIPE,
+                pass_fds=(theirs.fileno(), lifeline_fd),
+                stdin=subprocess.PIPE,
                 # The workers' environment, so that a fork need not rebuild it.
                 env=env,
                 # Out of the terminal's process group: a Ctrl-C is the

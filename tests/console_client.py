@@ -1,5 +1,6 @@
 """A console user over HTTP (requests): signs in as a browser would, and
 finds the CSRF token in the page it is on."""
+
 from __future__ import annotations
 
 import re
@@ -45,7 +46,11 @@ class ConsoleUser:
             form = {"method": "password", "password": password}
         else:
             k, s = self.server.credentials()
-            form = {"method": "key", "access_key_id": key if key is not None else k, "secret_access_key": secret if secret is not None else s}
+            form = {
+                "method": "key",
+                "access_key_id": key if key is not None else k,
+                "secret_access_key": secret if secret is not None else s,
+            }
         r = self.http.post(self.base + "/console/sign-in", data={**form, "csrf": token, "next": ""}, allow_redirects=False, timeout=30)
         if r.status_code == 303:
             self.get("/console/functions")

@@ -1,6 +1,7 @@
 """Real receivers for the export tests: Debian's rsyslogd on loopback
 ports, and an OTLP/HTTP receiver that decodes with opentelemetry-proto's
 generated classes."""
+
 from __future__ import annotations
 
 import http.server
@@ -45,13 +46,15 @@ class Rsyslog:
             f'input(type="imtcp" address="127.0.0.1" port="{self.tcp_port}")\n'
             f'input(type="imudp" address="127.0.0.1" port="{self.udp_port}")\n'
             f'template(name="fields" type="string" string="{template}\\n")\n'
-            f'action(type="omfile" file="{self.out}" template="fields")\n')
+            f'action(type="omfile" file="{self.out}" template="fields")\n'
+        )
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> Rsyslog:
         with open(self.dir / "rsyslogd.err", "wb") as err:
-            self.proc = subprocess.Popen([RSYSLOGD, "-n", "-f", str(self.dir / "rsyslog.conf"), "-i", str(self.pidfile)],
-                                     stdout=subprocess.DEVNULL, stderr=err)
+            self.proc = subprocess.Popen(
+                [RSYSLOGD, "-n", "-f", str(self.dir / "rsyslog.conf"), "-i", str(self.pidfile)], stdout=subprocess.DEVNULL, stderr=err
+            )
         # Ready once its pidfile names it and its TCP input accepts.
         wait_for(lambda: self.pidfile.exists() and self.pidfile.read_text().strip() == str(self.proc.pid), timeout=15)
         wait_for(self._accepts, timeout=15)

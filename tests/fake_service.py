@@ -1,6 +1,7 @@
 """A stand-in for FunctionService where the async tests need only names and
 ARNs: its records are real FunctionRecords ($LATEST, with their defaults),
 so the code under test reads them as it reads the service's."""
+
 from __future__ import annotations
 
 from lambdalet.gateway.errors import LambdaError
@@ -8,9 +9,18 @@ from lambdalet.gateway.functions.model import FunctionRecord
 
 
 def record(name: str) -> FunctionRecord:
-    return FunctionRecord(name=name, runtime="python3.11", role="arn:aws:iam::000000000000:role/r", handler="app.handler",
-                          code_sha256_hex="0" * 64, code_sha256_b64="", code_size=1, revision_id=f"rev-{name}",
-                          last_modified="", created_ns=0)
+    return FunctionRecord(
+        name=name,
+        runtime="python3.11",
+        role="arn:aws:iam::000000000000:role/r",
+        handler="app.handler",
+        code_sha256_hex="0" * 64,
+        code_sha256_b64="",
+        code_size=1,
+        revision_id=f"rev-{name}",
+        last_modified="",
+        created_ns=0,
+    )
 
 
 class FakeService:

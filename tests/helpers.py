@@ -1,4 +1,5 @@
 """Shared test helpers: a real server process on loopback, and clients for it."""
+
 from __future__ import annotations
 
 import configparser
@@ -197,8 +198,6 @@ def wait_for(predicate, timeout: float = 10.0, interval: float = 0.02):
     raise AssertionError(f"condition not met within {timeout}s: {predicate}")
 
 
-
-
 def free_port() -> int:
     import socket
 
@@ -276,7 +275,9 @@ def signed_get(server: ServerProcess, path: str) -> requests.Response:
     return requests.get(server.url + path, headers=dict(req.headers), timeout=60)
 
 
-def signed_request(server: ServerProcess, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None) -> requests.Response:
+def signed_request(
+    server: ServerProcess, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None
+) -> requests.Response:
     """A SigV4-signed request with whatever body and headers a test wants,
     for what boto3 would refuse to send."""
     from botocore.auth import SigV4Auth
@@ -296,7 +297,19 @@ def allow_public_url(lam, name: str, qualifier: str | None = None) -> None:
     invoke it through its URL. Since October 2025 AWS wants both
     statements."""
     extra = {"Qualifier": qualifier} if qualifier else {}
-    lam.add_permission(FunctionName=name, StatementId="FunctionURLAllowPublicAccess", Action="lambda:InvokeFunctionUrl",
-                       Principal="*", FunctionUrlAuthType="NONE", **extra)
-    lam.add_permission(FunctionName=name, StatementId="FunctionURLAllowInvokeAction", Action="lambda:InvokeFunction",
-                       Principal="*", InvokedViaFunctionUrl=True, **extra)
+    lam.add_permission(
+        FunctionName=name,
+        StatementId="FunctionURLAllowPublicAccess",
+        Action="lambda:InvokeFunctionUrl",
+        Principal="*",
+        FunctionUrlAuthType="NONE",
+        **extra,
+    )
+    lam.add_permission(
+        FunctionName=name,
+        StatementId="FunctionURLAllowInvokeAction",
+        Action="lambda:InvokeFunction",
+        Principal="*",
+        InvokedViaFunctionUrl=True,
+        **extra,
+    )

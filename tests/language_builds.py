@@ -14,6 +14,7 @@ a hash of the sources and the toolchain), so a run builds each at most
 once and a later run on the same machine not at all. A missing toolchain
 is an error, never a skip: these machines have them (docs/architecture.md).
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -48,8 +49,9 @@ def _version(argv: list[str]) -> str:
 
 
 def _run(argv: list[str], cwd: pathlib.Path, timeout: int = 1800, env: dict | None = None) -> None:
-    proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **(env or {})}, stdin=subprocess.DEVNULL)
+    proc = subprocess.run(
+        argv, cwd=cwd, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})}, stdin=subprocess.DEVNULL
+    )
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
 
@@ -93,8 +95,17 @@ def java_sample() -> tuple[bytes, bytes]:
         src = work / "src"
         shutil.copytree(SOURCES / "java", src)
         _run([mvn, "-q", "-B", "package"], src)
-        _run([mvn, "-q", "-B", "dependency:copy-dependencies", "-DincludeScope=runtime",
-              f"-DoutputDirectory={src / 'target' / 'classes' / 'lib'}"], src)
+        _run(
+            [
+                mvn,
+                "-q",
+                "-B",
+                "dependency:copy-dependencies",
+                "-DincludeScope=runtime",
+                f"-DoutputDirectory={src / 'target' / 'classes' / 'lib'}",
+            ],
+            src,
+        )
         shutil.copy(src / "target" / "sample.jar", out / "sample.jar")
         (out / "sample-lib.zip").write_bytes(_zip_tree(src / "target" / "classes"))
 
@@ -140,10 +151,18 @@ def dotnet_sample() -> bytes:
     key = _digest(SOURCES / "dotnet", _version([mcs, "--version"]), runtime.name)
 
     def build(work: pathlib.Path, out: pathlib.Path) -> None:
-        _run([mcs, "-nologo", "-target:library", f"-out:{out / 'Sample.dll'}",
-              f"-r:{runtime / 'Amazon.Lambda.Core.dll'}",
-              f"-r:{runtime / 'Amazon.Lambda.Serialization.SystemTextJson.dll'}",
-              str(SOURCES / "dotnet" / "Sample.cs")], work)
+        _run(
+            [
+                mcs,
+                "-nologo",
+                "-target:library",
+                f"-out:{out / 'Sample.dll'}",
+                f"-r:{runtime / 'Amazon.Lambda.Core.dll'}",
+                f"-r:{runtime / 'Amazon.Lambda.Serialization.SystemTextJson.dll'}",
+                str(SOURCES / "dotnet" / "Sample.cs"),
+            ],
+            work,
+        )
         for name in ("Amazon.Lambda.Core.dll", "Amazon.Lambda.Serialization.SystemTextJson.dll"):
             shutil.copy(runtime / name, out / name)
 
@@ -169,9 +188,7 @@ def aws_lambda_ric() -> dict[str, bytes]:
                 shutil.copy(source, out / part)
 
     built = _cached_dir("aws-lambda-ric", key, build)
-    return {f"node_modules/aws-lambda-ric/{p.relative_to(built)}": p.read_bytes()
-            for p in sorted(built.rglob("*")) if p.is_file()}
+    return {f"node_modules/aws-lambda-ric/{p.relative_to(built)}": p.read_bytes() for p in sorted(built.rglob("*")) if p.is_file()}
 
 
-__all__ = ["ToolMissing", "java_sample", "java_runtime", "dotnet_runtime", "dotnet_sample", "aws_lambda_ric",
-           "runtime_builds"]
+__all__ = ["ToolMissing", "java_sample", "java_runtime", "dotnet_runtime", "dotnet_sample", "aws_lambda_ric", "runtime_builds"]

@@ -6,6 +6,7 @@ and the server's table of what it does not do (gateway/api/unsupported.py).
 tests/test_operations_table.py checks that README.md holds exactly this
 table and that every operation answers as the table says.
 """
+
 from __future__ import annotations
 
 from lambdalet.gateway import lambda_model
@@ -25,8 +26,14 @@ def rows() -> list[tuple[str, str]]:
 
 def render() -> str:
     supported = sum(1 for _, state in rows() if state == "yes")
-    lines = [START, "", f"{len(rows())} operations in botocore's model, {supported} supported.", "",
-             "| operation | supported |", "|---|---|"]
+    lines = [
+        START,
+        "",
+        f"{len(rows())} operations in botocore's model, {supported} supported.",
+        "",
+        "| operation | supported |",
+        "|---|---|",
+    ]
     lines += [f"| {name} | {state} |" for name, state in rows()]
     lines += ["", END]
     return "\n".join(lines)

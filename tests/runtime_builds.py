@@ -12,6 +12,7 @@ The cache is ~/.cache/lambdalet-tests, or $LAMBDALET_TEST_CACHE. A missing
 toolchain is an error, never a skip: these machines have Go and Rust.
 bench/ uses the same builds.
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -41,8 +42,7 @@ def cache_dir() -> pathlib.Path:
 
 
 def tool(name: str) -> str:
-    found = shutil.which(name) or next(
-        (f"{d}/{name}" for d in TOOL_DIRS if os.access(f"{d}/{name}", os.X_OK)), None)
+    found = shutil.which(name) or next((f"{d}/{name}" for d in TOOL_DIRS if os.access(f"{d}/{name}", os.X_OK)), None)
     if found is None:
         raise ToolMissing(f"{name} is not installed: this project's machines have it (docs/architecture.md, polyglot kind)")
     return found
@@ -99,8 +99,11 @@ def go_bootstrap() -> pathlib.Path:
     def build(work: pathlib.Path) -> pathlib.Path:
         src = work / "src"
         shutil.copytree(SOURCES / "go", src)
-        _run([go, "build", "-trimpath", "-tags", "lambda.norpc", "-ldflags", "-s -w", "-o", str(work / "bootstrap"), "."],
-             src, {"CGO_ENABLED": "0", "GOFLAGS": "-mod=readonly -buildvcs=false"})
+        _run(
+            [go, "build", "-trimpath", "-tags", "lambda.norpc", "-ldflags", "-s -w", "-o", str(work / "bootstrap"), "."],
+            src,
+            {"CGO_ENABLED": "0", "GOFLAGS": "-mod=readonly -buildvcs=false"},
+        )
         return work / "bootstrap"
 
     return _cached("go", key, build)
@@ -120,8 +123,11 @@ def rust_bootstrap() -> pathlib.Path:
         # One target directory for every source version: dependencies are
         # compiled once, not once per change to the sample.
         target = cache_dir() / "rust-target"
-        _run([cargo, "build", "--release", "--locked", "--target-dir", str(target)], src,
-             {"PATH": f"{os.path.dirname(rustc)}:{os.environ.get('PATH', '')}"})
+        _run(
+            [cargo, "build", "--release", "--locked", "--target-dir", str(target)],
+            src,
+            {"PATH": f"{os.path.dirname(rustc)}:{os.environ.get('PATH', '')}"},
+        )
         return target / "release" / "bootstrap"
 
     return _cached("rust", key, build)

@@ -3,6 +3,7 @@ element must be a member of the operation's output shape (by its wire
 name), nested as the model nests it, and every scalar must parse as its
 type. botocore's parser ignores what it does not know, so a typo in an
 element name would pass a boto3 call and fail only here."""
+
 from __future__ import annotations
 
 import datetime

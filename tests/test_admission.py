@@ -1,4 +1,5 @@
 """Admission policy on its own (gateway/execution/admission.py): pure, no pool."""
+
 from __future__ import annotations
 
 from types import SimpleNamespace

@@ -6,6 +6,7 @@ kill -9 (throttled, and in flight).
 The servers here run with --retry-delay-s 0.2 so that retries come quickly;
 every wait is on a condition (a record arriving), never on a clock.
 """
+
 from __future__ import annotations
 
 import json
@@ -64,7 +65,9 @@ def api(srv: ServerProcess, method: str, path: str, body: dict | None = None) ->
 
 
 def create(lam, name: str, source: str, **kwargs) -> str:
-    lam.create_function(FunctionName=name, Role=ROLE, Handler="app.handler", Runtime=RUNTIME, Code={"ZipFile": make_zip({"app.py": source})}, **kwargs)
+    lam.create_function(
+        FunctionName=name, Role=ROLE, Handler="app.handler", Runtime=RUNTIME, Code={"ZipFile": make_zip({"app.py": source})}, **kwargs
+    )
     lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
     return lam.get_function_configuration(FunctionName=name)["FunctionArn"]
 
@@ -101,7 +104,9 @@ def invoke_event(lam, name: str, payload: dict | bytes) -> str:
     return resp["ResponseMetadata"]["HTTPHeaders"]["x-amzn-requestid"]
 
 
-def check_record(rec: dict, *, request_id: str, function_arn: str, condition: str, count: int, request_payload, function_error: str | None) -> None:
+def check_record(
+    rec: dict, *, request_id: str, function_arn: str, condition: str, count: int, request_payload, function_error: str | None
+) -> None:
     assert rec["version"] == "1.0"
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", rec["timestamp"])
     assert rec["requestContext"] == {
@@ -120,6 +125,7 @@ def check_record(rec: dict, *, request_id: str, function_arn: str, condition: st
 
 # -- 202 and 413 --------------------------------------------------------------
 
+
 def test_event_is_accepted_with_202_and_runs(fast, flam):
     name = unique("ok")
     arn = create(flam, name, OK)
@@ -127,7 +133,9 @@ def test_event_is_accepted_with_202_and_runs(fast, flam):
     flam.put_function_event_invoke_config(FunctionName=name, DestinationConfig={"OnSuccess": {"Destination": queue_arn(q)}})
     request_id = invoke_event(flam, name, {"n": 1})
     [msg] = wait_messages(fast, q, 1)
-    check_record(msg["Body"], request_id=request_id, function_arn=arn, condition="Success", count=1, request_payload={"n": 1}, function_error=None)
+    check_record(
+        msg["Body"], request_id=request_id, function_arn=arn, condition="Success", count=1, request_payload={"n": 1}, function_error=None
+    )
     assert msg["Body"]["responsePayload"] == {"echo": {"n": 1}}
 
 
@@ -154,22 +162,41 @@ def test_deprecated_invoke_async_uses_the_same_queue(fast, flam):
     resp = flam.invoke_async(FunctionName=name, InvokeArgs=b'{"old": "api"}')
     assert resp["Status"] == 202
     [msg] = wait_messages(fast, q, 1)
-    check_record(msg["Body"], request_id=resp["ResponseMetadata"]["RequestId"], function_arn=arn, condition="Success", count=1, request_payload={"old": "api"}, function_error=None)
+    check_record(
+        msg["Body"],
+        request_id=resp["ResponseMetadata"]["RequestId"],
+        function_arn=arn,
+        condition="Success",
+        count=1,
+        request_payload={"old": "api"},
+        function_error=None,
+    )
 
 
 # -- retries ------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("retries", [0, 1, 2])
 def test_function_errors_are_retried_exactly_max_retry_attempts_times(fast, flam, retries):
     name = unique(f"fails{retries}")
     arn = create(flam, name, FAILS)
     q = unique("failures")
-    flam.put_function_event_invoke_config(FunctionName=name, MaximumRetryAttempts=retries, DestinationConfig={"OnFailure": {"Destination": queue_arn(q)}})
+    flam.put_function_event_invoke_config(
+        FunctionName=name, MaximumRetryAttempts=retries, DestinationConfig={"OnFailure": {"Destination": queue_arn(q)}}
+    )
     before = stats(fast)["retries"]
     request_id = invoke_event(flam, name, {"attempt": "me"})
     [msg] = wait_messages(fast, q, 1)
     rec = msg["Body"]
-    check_record(rec, request_id=request_id, function_arn=arn, condition="RetriesExhausted", count=retries + 1, request_payload={"attempt": "me"}, function_error="Unhandled")
+    check_record(
+        rec,
+        request_id=request_id,
+        function_arn=arn,
+        condition="RetriesExhausted",
+        count=retries + 1,
+        request_payload={"attempt": "me"},
+        function_error="Unhandled",
+    )
     # Every attempt kept the request id, as Lambda's retries do.
     assert rec["responsePayload"]["errorType"] == "ValueError"
     assert rec["responsePayload"]["errorMessage"] == f"boom {request_id}"
@@ -184,11 +211,20 @@ def test_default_is_two_retries_and_timeouts_are_retried(fast, flam):
     flam.put_function_event_invoke_config(FunctionName=name, DestinationConfig={"OnFailure": {"Destination": queue_arn(q)}})
     request_id = invoke_event(flam, name, {})
     [msg] = wait_messages(fast, q, 1, timeout=120)
-    check_record(msg["Body"], request_id=request_id, function_arn=arn, condition="RetriesExhausted", count=3, request_payload={}, function_error="Unhandled")
+    check_record(
+        msg["Body"],
+        request_id=request_id,
+        function_arn=arn,
+        condition="RetriesExhausted",
+        count=3,
+        request_payload={},
+        function_error="Unhandled",
+    )
     assert msg["Body"]["responsePayload"]["errorType"] == "Sandbox.Timedout"
 
 
 # -- destinations -------------------------------------------------------------
+
 
 def test_on_success_and_on_failure_records_reach_a_destination_function(fast, flam):
     # The recorder is itself invoked asynchronously with each record; its own
@@ -202,15 +238,33 @@ def test_on_success_and_on_failure_records_reach_a_destination_function(fast, fl
     good_arn = create(flam, good, OK)
     bad_arn = create(flam, bad, FAILS)
     flam.put_function_event_invoke_config(FunctionName=good, DestinationConfig={"OnSuccess": {"Destination": recorder_arn}})
-    flam.put_function_event_invoke_config(FunctionName=bad, MaximumRetryAttempts=1, DestinationConfig={"OnFailure": {"Destination": recorder_arn}})
+    flam.put_function_event_invoke_config(
+        FunctionName=bad, MaximumRetryAttempts=1, DestinationConfig={"OnFailure": {"Destination": recorder_arn}}
+    )
     good_id = invoke_event(flam, good, {"order": 7})
     bad_id = invoke_event(flam, bad, {"order": 8})
 
     got = wait_messages(fast, seen, 2)
     records = {m["Body"]["requestPayload"]["requestContext"]["condition"]: m["Body"]["requestPayload"] for m in got}
-    check_record(records["Success"], request_id=good_id, function_arn=good_arn, condition="Success", count=1, request_payload={"order": 7}, function_error=None)
+    check_record(
+        records["Success"],
+        request_id=good_id,
+        function_arn=good_arn,
+        condition="Success",
+        count=1,
+        request_payload={"order": 7},
+        function_error=None,
+    )
     assert records["Success"]["responsePayload"] == {"echo": {"order": 7}}
-    check_record(records["RetriesExhausted"], request_id=bad_id, function_arn=bad_arn, condition="RetriesExhausted", count=2, request_payload={"order": 8}, function_error="Unhandled")
+    check_record(
+        records["RetriesExhausted"],
+        request_id=bad_id,
+        function_arn=bad_arn,
+        condition="RetriesExhausted",
+        count=2,
+        request_payload={"order": 8},
+        function_error="Unhandled",
+    )
     assert records["RetriesExhausted"]["responsePayload"]["errorType"] == "ValueError"
 
 
@@ -219,7 +273,9 @@ def test_dead_letter_queue_read_and_redrive(fast, flam):
     create(flam, name, BROKEN_UNLESS_FIXED, Environment={"Variables": {"BROKEN": "1"}})
     fixed = unique("fixed")
     # No OnFailure: failures land in the built-in lambdalet-dlq.
-    flam.put_function_event_invoke_config(FunctionName=name, MaximumRetryAttempts=0, DestinationConfig={"OnSuccess": {"Destination": queue_arn(fixed)}})
+    flam.put_function_event_invoke_config(
+        FunctionName=name, MaximumRetryAttempts=0, DestinationConfig={"OnSuccess": {"Destination": queue_arn(fixed)}}
+    )
     ids = [invoke_event(flam, name, {"item": i}) for i in range(3)]
 
     dead = wait_messages(fast, "lambdalet-dlq", 3, function=name)
@@ -256,7 +312,9 @@ def test_dead_letters_can_be_deleted(fast, flam):
     name = unique("purge")
     create(flam, name, FAILS)
     q = unique("trash")
-    flam.put_function_event_invoke_config(FunctionName=name, MaximumRetryAttempts=0, DestinationConfig={"OnFailure": {"Destination": queue_arn(q)}})
+    flam.put_function_event_invoke_config(
+        FunctionName=name, MaximumRetryAttempts=0, DestinationConfig={"OnFailure": {"Destination": queue_arn(q)}}
+    )
     for i in range(3):
         invoke_event(flam, name, {"i": i})
     first, *rest = wait_messages(fast, q, 3)
@@ -272,6 +330,7 @@ def test_dead_letters_can_be_deleted(fast, flam):
 
 
 # -- event-invoke config API --------------------------------------------------
+
 
 def test_event_invoke_config_api(fast, flam):
     name = unique("cfg")
@@ -308,8 +367,14 @@ def test_event_invoke_config_api(fast, flam):
         (dict(MaximumRetryAttempts=-1), "ValidationException"),
         (dict(MaximumEventAgeInSeconds=59), "ValidationException"),
         (dict(MaximumEventAgeInSeconds=21601), "ValidationException"),
-        (dict(DestinationConfig={"OnFailure": {"Destination": "arn:aws:sns:us-east-1:000000000000:topic"}}), "InvalidParameterValueException"),
-        (dict(DestinationConfig={"OnSuccess": {"Destination": f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:does-not-exist"}}), "InvalidParameterValueException"),
+        (
+            dict(DestinationConfig={"OnFailure": {"Destination": "arn:aws:sns:us-east-1:000000000000:topic"}}),
+            "InvalidParameterValueException",
+        ),
+        (
+            dict(DestinationConfig={"OnSuccess": {"Destination": f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:does-not-exist"}}),
+            "InvalidParameterValueException",
+        ),
         (dict(DestinationConfig={"OnSuccess": {"Destination": "not-an-arn"}}), "ValidationException"),
     ]
     for kwargs, code in refusals:
@@ -337,18 +402,23 @@ def test_event_invoke_config_api(fast, flam):
 
 # -- schedules over HTTP and the CLI ------------------------------------------
 
+
 def test_schedules_over_http_and_cli(fast, flam):
     name = unique("sched")
     create(flam, name, OK)
     cli = [*lambdalet_argv("--endpoint", fast.url, "--data-dir", str(fast.data_dir))]
     sched = unique("nightly")
 
-    bad = subprocess.run([*cli, "schedule", "add", sched, "cron(0 10 * * * *)", "--function", name], capture_output=True, text=True, timeout=60)
+    bad = subprocess.run(
+        [*cli, "schedule", "add", sched, "cron(0 10 * * * *)", "--function", name], capture_output=True, text=True, timeout=60
+    )
     assert bad.returncode == 1
     assert bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr
     assert "InvalidParameterValueException" in bad.stderr
 
-    ok = subprocess.run([*cli, "schedule", "add", sched, "cron(0 3 ? * MON-FRI *)", "--function", name], capture_output=True, text=True, timeout=60)
+    ok = subprocess.run(
+        [*cli, "schedule", "add", sched, "cron(0 3 ? * MON-FRI *)", "--function", name], capture_output=True, text=True, timeout=60
+    )
     assert ok.returncode == 0, ok.stderr
     assert f"scheduled {sched}" in ok.stdout
 
@@ -376,17 +446,28 @@ def test_reserved_concurrency_zero_holds_events_until_lifted(fast, flam):
     arn = create(flam, name, OK)
     flam.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=0)
     q = unique("held")
-    flam.put_function_event_invoke_config(FunctionName=name, DestinationConfig={"OnSuccess": {"Destination": queue_arn(q)}, "OnFailure": {"Destination": queue_arn(q)}})
+    flam.put_function_event_invoke_config(
+        FunctionName=name, DestinationConfig={"OnSuccess": {"Destination": queue_arn(q)}, "OnFailure": {"Destination": queue_arn(q)}}
+    )
     before = stats(fast)["throttles"]
     request_id = invoke_event(flam, name, {"wait": True})
     wait_for(lambda: stats(fast)["throttles"] >= before + 3)
     assert messages(fast, q) == []  # held: neither run nor failed
     flam.delete_function_concurrency(FunctionName=name)
     [msg] = wait_messages(fast, q, 1)
-    check_record(msg["Body"], request_id=request_id, function_arn=arn, condition="Success", count=1, request_payload={"wait": True}, function_error=None)
+    check_record(
+        msg["Body"],
+        request_id=request_id,
+        function_arn=arn,
+        condition="Success",
+        count=1,
+        request_payload={"wait": True},
+        function_error=None,
+    )
 
 
 # -- kill -9 ------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("throttle", ["reserved-concurrency-0", "account-limit-0"])
 def test_accepted_event_survives_kill_9_while_throttled(tmp_path, throttle):
@@ -420,7 +501,15 @@ def test_accepted_event_survives_kill_9_while_throttled(tmp_path, throttle):
             lam.delete_function_concurrency(FunctionName=name)
         [msg] = wait_messages(srv, q, 1)
         # Throttles are not attempts: the one call that ran is the first.
-        check_record(msg["Body"], request_id=request_id, function_arn=arn, condition="Success", count=1, request_payload={"keep": "me"}, function_error=None)
+        check_record(
+            msg["Body"],
+            request_id=request_id,
+            function_arn=arn,
+            condition="Success",
+            count=1,
+            request_payload={"keep": "me"},
+            function_error=None,
+        )
         assert stats(srv)["depth"] == 0
     finally:
         assert srv.stop() == 0
@@ -434,7 +523,12 @@ def test_event_in_flight_at_kill_9_is_delivered_again(tmp_path):
         name = unique("inflight")
         # The first run blocks until the server is killed; a marker in /tmp
         # does not survive, since every sandbox starts afresh.
-        arn = create(lam, name, "import time\ndef handler(event, context):\n    if event.get('block'):\n        time.sleep(event['block'])\n    return 'done'\n", Timeout=60)
+        arn = create(
+            lam,
+            name,
+            "import time\ndef handler(event, context):\n    if event.get('block'):\n        time.sleep(event['block'])\n    return 'done'\n",
+            Timeout=60,
+        )
         q = unique("redelivered")
         lam.put_function_event_invoke_config(FunctionName=name, DestinationConfig={"OnSuccess": {"Destination": queue_arn(q)}})
         request_id = invoke_event(lam, name, {"block": 5})
@@ -445,7 +539,15 @@ def test_event_in_flight_at_kill_9_is_delivered_again(tmp_path):
     srv = ServerProcess(data, "--retry-delay-s", "0.2").start()
     try:
         [msg] = wait_messages(srv, q, 1, timeout=60)
-        check_record(msg["Body"], request_id=request_id, function_arn=arn, condition="Success", count=1, request_payload={"block": 5}, function_error=None)
+        check_record(
+            msg["Body"],
+            request_id=request_id,
+            function_arn=arn,
+            condition="Success",
+            count=1,
+            request_payload={"block": 5},
+            function_error=None,
+        )
         assert msg["Body"]["responsePayload"] == "done"
     finally:
         assert srv.stop() == 0
@@ -490,8 +592,15 @@ def test_aws_cli_event_invoke_config_and_event_invoke(fast, flam, tmp_path):
         return json.loads(proc.stdout) if proc.stdout.strip() else None
 
     q = unique("awscli-q")
-    put = aws("put-function-event-invoke-config", "--function-name", name, "--maximum-retry-attempts", "0",
-              "--destination-config", json.dumps({"OnSuccess": {"Destination": queue_arn(q)}}))
+    put = aws(
+        "put-function-event-invoke-config",
+        "--function-name",
+        name,
+        "--maximum-retry-attempts",
+        "0",
+        "--destination-config",
+        json.dumps({"OnSuccess": {"Destination": queue_arn(q)}}),
+    )
     assert put["MaximumRetryAttempts"] == 0
     assert aws("get-function-event-invoke-config", "--function-name", name)["DestinationConfig"]["OnSuccess"]["Destination"] == queue_arn(q)
     out = tmp_path / "out"
@@ -512,11 +621,18 @@ def test_events_run_the_version_they_were_invoked_on_with_that_qualifiers_config
     flam.create_alias(FunctionName=name, Name="live", FunctionVersion="1")
     queues = {q: unique(f"v-{q.strip('$').lower()}") for q in ("$LATEST", "1", "live")}
     for qualifier, q in queues.items():
-        flam.put_function_event_invoke_config(FunctionName=name, Qualifier=qualifier, DestinationConfig={"OnSuccess": {"Destination": queue_arn(q)}})
+        flam.put_function_event_invoke_config(
+            FunctionName=name, Qualifier=qualifier, DestinationConfig={"OnSuccess": {"Destination": queue_arn(q)}}
+        )
     listed = flam.list_function_event_invoke_configs(FunctionName=name)["FunctionEventInvokeConfigs"]
     assert sorted(c["FunctionArn"] for c in listed) == sorted(f"{arn}:{q}" for q in queues)
 
-    ids = {qualifier: flam.invoke(FunctionName=name, Qualifier=qualifier, InvocationType="Event", Payload=b"{}")["ResponseMetadata"]["RequestId"] for qualifier in queues}
+    ids = {
+        qualifier: flam.invoke(FunctionName=name, Qualifier=qualifier, InvocationType="Event", Payload=b"{}")["ResponseMetadata"][
+            "RequestId"
+        ]
+        for qualifier in queues
+    }
     expected = {"$LATEST": ("$LATEST", "latest"), "1": ("1", "v1"), "live": ("1", "v1")}
     for qualifier, q in queues.items():
         [msg] = wait_messages(fast, q, 1)
@@ -526,8 +642,15 @@ def test_events_run_the_version_they_were_invoked_on_with_that_qualifiers_config
         assert (rec["responseContext"]["executedVersion"], rec["responsePayload"]) == expected[qualifier]
     # A redriven record runs the qualifier it was invoked with, as it stands now.
     fails = unique("v-dlq")
-    flam.put_function_event_invoke_config(FunctionName=name, Qualifier="live", MaximumRetryAttempts=0, DestinationConfig={"OnSuccess": {"Destination": queue_arn(queues["live"])}, "OnFailure": {"Destination": queue_arn(fails)}})
-    flam.update_function_code(FunctionName=name, ZipFile=make_zip({"app.py": "def handler(event, context):\n    raise ValueError('v2 is broken')\n"}))
+    flam.put_function_event_invoke_config(
+        FunctionName=name,
+        Qualifier="live",
+        MaximumRetryAttempts=0,
+        DestinationConfig={"OnSuccess": {"Destination": queue_arn(queues["live"])}, "OnFailure": {"Destination": queue_arn(fails)}},
+    )
+    flam.update_function_code(
+        FunctionName=name, ZipFile=make_zip({"app.py": "def handler(event, context):\n    raise ValueError('v2 is broken')\n"})
+    )
     flam.get_waiter("function_updated_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
     flam.publish_version(FunctionName=name)
     flam.update_alias(FunctionName=name, Name="live", FunctionVersion="2")

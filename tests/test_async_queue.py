@@ -6,6 +6,7 @@ time). What the AWS docs promise (invocation-async-error-handling):
 - throttles: back to the queue, waiting from 1 s and doubling to at most
   5 minutes, until the event is older than MaximumEventAgeInSeconds.
 """
+
 from __future__ import annotations
 
 import msgspec
@@ -41,7 +42,16 @@ class ScriptedPool:
             raise RuntimeError("a bug in the platform")
         error = "Unhandled" if step == "error" else None
         body = b'{"errorMessage": "no", "errorType": "E"}' if error else b'"fine"'
-        return CallOutcome(request_id=request_id, payload=body, function_error=error, error_type="E" if error else None, log=b"", duration_ns=1, init_ns=None, cold=False)
+        return CallOutcome(
+            request_id=request_id,
+            payload=body,
+            function_error=error,
+            error_type="E" if error else None,
+            log=b"",
+            duration_ns=1,
+            init_ns=None,
+            cold=False,
+        )
 
 
 async def inline(fn, *args):
@@ -98,7 +108,9 @@ async def test_function_errors_wait_one_then_two_base_delays(tmp_path, autojump_
 @pytest.mark.trio
 async def test_retry_delay_option_scales_the_waits(tmp_path, autojump_clock):
     pool = ScriptedPool("error", "error", "ok")
-    store, service, queue = make(tmp_path, pool, EventInvokeConfig(last_modified=0, on_success="arn:aws:sqs:us-east-1:000000000000:done"), retry_delay_s=0.5)
+    store, service, queue = make(
+        tmp_path, pool, EventInvokeConfig(last_modified=0, on_success="arn:aws:sqs:us-east-1:000000000000:done"), retry_delay_s=0.5
+    )
     await queue.enqueue(service.registry["f"], b"{}")
     await run_until(queue, lambda: queue.statistics().depth == 0, step=0.1)
     assert gaps(pool.calls) == [0.5, 1.0]
@@ -123,14 +135,16 @@ async def test_zero_retries_fails_after_one_attempt(tmp_path, autojump_clock):
 @pytest.mark.trio
 async def test_throttles_back_off_doubling_and_are_not_attempts(tmp_path, autojump_clock):
     pool = ScriptedPool(*["throttle"] * 6, "ok")
-    store, service, queue = make(tmp_path, pool, EventInvokeConfig(last_modified=0, on_success="arn:aws:lambda:us-east-1:000000000000:function:dest"))
+    store, service, queue = make(
+        tmp_path, pool, EventInvokeConfig(last_modified=0, on_success="arn:aws:lambda:us-east-1:000000000000:function:dest")
+    )
     await queue.enqueue(service.registry["f"], b'{"n": 1}')
     await run_until(queue, lambda: queue.statistics().succeeded == 2)
     source = [c for c in pool.calls if c[1] == "f"]
     assert gaps(source) == [1.0, 2.0, 4.0, 8.0, 16.0, 32.0]
     assert queue.statistics().throttles == 6
     # The destination function was then invoked, asynchronously, with the record.
-    assert [c[1] for c in pool.calls[len(source):]] == ["dest"]
+    assert [c[1] for c in pool.calls[len(source) :]] == ["dest"]
     rec = msgspec.json.decode(pool.payloads[-1])
     assert rec["requestContext"]["condition"] == "Success"
     assert rec["requestContext"]["approximateInvokeCount"] == 1  # throttles do not count
@@ -155,7 +169,9 @@ async def test_throttle_backoff_is_capped_at_five_minutes(tmp_path, autojump_clo
 @pytest.mark.trio
 async def test_throttled_event_expires_at_its_maximum_age(tmp_path, autojump_clock):
     pool = ScriptedPool("throttle")
-    store, service, queue = make(tmp_path, pool, EventInvokeConfig(last_modified=0, maximum_event_age_s=60, on_failure="arn:aws:sqs:us-east-1:000000000000:late"))
+    store, service, queue = make(
+        tmp_path, pool, EventInvokeConfig(last_modified=0, maximum_event_age_s=60, on_failure="arn:aws:sqs:us-east-1:000000000000:late")
+    )
     request_id = await queue.enqueue(service.registry["f"], b'{"late": true}')
     await run_until(queue, lambda: queue.statistics().depth == 0)
     # Calls at 0, 1, 3, 7, 15 and 31 s; at 63 s the event is too old to run.
@@ -244,7 +260,9 @@ async def test_concurrent_enqueues_share_one_commit(tmp_path, autojump_clock):
 async def test_a_loop_of_destinations_stops_after_16_hops(tmp_path, autojump_clock):
     # f's successes go to f itself: each record makes another record.
     pool = ScriptedPool("ok")
-    store, service, queue = make(tmp_path, pool, EventInvokeConfig(last_modified=0, on_success="arn:aws:lambda:us-east-1:000000000000:function:f"))
+    store, service, queue = make(
+        tmp_path, pool, EventInvokeConfig(last_modified=0, on_success="arn:aws:lambda:us-east-1:000000000000:function:f")
+    )
     await queue.enqueue(service.registry["f"], b'{"start": 1}')
     await run_until(queue, lambda: queue.statistics().dead_letters == 1)
     assert len(pool.calls) == 17  # the event, then 16 records
@@ -269,7 +287,9 @@ async def test_recursion_config_allow_lets_the_loop_go_on(tmp_path, autojump_clo
             return await super().invoke(spec, payload, client_context, request_id)
 
     pool = FlippingPool("ok")
-    store, service, queue = make(tmp_path, pool, EventInvokeConfig(last_modified=0, on_success="arn:aws:lambda:us-east-1:000000000000:function:f"))
+    store, service, queue = make(
+        tmp_path, pool, EventInvokeConfig(last_modified=0, on_success="arn:aws:lambda:us-east-1:000000000000:function:f")
+    )
     service.registry["f"].recursive_loop = "Allow"
     await queue.enqueue(service.registry["f"], b'{"start": 1}')
     await run_until(queue, lambda: queue.statistics().dead_letters == 1)
@@ -285,8 +305,17 @@ def test_records_nested_deeper_than_a_decoder_goes_are_kept_as_text():
     from lambdalet.gateway.events import destinations
 
     deep = b'{"a":' * 5000 + b"1" + b"}" * 5000
-    doc = destinations.record(wall_s=0, request_id="r", function_arn="arn", condition="Success", invoke_count=1,
-                              request_payload=deep, status_code=200, function_error=None, response_payload=b'"ok"')
+    doc = destinations.record(
+        wall_s=0,
+        request_id="r",
+        function_arn="arn",
+        condition="Success",
+        invoke_count=1,
+        request_payload=deep,
+        status_code=200,
+        function_error=None,
+        response_payload=b'"ok"',
+    )
     assert doc["requestPayload"] == deep.decode()
 
 
@@ -306,7 +335,9 @@ class NarrowPool:
             await trio.sleep(10)
         finally:
             self.busy = False
-        return CallOutcome(request_id=request_id, payload=b"1", function_error=None, error_type=None, log=b"", duration_ns=1, init_ns=None, cold=False)
+        return CallOutcome(
+            request_id=request_id, payload=b"1", function_error=None, error_type=None, log=b"", duration_ns=1, init_ns=None, cold=False
+        )
 
 
 @pytest.mark.trio

@@ -1,4 +1,5 @@
 """SigV4 at the server: generated keys, refusals of Lambda's shape, --no-auth rules."""
+
 from __future__ import annotations
 
 import os
@@ -37,9 +38,31 @@ def test_aws_shared_credentials_file_works_as_printed(server, monkeypatch):
 @pytest.mark.parametrize(
     "make_client,code",
     [
-        pytest.param(lambda url, key, secret: boto3.client("lambda", endpoint_url=url, region_name="us-east-1", config=botocore.config.Config(signature_version=UNSIGNED)), "MissingAuthenticationTokenException", id="unsigned"),
-        pytest.param(lambda url, key, secret: boto3.client("lambda", endpoint_url=url, region_name="us-east-1", aws_access_key_id=key, aws_secret_access_key=secret[:-1] + ("A" if secret[-1] != "A" else "B")), "InvalidSignatureException", id="wrong-secret"),
-        pytest.param(lambda url, key, secret: boto3.client("lambda", endpoint_url=url, region_name="us-east-1", aws_access_key_id="AKIANOTAREALKEY00000", aws_secret_access_key=secret), "UnrecognizedClientException", id="unknown-key"),
+        pytest.param(
+            lambda url, key, secret: boto3.client(
+                "lambda", endpoint_url=url, region_name="us-east-1", config=botocore.config.Config(signature_version=UNSIGNED)
+            ),
+            "MissingAuthenticationTokenException",
+            id="unsigned",
+        ),
+        pytest.param(
+            lambda url, key, secret: boto3.client(
+                "lambda",
+                endpoint_url=url,
+                region_name="us-east-1",
+                aws_access_key_id=key,
+                aws_secret_access_key=secret[:-1] + ("A" if secret[-1] != "A" else "B"),
+            ),
+            "InvalidSignatureException",
+            id="wrong-secret",
+        ),
+        pytest.param(
+            lambda url, key, secret: boto3.client(
+                "lambda", endpoint_url=url, region_name="us-east-1", aws_access_key_id="AKIANOTAREALKEY00000", aws_secret_access_key=secret
+            ),
+            "UnrecognizedClientException",
+            id="unknown-key",
+        ),
     ],
 )
 def test_bad_signatures_get_403(server, make_client, code):
@@ -77,7 +100,9 @@ def test_no_auth_on_loopback_accepts_unsigned(tmp_path):
     srv = ServerProcess(tmp_path / "d", "--no-auth").start()
     try:
         assert "authentication is OFF" in "".join(srv.output)
-        client = boto3.client("lambda", endpoint_url=srv.url, region_name="us-east-1", config=botocore.config.Config(signature_version=UNSIGNED))
+        client = boto3.client(
+            "lambda", endpoint_url=srv.url, region_name="us-east-1", config=botocore.config.Config(signature_version=UNSIGNED)
+        )
         assert client.list_functions()["Functions"] == []
     finally:
         assert srv.stop() == 0

@@ -1,4 +1,5 @@
 """Each bad input gets a clear error of Lambda's shape, and nothing breaks."""
+
 from __future__ import annotations
 
 import base64
@@ -62,7 +63,18 @@ PARAMETER = "InvalidParameterValueException"
         pytest.param({"Code": {"ZipFile": b"this is not a zip"}}, PARAMETER, id="not-a-zip"),
         pytest.param({"Layers": ["arn:aws:lambda:us-east-1:123456789012:layer:l:1"]}, PARAMETER, id="layer-unknown"),
         pytest.param({"VpcConfig": {"SubnetIds": ["subnet-1"], "SecurityGroupIds": ["sg-1"]}}, PARAMETER, id="vpc-unsupported"),
-        pytest.param({"FileSystemConfigs": [{"Arn": "arn:aws:elasticfilesystem:us-east-1:123456789012:access-point/fsap-0123456789abcdef0", "LocalMountPath": "/mnt/x"}]}, PARAMETER, id="efs-unsupported"),
+        pytest.param(
+            {
+                "FileSystemConfigs": [
+                    {
+                        "Arn": "arn:aws:elasticfilesystem:us-east-1:123456789012:access-point/fsap-0123456789abcdef0",
+                        "LocalMountPath": "/mnt/x",
+                    }
+                ]
+            },
+            PARAMETER,
+            id="efs-unsupported",
+        ),
         pytest.param({"DeadLetterConfig": {"TargetArn": "arn:aws:sqs:us-east-1:123456789012:q"}}, PARAMETER, id="dlq-config-unsupported"),
     ],
 )
@@ -83,7 +95,14 @@ def test_create_rejects(lam, overrides, code):
 )
 def test_create_rejects_values_boto3_would_not_send(server, field, value, code):
     # boto3 validates minimums client-side; other clients do not.
-    doc = {"FunctionName": "raw-bad", "Runtime": PY, "Role": ROLE, "Handler": "app.handler", "Code": {"ZipFile": base64.b64encode(make_zip(HELLO)).decode()}, field: value}
+    doc = {
+        "FunctionName": "raw-bad",
+        "Runtime": PY,
+        "Role": ROLE,
+        "Handler": "app.handler",
+        "Code": {"ZipFile": base64.b64encode(make_zip(HELLO)).decode()},
+        field: value,
+    }
     r = _signed(server, "POST", "/2015-03-31/functions", json.dumps(doc).encode())
     assert r.status_code == 400
     assert r.headers["x-amzn-ErrorType"] == code
@@ -160,8 +179,7 @@ def test_413_is_sent_before_the_body_is_read(server, deploy):
     name = deploy(HELLO)
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
         head = (
-            f"POST /2015-03-31/functions/{name}/invocations HTTP/1.1\r\n"
-            f"Host: 127.0.0.1\r\nContent-Length: {50 * 1024 * 1024}\r\n\r\n"
+            f"POST /2015-03-31/functions/{name}/invocations HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {50 * 1024 * 1024}\r\n\r\n"
         ).encode()
         s.sendall(head)  # and not one byte of the 50 MB body
         reply = b""

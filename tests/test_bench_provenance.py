@@ -1,5 +1,6 @@
 """bench/provenance.py: what `python -m bench` says it ran on, checked
 against git and the kernel (the bench itself times things; this does not)."""
+
 from __future__ import annotations
 
 import json
@@ -13,8 +14,14 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 def _provenance(code: str) -> object:
     """Runs code with bench.provenance imported as p; returns what it prints (JSON)."""
-    out = subprocess.run([sys.executable, "-c", "import json\nfrom bench import provenance as p\n" + code],
-                         cwd=ROOT, capture_output=True, text=True, timeout=60, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", "import json\nfrom bench import provenance as p\n" + code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     return json.loads(out.stdout)
 
 
@@ -44,8 +51,8 @@ def test_commit_is_the_checked_out_one_and_dirty_only_when_a_tracked_file_differ
 
 def test_machine_line_names_cpu_cores_kernel_and_load():
     info, lines = _provenance(
-        "info = {'machine': p.machine(), 'commit': p.commit(), 'peers': p.peers()}\n"
-        "print(json.dumps([info, p.header_lines(info)]))")
+        "info = {'machine': p.machine(), 'commit': p.commit(), 'peers': p.peers()}\nprint(json.dumps([info, p.header_lines(info)]))"
+    )
     machine = info["machine"]
     assert machine["cores"] == os.cpu_count() and machine["kernel"] == os.uname().release
     assert len(machine["load_average"]) == 3 and all(x >= 0 for x in machine["load_average"])

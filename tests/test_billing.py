@@ -1,4 +1,5 @@
 """Billing arithmetic at 1 ms and 100 ms granularity, with the free tier."""
+
 from __future__ import annotations
 
 import pytest
@@ -38,7 +39,9 @@ def test_the_issue_example_is_free():
     assert report("2026-11", 1, usage) == {
         "month": "2026-11",
         "granularity_ms": 1,
-        "functions": [{"function": "f", "requests": 20, "duration_ms": 612.3, "billed_duration_ms": 620, "gb_seconds": 0.0775, "cost_usd": 0.0}],
+        "functions": [
+            {"function": "f", "requests": 20, "duration_ms": 612.3, "billed_duration_ms": 620, "gb_seconds": 0.0775, "cost_usd": 0.0}
+        ],
         "totals": {"requests": 20, "gb_seconds": 0.0775, "cost_usd_before_free_tier": 0.0000052917, "cost_usd": 0.0},
     }
 
@@ -85,7 +88,9 @@ def test_free_tier_is_per_account_and_shared_in_proportion():
 
 
 def test_prices_are_configurable():
-    cheap = Prices(per_million_requests="0.10", per_gb_second={"x86_64": "0.00001", "arm64": "0.000008"}, free_requests=0, free_gb_seconds=0)
+    cheap = Prices(
+        per_million_requests="0.10", per_gb_second={"x86_64": "0.00001", "arm64": "0.000008"}, free_requests=0, free_gb_seconds=0
+    )
     doc = report("2026-11", 1, [_calls(1_000_000, 1000 * MS, 1024, 1)], cheap)
     assert doc["totals"]["cost_usd"] == 0.1 + 1_000_000 * 0.00001
 

@@ -1,6 +1,7 @@
 """What the server keeps in memory stays bounded: no cache grows with every
 batch size, every function name ever called or every code ever deployed.
 (The soak in bench/ measures the RSS itself; these pin down the causes.)"""
+
 from __future__ import annotations
 
 import sqlite3
@@ -70,14 +71,22 @@ def test_url_ids_of_deleted_functions_are_forgotten(tmp_path):
             if settings_box and name not in service.registry:
                 settings_box[0].forget(name)
 
-        service = FunctionService(storage, CodeStore(tmp_path / "code"), region="us-east-1", account="123456789012",
-                                  concurrency_limit=10, on_change=on_change)
+        service = FunctionService(
+            storage, CodeStore(tmp_path / "code"), region="us-east-1", account="123456789012", concurrency_limit=10, on_change=on_change
+        )
         settings = FunctionSettings(service, "http://127.0.0.1:1")
         settings_box.append(settings)
         zipped = __import__("base64").b64encode(make_zip({"app.py": "def handler(e, c):\n    return 1\n"})).decode()
         for i in range(20):
-            await service.create({"FunctionName": f"f{i}", "Runtime": runtime, "Role": "arn:aws:iam::123456789012:role/r",
-                                  "Handler": "app.handler", "Code": {"ZipFile": zipped}})
+            await service.create(
+                {
+                    "FunctionName": f"f{i}",
+                    "Runtime": runtime,
+                    "Role": "arn:aws:iam::123456789012:role/r",
+                    "Handler": "app.handler",
+                    "Code": {"ZipFile": zipped},
+                }
+            )
             await settings.create_url(f"f{i}", None, {"AuthType": "NONE"})
         assert len(settings.by_url_id) == 20
         for i in range(15):

@@ -1,4 +1,5 @@
 """The lambdalet CLI and the aws CLI, as a user types them."""
+
 from __future__ import annotations
 
 import json
@@ -24,8 +25,24 @@ def run_cli(server, *args, env_extra=None, check=True):
 def test_deploy_invoke_ls_rm(server, tmp_path, fn_name):
     src = tmp_path / "fn"
     src.mkdir()
-    (src / "app.py").write_text("import os\ndef handler(e, c):\n    print('tail me')\n    return {'got': e, 'greeting': os.environ['GREETING']}\n")
-    out = run_cli(server, "deploy", str(src), "--name", fn_name, "--handler", "app.handler", "--memory", "256", "--timeout", "5", "--env", "GREETING=hello")
+    (src / "app.py").write_text(
+        "import os\ndef handler(e, c):\n    print('tail me')\n    return {'got': e, 'greeting': os.environ['GREETING']}\n"
+    )
+    out = run_cli(
+        server,
+        "deploy",
+        str(src),
+        "--name",
+        fn_name,
+        "--handler",
+        "app.handler",
+        "--memory",
+        "256",
+        "--timeout",
+        "5",
+        "--env",
+        "GREETING=hello",
+    )
     assert f"created {fn_name}" in out.stdout
     out = run_cli(server, "invoke", fn_name, "--payload", '{"n": 1}', "--tail")
     assert json.loads(out.stdout) == {"got": {"n": 1}, "greeting": "hello"}
@@ -128,7 +145,21 @@ def test_aws_cli_round_trip(server, tmp_path, fn_name):
         return proc.stdout
 
     py = f"python{sys.version_info[0]}.{sys.version_info[1]}"
-    created = json.loads(aws("create-function", "--function-name", fn_name, "--runtime", py, "--role", "arn:aws:iam::123456789012:role/r", "--handler", "app.handler", "--zip-file", f"fileb://{z}"))
+    created = json.loads(
+        aws(
+            "create-function",
+            "--function-name",
+            fn_name,
+            "--runtime",
+            py,
+            "--role",
+            "arn:aws:iam::123456789012:role/r",
+            "--handler",
+            "app.handler",
+            "--zip-file",
+            f"fileb://{z}",
+        )
+    )
     assert created["FunctionName"] == fn_name
     aws("wait", "function-active-v2", "--function-name", fn_name)
     out = tmp_path / "out.json"

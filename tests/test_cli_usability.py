@@ -1,6 +1,7 @@
 """What a new user of the `lambdalet` command line runs into: a redeploy
 that forgets settings, ordinary AWS settings in the shell, pipes, options
 after the subcommand, and errors that should stop a command early."""
+
 from __future__ import annotations
 
 import json
@@ -24,7 +25,23 @@ def _app(tmp_path, source: str, name: str = "app.py"):
 
 def test_a_redeploy_changes_only_what_it_is_given(server, lam, tmp_path, fn_name):
     src = _app(tmp_path, "def main(e, c):\n    return 'v1'\n")
-    run_cli(server, "deploy", str(src), "--name", fn_name, "--handler", "app.main", "--runtime", PY, "--memory", "256", "--timeout", "7", "--env", "KEY=V")
+    run_cli(
+        server,
+        "deploy",
+        str(src),
+        "--name",
+        fn_name,
+        "--handler",
+        "app.main",
+        "--runtime",
+        PY,
+        "--memory",
+        "256",
+        "--timeout",
+        "7",
+        "--env",
+        "KEY=V",
+    )
     (src / "app.py").write_text("def main(e, c):\n    return 'v2'\n")
     out = run_cli(server, "deploy", str(src), "--name", fn_name)
     assert f"updated {fn_name} ({PY}, app.main, 256 MB, 7 s)" in out.stdout
@@ -40,7 +57,12 @@ def test_a_redeploy_changes_only_what_it_is_given(server, lam, tmp_path, fn_name
 
 def _aws_shell(**extra) -> dict:
     # What a developer who also uses AWS has in the shell.
-    return {"AWS_PROFILE": "dev", "AWS_ACCESS_KEY_ID": "AKIAIOSFODNN7EXAMPLE", "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", **extra}
+    return {
+        "AWS_PROFILE": "dev",
+        "AWS_ACCESS_KEY_ID": "AKIAIOSFODNN7EXAMPLE",
+        "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        **extra,
+    }
 
 
 def test_aws_settings_in_the_shell_do_not_reach_the_server(server, deploy, tmp_path):
@@ -65,7 +87,9 @@ def test_keys_the_server_does_not_know_are_explained(server, tmp_path):
         assert "--data-dir" in out.stderr and "LAMBDALET_ACCESS_KEY_ID" in out.stderr
     # Told otherwise, explicitly: keys from the environment, for this server's own keys.
     key, secret = server.credentials()
-    out = run_cli(server, "ls", env_extra={"LAMBDALET_DATA_DIR": str(other), "LAMBDALET_ACCESS_KEY_ID": key, "LAMBDALET_SECRET_ACCESS_KEY": secret})
+    out = run_cli(
+        server, "ls", env_extra={"LAMBDALET_DATA_DIR": str(other), "LAMBDALET_ACCESS_KEY_ID": key, "LAMBDALET_SECRET_ACCESS_KEY": secret}
+    )
     assert out.stdout.startswith("NAME")
 
 
@@ -122,7 +146,11 @@ def test_bench_stops_at_once_with_the_error(server, tmp_path, why):
     # An hour's run: had it not stopped with the error, run_cli's timeout fails the test.
     out = run_cli(server, "bench", target, "-d", "3600", "-c", "2", env_extra=env, check=False)
     assert out.returncode == 1
-    assert {"no_function": "ResourceNotFoundException", "dead_server": "cannot reach the server", "bad_keys": "UnrecognizedClientException"}[why] in out.stderr
+    assert {
+        "no_function": "ResourceNotFoundException",
+        "dead_server": "cannot reach the server",
+        "bad_keys": "UnrecognizedClientException",
+    }[why] in out.stderr
 
 
 def _invocations(url: str, name: str) -> float:
@@ -140,11 +168,18 @@ def test_bench_stops_when_the_server_goes_away_mid_run(tmp_path):
     srv = ServerProcess(tmp_path / "data").start()
     try:
         lam = srv.client()
-        lam.create_function(FunctionName="b", Runtime=PY, Role="arn:aws:iam::123456789012:role/r", Handler="app.handler",
-                            Code={"ZipFile": make_zip({"app.py": "def handler(e, c):\n    return 1\n"})})
+        lam.create_function(
+            FunctionName="b",
+            Runtime=PY,
+            Role="arn:aws:iam::123456789012:role/r",
+            Handler="app.handler",
+            Code={"ZipFile": make_zip({"app.py": "def handler(e, c):\n    return 1\n"})},
+        )
         lam.get_waiter("function_active_v2").wait(FunctionName="b", WaiterConfig={"Delay": 1, "MaxAttempts": 30})
         env = dict(os.environ, LAMBDALET_ENDPOINT=srv.url, LAMBDALET_DATA_DIR=str(srv.data_dir))
-        bench = subprocess.Popen(lambdalet_argv("bench", "b", "-d", "3600", "-c", "2"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        bench = subprocess.Popen(
+            lambdalet_argv("bench", "b", "-d", "3600", "-c", "2"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        )
         try:
             # Under way: the server has answered some of its calls.
             wait_for(lambda: _invocations(srv.url, "b") > 10, timeout=60)
@@ -207,7 +242,9 @@ def test_an_empty_directory_or_zip_is_refused(server, lam, tmp_path, fn_name):
     from botocore.exceptions import ClientError
 
     with pytest.raises(ClientError) as err:
-        lam.create_function(FunctionName=fn_name, Runtime=PY, Role="arn:aws:iam::123456789012:role/r", Handler="app.handler", Code={"ZipFile": make_zip({})})
+        lam.create_function(
+            FunctionName=fn_name, Runtime=PY, Role="arn:aws:iam::123456789012:role/r", Handler="app.handler", Code={"ZipFile": make_zip({})}
+        )
     assert err.value.response["Error"]["Code"] == "InvalidParameterValueException"
     assert err.value.response["Error"]["Message"] == "Uploaded file must be a non-empty zip"
     assert fn_name not in [f["FunctionName"] for f in lam.list_functions()["Functions"]]
@@ -220,6 +257,11 @@ def test_a_zip_function_without_runtime_or_handler_gets_awss_message(lam, fn_nam
     kwargs = {"Runtime": PY, "Handler": "app.handler"}
     del kwargs[missing]
     with pytest.raises(ClientError) as err:
-        lam.create_function(FunctionName=fn_name, Role="arn:aws:iam::123456789012:role/r", Code={"ZipFile": make_zip({"app.py": "x = 1\n"})}, **kwargs)
+        lam.create_function(
+            FunctionName=fn_name, Role="arn:aws:iam::123456789012:role/r", Code={"ZipFile": make_zip({"app.py": "x = 1\n"})}, **kwargs
+        )
     assert err.value.response["Error"]["Code"] == "InvalidParameterValueException"
-    assert err.value.response["Error"]["Message"] == "Runtime and Handler are mandatory parameters for functions created with deployment packages."
+    assert (
+        err.value.response["Error"]["Message"]
+        == "Runtime and Handler are mandatory parameters for functions created with deployment packages."
+    )

@@ -1,5 +1,6 @@
 """Code that no function or version names is removed, crash-safely, and
 never while a call, an instance or a download link still needs it."""
+
 from __future__ import annotations
 
 import base64
@@ -189,6 +190,7 @@ def test_a_download_link_outlives_an_update_but_not_a_delete(own_server):
 
 # -- kill -9 at chosen points --------------------------------------------------
 
+
 def _restart_and_check(data: pathlib.Path, expect: dict[str, str]) -> None:
     """After the kill: every function left runs its code, and the store holds
     exactly the code that records name, with no half-removed leftovers."""
@@ -260,6 +262,7 @@ def test_kill_in_the_middle_of_removing_code(tmp_path, point):
 
 
 # -- the collector on its own ----------------------------------------------------
+
 
 async def _until(predicate, steps: int = 100_000) -> None:
     # Virtual time jumps while a collection runs in its thread; poll the

@@ -2,6 +2,7 @@
 signing-profile create`, packages signed with `lambdalet sign`, and code
 signing configs that Lambda's API enforces on every upload, with AWS's
 errors for each refusal."""
+
 from __future__ import annotations
 
 import io
@@ -66,14 +67,27 @@ def refusal(call) -> tuple[str, str]:
 
 
 def test_the_code_signing_flow(server, lam, cli, profiles, tmp_path, fn_name):
-    config = lam.create_code_signing_config(Description="trusted", AllowedPublishers={"SigningProfileVersionArns": [profiles["alice"], profiles["erin"]]},
-                                            CodeSigningPolicies={"UntrustedArtifactOnDeployment": "Enforce"})["CodeSigningConfig"]
+    config = lam.create_code_signing_config(
+        Description="trusted",
+        AllowedPublishers={"SigningProfileVersionArns": [profiles["alice"], profiles["erin"]]},
+        CodeSigningPolicies={"UntrustedArtifactOnDeployment": "Enforce"},
+    )["CodeSigningConfig"]
     arn = config["CodeSigningConfigArn"]
     assert arn == f"arn:aws:lambda:us-east-1:{ACCOUNT}:code-signing-config:{config['CodeSigningConfigId']}"
-    assert set(config) == {"CodeSigningConfigId", "CodeSigningConfigArn", "Description", "AllowedPublishers", "CodeSigningPolicies", "LastModified"}
+    assert set(config) == {
+        "CodeSigningConfigId",
+        "CodeSigningConfigArn",
+        "Description",
+        "AllowedPublishers",
+        "CodeSigningPolicies",
+        "LastModified",
+    }
     create = dict(FunctionName=fn_name, Runtime=PY, Role=ROLE, Handler="app.handler", CodeSigningConfigArn=arn)
-    cannot = ("CodeVerificationFailedException", "Lambda cannot deploy the function. The function or layer might be signed using a signature "
-              f"that the client is not configured to accept. Check the provided signature for {fn_name}.")
+    cannot = (
+        "CodeVerificationFailedException",
+        "Lambda cannot deploy the function. The function or layer might be signed using a signature "
+        f"that the client is not configured to accept. Check the provided signature for {fn_name}.",
+    )
 
     # Enforce: unsigned code is refused, and nothing is created.
     assert refusal(lambda: lam.create_function(Code={"ZipFile": source("unsigned")}, **create)) == cannot
@@ -85,10 +99,15 @@ def test_the_code_signing_flow(server, lam, cli, profiles, tmp_path, fn_name):
     lam.get_waiter("function_active_v2").wait(FunctionName=fn_name)
     assert json.loads(lam.invoke(FunctionName=fn_name)["Payload"].read()) == "alice"
     assert lam.get_function_code_signing_config(FunctionName=fn_name)["CodeSigningConfigArn"] == arn
-    assert lam.list_functions_by_code_signing_config(CodeSigningConfigArn=arn)["FunctionArns"] == [f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:{fn_name}"]
+    assert lam.list_functions_by_code_signing_config(CodeSigningConfigArn=arn)["FunctionArns"] == [
+        f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:{fn_name}"
+    ]
 
     # Signed by a profile the config does not allow: refused (mismatch).
-    assert refusal(lambda: lam.update_function_code(FunctionName=fn_name, ZipFile=signed(cli, tmp_path, "mallory", source("mallory")))) == cannot
+    assert (
+        refusal(lambda: lam.update_function_code(FunctionName=fn_name, ZipFile=signed(cli, tmp_path, "mallory", source("mallory"))))
+        == cannot
+    )
     # Another package under alice's signature: the integrity check fails,
     # InvalidCodeSignatureException, whatever the policy.
     grafted = source("tampered")
@@ -104,14 +123,21 @@ def test_the_code_signing_flow(server, lam, cli, profiles, tmp_path, fn_name):
     # Warn: untrusted code is deployed, and the server says so in its log.
     lam.update_code_signing_config(CodeSigningConfigArn=arn, CodeSigningPolicies={"UntrustedArtifactOnDeployment": "Warn"})
     lam.update_function_code(FunctionName=fn_name, ZipFile=source("warned"))
-    wait_for(lambda: any(f"code signing: function {fn_name}: deployed under Warn although the package is not signed" in line for line in server.output))
+    wait_for(
+        lambda: any(
+            f"code signing: function {fn_name}: deployed under Warn although the package is not signed" in line for line in server.output
+        )
+    )
     assert "SigningProfileVersionArn" not in lam.get_function_configuration(FunctionName=fn_name)
     assert refusal(lambda: lam.update_function_code(FunctionName=fn_name, ZipFile=forged))[0] == "InvalidCodeSignatureException"
 
     # Revoked: alice's signatures no longer pass under Enforce.
     lam.update_code_signing_config(CodeSigningConfigArn=arn, CodeSigningPolicies={"UntrustedArtifactOnDeployment": "Enforce"})
     cli("signing-profile", "revoke", "alice")
-    assert refusal(lambda: lam.update_function_code(FunctionName=fn_name, ZipFile=signed(cli, tmp_path, "alice", source("alice again")))) == cannot
+    assert (
+        refusal(lambda: lam.update_function_code(FunctionName=fn_name, ZipFile=signed(cli, tmp_path, "alice", source("alice again"))))
+        == cannot
+    )
     listed = json.loads(cli("signing-profile", "ls", "--json").stdout)
     assert {p["ProfileVersionArn"]: p["Status"] for p in listed}[profiles["alice"]] == "Revoked"
 
@@ -122,7 +148,9 @@ def test_the_code_signing_flow(server, lam, cli, profiles, tmp_path, fn_name):
     lam.update_function_code(FunctionName=fn_name, ZipFile=source("free again"))
     lam.delete_code_signing_config(CodeSigningConfigArn=arn)
     assert refusal(lambda: lam.get_code_signing_config(CodeSigningConfigArn=arn)) == (
-        "ResourceNotFoundException", f"The Lambda code signing configuration {arn} can not be found.")
+        "ResourceNotFoundException",
+        f"The Lambda code signing configuration {arn} can not be found.",
+    )
     lam.delete_function(FunctionName=fn_name)
 
 
@@ -135,13 +163,18 @@ def test_code_signing_config_answers(lam, fn_name):
     assert refusal(lambda: lam.list_functions_by_code_signing_config(CodeSigningConfigArn=unknown)) == gone
     # AWS looks for the config before the function.
     assert refusal(lambda: lam.put_function_code_signing_config(FunctionName="contract-nobody", CodeSigningConfigArn=unknown)) == (
-        "CodeSigningConfigNotFoundException", f"The code signing configuration cannot be found. Check that the provided configuration is not deleted: {unknown}.")
-    made = lam.create_code_signing_config(AllowedPublishers={"SigningProfileVersionArns": [f"arn:aws:signer:us-east-1:{ACCOUNT}:/signing-profiles/x"]},
-                                          Tags={"team": "edge"})["CodeSigningConfig"]
+        "CodeSigningConfigNotFoundException",
+        f"The code signing configuration cannot be found. Check that the provided configuration is not deleted: {unknown}.",
+    )
+    made = lam.create_code_signing_config(
+        AllowedPublishers={"SigningProfileVersionArns": [f"arn:aws:signer:us-east-1:{ACCOUNT}:/signing-profiles/x"]}, Tags={"team": "edge"}
+    )["CodeSigningConfig"]
     assert made["CodeSigningPolicies"] == {"UntrustedArtifactOnDeployment": "Warn"}  # AWS's default
     arn = made["CodeSigningConfigArn"]
     assert refusal(lambda: lam.put_function_code_signing_config(FunctionName="contract-nobody", CodeSigningConfigArn=arn)) == (
-        "ResourceNotFoundException", f"Function not found: arn:aws:lambda:us-east-1:{ACCOUNT}:function:contract-nobody")
+        "ResourceNotFoundException",
+        f"Function not found: arn:aws:lambda:us-east-1:{ACCOUNT}:function:contract-nobody",
+    )
     assert lam.list_tags(Resource=arn)["Tags"] == {"team": "edge"}
     lam.tag_resource(Resource=arn, Tags={"tier": "1"})
     assert lam.list_tags(Resource=arn)["Tags"] == {"team": "edge", "tier": "1"}
@@ -162,7 +195,13 @@ def test_signatures_bind_package_profile_and_time():
     assert signatures.intact(out, sig, pem)
     # Re-signing replaces the signature; a changed field breaks it.
     assert signatures.read(signatures.sign(out, key, sig.profile)).profile == sig.profile
-    forged = signatures.Signature(profile=sig.profile.replace("/p/", "/q/"), algorithm=sig.algorithm, signed_at=sig.signed_at, sha256=sig.sha256, signature=sig.signature)
+    forged = signatures.Signature(
+        profile=sig.profile.replace("/p/", "/q/"),
+        algorithm=sig.algorithm,
+        signed_at=sig.signed_at,
+        sha256=sig.sha256,
+        signature=sig.signature,
+    )
     assert not signatures.intact(out, forged, pem)
     assert not signatures.intact(out, sig, signatures.public_pem(signatures.generate(signatures.ED25519)))
     assert signatures.read(package) is None
@@ -173,8 +212,10 @@ def test_layers_pass_the_functions_config_too(server, lam, cli, profiles, tmp_pa
     is given as it checks the function's own code ("The function or layer
     might be signed ..."), naming the layer version that failed. (erin
     signs here: the flow above revokes alice.)"""
-    config = lam.create_code_signing_config(AllowedPublishers={"SigningProfileVersionArns": [profiles["erin"]]},
-                                            CodeSigningPolicies={"UntrustedArtifactOnDeployment": "Enforce"})["CodeSigningConfig"]["CodeSigningConfigArn"]
+    config = lam.create_code_signing_config(
+        AllowedPublishers={"SigningProfileVersionArns": [profiles["erin"]]},
+        CodeSigningPolicies={"UntrustedArtifactOnDeployment": "Enforce"},
+    )["CodeSigningConfig"]["CodeSigningConfigArn"]
     layer_zip = make_zip({"python/helper.py": "X = 1\n"})
 
     def layer(name: str, package: bytes) -> str:
@@ -189,11 +230,20 @@ def test_layers_pass_the_functions_config_too(server, lam, cli, profiles, tmp_pa
     forged = layer(f"{fn_name}-forged", signatures.unsigned(other)[:-2] + len(comment).to_bytes(2, "little") + comment)
 
     def cannot(arn: str) -> tuple[str, str]:
-        return ("CodeVerificationFailedException", "Lambda cannot deploy the function. The function or layer might be signed using a signature "
-                f"that the client is not configured to accept. Check the provided signature for {arn}.")
+        return (
+            "CodeVerificationFailedException",
+            "Lambda cannot deploy the function. The function or layer might be signed using a signature "
+            f"that the client is not configured to accept. Check the provided signature for {arn}.",
+        )
 
-    create = dict(FunctionName=fn_name, Runtime=PY, Role=ROLE, Handler="app.handler", CodeSigningConfigArn=config,
-                  Code={"ZipFile": signed(cli, tmp_path, "erin", source("erin"))})
+    create = dict(
+        FunctionName=fn_name,
+        Runtime=PY,
+        Role=ROLE,
+        Handler="app.handler",
+        CodeSigningConfigArn=config,
+        Code={"ZipFile": signed(cli, tmp_path, "erin", source("erin"))},
+    )
     assert refusal(lambda: lam.create_function(Layers=[erins, unsigned_layer], **create)) == cannot(unsigned_layer)
     assert refusal(lambda: lam.get_function(FunctionName=fn_name))[0] == "ResourceNotFoundException"
     lam.create_function(Layers=[erins], **create)
@@ -206,8 +256,12 @@ def test_layers_pass_the_functions_config_too(server, lam, cli, profiles, tmp_pa
         # Warn: the layer is taken, and the log names it.
         lam.update_code_signing_config(CodeSigningConfigArn=config, CodeSigningPolicies={"UntrustedArtifactOnDeployment": "Warn"})
         lam.update_function_configuration(FunctionName=fn_name, Layers=[unsigned_layer])
-        wait_for(lambda: any(f"code signing: function {fn_name}: layer {unsigned_layer} deployed under Warn although the package is not signed" in line
-                             for line in server.output))
+        wait_for(
+            lambda: any(
+                f"code signing: function {fn_name}: layer {unsigned_layer} deployed under Warn although the package is not signed" in line
+                for line in server.output
+            )
+        )
     finally:
         lam.delete_function(FunctionName=fn_name)
         lam.delete_code_signing_config(CodeSigningConfigArn=config)

@@ -7,6 +7,7 @@ config (AWS's integrity, expiry, mismatch and revocation checks), one test
 or row each, as the CLI reports it (AWS's error code and message) while
 the function keeps running the code it had.
 """
+
 from __future__ import annotations
 
 import io
@@ -58,8 +59,21 @@ def flow(cli, lam, tmp_path_factory):
     for name, algorithm in (("alice", "ed25519"), ("erin", "ecdsa-p384"), ("mallory", "ed25519"), ("rita", "ed25519")):
         cli.ok("signing-profile", "create", name, "--algorithm", algorithm)
     cli.ok("signing-profile", "create", "brief", "--validity-days", "1")
-    config = cli.ok("signing-config", "create", "--allow", "alice", "--allow", "erin", "--allow", "rita", "--allow", "brief", "--enforce",
-                    "--description", "trusted").strip()
+    config = cli.ok(
+        "signing-config",
+        "create",
+        "--allow",
+        "alice",
+        "--allow",
+        "erin",
+        "--allow",
+        "rita",
+        "--allow",
+        "brief",
+        "--enforce",
+        "--description",
+        "trusted",
+    ).strip()
     assert config.startswith(f"arn:aws:lambda:us-east-1:{ACCOUNT}:code-signing-config:csc-")
     cli.ok("signing-profile", "revoke", "rita")
     name = "signed-by-cli"
@@ -83,6 +97,7 @@ def unsigned(cli, tmp) -> str:
 def by(profile: str):
     def make(cli, tmp) -> str:
         return cli.ok("sign", str(_app(tmp, profile)), "--profile", profile, "-o", str(tmp / f"{profile}.zip")).strip()
+
     return make
 
 
@@ -92,8 +107,11 @@ def by_a_key_the_server_never_trusted(cli, tmp) -> str:
     keys = pathlib.Path(cli.home) / "lambdalet" / "signing-profiles"
     key = signatures.generate(signatures.ED25519)
     (keys / "ghost.pem").write_bytes(signatures.private_pem(key))
-    (keys / "ghost.json").write_text(json.dumps({"ProfileVersionArn": f"arn:aws:signer:us-east-1:{ACCOUNT}:/signing-profiles/ghost/0123456789",
-                                                 "Algorithm": signatures.ED25519}))
+    (keys / "ghost.json").write_text(
+        json.dumps(
+            {"ProfileVersionArn": f"arn:aws:signer:us-east-1:{ACCOUNT}:/signing-profiles/ghost/0123456789", "Algorithm": signatures.ED25519}
+        )
+    )
     return by("ghost")(cli, tmp)
 
 
@@ -108,8 +126,11 @@ def tampered(cli, tmp) -> str:
 
 
 def cannot(name: str) -> tuple[str, str]:
-    return ("CodeVerificationFailedException", "Lambda cannot deploy the function. The function or layer might be signed using a signature "
-            f"that the client is not configured to accept. Check the provided signature for {name}.")
+    return (
+        "CodeVerificationFailedException",
+        "Lambda cannot deploy the function. The function or layer might be signed using a signature "
+        f"that the client is not configured to accept. Check the provided signature for {name}.",
+    )
 
 
 REFUSALS = [
@@ -117,9 +138,15 @@ REFUSALS = [
     pytest.param(by("mallory"), cannot, id="signed-by-a-profile-the-config-does-not-allow"),
     pytest.param(by("rita"), cannot, id="signed-by-a-revoked-profile"),
     pytest.param(by_a_key_the_server_never_trusted, cannot, id="signed-by-a-profile-the-server-does-not-know"),
-    pytest.param(tampered, lambda name: ("InvalidCodeSignatureException",
-                                         f"The code signature failed the integrity check: the package deployed to {name} is not what its signer "
-                                         "signed. Lambda blocks the deployment whatever the code signing policy."), id="integrity-check-fails"),
+    pytest.param(
+        tampered,
+        lambda name: (
+            "InvalidCodeSignatureException",
+            f"The code signature failed the integrity check: the package deployed to {name} is not what its signer "
+            "signed. Lambda blocks the deployment whatever the code signing policy.",
+        ),
+        id="integrity-check-fails",
+    ),
 ]
 
 
@@ -141,7 +168,9 @@ def test_an_expired_signature_is_refused(cli, lam, flow):
     key = signatures.load_private((keys / "brief.pem").read_bytes())
     arn = json.loads((keys / "brief.json").read_text())["ProfileVersionArn"]
     old = flow["tmp"] / "expired.zip"
-    old.write_bytes(signatures.sign(make_zip({"app.py": "def handler(e, c):\n    return 'expired'\n"}), key, arn, now=time.time() - 2 * 86400))
+    old.write_bytes(
+        signatures.sign(make_zip({"app.py": "def handler(e, c):\n    return 'expired'\n"}), key, arn, now=time.time() - 2 * 86400)
+    )
     done = cli("deploy", str(old), "--name", flow["name"])
     code, message = cannot(flow["name"])
     assert (done.returncode, done.stderr) == (1, f"lambdalet: {code}: {message}\n")
@@ -152,8 +181,11 @@ def test_an_expired_signature_is_refused(cli, lam, flow):
 def test_a_config_that_does_not_exist_is_refused(cli, flow):
     missing = f"arn:aws:lambda:us-east-1:{ACCOUNT}:code-signing-config:csc-0123456789abcdefg"
     done = cli("deploy", by("alice")(cli, flow["tmp"]), "--name", "signed-nowhere", "--code-signing-config", missing)
-    assert (done.returncode, done.stderr) == (1, "lambdalet: CodeSigningConfigNotFoundException: The code signing configuration cannot be found. "
-                                                 f"Check that the provided configuration is not deleted: {missing}.\n")
+    assert (done.returncode, done.stderr) == (
+        1,
+        "lambdalet: CodeSigningConfigNotFoundException: The code signing configuration cannot be found. "
+        f"Check that the provided configuration is not deleted: {missing}.\n",
+    )
 
 
 def test_an_allowed_ecdsa_signature_deploys(cli, lam, flow):
@@ -161,7 +193,8 @@ def test_an_allowed_ecdsa_signature_deploys(cli, lam, flow):
     assert out.startswith(f"updated {flow['name']} ")
     assert json.loads(lam.invoke(FunctionName=flow["name"])["Payload"].read()) == "erin"
     assert lam.get_function_configuration(FunctionName=flow["name"])["SigningProfileVersionArn"].startswith(
-        f"arn:aws:signer:us-east-1:{ACCOUNT}:/signing-profiles/erin/")
+        f"arn:aws:signer:us-east-1:{ACCOUNT}:/signing-profiles/erin/"
+    )
     cli.ok("deploy", by("alice")(cli, flow["tmp"]), "--name", flow["name"])  # back to alice for the other rows
 
 
@@ -173,7 +206,11 @@ def test_warn_deploys_untrusted_code_and_says_so(server, cli, lam, flow):
     cli.ok("deploy", unsigned(cli, flow["tmp"]), "--name", name, "--handler", "app.handler", "--code-signing-config", warn)
     try:
         assert json.loads(lam.invoke(FunctionName=name)["Payload"].read()) == "unsigned"
-        wait_for(lambda: any(f"code signing: function {name}: deployed under Warn although the package is not signed" in line for line in server.output))
+        wait_for(
+            lambda: any(
+                f"code signing: function {name}: deployed under Warn although the package is not signed" in line for line in server.output
+            )
+        )
         # A config in use cannot be removed.
         done = cli("signing-config", "rm", warn)
         assert done.returncode == 1 and done.stderr.startswith("lambdalet: ResourceConflictException: ")
@@ -186,4 +223,6 @@ def test_warn_deploys_untrusted_code_and_says_so(server, cli, lam, flow):
 def test_signing_config_create_names_only_profiles_the_server_has(cli):
     done = cli("signing-config", "create", "--allow", "nobody-here")
     assert (done.returncode, done.stderr) == (
-        1, "lambdalet: no active signing profile nobody-here on the server: create it with `lambdalet signing-profile create nobody-here`\n")
+        1,
+        "lambdalet: no active signing profile nobody-here on the server: create it with `lambdalet signing-profile create nobody-here`\n",
+    )

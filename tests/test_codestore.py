@@ -1,4 +1,5 @@
 """Function code storage: every refusal leaves nothing behind, anywhere."""
+
 from __future__ import annotations
 
 import base64
@@ -22,8 +23,9 @@ SMALL_LIMIT = 1 << 20
 class Entry:
     """One zip member: a file, a directory or a symlink."""
 
-    def __init__(self, name: str, data: bytes = b"", *, mode: int = 0o644, link: str | None = None,
-                 compress: int = zipfile.ZIP_DEFLATED) -> None:
+    def __init__(
+        self, name: str, data: bytes = b"", *, mode: int = 0o644, link: str | None = None, compress: int = zipfile.ZIP_DEFLATED
+    ) -> None:
         self.name, self.data, self.mode, self.link = name, data, mode, link
         self.compress = compress
 
@@ -77,6 +79,7 @@ def refuse(world, data: bytes, match: str) -> None:
 
 
 # --- refusals -----------------------------------------------------------------
+
 
 def test_not_a_zip(world):
     refuse(world, b"def handler(event, context): pass\n", NOT_A_ZIP)
@@ -242,6 +245,7 @@ def test_default_limit_is_lambdas():
 
 # --- happy paths --------------------------------------------------------------
 
+
 def test_nested_dirs_modes_and_exec_bit(tmp_path):
     data = make_zip(
         Entry("app.py", b"def handler(e, c): return 1\n"),
@@ -322,8 +326,11 @@ def test_leftovers_are_removed_at_start(tmp_path):
     (store.root / "blobs" / ".tmp-abc-123").write_bytes(b"half")
     store = CodeStore(tmp_path / "store")
     assert snapshot(store.root) == {
-        "blobs", "trees", f"blobs/{stored.sha256_hex}.zip",
-        f"trees/{stored.sha256_hex}", f"trees/{stored.sha256_hex}/app.py",
+        "blobs",
+        "trees",
+        f"blobs/{stored.sha256_hex}.zip",
+        f"trees/{stored.sha256_hex}",
+        f"trees/{stored.sha256_hex}/app.py",
     }
 
 

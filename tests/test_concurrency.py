@@ -1,4 +1,5 @@
 """Concurrency limits: account, reserved, memory-aware admission, bursts."""
+
 from __future__ import annotations
 
 import concurrent.futures
@@ -87,7 +88,9 @@ def test_memory_aware_admission(tmp_path):
     try:
         lam = srv.client(max_pool_connections=20)
         for name in ("a", "b"):
-            lam.create_function(FunctionName=name, Runtime=PY, Role=ROLE, Handler="app.handler", Code={"ZipFile": make_zip(SLOW)}, MemorySize=128)
+            lam.create_function(
+                FunctionName=name, Runtime=PY, Role=ROLE, Handler="app.handler", Code={"ZipFile": make_zip(SLOW)}, MemorySize=128
+            )
         results = _burst(lam, "a", 3, {"sleep": 2})
         assert sorted(r[0] for r in results) == ["err", "ok", "ok"]
         assert [r for r in results if r[0] == "err"][0][1] == "TooManyRequestsException"

@@ -2,6 +2,7 @@
 CSRF, the security headers, escaping, the pages' changes through the
 server's own services, the live tail (server-sent events), the DLQ and
 schedules. tests/test_console_browser.py drives the same in Chromium."""
+
 from __future__ import annotations
 
 import json
@@ -19,8 +20,15 @@ from helpers import ServerProcess, free_port, lambdalet_argv, make_zip, wait_for
 RUNTIME = f"python{sys.version_info[0]}.{sys.version_info[1]}"
 ROLE = "arn:aws:iam::123456789012:role/console-test"
 XSS = "<script>alert(1)</script>"
-PAGES = ["/console", "/console/functions", "/console/functions/new", "/console/monitor", "/console/queues", "/console/schedules",
-         "/console/api/chart?range=1h"]
+PAGES = [
+    "/console",
+    "/console/functions",
+    "/console/functions/new",
+    "/console/monitor",
+    "/console/queues",
+    "/console/schedules",
+    "/console/api/chart?range=1h",
+]
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +60,9 @@ def fn(srv, request):
         "        raise ValueError('failed <b>on purpose</b>')\n"
         "    return {'echo': event, 'env': os.environ.get('GREETING')}\n"
     )
-    srv.client().create_function(FunctionName=name, Role=ROLE, Handler="app.handler", Runtime=RUNTIME, Code={"ZipFile": make_zip({"app.py": code})})
+    srv.client().create_function(
+        FunctionName=name, Role=ROLE, Handler="app.handler", Runtime=RUNTIME, Code={"ZipFile": make_zip({"app.py": code})}
+    )
     return name
 
 
@@ -131,8 +141,12 @@ def test_wrong_secrets_are_refused_and_never_echoed(srv):
 
 def test_the_sign_in_form_needs_its_own_token(srv):
     key, secret = srv.credentials()
-    r = requests.post(srv.url + "/console/sign-in", data={"method": "key", "access_key_id": key, "secret_access_key": secret},
-                      allow_redirects=False, timeout=10)
+    r = requests.post(
+        srv.url + "/console/sign-in",
+        data={"method": "key", "access_key_id": key, "secret_access_key": secret},
+        allow_redirects=False,
+        timeout=10,
+    )
     assert r.status_code == 403 and "lambdalet_console=" not in r.headers.get("Set-Cookie", "")
 
 
@@ -166,7 +180,9 @@ def test_console_password_signs_in_and_can_be_cleared(srv):
         assert "console password" in u.get("/console/functions").text
     finally:
         u.close()
-        cleared = subprocess.run([*lambdalet_argv("console-password", "--clear"), "--data-dir", str(srv.data_dir)], capture_output=True, text=True, timeout=60)
+        cleared = subprocess.run(
+            [*lambdalet_argv("console-password", "--clear"), "--data-dir", str(srv.data_dir)], capture_output=True, text=True, timeout=60
+        )
         assert cleared.returncode == 0
     again = ConsoleUser(srv)
     try:
@@ -179,9 +195,16 @@ def test_console_password_signs_in_and_can_be_cleared(srv):
 
 
 def test_security_headers_and_no_inline_script_on_every_page(user, fn):
-    for path in PAGES + [f"/console/functions/{fn}", f"/console/functions/{fn}/{{}}".format("test"), f"/console/functions/{fn}/code",
-                         f"/console/functions/{fn}/monitor", f"/console/functions/{fn}/logs", f"/console/functions/{fn}/versions",
-                         f"/console/functions/{fn}/delete", "/console/sign-in"]:
+    for path in PAGES + [
+        f"/console/functions/{fn}",
+        f"/console/functions/{fn}/{{}}".format("test"),
+        f"/console/functions/{fn}/code",
+        f"/console/functions/{fn}/monitor",
+        f"/console/functions/{fn}/logs",
+        f"/console/functions/{fn}/versions",
+        f"/console/functions/{fn}/delete",
+        "/console/sign-in",
+    ]:
         r = user.get(path)
         assert r.status_code == 200, (path, r.status_code)
         csp = r.headers["Content-Security-Policy"]
@@ -221,7 +244,9 @@ def test_changes_without_the_csrf_token_or_from_another_origin_are_refused(srv, 
     cross_site = user.post(f"/console/functions/{fn}/config/general", {"memory": "512"}, headers={"Sec-Fetch-Site": "cross-site"})
     assert cross_site.status_code == 403
     assert srv.client().get_function_configuration(FunctionName=fn)["MemorySize"] == before
-    ok = user.post(f"/console/functions/{fn}/config/general", {"memory": "512"}, headers={"Origin": srv.url, "Sec-Fetch-Site": "same-origin"})
+    ok = user.post(
+        f"/console/functions/{fn}/config/general", {"memory": "512"}, headers={"Origin": srv.url, "Sec-Fetch-Site": "same-origin"}
+    )
     assert ok.status_code == 303
     assert srv.client().get_function_configuration(FunctionName=fn)["MemorySize"] == 512
 
@@ -240,7 +265,9 @@ def test_what_functions_control_renders_as_text(srv, user, fn):
     user.get(f"/console/functions/{fn}/test")
     result = user.post(f"/console/functions/{fn}/test", {"payload": json.dumps({"fail": True, "x": XSS}), "action": "invoke"})
     assert result.status_code == 200
-    assert XSS not in result.text and "&lt;b&gt;on purpose&lt;/b&gt;" in result.text and "&lt;script&gt;alert(1)&lt;/script&gt;" in result.text
+    assert (
+        XSS not in result.text and "&lt;b&gt;on purpose&lt;/b&gt;" in result.text and "&lt;script&gt;alert(1)&lt;/script&gt;" in result.text
+    )
 
 
 # -- functions ------------------------------------------------------------------------------------
@@ -249,16 +276,29 @@ def test_what_functions_control_renders_as_text(srv, user, fn):
 def test_create_from_a_zip_and_from_the_editor(srv, user):
     user.get("/console/functions/new")
     zipped = make_zip({"main.py": "def run(event, context):\n    return {'zip': True}\n"})
-    r = user.post("/console/functions/new", {"name": "from-zip", "runtime": RUNTIME, "handler": "main.run", "memory": "256",
-                                             "timeout": "5", "source": "zip"}, files={"zip": ("fn.zip", zipped, "application/zip")})
+    r = user.post(
+        "/console/functions/new",
+        {"name": "from-zip", "runtime": RUNTIME, "handler": "main.run", "memory": "256", "timeout": "5", "source": "zip"},
+        files={"zip": ("fn.zip", zipped, "application/zip")},
+    )
     assert r.status_code == 303 and r.headers["Location"] == "/console/functions/from-zip?done=created"
     conf = srv.client().get_function_configuration(FunctionName="from-zip")
     assert conf["MemorySize"] == 256 and conf["Timeout"] == 5 and conf["Handler"] == "main.run"
     assert json.loads(srv.client().invoke(FunctionName="from-zip")["Payload"].read()) == {"zip": True}
     user.get("/console/functions/new")
-    r = user.post("/console/functions/new", {"name": "from-editor", "runtime": RUNTIME, "handler": "lambda_function.lambda_handler",
-                                             "memory": "128", "timeout": "3", "source": "editor", "filename": "lambda_function.py",
-                                             "code": "def lambda_handler(event, context):\n    return 'typed'\n"})
+    r = user.post(
+        "/console/functions/new",
+        {
+            "name": "from-editor",
+            "runtime": RUNTIME,
+            "handler": "lambda_function.lambda_handler",
+            "memory": "128",
+            "timeout": "3",
+            "source": "editor",
+            "filename": "lambda_function.py",
+            "code": "def lambda_handler(event, context):\n    return 'typed'\n",
+        },
+    )
     assert r.status_code == 303
     assert json.loads(srv.client().invoke(FunctionName="from-editor")["Payload"].read()) == "typed"
     listing = user.get("/console/functions?q=from-&sort=name&order=desc").text
@@ -268,14 +308,28 @@ def test_create_from_a_zip_and_from_the_editor(srv, user):
 
 def test_bad_input_is_refused_with_lambdas_message_beside_its_field(srv, user, fn):
     user.get("/console/functions/new")
-    r = user.post("/console/functions/new", {"name": "bad name!", "runtime": RUNTIME, "handler": "app.handler", "memory": "128",
-                                             "timeout": "3", "source": "editor", "filename": "app.py", "code": "x = 1\n"})
+    r = user.post(
+        "/console/functions/new",
+        {
+            "name": "bad name!",
+            "runtime": RUNTIME,
+            "handler": "app.handler",
+            "memory": "128",
+            "timeout": "3",
+            "source": "editor",
+            "filename": "app.py",
+            "code": "x = 1\n",
+        },
+    )
     assert r.status_code == 400
     assert re.search(r'id="name-error"[^>]*>1 validation error detected: Value &#39;bad name!&#39; at &#39;functionName&#39;', r.text)
     user.get(f"/console/functions/{fn}")
     r = user.post(f"/console/functions/{fn}/config/general", {"memory": "99999", "timeout": "3"})
     assert r.status_code == 400
-    assert re.search(r'id="general-memory-error"[^>]*>1 validation error detected: Value &#39;99999&#39; at &#39;memorySize&#39; failed to satisfy constraint: Member must have value less than or equal to 32768', r.text)
+    assert re.search(
+        r'id="general-memory-error"[^>]*>1 validation error detected: Value &#39;99999&#39; at &#39;memorySize&#39; failed to satisfy constraint: Member must have value less than or equal to 32768',
+        r.text,
+    )
     assert 'value="99999"' in r.text  # what was typed stays in the field
     r = user.post(f"/console/functions/{fn}/config/general", {"memory": "lots", "timeout": "3"})
     # Text where the model wants a number cannot be read (InvalidRequestContentException).
@@ -292,16 +346,37 @@ def test_bad_input_is_refused_with_lambdas_message_beside_its_field(srv, user, f
 def test_configuration_changes_reach_the_function(srv, user, fn):
     lam = srv.client()
     user.get(f"/console/functions/{fn}")
-    assert user.post(f"/console/functions/{fn}/config/general", {"memory": "1024", "timeout": "30", "ephemeral": "1024",
-                                                                  "handler": "app.handler", "description": "from the console"}).status_code == 303
-    assert user.post(f"/console/functions/{fn}/config/environment", [("env_key[]", "GREETING"), ("env_value[]", "hi"), ("env_key[]", ""), ("env_value[]", "")]).status_code == 303
+    assert (
+        user.post(
+            f"/console/functions/{fn}/config/general",
+            {"memory": "1024", "timeout": "30", "ephemeral": "1024", "handler": "app.handler", "description": "from the console"},
+        ).status_code
+        == 303
+    )
+    assert (
+        user.post(
+            f"/console/functions/{fn}/config/environment",
+            [("env_key[]", "GREETING"), ("env_value[]", "hi"), ("env_key[]", ""), ("env_value[]", "")],
+        ).status_code
+        == 303
+    )
     assert user.post(f"/console/functions/{fn}/config/concurrency", {"reserved": "3"}).status_code == 303
     assert user.post(f"/console/functions/{fn}/config/tags", [("tag_key[]", "team"), ("tag_value[]", "edge")]).status_code == 303
     assert user.post(f"/console/functions/{fn}/config/url", {"auth_type": "NONE"}).status_code == 303
     dest = lam.get_function_configuration(FunctionName=fn)["FunctionArn"]
-    assert user.post(f"/console/functions/{fn}/config/async", {"retries": "1", "max_age": "600", "on_failure": "", "on_success": ""}).status_code == 303
+    assert (
+        user.post(
+            f"/console/functions/{fn}/config/async", {"retries": "1", "max_age": "600", "on_failure": "", "on_success": ""}
+        ).status_code
+        == 303
+    )
     conf = lam.get_function_configuration(FunctionName=fn)
-    assert (conf["MemorySize"], conf["Timeout"], conf["EphemeralStorage"]["Size"], conf["Description"]) == (1024, 30, 1024, "from the console")
+    assert (conf["MemorySize"], conf["Timeout"], conf["EphemeralStorage"]["Size"], conf["Description"]) == (
+        1024,
+        30,
+        1024,
+        "from the console",
+    )
     assert conf["Environment"]["Variables"] == {"GREETING": "hi"}
     assert lam.get_function_concurrency(FunctionName=fn)["ReservedConcurrentExecutions"] == 3
     assert lam.list_tags(Resource=dest)["Tags"] == {"team": "edge"}
@@ -310,7 +385,9 @@ def test_configuration_changes_reach_the_function(srv, user, fn):
     # As the AWS console does, a public URL comes with the two statements
     # AWS requires of it.
     assert [s["Sid"] for s in json.loads(lam.get_policy(FunctionName=fn)["Policy"])["Statement"]] == [
-        "FunctionURLAllowPublicAccess", "FunctionURLAllowInvokeAction"]
+        "FunctionURLAllowPublicAccess",
+        "FunctionURLAllowInvokeAction",
+    ]
     assert json.loads(requests.post(url["FunctionUrl"], data=b"{}", timeout=30).text)["env"] == "hi"
     assert lam.get_function_event_invoke_config(FunctionName=fn)["MaximumRetryAttempts"] == 1
     page = user.get(f"/console/functions/{fn}").text
@@ -328,17 +405,28 @@ def test_versions_aliases_code_and_delete(srv, user, fn):
     lam = srv.client()
     user.get(f"/console/functions/{fn}/versions")
     assert user.post(f"/console/functions/{fn}/versions", {"description": "first"}).status_code == 303
-    assert user.post(f"/console/functions/{fn}/aliases", {"action": "create", "alias": "live", "version": "1", "description": ""}).status_code == 303
+    assert (
+        user.post(f"/console/functions/{fn}/aliases", {"action": "create", "alias": "live", "version": "1", "description": ""}).status_code
+        == 303
+    )
     assert lam.get_alias(FunctionName=fn, Name="live")["FunctionVersion"] == "1"
     page = user.get(f"/console/functions/{fn}/versions").text
     assert "first" in page and "live" in page
     code = user.get(f"/console/functions/{fn}/code").text
     assert "def handler(event, context):" in code  # a one-file function opens in the editor
-    r = user.post(f"/console/functions/{fn}/code", {"source": "editor", "filename": "app.py", "code": "def handler(event, context):\n    return 'v2'\n"})
+    r = user.post(
+        f"/console/functions/{fn}/code",
+        {"source": "editor", "filename": "app.py", "code": "def handler(event, context):\n    return 'v2'\n"},
+    )
     assert r.status_code == 303
     assert json.loads(lam.invoke(FunctionName=fn)["Payload"].read()) == "v2"
     assert json.loads(lam.invoke(FunctionName=fn, Qualifier="live")["Payload"].read())["echo"] == {}
-    assert user.post(f"/console/functions/{fn}/aliases", {"action": "update", "alias": "live", "version": "$LATEST", "description": ""}).status_code == 303
+    assert (
+        user.post(
+            f"/console/functions/{fn}/aliases", {"action": "update", "alias": "live", "version": "$LATEST", "description": ""}
+        ).status_code
+        == 303
+    )
     assert lam.get_alias(FunctionName=fn, Name="live")["FunctionVersion"] == "$LATEST"
     user.get(f"/console/functions/{fn}/delete")
     wrong = user.post(f"/console/functions/{fn}/delete", {"confirm": "not-it"})
@@ -429,15 +517,20 @@ def test_a_signed_out_user_gets_no_live_tail(srv, fn):
 def test_dead_letters_are_redriven_and_deleted_from_the_console(srv, user):
     lam = srv.client()
     name = "c-dlq-source"
-    lam.create_function(FunctionName=name, Role=ROLE, Handler="app.handler", Runtime=RUNTIME,
-                        Code={"ZipFile": make_zip({"app.py": "def handler(event, context):\n    raise RuntimeError('always')\n"})})
+    lam.create_function(
+        FunctionName=name,
+        Role=ROLE,
+        Handler="app.handler",
+        Runtime=RUNTIME,
+        Code={"ZipFile": make_zip({"app.py": "def handler(event, context):\n    raise RuntimeError('always')\n"})},
+    )
     lam.put_function_event_invoke_config(FunctionName=name, MaximumRetryAttempts=0)
     for i in range(2):
         lam.invoke(FunctionName=name, InvocationType="Event", Payload=json.dumps({"n": i}).encode())
 
     def dead():
         page = user.get("/console/queues").text
-        return re.findall(r'name="id\[\]" value="([^"]+)"', page) if page.count(f"<th scope=\"row\">{name}") >= 2 else None
+        return re.findall(r'name="id\[\]" value="([^"]+)"', page) if page.count(f'<th scope="row">{name}') >= 2 else None
 
     ids = wait_for(dead, timeout=30)
     assert len(ids) == 2
@@ -453,7 +546,13 @@ def test_dead_letters_are_redriven_and_deleted_from_the_console(srv, user):
 
 
 def test_schedules_enable_and_disable(srv, user, fn):
-    cli = [*lambdalet_argv("schedule", "add", "c-every-hour", "rate(1 hour)", "--function", fn), "--endpoint", srv.url, "--data-dir", str(srv.data_dir)]
+    cli = [
+        *lambdalet_argv("schedule", "add", "c-every-hour", "rate(1 hour)", "--function", fn),
+        "--endpoint",
+        srv.url,
+        "--data-dir",
+        str(srv.data_dir),
+    ]
     assert subprocess.run(cli, capture_output=True, text=True, timeout=60).returncode == 0
     page = user.get("/console/schedules").text
     assert "c-every-hour" in page and "ENABLED" in page
@@ -507,9 +606,29 @@ def test_policy_keeps_the_console_off_a_network_in_clear():
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is needed to make a test certificate")
 def test_over_tls_the_session_cookie_is_secure(tmp_path):
     key, crt = tmp_path / "key.pem", tmp_path / "cert.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(crt),
-                    "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
-                   check=True, capture_output=True, timeout=60)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(crt),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     tls_port = free_port()
     server = ServerProcess(tmp_path / "d", "--tls-port", str(tls_port), "--tls-cert", str(crt), "--tls-key", str(key)).start()
     http = requests.Session()
@@ -521,8 +640,12 @@ def test_over_tls_the_session_cookie_is_secure(tmp_path):
         page = http.get(base + "/console/sign-in", timeout=10)
         assert page.status_code == 200 and "Secure" in page.headers["Set-Cookie"]
         key_id, secret = server.credentials()
-        r = http.post(base + "/console/sign-in", data={"csrf": csrf_of(page.text), "method": "key", "access_key_id": key_id,
-                                                       "secret_access_key": secret, "next": ""}, allow_redirects=False, timeout=10)
+        r = http.post(
+            base + "/console/sign-in",
+            data={"csrf": csrf_of(page.text), "method": "key", "access_key_id": key_id, "secret_access_key": secret, "next": ""},
+            allow_redirects=False,
+            timeout=10,
+        )
         assert r.status_code == 303
         cookie = next(c for c in r.raw.headers.getlist("Set-Cookie") if c.startswith("lambdalet_console="))
         assert "Secure" in [a.strip() for a in cookie.split(";")]

@@ -6,6 +6,7 @@ A screenshot of each main page is saved under $LAMBDALET_TEST_ARTIFACTS
 LAMBDALET_UPDATE_SCREENSHOTS=1 the functions list and the monitor page
 are also written to docs/ for the README.
 """
+
 from __future__ import annotations
 
 import http.server
@@ -26,8 +27,15 @@ REPO = pathlib.Path(__file__).resolve().parent.parent
 ARTIFACTS = pathlib.Path(os.environ.get("LAMBDALET_TEST_ARTIFACTS") or REPO / "test-artifacts") / "console"
 RUNTIME = f"python{sys.version_info[0]}.{sys.version_info[1]}"
 ROLE = "arn:aws:iam::123456789012:role/browser"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 if not os.path.exists(CHROMIUM):
     if os.environ.get("CI"):
@@ -48,8 +56,9 @@ def srv(tmp_path_factory):
 def browser_context(tmp_path_factory):
     profile = tmp_path_factory.mktemp("chromium-profile")
     with sync_api.sync_playwright() as pw:
-        context = pw.chromium.launch_persistent_context(str(profile), executable_path=CHROMIUM, headless=True, args=ARGS,
-                                                        viewport={"width": 1280, "height": 860})
+        context = pw.chromium.launch_persistent_context(
+            str(profile), executable_path=CHROMIUM, headless=True, args=ARGS, viewport={"width": 1280, "height": 860}
+        )
         try:
             yield context
         finally:
@@ -114,11 +123,18 @@ def test_a_user_deploys_tests_watches_changes_redrives_and_deletes(srv, page, tm
 
     # Create from a zip.
     package = tmp_path / "browser.zip"
-    package.write_bytes(make_zip({"app.py": (
-        "import json, os\n"
-        "def handler(event, context):\n"
-        "    print('hello from the browser', json.dumps(event))\n"
-        "    return {'got': event, 'memory': int(context.memory_limit_in_mb)}\n")}))
+    package.write_bytes(
+        make_zip(
+            {
+                "app.py": (
+                    "import json, os\n"
+                    "def handler(event, context):\n"
+                    "    print('hello from the browser', json.dumps(event))\n"
+                    "    return {'got': event, 'memory': int(context.memory_limit_in_mb)}\n"
+                )
+            }
+        )
+    )
     page.get_by_role("link", name="Create function").click()
     page.fill("#name", "browser-fn")
     page.select_option("#runtime", RUNTIME)
@@ -167,7 +183,10 @@ def test_a_user_deploys_tests_watches_changes_redrives_and_deletes(srv, page, tm
     assert page.locator("#chart-calls table.data tbody tr").count() >= 1
     shot(page, "monitor", docs="console-monitor.png")
     page.get_by_role("link", name="24h").click()
-    until(page, "Number(document.getElementById('chart-calls').dataset.total) >= 2 && document.getElementById('chart-calls').dataset.points === '288'")
+    until(
+        page,
+        "Number(document.getElementById('chart-calls').dataset.total) >= 2 && document.getElementById('chart-calls').dataset.points === '288'",
+    )
 
     # Change memory (a refusal first, shown beside the field), then a function URL.
     page.get_by_role("link", name="Configuration").click()
@@ -187,8 +206,13 @@ def test_a_user_deploys_tests_watches_changes_redrives_and_deletes(srv, page, tm
     assert requests.post(url, data=b'{"via": "url"}', timeout=30).json()["memory"] == 512
 
     # A dead letter, redriven from the queues page.
-    lam.create_function(FunctionName="browser-failing", Role=ROLE, Handler="app.handler", Runtime=RUNTIME,
-                        Code={"ZipFile": make_zip({"app.py": "def handler(event, context):\n    raise RuntimeError('nope')\n"})})
+    lam.create_function(
+        FunctionName="browser-failing",
+        Role=ROLE,
+        Handler="app.handler",
+        Runtime=RUNTIME,
+        Code={"ZipFile": make_zip({"app.py": "def handler(event, context):\n    raise RuntimeError('nope')\n"})},
+    )
     lam.put_function_event_invoke_config(FunctionName="browser-failing", MaximumRetryAttempts=0)
     lam.invoke(FunctionName="browser-failing", InvocationType="Event", Payload=b'{"dead": "letter"}')
 
@@ -251,13 +275,25 @@ def test_a_user_deploys_tests_watches_changes_redrives_and_deletes(srv, page, tm
 
 def test_xss_from_a_function_renders_as_text(srv, page):
     lam = srv.client()
-    lam.create_function(FunctionName="browser-xss", Role=ROLE, Handler="app.handler", Runtime=RUNTIME,
-                        Environment={"Variables": {"EVIL": '"><img src=x onerror=alert(2)>'}},
-                        Code={"ZipFile": make_zip({"app.py": (
-                            "def handler(event, context):\n"
-                            "    print('<script>alert(1)</script>')\n"
-                            "    print('<img src=x onerror=alert(3)>')\n"
-                            "    raise ValueError('<svg onload=alert(4)>')\n")})})
+    lam.create_function(
+        FunctionName="browser-xss",
+        Role=ROLE,
+        Handler="app.handler",
+        Runtime=RUNTIME,
+        Environment={"Variables": {"EVIL": '"><img src=x onerror=alert(2)>'}},
+        Code={
+            "ZipFile": make_zip(
+                {
+                    "app.py": (
+                        "def handler(event, context):\n"
+                        "    print('<script>alert(1)</script>')\n"
+                        "    print('<img src=x onerror=alert(3)>')\n"
+                        "    raise ValueError('<svg onload=alert(4)>')\n"
+                    )
+                }
+            )
+        },
+    )
     lam.invoke(FunctionName="browser-xss", Payload=b'{"<b>": "<i>payload</i>"}')
     sign_in_by_keyboard(page, srv)
     page.goto(srv.url + "/console/functions/browser-xss")
@@ -286,9 +322,11 @@ class _Attacker(http.server.BaseHTTPRequestHandler):
     target = ""
 
     def do_GET(self):  # noqa: N802 (http.server's name)
-        body = (f'<!doctype html><form id="f" method="post" action="{self.target}">'
-                '<input name="confirm" value="browser-victim"><input name="csrf" value="guessed">'
-                '<button id="go">win a prize</button></form>').encode()
+        body = (
+            f'<!doctype html><form id="f" method="post" action="{self.target}">'
+            '<input name="confirm" value="browser-victim"><input name="csrf" value="guessed">'
+            '<button id="go">win a prize</button></form>'
+        ).encode()
         self.send_response(200)
         self.send_header("Content-Type", "text/html")
         self.send_header("Content-Length", str(len(body)))
@@ -301,8 +339,13 @@ class _Attacker(http.server.BaseHTTPRequestHandler):
 
 def test_csrf_from_another_origin_fails(srv, page):
     lam = srv.client()
-    lam.create_function(FunctionName="browser-victim", Role=ROLE, Handler="app.handler", Runtime=RUNTIME,
-                        Code={"ZipFile": make_zip({"app.py": "def handler(event, context):\n    return 1\n"})})
+    lam.create_function(
+        FunctionName="browser-victim",
+        Role=ROLE,
+        Handler="app.handler",
+        Runtime=RUNTIME,
+        Code={"ZipFile": make_zip({"app.py": "def handler(event, context):\n    return 1\n"})},
+    )
     sign_in_by_keyboard(page, srv)
     handler = type("Attacker", (_Attacker,), {"target": f"{srv.url}/console/functions/browser-victim/delete"})
     evil = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -333,7 +376,11 @@ def test_phone_sized_screens(srv, browser_context):
     try:
         tab.set_viewport_size({"width": 390, "height": 844})
         sign_in_by_keyboard(tab, srv)
-        for path, name in (("/console/functions", "phone-functions"), ("/console/monitor", "phone-monitor"), ("/console/queues", "phone-queues")):
+        for path, name in (
+            ("/console/functions", "phone-functions"),
+            ("/console/monitor", "phone-monitor"),
+            ("/console/queues", "phone-queues"),
+        ):
             tab.goto(srv.url + path)
             overflow = tab.evaluate("document.documentElement.scrollWidth - window.innerWidth")
             assert overflow <= 0, f"{path} is {overflow}px wider than the screen"

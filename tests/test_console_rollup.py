@@ -2,6 +2,7 @@
 (a meter file written by meter.record, as calls write it), SQLite rows,
 hours rolled up, retention, a restart that loses nothing, and the chart
 series and cost after the free tier."""
+
 from __future__ import annotations
 
 import pathlib
@@ -189,7 +190,10 @@ def test_series_buckets_and_cost_after_the_free_tier():
     cost = series.costs(filled, paid, prices.gb_second_price("x86_64"), prices)
     assert cost[-1] == pytest.approx(5 * 0.20 / 1_000_000)
     # Well within the free tier: nothing to pay.
-    assert series.costs(filled, series.paid_parts(starts, filled, {month: (5, 2048)}, prices), prices.gb_second_price("x86_64"), prices)[-1] == 0
+    assert (
+        series.costs(filled, series.paid_parts(starts, filled, {month: (5, 2048)}, prices), prices.gb_second_price("x86_64"), prices)[-1]
+        == 0
+    )
 
 
 class RefusingStore:

@@ -1,5 +1,6 @@
 """Console sessions, CSRF tokens, the failed sign-in limiter and the
 password file, on an injected clock (sans-IO)."""
+
 from __future__ import annotations
 
 import pytest
@@ -85,6 +86,8 @@ def test_sign_in_redirects_stay_inside_the_console():
 
 def test_lambda_messages_find_their_field():
     assert forms.field_of("1 validation error detected: Value '9' at 'memorySize' failed", "x") == "memory"
-    assert forms.field_of("... Reserved keys used in this request: AWS_REGION (environment variables you have provided)", "x") == "environment"
+    assert (
+        forms.field_of("... Reserved keys used in this request: AWS_REGION (environment variables you have provided)", "x") == "environment"
+    )
     assert forms.field_of("something else entirely", "dflt") == "dflt"
     assert forms.number(" 42 ") == 42 and forms.number("4x") == "4x" and forms.number(None) is None

@@ -1,5 +1,6 @@
 """The validation generator itself, without a server: it covers the whole
 model, and its Java-regex translation agrees with Java's classes."""
+
 from __future__ import annotations
 
 import sys
@@ -22,8 +23,11 @@ def test_every_pattern_of_the_model_compiles():
 def test_tag_pattern_matches_javas_letter_number_and_separator_classes():
     # TagKey is [\p{L}\p{Z}\p{N}_.:/=+\-@]*, which Python's re cannot say.
     pattern = lambda_model.java_pattern(lambda_model.shapes()["TagKey"]["pattern"])
-    wrong = [cp for cp in range(sys.maxunicode + 1)
-             if bool(pattern.fullmatch(chr(cp))) != (unicodedata.category(chr(cp))[0] in "LZN" or chr(cp) in "_.:/=+-@")]
+    wrong = [
+        cp
+        for cp in range(sys.maxunicode + 1)
+        if bool(pattern.fullmatch(chr(cp))) != (unicodedata.category(chr(cp))[0] in "LZN" or chr(cp) in "_.:/=+-@")
+    ]
     assert wrong == []
 
 
@@ -40,8 +44,16 @@ def test_every_operation_is_routed_and_checkable(name):
     # An empty request names exactly its missing required members.
     shape = lambda_model.shapes()[op.input_shape] if op.input_shape else {"required": []}
     missing = constraints.violations(name, {})
-    assert missing == [f"Value null at '{lambda_model.wire_name(m)}' failed to satisfy constraint: Member must not be null"
-                       for m in shape["members"] if m in shape.get("required", ())] if op.input_shape else missing == []
+    assert (
+        missing
+        == [
+            f"Value null at '{lambda_model.wire_name(m)}' failed to satisfy constraint: Member must not be null"
+            for m in shape["members"]
+            if m in shape.get("required", ())
+        ]
+        if op.input_shape
+        else missing == []
+    )
 
 
 def test_every_modeled_error_has_its_status_and_message_member():
@@ -65,8 +77,11 @@ def test_every_modeled_error_has_its_status_and_message_member():
         (True, None, "true"),
         (["x86_64", "arm64"], "ArchitecturesList", "[x86_64, arm64]"),
         ({"2": 2}, "AdditionalVersionWeights", "{2=2.0}"),
-        ({"OnSuccess": {"Destination": "arn:aws:iam::1:x"}}, "DestinationConfig",
-         "DestinationConfig(onSuccess=OnSuccess(destination=arn:aws:iam::1:x), onFailure=null)"),
+        (
+            {"OnSuccess": {"Destination": "arn:aws:iam::1:x"}},
+            "DestinationConfig",
+            "DestinationConfig(onSuccess=OnSuccess(destination=arn:aws:iam::1:x), onFailure=null)",
+        ),
     ],
 )
 def test_values_print_as_java_prints_them(value, shape, text):
@@ -79,4 +94,6 @@ def test_lengths_count_utf16_units_as_java_does():
     checker.value("TagKey", "\U00020000" * 64, "tagKey")
     assert checker.violations == []
     checker.value("TagKey", "\U00020000" * 65, "tagKey")
-    assert checker.violations == ["Value '" + "\U00020000" * 65 + "' at 'tagKey' failed to satisfy constraint: Member must have length less than or equal to 128"]
+    assert checker.violations == [
+        "Value '" + "\U00020000" * 65 + "' at 'tagKey' failed to satisfy constraint: Member must have length less than or equal to 128"
+    ]

@@ -2,6 +2,7 @@
 rule AWS enforces with them: a function URL with AuthType NONE answers 403
 unless the policy lets everyone both lambda:InvokeFunctionUrl and
 lambda:InvokeFunction (since October 2025)."""
+
 from __future__ import annotations
 
 import json
@@ -18,7 +19,9 @@ P = f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:"
 PY = f"python{sys.version_info[0]}.{sys.version_info[1]}"
 ROLE = "arn:aws:iam::123456789012:role/r"
 URL_FN = "def handler(e, c):\n    return {'statusCode': 200, 'body': 'hello'}\n"
-FORBIDDEN = {"Message": "Forbidden. For troubleshooting Function URL authorization issues, see: https://docs.aws.amazon.com/lambda/latest/dg/urls-auth.html"}
+FORBIDDEN = {
+    "Message": "Forbidden. For troubleshooting Function URL authorization issues, see: https://docs.aws.amazon.com/lambda/latest/dg/urls-auth.html"
+}
 
 
 @pytest.fixture
@@ -34,30 +37,64 @@ def raw(server):
 
 
 STATEMENTS = [
-    pytest.param(dict(StatementId="wildcard", Action="lambda:InvokeFunction", Principal="*", SourceAccount=ACCOUNT),
-                 {"Principal": "*", "Action": "lambda:InvokeFunction", "Condition": {"StringEquals": {"AWS:SourceAccount": ACCOUNT}}},
-                 id="anyone-from-an-account"),
-    pytest.param(dict(StatementId="svc", Action="lambda:InvokeFunction", Principal="s3.amazonaws.com", SourceArn="arn:aws:s3:::bucket"),
-                 {"Principal": {"Service": "s3.amazonaws.com"}, "Action": "lambda:InvokeFunction", "Condition": {"ArnLike": {"AWS:SourceArn": "arn:aws:s3:::bucket"}}},
-                 id="a-service-principal-with-its-source"),
-    pytest.param(dict(StatementId="acct", Action="lambda:GetFunction", Principal="123456789012"),
-                 {"Principal": {"AWS": "arn:aws:iam::123456789012:root"}, "Action": "lambda:GetFunction"},
-                 id="an-account-id-becomes-its-root-arn"),
-    pytest.param(dict(StatementId="user", Action="lambda:InvokeFunction", Principal="arn:aws:iam::123456789012:user/ana"),
-                 {"Principal": {"AWS": "arn:aws:iam::123456789012:user/ana"}, "Action": "lambda:InvokeFunction"},
-                 id="an-iam-arn-stays-as-it-is"),
-    pytest.param(dict(StatementId="url", Action="lambda:InvokeFunctionUrl", Principal="*", SourceArn="arn:aws:s3:::b", SourceAccount=ACCOUNT,
-                      PrincipalOrgID="o-1234567890", FunctionUrlAuthType="NONE"),
-                 {"Principal": "*", "Action": "lambda:InvokeFunctionUrl",
-                  "Condition": {"StringEquals": {"AWS:SourceAccount": ACCOUNT, "lambda:FunctionUrlAuthType": "NONE", "aws:PrincipalOrgID": "o-1234567890"},
-                                "ArnLike": {"AWS:SourceArn": "arn:aws:s3:::b"}}},
-                 id="every-optional-condition"),
-    pytest.param(dict(StatementId="alexa", Action="lambda:InvokeFunction", Principal="*", EventSourceToken="amzn1.ask.skill.x-1"),
-                 {"Principal": "*", "Action": "lambda:InvokeFunction", "Condition": {"StringEquals": {"lambda:EventSourceToken": "amzn1.ask.skill.x-1"}}},
-                 id="an-event-source-token"),
-    pytest.param(dict(StatementId="via", Action="lambda:InvokeFunction", Principal="*", InvokedViaFunctionUrl=True),
-                 {"Principal": "*", "Action": "lambda:InvokeFunction", "Condition": {"Bool": {"lambda:InvokedViaFunctionUrl": "true"}}},
-                 id="invoked-via-a-function-url"),
+    pytest.param(
+        dict(StatementId="wildcard", Action="lambda:InvokeFunction", Principal="*", SourceAccount=ACCOUNT),
+        {"Principal": "*", "Action": "lambda:InvokeFunction", "Condition": {"StringEquals": {"AWS:SourceAccount": ACCOUNT}}},
+        id="anyone-from-an-account",
+    ),
+    pytest.param(
+        dict(StatementId="svc", Action="lambda:InvokeFunction", Principal="s3.amazonaws.com", SourceArn="arn:aws:s3:::bucket"),
+        {
+            "Principal": {"Service": "s3.amazonaws.com"},
+            "Action": "lambda:InvokeFunction",
+            "Condition": {"ArnLike": {"AWS:SourceArn": "arn:aws:s3:::bucket"}},
+        },
+        id="a-service-principal-with-its-source",
+    ),
+    pytest.param(
+        dict(StatementId="acct", Action="lambda:GetFunction", Principal="123456789012"),
+        {"Principal": {"AWS": "arn:aws:iam::123456789012:root"}, "Action": "lambda:GetFunction"},
+        id="an-account-id-becomes-its-root-arn",
+    ),
+    pytest.param(
+        dict(StatementId="user", Action="lambda:InvokeFunction", Principal="arn:aws:iam::123456789012:user/ana"),
+        {"Principal": {"AWS": "arn:aws:iam::123456789012:user/ana"}, "Action": "lambda:InvokeFunction"},
+        id="an-iam-arn-stays-as-it-is",
+    ),
+    pytest.param(
+        dict(
+            StatementId="url",
+            Action="lambda:InvokeFunctionUrl",
+            Principal="*",
+            SourceArn="arn:aws:s3:::b",
+            SourceAccount=ACCOUNT,
+            PrincipalOrgID="o-1234567890",
+            FunctionUrlAuthType="NONE",
+        ),
+        {
+            "Principal": "*",
+            "Action": "lambda:InvokeFunctionUrl",
+            "Condition": {
+                "StringEquals": {"AWS:SourceAccount": ACCOUNT, "lambda:FunctionUrlAuthType": "NONE", "aws:PrincipalOrgID": "o-1234567890"},
+                "ArnLike": {"AWS:SourceArn": "arn:aws:s3:::b"},
+            },
+        },
+        id="every-optional-condition",
+    ),
+    pytest.param(
+        dict(StatementId="alexa", Action="lambda:InvokeFunction", Principal="*", EventSourceToken="amzn1.ask.skill.x-1"),
+        {
+            "Principal": "*",
+            "Action": "lambda:InvokeFunction",
+            "Condition": {"StringEquals": {"lambda:EventSourceToken": "amzn1.ask.skill.x-1"}},
+        },
+        id="an-event-source-token",
+    ),
+    pytest.param(
+        dict(StatementId="via", Action="lambda:InvokeFunction", Principal="*", InvokedViaFunctionUrl=True),
+        {"Principal": "*", "Action": "lambda:InvokeFunction", "Condition": {"Bool": {"lambda:InvokedViaFunctionUrl": "true"}}},
+        id="invoked-via-a-function-url",
+    ),
 ]
 
 
@@ -99,35 +136,62 @@ def test_refusals(raw, fn):
     add = dict(FunctionName=fn, Action="lambda:InvokeFunction", Principal="s3.amazonaws.com")
     raw.add_permission(StatementId="s3", **add)
     assert _refused(lambda: raw.add_permission(StatementId="s3", **add)) == (
-        "ResourceConflictException", "The statement id (s3) provided already exists. Please provide a new statement id, or remove the existing statement.")
+        "ResourceConflictException",
+        "The statement id (s3) provided already exists. Please provide a new statement id, or remove the existing statement.",
+    )
     assert _refused(lambda: raw.add_permission(StatementId="example.com", **add)) == (
-        "ValidationException", "1 validation error detected: Value 'example.com' at 'statementId' failed to satisfy constraint: "
-                               "Member must satisfy regular expression pattern: ([a-zA-Z0-9-_]+)")
+        "ValidationException",
+        "1 validation error detected: Value 'example.com' at 'statementId' failed to satisfy constraint: "
+        "Member must satisfy regular expression pattern: ([a-zA-Z0-9-_]+)",
+    )
     assert _refused(lambda: raw.add_permission(StatementId="x", Qualifier="$LATEST", **add)) == (
-        "InvalidParameterValueException", "We currently do not support adding policies for $LATEST.")
-    assert _refused(lambda: raw.add_permission(FunctionName=fn, StatementId="x", Action="lambda:InvokeFunction", Principal="invalid.nonaws.com")) == (
-        "InvalidParameterValueException", "The provided principal was invalid. Please check the principal and try again.")
-    assert _refused(lambda: raw.add_permission(FunctionName=P + fn + ":1", StatementId="x", Qualifier="2", Action="lambda:InvokeFunction", Principal="*")) == (
-        "InvalidParameterValueException", "The derived qualifier from the function name does not match the specified qualifier.")
+        "InvalidParameterValueException",
+        "We currently do not support adding policies for $LATEST.",
+    )
+    assert _refused(
+        lambda: raw.add_permission(FunctionName=fn, StatementId="x", Action="lambda:InvokeFunction", Principal="invalid.nonaws.com")
+    ) == ("InvalidParameterValueException", "The provided principal was invalid. Please check the principal and try again.")
+    assert _refused(
+        lambda: raw.add_permission(
+            FunctionName=P + fn + ":1", StatementId="x", Qualifier="2", Action="lambda:InvokeFunction", Principal="*"
+        )
+    ) == ("InvalidParameterValueException", "The derived qualifier from the function name does not match the specified qualifier.")
     assert _refused(lambda: raw.add_permission(StatementId="x", RevisionId="wrong", **add)) == (
-        "PreconditionFailedException", "The Revision Id provided does not match the latest Revision Id. Call the GetPolicy API to retrieve the latest Revision Id")
-    assert _refused(lambda: raw.add_permission(FunctionName="contract-nobody", StatementId="x", Action="lambda:InvokeFunction", Principal="*")) == (
-        "ResourceNotFoundException", f"Function not found: {P}contract-nobody")
+        "PreconditionFailedException",
+        "The Revision Id provided does not match the latest Revision Id. Call the GetPolicy API to retrieve the latest Revision Id",
+    )
+    assert _refused(
+        lambda: raw.add_permission(FunctionName="contract-nobody", StatementId="x", Action="lambda:InvokeFunction", Principal="*")
+    ) == ("ResourceNotFoundException", f"Function not found: {P}contract-nobody")
     assert _refused(lambda: raw.add_permission(StatementId="x", Qualifier="noalias", **add)) == (
-        "ResourceNotFoundException", f"Cannot find alias arn: {P}{fn}:noalias")
+        "ResourceNotFoundException",
+        f"Cannot find alias arn: {P}{fn}:noalias",
+    )
     assert _refused(lambda: raw.add_permission(StatementId="x", Qualifier="42", **add)) == (
-        "ResourceNotFoundException", f"Function not found: {P}{fn}:42")
+        "ResourceNotFoundException",
+        f"Function not found: {P}{fn}:42",
+    )
     assert _refused(lambda: raw.remove_permission(FunctionName=fn, StatementId="non-existent")) == (
-        "ResourceNotFoundException", "Statement non-existent is not found in resource policy.")
+        "ResourceNotFoundException",
+        "Statement non-existent is not found in resource policy.",
+    )
     assert _refused(lambda: raw.remove_permission(FunctionName="contract-nobody", StatementId="s3")) == (
-        "ResourceNotFoundException", f"No policy found for: {P}contract-nobody")
+        "ResourceNotFoundException",
+        f"No policy found for: {P}contract-nobody",
+    )
     assert _refused(lambda: raw.remove_permission(FunctionName=fn, StatementId="s3", RevisionId="wrong")) == (
-        "PreconditionFailedException", "The Revision Id provided does not match the latest Revision Id. Call the GetPolicy API to retrieve the latest Revision Id")
+        "PreconditionFailedException",
+        "The Revision Id provided does not match the latest Revision Id. Call the GetPolicy API to retrieve the latest Revision Id",
+    )
     raw.remove_permission(FunctionName=fn, StatementId="s3")
     assert _refused(lambda: raw.remove_permission(FunctionName=fn, StatementId="s3")) == (
-        "ResourceNotFoundException", "No policy is associated with the given resource.")
+        "ResourceNotFoundException",
+        "No policy is associated with the given resource.",
+    )
     assert _refused(lambda: raw.get_policy(FunctionName="contract-nobody")) == (
-        "ResourceNotFoundException", "The resource you requested does not exist.")
+        "ResourceNotFoundException",
+        "The resource you requested does not exist.",
+    )
 
 
 def test_versions_and_aliases_have_policies_of_their_own(lam, fn):
@@ -140,7 +204,9 @@ def test_versions_and_aliases_have_policies_of_their_own(lam, fn):
     assert [s["Resource"] for s in json.loads(got["Policy"])["Statement"]] == [P + fn + ":1"]
     assert got["RevisionId"] == lam.get_function(FunctionName=fn, Qualifier="1")["Configuration"]["RevisionId"]
     alias = lam.create_alias(FunctionName=fn, Name="live", FunctionVersion="1")
-    lam.add_permission(FunctionName=fn, Qualifier="live", StatementId="a", Action="lambda:InvokeFunction", Principal="*", RevisionId=alias["RevisionId"])
+    lam.add_permission(
+        FunctionName=fn, Qualifier="live", StatementId="a", Action="lambda:InvokeFunction", Principal="*", RevisionId=alias["RevisionId"]
+    )
     got = lam.get_policy(FunctionName=fn, Qualifier="live")
     assert json.loads(got["Policy"])["Statement"][0]["Resource"] == P + fn + ":live"
     assert got["RevisionId"] == lam.get_alias(FunctionName=fn, Name="live")["RevisionId"] != alias["RevisionId"]
@@ -168,9 +234,18 @@ def test_a_public_url_needs_both_statements(lam, fn):
 @pytest.mark.parametrize(
     "statements",
     [
-        pytest.param([dict(Action="lambda:InvokeFunctionUrl", FunctionUrlAuthType="AWS_IAM"), dict(Action="lambda:InvokeFunction")], id="for-another-auth-type"),
-        pytest.param([dict(Action="lambda:InvokeFunctionUrl", SourceAccount=ACCOUNT), dict(Action="lambda:InvokeFunction")], id="conditioned-on-a-source-account"),
-        pytest.param([dict(Action="lambda:InvokeFunctionUrl", Principal="123456789012"), dict(Action="lambda:InvokeFunction")], id="for-one-account-only"),
+        pytest.param(
+            [dict(Action="lambda:InvokeFunctionUrl", FunctionUrlAuthType="AWS_IAM"), dict(Action="lambda:InvokeFunction")],
+            id="for-another-auth-type",
+        ),
+        pytest.param(
+            [dict(Action="lambda:InvokeFunctionUrl", SourceAccount=ACCOUNT), dict(Action="lambda:InvokeFunction")],
+            id="conditioned-on-a-source-account",
+        ),
+        pytest.param(
+            [dict(Action="lambda:InvokeFunctionUrl", Principal="123456789012"), dict(Action="lambda:InvokeFunction")],
+            id="for-one-account-only",
+        ),
     ],
 )
 def test_statements_that_do_not_open_a_url_to_everyone(lam, fn, statements):
@@ -223,12 +298,24 @@ def test_s3_may_invoke_only_what_the_policy_grants_it(server, lam, fn):
         s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration=config)
     assert exc.value.response["Error"]["Message"] == "Unable to validate the following destination configurations"
     # A grant for another bucket does not do.
-    lam.add_permission(FunctionName=fn, StatementId="other", Action="lambda:InvokeFunction", Principal="s3.amazonaws.com",
-                       SourceArn="arn:aws:s3:::another-bucket", SourceAccount=ACCOUNT)
+    lam.add_permission(
+        FunctionName=fn,
+        StatementId="other",
+        Action="lambda:InvokeFunction",
+        Principal="s3.amazonaws.com",
+        SourceArn="arn:aws:s3:::another-bucket",
+        SourceAccount=ACCOUNT,
+    )
     with pytest.raises(ClientError):
         s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration=config)
-    lam.add_permission(FunctionName=fn, StatementId="s3", Action="lambda:InvokeFunction", Principal="s3.amazonaws.com",
-                       SourceArn=f"arn:aws:s3:::{bucket}", SourceAccount=ACCOUNT)
+    lam.add_permission(
+        FunctionName=fn,
+        StatementId="s3",
+        Action="lambda:InvokeFunction",
+        Principal="s3.amazonaws.com",
+        SourceArn=f"arn:aws:s3:::{bucket}",
+        SourceAccount=ACCOUNT,
+    )
     s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration=config)
     assert s3.get_bucket_notification_configuration(Bucket=bucket)["LambdaFunctionConfigurations"][0]["LambdaFunctionArn"] == P + fn
     s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={})
@@ -239,9 +326,16 @@ def test_wildcards_in_a_source_arn(lam, fn):
     """AddPermission's SourceArn is compared with ArnLike: * and ? match."""
     from lambdalet.gateway.functions import policy
 
-    lam.add_permission(FunctionName=fn, StatementId="s3", Action="lambda:InvokeFunction", Principal="s3.amazonaws.com",
-                       SourceArn="arn:aws:s3:::logs-*")
+    lam.add_permission(
+        FunctionName=fn, StatementId="s3", Action="lambda:InvokeFunction", Principal="s3.amazonaws.com", SourceArn="arn:aws:s3:::logs-*"
+    )
     statements = json.loads(lam.get_policy(FunctionName=fn)["Policy"])["Statement"]
-    assert policy.allows_service(statements, "s3.amazonaws.com", "lambda:InvokeFunction", P + fn, source_arn="arn:aws:s3:::logs-2026", source_account=None)
-    assert not policy.allows_service(statements, "s3.amazonaws.com", "lambda:InvokeFunction", P + fn, source_arn="arn:aws:s3:::data", source_account=None)
-    assert not policy.allows_service(statements, "sqs.amazonaws.com", "lambda:InvokeFunction", P + fn, source_arn="arn:aws:s3:::logs-1", source_account=None)
+    assert policy.allows_service(
+        statements, "s3.amazonaws.com", "lambda:InvokeFunction", P + fn, source_arn="arn:aws:s3:::logs-2026", source_account=None
+    )
+    assert not policy.allows_service(
+        statements, "s3.amazonaws.com", "lambda:InvokeFunction", P + fn, source_arn="arn:aws:s3:::data", source_account=None
+    )
+    assert not policy.allows_service(
+        statements, "sqs.amazonaws.com", "lambda:InvokeFunction", P + fn, source_arn="arn:aws:s3:::logs-1", source_account=None
+    )

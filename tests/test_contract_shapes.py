@@ -1,4 +1,5 @@
 """The shapes of Lambda's answers, member for member as AWS fills them."""
+
 from __future__ import annotations
 
 import sys
@@ -15,8 +16,13 @@ STATE_FIELDS = {"State", "StateReason", "StateReasonCode", "LastUpdateStatus", "
 @pytest.fixture(scope="module")
 def shaped(lam):
     name = "contract-shapes"
-    created = lam.create_function(FunctionName=name, Runtime=PY, Role=ROLE, Handler="app.handler",
-                                  Code={"ZipFile": make_zip({"app.py": "def handler(e, c):\n    return 1\n"})})
+    created = lam.create_function(
+        FunctionName=name,
+        Runtime=PY,
+        Role=ROLE,
+        Handler="app.handler",
+        Code={"ZipFile": make_zip({"app.py": "def handler(e, c):\n    return 1\n"})},
+    )
     lam.publish_version(FunctionName=name)
     yield name, created
     lam.delete_function(FunctionName=name)

@@ -8,6 +8,7 @@ must answer; the real runtime clients (aws-lambda-go, awslambdaric, Rust
 lambda_runtime) are in test_runtime_clients.py. The same rules are unit
 tested without sockets in test_runtime_api_state.py.
 """
+
 from __future__ import annotations
 
 import base64
@@ -36,13 +37,26 @@ def deploy_custom(lam, fn_name):
     executable unless modes say otherwise) and deletes it afterwards."""
     made: list[str] = []
 
-    def _deploy(files: dict | None = None, *, mode: str = "events", modes: dict | None = None,
-                name: str | None = None, runtime: str = "provided.al2023", **kwargs) -> str:
+    def _deploy(
+        files: dict | None = None,
+        *,
+        mode: str = "events",
+        modes: dict | None = None,
+        name: str | None = None,
+        runtime: str = "provided.al2023",
+        **kwargs,
+    ) -> str:
         name = name or f"{fn_name}-{len(made)}"
         if files is None:
             files = {"bootstrap": probe_bootstrap(mode), "probe_runtime.py": PROBE}
-        lam.create_function(FunctionName=name, Role=ROLE, Runtime=runtime, Handler=kwargs.pop("Handler", "probe.handler"),
-                            Code={"ZipFile": make_zip(files, {"bootstrap": 0o755, **(modes or {})})}, **kwargs)
+        lam.create_function(
+            FunctionName=name,
+            Role=ROLE,
+            Runtime=runtime,
+            Handler=kwargs.pop("Handler", "probe.handler"),
+            Code={"ZipFile": make_zip(files, {"bootstrap": 0o755, **(modes or {})})},
+            **kwargs,
+        )
         lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
         made.append(name)
         return name
@@ -79,12 +93,22 @@ def test_event_context_environment_and_log_lines(lam, deploy_custom):
     assert re.fullmatch(r"Root=1-[0-9a-f]{8}-[0-9a-f]{24};Parent=[0-9a-f]{16};Sampled=0", headers["lambda-runtime-trace-id"])
     assert headers["content-type"] == "application/json"
     env = body["env"]
-    expected = {"_HANDLER": "probe.handler", "LAMBDA_TASK_ROOT": "/var/task", "LAMBDA_RUNTIME_DIR": "/var/runtime",
-                "AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9001", "AWS_LAMBDA_FUNCTION_NAME": name,
-                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "256", "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
-                "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{name}", "AWS_REGION": "us-east-1",
-                "AWS_DEFAULT_REGION": "us-east-1", "TZ": ":UTC", "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
-                "PATH": "/usr/local/bin:/usr/bin/:/bin:/opt/bin", "MINE": "yes"}
+    expected = {
+        "_HANDLER": "probe.handler",
+        "LAMBDA_TASK_ROOT": "/var/task",
+        "LAMBDA_RUNTIME_DIR": "/var/runtime",
+        "AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9001",
+        "AWS_LAMBDA_FUNCTION_NAME": name,
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "256",
+        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+        "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{name}",
+        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "TZ": ":UTC",
+        "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+        "PATH": "/usr/local/bin:/usr/bin/:/bin:/opt/bin",
+        "MINE": "yes",
+    }
     assert {k: env.get(k) for k in expected} == expected
     assert "AWS_EXECUTION_ENV" not in env and "PYTHONIOENCODING" not in env
     assert env["AWS_LAMBDA_LOG_STREAM_NAME"].startswith(time.strftime("%Y/%m/%d/[$LATEST]", time.gmtime()))
@@ -104,8 +128,7 @@ def test_event_context_environment_and_log_lines(lam, deploy_custom):
 def test_client_context_reaches_the_runtime_as_one_header_line(lam, deploy_custom):
     name = deploy_custom()
     context = '{\n  "custom": {"name": "Zoë"},\r\n  "env": {"k": "v"}\n}'
-    resp = lam.invoke(FunctionName=name, Payload=b'{"do": "echo"}',
-                      ClientContext=base64.b64encode(context.encode()).decode())
+    resp = lam.invoke(FunctionName=name, Payload=b'{"do": "echo"}', ClientContext=base64.b64encode(context.encode()).decode())
     body = json.loads(resp["Payload"].read())
     assert body["headers"]["lambda-runtime-client-context"] == '{"custom":{"name":"Zo\\u00eb"},"env":{"k":"v"}}'
     assert json.loads(body["headers"]["lambda-runtime-client-context"]) == json.loads(context)
@@ -159,8 +182,10 @@ def test_runtime_that_exits_during_a_call_is_an_exit_error_and_is_replaced(lam, 
     _, first, _ = invoke(lam, name, {"do": "echo"})
     resp, body, log = invoke(lam, name, {"do": "exit", "code": 3})
     assert resp["FunctionError"] == "Unhandled"
-    assert body == {"errorType": "Runtime.ExitError",
-                    "errorMessage": f"RequestId: {resp['ResponseMetadata']['RequestId']} Error: Runtime exited with error: exit status 3"}
+    assert body == {
+        "errorType": "Runtime.ExitError",
+        "errorMessage": f"RequestId: {resp['ResponseMetadata']['RequestId']} Error: Runtime exited with error: exit status 3",
+    }
     assert "exiting now" in log and "Runtime.ExitError" in log
     resp, body, log = invoke(lam, name, {"do": "echo"})
     assert "FunctionError" not in resp and "Init Duration" in report(log)
@@ -194,11 +219,20 @@ def test_each_misuse_gets_the_emulators_answer(lam, deploy_custom):
     assert by_what["unknown id"] == {"what": "unknown id", "status": 400, "body": invalid_id}
     assert by_what["error for an unknown id"]["status"] == 400
     # The emulator hands the open call out again.
-    assert by_what["next while open"] == {"what": "next while open", "status": 200,
-                                          "id": resp["ResponseMetadata"]["RequestId"], "same": True}
-    assert by_what["init error after init"] == {"what": "init error after init", "status": 403, "body": {
-        "errorMessage": "State transition from Running to InitError failed for runtime. Error: State transition is not allowed",
-        "errorType": "InvalidStateTransition"}}
+    assert by_what["next while open"] == {
+        "what": "next while open",
+        "status": 200,
+        "id": resp["ResponseMetadata"]["RequestId"],
+        "same": True,
+    }
+    assert by_what["init error after init"] == {
+        "what": "init error after init",
+        "status": 403,
+        "body": {
+            "errorMessage": "State transition from Running to InitError failed for runtime. Error: State transition is not allowed",
+            "errorType": "InvalidStateTransition",
+        },
+    }
     assert by_what["response"]["status"] == 202 and by_what["response"]["body"] == {"status": "OK"}
     assert by_what["response again"] == {"what": "response again", "status": 400, "body": invalid_id}
     assert by_what["error after response"] == {"what": "error after response", "status": 400, "body": invalid_id}
@@ -208,13 +242,20 @@ def test_response_over_six_mb_is_413_to_the_runtime_and_too_large_to_the_caller(
     name = deploy_custom(MemorySize=512)
     resp, body, log = invoke(lam, name, {"do": "big", "n": 6 * 1024 * 1024 + 101})
     assert resp["FunctionError"] == "Unhandled"
-    assert body == {"errorMessage": "Response payload size exceeded maximum allowed payload size (6291556 bytes).",
-                    "errorType": "Function.ResponseSizeTooLarge"}
+    assert body == {
+        "errorMessage": "Response payload size exceeded maximum allowed payload size (6291556 bytes).",
+        "errorType": "Function.ResponseSizeTooLarge",
+    }
     # The same environment goes on, and saw the 413.
     resp, noted, log = invoke(lam, name, {"do": "report"})
     assert "Init Duration" not in report(log)
-    assert noted == [{"what": "big", "status": 413, "body": {
-        "errorMessage": "Exceeded maximum allowed payload size (6291556 bytes).", "errorType": "RequestEntityTooLarge"}}]
+    assert noted == [
+        {
+            "what": "big",
+            "status": 413,
+            "body": {"errorMessage": "Exceeded maximum allowed payload size (6291556 bytes).", "errorType": "RequestEntityTooLarge"},
+        }
+    ]
     resp = lam.invoke(FunctionName=name, Payload=json.dumps({"do": "big", "n": 6 * 1024 * 1024 + 100}).encode())
     assert "FunctionError" not in resp and resp["Payload"].read() == b"x" * (6 * 1024 * 1024 + 100)  # the limit itself
 
@@ -255,7 +296,7 @@ def test_stdout_and_stderr_go_to_the_calls_log(lam, deploy_custom):
     lines = log.splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("START RequestId:"))
     end = next(i for i, line in enumerate(lines) if line.startswith("END RequestId:"))
-    assert lines[start + 1:end] == ["first line", "err: first line", "second line", "err: second line"]
+    assert lines[start + 1 : end] == ["first line", "err: first line", "second line", "err: second line"]
 
 
 def test_streamed_response_and_its_error_trailers(lam, deploy_custom):

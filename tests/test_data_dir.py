@@ -1,4 +1,5 @@
 """The data directory: one server at a time, and nobody else may read it."""
+
 from __future__ import annotations
 
 import os
@@ -77,8 +78,14 @@ def test_the_data_dir_is_0700_and_every_file_in_it_0600(tmp_path, history):
         srv = ServerProcess(data).start()
         name = "perm-old"
         lam = srv.client()
-        lam.create_function(FunctionName=name, Runtime=PY, Role=ROLE, Handler="app.handler",
-                            Code={"ZipFile": make_zip({"app.py": "def handler(e, c):\n    return 1\n"})}, Environment={"Variables": {"SECRET": "s3cr3t"}})
+        lam.create_function(
+            FunctionName=name,
+            Runtime=PY,
+            Role=ROLE,
+            Handler="app.handler",
+            Code={"ZipFile": make_zip({"app.py": "def handler(e, c):\n    return 1\n"})},
+            Environment={"Variables": {"SECRET": "s3cr3t"}},
+        )
         lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
         assert srv.stop() == 0
         for dirpath, dirnames, filenames in os.walk(data):
@@ -93,8 +100,14 @@ def test_the_data_dir_is_0700_and_every_file_in_it_0600(tmp_path, history):
     try:
         lam = srv.client()
         name = f"perm-{history}"
-        lam.create_function(FunctionName=name, Runtime=PY, Role=ROLE, Handler="app.handler",
-                            Code={"ZipFile": make_zip({"app.py": "def handler(e, c):\n    print('logged')\n    return 1\n"})}, Environment={"Variables": {"SECRET": "s3cr3t"}})
+        lam.create_function(
+            FunctionName=name,
+            Runtime=PY,
+            Role=ROLE,
+            Handler="app.handler",
+            Code={"ZipFile": make_zip({"app.py": "def handler(e, c):\n    print('logged')\n    return 1\n"})},
+            Environment={"Variables": {"SECRET": "s3cr3t"}},
+        )
         lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
         assert lam.invoke(FunctionName=name)["StatusCode"] == 200
         assert lam.invoke(FunctionName=name, InvocationType="Event")["StatusCode"] == 202
@@ -103,7 +116,16 @@ def test_the_data_dir_is_0700_and_every_file_in_it_0600(tmp_path, history):
         assert _mode(data) == 0o700
         names = {p.name for p in data.iterdir()}
         # The files the issue names are there, and private.
-        for must in ("lambdalet.db", "lambdalet.db-wal", "lambdalet.db-shm", "queue.db", "queue.db-wal", "meter.bin", "credentials", "server.lock"):
+        for must in (
+            "lambdalet.db",
+            "lambdalet.db-wal",
+            "lambdalet.db-shm",
+            "queue.db",
+            "queue.db-wal",
+            "meter.bin",
+            "credentials",
+            "server.lock",
+        ):
             assert must in names, sorted(names)
         assert list((data / "code" / "blobs").iterdir())
         assert list((data / "calls-journal").iterdir()) or (data / "usage.db").exists()

@@ -1,5 +1,6 @@
 """The data disk's reserve: real blocks, held only when the disk has room
 for them twice over, given back once for a delete."""
+
 from __future__ import annotations
 
 import os

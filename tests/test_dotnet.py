@@ -6,6 +6,7 @@ Assembly::Namespace.Class::Method of POCOs (through the serializer named by
 out, async Task<T>, static and instance methods; ILambdaContext and
 ILambdaLogger; AWS's .NET error shape and log format.
 """
+
 from __future__ import annotations
 
 import base64
@@ -32,9 +33,16 @@ def sample():
 @pytest.fixture(scope="module")
 def cfn(lam, sample):
     name = "dotnet-sample"
-    lam.create_function(FunctionName=name, Runtime="dotnet8", Role=ROLE, Handler="Sample::Sample.Functions::Greet",
-                        Code={"ZipFile": sample}, MemorySize=256, Timeout=20,
-                        Environment={"Variables": {"MY_SETTING": "from the function"}})
+    lam.create_function(
+        FunctionName=name,
+        Runtime="dotnet8",
+        Role=ROLE,
+        Handler="Sample::Sample.Functions::Greet",
+        Code={"ZipFile": sample},
+        MemorySize=256,
+        Timeout=20,
+        Environment={"Variables": {"MY_SETTING": "from the function"}},
+    )
     lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
     yield name
     lam.delete_function(FunctionName=name)
@@ -89,12 +97,15 @@ def test_errors_in_the_dotnet_shape(lam, cfn):
     assert (body["errorType"], body["errorMessage"]) == ("KeyNotFoundException", "async failure")
 
 
-@pytest.mark.parametrize("handler, message", [
-    ("Missing::Sample.Functions::Greet", "Could not find the specified handler assembly with the file name 'Missing"),
-    ("Sample::Sample.Nope::Greet", "Unable to load type 'Sample.Nope' from assembly 'Sample'."),
-    ("Sample::Sample.Functions::Nope", "Unable to find method 'Nope' in type 'Sample.Functions'"),
-    ("Sample.Functions.Greet", "Invalid lambda function handler: 'Sample.Functions.Greet'."),
-])
+@pytest.mark.parametrize(
+    "handler, message",
+    [
+        ("Missing::Sample.Functions::Greet", "Could not find the specified handler assembly with the file name 'Missing"),
+        ("Sample::Sample.Nope::Greet", "Unable to load type 'Sample.Nope' from assembly 'Sample'."),
+        ("Sample::Sample.Functions::Nope", "Unable to find method 'Nope' in type 'Sample.Functions'"),
+        ("Sample.Functions.Greet", "Invalid lambda function handler: 'Sample.Functions.Greet'."),
+    ],
+)
 def test_handler_errors(lam, cfn, handler, message):
     _use(lam, cfn, handler)
     resp, body, _log = _invoke(lam, cfn, {})

@@ -1,4 +1,5 @@
 """Once the server has said yes, a deployed function survives kill -9."""
+
 from __future__ import annotations
 
 import json
@@ -15,8 +16,20 @@ def test_functions_survive_kill_9_and_restart(tmp_path):
     data = tmp_path / "data"
     srv = ServerProcess(data).start()
     lam = srv.client()
-    lam.create_function(FunctionName="durable", Runtime=PY, Role=ROLE, Handler="app.handler", Code={"ZipFile": make_zip({"app.py": "def handler(e, c):\n    return 'v1'\n"})})
-    lam.create_function(FunctionName="updated", Runtime=PY, Role=ROLE, Handler="app.handler", Code={"ZipFile": make_zip({"app.py": "def handler(e, c):\n    return 'old'\n"})})
+    lam.create_function(
+        FunctionName="durable",
+        Runtime=PY,
+        Role=ROLE,
+        Handler="app.handler",
+        Code={"ZipFile": make_zip({"app.py": "def handler(e, c):\n    return 'v1'\n"})},
+    )
+    lam.create_function(
+        FunctionName="updated",
+        Runtime=PY,
+        Role=ROLE,
+        Handler="app.handler",
+        Code={"ZipFile": make_zip({"app.py": "def handler(e, c):\n    return 'old'\n"})},
+    )
     lam.update_function_code(FunctionName="updated", ZipFile=make_zip({"app.py": "def handler(e, c):\n    return 'new'\n"}))
     lam.update_function_configuration(FunctionName="updated", Timeout=11)
     assert json.loads(lam.invoke(FunctionName="durable")["Payload"].read()) == "v1"
@@ -42,7 +55,19 @@ def test_functions_survive_kill_9_and_restart(tmp_path):
 def test_sigterm_stops_every_worker(tmp_path):
     srv = ServerProcess(tmp_path / "data").start()
     lam = srv.client()
-    lam.create_function(FunctionName="w", Runtime=PY, Role=ROLE, Handler="app.handler", Code={"ZipFile": make_zip({"app.py": "import subprocess\ndef handler(e, c):\n    subprocess.Popen(['sleep', '300'], start_new_session=True)\n    return 1\n"})})
+    lam.create_function(
+        FunctionName="w",
+        Runtime=PY,
+        Role=ROLE,
+        Handler="app.handler",
+        Code={
+            "ZipFile": make_zip(
+                {
+                    "app.py": "import subprocess\ndef handler(e, c):\n    subprocess.Popen(['sleep', '300'], start_new_session=True)\n    return 1\n"
+                }
+            )
+        },
+    )
     for _ in range(3):
         lam.invoke(FunctionName="w")
     procs = srv.descendants()

@@ -7,6 +7,7 @@ call path has no HTTP. The other tests compare an embedded invoke with an
 Invoke over HTTP on the same Lambdalet: the same usage row, counters and log
 lines, the same sandboxes.
 """
+
 from __future__ import annotations
 
 import configparser
@@ -72,10 +73,14 @@ def test_the_readme_example_runs_as_written_with_no_http(tmp_path):
 def _client(base_url: str, data_dir: pathlib.Path):
     creds = configparser.ConfigParser()
     creds.read(data_dir / "credentials")
-    return boto3.client("lambda", endpoint_url=base_url, region_name="us-east-1",
-                        aws_access_key_id=creds["default"]["aws_access_key_id"],
-                        aws_secret_access_key=creds["default"]["aws_secret_access_key"],
-                        config=botocore.config.Config(retries={"max_attempts": 0}))
+    return boto3.client(
+        "lambda",
+        endpoint_url=base_url,
+        region_name="us-east-1",
+        aws_access_key_id=creds["default"]["aws_access_key_id"],
+        aws_secret_access_key=creds["default"]["aws_secret_access_key"],
+        config=botocore.config.Config(retries={"max_attempts": 0}),
+    )
 
 
 @pytest.mark.trio
@@ -109,7 +114,13 @@ async def test_an_embedded_invoke_is_metered_billed_and_logged_as_an_http_invoke
         first, second = rows[embedded.request_id], rows[http_id]
         assert first.cold and not second.cold  # the HTTP call found the embedded call's warm instance
         for row in (first, second):
-            assert (row.function, row.version, row.memory_mb, row.outcome, row.account) == ("hello", "$LATEST", 256, "success", "000000000000")
+            assert (row.function, row.version, row.memory_mb, row.outcome, row.account) == (
+                "hello",
+                "$LATEST",
+                256,
+                "success",
+                "000000000000",
+            )
             assert row.billed_ms == billing.billed_ms(row.duration_ns, 1) >= 1
         month = billing.month_of(first.started_ns)
         (usage,) = await lam.calls.usage(month, "hello")
@@ -129,13 +140,15 @@ async def test_an_embedded_invoke_is_metered_billed_and_logged_as_an_http_invoke
 async def test_embedded_calls_run_in_the_servers_sandboxes_and_errors_keep_lambdas_shape(tmp_path):
     code = tmp_path / "code"
     code.mkdir()
-    (code / "app.py").write_text(textwrap.dedent("""
+    (code / "app.py").write_text(
+        textwrap.dedent("""
         import os
         def handler(event, context):
             if event.get("fail"):
                 raise ValueError("no")
             return {"pid": os.getpid(), "hostname": os.uname().nodename}
-    """))
+    """)
+    )
     async with lambdalet.Lambdalet(data_dir=tmp_path / "data") as lam:
         await lam.deploy("fn", code, handler="app.handler")
         ok = (await lam.invoke("fn", {})).json()
@@ -145,9 +158,11 @@ async def test_embedded_calls_run_in_the_servers_sandboxes_and_errors_keep_lambd
         failed = await lam.invoke("fn", {"fail": True})
         assert failed.function_error == "Unhandled"
         assert failed.json()["errorType"] == "ValueError" and failed.json()["errorMessage"] == "no"
-        for call, error_type in ((lam.invoke("missing", {}), "ResourceNotFoundException"),
-                                 (lam.invoke("fn", payload=b"{not json"), "InvalidRequestContentException"),
-                                 (lam.invoke("fn", payload=b'"' + b"x" * (6 * 1024 * 1024) + b'"'), "RequestTooLargeException")):
+        for call, error_type in (
+            (lam.invoke("missing", {}), "ResourceNotFoundException"),
+            (lam.invoke("fn", payload=b"{not json"), "InvalidRequestContentException"),
+            (lam.invoke("fn", payload=b'"' + b"x" * (6 * 1024 * 1024) + b'"'), "RequestTooLargeException"),
+        ):
             with pytest.raises(lambdalet.LambdaError) as exc:
                 await call
             assert exc.value.error_type == error_type

@@ -1,5 +1,6 @@
 """A platform error becomes Lambda's wire shape in one place
 (LambdaError.reply), whichever surface answers it."""
+
 from __future__ import annotations
 
 import json

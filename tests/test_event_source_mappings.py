@@ -2,6 +2,7 @@
 and sqs clients on a real server with real sandboxes: Lambda's validation,
 batches as Lambda forms them, the SQS event, ReportBatchItemFailures,
 retries through the visibility timeout and the dead-letter queue."""
+
 from __future__ import annotations
 
 import json
@@ -20,7 +21,7 @@ ACCOUNT = "000000000000"
 ROLE = "arn:aws:iam::123456789012:role/lambdalet-test"
 RUNTIME = f"python{sys.version_info[0]}.{sys.version_info[1]}"
 
-CONSUMER = '''
+CONSUMER = """
 import json
 def handler(event, context):
     bodies = [r["body"] for r in event["Records"]]
@@ -29,7 +30,7 @@ def handler(event, context):
     if any(b.startswith("raise") for b in bodies):
         raise RuntimeError("batch failed")
     return {"batchItemFailures": failed}
-'''
+"""
 
 
 def _arn(queue: str) -> str:
@@ -68,15 +69,20 @@ def test_messages_run_the_function_in_batches_and_are_deleted(server, sqs, consu
     # happen to the session's client (an Invoke's body is a stream).
     lam = server.client()
     lam.meta.events.register("after-call.lambda", lambda http_response, model, **_: seen.__setitem__(model.name, http_response.content))
-    mapping = lam.create_event_source_mapping(EventSourceArn=_arn(f"{consumer}-q"), FunctionName=consumer, BatchSize=10,
-                                              MaximumBatchingWindowInSeconds=1)
+    mapping = lam.create_event_source_mapping(
+        EventSourceArn=_arn(f"{consumer}-q"), FunctionName=consumer, BatchSize=10, MaximumBatchingWindowInSeconds=1
+    )
     assert mapping["State"] == "Creating" and mapping["BatchSize"] == 10
     assert mapping["FunctionArn"] == f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:{consumer}"
     assert_json_output("lambda", "CreateEventSourceMapping", seen["CreateEventSourceMapping"])
     for start in range(0, 25, 10):
-        sqs.send_message_batch(QueueUrl=url, Entries=[{"Id": str(i), "MessageBody": f"m{i}",
-                                                       "MessageAttributes": {"n": {"DataType": "Number", "StringValue": str(i)}}}
-                                                      for i in range(start, min(start + 10, 25))])
+        sqs.send_message_batch(
+            QueueUrl=url,
+            Entries=[
+                {"Id": str(i), "MessageBody": f"m{i}", "MessageAttributes": {"n": {"DataType": "Number", "StringValue": str(i)}}}
+                for i in range(start, min(start + 10, 25))
+            ],
+        )
     batches = wait_for(lambda: (b := _batches(server, consumer)) and sum(len(x["bodies"]) for x in b) >= 25 and b, timeout=60)
     bodies = [body for b in batches for body in b["bodies"]]
     assert sorted(bodies) == sorted(f"m{i}" for i in range(25))  # each exactly once
@@ -86,8 +92,13 @@ def test_messages_run_the_function_in_batches_and_are_deleted(server, sqs, consu
     assert set(record) >= {"messageId", "receiptHandle", "body", "attributes", "messageAttributes", "md5OfBody"}
     assert record["attributes"]["ApproximateReceiveCount"] == "1" and "SentTimestamp" in record["attributes"]
     assert record["messageAttributes"]["n"]["dataType"] == "Number" and record["messageAttributes"]["n"]["stringListValues"] == []
-    wait_for(lambda: sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]["ApproximateNumberOfMessagesNotVisible"] == "0")
-    assert sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]["ApproximateNumberOfMessages"] == "0"
+    wait_for(
+        lambda: sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]["ApproximateNumberOfMessagesNotVisible"] == "0"
+    )
+    assert (
+        sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]["ApproximateNumberOfMessages"]
+        == "0"
+    )
     got = lam.get_event_source_mapping(UUID=mapping["UUID"])
     assert got["State"] == "Enabled" and got["LastProcessingResult"] == "OK"
     assert_json_output("lambda", "GetEventSourceMapping", seen["GetEventSourceMapping"])
@@ -102,10 +113,16 @@ def test_messages_run_the_function_in_batches_and_are_deleted(server, sqs, consu
 def test_report_batch_item_failures_and_the_dlq(server, lam, sqs, consumer):
     dlq = _queue(sqs, f"{consumer}-dlq")
     url = _queue(sqs, f"{consumer}-src", RedrivePolicy=json.dumps({"deadLetterTargetArn": _arn(f"{consumer}-dlq"), "maxReceiveCount": 2}))
-    lam.create_event_source_mapping(EventSourceArn=_arn(f"{consumer}-src"), FunctionName=consumer, BatchSize=10,
-                                    MaximumBatchingWindowInSeconds=1, FunctionResponseTypes=["ReportBatchItemFailures"])
-    sqs.send_message_batch(QueueUrl=url, Entries=[{"Id": "a", "MessageBody": "ok-a"}, {"Id": "b", "MessageBody": "fail-b"},
-                                                  {"Id": "c", "MessageBody": "ok-c"}])
+    lam.create_event_source_mapping(
+        EventSourceArn=_arn(f"{consumer}-src"),
+        FunctionName=consumer,
+        BatchSize=10,
+        MaximumBatchingWindowInSeconds=1,
+        FunctionResponseTypes=["ReportBatchItemFailures"],
+    )
+    sqs.send_message_batch(
+        QueueUrl=url, Entries=[{"Id": "a", "MessageBody": "ok-a"}, {"Id": "b", "MessageBody": "fail-b"}, {"Id": "c", "MessageBody": "ok-c"}]
+    )
 
     def in_dlq():
         return sqs.receive_message(QueueUrl=dlq, AttributeNames=["All"], VisibilityTimeout=60).get("Messages")
@@ -141,19 +158,26 @@ def test_disable_and_enable(server, lam, sqs, consumer):
     wait_for(lambda: any("waits" in b["bodies"] for b in _batches(server, consumer)), timeout=60)
 
 
-@pytest.mark.parametrize("kwargs,error,words", [
-    ({"EventSourceArn": _arn("no-such-queue")}, "InvalidParameterValueException", "does not exist"),
-    ({"EventSourceArn": "arn:aws:kinesis:us-east-1:000000000000:stream/s"}, "InvalidParameterValueException", "Unrecognized event source"),
-    ({"FunctionName": "no-such-function"}, "ResourceNotFoundException", "Function not found"),
-    ({"BatchSize": 11}, "InvalidParameterValueException", "Maximum batch window in seconds must be greater than 0"),
-    # What breaks the model's ranges and enums is refused before anything
-    # else, as on AWS: ValidationException.
-    ({"BatchSize": 20000, "MaximumBatchingWindowInSeconds": 5}, "ValidationException", "less than or equal to 10000"),
-    ({"MaximumBatchingWindowInSeconds": 301}, "ValidationException", "less than or equal to 300"),
-    ({"FunctionResponseTypes": ["Everything"]}, "ValidationException", "ReportBatchItemFailures"),
-    ({"StartingPosition": "LATEST"}, "InvalidParameterValueException", "not valid for Amazon SQS"),
-    ({"ScalingConfig": {"MaximumConcurrency": 5000}}, "ValidationException", "less than or equal to 1000"),
-])
+@pytest.mark.parametrize(
+    "kwargs,error,words",
+    [
+        ({"EventSourceArn": _arn("no-such-queue")}, "InvalidParameterValueException", "does not exist"),
+        (
+            {"EventSourceArn": "arn:aws:kinesis:us-east-1:000000000000:stream/s"},
+            "InvalidParameterValueException",
+            "Unrecognized event source",
+        ),
+        ({"FunctionName": "no-such-function"}, "ResourceNotFoundException", "Function not found"),
+        ({"BatchSize": 11}, "InvalidParameterValueException", "Maximum batch window in seconds must be greater than 0"),
+        # What breaks the model's ranges and enums is refused before anything
+        # else, as on AWS: ValidationException.
+        ({"BatchSize": 20000, "MaximumBatchingWindowInSeconds": 5}, "ValidationException", "less than or equal to 10000"),
+        ({"MaximumBatchingWindowInSeconds": 301}, "ValidationException", "less than or equal to 300"),
+        ({"FunctionResponseTypes": ["Everything"]}, "ValidationException", "ReportBatchItemFailures"),
+        ({"StartingPosition": "LATEST"}, "InvalidParameterValueException", "not valid for Amazon SQS"),
+        ({"ScalingConfig": {"MaximumConcurrency": 5000}}, "ValidationException", "less than or equal to 1000"),
+    ],
+)
 def test_bad_mappings_get_lambda_errors(lam, sqs, consumer, kwargs, error, words):
     _queue(sqs, f"{consumer}-q")
     args = {"EventSourceArn": _arn(f"{consumer}-q"), "FunctionName": consumer, **kwargs}
@@ -186,8 +210,14 @@ def test_one_mapping_per_queue_and_function(lam, sqs, consumer):
 def test_mappings_survive_a_restart(tmp_path):
     with ServerProcess(tmp_path / "d") as srv:
         lam, sqs = srv.client(), srv.aws("sqs")
-        lam.create_function(FunctionName="keeper", Role=ROLE, Handler="app.handler", Runtime=RUNTIME, Timeout=3,
-                            Code={"ZipFile": make_zip({"app.py": CONSUMER})})
+        lam.create_function(
+            FunctionName="keeper",
+            Role=ROLE,
+            Handler="app.handler",
+            Runtime=RUNTIME,
+            Timeout=3,
+            Code={"ZipFile": make_zip({"app.py": CONSUMER})},
+        )
         lam.get_waiter("function_active_v2").wait(FunctionName="keeper", WaiterConfig={"Delay": 1, "MaxAttempts": 30})
         _queue(sqs, "keeper-q")
         mapping = lam.create_event_source_mapping(EventSourceArn=_arn("keeper-q"), FunctionName="keeper")
@@ -206,8 +236,9 @@ def test_a_null_setting_is_an_absent_one(server, sqs, consumer):
     # JSON null is how a raw client leaves a member out: the default applies
     # (BatchSize 10 needs no batching window) instead of a 500.
     _queue(sqs, f"{consumer}-q")
-    body = json.dumps({"EventSourceArn": _arn(f"{consumer}-q"), "FunctionName": consumer, "BatchSize": None,
-                       "MaximumBatchingWindowInSeconds": None}).encode()
+    body = json.dumps(
+        {"EventSourceArn": _arn(f"{consumer}-q"), "FunctionName": consumer, "BatchSize": None, "MaximumBatchingWindowInSeconds": None}
+    ).encode()
     resp = signed_request(server, "POST", "/2015-03-31/event-source-mappings/", body, {"Content-Type": "application/json"})
     assert resp.status_code == 202, resp.text
     assert resp.json()["BatchSize"] == 10

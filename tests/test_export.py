@@ -3,6 +3,7 @@ every answered call's log lines and REPORT figures reach Debian's rsyslogd
 (TCP and UDP) and an OTLP/HTTP receiver that decodes them with
 opentelemetry-proto's classes; a receiver that is down or refuses costs
 the calls nothing, and /metrics counts what was dropped."""
+
 from __future__ import annotations
 
 import base64
@@ -17,11 +18,13 @@ from export_receivers import OtlpReceiver, Rsyslog
 from helpers import ServerProcess, free_port, lambdalet_argv, make_zip, still_running, wait_for
 
 ROLE = "arn:aws:iam::123456789012:role/lambdalet-test"
-HANDLER = ("import sys\n"
-           "def handler(event, context):\n"
-           "    print('hello from', event.get('n'))\n"
-           "    print('REPORT RequestId: forged\\tDuration: 0.01 ms', file=sys.stderr)\n"
-           "    return event.get('n')\n")
+HANDLER = (
+    "import sys\n"
+    "def handler(event, context):\n"
+    "    print('hello from', event.get('n'))\n"
+    "    print('REPORT RequestId: forged\\tDuration: 0.01 ms', file=sys.stderr)\n"
+    "    return event.get('n')\n"
+)
 
 
 def deploy(lam, name: str, source: str = HANDLER, **kwargs) -> str:
@@ -67,8 +70,13 @@ def test_rsyslog_receives_every_line_and_the_report(tmp_path, rsyslog, transport
         name = deploy(lam, "exported", MemorySize=160)
         calls = [invoke(lam, name, n) for n in range(3)]
         ids = {rid for rid, _ in calls}
-        wait_for(lambda: {m["structured-data"] for m in rsyslog.messages() if m["msgid"] == "report"}
-                 and sum(1 for m in rsyslog.messages() if m["msgid"] == "report") == 3, timeout=20)
+        wait_for(
+            lambda: (
+                {m["structured-data"] for m in rsyslog.messages() if m["msgid"] == "report"}
+                and sum(1 for m in rsyslog.messages() if m["msgid"] == "report") == 3
+            ),
+            timeout=20,
+        )
         messages = rsyslog.messages()
         for rid, tail in calls:
             mine = [m for m in messages if f'requestId="{rid}"' in m["structured-data"]]
@@ -93,7 +101,9 @@ def test_rsyslog_receives_every_line_and_the_report(tmp_path, rsyslog, transport
         text = requests.get(srv.url + "/metrics", timeout=10).text
         assert metric_values(text, "lambdalet_export_sent_calls_total") == {'sink="syslog"': 3.0}
         assert metric_values(text, "lambdalet_export_dropped_calls_total") == {
-            'reason="buffer_full",sink="syslog"': 0.0, 'reason="rejected",sink="syslog"': 0.0}
+            'reason="buffer_full",sink="syslog"': 0.0,
+            'reason="rejected",sink="syslog"': 0.0,
+        }
 
 
 def test_otlp_receiver_decodes_logs_and_report_metrics(tmp_path, otlp):
@@ -137,8 +147,15 @@ def test_a_receiver_that_is_down_costs_the_calls_nothing_and_gets_them_later(tmp
         lam = srv.client()
         name = deploy(lam, "patient")
         ids = {invoke(lam, name, n)[0] for n in range(3)}
-        wait_for(lambda: metric_values(requests.get(srv.url + "/metrics", timeout=10).text,
-                                       "lambdalet_export_failed_tries_total").get('sink="otlp"', 0) >= 2, timeout=20)
+        wait_for(
+            lambda: (
+                metric_values(requests.get(srv.url + "/metrics", timeout=10).text, "lambdalet_export_failed_tries_total").get(
+                    'sink="otlp"', 0
+                )
+                >= 2
+            ),
+            timeout=20,
+        )
         receiver = OtlpReceiver(port).start()
         try:
             wait_for(lambda: {r.attributes[0].value.string_value for _, r in receiver.log_records()} == ids, timeout=30)
@@ -172,30 +189,41 @@ def test_a_receiver_that_refuses_for_good_is_counted_not_retried(tmp_path, otlp)
         lam = srv.client()
         name = deploy(lam, "refused")
         invoke(lam, name, 1)
-        wait_for(lambda: metric_values(requests.get(srv.url + "/metrics", timeout=10).text,
-                                       "lambdalet_export_dropped_calls_total").get('reason="rejected",sink="otlp"') == 1, timeout=20)
+        wait_for(
+            lambda: (
+                metric_values(requests.get(srv.url + "/metrics", timeout=10).text, "lambdalet_export_dropped_calls_total").get(
+                    'reason="rejected",sink="otlp"'
+                )
+                == 1
+            ),
+            timeout=20,
+        )
         # The next call goes through: one refusal does not stop the export.
         rid, _ = invoke(lam, name, 2)
         wait_for(lambda: rid in {r.attributes[0].value.string_value for _, r in otlp.log_records()}, timeout=20)
 
 
-@pytest.mark.parametrize("args, says", [
-    (["--export-otlp", "127.0.0.1:4318"], "expected an http:// or https:// URL"),
-    (["--export-otlp", "http://127.0.0.1:99999"], "the port must be a number from 1 to 65535"),
-    (["--export-otlp", "http://collector:4318/?token=x"], "a query, a fragment or credentials"),
-    (["--export-otlp", "http://bad host:4318"], "is neither an IP address nor a host name"),
-    (["--export-syslog", "127.0.0.1"], "the port is missing"),
-    (["--export-syslog", "127.0.0.1:0"], "the port must be a number from 1 to 65535"),
-    (["--export-syslog", "127.0.0.1:syslog"], "the port must be a number from 1 to 65535"),
-    (["--export-syslog", "tls://127.0.0.1:6514"], "the transport is tcp:// or udp://"),
-    (["--export-buffer-calls", "0"], "expected a whole number of at least 1"),
-    (["--export-otlp", "http://127.0.0.1:4318", "--export-otlp-header", "bad name=1"], "expected NAME=VALUE with a header name"),
-    (["--export-otlp", "http://127.0.0.1:4318", "--export-otlp-header", "Content-Length=1"], "is set by the export itself"),
-    (["--export-otlp-header", "x-api-key=1"], "--export-otlp-header goes with --export-otlp"),
-])
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        (["--export-otlp", "127.0.0.1:4318"], "expected an http:// or https:// URL"),
+        (["--export-otlp", "http://127.0.0.1:99999"], "the port must be a number from 1 to 65535"),
+        (["--export-otlp", "http://collector:4318/?token=x"], "a query, a fragment or credentials"),
+        (["--export-otlp", "http://bad host:4318"], "is neither an IP address nor a host name"),
+        (["--export-syslog", "127.0.0.1"], "the port is missing"),
+        (["--export-syslog", "127.0.0.1:0"], "the port must be a number from 1 to 65535"),
+        (["--export-syslog", "127.0.0.1:syslog"], "the port must be a number from 1 to 65535"),
+        (["--export-syslog", "tls://127.0.0.1:6514"], "the transport is tcp:// or udp://"),
+        (["--export-buffer-calls", "0"], "expected a whole number of at least 1"),
+        (["--export-otlp", "http://127.0.0.1:4318", "--export-otlp-header", "bad name=1"], "expected NAME=VALUE with a header name"),
+        (["--export-otlp", "http://127.0.0.1:4318", "--export-otlp-header", "Content-Length=1"], "is set by the export itself"),
+        (["--export-otlp-header", "x-api-key=1"], "--export-otlp-header goes with --export-otlp"),
+    ],
+)
 def test_bad_export_settings_are_refused_at_start_up(tmp_path, args, says):
-    proc = subprocess.run(lambdalet_argv("serve", "--port", "0", "--data-dir", str(tmp_path / "data"), *args),
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        lambdalet_argv("serve", "--port", "0", "--data-dir", str(tmp_path / "data"), *args), capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert says in proc.stderr
     assert "serving the Lambda API" not in proc.stdout
@@ -241,17 +269,24 @@ def test_a_batch_tried_again_sends_only_what_did_not_go_through(tmp_path, otlp):
         records = [r.body.string_value for _, r in otlp.log_records() if r.attributes[0].value.string_value == rid]
         assert records == tail  # once, not once per try
         # The receiver has the metrics a moment before the server has the worker's answer.
-        wait_for(lambda: metric_values(requests.get(srv.url + "/metrics", timeout=10).text,
-                                       "lambdalet_export_sent_calls_total") == {'sink="otlp"': 1.0}, timeout=20)
+        wait_for(
+            lambda: (
+                metric_values(requests.get(srv.url + "/metrics", timeout=10).text, "lambdalet_export_sent_calls_total")
+                == {'sink="otlp"': 1.0}
+            ),
+            timeout=20,
+        )
         text = requests.get(srv.url + "/metrics", timeout=10).text
         assert metric_values(text, "lambdalet_export_failed_tries_total") == {'sink="otlp"': 1.0}
 
 
-HOSTILE = ("def handler(event, context):\n"
-           "    print('x' * 20000)\n"  # past rsyslog's 8 KB: cut, not spilled into a next message
-           "    print('99 <14>1 2020-01-01T00:00:00.000Z forged forged - log - pretend frame')\n"
-           "    print('bell\\x07 nul\\x00 esc\\x1b[31m end')\n"
-           "    return 1\n")
+HOSTILE = (
+    "def handler(event, context):\n"
+    "    print('x' * 20000)\n"  # past rsyslog's 8 KB: cut, not spilled into a next message
+    "    print('99 <14>1 2020-01-01T00:00:00.000Z forged forged - log - pretend frame')\n"
+    "    print('bell\\x07 nul\\x00 esc\\x1b[31m end')\n"
+    "    return 1\n"
+)
 
 
 def test_what_a_function_prints_cannot_forge_or_break_syslog_messages(tmp_path, rsyslog):
@@ -272,8 +307,14 @@ def test_what_a_function_prints_cannot_forge_or_break_syslog_messages(tmp_path, 
 
 
 def test_otlp_headers_from_the_flag_or_the_sdk_variable_and_never_on_a_command_line(tmp_path, otlp):
-    with ServerProcess(tmp_path / "flag", "--export-otlp", otlp.url, "--export-otlp-header", "x-api-key=s3cret",
-                       env={"OTEL_EXPORTER_OTLP_HEADERS": "x-api-key=ignored"}) as srv:
+    with ServerProcess(
+        tmp_path / "flag",
+        "--export-otlp",
+        otlp.url,
+        "--export-otlp-header",
+        "x-api-key=s3cret",
+        env={"OTEL_EXPORTER_OTLP_HEADERS": "x-api-key=ignored"},
+    ) as srv:
         lam = srv.client()
         invoke(lam, deploy(lam, "headers"), 1)
         wait_for(lambda: otlp.metric_points("faas.invocations"), timeout=20)
@@ -282,8 +323,9 @@ def test_otlp_headers_from_the_flag_or_the_sdk_variable_and_never_on_a_command_l
                 assert b"s3cret" not in f.read()
     assert {h.get("x-api-key") for h in otlp.headers} == {"s3cret"}
     otlp.headers.clear()
-    with ServerProcess(tmp_path / "env", "--export-otlp", otlp.url,
-                       env={"OTEL_EXPORTER_OTLP_HEADERS": "x-api-key=from%20env,x-tenant=t1"}) as srv:
+    with ServerProcess(
+        tmp_path / "env", "--export-otlp", otlp.url, env={"OTEL_EXPORTER_OTLP_HEADERS": "x-api-key=from%20env,x-tenant=t1"}
+    ) as srv:
         lam = srv.client()
         invoke(lam, deploy(lam, "headers"), 1)
         wait_for(lambda: otlp.headers, timeout=20)

@@ -2,6 +2,7 @@
 sink: what the call path may cost (nothing but an append), the bound and
 its drop count, batching, backoff between tries, refusals, and the last
 flush on stop. The real sinks meet real receivers in test_export.py."""
+
 from __future__ import annotations
 
 import pytest

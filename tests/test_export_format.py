@@ -1,5 +1,6 @@
 """The export's pure parts: RFC 5424 messages and RFC 6587 framing, the
 --export-* parsers, and OTLP requests read back with the official classes."""
+
 from __future__ import annotations
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
@@ -12,9 +13,22 @@ from lambdalet.gateway.metering.ledger import UsageRecord
 
 
 def usage(request_id: str = "r-1", *, cold: bool = False, outcome: str = "success", duration_ns: int = 12_345_678) -> UsageRecord:
-    return UsageRecord(request_id=request_id, function="fn", version="$LATEST", architecture="x86_64",
-                       started_ns=1_764_950_000_000_000_000, duration_ns=duration_ns, init_ns=130_000_000 if cold else 0,
-                       billed_ms=13, granularity_ms=1, memory_mb=128, max_memory_mb=41, cold=cold, outcome=outcome, account="0")
+    return UsageRecord(
+        request_id=request_id,
+        function="fn",
+        version="$LATEST",
+        architecture="x86_64",
+        started_ns=1_764_950_000_000_000_000,
+        duration_ns=duration_ns,
+        init_ns=130_000_000 if cold else 0,
+        billed_ms=13,
+        granularity_ms=1,
+        memory_mb=128,
+        max_memory_mb=41,
+        cold=cold,
+        outcome=outcome,
+        account="0",
+    )
 
 
 def test_structured_data_values_are_escaped_and_header_fields_are_printable_ascii():
@@ -38,14 +52,18 @@ def test_octet_counting_frames_any_bytes():
 def test_a_call_gives_its_lines_then_a_report_from_the_platform_figures():
     lines = [(1_764_950_000_001, "START RequestId: r-1 Version: $LATEST"), (1_764_950_000_002, "hi")]
     out = syslog_format.CallMessages("host").of_call(usage(cold=True), lines, "2026/12/05/[$LATEST]ab")
-    assert out[0] == (b'<14>1 2025-12-05T15:53:20.001Z host fn 2026/12/05/[$LATEST]ab log '
-                      b'[lambda@32473 function="fn" version="$LATEST" requestId="r-1"] START RequestId: r-1 Version: $LATEST')
+    assert out[0] == (
+        b"<14>1 2025-12-05T15:53:20.001Z host fn 2026/12/05/[$LATEST]ab log "
+        b'[lambda@32473 function="fn" version="$LATEST" requestId="r-1"] START RequestId: r-1 Version: $LATEST'
+    )
     assert out[1].endswith(b"] hi")
     report = out[2].decode()
     assert ' report [lambda@32473 function="fn" version="$LATEST" requestId="r-1"][report@32473 durationMs="12.35" ' in report
     assert 'initDurationMs="130.00" outcome="success" coldStart="true"]' in report
-    assert report.endswith(" REPORT RequestId: r-1\tDuration: 12.35 ms\tBilled Duration: 13 ms\tMemory Size: 128 MB\t"
-                           "Max Memory Used: 41 MB\tInit Duration: 130.00 ms\t")
+    assert report.endswith(
+        " REPORT RequestId: r-1\tDuration: 12.35 ms\tBilled Duration: 13 ms\tMemory Size: 128 MB\t"
+        "Max Memory Used: 41 MB\tInit Duration: 130.00 ms\t"
+    )
 
 
 def test_targets_take_what_the_help_says():
@@ -58,15 +76,20 @@ def test_targets_take_what_the_help_says():
 
 def test_otlp_requests_read_back_with_the_official_classes():
     encoder = Encoder(region="eu-west-1", account="123", host_name="h", scope_version="0.1")
-    calls = [(usage("r-1", cold=True), "/aws/lambda/fn", "s1", [(5, "a"), (6, "b")]),
-             (usage("r-2", outcome="timeout", duration_ns=3_000_000_000), "/aws/lambda/fn", "s1", [(7, "c")])]
+    calls = [
+        (usage("r-1", cold=True), "/aws/lambda/fn", "s1", [(5, "a"), (6, "b")]),
+        (usage("r-2", outcome="timeout", duration_ns=3_000_000_000), "/aws/lambda/fn", "s1", [(7, "c")]),
+    ]
     logs = ExportLogsServiceRequest.FromString(encoder.logs(calls, now_ns=99))
     (rl,) = logs.resource_logs
     attrs = {kv.key: kv.value for kv in rl.resource.attributes}
     assert attrs["faas.instance"].string_value == "s1" and attrs["cloud.region"].string_value == "eu-west-1"
     records = rl.scope_logs[0].log_records
     assert [(r.time_unix_nano, r.body.string_value, r.attributes[0].value.string_value) for r in records] == [
-        (5_000_000, "a", "r-1"), (6_000_000, "b", "r-1"), (7_000_000, "c", "r-2")]
+        (5_000_000, "a", "r-1"),
+        (6_000_000, "b", "r-1"),
+        (7_000_000, "c", "r-2"),
+    ]
     metrics = ExportMetricsServiceRequest.FromString(encoder.metrics([u for u, *_ in calls], 10, 20))
     by_name = {m.name: m for m in metrics.resource_metrics[0].scope_metrics[0].metrics}
     assert by_name["faas.invocations"].sum.data_points[0].as_int == 2

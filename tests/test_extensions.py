@@ -12,6 +12,7 @@ returns everything the collector holds. The platform delivers what a call
 left before the next call starts, so the dump holds every event of the
 calls before it, in order.
 """
+
 from __future__ import annotations
 
 import json
@@ -31,8 +32,11 @@ HERE = pathlib.Path(__file__).parent / "extensions"
 
 
 def extension_layer(lam, name: str, extra: dict[str, str] | None = None) -> str:
-    files = {"extensions/telemetry-forwarder": (HERE / "telemetry_forwarder.py").read_text(),
-             "extensions/collector": (HERE / "collector.py").read_text(), **(extra or {})}
+    files = {
+        "extensions/telemetry-forwarder": (HERE / "telemetry_forwarder.py").read_text(),
+        "extensions/collector": (HERE / "collector.py").read_text(),
+        **(extra or {}),
+    }
     modes = {path: 0o755 for path in files}
     layer = lam.publish_layer_version(LayerName=name[:60], Content={"ZipFile": make_zip(files, modes)})
     return layer["LayerVersionArn"]
@@ -66,10 +70,25 @@ done
 """
 
 
-def create(lam, name: str, layers: list[str], runtime: str = PY, files: dict | None = None, handler: str = "app.handler",
-           modes: dict | None = None, **kwargs) -> None:
-    lam.create_function(FunctionName=name, Role=ROLE, Runtime=runtime, Handler=handler,
-                        Code={"ZipFile": make_zip(files or {"app.py": PY_HANDLER}, modes)}, Layers=layers, **kwargs)
+def create(
+    lam,
+    name: str,
+    layers: list[str],
+    runtime: str = PY,
+    files: dict | None = None,
+    handler: str = "app.handler",
+    modes: dict | None = None,
+    **kwargs,
+) -> None:
+    lam.create_function(
+        FunctionName=name,
+        Role=ROLE,
+        Runtime=runtime,
+        Handler=handler,
+        Code={"ZipFile": make_zip(files or {"app.py": PY_HANDLER}, modes)},
+        Layers=layers,
+        **kwargs,
+    )
     lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
 
 
@@ -82,7 +101,7 @@ def of_call(events: list[dict], request_id: str) -> list[dict]:
     """The events of one call: from its platform.start to its platform.report."""
     start = next(i for i, e in enumerate(events) if e["type"] == "platform.start" and e["record"]["requestId"] == request_id)
     end = next(i for i, e in enumerate(events) if e["type"] == "platform.report" and e["record"]["requestId"] == request_id)
-    return events[start:end + 1]
+    return events[start : end + 1]
 
 
 def check_calls(events: list[dict], request_ids: list[str], prefixed: bool = False) -> None:
@@ -138,8 +157,9 @@ def test_a_custom_runtime_s_extension_shares_the_runtime_api_s_port(lam, fn_name
     if shutil.which("curl") is None:
         pytest.fail("curl is not installed: the shell bootstrap uses it (Debian's curl package)")
     layer = extension_layer(lam, fn_name)
-    create(lam, fn_name, [layer], runtime="provided.al2023", files={"bootstrap": SHELL_BOOTSTRAP}, handler="none",
-           modes={"bootstrap": 0o755})
+    create(
+        lam, fn_name, [layer], runtime="provided.al2023", files={"bootstrap": SHELL_BOOTSTRAP}, handler="none", modes={"bootstrap": 0o755}
+    )
     rids = [invoke(lam, fn_name, {})[1]["request"] for _ in range(2)]
     resp, events = invoke(lam, fn_name, {"dump": True})
     assert "FunctionError" not in resp, events
@@ -174,12 +194,14 @@ def test_a_node_function_s_extension_receives_the_same_stream(lam, fn_name):
 
 def test_json_log_format_gives_function_records_as_objects(lam, fn_name):
     layer = extension_layer(lam, fn_name)
-    src = ("import json, logging, urllib.request\n"
-           "def handler(event, context):\n"
-           "    logging.getLogger().info('structured')\n"
-           "    if event.get('dump'):\n"
-           "        return json.loads(urllib.request.urlopen('http://127.0.0.1:4318/dump').read())\n"
-           "    return {'request': context.aws_request_id}\n")
+    src = (
+        "import json, logging, urllib.request\n"
+        "def handler(event, context):\n"
+        "    logging.getLogger().info('structured')\n"
+        "    if event.get('dump'):\n"
+        "        return json.loads(urllib.request.urlopen('http://127.0.0.1:4318/dump').read())\n"
+        "    return {'request': context.aws_request_id}\n"
+    )
     create(lam, fn_name, [layer], files={"app.py": src}, LoggingConfig={"LogFormat": "JSON"})
     rid = invoke(lam, fn_name, {})[1]["request"]
     _, events = invoke(lam, fn_name, {"dump": True})
@@ -194,8 +216,14 @@ def test_json_log_format_gives_function_records_as_objects(lam, fn_name):
 def test_the_readme_s_extension_example_runs_as_written(server, lam, tmp_path):
     readme = (pathlib.Path(__file__).resolve().parent.parent / "README.md").read_text()
     block = re.search(r"<!-- extensions example[^>]*-->\n```sh\n(.*?)```", readme, re.S).group(1)
-    env = dict(os.environ, AWS_ENDPOINT_URL=server.url, AWS_SHARED_CREDENTIALS_FILE=str(server.data_dir / "credentials"),
-               AWS_DEFAULT_REGION="us-east-1", AWS_REGION="us-east-1", AWS_PAGER="")
+    env = dict(
+        os.environ,
+        AWS_ENDPOINT_URL=server.url,
+        AWS_SHARED_CREDENTIALS_FILE=str(server.data_dir / "credentials"),
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_REGION="us-east-1",
+        AWS_PAGER="",
+    )
     env.pop("AWS_PROFILE", None)
     proc = subprocess.run(["bash", "-e", "-c", block], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     try:

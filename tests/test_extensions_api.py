@@ -6,6 +6,7 @@ wire.RequestReader, and calls handed in as the pool hands them.
 The status codes and error types are the Runtime Interface Emulator's;
 the same flows run against real sandboxes in tests/test_extensions.py.
 """
+
 from __future__ import annotations
 
 import json
@@ -44,8 +45,9 @@ class Driver:
     path) and its connections' readers."""
 
     def __init__(self, external=("ext-a",)) -> None:
-        self.ext = ex.ExtensionsApi(list(external), function_name="fn", function_version="$LATEST",
-                                    handler="app.handler", account_id="000000000000")
+        self.ext = ex.ExtensionsApi(
+            list(external), function_name="fn", function_version="$LATEST", handler="app.handler", account_id="000000000000"
+        )
         self.api = dispatch.SandboxApi(None, self.ext)
         self.readers: dict[int, wire.RequestReader] = {}
 
@@ -66,8 +68,7 @@ class Driver:
         headers = {"Lambda-Extension-Name": name}
         if features:
             headers["Lambda-Extension-Accept-Feature"] = features
-        status, headers, body = self.reply(conn, request("POST", ex.REGISTER_PATH, json.dumps({"events": list(events)}).encode(),
-                                                         headers))
+        status, headers, body = self.reply(conn, request("POST", ex.REGISTER_PATH, json.dumps({"events": list(events)}).encode(), headers))
         assert status == 200, body
         return headers["lambda-extension-identifier"]
 
@@ -86,12 +87,18 @@ def event_of(outputs: list) -> dict:
 
 def test_register_answers_an_identifier_and_the_functions_metadata():
     d = Driver()
-    status, headers, body = d.reply(1, request("POST", ex.REGISTER_PATH, b'{"events":["INVOKE","SHUTDOWN"]}',
-                                               {"Lambda-Extension-Name": "ext-a", "Lambda-Extension-Accept-Feature": "accountId"}))
+    status, headers, body = d.reply(
+        1,
+        request(
+            "POST",
+            ex.REGISTER_PATH,
+            b'{"events":["INVOKE","SHUTDOWN"]}',
+            {"Lambda-Extension-Name": "ext-a", "Lambda-Extension-Accept-Feature": "accountId"},
+        ),
+    )
     assert status == 200
     uuid.UUID(headers["lambda-extension-identifier"])
-    assert json.loads(body) == {"functionName": "fn", "functionVersion": "$LATEST", "handler": "app.handler",
-                                "accountId": "000000000000"}
+    assert json.loads(body) == {"functionName": "fn", "functionVersion": "$LATEST", "handler": "app.handler", "accountId": "000000000000"}
     assert d.ext.registered()
 
 
@@ -110,9 +117,13 @@ def test_init_waits_for_every_extensions_first_next_and_a_call_for_its_next_agai
     d.ext.close_init()
     # A call: INVOKE goes to ext-a only (ext-b registered for SHUTDOWN).
     doc = event_of(d.ext.invoke("req-1", 1234, "arn:aws:lambda:us-east-1:000000000000:function:fn", "Root=1-x"))
-    assert doc == {"eventType": "INVOKE", "deadlineMs": 1234, "requestId": "req-1",
-                   "invokedFunctionArn": "arn:aws:lambda:us-east-1:000000000000:function:fn",
-                   "tracing": {"type": "X-Amzn-Trace-Id", "value": "Root=1-x"}}
+    assert doc == {
+        "eventType": "INVOKE",
+        "deadlineMs": 1234,
+        "requestId": "req-1",
+        "invokedFunctionArn": "arn:aws:lambda:us-east-1:000000000000:function:fn",
+        "tracing": {"type": "X-Amzn-Trace-Id", "value": "Root=1-x"},
+    }
     assert not d.ext.ready()
     d.next(1, a)
     assert d.ext.ready()
@@ -133,11 +144,14 @@ def test_an_event_waits_for_a_next_that_comes_later():
     assert event_of(d.next(1, a))["requestId"] == "r2"
 
 
-@pytest.mark.parametrize("headers, error_type", [
-    ({}, "Extension.MissingExtensionIdentifier"),
-    ({"Lambda-Extension-Identifier": "not-a-uuid"}, "Extension.InvalidExtensionIdentifier"),
-    ({"Lambda-Extension-Identifier": str(uuid.uuid4())}, "Extension.UnknownExtensionIdentifier"),
-])
+@pytest.mark.parametrize(
+    "headers, error_type",
+    [
+        ({}, "Extension.MissingExtensionIdentifier"),
+        ({"Lambda-Extension-Identifier": "not-a-uuid"}, "Extension.InvalidExtensionIdentifier"),
+        ({"Lambda-Extension-Identifier": str(uuid.uuid4())}, "Extension.UnknownExtensionIdentifier"),
+    ],
+)
 def test_requests_without_a_valid_identifier_get_403(headers, error_type):
     d = Driver()
     status, _, body = d.reply(1, request("GET", ex.NEXT_PATH, headers=headers))
@@ -179,8 +193,15 @@ def test_init_error_and_exit_error_fail_the_environment_with_the_platforms_type(
     # Without the error type header: refused, nothing fails.
     status, _, reply = d.reply(1, request("POST", ex.INIT_ERROR_PATH, b"{}", {"Lambda-Extension-Identifier": a}))
     assert status == 403 and json.loads(reply)["errorType"] == "Extension.MissingHeader"
-    out = d.send(1, request("POST", ex.INIT_ERROR_PATH, b"{}", {"Lambda-Extension-Identifier": a,
-                                                                    "Lambda-Extension-Function-Error-Type": "Extension.ConfigInvalid"}))
+    out = d.send(
+        1,
+        request(
+            "POST",
+            ex.INIT_ERROR_PATH,
+            b"{}",
+            {"Lambda-Extension-Identifier": a, "Lambda-Extension-Function-Error-Type": "Extension.ConfigInvalid"},
+        ),
+    )
     assert parse_reply(next(o for o in out if isinstance(o, st.Send)).data)[0] == 202
     failed = next(o for o in out if isinstance(o, ex.AgentFailed))
     assert (failed.name, failed.error_type, failed.reported) == ("ext-a", "Extension.InitError", "Extension.ConfigInvalid")
@@ -191,8 +212,12 @@ def test_init_error_and_exit_error_fail_the_environment_with_the_platforms_type(
     status, _, reply = d.reply(3, request("GET", ex.NEXT_PATH, headers={"Lambda-Extension-Identifier": a}))
     assert status == 403 and json.loads(reply)["errorType"] == "Extension.InvalidExtensionState"
     d.ext.close_init()
-    out = d.send(4, request("POST", ex.EXIT_ERROR_PATH, b"{}", {"Lambda-Extension-Identifier": b,
-                                                                    "Lambda-Extension-Function-Error-Type": "Extension.Oops"}))
+    out = d.send(
+        4,
+        request(
+            "POST", ex.EXIT_ERROR_PATH, b"{}", {"Lambda-Extension-Identifier": b, "Lambda-Extension-Function-Error-Type": "Extension.Oops"}
+        ),
+    )
     assert next(o for o in out if isinstance(o, ex.AgentFailed)).error_type == "Extension.ExitError"
 
 
@@ -210,12 +235,21 @@ def test_subscriptions_are_checked_and_close_with_init():
     d = Driver()
     a = d.register(1, "ext-a")
     ident = {"Lambda-Extension-Identifier": a}
-    good = {"schemaVersion": "2022-12-13", "types": ["platform", "function"],
-            "buffering": {"maxItems": 1000, "maxBytes": 262144, "timeoutMs": 25},
-            "destination": {"protocol": "HTTP", "URI": "http://sandbox.localdomain:4243/in?x=1"}}
+    good = {
+        "schemaVersion": "2022-12-13",
+        "types": ["platform", "function"],
+        "buffering": {"maxItems": 1000, "maxBytes": 262144, "timeoutMs": 25},
+        "destination": {"protocol": "HTTP", "URI": "http://sandbox.localdomain:4243/in?x=1"},
+    }
     out = d.send(2, request("PUT", ex.TELEMETRY_PATH, json.dumps(good).encode(), ident))
     sub = next(o for o in out if isinstance(o, ex.Subscribed)).subscription
-    assert (sub.port, sub.path, sub.max_items, sub.timeout_ms, sub.types) == (4243, "/in?x=1", 1000, 25, frozenset({"platform", "function"}))
+    assert (sub.port, sub.path, sub.max_items, sub.timeout_ms, sub.types) == (
+        4243,
+        "/in?x=1",
+        1000,
+        25,
+        frozenset({"platform", "function"}),
+    )
     for change, words in [
         ({"schemaVersion": "2000-01-01"}, "schemaVersion"),
         ({"types": ["everything"]}, "types"),
@@ -265,8 +299,16 @@ def test_the_runtime_apis_paths_answer_404_on_the_python_fast_path():
 
 
 def _sub(**kw) -> tm.Subscription:
-    base = dict(schema_version="2022-12-13", types=frozenset(tm.TYPES), max_items=1000, max_bytes=262144, timeout_ms=25,
-                host="127.0.0.1", port=1, path="/")
+    base = dict(
+        schema_version="2022-12-13",
+        types=frozenset(tm.TYPES),
+        max_items=1000,
+        max_bytes=262144,
+        timeout_ms=25,
+        host="127.0.0.1",
+        port=1,
+        path="/",
+    )
     base.update(kw)
     return tm.Subscription(**base)
 
@@ -274,20 +316,55 @@ def _sub(**kw) -> tm.Subscription:
 def test_platform_events_follow_the_schema():
     rid, trace = "8476a536-e9f4-11e8-9739-2dfe598c3fcd", "Root=1-5bef4de7-ad49b0e87f6ef6c87fc2e700;Parent=9a9197af755a6419;Sampled=1"
     ms = 1_700_000_000_123
-    events = [json.loads(e.data) for e in (
-        tm.init_start(ms, initialization_type="on-demand", runtime_version="python:3.12.v1", function_name="fn",
-                      function_version="$LATEST", instance_id="abc", memory_mb=128),
-        tm.init_runtime_done(ms, initialization_type="on-demand", status="success"),
-        tm.init_report(ms, initialization_type="on-demand", status="success", duration_ns=12_345_678),
-        tm.start(ms, rid, "$LATEST", trace),
-        tm.runtime_done(ms, request_id=rid, status="error", error_type="Function.Unhandled", duration_ns=2_500_000,
-                        produced_bytes=12, started_ms=ms, trace_id=trace),
-        tm.report(ms, request_id=rid, status="success", error_type=None, duration_ns=2_500_000, billed_ms=3, memory_mb=128,
-                  max_memory_mb=31, init_ns=None, trace_id=trace),
-        tm.logs_dropped(ms, 3, 400),
-    )]
-    assert [e["type"] for e in events] == ["platform.initStart", "platform.initRuntimeDone", "platform.initReport", "platform.start",
-                                           "platform.runtimeDone", "platform.report", "platform.logsDropped"]
+    events = [
+        json.loads(e.data)
+        for e in (
+            tm.init_start(
+                ms,
+                initialization_type="on-demand",
+                runtime_version="python:3.12.v1",
+                function_name="fn",
+                function_version="$LATEST",
+                instance_id="abc",
+                memory_mb=128,
+            ),
+            tm.init_runtime_done(ms, initialization_type="on-demand", status="success"),
+            tm.init_report(ms, initialization_type="on-demand", status="success", duration_ns=12_345_678),
+            tm.start(ms, rid, "$LATEST", trace),
+            tm.runtime_done(
+                ms,
+                request_id=rid,
+                status="error",
+                error_type="Function.Unhandled",
+                duration_ns=2_500_000,
+                produced_bytes=12,
+                started_ms=ms,
+                trace_id=trace,
+            ),
+            tm.report(
+                ms,
+                request_id=rid,
+                status="success",
+                error_type=None,
+                duration_ns=2_500_000,
+                billed_ms=3,
+                memory_mb=128,
+                max_memory_mb=31,
+                init_ns=None,
+                trace_id=trace,
+            ),
+            tm.logs_dropped(ms, 3, 400),
+        )
+    ]
+    assert [e["type"] for e in events] == [
+        "platform.initStart",
+        "platform.initRuntimeDone",
+        "platform.initReport",
+        "platform.start",
+        "platform.runtimeDone",
+        "platform.report",
+        "platform.logsDropped",
+    ]
     assert all(e["time"] == "2023-11-14T22:13:20.123Z" for e in events)
     assert events[0]["record"]["instanceMaxMemory"] == 128 * 1048576
     assert events[2]["record"]["metrics"] == {"durationMs": 12.346}
@@ -307,8 +384,7 @@ def test_log_lines_become_records_stamped_when_written_text_or_json():
     assert [d["record"] for d in docs] == ["first", '{"level":"INFO","message":"hi"}', "last without newline"]
     assert [d["time"] for d in docs] == ["1970-01-01T00:00:01.000Z", "1970-01-01T00:00:02.000Z", "1970-01-01T00:00:03.000Z"]
     # Marks are the sandbox's word: out of order or out of range, they are clamped.
-    docs = [json.loads(e.data) for e in tm.log_lines("function", text, [(6, 10**18), (38, -5)], 3000, json_format=False,
-                                                     start_ms=500)]
+    docs = [json.loads(e.data) for e in tm.log_lines("function", text, [(6, 10**18), (38, -5)], 3000, json_format=False, start_ms=500)]
     assert [d["time"] for d in docs] == ["1970-01-01T00:00:03.000Z"] * 3
     assert {d["type"] for d in docs} == {"function"}
     docs = [json.loads(e.data) for e in tm.log_lines("function", text, [], 3000, json_format=True)]
@@ -386,10 +462,26 @@ def test_a_worker_that_lies_about_the_extensions_it_started_is_gone(lie, tmp_pat
         before = _fds()
         socket.send_fds(theirs, [encode(ExtensionsStarted(9001, names, []))], fds)
         ours.setblocking(False)
-        init = Init(handler="h", task_root="/var/task", env={}, function_name="f", function_version="$LATEST", memory_mb=128,
-                    log_group="g", log_stream="s")
-        figures = extension_host.Figures(function_name="f", version="$LATEST", runtime_version="", initialization_type="on-demand",
-                                         memory_mb=128, json_logs=False, account_id="0", handler="h")
+        init = Init(
+            handler="h",
+            task_root="/var/task",
+            env={},
+            function_name="f",
+            function_version="$LATEST",
+            memory_mb=128,
+            log_group="g",
+            log_stream="s",
+        )
+        figures = extension_host.Figures(
+            function_name="f",
+            version="$LATEST",
+            runtime_version="",
+            initialization_type="on-demand",
+            memory_mb=128,
+            json_logs=False,
+            account_id="0",
+            handler="h",
+        )
         try:
             async with trio.open_nursery() as nursery:
                 with pytest.raises(WorkerGone):

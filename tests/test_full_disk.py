@@ -1,6 +1,7 @@
 """A full disk is a state, not a crash: the server's data dir on a small
 tmpfs (a disk that really fills; the suite runs as root), filled while
 calls come in, restarted full, then given room again."""
+
 from __future__ import annotations
 
 import contextlib
@@ -61,24 +62,40 @@ def test_a_full_disk_is_a_state_not_a_crash(disk):
     srv = ServerProcess(disk).start()
     try:
         lam = srv.client()
-        lam.create_function(FunctionName="f", Role=ROLE, Runtime=f"python{sys.version_info[0]}.{sys.version_info[1]}",
-                            Handler="app.handler", Code={"ZipFile": make_zip({"app.py": APP})})
+        lam.create_function(
+            FunctionName="f",
+            Role=ROLE,
+            Runtime=f"python{sys.version_info[0]}.{sys.version_info[1]}",
+            Handler="app.handler",
+            Code={"ZipFile": make_zip({"app.py": APP})},
+        )
         lam.get_waiter("function_active_v2").wait(FunctionName="f", WaiterConfig={"Delay": 1, "MaxAttempts": 30})
         answered |= {rid for i in range(3) if (rid := _call(lam, i))}
         assert len(answered) == 3
         # Code that does not compress: deleting it must give its room back.
         big = make_zip({"app.py": APP, "blob.bin": os.urandom(2 * 1024 * 1024)})
-        lam.create_function(FunctionName="big", Role=ROLE, Runtime=f"python{sys.version_info[0]}.{sys.version_info[1]}",
-                            Handler="app.handler", Code={"ZipFile": big})
+        lam.create_function(
+            FunctionName="big",
+            Role=ROLE,
+            Runtime=f"python{sys.version_info[0]}.{sys.version_info[1]}",
+            Handler="app.handler",
+            Code={"ZipFile": big},
+        )
         filler = fill_disk(disk)
         results = [_call(lam, i) for i in range(3, 23)]
         answered |= {rid for rid in results if rid}
         assert None in results, "the disk never refused a call"
         # Writes are refused with Lambda's JSON errors, not an HTML page.
-        for write in (lambda: lam.create_function(FunctionName="g", Role=ROLE, Handler="app.handler",
-                                                  Runtime=f"python{sys.version_info[0]}.{sys.version_info[1]}",
-                                                  Code={"ZipFile": make_zip({"app.py": APP, "pad.bin": os.urandom(256 * 1024)})}),
-                      lambda: lam.update_function_code(FunctionName="f", ZipFile=make_zip({"app.py": APP, "pad.bin": os.urandom(256 * 1024)}))):
+        for write in (
+            lambda: lam.create_function(
+                FunctionName="g",
+                Role=ROLE,
+                Handler="app.handler",
+                Runtime=f"python{sys.version_info[0]}.{sys.version_info[1]}",
+                Code={"ZipFile": make_zip({"app.py": APP, "pad.bin": os.urandom(256 * 1024)})},
+            ),
+            lambda: lam.update_function_code(FunctionName="f", ZipFile=make_zip({"app.py": APP, "pad.bin": os.urandom(256 * 1024)})),
+        ):
             with pytest.raises(botocore.exceptions.ClientError) as exc:
                 write()
             err = exc.value.response

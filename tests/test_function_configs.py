@@ -1,5 +1,6 @@
 """Get/PutFunctionRecursionConfig and Get/PutRuntimeManagementConfig as AWS
 answers them, with runtime version ARNs naming the interpreter that runs."""
+
 from __future__ import annotations
 
 import json
@@ -17,8 +18,13 @@ RUNS = f"arn:aws:lambda:us-east-1::runtime:python:{sys.version.split()[0]}"
 
 @pytest.fixture
 def fn(lam, fn_name):
-    lam.create_function(FunctionName=fn_name, Runtime=PY, Role=ROLE, Handler="app.handler",
-                        Code={"ZipFile": make_zip({"app.py": "def handler(e, c):\n    return 'ran'\n"})})
+    lam.create_function(
+        FunctionName=fn_name,
+        Runtime=PY,
+        Role=ROLE,
+        Handler="app.handler",
+        Code={"ZipFile": make_zip({"app.py": "def handler(e, c):\n    return 'ran'\n"})},
+    )
     yield fn_name
     lam.delete_function(FunctionName=fn_name)
 
@@ -35,10 +41,14 @@ def test_recursion_config(server, lam, fn):
     assert lam.put_function_recursion_config(FunctionName=fn, RecursiveLoop="Allow")["RecursiveLoop"] == "Allow"
     assert lam.get_function_recursion_config(FunctionName=fn)["RecursiveLoop"] == "Allow"
     assert refused(lambda: raw.put_function_recursion_config(FunctionName=fn, RecursiveLoop="InvalidValue")) == (
-        "ValidationException", "1 validation error detected: Value 'InvalidValue' at 'recursiveLoop' failed to satisfy constraint: "
-                               "Member must satisfy enum value set: [Terminate, Allow]")
+        "ValidationException",
+        "1 validation error detected: Value 'InvalidValue' at 'recursiveLoop' failed to satisfy constraint: "
+        "Member must satisfy enum value set: [Terminate, Allow]",
+    )
     assert refused(lambda: lam.get_function_recursion_config(FunctionName="contract-nobody")) == (
-        "ResourceNotFoundException", f"Function not found: {P}contract-nobody")
+        "ResourceNotFoundException",
+        f"Function not found: {P}contract-nobody",
+    )
 
 
 def test_runtime_management_config(lam, fn):
@@ -55,7 +65,9 @@ def test_runtime_management_config(lam, fn):
     other = "arn:aws:lambda:us-east-1::runtime:python:3.0.1"
     code, message = refused(lambda: lam.put_runtime_management_config(FunctionName=fn, UpdateRuntimeOn="Manual", RuntimeVersionArn=other))
     assert code == "InvalidParameterValueException" and RUNS in message
-    assert refused(lambda: lam.put_runtime_management_config(FunctionName=fn, UpdateRuntimeOn="Manual"))[0] == "InvalidParameterValueException"
+    assert (
+        refused(lambda: lam.put_runtime_management_config(FunctionName=fn, UpdateRuntimeOn="Manual"))[0] == "InvalidParameterValueException"
+    )
     assert lam.put_runtime_management_config(FunctionName=fn, UpdateRuntimeOn="FunctionUpdate")["UpdateRuntimeOn"] == "FunctionUpdate"
     # Versions have their own.
     lam.publish_version(FunctionName=fn)
@@ -73,8 +85,13 @@ def test_a_pin_to_a_version_the_host_no_longer_runs_refuses_to_run(tmp_path):
     srv = ServerProcess(tmp_path / "data").start()
     try:
         lam = srv.client()
-        lam.create_function(FunctionName="pinned", Runtime=PY, Role=ROLE, Handler="app.handler",
-                            Code={"ZipFile": make_zip({"app.py": "def handler(e, c):\n    return 'ran'\n"})})
+        lam.create_function(
+            FunctionName="pinned",
+            Runtime=PY,
+            Role=ROLE,
+            Handler="app.handler",
+            Code={"ZipFile": make_zip({"app.py": "def handler(e, c):\n    return 'ran'\n"})},
+        )
         lam.put_runtime_management_config(FunctionName="pinned", UpdateRuntimeOn="Manual", RuntimeVersionArn=RUNS)
     finally:
         assert srv.stop() == 0

@@ -1,4 +1,5 @@
 """Function URLs: the API through boto3, the data plane through plain HTTP."""
+
 from __future__ import annotations
 
 import base64
@@ -35,7 +36,17 @@ def handler(event, context):
 @pytest.fixture
 def url_fn(lam, deploy):
     name = deploy({"app.py": ECHO})
-    conf = lam.create_function_url_config(FunctionName=name, AuthType="NONE", Cors={"AllowOrigins": ["https://example.com"], "AllowMethods": ["GET", "POST"], "AllowHeaders": ["x-foo"], "MaxAge": 60, "ExposeHeaders": ["x-custom"]})
+    conf = lam.create_function_url_config(
+        FunctionName=name,
+        AuthType="NONE",
+        Cors={
+            "AllowOrigins": ["https://example.com"],
+            "AllowMethods": ["GET", "POST"],
+            "AllowHeaders": ["x-foo"],
+            "MaxAge": 60,
+            "ExposeHeaders": ["x-custom"],
+        },
+    )
     allow_public_url(lam, name)
     return name, conf["FunctionUrl"]
 
@@ -66,7 +77,12 @@ def test_url_config_lifecycle(lam, deploy):
 
 def test_request_maps_to_payload_v2_event(url_fn):
     _, url = url_fn
-    r = requests.post(url + "some/path?x=1&x=2&y=", data=b'{"k": "v"}', headers={"Content-Type": "application/json", "Cookie": "c1=a; c2=b", "X-Multi": "one"}, timeout=10)
+    r = requests.post(
+        url + "some/path?x=1&x=2&y=",
+        data=b'{"k": "v"}',
+        headers={"Content-Type": "application/json", "Cookie": "c1=a; c2=b", "X-Multi": "one"},
+        timeout=10,
+    )
     assert r.status_code == 200
     event = r.json()
     assert event["version"] == "2.0" and event["routeKey"] == "$default"
@@ -163,8 +179,16 @@ def test_unknown_url_id(server):
 
 def test_event_mapping_joins_repeated_headers_and_query():
     raw = url_events.request_event(
-        method="GET", raw_path="/p", raw_query="a=1&a=2", headers=[("x-h", "1"), ("x-h", "2"), ("cookie", "k=v")],
-        body=b"", source_ip="10.0.0.1", url_id="u" * 32, region="us-east-1", account="000000000000", request_id="r",
+        method="GET",
+        raw_path="/p",
+        raw_query="a=1&a=2",
+        headers=[("x-h", "1"), ("x-h", "2"), ("cookie", "k=v")],
+        body=b"",
+        source_ip="10.0.0.1",
+        url_id="u" * 32,
+        region="us-east-1",
+        account="000000000000",
+        request_id="r",
     )
     event = json.loads(raw)
     assert event["headers"]["x-h"] == "1,2"
@@ -178,7 +202,7 @@ def test_event_mapping_joins_repeated_headers_and_query():
     [
         (b'{"statusCode": 404, "body": "nope"}', (404, b"nope")),
         (b'{"statusCode": 200, "body": {"nested": true}}', (200, b'{"nested":true}')),
-        (b'[1, 2]', (200, b"[1, 2]")),
+        (b"[1, 2]", (200, b"[1, 2]")),
         (b'"text"', (200, b"text")),
         (b"null", (200, b"null")),
     ],
@@ -188,12 +212,17 @@ def test_response_mapping(payload, expected):
     assert (status, body) == expected
 
 
-@pytest.mark.parametrize("payload", [
-    b'{"statusCode": "200"}', b'{"statusCode": 99}', b'{"statusCode": 101}',
-    b'{"statusCode": 200, "headers": {"x": "a\\r\\nb"}}',
-    b'{"statusCode": 200, "headers": {"a\\r\\nb": "x"}}',
-    b'{"statusCode": 200, "body": "%%", "isBase64Encoded": true}',
-])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b'{"statusCode": "200"}',
+        b'{"statusCode": 99}',
+        b'{"statusCode": 101}',
+        b'{"statusCode": 200, "headers": {"x": "a\\r\\nb"}}',
+        b'{"statusCode": 200, "headers": {"a\\r\\nb": "x"}}',
+        b'{"statusCode": 200, "body": "%%", "isBase64Encoded": true}',
+    ],
+)
 def test_bad_responses_are_refused(payload):
     """Each becomes a 502 at the URL; none may reach the HTTP layer."""
     with pytest.raises(url_events.BadResponse):

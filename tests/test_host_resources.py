@@ -4,6 +4,7 @@ periods (issue 10 hostile 6 and 7, issue 11 item 6).
 
 One server with a small --tasks-max, driven with boto3; what the pool does
 to cgroups is read from the host's side."""
+
 from __future__ import annotations
 
 import glob
@@ -67,8 +68,7 @@ def handler(event, context):
 def srv(tmp_path_factory):
     if os.geteuid() != 0:
         pytest.skip("cgroup limits need the namespaced backend as root")
-    server = ServerProcess(tmp_path_factory.mktemp("data"), "--tasks-max", str(TASKS_MAX),
-                           "--spare-sandboxes", "0").start()
+    server = ServerProcess(tmp_path_factory.mktemp("data"), "--tasks-max", str(TASKS_MAX), "--spare-sandboxes", "0").start()
     yield server
     assert server.stop() == 0
 
@@ -80,8 +80,9 @@ def lam(srv):
 
 def deploy(lam, name: str, source: str, **kwargs) -> str:
     kwargs.setdefault("MemorySize", 512)
-    lam.create_function(FunctionName=name, Role=ROLE, Handler="app.handler", Runtime=RUNTIME,
-                        Code={"ZipFile": make_zip({"app.py": source})}, **kwargs)
+    lam.create_function(
+        FunctionName=name, Role=ROLE, Handler="app.handler", Runtime=RUNTIME, Code={"ZipFile": make_zip({"app.py": source})}, **kwargs
+    )
     lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
     return name
 

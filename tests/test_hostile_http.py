@@ -7,6 +7,7 @@ attack and asserts what the server answered (or that it closed) and that
 its memory stayed bounded (VmHWM from /proc, the peak since it started).
 Nothing here times the server; the attacks' own pacing uses socket timeouts.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -121,23 +122,36 @@ def send_quietly(sock: socket.socket, data: bytes, chunk: int = 1 << 20) -> None
 def hostile(tmp_path_factory):
     srv = ServerProcess(
         tmp_path_factory.mktemp("hostile"),
-        "--unauthenticated-buffer-mb", str(BUDGET_MB),
-        "--head-timeout", str(HEAD_TIMEOUT),
-        "--body-timeout", str(BODY_TIMEOUT),
-        "--max-connections", str(MAX_CONNECTIONS),
+        "--unauthenticated-buffer-mb",
+        str(BUDGET_MB),
+        "--head-timeout",
+        str(HEAD_TIMEOUT),
+        "--body-timeout",
+        str(BODY_TIMEOUT),
+        "--max-connections",
+        str(MAX_CONNECTIONS),
     ).start()
     lam = srv.client()
     code = {"ZipFile": make_zip({"app.py": "def handler(e, c):\n    return {'statusCode': 200, 'body': 'ok'}\n"})}
     urls = {}
     for auth in ("NONE", "AWS_IAM"):
         name = f"url-{auth.lower().replace('_', '-')}"
-        lam.create_function(FunctionName=name, Runtime=f"python{sys.version_info[0]}.{sys.version_info[1]}", Role=ROLE, Handler="app.handler", Code=code)
+        lam.create_function(
+            FunctionName=name, Runtime=f"python{sys.version_info[0]}.{sys.version_info[1]}", Role=ROLE, Handler="app.handler", Code=code
+        )
         urls[auth] = "/" + lam.create_function_url_config(FunctionName=name, AuthType=auth)["FunctionUrl"].split("/", 3)[3]
         if auth == "NONE":
             allow_public_url(lam, name)
-    lam.create_function(FunctionName="big-answer", Runtime=f"python{sys.version_info[0]}.{sys.version_info[1]}", Role=ROLE,
-                        Handler="app.handler", MemorySize=256,
-                        Code={"ZipFile": make_zip({"app.py": "BODY = 'x' * 5_000_000\ndef handler(e, c):\n    return {'statusCode': 200, 'body': BODY}\n"})})
+    lam.create_function(
+        FunctionName="big-answer",
+        Runtime=f"python{sys.version_info[0]}.{sys.version_info[1]}",
+        Role=ROLE,
+        Handler="app.handler",
+        MemorySize=256,
+        Code={
+            "ZipFile": make_zip({"app.py": "BODY = 'x' * 5_000_000\ndef handler(e, c):\n    return {'statusCode': 200, 'body': BODY}\n"})
+        },
+    )
     urls["big"] = "/" + lam.create_function_url_config(FunctionName="big-answer", AuthType="NONE")["FunctionUrl"].split("/", 3)[3]
     allow_public_url(lam, "big-answer")
     srv.urls = urls
@@ -176,12 +190,15 @@ def test_unsigned_80mb_bodies_are_refused_before_they_are_read(hostile):
     assert grown_mb < 24, f"server peak memory grew {grown_mb:.0f} MB for bodies it refused"
 
 
-@pytest.mark.parametrize("auth, code", [
-    ("Authorization: Bearer x\r\n", "IncompleteSignatureException"),
-    ("plausible-unknown-key", "UnrecognizedClientException"),
-    ("plausible-wrong-region", "InvalidSignatureException"),
-    ("plausible-expired", "InvalidSignatureException"),
-])
+@pytest.mark.parametrize(
+    "auth, code",
+    [
+        ("Authorization: Bearer x\r\n", "IncompleteSignatureException"),
+        ("plausible-unknown-key", "UnrecognizedClientException"),
+        ("plausible-wrong-region", "InvalidSignatureException"),
+        ("plausible-expired", "InvalidSignatureException"),
+    ],
+)
 def test_what_the_head_shows_is_checked_before_the_body(hostile, auth, code):
     key, _ = hostile.credentials()
     if auth == "plausible-unknown-key":
@@ -279,7 +296,9 @@ def test_trickled_bodies_meet_the_total_deadline(hostile):
     url = f"POST {hostile.urls['NONE']} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n".encode()
     said: dict[str, bytes] = {}
     socks = {"api": connect(hostile), "url": connect(hostile)}
-    threads = [threading.Thread(target=lambda k=k, h=h: said.__setitem__(k, _trickle(socks[k], h))) for k, h in (("api", api), ("url", url))]
+    threads = [
+        threading.Thread(target=lambda k=k, h=h: said.__setitem__(k, _trickle(socks[k], h))) for k, h in (("api", api), ("url", url))
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -357,7 +376,9 @@ def test_at_the_cap_the_server_stops_accepting(tmp_path):
         key, _ = srv.credentials()
         busy = [connect(srv) for _ in range(4)]
         for s in busy:
-            s.sendall(f"POST /2015-03-31/functions HTTP/1.1\r\nHost: x\r\n{plausible_auth(key)}Expect: 100-continue\r\nContent-Length: 10\r\n\r\n".encode())
+            s.sendall(
+                f"POST /2015-03-31/functions HTTP/1.1\r\nHost: x\r\n{plausible_auth(key)}Expect: 100-continue\r\nContent-Length: 10\r\n\r\n".encode()
+            )
             assert read_reply(s).status == 100  # each is in the middle of a request
         # The fifth is accepted and held unread; the sixth stays with the kernel.
         held = connect(srv)
@@ -398,9 +419,11 @@ def test_pipelined_requests(hostile):
     # A refused request in a pipeline ends the connection there; what
     # followed it is not answered.
     with connect(hostile) as s:
-        s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
-                  + f"POST /2015-03-31/functions HTTP/1.1\r\nHost: x\r\nContent-Length: {80 * MB}\r\n\r\n".encode()
-                  + b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        s.sendall(
+            b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
+            + f"POST /2015-03-31/functions HTTP/1.1\r\nHost: x\r\nContent-Length: {80 * MB}\r\n\r\n".encode()
+            + b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
+        )
         assert _statuses(read_until_closed(s)) == [200, 403]
 
 
@@ -436,13 +459,45 @@ def tls_server(tmp_path_factory):
         pytest.skip("openssl is needed to make a test certificate")
     d = tmp_path_factory.mktemp("tls")
     key, crt = d / "key.pem", d / "cert.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(crt),
-                    "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
-                   check=True, capture_output=True, timeout=60)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(crt),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     srv = ServerProcess(
-        d / "data", "--tls-port", str(free_port()), "--tls-cert", str(crt), "--tls-key", str(key),
-        "--unauthenticated-buffer-mb", str(BUDGET_MB), "--head-timeout", str(HEAD_TIMEOUT),
-        "--body-timeout", str(BODY_TIMEOUT), "--max-connections", "8",
+        d / "data",
+        "--tls-port",
+        str(free_port()),
+        "--tls-cert",
+        str(crt),
+        "--tls-key",
+        str(key),
+        "--unauthenticated-buffer-mb",
+        str(BUDGET_MB),
+        "--head-timeout",
+        str(HEAD_TIMEOUT),
+        "--body-timeout",
+        str(BODY_TIMEOUT),
+        "--max-connections",
+        "8",
     ).start()
     srv.tls_port = int(re.search(r"https://127\.0\.0\.1:(\d+)", "".join(srv.output)).group(1))
     srv.context = ssl.create_default_context(cafile=str(crt))
@@ -479,8 +534,17 @@ def test_http2_unsigned_body_is_refused_before_it_is_sent(tls_server):
         assert s.selected_alpn_protocol() == "h2"
         conn = h2.connection.H2Connection()
         conn.initiate_connection()
-        conn.send_headers(1, [(":method", "POST"), (":path", "/2015-03-31/functions"), (":authority", "x"),
-                              (":scheme", "https"), ("content-length", str(80 * MB))], end_stream=False)
+        conn.send_headers(
+            1,
+            [
+                (":method", "POST"),
+                (":path", "/2015-03-31/functions"),
+                (":authority", "x"),
+                (":scheme", "https"),
+                ("content-length", str(80 * MB)),
+            ],
+            end_stream=False,
+        )
         s.sendall(conn.data_to_send())
         status, body, done = None, b"", False
         while not done:
@@ -506,12 +570,25 @@ def test_tls_trickled_body_meets_the_total_deadline(tls_server):
 
 
 def test_tls_slow_readers_are_held_to_the_budget(tls_server):
-    lam = boto3.client("lambda", endpoint_url=f"https://127.0.0.1:{tls_server.tls_port}", region_name="us-east-1",
-                       aws_access_key_id=tls_server.credentials()[0], aws_secret_access_key=tls_server.credentials()[1],
-                       verify=tls_server.cafile, config=botocore.config.Config(retries={"max_attempts": 1}))
-    lam.create_function(FunctionName="big-answer", Runtime=f"python{sys.version_info[0]}.{sys.version_info[1]}", Role=ROLE,
-                        Handler="app.handler", MemorySize=256,
-                        Code={"ZipFile": make_zip({"app.py": "BODY = 'x' * 5_000_000\ndef handler(e, c):\n    return {'statusCode': 200, 'body': BODY}\n"})})
+    lam = boto3.client(
+        "lambda",
+        endpoint_url=f"https://127.0.0.1:{tls_server.tls_port}",
+        region_name="us-east-1",
+        aws_access_key_id=tls_server.credentials()[0],
+        aws_secret_access_key=tls_server.credentials()[1],
+        verify=tls_server.cafile,
+        config=botocore.config.Config(retries={"max_attempts": 1}),
+    )
+    lam.create_function(
+        FunctionName="big-answer",
+        Runtime=f"python{sys.version_info[0]}.{sys.version_info[1]}",
+        Role=ROLE,
+        Handler="app.handler",
+        MemorySize=256,
+        Code={
+            "ZipFile": make_zip({"app.py": "BODY = 'x' * 5_000_000\ndef handler(e, c):\n    return {'statusCode': 200, 'body': BODY}\n"})
+        },
+    )
     path = "/" + lam.create_function_url_config(FunctionName="big-answer", AuthType="NONE")["FunctionUrl"].split("/", 3)[3]
     allow_public_url(lam, "big-answer")
     pid = tls_server.proc.pid

@@ -1,4 +1,5 @@
 """The sans-IO HTTP/1.1 codec, driven without sockets."""
+
 from __future__ import annotations
 
 import random
@@ -42,17 +43,17 @@ def test_content_length_body_and_pipelining():
 def test_chunked_body_with_extensions_and_trailers():
     data = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: 1\r\n\r\n"
     for step in (None, 1, 2, 5):
-        (head, body), = parse_all(data, step=step)
+        ((head, body),) = parse_all(data, step=step)
         assert body == b"hello world"
         assert head.chunked
 
 
 def test_http10_and_connection_close():
-    (head, _), = parse_all(b"GET / HTTP/1.0\r\n\r\n")
+    ((head, _),) = parse_all(b"GET / HTTP/1.0\r\n\r\n")
     assert not head.keep_alive
-    (head, _), = parse_all(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+    ((head, _),) = parse_all(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
     assert head.keep_alive
-    (head, _), = parse_all(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n")
+    ((head, _),) = parse_all(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n")
     assert not head.keep_alive
 
 

@@ -1,4 +1,5 @@
 """The HTTP limits' sans-IO parts, and the TLS front's body rules, under a mock clock."""
+
 from __future__ import annotations
 
 import pytest
@@ -21,10 +22,17 @@ def test_budget_refuses_what_would_pass_the_limit_and_counts_nothing_for_it():
         budget.give_back(1)
 
 
-@pytest.mark.parametrize("field, value", [
-    ("max_connections", 0), ("unauthenticated_buffer_bytes", -1), ("head_timeout_s", 0.0),
-    ("body_timeout_s", float("inf")), ("idle_timeout_s", float("nan")), ("linger_s", -1.0),
-])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("max_connections", 0),
+        ("unauthenticated_buffer_bytes", -1),
+        ("head_timeout_s", 0.0),
+        ("body_timeout_s", float("inf")),
+        ("idle_timeout_s", float("nan")),
+        ("linger_s", -1.0),
+    ],
+)
 def test_limits_refuse_nonsense(field, value):
     with pytest.raises(ValueError):
         HttpLimits(**{field: value})
@@ -96,8 +104,15 @@ class StubRouter:
 
 
 def _scope(headers: list[tuple[bytes, bytes]]) -> dict:
-    return {"type": "http", "method": "POST", "path": "/x", "raw_path": b"/x", "query_string": b"",
-            "headers": [(b"host", b"h"), *headers], "client": ("127.0.0.1", 1)}
+    return {
+        "type": "http",
+        "method": "POST",
+        "path": "/x",
+        "raw_path": b"/x",
+        "query_string": b"",
+        "headers": [(b"host", b"h"), *headers],
+        "client": ("127.0.0.1", 1),
+    }
 
 
 async def _call(app, scope, receive):

@@ -1,4 +1,5 @@
 """The idle freezer's timer on its own: fake instances and a mock clock."""
+
 from __future__ import annotations
 
 import trio

@@ -1,4 +1,5 @@
 """Invoke through boto3: Python functions behave as they do on AWS."""
+
 from __future__ import annotations
 
 import base64
@@ -113,7 +114,12 @@ def test_unhandled_exception_shape(lam, deploy):
         ({"app.py": "x = 1\n"}, "nope.handler", "Runtime.ImportModuleError", "Unable to import module 'nope': No module named 'nope'"),
         ({"app.py": "x = 1\n"}, "app.handler", "Runtime.HandlerNotFound", "Handler 'handler' missing on module 'app'"),
         ({"app.py": "def handler(:\n"}, "app.handler", "Runtime.UserCodeSyntaxError", "Syntax error in module 'app'"),
-        ({"app.py": "import not_installed_anywhere\n"}, "app.handler", "Runtime.ImportModuleError", "Unable to import module 'app': No module named 'not_installed_anywhere'"),
+        (
+            {"app.py": "import not_installed_anywhere\n"},
+            "app.handler",
+            "Runtime.ImportModuleError",
+            "Unable to import module 'app': No module named 'not_installed_anywhere'",
+        ),
     ],
 )
 def test_init_errors(lam, deploy, files, handler, error_type, message):
@@ -127,7 +133,9 @@ def test_init_errors(lam, deploy, files, handler, error_type, message):
 
 def test_timeout_returns_lambdas_error_and_replaces_the_instance(lam, deploy):
     name = deploy(
-        {"app.py": "import time\ncalls = 0\ndef handler(e, c):\n    global calls\n    calls += 1\n    print('before sleep')\n    if e.get('sleep'):\n        time.sleep(30)\n    return calls\n"},
+        {
+            "app.py": "import time\ncalls = 0\ndef handler(e, c):\n    global calls\n    calls += 1\n    print('before sleep')\n    if e.get('sleep'):\n        time.sleep(30)\n    return calls\n"
+        },
         Timeout=1,
     )
     _, first = invoke_json(lam, name)

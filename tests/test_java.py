@@ -9,6 +9,7 @@ ScheduledEvent); handlers named Class::method without an interface;
 RequestStreamHandler; Context and LambdaLogger; JAVA_TOOL_OPTIONS; the
 RIC's error shapes.
 """
+
 from __future__ import annotations
 
 import base64
@@ -58,9 +59,16 @@ def jfn(request, jlam, sample):
     """The shaded jar as one function per runtime; the tests change its handler."""
     runtime = request.param
     name = f"java-sample-{runtime}"
-    jlam.create_function(FunctionName=name, Runtime=runtime, Role=ROLE, Handler="example.Hello::handleRequest",
-                         Code={"ZipFile": sample[0]}, MemorySize=512, Timeout=30,
-                         Environment={"Variables": {"MY_SETTING": "from the function"}})
+    jlam.create_function(
+        FunctionName=name,
+        Runtime=runtime,
+        Role=ROLE,
+        Handler="example.Hello::handleRequest",
+        Code={"ZipFile": sample[0]},
+        MemorySize=512,
+        Timeout=30,
+        Environment={"Variables": {"MY_SETTING": "from the function"}},
+    )
     jlam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
     yield runtime, name
     jlam.delete_function(FunctionName=name)
@@ -115,15 +123,35 @@ def test_request_stream_handler(jlam, jfn):
 def test_event_classes(jlam, jfn):
     _runtime, name = jfn
     _use(jlam, name, "example.Events$S3")
-    s3 = {"Records": [{"eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1",
-                       "eventTime": "2026-01-01T00:00:00.000Z", "eventName": "ObjectCreated:Put",
-                       "s3": {"s3SchemaVersion": "1.0", "bucket": {"name": "photos", "arn": "arn:aws:s3:::photos"},
-                              "object": {"key": "cat.jpg", "size": 3}}}]}
+    s3 = {
+        "Records": [
+            {
+                "eventVersion": "2.1",
+                "eventSource": "aws:s3",
+                "awsRegion": "us-east-1",
+                "eventTime": "2026-01-01T00:00:00.000Z",
+                "eventName": "ObjectCreated:Put",
+                "s3": {
+                    "s3SchemaVersion": "1.0",
+                    "bucket": {"name": "photos", "arn": "arn:aws:s3:::photos"},
+                    "object": {"key": "cat.jpg", "size": 3},
+                },
+            }
+        ]
+    }
     assert _invoke(jlam, name, s3)[1] == "ObjectCreated:Put photos/cat.jpg"
     _use(jlam, name, "example.Events$Scheduled")
-    scheduled = {"version": "0", "id": "1", "detail-type": "Scheduled Event", "source": "aws.events",
-                 "account": "123456789012", "time": "2026-01-01T00:00:00Z", "region": "us-east-1",
-                 "resources": ["arn:aws:events:us-east-1:123456789012:rule/r"], "detail": {}}
+    scheduled = {
+        "version": "0",
+        "id": "1",
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": "123456789012",
+        "time": "2026-01-01T00:00:00Z",
+        "region": "us-east-1",
+        "resources": ["arn:aws:events:us-east-1:123456789012:rule/r"],
+        "detail": {},
+    }
     assert _invoke(jlam, name, scheduled)[1] == "Scheduled Event from aws.events [arn:aws:events:us-east-1:123456789012:rule/r]"
 
 
@@ -160,8 +188,7 @@ def test_errors_in_the_rics_shape(jlam, jfn):
 
 def test_java_tool_options_are_honoured(jlam, jfn):
     _runtime, name = jfn
-    _use(jlam, name, "example.Hello::handleRequest",
-         Environment={"Variables": {"JAVA_TOOL_OPTIONS": "-Dlambdalet.sample=picked-up"}})
+    _use(jlam, name, "example.Hello::handleRequest", Environment={"Variables": {"JAVA_TOOL_OPTIONS": "-Dlambdalet.sample=picked-up"}})
     try:
         _resp, body, log = _invoke(jlam, name, {})
         assert body["toolOptions"] == "picked-up"
@@ -172,8 +199,15 @@ def test_java_tool_options_are_honoured(jlam, jfn):
 
 def test_a_zip_with_lib_and_classes(jlam, sample):
     name = "java-sample-lib-zip"
-    jlam.create_function(FunctionName=name, Runtime="java17", Role=ROLE, Handler="example.Plain::greet",
-                         Code={"ZipFile": sample[1]}, MemorySize=512, Timeout=30)
+    jlam.create_function(
+        FunctionName=name,
+        Runtime="java17",
+        Role=ROLE,
+        Handler="example.Plain::greet",
+        Code={"ZipFile": sample[1]},
+        MemorySize=512,
+        Timeout=30,
+    )
     try:
         jlam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
         assert _invoke(jlam, name, {"name": "Lib", "age": 1})[1]["message"] == "Hello, Lib (1)"

@@ -9,6 +9,7 @@ timeout).
 One server for the module, started once the Java runtime's files are built
 (tests/language_builds.py builds every sample once per run).
 """
+
 from __future__ import annotations
 
 import json
@@ -50,14 +51,39 @@ exports.probe = async () => {
 
 # Per language: runtime, zip, and the handler of each kind of call.
 LANGUAGES = {
-    "node": ("nodejs20.x", {"echo": "index.echo", "fails": "index.fails", "sleeps": "index.sleeps",
-                            "hog": "index.hog", "http": "index.http", "probe": "index.probe"}),
-    "java": ("java17", {"echo": "example.Hello::handleRequest", "fails": "example.Plain::fails",
-                        "sleeps": "example.Plain::sleeps", "hog": "example.Plain::hog",
-                        "http": "example.Events$Http", "probe": "example.Plain::probe"}),
-    "dotnet": ("dotnet8", {"echo": "Sample::Sample.Functions::Dict", "fails": "Sample::Sample.Functions::Fails",
-                           "sleeps": "Sample::Sample.Functions::Sleeps", "hog": "Sample::Sample.Functions::Hog",
-                           "http": "Sample::Sample.Functions::Http", "probe": "Sample::Sample.Functions::Probe"}),
+    "node": (
+        "nodejs20.x",
+        {
+            "echo": "index.echo",
+            "fails": "index.fails",
+            "sleeps": "index.sleeps",
+            "hog": "index.hog",
+            "http": "index.http",
+            "probe": "index.probe",
+        },
+    ),
+    "java": (
+        "java17",
+        {
+            "echo": "example.Hello::handleRequest",
+            "fails": "example.Plain::fails",
+            "sleeps": "example.Plain::sleeps",
+            "hog": "example.Plain::hog",
+            "http": "example.Events$Http",
+            "probe": "example.Plain::probe",
+        },
+    ),
+    "dotnet": (
+        "dotnet8",
+        {
+            "echo": "Sample::Sample.Functions::Dict",
+            "fails": "Sample::Sample.Functions::Fails",
+            "sleeps": "Sample::Sample.Functions::Sleeps",
+            "hog": "Sample::Sample.Functions::Hog",
+            "http": "Sample::Sample.Functions::Http",
+            "probe": "Sample::Sample.Functions::Probe",
+        },
+    ),
 }
 
 
@@ -65,8 +91,7 @@ LANGUAGES = {
 def codes() -> dict[str, bytes]:
     try:
         language_builds.java_runtime()
-        return {"node": make_zip({"index.js": NODE}), "java": language_builds.java_sample()[0],
-                "dotnet": language_builds.dotnet_sample()}
+        return {"node": make_zip({"index.js": NODE}), "java": language_builds.java_sample()[0], "dotnet": language_builds.dotnet_sample()}
     except language_builds.ToolMissing as exc:
         pytest.fail(str(exc))
 
@@ -91,8 +116,15 @@ def fns(request, clam, codes):
     names = {}
     for kind, handler in handlers.items():
         name = f"core-{lang}-{kind}"
-        clam.create_function(FunctionName=name, Runtime=runtime, Role=ROLE, Handler=handler, Code={"ZipFile": codes[lang]},
-                             MemorySize=256 if kind == "hog" else 512, Timeout=2 if kind == "sleeps" else 30)
+        clam.create_function(
+            FunctionName=name,
+            Runtime=runtime,
+            Role=ROLE,
+            Handler=handler,
+            Code={"ZipFile": codes[lang]},
+            MemorySize=256 if kind == "hog" else 512,
+            Timeout=2 if kind == "sleeps" else 30,
+        )
         names[kind] = name
     for name in names.values():
         clam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
@@ -151,8 +183,11 @@ def _signed(srv, method: str, path: str) -> dict:
 def test_async_invoke_reaches_its_destination(srv, clam, fns):
     lang, names = fns
     queue = f"dest-{lang}-{uuid.uuid4().hex[:8]}"
-    clam.put_function_event_invoke_config(FunctionName=names["echo"], MaximumRetryAttempts=0,
-                                          DestinationConfig={"OnSuccess": {"Destination": f"arn:aws:sqs:us-east-1:000000000000:{queue}"}})
+    clam.put_function_event_invoke_config(
+        FunctionName=names["echo"],
+        MaximumRetryAttempts=0,
+        DestinationConfig={"OnSuccess": {"Destination": f"arn:aws:sqs:us-east-1:000000000000:{queue}"}},
+    )
     try:
         resp = clam.invoke(FunctionName=names["echo"], InvocationType="Event", Payload=json.dumps({"k": "async"}).encode())
         assert resp["StatusCode"] == 202
@@ -180,8 +215,14 @@ def test_deployed_and_called_with_the_aws_cli(srv, codes, fns, tmp_path):
     CLI: sync and async invoke, a function URL, an error, a timeout, an OOM."""
     lang, _names = fns
     aws_cli = os.path.join(os.path.dirname(sys.executable), "aws")
-    env = dict(os.environ, AWS_ENDPOINT_URL=srv.url, AWS_SHARED_CREDENTIALS_FILE=str(srv.data_dir / "credentials"),
-               AWS_DEFAULT_REGION="us-east-1", AWS_REGION="us-east-1", AWS_PAGER="")
+    env = dict(
+        os.environ,
+        AWS_ENDPOINT_URL=srv.url,
+        AWS_SHARED_CREDENTIALS_FILE=str(srv.data_dir / "credentials"),
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_REGION="us-east-1",
+        AWS_PAGER="",
+    )
     for key in ("AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         env.pop(key, None)
 
@@ -204,8 +245,21 @@ def test_deployed_and_called_with_the_aws_cli(srv, codes, fns, tmp_path):
     package = tmp_path / "code.zip"
     package.write_bytes(codes[lang])
     name = f"cli-{lang}"
-    aws("create-function", "--function-name", name, "--runtime", runtime, "--handler", handlers["echo"],
-        "--role", ROLE, "--memory-size", "512", "--zip-file", f"fileb://{package}")
+    aws(
+        "create-function",
+        "--function-name",
+        name,
+        "--runtime",
+        runtime,
+        "--handler",
+        handlers["echo"],
+        "--role",
+        ROLE,
+        "--memory-size",
+        "512",
+        "--zip-file",
+        f"fileb://{package}",
+    )
     try:
         aws("wait", "function-active-v2", "--function-name", name)
         meta, body = invoke('{"via": "cli"}')
@@ -213,8 +267,15 @@ def test_deployed_and_called_with_the_aws_cli(srv, codes, fns, tmp_path):
         assert "cli" in body
 
         queue = f"cli-dest-{lang}-{uuid.uuid4().hex[:8]}"
-        aws("put-function-event-invoke-config", "--function-name", name, "--maximum-retry-attempts", "0",
-            "--destination-config", json.dumps({"OnSuccess": {"Destination": f"arn:aws:sqs:us-east-1:000000000000:{queue}"}}))
+        aws(
+            "put-function-event-invoke-config",
+            "--function-name",
+            name,
+            "--maximum-retry-attempts",
+            "0",
+            "--destination-config",
+            json.dumps({"OnSuccess": {"Destination": f"arn:aws:sqs:us-east-1:000000000000:{queue}"}}),
+        )
         meta, _ = invoke('{"k": "cli async"}', "--invocation-type", "Event")
         assert meta["StatusCode"] == 202
         messages = wait_for(lambda: _signed(srv, "GET", f"/_lambdalet/queues/{queue}/messages")["Messages"] or None, timeout=60)
@@ -223,10 +284,31 @@ def test_deployed_and_called_with_the_aws_cli(srv, codes, fns, tmp_path):
 
         switch("http")
         url = json.loads(aws("create-function-url-config", "--function-name", name, "--auth-type", "NONE"))["FunctionUrl"]
-        aws("add-permission", "--function-name", name, "--statement-id", "FunctionURLAllowPublicAccess",
-            "--action", "lambda:InvokeFunctionUrl", "--principal", "*", "--function-url-auth-type", "NONE")
-        aws("add-permission", "--function-name", name, "--statement-id", "FunctionURLAllowInvokeAction",
-            "--action", "lambda:InvokeFunction", "--principal", "*", "--invoked-via-function-url")
+        aws(
+            "add-permission",
+            "--function-name",
+            name,
+            "--statement-id",
+            "FunctionURLAllowPublicAccess",
+            "--action",
+            "lambda:InvokeFunctionUrl",
+            "--principal",
+            "*",
+            "--function-url-auth-type",
+            "NONE",
+        )
+        aws(
+            "add-permission",
+            "--function-name",
+            name,
+            "--statement-id",
+            "FunctionURLAllowInvokeAction",
+            "--action",
+            "lambda:InvokeFunction",
+            "--principal",
+            "*",
+            "--invoked-via-function-url",
+        )
         resp = requests.get(url + "from/cli", timeout=60)
         assert resp.status_code in (201, 202, 203) and "/from/cli" in resp.text, resp.text
 
@@ -251,8 +333,13 @@ def test_doctor_lists_the_language_runtimes_and_why_not(srv):
     from lambdalet.sandbox import languages as host
 
     found, _ = host.discover()
-    proc = subprocess.run([sys.executable, "-m", "lambdalet.gateway.cli", "doctor"], capture_output=True, text=True,
-                          env={**os.environ, "LAMBDALET_DATA_DIR": str(srv.data_dir)}, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "lambdalet.gateway.cli", "doctor"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "LAMBDALET_DATA_DIR": str(srv.data_dir)},
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     for runtime in host.LANGUAGE_RUNTIMES:
         line = next(line for line in proc.stdout.splitlines() if line.strip().startswith(f"runtime {runtime}:"))

@@ -4,6 +4,7 @@ Every import statement counts, wherever it sits (module top, inside a
 function, under TYPE_CHECKING): a dependency that only a type needs is still
 a dependency.
 """
+
 from __future__ import annotations
 
 import ast

@@ -1,4 +1,5 @@
 """The usage ledger: an answered call is billed even after `kill -9`."""
+
 from __future__ import annotations
 
 import json
@@ -189,7 +190,10 @@ def test_usage_survives_kill_9_of_the_server(tmp_path):
             Code={"ZipFile": make_zip({"app.py": "def handler(e, c):\n    return e\n"})},
         )
         lam.get_waiter("function_active_v2").wait(FunctionName="billed", WaiterConfig={"Delay": 1, "MaxAttempts": 30})
-        answered += [lam.invoke(FunctionName="billed", Payload=b'{"n": %d}' % i)["ResponseMetadata"]["HTTPHeaders"]["x-amzn-requestid"] for i in range(20)]
+        answered += [
+            lam.invoke(FunctionName="billed", Payload=b'{"n": %d}' % i)["ResponseMetadata"]["HTTPHeaders"]["x-amzn-requestid"]
+            for i in range(20)
+        ]
         assert len(set(answered)) == 20
     finally:
         # Straight after the last answer: the ledger's batch may not have
@@ -219,7 +223,9 @@ def test_usage_survives_kill_9_of_the_server(tmp_path):
         assert csv_out.returncode == 0 and csv_out.stdout.splitlines()[1].startswith(f"{doc['month']},billed,20,")
         # The calls' logs took the same journal: all 20 REPORT lines are back,
         # billed at the server's 100 ms granularity.
-        logs_out = subprocess.run(lambdalet_argv("logs", "billed", "--filter", "REPORT RequestId"), capture_output=True, text=True, env=env, timeout=120)
+        logs_out = subprocess.run(
+            lambdalet_argv("logs", "billed", "--filter", "REPORT RequestId"), capture_output=True, text=True, env=env, timeout=120
+        )
         reports = logs_out.stdout.splitlines()
         assert len(reports) == 20 and all("\tBilled Duration: 100 ms\t" in line for line in reports), logs_out.stdout
         assert {line.split("REPORT RequestId: ")[1].split("\t")[0] for line in reports} == set(answered)
@@ -303,7 +309,9 @@ def test_numbers_are_clamped_on_the_way_in_and_on_the_way_out(tmp_path):
     try:
         now = time.time_ns()
         absurd = [
-            msgspec.structs.replace(_row(1, now), duration_ns=2**63 - 1, billed_ms=2**63 - 1, memory_mb=2**40, max_memory_mb=-3, init_ns=-1),
+            msgspec.structs.replace(
+                _row(1, now), duration_ns=2**63 - 1, billed_ms=2**63 - 1, memory_mb=2**40, max_memory_mb=-3, init_ns=-1
+            ),
             msgspec.structs.replace(_row(2, now + 1), duration_ns=-5, billed_ms=-5),
             _row(3, now + 2),
         ]
@@ -311,8 +319,13 @@ def test_numbers_are_clamped_on_the_way_in_and_on_the_way_out(tmp_path):
             books.journal.record(rec)
         books.journal.flush_sync()
         stored = {r.request_id: r for r in ledger.calls(limit=10)}
-        assert (stored["req-1"].duration_ns, stored["req-1"].billed_ms, stored["req-1"].memory_mb, stored["req-1"].max_memory_mb, stored["req-1"].init_ns) == (
-            billing.MAX_CALL_NS, billing.MAX_BILLED_MS, billing.MAX_MEMORY_MB, 0, 0)
+        assert (
+            stored["req-1"].duration_ns,
+            stored["req-1"].billed_ms,
+            stored["req-1"].memory_mb,
+            stored["req-1"].max_memory_mb,
+            stored["req-1"].init_ns,
+        ) == (billing.MAX_CALL_NS, billing.MAX_BILLED_MS, billing.MAX_MEMORY_MB, 0, 0)
         assert (stored["req-2"].duration_ns, stored["req-2"].billed_ms) == (0, 0)
         (usage,) = ledger.usage(billing.month_of(now))
         assert usage.requests == 3
@@ -331,21 +344,29 @@ def test_usage_summed_in_python_agrees_with_sqlite(tmp_path):
     try:
         now = time.time_ns()
         with ledger._db_lock:
-            for i, (fn, arch, duration, billed, memory) in enumerate([
-                ("a", "x86_64", 5_000_000, 5, 128), ("a", "x86_64", -1, -1, 128), ("a", "arm64", 2**62, 2**62, 2**20),
-                ("b", "x86_64", 1_000_001, 2, 256),
-            ]):
+            for i, (fn, arch, duration, billed, memory) in enumerate(
+                [
+                    ("a", "x86_64", 5_000_000, 5, 128),
+                    ("a", "x86_64", -1, -1, 128),
+                    ("a", "arm64", 2**62, 2**62, 2**20),
+                    ("b", "x86_64", 1_000_001, 2, 256),
+                ]
+            ):
                 ledger._db.execute(
                     "INSERT INTO usage (request_id, account, function, version, architecture, started_ns, duration_ns, init_ns,"
                     " billed_ms, granularity_ms, memory_mb, max_memory_mb, cold, outcome) VALUES (?, '', ?, '$LATEST', ?, ?, ?, 0, ?, 1, ?, 0, 0, 'success')",
-                    (f"r{i}", fn, arch, now + i, duration, billed, memory))
+                    (f"r{i}", fn, arch, now + i, duration, billed, memory),
+                )
         month = billing.month_of(now)
         start, end = billing.month_bounds_ns(month)
         in_sqlite = ledger.usage(month)
         in_python = ledger._usage_in_python(
-            " FROM usage WHERE started_ns >= ? AND started_ns < ?", (start, end),
-            f"MIN(MAX(duration_ns, 0), {billing.MAX_CALL_NS})", f"MIN(MAX(billed_ms, 0), {billing.MAX_BILLED_MS})",
-            f"MIN(MAX(memory_mb, 0), {billing.MAX_MEMORY_MB})")
+            " FROM usage WHERE started_ns >= ? AND started_ns < ?",
+            (start, end),
+            f"MIN(MAX(duration_ns, 0), {billing.MAX_CALL_NS})",
+            f"MIN(MAX(billed_ms, 0), {billing.MAX_BILLED_MS})",
+            f"MIN(MAX(memory_mb, 0), {billing.MAX_MEMORY_MB})",
+        )
         assert [(u.function, u.architecture, u.requests, u.duration_ns, u.billed_ms, u.mb_ms) for u in in_sqlite] == in_python
         assert in_python[0] == ("a", "arm64", 1, billing.MAX_CALL_NS, billing.MAX_BILLED_MS, billing.MAX_MEMORY_MB * billing.MAX_BILLED_MS)
     finally:
@@ -355,8 +376,14 @@ def test_usage_summed_in_python_agrees_with_sqlite(tmp_path):
 def _log(i: int, started_ns: int):
     from lambdalet.gateway.metering.logstore import CallLog
 
-    return CallLog(log_group="/aws/lambda/f", log_stream="s", request_id=f"req-{i}", started_ns=started_ns,
-                   ended_ns=started_ns + 1_000_000, log=b"START RequestId: req-%d Version: $LATEST\nhello\n" % i)
+    return CallLog(
+        log_group="/aws/lambda/f",
+        log_stream="s",
+        request_id=f"req-{i}",
+        started_ns=started_ns,
+        ended_ns=started_ns + 1_000_000,
+        log=b"START RequestId: req-%d Version: $LATEST\nhello\n" % i,
+    )
 
 
 def test_a_call_is_one_append_holding_its_usage_and_its_log(tmp_path):
@@ -396,14 +423,35 @@ def test_a_call_that_cannot_be_recorded_is_an_error_and_neither_billed_nor_logge
         meter, books = Meter(tmp_path / "meter.bin"), Books(disk)
         try:
             accounting = Accounting(meter, books.journal)
-            rec = FunctionRecord(name="f", runtime="python3.11", role="r", handler="app.handler", code_sha256_hex="", code_sha256_b64="",
-                                 code_size=0, revision_id="r", last_modified="", created_ns=0)
+            rec = FunctionRecord(
+                name="f",
+                runtime="python3.11",
+                role="r",
+                handler="app.handler",
+                code_sha256_hex="",
+                code_sha256_b64="",
+                code_size=0,
+                revision_id="r",
+                last_modified="",
+                created_ns=0,
+            )
             spec = FunctionSpec(record=rec, code_dir="/", arn="arn", env={}, log_group="/aws/lambda/f")
 
             def outcome(i: int) -> CallOutcome:
-                return CallOutcome(request_id=f"req-{i}", payload=b"1", function_error=None, error_type=None, log=b"line\n" * 2000,
-                                   duration_ns=2_000_000, init_ns=None, cold=False, started_ns=time.time_ns(), memory_mb=128,
-                                   log_stream="s", kind="success")
+                return CallOutcome(
+                    request_id=f"req-{i}",
+                    payload=b"1",
+                    function_error=None,
+                    error_type=None,
+                    log=b"line\n" * 2000,
+                    duration_ns=2_000_000,
+                    init_ns=None,
+                    cold=False,
+                    started_ns=time.time_ns(),
+                    memory_mb=128,
+                    log_stream="s",
+                    kind="success",
+                )
 
             filler = fill_disk(disk)
             # Room for a usage row but not for a 10 KB log: two appends (usage,
@@ -457,8 +505,16 @@ def test_old_rows_fold_into_hours_and_the_month_bills_the_same(tmp_path):
     try:
         nov, dec = billing.month_bounds_ns("2026-11")
         hour = 3600 * 10**9
-        rows = [msgspec.structs.replace(_row(i, nov + (i % 5) * hour + i * 1_000_000, "a" if i % 3 else "b"), duration_ns=1_000_000 * (i + 1),
-                                        billed_ms=i + 1, cold=i % 7 == 0, outcome="success" if i % 4 else "error") for i in range(60)]
+        rows = [
+            msgspec.structs.replace(
+                _row(i, nov + (i % 5) * hour + i * 1_000_000, "a" if i % 3 else "b"),
+                duration_ns=1_000_000 * (i + 1),
+                billed_ms=i + 1,
+                cold=i % 7 == 0,
+                outcome="success" if i % 4 else "error",
+            )
+            for i in range(60)
+        ]
         rows.append(_row(99, dec - 1))  # the month's last nanosecond
         rows.append(_row(100, dec + 5))  # and the next month's first call
         for row in rows:
@@ -470,7 +526,9 @@ def test_old_rows_fold_into_hours_and_the_month_bills_the_same(tmp_path):
         (hours,) = books.ledger.query("SELECT count(*) FROM usage_hourly")
         assert hours[0] < 62  # several calls to a row
         assert {m: billing.report(m, 1, books.ledger.usage(m)) for m in before} == before
-        assert billing.report("2026-11", 1, books.ledger.usage("2026-11", "b")) == billing.report("2026-11", 1, [u for u in books.ledger.usage("2026-11") if u.function == "b"])
+        assert billing.report("2026-11", 1, books.ledger.usage("2026-11", "b")) == billing.report(
+            "2026-11", 1, [u for u in books.ledger.usage("2026-11") if u.function == "b"]
+        )
         # A later call of an hour already folded adds to that hour's row.
         (f_before,) = [u.requests for u in books.ledger.usage("2026-11") if u.function == "f"]
         books.journal.record(_row(101, dec - 2))

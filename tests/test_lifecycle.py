@@ -1,4 +1,5 @@
 """The control plane through a stock boto3 client, against a real server."""
+
 from __future__ import annotations
 
 import base64
@@ -95,7 +96,9 @@ def test_list_functions_paginates_with_marker_and_max_items(lam, deploy, fn_name
     assert [n for n in seen if n in names] == names
     assert len(seen) == len(set(seen))
     # boto3's paginator agrees.
-    all_names = [f["FunctionName"] for p in lam.get_paginator("list_functions").paginate(PaginationConfig={"PageSize": 3}) for f in p["Functions"]]
+    all_names = [
+        f["FunctionName"] for p in lam.get_paginator("list_functions").paginate(PaginationConfig={"PageSize": 3}) for f in p["Functions"]
+    ]
     assert set(names) <= set(all_names)
 
 
@@ -117,7 +120,9 @@ def test_update_code_and_configuration_with_revision_ids(lam, deploy):
     with pytest.raises(ClientError) as exc:
         lam.update_function_configuration(FunctionName=name, Timeout=9, RevisionId=rev)
     assert error_code(exc) == "PreconditionFailedException"
-    out = lam.update_function_configuration(FunctionName=name, Timeout=9, MemorySize=512, Environment={"Variables": {"AB": "b"}}, RevisionId=rev2)
+    out = lam.update_function_configuration(
+        FunctionName=name, Timeout=9, MemorySize=512, Environment={"Variables": {"AB": "b"}}, RevisionId=rev2
+    )
     lam.get_waiter("function_updated_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 5})
     got = lam.get_function_configuration(FunctionName=name)
     assert (got["Timeout"], got["MemorySize"], got["Environment"]["Variables"]) == (9, 512, {"AB": "b"})
@@ -143,7 +148,9 @@ def test_delete_function(lam, deploy):
 def test_duplicate_create_is_a_conflict(lam, deploy):
     name = deploy(HELLO)
     with pytest.raises(ClientError) as exc:
-        lam.create_function(FunctionName=name, Runtime=PY, Role="arn:aws:iam::123456789012:role/r", Handler="app.handler", Code={"ZipFile": make_zip(HELLO)})
+        lam.create_function(
+            FunctionName=name, Runtime=PY, Role="arn:aws:iam::123456789012:role/r", Handler="app.handler", Code={"ZipFile": make_zip(HELLO)}
+        )
     assert error_code(exc) == "ResourceConflictException"
     assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 409
 

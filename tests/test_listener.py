@@ -1,5 +1,6 @@
 """The connection loop under a mock clock: keep-alive, timeouts, the
 unauthenticated byte budget and the connection cap; no sleeps."""
+
 from __future__ import annotations
 
 import socket
@@ -337,7 +338,9 @@ async def test_at_the_cap_busy_connections_make_new_ones_wait(autojump_clock, li
     slots = ConnectionSlots(2)
     port = listening.getsockname()[1]
     async with trio.open_nursery() as nursery:
-        await nursery.start(lambda task_status: listener.serve(listening, EchoRouter(), limits=limits, slots=slots, task_status=task_status))
+        await nursery.start(
+            lambda task_status: listener.serve(listening, EchoRouter(), limits=limits, slots=slots, task_status=task_status)
+        )
         slow = [await _connect(port), await _connect(port)]
         for sock in slow:
             await rawio.send_all(sock, b"GET /slow HTTP/1.1\r\nX-Part: ")

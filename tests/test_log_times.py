@@ -1,5 +1,6 @@
 """Each log line is stamped with the time it was written, not the time the
 call began; what the function says about times is clamped to the call."""
+
 from __future__ import annotations
 
 import datetime
@@ -62,7 +63,9 @@ def test_since_finds_the_lines_written_after_it(server, lam, deploy):
     # Between "first" and "second": a user asking for what came after sees
     # the second half of the call, and not its first line.
     since = stamps["first"] + 500
-    after = run_cli(server, "logs", name, "--since", datetime.datetime.fromtimestamp(since / 1000, datetime.timezone.utc).isoformat()).stdout
+    after = run_cli(
+        server, "logs", name, "--since", datetime.datetime.fromtimestamp(since / 1000, datetime.timezone.utc).isoformat()
+    ).stdout
     assert "second" in after and "fifth" in after and " first" not in after and "imported" not in after
 
 

@@ -1,5 +1,6 @@
 """Log lines as AWS writes them, stored per group and stream, and read back
 with `lambdalet logs`."""
+
 from __future__ import annotations
 
 import base64
@@ -25,16 +26,24 @@ STREAM_RE = re.compile(r"^\d{4}/\d{2}/\d{2}/\[\$LATEST\][0-9a-f]{32}$")
 
 def test_report_line_is_aws_format_to_the_character():
     line = logs.report_line("8f507cfc-xmpl-4697-b07a-ac58fc914c95", 12_340_000, 128, 41)
-    assert line == b"REPORT RequestId: 8f507cfc-xmpl-4697-b07a-ac58fc914c95\tDuration: 12.34 ms\tBilled Duration: 13 ms\tMemory Size: 128 MB\tMax Memory Used: 41 MB\t\n"
+    assert (
+        line
+        == b"REPORT RequestId: 8f507cfc-xmpl-4697-b07a-ac58fc914c95\tDuration: 12.34 ms\tBilled Duration: 13 ms\tMemory Size: 128 MB\tMax Memory Used: 41 MB\t\n"
+    )
     cold = logs.report_line("r", 12_340_000, 128, 41, init_ns=130_490_000, granularity_ms=100)
-    assert cold == b"REPORT RequestId: r\tDuration: 12.34 ms\tBilled Duration: 100 ms\tMemory Size: 128 MB\tMax Memory Used: 41 MB\tInit Duration: 130.49 ms\t\n"
+    assert (
+        cold
+        == b"REPORT RequestId: r\tDuration: 12.34 ms\tBilled Duration: 100 ms\tMemory Size: 128 MB\tMax Memory Used: 41 MB\tInit Duration: 130.49 ms\t\n"
+    )
 
 
 def test_json_platform_events():
     start = json.loads(logs.platform_start("r", "$LATEST"))
     assert start["type"] == "platform.start" and start["record"] == {"requestId": "r", "version": "$LATEST"}
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", start["time"])
-    report = json.loads(logs.platform_report("r", 12_340_000, 128, 41, init_ns=5_000_000, granularity_ms=100, error_type="Sandbox.Timedout"))
+    report = json.loads(
+        logs.platform_report("r", 12_340_000, 128, 41, init_ns=5_000_000, granularity_ms=100, error_type="Sandbox.Timedout")
+    )
     assert report["type"] == "platform.report"
     assert report["record"] == {
         "requestId": "r",
@@ -42,7 +51,17 @@ def test_json_platform_events():
         "status": "timeout",
         "errorType": "Sandbox.Timedout",
     }
-    quiet = logs.wrap_call("r", "$LATEST", b"", b"out\n", duration_ns=1, memory_mb=128, max_memory_mb=1, init_ns=None, logging_config={"LogFormat": "JSON", "SystemLogLevel": "WARN"})
+    quiet = logs.wrap_call(
+        "r",
+        "$LATEST",
+        b"",
+        b"out\n",
+        duration_ns=1,
+        memory_mb=128,
+        max_memory_mb=1,
+        init_ns=None,
+        logging_config={"LogFormat": "JSON", "SystemLogLevel": "WARN"},
+    )
     assert quiet == b"out\n"
 
 
@@ -88,7 +107,11 @@ def test_json_log_format(lam, deploy):
     records = [json.loads(line) for line in lines[1:-1] if line.startswith("{")]
     (info,) = records
     assert {k: info[k] for k in ("level", "message", "logger", "requestId", "k")} == {
-        "level": "INFO", "message": "hi there", "logger": "app", "requestId": start["record"]["requestId"], "k": 1
+        "level": "INFO",
+        "message": "hi there",
+        "logger": "app",
+        "requestId": start["record"]["requestId"],
+        "k": 1,
     }
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", info["timestamp"])
     failed = lam.invoke(FunctionName=name, Payload=b'{"fail": true}', LogType="Tail")
@@ -122,7 +145,9 @@ def test_lambdalet_logs_prints_stored_events(server, lam, deploy):
 
 
 def _call(i: int, started_ns: int, log: bytes, stream: str = "2026/11/29/[$LATEST]abc") -> CallLog:
-    return CallLog(log_group="/aws/lambda/f", log_stream=stream, request_id=f"r{i}", started_ns=started_ns, ended_ns=started_ns + 5_000_000, log=log)
+    return CallLog(
+        log_group="/aws/lambda/f", log_stream=stream, request_id=f"r{i}", started_ns=started_ns, ended_ns=started_ns + 5_000_000, log=log
+    )
 
 
 def test_store_splits_calls_into_events_and_expires_them(tmp_path):
@@ -130,7 +155,9 @@ def test_store_splits_calls_into_events_and_expires_them(tmp_path):
     try:
         now = time.time_ns()
         old = now - 3 * 86_400 * 10**9
-        body = logs.wrap_call("r1", "$LATEST", b"", b"line one\nline two\n", duration_ns=1_000_000, memory_mb=128, max_memory_mb=1, init_ns=None)
+        body = logs.wrap_call(
+            "r1", "$LATEST", b"", b"line one\nline two\n", duration_ns=1_000_000, memory_mb=128, max_memory_mb=1, init_ns=None
+        )
         assert [t for t, _ in split_events(_call(1, now, body))] == [now // 10**6] * 3 + [(now + 5_000_000) // 10**6] * 2
         store.commit([_call(1, now, body), _call(2, old, b"ancient\n", stream="2026/11/26/[$LATEST]def")])
         assert len(store.events("/aws/lambda/f")) == 6
@@ -150,7 +177,17 @@ def test_store_splits_calls_into_events_and_expires_them(tmp_path):
 
 @pytest.mark.parametrize("level", ["WARN", "ERROR"])
 def test_system_log_level_above_info_drops_platform_events(level):
-    out = logs.wrap_call("r", "$LATEST", b"", b"x\n", duration_ns=1, memory_mb=128, max_memory_mb=1, init_ns=None, logging_config={"LogFormat": "JSON", "SystemLogLevel": level})
+    out = logs.wrap_call(
+        "r",
+        "$LATEST",
+        b"",
+        b"x\n",
+        duration_ns=1,
+        memory_mb=128,
+        max_memory_mb=1,
+        init_ns=None,
+        logging_config={"LogFormat": "JSON", "SystemLogLevel": level},
+    )
     assert out == b"x\n"
 
 
@@ -186,9 +223,19 @@ def test_pages_cover_what_is_stored_and_follow_goes_on_from_there(tmp_path):
 
     store = LogStore(tmp_path)
     try:
-        store.commit([CallLog(log_group="/aws/lambda/f", log_stream="s", request_id=f"r{i}", started_ns=1_000_000 * (i + 1),
-                              ended_ns=1_000_000 * (i + 1), log=f"START RequestId: r{i} Version: $LATEST\nline {i}\nEND RequestId: r{i}\n".encode())
-                      for i in range(30)])
+        store.commit(
+            [
+                CallLog(
+                    log_group="/aws/lambda/f",
+                    log_stream="s",
+                    request_id=f"r{i}",
+                    started_ns=1_000_000 * (i + 1),
+                    ended_ns=1_000_000 * (i + 1),
+                    log=f"START RequestId: r{i} Version: $LATEST\nline {i}\nEND RequestId: r{i}\n".encode(),
+                )
+                for i in range(30)
+            ]
+        )
         first = store.page("/aws/lambda/f", limit=6)
         assert [e.message for e in first.events][:2] == ["START RequestId: r0 Version: $LATEST", "line 0"]
         assert first.next is not None
@@ -228,9 +275,24 @@ def test_a_replayed_call_adds_no_events_twice(tmp_path, layout, journal_name):
     now = time.time_ns()
     body = logs.wrap_call("r1", "$LATEST", b"", b"hello\n", duration_ns=1_000_000, memory_mb=128, max_memory_mb=1, init_ns=None)
     calls = [_call(i, now + i * 1_000_000, body) for i in range(3)]
-    usage = [UsageRecord(request_id=c.request_id, function="f", version="$LATEST", architecture="x86_64", started_ns=c.started_ns,
-                         duration_ns=1_000_000, init_ns=0, billed_ms=1, granularity_ms=1, memory_mb=128, max_memory_mb=1, cold=False,
-                         outcome="success") for c in calls]
+    usage = [
+        UsageRecord(
+            request_id=c.request_id,
+            function="f",
+            version="$LATEST",
+            architecture="x86_64",
+            started_ns=c.started_ns,
+            duration_ns=1_000_000,
+            init_ns=0,
+            billed_ms=1,
+            granularity_ms=1,
+            memory_mb=128,
+            max_memory_mb=1,
+            cold=False,
+            outcome="success",
+        )
+        for c in calls
+    ]
     books = Books(tmp_path)
     for row, call in zip(usage, calls):
         books.journal.record(row, call)
@@ -267,11 +329,16 @@ def test_a_dropped_notice_in_either_log_format():
     text = logs.dropped_notice("r1", 5000, 1 << 20)
     assert re.fullmatch(
         rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z RequestId: r1 Warning: 5000 bytes of log output were dropped: "
-        rb"at most 1048576 bytes are kept per invocation\n", text), text
+        rb"at most 1048576 bytes are kept per invocation\n",
+        text,
+    ), text
     assert b"RequestId" not in logs.dropped_notice(None, 7, 1 << 20) and b"per init phase" in logs.dropped_notice(None, 7, 1 << 20)
     event = json.loads(logs.dropped_notice("r1", 5000, 1 << 20, {"LogFormat": "JSON"}))
     assert event["type"] == "platform.logsDropped"
-    assert event["record"] == {"reason": "5000 bytes of log output were dropped: at most 1048576 bytes are kept per invocation", "droppedBytes": 5000}
+    assert event["record"] == {
+        "reason": "5000 bytes of log output were dropped: at most 1048576 bytes are kept per invocation",
+        "droppedBytes": 5000,
+    }
 
 
 def test_capped_output_keeps_its_marks_in_step():
@@ -289,18 +356,46 @@ def test_capped_output_keeps_its_marks_in_step():
     assert b"7 bytes of log output were dropped: at most 100 bytes are kept per init phase\n" in log and log.endswith(b"tail\n")
 
 
-def _framed_call(i: int, started_ms: int, *, init: bytes = b"", output: bytes = b"", json_format: bool = False, error_type: str | None = None,
-                 cold: bool = False) -> CallLog:
+def _framed_call(
+    i: int,
+    started_ms: int,
+    *,
+    init: bytes = b"",
+    output: bytes = b"",
+    json_format: bool = False,
+    error_type: str | None = None,
+    cold: bool = False,
+) -> CallLog:
     """A call's log as the pool journals it: text, marks and frame."""
     config = {"LogFormat": "JSON"} if json_format else {}
-    frame = logs.call_frame(f"r{i}", "$LATEST", duration_ns=1_234_567 * (i + 1), memory_mb=128, max_memory_mb=7, init_ns=250_000_000 if cold else None,
-                            granularity_ms=1, logging_config=config, error_type=error_type, at_ms=started_ms + 3)
+    frame = logs.call_frame(
+        f"r{i}",
+        "$LATEST",
+        duration_ns=1_234_567 * (i + 1),
+        memory_mb=128,
+        max_memory_mb=7,
+        init_ns=250_000_000 if cold else None,
+        granularity_ms=1,
+        logging_config=config,
+        error_type=error_type,
+        at_ms=started_ms + 3,
+    )
     frame = msgspec.structs.replace(frame, head_at=len(init))
     head, tail = frame.head(), frame.tail()
     log = init + head + output + tail
-    marks = logs.call_marks(init, [(len(init), started_ms)] if init else [], head, output, [(len(output), started_ms + 2)] if output else [], started_ms + 1)
-    return CallLog(log_group="/aws/lambda/f", log_stream="s", request_id=f"r{i}", started_ns=started_ms * 1_000_000,
-                   ended_ns=(started_ms + 5) * 1_000_000, log=log, marks=marks, frame=frame)
+    marks = logs.call_marks(
+        init, [(len(init), started_ms)] if init else [], head, output, [(len(output), started_ms + 2)] if output else [], started_ms + 1
+    )
+    return CallLog(
+        log_group="/aws/lambda/f",
+        log_stream="s",
+        request_id=f"r{i}",
+        started_ns=started_ms * 1_000_000,
+        ended_ns=(started_ms + 5) * 1_000_000,
+        log=log,
+        marks=marks,
+        frame=frame,
+    )
 
 
 def test_platform_lines_are_kept_as_figures_and_read_back_to_the_byte(tmp_path):
@@ -308,7 +403,7 @@ def test_platform_lines_are_kept_as_figures_and_read_back_to_the_byte(tmp_path):
         _framed_call(0, 1000, init=b"INIT_START Runtime Version: python:3.11.7\nimporting\n", output=b"hello\n", cold=True),
         _framed_call(1, 2000),  # printed nothing: three lines, no row of text
         _framed_call(2, 3000, output=b"a\nb\n", error_type="ValueError"),
-        _framed_call(3, 4000, output=b"{\"level\":\"INFO\"}\n", json_format=True, cold=True),
+        _framed_call(3, 4000, output=b'{"level":"INFO"}\n', json_format=True, cold=True),
         _framed_call(4, 5000, json_format=True, error_type="Sandbox.Timedout"),
     ]
     expected = [(ts, line) for call in calls for ts, line in split_events(call)]
@@ -339,8 +434,14 @@ def test_platform_lines_are_kept_as_figures_and_read_back_to_the_byte(tmp_path):
         reports = store.page("/aws/lambda/f", contains="REPORT RequestId").events
         assert [e.message for e in reports] == [line for _, line in expected if line.startswith("REPORT RequestId")]
         assert len(reports) == 3
-        assert [e.message for e in store.events("/aws/lambda/f", contains="platform.report")] == [line for _, line in expected if "platform.report" in line]
-        assert store.page("/aws/lambda/f", since_ms=5000).events[0].message.startswith('{"time":"1970-01-01T00:00:05.003Z","type":"platform.start"')
+        assert [e.message for e in store.events("/aws/lambda/f", contains="platform.report")] == [
+            line for _, line in expected if "platform.report" in line
+        ]
+        assert (
+            store.page("/aws/lambda/f", since_ms=5000)
+            .events[0]
+            .message.startswith('{"time":"1970-01-01T00:00:05.003Z","type":"platform.start"')
+        )
         assert store.streams("/aws/lambda/f") == ["s"]
     finally:
         store.close()
@@ -380,7 +481,11 @@ def test_the_stored_log_is_what_the_call_logged_without_platform_text_rows(serve
         texts = [m for (m,) in db.execute("SELECT message FROM events WHERE log_group = ?", (f"/aws/lambda/{name}",))]
         frames = db.execute("SELECT count(*) FROM frames WHERE log_group = ?", (f"/aws/lambda/{name}",)).fetchone()[0]
     assert frames == 3
-    assert not [t for t in texts if t.startswith(("START RequestId", "END RequestId", "REPORT RequestId")) or '"type":"platform.' in t and "initStart" not in t], texts
+    assert not [
+        t
+        for t in texts
+        if t.startswith(("START RequestId", "END RequestId", "REPORT RequestId")) or '"type":"platform.' in t and "initStart" not in t
+    ], texts
 
 
 def test_the_log_store_keeps_within_its_cap_dropping_the_oldest_calls_whole(tmp_path):
@@ -388,8 +493,12 @@ def test_the_log_store_keeps_within_its_cap_dropping_the_oldest_calls_whole(tmp_
     store = LogStore(tmp_path, max_bytes=cap)
     try:
         for batch in range(30):
-            store.commit([_framed_call(batch * 100 + i, 1000 * (batch * 100 + i + 1), output=b"a line of some length, as functions print\n" * 3)
-                          for i in range(100)])
+            store.commit(
+                [
+                    _framed_call(batch * 100 + i, 1000 * (batch * 100 + i + 1), output=b"a line of some length, as functions print\n" * 3)
+                    for i in range(100)
+                ]
+            )
             store.trim()
         assert store.bytes_in_use() <= cap
         lines = store.events("/aws/lambda/f")

@@ -1,5 +1,6 @@
 """`lambdalet logs` and /_lambdalet/logs page through every stored event,
 as FilterLogEvents does, and say when they stop early."""
+
 from __future__ import annotations
 
 import http.server
@@ -21,8 +22,18 @@ GROUP = "/aws/lambda/f"
 
 def _record(store: LogStore, i: int, lines: list[str], started_ms: int | None = None) -> None:
     started_ns = (started_ms if started_ms is not None else i + 1) * 1_000_000
-    store.commit([CallLog(log_group=GROUP, log_stream="s", request_id=f"r{i}", started_ns=started_ns, ended_ns=started_ns,
-                          log="".join(f"{line}\n" for line in lines).encode())])
+    store.commit(
+        [
+            CallLog(
+                log_group=GROUP,
+                log_stream="s",
+                request_id=f"r{i}",
+                started_ns=started_ns,
+                ended_ns=started_ns,
+                log="".join(f"{line}\n" for line in lines).encode(),
+            )
+        ]
+    )
 
 
 def _all_pages(store: LogStore, **kwargs) -> tuple[list[str], int]:
@@ -47,7 +58,9 @@ def store(tmp_path):
 def test_pages_hold_every_event_once_in_time_order(store):
     for i in range(25):
         _record(store, i, [f"a{i}", f"b{i}"])
-    store.commit([CallLog(log_group="/aws/lambda/other", log_stream="s", request_id="x", started_ns=5_000_000, ended_ns=5_000_000, log=b"not f\n")])
+    store.commit(
+        [CallLog(log_group="/aws/lambda/other", log_stream="s", request_id="x", started_ns=5_000_000, ended_ns=5_000_000, log=b"not f\n")]
+    )
     messages, pages = _all_pages(store, limit=10)
     assert messages == [m for i in range(25) for m in (f"a{i}", f"b{i}")]
     assert pages == 5  # 50 events, 10 a page, and the last page says it is the last
@@ -143,7 +156,14 @@ def test_a_bad_token_is_a_clear_400(server):
 def test_lambdalet_logs_says_when_the_server_stops_answering_mid_way(tmp_path):
     # A stand-in server: one page with a token, then an error.
     (tmp_path / "credentials").write_text("[default]\naws_access_key_id = AK\naws_secret_access_key = SK\n")
-    pages = [{"logGroupName": GROUP, "events": [{"id": 1, "timestamp": 0, "logStreamName": "s", "message": "first page"}], "nextToken": "t", "nextAfterId": 1}]
+    pages = [
+        {
+            "logGroupName": GROUP,
+            "events": [{"id": 1, "timestamp": 0, "logStreamName": "s", "message": "first page"}],
+            "nextToken": "t",
+            "nextAfterId": 1,
+        }
+    ]
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self):

@@ -1,5 +1,6 @@
 """The shared counters: exact under concurrent writer processes, consistent
 for lock-free readers, and still there after the mapping is reopened."""
+
 from __future__ import annotations
 
 import multiprocessing
@@ -142,9 +143,24 @@ def test_c_core_under_sanitizers(tmp_path, sanitizer):
     csrc = pathlib.Path(__file__).resolve().parents[1] / "csrc"
     exe = tmp_path / "meter_stress"
     build = subprocess.run(
-        [cc, "-O1", "-g", f"-fsanitize={sanitizer}", "-std=gnu11", "-Wall", "-Wextra", "-Werror", f"-I{csrc}",
-         str(pathlib.Path(__file__).with_name("meter_stress.c")), str(csrc / "meter.c"), "-o", str(exe), "-lpthread"],
-        capture_output=True, text=True,
+        [
+            cc,
+            "-O1",
+            "-g",
+            f"-fsanitize={sanitizer}",
+            "-std=gnu11",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            f"-I{csrc}",
+            str(pathlib.Path(__file__).with_name("meter_stress.c")),
+            str(csrc / "meter.c"),
+            "-o",
+            str(exe),
+            "-lpthread",
+        ],
+        capture_output=True,
+        text=True,
     )
     if build.returncode != 0 and "sanitize" in build.stderr:
         pytest.skip(f"{cc} cannot build with -fsanitize={sanitizer}")

@@ -1,4 +1,5 @@
 """GET /metrics: Prometheus text from the shared counters."""
+
 from __future__ import annotations
 
 import botocore.exceptions

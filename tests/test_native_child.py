@@ -4,6 +4,7 @@ clone (malloc's, stdio's) stays held forever there. So everything reachable
 from child_main may call only system-call wrappers and string functions that
 take no lock. This reads the built extension's machine code (objdump) and
 checks every libc function reachable from child_main against that list."""
+
 from __future__ import annotations
 
 import re
@@ -16,16 +17,64 @@ import pytest
 # Thin system-call wrappers and lock-free string and memory functions: what
 # the child may call. A function joins this list only if it takes no lock
 # and allocates nothing (see signal-safety(7)).
-ALLOWED = frozenset({
-    "__errno_location", "__libc_current_sigrtmax", "_exit", "chdir", "chmod", "clone", "close", "dup2", "dup3",
-    "execve", "fchmodat", "fcntl", "fork", "fstat", "fstatfs", "getrlimit", "ioctl", "kill", "lstat", "mkdir",
-    "mount", "open", "openat", "pivot_root", "poll", "prctl", "read", "recv", "send", "sethostname", "setrlimit",
-    "sigaction", "sigemptyset", "sigfillset", "signalfd", "sigprocmask", "sigwaitinfo", "socket", "statfs",
-    "symlink", "syscall", "umount2", "unshare", "waitpid", "write",
-    "memcpy", "memmove", "memset", "strlen", "strrchr", "strchr", "strcmp",
-    # Called only when the stack protector found the stack smashed.
-    "__stack_chk_fail",
-})
+ALLOWED = frozenset(
+    {
+        "__errno_location",
+        "__libc_current_sigrtmax",
+        "_exit",
+        "chdir",
+        "chmod",
+        "clone",
+        "close",
+        "dup2",
+        "dup3",
+        "execve",
+        "fchmodat",
+        "fcntl",
+        "fork",
+        "fstat",
+        "fstatfs",
+        "getrlimit",
+        "ioctl",
+        "kill",
+        "lstat",
+        "mkdir",
+        "mount",
+        "open",
+        "openat",
+        "pivot_root",
+        "poll",
+        "prctl",
+        "read",
+        "recv",
+        "send",
+        "sethostname",
+        "setrlimit",
+        "sigaction",
+        "sigemptyset",
+        "sigfillset",
+        "signalfd",
+        "sigprocmask",
+        "sigwaitinfo",
+        "socket",
+        "statfs",
+        "symlink",
+        "syscall",
+        "umount2",
+        "unshare",
+        "waitpid",
+        "write",
+        "memcpy",
+        "memmove",
+        "memset",
+        "strlen",
+        "strrchr",
+        "strchr",
+        "strcmp",
+        # Called only when the stack protector found the stack smashed.
+        "__stack_chk_fail",
+    }
+)
 
 _FUNCTION = re.compile(r"^[0-9a-f]+ <([^>]+)>:$")
 # A reference to a whole symbol: "<name>" or "<name@plt>" (never "<name+0x10>",
@@ -36,8 +85,7 @@ _REFERENCE = re.compile(r"<([A-Za-z_][\w.]*?)(@plt)?>")
 def call_graph(path: str) -> dict[str, set[str]]:
     """Each function of the object and the symbols its code refers to
     (calls, jumps, and addresses taken, as clone's entry point is)."""
-    disassembly = subprocess.run(["objdump", "-d", "--no-show-raw-insn", path], check=True,
-                                 capture_output=True, text=True).stdout
+    disassembly = subprocess.run(["objdump", "-d", "--no-show-raw-insn", path], check=True, capture_output=True, text=True).stdout
     graph: dict[str, set[str]] = {}
     current: set[str] | None = None
     for line in disassembly.splitlines():
@@ -76,8 +124,9 @@ def _unfortified(name: str) -> str:
 
 def _forbidden(outside: dict[str, list[str]]) -> dict[str, str]:
     # A sanitizer build (LAMBDALET_SANITIZE=1) calls its runtime everywhere.
-    return {name: " -> ".join(chain) for name, chain in outside.items()
-            if name not in ALLOWED and not name.startswith(("__asan_", "__ubsan_"))}
+    return {
+        name: " -> ".join(chain) for name, chain in outside.items() if name not in ALLOWED and not name.startswith(("__asan_", "__ubsan_"))
+    }
 
 
 needs_objdump = pytest.mark.skipif(shutil.which("objdump") is None, reason="objdump (binutils) is not installed")
@@ -102,13 +151,15 @@ def test_the_check_finds_a_malloc_two_calls_deep(tmp_path):
     cc = shutil.which("cc") or shutil.which("gcc")
     if cc is None:
         pytest.skip("no C compiler")
-    (tmp_path / "child.c").write_text(textwrap.dedent("""
+    (tmp_path / "child.c").write_text(
+        textwrap.dedent("""
         #include <stdlib.h>
         #include <unistd.h>
         __attribute__((noinline)) void *helper(int n) { return malloc((size_t)n); }
         __attribute__((noinline)) int child_main(int n) { void *p = helper(n); write(1, p, 1); _exit(0); }
         int entry(int n) { return child_main(n); }
-    """))
+    """)
+    )
     so = tmp_path / "child.so"
     subprocess.run([cc, "-shared", "-fPIC", "-O2", "-o", str(so), str(tmp_path / "child.c")], check=True)
     outside = libc_calls_from(call_graph(str(so)), "child_main")

@@ -2,6 +2,7 @@
 reads its declarations out of csrc/'s headers, and this compiles a program
 against the same headers and compares every struct's size and field
 offsets, and the mount kinds' values, with what the built extension holds."""
+
 from __future__ import annotations
 
 import pathlib
@@ -32,8 +33,9 @@ def _c_view(tmp_path: pathlib.Path) -> dict[str, int]:
         lines.append(f'printf("{kind}=%d\\n", (int){kind});')
     lines.append('printf("LL_SPAWN_IN_WORKER=%d\\n", LL_SPAWN_IN_WORKER);')
     source = tmp_path / "layout.c"
-    source.write_text('#include <stddef.h>\n#include <stdio.h>\n#include "spawn.h"\n'
-                      "int main(void) {\n" + "\n".join(lines) + "\nreturn 0;\n}\n")
+    source.write_text(
+        '#include <stddef.h>\n#include <stdio.h>\n#include "spawn.h"\nint main(void) {\n' + "\n".join(lines) + "\nreturn 0;\n}\n"
+    )
     program = tmp_path / "layout"
     subprocess.run([cc, "-std=gnu11", "-D_GNU_SOURCE", f"-I{CSRC}", "-o", str(program), str(source)], check=True)
     out = subprocess.run([str(program)], check=True, capture_output=True, text=True).stdout
@@ -61,6 +63,6 @@ def test_every_field_of_the_header_reaches_python():
     # A field added to spawn.h without a rebuild (or dropped by the
     # declaration reader) shows up here by name.
     header = re.sub(r"/\*.*?\*/", "", (CSRC / "spawn.h").read_text(), flags=re.S)
-    body = header[header.index("struct ll_spawn_config {"):header.index("};", header.index("struct ll_spawn_config {"))]
+    body = header[header.index("struct ll_spawn_config {") : header.index("};", header.index("struct ll_spawn_config {"))]
     declared = [line.split(";")[0].split()[-1].lstrip("*") for line in body.splitlines()[1:] if ";" in line]
     assert [field for field, _ in _native.ffi.typeof("struct ll_spawn_config").fields] == declared

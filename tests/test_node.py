@@ -7,6 +7,7 @@ the error shapes and Runtime.X errors AWS's runtime gives.
 Runs on the host's Node.js (a machine of this project's kind has Node.js
 20); a host without it fails here rather than skipping.
 """
+
 from __future__ import annotations
 
 import base64
@@ -84,8 +85,9 @@ def _zip(**extra: str | bytes) -> bytes:
 @pytest.fixture(scope="module")
 def node_fn(lam):
     name = "node-features"
-    lam.create_function(FunctionName=name, Runtime=RUNTIME, Role=ROLE, Handler="index.handler", Code={"ZipFile": _zip()},
-                        Timeout=10, MemorySize=256)
+    lam.create_function(
+        FunctionName=name, Runtime=RUNTIME, Role=ROLE, Handler="index.handler", Code={"ZipFile": _zip()}, Timeout=10, MemorySize=256
+    )
     lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
     yield name
     lam.delete_function(FunctionName=name)
@@ -123,7 +125,11 @@ def test_commonjs_async_handler_context_and_text_logs(lam, node_fn):
     records = _records(log)
     assert (rid, "INFO", "hello from " + node_fn + " { nested: [ 1, 2 ] }") in records
     assert [(lvl, msg) for _r, lvl, msg in records if msg.endswith(" line")] == [
-        ("INFO", "info line"), ("WARN", "warn line"), ("ERROR", "error line"), ("DEBUG", "debug line")]
+        ("INFO", "info line"),
+        ("WARN", "warn line"),
+        ("ERROR", "error line"),
+        ("DEBUG", "debug line"),
+    ]
     assert "\nraw stdout\n" in log and "\nEND RequestId: " + rid in log
 
 
@@ -198,14 +204,17 @@ def test_errors_in_aws_shape(lam, node_fn):
     assert body is None and "FunctionError" not in resp
 
 
-@pytest.mark.parametrize("handler, error_type, message", [
-    ("missing.handler", "Runtime.ImportModuleError", "Error: Cannot find module 'missing'"),
-    ("index.nope", "Runtime.HandlerNotFound", "index.nope is undefined or not exported"),
-    ("index.notAFunction", "Runtime.HandlerNotFound", "index.notAFunction is not a function"),
-    ("noDot", "Runtime.MalformedHandlerName", "Bad handler"),
-    ("../etc.handler", "Runtime.MalformedHandlerName", "'../etc.handler' is not a valid handler name."),
-    ("syntax.handler", "Runtime.UserCodeSyntaxError", "SyntaxError: Unexpected token"),
-])
+@pytest.mark.parametrize(
+    "handler, error_type, message",
+    [
+        ("missing.handler", "Runtime.ImportModuleError", "Error: Cannot find module 'missing'"),
+        ("index.nope", "Runtime.HandlerNotFound", "index.nope is undefined or not exported"),
+        ("index.notAFunction", "Runtime.HandlerNotFound", "index.notAFunction is not a function"),
+        ("noDot", "Runtime.MalformedHandlerName", "Bad handler"),
+        ("../etc.handler", "Runtime.MalformedHandlerName", "'../etc.handler' is not a valid handler name."),
+        ("syntax.handler", "Runtime.UserCodeSyntaxError", "SyntaxError: Unexpected token"),
+    ],
+)
 def test_init_errors(lam, node_fn, handler, error_type, message):
     body, log = _error(lam, node_fn, handler)
     assert body["errorType"] == error_type and body["errorMessage"].startswith(message), body
@@ -259,8 +268,14 @@ def _first_call_started(lam, name: str, env: dict) -> tuple[float, float, dict]:
     import time
 
     created = time.time() * 1000
-    lam.create_function(FunctionName=name, Runtime=RUNTIME, Role=ROLE, Handler="index.handler",
-                        Code={"ZipFile": make_zip({"index.js": STARTED})}, Environment={"Variables": env})
+    lam.create_function(
+        FunctionName=name,
+        Runtime=RUNTIME,
+        Role=ROLE,
+        Handler="index.handler",
+        Code={"ZipFile": make_zip({"index.js": STARTED})},
+        Environment={"Variables": env},
+    )
     try:
         body = json.loads(lam.invoke(FunctionName=name, Payload=b"{}")["Payload"].read())
     finally:

@@ -8,6 +8,7 @@ same answer: the payload, the error's type, message and first trace line,
 the init errors, the console records (level and message, per line), the
 JSON log records, and a streamed response.
 """
+
 from __future__ import annotations
 
 import base64
@@ -50,8 +51,21 @@ exports.stream = awslambda.streamifyResponse(async (event, responseStream) => {
 exports.notAFunction = 1;
 """
 
-CASES = ["echo", "logs", "callback", "callbackError", "throws", "rejectsObject", "returnsUndefined", "succeed",
-         "failString", "never", "notAFunction", "missing", "nomodule"]
+CASES = [
+    "echo",
+    "logs",
+    "callback",
+    "callbackError",
+    "throws",
+    "rejectsObject",
+    "returnsUndefined",
+    "succeed",
+    "failString",
+    "never",
+    "notAFunction",
+    "missing",
+    "nomodule",
+]
 LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z\t[0-9a-f-]{36}\t(TRACE|DEBUG|INFO|WARN|ERROR|FATAL)\t(.*)$")
 
 
@@ -65,15 +79,31 @@ def pair(lam):
         ric = language_builds.aws_lambda_ric()
     except language_builds.ToolMissing as exc:
         pytest.fail(str(exc))
-    bootstrap = ("#!/bin/sh\n# AWS's Node.js runtime interface client, as a custom runtime.\n"
-                 "cd /var/task\nexec /usr/bin/node /var/task/node_modules/aws-lambda-ric/bin/index.mjs \"$_HANDLER\"\n")
+    bootstrap = (
+        "#!/bin/sh\n# AWS's Node.js runtime interface client, as a custom runtime.\n"
+        'cd /var/task\nexec /usr/bin/node /var/task/node_modules/aws-lambda-ric/bin/index.mjs "$_HANDLER"\n'
+    )
     theirs = make_zip({"bootstrap": bootstrap, "index.js": HANDLERS, **ric}, {"bootstrap": 0o755})
     ours = make_zip({"index.js": HANDLERS})
     names = {"ours": "conf-node-ours", "ric": "conf-node-ric"}
-    lam.create_function(FunctionName=names["ours"], Runtime="nodejs20.x", Role=ROLE, Handler="index.echo",
-                        Code={"ZipFile": ours}, MemorySize=256, Timeout=10)
-    lam.create_function(FunctionName=names["ric"], Runtime="provided.al2023", Role=ROLE, Handler="index.echo",
-                        Code={"ZipFile": theirs}, MemorySize=256, Timeout=10)
+    lam.create_function(
+        FunctionName=names["ours"],
+        Runtime="nodejs20.x",
+        Role=ROLE,
+        Handler="index.echo",
+        Code={"ZipFile": ours},
+        MemorySize=256,
+        Timeout=10,
+    )
+    lam.create_function(
+        FunctionName=names["ric"],
+        Runtime="provided.al2023",
+        Role=ROLE,
+        Handler="index.echo",
+        Code={"ZipFile": theirs},
+        MemorySize=256,
+        Timeout=10,
+    )
     for name in names.values():
         lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
     yield names

@@ -8,6 +8,7 @@ The hosts of this project carry one Node.js (20); which runtime stands for
 "missing" is read from what this host has, so the test holds on a host
 with more.
 """
+
 from __future__ import annotations
 
 import base64
@@ -42,8 +43,9 @@ def mapped(tmp_path_factory):
 def test_each_runtime_the_host_has_runs_on_its_own_major_version(lam, fn_name):
     for i, (runtime, toolchain) in enumerate(FOUND.items()):
         name = f"{fn_name}-{i}"
-        lam.create_function(FunctionName=name, Runtime=runtime, Role=ROLE, Handler="index.handler",
-                            Code={"ZipFile": make_zip({"index.js": VERSION})})
+        lam.create_function(
+            FunctionName=name, Runtime=runtime, Role=ROLE, Handler="index.handler", Code={"ZipFile": make_zip({"index.js": VERSION})}
+        )
         try:
             lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
             body = json.loads(lam.invoke(FunctionName=name)["Payload"].read())
@@ -57,10 +59,11 @@ def test_a_version_the_host_lacks_is_refused_with_what_it_has(lam, fn_name):
         pytest.skip("this host has a Node.js for every Lambda Node.js runtime")
     for runtime in MISSING:
         with pytest.raises(lam.exceptions.InvalidParameterValueException) as caught:
-            lam.create_function(FunctionName=fn_name, Runtime=runtime, Role=ROLE, Handler="index.handler",
-                                Code={"ZipFile": make_zip({"index.js": VERSION})})
+            lam.create_function(
+                FunctionName=fn_name, Runtime=runtime, Role=ROLE, Handler="index.handler", Code={"ZipFile": make_zip({"index.js": VERSION})}
+            )
         message = caught.value.response["Error"]["Message"]
-        major = runtime[len("nodejs"):-2]
+        major = runtime[len("nodejs") : -2]
         assert f"no Node.js {major} on this host" in message, message
         assert all(f"Node.js {t.version}" in message for t in FOUND.values()), message
         assert "--runtime-map" in message, message
@@ -71,8 +74,9 @@ def test_a_mapped_version_runs_on_the_one_the_host_has_and_says_so(mapped):
     lam = server.client()
     runtime = MISSING[0]
     assert any(line.strip().startswith(f"runtime {runtime}:") and have in line for line in server.output), "".join(server.output)
-    lam.create_function(FunctionName="mapped-node", Runtime=runtime, Role=ROLE, Handler="index.handler",
-                        Code={"ZipFile": make_zip({"index.js": VERSION})})
+    lam.create_function(
+        FunctionName="mapped-node", Runtime=runtime, Role=ROLE, Handler="index.handler", Code={"ZipFile": make_zip({"index.js": VERSION})}
+    )
     lam.get_waiter("function_active_v2").wait(FunctionName="mapped-node", WaiterConfig={"Delay": 1, "MaxAttempts": 30})
     assert lam.get_function_configuration(FunctionName="mapped-node")["Runtime"] == runtime
     resp = lam.invoke(FunctionName="mapped-node", LogType="Tail")

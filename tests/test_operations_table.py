@@ -2,6 +2,7 @@
 answers as the table says: a supported one reaches its handler, any other
 gets a modeled Lambda error saying Lambdalet does not support it (never a
 bare 404 that reads like "not found")."""
+
 from __future__ import annotations
 
 import pathlib
@@ -21,7 +22,7 @@ README = pathlib.Path(__file__).resolve().parent.parent / "README.md"
 def test_readme_lists_every_operation_with_its_state():
     text = README.read_text()
     assert operations_table.render() in text, "README's operations table is stale: paste `python tests/operations_table.py`"
-    listed = re.findall(r"^\| (\w+) \| ", text[text.index(operations_table.START):text.index(operations_table.END)], re.M)
+    listed = re.findall(r"^\| (\w+) \| ", text[text.index(operations_table.START) : text.index(operations_table.END)], re.M)
     assert listed[1:] == sorted(lambda_model.operations())  # [0] is the header
 
 
@@ -52,7 +53,9 @@ def test_each_operation_answers_as_the_table_says(server, name):
 def test_boto3_sees_the_modeled_error(lam):
     with pytest.raises(lam.exceptions.InvalidParameterValueException) as exc:
         lam.list_capacity_providers()
-    assert exc.value.response["Error"]["Message"].startswith("The ListCapacityProviders operation is not supported by Lambdalet: capacity providers")
+    assert exc.value.response["Error"]["Message"].startswith(
+        "The ListCapacityProviders operation is not supported by Lambdalet: capacity providers"
+    )
     with pytest.raises(ClientError) as exc:
         lam.get_durable_execution(DurableExecutionArn="arn:aws:lambda:us-east-1:000000000000:function:f/durable-execution/x/y")
     assert exc.value.response["Error"]["Code"] == "InvalidParameterValueException"

@@ -1,4 +1,5 @@
 """The pool on its own, with plain-process workers and a mock clock."""
+
 from __future__ import annotations
 
 import json
@@ -38,8 +39,17 @@ def spec(tmp_path):
     code.mkdir()
     (code / "app.py").write_text(APP)
     rec = FunctionRecord(
-        name="fn", runtime=f"python{sys.version_info[0]}.{sys.version_info[1]}", role="r", handler="app.handler",
-        code_sha256_hex="0" * 64, code_sha256_b64="", code_size=1, revision_id="rev-1", last_modified="", created_ns=0, timeout=30,
+        name="fn",
+        runtime=f"python{sys.version_info[0]}.{sys.version_info[1]}",
+        role="r",
+        handler="app.handler",
+        code_sha256_hex="0" * 64,
+        code_sha256_b64="",
+        code_size=1,
+        revision_id="rev-1",
+        last_modified="",
+        created_ns=0,
+        timeout=30,
     )
     return FunctionSpec(record=rec, code_dir=str(code), arn="arn:fn", env={}, log_group="/aws/lambda/fn")
 
@@ -273,6 +283,7 @@ async def test_an_instance_started_for_a_replaced_revision_is_not_kept(tmp_path,
 
 
 # --- admission that counts the tasks cap, and idle freezing, with fake backends ---
+
 
 class CountingBackend(ProcessBackend):
     """Plain-process workers, each counted as holding as many tasks as

@@ -6,6 +6,7 @@ frames over a socketpair, answered by a trio task), and time is trio's
 MockClock: what is tested is the pool's policy, not a sandbox. The same
 policies against real workers are in test_pool.py.
 """
+
 from __future__ import annotations
 
 import json
@@ -144,9 +145,20 @@ class FakeBackend:
 
 
 def spec_for(name: str, *, memory: int = 128, timeout: int = 30) -> FunctionSpec:
-    rec = FunctionRecord(name=name, runtime=f"python{sys.version_info[0]}.{sys.version_info[1]}", role="r",
-                         handler="app.handler", code_sha256_hex="0" * 64, code_sha256_b64="", code_size=1,
-                         revision_id=f"rev-{name}", last_modified="", created_ns=0, timeout=timeout, memory_size=memory)
+    rec = FunctionRecord(
+        name=name,
+        runtime=f"python{sys.version_info[0]}.{sys.version_info[1]}",
+        role="r",
+        handler="app.handler",
+        code_sha256_hex="0" * 64,
+        code_sha256_b64="",
+        code_size=1,
+        revision_id=f"rev-{name}",
+        last_modified="",
+        created_ns=0,
+        timeout=timeout,
+        memory_size=memory,
+    )
     return FunctionSpec(record=rec, code_dir=f"/code/{name}", arn=f"arn:{name}", env={}, log_group=f"/aws/lambda/{name}")
 
 
@@ -189,6 +201,7 @@ async def call(pool: Pool, spec: FunctionSpec, event: dict | None = None):
 
 
 # -- instance states ---------------------------------------------------------
+
 
 def test_an_instance_moves_only_along_its_states():
     assert {STARTING: {IDLE, BUSY, DEAD}, IDLE: {BUSY, DEAD}, BUSY: {IDLE, DEAD}, DEAD: set()} == TRANSITIONS
@@ -239,6 +252,7 @@ def test_a_call_runs_busy_then_idle_and_a_reclaimed_instance_is_dead():
 
 # -- admission and eviction --------------------------------------------------
 
+
 def test_past_the_memory_budget_the_least_recently_used_idle_instance_makes_room():
     async def test(pool, backend, clock):
         a, b, c = spec_for("a"), spec_for("b"), spec_for("c")
@@ -281,8 +295,10 @@ def test_the_account_limit_and_reserved_concurrency_throttle_without_waiting():
             n.start_soon(call, pool, spec_for("shared"), {"sleep": 5})
             await trio.testing.wait_all_tasks_blocked()
             assert pool.concurrent() == 2 and pool.concurrent("reserved") == 1
-            for name, reason in (("reserved", "ReservedFunctionConcurrentInvocationLimitExceeded"),
-                                 ("other", "ConcurrentInvocationLimitExceeded")):
+            for name, reason in (
+                ("reserved", "ReservedFunctionConcurrentInvocationLimitExceeded"),
+                ("other", "ConcurrentInvocationLimitExceeded"),
+            ):
                 with pytest.raises(LambdaError) as exc:
                     await call(pool, spec_for(name))
                 assert exc.value.extra["Reason"] == reason
@@ -292,6 +308,7 @@ def test_the_account_limit_and_reserved_concurrency_throttle_without_waiting():
 
 
 # -- idle reclaim ------------------------------------------------------------
+
 
 def test_idle_instances_go_after_the_idle_timeout_and_provisioned_ones_stay():
     async def test(pool, backend, clock):
@@ -311,6 +328,7 @@ def test_idle_instances_go_after_the_idle_timeout_and_provisioned_ones_stay():
 
 
 # -- deadlines ---------------------------------------------------------------
+
 
 def test_a_call_past_its_timeout_is_killed_at_the_deadline_and_billed_the_timeout():
     async def test(pool, backend, clock):
@@ -333,6 +351,7 @@ def test_a_call_past_its_timeout_is_killed_at_the_deadline_and_billed_the_timeou
 
 # -- the clock seam ----------------------------------------------------------
 
+
 def test_the_wall_clock_stamps_come_from_the_clock_given():
     async def test(pool, backend, clock):
         outcome = await call(pool, spec_for("fn"))
@@ -345,6 +364,7 @@ def test_the_wall_clock_stamps_come_from_the_clock_given():
 
 
 # -- provisioned concurrency, with a fake pool -----------------------------
+
 
 class FakeInstances:
     """provisioned.py's Instances: records what the Provisioner asks."""

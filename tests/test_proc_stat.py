@@ -1,4 +1,5 @@
 """/proc/<pid>/stat, parsed in one place (sandbox/proc_stat.py)."""
+
 from __future__ import annotations
 
 import os

@@ -1,5 +1,6 @@
 """The worker channel's framing, on its own (sans-IO): what a frame from
 the untrusted side may be."""
+
 from __future__ import annotations
 
 import struct

@@ -8,6 +8,7 @@ Also what a user is told when the order goes wrong: a server started before
 `lambdalet runtimes install java` refuses Java functions until it is
 restarted, and says so.
 """
+
 from __future__ import annotations
 
 import json
@@ -27,8 +28,7 @@ README = ROOT / "README.md"
 
 
 def example_blocks(text: str) -> dict[str, str]:
-    return {m.group(1): m.group(2)
-            for m in re.finditer(r"<!-- language example: (\w+)[^>]*-->\n```\w*\n(.*?)```", text, re.S)}
+    return {m.group(1): m.group(2) for m in re.finditer(r"<!-- language example: (\w+)[^>]*-->\n```\w*\n(.*?)```", text, re.S)}
 
 
 def test_the_readme_names_its_language_examples():
@@ -45,8 +45,7 @@ def user(tmp_path):
     m2 = pathlib.Path.home() / ".m2"
     if m2.is_dir():
         (home / ".m2").symlink_to(m2)
-    env = {key: value for key, value in os.environ.items()
-           if not key.startswith(("AWS_", "LAMBDALET_", "XDG_"))}
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("AWS_", "LAMBDALET_", "XDG_"))}
     env.update(HOME=str(home), PATH=f"{os.path.dirname(sys.executable)}:{env.get('PATH', '/usr/bin:/bin')}", AWS_PAGER="")
     return home, env
 
@@ -59,8 +58,13 @@ def _sh(script: str, env: dict, cwd: pathlib.Path, timeout: float = 900) -> str:
 
 def _serve(home: pathlib.Path, env: dict) -> tuple[ServerProcess, dict]:
     server = ServerProcess(home / "data", env={"HOME": str(home)}).start(timeout=180)
-    shell = dict(env, AWS_ENDPOINT_URL=server.url, AWS_SHARED_CREDENTIALS_FILE=str(home / "data" / "credentials"),
-                 AWS_REGION="us-east-1", AWS_DEFAULT_REGION="us-east-1")
+    shell = dict(
+        env,
+        AWS_ENDPOINT_URL=server.url,
+        AWS_SHARED_CREDENTIALS_FILE=str(home / "data" / "credentials"),
+        AWS_REGION="us-east-1",
+        AWS_DEFAULT_REGION="us-east-1",
+    )
     return server, shell
 
 
@@ -114,9 +118,27 @@ def test_a_server_started_before_the_java_install_says_to_restart_it(user, tmp_p
     try:
         line = next(line for line in server.output if "runtime java17:" in line)
         assert "CANNOT RUN" in line and "restart" in line, line
-        proc = subprocess.run(["aws", "lambda", "create-function", "--function-name", "too-early", "--runtime", "java17",
-                               "--handler", "example.Hello::handleRequest", "--role", "arn:aws:iam::123456789012:role/any",
-                               "--zip-file", f"fileb://{jar}"], env=shell, capture_output=True, text=True, timeout=120)
+        proc = subprocess.run(
+            [
+                "aws",
+                "lambda",
+                "create-function",
+                "--function-name",
+                "too-early",
+                "--runtime",
+                "java17",
+                "--handler",
+                "example.Hello::handleRequest",
+                "--role",
+                "arn:aws:iam::123456789012:role/any",
+                "--zip-file",
+                f"fileb://{jar}",
+            ],
+            env=shell,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert proc.returncode != 0 and "InvalidParameterValueException" in proc.stderr, proc.stderr
         assert "lambdalet runtimes install java" in proc.stderr and "restart" in proc.stderr, proc.stderr
     finally:
@@ -128,8 +150,9 @@ def test_a_jdk_without_its_runtime_files_is_still_named_as_one_the_host_has():
     from lambdalet.sandbox import interpreters
     from lambdalet.sandbox.languages import Toolchain
 
-    jdk = Toolchain(runtime="java17", language="java", path="/usr/lib/jvm/jdk17/bin/java", version="17.0.15",
-                    home="/usr/lib/jvm/jdk17", found="test")
+    jdk = Toolchain(
+        runtime="java17", language="java", path="/usr/lib/jvm/jdk17/bin/java", version="17.0.15", home="/usr/lib/jvm/jdk17", found="test"
+    )
     mine = interpreters.own()
     catalog = RuntimeCatalog({mine.runtime: mine}, toolchains={"java17": jdk}, unready={"java17": "not built"})
     why = catalog.refusal("java21")

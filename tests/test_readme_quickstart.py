@@ -7,6 +7,7 @@ drifts from what works. The checkout is copied first: `pip install -e .`
 builds the C extension in place, and the checkout's own build is in use by
 the other tests' servers.
 """
+
 from __future__ import annotations
 
 import configparser
@@ -47,8 +48,12 @@ def test_the_readme_names_its_quick_start_blocks():
 
 
 def _copy_checkout(dest: pathlib.Path) -> None:
-    shutil.copytree(ROOT, dest, symlinks=True, ignore=shutil.ignore_patterns(
-        ".git", "__pycache__", "*.so", "*.egg-info", "build", ".venv*", ".pytest_cache"))
+    shutil.copytree(
+        ROOT,
+        dest,
+        symlinks=True,
+        ignore=shutil.ignore_patterns(".git", "__pycache__", "*.so", "*.egg-info", "build", ".venv*", ".pytest_cache"),
+    )
 
 
 def _user_env(home: pathlib.Path, venv: pathlib.Path) -> dict[str, str]:
@@ -102,7 +107,15 @@ def test_the_readme_quick_start_works_as_written(tmp_path):
         fcntl.flock(turn, fcntl.LOCK_EX)
         if not _port_free(PORT):
             pytest.skip(f"port {PORT}, which the README's server uses, is taken by another program on this machine")
-        server = subprocess.Popen(["bash", "-e", "-c", serve], env=env, cwd=checkout, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        server = subprocess.Popen(
+            ["bash", "-e", "-c", serve],
+            env=env,
+            cwd=checkout,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
         output = []
         try:
             assert server.stdout is not None
@@ -115,7 +128,7 @@ def test_the_readme_quick_start_works_as_written(tmp_path):
             # The README's example line is the one the server prints (its ~ being this user's home).
             readme_export = blocks["export"].strip()
             assert readme_export.replace("~", str(home)) == printed
-            console = [line.strip()[len("console: "):] for line in output if line.strip().startswith("console: ")]
+            console = [line.strip()[len("console: ") :] for line in output if line.strip().startswith("console: ")]
             assert console == [f"http://127.0.0.1:{PORT}/console"], "".join(output)
 
             # A second shell: the README's export line as written, then its commands.
@@ -137,7 +150,10 @@ def test_the_readme_quick_start_works_as_written(tmp_path):
             # run their functions, as the README shows.
             out = _sh(f"{readme_export}\n{blocks['s3']}", env, work).stdout
             if "new object: bucket in/x.csv 8" not in out:
-                wait_for(lambda: "new object: bucket in/x.csv 8" in _sh(f"{readme_export}\nlambdalet logs on-upload", env, work).stdout, timeout=60)
+                wait_for(
+                    lambda: "new object: bucket in/x.csv 8" in _sh(f"{readme_export}\nlambdalet logs on-upload", env, work).stdout,
+                    timeout=60,
+                )
             _sh(f"{readme_export}\n{blocks['sqs']}", env, work)
             *body, last = [line for line in blocks["sqs_python"].strip().splitlines()]
             script = "\n".join(body + [f"print(repr({last}))"])
@@ -146,8 +162,9 @@ def test_the_readme_quick_start_works_as_written(tmp_path):
             wait_for(lambda: batch in _sh(f"{readme_export}\nlambdalet logs worker --filter batch", env, work).stdout, timeout=60)
             # The console URL the server printed, opened as a browser would:
             # the sign-in page, then (with the keys) the functions just deployed.
-            _console_shows_the_dashboard(console[0], home / ".local" / "share" / "lambdalet" / "credentials",
-                                         ["hello", "hello-node", "on-upload", "worker"])
+            _console_shows_the_dashboard(
+                console[0], home / ".local" / "share" / "lambdalet" / "credentials", ["hello", "hello-node", "on-upload", "worker"]
+            )
             workers = descendants_of(server.pid)
         finally:
             # The README's server runs in the foreground until Ctrl-C: SIGINT
@@ -171,8 +188,13 @@ def _console_shows_the_dashboard(url: str, credentials: pathlib.Path, functions:
         browser.trust_env = False  # loopback: no proxy from the environment
         page = browser.get(url, timeout=30)
         assert page.status_code == 200 and page.url.startswith(url + "/sign-in"), (page.status_code, page.url)
-        form = {"csrf": csrf_of(page.text), "method": "key", "access_key_id": keys["default"]["aws_access_key_id"],
-                "secret_access_key": keys["default"]["aws_secret_access_key"], "next": ""}
+        form = {
+            "csrf": csrf_of(page.text),
+            "method": "key",
+            "access_key_id": keys["default"]["aws_access_key_id"],
+            "secret_access_key": keys["default"]["aws_secret_access_key"],
+            "next": "",
+        }
         dashboard = browser.post(url + "/sign-in", data=form, timeout=30)
         assert dashboard.status_code == 200 and dashboard.url == url + "/functions", (dashboard.status_code, dashboard.url)
         for name in functions:

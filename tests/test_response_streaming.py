@@ -9,6 +9,7 @@ That the first bytes leave before the handler ends is shown causally, not
 timed: a handler writes, then never ends on its own; the client reads
 those bytes while /metrics still counts the call as running.
 """
+
 from __future__ import annotations
 
 import base64
@@ -57,7 +58,7 @@ exports.buffered = async (event) => ({statusCode: 200, body: 'not streamed'});
 
 # A provided.al2023 bootstrap that answers in the Runtime API's streaming
 # mode itself: a chunked POST, and an error in its trailers when asked.
-CUSTOM = r'''#!PYTHON -S
+CUSTOM = r"""#!PYTHON -S
 import http.client, json, os, base64
 api = os.environ["AWS_LAMBDA_RUNTIME_API"]
 host, port = api.split(":")
@@ -82,12 +83,11 @@ while True:
     else:
         conn.send(b"0\r\n\r\n")
     conn.getresponse().read()
-'''
+"""
 
 
 def _create(lam, name: str, runtime: str, handler: str, files: dict, modes: dict | None = None, **kw) -> str:
-    lam.create_function(FunctionName=name, Runtime=runtime, Role=ROLE, Handler=handler,
-                        Code={"ZipFile": make_zip(files, modes)}, **kw)
+    lam.create_function(FunctionName=name, Runtime=runtime, Role=ROLE, Handler=handler, Code={"ZipFile": make_zip(files, modes)}, **kw)
     lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
     return name
 
@@ -96,12 +96,15 @@ def _create(lam, name: str, runtime: str, handler: str, files: dict, modes: dict
 def streamer(lam):
     names = {}
     for handler in ("chunks", "hangs", "fails", "http", "buffered"):
-        names[handler] = _create(lam, f"stream-node-{handler}", "nodejs20.x", f"index.{handler}", {"index.js": NODE},
-                                 Timeout=5 if handler == "hangs" else 30)
-    names["custom"] = _create(lam, "stream-custom", "provided.al2023", "x",
-                              {"bootstrap": CUSTOM.replace("PYTHON", python_executable())}, {"bootstrap": 0o755})
-    names["python"] = _create(lam, "stream-python", PYTHON, "app.handler",
-                              {"app.py": "def handler(event, context):\n    return {'whole': event}\n"})
+        names[handler] = _create(
+            lam, f"stream-node-{handler}", "nodejs20.x", f"index.{handler}", {"index.js": NODE}, Timeout=5 if handler == "hangs" else 30
+        )
+    names["custom"] = _create(
+        lam, "stream-custom", "provided.al2023", "x", {"bootstrap": CUSTOM.replace("PYTHON", python_executable())}, {"bootstrap": 0o755}
+    )
+    names["python"] = _create(
+        lam, "stream-python", PYTHON, "app.handler", {"app.py": "def handler(event, context):\n    return {'whole': event}\n"}
+    )
     yield names
     for name in names.values():
         lam.delete_function(FunctionName=name)

@@ -3,6 +3,7 @@ server.py) against a scripted worker on the other end of a socketpair and
 a runtime client on real loopback sockets: no sandbox, so each step's
 order can be forced (frames that arrive together, a runtime that dies
 before or after it was handed its call)."""
+
 from __future__ import annotations
 
 import http.client
@@ -129,10 +130,14 @@ def test_launch_then_calls_measured_by_the_gateway(together):
         inst.destroy()
     assert isinstance(outcome["init"], InitOk) and outcome["init"].log == b"worker said hello\n"
     assert [(r.request_id, r.payload, r.error_type) for r, _ in (outcome[1], outcome[2])] == [
-        ("req-1", b'{"ok": 1}', None), ("req-2", b"[2]", None)]
+        ("req-1", b'{"ok": 1}', None),
+        ("req-2", b"[2]", None),
+    ]
     assert all(d > 0 for _, d in (outcome[1], outcome[2]))
     assert [(s["id"], s["event"], s["deadline"], s["status"]) for s in outcome["seen"]] == [
-        ("req-1", b'{"n": 1}', "1234", 202), ("req-2", b'{"n": 2}', "1234", 202)]
+        ("req-1", b'{"n": 1}', "1234", 202),
+        ("req-2", b'{"n": 2}', "1234", 202),
+    ]
     assert sandbox.peak_resets == 2
 
 
@@ -157,6 +162,7 @@ def test_a_runtime_that_dies_before_its_next_never_had_the_call():
             client = Client(listener.getsockname()[1], [("die", None)])
             client.start()
             await launching.wait()
+
             # The first call goes to the parked `next`; the client then
             # leaves without answering, and its process ends.
             async def kill_when_delivered():

@@ -7,6 +7,7 @@ open-source copy of the service's runtime side); each misuse the issue
 names has a test here, and the same misuses are tested against real
 sandboxes in tests/test_custom_runtimes.py.
 """
+
 from __future__ import annotations
 
 import base64
@@ -74,9 +75,15 @@ class Driver:
         assert self.api.state is st.State.READY and self.api.parked(conn)
 
     def call(self, request_id: str = "req-1", payload: bytes = b'{"x": 1}') -> st.Send:
-        out = self.api.invoke(st.Invocation(request_id, payload, 1_900_000_000_000,
-                                            "arn:aws:lambda:us-east-1:123456789012:function:f",
-                                            "Root=1-00000000-000000000000000000000000;Parent=0000000000000000;Sampled=0"))
+        out = self.api.invoke(
+            st.Invocation(
+                request_id,
+                payload,
+                1_900_000_000_000,
+                "arn:aws:lambda:us-east-1:123456789012:function:f",
+                "Root=1-00000000-000000000000000000000000;Parent=0000000000000000;Sampled=0",
+            )
+        )
         assert len(out) == 1 and isinstance(out[0], st.Send)
         return out[0]
 
@@ -122,8 +129,17 @@ def test_next_hands_out_the_event_with_the_context_headers():
 def test_client_context_and_cognito_identity_where_present():
     d = Driver()
     d.init()
-    out = d.api.invoke(st.Invocation("r", b"{}", 1, "arn", "Root=1-a-b", client_context='{"custom":{"k":"v"}}',
-                                     cognito_identity='{"cognitoIdentityId":"i","cognitoIdentityPoolId":"p"}'))
+    out = d.api.invoke(
+        st.Invocation(
+            "r",
+            b"{}",
+            1,
+            "arn",
+            "Root=1-a-b",
+            client_context='{"custom":{"k":"v"}}',
+            cognito_identity='{"cognitoIdentityId":"i","cognitoIdentityPoolId":"p"}',
+        )
+    )
     _, headers, _ = parse_reply(only_send(out).data)
     assert json.loads(headers["lambda-runtime-client-context"]) == {"custom": {"k": "v"}}
     assert json.loads(headers["lambda-runtime-cognito-identity"])["cognitoIdentityId"] == "i"
@@ -219,14 +235,24 @@ def test_error_cause_content_type_drops_the_cause():
 
 def test_init_error_before_next_fails_init_and_next_is_then_refused():
     d = Driver()
-    out = d.send(1, post("/2018-06-01/runtime/init/error", b'{"errorMessage":"no config","errorType":"Runtime.Cfg"}',
-                         {"Lambda-Runtime-Function-Error-Type": "Runtime.Cfg"}))
+    out = d.send(
+        1,
+        post(
+            "/2018-06-01/runtime/init/error",
+            b'{"errorMessage":"no config","errorType":"Runtime.Cfg"}',
+            {"Lambda-Runtime-Function-Error-Type": "Runtime.Cfg"},
+        ),
+    )
     assert json_reply(out) == (202, {"status": "OK"})
     failed = [o for o in out if isinstance(o, st.InitFailed)][0]
     assert (failed.error_type, json.loads(failed.payload)["errorMessage"]) == ("Runtime.Cfg", "no config")
-    assert json_reply(d.send(1, NEXT)) == (403, {
-        "errorMessage": "State transition from InitError to Ready failed for runtime. Error: State transition is not allowed",
-        "errorType": "InvalidStateTransition"})
+    assert json_reply(d.send(1, NEXT)) == (
+        403,
+        {
+            "errorMessage": "State transition from InitError to Ready failed for runtime. Error: State transition is not allowed",
+            "errorType": "InvalidStateTransition",
+        },
+    )
     assert json_reply(d.send(1, post("/2018-06-01/runtime/init/error", b"{}")))[0] == 403
     with pytest.raises(RuntimeError):
         d.api.invoke(st.Invocation("r", b"", 1, "a", "t"))
@@ -235,9 +261,13 @@ def test_init_error_before_next_fails_init_and_next_is_then_refused():
 def test_init_error_after_init_is_an_invalid_state_transition():
     d = Driver()
     d.init()
-    assert json_reply(d.send(2, post("/2018-06-01/runtime/init/error", b"{}"))) == (403, {
-        "errorMessage": "State transition from Ready to InitError failed for runtime. Error: State transition is not allowed",
-        "errorType": "InvalidStateTransition"})
+    assert json_reply(d.send(2, post("/2018-06-01/runtime/init/error", b"{}"))) == (
+        403,
+        {
+            "errorMessage": "State transition from Ready to InitError failed for runtime. Error: State transition is not allowed",
+            "errorType": "InvalidStateTransition",
+        },
+    )
     d.call("r")
     msg = json_reply(d.send(2, post("/2018-06-01/runtime/init/error", b"{}")))[1]["errorMessage"]
     assert msg.startswith("State transition from Running to InitError")
@@ -249,15 +279,18 @@ def test_response_over_six_mb_declared_is_413_and_the_caller_gets_response_size_
     d.call("r")
     big = b"x" * (st.MAX_RESPONSE + 1)
     request = response("r", big)
-    head, body = request[: request.index(b"\r\n\r\n") + 4], request[request.index(b"\r\n\r\n") + 4:]
+    head, body = request[: request.index(b"\r\n\r\n") + 4], request[request.index(b"\r\n\r\n") + 4 :]
     out = d.send(1, head)  # the caller learns from the declared length alone
     assert answered(out).error_type == "Function.ResponseSizeTooLarge"
     assert json.loads(answered(out).payload) == {
         "errorMessage": "Response payload size exceeded maximum allowed payload size (6291556 bytes).",
-        "errorType": "Function.ResponseSizeTooLarge"}
+        "errorType": "Function.ResponseSizeTooLarge",
+    }
     assert d.api.current is None
-    assert json_reply(d.send(1, body)) == (413, {
-        "errorMessage": "Exceeded maximum allowed payload size (6291556 bytes).", "errorType": "RequestEntityTooLarge"})
+    assert json_reply(d.send(1, body)) == (
+        413,
+        {"errorMessage": "Exceeded maximum allowed payload size (6291556 bytes).", "errorType": "RequestEntityTooLarge"},
+    )
     assert d.api.state is st.State.RESPONSE_SENT
     d.send(1, NEXT)
     d.call("s")  # the environment goes on
@@ -291,10 +324,15 @@ def test_streaming_response_with_error_trailers():
     d.init()
     d.call("r")
     body = base64.b64encode(b'{"errorMessage":"mid-stream","errorType":"Stream.Broke"}').decode()
-    out = d.send(1, chunked("/2018-06-01/runtime/invocation/r/response", [b"part1", b"part2"],
-                            {"Lambda-Runtime-Function-Error-Type": "Function.StreamBroke",
-                             "Lambda-Runtime-Function-Error-Body": body},
-                            {"Lambda-Runtime-Function-Response-Mode": "streaming"}))
+    out = d.send(
+        1,
+        chunked(
+            "/2018-06-01/runtime/invocation/r/response",
+            [b"part1", b"part2"],
+            {"Lambda-Runtime-Function-Error-Type": "Function.StreamBroke", "Lambda-Runtime-Function-Error-Body": body},
+            {"Lambda-Runtime-Function-Response-Mode": "streaming"},
+        ),
+    )
     assert [o.data for o in out if isinstance(o, st.StreamData)] == [b"part1", b"part2"]
     assert json_reply(out)[0] == 202
     result = answered(out)
@@ -305,8 +343,9 @@ def test_streaming_response_without_error_is_the_concatenated_body():
     d = Driver()
     d.init()
     d.call("r")
-    out = d.send(1, chunked("/2018-06-01/runtime/invocation/r/response", [b"a", b"bc"], {},
-                            {"Lambda-Runtime-Function-Response-Mode": "streaming"}))
+    out = d.send(
+        1, chunked("/2018-06-01/runtime/invocation/r/response", [b"a", b"bc"], {}, {"Lambda-Runtime-Function-Response-Mode": "streaming"})
+    )
     assert (answered(out).payload, answered(out).error_type) == (b"abc", None)
 
 
@@ -353,9 +392,11 @@ def test_not_found_wrong_method_and_ping():
     d = Driver()
     status, headers, body = parse_reply(only_send(d.send(1, b"GET /2018-06-01/runtime/nothing HTTP/1.1\r\n\r\n")).data)
     assert (status, body) == (404, b"404 page not found\n")
-    for request in (b"POST /2018-06-01/runtime/invocation/next HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
-                    b"GET /2018-06-01/runtime/invocation/r/response HTTP/1.1\r\n\r\n",
-                    b"PUT /2018-06-01/runtime/init/error HTTP/1.1\r\nContent-Length: 0\r\n\r\n"):
+    for request in (
+        b"POST /2018-06-01/runtime/invocation/next HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+        b"GET /2018-06-01/runtime/invocation/r/response HTTP/1.1\r\n\r\n",
+        b"PUT /2018-06-01/runtime/init/error HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+    ):
         assert parse_reply(only_send(d.send(1, request)).data)[0] == 405
     assert parse_reply(only_send(d.send(1, b"GET /2018-06-01/ping HTTP/1.1\r\n\r\n")).data)[2] == b"pong"
     assert d.api.state is st.State.STARTED
@@ -392,7 +433,7 @@ def test_reader_takes_bytes_one_at_a_time():
     reader = wire.RequestReader()
     events = []
     for i in range(len(data)):
-        reader.feed(data[i:i + 1])
+        reader.feed(data[i : i + 1])
         while (e := reader.next_event()) is not wire.NEED_DATA:
             events.append(e)
     assert [type(e).__name__ for e in events][:1] == ["Request"]
@@ -404,8 +445,21 @@ def test_reader_takes_bytes_one_at_a_time():
 
 def test_reader_on_garbage_gives_events_or_protocol_error_only():
     rng = random.Random(13)
-    alphabet = [b"\r\n", b"GET ", b"POST ", b" HTTP/1.1", b"/2018-06-01/runtime/invocation/next", b"Content-Length: 3",
-                b"Transfer-Encoding: chunked", b"0", b"ff", b"x", b":", b"\x00", b" "]
+    alphabet = [
+        b"\r\n",
+        b"GET ",
+        b"POST ",
+        b" HTTP/1.1",
+        b"/2018-06-01/runtime/invocation/next",
+        b"Content-Length: 3",
+        b"Transfer-Encoding: chunked",
+        b"0",
+        b"ff",
+        b"x",
+        b":",
+        b"\x00",
+        b" ",
+    ]
     for _ in range(2000):
         data = b"".join(rng.choice(alphabet) for _ in range(rng.randint(1, 30)))
         reader = wire.RequestReader()
@@ -435,8 +489,10 @@ def test_reader_reuses_header_fields_but_checks_each_request_line():
         assert isinstance(event, wire.Whole) and event.parts == []
         heads.append(event.head)
     assert [(h.target, h.keep_alive, h.chunked, h.header("content-type")) for h in heads] == [
-        ("/a", True, True, "application/json"), ("/b", False, True, "application/json"),
-        ("/c", True, True, "application/json")]
+        ("/a", True, True, "application/json"),
+        ("/b", False, True, "application/json"),
+        ("/c", True, True, "application/json"),
+    ]
     reader.feed(b"POST bad-target HTTP/1.1\r\n" + fields)
     with pytest.raises(ProtocolError):
         reader.next_event()

@@ -10,6 +10,7 @@ timeout is enforced, and the log carries START/END/REPORT. The aws CLI
 and boto3 deploy the Go bootstrap and call it through Invoke and a
 function URL.
 """
+
 from __future__ import annotations
 
 import base64
@@ -31,7 +32,7 @@ ROLE = "arn:aws:iam::123456789012:role/lambdalet-test"
 HANDLERS = ("echo", "context", "error", "sleep")
 BIG_EVENT = {"blob": "x" * (5_900_000 - 20), "n": [1, 2, 3]}  # 5.9 MB of JSON
 
-RIC_APP = '''
+RIC_APP = """
 import json, os, sys, time
 
 def echo(event, context):
@@ -54,13 +55,15 @@ def error(event, context):
 def sleep(event, context):
     time.sleep(event["ms"] / 1000)
     return {"slept_ms": event["ms"]}
-'''
+"""
 
 
 def _ric_zip() -> bytes:
-    bootstrap = ("#!/bin/sh\n# AWS's Python runtime interface client as a custom runtime.\n"
-                 "export PYTHONPATH=/var/task/ric:/var/task\n"
-                 f'exec {python_executable()} -S -m awslambdaric "$_HANDLER"\n')
+    bootstrap = (
+        "#!/bin/sh\n# AWS's Python runtime interface client as a custom runtime.\n"
+        "export PYTHONPATH=/var/task/ric:/var/task\n"
+        f'exec {python_executable()} -S -m awslambdaric "$_HANDLER"\n'
+    )
     return make_zip({"bootstrap": bootstrap, "app.py": RIC_APP, **runtime_builds.ric_files()}, {"bootstrap": 0o755})
 
 
@@ -100,8 +103,15 @@ def client(request, lam):
     names = {}
     for handler in HANDLERS:
         name = f"client-{kind}-{handler}"
-        lam.create_function(FunctionName=name, Role=ROLE, Runtime="provided.al2023", MemorySize=1024, Timeout=20,
-                            Handler=handler if kind != "awslambdaric" else f"app.{handler}", Code={"ZipFile": code})
+        lam.create_function(
+            FunctionName=name,
+            Role=ROLE,
+            Runtime="provided.al2023",
+            MemorySize=1024,
+            Timeout=20,
+            Handler=handler if kind != "awslambdaric" else f"app.{handler}",
+            Code={"ZipFile": code},
+        )
         names[handler] = name
     for name in names.values():
         lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
@@ -122,7 +132,7 @@ def _framed(log: str, request_id: str) -> list[str]:
     start = lines.index(f"START RequestId: {request_id} Version: $LATEST")
     end = lines.index(f"END RequestId: {request_id}")
     assert lines[end + 1].startswith(f"REPORT RequestId: {request_id}\tDuration: ")
-    return lines[start + 1:end]
+    return lines[start + 1 : end]
 
 
 def test_event_arrives_intact_and_comes_back(client, lam):
@@ -204,8 +214,14 @@ def test_timeout_is_enforced(client, lam):
 def test_go_bootstrap_through_the_aws_cli_invoke_and_a_function_url(server, lam, go_zip, tmp_path):
     aws_cli = os.path.join(os.path.dirname(sys.executable), "aws")
     assert os.access(aws_cli, os.X_OK), "the aws CLI is a test dependency (pip install -e '.[test]')"
-    env = dict(os.environ, AWS_ENDPOINT_URL=server.url, AWS_SHARED_CREDENTIALS_FILE=str(server.data_dir / "credentials"),
-               AWS_DEFAULT_REGION="us-east-1", AWS_REGION="us-east-1", AWS_PAGER="")
+    env = dict(
+        os.environ,
+        AWS_ENDPOINT_URL=server.url,
+        AWS_SHARED_CREDENTIALS_FILE=str(server.data_dir / "credentials"),
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_REGION="us-east-1",
+        AWS_PAGER="",
+    )
     for key in ("AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         env.pop(key, None)
 
@@ -217,8 +233,21 @@ def test_go_bootstrap_through_the_aws_cli_invoke_and_a_function_url(server, lam,
     zip_path = tmp_path / "go.zip"
     zip_path.write_bytes(go_zip)
     name = "client-go-cli"
-    created = json.loads(aws("create-function", "--function-name", name, "--runtime", "provided.al2023",
-                             "--handler", "url", "--role", ROLE, "--zip-file", f"fileb://{zip_path}"))
+    created = json.loads(
+        aws(
+            "create-function",
+            "--function-name",
+            name,
+            "--runtime",
+            "provided.al2023",
+            "--handler",
+            "url",
+            "--role",
+            ROLE,
+            "--zip-file",
+            f"fileb://{zip_path}",
+        )
+    )
     try:
         assert created["Runtime"] == "provided.al2023" and created["Handler"] == "url"
         aws("wait", "function-active-v2", "--function-name", name)
@@ -234,10 +263,31 @@ def test_go_bootstrap_through_the_aws_cli_invoke_and_a_function_url(server, lam,
         aws("wait", "function-updated-v2", "--function-name", name)
         url = json.loads(aws("create-function-url-config", "--function-name", name, "--auth-type", "NONE"))["FunctionUrl"]
         # As on AWS: a public URL needs both statements in the function's policy.
-        aws("add-permission", "--function-name", name, "--statement-id", "FunctionURLAllowPublicAccess", "--action", "lambda:InvokeFunctionUrl",
-            "--principal", "*", "--function-url-auth-type", "NONE")
-        aws("add-permission", "--function-name", name, "--statement-id", "FunctionURLAllowInvokeAction", "--action", "lambda:InvokeFunction",
-            "--principal", "*", "--invoked-via-function-url")
+        aws(
+            "add-permission",
+            "--function-name",
+            name,
+            "--statement-id",
+            "FunctionURLAllowPublicAccess",
+            "--action",
+            "lambda:InvokeFunctionUrl",
+            "--principal",
+            "*",
+            "--function-url-auth-type",
+            "NONE",
+        )
+        aws(
+            "add-permission",
+            "--function-name",
+            name,
+            "--statement-id",
+            "FunctionURLAllowInvokeAction",
+            "--action",
+            "lambda:InvokeFunction",
+            "--principal",
+            "*",
+            "--invoked-via-function-url",
+        )
         resp = requests.post(url + "some/path?q=1", data=b"hello", timeout=30)
         assert resp.status_code == 201 and resp.headers["x-from"] == "aws-lambda-go"
         assert resp.text == "POST /some/path?q=1 body=hello"

@@ -4,6 +4,7 @@ Against real servers and this host's real interpreters: the machines this
 project runs on carry Python 3.9 to 3.13 (pyenv), so a version missing here
 is a failure, not a skip.
 """
+
 from __future__ import annotations
 
 import base64
@@ -45,6 +46,7 @@ REPORT_FN = (
 
 # -- pure parts ---------------------------------------------------------------
 
+
 def test_python_runtimes_are_those_of_lambdas_model():
     loader = botocore.session.get_session().get_component("data_loader")
     model = loader.load_service_model("lambda", "service-2")
@@ -71,18 +73,21 @@ def _fallback_protocol():
 def _messages(p, rng: random.Random) -> list:
     """One of each message, its fields filled by their annotations (the
     protocol's own), with values at msgpack's size boundaries."""
+
     def text() -> str:
-        return "".join(rng.choice("aé\u2603\U0001F600x/$") for _ in range(rng.choice((0, 1, 31, 32, 300))))
+        return "".join(rng.choice("aé\u2603\U0001f600x/$") for _ in range(rng.choice((0, 1, 31, 32, 300))))
 
     def blob() -> bytes:
         return rng.randbytes(rng.choice((0, 1, 255, 256, 70_000)))
 
     def number() -> int:
-        return rng.choice((0, 1, 127, 128, 255, 256, 65_535, 65_536, 2**32, 2**63 - 1, 2**64 - 1, -1, -32, -33,
-                           -129, -2**31, -2**63))
+        return rng.choice((0, 1, 127, 128, 255, 256, 65_535, 65_536, 2**32, 2**63 - 1, 2**64 - 1, -1, -32, -33, -129, -(2**31), -(2**63)))
 
     makers = {
-        "str": text, "bytes": blob, "int": number, "bool": lambda: rng.choice((True, False)),
+        "str": text,
+        "bytes": blob,
+        "int": number,
+        "bool": lambda: rng.choice((True, False)),
         "Optional[str]": lambda: rng.choice((None, text())),
         "dict[str, str]": lambda: {text(): text() for _ in range(rng.choice((0, 3, 20)))},
         "list[tuple[int, int]]": lambda: [(number(), number()) for _ in range(rng.choice((0, 2, 16)))],
@@ -133,22 +138,26 @@ def test_a_mapping_must_name_a_runtime_and_an_interpreter_this_host_has():
     resolved = catalog.resolve("python3.14")
     assert resolved.mapped and resolved.interpreter.runtime == "python3.13"
     assert resolved.execution_env == "AWS_Lambda_python3.13"
-    for bad, words in ((("python3.14", "python3.99"), "has no python3.99"),
-                       (("python3.8", "python3.13"), "no longer accepts python3.8"),
-                       (("nodejs20.x", "python3.13"), "only be mapped onto another version of its language"),
-                           (("ruby3.3", "python3.13"), "not a Lambda Python runtime")):
+    for bad, words in (
+        (("python3.14", "python3.99"), "has no python3.99"),
+        (("python3.8", "python3.13"), "no longer accepts python3.8"),
+        (("nodejs20.x", "python3.13"), "only be mapped onto another version of its language"),
+        (("ruby3.3", "python3.13"), "not a Lambda Python runtime"),
+    ):
         with pytest.raises(RuntimeConfigError, match=words):
             RuntimeCatalog(found, dict([bad]))
 
 
 # -- the host's interpreters -----------------------------------------------------
 
+
 def test_every_python_lambda_offers_is_found_on_this_host():
     found, notes = interpreters.discover()
     assert set(EXPECTED) <= set(found), (sorted(found), notes)
     for name, interpreter in found.items():
-        out = subprocess.run([interpreter.path, "-I", "-S", "-c", "import sys;print(sys.version.split()[0])"],
-                             capture_output=True, text=True, check=True).stdout.strip()
+        out = subprocess.run(
+            [interpreter.path, "-I", "-S", "-c", "import sys;print(sys.version.split()[0])"], capture_output=True, text=True, check=True
+        ).stdout.strip()
         assert out == interpreter.version and name == "python" + ".".join(out.split(".")[:2])
         assert os.path.isfile(os.path.join(interpreter.prefix, "bin", os.path.basename(interpreter.path)))
     assert found[OWN].found == "this server"
@@ -172,6 +181,7 @@ def test_shims_on_path_are_not_taken_for_interpreters(tmp_path, monkeypatch):
 
 # -- through a real server ---------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def mapped_server(tmp_path_factory):
     srv = ServerProcess(tmp_path_factory.mktemp("runtimes"), "--runtime-map", "python3.14=python3.13").start()
@@ -180,8 +190,9 @@ def mapped_server(tmp_path_factory):
 
 
 def _create(lam, name: str, runtime: str, source: str = REPORT_FN) -> dict:
-    return lam.create_function(FunctionName=name, Role=ROLE, Handler="app.handler", Runtime=runtime,
-                               Code={"ZipFile": make_zip({"app.py": source})})
+    return lam.create_function(
+        FunctionName=name, Role=ROLE, Handler="app.handler", Runtime=runtime, Code={"ZipFile": make_zip({"app.py": source})}
+    )
 
 
 def _call(lam, name: str) -> tuple[dict, list[str]]:
@@ -246,8 +257,10 @@ def test_a_mapped_runtime_runs_and_says_so(mapped_server):
     out, log = _call(lam, "mapped-fn")
     # What runs is what the function is told: never 3.14 on a 3.13.
     assert out["version"] == on and out["env"] == "AWS_Lambda_python3.13"
-    assert log[0] == (f"INIT_START Runtime Version: python:{on}\tRuntime Mapping: python3.14 -> python3.13 "
-                      "(lambdalet serve --runtime-map python3.14=python3.13)")
+    assert log[0] == (
+        f"INIT_START Runtime Version: python:{on}\tRuntime Mapping: python3.14 -> python3.13 "
+        "(lambdalet serve --runtime-map python3.14=python3.13)"
+    )
     banner = "".join(mapped_server.output)
     assert "runtime python3.14: MAPPED onto python3.13" in banner
     # The stored log stream has it too.
@@ -260,8 +273,7 @@ def test_doctor_lists_the_runtimes_and_the_mapped_functions(mapped_server):
     lam = mapped_server.client()
     _create(lam, "doctor-mapped", "python3.14")
     _create(lam, "doctor-plain", "python3.12")
-    proc = subprocess.run(lambdalet_argv("--data-dir", str(mapped_server.data_dir), "doctor"),
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(lambdalet_argv("--data-dir", str(mapped_server.data_dir), "doctor"), capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     found = interpreters.discover()[0]
@@ -289,8 +301,7 @@ def test_a_stored_function_whose_runtime_is_gone_fails_as_aws_says(tmp_path):
         assert caught.value.response["Error"]["Code"] == "InvalidRuntimeException"
         assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 502
         assert "--runtime-map python3.14=" in caught.value.response["Error"]["Message"]
-        doctor = subprocess.run(lambdalet_argv("--data-dir", str(tmp_path), "doctor"), capture_output=True,
-                                text=True, timeout=120)
+        doctor = subprocess.run(lambdalet_argv("--data-dir", str(tmp_path), "doctor"), capture_output=True, text=True, timeout=120)
         (line,) = [l for l in doctor.stdout.splitlines() if l.strip().startswith("runtime python3.14:")]
         assert "CANNOT RUN" in line and "was-mapped" in line
     finally:
@@ -298,11 +309,14 @@ def test_a_stored_function_whose_runtime_is_gone_fails_as_aws_says(tmp_path):
 
 
 def test_a_bad_runtime_option_stops_the_server_with_a_reason(tmp_path):
-    for args, words in ((("--runtime-map", "python3.14=python3.99"), "this host has no python3.99"),
-                        (("--python", "python3.13=/usr/bin/true"), "not a Python 3 interpreter"),
-                        (("--python", "python3.13"), "expected NAME=VALUE")):
-        proc = subprocess.run(lambdalet_argv("serve", "--port", "0", "--data-dir", str(tmp_path), *args),
-                              capture_output=True, text=True, timeout=60)
+    for args, words in (
+        (("--runtime-map", "python3.14=python3.99"), "this host has no python3.99"),
+        (("--python", "python3.13=/usr/bin/true"), "not a Python 3 interpreter"),
+        (("--python", "python3.13"), "expected NAME=VALUE"),
+    ):
+        proc = subprocess.run(
+            lambdalet_argv("serve", "--port", "0", "--data-dir", str(tmp_path), *args), capture_output=True, text=True, timeout=60
+        )
         assert proc.returncode != 0 and words in proc.stderr, (args, proc.stdout, proc.stderr)
         assert "Traceback" not in proc.stderr
 
@@ -339,14 +353,16 @@ def test_plain_process_workers_run_the_named_python_too(tmp_path):
 
 # -- installed builds: each version forks from a zygote of its own ----------------
 
+
 @pytest.fixture(scope="module")
 def deps_cache(tmp_path_factory):
     """msgspec and cffi for Python 3.12 and 3.13, installed as a user would
     (`lambdalet runtimes install`, from the package index)."""
     cache = tmp_path_factory.mktemp("cache")
     env = dict(os.environ, LAMBDALET_CACHE_DIR=str(cache))
-    proc = subprocess.run(lambdalet_argv("runtimes", "install", "python3.12", "python3.13"), capture_output=True,
-                          text=True, env=env, timeout=900)
+    proc = subprocess.run(
+        lambdalet_argv("runtimes", "install", "python3.12", "python3.13"), capture_output=True, text=True, env=env, timeout=900
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return cache
 
@@ -396,12 +412,12 @@ def test_the_runtime_runs_on_python_3_9_without_msgspec(tmp_path):
     root = tmp_path / "root" / "lambdalet"
     root.mkdir(parents=True)
     (root / "runtime").symlink_to(pathlib.Path(real_protocol.__file__).parent)
-    probe = ("import sys;sys.path.insert(0,sys.argv[1]);from lambdalet.runtime import worker, protocol as p;"
-             "m=p.FrameReader('to_worker').feed(sys.stdin.buffer.read());"
-             "sys.stdout.buffer.write(p.encode(p.Result(m[0].request_id,m[0].payload,None,b'out',[(3,7)])))")
+    probe = (
+        "import sys;sys.path.insert(0,sys.argv[1]);from lambdalet.runtime import worker, protocol as p;"
+        "m=p.FrameReader('to_worker').feed(sys.stdin.buffer.read());"
+        "sys.stdout.buffer.write(p.encode(p.Result(m[0].request_id,m[0].payload,None,b'out',[(3,7)])))"
+    )
     frame = real_protocol.encode(real_protocol.Invoke("req", b'{"k": 1}', 9, "arn", None))
-    out = subprocess.run([py39, "-I", "-S", "-c", probe, str(tmp_path / "root")], input=frame, capture_output=True,
-                         check=True).stdout
+    out = subprocess.run([py39, "-I", "-S", "-c", probe, str(tmp_path / "root")], input=frame, capture_output=True, check=True).stdout
     (result,) = real_protocol.FrameReader("from_worker").feed(out)
     assert result == real_protocol.Result("req", b'{"k": 1}', None, b"out", [(3, 7)])
-

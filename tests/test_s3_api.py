@@ -2,6 +2,7 @@
 signed HTTP, on a real server: S3's operations, S3's errors for every bad
 input, the signing variants clients use, and shapes checked against
 botocore's model."""
+
 from __future__ import annotations
 
 import base64
@@ -58,6 +59,7 @@ def _bucket(s3, name: str) -> str:
 
 # -- buckets ----------------------------------------------------------------------
 
+
 def test_bucket_lifecycle_and_listing(server):
     s3 = server.aws("s3")
     seen = Captured(s3)
@@ -91,8 +93,12 @@ def test_bucket_names_outside_s3_rules_are_invalid_bucket_name(s3, name):
 
 
 def test_no_such_bucket(s3):
-    for call in (lambda: s3.list_objects_v2(Bucket="never-made"), lambda: s3.put_object(Bucket="never-made", Key="k", Body=b"x"),
-                 lambda: s3.get_object(Bucket="never-made", Key="k"), lambda: s3.delete_bucket(Bucket="never-made")):
+    for call in (
+        lambda: s3.list_objects_v2(Bucket="never-made"),
+        lambda: s3.put_object(Bucket="never-made", Key="k", Body=b"x"),
+        lambda: s3.get_object(Bucket="never-made", Key="k"),
+        lambda: s3.delete_bucket(Bucket="never-made"),
+    ):
         with pytest.raises(botocore.exceptions.ClientError) as e:
             call()
         assert _code(e.value) == "NoSuchBucket" and e.value.response["Error"]["BucketName"] == "never-made"
@@ -100,11 +106,19 @@ def test_no_such_bucket(s3):
 
 # -- objects ----------------------------------------------------------------------
 
+
 def test_put_get_head_with_metadata_ranges_and_shapes(s3):
     bkt = _bucket(s3, "objects-bkt")
     seen = Captured(s3)
-    put = s3.put_object(Bucket=bkt, Key="in/x.csv", Body=b"0123456789", ContentType="text/csv",
-                        Metadata={"owner": "me", "Mixed-Case": "V"}, CacheControl="no-cache", ContentDisposition="inline")
+    put = s3.put_object(
+        Bucket=bkt,
+        Key="in/x.csv",
+        Body=b"0123456789",
+        ContentType="text/csv",
+        Metadata={"owner": "me", "Mixed-Case": "V"},
+        CacheControl="no-cache",
+        ContentDisposition="inline",
+    )
     assert put["ETag"] == f'"{hashlib.md5(b"0123456789").hexdigest()}"'
     got = s3.get_object(Bucket=bkt, Key="in/x.csv")
     assert got["Body"].read() == b"0123456789"
@@ -112,8 +126,12 @@ def test_put_get_head_with_metadata_ranges_and_shapes(s3):
     assert got["CacheControl"] == "no-cache" and got["ContentDisposition"] == "inline" and got["ETag"] == put["ETag"]
     head = s3.head_object(Bucket=bkt, Key="in/x.csv")
     assert head["ContentLength"] == 10 and head["AcceptRanges"] == "bytes"
-    for rng, want, content_range in (("bytes=2-4", b"234", "bytes 2-4/10"), ("bytes=7-", b"789", "bytes 7-9/10"),
-                                     ("bytes=-2", b"89", "bytes 8-9/10"), ("bytes=5-100", b"56789", "bytes 5-9/10")):
+    for rng, want, content_range in (
+        ("bytes=2-4", b"234", "bytes 2-4/10"),
+        ("bytes=7-", b"789", "bytes 7-9/10"),
+        ("bytes=-2", b"89", "bytes 8-9/10"),
+        ("bytes=5-100", b"56789", "bytes 5-9/10"),
+    ):
         part = s3.get_object(Bucket=bkt, Key="in/x.csv", Range=rng)
         assert part["Body"].read() == want and part["ContentRange"] == content_range
         assert part["ResponseMetadata"]["HTTPStatusCode"] == 206
@@ -176,6 +194,7 @@ def _tamper(client, event: str, header: str, value: str) -> None:
     def before_sign(request, **_):
         del request.headers[header]  # (HTTPHeaders would otherwise add a second one)
         request.headers[header] = value
+
     client.meta.events.register(event, before_sign)
 
 
@@ -277,33 +296,45 @@ def test_multipart_upload_and_its_bad_inputs(server):
     s3.download_fileobj(bkt, "big.bin", out, Config=TransferConfig(multipart_threshold=4 * MiB, multipart_chunksize=4 * MiB))
     assert out.getvalue() == data
     part2 = s3.get_object(Bucket=bkt, Key="big.bin", PartNumber=2)
-    assert part2["Body"].read() == data[5 * MiB:10 * MiB] and part2["PartsCount"] == 3
+    assert part2["Body"].read() == data[5 * MiB : 10 * MiB] and part2["PartsCount"] == 3
 
     upload = s3.create_multipart_upload(Bucket=bkt, Key="cut.bin", ContentType="application/x-test")["UploadId"]
     assert_s3_output("CreateMultipartUpload", seen.bodies["CreateMultipartUpload"])
-    p1 = s3.upload_part(Bucket=bkt, Key="cut.bin", UploadId=upload, PartNumber=1, Body=data[:5 * MiB])["ETag"]
+    p1 = s3.upload_part(Bucket=bkt, Key="cut.bin", UploadId=upload, PartNumber=1, Body=data[: 5 * MiB])["ETag"]
     p2 = s3.upload_part(Bucket=bkt, Key="cut.bin", UploadId=upload, PartNumber=2, Body=b"tail")["ETag"]
     listed = s3.list_parts(Bucket=bkt, Key="cut.bin", UploadId=upload)
     assert [(p["PartNumber"], p["Size"]) for p in listed["Parts"]] == [(1, 5 * MiB), (2, 4)]
     assert_s3_output("ListParts", seen.bodies["ListParts"])
     # A truncated upload: completing with a part that never arrived.
     with pytest.raises(botocore.exceptions.ClientError) as e:
-        s3.complete_multipart_upload(Bucket=bkt, Key="cut.bin", UploadId=upload,
-                                     MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": p1}, {"PartNumber": 3, "ETag": p2}]})
+        s3.complete_multipart_upload(
+            Bucket=bkt,
+            Key="cut.bin",
+            UploadId=upload,
+            MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": p1}, {"PartNumber": 3, "ETag": p2}]},
+        )
     assert _code(e.value) == "InvalidPart"
     with pytest.raises(botocore.exceptions.ClientError) as e:
-        s3.complete_multipart_upload(Bucket=bkt, Key="cut.bin", UploadId=upload,
-                                     MultipartUpload={"Parts": [{"PartNumber": 2, "ETag": p2}, {"PartNumber": 1, "ETag": p1}]})
+        s3.complete_multipart_upload(
+            Bucket=bkt,
+            Key="cut.bin",
+            UploadId=upload,
+            MultipartUpload={"Parts": [{"PartNumber": 2, "ETag": p2}, {"PartNumber": 1, "ETag": p1}]},
+        )
     assert _code(e.value) == "InvalidPartOrder"
     with pytest.raises(botocore.exceptions.ClientError) as e:
         s3.head_object(Bucket=bkt, Key="cut.bin")
     assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
     # The refusals lost nothing: the upload still completes.
-    done = s3.complete_multipart_upload(Bucket=bkt, Key="cut.bin", UploadId=upload,
-                                        MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": p1}, {"PartNumber": 2, "ETag": p2}]})
+    done = s3.complete_multipart_upload(
+        Bucket=bkt,
+        Key="cut.bin",
+        UploadId=upload,
+        MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": p1}, {"PartNumber": 2, "ETag": p2}]},
+    )
     assert done["ETag"].endswith('-2"')
     got = s3.get_object(Bucket=bkt, Key="cut.bin")
-    assert got["Body"].read() == data[:5 * MiB] + b"tail" and got["ContentType"] == "application/x-test"
+    assert got["Body"].read() == data[: 5 * MiB] + b"tail" and got["ContentType"] == "application/x-test"
     with pytest.raises(botocore.exceptions.ClientError) as e:
         s3.upload_part(Bucket=bkt, Key="cut.bin", UploadId=upload, PartNumber=3, Body=b"late")
     assert _code(e.value) == "NoSuchUpload"
@@ -324,16 +355,30 @@ def test_upload_part_copy(s3):
     data = os.urandom(6 * MiB)
     s3.put_object(Bucket=bkt, Key="src", Body=data)
     upload = s3.create_multipart_upload(Bucket=bkt, Key="dst")["UploadId"]
-    p1 = s3.upload_part_copy(Bucket=bkt, Key="dst", UploadId=upload, PartNumber=1, CopySource={"Bucket": bkt, "Key": "src"},
-                             CopySourceRange=f"bytes=0-{5 * MiB - 1}")["CopyPartResult"]["ETag"]
-    p2 = s3.upload_part_copy(Bucket=bkt, Key="dst", UploadId=upload, PartNumber=2, CopySource={"Bucket": bkt, "Key": "src"},
-                             CopySourceRange=f"bytes={5 * MiB}-{6 * MiB - 1}")["CopyPartResult"]["ETag"]
-    s3.complete_multipart_upload(Bucket=bkt, Key="dst", UploadId=upload,
-                                 MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": p1}, {"PartNumber": 2, "ETag": p2}]})
+    p1 = s3.upload_part_copy(
+        Bucket=bkt,
+        Key="dst",
+        UploadId=upload,
+        PartNumber=1,
+        CopySource={"Bucket": bkt, "Key": "src"},
+        CopySourceRange=f"bytes=0-{5 * MiB - 1}",
+    )["CopyPartResult"]["ETag"]
+    p2 = s3.upload_part_copy(
+        Bucket=bkt,
+        Key="dst",
+        UploadId=upload,
+        PartNumber=2,
+        CopySource={"Bucket": bkt, "Key": "src"},
+        CopySourceRange=f"bytes={5 * MiB}-{6 * MiB - 1}",
+    )["CopyPartResult"]["ETag"]
+    s3.complete_multipart_upload(
+        Bucket=bkt, Key="dst", UploadId=upload, MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": p1}, {"PartNumber": 2, "ETag": p2}]}
+    )
     assert s3.get_object(Bucket=bkt, Key="dst")["Body"].read() == data
 
 
 # -- signing variants -------------------------------------------------------------
+
 
 def test_unsigned_payload(server):
     s3 = server.aws("s3", s3={"payload_signing_enabled": False})
@@ -352,8 +397,17 @@ class _S3Signer(botocore.auth.S3SigV4Auth):
         return request.context.get("payload_hash") or super().payload(request)
 
 
-def _signed_request(server, method: str, url: str, headers: dict[str, str], body: bytes = b"", *, payload_hash: str | None = None,
-                    region: str = "us-east-1", secret: str | None = None):
+def _signed_request(
+    server,
+    method: str,
+    url: str,
+    headers: dict[str, str],
+    body: bytes = b"",
+    *,
+    payload_hash: str | None = None,
+    region: str = "us-east-1",
+    secret: str | None = None,
+):
     key, real_secret = server.credentials()
     request = botocore.awsrequest.AWSRequest(method=method, url=url, data=body, headers=headers)
     # Sent as signed: requests would otherwise put the address it connects to.
@@ -366,10 +420,9 @@ def _signed_request(server, method: str, url: str, headers: dict[str, str], body
 
 def _aws_chunked(server, url: str, payload: bytes, chunk: int, tamper: bool = False) -> requests.Response:
     """An upload as SDKs that sign every chunk send it (STREAMING-AWS4-HMAC-SHA256-PAYLOAD)."""
-    pieces = [payload[i:i + chunk] for i in range(0, len(payload), chunk)] + [b""]
+    pieces = [payload[i : i + chunk] for i in range(0, len(payload), chunk)] + [b""]
     encoded_len = sum(len(f"{len(p):x};chunk-signature=".encode()) + 64 + 4 + len(p) for p in pieces)
-    headers = {"Content-Encoding": "aws-chunked", "x-amz-decoded-content-length": str(len(payload)),
-               "Content-Length": str(encoded_len)}
+    headers = {"Content-Encoding": "aws-chunked", "x-amz-decoded-content-length": str(len(payload)), "Content-Length": str(encoded_len)}
     request = _signed_request(server, "PUT", url, headers, payload_hash="STREAMING-AWS4-HMAC-SHA256-PAYLOAD")
     amz_date = request.headers["X-Amz-Date"]
     seed = request.headers["Authorization"].rsplit("Signature=", 1)[1]
@@ -380,7 +433,9 @@ def _aws_chunked(server, url: str, payload: bytes, chunk: int, tamper: bool = Fa
     scope = f"{amz_date[:8]}/us-east-1/s3/aws4_request"
     body, previous = b"", seed
     for p in pieces:
-        sts = "\n".join(["AWS4-HMAC-SHA256-PAYLOAD", amz_date, scope, previous, hashlib.sha256(b"").hexdigest(), hashlib.sha256(p).hexdigest()])
+        sts = "\n".join(
+            ["AWS4-HMAC-SHA256-PAYLOAD", amz_date, scope, previous, hashlib.sha256(b"").hexdigest(), hashlib.sha256(p).hexdigest()]
+        )
         previous = hmac.new(k, sts.encode(), hashlib.sha256).hexdigest()
         sent = p.replace(b"a", b"b", 1) if tamper and p else p
         body += f"{len(p):x};chunk-signature={previous}\r\n".encode() + sent + b"\r\n"
@@ -462,8 +517,14 @@ def boto_client_with(server, key: str, secret: str):
     import boto3
     import botocore.config
 
-    return boto3.client("s3", endpoint_url=server.url, region_name="us-east-1", aws_access_key_id=key, aws_secret_access_key=secret,
-                        config=botocore.config.Config(retries={"max_attempts": 1}))
+    return boto3.client(
+        "s3",
+        endpoint_url=server.url,
+        region_name="us-east-1",
+        aws_access_key_id=key,
+        aws_secret_access_key=secret,
+        config=botocore.config.Config(retries={"max_attempts": 1}),
+    )
 
 
 def test_another_region_is_told_the_right_one_and_botocore_follows(server):
@@ -479,8 +540,9 @@ def test_another_region_is_told_the_right_one_and_botocore_follows(server):
 def _put_5gb(server, bkt: str, key: str) -> bytes:
     """A single PUT that declares 5 GB, sends 64 KiB of it and waits for
     the answer; the rest never comes."""
-    request = _signed_request(server, "PUT", f"{server.url}/{bkt}/{key}", {"Content-Length": str(5 * 1024 ** 3)},
-                              payload_hash="UNSIGNED-PAYLOAD")
+    request = _signed_request(
+        server, "PUT", f"{server.url}/{bkt}/{key}", {"Content-Length": str(5 * 1024**3)}, payload_hash="UNSIGNED-PAYLOAD"
+    )
     head = f"PUT /{bkt}/{key} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in request.headers.items()) + "\r\n"
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
         sock.sendall(head.encode())
@@ -500,7 +562,7 @@ def test_a_5gb_single_put_is_refused_before_its_body(server, s3):
     status_line, _, rest = answer.partition(b"\r\n")
     assert b" 400 " in status_line
     root = assert_s3_error(rest.split(b"\r\n\r\n", 1)[1], "EntityTooLarge")
-    assert root.findtext("ProposedSize") == str(5 * 1024 ** 3)
+    assert root.findtext("ProposedSize") == str(5 * 1024**3)
     with pytest.raises(botocore.exceptions.ClientError):
         s3.head_object(Bucket=bkt, Key="huge")
     # Over an object that exists, the refusal leaves it as it was.
@@ -548,18 +610,43 @@ def test_over_tls_botocore_sends_aws_chunked_with_a_trailer(tmp_path):
     from helpers import free_port
 
     key, crt = tmp_path / "key.pem", tmp_path / "cert.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(crt),
-                    "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(crt),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )
     port = free_port()
     with ServerProcess(tmp_path / "d", "--tls-port", str(port), "--tls-cert", str(crt), "--tls-key", str(key)) as srv:
         import boto3
         import botocore.config
 
         access, secret = srv.credentials()
-        s3 = boto3.client("s3", endpoint_url=f"https://127.0.0.1:{port}", region_name="us-east-1", verify=str(crt),
-                          aws_access_key_id=access, aws_secret_access_key=secret,
-                          config=botocore.config.Config(retries={"max_attempts": 1}))
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=f"https://127.0.0.1:{port}",
+            region_name="us-east-1",
+            verify=str(crt),
+            aws_access_key_id=access,
+            aws_secret_access_key=secret,
+            config=botocore.config.Config(retries={"max_attempts": 1}),
+        )
         sent = []
         s3.meta.events.register("before-send.s3.PutObject", lambda request, **_: sent.append(request.headers.get("X-Amz-Content-SHA256")))
         s3.create_bucket(Bucket="tls-bkt")
@@ -576,14 +663,25 @@ def test_aws_cli_cp_ls_rm_sync(server, tmp_path):
     aws = shutil.which("aws", path=os.path.dirname(sys.executable)) or shutil.which("aws")
     if aws is None:
         pytest.fail("the aws CLI (awscli, a test dependency) is not installed")
-    env = {**os.environ, "AWS_ENDPOINT_URL": server.url, "AWS_SHARED_CREDENTIALS_FILE": str(server.data_dir / "credentials"),
-           "AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1", "AWS_CONFIG_FILE": os.devnull}
+    env = {
+        **os.environ,
+        "AWS_ENDPOINT_URL": server.url,
+        "AWS_SHARED_CREDENTIALS_FILE": str(server.data_dir / "credentials"),
+        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_CONFIG_FILE": os.devnull,
+    }
     for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
         env.pop(var, None)
 
     def run(*args: str) -> str:
-        done = subprocess.run([aws, *args, "--no-progress"] if args[1] in ("cp", "sync") else [aws, *args],
-                              env=env, capture_output=True, text=True, timeout=120)
+        done = subprocess.run(
+            [aws, *args, "--no-progress"] if args[1] in ("cp", "sync") else [aws, *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert done.returncode == 0, done.stderr
         return done.stdout
 

@@ -4,6 +4,7 @@ s3.amazonaws.com invoke it), AWS's S3 event record, the events each change
 causes, and the object and its event as one durable step across kill -9
 at every point between the two SQLite files. Also the endpoint external
 stores (MinIO, Ceph RGW) post their notifications to."""
+
 from __future__ import annotations
 
 import json
@@ -32,8 +33,18 @@ class Setup:
     """A function that returns its event, its successes recorded in a queue
     (an OnSuccess destination), and a bucket that notifies it."""
 
-    def __init__(self, server, name: str, bucket: str, *, events=("s3:ObjectCreated:*", "s3:ObjectRemoved:*"),
-                 prefix: str | None = None, suffix: str | None = None, grant: bool = True, create: bool = True) -> None:
+    def __init__(
+        self,
+        server,
+        name: str,
+        bucket: str,
+        *,
+        events=("s3:ObjectCreated:*", "s3:ObjectRemoved:*"),
+        prefix: str | None = None,
+        suffix: str | None = None,
+        grant: bool = True,
+        create: bool = True,
+    ) -> None:
         self.server = server
         self.lam = server.client()
         self.s3 = server.aws("s3")
@@ -41,18 +52,27 @@ class Setup:
         self.name = name
         self.bucket = bucket
         if create:
-            self.lam.create_function(FunctionName=name, Role=ROLE, Handler="app.handler", Runtime=RUNTIME,
-                                     Code={"ZipFile": make_zip({"app.py": ECHO})})
+            self.lam.create_function(
+                FunctionName=name, Role=ROLE, Handler="app.handler", Runtime=RUNTIME, Code={"ZipFile": make_zip({"app.py": ECHO})}
+            )
             self.lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
             self.results = self.sqs.create_queue(QueueName=f"{name}-results")["QueueUrl"]
             self.lam.put_function_event_invoke_config(
-                FunctionName=name, DestinationConfig={"OnSuccess": {"Destination": f"arn:aws:sqs:us-east-1:{ACCOUNT}:{name}-results"}})
+                FunctionName=name, DestinationConfig={"OnSuccess": {"Destination": f"arn:aws:sqs:us-east-1:{ACCOUNT}:{name}-results"}}
+            )
             if grant:
-                self.lam.add_permission(FunctionName=name, StatementId="s3", Action="lambda:InvokeFunction",
-                                        Principal="s3.amazonaws.com", SourceArn=f"arn:aws:s3:::{bucket}", SourceAccount=ACCOUNT)
+                self.lam.add_permission(
+                    FunctionName=name,
+                    StatementId="s3",
+                    Action="lambda:InvokeFunction",
+                    Principal="s3.amazonaws.com",
+                    SourceArn=f"arn:aws:s3:::{bucket}",
+                    SourceAccount=ACCOUNT,
+                )
             self.s3.create_bucket(Bucket=bucket)
-            self.s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={
-                "LambdaFunctionConfigurations": [self.rule(events, prefix, suffix)]})
+            self.s3.put_bucket_notification_configuration(
+                Bucket=bucket, NotificationConfiguration={"LambdaFunctionConfigurations": [self.rule(events, prefix, suffix)]}
+            )
         else:
             self.results = self.sqs.get_queue_url(QueueName=f"{name}-results")["QueueUrl"]
         self.seen: list[dict] = []
@@ -77,6 +97,7 @@ class Setup:
                 if r["s3"]["object"]["key"] == key and (event is None or r["eventName"] == event):
                     return r
             return None
+
         return wait_for(found, timeout=timeout)
 
     def count(self, key: str) -> int:
@@ -87,13 +108,24 @@ def test_aws_s3_cp_invokes_the_function_with_the_aws_record(server, tmp_path):
     setup = Setup(server, "s3-cp-fn", "cp-bkt")
     aws = shutil.which("aws", path=os.path.dirname(sys.executable)) or shutil.which("aws")
     assert aws is not None, "the aws CLI (awscli, a test dependency) is not installed"
-    env = {**os.environ, "AWS_ENDPOINT_URL": server.url, "AWS_SHARED_CREDENTIALS_FILE": str(server.data_dir / "credentials"),
-           "AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1", "AWS_CONFIG_FILE": os.devnull}
+    env = {
+        **os.environ,
+        "AWS_ENDPOINT_URL": server.url,
+        "AWS_SHARED_CREDENTIALS_FILE": str(server.data_dir / "credentials"),
+        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_CONFIG_FILE": os.devnull,
+    }
     for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
         env.pop(var, None)
     (tmp_path / "x.csv").write_text("a,b\n1,2\n")
-    done = subprocess.run([aws, "s3", "cp", str(tmp_path / "x.csv"), "s3://cp-bkt/in/x.csv", "--no-progress"],
-                          env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [aws, "s3", "cp", str(tmp_path / "x.csv"), "s3://cp-bkt/in/x.csv", "--no-progress"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     record = setup.wait_for_key("in/x.csv")
     key_id, _ = server.credentials()
@@ -105,7 +137,9 @@ def test_aws_s3_cp_invokes_the_function_with_the_aws_record(server, tmp_path):
     assert set(record["responseElements"]) == {"x-amz-request-id", "x-amz-id-2"}
     s3 = record["s3"]
     assert s3["s3SchemaVersion"] == "1.0" and s3["configurationId"] == "to-lambda"
-    assert s3["bucket"]["name"] == "cp-bkt" and s3["bucket"]["arn"] == "arn:aws:s3:::cp-bkt" and s3["bucket"]["ownerIdentity"]["principalId"]
+    assert (
+        s3["bucket"]["name"] == "cp-bkt" and s3["bucket"]["arn"] == "arn:aws:s3:::cp-bkt" and s3["bucket"]["ownerIdentity"]["principalId"]
+    )
     assert s3["object"]["size"] == 8 and s3["object"]["eTag"] == etag and len(s3["object"]["sequencer"]) == 16
     assert "versionId" not in s3["object"]  # the bucket is not versioned
 
@@ -119,7 +153,9 @@ def test_each_change_has_its_event_and_keys_are_url_encoded(server):
     assert setup.wait_for_key("copy", "ObjectCreated:Copy")["s3"]["object"]["size"] == 1
     upload = s3.create_multipart_upload(Bucket="kinds-bkt", Key="mp")["UploadId"]
     etag = s3.upload_part(Bucket="kinds-bkt", Key="mp", UploadId=upload, PartNumber=1, Body=b"part")["ETag"]
-    s3.complete_multipart_upload(Bucket="kinds-bkt", Key="mp", UploadId=upload, MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": etag}]})
+    s3.complete_multipart_upload(
+        Bucket="kinds-bkt", Key="mp", UploadId=upload, MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": etag}]}
+    )
     assert setup.wait_for_key("mp", "ObjectCreated:CompleteMultipartUpload")["s3"]["object"]["eTag"].endswith("-1")
     s3.delete_object(Bucket="kinds-bkt", Key="copy")
     removed = setup.wait_for_key("copy", "ObjectRemoved:Delete")
@@ -144,14 +180,24 @@ def test_filters_choose_the_keys(server):
 def test_destinations_s3_cannot_invoke_are_refused(server):
     lam, s3 = server.client(), server.aws("s3")
     s3.create_bucket(Bucket="validate-bkt")
-    lam.create_function(FunctionName="s3-no-grant", Role=ROLE, Handler="app.handler", Runtime=RUNTIME,
-                        Code={"ZipFile": make_zip({"app.py": ECHO})})
-    lam.add_permission(FunctionName="s3-no-grant", StatementId="other-bucket", Action="lambda:InvokeFunction",
-                       Principal="s3.amazonaws.com", SourceArn="arn:aws:s3:::some-other-bucket")
+    lam.create_function(
+        FunctionName="s3-no-grant", Role=ROLE, Handler="app.handler", Runtime=RUNTIME, Code={"ZipFile": make_zip({"app.py": ECHO})}
+    )
+    lam.add_permission(
+        FunctionName="s3-no-grant",
+        StatementId="other-bucket",
+        Action="lambda:InvokeFunction",
+        Principal="s3.amazonaws.com",
+        SourceArn="arn:aws:s3:::some-other-bucket",
+    )
 
     def put(name):
-        s3.put_bucket_notification_configuration(Bucket="validate-bkt", NotificationConfiguration={"LambdaFunctionConfigurations": [
-            {"LambdaFunctionArn": _function_arn(name), "Events": ["s3:ObjectCreated:*"]}]})
+        s3.put_bucket_notification_configuration(
+            Bucket="validate-bkt",
+            NotificationConfiguration={
+                "LambdaFunctionConfigurations": [{"LambdaFunctionArn": _function_arn(name), "Events": ["s3:ObjectCreated:*"]}]
+            },
+        )
 
     for name in ("s3-no-such-function", "s3-no-grant"):
         with pytest.raises(botocore.exceptions.ClientError) as e:
@@ -161,19 +207,38 @@ def test_destinations_s3_cannot_invoke_are_refused(server):
         assert error["ArgumentName1"] == _function_arn(name)
         assert error["ArgumentValue1"] == f"Not authorized to invoke function [{_function_arn(name)}]"
     assert s3.get_bucket_notification_configuration(Bucket="validate-bkt").get("LambdaFunctionConfigurations") is None
-    lam.add_permission(FunctionName="s3-no-grant", StatementId="this-bucket", Action="lambda:InvokeFunction",
-                       Principal="s3.amazonaws.com", SourceArn="arn:aws:s3:::validate-bkt")
+    lam.add_permission(
+        FunctionName="s3-no-grant",
+        StatementId="this-bucket",
+        Action="lambda:InvokeFunction",
+        Principal="s3.amazonaws.com",
+        SourceArn="arn:aws:s3:::validate-bkt",
+    )
     with pytest.raises(lam.exceptions.ResourceConflictException):  # a statement id that exists
-        lam.add_permission(FunctionName="s3-no-grant", StatementId="this-bucket", Action="lambda:InvokeFunction",
-                           Principal="s3.amazonaws.com", SourceArn="arn:aws:s3:::validate-bkt")
+        lam.add_permission(
+            FunctionName="s3-no-grant",
+            StatementId="this-bucket",
+            Action="lambda:InvokeFunction",
+            Principal="s3.amazonaws.com",
+            SourceArn="arn:aws:s3:::validate-bkt",
+        )
     put("s3-no-grant")
     got = s3.get_bucket_notification_configuration(Bucket="validate-bkt")["LambdaFunctionConfigurations"]
     assert got[0]["LambdaFunctionArn"] == _function_arn("s3-no-grant") and got[0]["Events"] == ["s3:ObjectCreated:*"]
     with pytest.raises(botocore.exceptions.ClientError) as e:
-        s3.put_bucket_notification_configuration(Bucket="validate-bkt", NotificationConfiguration={"LambdaFunctionConfigurations": [
-            {"LambdaFunctionArn": _function_arn("s3-no-grant"), "Events": ["s3:ObjectCreated:*"]},
-            {"LambdaFunctionArn": _function_arn("s3-no-grant"), "Events": ["s3:ObjectCreated:Put"],
-             "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": "in/"}]}}}]})
+        s3.put_bucket_notification_configuration(
+            Bucket="validate-bkt",
+            NotificationConfiguration={
+                "LambdaFunctionConfigurations": [
+                    {"LambdaFunctionArn": _function_arn("s3-no-grant"), "Events": ["s3:ObjectCreated:*"]},
+                    {
+                        "LambdaFunctionArn": _function_arn("s3-no-grant"),
+                        "Events": ["s3:ObjectCreated:Put"],
+                        "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": "in/"}]}},
+                    },
+                ]
+            },
+        )
     assert e.value.response["Error"]["Code"] == "InvalidArgument" and "overlapping" in e.value.response["Error"]["Message"]
     # The refused configuration left the stored one as it was.
     assert len(s3.get_bucket_notification_configuration(Bucket="validate-bkt")["LambdaFunctionConfigurations"]) == 1
@@ -190,6 +255,7 @@ def test_a_permission_removed_later_stops_the_events(server):
 
 
 # -- one durable step: kill -9 between the two files ---------------------------------------
+
 
 def running(tmp_path, env=None) -> ServerProcess:
     """A server on tmp_path/d, stopped whatever the test body does."""
@@ -264,15 +330,32 @@ def test_no_event_for_an_object_that_was_not_stored(tmp_path):
 # -- notifications from external stores -------------------------------------------------
 
 MINIO_RECORD = {
-    "eventVersion": "2.0", "eventSource": "minio:s3", "awsRegion": "", "eventTime": "2025-01-01T00:00:00.000Z",
-    "eventName": "s3:ObjectCreated:Put", "userIdentity": {"principalId": "minioadmin"},
+    "eventVersion": "2.0",
+    "eventSource": "minio:s3",
+    "awsRegion": "",
+    "eventTime": "2025-01-01T00:00:00.000Z",
+    "eventName": "s3:ObjectCreated:Put",
+    "userIdentity": {"principalId": "minioadmin"},
     "requestParameters": {"principalId": "minioadmin", "region": "", "sourceIPAddress": "10.0.0.5"},
-    "responseElements": {"x-amz-id-2": "dd9025bab4ad464b049177c95eb6ebf374d3b3fd1af9251148b658df7ac2e3e8", "x-amz-request-id": "17E1A0E2F1D3E4F5",
-                         "x-minio-deployment-id": "6b3e6e34", "x-minio-origin-endpoint": "http://10.0.0.5:9000"},
-    "s3": {"s3SchemaVersion": "1.0", "configurationId": "Config", "bucket": {"name": "ext-bkt", "ownerIdentity": {"principalId": "minioadmin"},
-                                                                            "arn": "arn:aws:s3:::ext-bkt"},
-           "object": {"key": "in%2Fa.csv", "size": 4, "eTag": "d41d8cd98f00b204e9800998ecf8427e", "contentType": "text/csv",
-                      "userMetadata": {"content-type": "text/csv"}, "sequencer": "17E1A0E2F1D3E4F5"}},
+    "responseElements": {
+        "x-amz-id-2": "dd9025bab4ad464b049177c95eb6ebf374d3b3fd1af9251148b658df7ac2e3e8",
+        "x-amz-request-id": "17E1A0E2F1D3E4F5",
+        "x-minio-deployment-id": "6b3e6e34",
+        "x-minio-origin-endpoint": "http://10.0.0.5:9000",
+    },
+    "s3": {
+        "s3SchemaVersion": "1.0",
+        "configurationId": "Config",
+        "bucket": {"name": "ext-bkt", "ownerIdentity": {"principalId": "minioadmin"}, "arn": "arn:aws:s3:::ext-bkt"},
+        "object": {
+            "key": "in%2Fa.csv",
+            "size": 4,
+            "eTag": "d41d8cd98f00b204e9800998ecf8427e",
+            "contentType": "text/csv",
+            "userMetadata": {"content-type": "text/csv"},
+            "sequencer": "17E1A0E2F1D3E4F5",
+        },
+    },
     "source": {"host": "10.0.0.5", "port": "", "userAgent": "MinIO (linux; amd64) minio-go/v7.0.70"},
 }
 
@@ -296,15 +379,22 @@ def test_external_store_notifications(server):
     assert requests.head(f"{url}?token={token}", timeout=10).status_code == 200
 
 
-@pytest.mark.parametrize("how,status,error", [
-    ({"headers": {}}, 403, "AccessDeniedException"),
-    ({"headers": {"Authorization": "Bearer wrong"}}, 403, "AccessDeniedException"),
-    ({"data": b"not json"}, 400, "InvalidRequestContentException"),
-    ({"json": {"Records": []}}, 400, "InvalidRequestContentException"),
-    ({"json": {"Records": [{"s3": {}}]}}, 400, "InvalidRequestContentException"),
-    ({"path": "no-such-function"}, 404, "ResourceNotFoundException"),
-    ({"json": {"Records": [dict(MINIO_RECORD, s3={**MINIO_RECORD["s3"], "bucket": {"name": "not-granted-bkt"}})]}}, 403, "AccessDeniedException"),
-])
+@pytest.mark.parametrize(
+    "how,status,error",
+    [
+        ({"headers": {}}, 403, "AccessDeniedException"),
+        ({"headers": {"Authorization": "Bearer wrong"}}, 403, "AccessDeniedException"),
+        ({"data": b"not json"}, 400, "InvalidRequestContentException"),
+        ({"json": {"Records": []}}, 400, "InvalidRequestContentException"),
+        ({"json": {"Records": [{"s3": {}}]}}, 400, "InvalidRequestContentException"),
+        ({"path": "no-such-function"}, 404, "ResourceNotFoundException"),
+        (
+            {"json": {"Records": [dict(MINIO_RECORD, s3={**MINIO_RECORD["s3"], "bucket": {"name": "not-granted-bkt"}})]}},
+            403,
+            "AccessDeniedException",
+        ),
+    ],
+)
 def test_external_store_bad_input(server, how, status, error):
     Setup(server, "s3-ext-bad-fn", "ext-bad-bkt") if not _exists(server, "s3-ext-bad-fn") else None
     token = (server.data_dir / "s3-events-token").read_text().strip()

@@ -1,6 +1,7 @@
 """Handing an object's events from s3.db to queue.db, on the real stores:
 each step repeated as after a crash adds nothing twice and loses nothing
 (the server-level kill -9 tests are in test_s3_notifications.py)."""
+
 from __future__ import annotations
 
 import pytest
@@ -13,9 +14,11 @@ from lambdalet.gateway.events.s3.records import ObjectMeta
 from lambdalet.gateway.events.s3.store import ObjectStore
 
 CTX = notifications.RequestContext("REQ", "HOST", "AWS:KEY", "127.0.0.1", "000000000000")
-CONFIG = (b"<NotificationConfiguration><CloudFunctionConfiguration><Id>c</Id>"
-          b"<CloudFunction>arn:aws:lambda:us-east-1:000000000000:function:f</CloudFunction>"
-          b"<Event>s3:ObjectCreated:*</Event><Event>s3:ObjectRemoved:*</Event></CloudFunctionConfiguration></NotificationConfiguration>")
+CONFIG = (
+    b"<NotificationConfiguration><CloudFunctionConfiguration><Id>c</Id>"
+    b"<CloudFunction>arn:aws:lambda:us-east-1:000000000000:function:f</CloudFunction>"
+    b"<Event>s3:ObjectCreated:*</Event><Event>s3:ObjectRemoved:*</Event></CloudFunctionConfiguration></NotificationConfiguration>"
+)
 
 
 class QueueOnStore:

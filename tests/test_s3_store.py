@@ -1,6 +1,7 @@
 """The object store's core on real SQLite and real files: blobs named by
 their bytes and counted, listings in S3's order and pages, multipart rules,
 the quota, and what start-up removes after a crash."""
+
 from __future__ import annotations
 
 import hashlib
@@ -182,10 +183,12 @@ def test_buckets_delete_only_when_empty(store):
 def test_events_are_committed_with_the_object_only_when_configured(store):
     put(store, "before", b"1")
     assert store.outbox() == []
-    root = xmlsafe.parse(b'<NotificationConfiguration><CloudFunctionConfiguration><Id>c1</Id>'
-                         b'<CloudFunction>arn:aws:lambda:us-east-1:000000000000:function:f</CloudFunction>'
-                         b'<Event>s3:ObjectCreated:*</Event><Filter><S3Key><FilterRule><Name>prefix</Name><Value>in/</Value>'
-                         b'</FilterRule></S3Key></Filter></CloudFunctionConfiguration></NotificationConfiguration>')
+    root = xmlsafe.parse(
+        b"<NotificationConfiguration><CloudFunctionConfiguration><Id>c1</Id>"
+        b"<CloudFunction>arn:aws:lambda:us-east-1:000000000000:function:f</CloudFunction>"
+        b"<Event>s3:ObjectCreated:*</Event><Filter><S3Key><FilterRule><Name>prefix</Name><Value>in/</Value>"
+        b"</FilterRule></S3Key></Filter></CloudFunctionConfiguration></NotificationConfiguration>"
+    )
     config, others = notifications.parse_config(root)
     assert others == []
     store.put_notification("bkt", config)
@@ -198,8 +201,24 @@ def test_events_are_committed_with_the_object_only_when_configured(store):
     assert store.outbox() == []
 
 
-@pytest.mark.parametrize("name", ["ab", "a" * 64, "Upper", "under_score", "-start", "end-", "two..dots",
-                                  "192.168.5.4", "xn--bucket", "sthree-x", "bucket-s3alias", "bucket--ol-s3", "has space"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "ab",
+        "a" * 64,
+        "Upper",
+        "under_score",
+        "-start",
+        "end-",
+        "two..dots",
+        "192.168.5.4",
+        "xn--bucket",
+        "sthree-x",
+        "bucket-s3alias",
+        "bucket--ol-s3",
+        "has space",
+    ],
+)
 def test_bucket_names_outside_s3_rules(name):
     assert bucket_name_problem(name) is not None
 

@@ -1,6 +1,7 @@
 """S3's wire formats without a server: request XML parsed defensively,
 response XML written safely, aws-chunked bodies checked chunk by chunk
 (against the example AWS publishes for chunked SigV4 uploads)."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -28,7 +29,10 @@ HOSTILE = [
     # an undeclared entity
     b"<Delete><Object><Key>&nope;</Key></Object></Delete>",
     # not XML, truncated, two roots
-    b"not xml", b"<Delete><Object>", b"<a/><b/>", b"",
+    b"not xml",
+    b"<Delete><Object>",
+    b"<a/><b/>",
+    b"",
 ]
 
 
@@ -46,23 +50,26 @@ def test_too_many_elements_is_malformed_xml():
 
 
 def test_namespaces_are_dropped_and_text_kept():
-    root = xmlsafe.parse(b'<Delete xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Quiet>true</Quiet>'
-                         b'<Object><Key>a &amp; b &#x1F600;</Key></Object></Delete>')
+    root = xmlsafe.parse(
+        b'<Delete xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Quiet>true</Quiet>'
+        b"<Object><Key>a &amp; b &#x1F600;</Key></Object></Delete>"
+    )
     assert root.tag == "Delete" and xmlsafe.parse_bool(root.find("Quiet"))
-    assert root.find("Object").child_text("Key") == "a & b \U0001F600"
+    assert root.find("Object").child_text("Key") == "a & b \U0001f600"
 
 
 # --- XML out ---------------------------------------------------------------------
 
+
 def test_written_xml_escapes_everything_and_parses_back():
-    hostile_key = 'a<b>&"\'\r\x01\x1f\ud800z'
+    hostile_key = "a<b>&\"'\r\x01\x1f\ud800z"
     doc = xmlsafe.document("ListBucketResult", [("Contents", {"Key": hostile_key, "Size": 3}), ("IsTruncated", False)])
     assert b"<b>" not in doc and b"\x01" not in doc
     # Numeric references for what XML 1.0 cannot carry, as S3 writes them;
     # a strict parser reads back everything XML can hold.
     assert b"&#x1;" in doc and b"&#xD800;" in doc
-    safe = xmlsafe.document("X", [("Key", 'a<b>&"\'\rz')])
-    assert ET.fromstring(safe).find("{http://s3.amazonaws.com/doc/2006-03-01/}Key").text == 'a<b>&"\'\rz'
+    safe = xmlsafe.document("X", [("Key", "a<b>&\"'\rz")])
+    assert ET.fromstring(safe).find("{http://s3.amazonaws.com/doc/2006-03-01/}Key").text == "a<b>&\"'\rz"
 
 
 # --- aws-chunked -------------------------------------------------------------------
@@ -78,25 +85,37 @@ CHUNK_SIGNATURES = [
     "b6c6ea8a5354eaf15b3cb7646744f4275b71ea724fed81ceb9323e279d449df9",
 ]
 HEADERS = [
-    ("host", "s3.amazonaws.com"), ("x-amz-date", "20130524T000000Z"), ("x-amz-storage-class", "REDUCED_REDUNDANCY"),
-    ("authorization", "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request,"
-     "SignedHeaders=content-encoding;content-length;host;x-amz-content-sha256;x-amz-date;x-amz-decoded-content-length;x-amz-storage-class,"
-     f"Signature={SEED}"),
-    ("x-amz-content-sha256", chunked.SIGNED), ("content-encoding", "aws-chunked"),
-    ("x-amz-decoded-content-length", "66560"), ("content-length", "66824"),
+    ("host", "s3.amazonaws.com"),
+    ("x-amz-date", "20130524T000000Z"),
+    ("x-amz-storage-class", "REDUCED_REDUNDANCY"),
+    (
+        "authorization",
+        "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request,"
+        "SignedHeaders=content-encoding;content-length;host;x-amz-content-sha256;x-amz-date;x-amz-decoded-content-length;x-amz-storage-class,"
+        f"Signature={SEED}",
+    ),
+    ("x-amz-content-sha256", chunked.SIGNED),
+    ("content-encoding", "aws-chunked"),
+    ("x-amz-decoded-content-length", "66560"),
+    ("content-length", "66824"),
 ]
 NOW = dt.datetime(2013, 5, 24, 0, 1, tzinfo=dt.timezone.utc)
 
 
 def _example_body(signatures=CHUNK_SIGNATURES, second=b"a" * 1024) -> bytes:
-    return (f"10000;chunk-signature={signatures[0]}\r\n".encode() + b"a" * 65536 + b"\r\n"
-            + f"{len(second):x};chunk-signature={signatures[1]}\r\n".encode() + second + b"\r\n"
-            + f"0;chunk-signature={signatures[2]}\r\n\r\n".encode())
+    return (
+        f"10000;chunk-signature={signatures[0]}\r\n".encode()
+        + b"a" * 65536
+        + b"\r\n"
+        + f"{len(second):x};chunk-signature={signatures[1]}\r\n".encode()
+        + second
+        + b"\r\n"
+        + f"0;chunk-signature={signatures[2]}\r\n\r\n".encode()
+    )
 
 
 def _signer():
-    claim = sigv4.check_head("PUT", "/examplebucket/chunkObject.txt", HEADERS, KEYS, NOW, service="s3",
-                             allow_streaming_payload=True)
+    claim = sigv4.check_head("PUT", "/examplebucket/chunkObject.txt", HEADERS, KEYS, NOW, service="s3", allow_streaming_payload=True)
     assert claim.verify_body(b"", payload_checked_elsewhere=True) == "AKIAIOSFODNN7EXAMPLE"
     return chunked.ChunkSigner(claim.signing_key(), claim.timestamp, claim.scope, claim.signature)
 
@@ -125,8 +144,16 @@ def test_chunks_reordered_or_replayed_do_not_verify():
 
 def test_the_seed_signature_covers_the_streaming_mode():
     tampered = [(k, "UNSIGNED-PAYLOAD" if k == "x-amz-content-sha256" else v) for k, v in HEADERS]
-    claim = sigv4.check_head("PUT", "/examplebucket/chunkObject.txt", tampered, KEYS, NOW, service="s3",
-                             allow_unsigned_payload=True, allow_streaming_payload=True)
+    claim = sigv4.check_head(
+        "PUT",
+        "/examplebucket/chunkObject.txt",
+        tampered,
+        KEYS,
+        NOW,
+        service="s3",
+        allow_unsigned_payload=True,
+        allow_streaming_payload=True,
+    )
     with pytest.raises(sigv4.AuthError):
         claim.verify_body(b"", allow_unsigned_payload=True)
 
@@ -156,8 +183,11 @@ def test_signed_trailer_needs_its_signature():
     last = signer.chunk(first, b"")
     trailer = b"x-amz-checksum-crc32:NSRBwg==\n"
     good = signer.trailer(last, trailer)
-    body = (f"3;chunk-signature={first}\r\nabc\r\n0;chunk-signature={last}\r\n".encode()
-            + b"x-amz-checksum-crc32:NSRBwg==\r\n" + f"x-amz-trailer-signature:{good}\r\n\r\n".encode())
+    body = (
+        f"3;chunk-signature={first}\r\nabc\r\n0;chunk-signature={last}\r\n".encode()
+        + b"x-amz-checksum-crc32:NSRBwg==\r\n"
+        + f"x-amz-trailer-signature:{good}\r\n\r\n".encode()
+    )
     data, trailers = chunked.decode(body, chunked.SIGNED_TRAILER, signer, 3)
     assert data == b"abc" and trailers == {"x-amz-checksum-crc32": "NSRBwg=="}
     with pytest.raises(S3Error) as e:
@@ -166,6 +196,7 @@ def test_signed_trailer_needs_its_signature():
 
 
 # --- notification configurations, as S3 validates them ------------------------------
+
 
 def _config(*rules: str) -> bytes:
     return ("<NotificationConfiguration>" + "".join(rules) + "</NotificationConfiguration>").encode()
@@ -180,17 +211,24 @@ def _rule(events=("s3:ObjectCreated:*",), prefix=None, suffix=None, arn="arn:aws
         if suffix is not None:
             filters += f"<FilterRule><Name>suffix</Name><Value>{suffix}</Value></FilterRule>"
         filters += "</S3Key></Filter>"
-    return (f"<CloudFunctionConfiguration><CloudFunction>{arn}</CloudFunction>"
-            + "".join(f"<Event>{e}</Event>" for e in events) + filters + "</CloudFunctionConfiguration>")
+    return (
+        f"<CloudFunctionConfiguration><CloudFunction>{arn}</CloudFunction>"
+        + "".join(f"<Event>{e}</Event>" for e in events)
+        + filters
+        + "</CloudFunctionConfiguration>"
+    )
 
 
-@pytest.mark.parametrize("a,b", [
-    (_rule(), _rule()),
-    (_rule(("s3:ObjectCreated:*",)), _rule(("s3:ObjectCreated:Put",))),
-    (_rule(prefix="in/"), _rule(prefix="in/csv/")),
-    (_rule(suffix=".csv"), _rule(suffix="x.csv")),
-    (_rule(prefix="in/", suffix=".csv"), _rule(suffix=".csv")),
-])
+@pytest.mark.parametrize(
+    "a,b",
+    [
+        (_rule(), _rule()),
+        (_rule(("s3:ObjectCreated:*",)), _rule(("s3:ObjectCreated:Put",))),
+        (_rule(prefix="in/"), _rule(prefix="in/csv/")),
+        (_rule(suffix=".csv"), _rule(suffix="x.csv")),
+        (_rule(prefix="in/", suffix=".csv"), _rule(suffix=".csv")),
+    ],
+)
 def test_overlapping_filters_are_refused_as_s3_refuses_them(a, b):
     with pytest.raises(S3Error) as e:
         notifications.parse_config(xmlsafe.parse(_config(a, b)))
@@ -198,25 +236,31 @@ def test_overlapping_filters_are_refused_as_s3_refuses_them(a, b):
     assert "overlap" in e.value.message or "ambiguously defined" in e.value.message
 
 
-@pytest.mark.parametrize("a,b", [
-    (_rule(("s3:ObjectCreated:*",)), _rule(("s3:ObjectRemoved:*",))),
-    (_rule(prefix="in/"), _rule(prefix="out/")),
-    (_rule(suffix=".csv"), _rule(suffix=".json")),
-    (_rule(prefix="in/", suffix=".csv"), _rule(prefix="out/", suffix=".csv")),
-])
+@pytest.mark.parametrize(
+    "a,b",
+    [
+        (_rule(("s3:ObjectCreated:*",)), _rule(("s3:ObjectRemoved:*",))),
+        (_rule(prefix="in/"), _rule(prefix="out/")),
+        (_rule(suffix=".csv"), _rule(suffix=".json")),
+        (_rule(prefix="in/", suffix=".csv"), _rule(prefix="out/", suffix=".csv")),
+    ],
+)
 def test_disjoint_filters_are_accepted(a, b):
     config, _ = notifications.parse_config(xmlsafe.parse(_config(a, b)))
     assert len(config.functions) == 2
 
 
-@pytest.mark.parametrize("rule,code", [
-    (_rule(("s3:ObjectCreated:Bogus",)), "InvalidArgument"),
-    (_rule(prefix="a").replace("<Name>prefix</Name>", "<Name>middle</Name>"), "InvalidArgument"),
-    (_rule(prefix="a").replace("</S3Key>", "<FilterRule><Name>prefix</Name><Value>b</Value></FilterRule></S3Key>"), "InvalidArgument"),
-    ("<CloudFunctionConfiguration><Event>s3:ObjectCreated:*</Event></CloudFunctionConfiguration>", "MalformedXML"),
-    ("<Unknown/>", "MalformedXML"),
-    ("<EventBridgeConfiguration/>", "NotImplemented"),
-])
+@pytest.mark.parametrize(
+    "rule,code",
+    [
+        (_rule(("s3:ObjectCreated:Bogus",)), "InvalidArgument"),
+        (_rule(prefix="a").replace("<Name>prefix</Name>", "<Name>middle</Name>"), "InvalidArgument"),
+        (_rule(prefix="a").replace("</S3Key>", "<FilterRule><Name>prefix</Name><Value>b</Value></FilterRule></S3Key>"), "InvalidArgument"),
+        ("<CloudFunctionConfiguration><Event>s3:ObjectCreated:*</Event></CloudFunctionConfiguration>", "MalformedXML"),
+        ("<Unknown/>", "MalformedXML"),
+        ("<EventBridgeConfiguration/>", "NotImplemented"),
+    ],
+)
 def test_bad_configurations(rule, code):
     with pytest.raises(S3Error) as e:
         notifications.parse_config(xmlsafe.parse(_config(rule)))
@@ -224,11 +268,19 @@ def test_bad_configurations(rule, code):
 
 
 def test_destinations_s3_cannot_invoke_are_named_together():
-    config, others = notifications.parse_config(xmlsafe.parse(_config(
-        _rule(prefix="a/"), _rule(prefix="b/", arn="arn:aws:lambda:us-east-1:000000000000:function:g"),
-        "<QueueConfiguration><Queue>arn:aws:sqs:us-east-1:000000000000:q</Queue><Event>s3:ObjectCreated:*</Event></QueueConfiguration>")))
+    config, others = notifications.parse_config(
+        xmlsafe.parse(
+            _config(
+                _rule(prefix="a/"),
+                _rule(prefix="b/", arn="arn:aws:lambda:us-east-1:000000000000:function:g"),
+                "<QueueConfiguration><Queue>arn:aws:sqs:us-east-1:000000000000:q</Queue><Event>s3:ObjectCreated:*</Event></QueueConfiguration>",
+            )
+        )
+    )
     with pytest.raises(S3Error) as e:
-        notifications.check_destinations(config, others, lambda f: None if f.function == "f" else f"Not authorized to invoke function [{f.arn}]")
+        notifications.check_destinations(
+            config, others, lambda f: None if f.function == "f" else f"Not authorized to invoke function [{f.arn}]"
+        )
     assert e.value.message == "Unable to validate the following destination configurations"
     assert e.value.extra["ArgumentName1"] == "arn:aws:sqs:us-east-1:000000000000:q"
     assert e.value.extra["ArgumentValue2"] == "Not authorized to invoke function [arn:aws:lambda:us-east-1:000000000000:function:g]"
@@ -236,20 +288,46 @@ def test_destinations_s3_cannot_invoke_are_named_together():
 
 def test_the_event_record_is_aws_s3_record():
     ctx = notifications.RequestContext("REQID", "HOSTID", "AWS:AKID", "10.0.0.1", "OWNER")
-    rec = notifications.record(event_name="ObjectCreated:Put", bucket="bkt", key="in/red flower+1.csv", size=12,
-                               etag="abc", sequencer=0x55, config_id="cfg", ctx=ctx, region="us-east-1", wall_s=0.5)
+    rec = notifications.record(
+        event_name="ObjectCreated:Put",
+        bucket="bkt",
+        key="in/red flower+1.csv",
+        size=12,
+        etag="abc",
+        sequencer=0x55,
+        config_id="cfg",
+        ctx=ctx,
+        region="us-east-1",
+        wall_s=0.5,
+    )
     assert rec == {
-        "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1",
-        "eventTime": "1970-01-01T00:00:00.500Z", "eventName": "ObjectCreated:Put",
+        "eventVersion": "2.1",
+        "eventSource": "aws:s3",
+        "awsRegion": "us-east-1",
+        "eventTime": "1970-01-01T00:00:00.500Z",
+        "eventName": "ObjectCreated:Put",
         "userIdentity": {"principalId": "AWS:AKID"},
         "requestParameters": {"sourceIPAddress": "10.0.0.1"},
         "responseElements": {"x-amz-request-id": "REQID", "x-amz-id-2": "HOSTID"},
-        "s3": {"s3SchemaVersion": "1.0", "configurationId": "cfg",
-               "bucket": {"name": "bkt", "ownerIdentity": {"principalId": "OWNER"}, "arn": "arn:aws:s3:::bkt"},
-               "object": {"key": "in/red+flower%2B1.csv", "size": 12, "eTag": "abc", "sequencer": "0000000000000055"}},
+        "s3": {
+            "s3SchemaVersion": "1.0",
+            "configurationId": "cfg",
+            "bucket": {"name": "bkt", "ownerIdentity": {"principalId": "OWNER"}, "arn": "arn:aws:s3:::bkt"},
+            "object": {"key": "in/red+flower%2B1.csv", "size": 12, "eTag": "abc", "sequencer": "0000000000000055"},
+        },
     }
-    removed = notifications.record(event_name="ObjectRemoved:Delete", bucket="bkt", key="k", size=None, etag=None,
-                                   sequencer=1, config_id="cfg", ctx=ctx, region="us-east-1", wall_s=0)
+    removed = notifications.record(
+        event_name="ObjectRemoved:Delete",
+        bucket="bkt",
+        key="k",
+        size=None,
+        etag=None,
+        sequencer=1,
+        config_id="cfg",
+        ctx=ctx,
+        region="us-east-1",
+        wall_s=0,
+    )
     assert removed["s3"]["object"] == {"key": "k", "sequencer": "0000000000000001"}
 
 
@@ -270,8 +348,20 @@ def test_a_version_2_signature_with_a_signed_aws_chunked_body_is_refused():
     from lambdalet.gateway.events.s3.errors import S3Error
     from lambdalet.gateway.http.http1 import Head
 
-    head = Head("PUT", "/bucket/key", [("host", "localhost"), ("x-amz-content-sha256", "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"),
-                                        ("content-encoding", "aws-chunked"), ("x-amz-decoded-content-length", "1")], 0, False, True, False)
+    head = Head(
+        "PUT",
+        "/bucket/key",
+        [
+            ("host", "localhost"),
+            ("x-amz-content-sha256", "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"),
+            ("content-encoding", "aws-chunked"),
+            ("x-amz-decoded-content-length", "1"),
+        ],
+        0,
+        False,
+        True,
+        False,
+    )
     body = b"1;chunk-signature=" + b"0" * 64 + b"\r\nx\r\n0;chunk-signature=" + b"0" * 64 + b"\r\n\r\n"
     with pytest.raises(S3Error) as e:
         auth.payload(head, V2Claim("AKID", False), body)

@@ -1,6 +1,7 @@
 """rate(...) and cron(...) as EventBridge defines them (eb-cron-expressions,
 eb-rate-expressions): the documented examples, and each documented rule as a
 row. Pure: no server, no clock."""
+
 from __future__ import annotations
 
 import datetime
@@ -26,6 +27,7 @@ def fires(expr: str, after: datetime.datetime, n: int = 1) -> list[datetime.date
 
 
 # -- rate ---------------------------------------------------------------------
+
 
 @pytest.mark.parametrize(
     "expr, seconds",
@@ -75,6 +77,7 @@ def test_rate_counts_from_its_anchor():
 
 # -- cron: EventBridge's own example table -------------------------------------
 
+
 @pytest.mark.parametrize(
     "expr, after, expected",
     [
@@ -108,6 +111,7 @@ def test_documented_examples(expr, after, expected):
 
 
 # -- cron: each wildcard ------------------------------------------------------
+
 
 @pytest.mark.parametrize(
     "expr, after, expected",

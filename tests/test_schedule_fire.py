@@ -5,6 +5,7 @@ The scheduler runs for real against a real queue.db; only the wall clock
 (virtual time on top of a fixed epoch) and the async queue (a list that
 collects what would be dispatched) stand in.
 """
+
 from __future__ import annotations
 
 import datetime

@@ -1,4 +1,5 @@
 """SigV4 verification against requests that real botocore clients sign."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -41,9 +42,7 @@ class Sent:
         self.target = parts.path + (f"?{parts.query}" if parts.query else "")
         # The HTTP client adds Host when it sends; botocore signed it from the URL.
         # botocore keeps some values as bytes; on the wire they are text.
-        self.headers = [("Host", parts.netloc)] + [
-            (k, v.decode() if isinstance(v, bytes) else v) for k, v in headers
-        ]
+        self.headers = [("Host", parts.netloc)] + [(k, v.decode() if isinstance(v, bytes) else v) for k, v in headers]
         self.body = body
 
     def verify(self, **kw) -> str:
@@ -105,6 +104,7 @@ def reject(sent: Sent, code: str, message: str | None = None, **kw) -> AuthError
 
 # --- stock boto3 requests verify -------------------------------------------------
 
+
 def test_invoke_with_arn_and_qualifier(client):
     sent = send(client.invoke, FunctionName=ARN, Qualifier="$LATEST", Payload=b'{"a": 1}')
     assert "%3A" in sent.target and "Qualifier=%24LATEST" in sent.target
@@ -131,8 +131,12 @@ def test_get_function_empty_body(client):
 
 def test_create_function_json_body(client):
     sent = send(
-        client.create_function, FunctionName="my-fn", Runtime="python3.11", Role="arn:aws:iam::1:role/r",
-        Handler="app.handler", Code={"ZipFile": b"PK\x05\x06" + bytes(18)},
+        client.create_function,
+        FunctionName="my-fn",
+        Runtime="python3.11",
+        Role="arn:aws:iam::1:role/r",
+        Handler="app.handler",
+        Code={"ZipFile": b"PK\x05\x06" + bytes(18)},
     )
     assert sent.method == "POST" and sent.body.startswith(b"{")
     assert sent.verify() == KEY
@@ -177,8 +181,12 @@ def test_over_a_real_socket():
         thread.start()
         try:
             c = boto3.session.Session().client(
-                "lambda", region_name="us-east-1", endpoint_url=f"http://127.0.0.1:{server.server_port}",
-                aws_access_key_id=KEY, aws_secret_access_key=SECRET, config=Config(retries={"max_attempts": 0}),
+                "lambda",
+                region_name="us-east-1",
+                endpoint_url=f"http://127.0.0.1:{server.server_port}",
+                aws_access_key_id=KEY,
+                aws_secret_access_key=SECRET,
+                config=Config(retries={"max_attempts": 0}),
             )
             c.invoke(FunctionName=ARN, Qualifier="$LATEST", Payload=bytes(range(256)))
             c.list_functions(Marker="m:a/r k+", MaxItems=3)
@@ -191,6 +199,7 @@ def test_over_a_real_socket():
 
 
 # --- tampering ---------------------------------------------------------------------
+
 
 def test_tampered_body(client):
     sent = send(client.invoke, FunctionName="fn", Payload=b'{"amount": 1}')
@@ -230,16 +239,14 @@ def test_tampered_signed_header(client):
 
 
 def test_tampered_signed_content_type():
-    sent = sign_directly("POST", "/2015-03-31/functions/fn/invocations", body=b"{}",
-                         headers={"Content-Type": "application/json"})
+    sent = sign_directly("POST", "/2015-03-31/functions/fn/invocations", body=b"{}", headers={"Content-Type": "application/json"})
     assert "content-type" in sent.header("Authorization")
     sent.replace_header("Content-Type", "text/plain")
     reject(sent, "InvalidSignatureException", BAD_SIGNATURE)
 
 
 def test_missing_signed_header():
-    sent = sign_directly("POST", "/2015-03-31/functions/fn/invocations", body=b"{}",
-                         headers={"Content-Type": "application/json"})
+    sent = sign_directly("POST", "/2015-03-31/functions/fn/invocations", body=b"{}", headers={"Content-Type": "application/json"})
     sent.replace_header("Content-Type", None)
     reject(sent, "InvalidSignatureException", BAD_SIGNATURE)
 
@@ -332,15 +339,17 @@ def test_missing_authorization(client):
     reject(sent, "MissingAuthenticationTokenException", "Missing Authentication Token")
 
 
-@pytest.mark.parametrize("value", [
-    "Bearer abc",
-    "AWS4-HMAC-SHA256 SignedHeaders=host;x-amz-date, Signature=abc",
-    "AWS4-HMAC-SHA256 Credential=LLAKTESTTESTTEST0001/20240101/us-east-1/lambda, SignedHeaders=host, Signature=a",
-    "AWS4-HMAC-SHA256 Credential=LLAKTESTTESTTEST0001/20240101/us-east-1/lambda/aws4_request, "
-    "SignedHeaders=x-amz-date, Signature=abc",
-    "AWS4-HMAC-SHA256 Credential=LLAKTESTTESTTEST0001/20240101/us-east-1/lambda/aws4_request, "
-    "SignedHeaders=Host;X-Amz-Date, Signature=abc",
-])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "Bearer abc",
+        "AWS4-HMAC-SHA256 SignedHeaders=host;x-amz-date, Signature=abc",
+        "AWS4-HMAC-SHA256 Credential=LLAKTESTTESTTEST0001/20240101/us-east-1/lambda, SignedHeaders=host, Signature=a",
+        "AWS4-HMAC-SHA256 Credential=LLAKTESTTESTTEST0001/20240101/us-east-1/lambda/aws4_request, SignedHeaders=x-amz-date, Signature=abc",
+        "AWS4-HMAC-SHA256 Credential=LLAKTESTTESTTEST0001/20240101/us-east-1/lambda/aws4_request, "
+        "SignedHeaders=Host;X-Amz-Date, Signature=abc",
+    ],
+)
 def test_malformed_authorization(client, value):
     sent = send(client.get_function, FunctionName="my-fn")
     sent.replace_header("Authorization", value)
@@ -369,8 +378,10 @@ def test_wrong_service():
 
 # --- requests signed by other means ---------------------------------------------
 
-def sign_directly(method: str, url: str, *, body: bytes = b"", headers: dict[str, str] | None = None,
-                  service: str = "lambda", signer_cls=SigV4Auth) -> Sent:
+
+def sign_directly(
+    method: str, url: str, *, body: bytes = b"", headers: dict[str, str] | None = None, service: str = "lambda", signer_cls=SigV4Auth
+) -> Sent:
     request = AWSRequest(method=method, url=f"{ENDPOINT}{url}", data=body, headers=headers or {})
     signer_cls(Credentials(KEY, SECRET), service, "us-east-1").add_auth(request)
     prepared = request.prepare()
@@ -379,8 +390,9 @@ def sign_directly(method: str, url: str, *, body: bytes = b"", headers: dict[str
 
 def test_x_amz_content_sha256():
     body = b'{"k": "v"}'
-    sent = sign_directly("POST", "/2015-03-31/functions/fn/invocations", body=body,
-                         headers={"X-Amz-Content-SHA256": hashlib.sha256(body).hexdigest()})
+    sent = sign_directly(
+        "POST", "/2015-03-31/functions/fn/invocations", body=body, headers={"X-Amz-Content-SHA256": hashlib.sha256(body).hexdigest()}
+    )
     assert "x-amz-content-sha256" in sent.header("Authorization")
     assert sent.verify() == KEY
 
@@ -388,15 +400,17 @@ def test_x_amz_content_sha256():
 def test_x_amz_content_sha256_must_match_body():
     # Validly signed, but the signed hash is not the body's: a swapped body
     # must not ride on someone else's signature.
-    sent = sign_directly("POST", "/2015-03-31/functions/fn/invocations", body=b"real",
-                         headers={"X-Amz-Content-SHA256": hashlib.sha256(b"other").hexdigest()})
+    sent = sign_directly(
+        "POST", "/2015-03-31/functions/fn/invocations", body=b"real", headers={"X-Amz-Content-SHA256": hashlib.sha256(b"other").hexdigest()}
+    )
     err = reject(sent, "InvalidSignatureException")
     assert "x-amz-content-sha256" in err.message
 
 
 def test_unsigned_payload_needs_opt_in():
-    sent = sign_directly("POST", "/2015-03-31/functions/fn/invocations", body=b"anything",
-                         headers={"X-Amz-Content-SHA256": "UNSIGNED-PAYLOAD"})
+    sent = sign_directly(
+        "POST", "/2015-03-31/functions/fn/invocations", body=b"anything", headers={"X-Amz-Content-SHA256": "UNSIGNED-PAYLOAD"}
+    )
     reject(sent, "InvalidSignatureException")
     assert sent.verify(allow_unsigned_payload=True) == KEY
 
@@ -410,8 +424,7 @@ def test_other_sdk_signing_user_agent():
             headers["user-agent"] = request.headers["User-Agent"]
             return headers
 
-    sent = sign_directly("GET", "/2015-03-31/functions", headers={"User-Agent": "other-sdk/1.0"},
-                         signer_cls=SignsEverything)
+    sent = sign_directly("GET", "/2015-03-31/functions", headers={"User-Agent": "other-sdk/1.0"}, signer_cls=SignsEverything)
     assert "user-agent" in sent.header("Authorization")
     assert sent.verify() == KEY
     sent.replace_header("User-Agent", "other-sdk/2.0")
@@ -433,6 +446,7 @@ def test_date_header_instead_of_x_amz_date():
 
 
 # --- presigned URLs ------------------------------------------------------------------
+
 
 def presign(url: str, expires: int = 300) -> Sent:
     request = AWSRequest(method="GET", url=f"{ENDPOINT}{url}")
@@ -480,6 +494,7 @@ def test_both_auth_mechanisms():
 
 
 # --- credentials file ---------------------------------------------------------------
+
 
 def test_credentials_created_0600_even_with_open_umask(tmp_path):
     old = os.umask(0)
@@ -535,6 +550,7 @@ def test_generated_credentials_verify(tmp_path):
 
 
 # --- what the head alone decides (before a body is read) ----------------------------
+
 
 def test_check_head_refuses_without_a_body(client):
     sent = send(client.invoke, FunctionName="my-fn", Payload=b'{"big": true}')

@@ -1,4 +1,5 @@
 """Spare sandboxes: a cold start mounts the function into a pre-started sandbox."""
+
 from __future__ import annotations
 
 import json
@@ -21,8 +22,16 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="spare sandboxes need 
 
 def _record(name: str, code_sha: str = "0" * 64) -> FunctionRecord:
     return FunctionRecord(
-        name=name, runtime=f"python{sys.version_info[0]}.{sys.version_info[1]}", role="r", handler="app.handler",
-        code_sha256_hex=code_sha, code_sha256_b64="", code_size=1, revision_id=f"rev-{name}", last_modified="", created_ns=0,
+        name=name,
+        runtime=f"python{sys.version_info[0]}.{sys.version_info[1]}",
+        role="r",
+        handler="app.handler",
+        code_sha256_hex=code_sha,
+        code_sha256_b64="",
+        code_size=1,
+        revision_id=f"rev-{name}",
+        last_modified="",
+        created_ns=0,
         memory_size=256,
     )
 
@@ -70,8 +79,9 @@ async def test_spares_are_per_interpreter_and_started_by_its_own_demand(tmp_path
     (code / "app.py").write_text("import sys\ndef handler(e, c):\n    return sys.version.split()[0]\n")
     os.chmod(tmp_path, 0o755)
     py312 = interpreters.discover()[0]["python3.12"]
-    backend = NamespacedBackend(RuntimeRoot.create(tmp_path / "runtime"),
-                                runtimes={"python3.12": RuntimeRoot.create(tmp_path / "runtime-312", py312)})
+    backend = NamespacedBackend(
+        RuntimeRoot.create(tmp_path / "runtime"), runtimes={"python3.12": RuntimeRoot.create(tmp_path / "runtime-312", py312)}
+    )
     spawner = SpawnerThread()
     spares = SparePool(backend, spawner, tmp_path / "empty", size=1)
     pool = Pool(backend, concurrency_limit=10, spawner=spawner, spares=spares)
@@ -81,8 +91,9 @@ async def test_spares_are_per_interpreter_and_started_by_its_own_demand(tmp_path
             await nursery.start(spares.run)
 
             def spec(name: str) -> FunctionSpec:
-                return FunctionSpec(record=_record(name), code_dir=str(code), arn=f"arn:{name}", env={},
-                                    log_group="g", runtime="python3.12")
+                return FunctionSpec(
+                    record=_record(name), code_dir=str(code), arn=f"arn:{name}", env={}, log_group="g", runtime="python3.12"
+                )
 
             first = await pool.invoke(spec("first-312"), b"{}")  # no spare yet: it wakes 3.12's
             assert json.loads(first.payload) == py312.version
@@ -105,9 +116,13 @@ def test_spares_do_not_exist_until_the_first_call(tmp_path):
     srv = ServerProcess(tmp_path / "d").start()
     try:
         lam = srv.client()
-        lam.create_function(FunctionName="never", Runtime=f"python{sys.version_info[0]}.{sys.version_info[1]}",
-                            Role="arn:aws:iam::123456789012:role/r", Handler="app.handler",
-                            Code={"ZipFile": make_zip({"app.py": "def handler(e, c):\n    return 1\n"})})
+        lam.create_function(
+            FunctionName="never",
+            Runtime=f"python{sys.version_info[0]}.{sys.version_info[1]}",
+            Role="arn:aws:iam::123456789012:role/r",
+            Handler="app.handler",
+            Code={"ZipFile": make_zip({"app.py": "def handler(e, c):\n    return 1\n"})},
+        )
         # Registered but never called: no process at all.
         assert descendants_of(srv.proc.pid) == set()
     finally:
@@ -120,7 +135,9 @@ def test_lambdalet_bench_against_a_url_and_a_function(server, lam, deploy):
     allow_public_url(lam, name)
     env = dict(os.environ, LAMBDALET_ENDPOINT=server.url, LAMBDALET_DATA_DIR=str(server.data_dir))
     for target in (url, name):
-        out = subprocess.run(lambdalet_argv("bench", target, "-c", "2", "-d", "1", "--json"), capture_output=True, text=True, env=env, timeout=60)
+        out = subprocess.run(
+            lambdalet_argv("bench", target, "-c", "2", "-d", "1", "--json"), capture_output=True, text=True, env=env, timeout=60
+        )
         assert out.returncode == 0, out.stderr
         report = json.loads(out.stdout)
         assert report["errors"] == 0 and report["requests"] > 0
@@ -134,7 +151,9 @@ def test_open_loop_rate_is_accepted(server, lam, deploy):
     name = deploy({"app.py": "def handler(e, c):\n    return {'statusCode': 200, 'body': 'ok'}\n"})
     url = lam.create_function_url_config(FunctionName=name, AuthType="NONE")["FunctionUrl"]
     allow_public_url(lam, name)
-    out = subprocess.run(lambdalet_argv("bench", url, "-c", "2", "-d", "1", "--rate", "50", "--json"), capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        lambdalet_argv("bench", url, "-c", "2", "-d", "1", "--rate", "50", "--json"), capture_output=True, text=True, timeout=60
+    )
     assert out.returncode == 0, out.stderr
     report = json.loads(out.stdout)
     assert report["errors"] == 0 and 0 < report["requests"] <= 60
@@ -144,7 +163,9 @@ def test_response_reader_frames_length_and_chunked_bodies():
     from lambdalet.gateway.cli.loadgen import ResponseReader
 
     r = ResponseReader()
-    r.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabcHTTP/1.1 404 Not Found\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n")
+    r.feed(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabcHTTP/1.1 404 Not Found\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n"
+    )
     assert r.next_response() == (200, b"abc")
     assert r.next_response() == (404, b"hi")
     assert r.next_response() is None

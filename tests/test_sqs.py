@@ -2,6 +2,7 @@
 query protocol older SDKs speak, on a real server: SQS's operations, its
 errors with both their names, visibility, long polling, redrive, and
 shapes checked against botocore's model."""
+
 from __future__ import annotations
 
 import base64
@@ -29,7 +30,9 @@ NS = "{http://queue.amazonaws.com/doc/2012-11-05/}"
 def sqs(server):
     client = server.aws("sqs")
     client.seen = {}
-    client.meta.events.register("after-call.sqs", lambda http_response, model, **_: client.seen.__setitem__(model.name, http_response.content))
+    client.meta.events.register(
+        "after-call.sqs", lambda http_response, model, **_: client.seen.__setitem__(model.name, http_response.content)
+    )
     return client
 
 
@@ -76,14 +79,20 @@ def test_the_dead_letter_queue_is_always_there(sqs):
 
 def test_send_receive_delete_with_attributes(sqs):
     url = _queue(sqs, "msg-q")
-    sent = sqs.send_message(QueueUrl=url, MessageBody="héllo",
-                            MessageAttributes={"kind": {"DataType": "String", "StringValue": "greeting"},
-                                               "n": {"DataType": "Number", "StringValue": "3"},
-                                               "raw": {"DataType": "Binary", "BinaryValue": b"\x00\x01"}})
+    sent = sqs.send_message(
+        QueueUrl=url,
+        MessageBody="héllo",
+        MessageAttributes={
+            "kind": {"DataType": "String", "StringValue": "greeting"},
+            "n": {"DataType": "Number", "StringValue": "3"},
+            "raw": {"DataType": "Binary", "BinaryValue": b"\x00\x01"},
+        },
+    )
     assert_json_output("sqs", "SendMessage", sqs.seen["SendMessage"])
     assert sent["MD5OfMessageBody"] == hashlib.md5("héllo".encode()).hexdigest()
-    assert sent["MD5OfMessageAttributes"] == _md5_of_attributes({"kind": ("String", b"greeting", 1), "n": ("Number", b"3", 1),
-                                                                  "raw": ("Binary", b"\x00\x01", 2)})
+    assert sent["MD5OfMessageAttributes"] == _md5_of_attributes(
+        {"kind": ("String", b"greeting", 1), "n": ("Number", b"3", 1), "raw": ("Binary", b"\x00\x01", 2)}
+    )
     got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"], MessageSystemAttributeNames=["All"])
     assert_json_output("sqs", "ReceiveMessage", sqs.seen["ReceiveMessage"])
     (msg,) = got["Messages"]
@@ -109,15 +118,18 @@ def _md5_of_attributes(attrs: dict) -> str:
 
 def test_batches(sqs):
     url = _queue(sqs, "batch-q")
-    result = sqs.send_message_batch(QueueUrl=url, Entries=[{"Id": f"m{i}", "MessageBody": f"body {i}"} for i in range(10)]
-                                    + [])
+    result = sqs.send_message_batch(QueueUrl=url, Entries=[{"Id": f"m{i}", "MessageBody": f"body {i}"} for i in range(10)] + [])
     assert len(result["Successful"]) == 10 and result.get("Failed", []) == []
     assert_json_output("sqs", "SendMessageBatch", sqs.seen["SendMessageBatch"])
     got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
     assert sorted(m["Body"] for m in got) == sorted(f"body {i}" for i in range(10))
-    changed = sqs.change_message_visibility_batch(QueueUrl=url, Entries=[{"Id": "a", "ReceiptHandle": got[0]["ReceiptHandle"], "VisibilityTimeout": 0}])
+    changed = sqs.change_message_visibility_batch(
+        QueueUrl=url, Entries=[{"Id": "a", "ReceiptHandle": got[0]["ReceiptHandle"], "VisibilityTimeout": 0}]
+    )
     assert changed["Successful"] == [{"Id": "a"}]
-    deleted = sqs.delete_message_batch(QueueUrl=url, Entries=[{"Id": f"d{i}", "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(got[1:])])
+    deleted = sqs.delete_message_batch(
+        QueueUrl=url, Entries=[{"Id": f"d{i}", "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(got[1:])]
+    )
     assert len(deleted["Successful"]) == 9
     assert_json_output("sqs", "DeleteMessageBatch", sqs.seen["DeleteMessageBatch"])
     again = sqs.receive_message(QueueUrl=url)["Messages"]
@@ -127,22 +139,46 @@ def test_batches(sqs):
     assert mixed["Failed"][0]["Code"] == "InvalidMessageContents" and mixed["Failed"][0]["SenderFault"] is True
 
 
-@pytest.mark.parametrize("call,code,exception", [
-    (lambda s, u: s.send_message_batch(QueueUrl=u, Entries=[]), "AWS.SimpleQueueService.EmptyBatchRequest", "EmptyBatchRequest"),
-    (lambda s, u: s.send_message_batch(QueueUrl=u, Entries=[{"Id": str(i), "MessageBody": "x"} for i in range(11)]),
-     "AWS.SimpleQueueService.TooManyEntriesInBatchRequest", "TooManyEntriesInBatchRequest"),
-    (lambda s, u: s.send_message_batch(QueueUrl=u, Entries=[{"Id": "a", "MessageBody": "x"}, {"Id": "a", "MessageBody": "y"}]),
-     "AWS.SimpleQueueService.BatchEntryIdsNotDistinct", "BatchEntryIdsNotDistinct"),
-    (lambda s, u: s.send_message_batch(QueueUrl=u, Entries=[{"Id": "no spaces", "MessageBody": "x"}]),
-     "AWS.SimpleQueueService.InvalidBatchEntryId", "InvalidBatchEntryId"),
-    (lambda s, u: s.delete_message(QueueUrl=u, ReceiptHandle="garbage"), "ReceiptHandleIsInvalid", "ReceiptHandleIsInvalid"),
-    (lambda s, u: s.send_message(QueueUrl=u, MessageBody="bad \x01 char"), "InvalidMessageContents", "InvalidMessageContents"),
-    (lambda s, u: s.set_queue_attributes(QueueUrl=u, Attributes={"VisibilityTimeout": "50000"}), "InvalidAttributeValue", "InvalidAttributeValue"),
-    (lambda s, u: s.set_queue_attributes(QueueUrl=u, Attributes={"Colour": "blue"}), "InvalidAttributeName", "InvalidAttributeName"),
-    (lambda s, u: s.get_queue_attributes(QueueUrl=u, AttributeNames=["Bogus"]), "InvalidAttributeName", "InvalidAttributeName"),
-    (lambda s, u: s.create_queue(QueueName="x.fifo", Attributes={"FifoQueue": "true"}), "AWS.SimpleQueueService.UnsupportedOperation", "UnsupportedOperation"),
-    (lambda s, u: s.send_message(QueueUrl=u + "-missing", MessageBody="x"), "AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"),
-])
+@pytest.mark.parametrize(
+    "call,code,exception",
+    [
+        (lambda s, u: s.send_message_batch(QueueUrl=u, Entries=[]), "AWS.SimpleQueueService.EmptyBatchRequest", "EmptyBatchRequest"),
+        (
+            lambda s, u: s.send_message_batch(QueueUrl=u, Entries=[{"Id": str(i), "MessageBody": "x"} for i in range(11)]),
+            "AWS.SimpleQueueService.TooManyEntriesInBatchRequest",
+            "TooManyEntriesInBatchRequest",
+        ),
+        (
+            lambda s, u: s.send_message_batch(QueueUrl=u, Entries=[{"Id": "a", "MessageBody": "x"}, {"Id": "a", "MessageBody": "y"}]),
+            "AWS.SimpleQueueService.BatchEntryIdsNotDistinct",
+            "BatchEntryIdsNotDistinct",
+        ),
+        (
+            lambda s, u: s.send_message_batch(QueueUrl=u, Entries=[{"Id": "no spaces", "MessageBody": "x"}]),
+            "AWS.SimpleQueueService.InvalidBatchEntryId",
+            "InvalidBatchEntryId",
+        ),
+        (lambda s, u: s.delete_message(QueueUrl=u, ReceiptHandle="garbage"), "ReceiptHandleIsInvalid", "ReceiptHandleIsInvalid"),
+        (lambda s, u: s.send_message(QueueUrl=u, MessageBody="bad \x01 char"), "InvalidMessageContents", "InvalidMessageContents"),
+        (
+            lambda s, u: s.set_queue_attributes(QueueUrl=u, Attributes={"VisibilityTimeout": "50000"}),
+            "InvalidAttributeValue",
+            "InvalidAttributeValue",
+        ),
+        (lambda s, u: s.set_queue_attributes(QueueUrl=u, Attributes={"Colour": "blue"}), "InvalidAttributeName", "InvalidAttributeName"),
+        (lambda s, u: s.get_queue_attributes(QueueUrl=u, AttributeNames=["Bogus"]), "InvalidAttributeName", "InvalidAttributeName"),
+        (
+            lambda s, u: s.create_queue(QueueName="x.fifo", Attributes={"FifoQueue": "true"}),
+            "AWS.SimpleQueueService.UnsupportedOperation",
+            "UnsupportedOperation",
+        ),
+        (
+            lambda s, u: s.send_message(QueueUrl=u + "-missing", MessageBody="x"),
+            "AWS.SimpleQueueService.NonExistentQueue",
+            "QueueDoesNotExist",
+        ),
+    ],
+)
 def test_bad_input_gets_sqs_errors(sqs, call, code, exception):
     url = _queue(sqs, "errors-q")
     with pytest.raises(getattr(sqs.exceptions, exception)) as e:
@@ -153,9 +189,11 @@ def test_bad_input_gets_sqs_errors(sqs, call, code, exception):
 
 def test_unmodeled_errors_are_sqs_words(sqs):
     url = _queue(sqs, "params-q", MaximumMessageSize=1024)
-    for call in (lambda: sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=11),
-                 lambda: sqs.send_message(QueueUrl=url, MessageBody="x" * 1025),
-                 lambda: sqs.create_queue(QueueName="bad name!")):
+    for call in (
+        lambda: sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=11),
+        lambda: sqs.send_message(QueueUrl=url, MessageBody="x" * 1025),
+        lambda: sqs.create_queue(QueueName="bad name!"),
+    ):
         with pytest.raises(botocore.exceptions.ClientError) as e:
             call()
         assert _code(e.value) == "InvalidParameterValue"
@@ -190,8 +228,11 @@ def test_long_polling_returns_a_message_sent_while_it_waits(server, sqs):
 
 def test_redrive_policy_moves_to_the_dlq_after_max_receive_count(sqs):
     dlq = _queue(sqs, "redrive-dlq")
-    url = _queue(sqs, "redrive-src", RedrivePolicy=json.dumps({"deadLetterTargetArn": "arn:aws:sqs:us-east-1:000000000000:redrive-dlq",
-                                                               "maxReceiveCount": 2}))
+    url = _queue(
+        sqs,
+        "redrive-src",
+        RedrivePolicy=json.dumps({"deadLetterTargetArn": "arn:aws:sqs:us-east-1:000000000000:redrive-dlq", "maxReceiveCount": 2}),
+    )
     sqs.send_message(QueueUrl=url, MessageBody="poison")
     for _ in range(2):
         assert sqs.receive_message(QueueUrl=url, VisibilityTimeout=0)["Messages"][0]["Body"] == "poison"
@@ -200,8 +241,12 @@ def test_redrive_policy_moves_to_the_dlq_after_max_receive_count(sqs):
     assert moved["Body"] == "poison"
     assert sqs.list_dead_letter_source_queues(QueueUrl=dlq)["queueUrls"] == [url]
     with pytest.raises(sqs.exceptions.InvalidAttributeValue):
-        sqs.set_queue_attributes(QueueUrl=url, Attributes={"RedrivePolicy": json.dumps(
-            {"deadLetterTargetArn": "arn:aws:sqs:us-east-1:000000000000:nowhere", "maxReceiveCount": 2})})
+        sqs.set_queue_attributes(
+            QueueUrl=url,
+            Attributes={
+                "RedrivePolicy": json.dumps({"deadLetterTargetArn": "arn:aws:sqs:us-east-1:000000000000:nowhere", "maxReceiveCount": 2})
+            },
+        )
 
 
 def test_purge(sqs):
@@ -232,32 +277,50 @@ def test_async_failures_are_sqs_messages_of_the_dead_letter_queue(deploy, lam, s
 
 # -- the query protocol ----------------------------------------------------------------
 
+
 def _query(server, params: dict, path: str = "/") -> requests.Response:
     key, secret = server.credentials()
     body = urllib.parse.urlencode({**params, "Version": "2012-11-05"})
-    request = botocore.awsrequest.AWSRequest(method="POST", url=f"{server.url}{path}", data=body.encode(),
-                                             headers={"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"})
+    request = botocore.awsrequest.AWSRequest(
+        method="POST",
+        url=f"{server.url}{path}",
+        data=body.encode(),
+        headers={"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"},
+    )
     botocore.auth.SigV4Auth(botocore.credentials.Credentials(key, secret), "sqs", "us-east-1").add_auth(request)
     return requests.post(f"{server.url}{path}", data=body.encode(), headers=dict(request.headers), timeout=30)
 
 
 def test_the_query_protocol(server):
-    r = _query(server, {"Action": "CreateQueue", "QueueName": "query-q", "Attribute.1.Name": "VisibilityTimeout", "Attribute.1.Value": "40"})
+    r = _query(
+        server, {"Action": "CreateQueue", "QueueName": "query-q", "Attribute.1.Name": "VisibilityTimeout", "Attribute.1.Value": "40"}
+    )
     assert r.status_code == 200, r.text
     root = ET.fromstring(r.content)
     assert root.tag == f"{NS}CreateQueueResponse"
     url = root.find(f"{NS}CreateQueueResult/{NS}QueueUrl").text
     assert root.find(f"{NS}ResponseMetadata/{NS}RequestId").text
-    r = _query(server, {"Action": "SendMessage", "QueueUrl": url, "MessageBody": "q&<body>",
-                        "MessageAttribute.1.Name": "k", "MessageAttribute.1.Value.DataType": "String",
-                        "MessageAttribute.1.Value.StringValue": "v"})
+    r = _query(
+        server,
+        {
+            "Action": "SendMessage",
+            "QueueUrl": url,
+            "MessageBody": "q&<body>",
+            "MessageAttribute.1.Name": "k",
+            "MessageAttribute.1.Value.DataType": "String",
+            "MessageAttribute.1.Value.StringValue": "v",
+        },
+    )
     result = ET.fromstring(r.content).find(f"{NS}SendMessageResult")
     assert result.find(f"{NS}MD5OfMessageBody").text == hashlib.md5(b"q&<body>").hexdigest()
     assert result.find(f"{NS}MessageId").text and result.find(f"{NS}MD5OfMessageAttributes").text
     # Sent to the queue's own URL, as query clients do: the path names the queue.
     path = urllib.parse.urlsplit(url).path
-    r = _query(server, {"Action": "ReceiveMessage", "AttributeName.1": "All", "MessageAttributeName.1": "All",
-                        "MaxNumberOfMessages": "5"}, path=path)
+    r = _query(
+        server,
+        {"Action": "ReceiveMessage", "AttributeName.1": "All", "MessageAttributeName.1": "All", "MaxNumberOfMessages": "5"},
+        path=path,
+    )
     msg = ET.fromstring(r.content).find(f"{NS}ReceiveMessageResult/{NS}Message")
     assert msg.find(f"{NS}Body").text == "q&<body>"
     attributes = {a.find(f"{NS}Name").text: a.find(f"{NS}Value").text for a in msg.findall(f"{NS}Attribute")}
@@ -278,14 +341,25 @@ def test_the_query_protocol(server):
 
 
 def test_unsigned_and_badly_signed_requests_are_refused(server):
-    r = requests.post(server.url + "/", data=b"{}", headers={"X-Amz-Target": "AmazonSQS.ListQueues", "Content-Type": "application/x-amz-json-1.0"}, timeout=10)
+    r = requests.post(
+        server.url + "/",
+        data=b"{}",
+        headers={"X-Amz-Target": "AmazonSQS.ListQueues", "Content-Type": "application/x-amz-json-1.0"},
+        timeout=10,
+    )
     assert r.status_code == 403 and r.headers["x-amzn-query-error"].startswith("MissingAuthenticationToken")
     key, _ = server.credentials()
     import boto3
     import botocore.config
 
-    wrong = boto3.client("sqs", endpoint_url=server.url, region_name="us-east-1", aws_access_key_id=key, aws_secret_access_key="x" * 40,
-                         config=botocore.config.Config(retries={"max_attempts": 1}))
+    wrong = boto3.client(
+        "sqs",
+        endpoint_url=server.url,
+        region_name="us-east-1",
+        aws_access_key_id=key,
+        aws_secret_access_key="x" * 40,
+        config=botocore.config.Config(retries={"max_attempts": 1}),
+    )
     with pytest.raises(botocore.exceptions.ClientError) as e:
         wrong.list_queues()
     assert _code(e.value) == "SignatureDoesNotMatch"

@@ -1,4 +1,5 @@
 """Tags, and the lambdalet:network tag that gives a function egress."""
+
 from __future__ import annotations
 
 import json

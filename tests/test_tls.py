@@ -1,4 +1,5 @@
 """The API over TLS and HTTP/2, through hypercorn, beside the plain port."""
+
 from __future__ import annotations
 
 import json
@@ -19,9 +20,29 @@ pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl
 @pytest.fixture
 def cert(tmp_path):
     key, crt = tmp_path / "key.pem", tmp_path / "cert.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(crt),
-                    "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
-                   check=True, capture_output=True, timeout=60)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(crt),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     return str(crt), str(key)
 
 
@@ -32,12 +53,22 @@ def test_boto3_and_http2_over_tls(tmp_path, cert):
     try:
         assert re.search(rf"TLS \+ HTTP/2 on https://127\.0\.0\.1:{tls_port}", "".join(srv.output))
         key_id, secret = srv.credentials()
-        lam = boto3.client("lambda", endpoint_url=f"https://127.0.0.1:{tls_port}", region_name="us-east-1",
-                           aws_access_key_id=key_id, aws_secret_access_key=secret, verify=crt,
-                           config=botocore.config.Config(retries={"max_attempts": 1}))
-        lam.create_function(FunctionName="tls", Runtime=f"python{sys.version_info[0]}.{sys.version_info[1]}",
-                            Role="arn:aws:iam::123456789012:role/r", Handler="app.handler",
-                            Code={"ZipFile": make_zip({"app.py": "def handler(e, c):\n    return {'statusCode': 200, 'body': 'secure'}\n"})})
+        lam = boto3.client(
+            "lambda",
+            endpoint_url=f"https://127.0.0.1:{tls_port}",
+            region_name="us-east-1",
+            aws_access_key_id=key_id,
+            aws_secret_access_key=secret,
+            verify=crt,
+            config=botocore.config.Config(retries={"max_attempts": 1}),
+        )
+        lam.create_function(
+            FunctionName="tls",
+            Runtime=f"python{sys.version_info[0]}.{sys.version_info[1]}",
+            Role="arn:aws:iam::123456789012:role/r",
+            Handler="app.handler",
+            Code={"ZipFile": make_zip({"app.py": "def handler(e, c):\n    return {'statusCode': 200, 'body': 'secure'}\n"})},
+        )
         assert json.loads(lam.invoke(FunctionName="tls", Payload=b"{}")["Payload"].read())["body"] == "secure"
         url = lam.create_function_url_config(FunctionName="tls", AuthType="NONE")["FunctionUrl"]
         allow_public_url(lam, "tls")
@@ -54,7 +85,11 @@ def test_boto3_and_http2_over_tls(tmp_path, cert):
             assert s.selected_alpn_protocol() == "h2"
             conn = h2.connection.H2Connection()
             conn.initiate_connection()
-            conn.send_headers(1, [(":method", "GET"), (":path", "/" + path), (":authority", f"127.0.0.1:{tls_port}"), (":scheme", "https")], end_stream=True)
+            conn.send_headers(
+                1,
+                [(":method", "GET"), (":path", "/" + path), (":authority", f"127.0.0.1:{tls_port}"), (":scheme", "https")],
+                end_stream=True,
+            )
             s.sendall(conn.data_to_send())
             status, body, done = None, b"", False
             while not done:
@@ -74,5 +109,7 @@ def test_boto3_and_http2_over_tls(tmp_path, cert):
 def test_tls_flags_go_together(tmp_path):
     from helpers import lambdalet_argv
 
-    out = subprocess.run(lambdalet_argv("serve", "--port", "0", "--data-dir", str(tmp_path), "--tls-port", "1"), capture_output=True, text=True, timeout=30)
+    out = subprocess.run(
+        lambdalet_argv("serve", "--port", "0", "--data-dir", str(tmp_path), "--tls-port", "1"), capture_output=True, text=True, timeout=30
+    )
     assert out.returncode != 0 and "go together" in out.stderr and "Traceback" not in out.stderr

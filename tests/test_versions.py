@@ -1,4 +1,5 @@
 """Published versions, aliases and provisioned concurrency through boto3."""
+
 from __future__ import annotations
 
 import base64
@@ -39,7 +40,11 @@ def test_publish_invoke_and_delete_versions(lam, deploy):
     v2 = lam.publish_version(FunctionName=name)
     assert v2["Version"] == "2"
     assert [v["Version"] for v in lam.list_versions_by_function(FunctionName=name)["Versions"]] == ["$LATEST", "1", "2"]
-    every = [(f["FunctionName"], f["Version"]) for p in lam.get_paginator("list_functions").paginate(FunctionVersion="ALL") for f in p["Functions"]]
+    every = [
+        (f["FunctionName"], f["Version"])
+        for p in lam.get_paginator("list_functions").paginate(FunctionVersion="ALL")
+        for f in p["Functions"]
+    ]
     assert [(name, "$LATEST"), (name, "1"), (name, "2")] == [e for e in every if e[0] == name]
 
     resp, out = invoke(lam, name, "1")
@@ -65,8 +70,14 @@ def test_publish_invoke_and_delete_versions(lam, deploy):
 def test_publish_on_create_and_revision_checks(lam, fn_name):
     import sys
 
-    conf = lam.create_function(FunctionName=fn_name, Runtime=f"python{sys.version_info[0]}.{sys.version_info[1]}", Role="arn:aws:iam::123456789012:role/r",
-                               Handler="app.handler", Code={"ZipFile": code("x")}, Publish=True)
+    conf = lam.create_function(
+        FunctionName=fn_name,
+        Runtime=f"python{sys.version_info[0]}.{sys.version_info[1]}",
+        Role="arn:aws:iam::123456789012:role/r",
+        Handler="app.handler",
+        Code={"ZipFile": code("x")},
+        Publish=True,
+    )
     assert conf["Version"] == "1"
     with pytest.raises(ClientError) as exc:
         lam.publish_version(FunctionName=fn_name, RevisionId="stale")

@@ -1,5 +1,6 @@
 """The worker's event parser gives exactly what json.loads gives, including
 for the inputs its fast path refuses."""
+
 from __future__ import annotations
 
 import json
@@ -14,10 +15,10 @@ SAME_AS_JSON = [
     b'{"a": 1, "a": 2}',  # the last duplicate wins in both
     b'{"big": 123456789012345678901234567890}',
     b"[1e400, -1e400, 1.5, -0.0]",
-    "\ufeff{\"bom\": 1}".encode(),
+    '\ufeff{"bom": 1}'.encode(),
     '{"utf16": "é"}'.encode("utf-16"),
     b'"\\ud800"',
-    b"  {\"spaces\": 1}  ",
+    b'  {"spaces": 1}  ',
 ]
 
 

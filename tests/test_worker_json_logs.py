@@ -1,4 +1,5 @@
 """The worker's JSON log records (LogFormat JSON), built from logging's records."""
+
 from __future__ import annotations
 
 import json

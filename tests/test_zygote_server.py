@@ -1,5 +1,6 @@
 """The runtime zygote seen from a real server: workers come from it unless
 --no-zygote, and a kill -9 of the server leaves nothing of it running."""
+
 from __future__ import annotations
 
 import os
@@ -32,9 +33,13 @@ def test_the_server_forks_workers_from_a_zygote_unless_told_not_to(tmp_path, fla
     srv = ServerProcess(tmp_path, "--spare-sandboxes", "0", *flags).start()
     try:
         lam = srv.client()
-        lam.create_function(FunctionName="f", Runtime=f"python{sys.version_info[0]}.{sys.version_info[1]}",
-                            Role="arn:aws:iam::123456789012:role/r", Handler="app.handler",
-                            Code={"ZipFile": make_zip({"app.py": "import os\ndef handler(e, c):\n    return os.getpid()\n"})})
+        lam.create_function(
+            FunctionName="f",
+            Runtime=f"python{sys.version_info[0]}.{sys.version_info[1]}",
+            Role="arn:aws:iam::123456789012:role/r",
+            Handler="app.handler",
+            Code={"ZipFile": make_zip({"app.py": "import os\ndef handler(e, c):\n    return os.getpid()\n"})},
+        )
         assert lam.invoke(FunctionName="f")["Payload"].read() == b"2"  # PID 2 under its own PID 1 either way
         # The zygote and its forks (the worker) carry its command line.
         assert bool(_zygotes_among(srv.descendants())) is forked
@@ -48,9 +53,13 @@ def test_kill_9_of_the_server_takes_the_zygote_and_every_sandbox_with_it(tmp_pat
     srv = ServerProcess(tmp_path, "--spare-sandboxes", "0").start()
     try:
         lam = srv.client()
-        lam.create_function(FunctionName="f", Runtime=f"python{sys.version_info[0]}.{sys.version_info[1]}",
-                            Role="arn:aws:iam::123456789012:role/r", Handler="app.handler",
-                            Code={"ZipFile": make_zip({"app.py": "def handler(e, c):\n    return 1\n"})})
+        lam.create_function(
+            FunctionName="f",
+            Runtime=f"python{sys.version_info[0]}.{sys.version_info[1]}",
+            Role="arn:aws:iam::123456789012:role/r",
+            Handler="app.handler",
+            Code={"ZipFile": make_zip({"app.py": "def handler(e, c):\n    return 1\n"})},
+        )
         assert lam.invoke(FunctionName="f")["Payload"].read() == b"1"
         procs = srv.descendants()
         assert len(procs) >= 3  # the zygote, PID 1 and the worker
@@ -108,8 +117,14 @@ def test_killing_the_zygote_fails_no_call_and_the_next_cold_start_gets_a_new_one
         lam = srv.client()
         py = f"python{sys.version_info[0]}.{sys.version_info[1]}"
         for name in ("slow", "warm", "later"):
-            lam.create_function(FunctionName=name, Runtime=py, Role="arn:aws:iam::123456789012:role/r",
-                                Handler="app.handler", Code={"ZipFile": make_zip({"app.py": COUNTER})}, Timeout=30)
+            lam.create_function(
+                FunctionName=name,
+                Runtime=py,
+                Role="arn:aws:iam::123456789012:role/r",
+                Handler="app.handler",
+                Code={"ZipFile": make_zip({"app.py": COUNTER})},
+                Timeout=30,
+            )
 
         def invoke(name: str, event=None) -> dict:
             resp = lam.invoke(FunctionName=name, Payload=json.dumps(event).encode())

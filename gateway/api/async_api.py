@@ -14,6 +14,7 @@ Lambdalet's additions (SigV4-signed like everything else) live under
     GET  /_lambdalet/schedules                       every schedule
     PUT|GET|DELETE /_lambdalet/schedules/{name}      {"ScheduleExpression", "FunctionName", "Input"?, "State"?}
 """
+
 from __future__ import annotations
 
 import base64
@@ -89,14 +90,18 @@ def register(app, configs: EventConfigs, queue: AsyncQueue, scheduler: Scheduler
         raw = await request.get_data()
         assert isinstance(raw, bytes)  # as_text is off
         if len(raw) > ASYNC_PAYLOAD_MAX:
-            raise LambdaError("RequestTooLargeException", f"Request must be smaller than {ASYNC_PAYLOAD_MAX} bytes for the InvokeAsync operation")
+            raise LambdaError(
+                "RequestTooLargeException", f"Request must be smaller than {ASYNC_PAYLOAD_MAX} bytes for the InvokeAsync operation"
+            )
         if raw.strip():
             try:
                 msgspec.json.decode(raw)
             except msgspec.DecodeError as exc:
                 raise LambdaError("InvalidRequestContentException", f"Could not parse request body into json: {exc}") from None
         request_id = await queue.enqueue(rec, raw, ref=name)
-        return Response(msgspec.json.encode({"Status": 202}), status=202, content_type="application/json", headers={"x-amzn-RequestId": request_id})
+        return Response(
+            msgspec.json.encode({"Status": 202}), status=202, content_type="application/json", headers={"x-amzn-RequestId": request_id}
+        )
 
     @app.get("/_lambdalet/async", endpoint="async_statistics")
     async def async_statistics():
@@ -105,7 +110,9 @@ def register(app, configs: EventConfigs, queue: AsyncQueue, scheduler: Scheduler
     @app.get("/_lambdalet/queues", endpoint="list_queues")
     async def list_queues():
         depths = await _to_thread(queue.store.queue_depths)
-        return _json({"Queues": [{"QueueArn": queue_arn(service.region, service.account, q), "Name": q, "Messages": n} for q, n in depths.items()]})
+        return _json(
+            {"Queues": [{"QueueArn": queue_arn(service.region, service.account, q), "Name": q, "Messages": n} for q, n in depths.items()]}
+        )
 
     @app.get("/_lambdalet/queues/<qname>/messages", endpoint="list_queue_messages")
     async def list_queue_messages(qname: str):

@@ -7,6 +7,7 @@ everything else:
     GET  /_lambdalet/signing-profiles                every profile version
     POST /_lambdalet/signing-profiles/{name}/revoke  revoke a profile (or one version, by ARN)
 """
+
 from __future__ import annotations
 
 import urllib.parse

@@ -3,6 +3,7 @@
 Only HTTP lives here. Each route decodes its JSON, calls FunctionService and
 encodes the answer; LambdaError becomes Lambda's error shape in one handler.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -97,8 +98,14 @@ async def _body() -> dict:
     return doc
 
 
-def create_app(service: FunctionService, links: CodeLinks, settings: FunctionSettings | None = None, versions: Versions | None = None, provisioned_ready=None,
-               layers: LayerService | None = None) -> QuartTrio:
+def create_app(
+    service: FunctionService,
+    links: CodeLinks,
+    settings: FunctionSettings | None = None,
+    versions: Versions | None = None,
+    provisioned_ready=None,
+    layers: LayerService | None = None,
+) -> QuartTrio:
     app = QuartTrio(__name__)
     app.url_map.strict_slashes = False
     # Every body is bounded before it reaches the app (router.CONTROL_BODY_MAX:
@@ -135,7 +142,8 @@ def create_app(service: FunctionService, links: CodeLinks, settings: FunctionSet
         # Quart's default for an exception no handler foresaw is an HTML
         # 500 page; SDKs can only read Lambda's JSON shape.
         stores_code = request.method in ("POST", "PUT") and (
-            request.path.rstrip("/").endswith(("/functions", "/code", "/versions")) or "/layers/" in request.path)
+            request.path.rstrip("/").endswith(("/functions", "/code", "/versions")) or "/layers/" in request.path
+        )
         err = unexpected(exc, stores_code=stores_code)
         if err.error_type == "ServiceException" and not disk_full(exc):
             log.exception("%s %s failed", request.method, request.path)
@@ -228,16 +236,20 @@ def _layer_routes(app: QuartTrio, layers: LayerService, links: CodeLinks) -> Non
     @app.get("/2018-10-31/layers/<name>/versions")
     async def list_layer_versions(name: str):
         args = request.args
-        return _json(layers.list_versions(name, args.get("CompatibleRuntime"), args.get("CompatibleArchitecture"),
-                                          args.get("Marker"), args.get("MaxItems")))
+        return _json(
+            layers.list_versions(
+                name, args.get("CompatibleRuntime"), args.get("CompatibleArchitecture"), args.get("Marker"), args.get("MaxItems")
+            )
+        )
 
     @app.get("/2018-10-31/layers")
     async def list_layers():
         args = request.args
         if args.get("find") == "LayerVersion":  # GetLayerVersionByArn
             return _json(layers.get_by_arn(args.get("Arn"), links.layer_url))
-        return _json(layers.list_layers(args.get("CompatibleRuntime"), args.get("CompatibleArchitecture"),
-                                        args.get("Marker"), args.get("MaxItems")))
+        return _json(
+            layers.list_layers(args.get("CompatibleRuntime"), args.get("CompatibleArchitecture"), args.get("Marker"), args.get("MaxItems"))
+        )
 
     @app.get("/2018-10-31/layers/<name>/versions/<version>")
     async def get_layer_version(name: str, version: str):

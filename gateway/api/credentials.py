@@ -2,6 +2,7 @@
 shared-credentials file made with a fresh key pair on first use (mode 0600,
 linked into place so that a racing server's key wins) and read whole
 afterwards, every profile in it a key the server accepts."""
+
 from __future__ import annotations
 
 import configparser

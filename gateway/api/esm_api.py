@@ -6,6 +6,7 @@ botocore's paths:
     PUT    /2015-03-31/event-source-mappings/{UUID}    UpdateEventSourceMapping (202)
     DELETE /2015-03-31/event-source-mappings/{UUID}    DeleteEventSourceMapping (202)
 """
+
 from __future__ import annotations
 
 from quart import request

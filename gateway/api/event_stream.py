@@ -7,6 +7,7 @@ written here), the payload and the CRC-32 of everything before it, all
 big-endian. botocore's parser (botocore/eventstream.py) reads them
 unmodified; the tests check with it.
 """
+
 from __future__ import annotations
 
 import json
@@ -45,8 +46,7 @@ def payload_chunk(data: bytes) -> bytes:
     return _event("PayloadChunk", "application/octet-stream", data)
 
 
-def invoke_complete(error_code: str | None = None, error_details: str | None = None,
-                    log_result: str | None = None) -> bytes:
+def invoke_complete(error_code: str | None = None, error_details: str | None = None, log_result: str | None = None) -> bytes:
     """The last event: how the call ended, and its log tail when asked for."""
     doc = {}
     if error_code:

@@ -1,5 +1,6 @@
 """Get/PutFunctionRecursionConfig and Get/PutRuntimeManagementConfig on
 the control-plane app, at botocore's paths."""
+
 from __future__ import annotations
 
 from quart import request

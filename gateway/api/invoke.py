@@ -1,5 +1,6 @@
 """The Invoke operation on the fast path: no framework between the socket
 and the pool."""
+
 from __future__ import annotations
 
 import base64
@@ -48,8 +49,9 @@ def too_large_for(kind: str) -> LambdaError:
 
 
 class Invoker:
-    def __init__(self, service: FunctionService, pool: Pool, nursery: trio.Nursery, specs: FunctionSpecs,
-                 async_queue: AsyncQueue | None = None) -> None:
+    def __init__(
+        self, service: FunctionService, pool: Pool, nursery: trio.Nursery, specs: FunctionSpecs, async_queue: AsyncQueue | None = None
+    ) -> None:
         self.service = service
         self.pool = pool
         self.nursery = nursery
@@ -121,14 +123,18 @@ def _checked(head: Head, body: bytes) -> tuple[str, str | None]:
     checked: Lambda's validation errors for each."""
     log_type = head.header("x-amz-log-type", "None")
     if log_type not in ("None", "Tail"):
-        raise invalid(f"1 validation error detected: Value '{log_type}' at 'logType' failed to satisfy constraint: Member must satisfy enum value set: [None, Tail]")
+        raise invalid(
+            f"1 validation error detected: Value '{log_type}' at 'logType' failed to satisfy constraint: Member must satisfy enum value set: [None, Tail]"
+        )
     if len(body) > body_limit(head):
         raise too_large(head)
     if body.strip():
         try:
             msgspec.json.decode(body)
         except msgspec.DecodeError as exc:
-            raise LambdaError("InvalidRequestContentException", f"Could not parse request body into json: Could not parse payload into json: {exc}") from None
+            raise LambdaError(
+                "InvalidRequestContentException", f"Could not parse request body into json: Could not parse payload into json: {exc}"
+            ) from None
     return log_type, _client_context(head.header("x-amz-client-context"))
 
 

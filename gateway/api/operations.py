@@ -5,6 +5,7 @@ header or JSON body).
 
 Sans-IO: the control plane and the invoke path hand in what they parsed.
 """
+
 from __future__ import annotations
 
 import functools
@@ -64,8 +65,19 @@ def _compile(name: str, spec: dict) -> Operation:
                 headers[where.lower()] = member
             elif member != payload:
                 body.append(member)
-    return Operation(name, spec["http"]["method"], path.split("{", 1)[0], re.compile(pattern + "/?$"), fixed_query, uri_members, query, headers,
-                     tuple(body), payload, input_shape)
+    return Operation(
+        name,
+        spec["http"]["method"],
+        path.split("{", 1)[0],
+        re.compile(pattern + "/?$"),
+        fixed_query,
+        uri_members,
+        query,
+        headers,
+        tuple(body),
+        payload,
+        input_shape,
+    )
 
 
 @functools.cache
@@ -104,16 +116,26 @@ def _from_text(shape_name: str, text: str, where: str) -> object:
         try:
             return int(text)
         except ValueError:
-            raise LambdaError("InvalidRequestContentException", f"Could not parse request: the value '{text}' of {where} is not a number") from None
+            raise LambdaError(
+                "InvalidRequestContentException", f"Could not parse request: the value '{text}' of {where} is not a number"
+            ) from None
     if kind == "boolean":
         if text not in ("true", "false"):
-            raise LambdaError("InvalidRequestContentException", f"Could not parse request: the value '{text}' of {where} is not a boolean") from None
+            raise LambdaError(
+                "InvalidRequestContentException", f"Could not parse request: the value '{text}' of {where} is not a boolean"
+            ) from None
         return text == "true"
     return text
 
 
-def params(op: Operation, labels: Mapping[str, str], query: Mapping[str, list[str]], headers: Mapping[str, str],
-           body: Mapping[str, object] | None, payload: bytes | None = None) -> dict:
+def params(
+    op: Operation,
+    labels: Mapping[str, str],
+    query: Mapping[str, list[str]],
+    headers: Mapping[str, str],
+    body: Mapping[str, object] | None,
+    payload: bytes | None = None,
+) -> dict:
     """The operation's input, keyed by member name, from where each member
     travels. headers: lower-case names; body: the JSON body's members;
     payload: the raw body of an operation whose body is one member."""
@@ -148,8 +170,14 @@ def params(op: Operation, labels: Mapping[str, str], query: Mapping[str, list[st
     return out
 
 
-def check(op: Operation, labels: Mapping[str, str], query: Mapping[str, list[str]], headers: Mapping[str, str],
-          body: Mapping[str, object] | None, payload: bytes | None = None) -> None:
+def check(
+    op: Operation,
+    labels: Mapping[str, str],
+    query: Mapping[str, list[str]],
+    headers: Mapping[str, str],
+    body: Mapping[str, object] | None,
+    payload: bytes | None = None,
+) -> None:
     """AWS's ValidationException for the request's input, before anything
     else looks at it."""
     constraints.check(op.name, params(op, labels, query, headers, body, payload))

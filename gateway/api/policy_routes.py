@@ -1,5 +1,6 @@
 """AddPermission, RemovePermission and GetPolicy, and Put/Get/
 DeleteResourcePolicy, on the control-plane app at botocore's paths."""
+
 from __future__ import annotations
 
 import urllib.parse

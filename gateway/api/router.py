@@ -5,6 +5,7 @@ other services on this port (the built-in S3 and SQS, told apart by
 api/services.py) go to their surfaces; everything else goes to the
 control-plane ASGI app.
 """
+
 from __future__ import annotations
 
 import re
@@ -30,7 +31,6 @@ CONTROL_BODY_MAX = 80 * 1024 * 1024  # a 50 MB zip, base64-encoded, inside JSON
 _HEALTH = msgspec.json.encode({"status": "ok"})
 
 
-
 def error_reply(exc: LambdaError, request_id: str | None = None) -> Reply:
     return exc.reply(request_id)
 
@@ -38,7 +38,11 @@ def error_reply(exc: LambdaError, request_id: str | None = None) -> Reply:
 def auth_reply(exc: AuthError) -> Reply:
     """A refused signature, in the shape botocore parses (type in a header,
     ``message`` in the body)."""
-    return 403, [("x-amzn-ErrorType", exc.code), ("Content-Type", "application/json"), ("x-amzn-RequestId", new_request_id())], msgspec.json.encode({"message": exc.message})
+    return (
+        403,
+        [("x-amzn-ErrorType", exc.code), ("Content-Type", "application/json"), ("x-amzn-RequestId", new_request_id())],
+        msgspec.json.encode({"message": exc.message}),
+    )
 
 
 def _is_unsigned(method: str, path: str) -> bool:
@@ -50,8 +54,15 @@ def _is_unsigned(method: str, path: str) -> bool:
 
 
 class Router:
-    def __init__(self, invoker: Invoker, control_app, secrets: Mapping[str, str] | None, server_addr: tuple[str, int], urls: url_handler.UrlHandler | None = None,
-                 services: ServiceRoutes | None = None) -> None:
+    def __init__(
+        self,
+        invoker: Invoker,
+        control_app,
+        secrets: Mapping[str, str] | None,
+        server_addr: tuple[str, int],
+        urls: url_handler.UrlHandler | None = None,
+        services: ServiceRoutes | None = None,
+    ) -> None:
         self.invoker = invoker
         self.services = services
         self.urls = urls
@@ -101,7 +112,11 @@ class Router:
 
     def too_large(self, head: Head) -> Reply:
         if self._is_url(head):
-            return 413, [("Content-Type", "application/json"), ("x-amzn-ErrorType", "RequestTooLargeException")], msgspec.json.encode({"Message": f"Request must be smaller than {url_handler.BODY_MAX} bytes"})
+            return (
+                413,
+                [("Content-Type", "application/json"), ("x-amzn-ErrorType", "RequestTooLargeException")],
+                msgspec.json.encode({"Message": f"Request must be smaller than {url_handler.BODY_MAX} bytes"}),
+            )
         surface = self._surface(head)
         if surface is not None:
             return surface.too_large(head)
@@ -139,7 +154,11 @@ class Router:
         if surface is not None:
             return surface.busy(head)
         if self._is_url(head):
-            return 429, [("Content-Type", "application/json"), ("x-amzn-ErrorType", "TooManyRequestsException"), ("Retry-After", "1")], msgspec.json.encode({"Message": message})
+            return (
+                429,
+                [("Content-Type", "application/json"), ("x-amzn-ErrorType", "TooManyRequestsException"), ("Retry-After", "1")],
+                msgspec.json.encode({"Message": message}),
+            )
         status, headers, payload = error_reply(LambdaError("TooManyRequestsException", message))
         headers.append(("Retry-After", "1"))
         return status, headers, payload
@@ -151,7 +170,11 @@ class Router:
         if surface is not None:
             return surface.timed_out(head)
         if self._is_url(head):
-            return 408, [("Content-Type", "application/json"), ("x-amzn-ErrorType", "RequestTimeoutException")], msgspec.json.encode({"Message": message})
+            return (
+                408,
+                [("Content-Type", "application/json"), ("x-amzn-ErrorType", "RequestTimeoutException")],
+                msgspec.json.encode({"Message": message}),
+            )
         return error_reply(LambdaError("RequestTimeoutException", message))
 
     async def handle(self, head: Head, body: bytes, client: tuple[str, int]) -> Reply:

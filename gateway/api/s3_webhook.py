@@ -14,6 +14,7 @@ the event is committed. As for the built-in store, the function's
 resource policy must let s3.amazonaws.com invoke it for the records'
 buckets (AddPermission --principal s3.amazonaws.com).
 """
+
 from __future__ import annotations
 
 import hmac
@@ -89,7 +90,9 @@ class S3WebhookSurface:
         return LambdaError("RequestTooLargeException", f"Request must be smaller than {ASYNC_PAYLOAD_MAX} bytes for an S3 event.").reply()
 
     def busy(self, head: Head):
-        status, headers, body = LambdaError("TooManyRequestsException", "Too many request bodies are arriving at once; retry shortly.").reply()
+        status, headers, body = LambdaError(
+            "TooManyRequestsException", "Too many request bodies are arriving at once; retry shortly."
+        ).reply()
         return status, headers + [("Retry-After", "1")], body
 
     def timed_out(self, head: Head):
@@ -100,7 +103,7 @@ class S3WebhookSurface:
             refusal = self.precheck(head)
             if refusal is not None:
                 return refusal
-            name = unquote(head.path[len(PREFIX):]).strip("/")
+            name = unquote(head.path[len(PREFIX) :]).strip("/")
             qualifier = dict(parse_qsl(head.query)).get("Qualifier")
             rec = self.service.resolve(name, qualifier)
             if head.method in ("GET", "HEAD"):
@@ -111,9 +114,11 @@ class S3WebhookSurface:
             records = self._records(body)
             for bucket in sorted({r["s3"]["bucket"]["name"] for r in records}):
                 if not self.allowed(rec.name, qualifier or "$LATEST", bucket):
-                    raise LambdaError("AccessDeniedException",
-                                      f"The resource policy of {self.service.arn(rec.name, qualifier)} does not let s3.amazonaws.com invoke it for arn:aws:s3:::{bucket} "
-                                      "(aws lambda add-permission --principal s3.amazonaws.com ...).")
+                    raise LambdaError(
+                        "AccessDeniedException",
+                        f"The resource policy of {self.service.arn(rec.name, qualifier)} does not let s3.amazonaws.com invoke it for arn:aws:s3:::{bucket} "
+                        "(aws lambda add-permission --principal s3.amazonaws.com ...).",
+                    )
             request_id = await self.queue.enqueue(rec, msgspec.json.encode({"Records": records}), ref=name, qualifier=qualifier)
         except LambdaError as exc:
             return exc.reply()
@@ -131,5 +136,7 @@ class S3WebhookSurface:
         for r in records:
             bucket = r.get("s3", {}).get("bucket", {}).get("name") if isinstance(r, dict) and isinstance(r.get("s3"), dict) else None
             if not isinstance(bucket, str) or not bucket or not isinstance(r["s3"].get("object"), dict):
-                raise LambdaError("InvalidRequestContentException", "Each record needs s3.bucket.name and s3.object, as S3's event records have.")
+                raise LambdaError(
+                    "InvalidRequestContentException", "Each record needs s3.bucket.name and s3.object, as S3's event records have."
+                )
         return records

@@ -10,6 +10,7 @@ scan of the headers, and the router does it only for requests that are
 not an Invoke, so the data plane's path is unchanged. An unsigned request
 under /console is the web console's (console/surface.py).
 """
+
 from __future__ import annotations
 
 from typing import Protocol
@@ -34,14 +35,14 @@ def scope_parts(head: Head) -> list[str] | None:
         if at < 0:
             return None
         end = auth.find(",", at)
-        credential = auth[at + 11:end if end >= 0 else len(auth)].strip()
+        credential = auth[at + 11 : end if end >= 0 else len(auth)].strip()
     else:
         query = head.query
         at = query.find("X-Amz-Credential=")
         if at < 0:
             return None
         end = query.find("&", at)
-        credential = unquote(query[at + 17:end if end >= 0 else len(query)])
+        credential = unquote(query[at + 17 : end if end >= 0 else len(query)])
     parts = credential.split("/")
     return parts if len(parts) == 5 else None
 
@@ -57,8 +58,15 @@ def _signed_v2(head: Head) -> bool:
 class ServiceRoutes:
     """The surfaces other than Lambda's, by service name."""
 
-    def __init__(self, *, s3: Surface | None = None, sqs: Surface | None = None,
-                 s3_virtual_host=None, console: Surface | None = None, s3_webhook: Surface | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        s3: Surface | None = None,
+        sqs: Surface | None = None,
+        s3_virtual_host=None,
+        console: Surface | None = None,
+        s3_webhook: Surface | None = None,
+    ) -> None:
         self.s3 = s3
         self.sqs = sqs
         self.console = console

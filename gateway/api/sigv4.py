@@ -9,6 +9,7 @@ clock). Nothing here does I/O; the credentials file is credentials.py's.
 Every failure is an ``AuthError`` carrying AWS's own error type and wording;
 all of them are HTTP 403.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -51,11 +52,13 @@ _REGION = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
 # S3's aws-chunked uploads: the seed signature covers one of these in place
 # of the body's hash, and each chunk (or only the trailer) is checked as it
 # is decoded (events/s3/chunked.py).
-STREAMING_PAYLOADS = frozenset({
-    "STREAMING-AWS4-HMAC-SHA256-PAYLOAD",
-    "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER",
-    "STREAMING-UNSIGNED-PAYLOAD-TRAILER",
-})
+STREAMING_PAYLOADS = frozenset(
+    {
+        "STREAMING-AWS4-HMAC-SHA256-PAYLOAD",
+        "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER",
+        "STREAMING-UNSIGNED-PAYLOAD-TRAILER",
+    }
+)
 
 
 def _canonical_query(pairs: list[tuple[str, str]]) -> str:
@@ -125,8 +128,16 @@ class Claim:
 
     __slots__ = ("access_key", "secret", "_signed", "_timestamp", "_path", "_pairs", "_by_name", "_method", "query_auth")
 
-    def __init__(self, method: str, signed: Signed, secret: str, timestamp: str, path: str,
-                 pairs: list[tuple[str, str]], by_name: dict[str, list[str]]) -> None:
+    def __init__(
+        self,
+        method: str,
+        signed: Signed,
+        secret: str,
+        timestamp: str,
+        path: str,
+        pairs: list[tuple[str, str]],
+        by_name: dict[str, list[str]],
+    ) -> None:
         self.access_key = signed.access_key
         self.secret = secret
         self._method = method
@@ -205,7 +216,7 @@ def check_head(
     unless None, is the only region accepted; any region must be well formed.
     ``allow_streaming_payload``: S3's aws-chunked X-Amz-Content-SHA256
     values (STREAMING_PAYLOADS) are accepted. Raises AuthError."""
-    now = (now or dt.datetime.now(dt.timezone.utc))
+    now = now or dt.datetime.now(dt.timezone.utc)
     if now.tzinfo is None:
         now = now.replace(tzinfo=dt.timezone.utc)
 
@@ -228,8 +239,7 @@ def check_head(
 
     if authorization and query_auth:
         raise incomplete(
-            "Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter "
-            "or the Authorization header should be specified"
+            "Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter or the Authorization header should be specified"
         )
     if authorization:
         if len(authorization) > 1:
@@ -258,8 +268,11 @@ def check_head(
         raise AuthError("InvalidSignatureException", f"Credential should be scoped to correct service: '{service}'.")
     if "x-amz-content-sha256" in signed.signed_headers:
         claimed = (by_name.get("x-amz-content-sha256") or [""])[0]
-        if not (_HEX_SHA256.fullmatch(claimed) or (allow_unsigned_payload and claimed == UNSIGNED_PAYLOAD)
-                or (allow_streaming_payload and claimed in STREAMING_PAYLOADS)):
+        if not (
+            _HEX_SHA256.fullmatch(claimed)
+            or (allow_unsigned_payload and claimed == UNSIGNED_PAYLOAD)
+            or (allow_streaming_payload and claimed in STREAMING_PAYLOADS)
+        ):
             raise AuthError(
                 "InvalidSignatureException",
                 "The provided 'x-amz-content-sha256' header does not match what was computed.",
@@ -293,8 +306,9 @@ def verify(
     unauthenticated, so it is refused unless ``allow_unsigned_payload``.
     Raises AuthError.
     """
-    claim = check_head(method, raw_target, headers, secrets, now, service=service, region=region,
-                       allow_unsigned_payload=allow_unsigned_payload)
+    claim = check_head(
+        method, raw_target, headers, secrets, now, service=service, region=region, allow_unsigned_payload=allow_unsigned_payload
+    )
     return claim.verify_body(body, allow_unsigned_payload)
 
 

@@ -3,6 +3,7 @@ for form: the Authorization header or the presigned query's parameters
 (credential scope, signed headers, signature, expiry), the signing time
 and the clock's tolerance. Pure; failures are AuthError with AWS's error
 types and wording (all HTTP 403)."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -20,8 +21,12 @@ MAX_PRESIGN_EXPIRES = 604_800
 _ISO_BASIC = re.compile(r"\d{8}T\d{6}Z")
 
 QUERY_AUTH = (
-    "X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-SignedHeaders",
-    "X-Amz-Signature", "X-Amz-Date", "X-Amz-Expires",
+    "X-Amz-Algorithm",
+    "X-Amz-Credential",
+    "X-Amz-SignedHeaders",
+    "X-Amz-Signature",
+    "X-Amz-Date",
+    "X-Amz-Expires",
 )
 # Any of these in the query means the client chose query authentication.
 QUERY_AUTH_MARKERS = ("X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Signature")
@@ -45,11 +50,9 @@ def incomplete(message: str) -> AuthError:
 class Signed:
     """What a request claims about its own signature, from header or query."""
 
-    __slots__ = ("access_key", "scope_date", "region", "service", "signed_headers",
-                 "signature", "timestamp", "expires")
+    __slots__ = ("access_key", "scope_date", "region", "service", "signed_headers", "signature", "timestamp", "expires")
 
-    def __init__(self, credential: str, signed_headers: str, signature: str,
-                 timestamp: str, expires: int | None) -> None:
+    def __init__(self, credential: str, signed_headers: str, signature: str, timestamp: str, expires: int | None) -> None:
         parts = credential.split("/")
         if len(parts) != 5 or not all(parts):
             raise incomplete(f"Credential should be scoped to a valid region, service and terminator: '{credential}'.")
@@ -81,10 +84,7 @@ def parse_authorization(value: str, amz_date: str | None) -> Signed:
             detail = f"Unsupported AWS 'algorithm': '{algorithm}'. {detail}".strip()
         raise incomplete(f"{detail} Authorization={value}")
     if amz_date is None:
-        raise incomplete(
-            "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header. "
-            f"Authorization={value}"
-        )
+        raise incomplete(f"Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header. Authorization={value}")
     return Signed(fields["Credential"], fields["SignedHeaders"], fields["Signature"], amz_date, None)
 
 
@@ -92,8 +92,7 @@ def parse_query_auth(params: dict[str, str]) -> Signed:
     missing = [k for k in QUERY_AUTH if k not in params]
     if missing:
         raise incomplete(
-            " ".join(f"AWS query-string parameters must include '{k}'." for k in missing)
-            + " Re-examine the query-string parameters."
+            " ".join(f"AWS query-string parameters must include '{k}'." for k in missing) + " Re-examine the query-string parameters."
         )
     if params["X-Amz-Algorithm"] != ALGORITHM:
         raise incomplete(f"Unsupported AWS 'algorithm': '{params['X-Amz-Algorithm']}'.")
@@ -103,8 +102,7 @@ def parse_query_auth(params: dict[str, str]) -> Signed:
         raise incomplete("X-Amz-Expires should be a number.") from None
     if not 0 < expires <= MAX_PRESIGN_EXPIRES:
         raise incomplete(f"X-Amz-Expires must be between 1 and {MAX_PRESIGN_EXPIRES} seconds.")
-    return Signed(params["X-Amz-Credential"], params["X-Amz-SignedHeaders"],
-                   params["X-Amz-Signature"], params["X-Amz-Date"], expires)
+    return Signed(params["X-Amz-Credential"], params["X-Amz-SignedHeaders"], params["X-Amz-Signature"], params["X-Amz-Date"], expires)
 
 
 def parse_timestamp(value: str) -> tuple[dt.datetime, str]:
@@ -113,8 +111,15 @@ def parse_timestamp(value: str) -> tuple[dt.datetime, str]:
         # YYYYMMDDTHHMMSSZ, its digits checked by the pattern: read by
         # position (strptime took a tenth of a signature check's time).
         try:
-            return dt.datetime(int(value[0:4]), int(value[4:6]), int(value[6:8]), int(value[9:11]), int(value[11:13]),
-                               int(value[13:15]), tzinfo=dt.timezone.utc), value
+            return dt.datetime(
+                int(value[0:4]),
+                int(value[4:6]),
+                int(value[6:8]),
+                int(value[9:11]),
+                int(value[11:13]),
+                int(value[13:15]),
+                tzinfo=dt.timezone.utc,
+            ), value
         except ValueError:  # a month 13, a 31st of April
             pass
     else:
@@ -128,9 +133,7 @@ def parse_timestamp(value: str) -> tuple[dt.datetime, str]:
                 parsed = parsed.replace(tzinfo=dt.timezone.utc)
             parsed = parsed.astimezone(dt.timezone.utc)
             return parsed, fmt(parsed)
-    raise incomplete(
-        f"Date must be in ISO-8601 'basic format'. Got '{value}'. See http://en.wikipedia.org/wiki/ISO_8601"
-    )
+    raise incomplete(f"Date must be in ISO-8601 'basic format'. Got '{value}'. See http://en.wikipedia.org/wiki/ISO_8601")
 
 
 def fmt(t: dt.datetime) -> str:

@@ -20,6 +20,7 @@ the first bytes reach the client before the handler has returned.
   before the head is a 502, as with BUFFERED; one after it cuts the
   response short (no final chunk), so a client knows it is incomplete.
 """
+
 from __future__ import annotations
 
 import msgspec
@@ -34,7 +35,6 @@ from . import event_stream, url_events
 PRELUDE_CONTENT_TYPE = "application/vnd.awslambda.http-integration-response"
 PRELUDE_DELIMITER = b"\0" * 8
 MAX_PRELUDE = 64 * 1024  # status, headers and cookies; the rest of a prelude this long is a broken one
-
 
 
 class ChunkedBody:
@@ -109,7 +109,7 @@ async def _prelude(stream: CallStream, pieces) -> tuple[bytes, bytes]:
         held += data
         end = held.find(PRELUDE_DELIMITER)
         if end >= 0:
-            return held[:end], held[end + len(PRELUDE_DELIMITER):]
+            return held[:end], held[end + len(PRELUDE_DELIMITER) :]
         if len(held) > MAX_PRELUDE:
             break
     raise url_events.BadResponse("no end to the prelude")

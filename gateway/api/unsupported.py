@@ -7,6 +7,7 @@ Lambdalet and why, never a bare 404 that reads like "not found". README's
 operations table is checked against this table and the routes
 (tests/test_operations_table.py), so neither can drift.
 """
+
 from __future__ import annotations
 
 from ..errors import LambdaError

@@ -5,6 +5,7 @@ function's return value becomes an HTTP response: a dict with statusCode is
 taken field by field, anything else is a 200 JSON answer. CORS preflights are
 answered here without calling the function.
 """
+
 from __future__ import annotations
 
 import base64
@@ -14,7 +15,14 @@ import urllib.parse
 
 import msgspec
 
-_TEXT_TYPES = ("text/", "application/json", "application/xml", "application/javascript", "application/x-www-form-urlencoded", "application/graphql")
+_TEXT_TYPES = (
+    "text/",
+    "application/json",
+    "application/xml",
+    "application/javascript",
+    "application/x-www-form-urlencoded",
+    "application/graphql",
+)
 
 
 def _is_text(content_type: str | None, body: bytes) -> bool:
@@ -289,5 +297,3 @@ def cors_headers(cors: dict | None, origin: str | None) -> list[tuple[str, str]]
     if allowed != "*":
         out.append(("Vary", "Origin"))
     return out
-
-

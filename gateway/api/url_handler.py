@@ -1,6 +1,7 @@
 """Function URLs on the fast path: HTTP in, payload v2 event to the pool,
 HTTP out. Reached at /lambda-url/<url-id>/... on the server's own port, or
 by Host <url-id>.lambda-url.<region>.localhost."""
+
 from __future__ import annotations
 
 import re
@@ -25,8 +26,12 @@ BODY_MAX = 6 * 1024 * 1024
 
 _FORBIDDEN = msgspec.json.encode({"Message": "Forbidden"})
 # AWS's answer to a call its resource policy does not allow.
-_NOT_ALLOWED = msgspec.json.encode({"Message": "Forbidden. For troubleshooting Function URL authorization issues, see: "
-                                               "https://docs.aws.amazon.com/lambda/latest/dg/urls-auth.html"})
+_NOT_ALLOWED = msgspec.json.encode(
+    {
+        "Message": "Forbidden. For troubleshooting Function URL authorization issues, see: "
+        "https://docs.aws.amazon.com/lambda/latest/dg/urls-auth.html"
+    }
+)
 _NOT_FOUND = msgspec.json.encode({"Message": "Not Found"})
 _INTERNAL = b"Internal Server Error"
 
@@ -53,7 +58,11 @@ def _not_allowed(request_id: str) -> Reply:
     """AuthType NONE, but the function's policy does not let everyone call
     it (both lambda:InvokeFunctionUrl and lambda:InvokeFunction, as AWS
     requires): AWS's 403."""
-    return 403, [("Content-Type", "application/json"), ("x-amzn-ErrorType", "AccessDeniedException"), ("x-amzn-RequestId", request_id)], _NOT_ALLOWED
+    return (
+        403,
+        [("Content-Type", "application/json"), ("x-amzn-ErrorType", "AccessDeniedException"), ("x-amzn-RequestId", request_id)],
+        _NOT_ALLOWED,
+    )
 
 
 class UrlHandler:
@@ -74,7 +83,15 @@ class UrlHandler:
             try:
                 check_head(head.method, head.target, head.headers, self.secrets)
             except AuthError:
-                return 403, [("Content-Type", "application/json"), ("x-amzn-ErrorType", "AccessDeniedException"), ("x-amzn-RequestId", new_request_id())], _FORBIDDEN
+                return (
+                    403,
+                    [
+                        ("Content-Type", "application/json"),
+                        ("x-amzn-ErrorType", "AccessDeniedException"),
+                        ("x-amzn-RequestId", new_request_id()),
+                    ],
+                    _FORBIDDEN,
+                )
         elif not target.public:
             return _not_allowed(new_request_id())
         return None
@@ -102,7 +119,11 @@ class UrlHandler:
             try:
                 key = verify(head.method, head.target, head.headers, body, self.secrets)
             except AuthError:
-                return 403, [("Content-Type", "application/json"), ("x-amzn-ErrorType", "AccessDeniedException"), ("x-amzn-RequestId", request_id)], _FORBIDDEN
+                return (
+                    403,
+                    [("Content-Type", "application/json"), ("x-amzn-ErrorType", "AccessDeniedException"), ("x-amzn-RequestId", request_id)],
+                    _FORBIDDEN,
+                )
             account = self.settings.service.account
             authorizer = {
                 "accessKey": key,

@@ -17,6 +17,7 @@
 /_lambdalet/usage and /_lambdalet/logs are SigV4-signed like the Lambda
 API. /metrics is exempt in router.py: Prometheus scrapers do not sign.
 """
+
 from __future__ import annotations
 
 import base64
@@ -66,7 +67,9 @@ def _int_arg(name: str, default: int) -> int:
         raise invalid(f"{name} must be an integer, got {raw!r}") from None
 
 
-def register(app, service: FunctionService, calls: CallJournal, *, granularity_ms: int, prices: billing.Prices = billing.DEFAULT_PRICES) -> None:
+def register(
+    app, service: FunctionService, calls: CallJournal, *, granularity_ms: int, prices: billing.Prices = billing.DEFAULT_PRICES
+) -> None:
     logstore = calls.logstore
 
     @app.get("/_lambdalet/usage", endpoint="lambdalet_usage")
@@ -105,7 +108,9 @@ def register(app, service: FunctionService, calls: CallJournal, *, granularity_m
         else:
             token = request.args.get("nextToken")
             after, upto_id = decode_token(token) if token else (None, None)
-            page_query = functools.partial(logstore.page, group, since_ms=since_ms, after=after, upto_id=upto_id, contains=contains, limit=limit)
+            page_query = functools.partial(
+                logstore.page, group, since_ms=since_ms, after=after, upto_id=upto_id, contains=contains, limit=limit
+            )
             page = await trio.to_thread.run_sync(page_query)
             events = page.events
             if page.next is not None:
@@ -118,4 +123,3 @@ def register(app, service: FunctionService, calls: CallJournal, *, granularity_m
     async def prometheus():
         body, content_type = metrics.render()
         return Response(body, content_type=content_type)
-

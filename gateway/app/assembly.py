@@ -8,6 +8,7 @@ poller must start) is given a Relay (relay.py). Everything opened is closed
 by one exit stack, in the reverse order, when the block ends. The HTTP
 surfaces (http_front.py) are built only when HTTP is served.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -141,15 +142,17 @@ class Assembly:
         self.meter = _closing(stack, Meter(data_dir / "meter.bin"))
         self.meter.recover()
         self.ledger = _closing(stack, Ledger(data_dir, rollup_days=config.usage_rollup_days))
-        self.logstore = _closing(stack, LogStore(data_dir, retention_days=config.log_retention_days,
-                                                 max_bytes=config.log_max_mb << 20))
+        self.logstore = _closing(stack, LogStore(data_dir, retention_days=config.log_retention_days, max_bytes=config.log_max_mb << 20))
         self.calls = _closing(stack, CallJournal(data_dir, self.ledger, self.logstore))
         # The operator's export, when asked for: the hook only appends to its buffers.
-        self.exporter = export.build(*export_targets, region=config.region, account=config.account,
-                                     max_calls=config.export_buffer_calls)
+        self.exporter = export.build(*export_targets, region=config.region, account=config.account, max_calls=config.export_buffer_calls)
         self.codes = CodeStore(data_dir / "code")
-        self.objects = _closing(stack, ObjectStore(data_dir / "s3", max_object_bytes=config.s3_max_object_mb * MiB,
-                                                   quota_bytes=config.s3_quota_mb * MiB, region=config.region))
+        self.objects = _closing(
+            stack,
+            ObjectStore(
+                data_dir / "s3", max_object_bytes=config.s3_max_object_mb * MiB, quota_bytes=config.s3_quota_mb * MiB, region=config.region
+            ),
+        )
         # What a kill left behind: blobs written for a PUT that never committed.
         self.objects.recover()
         # The console's per-minute rollup of the meter, and its saved test events.
@@ -171,49 +174,87 @@ class Assembly:
         # One lock for every store-then-persist of code, functions' and layers'
         # alike (functions/code_gc.py says why).
         code_lock = trio.Lock()
-        self.code_signing = CodeSigning(self.storage, region=config.region, account=config.account,
-                                        warn=lambda message: print(f"lambdalet: {message}", flush=True))
-        layers = LayerService(self.storage, self.codes, region=config.region, account=config.account, lock=code_lock,
-                              runtimes=validation.MODEL_RUNTIMES, on_code_unneeded=self.code_unneeded,
-                              on_version_deleted=lambda name, version: self.code_holds.revoke(layer_owner(name, version)))
+        self.code_signing = CodeSigning(
+            self.storage, region=config.region, account=config.account, warn=lambda message: print(f"lambdalet: {message}", flush=True)
+        )
+        layers = LayerService(
+            self.storage,
+            self.codes,
+            region=config.region,
+            account=config.account,
+            lock=code_lock,
+            runtimes=validation.MODEL_RUNTIMES,
+            on_code_unneeded=self.code_unneeded,
+            on_version_deleted=lambda name, version: self.code_holds.revoke(layer_owner(name, version)),
+        )
         self.service = service = FunctionService(
-            self.storage, self.codes, region=config.region, account=config.account, concurrency_limit=config.concurrency_limit,
-            on_change=self.function_changed, on_code_unneeded=self.code_unneeded, runtimes=self.runtimes.catalog,
-            reserve=self.reserve, lock=code_lock, layers=layers, code_signing=self.code_signing)
-        self.collector = CodeCollector(self.codes, self.code_holds, service.referenced_code, code_lock,
-                                       on_removed=self.backend.forget_code)
+            self.storage,
+            self.codes,
+            region=config.region,
+            account=config.account,
+            concurrency_limit=config.concurrency_limit,
+            on_change=self.function_changed,
+            on_code_unneeded=self.code_unneeded,
+            runtimes=self.runtimes.catalog,
+            reserve=self.reserve,
+            lock=code_lock,
+            layers=layers,
+            code_signing=self.code_signing,
+        )
+        self.collector = CodeCollector(self.codes, self.code_holds, service.referenced_code, code_lock, on_removed=self.backend.forget_code)
         self.versions = Versions(service, on_provisioned=self.provisioned_changed)
         self.permissions = Permissions(service)
         self.specs = FunctionSpecs(service)
 
     def _build_execution(self) -> None:
         config, service = self.config, self.service
-        accountant = accounting.Accounting(self.meter, self.calls, granularity_ms=config.billing_granularity_ms,
-                                           account=config.account,
-                                           export=self.exporter.record if self.exporter is not None else None)
+        accountant = accounting.Accounting(
+            self.meter,
+            self.calls,
+            granularity_ms=config.billing_granularity_ms,
+            account=config.account,
+            export=self.exporter.record if self.exporter is not None else None,
+        )
         self.spares = None
         # Handing a spare to a function mounts its code from outside the
         # sandbox (setns + move_mount), which takes root.
         if config.spare_sandboxes > 0 and self.backend.name == "namespaced" and os.geteuid() == 0:
-            self.spares = SparePool(self.backend, self.spawner, self.data_dir / "empty-task", size=config.spare_sandboxes,
-                                    idle_timeout_s=config.idle_timeout_s)
+            self.spares = SparePool(
+                self.backend, self.spawner, self.data_dir / "empty-task", size=config.spare_sandboxes, idle_timeout_s=config.idle_timeout_s
+            )
 
         def reserved_for(name: str) -> int | None:
             rec = service.registry.get(name)
             return rec.reserved_concurrency if rec is not None else None
 
         self.pool = accounting.MeteredPool(
-            self.backend, meter=self.meter, billing_granularity_ms=config.billing_granularity_ms, on_call=accountant.on_call,
-            concurrency_limit=config.concurrency_limit, idle_timeout_s=config.idle_timeout_s, reserved_for=reserved_for,
-            memory_budget_mb=config.memory_budget_mb, spawner=self.spawner, spares=self.spares, code_holds=self.code_holds,
-            freeze_after_s=config.freeze_idle_ms / 1000)
+            self.backend,
+            meter=self.meter,
+            billing_granularity_ms=config.billing_granularity_ms,
+            on_call=accountant.on_call,
+            concurrency_limit=config.concurrency_limit,
+            idle_timeout_s=config.idle_timeout_s,
+            reserved_for=reserved_for,
+            memory_budget_mb=config.memory_budget_mb,
+            spawner=self.spawner,
+            spares=self.spares,
+            code_holds=self.code_holds,
+            freeze_after_s=config.freeze_idle_ms / 1000,
+        )
 
     def _build_events(self) -> None:
         config, service, nursery = self.config, self.service, self._nursery
         self.event_configs = EventConfigs(self.async_store, service)
         self.sqs = SqsService(SqsStore(self.async_store, builtin=(DEFAULT_DLQ,)), region=config.region, account=config.account)
-        self.async_queue = AsyncQueue(self.async_store, service, self.event_configs, self.pool, self.specs.spec_for,
-                                      retry_delay_s=config.retry_delay_s, on_message=self.sqs.notify)
+        self.async_queue = AsyncQueue(
+            self.async_store,
+            service,
+            self.event_configs,
+            self.pool,
+            self.specs.spec_for,
+            retry_delay_s=config.retry_delay_s,
+            on_message=self.sqs.notify,
+        )
         self.invoker = Invoker(service, self.pool, nursery, self.specs, self.async_queue)
         self.scheduler = Scheduler(self.async_store, self.async_queue, service)
         policy = self.permissions  # event sources ask the functions' resource policies (AddPermission)
@@ -232,14 +273,30 @@ class Assembly:
             return True
 
         self.drainer = OutboxDrainer(
-            self.objects, self.async_queue, version_of=version_of,
-            allowed=lambda row: policy.allows(row.function, row.qualifier, principal=S3_PRINCIPAL, action="lambda:InvokeFunction",
-                                              source_arn=row.source_arn, source_account=config.account))
+            self.objects,
+            self.async_queue,
+            version_of=version_of,
+            allowed=lambda row: policy.allows(
+                row.function,
+                row.qualifier,
+                principal=S3_PRINCIPAL,
+                action="lambda:InvokeFunction",
+                source_arn=row.source_arn,
+                source_account=config.account,
+            ),
+        )
         self.s3_invoke_check = s3_invoke_check(policy, function_exists, region=config.region, account=config.account)
         start_poller: Relay[...] = Relay("start poller")
         stop_poller: Relay[[str]] = Relay("stop poller")
-        self.mappings = EventSourceMappings(self.async_store, self.sqs, service, region=config.region, account=config.account,
-                                            start_poller=start_poller, stop_poller=stop_poller)
+        self.mappings = EventSourceMappings(
+            self.async_store,
+            self.sqs,
+            service,
+            region=config.region,
+            account=config.account,
+            start_poller=start_poller,
+            stop_poller=stop_poller,
+        )
         self.pollers = Pollers(self.sqs, self.pool, self.specs.spec_for, self.mappings)
         start_poller.connect(self.pollers.start)
         stop_poller.connect(self.pollers.stop)
@@ -302,8 +359,9 @@ class Assembly:
 
 def _export_targets(config: ServerConfig):
     try:
-        return export.targets(config.export_otlp, config.export_syslog, config.export_otlp_headers,
-                              os.environ.get("OTEL_EXPORTER_OTLP_HEADERS"))
+        return export.targets(
+            config.export_otlp, config.export_syslog, config.export_otlp_headers, os.environ.get("OTEL_EXPORTER_OTLP_HEADERS")
+        )
     except export.ExportConfigError as exc:
         raise ConfigError(str(exc)) from None
 

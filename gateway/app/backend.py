@@ -1,4 +1,5 @@
 """The sandbox backend and the runtime roots a Lambdalet starts with."""
+
 from __future__ import annotations
 
 import pathlib
@@ -13,18 +14,17 @@ from .config import ConfigError, ServerConfig, default_cache_dir
 from .datadir import make_private
 
 
-def choose_backend(config: ServerConfig, root: RuntimeRoot, data_dir: pathlib.Path,
-                   runtimes: dict[str, RuntimeRoot] | None = None):
+def choose_backend(config: ServerConfig, root: RuntimeRoot, data_dir: pathlib.Path, runtimes: dict[str, RuntimeRoot] | None = None):
     """Returns (backend, warnings). Functions run unisolated only when the
     operator asked for it (--sandbox process); a host where no sandbox can
     start is a ConfigError that says why and how to fix it. runtimes: the
     other interpreters' roots, by runtime name."""
     if config.sandbox == "process":
         return ProcessBackend(root, runtimes), [
-            f"sandbox: plain processes ({sandbox_select.UNISOLATED_OPTION}) — functions are NOT isolated from this host"]
+            f"sandbox: plain processes ({sandbox_select.UNISOLATED_OPTION}) — functions are NOT isolated from this host"
+        ]
     try:
-        return sandbox_select.choose_backend(root, data_dir, zygote=config.zygote, tasks_max=config.tasks_max,
-                                             runtimes=runtimes)
+        return sandbox_select.choose_backend(root, data_dir, zygote=config.zygote, tasks_max=config.tasks_max, runtimes=runtimes)
     except sandbox_select.SandboxUnavailable as exc:
         raise ConfigError(str(exc)) from None
 

@@ -1,4 +1,5 @@
 """Server settings, and where the data directory lives by default."""
+
 from __future__ import annotations
 
 import os

@@ -18,6 +18,7 @@ its own unprivileged uid (extracted code, the runtime's links, the empty
 task root); they hold no secret of the server, and the 0700 directory
 above them keeps other host users out.
 """
+
 from __future__ import annotations
 
 import errno
@@ -49,8 +50,7 @@ class DataDirBusy(Exception):
     def __init__(self, data_dir: pathlib.Path, pid: int | None) -> None:
         who = f"pid {pid}" if pid else "another process"
         super().__init__(
-            f"the data dir {data_dir} is in use by another lambdalet server ({who}); "
-            "stop it first, or give this one its own --data-dir"
+            f"the data dir {data_dir} is in use by another lambdalet server ({who}); stop it first, or give this one its own --data-dir"
         )
         self.pid = pid
 

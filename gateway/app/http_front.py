@@ -7,6 +7,7 @@ in front of them, the listening port and, when configured, the TLS port.
 Everything below them (the function service, the pool, metering, the event
 sources) is the Lambdalet's, shared with its invoke().
 """
+
 from __future__ import annotations
 
 import functools
@@ -71,9 +72,12 @@ def is_loopback(host: str) -> bool:
 
 def http_limits(config: ServerConfig) -> HttpLimits:
     try:
-        return HttpLimits(max_connections=config.max_connections,
-                          unauthenticated_buffer_bytes=config.unauthenticated_buffer_mb * MiB,
-                          head_timeout_s=config.head_timeout_s, body_timeout_s=config.body_timeout_s)
+        return HttpLimits(
+            max_connections=config.max_connections,
+            unauthenticated_buffer_bytes=config.unauthenticated_buffer_mb * MiB,
+            head_timeout_s=config.head_timeout_s,
+            body_timeout_s=config.body_timeout_s,
+        )
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
 
@@ -112,8 +116,11 @@ async def serve_http(lam: Lambdalet, config: ServerConfig, *, task_status=trio.T
         service, pool, invoker, code_holds = lam.service, lam.pool, lam.invoker, lam.code_holds
         auth_keys = keys if config.auth else None
 
-        links = CodeLinks(secrets.token_bytes(32), base_url,
-                          on_issue=lambda name, sha, expires: code_holds.hold_until(lam.collector.path(sha), expires + 1, name))
+        links = CodeLinks(
+            secrets.token_bytes(32),
+            base_url,
+            on_issue=lambda name, sha, expires: code_holds.hold_until(lam.collector.path(sha), expires + 1, name),
+        )
         settings = FunctionSettings(service, base_url, on_reserved_change=pool.set_reserved_total, code_signing=lam.code_signing)
 
         def provisioned_ready(name: str, qualifier: str) -> int:
@@ -123,17 +130,35 @@ async def serve_http(lam: Lambdalet, config: ServerConfig, *, task_status=trio.T
                 return 0
 
         app = create_app(service, links, settings, lam.versions, provisioned_ready, layers=service.layers)
-        s3_context = S3Context(lam.objects, region=config.region, account=config.account, on_events=lam.drainer.wake,
-                               can_invoke=lam.s3_invoke_check)
-        s3_surface = S3Surface(s3_context, auth_keys, default_bases(config.region, config.s3_hosts),
-                               max_request_bytes=limits.unauthenticated_buffer_bytes)
+        s3_context = S3Context(
+            lam.objects, region=config.region, account=config.account, on_events=lam.drainer.wake, can_invoke=lam.s3_invoke_check
+        )
+        s3_surface = S3Surface(
+            s3_context, auth_keys, default_bases(config.region, config.s3_hosts), max_request_bytes=limits.unauthenticated_buffer_bytes
+        )
         policy = console_policy.decide(config.console, config.host, is_loopback(config.host), tls_url)
-        console = Console(ConsoleServices(service=service, settings=settings, versions=lam.versions, event_configs=lam.event_configs,
-                                          async_queue=lam.async_queue, scheduler=lam.scheduler, calls=lam.calls, invoker=invoker,
-                                          monitor=Monitor(lam.rollup_store, lam.rollup, lam.calls, service),
-                                          test_events=lam.test_events, permissions=lam.permissions,
-                                          granularity_ms=config.billing_granularity_ms, dead_letter_queue=DEFAULT_DLQ),
-                          app=app, server_addr=(config.host, port), policy=policy, data_dir=data_dir, keys=keys)
+        console = Console(
+            ConsoleServices(
+                service=service,
+                settings=settings,
+                versions=lam.versions,
+                event_configs=lam.event_configs,
+                async_queue=lam.async_queue,
+                scheduler=lam.scheduler,
+                calls=lam.calls,
+                invoker=invoker,
+                monitor=Monitor(lam.rollup_store, lam.rollup, lam.calls, service),
+                test_events=lam.test_events,
+                permissions=lam.permissions,
+                granularity_ms=config.billing_granularity_ms,
+                dead_letter_queue=DEFAULT_DLQ,
+            ),
+            app=app,
+            server_addr=(config.host, port),
+            policy=policy,
+            data_dir=data_dir,
+            keys=keys,
+        )
 
         def forget(name: str) -> None:
             if name not in service.registry:
@@ -143,15 +168,28 @@ async def serve_http(lam: Lambdalet, config: ServerConfig, *, task_status=trio.T
         lam.function_changed.connect(forget)
         sqs_surface = SqsSurface(lam.sqs, auth_keys)
         webhook = S3WebhookSurface(
-            load_or_create_token(data_dir), service, lam.async_queue,
+            load_or_create_token(data_dir),
+            service,
+            lam.async_queue,
             allowed=lambda name, qualifier, bucket: lam.permissions.allows(
-                name, qualifier, principal=S3_PRINCIPAL, action="lambda:InvokeFunction",
-                source_arn=f"arn:aws:s3:::{bucket}", source_account=config.account))
+                name,
+                qualifier,
+                principal=S3_PRINCIPAL,
+                action="lambda:InvokeFunction",
+                source_arn=f"arn:aws:s3:::{bucket}",
+                source_account=config.account,
+            ),
+        )
         url_handler = UrlHandler(settings, invoker, keys)
 
         def router(port: int, secure: bool) -> Router:
-            routes = ServiceRoutes(s3=s3_surface, sqs=sqs_surface, s3_virtual_host=s3_surface.virtual_bucket,
-                                   console=console.surface(secure=secure), s3_webhook=webhook)
+            routes = ServiceRoutes(
+                s3=s3_surface,
+                sqs=sqs_surface,
+                s3_virtual_host=s3_surface.virtual_bucket,
+                console=console.surface(secure=secure),
+                s3_webhook=webhook,
+            )
             return Router(invoker, app, auth_keys, (config.host, port), url_handler, routes)
 
         async_api.register(app, lam.event_configs, lam.async_queue, lam.scheduler)
@@ -170,13 +208,23 @@ async def serve_http(lam: Lambdalet, config: ServerConfig, *, task_status=trio.T
             # One budget and one connection cap for both ports.
             budget = ByteBudget(limits.unauthenticated_buffer_bytes)
             slots = ConnectionSlots(limits.max_connections)
-            await nursery.start(functools.partial(listener.serve, listen, router(port, False), limits=limits,
-                                                  budget=budget, slots=slots))
+            await nursery.start(functools.partial(listener.serve, listen, router(port, False), limits=limits, budget=budget, slots=slots))
             if config.tls_port is not None:
                 try:
                     # Its own router: the console on it knows the port is TLS.
-                    await nursery.start(functools.partial(serve_tls, router(config.tls_port, True), config.host, config.tls_port,
-                                                          config.tls_cert, config.tls_key, limits=limits, budget=budget, slots=slots))
+                    await nursery.start(
+                        functools.partial(
+                            serve_tls,
+                            router(config.tls_port, True),
+                            config.host,
+                            config.tls_port,
+                            config.tls_cert,
+                            config.tls_key,
+                            limits=limits,
+                            budget=budget,
+                            slots=slots,
+                        )
+                    )
                 except (OSError, ValueError) as exc:
                     raise ConfigError(f"cannot serve TLS on {config.host}:{config.tls_port}: {exc}") from None
             lam.lock.announce(base_url)

@@ -10,6 +10,7 @@ is connected once, as soon as it exists, in the root and nowhere else, and
 nothing is told before the root has finished (the parts are not started
 until then), so no message can be lost.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable

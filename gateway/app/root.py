@@ -10,6 +10,7 @@ invoke() goes to the same pool, the same sandboxes and the same metering,
 billing and logs as an Invoke over HTTP; serve_http() builds the HTTP
 surfaces (http_front.py) over the same parts.
 """
+
 from __future__ import annotations
 
 import base64
@@ -52,9 +53,17 @@ class Lambdalet(Assembly):
 
     # -- the embedding API -------------------------------------------------
 
-    async def deploy(self, name: str, code: str | os.PathLike | bytes, *, handler: str | None = None,
-                     runtime: str | None = None, memory_size: int | None = None, timeout: int | None = None,
-                     environment: dict[str, str] | None = None) -> dict:
+    async def deploy(
+        self,
+        name: str,
+        code: str | os.PathLike | bytes,
+        *,
+        handler: str | None = None,
+        runtime: str | None = None,
+        memory_size: int | None = None,
+        timeout: int | None = None,
+        environment: dict[str, str] | None = None,
+    ) -> dict:
         """Creates the function, or updates its code (and whatever settings
         are given) if it exists, as `lambdalet deploy` does. code: a
         directory, a .zip file, or a .zip's bytes. Returns the function's
@@ -84,15 +93,32 @@ class Lambdalet(Assembly):
             if settings:
                 await self.service.update_configuration(name, settings)
         else:
-            settings.setdefault("Handler", packaging.guess_handler(pathlib.Path(os.fsdecode(code)))
-                                if not isinstance(code, (bytes, bytearray)) else "lambda_function.lambda_handler")
+            settings.setdefault(
+                "Handler",
+                packaging.guess_handler(pathlib.Path(os.fsdecode(code)))
+                if not isinstance(code, (bytes, bytearray))
+                else "lambda_function.lambda_handler",
+            )
             settings.setdefault("Runtime", f"python{sys.version_info[0]}.{sys.version_info[1]}")
-            await self.service.create({"FunctionName": name, "Role": f"arn:aws:iam::{self.config.account}:role/lambdalet",
-                                       "Code": {"ZipFile": zip_file}, **settings})
+            await self.service.create(
+                {
+                    "FunctionName": name,
+                    "Role": f"arn:aws:iam::{self.config.account}:role/lambdalet",
+                    "Code": {"ZipFile": zip_file},
+                    **settings,
+                }
+            )
         return self.service.configuration(self.service.resolve(name))
 
-    async def invoke(self, name: str, event: Any = None, *, qualifier: str | None = None, payload: bytes | None = None,
-                     invocation_type: str = "RequestResponse") -> InvokeResult:
+    async def invoke(
+        self,
+        name: str,
+        event: Any = None,
+        *,
+        qualifier: str | None = None,
+        payload: bytes | None = None,
+        invocation_type: str = "RequestResponse",
+    ) -> InvokeResult:
         """Calls a function, as Invoke does, without HTTP: the same pool and
         sandboxes, metered, billed and logged as an Invoke over HTTP. event
         is encoded as JSON (or pass payload= bytes of JSON). A function
@@ -103,8 +129,9 @@ class Lambdalet(Assembly):
         if payload is None:
             payload = msgspec.json.encode(event) if event is not None else b"{}"
         if invocation_type not in ("RequestResponse", "Event"):
-            raise LambdaError("InvalidParameterValueException",
-                              f"invocation_type must be RequestResponse or Event, not {invocation_type!r}")
+            raise LambdaError(
+                "InvalidParameterValueException", f"invocation_type must be RequestResponse or Event, not {invocation_type!r}"
+            )
         rec = self.service.resolve(name, qualifier)
         if len(payload) > (ASYNC_PAYLOAD_MAX if invocation_type == "Event" else SYNC_PAYLOAD_MAX):
             raise too_large_for(invocation_type)
@@ -112,8 +139,9 @@ class Lambdalet(Assembly):
             try:
                 msgspec.json.decode(payload)
             except msgspec.DecodeError as exc:
-                raise LambdaError("InvalidRequestContentException",
-                                  f"Could not parse request body into json: Could not parse payload into json: {exc}") from None
+                raise LambdaError(
+                    "InvalidRequestContentException", f"Could not parse request body into json: Could not parse payload into json: {exc}"
+                ) from None
         if invocation_type == "Event":
             # Returned once the event is committed to queue.db, as the 202 is.
             request_id = await self.async_queue.enqueue(rec, payload, ref=name, qualifier=qualifier)
@@ -121,8 +149,7 @@ class Lambdalet(Assembly):
         outcome = await self.pool.invoke(self.specs.spec_for(rec), payload)
         return InvokeResult(outcome.request_id, outcome.payload, outcome.function_error, rec.version, outcome.log)
 
-    async def serve_http(self, host: str | None = None, port: int | None = None, *,
-                         task_status=trio.TASK_STATUS_IGNORED) -> None:
+    async def serve_http(self, host: str | None = None, port: int | None = None, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         """Serves Lambda's HTTP API (and the console, S3, SQS, function URLs,
         TLS when configured) for this Lambdalet until cancelled, as
         `lambdalet serve` does. host and port default to the config's. With
@@ -136,6 +163,5 @@ class Lambdalet(Assembly):
         self._serving = True
         config = self.config
         if host is not None or port is not None:
-            config = msgspec.structs.replace(config, host=config.host if host is None else host,
-                                             port=config.port if port is None else port)
+            config = msgspec.structs.replace(config, host=config.host if host is None else host, port=config.port if port is None else port)
         await serve_http(self, config, task_status=task_status)

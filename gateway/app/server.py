@@ -1,5 +1,6 @@
 """`lambdalet serve`: a Lambdalet (root.py) serving HTTP, its start-up
 lines, run until SIGTERM or SIGINT, then every worker stopped."""
+
 from __future__ import annotations
 
 import gc
@@ -20,8 +21,15 @@ from .root import Lambdalet
 __all__ = ["ConfigError", "choose_backend", "run", "serve"]
 
 
-def _banner(config: ServerConfig, data_dir: pathlib.Path, backend, warnings: list[str], serving: ServingHttp,
-            runtimes: runtime_setup.ServerRuntimes | None = None, export_lines: Sequence[str] = ()) -> str:
+def _banner(
+    config: ServerConfig,
+    data_dir: pathlib.Path,
+    backend,
+    warnings: list[str],
+    serving: ServingHttp,
+    runtimes: runtime_setup.ServerRuntimes | None = None,
+    export_lines: Sequence[str] = (),
+) -> str:
     host = config.host if ":" not in config.host else f"[{config.host}]"
     url = serving.base_url
     lines = [f"lambdalet serving the Lambda API on {url}"]
@@ -49,8 +57,7 @@ def _banner(config: ServerConfig, data_dir: pathlib.Path, backend, warnings: lis
     lines.append("Use it from boto3 or the aws CLI:")
     creds = data_dir / "credentials"
     lines.append(
-        f"  export AWS_ENDPOINT_URL={url} AWS_SHARED_CREDENTIALS_FILE={creds} "
-        f"AWS_REGION={config.region} AWS_DEFAULT_REGION={config.region}"
+        f"  export AWS_ENDPOINT_URL={url} AWS_SHARED_CREDENTIALS_FILE={creds} AWS_REGION={config.region} AWS_DEFAULT_REGION={config.region}"
     )
     return "\n".join(lines)
 
@@ -62,8 +69,18 @@ async def run(config: ServerConfig, *, task_status=trio.TASK_STATUS_IGNORED) -> 
             raise ConfigError(f"cannot read {pem}")
     async with Lambdalet(config=config) as lam, trio.open_nursery() as nursery:
         serving = await nursery.start(lam.serve_http)
-        print(_banner(config, lam.data_dir, lam.backend, lam.warnings, serving, lam.runtimes,
-                      lam.exporter.describe() if lam.exporter is not None else []), flush=True)
+        print(
+            _banner(
+                config,
+                lam.data_dir,
+                lam.backend,
+                lam.warnings,
+                serving,
+                lam.runtimes,
+                lam.exporter.describe() if lam.exporter is not None else [],
+            ),
+            flush=True,
+        )
         # What start-up built lives as long as the server: keep the
         # collector's full passes from walking it again and again (one
         # such pass stalled every request for ~30 ms under load).

@@ -16,6 +16,7 @@
 - doctor.py        `lambdalet doctor`: what this host supports.
 - loadgen.py       `lambdalet bench`: a closed- or open-loop load generator.
 """
+
 from .commands import main
 
 __all__ = ["main"]

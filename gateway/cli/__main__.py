@@ -1,4 +1,5 @@
 """`python -m lambdalet.gateway.cli`: the `lambdalet` command."""
+
 import sys
 
 from lambdalet.gateway.cli.commands import main

@@ -1,6 +1,7 @@
 """argparse's side of the command line: option values checked as they are
 parsed (a bad one is a usage error naming the option), and help that shows
 each option's default."""
+
 from __future__ import annotations
 
 import argparse

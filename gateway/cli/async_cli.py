@@ -4,6 +4,7 @@ These talk to Lambdalet's own routes (/_lambdalet/...), which boto3 has no
 model for, so requests are signed here with botocore's SigV4 signer, exactly
 as boto3 would sign them.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -80,7 +81,9 @@ def cmd_schedule_ls(args) -> int:
     if args.json:
         print(json.dumps(schedules, indent=2))
         return 0
-    rows = [(s["Name"], s["ScheduleExpression"], s["FunctionName"], s["State"], s["NextFire"] or "-", s["LastFire"] or "-") for s in schedules]
+    rows = [
+        (s["Name"], s["ScheduleExpression"], s["FunctionName"], s["State"], s["NextFire"] or "-", s["LastFire"] or "-") for s in schedules
+    ]
     _table(("NAME", "EXPRESSION", "FUNCTION", "STATE", "NEXT", "LAST"), rows)
     return 0
 
@@ -101,7 +104,15 @@ def cmd_dlq_ls(args) -> int:
     for m in messages:
         ctx = m["Body"].get("requestContext", {}) if isinstance(m["Body"], dict) else {}
         stamp = m["Body"].get("timestamp", "") if isinstance(m["Body"], dict) else ""
-        rows.append((m["MessageId"], m["FunctionName"] or "(sent)", str(ctx.get("condition", "")), str(ctx.get("approximateInvokeCount", "")), stamp))
+        rows.append(
+            (
+                m["MessageId"],
+                m["FunctionName"] or "(sent)",
+                str(ctx.get("condition", "")),
+                str(ctx.get("approximateInvokeCount", "")),
+                stamp,
+            )
+        )
     _table(("MESSAGE ID", "FUNCTION", "CONDITION", "ATTEMPTS", "TIMESTAMP"), rows)
     return 0
 

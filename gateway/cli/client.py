@@ -1,6 +1,7 @@
 """What every client subcommand shares: the server's address and keys, a
 botocore client that reads no AWS configuration, and the user errors that
 main() prints as one line (a refused signature with a hint of why)."""
+
 from __future__ import annotations
 
 import os
@@ -24,8 +25,14 @@ class SignatureRefused(UserError):
 
 # The errors a SigV4 verifier answers with (403), AWS's names for them.
 SIGNATURE_ERRORS = frozenset(
-    {"UnrecognizedClientException", "InvalidSignatureException", "IncompleteSignatureException",
-     "MissingAuthenticationTokenException", "InvalidClientTokenId", "SignatureDoesNotMatch"}
+    {
+        "UnrecognizedClientException",
+        "InvalidSignatureException",
+        "IncompleteSignatureException",
+        "MissingAuthenticationTokenException",
+        "InvalidClientTokenId",
+        "SignatureDoesNotMatch",
+    }
 )
 
 

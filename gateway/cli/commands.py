@@ -4,6 +4,7 @@ Every subcommand but `serve` is a client of the server's Lambda API through
 boto3, so the CLI exercises exactly what users' own tools do. User errors
 print one line and exit non-zero; tracebacks are for bugs only.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -73,13 +74,21 @@ def cmd_deploy(args) -> int:
     else:
         given.setdefault("Handler", guess_handler(pathlib.Path(args.source)))
         given.setdefault("Runtime", f"python{sys.version_info[0]}.{sys.version_info[1]}")
-        conf = call(client.create_function, FunctionName=args.name, Role="arn:aws:iam::000000000000:role/lambdalet", Code={"ZipFile": code},
-                     **given, **signing)
+        conf = call(
+            client.create_function,
+            FunctionName=args.name,
+            Role="arn:aws:iam::000000000000:role/lambdalet",
+            Code={"ZipFile": code},
+            **given,
+            **signing,
+        )
         verb = "created"
     call(client.get_waiter("function_active_v2").wait, **wait)
     if exists:
         call(client.get_waiter("function_updated_v2").wait, **wait)
-    print(f"{verb} {conf['FunctionName']} ({conf['Runtime']}, {conf['Handler']}, {conf['MemorySize']} MB, {conf['Timeout']} s) sha256={conf['CodeSha256']}")
+    print(
+        f"{verb} {conf['FunctionName']} ({conf['Runtime']}, {conf['Handler']}, {conf['MemorySize']} MB, {conf['Timeout']} s) sha256={conf['CodeSha256']}"
+    )
     return 0
 
 
@@ -145,7 +154,9 @@ def cmd_bench(args) -> int:
         call(make_client(args).get_function_configuration, FunctionName=args.target)
 
     try:
-        return main_bench(args.target, args.connections, args.duration, args.rate, args.json, payload, endpoint(args), lambda: credentials(args))
+        return main_bench(
+            args.target, args.connections, args.duration, args.rate, args.json, payload, endpoint(args), lambda: credentials(args)
+        )
     except ValueError as exc:
         raise UserError(str(exc)) from None
 
@@ -171,7 +182,9 @@ def _common_options() -> tuple[Parser, Parser]:
     before it. SUPPRESS: a subcommand that was not given one keeps the value
     given before it (or the top-level default)."""
     data = Parser(add_help=False)
-    data.add_argument("--data-dir", default=argparse.SUPPRESS, help="data directory (default: $LAMBDALET_DATA_DIR or ~/.local/share/lambdalet)")
+    data.add_argument(
+        "--data-dir", default=argparse.SUPPRESS, help="data directory (default: $LAMBDALET_DATA_DIR or ~/.local/share/lambdalet)"
+    )
     client = Parser(add_help=False, parents=[data])
     client.add_argument("--endpoint", default=argparse.SUPPRESS, help="server URL (default: $LAMBDALET_ENDPOINT or http://127.0.0.1:9000)")
     return data, client
@@ -206,13 +219,21 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("deploy", help="create a function, or update it if it exists", parents=[client_opts])
     p.add_argument("source", metavar="DIR|ZIP", help="a directory (zipped for you) or a .zip file")
     p.add_argument("--name", required=True, help="the function's name")
-    p.add_argument("--handler", help="module.function (default when creating: guessed from lambda_function.py, app.py, handler.py or main.py; an update keeps the function's)")
+    p.add_argument(
+        "--handler",
+        help="module.function (default when creating: guessed from lambda_function.py, app.py, handler.py or main.py; an update keeps the function's)",
+    )
     p.add_argument("--runtime", help="e.g. python3.11 (default when creating: this Python's version; an update keeps the function's)")
     p.add_argument("--memory", type=int, help="MemorySize in MB (default when creating: 128; an update keeps the function's)")
     p.add_argument("--timeout", type=int, help="Timeout in seconds (default when creating: 3; an update keeps the function's)")
-    p.add_argument("--env", action="append", metavar="K=V", help="an environment variable; repeat for more (replaces all of them on an update)")
-    p.add_argument("--code-signing-config", metavar="ARN",
-                   help="the code signing config the function follows (lambdalet signing-config create); the package must pass it")
+    p.add_argument(
+        "--env", action="append", metavar="K=V", help="an environment variable; repeat for more (replaces all of them on an update)"
+    )
+    p.add_argument(
+        "--code-signing-config",
+        metavar="ARN",
+        help="the code signing config the function follows (lambdalet signing-config create); the package must pass it",
+    )
     p.set_defaults(func=cmd_deploy)
 
     p = sub.add_parser("invoke", help="call a function and print its response", parents=[client_opts])

@@ -4,6 +4,7 @@ Runs on the server's host, against its data directory (the server reads the
 hash at each sign-in, so no restart is needed). The password is read from
 the terminal twice, or once from standard input with --stdin.
 """
+
 from __future__ import annotations
 
 import argparse

@@ -1,4 +1,5 @@
 """`lambdalet doctor`: what this host supports, and what a server would use."""
+
 from __future__ import annotations
 
 import os
@@ -92,9 +93,11 @@ def _sandbox_lines(data_dir: pathlib.Path) -> list[str]:
     if tasks is not None:
         from ..execution.pool import FREEZE_AFTER_S
 
-        lines.append(f"host share: all functions' processes and threads together capped at {tasks[1]} by default "
-                     f"(`serve --tasks-max`; 1024 per sandbox), idle instances frozen after "
-                     f"{FREEZE_AFTER_S * 1000:g} ms (`serve --freeze-idle-ms`)")
+        lines.append(
+            f"host share: all functions' processes and threads together capped at {tasks[1]} by default "
+            f"(`serve --tasks-max`; 1024 per sandbox), idle instances frozen after "
+            f"{FREEZE_AFTER_S * 1000:g} ms (`serve --freeze-idle-ms`)"
+        )
     try:
         lines.extend(_walls(backend, root))
         lines.append(_worker_start(backend))
@@ -111,9 +114,11 @@ def _walls(backend, root) -> list[str]:
 
     if not backend.protections().get("seccomp_allow_list"):
         return []
-    lines = [seccomp.summary(),
-             f"/proc: hidden {', '.join(rootfs.PROC_MASKED)}; fixed text over "
-             f"{', '.join([*rootfs.PROC_FIXED, rootfs.BOOT_ID])}; no host path in /proc/self/mountinfo"]
+    lines = [
+        seccomp.summary(),
+        f"/proc: hidden {', '.join(rootfs.PROC_MASKED)}; fixed text over "
+        f"{', '.join([*rootfs.PROC_FIXED, rootfs.BOOT_ID])}; no host path in /proc/self/mountinfo",
+    ]
     try:
         checks = select.probe(backend, root)
     except OSError as exc:
@@ -164,4 +169,3 @@ def _worker_start(backend) -> str:
     zygote = getattr(backend, "zygote", None)
     how = "forked from the runtime zygote" if zygote is not None else "an interpreter started per sandbox"
     return f"workers: {how}; the first one was ready in {ms:.0f} ms"
-

@@ -6,6 +6,7 @@ fixed schedule and latency is measured from when each was *due*, not when it
 was sent, so a stalled server cannot hide its stall by slowing the client
 (coordinated omission).
 """
+
 from __future__ import annotations
 
 import json
@@ -112,7 +113,9 @@ class Results:
         }
 
 
-async def _connection(host: str, port: int, make_request: RequestFactory, results: Results, deadline: float, due: trio.MemoryReceiveChannel | None) -> None:
+async def _connection(
+    host: str, port: int, make_request: RequestFactory, results: Results, deadline: float, due: trio.MemoryReceiveChannel | None
+) -> None:
     sock = None
     reader = ResponseReader()
     try:
@@ -197,7 +200,9 @@ async def _progress(results: Results, deadline: float, out) -> None:
     out.write("\n")
 
 
-async def run_load(url: str, make_request: RequestFactory, connections: int, duration: float, rate: float | None = None, progress=None) -> Results:
+async def run_load(
+    url: str, make_request: RequestFactory, connections: int, duration: float, rate: float | None = None, progress=None
+) -> Results:
     parts = urllib.parse.urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     results = Results()
@@ -263,7 +268,16 @@ def format_summary(target: str, s: dict) -> str:
     )
 
 
-def main_bench(target: str, connections: int, duration: float, rate: float | None, as_json: bool, payload: bytes, endpoint: str, credentials: Callable[[], tuple[str, str]]) -> int:
+def main_bench(
+    target: str,
+    connections: int,
+    duration: float,
+    rate: float | None,
+    as_json: bool,
+    payload: bytes,
+    endpoint: str,
+    credentials: Callable[[], tuple[str, str]],
+) -> int:
     if target.startswith(("http://", "https://")):
         if target.startswith("https://"):
             raise ValueError("https targets are not supported; use the server's http port")

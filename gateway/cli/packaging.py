@@ -1,6 +1,7 @@
 """A deployment package from what the user points at, for the CLI: the
 packaging itself is functions/packaging.py's (the embedding API's deploy
 uses it too); here its refusals become the CLI's one-line UserError."""
+
 from __future__ import annotations
 
 from ..functions import packaging

@@ -4,6 +4,7 @@ server's their own msgspec and cffi builds (README: Runtimes).
 
 Runs on this host, not against a server: it looks at the interpreters
 themselves."""
+
 from __future__ import annotations
 
 import argparse
@@ -32,8 +33,10 @@ def cmd_ls(args, user_error: type[Exception]) -> int:
         why = root.zygote_unavailable()
         mode = "zygote" if why is None else f"an interpreter per sandbox ({why})"
         deps = deps_dir(cache, interpreter) if interpreter.found != "this server" else "this server's"
-        print(f"{name}\tPython {interpreter.version}\t{interpreter.path} ({interpreter.found})\t"
-              f"frames: {root.codec}; workers: {mode}; builds: {deps}")
+        print(
+            f"{name}\tPython {interpreter.version}\t{interpreter.path} ({interpreter.found})\t"
+            f"frames: {root.codec}; workers: {mode}; builds: {deps}"
+        )
     from lambdalet.sandbox import languages
 
     from ..execution.runtime_setup import language_files
@@ -113,15 +116,19 @@ def _install_java(user_error: type[Exception]) -> int:
 
 def add_parsers(sub, user_error: type[Exception]) -> None:
     p = sub.add_parser("runtimes", help="the Python runtimes this host can run (and `runtimes install`)")
-    p.add_argument("--python", action="append", metavar="RUNTIME=PATH",
-                   help="an interpreter to use for RUNTIME (as `serve --python`); repeatable")
+    p.add_argument(
+        "--python", action="append", metavar="RUNTIME=PATH", help="an interpreter to use for RUNTIME (as `serve --python`); repeatable"
+    )
     p.set_defaults(func=lambda args: cmd_ls(args, user_error))
     ops = p.add_subparsers(dest="runtimes_command")
     i = ops.add_parser("install", help="install msgspec and cffi built for other Python versions (pip, wheels only)")
-    i.add_argument("runtimes", nargs="*", metavar="RUNTIME",
-                   help="e.g. python3.12 (default: every version but the server's), or java (the Java runtime's files)")
+    i.add_argument(
+        "runtimes",
+        nargs="*",
+        metavar="RUNTIME",
+        help="e.g. python3.12 (default: every version but the server's), or java (the Java runtime's files)",
+    )
     i.add_argument("--python", action="append", metavar="RUNTIME=PATH", default=argparse.SUPPRESS)
     i.add_argument("--find-links", metavar="DIR", help="a directory of wheels (for a host without network)")
     i.add_argument("--offline", action="store_true", help="use only --find-links, never an index")
     i.set_defaults(func=lambda args: cmd_install(args, user_error))
-

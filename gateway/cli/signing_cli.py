@@ -16,6 +16,7 @@ puts a function under it:
     lambdalet sign ./app --profile alice                      # ./app.signed.zip
     lambdalet deploy ./app.signed.zip --name f --code-signing-config ARN
 """
+
 from __future__ import annotations
 
 import json
@@ -45,13 +46,19 @@ def cmd_create(args) -> int:
     if key_path.exists():
         raise UserError(f"{key_path} already exists: remove it, or name another file with --key-file")
     key = signatures.generate(_ALGORITHMS[args.algorithm])
-    profile = _request(args, "PUT", f"/_lambdalet/signing-profiles/{args.name}",
-                       {"PublicKey": signatures.public_pem(key), "SignatureValidityDays": args.validity_days})
+    profile = _request(
+        args,
+        "PUT",
+        f"/_lambdalet/signing-profiles/{args.name}",
+        {"PublicKey": signatures.public_pem(key), "SignatureValidityDays": args.validity_days},
+    )
     key_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as f:
         f.write(signatures.private_pem(key))
-    _meta_path(key_path).write_text(json.dumps({"ProfileVersionArn": profile["ProfileVersionArn"], "Algorithm": profile["Algorithm"]}) + "\n")
+    _meta_path(key_path).write_text(
+        json.dumps({"ProfileVersionArn": profile["ProfileVersionArn"], "Algorithm": profile["Algorithm"]}) + "\n"
+    )
     print(profile["ProfileVersionArn"])
     print(f"private key: {key_path}")
     return 0
@@ -87,7 +94,9 @@ def cmd_sign(args) -> int:
         key = signatures.load_private(key_path.read_bytes())
         arn = json.loads(_meta_path(key_path).read_text())["ProfileVersionArn"]
     except FileNotFoundError as exc:
-        raise UserError(f"no signing profile {args.profile} on this machine ({exc.filename}): create it with `lambdalet signing-profile create {args.profile}`") from None
+        raise UserError(
+            f"no signing profile {args.profile} on this machine ({exc.filename}): create it with `lambdalet signing-profile create {args.profile}`"
+        ) from None
     source = pathlib.Path(args.zip)
     try:
         package = zip_directory(source) if source.is_dir() else source.read_bytes()
@@ -114,9 +123,12 @@ def cmd_config_create(args) -> int:
         if not found and not wanted.startswith("arn:"):
             raise UserError(f"no active signing profile {wanted} on the server: create it with `lambdalet signing-profile create {wanted}`")
         allowed += found or [wanted]
-    made = call(make_client(args).create_code_signing_config, Description=args.description or "",
-                 AllowedPublishers={"SigningProfileVersionArns": allowed},
-                 CodeSigningPolicies={"UntrustedArtifactOnDeployment": "Enforce" if args.enforce else "Warn"})
+    made = call(
+        make_client(args).create_code_signing_config,
+        Description=args.description or "",
+        AllowedPublishers={"SigningProfileVersionArns": allowed},
+        CodeSigningPolicies={"UntrustedArtifactOnDeployment": "Enforce" if args.enforce else "Warn"},
+    )
     print(made["CodeSigningConfig"]["CodeSigningConfigArn"])
     return 0
 
@@ -127,13 +139,24 @@ def cmd_config_ls(args) -> int:
     from .client import client as make_client
 
     client = make_client(args)
-    configs = [c for page in call(lambda: list(client.get_paginator("list_code_signing_configs").paginate())) for c in page["CodeSigningConfigs"]]
+    configs = [
+        c for page in call(lambda: list(client.get_paginator("list_code_signing_configs").paginate())) for c in page["CodeSigningConfigs"]
+    ]
     if args.json:
         print(json.dumps(configs, indent=2))
         return 0
-    _table(("CODE SIGNING CONFIG ARN", "POLICY", "ALLOWED PUBLISHERS", "DESCRIPTION"),
-           [(c["CodeSigningConfigArn"], c["CodeSigningPolicies"]["UntrustedArtifactOnDeployment"],
-             " ".join(c["AllowedPublishers"]["SigningProfileVersionArns"]), c.get("Description", "")) for c in configs])
+    _table(
+        ("CODE SIGNING CONFIG ARN", "POLICY", "ALLOWED PUBLISHERS", "DESCRIPTION"),
+        [
+            (
+                c["CodeSigningConfigArn"],
+                c["CodeSigningPolicies"]["UntrustedArtifactOnDeployment"],
+                " ".join(c["AllowedPublishers"]["SigningProfileVersionArns"]),
+                c.get("Description", ""),
+            )
+            for c in configs
+        ],
+    )
     return 0
 
 
@@ -149,12 +172,21 @@ def cmd_config_rm(args) -> int:
 def add_parsers(sub, parents: list | None = None) -> None:
     p = sub.add_parser("signing-profile", help="key pairs whose signatures code signing configs can trust: create, ls, revoke")
     profiles = p.add_subparsers(dest="profile_command", required=True, metavar="ACTION")
-    q = profiles.add_parser("create", help="make a key pair here and have the server trust its public key; prints the profile version ARN", parents=parents or [])
+    q = profiles.add_parser(
+        "create",
+        help="make a key pair here and have the server trust its public key; prints the profile version ARN",
+        parents=parents or [],
+    )
     q.add_argument("name", help="profile name ([a-zA-Z0-9_]{2,64}, as AWS Signer's)")
     q.add_argument("--algorithm", choices=sorted(_ALGORITHMS), default="ed25519", help="the key's algorithm (default: ed25519)")
     q.add_argument("--key-file", help="where the private key goes (default: ~/.config/lambdalet/signing-profiles/NAME.pem, 0600)")
-    q.add_argument("--validity-days", type=int, default=4110, metavar="DAYS",
-                   help="how long its signatures stay valid (default and most: 4110 days, AWS Signer's 135 months); an older one fails the expiry check")
+    q.add_argument(
+        "--validity-days",
+        type=int,
+        default=4110,
+        metavar="DAYS",
+        help="how long its signatures stay valid (default and most: 4110 days, AWS Signer's 135 months); an older one fails the expiry check",
+    )
     q.set_defaults(func=cmd_create)
     q = profiles.add_parser("ls", help="the profiles the server trusts", parents=parents or [])
     q.add_argument("--json", action="store_true", help="print JSON")
@@ -165,11 +197,21 @@ def add_parsers(sub, parents: list | None = None) -> None:
 
     p = sub.add_parser("signing-config", help="code signing configs: which signing profiles a function accepts (create, ls, rm)")
     configs = p.add_subparsers(dest="config_command", required=True, metavar="ACTION")
-    q = configs.add_parser("create", help="a config trusting the named profiles; prints its ARN for `deploy --code-signing-config`", parents=parents or [])
-    q.add_argument("--allow", action="append", required=True, metavar="PROFILE",
-                   help="a signing profile (name, or profile version ARN) whose signatures pass; repeat for more")
-    q.add_argument("--enforce", action="store_true",
-                   help="refuse untrusted code (CodeVerificationFailedException); without it, untrusted code is deployed with a warning (Warn)")
+    q = configs.add_parser(
+        "create", help="a config trusting the named profiles; prints its ARN for `deploy --code-signing-config`", parents=parents or []
+    )
+    q.add_argument(
+        "--allow",
+        action="append",
+        required=True,
+        metavar="PROFILE",
+        help="a signing profile (name, or profile version ARN) whose signatures pass; repeat for more",
+    )
+    q.add_argument(
+        "--enforce",
+        action="store_true",
+        help="refuse untrusted code (CodeVerificationFailedException); without it, untrusted code is deployed with a warning (Warn)",
+    )
     q.add_argument("--description", help="the config's description")
     q.set_defaults(func=cmd_config_create)
     q = configs.add_parser("ls", help="the code signing configs", parents=parents or [])

@@ -7,6 +7,7 @@ lets everyone call it; since October 2025 AWS wants two statements for that
 both when it creates such a URL. `url create` does the same, with the
 console's statement ids, and `url rm` removes them with the URL.
 """
+
 from __future__ import annotations
 
 from ..functions.policy import PUBLIC_URL_STATEMENTS as PUBLIC_STATEMENTS
@@ -68,8 +69,12 @@ def add_parsers(sub, user_error: type[Exception], make_client, call, parents: li
     q = urls.add_parser("create", help="give a function (or an alias) a URL and print it", parents=parents or [])
     q.add_argument("name", help="function name")
     q.add_argument("--qualifier", help="an alias of the function (default: the function itself)")
-    q.add_argument("--auth-type", choices=("NONE", "AWS_IAM"), default="NONE",
-                   help="NONE: anyone may call it (the policy statements that allow it are added); AWS_IAM: SigV4-signed calls only")
+    q.add_argument(
+        "--auth-type",
+        choices=("NONE", "AWS_IAM"),
+        default="NONE",
+        help="NONE: anyone may call it (the policy statements that allow it are added); AWS_IAM: SigV4-signed calls only",
+    )
     q.add_argument("--cors-origin", action="append", metavar="ORIGIN", help="an origin browsers may call it from; repeatable")
     q.set_defaults(func=cmd_create, cli_helpers=helpers)
     q = urls.add_parser("get", help="print a function's URL and its auth type", parents=parents or [])

@@ -6,6 +6,7 @@ Reading through the server rather than the data directory means the report
 includes calls still in the ledger's journal, and never races the server's
 writer.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -49,7 +50,9 @@ def _get(args, path: str, params: dict) -> bytes:
     creds = client._request_signer._credentials.get_frozen_credentials()
     # Escape the query strictly (%20, never +), as SigV4's canonical form
     # does, so that what is signed is byte for byte what is sent.
-    query = "&".join(f"{urllib.parse.quote(k, safe='-_.~')}={urllib.parse.quote(str(v), safe='-_.~')}" for k, v in params.items() if v is not None)
+    query = "&".join(
+        f"{urllib.parse.quote(k, safe='-_.~')}={urllib.parse.quote(str(v), safe='-_.~')}" for k, v in params.items() if v is not None
+    )
     url = f"{endpoint(args).rstrip('/')}{path}" + (f"?{query}" if query else "")
     req = AWSRequest(method="GET", url=url)
     SigV4Auth(creds, "lambda", client.meta.region_name).add_auth(req)
@@ -85,12 +88,23 @@ def cmd_usage(args) -> int:
     print(f"usage for {doc['month']} (billed per {doc['granularity_ms']} ms)")
     rows = [("FUNCTION", "REQUESTS", "DURATION MS", "BILLED MS", "GB-S", "COST USD")]
     for f in doc["functions"]:
-        rows.append((f["function"], str(f["requests"]), f"{f['duration_ms']:.3f}", str(f["billed_duration_ms"]), f"{f['gb_seconds']:.4f}", f"{f['cost_usd']:.6f}"))
+        rows.append(
+            (
+                f["function"],
+                str(f["requests"]),
+                f"{f['duration_ms']:.3f}",
+                str(f["billed_duration_ms"]),
+                f"{f['gb_seconds']:.4f}",
+                f"{f['cost_usd']:.6f}",
+            )
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
     t = doc["totals"]
-    print(f"total: {t['requests']} requests, {t['gb_seconds']:.4f} GB-s, ${t['cost_usd_before_free_tier']:.6f} before the free tier, ${t['cost_usd']:.6f} due")
+    print(
+        f"total: {t['requests']} requests, {t['gb_seconds']:.4f} GB-s, ${t['cost_usd_before_free_tier']:.6f} before the free tier, ${t['cost_usd']:.6f} due"
+    )
     return 0
 
 
@@ -119,7 +133,9 @@ def cmd_logs(args) -> int:
             raise
         events = doc["events"]
         token = doc.get("nextToken")
-        if args.max_events is not None and (len(events) > args.max_events - printed or (token and printed + len(events) >= args.max_events)):
+        if args.max_events is not None and (
+            len(events) > args.max_events - printed or (token and printed + len(events) >= args.max_events)
+        ):
             events = events[: args.max_events - printed]
             _print_events(events)
             print(f"lambdalet logs: stopped after {printed + len(events)} events (--max-events), before the end", file=sys.stderr)

@@ -3,6 +3,7 @@
 Each page names an asset with its content hash (console.js?v=3f2a...), so a
 browser may keep it a year (immutable) and a new release is fetched at once.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -10,8 +11,14 @@ import pathlib
 
 STATIC_DIR = pathlib.Path(__file__).parent / "static"
 PREFIX = "/console/static/"
-_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml",
-          ".png": "image/png", ".txt": "text/plain; charset=utf-8", ".ico": "image/x-icon"}
+_TYPES = {
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+    ".txt": "text/plain; charset=utf-8",
+    ".ico": "image/x-icon",
+}
 YEAR_S = 365 * 86400
 
 
@@ -31,7 +38,7 @@ class Assets:
         return sorted(self._files)
 
     def reply(self, path: str, query: str, if_none_match: str | None) -> tuple[int, list[tuple[str, str]], bytes]:
-        name = path[len(PREFIX):]
+        name = path[len(PREFIX) :]
         found = self._files.get(name)
         if found is None:
             return 404, [("Content-Type", "text/plain; charset=utf-8"), ("Cache-Control", "no-store")], b"not found"

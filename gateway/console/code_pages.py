@@ -1,6 +1,7 @@
 """A function's code tab: the inline editor for a one-file function, or a
 .zip upload; and the zip the editor's one file becomes (creating a
 function makes one the same way)."""
+
 from __future__ import annotations
 
 import base64
@@ -15,13 +16,13 @@ from .page_kit import PageKit
 
 INLINE_MAX = 256 * 1024  # the inline editor's one file
 
-STARTER = '''import json
+STARTER = """import json
 
 
 def lambda_handler(event, context):
     print("event:", json.dumps(event))
     return {"statusCode": 200, "body": json.dumps({"hello": event})}
-'''
+"""
 
 
 async def code_from(form, files) -> bytes:

@@ -1,5 +1,6 @@
 """The console as the server builds it: the service objects it works with,
 its sessions, templates and assets, and the surfaces for each port."""
+
 from __future__ import annotations
 
 import datetime
@@ -69,9 +70,18 @@ class Services(msgspec.Struct, kw_only=True):
 
 
 class Console:
-    def __init__(self, services: Services, *, app, server_addr: tuple[str, int], policy: ConsolePolicy,
-                 data_dir: pathlib.Path, keys: Mapping[str, str], sessions: SessionStore | None = None,
-                 limiter: SignInLimiter | None = None) -> None:
+    def __init__(
+        self,
+        services: Services,
+        *,
+        app,
+        server_addr: tuple[str, int],
+        policy: ConsolePolicy,
+        data_dir: pathlib.Path,
+        keys: Mapping[str, str],
+        sessions: SessionStore | None = None,
+        limiter: SignInLimiter | None = None,
+    ) -> None:
         self.services = services
         self.app = app
         self.server_addr = server_addr
@@ -81,8 +91,13 @@ class Console:
         self.sessions = sessions or SessionStore()
         self.limiter = limiter or SignInLimiter()
         self.assets = Assets()
-        self.templates = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True,
-                                            undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+        self.templates = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+            autoescape=True,
+            undefined=jinja2.StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
         self.templates.globals["asset"] = self.assets.url
         self.templates.filters["when"] = _when
         self.templates.filters["number"] = _number
@@ -103,7 +118,11 @@ class Console:
 
     def live_tail(self, name: str, head: Head, session) -> tuple[int, list[tuple[str, str]], object]:
         if self.tails >= live_tail.MAX_STREAMS:
-            return 429, [("Content-Type", "text/plain; charset=utf-8"), ("Retry-After", "5"), ("Cache-Control", "no-store")], b"Too many live tails are open."
+            return (
+                429,
+                [("Content-Type", "text/plain; charset=utf-8"), ("Retry-After", "5"), ("Cache-Control", "no-store")],
+                b"Too many live tails are open.",
+            )
         query = urllib.parse.parse_qs(head.query)
         contains = (query.get("filter") or [""])[0][:256] or None
         last = head.header("last-event-id")
@@ -134,4 +153,3 @@ class _TailBody(ChunkedBody):
         if self._on_close is not None:
             self._on_close, on_close = None, self._on_close
             on_close()
-

@@ -7,6 +7,7 @@ refused with the same message as through the API. A number that does not
 parse is passed on as the text it was, so that the message is Lambda's own
 ("Value 'abc' at 'memorySize' failed to satisfy constraint ...").
 """
+
 from __future__ import annotations
 
 import re

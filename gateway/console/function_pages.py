@@ -2,6 +2,7 @@
 function from the inline editor or a .zip, one function's configuration
 tab (general, environment, concurrency, tags, URL, asynchronous
 invocation) and deleting it."""
+
 from __future__ import annotations
 
 import base64
@@ -33,11 +34,21 @@ def add_routes(bp: Blueprint, kit: PageKit) -> None:
             if query and query.lower() not in rec.name.lower() and query.lower() not in rec.runtime.lower():
                 continue
             st = stats.get(rec.name) or {"invocations": 0, "errors": 0, "p99_ms": None, "spark": None}
-            rows.append({"name": rec.name, "runtime": rec.runtime, "memory": rec.memory_size, "modified": rec.last_modified,
-                         "invocations": st["invocations"], "errors": st["errors"], "p99": st["p99_ms"], "spark": st["spark"],
-                         "url": kit.fn_url(rec.name)})
+            rows.append(
+                {
+                    "name": rec.name,
+                    "runtime": rec.runtime,
+                    "memory": rec.memory_size,
+                    "modified": rec.last_modified,
+                    "invocations": st["invocations"],
+                    "errors": st["errors"],
+                    "p99": st["p99_ms"],
+                    "spark": st["spark"],
+                    "url": kit.fn_url(rec.name),
+                }
+            )
         missing_last = {"p99": -1.0}
-        rows.sort(key=lambda r: (r[sort] if r[sort] is not None else missing_last.get(sort, 0)), reverse=order == "desc")
+        rows.sort(key=lambda r: r[sort] if r[sort] is not None else missing_last.get(sort, 0), reverse=order == "desc")
         return kit.page("functions.html", rows=rows, query=query, sort=sort, order=order, sorts=SORTS, total=len(s.service.registry))
 
     # -- create --------------------------------------------------------------------
@@ -47,9 +58,21 @@ def add_routes(bp: Blueprint, kit: PageKit) -> None:
 
     @bp.get("/functions/new")
     async def new_function():
-        return kit.page("function_new.html", runtimes=runtimes(), values={"name": "", "runtime": s.service.runtimes.default, "handler": "lambda_function.lambda_handler",
-                                                                        "memory": "128", "timeout": "3", "source": "editor",
-                                                                        "code": STARTER, "filename": "lambda_function.py"}, errors={})
+        return kit.page(
+            "function_new.html",
+            runtimes=runtimes(),
+            values={
+                "name": "",
+                "runtime": s.service.runtimes.default,
+                "handler": "lambda_function.lambda_handler",
+                "memory": "128",
+                "timeout": "3",
+                "source": "editor",
+                "code": STARTER,
+                "filename": "lambda_function.py",
+            },
+            errors={},
+        )
 
     @bp.post("/functions/new")
     async def create_function():
@@ -59,10 +82,15 @@ def add_routes(bp: Blueprint, kit: PageKit) -> None:
         errors: dict[str, str] = {}
         try:
             zip_bytes = await code_from(form, files)
-            body = {"FunctionName": values["name"].strip(), "Runtime": values["runtime"], "Handler": values["handler"].strip(),
-                    "Role": f"arn:aws:iam::{s.service.account}:role/lambdalet-console",
-                    "MemorySize": forms.number(values["memory"]), "Timeout": forms.number(values["timeout"]),
-                    "Code": {"ZipFile": base64.b64encode(zip_bytes).decode()}}
+            body = {
+                "FunctionName": values["name"].strip(),
+                "Runtime": values["runtime"],
+                "Handler": values["handler"].strip(),
+                "Role": f"arn:aws:iam::{s.service.account}:role/lambdalet-console",
+                "MemorySize": forms.number(values["memory"]),
+                "Timeout": forms.number(values["timeout"]),
+                "Code": {"ZipFile": base64.b64encode(zip_bytes).decode()},
+            }
             await s.service.create(body)
         except LambdaError as exc:
             errors[forms.field_of(exc.message, "code")] = exc.message
@@ -142,8 +170,14 @@ def add_routes(bp: Blueprint, kit: PageKit) -> None:
             else:
                 return kit.message(404, "Not found", "There is no such settings section.")
         except LambdaError as exc:
-            defaults = {"general": "memory", "environment": "environment", "concurrency": "reserved", "tags": "tags",
-                        "url": "auth_type", "async": "retries"}
+            defaults = {
+                "general": "memory",
+                "environment": "environment",
+                "concurrency": "reserved",
+                "tags": "tags",
+                "url": "auth_type",
+                "async": "retries",
+            }
             return await config_refused(name, section, exc, defaults.get(section, "memory"), submitted)
         return kit.redirect(kit.fn_url(name, done=done) + f"#{section}")
 

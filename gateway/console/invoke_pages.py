@@ -1,6 +1,7 @@
 """A function's test tab: saved test events, and invoking the function in
 process (through the pool, metered and logged like any call) to show its
 result, log and REPORT line."""
+
 from __future__ import annotations
 
 import urllib.parse
@@ -28,8 +29,18 @@ def add_routes(bp: Blueprint, kit: PageKit) -> None:
             found = next((e for e in saved if e.name == chosen), saved[0] if saved else None)
             payload = found.payload if found is not None else '{\n  "key": "value"\n}'
             chosen = found.name if found is not None else ""
-        return kit.page("function_test.html", status, fn=rec, tab="test", saved=saved, chosen=extra.pop("chosen", chosen),
-                    payload=payload, result=extra.pop("result", None), error=extra.pop("error", ""), **extra)
+        return kit.page(
+            "function_test.html",
+            status,
+            fn=rec,
+            tab="test",
+            saved=saved,
+            chosen=extra.pop("chosen", chosen),
+            payload=payload,
+            result=extra.pop("result", None),
+            error=extra.pop("error", ""),
+            **extra,
+        )
 
     @bp.get("/functions/<name>/test")
     async def test_page(name: str):
@@ -66,10 +77,20 @@ def add_routes(bp: Blueprint, kit: PageKit) -> None:
         spec = s.invoker.spec_for(rec)
         outcome = await s.invoker.pool.invoke(spec, raw)
         log = outcome.log.decode("utf-8", errors="replace")
-        report = next((line for line in reversed(log.splitlines()) if line.startswith("REPORT RequestId:") or '"platform.report"' in line), "")
+        report = next(
+            (line for line in reversed(log.splitlines()) if line.startswith("REPORT RequestId:") or '"platform.report"' in line), ""
+        )
         try:
             shown = msgspec.json.format(outcome.payload, indent=2).decode("utf-8", errors="replace")
         except msgspec.DecodeError:
             shown = outcome.payload.decode("utf-8", errors="replace")
-        return {"request_id": outcome.request_id, "failed": bool(outcome.function_error), "error_type": outcome.error_type,
-                "payload": shown, "log": log, "report": report, "duration_ms": outcome.duration_ns / 1e6, "cold": outcome.cold}
+        return {
+            "request_id": outcome.request_id,
+            "failed": bool(outcome.function_error),
+            "error_type": outcome.error_type,
+            "payload": shown,
+            "log": log,
+            "report": report,
+            "duration_ms": outcome.duration_ns / 1e6,
+            "cold": outcome.cold,
+        }

@@ -9,6 +9,7 @@ the connection from looking stalled; a stream ends after MAX_STREAM_S, or
 as soon as its session does, and the browser reconnects under whatever
 session it then has.
 """
+
 from __future__ import annotations
 
 import functools
@@ -46,9 +47,18 @@ def last_events(store: LogStore, group: str, limit: int = BACKLOG, contains: str
     return [LogEvent(id=i, timestamp_ms=t, log_group=g, log_stream=s, message=m) for i, t, g, s, m in rows]
 
 
-async def stream(store: LogStore, group: str, *, after_id: int | None, contains: str | None,
-                 alive: Callable[[], bool], run_sync: Callable[..., Awaitable] = trio.to_thread.run_sync,
-                 poll_s: float = POLL_S, heartbeat_s: float = HEARTBEAT_S, max_s: float = MAX_STREAM_S):
+async def stream(
+    store: LogStore,
+    group: str,
+    *,
+    after_id: int | None,
+    contains: str | None,
+    alive: Callable[[], bool],
+    run_sync: Callable[..., Awaitable] = trio.to_thread.run_sync,
+    poll_s: float = POLL_S,
+    heartbeat_s: float = HEARTBEAT_S,
+    max_s: float = MAX_STREAM_S,
+):
     """Yields the stream's bytes until max_s has passed or alive() says no."""
     yield b"retry: %d\n: live tail of %s\n\n" % (RETRY_MS, group.encode())
     if after_id is None:

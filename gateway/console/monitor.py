@@ -1,5 +1,6 @@
 """What the monitor pages and the functions list read: the rollup's rows,
 the open minute from the meter, and the month's usage from the ledger."""
+
 from __future__ import annotations
 
 import time
@@ -17,9 +18,17 @@ from .rollup_store import ACCOUNT, RollupStore
 
 
 class Monitor:
-    def __init__(self, store: RollupStore, rollup: Rollup, calls: CallJournal, service: FunctionService, *,
-                 prices: billing.Prices = billing.DEFAULT_PRICES, wall: Callable[[], float] = time.time,
-                 run_sync: Callable[..., Awaitable] = trio.to_thread.run_sync) -> None:
+    def __init__(
+        self,
+        store: RollupStore,
+        rollup: Rollup,
+        calls: CallJournal,
+        service: FunctionService,
+        *,
+        prices: billing.Prices = billing.DEFAULT_PRICES,
+        wall: Callable[[], float] = time.time,
+        run_sync: Callable[..., Awaitable] = trio.to_thread.run_sync,
+    ) -> None:
         self.store = store
         self.rollup = rollup
         self.calls = calls
@@ -124,7 +133,9 @@ def queue_gauges(store, dead_letter_queue: str):
     def read() -> Gauges:
         with store.reading() as db:
             depth = dict(db.execute("SELECT function, COUNT(*) FROM events GROUP BY function").fetchall())
-            dlq = dict(db.execute("SELECT function, COUNT(*) FROM messages WHERE queue = ? GROUP BY function", (dead_letter_queue,)).fetchall())
+            dlq = dict(
+                db.execute("SELECT function, COUNT(*) FROM messages WHERE queue = ? GROUP BY function", (dead_letter_queue,)).fetchall()
+            )
         return Gauges(async_depth=depth, dlq=dlq)
 
     return read

@@ -1,5 +1,6 @@
 """Charts (one function's and the account's, with this month's bill) and a
 function's logs: a time window, a filter, pages and the live tail's link."""
+
 from __future__ import annotations
 
 import time
@@ -24,14 +25,26 @@ def add_routes(bp: Blueprint, kit: PageKit) -> None:
     @bp.get("/functions/<name>/monitor")
     async def function_monitor(name: str):
         rec = kit.function(name)
-        return kit.page("function_monitor.html", fn=rec, tab="fn-monitor", range=kit.range_arg(), ranges=list(RANGES),
-                    chart_src=f"/console/api/chart?function={urllib.parse.quote(name)}&range={kit.range_arg()}")
+        return kit.page(
+            "function_monitor.html",
+            fn=rec,
+            tab="fn-monitor",
+            range=kit.range_arg(),
+            ranges=list(RANGES),
+            chart_src=f"/console/api/chart?function={urllib.parse.quote(name)}&range={kit.range_arg()}",
+        )
 
     @bp.get("/monitor")
     async def account_monitor():
         bill = await s.monitor.month_bill(s.granularity_ms)
-        return kit.page("monitor.html", range=kit.range_arg(), ranges=list(RANGES), bill=bill, tab="monitor",
-                    chart_src=f"/console/api/chart?range={kit.range_arg()}")
+        return kit.page(
+            "monitor.html",
+            range=kit.range_arg(),
+            ranges=list(RANGES),
+            bill=bill,
+            tab="monitor",
+            chart_src=f"/console/api/chart?range={kit.range_arg()}",
+        )
 
     @bp.get("/api/chart")
     async def chart():
@@ -63,7 +76,9 @@ def add_routes(bp: Blueprint, kit: PageKit) -> None:
         after, upto = decode_token(token) if token else (None, None)
         await s.calls.flush()
         logstore = s.calls.logstore
-        result = await trio.to_thread.run_sync(lambda: logstore.page(group, since_ms=since_ms, after=after, upto_id=upto, contains=contains, limit=LOG_PAGE))
+        result = await trio.to_thread.run_sync(
+            lambda: logstore.page(group, since_ms=since_ms, after=after, upto_id=upto, contains=contains, limit=LOG_PAGE)
+        )
         events = result.events
         more = result.next
         if until_ms is not None:
@@ -76,9 +91,20 @@ def add_routes(bp: Blueprint, kit: PageKit) -> None:
             args = {k: v for k, v in request.args.items() if k != "next"}
             args["next"] = encode_token(more, result.upto_id)
             next_link = f"{kit.fn_url(name, 'logs')}?{urllib.parse.urlencode(args)}"
-        return kit.page("function_logs.html", fn=rec, tab="logs", events=events, group=group, since=since_text, until=until_text,
-                    filter=contains or "", error=error, next_link=next_link, since_ms=since_ms,
-                    stream_src=f"{kit.fn_url(name, 'logs')}/stream")
+        return kit.page(
+            "function_logs.html",
+            fn=rec,
+            tab="logs",
+            events=events,
+            group=group,
+            since=since_text,
+            until=until_text,
+            filter=contains or "",
+            error=error,
+            next_link=next_link,
+            since_ms=since_ms,
+            stream_src=f"{kit.fn_url(name, 'logs')}/stream",
+        )
 
 
 def _parse_time(text: str, tz_offset_min: str) -> int | None:

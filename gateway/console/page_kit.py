@@ -2,6 +2,7 @@
 rendering a template with the session's CSRF token and the notice a
 redirect asked for, the plain answers (message, redirect), links to a
 function's tabs and the session cookie's attributes."""
+
 from __future__ import annotations
 
 import urllib.parse

@@ -13,6 +13,7 @@ change renders the form again with Lambda's message beside its field.
 surface.py has already decided who may ask (the session); the CSRF token
 of every change is checked here, where the form is parsed.
 """
+
 from __future__ import annotations
 
 from quart import Blueprint, request
@@ -41,7 +42,9 @@ def make_blueprint(console) -> Blueprint:
         if presented is None:
             presented = (await request.form).get("csrf")
         if session is None or not csrf_ok(session.csrf, presented):
-            return kit.message(403, "Refused", "This form has expired or did not come from the console's own pages. Reload the page and try again.")
+            return kit.message(
+                403, "Refused", "This form has expired or did not come from the console's own pages. Reload the page and try again."
+            )
         return None
 
     for pages in (sign_in_pages, function_pages, code_pages, invoke_pages, monitor_pages, version_pages, queue_pages):

@@ -5,6 +5,7 @@ reads the file at each sign-in, so a change needs no restart. Only the hash
 is stored: the file cannot be used to sign in, though it can be used to try
 guesses offline, so it is 0600 like the rest of the data directory.
 """
+
 from __future__ import annotations
 
 import base64

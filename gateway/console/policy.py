@@ -6,6 +6,7 @@ network, and with TLS nothing crosses it in clear. Anywhere else the console
 stays off unless the operator asks for it (--console on), and every answer
 at /console and the start-up lines say why.
 """
+
 from __future__ import annotations
 
 import msgspec
@@ -37,14 +38,21 @@ def decide(mode: str, host: str, loopback: bool, tls_url: str | None) -> Console
     if loopback:
         return ConsolePolicy(plain=True, tls=has_tls)
     if mode == "on":
-        risk = (f"the console is served over plain HTTP on {host}, which is not a loopback address (--console on): "
-                "sign-ins and session cookies cross the network in clear")
+        risk = (
+            f"the console is served over plain HTTP on {host}, which is not a loopback address (--console on): "
+            "sign-ins and session cookies cross the network in clear"
+        )
         return ConsolePolicy(plain=True, tls=has_tls, plain_note=risk)
     if has_tls:
-        return ConsolePolicy(plain=False, tls=True,
-                             plain_note=f"on {host}, which is not a loopback address, the console is served over TLS only: {tls_url}/console")
-    why = (f"the console is off: the server listens on {host}, which is not a loopback address, without TLS, so a sign-in "
-           "would cross the network in clear; serve TLS (--tls-port, --tls-cert, --tls-key) or pass --console on")
+        return ConsolePolicy(
+            plain=False,
+            tls=True,
+            plain_note=f"on {host}, which is not a loopback address, the console is served over TLS only: {tls_url}/console",
+        )
+    why = (
+        f"the console is off: the server listens on {host}, which is not a loopback address, without TLS, so a sign-in "
+        "would cross the network in clear; serve TLS (--tls-port, --tls-cert, --tls-key) or pass --console on"
+    )
     return ConsolePolicy(plain=False, tls=False, plain_note=why, tls_note=why)
 
 

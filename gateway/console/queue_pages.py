@@ -1,5 +1,6 @@
 """The built-in queues (dead-letter and destination records: redrive or
 delete them) and the schedules (enable, disable, delete)."""
+
 from __future__ import annotations
 
 import functools
@@ -57,8 +58,11 @@ def add_routes(bp: Blueprint, kit: PageKit) -> None:
             await s.scheduler.delete(sched)
             return kit.redirect("/console/schedules?done=schedule-deleted")
         if action in ("enable", "disable"):
-            body = {"ScheduleExpression": current["ScheduleExpression"], "FunctionName": current["FunctionName"],
-                    "State": "ENABLED" if action == "enable" else "DISABLED"}
+            body = {
+                "ScheduleExpression": current["ScheduleExpression"],
+                "FunctionName": current["FunctionName"],
+                "State": "ENABLED" if action == "enable" else "DISABLED",
+            }
             if "Input" in current:
                 body["Input"] = current["Input"]
             await s.scheduler.put(sched, body)
@@ -73,6 +77,12 @@ def _message_row(m) -> dict:
         body = {}
     context = body.get("requestContext", {}) if isinstance(body, dict) else {}
     payload = m.payload.decode("utf-8", errors="replace")
-    return {"id": m.id, "function": m.function, "qualifier": m.qualifier, "sent": m.sent_s * 1000,
-            "condition": context.get("condition", ""), "attempts": context.get("approximateInvokeCount", ""),
-            "payload": payload if len(payload) <= 2000 else payload[:2000] + "…"}
+    return {
+        "id": m.id,
+        "function": m.function,
+        "qualifier": m.qualifier,
+        "sent": m.sent_s * 1000,
+        "condition": context.get("condition", ""),
+        "attempts": context.get("approximateInvokeCount", ""),
+        "payload": payload if len(payload) <= 2000 else payload[:2000] + "…",
+    }

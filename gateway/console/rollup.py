@@ -17,6 +17,7 @@ Gauges (concurrent executions, the async queue's depth, the dead-letter
 queue) are not counters: concurrency is sampled every SAMPLE_S and a minute
 keeps its highest sample; the queues are read as the minute closes.
 """
+
 from __future__ import annotations
 
 import math
@@ -52,8 +53,16 @@ class Cumulative(msgspec.Struct, array_like=True, frozen=True):
 
     @classmethod
     def of(cls, snap: SlotSnapshot) -> Cumulative:
-        return cls(snap.invocations, snap.errors, snap.throttles, snap.cold_starts, snap.duration_ns,
-                   snap.billed_ms, snap.mb_ms, tuple(snap.histogram))
+        return cls(
+            snap.invocations,
+            snap.errors,
+            snap.throttles,
+            snap.cold_starts,
+            snap.duration_ns,
+            snap.billed_ms,
+            snap.mb_ms,
+            tuple(snap.histogram),
+        )
 
 
 ZERO = Cumulative(0, 0, 0, 0, 0, 0, 0, (0,) * HIST_BUCKETS)
@@ -177,9 +186,16 @@ class Rollup:
     record sequence or throttle count moved since the last one.
     """
 
-    def __init__(self, meter: Meter, store, *, gauges: Callable[[], Gauges] = Gauges,
-                 wall: Callable[[], float] = time.time, sample_s: float = SAMPLE_S,
-                 run_sync: Callable[..., Awaitable] = trio.to_thread.run_sync) -> None:
+    def __init__(
+        self,
+        meter: Meter,
+        store,
+        *,
+        gauges: Callable[[], Gauges] = Gauges,
+        wall: Callable[[], float] = time.time,
+        sample_s: float = SAMPLE_S,
+        run_sync: Callable[..., Awaitable] = trio.to_thread.run_sync,
+    ) -> None:
         self.meter = meter
         self.store = store
         self.gauges = gauges
@@ -252,7 +268,9 @@ class Rollup:
         except (OSError, sqlite3.Error) as exc:
             self.failures += 1
             if self.failures == 1 or self.failures % 60 == 0:
-                print(f"lambdalet: console rollup: cannot store a minute ({exc}); its calls go into the next one", file=sys.stderr, flush=True)
+                print(
+                    f"lambdalet: console rollup: cannot store a minute ({exc}); its calls go into the next one", file=sys.stderr, flush=True
+                )
             self._open_minute = max(self._open_minute + MINUTE, _minute_of(self.wall()))
             return False
         self.failures = 0

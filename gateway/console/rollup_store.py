@@ -10,6 +10,7 @@ bounded by the retention times the meter's slots (meter.DEFAULT_SLOTS + 1).
 The baseline (the meter snapshot the open minute is measured against) is
 stored in the same transaction as the minute it closes: rollup.py says why.
 """
+
 from __future__ import annotations
 
 import pathlib
@@ -24,8 +25,18 @@ MINUTE_RETENTION_S = 25 * 3600  # the 24 h chart, and the hour being rolled up
 HOUR_RETENTION_S = 8 * 86400  # the 7 d chart
 ACCOUNT = ""
 
-_COLUMNS = ("invocations", "errors", "throttles", "cold_starts", "duration_ns", "billed_ms", "mb_ms",
-            "concurrent_max", "async_depth", "dlq")
+_COLUMNS = (
+    "invocations",
+    "errors",
+    "throttles",
+    "cold_starts",
+    "duration_ns",
+    "billed_ms",
+    "mb_ms",
+    "concurrent_max",
+    "async_depth",
+    "dlq",
+)
 _hist_encode = msgspec.msgpack.Encoder().encode
 _hist_decode = msgspec.msgpack.Decoder(dict[int, int]).decode
 _base_encode = msgspec.msgpack.Encoder().encode
@@ -108,8 +119,10 @@ class RollupStore:
     def _write_baseline(self, baseline: dict[tuple[str, str], Cumulative], *, replace_all: bool = True) -> None:
         if replace_all:
             self._db.execute("DELETE FROM baseline")
-        self._db.executemany("INSERT OR REPLACE INTO baseline (function, version, counters) VALUES (?, ?, ?)",
-                             [(f, v, _base_encode(c)) for (f, v), c in baseline.items()])
+        self._db.executemany(
+            "INSERT OR REPLACE INTO baseline (function, version, counters) VALUES (?, ?, ?)",
+            [(f, v, _base_encode(c)) for (f, v), c in baseline.items()],
+        )
         self._db.execute("INSERT OR REPLACE INTO rollup_state (key, value) VALUES ('baseline_saved', 1)")
 
     def _insert(self, tier: int, ts: int, rows: dict[str, Counts]) -> None:
@@ -118,8 +131,10 @@ class RollupStore:
         # OR REPLACE: a minute closed twice (a clock set back) keeps its last word.
         self._db.executemany(
             f"INSERT OR REPLACE INTO rollup (tier, ts, function, {cols}, hist) VALUES ({marks})",
-            [(tier, ts, name, *(getattr(c, col) for col in _COLUMNS), _hist_encode(c.hist) if c.hist else None)
-             for name, c in rows.items()],
+            [
+                (tier, ts, name, *(getattr(c, col) for col in _COLUMNS), _hist_encode(c.hist) if c.hist else None)
+                for name, c in rows.items()
+            ],
         )
 
     def _state(self, key: str) -> int | None:
@@ -130,8 +145,12 @@ class RollupStore:
         """Hour rows for every complete hour before upto_s not rolled yet."""
         done = self._state("hours_through")
         start = 0 if done is None else done + 3600
-        hours = [h for (h,) in self._db.execute(
-            "SELECT DISTINCT ts / 3600 * 3600 FROM rollup WHERE tier = 60 AND ts >= ? AND ts < ? ORDER BY 1", (start, upto_s))]
+        hours = [
+            h
+            for (h,) in self._db.execute(
+                "SELECT DISTINCT ts / 3600 * 3600 FROM rollup WHERE tier = 60 AND ts >= ? AND ts < ? ORDER BY 1", (start, upto_s)
+            )
+        ]
         for hour in hours:
             merged: dict[str, Counts] = {}
             for _ts, name, counts in self._rows(60, None, hour, hour + 3600):

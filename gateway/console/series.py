@@ -12,6 +12,7 @@ it, counting month to date; the month's totals come from the usage ledger,
 and the buckets are walked back from now. A function's bucket pays its
 share of the account's paid part, as billing.report shares the bill.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -55,8 +56,23 @@ def fill(starts: list[int], step: int, rows: Iterable[tuple[int, Counts]]) -> li
 def shape(starts: list[int], step: int, filled: list[Counts]) -> dict[str, list]:
     """The arrays a chart draws; None where a value does not exist (no
     call, no percentile)."""
-    doc: dict[str, list] = {k: [] for k in ("t", "invocations", "errors", "throttles", "cold_starts", "p50_ms", "p99_ms",
-                                            "concurrent_max", "concurrent_mean", "async_depth", "dlq", "gb_s")}
+    doc: dict[str, list] = {
+        k: []
+        for k in (
+            "t",
+            "invocations",
+            "errors",
+            "throttles",
+            "cold_starts",
+            "p50_ms",
+            "p99_ms",
+            "concurrent_max",
+            "concurrent_mean",
+            "async_depth",
+            "dlq",
+            "gb_s",
+        )
+    }
     for ts, c in zip(starts, filled):
         doc["t"].append(ts)
         doc["invocations"].append(c.invocations)
@@ -78,8 +94,9 @@ def month_of(ts: int) -> str:
     return datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).strftime("%Y-%m")
 
 
-def paid_parts(starts: list[int], account: list[Counts], months: dict[str, tuple[int, int]],
-               prices: billing.Prices = billing.DEFAULT_PRICES) -> list[tuple[Decimal, Decimal]]:
+def paid_parts(
+    starts: list[int], account: list[Counts], months: dict[str, tuple[int, int]], prices: billing.Prices = billing.DEFAULT_PRICES
+) -> list[tuple[Decimal, Decimal]]:
     """Per bucket, the fraction of the account's requests and of its GB-s
     that fell beyond the month's free tier, walking back from the month's
     total as of now. months: the account's (requests, MB·ms) per month to
@@ -97,15 +114,15 @@ def paid_parts(starts: list[int], account: list[Counts], months: dict[str, tuple
         end_mb = max(total_mb_ms - later[1], c.mb_ms)
         paid_req = max(0, end_req - max(end_req - c.invocations, free_req))
         paid_mb = max(0, end_mb - max(end_mb - c.mb_ms, free_mb_ms))
-        out[i] = (Decimal(paid_req) / c.invocations if c.invocations else Decimal(0),
-                  Decimal(paid_mb) / c.mb_ms if c.mb_ms else Decimal(0))
+        out[i] = (Decimal(paid_req) / c.invocations if c.invocations else Decimal(0), Decimal(paid_mb) / c.mb_ms if c.mb_ms else Decimal(0))
         later[0] += c.invocations
         later[1] += c.mb_ms
     return out
 
 
-def costs(filled: list[Counts], paid: list[tuple[Decimal, Decimal]], gb_s_price: Decimal,
-          prices: billing.Prices = billing.DEFAULT_PRICES) -> list[float]:
+def costs(
+    filled: list[Counts], paid: list[tuple[Decimal, Decimal]], gb_s_price: Decimal, prices: billing.Prices = billing.DEFAULT_PRICES
+) -> list[float]:
     """USD per bucket after the free tier."""
     per_request = Decimal(prices.per_million_requests) / 1_000_000
     out = []

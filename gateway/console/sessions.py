@@ -11,6 +11,7 @@ Failed sign-ins drain two token buckets, one per client address and one
 for everyone; an empty bucket refuses even to check a guess until it
 refills. Successful sign-ins cost nothing.
 """
+
 from __future__ import annotations
 
 import collections
@@ -41,8 +42,14 @@ class Session(msgspec.Struct, kw_only=True):
 
 
 class SessionStore:
-    def __init__(self, *, lifetime_s: float = LIFETIME_S, idle_s: float = IDLE_S, max_sessions: int = MAX_SESSIONS,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        *,
+        lifetime_s: float = LIFETIME_S,
+        idle_s: float = IDLE_S,
+        max_sessions: int = MAX_SESSIONS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.lifetime_s = lifetime_s
         self.idle_s = idle_s
         self.max_sessions = max_sessions
@@ -117,8 +124,16 @@ class SignInLimiter:
     ``client_refill_s``; ``overall`` at once for all clients together, then
     one per ``overall_refill_s``."""
 
-    def __init__(self, *, per_client: int = 5, client_refill_s: float = 60.0, overall: int = 50,
-                 overall_refill_s: float = 2.0, max_clients: int = 4096, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        *,
+        per_client: int = 5,
+        client_refill_s: float = 60.0,
+        overall: int = 50,
+        overall_refill_s: float = 2.0,
+        max_clients: int = 4096,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.per_client = per_client
         self.client_refill_s = client_refill_s
         self.overall = overall

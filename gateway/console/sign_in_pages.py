@@ -1,5 +1,6 @@
 """Signing in (an access key of the server's credentials file, or the
 console password) and out, with a failed-attempt limit per client."""
+
 from __future__ import annotations
 
 import hmac
@@ -23,8 +24,15 @@ def add_routes(bp: Blueprint, kit: PageKit) -> None:
         token = secrets.token_urlsafe(24)
         out = {"Set-Cookie": kit.cookie_header(SIGNIN_COOKIE, token, path=SIGN_IN, max_age=3600)}
         out.update(headers or {})
-        return kit.page("sign_in.html", status, headers=out, form_token=token, error=error, next_url=forms.safe_next(next_url),
-                        password_set=password.is_set(console.data_dir))
+        return kit.page(
+            "sign_in.html",
+            status,
+            headers=out,
+            form_token=token,
+            error=error,
+            next_url=forms.safe_next(next_url),
+            password_set=password.is_set(console.data_dir),
+        )
 
     @bp.get("/")
     async def root():

@@ -15,6 +15,7 @@ Every answer carries the security headers: a Content-Security-Policy that
 allows no inline script or style, no framing, no sniffing, no referrer
 leaving the console, and no caching of pages.
 """
+
 from __future__ import annotations
 
 import re
@@ -25,8 +26,10 @@ from ..http.http1 import Head
 from .assets import PREFIX as STATIC_PREFIX
 from .sessions import COOKIE
 
-CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
-       "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
 SECURITY_HEADERS = [
     ("Content-Security-Policy", CSP),
     ("X-Content-Type-Options", "nosniff"),
@@ -97,8 +100,13 @@ class ConsoleSurface:
 
     def too_large(self, head: Head) -> Reply:
         limit = self.body_limit(head)
-        return self._message(413, "Too large", f"This request may carry at most {limit // 1024} KiB." if limit < 1 << 20
-                             else f"This request may carry at most {limit >> 20} MiB.")
+        return self._message(
+            413,
+            "Too large",
+            f"This request may carry at most {limit // 1024} KiB."
+            if limit < 1 << 20
+            else f"This request may carry at most {limit >> 20} MiB.",
+        )
 
     def busy(self, head: Head) -> Reply:
         status, headers, body = self._message(429, "Busy", "Too many requests are arriving at once; try again in a moment.")
@@ -161,7 +169,11 @@ class ConsoleSurface:
         target = SIGN_IN
         if head.path not in ("/console", "/console/", SIGN_IN):
             target += "?" + urllib.parse.urlencode({"next": head.target})
-        return 303, [("Location", target), ("Content-Type", "text/plain; charset=utf-8"), ("Cache-Control", "no-store")] + SECURITY_HEADERS, b"Sign in first."
+        return (
+            303,
+            [("Location", target), ("Content-Type", "text/plain; charset=utf-8"), ("Cache-Control", "no-store")] + SECURITY_HEADERS,
+            b"Sign in first.",
+        )
 
     def _message(self, status: int, title: str, text: str, *, sign_in: bool = False) -> Reply:
         html = self.console.render("message.html", title=title, text=text, sign_in=sign_in, session=None)

@@ -3,6 +3,7 @@
 As in AWS's console: up to MAX_PER_FUNCTION named JSON events per function,
 each at most the synchronous invoke limit. They go with their function.
 """
+
 from __future__ import annotations
 
 import pathlib
@@ -50,7 +51,8 @@ class TestEvents:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(
                 "CREATE TABLE IF NOT EXISTS test_events (function TEXT NOT NULL, name TEXT NOT NULL, payload TEXT NOT NULL,"
-                " updated_s REAL NOT NULL, PRIMARY KEY (function, name)) WITHOUT ROWID")
+                " updated_s REAL NOT NULL, PRIMARY KEY (function, name)) WITHOUT ROWID"
+            )
 
     def close(self) -> None:
         with self._lock:
@@ -58,12 +60,16 @@ class TestEvents:
 
     def list(self, function: str) -> list[TestEvent]:
         with self._lock:
-            rows = self._db.execute("SELECT name, payload, updated_s FROM test_events WHERE function = ? ORDER BY name", (function,)).fetchall()
+            rows = self._db.execute(
+                "SELECT name, payload, updated_s FROM test_events WHERE function = ? ORDER BY name", (function,)
+            ).fetchall()
         return [TestEvent(*row) for row in rows]
 
     def get(self, function: str, name: str) -> TestEvent | None:
         with self._lock:
-            row = self._db.execute("SELECT name, payload, updated_s FROM test_events WHERE function = ? AND name = ?", (function, name)).fetchone()
+            row = self._db.execute(
+                "SELECT name, payload, updated_s FROM test_events WHERE function = ? AND name = ?", (function, name)
+            ).fetchone()
         return None if row is None else TestEvent(*row)
 
     def save(self, function: str, name: str, payload: str) -> None:
@@ -75,8 +81,10 @@ class TestEvents:
                 count = self._db.execute("SELECT COUNT(*) FROM test_events WHERE function = ?", (function,)).fetchone()[0]
                 if not exists and count >= MAX_PER_FUNCTION:
                     raise invalid(f"A function keeps at most {MAX_PER_FUNCTION} test events; delete one first.")
-                self._db.execute("INSERT OR REPLACE INTO test_events (function, name, payload, updated_s) VALUES (?, ?, ?, ?)",
-                                 (function, name, payload, time.time()))
+                self._db.execute(
+                    "INSERT OR REPLACE INTO test_events (function, name, payload, updated_s) VALUES (?, ?, ?, ?)",
+                    (function, name, payload, time.time()),
+                )
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")

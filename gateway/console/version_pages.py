@@ -1,5 +1,6 @@
 """A function's versions and aliases: publishing a version, creating,
 pointing and deleting aliases."""
+
 from __future__ import annotations
 
 from quart import Blueprint, request
@@ -42,10 +43,14 @@ def add_routes(bp: Blueprint, kit: PageKit) -> None:
                 await s.versions.delete_alias(name, alias)
                 done = "alias-deleted"
             elif action == "update":
-                await s.versions.update_alias(name, alias, {"FunctionVersion": form.get("version", ""), "Description": form.get("description", "")})
+                await s.versions.update_alias(
+                    name, alias, {"FunctionVersion": form.get("version", ""), "Description": form.get("description", "")}
+                )
                 done = "alias"
             else:
-                await s.versions.create_alias(name, {"Name": alias, "FunctionVersion": form.get("version", ""), "Description": form.get("description", "")})
+                await s.versions.create_alias(
+                    name, {"Name": alias, "FunctionVersion": form.get("version", ""), "Description": form.get("description", "")}
+                )
                 done = "alias"
         except LambdaError as exc:
             return kit.page("function_versions.html", 400, errors={"alias": exc.message}, **versions_context(name))

@@ -3,6 +3,7 @@ shape, destinations.py) goes to the configured destination, as a new event
 for a function or a message in a built-in queue. A record whose function
 is gone, or that would go round a loop of destinations too often, is kept
 in the dead-letter queue rather than lost."""
+
 from __future__ import annotations
 
 import uuid
@@ -36,16 +37,24 @@ def loops_allowed(service: FunctionService, function: str) -> bool:
     return latest is not None and latest.recursive_loop == "Allow"
 
 
-def route(service: FunctionService, target: destinations.FunctionTarget | destinations.QueueTarget, body: bytes, payload: bytes, *,
-          function: str, qualifier: str, chain: int, wall: Callable[[], float]) -> tuple[NewEvent | None, NewMessage | None]:
+def route(
+    service: FunctionService,
+    target: destinations.FunctionTarget | destinations.QueueTarget,
+    body: bytes,
+    payload: bytes,
+    *,
+    function: str,
+    qualifier: str,
+    chain: int,
+    wall: Callable[[], float],
+) -> tuple[NewEvent | None, NewMessage | None]:
     """The record ``body`` of an event of ``function`` (its request
     ``payload``, ``chain`` hops from the first call) as the next event or
     the next queued message, exactly one of them."""
     function_target = target if isinstance(target, destinations.FunctionTarget) else None
     dest = destination_record(service, function_target) if function_target is not None else None
     if function_target is not None and dest is not None and (chain < MAX_CHAIN or loops_allowed(service, dest.name)):
-        return NewEvent(str(uuid.uuid4()), dest.name, body, wall(), chain + 1, function_target.qualifier,
-                        dest.version), None
+        return NewEvent(str(uuid.uuid4()), dest.name, body, wall(), chain + 1, function_target.qualifier, dest.version), None
     # A queue, a destination function that no longer exists, or
     # a loop of destinations: the record is kept rather than lost.
     queue = target.name if isinstance(target, destinations.QueueTarget) else destinations.DEFAULT_DLQ

@@ -2,6 +2,7 @@
 while a commit of queue.db is under way wait for the next one and share its
 fsync, so concurrent Event invokes are not serialised behind one fsync
 each. A caller is answered only once its event is committed."""
+
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
@@ -22,8 +23,9 @@ class _Ticket:
 
 
 class GroupCommit:
-    def __init__(self, store: AsyncStore, db: trio.CapacityLimiter, run_sync: Callable[..., Awaitable],
-                 adopt: Callable[[NewEvent], None]) -> None:
+    def __init__(
+        self, store: AsyncStore, db: trio.CapacityLimiter, run_sync: Callable[..., Awaitable], adopt: Callable[[NewEvent], None]
+    ) -> None:
         """db: the queue's one writer at a time; adopt: starts dispatching
         a committed event."""
         self._store = store

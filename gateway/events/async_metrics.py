@@ -1,5 +1,6 @@
 """The async queue's gauges for /metrics, read from QueueStatistics at
 scrape time (a collector, so nothing is updated on the dispatch path)."""
+
 from __future__ import annotations
 
 from prometheus_client.core import REGISTRY, CounterMetricFamily, GaugeMetricFamily
@@ -14,13 +15,19 @@ class QueueCollector:
     def collect(self):
         s = self.queue.statistics()
         yield GaugeMetricFamily("lambdalet_async_queue_depth", "Accepted asynchronous events not yet finished.", value=s.depth)
-        yield GaugeMetricFamily("lambdalet_async_queue_oldest_age_seconds", "Age of the oldest queued asynchronous event.", value=s.oldest_age_s)
+        yield GaugeMetricFamily(
+            "lambdalet_async_queue_oldest_age_seconds", "Age of the oldest queued asynchronous event.", value=s.oldest_age_s
+        )
         yield GaugeMetricFamily("lambdalet_async_queue_in_flight", "Asynchronous events running now.", value=s.in_flight)
         yield GaugeMetricFamily("lambdalet_async_dead_letters", "Records waiting in the built-in destination queues.", value=s.dead_letters)
         yield CounterMetricFamily("lambdalet_async_retries", "Function-error retries scheduled.", value=s.retries)
-        yield CounterMetricFamily("lambdalet_async_throttles", "Asynchronous attempts throttled or refused by the platform.", value=s.throttles)
+        yield CounterMetricFamily(
+            "lambdalet_async_throttles", "Asynchronous attempts throttled or refused by the platform.", value=s.throttles
+        )
         yield CounterMetricFamily("lambdalet_async_succeeded", "Asynchronous events that succeeded.", value=s.succeeded)
-        yield CounterMetricFamily("lambdalet_async_failed", "Asynchronous events whose retries ran out or that grew too old.", value=s.failed)
+        yield CounterMetricFamily(
+            "lambdalet_async_failed", "Asynchronous events whose retries ran out or that grew too old.", value=s.failed
+        )
 
 
 _registered: dict[int, QueueCollector] = {}

@@ -20,6 +20,7 @@ Retries follow Lambda's rules (invocation-async-error-handling):
 Accepting events is async_intake.py's (group commit); where a finished
 event's record goes, async_followup.py's.
 """
+
 from __future__ import annotations
 
 import collections
@@ -327,7 +328,16 @@ class AsyncQueue:
         except LambdaError:
             return qualifier
 
-    async def _finish(self, event_id: str, p: _Pending, condition: str, *, payload: bytes | None = None, status_code: int | None = None, function_error: str | None = None) -> None:
+    async def _finish(
+        self,
+        event_id: str,
+        p: _Pending,
+        condition: str,
+        *,
+        payload: bytes | None = None,
+        status_code: int | None = None,
+        function_error: str | None = None,
+    ) -> None:
         cfg = self.configs.effective(p.function, p.qualifier)
         target = cfg.on_success if condition == "Success" else cfg.on_failure
         then_event = then_message = None
@@ -356,10 +366,13 @@ class AsyncQueue:
                     response_payload=last.payload if last is not None else None,
                 )
             )
-            then_event, then_message = async_followup.route(self.service, target, body, payload, function=p.function,
-                                                            qualifier=p.qualifier, chain=p.chain, wall=self.wall)
+            then_event, then_message = async_followup.route(
+                self.service, target, body, payload, function=p.function, qualifier=p.qualifier, chain=p.chain, wall=self.wall
+            )
         async with self._db:
-            await self._run_sync(lambda: self.store.finish_event(event_id, then_event=then_event, then_message=then_message, counter=counter))
+            await self._run_sync(
+                lambda: self.store.finish_event(event_id, then_event=then_event, then_message=then_message, counter=counter)
+            )
         self._forget(event_id)
         if condition == "Success":
             self._succeeded += 1
@@ -383,7 +396,13 @@ class AsyncQueue:
             messages = [m for m in messages if m.id in wanted]
         # Messages sent through SQS came from no function's event: nothing to send back.
         messages = [m for m in messages if m.function]
-        moves = [(m.id, NewEvent(str(uuid.uuid4()), m.function, m.payload, self.wall(), 0, m.qualifier, self._version_now(m.function, m.qualifier))) for m in messages]
+        moves = [
+            (
+                m.id,
+                NewEvent(str(uuid.uuid4()), m.function, m.payload, self.wall(), 0, m.qualifier, self._version_now(m.function, m.qualifier)),
+            )
+            for m in messages
+        ]
         async with self._db:
             moved = await self._run_sync(self.store.redrive, moves)
         self._dead_letters = max(0, self._dead_letters - len(moved))

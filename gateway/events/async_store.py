@@ -8,6 +8,7 @@ record to a destination, and a schedule's fire is enqueued in the same commit
 that advances the schedule. Every method is synchronous and may fsync; the
 gateway calls them from a worker thread, serialised by one lock.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -123,20 +124,26 @@ class AsyncStore:
             self._db.executescript(_SCHEMA)
             # queue.db files made before these columns existed lack them.
             columns = {row[1] for row in self._db.execute("PRAGMA table_info(events)")}
-            for column, decl in (("chain", "INTEGER NOT NULL DEFAULT 0"), ("qualifier", "TEXT NOT NULL DEFAULT '$LATEST'"), ("version", "TEXT NOT NULL DEFAULT '$LATEST'")):
+            for column, decl in (
+                ("chain", "INTEGER NOT NULL DEFAULT 0"),
+                ("qualifier", "TEXT NOT NULL DEFAULT '$LATEST'"),
+                ("version", "TEXT NOT NULL DEFAULT '$LATEST'"),
+            ):
                 if column not in columns:
                     self._db.execute(f"ALTER TABLE events ADD COLUMN {column} {decl}")
             columns = {row[1] for row in self._db.execute("PRAGMA table_info(messages)")}
             # What SQS needs of a message, beside a destination record's fields.
-            for column, decl in (("qualifier", "TEXT NOT NULL DEFAULT '$LATEST'"),
-                                 ("visible_s", "REAL NOT NULL DEFAULT 0"),  # wall clock: receivable from then
-                                 ("receive_count", "INTEGER NOT NULL DEFAULT 0"),
-                                 ("first_receive_s", "REAL"),
-                                 ("receipt", "TEXT"),  # the latest receive's token
-                                 ("attributes", "BLOB"),  # SQS message attributes (JSON)
-                                 ("system", "BLOB"),  # SQS message system attributes (JSON)
-                                 ("sender", "TEXT"),
-                                 ("expires_s", "REAL")):  # retention; NULL: kept until deleted
+            for column, decl in (
+                ("qualifier", "TEXT NOT NULL DEFAULT '$LATEST'"),
+                ("visible_s", "REAL NOT NULL DEFAULT 0"),  # wall clock: receivable from then
+                ("receive_count", "INTEGER NOT NULL DEFAULT 0"),
+                ("first_receive_s", "REAL"),
+                ("receipt", "TEXT"),  # the latest receive's token
+                ("attributes", "BLOB"),  # SQS message attributes (JSON)
+                ("system", "BLOB"),  # SQS message system attributes (JSON)
+                ("sender", "TEXT"),
+                ("expires_s", "REAL"),
+            ):  # retention; NULL: kept until deleted
                 if column not in columns:
                     self._db.execute(f"ALTER TABLE messages ADD COLUMN {column} {decl}")
             self._db.execute("CREATE INDEX IF NOT EXISTS messages_visible ON messages(queue, visible_s)")
@@ -223,7 +230,9 @@ class AsyncStore:
 
     def pending_events(self) -> list[StoredEvent]:
         with self._lock:
-            rows = self._db.execute("SELECT id, function, enqueued_s, attempts, not_before_s, chain, qualifier, version FROM events ORDER BY enqueued_s").fetchall()
+            rows = self._db.execute(
+                "SELECT id, function, enqueued_s, attempts, not_before_s, chain, qualifier, version FROM events ORDER BY enqueued_s"
+            ).fetchall()
         return [StoredEvent(*r) for r in rows]
 
     def event_payload(self, event_id: str) -> bytes | None:
@@ -236,7 +245,9 @@ class AsyncStore:
             self._db.execute("UPDATE events SET attempts=?, not_before_s=? WHERE id=?", (attempts, not_before_s, event_id))
             self._bump("retries", 1)
 
-    def finish_event(self, event_id: str, *, then_event: NewEvent | None = None, then_message: NewMessage | None = None, counter: str | None = None) -> None:
+    def finish_event(
+        self, event_id: str, *, then_event: NewEvent | None = None, then_message: NewMessage | None = None, counter: str | None = None
+    ) -> None:
         """Removes an event and, in the same commit, hands its record on."""
         with self._transaction():
             self._db.execute("DELETE FROM events WHERE id=?", (event_id,))
@@ -256,8 +267,10 @@ class AsyncStore:
     def _insert_message(self, msg: NewMessage) -> None:
         # A destination names its queue into being, as it always has; SQS
         # sees it from then on with the default attributes.
-        self._db.execute("INSERT OR IGNORE INTO queues(name, attributes, tags, created_s, modified_s) VALUES(?, '{}', '{}', ?, ?)",
-                         (msg.queue, msg.sent_s, msg.sent_s))
+        self._db.execute(
+            "INSERT OR IGNORE INTO queues(name, attributes, tags, created_s, modified_s) VALUES(?, '{}', '{}', ?, ?)",
+            (msg.queue, msg.sent_s, msg.sent_s),
+        )
         self._db.execute(
             "INSERT INTO messages(id, queue, function, body, payload, sent_s, qualifier) VALUES(?, ?, ?, ?, ?, ?, ?)",
             (msg.id, msg.queue, msg.function, msg.body, msg.payload, msg.sent_s, msg.qualifier),

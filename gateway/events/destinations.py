@@ -11,6 +11,7 @@ Records in these queues are read and redriven with `lambdalet dlq` or over
 HTTP (/_lambdalet/queues). Other AWS services (SNS, EventBridge, S3) do not
 exist on one box and are refused when configured.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -22,7 +23,9 @@ from ..errors import invalid
 
 DEFAULT_DLQ = "lambdalet-dlq"
 QUEUE_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
-_LAMBDA_RE = re.compile(r"^arn:aws[a-zA-Z-]*:lambda:[a-z0-9-]*:\d{0,12}:function:(?P<name>[a-zA-Z0-9_-]{1,64})(?::(?P<qualifier>\$LATEST|[a-zA-Z0-9_-]+))?$")
+_LAMBDA_RE = re.compile(
+    r"^arn:aws[a-zA-Z-]*:lambda:[a-z0-9-]*:\d{0,12}:function:(?P<name>[a-zA-Z0-9_-]{1,64})(?::(?P<qualifier>\$LATEST|[a-zA-Z0-9_-]+))?$"
+)
 _SQS_RE = re.compile(r"^arn:aws[a-zA-Z-]*:sqs:[a-z0-9-]*:\d{0,12}:(?P<name>[^:]+)$")
 
 
@@ -46,7 +49,9 @@ def parse_target(arn: object, field: str) -> Target:
     """A DestinationConfig ARN to what it names; InvalidParameterValue if it
     names nothing this server can deliver to."""
     if not isinstance(arn, str) or len(arn) > 350:
-        raise invalid(f"1 validation error detected: Value '{arn}' at '{field}' failed to satisfy constraint: Member must have length less than or equal to 350")
+        raise invalid(
+            f"1 validation error detected: Value '{arn}' at '{field}' failed to satisfy constraint: Member must have length less than or equal to 350"
+        )
     m = _LAMBDA_RE.match(arn)
     if m:
         return FunctionTarget(m.group("name"), m.group("qualifier") or "$LATEST")
@@ -57,8 +62,12 @@ def parse_target(arn: object, field: str) -> Target:
         return QueueTarget(m.group("name"))
     if arn.startswith("arn:"):
         service = arn.split(":")[2] if arn.count(":") >= 2 else ""
-        raise invalid(f"The destination ARN {arn} is not supported: this server delivers to Lambda functions and its built-in SQS-style queues, not to {service or 'that service'}.")
-    raise invalid(f"1 validation error detected: Value '{arn}' at '{field}' failed to satisfy constraint: Member must satisfy regular expression pattern: arn:(aws[a-zA-Z0-9-]*):([a-zA-Z0-9\\-])+:(.*)")
+        raise invalid(
+            f"The destination ARN {arn} is not supported: this server delivers to Lambda functions and its built-in SQS-style queues, not to {service or 'that service'}."
+        )
+    raise invalid(
+        f"1 validation error detected: Value '{arn}' at '{field}' failed to satisfy constraint: Member must satisfy regular expression pattern: arn:(aws[a-zA-Z0-9-]*):([a-zA-Z0-9\\-])+:(.*)"
+    )
 
 
 def timestamp(wall_s: float) -> str:

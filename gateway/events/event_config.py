@@ -7,6 +7,7 @@ events they govern, one per function and qualifier ($LATEST, a version or
 an alias), as on AWS; an event obeys the config of the qualifier it was
 invoked with.
 """
+
 from __future__ import annotations
 
 import base64

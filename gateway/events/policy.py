@@ -7,6 +7,7 @@ S3 asks when a notification configuration is put (a destination that has
 not granted it is "Unable to validate") and again when an event is about
 to be queued (a permission removed since stops the events, as on AWS).
 """
+
 from __future__ import annotations
 
 import functools
@@ -18,8 +19,9 @@ from .s3.notifications import S3_PRINCIPAL, FunctionConfig
 
 
 class InvokePolicy(Protocol):
-    def allows(self, function: str, qualifier: str, *, principal: str, action: str,
-               source_arn: str | None, source_account: str | None) -> bool:
+    def allows(
+        self, function: str, qualifier: str, *, principal: str, action: str, source_arn: str | None, source_account: str | None
+    ) -> bool:
         """Whether the function's (or the qualified version's or alias's)
         resource policy lets ``principal`` perform ``action``."""
         ...
@@ -34,8 +36,9 @@ class StatementPolicy:
     def __init__(self, statements_for: Callable[[str, str], tuple[Iterable[dict], str]]) -> None:
         self.statements_for = statements_for
 
-    def allows(self, function: str, qualifier: str, *, principal: str, action: str,
-               source_arn: str | None, source_account: str | None) -> bool:
+    def allows(
+        self, function: str, qualifier: str, *, principal: str, action: str, source_arn: str | None, source_account: str | None
+    ) -> bool:
         statements, resource = self.statements_for(function, qualifier)
         context = {}
         if source_arn is not None:
@@ -97,18 +100,21 @@ def _conditions_hold(condition: object, context: dict[str, str]) -> bool:
 
 
 def _statement_allows(s: dict, service: str, action: str, resource: str, context: dict[str, str]) -> bool:
-    return (s.get("Effect") == "Allow"
-            and _principal_matches(s.get("Principal"), service)
-            and _action_matches(s.get("Action"), action)
-            and resource in _names(s.get("Resource"))
-            and _conditions_hold(s.get("Condition") or {}, context))
+    return (
+        s.get("Effect") == "Allow"
+        and _principal_matches(s.get("Principal"), service)
+        and _action_matches(s.get("Action"), action)
+        and resource in _names(s.get("Resource"))
+        and _conditions_hold(s.get("Condition") or {}, context)
+    )
 
 
 _ARN_RE = re.compile(r"arn:aws[a-zA-Z-]*:lambda:([a-z0-9-]+):(\d{12}):function:")
 
 
-def s3_invoke_check(policy: InvokePolicy, exists: Callable[[str, str], bool], *, region: str,
-                    account: str) -> Callable[[FunctionConfig, str], str | None]:
+def s3_invoke_check(
+    policy: InvokePolicy, exists: Callable[[str, str], bool], *, region: str, account: str
+) -> Callable[[FunctionConfig, str], str | None]:
     """``can_invoke(config, bucket)`` for S3: why S3 may not invoke the
     configuration's function for this bucket, or None when it may."""
 
@@ -118,8 +124,14 @@ def s3_invoke_check(policy: InvokePolicy, exists: Callable[[str, str], bool], *,
             return f"Not authorized to invoke function [{f.arn}]"
         if not exists(f.function, f.qualifier):
             return f"Not authorized to invoke function [{f.arn}]"
-        if not policy.allows(f.function, f.qualifier, principal=S3_PRINCIPAL, action="lambda:InvokeFunction",
-                             source_arn=f"arn:aws:s3:::{bucket}", source_account=account):
+        if not policy.allows(
+            f.function,
+            f.qualifier,
+            principal=S3_PRINCIPAL,
+            action="lambda:InvokeFunction",
+            source_arn=f"arn:aws:s3:::{bucket}",
+            source_account=account,
+        ):
             return f"Not authorized to invoke function [{f.arn}]"
         return None
 

@@ -7,6 +7,7 @@ in day-of-month; `L`, `nL` and `n#k` in day-of-week, where 1 is Sunday; names
 JAN-DEC and SUN-SAT; `a-b`, `a/n`, `a-b/n`, `*/n` and lists. Like the Quartz
 grammar EventBridge inherits, a range may wrap (`FRI-MON`, `22-2`).
 """
+
 from __future__ import annotations
 
 import calendar
@@ -104,7 +105,9 @@ def parse(text: object) -> Schedule:
     if m:
         fields = m.group(1).split()
         if len(fields) != 6:
-            raise ScheduleExpressionError(f"cron expressions have 6 fields (minutes hours day-of-month month day-of-week year), got {len(fields)}")
+            raise ScheduleExpressionError(
+                f"cron expressions have 6 fields (minutes hours day-of-month month day-of-week year), got {len(fields)}"
+            )
         return Cron(text, fields)
     raise ScheduleExpressionError("a schedule expression is rate(value unit) or cron(minutes hours day-of-month month day-of-week year)")
 

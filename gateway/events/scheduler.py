@@ -7,6 +7,7 @@ one. After downtime, a schedule whose next run is already past fires once,
 stamped with the first run it missed, and then resumes from the present: runs
 missed in between are not replayed one by one.
 """
+
 from __future__ import annotations
 
 import datetime

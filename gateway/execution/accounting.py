@@ -15,6 +15,7 @@ ServiceException instead, and nothing of it is billed, logged or counted.
 MeteredPool adds what the pool cannot see from a finished call: how many
 calls are in flight per function, and the calls refused as throttled.
 """
+
 from __future__ import annotations
 
 import time
@@ -36,8 +37,15 @@ def version_of(spec: FunctionSpec) -> str:
 
 
 class Accounting:
-    def __init__(self, meter: Meter, calls: CallJournal, *, granularity_ms: int = 1, account: str = "",
-                 export: Callable[[UsageRecord, CallLog | None], None] | None = None) -> None:
+    def __init__(
+        self,
+        meter: Meter,
+        calls: CallJournal,
+        *,
+        granularity_ms: int = 1,
+        account: str = "",
+        export: Callable[[UsageRecord, CallLog | None], None] | None = None,
+    ) -> None:
         self.meter = meter
         self.calls = calls
         self.granularity_ms = granularity_ms
@@ -115,8 +123,9 @@ class MeteredPool(Pool):
         self.meter = meter
         self.billing_granularity_ms = billing_granularity_ms
 
-    async def invoke(self, spec: FunctionSpec, payload: bytes, client_context: str | None = None, request_id: str | None = None,
-                     stream=None) -> CallOutcome:
+    async def invoke(
+        self, spec: FunctionSpec, payload: bytes, client_context: str | None = None, request_id: str | None = None, stream=None
+    ) -> CallOutcome:
         meter = self.meter
         slot = meter.slot(spec.record.name, version_of(spec))
         meter.enter(slot)

@@ -18,6 +18,7 @@ and nothing is wrong with the function or its state, which a 409
 ResourceConflictException would say; a call that can use a warm instance is
 never refused by it.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
@@ -85,10 +86,10 @@ def make_room(memory_mb: int, usage: Usage, idle: Iterable[Idle], tasks_of: Call
 
 def refusal(short: str, memory_mb: int, usage: Usage) -> LambdaError:
     if short == "tasks":
-        detail = (f"This host has no room for another instance's processes "
-                  f"({usage.tasks} of the {usage.tasks_max} tasks allowed to all functions are in use).")
+        detail = (
+            f"This host has no room for another instance's processes "
+            f"({usage.tasks} of the {usage.tasks_max} tasks allowed to all functions are in use)."
+        )
     else:
-        detail = (f"This host has no memory for another {memory_mb} MB instance "
-                  f"({usage.memory_mb} of {usage.memory_budget_mb} MB in use).")
-    return LambdaError("TooManyRequestsException", f"Rate Exceeded. {detail}",
-                       Reason="ConcurrentInvocationLimitExceeded")
+        detail = f"This host has no memory for another {memory_mb} MB instance ({usage.memory_mb} of {usage.memory_budget_mb} MB in use)."
+    return LambdaError("TooManyRequestsException", f"Rate Exceeded. {detail}", Reason="ConcurrentInvocationLimitExceeded")

@@ -11,6 +11,7 @@ streamifyResponse) never opens it: its whole answer comes with the
 outcome. Everything here is the function's output, bounded by the Runtime
 API's response limit before it gets here.
 """
+
 from __future__ import annotations
 
 import collections

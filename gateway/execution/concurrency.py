@@ -7,6 +7,7 @@ revision): a function with a reservation runs up to it and no further; the
 functions without one share what the reservations leave of the account's
 limit.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable

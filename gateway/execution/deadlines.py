@@ -6,6 +6,7 @@ the call's bookkeeping. Timeouts therefore land up to one tick after the
 deadline, and REPORT says the configured Timeout. Deadlines are on trio's
 clock, so tests drive them with a MockClock.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING

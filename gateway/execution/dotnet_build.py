@@ -14,6 +14,7 @@ needs from Debian: mono-mcs (mcs) and libnewtonsoft-json5.0-cil (Json.NET);
 assemblies built for netstandard2.0 elsewhere also need Mono's facades
 (mono-devel) to load.
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -64,8 +65,7 @@ def key(mono_version: str) -> str:
 
 def _compile(argv: list[str], cwd: pathlib.Path) -> None:
     try:
-        proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=COMPILE_TIMEOUT_S,
-                              stdin=subprocess.DEVNULL)
+        proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=COMPILE_TIMEOUT_S, stdin=subprocess.DEVNULL)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise BuildError(f"{argv[0]}: {exc}") from None
     if proc.returncode != 0:
@@ -93,12 +93,35 @@ def build(cache: pathlib.Path, mono_version: str) -> pathlib.Path:
             json_net = newtonsoft()
             src = {p.name: str(p) for p in SOURCES.glob("*.cs")}
             _compile([compiler, "-nologo", "-target:library", "-out:Amazon.Lambda.Core.dll", src["Amazon.Lambda.Core.cs"]], work)
-            for name, files in (("Amazon.Lambda.Serialization.SystemTextJson", ["JsonNet.cs", "SystemTextJson.cs"]),
-                                ("Amazon.Lambda.Serialization.Json", ["JsonNet.cs", "Json.cs"])):
-                _compile([compiler, "-nologo", "-target:library", f"-out:{name}.dll", "-r:Amazon.Lambda.Core.dll",
-                          f"-r:{json_net}", *(src[f] for f in files)], work)
-            _compile([compiler, "-nologo", "-target:exe", "-out:LambdaletRuntime.exe", "-r:Amazon.Lambda.Core.dll",
-                      f"-r:{json_net}", "-r:System.Core", src["LambdaletRuntime.cs"]], work)
+            for name, files in (
+                ("Amazon.Lambda.Serialization.SystemTextJson", ["JsonNet.cs", "SystemTextJson.cs"]),
+                ("Amazon.Lambda.Serialization.Json", ["JsonNet.cs", "Json.cs"]),
+            ):
+                _compile(
+                    [
+                        compiler,
+                        "-nologo",
+                        "-target:library",
+                        f"-out:{name}.dll",
+                        "-r:Amazon.Lambda.Core.dll",
+                        f"-r:{json_net}",
+                        *(src[f] for f in files),
+                    ],
+                    work,
+                )
+            _compile(
+                [
+                    compiler,
+                    "-nologo",
+                    "-target:exe",
+                    "-out:LambdaletRuntime.exe",
+                    "-r:Amazon.Lambda.Core.dll",
+                    f"-r:{json_net}",
+                    "-r:System.Core",
+                    src["LambdaletRuntime.cs"],
+                ],
+                work,
+            )
             for path in work.iterdir():
                 os.chmod(path, 0o644)
             os.chmod(work, 0o755)

@@ -15,6 +15,7 @@ freezes what is still idle, and wakes at most once per `after_s` however
 many calls go by. Deadlines never see frozen time: a call's deadline is set
 after the thaw.
 """
+
 from __future__ import annotations
 
 import collections
@@ -37,6 +38,7 @@ class _Sandbox(Protocol):
 class Freezable(Protocol):
     @property
     def sandbox(self) -> _Sandbox: ...  # read only: an instance's sandbox may be any that freezes
+
     last_used: float  # trio clock time of the release
     frozen: bool
 

@@ -13,6 +13,7 @@ destroyed; never used again). Whether its sandbox is frozen is kept apart
 (`frozen`): an idle instance may be frozen, and so may one that is being
 destroyed, whose extensions are thawed to be told SHUTDOWN.
 """
+
 from __future__ import annotations
 
 import enum
@@ -90,7 +91,33 @@ class IllegalTransition(RuntimeError):
 
 
 class Instance:
-    __slots__ = ("id", "sandbox", "revision", "sock", "reader", "log_fd", "init_ns", "used", "last_used", "state", "log_stream", "function", "memory_mb", "provisioned", "deadline", "timed_out", "_watch", "code_dir", "frozen", "call_started_ns", "last_heard_ns", "runtime_api", "prelaunched", "layer_dirs", "extensions")
+    __slots__ = (
+        "id",
+        "sandbox",
+        "revision",
+        "sock",
+        "reader",
+        "log_fd",
+        "init_ns",
+        "used",
+        "last_used",
+        "state",
+        "log_stream",
+        "function",
+        "memory_mb",
+        "provisioned",
+        "deadline",
+        "timed_out",
+        "_watch",
+        "code_dir",
+        "frozen",
+        "call_started_ns",
+        "last_heard_ns",
+        "runtime_api",
+        "prelaunched",
+        "layer_dirs",
+        "extensions",
+    )
 
     def __init__(self, instance_id: str, sandbox: Sandbox, revision: str) -> None:
         self.id = instance_id
@@ -181,7 +208,9 @@ class Instance:
                 raise WorkerGone() from None
             for level, kind, payload in ancdata:
                 if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-                    fds = [int.from_bytes(payload[i : i + 4], sys.byteorder, signed=True) for i in range(0, len(payload) - len(payload) % 4, 4)]
+                    fds = [
+                        int.from_bytes(payload[i : i + 4], sys.byteorder, signed=True) for i in range(0, len(payload) - len(payload) % 4, 4)
+                    ]
                     for fd in fds:
                         if self.log_fd is None:
                             self.log_fd = fd

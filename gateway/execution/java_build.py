@@ -21,6 +21,7 @@ Maven and a JDK's javac are needed to build, nothing at run time but the
 JDK. Without the build, Java runtimes are listed as not ready, saying how
 to build them.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -72,11 +73,11 @@ def archive_name(toolchain: Toolchain) -> str:
     return f"{toolchain.runtime}.jsa"
 
 
-def _run(argv: list[str], cwd: pathlib.Path | str | None = None, timeout: float = MVN_TIMEOUT_S,
-         env: dict | None = None) -> str:
+def _run(argv: list[str], cwd: pathlib.Path | str | None = None, timeout: float = MVN_TIMEOUT_S, env: dict | None = None) -> str:
     try:
-        proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=timeout,
-                              env={**os.environ, **(env or {})}, stdin=subprocess.DEVNULL)
+        proc = subprocess.run(
+            argv, cwd=cwd, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})}, stdin=subprocess.DEVNULL
+        )
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise BuildError(f"{argv[0]}: {exc}") from None
     if proc.returncode != 0:
@@ -88,7 +89,7 @@ def _run(argv: list[str], cwd: pathlib.Path | str | None = None, timeout: float 
 def _manifest_line(name: str, value: str) -> str:
     """A manifest header, folded at 72 bytes as the jar format wants."""
     line = f"{name}: {value}"
-    parts = [line[:72]] + [" " + line[i:i + 71] for i in range(72, len(line), 71)]
+    parts = [line[:72]] + [" " + line[i : i + 71] for i in range(72, len(line), 71)]
     return "\r\n".join(parts) + "\r\n"
 
 
@@ -122,14 +123,23 @@ def build(cache: pathlib.Path, toolchains: dict[str, Toolchain], mvn: str | None
         work = pathlib.Path(tempfile.mkdtemp(prefix=".build-", dir=final.parent))
         try:
             lib = work / "lib"
-            _run([mvn, "-q", "-B", "-f", str(SOURCES / "pom.xml"), "dependency:copy-dependencies",
-                  f"-DoutputDirectory={lib}", "-DincludeScope=runtime"])
+            _run(
+                [
+                    mvn,
+                    "-q",
+                    "-B",
+                    "-f",
+                    str(SOURCES / "pom.xml"),
+                    "dependency:copy-dependencies",
+                    f"-DoutputDirectory={lib}",
+                    "-DincludeScope=runtime",
+                ]
+            )
             ric = next(lib.glob(RIC_JAR_PREFIX + "*.jar"), None)
             if ric is None:
                 raise BuildError("Maven fetched no aws-lambda-java-runtime-interface-client jar")
             classes = work / "classes"
-            _run([_javac(toolchains), "--release", "17", "-d", str(classes),
-                  *map(str, sorted((SOURCES / "src").rglob("*.java")))])
+            _run([_javac(toolchains), "--release", "17", "-d", str(classes), *map(str, sorted((SOURCES / "src").rglob("*.java")))])
             # The jars in a fixed order, named by the launcher's manifest:
             # the classpath a CDS archive records must be the same at each start.
             deps = " ".join(sorted(p.name for p in lib.glob("*.jar")))
@@ -169,10 +179,12 @@ def record_archive(built: pathlib.Path, toolchain: Toolchain) -> None:
     # In a private mount namespace, the built directory is bound where the
     # sandbox sees it, so the recorded classpath is the sandbox's.
     # A tmpfs over /var holds the mount point: nothing is written to the host's /var.
-    script = (f'mount -t tmpfs -o size=1m,mode=755 lambdalet-train /var && mkdir -p {SANDBOX_DIR} && '
-              f'mount --bind "$1" {SANDBOX_DIR} && '
-              f'exec "$2" -XX:ArchiveClassesAtExit="$3" -Xshare:auto -XX:TieredStopAtLevel=1 -XX:+UseSerialGC '
-              f'{" ".join(JAVA_MODULE_OPTIONS)} -cp {SANDBOX_DIR}/lib/{LAUNCHER_JAR} lambdalet.runtime.Launcher --train')
+    script = (
+        f"mount -t tmpfs -o size=1m,mode=755 lambdalet-train /var && mkdir -p {SANDBOX_DIR} && "
+        f'mount --bind "$1" {SANDBOX_DIR} && '
+        f'exec "$2" -XX:ArchiveClassesAtExit="$3" -Xshare:auto -XX:TieredStopAtLevel=1 -XX:+UseSerialGC '
+        f"{' '.join(JAVA_MODULE_OPTIONS)} -cp {SANDBOX_DIR}/lib/{LAUNCHER_JAR} lambdalet.runtime.Launcher --train"
+    )
     argv = ["unshare", "--mount", "--propagation", "private"]
     if os.geteuid() != 0:
         argv[1:1] = ["--map-root-user"]

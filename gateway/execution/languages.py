@@ -23,6 +23,7 @@ never a runtime started before its function was known.
 
 Pure: no I/O.
 """
+
 from __future__ import annotations
 
 import json
@@ -48,8 +49,11 @@ START_ONLY = {
 # or the JVM refuses part of the archive. The launcher sets the function's
 # environment, which the JDK keeps in private maps; the RIC loads its native
 # client, which newer JDKs warn about unless allowed.
-JAVA_MODULE_OPTIONS = ("--add-opens=java.base/java.util=ALL-UNNAMED", "--add-opens=java.base/java.lang=ALL-UNNAMED",
-                       "--enable-native-access=ALL-UNNAMED")
+JAVA_MODULE_OPTIONS = (
+    "--add-opens=java.base/java.util=ALL-UNNAMED",
+    "--add-opens=java.base/java.lang=ALL-UNNAMED",
+    "--enable-native-access=ALL-UNNAMED",
+)
 
 _LD_LIBRARY_PATH = "/var/lang/lib:/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:/var/task/lib:/opt/lib"
 _PATH = "/var/lang/bin:/usr/local/bin:/usr/bin/:/bin:/opt/bin"
@@ -70,12 +74,11 @@ def runtime_version(toolchain: Toolchain) -> str:
 
 
 def _node(toolchain: Toolchain, memory_mb: int) -> Launch:
-    major = toolchain.runtime[len("nodejs"):-2]
+    major = toolchain.runtime[len("nodejs") : -2]
     env = {
         "PATH": _PATH,
         "LD_LIBRARY_PATH": _LD_LIBRARY_PATH,
-        "NODE_PATH": f"/opt/nodejs/node{major}/node_modules:/opt/nodejs/node_modules:/var/runtime/node_modules:"
-                     "/var/runtime:/var/task",
+        "NODE_PATH": f"/opt/nodejs/node{major}/node_modules:/opt/nodejs/node_modules:/var/runtime/node_modules:/var/runtime:/var/task",
     }
     # V8 sizes its heap from the cgroup's limit when it starts; the limit
     # itself (an OOM kill, Runtime.OutOfMemory) is the platform's.
@@ -83,21 +86,28 @@ def _node(toolchain: Toolchain, memory_mb: int) -> Launch:
 
 
 def _java(toolchain: Toolchain, memory_mb: int) -> Launch:
-    major = toolchain.runtime[len("java"):]
+    major = toolchain.runtime[len("java") :]
     heap_mb = max(32, memory_mb * 85 // 100)
     argv = [
         # The JVM's own cold-start measures: class data sharing from an
         # archive made for this JDK with the runtime's classes in it, C1 only.
-        f"-XX:SharedArchiveFile={JAVA_DIR}/cds/java{major}.jsa", "-Xshare:auto",
-        "-XX:+TieredCompilation", "-XX:TieredStopAtLevel=1",
+        f"-XX:SharedArchiveFile={JAVA_DIR}/cds/java{major}.jsa",
+        "-Xshare:auto",
+        "-XX:+TieredCompilation",
+        "-XX:TieredStopAtLevel=1",
         # The function's log is no place for the JVM's notes on the archive.
-        "-Xlog:cds*=off", *(["-Xlog:aot*=off"] if int(major) >= 24 else []),
-        "-XX:+UseSerialGC", f"-Xmx{heap_mb}m",
-        "-Djava.net.preferIPv4Stack=true", "-Dfile.encoding=UTF-8",
+        "-Xlog:cds*=off",
+        *(["-Xlog:aot*=off"] if int(major) >= 24 else []),
+        "-XX:+UseSerialGC",
+        f"-Xmx{heap_mb}m",
+        "-Djava.net.preferIPv4Stack=true",
+        "-Dfile.encoding=UTF-8",
         # The RIC's native client, unpacked ahead of time instead of into /tmp at each start.
         f"-Dcom.amazonaws.services.lambda.runtime.api.client.runtimeapi.NativeClient.JNI={JAVA_DIR}/jni/libaws-lambda-jni.so",
         *JAVA_MODULE_OPTIONS,
-        "-cp", f"{JAVA_DIR}/lib/lambdalet-launcher.jar", "lambdalet.runtime.Launcher",
+        "-cp",
+        f"{JAVA_DIR}/lib/lambdalet-launcher.jar",
+        "lambdalet.runtime.Launcher",
     ]
     env = {"PATH": _PATH, "LD_LIBRARY_PATH": _LD_LIBRARY_PATH, "JAVA_HOME": toolchain.home}
     return Launch("java", toolchain.path, argv, env)

@@ -8,6 +8,7 @@ and reaps the sandbox off the event loop, and gives back its memory and its
 code holds. Revisions replaced while an instance of theirs was starting or
 busy are "stale": such an instance is destroyed instead of going idle.
 """
+
 from __future__ import annotations
 
 import errno
@@ -48,10 +49,20 @@ CPU_BOOST_S = 0.5
 
 
 class Lifecycle:
-    def __init__(self, backend: SandboxBackend, budget: MemoryBudget, code_holds: CodeHolds,
-                 idle: dict[str, list[Instance]], busy: set[Instance], *,
-                 init_timeout_s: float, spawner: SpawnerThread | None, spares: SparePool | None,
-                 monotonic_ns: Callable[[], int] = time.monotonic_ns, wall_ns: Callable[[], int] = time.time_ns) -> None:
+    def __init__(
+        self,
+        backend: SandboxBackend,
+        budget: MemoryBudget,
+        code_holds: CodeHolds,
+        idle: dict[str, list[Instance]],
+        busy: set[Instance],
+        *,
+        init_timeout_s: float,
+        spawner: SpawnerThread | None,
+        spares: SparePool | None,
+        monotonic_ns: Callable[[], int] = time.monotonic_ns,
+        wall_ns: Callable[[], int] = time.time_ns,
+    ) -> None:
         self.backend = backend
         self.budget = budget
         self.code_holds = code_holds
@@ -115,8 +126,16 @@ class Lifecycle:
         env["AWS_LAMBDA_LOG_STREAM_NAME"] = stream
         env["AWS_LAMBDA_INITIALIZATION_TYPE"] = initialization_type
         env["AWS_LAMBDA_FUNCTION_VERSION"] = spec.version
-        init = Init(handler=rec.handler, task_root=sandbox.task_root, env=env, function_name=rec.name,
-                    function_version=spec.version, memory_mb=rec.memory_size, log_group=spec.log_group, log_stream=stream)
+        init = Init(
+            handler=rec.handler,
+            task_root=sandbox.task_root,
+            env=env,
+            function_name=rec.name,
+            function_version=spec.version,
+            memory_mb=rec.memory_size,
+            log_group=spec.log_group,
+            log_stream=stream,
+        )
         reply: InitOk | InitError | None = None
         self._boosted.add(inst)
         if self.nursery is not None:
@@ -155,9 +174,14 @@ class Lifecycle:
             reply = InitError("Runtime.ExitError", function_errors.platform("Runtime.ExitError", "", detail), output)
         reply.log, reply.log_marks = capped(reply.log, reply.log_marks, None, rec, dropped)
         if spec.runtime_version:
-            line = logs.init_start(spec.runtime_version, spec.runtime_mapping, logging_config=rec.logging_config,
-                                   initialization_type=initialization_type, function_name=rec.name,
-                                   version=spec.version)
+            line = logs.init_start(
+                spec.runtime_version,
+                spec.runtime_mapping,
+                logging_config=rec.logging_config,
+                initialization_type=initialization_type,
+                function_name=rec.name,
+                version=spec.version,
+            )
             reply.log, reply.log_marks = logs.prefixed(line, started_ms, reply.log, reply.log_marks)
         return inst, reply
 
@@ -179,9 +203,17 @@ class Lifecycle:
                 self.code_holds.release(path)
             raise
         instance_id = uuid.uuid4().hex
-        sandbox_spec = SandboxSpec(instance_id=instance_id, function_name=rec.name, code_dir=spec.code_dir,
-                                   memory_mb=rec.memory_size, ephemeral_mb=rec.ephemeral_storage, timeout_s=float(rec.timeout),
-                                   network=network_of(rec), runtime=spec.runtime, layers=spec.layers)
+        sandbox_spec = SandboxSpec(
+            instance_id=instance_id,
+            function_name=rec.name,
+            code_dir=spec.code_dir,
+            memory_mb=rec.memory_size,
+            ephemeral_mb=rec.ephemeral_storage,
+            timeout_s=float(rec.timeout),
+            network=network_of(rec),
+            runtime=spec.runtime,
+            layers=spec.layers,
+        )
         started = self.monotonic_ns()
         started_ms = self.wall_ns() // 1_000_000
         try:

@@ -3,6 +3,7 @@ of every live or starting instance against the memory budget, and the
 tasks of all sandboxes against their cap. admission.py is the policy (which
 idle instances make room, what a refusal says); this is its bookkeeping.
 """
+
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
@@ -29,8 +30,7 @@ class MemoryBudget:
             return admission.Usage(self.in_use_mb, self.budget_mb)
         return admission.Usage(self.in_use_mb, self.budget_mb, tasks[0] + self.starting_tasks, tasks[1])
 
-    async def make_room(self, memory_mb: int, idle: dict[str, list[Instance]],
-                        destroy: Callable[[Instance], Awaitable[object]]) -> None:
+    async def make_room(self, memory_mb: int, idle: dict[str, list[Instance]], destroy: Callable[[Instance], Awaitable[object]]) -> None:
         """Evicts idle instances (taken out of idle, then destroyed) until a
         new instance of memory_mb fits the memory budget and the cap on
         tasks, then reserves what it takes; or raises 429 without evicting

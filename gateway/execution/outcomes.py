@@ -4,6 +4,7 @@ figures. Pure: the pool measures and acts; this shapes the answer, the
 error document and the call's log (START/END/REPORT or JSON platform
 events) from what it measured.
 """
+
 from __future__ import annotations
 
 import os
@@ -80,8 +81,18 @@ class LogHead(msgspec.Struct):
     call_ms: int = 0  # when the call was handed to the worker, epoch ms
 
 
-def succeeded(rec: FunctionRecord, request_id: str, result: Result, call_log: LogHead, *, duration_ns: int,
-              max_mb: int, init_ns: int | None, cold: bool, granularity_ms: int) -> CallOutcome:
+def succeeded(
+    rec: FunctionRecord,
+    request_id: str,
+    result: Result,
+    call_log: LogHead,
+    *,
+    duration_ns: int,
+    max_mb: int,
+    init_ns: int | None,
+    cold: bool,
+    granularity_ms: int,
+) -> CallOutcome:
     """A call the worker answered: its answer, or its error document when
     the function failed (its errorType made printable), or the platform's
     refusal of an answer past MAX_RESPONSE."""
@@ -92,16 +103,38 @@ def succeeded(rec: FunctionRecord, request_id: str, result: Result, call_log: Lo
     elif error_type:
         error_type = printable(error_type)
     output, output_marks = capped(result.log, result.log_marks, request_id, rec)
-    log, marks, frame = wrap(rec, request_id, call_log, output, output_marks, duration_ns, max_mb, init_ns, error_type,
-                             granularity_ms)
-    return CallOutcome(request_id=request_id, payload=answer, function_error="Unhandled" if error_type else None,
-                       error_type=error_type, log=log, duration_ns=duration_ns, init_ns=init_ns, cold=cold,
-                       log_marks=marks, log_frame=frame, kind="error" if error_type else "success")
+    log, marks, frame = wrap(rec, request_id, call_log, output, output_marks, duration_ns, max_mb, init_ns, error_type, granularity_ms)
+    return CallOutcome(
+        request_id=request_id,
+        payload=answer,
+        function_error="Unhandled" if error_type else None,
+        error_type=error_type,
+        log=log,
+        duration_ns=duration_ns,
+        init_ns=init_ns,
+        cold=cold,
+        log_marks=marks,
+        log_frame=frame,
+        kind="error" if error_type else "success",
+    )
 
 
-def failed(rec: FunctionRecord, request_id: str, call_log: LogHead, output: bytes, *, duration_ns: int, max_mb: int,
-           init_ns: int | None, cold: bool, timed_out: bool, too_large: bool, oom: bool, status: int | None,
-           granularity_ms: int) -> CallOutcome:
+def failed(
+    rec: FunctionRecord,
+    request_id: str,
+    call_log: LogHead,
+    output: bytes,
+    *,
+    duration_ns: int,
+    max_mb: int,
+    init_ns: int | None,
+    cold: bool,
+    timed_out: bool,
+    too_large: bool,
+    oom: bool,
+    status: int | None,
+    granularity_ms: int,
+) -> CallOutcome:
     """A call that produced no usable result: it timed out, its worker died
     (out of memory, or otherwise: status is its wait status), or its answer
     was refused as too large. output: what the killed worker wrote."""
@@ -126,23 +159,55 @@ def failed(rec: FunctionRecord, request_id: str, call_log: LogHead, output: byte
     # What a killed worker wrote carries no marks: it is stamped with the
     # end of the call, the first time it is known to have been written.
     log, marks, frame = wrap(rec, request_id, call_log, output, [], duration_ns, max_mb, init_ns, error_type, granularity_ms)
-    return CallOutcome(request_id=request_id, payload=payload, function_error="Unhandled", error_type=error_type, log=log,
-                       duration_ns=duration_ns, init_ns=init_ns, cold=cold, max_memory_mb=max_mb, log_marks=marks,
-                       log_frame=frame, kind=kind)
+    return CallOutcome(
+        request_id=request_id,
+        payload=payload,
+        function_error="Unhandled",
+        error_type=error_type,
+        log=log,
+        duration_ns=duration_ns,
+        init_ns=init_ns,
+        cold=cold,
+        max_memory_mb=max_mb,
+        log_marks=marks,
+        log_frame=frame,
+        kind=kind,
+    )
 
 
-def init_failed(rec: FunctionRecord, request_id: str, reply: InitError, init_ns: int, max_mb: int, started_ns: int, *,
-                died: bool, granularity_ms: int) -> CallOutcome:
+def init_failed(
+    rec: FunctionRecord, request_id: str, reply: InitError, init_ns: int, max_mb: int, started_ns: int, *, died: bool, granularity_ms: int
+) -> CallOutcome:
     """The first call of an instance whose init failed. The worker's own
     error type is shown, but the outcome is the platform's: init_error
     when the worker reported the failure, crash when it died."""
     error_type = printable(reply.error_type) or "Runtime.Unknown"
     payload = reply.payload if len(reply.payload) <= MAX_RESPONSE else function_errors.response_too_large()
-    log, marks, frame = wrap(rec, request_id, LogHead(call_ms=started_ns // 1_000_000), reply.log, reply.log_marks, 0,
-                             max_mb, init_ns, error_type, granularity_ms)
-    return CallOutcome(request_id=request_id, payload=payload, function_error="Unhandled", error_type=error_type, log=log,
-                       duration_ns=0, init_ns=init_ns, cold=True, log_marks=marks, log_frame=frame,
-                       kind="crash" if died else "init_error")
+    log, marks, frame = wrap(
+        rec,
+        request_id,
+        LogHead(call_ms=started_ns // 1_000_000),
+        reply.log,
+        reply.log_marks,
+        0,
+        max_mb,
+        init_ns,
+        error_type,
+        granularity_ms,
+    )
+    return CallOutcome(
+        request_id=request_id,
+        payload=payload,
+        function_error="Unhandled",
+        error_type=error_type,
+        log=log,
+        duration_ns=0,
+        init_ns=init_ns,
+        cold=True,
+        log_marks=marks,
+        log_frame=frame,
+        kind="crash" if died else "init_error",
+    )
 
 
 def capped(output: bytes, marks: list, request_id: str | None, rec: FunctionRecord, dropped: int = 0) -> tuple[bytes, list]:
@@ -150,18 +215,33 @@ def capped(output: bytes, marks: list, request_id: str | None, rec: FunctionReco
     return logs.capped(output, marks, MAX_CALL_LOG, request_id, rec.logging_config, dropped)
 
 
-def wrap(rec: FunctionRecord, request_id: str, call_log: LogHead, output: bytes, output_marks: list, duration_ns: int,
-         max_mb: int, init_ns: int | None, error_type: str | None,
-         granularity_ms: int) -> tuple[bytes, list[tuple[int, int]], logs.CallFrame | None]:
+def wrap(
+    rec: FunctionRecord,
+    request_id: str,
+    call_log: LogHead,
+    output: bytes,
+    output_marks: list,
+    duration_ns: int,
+    max_mb: int,
+    init_ns: int | None,
+    error_type: str | None,
+    granularity_ms: int,
+) -> tuple[bytes, list[tuple[int, int]], logs.CallFrame | None]:
     """The call's log with START/END/REPORT, or JSON platform events, per
     the LoggingConfig, its marks (logs.call_marks), and what its platform
     lines are made of (logs.CallFrame), which the log store keeps instead
     of their text."""
     init_log = call_log.init_log
     frame = logs.call_frame(
-        request_id, rec.version,
-        duration_ns=duration_ns, memory_mb=rec.memory_size, max_memory_mb=max_mb, init_ns=init_ns,
-        granularity_ms=granularity_ms, logging_config=rec.logging_config, error_type=error_type,
+        request_id,
+        rec.version,
+        duration_ns=duration_ns,
+        memory_mb=rec.memory_size,
+        max_memory_mb=max_mb,
+        init_ns=init_ns,
+        granularity_ms=granularity_ms,
+        logging_config=rec.logging_config,
+        error_type=error_type,
     )
     if frame is None:
         head = tail = b""

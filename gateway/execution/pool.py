@@ -14,6 +14,7 @@ outcomes.py (what a call's end is answered with). Timers run on trio's
 clock and the wall and monotonic clocks are the constructor's wall_ns and
 monotonic_ns, so tests drive every policy with a MockClock.
 """
+
 from __future__ import annotations
 
 import logging
@@ -87,8 +88,18 @@ class Pool:
         self._idle: dict[str, list[Instance]] = {}  # revision id -> idle instances
         self.deadlines = Deadlines()
         self._busy = self.deadlines.busy
-        self.lifecycle = Lifecycle(backend, self.budget, self.code_holds, self._idle, self._busy, init_timeout_s=init_timeout_s,
-                                   spawner=spawner, spares=spares, monotonic_ns=monotonic_ns, wall_ns=wall_ns)
+        self.lifecycle = Lifecycle(
+            backend,
+            self.budget,
+            self.code_holds,
+            self._idle,
+            self._busy,
+            init_timeout_s=init_timeout_s,
+            spawner=spawner,
+            spares=spares,
+            monotonic_ns=monotonic_ns,
+            wall_ns=wall_ns,
+        )
         self.provisioner = Provisioner(self)
 
     # -- lifecycle ---------------------------------------------------------
@@ -188,8 +199,9 @@ class Pool:
         """Calls running now, for one function or for the account."""
         return self.slots.concurrent(name)
 
-    async def invoke(self, spec: FunctionSpec, payload: bytes, client_context: str | None = None, request_id: str | None = None,
-                     stream=None) -> CallOutcome:
+    async def invoke(
+        self, spec: FunctionSpec, payload: bytes, client_context: str | None = None, request_id: str | None = None, stream=None
+    ) -> CallOutcome:
         """stream: a CallStream (execution/call_stream.py) that gets a
         streamed answer as it arrives; the outcome holds it whole as well."""
         name = spec.record.name
@@ -206,8 +218,15 @@ class Pool:
                 holds.release(path)
             slots.leave(name, shared)
 
-    async def _invoke(self, spec: FunctionSpec, payload: bytes, client_context: str | None, request_id: str,
-                      retries: int = UNDELIVERED_RETRIES, stream=None) -> CallOutcome:
+    async def _invoke(
+        self,
+        spec: FunctionSpec,
+        payload: bytes,
+        client_context: str | None,
+        request_id: str,
+        retries: int = UNDELIVERED_RETRIES,
+        stream=None,
+    ) -> CallOutcome:
         rec = spec.record
         lifecycle = self.lifecycle
         started_ns = self.wall_ns()
@@ -220,8 +239,9 @@ class Pool:
                 died = inst.dead  # start() has reaped a worker that died during init
                 max_mb = 0 if died else _max_memory_mb(inst)
                 await lifecycle.destroy(inst)
-                outcome = outcomes.init_failed(rec, request_id, init_reply, inst.init_ns, max_mb, started_ns, died=died,
-                                               granularity_ms=self.billing_granularity_ms)
+                outcome = outcomes.init_failed(
+                    rec, request_id, init_reply, inst.init_ns, max_mb, started_ns, died=died, granularity_ms=self.billing_granularity_ms
+                )
                 self._stamp(outcome, inst, rec, started_ns, max_mb)
                 self._on_call(spec, outcome)
                 return outcome
@@ -266,8 +286,17 @@ class Pool:
         init_ns = inst.init_ns if cold else None
         if result is not None:
             max_mb = _max_memory_mb(inst)
-            outcome = outcomes.succeeded(rec, request_id, result, head, duration_ns=inst.last_heard_ns - inst.call_started_ns,
-                                         max_mb=max_mb, init_ns=init_ns, cold=cold, granularity_ms=self.billing_granularity_ms)
+            outcome = outcomes.succeeded(
+                rec,
+                request_id,
+                result,
+                head,
+                duration_ns=inst.last_heard_ns - inst.call_started_ns,
+                max_mb=max_mb,
+                init_ns=init_ns,
+                cold=cold,
+                granularity_ms=self.billing_granularity_ms,
+            )
             self._release(inst)
         else:
             outcome = await self._failed(rec, inst, request_id, head, init_ns, cold, too_large=too_large)
@@ -278,8 +307,9 @@ class Pool:
         self._on_call(spec, outcome)
         return outcome
 
-    async def _failed(self, rec: FunctionRecord, inst: Instance, request_id: str, head: LogHead, init_ns: int | None,
-                      cold: bool, *, too_large: bool) -> CallOutcome:
+    async def _failed(
+        self, rec: FunctionRecord, inst: Instance, request_id: str, head: LogHead, init_ns: int | None, cold: bool, *, too_large: bool
+    ) -> CallOutcome:
         """The call produced no usable result: it timed out, its worker
         died, or its answer was refused as too large (and the worker with it)."""
         inst.sandbox.kill()
@@ -292,9 +322,21 @@ class Pool:
         oom = inst.sandbox.oom_killed()
         max_mb = _max_memory_mb(inst)
         status = await self.lifecycle.destroy(inst)
-        return outcomes.failed(rec, request_id, head, output, duration_ns=duration_ns, max_mb=max_mb, init_ns=init_ns,
-                               cold=cold, timed_out=timed_out, too_large=too_large, oom=oom, status=status,
-                               granularity_ms=self.billing_granularity_ms)
+        return outcomes.failed(
+            rec,
+            request_id,
+            head,
+            output,
+            duration_ns=duration_ns,
+            max_mb=max_mb,
+            init_ns=init_ns,
+            cold=cold,
+            timed_out=timed_out,
+            too_large=too_large,
+            oom=oom,
+            status=status,
+            granularity_ms=self.billing_granularity_ms,
+        )
 
     @staticmethod
     def _stamp(outcome: CallOutcome, inst: Instance, rec: FunctionRecord, started_ns: int, max_mb: int) -> None:

@@ -9,6 +9,7 @@ enough). It looks again every second too: an instance that died is
 replaced. The pool's side is the Instances protocol, so the policy is
 tested with a fake pool on a mock clock.
 """
+
 from __future__ import annotations
 
 import logging

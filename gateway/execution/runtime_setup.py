@@ -2,6 +2,7 @@
 operator's --python and --runtime-map, build a runtime root per interpreter,
 and say what came of it (start-up lines, `<data-dir>/runtimes.json` for
 `lambdalet doctor`)."""
+
 from __future__ import annotations
 
 import json
@@ -32,29 +33,29 @@ class ServerRuntimes(NamedTuple):
     notes: list[str]  # candidates passed over, for the start-up lines
 
 
-def prepare(data_dir: pathlib.Path, cache_dir: pathlib.Path, pythons: dict[str, str],
-            runtime_map: dict[str, str]) -> ServerRuntimes:
+def prepare(data_dir: pathlib.Path, cache_dir: pathlib.Path, pythons: dict[str, str], runtime_map: dict[str, str]) -> ServerRuntimes:
     """Raises ValueError (InterpreterError, RuntimeConfigError) for options
     the server cannot honour."""
     found, notes = interpreters.discover(pythons)
     toolchains, language_notes = languages.discover()
     built, unready = language_files(cache_dir, toolchains)
     mine = interpreters.own().runtime
-    catalog = RuntimeCatalog(found, runtime_map, default=mine if mine in found else None, toolchains=toolchains,
-                             unready=unready)
+    catalog = RuntimeCatalog(found, runtime_map, default=mine if mine in found else None, toolchains=toolchains, unready=unready)
     # Language runtimes run on the default interpreter's worker, which execs
     # them: their files are mounted beside it, under /var/runtime.
-    default = RuntimeRoot.create(data_dir / "runtime", catalog.interpreters[catalog.default], cache_dir,
-                                 extra_sources=built)
+    default = RuntimeRoot.create(data_dir / "runtime", catalog.interpreters[catalog.default], cache_dir, extra_sources=built)
     others = {
         name: RuntimeRoot.create(data_dir / f"runtime-{name}", interpreter, cache_dir)
-        for name, interpreter in catalog.interpreters.items() if name != catalog.default
+        for name, interpreter in catalog.interpreters.items()
+        if name != catalog.default
     }
     return ServerRuntimes(catalog=catalog, default=default, others=others, notes=notes + language_notes)
 
 
-JAVA_INSTALL = ("`lambdalet runtimes install java` builds them (Maven fetches AWS's runtime interface client); "
-                "a server picks them up when it starts, so restart one that was running")
+JAVA_INSTALL = (
+    "`lambdalet runtimes install java` builds them (Maven fetches AWS's runtime interface client); "
+    "a server picks them up when it starts, so restart one that was running"
+)
 
 
 def language_files(cache_dir: pathlib.Path, toolchains: dict[str, Toolchain]) -> tuple[dict[str, pathlib.Path], dict[str, str]]:
@@ -102,12 +103,10 @@ def how_workers_start(root: RuntimeRoot, backend) -> str:
 def lines(runtimes: ServerRuntimes, backend) -> list[str]:
     """The start-up lines: each runtime, and the candidates passed over (a
     python3.X that would not start, or is another version than its name)."""
-    return [*_lines(runtimes.catalog, roots(runtimes), backend),
-            *(f"runtime candidate skipped: {note}" for note in runtimes.notes)]
+    return [*_lines(runtimes.catalog, roots(runtimes), backend), *(f"runtime candidate skipped: {note}" for note in runtimes.notes)]
 
 
-def _lines(catalog: RuntimeCatalog, by_name: dict[str, RuntimeRoot], backend,
-           users: dict[str, list[str]] | None = None) -> list[str]:
+def _lines(catalog: RuntimeCatalog, by_name: dict[str, RuntimeRoot], backend, users: dict[str, list[str]] | None = None) -> list[str]:
     def used(runtime: str) -> str:
         if users is None:
             return ""
@@ -118,24 +117,38 @@ def _lines(catalog: RuntimeCatalog, by_name: dict[str, RuntimeRoot], backend,
     for name, interpreter in catalog.interpreters.items():
         default = ", the default" if name == catalog.default else ""
         deprecated = "; deprecated by AWS, which no longer takes it for new functions" if name in DEPRECATED_BY_AWS else ""
-        out.append(f"runtime {name}: Python {interpreter.version} at {interpreter.path} ({interpreter.found}{default}); "
-                   f"{how_workers_start(by_name[name], backend)}{deprecated}{used(name)}")
+        out.append(
+            f"runtime {name}: Python {interpreter.version} at {interpreter.path} ({interpreter.found}{default}); "
+            f"{how_workers_start(by_name[name], backend)}{deprecated}{used(name)}"
+        )
     for name, t in catalog.toolchains.items():
-        out.append(f"runtime {name}: {languages.DISPLAY[t.language]} {t.version} at {t.path} ({t.found}); over the Runtime API"
-                   f"{language_status(name)}{used(name)}")
+        out.append(
+            f"runtime {name}: {languages.DISPLAY[t.language]} {t.version} at {t.path} ({t.found}); over the Runtime API"
+            f"{language_status(name)}{used(name)}"
+        )
     for name in languages.LANGUAGE_RUNTIMES:
         if name not in catalog.toolchains and name not in catalog.mapping:
             why = catalog.unready.get(name) or languages.missing_reason(name, catalog.host_toolchains)
             out.append(f"runtime {name}: CANNOT RUN here: {why}{used(name)}")
     for source, target in catalog.mapping.items():
-        what = (f"Python {catalog.interpreters[target].version}" if target in catalog.interpreters
-                else f"{languages.DISPLAY[catalog.toolchains[target].language]} {catalog.toolchains[target].version}")
-        out.append(f"runtime {source}: MAPPED onto {target} ({what}) by "
-                   f"--runtime-map {source}={target}: its functions run on {target} and say so{used(source)}")
-    for runtime in sorted(set(users or {}) - set(catalog.interpreters) - set(catalog.toolchains)
-                          - set(catalog.mapping) - set(languages.LANGUAGE_RUNTIMES) - set(CUSTOM_RUNTIMES)):
-        out.append(f"runtime {runtime}: CANNOT RUN on this host; their calls fail with InvalidRuntimeException"
-                   f"{used(runtime)}")
+        what = (
+            f"Python {catalog.interpreters[target].version}"
+            if target in catalog.interpreters
+            else f"{languages.DISPLAY[catalog.toolchains[target].language]} {catalog.toolchains[target].version}"
+        )
+        out.append(
+            f"runtime {source}: MAPPED onto {target} ({what}) by "
+            f"--runtime-map {source}={target}: its functions run on {target} and say so{used(source)}"
+        )
+    for runtime in sorted(
+        set(users or {})
+        - set(catalog.interpreters)
+        - set(catalog.toolchains)
+        - set(catalog.mapping)
+        - set(languages.LANGUAGE_RUNTIMES)
+        - set(CUSTOM_RUNTIMES)
+    ):
+        out.append(f"runtime {runtime}: CANNOT RUN on this host; their calls fail with InvalidRuntimeException{used(runtime)}")
     return out
 
 
@@ -145,8 +158,7 @@ def doctor_lines(data_dir: pathlib.Path, cache_dir: pathlib.Path, backend) -> li
     state = read_state(data_dir)
     if state is not None:
         catalog, raw = state
-        head = (f"runtimes, as the last server on this data dir (pid {raw.get('pid', '?')}, started "
-                f"{raw.get('started', '?')}) set them up:")
+        head = f"runtimes, as the last server on this data dir (pid {raw.get('pid', '?')}, started {raw.get('started', '?')}) set them up:"
     else:
         found, _ = interpreters.discover()
         toolchains, _ = languages.discover()
@@ -154,8 +166,11 @@ def doctor_lines(data_dir: pathlib.Path, cache_dir: pathlib.Path, backend) -> li
         catalog = RuntimeCatalog(found, default=interpreters.own().runtime, toolchains=toolchains, unready=unready)
         head = "runtimes a server would find now (none has started on this data dir):"
     by_name = {name: RuntimeRoot(data_dir / "runtime", i, cache_dir) for name, i in catalog.interpreters.items()}
-    return [head, *(f"  {line}" for line in _lines(catalog, by_name, backend, function_runtimes(data_dir))),
-            "  (`lambdalet runtimes` lists the interpreters on this host; README: Runtimes)"]
+    return [
+        head,
+        *(f"  {line}" for line in _lines(catalog, by_name, backend, function_runtimes(data_dir))),
+        "  (`lambdalet runtimes` lists the interpreters on this host; README: Runtimes)",
+    ]
 
 
 class _Runtime(msgspec.Struct):
@@ -215,8 +230,8 @@ def read_state(data_dir: pathlib.Path) -> tuple[RuntimeCatalog, dict] | None:
         state = json.loads((data_dir / STATE_FILE).read_text())
         found = {name: msgspec.convert(i, Interpreter) for name, i in state["interpreters"].items()}
         toolchains = {name: msgspec.convert(t, Toolchain) for name, t in (state.get("toolchains") or {}).items()}
-        return RuntimeCatalog(found, state.get("runtime_map") or {}, default=state.get("default"),
-                              toolchains=toolchains, unready=state.get("unready") or {}), state
+        return RuntimeCatalog(
+            found, state.get("runtime_map") or {}, default=state.get("default"), toolchains=toolchains, unready=state.get("unready") or {}
+        ), state
     except (OSError, ValueError, KeyError, TypeError, msgspec.ValidationError, RuntimeConfigError):
         return None
-

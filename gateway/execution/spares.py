@@ -23,6 +23,7 @@ its own idle period: a server whose functions all use python3.12 keeps
 python3.12 spares and nothing else; one that also serves python3.13 keeps
 both sets while both are called.
 """
+
 from __future__ import annotations
 
 import logging
@@ -47,7 +48,9 @@ REFILL_DELAY_S = 0.05
 
 
 class SparePool:
-    def __init__(self, backend: SandboxBackend, spawner: SpawnerThread, empty_dir: pathlib.Path, *, size: int = 2, idle_timeout_s: float = 300.0) -> None:
+    def __init__(
+        self, backend: SandboxBackend, spawner: SpawnerThread, empty_dir: pathlib.Path, *, size: int = 2, idle_timeout_s: float = 300.0
+    ) -> None:
         self.backend = backend
         self.spawner = spawner
         self.empty_dir = empty_dir
@@ -93,8 +96,12 @@ class SparePool:
         return len(self._ready.get(self._key(runtime, language), ()))
 
     def statistics(self) -> dict[str, int]:
-        return {"ready": sum(map(len, self._ready.values())), "starting": sum(self._starting.values()),
-                "handed_out": self.handed_out, "failures": self.failures}
+        return {
+            "ready": sum(map(len, self._ready.values())),
+            "starting": sum(self._starting.values()),
+            "handed_out": self.handed_out,
+            "failures": self.failures,
+        }
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()

@@ -6,6 +6,7 @@ has to be one long-lived thread rather than trio's thread cache: a
 sandbox's parent-death signal fires when the *thread* that created it
 exits, and cached threads exit when idle.
 """
+
 from __future__ import annotations
 
 import queue

@@ -5,6 +5,7 @@ Every path that calls a function (Invoke, function URLs, the async queue,
 event source mappings, the console, the embedding API) asks the same
 FunctionSpecs, so a call's environment is the same whichever door it came in by.
 """
+
 from __future__ import annotations
 
 from ..functions.function_configs import pinned_elsewhere
@@ -39,8 +40,7 @@ class FunctionSpecs:
                 code_dir=str(self.service.codes.tree_path(rec.code_sha256_hex)),
                 arn=self.service.arn(rec.name, None if rec.version == "$LATEST" else rec.version),
                 version=rec.version,
-                env=lambda_environment(rec, self.service.region, resolved.execution_env, custom=resolved.custom,
-                                       python=toolchain is None),
+                env=lambda_environment(rec, self.service.region, resolved.execution_env, custom=resolved.custom, python=toolchain is None),
                 log_group=rec.logging_config.get("LogGroup", f"/aws/lambda/{rec.name}"),
                 runtime=resolved.interpreter.runtime,
                 runtime_version=resolved.runtime_version,
@@ -53,8 +53,9 @@ class FunctionSpecs:
         return spec
 
 
-def lambda_environment(rec: FunctionRecord, region: str, execution_env: str | None = None, *,
-                       custom: bool = False, python: bool = True) -> dict[str, str]:
+def lambda_environment(
+    rec: FunctionRecord, region: str, execution_env: str | None = None, *, custom: bool = False, python: bool = True
+) -> dict[str, str]:
     """execution_env: AWS_EXECUTION_ENV, naming the interpreter that runs
     (gateway/functions/runtimes.py); by default the Runtime's own name. custom: an
     OS-only runtime (provided.*), whose bootstrap gets the environment AWS

@@ -40,6 +40,7 @@
 - disk_reserve.py       room held back on the data disk so that deletes
                         (which free room) work on a full disk.
 """
+
 from .service import ACCOUNT_LIMITS, ZIP_MAX, FunctionService, pick_version
 
 __all__ = ["ACCOUNT_LIMITS", "ZIP_MAX", "FunctionService", "pick_version"]

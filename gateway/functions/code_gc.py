@@ -20,6 +20,7 @@ function service's lock, the lock every put-then-persist holds too: a put
 that finds an unreferenced blob already in place must not lose it to a
 collection that decided before the record naming it was written.
 """
+
 from __future__ import annotations
 
 import logging

@@ -15,6 +15,7 @@ What Lambda checks on a deployment (AWS's documentation), and what follows:
 Signatures and keys are signatures.py's. Configs and profiles are kept in
 lambdalet.db's settings table; functions name their config on their record.
 """
+
 from __future__ import annotations
 
 import base64
@@ -48,15 +49,14 @@ def _now() -> str:
 
 
 class CodeSigning:
-    def __init__(self, storage: Storage, *, region: str, account: str,
-                 warn: Callable[[str], None] = lambda message: None) -> None:
+    def __init__(self, storage: Storage, *, region: str, account: str, warn: Callable[[str], None] = lambda message: None) -> None:
         self.storage = storage
         self.region = region
         self.account = account
         self._warn = warn
         dec = msgspec.json.Decoder(dict)
-        self.configs: dict[str, dict] = {k[len(_CONFIG):]: dec.decode(v) for k, v in storage.load_settings(_CONFIG).items()}
-        self.profiles: dict[str, dict] = {k[len(_PROFILE):]: dec.decode(v) for k, v in storage.load_settings(_PROFILE).items()}
+        self.configs: dict[str, dict] = {k[len(_CONFIG) :]: dec.decode(v) for k, v in storage.load_settings(_CONFIG).items()}
+        self.profiles: dict[str, dict] = {k[len(_PROFILE) :]: dec.decode(v) for k, v in storage.load_settings(_PROFILE).items()}
         self._db = trio.CapacityLimiter(1)
 
     # -- signing profiles (Lambdalet's stand-in for AWS Signer) ---------------
@@ -80,8 +80,15 @@ class CodeSigning:
             raise invalid(f"SignatureValidityDays must be a whole number of days from 1 to {VALIDITY_DAYS} (135 months, AWS Signer's most)")
         version_arn = f"{self.profile_arn(name)}/{signatures.profile_version(pem)}"
         profile = self.profiles.get(version_arn) or {
-            "ProfileName": name, "ProfileVersion": signatures.profile_version(pem), "ProfileVersionArn": version_arn,
-            "Algorithm": algorithm, "PublicKey": pem, "Status": "Active", "Created": _now(), "SignatureValidityDays": days}
+            "ProfileName": name,
+            "ProfileVersion": signatures.profile_version(pem),
+            "ProfileVersionArn": version_arn,
+            "Algorithm": algorithm,
+            "PublicKey": pem,
+            "Status": "Active",
+            "Created": _now(),
+            "SignatureValidityDays": days,
+        }
         await self._put(_PROFILE + version_arn, profile)
         self.profiles[version_arn] = profile
         return _public(profile)
@@ -122,8 +129,10 @@ class CodeSigning:
         """For PutFunctionCodeSigningConfig and CreateFunction: AWS's own
         error for a config that does not exist."""
         if not self.exists(arn):
-            raise LambdaError("CodeSigningConfigNotFoundException",
-                              f"The code signing configuration cannot be found. Check that the provided configuration is not deleted: {arn}.")
+            raise LambdaError(
+                "CodeSigningConfigNotFoundException",
+                f"The code signing configuration cannot be found. Check that the provided configuration is not deleted: {arn}.",
+            )
 
     async def create(self, body: dict) -> dict:
         constraints.check_input("CreateCodeSigningConfig", body)
@@ -133,7 +142,9 @@ class CodeSigning:
             "CodeSigningConfigArn": self.arn(config_id),
             "Description": body.get("Description", ""),
             "AllowedPublishers": {"SigningProfileVersionArns": list(body["AllowedPublishers"]["SigningProfileVersionArns"])},
-            "CodeSigningPolicies": {"UntrustedArtifactOnDeployment": (body.get("CodeSigningPolicies") or {}).get("UntrustedArtifactOnDeployment", "Warn")},
+            "CodeSigningPolicies": {
+                "UntrustedArtifactOnDeployment": (body.get("CodeSigningPolicies") or {}).get("UntrustedArtifactOnDeployment", "Warn")
+            },
             "LastModified": _now(),
             "Tags": dict(body.get("Tags") or {}),
         }
@@ -147,7 +158,10 @@ class CodeSigning:
         if "Description" in body:
             config["Description"], changed = body["Description"], True
         if "AllowedPublishers" in body:
-            config["AllowedPublishers"], changed = {"SigningProfileVersionArns": list(body["AllowedPublishers"]["SigningProfileVersionArns"])}, True
+            config["AllowedPublishers"], changed = (
+                {"SigningProfileVersionArns": list(body["AllowedPublishers"]["SigningProfileVersionArns"])},
+                True,
+            )
         if (body.get("CodeSigningPolicies") or {}).get("UntrustedArtifactOnDeployment") is not None:
             config["CodeSigningPolicies"] = {"UntrustedArtifactOnDeployment": body["CodeSigningPolicies"]["UntrustedArtifactOnDeployment"]}
             changed = True
@@ -159,7 +173,10 @@ class CodeSigning:
     async def delete(self, arn: str, users: list[str]) -> None:
         config_id = self._id_of(arn)
         if users:
-            raise LambdaError("ResourceConflictException", f"The code signing configuration {arn} cannot be deleted: functions use it ({', '.join(users)}).")
+            raise LambdaError(
+                "ResourceConflictException",
+                f"The code signing configuration {arn} cannot be deleted: functions use it ({', '.join(users)}).",
+            )
         async with self._db:
             await trio.to_thread.run_sync(self.storage.delete_setting, _CONFIG + config_id)
         self.configs.pop(config_id, None)
@@ -192,8 +209,10 @@ class CodeSigning:
         what = layer or function
         config = self.configs.get(config_arn.rsplit(":", 1)[-1])
         if config is None:
-            raise LambdaError("CodeSigningConfigNotFoundException",
-                              f"The code signing configuration cannot be found. Check that the provided configuration is not deleted: {config_arn}.")
+            raise LambdaError(
+                "CodeSigningConfigNotFoundException",
+                f"The code signing configuration cannot be found. Check that the provided configuration is not deleted: {config_arn}.",
+            )
         try:
             signature = signatures.read(package)
         except signatures.SignatureError:
@@ -214,9 +233,11 @@ class CodeSigning:
         else:
             return signature.profile
         if config["CodeSigningPolicies"]["UntrustedArtifactOnDeployment"] == "Enforce":
-            raise LambdaError("CodeVerificationFailedException",
-                              "Lambda cannot deploy the function. The function or layer might be signed using a signature that the client "
-                              f"is not configured to accept. Check the provided signature for {what}.")
+            raise LambdaError(
+                "CodeVerificationFailedException",
+                "Lambda cannot deploy the function. The function or layer might be signed using a signature that the client "
+                f"is not configured to accept. Check the provided signature for {what}.",
+            )
         on = f"layer {layer} " if layer else ""
         self._warn(f"code signing: function {function}: {on}deployed under Warn although {why} ({config['CodeSigningConfigArn']})")
         return None
@@ -250,9 +271,11 @@ def _date(unix: int) -> str:
 
 
 def _integrity_failure(function: str) -> LambdaError:
-    return LambdaError("InvalidCodeSignatureException",
-                       f"The code signature failed the integrity check: the package deployed to {function} is not what its signer signed. "
-                       "Lambda blocks the deployment whatever the code signing policy.")
+    return LambdaError(
+        "InvalidCodeSignatureException",
+        f"The code signature failed the integrity check: the package deployed to {function} is not what its signer signed. "
+        "Lambda blocks the deployment whatever the code signing policy.",
+    )
 
 
 def _config_doc(config: dict) -> dict:
@@ -287,8 +310,10 @@ class FunctionCodeSigning:
     def _function(self, ref: str) -> FunctionRecord:
         name, qualifier = self.service.parse(ref)
         if qualifier is not None:
-            raise invalid("Code signing configurations apply to functions, not to versions or aliases. "
-                          "Please specify either a function name or an unqualified function ARN.")
+            raise invalid(
+                "Code signing configurations apply to functions, not to versions or aliases. "
+                "Please specify either a function name or an unqualified function ARN."
+            )
         return self.service.latest(name)
 
     async def put(self, ref: str, body: dict) -> dict:

@@ -11,6 +11,7 @@ from a worker thread. Nothing here knows about HTTP: refusals are
 ``CodeError``, which the API turns into 400 InvalidParameterValueException.
 What a zip must be is zip_check.py's; writing a tree is zip_extract.py's.
 """
+
 from __future__ import annotations
 
 import base64
@@ -56,6 +57,7 @@ def _fsync_dir(path: pathlib.Path) -> None:
 
 
 # --- the store --------------------------------------------------------------
+
 
 class CodeStore:
     """Content-addressed function code under one directory.
@@ -196,7 +198,7 @@ class CodeStore:
         try:
             view = memoryview(data)
             while view:
-                view = view[os.write(fd, view):]
+                view = view[os.write(fd, view) :]
             os.fsync(fd)
         except BaseException:
             os.close(fd)

@@ -25,6 +25,7 @@ in the operation, with InvalidParameterValueException and other words: the
 Runtime enum (AWS lists the runtimes it still accepts) and nothing else so
 far; gateway/validation.py holds those semantic checks.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable

@@ -8,6 +8,7 @@ gives those blocks back and tries once more. The file is made again once
 the disk has room for it twice over, so the reserve never takes the last
 free space from calls.
 """
+
 from __future__ import annotations
 
 import errno

@@ -13,6 +13,7 @@ this host runs for that runtime now, and a server later started with
 another one refuses to run the function (InvalidRuntimeException) rather
 than run it on a version it was not pinned to.
 """
+
 from __future__ import annotations
 
 import uuid
@@ -75,8 +76,10 @@ class FunctionConfigs:
                     raise invalid("RuntimeVersionArn is required when UpdateRuntimeOn is Manual.")
                 runs = svc.runtime_version_arn(rec)
                 if pinned != runs:
-                    raise invalid(f"Runtime version {pinned} is not available for {rec.runtime} on this server, "
-                                  f"which runs {runs or 'no interpreter for it'}.")
+                    raise invalid(
+                        f"Runtime version {pinned} is not available for {rec.runtime} on this server, "
+                        f"which runs {runs or 'no interpreter for it'}."
+                    )
             elif pinned:
                 raise invalid("RuntimeVersionArn can only be given when UpdateRuntimeOn is Manual.")
             config = {"UpdateRuntimeOn": mode, **({"RuntimeVersionArn": pinned} if pinned else {})}
@@ -102,9 +105,11 @@ def pinned_elsewhere(rec: FunctionRecord, runs: str | None) -> LambdaError | Non
     config = rec.runtime_management
     if config.get("UpdateRuntimeOn") != "Manual" or config.get("RuntimeVersionArn") == runs:
         return None
-    return LambdaError("InvalidRuntimeException",
-                       f"The function is pinned to runtime version {config.get('RuntimeVersionArn')}, but this server runs "
-                       f"{runs or 'no interpreter'} for {rec.runtime}. Pin it to that one or set UpdateRuntimeOn to Auto.")
+    return LambdaError(
+        "InvalidRuntimeException",
+        f"The function is pinned to runtime version {config.get('RuntimeVersionArn')}, but this server runs "
+        f"{runs or 'no interpreter'} for {rec.runtime}. Pin it to that one or set UpdateRuntimeOn to Auto.",
+    )
 
 
 def _new_revision() -> str:

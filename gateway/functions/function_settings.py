@@ -1,5 +1,6 @@
 """Function URL configs and reserved concurrency: per-function settings that
 leave the code, the configuration and RevisionId untouched."""
+
 from __future__ import annotations
 
 import datetime
@@ -46,7 +47,9 @@ def _now() -> str:
 def _cors(value: dict) -> dict:
     """A URL's CORS settings (their types and sizes were checked against the
     model); methods must be HTTP methods, as AWS requires."""
-    out = {k: value[k] for k in ("AllowCredentials", "AllowHeaders", "AllowMethods", "AllowOrigins", "ExposeHeaders", "MaxAge") if k in value}
+    out = {
+        k: value[k] for k in ("AllowCredentials", "AllowHeaders", "AllowMethods", "AllowOrigins", "ExposeHeaders", "MaxAge") if k in value
+    }
     bad = [m for m in out.get("AllowMethods", ()) if m.upper() not in _METHODS]
     if bad:
         raise invalid(f"Invalid CORS method(s): {', '.join(bad)}. Allowed methods are {', '.join(sorted(_METHODS))}.")
@@ -54,8 +57,7 @@ def _cors(value: dict) -> dict:
 
 
 class FunctionSettings:
-    def __init__(self, service: FunctionService, base_url: str, on_reserved_change=lambda total: None,
-                 code_signing=None) -> None:
+    def __init__(self, service: FunctionService, base_url: str, on_reserved_change=lambda total: None, code_signing=None) -> None:
         self.service = service
         self._on_reserved_change = on_reserved_change
         self.base_url = base_url.rstrip("/")
@@ -110,7 +112,11 @@ class FunctionSettings:
         if cached is not None and cached[0] is statements:
             return cached[1]
         name = self.by_url_id[url_id]
-        answer = statements is not None and bool(statements) and policy.public_url_allowed(statements, self.service.arn(name, self._url_alias.get(url_id)))
+        answer = (
+            statements is not None
+            and bool(statements)
+            and policy.public_url_allowed(statements, self.service.arn(name, self._url_alias.get(url_id)))
+        )
         self._public_cache[url_id] = (statements, answer)
         return answer
 
@@ -136,9 +142,15 @@ class FunctionSettings:
         if alias is not None and (alias == "$LATEST" or alias.isdigit()):
             # Only a qualifier derived from the name gets here: the
             # Qualifier parameter broke the model's pattern already.
-            raise LambdaError("ValidationException", constraints.message([
-                f"Value '{alias}' at 'qualifier' failed to satisfy constraint: Member must satisfy regular expression pattern: "
-                + lambda_model.shapes()["FunctionUrlQualifier"]["pattern"]]))
+            raise LambdaError(
+                "ValidationException",
+                constraints.message(
+                    [
+                        f"Value '{alias}' at 'qualifier' failed to satisfy constraint: Member must satisfy regular expression pattern: "
+                        + lambda_model.shapes()["FunctionUrlQualifier"]["pattern"]
+                    ]
+                ),
+            )
         latest = self.service.registry.get(name)
         if latest is None or (alias is not None and alias not in latest.aliases):
             raise LambdaError("ResourceNotFoundException", missing)
@@ -161,10 +173,19 @@ class FunctionSettings:
         latest, alias = self._url_owner(ref, qualifier, _NO_FUNCTION)
         cors = _cors(body["Cors"]) if "Cors" in body else None
         if self._url_config(latest, alias):
-            raise LambdaError("ResourceConflictException", f"Failed to create function url config for [functionArn = {self.service.arn(latest.name, alias)}]. Error message:  FunctionUrlConfig exists for this Lambda function")
+            raise LambdaError(
+                "ResourceConflictException",
+                f"Failed to create function url config for [functionArn = {self.service.arn(latest.name, alias)}]. Error message:  FunctionUrlConfig exists for this Lambda function",
+            )
         now = _now()
         url_id = "".join(secrets.choice(_URL_ALPHABET) for _ in range(32))
-        config = {"UrlId": url_id, "AuthType": body["AuthType"], "InvokeMode": body.get("InvokeMode", "BUFFERED"), "CreationTime": now, "LastModifiedTime": now}
+        config = {
+            "UrlId": url_id,
+            "AuthType": body["AuthType"],
+            "InvokeMode": body.get("InvokeMode", "BUFFERED"),
+            "CreationTime": now,
+            "LastModifiedTime": now,
+        }
         if cors:
             config["Cors"] = cors
         await self._set_url_config(latest, alias, config)
@@ -271,8 +292,10 @@ class FunctionSettings:
     def _unqualified(self, ref: str, *, latest_in_message: bool = False) -> FunctionRecord:
         name, qualifier = self.service.parse(ref)
         if qualifier is not None:
-            raise invalid("This operation is permitted on Lambda functions only. Aliases and versions do not support this operation. "
-                          "Please specify either a function name or an unqualified function ARN.")
+            raise invalid(
+                "This operation is permitted on Lambda functions only. Aliases and versions do not support this operation. "
+                "Please specify either a function name or an unqualified function ARN."
+            )
         # PutFunctionConcurrency names the missing function with :$LATEST.
         return self.service.latest(name, missing=lambda n: not_found(self.service.arn(n, "$LATEST" if latest_in_message else None)))
 

@@ -2,6 +2,7 @@
 GetLayerVersionPolicy) in AWS's shapes: a statement made from a request,
 checked as Lambda checks it, the policy document's text and its limit,
 and the revision a change must name. Pure; refusals are LambdaError."""
+
 from __future__ import annotations
 
 import json
@@ -65,9 +66,10 @@ def with_statement(statements: list[dict], statement: dict) -> list[dict]:
     within AWS's size limit."""
     sid = statement["Sid"]
     if any(s["Sid"] == sid for s in statements):
-        raise LambdaError("ResourceConflictException",
-                          f"The statement id ({sid}) provided already exists. Please provide a new statement id, "
-                          "or remove the existing statement.")
+        raise LambdaError(
+            "ResourceConflictException",
+            f"The statement id ({sid}) provided already exists. Please provide a new statement id, or remove the existing statement.",
+        )
     out = [*statements, statement]
     if len(policy_text(out)) > POLICY_MAX_BYTES:
         raise LambdaError("PolicyLengthExceededException", "The final policy size is bigger than the limit.")
@@ -90,6 +92,8 @@ def statement_text(statement: dict) -> str:
 
 def check_revision(rec: LayerVersionRecord, revision_id: str | None) -> None:
     if revision_id is not None and revision_id != rec.policy_revision:
-        raise LambdaError("PreconditionFailedException",
-                          "The RevisionId provided does not match the latest RevisionId for the Lambda function. "
-                          "Call the GetLayerVersionPolicy API to retrieve the latest RevisionId for your resource.")
+        raise LambdaError(
+            "PreconditionFailedException",
+            "The RevisionId provided does not match the latest RevisionId for the Lambda function. "
+            "Call the GetLayerVersionPolicy API to retrieve the latest RevisionId for your resource.",
+        )

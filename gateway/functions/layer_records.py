@@ -1,6 +1,7 @@
 """A layer version as stored, and a layer version as a function names it.
 Pure data: the function model and storage read these without the layer
 service."""
+
 from __future__ import annotations
 
 import msgspec

@@ -18,6 +18,7 @@ document, or raises LambdaError, like functions.py. The values are checked
 in layer_input.py, the policy's statements made in layer_policy.py; the
 records are layer_records.py's.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -57,9 +58,18 @@ def _now_iso() -> str:
 
 
 class LayerService:
-    def __init__(self, storage, codes: CodeStore, *, region: str, account: str, lock: trio.Lock,
-                 runtimes: Iterable[str], on_code_unneeded: Callable[..., None] = lambda *digests: None,
-                 on_version_deleted: Callable[[str, int], None] = lambda name, version: None) -> None:
+    def __init__(
+        self,
+        storage,
+        codes: CodeStore,
+        *,
+        region: str,
+        account: str,
+        lock: trio.Lock,
+        runtimes: Iterable[str],
+        on_code_unneeded: Callable[..., None] = lambda *digests: None,
+        on_version_deleted: Callable[[str, int], None] = lambda name, version: None,
+    ) -> None:
         """lock: the function service's, which every store-then-persist of
         code holds (code_gc.py says why). runtimes: the Runtime values
         Lambda's model allows, for CompatibleRuntimes. on_version_deleted:
@@ -90,8 +100,10 @@ class LayerService:
     def _name(self, ref: object) -> str:
         """LayerName from a path: a name or a layer ARN of this region and account."""
         if not isinstance(ref, str) or not 1 <= len(ref) <= 140:
-            raise invalid(f"1 validation error detected: Value '{ref}' at 'layerName' failed to satisfy constraint: "
-                          "Member must have length less than or equal to 140")
+            raise invalid(
+                f"1 validation error detected: Value '{ref}' at 'layerName' failed to satisfy constraint: "
+                "Member must have length less than or equal to 140"
+            )
         m = LAYER_REF_RE.match(ref)
         if m is None:
             raise pattern_error(ref, "layerName", LAYER_REF_RE.pattern[1:-1])
@@ -124,16 +136,17 @@ class LayerService:
             assert m is not None
             name = m.group("name")
             if name in seen:
-                raise invalid("Two different versions of the same layer are not allowed to be referenced in the same "
-                              f"function. {seen[name]} and {arn} reference the same layer.")
+                raise invalid(
+                    "Two different versions of the same layer are not allowed to be referenced in the same "
+                    f"function. {seen[name]} and {arn} reference the same layer."
+                )
             seen[name] = arn
             rec = None
             if (m.group("region"), m.group("account")) == (self.region, self.account):
                 rec = self.layers.get(name, {}).get(int(m.group("version")))
             if rec is None:
                 raise invalid(f"Layer version {arn} does not exist.")
-            refs.append(LayerRef(self.version_arn(rec.name, rec.version), rec.code_size, rec.code_sha256_hex,
-                                 rec.unzipped_size))
+            refs.append(LayerRef(self.version_arn(rec.name, rec.version), rec.code_size, rec.code_sha256_hex, rec.unzipped_size))
         return refs
 
     def referenced_code(self) -> set[str]:
@@ -148,12 +161,16 @@ class LayerService:
         data = zip_from(body.get("Content"))
         description = body.get("Description", "")
         if not isinstance(description, str) or len(description) > 256:
-            raise invalid("1 validation error detected: Value at 'description' failed to satisfy constraint: Member must have length less than or equal to 256")
+            raise invalid(
+                "1 validation error detected: Value at 'description' failed to satisfy constraint: Member must have length less than or equal to 256"
+            )
         runtimes = compatible_runtimes(body.get("CompatibleRuntimes", []), self._runtimes)
         architectures = compatible_architectures(body.get("CompatibleArchitectures", []))
         license_info = body.get("LicenseInfo")
         if license_info is not None and (not isinstance(license_info, str) or len(license_info) > 512):
-            raise invalid("1 validation error detected: Value at 'licenseInfo' failed to satisfy constraint: Member must have length less than or equal to 512")
+            raise invalid(
+                "1 validation error detected: Value at 'licenseInfo' failed to satisfy constraint: Member must have length less than or equal to 512"
+            )
         async with self._lock:
             try:
                 stored = await trio.to_thread.run_sync(self.codes.put, data)
@@ -163,9 +180,16 @@ class LayerService:
             self._on_code_unneeded(stored.sha256_hex)
             version = self.last_version.get(name, 0) + 1
             rec = LayerVersionRecord(
-                name=name, version=version, description=description, created_date=_now_iso(),
-                compatible_runtimes=runtimes, compatible_architectures=architectures, license_info=license_info,
-                code_sha256_hex=stored.sha256_hex, code_sha256_b64=stored.sha256_b64, code_size=stored.size,
+                name=name,
+                version=version,
+                description=description,
+                created_date=_now_iso(),
+                compatible_runtimes=runtimes,
+                compatible_architectures=architectures,
+                license_info=license_info,
+                code_sha256_hex=stored.sha256_hex,
+                code_sha256_b64=stored.sha256_b64,
+                code_size=stored.size,
                 unzipped_size=stored.unzipped_size,
             )
             async with self._db:
@@ -187,8 +211,7 @@ class LayerService:
             raise not_found()
         return self.get(m.group("name"), m.group("version"), code_url)
 
-    def list_layers(self, runtime: str | None, architecture: str | None, marker: str | None,
-                    max_items: str | None) -> dict:
+    def list_layers(self, runtime: str | None, architecture: str | None, marker: str | None, max_items: str | None) -> dict:
         check_filters(runtime, architecture, self._runtimes)
         limit = page_limit(max_items)
         names = sorted(n for n, versions in self.layers.items() if matching(versions, runtime, architecture))
@@ -196,18 +219,22 @@ class LayerService:
         if marker:
             after = decode_marker(marker)
             start = next((i for i, n in enumerate(names) if n > after), len(names))
-        page = names[start:start + limit]
-        out: dict = {"Layers": [{
-            "LayerName": n,
-            "LayerArn": self.layer_arn(n),
-            "LatestMatchingVersion": self._list_item(matching(self.layers[n], runtime, architecture)[0]),
-        } for n in page]}
+        page = names[start : start + limit]
+        out: dict = {
+            "Layers": [
+                {
+                    "LayerName": n,
+                    "LayerArn": self.layer_arn(n),
+                    "LatestMatchingVersion": self._list_item(matching(self.layers[n], runtime, architecture)[0]),
+                }
+                for n in page
+            ]
+        }
         if start + limit < len(names):
             out["NextMarker"] = encode_marker(page[-1])
         return out
 
-    def list_versions(self, ref: object, runtime: str | None, architecture: str | None, marker: str | None,
-                      max_items: str | None) -> dict:
+    def list_versions(self, ref: object, runtime: str | None, architecture: str | None, marker: str | None, max_items: str | None) -> dict:
         name = self._name(ref)
         check_filters(runtime, architecture, self._runtimes)
         limit = page_limit(max_items)
@@ -220,7 +247,7 @@ class LayerService:
             except ValueError:
                 raise invalid("Invalid marker.") from None
             start = next((i for i, r in enumerate(versions) if r.version < after), len(versions))
-        page = versions[start:start + limit]
+        page = versions[start : start + limit]
         out: dict = {"LayerVersions": [self._list_item(r) for r in page]}
         if start + limit < len(versions):
             out["NextMarker"] = encode_marker(str(page[-1].version))

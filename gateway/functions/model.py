@@ -1,4 +1,5 @@
 """A function as Lambdalet stores it, and its Lambda wire shape."""
+
 from __future__ import annotations
 
 import msgspec
@@ -61,8 +62,15 @@ def function_arn(region: str, account: str, name: str, qualifier: str | None = N
     return f"{arn}:{qualifier}" if qualifier else arn
 
 
-def configuration(rec: FunctionRecord, region: str, account: str, *, runtime_version_arn: str | None = None,
-                  listed: bool = False, qualify_latest: bool = False) -> dict:
+def configuration(
+    rec: FunctionRecord,
+    region: str,
+    account: str,
+    *,
+    runtime_version_arn: str | None = None,
+    listed: bool = False,
+    qualify_latest: bool = False,
+) -> dict:
     """FunctionConfiguration as botocore's model shapes it and AWS fills it.
 
     listed: an entry of ListFunctions, which AWS gives without State,

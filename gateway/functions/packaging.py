@@ -4,6 +4,7 @@ file: what `lambdalet deploy` and the embedding API's deploy() upload.
 A directory is zipped in a fixed order with fixed timestamps, so the same
 tree gives the same bytes (and CodeSha256) every time.
 """
+
 from __future__ import annotations
 
 import io

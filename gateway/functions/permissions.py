@@ -9,6 +9,7 @@ unqualified policy (so adding a statement gives the function a new
 RevisionId), the version's or the alias's for theirs. AWS does not let a
 policy be put on $LATEST by name, and a published version starts with none.
 """
+
 from __future__ import annotations
 
 import uuid
@@ -64,8 +65,11 @@ class Permissions:
                 raise policy.revision_mismatch()
             statements = latest.policies.get(key, [])
             if any(s.get("Sid") == doc["Sid"] for s in statements):
-                raise LambdaError("ResourceConflictException", f"The statement id ({doc['Sid']}) provided already exists. "
-                                  "Please provide a new statement id, or remove the existing statement.")
+                raise LambdaError(
+                    "ResourceConflictException",
+                    f"The statement id ({doc['Sid']}) provided already exists. "
+                    "Please provide a new statement id, or remove the existing statement.",
+                )
             policy.check_size([*statements, doc])
             await self._save(latest, key, [*statements, doc])
         return {"Statement": policy.encoded(doc)}
@@ -74,8 +78,11 @@ class Permissions:
         constraints.check_input("RemovePermission", FunctionName=ref, StatementId=sid, Qualifier=qualifier, RevisionId=revision_id)
         svc = self.service
         async with svc._lock:
-            latest, key = self._target(ref, qualifier, missing_function=lambda n, q: LambdaError(
-                "ResourceNotFoundException", f"No policy found for: {svc.arn(n, q)}"))
+            latest, key = self._target(
+                ref,
+                qualifier,
+                missing_function=lambda n, q: LambdaError("ResourceNotFoundException", f"No policy found for: {svc.arn(n, q)}"),
+            )
             statements = latest.policies.get(key, [])
             if not statements:
                 raise LambdaError("ResourceNotFoundException", "No policy is associated with the given resource.")
@@ -148,8 +155,9 @@ class Permissions:
             if statement["StatementId"] not in have:
                 await self.add(name, qualifier, dict(statement))
 
-    def allows(self, function: str, qualifier: str, *, principal: str, action: str,
-               source_arn: str | None, source_account: str | None) -> bool:
+    def allows(
+        self, function: str, qualifier: str, *, principal: str, action: str, source_arn: str | None, source_account: str | None
+    ) -> bool:
         """For event sources (events/policy.py's InvokePolicy): whether the
         function's (or the version's or alias's) policy lets the service
         principal do action for that source."""
@@ -160,8 +168,9 @@ class Permissions:
         statements = latest.policies.get(key)
         if not statements:
             return False
-        return policy.allows_service(statements, principal, action, self.service.arn(function, key or None),
-                                     source_arn=source_arn, source_account=source_account)
+        return policy.allows_service(
+            statements, principal, action, self.service.arn(function, key or None), source_arn=source_arn, source_account=source_account
+        )
 
     async def _save(self, latest: FunctionRecord, key: str, statements: list[dict]) -> None:
         """The new policy, committed with a new RevisionId for its resource."""

@@ -23,6 +23,7 @@ lambda:InvokeFunctionUrl and lambda:InvokeFunction; otherwise the URL
 answers 403. A statement whose condition needs a key an anonymous HTTP
 caller does not bring (a source account, an organization) grants nothing.
 """
+
 from __future__ import annotations
 
 import re
@@ -86,8 +87,12 @@ def statement(body: dict, resource: str) -> dict:
         "Resource": resource,
     }
     equals = {}
-    for member, key in (("SourceAccount", "AWS:SourceAccount"), ("FunctionUrlAuthType", "lambda:FunctionUrlAuthType"),
-                        ("PrincipalOrgID", "aws:PrincipalOrgID"), ("EventSourceToken", "lambda:EventSourceToken")):
+    for member, key in (
+        ("SourceAccount", "AWS:SourceAccount"),
+        ("FunctionUrlAuthType", "lambda:FunctionUrlAuthType"),
+        ("PrincipalOrgID", "aws:PrincipalOrgID"),
+        ("EventSourceToken", "lambda:EventSourceToken"),
+    ):
         if body.get(member) is not None:
             equals[key] = body[member]
     condition: dict = {}
@@ -250,8 +255,9 @@ def allows_anyone(statements: Iterable[dict], action: str, resource: str, contex
     return _allows(statements, _anyone, action, resource, context)
 
 
-def allows_service(statements: Iterable[dict], service: str, action: str, resource: str, *,
-                   source_arn: str | None, source_account: str | None) -> bool:
+def allows_service(
+    statements: Iterable[dict], service: str, action: str, resource: str, *, source_arn: str | None, source_account: str | None
+) -> bool:
     """Whether some statement lets an AWS service (s3.amazonaws.com) do
     action on resource for this source: what an event source asks."""
     context = {k: v for k, v in (("aws:sourcearn", source_arn), ("aws:sourceaccount", source_account)) if v is not None}
@@ -280,10 +286,11 @@ def _allows(statements: Iterable[dict], principal_matches, action: str, resource
 def public_url_allowed(statements: Iterable[dict], resource: str) -> bool:
     """AWS's rule for a function URL with AuthType NONE."""
     statements = list(statements)
-    return (allows_anyone(statements, URL_INVOKE, resource, _URL_CONTEXT)
-            and allows_anyone(statements, INVOKE, resource, _URL_CONTEXT))
+    return allows_anyone(statements, URL_INVOKE, resource, _URL_CONTEXT) and allows_anyone(statements, INVOKE, resource, _URL_CONTEXT)
 
 
 def revision_mismatch(getter: str = "GetPolicy") -> LambdaError:
-    return LambdaError("PreconditionFailedException",
-                       f"The Revision Id provided does not match the latest Revision Id. Call the {getter} API to retrieve the latest Revision Id")
+    return LambdaError(
+        "PreconditionFailedException",
+        f"The Revision Id provided does not match the latest Revision Id. Call the {getter} API to retrieve the latest Revision Id",
+    )

@@ -18,6 +18,7 @@ nodejs22.x=nodejs20.x`) and then says so.
 Pure: the interpreters come from sandbox/interpreters.py, the language
 toolchains from sandbox/languages.py.
 """
+
 from __future__ import annotations
 
 import msgspec
@@ -30,13 +31,37 @@ from ..errors import LambdaError, invalid
 
 # Every Python runtime in botocore's Lambda model (shape Runtime), oldest
 # first; tests/test_runtimes.py checks this against the installed model.
-MODEL_PYTHON_RUNTIMES = ("python2.7", "python3.6", "python3.7", "python3.8", "python3.9", "python3.10",
-                         "python3.11", "python3.12", "python3.13", "python3.14", "python3.15")
+MODEL_PYTHON_RUNTIMES = (
+    "python2.7",
+    "python3.6",
+    "python3.7",
+    "python3.8",
+    "python3.9",
+    "python3.10",
+    "python3.11",
+    "python3.12",
+    "python3.13",
+    "python3.14",
+    "python3.15",
+)
 # The Node.js, Java and .NET runtimes in the model that are still offered
 # (those a toolchain can serve are sandbox/languages.py's LANGUAGE_RUNTIMES);
 # tests/test_languages.py checks them against the installed model.
-MODEL_LANGUAGE_RUNTIMES = ("nodejs18.x", "nodejs20.x", "nodejs22.x", "nodejs24.x", "nodejs26.x", "java8.al2",
-                           "java11", "java17", "java21", "java25", "dotnet6", "dotnet8", "dotnet10")
+MODEL_LANGUAGE_RUNTIMES = (
+    "nodejs18.x",
+    "nodejs20.x",
+    "nodejs22.x",
+    "nodejs24.x",
+    "nodejs26.x",
+    "java8.al2",
+    "java11",
+    "java17",
+    "java21",
+    "java25",
+    "dotnet6",
+    "dotnet8",
+    "dotnet10",
+)
 # The OS-only runtimes: a `bootstrap` at the code's root (or in a layer at
 # /opt) is exec'd and speaks the Runtime API (gateway/execution/runtime_api).
 # Its sandbox is a Python function's, so it starts on the default interpreter's
@@ -117,9 +142,14 @@ def parse_pairs(values: list[str] | None, option: str) -> dict[str, str]:
 class RuntimeCatalog:
     """The interpreters found on this host and the operator's mappings."""
 
-    def __init__(self, interpreters: dict[str, Interpreter], mapping: dict[str, str] | None = None,
-                 default: str | None = None, toolchains: dict[str, Toolchain] | None = None,
-                 unready: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        interpreters: dict[str, Interpreter],
+        mapping: dict[str, str] | None = None,
+        default: str | None = None,
+        toolchains: dict[str, Toolchain] | None = None,
+        unready: dict[str, str] | None = None,
+    ) -> None:
         if not interpreters:
             raise RuntimeConfigError("no Python interpreter found")
         self.interpreters = dict(interpreters)
@@ -136,20 +166,22 @@ class RuntimeCatalog:
                 self._map_language(source, target)
                 continue
             if source not in MODEL_PYTHON_RUNTIMES:
-                raise RuntimeConfigError(f"{MAP_OPTION} {source}={target}: {source} is not a Lambda Python runtime "
-                                         f"({', '.join(r for r in MODEL_PYTHON_RUNTIMES if r not in BLOCKED_BY_AWS)})")
+                raise RuntimeConfigError(
+                    f"{MAP_OPTION} {source}={target}: {source} is not a Lambda Python runtime "
+                    f"({', '.join(r for r in MODEL_PYTHON_RUNTIMES if r not in BLOCKED_BY_AWS)})"
+                )
             if source in BLOCKED_BY_AWS:
-                raise RuntimeConfigError(f"{MAP_OPTION} {source}={target}: AWS Lambda no longer accepts {source} "
-                                         "for new or updated functions, and neither does this server")
+                raise RuntimeConfigError(
+                    f"{MAP_OPTION} {source}={target}: AWS Lambda no longer accepts {source} "
+                    "for new or updated functions, and neither does this server"
+                )
             if target not in self.interpreters:
-                raise RuntimeConfigError(f"{MAP_OPTION} {source}={target}: this host has no {target} "
-                                         f"(it has {self.available()})")
+                raise RuntimeConfigError(f"{MAP_OPTION} {source}={target}: this host has no {target} (it has {self.available()})")
             self.mapping[source] = target
 
     def _map_language(self, source: str, target: str) -> None:
         if languages.language_of(target) != languages.language_of(source):
-            raise RuntimeConfigError(f"{MAP_OPTION} {source}={target}: {source} can only be mapped onto another "
-                                     f"version of its language")
+            raise RuntimeConfigError(f"{MAP_OPTION} {source}={target}: {source} can only be mapped onto another version of its language")
         if target not in self.toolchains:
             why = self.unready.get(target) or languages.missing_reason(target, self.host_toolchains)
             raise RuntimeConfigError(f"{MAP_OPTION} {source}={target}: this host cannot run {target} ({why})")
@@ -163,8 +195,12 @@ class RuntimeCatalog:
 
     def available(self) -> str:
         """'python3.9 (3.9.18), python3.12 (3.12.1), nodejs20.x (20.20.2)': what this host runs."""
-        return ", ".join([*(f"{name} ({i.version})" for name, i in self.interpreters.items()),
-                          *(f"{name} ({t.version})" for name, t in self.toolchains.items())])
+        return ", ".join(
+            [
+                *(f"{name} ({i.version})" for name, i in self.interpreters.items()),
+                *(f"{name} ({t.version})" for name, t in self.toolchains.items()),
+            ]
+        )
 
     def resolve(self, runtime: str) -> Resolved | None:
         """The interpreter for a runtime name, or None if it cannot run here."""
@@ -175,8 +211,7 @@ class RuntimeCatalog:
             toolchain = self.toolchains.get(target)
             if toolchain is None:
                 return None
-            return Resolved(runtime=runtime, interpreter=self.interpreters[self.default], mapped=target != runtime,
-                            toolchain=toolchain)
+            return Resolved(runtime=runtime, interpreter=self.interpreters[self.default], mapped=target != runtime, toolchain=toolchain)
         mapped = self.mapping.get(runtime)
         if mapped is not None:
             return Resolved(runtime=runtime, interpreter=self.interpreters[mapped], mapped=True)
@@ -189,20 +224,26 @@ class RuntimeCatalog:
         """Why a runtime cannot run here, and what the operator can do."""
         if runtime in BLOCKED_BY_AWS or runtime in RETIRED_CUSTOM:
             newest = CUSTOM_RUNTIMES[0] if runtime in RETIRED_CUSTOM else list(self.interpreters)[-1]
-            return (f"The runtime parameter of {runtime} is no longer supported for creating or updating AWS Lambda "
-                    f"functions. We recommend you use the new runtime ({newest}) while creating or updating functions.")
+            return (
+                f"The runtime parameter of {runtime} is no longer supported for creating or updating AWS Lambda "
+                f"functions. We recommend you use the new runtime ({newest}) while creating or updating functions."
+            )
         if runtime in LANGUAGE_RUNTIMES:
             why = self.unready.get(self.mapping.get(runtime, runtime)) or languages.missing_reason(runtime, self.host_toolchains)
             return f"The runtime parameter of {runtime} is not available on this server: {why}."
         if not runtime.startswith("python"):
-            return (f"The runtime parameter of {runtime} is not supported by this server: it runs "
-                    f"{', '.join(LANGUAGE_RUNTIMES)}, Python and custom runtimes ({', '.join(CUSTOM_RUNTIMES)}). "
-                    f"This host can run {self.available()}.")
-        return (f"The runtime parameter of {runtime} is not available on this server: no {runtime} interpreter was "
-                f"found on this host. This host can run {self.available()}. Install {runtime} (it is found on PATH, "
-                f"in /usr/local/bin, /usr/bin or pyenv's versions, or named with `lambdalet serve {PYTHON_OPTION} "
-                f"{runtime}=/path/to/{runtime}`), or run it on one of these with `lambdalet serve {MAP_OPTION} "
-                f"{runtime}={list(self.interpreters)[-1]}`.")
+            return (
+                f"The runtime parameter of {runtime} is not supported by this server: it runs "
+                f"{', '.join(LANGUAGE_RUNTIMES)}, Python and custom runtimes ({', '.join(CUSTOM_RUNTIMES)}). "
+                f"This host can run {self.available()}."
+            )
+        return (
+            f"The runtime parameter of {runtime} is not available on this server: no {runtime} interpreter was "
+            f"found on this host. This host can run {self.available()}. Install {runtime} (it is found on PATH, "
+            f"in /usr/local/bin, /usr/bin or pyenv's versions, or named with `lambdalet serve {PYTHON_OPTION} "
+            f"{runtime}=/path/to/{runtime}`), or run it on one of these with `lambdalet serve {MAP_OPTION} "
+            f"{runtime}={list(self.interpreters)[-1]}`."
+        )
 
     def check(self, runtime: str) -> str:
         """For CreateFunction and UpdateFunctionConfiguration: the runtime,
@@ -228,7 +269,10 @@ class RuntimeCatalog:
         for name, t in self.toolchains.items():
             out.append(f"{name}: {languages.DISPLAY[t.language]} {t.version} at {t.path} ({t.found})")
         for source, target in self.mapping.items():
-            what = (f"Python {self.interpreters[target].version}" if target in self.interpreters
-                    else f"{languages.DISPLAY[self.toolchains[target].language]} {self.toolchains[target].version}")
+            what = (
+                f"Python {self.interpreters[target].version}"
+                if target in self.interpreters
+                else f"{languages.DISPLAY[self.toolchains[target].language]} {self.toolchains[target].version}"
+            )
             out.append(f"{source}: MAPPED to {target} ({what}) by {MAP_OPTION} {source}={target}")
         return out

@@ -5,6 +5,7 @@ gives it) and returns the response document, or raises LambdaError. The
 in-memory registry is the invoke path's source of truth; SQLite and the
 code store make it durable before any method returns.
 """
+
 from __future__ import annotations
 
 import base64
@@ -155,8 +156,9 @@ class FunctionService:
         return rec
 
     def configuration(self, rec: FunctionRecord, *, listed: bool = False, qualify_latest: bool = False) -> dict:
-        return configuration(rec, self.region, self.account, runtime_version_arn=self.runtime_version_arn(rec),
-                             listed=listed, qualify_latest=qualify_latest)
+        return configuration(
+            rec, self.region, self.account, runtime_version_arn=self.runtime_version_arn(rec), listed=listed, qualify_latest=qualify_latest
+        )
 
     def runtime_version_arn(self, rec: FunctionRecord) -> str | None:
         """The runtime version a function runs on here; None when this
@@ -351,7 +353,11 @@ class FunctionService:
     async def _delete_version(self, name: str, version: str) -> None:
         if version not in self.versions.get(name, {}):
             raise not_found(self.arn(name, version))
-        users = sorted(a for a, cfg in self.registry[name].aliases.items() if cfg["FunctionVersion"] == version or version in (cfg.get("RoutingConfig") or {}).get("AdditionalVersionWeights", {}))
+        users = sorted(
+            a
+            for a, cfg in self.registry[name].aliases.items()
+            if cfg["FunctionVersion"] == version or version in (cfg.get("RoutingConfig") or {}).get("AdditionalVersionWeights", {})
+        )
         if users:
             raise LambdaError("ResourceConflictException", f"Unable to delete version because the following aliases reference it: {users}")
         async with self._db:
@@ -397,8 +403,9 @@ class FunctionService:
         total = code_bytes + sum(layer.unzipped_size for layer in layers)
         limit = ACCOUNT_LIMITS["CodeSizeUnzipped"]
         if layers and total > limit:
-            raise invalid(f"Function code combined with layers exceeds the maximum allowed size of {limit} bytes. "
-                          f"The actual size is {total} bytes.")
+            raise invalid(
+                f"Function code combined with layers exceeds the maximum allowed size of {limit} bytes. The actual size is {total} bytes."
+            )
 
     async def _unzipped(self, rec: FunctionRecord) -> int:
         if rec.code_unzipped_size:

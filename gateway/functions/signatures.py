@@ -17,6 +17,7 @@ archive comment (which every unzip ignores),
 and what is signed is the JSON of the four fields before "signature" (sorted
 keys, no spaces), so the package, the profile and the time are all bound.
 """
+
 from __future__ import annotations
 
 import base64
@@ -83,7 +84,7 @@ def read(data: bytes) -> Signature | None:
     if not comment.startswith(PREFIX):
         return None
     try:
-        return msgspec.json.decode(base64.urlsafe_b64decode(comment[len(PREFIX):]), type=Signature)
+        return msgspec.json.decode(base64.urlsafe_b64decode(comment[len(PREFIX) :]), type=Signature)
     except (ValueError, msgspec.DecodeError):
         raise SignatureError("the package's signature cannot be read") from None
 
@@ -143,8 +144,12 @@ def sign(data: bytes, private_key, profile_version_arn: str, *, now: float | Non
 
     body = unsigned(data)
     algorithm = ED25519 if isinstance(private_key, ed25519.Ed25519PrivateKey) else ECDSA
-    fields = {"algorithm": algorithm, "profile": profile_version_arn, "sha256": hashlib.sha256(body).hexdigest(),
-              "signedAt": int(now if now is not None else time.time())}
+    fields = {
+        "algorithm": algorithm,
+        "profile": profile_version_arn,
+        "sha256": hashlib.sha256(body).hexdigest(),
+        "signedAt": int(now if now is not None else time.time()),
+    }
     message = _canonical(fields)
     if algorithm == ED25519:
         raw = private_key.sign(message)

@@ -4,6 +4,7 @@ Every method is synchronous and may block on fsync; the gateway calls them
 from a worker thread, one at a time, and never on the invoke path (which
 reads the in-memory registry instead).
 """
+
 from __future__ import annotations
 
 import pathlib
@@ -88,8 +89,7 @@ class SQLiteStorage:
     def put_function(self, rec: FunctionRecord) -> None:
         with self._lock:
             self._db.execute(
-                "INSERT INTO functions(name, record) VALUES(?, ?) "
-                "ON CONFLICT(name) DO UPDATE SET record=excluded.record",
+                "INSERT INTO functions(name, record) VALUES(?, ?) ON CONFLICT(name) DO UPDATE SET record=excluded.record",
                 (rec.name, self._enc.encode(rec)),
             )
 
@@ -161,12 +161,16 @@ class SQLiteStorage:
         """Settings whose key starts with prefix (code signing configs,
         signing profiles), by key."""
         with self._lock:
-            rows = self._db.execute("SELECT key, value FROM settings WHERE substr(key, 1, ?) = ? ORDER BY key", (len(prefix), prefix)).fetchall()
+            rows = self._db.execute(
+                "SELECT key, value FROM settings WHERE substr(key, 1, ?) = ? ORDER BY key", (len(prefix), prefix)
+            ).fetchall()
         return dict(rows)
 
     def put_setting(self, key: str, value: str) -> None:
         with self._lock:
-            self._db.execute("INSERT INTO settings(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value", (key, value))
+            self._db.execute(
+                "INSERT INTO settings(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value", (key, value)
+            )
 
     def delete_setting(self, key: str) -> None:
         with self._lock:

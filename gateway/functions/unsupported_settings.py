@@ -7,14 +7,18 @@ The reasons shared with operations that mean nothing here (capacity
 providers, durable executions) live here too, so api/unsupported.py and
 these refusals say the same.
 """
+
 from __future__ import annotations
 
 from ..errors import invalid
 
-MANAGED_INSTANCES = ("capacity providers and managed-instance scaling place functions on a fleet of EC2 instances; "
-                     "on one host there is no fleet to manage")
-DURABLE = ("durable functions checkpoint and replay their steps through a durable-execution service (checkpoints, waits, "
-           "callbacks, execution history) that Lambdalet does not run, so no function here is durable")
+MANAGED_INSTANCES = (
+    "capacity providers and managed-instance scaling place functions on a fleet of EC2 instances; on one host there is no fleet to manage"
+)
+DURABLE = (
+    "durable functions checkpoint and replay their steps through a durable-execution service (checkpoints, waits, "
+    "callbacks, execution history) that Lambdalet does not run, so no function here is durable"
+)
 
 # Settings of CreateFunction and UpdateFunctionConfiguration (and
 # PublishVersion's PublishTo) that only make sense with what this server
@@ -23,10 +27,14 @@ _NEVER = {
     "CapacityProviderConfig": MANAGED_INSTANCES,
     "PublishTo": "LATEST_PUBLISHED publishes $LATEST.PUBLISHED, the version functions on capacity providers run; " + MANAGED_INSTANCES,
     "DurableConfig": DURABLE,
-    "TenancyConfig": ("tenant isolation gives each tenant id execution environments of its own, and Lambdalet's pool does not keep "
-                      "environments apart by tenant, so such a function would run without the isolation it asks for"),
-    "RuntimeConfig": ("customer-managed runtimes (RuntimeArn, RuntimeAlias) are runtime resources hosted by AWS; here a runtime is "
-                      "one of `lambdalet runtimes ls`, or provided.al2023 with a bootstrap of your own"),
+    "TenancyConfig": (
+        "tenant isolation gives each tenant id execution environments of its own, and Lambdalet's pool does not keep "
+        "environments apart by tenant, so such a function would run without the isolation it asks for"
+    ),
+    "RuntimeConfig": (
+        "customer-managed runtimes (RuntimeArn, RuntimeAlias) are runtime resources hosted by AWS; here a runtime is "
+        "one of `lambdalet runtimes ls`, or provided.al2023 with a bootstrap of your own"
+    ),
     "AcceleratorConfig": "sandboxes on this host are given no accelerator devices",
 }
 

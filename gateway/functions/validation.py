@@ -11,6 +11,7 @@ provider, reserved environment variables and the 4 KB of their JSON, 50
 tags. Each function also runs its model check, so that a caller other than
 the HTTP API (a stored destination, a test) gets the same answer.
 """
+
 from __future__ import annotations
 
 import re
@@ -33,11 +34,24 @@ NAME_MAX = 64  # a bare name; an ARN may be longer (the model's 140 or 256)
 # Lambda reserves these; setting one is refused, as on AWS.
 RESERVED_ENV = frozenset(
     {
-        "_HANDLER", "_X_AMZN_TRACE_ID", "AWS_DEFAULT_REGION", "AWS_REGION", "AWS_EXECUTION_ENV",
-        "AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "AWS_LAMBDA_FUNCTION_VERSION",
-        "AWS_LAMBDA_INITIALIZATION_TYPE", "AWS_LAMBDA_LOG_GROUP_NAME", "AWS_LAMBDA_LOG_STREAM_NAME",
-        "AWS_ACCESS_KEY", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
-        "AWS_LAMBDA_RUNTIME_API", "LAMBDA_TASK_ROOT", "LAMBDA_RUNTIME_DIR",
+        "_HANDLER",
+        "_X_AMZN_TRACE_ID",
+        "AWS_DEFAULT_REGION",
+        "AWS_REGION",
+        "AWS_EXECUTION_ENV",
+        "AWS_LAMBDA_FUNCTION_NAME",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+        "AWS_LAMBDA_FUNCTION_VERSION",
+        "AWS_LAMBDA_INITIALIZATION_TYPE",
+        "AWS_LAMBDA_LOG_GROUP_NAME",
+        "AWS_LAMBDA_LOG_STREAM_NAME",
+        "AWS_ACCESS_KEY",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_LAMBDA_RUNTIME_API",
+        "LAMBDA_TASK_ROOT",
+        "LAMBDA_RUNTIME_DIR",
     }
 )
 ENV_MAX_BYTES = 4096
@@ -64,7 +78,9 @@ def modeled(shape: str, value: object, path: str) -> object:
 def semantic_limit(value: object, path: str, constraint: str) -> LambdaError:
     """AWS words some semantic limits as validation errors, but sends them
     as InvalidParameterValueException."""
-    return invalid(f"1 validation error detected: Value '{constraints.java_text(value)}' at '{path}' failed to satisfy constraint: {constraint}")
+    return invalid(
+        f"1 validation error detected: Value '{constraints.java_text(value)}' at '{path}' failed to satisfy constraint: {constraint}"
+    )
 
 
 def function_ref(value: object) -> tuple[str, str | None]:
@@ -91,7 +107,9 @@ def new_function_name(value: object) -> str:
     modeled("FunctionName", value, "functionName")
     name, qualifier = function_ref(value)
     if qualifier is not None or "." in name:
-        raise invalid(f"1 validation error detected: Value '{value}' at 'functionName' failed to satisfy constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9-_]+")
+        raise invalid(
+            f"1 validation error detected: Value '{value}' at 'functionName' failed to satisfy constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9-_]+"
+        )
     return name
 
 

@@ -5,6 +5,7 @@ numbered 1, 2, ...; an alias names a version (optionally sending a share of
 calls to a second one). Provisioned concurrency keeps N instances of a
 version or alias initialised; as on AWS it cannot be set on $LATEST.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -21,8 +22,20 @@ from .model import FunctionRecord
 
 _NOT_PUBLISHED = "The function resource provided must be an alias or a published version."
 # Fields that make a version differ from the last one published.
-_SNAPSHOT_FIELDS = ("runtime", "role", "handler", "code_sha256_hex", "description", "timeout", "memory_size", "environment",
-                    "ephemeral_storage", "architectures", "logging_config", "layers")
+_SNAPSHOT_FIELDS = (
+    "runtime",
+    "role",
+    "handler",
+    "code_sha256_hex",
+    "description",
+    "timeout",
+    "memory_size",
+    "environment",
+    "ephemeral_storage",
+    "architectures",
+    "logging_config",
+    "layers",
+)
 
 
 def _now() -> str:
@@ -44,9 +57,14 @@ class Versions:
         async with svc._lock:
             latest = svc.latest(ref)
             if body.get("RevisionId") is not None and body["RevisionId"] != latest.revision_id:
-                raise LambdaError("PreconditionFailedException", "The Revision Id provided does not match the latest Revision Id. Call the GetFunction/GetAlias API to retrieve the latest Revision Id")
+                raise LambdaError(
+                    "PreconditionFailedException",
+                    "The Revision Id provided does not match the latest Revision Id. Call the GetFunction/GetAlias API to retrieve the latest Revision Id",
+                )
             if body.get("CodeSha256") is not None and body["CodeSha256"] != latest.code_sha256_b64:
-                raise invalid(f"CodeSHA256 ({body['CodeSha256']}) is different from current CodeSHA256 in $LATEST ({latest.code_sha256_b64}). Please try again with the CodeSHA256 in $LATEST.")
+                raise invalid(
+                    f"CodeSHA256 ({body['CodeSha256']}) is different from current CodeSHA256 in $LATEST ({latest.code_sha256_b64}). Please try again with the CodeSHA256 in $LATEST."
+                )
             existing = svc.versions.get(latest.name, {})
             if existing:
                 newest = existing[max(existing, key=int)]
@@ -124,7 +142,9 @@ class Versions:
             raise invalid("$LATEST is not supported for an alias pointing to more than 1 version")
         for version in weights:
             if version == primary:
-                raise invalid(f"Invalid function version {version}. Function version {version} is already included in routing configuration.")
+                raise invalid(
+                    f"Invalid function version {version}. Function version {version} is already included in routing configuration."
+                )
         return {"AdditionalVersionWeights": {k: float(w) for k, w in weights.items()}}
 
     async def create_alias(self, ref: str, body: dict) -> dict:
@@ -137,7 +157,11 @@ class Versions:
             routing = self._routing(latest.name, version, body.get("RoutingConfig"))
             if alias == "$LATEST" or alias in latest.aliases:
                 raise LambdaError("ResourceConflictException", f"Alias already exists: {self.service.arn(latest.name, alias)}")
-            cfg: dict[str, object] = {"FunctionVersion": version, "Description": v.description(body.get("Description", "")), "RevisionId": str(uuid.uuid4())}
+            cfg: dict[str, object] = {
+                "FunctionVersion": version,
+                "Description": v.description(body.get("Description", "")),
+                "RevisionId": str(uuid.uuid4()),
+            }
             if routing:
                 cfg["RoutingConfig"] = routing
             await self._save_latest(msgspec.structs.replace(latest, aliases={**latest.aliases, alias: cfg}))
@@ -161,7 +185,10 @@ class Versions:
             if cfg is None:
                 raise LambdaError("ResourceNotFoundException", f"Alias not found: {self.service.arn(latest.name, alias)}")
             if body.get("RevisionId") is not None and body["RevisionId"] != cfg["RevisionId"]:
-                raise LambdaError("PreconditionFailedException", "The Revision Id provided does not match the latest Revision Id. Call the GetFunction/GetAlias API to retrieve the latest Revision Id")
+                raise LambdaError(
+                    "PreconditionFailedException",
+                    "The Revision Id provided does not match the latest Revision Id. Call the GetFunction/GetAlias API to retrieve the latest Revision Id",
+                )
             cfg = dict(cfg)
             if "FunctionVersion" in body:
                 cfg["FunctionVersion"] = self._check_version(latest.name, body["FunctionVersion"])
@@ -187,13 +214,20 @@ class Versions:
             provisioned = {k: c for k, c in latest.provisioned.items() if k != alias}
             urls = {k: c for k, c in latest.alias_urls.items() if k != alias}
             policies = {k: p for k, p in latest.policies.items() if k != alias}
-            await self._save_latest(msgspec.structs.replace(latest, aliases=aliases, provisioned=provisioned, alias_urls=urls, policies=policies))
+            await self._save_latest(
+                msgspec.structs.replace(latest, aliases=aliases, provisioned=provisioned, alias_urls=urls, policies=policies)
+            )
             self._on_provisioned()
 
     def list_aliases(self, ref: str, function_version: str | None) -> dict:
         latest = self._latest(ref)
-        return {"Aliases": [self._alias_doc(latest.name, a, c) for a, c in sorted(latest.aliases.items())
-                            if function_version is None or c["FunctionVersion"] == function_version]}
+        return {
+            "Aliases": [
+                self._alias_doc(latest.name, a, c)
+                for a, c in sorted(latest.aliases.items())
+                if function_version is None or c["FunctionVersion"] == function_version
+            ]
+        }
 
     # -- provisioned concurrency -------------------------------------------
 
@@ -227,7 +261,9 @@ class Versions:
     async def put_provisioned(self, ref: str, qualifier: str | None, body: dict, available: Callable[[str, str], int]) -> dict:
         constraints.check_input("PutProvisionedConcurrencyConfig", body, FunctionName=ref, Qualifier=qualifier)
         async with self.service._lock:
-            latest, qualifier = self._target(ref, qualifier or "", "Provisioned Concurrency Configs cannot be applied to unpublished function versions.")
+            latest, qualifier = self._target(
+                ref, qualifier or "", "Provisioned Concurrency Configs cannot be applied to unpublished function versions."
+            )
             n = body["ProvisionedConcurrentExecutions"]  # at least 1, by the model
             others = sum(c["Requested"] for q, c in latest.provisioned.items() if q != qualifier)
             if latest.reserved_concurrency is not None and others + n > latest.reserved_concurrency:
@@ -262,13 +298,21 @@ class Versions:
         async with self.service._lock:
             latest, qualifier = self._target(ref, qualifier or "", _NOT_PUBLISHED)
             if qualifier not in latest.provisioned:
-                raise LambdaError("ProvisionedConcurrencyConfigNotFoundException", "No Provisioned Concurrency Config found for this function")
-            await self._save_latest(msgspec.structs.replace(latest, provisioned={k: c for k, c in latest.provisioned.items() if k != qualifier}))
+                raise LambdaError(
+                    "ProvisionedConcurrencyConfigNotFoundException", "No Provisioned Concurrency Config found for this function"
+                )
+            await self._save_latest(
+                msgspec.structs.replace(latest, provisioned={k: c for k, c in latest.provisioned.items() if k != qualifier})
+            )
             self._on_provisioned()
 
     def list_provisioned(self, ref: str, available: Callable[[str, str], int]) -> dict:
         latest = self._latest(ref)
-        return {"ProvisionedConcurrencyConfigs": [self._provisioned_doc(latest.name, q, c, available(latest.name, q)) for q, c in sorted(latest.provisioned.items())]}
+        return {
+            "ProvisionedConcurrencyConfigs": [
+                self._provisioned_doc(latest.name, q, c, available(latest.name, q)) for q, c in sorted(latest.provisioned.items())
+            ]
+        }
 
     # -- helpers -------------------------------------------------------------
 

@@ -7,6 +7,7 @@ limits, no encryption, only stored and deflated entries.
 Pure: reads the zip from memory, writes nothing. Refusals are CodeError,
 with Lambda's wording where Lambda has one.
 """
+
 from __future__ import annotations
 
 import io
@@ -38,6 +39,7 @@ _DRIVE_RE = re.compile(r"[A-Za-z]:")
 # few kilobytes of either can demand gigabytes of memory before any size
 # check runs. Deflate is bounded per read, and it is what every tool writes.
 _SUPPORTED_METHODS = frozenset({zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED})
+
 
 class CodeError(Exception):
     """A deployment package that Lambda would refuse; ``message`` is Lambda-style."""
@@ -74,9 +76,7 @@ def _split_name(name: str) -> tuple[str, ...]:
     parts = tuple(p for p in unified.split("/") if p not in ("", "."))
     if ".." in parts:
         raise CodeError(f"Zip entry leaves the function's directory: {name!r}.")
-    if len("/".join(parts).encode()) > _MAX_PATH_BYTES or any(
-        len(p.encode()) > _MAX_COMPONENT_BYTES for p in parts
-    ):
+    if len("/".join(parts).encode()) > _MAX_PATH_BYTES or any(len(p.encode()) > _MAX_COMPONENT_BYTES for p in parts):
         raise CodeError(f"Zip entry name is too long: {name[:80]!r}...")
     return parts
 
@@ -97,9 +97,7 @@ def _classify(info: zipfile.ZipInfo, parts: tuple[str, ...]) -> Entry:
     return Entry(info, parts, kind, mode)
 
 
-def _resolve_in_tree(
-    start: list[str], target: str, links: dict[tuple[str, ...], str], depth: int
-) -> list[str] | None:
+def _resolve_in_tree(start: list[str], target: str, links: dict[tuple[str, ...], str], depth: int) -> list[str] | None:
     """Resolve ``target`` from directory ``start`` as the kernel would once the
     tree exists, following the zip's own links. None means it leaves the tree.
 

@@ -4,6 +4,7 @@ through realpath, files opened O_EXCL|O_NOFOLLOW, links made last and
 checked again, and the bytes that really come out counted against the
 limit (headers may lie about sizes).
 """
+
 from __future__ import annotations
 
 import os
@@ -36,9 +37,7 @@ def _make_dirs(root: str, root_real: str, parts: tuple[str, ...]) -> None:
         os.chmod(path, 0o755)
 
 
-def _write_file(
-    zf: zipfile.ZipFile, entry: Entry, root: str, root_real: str, budget: int
-) -> int:
+def _write_file(zf: zipfile.ZipFile, entry: Entry, root: str, root_real: str, budget: int) -> int:
     _make_dirs(root, root_real, entry.parts[:-1])
     path = os.path.join(root, *entry.parts)
     if not _inside(root_real, os.path.realpath(os.path.dirname(path))):
@@ -58,7 +57,7 @@ def _write_file(
                     raise _Overflow()
                 view = memoryview(chunk)
                 while view:
-                    view = view[os.write(fd, view):]
+                    view = view[os.write(fd, view) :]
     finally:
         os.close(fd)
     return written

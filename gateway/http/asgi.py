@@ -4,6 +4,7 @@ The lean listener owns the socket; control-plane requests are handed to the
 quart-trio app through this bridge, which is the part of an ASGI server the
 control plane needs (no streaming, no websockets).
 """
+
 from __future__ import annotations
 
 import urllib.parse
@@ -13,8 +14,9 @@ import trio
 from .http1 import Head
 
 
-async def call_asgi(app, head: Head, body: bytes, client: tuple[str, int], server: tuple[str, int],
-                    state: dict | None = None) -> tuple[int, list[tuple[str, str]], bytes]:
+async def call_asgi(
+    app, head: Head, body: bytes, client: tuple[str, int], server: tuple[str, int], state: dict | None = None
+) -> tuple[int, list[tuple[str, str]], bytes]:
     """state: the ASGI scope's "state", where the caller hands the app what
     it decided before the request got here (the console's session)."""
     path, _, query = head.target.partition("?")

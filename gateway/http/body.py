@@ -9,6 +9,7 @@ opened when the request was answered, so a file unlinked in the meantime
 
 The sender must call ``close()`` once done, sent or not.
 """
+
 from __future__ import annotations
 
 import os

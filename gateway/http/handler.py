@@ -6,6 +6,7 @@ read the body within the limits, and hand the whole request over. The
 handler (api/router.py's Router, and each service surface behind it) knows
 nothing of sockets, and the fronts nothing of Lambda.
 """
+
 from __future__ import annotations
 
 from typing import Protocol

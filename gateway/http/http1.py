@@ -15,6 +15,7 @@ callbacks, took 4.5 us for a function-URL request against this codec's
 calls back into Python once per header, which costs what the C parsing
 saves. Parsing is ~1-3% of the gateway's CPU per call either way.
 """
+
 from __future__ import annotations
 
 import email.utils
@@ -56,7 +57,16 @@ class BodyTooLarge(Exception):
 class Head:
     __slots__ = ("method", "target", "headers", "content_length", "chunked", "keep_alive", "expect_continue")
 
-    def __init__(self, method: str, target: str, headers: list[tuple[str, str]], content_length: int, chunked: bool, keep_alive: bool, expect_continue: bool) -> None:
+    def __init__(
+        self,
+        method: str,
+        target: str,
+        headers: list[tuple[str, str]],
+        content_length: int,
+        chunked: bool,
+        keep_alive: bool,
+        expect_continue: bool,
+    ) -> None:
         self.method = method
         self.target = target
         self.headers = headers  # names lower-cased, in order received
@@ -304,13 +314,37 @@ class RequestParser:
 
 
 _REASONS = {
-    100: "Continue", 200: "OK", 201: "Created", 202: "Accepted", 204: "No Content", 206: "Partial Content",
-    301: "Moved Permanently", 302: "Found", 303: "See Other", 304: "Not Modified", 307: "Temporary Redirect",
-    308: "Permanent Redirect", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
-    405: "Method Not Allowed", 408: "Request Timeout", 409: "Conflict", 411: "Length Required",
-    412: "Precondition Failed", 413: "Content Too Large", 415: "Unsupported Media Type", 417: "Expectation Failed",
-    429: "Too Many Requests", 431: "Request Header Fields Too Large", 500: "Internal Server Error",
-    501: "Not Implemented", 502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout",
+    100: "Continue",
+    200: "OK",
+    201: "Created",
+    202: "Accepted",
+    204: "No Content",
+    206: "Partial Content",
+    301: "Moved Permanently",
+    302: "Found",
+    303: "See Other",
+    304: "Not Modified",
+    307: "Temporary Redirect",
+    308: "Permanent Redirect",
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    408: "Request Timeout",
+    409: "Conflict",
+    411: "Length Required",
+    412: "Precondition Failed",
+    413: "Content Too Large",
+    415: "Unsupported Media Type",
+    417: "Expectation Failed",
+    429: "Too Many Requests",
+    431: "Request Header Fields Too Large",
+    500: "Internal Server Error",
+    501: "Not Implemented",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
     505: "HTTP Version Not Supported",
 }
 _STATUS_LINES = {code: f"HTTP/1.1 {code} {reason}\r\n".encode() for code, reason in _REASONS.items()}
@@ -325,8 +359,15 @@ def _date() -> bytes:
     return _date_cache[1]  # type: ignore[return-value]
 
 
-def render_response(status: int, headers: list[tuple[str, str]], body: bytes, keep_alive: bool, head_only: bool = False,
-                    content_length: int | None = None, chunked: bool = False) -> bytes:
+def render_response(
+    status: int,
+    headers: list[tuple[str, str]],
+    body: bytes,
+    keep_alive: bool,
+    head_only: bool = False,
+    content_length: int | None = None,
+    chunked: bool = False,
+) -> bytes:
     """The response's bytes. ``content_length``: the body is sent apart
     (streamed after these bytes); ``body`` is then empty. ``chunked``: so
     is the body, of a length unknown until it ends (sent chunked)."""

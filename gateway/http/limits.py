@@ -24,6 +24,7 @@ bound on the server's memory holds whichever port an attacker uses.
 
 Sans-IO except ``ConnectionSlots.acquire``, which waits.
 """
+
 from __future__ import annotations
 
 import math

@@ -28,6 +28,7 @@ The fast path (a request whose body arrived with its head) does none of
 this beyond a few attribute stores: the checks run only when the server
 would otherwise wait for more bytes.
 """
+
 from __future__ import annotations
 
 import errno
@@ -59,8 +60,13 @@ _NO_ROOM: Reply = (503, [("Content-Type", "text/plain"), ("Retry-After", "1")], 
 _send_all = rawio.send_all
 
 
-async def serve_connection(sock: socket.socket, router: Handler, watchdog: Watchdog | None = None,
-                           limits: HttpLimits = DEFAULT_LIMITS, budget: ByteBudget | None = None) -> None:
+async def serve_connection(
+    sock: socket.socket,
+    router: Handler,
+    watchdog: Watchdog | None = None,
+    limits: HttpLimits = DEFAULT_LIMITS,
+    budget: ByteBudget | None = None,
+) -> None:
     if budget is None:
         budget = ByteBudget(limits.unauthenticated_buffer_bytes)
     watched = Watched(sock)
@@ -159,7 +165,9 @@ async def _serve(sock: socket.socket, router: Handler, watched: Watched, limits:
                     await refuse(sock, router.too_large(head), watched, limits)
                 return
             except http1.ProtocolError as exc:
-                await _send_all(sock, http1.render_response(exc.status, [("Content-Type", "text/plain")], exc.message.encode(), keep_alive=False))
+                await _send_all(
+                    sock, http1.render_response(exc.status, [("Content-Type", "text/plain")], exc.message.encode(), keep_alive=False)
+                )
                 return
             except OSError as exc:
                 if exc.errno in (errno.ECONNRESET, errno.EPIPE):
@@ -171,7 +179,11 @@ async def _serve(sock: socket.socket, router: Handler, watched: Watched, limits:
                 status, headers, payload = await router.handle(head, body, client)
             except Exception:
                 log.exception("unhandled error serving %s %s", head.method, head.path)
-                status, headers, payload = 500, [("x-amzn-ErrorType", "ServiceException"), ("Content-Type", "application/json")], b'{"Type":"Service","Message":"Internal error"}'
+                status, headers, payload = (
+                    500,
+                    [("x-amzn-ErrorType", "ServiceException"), ("Content-Type", "application/json")],
+                    b'{"Type":"Service","Message":"Internal error"}',
+                )
             stream: StreamedBody | None = None
             chunked = False
             if hasattr(payload, "chunks"):
@@ -182,11 +194,20 @@ async def _serve(sock: socket.socket, router: Handler, watched: Watched, limits:
                 chunked = stream.length is None
             try:
                 try:
-                    response = http1.render_response(status, headers, cast(bytes, payload), head.keep_alive, head_only=head.method == "HEAD",
-                                                     content_length=None if stream is None else stream.length, chunked=chunked)
+                    response = http1.render_response(
+                        status,
+                        headers,
+                        cast(bytes, payload),
+                        head.keep_alive,
+                        head_only=head.method == "HEAD",
+                        content_length=None if stream is None else stream.length,
+                        chunked=chunked,
+                    )
                 except ValueError:
                     log.exception("unrenderable response to %s %s", head.method, head.path)
-                    response = http1.render_response(500, [("Content-Type", "application/json")], b'{"Type":"Service","Message":"Internal error"}', keep_alive=False)
+                    response = http1.render_response(
+                        500, [("Content-Type", "application/json")], b'{"Type":"Service","Message":"Internal error"}', keep_alive=False
+                    )
                     if stream is not None:
                         stream.close()
                         stream = None
@@ -243,17 +264,24 @@ async def _serve(sock: socket.socket, router: Handler, watched: Watched, limits:
             budget.give_back(held)
 
 
-async def _serve_counted(sock: socket.socket, router: Handler, watchdog: Watchdog, limits: HttpLimits,
-                         budget: ByteBudget, slots: ConnectionSlots) -> None:
+async def _serve_counted(
+    sock: socket.socket, router: Handler, watchdog: Watchdog, limits: HttpLimits, budget: ByteBudget, slots: ConnectionSlots
+) -> None:
     try:
         await serve_connection(sock, router, watchdog, limits, budget)
     finally:
         slots.release()
 
 
-async def serve(listen_sock: socket.socket, router: Handler, *, limits: HttpLimits = DEFAULT_LIMITS,
-                budget: ByteBudget | None = None, slots: ConnectionSlots | None = None,
-                task_status=trio.TASK_STATUS_IGNORED) -> None:
+async def serve(
+    listen_sock: socket.socket,
+    router: Handler,
+    *,
+    limits: HttpLimits = DEFAULT_LIMITS,
+    budget: ByteBudget | None = None,
+    slots: ConnectionSlots | None = None,
+    task_status=trio.TASK_STATUS_IGNORED,
+) -> None:
     """Accepts connections until cancelled. ``budget`` and ``slots`` may be
     shared with the TLS front; by default they are this listener's own."""
     if budget is None:

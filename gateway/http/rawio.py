@@ -6,6 +6,7 @@ scheduler per request. Here a call goes straight to the kernel and yields
 to trio only when it would block (wait_readable / wait_writable), which is
 also where cancellation and timeouts take effect.
 """
+
 from __future__ import annotations
 
 import socket

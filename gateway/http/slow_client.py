@@ -6,6 +6,7 @@ against the same budget), and refusing a request without reading its body
 (then reading and dropping what the client still sends, for a short
 linger). The listener's fast path never comes here.
 """
+
 from __future__ import annotations
 
 import math
@@ -27,8 +28,15 @@ _DISCARD = bytearray(65536)
 _send_all = rawio.send_all
 
 
-async def receive_body(sock: socket.socket, parser: http1.RequestParser, head: http1.Head, router: Handler,
-                        watched: Watched, limits: HttpLimits, budget: ByteBudget) -> bytes | None:
+async def receive_body(
+    sock: socket.socket,
+    parser: http1.RequestParser,
+    head: http1.Head,
+    router: Handler,
+    watched: Watched,
+    limits: HttpLimits,
+    budget: ByteBudget,
+) -> bytes | None:
     """The rest of a body that did not come with its head. None when the
     request was refused or the client went away (the connection is done)."""
     refusal = router.precheck(head)
@@ -87,7 +95,7 @@ async def send_rest(sock: socket.socket, response: bytes, sent: int, budget: Byt
         view = memoryview(response)[sent:]
         while view:
             await trio.lowlevel.wait_writable(sock)
-            view = view[rawio.send_now(sock, view):]
+            view = view[rawio.send_now(sock, view) :]
     finally:
         budget.give_back(held)
     return True

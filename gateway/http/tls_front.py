@@ -6,6 +6,7 @@ hypercorn does what it is best at — TLS, HTTP/2 and ALPN — and hands every
 request to the same Router that the lean listener uses, so Invoke, function
 URLs and the control plane behave identically on both ports.
 """
+
 from __future__ import annotations
 
 import errno
@@ -77,8 +78,7 @@ def asgi_front(router: Handler, limits: HttpLimits = DEFAULT_LIMITS, budget: Byt
     return app
 
 
-async def _read_body(receive, head: Head, router: Handler, limit: int, limits: HttpLimits,
-                     budget: ByteBudget) -> bytes | Reply | None:
+async def _read_body(receive, head: Head, router: Handler, limit: int, limits: HttpLimits, budget: ByteBudget) -> bytes | Reply | None:
     """The body, or the refusal to send instead, or None if the client left.
     The same budget and deadlines as the lean listener's."""
     # A declared length counts whole before a byte is read; beyond it (or
@@ -119,7 +119,11 @@ async def _respond(send, status: int, headers: list[tuple[str, str]], payload, h
     """payload: bytes, a body streamed from files (http/body.py), or one
     of unknown length (api/streaming.py: no content-length, so hypercorn
     sends it chunked, or as HTTP/2 data frames)."""
-    raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers if k.lower() not in ("connection", "content-length", "transfer-encoding")]
+    raw = [
+        (k.lower().encode("latin-1"), v.encode("latin-1"))
+        for k, v in headers
+        if k.lower() not in ("connection", "content-length", "transfer-encoding")
+    ]
     length = getattr(payload, "length", None) if hasattr(payload, "chunks") else len(payload)
     if length is not None:
         raw.append((b"content-length", str(length).encode()))
@@ -195,8 +199,9 @@ class _GuardedStream:
             raise trio.BrokenResourceError("the client did not read its response in time")
 
 
-async def _serve_one(app, config: Config, context: WorkerContext, stream, slots: ConnectionSlots,
-                     limits: HttpLimits, budget: ByteBudget) -> None:
+async def _serve_one(
+    app, config: Config, context: WorkerContext, stream, slots: ConnectionSlots, limits: HttpLimits, budget: ByteBudget
+) -> None:
     try:
         # hypercorn uses only the stream's methods, which the guard passes on.
         await TCPServer(app, config, context, {}, _GuardedStream(stream, limits, budget))  # type: ignore[arg-type]
@@ -208,9 +213,18 @@ async def _serve_one(app, config: Config, context: WorkerContext, stream, slots:
         slots.release()
 
 
-async def serve_tls(router: Handler, host: str, port: int, certfile: str | None, keyfile: str | None, *,
-                    limits: HttpLimits = DEFAULT_LIMITS, budget: ByteBudget | None = None,
-                    slots: ConnectionSlots | None = None, task_status=trio.TASK_STATUS_IGNORED) -> None:
+async def serve_tls(
+    router: Handler,
+    host: str,
+    port: int,
+    certfile: str | None,
+    keyfile: str | None,
+    *,
+    limits: HttpLimits = DEFAULT_LIMITS,
+    budget: ByteBudget | None = None,
+    slots: ConnectionSlots | None = None,
+    task_status=trio.TASK_STATUS_IGNORED,
+) -> None:
     """hypercorn's connection handling behind our own accept loop: hypercorn
     has no connection cap, and this one shares the lean listener's slots."""
     config = hypercorn_config(host, port, certfile, keyfile, limits)
@@ -225,8 +239,10 @@ async def serve_tls(router: Handler, host: str, port: int, certfile: str | None,
     try:
         for sock in sockets:
             sock.listen(config.backlog)
-        listeners = [trio.SSLListener(trio.SocketListener(trio.socket.from_stdlib_socket(sock)), ssl_context, https_compatible=True)
-                     for sock in sockets]
+        listeners = [
+            trio.SSLListener(trio.SocketListener(trio.socket.from_stdlib_socket(sock)), ssl_context, https_compatible=True)
+            for sock in sockets
+        ]
     except BaseException:
         for sock in sockets:
             sock.close()
@@ -239,8 +255,9 @@ async def serve_tls(router: Handler, host: str, port: int, certfile: str | None,
         task_status.started()
 
 
-async def _accept_loop(listener, app, config: Config, context: WorkerContext, slots: ConnectionSlots, nursery,
-                       limits: HttpLimits, budget: ByteBudget) -> None:
+async def _accept_loop(
+    listener, app, config: Config, context: WorkerContext, slots: ConnectionSlots, nursery, limits: HttpLimits, budget: ByteBudget
+) -> None:
     async with listener:
         while True:
             try:

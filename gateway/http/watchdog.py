@@ -7,6 +7,7 @@ a cancel scope per request costs more than the rest of the request's
 framing. At the connection cap, the idle connection that would be closed
 first makes room for a new one.
 """
+
 from __future__ import annotations
 
 import math

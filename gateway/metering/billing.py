@@ -11,6 +11,7 @@ Sums are exact: GB-s are kept as integer MB·ms until the end, and money is
 reckoned in Decimal and rounded to 10 decimal places (a tenth of a
 nano-dollar) only when the report is written.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -181,7 +182,17 @@ def report_csv(doc: dict) -> str:
     w = csv.writer(out, lineterminator="\n")
     w.writerow(["month", "function", "requests", "duration_ms", "billed_duration_ms", "gb_seconds", "cost_usd"])
     for f in doc["functions"]:
-        w.writerow([doc["month"], f["function"], f["requests"], f["duration_ms"], f["billed_duration_ms"], _fmt(f["gb_seconds"]), _fmt(f["cost_usd"])])
+        w.writerow(
+            [
+                doc["month"],
+                f["function"],
+                f["requests"],
+                f["duration_ms"],
+                f["billed_duration_ms"],
+                _fmt(f["gb_seconds"]),
+                _fmt(f["cost_usd"]),
+            ]
+        )
     t = doc["totals"]
     w.writerow([doc["month"], "TOTAL", t["requests"], "", "", _fmt(t["gb_seconds"]), _fmt(t["cost_usd"])])
     return out.getvalue()

@@ -38,6 +38,7 @@ A power cut (not a process kill) can lose what sat in the page cache for
 less than one flush interval; `fsync=True` closes that gap at the cost of
 one fdatasync per call.
 """
+
 from __future__ import annotations
 
 import logging
@@ -226,8 +227,12 @@ class CallJournal:
     def _degrade(self, exc: Exception) -> None:
         reason = getattr(exc, "strerror", None) or str(exc)
         if self.degraded is None:
-            log.warning("usage and logs cannot be written to SQLite (%s): %d journal file(s) kept, retried every %.2f s",
-                        reason, len(self._backlog), FLUSH_INTERVAL_S)
+            log.warning(
+                "usage and logs cannot be written to SQLite (%s): %d journal file(s) kept, retried every %.2f s",
+                reason,
+                len(self._backlog),
+                FLUSH_INTERVAL_S,
+            )
         self.degraded = reason
 
     def _recover(self) -> None:

@@ -3,6 +3,7 @@
 What makes an answered call durable against `kill -9` before SQLite has
 it (calls.py says how the journal is used). Sans-SQLite, sans-trio.
 """
+
 from __future__ import annotations
 
 import os

@@ -4,6 +4,7 @@ and what it and the log store share: SQLite files written in batches.
 Rows reach SQLite through calls.CallJournal, which journals each call
 before it is answered; calls.py says how that survives `kill -9`.
 """
+
 from __future__ import annotations
 
 import pathlib
@@ -236,10 +237,22 @@ class Ledger(SqliteStore):
             " init_ns, billed_ms, granularity_ms, memory_mb, max_memory_mb, cold, outcome) VALUES ",
             14,
             [
-                (r.request_id, r.account, r.function, r.version, r.architecture, _clamp(r.started_ns, _MAX_EPOCH_NS),
-                 _clamp(r.duration_ns, MAX_CALL_NS), _clamp(r.init_ns, MAX_CALL_NS), _clamp(r.billed_ms, MAX_BILLED_MS),
-                 _clamp(r.granularity_ms, MAX_BILLED_MS), _clamp(r.memory_mb, MAX_MEMORY_MB),
-                 _clamp(r.max_memory_mb, MAX_MEMORY_MB), int(r.cold), r.outcome)
+                (
+                    r.request_id,
+                    r.account,
+                    r.function,
+                    r.version,
+                    r.architecture,
+                    _clamp(r.started_ns, _MAX_EPOCH_NS),
+                    _clamp(r.duration_ns, MAX_CALL_NS),
+                    _clamp(r.init_ns, MAX_CALL_NS),
+                    _clamp(r.billed_ms, MAX_BILLED_MS),
+                    _clamp(r.granularity_ms, MAX_BILLED_MS),
+                    _clamp(r.memory_mb, MAX_MEMORY_MB),
+                    _clamp(r.max_memory_mb, MAX_MEMORY_MB),
+                    int(r.cold),
+                    r.outcome,
+                )
                 for r in records
             ],
         )
@@ -260,7 +273,8 @@ class Ledger(SqliteStore):
         try:
             rows = self.query(
                 f"SELECT function, architecture, COUNT(*), SUM({_DURATION}), SUM({_BILLED}), SUM({_MEMORY} * {_BILLED})"
-                + where + " GROUP BY function, architecture ORDER BY function, architecture",
+                + where
+                + " GROUP BY function, architecture ORDER BY function, architecture",
                 params,
             )
         except (sqlite3.OperationalError, OverflowError) as exc:
@@ -270,23 +284,27 @@ class Ledger(SqliteStore):
         rows = _merged(rows, self._hourly(start, end, function))
         if extra:
             rows = _with_extra(rows, extra, start, end, function)
-        return [
-            billing.Usage(function=f, architecture=a, requests=n, duration_ns=d, billed_ms=b, mb_ms=m)
-            for f, a, n, d, b, m in rows
-        ]
+        return [billing.Usage(function=f, architecture=a, requests=n, duration_ns=d, billed_ms=b, mb_ms=m) for f, a, n, d, b, m in rows]
 
     def _hourly(self, start: int, end: int, function: str | None) -> list[tuple]:
         """The rolled-up hours' sums, as usage() sums rows."""
         where = " FROM usage_hourly WHERE hour_ns >= ? AND hour_ns < ?" + (" AND function = ?" if function else "")
         params = (start, end, function) if function else (start, end)
         try:
-            return self.query("SELECT function, architecture, SUM(requests), SUM(duration_ns), SUM(billed_ms), SUM(mb_ms)" + where
-                              + " GROUP BY function, architecture", params)
+            return self.query(
+                "SELECT function, architecture, SUM(requests), SUM(duration_ns), SUM(billed_ms), SUM(mb_ms)"
+                + where
+                + " GROUP BY function, architecture",
+                params,
+            )
         except (sqlite3.OperationalError, OverflowError) as exc:
             if "overflow" not in str(exc):
                 raise
             with self._db_lock:
-                return _merged([], self._db.execute("SELECT function, architecture, requests, duration_ns, billed_ms, mb_ms" + where, params).fetchall())
+                return _merged(
+                    [],
+                    self._db.execute("SELECT function, architecture, requests, duration_ns, billed_ms, mb_ms" + where, params).fetchall(),
+                )
 
     def _usage_in_python(self, where: str, params: tuple, duration: str, billed: str, memory: str) -> list[tuple]:
         sums: dict[tuple[str, str], list[int]] = {}

@@ -3,6 +3,7 @@
 The REPORT format is AWS's to the character: tab-separated fields, each
 followed by a tab, Init Duration only on a cold start.
 """
+
 from __future__ import annotations
 
 import base64
@@ -69,8 +70,14 @@ def cap(output: bytes, limit: int) -> tuple[bytes, int]:
     return kept, len(output) - len(kept)
 
 
-def capped(output: bytes, marks: list[tuple[int, int]], limit: int, request_id: str | None,
-           logging_config: dict[str, str] | None = None, dropped: int = 0) -> tuple[bytes, list[tuple[int, int]]]:
+def capped(
+    output: bytes,
+    marks: list[tuple[int, int]],
+    limit: int,
+    request_id: str | None,
+    logging_config: dict[str, str] | None = None,
+    dropped: int = 0,
+) -> tuple[bytes, list[tuple[int, int]]]:
     """A worker's output within `limit` bytes (cap), led by a notice of
     what was cut (`dropped` bytes were cut before this already), with its
     marks moved to match and those of the cut part left out."""
@@ -111,8 +118,15 @@ _NO_CONFIG: dict[str, str] = {}
 _LEVELS = {"TRACE": 0, "DEBUG": 10, "INFO": 20, "WARN": 30, "ERROR": 40, "FATAL": 50}
 
 
-def init_start(runtime_version: str, mapping: str = "", *, logging_config: dict[str, str] | None = None,
-               initialization_type: str = "on-demand", function_name: str = "", version: str = "$LATEST") -> bytes:
+def init_start(
+    runtime_version: str,
+    mapping: str = "",
+    *,
+    logging_config: dict[str, str] | None = None,
+    initialization_type: str = "on-demand",
+    function_name: str = "",
+    version: str = "$LATEST",
+) -> bytes:
     """The line Lambda writes as an environment's init begins, naming the
     runtime version that runs (AWS: `INIT_START Runtime Version:
     python:3.13.v14`; here the interpreter's own version). A runtime mapped
@@ -123,8 +137,13 @@ def init_start(runtime_version: str, mapping: str = "", *, logging_config: dict[
         return f"INIT_START Runtime Version: {runtime_version}{extra}\n".encode()
     if _LEVELS.get(config.get("SystemLogLevel", "INFO").upper(), 20) > _LEVELS["INFO"]:
         return b""
-    record = {"initializationType": initialization_type, "phase": "init", "runtimeVersion": runtime_version,
-              "functionName": function_name, "functionVersion": version}
+    record = {
+        "initializationType": initialization_type,
+        "phase": "init",
+        "runtimeVersion": runtime_version,
+        "functionName": function_name,
+        "functionVersion": version,
+    }
     if mapping:
         record["runtimeMapping"] = mapping
     return _event("platform.initStart", record)
@@ -156,10 +175,19 @@ class CallFrame(msgspec.Struct, array_like=True, frozen=True):
 
     def tail(self) -> bytes:
         if self.json:
-            return platform_report(self.request_id, self.duration_ns, self.memory_mb, self.max_memory_mb, self.init_ns,
-                                   self.granularity_ms, self.error_type, self.at_ms)
-        return end_line(self.request_id) + report_line(self.request_id, self.duration_ns, self.memory_mb, self.max_memory_mb,
-                                                       self.init_ns, self.granularity_ms)
+            return platform_report(
+                self.request_id,
+                self.duration_ns,
+                self.memory_mb,
+                self.max_memory_mb,
+                self.init_ns,
+                self.granularity_ms,
+                self.error_type,
+                self.at_ms,
+            )
+        return end_line(self.request_id) + report_line(
+            self.request_id, self.duration_ns, self.memory_mb, self.max_memory_mb, self.init_ns, self.granularity_ms
+        )
 
     def line(self, which: int) -> str:
         """One of its lines as the log store shows it: 0 the head, 1 and 2
@@ -239,7 +267,7 @@ def prefixed(line: bytes, ms: int, log: bytes, marks: Marks) -> tuple[bytes, Mar
     """A platform line (INIT_START) put before a worker's output, stamped
     ms: the log, and its marks with the worker's moved past the line."""
     n = len(line)
-    return line + log, [(n, ms), *((offset + n, t) for offset, t in marks[:MAX_MARKS - 1])]
+    return line + log, [(n, ms), *((offset + n, t) for offset, t in marks[: MAX_MARKS - 1])]
 
 
 def _shifted(into: Marks, marks: Marks, base: int, size: int) -> None:

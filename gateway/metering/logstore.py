@@ -20,6 +20,7 @@ query reads the stored lines and the made-again ones as one sequence
 (_lines), in which each line keeps the id and stamp it would have had as a
 row of its own.
 """
+
 from __future__ import annotations
 
 import pathlib
@@ -90,7 +91,7 @@ def split_events(call: CallLog) -> list[tuple[int, str]]:
     out: list[tuple[int, str]] = []
     pos = 0
     floor = start_ms
-    for offset, ms in call.marks[:MAX_MARKS + 1]:
+    for offset, ms in call.marks[: MAX_MARKS + 1]:
         # Lines that end at or before the mark: up to its last newline, or
         # to the end of the log when the mark reaches it.
         cut = size if offset >= size else log.rfind(b"\n", pos, offset) + 1
@@ -119,11 +120,23 @@ def _split_unmarked(call: CallLog, start_ms: int, end_ms: int) -> list[tuple[int
 _FRAME = "json, request_id, version, duration_ns, memory_mb, max_memory_mb, init_ns, granularity_ms, error_type, at_ms"
 
 
-def _frame_line(which: int, json_format: int, request_id: str, version: str, duration_ns: int, memory_mb: int, max_memory_mb: int,
-                init_ns: int | None, granularity_ms: int, error_type: str | None, at_ms: int) -> str:
+def _frame_line(
+    which: int,
+    json_format: int,
+    request_id: str,
+    version: str,
+    duration_ns: int,
+    memory_mb: int,
+    max_memory_mb: int,
+    init_ns: int | None,
+    granularity_ms: int,
+    error_type: str | None,
+    at_ms: int,
+) -> str:
     """One platform line of a stored frame (SQL function frame_line)."""
-    return CallFrame(request_id, version, duration_ns, memory_mb, max_memory_mb, init_ns, granularity_ms, error_type,
-                     bool(json_format), at_ms).line(which)
+    return CallFrame(
+        request_id, version, duration_ns, memory_mb, max_memory_mb, init_ns, granularity_ms, error_type, bool(json_format), at_ms
+    ).line(which)
 
 
 def _lines(where: str, order: str) -> str:
@@ -159,7 +172,8 @@ class LogStore(SqliteStore):
         # Lines get their ids here, in log order, so that a frame's lines,
         # which have no row, keep their places among the rows around them.
         self._next_id = self._db.execute(
-            "SELECT max(coalesce((SELECT max(id) FROM events), 0), coalesce((SELECT max(end_id) + 1 FROM frames), 0)) + 1").fetchone()[0]
+            "SELECT max(coalesce((SELECT max(id) FROM events), 0), coalesce((SELECT max(end_id) + 1 FROM frames), 0)) + 1"
+        ).fetchone()[0]
 
     def _create(self, db: sqlite3.Connection) -> None:
         # timestamp_ms leads the unique key for the reason ledger.Ledger's
@@ -225,13 +239,36 @@ class LogStore(SqliteStore):
                 if seq != head and seq < tail:
                     rows.append((next_id + seq, call.log_group, call.log_stream, ts, key, seq, message))
             if kept is not None and (f := call.frame) is not None:  # a call is framed only by its frame
-                frames.append((next_id + head, next_id + tail, call.log_group, call.log_stream, call.started_ns, lines[head][0], lines[tail][0],
-                               int(f.json), f.request_id, f.version, f.duration_ns, f.memory_mb, f.max_memory_mb, f.init_ns, f.granularity_ms,
-                               f.error_type, f.at_ms))
+                frames.append(
+                    (
+                        next_id + head,
+                        next_id + tail,
+                        call.log_group,
+                        call.log_stream,
+                        call.started_ns,
+                        lines[head][0],
+                        lines[tail][0],
+                        int(f.json),
+                        f.request_id,
+                        f.version,
+                        f.duration_ns,
+                        f.memory_mb,
+                        f.max_memory_mb,
+                        f.init_ns,
+                        f.granularity_ms,
+                        f.error_type,
+                        f.at_ms,
+                    )
+                )
             next_id += len(lines)
         insert_rows(db, "INSERT OR IGNORE INTO events (id, log_group, log_stream, timestamp_ms, call_key, seq, message) VALUES ", 7, rows)
-        insert_rows(db, "INSERT OR IGNORE INTO frames (id, end_id, log_group, log_stream, started_ns, start_ms, end_ms, json, request_id,"
-                        " version, duration_ns, memory_mb, max_memory_mb, init_ns, granularity_ms, error_type, at_ms) VALUES ", 17, frames)
+        insert_rows(
+            db,
+            "INSERT OR IGNORE INTO frames (id, end_id, log_group, log_stream, started_ns, start_ms, end_ms, json, request_id,"
+            " version, duration_ns, memory_mb, max_memory_mb, init_ns, granularity_ms, error_type, at_ms) VALUES ",
+            17,
+            frames,
+        )
         self._next_id = next_id
 
     def commit(self, records: list) -> None:
@@ -282,7 +319,9 @@ class LogStore(SqliteStore):
         return gone
 
     def _id_span(self) -> tuple[int, int]:
-        first = self.query("SELECT min(coalesce((SELECT min(id) FROM events), 1 << 62), coalesce((SELECT min(id) FROM frames), 1 << 62))")[0][0]
+        first = self.query("SELECT min(coalesce((SELECT min(id) FROM events), 1 << 62), coalesce((SELECT min(id) FROM frames), 1 << 62))")[
+            0
+        ][0]
         return first, max(first, self.newest_id())
 
     def _delete_oldest(self, first: int, ids: int) -> int:
@@ -318,7 +357,9 @@ class LogStore(SqliteStore):
             gone = self._db.execute("DELETE FROM events WHERE timestamp_ms < ?", (cutoff,)).rowcount
             return gone + self._db.execute("DELETE FROM frames WHERE end_ms < ?", (cutoff,)).rowcount
 
-    def events(self, log_group: str, *, since_ms: int = 0, after_id: int = 0, contains: str | None = None, limit: int = 10_000) -> list[LogEvent]:
+    def events(
+        self, log_group: str, *, since_ms: int = 0, after_id: int = 0, contains: str | None = None, limit: int = 10_000
+    ) -> list[LogEvent]:
         """Events of one group stored after event ``after_id``, in the order
         they were stored: what `lambdalet logs --follow` prints next."""
         # The unary + keeps SQLite off the group indexes here: from a recent
@@ -332,10 +373,21 @@ class LogStore(SqliteStore):
 
     def newest_id(self) -> int:
         """The id of the newest line stored (0 when there is none)."""
-        return self.query("SELECT max(coalesce((SELECT max(id) FROM events), 0), coalesce((SELECT max(end_id + 1 - json) FROM frames), 0))")[0][0]
+        return self.query(
+            "SELECT max(coalesce((SELECT max(id) FROM events), 0), coalesce((SELECT max(end_id + 1 - json) FROM frames), 0))"
+        )[0][0]
 
-    def page(self, log_group: str, *, since_ms: int = 0, after: tuple[int, int] | None = None, upto_id: int | None = None,
-             contains: str | None = None, limit: int = 10_000, scan: int = PAGE_SCAN_ROWS) -> LogPage:
+    def page(
+        self,
+        log_group: str,
+        *,
+        since_ms: int = 0,
+        after: tuple[int, int] | None = None,
+        upto_id: int | None = None,
+        contains: str | None = None,
+        limit: int = 10_000,
+        scan: int = PAGE_SCAN_ROWS,
+    ) -> LogPage:
         """One page of a group's events in time order (timestamp, then id),
         as CloudWatch's FilterLogEvents pages them.
 
@@ -350,8 +402,16 @@ class LogStore(SqliteStore):
             upto_id = self.newest_id()
         ts, last_id = after if after is not None else (since_ms, 0)
         lines = _lines("log_group = :g AND ({ts}, {id}) > (:ts, :id) AND {id} <= :upto", "time")
-        params = {"g": log_group, "ts": max(ts, since_ms), "id": last_id if ts >= since_ms else 0, "upto": upto_id,
-                  "scan": scan, "c": contains, "n": limit + 1, "off": scan - 1}
+        params = {
+            "g": log_group,
+            "ts": max(ts, since_ms),
+            "id": last_id if ts >= since_ms else 0,
+            "upto": upto_id,
+            "scan": scan,
+            "c": contains,
+            "n": limit + 1,
+            "off": scan - 1,
+        }
         cols = "id, timestamp_ms, log_group, log_stream, message"
         if contains:
             rows = self.query(f"SELECT {cols} FROM ({lines} LIMIT :scan) WHERE instr(message, :c) > 0 ORDER BY 2, 1 LIMIT :n", params)
@@ -370,9 +430,13 @@ class LogStore(SqliteStore):
         return LogPage(events=found, next=cursor, upto_id=upto_id)
 
     def streams(self, log_group: str) -> list[str]:
-        return [row[0] for row in self.query(
-            "SELECT log_stream FROM events WHERE log_group = ? UNION SELECT log_stream FROM frames WHERE log_group = ? ORDER BY 1",
-            (log_group, log_group))]
+        return [
+            row[0]
+            for row in self.query(
+                "SELECT log_stream FROM events WHERE log_group = ? UNION SELECT log_stream FROM frames WHERE log_group = ? ORDER BY 1",
+                (log_group, log_group),
+            )
+        ]
 
 
 def _framed(call: CallLog, lines: list[tuple[int, str]]) -> tuple[int, int] | None:

@@ -18,6 +18,7 @@ and probing linearly; the first process to need a key claims a free slot
 with a compare-and-swap, writes the key and publishes it (state 2), so two
 processes that race for the same new key end up on the same slot.
 """
+
 from __future__ import annotations
 
 import errno
@@ -323,7 +324,6 @@ class Meter:
                     lib.ll_counter_store(c + W_CONCURRENT, 0)
                     repaired += 1
         return repaired
-
 
 
 def _encode_key(function: str, version: str) -> bytes:

@@ -7,6 +7,7 @@ count always equals the invocation count). The counters live in the data
 directory and persist across restarts; Prometheus takes counters that only
 grow across a restart as they are.
 """
+
 from __future__ import annotations
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -35,13 +36,23 @@ class MeterCollector:
 
     def collect(self):
         labels = ["function", "version"]
-        invocations = CounterMetricFamily("lambdalet_invocations", "Calls finished, by outcome (success, error, timeout, oom, crash, init_error).", labels=[*labels, "outcome"])
+        invocations = CounterMetricFamily(
+            "lambdalet_invocations",
+            "Calls finished, by outcome (success, error, timeout, oom, crash, init_error).",
+            labels=[*labels, "outcome"],
+        )
         errors = CounterMetricFamily("lambdalet_errors", "Calls that ended in any function error.", labels=labels)
         throttles = CounterMetricFamily("lambdalet_throttles", "Calls refused with TooManyRequestsException.", labels=labels)
         cold = CounterMetricFamily("lambdalet_cold_starts", "Calls that started a new instance.", labels=labels)
         concurrent = GaugeMetricFamily("lambdalet_concurrent_executions", "Calls in flight now.", labels=labels)
-        duration = HistogramMetricFamily("lambdalet_duration_seconds", "Call duration, measured by the server from handing the call to its worker to its answer.", labels=labels)
-        billed = CounterMetricFamily("lambdalet_billed_duration_seconds", "Billed duration, rounded up to the billing granularity.", labels=labels)
+        duration = HistogramMetricFamily(
+            "lambdalet_duration_seconds",
+            "Call duration, measured by the server from handing the call to its worker to its answer.",
+            labels=labels,
+        )
+        billed = CounterMetricFamily(
+            "lambdalet_billed_duration_seconds", "Billed duration, rounded up to the billing granularity.", labels=labels
+        )
         gb_s = CounterMetricFamily("lambdalet_billed_gb_seconds", "Billed compute: memory GB x billed seconds.", labels=labels)
         init = CounterMetricFamily("lambdalet_init_duration_seconds", "Init Duration of cold starts.", labels=labels)
         for snap in self.meter.snapshot():

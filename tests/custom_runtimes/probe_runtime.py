@@ -25,6 +25,7 @@ Event actions ({"do": ...}):
   memory    hold event["mb"] MiB while answering
   print     write event["lines"] to stdout and stderr, then answer
 """
+
 import base64
 import http.client
 import json
@@ -89,12 +90,14 @@ def run_events():
         event = json.loads(body) if body else None
         do = event.get("do", "echo") if isinstance(event, dict) else "echo"
         if do == "echo":
-            respond(rid, {"event": event, "headers": {k.lower(): v for k, v in headers.items()},
-                          "env": dict(os.environ)})
+            respond(rid, {"event": event, "headers": {k.lower(): v for k, v in headers.items()}, "env": dict(os.environ)})
         elif do == "error":
-            call("POST", f"/invocation/{rid}/error",
-                 json.dumps({"errorMessage": "it failed", "errorType": "ProbeError"}).encode(),
-                 {"Lambda-Runtime-Function-Error-Type": event["type"]})
+            call(
+                "POST",
+                f"/invocation/{rid}/error",
+                json.dumps({"errorMessage": "it failed", "errorType": "ProbeError"}).encode(),
+                {"Lambda-Runtime-Function-Error-Type": event["type"]},
+            )
         elif do == "exit":
             print("exiting now", flush=True)
             os._exit(event["code"])
@@ -112,8 +115,7 @@ def run_events():
             note("unknown id", *call("POST", "/invocation/no-such-id/response", b"{}", conn=other)[::2])
             note("error for an unknown id", *call("POST", "/invocation/no-such-id/error", b"{}", conn=other)[::2])
             s, h, data = call("GET", "/invocation/next", conn=other)
-            noted.append({"what": "next while open", "status": s, "id": h.get("Lambda-Runtime-Aws-Request-Id"),
-                          "same": data == body})
+            noted.append({"what": "next while open", "status": s, "id": h.get("Lambda-Runtime-Aws-Request-Id"), "same": data == body})
             note("init error after init", *call("POST", "/init/error", b"{}", conn=other)[::2])
             note("response", *respond(rid, {"misused": True})[::2])
             note("response again", *respond(rid, {"again": True})[::2])
@@ -125,8 +127,10 @@ def run_events():
             trailers = {}
             if event.get("fail"):
                 doc = json.dumps({"errorMessage": "stream broke", "errorType": "StreamError"}).encode()
-                trailers = {"Lambda-Runtime-Function-Error-Type": "Function.StreamBroke",
-                            "Lambda-Runtime-Function-Error-Body": base64.b64encode(doc).decode()}
+                trailers = {
+                    "Lambda-Runtime-Function-Error-Type": "Function.StreamBroke",
+                    "Lambda-Runtime-Function-Error-Body": base64.b64encode(doc).decode(),
+                }
             noted.append({"what": "stream", "status": streamed(rid, [b"part-1 ", b"part-2 ", b"part-3"], trailers)})
         elif do == "memory":
             held.append(bytearray(os.urandom(1024)) * (event["mb"] * 1024))
@@ -149,8 +153,7 @@ def run_handler():
         try:
             result = app.handler(json.loads(body) if body else None, None)
         except Exception as exc:  # the row's own failure, posted as Lambda's error
-            call("POST", f"/invocation/{rid}/error",
-                 json.dumps({"errorMessage": str(exc), "errorType": type(exc).__name__}).encode())
+            call("POST", f"/invocation/{rid}/error", json.dumps({"errorMessage": str(exc), "errorType": type(exc).__name__}).encode())
             continue
         respond(rid, result)
 
@@ -161,8 +164,12 @@ if mode.startswith("exit:"):
     sys.exit(int(mode[5:]))
 elif mode == "init_error":
     print("posting init/error", flush=True)
-    status, _, data = call("POST", "/init/error", json.dumps({"errorMessage": "cannot start", "errorType": "Probe.Init"}).encode(),
-                           {"Lambda-Runtime-Function-Error-Type": "Runtime.ProbeInit"})
+    status, _, data = call(
+        "POST",
+        "/init/error",
+        json.dumps({"errorMessage": "cannot start", "errorType": "Probe.Init"}).encode(),
+        {"Lambda-Runtime-Function-Error-Type": "Runtime.ProbeInit"},
+    )
     print(f"init/error answered {status}", flush=True)
     time.sleep(600)
 elif mode == "hang":

@@ -2,6 +2,7 @@
 """A collector on the sandbox's loopback, run as an extension (as the
 OpenTelemetry collector layer runs): it keeps every batch POSTed to
 /collect and answers GET /dump with all of them, in arrival order."""
+
 import http.client
 import http.server
 import json
@@ -48,8 +49,7 @@ class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
 server = Server(("127.0.0.1", PORT), Handler)
 threading.Thread(target=server.serve_forever, daemon=True).start()
 conn = http.client.HTTPConnection(API)
-conn.request("POST", "/2020-01-01/extension/register", body=json.dumps({"events": ["SHUTDOWN"]}),
-              headers={"Lambda-Extension-Name": NAME})
+conn.request("POST", "/2020-01-01/extension/register", body=json.dumps({"events": ["SHUTDOWN"]}), headers={"Lambda-Extension-Name": NAME})
 resp = conn.getresponse()
 resp.read()
 ident = resp.getheader("Lambda-Extension-Identifier")

@@ -4,6 +4,7 @@ Extensions API, runs an HTTP listener on sandbox.localdomain, subscribes it
 to the Telemetry API, and forwards every batch it receives to a collector
 (COLLECTOR_URL, on the sandbox's loopback) before it acknowledges it.
 Only the standard library, as a layer would ship it."""
+
 import http.client
 import http.server
 import json
@@ -58,16 +59,21 @@ def call(method: str, path: str, body=None, headers=None):
 
 
 def main() -> None:
-    resp, _ = call("POST", "/2020-01-01/extension/register", {"events": ["INVOKE", "SHUTDOWN"]},
-                   {"Lambda-Extension-Name": NAME})
+    resp, _ = call("POST", "/2020-01-01/extension/register", {"events": ["INVOKE", "SHUTDOWN"]}, {"Lambda-Extension-Name": NAME})
     ident = resp.getheader("Lambda-Extension-Identifier")
     server = Server(("sandbox.localdomain", LISTEN_PORT), Listener)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    resp, data = call("PUT", "/2022-07-01/telemetry", {
-        "schemaVersion": "2022-12-13", "types": TYPES,
-        "buffering": {"maxItems": 1000, "maxBytes": 262144, "timeoutMs": 25},
-        "destination": {"protocol": "HTTP", "URI": f"http://sandbox.localdomain:{LISTEN_PORT}"},
-    }, {"Lambda-Extension-Identifier": ident})
+    resp, data = call(
+        "PUT",
+        "/2022-07-01/telemetry",
+        {
+            "schemaVersion": "2022-12-13",
+            "types": TYPES,
+            "buffering": {"maxItems": 1000, "maxBytes": 262144, "timeoutMs": 25},
+            "destination": {"protocol": "HTTP", "URI": f"http://sandbox.localdomain:{LISTEN_PORT}"},
+        },
+        {"Lambda-Extension-Identifier": ident},
+    )
     assert resp.status == 200, data
     print(f"{NAME} subscribed", flush=True)
     while True:

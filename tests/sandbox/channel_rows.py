@@ -10,6 +10,7 @@ straight against the gateway's pool on a real sandbox
 (test_sandbox_channel.py) and through the real server and the Lambda API
 (test_sandbox_channel_api.py); both build the same `Seen` for the checks.
 """
+
 from __future__ import annotations
 
 import json
@@ -82,8 +83,10 @@ class Seen(NamedTuple):
 
     def __repr__(self) -> str:
         # Payloads and logs run to megabytes: show their ends only.
-        return (f"Seen(status={self.status}, function_error={self.function_error!r}, payload={_clip(self.payload)!r}, "
-                f"report={self.report}, log={_clip(self.log)!r})")
+        return (
+            f"Seen(status={self.status}, function_error={self.function_error!r}, payload={_clip(self.payload)!r}, "
+            f"report={self.report}, log={_clip(self.log)!r})"
+        )
 
 
 def _clip(data, keep: int = 300):
@@ -111,8 +114,12 @@ def parse_report(log: str) -> dict:
     found = list(_REPORT.finditer(log))
     assert found, f"no REPORT line in {log[-600:]!r}"
     m = found[-1]
-    return {"duration_ms": float(m["duration_ms"]), "billed_ms": int(m["billed_ms"]), "memory_mb": int(m["memory_mb"]),
-            "max_memory_mb": int(m["max_memory_mb"])}
+    return {
+        "duration_ms": float(m["duration_ms"]),
+        "billed_ms": int(m["billed_ms"]),
+        "memory_mb": int(m["memory_mb"]),
+        "max_memory_mb": int(m["max_memory_mb"]),
+    }
 
 
 def module(source: str) -> str:
@@ -130,6 +137,7 @@ def _billed_at_least(ms: int):
             assert 1 <= s.report["max_memory_mb"] <= s.report["memory_mb"], s.report
         assert usage["requests"] == len(seen), usage
         assert usage["billed_duration_ms"] >= ms * len(seen) and usage["duration_ms"] >= ms * len(seen), usage
+
     return check
 
 
@@ -161,6 +169,7 @@ def _log_capped(notices: int):
         assert dropped_notices == notices, (dropped_notices, s.log[:300], s.log[-300:])
         assert s.log.count("REPORT RequestId:") == 1
         assert usage["requests"] == 1, usage
+
     return check
 
 
@@ -183,6 +192,7 @@ def _too_large(*, then_ok: bool = False):
             # A refused answer does not cost the instance: the next call works.
             assert seen[1].status == 200 and seen[1].function_error is None and json.loads(seen[1].payload) == "small", seen[1]
         assert usage["requests"] == len(seen), usage
+
     return check
 
 
@@ -194,63 +204,114 @@ def _at_the_limit(seen: list[Seen], usage: dict) -> None:
 
 ROWS: list[Row] = [
     # --- billing: figures the worker reports are not what is billed ----------
-    Row("forged-short-duration", """
+    Row(
+        "forged-short-duration",
+        """
 silence_the_worker()
 def handler(event, context):
     spin(0.3)
     forge_result(context.aws_request_id, b'"cheap"', duration_ns=1_000_000, max_rss_kb=0)
-""", _billed_at_least(300)),
-    Row("forged-huge-memory", """
+""",
+        _billed_at_least(300),
+    ),
+    Row(
+        "forged-huge-memory",
+        """
 silence_the_worker()
 def handler(event, context):
     forge_result(context.aws_request_id, duration_ns=1, max_rss_kb=2**40)
-""", _memory_within_limit),
+""",
+        _memory_within_limit,
+    ),
     # --- numbers that broke the account --------------------------------------
-    Row("forged-negative-duration", """
+    Row(
+        "forged-negative-duration",
+        """
 silence_the_worker()
 def handler(event, context):
     forge_result(context.aws_request_id, duration_ns=-5_000_000_000, max_rss_kb=-1)
-""", _answered_and_sane),
-    Row("forged-max-durations", """
+""",
+        _answered_and_sane,
+    ),
+    Row(
+        "forged-max-durations",
+        """
 silence_the_worker()
 def handler(event, context):
     forge_result(context.aws_request_id, duration_ns=2**63 - 1, max_rss_kb=2**63 - 1)
-""", _answered_and_sane, events=(1, 2)),
+""",
+        _answered_and_sane,
+        events=(1, 2),
+    ),
     # --- logs: the per-call cap holds outside the sandbox ---------------------
-    Row("forged-huge-log", """
+    Row(
+        "forged-huge-log",
+        """
 silence_the_worker()
 def handler(event, context):
     forge_result(context.aws_request_id, log=kib_lines(b"forged", 5 * 1024))
-""", _log_capped(1)),
-    Row("init-and-call-logs-past-the-cap", """
+""",
+        _log_capped(1),
+    ),
+    Row(
+        "init-and-call-logs-past-the-cap",
+        """
 _worker.MAX_CALL_LOG = 1 << 30  # the in-sandbox cap, lifted
 print(kib_lines(b"init says hello", 3 * 1024).decode(), end="")
 def handler(event, context):
     print(kib_lines(b"call says hello", 3 * 1024).decode(), end="")
     return "done"
-""", _log_capped(2)),
-    Row("log-past-the-cap-then-killed", """
+""",
+        _log_capped(2),
+    ),
+    Row(
+        "log-past-the-cap-then-killed",
+        """
 def handler(event, context):
     os.write(1, kib_lines(b"before the kill", 3 * 1024))
     time.sleep(30)
-""", _log_capped_after_a_kill, timeout=1),
+""",
+        _log_capped_after_a_kill,
+        timeout=1,
+    ),
     # --- responses: 6291556 bytes at most --------------------------------------
-    Row("response-at-the-limit", """
+    Row(
+        "response-at-the-limit",
+        """
 def handler(event, context):
     return "x" * (6291556 - 2)
-""", _at_the_limit, memory_mb=512),
-    Row("response-one-byte-over", """
+""",
+        _at_the_limit,
+        memory_mb=512,
+    ),
+    Row(
+        "response-one-byte-over",
+        """
 def handler(event, context):
     return "small" if event == "small" else "x" * (6291556 - 1)
-""", _too_large(then_ok=True), events=(None, "small"), memory_mb=512),
-    Row("forged-response-one-byte-over", """
+""",
+        _too_large(then_ok=True),
+        events=(None, "small"),
+        memory_mb=512,
+    ),
+    Row(
+        "forged-response-one-byte-over",
+        """
 silence_the_worker()
 def handler(event, context):
     forge_result(context.aws_request_id, payload=b"x" * 6291557)
-""", _too_large(), memory_mb=512),
-    Row("forged-20-mib-response", """
+""",
+        _too_large(),
+        memory_mb=512,
+    ),
+    Row(
+        "forged-20-mib-response",
+        """
 silence_the_worker()
 def handler(event, context):
     forge_result(context.aws_request_id, payload=b"x" * (20 << 20))
-""", _too_large(), memory_mb=512),
+""",
+        _too_large(),
+        memory_mb=512,
+    ),
 ]

@@ -8,6 +8,7 @@ Lambda API (`sandbox_probe.as_handler`), whose payload is the report list.
 whose outcome is seen only from outside (an OOM kill, a timeout, the host
 surviving) live in test_sandbox_limits.py, which uses the same runner.
 """
+
 from __future__ import annotations
 
 import ast
@@ -38,6 +39,7 @@ def errno_is(*allowed: int) -> Callable[[list[dict]], None]:
     def check(reports: list[dict]) -> None:
         got = _last(reports).get("errno")
         assert got in allowed, f"errno {got}, expected one of {allowed}: {reports}"
+
     return check
 
 
@@ -46,6 +48,7 @@ def every_errno_is(allowed: int) -> Callable[[list[dict]], None]:
         results = _last(reports)["errnos"]
         bad = {k: v for k, v in results.items() if v != allowed}
         assert not bad, f"expected errno {allowed} for every call, got {bad}"
+
     return check
 
 
@@ -54,19 +57,23 @@ def every_errno_in(*allowed: int) -> Callable[[list[dict]], None]:
         results = _last(reports)["errnos"]
         bad = {k: v for k, v in results.items() if v not in allowed}
         assert results and not bad, f"expected one of {allowed} for every call, got {bad}"
+
     return check
 
 
 def field_is(name: str, expected) -> Callable[[list[dict]], None]:
     def check(reports: list[dict]) -> None:
         assert _last(reports).get(name) == expected, reports
+
     return check
 
 
 def holds(predicate: Callable[[dict], bool]) -> Callable[[list[dict]], None]:
     """A check that predicate(last report) is true."""
+
     def check(reports: list[dict]) -> None:
         assert predicate(_last(reports)), reports
+
     return check
 
 
@@ -112,11 +119,13 @@ def _host_file(path: str) -> str:
 
 def _not_the_hosts(path: str) -> Callable[[list[dict]], None]:
     """The sandbox read path and got something, but not what the host has."""
+
     def check(reports: list[dict]) -> None:
         last = _last(reports)
         assert last.get("errno") == 0, reports
         inside = ast.literal_eval(last["data"])
         assert inside.strip() and inside != _host_file(path), reports
+
     return check
 
 
@@ -161,10 +170,17 @@ def _empty_or_missing(reports: list[dict]) -> None:
 ROWS: list[Row] = [
     # --- files -----------------------------------------------------------
     Row("read-etc-shadow", _open_fails("/etc/shadow"), errno_is(ENOENT)),
-    Row("list-root-home", "report(root=sorted(os.listdir('/root')), home=os.path.exists('/home'), work=os.path.exists('/work'))",
-        holds(lambda last: (last["root"] in ([], [".pyenv"])) and not last["home"] and not last["work"])),
-    Row("read-data-dir", "report(exists=os.path.exists(event['data_dir']))", field_is("exists", False),
-        event={"data_dir": "/root/.local/share/lambdalet"}),
+    Row(
+        "list-root-home",
+        "report(root=sorted(os.listdir('/root')), home=os.path.exists('/home'), work=os.path.exists('/work'))",
+        holds(lambda last: (last["root"] in ([], [".pyenv"])) and not last["home"] and not last["work"]),
+    ),
+    Row(
+        "read-data-dir",
+        "report(exists=os.path.exists(event['data_dir']))",
+        field_is("exists", False),
+        event={"data_dir": "/root/.local/share/lambdalet"},
+    ),
     Row("write-usr", _open_fails("/usr/evil", "w"), errno_is(EROFS)),
     Row("write-root-dir", _open_fails("/evil", "w"), errno_is(EROFS)),
     Row("write-var-task", _open_fails("/var/task/evil", "w"), errno_is(EROFS)),
@@ -173,20 +189,30 @@ ROWS: list[Row] = [
     Row("write-sysrq-trigger", _open_fails("/proc/sysrq-trigger", "w"), errno_is(ENOENT, EROFS, EACCES)),
     Row("write-proc-sys", _open_fails("/proc/sys/kernel/hostname", "w"), errno_is(EROFS, EACCES)),
     Row("open-dev-mem", _open_fails("/dev/mem"), errno_is(ENOENT)),
-    Row("mknod", """
+    Row(
+        "mknod",
+        """
 try:
     os.mknod('/tmp/mem', 0o20600, os.makedev(1, 1))
     report(errno=0)
 except OSError as e:
     report(errno=e.errno)
-""", errno_is(EPERM)),
-    Row("site-packages-hidden", """
+""",
+        errno_is(EPERM),
+    ),
+    Row(
+        "site-packages-hidden",
+        """
 import sysconfig
 site = sysconfig.get_paths()['purelib']
 report(listing=sorted(os.listdir(site)) if os.path.isdir(site) else [])
-""", field_is("listing", [])),
+""",
+        field_is("listing", []),
+    ),
     # --- processes ---------------------------------------------------------
-    Row("list-proc", """
+    Row(
+        "list-proc",
+        """
 listed = sorted(int(p) for p in os.listdir('/proc') if p.isdigit())
 alive = []
 for pid in range(1, 32768):
@@ -198,8 +224,12 @@ for pid in range(1, 32768):
     except PermissionError:
         alive.append(pid)
 report(listed=listed, alive=alive)
-""", _own_pids_only),
-    Row("tamper-with-pid1", """
+""",
+        _own_pids_only,
+    ),
+    Row(
+        "tamper-with-pid1",
+        """
 import signal, time
 try:
     open('/proc/1/mem', 'r+b')
@@ -210,32 +240,64 @@ os.kill(1, signal.SIGKILL)  # PID 1 of a pid namespace ignores this from inside
 os.kill(1, signal.SIGSTOP)
 report(mem=mem, pid1_alive=os.path.exists('/proc/1/stat'),
        pid1_state=open('/proc/1/stat').read().rsplit(')', 1)[1].split()[0])
-""", holds(lambda last: last["mem"] in (EACCES, EPERM) and last["pid1_alive"] and last["pid1_state"] != "T")),
+""",
+        holds(lambda last: last["mem"] in (EACCES, EPERM) and last["pid1_alive"] and last["pid1_state"] != "T"),
+    ),
     Row("ptrace-attach-init", "report(errno=try_syscall(NR['ptrace'], 16, 1, 0, 0))", errno_is(EPERM)),
     Row("ptrace-traceme", "report(errno=try_syscall(NR['ptrace'], 0, 0, 0, 0))", errno_is(EPERM)),
     Row("process-vm-kcmp", _syscalls("process_vm_readv", "process_vm_writev", "kcmp"), every_errno_is(EPERM)),
     # --- mounts and namespaces -----------------------------------------------
     Row("mount-umount", _syscalls("mount", "umount2", "pivot_root", "chroot"), every_errno_is(EPERM)),
-    Row("unshare-each-namespace", """
+    Row(
+        "unshare-each-namespace",
+        """
 flags = dict(user=0x10000000, pid=0x20000000, net=0x40000000, mnt=0x00020000, uts=0x04000000,
              ipc=0x08000000, cgroup=0x02000000)
 report(errnos={k: try_syscall(NR['unshare'], v) for k, v in flags.items()})
-""", every_errno_is(EPERM)),
+""",
+        every_errno_is(EPERM),
+    ),
     Row("setns", "report(errno=try_syscall(NR['setns'], os.open('/proc/self/ns/user', os.O_RDONLY), 0))", errno_is(EPERM)),
     Row("clone-new-user", "report(errno=try_syscall(NR['clone'], 0x10000000 | 17, 0, 0, 0, 0))", errno_is(EPERM)),
     Row("clone3", "report(errno=try_syscall(NR['clone3'], 0, 0))", errno_is(ENOSYS)),
-    Row("nested-user-namespace-tool", """
+    Row(
+        "nested-user-namespace-tool",
+        """
 import subprocess
 p = subprocess.run(['unshare', '-Ur', 'id', '-u'], capture_output=True, text=True)
 report(code=p.returncode, out=p.stdout.strip())
-""", holds(lambda last: last["code"] != 0)),
+""",
+        holds(lambda last: last["code"] != 0),
+    ),
     # --- syscalls ----------------------------------------------------------
-    Row("kernel-facing-syscalls", _syscalls(
-        "keyctl", "add_key", "request_key", "bpf", "perf_event_open", "userfaultfd", "init_module",
-        "finit_module", "delete_module", "syslog", "kexec_load", "reboot", "swapon", "swapoff",
-        "acct", "iopl", "ioperm", "open_by_handle_at"), every_errno_is(EPERM)),
+    Row(
+        "kernel-facing-syscalls",
+        _syscalls(
+            "keyctl",
+            "add_key",
+            "request_key",
+            "bpf",
+            "perf_event_open",
+            "userfaultfd",
+            "init_module",
+            "finit_module",
+            "delete_module",
+            "syslog",
+            "kexec_load",
+            "reboot",
+            "swapon",
+            "swapoff",
+            "acct",
+            "iopl",
+            "ioperm",
+            "open_by_handle_at",
+        ),
+        every_errno_is(EPERM),
+    ),
     Row("x32-abi", "report(errno=try_syscall(NR['getpid'] | 0x40000000))", errno_is(ENOSYS), x86_64_only=True),
-    Row("int-0x80", """
+    Row(
+        "int-0x80",
+        """
 import mmap
 # mov eax, 20 (i386 getpid); int 0x80; ret  -- the result comes back in eax
 code = bytes([0xb8, 20, 0, 0, 0, 0xcd, 0x80, 0xc3])
@@ -245,30 +307,52 @@ addr = ctypes.addressof(ctypes.c_char.from_buffer(m))
 fn = ctypes.CFUNCTYPE(ctypes.c_int)(addr)
 rc = fn()
 report(errno=-rc if rc < 0 else 0)
-""", errno_is(ENOSYS), x86_64_only=True),
-    Row("tioclinux-tiocsetd", "report(errnos={hex(cmd): try_syscall(NR['ioctl'], 0, cmd, 0) for cmd in (0x541C, 0x5423)})",
-        every_errno_is(EPERM)),
+""",
+        errno_is(ENOSYS),
+        x86_64_only=True,
+    ),
+    Row(
+        "tioclinux-tiocsetd",
+        "report(errnos={hex(cmd): try_syscall(NR['ioctl'], 0, cmd, 0) for cmd in (0x541C, 0x5423)})",
+        every_errno_is(EPERM),
+    ),
     Row("tiocsti", "report(errno=try_syscall(NR['ioctl'], 0, 0x5412, ctypes.addressof(ctypes.c_char(b'x'))))", errno_is(EPERM)),
     # The allow-list: calls nobody listed are refused, new ones included.
     Row("new-mount-syscalls", _syscalls("listmount", "statmount", "open_tree_attr"), every_errno_in(EPERM, ENOSYS)),
-    Row("unlisted-syscalls", _syscalls("memfd_secret", "cachestat", "lsm_get_self_attr", "lsm_list_modules",
-                                       "getxattrat", "file_getattr"), every_errno_is(ENOSYS)),
+    Row(
+        "unlisted-syscalls",
+        _syscalls("memfd_secret", "cachestat", "lsm_get_self_attr", "lsm_list_modules", "getxattrat", "file_getattr"),
+        every_errno_is(ENOSYS),
+    ),
     Row("ksm-page-merging", "report(errno=try_syscall(NR['prctl'], 67, 1, 0, 0, 0))", errno_is(EINVAL)),
     Row("personality-read-implies-exec", "report(errno=try_syscall(NR['personality'], 0x0400000))", errno_is(EPERM)),
     # --- privileges --------------------------------------------------------
-    Row("capabilities-and-seccomp", """
+    Row(
+        "capabilities-and-seccomp",
+        """
 status = dict(line.split(':', 1) for line in open('/proc/self/status').read().splitlines())
 report(status={k: v.strip() for k, v in status.items()})
-""", _status_zero),
-    Row("identity", "report(ids=[os.getuid(), os.geteuid(), os.getgid(), os.getegid()], groups=os.getgroups())",
-        holds(lambda last: last["ids"] == [993, 993, 990, 990] and last["groups"] == [])),
-    Row("setuid-binary", """
+""",
+        _status_zero,
+    ),
+    Row(
+        "identity",
+        "report(ids=[os.getuid(), os.geteuid(), os.getgid(), os.getegid()], groups=os.getgroups())",
+        holds(lambda last: last["ids"] == [993, 993, 990, 990] and last["groups"] == []),
+    ),
+    Row(
+        "setuid-binary",
+        """
 import subprocess
 p = subprocess.run(['su', '-c', 'id -u'], capture_output=True, text=True, stdin=subprocess.DEVNULL)
 report(code=p.returncode, out=p.stdout.strip())
-""", holds(lambda last: last["out"] != "0")),
+""",
+        holds(lambda last: last["out"] != "0"),
+    ),
     # --- leaks -------------------------------------------------------------
-    Row("inherited-fds", """
+    Row(
+        "inherited-fds",
+        """
 targets = {}
 for fd in sorted(int(fd) for fd in os.listdir('/proc/self/fd')):
     try:
@@ -276,19 +360,30 @@ for fd in sorted(int(fd) for fd in os.listdir('/proc/self/fd')):
     except OSError:
         pass  # the fd of the listing itself, closed by now
 report(fds=targets)
-""", holds(_no_inherited_fds)),
-    Row("sethostname", """
+""",
+        holds(_no_inherited_fds),
+    ),
+    Row(
+        "sethostname",
+        """
 import socket
 report(errno=try_syscall(NR['sethostname'], ctypes.addressof(ctypes.create_string_buffer(b'evil')), 4),
        hostname=socket.gethostname())
-""", holds(lambda last: last["errno"] == EPERM and last["hostname"] == "lambdalet")),
-    Row("read-proc-cmdline", _open_fails("/proc/cmdline").replace("f.read(64)", "f.read()"),
-        _not_the_hosts("/proc/cmdline")),
-    Row("read-boot-id", _open_fails("/proc/sys/kernel/random/boot_id").replace("f.read(64)", "f.read()"),
-        _not_the_hosts("/proc/sys/kernel/random/boot_id")),
-    Row("read-loadavg", _open_fails("/proc/loadavg").replace("f.read(64)", "f.read()"),
-        field_is("data", repr(PROC_FIXED["/proc/loadavg"]))),
-    Row("read-host-activity", """
+""",
+        holds(lambda last: last["errno"] == EPERM and last["hostname"] == "lambdalet"),
+    ),
+    Row("read-proc-cmdline", _open_fails("/proc/cmdline").replace("f.read(64)", "f.read()"), _not_the_hosts("/proc/cmdline")),
+    Row(
+        "read-boot-id",
+        _open_fails("/proc/sys/kernel/random/boot_id").replace("f.read(64)", "f.read()"),
+        _not_the_hosts("/proc/sys/kernel/random/boot_id"),
+    ),
+    Row(
+        "read-loadavg", _open_fails("/proc/loadavg").replace("f.read(64)", "f.read()"), field_is("data", repr(PROC_FIXED["/proc/loadavg"]))
+    ),
+    Row(
+        "read-host-activity",
+        """
 seen = {}
 for path in ('/proc/interrupts', '/proc/softirqs', '/proc/pressure/cpu', '/proc/diskstats', '/proc/partitions',
              '/proc/swaps', '/proc/consoles', '/proc/modules'):
@@ -298,21 +393,26 @@ for path in ('/proc/interrupts', '/proc/softirqs', '/proc/pressure/cpu', '/proc/
     except OSError as e:
         seen[path] = e.errno
 report(seen=seen)
-""", holds(lambda last: all(v in ("", ENOENT) for v in last["seen"].values()))),
+""",
+        holds(lambda last: all(v in ("", ENOENT) for v in last["seen"].values())),
+    ),
     Row("mountinfo-host-paths", "report(mountinfo=open('/proc/self/mountinfo').read())", _mountinfo_reveals_no_host_path),
     # --- network -----------------------------------------------------------
     # AF_VSOCK reaches the hypervisor's sockets (the VM's own vsock here).
     Row("vsock-socket", _sockets((40, 1, 0), (40, 2, 0)), every_errno_in(EPERM, EAFNOSUPPORT)),
-    Row("other-socket-families", _sockets((17, 3, 0), (38, 5, 0), (15, 3, 2), (30, 2, 0), (29, 3, 1),
-                                          (21, 5, 0), (44, 3, 0), (31, 1, 0)),
-        every_errno_is(EAFNOSUPPORT)),
+    Row(
+        "other-socket-families",
+        _sockets((17, 3, 0), (38, 5, 0), (15, 3, 2), (30, 2, 0), (29, 3, 1), (21, 5, 0), (44, 3, 0), (31, 1, 0)),
+        every_errno_is(EAFNOSUPPORT),
+    ),
     # Netlink uevents carry the host's device events; only NETLINK_ROUTE
     # (the sandbox's own interfaces) stays.
     Row("uevent-netlink", _sockets((16, 2, 15)), every_errno_in(EPERM, EPROTONOSUPPORT, EAFNOSUPPORT)),
-    Row("other-netlink", _sockets((16, 3, 4), (16, 3, 9), (16, 3, 12), (16, 3, 16), (16, 3, 6)),
-        every_errno_is(EPROTONOSUPPORT)),
+    Row("other-netlink", _sockets((16, 3, 4), (16, 3, 9), (16, 3, 12), (16, 3, 16), (16, 3, 6)), every_errno_is(EPROTONOSUPPORT)),
     Row("interfaces", "import socket\nreport(names=sorted(n for _, n in socket.if_nameindex()))", field_is("names", ["lo"])),
-    Row("connect-host-services", """
+    Row(
+        "connect-host-services",
+        """
 import socket
 results = {}
 for host, port in [('127.0.0.1', event['port']), ('169.254.169.254', 80), ('10.0.0.1', 80)]:
@@ -326,13 +426,17 @@ for host, port in [('127.0.0.1', event['port']), ('169.254.169.254', 80), ('10.0
     finally:
         s.close()
 report(results=results)
-""", holds(lambda last: all(v != 0 for v in last["results"].values())),
-        event={"port": 9000}),
+""",
+        holds(lambda last: all(v != 0 for v in last["results"].values())),
+        event={"port": 9000},
+    ),
     # --- the platform's own processes ------------------------------------------
     # The runtime zygote forks every worker; killing it once took every
     # sandbox down. A function must not even see it (the tests then kill it
     # from outside, by its pid: test_zygote.py, test_zygote_server.py).
-    Row("kill-the-zygote", """
+    Row(
+        "kill-the-zygote",
+        """
 import signal
 seen = []
 for p in os.listdir('/proc'):
@@ -350,7 +454,9 @@ for p in os.listdir('/proc'):
         except OSError:
             pass
 report(seen=seen)
-""", field_is("seen", [])),
+""",
+        field_is("seen", []),
+    ),
 ]
 
 # Handler snippets and modules for what only a forked worker (not an exec'd

@@ -11,6 +11,7 @@ The same snippet text is what a hostile-suite row deploys through the
 Lambda API: `as_handler(snippet)` wraps it into a handler module whose
 return value is the list of reports.
 """
+
 from __future__ import annotations
 
 import json
@@ -55,7 +56,9 @@ def try_syscall(nr, *args):
     return 0 if rc >= 0 else ctypes.get_errno()
 '''
 
-RUNNER = PRELUDE + '''
+RUNNER = (
+    PRELUDE
+    + """
 event = json.loads(os.environ.get("PROBE_EVENT", "null"))
 def report(**fields):
     os.write(3, json.dumps(fields).encode() + b"\\n")
@@ -63,9 +66,12 @@ try:
 {body}
 except BaseException as _e:
     report(exception=type(_e).__name__, errno=getattr(_e, "errno", None), message=str(_e))
-'''
+"""
+)
 
-HANDLER = PRELUDE + '''
+HANDLER = (
+    PRELUDE
+    + """
 _reports = []
 def report(**fields):
     _reports.append(fields)
@@ -76,7 +82,8 @@ def handler(event, context):
     except BaseException as _e:
         report(exception=type(_e).__name__, errno=getattr(_e, "errno", None), message=str(_e))
     return _reports
-'''
+"""
+)
 
 
 class Outcome(msgspec.Struct):
@@ -158,8 +165,7 @@ def read_reports(sandbox, timeout_s: float) -> tuple[list[dict], bool]:
     return [json.loads(line) for line in buf.splitlines() if line.strip()], timed_out
 
 
-def run(backend, python: str, code_dir: str, snippet: str, *, timeout_s: float = 20.0, event=None,
-        **spec_overrides) -> Outcome:
+def run(backend, python: str, code_dir: str, snippet: str, *, timeout_s: float = 20.0, event=None, **spec_overrides) -> Outcome:
     """Run the snippet to completion (or timeout_s), destroy the sandbox,
     and report everything observed."""
     sandbox = start(backend, python, code_dir, snippet, event=event, **spec_overrides)
@@ -172,8 +178,7 @@ def run(backend, python: str, code_dir: str, snippet: str, *, timeout_s: float =
         peak = sandbox.peak_memory_bytes()
     finally:
         status = sandbox.destroy()
-    return Outcome(reports=reports, status=status, oom_killed=oom, timed_out=timed_out,
-                   peak_memory_bytes=peak)
+    return Outcome(reports=reports, status=status, oom_killed=oom, timed_out=timed_out, peak_memory_bytes=peak)
 
 
 SPINNER = """

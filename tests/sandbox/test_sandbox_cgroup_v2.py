@@ -5,6 +5,7 @@ rooted there, cgroup.freeze stops it between calls, and cgroup.kill plus
 removal leave nothing behind, frozen or not.
 The memory, pids and cpu limits of cgroup_v2.py need a host whose v2
 hierarchy holds those controllers and are covered by its own checks there."""
+
 from __future__ import annotations
 
 import os
@@ -38,8 +39,7 @@ class _V2WithoutControllers:
         return cgroup_v2.CgroupV2(name, path)
 
     def enforced(self) -> dict[str, bool]:
-        return {"memory_limit": False, "cpu_limit": False, "pids_limit": False, "host_pids_cap": False,
-                "idle_freeze": True}
+        return {"memory_limit": False, "cpu_limit": False, "pids_limit": False, "host_pids_cap": False, "idle_freeze": True}
 
     def close(self) -> None:
         cgroup_v2.remove_tree(self.root)
@@ -66,10 +66,15 @@ def v2_backend(runtime_root):
 
 def test_born_in_its_v2_cgroup_with_the_namespace_rooted_there(v2_backend, python, code_dir):
     backend, manager = v2_backend
-    sandbox = sandbox_probe.start(backend, python, code_dir, """
+    sandbox = sandbox_probe.start(
+        backend,
+        python,
+        code_dir,
+        """
 report(cgroup=open('/proc/self/cgroup').read())
 os.read(3, 1)
-""")
+""",
+    )
     try:
         line = sandbox.control.recv(4096)
         path = sandbox.cgroup.path

@@ -3,6 +3,7 @@ gateway's pool on real namespaced sandboxes, with the server's accounting
 (meter, usage ledger, log store) in a scratch data dir. No HTTP: what is
 checked is what the pool answered, the REPORT line it wrote, the log the
 log store kept and the usage the ledger bills."""
+
 from __future__ import annotations
 
 import json
@@ -29,12 +30,22 @@ from lambdalet.sandbox import memory_peak
 def _spec(code_dir: str, row) -> FunctionSpec:
     name = f"ch-{row.id}"[:64]
     rec = FunctionRecord(
-        name=name, runtime=f"python{sys.version_info[0]}.{sys.version_info[1]}", role="r", handler="app.handler",
-        code_sha256_hex="0" * 64, code_sha256_b64="", code_size=1, revision_id=f"rev-{row.id}", last_modified="",
-        created_ns=0, timeout=row.timeout, memory_size=row.memory_mb,
+        name=name,
+        runtime=f"python{sys.version_info[0]}.{sys.version_info[1]}",
+        role="r",
+        handler="app.handler",
+        code_sha256_hex="0" * 64,
+        code_sha256_b64="",
+        code_size=1,
+        revision_id=f"rev-{row.id}",
+        last_modified="",
+        created_ns=0,
+        timeout=row.timeout,
+        memory_size=row.memory_mb,
     )
-    return FunctionSpec(record=rec, code_dir=code_dir, arn=f"arn:aws:lambda:us-east-1:123456789012:function:{name}", env={},
-                        log_group=f"/aws/lambda/{name}")
+    return FunctionSpec(
+        record=rec, code_dir=code_dir, arn=f"arn:aws:lambda:us-east-1:123456789012:function:{name}", env={}, log_group=f"/aws/lambda/{name}"
+    )
 
 
 class Run:
@@ -74,7 +85,9 @@ class Run:
     def seen(self) -> list[Seen]:
         # The log as stored: the row's one call (rows of several calls do not check it).
         log = "\n".join(e.message for e in self.logstore.events(self.spec.log_group))
-        return [Seen(200, o.function_error, o.payload, channel_rows.parse_report(o.log.decode(errors="replace")), log) for o in self.outcomes]
+        return [
+            Seen(200, o.function_error, o.payload, channel_rows.parse_report(o.log.decode(errors="replace")), log) for o in self.outcomes
+        ]
 
     def usage(self) -> dict:
         month = billing.month_of(time.time_ns())
@@ -101,7 +114,9 @@ def test_max_memory_used_is_each_calls_own_peak(backend, tmp_path):
     version = getattr(backend.cgroups, "version", None)
     if not memory_peak.per_call_peak(version):
         pytest.skip(f"cgroup v{version} on Linux {os.uname().release}: the peak cannot be reset per call")
-    row = channel_rows.Row("peak-per-call", """
+    row = channel_rows.Row(
+        "peak-per-call",
+        """
 def handler(event, context):
     if event == "big":
         hog = bytearray(100 << 20)
@@ -109,7 +124,11 @@ def handler(event, context):
             hog[i] = 1
         del hog
     return event
-""", check=None, events=("big", "small"), memory_mb=256)
+""",
+        check=None,
+        events=("big", "small"),
+        memory_mb=256,
+    )
     run = Run(backend, tmp_path, row)
     try:
         big, small = (s.report["max_memory_mb"] for s in run.seen())

@@ -6,6 +6,7 @@ usage from /_lambdalet/usage, both signed as the CLI signs them. A
 bystander function must keep answering throughout. Last, what no single
 row shows: three concurrent forged 60 MB answers leave the server's memory
 where it was, and a function URL maps a too-large answer to 502 as AWS does."""
+
 from __future__ import annotations
 
 import concurrent.futures
@@ -25,8 +26,9 @@ BYSTANDER = "def handler(event, context):\n    return 'still here'\n"
 
 
 def create(lam, name: str, source: str, **kwargs) -> str:
-    lam.create_function(FunctionName=name, Role=ROLE, Handler="app.handler", Runtime=RUNTIME,
-                        Code={"ZipFile": make_zip({"app.py": source})}, **kwargs)
+    lam.create_function(
+        FunctionName=name, Role=ROLE, Handler="app.handler", Runtime=RUNTIME, Code={"ZipFile": make_zip({"app.py": source})}, **kwargs
+    )
     lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
     return name
 

@@ -1,11 +1,16 @@
 """What isolation must not break: ordinary handler code still runs."""
+
 from __future__ import annotations
 
 import sandbox_probe
 
 
 def test_threads_subprocesses_tls_and_identity_work(backend, python, code_dir):
-    outcome = sandbox_probe.run(backend, python, code_dir, """
+    outcome = sandbox_probe.run(
+        backend,
+        python,
+        code_dir,
+        """
 import concurrent.futures, getpass, platform, socket, ssl, subprocess, tempfile, threading
 seen = []
 t = threading.Thread(target=lambda: seen.append(1))  # clone3 -> ENOSYS -> clone
@@ -20,10 +25,18 @@ report(thread=seen, pool=doubled, sh=sh, loopback=conn.recv(1).decode(),
        user=getpass.getuser(), tmp=tempfile.gettempdir(), cwd=os.getcwd(), host=platform.node(),
        env={k: os.environ.get(k) for k in ('LAMBDA_TASK_ROOT', 'LAMBDA_RUNTIME_DIR')},
        https_port=socket.getaddrinfo('127.0.0.1', 'https')[0][4][1])
-""")
+""",
+    )
     assert outcome.last == {
-        "thread": [1], "pool": [0, 2, 4, 6], "sh": "hi\nsbx_user1051\n", "loopback": "x",
-        "ca_certs": True, "user": "sbx_user1051", "tmp": "/tmp", "cwd": "/var/task", "host": "lambdalet",
+        "thread": [1],
+        "pool": [0, 2, 4, 6],
+        "sh": "hi\nsbx_user1051\n",
+        "loopback": "x",
+        "ca_certs": True,
+        "user": "sbx_user1051",
+        "tmp": "/tmp",
+        "cwd": "/var/task",
+        "host": "lambdalet",
         "env": {"LAMBDA_TASK_ROOT": "/var/task", "LAMBDA_RUNTIME_DIR": "/var/runtime"},
         "https_port": 443,
     }

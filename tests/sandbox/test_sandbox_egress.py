@@ -4,6 +4,7 @@ An "outside" network is simulated by one more namespace behind its own veth
 pair, so the test needs no internet: the sandbox must reach it, and must not
 reach the host's services on any address, the metadata address or another
 sandbox."""
+
 from __future__ import annotations
 
 import os
@@ -89,13 +90,22 @@ def test_egress_reaches_outside_but_not_the_host(backend, python, code_dir, outs
     port = host_service.getsockname()[1]
     host_ip = _host_address()
     try:
-        outcome = sandbox_probe.run(backend, python, code_dir, PROBE, network="egress", event={"targets": {
-            "outside": (OUTSIDE_PEER, outside),
-            "host-address": (host_ip, port),
-            "host-veth-end": ("10.200.0.1", port),
-            "host-loopback-via-own-lo": ("127.0.0.1", port),
-            "metadata": ("169.254.169.254", 80),
-        }})
+        outcome = sandbox_probe.run(
+            backend,
+            python,
+            code_dir,
+            PROBE,
+            network="egress",
+            event={
+                "targets": {
+                    "outside": (OUTSIDE_PEER, outside),
+                    "host-address": (host_ip, port),
+                    "host-veth-end": ("10.200.0.1", port),
+                    "host-loopback-via-own-lo": ("127.0.0.1", port),
+                    "metadata": ("169.254.169.254", 80),
+                }
+            },
+        )
     finally:
         host_service.close()
     results = outcome.last["results"]
@@ -109,8 +119,7 @@ def test_egress_reaches_outside_but_not_the_host(backend, python, code_dir, outs
 
 
 def test_without_egress_only_lo(backend, python, code_dir, outside):
-    outcome = sandbox_probe.run(backend, python, code_dir, PROBE,
-                                event={"targets": {"outside": (OUTSIDE_PEER, outside)}})
+    outcome = sandbox_probe.run(backend, python, code_dir, PROBE, event={"targets": {"outside": (OUTSIDE_PEER, outside)}})
     assert outcome.last["names"] == ["lo"]
     assert outcome.last["results"]["outside"] != 0
 

@@ -5,6 +5,7 @@ table of hostile extensions, each with the outcome the platform must keep
 (caps enforced outside the sandbox). The module's backend fixture fails
 the module if a sandbox process, an fd or a cgroup outlives the tests.
 """
+
 from __future__ import annotations
 
 import json
@@ -20,7 +21,7 @@ from lambdalet.gateway.execution.runtime_api import telemetry as tm
 from lambdalet.gateway.functions.model import FunctionRecord
 from lambdalet.runtime.protocol import MAX_CALL_LOG
 
-EXTENSION = '''#!/usr/bin/python3
+EXTENSION = """#!/usr/bin/python3
 import http.client, json, os, socket, sys, time
 api = os.environ["AWS_LAMBDA_RUNTIME_API"]
 name = os.path.basename(sys.argv[0])
@@ -46,14 +47,18 @@ while True:
         @on_shutdown@
         break
     @on_invoke@
-'''
+"""
 
 APP = "def handler(event, context):\n    print('handled')\n    return {'ok': True}\n"
 
 
 def extension(before_register: str = "", after_register: str = "", on_invoke: str = "pass", on_shutdown: str = "pass") -> str:
-    return (EXTENSION.replace("@before_register@", before_register).replace("@after_register@", after_register)
-            .replace("@on_invoke@", on_invoke).replace("@on_shutdown@", on_shutdown))
+    return (
+        EXTENSION.replace("@before_register@", before_register)
+        .replace("@after_register@", after_register)
+        .replace("@on_invoke@", on_invoke)
+        .replace("@on_shutdown@", on_shutdown)
+    )
 
 
 @pytest.fixture
@@ -75,12 +80,26 @@ def make_spec(tmp_path, code_dir):
         (code / "app.py").write_text(app)
         os.chmod(code, 0o755)
         rec = FunctionRecord(
-            name=f"fn-{n}", runtime=f"python{sys.version_info[0]}.{sys.version_info[1]}", role="r", handler="app.handler",
-            code_sha256_hex="0" * 64, code_sha256_b64="", code_size=1, revision_id=f"rev-{n}", last_modified="", created_ns=0,
+            name=f"fn-{n}",
+            runtime=f"python{sys.version_info[0]}.{sys.version_info[1]}",
+            role="r",
+            handler="app.handler",
+            code_sha256_hex="0" * 64,
+            code_sha256_b64="",
+            code_size=1,
+            revision_id=f"rev-{n}",
+            last_modified="",
+            created_ns=0,
             timeout=timeout,
         )
-        return FunctionSpec(record=rec, code_dir=str(code), arn=f"arn:aws:lambda:us-east-1:000000000000:function:fn-{n}",
-                            env={"PATH": "/usr/bin:/bin"}, log_group="g", layers=(str(layer),))
+        return FunctionSpec(
+            record=rec,
+            code_dir=str(code),
+            arn=f"arn:aws:lambda:us-east-1:000000000000:function:fn-{n}",
+            env={"PATH": "/usr/bin:/bin"},
+            log_group="g",
+            layers=(str(layer),),
+        )
 
     return _spec
 
@@ -133,11 +152,21 @@ def test_an_extension_s_time_after_the_runtime_is_in_the_duration_and_billed(bac
     run_pool(backend, body)
 
 
-@pytest.mark.parametrize("ext, error_type, kind", [
-    (extension(on_invoke="os._exit(3)"), "Extension.Crash", "error"),
-    (extension(on_invoke='call("POST", "/2020-01-01/extension/exit/error", "{}", '
-                         '{**H, "Lambda-Extension-Function-Error-Type": "Extension.Broken"})'), "Extension.ExitError", "error"),
-], ids=["crash", "exit-error"])
+@pytest.mark.parametrize(
+    "ext, error_type, kind",
+    [
+        (extension(on_invoke="os._exit(3)"), "Extension.Crash", "error"),
+        (
+            extension(
+                on_invoke='call("POST", "/2020-01-01/extension/exit/error", "{}", '
+                '{**H, "Lambda-Extension-Function-Error-Type": "Extension.Broken"})'
+            ),
+            "Extension.ExitError",
+            "error",
+        ),
+    ],
+    ids=["crash", "exit-error"],
+)
 def test_an_extension_that_fails_during_a_call_fails_it_and_its_environment(backend, make_spec, ext, error_type, kind):
     spec = make_spec({"failing": ext})
 
@@ -151,13 +180,22 @@ def test_an_extension_that_fails_during_a_call_fails_it_and_its_environment(back
     run_pool(backend, body)
 
 
-@pytest.mark.parametrize("ext, error_type", [
-    (extension(after_register='call("POST", "/2020-01-01/extension/init/error", "{}", '
-                              '{**H, "Lambda-Extension-Function-Error-Type": "Extension.ConfigInvalid"})'), "Extension.InitError"),
-    (extension(after_register="os._exit(1)"), "Extension.Crash"),
-    (extension(before_register="os._exit(1)"), "Extension.Crash"),
-    ("not a program\n", "Extension.Crash"),
-], ids=["init-error", "crash-after-register", "crash-before-register", "not-executable-format"])
+@pytest.mark.parametrize(
+    "ext, error_type",
+    [
+        (
+            extension(
+                after_register='call("POST", "/2020-01-01/extension/init/error", "{}", '
+                '{**H, "Lambda-Extension-Function-Error-Type": "Extension.ConfigInvalid"})'
+            ),
+            "Extension.InitError",
+        ),
+        (extension(after_register="os._exit(1)"), "Extension.Crash"),
+        (extension(before_register="os._exit(1)"), "Extension.Crash"),
+        ("not a program\n", "Extension.Crash"),
+    ],
+    ids=["init-error", "crash-after-register", "crash-before-register", "not-executable-format"],
+)
 def test_an_extension_that_fails_its_init_fails_the_init(backend, make_spec, ext, error_type):
     spec = make_spec({"failing": ext})
 
@@ -171,7 +209,7 @@ def test_an_extension_that_fails_its_init_fails_the_init(backend, make_spec, ext
 # -- hostile extensions: (what it does, the outcome the platform keeps) --------------
 
 FLOOD = "sys.stdout.write(('x' * 1023 + '\\n') * 30 * 1024); sys.stdout.flush()"
-GARBAGE = '''
+GARBAGE = """
 conns = []
 for i in range(200):
     try:
@@ -200,14 +238,17 @@ def call(*args, **kwargs):
 for bogus in ("nope", "00000000-0000-0000-0000-000000000000"):
     r, _ = call("GET", "/2020-01-01/extension/event/next", headers={"Lambda-Extension-Identifier": bogus})
     assert r.status == 403, r.status
-'''
-SILENT_LISTENER = '''
+"""
+SILENT_LISTENER = """
 listener = socket.socket(); listener.bind(("127.0.0.1", 4243)); listener.listen(16)
 call("PUT", "/2022-07-01/telemetry", json.dumps({"schemaVersion": "2022-12-13", "types": ["platform", "function", "extension"],
      "buffering": {"timeoutMs": 25}, "destination": {"protocol": "HTTP", "URI": "http://sandbox.localdomain:4243/"}}), H)
-'''
-SUBSCRIBED_FLOOD = SILENT_LISTENER.replace("listen(16)", "listen(16)\nimport threading\n"
-                                           "threading.Thread(target=lambda: [listener.accept()[0].recv(1) for _ in range(100)], daemon=True).start()")
+"""
+SUBSCRIBED_FLOOD = SILENT_LISTENER.replace(
+    "listen(16)",
+    "listen(16)\nimport threading\n"
+    "threading.Thread(target=lambda: [listener.accept()[0].recv(1) for _ in range(100)], daemon=True).start()",
+)
 
 HOSTILE = [
     ("never-asks-for-the-next-event", extension(on_invoke="time.sleep(3600)"), "Sandbox.Timedout"),

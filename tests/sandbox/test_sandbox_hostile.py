@@ -4,6 +4,7 @@ Each row (hostile_rows.py) runs in a fresh sandbox; the row's check asserts
 the safe outcome. The same rows are meant to be deployed through the
 Lambda API once the gateway runs them (sandbox_probe.as_handler).
 """
+
 from __future__ import annotations
 
 import platform

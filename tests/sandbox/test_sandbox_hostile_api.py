@@ -8,6 +8,7 @@ server must keep serving a bystander function throughout.
 
 The server is the session's (tests/conftest.py), with the default sandbox:
 namespaced on this machine, as `lambdalet doctor` reports."""
+
 from __future__ import annotations
 
 import json
@@ -27,9 +28,13 @@ def bystander(lam, server):
     from helpers import make_zip
 
     name = "hostile-bystander"
-    lam.create_function(FunctionName=name, Role="arn:aws:iam::123456789012:role/lambdalet-test", Handler="app.handler",
-                        Runtime=f"python{sys.version_info[0]}.{sys.version_info[1]}",
-                        Code={"ZipFile": make_zip({"app.py": BYSTANDER})})
+    lam.create_function(
+        FunctionName=name,
+        Role="arn:aws:iam::123456789012:role/lambdalet-test",
+        Handler="app.handler",
+        Runtime=f"python{sys.version_info[0]}.{sys.version_info[1]}",
+        Code={"ZipFile": make_zip({"app.py": BYSTANDER})},
+    )
     lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
     yield name
     lam.delete_function(FunctionName=name)
@@ -113,11 +118,16 @@ def test_hostile_row_through_the_api(row, lam, server, deploy, bystander):
 
 
 def test_memory_hog_is_runtime_out_of_memory(lam, deploy, bystander):
-    name = deploy({"app.py": "def handler(event, context):\n"
-                             "    hog = bytearray(256 * 1024 * 1024)\n"
-                             "    for i in range(0, len(hog), 4096):\n"
-                             "        hog[i] = 1\n"
-                             "    return 'survived'\n"}, MemorySize=128)
+    name = deploy(
+        {
+            "app.py": "def handler(event, context):\n"
+            "    hog = bytearray(256 * 1024 * 1024)\n"
+            "    for i in range(0, len(hog), 4096):\n"
+            "        hog[i] = 1\n"
+            "    return 'survived'\n"
+        },
+        MemorySize=128,
+    )
     resp, body = _invoke(lam, name)
     assert resp.get("FunctionError") == "Unhandled"
     assert body["errorType"] == "Runtime.OutOfMemory"
@@ -125,13 +135,18 @@ def test_memory_hog_is_runtime_out_of_memory(lam, deploy, bystander):
 
 
 def test_cpu_spin_times_out_and_the_next_call_gets_a_fresh_instance(lam, deploy, bystander):
-    name = deploy({"app.py": "import os\n"
-                             "def handler(event, context):\n"
-                             "    if event == 'spin':\n"
-                             "        open('/tmp/marker', 'w').write('x')\n"
-                             "        while True:\n"
-                             "            pass\n"
-                             "    return os.path.exists('/tmp/marker')\n"}, Timeout=1)
+    name = deploy(
+        {
+            "app.py": "import os\n"
+            "def handler(event, context):\n"
+            "    if event == 'spin':\n"
+            "        open('/tmp/marker', 'w').write('x')\n"
+            "        while True:\n"
+            "            pass\n"
+            "    return os.path.exists('/tmp/marker')\n"
+        },
+        Timeout=1,
+    )
     resp, body = _invoke(lam, name, "spin")
     assert resp.get("FunctionError") == "Unhandled"
     assert "timed out" in body["errorMessage"]
@@ -142,7 +157,9 @@ def test_cpu_spin_times_out_and_the_next_call_gets_a_fresh_instance(lam, deploy,
 
 
 def test_fork_bomb_is_contained(lam, deploy, bystander):
-    name = deploy({"app.py": sandbox_probe.as_handler("""
+    name = deploy(
+        {
+            "app.py": sandbox_probe.as_handler("""
 import signal
 children = 0
 try:
@@ -156,7 +173,11 @@ try:
         children += 1
 except OSError as e:
     report(children=children, errno=e.errno)
-""")}, MemorySize=1024, Timeout=30)
+""")
+        },
+        MemorySize=1024,
+        Timeout=30,
+    )
     resp, reports = _invoke(lam, name)
     assert "FunctionError" not in resp, reports
     assert reports[-1]["errno"] == 11 and reports[-1]["children"] < 1024
@@ -165,12 +186,16 @@ except OSError as e:
 
 def test_kill_minus_one_only_reaches_its_own_sandbox(lam, deploy, bystander):
     # kill(-1) spares the caller and PID 1: only the function's own child dies.
-    name = deploy({"app.py": sandbox_probe.as_handler("""
+    name = deploy(
+        {
+            "app.py": sandbox_probe.as_handler("""
 import subprocess
 child = subprocess.Popen(['sleep', '3600'])
 os.kill(-1, 9)
 report(child_status=child.wait())
-""")})
+""")
+        }
+    )
     resp, reports = _invoke(lam, name)
     assert "FunctionError" not in resp, reports
     assert reports == [{"child_status": -9}]
@@ -181,12 +206,16 @@ def test_a_daemonised_child_dies_with_its_sandbox(lam, deploy, bystander):
     import os
     import time
 
-    name = deploy({"app.py": sandbox_probe.as_handler("""
+    name = deploy(
+        {
+            "app.py": sandbox_probe.as_handler("""
 import subprocess
 p = subprocess.Popen(['sleep', '3600'], start_new_session=True,
                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 report(pid=p.pid, ns=os.readlink('/proc/self/ns/pid'))
-""")})
+""")
+        }
+    )
     resp, reports = _invoke(lam, name)
     assert "FunctionError" not in resp, reports
     ns = reports[-1]["ns"]
@@ -246,8 +275,10 @@ def test_a_worker_that_exits_during_a_call_is_a_runtime_exit_error(lam, deploy, 
     resp, body = _invoke(lam, name, "exit-now")
     request_id = resp["ResponseMetadata"]["RequestId"]
     assert resp["FunctionError"] == "Unhandled"
-    assert body == {"errorType": "Runtime.ExitError",
-                    "errorMessage": f"RequestId: {request_id} Error: Runtime exited with error: exit status 1"}
+    assert body == {
+        "errorType": "Runtime.ExitError",
+        "errorMessage": f"RequestId: {request_id} Error: Runtime exited with error: exit status 1",
+    }
     resp, body = _invoke(lam, name, "again")
     assert "FunctionError" not in resp and body["calls"] == 1
     _still_serving(lam, bystander)
@@ -262,13 +293,15 @@ def test_a_function_finds_no_other_functions_code_digest_in_its_memory(lam, depl
     # so the zygote handles each spawn request with its code path in it.
     digests = []
     for i in range(8):
-        other = deploy({"app.py": f"def handler(event, context):\n    return {i}\n"}, name=f"digest-other-{i}",
-                       EphemeralStorage={"Size": 600 + 97 * i})
+        other = deploy(
+            {"app.py": f"def handler(event, context):\n    return {i}\n"}, name=f"digest-other-{i}", EphemeralStorage={"Size": 600 + 97 * i}
+        )
         _invoke(lam, other)
         code = lam.get_function(FunctionName=other)["Configuration"]["CodeSha256"]
         digests.append(base64.b64decode(code).hex())
-    scanner = deploy({"app.py": sandbox_probe.as_handler(SCAN_MEMORY)}, name="digest-scanner",
-                     EphemeralStorage={"Size": 1024}, MemorySize=256)
+    scanner = deploy(
+        {"app.py": sandbox_probe.as_handler(SCAN_MEMORY)}, name="digest-scanner", EphemeralStorage={"Size": 1024}, MemorySize=256
+    )
     _, mine = _invoke(lam, scanner, {"a": "lambdalet.runtime", "b": ".worker"})
     assert mine[-1]["found"], mine  # the scan works
     for digest in digests:

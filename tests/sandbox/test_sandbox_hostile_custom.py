@@ -14,6 +14,7 @@ protection must hold for them all the same. So:
 
 The server is the session's; a bystander function must keep answering.
 """
+
 from __future__ import annotations
 
 import json
@@ -35,7 +36,7 @@ PYTHON = python_executable()
 
 # A Runtime API client in /bin/sh and curl; each event (a JSON string)
 # names what to do.
-SHELL_RUNTIME = r'''#!/bin/sh
+SHELL_RUNTIME = r"""#!/bin/sh
 API="http://$AWS_LAMBDA_RUNTIME_API/2018-06-01/runtime/invocation"
 while true; do
   HEADERS=/tmp/headers
@@ -53,7 +54,7 @@ while true; do
   esac
   curl -sS -X POST "$API/$RID/response" -d "$RESULT" > /dev/null
 done
-'''
+"""
 
 BYSTANDER = "def handler(event, context):\n    return 'still here'\n"
 
@@ -63,9 +64,13 @@ def bystander(lam):
     import sys
 
     name = "hostile-custom-bystander"
-    lam.create_function(FunctionName=name, Role=ROLE, Handler="app.handler",
-                        Runtime=f"python{sys.version_info[0]}.{sys.version_info[1]}",
-                        Code={"ZipFile": make_zip({"app.py": BYSTANDER})})
+    lam.create_function(
+        FunctionName=name,
+        Role=ROLE,
+        Handler="app.handler",
+        Runtime=f"python{sys.version_info[0]}.{sys.version_info[1]}",
+        Code={"ZipFile": make_zip({"app.py": BYSTANDER})},
+    )
     lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
     yield name
     lam.delete_function(FunctionName=name)
@@ -77,8 +82,14 @@ def deploy(lam, fn_name):
 
     def _deploy(files: dict, **kwargs) -> str:
         name = f"{fn_name}-{len(made)}"
-        lam.create_function(FunctionName=name, Role=ROLE, Runtime="provided.al2023", Handler="hostile",
-                            Code={"ZipFile": make_zip(files, {"bootstrap": 0o755})}, **kwargs)
+        lam.create_function(
+            FunctionName=name,
+            Role=ROLE,
+            Runtime="provided.al2023",
+            Handler="hostile",
+            Code={"ZipFile": make_zip(files, {"bootstrap": 0o755})},
+            **kwargs,
+        )
         lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
         made.append(name)
         return name
@@ -112,8 +123,7 @@ def test_hostile_row_behind_a_shell_bootstrap(row, lam, server, deploy, bystande
     if "data_dir" in event:
         event["data_dir"] = str(server.data_dir)
     bootstrap = f"#!/bin/sh\nexec {PYTHON} -I -S /var/task/probe_runtime.py handler\n"
-    name = deploy({"bootstrap": bootstrap, "probe_runtime.py": PROBE, "app.py": sandbox_probe.as_handler(row.snippet)},
-                  Timeout=30)
+    name = deploy({"bootstrap": bootstrap, "probe_runtime.py": PROBE, "app.py": sandbox_probe.as_handler(row.snippet)}, Timeout=30)
     resp, reports = _invoke(lam, name, event)
     assert "FunctionError" not in resp, reports
     assert reports and "exception" not in reports[-1], reports
@@ -223,8 +233,7 @@ report(**out)
 
 def test_runtime_api_abuse_stays_the_runtimes_problem(lam, deploy, bystander):
     bootstrap = f"#!/bin/sh\nexec {PYTHON} -I -S /var/task/probe_runtime.py handler\n"
-    name = deploy({"bootstrap": bootstrap, "probe_runtime.py": PROBE, "app.py": sandbox_probe.as_handler(API_ABUSE)},
-                  Timeout=30)
+    name = deploy({"bootstrap": bootstrap, "probe_runtime.py": PROBE, "app.py": sandbox_probe.as_handler(API_ABUSE)}, Timeout=30)
     resp, reports = _invoke(lam, name, {})
     assert "FunctionError" not in resp, reports
     seen = reports[-1]

@@ -4,6 +4,7 @@ Resource rows of the hostile table (fork bomb, memory, /tmp, fds, CPU) plus
 the backend's own contract: kill-all, exit statuses, signal forwarding,
 zombie reaping, cgroup removal and start-up cleanup, errors naming a step.
 """
+
 from __future__ import annotations
 
 import errno
@@ -21,7 +22,11 @@ from lambdalet.sandbox import cgroup_v1, cgroups, namespaced, proc_stat
 
 def test_fork_bomb_stops_at_pids_max(backend, python, code_dir):
     # Enough memory that the pids limit, not the OOM killer, stops it.
-    outcome = sandbox_probe.run(backend, python, code_dir, """
+    outcome = sandbox_probe.run(
+        backend,
+        python,
+        code_dir,
+        """
 import signal
 children = 0
 try:
@@ -35,19 +40,27 @@ try:
         children += 1
 except OSError as e:
     report(children=children, errno=e.errno)
-""", memory_mb=1024)
+""",
+        memory_mb=1024,
+    )
     assert outcome.last["errno"] == errno.EAGAIN
     assert outcome.last["children"] < cgroups.PIDS_MAX
 
 
 def test_twice_the_memory_limit_is_an_oom_kill(backend, python, code_dir):
-    outcome = sandbox_probe.run(backend, python, code_dir, """
+    outcome = sandbox_probe.run(
+        backend,
+        python,
+        code_dir,
+        """
 report(started=True)
 hog = bytearray(128 * 1024 * 1024)
 for i in range(0, len(hog), 4096):
     hog[i] = 1
 report(survived=True)
-""", memory_mb=64)
+""",
+        memory_mb=64,
+    )
     assert outcome.reports == [{"started": True}]
     assert outcome.oom_killed
     assert outcome.signal == signal.SIGKILL
@@ -55,8 +68,7 @@ report(survived=True)
 
 
 def test_neighbour_unharmed_by_an_oom_kill(backend, python, code_dir):
-    neighbour = sandbox_probe.start(backend, python, code_dir,
-                                    "report(up=True)\nos.read(3, 1)\nreport(still=True)")
+    neighbour = sandbox_probe.start(backend, python, code_dir, "report(up=True)\nos.read(3, 1)\nreport(still=True)")
     try:
         sandbox_probe.run(backend, python, code_dir, "bytearray(256 * 1024 * 1024)", memory_mb=64)
         assert not neighbour.oom_killed()
@@ -68,7 +80,11 @@ def test_neighbour_unharmed_by_an_oom_kill(backend, python, code_dir):
 
 
 def test_filling_tmp_hits_enospc_at_the_size_cap(backend, python, code_dir):
-    outcome = sandbox_probe.run(backend, python, code_dir, """
+    outcome = sandbox_probe.run(
+        backend,
+        python,
+        code_dir,
+        """
 written = 0
 try:
     with open('/tmp/fill', 'wb') as f:
@@ -78,13 +94,20 @@ try:
             written += 65536
 except OSError as e:
     report(errno=e.errno, written=written)
-""", ephemeral_mb=8, memory_mb=128)
+""",
+        ephemeral_mb=8,
+        memory_mb=128,
+    )
     assert outcome.last["errno"] == errno.ENOSPC
     assert outcome.last["written"] <= 8 * 1024 * 1024
 
 
 def test_many_fds_hit_emfile(backend, python, code_dir):
-    outcome = sandbox_probe.run(backend, python, code_dir, """
+    outcome = sandbox_probe.run(
+        backend,
+        python,
+        code_dir,
+        """
 import resource
 fds = []
 try:
@@ -93,7 +116,8 @@ try:
 except OSError as e:
     report(errno=e.errno, opened=len(fds), limits=resource.getrlimit(resource.RLIMIT_NOFILE),
            core=resource.getrlimit(resource.RLIMIT_CORE))
-""")
+""",
+    )
     assert outcome.last["errno"] == errno.EMFILE
     assert outcome.last["opened"] < 1024
     assert outcome.last["limits"] == [1024, 1024]
@@ -101,14 +125,17 @@ except OSError as e:
 
 
 def test_cpu_spin_is_killed_at_the_deadline(backend, python, code_dir):
-    outcome = sandbox_probe.run(backend, python, code_dir, "report(spinning=True)\nwhile True: pass",
-                                timeout_s=0.5)
+    outcome = sandbox_probe.run(backend, python, code_dir, "report(spinning=True)\nwhile True: pass", timeout_s=0.5)
     assert outcome.timed_out
     assert outcome.signal == signal.SIGKILL
 
 
 def test_kill_takes_daemonised_children(backend, python, code_dir):
-    sandbox = sandbox_probe.start(backend, python, code_dir, """
+    sandbox = sandbox_probe.start(
+        backend,
+        python,
+        code_dir,
+        """
 if os.fork() == 0:
     os.setsid()
     if os.fork() == 0:
@@ -118,7 +145,8 @@ if os.fork() == 0:
 os.wait()
 report(daemonised=True)
 os.read(3, 1)
-""")
+""",
+    )
     try:
         assert sandbox_probe.read_one(sandbox) == {"daemonised": True}
         pids = sandbox.cgroup.pids()
@@ -140,12 +168,17 @@ def test_exit_status_survives_a_racing_kill(backend, python, code_dir):
 
 
 def test_pid1_forwards_sigterm_to_the_worker(backend, python, code_dir):
-    sandbox = sandbox_probe.start(backend, python, code_dir, """
+    sandbox = sandbox_probe.start(
+        backend,
+        python,
+        code_dir,
+        """
 import signal
 signal.signal(signal.SIGTERM, lambda *a: (report(got='SIGTERM'), os._exit(0)))
 report(ready=True)
 signal.pause()
-""")
+""",
+    )
     try:
         first = sandbox_probe.read_one(sandbox)
         assert first == {"ready": True}
@@ -158,7 +191,11 @@ signal.pause()
 
 
 def test_pid1_reaps_orphans(backend, python, code_dir):
-    outcome = sandbox_probe.run(backend, python, code_dir, """
+    outcome = sandbox_probe.run(
+        backend,
+        python,
+        code_dir,
+        """
 import time
 pid = os.fork()
 if pid == 0:
@@ -181,18 +218,25 @@ deadline = time.monotonic() + 10
 while zombies() and time.monotonic() < deadline:
     os.sched_yield()
 report(zombies=zombies())
-""")
+""",
+    )
     assert outcome.last == {"zombies": []}
 
 
 def test_two_sandboxes_share_neither_tmp_nor_processes(backend, python, code_dir):
-    first = sandbox_probe.start(backend, python, code_dir,
-                                "open('/tmp/secret', 'w').write('a')\nreport(pid=os.getpid(), ok=True)\nos.read(3, 1)")
+    first = sandbox_probe.start(
+        backend, python, code_dir, "open('/tmp/secret', 'w').write('a')\nreport(pid=os.getpid(), ok=True)\nos.read(3, 1)"
+    )
     try:
         assert sandbox_probe.read_one(first)["ok"]
-        second = sandbox_probe.run(backend, python, code_dir, """
+        second = sandbox_probe.run(
+            backend,
+            python,
+            code_dir,
+            """
 report(tmp=sorted(os.listdir('/tmp')), pids=sorted(int(p) for p in os.listdir('/proc') if p.isdigit()))
-""")
+""",
+        )
         assert second.last["tmp"] == []
         assert len(second.last["pids"]) <= 2
     finally:
@@ -212,10 +256,15 @@ def test_kill_minus_one_only_ends_the_sandbox(backend, python, code_dir):
 
 
 def test_namespaces_differ_from_the_host(backend, python, code_dir):
-    outcome = sandbox_probe.run(backend, python, code_dir, """
+    outcome = sandbox_probe.run(
+        backend,
+        python,
+        code_dir,
+        """
 report(ns={n: os.readlink(f'/proc/self/ns/{n}') for n in ('user', 'pid', 'mnt', 'net', 'uts', 'ipc', 'cgroup')},
        cgroup=open('/proc/self/cgroup').read())
-""")
+""",
+    )
     inside = outcome.last["ns"]
     for name, link in inside.items():
         assert link != os.readlink(f"/proc/self/ns/{name}"), name
@@ -229,13 +278,21 @@ def test_worker_speaks_the_protocol(backend, code_dir):
     sandbox = backend.spawn(SandboxSpec(instance_id="proto-test", function_name="echo", code_dir=code_dir))
     try:
         assert sandbox.task_root == "/var/task"
-        init = protocol.Init(handler="app.handler", task_root=sandbox.task_root, env={},
-                             function_name="echo", function_version="$LATEST", memory_mb=128,
-                             log_group="/aws/lambda/echo", log_stream="s")
+        init = protocol.Init(
+            handler="app.handler",
+            task_root=sandbox.task_root,
+            env={},
+            function_name="echo",
+            function_version="$LATEST",
+            memory_mb=128,
+            log_group="/aws/lambda/echo",
+            log_stream="s",
+        )
         sandbox.control.sendall(protocol.encode(init))
         assert isinstance(_read_frame(sandbox), protocol.InitOk)
-        sandbox.control.sendall(protocol.encode(protocol.Invoke(
-            request_id="r1", payload=b'{"a": 1}', deadline_ms=2**41, invoked_arn="arn")))
+        sandbox.control.sendall(
+            protocol.encode(protocol.Invoke(request_id="r1", payload=b'{"a": 1}', deadline_ms=2**41, invoked_arn="arn"))
+        )
         result = _read_frame(sandbox)
         assert isinstance(result, protocol.Result) and result.error_type is None
         assert result.payload.replace(b" ", b"") == b'{"echo":{"a":1}}'
@@ -318,7 +375,11 @@ def test_without_cgroups_rlimits_bound_memory_and_processes(runtime_root, python
     try:
         assert not backend.protections()["memory_limit"]
         assert any("RLIMIT_DATA" in w for w in backend.warnings)
-        outcome = sandbox_probe.run(backend, python, code_dir, """
+        outcome = sandbox_probe.run(
+            backend,
+            python,
+            code_dir,
+            """
 import resource
 try:
     bytearray(256 * 1024 * 1024)
@@ -326,9 +387,10 @@ try:
 except MemoryError:
     report(allocated=False, data=resource.getrlimit(resource.RLIMIT_DATA),
            nproc=resource.getrlimit(resource.RLIMIT_NPROC))
-""", memory_mb=128)
-        assert outcome.last == {"allocated": False, "data": [128 << 20, 128 << 20],
-                                "nproc": [cgroups.PIDS_MAX, cgroups.PIDS_MAX]}
+""",
+            memory_mb=128,
+        )
+        assert outcome.last == {"allocated": False, "data": [128 << 20, 128 << 20], "nproc": [cgroups.PIDS_MAX, cgroups.PIDS_MAX]}
     finally:
         backend.close()
 
@@ -343,8 +405,9 @@ def test_pdeathsig_follows_the_spawning_thread(runtime_root, python, code_dir):
     backend = namespaced.NamespacedBackend(runtime_root, netns_pool=0, pdeathsig=True)
     box = {}
     try:
-        thread = threading.Thread(target=lambda: box.update(
-            sb=sandbox_probe.start(backend, python, code_dir, "report(up=True)\nos.read(3, 1)")))
+        thread = threading.Thread(
+            target=lambda: box.update(sb=sandbox_probe.start(backend, python, code_dir, "report(up=True)\nos.read(3, 1)"))
+        )
         thread.start()
         thread.join()
         sandbox = box["sb"]
@@ -392,12 +455,17 @@ def test_the_in_process_init_fallback_behaves_the_same(runtime_root, python, cod
         status = exited.destroy()
         assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 3
 
-        sandbox = sandbox_probe.start(backend, python, code_dir, """
+        sandbox = sandbox_probe.start(
+            backend,
+            python,
+            code_dir,
+            """
 import signal
 signal.signal(signal.SIGTERM, lambda *a: (report(got='SIGTERM'), os._exit(0)))
 report(ready=True)
 signal.pause()
-""")
+""",
+        )
         try:
             assert sandbox_probe.read_one(sandbox) == {"ready": True}
             with open(f"/proc/{sandbox.pid}/status") as f:
@@ -418,7 +486,7 @@ def test_closing_one_backend_leaves_another_in_the_same_process_working(backend,
     assert sandbox_probe.run(backend, python, code_dir, "report(ok=True)").last == {"ok": True}
 
 
-SERVER_THAT_DIES = r'''
+SERVER_THAT_DIES = r"""
 import os, pathlib, signal, sys, tempfile, threading
 sys.path.insert(0, sys.argv[1])
 import sandbox_probe
@@ -434,7 +502,7 @@ t.start(); t.join()
 assert box["sb"].control.recv(100)
 print(box["sb"].pid, flush=True)
 os.kill(os.getpid(), signal.SIGKILL)
-'''
+"""
 
 
 def test_a_sandbox_dies_with_the_server_whatever_thread_spawned_it(tmp_path, python, code_dir):
@@ -445,8 +513,9 @@ def test_a_sandbox_dies_with_the_server_whatever_thread_spawned_it(tmp_path, pyt
 
     if os.geteuid() != 0:
         pytest.skip("needs root")
-    run = subprocess.run([sys.executable, "-c", SERVER_THAT_DIES, os.path.dirname(__file__), code_dir],
-                         capture_output=True, text=True, timeout=60)
+    run = subprocess.run(
+        [sys.executable, "-c", SERVER_THAT_DIES, os.path.dirname(__file__), code_dir], capture_output=True, text=True, timeout=60
+    )
     assert run.returncode == -signal.SIGKILL, run.stderr
     pid1 = int(run.stdout.split()[0])
     deadline = time.monotonic() + 20
@@ -456,8 +525,8 @@ def test_a_sandbox_dies_with_the_server_whatever_thread_spawned_it(tmp_path, pyt
 
 
 SERVER_THAT_DIES_FROZEN = SERVER_THAT_DIES.replace(
-    'print(box["sb"].pid, flush=True)',
-    'assert box["sb"].freeze()\nprint(box["sb"].pid, flush=True)')
+    'print(box["sb"].pid, flush=True)', 'assert box["sb"].freeze()\nprint(box["sb"].pid, flush=True)'
+)
 
 
 def test_a_frozen_sandbox_dies_with_the_server(tmp_path, python, code_dir):
@@ -468,8 +537,9 @@ def test_a_frozen_sandbox_dies_with_the_server(tmp_path, python, code_dir):
 
     if os.geteuid() != 0:
         pytest.skip("needs root")
-    run = subprocess.run([sys.executable, "-c", SERVER_THAT_DIES_FROZEN, os.path.dirname(__file__), code_dir],
-                         capture_output=True, text=True, timeout=60)
+    run = subprocess.run(
+        [sys.executable, "-c", SERVER_THAT_DIES_FROZEN, os.path.dirname(__file__), code_dir], capture_output=True, text=True, timeout=60
+    )
     assert run.returncode == -signal.SIGKILL, run.stderr
     pid1 = int(run.stdout.split()[0])
     deadline = time.monotonic() + 20
@@ -541,6 +611,7 @@ def test_by_default_all_sandboxes_together_get_half_the_hosts_pids(backend):
 
 # --- frozen between calls (issue 10, hostile 7) -----------------------------
 
+
 def test_a_frozen_sandbox_uses_no_cpu_and_a_thawed_one_goes_on(backend, python, code_dir):
     sandbox = sandbox_probe.start(backend, python, code_dir, sandbox_probe.SPINNER, memory_mb=1769)
     try:
@@ -611,6 +682,7 @@ def test_freezing_waits_while_the_zygote_shares_the_cgroup(backend, code_dir):
 
 
 # --- CPU without a cliff (issue 11, item 6) -----------------------------------
+
 
 def _quota(sandbox) -> tuple[int, int]:
     cpu = sandbox.cgroup.dirs["cpu"]

@@ -1,5 +1,6 @@
 """Pooled network namespaces: one per sandbox, never reused, lo only, and
 out of the sandbox's reach."""
+
 from __future__ import annotations
 
 import os
@@ -62,7 +63,14 @@ def test_statistics_and_the_clone_floor(backend):
     from lambdalet.sandbox import nsspawn
 
     stats = backend.statistics()
-    assert set(stats) == {"netns_ready", "netns_created", "netns_pool_misses", "compiled_plans", "zygote", "zygote_restarts",
-                          "cgroup_stage_ready"}
+    assert set(stats) == {
+        "netns_ready",
+        "netns_created",
+        "netns_pool_misses",
+        "compiled_plans",
+        "zygote",
+        "zygote_restarts",
+        "cgroup_stage_ready",
+    }
     assert all(isinstance(v, int) for v in stats.values())
     nsspawn.clone_floor(nsspawn.CLONE_NEWUSER | nsspawn.CLONE_NEWPID | nsspawn.CLONE_NEWNS)

@@ -1,4 +1,5 @@
 """The root file system: the plan (pure) and layers at /opt (real)."""
+
 from __future__ import annotations
 
 import os
@@ -9,8 +10,7 @@ from lambdalet.sandbox import nsspawn, rootfs
 
 
 def _layout(**kw) -> rootfs.RootLayout:
-    fields = dict(python_prefix="/srv/python", runtime_sources={"lambdalet/runtime": "/src/runtime"},
-                  code_dir="/data/code/abc")
+    fields = dict(python_prefix="/srv/python", runtime_sources={"lambdalet/runtime": "/src/runtime"}, code_dir="/data/code/abc")
     fields.update(kw)
     return rootfs.RootLayout(**fields)
 
@@ -57,8 +57,7 @@ def test_layers_at_opt_later_ones_win(backend, python, code_dir, tmp_path):
     snippet = "report(ls=sorted(os.listdir('/opt')), shared=open('/opt/shared').read())"
     single = sandbox_probe.run(backend, python, code_dir, snippet, layers=(str(tmp_path / "one"),))
     assert single.last == {"ls": ["a", "shared"], "shared": "one"}
-    both = sandbox_probe.run(backend, python, code_dir, snippet,
-                             layers=(str(tmp_path / "one"), str(tmp_path / "two")))
+    both = sandbox_probe.run(backend, python, code_dir, snippet, layers=(str(tmp_path / "one"), str(tmp_path / "two")))
     assert both.last == {"ls": ["a", "shared"], "shared": "two"}
 
 

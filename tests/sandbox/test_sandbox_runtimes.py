@@ -8,6 +8,7 @@ These runtimes are installed on the project's machines: a missing one
 fails the test rather than skipping it. Mono comes from Debian's packages
 and is not preinstalled, so it alone is skipped, saying so, when absent.
 """
+
 from __future__ import annotations
 
 import json
@@ -28,8 +29,7 @@ TOOL_DIRS = ("/usr/local/go/bin", os.path.expanduser("~/.cargo/bin"), "/usr/loca
 
 
 def _tool(name: str, required: bool = True) -> str:
-    found = shutil.which(name) or next(
-        (f"{d}/{name}" for d in TOOL_DIRS if os.access(f"{d}/{name}", os.X_OK)), None)
+    found = shutil.which(name) or next((f"{d}/{name}" for d in TOOL_DIRS if os.access(f"{d}/{name}", os.X_OK)), None)
     if found is None:
         if required:
             pytest.fail(f"{name} is not installed: this host is meant to have it (docs/architecture.md)")
@@ -38,8 +38,7 @@ def _tool(name: str, required: bool = True) -> str:
 
 
 def _build(args: list[str], cwd: pathlib.Path, **env: str) -> None:
-    run = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=600,
-                         env={**os.environ, **env})
+    run = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=600, env={**os.environ, **env})
     assert run.returncode == 0, run.stdout + run.stderr
 
 
@@ -83,15 +82,22 @@ def _made_executable(task: pathlib.Path, name: str) -> str:
 
 
 def test_bin_sh(backend, task):
-    assert _run(backend, task, ["/bin/sh", "/var/task/probe.sh"]) == {
-        "sorted": "a b c ", "subshell": "sub", "count": 3, "uid": 993}
+    assert _run(backend, task, ["/bin/sh", "/var/task/probe.sh"]) == {"sorted": "a b c ", "subshell": "sub", "count": 3, "uid": 993}
 
 
 def test_node(backend, task):
     node = os.path.realpath(_tool("node"))
     assert _run(backend, task, [node, "/var/task/probe.js"]) == {
-        "read": "hello", "worker": 42, "child": "child", "http": "pong", "gzip": "zz", "random": 8,
-        "ifaces": ["lo"], "cpus": True, "loadavg": 3}
+        "read": "hello",
+        "worker": 42,
+        "child": "child",
+        "http": "pong",
+        "gzip": "zz",
+        "random": 8,
+        "ifaces": ["lo"],
+        "cpus": True,
+        "loadavg": 3,
+    }
 
 
 def test_java(backend, task):
@@ -109,13 +115,16 @@ def test_go_static_binary(backend, task):
     _build([_tool("go"), "build", "-o", "probe-go", "probe.go"], task, CGO_ENABLED="0")
     assert b"statically linked" in subprocess.run(["file", str(task / "probe-go")], capture_output=True).stdout
     assert _run(backend, task, [_made_executable(task, "probe-go")]) == {
-        "goroutines": 8, "loopback": "x", "ifaces": ["lo"], "child": "child"}
+        "goroutines": 8,
+        "loopback": "x",
+        "ifaces": ["lo"],
+        "child": "child",
+    }
 
 
 def test_rust_static_binary(backend, task):
     _build([_tool("rustc"), "-O", "-C", "target-feature=+crt-static", "-o", "probe-rs", "probe.rs"], task)
-    assert _run(backend, task, [_made_executable(task, "probe-rs")]) == {
-        "sum": 14, "loopback": "x", "child": "child"}
+    assert _run(backend, task, [_made_executable(task, "probe-rs")]) == {"sum": 14, "loopback": "x", "child": "child"}
 
 
 def test_mono(backend, task):
@@ -126,8 +135,11 @@ def test_mono(backend, task):
     shutil.copytree("/etc/mono", task / "monocfg" / "mono", dirs_exist_ok=True)
     for path in [task / "monocfg", *(task / "monocfg").rglob("*")]:
         os.chmod(path, 0o755 if path.is_dir() else 0o644)
-    assert _run(backend, task, ["/bin/sh", "-c", f'exec "{mono}" /var/task/probe.exe >&3'],
-                {"MONO_CFG_DIR": "/var/task/monocfg"}) == {"sum": 140, "loopback": "x", "child": "child"}
+    assert _run(backend, task, ["/bin/sh", "-c", f'exec "{mono}" /var/task/probe.exe >&3'], {"MONO_CFG_DIR": "/var/task/monocfg"}) == {
+        "sum": 140,
+        "loopback": "x",
+        "child": "child",
+    }
 
 
 def _python(version: str) -> str | None:
@@ -161,13 +173,21 @@ def test_cpython(version, task, tmp_path):
         seen = _run(backend, task, [python, "-I", "-S", "/var/task/probe.py"])
     finally:
         backend.close()
-    assert seen == {"threads": 140, "fork": True, "subprocess": "hi", "asyncio": "x", "tls": True,
-                    "getaddrinfo": 443, "interfaces": ["lo"], "uuid": 36, "loadavg": seen["loadavg"],
-                    "memory": True}
+    assert seen == {
+        "threads": 140,
+        "fork": True,
+        "subprocess": "hi",
+        "asyncio": "x",
+        "tls": True,
+        "getaddrinfo": 443,
+        "interfaces": ["lo"],
+        "uuid": 36,
+        "loadavg": seen["loadavg"],
+        "memory": True,
+    }
     # glibc's getloadavg asks sysinfo(), which the filter must allow (glibc's
     # sysconf and the JVM need it) and which reports the host's load.
     assert len(seen["loadavg"]) == 3
-
 
 
 def test_awslambdaric(backend, task, runtime_root):
@@ -188,5 +208,6 @@ def test_awslambdaric(backend, task, runtime_root):
     for path in [ric, *ric.rglob("*")]:
         os.chmod(path, 0o755)
     seen = _run(backend, task, [runtime_root.python, "-I", "/var/task/probe_ric.py"])
-    assert seen["posted"] == {"/2018-06-01/runtime/invocation/req-1/response":
-                              {"echo": {"hello": "ric"}, "request_id": "req-1"}}, seen["log"]
+    assert seen["posted"] == {"/2018-06-01/runtime/invocation/req-1/response": {"echo": {"hello": "ric"}, "request_id": "req-1"}}, seen[
+        "log"
+    ]

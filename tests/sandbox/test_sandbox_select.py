@@ -2,6 +2,7 @@
 root host with cgroups (this project's machines), and no silent fallback:
 where no sandbox can start, the server refuses, says why and how to fix
 it, and runs functions unisolated only with --sandbox process."""
+
 from __future__ import annotations
 
 import os
@@ -40,17 +41,24 @@ def test_the_probe_looks_at_the_walls_from_inside(runtime_root, tmp_path):
     finally:
         backend.close()
     assert [c.name for c in checks if not c.ok] == []
-    assert {c.name for c in checks} >= {"AF_VSOCK sockets refused", "/proc/cmdline is not the host's",
-                                        "/proc/self/mountinfo names no host path"}
+    assert {c.name for c in checks} >= {
+        "AF_VSOCK sockets refused",
+        "/proc/cmdline is not the host's",
+        "/proc/self/mountinfo names no host path",
+    }
 
 
 def test_a_weak_wall_is_reported(runtime_root):
     """What the probe saw, judged: a sandbox without the filter, with the
     host's command line and a bind naming a host path fails every check."""
     host = "BOOT_IMAGE=/vmlinuz root=/dev/vda\n"
-    seen = {"vsock": 0, "cmdline": host, "status": "Seccomp:\t0\nNoNewPrivs:\t1\n",
-            "mountinfo": "96 68 254:0 /srv/data/code/abc /var/task ro,nosuid - ext4 /dev/vda rw\n"
-                         "69 68 254:0 /usr /usr ro,nosuid - ext4 /dev/vda rw\n"}
+    seen = {
+        "vsock": 0,
+        "cmdline": host,
+        "status": "Seccomp:\t0\nNoNewPrivs:\t1\n",
+        "mountinfo": "96 68 254:0 /srv/data/code/abc /var/task ro,nosuid - ext4 /dev/vda rw\n"
+        "69 68 254:0 /usr /usr ro,nosuid - ext4 /dev/vda rw\n",
+    }
     checks = select.check_walls(seen, host)
     assert [c.ok for c in checks] == [False, False, False, False]
     assert "/var/task <- /srv/data/code/abc" in checks[-1].seen
@@ -87,16 +95,23 @@ def test_an_interpreter_the_sandbox_cannot_mount_is_refused_with_a_fix(tmp_path)
     assert "virtual environment elsewhere" in caught.value.fix and "--copies" in caught.value.fix
 
 
-def _serve(python: str, data_dir: pathlib.Path, *extra: str, env: dict[str, str] | None = None,
-           timeout: float = 60) -> subprocess.CompletedProcess:
+def _serve(
+    python: str, data_dir: pathlib.Path, *extra: str, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess:
     """`lambdalet serve` under python, with this venv's packages importable
     and no other site-packages (-S; site.addsitedir runs the editable
     install's .pth), stopped with SIGTERM once it has printed its banner."""
-    boot = (f"import site, sys; site.addsitedir({sysconfig.get_paths()['purelib']!r}); "
-            "from lambdalet.gateway.cli import main; sys.exit(main(sys.argv[1:]))")
-    proc = subprocess.Popen([python, "-S", "-c", boot, "serve", "--port", "0", "--data-dir", str(data_dir), *extra],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, **(env or {})})
+    boot = (
+        f"import site, sys; site.addsitedir({sysconfig.get_paths()['purelib']!r}); "
+        "from lambdalet.gateway.cli import main; sys.exit(main(sys.argv[1:]))"
+    )
+    proc = subprocess.Popen(
+        [python, "-S", "-c", boot, "serve", "--port", "0", "--data-dir", str(data_dir), *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
     out = []
     assert proc.stdout is not None
     for line in proc.stdout:
@@ -139,8 +154,9 @@ def test_a_venv_made_with_copies_under_tmp_is_isolated(tmp_path):
     if os.geteuid() != 0:
         pytest.skip("needs root")
     venv = tmp_path / "venv"
-    subprocess.run([os.path.realpath(sys._base_executable), "-m", "venv", "--copies", "--without-pip", str(venv)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [os.path.realpath(sys._base_executable), "-m", "venv", "--copies", "--without-pip", str(venv)], check=True, capture_output=True
+    )
     started = _serve(str(venv / "bin" / "python"), tmp_path / "data")
     assert started.returncode == 0, started
     assert "sandbox backend: namespaced" in started.stdout, started.stdout
@@ -153,18 +169,21 @@ def test_doctor_and_the_start_up_lines_report_the_walls(server, tmp_path):
     banner = "".join(server.output)
     assert "seccomp_allow_list, socket_family_filter, proc_host_info_masked" in banner
     assert "seccomp allow-list: " in banner and "sockets: AF_UNIX, AF_INET, AF_INET6, AF_NETLINK (route only)" in banner
-    doctor = subprocess.run(lambdalet_argv("--data-dir", str(tmp_path / "data"), "doctor"),
-                            capture_output=True, text=True, timeout=120)
+    doctor = subprocess.run(lambdalet_argv("--data-dir", str(tmp_path / "data"), "doctor"), capture_output=True, text=True, timeout=120)
     assert doctor.returncode == 0, doctor.stderr
     out = doctor.stdout
-    for line in ("  on   seccomp_allow_list", "  on   socket_family_filter", "  on   proc_host_info_masked",
-                 "sockets: AF_UNIX, AF_INET, AF_INET6, AF_NETLINK (route only)",
-                 "fixed text over /proc/cmdline, /proc/loadavg, /proc/sys/kernel/random/boot_id",
-                 "  ok   AF_VSOCK sockets refused (EAFNOSUPPORT)", "  ok   /proc/cmdline is not the host's",
-                 "  ok   /proc/self/mountinfo names no host path"):
+    for line in (
+        "  on   seccomp_allow_list",
+        "  on   socket_family_filter",
+        "  on   proc_host_info_masked",
+        "sockets: AF_UNIX, AF_INET, AF_INET6, AF_NETLINK (route only)",
+        "fixed text over /proc/cmdline, /proc/loadavg, /proc/sys/kernel/random/boot_id",
+        "  ok   AF_VSOCK sockets refused (EAFNOSUPPORT)",
+        "  ok   /proc/cmdline is not the host's",
+        "  ok   /proc/self/mountinfo names no host path",
+    ):
         assert line in out, out
     # No protection off and no wall check failed. (Runtime lines may say a
     # language CANNOT RUN on this host: that is about toolchains, not walls.)
-    bad = [line for line in out.splitlines()
-           if line.startswith(("WARNING", "  OFF", "  NOT ")) and "runtime" not in line]
+    bad = [line for line in out.splitlines() if line.startswith(("WARNING", "  OFF", "  NOT ")) and "runtime" not in line]
     assert not bad, out

@@ -4,6 +4,7 @@ Runs as nobody (setpriv) with a system interpreter of the same version,
 from a world-readable copy of the package: what a user's edge box without
 root gets. Isolation holds through an unprivileged user namespace; the
 limits fall back to rlimits and every weaker protection is reported."""
+
 from __future__ import annotations
 
 import json
@@ -21,7 +22,7 @@ import lambdalet.csrc
 import lambdalet.runtime
 import lambdalet.sandbox
 
-SCRIPT = r'''
+SCRIPT = r"""
 import json, os, pathlib, sys, tempfile
 sys.path.insert(0, sys.argv[1])
 from lambdalet.sandbox.select import choose_backend
@@ -70,7 +71,7 @@ print(json.dumps({"uid": os.getuid(), "backend": backend.name, "reasons": reason
                   "worker_ready": ready.hex(), "zygote": forked,
                   "custom": [m.port for m in msgs if type(m).__name__ == "Launched"] + [request]}))
 backend.close()
-'''
+"""
 
 
 def test_without_root_through_an_unprivileged_user_namespace(tmp_path):
@@ -78,8 +79,10 @@ def test_without_root_through_an_unprivileged_user_namespace(tmp_path):
     system_python = f"/usr/bin/python{sys.version_info[0]}.{sys.version_info[1]}"
     if os.geteuid() != 0 or setpriv is None:
         pytest.skip("needs root and setpriv to become an ordinary user")
-    if not os.path.exists(system_python) or subprocess.run(
-            [system_python, "-c", "import _cffi_backend"], capture_output=True).returncode != 0:
+    if (
+        not os.path.exists(system_python)
+        or subprocess.run([system_python, "-c", "import _cffi_backend"], capture_output=True).returncode != 0
+    ):
         pytest.skip(f"needs {system_python} with cffi's backend, reachable by an ordinary user")
     tree = pathlib.Path(tempfile.mkdtemp(prefix="lambdalet-unpriv-"))
     try:
@@ -95,9 +98,26 @@ def test_without_root_through_an_unprivileged_user_namespace(tmp_path):
         for path in [tree, *tree.rglob("*")]:
             executable = path.suffix == ".so" or path.name == "bootstrap"
             os.chmod(path, 0o755 if path.is_dir() else 0o644 | (0o111 if executable else 0))
-        run = subprocess.run([setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all",
-                              "--bounding-set=-all", system_python, "-I", "-c", SCRIPT, str(tree), str(code)],
-                             capture_output=True, text=True, timeout=60, cwd="/")
+        run = subprocess.run(
+            [
+                setpriv,
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "--inh-caps=-all",
+                "--bounding-set=-all",
+                system_python,
+                "-I",
+                "-c",
+                SCRIPT,
+                str(tree),
+                str(code),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd="/",
+        )
         assert run.returncode == 0, run.stderr
         seen = json.loads(run.stdout.strip().splitlines()[-1])
     finally:
@@ -110,5 +130,4 @@ def test_without_root_through_an_unprivileged_user_namespace(tmp_path):
     off = {k for k, v in seen["protections"].items() if not v}
     assert off == {"memory_limit", "cpu_limit", "pids_limit", "host_pids_cap", "idle_freeze"}
     assert any("without root" in r for r in seen["reasons"])
-    assert any("protections off: memory_limit, cpu_limit, pids_limit, host_pids_cap, idle_freeze" in r
-               for r in seen["reasons"])
+    assert any("protections off: memory_limit, cpu_limit, pids_limit, host_pids_cap, idle_freeze" in r for r in seen["reasons"])

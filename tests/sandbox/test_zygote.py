@@ -1,6 +1,7 @@
 """The runtime zygote: workers forked from one interpreter with the runtime
 imported (sandbox/zygote.py), each still in a sandbox of its own, and
 indistinguishable from an exec'd `python -I -S` worker to the handler."""
+
 from __future__ import annotations
 
 import json
@@ -79,16 +80,28 @@ def _frame(sandbox):
 def _started(backend, probe_dir, name: str, handler: str = "app.handler"):
     sandbox = backend.spawn(SandboxSpec(instance_id=name, function_name="zy", code_dir=probe_dir))
     assert isinstance(_frame(sandbox), protocol.Ready)
-    sandbox.control.sendall(protocol.encode(protocol.Init(
-        handler=handler, task_root=sandbox.task_root, env={"AWS_LAMBDA_FUNCTION_NAME": "zy"},
-        function_name="zy", function_version="$LATEST", memory_mb=128, log_group="g", log_stream="s")))
+    sandbox.control.sendall(
+        protocol.encode(
+            protocol.Init(
+                handler=handler,
+                task_root=sandbox.task_root,
+                env={"AWS_LAMBDA_FUNCTION_NAME": "zy"},
+                function_name="zy",
+                function_version="$LATEST",
+                memory_mb=128,
+                log_group="g",
+                log_stream="s",
+            )
+        )
+    )
     assert isinstance(_frame(sandbox), protocol.InitOk)
     return sandbox
 
 
 def _call(sandbox, event=None) -> protocol.Result:
-    sandbox.control.sendall(protocol.encode(protocol.Invoke(
-        request_id="r", payload=json.dumps(event or {}).encode(), deadline_ms=2**41, invoked_arn="arn")))
+    sandbox.control.sendall(
+        protocol.encode(protocol.Invoke(request_id="r", payload=json.dumps(event or {}).encode(), deadline_ms=2**41, invoked_arn="arn"))
+    )
     return _frame(sandbox)
 
 
@@ -154,8 +167,7 @@ def test_instances_forked_from_the_zygote_do_not_share_tmp(backend, probe_dir):
 
 def test_the_exit_status_comes_back_through_the_zygote(backend, probe_dir):
     sandbox = _started(backend, probe_dir, "zy-exit", "app.exit7")
-    sandbox.control.sendall(protocol.encode(protocol.Invoke(
-        request_id="r", payload=b"{}", deadline_ms=2**41, invoked_arn="arn")))
+    sandbox.control.sendall(protocol.encode(protocol.Invoke(request_id="r", payload=b"{}", deadline_ms=2**41, invoked_arn="arn")))
     assert sandbox.control.recv(16) == b""  # the worker is gone
     status = sandbox.destroy()
     assert status is not None and os.WIFEXITED(status) and os.WEXITSTATUS(status) == 7
@@ -181,8 +193,7 @@ def test_sandboxes_outlive_their_zygote_and_the_next_spawn_starts_another(runtim
         busy = _started(backend, probe_dir, "zy-orphan-busy", "app.sleep")
         idle = _started(backend, probe_dir, "zy-orphan-idle")
         old = backend.zygote.pid
-        busy.control.sendall(protocol.encode(protocol.Invoke(
-            request_id="r", payload=b"0.5", deadline_ms=2**41, invoked_arn="arn")))
+        busy.control.sendall(protocol.encode(protocol.Invoke(request_id="r", payload=b"0.5", deadline_ms=2**41, invoked_arn="arn")))
         os.kill(old, signal.SIGKILL)
         # The call in flight ends as the handler meant it to.
         result = _frame(busy)
@@ -358,8 +369,11 @@ def test_a_fork_carries_nothing_of_an_earlier_spawn(backend, tmp_path_factory):
         _started(backend, str(other), f"zy-other-{i}").destroy()
     # A failed spawn's message names the path too.
     with pytest.raises(OSError, match=f"other-{marker}-missing"):
-        backend.spawn(SandboxSpec(instance_id="zy-other-missing", function_name="zy",
-                                  code_dir=str(tmp_path_factory.getbasetemp() / f"other-{marker}-missing")))
+        backend.spawn(
+            SandboxSpec(
+                instance_id="zy-other-missing", function_name="zy", code_dir=str(tmp_path_factory.getbasetemp() / f"other-{marker}-missing")
+            )
+        )
     scanner = tmp_path_factory.mktemp("scanner")
     (scanner / "app.py").write_text(sandbox_probe.as_handler(SCAN_MEMORY))
     os.chmod(scanner, 0o755)

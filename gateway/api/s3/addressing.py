@@ -7,6 +7,7 @@ where base is one of the server's S3 host names (``localhost`` and
 given with --s3-host); the path is then the key. An IP address or a bare
 base name is always path-style.
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -29,7 +30,7 @@ class Address:
 def _host_name(head: Head) -> str:
     host = (head.header("host") or "").strip().lower()
     if host.startswith("["):
-        return host[1:host.find("]")] if "]" in host else host
+        return host[1 : host.find("]")] if "]" in host else host
     return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 

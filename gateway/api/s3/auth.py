@@ -6,6 +6,7 @@ or a trailer), the path (signed as sent, not normalised), the region
 (a request signed for another one is told the right one, which botocore
 follows), and the wording of every refusal.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -55,15 +56,18 @@ def check(head: Head, secrets: Mapping[str, str] | None, region: str, virtual_bu
         path = head.path
         return sigv2.check(head, secrets, f"/{virtual_bucket}{path}" if virtual_bucket else path)
     try:
-        claim = check_head(head.method, head.target, head.headers, secrets, service="s3",
-                           allow_unsigned_payload=True, allow_streaming_payload=True)
+        claim = check_head(
+            head.method, head.target, head.headers, secrets, service="s3", allow_unsigned_payload=True, allow_streaming_payload=True
+        )
     except AuthError as exc:
         raise s3_error(exc, _query_auth(head)) from None
     if claim.region != region:
         # botocore reads <Region> and signs again for it.
-        raise S3Error("AuthorizationHeaderMalformed",
-                      f"The authorization header is malformed; the region '{claim.region}' is wrong; expecting '{region}'",
-                      Region=region)
+        raise S3Error(
+            "AuthorizationHeaderMalformed",
+            f"The authorization header is malformed; the region '{claim.region}' is wrong; expecting '{region}'",
+            Region=region,
+        )
     return claim
 
 
@@ -95,7 +99,12 @@ def payload(head: Head, claim: Claim | sigv2.V2Claim | None, body: bytes) -> tup
     mode = content_sha256(head) or chunked.UNSIGNED_TRAILER
     declared = head.header("x-amz-decoded-content-length")
     if declared is not None and not (declared.isascii() and declared.isdigit()):
-        raise S3Error("InvalidArgument", "x-amz-decoded-content-length must be a number", ArgumentName="x-amz-decoded-content-length", ArgumentValue=declared[:64])
+        raise S3Error(
+            "InvalidArgument",
+            "x-amz-decoded-content-length must be a number",
+            ArgumentName="x-amz-decoded-content-length",
+            ArgumentValue=declared[:64],
+        )
     signer = None
     if claim is not None and mode != chunked.UNSIGNED_TRAILER:
         if isinstance(claim, sigv2.V2Claim):

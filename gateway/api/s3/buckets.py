@@ -1,6 +1,7 @@
 """Bucket operations: create, delete, head, list (buckets and objects, V1
 and V2), location, versioning (never enabled) and the notification
 configuration."""
+
 from __future__ import annotations
 
 import base64
@@ -46,8 +47,10 @@ async def create_bucket(c, r) -> Reply:
             raise S3Error("MalformedXML")
         constraint = (root.child_text("LocationConstraint") or "").strip()
         if constraint and constraint != c.region:
-            raise S3Error("IllegalLocationConstraintException",
-                          f"The {constraint} location constraint is incompatible for the region specific endpoint this request was sent to.")
+            raise S3Error(
+                "IllegalLocationConstraintException",
+                f"The {constraint} location constraint is incompatible for the region specific endpoint this request was sent to.",
+            )
     created = await c.run(c.store.create_bucket, name)
     if not created and c.region != "us-east-1":
         # us-east-1 answers 200 again, for legacy compatibility; every other
@@ -84,6 +87,7 @@ async def get_versioning(c, r) -> Reply:
 
 # -- listing --------------------------------------------------------------------
 
+
 def _int_param(query: dict, name: str, default: int, low: int, high: int) -> int:
     raw = query.get(name)
     if raw is None:
@@ -104,7 +108,9 @@ def _decode_token(token: str) -> str:
             raise ValueError
         return raw[2:].decode("utf-8")
     except (ValueError, binascii.Error, UnicodeError):
-        raise S3Error("InvalidArgument", "The continuation token provided is incorrect", ArgumentName="continuation-token", ArgumentValue=token[:200]) from None
+        raise S3Error(
+            "InvalidArgument", "The continuation token provided is incorrect", ArgumentName="continuation-token", ArgumentValue=token[:200]
+        ) from None
 
 
 def _encoding(query: dict):
@@ -178,6 +184,7 @@ async def list_objects(c, r) -> Reply:
 
 
 # -- notifications --------------------------------------------------------------
+
 
 async def put_notification(c, r) -> Reply:
     root = xmlsafe.parse(r.body)

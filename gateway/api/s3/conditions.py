@@ -1,6 +1,7 @@
 """A read's preconditions and range as S3 reads them: If-Match,
 If-None-Match, If-Modified-Since, If-Unmodified-Since (also as
 x-amz-copy-source-if-* on a copy), and one "bytes=" range."""
+
 from __future__ import annotations
 
 import email.utils

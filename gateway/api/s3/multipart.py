@@ -1,5 +1,6 @@
 """Multipart uploads over HTTP: create, upload part (and upload part copy,
 a range of another object), list parts, list uploads, abort, complete."""
+
 from __future__ import annotations
 
 import os
@@ -53,8 +54,12 @@ async def upload_part_copy(c, r) -> Reply:
     if wanted is not None:
         m = RANGE_RE.fullmatch(wanted.strip())
         if m is None or not m.group(1) or not m.group(2):
-            raise S3Error("InvalidArgument", "The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are the zero-based offsets of the first and last bytes to copy",
-                          ArgumentName="x-amz-copy-source-range", ArgumentValue=wanted)
+            raise S3Error(
+                "InvalidArgument",
+                "The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are the zero-based offsets of the first and last bytes to copy",
+                ArgumentName="x-amz-copy-source-range",
+                ArgumentValue=wanted,
+            )
         first, last = int(m.group(1)), int(m.group(2))
         if last < first or last >= src.size:
             raise S3Error("InvalidRange", RangeRequested=wanted, ActualObjectSize=str(src.size))
@@ -85,17 +90,27 @@ async def list_parts(c, r) -> Reply:
     upload_id = r.query["uploadId"]
     marker = r.query.get("part-number-marker", "0")
     if not (marker.isascii() and marker.isdigit()):
-        raise S3Error("InvalidArgument", "Provided part-number-marker not an integer or within integer range", ArgumentName="part-number-marker", ArgumentValue=marker)
+        raise S3Error(
+            "InvalidArgument",
+            "Provided part-number-marker not an integer or within integer range",
+            ArgumentName="part-number-marker",
+            ArgumentValue=marker,
+        )
     limit = r.query.get("max-parts", "1000")
     if not (limit.isascii() and limit.isdigit()):
-        raise S3Error("InvalidArgument", "Provided max-parts not an integer or within integer range", ArgumentName="max-parts", ArgumentValue=limit)
+        raise S3Error(
+            "InvalidArgument", "Provided max-parts not an integer or within integer range", ArgumentName="max-parts", ArgumentValue=limit
+        )
     limit_n = max(0, min(1000, int(limit)))
     parts, truncated = await c.run(c.store.list_parts, r.bucket, key, upload_id, int(marker), limit_n)
     items: list[tuple[str, object]] = [
-        ("Bucket", r.bucket), ("Key", key), ("UploadId", upload_id),
+        ("Bucket", r.bucket),
+        ("Key", key),
+        ("UploadId", upload_id),
         ("PartNumberMarker", int(marker)),
         ("NextPartNumberMarker", parts[-1].number if parts else 0),
-        ("MaxParts", limit_n), ("IsTruncated", truncated),
+        ("MaxParts", limit_n),
+        ("IsTruncated", truncated),
     ]
     for p in parts:
         entry: dict[str, object] = {"PartNumber": p.number, "LastModified": iso_time(p.modified_s), "ETag": f'"{p.etag}"', "Size": p.size}
@@ -110,7 +125,12 @@ async def list_uploads(c, r) -> Reply:
     prefix = r.query.get("prefix", "")
     limit = r.query.get("max-uploads", "1000")
     if not (limit.isascii() and limit.isdigit()):
-        raise S3Error("InvalidArgument", "Provided max-uploads not an integer or within integer range", ArgumentName="max-uploads", ArgumentValue=limit)
+        raise S3Error(
+            "InvalidArgument",
+            "Provided max-uploads not an integer or within integer range",
+            ArgumentName="max-uploads",
+            ArgumentValue=limit,
+        )
     uploads, truncated = await c.run(c.store.list_uploads, r.bucket, prefix, max(0, min(1000, int(limit))))
     encode = url_encode if r.query.get("encoding-type") == "url" else (lambda s: s)
     items: list[tuple[str, object]] = [("Bucket", r.bucket), ("KeyMarker", ""), ("UploadIdMarker", "")]
@@ -118,8 +138,19 @@ async def list_uploads(c, r) -> Reply:
         items += [("NextKeyMarker", encode(uploads[-1].key)), ("NextUploadIdMarker", uploads[-1].id)]
     items += [("Prefix", encode(prefix)), ("MaxUploads", int(limit)), ("IsTruncated", truncated)]
     for u in uploads:
-        items.append(("Upload", {"Key": encode(u.key), "UploadId": u.id, "Initiator": {"ID": c.owner_id},
-                                 "Owner": {"ID": c.owner_id}, "StorageClass": "STANDARD", "Initiated": iso_time(u.created_s)}))
+        items.append(
+            (
+                "Upload",
+                {
+                    "Key": encode(u.key),
+                    "UploadId": u.id,
+                    "Initiator": {"ID": c.owner_id},
+                    "Owner": {"ID": c.owner_id},
+                    "StorageClass": "STANDARD",
+                    "Initiated": iso_time(u.created_s),
+                },
+            )
+        )
     return xml_reply("ListMultipartUploadsResult", items)
 
 
@@ -147,4 +178,6 @@ async def complete_upload(c, r) -> Reply:
         c.on_events()
     host = r.header("host") or "localhost"
     location = f"http://{host}/{r.bucket}/{url_encode(key)}"
-    return xml_reply("CompleteMultipartUploadResult", [("Location", location), ("Bucket", r.bucket), ("Key", key), ("ETag", info.quoted_etag)])
+    return xml_reply(
+        "CompleteMultipartUploadResult", [("Location", location), ("Bucket", r.bucket), ("Key", key), ("ETag", info.quoted_etag)]
+    )

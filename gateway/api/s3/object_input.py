@@ -2,6 +2,7 @@
 metadata and the headers S3 stores, the storage class, Content-MD5 and
 the x-amz-checksum-* values (or aws-chunked trailers) against the bytes,
 and a PUT's If-Match / If-None-Match."""
+
 from __future__ import annotations
 
 import base64
@@ -16,8 +17,22 @@ from .replies import CHECKSUM_HEADERS, STORED_HEADERS
 
 DEFAULT_CONTENT_TYPE = "binary/octet-stream"
 MAX_USER_METADATA = 2048  # bytes of x-amz-meta-* names and values (S3's limit)
-STORAGE_CLASSES = frozenset({"STANDARD", "REDUCED_REDUNDANCY", "STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING",
-                             "GLACIER", "DEEP_ARCHIVE", "OUTPOSTS", "GLACIER_IR", "SNOW", "EXPRESS_ONEZONE", "FSX_OPENZFS"})
+STORAGE_CLASSES = frozenset(
+    {
+        "STANDARD",
+        "REDUCED_REDUNDANCY",
+        "STANDARD_IA",
+        "ONEZONE_IA",
+        "INTELLIGENT_TIERING",
+        "GLACIER",
+        "DEEP_ARCHIVE",
+        "OUTPOSTS",
+        "GLACIER_IR",
+        "SNOW",
+        "EXPRESS_ONEZONE",
+        "FSX_OPENZFS",
+    }
+)
 
 
 def meta_from_headers(r, checksums: dict[str, str] | None = None) -> tuple[str, ObjectMeta]:
@@ -28,7 +43,7 @@ def meta_from_headers(r, checksums: dict[str, str] | None = None) -> tuple[str, 
     stored: dict[str, str] = {}
     for name, value in r.head.headers:
         if name.startswith("x-amz-meta-"):
-            meta_name = name[len("x-amz-meta-"):]
+            meta_name = name[len("x-amz-meta-") :]
             user[meta_name] = f"{user[meta_name]},{value}" if meta_name in user else value
         elif name in STORED_HEADERS:
             if name == "content-encoding":
@@ -69,7 +84,11 @@ def check_digests(r, data: bytes) -> dict[str, str]:
         if len(digest) != 16:
             raise S3Error("InvalidDigest", **{"Content-MD5": md5})
         if digest != hashlib.md5(data, usedforsecurity=False).digest():
-            raise S3Error("BadDigest", ExpectedDigest=md5, CalculatedDigest=base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode())
+            raise S3Error(
+                "BadDigest",
+                ExpectedDigest=md5,
+                CalculatedDigest=base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode(),
+            )
     checksums: dict[str, str] = {}
     sources = [(name, r.header(name)) for name in CHECKSUM_HEADERS] + [(name, r.trailers.get(name)) for name in CHECKSUM_HEADERS]
     for name, value in sources:
@@ -102,6 +121,7 @@ def check_put_conditions(r):
                 raise S3Error("NoSuchKey", Key=r.key)
             if not etag_matches(if_match, current.etag):
                 raise S3Error("PreconditionFailed", Condition="If-Match")
+
     return check
 
 

@@ -2,6 +2,7 @@
 HEAD (ranges, part numbers, conditions), DELETE, DeleteObjects, CopyObject.
 What an upload says is checked in object_input.py, preconditions and
 ranges in conditions.py; multipart uploads are multipart.py's."""
+
 from __future__ import annotations
 
 import os
@@ -30,8 +31,9 @@ async def put_object(c, r) -> Reply:
     condition = check_put_conditions(r)
     staged = await c.run(c.store.stage, data)
     crashpoints.reach("s3.put.staged")
-    info, queued = await c.run(lambda: c.store.put_object(r.bucket, key, staged, content_type, meta, r.event_context(c.account),
-                                                          check=condition))
+    info, queued = await c.run(
+        lambda: c.store.put_object(r.bucket, key, staged, content_type, meta, r.event_context(c.account), check=condition)
+    )
     crashpoints.reach("s3.put.committed")
     if queued:
         c.on_events()
@@ -74,8 +76,7 @@ async def get_object(c, r, *, head_only: bool) -> Reply:
                 raise S3Error("InvalidRequest", "Cannot specify both Range header and partNumber query parameter")
             number = part_number(part)
             if number > len(info.parts):
-                raise S3Error("InvalidPartNumber",
-                              PartNumberRequested=str(number), ActualPartCount=str(len(info.parts)))
+                raise S3Error("InvalidPartNumber", PartNumberRequested=str(number), ActualPartCount=str(len(info.parts)))
             first = sum(size for _, size in info.parts[: number - 1])
             last = first + info.parts[number - 1][1] - 1
             headers.append(("x-amz-mp-parts-count", str(len(info.parts))))
@@ -107,12 +108,14 @@ async def get_object(c, r, *, head_only: bool) -> Reply:
 
 def part_number(raw: str) -> int:
     if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_PARTS:
-        raise S3Error("InvalidArgument", "Part number must be an integer between 1 and 10000, inclusive",
-                      ArgumentName="partNumber", ArgumentValue=raw)
+        raise S3Error(
+            "InvalidArgument", "Part number must be an integer between 1 and 10000, inclusive", ArgumentName="partNumber", ArgumentValue=raw
+        )
     return int(raw)
 
 
 # -- deleting -----------------------------------------------------------------------
+
 
 async def delete_object(c, r) -> Reply:
     key = check_key(r.key)
@@ -152,6 +155,7 @@ async def delete_objects(c, r) -> Reply:
 
 # -- copying --------------------------------------------------------------------------
 
+
 def copy_source(r) -> tuple[str, str]:
     raw = r.header("x-amz-copy-source") or ""
     source = raw.split("?", 1)[0]
@@ -160,11 +164,17 @@ def copy_source(r) -> tuple[str, str]:
     try:
         source = unquote(source, errors="strict")
     except UnicodeDecodeError:
-        raise S3Error("InvalidArgument", "Invalid copy source encoding", ArgumentName="x-amz-copy-source", ArgumentValue=raw[:200]) from None
+        raise S3Error(
+            "InvalidArgument", "Invalid copy source encoding", ArgumentName="x-amz-copy-source", ArgumentValue=raw[:200]
+        ) from None
     bucket, slash, key = source.lstrip("/").partition("/")
     if not slash or not bucket or not key:
-        raise S3Error("InvalidArgument", "Copy Source must mention the source bucket and key: sourcebucket/sourcekey",
-                      ArgumentName="x-amz-copy-source", ArgumentValue=raw[:200])
+        raise S3Error(
+            "InvalidArgument",
+            "Copy Source must mention the source bucket and key: sourcebucket/sourcekey",
+            ArgumentName="x-amz-copy-source",
+            ArgumentValue=raw[:200],
+        )
     return bucket, check_key(key)
 
 
@@ -176,7 +186,10 @@ async def copy_object(c, r) -> Reply:
         raise S3Error("InvalidArgument", "Unknown metadata directive.", ArgumentName="x-amz-metadata-directive", ArgumentValue=directive)
     same = (src_bucket, src_key) == (r.bucket, key)
     if same and directive == "COPY" and r.header("x-amz-storage-class") is None:
-        raise S3Error("InvalidRequest", "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.")
+        raise S3Error(
+            "InvalidRequest",
+            "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.",
+        )
     content_type = meta = None
     if directive == "REPLACE":
         content_type, meta = meta_from_headers(r)
@@ -185,9 +198,18 @@ async def copy_object(c, r) -> Reply:
         check_read_conditions(r, src, prefix="x-amz-copy-source-")
 
     def copy():
-        return c.store.copy_object(src_bucket, src_key, r.bucket, key, content_type=content_type,
-                                   meta=None if meta is None else meta, ctx=r.event_context(c.account), check=check,
-                                   keep_checksums=True)
+        return c.store.copy_object(
+            src_bucket,
+            src_key,
+            r.bucket,
+            key,
+            content_type=content_type,
+            meta=None if meta is None else meta,
+            ctx=r.event_context(c.account),
+            check=check,
+            keep_checksums=True,
+        )
+
     info, queued = await c.run(copy)
     if queued:
         c.on_events()

@@ -4,6 +4,7 @@ Every S3 error becomes one <Error> document here, with S3's code and
 message and the elements S3 adds (Key, BucketName, ArgumentName, ...),
 and the x-amz-request-id and x-amz-id-2 S3 sends with every response.
 """
+
 from __future__ import annotations
 
 import base64

@@ -7,6 +7,7 @@ with it unless told otherwise (``generate_presigned_url`` without
 request as S3 documents it, and signed with botocore's own HMAC-SHA1
 signer; the comparison is constant-time.
 """
+
 from __future__ import annotations
 
 import email.utils
@@ -83,8 +84,12 @@ def check(head: Head, secrets: Mapping[str, str], resource_path: str, now: float
     if auth is not None:
         access_key, sep, signature = auth[4:].strip().rpartition(":")
         if not sep or not access_key:
-            raise S3Error("InvalidArgument", "AWS authorization header is invalid.  Expected AwsAccessKeyId:signature",
-                          ArgumentName="Authorization", ArgumentValue=auth[:100])
+            raise S3Error(
+                "InvalidArgument",
+                "AWS authorization header is invalid.  Expected AwsAccessKeyId:signature",
+                ArgumentName="Authorization",
+                ArgumentValue=auth[:100],
+            )
         amz_date = head.header("x-amz-date")
         stamp = amz_date or head.header("date")
         if stamp is None:

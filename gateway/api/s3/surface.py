@@ -6,6 +6,7 @@ X-Amz-Decoded-Content-Length, against --s3-max-object-mb and the quota).
 With the body: the signature over it (or its chunks), then one operation,
 chosen by method, bucket, key and sub-resource as S3 chooses it.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -28,12 +29,39 @@ log = logging.getLogger("lambdalet.s3")
 
 XML_BODY_MAX = 8 * 1024 * 1024  # DeleteObjects of 1000 keys of 1 KiB, with room
 # Sub-resources S3 has and this store does not implement.
-UNSUPPORTED = frozenset({
-    "acl", "analytics", "accelerate", "attributes", "cors", "encryption", "intelligent-tiering", "inventory",
-    "legal-hold", "lifecycle", "logging", "metadataTable", "metrics", "object-lock", "ownershipControls",
-    "policy", "policyStatus", "publicAccessBlock", "replication", "requestPayment", "restore", "retention",
-    "select", "tagging", "torrent", "versions", "website", "session", "renameObject",
-})
+UNSUPPORTED = frozenset(
+    {
+        "acl",
+        "analytics",
+        "accelerate",
+        "attributes",
+        "cors",
+        "encryption",
+        "intelligent-tiering",
+        "inventory",
+        "legal-hold",
+        "lifecycle",
+        "logging",
+        "metadataTable",
+        "metrics",
+        "object-lock",
+        "ownershipControls",
+        "policy",
+        "policyStatus",
+        "publicAccessBlock",
+        "replication",
+        "requestPayment",
+        "restore",
+        "retention",
+        "select",
+        "tagging",
+        "torrent",
+        "versions",
+        "website",
+        "session",
+        "renameObject",
+    }
+)
 
 
 class S3Request:
@@ -41,8 +69,17 @@ class S3Request:
 
     __slots__ = ("head", "bucket", "key", "query", "body", "trailers", "access_key", "client_ip", "request_id", "host_id")
 
-    def __init__(self, head: Head, addr: Address, body: bytes, trailers: dict[str, str], access_key: str,
-                 client_ip: str, request_id: str, host_id: str) -> None:
+    def __init__(
+        self,
+        head: Head,
+        addr: Address,
+        body: bytes,
+        trailers: dict[str, str],
+        access_key: str,
+        client_ip: str,
+        request_id: str,
+        host_id: str,
+    ) -> None:
         self.head = head
         self.bucket = addr.bucket
         self.key = addr.key
@@ -65,10 +102,16 @@ class S3Context:
     """What the operations share: the store, who owns it, where it is, and
     how blocking store calls run."""
 
-    def __init__(self, store: ObjectStore, *, region: str, account: str,
-                 on_events: Callable[[], None] = lambda: None,
-                 can_invoke: Callable[[FunctionConfig, str], str | None] | None = None,
-                 run_sync: Callable[..., Awaitable] | None = None) -> None:
+    def __init__(
+        self,
+        store: ObjectStore,
+        *,
+        region: str,
+        account: str,
+        on_events: Callable[[], None] = lambda: None,
+        can_invoke: Callable[[FunctionConfig, str], str | None] | None = None,
+        run_sync: Callable[..., Awaitable] | None = None,
+    ) -> None:
         self.store = store
         self.region = region
         self.account = account
@@ -87,8 +130,9 @@ class S3Context:
 
 
 class S3Surface:
-    def __init__(self, context: S3Context, secrets: Mapping[str, str] | None, bases: tuple[str, ...],
-                 max_request_bytes: int | None = None) -> None:
+    def __init__(
+        self, context: S3Context, secrets: Mapping[str, str] | None, bases: tuple[str, ...], max_request_bytes: int | None = None
+    ) -> None:
         self.c = context
         self.secrets = secrets
         self.bases = bases
@@ -134,8 +178,9 @@ class S3Surface:
 
     def too_large(self, head: Head) -> Reply:
         if self._is_upload(head):
-            return self._refusal(head, S3Error("EntityTooLarge", ProposedSize=str(self._declared_size(head)),
-                                               MaxSizeAllowed=str(self.max_upload_bytes)))
+            return self._refusal(
+                head, S3Error("EntityTooLarge", ProposedSize=str(self._declared_size(head)), MaxSizeAllowed=str(self.max_upload_bytes))
+            )
         return self._refusal(head, S3Error("MaxMessageLengthExceeded"))
 
     def precheck(self, head: Head) -> Reply | None:

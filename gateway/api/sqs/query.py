@@ -6,6 +6,7 @@ they become the request document the JSON protocol would have sent, so
 one set of operations serves both. Answers are the JSON documents written
 as the XML SQS has always sent (``<ReceiveMessageResult><Message>...``).
 """
+
 from __future__ import annotations
 
 from ...events.s3 import xmlsafe
@@ -15,15 +16,28 @@ NAMESPACE = "http://queue.amazonaws.com/doc/2012-11-05/"
 _MAX_INDEX = 100
 
 # query parameter prefix -> (JSON member, kind)
-_LISTS = {"AttributeName": "AttributeNames", "MessageSystemAttributeName": "MessageSystemAttributeNames",
-          "MessageAttributeName": "MessageAttributeNames", "TagKey": "TagKeys"}
-_ENTRIES = {"SendMessageBatchRequestEntry": "Entries", "DeleteMessageBatchRequestEntry": "Entries",
-            "ChangeMessageVisibilityBatchRequestEntry": "Entries"}
-_SUCCESS_ELEMENT = {"SendMessageBatch": "SendMessageBatchResultEntry", "DeleteMessageBatch": "DeleteMessageBatchResultEntry",
-                    "ChangeMessageVisibilityBatch": "ChangeMessageVisibilityBatchResultEntry"}
+_LISTS = {
+    "AttributeName": "AttributeNames",
+    "MessageSystemAttributeName": "MessageSystemAttributeNames",
+    "MessageAttributeName": "MessageAttributeNames",
+    "TagKey": "TagKeys",
+}
+_ENTRIES = {
+    "SendMessageBatchRequestEntry": "Entries",
+    "DeleteMessageBatchRequestEntry": "Entries",
+    "ChangeMessageVisibilityBatchRequestEntry": "Entries",
+}
+_SUCCESS_ELEMENT = {
+    "SendMessageBatch": "SendMessageBatchResultEntry",
+    "DeleteMessageBatch": "DeleteMessageBatchResultEntry",
+    "ChangeMessageVisibilityBatch": "ChangeMessageVisibilityBatchResultEntry",
+}
 _LIST_ELEMENT = {"QueueUrls": "QueueUrl", "queueUrls": "QueueUrl", "Messages": "Message", "Failed": "BatchResultErrorEntry"}
-_MAP_ELEMENT = {"Attributes": ("Attribute", "Name", "Value"), "MessageAttributes": ("MessageAttribute", "Name", "Value"),
-                "Tags": ("Tag", "Key", "Value")}
+_MAP_ELEMENT = {
+    "Attributes": ("Attribute", "Name", "Value"),
+    "MessageAttributes": ("MessageAttribute", "Name", "Value"),
+    "Tags": ("Tag", "Key", "Value"),
+}
 
 
 def _tree(params: list[tuple[str, str]]) -> dict:
@@ -132,7 +146,11 @@ def answer(operation: str, doc: dict, request_id: str) -> bytes:
 
 
 def error(exc: SqsError, request_id: str) -> bytes:
-    return xmlsafe.document("ErrorResponse", [
-        ("Error", [("Type", exc.fault), ("Code", exc.query_code), ("Message", exc.message), ("Detail", "")]),
-        ("RequestId", request_id),
-    ], namespace=NAMESPACE)
+    return xmlsafe.document(
+        "ErrorResponse",
+        [
+            ("Error", [("Type", exc.fault), ("Code", exc.query_code), ("Message", exc.message), ("Detail", "")]),
+            ("RequestId", request_id),
+        ],
+        namespace=NAMESPACE,
+    )

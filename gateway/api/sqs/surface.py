@@ -6,6 +6,7 @@ Both protocols reach the same operations: the JSON protocol by
 endpoint or to the queue's URL, which then names the queue). Errors carry
 SQS's shape name and its query code (see events/sqs/errors.py).
 """
+
 from __future__ import annotations
 
 import logging
@@ -74,8 +75,11 @@ class SqsSurface:
         request_id = request_id or new_request_id()
         if self._is_json(head):
             body = msgspec.json.encode({"__type": f"com.amazonaws.sqs#{exc.name}", "message": exc.message})
-            return exc.status, [("Content-Type", _JSON), ("x-amzn-query-error", f"{exc.query_code};{exc.fault}"),
-                                ("x-amzn-RequestId", request_id)], body
+            return (
+                exc.status,
+                [("Content-Type", _JSON), ("x-amzn-query-error", f"{exc.query_code};{exc.fault}"), ("x-amzn-RequestId", request_id)],
+                body,
+            )
         return exc.status, [("Content-Type", "text/xml"), ("x-amzn-RequestId", request_id)], query.error(exc, request_id)
 
     # -- before the body ------------------------------------------------------------
@@ -133,7 +137,11 @@ class SqsSurface:
             return self._reply(head, exc, request_id)
         except Exception:  # noqa: BLE001 - SQS's InternalFailure, not a dropped connection
             log.exception("SQS %s failed", operation or head.path)
-            return self._reply(head, SqsError("InternalFailure", "The request processing has failed because of an unknown error, exception or failure."), request_id)
+            return self._reply(
+                head,
+                SqsError("InternalFailure", "The request processing has failed because of an unknown error, exception or failure."),
+                request_id,
+            )
         if json_protocol:
             return 200, [("Content-Type", _JSON), ("x-amzn-RequestId", request_id)], msgspec.json.encode(doc)
         return 200, [("Content-Type", "text/xml"), ("x-amzn-RequestId", request_id)], query.answer(operation, doc, request_id)
@@ -141,7 +149,7 @@ class SqsSurface:
     def _decode(self, head: Head, body: bytes, json_protocol: bool) -> tuple[str, dict]:
         if json_protocol:
             target = head.header("x-amz-target") or ""
-            operation = target[len(_TARGET):] if target.startswith(_TARGET) else ""
+            operation = target[len(_TARGET) :] if target.startswith(_TARGET) else ""
             try:
                 req = msgspec.json.decode(body) if body.strip() else {}
             except msgspec.DecodeError:

@@ -15,6 +15,7 @@ runtime.py. It holds nothing but this file; it imports by absolute name,
 so it means the same whether it is reached as `lambdalet` or by its path
 under gateway/app/.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -31,9 +32,13 @@ __all__ = ["ConfigError", "InvokeResult", "LambdaError", "Lambdalet", "ServerCon
 # file first, and the server's composition root costs ~0.8 s of CPU to
 # import; a process that needs one room (the export's worker, a sandbox's
 # runtime, the CLI's client commands) should not pay it.
-_WHERE = {"ConfigError": "lambdalet.gateway.app.config", "ServerConfig": "lambdalet.gateway.app.config",
-          "InvokeResult": "lambdalet.gateway.app.root", "Lambdalet": "lambdalet.gateway.app.root",
-          "LambdaError": "lambdalet.gateway.errors"}
+_WHERE = {
+    "ConfigError": "lambdalet.gateway.app.config",
+    "ServerConfig": "lambdalet.gateway.app.config",
+    "InvokeResult": "lambdalet.gateway.app.root",
+    "Lambdalet": "lambdalet.gateway.app.root",
+    "LambdaError": "lambdalet.gateway.errors",
+}
 
 
 def __getattr__(name: str):

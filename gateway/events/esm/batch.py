@@ -1,5 +1,6 @@
 """A batch of SQS messages as the event Lambda gives a function, and what
 the function's answer says to delete. Sans-IO."""
+
 from __future__ import annotations
 
 import msgspec

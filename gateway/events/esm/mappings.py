@@ -16,6 +16,7 @@ queues, validated as Lambda validates a mapping from SQS:
 Mappings are kept in queue.db beside the queues they read; each enabled
 mapping has a poller (poller.py), started and stopped here.
 """
+
 from __future__ import annotations
 
 import time
@@ -35,10 +36,24 @@ from ..sqs.service import SqsService
 DEFAULT_BATCH = 10
 MAX_BATCH = 10000
 MAX_WINDOW_S = 300
-_NOT_FOR_SQS = ("StartingPosition", "StartingPositionTimestamp", "ParallelizationFactor", "DestinationConfig",
-                "MaximumRecordAgeInSeconds", "BisectBatchOnFunctionError", "MaximumRetryAttempts", "TumblingWindowInSeconds",
-                "Topics", "Queues", "SourceAccessConfigurations", "SelfManagedEventSource", "AmazonManagedKafkaEventSourceConfig",
-                "SelfManagedKafkaEventSourceConfig", "DocumentDBEventSourceConfig", "ProvisionedPollerConfig")
+_NOT_FOR_SQS = (
+    "StartingPosition",
+    "StartingPositionTimestamp",
+    "ParallelizationFactor",
+    "DestinationConfig",
+    "MaximumRecordAgeInSeconds",
+    "BisectBatchOnFunctionError",
+    "MaximumRetryAttempts",
+    "TumblingWindowInSeconds",
+    "Topics",
+    "Queues",
+    "SourceAccessConfigurations",
+    "SelfManagedEventSource",
+    "AmazonManagedKafkaEventSourceConfig",
+    "SelfManagedKafkaEventSourceConfig",
+    "DocumentDBEventSourceConfig",
+    "ProvisionedPollerConfig",
+)
 _NOT_HERE = ("FilterCriteria", "KMSKeyArn", "MetricsConfig", "LoggingConfig")
 _UPDATABLE = {"FunctionName", "Enabled", "BatchSize", "MaximumBatchingWindowInSeconds", "FunctionResponseTypes", "ScalingConfig"}
 
@@ -78,19 +93,33 @@ def _int(body: dict, key: str, low: int, high: int, default: int | None) -> int 
     if value is None:
         return default
     if isinstance(value, bool) or not isinstance(value, int):
-        raise invalid(f"1 validation error detected: Value '{value}' at '{key[0].lower() + key[1:]}' failed to satisfy constraint: Member must be an integer")
+        raise invalid(
+            f"1 validation error detected: Value '{value}' at '{key[0].lower() + key[1:]}' failed to satisfy constraint: Member must be an integer"
+        )
     if value < low:
-        raise invalid(f"1 validation error detected: Value '{value}' at '{key[0].lower() + key[1:]}' failed to satisfy constraint: Member must have value greater than or equal to {low}")
+        raise invalid(
+            f"1 validation error detected: Value '{value}' at '{key[0].lower() + key[1:]}' failed to satisfy constraint: Member must have value greater than or equal to {low}"
+        )
     if value > high:
-        raise invalid(f"1 validation error detected: Value '{value}' at '{key[0].lower() + key[1:]}' failed to satisfy constraint: Member must have value less than or equal to {high}")
+        raise invalid(
+            f"1 validation error detected: Value '{value}' at '{key[0].lower() + key[1:]}' failed to satisfy constraint: Member must have value less than or equal to {high}"
+        )
     return value
 
 
 class EventSourceMappings:
-    def __init__(self, store: AsyncStore, sqs: SqsService, service, *, region: str, account: str,
-                 start_poller: Callable[[Mapping], None] = lambda m: None,
-                 stop_poller: Callable[[str], None] = lambda uid: None,
-                 wall: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        store: AsyncStore,
+        sqs: SqsService,
+        service,
+        *,
+        region: str,
+        account: str,
+        start_poller: Callable[[Mapping], None] = lambda m: None,
+        stop_poller: Callable[[str], None] = lambda uid: None,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
         """``service``: the FunctionService. The poller callbacks are told a
         mapping to run (again, with new settings) or to stop."""
         self.store = store
@@ -142,10 +171,14 @@ class EventSourceMappings:
 
     def _queue_name(self, arn: object) -> str:
         if not isinstance(arn, str) or not arn:
-            raise invalid("1 validation error detected: Value null at 'eventSourceArn' failed to satisfy constraint: Member must not be null")
+            raise invalid(
+                "1 validation error detected: Value null at 'eventSourceArn' failed to satisfy constraint: Member must not be null"
+            )
         parts = arn.split(":")
         if len(parts) != 6 or parts[0] != "arn" or parts[2] != "sqs":
-            raise invalid(f"Unrecognized event source, must be one of this server's SQS queues (arn:aws:sqs:{self.region}:{self.account}:<queue>): {arn}")
+            raise invalid(
+                f"Unrecognized event source, must be one of this server's SQS queues (arn:aws:sqs:{self.region}:{self.account}:<queue>): {arn}"
+            )
         if parts[3] != self.region or parts[4] != self.account or not QUEUE_NAME_RE.fullmatch(parts[5]):
             raise invalid(f"The event source {arn} is not a queue of this server (arn:aws:sqs:{self.region}:{self.account}:<queue>).")
         return parts[5]
@@ -173,7 +206,9 @@ class EventSourceMappings:
             report = base.report_failures if base else False
         else:
             if not isinstance(types, list) or len(types) > 1 or any(t != "ReportBatchItemFailures" for t in types):
-                raise invalid(f"1 validation error detected: Value '{types}' at 'functionResponseTypes' failed to satisfy constraint: Member must satisfy constraint: [Member must satisfy enum value set: [ReportBatchItemFailures]]")
+                raise invalid(
+                    f"1 validation error detected: Value '{types}' at 'functionResponseTypes' failed to satisfy constraint: Member must satisfy constraint: [Member must satisfy enum value set: [ReportBatchItemFailures]]"
+                )
             report = bool(types)
         concurrency = base.max_concurrency if base else None
         scaling = body.get("ScalingConfig")
@@ -183,7 +218,9 @@ class EventSourceMappings:
             concurrency = _int(scaling, "MaximumConcurrency", 2, 1000, None)
         enabled = body.get("Enabled", base.enabled if base else True)
         if not isinstance(enabled, bool):
-            raise invalid(f"1 validation error detected: Value '{enabled}' at 'enabled' failed to satisfy constraint: Member must be a boolean")
+            raise invalid(
+                f"1 validation error detected: Value '{enabled}' at 'enabled' failed to satisfy constraint: Member must be a boolean"
+            )
         return {"batch_size": batch, "window_s": window, "report_failures": report, "max_concurrency": concurrency, "enabled": enabled}
 
     async def _check_visibility(self, queue: str, rec) -> None:
@@ -199,8 +236,11 @@ class EventSourceMappings:
 
         def write():
             with self.store.transaction() as db:
-                db.execute("INSERT INTO event_source_mappings(uuid, config) VALUES(?, ?) "
-                           "ON CONFLICT(uuid) DO UPDATE SET config=excluded.config", (m.uuid, blob))
+                db.execute(
+                    "INSERT INTO event_source_mappings(uuid, config) VALUES(?, ?) ON CONFLICT(uuid) DO UPDATE SET config=excluded.config",
+                    (m.uuid, blob),
+                )
+
         await trio.to_thread.run_sync(write)
         self._mappings[m.uuid] = m
 
@@ -219,9 +259,11 @@ class EventSourceMappings:
         async with self._lock:
             for other in self._mappings.values():
                 if other.queue == queue and other.function == function and other.qualifier == qualifier:
-                    raise LambdaError("ResourceConflictException",
-                                      f'An event source mapping with SQS arn (" {self.sqs.arn(queue)} ") and function (" {function} ") already exists. '
-                                      f"Please update or delete the existing mapping with UUID {other.uuid}")
+                    raise LambdaError(
+                        "ResourceConflictException",
+                        f'An event source mapping with SQS arn (" {self.sqs.arn(queue)} ") and function (" {function} ") already exists. '
+                        f"Please update or delete the existing mapping with UUID {other.uuid}",
+                    )
             await self._check_visibility(queue, rec)
             m = Mapping(str(uuid.uuid4()), queue, function, qualifier, last_modified=self.wall(), **settings)
             await self._save(m)
@@ -250,9 +292,11 @@ class EventSourceMappings:
         limit = 100
         if max_items is not None:
             if not max_items.isdigit() or not 1 <= int(max_items) <= 10000:
-                raise invalid(f"1 validation error detected: Value '{max_items}' at 'maxItems' failed to satisfy constraint: Member must have value between 1 and 10000")
+                raise invalid(
+                    f"1 validation error detected: Value '{max_items}' at 'maxItems' failed to satisfy constraint: Member must have value between 1 and 10000"
+                )
             limit = int(max_items)
-        page = items[start:start + limit]
+        page = items[start : start + limit]
         doc: dict = {"EventSourceMappings": [self.document(m) for m in page]}
         if start + limit < len(items):
             doc["NextMarker"] = page[-1].uuid
@@ -286,6 +330,7 @@ class EventSourceMappings:
             def remove():
                 with self.store.transaction() as db:
                     db.execute("DELETE FROM event_source_mappings WHERE uuid=?", (uid,))
+
             await trio.to_thread.run_sync(remove)
             del self._mappings[uid]
         self.stop_poller(uid)

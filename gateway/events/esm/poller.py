@@ -15,6 +15,7 @@ policy moves a message to its dead-letter queue once it has been received
 maxReceiveCount times. A throttled or undeliverable batch is made visible
 again after a short backoff, without counting against the function.
 """
+
 from __future__ import annotations
 
 import logging
@@ -102,8 +103,7 @@ class Poller:
                 break
             kept.append(msg)
         if len(kept) < len(got):
-            await trio.to_thread.run_sync(self.sqs.store.release, m.queue, [(x.seq, x.receipt) for x in got[len(kept):]],
-                                          self.sqs.wall())
+            await trio.to_thread.run_sync(self.sqs.store.release, m.queue, [(x.seq, x.receipt) for x in got[len(kept) :]], self.sqs.wall())
             self.sqs.notify(m.queue)
         return kept
 

@@ -11,6 +11,7 @@ after the commit that stopped naming it.
 The store's lock guards all of it: the methods that say "the caller holds
 the lock" run inside the store's transactions.
 """
+
 from __future__ import annotations
 
 import collections
@@ -48,8 +49,7 @@ class Staged:
 
 
 class BlobRefs:
-    def __init__(self, blobs: BlobStore, db: sqlite3.Connection, lock: threading.Lock, *,
-                 max_object_bytes: int, quota_bytes: int) -> None:
+    def __init__(self, blobs: BlobStore, db: sqlite3.Connection, lock: threading.Lock, *, max_object_bytes: int, quota_bytes: int) -> None:
         """Reads the bytes in use from ``db`` (its schema exists)."""
         self.blobs = blobs
         self._db = db
@@ -69,8 +69,12 @@ class BlobRefs:
             with self._lock:
                 free = self.quota_bytes - self.used - self._reserved
             if size > free:
-                raise S3Error("EntityTooLarge", f"Your proposed upload exceeds the quota of this server's object store ({self.quota_bytes} bytes, {max(0, free)} free)",
-                              ProposedSize=str(size), MaxSizeAllowed=str(max(0, free)))
+                raise S3Error(
+                    "EntityTooLarge",
+                    f"Your proposed upload exceeds the quota of this server's object store ({self.quota_bytes} bytes, {max(0, free)} free)",
+                    ProposedSize=str(size),
+                    MaxSizeAllowed=str(max(0, free)),
+                )
 
     def stage(self, data: bytes | memoryview) -> Staged:
         """Writes bytes durably as a blob, to be named by the next commit."""

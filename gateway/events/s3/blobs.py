@@ -10,6 +10,7 @@ longer named, and only then is it unlinked.
 
 Synchronous, may block on disk: called from worker threads.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -67,7 +68,7 @@ class BlobStore:
             with memoryview(data) as view:
                 written = 0
                 while written < len(view):
-                    written += os.write(fd, view[written:written + _CHUNK])
+                    written += os.write(fd, view[written : written + _CHUNK])
             os.fsync(fd)
         except BaseException:
             os.close(fd)

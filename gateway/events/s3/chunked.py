@@ -15,6 +15,7 @@ decoded length differs from X-Amz-Decoded-Content-Length, or that is not
 aws-chunked at all, is IncompleteBody or InvalidRequest. Nothing is
 returned unless the whole body checks out.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -46,13 +47,11 @@ class ChunkSigner:
         self.seed = seed
 
     def chunk(self, previous: str, data: bytes | memoryview) -> str:
-        sts = "\n".join(("AWS4-HMAC-SHA256-PAYLOAD", self.timestamp, self.scope, previous, _EMPTY_SHA256,
-                         hashlib.sha256(data).hexdigest()))
+        sts = "\n".join(("AWS4-HMAC-SHA256-PAYLOAD", self.timestamp, self.scope, previous, _EMPTY_SHA256, hashlib.sha256(data).hexdigest()))
         return hmac.new(self.key, sts.encode(), hashlib.sha256).hexdigest()
 
     def trailer(self, previous: str, canonical_trailers: bytes) -> str:
-        sts = "\n".join(("AWS4-HMAC-SHA256-TRAILER", self.timestamp, self.scope, previous,
-                         hashlib.sha256(canonical_trailers).hexdigest()))
+        sts = "\n".join(("AWS4-HMAC-SHA256-TRAILER", self.timestamp, self.scope, previous, hashlib.sha256(canonical_trailers).hexdigest()))
         return hmac.new(self.key, sts.encode(), hashlib.sha256).hexdigest()
 
 
@@ -93,7 +92,7 @@ def decode(body: bytes, mode: str, signer: ChunkSigner | None, decoded_length: i
                 pos = start
                 break
             out += data
-            if body[stop:stop + 2] != b"\r\n":
+            if body[stop : stop + 2] != b"\r\n":
                 raise S3Error("InvalidRequest", "The aws-chunked body is malformed (chunk end).")
             pos = stop + 2
     finally:

@@ -4,6 +4,7 @@ The wording is S3's own (Amazon S3 API Reference, "Error responses"), so
 that scripts matching on a code or a message behave as against AWS. The
 HTTP layer renders an S3Error once, as S3's XML <Error> document.
 """
+
 from __future__ import annotations
 
 # code -> (HTTP status, S3's message)
@@ -22,7 +23,10 @@ ERRORS: dict[str, tuple[int, str]] = {
     "InvalidArgument": (400, "Invalid Argument"),
     "InvalidBucketName": (400, "The specified bucket is not valid."),
     "InvalidDigest": (400, "The Content-MD5 you specified is not valid."),
-    "InvalidPart": (400, "One or more of the specified parts could not be found.  The part may not have been uploaded, or the specified entity tag may not match the part's entity tag."),
+    "InvalidPart": (
+        400,
+        "One or more of the specified parts could not be found.  The part may not have been uploaded, or the specified entity tag may not match the part's entity tag.",
+    ),
     "InvalidPartOrder": (400, "The list of parts was not in ascending order. The parts list must be specified in order by part number."),
     "InvalidPartNumber": (416, "The requested partnumber is not satisfiable"),
     "InvalidRange": (416, "The requested range is not satisfiable"),
@@ -33,19 +37,31 @@ ERRORS: dict[str, tuple[int, str]] = {
     "MaxMessageLengthExceeded": (400, "Your request was too big."),
     "MetadataTooLarge": (400, "Your metadata headers exceed the maximum allowed metadata size."),
     "MissingContentMD5": (400, "Missing required header for this request: Content-MD5"),
-    "IllegalLocationConstraintException": (400, "The location constraint is incompatible for the region specific endpoint this request was sent to."),
+    "IllegalLocationConstraintException": (
+        400,
+        "The location constraint is incompatible for the region specific endpoint this request was sent to.",
+    ),
     "MalformedXML": (400, "The XML you provided was not well-formed or did not validate against our published schema"),
     "MethodNotAllowed": (405, "The specified method is not allowed against this resource."),
     "MissingContentLength": (411, "You must provide the Content-Length HTTP header."),
     "NoSuchBucket": (404, "The specified bucket does not exist"),
     "NoSuchKey": (404, "The specified key does not exist."),
-    "NoSuchUpload": (404, "The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed."),
+    "NoSuchUpload": (
+        404,
+        "The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.",
+    ),
     "NotImplemented": (501, "A header you provided implies functionality that is not implemented"),
     "NotModified": (304, "Not Modified"),
     "PreconditionFailed": (412, "At least one of the pre-conditions you specified did not hold"),
     "RequestTimeTooSkewed": (403, "The difference between the request time and the current time is too large."),
-    "RequestTimeout": (400, "Your socket connection to the server was not read from or written to within the timeout period. Idle connections will be closed."),
-    "SignatureDoesNotMatch": (403, "The request signature we calculated does not match the signature you provided. Check your key and signing method."),
+    "RequestTimeout": (
+        400,
+        "Your socket connection to the server was not read from or written to within the timeout period. Idle connections will be closed.",
+    ),
+    "SignatureDoesNotMatch": (
+        403,
+        "The request signature we calculated does not match the signature you provided. Check your key and signing method.",
+    ),
     "SlowDown": (503, "Please reduce your request rate."),
     "TooManyBuckets": (400, "You have attempted to create more buckets than allowed"),
     "XAmzContentSHA256Mismatch": (400, "The provided 'x-amz-content-sha256' header does not match what was computed."),

@@ -3,6 +3,7 @@ UTF-8 byte order, rolled up into common prefixes under a delimiter.
 
 A common prefix stands for every key under it, so the scan seeks past
 them in one step instead of reading them all."""
+
 from __future__ import annotations
 
 import sqlite3
@@ -37,7 +38,12 @@ def list_page(db: sqlite3.Connection, bucket: str, *, prefix: str, delimiter: st
     cursor, inclusive = after, False
     if prefix > after:
         cursor, inclusive = prefix, True
-    elif delimiter and after.startswith(prefix) and after.endswith(delimiter) and after.find(delimiter, len(prefix)) == len(after) - len(delimiter):
+    elif (
+        delimiter
+        and after.startswith(prefix)
+        and after.endswith(delimiter)
+        and after.find(delimiter, len(prefix)) == len(after) - len(delimiter)
+    ):
         cursor, inclusive = successor(after), True
     done = max_keys <= 0
     while not done:

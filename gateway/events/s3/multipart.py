@@ -5,6 +5,7 @@ blobs (no bytes are copied) in one commit with its events.
 A mixin of ObjectStore (store.py), whose connection, lock, blob references
 and object writes it uses.
 """
+
 from __future__ import annotations
 
 import base64
@@ -45,8 +46,10 @@ class MultipartUploads:
         upload = _upload_id()
         with self._transaction() as db:
             self._need_bucket(db, bucket)
-            db.execute("INSERT INTO uploads(id, bucket, key, created_s, content_type, meta) VALUES(?, ?, ?, ?, ?, ?)",
-                       (upload, bucket, key, self.clock(), content_type, meta_enc.encode(meta)))
+            db.execute(
+                "INSERT INTO uploads(id, bucket, key, created_s, content_type, meta) VALUES(?, ?, ?, ?, ?, ?)",
+                (upload, bucket, key, self.clock(), content_type, meta_enc.encode(meta)),
+            )
         return upload
 
     def upload(self, bucket: str, key: str, upload_id: str) -> UploadInfo:
@@ -121,8 +124,9 @@ class MultipartUploads:
         with self._lock:
             self.refs.remove_orphans(orphans)
 
-    def complete_upload(self, bucket: str, key: str, upload_id: str, wanted: list[tuple[int, str]],
-                        ctx: notifications.RequestContext) -> tuple[ObjectInfo, int]:
+    def complete_upload(
+        self, bucket: str, key: str, upload_id: str, wanted: list[tuple[int, str]], ctx: notifications.RequestContext
+    ) -> tuple[ObjectInfo, int]:
         """Makes the object from the listed parts (number, ETag without
         quotes), in one commit with its events; the upload and the parts it
         did not list go. S3's rules: ascending numbers, each part uploaded
@@ -145,16 +149,20 @@ class MultipartUploads:
                 if part is None or part[2] != etag:
                     raise S3Error("InvalidPart", UploadId=upload_id, PartNumber=str(number), ETag=f'"{etag}"')
                 if i < len(wanted) - 1 and part[1] < MIN_PART_BYTES:
-                    raise S3Error("EntityTooSmall", ProposedSize=str(part[1]), MinSizeAllowed=str(MIN_PART_BYTES),
-                                  PartNumber=str(number), ETag=f'"{etag}"')
+                    raise S3Error(
+                        "EntityTooSmall",
+                        ProposedSize=str(part[1]),
+                        MinSizeAllowed=str(MIN_PART_BYTES),
+                        PartNumber=str(number),
+                        ETag=f'"{etag}"',
+                    )
                 chosen.append(part)
             size = sum(p[1] for p in chosen)
             if size > self.max_object_bytes:
                 raise S3Error("EntityTooLarge", ProposedSize=str(size), MaxSizeAllowed=str(self.max_object_bytes))
             digest = hashlib.md5(b"".join(bytes.fromhex(p[2]) for p in chosen), usedforsecurity=False).hexdigest()
             meta = meta_dec.decode(up[3])
-            info = ObjectInfo(bucket, key, size, f"{digest}-{len(chosen)}", self.clock(), up[2], meta,
-                              [(p[0], p[1]) for p in chosen])
+            info = ObjectInfo(bucket, key, size, f"{digest}-{len(chosen)}", self.clock(), up[2], meta, [(p[0], p[1]) for p in chosen])
             self._write_object(db, info, orphans)
             self._drop_upload(db, upload_id, orphans)
             queued = self._emit(db, notification, "ObjectCreated:CompleteMultipartUpload", info, bucket, key, ctx)

@@ -6,6 +6,7 @@ and hyphens, starting and ending with a letter or digit, no two adjacent
 dots, not shaped like an IPv4 address, and none of the prefixes and
 suffixes S3 reserves. Keys are 1-1024 bytes of UTF-8.
 """
+
 from __future__ import annotations
 
 import re

@@ -13,6 +13,7 @@ ends the other); and every destination a function that exists in this
 region and account and whose resource policy lets s3.amazonaws.com invoke
 it for this bucket (checked by the caller through ``can_invoke``).
 """
+
 from __future__ import annotations
 
 import base64
@@ -33,19 +34,37 @@ MAX_CONFIGURATIONS = 1000
 # Every event type S3 accepts in a configuration. Those this store never
 # causes (restores, replication, lifecycle, tagging, ACLs) are accepted, as
 # S3 accepts them, and simply never fire.
-EVENT_TYPES = frozenset({
-    "s3:ObjectCreated:*", "s3:ObjectCreated:Put", "s3:ObjectCreated:Post", "s3:ObjectCreated:Copy",
-    "s3:ObjectCreated:CompleteMultipartUpload",
-    "s3:ObjectRemoved:*", "s3:ObjectRemoved:Delete", "s3:ObjectRemoved:DeleteMarkerCreated",
-    "s3:ObjectRestore:*", "s3:ObjectRestore:Post", "s3:ObjectRestore:Completed", "s3:ObjectRestore:Delete",
-    "s3:ReducedRedundancyLostObject",
-    "s3:Replication:*", "s3:Replication:OperationFailedReplication", "s3:Replication:OperationNotTracked",
-    "s3:Replication:OperationMissedThreshold", "s3:Replication:OperationReplicatedAfterThreshold",
-    "s3:LifecycleExpiration:*", "s3:LifecycleExpiration:Delete", "s3:LifecycleExpiration:DeleteMarkerCreated",
-    "s3:LifecycleTransition", "s3:IntelligentTiering",
-    "s3:ObjectTagging:*", "s3:ObjectTagging:Put", "s3:ObjectTagging:Delete",
-    "s3:ObjectAcl:Put",
-})
+EVENT_TYPES = frozenset(
+    {
+        "s3:ObjectCreated:*",
+        "s3:ObjectCreated:Put",
+        "s3:ObjectCreated:Post",
+        "s3:ObjectCreated:Copy",
+        "s3:ObjectCreated:CompleteMultipartUpload",
+        "s3:ObjectRemoved:*",
+        "s3:ObjectRemoved:Delete",
+        "s3:ObjectRemoved:DeleteMarkerCreated",
+        "s3:ObjectRestore:*",
+        "s3:ObjectRestore:Post",
+        "s3:ObjectRestore:Completed",
+        "s3:ObjectRestore:Delete",
+        "s3:ReducedRedundancyLostObject",
+        "s3:Replication:*",
+        "s3:Replication:OperationFailedReplication",
+        "s3:Replication:OperationNotTracked",
+        "s3:Replication:OperationMissedThreshold",
+        "s3:Replication:OperationReplicatedAfterThreshold",
+        "s3:LifecycleExpiration:*",
+        "s3:LifecycleExpiration:Delete",
+        "s3:LifecycleExpiration:DeleteMarkerCreated",
+        "s3:LifecycleTransition",
+        "s3:IntelligentTiering",
+        "s3:ObjectTagging:*",
+        "s3:ObjectTagging:Put",
+        "s3:ObjectTagging:Delete",
+        "s3:ObjectAcl:Put",
+    }
+)
 _FUNCTION_ARN_RE = re.compile(
     r"arn:(aws[a-zA-Z-]*):lambda:([a-z0-9-]+):(\d{12}):function:([a-zA-Z0-9_-]{1,64})(?::(\$LATEST|[a-zA-Z0-9_-]{1,128}))?"
 )
@@ -145,7 +164,9 @@ def parse_config(root: Node) -> tuple[NotificationConfig, list[str]]:
         function, qualifier = (m.group(4), m.group(5) or "$LATEST") if m else ("", "$LATEST")
         functions.append(FunctionConfig(config_id, arn, function, qualifier, sorted(set(events), key=events.index), prefix, suffix))
     if len(functions) + len(others) > MAX_CONFIGURATIONS:
-        raise _argument_error(f"A bucket may have at most {MAX_CONFIGURATIONS} notification configurations.", "NotificationConfiguration", str(len(functions)))
+        raise _argument_error(
+            f"A bucket may have at most {MAX_CONFIGURATIONS} notification configurations.", "NotificationConfiguration", str(len(functions))
+        )
     ids = [f.id for f in functions]
     if len(set(ids)) != len(ids):
         raise _argument_error("Configuration ids must be unique", "Id", next(i for i in ids if ids.count(i) > 1))
@@ -163,17 +184,23 @@ def _event_types_overlap(a: str, b: str) -> bool:
 
 def _check_overlaps(functions: list[FunctionConfig]) -> None:
     for i, a in enumerate(functions):
-        for b in functions[i + 1:]:
+        for b in functions[i + 1 :]:
             if not any(_event_types_overlap(x, y) for x in a.events for y in b.events):
                 continue
             pa, pb = a.prefix or "", b.prefix or ""
             sa, sb = a.suffix or "", b.suffix or ""
             if (pa.startswith(pb) or pb.startswith(pa)) and (sa.endswith(sb) or sb.endswith(sa)):
                 if not (pa or pb or sa or sb):
-                    raise _argument_error("Configurations overlap. Configurations on the same bucket cannot share a common event type.",
-                                          "Event", next(x for x in a.events for y in b.events if _event_types_overlap(x, y)))
-                raise _argument_error("Configuration is ambiguously defined. Cannot have overlapping suffixes in two rules if the prefixes are overlapping for the same event type.",
-                                      "Event", next(x for x in a.events for y in b.events if _event_types_overlap(x, y)))
+                    raise _argument_error(
+                        "Configurations overlap. Configurations on the same bucket cannot share a common event type.",
+                        "Event",
+                        next(x for x in a.events for y in b.events if _event_types_overlap(x, y)),
+                    )
+                raise _argument_error(
+                    "Configuration is ambiguously defined. Cannot have overlapping suffixes in two rules if the prefixes are overlapping for the same event type.",
+                    "Event",
+                    next(x for x in a.events for y in b.events if _event_types_overlap(x, y)),
+                )
 
 
 def check_destinations(config: NotificationConfig, others: list[str], can_invoke: Callable[[FunctionConfig], str | None]) -> None:
@@ -217,6 +244,7 @@ def render_config(config: NotificationConfig) -> list[tuple[str, object]]:
 
 # --- the event record ---------------------------------------------------------
 
+
 def encode_key(key: str) -> str:
     """The key as S3's event record carries it: form-URL-encoded (a space
     is "+", a "+" is "%2B"), with "/" left as it is."""
@@ -240,8 +268,19 @@ def _matches(f: FunctionConfig, event_name: str, encoded_key: str) -> bool:
     return f.suffix is None or encoded_key.endswith(f.suffix)
 
 
-def record(*, event_name: str, bucket: str, key: str, size: int | None, etag: str | None, sequencer: int,
-           config_id: str, ctx: RequestContext, region: str, wall_s: float) -> dict:
+def record(
+    *,
+    event_name: str,
+    bucket: str,
+    key: str,
+    size: int | None,
+    etag: str | None,
+    sequencer: int,
+    config_id: str,
+    ctx: RequestContext,
+    region: str,
+    wall_s: float,
+) -> dict:
     """One S3 event record, eventVersion 2.1, as AWS delivers it to Lambda."""
     obj: dict[str, object] = {"key": encode_key(key)}
     if size is not None:
@@ -267,8 +306,18 @@ def record(*, event_name: str, bucket: str, key: str, size: int | None, etag: st
     }
 
 
-def events_for(config: NotificationConfig, event_name: str, bucket: str, key: str, size: int | None, etag: str | None,
-               sequencer: int, ctx: RequestContext, region: str, wall_s: float) -> list[PendingEvent]:
+def events_for(
+    config: NotificationConfig,
+    event_name: str,
+    bucket: str,
+    key: str,
+    size: int | None,
+    etag: str | None,
+    sequencer: int,
+    ctx: RequestContext,
+    region: str,
+    wall_s: float,
+) -> list[PendingEvent]:
     """The events one change causes: one per matching configuration, each
     the payload a function receives ({"Records": [record]})."""
     encoded = encode_key(key)
@@ -276,8 +325,21 @@ def events_for(config: NotificationConfig, event_name: str, bucket: str, key: st
     for f in config.functions:
         if not _matches(f, event_name, encoded):
             continue
-        rec = record(event_name=event_name, bucket=bucket, key=key, size=size, etag=etag, sequencer=sequencer,
-                     config_id=f.id, ctx=ctx, region=region, wall_s=wall_s)
-        out.append(PendingEvent(str(uuid.uuid4()), wall_s, f.function, f.qualifier,
-                                msgspec.json.encode({"Records": [rec]}), f"arn:aws:s3:::{bucket}"))
+        rec = record(
+            event_name=event_name,
+            bucket=bucket,
+            key=key,
+            size=size,
+            etag=etag,
+            sequencer=sequencer,
+            config_id=f.id,
+            ctx=ctx,
+            region=region,
+            wall_s=wall_s,
+        )
+        out.append(
+            PendingEvent(
+                str(uuid.uuid4()), wall_s, f.function, f.qualifier, msgspec.json.encode({"Records": [rec]}), f"arn:aws:s3:::{bucket}"
+            )
+        )
     return out

@@ -28,6 +28,7 @@ A destination whose resource policy no longer lets S3 invoke it (a
 permission removed after the configuration was put) gets no event, as on
 AWS; the outbox row is dropped and the refusal printed.
 """
+
 from __future__ import annotations
 
 import sys
@@ -44,8 +45,15 @@ BATCH = 256
 
 
 class OutboxDrainer:
-    def __init__(self, store: ObjectStore, queue, *, allowed: Callable[[OutboxRow], bool],
-                 version_of: Callable[[str, str], str], run_sync: Callable[..., Awaitable] | None = None) -> None:
+    def __init__(
+        self,
+        store: ObjectStore,
+        queue,
+        *,
+        allowed: Callable[[OutboxRow], bool],
+        version_of: Callable[[str, str], str],
+        run_sync: Callable[..., Awaitable] | None = None,
+    ) -> None:
         """``queue``: the AsyncQueue. ``allowed``: whether the event's function
         still lets S3 invoke it. ``version_of(function, qualifier)``: the
         version an alias names now (the qualifier itself otherwise)."""
@@ -85,11 +93,23 @@ class OutboxDrainer:
         for row in rows:
             if not self.allowed(row):
                 self.refused += 1
-                print(f"lambdalet: S3 event for {row.function}:{row.qualifier} dropped: its resource policy no longer lets "
-                      f"s3.amazonaws.com invoke it for {row.source_arn}", file=sys.stderr, flush=True)
+                print(
+                    f"lambdalet: S3 event for {row.function}:{row.qualifier} dropped: its resource policy no longer lets "
+                    f"s3.amazonaws.com invoke it for {row.source_arn}",
+                    file=sys.stderr,
+                    flush=True,
+                )
                 continue
-            events.append(NewEvent(row.id, row.function, row.payload, row.created_s, qualifier=row.qualifier,
-                                   version=self.version_of(row.function, row.qualifier)))
+            events.append(
+                NewEvent(
+                    row.id,
+                    row.function,
+                    row.payload,
+                    row.created_s,
+                    qualifier=row.qualifier,
+                    version=self.version_of(row.function, row.qualifier),
+                )
+            )
         if events:
             added = await self.queue.enqueue_handed_over(events)
             self.handed_over += len(added)

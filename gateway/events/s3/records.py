@@ -1,6 +1,7 @@
 """What the object store hands out: the records of buckets, objects, parts,
 uploads, listings and outbox events, and how their JSON columns are coded
 in s3.db. Pure data, no I/O."""
+
 from __future__ import annotations
 
 import msgspec

@@ -20,6 +20,7 @@ are listing.py's, multipart uploads multipart.py's, the records records.py's.
 Every method is synchronous and may fsync; the HTTP layer calls them from
 worker threads. Refusals are S3Error.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -99,8 +100,15 @@ CREATE TABLE IF NOT EXISTS counters (
 
 
 class ObjectStore(MultipartUploads):
-    def __init__(self, root: pathlib.Path, *, max_object_bytes: int, quota_bytes: int = _NO_QUOTA,
-                 region: str = "us-east-1", clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        root: pathlib.Path,
+        *,
+        max_object_bytes: int,
+        quota_bytes: int = _NO_QUOTA,
+        region: str = "us-east-1",
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.root = root
         root.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.blobs = BlobStore(root / "blobs")
@@ -159,7 +167,13 @@ class ObjectStore(MultipartUploads):
         with self._lock:
             objects, logical = self._db.execute("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM objects").fetchone()
             buckets = self._db.execute("SELECT COUNT(*) FROM buckets").fetchone()[0]
-            return {"buckets": buckets, "objects": objects, "object_bytes": logical, "stored_bytes": self.refs.used, "quota_bytes": self.quota_bytes}
+            return {
+                "buckets": buckets,
+                "objects": objects,
+                "object_bytes": logical,
+                "stored_bytes": self.refs.used,
+                "quota_bytes": self.quota_bytes,
+            }
 
     # -- buckets --------------------------------------------------------------
 
@@ -231,30 +245,58 @@ class ObjectStore(MultipartUploads):
             "INSERT INTO objects(bucket, key, size, etag, modified_s, content_type, meta, parts) VALUES(?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT(bucket, key) DO UPDATE SET size=excluded.size, etag=excluded.etag, modified_s=excluded.modified_s, "
             "content_type=excluded.content_type, meta=excluded.meta, parts=excluded.parts",
-            (info.bucket, info.key, info.size, info.etag, info.modified_s, info.content_type, meta_enc.encode(info.meta), meta_enc.encode(info.parts)),
+            (
+                info.bucket,
+                info.key,
+                info.size,
+                info.etag,
+                info.modified_s,
+                info.content_type,
+                meta_enc.encode(info.meta),
+                meta_enc.encode(info.parts),
+            ),
         )
 
     def _sequence(self, db: sqlite3.Connection) -> int:
         db.execute("INSERT INTO counters(name, value) VALUES('sequencer', 1) ON CONFLICT(name) DO UPDATE SET value=value+1")
         return db.execute("SELECT value FROM counters WHERE name='sequencer'").fetchone()[0]
 
-    def _emit(self, db: sqlite3.Connection, notification: bytes | None, event_name: str, info: ObjectInfo | None,
-              bucket: str, key: str, ctx: notifications.RequestContext) -> int:
+    def _emit(
+        self,
+        db: sqlite3.Connection,
+        notification: bytes | None,
+        event_name: str,
+        info: ObjectInfo | None,
+        bucket: str,
+        key: str,
+        ctx: notifications.RequestContext,
+    ) -> int:
         """Queues the events this change causes, in the caller's transaction."""
         seq = self._sequence(db)
         if notification is None:
             return 0
         config = notifications.decode_config(notification)
-        rows = notifications.events_for(config, event_name, bucket, key, info.size if info else None,
-                                        info.etag if info else None, seq, ctx, self.region, self.clock())
+        rows = notifications.events_for(
+            config, event_name, bucket, key, info.size if info else None, info.etag if info else None, seq, ctx, self.region, self.clock()
+        )
         for r in rows:
-            db.execute("INSERT INTO outbox(id, created_s, function, qualifier, payload, source_arn) VALUES(?, ?, ?, ?, ?, ?)",
-                       (r.id, r.created_s, r.function, r.qualifier, r.payload, r.source_arn))
+            db.execute(
+                "INSERT INTO outbox(id, created_s, function, qualifier, payload, source_arn) VALUES(?, ?, ?, ?, ?, ?)",
+                (r.id, r.created_s, r.function, r.qualifier, r.payload, r.source_arn),
+            )
         return len(rows)
 
-    def put_object(self, bucket: str, key: str, staged: Staged, content_type: str, meta: ObjectMeta,
-                   ctx: notifications.RequestContext, event_name: str = "ObjectCreated:Put",
-                   check: Callable[[ObjectInfo | None], None] = lambda current: None) -> tuple[ObjectInfo, int]:
+    def put_object(
+        self,
+        bucket: str,
+        key: str,
+        staged: Staged,
+        content_type: str,
+        meta: ObjectMeta,
+        ctx: notifications.RequestContext,
+        event_name: str = "ObjectCreated:Put",
+        check: Callable[[ObjectInfo | None], None] = lambda current: None,
+    ) -> tuple[ObjectInfo, int]:
         """Commits an object made of one staged blob, with its events.
         ``check`` may refuse on the object as it is (conditional writes).
         Returns the object and how many events it queued."""
@@ -275,9 +317,19 @@ class ObjectStore(MultipartUploads):
             self.refs.remove_orphans(orphans)
         return info, queued
 
-    def copy_object(self, src_bucket: str, src_key: str, dst_bucket: str, dst_key: str, *,
-                    content_type: str | None, meta: ObjectMeta | None, ctx: notifications.RequestContext,
-                    check: Callable[[ObjectInfo], None] = lambda info: None, keep_checksums: bool = True) -> tuple[ObjectInfo, int]:
+    def copy_object(
+        self,
+        src_bucket: str,
+        src_key: str,
+        dst_bucket: str,
+        dst_key: str,
+        *,
+        content_type: str | None,
+        meta: ObjectMeta | None,
+        ctx: notifications.RequestContext,
+        check: Callable[[ObjectInfo], None] = lambda info: None,
+        keep_checksums: bool = True,
+    ) -> tuple[ObjectInfo, int]:
         """A new object naming the source's blobs (no bytes are copied).
         content_type and meta None keep the source's (COPY directive); with
         new meta, ``keep_checksums`` keeps the source's checksums (the bytes
@@ -293,9 +345,16 @@ class ObjectStore(MultipartUploads):
             notification = self._need_bucket(db, dst_bucket)
             if meta is not None and keep_checksums:
                 meta = ObjectMeta(meta.user, meta.headers, src.meta.checksums)
-            info = ObjectInfo(dst_bucket, dst_key, src.size, src.etag, self.clock(),
-                              src.content_type if content_type is None else content_type,
-                              src.meta if meta is None else meta, src.parts)
+            info = ObjectInfo(
+                dst_bucket,
+                dst_key,
+                src.size,
+                src.etag,
+                self.clock(),
+                src.content_type if content_type is None else content_type,
+                src.meta if meta is None else meta,
+                src.parts,
+            )
             self._write_object(db, info, orphans)
             queued = self._emit(db, notification, "ObjectCreated:Copy", info, dst_bucket, dst_key, ctx)
         with self._lock:

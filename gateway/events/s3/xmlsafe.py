@@ -11,6 +11,7 @@ Writing escapes every text (``&``, ``<``, ``>``, quotes) and writes the
 characters XML 1.0 cannot carry (controls other than tab and newlines,
 lone surrogates, U+FFFE/U+FFFF) as numeric references, as S3 does for keys.
 """
+
 from __future__ import annotations
 
 import re

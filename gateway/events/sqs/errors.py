@@ -6,6 +6,7 @@ the ``x-amzn-query-error`` header, which botocore reports as the error code
 (``AWS.SimpleQueueService.NonExistentQueue``) while raising the modeled
 exception class (``QueueDoesNotExist``).
 """
+
 from __future__ import annotations
 
 # shape name -> (query protocol code, HTTP status)

@@ -2,6 +2,7 @@
 attributes in SQS's documented encoding (per attribute, sorted by name:
 name, data type, a transport byte (1 string or number, 2 binary) and the
 value, each length-prefixed with 4 bytes big-endian)."""
+
 from __future__ import annotations
 
 import hashlib

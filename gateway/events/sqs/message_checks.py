@@ -2,6 +2,7 @@
 refusals: integer parameters and their ranges, receipt handles, a message's
 body and attributes, batch entries; and the attribute shapes md5.py takes
 and a receive returns. Pure."""
+
 from __future__ import annotations
 
 import base64
@@ -52,7 +53,10 @@ def check_body(body: object) -> str:
     if not isinstance(body, str) or body == "":
         raise SqsError("MissingParameter", "The request must contain the parameter MessageBody.")
     if _INVALID_CHARS.search(body):
-        raise SqsError("InvalidMessageContents", "Invalid characters found. Valid unicode characters are #x9 | #xA | #xD | #x20 to #xD7FF | #xE000 to #xFFFD | #x10000 to #x10FFFF")
+        raise SqsError(
+            "InvalidMessageContents",
+            "Invalid characters found. Valid unicode characters are #x9 | #xA | #xD | #x20 to #xD7FF | #xE000 to #xFFFD | #x10000 to #x10FFFF",
+        )
     return body
 
 
@@ -65,14 +69,22 @@ def message_attributes(raw: object) -> dict[str, dict]:
         raise invalid(f"Number of message attributes [{len(raw)}] exceeds the allowed maximum [10].")
     out: dict[str, dict] = {}
     for name, value in raw.items():
-        if not isinstance(name, str) or not _ATTRIBUTE_NAME_RE.fullmatch(name) or name.lower().startswith(("aws.", "amazon.")) \
-                or name.startswith(".") or name.endswith(".") or ".." in name:
+        if (
+            not isinstance(name, str)
+            or not _ATTRIBUTE_NAME_RE.fullmatch(name)
+            or name.lower().startswith(("aws.", "amazon."))
+            or name.startswith(".")
+            or name.endswith(".")
+            or ".." in name
+        ):
             raise invalid(f"Message attribute name '{name}' is invalid.")
         if not isinstance(value, dict) or not isinstance(value.get("DataType"), str):
             raise invalid(f"The message attribute '{name}' must contain a non-empty attribute type.")
         data_type = value["DataType"]
         if not _DATA_TYPE_RE.fullmatch(data_type):
-            raise invalid(f"The type of message attribute '{name}' is invalid. You must use only the following supported type prefixes: Binary, Number, String.")
+            raise invalid(
+                f"The type of message attribute '{name}' is invalid. You must use only the following supported type prefixes: Binary, Number, String."
+            )
         if data_type.startswith("Binary"):
             blob = value.get("BinaryValue")
             if not isinstance(blob, str) or not blob:
@@ -85,7 +97,9 @@ def message_attributes(raw: object) -> dict[str, dict]:
         else:
             text = value.get("StringValue")
             if not isinstance(text, str) or text == "":
-                raise invalid(f"The message attribute '{name}' must contain non-empty message attribute value for message attribute type '{data_type.split('.')[0]}'.")
+                raise invalid(
+                    f"The message attribute '{name}' must contain non-empty message attribute value for message attribute type '{data_type.split('.')[0]}'."
+                )
             if _INVALID_CHARS.search(text):
                 raise SqsError("InvalidMessageContents", f"The message attribute '{name}' contains invalid characters.")
             if data_type.startswith("Number"):
@@ -104,11 +118,16 @@ def batch_entries(req: dict, key: str, entry_name: str) -> list[dict]:
     if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
         raise invalid(f"{key} must be a list of entries.")
     if len(entries) > MAX_BATCH:
-        raise SqsError("TooManyEntriesInBatchRequest", f"Maximum number of entries per request are {MAX_BATCH}. You have sent {len(entries)}.")
+        raise SqsError(
+            "TooManyEntriesInBatchRequest", f"Maximum number of entries per request are {MAX_BATCH}. You have sent {len(entries)}."
+        )
     ids = [e.get("Id") for e in entries]
     for i in ids:
         if not isinstance(i, str) or not BATCH_ID_RE.fullmatch(i):
-            raise SqsError("InvalidBatchEntryId", "A batch entry id can only contain alphanumeric characters, hyphens and underscores. It can be at most 80 letters long.")
+            raise SqsError(
+                "InvalidBatchEntryId",
+                "A batch entry id can only contain alphanumeric characters, hyphens and underscores. It can be at most 80 letters long.",
+            )
     if len(set(ids)) != len(ids):
         raise SqsError("BatchEntryIdsNotDistinct", f"Id {next(i for i in ids if ids.count(i) > 1)} repeated.")
     return entries

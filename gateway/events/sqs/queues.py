@@ -5,6 +5,7 @@ dead-letter sources. A mixin of SqsService (service.py), which provides
 ``store``, ``wall``, ``arn``, ``url``, ``name_from_url``, ``name_from_arn``,
 ``notify`` and ``_run``.
 """
+
 from __future__ import annotations
 
 import base64
@@ -36,10 +37,22 @@ _RANGES = {
     "ReceiveMessageWaitTimeSeconds": (0, 20),
     "VisibilityTimeout": (0, 43200),
 }
-SETTABLE = set(_RANGES) | {"Policy", "RedrivePolicy", "RedriveAllowPolicy", "SqsManagedSseEnabled", "KmsMasterKeyId",
-                           "KmsDataKeyReusePeriodSeconds"}
-_COMPUTED = ("ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible", "ApproximateNumberOfMessagesDelayed",
-             "CreatedTimestamp", "LastModifiedTimestamp", "QueueArn")
+SETTABLE = set(_RANGES) | {
+    "Policy",
+    "RedrivePolicy",
+    "RedriveAllowPolicy",
+    "SqsManagedSseEnabled",
+    "KmsMasterKeyId",
+    "KmsDataKeyReusePeriodSeconds",
+}
+_COMPUTED = (
+    "ApproximateNumberOfMessages",
+    "ApproximateNumberOfMessagesNotVisible",
+    "ApproximateNumberOfMessagesDelayed",
+    "CreatedTimestamp",
+    "LastModifiedTimestamp",
+    "QueueArn",
+)
 _FIFO = {"FifoQueue", "ContentBasedDeduplication", "DeduplicationScope", "FifoThroughputLimit"}
 READABLE = set(_COMPUTED) | SETTABLE | _FIFO
 PURGE_INTERVAL_S = 60
@@ -56,6 +69,7 @@ class QueueOperations:
     _deleted: dict[str, float]
 
     if TYPE_CHECKING:
+
         async def _run(self, fn: Callable[..., Any], *args: Any) -> Any: ...
         def arn(self, name: str) -> str: ...
         def url(self, name: str, host: str) -> str: ...
@@ -83,7 +97,9 @@ class QueueOperations:
             if name in _FIFO:
                 if str(value).lower() == "false" and name == "FifoQueue":
                     continue
-                raise SqsError("UnsupportedOperation", "FIFO queues are not supported by this server's built-in queues; they are standard queues.")
+                raise SqsError(
+                    "UnsupportedOperation", "FIFO queues are not supported by this server's built-in queues; they are standard queues."
+                )
             if name not in SETTABLE:
                 raise SqsError("InvalidAttributeName", f"Unknown Attribute {name}.")
             value = str(value)
@@ -107,17 +123,26 @@ class QueueOperations:
         except ValueError:
             doc = None
         if not isinstance(doc, dict) or set(doc) - {"deadLetterTargetArn", "maxReceiveCount"}:
-            raise SqsError("InvalidAttributeValue", f"Value {value} for parameter RedrivePolicy is invalid. Reason: Redrive policy is not a valid JSON map.")
+            raise SqsError(
+                "InvalidAttributeValue",
+                f"Value {value} for parameter RedrivePolicy is invalid. Reason: Redrive policy is not a valid JSON map.",
+            )
         target = doc.get("deadLetterTargetArn")
         count = doc.get("maxReceiveCount")
         if not isinstance(target, str) or self.name_from_arn(target) is None:
-            raise SqsError("InvalidAttributeValue", f"Value {value} for parameter RedrivePolicy is invalid. Reason: Invalid value for deadLetterTargetArn.")
+            raise SqsError(
+                "InvalidAttributeValue",
+                f"Value {value} for parameter RedrivePolicy is invalid. Reason: Invalid value for deadLetterTargetArn.",
+            )
         try:
             n = int(count)  # type: ignore[arg-type]  # whatever the JSON held: refused below
         except (TypeError, ValueError):
             n = 0
         if not 1 <= n <= 1000:
-            raise SqsError("InvalidAttributeValue", f"Value {value} for parameter RedrivePolicy is invalid. Reason: Invalid value for maxReceiveCount: {count}, valid values are from 1 to 1000 both inclusive.")
+            raise SqsError(
+                "InvalidAttributeValue",
+                f"Value {value} for parameter RedrivePolicy is invalid. Reason: Invalid value for maxReceiveCount: {count}, valid values are from 1 to 1000 both inclusive.",
+            )
         return json.dumps({"deadLetterTargetArn": target, "maxReceiveCount": n}, separators=(",", ":"))
 
     async def _check_redrive_target(self, name: str, attributes: dict[str, str]) -> None:
@@ -126,16 +151,23 @@ class QueueOperations:
             return
         target = self.name_from_arn(json.loads(value)["deadLetterTargetArn"])
         if target == name:
-            raise SqsError("InvalidAttributeValue", f"Value {value} for parameter RedrivePolicy is invalid. Reason: The dead-letter queue can not be the source queue.")
+            raise SqsError(
+                "InvalidAttributeValue",
+                f"Value {value} for parameter RedrivePolicy is invalid. Reason: The dead-letter queue can not be the source queue.",
+            )
         if await self._run(self.store.queue, target) is None:
-            raise SqsError("InvalidAttributeValue", f"Value {value} for parameter RedrivePolicy is invalid. Reason: Dead letter target does not exist.")
+            raise SqsError(
+                "InvalidAttributeValue", f"Value {value} for parameter RedrivePolicy is invalid. Reason: Dead letter target does not exist."
+            )
 
     async def create_queue(self, req: dict, host: str) -> dict:
         name = req.get("QueueName")
         if not isinstance(name, str) or not name:
             raise SqsError("MissingParameter", "The request must contain the parameter QueueName.")
         if name.endswith(".fifo"):
-            raise SqsError("UnsupportedOperation", "FIFO queues are not supported by this server's built-in queues; they are standard queues.")
+            raise SqsError(
+                "UnsupportedOperation", "FIFO queues are not supported by this server's built-in queues; they are standard queues."
+            )
         if not QUEUE_NAME_RE.fullmatch(name):
             raise invalid("Can only include alphanumeric characters, hyphens, or underscores. 1 to 80 in length")
         attributes = self._check_attributes(req.get("Attributes"), creating=True)
@@ -144,13 +176,17 @@ class QueueOperations:
             raise invalid("Tags must be a map of strings.")
         deleted = self._deleted.get(name)
         if deleted is not None and trio.current_time() - deleted < RECREATE_AFTER_DELETE_S:
-            raise SqsError("QueueDeletedRecently", "You must wait 60 seconds after deleting a queue before you can create another with the same name.")
+            raise SqsError(
+                "QueueDeletedRecently", "You must wait 60 seconds after deleting a queue before you can create another with the same name."
+            )
         await self._check_redrive_target(name, attributes)
         existing = await self._run(self.store.create_queue, name, attributes, tags, self.wall())
         if existing is not None:
             for key in set(attributes) | set(existing.attributes):
                 if attributes.get(key, DEFAULTS.get(key, "")) != existing.attributes.get(key, DEFAULTS.get(key, "")):
-                    raise SqsError("QueueNameExists", f"A queue already exists with the same name and a different value for attribute {key}")
+                    raise SqsError(
+                        "QueueNameExists", f"A queue already exists with the same name and a different value for attribute {key}"
+                    )
         return {"QueueUrl": self.url(name, host)}
 
     async def get_queue_url(self, req: dict, host: str) -> dict:

@@ -8,6 +8,7 @@ message made receivable again wakes the waiters at once, and otherwise
 they sleep until the next invisible message becomes receivable or their
 wait ends. Event source mappings wait the same way.
 """
+
 from __future__ import annotations
 
 import base64
@@ -34,14 +35,31 @@ from .message_checks import (
 from .queues import QUEUE_NAME_RE, READABLE, QueueOperations
 from .store import OutgoingMessage, QueueRow, SqsStore, StoredMessage
 
-_SYSTEM_NAMES = {"All", "SenderId", "SentTimestamp", "ApproximateReceiveCount", "ApproximateFirstReceiveTimestamp",
-                 "SequenceNumber", "MessageDeduplicationId", "MessageGroupId", "AWSTraceHeader", "DeadLetterQueueSourceArn"}
+_SYSTEM_NAMES = {
+    "All",
+    "SenderId",
+    "SentTimestamp",
+    "ApproximateReceiveCount",
+    "ApproximateFirstReceiveTimestamp",
+    "SequenceNumber",
+    "MessageDeduplicationId",
+    "MessageGroupId",
+    "AWSTraceHeader",
+    "DeadLetterQueueSourceArn",
+}
 MAX_WAIT_S = 20
 
 
 class SqsService(QueueOperations):
-    def __init__(self, store: SqsStore, *, region: str, account: str, wall: Callable[[], float] = time.time,
-                 run_sync: Callable[..., Awaitable] | None = None) -> None:
+    def __init__(
+        self,
+        store: SqsStore,
+        *,
+        region: str,
+        account: str,
+        wall: Callable[[], float] = time.time,
+        run_sync: Callable[..., Awaitable] | None = None,
+    ) -> None:
         self.store = store
         self.region = region
         self.account = account
@@ -120,8 +138,12 @@ class SqsService(QueueOperations):
                 raise invalid(f"Message system attribute name '{name}' is invalid.")
             system[name] = str(value.get("StringValue", ""))
         size = len(body.encode("utf-8")) + sum(
-            len(n.encode()) + len(v["DataType"].encode()) + len(v.get("StringValue", "").encode()) + len(base64.b64decode(v.get("BinaryValue", "")))
-            for n, v in attributes.items())
+            len(n.encode())
+            + len(v["DataType"].encode())
+            + len(v.get("StringValue", "").encode())
+            + len(base64.b64decode(v.get("BinaryValue", "")))
+            for n, v in attributes.items()
+        )
         limit = int(self.effective(row, "MaximumMessageSize"))
         if size > limit:
             raise invalid(f"One or more parameters are invalid. Reason: Message must be shorter than {limit} bytes.")
@@ -134,7 +156,9 @@ class SqsService(QueueOperations):
         if attrs is not None:
             doc["MD5OfMessageAttributes"] = attrs
         if msg.system:
-            doc["MD5OfMessageSystemAttributes"] = md5.of_attributes({n: {"DataType": "String", "StringValue": v} for n, v in msg.system.items()})
+            doc["MD5OfMessageSystemAttributes"] = md5.of_attributes(
+                {n: {"DataType": "String", "StringValue": v} for n, v in msg.system.items()}
+            )
         return doc
 
     async def send_message(self, req: dict, sender: str) -> dict:
@@ -195,10 +219,16 @@ class SqsService(QueueOperations):
         name = self.name_from_url(req.get("QueueUrl"))
         limit = 1 if req.get("MaxNumberOfMessages") is None else int_param(req["MaxNumberOfMessages"], "MaxNumberOfMessages", 1, MAX_BATCH)
         row = await self._queue(name)
-        visibility = int_param(req["VisibilityTimeout"], "VisibilityTimeout", 0, 43200) if req.get("VisibilityTimeout") is not None \
+        visibility = (
+            int_param(req["VisibilityTimeout"], "VisibilityTimeout", 0, 43200)
+            if req.get("VisibilityTimeout") is not None
             else int(self.effective(row, "VisibilityTimeout"))
-        wait = int_param(req["WaitTimeSeconds"], "WaitTimeSeconds", 0, MAX_WAIT_S) if req.get("WaitTimeSeconds") is not None \
+        )
+        wait = (
+            int_param(req["WaitTimeSeconds"], "WaitTimeSeconds", 0, MAX_WAIT_S)
+            if req.get("WaitTimeSeconds") is not None
             else int(self.effective(row, "ReceiveMessageWaitTimeSeconds"))
+        )
         system_names = set(req.get("MessageSystemAttributeNames") or []) | set(req.get("AttributeNames") or [])
         for n in system_names:
             if n not in _SYSTEM_NAMES and n not in READABLE:
@@ -269,7 +299,9 @@ class SqsService(QueueOperations):
         now = self.wall()
         status = await self._run(self.store.change_visibility, name, seq, token, now + seconds, now)
         if status == "unknown":
-            raise invalid(f"Value {handle} for parameter ReceiptHandle is invalid. Reason: Message does not exist or is not available for visibility timeout change.")
+            raise invalid(
+                f"Value {handle} for parameter ReceiptHandle is invalid. Reason: Message does not exist or is not available for visibility timeout change."
+            )
         if status == "not_in_flight":
             raise SqsError("MessageNotInflight", "The message referred to isn't in flight.")
         if seconds == 0:

@@ -13,6 +13,7 @@ power cut, they leave a message delivered once more, never a message lost.
 
 Synchronous: called from worker threads (service.py).
 """
+
 from __future__ import annotations
 
 import secrets
@@ -63,8 +64,19 @@ _COLUMNS = "seq, id, queue, body, sent_s, receive_count, first_receive_s, receip
 def _message(row) -> StoredMessage:
     seq, mid, queue, body, sent_s, count, first, receipt, attributes, system, sender = row
     text = bytes(body).decode("utf-8", "replace") if isinstance(body, (bytes, memoryview)) else str(body)
-    return StoredMessage(seq, mid, queue, text, sent_s, count, first, receipt,
-                         _attrs.decode(attributes) if attributes else {}, _dict.decode(system) if system else {}, sender)
+    return StoredMessage(
+        seq,
+        mid,
+        queue,
+        text,
+        sent_s,
+        count,
+        first,
+        receipt,
+        _attrs.decode(attributes) if attributes else {},
+        _dict.decode(system) if system else {},
+        sender,
+    )
 
 
 class SqsStore:
@@ -75,8 +87,11 @@ class SqsStore:
             # dead-letter queue, which always exists.
             names = {r[0] for r in db.execute("SELECT DISTINCT queue FROM messages")} | set(builtin)
             for name in names:
-                db.execute("INSERT OR IGNORE INTO queues(name, attributes, tags, created_s, modified_s) "
-                           "VALUES(?, '{}', '{}', strftime('%s','now'), strftime('%s','now'))", (name,))
+                db.execute(
+                    "INSERT OR IGNORE INTO queues(name, attributes, tags, created_s, modified_s) "
+                    "VALUES(?, '{}', '{}', strftime('%s','now'), strftime('%s','now'))",
+                    (name,),
+                )
 
     # -- queues -----------------------------------------------------------------
 
@@ -91,15 +106,21 @@ class SqsStore:
             row = db.execute("SELECT name, attributes, tags, created_s, modified_s FROM queues WHERE name=?", (name,)).fetchone()
             if row is not None:
                 return QueueRow(row[0], _dict.decode(row[1]), _dict.decode(row[2]), row[3], row[4])
-            db.execute("INSERT INTO queues(name, attributes, tags, created_s, modified_s) VALUES(?, ?, ?, ?, ?)",
-                       (name, _enc.encode(attributes), _enc.encode(tags), now, now))
+            db.execute(
+                "INSERT INTO queues(name, attributes, tags, created_s, modified_s) VALUES(?, ?, ?, ?, ?)",
+                (name, _enc.encode(attributes), _enc.encode(tags), now, now),
+            )
         return None
 
     def list_queues(self, prefix: str, after: str, limit: int) -> list[str]:
         with self.store.reading() as db:
-            return [r[0] for r in db.execute(
-                "SELECT name FROM queues WHERE name > ? AND substr(name, 1, ?) = ? ORDER BY name LIMIT ?",
-                (after, len(prefix), prefix, limit))]
+            return [
+                r[0]
+                for r in db.execute(
+                    "SELECT name FROM queues WHERE name > ? AND substr(name, 1, ?) = ? ORDER BY name LIMIT ?",
+                    (after, len(prefix), prefix, limit),
+                )
+            ]
 
     def all_queues(self) -> list[QueueRow]:
         with self.store.reading() as db:
@@ -108,7 +129,9 @@ class SqsStore:
 
     def set_attributes(self, name: str, attributes: dict[str, str], now: float) -> bool:
         with self.store.transaction() as db:
-            return db.execute("UPDATE queues SET attributes=?, modified_s=? WHERE name=?", (_enc.encode(attributes), now, name)).rowcount == 1
+            return (
+                db.execute("UPDATE queues SET attributes=?, modified_s=? WHERE name=?", (_enc.encode(attributes), now, name)).rowcount == 1
+            )
 
     def set_tags(self, name: str, tags: dict[str, str]) -> bool:
         with self.store.transaction() as db:
@@ -128,7 +151,9 @@ class SqsStore:
         with self.store.reading() as db:
             row = db.execute(
                 "SELECT SUM(visible_s <= ?), SUM(visible_s > ? AND receive_count > 0), SUM(visible_s > ? AND receive_count = 0) "
-                "FROM messages WHERE queue=? AND (expires_s IS NULL OR expires_s > ?)", (now, now, now, name, now)).fetchone()
+                "FROM messages WHERE queue=? AND (expires_s IS NULL OR expires_s > ?)",
+                (now, now, now, name, now),
+            ).fetchone()
         return tuple(int(v or 0) for v in row)  # type: ignore[return-value]
 
     # -- messages ---------------------------------------------------------------
@@ -141,12 +166,26 @@ class SqsStore:
             db.executemany(
                 "INSERT INTO messages(id, queue, function, body, payload, sent_s, visible_s, attributes, system, sender, expires_s) "
                 "VALUES(?, ?, '', ?, x'', ?, ?, ?, ?, ?, ?)",
-                [(m.id, queue, m.body.encode("utf-8"), now, now + m.delay_s, _enc.encode(m.attributes) if m.attributes else None,
-                  _enc.encode(m.system) if m.system else None, m.sender, now + retention_s) for m in messages])
+                [
+                    (
+                        m.id,
+                        queue,
+                        m.body.encode("utf-8"),
+                        now,
+                        now + m.delay_s,
+                        _enc.encode(m.attributes) if m.attributes else None,
+                        _enc.encode(m.system) if m.system else None,
+                        m.sender,
+                        now + retention_s,
+                    )
+                    for m in messages
+                ],
+            )
         return True
 
-    def receive(self, queue: str, limit: int, visibility_s: float, now: float,
-                redrive: tuple[str, int] | None = None) -> tuple[list[StoredMessage], int]:
+    def receive(
+        self, queue: str, limit: int, visibility_s: float, now: float, redrive: tuple[str, int] | None = None
+    ) -> tuple[list[StoredMessage], int]:
         """Up to ``limit`` receivable messages, made invisible until now +
         visibility_s with a new receipt each; with a redrive policy (dead-
         letter queue, maxReceiveCount), a message already received that many
@@ -157,8 +196,10 @@ class SqsStore:
         with self.store.transaction(durable=False) as db:
             db.execute("DELETE FROM messages WHERE queue=? AND expires_s IS NOT NULL AND expires_s <= ?", (queue, now))
             while len(out) < limit:
-                rows = db.execute(f"SELECT {_COLUMNS} FROM messages WHERE queue=? AND visible_s <= ? ORDER BY visible_s, seq LIMIT ?",
-                                  (queue, now, limit - len(out))).fetchall()
+                rows = db.execute(
+                    f"SELECT {_COLUMNS} FROM messages WHERE queue=? AND visible_s <= ? ORDER BY visible_s, seq LIMIT ?",
+                    (queue, now, limit - len(out)),
+                ).fetchall()
                 if not rows:
                     break
                 for row in rows:
@@ -169,10 +210,25 @@ class SqsStore:
                         continue
                     token = secrets.token_hex(16)
                     first = msg.first_receive_s if msg.first_receive_s is not None else now
-                    db.execute("UPDATE messages SET receive_count=receive_count+1, first_receive_s=?, receipt=?, visible_s=? WHERE seq=?",
-                               (first, token, now + visibility_s, msg.seq))
-                    out.append(StoredMessage(msg.seq, msg.id, msg.queue, msg.body, msg.sent_s, msg.receive_count + 1, first,
-                                             token, msg.attributes, msg.system, msg.sender))
+                    db.execute(
+                        "UPDATE messages SET receive_count=receive_count+1, first_receive_s=?, receipt=?, visible_s=? WHERE seq=?",
+                        (first, token, now + visibility_s, msg.seq),
+                    )
+                    out.append(
+                        StoredMessage(
+                            msg.seq,
+                            msg.id,
+                            msg.queue,
+                            msg.body,
+                            msg.sent_s,
+                            msg.receive_count + 1,
+                            first,
+                            token,
+                            msg.attributes,
+                            msg.system,
+                            msg.sender,
+                        )
+                    )
         return out, moved
 
     @staticmethod
@@ -185,11 +241,13 @@ class SqsStore:
         nothing and is no error,
         as SQS answers."""
         with self.store.transaction(durable=False) as db:
-            return [db.execute("DELETE FROM messages WHERE queue=? AND seq=? AND receipt=?", (queue, seq, token)).rowcount == 1
-                    for seq, token in receipts]
+            return [
+                db.execute("DELETE FROM messages WHERE queue=? AND seq=? AND receipt=?", (queue, seq, token)).rowcount == 1
+                for seq, token in receipts
+            ]
 
     def change_visibility(self, queue: str, seq: int, token: str, until_s: float, now: float) -> str:
-        """"ok", "not_in_flight" or "unknown"."""
+        """ "ok", "not_in_flight" or "unknown"."""
         with self.store.transaction(durable=False) as db:
             row = db.execute("SELECT visible_s FROM messages WHERE queue=? AND seq=? AND receipt=?", (queue, seq, token)).fetchone()
             if row is None:
@@ -203,8 +261,10 @@ class SqsStore:
         """Makes received messages receivable again at visible_s (a batch
         that could not be handed to its function at all)."""
         with self.store.transaction(durable=False) as db:
-            db.executemany("UPDATE messages SET visible_s=? WHERE queue=? AND seq=? AND receipt=?",
-                           [(visible_s, queue, seq, token) for seq, token in receipts])
+            db.executemany(
+                "UPDATE messages SET visible_s=? WHERE queue=? AND seq=? AND receipt=?",
+                [(visible_s, queue, seq, token) for seq, token in receipts],
+            )
 
     def next_visible(self, queue: str, now: float) -> float | None:
         """When the next message now invisible becomes receivable."""

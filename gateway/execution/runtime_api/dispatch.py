@@ -8,6 +8,7 @@ one request at a time). A sandbox whose function has extensions but runs
 on the Python fast path has no Runtime API: its runtime speaks msgspec
 frames, and the Runtime API's paths answer 404 there.
 """
+
 from __future__ import annotations
 
 from typing import Protocol
@@ -24,16 +25,14 @@ class _Reader(Protocol):
 class SandboxApi:
     """What server.py drives: receive(), closed(), parked()."""
 
-    def __init__(self, runtime: state.RuntimeApi | None = None,
-                 extension_api: extensions.ExtensionsApi | None = None) -> None:
+    def __init__(self, runtime: state.RuntimeApi | None = None, extension_api: extensions.ExtensionsApi | None = None) -> None:
         self.runtime = runtime
         self.extensions = extension_api
         self._owner: dict[int, _Reader] = {}  # connection -> the state machine reading its request
         self._not_here = _NotHere()
 
     def parked(self, conn: int) -> bool:
-        return ((self.runtime is not None and self.runtime.parked(conn))
-                or (self.extensions is not None and self.extensions.parked(conn)))
+        return (self.runtime is not None and self.runtime.parked(conn)) or (self.extensions is not None and self.extensions.parked(conn))
 
     def receive(self, conn: int, event) -> list:
         if type(event) in (wire.Whole, wire.Request):

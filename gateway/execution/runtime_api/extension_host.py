@@ -32,6 +32,7 @@ Telemetry: platform events, the runtime's log lines (function) and the
 extensions' (extension) go to each subscriber's buffer
 (telemetry_delivery.py).
 """
+
 from __future__ import annotations
 
 import os
@@ -78,8 +79,18 @@ def wanted(layer_dirs: tuple[str, ...]) -> bool:
 class Figures:
     """What the platform's telemetry records name, fixed per environment."""
 
-    def __init__(self, *, function_name: str, version: str, runtime_version: str, initialization_type: str,
-                 memory_mb: int, json_logs: bool, account_id: str, handler: str) -> None:
+    def __init__(
+        self,
+        *,
+        function_name: str,
+        version: str,
+        runtime_version: str,
+        initialization_type: str,
+        memory_mb: int,
+        json_logs: bool,
+        account_id: str,
+        handler: str,
+    ) -> None:
         self.function_name = function_name
         self.version = version
         self.runtime_version = runtime_version
@@ -94,10 +105,16 @@ class Figures:
         """From the pool's FunctionSpec."""
         rec = spec.record
         parts = spec.arn.split(":")
-        return cls(function_name=rec.name, version=spec.version, runtime_version=spec.runtime_version,
-                   initialization_type=initialization_type, memory_mb=rec.memory_size,
-                   json_logs=rec.logging_config.get("LogFormat") == "JSON",
-                   account_id=parts[4] if len(parts) > 4 else "", handler=rec.handler)
+        return cls(
+            function_name=rec.name,
+            version=spec.version,
+            runtime_version=spec.runtime_version,
+            initialization_type=initialization_type,
+            memory_mb=rec.memory_size,
+            json_logs=rec.logging_config.get("LogFormat") == "JSON",
+            account_id=parts[4] if len(parts) > 4 else "",
+            handler=rec.handler,
+        )
 
 
 def _ms() -> int:
@@ -105,13 +122,26 @@ def _ms() -> int:
 
 
 class ExtensionHost:
-    def __init__(self, inst: Instance, listener: socket.socket, port: int, log_fd: int, pidfds: dict[str, int],
-                 failed: list[list[str]], figures: Figures) -> None:
+    def __init__(
+        self,
+        inst: Instance,
+        listener: socket.socket,
+        port: int,
+        log_fd: int,
+        pidfds: dict[str, int],
+        failed: list[list[str]],
+        figures: Figures,
+    ) -> None:
         self.inst = inst
         self.port = port
         self.figures = figures
-        self.api = ex.ExtensionsApi(list(pidfds), function_name=figures.function_name, function_version=figures.version,
-                                    handler=figures.handler, account_id=figures.account_id)
+        self.api = ex.ExtensionsApi(
+            list(pidfds),
+            function_name=figures.function_name,
+            function_version=figures.version,
+            handler=figures.handler,
+            account_id=figures.account_id,
+        )
         self.sandbox_api = dispatch.SandboxApi(None, self.api)
         self.server = RuntimeApiServer(listener, self.sandbox_api, self._sink)
         self.runtime_sink: Callable[[object, int], None] | None = None  # a custom runtime's session's
@@ -188,8 +218,11 @@ class ExtensionHost:
         `next`, then close registration and subscriptions."""
         status = "success" if isinstance(reply, InitOk) else "error"
         events = tm.log_lines("function", reply.log, reply.log_marks, _ms(), self.figures.json_logs)
-        events.append(tm.init_runtime_done(_ms(), initialization_type=self.figures.initialization_type, status=status,
-                                           error_type=getattr(reply, "error_type", None)))
+        events.append(
+            tm.init_runtime_done(
+                _ms(), initialization_type=self.figures.initialization_type, status=status, error_type=getattr(reply, "error_type", None)
+            )
+        )
         self.deliveries.emit(events)
         if isinstance(reply, InitOk):
             await self.server.wait(lambda: self.api.ready() or self._failure() is not None or self.closed)
@@ -199,9 +232,17 @@ class ExtensionHost:
         if isinstance(reply, InitOk) and failure is not None:
             reply = InitError(failure[0], function_errors.platform(failure[0], "", failure[1]), reply.log, reply.log_marks)
             status = "error"
-        self.deliveries.emit([tm.init_report(_ms(), initialization_type=self.figures.initialization_type, status=status,
-                                             duration_ns=time.monotonic_ns() - init_ns,
-                                             error_type=getattr(reply, "error_type", None))])
+        self.deliveries.emit(
+            [
+                tm.init_report(
+                    _ms(),
+                    initialization_type=self.figures.initialization_type,
+                    status=status,
+                    duration_ns=time.monotonic_ns() - init_ns,
+                    error_type=getattr(reply, "error_type", None),
+                )
+            ]
+        )
         self.deliveries.init_over()
         await self._pause()
         return reply
@@ -226,8 +267,7 @@ class ExtensionHost:
             self._runtime_done(invoke, result, started_ms)
         # The pool's deadline watcher kills the sandbox at the Timeout: an
         # extension that never asks again ends the wait that way.
-        await self.server.serve_call([], lambda: self.api.ready() or bool(self.crashed) or self.api.failure is not None
-                                     or self.closed)
+        await self.server.serve_call([], lambda: self.api.ready() or bool(self.crashed) or self.api.failure is not None or self.closed)
         inst.last_heard_ns = max(inst.last_heard_ns, time.monotonic_ns())
         result.log = result.log + self._emit_extension_log()
         failure = self._failure()
@@ -236,8 +276,12 @@ class ExtensionHost:
             inst.sandbox.kill()
             self.closed = True
             error_type, message = failure
-            result = Result(invoke.request_id, function_errors.platform(error_type, invoke.request_id, message), error_type,
-                            result.log + f"RequestId: {invoke.request_id} Error: {message}\n{error_type}\n".encode())
+            result = Result(
+                invoke.request_id,
+                function_errors.platform(error_type, invoke.request_id, message),
+                error_type,
+                result.log + f"RequestId: {invoke.request_id} Error: {message}\n{error_type}\n".encode(),
+            )
         else:
             await self._pause()
         return result
@@ -247,11 +291,26 @@ class ExtensionHost:
         inst = self.inst
         runtime_ns = max(0, inst.last_heard_ns - inst.call_started_ns)
         output = result.log[-MAX_CALL_LOG:]
-        events = tm.log_lines("function", output, result.log_marks if len(output) == len(result.log) else [], _ms(),
-                              self.figures.json_logs, start_ms=started_ms)
-        events.append(tm.runtime_done(_ms(), request_id=invoke.request_id, status="error" if result.error_type else "success",
-                                      error_type=result.error_type, duration_ns=runtime_ns, produced_bytes=len(result.payload),
-                                      started_ms=started_ms, trace_id=self._trace))
+        events = tm.log_lines(
+            "function",
+            output,
+            result.log_marks if len(output) == len(result.log) else [],
+            _ms(),
+            self.figures.json_logs,
+            start_ms=started_ms,
+        )
+        events.append(
+            tm.runtime_done(
+                _ms(),
+                request_id=invoke.request_id,
+                status="error" if result.error_type else "success",
+                error_type=result.error_type,
+                duration_ns=runtime_ns,
+                produced_bytes=len(result.payload),
+                started_ms=started_ms,
+                trace_id=self._trace,
+            )
+        )
         self.deliveries.emit(events)
 
     def reported(self, outcome, granularity_ms: int) -> None:
@@ -261,11 +320,22 @@ class ExtensionHost:
             return
         kind = outcome.kind
         status = "success" if kind == "success" else "timeout" if kind == "timeout" else "error" if kind == "error" else "failure"
-        self.deliveries.emit([tm.report(
-            _ms(), request_id=outcome.request_id, status=status, error_type=outcome.error_type,
-            duration_ns=outcome.duration_ns, billed_ms=billing.billed_ms(outcome.duration_ns, granularity_ms),
-            memory_mb=self.figures.memory_mb, max_memory_mb=outcome.max_memory_mb, init_ns=outcome.init_ns,
-            trace_id=self._trace or trace_id())])
+        self.deliveries.emit(
+            [
+                tm.report(
+                    _ms(),
+                    request_id=outcome.request_id,
+                    status=status,
+                    error_type=outcome.error_type,
+                    duration_ns=outcome.duration_ns,
+                    billed_ms=billing.billed_ms(outcome.duration_ns, granularity_ms),
+                    memory_mb=self.figures.memory_mb,
+                    max_memory_mb=outcome.max_memory_mb,
+                    init_ns=outcome.init_ns,
+                    trace_id=self._trace or trace_id(),
+                )
+            ]
+        )
 
     async def _pause(self) -> None:
         """The sandbox is about to be frozen: let the POSTs under way end."""
@@ -363,8 +433,11 @@ async def start(inst: Instance, init: Init, figures: Figures, nursery: trio.Nurs
     listener = _listener(fds[0], fds[1:])
     # Each fd checked to be what it claims, and the port read off the
     # socket, before the gateway relies on them.
-    if (not stat.S_ISREG(os.fstat(fds[1]).st_mode) or not all(_is_pidfd(fd) for fd in fds[2:])
-            or len(set(reply.started)) != len(reply.started)):
+    if (
+        not stat.S_ISREG(os.fstat(fds[1]).st_mode)
+        or not all(_is_pidfd(fd) for fd in fds[2:])
+        or len(set(reply.started)) != len(reply.started)
+    ):
         listener.close()
         _close_all(fds[1:])
         raise WorkerGone()
@@ -372,9 +445,19 @@ async def start(inst: Instance, init: Init, figures: Figures, nursery: trio.Nurs
     port = listener.getsockname()[1]
     host = ExtensionHost(inst, listener, port, fds[1], pidfds, reply.failed, figures)
     inst.extensions = host
-    host.deliveries.emit([tm.init_start(started_ms, initialization_type=figures.initialization_type,
-                                        runtime_version=figures.runtime_version or "unknown", function_name=figures.function_name,
-                                        function_version=figures.version, instance_id=inst.id, memory_mb=figures.memory_mb)])
+    host.deliveries.emit(
+        [
+            tm.init_start(
+                started_ms,
+                initialization_type=figures.initialization_type,
+                runtime_version=figures.runtime_version or "unknown",
+                function_name=figures.function_name,
+                function_version=figures.version,
+                instance_id=inst.id,
+                memory_mb=figures.memory_mb,
+            )
+        ]
+    )
     await nursery.start(host.run)
     await host.wait_registered()
     return host
@@ -402,8 +485,9 @@ def _listener(fd: int, others: list[int]) -> socket.socket:
     return listener
 
 
-async def init_with_extensions(inst: Instance, init: Init, figures: Figures, nursery: trio.Nursery,
-                               run_init: Callable[[], Awaitable[InitOk | InitError]]) -> InitOk | InitError:
+async def init_with_extensions(
+    inst: Instance, init: Init, figures: Figures, nursery: trio.Nursery, run_init: Callable[[], Awaitable[InitOk | InitError]]
+) -> InitOk | InitError:
     """The pool's init of an instance whose layers bring extensions."""
     started_ms = _ms()
     init_ns = time.monotonic_ns()
@@ -413,8 +497,7 @@ async def init_with_extensions(inst: Instance, init: Init, figures: Figures, nur
         name, why = host.start_failures[0]
         failure = ex.CRASH, f"Extension {name} could not be started: {why}"
     if failure is not None:
-        reply: InitOk | InitError = InitError(failure[0], function_errors.platform(failure[0], "", failure[1]),
-                                              host._emit_extension_log())
+        reply: InitOk | InitError = InitError(failure[0], function_errors.platform(failure[0], "", failure[1]), host._emit_extension_log())
         return await host.finish_init(reply, started_ms, init_ns)
     reply = await run_init()
     return await host.finish_init(reply, started_ms, init_ns)

@@ -30,6 +30,7 @@ State, ...). Nothing here touches a socket or a clock: the pool hands in
 events (invoke(), shutdown()) and reads the state; what only the trio side
 can act on comes back as outputs.
 """
+
 from __future__ import annotations
 
 import enum
@@ -154,13 +155,14 @@ def _forbidden(error_type: str, message: str) -> bytes:
 
 
 def _transition(agent: Agent, to: str, why: str) -> bytes:
-    return _forbidden("Extension.InvalidExtensionState",
-                      f"State transition from {agent.state.value} to {to} failed for extension {agent.name}. Error: {why}")
+    return _forbidden(
+        "Extension.InvalidExtensionState",
+        f"State transition from {agent.state.value} to {to} failed for extension {agent.name}. Error: {why}",
+    )
 
 
 class ExtensionsApi:
-    def __init__(self, external: list[str], *, function_name: str, function_version: str, handler: str,
-                 account_id: str) -> None:
+    def __init__(self, external: list[str], *, function_name: str, function_version: str, handler: str, account_id: str) -> None:
         """external: the names of the programs started from /opt/extensions."""
         self.agents: dict[str, Agent] = {}  # by identifier, once registered
         self._by_name: dict[str, Agent] = {name: Agent(name, True) for name in external}
@@ -206,10 +208,16 @@ class ExtensionsApi:
 
     def invoke(self, request_id: str, deadline_ms: int, invoked_arn: str, trace_id: str) -> list:
         """A call starts: INVOKE to each extension registered for it."""
-        return self._broadcast("INVOKE", {
-            "eventType": "INVOKE", "deadlineMs": deadline_ms, "requestId": request_id,
-            "invokedFunctionArn": invoked_arn, "tracing": {"type": "X-Amzn-Trace-Id", "value": trace_id},
-        })
+        return self._broadcast(
+            "INVOKE",
+            {
+                "eventType": "INVOKE",
+                "deadlineMs": deadline_ms,
+                "requestId": request_id,
+                "invokedFunctionArn": invoked_arn,
+                "tracing": {"type": "X-Amzn-Trace-Id", "value": trace_id},
+            },
+        )
 
     def shutdown(self, reason: str, deadline_ms: int) -> list:
         """The environment is being reclaimed: SHUTDOWN to each extension
@@ -279,8 +287,14 @@ class ExtensionsApi:
 
     def _head(self, conn: int, head: wire.Head) -> list:
         path, method = head.path, head.method
-        routes = {REGISTER_PATH: ("POST", _REGISTER), NEXT_PATH: ("GET", _NEXT), INIT_ERROR_PATH: ("POST", _INIT_ERROR),
-                  EXIT_ERROR_PATH: ("POST", _EXIT_ERROR), TELEMETRY_PATH: ("PUT", _SUBSCRIBE), LOGS_PATH: ("PUT", _SUBSCRIBE)}
+        routes = {
+            REGISTER_PATH: ("POST", _REGISTER),
+            NEXT_PATH: ("GET", _NEXT),
+            INIT_ERROR_PATH: ("POST", _INIT_ERROR),
+            EXIT_ERROR_PATH: ("POST", _EXIT_ERROR),
+            TELEMETRY_PATH: ("PUT", _SUBSCRIBE),
+            LOGS_PATH: ("PUT", _SUBSCRIBE),
+        }
         route = routes.get(path)
         if route is None:
             reading = _Reading(_REFUSED, head, refusal=state.NOT_FOUND)
@@ -293,8 +307,15 @@ class ExtensionsApi:
             if isinstance(agent, bytes):
                 reading = _Reading(_REFUSED, head, refusal=agent)
             elif path == LOGS_PATH:
-                reading = _Reading(_REFUSED, head, refusal=wire.error_reply(
-                    400, "Logs.NotSupported", "The Logs API is not supported by this server; subscribe with the Telemetry API (/2022-07-01/telemetry)"))
+                reading = _Reading(
+                    _REFUSED,
+                    head,
+                    refusal=wire.error_reply(
+                        400,
+                        "Logs.NotSupported",
+                        "The Logs API is not supported by this server; subscribe with the Telemetry API (/2022-07-01/telemetry)",
+                    ),
+                )
             else:
                 reading = _Reading(route[1], head, agent=agent)
         if reading.kind != _REFUSED and not head.chunked and head.content_length > MAX_BODY:
@@ -360,7 +381,9 @@ class ExtensionsApi:
             if self.init_done:
                 return [state.Send(conn, _forbidden("Extension.RegistrationClosed", "Extension registration closed already"), close=close)]
             if len(self._by_name) >= MAX_EXTENSIONS:
-                return [state.Send(conn, _forbidden("Extension.TooManyExtensions", f"Extension limit ({MAX_EXTENSIONS}) reached"), close=close)]
+                return [
+                    state.Send(conn, _forbidden("Extension.TooManyExtensions", f"Extension limit ({MAX_EXTENSIONS}) reached"), close=close)
+                ]
             agent = self._by_name[name] = Agent(name, False)
         elif agent.state is not AgentState.LAUNCHED:
             why = "Extension with this name already registered" if not external else "State transition is not allowed"
@@ -420,4 +443,3 @@ class ExtensionsApi:
 
 def is_extension_path(path: str) -> bool:
     return path.startswith(PREFIXES)
-

@@ -23,6 +23,7 @@ Everything a runtime sends is untrusted: heads are parsed strictly, bodies
 are bounded by state.py, connections are capped per sandbox, and a
 connection that breaks HTTP is closed.
 """
+
 from __future__ import annotations
 
 import errno
@@ -193,8 +194,11 @@ class RuntimeApiServer:
                 return False
             if event is wire.NEED_DATA:
                 break
-            if (type(event) is wire.Request and event.head.expect_continue
-                    and (event.head.chunked or reader.buffered < event.head.content_length)):
+            if (
+                type(event) is wire.Request
+                and event.head.expect_continue
+                and (event.head.chunked or reader.buffered < event.head.content_length)
+            ):
                 await self._send(conn, wire.CONTINUE)
             outputs = api.receive(conn.id, event)
             if outputs:

@@ -12,6 +12,7 @@ read (Instance.call_started_ns and last_heard_ns, which the pool reads);
 Init Duration ends at the first `next`; Max Memory Used is the cgroup's
 peak over the call. Nothing the runtime says about itself is used.
 """
+
 from __future__ import annotations
 
 import json
@@ -97,8 +98,16 @@ async def exec_runtime(inst: Instance, task_root: str, env: dict[str, str], lang
     if language is None:
         request = Bootstrap(bootstrap_paths(task_root), dict(env), task_root, HOST, port, api_open=host is not None)
     else:
-        request = Bootstrap([language.program], languages.exec_env(language, env), task_root, HOST,
-                            port, argv=language.argv, stdin=True, api_open=host is not None)
+        request = Bootstrap(
+            [language.program],
+            languages.exec_env(language, env),
+            task_root,
+            HOST,
+            port,
+            argv=language.argv,
+            stdin=True,
+            api_open=host is not None,
+        )
     try:
         await rawio.send_all(inst.sock, encode(request))
     except OSError:
@@ -192,8 +201,7 @@ def _fds_of(ancdata) -> list[int]:
     fds = []
     for level, kind, payload in ancdata:
         if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-            fds += [int.from_bytes(payload[i:i + 4], sys.byteorder, signed=True)
-                    for i in range(0, len(payload) - len(payload) % 4, 4)]
+            fds += [int.from_bytes(payload[i : i + 4], sys.byteorder, signed=True) for i in range(0, len(payload) - len(payload) % 4, 4)]
     return fds
 
 
@@ -371,8 +379,9 @@ class RuntimeApiSession:
         self._answer = None
         self._handed_out = False
         self._stream = stream
-        call = state.Invocation(invoke.request_id, invoke.payload, invoke.deadline_ms, invoke.invoked_arn, trace_id(),
-                                header_json(invoke.client_context))
+        call = state.Invocation(
+            invoke.request_id, invoke.payload, invoke.deadline_ms, invoke.invoked_arn, trace_id(), header_json(invoke.client_context)
+        )
         try:
             await self.server.serve_call(self.api.invoke(call), lambda: self._answer is not None or self.gone)
         finally:

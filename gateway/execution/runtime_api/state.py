@@ -30,6 +30,7 @@ the service's runtime-facing side), state for state:
   and its chunks (StreamData) are also passed on as they arrive, for a
   caller that streams.
 """
+
 from __future__ import annotations
 
 import base64
@@ -81,11 +82,18 @@ class State(enum.Enum):
 class Invocation:
     """One call as `next` hands it out."""
 
-    __slots__ = ("request_id", "payload", "deadline_ms", "invoked_arn", "trace_id", "client_context",
-                 "cognito_identity", "_rendered")
+    __slots__ = ("request_id", "payload", "deadline_ms", "invoked_arn", "trace_id", "client_context", "cognito_identity", "_rendered")
 
-    def __init__(self, request_id: str, payload: bytes, deadline_ms: int, invoked_arn: str, trace_id: str,
-                 client_context: str | None = None, cognito_identity: str | None = None) -> None:
+    def __init__(
+        self,
+        request_id: str,
+        payload: bytes,
+        deadline_ms: int,
+        invoked_arn: str,
+        trace_id: str,
+        client_context: str | None = None,
+        cognito_identity: str | None = None,
+    ) -> None:
         self.request_id = request_id
         self.payload = payload
         self.deadline_ms = deadline_ms
@@ -97,8 +105,9 @@ class Invocation:
 
     def rendered(self) -> bytes:
         if self._rendered is None:
-            self._rendered = wire.event_reply(self.request_id, self.payload, self.deadline_ms, self.invoked_arn,
-                                              self.trace_id, self.client_context, self.cognito_identity)
+            self._rendered = wire.event_reply(
+                self.request_id, self.payload, self.deadline_ms, self.invoked_arn, self.trace_id, self.client_context, self.cognito_identity
+            )
         return self._rendered
 
 
@@ -190,11 +199,22 @@ _NEXT, _RESPONSE, _ERROR, _INIT_ERROR, _PING, _REFUSED = range(6)
 class _Reading:
     """The request being read on one connection."""
 
-    __slots__ = ("kind", "request_id", "parts", "size", "limit", "over", "streaming", "refusal", "error_type",
-                 "content_type", "keep_alive", "expect_continue")
+    __slots__ = (
+        "kind",
+        "request_id",
+        "parts",
+        "size",
+        "limit",
+        "over",
+        "streaming",
+        "refusal",
+        "error_type",
+        "content_type",
+        "keep_alive",
+        "expect_continue",
+    )
 
-    def __init__(self, kind: int, head: wire.Head, request_id: str = "", limit: int = 0,
-                 refusal: bytes = b"") -> None:
+    def __init__(self, kind: int, head: wire.Head, request_id: str = "", limit: int = 0, refusal: bytes = b"") -> None:
         self.kind = kind
         self.request_id = request_id
         self.parts: list[bytes] = []
@@ -220,8 +240,10 @@ def valid_error_type(value: str | None) -> str:
 
 def _not_allowed(frm: State, to: str) -> bytes:
     return wire.error_reply(
-        403, "InvalidStateTransition",
-        f"State transition from {frm.value} to {to} failed for runtime. Error: State transition is not allowed")
+        403,
+        "InvalidStateTransition",
+        f"State transition from {frm.value} to {to} failed for runtime. Error: State transition is not allowed",
+    )
 
 
 INVALID_REQUEST_ID = wire.error_reply(400, "InvalidRequestID", "Invalid request ID")
@@ -239,8 +261,7 @@ def platform_error(error_type: str, message: str) -> bytes:
 
 
 class RuntimeApi:
-    def __init__(self, *, max_response: int = MAX_RESPONSE, max_error_body: int = MAX_ERROR_BODY,
-                 max_drain: int = MAX_DRAIN) -> None:
+    def __init__(self, *, max_response: int = MAX_RESPONSE, max_error_body: int = MAX_ERROR_BODY, max_drain: int = MAX_DRAIN) -> None:
         self.state = State.STARTED
         self.max_response = max_response
         self.max_error_body = max_error_body
@@ -315,8 +336,7 @@ class RuntimeApi:
                 return []  # the caller has its answer already
             # Cut off mid-response: the emulator's truncated response.
             self._close_call()
-            return [Answered(reading.request_id, platform_error(TRUNCATED_TYPE, "Runtime sent a truncated response"),
-                             TRUNCATED_TYPE)]
+            return [Answered(reading.request_id, platform_error(TRUNCATED_TYPE, "Runtime sent a truncated response"), TRUNCATED_TYPE)]
         if reading.kind == _ERROR:
             self.state = State.RUNNING  # the error never arrived: the call is still open
         return []
@@ -330,7 +350,7 @@ class RuntimeApi:
         if path == NEXT_PATH:
             reading = _Reading(_NEXT, head) if method == "GET" else _Reading(_REFUSED, head, refusal=NOT_ALLOWED_METHOD)
         elif path.startswith(INVOCATION_PREFIX) and path.endswith(("/response", "/error")):
-            request_id, _, action = path[len(INVOCATION_PREFIX):].rpartition("/")
+            request_id, _, action = path[len(INVOCATION_PREFIX) :].rpartition("/")
             if not request_id or "/" in request_id:
                 reading = _Reading(_REFUSED, head, refusal=NOT_FOUND)
             elif method != "POST":
@@ -373,8 +393,7 @@ class RuntimeApi:
             # body has been read, and the call is over.
             self.state = State.RESPONSE_SENT
             self._close_call()
-            out.append(Answered(request_id, platform_error(BAD_MODE_TYPE, "Invalid function response mode"),
-                                BAD_MODE_TYPE))
+            out.append(Answered(request_id, platform_error(BAD_MODE_TYPE, "Invalid function response mode"), BAD_MODE_TYPE))
             return _Reading(_REFUSED, head, refusal=BAD_MODE)
         self.state = State.RESPONDING
         reading = _Reading(_RESPONSE, head, request_id, limit=self.max_response)
@@ -484,8 +503,11 @@ def _without_cause(body: bytes) -> bytes:
         message = doc.get("errorMessage", "")
         kind = doc.get("errorType", "")
         stack = doc.get("stackTrace")
-        if not isinstance(message, str) or not isinstance(kind, str) or (stack is not None and not (
-                isinstance(stack, list) and all(isinstance(s, str) for s in stack))):
+        if (
+            not isinstance(message, str)
+            or not isinstance(kind, str)
+            or (stack is not None and not (isinstance(stack, list) and all(isinstance(s, str) for s in stack)))
+        ):
             raise ValueError
     except ValueError:
         return json.dumps("Invalid error body").encode()

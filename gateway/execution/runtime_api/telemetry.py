@@ -17,6 +17,7 @@ platform.runtimeDone (metrics and spans), platform.report,
 platform.extension, platform.telemetrySubscription, platform.logsDropped,
 function and extension.
 """
+
 from __future__ import annotations
 
 import collections
@@ -129,8 +130,9 @@ class Event(msgspec.Struct, frozen=True):
 
 
 def _event(category: str, ms: int, kind: str, record: object) -> Event:
-    return Event(category, json.dumps({"time": iso(ms), "type": kind, "record": record}, separators=(",", ":"),
-                                      ensure_ascii=False).encode())
+    return Event(
+        category, json.dumps({"time": iso(ms), "type": kind, "record": record}, separators=(",", ":"), ensure_ascii=False).encode()
+    )
 
 
 def _tracing(trace_id: str) -> dict:
@@ -141,13 +143,24 @@ def _ms(ns: int) -> float:
     return round(ns / 1e6, 3)
 
 
-def init_start(ms: int, *, initialization_type: str, runtime_version: str, function_name: str, function_version: str,
-               instance_id: str, memory_mb: int) -> Event:
-    return _event("platform", ms, "platform.initStart", {
-        "initializationType": initialization_type, "phase": "init", "runtimeVersion": runtime_version,
-        "runtimeVersionArn": f"arn:aws:lambda:::runtime:{runtime_version}", "functionName": function_name,
-        "functionVersion": function_version, "instanceId": instance_id, "instanceMaxMemory": memory_mb * 1048576,
-    })
+def init_start(
+    ms: int, *, initialization_type: str, runtime_version: str, function_name: str, function_version: str, instance_id: str, memory_mb: int
+) -> Event:
+    return _event(
+        "platform",
+        ms,
+        "platform.initStart",
+        {
+            "initializationType": initialization_type,
+            "phase": "init",
+            "runtimeVersion": runtime_version,
+            "runtimeVersionArn": f"arn:aws:lambda:::runtime:{runtime_version}",
+            "functionName": function_name,
+            "functionVersion": function_version,
+            "instanceId": instance_id,
+            "instanceMaxMemory": memory_mb * 1048576,
+        },
+    )
 
 
 def _status(record: dict, status: str, error_type: str | None) -> dict:
@@ -158,8 +171,12 @@ def _status(record: dict, status: str, error_type: str | None) -> dict:
 
 
 def init_runtime_done(ms: int, *, initialization_type: str, status: str, error_type: str | None = None) -> Event:
-    return _event("platform", ms, "platform.initRuntimeDone",
-                  _status({"initializationType": initialization_type, "phase": "init"}, status, error_type))
+    return _event(
+        "platform",
+        ms,
+        "platform.initRuntimeDone",
+        _status({"initializationType": initialization_type, "phase": "init"}, status, error_type),
+    )
 
 
 def init_report(ms: int, *, initialization_type: str, status: str, duration_ns: int, error_type: str | None = None) -> Event:
@@ -176,16 +193,18 @@ def extension(ms: int, name: str, events: tuple[str, ...], state: str = "Ready",
 
 
 def subscription(ms: int, name: str, types: frozenset) -> Event:
-    return _event("platform", ms, "platform.telemetrySubscription",
-                  {"name": name, "state": "Subscribed", "types": [t for t in TYPES if t in types]})
+    return _event(
+        "platform", ms, "platform.telemetrySubscription", {"name": name, "state": "Subscribed", "types": [t for t in TYPES if t in types]}
+    )
 
 
 def start(ms: int, request_id: str, version: str, trace_id: str) -> Event:
     return _event("platform", ms, "platform.start", {"requestId": request_id, "version": version, "tracing": _tracing(trace_id)})
 
 
-def runtime_done(ms: int, *, request_id: str, status: str, error_type: str | None, duration_ns: int, produced_bytes: int,
-                 started_ms: int, trace_id: str) -> Event:
+def runtime_done(
+    ms: int, *, request_id: str, status: str, error_type: str | None, duration_ns: int, produced_bytes: int, started_ms: int, trace_id: str
+) -> Event:
     record = _status({"requestId": request_id}, status, error_type)
     record["metrics"] = {"durationMs": _ms(duration_ns), "producedBytes": produced_bytes}
     # The answer arrives whole (a frame, or a response body read to its
@@ -198,10 +217,25 @@ def runtime_done(ms: int, *, request_id: str, status: str, error_type: str | Non
     return _event("platform", ms, "platform.runtimeDone", record)
 
 
-def report(ms: int, *, request_id: str, status: str, error_type: str | None, duration_ns: int, billed_ms: int,
-           memory_mb: int, max_memory_mb: int, init_ns: int | None, trace_id: str) -> Event:
-    metrics: dict = {"durationMs": _ms(duration_ns), "billedDurationMs": billed_ms, "memorySizeMB": memory_mb,
-                     "maxMemoryUsedMB": max_memory_mb}
+def report(
+    ms: int,
+    *,
+    request_id: str,
+    status: str,
+    error_type: str | None,
+    duration_ns: int,
+    billed_ms: int,
+    memory_mb: int,
+    max_memory_mb: int,
+    init_ns: int | None,
+    trace_id: str,
+) -> Event:
+    metrics: dict = {
+        "durationMs": _ms(duration_ns),
+        "billedDurationMs": billed_ms,
+        "memorySizeMB": memory_mb,
+        "maxMemoryUsedMB": max_memory_mb,
+    }
     if init_ns is not None:
         metrics["initDurationMs"] = _ms(init_ns)
     record = _status({"requestId": request_id}, status, error_type)
@@ -211,12 +245,10 @@ def report(ms: int, *, request_id: str, status: str, error_type: str | None, dur
 
 
 def logs_dropped(ms: int, records: int, size: int) -> Event:
-    return _event("platform", ms, "platform.logsDropped",
-                  {"reason": DROPPED_REASON, "droppedRecords": records, "droppedBytes": size})
+    return _event("platform", ms, "platform.logsDropped", {"reason": DROPPED_REASON, "droppedRecords": records, "droppedBytes": size})
 
 
-def log_lines(category: str, text: bytes, marks: list[tuple[int, int]], end_ms: int, json_format: bool,
-              start_ms: int = 0) -> list[Event]:
+def log_lines(category: str, text: bytes, marks: list[tuple[int, int]], end_ms: int, json_format: bool, start_ms: int = 0) -> list[Event]:
     """A `function` or `extension` record per line of text: each stamped
     with the time it was written (marks: (offset, epoch ms) as
     metering/log_lines.py keeps them; lines past the last mark carry

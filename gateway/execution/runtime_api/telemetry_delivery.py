@@ -15,6 +15,7 @@ and counted in platform.logsDropped), and a flush is bounded in time so
 that a listener that never answers costs its own function at most
 FLUSH_BUDGET_S per call.
 """
+
 from __future__ import annotations
 
 import logging
@@ -187,8 +188,10 @@ class Deliveries:
 
     async def _post(self, subscriber: Subscriber, batch: bytes) -> None:
         sub = subscriber.buffer.sub
-        head = (f"POST {sub.path} HTTP/1.1\r\nHost: sandbox.localdomain:{sub.port}\r\n"
-                f"Content-Type: application/json\r\nContent-Length: {len(batch)}\r\n\r\n").encode()
+        head = (
+            f"POST {sub.path} HTTP/1.1\r\nHost: sandbox.localdomain:{sub.port}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(batch)}\r\n\r\n"
+        ).encode()
         reused = subscriber.conn is not None
         if subscriber.conn is None:
             subscriber.conn = await self._connect(sub.port)
@@ -221,7 +224,7 @@ class Deliveries:
 async def _send_all(conn: trio.socket.SocketType, data: bytes) -> None:
     view = memoryview(data)
     while view:
-        view = view[await conn.send(view):]
+        view = view[await conn.send(view) :]
 
 
 async def _read_answer(conn: trio.socket.SocketType) -> tuple[int, bool]:

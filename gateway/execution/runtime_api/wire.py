@@ -10,6 +10,7 @@ counted and dropped rather than kept (state.py decides).
 Replies are rendered here too. The runtime's side needs no Date or Server
 header, so the replies every call sends are prebuilt bytes.
 """
+
 from __future__ import annotations
 
 import json
@@ -193,8 +194,8 @@ class RequestReader:
             return Request(head)
         length = head.content_length
         if len(buf) >= start + length:
-            body = bytes(buf[start:start + length])
-            del buf[:start + length]
+            body = bytes(buf[start : start + length])
+            del buf[: start + length]
             return Whole(head, [body] if body else [], [])
         del buf[:start]
         self._state = _LENGTH
@@ -216,8 +217,7 @@ class RequestReader:
         line = http1.parse_head(raw[:line_end])
         connection = (fields.header("connection") or "").lower()
         keep_alive = False if "close" in connection else True if "keep-alive" in connection else line.keep_alive
-        return Head(line.method, line.target, fields.headers, fields.content_length, fields.chunked, keep_alive,
-                    fields.expect_continue)
+        return Head(line.method, line.target, fields.headers, fields.content_length, fields.chunked, keep_alive, fields.expect_continue)
 
     def _take(self, after: int) -> bytes:
         """Up to the rest of the body (or chunk) from the buffer."""
@@ -266,9 +266,9 @@ def _whole_chunked(buf: bytearray, pos: int) -> tuple[list[bytes], list[tuple[st
             break
         if len(buf) < pos + size + 2:
             return None
-        if buf[pos + size:pos + size + 2] != b"\r\n":
+        if buf[pos + size : pos + size + 2] != b"\r\n":
             raise ProtocolError(400, "malformed chunk")
-        parts.append(bytes(buf[pos:pos + size]))
+        parts.append(bytes(buf[pos : pos + size]))
         pos += size + 2
     trailers: list[tuple[str, str]] = []
     while True:
@@ -286,9 +286,18 @@ def _whole_chunked(buf: bytearray, pos: int) -> tuple[list[bytes], list[tuple[st
 # -- replies ---------------------------------------------------------------
 
 _REASONS = {
-    100: "Continue", 200: "OK", 202: "Accepted", 400: "Bad Request", 403: "Forbidden", 404: "Not Found",
-    405: "Method Not Allowed", 413: "Request Entity Too Large", 431: "Request Header Fields Too Large",
-    500: "Internal Server Error", 501: "Not Implemented", 505: "HTTP Version Not Supported",
+    100: "Continue",
+    200: "OK",
+    202: "Accepted",
+    400: "Bad Request",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    413: "Request Entity Too Large",
+    431: "Request Header Fields Too Large",
+    500: "Internal Server Error",
+    501: "Not Implemented",
+    505: "HTTP Version Not Supported",
 }
 CONTINUE = http1.CONTINUE
 
@@ -328,8 +337,15 @@ def _header_value(value: str) -> str:
     return value
 
 
-def event_reply(request_id: str, payload: bytes, deadline_ms: int, invoked_arn: str, trace_id: str,
-                client_context: str | None = None, cognito_identity: str | None = None) -> bytes:
+def event_reply(
+    request_id: str,
+    payload: bytes,
+    deadline_ms: int,
+    invoked_arn: str,
+    trace_id: str,
+    client_context: str | None = None,
+    cognito_identity: str | None = None,
+) -> bytes:
     """`next`'s answer: the event as the body, the call's context as headers."""
     head = (
         "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"

@@ -24,6 +24,7 @@ event loop.
 - exporter.py       the channels as the server assembles them.
 - export_metrics.py the export's collector for GET /metrics.
 """
+
 from .exporter import Exporter, build, targets
 from .targets import ExportConfigError
 

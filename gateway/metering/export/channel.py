@@ -16,6 +16,7 @@ refuses for good (an HTTP 400) is dropped and counted.
 Delivery is at least once: a connection that breaks in the middle of a
 payload may have carried part of it, and the payload is sent again whole.
 """
+
 from __future__ import annotations
 
 import collections
@@ -49,8 +50,16 @@ class ChannelStatistics(msgspec.Struct, frozen=True):
 
 
 class Channel:
-    def __init__(self, sink: Sink, *, max_calls: int = MAX_CALLS, max_bytes: int = MAX_BYTES, batch_calls: int = BATCH_CALLS,
-                 flush_interval_s: float = FLUSH_INTERVAL_S, max_backoff_s: float = MAX_BACKOFF_S) -> None:
+    def __init__(
+        self,
+        sink: Sink,
+        *,
+        max_calls: int = MAX_CALLS,
+        max_bytes: int = MAX_BYTES,
+        batch_calls: int = BATCH_CALLS,
+        flush_interval_s: float = FLUSH_INTERVAL_S,
+        max_backoff_s: float = MAX_BACKOFF_S,
+    ) -> None:
         self.sink = sink
         self.max_calls = max_calls
         self.max_bytes = max_bytes
@@ -82,9 +91,16 @@ class Channel:
             self._wake.set()
 
     def statistics(self) -> ChannelStatistics:
-        return ChannelStatistics(self.sink.name, len(self._buffer) + self._flight_calls, self._bytes + self._flight_bytes,
-                                 self.sent_calls, self.dropped_full,
-                                 self.dropped_rejected, self.failed_tries, self.last_error)
+        return ChannelStatistics(
+            self.sink.name,
+            len(self._buffer) + self._flight_calls,
+            self._bytes + self._flight_bytes,
+            self.sent_calls,
+            self.dropped_full,
+            self.dropped_rejected,
+            self.failed_tries,
+            self.last_error,
+        )
 
     def _take(self, n: int) -> list[Call]:
         batch = []

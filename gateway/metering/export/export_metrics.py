@@ -1,6 +1,7 @@
 """The export's own figures on GET /metrics (prometheus_client), read from
 the channels at scrape time: nothing is updated on the call path but the
 channels' plain integers."""
+
 from __future__ import annotations
 
 from prometheus_client.core import REGISTRY, CounterMetricFamily, GaugeMetricFamily
@@ -11,10 +12,15 @@ class ExportCollector:
         self.exporter = exporter
 
     def collect(self):
-        sent = CounterMetricFamily("lambdalet_export_sent_calls", "Calls whose logs and REPORT figures the receiver accepted.", labels=["sink"])
-        dropped = CounterMetricFamily("lambdalet_export_dropped_calls",
-                                      "Calls not exported: buffer_full (the receiver was too slow or down for too long), "
-                                      "rejected (the receiver refused them for good).", labels=["sink", "reason"])
+        sent = CounterMetricFamily(
+            "lambdalet_export_sent_calls", "Calls whose logs and REPORT figures the receiver accepted.", labels=["sink"]
+        )
+        dropped = CounterMetricFamily(
+            "lambdalet_export_dropped_calls",
+            "Calls not exported: buffer_full (the receiver was too slow or down for too long), "
+            "rejected (the receiver refused them for good).",
+            labels=["sink", "reason"],
+        )
         failed = CounterMetricFamily("lambdalet_export_failed_tries", "Deliveries that failed and were tried again later.", labels=["sink"])
         queued = GaugeMetricFamily("lambdalet_export_queued_calls", "Calls waiting in the export buffer.", labels=["sink"])
         queued_bytes = GaugeMetricFamily("lambdalet_export_queued_bytes", "Log bytes waiting in the export buffer.", labels=["sink"])

@@ -1,6 +1,7 @@
 """The export as the server assembles it: one channel per configured
 destination, the hook Accounting calls for every answered call, and the
 tasks that empty the channels."""
+
 from __future__ import annotations
 
 import socket
@@ -32,8 +33,10 @@ class Exporter:
         for channel in self.channels:
             spec = channel.sink.spec
             if spec.otlp is not None:
-                out.append(f"exporting logs and REPORT metrics over OTLP/HTTP to {spec.otlp.url(spec.otlp.logs_path)} "
-                           f"and {spec.otlp.url(spec.otlp.metrics_path)}")
+                out.append(
+                    f"exporting logs and REPORT metrics over OTLP/HTTP to {spec.otlp.url(spec.otlp.logs_path)} "
+                    f"and {spec.otlp.url(spec.otlp.metrics_path)}"
+                )
             elif spec.syslog is not None:
                 out.append(f"exporting logs and REPORT lines as RFC 5424 syslog to {spec.syslog.url()}")
         return out
@@ -45,16 +48,18 @@ class Exporter:
             task_status.started()
 
 
-def targets(otlp: str | None, syslog: str | None, otlp_headers: list[str] | None = None,
-            env_headers: str | None = None) -> tuple[OtlpTarget | None, SyslogTarget | None]:
+def targets(
+    otlp: str | None, syslog: str | None, otlp_headers: list[str] | None = None, env_headers: str | None = None
+) -> tuple[OtlpTarget | None, SyslogTarget | None]:
     """The --export-* values checked (ExportConfigError says what is wrong)."""
     if otlp_headers and not otlp:
         raise ExportConfigError("--export-otlp-header goes with --export-otlp")
     return (parse_otlp(otlp, otlp_headers, env_headers) if otlp else None), (parse_syslog(syslog) if syslog else None)
 
 
-def build(otlp: OtlpTarget | None, syslog: SyslogTarget | None, *, region: str, account: str, version: str = "",
-          **channel_options) -> Exporter | None:
+def build(
+    otlp: OtlpTarget | None, syslog: SyslogTarget | None, *, region: str, account: str, version: str = "", **channel_options
+) -> Exporter | None:
     """None when nothing is to be exported. Each destination's batches are
     encoded and sent by a worker process of its own (worker.py)."""
     hostname = socket.gethostname()

@@ -1,5 +1,6 @@
 """A small HTTP/1.1 client for the OTLP sink: h11's state machine over a
 trio stream, one kept-alive connection, opened again after any failure."""
+
 from __future__ import annotations
 
 import ssl
@@ -15,14 +16,15 @@ class HttpError(Exception):
 
 
 class HttpClient:
-    def __init__(self, scheme: str, host: str, port: int, *, timeout_s: float = 10.0,
-                 ssl_context: ssl.SSLContext | None = None) -> None:
+    def __init__(self, scheme: str, host: str, port: int, *, timeout_s: float = 10.0, ssl_context: ssl.SSLContext | None = None) -> None:
         self.scheme = scheme
         self.host = host
         self.port = port
         self.timeout_s = timeout_s
         self.ssl_context = ssl_context
-        self._host_header = (f"[{host}]" if ":" in host else host) + ("" if (scheme, port) in (("http", 80), ("https", 443)) else f":{port}")
+        self._host_header = (f"[{host}]" if ":" in host else host) + (
+            "" if (scheme, port) in (("http", 80), ("https", 443)) else f":{port}"
+        )
         self._stream: trio.abc.Stream | None = None
         self._conn: h11.Connection | None = None
 
@@ -45,10 +47,18 @@ class HttpClient:
                 self._stream = await trio.open_tcp_stream(self.host, self.port)
             self._conn = h11.Connection(our_role=h11.CLIENT)
         conn, stream = self._conn, self._stream
-        headers = [("Host", self._host_header), ("Content-Type", content_type), ("Content-Length", str(len(body))),
-                   ("User-Agent", "lambdalet-export"), *extra_headers]
-        await stream.send_all(conn.send(h11.Request(method="POST", target=path, headers=headers))
-                              + conn.send(h11.Data(data=body)) + conn.send(h11.EndOfMessage()))
+        headers = [
+            ("Host", self._host_header),
+            ("Content-Type", content_type),
+            ("Content-Length", str(len(body))),
+            ("User-Agent", "lambdalet-export"),
+            *extra_headers,
+        ]
+        await stream.send_all(
+            conn.send(h11.Request(method="POST", target=path, headers=headers))
+            + conn.send(h11.Data(data=body))
+            + conn.send(h11.EndOfMessage())
+        )
         status = 0
         chunks: list[bytes] = []
         size = 0

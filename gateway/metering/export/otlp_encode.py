@@ -12,6 +12,7 @@ lambdalet.billed_duration, which they lack), with delta temporality: each
 request says what happened between its start_time and time. They come from
 the platform's own measurements (ledger.UsageRecord), never from the log.
 """
+
 from __future__ import annotations
 
 import bisect
@@ -58,8 +59,15 @@ class Encoder:
         self.scope = InstrumentationScope(name=SCOPE_NAME, version=scope_version)
 
     def _resource(self, function: str, version: str, extra: dict) -> Resource:
-        attrs = {"service.name": function, "faas.name": function, "faas.version": version,
-                 "cloud.region": self.region, "cloud.account.id": self.account, "host.name": self.host_name, **extra}
+        attrs = {
+            "service.name": function,
+            "faas.name": function,
+            "faas.version": version,
+            "cloud.region": self.region,
+            "cloud.account.id": self.account,
+            "host.name": self.host_name,
+            **extra,
+        }
         return Resource(attributes=[_kv(k, v) for k, v in attrs.items()])
 
     def logs(self, calls: list, now_ns: int) -> bytes:
@@ -75,9 +83,18 @@ class Encoder:
             records = by_env.get(key)
             if records is None:
                 resource_logs = request.resource_logs.add()
-                resource_logs.resource.CopyFrom(self._resource(usage.function, usage.version, {
-                    "faas.instance": stream, "faas.max_memory": usage.memory_mb * MiB,
-                    "aws.log.group.names": [group], "aws.log.stream.names": [stream]}))
+                resource_logs.resource.CopyFrom(
+                    self._resource(
+                        usage.function,
+                        usage.version,
+                        {
+                            "faas.instance": stream,
+                            "faas.max_memory": usage.memory_mb * MiB,
+                            "aws.log.group.names": [group],
+                            "aws.log.stream.names": [stream],
+                        },
+                    )
+                )
                 scope_logs = resource_logs.scope_logs.add()
                 scope_logs.scope.CopyFrom(self.scope)
                 records = by_env[key] = scope_logs.log_records
@@ -107,25 +124,61 @@ class Encoder:
             failed = sum(1 for u in calls if u.outcome != "success")
             metrics = [
                 _sum("faas.invocations", "{invocation}", "Calls finished.", len(calls), window),
-                _sum("faas.errors", "{error}", "Calls that did not succeed (function error, timeout, out of memory, crash, failed init).", failed, window),
+                _sum(
+                    "faas.errors",
+                    "{error}",
+                    "Calls that did not succeed (function error, timeout, out of memory, crash, failed init).",
+                    failed,
+                    window,
+                ),
                 _sum("faas.timeouts", "{timeout}", "Calls that ran out of time.", sum(1 for u in calls if u.outcome == "timeout"), window),
                 _sum("faas.coldstarts", "{coldstart}", "Calls that started a new execution environment.", len(cold), window),
-                _histogram("faas.invoke_duration", "s", "Duration, as REPORT says it.", [u.duration_ns / 1e9 for u in calls], DURATION_BOUNDS_S, window),
+                _histogram(
+                    "faas.invoke_duration",
+                    "s",
+                    "Duration, as REPORT says it.",
+                    [u.duration_ns / 1e9 for u in calls],
+                    DURATION_BOUNDS_S,
+                    window,
+                ),
                 _sum("lambdalet.billed_duration", "ms", "Billed Duration, as REPORT says it.", sum(u.billed_ms for u in calls), window),
-                _histogram("faas.mem_usage", "By", "Max Memory Used, as REPORT says it.", [float(u.max_memory_mb * MiB) for u in calls], MEMORY_BOUNDS_B, window),
+                _histogram(
+                    "faas.mem_usage",
+                    "By",
+                    "Max Memory Used, as REPORT says it.",
+                    [float(u.max_memory_mb * MiB) for u in calls],
+                    MEMORY_BOUNDS_B,
+                    window,
+                ),
             ]
             if cold:
-                metrics.append(_histogram("faas.init_duration", "s", "Init Duration of cold starts, as REPORT says it.",
-                                          [u.init_ns / 1e9 for u in cold], DURATION_BOUNDS_S, window))
-            out.append(ResourceMetrics(resource=self._resource(function, version, {}),
-                                       scope_metrics=[ScopeMetrics(scope=self.scope, metrics=metrics)]))
+                metrics.append(
+                    _histogram(
+                        "faas.init_duration",
+                        "s",
+                        "Init Duration of cold starts, as REPORT says it.",
+                        [u.init_ns / 1e9 for u in cold],
+                        DURATION_BOUNDS_S,
+                        window,
+                    )
+                )
+            out.append(
+                ResourceMetrics(
+                    resource=self._resource(function, version, {}), scope_metrics=[ScopeMetrics(scope=self.scope, metrics=metrics)]
+                )
+            )
         return ExportMetricsServiceRequest(resource_metrics=out).SerializeToString()
 
 
 def _sum(name: str, unit: str, description: str, value: int, window: dict) -> Metric:
-    return Metric(name=name, unit=unit, description=description, sum=Sum(
-        data_points=[NumberDataPoint(as_int=value, **window)],
-        aggregation_temporality=AGGREGATION_TEMPORALITY_DELTA, is_monotonic=True))
+    return Metric(
+        name=name,
+        unit=unit,
+        description=description,
+        sum=Sum(
+            data_points=[NumberDataPoint(as_int=value, **window)], aggregation_temporality=AGGREGATION_TEMPORALITY_DELTA, is_monotonic=True
+        ),
+    )
 
 
 def _histogram(name: str, unit: str, description: str, values: list[float], bounds: tuple[float, ...], window: dict) -> Metric:
@@ -133,7 +186,12 @@ def _histogram(name: str, unit: str, description: str, values: list[float], boun
     for v in values:
         # OTLP's explicit buckets are upper-inclusive: (bounds[i-1], bounds[i]].
         counts[bisect.bisect_left(bounds, v)] += 1
-    point = HistogramDataPoint(count=len(values), sum=sum(values), bucket_counts=counts, explicit_bounds=bounds,
-                               min=min(values), max=max(values), **window)
-    return Metric(name=name, unit=unit, description=description, histogram=Histogram(
-        data_points=[point], aggregation_temporality=AGGREGATION_TEMPORALITY_DELTA))
+    point = HistogramDataPoint(
+        count=len(values), sum=sum(values), bucket_counts=counts, explicit_bounds=bounds, min=min(values), max=max(values), **window
+    )
+    return Metric(
+        name=name,
+        unit=unit,
+        description=description,
+        histogram=Histogram(data_points=[point], aggregation_temporality=AGGREGATION_TEMPORALITY_DELTA),
+    )

@@ -3,6 +3,7 @@ encode only packs the batch into a frame, and whose deliver hands the
 frame to the worker process and reads its answer. The worker is started
 on first use and again after it exits; stopping closes its stdin and
 waits for it (it is killed if it does not end within WORKER_EXIT_S)."""
+
 from __future__ import annotations
 
 import subprocess
@@ -96,4 +97,3 @@ class ProcessSink:
             with trio.CancelScope(shield=True):
                 await proc.stdin.aclose()  # the worker ends at the end of its stdin
         await self._reap()
-

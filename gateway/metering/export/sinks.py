@@ -2,6 +2,7 @@
 syslog server. Each sink turns a batch into payloads once (encode, no
 I/O), then delivers each payload, perhaps several times (deliver); the
 channel (channel.py) decides when to try again."""
+
 from __future__ import annotations
 
 import select

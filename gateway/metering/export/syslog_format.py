@@ -21,6 +21,7 @@ reserves for documentation, as no number is registered for Lambdalet.
 MSG carries no BOM (RFC 5424 allows MSG-ANY): receivers then store the
 line's bytes as they are.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -70,8 +71,9 @@ def _stamp(ms: int) -> bytes:
     return _second(seconds) + b"%03dZ" % millis
 
 
-def message(ms: int, hostname: str, app_name: str, procid: str, msgid: str, structured_data: str, msg: str,
-            limit: int = MAX_MESSAGE_BYTES) -> bytes:
+def message(
+    ms: int, hostname: str, app_name: str, procid: str, msgid: str, structured_data: str, msg: str, limit: int = MAX_MESSAGE_BYTES
+) -> bytes:
     return _message(_stamp(ms), f" {hostname} {app_name} {procid} {msgid} {structured_data}".encode(), msg, limit)
 
 
@@ -82,7 +84,7 @@ def _message(stamp: bytes, fields: bytes, msg: str, limit: int) -> bytes:
     body = msg.encode("utf-8", errors="replace")
     room = limit - len(head) - 1
     if len(body) > room:
-        body = body[:max(room, 0)].decode("utf-8", errors="ignore").encode()
+        body = body[: max(room, 0)].decode("utf-8", errors="ignore").encode()
     return b"%b %b" % (head, body)
 
 
@@ -117,8 +119,14 @@ class CallMessages:
             figures["initDurationMs"] = f"{usage.init_ns / 1e6:.2f}"
         figures["outcome"] = usage.outcome
         figures["coldStart"] = "true" if usage.cold else "false"
-        report = report_line(usage.request_id, usage.duration_ns, usage.memory_mb, usage.max_memory_mb,
-                             usage.init_ns if usage.cold else None, usage.granularity_ms)
+        report = report_line(
+            usage.request_id,
+            usage.duration_ns,
+            usage.memory_mb,
+            usage.max_memory_mb,
+            usage.init_ns if usage.cold else None,
+            usage.granularity_ms,
+        )
         ended_ms = (usage.started_ns + usage.duration_ns) // 1_000_000
         report_fields = f"{fields}report {call_sd}{sd_element(REPORT_SD_ID, figures)}".encode()
         out.append(_message(_stamp(ended_ms), report_fields, report.decode().rstrip("\n"), limit))

@@ -1,6 +1,7 @@
 """Where the operator's export goes: `serve --export-otlp URL` and
 `serve --export-syslog [tcp://|udp://]HOST:PORT`, parsed and checked once,
 at start-up, so that a typo is a clear error and not a silent loss."""
+
 from __future__ import annotations
 
 import ipaddress
@@ -61,8 +62,9 @@ def parse_otlp(value: str, headers: list[str] | None = None, env_headers: str | 
     option = "--export-otlp"
     parts = urllib.parse.urlsplit(value.strip())
     if parts.scheme not in OTLP_SCHEMES:
-        raise ExportConfigError(f"{option} {value!r}: expected an http:// or https:// URL of an OTLP/HTTP receiver, "
-                                "e.g. http://127.0.0.1:4318")
+        raise ExportConfigError(
+            f"{option} {value!r}: expected an http:// or https:// URL of an OTLP/HTTP receiver, e.g. http://127.0.0.1:4318"
+        )
     if parts.query or parts.fragment or parts.username or parts.password:
         raise ExportConfigError(f"{option} {value!r}: a query, a fragment or credentials in the URL are not supported")
     host = _host(option, value, parts.hostname)
@@ -70,8 +72,9 @@ def parse_otlp(value: str, headers: list[str] | None = None, env_headers: str | 
     if headers:
         pairs = tuple(_header("--export-otlp-header", item) for item in headers)
     elif env_headers:
-        pairs = tuple(_header("OTEL_EXPORTER_OTLP_HEADERS", urllib.parse.unquote(item.strip()))
-                      for item in env_headers.split(",") if item.strip())
+        pairs = tuple(
+            _header("OTEL_EXPORTER_OTLP_HEADERS", urllib.parse.unquote(item.strip())) for item in env_headers.split(",") if item.strip()
+        )
     else:
         pairs = ()
     return OtlpTarget(parts.scheme, host, port, parts.path.rstrip("/"), pairs)

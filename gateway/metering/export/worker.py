@@ -19,6 +19,7 @@ stdin does (the server stopped, or died).
 
     python -m lambdalet.gateway.metering.export   (__main__.py)
 """
+
 from __future__ import annotations
 
 import os
@@ -78,8 +79,8 @@ async def read_frame(stream: trio.abc.ReceiveStream, pending: bytearray) -> byte
             if size > MAX_FRAME_BYTES:
                 raise ValueError(f"export frame of {size} bytes")
             if len(pending) >= 4 + size:
-                body = bytes(pending[4:4 + size])
-                del pending[:4 + size]
+                body = bytes(pending[4 : 4 + size])
+                del pending[: 4 + size]
                 return body
         data = await stream.receive_some(1 << 20)
         if not data:
@@ -93,8 +94,7 @@ def make_sink(spec: SinkSpec):
     if spec.otlp is not None:
         from .otlp_encode import Encoder
 
-        return OtlpSink(spec.otlp, Encoder(region=spec.region, account=spec.account, host_name=spec.hostname,
-                                           scope_version=spec.version))
+        return OtlpSink(spec.otlp, Encoder(region=spec.region, account=spec.account, host_name=spec.hostname, scope_version=spec.version))
     assert spec.syslog is not None
     return SyslogSink(spec.syslog, spec.hostname)
 
@@ -145,4 +145,3 @@ def main() -> int:
     except trio.BrokenResourceError:
         return 0  # the server went away while we answered
     return 0
-

@@ -1,6 +1,7 @@
 """CPython under the sandbox: what handlers ordinarily do, one line each.
 Runs under every interpreter version the tests find (3.9 on), so it uses
 nothing newer than 3.9 has."""
+
 import asyncio
 import concurrent.futures
 import json
@@ -52,8 +53,7 @@ async def echo_once() -> str:
 out["asyncio"] = asyncio.run(echo_once())
 out["tls"] = ssl.create_default_context().cert_store_stats()["x509_ca"] > 0
 # AI_ADDRCONFIG makes glibc ask netlink (NETLINK_ROUTE) which families exist.
-out["getaddrinfo"] = socket.getaddrinfo("localhost", "https", proto=socket.IPPROTO_TCP,
-                                        flags=socket.AI_ADDRCONFIG)[0][4][1]
+out["getaddrinfo"] = socket.getaddrinfo("localhost", "https", proto=socket.IPPROTO_TCP, flags=socket.AI_ADDRCONFIG)[0][4][1]
 out["interfaces"] = [name for _, name in socket.if_nameindex()]
 db = sqlite3.connect(os.path.join(tempfile.mkdtemp(), "x.db"))
 db.execute("create table t(x)")

@@ -1,6 +1,7 @@
 """awslambdaric (AWS's Python runtime interface client, a C++ extension on
 libcurl) under the sandbox, against a one-call Runtime API served from the
 same sandbox. Reports what the client posted as the call's response."""
+
 import http.server
 import json
 import os
@@ -51,10 +52,16 @@ class RuntimeAPI(http.server.BaseHTTPRequestHandler):
 
 server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), RuntimeAPI)
 threading.Thread(target=server.serve_forever, daemon=True).start()
-env = dict(os.environ, AWS_LAMBDA_RUNTIME_API=f"127.0.0.1:{server.server_address[1]}",
-           PYTHONPATH=f"{HERE}/ric:{HERE}", LAMBDA_TASK_ROOT=HERE, _HANDLER="ric_app.handler")
-client = subprocess.Popen([sys.executable, "-m", "awslambdaric", "ric_app.handler"], env=env,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+env = dict(
+    os.environ,
+    AWS_LAMBDA_RUNTIME_API=f"127.0.0.1:{server.server_address[1]}",
+    PYTHONPATH=f"{HERE}/ric:{HERE}",
+    LAMBDA_TASK_ROOT=HERE,
+    _HANDLER="ric_app.handler",
+)
+client = subprocess.Popen(
+    [sys.executable, "-m", "awslambdaric", "ric_app.handler"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+)
 answered.wait(60)
 client.kill()
 log = client.communicate()[0].decode(errors="replace")
