@@ -12,9 +12,15 @@
                         refused with the reason rather than dropped.
 - runtimes.py           which Lambda runtimes this server runs, and on which
                         interpreter.
-- service.py            FunctionService: create, read, update and delete
-                        functions (the in-memory registry the invoke path
-                        reads, made durable by storage and the code store).
+- directory.py          FunctionDirectory: the registry the invoke path reads,
+                        and how a FunctionName (an ARN, a qualifier, an
+                        alias and its weights) resolves to a record.
+- service.py            FunctionService, a FunctionDirectory that creates,
+                        updates and deletes functions (made durable by
+                        storage and the code store before it answers).
+- function_input.py     what CreateFunction and UpdateFunction* are given,
+                        checked and turned into record fields; the account's
+                        code-size limits; ListFunctions' pages. Pure.
 - versions.py           published versions, aliases, provisioned concurrency.
 - function_settings.py  function URL configs and reserved concurrency.
 - function_configs.py   recursion and runtime management configs.
@@ -41,6 +47,8 @@
                         (which free room) work on a full disk.
 """
 
-from .service import ACCOUNT_LIMITS, ZIP_MAX, FunctionService, pick_version
+from .directory import pick_version
+from .function_input import ACCOUNT_LIMITS, ZIP_MAX
+from .service import FunctionService
 
 __all__ = ["ACCOUNT_LIMITS", "ZIP_MAX", "FunctionService", "pick_version"]

@@ -1,6 +1,7 @@
 """The control plane's operations on functions, independent of HTTP.
 
-Each method takes the decoded request (a dict shaped as botocore's model
+FunctionService is the FunctionDirectory (directory.py: lookups, reads)
+that can also change what it holds. Each operation takes the decoded request (a dict shaped as botocore's model
 gives it) and returns the response document, or raises LambdaError. The
 in-memory registry is the invoke path's source of truth; SQLite and the
 code store make it durable before any method returns.
@@ -8,12 +9,7 @@ code store make it durable before any method returns.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import bisect
 import builtins
-import datetime
-import random
 import time
 import uuid
 from collections.abc import Callable
@@ -24,13 +20,15 @@ import trio
 
 from .. import crashpoints
 from ..errors import LambdaError, disk_full, invalid, not_found
-from . import constraints, unsupported_settings
+from . import constraints
 from . import validation as v
 from .codestore import CodeError, CodeStore
+from .directory import FunctionDirectory
 from .disk_reserve import DiskReserve
+from .function_input import ACCOUNT_LIMITS, check_unzipped, config_fields, now_iso, page_of_names, zip_from
 from .layer_records import LayerRef
 from .layers import LayerService
-from .model import FunctionRecord, configuration, function_arn
+from .model import FunctionRecord
 from .runtimes import RuntimeCatalog
 from .storage import Storage
 
@@ -38,21 +36,7 @@ if TYPE_CHECKING:
     from .code_signing import CodeSigning
 
 
-ACCOUNT_LIMITS = {
-    "TotalCodeSize": 80_530_636_800,
-    "CodeSizeUnzipped": 262_144_000,
-    "CodeSizeZipped": 52_428_800,
-}
-ZIP_MAX = ACCOUNT_LIMITS["CodeSizeZipped"]
-
-
-def _now_iso() -> str:
-    # Lambda's LastModified format: 2024-01-02T03:04:05.678+0000
-    now = datetime.datetime.now(datetime.timezone.utc)
-    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}+0000"
-
-
-class FunctionService:
+class FunctionService(FunctionDirectory):
     def __init__(
         self,
         storage: Storage,
@@ -73,115 +57,26 @@ class FunctionService:
         says why), shared with the layer service. layers: the layers a
         function's Layers name. code_signing: checks uploads to functions
         with a code signing config."""
+        super().__init__(
+            storage.load_functions(),
+            storage.load_versions(),
+            region=region,
+            account=account,
+            # What each Runtime runs on here; by default only this server's own Python.
+            runtimes=runtimes or RuntimeCatalog.own_only(),
+            layers=layers,
+        )
         self.storage = storage
         self.reserve = reserve
-        # What each Runtime runs on here; by default only this server's own Python.
-        self.runtimes = runtimes or RuntimeCatalog.own_only()
         self.codes = codes
-        self.region = region
-        self.account = account
         self.concurrency_limit = concurrency_limit
-        self.registry: dict[str, FunctionRecord] = {r.name: r for r in storage.load_functions()}
-        # Published versions: name -> version number (as a string) -> record.
-        self.versions: dict[str, dict[str, FunctionRecord]] = {}
-        for rec in storage.load_versions():
-            self.versions.setdefault(rec.name, {})[rec.version] = rec
         self._on_change = on_change
         # Told the digests of code that may no longer be named by any record
         # (code_gc.CodeCollector.suspect); it checks, so telling too often is safe.
         self._on_code_unneeded = on_code_unneeded
         self._lock = lock if lock is not None else trio.Lock()
         self._db = trio.CapacityLimiter(1)
-        self.layers = layers
         self.code_signing = code_signing
-
-    # -- lookups -----------------------------------------------------------
-
-    def arn(self, name: str, qualifier: str | None = None) -> str:
-        return function_arn(self.region, self.account, name, qualifier)
-
-    def parse(self, ref: str) -> tuple[str, str | None]:
-        """FunctionName to (name, qualifier). An ARN of another region or
-        account is refused as AWS refuses it: another region's functions
-        cannot be reached from this one, and another account's are not
-        this server's to serve."""
-        name, qualifier = v.function_ref(ref)
-        region, account = v.function_scope(ref)
-        if region is not None and region != self.region:
-            raise LambdaError("ResourceNotFoundException", f"Functions from '{region}' are not reachable in this region ('{self.region}')")
-        if account is not None and account != self.account:
-            raise LambdaError(
-                "AccessDeniedException",
-                f"You are not authorized to access {ref}: it belongs to account {account}, and this server serves account {self.account}.",
-            )
-        return name, qualifier
-
-    def qualified(self, ref: str, qualifier: str | None) -> tuple[str, str | None]:
-        """(name, qualifier) from a FunctionName that may carry a qualifier
-        and a Qualifier parameter that must then agree with it."""
-        name, embedded = self.parse(ref)
-        qualifier = v.qualifier(qualifier)
-        if embedded and qualifier and embedded != qualifier:
-            raise invalid("The derived qualifier from the function name does not match the specified qualifier.")
-        return name, qualifier or embedded
-
-    def resolve(self, ref: str, qualifier: str | None = None) -> FunctionRecord:
-        """FunctionName (+ Qualifier) to the record that serves it."""
-        name, qualifier = self.qualified(ref, qualifier)
-        rec = self.registry.get(name)
-        if rec is None:
-            raise not_found(self.arn(name, qualifier))
-        if qualifier is None or qualifier == "$LATEST":
-            return rec
-        if not qualifier.isdigit():
-            alias = rec.aliases.get(qualifier)
-            if alias is None:
-                raise not_found(self.arn(name, qualifier))
-            qualifier = pick_version(alias)
-            if qualifier == "$LATEST":
-                return rec
-        version = self.versions.get(name, {}).get(qualifier)
-        if version is None:
-            raise not_found(self.arn(name, qualifier))
-        return version
-
-    def latest(self, ref: str, *, missing: Callable[[str], LambdaError] | None = None) -> FunctionRecord:
-        """The $LATEST record a FunctionName names (its qualifier, if any,
-        is the caller's to judge). missing: the error for a name that
-        exists nowhere, by default AWS's "Function not found: <arn>"."""
-        name, _ = self.parse(ref)
-        rec = self.registry.get(name)
-        if rec is None:
-            raise (missing or (lambda n: not_found(self.arn(n))))(name)
-        return rec
-
-    def configuration(self, rec: FunctionRecord, *, listed: bool = False, qualify_latest: bool = False) -> dict:
-        return configuration(
-            rec, self.region, self.account, runtime_version_arn=self.runtime_version_arn(rec), listed=listed, qualify_latest=qualify_latest
-        )
-
-    def runtime_version_arn(self, rec: FunctionRecord) -> str | None:
-        """The runtime version a function runs on here; None when this
-        server (as started) cannot run its Runtime."""
-        resolved = self.runtimes.resolve(rec.runtime)
-        return resolved.version_arn(self.region) if resolved is not None else None
-
-    def referenced_code(self) -> set[str]:
-        """Digests of the code every durable record names: $LATEST and each
-        published version. Equal to what lambdalet.db names whenever _lock
-        is free, since each change commits before the registry changes."""
-        out = {rec.code_sha256_hex for rec in self.registry.values()}
-        for versions in self.versions.values():
-            out.update(rec.code_sha256_hex for rec in versions.values())
-        # A layer's content: while a version of it exists, and while any
-        # function or published version names it (even once deleted).
-        for rec in self.registry.values():
-            out.update(layer.sha256_hex for layer in rec.layers)
-        for versions in self.versions.values():
-            out.update(layer.sha256_hex for rec in versions.values() for layer in rec.layers)
-        if self.layers is not None:
-            out |= self.layers.referenced_code()
-        return out
 
     # -- operations --------------------------------------------------------
 
@@ -197,8 +92,8 @@ class FunctionService:
         runtime = self.runtimes.check(v.runtime(body.get("Runtime")))
         role = v.role(body.get("Role"))
         handler = v.handler(body.get("Handler"), runtime)
-        zip_bytes = self._zip_from(body.get("Code"))
-        fields = self._config_fields(body)
+        zip_bytes = zip_from(body.get("Code"))
+        fields = config_fields(body)
         tags = v.validate_tags(body.get("Tags") or {})
         config_arn = body.get("CodeSigningConfigArn")
         if config_arn:
@@ -213,7 +108,7 @@ class FunctionService:
             stored = await self._store_code(zip_bytes)
             # Collected if the record below never commits.
             self._on_code_unneeded(stored.sha256_hex)
-            self._check_unzipped(stored.unzipped_size, layers)
+            check_unzipped(stored.unzipped_size, layers)
             rec = FunctionRecord(
                 name=name,
                 runtime=runtime,
@@ -226,7 +121,7 @@ class FunctionService:
                 layers=layers,
                 tags=dict(tags),
                 revision_id=str(uuid.uuid4()),
-                last_modified=_now_iso(),
+                last_modified=now_iso(),
                 created_ns=time.time_ns(),
                 **fields,
             )
@@ -251,16 +146,7 @@ class FunctionService:
 
     def list(self, marker: str | None, max_items: str | None, function_version: str | None = None) -> dict:
         # MaxItems and FunctionVersion were checked against the model.
-        limit = int(max_items) if max_items is not None else 50
-        names = sorted(self.registry)
-        start = 0
-        if marker:
-            try:
-                after = base64.urlsafe_b64decode(marker.encode()).decode()
-            except (binascii.Error, UnicodeDecodeError, ValueError):
-                raise invalid("Invalid marker.") from None
-            start = bisect.bisect_right(names, after)
-        page = names[start : start + limit]
+        page, next_marker = page_of_names(sorted(self.registry), marker, max_items)
         every_version = function_version == "ALL"
         records = []
         for n in page:
@@ -269,13 +155,13 @@ class FunctionService:
                 records.extend(self.versions.get(n, {})[k] for k in sorted(self.versions.get(n, {}), key=int))
         # With every version listed, AWS names $LATEST by its qualified ARN.
         out: dict = {"Functions": [self.configuration(r, listed=True, qualify_latest=every_version) for r in records]}
-        if start + limit < len(names):
-            out["NextMarker"] = base64.urlsafe_b64encode(page[-1].encode()).decode()
+        if next_marker is not None:
+            out["NextMarker"] = next_marker
         return out
 
     async def update_code(self, ref: str, body: dict) -> dict:
         constraints.check_input("UpdateFunctionCode", body, FunctionName=ref)
-        zip_bytes = self._zip_from(body)
+        zip_bytes = zip_from(body)
         arch = v.architectures(body["Architectures"]) if "Architectures" in body else None
         async with self._lock:
             rec = self._for_update(ref, body.get("RevisionId"))
@@ -284,7 +170,7 @@ class FunctionService:
             # The new code, if this never commits (or is a dry run), and the
             # code it replaces, once nothing runs it.
             self._on_code_unneeded(stored.sha256_hex, rec.code_sha256_hex)
-            self._check_unzipped(stored.unzipped_size, rec.layers)
+            check_unzipped(stored.unzipped_size, rec.layers)
             if body.get("DryRun"):
                 return self.configuration(rec)
             rec = msgspec.structs.replace(
@@ -303,7 +189,7 @@ class FunctionService:
         constraints.check_input("UpdateFunctionConfiguration", body, FunctionName=ref)
         async with self._lock:
             rec = self._for_update(ref, body.get("RevisionId"))
-            changes = self._config_fields(body, partial=True)
+            changes = config_fields(body, partial=True)
             if "Runtime" in body:
                 changes["runtime"] = self.runtimes.check(v.runtime(body["Runtime"]))
             if "Role" in body:
@@ -312,7 +198,7 @@ class FunctionService:
                 changes["handler"] = v.handler(body.get("Handler", rec.handler), changes.get("runtime", rec.runtime))
             if "Layers" in body:
                 changes["layers"] = self._layer_refs(body["Layers"])
-                self._check_unzipped(await self._unzipped(rec), changes["layers"])
+                check_unzipped(await self._unzipped(rec), changes["layers"])
                 if rec.code_signing_config_arn:
                     await self._check_layer_signatures(rec.name, rec.code_signing_config_arn, changes["layers"])
             old = rec
@@ -373,9 +259,6 @@ class FunctionService:
             self.registry[name] = latest
         self._on_change(name)
 
-    def reserved_total(self) -> int:
-        return sum(r.reserved_concurrency or 0 for r in self.registry.values())
-
     def account_settings(self) -> dict:
         total = sum(r.code_size for r in self.registry.values())
         if self.layers is not None:
@@ -396,16 +279,6 @@ class FunctionService:
         if self.layers is None:
             raise invalid("Layers are not available on this server.")
         return self.layers.refs_for(arns)
-
-    @staticmethod
-    def _check_unzipped(code_bytes: int, layers: builtins.list[LayerRef]) -> None:
-        """Lambda's 250 MB limit covers the code and its layers together."""
-        total = code_bytes + sum(layer.unzipped_size for layer in layers)
-        limit = ACCOUNT_LIMITS["CodeSizeUnzipped"]
-        if layers and total > limit:
-            raise invalid(
-                f"Function code combined with layers exceeds the maximum allowed size of {limit} bytes. The actual size is {total} bytes."
-            )
 
     async def _unzipped(self, rec: FunctionRecord) -> int:
         if rec.code_unzipped_size:
@@ -442,7 +315,7 @@ class FunctionService:
 
     async def _persist(self, rec: FunctionRecord) -> None:
         rec.revision_id = str(uuid.uuid4()) if rec.name in self.registry else rec.revision_id
-        rec.last_modified = _now_iso()
+        rec.last_modified = now_iso()
         async with self._db:
             await trio.to_thread.run_sync(self.storage.put_function, rec)
         self.registry[rec.name] = rec
@@ -475,57 +348,7 @@ class FunctionService:
         except CodeError as exc:
             raise invalid(str(exc)) from None
 
-    @staticmethod
-    def _zip_from(code: object) -> bytes:
-        if not isinstance(code, dict):
-            raise invalid("Code is required and must contain ZipFile")
-        if "ZipFile" not in code:
-            if code.get("S3Bucket") or code.get("ImageUri"):
-                raise invalid("Only Code.ZipFile is supported by this server; upload the .zip directly.")
-            raise invalid("Please provide a source for function code.")
-        raw = code["ZipFile"]
-        if not isinstance(raw, str):
-            raise invalid("Code.ZipFile must be base64-encoded bytes")
-        try:
-            data = base64.b64decode(raw, validate=True)
-        except (binascii.Error, ValueError):
-            raise invalid("Could not unzip uploaded file. Please check your file, then try to upload again.") from None
-        if len(data) > ZIP_MAX:
-            raise LambdaError("RequestTooLargeException", f"Request must be smaller than {ZIP_MAX} bytes for the CreateFunction operation")
-        return data
-
-    @staticmethod
-    def _config_fields(body: dict, partial: bool = False) -> dict:
-        unsupported_settings.refuse(body)
-        out: dict = {}
-        if "Description" in body:
-            out["description"] = v.description(body["Description"])
-        if "Timeout" in body:
-            out["timeout"] = v.timeout(body["Timeout"])
-        if "MemorySize" in body:
-            out["memory_size"] = v.memory(body["MemorySize"])
-        if "Environment" in body:
-            out["environment"] = v.environment(body["Environment"])
-        if "EphemeralStorage" in body:
-            out["ephemeral_storage"] = v.ephemeral(body["EphemeralStorage"])
-        if "Architectures" in body and not partial:
-            out["architectures"] = v.architectures(body["Architectures"])
-        if "LoggingConfig" in body:
-            out["logging_config"] = v.logging_config(body["LoggingConfig"])
-        return out
-
 
 def _digests(*records: FunctionRecord) -> list[str]:
     """The code and layer content each record names."""
     return [d for rec in records for d in (rec.code_sha256_hex, *(layer.sha256_hex for layer in rec.layers))]
-
-
-def pick_version(alias: dict) -> str:
-    """The version an alias sends this call to, honouring its weights."""
-    weights = (alias.get("RoutingConfig") or {}).get("AdditionalVersionWeights") or {}
-    roll = random.random()
-    for version, weight in weights.items():
-        if roll < weight:
-            return version
-        roll -= weight
-    return alias["FunctionVersion"]
