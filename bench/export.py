@@ -155,7 +155,7 @@ def _typical_calls(n: int) -> list:
 
     from lambdalet.gateway.metering import log_lines
     from lambdalet.gateway.metering.ledger import UsageRecord
-    from lambdalet.gateway.metering.logstore import CallLog
+    from lambdalet.gateway.metering.log_records import CallLog
 
     out = []
     now = time.time_ns()

@@ -374,7 +374,7 @@ def test_usage_summed_in_python_agrees_with_sqlite(tmp_path):
 
 
 def _log(i: int, started_ns: int):
-    from lambdalet.gateway.metering.logstore import CallLog
+    from lambdalet.gateway.metering.log_records import CallLog
 
     return CallLog(
         log_group="/aws/lambda/f",

@@ -11,7 +11,7 @@ import pytest
 from test_cli import run_cli
 
 from lambdalet.gateway.metering import log_lines as logs
-from lambdalet.gateway.metering.logstore import CallLog, split_events
+from lambdalet.gateway.metering.log_records import CallLog, split_events
 
 
 def _stamps(server, name: str) -> dict[str, int]:

@@ -14,7 +14,8 @@ import requests
 from test_cli import run_cli
 
 from lambdalet.gateway.metering import log_lines as logs
-from lambdalet.gateway.metering.logstore import CallLog, LogStore, split_events
+from lambdalet.gateway.metering.log_records import CallLog, split_events
+from lambdalet.gateway.metering.logstore import LogStore
 
 UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 REPORT_RE = re.compile(
@@ -219,7 +220,8 @@ def test_lambdalet_logs_follow_prints_new_calls(server, lam, deploy):
 
 
 def test_pages_cover_what_is_stored_and_follow_goes_on_from_there(tmp_path):
-    from lambdalet.gateway.metering.logstore import CallLog, LogStore
+    from lambdalet.gateway.metering.log_records import CallLog
+    from lambdalet.gateway.metering.logstore import LogStore
 
     store = LogStore(tmp_path)
     try:

@@ -15,7 +15,8 @@ import requests
 from helpers import lambdalet_argv
 from test_cli import run_cli
 
-from lambdalet.gateway.metering.logstore import CallLog, LogStore
+from lambdalet.gateway.metering.log_records import CallLog
+from lambdalet.gateway.metering.logstore import LogStore
 
 GROUP = "/aws/lambda/f"
 

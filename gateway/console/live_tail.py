@@ -18,7 +18,8 @@ from collections.abc import Awaitable, Callable
 import msgspec
 import trio
 
-from ..metering.logstore import LogEvent, LogStore
+from ..metering.log_records import LogEvent
+from ..metering.logstore import LogStore
 
 BACKLOG = 100
 POLL_S = 0.5

@@ -26,7 +26,7 @@ from ..metering import billing
 from ..metering.billing import MAX_CALL_NS, MAX_MEMORY_MB
 from ..metering.calls import CallJournal
 from ..metering.ledger import UsageRecord
-from ..metering.logstore import CallLog
+from ..metering.log_records import CallLog
 from ..metering.meter import OUTCOME_INDEX, Meter
 from .pool import CallOutcome, FunctionSpec, Pool
 

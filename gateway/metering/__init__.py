@@ -15,6 +15,8 @@ finished call to execution/accounting.py, which writes it here.
 - ledger.py         the usage ledger (usage.db), and the SQLite batching it
                     shares with the log store.
 - logstore.py       function logs as CloudWatch Logs keeps them (logs.db).
+- log_records.py    a call's log as the journal carries it (CallLog) and as
+                    queries read it back; each line's stamp. Pure.
 - metrics.py        GET /metrics: the meter's Prometheus collector, and the
                     exposition of every collector.
 - calls_metrics.py  the call journal's state for /metrics.

@@ -51,7 +51,8 @@ import trio
 from . import billing
 from .journal import Journal
 from .ledger import Ledger, UsageRecord
-from .logstore import CallLog, LogStore
+from .log_records import CallLog
+from .logstore import LogStore
 
 log = logging.getLogger("lambdalet.calls")
 

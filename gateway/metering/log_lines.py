@@ -244,7 +244,7 @@ def wrap_call(request_id: str, version: str, init_log: bytes, output: bytes, **f
 # end, and lines after the last mark (END, REPORT, what a killed call left)
 # with the time the call ended. Marks come from inside the sandbox, so they
 # are input from the function: they are counted, ordered and clamped here
-# and in logstore.split_events, never trusted.
+# and in log_records.split_events, never trusted.
 
 MAX_MARKS = 4096
 Marks = list[tuple[int, int]]

@@ -15,7 +15,8 @@ lines go first, whole calls at a time, so logs.db stays bounded.
 
 A call's platform lines (START, END and REPORT, or their JSON events) are
 not stored as text: a row of `frames` keeps the figures they are made of
-(logs.CallFrame) and they are made again, to the byte, when read. Every
+(logs.CallFrame) and they are made again, to the byte, when read
+(log_records.framed decides when a frame can stand for them). Every
 query reads the stored lines and the made-again ones as one sequence
 (_lines), in which each line keeps the id and stamp it would have had as a
 row of its own.
@@ -27,10 +28,9 @@ import pathlib
 import sqlite3
 import time
 
-import msgspec
-
 from .ledger import SqliteStore, insert_rows
-from .log_lines import MAX_MARKS, CallFrame
+from .log_lines import CallFrame
+from .log_records import CallLog, LogEvent, LogPage, framed, split_events
 
 RETENTION_CHECK_S = 60.0
 SIZE_CHECK_S = 5.0
@@ -42,78 +42,6 @@ TRIM_TO = 0.9
 TRIM_CHUNK_IDS = 20_000
 # Rows a filtered page may examine (see LogStore.page); ~20 ms of SQLite.
 PAGE_SCAN_ROWS = 100_000
-
-
-class CallLog(msgspec.Struct, array_like=True, kw_only=True):
-    """The log a call produced, as the journal carries it."""
-
-    log_group: str
-    log_stream: str
-    request_id: str
-    started_ns: int
-    ended_ns: int
-    log: bytes
-    # (offset, ms) pairs: when the bytes before each offset had been written
-    # (log_lines.call_marks). Records journaled before marks existed have none.
-    marks: list[tuple[int, int]] = []
-    # What the log's platform lines (START, END, REPORT) are made of: they
-    # are stored as this, not as text. None: every line is kept as text.
-    frame: CallFrame | None = None
-
-
-class LogEvent(msgspec.Struct, frozen=True, kw_only=True):
-    id: int
-    timestamp_ms: int
-    log_group: str
-    log_stream: str
-    message: str
-
-
-class LogPage(msgspec.Struct, frozen=True, kw_only=True):
-    events: list[LogEvent]
-    next: tuple[int, int] | None  # cursor (timestamp_ms, id) of the next page; None at the end
-    upto_id: int  # the newest id paging covers; following goes on after it
-
-
-def split_events(call: CallLog) -> list[tuple[int, str]]:
-    """(timestamp ms, message) per line. Each line is stamped with the time
-    it was written, as the call's marks tell it (log_lines.call_marks): the first
-    mark at or after the line's end, clamped into the call's span and never
-    earlier than a line before it. Lines after the last mark (END, REPORT,
-    what a killed worker left) take the end of the call. The stamps depend
-    only on the record, so a replayed journal stamps alike."""
-    start_ms = call.started_ns // 1_000_000
-    end_ms = max(start_ms, call.ended_ns // 1_000_000)
-    if not call.marks:
-        return _split_unmarked(call, start_ms, end_ms)
-    log = call.log
-    size = len(log)
-    out: list[tuple[int, str]] = []
-    pos = 0
-    floor = start_ms
-    for offset, ms in call.marks[: MAX_MARKS + 1]:
-        # Lines that end at or before the mark: up to its last newline, or
-        # to the end of the log when the mark reaches it.
-        cut = size if offset >= size else log.rfind(b"\n", pos, offset) + 1
-        if cut <= pos:
-            continue
-        floor = min(max(floor, ms), end_ms)
-        out.extend((floor, line) for line in log[pos:cut].decode("utf-8", errors="replace").splitlines())
-        pos = cut
-    if pos < size:
-        out.extend((end_ms, line) for line in log[pos:].decode("utf-8", errors="replace").splitlines())
-    return out
-
-
-def _split_unmarked(call: CallLog, start_ms: int, end_ms: int) -> list[tuple[int, str]]:
-    # As such records were always stamped (a replay must stamp them alike):
-    # the last two platform lines (END and REPORT, or platform.report) at
-    # the end of the call, every other line at its start.
-    out = []
-    for line in call.log.decode("utf-8", errors="replace").splitlines():
-        tail = line.startswith(("END RequestId:", "REPORT RequestId:")) or '"type":"platform.report"' in line
-        out.append((end_ms if tail else start_ms, line))
-    return out
 
 
 # A frame's figures, in CallFrame's order after its head_at (see _frame_line).
@@ -233,7 +161,7 @@ class LogStore(SqliteStore):
         for call in records:
             key = f"{call.request_id}:{call.started_ns}"
             lines = split_events(call)
-            kept = _framed(call, lines)
+            kept = framed(call, lines)
             head, tail = kept if kept is not None else (-1, len(lines))
             for seq, (ts, message) in enumerate(lines):
                 if seq != head and seq < tail:
@@ -437,22 +365,3 @@ class LogStore(SqliteStore):
                 (log_group, log_group),
             )
         ]
-
-
-def _framed(call: CallLog, lines: list[tuple[int, str]]) -> tuple[int, int] | None:
-    """Where the call's platform lines are among its lines, (head index,
-    index of the first tail line), when its frame makes exactly those lines
-    again, stamps included; else None and every line is kept as text."""
-    f = call.frame
-    if f is None:
-        return None
-    head = len(call.log[: f.head_at].decode("utf-8", errors="replace").splitlines())
-    tail = len(lines) - (1 if f.json else 2)
-    if not 0 <= head < tail:
-        return None
-    if lines[head][1] != f.line(0):
-        return None
-    for i in range(len(lines) - tail):
-        if lines[tail + i][1] != f.line(1 + i) or lines[tail + i][0] != lines[tail][0]:
-            return None
-    return head, tail

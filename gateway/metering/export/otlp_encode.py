@@ -72,7 +72,7 @@ class Encoder:
 
     def logs(self, calls: list, now_ns: int) -> bytes:
         """calls: (usage, log_group, log_stream, lines) per call, lines as
-        (ms, text) of logstore.split_events. Calls of one environment share
+        (ms, text) of log_records.split_events. Calls of one environment share
         a ResourceLogs."""
         request = ExportLogsServiceRequest()
         by_env: dict[tuple[str, str, str, str], Any] = {}

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import trio
 
-from ..logstore import split_events
+from ..log_records import split_events
 from .http_client import HttpClient, HttpError
 from .syslog_format import CallMessages, octet_counted
 from .targets import OtlpTarget, SyslogTarget
@@ -20,7 +20,7 @@ from .targets import OtlpTarget, SyslogTarget
 if TYPE_CHECKING:
     from .otlp_encode import Encoder
 
-# What the hook hands over per finished call: (ledger.UsageRecord, logstore.CallLog or None).
+# What the hook hands over per finished call: (ledger.UsageRecord, log_records.CallLog or None).
 Call = tuple
 
 

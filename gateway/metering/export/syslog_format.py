@@ -102,7 +102,7 @@ class CallMessages:
 
     def of_call(self, usage, lines: list[tuple[int, str]], log_stream: str | None) -> list[bytes]:
         """usage: the call's ledger.UsageRecord; lines: (ms, text) of its log
-        (logstore.split_events), log_stream its stream (None: no log)."""
+        (log_records.split_events), log_stream its stream (None: no log)."""
         # Every field but the stamp and the text is the call's: made once.
         fields = f" {self.hostname} {header_field(usage.function, 48)} {header_field(log_stream or '', 128)} "
         call_sd = sd_element(SD_ID, {"function": usage.function, "version": usage.version, "requestId": usage.request_id})

@@ -32,7 +32,7 @@ import msgspec
 import trio
 
 from ..ledger import UsageRecord
-from ..logstore import CallLog
+from ..log_records import CallLog
 from .sinks import Rejected, Retry
 from .targets import OtlpTarget, SyslogTarget
 
