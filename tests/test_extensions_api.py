@@ -19,8 +19,8 @@ import trio
 
 from lambdalet.gateway.execution.runtime_api import dispatch, wire
 from lambdalet.gateway.execution.runtime_api import extensions as ex
-from lambdalet.gateway.execution.runtime_api import state as st
 from lambdalet.gateway.execution.runtime_api import telemetry as tm
+from lambdalet.gateway.execution.runtime_api.outputs import Close, Send
 from lambdalet.runtime.protocol import ExtensionsStarted, FrameReader, Init, encode
 
 HOST = "Host: 127.0.0.1:9001\r\n"
@@ -60,7 +60,7 @@ class Driver:
         return out
 
     def reply(self, conn: int, data: bytes) -> tuple[int, dict[str, str], bytes]:
-        sends = [o for o in self.send(conn, data) if isinstance(o, st.Send)]
+        sends = [o for o in self.send(conn, data) if isinstance(o, Send)]
         assert len(sends) == 1, sends
         return parse_reply(sends[0].data)
 
@@ -77,7 +77,7 @@ class Driver:
 
 
 def event_of(outputs: list) -> dict:
-    sends = [o for o in outputs if isinstance(o, st.Send)]
+    sends = [o for o in outputs if isinstance(o, Send)]
     assert len(sends) == 1, outputs
     status, headers, body = parse_reply(sends[0].data)
     assert status == 200
@@ -129,7 +129,7 @@ def test_init_waits_for_every_extensions_first_next_and_a_call_for_its_next_agai
     assert d.ext.ready()
     # SHUTDOWN goes to both, to the `next` each has waiting.
     out = d.ext.shutdown("spindown", 99)
-    sends = [o for o in out if isinstance(o, st.Send)]
+    sends = [o for o in out if isinstance(o, Send)]
     assert sorted(s.conn for s in sends) == [1, 2]
     assert json.loads(parse_reply(sends[0].data)[2]) == {"eventType": "SHUTDOWN", "shutdownReason": "spindown", "deadlineMs": 99}
 
@@ -202,7 +202,7 @@ def test_init_error_and_exit_error_fail_the_environment_with_the_platforms_type(
             {"Lambda-Extension-Identifier": a, "Lambda-Extension-Function-Error-Type": "Extension.ConfigInvalid"},
         ),
     )
-    assert parse_reply(next(o for o in out if isinstance(o, st.Send)).data)[0] == 202
+    assert parse_reply(next(o for o in out if isinstance(o, Send)).data)[0] == 202
     failed = next(o for o in out if isinstance(o, ex.AgentFailed))
     assert (failed.name, failed.error_type, failed.reported) == ("ext-a", "Extension.InitError", "Extension.ConfigInvalid")
     assert d.ext.failure is failed
@@ -282,9 +282,9 @@ def test_oversized_bodies_are_refused_and_a_flood_closes_the_connection():
     out = d.send(2, head)
     for _ in range((ex.MAX_BODY + ex.MAX_DRAIN) // 65536 + 2):
         out += d.send(2, chunk)
-        if any(isinstance(o, st.Close) for o in out):
+        if any(isinstance(o, Close) for o in out):
             break
-    assert any(isinstance(o, st.Close) for o in out)
+    assert any(isinstance(o, Close) for o in out)
 
 
 def test_the_runtime_apis_paths_answer_404_on_the_python_fast_path():

@@ -18,6 +18,8 @@ import pytest
 
 from lambdalet.gateway.execution.runtime_api import state as st
 from lambdalet.gateway.execution.runtime_api import wire
+from lambdalet.gateway.execution.runtime_api.outputs import Answered, InitFailed, Send, StreamData
+from lambdalet.gateway.execution.runtime_api.runtime_errors import ERROR_CAUSE_CONTENT_TYPE
 from lambdalet.gateway.http.http1 import ProtocolError
 
 NEXT = b"GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nHost: 127.0.0.1:9001\r\n\r\n"
@@ -74,7 +76,7 @@ class Driver:
         assert kinds(self.send(conn, NEXT)) == ["InitDone"]
         assert self.api.state is st.State.READY and self.api.parked(conn)
 
-    def call(self, request_id: str = "req-1", payload: bytes = b'{"x": 1}') -> st.Send:
+    def call(self, request_id: str = "req-1", payload: bytes = b'{"x": 1}') -> Send:
         out = self.api.invoke(
             st.Invocation(
                 request_id,
@@ -84,7 +86,7 @@ class Driver:
                 "Root=1-00000000-000000000000000000000000;Parent=0000000000000000;Sampled=0",
             )
         )
-        assert len(out) == 1 and isinstance(out[0], st.Send)
+        assert len(out) == 1 and isinstance(out[0], Send)
         return out[0]
 
 
@@ -92,8 +94,8 @@ def kinds(outputs: list) -> list[str]:
     return [type(o).__name__ for o in outputs]
 
 
-def only_send(outputs: list) -> st.Send:
-    sends = [o for o in outputs if isinstance(o, st.Send)]
+def only_send(outputs: list) -> Send:
+    sends = [o for o in outputs if isinstance(o, Send)]
     assert len(sends) == 1, outputs
     return sends[0]
 
@@ -104,8 +106,8 @@ def json_reply(outputs: list) -> tuple[int, dict]:
     return status, json.loads(body)
 
 
-def answered(outputs: list) -> st.Answered:
-    found = [o for o in outputs if isinstance(o, st.Answered)]
+def answered(outputs: list) -> Answered:
+    found = [o for o in outputs if isinstance(o, Answered)]
     assert len(found) == 1, outputs
     return found[0]
 
@@ -177,7 +179,7 @@ def test_unknown_request_id_is_invalid_request_id_and_the_call_stays_open():
     for wrong in (response("nope"), error("nope"), response("req-2")):
         out = d.send(2, wrong)
         assert json_reply(out) == (400, {"errorMessage": "Invalid request ID", "errorType": "InvalidRequestID"})
-        assert not any(isinstance(o, st.Answered) for o in out)
+        assert not any(isinstance(o, Answered) for o in out)
     assert answered(d.send(2, response("req-1", b"ok"))).payload == b"ok"
 
 
@@ -225,11 +227,11 @@ def test_error_cause_content_type_drops_the_cause():
     d.init()
     d.call("r")
     body = json.dumps({"errorMessage": "m", "errorType": "T", "stackTrace": ["a"], "errorCause": {"paths": []}}).encode()
-    out = d.send(1, error("r", body, {"Content-Type": st.ERROR_CAUSE_CONTENT_TYPE}))
+    out = d.send(1, error("r", body, {"Content-Type": ERROR_CAUSE_CONTENT_TYPE}))
     assert json.loads(answered(out).payload) == {"errorMessage": "m", "errorType": "T", "stackTrace": ["a"]}
     d.send(1, NEXT)
     d.call("s")
-    out = d.send(1, error("s", b"not json", {"Content-Type": st.ERROR_CAUSE_CONTENT_TYPE}))
+    out = d.send(1, error("s", b"not json", {"Content-Type": ERROR_CAUSE_CONTENT_TYPE}))
     assert answered(out).payload == b'"Invalid error body"'
 
 
@@ -244,7 +246,7 @@ def test_init_error_before_next_fails_init_and_next_is_then_refused():
         ),
     )
     assert json_reply(out) == (202, {"status": "OK"})
-    failed = [o for o in out if isinstance(o, st.InitFailed)][0]
+    failed = [o for o in out if isinstance(o, InitFailed)][0]
     assert (failed.error_type, json.loads(failed.payload)["errorMessage"]) == ("Runtime.Cfg", "no config")
     assert json_reply(d.send(1, NEXT)) == (
         403,
@@ -314,7 +316,7 @@ def test_error_body_over_the_limit_is_413_and_the_call_stays_open():
     d.init()
     d.call("r")
     out = d.send(1, error("r", b"e" * 101))
-    assert json_reply(out)[0] == 413 and not any(isinstance(o, st.Answered) for o in out)
+    assert json_reply(out)[0] == 413 and not any(isinstance(o, Answered) for o in out)
     assert d.api.state is st.State.RUNNING
     assert answered(d.send(1, error("r", b"short"))).payload == b"short"
 
@@ -333,7 +335,7 @@ def test_streaming_response_with_error_trailers():
             {"Lambda-Runtime-Function-Response-Mode": "streaming"},
         ),
     )
-    assert [o.data for o in out if isinstance(o, st.StreamData)] == [b"part1", b"part2"]
+    assert [o.data for o in out if isinstance(o, StreamData)] == [b"part1", b"part2"]
     assert json_reply(out)[0] == 202
     result = answered(out)
     assert result.error_type == "Function.StreamBroke" and json.loads(result.payload)["errorMessage"] == "mid-stream"

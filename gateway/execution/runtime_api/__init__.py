@@ -5,12 +5,28 @@ script) finds the API at AWS_LAMBDA_RUNTIME_API=127.0.0.1:9001 inside its
 sandbox. The listening socket lives in the sandbox's network namespace but
 belongs to the gateway: the runtime worker creates it there before it execs
 the bootstrap and hands it over the control channel, and the gateway's trio
-loop serves it. No process runs beside the function.
+loop serves it. No process runs beside the function. The same port serves
+the Extensions and Telemetry APIs to the extensions a function's layers
+bring (/opt/extensions).
 
-- wire.py     HTTP/1.1 from a runtime as events, replies as bytes (sans-IO)
-- state.py    the API's rules: which call is open, what `next` returns,
-              what each misuse gets (sans-IO, driven by tests without sockets)
-- server.py   the trio side: accepts, reads, applies state.py's outputs
-- session.py  what the pool calls for a custom-runtime instance: launch the
-              bootstrap, hand it calls, take its log
+The rules, sans-IO (driven by tests without sockets):
+- wire.py            HTTP/1.1 from a runtime as events, replies as bytes
+- outputs.py         what the state machines hand back: Send and Close for
+                     the server, the rest for a session or the extensions'
+                     host
+- state.py           the Runtime API's rules: which call is open, what
+                     `next` returns, what each misuse gets
+- runtime_errors.py  a runtime's error reports as the caller gets them
+- extensions.py      the Extensions API's rules and telemetry subscriptions
+- dispatch.py        one port, three APIs: which machine reads a request
+- telemetry.py       the Telemetry API's records, subscriptions and buffers
+
+The trio side:
+- server.py          accepts, reads, applies the machines' outputs (the only
+                     module that touches the sandbox's API sockets)
+- session.py         what the pool calls for a custom-runtime instance:
+                     launch the bootstrap, hand it calls, take its log
+- extension_host.py  an environment's external extensions: start them, wait
+                     for them at init and after each call, SHUTDOWN
+- telemetry_delivery.py  each subscriber's buffer POSTed to its listener
 """

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from . import extensions, state, wire
+from .outputs import Close, Send
 
 
 class _Reader(Protocol):
@@ -39,7 +40,7 @@ class SandboxApi:
             owner = self._route(event.head)
             if owner is None:
                 if type(event) is wire.Whole:
-                    return [state.Send(conn, state.NOT_FOUND, close=not event.head.keep_alive)]
+                    return [Send(conn, state.NOT_FOUND, close=not event.head.keep_alive)]
                 owner = self._not_here
             self._owner[conn] = owner
             if type(event) is wire.Whole:
@@ -83,7 +84,7 @@ class _NotHere:
             if self._size[conn] > extensions.MAX_DRAIN:
                 self._close.pop(conn, None)
                 self._size.pop(conn, None)
-                return [state.Close(conn)]
+                return [Close(conn)]
             return []
         self._size.pop(conn, None)
-        return [state.Send(conn, state.NOT_FOUND, close=self._close.pop(conn, False))]
+        return [Send(conn, state.NOT_FOUND, close=self._close.pop(conn, False))]

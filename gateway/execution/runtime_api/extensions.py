@@ -38,6 +38,7 @@ import json
 import uuid
 
 from . import state, telemetry, wire
+from .outputs import Close, Send
 
 API = "/2020-01-01/extension"
 REGISTER_PATH = API + "/register"
@@ -243,7 +244,7 @@ class ExtensionsApi:
         body, agent.pending = agent.pending, None
         agent.state = AgentState.RUNNING
         data = wire.reply(200, body).replace(b"\r\n", f"\r\nLambda-Extension-Event-Identifier: {uuid.uuid4()}\r\n".encode(), 1)
-        return [state.Send(conn, data, close=close)]
+        return [Send(conn, data, close=close)]
 
     # -- what extensions send -------------------------------------------------------
 
@@ -328,7 +329,7 @@ class ExtensionsApi:
         reading.size += len(data)
         if reading.size > MAX_BODY + MAX_DRAIN:
             self._reading.pop(conn, None)
-            return [state.Close(conn)]
+            return [Close(conn)]
         if reading.refusal:
             return []
         if reading.size > MAX_BODY:
@@ -342,7 +343,7 @@ class ExtensionsApi:
         reading = self._reading.pop(conn)
         close = not reading.head.keep_alive
         if reading.refusal:
-            return [state.Send(conn, reading.refusal, close=close)]
+            return [Send(conn, reading.refusal, close=close)]
         body = b"".join(reading.parts)
         kind = reading.kind
         if kind == _REGISTER:
@@ -358,7 +359,7 @@ class ExtensionsApi:
     def _register(self, conn: int, head: wire.Head, body: bytes, close: bool) -> list:
         name = head.header(NAME_HEADER) or ""
         if not name:
-            return [state.Send(conn, _forbidden("Extension.InvalidExtensionName", "Empty extension name"), close=close)]
+            return [Send(conn, _forbidden("Extension.InvalidExtensionName", "Empty extension name"), close=close)]
         try:
             doc = json.loads(body or b"{}")
             if not isinstance(doc, dict):
@@ -369,25 +370,23 @@ class ExtensionsApi:
             if not isinstance(events, list) or not all(isinstance(e, str) for e in events):
                 raise ValueError("events must be a list of strings")
         except ValueError as exc:
-            return [state.Send(conn, _forbidden("InvalidRequestFormat", str(exc)), close=close)]
+            return [Send(conn, _forbidden("InvalidRequestFormat", str(exc)), close=close)]
         agent = self._by_name.get(name)
         external = agent is not None and agent.external
         allowed = EXTERNAL_EVENTS if external else INTERNAL_EVENTS
         for event in events:
             if event not in allowed:
                 why = "unknown event" if event not in EXTERNAL_EVENTS else "internal extensions cannot register for it"
-                return [state.Send(conn, _forbidden("Extension.InvalidEventType", f"{event}: {why}"), close=close)]
+                return [Send(conn, _forbidden("Extension.InvalidEventType", f"{event}: {why}"), close=close)]
         if agent is None:
             if self.init_done:
-                return [state.Send(conn, _forbidden("Extension.RegistrationClosed", "Extension registration closed already"), close=close)]
+                return [Send(conn, _forbidden("Extension.RegistrationClosed", "Extension registration closed already"), close=close)]
             if len(self._by_name) >= MAX_EXTENSIONS:
-                return [
-                    state.Send(conn, _forbidden("Extension.TooManyExtensions", f"Extension limit ({MAX_EXTENSIONS}) reached"), close=close)
-                ]
+                return [Send(conn, _forbidden("Extension.TooManyExtensions", f"Extension limit ({MAX_EXTENSIONS}) reached"), close=close)]
             agent = self._by_name[name] = Agent(name, False)
         elif agent.state is not AgentState.LAUNCHED:
             why = "Extension with this name already registered" if not external else "State transition is not allowed"
-            return [state.Send(conn, _transition(agent, AgentState.REGISTERED.value, why), close=close)]
+            return [Send(conn, _transition(agent, AgentState.REGISTERED.value, why), close=close)]
         agent.id = str(uuid.uuid4())
         agent.events = tuple(dict.fromkeys(events))
         agent.state = AgentState.REGISTERED
@@ -399,13 +398,13 @@ class ExtensionsApi:
             answer["accountId"] = self._account
         reply = wire.reply(200, json.dumps(answer, separators=(",", ":")).encode())
         reply = reply.replace(b"\r\n", f"\r\nLambda-Extension-Identifier: {agent.id}\r\n".encode(), 1)
-        return [state.Send(conn, reply, close=close), Registered(name, agent.events), PROGRESS]
+        return [Send(conn, reply, close=close), Registered(name, agent.events), PROGRESS]
 
     def _next(self, conn: int, agent: Agent, close: bool) -> list:
         if agent.state in (AgentState.INIT_ERROR, AgentState.EXIT_ERROR) or agent.failed:
-            return [state.Send(conn, _transition(agent, AgentState.READY.value, "State transition is not allowed"), close=close)]
+            return [Send(conn, _transition(agent, AgentState.READY.value, "State transition is not allowed"), close=close)]
         if agent.parked is not None:
-            return [state.Send(conn, _transition(agent, AgentState.READY.value, "a next request is already waiting"), close=close)]
+            return [Send(conn, _transition(agent, AgentState.READY.value, "a next request is already waiting"), close=close)]
         agent.state = AgentState.READY
         agent.owes = False
         agent.parked = (conn, close)
@@ -413,32 +412,32 @@ class ExtensionsApi:
 
     def _subscribe(self, conn: int, agent: Agent, body: bytes, close: bool) -> list:
         if self.init_done:
-            return [state.Send(conn, _forbidden("Telemetry.SubscriptionClosed", "Telemetry API subscription is closed"), close=close)]
+            return [Send(conn, _forbidden("Telemetry.SubscriptionClosed", "Telemetry API subscription is closed"), close=close)]
         try:
             subscription = telemetry.parse_subscription(body)
         except telemetry.SubscriptionError as exc:
-            return [state.Send(conn, wire.error_reply(400, "ValidationError", str(exc)), close=close)]
+            return [Send(conn, wire.error_reply(400, "ValidationError", str(exc)), close=close)]
         done = Subscribed(agent.name, subscription)
         self.subscribed.append(done)
-        return [state.Send(conn, wire.reply(200, b'"OK"'), close=close), done]
+        return [Send(conn, wire.reply(200, b'"OK"'), close=close), done]
 
     def _error(self, conn: int, agent: Agent, head: wire.Head, kind: int, close: bool) -> list:
         reported = head.header(ERROR_TYPE_HEADER)
         if not reported:
-            return [state.Send(conn, _forbidden("Extension.MissingHeader", "Lambda-Extension-Function-Error-Type not found"), close=close)]
+            return [Send(conn, _forbidden("Extension.MissingHeader", "Lambda-Extension-Function-Error-Type not found"), close=close)]
         if kind == _INIT_ERROR:
             if self.init_done or agent.state not in (AgentState.REGISTERED,):
-                return [state.Send(conn, _transition(agent, AgentState.INIT_ERROR.value, "State transition is not allowed"), close=close)]
+                return [Send(conn, _transition(agent, AgentState.INIT_ERROR.value, "State transition is not allowed"), close=close)]
             agent.state, error_type = AgentState.INIT_ERROR, INIT_ERROR
         else:
             if agent.state in (AgentState.INIT_ERROR, AgentState.EXIT_ERROR):
-                return [state.Send(conn, _transition(agent, AgentState.EXIT_ERROR.value, "State transition is not allowed"), close=close)]
+                return [Send(conn, _transition(agent, AgentState.EXIT_ERROR.value, "State transition is not allowed"), close=close)]
             agent.state, error_type = AgentState.EXIT_ERROR, EXIT_ERROR
         agent.failed = True
         failure = AgentFailed(agent.name, error_type, reported[:256])
         if self.failure is None:
             self.failure = failure
-        return [state.Send(conn, wire.ACCEPTED, close=close), failure, PROGRESS]
+        return [Send(conn, wire.ACCEPTED, close=close), failure, PROGRESS]
 
 
 def is_extension_path(path: str) -> bool:

@@ -41,6 +41,7 @@ from lambdalet.gateway.http import rawio
 from lambdalet.gateway.http.http1 import ProtocolError
 
 from . import state, wire
+from .outputs import Close, Send
 
 if TYPE_CHECKING:
     from .dispatch import SandboxApi
@@ -334,7 +335,7 @@ class RuntimeApiServer:
         """Carries out state.py's outputs in order."""
         now = time.monotonic_ns()
         for out in outputs:
-            if isinstance(out, state.Send):
+            if isinstance(out, Send):
                 conn = self._conns.get(out.conn)
                 if conn is None or conn.closed:
                     continue  # closed since; state.py was told then
@@ -345,7 +346,7 @@ class RuntimeApiServer:
                     conn.unparked.set()
                 if out.close:
                     self._close_conn(conn)
-            elif isinstance(out, state.Close):
+            elif isinstance(out, Close):
                 conn = self._conns.get(out.conn)
                 if conn is not None:
                     self._close_conn(conn)
@@ -389,7 +390,7 @@ class RuntimeApiServer:
         # off mid-response).
         now = time.monotonic_ns()
         for out in self.api.closed(conn.id):
-            if not isinstance(out, (state.Send, state.Close)):
+            if not isinstance(out, (Send, Close)):
                 self._sink(out, now)
 
     def close(self) -> None:

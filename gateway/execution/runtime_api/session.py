@@ -32,6 +32,7 @@ from lambdalet.runtime.protocol import Bootstrap, FrameError, Init, InitError, I
 from .. import languages
 from ..languages import Launch
 from . import state
+from .outputs import Answered, InitDone, InitFailed, Send, StreamData, StreamOpened
 from .server import RuntimeApiServer
 
 HOST = "127.0.0.1"
@@ -267,7 +268,7 @@ class RuntimeApiSession:
         self._scope = trio.CancelScope()
         self._init: object = None  # InitDone, InitFailed, or the worker's InitError (its exec failed)
         self._request_id = ""  # the call in flight
-        self._answer: state.Answered | None = None
+        self._answer: Answered | None = None
         self._handed_out = False
         self._stream = None  # the call in flight's CallStream, when its caller streams
         self.gone = False  # the runtime's process has exited (or the session was closed)
@@ -331,25 +332,25 @@ class RuntimeApiSession:
         self.server.wake()
 
     def _sink(self, out: object, now_ns: int) -> None:
-        if isinstance(out, state.Answered):
+        if isinstance(out, Answered):
             if out.request_id == self._request_id and self._answer is None:
                 self.inst.last_heard_ns = now_ns
                 self._answer = out
                 self.server.wake()
-        elif isinstance(out, state.Send):  # a call's event, about to go out
+        elif isinstance(out, Send):  # a call's event, about to go out
             if out.delivers == self._request_id:
                 self.inst.call_started_ns = now_ns
                 self._handed_out = True
-        elif isinstance(out, (state.InitDone, state.InitFailed)):
+        elif isinstance(out, (InitDone, InitFailed)):
             if self._init is None:
                 self._init = out
                 self.server.wake()
-        elif isinstance(out, state.StreamData):
+        elif isinstance(out, StreamData):
             # Kept whole by state.py too, for the outcome (and a caller
             # that does not stream).
             if out.request_id == self._request_id and self._stream is not None:
                 self._stream.feed(out.data)
-        elif isinstance(out, state.StreamOpened):
+        elif isinstance(out, StreamOpened):
             if out.request_id == self._request_id and self._stream is not None:
                 self._stream.open(out.content_type)
 
@@ -359,9 +360,9 @@ class RuntimeApiSession:
         if result is None:
             raise WorkerGone()  # its output stays for the pool to read
         log, _dropped = self.inst.take_log()
-        if isinstance(result, state.InitDone):
+        if isinstance(result, InitDone):
             return InitOk(log)
-        if isinstance(result, state.InitFailed):
+        if isinstance(result, InitFailed):
             return InitError(result.error_type, result.payload, log)
         assert isinstance(result, InitError)  # the worker's: its exec failed
         result.log = log + result.log

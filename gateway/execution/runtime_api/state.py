@@ -2,8 +2,8 @@
 
 `RuntimeApi` takes what arrives on the runtime's connections (wire.py's
 events, tagged with a connection number) and the calls the pool hands in,
-and returns outputs: bytes to send on a connection, and what the pool
-needs to know (init is done or failed, a call's answer). Nothing here
+and returns outputs (outputs.py): bytes to send on a connection, and what
+the pool needs to know (init is done or failed, a call's answer). Nothing here
 touches a socket or a clock, so tests drive every rule directly.
 
 The rules are the Runtime Interface Emulator's (AWS's open-source copy of
@@ -23,7 +23,8 @@ the service's runtime-facing side), state for state:
   crossed; the rest of the body is read and dropped). An error body, or an
   init error, over MAX_ERROR_BODY gets 413 and changes nothing.
 - `init/error` is accepted only before the first `next`; the caller gets
-  the posted body and the error type from Lambda-Runtime-Function-Error-Type.
+  the posted body and the error type from Lambda-Runtime-Function-Error-Type
+  (runtime_errors.py reads the error reports).
 - Lambda-Runtime-Function-Response-Mode: streaming takes a chunked body;
   its trailers Lambda-Runtime-Function-Error-Type and -Error-Body (base64)
   turn it into an error. Its head (StreamOpened, with its content type)
@@ -33,14 +34,12 @@ the service's runtime-facing side), state for state:
 
 from __future__ import annotations
 
-import base64
-import binascii
 import collections
 import enum
-import json
-import re
 
 from . import wire
+from .outputs import Answered, Close, InitDone, InitFailed, Send, StreamData, StreamOpened
+from .runtime_errors import ERROR_CAUSE_CONTENT_TYPE, ERROR_TYPE_HEADER, platform_error, trailer_error, valid_error_type, without_cause
 
 API = "/2018-06-01"
 NEXT_PATH = API + "/runtime/invocation/next"
@@ -54,13 +53,7 @@ MAX_ERROR_BODY = 1024 * 1024  # /error and /init/error bodies (the emulator's re
 # a runtime that keeps sending past this much more has its connection closed.
 MAX_DRAIN = 64 * 1024 * 1024
 
-ERROR_TYPE_HEADER = "lambda-runtime-function-error-type"
-ERROR_BODY_TRAILER = "lambda-runtime-function-error-body"
 RESPONSE_MODE_HEADER = "lambda-runtime-function-response-mode"
-ERROR_CAUSE_CONTENT_TYPE = "application/vnd.aws.lambda.error.cause+json"
-
-# The emulator checks the type with this pattern, unanchored.
-_VALID_ERROR_TYPE = re.compile(r"(Runtime|Function)\.[A-Z][a-zA-Z]+")
 
 OVERSIZED_TYPE = "Function.ResponseSizeTooLarge"
 OVERSIZED_MESSAGE = f"Response payload size exceeded maximum allowed payload size ({MAX_RESPONSE} bytes)."
@@ -111,86 +104,6 @@ class Invocation:
         return self._rendered
 
 
-# -- outputs -------------------------------------------------------------------
-
-
-class Send:
-    """Write data on connection conn. delivers: the request id whose event
-    this hands out for the first time (the call's Duration starts as it is
-    sent), else "". close: close the connection after it."""
-
-    __slots__ = ("conn", "data", "delivers", "close")
-
-    def __init__(self, conn: int, data: bytes, delivers: str = "", close: bool = False) -> None:
-        self.conn = conn
-        self.data = wire.closing(data) if close else data
-        self.delivers = delivers
-        self.close = close
-
-    def __repr__(self) -> str:
-        return f"Send({self.conn}, {self.data[:60]!r}, delivers={self.delivers!r}, close={self.close})"
-
-
-class Close:
-    """Close connection conn without a reply (it broke HTTP, or sends on and
-    on past every limit)."""
-
-    __slots__ = ("conn",)
-
-    def __init__(self, conn: int) -> None:
-        self.conn = conn
-
-
-class InitDone:
-    """The runtime asked for its first event: init is over."""
-
-    __slots__ = ()
-
-
-class InitFailed:
-    """The runtime posted init/error: payload goes to the caller."""
-
-    __slots__ = ("error_type", "payload")
-
-    def __init__(self, error_type: str, payload: bytes) -> None:
-        self.error_type = error_type
-        self.payload = payload
-
-
-class Answered:
-    """A call's outcome: payload for the caller; error_type None on success."""
-
-    __slots__ = ("request_id", "payload", "error_type")
-
-    def __init__(self, request_id: str, payload: bytes, error_type: str | None) -> None:
-        self.request_id = request_id
-        self.payload = payload
-        self.error_type = error_type
-
-    def __repr__(self) -> str:
-        return f"Answered({self.request_id!r}, {self.payload[:60]!r}, {self.error_type!r})"
-
-
-class StreamOpened:
-    """A streamed response has begun (its head arrived): what it says it is."""
-
-    __slots__ = ("request_id", "content_type")
-
-    def __init__(self, request_id: str, content_type: str) -> None:
-        self.request_id = request_id
-        self.content_type = content_type
-
-
-class StreamData:
-    """Part of a streamed response, as it arrived."""
-
-    __slots__ = ("request_id", "data")
-
-    def __init__(self, request_id: str, data: bytes) -> None:
-        self.request_id = request_id
-        self.data = data
-
-
 # -- the rules -----------------------------------------------------------------
 
 _NEXT, _RESPONSE, _ERROR, _INIT_ERROR, _PING, _REFUSED = range(6)
@@ -229,15 +142,6 @@ class _Reading:
         self.expect_continue = head.expect_continue
 
 
-def valid_error_type(value: str | None) -> str:
-    """A runtime's error type as the emulator keeps it: Runtime.X or
-    Function.X, else Function.Unknown or Runtime.Unknown."""
-    value = value or ""
-    if _VALID_ERROR_TYPE.search(value):
-        return value
-    return "Function.Unknown" if value.startswith("Function.") else "Runtime.Unknown"
-
-
 def _not_allowed(frm: State, to: str) -> bytes:
     return wire.error_reply(
         403,
@@ -252,12 +156,6 @@ BAD_MODE = wire.error_reply(400, "InvalidFunctionResponseMode", "Invalid functio
 NOT_FOUND = wire.reply(404, b"404 page not found\n", "text/plain; charset=utf-8")
 NOT_ALLOWED_METHOD = wire.reply(405, b"", None)
 PONG = wire.reply(200, b"pong", "text/plain; charset=utf-8")
-
-
-def platform_error(error_type: str, message: str) -> bytes:
-    """An error document for the caller, in the shape the runtime API's
-    service gives it (errorMessage, errorType)."""
-    return json.dumps({"errorMessage": message, "errorType": error_type}).encode()
 
 
 class RuntimeApi:
@@ -444,7 +342,7 @@ class RuntimeApi:
                 return [Send(conn, TOO_LARGE, close=close)]
             self._close_call()
             body = b"".join(reading.parts)
-            error = self._trailer_error(trailers) if reading.streaming else None
+            error = trailer_error(trailers) if reading.streaming else None
             answer = Answered(reading.request_id, body, None) if error is None else Answered(reading.request_id, error[1], error[0])
             return [Send(conn, wire.ACCEPTED, close=close), answer]
         if kind == _ERROR:
@@ -455,7 +353,7 @@ class RuntimeApi:
             self._close_call()
             body = b"".join(reading.parts)
             if reading.content_type == ERROR_CAUSE_CONTENT_TYPE:
-                body = _without_cause(body)
+                body = without_cause(body)
             return [Send(conn, wire.ACCEPTED, close=close), Answered(reading.request_id, body, reading.error_type)]
         # _INIT_ERROR
         if reading.over:
@@ -479,39 +377,3 @@ class RuntimeApi:
         self.state = State.READY
         self._waiting[conn] = close
         return out + self._deliver()
-
-    @staticmethod
-    def _trailer_error(trailers: list[tuple[str, str]]) -> tuple[str, bytes] | None:
-        fields = dict(trailers)
-        kind = fields.get(ERROR_TYPE_HEADER)
-        if not kind:
-            return None
-        try:
-            body = base64.b64decode(fields.get(ERROR_BODY_TRAILER, ""), validate=True)
-        except (binascii.Error, ValueError):
-            body = b""
-        return valid_error_type(kind), body
-
-
-def _without_cause(body: bytes) -> bytes:
-    """An error posted with the error-cause content type reaches the
-    caller without its X-Ray cause, as the emulator filters it."""
-    try:
-        doc = json.loads(body)
-        if not isinstance(doc, dict):
-            raise ValueError
-        message = doc.get("errorMessage", "")
-        kind = doc.get("errorType", "")
-        stack = doc.get("stackTrace")
-        if (
-            not isinstance(message, str)
-            or not isinstance(kind, str)
-            or (stack is not None and not (isinstance(stack, list) and all(isinstance(s, str) for s in stack)))
-        ):
-            raise ValueError
-    except ValueError:
-        return json.dumps("Invalid error body").encode()
-    out: dict[str, object] = {"errorMessage": message, "errorType": kind}
-    if stack:
-        out["stackTrace"] = stack
-    return json.dumps(out, separators=(",", ":")).encode()
