@@ -6,6 +6,8 @@ Asynchronous invocation:
                     file so that what must happen together commits together.
 - async_queue.py    the durable async queue's trio dispatcher: retries,
                     maximum age, destinations, the dead-letter queue.
+- async_pending.py  what the queue keeps of an event between attempts, its
+                    statistics, and how long retries wait. Pure.
 - async_intake.py   group commit of Event invokes (one fsync for many).
 - async_followup.py where a finished event's record goes next (a function,
                     a queue, or the dead-letter queue).

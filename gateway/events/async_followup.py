@@ -9,10 +9,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 
+import msgspec
+
 from ..errors import LambdaError
 from ..functions.model import FunctionRecord
 from ..functions.service import FunctionService
 from . import destinations
+from .async_pending import PendingEvent
 from .async_store import NewEvent, NewMessage
 
 # Records that trigger records (A's destination is B, B's is A) stop after
@@ -59,3 +62,42 @@ def route(
     # a loop of destinations: the record is kept rather than lost.
     queue = target.name if isinstance(target, destinations.QueueTarget) else destinations.DEFAULT_DLQ
     return None, NewMessage(str(uuid.uuid4()), queue, function, body, payload, wall(), qualifier)
+
+
+def follow(
+    service: FunctionService,
+    target: destinations.FunctionTarget | destinations.QueueTarget,
+    event_id: str,
+    p: PendingEvent,
+    condition: str,
+    payload: bytes,
+    *,
+    status_code: int | None,
+    function_error: str | None,
+    wall: Callable[[], float],
+) -> tuple[NewEvent | None, NewMessage | None]:
+    """The destination record of a finished event (``condition``: Success,
+    RetriesExhausted or EventAgeExceeded; ``payload``: its request), routed
+    to ``target``. status_code and function_error: what to report when it
+    is not what its last attempt answered."""
+    last = p.last
+    if status_code is None:
+        # Never ran (only throttled): report the throttle.
+        status_code = 200 if last is not None else 429
+    if last is not None and function_error is None:
+        function_error = last.function_error
+    body = msgspec.json.encode(
+        destinations.record(
+            wall_s=wall(),
+            request_id=event_id,
+            function_arn=service.arn(p.function, p.qualifier),
+            executed_version=p.version,
+            condition=condition,
+            invoke_count=p.attempts,
+            request_payload=payload,
+            status_code=status_code,
+            function_error=function_error,
+            response_payload=last.payload if last is not None else None,
+        )
+    )
+    return route(service, target, body, payload, function=p.function, qualifier=p.qualifier, chain=p.chain, wall=wall)

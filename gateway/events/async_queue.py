@@ -7,18 +7,9 @@ the same commit that hands its record to a destination. A crash before that
 commit leaves the row in place, so the event runs again after a restart: at
 least once, never lost.
 
-Retries follow Lambda's rules (invocation-async-error-handling):
-- a function error (raised, timed out, out of memory) is retried
-  MaximumRetryAttempts times (default 2), waiting one base delay before the
-  first retry and two before the second (AWS: one minute, then two);
-- a throttle or a platform error puts the event back with a delay that grows
-  from one second to five minutes (scaled with the base delay), until the
-  event is older than MaximumEventAgeInSeconds. A throttle is not an
-  attempt, so reserved concurrency 0 holds events queued instead of failing
-  them.
-
-Accepting events is async_intake.py's (group commit); where a finished
-event's record goes, async_followup.py's.
+How long retries wait, and what is kept of each event between its attempts,
+is async_pending.py's. Accepting events is async_intake.py's (group
+commit); where a finished event's record goes, async_followup.py's.
 """
 
 from __future__ import annotations
@@ -31,60 +22,26 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 
-import msgspec
 import trio
 
 from ..errors import LambdaError
-from ..execution.pool import CallOutcome, FunctionSpec, Pool
+from ..execution.pool import FunctionSpec, Pool
 from ..functions.model import FunctionRecord
 from ..functions.service import FunctionService
 from ..functions.validation import function_ref
-from . import async_followup, destinations
+from . import async_followup
 from .async_intake import GroupCommit
+from .async_pending import (
+    AWS_RETRY_DELAY_S,
+    KEEP_PAYLOAD_MAX,
+    KEEP_PAYLOADS_TOTAL,
+    PendingEvent,
+    QueueStatistics,
+    retry_wait_s,
+    throttle_wait_s,
+)
 from .async_store import AsyncStore, NewEvent
 from .event_config import EventConfigs
-
-AWS_RETRY_DELAY_S = 60.0
-# AWS: throttled events wait from 1 s, doubling, up to 5 min. Both scale with
-# the base delay so that `--retry-delay-s` shortens every wait alike.
-_THROTTLE_FIRST = 1.0 / AWS_RETRY_DELAY_S
-_THROTTLE_CAP = 300.0 / AWS_RETRY_DELAY_S
-
-
-class QueueStatistics(msgspec.Struct, frozen=True):
-    depth: int  # events accepted and not yet finished
-    oldest_age_s: float  # age of the oldest of them, 0 when empty
-    in_flight: int
-    retries: int  # function-error retries scheduled, since the data dir was made
-    throttles: int  # throttled or platform-failed attempts, since this server started
-    succeeded: int
-    failed: int  # events whose retries ran out or whose age exceeded the maximum
-    dead_letters: int  # records waiting in the built-in queues
-
-
-class _Pending:
-    __slots__ = ("function", "qualifier", "version", "enqueued_s", "attempts", "throttles", "last", "chain", "turn", "throttled", "payload")
-
-    def __init__(self, event: NewEvent, attempts: int) -> None:
-        self.function = event.function
-        self.qualifier = event.qualifier
-        self.version = event.version
-        self.enqueued_s = event.enqueued_s
-        self.chain = event.chain
-        self.turn = 0  # only the newest heap entry for an event may dispatch it
-        self.throttled = False  # waiting out a throttle backoff
-        self.attempts = attempts
-        self.throttles = 0
-        self.last: CallOutcome | None = None
-        # The payload, kept from its commit for the first attempt: reading it
-        # back would queue behind whatever fsync the store is doing then.
-        self.payload: bytes | None = None
-
-
-# Payloads kept in memory for their first attempt: small ones only, and
-# no more than this in all (events waiting out a throttle keep theirs).
-KEEP_PAYLOAD_MAX = 64 * 1024
-KEEP_PAYLOADS_TOTAL = 16 * 1024 * 1024
 
 
 class AsyncQueue:
@@ -114,7 +71,7 @@ class AsyncQueue:
         self.wall = wall
         self._limiter = trio.CapacityLimiter(max(1, max_parallel))
         self._db = trio.CapacityLimiter(1)
-        self._pending: dict[str, _Pending] = {}
+        self._pending: dict[str, PendingEvent] = {}
         self._heap: list[tuple[float, int, str, int]] = []  # (due, trio clock; seq; event id; turn)
         # Per function, events waiting out a throttle: when a call of that
         # function ends, its slot goes to the first of them at once instead
@@ -169,7 +126,7 @@ class AsyncQueue:
         """Starts dispatching an event that is already committed."""
         if event.id in self._pending:
             return
-        p = self._pending[event.id] = _Pending(event, attempts)
+        p = self._pending[event.id] = PendingEvent(event, attempts)
         size = len(event.payload)
         if keep_payload and size <= KEEP_PAYLOAD_MAX and self._kept_bytes + size <= KEEP_PAYLOADS_TOTAL:
             p.payload = event.payload
@@ -259,14 +216,14 @@ class AsyncQueue:
             finally:
                 self._in_flight -= 1
 
-    def _record(self, p: _Pending) -> FunctionRecord | None:
+    def _record(self, p: PendingEvent) -> FunctionRecord | None:
         """What runs the event: $LATEST as it is now, or the published
         version the event was invoked on (an alias was resolved on arrival)."""
         if p.version == "$LATEST":
             return self.service.registry.get(p.function)
         return self.service.versions.get(p.function, {}).get(p.version)
 
-    async def _run_once(self, event_id: str, p: _Pending) -> None:
+    async def _run_once(self, event_id: str, p: PendingEvent) -> None:
         if self._record(p) is None:
             # Deleted while its events waited: keep them where a person can see.
             await self._finish(event_id, p, "RetriesExhausted", status_code=404, function_error="ResourceNotFoundException")
@@ -305,18 +262,15 @@ class AsyncQueue:
         elif p.attempts > cfg.max_retries:
             await self._finish(event_id, p, "RetriesExhausted", payload=payload)
         else:
-            # One base delay before the first retry, two before the second.
-            delay = self.retry_delay_s * p.attempts
+            delay = retry_wait_s(p.attempts, self.retry_delay_s)
             async with self._db:
                 await self._run_sync(self.store.record_retry, event_id, p.attempts, self.wall() + delay)
             self._retries += 1
             self._push(event_id, delay)
 
-    def _backoff(self, p: _Pending) -> float:
-        """1 s, 2 s, 4 s, ... up to 5 min (at the default base delay)."""
+    def _backoff(self, p: PendingEvent) -> float:
         p.throttles += 1
-        first = _THROTTLE_FIRST * self.retry_delay_s
-        return min(_THROTTLE_CAP * self.retry_delay_s, first * 2 ** min(p.throttles - 1, 30))
+        return throttle_wait_s(p.throttles, self.retry_delay_s)
 
     def _version_now(self, function: str, qualifier: str) -> str:
         """The version a qualifier names now. A version or alias that is gone
@@ -331,7 +285,7 @@ class AsyncQueue:
     async def _finish(
         self,
         event_id: str,
-        p: _Pending,
+        p: PendingEvent,
         condition: str,
         *,
         payload: bytes | None = None,
@@ -346,28 +300,16 @@ class AsyncQueue:
             if payload is None:
                 async with self._db:
                     payload = await self._run_sync(self.store.event_payload, event_id) or b""
-            last = p.last
-            if status_code is None:
-                # Never ran (only throttled): report the throttle.
-                status_code = 200 if last is not None else 429
-            if last is not None and function_error is None:
-                function_error = last.function_error
-            body = msgspec.json.encode(
-                destinations.record(
-                    wall_s=self.wall(),
-                    request_id=event_id,
-                    function_arn=self.service.arn(p.function, p.qualifier),
-                    executed_version=p.version,
-                    condition=condition,
-                    invoke_count=p.attempts,
-                    request_payload=payload,
-                    status_code=status_code,
-                    function_error=function_error,
-                    response_payload=last.payload if last is not None else None,
-                )
-            )
-            then_event, then_message = async_followup.route(
-                self.service, target, body, payload, function=p.function, qualifier=p.qualifier, chain=p.chain, wall=self.wall
+            then_event, then_message = async_followup.follow(
+                self.service,
+                target,
+                event_id,
+                p,
+                condition,
+                payload,
+                status_code=status_code,
+                function_error=function_error,
+                wall=self.wall,
             )
         async with self._db:
             await self._run_sync(
