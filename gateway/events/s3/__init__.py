@@ -6,7 +6,8 @@
                     entities, bounded) and writing its response XML.
 - blobs.py          content-addressed files (sha256), fsynced before use.
 - store.py          ObjectStore: buckets, objects and the event outbox in
-                    one SQLite file (s3.db), with its schema.
+                    one SQLite file (s3.db).
+- schema.py         s3.db's tables.
 - records.py        the store's records (objects, buckets, parts, uploads,
                     listings, outbox rows) and their JSON columns.
 - blob_refs.py      the blobs' reference counts, staged writes and the quota.

@@ -15,8 +15,9 @@ the same transactions; one that is no longer named is unlinked after the
 commit, unless a write of the same bytes is under way, in which case that
 write's commit names it again (blob_refs.py).
 
-This module holds the schema, buckets, objects and the outbox; listings
-are listing.py's, multipart uploads multipart.py's, the records records.py's.
+This module holds buckets, objects and the outbox; the tables are
+schema.py's, listings listing.py's, multipart uploads multipart.py's, the
+records records.py's.
 Every method is synchronous and may fsync; the HTTP layer calls them from
 worker threads. Refusals are S3Error.
 """
@@ -39,64 +40,9 @@ from .errors import S3Error
 from .listing import list_page
 from .multipart import MultipartUploads
 from .records import OBJECT_COLUMNS, BucketInfo, Listing, ObjectInfo, ObjectMeta, OutboxRow, meta_enc, parts_dec, row_to_info
+from .schema import SCHEMA
 
 _NO_QUOTA = 0
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS buckets (
-    name TEXT PRIMARY KEY,
-    created_s REAL NOT NULL,
-    notification BLOB               -- the bucket's notification configuration, as JSON
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS objects (
-    bucket TEXT NOT NULL,
-    key TEXT NOT NULL,              -- compared as UTF-8 bytes, S3's listing order
-    size INTEGER NOT NULL,
-    etag TEXT NOT NULL,             -- without quotes
-    modified_s REAL NOT NULL,
-    content_type TEXT NOT NULL,
-    meta BLOB NOT NULL,             -- user metadata, stored headers, checksums (JSON)
-    parts BLOB NOT NULL,            -- [[sha256, size], ...]: the blobs, in order
-    PRIMARY KEY (bucket, key)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS blobs (
-    sha TEXT PRIMARY KEY,
-    size INTEGER NOT NULL,
-    refs INTEGER NOT NULL           -- objects and upload parts naming it
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS uploads (
-    id TEXT PRIMARY KEY,
-    bucket TEXT NOT NULL,
-    key TEXT NOT NULL,
-    created_s REAL NOT NULL,
-    content_type TEXT NOT NULL,
-    meta BLOB NOT NULL
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS uploads_bucket ON uploads(bucket, key);
-CREATE TABLE IF NOT EXISTS parts (
-    upload TEXT NOT NULL,
-    number INTEGER NOT NULL,
-    sha TEXT NOT NULL,
-    size INTEGER NOT NULL,
-    etag TEXT NOT NULL,
-    modified_s REAL NOT NULL,
-    checksums BLOB NOT NULL,
-    PRIMARY KEY (upload, number)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS outbox (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    id TEXT NOT NULL UNIQUE,        -- becomes the async event's request id
-    created_s REAL NOT NULL,
-    function TEXT NOT NULL,
-    qualifier TEXT NOT NULL,
-    payload BLOB NOT NULL,          -- the S3 event, {"Records": [...]}
-    source_arn TEXT NOT NULL        -- arn:aws:s3:::bucket, for the permission check
-);
-CREATE TABLE IF NOT EXISTS counters (
-    name TEXT PRIMARY KEY,
-    value INTEGER NOT NULL
-) WITHOUT ROWID;
-"""
 
 
 class ObjectStore(MultipartUploads):
@@ -123,7 +69,7 @@ class ObjectStore(MultipartUploads):
             # FULL: a 200 for a PUT promises the object (and its events)
             # survive power loss, not only a crash of this process.
             self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(_SCHEMA)
+            self._db.executescript(SCHEMA)
             self.refs = BlobRefs(self.blobs, self._db, self._lock, max_object_bytes=max_object_bytes, quota_bytes=quota_bytes)
 
     def close(self) -> None:
