@@ -26,6 +26,8 @@ The trio side:
                      module that touches the sandbox's API sockets)
 - session.py         what the pool calls for a custom-runtime instance:
                      launch the bootstrap, hand it calls, take its log
+- handover.py        what a worker hands over when it starts a runtime or
+                     the extensions: its answer and fds, each checked
 - extension_host.py  an environment's external extensions: start them, wait
                      for them at init and after each call, SHUTDOWN
 - telemetry_delivery.py  each subscriber's buffer POSTed to its listener

@@ -51,11 +51,11 @@ from lambdalet.runtime import errors as function_errors
 from lambdalet.runtime import extensions as extensions_limit
 from lambdalet.runtime.protocol import MAX_CALL_LOG, ExtensionsStarted, Init, InitError, InitOk, Invoke, Result, StartExtensions, encode
 
-from . import dispatch, telemetry_delivery
+from . import dispatch, handover, telemetry_delivery
 from . import extensions as ex
 from . import telemetry as tm
 from .server import RuntimeApiServer
-from .session import HOST, _answers, _close_all, api_port, trace_id
+from .session import HOST, api_port, trace_id
 
 EXTENSIONS_DIR = "extensions"
 SHUTDOWN_LIMIT_S = 2.0  # AWS's, with one or more external extensions registered
@@ -425,21 +425,21 @@ async def start(inst: Instance, init: Init, figures: Figures, nursery: trio.Nurs
         await rawio.send_all(inst.sock, encode(request))
     except OSError:
         raise WorkerGone(delivered=False) from None
-    answers, fds = await _answers(inst, ANCILLARY)
+    answers, fds = await handover.read_answers(inst, ANCILLARY)
     reply = answers[0]
     if not isinstance(reply, ExtensionsStarted) or len(answers) > 1 or len(fds) != 2 + len(reply.started):
-        _close_all(fds)
+        handover.close_all(fds)
         raise WorkerGone()
-    listener = _listener(fds[0], fds[1:])
+    listener = handover.listener_of(fds[0], fds[1:])
     # Each fd checked to be what it claims, and the port read off the
     # socket, before the gateway relies on them.
     if (
         not stat.S_ISREG(os.fstat(fds[1]).st_mode)
-        or not all(_is_pidfd(fd) for fd in fds[2:])
+        or not all(handover.is_pidfd(fd) for fd in fds[2:])
         or len(set(reply.started)) != len(reply.started)
     ):
         listener.close()
-        _close_all(fds[1:])
+        handover.close_all(fds[1:])
         raise WorkerGone()
     pidfds = dict(zip(reply.started, fds[2:]))
     port = listener.getsockname()[1]
@@ -461,28 +461,6 @@ async def start(inst: Instance, init: Init, figures: Figures, nursery: trio.Nurs
     await nursery.start(host.run)
     await host.wait_registered()
     return host
-
-
-def _is_pidfd(fd: int) -> bool:
-    try:
-        return os.readlink(f"/proc/self/fd/{fd}") == "anon_inode:[pidfd]"
-    except OSError:
-        return False
-
-
-def _listener(fd: int, others: list[int]) -> socket.socket:
-    try:
-        listener = socket.socket(fileno=fd)
-        listening = listener.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
-    except OSError:
-        os.close(fd)
-        _close_all(others)
-        raise WorkerGone() from None
-    if listener.family != socket.AF_INET or listener.type != socket.SOCK_STREAM or not listening:
-        listener.close()
-        _close_all(others)
-        raise WorkerGone()
-    return listener
 
 
 async def init_with_extensions(

@@ -19,19 +19,17 @@ import json
 import os
 import random
 import socket
-import stat
-import sys
 import time
 
 import trio
 
 from lambdalet.gateway.execution.instance import Instance, WorkerGone
 from lambdalet.gateway.http import rawio
-from lambdalet.runtime.protocol import Bootstrap, FrameError, Init, InitError, InitOk, Invoke, Launched, Ready, Result, encode
+from lambdalet.runtime.protocol import Bootstrap, FrameError, Init, InitError, InitOk, Invoke, Launched, Result, encode
 
 from .. import languages
 from ..languages import Launch
-from . import state
+from . import handover, state
 from .outputs import Answered, InitDone, InitFailed, Send, StreamData, StreamOpened
 from .server import RuntimeApiServer
 
@@ -113,18 +111,18 @@ async def exec_runtime(inst: Instance, task_root: str, env: dict[str, str], lang
         await rawio.send_all(inst.sock, encode(request))
     except OSError:
         raise WorkerGone(delivered=False) from None
-    answers, fds = await _answers(inst)
+    answers, fds = await handover.read_answers(inst)
     reply = answers[0]
     if isinstance(reply, InitError):
-        _close_all(fds)
+        handover.close_all(fds)
         return reply
     if not isinstance(reply, Launched):
-        _close_all(fds)
+        handover.close_all(fds)
         raise WorkerGone()
     if host is not None:
-        listener, log_fd = None, _log_handed_over(fds)
+        listener, log_fd = None, handover.log_fd_of(fds)
     else:
-        listener, log_fd = _handed_over(fds)
+        listener, log_fd = handover.listener_and_log(fds)
     if inst.log_fd is not None:
         os.close(inst.log_fd)
     inst.log_fd = log_fd
@@ -172,78 +170,6 @@ async def launch(inst: Instance, init: Init, nursery: trio.Nursery, language: La
         except OSError:
             pass  # it has gone: wait_init() says so
     return await session.wait_init()
-
-
-async def _answers(inst: Instance, ancillary: int = socket.CMSG_SPACE(8)) -> tuple[list, list[int]]:
-    """The worker's answer to Bootstrap (past any Ready), perhaps followed
-    by its report that the exec failed, and the fds that came with them.
-    One read may hold Ready and the answer together."""
-    fds: list[int] = []
-    while True:
-        try:
-            data, ancdata, _flags, _addr = await rawio.recvmsg(inst.sock, 65536, ancillary)
-        except (OSError, trio.ClosedResourceError):
-            _close_all(fds)
-            raise WorkerGone() from None
-        fds += _fds_of(ancdata)
-        if not data:
-            _close_all(fds)
-            raise WorkerGone()
-        try:
-            msgs = [m for m in inst.reader.feed(data) if not isinstance(m, Ready)]
-        except FrameError:
-            _close_all(fds)
-            raise WorkerGone() from None
-        if msgs:
-            return msgs, fds
-
-
-def _fds_of(ancdata) -> list[int]:
-    fds = []
-    for level, kind, payload in ancdata:
-        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-            fds += [int.from_bytes(payload[i : i + 4], sys.byteorder, signed=True) for i in range(0, len(payload) - len(payload) % 4, 4)]
-    return fds
-
-
-def _close_all(fds: list[int]) -> None:
-    for fd in fds:
-        os.close(fd)
-
-
-def _log_handed_over(fds: list[int]) -> int:
-    """The log memfd alone (the API's socket is the extensions' host's)."""
-    try:
-        regular = len(fds) == 1 and stat.S_ISREG(os.fstat(fds[0]).st_mode)
-    except OSError:
-        regular = False
-    if not regular:
-        _close_all(fds)
-        raise WorkerGone()
-    return fds[0]
-
-
-def _handed_over(fds: list[int]) -> tuple[socket.socket, int]:
-    """The listening socket and the log memfd, checked to be what they
-    claim before the gateway relies on them."""
-    if len(fds) != 2:
-        _close_all(fds)
-        raise WorkerGone()
-    try:
-        listener = socket.socket(fileno=fds[0])
-    except OSError:
-        _close_all(fds)
-        raise WorkerGone() from None
-    try:
-        listening = listener.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
-        regular = stat.S_ISREG(os.fstat(fds[1]).st_mode)
-    except OSError:
-        listening, regular = 0, False
-    if listener.family != socket.AF_INET or listener.type != socket.SOCK_STREAM or not listening or not regular:
-        listener.close()
-        os.close(fds[1])
-        raise WorkerGone()
-    return listener, fds[1]
 
 
 class RuntimeApiSession:
