@@ -409,6 +409,10 @@ class NamespacedBackend:
         """Every running zygote, by runtime name."""
         return {name: slot.zygote for name, slot in self._interpreters.items() if slot.zygote is not None and slot.zygote.alive}
 
+    def zygote_running(self, runtime: str = "") -> bool:
+        slot = self._interpreters.get(runtime) if runtime else self._default
+        return slot is not None and self._running_zygote(slot) is not None
+
     def _running_zygote(self, slot: _Interpreter) -> ZygoteClient | None:
         zygote = slot.zygote
         return zygote if zygote is not None and zygote.alive else None

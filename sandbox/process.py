@@ -92,6 +92,7 @@ class ProcessSandbox:
 
 class ProcessBackend:
     name = "process"
+    zygote_enabled = False  # every worker is an interpreter of its own
 
     def __init__(self, runtime_root: RuntimeRoot, runtimes: Mapping[str, RuntimeRoot] | None = None) -> None:
         """runtime_root: the default interpreter's; runtimes: the others', by runtime name."""
@@ -137,6 +138,9 @@ class ProcessBackend:
 
     def forget_code(self, code_dir: str) -> None:
         pass
+
+    def zygote_running(self, runtime: str = "") -> bool:
+        return False
 
     def close(self) -> None:
         pass

@@ -90,6 +90,10 @@ class Sandbox(Protocol):
 
 class SandboxBackend(Protocol):
     name: str
+    # Python workers fork from a runtime zygote (zygote.py) instead of each
+    # starting an interpreter; an interpreter that cannot run one still
+    # starts its own (RuntimeRoot.zygote_unavailable says why).
+    zygote_enabled: bool
 
     def spawn(self, spec: SandboxSpec) -> Sandbox:
         """Start a worker. Raises OSError naming the step that failed
@@ -105,6 +109,10 @@ class SandboxBackend(Protocol):
     def forget_code(self, code_dir: str) -> None:
         """The code tree at code_dir was removed: drop what the backend
         keeps for it (mount plans)."""
+
+    def zygote_running(self, runtime: str = "") -> bool:
+        """Whether the zygote of a runtime's interpreter ("" the default's)
+        is running now: a spawn since it started was forked from it."""
 
     def close(self) -> None:
         """Release backend-wide resources (cgroup roots, pooled netns)."""

@@ -117,6 +117,7 @@ class FakeSandbox:
 
 class FakeBackend:
     name = "fake"
+    zygote_enabled = False
 
     def __init__(self, nursery: trio.Nursery, tasks_max: int | None = None) -> None:
         self.nursery = nursery
@@ -139,6 +140,9 @@ class FakeBackend:
 
     def forget_code(self, code_dir: str) -> None:
         pass
+
+    def zygote_running(self, runtime: str = "") -> bool:
+        return False
 
     def close(self) -> None:
         pass

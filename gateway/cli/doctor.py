@@ -7,6 +7,11 @@ import pathlib
 import platform
 import sys
 import tempfile
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from lambdalet.sandbox.runtime_root import RuntimeRoot
+    from lambdalet.sandbox.spec import SandboxBackend
 
 
 def _cgroup_mode() -> str:
@@ -107,7 +112,7 @@ def _sandbox_lines(data_dir: pathlib.Path) -> list[str]:
     return lines
 
 
-def _walls(backend, root) -> list[str]:
+def _walls(backend, root: RuntimeRoot) -> list[str]:
     """The filter's policy, read from the filter, and what a probe sandbox
     saw of the walls from inside just now."""
     from lambdalet.sandbox import rootfs, seccomp, select
@@ -128,7 +133,7 @@ def _walls(backend, root) -> list[str]:
     return lines
 
 
-def _runtime_lines(data_dir: pathlib.Path, backend) -> list[str]:
+def _runtime_lines(data_dir: pathlib.Path, backend: SandboxBackend) -> list[str]:
     """Which Python versions run here, which are mapped onto others, and
     which functions use each (gateway/execution/runtime_setup.py)."""
     from ..app.config import default_cache_dir
@@ -140,7 +145,7 @@ def _runtime_lines(data_dir: pathlib.Path, backend) -> list[str]:
         return [f"runtimes: could not be listed ({exc})"]
 
 
-def _worker_start(backend) -> str:
+def _worker_start(backend: SandboxBackend) -> str:
     """Start one Python worker the way a cold start does and say how it
     came to be: forked from the runtime zygote, or an interpreter of its own."""
     import time
@@ -166,6 +171,5 @@ def _worker_start(backend) -> str:
     if not ready:
         return "workers: a worker started but never reported ready"
     ms = (time.perf_counter() - started) * 1000
-    zygote = getattr(backend, "zygote", None)
-    how = "forked from the runtime zygote" if zygote is not None else "an interpreter started per sandbox"
+    how = "forked from the runtime zygote" if backend.zygote_running() else "an interpreter started per sandbox"
     return f"workers: {how}; the first one was ready in {ms:.0f} ms"

@@ -18,6 +18,7 @@ from lambdalet.sandbox import interpreters, languages
 from lambdalet.sandbox.interpreters import Interpreter
 from lambdalet.sandbox.languages import Toolchain
 from lambdalet.sandbox.runtime_root import RuntimeRoot
+from lambdalet.sandbox.spec import SandboxBackend
 
 from ..functions.runtimes import CUSTOM_RUNTIMES, DEPRECATED_BY_AWS, RuntimeCatalog, RuntimeConfigError
 from . import dotnet_build, java_build
@@ -89,10 +90,9 @@ def roots(runtimes: ServerRuntimes) -> dict[str, RuntimeRoot]:
     return {runtimes.default.runtime: runtimes.default, **runtimes.others}
 
 
-def how_workers_start(root: RuntimeRoot, backend) -> str:
+def how_workers_start(root: RuntimeRoot, backend: SandboxBackend) -> str:
     """Forked from the interpreter's zygote, or an interpreter per sandbox."""
-    zygote_on = getattr(backend, "name", "") == "namespaced" and getattr(backend, "zygote_enabled", False)
-    if zygote_on:
+    if backend.zygote_enabled:
         why = root.zygote_unavailable()
         start = "forked from its zygote" if why is None else f"an interpreter per sandbox ({why})"
     else:
@@ -100,13 +100,15 @@ def how_workers_start(root: RuntimeRoot, backend) -> str:
     return f"workers: {start}; frames: {root.codec}"
 
 
-def lines(runtimes: ServerRuntimes, backend) -> list[str]:
+def lines(runtimes: ServerRuntimes, backend: SandboxBackend) -> list[str]:
     """The start-up lines: each runtime, and the candidates passed over (a
     python3.X that would not start, or is another version than its name)."""
     return [*_lines(runtimes.catalog, roots(runtimes), backend), *(f"runtime candidate skipped: {note}" for note in runtimes.notes)]
 
 
-def _lines(catalog: RuntimeCatalog, by_name: dict[str, RuntimeRoot], backend, users: dict[str, list[str]] | None = None) -> list[str]:
+def _lines(
+    catalog: RuntimeCatalog, by_name: dict[str, RuntimeRoot], backend: SandboxBackend, users: dict[str, list[str]] | None = None
+) -> list[str]:
     def used(runtime: str) -> str:
         if users is None:
             return ""
@@ -152,7 +154,7 @@ def _lines(catalog: RuntimeCatalog, by_name: dict[str, RuntimeRoot], backend, us
     return out
 
 
-def doctor_lines(data_dir: pathlib.Path, cache_dir: pathlib.Path, backend) -> list[str]:
+def doctor_lines(data_dir: pathlib.Path, cache_dir: pathlib.Path, backend: SandboxBackend) -> list[str]:
     """The runtimes a server on this data dir runs (as the last one started
     said), or would find now, and which stored functions use each."""
     state = read_state(data_dir)
