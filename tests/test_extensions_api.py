@@ -427,7 +427,7 @@ def test_a_batch_that_could_not_go_is_first_again():
 
 
 class _Channel:
-    """What extension_host.start() reads of an instance: the gateway's end
+    """What extension_start.start() reads of an instance: the gateway's end
     of a control channel, here a real socketpair whose other end lies."""
 
     def __init__(self, sock) -> None:
@@ -444,7 +444,7 @@ def _fds() -> set[str]:
 @pytest.mark.parametrize("lie", ["fewer-fds-than-names", "a-file-for-a-pidfd", "a-socket-that-does-not-listen", "one-name-twice"])
 def test_a_worker_that_lies_about_the_extensions_it_started_is_gone(lie, tmp_path):
     from lambdalet.gateway.execution.instance import WorkerGone
-    from lambdalet.gateway.execution.runtime_api import extension_host
+    from lambdalet.gateway.execution.runtime_api import extension_start, platform_events
 
     async def main():
         ours, theirs = socket.socketpair()
@@ -472,7 +472,7 @@ def test_a_worker_that_lies_about_the_extensions_it_started_is_gone(lie, tmp_pat
             log_group="g",
             log_stream="s",
         )
-        figures = extension_host.Figures(
+        figures = platform_events.Figures(
             function_name="f",
             version="$LATEST",
             runtime_version="",
@@ -485,7 +485,7 @@ def test_a_worker_that_lies_about_the_extensions_it_started_is_gone(lie, tmp_pat
         try:
             async with trio.open_nursery() as nursery:
                 with pytest.raises(WorkerGone):
-                    await extension_host.start(_Channel(ours), init, figures, nursery, 0)
+                    await extension_start.start(_Channel(ours), init, figures, nursery, 0)
             assert _fds() - before == set()  # whatever came with the lie was closed
         finally:
             for thing in (ours, theirs, listener):

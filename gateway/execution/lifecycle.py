@@ -34,7 +34,7 @@ from . import admission, languages
 from .instance import DEAD, Instance, WorkerGone
 from .memory_budget import MemoryBudget
 from .outcomes import FunctionSpec, capped, describe_status, log_stream_name
-from .runtime_api import extension_host
+from .runtime_api import extension_start, platform_events
 from .runtime_api import session as runtime_api
 from .spares import SparePool
 from .spawner import SpawnerThread
@@ -149,9 +149,9 @@ class Lifecycle:
         try:
             with trio.move_on_after(self.init_timeout_s):
                 try:
-                    if spec.layers and extension_host.wanted(spec.layers):
-                        figures = extension_host.Figures.of(spec, initialization_type)
-                        reply = await extension_host.init_with_extensions(inst, init, figures, self.running_nursery(), run_init)
+                    if spec.layers and extension_start.wanted(spec.layers):
+                        figures = platform_events.Figures.of(spec, initialization_type)
+                        reply = await extension_start.init_with_extensions(inst, init, figures, self.running_nursery(), run_init)
                     else:
                         reply = await run_init()
                 except WorkerGone:

@@ -10,25 +10,29 @@ the Extensions and Telemetry APIs to the extensions a function's layers
 bring (/opt/extensions).
 
 The rules, sans-IO (driven by tests without sockets):
-- wire.py            HTTP/1.1 from a runtime as events, replies as bytes
-- outputs.py         what the state machines hand back: Send and Close for
-                     the server, the rest for a session or the extensions'
-                     host
-- state.py           the Runtime API's rules: which call is open, what
-                     `next` returns, what each misuse gets
-- runtime_errors.py  a runtime's error reports as the caller gets them
-- extensions.py      the Extensions API's rules and telemetry subscriptions
-- dispatch.py        one port, three APIs: which machine reads a request
-- telemetry.py       the Telemetry API's records, subscriptions and buffers
+- wire.py             HTTP/1.1 from a runtime as events, replies as bytes
+- outputs.py          what the state machines hand back: Send and Close for
+                      the server, the rest for a session or the extensions'
+                      host
+- state.py            the Runtime API's rules: which call is open, what
+                      `next` returns, what each misuse gets
+- runtime_errors.py   a runtime's error reports as the caller gets them
+- extensions.py       the Extensions API's rules and telemetry subscriptions
+- dispatch.py         one port, three APIs: which machine reads a request
+- telemetry.py        the Telemetry API's records, subscriptions, buffers
+- platform_events.py  the platform.* records, from what the pool knows (the
+                      function's figures, init, calls, what was billed)
 
 The trio side:
-- server.py          accepts, reads, applies the machines' outputs (the only
-                     module that touches the sandbox's API sockets)
-- session.py         what the pool calls for a custom-runtime instance:
-                     launch the bootstrap, hand it calls, take its log
-- handover.py        what a worker hands over when it starts a runtime or
-                     the extensions: its answer and fds, each checked
-- extension_host.py  an environment's external extensions: start them, wait
-                     for them at init and after each call, SHUTDOWN
+- server.py           accepts, reads, applies the machines' outputs (the
+                      only module that touches the sandbox's API sockets)
+- session.py          what the pool calls for a custom-runtime instance:
+                      launch the bootstrap, hand it calls, take its log
+- handover.py         what a worker hands over when it starts a runtime or
+                      the extensions: its answer and fds, each checked
+- extension_start.py  the external extensions started for the pool's init
+                      (StartExtensions), and init with them
+- extension_host.py   the started extensions, served: waited for at init
+                      and after each call, told SHUTDOWN, their log read
 - telemetry_delivery.py  each subscriber's buffer POSTed to its listener
 """

@@ -1,18 +1,10 @@
 """An execution environment's external extensions, as the pool drives them.
 
-When a function's layers hold /opt/extensions, the pool hands its init to
-init() here instead of running it directly:
-
-1. StartExtensions: the worker (still running only Lambdalet's code)
-   opens the sandbox's API socket, starts each program of /opt/extensions
-   and hands over the socket, the extensions' log memfd and a pidfd per
-   extension (runtime/extensions.py);
-2. the gateway serves the Extensions and Telemetry APIs on that socket
-   (the Runtime API too, for a custom runtime: one port, dispatch.py) and
-   waits until every extension has registered;
-3. the runtime's own init runs (the Python worker's Init, or the
-   bootstrap, which finds the socket open);
-4. init is over once every extension has asked for its first event.
+extension_start.py starts them and builds their ExtensionHost, which
+serves the Extensions and Telemetry APIs on the sandbox's API socket (the
+Runtime API too, for a custom runtime: one port, dispatch.py), watches
+each extension's exit, and ends init once every extension has asked for
+its first event (finish_init()).
 
 A call (call()) sends INVOKE to the extensions registered for it along
 with the call to the runtime, and ends for the sandbox only once every one
@@ -28,8 +20,8 @@ Extension.ExitError). Everything the extensions send is untrusted:
 state.py-style caps in extensions.py, the server's connection caps, and
 every wait here bounded by the function's own limits.
 
-Telemetry: platform events, the runtime's log lines (function) and the
-extensions' (extension) go to each subscriber's buffer
+Telemetry: platform events (platform_events.py), the runtime's log lines
+(function) and the extensions' (extension) go to each subscriber's buffer
 (telemetry_delivery.py).
 """
 
@@ -38,87 +30,24 @@ from __future__ import annotations
 import os
 import select
 import socket
-import stat
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 import trio
 
-from lambdalet.gateway.execution.instance import Instance, WorkerGone
-from lambdalet.gateway.http import rawio
-from lambdalet.gateway.metering import billing
+from lambdalet.gateway.execution.instance import Instance
 from lambdalet.runtime import errors as function_errors
-from lambdalet.runtime import extensions as extensions_limit
-from lambdalet.runtime.protocol import MAX_CALL_LOG, ExtensionsStarted, Init, InitError, InitOk, Invoke, Result, StartExtensions, encode
+from lambdalet.runtime.protocol import MAX_CALL_LOG, InitError, InitOk, Invoke, Result
 
-from . import dispatch, handover, telemetry_delivery
+from . import dispatch, platform_events, telemetry_delivery
 from . import extensions as ex
 from . import telemetry as tm
+from .platform_events import Figures, now_ms
 from .server import RuntimeApiServer
-from .session import HOST, api_port, trace_id
+from .session import trace_id
 
-EXTENSIONS_DIR = "extensions"
 SHUTDOWN_LIMIT_S = 2.0  # AWS's, with one or more external extensions registered
 MAX_EXTENSION_LOG = MAX_CALL_LOG  # what the extensions wrote since it was last read, at most
-# Room for ExtensionsStarted's fds: the socket, the log and a pidfd each.
-ANCILLARY = socket.CMSG_SPACE(4 * (2 + extensions_limit.MAX_EXTENSIONS))
-
-
-def wanted(layer_dirs: tuple[str, ...]) -> bool:
-    """A layer brings /opt/extensions (the trees are merged at /opt)."""
-    for tree in layer_dirs:
-        try:
-            with os.scandir(os.path.join(tree, EXTENSIONS_DIR)) as entries:
-                if next(entries, None) is not None:
-                    return True
-        except OSError:
-            continue
-    return False
-
-
-class Figures:
-    """What the platform's telemetry records name, fixed per environment."""
-
-    def __init__(
-        self,
-        *,
-        function_name: str,
-        version: str,
-        runtime_version: str,
-        initialization_type: str,
-        memory_mb: int,
-        json_logs: bool,
-        account_id: str,
-        handler: str,
-    ) -> None:
-        self.function_name = function_name
-        self.version = version
-        self.runtime_version = runtime_version
-        self.initialization_type = initialization_type
-        self.memory_mb = memory_mb
-        self.json_logs = json_logs
-        self.account_id = account_id
-        self.handler = handler
-
-    @classmethod
-    def of(cls, spec, initialization_type: str) -> Figures:
-        """From the pool's FunctionSpec."""
-        rec = spec.record
-        parts = spec.arn.split(":")
-        return cls(
-            function_name=rec.name,
-            version=spec.version,
-            runtime_version=spec.runtime_version,
-            initialization_type=initialization_type,
-            memory_mb=rec.memory_size,
-            json_logs=rec.logging_config.get("LogFormat") == "JSON",
-            account_id=parts[4] if len(parts) > 4 else "",
-            handler=rec.handler,
-        )
-
-
-def _ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 class ExtensionHost:
@@ -190,10 +119,10 @@ class ExtensionHost:
         if out is ex.PROGRESS:
             self.server.wake()
         elif isinstance(out, ex.Registered):
-            self.deliveries.emit([tm.extension(_ms(), out.name, out.events)])
+            self.deliveries.emit([tm.extension(now_ms(), out.name, out.events)])
         elif isinstance(out, ex.Subscribed):
             self.deliveries.subscribe(out.name, out.subscription)
-            self.deliveries.emit([tm.subscription(_ms(), out.name, out.subscription.types)])
+            self.deliveries.emit([tm.subscription(now_ms(), out.name, out.subscription.types)])
         elif isinstance(out, ex.AgentFailed):
             self.server.wake()
         elif self.runtime_sink is not None:
@@ -201,7 +130,7 @@ class ExtensionHost:
 
     # -- init --------------------------------------------------------------
 
-    def _failure(self) -> tuple[str, str] | None:
+    def failure(self) -> tuple[str, str] | None:
         """(error type, message) once an extension has failed the environment."""
         if self.crashed:
             return ex.CRASH, f"Extension {self.crashed[0]} exited before it was done"
@@ -211,38 +140,20 @@ class ExtensionHost:
         return None
 
     async def wait_registered(self) -> None:
-        await self.server.wait(lambda: self.api.registered() or self._failure() is not None or self.closed)
+        await self.server.wait(lambda: self.api.registered() or self.failure() is not None or self.closed)
 
     async def finish_init(self, reply: InitOk | InitError, started_ms: int, init_ns: int) -> InitOk | InitError:
         """The runtime's init is over: wait for the extensions' first
         `next`, then close registration and subscriptions."""
-        status = "success" if isinstance(reply, InitOk) else "error"
-        events = tm.log_lines("function", reply.log, reply.log_marks, _ms(), self.figures.json_logs)
-        events.append(
-            tm.init_runtime_done(
-                _ms(), initialization_type=self.figures.initialization_type, status=status, error_type=getattr(reply, "error_type", None)
-            )
-        )
-        self.deliveries.emit(events)
+        self.deliveries.emit(platform_events.init_runtime_done(self.figures, reply))
         if isinstance(reply, InitOk):
-            await self.server.wait(lambda: self.api.ready() or self._failure() is not None or self.closed)
+            await self.server.wait(lambda: self.api.ready() or self.failure() is not None or self.closed)
         self.api.close_init()
-        reply.log += self._emit_extension_log()
-        failure = self._failure()
+        reply.log += self.emit_extension_log()
+        failure = self.failure()
         if isinstance(reply, InitOk) and failure is not None:
             reply = InitError(failure[0], function_errors.platform(failure[0], "", failure[1]), reply.log, reply.log_marks)
-            status = "error"
-        self.deliveries.emit(
-            [
-                tm.init_report(
-                    _ms(),
-                    initialization_type=self.figures.initialization_type,
-                    status=status,
-                    duration_ns=time.monotonic_ns() - init_ns,
-                    error_type=getattr(reply, "error_type", None),
-                )
-            ]
-        )
+        self.deliveries.emit([platform_events.init_report(self.figures, reply, time.monotonic_ns() - init_ns)])
         self.deliveries.init_over()
         await self._pause()
         return reply
@@ -259,18 +170,19 @@ class ExtensionHost:
         self._request_id = invoke.request_id
         listening = self.deliveries.listening()  # else no event is built: nobody subscribed
         if listening:
-            self.deliveries.emit([tm.start(_ms(), invoke.request_id, self.figures.version, self._trace)])
+            self.deliveries.emit([tm.start(now_ms(), invoke.request_id, self.figures.version, self._trace)])
         await self.server.apply(self.api.invoke(invoke.request_id, invoke.deadline_ms, invoke.invoked_arn, self._trace))
-        started_ms = _ms()
+        started_ms = now_ms()
         result = await inst.call(invoke, stream)  # WorkerGone: the pool kills the sandbox
         if listening:
-            self._runtime_done(invoke, result, started_ms)
+            runtime_ns = max(0, inst.last_heard_ns - inst.call_started_ns)
+            self.deliveries.emit(platform_events.runtime_done(self.figures, invoke, result, started_ms, runtime_ns, self._trace))
         # The pool's deadline watcher kills the sandbox at the Timeout: an
         # extension that never asks again ends the wait that way.
         await self.server.serve_call([], lambda: self.api.ready() or bool(self.crashed) or self.api.failure is not None or self.closed)
         inst.last_heard_ns = max(inst.last_heard_ns, time.monotonic_ns())
-        result.log = result.log + self._emit_extension_log()
-        failure = self._failure()
+        result.log = result.log + self.emit_extension_log()
+        failure = self.failure()
         if failure is not None and not inst.timed_out:
             # The environment cannot be trusted to serve another call.
             inst.sandbox.kill()
@@ -286,56 +198,12 @@ class ExtensionHost:
             await self._pause()
         return result
 
-    def _runtime_done(self, invoke: Invoke, result: Result, started_ms: int) -> None:
-        """The runtime's lines and platform.runtimeDone."""
-        inst = self.inst
-        runtime_ns = max(0, inst.last_heard_ns - inst.call_started_ns)
-        output = result.log[-MAX_CALL_LOG:]
-        events = tm.log_lines(
-            "function",
-            output,
-            result.log_marks if len(output) == len(result.log) else [],
-            _ms(),
-            self.figures.json_logs,
-            start_ms=started_ms,
-        )
-        events.append(
-            tm.runtime_done(
-                _ms(),
-                request_id=invoke.request_id,
-                status="error" if result.error_type else "success",
-                error_type=result.error_type,
-                duration_ns=runtime_ns,
-                produced_bytes=len(result.payload),
-                started_ms=started_ms,
-                trace_id=self._trace,
-            )
-        )
-        self.deliveries.emit(events)
-
     def reported(self, outcome, granularity_ms: int) -> None:
         """The call's outcome (pool.CallOutcome) as the pool billed it:
         platform.report, delivered when the sandbox next runs."""
         if not self.deliveries.listening():
             return
-        kind = outcome.kind
-        status = "success" if kind == "success" else "timeout" if kind == "timeout" else "error" if kind == "error" else "failure"
-        self.deliveries.emit(
-            [
-                tm.report(
-                    _ms(),
-                    request_id=outcome.request_id,
-                    status=status,
-                    error_type=outcome.error_type,
-                    duration_ns=outcome.duration_ns,
-                    billed_ms=billing.billed_ms(outcome.duration_ns, granularity_ms),
-                    memory_mb=self.figures.memory_mb,
-                    max_memory_mb=outcome.max_memory_mb,
-                    init_ns=outcome.init_ns,
-                    trace_id=self._trace or trace_id(),
-                )
-            ]
-        )
+        self.deliveries.emit([platform_events.report(self.figures, outcome, granularity_ms, self._trace or trace_id())])
 
     async def _pause(self) -> None:
         """The sandbox is about to be frozen: let the POSTs under way end."""
@@ -366,7 +234,7 @@ class ExtensionHost:
             except OSError:
                 return  # its cgroup is gone: nothing runs to be told
             self.inst.frozen = False
-        deadline_ms = _ms() + int(SHUTDOWN_LIMIT_S * 1000)
+        deadline_ms = now_ms() + int(SHUTDOWN_LIMIT_S * 1000)
         with trio.move_on_after(SHUTDOWN_LIMIT_S):
             self.deliveries.set_active(True)
             await self.deliveries.flush()
@@ -388,10 +256,10 @@ class ExtensionHost:
         except OSError:
             return b""
 
-    def _emit_extension_log(self) -> bytes:
+    def emit_extension_log(self) -> bytes:
         text = self.take_extension_log()
         if text and self.deliveries.listening():
-            self.deliveries.emit(tm.log_lines("extension", text, [], _ms(), self.figures.json_logs))
+            self.deliveries.emit(tm.log_lines("extension", text, [], now_ms(), self.figures.json_logs))
         return text
 
     def close(self) -> None:
@@ -413,69 +281,3 @@ class ExtensionHost:
         if self.log_fd >= 0:
             os.close(self.log_fd)
             self.log_fd = -1
-
-
-async def start(inst: Instance, init: Init, figures: Figures, nursery: trio.Nursery, started_ms: int) -> ExtensionHost:
-    """Starts the extensions in inst's sandbox and serves their API from
-    nursery until they have registered (or one has failed: then
-    finish_init() reports it). Raises WorkerGone if the worker is gone."""
-    env = dict(init.env)
-    request = StartExtensions(env, HOST, api_port(init.task_root))
-    try:
-        await rawio.send_all(inst.sock, encode(request))
-    except OSError:
-        raise WorkerGone(delivered=False) from None
-    answers, fds = await handover.read_answers(inst, ANCILLARY)
-    reply = answers[0]
-    if not isinstance(reply, ExtensionsStarted) or len(answers) > 1 or len(fds) != 2 + len(reply.started):
-        handover.close_all(fds)
-        raise WorkerGone()
-    listener = handover.listener_of(fds[0], fds[1:])
-    # Each fd checked to be what it claims, and the port read off the
-    # socket, before the gateway relies on them.
-    if (
-        not stat.S_ISREG(os.fstat(fds[1]).st_mode)
-        or not all(handover.is_pidfd(fd) for fd in fds[2:])
-        or len(set(reply.started)) != len(reply.started)
-    ):
-        listener.close()
-        handover.close_all(fds[1:])
-        raise WorkerGone()
-    pidfds = dict(zip(reply.started, fds[2:]))
-    port = listener.getsockname()[1]
-    host = ExtensionHost(inst, listener, port, fds[1], pidfds, reply.failed, figures)
-    inst.extensions = host
-    host.deliveries.emit(
-        [
-            tm.init_start(
-                started_ms,
-                initialization_type=figures.initialization_type,
-                runtime_version=figures.runtime_version or "unknown",
-                function_name=figures.function_name,
-                function_version=figures.version,
-                instance_id=inst.id,
-                memory_mb=figures.memory_mb,
-            )
-        ]
-    )
-    await nursery.start(host.run)
-    await host.wait_registered()
-    return host
-
-
-async def init_with_extensions(
-    inst: Instance, init: Init, figures: Figures, nursery: trio.Nursery, run_init: Callable[[], Awaitable[InitOk | InitError]]
-) -> InitOk | InitError:
-    """The pool's init of an instance whose layers bring extensions."""
-    started_ms = _ms()
-    init_ns = time.monotonic_ns()
-    host = await start(inst, init, figures, nursery, started_ms)
-    failure = host._failure()
-    if failure is None and host.start_failures:
-        name, why = host.start_failures[0]
-        failure = ex.CRASH, f"Extension {name} could not be started: {why}"
-    if failure is not None:
-        reply: InitOk | InitError = InitError(failure[0], function_errors.platform(failure[0], "", failure[1]), host._emit_extension_log())
-        return await host.finish_init(reply, started_ms, init_ns)
-    reply = await run_init()
-    return await host.finish_init(reply, started_ms, init_ns)

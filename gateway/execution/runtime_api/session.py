@@ -91,7 +91,7 @@ async def exec_runtime(inst: Instance, task_root: str, env: dict[str, str], lang
     """Has inst's worker exec the bootstrap (or a language's runtime, with
     env as its environment until its configuration comes). Raises
     WorkerGone if the worker is gone."""
-    # With extensions the API's socket is open already (extension_host.py).
+    # With extensions the API's socket is open already (extension_start.py).
     host = inst.extensions
     port = api_port(task_root) if host is None else host.port
     if language is None:
