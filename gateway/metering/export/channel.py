@@ -22,11 +22,12 @@ from __future__ import annotations
 import collections
 import random
 import time
+from typing import Generic
 
 import msgspec
 import trio
 
-from .sinks import Call, Rejected, Retry, Sink
+from .sinks import Call, P, Rejected, Retry, Sink
 
 MAX_CALLS = 10_000
 MAX_BYTES = 64 << 20
@@ -49,10 +50,10 @@ class ChannelStatistics(msgspec.Struct, frozen=True):
     last_error: str | None
 
 
-class Channel:
+class Channel(Generic[P]):
     def __init__(
         self,
-        sink: Sink,
+        sink: Sink[P],
         *,
         max_calls: int = MAX_CALLS,
         max_bytes: int = MAX_BYTES,

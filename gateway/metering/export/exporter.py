@@ -9,15 +9,17 @@ import socket
 import trio
 
 from .channel import Channel, ChannelStatistics
-from .process_sink import ProcessSink
+from .process_sink import Frame, ProcessSink
 from .targets import ExportConfigError, OtlpTarget, SyslogTarget, parse_otlp, parse_syslog
 from .worker import SinkSpec
 
 
 class Exporter:
-    def __init__(self, channels: list[Channel]) -> None:
-        self.channels = channels
-        self._offers = tuple(channel.offer for channel in channels)
+    def __init__(self, destinations: list[tuple[SinkSpec, Channel[Frame]]]) -> None:
+        """destinations: each one's spec (what describe says) and its channel."""
+        self.specs = [spec for spec, _ in destinations]
+        self.channels = [channel for _, channel in destinations]
+        self._offers = tuple(channel.offer for channel in self.channels)
 
     def record(self, usage, log) -> None:
         """Accounting's export hook: after a call's usage row and log are
@@ -30,8 +32,7 @@ class Exporter:
 
     def describe(self) -> list[str]:
         out = []
-        for channel in self.channels:
-            spec = channel.sink.spec
+        for spec in self.specs:
             if spec.otlp is not None:
                 out.append(
                     f"exporting logs and REPORT metrics over OTLP/HTTP to {spec.otlp.url(spec.otlp.logs_path)} "
@@ -68,4 +69,4 @@ def build(
         specs.append(SinkSpec(otlp=otlp, region=region, account=account, hostname=hostname, version=version))
     if syslog is not None:
         specs.append(SinkSpec(syslog=syslog, hostname=hostname))
-    return Exporter([Channel(ProcessSink(spec), **channel_options) for spec in specs]) if specs else None
+    return Exporter([(spec, Channel(ProcessSink(spec), **channel_options)) for spec in specs]) if specs else None

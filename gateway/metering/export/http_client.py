@@ -4,6 +4,7 @@ trio stream, one kept-alive connection, opened again after any failure."""
 from __future__ import annotations
 
 import ssl
+from collections.abc import Sequence
 
 import h11
 import trio
@@ -28,7 +29,7 @@ class HttpClient:
         self._stream: trio.abc.Stream | None = None
         self._conn: h11.Connection | None = None
 
-    async def post(self, path: str, body: bytes, content_type: str, extra_headers: list[tuple[str, str]] = ()) -> tuple[int, bytes]:
+    async def post(self, path: str, body: bytes, content_type: str, extra_headers: Sequence[tuple[str, str]] = ()) -> tuple[int, bytes]:
         """(status, body) of one POST. Raises HttpError when no response
         came back (refused, reset, timed out, not HTTP)."""
         try:
@@ -38,15 +39,8 @@ class HttpClient:
             await self.aclose()
             raise HttpError(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__) from None
 
-    async def _exchange(self, path, body, content_type, extra_headers) -> tuple[int, bytes]:
-        if self._stream is None:
-            if self.scheme == "https":
-                context = self.ssl_context or ssl.create_default_context()
-                self._stream = await trio.open_ssl_over_tcp_stream(self.host, self.port, ssl_context=context)
-            else:
-                self._stream = await trio.open_tcp_stream(self.host, self.port)
-            self._conn = h11.Connection(our_role=h11.CLIENT)
-        conn, stream = self._conn, self._stream
+    async def _exchange(self, path: str, body: bytes, content_type: str, extra_headers: Sequence[tuple[str, str]]) -> tuple[int, bytes]:
+        conn, stream = await self._connection()
         headers = [
             ("Host", self._host_header),
             ("Content-Type", content_type),
@@ -66,7 +60,7 @@ class HttpClient:
             event = conn.next_event()
             if event is h11.NEED_DATA:
                 data = await stream.receive_some(65536)
-                conn.receive_data(data)  # b"": the peer closed; h11 then raises or ends the message
+                conn.receive_data(bytes(data))  # b"": the peer closed; h11 then raises or ends the message
                 continue
             if isinstance(event, h11.Response):
                 status = event.status_code
@@ -84,6 +78,19 @@ class HttpClient:
         else:
             await self.aclose()
         return status, b"".join(chunks)
+
+    async def _connection(self) -> tuple[h11.Connection, trio.abc.Stream]:
+        """The kept-alive connection, opened if there is none (aclose drops
+        the stream and its h11 state together)."""
+        if self._stream is None or self._conn is None:
+            stream: trio.abc.Stream
+            if self.scheme == "https":
+                context = self.ssl_context or ssl.create_default_context()
+                stream = await trio.open_ssl_over_tcp_stream(self.host, self.port, ssl_context=context)
+            else:
+                stream = await trio.open_tcp_stream(self.host, self.port)
+            self._stream, self._conn = stream, h11.Connection(our_role=h11.CLIENT)
+        return self._conn, self._stream
 
     async def aclose(self) -> None:
         stream, self._stream, self._conn = self._stream, None, None

@@ -15,6 +15,9 @@ import trio
 from .sinks import Call, Rejected, Retry
 from .worker import Answer, Batch, SinkSpec, frame, read_frame
 
+# What encode makes of a batch: (its sequence number, its frame for the worker).
+Frame = tuple[int, bytes]
+
 WORKER_EXIT_S = 5.0
 WORKER_MODULE = "lambdalet.gateway.metering.export"  # its __main__.py runs worker.main
 
@@ -43,24 +46,25 @@ class ProcessSink:
         except OSError:
             pass
 
-    async def _spawn(self) -> None:
+    async def _spawn(self) -> trio.Process:
         self._pending = bytearray()
-        self._proc = await trio.lowlevel.open_process(self._argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-        assert self._proc.stdin is not None
-        await self._proc.stdin.send_all(frame(self._encode(self.spec)))
+        self._proc = proc = await trio.lowlevel.open_process(self._argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        assert proc.stdin is not None
+        await proc.stdin.send_all(frame(self._encode(self.spec)))
+        return proc
 
-    def encode(self, batch: list[Call], now_ns: int) -> list[object]:
+    def encode(self, batch: list[Call], now_ns: int) -> list[Frame]:
         self._seq += 1
         return [(self._seq, frame(self._encode(Batch(self._seq, batch))))]
 
-    async def deliver(self, payload: object) -> None:
-        seq, data = payload  # type: ignore[misc]
+    async def deliver(self, payload: Frame) -> None:
+        seq, data = payload
         try:
-            if self._proc is None:
-                await self._spawn()
-            assert self._proc.stdin is not None and self._proc.stdout is not None
-            await self._proc.stdin.send_all(data)
-            body = await read_frame(self._proc.stdout, self._pending)
+            proc = self._proc if self._proc is not None else await self._spawn()
+            # Both are pipes: open_process was asked for them.
+            assert proc.stdin is not None and proc.stdout is not None
+            await proc.stdin.send_all(data)
+            body = await read_frame(proc.stdout, self._pending)
         except (OSError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             await self.aclose()
             raise Retry(f"the export worker failed: {exc}") from None

@@ -8,7 +8,8 @@ from __future__ import annotations
 import select
 import socket
 import time
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import trio
 
@@ -33,14 +34,18 @@ class Rejected(Exception):
     """The receiver refused the payload for good: trying again would not help."""
 
 
-class Sink(Protocol):
+# What a sink makes of a batch and then delivers: its own type per sink.
+P = TypeVar("P")
+
+
+class Sink(Protocol[P]):
     name: str
 
     async def start(self) -> None: ...
 
-    def encode(self, batch: list[Call], now_ns: int) -> list[object]: ...
+    def encode(self, batch: list[Call], now_ns: int) -> list[P]: ...
 
-    async def deliver(self, payload: object) -> None: ...
+    async def deliver(self, payload: P) -> None: ...
 
     async def aclose(self) -> None: ...
 
@@ -57,7 +62,7 @@ PROTOBUF = "application/x-protobuf"
 class OtlpSink:
     name = "otlp"
 
-    def __init__(self, target: OtlpTarget, encoder: Encoder, *, headers: list[tuple[str, str]] = (), timeout_s: float = 10.0) -> None:
+    def __init__(self, target: OtlpTarget, encoder: Encoder, *, headers: Sequence[tuple[str, str]] = (), timeout_s: float = 10.0) -> None:
         self.target = target
         self.encoder = encoder
         self.headers = list(headers) or list(target.headers)
@@ -67,16 +72,18 @@ class OtlpSink:
     async def start(self) -> None:
         pass
 
-    def encode(self, batch: list[Call], now_ns: int) -> list[object]:
+    def encode(self, batch: list[Call], now_ns: int) -> list[tuple[str, bytes]]:
+        """(URL path, protobuf body) per request: the logs, if any line
+        was written, then the metrics."""
         calls = [(usage, log.log_group, log.log_stream, _lines(log)) for usage, log in batch if log is not None]
         start, self._window_start_ns = self._window_start_ns, now_ns
-        payloads: list[object] = []
+        payloads: list[tuple[str, bytes]] = []
         if any(lines for *_, lines in calls):
             payloads.append((self.target.logs_path, self.encoder.logs(calls, now_ns)))
         payloads.append((self.target.metrics_path, self.encoder.metrics([usage for usage, _ in batch], start, now_ns)))
         return payloads
 
-    async def deliver(self, payload: object) -> None:
+    async def deliver(self, payload: tuple[str, bytes]) -> None:
         path, body = payload
         try:
             status, _ = await self.client.post(path, body, PROTOBUF, self.headers)
@@ -106,18 +113,23 @@ class SyslogSink:
         self.timeout_s = timeout_s
         self._stream: trio.SocketStream | None = None
         self._udp: trio.socket.SocketType | None = None
-        self._udp_addr = None
+        self._udp_addr: tuple[object, ...] | None = None
 
     async def start(self) -> None:
         pass
 
-    def encode(self, batch: list[Call], now_ns: int) -> list[object]:
+    def encode(self, batch: list[Call], now_ns: int) -> list[bytes | list[bytes]]:
+        """Over UDP one payload, the list of datagrams (a retry sends the
+        ones not sent yet); over TCP the octet-counted messages, cut into
+        sends of about TCP_CHUNK_BYTES."""
         messages: list[bytes] = []
         for usage, log in batch:
             messages.extend(self.messages.of_call(usage, _lines(log), log.log_stream if log is not None else None))
         if self.target.transport == "udp":
             return [messages]
-        payloads, chunk, size = [], [], 0
+        payloads: list[bytes | list[bytes]] = []
+        chunk: list[bytes] = []
+        size = 0
         for msg in messages:
             framed = octet_counted(msg)
             chunk.append(framed)
@@ -129,10 +141,10 @@ class SyslogSink:
             payloads.append(b"".join(chunk))
         return payloads
 
-    async def deliver(self, payload: object) -> None:
+    async def deliver(self, payload: bytes | list[bytes]) -> None:
         try:
             with trio.fail_after(self.timeout_s):
-                if self.target.transport == "udp":
+                if isinstance(payload, list):
                     await self._send_datagrams(payload)
                 else:
                     await self._send_stream(payload)
@@ -151,14 +163,15 @@ class SyslogSink:
         await self._stream.send_all(data)
 
     async def _send_datagrams(self, datagrams: list[bytes]) -> None:
-        if self._udp is None:
+        if self._udp is None or self._udp_addr is None:
             family, kind, proto, _, addr = (await trio.socket.getaddrinfo(self.target.host, self.target.port, type=socket.SOCK_DGRAM))[0]
             self._udp = trio.socket.socket(family, kind, proto)
             self._udp_addr = addr
+        udp, to = self._udp, self._udp_addr
         sent = 0
         try:
             for datagram in datagrams:
-                await self._udp.sendto(datagram, self._udp_addr)
+                await udp.sendto(datagram, to)
                 sent += 1
         finally:
             del datagrams[:sent]  # a later try sends only the rest

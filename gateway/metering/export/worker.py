@@ -33,7 +33,7 @@ import trio
 
 from ..ledger import UsageRecord
 from ..log_records import CallLog
-from .sinks import Rejected, Retry
+from .sinks import OtlpSink, P, Rejected, Retry, Sink, SyslogSink
 from .targets import OtlpTarget, SyslogTarget
 
 _LENGTH = struct.Struct(">I")
@@ -88,26 +88,30 @@ async def read_frame(stream: trio.abc.ReceiveStream, pending: bytearray) -> byte
         pending += data
 
 
-def make_sink(spec: SinkSpec):
-    from .sinks import OtlpSink, SyslogSink
-
-    if spec.otlp is not None:
-        from .otlp_encode import Encoder
-
-        return OtlpSink(spec.otlp, Encoder(region=spec.region, account=spec.account, host_name=spec.hostname, scope_version=spec.version))
-    assert spec.syslog is not None
-    return SyslogSink(spec.syslog, spec.hostname)
-
-
 async def serve(stdin: trio.abc.ReceiveStream, stdout: trio.abc.SendStream) -> None:
+    """Builds the sink the first frame's SinkSpec names, then answers each
+    batch that follows."""
     pending = bytearray()
     first = await read_frame(stdin, pending)
     if first is None:
         return
-    sink = make_sink(msgspec.msgpack.decode(first, type=SinkSpec))
+    spec = msgspec.msgpack.decode(first, type=SinkSpec)
+    if spec.otlp is not None:
+        from .otlp_encode import Encoder
+
+        encoder = Encoder(region=spec.region, account=spec.account, host_name=spec.hostname, scope_version=spec.version)
+        await _serve(OtlpSink(spec.otlp, encoder), stdin, stdout, pending)
+    elif spec.syslog is not None:
+        await _serve(SyslogSink(spec.syslog, spec.hostname), stdin, stdout, pending)
+    else:
+        raise ValueError("the export worker was given no destination")
+
+
+async def _serve(sink: Sink[P], stdin: trio.abc.ReceiveStream, stdout: trio.abc.SendStream, pending: bytearray) -> None:
     decode = msgspec.msgpack.Decoder(Batch).decode
     encode = msgspec.msgpack.Encoder().encode
-    seq, payloads = None, []
+    seq: int | None = None
+    payloads: list[P] = []
     try:
         while (body := await read_frame(stdin, pending)) is not None:
             batch = decode(body)
