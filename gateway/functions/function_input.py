@@ -92,9 +92,14 @@ def page_of_names(names: list[str], marker: str | None, max_items: str | None) -
     start = 0
     if marker:
         try:
-            after = base64.urlsafe_b64decode(marker.encode()).decode()
+            raw = base64.urlsafe_b64decode(marker.encode())
+            after = raw.decode()
         except (binascii.Error, UnicodeDecodeError, ValueError):
             raise invalid("Invalid marker.") from None
+        # The decoder skips what is not base64 (and takes "+" and "/" too):
+        # only a marker this function could have made is taken.
+        if base64.urlsafe_b64encode(raw).decode() != marker:
+            raise invalid("Invalid marker.")
         start = bisect.bisect_right(names, after)
     page = names[start : start + limit]
     more = start + limit < len(names)
