@@ -20,7 +20,7 @@ import trio
 from lambdalet.gateway.execution.runtime_api import dispatch, wire
 from lambdalet.gateway.execution.runtime_api import extensions as ex
 from lambdalet.gateway.execution.runtime_api import telemetry as tm
-from lambdalet.gateway.execution.runtime_api.outputs import Close, Send
+from lambdalet.gateway.execution.runtime_api.outputs import PROGRESS, AgentFailed, Close, Send, Subscribed
 from lambdalet.runtime.protocol import ExtensionsStarted, FrameReader, Init, encode
 
 HOST = "Host: 127.0.0.1:9001\r\n"
@@ -110,7 +110,7 @@ def test_init_waits_for_every_extensions_first_next_and_a_call_for_its_next_agai
     b = d.register(2, "ext-b", events=("SHUTDOWN",))
     assert d.ext.registered()
     assert not d.ext.ready()  # neither has finished its init
-    assert d.next(1, a) == [ex.PROGRESS]  # parked: no answer yet
+    assert d.next(1, a) == [PROGRESS]  # parked: no answer yet
     assert not d.ext.ready()
     d.next(2, b)
     assert d.ext.ready()
@@ -203,7 +203,7 @@ def test_init_error_and_exit_error_fail_the_environment_with_the_platforms_type(
         ),
     )
     assert parse_reply(next(o for o in out if isinstance(o, Send)).data)[0] == 202
-    failed = next(o for o in out if isinstance(o, ex.AgentFailed))
+    failed = next(o for o in out if isinstance(o, AgentFailed))
     assert (failed.name, failed.error_type, failed.reported) == ("ext-a", "Extension.InitError", "Extension.ConfigInvalid")
     assert d.ext.failure is failed
     # A failed extension is not waited for, and may not ask for events.
@@ -218,7 +218,7 @@ def test_init_error_and_exit_error_fail_the_environment_with_the_platforms_type(
             "POST", ex.EXIT_ERROR_PATH, b"{}", {"Lambda-Extension-Identifier": b, "Lambda-Extension-Function-Error-Type": "Extension.Oops"}
         ),
     )
-    assert next(o for o in out if isinstance(o, ex.AgentFailed)).error_type == "Extension.ExitError"
+    assert next(o for o in out if isinstance(o, AgentFailed)).error_type == "Extension.ExitError"
 
 
 def test_an_extension_that_goes_is_not_waited_for():
@@ -242,7 +242,7 @@ def test_subscriptions_are_checked_and_close_with_init():
         "destination": {"protocol": "HTTP", "URI": "http://sandbox.localdomain:4243/in?x=1"},
     }
     out = d.send(2, request("PUT", ex.TELEMETRY_PATH, json.dumps(good).encode(), ident))
-    sub = next(o for o in out if isinstance(o, ex.Subscribed)).subscription
+    sub = next(o for o in out if isinstance(o, Subscribed)).subscription
     assert (sub.port, sub.path, sub.max_items, sub.timeout_ms, sub.types) == (
         4243,
         "/in?x=1",

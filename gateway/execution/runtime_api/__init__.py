@@ -18,6 +18,7 @@ The rules, sans-IO (driven by tests without sockets):
                       `next` returns, what each misuse gets
 - runtime_errors.py   a runtime's error reports as the caller gets them
 - extensions.py       the Extensions API's rules and telemetry subscriptions
+- extension_agents.py one extension as that API tracks it: its states
 - dispatch.py         one port, three APIs: which machine reads a request
 - telemetry.py        the Telemetry API's records, subscriptions, buffers
 - platform_events.py  the platform.* records, from what the pool knows (the

@@ -42,6 +42,7 @@ from lambdalet.runtime.protocol import MAX_CALL_LOG, InitError, InitOk, Invoke, 
 from . import dispatch, platform_events, telemetry_delivery
 from . import extensions as ex
 from . import telemetry as tm
+from .outputs import PROGRESS, AgentFailed, Registered, Subscribed
 from .platform_events import Figures, now_ms
 from .server import RuntimeApiServer
 from .session import trace_id
@@ -116,14 +117,14 @@ class ExtensionHost:
         self.server.wake()
 
     def _sink(self, out: object, now_ns: int) -> None:
-        if out is ex.PROGRESS:
+        if out is PROGRESS:
             self.server.wake()
-        elif isinstance(out, ex.Registered):
+        elif isinstance(out, Registered):
             self.deliveries.emit([tm.extension(now_ms(), out.name, out.events)])
-        elif isinstance(out, ex.Subscribed):
+        elif isinstance(out, Subscribed):
             self.deliveries.subscribe(out.name, out.subscription)
             self.deliveries.emit([tm.subscription(now_ms(), out.name, out.subscription.types)])
-        elif isinstance(out, ex.AgentFailed):
+        elif isinstance(out, AgentFailed):
             self.server.wake()
         elif self.runtime_sink is not None:
             self.runtime_sink(out, now_ns)

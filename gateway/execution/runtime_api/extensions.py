@@ -33,12 +33,12 @@ can act on comes back as outputs.
 
 from __future__ import annotations
 
-import enum
 import json
 import uuid
 
 from . import state, telemetry, wire
-from .outputs import Close, Send
+from .extension_agents import Agent, AgentState, transition_refused
+from .outputs import PROGRESS, AgentFailed, Close, Registered, Send, Subscribed
 
 API = "/2020-01-01/extension"
 REGISTER_PATH = API + "/register"
@@ -66,74 +66,6 @@ EXIT_ERROR = "Extension.ExitError"
 CRASH = "Extension.Crash"
 
 
-class AgentState(enum.Enum):
-    # The emulator's state names: they appear in 403 messages.
-    LAUNCHED = "Launched"
-    REGISTERED = "Registered"
-    READY = "Ready"
-    RUNNING = "Running"
-    INIT_ERROR = "InitError"
-    EXIT_ERROR = "ExitError"
-
-
-class Agent:
-    __slots__ = ("id", "name", "external", "events", "state", "parked", "pending", "owes", "failed")
-
-    def __init__(self, name: str, external: bool) -> None:
-        self.id = ""
-        self.name = name
-        self.external = external
-        self.events: tuple[str, ...] = ()
-        self.state = AgentState.LAUNCHED
-        self.parked: tuple[int, bool] | None = None  # (connection, close after the answer) of its waiting `next`
-        self.pending: bytes | None = None  # an event rendered for it, not handed out yet
-        self.owes = False  # handed an event it has not finished with (it has not asked for the next one)
-        self.failed = False
-
-
-# -- outputs -------------------------------------------------------------------
-
-
-class Registered:
-    """An extension registered (the platform.extension record's content)."""
-
-    __slots__ = ("name", "events")
-
-    def __init__(self, name: str, events: tuple[str, ...]) -> None:
-        self.name = name
-        self.events = events
-
-
-class Subscribed:
-    """An extension subscribed to telemetry."""
-
-    __slots__ = ("name", "subscription")
-
-    def __init__(self, name: str, subscription: telemetry.Subscription) -> None:
-        self.name = name
-        self.subscription = subscription
-
-
-class AgentFailed:
-    """An extension reported a failure (init/error, exit/error): the
-    environment is reset, with error_type (the platform's) in REPORT."""
-
-    __slots__ = ("name", "error_type", "reported")
-
-    def __init__(self, name: str, error_type: str, reported: str) -> None:
-        self.name = name
-        self.error_type = error_type
-        self.reported = reported  # the type the extension sent
-
-
-class Progress:
-    """Something that done-conditions look at has changed."""
-
-    __slots__ = ()
-
-
-PROGRESS = Progress()
-
 # -- the rules -----------------------------------------------------------------
 
 _REGISTER, _NEXT, _INIT_ERROR, _EXIT_ERROR, _SUBSCRIBE, _REFUSED = range(6)
@@ -153,13 +85,6 @@ class _Reading:
 
 def _forbidden(error_type: str, message: str) -> bytes:
     return wire.error_reply(403, error_type, message)
-
-
-def _transition(agent: Agent, to: str, why: str) -> bytes:
-    return _forbidden(
-        "Extension.InvalidExtensionState",
-        f"State transition from {agent.state.value} to {to} failed for extension {agent.name}. Error: {why}",
-    )
 
 
 class ExtensionsApi:
@@ -386,7 +311,7 @@ class ExtensionsApi:
             agent = self._by_name[name] = Agent(name, False)
         elif agent.state is not AgentState.LAUNCHED:
             why = "Extension with this name already registered" if not external else "State transition is not allowed"
-            return [Send(conn, _transition(agent, AgentState.REGISTERED.value, why), close=close)]
+            return [Send(conn, transition_refused(agent, AgentState.REGISTERED.value, why), close=close)]
         agent.id = str(uuid.uuid4())
         agent.events = tuple(dict.fromkeys(events))
         agent.state = AgentState.REGISTERED
@@ -402,9 +327,9 @@ class ExtensionsApi:
 
     def _next(self, conn: int, agent: Agent, close: bool) -> list:
         if agent.state in (AgentState.INIT_ERROR, AgentState.EXIT_ERROR) or agent.failed:
-            return [Send(conn, _transition(agent, AgentState.READY.value, "State transition is not allowed"), close=close)]
+            return [Send(conn, transition_refused(agent, AgentState.READY.value, "State transition is not allowed"), close=close)]
         if agent.parked is not None:
-            return [Send(conn, _transition(agent, AgentState.READY.value, "a next request is already waiting"), close=close)]
+            return [Send(conn, transition_refused(agent, AgentState.READY.value, "a next request is already waiting"), close=close)]
         agent.state = AgentState.READY
         agent.owes = False
         agent.parked = (conn, close)
@@ -427,11 +352,11 @@ class ExtensionsApi:
             return [Send(conn, _forbidden("Extension.MissingHeader", "Lambda-Extension-Function-Error-Type not found"), close=close)]
         if kind == _INIT_ERROR:
             if self.init_done or agent.state not in (AgentState.REGISTERED,):
-                return [Send(conn, _transition(agent, AgentState.INIT_ERROR.value, "State transition is not allowed"), close=close)]
+                return [Send(conn, transition_refused(agent, AgentState.INIT_ERROR.value, "State transition is not allowed"), close=close)]
             agent.state, error_type = AgentState.INIT_ERROR, INIT_ERROR
         else:
             if agent.state in (AgentState.INIT_ERROR, AgentState.EXIT_ERROR):
-                return [Send(conn, _transition(agent, AgentState.EXIT_ERROR.value, "State transition is not allowed"), close=close)]
+                return [Send(conn, transition_refused(agent, AgentState.EXIT_ERROR.value, "State transition is not allowed"), close=close)]
             agent.state, error_type = AgentState.EXIT_ERROR, EXIT_ERROR
         agent.failed = True
         failure = AgentFailed(agent.name, error_type, reported[:256])

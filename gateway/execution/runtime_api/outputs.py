@@ -9,7 +9,7 @@ host's), which acts on what it means for the call or the environment.
 
 from __future__ import annotations
 
-from . import wire
+from . import telemetry, wire
 
 # -- what the server does on a connection ---------------------------------------
 
@@ -92,3 +92,47 @@ class StreamData:
     def __init__(self, request_id: str, data: bytes) -> None:
         self.request_id = request_id
         self.data = data
+
+
+# -- what the Extensions API tells the extensions' host ----------------------------
+
+
+class Registered:
+    """An extension registered (the platform.extension record's content)."""
+
+    __slots__ = ("name", "events")
+
+    def __init__(self, name: str, events: tuple[str, ...]) -> None:
+        self.name = name
+        self.events = events
+
+
+class Subscribed:
+    """An extension subscribed to telemetry."""
+
+    __slots__ = ("name", "subscription")
+
+    def __init__(self, name: str, subscription: telemetry.Subscription) -> None:
+        self.name = name
+        self.subscription = subscription
+
+
+class AgentFailed:
+    """An extension reported a failure (init/error, exit/error): the
+    environment is reset, with error_type (the platform's) in REPORT."""
+
+    __slots__ = ("name", "error_type", "reported")
+
+    def __init__(self, name: str, error_type: str, reported: str) -> None:
+        self.name = name
+        self.error_type = error_type
+        self.reported = reported  # the type the extension sent
+
+
+class Progress:
+    """Something that done-conditions look at has changed."""
+
+    __slots__ = ()
+
+
+PROGRESS = Progress()
