@@ -195,6 +195,12 @@ class CallFrame(msgspec.Struct, array_like=True, frozen=True):
         text = self.head() if which == 0 else self.tail().split(b"\n")[which - 1] + b"\n"
         return text[:-1].decode()
 
+    def lines(self) -> list[str]:
+        """Every one of its lines, as line() makes each: the head, then the
+        tail's (two for Text, one for JSON)."""
+        tail = self.tail().decode().split("\n")
+        return [self.head()[:-1].decode(), *tail[: 1 if self.json else 2]]
+
 
 def call_frame(
     request_id: str,

@@ -94,13 +94,17 @@ def framed(call: CallLog, lines: list[tuple[int, str]]) -> tuple[int, int] | Non
     f = call.frame
     if f is None:
         return None
-    head = len(call.log[: f.head_at].decode("utf-8", errors="replace").splitlines())
-    tail = len(lines) - (1 if f.json else 2)
+    # A warm call's log starts with its START line (no init output before it).
+    head = len(call.log[: f.head_at].decode("utf-8", errors="replace").splitlines()) if f.head_at else 0
+    made = f.lines()  # every call of every batch: each line made once, not once per comparison
+    tail = len(lines) - (len(made) - 1)
     if not 0 <= head < tail:
         return None
-    if lines[head][1] != f.line(0):
+    if lines[head][1] != made[0]:
         return None
-    for i in range(len(lines) - tail):
-        if lines[tail + i][1] != f.line(1 + i) or lines[tail + i][0] != lines[tail][0]:
+    stamp = lines[tail][0]
+    for i in range(1, len(made)):
+        ts, text = lines[tail + i - 1]
+        if text != made[i] or ts != stamp:
             return None
     return head, tail
