@@ -22,7 +22,6 @@ from urllib.parse import quote, unquote, unquote_to_bytes
 
 from botocore.auth import EMPTY_SHA256_HASH, UNSIGNED_PAYLOAD, SigV4Auth
 from botocore.awsrequest import AWSRequest
-from botocore.compat import HTTPHeaders
 from botocore.credentials import Credentials
 
 from .sigv4_parse import (
@@ -84,12 +83,58 @@ def _signing_key(secret: str, date: str, region: str, service: str) -> bytes:
     return key
 
 
+class _SignedHeaders:
+    """The headers a client signed, as botocore's signer reads a request's
+    headers (names case-insensitive, a name's values in order): what
+    canonical_request() uses of botocore's HTTPHeaders, an email.message
+    whose every lookup walks and re-checks its list. Names are kept lower-case."""
+
+    __slots__ = ("_values",)
+
+    def __init__(self, values: dict[str, list[str]]) -> None:
+        self._values = values
+
+    def __iter__(self):
+        return iter(self._values)
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.lower() in self._values
+
+    def __getitem__(self, name: str) -> str | None:
+        values = self._values.get(name.lower())
+        return values[0] if values else None
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        values = self._values.get(name.lower())
+        return values[0] if values else default
+
+    def get_all(self, name: str, default: list[str] | None = None) -> list[str] | None:
+        return self._values.get(name.lower(), default)
+
+
+# Paths longer than this are normalised afresh each time: the cache holds
+# what clients send again and again (a function's invoke path), not
+# whatever a client makes up.
+_CACHED_PATH_MAX = 256
+_PATH_SIGNER = SigV4Auth(Credentials("", ""), "", "")
+
+
+@functools.lru_cache(maxsize=1024)
+def _canonical_path(path: str) -> str:
+    # botocore's own normalisation (dot segments, then escaping), which
+    # depends on the path alone.
+    return SigV4Auth._normalize_url_path(_PATH_SIGNER, path)
+
+
 class _Verifier(SigV4Auth):
-    def headers_to_sign(self, request: AWSRequest) -> HTTPHeaders:
+    def headers_to_sign(self, request: AWSRequest) -> _SignedHeaders:
         # botocore, as a signer, skips some headers (user-agent, expect, ...).
         # As a verifier we must honour exactly the list the client signed,
         # whichever SDK it was; the request holds only those headers.
         return request.headers
+
+    def _normalize_url_path(self, path: str) -> str:
+        return _canonical_path(path) if len(path) <= _CACHED_PATH_MAX else super()._normalize_url_path(path)
 
     def payload(self, request: AWSRequest) -> str:
         # Reached only without a signed X-Amz-Content-SHA256 (so never for a
@@ -101,7 +146,7 @@ class _Verifier(SigV4Auth):
 
     def signature(self, string_to_sign: str, request: AWSRequest) -> str:
         key = _signing_key(self.credentials.secret_key, request.context["timestamp"][0:8], self._region_name, self._service_name)
-        return hmac.new(key, string_to_sign.encode(), hashlib.sha256).hexdigest()
+        return hmac.digest(key, string_to_sign.encode(), "sha256").hex()
 
 
 class _S3Verifier(_Verifier):
@@ -119,6 +164,14 @@ class _S3Verifier(_Verifier):
         if request.context.get("query_auth"):
             return UNSIGNED_PAYLOAD
         return super().payload(request)
+
+
+@functools.lru_cache(maxsize=256)
+def _signer(verifier: type[_Verifier], access_key: str, secret: str, service: str, region: str) -> _Verifier:
+    """A verifier for one key and scope: it holds nothing of a request, so
+    one serves every request signed so (bounded, and made only for keys that
+    signed a request whose head passed every other check)."""
+    return verifier(Credentials(access_key, secret), service, region)
 
 
 class Claim:
@@ -181,17 +234,19 @@ class Claim:
         of STREAMING_PAYLOADS, and the body is checked as it is decoded."""
         signed = self._signed
         request = AWSRequest(method=self._method.upper(), url=f"http://lambdalet{self._path}?{_canonical_query(self._pairs)}", data=body)
-        request.headers = HTTPHeaders()
+        values: dict[str, list[str]] = {}
         for name in signed.signed_headers:
-            for value in self._by_name.get(name, ()):
-                request.headers[name] = value
+            found = self._by_name.get(name)
+            if found:
+                values.setdefault(name, []).extend(found)
+        request.headers = _SignedHeaders(values)
         request.context["timestamp"] = self._timestamp
         request.context["query_auth"] = self.query_auth
         if not (payload_checked_elsewhere and request.headers.get("x-amz-content-sha256") in STREAMING_PAYLOADS):
             _check_payload_hash(request, body, allow_unsigned_payload)
 
         verifier = _S3Verifier if signed.service == "s3" else _Verifier
-        signer = verifier(Credentials(signed.access_key, self.secret), signed.service, signed.region)
+        signer = _signer(verifier, signed.access_key, self.secret, signed.service, signed.region)
         canonical = signer.canonical_request(request)
         expected = signer.signature(signer.string_to_sign(request, canonical), request)
         if not hmac.compare_digest(expected.encode(), signed.signature.encode()):
