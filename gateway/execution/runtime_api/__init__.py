@@ -26,7 +26,10 @@ The rules, sans-IO (driven by tests without sockets):
 
 The trio side:
 - server.py           accepts, reads, applies the machines' outputs (the
-                      only module that touches the sandbox's API sockets)
+                      only module that reads or writes the sandbox's API
+                      sockets)
+- connections.py      a connection and who reads it; the free ones' epoll
+                      set; the lingering close of one that broke HTTP
 - session.py          what the pool calls for a custom-runtime instance:
                       launch the bootstrap, hand it calls, take its log
 - handover.py         what a worker hands over when it starts a runtime or

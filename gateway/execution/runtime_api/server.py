@@ -12,12 +12,12 @@ back, the next `GET next` follows. The task running a call does that
 reading itself (serve_call), as the Python fast path waits on its
 worker's channel, so a call wakes no task but its own: the `GET next`
 that follows an answer stays in the socket until the next call reads it.
-Connections at rest ("free") sit in a private epoll set with an eventfd,
-and the call waits on that set's fd: any free connection (a second one
-too) or a wake-up from another task (wake()) ends the wait. Only what
-strays from the pattern (a new connection, requests while no call runs,
-init) gets a task of its own, which gives its connection back once a
-`next` waits on it.
+Connections at rest ("free") sit in a private epoll set with an eventfd
+(connections.py's FreeSet), and the call waits on that set's fd: any
+free connection (a second one too) or a wake-up from another task
+(wake()) ends the wait. Only what strays from the pattern (a new
+connection, requests while no call runs, init) gets a task of its own,
+which gives its connection back once a `next` waits on it.
 
 Everything a runtime sends is untrusted: heads are parsed strictly, bodies
 are bounded by state.py, connections are capped per sandbox, and a
@@ -28,8 +28,6 @@ from __future__ import annotations
 
 import errno
 import logging
-import os
-import select
 import socket
 import time
 from collections.abc import Callable
@@ -41,6 +39,7 @@ from lambdalet.gateway.http import rawio
 from lambdalet.gateway.http.http1 import ProtocolError
 
 from . import state, wire
+from .connections import CALLER, FREE, RECV, TASK, Conn, FreeSet, linger
 from .outputs import Close, Send
 
 if TYPE_CHECKING:
@@ -49,28 +48,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("lambdalet.runtime_api")
 
 MAX_CONNECTIONS = 32  # per sandbox; runtime clients use one or two
-RECV = 65536
-MAX_DISCARD = 1 << 20  # read and dropped before closing a connection that broke HTTP
-LINGER_S = 2.0  # how long such a connection may keep sending before it is closed anyway
-_READY = select.EPOLLIN | select.EPOLLRDHUP
-
-_FREE, _TASK, _CALLER = range(3)  # who reads a connection
-
-
-class _Conn:
-    __slots__ = ("id", "sock", "fd", "reader", "owner", "watched", "sending", "send_done", "unparked", "closed")
-
-    def __init__(self, conn_id: int, sock: socket.socket) -> None:
-        self.id = conn_id
-        self.sock = sock
-        self.fd = sock.fileno()
-        self.reader = wire.RequestReader()
-        self.owner = _TASK
-        self.watched = False  # in the private epoll set (while free)
-        self.sending = False  # a send is under way (sends from two tasks must not interleave)
-        self.send_done: trio.Event | None = None
-        self.unparked: trio.Event | None = None  # set when a parked `next` is answered
-        self.closed = False
 
 
 class RuntimeApiServer:
@@ -83,14 +60,12 @@ class RuntimeApiServer:
         self.listener = listener
         self.api = api
         self._sink = sink
-        self._conns: dict[int, _Conn] = {}
-        self._by_fd: dict[int, _Conn] = {}
+        self._conns: dict[int, Conn] = {}
+        self._by_fd: dict[int, Conn] = {}
         self._next_id = 0
         self._nursery: trio.Nursery | None = None
         self._closed = False
-        self._epoll = select.epoll()
-        self._wakefd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
-        self._epoll.register(self._wakefd, select.EPOLLIN)
+        self._free_set = FreeSet()
         self._in_call = False  # the calling task is reading (wake() need not wake it)
         self._call_waits = False  # the calling task waits on the epoll set
         self._waiter: trio.Event | None = None
@@ -119,7 +94,7 @@ class RuntimeApiServer:
                     continue
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 self._next_id += 1
-                conn = _Conn(self._next_id, sock)
+                conn = Conn(self._next_id, sock)
                 self._conns[conn.id] = conn
                 self._by_fd[conn.fd] = conn
                 nursery.start_soon(self._serve, conn)
@@ -142,23 +117,19 @@ class RuntimeApiServer:
                 reaped += 1
         return reaped
 
-    def _free(self, conn: _Conn) -> None:
+    def _free(self, conn: Conn) -> None:
         """No task reads conn: a call will, through the epoll set."""
-        conn.owner = _FREE
-        if not conn.watched and not conn.closed:
-            self._epoll.register(conn.fd, _READY)
-            conn.watched = True
+        conn.owner = FREE
+        self._free_set.watch(conn)
 
-    def _give_task(self, conn: _Conn) -> None:
-        if conn.owner != _FREE or conn.closed or self._nursery is None:
+    def _give_task(self, conn: Conn) -> None:
+        if conn.owner != FREE or conn.closed or self._nursery is None:
             return
-        conn.owner = _TASK
-        if conn.watched:
-            self._epoll.unregister(conn.fd)
-            conn.watched = False
+        conn.owner = TASK
+        self._free_set.unwatch(conn)
         self._nursery.start_soon(self._serve, conn)
 
-    async def _serve(self, conn: _Conn) -> None:
+    async def _serve(self, conn: Conn) -> None:
         """A connection's own task: reads until its `next` waits (then the
         connection is free for a call to read) or it closes."""
         try:
@@ -178,10 +149,10 @@ class RuntimeApiServer:
                 if not await self._receive(conn):
                     return
         finally:
-            if conn.owner == _TASK:
+            if conn.owner == TASK:
                 self._close_conn(conn)  # cancelled, or closed: nothing to hand back
 
-    async def _process_buffered(self, conn: _Conn) -> bool:
+    async def _process_buffered(self, conn: Conn) -> bool:
         """Handles the requests buffered on conn, stopping at a parked
         `next`. False once the connection is closed."""
         api = self.api
@@ -191,7 +162,8 @@ class RuntimeApiServer:
                 event = reader.next_event()
             except ProtocolError as exc:
                 await self._send(conn, wire.closing(wire.reply(exc.status, exc.message.encode(), "text/plain")))
-                await self._linger_close(conn)
+                await linger(conn.sock)
+                self._close_conn(conn)
                 return False
             if event is wire.NEED_DATA:
                 break
@@ -208,7 +180,7 @@ class RuntimeApiServer:
                 return False
         return True
 
-    async def _receive(self, conn: _Conn) -> bool:
+    async def _receive(self, conn: Conn) -> bool:
         try:
             data = await rawio.recv(conn.sock, RECV)
         except (OSError, trio.ClosedResourceError):
@@ -219,7 +191,7 @@ class RuntimeApiServer:
         conn.reader.feed(data)
         return True
 
-    def _receive_nowait(self, conn: _Conn) -> bool:
+    def _receive_nowait(self, conn: Conn) -> bool:
         """What a connection holds already. False once it is closed."""
         while True:
             try:
@@ -234,29 +206,6 @@ class RuntimeApiServer:
             conn.reader.feed(data)
             if len(data) < RECV:
                 return True
-
-    async def _linger_close(self, conn: _Conn) -> None:
-        """Closes a connection that broke HTTP without losing the error reply.
-        A close with unread bytes resets the connection, and a reset can
-        overtake the reply the peer has not read yet; so, as web servers do
-        (a "lingering close"), our side is shut first (the reply, then EOF)
-        and what the peer still sends is read and dropped until it closes,
-        within a byte and a time budget."""
-        try:
-            conn.sock.shutdown(socket.SHUT_WR)
-        except OSError:
-            pass
-        dropped = 0
-        with trio.move_on_after(LINGER_S):
-            while dropped < MAX_DISCARD:
-                try:
-                    data = await rawio.recv(conn.sock, RECV)
-                except (OSError, trio.ClosedResourceError):
-                    break
-                if not data:
-                    break
-                dropped += len(data)
-        self._close_conn(conn)
 
     # -- a call ------------------------------------------------------------
 
@@ -273,7 +222,7 @@ class RuntimeApiServer:
         while not done() and not self._closed:
             self._call_waits = True
             try:
-                await trio.lowlevel.wait_readable(self._epoll.fileno())
+                await trio.lowlevel.wait_readable(self._free_set.fileno())
             except trio.ClosedResourceError:
                 return
             finally:
@@ -286,27 +235,17 @@ class RuntimeApiServer:
 
     async def _read_free(self) -> None:
         """Reads and handles what the free connections hold now."""
-        try:
-            ready = self._epoll.poll(0)
-        except (OSError, ValueError):  # closed under us
-            return
-        for fd, _events in ready:
-            if fd == self._wakefd:
-                try:
-                    os.eventfd_read(fd)
-                except BlockingIOError:
-                    pass
-                continue
+        for fd in self._free_set.ready():
             conn = self._by_fd.get(fd)
-            if conn is None or conn.owner != _FREE or conn.closed:
+            if conn is None or conn.owner != FREE or conn.closed:
                 continue
-            conn.owner = _CALLER
+            conn.owner = CALLER
             try:
                 if self._receive_nowait(conn):
                     await self._process_buffered(conn)
             finally:
-                if conn.owner == _CALLER and not conn.closed:
-                    conn.owner = _FREE
+                if conn.owner == CALLER and not conn.closed:
+                    conn.owner = FREE
 
     async def wait(self, done: Callable[[], bool]) -> None:
         """Until done(), with every connection read by a task of its own
@@ -327,7 +266,7 @@ class RuntimeApiServer:
         if self._waiter is not None:
             self._waiter.set()
         if self._call_waits and not self._in_call:
-            os.eventfd_write(self._wakefd, 1)
+            self._free_set.wake()
 
     # -- outputs -------------------------------------------------------------
 
@@ -353,7 +292,7 @@ class RuntimeApiServer:
             else:
                 self._sink(out, now)
 
-    async def _send(self, conn: _Conn, data: bytes) -> None:
+    async def _send(self, conn: Conn, data: bytes) -> None:
         while conn.sending:  # rare: a reply and a delivery for one connection at once
             if conn.send_done is None:
                 conn.send_done = trio.Event()
@@ -371,18 +310,13 @@ class RuntimeApiServer:
                 conn.send_done.set()
                 conn.send_done = None
 
-    def _close_conn(self, conn: _Conn) -> None:
+    def _close_conn(self, conn: Conn) -> None:
         if conn.closed:
             return
         conn.closed = True
         self._conns.pop(conn.id, None)
         self._by_fd.pop(conn.fd, None)
-        if conn.watched:
-            try:
-                self._epoll.unregister(conn.fd)
-            except (OSError, ValueError):
-                pass
-            conn.watched = False
+        self._free_set.unwatch(conn)
         rawio.close(conn.sock)
         if conn.unparked is not None:
             conn.unparked.set()
@@ -401,9 +335,7 @@ class RuntimeApiServer:
         for conn in list(self._conns.values()):
             self._close_conn(conn)
         rawio.close(self.listener)
-        trio.lowlevel.notify_closing(self._epoll.fileno())
-        self._epoll.close()
-        os.close(self._wakefd)
+        self._free_set.close()
         if self._nursery is not None:
             self._nursery.cancel_scope.cancel()
         if self._waiter is not None:
