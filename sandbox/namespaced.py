@@ -87,6 +87,7 @@ class NamespacedSandbox:
         forget=None,
         shares_cgroup=None,
         cpu_limit: bool = True,
+        netns_back=None,
     ) -> None:
         # PID 1 of the sandbox, this process's child, and a pidfd for it
         # (owned here): signals and the reaping go through the pidfd, which
@@ -102,6 +103,9 @@ class NamespacedSandbox:
         # stage) may still be in its cgroup: freezing would stop it too.
         self._shares_cgroup = shares_cgroup
         self._cpu_limit = cpu_limit  # whether the backend limits CPU at all
+        # Hands the pooled network namespace back once every process that
+        # could use it is gone (the pool decides whether it is reused).
+        self._netns_back = netns_back
         self._frozen = False
         self._reaped = False
         self._peak: PeakCounter | None = None  # opened on the first call's reset
@@ -197,6 +201,12 @@ class NamespacedSandbox:
                     raw = self._reap(None)
             status = None if raw is None else worker_status(raw)
             self._reaped = True
+            if self._netns_back is not None:
+                netns_back, self._netns_back = self._netns_back, None
+                # Reaped here: PID 1 outlived every process of its pid
+                # namespace, so none is left in the network namespace. Reaped
+                # elsewhere (never expected): no such proof, no reuse.
+                netns_back(raw is not None)
             if self._forget is not None:
                 self._forget(self.pid)
             if self._pidfd >= 0:
@@ -237,6 +247,13 @@ class NamespacedSandbox:
         except ChildProcessError:
             return None
         return None if info is None else _raw_status(info)
+
+
+def _give_back_netns(pool: NetnsPool, fd: int, reusable: bool) -> None:
+    if reusable:
+        pool.give_back(fd)
+    else:
+        os.close(fd)
 
 
 def _raw_status(info: os.waitid_result) -> int:
@@ -543,8 +560,11 @@ class NamespacedBackend:
         # Staged cgroups for workers only: a probe's sandbox is placed the
         # usual way (attached after the clone) and so removed at once.
         stager = stager if zygote is not None and fork else None
+        # A pooled namespace with nothing attached goes back to the pool
+        # when the sandbox is destroyed (netns_pool.py says when it is reused).
+        recycle_to = self._netns_pool if netns_fd is not None and lease is None else None
         with stager.spawning(spec.memory_mb) if stager else contextlib.nullcontext() as staged:
-            return self._spawn_placed(spec, argv, env, path, zygote, fork, netns_fd, lease, staged, stager)
+            return self._spawn_placed(spec, argv, env, path, zygote, fork, netns_fd, lease, staged, stager, recycle_to)
 
     def _spawn_placed(
         self,
@@ -558,9 +578,11 @@ class NamespacedBackend:
         lease,
         staged,
         stager: CgroupStager | None,
+        recycle_to: NetnsPool | None = None,
     ) -> NamespacedSandbox:
         """spawn_command, once the network is chosen. staged: a cgroup the
-        zygote sits in, to be born in, or None to create and attach one."""
+        zygote sits in, to be born in, or None to create and attach one;
+        recycle_to: the pool netns_fd goes back to after the sandbox."""
         try:
             if staged is not None:
                 cgroup = staged
@@ -575,6 +597,7 @@ class NamespacedBackend:
         try:
             # Born in a staged cgroup: nothing to attach.
             procs_fds, v2_fd = cgroup.attach_handles() if cgroup and staged is None else ([], -1)
+            spawned = False
             try:
                 cfg = self._config(spec, argv, env, path, child.fileno(), procs_fds, v2_fd, netns_fd)
                 if zygote is not None:
@@ -583,11 +606,14 @@ class NamespacedBackend:
                     result = nsspawn.spawn(cfg, self._compiled_plan(spec))
                     pid, pidfd = result.pid, result.pidfd
                 self._pid1s.add(pid)
+                spawned = True
             finally:
                 for fd in procs_fds + ([v2_fd] if v2_fd >= 0 else []):
                     os.close(fd)
-                if netns_fd is not None:
-                    os.close(netns_fd)  # the sandbox's processes keep it alive
+                if netns_fd is not None and not (spawned and recycle_to is not None):
+                    # The sandbox's processes keep it alive. After a failed
+                    # spawn a stray clone may hold it: never reused.
+                    os.close(netns_fd)
         except BaseException:
             parent.close()
             if cgroup is not None and staged is None:
@@ -612,6 +638,9 @@ class NamespacedBackend:
             self._pid1s.discard,
             functools.partial(placed_by.holds, staged) if placed_by is not None else None,
             cpu_limit=self._cgroups.cpu_limit if self._cgroups is not None else True,
+            netns_back=functools.partial(_give_back_netns, recycle_to, netns_fd)
+            if recycle_to is not None and netns_fd is not None
+            else None,
         )
 
     def _release_lease(self, lease) -> None:
@@ -776,6 +805,8 @@ class NamespacedBackend:
             "netns_ready": pool.ready() if pool else 0,
             "netns_created": pool.created if pool else 0,
             "netns_pool_misses": pool.misses if pool else 0,
+            "netns_recycled": pool.recycled if pool else 0,
+            "netns_discarded": pool.discarded if pool else 0,
             "compiled_plans": len(self._plans),
             "zygote": len(self.zygotes()),
             "zygote_restarts": self.zygote_restarts,

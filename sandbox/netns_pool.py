@@ -1,24 +1,101 @@
 """Network namespaces made ahead of time, so a cold start does not pay for one.
 
 Creating a network namespace costs 0.4-0.7 ms here, with a p99 of several
-ms. A background thread keeps a few ready (lo up, nothing else), and a
-spawn clones its sandbox straight into one. Each namespace serves exactly
-one sandbox and is never returned to the pool: it dies with its sandbox,
-so no state (TIME_WAIT sockets, abstract unix sockets) can pass from one
-tenant to the next. When the pool is empty the spawn creates its own with
-CLONE_NEWNET, as without a pool.
+ms, and tearing one down costs the kernel as much again. A background
+thread keeps a few ready (lo up, nothing else), and a spawn clones its
+sandbox straight into one. When the pool is empty the spawn creates its own
+with CLONE_NEWNET, as without a pool.
 
-Pooled namespaces belong to the host's user namespace: the sandbox, root
-only in its own user namespace, cannot change their interfaces or routes.
+A namespace serves one sandbox at a time. When that sandbox is destroyed
+(every one of its processes gone) it may come back (give_back) and serve
+another, but only if it is provably as it was made: every table a process
+can read about its network namespace (live sockets of every family,
+TIME_WAIT included, routes, addresses, interface and protocol counters) is byte for byte what it was when the namespace
+was created. A sandbox that sent a single packet, or left a socket behind,
+changes one of them, and its namespace is closed instead. Nothing else
+could carry over: pooled namespaces belong to the host's user namespace,
+so the sandbox, root only in its own user namespace, cannot change their
+interfaces, routes, addresses, firewall or sysctls in the first place.
+The check runs on the pool's thread, off the spawn path.
 """
 
 from __future__ import annotations
 
 import collections
+import hashlib
+import logging
 import os
 import threading
 
-from lambdalet.csrc._native import lib
+from lambdalet.csrc._native import ffi, lib
+
+log = logging.getLogger("lambdalet.sandbox")
+
+# Per-namespace tables in /proc/<tid>/net. Live sockets of TCP, UDP and
+# raw are counted in sockstat(6) (TIME_WAIT included) rather than listed
+# from tcp, udp and their kin, whose readers walk the whole host's socket
+# tables (about 2 ms each here); any packet at all moves the counters in
+# dev, snmp, snmp6 and netstat, and so does every conntrack entry.
+NET_TABLES = (
+    "sockstat",
+    "sockstat6",
+    "raw",
+    "raw6",
+    "icmp",
+    "icmp6",
+    "unix",
+    "packet",
+    "netlink",
+    "dev",
+    "dev_mcast",
+    "snmp",
+    "snmp6",
+    "netstat",
+    "route",
+    "ipv6_route",
+    "rt6_stats",
+    "fib_trie",
+    "if_inet6",
+    "anycast6",
+    "igmp",
+    "igmp6",
+    "mcfilter",
+    "mcfilter6",
+    "arp",
+    "ip6_flowlabel",
+    "nf_conntrack_expect",
+)
+# What sockstat(6) counts per namespace; the rest of those files (sockets
+# used, orphans, allocated, memory) is the whole host's.
+PER_NAMESPACE_COUNTS = {
+    b"TCP:": (b"inuse", b"tw"),
+    b"UDP:": (b"inuse",),
+    b"UDPLITE:": (b"inuse",),
+    b"RAW:": (b"inuse",),
+    b"FRAG:": (b"inuse", b"memory"),
+    b"TCP6:": (b"inuse",),
+    b"UDP6:": (b"inuse",),
+    b"UDPLITE6:": (b"inuse",),
+    b"RAW6:": (b"inuse",),
+    b"FRAG6:": (b"inuse", b"memory"),
+}
+
+
+def _own_counts(sockstat: bytes) -> bytes:
+    """The per-namespace counts of a sockstat file, one "PROTO: key value"
+    per line; any line this does not know is kept whole (a newer kernel's)."""
+    out = []
+    for line in sockstat.splitlines():
+        words = line.split()
+        if not words or words[0] == b"sockets:":
+            continue
+        keys = PER_NAMESPACE_COUNTS.get(words[0])
+        if keys is None:
+            out.append(line)
+            continue
+        pairs = dict(zip(words[1::2], words[2::2]))
+        out.append(b" ".join([words[0], *(b"%s %s" % (k, pairs.get(k, b"?")) for k in keys)]))
+    return b"\n".join(out)
 
 
 def create() -> int:
@@ -29,20 +106,58 @@ def create() -> int:
     return fd
 
 
+def fingerprint(netns_fd: int) -> bytes:
+    """A digest of every table in NET_TABLES as seen inside the namespace.
+    Enters it on the calling thread only, and leaves again."""
+    saved = ffi.new("int *")
+    rc = lib.ll_netns_enter(netns_fd, saved)
+    if rc < 0:
+        raise OSError(-rc, f"enter network namespace: {os.strerror(-rc)}")
+    digest = hashlib.sha256()
+    try:
+        for name in NET_TABLES:
+            try:
+                with open(f"/proc/thread-self/net/{name}", "rb") as f:
+                    data = f.read()
+            except FileNotFoundError:
+                data = b"(absent)"  # not built into this kernel
+            if name.startswith("sockstat"):
+                data = _own_counts(data)
+            digest.update(b"%s %d\n" % (name.encode(), len(data)))
+            digest.update(data)
+    finally:
+        back = lib.ll_netns_leave(saved[0])
+        if back < 0:
+            # Stranded in the sandbox's namespace: nothing this thread does
+            # after this could be trusted. The caller stops the pool.
+            raise OSError(-back, f"leave network namespace: {os.strerror(-back)}")
+    return digest.digest()
+
+
 class NetnsPool:
-    def __init__(self, size: int = 8) -> None:
+    def __init__(self, size: int = 8, recycled_max: int | None = None) -> None:
+        """size: fresh namespaces kept ready; recycled_max: how many ready
+        ones there may be at most, counting those given back (2 * size)."""
         self.size = size
+        self.recycled_max = max(size, recycled_max if recycled_max is not None else 2 * size)
         self._ready: collections.deque[int] = collections.deque()
+        self._returned: collections.deque[int] = collections.deque()
+        # Namespace inode -> its tables' digest when it was made.
+        self._pristine: dict[int, bytes] = {}
         self._cond = threading.Condition()
         self._closed = False
+        self._checking = False
         self.created = 0
         self.misses = 0
+        self.recycled = 0  # given back, found as made, and ready again
+        self.discarded = 0  # given back but changed (or not needed): closed
         self.error: OSError | None = None
         self._thread = threading.Thread(target=self._refill, name="lambdalet-netns-pool", daemon=True)
         self._thread.start()
 
     def take(self) -> int | None:
-        """A ready namespace fd, now owned by the caller, or None if empty."""
+        """A ready namespace fd, now owned by the caller, or None if empty.
+        Recycled ones first, so that fresh ones stay in reserve."""
         with self._cond:
             if self._ready:
                 fd = self._ready.popleft()
@@ -52,6 +167,17 @@ class NetnsPool:
             self._cond.notify()
             return None
 
+    def give_back(self, fd: int) -> None:
+        """The namespace fd of a sandbox whose processes are all gone. The
+        pool owns it from now on: checked on its thread and made ready
+        again if it is as it was made, else closed."""
+        with self._cond:
+            if self._closed or self.error is not None:
+                os.close(fd)
+                return
+            self._returned.append(fd)
+            self._cond.notify_all()
+
     def ready(self) -> int:
         with self._cond:
             return len(self._ready)
@@ -60,26 +186,72 @@ class NetnsPool:
         with self._cond:
             return self._cond.wait_for(lambda: len(self._ready) >= self.size or self._closed or self.error is not None, timeout_s)
 
+    def wait_returned(self, timeout_s: float = 10.0) -> bool:
+        """Until every namespace given back so far has been checked."""
+        with self._cond:
+            return self._cond.wait_for(lambda: (not self._returned and not self._checking) or self._closed, timeout_s)
+
     def _refill(self) -> None:
         while True:
             with self._cond:
-                self._cond.wait_for(lambda: self._closed or len(self._ready) < self.size)
+                self._cond.wait_for(lambda: self._closed or bool(self._returned) or len(self._ready) < self.size)
                 if self._closed:
                     return
+                returned = self._returned.popleft() if self._returned else None
+                self._checking = returned is not None
             try:
-                fd = create()
+                if returned is not None:
+                    self._recycle(returned)
+                else:
+                    self._create()
             except OSError as exc:
                 with self._cond:
                     self.error = exc
+                    self._checking = False
                     self._cond.notify_all()
+                log.warning("network namespace pool stopped: %s", exc)
                 return
-            with self._cond:
-                if self._closed:
-                    os.close(fd)
-                    return
-                self._ready.append(fd)
-                self.created += 1
-                self._cond.notify_all()
+
+    def _create(self) -> None:
+        fd = create()
+        try:
+            key, digest = os.fstat(fd).st_ino, fingerprint(fd)
+        except OSError:
+            os.close(fd)
+            raise
+        with self._cond:
+            if self._closed:
+                os.close(fd)
+                return
+            self._pristine[key] = digest
+            self._ready.append(fd)
+            self.created += 1
+            self._cond.notify_all()
+
+    def _recycle(self, fd: int) -> None:
+        key = os.fstat(fd).st_ino
+        with self._cond:
+            made = self._pristine.get(key)
+            wanted = len(self._ready) < self.recycled_max
+        clean = False
+        if made is not None and wanted:
+            try:
+                clean = fingerprint(fd) == made
+            except OSError:
+                with self._cond:
+                    self._pristine.pop(key, None)
+                os.close(fd)
+                raise
+        with self._cond:
+            self._checking = False
+            if clean and not self._closed and len(self._ready) < self.recycled_max:
+                self._ready.appendleft(fd)
+                self.recycled += 1
+            else:
+                self._pristine.pop(key, None)
+                os.close(fd)
+                self.discarded += 1
+            self._cond.notify_all()
 
     def close(self) -> None:
         with self._cond:
@@ -88,3 +260,6 @@ class NetnsPool:
         self._thread.join()
         while self._ready:
             os.close(self._ready.popleft())
+        while self._returned:
+            os.close(self._returned.popleft())
+        self._pristine.clear()

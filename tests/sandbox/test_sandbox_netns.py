@@ -1,5 +1,6 @@
-"""Pooled network namespaces: one per sandbox, never reused, lo only, and
-out of the sandbox's reach."""
+"""Pooled network namespaces: one per sandbox at a time, lo only, and out of
+the sandbox's reach. Reuse, and what it must never carry over, is
+test_sandbox_netns_reuse.py's."""
 
 from __future__ import annotations
 
@@ -67,6 +68,8 @@ def test_statistics_and_the_clone_floor(backend):
         "netns_ready",
         "netns_created",
         "netns_pool_misses",
+        "netns_recycled",
+        "netns_discarded",
         "compiled_plans",
         "zygote",
         "zygote_restarts",
@@ -74,3 +77,18 @@ def test_statistics_and_the_clone_floor(backend):
     }
     assert all(isinstance(v, int) for v in stats.values())
     nsspawn.clone_floor(nsspawn.CLONE_NEWUSER | nsspawn.CLONE_NEWPID | nsspawn.CLONE_NEWNS)
+
+
+def test_only_the_namespaces_own_socket_counts_are_compared():
+    # sockstat as a 6.x kernel writes it: "sockets: used", orphan, alloc
+    # and mem are the whole host's and change with every other tenant.
+    text = b"sockets: used 431\nTCP: inuse 0 orphan 3 tw 2 alloc 40 mem 7\nUDP: inuse 1 mem 5\nFRAG: inuse 0 memory 0\nNEWPROTO: inuse 9\n"
+    assert netns_pool._own_counts(text) == b"TCP: inuse 0 tw 2\nUDP: inuse 1\nFRAG: inuse 0 memory 0\nNEWPROTO: inuse 9"
+    busier_host = (
+        text.replace(b"used 431", b"used 999")
+        .replace(b"orphan 3", b"orphan 0")
+        .replace(b"alloc 40", b"alloc 1")
+        .replace(b"mem 5", b"mem 50")
+    )
+    assert netns_pool._own_counts(busier_host) == netns_pool._own_counts(text)
+    assert netns_pool._own_counts(text.replace(b"tw 2", b"tw 3")) != netns_pool._own_counts(text)
