@@ -35,6 +35,7 @@ the runtime. The server side is zygote_client.py.
 
 from __future__ import annotations
 
+import _signal  # type: ignore[import-not-found]  # signal.signal without its enum conversions
 import atexit
 import ctypes
 import errno
@@ -191,6 +192,11 @@ class _Forgetting(NamedTuple):
     modules: tuple[str, ...]  # sys.modules entries only the zygote needs
     importer_keys: tuple[str, ...]  # sys.path_importer_cache entries under the root
     packages: tuple[ModuleType, ...]  # whose __path__ lists the root beside RUNTIME_DIR
+    # The finders under importer_keys, held here so that dropping them from
+    # the cache frees nothing in a worker: freeing a finder writes to every
+    # page its cached directory listings live on (~200 KB per worker).
+    finders: tuple[object, ...]
+    environ: dict[str, str]  # the zygote's environment as it started, a plain dict
 
 
 _forgetting: _Forgetting | None = None
@@ -216,11 +222,14 @@ def _present_as_worker_paths(zygote_root: str) -> None:
         if isinstance(path, list) and any(p.startswith(zygote_root) for p in path):
             path[:0] = [RUNTIME_DIR + p[n:] for p in path if p.startswith(zygote_root)]
             packages.append(module)
+    importer_keys = tuple(k for k in sys.path_importer_cache if k.startswith(zygote_root))
     _forgetting = _Forgetting(
         zygote_root=zygote_root,
         modules=tuple(name for name in sys.modules if name.startswith(ZYGOTE_ONLY) or name == __name__),
-        importer_keys=tuple(k for k in sys.path_importer_cache if k.startswith(zygote_root)),
+        importer_keys=importer_keys,
         packages=tuple(packages),
+        finders=tuple(sys.path_importer_cache[k] for k in importer_keys),
+        environ=dict(os.environ),
     )
 
 
@@ -230,11 +239,15 @@ def _forget_the_zygote(env: dict[str, str]) -> None:
     what _present_as_worker_paths listed."""
     forgetting = _forgetting
     # spawn.c reset every handler; restore what an interpreter starts with.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
-    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    # _signal's own function, not signal.signal: that one converts to and
+    # from enums, and the enum machinery it runs through un-shares ~250 KB.
+    _signal.signal(_signal.SIGINT, _signal.default_int_handler)
+    _signal.signal(_signal.SIGPIPE, _signal.SIG_IGN)
+    _signal.signal(_signal.SIGXFSZ, _signal.SIG_IGN)
     # The zygote starts with the workers' environment: usually a no-op.
-    if os.environ != env:
+    # Compared as plain dicts: os.environ's own comparison decodes every
+    # entry through Python code (~300 KB un-shared).
+    if forgetting is None or env != forgetting.environ:
         os.environ.clear()
         os.environ.update(env)
     sys.argv[:] = ["-c"]

@@ -19,7 +19,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from helpers import wait_for  # noqa: E402
 
 PROBE = """\
-import json, os, random, sys
+import json, os, random, signal, sys
 def handler(event, context):
     try:
         import _cffi_backend  # the zygote has it; a worker must not
@@ -40,7 +40,16 @@ def handler(event, context):
         "runtime_file": sys.modules["lambdalet.runtime.worker"].__file__,
         "environ_readable": len(open("/proc/self/environ", "rb").read()) > 0,
         "shared_writable": [m for m in open("/proc/self/maps").read().splitlines() if m.split()[1][1::2] == "ws"],
+        # What an interpreter starts with (spawn.c reset every handler), as
+        # the kernel has it: Python's own table was copied from the zygote.
+        "signals": _dispositions(),
     }
+def _dispositions():
+    status = dict(line.split(":", 1) for line in open("/proc/self/status") if ":" in line)
+    ignored, caught = int(status["SigIgn"], 16), int(status["SigCgt"], 16)
+    bit = lambda sig: 1 << (sig - 1)
+    return {"INT caught": bool(caught & bit(signal.SIGINT)), "PIPE ignored": bool(ignored & bit(signal.SIGPIPE)),
+            "XFSZ ignored": bool(ignored & bit(signal.SIGXFSZ)), "TERM default": not (ignored | caught) & bit(signal.SIGTERM)}
 def _frames():
     f = sys._getframe()
     while f is not None:
@@ -144,6 +153,7 @@ def test_workers_are_forks_of_one_zygote_each_in_its_own_sandbox(backend, probe_
         assert ra["environ_readable"] is True  # dumpable, as after an exec
         # No memory written by the zygote or another worker shows up here.
         assert ra["shared_writable"] == []
+        assert ra["signals"] == {"INT caught": True, "PIPE ignored": True, "XFSZ ignored": True, "TERM default": True}
     finally:
         a.destroy()
         b.destroy()
