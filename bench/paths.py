@@ -44,6 +44,18 @@ def platform_ticks(root: int) -> dict[int, int]:
     return out
 
 
+def event_loop_ticks(pid: int) -> int:
+    """utime + stime (clock ticks) of the server's main thread alone: the
+    trio thread that answers every call (its flush thread and spawner are
+    other threads of the same process)."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/stat", "rb") as f:
+            stat = proc_stat.parse(f.read())
+    except (OSError, ValueError):
+        return 0
+    return stat.utime + stat.stime
+
+
 def cpu_seconds_between(before: dict[int, int], after: dict[int, int]) -> float:
     """CPU the platform spent between two samples. A process that ended in
     between is lost (a warm run ends none); one that started counts whole."""
@@ -121,9 +133,17 @@ def run(quick: bool) -> dict:
         for i in range(rounds):
             for label in list(loads) if i % 2 == 0 else list(reversed(loads)):
                 url, make = loads[label]
+                loop_before = event_loop_ticks(lam.proc.pid)
                 before = platform_ticks(lam.proc.pid)
+                started = time.perf_counter()
                 run_ = _run(url, make, seconds)
+                elapsed = time.perf_counter() - started
                 after = platform_ticks(lam.proc.pid)
+                loop = (event_loop_ticks(lam.proc.pid) - loop_before) / os.sysconf("SC_CLK_TCK")
+                # The event loop's CPU per call, and how much of one core it
+                # had: near 1.0, that thread is what limits req/s.
+                run_["loop_cpu_us"] = loop / max(run_["requests"], 1) * 1e6
+                run_["loop_busy"] = loop / elapsed
                 run_["platform_cpu_us"] = cpu_seconds_between(before, after) / max(run_["requests"], 1) * 1e6
                 gateway = (after.get(lam.proc.pid, 0) - before.get(lam.proc.pid, 0)) / os.sysconf("SC_CLK_TCK")
                 run_["gateway_cpu_us"] = gateway / max(run_["requests"], 1) * 1e6
@@ -139,7 +159,10 @@ def run(quick: bool) -> dict:
             "server_rss_mb": rss_mb(lam.proc.pid),
         }
         for label, rs in runs.items():
-            out[label] = {key: median([r[key] for r in rs]) for key in ("rps", "p50_ms", "p99_ms", "platform_cpu_us", "gateway_cpu_us")}
+            out[label] = {
+                key: median([r[key] for r in rs])
+                for key in ("rps", "p50_ms", "p99_ms", "platform_cpu_us", "gateway_cpu_us", "loop_cpu_us", "loop_busy")
+            }
             out[label]["errors"] = sum(r["errors"] for r in rs)
             statuses: dict = {}
             for r in rs:
@@ -183,6 +206,11 @@ def render(i: dict) -> list[str]:
         f"| platform CPU µs per warm URL call, gateway + worker, c=16 | {url['platform_cpu_us']:.0f} "
         f"(gateway {url['gateway_cpu_us']:.0f}) | target 60 | {url['platform_cpu_us'] / 60:.2f}× |"
     )
+    if "loop_cpu_us" in url:
+        rows.append(
+            f"| gateway event loop (trio thread) CPU µs per warm URL call, c=16; share of a core it had | {url['loop_cpu_us']:.0f}; "
+            f"{url['loop_busy']:.2f} | | |"
+        )
     if invoke:
         rows.append(
             f"| platform CPU µs per Invoke API call, gateway + worker, c=16 | {invoke['platform_cpu_us']:.0f} "
