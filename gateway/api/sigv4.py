@@ -1,8 +1,10 @@
 """AWS Signature Version 4 verification, with botocore doing the signing maths.
 
-The request is rebuilt as a botocore ``AWSRequest`` holding exactly what the
-client signed, and botocore's ``SigV4Auth`` computes the canonical request,
-the string to sign and the signature; this module only checks and
+The request is rebuilt holding exactly what the client signed (the
+attributes of a botocore ``AWSRequest`` that signing reads), and botocore's
+``SigV4Auth`` computes the canonical request, the string to sign and the
+signature (the signing key, derived as botocore derives it, is kept per
+key and day); this module only checks and
 compares (sigv4_parse.py reads what the request claims and checks the
 clock). Nothing here does I/O; the credentials file is credentials.py's.
 
@@ -21,7 +23,6 @@ from collections.abc import Mapping
 from urllib.parse import quote, unquote, unquote_to_bytes
 
 from botocore.auth import EMPTY_SHA256_HASH, UNSIGNED_PAYLOAD, SigV4Auth
-from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 from .sigv4_parse import (
@@ -112,6 +113,24 @@ class _SignedHeaders:
         return self._values.get(name.lower(), default)
 
 
+class _SignedRequest:
+    """A request as the client signed it, holding what botocore's SigV4Auth
+    reads to make the canonical request and the string to sign (method,
+    url, params, headers, context) and what payload() hashes (data); an
+    AWSRequest would also build a request preparer and an email.message of
+    headers on every check, for nothing."""
+
+    __slots__ = ("method", "url", "params", "headers", "context", "data")
+
+    def __init__(self, method: str, url: str, headers: _SignedHeaders, data: bytes, context: dict) -> None:
+        self.method = method
+        self.url = url
+        self.params: dict = {}  # the query is in url, as the client sent it
+        self.headers = headers
+        self.context = context
+        self.data = data
+
+
 # Paths longer than this are normalised afresh each time: the cache holds
 # what clients send again and again (a function's invoke path), not
 # whatever a client makes up.
@@ -127,7 +146,7 @@ def _canonical_path(path: str) -> str:
 
 
 class _Verifier(SigV4Auth):
-    def headers_to_sign(self, request: AWSRequest) -> _SignedHeaders:
+    def headers_to_sign(self, request: _SignedRequest) -> _SignedHeaders:
         # botocore, as a signer, skips some headers (user-agent, expect, ...).
         # As a verifier we must honour exactly the list the client signed,
         # whichever SDK it was; the request holds only those headers.
@@ -136,7 +155,7 @@ class _Verifier(SigV4Auth):
     def _normalize_url_path(self, path: str) -> str:
         return _canonical_path(path) if len(path) <= _CACHED_PATH_MAX else super()._normalize_url_path(path)
 
-    def payload(self, request: AWSRequest) -> str:
+    def payload(self, request: _SignedRequest) -> str:
         # Reached only without a signed X-Amz-Content-SHA256 (so never for a
         # streaming payload), over http. botocore reads request.body, which
         # prepares a whole copy of the request (its URL split, its headers
@@ -144,7 +163,7 @@ class _Verifier(SigV4Auth):
         data = request.data
         return hashlib.sha256(data).hexdigest() if data else EMPTY_SHA256_HASH
 
-    def signature(self, string_to_sign: str, request: AWSRequest) -> str:
+    def signature(self, string_to_sign: str, request: _SignedRequest) -> str:
         key = _signing_key(self.credentials.secret_key, request.context["timestamp"][0:8], self._region_name, self._service_name)
         return hmac.digest(key, string_to_sign.encode(), "sha256").hex()
 
@@ -158,7 +177,7 @@ class _S3Verifier(_Verifier):
     def _normalize_url_path(self, path: str) -> str:
         return quote(unquote_to_bytes(path), safe="/~")
 
-    def payload(self, request: AWSRequest) -> str:
+    def payload(self, request: _SignedRequest) -> str:
         # A presigned S3 URL signs no body: its canonical request names
         # UNSIGNED-PAYLOAD unless the client signed a hash header.
         if request.context.get("query_auth"):
@@ -233,15 +252,18 @@ class Claim:
         ``payload_checked_elsewhere``: the signed X-Amz-Content-SHA256 is one
         of STREAMING_PAYLOADS, and the body is checked as it is decoded."""
         signed = self._signed
-        request = AWSRequest(method=self._method.upper(), url=f"http://lambdalet{self._path}?{_canonical_query(self._pairs)}", data=body)
         values: dict[str, list[str]] = {}
         for name in signed.signed_headers:
             found = self._by_name.get(name)
             if found:
                 values.setdefault(name, []).extend(found)
-        request.headers = _SignedHeaders(values)
-        request.context["timestamp"] = self._timestamp
-        request.context["query_auth"] = self.query_auth
+        request = _SignedRequest(
+            self._method.upper(),
+            f"http://lambdalet{self._path}?{_canonical_query(self._pairs)}",
+            _SignedHeaders(values),
+            body,
+            {"timestamp": self._timestamp, "query_auth": self.query_auth},
+        )
         if not (payload_checked_elsewhere and request.headers.get("x-amz-content-sha256") in STREAMING_PAYLOADS):
             _check_payload_hash(request, body, allow_unsigned_payload)
 
@@ -367,7 +389,7 @@ def verify(
     return claim.verify_body(body, allow_unsigned_payload)
 
 
-def _check_payload_hash(request: AWSRequest, body: bytes, allow_unsigned: bool) -> None:
+def _check_payload_hash(request: _SignedRequest, body: bytes, allow_unsigned: bool) -> None:
     # botocore takes a signed X-Amz-Content-SHA256 at its word; a verifier
     # must hold the body to it, or a replay could swap the body.
     claimed = request.headers.get("x-amz-content-sha256")

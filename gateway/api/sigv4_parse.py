@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import email.utils
+import functools
 import re
 
 from botocore.auth import SIGV4_TIMESTAMP
@@ -105,8 +106,11 @@ def parse_query_auth(params: dict[str, str]) -> Signed:
     return Signed(params["X-Amz-Credential"], params["X-Amz-SignedHeaders"], params["X-Amz-Signature"], params["X-Amz-Date"], expires)
 
 
+@functools.lru_cache(maxsize=64)
 def parse_timestamp(value: str) -> tuple[dt.datetime, str]:
-    """Parse a signing date; return it and its ISO-8601 basic form."""
+    """Parse a signing date; return it and its ISO-8601 basic form. Kept
+    for the few dates in use: a client signs every request of one second
+    with the same one (a bad date raises, and is not kept)."""
     if _ISO_BASIC.fullmatch(value):
         # YYYYMMDDTHHMMSSZ, its digits checked by the pattern: read by
         # position (strptime took a tenth of a signature check's time).
