@@ -189,6 +189,13 @@ def section_c(quick: bool) -> dict:
         nsspawn.clone_floor(namespaced.ALL_NAMESPACES)
         count += 1
     out["floor: bare namespaced clone"] = {"per_s": count / (time.perf_counter() - started)}
+    # The same without a network namespace of its own: a sandbox is cloned
+    # into one from the pool (netns_pool.py), made ahead of time or reused.
+    count, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        nsspawn.clone_floor(namespaced.ALL_NAMESPACES & ~nsspawn.CLONE_NEWNET)
+        count += 1
+    out["floor: bare clone, network namespace pooled"] = {"per_s": count / (time.perf_counter() - started)}
     tmp = pathlib.Path(tempfile.mkdtemp(prefix="lambdalet-churn-"))
     root = RuntimeRoot.create(tmp / "runtime")
     backend, reasons = choose_backend(root, tmp)
@@ -537,6 +544,11 @@ def render(results: dict) -> str:
             rows.append(
                 f"| churn CPU ms per sandbox: server / sandbox / zygote = sum | {py['cpu_ms_server']:.2f} / {py['cpu_ms_sandboxes']:.2f} / {py['cpu_ms_zygote']:.2f} = {total:.2f} | ≤ 2.00 (1,000/s on 2 cores) | {total / 2.0:.2f}× |"
             )
+    pooled_floor = c.get("floor: bare clone, network namespace pooled")
+    if py and pooled_floor:
+        rows.append(
+            f"| sandbox churn /s (Python worker to Ready) vs a bare clone whose network namespace is pooled | {py['per_s']:.0f} | {pooled_floor['per_s']:.0f} | {py['per_s'] / pooled_floor['per_s']:.2f}× |"
+        )
     overlapped = c.get("lambdalet python sandbox create+ready, destroyed on other threads")
     if overlapped and fl:
         rows.append(
