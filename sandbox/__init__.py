@@ -17,8 +17,8 @@ What namespaced.py is made of:
                   from the filter itself (doctor and the tests)
 - cgroups.py      the limits interface; cgroup_v1.py and cgroup_v2.py
 - proc_stat.py    /proc/<pid>/stat read in one place (also for bench/ and tests)
-- netns_pool.py   network namespaces made ahead of time, one per sandbox at a
-                  time, reused only when found exactly as made
+- netns_pool.py   network namespaces made ahead of time, one per sandbox
+                  (reuse, when found exactly as made, only if asked for)
 - egress.py       opt-in egress: a veth pair and nftables NAT (pyroute2)
 - attach.py       mounting code into an already running (spare) sandbox
 - zygote.py       the runtime zygote (one per Python version): an interpreter

@@ -307,6 +307,7 @@ class NamespacedBackend:
         seccomp: bool = True,
         host_id_base: int = HOST_ID_BASE,
         netns_pool: int = 8,
+        netns_reuse: bool = False,
         pdeathsig: bool | None = None,
         cpu_limit: bool = True,
         exec_init: bool = True,
@@ -350,7 +351,9 @@ class NamespacedBackend:
             self.warnings.append(f"PID 1 runs in a copy of the server: {exc.strerror}")
         # Only root can make namespaces the sandbox's user namespace does
         # not own; without root every sandbox creates its own.
-        self._netns_pool = NetnsPool(netns_pool) if netns_pool > 0 and self._privileged else None
+        # netns_reuse: whether a pooled namespace may serve a second sandbox
+        # (off: netns_pool.py says why it cannot be proved safe).
+        self._netns_pool = NetnsPool(netns_pool, reuse=netns_reuse) if netns_pool > 0 and self._privileged else None
         # The lifeline: every sandbox's PID 1 holds the read end, only this
         # process the write end (close-on-exec, so no child inherits it).
         # When this process dies, by kill -9 or any other way, the pipe hangs
@@ -560,9 +563,11 @@ class NamespacedBackend:
         # Staged cgroups for workers only: a probe's sandbox is placed the
         # usual way (attached after the clone) and so removed at once.
         stager = stager if zygote is not None and fork else None
-        # A pooled namespace with nothing attached goes back to the pool
-        # when the sandbox is destroyed (netns_pool.py says when it is reused).
-        recycle_to = self._netns_pool if netns_fd is not None and lease is None else None
+        # With reuse on, a pooled namespace with nothing attached goes back
+        # to the pool when the sandbox is destroyed (netns_pool.py says when
+        # it is reused); otherwise it dies with the sandbox.
+        pool = self._netns_pool
+        recycle_to = pool if pool is not None and pool.reuse and netns_fd is not None and lease is None else None
         with stager.spawning(spec.memory_mb) if stager else contextlib.nullcontext() as staged:
             return self._spawn_placed(spec, argv, env, path, zygote, fork, netns_fd, lease, staged, stager, recycle_to)
 

@@ -6,17 +6,26 @@ thread keeps a few ready (lo up, nothing else), and a spawn clones its
 sandbox straight into one. When the pool is empty the spawn creates its own
 with CLONE_NEWNET, as without a pool.
 
-A namespace serves one sandbox at a time. When that sandbox is destroyed
-(every one of its processes gone) it may come back (give_back) and serve
-another, but only if it is provably as it was made: every table a process
-can read about its network namespace (live sockets of every family,
-TIME_WAIT included, routes, addresses, interface and protocol counters) is byte for byte what it was when the namespace
-was created. A sandbox that sent a single packet, or left a socket behind,
-changes one of them, and its namespace is closed instead. Nothing else
-could carry over: pooled namespaces belong to the host's user namespace,
-so the sandbox, root only in its own user namespace, cannot change their
-interfaces, routes, addresses, firewall or sysctls in the first place.
-The check runs on the pool's thread, off the spawn path.
+A namespace serves one sandbox and dies with it, unless the pool is made
+with reuse=True. Reuse is off by default because it cannot be proved safe:
+the check below compares the namespace at one instant, and the kernel
+keeps acting for a namespace after every process in it is gone. A sandbox
+that joins an IPv6 multicast group and exits leaves MLD reports queued on
+timers (up to a second or two); they are sent after the check has passed,
+and the next sandbox finds their traffic in the counters and a neighbour
+entry (tests/sandbox/test_sandbox_netns_reuse.py, ipv6_multicast_join).
+Any other timer of that kind would pass unseen the same way.
+
+With reuse=True, a namespace given back (give_back, once every process of
+its sandbox is gone) serves another only if every table a process can read
+about its network namespace (live sockets of every family, TIME_WAIT
+included, routes, addresses, interface and protocol counters) is byte for
+byte what it was when the namespace was created. A sandbox that sent a
+single packet, or left a socket behind, changes one of them, and its
+namespace is closed instead. Pooled namespaces belong to the host's user
+namespace, so the sandbox, root only in its own user namespace and with no
+capabilities, cannot change their interfaces, routes, addresses, firewall
+or sysctls. The check runs on the pool's thread, off the spawn path.
 """
 
 from __future__ import annotations
@@ -151,10 +160,13 @@ def _read_table(tables: int, name: str) -> bytes:
 
 
 class NetnsPool:
-    def __init__(self, size: int = 8, recycled_max: int | None = None) -> None:
-        """size: fresh namespaces kept ready; recycled_max: how many ready
-        ones there may be at most, counting those given back (2 * size)."""
+    def __init__(self, size: int = 8, recycled_max: int | None = None, *, reuse: bool = False) -> None:
+        """size: fresh namespaces kept ready; reuse: whether a namespace
+        given back may serve again (see the module's docstring for why not
+        by default); recycled_max: how many ready ones there may be at most,
+        counting those given back (2 * size)."""
         self.size = size
+        self.reuse = reuse
         self.recycled_max = max(size, recycled_max if recycled_max is not None else 2 * size)
         self._ready: collections.deque[int] = collections.deque()
         self._returned: collections.deque[int] = collections.deque()
@@ -188,8 +200,9 @@ class NetnsPool:
         pool owns it from now on: checked on its thread and made ready
         again if it is as it was made, else closed."""
         with self._cond:
-            if self._closed or self.error is not None:
+            if not self.reuse or self._closed or self.error is not None:
                 os.close(fd)
+                self.discarded += 1
                 return
             self._returned.append(fd)
             self._cond.notify_all()
@@ -231,7 +244,7 @@ class NetnsPool:
     def _create(self) -> None:
         fd = create()
         try:
-            key, digest = os.fstat(fd).st_ino, fingerprint(fd)
+            key, digest = os.fstat(fd).st_ino, fingerprint(fd) if self.reuse else b""
         except OSError:
             os.close(fd)
             raise
@@ -239,7 +252,8 @@ class NetnsPool:
             if self._closed:
                 os.close(fd)
                 return
-            self._pristine[key] = digest
+            if self.reuse:
+                self._pristine[key] = digest
             self._ready.append(fd)
             self.created += 1
             self._cond.notify_all()
