@@ -253,7 +253,7 @@ def _give_back_netns(pool: NetnsPool, fd: int, reusable: bool) -> None:
     if reusable:
         pool.give_back(fd)
     else:
-        os.close(fd)
+        pool.drop(fd)
 
 
 def _raw_status(info: os.waitid_result) -> int:
@@ -558,7 +558,7 @@ class NamespacedBackend:
             try:
                 lease = self._egress_for_spawn().attach(netns_fd)
             except BaseException:
-                os.close(netns_fd)
+                self._close_netns(netns_fd)
                 raise
         # Staged cgroups for workers only: a probe's sandbox is placed the
         # usual way (attached after the clone) and so removed at once.
@@ -595,7 +595,7 @@ class NamespacedBackend:
                 cgroup = self._cgroups.create(spec.instance_id, spec.memory_mb) if self._cgroups else None
         except BaseException:
             if netns_fd is not None:
-                os.close(netns_fd)
+                self._close_netns(netns_fd)
             self._release_lease(lease)
             raise
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -618,7 +618,7 @@ class NamespacedBackend:
                 if netns_fd is not None and not (spawned and recycle_to is not None):
                     # The sandbox's processes keep it alive. After a failed
                     # spawn a stray clone may hold it: never reused.
-                    os.close(netns_fd)
+                    self._close_netns(netns_fd)
         except BaseException:
             parent.close()
             if cgroup is not None and staged is None:
@@ -647,6 +647,14 @@ class NamespacedBackend:
             if recycle_to is not None and netns_fd is not None
             else None,
         )
+
+    def _close_netns(self, fd: int) -> None:
+        """Closes a namespace fd that will not go back to the pool (the
+        pool forgets it, if it was one of its own)."""
+        if self._netns_pool is not None:
+            self._netns_pool.drop(fd)
+        else:
+            os.close(fd)
 
     def _release_lease(self, lease) -> None:
         if lease is not None:

@@ -92,3 +92,18 @@ def test_only_the_namespaces_own_socket_counts_are_compared():
     )
     assert netns_pool._own_counts(busier_host) == netns_pool._own_counts(text)
     assert netns_pool._own_counts(text.replace(b"tw 2", b"tw 3")) != netns_pool._own_counts(text)
+
+
+def test_a_reusing_pool_forgets_the_namespaces_that_do_not_come_back():
+    # Egress, a failed spawn or a sandbox reaped elsewhere: the fd is
+    # dropped, not given back, and its digest must not stay behind.
+    pool = netns_pool.NetnsPool(size=2, reuse=True)
+    try:
+        assert pool.wait_full()
+        taken = [pool.take() for _ in range(2)]
+        assert None not in taken and pool.wait_full()
+        for fd in taken:
+            pool.drop(fd)
+        assert len(pool._pristine) == pool.ready() == 2
+    finally:
+        pool.close()
