@@ -79,9 +79,13 @@ NET_TABLES = (
     "ip6_flowlabel",
     "nf_conntrack_expect",
 )
-# What sockstat(6) counts per namespace; the rest of those files (sockets
-# used, orphans, allocated, memory) is the whole host's.
+# What sockstat(6) counts per namespace; the rest of those files (orphans,
+# allocated, memory) is the whole host's. "sockets: used" counts every
+# socket of the namespace that a process made, of any family and bound or
+# not: one the sandbox handed out (to the gateway, or in flight) and that
+# is still open keeps the namespace from serving again.
 PER_NAMESPACE_COUNTS = {
+    b"sockets:": (b"used",),
     b"TCP:": (b"inuse", b"tw"),
     b"UDP:": (b"inuse",),
     b"UDPLITE:": (b"inuse",),
@@ -101,7 +105,7 @@ def _own_counts(sockstat: bytes) -> bytes:
     out = []
     for line in sockstat.splitlines():
         words = line.split()
-        if not words or words[0] == b"sockets:":
+        if not words:
             continue
         keys = PER_NAMESPACE_COUNTS.get(words[0])
         if keys is None:

@@ -13,7 +13,9 @@ default backend and on one that opted in to reuse."""
 
 from __future__ import annotations
 
+import json
 import os
+import socket
 import textwrap
 
 import pytest
@@ -106,8 +108,15 @@ OBSERVER = NS + textwrap.dedent(
     except OSError as e:
         udp = e.errno
     d.close()
+    t = socket.socket()
+    try:
+        t.bind(('127.0.0.1', {PORT}))
+        tcp_bind = 0
+    except OSError as e:
+        tcp_bind = e.errno
+    t.close()
     report(
-        connect=connect, abstract=abstract, udp=udp,
+        connect=connect, abstract=abstract, udp=udp, tcp_bind=tcp_bind,
         tcp=table('tcp') + table('tcp6'), udp_table=table('udp') + table('udp6'),
         unix=[line for line in table('unix') if '@' in line],
         routes=table('route'), addresses=table('if_inet6'), counters=counters,
@@ -241,7 +250,7 @@ def test_nothing_left_behind_is_seen_by_the_next_sandbox(either, python, code_di
     seen = {k: v for r in run_in_sandbox(pooled, python, code_dir, observer) for k, v in r.items()}
     reused = seen["ns"] == left[0]["ns"]
     assert seen["connect"] == 111, seen  # ECONNREFUSED: no listener survived
-    assert seen["abstract"] == 0 and seen["udp"] == 0, seen  # names and ports free
+    assert seen["abstract"] == seen["udp"] == seen["tcp_bind"] == 0, seen  # names and ports free
     assert seen["tcp"] == [] and seen["udp_table"] == [] and seen["unix"] == [], seen
     assert seen["routes"] == fresh["routes"] and seen["addresses"] == fresh["addresses"], seen
     assert seen["pids"] == fresh["pids"], seen  # only the observer's own processes
@@ -270,3 +279,43 @@ def test_a_namespace_left_as_made_is_reused(recycling, python, code_dir):
     assert pool.recycled == recycled_before + 1
     second = run_in_sandbox(recycling, python, code_dir, NS)
     assert second[0]["ns"] == first[0]["ns"]  # given back, checked, handed out again
+
+
+def test_a_socket_held_outside_the_sandbox_keeps_its_namespace_from_serving_again(recycling, python, code_dir):
+    """The gateway keeps fds a worker sends it (its log memfd, the Runtime
+    API's listener), and a hostile worker chooses what it sends: here a TCP
+    socket bound to a port but not listening, which no table lists. While
+    anything holds it, its namespace must not serve another sandbox, which
+    would find the port taken."""
+    pool = recycling.netns_pool
+    assert pool.wait_full()
+    discarded_before = pool.discarded
+    snippet = (
+        NS
+        + f"""
+import socket
+t = socket.socket()
+t.bind(('127.0.0.1', {PORT}))
+socket.send_fds(socket.socket(fileno=os.dup(3)), [b'x'], [t.fileno()])
+"""
+    )
+    sandbox = sandbox_probe.start(recycling, python, code_dir, snippet)
+    held: list[int] = []
+    try:
+        first = b""
+        while not held:  # past the report that comes first
+            msg, held, _flags, _addr = socket.recv_fds(sandbox.control, 4096, 1)
+            assert msg, "the sandbox sent no socket"
+            first += msg
+        sandbox_probe.read_reports(sandbox, 20)
+    finally:
+        sandbox.destroy()
+    try:
+        assert pool.wait_returned(), "the pool did not check the namespace given back"
+        seen = {k: v for r in run_in_sandbox(recycling, python, code_dir, OBSERVER) for k, v in r.items()}
+    finally:
+        for fd in held:
+            os.close(fd)
+    assert seen["tcp_bind"] == 0, seen
+    assert seen["ns"] != json.loads(first.split(b"\n")[0])["ns"]
+    assert pool.discarded > discarded_before
