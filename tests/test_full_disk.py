@@ -5,6 +5,7 @@ calls come in, restarted full, then given room again."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -106,6 +107,10 @@ def test_a_full_disk_is_a_state_not_a_crash(disk):
         free = _metric(srv, "lambdalet_data_dir_free_bytes")
         lam.delete_function(FunctionName="big")
         wait_for(lambda: _metric(srv, "lambdalet_data_dir_free_bytes") > free + 1024 * 1024)
+        # The blob goes first and its unpacked tree after it: fill the disk
+        # again only once both are gone, or the tree's room comes back after.
+        digest = hashlib.sha256(big).hexdigest()
+        wait_for(lambda: not [p for d in ("blobs", "trees") for p in (disk / "code" / d).glob(digest + "*")])
         filler = fill_disk(disk, "filler2")  # full again
         # Still serving, reading and reporting: every answered call, and no other, is billed.
         assert requests.get(srv.url + "/health", timeout=10).status_code == 200
