@@ -31,6 +31,8 @@
                     starts in its sandbox (it speaks the Runtime API).
 - java_build.py     the Java runtime's files (AWS's runtime interface client,
                     the launcher, class-data sharing archives), built once.
+- java_training.py  the platform's run of the Java runtime that records its
+                    class-data sharing archive.
 - dotnet_build.py   the C# runtime's files, compiled with Mono's mcs.
 - accounting.py     where each finished call is counted, billed and logged
                     (the pool's on_call hook into metering/).

@@ -11,11 +11,11 @@ in Java functions' sandboxes:
 - jni/       the RIC's native client, unpacked from its jar once instead of
              into each sandbox's /tmp at each start;
 - cds/       one class-data sharing archive per JDK on the host
-             (java17.jsa, ...), recorded from a run that loads the runtime's
-             classes (-XX:ArchiveClassesAtExit), with the classpath the
-             sandbox uses: the training run sees this directory at
-             /var/runtime/java too (a private mount namespace), so that the
-             JVM accepts the archive there.
+             (java17.jsa, ...), recorded from the platform's own run of the
+             runtime serving a few calls (java_training.py), with the
+             classpath the sandbox uses: the training run sees this
+             directory at /var/runtime/java too (a private mount
+             namespace), so that the JVM accepts the archive there.
 
 Maven and a JDK's javac are needed to build, nothing at run time but the
 JDK. Without the build, Java runtimes are listed as not ready, saying how
@@ -36,6 +36,7 @@ import zipfile
 import lambdalet.runtime
 
 from ...sandbox.languages import Toolchain
+from . import java_training
 from .languages import JAVA_MODULE_OPTIONS
 
 SOURCES = pathlib.Path(lambdalet.runtime.__file__).parent / "java"
@@ -43,6 +44,7 @@ RIC_JAR_PREFIX = "aws-lambda-java-runtime-interface-client-"
 SANDBOX_DIR = "/var/runtime/java"
 MVN_TIMEOUT_S = 900
 READY = "ready"  # written last: a directory without it is an interrupted build
+TRAINING = "calls-v1"  # how archives are recorded (java_training.py): a new one rebuilds them
 LAUNCHER_JAR = "lambdalet-launcher.jar"  # its manifest's Class-Path names the other jars
 
 
@@ -53,7 +55,7 @@ class BuildError(RuntimeError):
 def key() -> str:
     """A hash of what the build depends on: runtime/java, and the options
     the archives are recorded with."""
-    h = hashlib.sha256(" ".join(JAVA_MODULE_OPTIONS).encode() + b"\0")
+    h = hashlib.sha256(" ".join(JAVA_MODULE_OPTIONS).encode() + b"\0" + TRAINING.encode() + b"\0")
     for path in sorted(p for p in SOURCES.rglob("*") if p.is_file()):
         h.update(str(path.relative_to(SOURCES)).encode() + b"\0" + path.read_bytes() + b"\0")
     return h.hexdigest()[:16]
@@ -139,7 +141,18 @@ def build(cache: pathlib.Path, toolchains: dict[str, Toolchain], mvn: str | None
             if ric is None:
                 raise BuildError("Maven fetched no aws-lambda-java-runtime-interface-client jar")
             classes = work / "classes"
-            _run([_javac(toolchains), "--release", "17", "-d", str(classes), *map(str, sorted((SOURCES / "src").rglob("*.java")))])
+            _run(
+                [
+                    _javac(toolchains),
+                    "--release",
+                    "17",
+                    "-cp",
+                    ":".join(sorted(str(p) for p in lib.glob("*.jar"))),  # Warmup is a RequestHandler
+                    "-d",
+                    str(classes),
+                    *map(str, sorted((SOURCES / "src").rglob("*.java"))),
+                ]
+            )
             # The jars in a fixed order, named by the launcher's manifest:
             # the classpath a CDS archive records must be the same at each start.
             deps = " ".join(sorted(p.name for p in lib.glob("*.jar")))
@@ -170,28 +183,14 @@ def build(cache: pathlib.Path, toolchains: dict[str, Toolchain], mvn: str | None
 
 
 def record_archive(built: pathlib.Path, toolchain: Toolchain) -> None:
-    """A dynamic CDS archive of the runtime's classes for one JDK, recorded
-    where the sandbox will look for the jars. Best effort: a JVM without the
-    archive starts, only slower."""
+    """A dynamic CDS archive for one JDK, recorded from the platform's own
+    training run (java_training.py). Best effort: a JVM without the archive
+    starts, only slower."""
     target = built / "cds" / archive_name(toolchain)
     tmp = built / "cds" / f".{archive_name(toolchain)}.{os.getpid()}"
-    java = toolchain.path
-    # In a private mount namespace, the built directory is bound where the
-    # sandbox sees it, so the recorded classpath is the sandbox's.
-    # A tmpfs over /var holds the mount point: nothing is written to the host's /var.
-    script = (
-        f"mount -t tmpfs -o size=1m,mode=755 lambdalet-train /var && mkdir -p {SANDBOX_DIR} && "
-        f'mount --bind "$1" {SANDBOX_DIR} && '
-        f'exec "$2" -XX:ArchiveClassesAtExit="$3" -Xshare:auto -XX:TieredStopAtLevel=1 -XX:+UseSerialGC '
-        f"{' '.join(JAVA_MODULE_OPTIONS)} -cp {SANDBOX_DIR}/lib/{LAUNCHER_JAR} lambdalet.runtime.Launcher --train"
-    )
-    argv = ["unshare", "--mount", "--propagation", "private"]
-    if os.geteuid() != 0:
-        argv[1:1] = ["--map-root-user"]
     try:
-        _run([*argv, "sh", "-c", script, "sh", str(built), java, str(tmp)], timeout=300)
-        if tmp.exists():
-            os.chmod(tmp, 0o644)
-            os.rename(tmp, target)
-    except BuildError:
+        java_training.record(built, toolchain, tmp)
+        os.chmod(tmp, 0o644)
+        os.rename(tmp, target)
+    except (java_training.TrainingError, OSError):
         tmp.unlink(missing_ok=True)

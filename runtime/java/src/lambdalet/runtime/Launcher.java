@@ -8,11 +8,8 @@ import java.io.InputStream;
 import java.lang.reflect.Field;
 import java.lang.reflect.Method;
 import java.nio.charset.StandardCharsets;
-import java.util.Enumeration;
 import java.util.LinkedHashMap;
 import java.util.Map;
-import java.util.jar.JarEntry;
-import java.util.jar.JarFile;
 
 /**
  * Starts AWS's runtime interface client (aws-lambda-java-runtime-interface-client,
@@ -23,8 +20,8 @@ import java.util.jar.JarFile;
  * process's environment, as the RIC and the handler read it with System.getenv, and fd 0
  * is closed. Then the RIC's own entry point runs with the handler named by _HANDLER.
  *
- * <p>{@code --train} loads every class of the runtime's jars without running anything: the
- * run that records a class-data sharing archive (-XX:ArchiveClassesAtExit) for cold starts.
+ * <p>The platform's class-data sharing archive for cold starts is recorded from this same start
+ * serving a few calls to {@link Warmup} (gateway/execution/java_training.py).
  */
 public final class Launcher {
     private static final String RIC_MAIN = "com.amazonaws.services.lambda.runtime.api.client.AWSLambda";
@@ -32,10 +29,6 @@ public final class Launcher {
     private Launcher() {}
 
     public static void main(String[] args) throws Throwable {
-        if (args.length > 0 && args[0].equals("--train")) {
-            train(args);
-            return;
-        }
         if ("stdin".equals(System.getenv("LAMBDALET_CONFIG"))) {
             Map<String, String> env = Json.object(readLine(System.in)).objectAt("env");
             replaceEnvironment(env);
@@ -74,30 +67,6 @@ public final class Launcher {
         Map<String, String> live = (Map<String, String>) inner.get(current);
         live.clear();
         live.putAll(env);
-    }
-
-    private static void train(String[] args) throws Exception {
-        ClassLoader loader = Launcher.class.getClassLoader();
-        java.io.File here = new java.io.File(Launcher.class.getProtectionDomain().getCodeSource().getLocation().toURI());
-        java.io.File[] jars = here.getParentFile().listFiles((dir, name) -> name.endsWith(".jar"));
-        for (java.io.File path : jars == null ? new java.io.File[0] : jars) {
-            try (JarFile jar = new JarFile(path)) {
-                Enumeration<JarEntry> entries = jar.entries();
-                while (entries.hasMoreElements()) {
-                    String name = entries.nextElement().getName();
-                    if (!name.endsWith(".class") || name.contains("-") || name.startsWith("META-INF")) {
-                        continue;
-                    }
-                    try {
-                        Class.forName(name.substring(0, name.length() - 6).replace('/', '.'), false, loader);
-                    } catch (Throwable e) {
-                        // Optional parts (JNI bits, CRaC) a JDK may refuse: not archived.
-                    }
-                }
-            } catch (IOException e) {
-                // not a jar
-            }
-        }
     }
 
     /** Just enough JSON for the configuration: objects of strings. */
