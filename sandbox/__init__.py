@@ -16,6 +16,7 @@ What namespaced.py is made of:
 - seccomp.py      what the seccomp allow-list (csrc/seccomp.c) decides, read
                   from the filter itself (doctor and the tests)
 - cgroups.py      the limits interface; cgroup_v1.py and cgroup_v2.py
+                  (freezer_state.py: the freeze switch, held open)
 - proc_stat.py    /proc/<pid>/stat read in one place (also for bench/ and tests)
 - netns_pool.py   network namespaces made ahead of time, one per sandbox
                   (reuse, when found exactly as made, only if asked for)

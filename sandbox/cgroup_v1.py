@@ -15,6 +15,7 @@ import time
 
 from . import cgroups
 from .cgroups import read_text, write_text
+from .freezer_state import FreezerState
 from .memory_peak import PeakCounter
 from .thaw_guard import ThawGuard
 
@@ -34,6 +35,7 @@ class CgroupV1:
         # killed here (cgroup_stager.py's zygote).
         self._spared = spared
         self._cpu_limit = False  # set_limits() decides
+        self._state = FreezerState(os.path.join(dirs["freezer"], "freezer.state"), b"FROZEN", b"THAWED") if "freezer" in dirs else None
 
     def attach_handles(self) -> tuple[list[int], int]:
         fds: list[int] = []
@@ -85,10 +87,18 @@ class CgroupV1:
         # until the last one has stopped. Nothing here needs to wait for it.
         if self._guard is not None:
             self._guard.ensure_started()
-        write_text(os.path.join(self.dirs["freezer"], "freezer.state"), "FROZEN")
+        if self._state is None:
+            raise OSError(errno.ENOENT, f"cgroup {self.name} has no freezer")
+        self._state.freeze()
 
     def thaw(self) -> None:
-        write_text(os.path.join(self.dirs["freezer"], "freezer.state"), "THAWED")
+        if self._state is None:
+            raise OSError(errno.ENOENT, f"cgroup {self.name} has no freezer")
+        self._state.thaw()
+
+    def close(self) -> None:
+        if self._state is not None:
+            self._state.close()
 
     def unthrottle(self) -> None:
         cpu = self.dirs.get("cpu")
@@ -178,6 +188,7 @@ class CgroupV1:
             write_text(burst, str(quota))
 
     def remove(self) -> None:
+        self.close()
         for path in dict.fromkeys(self.dirs.values()):
             if os.path.isdir(path):
                 cgroups.rmdir_retrying(path, self.kill_all)

@@ -16,6 +16,7 @@ import time
 
 from . import cgroups
 from .cgroups import read_text, write_text
+from .freezer_state import FreezerState
 from .memory_peak import PeakCounter
 from .thaw_guard import ThawGuard
 
@@ -40,6 +41,7 @@ class CgroupV2:
         self.path = path
         self._guard = guard  # started before the first freeze: see thaw_guard.py
         self._cpu_limit = False  # set_limits() decides
+        self._state = FreezerState(os.path.join(path, "cgroup.freeze"), b"1", b"0")
 
     def attach_handles(self) -> tuple[list[int], int]:
         return [], os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -74,10 +76,13 @@ class CgroupV2:
         # task has stopped; nothing here needs to wait for it.
         if self._guard is not None:
             self._guard.ensure_started()
-        write_text(os.path.join(self.path, "cgroup.freeze"), "1")
+        self._state.freeze()
 
     def thaw(self) -> None:
-        write_text(os.path.join(self.path, "cgroup.freeze"), "0")
+        self._state.thaw()
+
+    def close(self) -> None:
+        self._state.close()
 
     def unthrottle(self) -> None:
         try:
@@ -142,6 +147,7 @@ class CgroupV2:
             write_text(burst, str(quota))
 
     def remove(self) -> None:
+        self.close()
         if os.path.isdir(self.path):
             cgroups.rmdir_retrying(self.path, self.kill_all)
 

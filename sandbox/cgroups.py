@@ -76,6 +76,10 @@ class Cgroup(Protocol):
     def thaw(self) -> None:
         """Let the processes of a frozen cgroup run again."""
 
+    def close(self) -> None:
+        """Release the descriptors held for freeze() and thaw() (remove()
+        does it too); both still work after, opening the file each time."""
+
     def task_count(self) -> int:
         """Processes and threads in the cgroup now."""
 

@@ -217,6 +217,7 @@ class NamespacedSandbox:
             self._peak = None
         if self.cgroup is not None:
             cgroup, self.cgroup = self.cgroup, None
+            cgroup.close()  # a stage is removed later, by the stager
             try:
                 if self._remove_cgroup is not None:
                     self._remove_cgroup(cgroup)

@@ -241,3 +241,47 @@ def check_freeze_stops_a_spinner_and_thaw_resumes_it(sandbox) -> None:
     # machine it may get its first slice only some while after the thaw).
     wait_for(spinner_moved_on)
     assert cpu_ns(pids) > before
+
+
+def descriptors_on(path: str) -> int:
+    """How many of this process's fds are open on path."""
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink(f"/proc/self/fd/{fd}") == path:
+                count += 1
+        except OSError:
+            pass  # the listing's own fd, closed by now
+    return count
+
+
+def check_freeze_switch_is_held_once(sandbox, state: str) -> None:
+    """Freezes and thaws, again and again, go through one descriptor on
+    the cgroup's freeze file, opened on the first freeze. Each freeze still
+    stops every process and each thaw lets them go."""
+    from helpers import wait_for
+
+    read_one(sandbox)
+    assert descriptors_on(state) == 0  # never frozen: nothing held
+    for _ in range(3):
+        assert sandbox.freeze() is True
+        wait_for(lambda: fully_frozen(sandbox))
+        assert descriptors_on(state) == 1
+        sandbox.thaw()
+        wait_for(lambda: not fully_frozen(sandbox))
+        assert descriptors_on(state) == 1
+
+
+def check_freeze_switch_works_once_closed(sandbox, state: str) -> None:
+    """Closed early (a stage outlives its sandbox, and is removed later):
+    the switch still works, opening the file for each write, holding nothing."""
+    from helpers import wait_for
+
+    sandbox.cgroup.close()
+    assert descriptors_on(state) == 0
+    assert sandbox.freeze() is True
+    wait_for(lambda: fully_frozen(sandbox))
+    assert descriptors_on(state) == 0
+    sandbox.thaw()
+    wait_for(lambda: not fully_frozen(sandbox))
+    assert descriptors_on(state) == 0

@@ -124,6 +124,30 @@ def test_a_v2_sandbox_is_frozen_between_calls_and_thawed(v2_backend, python, cod
         sandbox.destroy()
 
 
+def test_v2_freezes_and_thaws_go_through_one_held_descriptor(v2_backend, python, code_dir):
+    backend, manager = v2_backend
+    sandbox = sandbox_probe.start(backend, python, code_dir, sandbox_probe.SPINNER)
+    state = os.path.join(sandbox.cgroup.path, "cgroup.freeze")
+    try:
+        sandbox_probe.check_freeze_switch_is_held_once(sandbox, state)
+        sandbox_probe.check_freeze_switch_works_once_closed(sandbox, state)
+    finally:
+        sandbox.destroy()
+
+
+def test_a_held_v2_freeze_switch_is_closed_by_destroy(v2_backend, python, code_dir):
+    backend, manager = v2_backend
+    sandbox = sandbox_probe.start(backend, python, code_dir, sandbox_probe.SPINNER)
+    state = os.path.join(sandbox.cgroup.path, "cgroup.freeze")
+    try:
+        sandbox_probe.check_freeze_switch_is_held_once(sandbox, state)
+        assert sandbox.freeze() is True
+    finally:
+        sandbox.destroy()
+    assert sandbox_probe.descriptors_on(state) == 0
+    assert sandbox_probe.descriptors_on(state + " (deleted)") == 0
+
+
 def test_a_frozen_v2_sandbox_is_killed_and_removed(v2_backend, python, code_dir):
     from helpers import wait_for
 

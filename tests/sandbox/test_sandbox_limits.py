@@ -620,6 +620,32 @@ def test_a_frozen_sandbox_uses_no_cpu_and_a_thawed_one_goes_on(backend, python, 
         sandbox.destroy()
 
 
+def test_freezes_and_thaws_go_through_one_held_descriptor(backend, python, code_dir):
+    """Many functions called in turn thaw an instance on nearly every call:
+    freezer.state is opened once per sandbox, not per write, and destroy()
+    closes it, frozen or not."""
+    sandbox = sandbox_probe.start(backend, python, code_dir, sandbox_probe.SPINNER, memory_mb=1769)
+    state = os.path.join(sandbox.cgroup.dirs["freezer"], "freezer.state")
+    try:
+        sandbox_probe.check_freeze_switch_is_held_once(sandbox, state)
+        assert sandbox.freeze() is True
+        assert sandbox_probe.descriptors_on(state) == 1
+    finally:
+        sandbox.destroy()
+    assert sandbox_probe.descriptors_on(state) == 0
+    assert sandbox_probe.descriptors_on(state + " (deleted)") == 0
+
+
+def test_a_closed_freeze_switch_still_freezes_and_thaws(backend, python, code_dir):
+    sandbox = sandbox_probe.start(backend, python, code_dir, sandbox_probe.SPINNER, memory_mb=1769)
+    state = os.path.join(sandbox.cgroup.dirs["freezer"], "freezer.state")
+    try:
+        sandbox_probe.check_freeze_switch_is_held_once(sandbox, state)
+        sandbox_probe.check_freeze_switch_works_once_closed(sandbox, state)
+    finally:
+        sandbox.destroy()
+
+
 def test_a_frozen_sandbox_is_killed_and_removed(backend, python, code_dir):
     """What the pool does to an idle instance it reclaims: kill and destroy
     while frozen. Nothing of it may run again, and nothing is left."""
