@@ -6,6 +6,7 @@ from __future__ import annotations
 import gc
 import os
 import pathlib
+import resource
 import signal
 import sys
 from collections.abc import Sequence
@@ -102,7 +103,25 @@ def _config_error(exc: BaseException) -> ConfigError | None:
     return _config_error(inner[0]) if len(inner) == 1 else None
 
 
+def raise_open_files_limit() -> tuple[int, int]:
+    """The server holds five descriptors per warm instance (its socket,
+    pidfd, log, memory peak and, once frozen, its freeze switch) and one per
+    connection: 1,000 functions need over 5,000, where many hosts start a
+    process with a soft limit of 1,024. The soft limit goes up to the hard
+    one, which any process may do; the operator's hard limit stays, and
+    sandboxes get their own 1,024 (nsspawn's nofile) as before."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (OSError, ValueError):
+            return soft, hard  # refused (hard above nr_open): keep what we have
+        soft = hard
+    return soft, hard
+
+
 def serve(config: ServerConfig) -> int:
+    raise_open_files_limit()
     try:
         trio.run(run, config)
     except KeyboardInterrupt:
