@@ -104,3 +104,67 @@ def test_a_reusing_pool_forgets_the_namespaces_that_do_not_come_back():
         assert len(pool._pristine) == pool.ready() == 2
     finally:
         pool.close()
+
+
+# Every way a process may ask to change its network namespace, tried from
+# a sandbox in a pooled one: sysctls, ioctls and rtnetlink requests (other
+# netlink protocols are refused by the seccomp filter).
+CHANGE_SNIPPET = r"""
+import fcntl, socket, struct
+res = {}
+for name in ('ipv4/ip_forward', 'core/somaxconn', 'ipv4/ping_group_range', 'ipv6/conf/lo/disable_ipv6'):
+    try:
+        fd = os.open('/proc/sys/net/' + name, os.O_WRONLY)
+        os.write(fd, b'1')
+        os.close(fd)
+        res['sysctl ' + name] = 0
+    except OSError as e:
+        res['sysctl ' + name] = e.errno
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for name, req, arg in (('SIOCSIFMTU', 0x8922, struct.pack('16si12x', b'lo', 1280)),
+                       ('SIOCSIFFLAGS', 0x8914, struct.pack('16sH14x', b'lo', 0))):
+    try:
+        fcntl.ioctl(s.fileno(), req, arg)
+        res[name] = 0
+    except OSError as e:
+        res[name] = e.errno
+def rta(kind, value):
+    size = 4 + len(value)
+    return struct.pack('=HH', size, kind) + value + bytes(-size % 4)
+def rtnl(kind, flags, body):
+    n = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0)
+    n.bind((0, 0))
+    n.send(struct.pack('=LHHLL', 16 + len(body), kind, flags | 0x5, 1, 0) + body)  # REQUEST | ACK
+    data = n.recv(65536)
+    n.close()
+    return -struct.unpack_from('=i', data, 16)[0] if struct.unpack_from('=H', data, 4)[0] == 2 else 'no error message'
+CREATE = 0x600  # NLM_F_CREATE | NLM_F_EXCL
+lo = struct.pack('=BxHiII', 0, 0, 1, 0, 0)
+res['link mtu'] = rtnl(16, 0, lo + rta(4, struct.pack('=I', 1280)))
+res['link dummy'] = rtnl(16, CREATE, struct.pack('=BxHiII', 0, 0, 0, 0, 0) + rta(3, b'dum0\0') + rta(18, rta(1, b'dummy\0')))
+res['address'] = rtnl(20, CREATE, struct.pack('=BBBBI', 2, 8, 0, 0, 1) + rta(2, socket.inet_aton('10.9.9.9')) + rta(1, socket.inet_aton('10.9.9.9')))
+res['route'] = rtnl(24, CREATE, struct.pack('=BBBBBBBBI', 2, 0, 0, 0, 254, 3, 0, 1, 0) + rta(4, struct.pack('=i', 1)))
+res['rule'] = rtnl(32, CREATE, struct.pack('=BBBBBBBBI', 2, 0, 0, 0, 100, 0, 0, 1, 0) + rta(6, struct.pack('=I', 1000)))
+res['neighbour'] = rtnl(28, CREATE, struct.pack('=BxxxiHBB', 2, 1, 0x80, 0, 0) + rta(1, socket.inet_aton('127.0.0.9')))
+res['qdisc'] = rtnl(36, CREATE, struct.pack('=BxxxiIII', 0, 1, 0, 0xFFFFFFFF, 0) + rta(1, b'pfifo\0'))
+res['nsid'] = rtnl(88, 0, bytes(4) + rta(1, struct.pack('=i', 5)) + rta(3, struct.pack('=I', os.getpid())))
+for proto, name in ((12, 'netfilter'), (6, 'xfrm'), (16, 'generic'), (4, 'sock_diag')):
+    try:
+        socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, proto).close()
+        res['netlink ' + name] = 0
+    except OSError as e:
+        res['netlink ' + name] = e.errno
+report(res=res)
+"""
+
+
+def test_the_sandbox_cannot_change_its_pooled_namespace(backend, python, code_dir):
+    import errno
+
+    assert backend.netns_pool is not None and backend.netns_pool.wait_full()
+    outcome = sandbox_probe.run(backend, python, code_dir, CHANGE_SNIPPET, timeout_s=20)
+    res = outcome.last["res"]
+    expected = {name: errno.EACCES for name in res if name.startswith("sysctl ")}  # owned by the host's root
+    expected.update({name: errno.EPROTONOSUPPORT for name in res if name.startswith("netlink ")})  # seccomp
+    expected.update({name: errno.EPERM for name in res if name not in expected})  # no CAP_NET_ADMIN over it
+    assert res == expected
