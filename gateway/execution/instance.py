@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
+from lambdalet.runtime import errors as function_errors
 from lambdalet.runtime.protocol import (
     MAX_CALL_LOG,
     FrameError,
@@ -42,6 +43,7 @@ from lambdalet.runtime.protocol import (
 from lambdalet.sandbox.spec import Sandbox
 
 from ..http import rawio
+from .log_memfd import is_log_memfd, kind_of
 
 if TYPE_CHECKING:
     from .runtime_api.extension_host import ExtensionHost
@@ -199,8 +201,12 @@ class Instance:
                 raise WorkerGone()
 
     async def init(self, init: Init) -> InitOk | InitError:
+        """The worker's answer to init, or the platform's InitError when the
+        fd attached to it is not the log memfd (the caller then destroys the
+        instance, as after any failed init)."""
         await self._send(encode(init))
         # The worker attaches its log memfd to the init reply (SCM_RIGHTS).
+        refused: str | None = None
         while True:
             try:
                 data, ancdata, _flags, _addr = await rawio.recvmsg(self.sock, 65536, socket.CMSG_SPACE(4))
@@ -212,9 +218,10 @@ class Instance:
                         int.from_bytes(payload[i : i + 4], sys.byteorder, signed=True) for i in range(0, len(payload) - len(payload) % 4, 4)
                     ]
                     for fd in fds:
-                        if self.log_fd is None:
+                        if self.log_fd is None and refused is None and is_log_memfd(fd):
                             self.log_fd = fd
                         else:
+                            refused = refused or kind_of(fd)
                             os.close(fd)
             if not data:
                 raise WorkerGone()
@@ -223,6 +230,10 @@ class Instance:
                     continue
                 if not isinstance(reply, (InitOk, InitError)):
                     raise WorkerGone()
+                if refused is None and self.log_fd is None:
+                    refused = "no descriptor"
+                if refused is not None:
+                    return _log_fd_refused(refused, reply)
                 return reply
 
     async def call(self, invoke: Invoke, stream=None) -> Result:
@@ -316,3 +327,12 @@ class Instance:
         if self.extensions is not None:
             self.extensions.release_fds()
         return status
+
+
+def _log_fd_refused(kind: str, reply: InitOk | InitError) -> InitError:
+    """The init failure when the worker attached kind instead of its log
+    memfd: the function's own process sends the reply, so this is its doing."""
+    detail = f"Runtime handed over {kind} where its log memfd belongs"
+    return InitError(
+        "Runtime.InvalidLogDescriptor", function_errors.platform("Runtime.InvalidLogDescriptor", "", detail), reply.log, reply.log_marks
+    )

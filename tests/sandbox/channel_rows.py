@@ -202,7 +202,48 @@ def _at_the_limit(seen: list[Seen], usage: dict) -> None:
     assert len(s.payload) == MAX_RESPONSE
 
 
+def _init_refused(kind: str):
+    def check(seen: list[Seen], usage: dict) -> None:
+        # Each call is an init failure: the refused instance was destroyed,
+        # never kept idle for the next call.
+        for s in seen:
+            assert s.status == 200 and s.function_error == "Unhandled", s
+            error = json.loads(s.payload)
+            assert error["errorType"] == "Runtime.InvalidLogDescriptor", error
+            assert f"handed over {kind} where its log memfd belongs" in error["errorMessage"], error
+            assert s.report["billed_ms"] < 60_000, s.report
+        assert usage["requests"] == len(seen), usage
+        assert 0 < usage["billed_duration_ms"] < 60_000 * len(seen), usage
+
+    return check
+
+
+# Module code runs during init, in the worker's process: it can make the
+# init reply carry any fd of its own in place of the log memfd.
+_SEND_INSTEAD_OF_THE_LOG = """
+import socket
+_real_send_fds = socket.send_fds
+def _send_fds(sock, buffers, fds, *args):
+    return _real_send_fds(sock, buffers, [instead()], *args)
+socket.send_fds = _send_fds
+def handler(event, context):
+    return "kept"
+"""
+
+_WRONG_LOG_FDS = (
+    ("a socket", "def instead():\n    return socket.socket(socket.AF_UNIX, socket.SOCK_STREAM).detach()\n"),
+    ("a pipe", "def instead():\n    return os.pipe()[0]\n"),
+    ("a directory", "def instead():\n    return os.open('/', os.O_RDONLY | os.O_DIRECTORY)\n"),
+    ("a device", "def instead():\n    return os.open('/dev/null', os.O_RDWR)\n"),
+    ("a file with a path", "def instead():\n    return os.open(__file__, os.O_RDONLY)\n"),
+)
+
 ROWS: list[Row] = [
+    # --- the init reply's fd: only the log memfd is kept -----------------------
+    *(
+        Row(f"init-log-fd-{kind.split()[-1]}", source + _SEND_INSTEAD_OF_THE_LOG, _init_refused(kind), events=(None, None))
+        for kind, source in _WRONG_LOG_FDS
+    ),
     # --- billing: figures the worker reports are not what is billed ----------
     Row(
         "forged-short-duration",

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import os
 import socket
-import stat
 import sys
 
 import trio
 
 from lambdalet.gateway.execution.instance import Instance, WorkerGone
+from lambdalet.gateway.execution.log_memfd import is_log_memfd
 from lambdalet.gateway.http import rawio
 from lambdalet.runtime.protocol import FrameError, Ready
 
@@ -59,11 +59,7 @@ def close_all(fds: list[int]) -> None:
 
 def log_fd_of(fds: list[int]) -> int:
     """The log memfd alone (the API's socket is the extensions' host's)."""
-    try:
-        regular = len(fds) == 1 and stat.S_ISREG(os.fstat(fds[0]).st_mode)
-    except OSError:
-        regular = False
-    if not regular:
+    if len(fds) != 1 or not is_log_memfd(fds[0]):
         close_all(fds)
         raise WorkerGone()
     return fds[0]
@@ -82,10 +78,9 @@ def listener_and_log(fds: list[int]) -> tuple[socket.socket, int]:
         raise WorkerGone() from None
     try:
         listening = listener.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
-        regular = stat.S_ISREG(os.fstat(fds[1]).st_mode)
     except OSError:
-        listening, regular = 0, False
-    if listener.family != socket.AF_INET or listener.type != socket.SOCK_STREAM or not listening or not regular:
+        listening = 0
+    if listener.family != socket.AF_INET or listener.type != socket.SOCK_STREAM or not listening or not is_log_memfd(fds[1]):
         listener.close()
         os.close(fds[1])
         raise WorkerGone()
