@@ -17,21 +17,20 @@ import socket
 from lambdalet.csrc._native import ffi, lib
 
 
-def tcp_socket_in(pid: int) -> socket.socket:
-    """A new TCP socket in the network namespace of process pid (blocking
-    system calls: run it on a thread)."""
-    ns = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+def tcp_socket_in(pidfd: int) -> socket.socket:
+    """A new TCP socket in the network namespace of the process that pidfd
+    refers to (setns takes a pidfd, Linux 5.8+). Never a pid: once the
+    sandbox is gone its pid may be another process's, in another sandbox's
+    namespace, while its pidfd then fails with ESRCH. Blocking system
+    calls: run it on a thread."""
+    saved = ffi.new("int *")
+    rc = lib.ll_netns_enter(pidfd, saved)
+    if rc < 0:
+        raise OSError(-rc, f"enter the sandbox's network namespace: {os.strerror(-rc)}")
     try:
-        saved = ffi.new("int *")
-        rc = lib.ll_netns_enter(ns, saved)
-        if rc < 0:
-            raise OSError(-rc, f"enter the sandbox's network namespace: {os.strerror(-rc)}")
-        try:
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-        finally:
-            rc = lib.ll_netns_leave(saved[0])
-            if rc < 0:
-                raise OSError(-rc, f"leave the sandbox's network namespace: {os.strerror(-rc)}")
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
     finally:
-        os.close(ns)
+        rc = lib.ll_netns_leave(saved[0])
+        if rc < 0:
+            raise OSError(-rc, f"leave the sandbox's network namespace: {os.strerror(-rc)}")
     return sock

@@ -27,6 +27,7 @@ Telemetry: platform events (platform_events.py), the runtime's log lines
 
 from __future__ import annotations
 
+import errno
 import os
 import select
 import socket
@@ -75,8 +76,12 @@ class ExtensionHost:
         self.sandbox_api = dispatch.SandboxApi(None, self.api)
         self.server = RuntimeApiServer(listener, self.sandbox_api, self._sink)
         self.runtime_sink: Callable[[object, int], None] | None = None  # a custom runtime's session's
-        pid = getattr(inst.sandbox, "pid", None) if getattr(inst.sandbox, "task_root", "") == "/var/task" else None
-        self.deliveries = telemetry_delivery.Deliveries(lambda p: telemetry_delivery.connect_in(pid, p))
+        # Deliveries enter the sandbox's network namespace by a pidfd of its
+        # own (not by pid, which may be another sandbox's once this one is
+        # gone); a plain-process sandbox shares the host's network.
+        namespaced = inst.sandbox.task_root == "/var/task"
+        self._netns_pidfd = os.dup(inst.sandbox.pidfd) if namespaced and inst.sandbox.pidfd >= 0 else -1
+        self.deliveries = telemetry_delivery.Deliveries(self._connect if namespaced else lambda p: telemetry_delivery.connect_in(None, p))
         self.log_fd = log_fd
         self._pidfds = pidfds
         self.start_failures = failed
@@ -274,8 +279,18 @@ class ExtensionHost:
             trio.lowlevel.notify_closing(pidfd)
         self._scope.cancel()
 
+    async def _connect(self, port: int) -> trio.socket.SocketType:
+        # closed is set on the event loop before release_fds may close the
+        # pidfd, so while it is unset the fd is ours to duplicate.
+        if self.closed or self._netns_pidfd < 0:
+            raise OSError(errno.ESRCH, "the sandbox is gone")
+        return await telemetry_delivery.connect_in(self._netns_pidfd, port)
+
     def release_fds(self) -> None:
         """After the sandbox is gone (from destroy, on any thread)."""
+        if self._netns_pidfd >= 0:
+            os.close(self._netns_pidfd)
+            self._netns_pidfd = -1
         for pidfd in self._pidfds.values():
             os.close(pidfd)
         self._pidfds = {}

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import socket
 from collections.abc import Awaitable, Callable
 
@@ -270,16 +271,22 @@ async def _read_answer(conn: trio.socket.SocketType) -> tuple[int, bool]:
     return status, keep and len(rest) == length
 
 
-async def connect_in(pid: int | None, port: int) -> trio.socket.SocketType:
-    """A TCP connection to 127.0.0.1:port in the network namespace of
-    process pid (the sandbox's), or in the server's own (pid None: a
-    plain-process sandbox shares the host's network)."""
-    if pid is None:
+async def connect_in(pidfd: int | None, port: int) -> trio.socket.SocketType:
+    """A TCP connection to 127.0.0.1:port in the network namespace of the
+    process pidfd refers to (the sandbox's PID 1; the caller's fd, which
+    this duplicates so that closing it meanwhile cannot hand the thread
+    another fd), or in the server's own (None: a plain-process sandbox
+    shares the host's network)."""
+    if pidfd is None:
         raw = socket.socket(socket.AF_INET, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
     else:
         from lambdalet.sandbox.netns_socket import tcp_socket_in
 
-        raw = await trio.to_thread.run_sync(tcp_socket_in, pid)
+        own = os.dup(pidfd)
+        try:
+            raw = await trio.to_thread.run_sync(tcp_socket_in, own)
+        finally:
+            os.close(own)
     sock = trio.socket.from_stdlib_socket(raw)
     try:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
