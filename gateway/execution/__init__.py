@@ -19,6 +19,8 @@
 - instance.py       one warm worker as the gateway sees it: a sandbox and
                     its control channel (everything on it is untrusted), and
                     its states STARTING -> IDLE <-> BUSY -> DEAD.
+- log_memfd.py      the one check of a log descriptor a worker hands over
+                    (SCM_RIGHTS): a memfd, or refused.
 - idle_freezer.py   idle instances frozen between calls.
 - spares.py         sandboxes started before anyone asks, handed to the
                     first cold start.
