@@ -230,8 +230,6 @@ class Instance:
                     continue
                 if not isinstance(reply, (InitOk, InitError)):
                     raise WorkerGone()
-                if refused is None and self.log_fd is None:
-                    refused = "no descriptor"
                 if refused is not None:
                     return _log_fd_refused(refused, reply)
                 return reply
