@@ -16,7 +16,6 @@
                     INIT_START line, to destroy; replaced revisions' instances.
 - deadlines.py      calls past their Timeout killed, on trio's clock.
 - provisioned.py    provisioned concurrency: instances kept initialised.
-- log_memfd.py      the one check that a log fd a worker hands over is a memfd
 - instance.py       one warm worker as the gateway sees it: a sandbox and
                     its control channel (everything on it is untrusted), and
                     its states STARTING -> IDLE <-> BUSY -> DEAD.
