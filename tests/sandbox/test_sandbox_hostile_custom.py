@@ -172,8 +172,12 @@ def test_daemonised_child_of_a_shell_bootstrap_dies_with_its_sandbox(lam, deploy
     name = deploy({"bootstrap": SHELL_RUNTIME})
     resp, ns = _invoke(lam, name, "daemon")
     assert "FunctionError" not in resp, ns
-    daemons = [pid for pid in _pids_in_pid_namespace(ns) if _comm(pid) == "sleep"]
-    assert daemons, "the daemon should be running while its sandbox lives"
+    # The shell answers once it has forked the daemon, which may not have
+    # exec'd sleep yet: look for it for a while.
+    deadline = time.monotonic() + 10
+    while not (daemons := [pid for pid in _pids_in_pid_namespace(ns) if _comm(pid) == "sleep"]):
+        assert time.monotonic() < deadline, "the daemon should be running while its sandbox lives"
+        time.sleep(0.05)
     lam.delete_function(FunctionName=name)
     deadline = time.monotonic() + 30
     while any(os.path.exists(f"/proc/{pid}") and _comm(pid) == "sleep" for pid in daemons):
