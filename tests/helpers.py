@@ -313,3 +313,32 @@ def allow_public_url(lam, name: str, qualifier: str | None = None) -> None:
         InvokedViaFunctionUrl=True,
         **extra,
     )
+
+
+def make_test_cert(directory: pathlib.Path, san: str = "IP:127.0.0.1") -> tuple[pathlib.Path, pathlib.Path]:
+    """A self-signed certificate for a TLS test, valid a day: (key, cert) in directory."""
+    key, crt = directory / "key.pem", directory / "cert.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(crt),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            f"subjectAltName={san}",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    return key, crt

@@ -15,7 +15,7 @@ import time
 import pytest
 import requests
 from console_client import ConsoleUser, csrf_of
-from helpers import ServerProcess, free_port, lambdalet_argv, make_zip, wait_for
+from helpers import ServerProcess, free_port, lambdalet_argv, make_test_cert, make_zip, wait_for
 
 RUNTIME = f"python{sys.version_info[0]}.{sys.version_info[1]}"
 ROLE = "arn:aws:iam::123456789012:role/console-test"
@@ -605,30 +605,7 @@ def test_policy_keeps_the_console_off_a_network_in_clear():
 
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is needed to make a test certificate")
 def test_over_tls_the_session_cookie_is_secure(tmp_path):
-    key, crt = tmp_path / "key.pem", tmp_path / "cert.pem"
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            str(key),
-            "-out",
-            str(crt),
-            "-days",
-            "1",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-        ],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
+    key, crt = make_test_cert(tmp_path)
     tls_port = free_port()
     server = ServerProcess(tmp_path / "d", "--tls-port", str(tls_port), "--tls-cert", str(crt), "--tls-key", str(key)).start()
     http = requests.Session()

@@ -19,7 +19,6 @@ import shutil
 import socket
 import ssl
 import struct
-import subprocess
 import sys
 import termios
 import threading
@@ -28,7 +27,7 @@ import time
 import boto3
 import botocore.config
 import pytest
-from helpers import ServerProcess, allow_public_url, free_port, make_zip, wait_for
+from helpers import ServerProcess, allow_public_url, free_port, make_test_cert, make_zip, wait_for
 
 MB = 1000 * 1000
 ROLE = "arn:aws:iam::123456789012:role/hostile"
@@ -458,30 +457,7 @@ def tls_server(tmp_path_factory):
     if shutil.which("openssl") is None:
         pytest.skip("openssl is needed to make a test certificate")
     d = tmp_path_factory.mktemp("tls")
-    key, crt = d / "key.pem", d / "cert.pem"
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            str(key),
-            "-out",
-            str(crt),
-            "-days",
-            "1",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-        ],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
+    key, crt = make_test_cert(d)
     srv = ServerProcess(
         d / "data",
         "--tls-port",

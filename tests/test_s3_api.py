@@ -24,7 +24,7 @@ import botocore.credentials
 import botocore.exceptions
 import pytest
 import requests
-from helpers import ServerProcess
+from helpers import ServerProcess, make_test_cert
 from s3_shapes import assert_s3_error, assert_s3_output
 
 MiB = 1024 * 1024
@@ -609,29 +609,7 @@ def test_the_lambda_api_on_the_same_port_is_unaffected(server, s3):
 def test_over_tls_botocore_sends_aws_chunked_with_a_trailer(tmp_path):
     from helpers import free_port
 
-    key, crt = tmp_path / "key.pem", tmp_path / "cert.pem"
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            str(key),
-            "-out",
-            str(crt),
-            "-days",
-            "1",
-            "-subj",
-            "/CN=localhost",
-            "-addext",
-            "subjectAltName=DNS:localhost,IP:127.0.0.1",
-        ],
-        check=True,
-        capture_output=True,
-    )
+    key, crt = make_test_cert(tmp_path, san="DNS:localhost,IP:127.0.0.1")
     port = free_port()
     with ServerProcess(tmp_path / "d", "--tls-port", str(port), "--tls-cert", str(crt), "--tls-key", str(key)) as srv:
         import boto3

@@ -12,37 +12,14 @@ import sys
 import boto3
 import botocore.config
 import pytest
-from helpers import ServerProcess, allow_public_url, free_port, make_zip
+from helpers import ServerProcess, allow_public_url, free_port, make_test_cert, make_zip
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is needed to make a test certificate")
 
 
 @pytest.fixture
 def cert(tmp_path):
-    key, crt = tmp_path / "key.pem", tmp_path / "cert.pem"
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            str(key),
-            "-out",
-            str(crt),
-            "-days",
-            "1",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-        ],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
+    key, crt = make_test_cert(tmp_path)
     return str(crt), str(key)
 
 
