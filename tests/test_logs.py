@@ -14,7 +14,7 @@ import requests
 from test_cli import run_cli
 
 from lambdalet.gateway.metering import log_lines as logs
-from lambdalet.gateway.metering.log_records import CallLog, split_events
+from lambdalet.gateway.metering.log_records import CallLog, framed, split_events, split_framed
 from lambdalet.gateway.metering.logstore import LogStore
 
 UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
@@ -447,6 +447,38 @@ def test_platform_lines_are_kept_as_figures_and_read_back_to_the_byte(tmp_path):
         assert store.streams("/aws/lambda/f") == ["s"]
     finally:
         store.close()
+
+
+def test_split_framed_is_split_events_and_framed_in_one():
+    """The log store's shortcut for a call that printed nothing gives what
+    split_events and framed give, and only takes it when it can."""
+    plain = _framed_call(1, 2000)
+    calls = [
+        plain,
+        _framed_call(0, 1000, init=b"INIT_START Runtime Version: python:3.11.7\n", output=b"hello\n", cold=True),
+        _framed_call(2, 3000, output=b"a\nb\n", error_type="ValueError"),
+        _framed_call(3, 4000, json_format=True),
+        _framed_call(4, 5000, cold=True),
+        # START's mark outside the call's span: clamped alike.
+        msgspec.structs.replace(plain, marks=[(plain.marks[0][0], 10)]),
+        msgspec.structs.replace(plain, marks=[(plain.marks[0][0], 10**9)]),
+        # A mark elsewhere, two marks, none: the long way.
+        msgspec.structs.replace(plain, marks=[(3, 2001)]),
+        msgspec.structs.replace(plain, marks=[*plain.marks, (len(plain.log), 2004)]),
+        msgspec.structs.replace(plain, marks=[]),
+        # A log that is not its frame's lines (as a bug would make it).
+        msgspec.structs.replace(plain, log=plain.log.replace(b"START RequestId: r1", b"START RequestId: rX")),
+    ]
+    # Ids with bytes that split lines differently for splitlines() than
+    # for a split on newlines, or that do not decode.
+    for odd in ("r\x1c1", "r\x0b1", "r\u20281", "r\r1"):
+        frame = msgspec.structs.replace(plain.frame, request_id=odd)
+        head, tail = frame.head(), frame.tail()
+        calls.append(msgspec.structs.replace(plain, frame=frame, log=head + tail, marks=[(len(head), 2001)]))
+    for call in calls:
+        lines = split_events(call)
+        assert split_framed(call) == (lines, framed(call, lines))
+    assert split_framed(plain)[1] == (0, 1)
 
 
 def test_a_frame_that_does_not_make_its_lines_again_keeps_them_as_text(tmp_path):

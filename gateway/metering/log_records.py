@@ -87,6 +87,30 @@ def _split_unmarked(call: CallLog, start_ms: int, end_ms: int) -> list[tuple[int
     return out
 
 
+def split_framed(call: CallLog) -> tuple[list[tuple[int, str]], tuple[int, int] | None]:
+    """split_events(call) and framed() of its lines, in one. Most calls
+    print nothing: their log is the frame's Text lines alone, with the one
+    mark the gateway set at the end of START. Such a log is told by making
+    the frame's bytes once and comparing; its lines are then stamped as
+    split_events stamps them (START at its mark, clamped into the call's
+    span; END and REPORT at the end of the call), without splitting,
+    stamping and making them again to compare."""
+    f = call.frame
+    marks = call.marks
+    if f is not None and not f.json and not f.head_at and len(marks) == 1:
+        head = f.head()
+        made = head + f.tail()
+        if call.log == made and marks[0][0] == len(head) and head.endswith(b"\n") and made.isascii():
+            start, *tail = made.decode().splitlines()
+            # START one line (up to its mark), END and REPORT two more.
+            if len(tail) == 2 and len(start) + 1 == len(head):
+                start_ms = call.started_ns // 1_000_000
+                end_ms = max(start_ms, call.ended_ns // 1_000_000)
+                return [(min(max(start_ms, marks[0][1]), end_ms), start), (end_ms, tail[0]), (end_ms, tail[1])], (0, 1)
+    lines = split_events(call)
+    return lines, framed(call, lines)
+
+
 def framed(call: CallLog, lines: list[tuple[int, str]]) -> tuple[int, int] | None:
     """Where the call's platform lines are among its lines, (head index,
     index of the first tail line), when its frame makes exactly those lines

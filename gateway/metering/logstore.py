@@ -30,7 +30,7 @@ import time
 
 from .ledger import SqliteStore, insert_rows
 from .log_lines import CallFrame
-from .log_records import CallLog, LogEvent, LogPage, framed, split_events
+from .log_records import CallLog, LogEvent, LogPage, split_framed
 
 RETENTION_CHECK_S = 60.0
 SIZE_CHECK_S = 5.0
@@ -160,8 +160,7 @@ class LogStore(SqliteStore):
         next_id = self._next_id
         for call in records:
             key = f"{call.request_id}:{call.started_ns}"
-            lines = split_events(call)
-            kept = framed(call, lines)
+            lines, kept = split_framed(call)
             head, tail = kept if kept is not None else (-1, len(lines))
             for seq, (ts, message) in enumerate(lines):
                 if seq != head and seq < tail:
