@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import math
 from typing import Protocol
 
 import trio
@@ -72,12 +73,17 @@ class IdleFreezer:
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
         due = self._due
+        # One wake per after_s at most: under load an instance is released
+        # every few hundred microseconds, and waking for each would cost
+        # more than the freezing saves. (One sleep to the later of the two
+        # times: a second sleep per wake cost as much as the wake.)
+        next_wake = -math.inf
         while True:
             if not due:
                 self._wanted = trio.Event()
                 await self._wanted.wait()
                 continue
-            await trio.sleep_until(due[0][0])
+            await trio.sleep_until(max(due[0][0], next_wake))
             now = trio.current_time()
             while due and due[0][0] <= now:
                 _, stamp, inst, tries = due.popleft()
@@ -91,7 +97,4 @@ class IdleFreezer:
                     await trio.lowlevel.checkpoint()  # a burst gone idle: let calls in between
                 elif tries > 0:
                     due.append((now + self.after_s, stamp, inst, tries - 1))
-            # One wake per after_s at most: under load an instance is
-            # released every few hundred microseconds, and waking for each
-            # would cost more than the freezing saves.
-            await trio.sleep(self.after_s)
+            next_wake = trio.current_time() + self.after_s
