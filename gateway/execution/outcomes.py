@@ -237,12 +237,12 @@ def wrap(
         # A warm call in the Text format, nearly every call: its frame and
         # lines made directly (call_frame's keywords, the frame copied to
         # set a head_at that stays 0, cost more than the lines).
-        frame = logs.CallFrame(request_id, rec.version, duration_ns, rec.memory_size, max_mb, init_ns, granularity_ms, error_type, False, 0)
+        text = logs.CallFrame(request_id, rec.version, duration_ns, rec.memory_size, max_mb, init_ns, granularity_ms, error_type, False, 0)
         head = logs.start_line(request_id, rec.version)
         if output and not output.endswith(b"\n"):
             output += b"\n"
         marks = logs.call_marks(b"", [], head, output, output_marks, call_log.call_ms)
-        return b"".join((head, output, frame.tail())), marks, frame
+        return b"".join((head, output, text.tail())), marks, text
     frame = logs.call_frame(
         request_id,
         rec.version,
