@@ -13,13 +13,56 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h> /* snprintf, in ll_template_build only: never in a sandbox */
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/statvfs.h> /* ST_* flags, which statfs's f_flags uses too */
 #include <sys/syscall.h>
+#include <sys/vfs.h>
 #include <unistd.h>
+
+/* The new mount API (Linux 5.2+, mount_setattr 5.12+), as raw system calls:
+ * glibc has wrappers only from 2.36. */
+#ifndef OPEN_TREE_CLONE
+#define OPEN_TREE_CLONE 1
+#endif
+#ifndef OPEN_TREE_CLOEXEC
+#define OPEN_TREE_CLOEXEC O_CLOEXEC
+#endif
+#ifndef MOVE_MOUNT_F_EMPTY_PATH
+#define MOVE_MOUNT_F_EMPTY_PATH 0x00000004
+#endif
+#ifndef FSOPEN_CLOEXEC
+#define FSOPEN_CLOEXEC 0x00000001
+#endif
+#ifndef FSPICK_CLOEXEC
+#define FSPICK_CLOEXEC 0x00000001
+#define FSPICK_EMPTY_PATH 0x00000008
+#endif
+#ifndef FSMOUNT_CLOEXEC
+#define FSMOUNT_CLOEXEC 0x00000001
+#endif
+#ifndef MOUNT_ATTR_RDONLY
+#define MOUNT_ATTR_RDONLY 0x00000001
+#define MOUNT_ATTR_NOSUID 0x00000002
+#define MOUNT_ATTR_NODEV 0x00000004
+#define MOUNT_ATTR_NOEXEC 0x00000008
+#endif
+#ifndef FSCONFIG_SET_FLAG
+#define FSCONFIG_SET_FLAG 0
+#define FSCONFIG_SET_STRING 1
+#define FSCONFIG_CMD_CREATE 6
+#define FSCONFIG_CMD_RECONFIGURE 7
+#endif
+#ifndef TMPFS_MAGIC
+#define TMPFS_MAGIC 0x01021994
+#endif
+
+struct ll_mount_attr {
+    unsigned long long attr_set, attr_clr, propagation, userns_fd;
+};
 
 #define PATH_BUF 4096
 #define FAIL(name) do { *step = (name); return -errno; } while (0)
@@ -38,7 +81,7 @@ static int join(char *out, const char *prefix, const char *path)
 
 /* mkdir -p, each created level 0755 so an unprivileged uid can traverse to
  * a bind whose host parents are private (/root/.pyenv under a 0700 /root). */
-static int mkdirs(const char *path, mode_t mode)
+static int mkdirs_at(int dfd, const char *path, mode_t mode)
 {
     char buf[PATH_BUF];
     size_t n = strlen(path);
@@ -51,16 +94,21 @@ static int mkdirs(const char *path, mode_t mode)
         if (*p != '/')
             continue;
         *p = '\0';
-        if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+        if (mkdirat(dfd, buf, 0755) < 0 && errno != EEXIST)
             return -1;
         *p = '/';
     }
-    if (mkdir(buf, mode) < 0 && errno != EEXIST)
+    if (mkdirat(dfd, buf, mode) < 0 && errno != EEXIST)
         return -1;
     return 0;
 }
 
-static int parent_dirs(const char *path)
+static int mkdirs(const char *path, mode_t mode)
+{
+    return mkdirs_at(AT_FDCWD, path, mode);
+}
+
+static int parent_dirs_at(int dfd, const char *path)
 {
     char buf[PATH_BUF];
     size_t n = strlen(path);
@@ -73,21 +121,31 @@ static int parent_dirs(const char *path)
     if (slash == NULL || slash == buf)
         return 0;
     *slash = '\0';
-    return mkdirs(buf, 0755);
+    return mkdirs_at(dfd, buf, 0755);
+}
+
+static int parent_dirs(const char *path)
+{
+    return parent_dirs_at(AT_FDCWD, path);
 }
 
 /* An empty file or directory to mount over, matching the source's type. */
-static int make_mountpoint(const char *dst, int is_dir)
+static int make_mountpoint_at(int dfd, const char *dst, int is_dir)
 {
     if (is_dir)
-        return mkdirs(dst, 0755);
-    if (parent_dirs(dst) < 0)
+        return mkdirs_at(dfd, dst, 0755);
+    if (parent_dirs_at(dfd, dst) < 0)
         return -1;
-    int fd = open(dst, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0444);
+    int fd = openat(dfd, dst, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0444);
     if (fd < 0)
         return errno == EEXIST ? 0 : -1;
     close(fd);
     return 0;
+}
+
+static int make_mountpoint(const char *dst, int is_dir)
+{
+    return make_mountpoint_at(AT_FDCWD, dst, is_dir);
 }
 
 /* Flags a remount must keep: inside a user namespace the mount inherits
@@ -116,9 +174,9 @@ static int remount_readonly(const char *path, unsigned long extra)
                  MS_REMOUNT | MS_BIND | MS_RDONLY | extra | kept_flags(path), NULL);
 }
 
-static int write_text(const char *path, const char *text, mode_t mode)
+static int write_text_at(int dfd, const char *path, const char *text, mode_t mode)
 {
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
+    int fd = openat(dfd, path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
     if (fd < 0)
         return -1;
     int rc = 0;
@@ -135,6 +193,11 @@ static int write_text(const char *path, const char *text, mode_t mode)
     close(fd);
     errno = saved;
     return rc;
+}
+
+static int write_text(const char *path, const char *text, mode_t mode)
+{
+    return write_text_at(AT_FDCWD, path, text, mode);
 }
 
 static int takes_source(int kind)
@@ -161,7 +224,9 @@ int ll_mounts_open_sources(const struct ll_mount_op *ops, int n_ops, int *src_fd
     return 0;
 }
 
-int ll_mounts_begin(const char **step)
+/* The staging root: private propagation, the host at OLDROOT, an empty
+ * NEWROOT directory to build the root on. */
+static int stage_root(const char **step)
 {
     /* Nothing mounted from here on may propagate back to the host. */
     if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
@@ -176,6 +241,14 @@ int ll_mounts_begin(const char **step)
         FAIL("pivot_root staging");
     if (chdir("/") < 0)
         FAIL("chdir /");
+    return 0;
+}
+
+int ll_mounts_begin(const char **step)
+{
+    int rc = stage_root(step);
+    if (rc < 0)
+        return rc;
     if (mount("tmpfs", LL_NEWROOT, "tmpfs", MS_NOSUID | MS_NODEV,
               "mode=0755,size=1m,nr_inodes=4096") < 0)
         FAIL("mount root tmpfs");
@@ -184,19 +257,23 @@ int ll_mounts_begin(const char **step)
 
 /* The fd's own path: "self" resolves in the host's procfs, which is still
  * reachable under OLDROOT while the new root is being built. */
-static void fd_path(char *out, int fd)
+static void fd_path_under(char *out, const char *prefix, int fd)
 {
     char digits[16];
     int n = 0;
     do
         digits[n++] = (char)('0' + fd % 10);
     while ((fd /= 10) > 0);
-    const char *prefix = LL_OLDROOT "/proc/self/fd/";
     size_t len = strlen(prefix);
     memcpy(out, prefix, len);
     while (n > 0)
         out[len++] = digits[--n];
     out[len] = '\0';
+}
+
+static void fd_path(char *out, int fd)
+{
+    fd_path_under(out, LL_OLDROOT "/proc/self/fd/", fd);
 }
 
 /* One step per kind of mount op. dst is the op's destination inside the
@@ -435,4 +512,380 @@ int ll_mounts_finish(const char **step)
     if (chdir("/") < 0)
         FAIL("chdir /");
     return 0;
+}
+
+/* --- the prepared root ---------------------------------------------------
+ *
+ * What every sandbox of a runtime shares (/usr, the interpreter, /etc, /dev,
+ * /var/runtime) is built once, as a detached mount tree: a tmpfs made with
+ * fsmount (an anonymous mount namespace with no origin, so any mount
+ * namespace may clone it) with binds and overlays moved onto it. Each
+ * sandbox clones the whole tree in one open_tree call and moves it to
+ * NEWROOT (ll_mounts_begin_from), then mounts only its own parts (/proc,
+ * /tmp, /var/task, /opt). The clones share the template's superblocks, so
+ * every tmpfs of the template is made read-only at the superblock, which
+ * only the init user namespace could undo, not only at the mount.
+ *
+ * ll_template_build runs in the server (or a zygote), in the host's mount
+ * namespace and with its credentials: the same sources the child would open
+ * before leaving the host's view. */
+
+static long sys_open_tree(int dfd, const char *path, unsigned int flags)
+{
+    return syscall(SYS_open_tree, dfd, path, flags);
+}
+
+static long sys_move_mount(int from_dfd, const char *from, int to_dfd, const char *to, unsigned int flags)
+{
+    return syscall(SYS_move_mount, from_dfd, from, to_dfd, to, flags);
+}
+
+static long sys_mount_setattr(int dfd, const char *path, unsigned int flags, unsigned long long set)
+{
+    struct ll_mount_attr attr;
+    memset(&attr, 0, sizeof attr);
+    attr.attr_set = set;
+    return syscall(SYS_mount_setattr, dfd, path, flags, &attr, sizeof attr);
+}
+
+static long sys_fsconfig(int fd, unsigned int cmd, const char *key, const char *value)
+{
+    return syscall(SYS_fsconfig, fd, cmd, key, value, 0);
+}
+
+static void close_keep_errno(int fd)
+{
+    int saved = errno;
+    if (fd >= 0)
+        close(fd);
+    errno = saved;
+}
+
+/* In the template's steps: name the step, keep errno (or set err), and
+ * leave through the function's one cleanup exit. */
+#define OUT(name) do { *step = (name); rc = -errno; goto out; } while (0)
+#define OUT_ERR(name, err) do { *step = (name); rc = -(err); goto out; } while (0)
+
+/* Who the template's own files belong to: the sandbox's root, as if the
+ * sandbox had made them (its uid map's host id for 0). */
+struct owner {
+    unsigned int uid, gid;
+};
+
+/* A new file system of type, configured by "key=value,key" options (each
+ * one handed to fsconfig as it stands), detached, with mount attributes.
+ * Returns the mount's fd or -errno. */
+static int new_detached_fs(const char *type, const char *options, const struct owner *owner,
+                           unsigned long long attrs, const char **step)
+{
+    char opts[PATH_BUF], uid[24], gid[24];
+    int rc = 0;
+    int fs = (int)syscall(SYS_fsopen, type, FSOPEN_CLOEXEC);
+    if (fs < 0)
+        OUT("template: fsopen");
+    if (join(opts, "", options ? options : "") < 0)
+        OUT("template: options too long");
+    for (char *key = opts; key != NULL && *key;) {
+        char *comma = strchr(key, ',');
+        if (comma)
+            *comma = '\0';
+        char *eq = strchr(key, '=');
+        if (eq)
+            *eq = '\0';
+        if (sys_fsconfig(fs, eq ? FSCONFIG_SET_STRING : FSCONFIG_SET_FLAG, key, eq ? eq + 1 : NULL) < 0)
+            OUT("template: fsconfig");
+        key = comma ? comma + 1 : NULL;
+    }
+    if (owner != NULL) {
+        snprintf(uid, sizeof uid, "%u", owner->uid);
+        snprintf(gid, sizeof gid, "%u", owner->gid);
+        if (sys_fsconfig(fs, FSCONFIG_SET_STRING, "uid", uid) < 0 ||
+            sys_fsconfig(fs, FSCONFIG_SET_STRING, "gid", gid) < 0)
+            OUT("template: fsconfig owner");
+    }
+    if (sys_fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL) < 0)
+        OUT("template: create file system");
+    rc = (int)syscall(SYS_fsmount, fs, FSMOUNT_CLOEXEC, attrs);
+    if (rc < 0)
+        OUT("template: fsmount");
+out:
+    close_keep_errno(fs);
+    return rc;
+}
+
+/* Attach the detached mount mnt at rel inside the template (closing mnt). */
+static int attach_at(int root, const char *rel, int mnt, int is_dir, const char **step)
+{
+    int rc = 0;
+    if (make_mountpoint_at(root, rel, is_dir) < 0)
+        OUT("template: create mountpoint");
+    if (sys_move_mount(mnt, "", root, rel, MOVE_MOUNT_F_EMPTY_PATH) < 0)
+        OUT("template: move_mount");
+out:
+    close_keep_errno(mnt);
+    return rc;
+}
+
+static int template_bind(int root, const char *rel, const char *src, unsigned long long attrs, const char **step)
+{
+    struct stat st;
+    int rc = 0;
+    int mnt = (int)sys_open_tree(AT_FDCWD, src, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+    if (mnt < 0)
+        OUT("template: bind: open_tree");
+    if (fstat(mnt, &st) < 0)
+        OUT("template: bind: stat source");
+    /* Set while the bind is its own tree's root: inside the template only
+     * the root's mount flags can change. */
+    if (sys_mount_setattr(mnt, "", AT_EMPTY_PATH | AT_RECURSIVE, attrs) < 0)
+        OUT("template: bind: mount flags");
+    rc = attach_at(root, rel, mnt, S_ISDIR(st.st_mode), step);
+    mnt = -1; /* attach_at closed it */
+out:
+    close_keep_errno(mnt);
+    return rc;
+}
+
+/* An overlay whose only layers are the source (by its fd, so that
+ * mountinfo shows no host path) and an empty directory. */
+static int template_view(int root, const char *rel, const char *src, int empty, const char **step)
+{
+    char opts[PATH_BUF], lower_a[64], lower_b[64];
+    struct stat st;
+    int rc = 0;
+    int src_fd = open(src, O_PATH | O_CLOEXEC);
+    if (src_fd < 0)
+        OUT("template: view: open source");
+    if (fstat(src_fd, &st) < 0)
+        OUT("template: view: stat source");
+    if (!S_ISDIR(st.st_mode))
+        OUT_ERR("template: view: source is not a directory", ENOTDIR);
+    /* This process's own /proc: the host's. */
+    fd_path_under(lower_a, "/proc/self/fd/", src_fd);
+    fd_path_under(lower_b, "/proc/self/fd/", empty);
+    if (join(opts, "lowerdir=", lower_a) < 0 || join(opts + strlen(opts), ":", lower_b) < 0)
+        OUT("template: view: options too long");
+    rc = new_detached_fs("overlay", opts, NULL, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, step);
+    if (rc >= 0)
+        rc = attach_at(root, rel, rc, 1, step);
+out:
+    close_keep_errno(src_fd);
+    return rc;
+}
+
+static int template_mask(int root, const char *rel, const struct owner *owner, const char **step)
+{
+    struct stat st;
+    /* Absent paths differ between hosts; nothing to hide then. */
+    if (fstatat(root, rel, &st, AT_SYMLINK_NOFOLLOW) < 0)
+        return errno == ENOENT ? 0 : (*step = "template: mask: stat", -errno);
+    if (!S_ISDIR(st.st_mode))
+        return template_bind(root, rel, "/dev/null", MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC, step);
+    int mnt = new_detached_fs("tmpfs", "size=0,nr_inodes=1,mode=0555", owner,
+                              MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, step);
+    return mnt < 0 ? mnt : attach_at(root, rel, mnt, 1, step);
+}
+
+/* The superblock of a tmpfs made here, read-only for good (its mount flag
+ * alone could be cleared by a sandbox that kept CAP_SYS_ADMIN in its own
+ * user namespace, and every sandbox shares the superblock). */
+static int seal_tmpfs(int root, const char *rel, const char **step)
+{
+    struct statfs sf;
+    int rc = 0, ctx = -1;
+    int dir = openat(root, *rel ? rel : ".", O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (dir < 0)
+        OUT("template: seal: open");
+    /* Only a tmpfs this template made: never a bound host file system. */
+    if (fstatfs(dir, &sf) < 0)
+        OUT("template: seal: statfs");
+    if (sf.f_type != TMPFS_MAGIC)
+        OUT_ERR("template: seal: not a tmpfs", EINVAL);
+    ctx = (int)syscall(SYS_fspick, dir, "", FSPICK_CLOEXEC | FSPICK_EMPTY_PATH);
+    if (ctx < 0)
+        OUT("template: seal: fspick");
+    if (sys_fsconfig(ctx, FSCONFIG_SET_FLAG, "ro", NULL) < 0 || sys_fsconfig(ctx, FSCONFIG_CMD_RECONFIGURE, NULL, NULL) < 0)
+        OUT("template: seal: read-only superblock");
+out:
+    close_keep_errno(ctx);
+    close_keep_errno(dir);
+    return rc;
+}
+
+/* Give what the template made in one of its tmpfs (dir, of device dev) to
+ * the owner, without crossing into anything mounted on it. */
+static int chown_tree(int dir, dev_t dev, const struct owner *owner, int depth, const char **step)
+{
+    char buf[4096];
+    int rc = 0, sub = -1;
+    if (depth > 16)
+        OUT_ERR("template: chown: too deep", ELOOP);
+    for (;;) {
+        long n = syscall(SYS_getdents64, dir, buf, sizeof buf);
+        if (n < 0)
+            OUT("template: chown: read directory");
+        if (n == 0)
+            break;
+        for (long off = 0; off < n;) {
+            struct {
+                unsigned long long ino;
+                long long off;
+                unsigned short reclen;
+                unsigned char type;
+                char name[];
+            } *d = (void *)(buf + off);
+            struct stat st;
+            off += d->reclen;
+            if (strcmp(d->name, ".") == 0 || strcmp(d->name, "..") == 0)
+                continue;
+            if (fstatat(dir, d->name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                OUT("template: chown: stat");
+            if (st.st_dev != dev)
+                continue; /* a mount point: not ours to change */
+            if (fchownat(dir, d->name, owner->uid, owner->gid, AT_SYMLINK_NOFOLLOW) < 0)
+                OUT("template: chown");
+            if (!S_ISDIR(st.st_mode))
+                continue;
+            sub = openat(dir, d->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            if (sub < 0)
+                OUT("template: chown: open directory");
+            if ((rc = chown_tree(sub, dev, owner, depth + 1, step)) < 0)
+                goto out;
+            close(sub);
+            sub = -1;
+        }
+    }
+out:
+    close_keep_errno(sub);
+    return rc;
+}
+
+static int chown_tmpfs(int root, const char *rel, const struct owner *owner, const char **step)
+{
+    struct stat st;
+    int rc = 0;
+    int dir = openat(root, *rel ? rel : ".", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (dir < 0)
+        OUT("template: chown: open");
+    if (fstat(dir, &st) < 0)
+        OUT("template: chown: stat");
+    rc = chown_tree(dir, st.st_dev, owner, 0, step);
+out:
+    close_keep_errno(dir);
+    return rc;
+}
+
+static int template_apply(int root, int empty, const struct owner *owner, const struct ll_mount_op *op,
+                          const char **step)
+{
+    const char *rel = op->dst + 1;
+    switch (op->kind) {
+    case LL_MKDIR:
+        if (mkdirs_at(root, rel, op->mode ? op->mode : 0755) < 0 ||
+            fchmodat(root, rel, op->mode ? op->mode : 0755, 0) < 0)
+            FAIL("template: mkdir");
+        return 0;
+    case LL_BIND_RO:
+        return template_bind(root, rel, op->src, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, step);
+    case LL_BIND_DEV:
+        return template_bind(root, rel, op->src, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC, step);
+    case LL_TMPFS: {
+        int mnt = new_detached_fs("tmpfs", op->data, owner, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, step);
+        return mnt < 0 ? mnt : attach_at(root, rel, mnt, 1, step);
+    }
+    case LL_SYMLINK:
+        if (op->data == NULL || parent_dirs_at(root, rel) < 0)
+            FAIL("template: symlink: parent");
+        if (symlinkat(op->data, root, rel) < 0 && errno != EEXIST)
+            FAIL("template: symlink");
+        return 0;
+    case LL_WRITE_FILE:
+        if (op->data == NULL || parent_dirs_at(root, rel) < 0)
+            FAIL("template: write file: parent");
+        if (write_text_at(root, rel, op->data, op->mode ? op->mode : 0644) < 0 ||
+            fchmodat(root, rel, op->mode ? op->mode : 0644, 0) < 0)
+            FAIL("template: write file");
+        return 0;
+    case LL_MASK:
+        return template_mask(root, rel, owner, step);
+    case LL_VIEW_RO:
+        return template_view(root, rel, op->src, empty, step);
+    }
+    /* /proc, a layer's overlay, a fixed file: each sandbox's own. So is
+     * LL_READONLY: mount_setattr changes no mount inside a detached tree
+     * but its root (each sandbox remounts its clone's instead). */
+    errno = EINVAL;
+    FAIL("template: not a shared mount op");
+}
+
+int ll_template_build(const struct ll_mount_op *ops, int n_ops, unsigned int owner_uid, unsigned int owner_gid,
+                      int *failed, const char **step)
+{
+    const struct owner owner = { owner_uid, owner_gid };
+    int rc = 0, empty = -1;
+    *failed = -1;
+    int root = new_detached_fs("tmpfs", "mode=0755,size=1m,nr_inodes=4096", &owner, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, step);
+    if (root < 0) {
+        rc = root;
+        goto out;
+    }
+    /* An overlay's second layer (it needs two without an upper one). */
+    empty = new_detached_fs("tmpfs", "mode=0555,size=0,nr_inodes=1", &owner,
+                            MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, step);
+    if (empty < 0) {
+        rc = empty;
+        goto out;
+    }
+    for (int i = 0; i < n_ops && rc == 0; i++) {
+        *failed = i;
+        if (ops[i].dst == NULL || ops[i].dst[0] != '/' || ops[i].dst[1] == '\0')
+            OUT_ERR("template: destination must be absolute, not /", EINVAL);
+        rc = template_apply(root, empty, &owner, &ops[i], step);
+    }
+    /* Its own tmpfs, each given to the owner and then made read-only at the
+     * superblock; the root last. */
+    for (int i = 0; i < n_ops && rc == 0; i++) {
+        *failed = i;
+        if (ops[i].kind == LL_TMPFS && (rc = chown_tmpfs(root, ops[i].dst + 1, &owner, step)) == 0)
+            rc = seal_tmpfs(root, ops[i].dst + 1, step);
+    }
+    if (rc < 0)
+        goto out;
+    *failed = -1;
+    if ((rc = chown_tmpfs(root, "", &owner, step)) < 0 || (rc = seal_tmpfs(root, "", step)) < 0)
+        goto out;
+    if (sys_mount_setattr(root, "", AT_EMPTY_PATH, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV) < 0)
+        OUT("template: root read-only");
+out:
+    close_keep_errno(empty);
+    if (rc < 0) {
+        close_keep_errno(root);
+        return rc;
+    }
+    return root;
+}
+
+int ll_mounts_begin_from(int template_fd, const char **step)
+{
+    struct statfs sf;
+    int mnt = -1;
+    int rc = stage_root(step);
+    if (rc < 0)
+        goto out;
+    /* The whole shared tree in one call, cloned in this mount namespace
+     * (the template is anonymous: it belongs to none). */
+    mnt = (int)sys_open_tree(template_fd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE | AT_EMPTY_PATH);
+    if (mnt < 0)
+        OUT("clone prepared root");
+    /* Whatever mount the fd names is cloned: make sure it is a template (a
+     * sealed tmpfs), not a host mount that an fd number mix-up would expose. */
+    if (fstatfs(mnt, &sf) < 0)
+        OUT("prepared root: statfs");
+    if (sf.f_type != TMPFS_MAGIC || !(sf.f_flags & ST_RDONLY))
+        OUT_ERR("prepared root: not a sealed tmpfs", EINVAL);
+    if (sys_move_mount(mnt, "", AT_FDCWD, LL_NEWROOT, MOVE_MOUNT_F_EMPTY_PATH) < 0)
+        OUT("move prepared root");
+out:
+    close_keep_errno(mnt);
+    return rc;
 }

@@ -48,6 +48,19 @@ struct ll_mount_op {
 int ll_mounts_open_sources(const struct ll_mount_op *ops, int n_ops, int *src_fds,
                            int *failed, const char **step);
 int ll_mounts_begin(const char **step);
+/* ll_mounts_begin, with NEWROOT a clone of a prepared root (template_fd,
+ * from ll_template_build) rather than an empty tmpfs; the ops then add
+ * only each sandbox's own mounts, on mountpoints the template has. */
+int ll_mounts_begin_from(int template_fd, const char **step);
+/* A prepared root: ops applied once to a detached tree (every kind but
+ * LL_PROC, LL_STAGE_BIND, LL_OVERLAY_RO, LL_FIXED_FILE and LL_READONLY,
+ * which are each sandbox's own), made read-only down to its tmpfs superblocks. Runs in
+ * the caller's mount namespace with its credentials, not in a sandbox; the
+ * files it makes belong to owner_uid/gid (the host ids of the sandbox's 0).
+ * Returns the tree's fd (close-on-exec, the caller's), or -errno with
+ * *step and *failed (the op's index, or -1) naming what failed. */
+int ll_template_build(const struct ll_mount_op *ops, int n_ops, unsigned int owner_uid, unsigned int owner_gid,
+                      int *failed, const char **step);
 int ll_mount_apply(const struct ll_mount_op *op, int src_fd, const char **step);
 int ll_mounts_finish(const char **step);
 #endif

@@ -218,12 +218,13 @@ static int worker_main(void *arg)
  * parent (fail_child) and ends the child. */
 
 /* Of the server's fds keep only the handshake, the control channel, the
- * init program and the lifeline; the rest (listening sockets, the
- * database) go now. */
+ * init program, the lifeline and the prepared root; the rest (listening
+ * sockets, the database) go now. */
 static void drop_inherited_fds(const struct ll_spawn_config *cfg, int sync_fd)
 {
-    int keep[4] = { sync_fd, cfg->control_fd, cfg->init_fd, cfg->lifeline_fd };
-    CHECK_RC(ll_caps_close_fds_except(keep, 4), "close inherited fds", NULL);
+    int keep[5] = { sync_fd, cfg->control_fd, cfg->init_fd, cfg->lifeline_fd,
+                     cfg->root_template ? cfg->root_template_fd : -1 };
+    CHECK_RC(ll_caps_close_fds_except(keep, 5), "close inherited fds", NULL);
     /* The lifeline must outlive PID 1's exec of the init program. */
     if (cfg->lifeline_fd >= 0)
         CHECK(fcntl(cfg->lifeline_fd, F_SETFD, 0), "keep lifeline");
@@ -266,9 +267,15 @@ static void enter_namespaces(const struct ll_spawn_config *cfg, int sync_fd)
 static void build_root(const struct ll_spawn_config *cfg, int sync_fd, const int *src_fds)
 {
     const char *step = NULL;
-    if (cfg->n_ops == 0)
+    if (cfg->n_ops == 0 && !cfg->root_template)
         return; /* keep the host's file system view */
-    CHECK_RC(ll_mounts_begin(&step), step, NULL);
+    if (cfg->root_template) {
+        CHECK_RC(ll_mounts_begin_from(cfg->root_template_fd, &step), step, NULL);
+        /* Nothing after the root needs it; the worker must never see it. */
+        close(cfg->root_template_fd);
+    } else {
+        CHECK_RC(ll_mounts_begin(&step), step, NULL);
+    }
     for (int i = 0; i < cfg->n_ops; i++)
         CHECK_RC(ll_mount_apply(&cfg->ops[i], src_fds[i], &step), step, cfg->ops[i].dst);
     CHECK_RC(ll_mounts_finish(&step), step, NULL);

@@ -27,6 +27,12 @@ struct ll_spawn_config {
     const char *hostname;        /* NULL: leave the uts name alone */
     const struct ll_mount_op *ops;
     int n_ops;                   /* 0: keep the host's file system view */
+    int root_template;           /* 0: the root is built from ops alone. 1: it
+                                    starts as a clone of root_template_fd
+                                    (ll_template_build's tree), and ops hold
+                                    only the sandbox's own mounts. A flag, so
+                                    that a zeroed config never takes fd 0 */
+    int root_template_fd;
     int control_fd;              /* becomes fd 3 in the worker */
     int cgroup_v2_fd;            /* -1, or a cgroup2 directory for CLONE_INTO_CGROUP */
     const int *cgroup_procs_fds; /* v1: cgroup.procs files written before release */

@@ -315,9 +315,12 @@ class NamespacedBackend:
         zygote: bool = True,
         tasks_max: int | None = None,
         runtimes: Mapping[str, RuntimeRoot] | None = None,
+        prepared_root: bool = True,
     ) -> None:
         """runtime_root: the default interpreter's (a spec whose runtime is
-        empty runs there); runtimes: the other interpreters', by runtime name."""
+        empty runs there); runtimes: the other interpreters', by runtime name.
+        prepared_root: build what the sandboxes of a runtime share once and
+        clone it into each (off: each builds its whole root itself)."""
         self._root = runtime_root
         self._seccomp = seccomp
         # PR_SET_PDEATHSIG fires when the *thread* that spawned a sandbox
@@ -379,8 +382,17 @@ class NamespacedBackend:
         # The root's mount plan per distinct (code, layers, /tmp size, resolv.conf):
         # the ops, and their C form (for spawns here) or wire form (for the
         # zygote), each built on first use.
-        self._plans: dict[tuple, tuple[list[nsspawn.MountOp], nsspawn.CompiledOps | None, spawn_wire.PackedOps | None]] = {}
+        # With its prepared root's fd (or -1): the ops are then only the
+        # sandbox's own (rootfs.split).
+        self._plans: dict[tuple, tuple[list[nsspawn.MountOp], nsspawn.CompiledOps | None, spawn_wire.PackedOps | None, int]] = {}
         self._plans_lock = threading.Lock()
+        # Prepared roots, by their ops: one per runtime (and resolv.conf),
+        # each a detached mount tree held until close(). Only root can build
+        # them (a new tmpfs in the host's user namespace).
+        self._templates: dict[tuple[nsspawn.MountOp, ...], int] = {}
+        self._templates_lock = threading.Lock()
+        self._prepared_root = prepared_root and self._privileged
+        self._host_id_base = host_id_base
         self._resolv_conf = ""
         self._boot_id = str(uuid.uuid4())  # what /proc/sys/kernel/random/boot_id says inside
         if self._privileged:
@@ -683,8 +695,29 @@ class NamespacedBackend:
                 ops = rootfs.plan(self.layout(spec, resolv_conf=resolv))
             except ValueError as exc:
                 raise OSError(errno.ENOTSUP, f"root plan: {exc}") from exc
-            plan = self._remember_plan(key, (ops, None, None))
+            shared, own = rootfs.split(ops)
+            template = self._template(shared)
+            plan = self._remember_plan(key, (own if template >= 0 else ops, None, None, template))
         return plan
+
+    def _template(self, shared: list[nsspawn.MountOp]) -> int:
+        """The prepared root holding shared, built on first use; -1 when
+        prepared roots are off or cannot be built here (every sandbox then
+        builds its whole root)."""
+        if not self._prepared_root:
+            return -1
+        key = tuple(shared)
+        with self._templates_lock:
+            fd = self._templates.get(key)
+            if fd is None:
+                try:
+                    fd = nsspawn.build_template(shared, self._host_id_base, self._host_id_base)
+                except OSError as exc:
+                    log.warning("no prepared root, each sandbox builds its own: %s", exc)
+                    self._prepared_root = False
+                    return -1
+                self._templates[key] = fd
+            return fd
 
     def _plan_key(self, spec: SandboxSpec) -> tuple:
         resolv = self._resolv_conf if spec.network == "egress" else ""
@@ -692,18 +725,18 @@ class NamespacedBackend:
 
     def _compiled_plan(self, spec: SandboxSpec) -> nsspawn.CompiledOps:
         """The root's mount plan in C form."""
-        ops, compiled, packed = self._plan(spec)
+        ops, compiled, packed, template = self._plan(spec)
         if compiled is None:
             compiled = nsspawn.CompiledOps(ops)
-            self._remember_plan(self._plan_key(spec), (ops, compiled, packed))
+            self._remember_plan(self._plan_key(spec), (ops, compiled, packed, template))
         return compiled
 
     def _packed_plan(self, spec: SandboxSpec) -> spawn_wire.PackedOps:
         """The root's mount plan in the zygote's wire form."""
-        ops, compiled, packed = self._plan(spec)
+        ops, compiled, packed, template = self._plan(spec)
         if packed is None:
             packed = spawn_wire.PackedOps(ops)
-            self._remember_plan(self._plan_key(spec), (ops, compiled, packed))
+            self._remember_plan(self._plan_key(spec), (ops, compiled, packed, template))
         return packed
 
     def forget_code(self, code_dir: str) -> None:
@@ -775,6 +808,7 @@ class NamespacedBackend:
             init_fd=self._init_fd,
             netns_fd=-1 if netns_fd is None else netns_fd,
             lifeline_fd=self._lifeline_r,
+            root_template_fd=self._plan(spec)[3],
         )
 
     def protections(self) -> dict[str, bool]:
@@ -855,6 +889,13 @@ class NamespacedBackend:
         if self._init_fd >= 0:
             os.close(self._init_fd)
             self._init_fd = -1
+        with self._templates_lock:
+            self._prepared_root = False
+            with self._plans_lock:
+                self._plans.clear()  # they name the templates' fds
+            for fd in self._templates.values():
+                os.close(fd)
+            self._templates.clear()
         if self._lifeline_w >= 0:
             # Any sandbox still running ends with it.
             os.close(self._lifeline_w)

@@ -89,6 +89,9 @@ class SpawnConfig(msgspec.Struct, frozen=True):
     # PID 1 is born the caller's parent's child (zygote.py): it outlives the
     # caller, and the parent reaps it. Not with pdeathsig.
     clone_parent: bool = False
+    # A prepared root (build_template): the sandbox's root starts as a clone
+    # of it, and ops are only the sandbox's own mounts (rootfs.split).
+    root_template_fd: int = -1
 
 
 class SpawnResult(msgspec.Struct, frozen=True):
@@ -154,6 +157,8 @@ def spawn(cfg: SpawnConfig, compiled: CompiledOps | None = None) -> SpawnResult:
     plan = compiled if compiled is not None else CompiledOps(cfg.ops)
     c.ops = plan.array
     c.n_ops = plan.count
+    c.root_template = cfg.root_template_fd >= 0
+    c.root_template_fd = cfg.root_template_fd
     c.control_fd = cfg.control_fd
     c.cgroup_v2_fd = cfg.cgroup_v2_fd
     procs = ffi.new("int[]", list(cfg.cgroup_procs_fds) or [0])
@@ -191,6 +196,24 @@ def spawn(cfg: SpawnConfig, compiled: CompiledOps | None = None) -> SpawnResult:
         exc.pidfd = res.pidfd
         raise exc
     return SpawnResult(pid=res.pid, used_clone3=bool(res.used_clone3), pidfd=res.pidfd)
+
+
+def build_template(ops: list[MountOp], owner_uid: int, owner_gid: int) -> int:
+    """A prepared root holding ops (what every sandbox of a runtime shares),
+    built once as a detached mount tree in this process's mount namespace;
+    its fd, the caller's to close. The files it makes belong to owner_uid
+    and owner_gid (the host ids the sandbox's root maps to). Raises OSError naming the step (and the
+    op) that failed, e.g. on kernels without the new mount API (5.12)."""
+    compiled = CompiledOps(ops)
+    failed = ffi.new("int *")
+    step = ffi.new("const char **")
+    fd = lib.ll_template_build(compiled.array, compiled.count, owner_uid, owner_gid, failed, step)
+    if fd < 0:
+        where = ffi.string(step[0]).decode() if step[0] != ffi.NULL else "prepared root"
+        if 0 <= failed[0] < len(ops):
+            where += f" {ops[failed[0]].dst}"
+        raise OSError(-fd, f"{where}: {os.strerror(-fd)}")
+    return fd
 
 
 def clone_floor(namespaces: int) -> None:

@@ -235,3 +235,26 @@ def plan(layout: RootLayout) -> list[MountOp]:
     else:
         ops.append(MountOp(MKDIR, LAYERS_DIR, mode=0o755))
     return ops
+
+
+# Each sandbox's own mounts: a /proc of its pid namespace, its writable /tmp,
+# its function's code and layers. The rest of a plan is the same for every
+# sandbox of a runtime and goes into its prepared root (csrc/mounts.c).
+OWN_MOUNTS = ("/proc", "/tmp", TASK_ROOT, LAYERS_DIR)
+
+
+def _own(op: MountOp) -> bool:
+    # A read-only remount too: inside a detached tree only its root's mount
+    # flags can change.
+    return op.kind in (STAGE_BIND, READONLY) or any(op.dst == d or op.dst.startswith(d + "/") for d in OWN_MOUNTS)
+
+
+def split(ops: list[MountOp]) -> tuple[list[MountOp], list[MountOp]]:
+    """(shared, own): a plan cut into its prepared root and what each
+    sandbox mounts on a clone of it, in their order. The prepared root is
+    read-only, so it holds the own mounts' mountpoints (the plan's empty
+    /opt, without layers, is one of them)."""
+    mountpoints = [MountOp(MKDIR, d, mode=0o555 if d == "/proc" else 0o755) for d in OWN_MOUNTS]
+    shared = [op for op in ops if not _own(op)] + mountpoints
+    own = [op for op in ops if _own(op) and not (op.kind == MKDIR and op.dst in OWN_MOUNTS)]
+    return shared, own

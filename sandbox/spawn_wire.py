@@ -51,7 +51,9 @@ class Spawn(msgspec.Struct, tag="spawn", array_like=True):
     (NONE for None); ops are flat, five numbers per op: kind, dst, src,
     data, mode (ll_mount_ops_from_table reads them). The fds arrive
     in this order: the control socket, n_procs cgroup.procs files, then the
-    cgroup2 directory if has_v2, then the network namespace if has_netns.
+    cgroup2 directory if has_v2, then the network namespace if has_netns,
+    then the prepared root if has_template (its ops are then the sandbox's
+    own only).
     fork: PID 1 forks a Python worker from the zygote, else execs path.
     serial names this spawn in the reply."""
 
@@ -81,6 +83,7 @@ class Spawn(msgspec.Struct, tag="spawn", array_like=True):
     rlimit_data_bytes: int
     rlimit_nproc: int
     handshake_timeout_ms: int
+    has_template: bool
 
 
 class Hello(msgspec.Struct, tag="hello", array_like=True):
@@ -187,6 +190,7 @@ def pack_spawn(serial: int, cfg: SpawnConfig, plan: PackedOps, *, fork: bool) ->
         rlimit_data_bytes=cfg.rlimit_data_bytes,
         rlimit_nproc=cfg.rlimit_nproc,
         handshake_timeout_ms=cfg.handshake_timeout_ms,
+        has_template=cfg.root_template_fd >= 0,
     )
     packet = _packet(_encode(header), table.data)
     if len(packet) > MAX_MESSAGE:
@@ -269,7 +273,7 @@ class RequestBuffer:
             except (ValueError, TypeError) as exc:  # msgspec's errors derive from ValueError
                 raise OSError(errno.EPROTO, f"spawn request: {exc}") from None
             self._check_refs(req, n - self._table)
-            want = 1 + req.n_procs + int(req.has_v2) + int(req.has_netns)
+            want = 1 + req.n_procs + int(req.has_v2) + int(req.has_netns) + int(req.has_template)
             if len(fds) != want:
                 raise OSError(errno.EINVAL, f"spawn request: expected {want} fds, got {len(fds)}")
         except BaseException:
@@ -319,6 +323,8 @@ class RequestBuffer:
         c.n_cgroup_procs_fds = req.n_procs
         c.cgroup_v2_fd = rest.pop(0) if req.has_v2 else -1
         c.netns_fd = rest.pop(0) if req.has_netns else -1
+        c.root_template = req.has_template
+        c.root_template_fd = rest.pop(0) if req.has_template else -1
         c.namespaces = req.namespaces
         c.unshare_cgroup_late = req.unshare_cgroup_late
         c.uid_map = self._text(req.uid_map)

@@ -89,6 +89,8 @@ class ZygoteClient:
             fds.append(cfg.cgroup_v2_fd)
         if cfg.netns_fd >= 0:
             fds.append(cfg.netns_fd)
+        if cfg.root_template_fd >= 0:
+            fds.append(cfg.root_template_fd)
         serial = next(self._serials)
         request = spawn_wire.pack_spawn(serial, cfg, plan, fork=fork)
         with self._spawn_lock:

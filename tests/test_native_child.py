@@ -39,6 +39,7 @@ ALLOWED = frozenset(
         "kill",
         "lstat",
         "mkdir",
+        "mkdirat",
         "mount",
         "open",
         "openat",

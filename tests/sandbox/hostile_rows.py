@@ -162,6 +162,14 @@ def _mountinfo_reveals_no_host_path(reports: list[dict]) -> None:
     assert not leaks, leaks
 
 
+def _no_propagation(reports: list[dict]) -> None:
+    """No mount of the sandbox's shares events with a mount elsewhere (the
+    host's, another sandbox's, the prepared root it was cloned from): no
+    shared:N or master:N among mountinfo's optional fields."""
+    linked = [line for line in _last(reports)["mountinfo"].splitlines() if " shared:" in line or " master:" in line]
+    assert not linked, linked
+
+
 def _empty_or_missing(reports: list[dict]) -> None:
     r = _last(reports)
     assert r["errno"] in (ENOENT, EACCES, EPERM) or r.get("data") in ("''", "b''"), r
@@ -184,6 +192,30 @@ ROWS: list[Row] = [
     Row("write-usr", _open_fails("/usr/evil", "w"), errno_is(EROFS)),
     Row("write-root-dir", _open_fails("/evil", "w"), errno_is(EROFS)),
     Row("write-var-task", _open_fails("/var/task/evil", "w"), errno_is(EROFS)),
+    # Every sandbox of a runtime mounts a clone of one prepared root: its
+    # files are the same files in all of them, so none may be written.
+    Row(
+        "write-shared-root",
+        """
+errnos = {}
+for path in ('/etc/passwd', '/etc/evil', '/dev/evil', '/var/evil', '/var/runtime/evil',
+             '/var/runtime/lambdalet/runtime/evil', '/opt/evil', '/evil'):
+    try:
+        with open(path, 'a') as f:
+            f.write('x')
+        errnos[path] = 0
+    except OSError as e:
+        errnos[path] = e.errno
+for path in ('/etc', '/dev', '/var/runtime', '/'):
+    try:
+        os.chmod(path, 0o777)
+        errnos['chmod ' + path] = 0
+    except OSError as e:
+        errnos['chmod ' + path] = e.errno
+report(errnos=errnos)
+""",
+        every_errno_in(EROFS, EPERM),
+    ),
     Row("read-proc-kcore", _open_fails("/proc/kcore"), _empty_or_missing),
     Row("read-proc-keys", _open_fails("/proc/keys"), _empty_or_missing),
     Row("write-sysrq-trigger", _open_fails("/proc/sysrq-trigger", "w"), errno_is(ENOENT, EROFS, EACCES)),
@@ -319,6 +351,13 @@ report(errno=-rc if rc < 0 else 0)
     Row("tiocsti", "report(errno=try_syscall(NR['ioctl'], 0, 0x5412, ctypes.addressof(ctypes.c_char(b'x'))))", errno_is(EPERM)),
     # The allow-list: calls nobody listed are refused, new ones included.
     Row("new-mount-syscalls", _syscalls("listmount", "statmount", "open_tree_attr"), every_errno_in(EPERM, ENOSYS)),
+    # What builds and clones the prepared root: the worker may not clone,
+    # move or reconfigure a mount (its own root included).
+    Row(
+        "mount-api-syscalls",
+        _syscalls("open_tree", "move_mount", "fsopen", "fsconfig", "fsmount", "fspick", "mount_setattr"),
+        every_errno_in(EPERM, ENOSYS),
+    ),
     Row(
         "unlisted-syscalls",
         _syscalls("memfd_secret", "cachestat", "lsm_get_self_attr", "lsm_list_modules", "getxattrat", "file_getattr"),
@@ -397,6 +436,7 @@ report(seen=seen)
         holds(lambda last: all(v in ("", ENOENT) for v in last["seen"].values())),
     ),
     Row("mountinfo-host-paths", "report(mountinfo=open('/proc/self/mountinfo').read())", _mountinfo_reveals_no_host_path),
+    Row("mount-propagation", "report(mountinfo=open('/proc/self/mountinfo').read())", _no_propagation),
     # --- network -----------------------------------------------------------
     # AF_VSOCK reaches the hypervisor's sockets (the VM's own vsock here).
     Row("vsock-socket", _sockets((40, 1, 0), (40, 2, 0)), every_errno_in(EPERM, EAFNOSUPPORT)),

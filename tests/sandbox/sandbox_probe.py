@@ -45,7 +45,8 @@ NR = {
                     sethostname=161, chroot=51, prctl=167, personality=92),
 }[platform.machine()]
 # From 424 on, numbers are the same on every architecture.
-NR.update(memfd_secret=447, cachestat=451, statmount=457, listmount=458, lsm_get_self_attr=459,
+NR.update(open_tree=428, move_mount=429, fsopen=430, fsconfig=431, fsmount=432, fspick=433,
+          mount_setattr=442, memfd_secret=447, cachestat=451, statmount=457, listmount=458, lsm_get_self_attr=459,
           lsm_list_modules=461, getxattrat=464, open_tree_attr=467, file_getattr=468)
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.syscall.restype = ctypes.c_long

@@ -1,0 +1,140 @@
+"""The prepared root: what the sandboxes of a runtime share is built once
+(csrc/mounts.c, ll_template_build) and cloned into each; each sandbox
+mounts only its own parts. It must look, from inside, exactly like the
+root a sandbox builds mount by mount."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+
+import pytest
+import sandbox_probe
+
+from lambdalet.sandbox import nsspawn, rootfs
+from lambdalet.sandbox.namespaced import NamespacedBackend
+
+OWN_KINDS = (nsspawn.PROC, nsspawn.STAGE_BIND, nsspawn.OVERLAY_RO, nsspawn.FIXED_FILE, nsspawn.READONLY)
+
+
+def _layout(**kw) -> rootfs.RootLayout:
+    fields = dict(python_prefix="/srv/python", runtime_sources={"lambdalet/runtime": "/src/runtime"}, code_dir="/data/code/abc")
+    fields.update(kw)
+    return rootfs.RootLayout(**fields)
+
+
+def test_split_leaves_each_sandbox_its_proc_tmp_code_and_layers():
+    ops = rootfs.plan(_layout(layers=("/l/one", "/l/two")))
+    shared, own = rootfs.split(ops)
+    # Nothing lost; the own mounts' mountpoints added.
+    mountpoints = [op for op in shared if op.kind == nsspawn.MKDIR and op.dst in rootfs.OWN_MOUNTS]
+    assert sorted(op.dst for op in mountpoints) == sorted(rootfs.OWN_MOUNTS)
+    assert sorted(map(repr, [op for op in shared if op not in mountpoints] + own)) == sorted(map(repr, ops))
+    assert not [op for op in shared if op.kind in OWN_KINDS]
+    assert not [op for op in own if op.kind == nsspawn.MKDIR]  # the prepared root is read-only
+    # The function's own: its code, layers, /tmp (its size) and a /proc of its pid namespace.
+    own_dsts = {op.dst for op in own}
+    assert {"/proc", "/tmp", "/var/task", "/opt", "/layers/0", "/layers/1", rootfs.BOOT_ID} <= own_dsts
+    assert not [op for op in shared if op.dst in ("/tmp", "/var/task", "/opt") and op.kind != nsspawn.MKDIR]
+    # What every sandbox of the runtime shares: the same whatever the
+    # function (its code, /tmp size, layers or none).
+    other_shared, other_own = rootfs.split(rootfs.plan(_layout(code_dir="/data/code/xyz", ephemeral_mb=10240)))
+    assert other_shared == shared
+    assert [op.kind for op in other_own if op.dst == "/opt"] == []  # no layers: the template's empty /opt
+
+
+def test_a_template_that_cannot_be_built_names_its_step_and_op(tmp_path):
+    ops = [nsspawn.MountOp(nsspawn.MKDIR, "/etc", mode=0o755), nsspawn.MountOp(nsspawn.BIND_RO, "/usr", src=str(tmp_path / "absent"))]
+    with pytest.raises(OSError) as caught:
+        nsspawn.build_template(ops, 0, 0)
+    assert "open_tree /usr" in str(caught.value) and caught.value.errno == 2
+    # Each sandbox's own kinds have no place in it.
+    with pytest.raises(OSError, match="not a shared mount op /proc"):
+        nsspawn.build_template([nsspawn.MountOp(nsspawn.PROC, "/proc")], 0, 0)
+
+
+# Every mount seen from inside: where, its own flags, its type; the files of
+# the synthesised /etc with their owners and modes.
+VIEW = """
+mounts, superblocks = [], {}
+for line in open('/proc/self/mountinfo'):
+    fields = line.split()
+    sep = fields.index('-')
+    mounts.append((fields[4], fields[5], fields[sep + 1]))
+    superblocks[fields[4]] = fields[sep + 3].split(',')[0]
+files = {}
+for path in ('/', '/etc', '/etc/passwd', '/etc/hosts', '/etc/resolv.conf', '/dev', '/dev/fd', '/proc', '/tmp', '/var/task', '/opt', '/var/runtime'):
+    st = os.lstat(path)
+    files[path] = (st.st_uid, st.st_gid, oct(st.st_mode))
+report(mounts=sorted(mounts), superblocks=superblocks, files=files, etc=sorted(os.listdir('/etc')), dev=sorted(os.listdir('/dev')), passwd=open('/etc/passwd').read())
+"""
+
+
+def test_a_cloned_root_looks_like_one_built_mount_by_mount(backend, runtime_root, python, code_dir):
+    prepared = sandbox_probe.run(backend, python, code_dir, VIEW).last
+    built = NamespacedBackend(runtime_root, prepared_root=False, zygote=False)
+    try:
+        by_hand = sandbox_probe.run(built, python, code_dir, VIEW).last
+    finally:
+        built.close()
+    # The same mounts with the same flags (ro, nosuid, nodev, noexec) and
+    # types, the same files with the same owners and modes.
+    assert prepared["mounts"] == by_hand["mounts"]
+    assert prepared["files"] == by_hand["files"]
+    assert (prepared["etc"], prepared["dev"], prepared["passwd"]) == (by_hand["etc"], by_hand["dev"], by_hand["passwd"])
+    # And the root is the prepared one: its tmpfs is read-only down to the
+    # superblock, shared by every sandbox of the runtime (so is /dev's).
+    assert [m[1].split(",")[0] for m in prepared["mounts"] if m[0] in ("/", "/dev")] == ["ro", "ro"]
+    assert (prepared["superblocks"]["/"], prepared["superblocks"]["/dev"]) == ("ro", "ro")
+    assert (by_hand["superblocks"]["/"], by_hand["superblocks"]["/dev"]) == ("rw", "rw")
+
+
+def test_every_sandbox_of_a_runtime_clones_one_template(backend, python, code_dir, tmp_path):
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "app.py").write_text("def handler(event, context):\n    return 1\n")
+    other.chmod(0o755)
+    tmp_path.chmod(0o755)
+    snippet = "report(ls=sorted(os.listdir('/var/task')), tmp=os.statvfs('/tmp').f_blocks * os.statvfs('/tmp').f_frsize)"
+    first = sandbox_probe.run(backend, python, code_dir, snippet).last
+    second = sandbox_probe.run(backend, python, str(other), snippet, ephemeral_mb=1024).last
+    # Each with its own code and /tmp, from one prepared root.
+    assert "app.py" in first["ls"] and second["ls"] == ["app.py"]
+    assert (first["tmp"], second["tmp"]) == (512 << 20, 1024 << 20)
+    assert len(backend._templates) == 1
+
+
+def _writable_detached_tmpfs() -> int:
+    """A detached tmpfs like a template's, but writable: what a sandbox
+    would share with every other if one were ever cloned as a root."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    fs = libc.syscall(ctypes.c_long(430), b"tmpfs", ctypes.c_uint(1))  # fsopen, FSOPEN_CLOEXEC
+    assert fs >= 0, os.strerror(ctypes.get_errno())
+    try:
+        assert libc.syscall(ctypes.c_long(431), ctypes.c_int(fs), ctypes.c_uint(6), None, None, ctypes.c_int(0)) == 0  # CMD_CREATE
+        mnt = libc.syscall(ctypes.c_long(432), ctypes.c_int(fs), ctypes.c_uint(1), ctypes.c_uint(0))  # fsmount
+        assert mnt >= 0, os.strerror(ctypes.get_errno())
+        return mnt
+    finally:
+        os.close(fs)
+
+
+@pytest.mark.parametrize("impostor", ["host root", "writable tmpfs"])
+def test_an_fd_that_is_no_template_is_never_cloned_as_a_root(runtime_root, python, code_dir, impostor):
+    # Whatever mount an fd names may be cloned: an fd number that came to
+    # name something else must fail the spawn, not become its root.
+    be = NamespacedBackend(runtime_root, zygote=False)
+    try:
+        assert sandbox_probe.run(be, python, code_dir, "report(ok=1)").last == {"ok": 1}
+        ((key, (ops, compiled, packed, template)),) = be._plans.items()
+        fd = os.open("/", os.O_PATH | os.O_CLOEXEC) if impostor == "host root" else _writable_detached_tmpfs()
+        be._plans[key] = (ops, compiled, packed, fd)
+        try:
+            with pytest.raises(OSError, match="clone prepared root|prepared root: not a sealed tmpfs"):
+                sandbox_probe.run(be, python, code_dir, "report(ok=1)")
+        finally:
+            be._plans[key] = (ops, compiled, packed, template)
+            os.close(fd)
+    finally:
+        be.close()
