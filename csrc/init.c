@@ -13,7 +13,8 @@
  * worker's exit code, or 128 + the signal that killed it. The lifeline is
  * the read end of a pipe whose write end only the server holds: when the
  * server process dies, however it dies and whichever thread spawned the
- * sandbox, the pipe hangs up and init takes the whole sandbox down.
+ * sandbox, the pipe hangs up, raises SIGIO here (see arm()) and init takes
+ * the whole sandbox down.
  *
  * Built by build_native.py with -nostdlib -static and embedded in the
  * extension; spawn.c falls back to an in-process loop if it cannot exec. */
@@ -30,6 +31,8 @@ typedef unsigned long u64;
 #define NR_READ 0
 #define NR_PPOLL 271
 #define NR_SIGNALFD4 289
+#define NR_GETPID 39
+#define NR_FCNTL 72
 static long sys6(long n, long a, long b, long c, long d)
 {
     long ret;
@@ -59,6 +62,8 @@ __asm__(".text\n.global _start\n_start:\n"
 #define NR_READ 63
 #define NR_PPOLL 73
 #define NR_SIGNALFD4 74
+#define NR_GETPID 172
+#define NR_FCNTL 25
 static long sys6(long n, long a, long b, long c, long d)
 {
     register long x8 __asm__("x8") = n;
@@ -86,6 +91,7 @@ __asm__(".text\n.global _start\n_start:\n  mov x0, sp\n  bl init_main\n  brk #0\
 #endif
 
 #define SIGKILL 9
+#define SIGIO 29
 #define SIGCHLD 17
 #define SIGRTMAX 64
 #define WNOHANG 1
@@ -94,6 +100,10 @@ __asm__(".text\n.global _start\n_start:\n  mov x0, sp\n  bl init_main\n  brk #0\
 #define POLLIN 0x001
 #define POLLERR 0x008
 #define POLLHUP 0x010
+#define F_GETFL 3
+#define F_SETFL 4
+#define F_SETOWN 8
+#define O_ASYNC 020000
 
 struct pollfd_k {
     int fd;
@@ -114,6 +124,33 @@ static void __attribute__((noreturn)) leave(int code)
         sys6(NR_EXIT_GROUP, code, 0, 0, 0);
 }
 
+/* The server is gone: nobody is left to enforce a deadline. */
+static void __attribute__((noreturn)) take_all_down(void)
+{
+    sys6(NR_KILL, -1, SIGKILL, 0, 0);
+    leave(128 + SIGKILL);
+}
+
+/* Whether the lifeline has hung up (or, never written to, holds data). */
+static int server_gone(long lifeline)
+{
+    struct pollfd_k fd = { (int)lifeline, POLLIN, 0 };
+    long now[2] = { 0, 0 }; /* a zero timeout: look, do not wait */
+    return sys5(NR_PPOLL, (long)&fd, 1, (long)now, 0, 8) > 0 && (fd.revents & (POLLIN | POLLHUP | POLLERR));
+}
+
+/* SIGIO to this process when the pipe hangs up. The owner is set as this
+ * process's own ids, after spawn.c dropped them, so the kernel's check of
+ * who may be sent the signal passes. Returns 0 if the kernel refused. */
+static int arm(long lifeline)
+{
+    long pid = sys6(NR_GETPID, 0, 0, 0, 0);
+    if (sys6(NR_FCNTL, lifeline, F_SETOWN, pid, 0) < 0)
+        return 0;
+    long flags = sys6(NR_FCNTL, lifeline, F_GETFL, 0, 0);
+    return flags >= 0 && sys6(NR_FCNTL, lifeline, F_SETFL, flags | O_ASYNC, 0) >= 0;
+}
+
 __attribute__((used, noreturn)) void init_main(long *sp)
 {
     long argc = sp[0];
@@ -132,10 +169,18 @@ __attribute__((used, noreturn)) void init_main(long *sp)
     u64 all = ~0UL;
     sys6(NR_RT_SIGPROCMASK, 2 /* SIG_SETMASK */, (long)&all, 0, 8);
 
-    /* With a lifeline, signals arrive through a signalfd so that one wait
-     * covers both them and the pipe. */
-    long sfd = lifeline >= 0 ? sys6(NR_SIGNALFD4, -1, (long)&all, 8, 0) : -1;
-    if (lifeline >= 0 && sfd < 0)
+    /* The lifeline wakes this process only when the server is gone: armed
+     * for SIGIO, PID 1 waits in sigtimedwait alone, a sleep the cgroup
+     * freezer stops and resumes in place, so freezing and thawing an idle
+     * instance never runs it. spawn.c gave it a file description of its
+     * own, since a description has a single SIGIO owner. */
+    int armed = lifeline >= 0 && arm(lifeline);
+    if (armed && server_gone(lifeline))
+        take_all_down(); /* it went before the arming: no SIGIO will come */
+    /* Otherwise (a kernel that refuses the arming) signals arrive through
+     * a signalfd so that one ppoll covers both them and the pipe. */
+    long sfd = lifeline >= 0 && !armed ? sys6(NR_SIGNALFD4, -1, (long)&all, 8, 0) : -1;
+    if (lifeline >= 0 && !armed && sfd < 0)
         leave(127);
 
     /* The worker may have exited before this image started: reap first. */
@@ -161,17 +206,18 @@ __attribute__((used, noreturn)) void init_main(long *sp)
         }
         if (sfd < 0) {
             sig = (int)sys6(NR_RT_SIGTIMEDWAIT, (long)&all, (long)info, 0, 8);
+            /* Anyone in the sandbox may send SIGIO too: the pipe decides. A
+             * SIGIO from elsewhere is forwarded like any other signal. */
+            if (sig == SIGIO && armed && server_gone(lifeline))
+                take_all_down();
             continue;
         }
         struct pollfd_k fds[2] = { { (int)sfd, POLLIN, 0 }, { (int)lifeline, POLLIN, 0 } };
         sig = 0;
         if (sys5(NR_PPOLL, (long)fds, 2, 0, 0, 8) <= 0)
             continue;
-        if (fds[1].revents & (POLLIN | POLLHUP | POLLERR)) {
-            /* The server is gone: nobody is left to enforce a deadline. */
-            sys6(NR_KILL, -1, SIGKILL, 0, 0);
-            leave(128 + SIGKILL);
-        }
+        if (fds[1].revents & (POLLIN | POLLHUP | POLLERR))
+            take_all_down();
         if ((fds[0].revents & POLLIN) && sys6(NR_READ, sfd, (long)info, sizeof info, 0) == (long)sizeof info)
             sig = (int)*(unsigned int *)info; /* ssi_signo comes first */
     }

@@ -217,6 +217,22 @@ static int worker_main(void *arg)
  * Each one returns only if it succeeded; a failure is reported to the
  * parent (fail_child) and ends the child. */
 
+/* The lifeline's read end as a file description of this sandbox's own, on
+ * the same fd number: init.c arms it for SIGIO, and a description has one
+ * SIGIO owner, so the one every sandbox inherited would signal only the
+ * last PID 1 to arm it. Opened through /proc while the ids are still the
+ * server's (the pipe is its owner's alone), and not close-on-exec: it must
+ * outlive PID 1's exec of the init program. */
+static void own_lifeline(int lifeline, int sync_fd)
+{
+    char path[40] = "/proc/self/fd/";
+    decimal(path + strlen(path), lifeline);
+    int own = open(path, O_RDONLY | O_CLOEXEC);
+    CHECK(own, "reopen lifeline");
+    CHECK(dup2(own, lifeline), "place lifeline");
+    close(own);
+}
+
 /* Of the server's fds keep only the handshake, the control channel, the
  * init program, the lifeline and the prepared root; the rest (listening
  * sockets, the database) go now. */
@@ -225,9 +241,8 @@ static void drop_inherited_fds(const struct ll_spawn_config *cfg, int sync_fd)
     int keep[5] = { sync_fd, cfg->control_fd, cfg->init_fd, cfg->lifeline_fd,
                      cfg->root_template ? cfg->root_template_fd : -1 };
     CHECK_RC(ll_caps_close_fds_except(keep, 5), "close inherited fds", NULL);
-    /* The lifeline must outlive PID 1's exec of the init program. */
     if (cfg->lifeline_fd >= 0)
-        CHECK(fcntl(cfg->lifeline_fd, F_SETFD, 0), "keep lifeline");
+        own_lifeline(cfg->lifeline_fd, sync_fd);
 }
 
 /* Wait until the parent has placed us in our cgroups and written our id

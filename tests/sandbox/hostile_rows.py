@@ -471,6 +471,31 @@ report(results=results)
         event={"port": 9000},
     ),
     # --- the platform's own processes ------------------------------------------
+    # PID 1 takes the sandbox down on SIGIO only if its lifeline has hung up:
+    # the function's own SIGIO is forwarded to it as any other signal, and
+    # PID 1's lifeline (a pipe only the server may write) cannot be reopened.
+    Row(
+        "sigio-to-pid1",
+        """
+import signal, time
+got = []
+signal.signal(signal.SIGIO, lambda *a: got.append(True))
+os.kill(1, signal.SIGIO)
+deadline = time.monotonic() + 10
+while not got and time.monotonic() < deadline:
+    time.sleep(0.01)
+reopened = {}
+for fd in range(16):
+    for mode in (os.O_RDONLY, os.O_WRONLY):
+        try:
+            os.close(os.open(f'/proc/1/fd/{fd}', mode))
+            reopened[f'{fd}/{mode}'] = 0
+        except OSError as e:
+            reopened[f'{fd}/{mode}'] = e.errno
+report(forwarded=bool(got), reopened=[k for k, v in reopened.items() if v == 0])
+""",
+        holds(lambda last: last["forwarded"] and last["reopened"] == []),
+    ),
     # The runtime zygote forks every worker; killing it once took every
     # sandbox down. A function must not even see it (the tests then kill it
     # from outside, by its pid: test_zygote.py, test_zygote_server.py).
