@@ -93,6 +93,22 @@ class _MarkedWriter(io.RawIOBase):
         return size
 
 
+def _marking_streams(marks: list) -> tuple[io.TextIOWrapper, io.TextIOWrapper]:
+    """New text streams for fd 1 and 2 over marking writers, layered as the
+    interpreter layers its own. Line buffering: a line reaches the file (and
+    gets its mark) as it is printed, and stays visible up to a kill."""
+    out, err = (
+        io.TextIOWrapper(io.BufferedWriter(_MarkedWriter(fd, marks)), encoding=stream.encoding, errors=stream.errors, line_buffering=True)
+        for fd, stream in ((1, sys.stdout), (2, sys.stderr))
+    )
+    return out, err
+
+
+# The streams and their marks, built by prepare() in the zygote; a worker
+# that has them only points fd 1 and 2 at its own log.
+_prepared_streams: Optional[tuple[list, tuple[io.TextIOWrapper, io.TextIOWrapper]]] = None
+
+
 class _LogCapture:
     def __init__(self) -> None:
         self.fd = os.memfd_create("lambdalet-log", os.MFD_CLOEXEC)
@@ -100,19 +116,14 @@ class _LogCapture:
         fcntl.fcntl(self.fd, fcntl.F_SETFL, fcntl.fcntl(self.fd, fcntl.F_GETFL) | os.O_APPEND)
         os.dup2(self.fd, 1)
         os.dup2(self.fd, 2)
-        self.marks: list[tuple[int, int]] = []
-        # New text streams over marking writers, layered as the interpreter
-        # layers its own. Line buffering: a line reaches the file (and gets
-        # its mark) as it is printed, and stays visible up to a kill.
         old = self._previous = (sys.stdout, sys.stderr)  # kept: closing them would close fd 1 and 2
         for stream in old:
             stream.flush()
-        sys.stdout, sys.stderr = (
-            io.TextIOWrapper(
-                io.BufferedWriter(_MarkedWriter(fd, self.marks)), encoding=stream.encoding, errors=stream.errors, line_buffering=True
-            )
-            for fd, stream in ((1, old[0]), (2, old[1]))
-        )
+        if _prepared_streams is not None:
+            self.marks, (sys.stdout, sys.stderr) = _prepared_streams
+        else:
+            self.marks = []
+            sys.stdout, sys.stderr = _marking_streams(self.marks)
         for handler in logging.getLogger().handlers:
             if isinstance(handler, logging.StreamHandler) and handler.stream in old:
                 handler.setStream(sys.stdout if handler.stream is old[0] else sys.stderr)
@@ -142,9 +153,9 @@ class _RequestIdFilter(logging.Filter):
         return True
 
 
-def _install_logging() -> None:
+def _install_logging(stream=None) -> None:
     # AWS's runtime gives the root logger this handler and format, at WARNING.
-    handler = logging.StreamHandler(sys.stdout)
+    handler = logging.StreamHandler(stream or sys.stdout)
     handler.addFilter(_RequestIdFilter())
     formatter = logging.Formatter(
         "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s",
@@ -329,10 +340,15 @@ _prepared = False
 def prepare() -> None:
     """Everything a worker sets up before it knows its function, done once
     in the zygote (sandbox/zygote.py) so that its forks share the result
-    instead of each building (and writing) its own copy: the log handler,
-    and the lazily built parts of the codecs and clocks every call uses."""
-    global _prepared
-    _install_logging()
+    instead of each building (and writing) its own copy: the log handler
+    and the streams under it, the lazily built parts of the codecs and
+    clocks every call uses, and the ABC cache entry (dict is a Mapping)
+    that os.environ.update consults at init."""
+    global _prepared, _prepared_streams
+    marks: list[tuple[int, int]] = []
+    _prepared_streams = marks, _marking_streams(marks)
+    _install_logging(_prepared_streams[1][0])
+    os.environ.update({})
     json.loads(json.dumps({"warm": [1, 2.5, "x", None, True]}))
     FrameReader("to_worker").feed(encode(Invoke("r", b"{}", 0, "arn")))
     encode(Result("r", b"{}", None, b""))

@@ -26,7 +26,8 @@ What namespaced.py is made of:
                   with the runtime imported, forked into each new sandbox
                   instead of an interpreter start (zygote_client.py is the
                   server's side, spawn_wire.py the requests, kept out of the
-                  zygote's heap)
+                  zygote's heap; fork_hooks.py and zygote_heap.py keep what a
+                  fork writes, and so un-shares, small)
 
 What every backend runs:
 - interpreters.py the host's Python interpreters, one per Lambda runtime name

@@ -45,10 +45,8 @@ import signal
 import socket
 import sys
 import threading
-from types import ModuleType
-from typing import NamedTuple
 
-from lambdalet.sandbox import nsspawn, spawn_wire
+from lambdalet.sandbox import fork_hooks, nsspawn, spawn_wire, zygote_heap
 
 RUNTIME_DIR = "/var/runtime"  # rootfs.RUNTIME_DIR; rootfs is not imported here
 # Modules only the zygote needs; a worker forgets them so that its imports
@@ -138,6 +136,7 @@ class _Zygote:
             raise
         if rc == spawn_wire.IN_WORKER:
             _python.PyOS_AfterFork_Child()
+            fork_hooks.register_held()
             env = requests.env(req)
             requests.wipe()  # its own request: host paths it has no need of
             raise _Forked(env)
@@ -156,7 +155,7 @@ def _become_worker(env: dict[str, str]) -> None:
     `python -I -S` worker and run the worker's loop. Never returns."""
     code = 1
     try:
-        _forget_the_zygote(env)
+        _take_the_workers_state(env)
         from lambdalet.runtime.worker import main
 
         main(3)
@@ -183,33 +182,18 @@ def _become_worker(env: dict[str, str]) -> None:
             os._exit(code)
 
 
-class _Forgetting(NamedTuple):
-    """What a worker must drop to leave nothing of the zygote reachable,
-    worked out once in the zygote: a fork that walks every module itself
-    writes to (and so un-shares) every page those modules live on."""
-
-    zygote_root: str
-    modules: tuple[str, ...]  # sys.modules entries only the zygote needs
-    importer_keys: tuple[str, ...]  # sys.path_importer_cache entries under the root
-    packages: tuple[ModuleType, ...]  # whose __path__ lists the root beside RUNTIME_DIR
-    # The finders under importer_keys, held here so that dropping them from
-    # the cache frees nothing in a worker: freeing a finder writes to every
-    # page its cached directory listings live on (~200 KB per worker).
-    finders: tuple[object, ...]
-    environ: dict[str, str]  # the zygote's environment as it started, a plain dict
-
-
-_forgetting: _Forgetting | None = None
+# What the zygote let go of when it took a worker's look (_look_like_a_worker),
+# held so that none of it is freed: freeing a module or a finder writes to
+# every page its objects live on, and a worker that did so would un-share
+# them (a finder's cached directory listings alone are ~200 KB).
+_held: list[object] = []
+_environ: dict[str, str] = {}  # the zygote's environment as it started, a plain dict
 
 
 def _present_as_worker_paths(zygote_root: str) -> None:
     """In the zygote: make the runtime's modules name the paths a worker
-    sees them at (under RUNTIME_DIR), as an exec'd worker's do. Packages
-    keep the root as a second search path until the fork, so the zygote
-    itself can still import."""
-    global _forgetting
+    sees them at (under RUNTIME_DIR), as an exec'd worker's do."""
     n = len(zygote_root)
-    packages = []
     for module in list(sys.modules.values()):
         for attr in ("__file__", "__cached__"):
             value = getattr(module, attr, None)
@@ -220,48 +204,26 @@ def _present_as_worker_paths(zygote_root: str) -> None:
             spec.origin = RUNTIME_DIR + spec.origin[n:]
         path = getattr(module, "__path__", None)
         if isinstance(path, list) and any(p.startswith(zygote_root) for p in path):
-            path[:0] = [RUNTIME_DIR + p[n:] for p in path if p.startswith(zygote_root)]
-            packages.append(module)
-    importer_keys = tuple(k for k in sys.path_importer_cache if k.startswith(zygote_root))
-    _forgetting = _Forgetting(
-        zygote_root=zygote_root,
-        modules=tuple(name for name in sys.modules if name.startswith(ZYGOTE_ONLY) or name == __name__),
-        importer_keys=importer_keys,
-        packages=tuple(packages),
-        finders=tuple(sys.path_importer_cache[k] for k in importer_keys),
-        environ=dict(os.environ),
-    )
+            path[:] = [RUNTIME_DIR + p[n:] for p in path if p.startswith(zygote_root)] + [p for p in path if not p.startswith(zygote_root)]
 
 
-def _forget_the_zygote(env: dict[str, str]) -> None:
-    """In the worker: leave nothing of the zygote reachable from Python.
-    Every write here un-shares a page from the zygote, so it touches only
-    what _present_as_worker_paths listed."""
-    forgetting = _forgetting
-    # spawn.c reset every handler; restore what an interpreter starts with.
-    # _signal's own function, not signal.signal: that one converts to and
-    # from enums, and the enum machinery it runs through un-shares ~250 KB.
-    _signal.signal(_signal.SIGINT, _signal.default_int_handler)
-    _signal.signal(_signal.SIGPIPE, _signal.SIG_IGN)
-    _signal.signal(_signal.SIGXFSZ, _signal.SIG_IGN)
-    # The zygote starts with the workers' environment: usually a no-op.
-    # Compared as plain dicts: os.environ's own comparison decodes every
-    # entry through Python code (~300 KB un-shared).
-    if forgetting is None or env != forgetting.environ:
-        os.environ.clear()
-        os.environ.update(env)
+def _look_like_a_worker(zygote_root: str) -> None:
+    """In the zygote, once it has imported all it will: leave nothing of the
+    zygote reachable through the interpreter's tables, so that a forked
+    worker's imports resolve exactly as in an exec'd `python -I -S` worker.
+    Done here once rather than in every worker, where each of these writes
+    would un-share a page. The zygote runs on the functions it already
+    holds and imports nothing more."""
+    _present_as_worker_paths(zygote_root)
+    _environ.update(os.environ)
     sys.argv[:] = ["-c"]
     sys.orig_argv[:] = [sys.orig_argv[0], "-I", "-S", "-B", "-c", "<lambdalet worker>"]
     # [0] is the zygote's root; the rest (the stdlib) looks the same inside.
     sys.path[0] = RUNTIME_DIR
-    if forgetting is not None:
-        root = forgetting.zygote_root
-        for key in forgetting.importer_keys:
-            sys.path_importer_cache.pop(key, None)
-        for pkg in forgetting.packages:
-            pkg.__path__[:] = [p for p in pkg.__path__ if not p.startswith(root)]
-        for name in forgetting.modules:
-            sys.modules.pop(name, None)
+    for key in [k for k in sys.path_importer_cache if k.startswith(zygote_root)]:
+        _held.append(sys.path_importer_cache.pop(key))
+    for name in [name for name in sys.modules if name.startswith(ZYGOTE_ONLY) or name == __name__]:
+        _held.append(sys.modules.pop(name))
     lambdalet = sys.modules["lambdalet"]
     for attr in ("sandbox", "csrc"):
         if hasattr(lambdalet, attr):
@@ -271,6 +233,22 @@ def _forget_the_zygote(env: dict[str, str]) -> None:
 
     __main__.__dict__.pop("main", None)
     __main__.main = worker.main  # what the exec'd worker's -c program imported
+
+
+def _take_the_workers_state(env: dict[str, str]) -> None:
+    """In the worker: what differs per worker from the zygote's state."""
+    # spawn.c reset every handler; restore what an interpreter starts with.
+    # _signal's own function, not signal.signal: that one converts to and
+    # from enums, and the enum machinery it runs through un-shares ~250 KB.
+    _signal.signal(_signal.SIGINT, _signal.default_int_handler)
+    _signal.signal(_signal.SIGPIPE, _signal.SIG_IGN)
+    _signal.signal(_signal.SIGXFSZ, _signal.SIG_IGN)
+    # The zygote starts with the workers' environment: usually a no-op.
+    # Compared as plain dicts: os.environ's own comparison decodes every
+    # entry through Python code (~300 KB un-shared).
+    if env != _environ:
+        os.environ.clear()
+        os.environ.update(env)
 
 
 def _exit_code(code) -> int:
@@ -289,6 +267,7 @@ def boot_code(sock_fd: int, lifeline_fd: int) -> str:
     there."""
     return (
         "import sys;sys.path.insert(0,sys.stdin.readline().rstrip('\\n'));"
+        "from lambdalet.sandbox import fork_hooks;fork_hooks.hold();"
         f"from lambdalet.sandbox.zygote import main;main({sock_fd},{lifeline_fd})"
     )
 
@@ -307,11 +286,14 @@ def main(sock_fd: int, lifeline_fd: int) -> None:
     from lambdalet.runtime import worker
 
     worker.prepare()
-    _present_as_worker_paths(sys.path[0])
+    fork_hooks.stop_holding()
+    _look_like_a_worker(sys.path[0])
     # Anything the zygote allocated is never freed: keep the collector from
     # touching (and so un-sharing) those pages in every fork.
     gc.collect()
     gc.freeze()
+    # Last: so that a worker's new objects land on pages of its own.
+    zygote_heap.fill_free_blocks()
     sock.send(spawn_wire.hello(os.getpid()))
     try:
         zygote.serve()

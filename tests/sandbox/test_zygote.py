@@ -64,6 +64,43 @@ def sleep(event, context):
     import time
     time.sleep(event)
     return "slept"
+def threads_then_fork(event, context):
+    import logging, threading
+    ran = []
+    t = threading.Thread(target=ran.append, args=(1,))
+    t.start()
+    t.join()
+    # Another thread holds the log handler's lock while this one forks: the
+    # child can log only if logging's fork hook re-made that lock, and sees
+    # one thread only if threading's hook cleaned its table.
+    handler = logging.getLogger().handlers[0]
+    held, release = threading.Event(), threading.Event()
+    def hold():
+        handler.acquire()
+        held.set()
+        release.wait()
+        handler.release()
+    holder = threading.Thread(target=hold)
+    holder.start()
+    held.wait()
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        signal.alarm(5)  # a lock left held would hang the child here
+        logging.getLogger().warning("from the child")
+        main = threading.current_thread() is threading.main_thread()
+        os.write(w, json.dumps({"threads": threading.active_count(), "main": main}).encode())
+        os._exit(0)
+    os.close(w)
+    child = json.loads(os.read(r, 1000) or b"null")
+    os.close(r)
+    _, status = os.waitpid(pid, 0)
+    release.set()
+    holder.join()
+    return {"ran": ran, "child": child, "status": status}
+def collect(event, context):
+    import gc
+    return {"enabled": gc.isenabled(), "collected": gc.collect() >= 0, "garbage": gc.garbage}
 """
 
 
@@ -173,6 +210,28 @@ def test_instances_forked_from_the_zygote_do_not_share_tmp(backend, probe_dir):
         assert json.loads(_call(c).payload)["tmp"] == []
     finally:
         c.destroy()
+
+
+def test_a_handler_that_forks_beside_a_thread_gets_a_clean_child(backend, probe_dir):
+    """The zygote holds threading's and logging's fork hooks back and each
+    worker registers them (sandbox/fork_hooks.py): a fork the handler makes
+    must still run them."""
+    sandbox = _started(backend, probe_dir, "zy-fork", "app.threads_then_fork")
+    try:
+        result = json.loads(_call(sandbox).payload)
+        assert result == {"ran": [1], "child": {"threads": 1, "main": True}, "status": 0}
+        assert b"from the child" in _call(sandbox).log  # the child's line reached the log
+    finally:
+        sandbox.destroy()
+
+
+def test_a_handler_can_collect_garbage_in_a_forked_worker(backend, probe_dir):
+    sandbox = _started(backend, probe_dir, "zy-gc", "app.collect")
+    try:
+        for _ in range(2):
+            assert json.loads(_call(sandbox).payload) == {"enabled": True, "collected": True, "garbage": []}
+    finally:
+        sandbox.destroy()
 
 
 def test_the_exit_status_comes_back_through_the_zygote(backend, probe_dir):
