@@ -34,7 +34,6 @@ class UrlTarget(msgspec.Struct, frozen=True):
 
     config: dict  # {"UrlId", "AuthType", "Cors", "InvokeMode", ...}
     record: FunctionRecord  # the version that runs the call
-    arn: str  # the function's ARN, qualified for an alias's URL
     # AuthType NONE: whether the resource policy lets anyone call it (AWS's
     # rule, functions/policy.py); AWS_IAM URLs are for this account's keys.
     public: bool
@@ -103,7 +102,7 @@ class FunctionSettings:
         if not config or config["UrlId"] != url_id:
             return None
         record = latest if alias is None else self.service.resolve(latest.name, alias)
-        return UrlTarget(config, record, self.service.arn(latest.name, alias), self._public(url_id, latest.policies.get(alias or "")))
+        return UrlTarget(config, record, self._public(url_id, latest.policies.get(alias or "")))
 
     def _public(self, url_id: str, statements: list[dict] | None) -> bool:
         # Statements lists are replaced, never changed in place, so the
