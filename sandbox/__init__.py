@@ -13,6 +13,8 @@ Backends:
 What namespaced.py is made of:
 - nsspawn.py      the thin wrapper over csrc/spawn.c (OSError names the step)
 - rootfs.py       the root file system as a plan of mount operations (pure)
+- prepared_roots.py the part of a root every sandbox of a runtime shares,
+                  built once and cloned into each (again when a source changes)
 - seccomp.py      what the seccomp allow-list (csrc/seccomp.c) decides, read
                   from the filter itself (doctor and the tests)
 - cgroups.py      the limits interface; cgroup_v1.py and cgroup_v2.py

@@ -43,6 +43,7 @@ from .egress import Egress, host_nameservers
 from .memory_peak import PeakCounter
 from .netns_pool import NetnsPool
 from .netns_pool import create as netns_create
+from .prepared_roots import PreparedRoots
 from .runtime_root import RuntimeRoot, worker_argv
 from .spec import SandboxSpec
 from .zygote_client import ZygoteClient, ZygoteGone
@@ -386,13 +387,9 @@ class NamespacedBackend:
         # sandbox's own (rootfs.split).
         self._plans: dict[tuple, tuple[list[nsspawn.MountOp], nsspawn.CompiledOps | None, spawn_wire.PackedOps | None, int]] = {}
         self._plans_lock = threading.Lock()
-        # Prepared roots, by their ops: one per runtime (and resolv.conf),
-        # each a detached mount tree held until close(). Only root can build
-        # them (a new tmpfs in the host's user namespace).
-        self._templates: dict[tuple[nsspawn.MountOp, ...], int] = {}
-        self._templates_lock = threading.Lock()
-        self._prepared_root = prepared_root and self._privileged
-        self._host_id_base = host_id_base
+        # One per runtime (and resolv.conf). Only root can build them (a new
+        # tmpfs in the host's user namespace).
+        self._prepared_roots = PreparedRoots(host_id_base, enabled=prepared_root and self._privileged)
         self._resolv_conf = ""
         self._boot_id = str(uuid.uuid4())  # what /proc/sys/kernel/random/boot_id says inside
         if self._privileged:
@@ -688,6 +685,12 @@ class NamespacedBackend:
     def _plan(self, spec: SandboxSpec) -> tuple:
         """The root's mount plan, built once per distinct plan (see _plans)."""
         key = self._plan_key(spec)
+        if self._prepared_roots.due():
+            replaced = self._prepared_roots.recheck()
+            if replaced:
+                with self._plans_lock:
+                    for stale in [k for k, p in self._plans.items() if p[3] in replaced]:
+                        del self._plans[stale]
         plan = self._plans.get(key)
         if plan is None:
             resolv = key[-1]
@@ -696,28 +699,9 @@ class NamespacedBackend:
             except ValueError as exc:
                 raise OSError(errno.ENOTSUP, f"root plan: {exc}") from exc
             shared, own = rootfs.split(ops)
-            template = self._template(shared)
+            template = self._prepared_roots.get(shared)
             plan = self._remember_plan(key, (own if template >= 0 else ops, None, None, template))
         return plan
-
-    def _template(self, shared: list[nsspawn.MountOp]) -> int:
-        """The prepared root holding shared, built on first use; -1 when
-        prepared roots are off or cannot be built here (every sandbox then
-        builds its whole root)."""
-        if not self._prepared_root:
-            return -1
-        key = tuple(shared)
-        with self._templates_lock:
-            fd = self._templates.get(key)
-            if fd is None:
-                try:
-                    fd = nsspawn.build_template(shared, self._host_id_base, self._host_id_base)
-                except OSError as exc:
-                    log.warning("no prepared root, each sandbox builds its own: %s", exc)
-                    self._prepared_root = False
-                    return -1
-                self._templates[key] = fd
-            return fd
 
     def _plan_key(self, spec: SandboxSpec) -> tuple:
         resolv = self._resolv_conf if spec.network == "egress" else ""
@@ -889,13 +873,9 @@ class NamespacedBackend:
         if self._init_fd >= 0:
             os.close(self._init_fd)
             self._init_fd = -1
-        with self._templates_lock:
-            self._prepared_root = False
-            with self._plans_lock:
-                self._plans.clear()  # they name the templates' fds
-            for fd in self._templates.values():
-                os.close(fd)
-            self._templates.clear()
+        with self._plans_lock:
+            self._plans.clear()  # they name the prepared roots' fds
+        self._prepared_roots.close()
         if self._lifeline_w >= 0:
             # Any sandbox still running ends with it.
             os.close(self._lifeline_w)

@@ -11,8 +11,9 @@ import os
 import pytest
 import sandbox_probe
 
-from lambdalet.sandbox import nsspawn, rootfs
+from lambdalet.sandbox import nsspawn, prepared_roots, rootfs
 from lambdalet.sandbox.namespaced import NamespacedBackend
+from lambdalet.sandbox.runtime_root import RuntimeRoot
 
 OWN_KINDS = (nsspawn.PROC, nsspawn.STAGE_BIND, nsspawn.OVERLAY_RO, nsspawn.FIXED_FILE, nsspawn.READONLY)
 
@@ -101,7 +102,7 @@ def test_every_sandbox_of_a_runtime_clones_one_template(backend, python, code_di
     # Each with its own code and /tmp, from one prepared root.
     assert "app.py" in first["ls"] and second["ls"] == ["app.py"]
     assert (first["tmp"], second["tmp"]) == (512 << 20, 1024 << 20)
-    assert len(backend._templates) == 1
+    assert len(backend._prepared_roots) == 1
 
 
 def _writable_detached_tmpfs() -> int:
@@ -136,5 +137,34 @@ def test_an_fd_that_is_no_template_is_never_cloned_as_a_root(runtime_root, pytho
         finally:
             be._plans[key] = (ops, compiled, packed, template)
             os.close(fd)
+    finally:
+        be.close()
+
+
+def test_a_host_source_replaced_reaches_the_sandboxes_started_after_it(tmp_path, monkeypatch):
+    # A prepared root binds its sources once; a source replaced by a rename
+    # (as ldconfig replaces /etc/ld.so.cache) must still reach new sandboxes,
+    # as it does when each builds its own root.
+    monkeypatch.setattr(prepared_roots, "RECHECK_S", 0.0)
+    extra, code = tmp_path / "extra", tmp_path / "code"
+    for path in (extra, code):
+        path.mkdir()
+    (extra / "v").write_text("one")
+    for path in (tmp_path, extra, code, extra / "v"):
+        path.chmod(0o755)
+    root = RuntimeRoot.create(tmp_path / "runtime", extra_sources={"extra": extra})
+    be = NamespacedBackend(root, zygote=False)
+    snippet = "report(v=open('/var/runtime/extra/v').read())"
+    try:
+        assert sandbox_probe.run(be, root.python, str(code), snippet).last == {"v": "one"}
+        replacement = tmp_path / "extra.new"
+        replacement.mkdir()
+        (replacement / "v").write_text("two")
+        for path in (replacement, replacement / "v"):
+            path.chmod(0o755)
+        extra.rename(tmp_path / "extra.old")
+        replacement.rename(extra)
+        assert sandbox_probe.run(be, root.python, str(code), snippet).last == {"v": "two"}
+        assert len(be._prepared_roots) == 1  # the old one replaced, not kept beside it
     finally:
         be.close()
