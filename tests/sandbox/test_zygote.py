@@ -98,6 +98,10 @@ def threads_then_fork(event, context):
     release.set()
     holder.join()
     return {"ran": ran, "child": child, "status": status}
+def first_call(event, context):
+    import logging
+    logging.getLogger().warning("in the call")
+    return {"request_id": context.aws_request_id, "function": context.function_name, "event": event}
 def collect(event, context):
     import gc
     return {"enabled": gc.isenabled(), "collected": gc.collect() >= 0, "garbage": gc.garbage}
@@ -221,6 +225,21 @@ def test_a_handler_that_forks_beside_a_thread_gets_a_clean_child(backend, probe_
         result = json.loads(_call(sandbox).payload)
         assert result == {"ran": [1], "child": {"threads": 1, "main": True}, "status": 0}
         assert b"from the child" in _call(sandbox).log  # the child's line reached the log
+    finally:
+        sandbox.destroy()
+
+
+def test_the_zygotes_rehearsed_calls_leave_nothing_for_the_first_real_one(backend, probe_dir):
+    """runtime/worker.py prepare() runs the call path in the zygote; the
+    first call of a worker sees its own request, context and log only."""
+    sandbox = _started(backend, probe_dir, "zy-first", "app.first_call")
+    try:
+        call = protocol.Invoke(request_id="req-1", payload=b'{"n": 1}', deadline_ms=2**41, invoked_arn="arn")
+        sandbox.control.sendall(protocol.encode(call))
+        result = _frame(sandbox)
+        assert json.loads(result.payload) == {"request_id": "req-1", "function": "zy", "event": {"n": 1}}
+        assert result.log.count(b"\n") == 1 and b"\treq-1\tin the call\n" in result.log
+        assert result.log.startswith(b"[WARNING]\t")
     finally:
         sandbox.destroy()
 
