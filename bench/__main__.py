@@ -46,7 +46,7 @@ import uuid
 
 from lambdalet.sandbox import proc_stat
 
-from . import events, extensions, harness, paths, peers, provenance
+from . import events, extensions, harness, paths, peers, provenance, smaps
 from .harness import Lambdalet, http_get_once, load, median, percentile
 
 
@@ -317,7 +317,14 @@ def section_d(quick: bool) -> dict:
         time.sleep(1.0)
         pids = _descendants(lam.proc.pid)
         total = sum(_pss_kb(p) for p in pids)
-        return {"instances": n, "processes": len(pids), "pss_mb_per_instance": total / 1024 / n}
+        # The workers: each sandbox's PID 1 is the server's child, its worker a grandchild.
+        workers = [p for p in pids if (stat := proc_stat.read(p)) is not None and stat.ppid != lam.proc.pid]
+        return {
+            "instances": n,
+            "processes": len(pids),
+            "pss_mb_per_instance": total / 1024 / n,
+            "worker_private_kb": smaps.median_private_kb(workers),
+        }
     finally:
         lam.stop()
 
@@ -559,6 +566,10 @@ def render(results: dict) -> str:
         rows.append(
             f"| PSS per idle warm instance, {d['instances']} instances | {d['pss_mb_per_instance']:.2f} MB | target ≤ 1.5 MB | {d['pss_mb_per_instance'] / 1.5:.2f}× |"
         )
+    private = d.get("worker_private_kb")
+    if private:
+        kinds = " / ".join(smaps.KINDS)
+        rows.append(f"| an idle worker's private KB: {kinds} | {' / '.join(f'{private[k]:.0f}' for k in smaps.KINDS)} | | |")
     e = results.get("e", {})
     if "functions" in e:
         rows.append(
