@@ -21,6 +21,9 @@
 #include <sys/statvfs.h> /* ST_* flags, which statfs's f_flags uses too */
 #include <sys/syscall.h>
 #include <sys/vfs.h>
+#include <sys/wait.h>
+#include <sched.h>
+#include <signal.h>
 #include <unistd.h>
 
 /* The new mount API (Linux 5.2+, mount_setattr 5.12+), as raw system calls:
@@ -863,6 +866,29 @@ out:
         return rc;
     }
     return root;
+}
+
+int ll_template_probe(int template_fd)
+{
+    /* A sandbox clones the template from a mount namespace of its own, owned
+     * by a user namespace of its own: whether the kernel lets it (6.15 and
+     * later let any namespace clone a tree made by fsmount; a kernel may
+     * come to ask for privilege over the tree's owner) is asked of a child
+     * in just that position. Raw clone, as in ll_clone_floor: the child runs
+     * system calls only. */
+    int status;
+    pid_t pid = (pid_t)syscall(SYS_clone, (unsigned long)(CLONE_NEWUSER | CLONE_NEWNS | SIGCHLD), 0, 0, 0, 0);
+    if (pid < 0)
+        return -errno;
+    if (pid == 0) {
+        int mnt = (int)sys_open_tree(template_fd, "", OPEN_TREE_CLONE | AT_RECURSIVE | AT_EMPTY_PATH);
+        _exit(mnt < 0 ? (errno > 0 && errno < 256 ? errno : EINVAL) : 0);
+    }
+    if (LL_RETRY(waitpid(pid, &status, 0)) < 0)
+        return -errno;
+    if (!WIFEXITED(status))
+        return -ECHILD;
+    return -WEXITSTATUS(status);
 }
 
 int ll_mounts_begin_from(int template_fd, const char **step)

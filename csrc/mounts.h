@@ -61,6 +61,9 @@ int ll_mounts_begin_from(int template_fd, const char **step);
  * *step and *failed (the op's index, or -1) naming what failed. */
 int ll_template_build(const struct ll_mount_op *ops, int n_ops, unsigned int owner_uid, unsigned int owner_gid,
                       int *failed, const char **step);
+/* 0 if a process in a new user and mount namespace, as a sandbox is, may
+ * clone the template; else -errno (the kernel's refusal). */
+int ll_template_probe(int template_fd);
 int ll_mount_apply(const struct ll_mount_op *op, int src_fd, const char **step);
 int ll_mounts_finish(const char **step);
 #endif

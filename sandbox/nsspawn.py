@@ -202,8 +202,10 @@ def build_template(ops: list[MountOp], owner_uid: int, owner_gid: int) -> int:
     """A prepared root holding ops (what every sandbox of a runtime shares),
     built once as a detached mount tree in this process's mount namespace;
     its fd, the caller's to close. The files it makes belong to owner_uid
-    and owner_gid (the host ids the sandbox's root maps to). Raises OSError naming the step (and the
-    op) that failed, e.g. on kernels without the new mount API (5.12)."""
+    and owner_gid (the host ids the sandbox's root maps to). Raises OSError
+    naming the step (and the op) that failed, e.g. on kernels without the
+    new mount API (5.12) or that let no sandbox clone a tree made outside
+    it (before 6.15)."""
     compiled = CompiledOps(ops)
     failed = ffi.new("int *")
     step = ffi.new("const char **")
@@ -213,6 +215,10 @@ def build_template(ops: list[MountOp], owner_uid: int, owner_gid: int) -> int:
         if 0 <= failed[0] < len(ops):
             where += f" {ops[failed[0]].dst}"
         raise OSError(-fd, f"{where}: {os.strerror(-fd)}")
+    rc = lib.ll_template_probe(fd)
+    if rc < 0:
+        os.close(fd)
+        raise OSError(-rc, f"prepared root: a sandbox may not clone it here: {os.strerror(-rc)}")
     return fd
 
 

@@ -6,6 +6,7 @@ root a sandbox builds mount by mount."""
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 
 import pytest
@@ -14,6 +15,9 @@ import sandbox_probe
 from lambdalet.sandbox import nsspawn, prepared_roots, rootfs
 from lambdalet.sandbox.namespaced import NamespacedBackend
 from lambdalet.sandbox.runtime_root import RuntimeRoot
+
+# Building a prepared root makes a tmpfs in the host's user namespace.
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="prepared roots are built by root only")
 
 OWN_KINDS = (nsspawn.PROC, nsspawn.STAGE_BIND, nsspawn.OVERLAY_RO, nsspawn.FIXED_FILE, nsspawn.READONLY)
 
@@ -44,6 +48,7 @@ def test_split_leaves_each_sandbox_its_proc_tmp_code_and_layers():
     assert [op.kind for op in other_own if op.dst == "/opt"] == []  # no layers: the template's empty /opt
 
 
+@needs_root
 def test_a_template_that_cannot_be_built_names_its_step_and_op(tmp_path):
     ops = [nsspawn.MountOp(nsspawn.MKDIR, "/etc", mode=0o755), nsspawn.MountOp(nsspawn.BIND_RO, "/usr", src=str(tmp_path / "absent"))]
     with pytest.raises(OSError) as caught:
@@ -122,6 +127,7 @@ def _writable_detached_tmpfs() -> int:
 
 
 @pytest.mark.parametrize("impostor", ["host root", "writable tmpfs"])
+@needs_root
 def test_an_fd_that_is_no_template_is_never_cloned_as_a_root(runtime_root, python, code_dir, impostor):
     # Whatever mount an fd names may be cloned: an fd number that came to
     # name something else must fail the spawn, not become its root.
@@ -141,6 +147,7 @@ def test_an_fd_that_is_no_template_is_never_cloned_as_a_root(runtime_root, pytho
         be.close()
 
 
+@needs_root
 def test_a_host_source_replaced_reaches_the_sandboxes_started_after_it(tmp_path, monkeypatch):
     # A prepared root binds its sources once; a source replaced by a rename
     # (as ldconfig replaces /etc/ld.so.cache) must still reach new sandboxes,
@@ -168,3 +175,20 @@ def test_a_host_source_replaced_reaches_the_sandboxes_started_after_it(tmp_path,
         assert len(be._prepared_roots) == 1  # the old one replaced, not kept beside it
     finally:
         be.close()
+
+
+@needs_root
+def test_the_probe_asks_a_child_in_a_sandboxs_position_whether_it_may_clone(tmp_path):
+    # build_template keeps a tree only if a process in new user and mount
+    # namespaces may clone it; the host's own mounts it may not.
+    from lambdalet.csrc._native import lib
+
+    shared, _ = rootfs.split(rootfs.plan(_layout(python_prefix="/usr", runtime_sources={}, code_dir=str(tmp_path))))
+    template = nsspawn.build_template(shared, 0, 0)
+    host_root = os.open("/", os.O_PATH | os.O_CLOEXEC)
+    try:
+        assert lib.ll_template_probe(template) == 0
+        assert lib.ll_template_probe(host_root) == -errno.EINVAL
+    finally:
+        os.close(template)
+        os.close(host_root)
