@@ -89,21 +89,47 @@ static void reset_signal_handlers(void)
 
 /* PID 1: reap every child, forward termination signals to the worker, kill
  * everything else on LL_SIG_KILL_ALL, and leave with the worker's status. When PID 1 exits the kernel kills every
- * other process in the namespace, daemonised ones included. */
+ * other process in the namespace, daemonised ones included. The same loop as
+ * init.c's (which explains the lifeline's SIGIO), for where it cannot be
+ * exec'd. */
+static void __attribute__((noreturn)) server_gone(void)
+{
+    /* The server is gone: nobody is left to enforce a deadline. */
+    (void)kill(-1, SIGKILL);
+    _exit(128 + SIGKILL);
+}
+
+static int lifeline_hung_up(int lifeline)
+{
+    struct pollfd fd = { lifeline, POLLIN, 0 };
+    return poll(&fd, 1, 0) > 0 && (fd.revents & (POLLIN | POLLHUP | POLLERR));
+}
+
+static int arm_lifeline(int lifeline)
+{
+    /* Raw: a libc that caches its pid would hold the server's here. */
+    if (fcntl(lifeline, F_SETOWN, (pid_t)syscall(SYS_getpid)) < 0)
+        return 0;
+    int flags = fcntl(lifeline, F_GETFL);
+    return flags >= 0 && fcntl(lifeline, F_SETFL, flags | O_ASYNC) >= 0;
+}
+
 static int next_signal(const sigset_t *all, int sfd, int lifeline)
 {
     if (sfd < 0) {
         siginfo_t info;
-        return sigwaitinfo(all, &info);
+        int sig = sigwaitinfo(all, &info);
+        /* Armed (there is a lifeline and no signalfd): the pipe decides
+         * whether a SIGIO is the server's death or anyone else's signal. */
+        if (sig == SIGIO && lifeline >= 0 && lifeline_hung_up(lifeline))
+            server_gone();
+        return sig;
     }
     struct pollfd fds[2] = { { sfd, POLLIN, 0 }, { lifeline, POLLIN, 0 } };
     if (poll(fds, 2, -1) <= 0)
         return -1;
-    if (fds[1].revents & (POLLIN | POLLHUP | POLLERR)) {
-        /* The server is gone: nobody is left to enforce a deadline. */
-        (void)kill(-1, SIGKILL);
-        _exit(128 + SIGKILL);
-    }
+    if (fds[1].revents & (POLLIN | POLLHUP | POLLERR))
+        server_gone();
     struct signalfd_siginfo si;
     if ((fds[0].revents & POLLIN) && read(sfd, &si, sizeof si) == (ssize_t)sizeof si)
         return (int)si.ssi_signo;
@@ -114,7 +140,10 @@ static void __attribute__((noreturn)) init_loop(pid_t worker, int lifeline)
 {
     sigset_t all;
     sigfillset(&all);
-    int sfd = lifeline >= 0 ? signalfd(-1, &all, SFD_CLOEXEC) : -1;
+    int armed = lifeline >= 0 && arm_lifeline(lifeline);
+    if (armed && lifeline_hung_up(lifeline))
+        server_gone();
+    int sfd = lifeline >= 0 && !armed ? signalfd(-1, &all, SFD_CLOEXEC) : -1;
     for (;;) {
         int sig = next_signal(&all, sfd, lifeline);
         if (sig < 0)

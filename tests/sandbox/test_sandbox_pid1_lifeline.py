@@ -41,22 +41,39 @@ def _flags(pid: int, fd: int) -> int:
     return int(fields["flags"], 8)
 
 
-def _waiting(pid1: int) -> bool:
-    """The init program runs (exec'd) and sleeps in its one wait."""
+def _waiting(pid1: int, exec_init: bool = True) -> bool:
+    """PID 1 sleeps in its one wait (with exec_init, in the init program)."""
     try:
         with open(f"/proc/{pid1}/cmdline", "rb") as f:
-            started = f.read().startswith(b"init\x00")
+            started = f.read().startswith(b"init\x00") or not exec_init
     except OSError:
         return False
     stat = proc_stat.read(pid1)
     return started and stat is not None and stat.state == "S"
 
 
-def test_freezing_and_thawing_an_idle_sandbox_never_runs_its_pid1(backend, python, code_dir):
-    sandbox = sandbox_probe.start(backend, python, code_dir, "report(up=True)\nos.read(3, 1)\nreport(still=True)")
+@pytest.fixture(params=[True, False], ids=["init-program", "in-process-fallback"])
+def exec_init(request) -> bool:
+    return request.param
+
+
+@pytest.fixture
+def either_backend(backend, runtime_root, exec_init):
+    """The module's backend, or one whose PID 1 stays a copy of the server
+    (the fallback where the init image cannot be exec'd)."""
+    if exec_init:
+        yield backend
+        return
+    fallback = namespaced.NamespacedBackend(runtime_root, netns_pool=0, exec_init=False)
+    yield fallback
+    fallback.close()
+
+
+def test_freezing_and_thawing_an_idle_sandbox_never_runs_its_pid1(either_backend, exec_init, python, code_dir):
+    sandbox = sandbox_probe.start(either_backend, python, code_dir, "report(up=True)\nos.read(3, 1)\nreport(still=True)")
     try:
         assert sandbox_probe.read_one(sandbox) == {"up": True}
-        wait_for(lambda: _waiting(sandbox.pid))
+        wait_for(lambda: _waiting(sandbox.pid, exec_init))
         before = _switches(sandbox.pid)
         for _ in range(20):
             assert sandbox.freeze() is True
@@ -91,20 +108,20 @@ def test_each_pid1_arms_a_lifeline_description_of_its_own(backend, python, code_
             sandbox.destroy()
 
 
-def test_every_sandbox_ends_itself_when_the_lifeline_hangs_up(runtime_root, python, code_dir):
+def test_every_sandbox_ends_itself_when_the_lifeline_hangs_up(runtime_root, exec_init, python, code_dir):
     """The write end replaced by /dev/null, as if the server were gone: each
     PID 1, idle in its wait (one of them frozen and thawed before), exits
     by itself and takes its sandbox with it."""
     if os.geteuid() != 0:
         pytest.skip("needs root")
-    backend = namespaced.NamespacedBackend(runtime_root, netns_pool=0)
+    backend = namespaced.NamespacedBackend(runtime_root, netns_pool=0, exec_init=exec_init)
     boxes = []
     try:
         for _ in range(3):
             boxes.append(sandbox_probe.start(backend, python, code_dir, "import signal\nreport(up=True)\nwhile True: signal.pause()"))
         for sandbox in boxes:
             assert sandbox_probe.read_one(sandbox) == {"up": True}
-            wait_for(lambda sandbox=sandbox: _waiting(sandbox.pid))
+            wait_for(lambda sandbox=sandbox: _waiting(sandbox.pid, exec_init))
         assert boxes[0].freeze() is True
         wait_for(lambda: sandbox_probe.fully_frozen(boxes[0]))
         boxes[0].thaw()
