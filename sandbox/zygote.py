@@ -303,7 +303,9 @@ def main(sock_fd: int, lifeline_fd: int) -> None:
         return
     # In a worker. spawn.c closed every fd but 0-3: the zygote's socket
     # object must not close fd number N again later, when N may be the
-    # worker's own; the rest of the zygote goes with its frames.
+    # worker's own. The zygote's state (its request buffer wiped) is held,
+    # not freed: freeing it would write to the pages it shares (~50 KB).
     sock.detach()
+    _held.append(zygote)
     del zygote, sock
     _become_worker(env)
