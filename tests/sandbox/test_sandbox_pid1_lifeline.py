@@ -1,7 +1,7 @@
 """PID 1's lifeline armed for SIGIO (csrc/init.c): an idle PID 1 sleeps in
-sigtimedwait, which the cgroup freezer stops and resumes where it sleeps,
-so freezing and thawing an idle instance never runs it; and the server's
-death still takes every sandbox down at once."""
+sigtimedwait, which the cgroup v1 freezer stops and resumes where it
+sleeps, so freezing and thawing an idle instance never runs it; and the
+server's death still takes every sandbox down at once."""
 
 from __future__ import annotations
 
@@ -70,6 +70,11 @@ def either_backend(backend, runtime_root, exec_init):
 
 
 def test_freezing_and_thawing_an_idle_sandbox_never_runs_its_pid1(either_backend, exec_init, python, code_dir):
+    if either_backend.cgroups is None or either_backend.cgroups.version != 1:
+        # Measured on this project's hosts: v2's freezer traps every task as
+        # a signal does, freezable sleep or not (each freeze and each thaw
+        # woke PID 1 and the worker alike, ~2 switches each per pair).
+        pytest.skip("only cgroup v1's freezer leaves a task in a freezable sleep asleep")
     sandbox = sandbox_probe.start(either_backend, python, code_dir, "report(up=True)\nos.read(3, 1)\nreport(still=True)")
     try:
         assert sandbox_probe.read_one(sandbox) == {"up": True}
