@@ -20,6 +20,9 @@ from .layers import LayerService
 from .model import FunctionRecord, configuration, function_arn
 from .runtimes import RuntimeCatalog
 
+_PARSED_MAX = 1024
+_PARSED_REF_MAX = 256  # the model's longest FunctionName
+
 
 class FunctionDirectory:
     def __init__(
@@ -41,6 +44,12 @@ class FunctionDirectory:
         self.versions: dict[str, dict[str, FunctionRecord]] = {}
         for rec in versions:
             self.versions.setdefault(rec.name, {})[rec.version] = rec
+        # FunctionNames parsed before, with what they parsed to: an Invoke
+        # names its function on every call, and its pattern (names, partial
+        # and full ARNs) was matched twice a call. Only what parsed is kept
+        # (a refusal is made afresh), bounded in count and in name length,
+        # and emptied when full, like http1's header names.
+        self._parsed: dict[str, tuple[str, str | None]] = {}
 
     def arn(self, name: str, qualifier: str | None = None) -> str:
         return function_arn(self.region, self.account, name, qualifier)
@@ -50,6 +59,9 @@ class FunctionDirectory:
         account is refused as AWS refuses it: another region's functions
         cannot be reached from this one, and another account's are not
         this server's to serve."""
+        parsed = self._parsed.get(ref) if type(ref) is str else None
+        if parsed is not None:
+            return parsed
         name, qualifier = v.function_ref(ref)
         region, account = v.function_scope(ref)
         if region is not None and region != self.region:
@@ -59,6 +71,10 @@ class FunctionDirectory:
                 "AccessDeniedException",
                 f"You are not authorized to access {ref}: it belongs to account {account}, and this server serves account {self.account}.",
             )
+        if len(ref) <= _PARSED_REF_MAX:
+            if len(self._parsed) >= _PARSED_MAX:
+                self._parsed.clear()
+            self._parsed[ref] = (name, qualifier)
         return name, qualifier
 
     def qualified(self, ref: str, qualifier: str | None) -> tuple[str, str | None]:
