@@ -132,12 +132,12 @@ class CgroupStager:
                 self._remove(stage)
 
     def _stage(self) -> CgroupV1:
-        stage = self._manager.create(f"stage-{uuid.uuid4().hex[:12]}", STAGE_MEMORY_MB)
+        # The zygote works here between spawns: no CPU quota (128 MB's
+        # would be 72 ms a second, which its spawns use up in a burst). A
+        # spawn sets the function's limits before the clone; those of
+        # STAGE_MEMORY_MB are in place already and not written again.
+        stage = self._manager.create(f"stage-{uuid.uuid4().hex[:12]}", STAGE_MEMORY_MB, throttled=False)
         try:
-            # The zygote works here between spawns: no CPU quota (128 MB's
-            # would be 72 ms a second, which its spawns use up in a burst).
-            # A spawn sets the function's limits before the clone.
-            stage.unthrottle()
             fds, _ = stage.attach_handles()
             try:
                 for fd in fds:

@@ -35,6 +35,11 @@ class CgroupV1:
         # killed here (cgroup_stager.py's zygote).
         self._spared = spared
         self._cpu_limit = False  # set_limits() decides
+        # What this object last wrote to each limit file (nothing else writes
+        # them): a stage made with a spawn's limits (cgroup_stager.py) needs
+        # only its CPU quota written again on the spawn's path.
+        self._written: dict[str, str] = {}
+        self._exists: dict[str, bool] = {}
         self._state = FreezerState(os.path.join(dirs["freezer"], "freezer.state"), b"FROZEN", b"THAWED") if "freezer" in dirs else None
 
     def attach_handles(self) -> tuple[list[int], int]:
@@ -100,11 +105,26 @@ class CgroupV1:
         if self._state is not None:
             self._state.close()
 
+    def _write(self, path: str, value: str) -> None:
+        """write_text, unless value is what this object last wrote there."""
+        if self._written.get(path) != value:
+            self._written.pop(path, None)  # unknown if the write fails
+            write_text(path, value)
+            self._written[path] = value
+
+    def _has(self, path: str) -> bool:
+        """Whether a limit file exists (memsw and burst depend on the kernel's
+        configuration), asked once."""
+        found = self._exists.get(path)
+        if found is None:
+            found = self._exists[path] = os.path.exists(path)
+        return found
+
     def unthrottle(self) -> None:
         cpu = self.dirs.get("cpu")
         if cpu is not None:
             try:
-                write_text(os.path.join(cpu, "cpu.cfs_quota_us"), "-1")
+                self._write(os.path.join(cpu, "cpu.cfs_quota_us"), "-1")
             except OSError:
                 pass
 
@@ -138,34 +158,43 @@ class CgroupV1:
             except ProcessLookupError:
                 pass
 
-    def set_limits(self, memory_mb: int, cpu_limit: bool = True) -> None:
+    def created(self) -> None:
+        """Just made: its burst is the kernel's 0, which a first quota need
+        not clear."""
+        cpu = self.dirs.get("cpu")
+        if cpu is not None:
+            self._written[os.path.join(cpu, "cpu.cfs_burst_us")] = "0"
+
+    def set_limits(self, memory_mb: int, cpu_limit: bool = True, *, quota: bool = True) -> None:
         """Memory = memory_mb with no swap; CPU weighted by memory_mb, with
-        at least START_CPU_MB's quota until set_cpu_share(). Also used to
-        resize a spare sandbox when it is handed to a function."""
+        at least START_CPU_MB's quota until set_cpu_share() (quota=False:
+        the quota is left as it is). Also used to resize a spare sandbox
+        when it is handed to a function."""
         mem = self.dirs["memory"]
         limit = str(memory_mb * 1024 * 1024)
         limit_file = os.path.join(mem, "memory.limit_in_bytes")
         memsw_file = os.path.join(mem, "memory.memsw.limit_in_bytes")
         # memsw may never be below the memory limit: raise it first when
         # growing, lower it last when shrinking.
-        has_memsw = os.path.exists(memsw_file)
+        has_memsw = self._has(memsw_file)
         try:
-            write_text(limit_file, limit)
+            self._write(limit_file, limit)
             if has_memsw:
-                write_text(memsw_file, limit)
+                self._write(memsw_file, limit)
         except OSError:
             if not has_memsw:
                 raise
-            write_text(memsw_file, limit)
-            write_text(limit_file, limit)
+            self._write(memsw_file, limit)
+            self._write(limit_file, limit)
         try:
-            write_text(os.path.join(mem, "memory.swappiness"), "0")
+            self._write(os.path.join(mem, "memory.swappiness"), "0")
         except OSError:
             pass
         self._cpu_limit = cpu_limit and "cpu" in self.dirs
         if self._cpu_limit:
-            write_text(os.path.join(self.dirs["cpu"], "cpu.shares"), str(cgroups.cpu_shares(memory_mb)))
-            self._set_quota(max(memory_mb, cgroups.START_CPU_MB))
+            self._write(os.path.join(self.dirs["cpu"], "cpu.shares"), str(cgroups.cpu_shares(memory_mb)))
+            if quota:
+                self._set_quota(max(memory_mb, cgroups.START_CPU_MB))
 
     def set_cpu_share(self, memory_mb: int) -> None:
         if self._cpu_limit:
@@ -173,19 +202,20 @@ class CgroupV1:
 
     def _set_quota(self, memory_mb: int) -> None:
         cpu = self.dirs["cpu"]
-        quota = cgroups.cpu_quota_us(memory_mb)
+        quota = str(cgroups.cpu_quota_us(memory_mb))
         burst = os.path.join(cpu, "cpu.cfs_burst_us")
-        has_burst = os.path.exists(burst)
+        quota_file = os.path.join(cpu, "cpu.cfs_quota_us")
+        has_burst = self._has(burst)
         # The kernel refuses a burst above the quota, so a resize clears
         # the burst before changing the quota.
-        if has_burst:
-            write_text(burst, "0")
-        write_text(os.path.join(cpu, "cpu.cfs_period_us"), str(cgroups.CPU_PERIOD_US))
-        write_text(os.path.join(cpu, "cpu.cfs_quota_us"), str(quota))
+        if has_burst and self._written.get(quota_file) != quota:
+            self._write(burst, "0")
+        self._write(os.path.join(cpu, "cpu.cfs_period_us"), str(cgroups.CPU_PERIOD_US))
+        self._write(quota_file, quota)
         # Unused quota carries over up to one quota's worth, so the first
         # call after a quiet spell may use twice the share in one period.
         if has_burst:
-            write_text(burst, str(quota))
+            self._write(burst, quota)
 
     def remove(self) -> None:
         self.close()
@@ -255,15 +285,18 @@ class CgroupV1Manager:
     def tasks_in_use(self) -> int:
         return cgroups.read_int(os.path.join(self.roots["pids"], "pids.current"))
 
-    def create(self, name: str, memory_mb: int) -> CgroupV1:
+    def create(self, name: str, memory_mb: int, *, throttled: bool = True) -> CgroupV1:
+        """throttled=False: no CPU quota yet (a stage, where the zygote works
+        until a spawn sets the function's), the kernel's -1."""
         dirs = {c: os.path.join(root, name) for c, root in self.roots.items()}
         group = CgroupV1(name, dirs, self.spared_pids, self.thaw_guard)
 
         def configure() -> None:
             for path in dict.fromkeys(dirs.values()):
                 os.mkdir(path)
+            group.created()
             write_text(os.path.join(dirs["pids"], "pids.max"), str(cgroups.PIDS_MAX))
-            group.set_limits(memory_mb, self.cpu_limit)
+            group.set_limits(memory_mb, self.cpu_limit, quota=throttled)
 
         return cgroups.configure_or_remove(group, name, configure)
 
