@@ -29,8 +29,8 @@ in one buffer, the C config points into it, and it is zeroed after each
 spawn (spawn_wire.py explains how).
 
 This module runs in the zygote process, single-threaded (fork_worker mode
-requires it), and imports only the stdlib, msgspec, nsspawn, spawn_wire and
-the runtime. The server side is zygote_client.py.
+requires it), and imports only the stdlib, msgspec, nsspawn, spawn_wire,
+fork_hooks, zygote_heap and the runtime. The server side is zygote_client.py.
 """
 
 from __future__ import annotations
