@@ -294,6 +294,7 @@ def main(sock_fd: int, lifeline_fd: int) -> None:
     gc.freeze()
     # Last: so that a worker's new objects land on pages of its own.
     zygote_heap.fill_free_blocks()
+    zygote_heap.drain_malloc_free_lists()
     sock.send(spawn_wire.hello(os.getpid()))
     try:
         zygote.serve()

@@ -1,5 +1,6 @@
 """The zygote's object heap made full before it forks, so that the objects a
-worker creates go onto fresh pages of its own.
+worker creates go onto fresh pages of its own; then the same, roughly, for
+C's malloc.
 
 CPython allocates small objects (up to 512 bytes) from pools of one size
 class each, filling the free blocks of partly used pools first. After the
@@ -17,6 +18,7 @@ no table, and nothing is filled.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import sys
 
@@ -86,3 +88,28 @@ def fill_free_blocks() -> int:
                 filled += len(block)
                 _held.append(block)
     return filled
+
+
+# glibc keeps small freed chunks in caches and bins per size (the zygote's
+# imports leave them all over its heap), and a worker's small mallocs
+# (setenv's strings, dict tables over 512 bytes, C libraries' buffers) reuse
+# them first, each un-sharing a different page. Taking a few of each size
+# up to 1 KiB for good leaves a worker's to be carved, together, from fresh
+# memory. Measured (3.11, 100 instances): 16 of each ~60 KB less private
+# heap per worker; 48 of each, or sizes up to 4 KiB, did worse.
+MALLOC_DRAIN_SIZES = range(8, 1040, 16)  # requests for chunks of 32 to 1040 bytes
+MALLOC_DRAIN_EACH = 16
+
+
+def drain_malloc_free_lists() -> int:
+    """Mallocs MALLOC_DRAIN_EACH chunks of each of MALLOC_DRAIN_SIZES and
+    keeps them; returns how many (0 where there is no C malloc to call)."""
+    try:
+        malloc = ctypes.CDLL(None).malloc
+    except (OSError, AttributeError):
+        return 0
+    malloc.restype = ctypes.c_void_p
+    malloc.argtypes = [ctypes.c_size_t]
+    chunks = [malloc(size) for size in MALLOC_DRAIN_SIZES for _ in range(MALLOC_DRAIN_EACH)]
+    _held.append(chunks)
+    return sum(1 for chunk in chunks if chunk)

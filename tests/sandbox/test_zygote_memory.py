@@ -61,3 +61,19 @@ def test_the_zygote_fills_its_allocators_free_blocks():
     assert sum(1 for n in after.values() if n == 0) >= len(after) // 2
     for size, n in after.items():
         assert n <= 16384 // size + 32, size
+
+
+DRAINING = """
+import json
+from lambdalet.sandbox import zygote_heap
+drained = zygote_heap.drain_malloc_free_lists()
+chunks = zygote_heap._held[-1]
+print(json.dumps({"drained": drained, "distinct": len(set(chunks)) == len(chunks), "null": chunks.count(None)}))
+"""
+
+
+def test_the_zygote_takes_small_chunks_from_malloc_and_keeps_them():
+    from lambdalet.sandbox import zygote_heap
+
+    got = _run(DRAINING)
+    assert got == {"drained": len(zygote_heap.MALLOC_DRAIN_SIZES) * zygote_heap.MALLOC_DRAIN_EACH, "distinct": True, "null": 0}
