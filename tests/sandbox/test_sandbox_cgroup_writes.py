@@ -12,10 +12,8 @@ import pytest
 from lambdalet.sandbox import cgroup_v1, cgroups
 
 
-def test_limits_already_in_place_are_not_written_again(backend, monkeypatch):
-    manager = backend.cgroups
-    if not isinstance(manager, cgroup_v1.CgroupV1Manager):
-        pytest.skip("cgroup v1 only")
+def _count_writes(monkeypatch) -> list[tuple[str, str]]:
+    """The (file name, value) of every cgroup v1 write from here on, each still made."""
     writes: list[tuple[str, str]] = []
     real = cgroup_v1.write_text
 
@@ -24,6 +22,14 @@ def test_limits_already_in_place_are_not_written_again(backend, monkeypatch):
         real(path, value)
 
     monkeypatch.setattr(cgroup_v1, "write_text", counted)
+    return writes
+
+
+def test_limits_already_in_place_are_not_written_again(backend, monkeypatch):
+    manager = backend.cgroups
+    if not isinstance(manager, cgroup_v1.CgroupV1Manager):
+        pytest.skip("cgroup v1 only")
+    writes = _count_writes(monkeypatch)
     group = manager.create(f"writes-{uuid.uuid4().hex[:12]}", 128)
     try:
         assert ("memory.limit_in_bytes", str(128 << 20)) in writes
@@ -59,14 +65,7 @@ def test_a_stage_is_made_unthrottled_and_a_spawn_writes_only_its_quota(backend, 
     manager = backend.cgroups
     if not isinstance(manager, cgroup_v1.CgroupV1Manager) or "cpu" not in manager.roots or not manager.cpu_limit:
         pytest.skip("cgroup v1 with the cpu controller only")
-    writes: list[tuple[str, str]] = []
-    real = cgroup_v1.write_text
-
-    def counted(path: str, value: str) -> None:
-        writes.append((os.path.basename(path), value))
-        real(path, value)
-
-    monkeypatch.setattr(cgroup_v1, "write_text", counted)
+    writes = _count_writes(monkeypatch)
     stage = manager.create(f"stage-{uuid.uuid4().hex[:12]}", 128, throttled=False)
     try:
         cpu = stage.dirs["cpu"]
