@@ -513,11 +513,14 @@ static long sys_move_mount(int from_dfd, const char *from, int to_dfd, const cha
     return syscall(SYS_move_mount, from_dfd, from, to_dfd, to, flags);
 }
 
-static long sys_mount_setattr(int dfd, const char *path, unsigned int flags, unsigned long long set)
+/* propagation: 0 to leave it, or one of MS_PRIVATE, MS_SLAVE, ... */
+static long sys_mount_setattr(int dfd, const char *path, unsigned int flags, unsigned long long set,
+                              unsigned long long propagation)
 {
     struct ll_mount_attr attr;
     memset(&attr, 0, sizeof attr);
     attr.attr_set = set;
+    attr.propagation = propagation;
     return syscall(SYS_mount_setattr, dfd, path, flags, &attr, sizeof attr);
 }
 
@@ -609,8 +612,11 @@ static int template_bind(int root, const char *rel, const char *src, unsigned lo
     if (fstat(mnt, &st) < 0)
         OUT("template: bind: stat source");
     /* Set while the bind is its own tree's root: inside the template only
-     * the root's mount flags can change. */
-    if (sys_mount_setattr(mnt, "", AT_EMPTY_PATH | AT_RECURSIVE, attrs) < 0)
+     * the root's mount flags can change. A clone of a shared host mount is
+     * its peer, and so would be every sandbox's clone of the template: on a
+     * host whose mounts are shared (systemd's) the host's mount events would
+     * reach the sandboxes. Private, the whole bound tree. */
+    if (sys_mount_setattr(mnt, "", AT_EMPTY_PATH | AT_RECURSIVE, attrs, MS_PRIVATE) < 0)
         OUT("template: bind: mount flags");
     rc = attach_at(root, rel, mnt, S_ISDIR(st.st_mode), step);
     mnt = -1; /* attach_at closed it */
@@ -827,7 +833,7 @@ int ll_template_build(const struct ll_mount_op *ops, int n_ops, unsigned int own
     *failed = -1;
     if ((rc = chown_tmpfs(root, "", &owner, step)) < 0 || (rc = seal_tmpfs(root, "", step)) < 0)
         goto out;
-    if (sys_mount_setattr(root, "", AT_EMPTY_PATH, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV) < 0)
+    if (sys_mount_setattr(root, "", AT_EMPTY_PATH, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, 0) < 0)
         OUT("template: root read-only");
 out:
     close_keep_errno(empty);
@@ -881,6 +887,11 @@ int ll_mounts_begin_from(int template_fd, const char **step)
         OUT_ERR("prepared root: not a sealed tmpfs", EINVAL);
     if (sys_move_mount(mnt, "", AT_FDCWD, LL_NEWROOT, MOVE_MOUNT_F_EMPTY_PATH) < 0)
         OUT("move prepared root");
+    /* stage_root made this namespace's mounts private before the clone
+     * existed: whatever propagation the template's mounts carried, none of
+     * the root's may share events with a mount outside the sandbox. */
+    if (mount(NULL, LL_NEWROOT, NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+        OUT("prepared root: make mounts private");
 out:
     close_keep_errno(mnt);
     return rc;
