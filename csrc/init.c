@@ -206,9 +206,13 @@ __attribute__((used, noreturn)) void init_main(long *sp)
         }
         if (sfd < 0) {
             sig = (int)sys6(NR_RT_SIGTIMEDWAIT, (long)&all, (long)info, 0, 8);
-            /* Anyone in the sandbox may send SIGIO too: the pipe decides. A
-             * SIGIO from elsewhere is forwarded like any other signal. */
-            if (sig == SIGIO && armed && server_gone(lifeline))
+            /* The pipe decides, after every wake and not only on SIGIO:
+             * anyone in the sandbox may send SIGIO too, and the kernel
+             * hands out the lowest pending signal first, so a sandbox that
+             * keeps a lower one pending would otherwise keep the server's
+             * SIGIO waiting for ever. A SIGIO from elsewhere is forwarded
+             * like any other signal. */
+            if (armed && server_gone(lifeline))
                 take_all_down();
             continue;
         }

@@ -119,9 +119,10 @@ static int next_signal(const sigset_t *all, int sfd, int lifeline)
     if (sfd < 0) {
         siginfo_t info;
         int sig = sigwaitinfo(all, &info);
-        /* Armed (there is a lifeline and no signalfd): the pipe decides
-         * whether a SIGIO is the server's death or anyone else's signal. */
-        if (sig == SIGIO && lifeline >= 0 && lifeline_hung_up(lifeline))
+        /* Armed (there is a lifeline and no signalfd): the pipe decides,
+         * after every wake, since a sandbox that keeps a lower signal
+         * pending would keep the server's SIGIO waiting (init.c). */
+        if (lifeline >= 0 && lifeline_hung_up(lifeline))
             server_gone();
         return sig;
     }
@@ -144,6 +145,12 @@ static void __attribute__((noreturn)) init_loop(pid_t worker, int lifeline)
     if (armed && lifeline_hung_up(lifeline))
         server_gone();
     int sfd = lifeline >= 0 && !armed ? signalfd(-1, &all, SFD_CLOEXEC) : -1;
+    if (lifeline >= 0 && !armed && sfd < 0) {
+        /* Neither SIGIO nor a signalfd: nothing would watch the lifeline,
+         * and a sandbox must not outlive its server (init.c leaves too). */
+        (void)kill(-1, SIGKILL);
+        _exit(127);
+    }
     for (;;) {
         int sig = next_signal(&all, sfd, lifeline);
         if (sig < 0)

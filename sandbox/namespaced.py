@@ -365,6 +365,12 @@ class NamespacedBackend:
         # up and each PID 1 ends its sandbox: unlike PR_SET_PDEATHSIG this
         # does not depend on which thread spawned the sandbox.
         self._lifeline_r, self._lifeline_w = os.pipe()
+        # Read-only even for its owner: where a sandbox runs as the server's
+        # own uid (no root), a process there that reached the pipe through
+        # /proc could otherwise open a write end of it, and keep its sandbox
+        # alive after the server or end every sandbox with one byte. Each
+        # PID 1 reopens it for reading only (spawn.c's own_lifeline).
+        os.fchmod(self._lifeline_r, 0o400)
         # Python workers fork from a runtime zygote instead of starting an
         # interpreter each (zygote.py), one per Python version; without one
         # they are exec'd. Each is started by its interpreter's first spawn:

@@ -6,7 +6,9 @@ server's death still takes every sandbox down at once."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -189,3 +191,68 @@ def test_every_sandbox_dies_with_the_server(python, code_dir):
 def _alive(pid: int) -> bool:
     stat = proc_stat.read(pid)
     return stat is not None and stat.state != "Z"
+
+
+# Signals 1-28 ignored in the sandbox and sent to its PID 1 without a pause,
+# from four processes, in C (as a custom runtime's binary may): the kernel
+# hands out the lowest pending signal first, so some lower one is nearly
+# always pending when PID 1 asks for the next, ahead of SIGIO (29).
+FLOOD_C = r"""
+#include <signal.h>
+#include <unistd.h>
+int main(void)
+{
+    for (int s = 1; s < 29; s++)
+        if (s != SIGKILL && s != SIGSTOP && s != SIGCHLD)
+            signal(s, SIG_IGN);
+    fork();
+    fork();
+    for (;;)
+        for (int s = 1; s < 29; s++)
+            if (s != SIGKILL && s != SIGSTOP && s != SIGCHLD)
+                kill(1, s);
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def flood_dir(tmp_path_factory) -> str:
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.fail("a C compiler is needed (the README's machine has gcc)")
+    path = tmp_path_factory.mktemp("flood")
+    (path / "flood.c").write_text(FLOOD_C)
+    subprocess.run([cc, "-O2", "-o", str(path / "flood"), str(path / "flood.c")], check=True)
+    os.chmod(path, 0o755)
+    return str(path)
+
+
+def test_a_sandbox_flooding_its_pid1_with_signals_still_dies_with_the_server(runtime_root, exec_init, python, flood_dir):
+    """PID 1 looks at the lifeline after every wake, not only on SIGIO:
+    a sandbox that keeps lower signals pending cannot hold back the
+    server's hang-up and outlive it."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    backend = namespaced.NamespacedBackend(runtime_root, netns_pool=0, exec_init=exec_init)
+    sandbox = None
+    try:
+        snippet = "import os\nreport(up=True)\nos.execv('/var/task/flood', ['flood'])"
+        sandbox = sandbox_probe.start(backend, python, flood_dir, snippet)
+        assert sandbox_probe.read_one(sandbox) == {"up": True}
+        time.sleep(0.5)  # the flood under way
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), backend._lifeline_w)  # the pipe's last writer goes
+        wait_for(lambda: proc_stat.read(sandbox.pid).state == "Z", timeout=20)
+        end = os.waitid(os.P_PID, sandbox.pid, os.WEXITED | os.WNOWAIT)
+        assert (end.si_code, end.si_status) == (os.CLD_EXITED, 128 + signal.SIGKILL)
+    finally:
+        if sandbox is not None:
+            sandbox.destroy()
+        backend.close()
+
+
+def test_the_lifeline_cannot_be_opened_for_writing_by_its_owner(backend):
+    """Its read end is read-only even for the server's uid, which is the
+    sandbox's own where the server runs without root: a write end reopened
+    through /proc would keep a sandbox alive, or end them all."""
+    assert stat.S_IMODE(os.fstat(backend._lifeline_r).st_mode) == 0o400
