@@ -867,9 +867,10 @@ int ll_template_probe(int template_fd)
     return -WEXITSTATUS(status);
 }
 
-int ll_mounts_begin_from(int template_fd, const char **step)
+int ll_mounts_begin_from(int template_fd, uint64_t dev, uint64_t ino, const char **step)
 {
     struct statfs sf;
+    struct stat st;
     int mnt = -1;
     int rc = stage_root(step);
     if (rc < 0)
@@ -885,6 +886,13 @@ int ll_mounts_begin_from(int template_fd, const char **step)
         OUT("prepared root: statfs");
     if (sf.f_type != TMPFS_MAGIC || !(sf.f_flags & ST_RDONLY))
         OUT_ERR("prepared root: not a sealed tmpfs", EINVAL);
+    /* Any read-only tmpfs passes that (another runtime's template too): the
+     * clone shares the template's superblock and root, so it shows the
+     * device and inode its builder recorded. */
+    if (fstat(mnt, &st) < 0)
+        OUT("prepared root: stat");
+    if ((uint64_t)st.st_dev != dev || (uint64_t)st.st_ino != ino)
+        OUT_ERR("prepared root: not the template built for this sandbox", EINVAL);
     if (sys_move_mount(mnt, "", AT_FDCWD, LL_NEWROOT, MOVE_MOUNT_F_EMPTY_PATH) < 0)
         OUT("move prepared root");
     /* stage_root made this namespace's mounts private before the clone

@@ -1,5 +1,6 @@
 #ifndef LAMBDALET_MOUNTS_H
 #define LAMBDALET_MOUNTS_H
+#include <stdint.h>
 /* Building the sandbox's root file system.
  *
  * The sequence is: ll_mounts_begin (private propagation, a staging tmpfs
@@ -50,8 +51,10 @@ int ll_mounts_open_sources(const struct ll_mount_op *ops, int n_ops, int *src_fd
 int ll_mounts_begin(const char **step);
 /* ll_mounts_begin, with NEWROOT a clone of a prepared root (template_fd,
  * from ll_template_build) rather than an empty tmpfs; the ops then add
- * only each sandbox's own mounts, on mountpoints the template has. */
-int ll_mounts_begin_from(int template_fd, const char **step);
+ * only each sandbox's own mounts, on mountpoints the template has. dev and
+ * ino: the template root's st_dev and st_ino, which the clone must show
+ * (a mix-up of fd numbers must not hand a sandbox another root). */
+int ll_mounts_begin_from(int template_fd, uint64_t dev, uint64_t ino, const char **step);
 /* A prepared root: ops applied once to a detached tree (every kind but
  * LL_PROC, LL_STAGE_BIND, LL_OVERLAY_RO, LL_FIXED_FILE and LL_READONLY,
  * which are each sandbox's own), made read-only down to its tmpfs superblocks. Runs in

@@ -321,7 +321,7 @@ static void build_root(const struct ll_spawn_config *cfg, int sync_fd, const int
     if (cfg->n_ops == 0 && !cfg->root_template)
         return; /* keep the host's file system view */
     if (cfg->root_template) {
-        CHECK_RC(ll_mounts_begin_from(cfg->root_template_fd, &step), step, NULL);
+        CHECK_RC(ll_mounts_begin_from(cfg->root_template_fd, cfg->root_template_dev, cfg->root_template_ino, &step), step, NULL);
         /* Nothing after the root needs it; the worker must never see it. */
         close(cfg->root_template_fd);
     } else {

@@ -33,6 +33,8 @@ struct ll_spawn_config {
                                     only the sandbox's own mounts. A flag, so
                                     that a zeroed config never takes fd 0 */
     int root_template_fd;
+    uint64_t root_template_dev;  /* st_dev and st_ino of the template's root, as */
+    uint64_t root_template_ino;  /*   its builder saw them: the clone must match */
     int control_fd;              /* becomes fd 3 in the worker */
     int cgroup_v2_fd;            /* -1, or a cgroup2 directory for CLONE_INTO_CGROUP */
     const int *cgroup_procs_fds; /* v1: cgroup.procs files written before release */

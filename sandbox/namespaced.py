@@ -34,6 +34,7 @@ import threading
 import time
 import uuid
 from collections.abc import Mapping
+from typing import NamedTuple
 
 from . import cgroups as cgroups_mod
 from . import interpreters, memory_peak, nsspawn, rootfs, spawn_wire
@@ -43,7 +44,7 @@ from .egress import Egress, host_nameservers
 from .memory_peak import PeakCounter
 from .netns_pool import NetnsPool
 from .netns_pool import create as netns_create
-from .prepared_roots import PreparedRoots
+from .prepared_roots import PreparedRoots, Tree
 from .runtime_root import RuntimeRoot, worker_argv
 from .spec import SandboxSpec
 from .zygote_client import ZygoteClient, ZygoteGone
@@ -277,6 +278,42 @@ def worker_status(init_status: int) -> int:
     return init_status
 
 
+class _Plan:
+    """A root's mount plan: its ops (only the sandbox's own when it has a
+    prepared root, tree), and their C and wire forms, each made on first
+    use. Never changed but for those two forms, so threads may share one."""
+
+    __slots__ = ("ops", "tree", "_compiled", "_packed")
+
+    def __init__(self, ops: list[nsspawn.MountOp], tree: Tree | None) -> None:
+        self.ops = ops
+        self.tree = tree
+        self._compiled: nsspawn.CompiledOps | None = None
+        self._packed: spawn_wire.PackedOps | None = None
+
+    def compiled_ops(self) -> nsspawn.CompiledOps:
+        if self._compiled is None:
+            self._compiled = nsspawn.CompiledOps(self.ops)
+        return self._compiled
+
+    def packed_ops(self) -> spawn_wire.PackedOps:
+        if self._packed is None:
+            self._packed = spawn_wire.PackedOps(self.ops)
+        return self._packed
+
+
+class _HeldRoot(NamedTuple):
+    """A prepared root as one spawn holds it: its own duplicate of the
+    tree's fd (or -1: none), and the tree's root's st_dev and st_ino."""
+
+    fd: int
+    dev: int
+    ino: int
+
+
+_NO_ROOT = _HeldRoot(-1, 0, 0)
+
+
 class _Interpreter:
     """One interpreter's part of the backend: what its sandboxes bind, and
     its own runtime zygote (a fork carries its parent's interpreter, so
@@ -389,9 +426,9 @@ class NamespacedBackend:
         # The root's mount plan per distinct (code, layers, /tmp size, resolv.conf):
         # the ops, and their C form (for spawns here) or wire form (for the
         # zygote), each built on first use.
-        # With its prepared root's fd (or -1): the ops are then only the
+        # With its prepared root (or None): the ops are then only the
         # sandbox's own (rootfs.split).
-        self._plans: dict[tuple, tuple[list[nsspawn.MountOp], nsspawn.CompiledOps | None, spawn_wire.PackedOps | None, int]] = {}
+        self._plans: dict[tuple, _Plan] = {}
         self._plans_lock = threading.Lock()
         # One per runtime (and resolv.conf). Only root can build them (a new
         # tmpfs in the host's user namespace).
@@ -619,18 +656,24 @@ class NamespacedBackend:
             # Born in a staged cgroup: nothing to attach.
             procs_fds, v2_fd = cgroup.attach_handles() if cgroup and staged is None else ([], -1)
             spawned = False
+            held = _NO_ROOT
             try:
-                cfg = self._config(spec, argv, env, path, child.fileno(), procs_fds, v2_fd, netns_fd)
+                # The ops and the prepared root from one plan, the root's fd
+                # this spawn's own (see prepared_roots.py).
+                plan, held = self._held_plan(spec)
+                cfg = self._config(spec, argv, env, path, child.fileno(), procs_fds, v2_fd, netns_fd, held)
                 if zygote is not None:
-                    pid, pidfd = self._spawn_zygote(zygote, spec, cfg, fork)
+                    pid, pidfd = self._spawn_zygote(zygote, cfg, plan.packed_ops(), fork)
                 else:
-                    result = nsspawn.spawn(cfg, self._compiled_plan(spec))
+                    result = nsspawn.spawn(cfg, plan.compiled_ops())
                     pid, pidfd = result.pid, result.pidfd
                 self._pid1s.add(pid)
                 spawned = True
             finally:
                 for fd in procs_fds + ([v2_fd] if v2_fd >= 0 else []):
                     os.close(fd)
+                if held.fd >= 0:
+                    os.close(held.fd)
                 if netns_fd is not None and not (spawned and recycle_to is not None):
                     # The sandbox's processes keep it alive. After a failed
                     # spawn a stray clone may hold it: never reused.
@@ -677,25 +720,25 @@ class NamespacedBackend:
             assert self._egress is not None  # a lease comes from it
             self._egress.release(lease)
 
-    def _spawn_zygote(self, zygote: ZygoteClient, spec: SandboxSpec, cfg: nsspawn.SpawnConfig, fork: bool) -> tuple[int, int]:
+    def _spawn_zygote(self, zygote: ZygoteClient, cfg: nsspawn.SpawnConfig, ops: spawn_wire.PackedOps, fork: bool) -> tuple[int, int]:
         """(pid, pidfd) of a sandbox whose worker the zygote forked. If the
         zygote goes during the spawn, the spawn fails with ZygoteGone (its
         socket, cgroup and namespace may already be in a stray clone's
         hands, so a retry starts from fresh ones)."""
         try:
-            return zygote.spawn(cfg, self._packed_plan(spec), fork=fork)
+            return zygote.spawn(cfg, ops, fork=fork)
         except ZygoteGone as exc:
             log.warning("runtime zygote gone during a spawn: %s", exc)
             raise
 
-    def _plan(self, spec: SandboxSpec) -> tuple:
+    def _plan(self, spec: SandboxSpec) -> _Plan:
         """The root's mount plan, built once per distinct plan (see _plans)."""
         key = self._plan_key(spec)
         if self._prepared_roots.due():
             replaced = self._prepared_roots.recheck()
             if replaced:
                 with self._plans_lock:
-                    for stale in [k for k, p in self._plans.items() if p[3] in replaced]:
+                    for stale in [k for k, p in self._plans.items() if p.tree in replaced]:
                         del self._plans[stale]
         plan = self._plans.get(key)
         if plan is None:
@@ -705,42 +748,39 @@ class NamespacedBackend:
             except ValueError as exc:
                 raise OSError(errno.ENOTSUP, f"root plan: {exc}") from exc
             shared, own = rootfs.split(ops)
-            template = self._prepared_roots.get(shared)
-            plan = self._remember_plan(key, (own if template >= 0 else ops, None, None, template))
+            tree = self._prepared_roots.get(shared)
+            plan = _Plan(own if tree is not None else ops, tree)
+            with self._plans_lock:  # spawns may run on several threads
+                if key not in self._plans and len(self._plans) >= PLAN_CACHE_SIZE:
+                    self._plans.pop(next(iter(self._plans)))  # the oldest
+                self._plans[key] = plan
         return plan
 
     def _plan_key(self, spec: SandboxSpec) -> tuple:
         resolv = self._resolv_conf if spec.network == "egress" else ""
         return (spec.runtime or self._default.runtime, spec.code_dir, spec.layers, spec.ephemeral_mb, resolv)
 
-    def _compiled_plan(self, spec: SandboxSpec) -> nsspawn.CompiledOps:
-        """The root's mount plan in C form."""
-        ops, compiled, packed, template = self._plan(spec)
-        if compiled is None:
-            compiled = nsspawn.CompiledOps(ops)
-            self._remember_plan(self._plan_key(spec), (ops, compiled, packed, template))
-        return compiled
-
-    def _packed_plan(self, spec: SandboxSpec) -> spawn_wire.PackedOps:
-        """The root's mount plan in the zygote's wire form."""
-        ops, compiled, packed, template = self._plan(spec)
-        if packed is None:
-            packed = spawn_wire.PackedOps(ops)
-            self._remember_plan(self._plan_key(spec), (ops, compiled, packed, template))
-        return packed
+    def _held_plan(self, spec: SandboxSpec) -> tuple[_Plan, _HeldRoot]:
+        """The root's mount plan and the prepared root it was made for, its
+        fd a duplicate that the caller closes after the spawn. A plan whose
+        root was replaced since it was made is made again."""
+        for _ in range(3):
+            plan = self._plan(spec)
+            if plan.tree is None:
+                return plan, _NO_ROOT
+            fd = self._prepared_roots.hold(plan.tree)
+            if fd >= 0:
+                return plan, _HeldRoot(fd, plan.tree.dev, plan.tree.ino)
+            with self._plans_lock:
+                for stale in [k for k, p in self._plans.items() if p is plan]:
+                    del self._plans[stale]
+        raise OSError(errno.EAGAIN, "prepared root: replaced while every plan for it was made")
 
     def forget_code(self, code_dir: str) -> None:
         """The code at code_dir was removed: its plans can never be used again."""
         with self._plans_lock:
             for key in [k for k in self._plans if code_dir in k]:  # see _plan_key
                 del self._plans[key]
-
-    def _remember_plan(self, key: tuple, plan: tuple) -> tuple:
-        with self._plans_lock:  # spawns may run on several threads
-            if key not in self._plans and len(self._plans) >= PLAN_CACHE_SIZE:
-                self._plans.pop(next(iter(self._plans)))  # the oldest
-            self._plans[key] = plan
-        return plan
 
     def _egress_for_spawn(self) -> Egress:
         # Created on first use: it changes the host (nftables, ip_forward).
@@ -759,6 +799,7 @@ class NamespacedBackend:
         procs_fds: list[int],
         v2_fd: int,
         netns_fd: int | None = None,
+        held: _HeldRoot | None = None,
     ) -> nsspawn.SpawnConfig:
         namespaces = ALL_NAMESPACES
         if netns_fd is not None:
@@ -772,7 +813,7 @@ class NamespacedBackend:
             argv=argv,
             env={**BASE_ENV, **(env or {})},
             control_fd=control_fd,
-            ops=[],  # passed compiled, see _compiled_plan
+            ops=[],  # passed compiled, see _held_plan
             cwd=rootfs.TASK_ROOT,
             hostname=rootfs.HOSTNAME,
             namespaces=namespaces,
@@ -798,7 +839,9 @@ class NamespacedBackend:
             init_fd=self._init_fd,
             netns_fd=-1 if netns_fd is None else netns_fd,
             lifeline_fd=self._lifeline_r,
-            root_template_fd=self._plan(spec)[3],
+            root_template_fd=held.fd if held is not None else -1,
+            root_template_dev=held.dev if held is not None else 0,
+            root_template_ino=held.ino if held is not None else 0,
         )
 
     def protections(self) -> dict[str, bool]:
@@ -880,7 +923,7 @@ class NamespacedBackend:
             os.close(self._init_fd)
             self._init_fd = -1
         with self._plans_lock:
-            self._plans.clear()  # they name the prepared roots' fds
+            self._plans.clear()  # they hold the prepared roots
         self._prepared_roots.close()
         if self._lifeline_w >= 0:
             # Any sandbox still running ends with it.

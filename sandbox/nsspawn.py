@@ -92,6 +92,10 @@ class SpawnConfig(msgspec.Struct, frozen=True):
     # A prepared root (build_template): the sandbox's root starts as a clone
     # of it, and ops are only the sandbox's own mounts (rootfs.split).
     root_template_fd: int = -1
+    # Its root's st_dev and st_ino (prepared_roots.Tree): the sandbox refuses
+    # a clone that shows others.
+    root_template_dev: int = 0
+    root_template_ino: int = 0
 
 
 class SpawnResult(msgspec.Struct, frozen=True):
@@ -159,6 +163,8 @@ def spawn(cfg: SpawnConfig, compiled: CompiledOps | None = None) -> SpawnResult:
     c.n_ops = plan.count
     c.root_template = cfg.root_template_fd >= 0
     c.root_template_fd = cfg.root_template_fd
+    c.root_template_dev = cfg.root_template_dev
+    c.root_template_ino = cfg.root_template_ino
     c.control_fd = cfg.control_fd
     c.cgroup_v2_fd = cfg.cgroup_v2_fd
     procs = ffi.new("int[]", list(cfg.cgroup_procs_fds) or [0])

@@ -7,8 +7,14 @@ that builds its own root binds them anew, so a host file replaced rather
 than changed in place (ldconfig renames a new /etc/ld.so.cache over the
 old one, a package upgrade renames each file it installs) reaches the next
 sandbox; here the sources are looked at again every RECHECK_S, and a tree
-whose sources changed is replaced. A replaced tree's fd stays open for
-RETIRED_GRACE_S, longer than any spawn that took it may still use it.
+whose sources changed is replaced and closed at once.
+
+A spawn never uses a tree's fd itself: hold() gives it a duplicate, taken
+under the lock while the tree is current, which the spawn closes when it is
+done (a zygote's queued spawn may wait for seconds). A closed fd's number
+is soon another file's, another runtime's tree, say, and must never reach a
+sandbox; a tree also carries its root's st_dev and st_ino, which the
+sandbox checks the clone against (csrc/mounts.c, ll_mounts_begin_from).
 """
 
 from __future__ import annotations
@@ -23,7 +29,6 @@ from . import nsspawn
 log = logging.getLogger("lambdalet.sandbox")
 
 RECHECK_S = 30.0
-RETIRED_GRACE_S = 60.0  # a spawn's handshake times out after 10 s
 
 _SOURCE_KINDS = (nsspawn.BIND_RO, nsspawn.BIND_DEV, nsspawn.VIEW_RO)
 
@@ -44,11 +49,17 @@ def fingerprint(ops: tuple[nsspawn.MountOp, ...]) -> Fingerprint:
     return tuple(out)
 
 
-class _Tree:
-    __slots__ = ("fd", "sources")
+class Tree:
+    """One prepared root. fd is -1 once it is closed; dev and ino are its
+    root's, what a sandbox's clone of it must show."""
+
+    __slots__ = ("fd", "dev", "ino", "sources")
 
     def __init__(self, fd: int, sources: Fingerprint) -> None:
+        st = os.fstat(fd)
         self.fd = fd
+        self.dev = st.st_dev
+        self.ino = st.st_ino
         self.sources = sources
 
 
@@ -59,19 +70,18 @@ class PreparedRoots:
     def __init__(self, owner: int, *, enabled: bool) -> None:
         self._owner = owner
         self._enabled = enabled
-        self._trees: dict[tuple[nsspawn.MountOp, ...], _Tree] = {}
-        self._retired: list[tuple[int, float]] = []
+        self._trees: dict[tuple[nsspawn.MountOp, ...], Tree] = {}
         self._lock = threading.Lock()
         self._recheck_at = time.monotonic() + RECHECK_S
 
-    def get(self, shared: list[nsspawn.MountOp]) -> int:
-        """The tree holding shared, built on first use; -1 when prepared
+    def get(self, shared: list[nsspawn.MountOp]) -> Tree | None:
+        """The tree holding shared, built on first use; None when prepared
         roots are off or cannot be built here (a sandbox then builds its
         whole root)."""
         key = tuple(shared)
         with self._lock:
             if not self._enabled:
-                return -1
+                return None
             tree = self._trees.get(key)
             if tree is None:
                 sources = fingerprint(key)
@@ -80,43 +90,46 @@ class PreparedRoots:
                 except OSError as exc:
                     log.warning("no prepared root, each sandbox builds its own: %s", exc)
                     self._enabled = False
-                    return -1
-                tree = self._trees[key] = _Tree(fd, sources)
-            return tree.fd
+                    return None
+                tree = self._trees[key] = Tree(fd, sources)
+            return tree
+
+    def hold(self, tree: Tree) -> int:
+        """A duplicate of the tree's fd, the caller's to close once its spawn
+        is done; -1 if the tree has been replaced (plan again)."""
+        with self._lock:
+            return os.dup(tree.fd) if tree.fd >= 0 else -1
 
     def due(self) -> bool:
         """Whether recheck() has work: one comparison, for every spawn."""
         return time.monotonic() >= self._recheck_at
 
-    def recheck(self) -> set[int]:
-        """Replace every tree whose sources changed (each is built again by
-        the next get()); returns the replaced trees' fds, for the caller to
-        forget the plans that hold them."""
+    def recheck(self) -> set[Tree]:
+        """Replace (close) every tree whose sources changed; each is built
+        again by the next get(). Returns the replaced trees, for the caller
+        to forget the plans that hold them."""
         now = time.monotonic()
         with self._lock:
             if now < self._recheck_at:
                 return set()
             self._recheck_at = now + RECHECK_S
             stale = [key for key, tree in self._trees.items() if fingerprint(key) != tree.sources]
-            replaced = {self._trees.pop(key).fd for key in stale}
-            keep = []
-            for fd, since in self._retired:
-                if now - since >= RETIRED_GRACE_S:
-                    os.close(fd)
-                else:
-                    keep.append((fd, since))
-            self._retired = keep + [(fd, now) for fd in replaced]
+            replaced = {self._trees.pop(key) for key in stale}
+            for tree in replaced:
+                _close(tree)
             return replaced
 
     def close(self) -> None:
         with self._lock:
             self._enabled = False
             for tree in self._trees.values():
-                os.close(tree.fd)
-            for fd, _ in self._retired:
-                os.close(fd)
+                _close(tree)
             self._trees.clear()
-            self._retired.clear()
 
     def __len__(self) -> int:
         return len(self._trees)
+
+
+def _close(tree: Tree) -> None:
+    fd, tree.fd = tree.fd, -1
+    os.close(fd)

@@ -84,6 +84,8 @@ class Spawn(msgspec.Struct, tag="spawn", array_like=True):
     rlimit_nproc: int
     handshake_timeout_ms: int
     has_template: bool
+    template_dev: int  # its root's st_dev and st_ino (SpawnConfig)
+    template_ino: int
 
 
 class Hello(msgspec.Struct, tag="hello", array_like=True):
@@ -191,6 +193,8 @@ def pack_spawn(serial: int, cfg: SpawnConfig, plan: PackedOps, *, fork: bool) ->
         rlimit_nproc=cfg.rlimit_nproc,
         handshake_timeout_ms=cfg.handshake_timeout_ms,
         has_template=cfg.root_template_fd >= 0,
+        template_dev=cfg.root_template_dev,
+        template_ino=cfg.root_template_ino,
     )
     packet = _packet(_encode(header), table.data)
     if len(packet) > MAX_MESSAGE:
@@ -325,6 +329,8 @@ class RequestBuffer:
         c.netns_fd = rest.pop(0) if req.has_netns else -1
         c.root_template = req.has_template
         c.root_template_fd = rest.pop(0) if req.has_template else -1
+        c.root_template_dev = req.template_dev
+        c.root_template_ino = req.template_ino
         c.namespaces = req.namespaces
         c.unshare_cgroup_late = req.unshare_cgroup_late
         c.uid_map = self._text(req.uid_map)

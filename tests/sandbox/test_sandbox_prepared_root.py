@@ -134,14 +134,15 @@ def test_an_fd_that_is_no_template_is_never_cloned_as_a_root(runtime_root, pytho
     be = NamespacedBackend(runtime_root, zygote=False)
     try:
         assert sandbox_probe.run(be, python, code_dir, "report(ok=1)").last == {"ok": 1}
-        ((key, (ops, compiled, packed, template)),) = be._plans.items()
+        (plan,) = be._plans.values()
+        real = plan.tree
         fd = os.open("/", os.O_PATH | os.O_CLOEXEC) if impostor == "host root" else _writable_detached_tmpfs()
-        be._plans[key] = (ops, compiled, packed, fd)
+        plan.tree = prepared_roots.Tree(fd, ())
         try:
             with pytest.raises(OSError, match="clone prepared root|prepared root: not a sealed tmpfs"):
                 sandbox_probe.run(be, python, code_dir, "report(ok=1)")
         finally:
-            be._plans[key] = (ops, compiled, packed, template)
+            plan.tree = real
             os.close(fd)
     finally:
         be.close()

@@ -1,15 +1,25 @@
 """The prepared root against what a security review found in it: no mount
-of a sandbox shares events with a host mount, even a shared one."""
+of a sandbox shares events with a host mount, even a shared one; a spawn
+clones only the root it was planned with, whatever happened to the fd
+numbers meanwhile."""
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import json
 import os
 import pathlib
 import subprocess
 import sys
 
+import msgspec
 import pytest
+import sandbox_probe
+
+from lambdalet.sandbox import nsspawn, prepared_roots, rootfs
+from lambdalet.sandbox.namespaced import HOST_ID_BASE, NamespacedBackend
+from lambdalet.sandbox.runtime_root import RuntimeRoot
 
 # Building a prepared root makes a tmpfs in the host's user namespace.
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="prepared roots are built by root only")
@@ -74,3 +84,107 @@ def test_a_host_mount_under_a_shared_source_never_reaches_a_sandbox(code_dir, tm
     assert seen["before"] == {"linked": [], "seen": False}
     # ...so a mount made on the host under the bound source stays the host's.
     assert seen["after"] == {"linked": [], "seen": False}
+
+
+def _replace_dir(path: pathlib.Path, text: str) -> None:
+    """path replaced by a rename, as ldconfig replaces /etc/ld.so.cache."""
+    new = path.with_name(path.name + ".new")
+    new.mkdir()
+    (new / "v").write_text(text)
+    for p in (new, new / "v"):
+        p.chmod(0o755)
+    path.rename(path.with_name(path.name + ".old"))
+    new.rename(path)
+
+
+def _world_readable(*paths: pathlib.Path) -> None:
+    for p in paths:
+        p.chmod(0o755)
+
+
+@needs_root
+def test_a_spawn_racing_a_recheck_clones_the_root_it_was_planned_with(tmp_path, monkeypatch):
+    # Between a spawn's plan and the sandbox's clone, a recheck replaces the
+    # plan's prepared root and the number of its closed fd comes to name
+    # another runtime's root. The spawn holds a duplicate of its own: it
+    # clones the root it was planned with, and the next spawn a new one.
+    monkeypatch.setattr(prepared_roots, "RECHECK_S", 0.0)
+    extra, other, code = tmp_path / "extra", tmp_path / "other", tmp_path / "code"
+    for path, text in ((extra, "one"), (other, "other"), (code, "")):
+        path.mkdir()
+        (path / "v").write_text(text)
+        _world_readable(path, path / "v")
+    _world_readable(tmp_path)
+    root = RuntimeRoot.create(tmp_path / "runtime", extra_sources={"extra": extra})
+    be = NamespacedBackend(root, zygote=False)
+    snippet = "report(v=open('/var/runtime/extra/v').read())"
+    reused: list[int] = []
+    real_spawn = nsspawn.spawn
+
+    def racing_spawn(cfg, compiled=None):
+        if not reused:
+            (tree,) = be._prepared_roots._trees.values()
+            number = tree.fd
+            _replace_dir(extra, "two")
+            be._prepared_roots.recheck()
+            layout = be.layout(sandbox_probe.make_spec(str(code)))
+            layout = msgspec.structs.replace(layout, runtime_sources={**layout.runtime_sources, "extra": str(other)})
+            stranger = nsspawn.build_template(rootfs.split(rootfs.plan(layout))[0], HOST_ID_BASE, HOST_ID_BASE)
+            if stranger != number:  # it often is: the kernel hands out the lowest free number
+                os.dup2(stranger, number)
+                os.close(stranger)
+            reused.append(number)
+        return real_spawn(cfg, compiled)
+
+    monkeypatch.setattr(nsspawn, "spawn", racing_spawn)
+    try:
+        assert sandbox_probe.run(be, root.python, str(code), snippet).last == {"v": "one"}
+        assert sandbox_probe.run(be, root.python, str(code), snippet).last == {"v": "two"}
+        assert len(be._prepared_roots) == 1
+    finally:
+        be.close()
+        for fd in reused:
+            os.close(fd)
+
+
+def _detached_tmpfs(attrs: int) -> int:
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    fs = libc.syscall(ctypes.c_long(430), b"tmpfs", ctypes.c_uint(1))  # fsopen, FSOPEN_CLOEXEC
+    assert fs >= 0, os.strerror(ctypes.get_errno())
+    try:
+        assert libc.syscall(ctypes.c_long(431), ctypes.c_int(fs), ctypes.c_uint(6), None, None, ctypes.c_int(0)) == 0  # CMD_CREATE
+        mnt = libc.syscall(ctypes.c_long(432), ctypes.c_int(fs), ctypes.c_uint(1), ctypes.c_uint(attrs))  # fsmount
+        assert mnt >= 0, os.strerror(ctypes.get_errno())
+        return mnt
+    finally:
+        os.close(fs)
+
+
+@pytest.mark.parametrize("impostor", ["another runtime's root", "a read-only tmpfs"])
+@needs_root
+def test_a_sealed_tmpfs_that_is_not_the_plans_root_is_refused(runtime_root, python, code_dir, tmp_path, impostor):
+    # Both pass for a sealed tmpfs; only the plan's own tree shows the
+    # device and inode recorded when it was built.
+    be = NamespacedBackend(runtime_root, zygote=False)
+    try:
+        assert sandbox_probe.run(be, python, code_dir, "report(ok=1)").last == {"ok": 1}
+        (plan,) = be._plans.values()
+        real = plan.tree
+        if impostor == "a read-only tmpfs":
+            fd = _detached_tmpfs(1)  # MOUNT_ATTR_RDONLY
+        else:
+            layout = rootfs.RootLayout(python_prefix="/usr", runtime_sources={}, code_dir=str(tmp_path))
+            fd = nsspawn.build_template(rootfs.split(rootfs.plan(layout))[0], HOST_ID_BASE, HOST_ID_BASE)
+        mixed_up = prepared_roots.Tree(fd, ())
+        mixed_up.dev, mixed_up.ino = real.dev, real.ino  # the fd's number mixed up, not the record
+        plan.tree = mixed_up
+        try:
+            with pytest.raises(OSError, match="prepared root: not the template built for this sandbox") as caught:
+                sandbox_probe.run(be, python, code_dir, "report(ok=1)")
+            assert caught.value.errno == errno.EINVAL
+        finally:
+            plan.tree = real
+            os.close(fd)
+    finally:
+        be.close()
