@@ -589,6 +589,41 @@ out:
     return rc;
 }
 
+/* The superblock of a tmpfs made here (dir: its root), read-only for good:
+ * its mount flag alone could be cleared by a sandbox that kept
+ * CAP_SYS_ADMIN in its own user namespace, and every sandbox shares the
+ * superblock. */
+static int seal_fd(int dir, const char **step)
+{
+    struct statfs sf;
+    int rc = 0, ctx = -1;
+    /* Only a tmpfs this template made: never a bound host file system. */
+    if (fstatfs(dir, &sf) < 0)
+        OUT("template: seal: statfs");
+    if (sf.f_type != TMPFS_MAGIC)
+        OUT_ERR("template: seal: not a tmpfs", EINVAL);
+    ctx = (int)syscall(SYS_fspick, dir, "", FSPICK_CLOEXEC | FSPICK_EMPTY_PATH);
+    if (ctx < 0)
+        OUT("template: seal: fspick");
+    if (sys_fsconfig(ctx, FSCONFIG_SET_FLAG, "ro", NULL) < 0 || sys_fsconfig(ctx, FSCONFIG_CMD_RECONFIGURE, NULL, NULL) < 0)
+        OUT("template: seal: read-only superblock");
+out:
+    close_keep_errno(ctx);
+    return rc;
+}
+
+/* A new empty directory, sealed: a mask, or an overlay's second layer. */
+static int new_empty_fs(const struct owner *owner, unsigned long long attrs, const char **step)
+{
+    int mnt = new_detached_fs("tmpfs", "size=0,nr_inodes=1,mode=0555", owner, attrs, step);
+    int rc = mnt < 0 ? mnt : seal_fd(mnt, step);
+    if (rc < 0) {
+        close_keep_errno(mnt);
+        return rc;
+    }
+    return mnt;
+}
+
 /* Attach the detached mount mnt at rel inside the template (closing mnt). */
 static int attach_at(int root, const char *rel, int mnt, int is_dir, const char **step)
 {
@@ -660,33 +695,18 @@ static int template_mask(int root, const char *rel, const struct owner *owner, c
         return errno == ENOENT ? 0 : (*step = "template: mask: stat", -errno);
     if (!S_ISDIR(st.st_mode))
         return template_bind(root, rel, "/dev/null", MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC, step);
-    int mnt = new_detached_fs("tmpfs", "size=0,nr_inodes=1,mode=0555", owner,
-                              MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, step);
+    int mnt = new_empty_fs(owner, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, step);
     return mnt < 0 ? mnt : attach_at(root, rel, mnt, 1, step);
 }
 
-/* The superblock of a tmpfs made here, read-only for good (its mount flag
- * alone could be cleared by a sandbox that kept CAP_SYS_ADMIN in its own
- * user namespace, and every sandbox shares the superblock). */
 static int seal_tmpfs(int root, const char *rel, const char **step)
 {
-    struct statfs sf;
-    int rc = 0, ctx = -1;
+    int rc = 0;
     int dir = openat(root, *rel ? rel : ".", O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (dir < 0)
         OUT("template: seal: open");
-    /* Only a tmpfs this template made: never a bound host file system. */
-    if (fstatfs(dir, &sf) < 0)
-        OUT("template: seal: statfs");
-    if (sf.f_type != TMPFS_MAGIC)
-        OUT_ERR("template: seal: not a tmpfs", EINVAL);
-    ctx = (int)syscall(SYS_fspick, dir, "", FSPICK_CLOEXEC | FSPICK_EMPTY_PATH);
-    if (ctx < 0)
-        OUT("template: seal: fspick");
-    if (sys_fsconfig(ctx, FSCONFIG_SET_FLAG, "ro", NULL) < 0 || sys_fsconfig(ctx, FSCONFIG_CMD_RECONFIGURE, NULL, NULL) < 0)
-        OUT("template: seal: read-only superblock");
+    rc = seal_fd(dir, step);
 out:
-    close_keep_errno(ctx);
     close_keep_errno(dir);
     return rc;
 }
@@ -809,8 +829,7 @@ int ll_template_build(const struct ll_mount_op *ops, int n_ops, unsigned int own
         goto out;
     }
     /* An overlay's second layer (it needs two without an upper one). */
-    empty = new_detached_fs("tmpfs", "mode=0555,size=0,nr_inodes=1", &owner,
-                            MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, step);
+    empty = new_empty_fs(&owner, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, step);
     if (empty < 0) {
         rc = empty;
         goto out;

@@ -1,7 +1,7 @@
 """The prepared root against what a security review found in it: no mount
 of a sandbox shares events with a host mount, even a shared one; a spawn
 clones only the root it was planned with, whatever happened to the fd
-numbers meanwhile."""
+numbers meanwhile; every tmpfs of the root is read-only at its superblock."""
 
 from __future__ import annotations
 
@@ -188,3 +188,24 @@ def test_a_sealed_tmpfs_that_is_not_the_plans_root_is_refused(runtime_root, pyth
             os.close(fd)
     finally:
         be.close()
+
+
+def test_every_tmpfs_the_prepared_root_made_is_read_only_at_its_superblock(backend, python, code_dir):
+    # The masks over the host's site-packages too: a mount flag alone a
+    # sandbox holding CAP_SYS_ADMIN in its user namespace could clear.
+    snippet = """
+found = {}
+for line in open('/proc/self/mountinfo'):
+    fields = line.split()
+    sep = fields.index('-')
+    if fields[sep + 1] == 'tmpfs':
+        found[fields[4]] = fields[sep + 3].split(',')[0]
+report(found=found)
+"""
+    found = sandbox_probe.run(backend, python, code_dir, snippet).last["found"]
+    masks = [d for d in backend._default.hidden if d in found]
+    assert masks, (backend._default.hidden, found)
+    assert [found[d] for d in masks] == ["ro"] * len(masks)
+    # Of all the tmpfs inside, only the sandbox's own may be writable: its
+    # /tmp, and /proc's fixed files (from its staging root, gone after the pivot).
+    assert {path: sb for path, sb in found.items() if sb != "ro" and not path.startswith("/proc/")} == {"/tmp": "rw"}
