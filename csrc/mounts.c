@@ -624,27 +624,68 @@ static int new_empty_fs(const struct owner *owner, unsigned long long attrs, con
     return mnt;
 }
 
-/* Attach the detached mount mnt at rel inside the template (closing mnt). */
-static int attach_at(int root, const char *rel, int mnt, int is_dir, const char **step)
+#ifndef SYS_openat2
+#define SYS_openat2 437
+#endif
+/* openat2's arguments (linux/openat2.h, which older hosts lack). */
+struct ll_open_how {
+    unsigned long long flags, mode, resolve;
+};
+#define LL_RESOLVE_NO_MAGICLINKS 0x02
+#define LL_RESOLVE_IN_ROOT 0x10
+
+/* rel as a sandbox will resolve it: inside the template, whose root is
+ * root. The template lives in this process's mount namespace, and a plain
+ * openat would take an absolute symlink inside a bound host tree
+ * (/usr/local -> /srv/local) from the host's root: what is then mounted
+ * there lands on the host's directory. An O_PATH fd, or -1 with errno. */
+static int open_in_template(int root, const char *rel, int flags)
+{
+    struct ll_open_how how;
+    memset(&how, 0, sizeof how);
+    how.flags = (unsigned long long)(O_PATH | O_CLOEXEC | flags);
+    how.resolve = LL_RESOLVE_IN_ROOT | LL_RESOLVE_NO_MAGICLINKS;
+    return (int)syscall(SYS_openat2, root, rel, &how, sizeof how);
+}
+
+/* Attach the detached mount mnt on the mountpoint at (closing mnt). */
+static int attach_to(int at, int mnt, const char **step)
 {
     int rc = 0;
-    if (make_mountpoint_at(root, rel, is_dir) < 0)
-        OUT("template: create mountpoint");
-    if (sys_move_mount(mnt, "", root, rel, MOVE_MOUNT_F_EMPTY_PATH) < 0)
+    if (sys_move_mount(mnt, "", at, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
         OUT("template: move_mount");
 out:
     close_keep_errno(mnt);
     return rc;
 }
 
-static int template_bind(int root, const char *rel, const char *src, unsigned long long attrs, const char **step)
+/* Attach the detached mount mnt at rel inside the template, made for it
+ * (closing mnt). */
+static int attach_at(int root, const char *rel, int mnt, int is_dir, const char **step)
 {
-    struct stat st;
+    int rc = 0, at = -1;
+    if (make_mountpoint_at(root, rel, is_dir) < 0)
+        OUT("template: create mountpoint");
+    at = open_in_template(root, rel, O_NOFOLLOW);
+    if (at < 0)
+        OUT("template: open mountpoint");
+    rc = attach_to(at, mnt, step);
+    mnt = -1; /* attach_to closed it */
+out:
+    close_keep_errno(at);
+    close_keep_errno(mnt);
+    return rc;
+}
+
+/* A detached clone of the host's src, its mount flags attrs; its stat in
+ * *st. Returns the mount's fd or -errno. */
+static int clone_bind(const char *src, unsigned long long attrs, struct stat *st, const char **step)
+{
     int rc = 0;
     int mnt = (int)sys_open_tree(AT_FDCWD, src, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
     if (mnt < 0)
         OUT("template: bind: open_tree");
-    if (fstat(mnt, &st) < 0)
+    if (fstat(mnt, st) < 0)
         OUT("template: bind: stat source");
     /* Set while the bind is its own tree's root: inside the template only
      * the root's mount flags can change. A clone of a shared host mount is
@@ -653,11 +694,17 @@ static int template_bind(int root, const char *rel, const char *src, unsigned lo
      * reach the sandboxes. Private, the whole bound tree. */
     if (sys_mount_setattr(mnt, "", AT_EMPTY_PATH | AT_RECURSIVE, attrs, MS_PRIVATE) < 0)
         OUT("template: bind: mount flags");
-    rc = attach_at(root, rel, mnt, S_ISDIR(st.st_mode), step);
-    mnt = -1; /* attach_at closed it */
+    return mnt;
 out:
     close_keep_errno(mnt);
     return rc;
+}
+
+static int template_bind(int root, const char *rel, const char *src, unsigned long long attrs, const char **step)
+{
+    struct stat st;
+    int mnt = clone_bind(src, attrs, &st, step);
+    return mnt < 0 ? mnt : attach_at(root, rel, mnt, S_ISDIR(st.st_mode), step);
 }
 
 /* An overlay whose only layers are the source (by its fd, so that
@@ -687,16 +734,27 @@ out:
     return rc;
 }
 
+/* rel hidden where a sandbox would find it (symlinks on the way followed
+ * inside the template): an empty directory over a directory, /dev/null
+ * over anything else. */
 static int template_mask(int root, const char *rel, const struct owner *owner, const char **step)
 {
-    struct stat st;
+    struct stat st, null_st;
+    int rc = 0, mnt;
+    int at = open_in_template(root, rel, 0);
     /* Absent paths differ between hosts; nothing to hide then. */
-    if (fstatat(root, rel, &st, AT_SYMLINK_NOFOLLOW) < 0)
-        return errno == ENOENT ? 0 : (*step = "template: mask: stat", -errno);
-    if (!S_ISDIR(st.st_mode))
-        return template_bind(root, rel, "/dev/null", MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC, step);
-    int mnt = new_empty_fs(owner, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, step);
-    return mnt < 0 ? mnt : attach_at(root, rel, mnt, 1, step);
+    if (at < 0)
+        return errno == ENOENT ? 0 : (*step = "template: mask: open", -errno);
+    if (fstat(at, &st) < 0)
+        OUT("template: mask: stat");
+    if (S_ISDIR(st.st_mode))
+        mnt = new_empty_fs(owner, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, step);
+    else
+        mnt = clone_bind("/dev/null", MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC, &null_st, step);
+    rc = mnt < 0 ? mnt : attach_to(at, mnt, step);
+out:
+    close_keep_errno(at);
+    return rc;
 }
 
 static int seal_tmpfs(int root, const char *rel, const char **step)

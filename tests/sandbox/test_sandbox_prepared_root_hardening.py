@@ -1,7 +1,8 @@
 """The prepared root against what a security review found in it: no mount
 of a sandbox shares events with a host mount, even a shared one; a spawn
 clones only the root it was planned with, whatever happened to the fd
-numbers meanwhile; every tmpfs of the root is read-only at its superblock."""
+numbers meanwhile; every tmpfs of the root is read-only at its superblock;
+a path inside the root is resolved inside it, never on the host."""
 
 from __future__ import annotations
 
@@ -209,3 +210,30 @@ report(found=found)
     # Of all the tmpfs inside, only the sandbox's own may be writable: its
     # /tmp, and /proc's fixed files (from its staging root, gone after the pivot).
     assert {path: sb for path, sb in found.items() if sb != "ro" and not path.startswith("/proc/")} == {"/tmp": "rw"}
+
+
+@needs_root
+def test_a_mask_behind_an_absolute_symlink_is_resolved_inside_the_template(tmp_path):
+    # The template is built in the server's mount namespace: a path inside a
+    # bound tree is resolved as a sandbox would resolve it, an absolute
+    # symlink from the template's root. Taken from the host's, the mask of
+    # /srv/tree/local/hidden would be mounted on the host's directory.
+    host, tree = tmp_path / "host", tmp_path / "tree"
+    (host / "hidden").mkdir(parents=True)
+    (tree / "real" / "hidden").mkdir(parents=True)
+    (tree / "local").symlink_to(host)
+    ops = [
+        nsspawn.MountOp(nsspawn.BIND_RO, "/srv/tree", src=str(tree)),
+        nsspawn.MountOp(nsspawn.MASK, "/srv/tree/local/hidden"),
+        nsspawn.MountOp(nsspawn.MASK, "/srv/tree/real/hidden"),
+    ]
+    fd = nsspawn.build_template(ops, 0, 0)
+    try:
+        assert not os.path.ismount(host / "hidden")
+        # The one that is inside the template is masked (its own file system).
+        inside = f"/proc/self/fd/{fd}/srv/tree/real"
+        assert os.stat(f"{inside}/hidden").st_dev != os.stat(inside).st_dev
+    finally:
+        os.close(fd)
+        if os.path.ismount(host / "hidden"):
+            subprocess.run(["umount", "-l", str(host / "hidden")], check=True)
