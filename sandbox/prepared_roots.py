@@ -71,7 +71,12 @@ class PreparedRoots:
         self._owner = owner
         self._enabled = enabled
         self._trees: dict[tuple[nsspawn.MountOp, ...], Tree] = {}
+        # Two locks: _lock for building and rechecking (a build forks a
+        # probe, a recheck stats every source: milliseconds), _fds for a
+        # tree's fd alone, which every spawn takes in hold(), so that no
+        # spawn of a runtime already built waits behind another's build.
         self._lock = threading.Lock()
+        self._fds = threading.Lock()
         self._recheck_at = time.monotonic() + RECHECK_S
 
     def get(self, shared: list[nsspawn.MountOp]) -> Tree | None:
@@ -79,6 +84,9 @@ class PreparedRoots:
         roots are off or cannot be built here (a sandbox then builds its
         whole root)."""
         key = tuple(shared)
+        tree = self._trees.get(key)  # a dict lookup is atomic: no lock for a built tree
+        if tree is not None and self._enabled:
+            return tree
         with self._lock:
             if not self._enabled:
                 return None
@@ -97,7 +105,7 @@ class PreparedRoots:
     def hold(self, tree: Tree) -> int:
         """A duplicate of the tree's fd, the caller's to close once its spawn
         is done; -1 if the tree has been replaced (plan again)."""
-        with self._lock:
+        with self._fds:
             return os.dup(tree.fd) if tree.fd >= 0 else -1
 
     def due(self) -> bool:
@@ -116,20 +124,21 @@ class PreparedRoots:
             stale = [key for key, tree in self._trees.items() if fingerprint(key) != tree.sources]
             replaced = {self._trees.pop(key) for key in stale}
             for tree in replaced:
-                _close(tree)
+                self._close(tree)
             return replaced
 
     def close(self) -> None:
         with self._lock:
             self._enabled = False
             for tree in self._trees.values():
-                _close(tree)
+                self._close(tree)
             self._trees.clear()
+
+    def _close(self, tree: Tree) -> None:
+        with self._fds:
+            fd, tree.fd = tree.fd, -1
+        if fd >= 0:
+            os.close(fd)
 
     def __len__(self) -> int:
         return len(self._trees)
-
-
-def _close(tree: Tree) -> None:
-    fd, tree.fd = tree.fd, -1
-    os.close(fd)

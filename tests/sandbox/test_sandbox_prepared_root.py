@@ -8,6 +8,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import threading
 
 import pytest
 import sandbox_probe
@@ -108,6 +109,29 @@ def test_every_sandbox_of_a_runtime_clones_one_template(backend, python, code_di
     assert "app.py" in first["ls"] and second["ls"] == ["app.py"]
     assert (first["tmp"], second["tmp"]) == (512 << 20, 1024 << 20)
     assert len(backend._prepared_roots) == 1
+
+
+@needs_root
+def test_a_spawn_of_a_built_runtime_never_waits_for_a_build(backend, python, code_dir):
+    """get() and hold() of a tree already built take no build lock: a spawn
+    does not wait behind another runtime's build (which forks a probe) or
+    a recheck (which stats every source)."""
+    assert sandbox_probe.run(backend, python, code_dir, "report(up=True)").last == {"up": True}
+    roots = backend._prepared_roots
+    key, tree = next(iter(roots._trees.items()))
+    got: list = []
+    thread = threading.Thread(target=lambda: got.append((roots.get(list(key)), roots.hold(tree))))
+    try:
+        with roots._lock:  # a build or a recheck under way
+            thread.start()
+            thread.join(10)
+            assert got, "the spawn waited for the build lock"
+    finally:
+        thread.join()
+        for _, fd in got:
+            if fd >= 0:
+                os.close(fd)
+    assert got[0][0] is tree and got[0][1] >= 0
 
 
 def _writable_detached_tmpfs() -> int:
