@@ -14,6 +14,7 @@ return value is the list of reports.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import select
@@ -120,6 +121,23 @@ def script(snippet: str) -> str:
 def as_handler(snippet: str) -> str:
     """The snippet as a Lambda handler module (app.py) returning its reports."""
     return HANDLER.replace("{body}", textwrap.indent(textwrap.dedent(snippet).strip("\n"), "        "))
+
+
+def detached_tmpfs(attrs: int = 0) -> int:
+    """An fd of a new tmpfs mounted nowhere (fsopen + fsmount with these
+    MOUNT_ATTR_* flags), like a prepared root's but not one: what a sandbox
+    must refuse as its root."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    fs = libc.syscall(ctypes.c_long(430), b"tmpfs", ctypes.c_uint(1))  # fsopen, FSOPEN_CLOEXEC
+    assert fs >= 0, os.strerror(ctypes.get_errno())
+    try:
+        assert libc.syscall(ctypes.c_long(431), ctypes.c_int(fs), ctypes.c_uint(6), None, None, ctypes.c_int(0)) == 0  # CMD_CREATE
+        mnt = libc.syscall(ctypes.c_long(432), ctypes.c_int(fs), ctypes.c_uint(1), ctypes.c_uint(attrs))  # fsmount
+        assert mnt >= 0, os.strerror(ctypes.get_errno())
+        return mnt
+    finally:
+        os.close(fs)
 
 
 def make_spec(code_dir: str, **overrides) -> SandboxSpec:

@@ -5,7 +5,6 @@ root a sandbox builds mount by mount."""
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import os
 import threading
@@ -134,22 +133,6 @@ def test_a_spawn_of_a_built_runtime_never_waits_for_a_build(backend, python, cod
     assert got[0][0] is tree and got[0][1] >= 0
 
 
-def _writable_detached_tmpfs() -> int:
-    """A detached tmpfs like a template's, but writable: what a sandbox
-    would share with every other if one were ever cloned as a root."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.syscall.restype = ctypes.c_long
-    fs = libc.syscall(ctypes.c_long(430), b"tmpfs", ctypes.c_uint(1))  # fsopen, FSOPEN_CLOEXEC
-    assert fs >= 0, os.strerror(ctypes.get_errno())
-    try:
-        assert libc.syscall(ctypes.c_long(431), ctypes.c_int(fs), ctypes.c_uint(6), None, None, ctypes.c_int(0)) == 0  # CMD_CREATE
-        mnt = libc.syscall(ctypes.c_long(432), ctypes.c_int(fs), ctypes.c_uint(1), ctypes.c_uint(0))  # fsmount
-        assert mnt >= 0, os.strerror(ctypes.get_errno())
-        return mnt
-    finally:
-        os.close(fs)
-
-
 @pytest.mark.parametrize("impostor", ["host root", "writable tmpfs"])
 @needs_root
 def test_an_fd_that_is_no_template_is_never_cloned_as_a_root(runtime_root, python, code_dir, impostor):
@@ -160,7 +143,7 @@ def test_an_fd_that_is_no_template_is_never_cloned_as_a_root(runtime_root, pytho
         assert sandbox_probe.run(be, python, code_dir, "report(ok=1)").last == {"ok": 1}
         (plan,) = be._plans.values()
         real = plan.tree
-        fd = os.open("/", os.O_PATH | os.O_CLOEXEC) if impostor == "host root" else _writable_detached_tmpfs()
+        fd = os.open("/", os.O_PATH | os.O_CLOEXEC) if impostor == "host root" else sandbox_probe.detached_tmpfs()
         plan.tree = prepared_roots.Tree(fd, ())
         try:
             with pytest.raises(OSError, match="clone prepared root|prepared root: not a sealed tmpfs"):

@@ -6,7 +6,6 @@ a path inside the root is resolved inside it, never on the host."""
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import json
 import os
@@ -148,20 +147,6 @@ def test_a_spawn_racing_a_recheck_clones_the_root_it_was_planned_with(tmp_path, 
             os.close(fd)
 
 
-def _detached_tmpfs(attrs: int) -> int:
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.syscall.restype = ctypes.c_long
-    fs = libc.syscall(ctypes.c_long(430), b"tmpfs", ctypes.c_uint(1))  # fsopen, FSOPEN_CLOEXEC
-    assert fs >= 0, os.strerror(ctypes.get_errno())
-    try:
-        assert libc.syscall(ctypes.c_long(431), ctypes.c_int(fs), ctypes.c_uint(6), None, None, ctypes.c_int(0)) == 0  # CMD_CREATE
-        mnt = libc.syscall(ctypes.c_long(432), ctypes.c_int(fs), ctypes.c_uint(1), ctypes.c_uint(attrs))  # fsmount
-        assert mnt >= 0, os.strerror(ctypes.get_errno())
-        return mnt
-    finally:
-        os.close(fs)
-
-
 @pytest.mark.parametrize("impostor", ["another runtime's root", "a read-only tmpfs"])
 @needs_root
 def test_a_sealed_tmpfs_that_is_not_the_plans_root_is_refused(runtime_root, python, code_dir, tmp_path, impostor):
@@ -173,7 +158,7 @@ def test_a_sealed_tmpfs_that_is_not_the_plans_root_is_refused(runtime_root, pyth
         (plan,) = be._plans.values()
         real = plan.tree
         if impostor == "a read-only tmpfs":
-            fd = _detached_tmpfs(1)  # MOUNT_ATTR_RDONLY
+            fd = sandbox_probe.detached_tmpfs(1)  # MOUNT_ATTR_RDONLY
         else:
             layout = rootfs.RootLayout(python_prefix="/usr", runtime_sources={}, code_dir=str(tmp_path))
             fd = nsspawn.build_template(rootfs.split(rootfs.plan(layout))[0], HOST_ID_BASE, HOST_ID_BASE)
