@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h> /* snprintf, in ll_template_build only: never in a sandbox */
+#include <stdlib.h> /* malloc, likewise */
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -53,8 +54,10 @@ static int join(char *out, const char *prefix, const char *path)
 }
 
 /* mkdir -p, each created level 0755 so an unprivileged uid can traverse to
- * a bind whose host parents are private (/root/.pyenv under a 0700 /root). */
-static int mkdirs_at(int dfd, const char *path, mode_t mode)
+ * a bind whose host parents are private (/root/.pyenv under a 0700 /root).
+ * The sandbox's own paths, in its own mount namespace; the prepared root
+ * makes its paths with dirs_in_template. */
+static int mkdirs(const char *path, mode_t mode)
 {
     char buf[PATH_BUF];
     size_t n = strlen(path);
@@ -67,21 +70,16 @@ static int mkdirs_at(int dfd, const char *path, mode_t mode)
         if (*p != '/')
             continue;
         *p = '\0';
-        if (mkdirat(dfd, buf, 0755) < 0 && errno != EEXIST)
+        if (mkdir(buf, 0755) < 0 && errno != EEXIST)
             return -1;
         *p = '/';
     }
-    if (mkdirat(dfd, buf, mode) < 0 && errno != EEXIST)
+    if (mkdir(buf, mode) < 0 && errno != EEXIST)
         return -1;
     return 0;
 }
 
-static int mkdirs(const char *path, mode_t mode)
-{
-    return mkdirs_at(AT_FDCWD, path, mode);
-}
-
-static int parent_dirs_at(int dfd, const char *path)
+static int parent_dirs(const char *path)
 {
     char buf[PATH_BUF];
     size_t n = strlen(path);
@@ -94,31 +92,21 @@ static int parent_dirs_at(int dfd, const char *path)
     if (slash == NULL || slash == buf)
         return 0;
     *slash = '\0';
-    return mkdirs_at(dfd, buf, 0755);
-}
-
-static int parent_dirs(const char *path)
-{
-    return parent_dirs_at(AT_FDCWD, path);
+    return mkdirs(buf, 0755);
 }
 
 /* An empty file or directory to mount over, matching the source's type. */
-static int make_mountpoint_at(int dfd, const char *dst, int is_dir)
+static int make_mountpoint(const char *dst, int is_dir)
 {
     if (is_dir)
-        return mkdirs_at(dfd, dst, 0755);
-    if (parent_dirs_at(dfd, dst) < 0)
+        return mkdirs(dst, 0755);
+    if (parent_dirs(dst) < 0)
         return -1;
-    int fd = openat(dfd, dst, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0444);
+    int fd = open(dst, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0444);
     if (fd < 0)
         return errno == EEXIST ? 0 : -1;
     close(fd);
     return 0;
-}
-
-static int make_mountpoint(const char *dst, int is_dir)
-{
-    return make_mountpoint_at(AT_FDCWD, dst, is_dir);
 }
 
 /* Flags a remount must keep: inside a user namespace the mount inherits
@@ -147,30 +135,28 @@ static int remount_readonly(const char *path, unsigned long extra)
                  MS_REMOUNT | MS_BIND | MS_RDONLY | extra | kept_flags(path), NULL);
 }
 
-static int write_text_at(int dfd, const char *path, const char *text, mode_t mode)
+static int write_all(int fd, const char *text)
 {
-    int fd = openat(dfd, path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
-    if (fd < 0)
-        return -1;
-    int rc = 0;
-    for (size_t left = strlen(text); left > 0 && rc == 0;) {
+    for (size_t left = strlen(text); left > 0;) {
         ssize_t w = LL_RETRY(write(fd, text, left));
-        if (w < 0) {
-            rc = -1;
-        } else {
-            text += w;
-            left -= (size_t)w;
-        }
+        if (w < 0)
+            return -1;
+        text += w;
+        left -= (size_t)w;
     }
-    int saved = errno;
-    close(fd);
-    errno = saved;
-    return rc;
+    return 0;
 }
 
 static int write_text(const char *path, const char *text, mode_t mode)
 {
-    return write_text_at(AT_FDCWD, path, text, mode);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
+    if (fd < 0)
+        return -1;
+    int rc = write_all(fd, text);
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return rc;
 }
 
 static int takes_source(int kind)
@@ -635,17 +621,105 @@ struct ll_open_how {
 #define LL_RESOLVE_IN_ROOT 0x10
 
 /* rel as a sandbox will resolve it: inside the template, whose root is
- * root. The template lives in this process's mount namespace, and a plain
- * openat would take an absolute symlink inside a bound host tree
- * (/usr/local -> /srv/local) from the host's root: what is then mounted
- * there lands on the host's directory. An O_PATH fd, or -1 with errno. */
+ * root. The template lives in this process's mount namespace, with its
+ * credentials: a plain openat would take an absolute symlink inside a bound
+ * host tree (/usr/local -> /srv/local, x -> /etc) from the host's root, and
+ * what is then made, written, chmod'ed or mounted there lands on the host.
+ * An fd (O_PATH unless flags ask for access), or -1 with errno. */
 static int open_in_template(int root, const char *rel, int flags)
 {
     struct ll_open_how how;
     memset(&how, 0, sizeof how);
-    how.flags = (unsigned long long)(O_PATH | O_CLOEXEC | flags);
+    how.flags = (unsigned long long)(O_CLOEXEC | flags);
     how.resolve = LL_RESOLVE_IN_ROOT | LL_RESOLVE_NO_MAGICLINKS;
-    return (int)syscall(SYS_openat2, root, rel, &how, sizeof how);
+    return (int)syscall(SYS_openat2, root, *rel ? rel : ".", &how, sizeof how);
+}
+
+/* The directory rel inside the template, made where missing (mkdir -p,
+ * 0755 each level, see mkdirs): each level is made by name against its
+ * parent's fd, then the path so far is opened inside the template, so a
+ * symlink on the way is followed as a sandbox would follow it and never
+ * out of the template. An O_PATH fd, or -1 with errno. */
+static int dirs_in_template(int root, const char *rel)
+{
+    char buf[PATH_BUF];
+    size_t n = strlen(rel);
+    if (n >= PATH_BUF) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    memcpy(buf, rel, n + 1);
+    int dir = open_in_template(root, "", O_PATH | O_DIRECTORY);
+    for (char *p = buf; dir >= 0 && *p;) {
+        char *end = p;
+        while (*end && *end != '/')
+            end++;
+        char sep = *end;
+        *end = '\0';
+        if (*p && mkdirat(dir, p, 0755) < 0 && errno != EEXIST) {
+            close_keep_errno(dir);
+            return -1;
+        }
+        int next = open_in_template(root, buf, O_PATH | O_DIRECTORY);
+        close_keep_errno(dir);
+        dir = next;
+        *end = sep;
+        p = sep ? end + 1 : end;
+    }
+    return dir;
+}
+
+/* rel's parent directory inside the template, made where missing
+ * (dirs_in_template), and rel's last component, in *name (inside buf, of
+ * PATH_BUF bytes): the one thing the caller makes, by name against the
+ * parent's fd. An O_PATH fd, or -1 with errno. */
+static int parent_in_template(int root, const char *rel, char *buf, const char **name)
+{
+    size_t n = strlen(rel);
+    if (n >= PATH_BUF) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    memcpy(buf, rel, n + 1);
+    while (n > 1 && buf[n - 1] == '/')
+        buf[--n] = '\0';
+    char *slash = strrchr(buf, '/');
+    *name = slash ? slash + 1 : buf;
+    /* A name to make: not a way up, nor the directory itself. */
+    if (**name == '\0' || strcmp(*name, ".") == 0 || strcmp(*name, "..") == 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (slash == NULL)
+        return dirs_in_template(root, "");
+    *slash = '\0';
+    return dirs_in_template(root, buf);
+}
+
+/* name in dir, never followed: an O_PATH fd of it, or -1 with errno: ELOOP
+ * for a symlink, ENOTDIR or EISDIR when it is not the type wanted (want_dir
+ * 1 for a directory, 0 for anything else). */
+static int open_last(int dir, const char *name, int want_dir)
+{
+    struct stat st;
+    int err = 0;
+    int fd = openat(dir, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    if (fstat(fd, &st) < 0)
+        err = errno;
+    else if (S_ISLNK(st.st_mode))
+        err = ELOOP;
+    else if (want_dir && !S_ISDIR(st.st_mode))
+        err = ENOTDIR;
+    else if (!want_dir && S_ISDIR(st.st_mode))
+        err = EISDIR;
+    if (err) {
+        close(fd);
+        errno = err;
+        return -1;
+    }
+    return fd;
 }
 
 /* Attach the detached mount mnt on the mountpoint at (closing mnt). */
@@ -659,21 +733,110 @@ out:
     return rc;
 }
 
-/* Attach the detached mount mnt at rel inside the template, made for it
- * (closing mnt). */
+/* Attach the detached mount mnt at rel inside the template, on an empty
+ * directory or file made for it, matching the mount's type (closing mnt). */
 static int attach_at(int root, const char *rel, int mnt, int is_dir, const char **step)
 {
-    int rc = 0, at = -1;
-    if (make_mountpoint_at(root, rel, is_dir) < 0)
-        OUT("template: create mountpoint");
-    at = open_in_template(root, rel, O_NOFOLLOW);
+    char buf[PATH_BUF];
+    const char *name;
+    int rc = 0, at = -1, made = -1;
+    int parent = parent_in_template(root, rel, buf, &name);
+    if (parent < 0)
+        OUT("template: mountpoint: parent");
+    if (is_dir) {
+        if (mkdirat(parent, name, 0755) < 0 && errno != EEXIST)
+            OUT("template: create mountpoint");
+    } else {
+        made = openat(parent, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0444);
+        if (made < 0 && errno != EEXIST)
+            OUT("template: create mountpoint");
+        close_keep_errno(made);
+    }
+    /* Made now or there before: a symlink there is refused, not followed. */
+    at = open_last(parent, name, is_dir);
     if (at < 0)
         OUT("template: open mountpoint");
     rc = attach_to(at, mnt, step);
     mnt = -1; /* attach_to closed it */
 out:
     close_keep_errno(at);
+    close_keep_errno(parent);
     close_keep_errno(mnt);
+    return rc;
+}
+
+/* A directory at rel inside the template, of mode (an existing one too).
+ * mkdir honours the umask, and the mode was chosen on purpose: fchmod, on
+ * the directory itself reopened through its O_PATH fd. */
+static int template_mkdir(int root, const char *rel, mode_t mode, const char **step)
+{
+    char buf[PATH_BUF];
+    const char *name;
+    int rc = 0, at = -1, dir = -1;
+    int parent = parent_in_template(root, rel, buf, &name);
+    if (parent < 0)
+        OUT("template: mkdir: parent");
+    if (mkdirat(parent, name, mode) < 0 && errno != EEXIST)
+        OUT("template: mkdir");
+    if ((at = open_last(parent, name, 1)) < 0)
+        OUT("template: mkdir: open");
+    if ((dir = openat(at, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+        OUT("template: mkdir: open");
+    if (fchmod(dir, mode) < 0)
+        OUT("template: mkdir: chmod");
+out:
+    close_keep_errno(dir);
+    close_keep_errno(at);
+    close_keep_errno(parent);
+    return rc;
+}
+
+/* A file at rel inside the template holding text, of mode. O_NOFOLLOW: a
+ * symlink there is refused (ELOOP), not written through; O_NONBLOCK: a FIFO
+ * there is refused (ENXIO), not waited on. Anything but a regular file
+ * (a device) is refused with EEXIST. */
+static int template_write_file(int root, const char *rel, const char *text, mode_t mode, const char **step)
+{
+    char buf[PATH_BUF];
+    const char *name;
+    struct stat st;
+    int rc = 0, fd = -1;
+    int parent = parent_in_template(root, rel, buf, &name);
+    if (parent < 0)
+        OUT("template: write file: parent");
+    fd = openat(parent, name, O_WRONLY | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, mode);
+    if (fd < 0)
+        OUT("template: write file: open");
+    if (fstat(fd, &st) < 0)
+        OUT("template: write file: stat");
+    if (!S_ISREG(st.st_mode))
+        OUT_ERR("template: write file: not a regular file", EEXIST);
+    if (ftruncate(fd, 0) < 0)
+        OUT("template: write file: truncate");
+    if (write_all(fd, text) < 0)
+        OUT("template: write file");
+    if (fchmod(fd, mode) < 0)
+        OUT("template: write file: chmod");
+out:
+    close_keep_errno(fd);
+    close_keep_errno(parent);
+    return rc;
+}
+
+/* A symlink at rel inside the template; one already there is kept (nothing
+ * follows it here). */
+static int template_symlink(int root, const char *rel, const char *target, const char **step)
+{
+    char buf[PATH_BUF];
+    const char *name;
+    int rc = 0;
+    int parent = parent_in_template(root, rel, buf, &name);
+    if (parent < 0)
+        OUT("template: symlink: parent");
+    if (symlinkat(target, parent, name) < 0 && errno != EEXIST)
+        OUT("template: symlink");
+out:
+    close_keep_errno(parent);
     return rc;
 }
 
@@ -741,7 +904,7 @@ static int template_mask(int root, const char *rel, const struct owner *owner, c
 {
     struct stat st, null_st;
     int rc = 0, mnt;
-    int at = open_in_template(root, rel, 0);
+    int at = open_in_template(root, rel, O_PATH);
     /* Absent paths differ between hosts; nothing to hide then. */
     if (at < 0)
         return errno == ENOENT ? 0 : (*step = "template: mask: open", -errno);
@@ -754,18 +917,6 @@ static int template_mask(int root, const char *rel, const struct owner *owner, c
     rc = mnt < 0 ? mnt : attach_to(at, mnt, step);
 out:
     close_keep_errno(at);
-    return rc;
-}
-
-static int seal_tmpfs(int root, const char *rel, const char **step)
-{
-    int rc = 0;
-    int dir = openat(root, *rel ? rel : ".", O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (dir < 0)
-        OUT("template: seal: open");
-    rc = seal_fd(dir, step);
-out:
-    close_keep_errno(dir);
     return rc;
 }
 
@@ -817,52 +968,61 @@ out:
     return rc;
 }
 
-static int chown_tmpfs(int root, const char *rel, const struct owner *owner, const char **step)
+/* One of the template's own tmpfs, by the fd fsmount gave (kept since: a
+ * path to it, taken again, could lead elsewhere once later ops have run,
+ * onto a host tmpfs bound over it, say): what was made in it given to the
+ * owner, then its superblock sealed. */
+static int finish_tmpfs(int mnt, const struct owner *owner, const char **step)
 {
     struct stat st;
     int rc = 0;
-    int dir = openat(root, *rel ? rel : ".", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    /* "." from the mount's own fd: its root, whatever is mounted over it. */
+    int dir = openat(mnt, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dir < 0)
         OUT("template: chown: open");
     if (fstat(dir, &st) < 0)
         OUT("template: chown: stat");
-    rc = chown_tree(dir, st.st_dev, owner, 0, step);
+    if ((rc = chown_tree(dir, st.st_dev, owner, 0, step)) == 0)
+        rc = seal_fd(mnt, step);
 out:
     close_keep_errno(dir);
     return rc;
 }
 
-static int template_apply(int root, int empty, const struct owner *owner, const struct ll_mount_op *op,
+/* kept: where an LL_TMPFS op leaves its mount's fd, for finish_tmpfs. */
+static int template_apply(int root, int empty, const struct owner *owner, const struct ll_mount_op *op, int *kept,
                           const char **step)
 {
     const char *rel = op->dst + 1;
     switch (op->kind) {
     case LL_MKDIR:
-        if (mkdirs_at(root, rel, op->mode ? op->mode : 0755) < 0 ||
-            fchmodat(root, rel, op->mode ? op->mode : 0755, 0) < 0)
-            FAIL("template: mkdir");
-        return 0;
+        return template_mkdir(root, rel, op->mode ? op->mode : 0755, step);
     case LL_BIND_RO:
         return template_bind(root, rel, op->src, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, step);
     case LL_BIND_DEV:
         return template_bind(root, rel, op->src, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC, step);
     case LL_TMPFS: {
         int mnt = new_detached_fs("tmpfs", op->data, owner, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, step);
-        return mnt < 0 ? mnt : attach_at(root, rel, mnt, 1, step);
+        if (mnt < 0)
+            return mnt;
+        if ((*kept = fcntl(mnt, F_DUPFD_CLOEXEC, 0)) < 0) {
+            close_keep_errno(mnt);
+            FAIL("template: tmpfs: keep its fd");
+        }
+        return attach_at(root, rel, mnt, 1, step);
     }
     case LL_SYMLINK:
-        if (op->data == NULL || parent_dirs_at(root, rel) < 0)
-            FAIL("template: symlink: parent");
-        if (symlinkat(op->data, root, rel) < 0 && errno != EEXIST)
-            FAIL("template: symlink");
-        return 0;
+        if (op->data == NULL) {
+            errno = EINVAL;
+            FAIL("template: symlink: no target");
+        }
+        return template_symlink(root, rel, op->data, step);
     case LL_WRITE_FILE:
-        if (op->data == NULL || parent_dirs_at(root, rel) < 0)
-            FAIL("template: write file: parent");
-        if (write_text_at(root, rel, op->data, op->mode ? op->mode : 0644) < 0 ||
-            fchmodat(root, rel, op->mode ? op->mode : 0644, 0) < 0)
-            FAIL("template: write file");
-        return 0;
+        if (op->data == NULL) {
+            errno = EINVAL;
+            FAIL("template: write file: no contents");
+        }
+        return template_write_file(root, rel, op->data, op->mode ? op->mode : 0644, step);
     case LL_MASK:
         return template_mask(root, rel, owner, step);
     case LL_VIEW_RO:
@@ -879,9 +1039,15 @@ int ll_template_build(const struct ll_mount_op *ops, int n_ops, unsigned int own
                       int *failed, const char **step)
 {
     const struct owner owner = { owner_uid, owner_gid };
-    int rc = 0, empty = -1;
+    int rc = 0, empty = -1, root = -1;
     *failed = -1;
-    int root = new_detached_fs("tmpfs", "mode=0755,size=1m,nr_inodes=4096", &owner, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, step);
+    /* Each op's tmpfs, if it makes one (the server's side: it may allocate). */
+    int *kept = malloc(sizeof *kept * (size_t)(n_ops > 0 ? n_ops : 1));
+    if (kept == NULL)
+        OUT_ERR("template: allocate", ENOMEM);
+    for (int i = 0; i < n_ops; i++)
+        kept[i] = -1;
+    root = new_detached_fs("tmpfs", "mode=0755,size=1m,nr_inodes=4096", &owner, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, step);
     if (root < 0) {
         rc = root;
         goto out;
@@ -896,23 +1062,28 @@ int ll_template_build(const struct ll_mount_op *ops, int n_ops, unsigned int own
         *failed = i;
         if (ops[i].dst == NULL || ops[i].dst[0] != '/' || ops[i].dst[1] == '\0')
             OUT_ERR("template: destination must be absolute, not /", EINVAL);
-        rc = template_apply(root, empty, &owner, &ops[i], step);
+        rc = template_apply(root, empty, &owner, &ops[i], &kept[i], step);
     }
     /* Its own tmpfs, each given to the owner and then made read-only at the
      * superblock; the root last. */
     for (int i = 0; i < n_ops && rc == 0; i++) {
         *failed = i;
-        if (ops[i].kind == LL_TMPFS && (rc = chown_tmpfs(root, ops[i].dst + 1, &owner, step)) == 0)
-            rc = seal_tmpfs(root, ops[i].dst + 1, step);
+        if (kept[i] >= 0)
+            rc = finish_tmpfs(kept[i], &owner, step);
     }
     if (rc < 0)
         goto out;
     *failed = -1;
-    if ((rc = chown_tmpfs(root, "", &owner, step)) < 0 || (rc = seal_tmpfs(root, "", step)) < 0)
+    if ((rc = finish_tmpfs(root, &owner, step)) < 0)
         goto out;
     if (sys_mount_setattr(root, "", AT_EMPTY_PATH, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, 0) < 0)
         OUT("template: root read-only");
 out:
+    if (kept != NULL) {
+        for (int i = 0; i < n_ops; i++)
+            close_keep_errno(kept[i]);
+        free(kept);
+    }
     close_keep_errno(empty);
     if (rc < 0) {
         close_keep_errno(root);

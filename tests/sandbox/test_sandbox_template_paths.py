@@ -1,0 +1,239 @@
+"""Every path a prepared root makes is resolved inside it. The template is
+built in the server's mount namespace with root's credentials
+(csrc/mounts.c, ll_template_build): a bound host tree that holds a symlink
+(`x -> /etc`, `x -> ../../..`) must never take a mountpoint, a directory,
+a file, a symlink, a chmod, a chown or a seal onto the host. A directory of
+the test's tmp_path stands for the host; the template holds a twin of its
+path, so an absolute symlink resolved inside the template lands there."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import pathlib
+import stat
+import subprocess
+import sys
+
+import pytest
+
+from lambdalet.sandbox import nsspawn
+
+# Building a prepared root makes a tmpfs in the host's user namespace.
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="prepared roots are built by root only")
+
+OWNER = 4242  # the template's owner: never root, so a chown shows
+TREE = "/srv/tree"  # where the host tree with the symlinks is bound
+
+
+def _host_and_tree(tmp_path: pathlib.Path) -> tuple[pathlib.Path, pathlib.Path]:
+    """host: stands for the host's file system; tree: a bind source whose
+    `abs` points at host by its absolute path and `rel` climbs out of the
+    bind (../../.. from /srv/tree/rel). A plain walk takes `abs` from the
+    host's root; `..` it stops at the template's root (a detached tree has
+    no parent to climb to), with or without RESOLVE_IN_ROOT: the rel rows
+    hold that line."""
+    host, tree = tmp_path / "host", tmp_path / "tree"
+    host.mkdir()
+    tree.mkdir()
+    (tree / "abs").symlink_to(host)
+    (tree / "rel").symlink_to("../../..")
+    return host, tree
+
+
+def _inside(fd: int, path: str) -> str:
+    """path as the template holds it."""
+    return f"/proc/self/fd/{fd}{path}"
+
+
+def _everything_under(path: pathlib.Path) -> dict[str, tuple[int, int, int]]:
+    """Each entry under path: (mode, uid, gid), symlinks not followed."""
+    out = {str(path): _meta(path)}
+    for p in sorted(path.rglob("*")):
+        out[str(p)] = _meta(p)
+    return out
+
+
+def _meta(p: pathlib.Path) -> tuple[int, int, int]:
+    st = p.lstat()
+    return (st.st_mode, st.st_uid, st.st_gid)
+
+
+# One op of each kind that makes a path, at `{via}/sub/made` under the bound
+# tree (sub is missing: its parents are made too), and what the template
+# must hold there afterwards.
+def _dir(st: os.stat_result, parent: os.stat_result) -> bool:
+    return stat.S_ISDIR(st.st_mode) and st.st_dev == parent.st_dev and stat.S_IMODE(st.st_mode) == 0o711
+
+
+def _mount_of_dir(st: os.stat_result, parent: os.stat_result) -> bool:
+    return stat.S_ISDIR(st.st_mode) and st.st_dev != parent.st_dev
+
+
+def _mount_of_null(st: os.stat_result, parent: os.stat_result) -> bool:
+    return stat.S_ISCHR(st.st_mode) and st.st_rdev == os.stat("/dev/null").st_rdev
+
+
+def _symlink(st: os.stat_result, parent: os.stat_result) -> bool:
+    return stat.S_ISLNK(st.st_mode)
+
+
+def _file(st: os.stat_result, parent: os.stat_result) -> bool:
+    return stat.S_ISREG(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o640 and st.st_size == len("text\n")
+
+
+def _op(kind: str, dst: str, source: pathlib.Path) -> nsspawn.MountOp:
+    return {
+        "mkdir": nsspawn.MountOp(nsspawn.MKDIR, dst, mode=0o711),
+        "bind": nsspawn.MountOp(nsspawn.BIND_RO, dst, src=str(source)),
+        "bind device": nsspawn.MountOp(nsspawn.BIND_DEV, dst, src="/dev/null"),
+        "tmpfs": nsspawn.MountOp(nsspawn.TMPFS, dst, data="mode=0755,size=16k"),
+        "view": nsspawn.MountOp(nsspawn.VIEW_RO, dst, src=str(source)),
+        "symlink": nsspawn.MountOp(nsspawn.SYMLINK, dst, data="/usr/lib"),
+        "write file": nsspawn.MountOp(nsspawn.WRITE_FILE, dst, data="text\n", mode=0o640),
+    }[kind]
+
+
+EXPECTED = {
+    "mkdir": _dir,
+    "bind": _mount_of_dir,
+    "bind device": _mount_of_null,
+    "tmpfs": _mount_of_dir,
+    "view": _mount_of_dir,
+    "symlink": _symlink,
+    "write file": _file,
+}
+
+
+@pytest.mark.parametrize("via", ["abs", "rel"])
+@pytest.mark.parametrize("kind", list(EXPECTED))
+@needs_root
+def test_a_path_through_a_symlink_of_a_bound_tree_is_made_inside_the_template(tmp_path, kind, via):
+    host, tree = _host_and_tree(tmp_path)
+    source = tmp_path / "source"
+    source.mkdir()
+    before = _everything_under(host)
+    # Where the symlink leads inside the template: the twin of the host's
+    # path (made first), or the template's root.
+    landing = str(host) if via == "abs" else ""
+    ops = [
+        nsspawn.MountOp(nsspawn.MKDIR, str(host), mode=0o755),
+        nsspawn.MountOp(nsspawn.BIND_RO, TREE, src=str(tree)),
+        _op(kind, f"{TREE}/{via}/sub/made", source),
+    ]
+    fd = nsspawn.build_template(ops, OWNER, OWNER)
+    try:
+        assert _everything_under(host) == before, "the build changed the host's tree"
+        made = os.lstat(_inside(fd, f"{landing}/sub/made"))
+        assert EXPECTED[kind](made, os.stat(_inside(fd, f"{landing}/sub"))), (kind, made)
+        # The parent made on the way is the template's, given to its owner.
+        sub = os.stat(_inside(fd, f"{landing}/sub"))
+        assert (sub.st_uid, stat.S_IMODE(sub.st_mode)) == (OWNER, 0o755)
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.parametrize("kind", list(EXPECTED))
+@needs_root
+def test_a_path_whose_symlink_leads_nowhere_inside_the_template_is_refused_by_name(tmp_path, kind):
+    # No twin this time: inside the template the host's path does not exist.
+    host, tree = _host_and_tree(tmp_path)
+    source = tmp_path / "source"
+    source.mkdir()
+    before = _everything_under(host)
+    dst = f"{TREE}/abs/sub/made"
+    ops = [nsspawn.MountOp(nsspawn.BIND_RO, TREE, src=str(tree)), _op(kind, dst, source)]
+    with pytest.raises(OSError) as caught:
+        nsspawn.build_template(ops, OWNER, OWNER)
+    assert caught.value.errno == errno.ENOENT
+    assert f"parent {dst}:" in str(caught.value), caught.value
+    assert _everything_under(host) == before, "the build changed the host's tree"
+
+
+@pytest.mark.parametrize("kind", ["mkdir", "bind", "tmpfs", "view", "write file"])
+@needs_root
+def test_a_last_component_that_is_a_symlink_is_refused_not_followed(tmp_path, kind):
+    # mkdir chmods what it made, a bind or a tmpfs mounts on it: through
+    # `abs` that would be the host's directory itself.
+    host, tree = _host_and_tree(tmp_path)
+    source = tmp_path / "source"
+    source.mkdir()
+    before = _everything_under(host)
+    dst = f"{TREE}/abs"
+    ops = [
+        nsspawn.MountOp(nsspawn.MKDIR, str(host), mode=0o755),
+        nsspawn.MountOp(nsspawn.BIND_RO, TREE, src=str(tree)),
+        _op(kind, dst, source),
+    ]
+    try:
+        with pytest.raises(OSError) as caught:
+            fd = nsspawn.build_template(ops, OWNER, OWNER)
+            os.close(fd)
+        assert caught.value.errno == errno.ELOOP, caught.value
+        assert f" {dst}:" in str(caught.value)
+        assert _everything_under(host) == before, "the build changed the host's tree"
+    finally:
+        os.chmod(host, 0o755)
+
+
+# Runs in a mount namespace of its own (unshare -m, every mount private):
+# at the path the template's own tmpfs is mounted on through `abs`, the
+# "host" has a tmpfs of its own (as the host's /run or /dev/shm are) that
+# holds a file. A chown or a seal by path would take the host's tmpfs.
+HOST_TMPFS = """
+import json, os, pathlib, subprocess, sys
+from lambdalet.sandbox import nsspawn
+host, tree, owner = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2]), int(sys.argv[3])
+(host / "sub" / "made").mkdir(parents=True)
+subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k,mode=0755", "host-standin", str(host / "sub" / "made")], check=True)
+(host / "sub" / "made" / "kept").write_text("host's\\n")
+ops = [
+    nsspawn.MountOp(nsspawn.MKDIR, f"{host}/sub/made", mode=0o755),
+    nsspawn.MountOp(nsspawn.BIND_RO, "/srv/tree", src=str(tree)),
+    nsspawn.MountOp(nsspawn.TMPFS, "/srv/tree/abs/sub/made", data="mode=0755,size=16k"),
+    nsspawn.MountOp(nsspawn.WRITE_FILE, "/srv/tree/abs/sub/made/ours", data="template's\\n", mode=0o644),
+]
+try:
+    fd = nsspawn.build_template(ops, owner, owner)
+except OSError as exc:
+    built = str(exc)
+else:
+    built = "ok"
+    inside = f"/proc/self/fd/{fd}{host}/sub/made"
+    names = sorted(os.listdir(inside))
+    owners = sorted({os.stat(f"{inside}/{name}").st_uid for name in names})
+    ours = [names, owners, os.statvfs(inside).f_flag & os.ST_RDONLY != 0]
+    os.close(fd)
+kept = os.stat(host / "sub" / "made" / "kept")
+listing = sorted(os.listdir(host / "sub" / "made"))
+try:
+    (host / "sub" / "made" / "probe").write_text("x")
+    writable = True
+except OSError:
+    writable = False
+print(json.dumps({"built": built, "ours": ours if built == "ok" else None,
+                  "kept_owner": kept.st_uid, "host_listing": listing,
+                  "host_writable": writable}))
+"""
+
+
+@needs_root
+def test_a_tmpfs_reached_through_a_symlink_is_chowned_and_sealed_not_the_hosts(tmp_path):
+    host, tree = _host_and_tree(tmp_path)
+    done = subprocess.run(
+        ["unshare", "-m", "--propagation", "private", sys.executable, "-c", HOST_TMPFS, str(host), str(tree), str(OWNER)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout.splitlines()[-1])
+    # The host's tmpfs: still writable (not sealed), its file still root's,
+    # nothing written into it.
+    assert seen["host_writable"], seen
+    assert seen["kept_owner"] == 0, seen
+    assert seen["host_listing"] == ["kept"], seen
+    # The template's own tmpfs, at the twin path: the owner's, sealed.
+    assert seen["built"] == "ok", seen
+    assert seen["ours"] == [["ours"], [OWNER], True], seen
