@@ -539,3 +539,29 @@ def test_old_rows_fold_into_hours_and_the_month_bills_the_same(tmp_path):
         assert books.ledger.query("SELECT count(*) FROM usage_hourly") == [hours]
     finally:
         books.close()
+
+
+def test_a_paced_flush_stores_every_slice_and_a_failed_slice_rolls_back_them_all(tmp_path):
+    """The flush of live calls rests between slices (SqliteStore.commit):
+    still one transaction, every record in, or none of them."""
+    import trio
+
+    from lambdalet.gateway.metering.ledger import RECORDS_PER_SLICE
+
+    books = Books(tmp_path)
+    try:
+        now = time.time_ns()
+        n = 3 * RECORDS_PER_SLICE + 5
+        for i in range(n):
+            books.journal.record(_row(i, now + i))
+        trio.run(books.journal.flush)  # the paced path, as the server's flush task takes it
+        assert len(books.ledger.calls(limit=10 * n)) == n
+        # A record SQLite cannot bind, in the last slice: the slices before
+        # it were inserted in the same transaction and go with it.
+        bad = [_row(10_000 + i, now + 10_000 + i) for i in range(n)]
+        bad[-1] = msgspec.structs.replace(bad[-1], request_id=object())  # type: ignore[arg-type]
+        with pytest.raises(Exception, match="type|bind|support"):
+            books.ledger.commit(bad, paced=True)
+        assert len(books.ledger.calls(limit=10 * n)) == n
+    finally:
+        books.close()

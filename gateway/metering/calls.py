@@ -65,7 +65,7 @@ _LEGACY = {"usage-journal": UsageRecord, "logs-journal": CallLog}
 CANNOT_WRITE = (OSError, sqlite3.OperationalError)
 
 
-class CallRecord(msgspec.Struct, array_like=True):
+class CallRecord(msgspec.Struct, array_like=True, gc=False):
     """What the journal holds for one answered call."""
 
     usage: UsageRecord
@@ -107,9 +107,9 @@ class CallJournal:
 
     # -- batches into SQLite ---------------------------------------------------
 
-    def _commit(self, records: list[CallRecord]) -> None:
-        self.ledger.commit([r.usage for r in records])
-        self.logstore.commit([r.log for r in records if r.log is not None])
+    def _commit(self, records: list[CallRecord], *, paced: bool = False) -> None:
+        self.ledger.commit([r.usage for r in records], paced=paced)
+        self.logstore.commit([r.log for r in records if r.log is not None], paced=paced)
 
     def _take_batch(self) -> tuple[list[CallRecord], list[pathlib.Path]]:
         # In the trio thread, where record() runs, so that no record falls
@@ -124,13 +124,14 @@ class CallJournal:
         batch, self._pending = self._pending, []
         return batch, done
 
-    def _flush_batch(self, batch: list[CallRecord], done: list[pathlib.Path]) -> None:
+    def _flush_batch(self, batch: list[CallRecord], done: list[pathlib.Path], paced: bool = False) -> None:
         """Commits the backlog, then the batch; what cannot be committed
-        stays on disk in the backlog."""
+        stays on disk in the backlog. Paced while calls are served
+        (SqliteStore.commit)."""
         try:
             if self._backlog:
                 self._drain(raising=True)
-            self._commit(batch)
+            self._commit(batch, paced=paced)
         except CANNOT_WRITE as exc:
             self._backlog += [(path, CALLS) for path in done]
             self._degrade(exc)
@@ -147,7 +148,7 @@ class CallJournal:
     async def flush(self) -> None:
         async with self._flush_lock:
             batch, done = self._take_batch()
-            await trio.to_thread.run_sync(self._flush_batch, batch, done)
+            await trio.to_thread.run_sync(self._flush_batch, batch, done, True)
 
     async def run(self, *, interval_s: float = FLUSH_INTERVAL_S, task_status=trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()

@@ -149,7 +149,7 @@ def init_start(
     return _event("platform.initStart", record)
 
 
-class CallFrame(msgspec.Struct, array_like=True, frozen=True):
+class CallFrame(msgspec.Struct, array_like=True, frozen=True, gc=False):
     """What a call's platform lines are made of: START, and END and REPORT,
     or with LogFormat JSON the platform.start and platform.report events
     (their time is at_ms). The log store keeps this, a call's figures, in

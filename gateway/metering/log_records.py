@@ -15,7 +15,7 @@ import msgspec
 from .log_lines import MAX_MARKS, CallFrame
 
 
-class CallLog(msgspec.Struct, array_like=True, kw_only=True):
+class CallLog(msgspec.Struct, array_like=True, kw_only=True, gc=False):
     """The log a call produced, as the journal carries it."""
 
     log_group: str

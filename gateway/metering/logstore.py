@@ -198,10 +198,10 @@ class LogStore(SqliteStore):
         )
         self._next_id = next_id
 
-    def commit(self, records: list) -> None:
+    def commit(self, records: list, *, paced: bool = False) -> None:
         next_id = self._next_id
         try:
-            super().commit(records)
+            super().commit(records, paced=paced)
         except BaseException:
             self._next_id = max(self._next_id, next_id)  # ids are never handed out twice, rolled back or not
             raise
