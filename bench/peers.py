@@ -152,10 +152,28 @@ trio.run(lambda: trio.serve_tcp(conn, int(sys.argv[1]), host="127.0.0.1"))
 """
 
 
+# No HTTP parse at all: a canned answer to whatever arrives. What a load
+# at c=16 measures against it is the load generator's own cost and tail,
+# with the machine's other load (the tool runs in one Python thread too).
+RAW_SERVER = r"""
+import socket, sys, trio
+ANSWER = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"
+async def conn(stream):
+    stream.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    while data := await stream.receive_some(65536):
+        await stream.send_all(ANSWER)
+        if b"Connection: close" in data:  # the start-up probe's request
+            return
+trio.run(lambda: trio.serve_tcp(conn, int(sys.argv[1]), host="127.0.0.1"))
+"""
+
+
 class TrioH11Floor:
+    SOURCE = H11_SERVER
+
     def __init__(self) -> None:
         self.port = free_port()
-        self.proc = subprocess.Popen([PY, "-c", H11_SERVER, str(self.port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen([PY, "-c", self.SOURCE, str(self.port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.url = f"http://127.0.0.1:{self.port}/"
         deadline = time.monotonic() + 30
         while True:
@@ -164,12 +182,16 @@ class TrioH11Floor:
                 break
             except OSError:
                 if self.proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("the trio+h11 floor server did not start") from None
+                    raise RuntimeError(f"the {type(self).__name__} server did not start") from None
                 time.sleep(0.1)
 
     def stop(self) -> None:
         self.proc.terminate()
         self.proc.wait(timeout=10)
+
+
+class RawSocketFloor(TrioH11Floor):
+    SOURCE = RAW_SERVER
 
 
 def python_start_ms(runs: int = 30, python: str | None = None) -> list[float]:
