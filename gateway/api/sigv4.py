@@ -2,11 +2,12 @@
 
 The request is rebuilt holding exactly what the client signed (the
 attributes of a botocore ``AWSRequest`` that signing reads), and botocore's
-``SigV4Auth`` computes the canonical request, the string to sign and the
-signature (the signing key, derived as botocore derives it, is kept per
-key and day); this module only checks and
-compares (sigv4_parse.py reads what the request claims and checks the
-clock). Nothing here does I/O; the credentials file is credentials.py's.
+``SigV4Auth`` makes the canonical request: once per shape of request, with
+marks where the signing time and the body's hash go, filled in on each
+call (_canonical_template). The string to sign and the signature are SigV4's
+two HMAC lines (the signing key, derived as botocore derives it, is kept per
+key and day); this module only checks and compares (sigv4_parse.py reads
+what the request claims and checks the clock). Nothing here does I/O; the credentials file is credentials.py's.
 
 Every failure is an ``AuthError`` carrying AWS's own error type and wording;
 all of them are HTTP 403.
@@ -120,15 +121,16 @@ class _SignedRequest:
     AWSRequest would also build a request preparer and an email.message of
     headers on every check, for nothing."""
 
-    __slots__ = ("method", "url", "params", "headers", "context", "data")
+    __slots__ = ("method", "url", "params", "headers", "context", "data", "payload_hash")
 
-    def __init__(self, method: str, url: str, headers: _SignedHeaders, data: bytes, context: dict) -> None:
+    def __init__(self, method: str, url: str, headers: _SignedHeaders, data: bytes, context: dict, payload_hash: str | None = None) -> None:
         self.method = method
         self.url = url
         self.params: dict = {}  # the query is in url, as the client sent it
         self.headers = headers
         self.context = context
         self.data = data
+        self.payload_hash = payload_hash  # what payload() answers, when already known
 
 
 # Paths longer than this are normalised afresh each time: the cache holds
@@ -160,12 +162,10 @@ class _Verifier(SigV4Auth):
         # streaming payload), over http. botocore reads request.body, which
         # prepares a whole copy of the request (its URL split, its headers
         # copied) to hand back the bytes held in request.data.
+        if request.payload_hash is not None:
+            return request.payload_hash
         data = request.data
         return hashlib.sha256(data).hexdigest() if data else EMPTY_SHA256_HASH
-
-    def signature(self, string_to_sign: str, request: _SignedRequest) -> str:
-        key = _signing_key(self.credentials.secret_key, request.context["timestamp"][0:8], self._region_name, self._service_name)
-        return hmac.digest(key, string_to_sign.encode(), "sha256").hex()
 
 
 class _S3Verifier(_Verifier):
@@ -185,12 +185,75 @@ class _S3Verifier(_Verifier):
         return super().payload(request)
 
 
-@functools.lru_cache(maxsize=256)
-def _signer(verifier: type[_Verifier], access_key: str, secret: str, service: str, region: str) -> _Verifier:
-    """A verifier for one key and scope: it holds nothing of a request, so
-    one serves every request signed so (bounded, and made only for keys that
-    signed a request whose head passed every other check)."""
-    return verifier(Credentials(access_key, secret), service, region)
+# canonical_request() reads neither the credentials nor the scope: one
+# verifier of each kind serves every request.
+_TEMPLATE_SIGNERS: dict[type[_Verifier], _Verifier] = {kind: kind(Credentials("", ""), "", "") for kind in (_Verifier, _S3Verifier)}
+
+
+class _Mark:
+    """Stands in a template's key for a value that changes from one call of
+    a client to the next: the signing time, the body's hash. Equal to
+    itself alone, so no value a request carries can pass for it."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        # In the template, text holds the value's place: no whitespace and
+        # no comma, as the values it stands for (an ISO-8601 basic time, 64
+        # hex digits), so that botocore passes it through untouched and in
+        # the same place; and NUL, which no templated request holds, so
+        # that each one in a template is a mark's.
+        self.text = text
+
+
+_DATE = _Mark("\x00date\x00")
+_PAYLOAD_HASH = _Mark("\x00payload-hash\x00")
+_DATE_MARK = _DATE.text
+_HASH_MARK = _PAYLOAD_HASH.text
+
+
+@functools.lru_cache(maxsize=512)
+def _canonical_template(
+    verifier: type[_Verifier],
+    method: str,
+    path: str,
+    query: str,
+    headers: tuple[tuple[str, tuple[str, ...] | _Mark], ...],
+    query_auth: bool,
+) -> str | None:
+    """botocore's canonical request for a request of this shape, its
+    signing time and payload hash marked: filled in, it is byte for byte the
+    one botocore makes of the request itself. None (made by botocore each
+    time) if anything of the request holds a NUL. A pure function of its
+    arguments, kept for the shapes clients send again and again (bounded)."""
+    values: dict[str, list[str]] = {}
+    for name, found in headers:
+        values[name] = [found.text] if isinstance(found, _Mark) else list(found)
+        if not isinstance(found, _Mark) and any("\x00" in v for v in found):
+            return None
+    if "\x00" in method + path + query + "".join(values):
+        return None
+    request = _SignedRequest(
+        method,
+        f"http://lambdalet{path}?{query}",
+        _SignedHeaders(values),
+        b"",
+        {"timestamp": "", "query_auth": query_auth},
+        _HASH_MARK,
+    )
+    return _TEMPLATE_SIGNERS[verifier].canonical_request(request)
+
+
+def _signature(canonical: str, secret: str, timestamp: str, region: str, service: str) -> str:
+    """SigV4's signature of a canonical request. The string to sign is
+    written out here rather than made by botocore's string_to_sign(), which
+    needs a request object built for it: the same four lines
+    (tests/test_sigv4.py holds it to botocore's)."""
+    date = timestamp[0:8]
+    string_to_sign = (
+        f"AWS4-HMAC-SHA256\n{timestamp}\n{date}/{region}/{service}/aws4_request\n{hashlib.sha256(canonical.encode()).hexdigest()}"
+    )
+    return hmac.digest(_signing_key(secret, date, region, service), string_to_sign.encode(), "sha256").hex()
 
 
 class Claim:
@@ -252,28 +315,60 @@ class Claim:
         ``payload_checked_elsewhere``: the signed X-Amz-Content-SHA256 is one
         of STREAMING_PAYLOADS, and the body is checked as it is decoded."""
         signed = self._signed
+        canonical = self.canonical_request(body, allow_unsigned_payload, payload_checked_elsewhere=payload_checked_elsewhere)
+        expected = _signature(canonical, self.secret, self._timestamp, signed.region, signed.service)
+        if not hmac.compare_digest(expected.encode(), signed.signature.encode()):
+            raise AuthError("InvalidSignatureException", _BAD_SIGNATURE)
+        return signed.access_key
+
+    def canonical_request(self, body: bytes, allow_unsigned_payload: bool = False, *, payload_checked_elsewhere: bool = False) -> str:
+        """SigV4's canonical request of this request with this body, as
+        botocore makes it, once a signed X-Amz-Content-SHA256 is held to the
+        body (verify_body's arguments). Raises AuthError."""
+        signed = self._signed
         values: dict[str, list[str]] = {}
         for name in signed.signed_headers:
             found = self._by_name.get(name)
             if found:
                 values.setdefault(name, []).extend(found)
-        request = _SignedRequest(
-            self._method.upper(),
-            f"http://lambdalet{self._path}?{_canonical_query(self._pairs)}",
-            _SignedHeaders(values),
-            body,
-            {"timestamp": self._timestamp, "query_auth": self.query_auth},
-        )
-        if not (payload_checked_elsewhere and request.headers.get("x-amz-content-sha256") in STREAMING_PAYLOADS):
-            _check_payload_hash(request, body, allow_unsigned_payload)
+        claimed = values.get("x-amz-content-sha256")
+        payload_hash = None
+        if not (payload_checked_elsewhere and claimed and claimed[0] in STREAMING_PAYLOADS):
+            payload_hash = _check_payload_hash(claimed[0] if claimed else None, body, allow_unsigned_payload)
 
         verifier = _S3Verifier if signed.service == "s3" else _Verifier
-        signer = _signer(verifier, signed.access_key, self.secret, signed.service, signed.region)
-        canonical = signer.canonical_request(request)
-        expected = signer.signature(signer.string_to_sign(request, canonical), request)
-        if not hmac.compare_digest(expected.encode(), signed.signature.encode()):
-            raise AuthError("InvalidSignatureException", _BAD_SIGNATURE)
-        return signed.access_key
+        method = self._method.upper()
+        query = _canonical_query(self._pairs)
+        timestamp = self._timestamp
+        # The canonical request of a client's every call differs only in its
+        # signing time and its body's hash: botocore makes it once per shape,
+        # with marks in their place (_canonical_template).
+        shape: list[tuple[str, tuple[str, ...] | _Mark]] = []
+        for name, found in values.items():
+            if name == "x-amz-date" and found == [timestamp]:
+                shape.append((name, _DATE))
+            elif name == "x-amz-content-sha256" and payload_hash is not None and found == [payload_hash]:
+                shape.append((name, _PAYLOAD_HASH))
+            else:
+                shape.append((name, tuple(found)))
+        template = _canonical_template(verifier, method, self._path, query, tuple(shape), self.query_auth)
+        if template is not None:
+            canonical = template.replace(_DATE_MARK, timestamp)
+            if _HASH_MARK in canonical:
+                if payload_hash is None:
+                    payload_hash = hashlib.sha256(body).hexdigest() if body else EMPTY_SHA256_HASH
+                canonical = canonical.replace(_HASH_MARK, payload_hash)
+        else:
+            request = _SignedRequest(
+                method,
+                f"http://lambdalet{self._path}?{query}",
+                _SignedHeaders(values),
+                body,
+                {"timestamp": timestamp, "query_auth": self.query_auth},
+                payload_hash,
+            )
+            canonical = _TEMPLATE_SIGNERS[verifier].canonical_request(request)
+        return canonical
 
 
 def check_head(
@@ -389,17 +484,18 @@ def verify(
     return claim.verify_body(body, allow_unsigned_payload)
 
 
-def _check_payload_hash(request: _SignedRequest, body: bytes, allow_unsigned: bool) -> None:
-    # botocore takes a signed X-Amz-Content-SHA256 at its word; a verifier
-    # must hold the body to it, or a replay could swap the body.
-    claimed = request.headers.get("x-amz-content-sha256")
+def _check_payload_hash(claimed: str | None, body: bytes, allow_unsigned: bool) -> str | None:
+    """Hold the body to a signed X-Amz-Content-SHA256 (botocore takes it at
+    its word; a verifier must not, or a replay could swap the body). Returns
+    the body's hash when it was made, so that nothing hashes it again."""
     if claimed is None:
-        return
+        return None
     if claimed == UNSIGNED_PAYLOAD and allow_unsigned:
-        return
+        return None
     actual = hashlib.sha256(body).hexdigest() if body else EMPTY_SHA256_HASH
     if not (_HEX_SHA256.fullmatch(claimed) and hmac.compare_digest(claimed, actual)):
         raise AuthError(
             "InvalidSignatureException",
             "The provided 'x-amz-content-sha256' header does not match what was computed.",
         )
+    return actual
