@@ -54,24 +54,66 @@ class Signed:
     __slots__ = ("access_key", "scope_date", "region", "service", "signed_headers", "signature", "timestamp", "expires")
 
     def __init__(self, credential: str, signed_headers: str, signature: str, timestamp: str, expires: int | None) -> None:
-        parts = credential.split("/")
-        if len(parts) != 5 or not all(parts):
-            raise incomplete(f"Credential should be scoped to a valid region, service and terminator: '{credential}'.")
-        self.access_key, self.scope_date, self.region, self.service, terminator = parts
-        if terminator != "aws4_request":
-            raise incomplete(f"Credential should be scoped with a valid terminator: 'aws4_request', not '{terminator}'.")
-        names = signed_headers.split(";")
-        if not all(n and n == n.strip().lower() for n in names):
-            raise incomplete(f"SignedHeaders must be lowercase names separated by ';': '{signed_headers}'.")
-        if "host" not in names:
-            raise incomplete("'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.")
-        self.signed_headers = names
+        self.access_key, self.scope_date, self.region, self.service, self.signed_headers = _scope(credential, signed_headers)
         self.signature = signature
         self.timestamp = timestamp
         self.expires = expires
 
 
+@functools.lru_cache(maxsize=256)
+def _scope(credential: str, signed_headers: str) -> tuple[str, str, str, str, tuple[str, ...]]:
+    """The credential's access key, date, region and service, and the
+    signed header names, checked for form. A client sends the same two on
+    every call of a day: kept (a pure function of them; what raises is not kept)."""
+    parts = credential.split("/")
+    if len(parts) != 5 or not all(parts):
+        raise incomplete(f"Credential should be scoped to a valid region, service and terminator: '{credential}'.")
+    access_key, scope_date, region, service, terminator = parts
+    if terminator != "aws4_request":
+        raise incomplete(f"Credential should be scoped with a valid terminator: 'aws4_request', not '{terminator}'.")
+    names = signed_headers.split(";")
+    if not all(n and n == n.strip().lower() for n in names):
+        raise incomplete(f"SignedHeaders must be lowercase names separated by ';': '{signed_headers}'.")
+    if "host" not in names:
+        raise incomplete("'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.")
+    return access_key, scope_date, region, service, tuple(names)
+
+
 def parse_authorization(value: str, amz_date: str | None) -> Signed:
+    # A client signs each call afresh, but between its calls only the
+    # signature changes, the last field as every SDK writes it: what comes
+    # before it is parsed once (_authorization_form). Parsing the value
+    # without its last field, then that field, gives what parsing it whole
+    # gives (a later field overrides an earlier one of the same name).
+    front, comma, last = value.rpartition(",")
+    name, equals, signature = last.strip().partition("=")
+    if comma and name == "Signature" and equals and amz_date is not None:
+        form = _authorization_form(front)
+        if form is not None:
+            return Signed(form[0], form[1], signature, amz_date, None)
+    return _parse_authorization(value, amz_date)
+
+
+@functools.lru_cache(maxsize=256)
+def _authorization_form(front: str) -> tuple[str, str] | None:
+    """Credential and SignedHeaders of an Authorization value that is
+    ``front`` and then a Signature field; None if that value is refused
+    (the whole value is then parsed again, for its refusal's wording)."""
+    try:
+        parsed = _fields(front + ", Signature=")
+    except AuthError:
+        return None
+    return parsed["Credential"], parsed["SignedHeaders"]
+
+
+def _parse_authorization(value: str, amz_date: str | None) -> Signed:
+    fields = _fields(value)
+    if amz_date is None:
+        raise incomplete(f"Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header. Authorization={value}")
+    return Signed(fields["Credential"], fields["SignedHeaders"], fields["Signature"], amz_date, None)
+
+
+def _fields(value: str) -> dict[str, str]:
     algorithm, _, rest = value.strip().partition(" ")
     fields: dict[str, str] = {}
     for item in rest.split(","):
@@ -84,9 +126,7 @@ def parse_authorization(value: str, amz_date: str | None) -> Signed:
         if algorithm != ALGORITHM:
             detail = f"Unsupported AWS 'algorithm': '{algorithm}'. {detail}".strip()
         raise incomplete(f"{detail} Authorization={value}")
-    if amz_date is None:
-        raise incomplete(f"Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header. Authorization={value}")
-    return Signed(fields["Credential"], fields["SignedHeaders"], fields["Signature"], amz_date, None)
+    return fields
 
 
 def parse_query_auth(params: dict[str, str]) -> Signed:
