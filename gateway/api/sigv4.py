@@ -20,6 +20,7 @@ import functools
 import hashlib
 import hmac
 import re
+import time
 from collections.abc import Mapping
 from urllib.parse import quote, unquote, unquote_to_bytes
 
@@ -32,6 +33,7 @@ from .sigv4_parse import (
     AuthError,
     Signed,
     check_clock,
+    clock_ok,
     incomplete,
     parse_authorization,
     parse_query_auth,
@@ -388,9 +390,9 @@ def check_head(
     unless None, is the only region accepted; any region must be well formed.
     ``allow_streaming_payload``: S3's aws-chunked X-Amz-Content-SHA256
     values (STREAMING_PAYLOADS) are accepted. Raises AuthError."""
-    now = now or dt.datetime.now(dt.timezone.utc)
-    if now.tzinfo is None:
+    if now is not None and now.tzinfo is None:
         now = now.replace(tzinfo=dt.timezone.utc)
+    now_s = time.time() if now is None else now.timestamp()
 
     if "#" in raw_target:
         # A fragment is never sent by a client; were it ignored here, it
@@ -433,7 +435,9 @@ def check_head(
             "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: "
             f"'{signed.scope_date}' != '{timestamp[:8]}', from '{signed.timestamp}'.",
         )
-    check_clock(signed, when, now)
+    if not clock_ok(signed, when.timestamp(), now_s):
+        # check_clock says why, in datetimes.
+        check_clock(signed, when, now or dt.datetime.fromtimestamp(now_s, dt.timezone.utc))
     if not _REGION.fullmatch(signed.region) or (region is not None and signed.region != region):
         raise AuthError("InvalidSignatureException", f"Credential should be scoped to a valid region, not '{signed.region[:64]}'.")
     if service is not None and signed.service != service:

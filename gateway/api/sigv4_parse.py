@@ -16,6 +16,7 @@ from botocore.auth import SIGV4_TIMESTAMP
 ALGORITHM = "AWS4-HMAC-SHA256"
 # AWS accepts a request signed up to five minutes either side of its clock.
 MAX_SKEW = dt.timedelta(minutes=5)
+_MAX_SKEW_S = MAX_SKEW.total_seconds()
 # The longest validity AWS allows for a presigned URL: seven days.
 MAX_PRESIGN_EXPIRES = 604_800
 
@@ -182,6 +183,16 @@ def parse_timestamp(value: str) -> tuple[dt.datetime, str]:
 
 def fmt(t: dt.datetime) -> str:
     return t.strftime(SIGV4_TIMESTAMP)
+
+
+def clock_ok(signed: Signed, when_s: float, now_s: float) -> bool:
+    """check_clock's verdict, in seconds since the epoch: making the two
+    datetimes it compares took a tenth of a signature check's time."""
+    if when_s > now_s + _MAX_SKEW_S:
+        return False
+    if signed.expires is not None:
+        return now_s <= when_s + signed.expires
+    return when_s >= now_s - _MAX_SKEW_S
 
 
 def check_clock(signed: Signed, when: dt.datetime, now: dt.datetime) -> None:
