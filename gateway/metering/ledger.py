@@ -43,9 +43,13 @@ ROWS_PER_STATEMENT = 200
 # a power of two, so that each slice is one cached INSERT of insert_rows'.
 RECORDS_PER_SLICE = 64
 # A paced commit rests PACE times as long as its last slice took before
-# the next one, up to MAX_REST_S.
+# the next one, up to MAX_REST_S, and MAX_RESTS_S in all: a flush (a
+# ledger commit and a log commit) then adds at most half of calls'
+# FLUSH_INTERVAL_S, so that on a loaded machine, whose slices take longer,
+# flushes still keep up with the calls.
 PACE = 3.0
 MAX_REST_S = 0.01
+MAX_RESTS_S = 0.06
 
 
 def insert_rows(db: sqlite3.Connection, prefix: str, columns: int, rows: list[tuple]) -> None:
@@ -108,21 +112,22 @@ class SqliteStore:
         flush of live calls), the commit rests between slices, so that the
         same work is spread over PACE + 1 times as long and each call in
         flight is slowed by about 1 / (PACE + 1) instead of waiting out the
-        whole flush. Replays at start-up and the last flush at shutdown go
-        unpaced: no call waits on them."""
+        whole flush (its rests are bounded: see MAX_RESTS_S). Replays at
+        start-up and the last flush at shutdown go unpaced: no call waits
+        on them."""
         if not records:
             return
         with self._db_lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                rest = 0.0
+                rest, rests_left = 0.0, MAX_RESTS_S if paced else 0.0
                 for start in range(0, len(records), RECORDS_PER_SLICE):
                     if start:
                         time.sleep(rest)  # sleep(0) unpaced: still a hand-off of the GIL
+                        rests_left -= rest
                     began = time.perf_counter()
                     self._insert(self._db, records[start : start + RECORDS_PER_SLICE])
-                    if paced:
-                        rest = min((time.perf_counter() - began) * PACE, MAX_REST_S)
+                    rest = max(0.0, min((time.perf_counter() - began) * PACE, MAX_REST_S, rests_left))
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
