@@ -159,6 +159,306 @@ static int write_text(const char *path, const char *text, mode_t mode)
     return rc;
 }
 
+static void close_keep_errno(int fd)
+{
+    int saved = errno;
+    if (fd >= 0)
+        close(fd);
+    errno = saved;
+}
+
+/* Name the step, keep errno (or set err), and leave through the function's
+ * one cleanup exit. */
+#define OUT(name) do { *step = (name); rc = -errno; goto out; } while (0)
+#define OUT_ERR(name, err) do { *step = (name); rc = -(err); goto out; } while (0)
+
+/* --- paths inside a root being built -------------------------------------
+ *
+ * A root being built binds host trees, and whoever builds it still sees the
+ * host's tree: the server builds a prepared root in the host's mount
+ * namespace, and the sandbox's first process has the host under OLDROOT
+ * until its last pivot. A symlink inside a bound host tree (x -> /etc,
+ * x -> /oldroot/tmp, ../../../oldroot) on the way to a path the root makes
+ * would take a plain walk onto the host, and the mkdir, file, symlink,
+ * chmod or mount made there with it, with the builder's credentials. So
+ * every path is resolved inside the root, as a process in it will resolve
+ * it (openat2 with RESOLVE_IN_ROOT), and only its last component is made,
+ * by name against its parent's fd, and never followed. */
+
+#ifndef SYS_openat2
+#define SYS_openat2 437
+#endif
+/* openat2's arguments (linux/openat2.h, which older hosts lack). */
+struct ll_open_how {
+    unsigned long long flags, mode, resolve;
+};
+#define LL_RESOLVE_NO_MAGICLINKS 0x02
+#define LL_RESOLVE_IN_ROOT 0x10
+
+static int openat2_in_root(int root, const char *rel, int flags)
+{
+    struct ll_open_how how;
+    memset(&how, 0, sizeof how);
+    how.flags = (unsigned long long)(O_CLOEXEC | flags);
+    how.resolve = LL_RESOLVE_IN_ROOT | LL_RESOLVE_NO_MAGICLINKS;
+    return (int)syscall(SYS_openat2, root, *rel ? rel : ".", &how, sizeof how);
+}
+
+/* rel resolved inside the tree whose root is root: an fd (O_PATH unless
+ * flags ask for access), or -1 with errno. Before Linux 5.6 (or under a
+ * seccomp profile that answers ENOSYS) a sandbox walks plainly, as it did
+ * before openat2; a prepared root is never built there (ll_template_build
+ * asks for openat2 itself). */
+static int open_in_root(int root, const char *rel, int flags)
+{
+    int fd = openat2_in_root(root, rel, flags);
+    if (fd < 0 && errno == ENOSYS)
+        fd = openat(root, *rel ? rel : ".", O_CLOEXEC | flags);
+    return fd;
+}
+
+/* The directory rel inside the root, made where missing (mkdir -p, 0755
+ * each level, see mkdirs): each level is made by name against its parent's
+ * fd, then the path so far is opened inside the root, so a symlink on the
+ * way is followed as a process in the root would follow it. An O_PATH fd,
+ * or -1 with errno. */
+static int dirs_in_root(int root, const char *rel)
+{
+    char buf[PATH_BUF];
+    size_t n = strlen(rel);
+    int dir = open_in_root(root, rel, O_PATH | O_DIRECTORY);
+    if (dir >= 0 || errno != ENOENT)
+        return dir; /* the common case: it is there */
+    if (n >= PATH_BUF) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    memcpy(buf, rel, n + 1);
+    dir = open_in_root(root, "", O_PATH | O_DIRECTORY);
+    for (char *p = buf; dir >= 0 && *p;) {
+        char *end = p;
+        while (*end && *end != '/')
+            end++;
+        char sep = *end;
+        *end = '\0';
+        if (*p && mkdirat(dir, p, 0755) < 0 && errno != EEXIST) {
+            close_keep_errno(dir);
+            return -1;
+        }
+        int next = open_in_root(root, buf, O_PATH | O_DIRECTORY);
+        close_keep_errno(dir);
+        dir = next;
+        *end = sep;
+        p = sep ? end + 1 : end;
+    }
+    return dir;
+}
+
+/* rel's parent directory inside the root, made where missing
+ * (dirs_in_root), and rel's last component, in *name (inside buf, of
+ * PATH_BUF bytes): the one thing the caller makes, by name against the
+ * parent's fd. An O_PATH fd, or -1 with errno. */
+static int parent_in_root(int root, const char *rel, char *buf, const char **name)
+{
+    size_t n = strlen(rel);
+    if (n >= PATH_BUF) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    memcpy(buf, rel, n + 1);
+    while (n > 1 && buf[n - 1] == '/')
+        buf[--n] = '\0';
+    char *slash = strrchr(buf, '/');
+    *name = slash ? slash + 1 : buf;
+    /* A name to make: not a way up, nor the directory itself. */
+    if (**name == '\0' || strcmp(*name, ".") == 0 || strcmp(*name, "..") == 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (slash == NULL)
+        return dirs_in_root(root, "");
+    *slash = '\0';
+    return dirs_in_root(root, buf);
+}
+
+/* name in dir, never followed: an O_PATH fd of it, or -1 with errno: ELOOP
+ * for a symlink, ENOTDIR or EISDIR when it is not the type wanted (want_dir
+ * 1 for a directory, 0 for anything else). */
+static int open_last(int dir, const char *name, int want_dir)
+{
+    struct stat st;
+    int err = 0;
+    int fd = openat(dir, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    if (fstat(fd, &st) < 0)
+        err = errno;
+    else if (S_ISLNK(st.st_mode))
+        err = ELOOP;
+    else if (want_dir && !S_ISDIR(st.st_mode))
+        err = ENOTDIR;
+    else if (!want_dir && S_ISDIR(st.st_mode))
+        err = EISDIR;
+    if (err) {
+        close(fd);
+        errno = err;
+        return -1;
+    }
+    return fd;
+}
+
+/* An empty directory (of mode, when made) or file at rel inside the root to
+ * mount on, matching the mount's type; one there before is used, a symlink
+ * there is refused (ELOOP). An O_PATH fd of it, or -errno with *step. */
+static int mountpoint_in_root(int root, const char *rel, int is_dir, mode_t mode, const char **step)
+{
+    char buf[PATH_BUF];
+    const char *name;
+    int rc = 0, made = -1;
+    int parent = parent_in_root(root, rel, buf, &name);
+    if (parent < 0)
+        OUT("mountpoint: parent");
+    if (is_dir) {
+        if (mkdirat(parent, name, mode) < 0 && errno != EEXIST)
+            OUT("create mountpoint");
+    } else {
+        made = openat(parent, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0444);
+        if (made < 0 && errno != EEXIST)
+            OUT("create mountpoint");
+    }
+    rc = open_last(parent, name, is_dir);
+    if (rc < 0)
+        OUT("open mountpoint");
+out:
+    close_keep_errno(made);
+    close_keep_errno(parent);
+    return rc;
+}
+
+/* A directory at rel inside the root, of mode (an existing one too). mkdir
+ * honours the umask, and the mode was chosen on purpose: fchmod, on the
+ * directory itself, reopened through its O_PATH fd. */
+static int make_dir_in_root(int root, const char *rel, mode_t mode, const char **step)
+{
+    char buf[PATH_BUF];
+    const char *name;
+    int rc = 0, at = -1, dir = -1;
+    int parent = parent_in_root(root, rel, buf, &name);
+    if (parent < 0)
+        OUT("mkdir: parent");
+    if (mkdirat(parent, name, mode) < 0 && errno != EEXIST)
+        OUT("mkdir");
+    if ((at = open_last(parent, name, 1)) < 0)
+        OUT("mkdir: open");
+    if ((dir = openat(at, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+        OUT("mkdir: open");
+    if (fchmod(dir, mode) < 0)
+        OUT("mkdir: chmod");
+out:
+    close_keep_errno(dir);
+    close_keep_errno(at);
+    close_keep_errno(parent);
+    return rc;
+}
+
+/* A file at rel inside the root holding text, of mode. O_NOFOLLOW: a
+ * symlink there is refused (ELOOP), not written through; O_NONBLOCK: a FIFO
+ * there is refused (ENXIO), not waited on; anything else but a regular file
+ * (a device: O_TRUNC leaves it alone) is refused with EEXIST. */
+static int write_file_in_root(int root, const char *rel, const char *text, mode_t mode, const char **step)
+{
+    char buf[PATH_BUF];
+    const char *name;
+    struct stat st;
+    int rc = 0, fd = -1;
+    int parent = parent_in_root(root, rel, buf, &name);
+    if (parent < 0)
+        OUT("write file: parent");
+    fd = openat(parent, name, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, mode);
+    if (fd < 0)
+        OUT("write file: open");
+    if (fstat(fd, &st) < 0)
+        OUT("write file: stat");
+    if (!S_ISREG(st.st_mode))
+        OUT_ERR("write file: not a regular file", EEXIST);
+    if (write_all(fd, text) < 0)
+        OUT("write file");
+    if (fchmod(fd, mode) < 0)
+        OUT("write file: chmod");
+out:
+    close_keep_errno(fd);
+    close_keep_errno(parent);
+    return rc;
+}
+
+/* A symlink at rel inside the root; one already there is kept (nothing
+ * follows it here). */
+static int symlink_in_root(int root, const char *rel, const char *target, const char **step)
+{
+    char buf[PATH_BUF];
+    const char *name;
+    int rc = 0;
+    int parent = parent_in_root(root, rel, buf, &name);
+    if (parent < 0)
+        OUT("symlink: parent");
+    if (symlinkat(target, parent, name) < 0 && errno != EEXIST)
+        OUT("symlink");
+out:
+    close_keep_errno(parent);
+    return rc;
+}
+
+/* For the sandbox's first process, whose mounts take paths: dst, walked as
+ * mount(2) will walk it (flags: O_NOFOLLOW or 0), must reach the file at
+ * that the walk inside the new root found. 0, or -EXDEV with *step. */
+static int path_leads_to(int at, const char *dst, int flags, const char **step)
+{
+    struct stat inside, plain;
+    int rc = 0;
+    int fd = open(dst, O_PATH | O_CLOEXEC | flags);
+    if (fstat(at, &inside) < 0)
+        OUT("mount op: stat");
+    if (fd < 0 || fstat(fd, &plain) < 0 || inside.st_dev != plain.st_dev || inside.st_ino != plain.st_ino)
+        OUT_ERR("mount op: the path leads out of the new root", EXDEV);
+out:
+    close_keep_errno(fd);
+    return rc;
+}
+
+/* A mountpoint made inside the new root whose plain path dst leads to it. */
+static int mountpoint_at(int top, const char *rel, const char *dst, int is_dir, mode_t mode, const char **step)
+{
+    int at = mountpoint_in_root(top, rel, is_dir, mode, step);
+    if (at < 0)
+        return at;
+    int rc = path_leads_to(at, dst, O_NOFOLLOW, step);
+    close_keep_errno(at);
+    return rc;
+}
+
+/* What exists at rel inside the new root (followed there), if dst leads to
+ * it: its O_PATH fd (its stat in *st), -ENOENT when there is nothing, or
+ * -errno with *step. */
+static int existing_at(int top, const char *rel, const char *dst, struct stat *st, const char *what, const char **step)
+{
+    int rc = 0;
+    int at = open_in_root(top, rel, O_PATH);
+    if (at < 0) {
+        rc = -errno;
+        if (rc != -ENOENT)
+            *step = what;
+        return rc;
+    }
+    if (fstat(at, st) < 0)
+        OUT(what);
+    if ((rc = path_leads_to(at, dst, 0, step)) < 0)
+        goto out;
+    return at;
+out:
+    close_keep_errno(at);
+    return rc;
+}
+
 static int takes_source(int kind)
 {
     return kind == LL_BIND_RO || kind == LL_BIND_DEV || kind == LL_STAGE_BIND || kind == LL_VIEW_RO;
@@ -236,23 +536,21 @@ static void fd_path(char *out, int fd)
 }
 
 /* One step per kind of mount op. dst is the op's destination inside the
- * new root (or the staging root, for LL_STAGE_BIND); each returns 0 or
- * -errno with *step naming what failed. */
+ * new root (or the staging root, for LL_STAGE_BIND); top is the new root's
+ * fd (-1 for LL_STAGE_BIND) and rel the destination inside it. Each returns
+ * 0 or -errno with *step naming what failed. */
 
-static int apply_mkdir(const struct ll_mount_op *op, const char *dst, const char **step)
+static int apply_mkdir(const struct ll_mount_op *op, int top, const char *rel, const char **step)
 {
-    if (mkdirs(dst, op->mode ? op->mode : 0755) < 0)
-        FAIL("mkdir");
-    /* mkdir honours the umask; the mode was chosen on purpose. */
-    if (chmod(dst, op->mode ? op->mode : 0755) < 0)
-        FAIL("chmod");
-    return 0;
+    return make_dir_in_root(top, rel, op->mode ? op->mode : 0755, step);
 }
 
-static int apply_bind(const struct ll_mount_op *op, int src_fd, const char *dst, const char **step)
+static int apply_bind(const struct ll_mount_op *op, int src_fd, int top, const char *rel, const char *dst,
+                      const char **step)
 {
     char src[PATH_BUF];
     struct stat st;
+    int rc;
     if (src_fd < 0) {
         errno = EBADF;
         FAIL("bind: source not opened");
@@ -260,8 +558,14 @@ static int apply_bind(const struct ll_mount_op *op, int src_fd, const char *dst,
     if (fstat(src_fd, &st) < 0)
         FAIL("bind: stat source");
     fd_path(src, src_fd);
-    if (make_mountpoint(dst, S_ISDIR(st.st_mode)) < 0)
-        FAIL("bind: create mountpoint");
+    /* A staged bind's path is in the staging root, which only this process
+     * has made: no bound tree on its way. */
+    if (top < 0) {
+        if (make_mountpoint(dst, S_ISDIR(st.st_mode)) < 0)
+            FAIL("bind: create mountpoint");
+    } else if ((rc = mountpoint_at(top, rel, dst, S_ISDIR(st.st_mode), 0755, step)) < 0) {
+        return rc;
+    }
     if (mount(src, dst, NULL, MS_BIND | MS_REC, NULL) < 0)
         FAIL("bind");
     if (op->kind != LL_BIND_DEV) {
@@ -273,79 +577,87 @@ static int apply_bind(const struct ll_mount_op *op, int src_fd, const char *dst,
     return 0;
 }
 
-static int apply_tmpfs(const struct ll_mount_op *op, const char *dst, const char **step)
+static int apply_tmpfs(const struct ll_mount_op *op, int top, const char *rel, const char *dst, const char **step)
 {
-    if (mkdirs(dst, 0755) < 0)
-        FAIL("tmpfs: mkdir");
+    int rc = mountpoint_at(top, rel, dst, 1, 0755, step);
+    if (rc < 0)
+        return rc;
     if (mount("tmpfs", dst, "tmpfs", MS_NOSUID | MS_NODEV, op->data) < 0)
         FAIL("mount tmpfs");
     return 0;
 }
 
-static int apply_proc(const char *dst, const char **step)
+static int apply_proc(int top, const char *rel, const char *dst, const char **step)
 {
-    if (mkdirs(dst, 0555) < 0)
-        FAIL("proc: mkdir");
+    int rc = mountpoint_at(top, rel, dst, 1, 0555, step);
+    if (rc < 0)
+        return rc;
     if (mount("proc", dst, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
         FAIL("mount proc");
     return 0;
 }
 
-static int apply_symlink(const struct ll_mount_op *op, const char *dst, const char **step)
+static int apply_symlink(const struct ll_mount_op *op, int top, const char *rel, const char **step)
 {
-    if (op->data == NULL || parent_dirs(dst) < 0)
-        FAIL("symlink: parent");
-    if (symlink(op->data, dst) < 0 && errno != EEXIST)
-        FAIL("symlink");
-    return 0;
+    if (op->data == NULL) {
+        errno = EINVAL;
+        FAIL("symlink: no target");
+    }
+    return symlink_in_root(top, rel, op->data, step);
 }
 
-static int apply_write_file(const struct ll_mount_op *op, const char *dst, const char **step)
+static int apply_write_file(const struct ll_mount_op *op, int top, const char *rel, const char **step)
 {
-    if (op->data == NULL || parent_dirs(dst) < 0)
-        FAIL("write file: parent");
-    if (write_text(dst, op->data, op->mode ? op->mode : 0644) < 0)
-        FAIL("write file");
-    if (fchmodat(AT_FDCWD, dst, op->mode ? op->mode : 0644, 0) < 0)
-        FAIL("write file: chmod");
-    return 0;
+    if (op->data == NULL) {
+        errno = EINVAL;
+        FAIL("write file: no contents");
+    }
+    return write_file_in_root(top, rel, op->data, op->mode ? op->mode : 0644, step);
 }
 
-static int apply_mask(const char *dst, const char **step)
+static int apply_mask(int top, const char *rel, const char *dst, const char **step)
 {
     struct stat st;
+    int rc = 0;
+    int at = existing_at(top, rel, dst, &st, "mask: open", step);
     /* Absent paths differ between kernels; nothing to hide then. */
-    if (lstat(dst, &st) < 0)
-        return errno == ENOENT ? 0 : (*step = "mask: stat", -errno);
+    if (at < 0)
+        return at == -ENOENT ? 0 : at;
     if (S_ISDIR(st.st_mode)) {
         if (mount("tmpfs", dst, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
                   "size=0,nr_inodes=1,mode=0555") < 0)
-            FAIL("mask directory");
-        return 0;
+            OUT("mask directory");
+    } else {
+        if (mount(LL_NEWROOT "/dev/null", dst, NULL, MS_BIND, NULL) < 0)
+            OUT("mask file");
+        if (remount_readonly(dst, MS_NOSUID | MS_NOEXEC) < 0)
+            OUT("mask file: read-only");
     }
-    if (mount(LL_NEWROOT "/dev/null", dst, NULL, MS_BIND, NULL) < 0)
-        FAIL("mask file");
-    if (remount_readonly(dst, MS_NOSUID | MS_NOEXEC) < 0)
-        FAIL("mask file: read-only");
-    return 0;
+out:
+    close_keep_errno(at);
+    return rc;
 }
 
-static int apply_readonly(const char *dst, const char **step)
+static int apply_readonly(int top, const char *rel, const char *dst, const char **step)
 {
     struct stat st;
-    if (lstat(dst, &st) < 0)
-        return errno == ENOENT ? 0 : (*step = "read-only: stat", -errno);
+    int rc = 0;
+    int at = existing_at(top, rel, dst, &st, "read-only: open", step);
+    if (at < 0)
+        return at == -ENOENT ? 0 : at;
     /* A mount point is remounted in place; anything else first becomes
      * a mount point by binding it onto itself. */
     if (remount_readonly(dst, MS_NOSUID | MS_NODEV) == 0)
-        return 0;
+        goto out;
     if (errno != EINVAL)
-        FAIL("read-only: remount");
+        OUT("read-only: remount");
     if (mount(dst, dst, NULL, MS_BIND | MS_REC, NULL) < 0)
-        FAIL("read-only: bind");
+        OUT("read-only: bind");
     if (remount_readonly(dst, MS_NOSUID | MS_NODEV) < 0)
-        FAIL("read-only: remount");
-    return 0;
+        OUT("read-only: remount");
+out:
+    close_keep_errno(at);
+    return rc;
 }
 
 /* A bind shows its source's path inside the host's file system in
@@ -354,10 +666,11 @@ static int apply_readonly(const char *dst, const char **step)
  * host's procfs named it, meaningless once the host root is gone, and the
  * empty staging directory (overlayfs wants two lower layers when it has no
  * upper one). */
-static int apply_view(int src_fd, const char *dst, const char **step)
+static int apply_view(int src_fd, int top, const char *rel, const char *dst, const char **step)
 {
     char src[PATH_BUF], lower[PATH_BUF], opts[PATH_BUF];
     struct stat st;
+    int rc;
     if (src_fd < 0) {
         errno = EBADF;
         FAIL("view: source not opened");
@@ -371,8 +684,8 @@ static int apply_view(int src_fd, const char *dst, const char **step)
     fd_path(src, src_fd);
     if (join(lower, src, ":" LL_EMPTY_DIR) < 0 || join(opts, "lowerdir=", lower) < 0)
         FAIL("view: options too long");
-    if (mkdirs(dst, 0755) < 0)
-        FAIL("view: mkdir");
+    if ((rc = mountpoint_at(top, rel, dst, 1, 0755, step)) < 0)
+        return rc;
     if (mount("overlay", dst, "overlay", MS_RDONLY | MS_NOSUID | MS_NODEV, opts) < 0)
         FAIL("view: mount overlay");
     return 0;
@@ -380,41 +693,81 @@ static int apply_view(int src_fd, const char *dst, const char **step)
 
 /* The file lives in the staging root, which stays alive after the pivot for
  * as long as this bind refers to it. */
-static int apply_fixed_file(const struct ll_mount_op *op, const char *dst, const char **step)
+static int apply_fixed_file(const struct ll_mount_op *op, int top, const char *rel, const char *dst,
+                            const char **step)
 {
     char staged[PATH_BUF];
     struct stat st;
+    int rc = 0;
     if (op->data == NULL) {
         errno = EINVAL;
         FAIL("fixed file: no contents");
     }
-    if (lstat(dst, &st) < 0)
-        return errno == ENOENT ? 0 : (*step = "fixed file: stat", -errno);
+    int at = existing_at(top, rel, dst, &st, "fixed file: open", step);
+    if (at < 0)
+        return at == -ENOENT ? 0 : at;
     if (join(staged, LL_FIXED_DIR, op->dst) < 0)
-        FAIL("fixed file: path too long");
+        OUT("fixed file: path too long");
     if (parent_dirs(staged) < 0)
-        FAIL("fixed file: staging directory");
+        OUT("fixed file: staging directory");
     if (write_text(staged, op->data, 0444) < 0)
-        FAIL("fixed file: write");
+        OUT("fixed file: write");
     if (mount(staged, dst, NULL, MS_BIND, NULL) < 0)
-        FAIL("fixed file: bind");
+        OUT("fixed file: bind");
     if (remount_readonly(dst, MS_NOSUID | MS_NODEV | MS_NOEXEC) < 0)
-        FAIL("fixed file: read-only");
-    return 0;
+        OUT("fixed file: read-only");
+out:
+    close_keep_errno(at);
+    return rc;
 }
 
-static int apply_overlay(const struct ll_mount_op *op, const char *dst, const char **step)
+static int apply_overlay(const struct ll_mount_op *op, int top, const char *rel, const char *dst, const char **step)
 {
-    if (mkdirs(dst, 0755) < 0)
-        FAIL("overlay: mkdir");
+    int rc = mountpoint_at(top, rel, dst, 1, 0755, step);
+    if (rc < 0)
+        return rc;
     if (mount("overlay", dst, "overlay", MS_RDONLY | MS_NOSUID | MS_NODEV, op->data) < 0)
         FAIL("mount overlay");
     return 0;
 }
 
+static int apply_op(const struct ll_mount_op *op, int src_fd, int top, const char *rel, const char *dst,
+                    const char **step)
+{
+    switch (op->kind) {
+    case LL_MKDIR:
+        return apply_mkdir(op, top, rel, step);
+    case LL_BIND_RO:
+    case LL_BIND_DEV:
+    case LL_STAGE_BIND:
+        return apply_bind(op, src_fd, top, rel, dst, step);
+    case LL_TMPFS:
+        return apply_tmpfs(op, top, rel, dst, step);
+    case LL_PROC:
+        return apply_proc(top, rel, dst, step);
+    case LL_SYMLINK:
+        return apply_symlink(op, top, rel, step);
+    case LL_WRITE_FILE:
+        return apply_write_file(op, top, rel, step);
+    case LL_MASK:
+        return apply_mask(top, rel, dst, step);
+    case LL_READONLY:
+        return apply_readonly(top, rel, dst, step);
+    case LL_VIEW_RO:
+        return apply_view(src_fd, top, rel, dst, step);
+    case LL_FIXED_FILE:
+        return apply_fixed_file(op, top, rel, dst, step);
+    case LL_OVERLAY_RO:
+        return apply_overlay(op, top, rel, dst, step);
+    }
+    errno = EINVAL;
+    FAIL("mount op: unknown kind");
+}
+
 int ll_mount_apply(const struct ll_mount_op *op, int src_fd, const char **step)
 {
     char dst[PATH_BUF];
+    int rc, top = -1;
 
     if (op->dst == NULL || op->dst[0] != '/') {
         errno = EINVAL;
@@ -423,35 +776,13 @@ int ll_mount_apply(const struct ll_mount_op *op, int src_fd, const char **step)
     /* Staged binds live in the staging root, which pivot_root leaves behind. */
     if (join(dst, op->kind == LL_STAGE_BIND ? "" : LL_NEWROOT, op->dst) < 0)
         FAIL("mount op: destination too long");
-
-    switch (op->kind) {
-    case LL_MKDIR:
-        return apply_mkdir(op, dst, step);
-    case LL_BIND_RO:
-    case LL_BIND_DEV:
-    case LL_STAGE_BIND:
-        return apply_bind(op, src_fd, dst, step);
-    case LL_TMPFS:
-        return apply_tmpfs(op, dst, step);
-    case LL_PROC:
-        return apply_proc(dst, step);
-    case LL_SYMLINK:
-        return apply_symlink(op, dst, step);
-    case LL_WRITE_FILE:
-        return apply_write_file(op, dst, step);
-    case LL_MASK:
-        return apply_mask(dst, step);
-    case LL_READONLY:
-        return apply_readonly(dst, step);
-    case LL_VIEW_RO:
-        return apply_view(src_fd, dst, step);
-    case LL_FIXED_FILE:
-        return apply_fixed_file(op, dst, step);
-    case LL_OVERLAY_RO:
-        return apply_overlay(op, dst, step);
-    }
-    errno = EINVAL;
-    FAIL("mount op: unknown kind");
+    /* Everything else is resolved inside the new root (see "paths inside a
+     * root being built" above). */
+    if (op->kind != LL_STAGE_BIND && (top = open(LL_NEWROOT, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)
+        FAIL("mount op: open new root");
+    rc = apply_op(op, src_fd, top, op->dst + 1, dst, step);
+    close_keep_errno(top);
+    return rc;
 }
 
 int ll_mounts_finish(const char **step)
@@ -514,19 +845,6 @@ static long sys_fsconfig(int fd, unsigned int cmd, const char *key, const char *
 {
     return syscall(SYS_fsconfig, fd, cmd, key, value, 0);
 }
-
-static void close_keep_errno(int fd)
-{
-    int saved = errno;
-    if (fd >= 0)
-        close(fd);
-    errno = saved;
-}
-
-/* In the template's steps: name the step, keep errno (or set err), and
- * leave through the function's one cleanup exit. */
-#define OUT(name) do { *step = (name); rc = -errno; goto out; } while (0)
-#define OUT_ERR(name, err) do { *step = (name); rc = -(err); goto out; } while (0)
 
 /* Who the template's own files belong to: the sandbox's root, as if the
  * sandbox had made them (its uid map's host id for 0). */
@@ -610,118 +928,6 @@ static int new_empty_fs(const struct owner *owner, unsigned long long attrs, con
     return mnt;
 }
 
-#ifndef SYS_openat2
-#define SYS_openat2 437
-#endif
-/* openat2's arguments (linux/openat2.h, which older hosts lack). */
-struct ll_open_how {
-    unsigned long long flags, mode, resolve;
-};
-#define LL_RESOLVE_NO_MAGICLINKS 0x02
-#define LL_RESOLVE_IN_ROOT 0x10
-
-/* rel as a sandbox will resolve it: inside the template, whose root is
- * root. The template lives in this process's mount namespace, with its
- * credentials: a plain openat would take an absolute symlink inside a bound
- * host tree (/usr/local -> /srv/local, x -> /etc) from the host's root, and
- * what is then made, written, chmod'ed or mounted there lands on the host.
- * An fd (O_PATH unless flags ask for access), or -1 with errno. */
-static int open_in_template(int root, const char *rel, int flags)
-{
-    struct ll_open_how how;
-    memset(&how, 0, sizeof how);
-    how.flags = (unsigned long long)(O_CLOEXEC | flags);
-    how.resolve = LL_RESOLVE_IN_ROOT | LL_RESOLVE_NO_MAGICLINKS;
-    return (int)syscall(SYS_openat2, root, *rel ? rel : ".", &how, sizeof how);
-}
-
-/* The directory rel inside the template, made where missing (mkdir -p,
- * 0755 each level, see mkdirs): each level is made by name against its
- * parent's fd, then the path so far is opened inside the template, so a
- * symlink on the way is followed as a sandbox would follow it and never
- * out of the template. An O_PATH fd, or -1 with errno. */
-static int dirs_in_template(int root, const char *rel)
-{
-    char buf[PATH_BUF];
-    size_t n = strlen(rel);
-    if (n >= PATH_BUF) {
-        errno = ENAMETOOLONG;
-        return -1;
-    }
-    memcpy(buf, rel, n + 1);
-    int dir = open_in_template(root, "", O_PATH | O_DIRECTORY);
-    for (char *p = buf; dir >= 0 && *p;) {
-        char *end = p;
-        while (*end && *end != '/')
-            end++;
-        char sep = *end;
-        *end = '\0';
-        if (*p && mkdirat(dir, p, 0755) < 0 && errno != EEXIST) {
-            close_keep_errno(dir);
-            return -1;
-        }
-        int next = open_in_template(root, buf, O_PATH | O_DIRECTORY);
-        close_keep_errno(dir);
-        dir = next;
-        *end = sep;
-        p = sep ? end + 1 : end;
-    }
-    return dir;
-}
-
-/* rel's parent directory inside the template, made where missing
- * (dirs_in_template), and rel's last component, in *name (inside buf, of
- * PATH_BUF bytes): the one thing the caller makes, by name against the
- * parent's fd. An O_PATH fd, or -1 with errno. */
-static int parent_in_template(int root, const char *rel, char *buf, const char **name)
-{
-    size_t n = strlen(rel);
-    if (n >= PATH_BUF) {
-        errno = ENAMETOOLONG;
-        return -1;
-    }
-    memcpy(buf, rel, n + 1);
-    while (n > 1 && buf[n - 1] == '/')
-        buf[--n] = '\0';
-    char *slash = strrchr(buf, '/');
-    *name = slash ? slash + 1 : buf;
-    /* A name to make: not a way up, nor the directory itself. */
-    if (**name == '\0' || strcmp(*name, ".") == 0 || strcmp(*name, "..") == 0) {
-        errno = EINVAL;
-        return -1;
-    }
-    if (slash == NULL)
-        return dirs_in_template(root, "");
-    *slash = '\0';
-    return dirs_in_template(root, buf);
-}
-
-/* name in dir, never followed: an O_PATH fd of it, or -1 with errno: ELOOP
- * for a symlink, ENOTDIR or EISDIR when it is not the type wanted (want_dir
- * 1 for a directory, 0 for anything else). */
-static int open_last(int dir, const char *name, int want_dir)
-{
-    struct stat st;
-    int err = 0;
-    int fd = openat(dir, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    if (fstat(fd, &st) < 0)
-        err = errno;
-    else if (S_ISLNK(st.st_mode))
-        err = ELOOP;
-    else if (want_dir && !S_ISDIR(st.st_mode))
-        err = ENOTDIR;
-    else if (!want_dir && S_ISDIR(st.st_mode))
-        err = EISDIR;
-    if (err) {
-        close(fd);
-        errno = err;
-        return -1;
-    }
-    return fd;
-}
-
 /* Attach the detached mount mnt on the mountpoint at (closing mnt). */
 static int attach_to(int at, int mnt, const char **step)
 {
@@ -737,106 +943,14 @@ out:
  * directory or file made for it, matching the mount's type (closing mnt). */
 static int attach_at(int root, const char *rel, int mnt, int is_dir, const char **step)
 {
-    char buf[PATH_BUF];
-    const char *name;
-    int rc = 0, at = -1, made = -1;
-    int parent = parent_in_template(root, rel, buf, &name);
-    if (parent < 0)
-        OUT("template: mountpoint: parent");
-    if (is_dir) {
-        if (mkdirat(parent, name, 0755) < 0 && errno != EEXIST)
-            OUT("template: create mountpoint");
-    } else {
-        made = openat(parent, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0444);
-        if (made < 0 && errno != EEXIST)
-            OUT("template: create mountpoint");
-        close_keep_errno(made);
-    }
-    /* Made now or there before: a symlink there is refused, not followed. */
-    at = open_last(parent, name, is_dir);
-    if (at < 0)
-        OUT("template: open mountpoint");
-    rc = attach_to(at, mnt, step);
-    mnt = -1; /* attach_to closed it */
-out:
-    close_keep_errno(at);
-    close_keep_errno(parent);
-    close_keep_errno(mnt);
-    return rc;
-}
-
-/* A directory at rel inside the template, of mode (an existing one too).
- * mkdir honours the umask, and the mode was chosen on purpose: fchmod, on
- * the directory itself reopened through its O_PATH fd. */
-static int template_mkdir(int root, const char *rel, mode_t mode, const char **step)
-{
-    char buf[PATH_BUF];
-    const char *name;
-    int rc = 0, at = -1, dir = -1;
-    int parent = parent_in_template(root, rel, buf, &name);
-    if (parent < 0)
-        OUT("template: mkdir: parent");
-    if (mkdirat(parent, name, mode) < 0 && errno != EEXIST)
-        OUT("template: mkdir");
-    if ((at = open_last(parent, name, 1)) < 0)
-        OUT("template: mkdir: open");
-    if ((dir = openat(at, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
-        OUT("template: mkdir: open");
-    if (fchmod(dir, mode) < 0)
-        OUT("template: mkdir: chmod");
-out:
-    close_keep_errno(dir);
-    close_keep_errno(at);
-    close_keep_errno(parent);
-    return rc;
-}
-
-/* A file at rel inside the template holding text, of mode. O_NOFOLLOW: a
- * symlink there is refused (ELOOP), not written through; O_NONBLOCK: a FIFO
- * there is refused (ENXIO), not waited on. Anything but a regular file
- * (a device) is refused with EEXIST. */
-static int template_write_file(int root, const char *rel, const char *text, mode_t mode, const char **step)
-{
-    char buf[PATH_BUF];
-    const char *name;
-    struct stat st;
-    int rc = 0, fd = -1;
-    int parent = parent_in_template(root, rel, buf, &name);
-    if (parent < 0)
-        OUT("template: write file: parent");
-    fd = openat(parent, name, O_WRONLY | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, mode);
-    if (fd < 0)
-        OUT("template: write file: open");
-    if (fstat(fd, &st) < 0)
-        OUT("template: write file: stat");
-    if (!S_ISREG(st.st_mode))
-        OUT_ERR("template: write file: not a regular file", EEXIST);
-    if (ftruncate(fd, 0) < 0)
-        OUT("template: write file: truncate");
-    if (write_all(fd, text) < 0)
-        OUT("template: write file");
-    if (fchmod(fd, mode) < 0)
-        OUT("template: write file: chmod");
-out:
-    close_keep_errno(fd);
-    close_keep_errno(parent);
-    return rc;
-}
-
-/* A symlink at rel inside the template; one already there is kept (nothing
- * follows it here). */
-static int template_symlink(int root, const char *rel, const char *target, const char **step)
-{
-    char buf[PATH_BUF];
-    const char *name;
     int rc = 0;
-    int parent = parent_in_template(root, rel, buf, &name);
-    if (parent < 0)
-        OUT("template: symlink: parent");
-    if (symlinkat(target, parent, name) < 0 && errno != EEXIST)
-        OUT("template: symlink");
-out:
-    close_keep_errno(parent);
+    int at = mountpoint_in_root(root, rel, is_dir, 0755, step);
+    if (at < 0) {
+        close_keep_errno(mnt);
+        return at;
+    }
+    rc = attach_to(at, mnt, step);
+    close_keep_errno(at);
     return rc;
 }
 
@@ -904,7 +1018,7 @@ static int template_mask(int root, const char *rel, const struct owner *owner, c
 {
     struct stat st, null_st;
     int rc = 0, mnt;
-    int at = open_in_template(root, rel, O_PATH);
+    int at = open_in_root(root, rel, O_PATH);
     /* Absent paths differ between hosts; nothing to hide then. */
     if (at < 0)
         return errno == ENOENT ? 0 : (*step = "template: mask: open", -errno);
@@ -996,7 +1110,7 @@ static int template_apply(int root, int empty, const struct owner *owner, const 
     const char *rel = op->dst + 1;
     switch (op->kind) {
     case LL_MKDIR:
-        return template_mkdir(root, rel, op->mode ? op->mode : 0755, step);
+        return make_dir_in_root(root, rel, op->mode ? op->mode : 0755, step);
     case LL_BIND_RO:
         return template_bind(root, rel, op->src, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, step);
     case LL_BIND_DEV:
@@ -1016,13 +1130,13 @@ static int template_apply(int root, int empty, const struct owner *owner, const 
             errno = EINVAL;
             FAIL("template: symlink: no target");
         }
-        return template_symlink(root, rel, op->data, step);
+        return symlink_in_root(root, rel, op->data, step);
     case LL_WRITE_FILE:
         if (op->data == NULL) {
             errno = EINVAL;
             FAIL("template: write file: no contents");
         }
-        return template_write_file(root, rel, op->data, op->mode ? op->mode : 0644, step);
+        return write_file_in_root(root, rel, op->data, op->mode ? op->mode : 0644, step);
     case LL_MASK:
         return template_mask(root, rel, owner, step);
     case LL_VIEW_RO:
@@ -1039,7 +1153,7 @@ int ll_template_build(const struct ll_mount_op *ops, int n_ops, unsigned int own
                       int *failed, const char **step)
 {
     const struct owner owner = { owner_uid, owner_gid };
-    int rc = 0, empty = -1, root = -1;
+    int rc = 0, empty = -1, root = -1, probe;
     *failed = -1;
     /* Each op's tmpfs, if it makes one (the server's side: it may allocate). */
     int *kept = malloc(sizeof *kept * (size_t)(n_ops > 0 ? n_ops : 1));
@@ -1052,6 +1166,11 @@ int ll_template_build(const struct ll_mount_op *ops, int n_ops, unsigned int own
         rc = root;
         goto out;
     }
+    /* Built with the server's credentials in the host's mount namespace:
+     * never with a plain walk (open_in_root's fallback). */
+    if ((probe = openat2_in_root(root, "", O_PATH)) < 0)
+        OUT("template: openat2");
+    close(probe);
     /* An overlay's second layer (it needs two without an upper one). */
     empty = new_empty_fs(&owner, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, step);
     if (empty < 0) {

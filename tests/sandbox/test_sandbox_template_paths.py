@@ -15,10 +15,14 @@ import pathlib
 import stat
 import subprocess
 import sys
+import tempfile
 
 import pytest
+import sandbox_probe
 
 from lambdalet.sandbox import nsspawn
+from lambdalet.sandbox.namespaced import NamespacedBackend
+from lambdalet.sandbox.runtime_root import RuntimeRoot
 
 # Building a prepared root makes a tmpfs in the host's user namespace.
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="prepared roots are built by root only")
@@ -237,3 +241,45 @@ def test_a_tmpfs_reached_through_a_symlink_is_chowned_and_sealed_not_the_hosts(t
     # The template's own tmpfs, at the twin path: the owner's, sealed.
     assert seen["built"] == "ok", seen
     assert seen["ours"] == [["ours"], [OWNER], True], seen
+
+
+# The sandbox's first process builds its own root when there is no
+# prepared root (or what the prepared root leaves it: /proc, /tmp, its code
+# and layers). There the host's tree is under /oldroot until the last pivot,
+# and a walk climbs out of /newroot by `..` too: a symlink in a bound tree
+# would take a mountpoint onto the host, made with the sandbox's own
+# credentials (its host uid).
+@pytest.mark.parametrize("prepared_root", [False, True], ids=["own root", "prepared root first"])
+@pytest.mark.parametrize("via", ["abs", "rel"])
+@needs_root
+def test_a_sandbox_building_its_root_makes_no_path_through_a_symlink_onto_the_host(tmp_path, via, prepared_root):
+    # The "host" directory where the sandbox's host uid may write, as in
+    # /tmp (tmp_path's parents are private to root).
+    with tempfile.TemporaryDirectory(prefix="lambdalet-host-") as where:
+        host = pathlib.Path(where)
+        host.chmod(0o777)
+        _sandbox_through_symlink(tmp_path, host, via, prepared_root)
+        assert list(host.iterdir()) == [], "the sandbox made a path on the host"
+
+
+def _sandbox_through_symlink(tmp_path: pathlib.Path, host: pathlib.Path, via: str, prepared_root: bool) -> None:
+    runtime_extra, inner, code = (tmp_path / d for d in ("extra", "inner", "code"))
+    for d in (runtime_extra, inner, code):
+        d.mkdir()
+        d.chmod(0o755)
+    # /var/runtime/extra/esc: absolute through the staging root's /oldroot,
+    # or four levels up from /newroot/var/runtime/extra, out of /newroot.
+    target = f"/oldroot{host}" if via == "abs" else f"../../../../oldroot{host}"
+    (runtime_extra / "esc").symlink_to(target)
+    root = RuntimeRoot.create(tmp_path / "runtime")
+    be = NamespacedBackend(root, zygote=False, prepared_root=prepared_root)
+    # A runtime source mounted under another one's symlink (the sources are
+    # the server's: what a host's layout could hold).
+    be._default.sources = {**be._default.sources, "extra": str(runtime_extra), "extra/esc/sub": str(inner)}
+    try:
+        with pytest.raises(OSError) as caught:
+            sandbox_probe.run(be, root.python, str(code), "report(ok=1)")
+        assert caught.value.errno == errno.ENOENT, caught.value
+        assert "mountpoint: parent" in str(caught.value), caught.value
+    finally:
+        be.close()
