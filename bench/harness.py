@@ -46,12 +46,12 @@ def free_port() -> int:
 class Lambdalet:
     """`lambdalet serve` in a subprocess with a throwaway data dir."""
 
-    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+    def __init__(self, *args: str, env: dict[str, str] | None = None, module: str = "lambdalet.gateway.cli") -> None:
         self.tmp = tempfile.mkdtemp(prefix="lambdalet-bench-")
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen(
-            [PY, "-m", "lambdalet.gateway.cli", "serve", "--port", str(self.port), "--data-dir", self.tmp, *args],
+            [PY, "-m", module, "serve", "--port", str(self.port), "--data-dir", self.tmp, *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
