@@ -528,6 +528,11 @@ def render(results: dict) -> str:
                 f"| warm URL p99 ms, c=16 (vs the load generator alone, raw socket server) | {lam['c16']['p99_ms']:.2f} | "
                 f"{raw['c16']['p99_ms']:.2f} ({raw['c16']['rps']:.0f} req/s) | {lam['c16']['p99_ms'] / raw['c16']['p99_ms']:.2f}× |"
             )
+            # The tool's and the kernel's share of a c=1 round trip.
+            rows.append(
+                f"| warm URL p50 ms, c=1 (vs the load generator alone, raw socket server) | {lam['c1']['p50_ms']:.3f} | "
+                f"{raw['c1']['p50_ms']:.3f} | {lam['c1']['p50_ms'] / raw['c1']['p50_ms']:.2f}× |"
+            )
     b = results.get("b", {})
     floor = b.get("python -I -S -c pass")
     for label in ("spare sandbox", "no spare (full spawn)"):
