@@ -20,7 +20,7 @@ import tempfile
 import pytest
 import sandbox_probe
 
-from lambdalet.sandbox import nsspawn
+from lambdalet.sandbox import nsspawn, rootfs
 from lambdalet.sandbox.namespaced import NamespacedBackend
 from lambdalet.sandbox.runtime_root import RuntimeRoot
 
@@ -187,7 +187,7 @@ def test_a_last_component_that_is_a_symlink_is_refused_not_followed(tmp_path, ki
 # holds a file. A chown or a seal by path would take the host's tmpfs.
 HOST_TMPFS = """
 import json, os, pathlib, subprocess, sys
-from lambdalet.sandbox import nsspawn
+from lambdalet.sandbox import nsspawn, rootfs
 host, tree, owner = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2]), int(sys.argv[3])
 (host / "sub" / "made").mkdir(parents=True)
 subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k,mode=0755", "host-standin", str(host / "sub" / "made")], check=True)
@@ -281,5 +281,32 @@ def _sandbox_through_symlink(tmp_path: pathlib.Path, host: pathlib.Path, via: st
             sandbox_probe.run(be, root.python, str(code), "report(ok=1)")
         assert caught.value.errno == errno.ENOENT, caught.value
         assert "mountpoint: parent" in str(caught.value), caught.value
+    finally:
+        be.close()
+
+
+@needs_root
+def test_a_sandbox_refuses_a_mount_whose_path_leads_out_of_its_new_root(tmp_path, monkeypatch):
+    # A mask inside a bound tree behind `abs -> /usr`: inside the new root
+    # that is the bound /usr, but mount(2) walks the path as it stands, from
+    # the staging root, where /usr is not. Taken as absent, the mask was
+    # silently left off; a mount by that path would land outside the root.
+    runtime_extra, code = tmp_path / "extra", tmp_path / "code"
+    for d in (runtime_extra, code):
+        d.mkdir()
+        d.chmod(0o755)
+    (runtime_extra / "abs").symlink_to("/usr")
+    masked = "/var/runtime/extra/abs/lib"
+    real_plan = rootfs.plan
+    # Last, once the runtime's views are mounted (hidden dirs come first).
+    monkeypatch.setattr(rootfs, "plan", lambda layout: [*real_plan(layout), nsspawn.MountOp(nsspawn.MASK, masked)])
+    root = RuntimeRoot.create(tmp_path / "runtime")
+    be = NamespacedBackend(root, zygote=False, prepared_root=False)
+    be._default.sources = {**be._default.sources, "extra": str(runtime_extra)}
+    try:
+        with pytest.raises(OSError) as caught:
+            sandbox_probe.run(be, root.python, str(code), f"report(listed=len(os.listdir({masked!r})))")
+        assert caught.value.errno == errno.EXDEV, caught.value
+        assert f"mount op: the path leads out of the new root {masked}" in str(caught.value)
     finally:
         be.close()
