@@ -193,15 +193,22 @@ struct ll_open_how {
     unsigned long long flags, mode, resolve;
 };
 #define LL_RESOLVE_NO_MAGICLINKS 0x02
+#define LL_RESOLVE_NO_SYMLINKS 0x04
+#define LL_RESOLVE_BENEATH 0x08
 #define LL_RESOLVE_IN_ROOT 0x10
 
-static int openat2_in_root(int root, const char *rel, int flags)
+static int sys_openat2(int dir, const char *rel, int flags, unsigned long long resolve)
 {
     struct ll_open_how how;
     memset(&how, 0, sizeof how);
     how.flags = (unsigned long long)(O_CLOEXEC | flags);
-    how.resolve = LL_RESOLVE_IN_ROOT | LL_RESOLVE_NO_MAGICLINKS;
-    return (int)syscall(SYS_openat2, root, *rel ? rel : ".", &how, sizeof how);
+    how.resolve = resolve;
+    return (int)syscall(SYS_openat2, dir, *rel ? rel : ".", &how, sizeof how);
+}
+
+static int openat2_in_root(int root, const char *rel, int flags)
+{
+    return sys_openat2(root, rel, flags, LL_RESOLVE_IN_ROOT | LL_RESOLVE_NO_MAGICLINKS);
 }
 
 /* rel resolved inside the tree whose root is root: an fd (O_PATH unless
@@ -442,7 +449,15 @@ static int mountpoint_at(int top, const char *rel, const char *dst, int is_dir, 
 static int existing_at(int top, const char *rel, const char *dst, struct stat *st, const char *what, const char **step)
 {
     int rc = 0;
-    int at = open_in_root(top, rel, O_PATH);
+    /* Every path of /proc, say: no symlink on the way and no way up out of
+     * the root, so the plain path leads where this walk did (and nothing
+     * there is nothing there either way). */
+    int at = sys_openat2(top, rel, O_PATH, LL_RESOLVE_BENEATH | LL_RESOLVE_NO_SYMLINKS);
+    int plain = at >= 0;
+    if (at < 0 && errno == ENOENT)
+        return -ENOENT;
+    if (at < 0)
+        at = open_in_root(top, rel, O_PATH);
     if (at < 0) {
         rc = -errno;
         if (rc != -ENOENT)
@@ -451,7 +466,7 @@ static int existing_at(int top, const char *rel, const char *dst, struct stat *s
     }
     if (fstat(at, st) < 0)
         OUT(what);
-    if ((rc = path_leads_to(at, dst, 0, step)) < 0)
+    if (!plain && (rc = path_leads_to(at, dst, 0, step)) < 0)
         goto out;
     return at;
 out:
@@ -764,10 +779,14 @@ static int apply_op(const struct ll_mount_op *op, int src_fd, int top, const cha
     FAIL("mount op: unknown kind");
 }
 
+/* The new root's fd, for the ops' walks inside it: opened by the first op
+ * that needs it, closed by ll_mounts_finish. Only the sandbox's first
+ * process builds a root with these, one root, in its own copy of this. */
+static int newroot_fd = -1;
+
 int ll_mount_apply(const struct ll_mount_op *op, int src_fd, const char **step)
 {
     char dst[PATH_BUF];
-    int rc, top = -1;
 
     if (op->dst == NULL || op->dst[0] != '/') {
         errno = EINVAL;
@@ -776,17 +795,19 @@ int ll_mount_apply(const struct ll_mount_op *op, int src_fd, const char **step)
     /* Staged binds live in the staging root, which pivot_root leaves behind. */
     if (join(dst, op->kind == LL_STAGE_BIND ? "" : LL_NEWROOT, op->dst) < 0)
         FAIL("mount op: destination too long");
+    if (op->kind == LL_STAGE_BIND)
+        return apply_op(op, src_fd, -1, op->dst + 1, dst, step);
     /* Everything else is resolved inside the new root (see "paths inside a
      * root being built" above). */
-    if (op->kind != LL_STAGE_BIND && (top = open(LL_NEWROOT, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)
+    if (newroot_fd < 0 && (newroot_fd = open(LL_NEWROOT, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)
         FAIL("mount op: open new root");
-    rc = apply_op(op, src_fd, top, op->dst + 1, dst, step);
-    close_keep_errno(top);
-    return rc;
+    return apply_op(op, src_fd, newroot_fd, op->dst + 1, dst, step);
 }
 
 int ll_mounts_finish(const char **step)
 {
+    close_keep_errno(newroot_fd);
+    newroot_fd = -1;
     if (remount_readonly(LL_NEWROOT, MS_NOSUID | MS_NODEV) < 0)
         FAIL("remount root read-only");
     if (umount2(LL_OLDROOT, MNT_DETACH) < 0)
