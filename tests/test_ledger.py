@@ -565,3 +565,21 @@ def test_a_paced_flush_stores_every_slice_and_a_failed_slice_rolls_back_them_all
         assert len(books.ledger.calls(limit=10 * n)) == n
     finally:
         books.close()
+
+
+def test_the_records_a_flush_waits_for_are_not_tracked_by_the_cyclic_gc():
+    """They are the server's young objects between flushes, and they hold
+    no cycles: tracked (a CallLog holds a list, and msgspec tracks a struct
+    that holds a tracked object), they made the collector run every ~100
+    calls and walk the whole pending batch each time (docs/architecture.md)."""
+    import gc
+
+    from lambdalet.gateway.metering.log_lines import CallFrame
+    from lambdalet.gateway.metering.log_records import CallLog
+
+    frame = CallFrame("req-1", "$LATEST", 1_000_000, 128, 40, None, 1, None, False, 0)
+    log = CallLog(
+        log_group="/aws/lambda/f", log_stream="s", request_id="req-1", started_ns=1, ended_ns=2, log=b"x\n", marks=[(1, 1)], frame=frame
+    )
+    for obj in (_row(1), frame, log, CallRecord(_row(1), log)):
+        assert not gc.is_tracked(obj), type(obj).__name__
