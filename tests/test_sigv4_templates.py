@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import hmac
 import http.client
 from urllib.parse import urlsplit
 
@@ -248,3 +249,16 @@ def test_on_one_connection_a_tampered_second_call_is_refused(server):
         assert (status, kind) == (404, "ResourceNotFoundException")
     finally:
         conn.close()
+
+
+@pytest.mark.parametrize("size", [0, 1, 55, 56, 63, 64, 65, 200, 5000])
+def test_the_signatures_hmac_is_the_standard_librarys(size):
+    """The HMAC made from the kept pads is hmac's, for keys of every scope
+    and messages of every length around SHA-256's block."""
+    message = bytes(range(256)) * (size // 256 + 1)
+    for secret, date, region, service in [(SECRET, "20261206", "us-east-1", "lambda"), ("x", "20240229", "eu-west-3", "s3")]:
+        key = sigv4._signing_key(secret, date, region, service)
+        expected = hmac.digest(key, message[:size], "sha256").hex()
+        assert sigv4._hmac_sha256_hex(sigv4._keyed_sha256(secret, date, region, service), message[:size]) == expected
+        # The kept state is copied, never fed: a second use gives the same.
+        assert sigv4._hmac_sha256_hex(sigv4._keyed_sha256(secret, date, region, service), message[:size]) == expected
