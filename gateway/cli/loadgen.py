@@ -250,7 +250,9 @@ def signed_invoke_request(endpoint: str, function: str, payload: bytes, key: str
             SigV4Auth(Credentials(key, secret), "lambda", region).add_auth(req)
             prepared = req.prepare()
             cache[0] = now
-            cache[1] = plain_request(url, "POST", payload, dict(prepared.headers))()
+            # plain_request writes Content-Length itself: one, as boto3 sends.
+            signed = {k: v for k, v in prepared.headers.items() if k.lower() != "content-length"}
+            cache[1] = plain_request(url, "POST", payload, signed)()
         return cache[1]
 
     return make
