@@ -177,6 +177,10 @@ class ExtensionHost:
         listening = self.deliveries.listening()  # else no event is built: nobody subscribed
         if listening:
             self.deliveries.emit([tm.start(now_ms(), invoke.request_id, self.figures.version, self._trace)])
+        # The call is billed from INVOKE's delivery: an extension may start
+        # work on it before the runtime is sent the call (inst.call stamps
+        # its own start, which the runtime's done event keeps).
+        invoked_ns = time.monotonic_ns()
         await self.server.apply(self.api.invoke(invoke.request_id, invoke.deadline_ms, invoke.invoked_arn, self._trace))
         started_ms = now_ms()
         result = await inst.call(invoke, stream)  # WorkerGone: the pool kills the sandbox
@@ -187,6 +191,7 @@ class ExtensionHost:
         # extension that never asks again ends the wait that way.
         await self.server.serve_call([], lambda: self.api.ready() or bool(self.crashed) or self.api.failure is not None or self.closed)
         inst.last_heard_ns = max(inst.last_heard_ns, time.monotonic_ns())
+        inst.call_started_ns = min(inst.call_started_ns, invoked_ns)
         result.log = result.log + self.emit_extension_log()
         failure = self.failure()
         if failure is not None and not inst.timed_out:
