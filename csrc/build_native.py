@@ -105,7 +105,11 @@ build_init_image()
 SOURCES += ["spawn.c", "mounts.c", "caps.c", "seccomp.c", "net.c", "attach.c"]
 SANDBOX_INCLUDES = '#include "spawn.h"\n#include "seccomp.h"\n#include "net.h"\n#include "attach.h"\n'
 CDEF += (
-    declarations("mounts.h", types=("enum ll_mount_kind", "struct ll_mount_op"), functions=("ll_template_build", "ll_template_probe"))
+    declarations(
+        "mounts.h",
+        types=("enum ll_mount_kind", "struct ll_mount_op"),
+        functions=("ll_template_build", "ll_template_probe", "ll_mounts_openat2_fault"),
+    )
     + declarations(
         "spawn.h",
         types=("struct ll_spawn_config", "struct ll_spawn_result"),

@@ -197,13 +197,47 @@ struct ll_open_how {
 #define LL_RESOLVE_BENEATH 0x08
 #define LL_RESOLVE_IN_ROOT 0x10
 
-static int sys_openat2(int dir, const char *rel, int flags, unsigned long long resolve)
+/* A test's switch (ll_mounts_openat2_fault): the next count openat2 calls
+ * (every one while count is negative) fail with err without reaching the
+ * kernel, as they would on a kernel without openat2 (ENOSYS) or in a
+ * system-wide mount or rename storm (EAGAIN). Zero outside the tests. */
+static int openat2_fault_err, openat2_fault_count;
+
+void ll_mounts_openat2_fault(int err, int count)
+{
+    openat2_fault_err = err;
+    openat2_fault_count = count;
+}
+
+static int openat2_once(int dir, const char *rel, int flags, unsigned long long resolve)
 {
     struct ll_open_how how;
+    if (openat2_fault_count != 0) {
+        if (openat2_fault_count > 0)
+            openat2_fault_count--;
+        errno = openat2_fault_err;
+        return -1;
+    }
     memset(&how, 0, sizeof how);
     how.flags = (unsigned long long)(O_CLOEXEC | flags);
     how.resolve = resolve;
     return (int)syscall(SYS_openat2, dir, *rel ? rel : ".", &how, sizeof how);
+}
+
+/* With RESOLVE_IN_ROOT or RESOLVE_BENEATH the kernel answers EAGAIN when a
+ * `..` was walked while any mount or rename happened, anywhere on the
+ * system (concurrent spawns mount all the time): asked again, a few times. */
+#define OPENAT2_TRIES 16
+
+static int sys_openat2(int dir, const char *rel, int flags, unsigned long long resolve)
+{
+    int fd = -1;
+    for (int i = 0; i < OPENAT2_TRIES; i++) {
+        fd = openat2_once(dir, rel, flags, resolve);
+        if (fd >= 0 || errno != EAGAIN)
+            break;
+    }
+    return fd;
 }
 
 static int openat2_in_root(int root, const char *rel, int flags)
@@ -211,16 +245,151 @@ static int openat2_in_root(int root, const char *rel, int flags)
     return sys_openat2(root, rel, flags, LL_RESOLVE_IN_ROOT | LL_RESOLVE_NO_MAGICLINKS);
 }
 
-/* rel resolved inside the tree whose root is root: an fd (O_PATH unless
- * flags ask for access), or -1 with errno. Before Linux 5.6 (or under a
- * seccomp profile that answers ENOSYS) a sandbox walks plainly, as it did
- * before openat2; a prepared root is never built there (ll_template_build
- * asks for openat2 itself). */
+#ifndef PROC_SUPER_MAGIC
+#define PROC_SUPER_MAGIC 0x9fa0
+#endif
+#define MAX_LINKS 40 /* the kernel's own limit on symlinks in one walk */
+
+/* What openat2_in_root does, in user space, for a kernel without openat2
+ * (before 5.6) or a seccomp profile that answers ENOSYS: one component at a
+ * time, never following anything by itself (O_NOFOLLOW); a symlink's text
+ * walked in its place, from the root when it is absolute; `..` never above
+ * the root (at the root it stays there); at most MAX_LINKS symlinks (ELOOP);
+ * procfs' symlinks (its magic links among them) refused with ELOOP. Only
+ * O_PATH opens, with O_DIRECTORY or O_NOFOLLOW (what this file asks for):
+ * anything else is EINVAL. An O_PATH fd, or -1 with errno; anything odd
+ * fails. Stack buffers and system calls only: the sandbox's first process
+ * runs it. */
+static int walk_in_root(int root, const char *rel, int flags)
+{
+    char path[PATH_BUF], link[PATH_BUF];
+    struct stat root_st, st;
+    struct statfs sf;
+    int links = 0, depth = 0, err = 0, cur, next;
+    size_t n = strlen(rel);
+    if (!(flags & O_PATH) || (flags & ~(O_PATH | O_DIRECTORY | O_NOFOLLOW)) != 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (n >= PATH_BUF) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    memcpy(path, rel, n + 1);
+    if (fstat(root, &root_st) < 0)
+        return -1;
+    if ((cur = openat(root, ".", O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)
+        return -1;
+    for (char *p = path; err == 0;) {
+        while (*p == '/')
+            p++;
+        if (*p == '\0')
+            break;
+        char *end = p;
+        while (*end && *end != '/')
+            end++;
+        char *rest = end;
+        while (*rest == '/')
+            rest++;
+        /* A trailing slash asks for a directory, followed. */
+        int slash = *end == '/', last = *rest == '\0';
+        *end = '\0';
+        if (strcmp(p, ".") == 0) {
+            p = rest;
+            continue;
+        }
+        if (strcmp(p, "..") == 0) {
+            if (fstat(cur, &st) < 0) {
+                err = errno;
+            } else if (st.st_dev == root_st.st_dev && st.st_ino == root_st.st_ino) {
+                depth = 0; /* the root's `..` is the root */
+            } else if (depth == 0) {
+                err = EXDEV; /* not at the root, yet no level below it: moved */
+            } else if ((next = openat(cur, "..", O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0) {
+                err = errno;
+            } else {
+                close(cur);
+                cur = next;
+                depth--;
+            }
+            p = rest;
+            continue;
+        }
+        if ((next = openat(cur, p, O_PATH | O_NOFOLLOW | O_CLOEXEC)) < 0) {
+            err = errno;
+            break;
+        }
+        if (fstat(next, &st) < 0) {
+            err = errno;
+        } else if (S_ISLNK(st.st_mode) && (!last || slash || !(flags & O_NOFOLLOW))) {
+            long len = 0;
+            size_t tail = slash ? 1 + strlen(rest) : 0;
+            if (++links > MAX_LINKS)
+                err = ELOOP;
+            else if (fstatfs(next, &sf) < 0)
+                err = errno;
+            else if (sf.f_type == PROC_SUPER_MAGIC)
+                err = ELOOP;
+            else if ((len = syscall(SYS_readlinkat, next, "", link, sizeof link)) < 0)
+                err = errno;
+            else if (len == 0)
+                err = ENOENT;
+            else if ((size_t)len + tail >= PATH_BUF)
+                err = ENAMETOOLONG;
+            close(next);
+            if (err)
+                break;
+            /* The link's text, then what was left of the path. */
+            if (slash) {
+                memmove(path + len + 1, rest, tail);
+                path[len] = '/';
+            } else {
+                path[len] = '\0';
+            }
+            memcpy(path, link, (size_t)len);
+            if (link[0] == '/') {
+                close(cur);
+                depth = 0;
+                if ((cur = openat(root, ".", O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)
+                    return -1;
+            }
+            p = path;
+            continue;
+        } else if ((!last || slash) && !S_ISDIR(st.st_mode)) {
+            err = ENOTDIR;
+        }
+        if (err) {
+            close(next);
+            break;
+        }
+        close(cur);
+        cur = next;
+        depth++;
+        p = rest;
+    }
+    if (err == 0 && (flags & O_DIRECTORY)) {
+        if (fstat(cur, &st) < 0)
+            err = errno;
+        else if (!S_ISDIR(st.st_mode))
+            err = ENOTDIR;
+    }
+    if (err) {
+        close(cur);
+        errno = err;
+        return -1;
+    }
+    return cur;
+}
+
+/* rel resolved inside the tree whose root is root: an O_PATH fd (flags:
+ * O_PATH, with O_DIRECTORY or O_NOFOLLOW), or -1 with errno. Without
+ * openat2 (ENOSYS) the same walk in user space (walk_in_root); a prepared
+ * root is never built there (ll_template_build asks for openat2 itself). */
 static int open_in_root(int root, const char *rel, int flags)
 {
     int fd = openat2_in_root(root, rel, flags);
     if (fd < 0 && errno == ENOSYS)
-        fd = openat(root, *rel ? rel : ".", O_CLOEXEC | flags);
+        fd = walk_in_root(root, rel, flags);
     return fd;
 }
 

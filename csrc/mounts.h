@@ -68,5 +68,10 @@ int ll_template_build(const struct ll_mount_op *ops, int n_ops, unsigned int own
  * clone the template; else -errno (the kernel's refusal). */
 int ll_template_probe(int template_fd);
 int ll_mount_apply(const struct ll_mount_op *op, int src_fd, const char **step);
+/* For the tests alone: the next count openat2 calls of this process and of
+ * the children it clones from now on (every one while count is negative)
+ * fail with err, as on a kernel without openat2 (ENOSYS) or in a storm of
+ * mounts and renames (EAGAIN); (0, 0) turns it off. */
+void ll_mounts_openat2_fault(int err, int count);
 int ll_mounts_finish(const char **step);
 #endif

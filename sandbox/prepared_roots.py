@@ -71,6 +71,10 @@ class PreparedRoots:
         self._owner = owner
         self._enabled = enabled
         self._trees: dict[tuple[nsspawn.MountOp, ...], Tree] = {}
+        # The plans whose build failed, with their sources as they were then:
+        # those plans' sandboxes build their own roots (and the plan is tried
+        # again once its sources change); every other plan keeps its tree.
+        self._refused: dict[tuple[nsspawn.MountOp, ...], Fingerprint] = {}
         # Two locks: _lock for building and rechecking (a build forks a
         # probe, a recheck stats every source: milliseconds), _fds for a
         # tree's fd alone, which every spawn takes in hold(), so that no
@@ -81,14 +85,18 @@ class PreparedRoots:
 
     def get(self, shared: list[nsspawn.MountOp]) -> Tree | None:
         """The tree holding shared, built on first use; None when prepared
-        roots are off or cannot be built here (a sandbox then builds its
-        whole root)."""
+        roots are off or this plan's tree cannot be built (a sandbox then
+        builds its whole root). One plan refused (a path of its runtime's
+        sources that leads nowhere inside the tree, say) leaves the others'
+        trees alone."""
         key = tuple(shared)
         tree = self._trees.get(key)  # a dict lookup is atomic: no lock for a built tree
         if tree is not None and self._enabled:
             return tree
+        if key in self._refused:  # likewise: a refused plan's spawns take no lock
+            return None
         with self._lock:
-            if not self._enabled:
+            if not self._enabled or key in self._refused:
                 return None
             tree = self._trees.get(key)
             if tree is None:
@@ -96,8 +104,8 @@ class PreparedRoots:
                 try:
                     fd = nsspawn.build_template(shared, self._owner, self._owner)
                 except OSError as exc:
-                    log.warning("no prepared root, each sandbox builds its own: %s", exc)
-                    self._enabled = False
+                    log.warning("no prepared root for this runtime, each of its sandboxes builds its own: %s", exc)
+                    self._refused[key] = sources
                     return None
                 tree = self._trees[key] = Tree(fd, sources)
             return tree
@@ -123,6 +131,8 @@ class PreparedRoots:
             self._recheck_at = now + RECHECK_S
             stale = [key for key, tree in self._trees.items() if fingerprint(key) != tree.sources]
             replaced = {self._trees.pop(key) for key in stale}
+            for key in [key for key, sources in self._refused.items() if fingerprint(key) != sources]:
+                del self._refused[key]  # its sources changed: the next get() tries again
             for tree in replaced:
                 self._close(tree)
             return replaced
@@ -133,6 +143,7 @@ class PreparedRoots:
             for tree in self._trees.values():
                 self._close(tree)
             self._trees.clear()
+            self._refused.clear()
 
     def _close(self, tree: Tree) -> None:
         with self._fds:

@@ -49,6 +49,40 @@ def test_split_leaves_each_sandbox_its_proc_tmp_code_and_layers():
 
 
 @needs_root
+def test_a_plan_that_cannot_be_built_turns_off_only_its_own_prepared_root(tmp_path, monkeypatch):
+    # One runtime's sources refused (here one that is missing; the same for
+    # a path that leads nowhere inside the tree): that runtime's sandboxes
+    # build their own roots, every other runtime keeps its prepared root.
+    builds = []
+    real_build = nsspawn.build_template
+
+    def counted(ops, uid, gid):
+        builds.append([op.dst for op in ops])
+        return real_build(ops, uid, gid)
+
+    monkeypatch.setattr(nsspawn, "build_template", counted)
+    refused = [nsspawn.MountOp(nsspawn.MKDIR, "/etc", mode=0o755), nsspawn.MountOp(nsspawn.BIND_RO, "/usr", src=str(tmp_path / "absent"))]
+    other = [nsspawn.MountOp(nsspawn.MKDIR, "/etc", mode=0o755), nsspawn.MountOp(nsspawn.BIND_RO, "/usr", src="/usr")]
+    roots = prepared_roots.PreparedRoots(0, enabled=True)
+    try:
+        assert roots.get(refused) is None
+        tree = roots.get(other)
+        assert tree is not None and tree.fd >= 0
+        assert len(roots) == 1
+        # The refused plan is not built again on each of its spawns.
+        assert roots.get(refused) is None
+        assert builds == [["/etc", "/usr"], ["/etc", "/usr"]]
+        # Its source there now (a later recheck sees it changed): tried again.
+        (tmp_path / "absent").mkdir()
+        monkeypatch.setattr(prepared_roots, "RECHECK_S", 0.0)
+        roots._recheck_at = 0.0
+        roots.recheck()
+        assert roots.get(refused) is not None and len(roots) == 2
+    finally:
+        roots.close()
+
+
+@needs_root
 def test_a_template_that_cannot_be_built_names_its_step_and_op(tmp_path):
     ops = [nsspawn.MountOp(nsspawn.MKDIR, "/etc", mode=0o755), nsspawn.MountOp(nsspawn.BIND_RO, "/usr", src=str(tmp_path / "absent"))]
     with pytest.raises(OSError) as caught:

@@ -249,20 +249,37 @@ def test_a_tmpfs_reached_through_a_symlink_is_chowned_and_sealed_not_the_hosts(t
 # and a walk climbs out of /newroot by `..` too: a symlink in a bound tree
 # would take a mountpoint onto the host, made with the sandbox's own
 # credentials (its host uid).
+@pytest.fixture(params=["openat2", "no openat2"])
+def openat2(request):
+    """Every openat2 of the test (and of the sandboxes it spawns) answered
+    ENOSYS, as before Linux 5.6 or under a seccomp profile that answers
+    so: the walks inside the root are then made in user space."""
+    if request.param == "no openat2":
+        nsspawn.lib.ll_mounts_openat2_fault(errno.ENOSYS, -1)
+    try:
+        yield request.param
+    finally:
+        nsspawn.lib.ll_mounts_openat2_fault(0, 0)
+
+
 @pytest.mark.parametrize("prepared_root", [False, True], ids=["own root", "prepared root first"])
 @pytest.mark.parametrize("via", ["abs", "rel"])
 @needs_root
-def test_a_sandbox_building_its_root_makes_no_path_through_a_symlink_onto_the_host(tmp_path, via, prepared_root):
+def test_a_sandbox_building_its_root_makes_no_path_through_a_symlink_onto_the_host(tmp_path, via, prepared_root, openat2):
     # The "host" directory where the sandbox's host uid may write, as in
     # /tmp (tmp_path's parents are private to root).
     with tempfile.TemporaryDirectory(prefix="lambdalet-host-") as where:
         host = pathlib.Path(where)
         host.chmod(0o777)
-        _sandbox_through_symlink(tmp_path, host, via, prepared_root)
+        refused = _sandbox_through_symlink(tmp_path, host, via, prepared_root)
         assert list(host.iterdir()) == [], "the sandbox made a path on the host"
+        assert refused is not None, "the sandbox ran"
+        assert refused.errno == errno.ENOENT, refused
+        assert "mountpoint: parent" in str(refused), refused
 
 
-def _sandbox_through_symlink(tmp_path: pathlib.Path, host: pathlib.Path, via: str, prepared_root: bool) -> None:
+def _sandbox_through_symlink(tmp_path: pathlib.Path, host: pathlib.Path, via: str, prepared_root: bool) -> OSError | None:
+    """The spawn's refusal, or None when the sandbox ran."""
     runtime_extra, inner, code = (tmp_path / d for d in ("extra", "inner", "code"))
     for d in (runtime_extra, inner, code):
         d.mkdir()
@@ -277,12 +294,12 @@ def _sandbox_through_symlink(tmp_path: pathlib.Path, host: pathlib.Path, via: st
     # the server's: what a host's layout could hold).
     be._default.sources = {**be._default.sources, "extra": str(runtime_extra), "extra/esc/sub": str(inner)}
     try:
-        with pytest.raises(OSError) as caught:
-            sandbox_probe.run(be, root.python, str(code), "report(ok=1)")
-        assert caught.value.errno == errno.ENOENT, caught.value
-        assert "mountpoint: parent" in str(caught.value), caught.value
+        sandbox_probe.run(be, root.python, str(code), "report(ok=1)")
+    except OSError as exc:
+        return exc
     finally:
         be.close()
+    return None
 
 
 @needs_root
@@ -308,5 +325,29 @@ def test_a_sandbox_refuses_a_mount_whose_path_leads_out_of_its_new_root(tmp_path
             sandbox_probe.run(be, root.python, str(code), f"report(listed=len(os.listdir({masked!r})))")
         assert caught.value.errno == errno.EXDEV, caught.value
         assert f"mount op: the path leads out of the new root {masked}" in str(caught.value)
+    finally:
+        be.close()
+
+
+@needs_root
+def test_without_openat2_a_sandbox_builds_its_root_inside_it(tmp_path, openat2):
+    # The walk in user space follows the symlinks a root holds as a process
+    # in it would (here a chain of two, inside the bound tree), and a
+    # sandbox builds its root and runs as it does with openat2.
+    runtime_extra, code, inner = tmp_path / "extra", tmp_path / "code", tmp_path / "inner"
+    # The mountpoints there already: the bound tree is read-only.
+    for d in (runtime_extra, code, inner, runtime_extra / "real", runtime_extra / "real" / "a", runtime_extra / "real" / "b"):
+        d.mkdir()
+        d.chmod(0o755)
+    (runtime_extra / "in").symlink_to("real")
+    (runtime_extra / "twice").symlink_to("in/.")
+    (inner / "mark").write_text("inner\n")
+    root = RuntimeRoot.create(tmp_path / "runtime")
+    be = NamespacedBackend(root, zygote=False, prepared_root=False)
+    be._default.sources = {**be._default.sources, "extra": str(runtime_extra), "extra/in/a": str(inner), "extra/twice/b": str(inner)}
+    snippet = "report(names=sorted(os.listdir('/var/runtime/extra/real')), mark=open('/var/runtime/extra/real/b/mark').read())"
+    try:
+        got = sandbox_probe.run(be, root.python, str(code), snippet).last
+        assert got == {"names": ["a", "b"], "mark": "inner\n"}, got
     finally:
         be.close()
