@@ -464,7 +464,7 @@ def check_head(
 
     by_name = _HeaderValues(headers)
     pairs = split_query(query) if query else []
-    query_auth = {unquote(k): unquote(v) for k, v in pairs if unquote(k) in QUERY_AUTH}
+    query_auth = {unquote(k): unquote(v) for k, v in pairs if unquote(k) in QUERY_AUTH} if pairs else {}
     if query_auth and not any(k in query_auth for k in QUERY_AUTH_MARKERS):
         query_auth = {}
     authorization = by_name.get("authorization")
@@ -486,14 +486,14 @@ def check_head(
     else:
         raise AuthError("MissingAuthenticationTokenException", "Missing Authentication Token")
 
-    when, timestamp = parse_timestamp(signed.timestamp)
+    when, timestamp, when_s = parse_timestamp(signed.timestamp)
     if signed.scope_date != timestamp[:8]:
         raise AuthError(
             "InvalidSignatureException",
             "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: "
             f"'{signed.scope_date}' != '{timestamp[:8]}', from '{signed.timestamp}'.",
         )
-    if not clock_ok(signed, when.timestamp(), now_s):
+    if not clock_ok(signed, when_s, now_s):
         # check_clock says why, in datetimes.
         check_clock(signed, when, now or dt.datetime.fromtimestamp(now_s, dt.timezone.utc))
     if not _REGION.fullmatch(signed.region) or (region is not None and signed.region != region):
