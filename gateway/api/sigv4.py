@@ -317,6 +317,28 @@ class _HeaderValues:
             return None if value is None else [value]
         return self._lists.get(name) if self._lists is not None else None
 
+    def signed(self, names: tuple[str, ...]) -> dict[str, list[str]]:
+        """The values of each of these names the request carries; a name
+        listed twice has its values twice, as botocore's headers made from
+        such a list would hold them."""
+        values: dict[str, list[str]] = {}
+        single = self._single
+        if single is not None:
+            for name in names:
+                value = single.get(name)
+                if value is not None:
+                    found = values.get(name)
+                    if found is None:
+                        values[name] = [value]
+                    else:
+                        found.append(value)
+        elif self._lists is not None:
+            for name in names:
+                several = self._lists.get(name)
+                if several:
+                    values.setdefault(name, []).extend(several)
+        return values
+
 
 class Claim:
     """A request whose signature passed every check the head alone allows:
@@ -388,15 +410,11 @@ class Claim:
         botocore makes it, once a signed X-Amz-Content-SHA256 is held to the
         body (verify_body's arguments). Raises AuthError."""
         signed = self._signed
-        values: dict[str, list[str]] = {}
-        for name in signed.signed_headers:
-            found = self._by_name.get(name)
-            if found:
-                values.setdefault(name, []).extend(found)
+        values = self._by_name.signed(signed.signed_headers)
         claimed = values.get("x-amz-content-sha256")
         payload_hash = None
-        if not (payload_checked_elsewhere and claimed and claimed[0] in STREAMING_PAYLOADS):
-            payload_hash = _check_payload_hash(claimed[0] if claimed else None, body, allow_unsigned_payload)
+        if claimed is not None and not (payload_checked_elsewhere and claimed[0] in STREAMING_PAYLOADS):
+            payload_hash = _check_payload_hash(claimed[0], body, allow_unsigned_payload)
 
         verifier = _S3Verifier if signed.service == "s3" else _Verifier
         method = self._method.upper()
@@ -407,9 +425,9 @@ class Claim:
         # with marks in their place (_canonical_template).
         shape: list[tuple[str, tuple[str, ...] | _Mark]] = []
         for name, found in values.items():
-            if name == "x-amz-date" and found == [timestamp]:
+            if name == "x-amz-date" and len(found) == 1 and found[0] == timestamp:
                 shape.append((name, _DATE))
-            elif name == "x-amz-content-sha256" and payload_hash is not None and found == [payload_hash]:
+            elif name == "x-amz-content-sha256" and payload_hash is not None and len(found) == 1 and found[0] == payload_hash:
                 shape.append((name, _PAYLOAD_HASH))
             else:
                 shape.append((name, tuple(found)))
