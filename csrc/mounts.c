@@ -586,15 +586,19 @@ out:
 
 /* For the sandbox's first process, whose mounts take paths: dst, walked as
  * mount(2) will walk it (flags: O_NOFOLLOW or 0), must reach the file at
- * that the walk inside the new root found. 0, or -EXDEV with *step. */
+ * that the walk inside the new root found. 0, or -errno with *step: the
+ * plain walk's own failure (ENOENT where the path leads nowhere outside the
+ * root, ELOOP, ...), or EXDEV where it reaches another file. */
 static int path_leads_to(int at, const char *dst, int flags, const char **step)
 {
     struct stat inside, plain;
     int rc = 0;
     int fd = open(dst, O_PATH | O_CLOEXEC | flags);
-    if (fstat(at, &inside) < 0)
+    if (fd < 0)
+        OUT("mount op: open the path");
+    if (fstat(at, &inside) < 0 || fstat(fd, &plain) < 0)
         OUT("mount op: stat");
-    if (fd < 0 || fstat(fd, &plain) < 0 || inside.st_dev != plain.st_dev || inside.st_ino != plain.st_ino)
+    if (inside.st_dev != plain.st_dev || inside.st_ino != plain.st_ino)
         OUT_ERR("mount op: the path leads out of the new root", EXDEV);
 out:
     close_keep_errno(fd);
@@ -613,8 +617,11 @@ static int mountpoint_at(int top, const char *rel, const char *dst, int is_dir, 
 }
 
 /* What exists at rel inside the new root (followed there), if dst leads to
- * it: its O_PATH fd (its stat in *st), -ENOENT when there is nothing, or
- * -errno with *step. */
+ * it: its O_PATH fd (its stat in *st); ABSENT when there is nothing there
+ * inside the root; or -errno with *step (the plain path's ENOENT too: the
+ * file is there, the mount would miss it). */
+#define ABSENT (-ENOENT - 4096) /* no errno */
+
 static int existing_at(int top, const char *rel, const char *dst, struct stat *st, const char *what, const char **step)
 {
     int rc = 0;
@@ -624,14 +631,14 @@ static int existing_at(int top, const char *rel, const char *dst, struct stat *s
     int at = sys_openat2(top, rel, O_PATH, LL_RESOLVE_BENEATH | LL_RESOLVE_NO_SYMLINKS);
     int plain = at >= 0;
     if (at < 0 && errno == ENOENT)
-        return -ENOENT;
+        return ABSENT;
     if (at < 0)
         at = open_in_root(top, rel, O_PATH);
+    if (at < 0 && errno == ENOENT)
+        return ABSENT;
     if (at < 0) {
-        rc = -errno;
-        if (rc != -ENOENT)
-            *step = what;
-        return rc;
+        *step = what;
+        return -errno;
     }
     if (fstat(at, st) < 0)
         OUT(what);
@@ -806,7 +813,7 @@ static int apply_mask(int top, const char *rel, const char *dst, const char **st
     int at = existing_at(top, rel, dst, &st, "mask: open", step);
     /* Absent paths differ between kernels; nothing to hide then. */
     if (at < 0)
-        return at == -ENOENT ? 0 : at;
+        return at == ABSENT ? 0 : at;
     if (S_ISDIR(st.st_mode)) {
         if (mount("tmpfs", dst, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
                   "size=0,nr_inodes=1,mode=0555") < 0)
@@ -828,7 +835,7 @@ static int apply_readonly(int top, const char *rel, const char *dst, const char 
     int rc = 0;
     int at = existing_at(top, rel, dst, &st, "read-only: open", step);
     if (at < 0)
-        return at == -ENOENT ? 0 : at;
+        return at == ABSENT ? 0 : at;
     /* A mount point is remounted in place; anything else first becomes
      * a mount point by binding it onto itself. */
     if (remount_readonly(dst, MS_NOSUID | MS_NODEV) == 0)
@@ -889,7 +896,7 @@ static int apply_fixed_file(const struct ll_mount_op *op, int top, const char *r
     }
     int at = existing_at(top, rel, dst, &st, "fixed file: open", step);
     if (at < 0)
-        return at == -ENOENT ? 0 : at;
+        return at == ABSENT ? 0 : at;
     if (join(staged, LL_FIXED_DIR, op->dst) < 0)
         OUT("fixed file: path too long");
     if (parent_dirs(staged) < 0)

@@ -82,6 +82,26 @@ def test_a_plan_that_cannot_be_built_turns_off_only_its_own_prepared_root(tmp_pa
         roots.close()
 
 
+@pytest.mark.parametrize("storm", [15, 16])
+@needs_root
+def test_an_openat2_that_meets_a_mount_or_rename_storm_is_asked_again(storm):
+    # RESOLVE_IN_ROOT answers EAGAIN when a `..` was walked while any mount
+    # or rename happened on the system; a race this test cannot start at
+    # will, so the answers are injected (the C core's switch for tests):
+    # 16 tries in all, then the build fails, naming its step.
+    ops = [nsspawn.MountOp(nsspawn.MKDIR, "/etc", mode=0o755)]
+    nsspawn.lib.ll_mounts_openat2_fault(errno.EAGAIN, storm)
+    try:
+        if storm < 16:
+            os.close(nsspawn.build_template(ops, 0, 0))
+        else:
+            with pytest.raises(OSError) as caught:
+                nsspawn.build_template(ops, 0, 0)
+            assert caught.value.errno == errno.EAGAIN and "template: openat2" in str(caught.value), caught.value
+    finally:
+        nsspawn.lib.ll_mounts_openat2_fault(0, 0)
+
+
 @needs_root
 def test_a_template_that_cannot_be_built_names_its_step_and_op(tmp_path):
     ops = [nsspawn.MountOp(nsspawn.MKDIR, "/etc", mode=0o755), nsspawn.MountOp(nsspawn.BIND_RO, "/usr", src=str(tmp_path / "absent"))]

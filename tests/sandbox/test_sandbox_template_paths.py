@@ -302,18 +302,27 @@ def _sandbox_through_symlink(tmp_path: pathlib.Path, host: pathlib.Path, via: st
     return None
 
 
+@pytest.mark.parametrize(
+    "link, masked, refusal",
+    [
+        # Inside the new root, the bound /usr's lib; from the staging root,
+        # where /usr is not, nothing: the plain walk's own errno.
+        ("/usr", "/var/runtime/extra/abs/lib", (errno.ENOENT, "mount op: open the path")),
+        # Inside, the new root; from the staging root, the staging root.
+        ("/", "/var/runtime/extra/abs", (errno.EXDEV, "mount op: the path leads out of the new root")),
+    ],
+    ids=["leads nowhere", "leads elsewhere"],
+)
 @needs_root
-def test_a_sandbox_refuses_a_mount_whose_path_leads_out_of_its_new_root(tmp_path, monkeypatch):
-    # A mask inside a bound tree behind `abs -> /usr`: inside the new root
-    # that is the bound /usr, but mount(2) walks the path as it stands, from
-    # the staging root, where /usr is not. Taken as absent, the mask was
-    # silently left off; a mount by that path would land outside the root.
+def test_a_sandbox_refuses_a_mount_whose_path_leads_out_of_its_new_root(tmp_path, monkeypatch, link, masked, refusal):
+    # A mask inside a bound tree behind `abs`: mount(2) walks the path as it
+    # stands, from the staging root. Taken as absent, the mask was silently
+    # left off; a mount by that path would land outside the root.
     runtime_extra, code = tmp_path / "extra", tmp_path / "code"
     for d in (runtime_extra, code):
         d.mkdir()
         d.chmod(0o755)
-    (runtime_extra / "abs").symlink_to("/usr")
-    masked = "/var/runtime/extra/abs/lib"
+    (runtime_extra / "abs").symlink_to(link)
     real_plan = rootfs.plan
     # Last, once the runtime's views are mounted (hidden dirs come first).
     monkeypatch.setattr(rootfs, "plan", lambda layout: [*real_plan(layout), nsspawn.MountOp(nsspawn.MASK, masked)])
@@ -323,8 +332,8 @@ def test_a_sandbox_refuses_a_mount_whose_path_leads_out_of_its_new_root(tmp_path
     try:
         with pytest.raises(OSError) as caught:
             sandbox_probe.run(be, root.python, str(code), f"report(listed=len(os.listdir({masked!r})))")
-        assert caught.value.errno == errno.EXDEV, caught.value
-        assert f"mount op: the path leads out of the new root {masked}" in str(caught.value)
+        assert caught.value.errno == refusal[0], caught.value
+        assert f"{refusal[1]} {masked}" in str(caught.value), caught.value
     finally:
         be.close()
 
@@ -349,5 +358,45 @@ def test_without_openat2_a_sandbox_builds_its_root_inside_it(tmp_path, openat2):
     try:
         got = sandbox_probe.run(be, root.python, str(code), snippet).last
         assert got == {"names": ["a", "b"], "mark": "inner\n"}, got
+    finally:
+        be.close()
+
+
+def _chain(where: pathlib.Path, links: int) -> str:
+    """links symlinks in a row in where, the last to real: the first's name."""
+    for i in range(links):
+        (where / f"c{i}").symlink_to(f"c{i + 1}" if i + 1 < links else "real")
+    return "c0"
+
+
+@pytest.mark.parametrize("way", ["40 links", "41 links", "a loop", "a magic link"])
+@needs_root
+def test_a_walk_inside_the_root_follows_at_most_40_links_and_no_magic_link(tmp_path, way, openat2):
+    runtime_extra, code, inner = tmp_path / "extra", tmp_path / "code", tmp_path / "inner"
+    for d in (runtime_extra, code, inner, runtime_extra / "real", runtime_extra / "real" / "a"):
+        d.mkdir()
+        d.chmod(0o755)
+    if way == "a loop":
+        (runtime_extra / "esc").symlink_to("esc")
+        via = "esc"
+    elif way == "a magic link":
+        # /proc/self/root is the sandbox's first process's root: the
+        # staging root, which holds the host under /oldroot.
+        (runtime_extra / "esc").symlink_to(f"/proc/self/root/oldroot{tmp_path}")
+        via = "esc"
+    else:
+        via = _chain(runtime_extra, int(way.split()[0]))
+    root = RuntimeRoot.create(tmp_path / "runtime")
+    be = NamespacedBackend(root, zygote=False, prepared_root=False)
+    be._default.sources = {**be._default.sources, "extra": str(runtime_extra), f"extra/{via}/a": str(inner)}
+    try:
+        if way == "40 links":
+            got = sandbox_probe.run(be, root.python, str(code), "report(names=os.listdir('/var/runtime/extra/real/a'))").last
+            assert got == {"names": []}, got
+        else:
+            with pytest.raises(OSError) as caught:
+                sandbox_probe.run(be, root.python, str(code), "report(ok=1)")
+            assert caught.value.errno == errno.ELOOP, caught.value
+            assert f"mountpoint: parent /var/runtime/extra/{via}/a" in str(caught.value), caught.value
     finally:
         be.close()
