@@ -44,6 +44,26 @@ def platform_ticks(root: int) -> dict[int, int]:
     return out
 
 
+def platform_run_ns(root: int) -> dict[int, int]:
+    """CPU time (ns, all threads, from /proc/PID/task/*/schedstat) of the
+    server and every process under it. With 1,000 functions each worker runs
+    well under one clock tick per load, and /proc/PID/stat's utime + stime,
+    rounded to ticks per process, loses nearly all of it."""
+    from .__main__ import _descendants
+
+    out = {}
+    for pid in [root, *_descendants(root)]:
+        try:
+            total = 0
+            for tid in os.listdir(f"/proc/{pid}/task"):
+                with open(f"/proc/{pid}/task/{tid}/schedstat", "rb") as f:
+                    total += int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue
+        out[pid] = total
+    return out
+
+
 def event_loop_ticks(pid: int) -> int:
     """utime + stime (clock ticks) of the server's main thread alone: the
     trio thread that answers every call (its flush thread and spawner are
@@ -135,10 +155,12 @@ def run(quick: bool) -> dict:
                 url, make = loads[label]
                 loop_before = event_loop_ticks(lam.proc.pid)
                 before = platform_ticks(lam.proc.pid)
+                before_ns = platform_run_ns(lam.proc.pid)
                 started = time.perf_counter()
                 run_ = _run(url, make, seconds)
                 elapsed = time.perf_counter() - started
                 after = platform_ticks(lam.proc.pid)
+                after_ns = platform_run_ns(lam.proc.pid)
                 loop = (event_loop_ticks(lam.proc.pid) - loop_before) / os.sysconf("SC_CLK_TCK")
                 # The event loop's CPU per call, and how much of one core it
                 # had: near 1.0, that thread is what limits req/s.
@@ -147,6 +169,12 @@ def run(quick: bool) -> dict:
                 run_["platform_cpu_us"] = cpu_seconds_between(before, after) / max(run_["requests"], 1) * 1e6
                 gateway = (after.get(lam.proc.pid, 0) - before.get(lam.proc.pid, 0)) / os.sysconf("SC_CLK_TCK")
                 run_["gateway_cpu_us"] = gateway / max(run_["requests"], 1) * 1e6
+                # The same split from schedstat (ns): the sandboxes' share is
+                # what ticks lose with many functions.
+                calls = max(run_["requests"], 1)
+                server_ns = after_ns.get(lam.proc.pid, 0) - before_ns.get(lam.proc.pid, 0)
+                run_["server_ns_us"] = server_ns / calls / 1e3
+                run_["sandboxes_ns_us"] = sum(t - before_ns.get(pid, 0) for pid, t in after_ns.items() if pid != lam.proc.pid) / calls / 1e3
                 runs[label].append(run_)
         out: dict = {
             "functions": n_functions,
@@ -161,7 +189,17 @@ def run(quick: bool) -> dict:
         for label, rs in runs.items():
             out[label] = {
                 key: median([r[key] for r in rs])
-                for key in ("rps", "p50_ms", "p99_ms", "platform_cpu_us", "gateway_cpu_us", "loop_cpu_us", "loop_busy")
+                for key in (
+                    "rps",
+                    "p50_ms",
+                    "p99_ms",
+                    "platform_cpu_us",
+                    "gateway_cpu_us",
+                    "loop_cpu_us",
+                    "loop_busy",
+                    "server_ns_us",
+                    "sandboxes_ns_us",
+                )
             }
             out[label]["errors"] = sum(r["errors"] for r in rs)
             statuses: dict = {}
@@ -192,6 +230,14 @@ def render(i: dict) -> list[str]:
             f"{url['rps']:.0f} | {rr['rps'] / url['rps']:.2f}× (target ≥ 0.8×) |"
         )
         rows.append(f"| server RSS after {i['functions']} functions warm | {i['server_rss_mb']:.0f} MB | | |")
+        if "server_ns_us" in rr and "server_ns_us" in url:
+            # Where the round-robin calls' extra CPU goes (schedstat, ns):
+            # the server (its event loop, one of them), and the sandboxes.
+            rows.append(
+                f"| {i['functions']} functions round-robin CPU µs per call: server (loop); sandboxes (vs one function) | "
+                f"{rr['server_ns_us']:.0f} ({rr['loop_cpu_us']:.0f}); {rr['sandboxes_ns_us']:.0f} | "
+                f"{url['server_ns_us']:.0f} ({url['loop_cpu_us']:.0f}); {url['sandboxes_ns_us']:.0f} | |"
+            )
     failed = [
         f"{label} {fig['errors']} ({', '.join(f'{n}× {code}' for code, n in fig.get('status', {}).items() if code[0] != '2')})"
         for label, fig in i.items()
