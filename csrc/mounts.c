@@ -736,6 +736,21 @@ static int apply_mkdir(const struct ll_mount_op *op, int top, const char *rel, c
     return make_dir_in_root(top, rel, op->mode ? op->mode : 0755, step);
 }
 
+static long sys_mount_setattr(int dfd, const char *path, unsigned int flags, unsigned long long set,
+                              unsigned long long propagation);
+
+/* A read-only bind of a host tree binds the mounts under it too (MS_REC),
+ * and a remount changes only the top one: every mount of the tree made
+ * read-only (mount_setattr, Linux 5.12). Before 5.12 (ENOSYS) the top
+ * mount alone is, as the remount left it. */
+static int readonly_tree(const char *dst, const char **step)
+{
+    if (sys_mount_setattr(AT_FDCWD, dst, AT_RECURSIVE, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, 0) < 0 &&
+        errno != ENOSYS)
+        FAIL("bind: submounts read-only");
+    return 0;
+}
+
 static int apply_bind(const struct ll_mount_op *op, int src_fd, int top, const char *rel, const char *dst,
                       const char **step)
 {
@@ -762,6 +777,7 @@ static int apply_bind(const struct ll_mount_op *op, int src_fd, int top, const c
     if (op->kind != LL_BIND_DEV) {
         if (remount_readonly(dst, MS_NOSUID | MS_NODEV) < 0)
             FAIL("bind: remount read-only");
+        return readonly_tree(dst, step);
     } else if (mount(NULL, dst, NULL, MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NOEXEC | kept_flags(dst), NULL) < 0) {
         FAIL("bind device: remount");
     }

@@ -400,3 +400,39 @@ def test_a_walk_inside_the_root_follows_at_most_40_links_and_no_magic_link(tmp_p
             assert f"mountpoint: parent /var/runtime/extra/{via}/a" in str(caught.value), caught.value
     finally:
         be.close()
+
+
+@pytest.mark.parametrize("prepared_root", [False, True], ids=["own root", "prepared root"])
+@needs_root
+def test_a_read_only_bind_of_a_host_tree_is_read_only_in_its_submounts_too(tmp_path, monkeypatch, prepared_root):
+    # A host tree with a writable file system mounted inside it (as /usr
+    # may hold one): the bind takes it along (MS_REC), and the read-only
+    # remount changed only the bind's own mount.
+    source, code = tmp_path / "source", tmp_path / "code"
+    (source / "sub").mkdir(parents=True)
+    code.mkdir()
+    for d in (tmp_path, source, code):
+        d.chmod(0o755)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k,mode=1777", "lambdalet-submount", str(source / "sub")], check=True)
+    try:
+        real_plan = rootfs.plan
+        monkeypatch.setattr(
+            rootfs, "plan", lambda layout: [*real_plan(layout), nsspawn.MountOp(nsspawn.BIND_RO, "/srv/tree", src=str(source))]
+        )
+        root = RuntimeRoot.create(tmp_path / "runtime")
+        be = NamespacedBackend(root, zygote=False, prepared_root=prepared_root)
+        snippet = """
+try:
+    open('/srv/tree/sub/written', 'w').close()
+    report(written=True)
+except OSError as exc:
+    report(written=False, errno=exc.errno)
+"""
+        try:
+            got = sandbox_probe.run(be, root.python, str(code), snippet).last
+        finally:
+            be.close()
+        assert got == {"written": False, "errno": errno.EROFS}, got
+        assert os.listdir(source / "sub") == []
+    finally:
+        subprocess.run(["umount", "-l", str(source / "sub")], check=True)
