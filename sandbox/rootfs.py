@@ -234,7 +234,23 @@ def plan(layout: RootLayout) -> list[MountOp]:
         ops.append(MountOp(OVERLAY_RO, LAYERS_DIR, data=f"lowerdir={lower}"))
     else:
         ops.append(MountOp(MKDIR, LAYERS_DIR, mode=0o755))
+    _refuse_below_function_files(ops, bool(layout.layers))
     return ops
+
+
+def _refuse_below_function_files(ops: list[MountOp], layers: bool) -> None:
+    """The function's code (and its layers, when it has some) are the user's
+    zips, symlinks and all: an op of the plan below them would be walked
+    through the user's symlinks. Raises ValueError for one (its path
+    normalised: a runtime source's `..` counts)."""
+    below = (TASK_ROOT, LAYERS_DIR) if layers else (TASK_ROOT,)
+    for op in ops:
+        if op.kind == STAGE_BIND:
+            continue  # the staging root's, outside the new root
+        dst = os.path.normpath(op.dst)
+        for top in below:
+            if dst.startswith(top + "/"):
+                raise ValueError(f"{op.dst} would be made inside {top}, the function's own files")
 
 
 # Each sandbox's own mounts: a /proc of its pid namespace, its writable /tmp,

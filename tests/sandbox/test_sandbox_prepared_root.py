@@ -48,6 +48,21 @@ def test_split_leaves_each_sandbox_its_proc_tmp_code_and_layers():
     assert [op.kind for op in other_own if op.dst == "/opt"] == []  # no layers: the template's empty /opt
 
 
+@pytest.mark.parametrize(
+    "sources, layers",
+    [({"../task/lib": "/src/lib"}, ()), ({"../../opt/x": "/src/x"}, ("/l/one",)), ({"../../opt/x": "/src/x"}, ("/l/one", "/l/two"))],
+    ids=["below the code", "below one layer", "below the layers' overlay"],
+)
+def test_a_plan_with_an_op_below_the_functions_own_files_is_refused(sources, layers):
+    # /var/task and /opt hold the user's zips, symlinks and all: nothing
+    # the plan makes may be walked through them.
+    with pytest.raises(ValueError, match="inside /"):
+        rootfs.plan(_layout(runtime_sources={"lambdalet/runtime": "/src/runtime", **sources}, layers=layers))
+    # Without layers /opt is the plan's own empty directory.
+    if layers:
+        rootfs.plan(_layout(runtime_sources={"lambdalet/runtime": "/src/runtime", **sources}))
+
+
 @needs_root
 def test_a_plan_that_cannot_be_built_turns_off_only_its_own_prepared_root(tmp_path, monkeypatch):
     # One runtime's sources refused (here one that is missing; the same for
