@@ -262,3 +262,26 @@ def test_the_signatures_hmac_is_the_standard_librarys(size):
         assert sigv4._hmac_sha256_hex(sigv4._keyed_sha256(secret, date, region, service), message[:size]) == expected
         # The kept state is copied, never fed: a second use gives the same.
         assert sigv4._hmac_sha256_hex(sigv4._keyed_sha256(secret, date, region, service), message[:size]) == expected
+
+
+def test_a_long_request_is_checked_but_its_forms_are_not_kept():
+    """A head may be 64 KiB: a request whose signed values or Authorization
+    are long is verified (and refused when tampered) without entering the
+    kept templates or parsed forms, so no client can pin megabytes in them."""
+    from lambdalet.gateway.api import sigv4_parse
+
+    long_value = "v" * 8000
+    canonical, (method, target, headers, body) = _sign("GET", "/2015-03-31/functions", headers=[("X-Long", long_value)])
+    templates = sigv4._canonical_template.cache_info().currsize
+    assert check_head(method, target, headers, SECRETS).canonical_request(body) == canonical
+    assert verify(method, target, headers, body, SECRETS) == KEY
+    assert sigv4._canonical_template.cache_info().currsize == templates
+    assert _refused(method, target, _with(headers, "x-long", long_value + "w"), body).code == "InvalidSignatureException"
+
+    # An Authorization whose fields before the signature are long (padded with spaces).
+    signature_at = next(v for k, v in headers if k.lower() == "authorization").index("Signature=")
+    auth = next(v for k, v in headers if k.lower() == "authorization")
+    padded = auth[:signature_at] + " " * 2000 + auth[signature_at:]
+    forms = sigv4_parse._authorization_form.cache_info().currsize
+    assert verify(method, target, _with(headers, "authorization", padded), body, SECRETS) == KEY
+    assert sigv4_parse._authorization_form.cache_info().currsize == forms

@@ -217,6 +217,11 @@ _DATE_MARK = _DATE.text
 _HASH_MARK = _PAYLOAD_HASH.text
 
 
+# The most of a request's path, query and signed header values that a kept
+# template may hold: clients' calls are far shorter.
+_TEMPLATE_KEPT_MAX = 4096
+
+
 @functools.lru_cache(maxsize=512)
 def _canonical_template(
     verifier: type[_Verifier],
@@ -424,6 +429,7 @@ class Claim:
         # signing time and its body's hash: botocore makes it once per shape,
         # with marks in their place (_canonical_template).
         shape: list[tuple[str, tuple[str, ...] | _Mark]] = []
+        size = len(self._path) + len(query)
         for name, found in values.items():
             if name == "x-amz-date" and len(found) == 1 and found[0] == timestamp:
                 shape.append((name, _DATE))
@@ -431,7 +437,10 @@ class Claim:
                 shape.append((name, _PAYLOAD_HASH))
             else:
                 shape.append((name, tuple(found)))
-        template = _canonical_template(verifier, method, self._path, query, tuple(shape), self.query_auth)
+                size += sum(map(len, found))
+        # A shape too big to keep (a head may be 64 KiB) is made, not kept.
+        make = _canonical_template if size <= _TEMPLATE_KEPT_MAX else _canonical_template.__wrapped__
+        template = make(verifier, method, self._path, query, tuple(shape), self.query_auth)
         if template is not None:
             canonical = template.replace(_DATE_MARK, timestamp)
             if _HASH_MARK in canonical:

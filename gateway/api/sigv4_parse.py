@@ -22,6 +22,11 @@ MAX_PRESIGN_EXPIRES = 604_800
 
 _ISO_BASIC = re.compile(r"\d{8}T\d{6}Z")
 
+# The longest text a cache of parsed forms keeps: what clients send on
+# every call is far shorter, and a client sending longer is parsed afresh
+# (a head may be 64 KiB: kept, such keys would pin megabytes).
+KEPT_MAX = 1024
+
 QUERY_AUTH = (
     "X-Amz-Algorithm",
     "X-Amz-Credential",
@@ -55,7 +60,8 @@ class Signed:
     __slots__ = ("access_key", "scope_date", "region", "service", "signed_headers", "signature", "timestamp", "expires")
 
     def __init__(self, credential: str, signed_headers: str, signature: str, timestamp: str, expires: int | None) -> None:
-        self.access_key, self.scope_date, self.region, self.service, self.signed_headers = _scope(credential, signed_headers)
+        scope = _scope if len(credential) + len(signed_headers) <= KEPT_MAX else _scope.__wrapped__
+        self.access_key, self.scope_date, self.region, self.service, self.signed_headers = scope(credential, signed_headers)
         self.signature = signature
         self.timestamp = timestamp
         self.expires = expires
@@ -88,7 +94,7 @@ def parse_authorization(value: str, amz_date: str | None) -> Signed:
     # gives (a later field overrides an earlier one of the same name).
     front, comma, last = value.rpartition(",")
     name, equals, signature = last.strip().partition("=")
-    if comma and name == "Signature" and equals and amz_date is not None:
+    if comma and name == "Signature" and equals and amz_date is not None and len(front) <= KEPT_MAX:
         form = _authorization_form(front)
         if form is not None:
             return Signed(form[0], form[1], signature, amz_date, None)
