@@ -114,19 +114,22 @@ static int make_mountpoint(const char *dst, int is_dir)
  * tries to clear one fails with EPERM. statfs, not statvfs: glibc's statvfs
  * falls back to reading /proc/mounts through stdio, which this process
  * may not use (see the top of this file). */
+static unsigned long kept_flags_of(const struct statfs *sf)
+{
+    unsigned long flags = 0;
+    if (sf->f_flags & ST_NOSUID) flags |= MS_NOSUID;
+    if (sf->f_flags & ST_NODEV) flags |= MS_NODEV;
+    if (sf->f_flags & ST_NOEXEC) flags |= MS_NOEXEC;
+    if (sf->f_flags & ST_NOATIME) flags |= MS_NOATIME;
+    if (sf->f_flags & ST_NODIRATIME) flags |= MS_NODIRATIME;
+    if (sf->f_flags & ST_RELATIME) flags |= MS_RELATIME;
+    return flags;
+}
+
 static unsigned long kept_flags(const char *path)
 {
     struct statfs sf;
-    unsigned long flags = 0;
-    if (statfs(path, &sf) < 0)
-        return 0;
-    if (sf.f_flags & ST_NOSUID) flags |= MS_NOSUID;
-    if (sf.f_flags & ST_NODEV) flags |= MS_NODEV;
-    if (sf.f_flags & ST_NOEXEC) flags |= MS_NOEXEC;
-    if (sf.f_flags & ST_NOATIME) flags |= MS_NOATIME;
-    if (sf.f_flags & ST_NODIRATIME) flags |= MS_NODIRATIME;
-    if (sf.f_flags & ST_RELATIME) flags |= MS_RELATIME;
-    return flags;
+    return statfs(path, &sf) < 0 ? 0 : kept_flags_of(&sf);
 }
 
 static int remount_readonly(const char *path, unsigned long extra)
@@ -584,56 +587,15 @@ out:
     return rc;
 }
 
-/* For the sandbox's first process, whose mounts take paths: dst, walked as
- * mount(2) will walk it (flags: O_NOFOLLOW or 0), must reach the file at
- * that the walk inside the new root found. 0, or -errno with *step: the
- * plain walk's own failure (ENOENT where the path leads nowhere outside the
- * root, ELOOP, ...), or EXDEV where it reaches another file. */
-static int path_leads_to(int at, const char *dst, int flags, const char **step)
-{
-    struct stat inside, plain;
-    int rc = 0;
-    int fd = open(dst, O_PATH | O_CLOEXEC | flags);
-    if (fd < 0)
-        OUT("mount op: open the path");
-    if (fstat(at, &inside) < 0 || fstat(fd, &plain) < 0)
-        OUT("mount op: stat");
-    if (inside.st_dev != plain.st_dev || inside.st_ino != plain.st_ino)
-        OUT_ERR("mount op: the path leads out of the new root", EXDEV);
-out:
-    close_keep_errno(fd);
-    return rc;
-}
-
-/* A mountpoint made inside the new root whose plain path dst leads to it. */
-static int mountpoint_at(int top, const char *rel, const char *dst, int is_dir, mode_t mode, const char **step)
-{
-    int at = mountpoint_in_root(top, rel, is_dir, mode, step);
-    if (at < 0)
-        return at;
-    int rc = path_leads_to(at, dst, O_NOFOLLOW, step);
-    close_keep_errno(at);
-    return rc;
-}
-
-/* What exists at rel inside the new root (followed there), if dst leads to
- * it: its O_PATH fd (its stat in *st); ABSENT when there is nothing there
- * inside the root; or -errno with *step (the plain path's ENOENT too: the
- * file is there, the mount would miss it). */
+/* What exists at rel inside the new root (followed there): its O_PATH fd
+ * (its stat in *st); ABSENT when there is nothing there; or -errno with
+ * *step. */
 #define ABSENT (-ENOENT - 4096) /* no errno */
 
-static int existing_at(int top, const char *rel, const char *dst, struct stat *st, const char *what, const char **step)
+static int existing_at(int top, const char *rel, struct stat *st, const char *what, const char **step)
 {
     int rc = 0;
-    /* Every path of /proc, say: no symlink on the way and no way up out of
-     * the root, so the plain path leads where this walk did (and nothing
-     * there is nothing there either way). */
-    int at = sys_openat2(top, rel, O_PATH, LL_RESOLVE_BENEATH | LL_RESOLVE_NO_SYMLINKS);
-    int plain = at >= 0;
-    if (at < 0 && errno == ENOENT)
-        return ABSENT;
-    if (at < 0)
-        at = open_in_root(top, rel, O_PATH);
+    int at = open_in_root(top, rel, O_PATH);
     if (at < 0 && errno == ENOENT)
         return ABSENT;
     if (at < 0) {
@@ -642,8 +604,6 @@ static int existing_at(int top, const char *rel, const char *dst, struct stat *s
     }
     if (fstat(at, st) < 0)
         OUT(what);
-    if (!plain && (rc = path_leads_to(at, dst, 0, step)) < 0)
-        goto out;
     return at;
 out:
     close_keep_errno(at);
@@ -726,6 +686,42 @@ static void fd_path(char *out, int fd)
     fd_path_under(out, LL_OLDROOT "/proc/self/fd/", fd);
 }
 
+/* mount(2) takes paths, and a path walked again after the walk inside the
+ * new root could lead elsewhere (out of it, through a symlink of a bound
+ * tree, from the staging root): each mount of the new root is made on the
+ * file that walk found, by its fd's link in the host's procfs (fd_path),
+ * which the kernel follows to that very file. The mount then on top of
+ * rel: its O_PATH fd, its root checked to be want (what was mounted), or
+ * -errno with *step. */
+static int mounted_at(int top, const char *rel, const struct stat *want, const char **step)
+{
+    struct stat st;
+    int rc = 0;
+    int m = open_in_root(top, rel, O_PATH);
+    if (m < 0)
+        OUT("mount op: open the mount");
+    if (fstat(m, &st) < 0)
+        OUT("mount op: stat the mount");
+    if (st.st_dev != want->st_dev || st.st_ino != want->st_ino)
+        OUT_ERR("mount op: not the mount just made", EXDEV);
+    return m;
+out:
+    close_keep_errno(m);
+    return rc;
+}
+
+/* The mount whose root m is, remounted with flags (and those it must
+ * keep, from its own fstatfs). */
+static int remount_fd(int m, unsigned long flags)
+{
+    char path[PATH_BUF];
+    struct statfs sf;
+    if (fstatfs(m, &sf) < 0)
+        return -1;
+    fd_path(path, m);
+    return mount(NULL, path, NULL, MS_REMOUNT | MS_BIND | flags | kept_flags_of(&sf), NULL);
+}
+
 /* One step per kind of mount op. dst is the op's destination inside the
  * new root (or the staging root, for LL_STAGE_BIND); top is the new root's
  * fd (-1 for LL_STAGE_BIND) and rel the destination inside it. Each returns
@@ -743,9 +739,9 @@ static long sys_mount_setattr(int dfd, const char *path, unsigned int flags, uns
  * and a remount changes only the top one: every mount of the tree made
  * read-only (mount_setattr, Linux 5.12). Before 5.12 (ENOSYS) the top
  * mount alone is, as the remount left it. */
-static int readonly_tree(const char *dst, const char **step)
+static int readonly_tree(int m, const char **step)
 {
-    if (sys_mount_setattr(AT_FDCWD, dst, AT_RECURSIVE, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, 0) < 0 &&
+    if (sys_mount_setattr(m, "", AT_EMPTY_PATH | AT_RECURSIVE, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, 0) < 0 &&
         errno != ENOSYS)
         FAIL("bind: submounts read-only");
     return 0;
@@ -754,54 +750,75 @@ static int readonly_tree(const char *dst, const char **step)
 static int apply_bind(const struct ll_mount_op *op, int src_fd, int top, const char *rel, const char *dst,
                       const char **step)
 {
-    char src[PATH_BUF];
+    char src[PATH_BUF], target[PATH_BUF];
     struct stat st;
-    int rc;
-    if (src_fd < 0) {
-        errno = EBADF;
-        FAIL("bind: source not opened");
-    }
+    int rc = 0, at = -1, m = -1;
+    if (src_fd < 0)
+        OUT_ERR("bind: source not opened", EBADF);
     if (fstat(src_fd, &st) < 0)
-        FAIL("bind: stat source");
+        OUT("bind: stat source");
     fd_path(src, src_fd);
     /* A staged bind's path is in the staging root, which only this process
      * has made: no bound tree on its way. */
     if (top < 0) {
         if (make_mountpoint(dst, S_ISDIR(st.st_mode)) < 0)
-            FAIL("bind: create mountpoint");
-    } else if ((rc = mountpoint_at(top, rel, dst, S_ISDIR(st.st_mode), 0755, step)) < 0) {
-        return rc;
-    }
-    if (mount(src, dst, NULL, MS_BIND | MS_REC, NULL) < 0)
-        FAIL("bind");
-    if (op->kind != LL_BIND_DEV) {
+            OUT("bind: create mountpoint");
+        if (mount(src, dst, NULL, MS_BIND | MS_REC, NULL) < 0)
+            OUT("bind");
         if (remount_readonly(dst, MS_NOSUID | MS_NODEV) < 0)
-            FAIL("bind: remount read-only");
-        return readonly_tree(dst, step);
-    } else if (mount(NULL, dst, NULL, MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NOEXEC | kept_flags(dst), NULL) < 0) {
-        FAIL("bind device: remount");
+            OUT("bind: remount read-only");
+        goto out;
     }
-    return 0;
+    if ((at = mountpoint_in_root(top, rel, S_ISDIR(st.st_mode), 0755, step)) < 0) {
+        rc = at;
+        goto out;
+    }
+    fd_path(target, at);
+    if (mount(src, target, NULL, MS_BIND | MS_REC, NULL) < 0)
+        OUT("bind");
+    if ((m = mounted_at(top, rel, &st, step)) < 0) {
+        rc = m;
+        goto out;
+    }
+    if (op->kind != LL_BIND_DEV) {
+        if (remount_fd(m, MS_RDONLY | MS_NOSUID | MS_NODEV) < 0)
+            OUT("bind: remount read-only");
+        rc = readonly_tree(m, step);
+    } else if (remount_fd(m, MS_NOSUID | MS_NOEXEC) < 0) {
+        OUT("bind device: remount");
+    }
+out:
+    close_keep_errno(m);
+    close_keep_errno(at);
+    return rc;
 }
 
-static int apply_tmpfs(const struct ll_mount_op *op, int top, const char *rel, const char *dst, const char **step)
+/* A new file system of type (with data) on an empty directory made at rel
+ * inside the new root, of mode. */
+static int mount_new_fs(int top, const char *rel, mode_t mode, const char *type, unsigned long flags,
+                        const char *data, const char *what, const char **step)
 {
-    int rc = mountpoint_at(top, rel, dst, 1, 0755, step);
-    if (rc < 0)
-        return rc;
-    if (mount("tmpfs", dst, "tmpfs", MS_NOSUID | MS_NODEV, op->data) < 0)
-        FAIL("mount tmpfs");
-    return 0;
+    char target[PATH_BUF];
+    int rc = 0;
+    int at = mountpoint_in_root(top, rel, 1, mode, step);
+    if (at < 0)
+        return at;
+    fd_path(target, at);
+    if (mount(type, target, type, flags, data) < 0)
+        OUT(what);
+out:
+    close_keep_errno(at);
+    return rc;
 }
 
-static int apply_proc(int top, const char *rel, const char *dst, const char **step)
+static int apply_tmpfs(const struct ll_mount_op *op, int top, const char *rel, const char **step)
 {
-    int rc = mountpoint_at(top, rel, dst, 1, 0555, step);
-    if (rc < 0)
-        return rc;
-    if (mount("proc", dst, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
-        FAIL("mount proc");
-    return 0;
+    return mount_new_fs(top, rel, 0755, "tmpfs", MS_NOSUID | MS_NODEV, op->data, "mount tmpfs", step);
+}
+
+static int apply_proc(int top, const char *rel, const char **step)
+{
+    return mount_new_fs(top, rel, 0555, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, "mount proc", step);
 }
 
 static int apply_symlink(const struct ll_mount_op *op, int top, const char *rel, const char **step)
@@ -822,47 +839,71 @@ static int apply_write_file(const struct ll_mount_op *op, int top, const char *r
     return write_file_in_root(top, rel, op->data, op->mode ? op->mode : 0644, step);
 }
 
-static int apply_mask(int top, const char *rel, const char *dst, const char **step)
+static int apply_mask(int top, const char *rel, const char **step)
 {
-    struct stat st;
-    int rc = 0;
-    int at = existing_at(top, rel, dst, &st, "mask: open", step);
+    char target[PATH_BUF], null_path[PATH_BUF];
+    struct stat st, null_st;
+    int rc = 0, null_fd = -1, m = -1;
+    int at = existing_at(top, rel, &st, "mask: open", step);
     /* Absent paths differ between kernels; nothing to hide then. */
     if (at < 0)
         return at == ABSENT ? 0 : at;
+    fd_path(target, at);
     if (S_ISDIR(st.st_mode)) {
-        if (mount("tmpfs", dst, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+        if (mount("tmpfs", target, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
                   "size=0,nr_inodes=1,mode=0555") < 0)
             OUT("mask directory");
-    } else {
-        if (mount(LL_NEWROOT "/dev/null", dst, NULL, MS_BIND, NULL) < 0)
-            OUT("mask file");
-        if (remount_readonly(dst, MS_NOSUID | MS_NOEXEC) < 0)
-            OUT("mask file: read-only");
+        goto out;
     }
+    /* The new root's /dev/null: the plan's own /dev, bound from the host's. */
+    if ((null_fd = open_in_root(top, "dev/null", O_PATH)) < 0)
+        OUT("mask file: open /dev/null");
+    if (fstat(null_fd, &null_st) < 0)
+        OUT("mask file: stat /dev/null");
+    if (!S_ISCHR(null_st.st_mode))
+        OUT_ERR("mask file: /dev/null is no device", ENODEV);
+    fd_path(null_path, null_fd);
+    if (mount(null_path, target, NULL, MS_BIND, NULL) < 0)
+        OUT("mask file");
+    if ((m = mounted_at(top, rel, &null_st, step)) < 0) {
+        rc = m;
+        goto out;
+    }
+    if (remount_fd(m, MS_RDONLY | MS_NOSUID | MS_NOEXEC) < 0)
+        OUT("mask file: read-only");
 out:
+    close_keep_errno(m);
+    close_keep_errno(null_fd);
     close_keep_errno(at);
     return rc;
 }
 
-static int apply_readonly(int top, const char *rel, const char *dst, const char **step)
+static int apply_readonly(int top, const char *rel, const char **step)
 {
+    char target[PATH_BUF];
     struct stat st;
-    int rc = 0;
-    int at = existing_at(top, rel, dst, &st, "read-only: open", step);
+    int rc = 0, m = -1;
+    int at = existing_at(top, rel, &st, "read-only: open", step);
     if (at < 0)
         return at == ABSENT ? 0 : at;
-    /* A mount point is remounted in place; anything else first becomes
-     * a mount point by binding it onto itself. */
-    if (remount_readonly(dst, MS_NOSUID | MS_NODEV) == 0)
+    /* A mount point is remounted in place (the walk ends on the root of the
+     * mount on top); anything else first becomes a mount point by binding
+     * it onto itself. */
+    if (remount_fd(at, MS_RDONLY | MS_NOSUID | MS_NODEV) == 0)
         goto out;
     if (errno != EINVAL)
         OUT("read-only: remount");
-    if (mount(dst, dst, NULL, MS_BIND | MS_REC, NULL) < 0)
+    fd_path(target, at);
+    if (mount(target, target, NULL, MS_BIND | MS_REC, NULL) < 0)
         OUT("read-only: bind");
-    if (remount_readonly(dst, MS_NOSUID | MS_NODEV) < 0)
+    if ((m = mounted_at(top, rel, &st, step)) < 0) {
+        rc = m;
+        goto out;
+    }
+    if (remount_fd(m, MS_RDONLY | MS_NOSUID | MS_NODEV) < 0)
         OUT("read-only: remount");
 out:
+    close_keep_errno(m);
     close_keep_errno(at);
     return rc;
 }
@@ -873,11 +914,10 @@ out:
  * host's procfs named it, meaningless once the host root is gone, and the
  * empty staging directory (overlayfs wants two lower layers when it has no
  * upper one). */
-static int apply_view(int src_fd, int top, const char *rel, const char *dst, const char **step)
+static int apply_view(int src_fd, int top, const char *rel, const char **step)
 {
     char src[PATH_BUF], lower[PATH_BUF], opts[PATH_BUF];
     struct stat st;
-    int rc;
     if (src_fd < 0) {
         errno = EBADF;
         FAIL("view: source not opened");
@@ -891,26 +931,21 @@ static int apply_view(int src_fd, int top, const char *rel, const char *dst, con
     fd_path(src, src_fd);
     if (join(lower, src, ":" LL_EMPTY_DIR) < 0 || join(opts, "lowerdir=", lower) < 0)
         FAIL("view: options too long");
-    if ((rc = mountpoint_at(top, rel, dst, 1, 0755, step)) < 0)
-        return rc;
-    if (mount("overlay", dst, "overlay", MS_RDONLY | MS_NOSUID | MS_NODEV, opts) < 0)
-        FAIL("view: mount overlay");
-    return 0;
+    return mount_new_fs(top, rel, 0755, "overlay", MS_RDONLY | MS_NOSUID | MS_NODEV, opts, "view: mount overlay", step);
 }
 
 /* The file lives in the staging root, which stays alive after the pivot for
  * as long as this bind refers to it. */
-static int apply_fixed_file(const struct ll_mount_op *op, int top, const char *rel, const char *dst,
-                            const char **step)
+static int apply_fixed_file(const struct ll_mount_op *op, int top, const char *rel, const char **step)
 {
-    char staged[PATH_BUF];
-    struct stat st;
-    int rc = 0;
+    char staged[PATH_BUF], target[PATH_BUF];
+    struct stat st, staged_st;
+    int rc = 0, m = -1;
     if (op->data == NULL) {
         errno = EINVAL;
         FAIL("fixed file: no contents");
     }
-    int at = existing_at(top, rel, dst, &st, "fixed file: open", step);
+    int at = existing_at(top, rel, &st, "fixed file: open", step);
     if (at < 0)
         return at == ABSENT ? 0 : at;
     if (join(staged, LL_FIXED_DIR, op->dst) < 0)
@@ -919,23 +954,26 @@ static int apply_fixed_file(const struct ll_mount_op *op, int top, const char *r
         OUT("fixed file: staging directory");
     if (write_text(staged, op->data, 0444) < 0)
         OUT("fixed file: write");
-    if (mount(staged, dst, NULL, MS_BIND, NULL) < 0)
+    if (lstat(staged, &staged_st) < 0)
+        OUT("fixed file: stat");
+    fd_path(target, at);
+    if (mount(staged, target, NULL, MS_BIND, NULL) < 0)
         OUT("fixed file: bind");
-    if (remount_readonly(dst, MS_NOSUID | MS_NODEV | MS_NOEXEC) < 0)
+    if ((m = mounted_at(top, rel, &staged_st, step)) < 0) {
+        rc = m;
+        goto out;
+    }
+    if (remount_fd(m, MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC) < 0)
         OUT("fixed file: read-only");
 out:
+    close_keep_errno(m);
     close_keep_errno(at);
     return rc;
 }
 
-static int apply_overlay(const struct ll_mount_op *op, int top, const char *rel, const char *dst, const char **step)
+static int apply_overlay(const struct ll_mount_op *op, int top, const char *rel, const char **step)
 {
-    int rc = mountpoint_at(top, rel, dst, 1, 0755, step);
-    if (rc < 0)
-        return rc;
-    if (mount("overlay", dst, "overlay", MS_RDONLY | MS_NOSUID | MS_NODEV, op->data) < 0)
-        FAIL("mount overlay");
-    return 0;
+    return mount_new_fs(top, rel, 0755, "overlay", MS_RDONLY | MS_NOSUID | MS_NODEV, op->data, "mount overlay", step);
 }
 
 static int apply_op(const struct ll_mount_op *op, int src_fd, int top, const char *rel, const char *dst,
@@ -949,23 +987,23 @@ static int apply_op(const struct ll_mount_op *op, int src_fd, int top, const cha
     case LL_STAGE_BIND:
         return apply_bind(op, src_fd, top, rel, dst, step);
     case LL_TMPFS:
-        return apply_tmpfs(op, top, rel, dst, step);
+        return apply_tmpfs(op, top, rel, step);
     case LL_PROC:
-        return apply_proc(top, rel, dst, step);
+        return apply_proc(top, rel, step);
     case LL_SYMLINK:
         return apply_symlink(op, top, rel, step);
     case LL_WRITE_FILE:
         return apply_write_file(op, top, rel, step);
     case LL_MASK:
-        return apply_mask(top, rel, dst, step);
+        return apply_mask(top, rel, step);
     case LL_READONLY:
-        return apply_readonly(top, rel, dst, step);
+        return apply_readonly(top, rel, step);
     case LL_VIEW_RO:
-        return apply_view(src_fd, top, rel, dst, step);
+        return apply_view(src_fd, top, rel, step);
     case LL_FIXED_FILE:
-        return apply_fixed_file(op, top, rel, dst, step);
+        return apply_fixed_file(op, top, rel, step);
     case LL_OVERLAY_RO:
-        return apply_overlay(op, top, rel, dst, step);
+        return apply_overlay(op, top, rel, step);
     }
     errno = EINVAL;
     FAIL("mount op: unknown kind");

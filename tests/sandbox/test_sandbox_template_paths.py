@@ -303,21 +303,21 @@ def _sandbox_through_symlink(tmp_path: pathlib.Path, host: pathlib.Path, via: st
 
 
 @pytest.mark.parametrize(
-    "link, masked, refusal",
+    "link, masked, seen",
     [
-        # Inside the new root, the bound /usr's lib; from the staging root,
-        # where /usr is not, nothing: the plain walk's own errno.
-        ("/usr", "/var/runtime/extra/abs/lib", (errno.ENOENT, "mount op: open the path")),
-        # Inside, the new root; from the staging root, the staging root.
-        ("/", "/var/runtime/extra/abs", (errno.EXDEV, "mount op: the path leads out of the new root")),
+        ("/etc", "hosts", "report(masked=open('/etc/hosts').read(), device=stat.S_ISCHR(os.stat('/etc/hosts').st_mode))"),
+        ("/", "opt", "report(masked=os.listdir('/opt'), device=os.stat('/opt').st_dev != os.stat('/').st_dev)"),
     ],
-    ids=["leads nowhere", "leads elsewhere"],
+    ids=["a file", "a directory"],
 )
 @needs_root
-def test_a_sandbox_refuses_a_mount_whose_path_leads_out_of_its_new_root(tmp_path, monkeypatch, link, masked, refusal):
-    # A mask inside a bound tree behind `abs`: mount(2) walks the path as it
-    # stands, from the staging root. Taken as absent, the mask was silently
-    # left off; a mount by that path would land outside the root.
+def test_a_sandbox_mounts_on_what_the_walk_inside_its_new_root_found(tmp_path, monkeypatch, openat2, link, masked, seen):
+    # A mask inside a bound tree behind `abs -> /etc` (or `/`): inside the
+    # new root that is the root's /etc/hosts, but a mount by path walks from
+    # the staging root, where /etc is not: the mask was refused (or, before
+    # that, silently left off), and a path there that existed would have
+    # taken the mount out of the root. Mounted on the file the walk found,
+    # by its fd, it lands on the root's own.
     runtime_extra, code = tmp_path / "extra", tmp_path / "code"
     for d in (runtime_extra, code):
         d.mkdir()
@@ -325,17 +325,16 @@ def test_a_sandbox_refuses_a_mount_whose_path_leads_out_of_its_new_root(tmp_path
     (runtime_extra / "abs").symlink_to(link)
     real_plan = rootfs.plan
     # Last, once the runtime's views are mounted (hidden dirs come first).
-    monkeypatch.setattr(rootfs, "plan", lambda layout: [*real_plan(layout), nsspawn.MountOp(nsspawn.MASK, masked)])
+    mask = nsspawn.MountOp(nsspawn.MASK, f"/var/runtime/extra/abs/{masked}")
+    monkeypatch.setattr(rootfs, "plan", lambda layout: [*real_plan(layout), mask])
     root = RuntimeRoot.create(tmp_path / "runtime")
     be = NamespacedBackend(root, zygote=False, prepared_root=False)
     be._default.sources = {**be._default.sources, "extra": str(runtime_extra)}
     try:
-        with pytest.raises(OSError) as caught:
-            sandbox_probe.run(be, root.python, str(code), f"report(listed=len(os.listdir({masked!r})))")
-        assert caught.value.errno == refusal[0], caught.value
-        assert f"{refusal[1]} {masked}" in str(caught.value), caught.value
+        got = sandbox_probe.run(be, root.python, str(code), f"import stat\n{seen}").last
     finally:
         be.close()
+    assert got == {"masked": [] if masked == "opt" else "", "device": True}, got
 
 
 @needs_root
