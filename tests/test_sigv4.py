@@ -285,6 +285,17 @@ def test_date_in_future(client):
     assert err.message.startswith("Signature not yet current: ")
 
 
+def test_a_date_outside_the_window_is_refused_even_if_the_worded_check_lets_it_by(client, monkeypatch):
+    # The fast check decides; the worded one only explains (sigv4.py).
+    from lambdalet.gateway.api import sigv4
+
+    monkeypatch.setattr(sigv4, "check_clock", lambda *args: None)
+    sent = send(client.get_function, FunctionName="my-fn")
+    later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=6)
+    err = reject(sent, "InvalidSignatureException", now=later)
+    assert err.message.startswith("Signature expired or not yet current: ")
+
+
 def test_tampered_date(client):
     sent = send(client.get_function, FunctionName="my-fn")
     signed = dt.datetime.strptime(sent.header("X-Amz-Date"), "%Y%m%dT%H%M%SZ")

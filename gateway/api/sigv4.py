@@ -521,8 +521,10 @@ def check_head(
             f"'{signed.scope_date}' != '{timestamp[:8]}', from '{signed.timestamp}'.",
         )
     if not clock_ok(signed, when_s, now_s):
-        # check_clock says why, in datetimes.
+        # check_clock says why, in datetimes. Should the two ever disagree
+        # (float rounding at the window's edge), the refusal stands.
         check_clock(signed, when, now or dt.datetime.fromtimestamp(now_s, dt.timezone.utc))
+        raise AuthError("InvalidSignatureException", f"Signature expired or not yet current: {signed.timestamp}.")
     if not _REGION.fullmatch(signed.region) or (region is not None and signed.region != region):
         raise AuthError("InvalidSignatureException", f"Credential should be scoped to a valid region, not '{signed.region[:64]}'.")
     if service is not None and signed.service != service:
