@@ -1,5 +1,5 @@
 """SigV4's canonical request, made once per shape of request by botocore and
-filled in per call (api/sigv4.py's _canonical_template), against botocore's
+filled in per call (api/sigv4_canonical.py's canonical_template), against botocore's
 own canonical request of each request; and the kept shapes, signing keys and
 parsed headers, none of which lets a request skip a check."""
 
@@ -16,7 +16,7 @@ from botocore.auth import S3SigV4Auth, S3SigV4QueryAuth, SigV4Auth, SigV4QueryAu
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from lambdalet.gateway.api import sigv4
+from lambdalet.gateway.api import sigv4, sigv4_canonical
 from lambdalet.gateway.api.sigv4 import AuthError, check_head, verify
 
 ENDPOINT = "http://127.0.0.1:9000"
@@ -130,7 +130,7 @@ def test_the_canonical_request_is_botocores(args, sign_kw, verify_kw, monkeypatc
     for _ in range(2):
         assert claim.canonical_request(body, allow) == canonical
         assert verify(method, target, headers, body, SECRETS, **verify_kw) == KEY
-    monkeypatch.setattr(sigv4, "_canonical_template", lambda *args: None)
+    monkeypatch.setattr(sigv4, "canonical_template", lambda *args: None)
     assert claim.canonical_request(body, allow) == canonical
     assert verify(method, target, headers, body, SECRETS, **verify_kw) == KEY
 
@@ -141,7 +141,7 @@ def test_the_string_to_sign_is_botocores():
     request.context["timestamp"] = "20261206T014930Z"
     canonical = "GET\n/x\n\nhost:127.0.0.1:9000\n\nhost\n" + hashlib.sha256(b"").hexdigest()
     expected = signer.signature(signer.string_to_sign(request, canonical), request)
-    assert sigv4._signature(canonical, SECRET, "20261206T014930Z", "eu-west-3", "lambda") == expected
+    assert sigv4_canonical.sign(canonical, SECRET, "20261206T014930Z", "eu-west-3", "lambda") == expected
 
 
 def _refused(method, target, headers, body, secrets=SECRETS, **kw) -> AuthError:
@@ -257,11 +257,11 @@ def test_the_signatures_hmac_is_the_standard_librarys(size):
     and messages of every length around SHA-256's block."""
     message = bytes(range(256)) * (size // 256 + 1)
     for secret, date, region, service in [(SECRET, "20261206", "us-east-1", "lambda"), ("x", "20240229", "eu-west-3", "s3")]:
-        key = sigv4._signing_key(secret, date, region, service)
+        key = sigv4_canonical.derive_signing_key(secret, date, region, service)
         expected = hmac.digest(key, message[:size], "sha256").hex()
-        assert sigv4._hmac_sha256_hex(sigv4._keyed_sha256(secret, date, region, service), message[:size]) == expected
+        assert sigv4_canonical._hmac_sha256_hex(sigv4_canonical._keyed_sha256(secret, date, region, service), message[:size]) == expected
         # The kept state is copied, never fed: a second use gives the same.
-        assert sigv4._hmac_sha256_hex(sigv4._keyed_sha256(secret, date, region, service), message[:size]) == expected
+        assert sigv4_canonical._hmac_sha256_hex(sigv4_canonical._keyed_sha256(secret, date, region, service), message[:size]) == expected
 
 
 def test_a_long_request_is_checked_but_its_forms_are_not_kept():
@@ -272,10 +272,10 @@ def test_a_long_request_is_checked_but_its_forms_are_not_kept():
 
     long_value = "v" * 8000
     canonical, (method, target, headers, body) = _sign("GET", "/2015-03-31/functions", headers=[("X-Long", long_value)])
-    templates = sigv4._canonical_template.cache_info().currsize
+    templates = sigv4_canonical.canonical_template.cache_info().currsize
     assert check_head(method, target, headers, SECRETS).canonical_request(body) == canonical
     assert verify(method, target, headers, body, SECRETS) == KEY
-    assert sigv4._canonical_template.cache_info().currsize == templates
+    assert sigv4_canonical.canonical_template.cache_info().currsize == templates
     assert _refused(method, target, _with(headers, "x-long", long_value + "w"), body).code == "InvalidSignatureException"
 
     # An Authorization whose fields before the signature are long (padded with spaces).

@@ -2,8 +2,10 @@
 
 - router.py       which code answers a request, and the one place auth is
                   checked; implements http/'s Handler for both ports.
-- sigv4.py        SigV4 verification (botocore does the maths): the checks
-                  a head allows, then the signature over the body.
+- sigv4.py        SigV4 verification: the checks a head allows, then the
+                  signature over the body, compared in constant time.
+- sigv4_canonical.py  the canonical request (botocore's, templated per shape
+                  of request) and the signature's HMACs. Pure.
 - sigv4_parse.py  what a request claims about its signature (header or
                   presigned query), its signing time and the clock. Pure.
 - credentials.py  the server's keys: <data-dir>/credentials.

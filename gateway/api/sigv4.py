@@ -1,13 +1,11 @@
-"""AWS Signature Version 4 verification, with botocore doing the signing maths.
+"""AWS Signature Version 4 verification: what a request claims, checked.
 
-The request is rebuilt holding exactly what the client signed (the
-attributes of a botocore ``AWSRequest`` that signing reads), and botocore's
-``SigV4Auth`` makes the canonical request: once per shape of request, with
-marks where the signing time and the body's hash go, filled in on each
-call (_canonical_template). The string to sign and the signature are SigV4's
-two HMAC lines (the signing key, derived as botocore derives it, is kept per
-key and day); this module only checks and compares (sigv4_parse.py reads
-what the request claims and checks the clock). Nothing here does I/O; the credentials file is credentials.py's.
+sigv4_parse.py reads what the request claims (its Authorization or query
+signature, the signing time) and checks the clock; sigv4_canonical.py
+makes the canonical request (botocore's, templated per shape of request)
+and the signature; this module gathers what the client signed, checks the
+scope, the body's hash and the signature, and compares in constant time.
+Nothing here does I/O; the credentials file is credentials.py's.
 
 Every failure is an ``AuthError`` carrying AWS's own error type and wording;
 all of them are HTTP 403.
@@ -16,17 +14,32 @@ all of them are HTTP 403.
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import hashlib
 import hmac
 import re
 import time
 from collections.abc import Mapping
-from urllib.parse import quote, unquote, unquote_to_bytes
+from urllib.parse import unquote
 
-from botocore.auth import EMPTY_SHA256_HASH, UNSIGNED_PAYLOAD, SigV4Auth
-from botocore.credentials import Credentials
+from botocore.auth import EMPTY_SHA256_HASH, UNSIGNED_PAYLOAD
 
+from .sigv4_canonical import (
+    DATE,
+    DATE_MARK,
+    HASH_MARK,
+    PAYLOAD_HASH,
+    TEMPLATE_KEPT_MAX,
+    TEMPLATE_SIGNERS,
+    Mark,
+    S3Verifier,
+    SignedHeaders,
+    SignedRequest,
+    Verifier,
+    canonical_query,
+    canonical_template,
+    derive_signing_key,
+    sign,
+)
 from .sigv4_parse import (
     QUERY_AUTH,
     QUERY_AUTH_MARKERS,
@@ -62,235 +75,6 @@ STREAMING_PAYLOADS = frozenset(
         "STREAMING-UNSIGNED-PAYLOAD-TRAILER",
     }
 )
-
-
-def _canonical_query(pairs: list[tuple[str, str]]) -> str:
-    # Clients differ in how they escape a query (botocore escapes everything
-    # but -_.~; others leave ':' or ',' alone). SigV4 signs the strict form,
-    # so decode each piece and re-escape it strictly. botocore sorts the
-    # pairs when it builds the canonical request.
-    if not pairs:
-        return ""
-
-    def strict(piece: str) -> str:
-        return quote(unquote_to_bytes(piece), safe="-_.~")
-
-    return "&".join(f"{strict(k)}={strict(v)}" for k, v in pairs)
-
-
-@functools.lru_cache(maxsize=256)
-def _signing_key(secret: str, date: str, region: str, service: str) -> bytes:
-    """SigV4's key for one day's scope, derived as botocore derives it. It
-    changes once a day per key, and deriving it is four of the five HMACs a
-    request's signature takes: kept for the keys in use (bounded, and only
-    for keys that signed a request whose head passed every other check)."""
-    key = f"AWS4{secret}".encode()
-    for part in (date, region, service, "aws4_request"):
-        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
-    return key
-
-
-class _SignedHeaders:
-    """The headers a client signed, as botocore's signer reads a request's
-    headers (names case-insensitive, a name's values in order): what
-    canonical_request() uses of botocore's HTTPHeaders, an email.message
-    whose every lookup walks and re-checks its list. Names are kept lower-case."""
-
-    __slots__ = ("_values",)
-
-    def __init__(self, values: dict[str, list[str]]) -> None:
-        self._values = values
-
-    def __iter__(self):
-        return iter(self._values)
-
-    def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and name.lower() in self._values
-
-    def __getitem__(self, name: str) -> str | None:
-        values = self._values.get(name.lower())
-        return values[0] if values else None
-
-    def get(self, name: str, default: str | None = None) -> str | None:
-        values = self._values.get(name.lower())
-        return values[0] if values else default
-
-    def get_all(self, name: str, default: list[str] | None = None) -> list[str] | None:
-        return self._values.get(name.lower(), default)
-
-
-class _SignedRequest:
-    """A request as the client signed it, holding what botocore's SigV4Auth
-    reads to make the canonical request and the string to sign (method,
-    url, params, headers, context) and what payload() hashes (data); an
-    AWSRequest would also build a request preparer and an email.message of
-    headers on every check, for nothing."""
-
-    __slots__ = ("method", "url", "params", "headers", "context", "data", "payload_hash")
-
-    def __init__(self, method: str, url: str, headers: _SignedHeaders, data: bytes, context: dict, payload_hash: str | None = None) -> None:
-        self.method = method
-        self.url = url
-        self.params: dict = {}  # the query is in url, as the client sent it
-        self.headers = headers
-        self.context = context
-        self.data = data
-        self.payload_hash = payload_hash  # what payload() answers, when already known
-
-
-# Paths longer than this are normalised afresh each time: the cache holds
-# what clients send again and again (a function's invoke path), not
-# whatever a client makes up.
-_CACHED_PATH_MAX = 256
-_PATH_SIGNER = SigV4Auth(Credentials("", ""), "", "")
-
-
-@functools.lru_cache(maxsize=1024)
-def _canonical_path(path: str) -> str:
-    # botocore's own normalisation (dot segments, then escaping), which
-    # depends on the path alone.
-    return SigV4Auth._normalize_url_path(_PATH_SIGNER, path)
-
-
-class _Verifier(SigV4Auth):
-    def headers_to_sign(self, request: _SignedRequest) -> _SignedHeaders:
-        # botocore, as a signer, skips some headers (user-agent, expect, ...).
-        # As a verifier we must honour exactly the list the client signed,
-        # whichever SDK it was; the request holds only those headers.
-        return request.headers
-
-    def _normalize_url_path(self, path: str) -> str:
-        return _canonical_path(path) if len(path) <= _CACHED_PATH_MAX else super()._normalize_url_path(path)
-
-    def payload(self, request: _SignedRequest) -> str:
-        # Reached only without a signed X-Amz-Content-SHA256 (so never for a
-        # streaming payload), over http. botocore reads request.body, which
-        # prepares a whole copy of the request (its URL split, its headers
-        # copied) to hand back the bytes held in request.data.
-        if request.payload_hash is not None:
-            return request.payload_hash
-        data = request.data
-        return hashlib.sha256(data).hexdigest() if data else EMPTY_SHA256_HASH
-
-
-class _S3Verifier(_Verifier):
-    """S3 signs the path as the client encoded it, without normalising it
-    (no dot segments removed, no double encoding). Clients differ only in
-    which safe characters they escape, so the path is decoded and escaped
-    strictly again, as S3 does."""
-
-    def _normalize_url_path(self, path: str) -> str:
-        return quote(unquote_to_bytes(path), safe="/~")
-
-    def payload(self, request: _SignedRequest) -> str:
-        # A presigned S3 URL signs no body: its canonical request names
-        # UNSIGNED-PAYLOAD unless the client signed a hash header.
-        if request.context.get("query_auth"):
-            return UNSIGNED_PAYLOAD
-        return super().payload(request)
-
-
-# canonical_request() reads neither the credentials nor the scope: one
-# verifier of each kind serves every request.
-_TEMPLATE_SIGNERS: dict[type[_Verifier], _Verifier] = {kind: kind(Credentials("", ""), "", "") for kind in (_Verifier, _S3Verifier)}
-
-
-class _Mark:
-    """Stands in a template's key for a value that changes from one call of
-    a client to the next: the signing time, the body's hash. Equal to
-    itself alone, so no value a request carries can pass for it."""
-
-    __slots__ = ("text",)
-
-    def __init__(self, text: str) -> None:
-        # In the template, text holds the value's place: no whitespace and
-        # no comma, as the values it stands for (an ISO-8601 basic time, 64
-        # hex digits), so that botocore passes it through untouched and in
-        # the same place; and NUL, which no templated request holds, so
-        # that each one in a template is a mark's.
-        self.text = text
-
-
-_DATE = _Mark("\x00date\x00")
-_PAYLOAD_HASH = _Mark("\x00payload-hash\x00")
-_DATE_MARK = _DATE.text
-_HASH_MARK = _PAYLOAD_HASH.text
-
-
-# The most of a request's path, query and signed header values that a kept
-# template may hold: clients' calls are far shorter.
-_TEMPLATE_KEPT_MAX = 4096
-
-
-@functools.lru_cache(maxsize=512)
-def _canonical_template(
-    verifier: type[_Verifier],
-    method: str,
-    path: str,
-    query: str,
-    headers: tuple[tuple[str, tuple[str, ...] | _Mark], ...],
-    query_auth: bool,
-) -> str | None:
-    """botocore's canonical request for a request of this shape, its
-    signing time and payload hash marked: filled in, it is byte for byte the
-    one botocore makes of the request itself. None (made by botocore each
-    time) if anything of the request holds a NUL. A pure function of its
-    arguments, kept for the shapes clients send again and again (bounded)."""
-    values: dict[str, list[str]] = {}
-    for name, found in headers:
-        values[name] = [found.text] if isinstance(found, _Mark) else list(found)
-        if not isinstance(found, _Mark) and any("\x00" in v for v in found):
-            return None
-    if "\x00" in method + path + query + "".join(values):
-        return None
-    request = _SignedRequest(
-        method,
-        f"http://lambdalet{path}?{query}",
-        _SignedHeaders(values),
-        b"",
-        {"timestamp": "", "query_auth": query_auth},
-        _HASH_MARK,
-    )
-    return _TEMPLATE_SIGNERS[verifier].canonical_request(request)
-
-
-# HMAC's pads (RFC 2104) as byte translations, as the standard library's hmac makes them.
-_INNER_PAD = bytes(x ^ 0x36 for x in range(256))
-_OUTER_PAD = bytes(x ^ 0x5C for x in range(256))
-_SHA256_BLOCK = 64
-
-
-@functools.lru_cache(maxsize=256)
-def _keyed_sha256(secret: str, date: str, region: str, service: str) -> tuple[hashlib._Hash, hashlib._Hash]:
-    """SHA-256 having taken the signing key XOR each of HMAC's two pads:
-    HMAC-SHA256 under that key is a copy of each, fed (RFC 2104). The
-    one-shot hmac.digest() fetched OpenSSL's algorithm and made a MAC
-    context on every call, half of the signature's time. Kept as the
-    signing key is (its key is 32 bytes, under SHA-256's 64-byte block)."""
-    key = _signing_key(secret, date, region, service).ljust(_SHA256_BLOCK, b"\0")
-    return hashlib.sha256(key.translate(_INNER_PAD)), hashlib.sha256(key.translate(_OUTER_PAD))
-
-
-def _hmac_sha256_hex(keyed: tuple[hashlib._Hash, hashlib._Hash], message: bytes) -> str:
-    """HMAC-SHA256 of message under the key of _keyed_sha256, in hex: the
-    same as hmac.digest(key, message, "sha256").hex() (tests/test_sigv4_templates.py)."""
-    inner = keyed[0].copy()
-    inner.update(message)
-    outer = keyed[1].copy()
-    outer.update(inner.digest())
-    return outer.hexdigest()
-
-
-def _signature(canonical: str, secret: str, timestamp: str, region: str, service: str) -> str:
-    """SigV4's signature of a canonical request. The string to sign is
-    written out here rather than made by botocore's string_to_sign(), which
-    needs a request object built for it: the same four lines
-    (tests/test_sigv4_templates.py holds it to botocore's)."""
-    date = timestamp[0:8]
-    string_to_sign = (
-        f"AWS4-HMAC-SHA256\n{timestamp}\n{date}/{region}/{service}/aws4_request\n{hashlib.sha256(canonical.encode()).hexdigest()}"
-    )
-    return _hmac_sha256_hex(_keyed_sha256(secret, date, region, service), string_to_sign.encode())
 
 
 class _HeaderValues:
@@ -397,7 +181,7 @@ class Claim:
 
     def signing_key(self) -> bytes:
         """The key derived from the secret for this request's scope."""
-        return _signing_key(self.secret, self._signed.scope_date, self._signed.region, self._signed.service)
+        return derive_signing_key(self.secret, self._signed.scope_date, self._signed.region, self._signed.service)
 
     def verify_body(self, body: bytes, allow_unsigned_payload: bool = False, *, payload_checked_elsewhere: bool = False) -> str:
         """Check the signature over the whole request; return the access key id.
@@ -405,7 +189,7 @@ class Claim:
         of STREAMING_PAYLOADS, and the body is checked as it is decoded."""
         signed = self._signed
         canonical = self.canonical_request(body, allow_unsigned_payload, payload_checked_elsewhere=payload_checked_elsewhere)
-        expected = _signature(canonical, self.secret, self._timestamp, signed.region, signed.service)
+        expected = sign(canonical, self.secret, self._timestamp, signed.region, signed.service)
         if not hmac.compare_digest(expected.encode(), signed.signature.encode()):
             raise AuthError("InvalidSignatureException", _BAD_SIGNATURE)
         return signed.access_key
@@ -421,42 +205,42 @@ class Claim:
         if claimed is not None and not (payload_checked_elsewhere and claimed[0] in STREAMING_PAYLOADS):
             payload_hash = _check_payload_hash(claimed[0], body, allow_unsigned_payload)
 
-        verifier = _S3Verifier if signed.service == "s3" else _Verifier
+        verifier = S3Verifier if signed.service == "s3" else Verifier
         method = self._method.upper()
-        query = _canonical_query(self._pairs)
+        query = canonical_query(self._pairs)
         timestamp = self._timestamp
         # The canonical request of a client's every call differs only in its
         # signing time and its body's hash: botocore makes it once per shape,
-        # with marks in their place (_canonical_template).
-        shape: list[tuple[str, tuple[str, ...] | _Mark]] = []
+        # with marks in their place (canonical_template).
+        shape: list[tuple[str, tuple[str, ...] | Mark]] = []
         size = len(self._path) + len(query)
         for name, found in values.items():
             if name == "x-amz-date" and len(found) == 1 and found[0] == timestamp:
-                shape.append((name, _DATE))
+                shape.append((name, DATE))
             elif name == "x-amz-content-sha256" and payload_hash is not None and len(found) == 1 and found[0] == payload_hash:
-                shape.append((name, _PAYLOAD_HASH))
+                shape.append((name, PAYLOAD_HASH))
             else:
                 shape.append((name, tuple(found)))
                 size += sum(map(len, found))
         # A shape too big to keep (a head may be 64 KiB) is made, not kept.
-        make = _canonical_template if size <= _TEMPLATE_KEPT_MAX else _canonical_template.__wrapped__
+        make = canonical_template if size <= TEMPLATE_KEPT_MAX else canonical_template.__wrapped__
         template = make(verifier, method, self._path, query, tuple(shape), self.query_auth)
         if template is not None:
-            canonical = template.replace(_DATE_MARK, timestamp)
-            if _HASH_MARK in canonical:
+            canonical = template.replace(DATE_MARK, timestamp)
+            if HASH_MARK in canonical:
                 if payload_hash is None:
                     payload_hash = hashlib.sha256(body).hexdigest() if body else EMPTY_SHA256_HASH
-                canonical = canonical.replace(_HASH_MARK, payload_hash)
+                canonical = canonical.replace(HASH_MARK, payload_hash)
         else:
-            request = _SignedRequest(
+            request = SignedRequest(
                 method,
                 f"http://lambdalet{self._path}?{query}",
-                _SignedHeaders(values),
+                SignedHeaders(values),
                 body,
                 {"timestamp": timestamp, "query_auth": self.query_auth},
                 payload_hash,
             )
-            canonical = _TEMPLATE_SIGNERS[verifier].canonical_request(request)
+            canonical = TEMPLATE_SIGNERS[verifier].canonical_request(request)
         return canonical
 
 
