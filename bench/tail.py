@@ -24,7 +24,7 @@ import urllib.parse
 
 import trio
 
-from lambdalet.gateway.cli.loadgen import ResponseReader, plain_request
+from lambdalet.gateway.cli.loadgen import ResponseReader, plain_request, read_response
 
 from .harness import Lambdalet
 
@@ -40,13 +40,7 @@ async def _connection(host: str, port: int, request: bytes, out: list[tuple[floa
         while time.perf_counter() < deadline:
             sent = time.perf_counter()
             await sock.send(request)
-            response = None
-            while response is None:
-                data = await sock.recv(65536)
-                if not data:
-                    raise ConnectionError("the server closed the connection")
-                reader.feed(data)
-                response = reader.next_response()
+            await read_response(sock, reader)
             out.append((sent, time.perf_counter()))
     finally:
         sock.close()

@@ -113,6 +113,18 @@ class Results:
         }
 
 
+async def read_response(sock: trio.socket.SocketType, reader: ResponseReader) -> tuple[int, bytes]:
+    """The next whole response on sock, reading as much as it takes."""
+    response = None
+    while response is None:
+        data = await sock.recv(65536)
+        if not data:
+            raise ConnectionError("server closed the connection")
+        reader.feed(data)
+        response = reader.next_response()
+    return response
+
+
 async def _connection(
     host: str, port: int, make_request: RequestFactory, results: Results, deadline: float, due: trio.MemoryReceiveChannel | None
 ) -> None:
@@ -136,13 +148,7 @@ async def _connection(
                     reader = ResponseReader()
                 sent_at = trio.current_time()
                 await sock.send(make_request())
-                response = None
-                while response is None:
-                    data = await sock.recv(65536)
-                    if not data:
-                        raise ConnectionError("server closed the connection")
-                    reader.feed(data)
-                    response = reader.next_response()
+                response = await read_response(sock, reader)
                 done = trio.current_time()
                 start = intended if due is not None else sent_at
                 results.latencies.append(done - start)
